@@ -1,0 +1,420 @@
+//! [`StreamsBuilder`] and the helpers every DSL operator uses to add nodes.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::Data;
+use crate::error::{Result, TopologyError};
+use crate::internals::node::{Children, NodeBox, NodeBuild, NodeFactory};
+use crate::internals::sink::{SinkNode, SinkTarget, TopicExtractorFn};
+use crate::internals::source::SourceNode;
+use crate::internals::task::TaskContext;
+use crate::record::{Change, Record};
+use crate::serde::{DefaultSerde, OptionSerde, Serde, SerdeError, SerdeRef};
+use crate::state::{KeyValueStoreBuilder, Stores, TimestampedSerde, ValueAndTimestamp};
+use crate::time::{ExtractorRef, RecordTimestamp};
+use crate::topology::{InternalBuilder, NodeKind, TopicName, Topology};
+
+use super::nodes::{FnNode, StoreNode};
+use super::options::{Consumed, Materialized};
+use super::{KStream, KTable};
+
+pub(crate) type Shared = Rc<RefCell<InternalBuilder>>;
+
+/// Builds a topology with the DSL.
+///
+/// ```
+/// use streams_core::prelude::*;
+///
+/// let builder = StreamsBuilder::new();
+/// builder
+///     .stream::<String, String>("sentences")
+///     .flat_map_values(|s: String| s.split_whitespace().map(str::to_lowercase).collect::<Vec<_>>())
+///     .select_key(|_, word| word.clone())
+///     .group_by_key()
+///     .count()
+///     .to_stream()
+///     .to("word-counts");
+/// let topology = builder.build().unwrap();
+/// assert_eq!(topology.describe().subtopologies.len(), 2); // cut at the repartition topic
+/// ```
+pub struct StreamsBuilder {
+    pub(crate) inner: Shared,
+}
+
+impl std::fmt::Debug for StreamsBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StreamsBuilder")
+    }
+}
+
+impl Default for StreamsBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StreamsBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self {
+            inner: Rc::new(RefCell::new(InternalBuilder::new())),
+        }
+    }
+
+    /// A stream of `topic`, with the default serdes of `K` and `V` and the record timestamp
+    /// as event time.
+    pub fn stream<K: Data + DefaultSerde, V: Data + DefaultSerde>(
+        &self,
+        topic: &str,
+    ) -> KStream<K, V> {
+        self.stream_with(&[topic], Consumed::new())
+    }
+
+    /// A stream of one or more topics, with explicit options; serdes left unset fall back to
+    /// nothing, so set them or use [`stream`](Self::stream).
+    pub fn stream_with<K: Data, V: Data>(
+        &self,
+        topics: &[&str],
+        consumed: Consumed<K, V>,
+    ) -> KStream<K, V> {
+        let name = self
+            .inner
+            .borrow_mut()
+            .name_or(consumed.name.as_deref(), "KSTREAM-SOURCE-");
+        let ks = require_serde(&self.inner, &name, "key", consumed.key_serde, None);
+        let vs = require_serde(&self.inner, &name, "value", consumed.value_serde, None);
+        let node = add_source(
+            &self.inner,
+            name,
+            topics
+                .iter()
+                .map(|t| TopicName::External((*t).to_string()))
+                .collect(),
+            ks.clone(),
+            vs.clone(),
+            consumed.extractor,
+            consumed.policy,
+        );
+        KStream::new(self.inner.clone(), node, Some(ks), Some(vs), false)
+    }
+
+    /// A table of `topic`: each record upserts its key; a null value is a tombstone that
+    /// deletes it. Materialized in a store with a generated name.
+    ///
+    /// ```
+    /// use streams_core::prelude::*;
+    /// let builder = StreamsBuilder::new();
+    /// builder.table::<String, String>("regions").to_stream().to("region-changes");
+    /// let mut driver = TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("t")).unwrap();
+    /// let input = driver.input_topic::<String, Option<String>>("regions");
+    /// let out = driver.output_topic::<String, Option<String>>("region-changes");
+    /// input.pipe_input("u1".into(), Some("eu".into())).unwrap();
+    /// input.pipe_input("u1".into(), None).unwrap(); // tombstone
+    /// assert_eq!(out.read_values_to_list().unwrap(), vec![Some("eu".to_string()), None]);
+    /// ```
+    pub fn table<K: Data + DefaultSerde, V: Data + DefaultSerde>(
+        &self,
+        topic: &str,
+    ) -> KTable<K, V> {
+        self.table_with(topic, Consumed::new(), Materialized::new())
+    }
+
+    /// A table of `topic` with explicit options.
+    pub fn table_with<K: Data, V: Data>(
+        &self,
+        topic: &str,
+        consumed: Consumed<K, V>,
+        materialized: Materialized<K, V>,
+    ) -> KTable<K, V> {
+        let source_name = self
+            .inner
+            .borrow_mut()
+            .name_or(consumed.name.as_deref(), "KSTREAM-SOURCE-");
+        let ks = require_serde(
+            &self.inner,
+            &source_name,
+            "key",
+            consumed.key_serde.or(materialized.key_serde.clone()),
+            None,
+        );
+        let vs = require_serde(
+            &self.inner,
+            &source_name,
+            "value",
+            consumed.value_serde.or(materialized.value_serde.clone()),
+            None,
+        );
+        let opt_vs: SerdeRef<Option<V>> = Arc::new(OptionSerde::new(vs.clone()));
+        // A table source's extractor sees `Option<V>`; only the default extractor applies.
+        let source = add_source::<K, Option<V>>(
+            &self.inner,
+            source_name,
+            vec![TopicName::External(topic.to_string())],
+            ks.clone(),
+            opt_vs,
+            None,
+            consumed.policy,
+        );
+        let (node, store) = add_table_source_node::<K, Option<V>, V>(
+            &self.inner,
+            source,
+            None,
+            materialized,
+            ks.clone(),
+            vs.clone(),
+            |v| v,
+        );
+        KTable::new(self.inner.clone(), node, Some(ks), Some(vs), Some(store))
+    }
+
+    /// Adds a store for Processor API nodes; connect it by name in
+    /// [`KStream::process`](crate::dsl::KStream::process).
+    pub fn add_state_store<K: Send + 'static, V: Send + 'static>(
+        &self,
+        builder: KeyValueStoreBuilder<K, V>,
+    ) {
+        let (name, factory) = builder.into_factory();
+        self.inner.borrow_mut().add_store(name, factory);
+    }
+
+    /// Builds the topology, or reports the first mistake (a missing serde, a duplicate name,
+    /// no source...).
+    pub fn build(self) -> Result<Topology, TopologyError> {
+        let inner = std::mem::replace(&mut *self.inner.borrow_mut(), InternalBuilder::new());
+        inner.build()
+    }
+}
+
+/// A serde that only exists in topologies that fail to build (the missing serde has been
+/// recorded as an error); it can never run.
+struct Missing;
+
+impl<T: 'static> Serde<T> for Missing {
+    fn serialize_into(&self, _: &T, _: &mut Vec<u8>) -> Result<(), SerdeError> {
+        Err(SerdeError::Encode {
+            format: "none",
+            type_name: std::any::type_name::<T>(),
+            detail: "no serde was configured".into(),
+        })
+    }
+    fn deserialize(&self, _: &[u8]) -> Result<T, SerdeError> {
+        Err(SerdeError::Invalid {
+            format: "none",
+            type_name: std::any::type_name::<T>(),
+            detail: "no serde was configured".into(),
+        })
+    }
+}
+
+/// The first serde that is set, or a recorded [`TopologyError::MissingSerde`].
+pub(crate) fn require_serde<T: 'static>(
+    b: &Shared,
+    operator: &str,
+    which: &'static str,
+    given: Option<SerdeRef<T>>,
+    carried: Option<SerdeRef<T>>,
+) -> SerdeRef<T> {
+    match given.or(carried) {
+        Some(s) => s,
+        None => {
+            b.borrow_mut().error(TopologyError::MissingSerde {
+                operator: operator.to_string(),
+                which,
+                type_name: std::any::type_name::<T>(),
+            });
+            Arc::new(Missing)
+        }
+    }
+}
+
+pub(crate) fn add_source<K: Data, V: Data>(
+    b: &Shared,
+    name: String,
+    topics: Vec<TopicName>,
+    ks: SerdeRef<K>,
+    vs: SerdeRef<V>,
+    extractor: Option<ExtractorRef<K, V>>,
+    policy: Option<crate::time::InvalidTimestampPolicy>,
+) -> usize {
+    let extractor: ExtractorRef<K, V> = extractor.unwrap_or_else(|| Arc::new(RecordTimestamp));
+    let factory: NodeFactory = Arc::new(move |nb: NodeBuild<'_>| {
+        Ok(NodeBox::source(SourceNode::new(
+            nb.topics,
+            nb.partition,
+            ks.clone(),
+            vs.clone(),
+            extractor.clone(),
+            policy.unwrap_or(nb.config.invalid_timestamp_policy()),
+            nb.children,
+        )))
+    });
+    b.borrow_mut()
+        .add_node(name, NodeKind::Source { topics }, &[], factory)
+}
+
+pub(crate) fn add_sink<K: Data, V: Data>(
+    b: &Shared,
+    name: String,
+    parent: usize,
+    topic: TopicName,
+    ks: SerdeRef<K>,
+    vs: SerdeRef<V>,
+) -> usize {
+    let factory: NodeFactory = Arc::new(move |nb: NodeBuild<'_>| {
+        let topic = nb
+            .topics
+            .first()
+            .cloned()
+            .ok_or_else(|| crate::error::StreamsError::Internal("sink without topic".into()))?;
+        Ok(NodeBox::typed::<K, V, _>(SinkNode::new(
+            nb.name,
+            SinkTarget::Fixed(topic),
+            ks.clone(),
+            vs.clone(),
+        )))
+    });
+    b.borrow_mut().add_node(
+        name,
+        NodeKind::Sink { topic: Some(topic) },
+        &[parent],
+        factory,
+    )
+}
+
+pub(crate) fn add_dynamic_sink<K: Data, V: Data>(
+    b: &Shared,
+    name: String,
+    parent: usize,
+    extractor: TopicExtractorFn<K, V>,
+    ks: SerdeRef<K>,
+    vs: SerdeRef<V>,
+) -> usize {
+    let factory: NodeFactory = Arc::new(move |nb: NodeBuild<'_>| {
+        Ok(NodeBox::typed::<K, V, _>(SinkNode::new(
+            nb.name,
+            SinkTarget::Dynamic(extractor.clone()),
+            ks.clone(),
+            vs.clone(),
+        )))
+    });
+    b.borrow_mut()
+        .add_node(name, NodeKind::Sink { topic: None }, &[parent], factory)
+}
+
+/// Adds a stateless node whose per-task closure `make()` builds.
+pub(crate) fn add_fn_node<K: Data, V: Data, F, M>(
+    b: &Shared,
+    name: String,
+    parents: &[usize],
+    make: M,
+) -> usize
+where
+    M: Fn() -> F + Send + Sync + 'static,
+    F: FnMut(Record<K, V>, &Children, &mut TaskContext) -> Result<()> + Send + 'static,
+{
+    let factory: NodeFactory = Arc::new(move |nb: NodeBuild<'_>| {
+        Ok(NodeBox::typed::<K, V, _>(FnNode::new(make(), nb.children)))
+    });
+    b.borrow_mut()
+        .add_node(name, NodeKind::Processor, parents, factory)
+}
+
+/// Adds a node with a store handle of type `S`, connected to the store `store`.
+pub(crate) fn add_store_node<K: Data, V: Data, S: Clone + Send + 'static, F, M>(
+    b: &Shared,
+    name: String,
+    parents: &[usize],
+    store: &str,
+    make: M,
+) -> usize
+where
+    M: Fn() -> F + Send + Sync + 'static,
+    F: FnMut(&S, Record<K, V>, &Children, &mut TaskContext) -> Result<()> + Send + 'static,
+{
+    let store_name: Arc<str> = Arc::from(store);
+    let factory: NodeFactory = Arc::new(move |nb: NodeBuild<'_>| {
+        Ok(NodeBox::typed::<K, V, _>(StoreNode::<K, V, S, F>::new(
+            store_name.clone(),
+            make(),
+            nb.children,
+        )))
+    });
+    let mut ib = b.borrow_mut();
+    let idx = ib.add_node(name, NodeKind::Processor, parents, factory);
+    ib.connect_store(idx, store);
+    idx
+}
+
+/// The store handle type of DSL key-value stores.
+pub(crate) type TsHandle<K, V> = crate::state::KeyValueStoreHandle<K, ValueAndTimestamp<V>>;
+
+/// Adds a timestamped key-value store for a DSL operator; returns its name.
+pub(crate) fn add_ts_store<K: Data, V: Data>(
+    b: &Shared,
+    name: String,
+    materialized_supplier: Option<Arc<dyn streams_state::KeyValueBytesStoreSupplier>>,
+    ks: SerdeRef<K>,
+    vs: SerdeRef<V>,
+) -> String {
+    let supplier =
+        materialized_supplier.unwrap_or_else(|| Stores::in_memory_key_value_store(&name));
+    let ts_serde: SerdeRef<ValueAndTimestamp<V>> = Arc::new(TimestampedSerde::new(vs));
+    let builder = Stores::key_value_store_builder(supplier, ks, ts_serde);
+    let (store_name, factory) = builder.into_factory();
+    b.borrow_mut().add_store(store_name.clone(), factory);
+    store_name
+}
+
+/// Adds a table source node (upsert/delete into a store, forward `Change`s). `to_opt` turns
+/// the input value into the new table value (`None` deletes).
+pub(crate) fn add_table_source_node<K: Data, VIn: Data, V: Data>(
+    b: &Shared,
+    parent: usize,
+    processor_name: Option<&str>,
+    materialized: Materialized<K, V>,
+    ks: SerdeRef<K>,
+    vs: SerdeRef<V>,
+    to_opt: fn(VIn) -> Option<V>,
+) -> (usize, String) {
+    let store_name = b
+        .borrow_mut()
+        .name_or(materialized.name.as_deref(), "KTABLE-SOURCE-STATE-STORE-");
+    let name = b.borrow_mut().name_or(processor_name, "KTABLE-SOURCE-");
+    let store = add_ts_store(&b.clone(), store_name, materialized.supplier, ks, vs);
+    let node =
+        add_store_node::<K, VIn, TsHandle<K, V>, _, _>(b, name, &[parent], &store, move || {
+            move |store: &TsHandle<K, V>,
+                  r: Record<K, VIn>,
+                  children: &Children,
+                  task: &mut TaskContext| {
+                let new = to_opt(r.value);
+                let old = match &new {
+                    Some(v) => {
+                        let old = store.get(&r.key)?;
+                        store.put(
+                            &r.key,
+                            &ValueAndTimestamp {
+                                value: v.clone(),
+                                timestamp: r.timestamp,
+                            },
+                        )?;
+                        old
+                    }
+                    None => store.delete(&r.key)?,
+                };
+                let change = Change::new(new, old.map(|o| o.value));
+                children.forward(
+                    task,
+                    Record {
+                        key: r.key,
+                        value: change,
+                        timestamp: r.timestamp,
+                        headers: r.headers,
+                    },
+                )
+            }
+        });
+    (node, store)
+}

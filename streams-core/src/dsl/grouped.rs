@@ -1,0 +1,249 @@
+//! [`KGroupedStream`]: a stream grouped by key, ready for aggregation.
+
+use std::sync::Arc;
+
+use crate::Data;
+use crate::error::Result;
+use crate::internals::node::Children;
+use crate::internals::task::TaskContext;
+use crate::record::{Change, Record};
+use crate::serde::{DefaultSerde, SerdeRef};
+use crate::state::ValueAndTimestamp;
+
+use super::builder::{TsHandle, add_store_node, add_ts_store, require_serde};
+use super::kstream::repartition_through;
+use super::options::Materialized;
+use super::{KStream, KTable};
+
+/// A stream grouped by key. Only aggregations are offered here: `count`, `reduce` and
+/// `aggregate`, each giving a [`KTable`] with one update per input record.
+pub struct KGroupedStream<K, V> {
+    stream: KStream<K, V>,
+    name: Option<String>,
+    key_serde: Option<SerdeRef<K>>,
+    value_serde: Option<SerdeRef<V>>,
+    repartition_required: bool,
+}
+
+impl<K, V> std::fmt::Debug for KGroupedStream<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KGroupedStream")
+            .field("name", &self.name)
+            .field("repartition_required", &self.repartition_required)
+            .finish()
+    }
+}
+
+/// The per-key step of an aggregation: key, new value, current aggregate (if any).
+type AggStep<K, V, VA> = Arc<dyn Fn(&K, V, Option<VA>) -> VA + Send + Sync>;
+
+impl<K: Data, V: Data> KGroupedStream<K, V> {
+    pub(crate) fn new(
+        stream: KStream<K, V>,
+        name: Option<String>,
+        key_serde: Option<SerdeRef<K>>,
+        value_serde: Option<SerdeRef<V>>,
+        repartition_required: bool,
+    ) -> Self {
+        Self {
+            stream,
+            name,
+            key_serde,
+            value_serde,
+            repartition_required,
+        }
+    }
+
+    /// Counts records per key.
+    ///
+    /// ```
+    /// # use streams_core::prelude::*;
+    /// let builder = StreamsBuilder::new();
+    /// builder.stream::<String, String>("in").group_by_key()
+    ///     .count_with(Materialized::as_("counts"))
+    ///     .to_stream().to("out");
+    /// let mut driver = TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("doc")).unwrap();
+    /// let input = driver.input_topic::<String, String>("in");
+    /// input.pipe_input("a".into(), "x".into()).unwrap();
+    /// input.pipe_input("a".into(), "y".into()).unwrap();
+    /// assert_eq!(driver.output_topic::<String, Option<i64>>("out").read_values_to_list().unwrap(), vec![Some(1), Some(2)]);
+    /// assert_eq!(driver.key_value_store::<String, i64>("counts").unwrap().get(&"a".into()).unwrap(), Some(2));
+    /// ```
+    pub fn count(&self) -> KTable<K, i64> {
+        self.count_with(Materialized::new())
+    }
+
+    /// Counts records per key into a store with explicit options.
+    pub fn count_with(&self, materialized: Materialized<K, i64>) -> KTable<K, i64> {
+        let step: AggStep<K, V, i64> = Arc::new(|_, _, n| n.unwrap_or(0) + 1);
+        self.aggregate_impl(
+            materialized,
+            Some(i64::default_serde()),
+            "KSTREAM-AGGREGATE-",
+            step,
+        )
+    }
+
+    /// Combines the values of each key with `reducer` (the first value is kept as is).
+    ///
+    /// ```
+    /// # use streams_core::prelude::*;
+    /// let builder = StreamsBuilder::new();
+    /// builder.stream::<String, i64>("in").group_by_key()
+    ///     .reduce(|a, b| a.max(b))
+    ///     .to_stream().to("max");
+    /// let mut driver = TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("doc")).unwrap();
+    /// let input = driver.input_topic::<String, i64>("in");
+    /// for v in [3, 9, 4] { input.pipe_input("k".into(), v).unwrap(); }
+    /// assert_eq!(driver.output_topic::<String, Option<i64>>("max").read_values_to_list().unwrap(), vec![Some(3), Some(9), Some(9)]);
+    /// ```
+    pub fn reduce<F>(&self, reducer: F) -> KTable<K, V>
+    where
+        F: Fn(V, V) -> V + Send + Sync + 'static,
+    {
+        self.reduce_with(reducer, Materialized::new())
+    }
+
+    /// [`reduce`](Self::reduce) into a store with explicit options.
+    pub fn reduce_with<F>(&self, reducer: F, materialized: Materialized<K, V>) -> KTable<K, V>
+    where
+        F: Fn(V, V) -> V + Send + Sync + 'static,
+    {
+        let step: AggStep<K, V, V> = Arc::new(move |_, v, agg| match agg {
+            None => v,
+            Some(a) => reducer(a, v),
+        });
+        let vs = self.value_serde.clone();
+        self.aggregate_impl(materialized, vs, "KSTREAM-REDUCE-", step)
+    }
+
+    /// Folds the values of each key into an aggregate that starts at `initializer()`, with
+    /// the aggregate's default serde.
+    ///
+    /// ```
+    /// # use streams_core::prelude::*;
+    /// let builder = StreamsBuilder::new();
+    /// builder.stream::<String, String>("in").group_by_key()
+    ///     .aggregate(String::new, |_, v, agg: String| agg + &v)
+    ///     .to_stream().to("concat");
+    /// let mut driver = TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("doc")).unwrap();
+    /// let input = driver.input_topic::<String, String>("in");
+    /// for v in ["a", "b"] { input.pipe_input("k".into(), v.into()).unwrap(); }
+    /// assert_eq!(driver.output_topic::<String, Option<String>>("concat").read_values_to_list().unwrap(),
+    ///            vec![Some("a".to_string()), Some("ab".to_string())]);
+    /// ```
+    pub fn aggregate<VA: Data + DefaultSerde, I, A>(
+        &self,
+        initializer: I,
+        aggregator: A,
+    ) -> KTable<K, VA>
+    where
+        I: Fn() -> VA + Send + Sync + 'static,
+        A: Fn(&K, V, VA) -> VA + Send + Sync + 'static,
+    {
+        self.aggregate_with(
+            initializer,
+            aggregator,
+            Materialized::with_value(VA::default_serde()),
+        )
+    }
+
+    /// [`aggregate`](Self::aggregate) into a store with explicit options.
+    pub fn aggregate_with<VA: Data, I, A>(
+        &self,
+        initializer: I,
+        aggregator: A,
+        materialized: Materialized<K, VA>,
+    ) -> KTable<K, VA>
+    where
+        I: Fn() -> VA + Send + Sync + 'static,
+        A: Fn(&K, V, VA) -> VA + Send + Sync + 'static,
+    {
+        let step: AggStep<K, V, VA> =
+            Arc::new(move |k, v, agg| aggregator(k, v, agg.unwrap_or_else(&initializer)));
+        self.aggregate_impl(materialized, None, "KSTREAM-AGGREGATE-", step)
+    }
+
+    fn aggregate_impl<VA: Data>(
+        &self,
+        materialized: Materialized<K, VA>,
+        default_value_serde: Option<SerdeRef<VA>>,
+        prefix: &str,
+        step: AggStep<K, V, VA>,
+    ) -> KTable<K, VA> {
+        let b = self.stream.b.clone();
+        let store_name = b.borrow_mut().name_or(
+            materialized.name.as_deref(),
+            &format!("{prefix}STATE-STORE-"),
+        );
+        let name = b.borrow_mut().generate(prefix);
+        let ks = require_serde(
+            &b,
+            &name,
+            "key",
+            materialized.key_serde.clone(),
+            self.key_serde.clone(),
+        );
+        let vas = require_serde(
+            &b,
+            &name,
+            "value",
+            materialized.value_serde.clone(),
+            default_value_serde,
+        );
+        let mut parent = self.stream.node;
+        if self.repartition_required {
+            let base = self.name.clone().unwrap_or_else(|| store_name.clone());
+            let vs = require_serde(&b, &base, "value", self.value_serde.clone(), None);
+            parent =
+                repartition_through(&b, parent, &base, self.name.is_some(), ks.clone(), vs, None);
+        }
+        let store = add_ts_store(
+            &b,
+            store_name,
+            materialized.supplier,
+            ks.clone(),
+            vas.clone(),
+        );
+        let node =
+            add_store_node::<K, V, TsHandle<K, VA>, _, _>(&b, name, &[parent], &store, move || {
+                let step = step.clone();
+                move |store: &TsHandle<K, VA>,
+                      r: Record<K, V>,
+                      ch: &Children,
+                      t: &mut TaskContext|
+                      -> Result<()> {
+                    let old = store.get(&r.key)?;
+                    let (old_value, ts) = match old {
+                        Some(o) => (Some(o.value), o.timestamp.max(r.timestamp)),
+                        None => (None, r.timestamp),
+                    };
+                    let new = step(&r.key, r.value, old_value.clone());
+                    let stored = ValueAndTimestamp {
+                        value: new,
+                        timestamp: ts,
+                    };
+                    store.put(&r.key, &stored)?;
+                    ch.forward(
+                        t,
+                        Record {
+                            key: r.key,
+                            value: Change::new(Some(stored.value), old_value),
+                            timestamp: ts,
+                            headers: r.headers,
+                        },
+                    )
+                }
+            });
+        KTable::new(b.clone(), node, Some(ks), Some(vas), Some(store))
+    }
+}
+
+impl<K, V> Materialized<K, V> {
+    pub(crate) fn with_value(value_serde: SerdeRef<V>) -> Self {
+        Self {
+            value_serde: Some(value_serde),
+            ..Self::default()
+        }
+    }
+}

@@ -1,0 +1,618 @@
+//! [`KTable`]: a changelog stream, one current value per key.
+
+use std::sync::Arc;
+
+use crate::Data;
+use crate::error::Result;
+use crate::internals::node::Children;
+use crate::internals::task::TaskContext;
+use crate::record::{Change, Record};
+use crate::serde::{DefaultSerde, OptionSerde, Serde, SerdeError, SerdeRef};
+use crate::state::ValueAndTimestamp;
+
+use super::KStream;
+use super::builder::{Shared, TsHandle, add_fn_node, add_store_node, add_ts_store, require_serde};
+use super::kstream::repartition_through;
+use super::options::{Grouped, Materialized, Named};
+
+/// A table: for each key, its latest value. Updates flow downstream as changes (new and old
+/// value); a deleted key flows as a tombstone.
+pub struct KTable<K, V> {
+    b: Shared,
+    node: usize,
+    key_serde: Option<SerdeRef<K>>,
+    value_serde: Option<SerdeRef<V>>,
+    store: Option<String>,
+}
+
+impl<K, V> Clone for KTable<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            b: self.b.clone(),
+            node: self.node,
+            key_serde: self.key_serde.clone(),
+            value_serde: self.value_serde.clone(),
+            store: self.store.clone(),
+        }
+    }
+}
+
+impl<K, V> std::fmt::Debug for KTable<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KTable")
+            .field("node", &self.node)
+            .field("store", &self.store)
+            .finish()
+    }
+}
+
+impl<K: Data, V: Data> KTable<K, V> {
+    pub(crate) fn new(
+        b: Shared,
+        node: usize,
+        key_serde: Option<SerdeRef<K>>,
+        value_serde: Option<SerdeRef<V>>,
+        store: Option<String>,
+    ) -> Self {
+        Self {
+            b,
+            node,
+            key_serde,
+            value_serde,
+            store,
+        }
+    }
+
+    /// The name of the store that holds this table, if it is materialized (queryable through
+    /// the test driver or interactive queries).
+    pub fn queryable_store_name(&self) -> Option<&str> {
+        self.store.as_deref()
+    }
+
+    fn change_node<V2: Data, F>(&self, prefix: &str, named: Named, f: F) -> KTable<K, V2>
+    where
+        F: Fn(&K, Change<V>) -> Change<V2> + Send + Sync + 'static,
+    {
+        let name = self.b.borrow_mut().name_or(named.name.as_deref(), prefix);
+        let f = Arc::new(f);
+        let node = add_fn_node::<K, Change<V>, _, _>(&self.b, name, &[self.node], move || {
+            let f = f.clone();
+            move |r: Record<K, Change<V>>, ch: &Children, t: &mut TaskContext| {
+                let c = f(&r.key, r.value);
+                ch.forward(
+                    t,
+                    Record {
+                        key: r.key,
+                        value: c,
+                        timestamp: r.timestamp,
+                        headers: r.headers,
+                    },
+                )
+            }
+        });
+        KTable::new(self.b.clone(), node, self.key_serde.clone(), None, None)
+    }
+
+    /// Keeps the keys whose value satisfies `predicate`; a key whose new value fails it is
+    /// forwarded as a tombstone (it leaves the filtered table).
+    ///
+    /// ```
+    /// # use streams_core::prelude::*;
+    /// let builder = StreamsBuilder::new();
+    /// builder.table::<String, i64>("scores").filter(|_, v| *v >= 10).to_stream().to("high");
+    /// let mut driver = TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("doc")).unwrap();
+    /// let input = driver.input_topic::<String, Option<i64>>("scores");
+    /// input.pipe_input("a".into(), Some(12)).unwrap();
+    /// input.pipe_input("a".into(), Some(3)).unwrap();
+    /// assert_eq!(driver.output_topic::<String, Option<i64>>("high").read_values_to_list().unwrap(), vec![Some(12), None]);
+    /// ```
+    pub fn filter<F>(&self, predicate: F) -> KTable<K, V>
+    where
+        F: Fn(&K, &V) -> bool + Send + Sync + 'static,
+    {
+        self.filter_impl(predicate, false)
+    }
+
+    /// Keeps the keys whose value does not satisfy `predicate`.
+    ///
+    /// ```
+    /// # use streams_core::prelude::*;
+    /// let builder = StreamsBuilder::new();
+    /// builder.table::<String, i64>("scores").filter_not(|_, v| *v >= 10).to_stream().to("low");
+    /// let mut driver = TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("doc")).unwrap();
+    /// driver.input_topic::<String, Option<i64>>("scores").pipe_input("a".into(), Some(3)).unwrap();
+    /// assert_eq!(driver.output_topic::<String, Option<i64>>("low").read_values_to_list().unwrap(), vec![Some(3)]);
+    /// ```
+    pub fn filter_not<F>(&self, predicate: F) -> KTable<K, V>
+    where
+        F: Fn(&K, &V) -> bool + Send + Sync + 'static,
+    {
+        self.filter_impl(predicate, true)
+    }
+
+    fn filter_impl<F>(&self, predicate: F, negate: bool) -> KTable<K, V>
+    where
+        F: Fn(&K, &V) -> bool + Send + Sync + 'static,
+    {
+        let mut t = self.change_node("KTABLE-FILTER-", Named::none(), move |k, c: Change<V>| {
+            let keep = |v: Option<V>| v.filter(|v| predicate(k, v) != negate);
+            Change::new(keep(c.new), keep(c.old))
+        });
+        t.value_serde = self.value_serde.clone();
+        t
+    }
+
+    /// Transforms each value (new and old alike).
+    ///
+    /// ```
+    /// # use streams_core::prelude::*;
+    /// let builder = StreamsBuilder::new();
+    /// builder.table::<String, String>("names").map_values(|v| v.len() as i64).to_stream().to("lengths");
+    /// let mut driver = TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("doc")).unwrap();
+    /// driver.input_topic::<String, Option<String>>("names").pipe_input("a".into(), Some("abc".into())).unwrap();
+    /// assert_eq!(driver.output_topic::<String, Option<i64>>("lengths").read_value().unwrap(), Some(Some(3)));
+    /// ```
+    pub fn map_values<V2: Data, F>(&self, mapper: F) -> KTable<K, V2>
+    where
+        F: Fn(V) -> V2 + Send + Sync + 'static,
+    {
+        self.change_node(
+            "KTABLE-MAPVALUES-",
+            Named::none(),
+            move |_, c: Change<V>| Change::new(c.new.map(&mapper), c.old.map(&mapper)),
+        )
+    }
+
+    /// The table's updates as a stream; a tombstone becomes a `None` value.
+    pub fn to_stream(&self) -> KStream<K, Option<V>> {
+        let name = self.b.borrow_mut().generate("KTABLE-TOSTREAM-");
+        let node = add_fn_node::<K, Change<V>, _, _>(&self.b, name, &[self.node], || {
+            |r: Record<K, Change<V>>, ch: &Children, t: &mut TaskContext| {
+                ch.forward(
+                    t,
+                    Record {
+                        key: r.key,
+                        value: r.value.new,
+                        timestamp: r.timestamp,
+                        headers: r.headers,
+                    },
+                )
+            }
+        });
+        let vs: Option<SerdeRef<Option<V>>> = self
+            .value_serde
+            .clone()
+            .map(|s| Arc::new(OptionSerde::new(s)) as SerdeRef<Option<V>>);
+        KStream::new(self.b.clone(), node, self.key_serde.clone(), vs, false)
+    }
+
+    /// Re-groups the table by a new key for aggregation, with the default serdes. Each update
+    /// subtracts the old value from its old group and adds the new value to its new group.
+    ///
+    /// ```
+    /// # use streams_core::prelude::*;
+    /// // user -> region; count users per region.
+    /// let builder = StreamsBuilder::new();
+    /// builder.table::<String, String>("user-regions")
+    ///     .group_by(|_user, region| (region, 1i64))
+    ///     .count()
+    ///     .to_stream().to("users-per-region");
+    /// let mut driver = TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("doc")).unwrap();
+    /// let input = driver.input_topic::<String, Option<String>>("user-regions");
+    /// input.pipe_input("alice".into(), Some("eu".into())).unwrap();
+    /// input.pipe_input("alice".into(), Some("us".into())).unwrap(); // moves: eu -1, us +1
+    /// let counts = driver.output_topic::<String, Option<i64>>("users-per-region").read_key_values_to_map().unwrap();
+    /// assert_eq!((counts["eu"], counts["us"]), (Some(0), Some(1)));
+    /// ```
+    pub fn group_by<K2, V2, F>(&self, selector: F) -> KGroupedTable<K2, V2>
+    where
+        K2: Data + DefaultSerde + PartialEq,
+        V2: Data + DefaultSerde,
+        F: Fn(K, V) -> (K2, V2) + Send + Sync + 'static,
+    {
+        self.group_by_with(
+            selector,
+            Grouped::with(K2::default_serde(), V2::default_serde()),
+        )
+    }
+
+    /// [`group_by`](Self::group_by) with explicit options.
+    pub fn group_by_with<K2, V2, F>(
+        &self,
+        selector: F,
+        grouped: Grouped<K2, V2>,
+    ) -> KGroupedTable<K2, V2>
+    where
+        K2: Data + PartialEq,
+        V2: Data,
+        F: Fn(K, V) -> (K2, V2) + Send + Sync + 'static,
+    {
+        let name = self.b.borrow_mut().generate("KTABLE-SELECT-");
+        let f = Arc::new(selector);
+        let node = add_fn_node::<K, Change<V>, _, _>(&self.b, name, &[self.node], move || {
+            let f = f.clone();
+            move |r: Record<K, Change<V>>, ch: &Children, t: &mut TaskContext| {
+                let new = r.value.new.map(|v| f(r.key.clone(), v));
+                let old = r.value.old.map(|v| f(r.key.clone(), v));
+                let rec = |k: K2, c: Change<V2>| Record {
+                    key: k,
+                    value: c,
+                    timestamp: r.timestamp,
+                    headers: r.headers.clone(),
+                };
+                match (new, old) {
+                    (Some((nk, nv)), Some((ok, ov))) if nk == ok => {
+                        ch.forward(t, rec(nk, Change::new(Some(nv), Some(ov))))
+                    }
+                    (new, old) => {
+                        // Subtract from the old group first, then add to the new one.
+                        if let Some((ok, ov)) = old {
+                            ch.forward(t, rec(ok, Change::new(None, Some(ov))))?;
+                        }
+                        if let Some((nk, nv)) = new {
+                            ch.forward(t, rec(nk, Change::new(Some(nv), None)))?;
+                        }
+                        Ok(())
+                    }
+                }
+            }
+        });
+        KGroupedTable {
+            b: self.b.clone(),
+            node,
+            name: grouped.name,
+            key_serde: grouped.key_serde,
+            value_serde: grouped.value_serde,
+        }
+    }
+}
+
+/// The wire format of table changes on repartition topics: a flags byte (1 = new value
+/// present, 2 = old value present); when both are present a 4-byte big-endian length of the
+/// new value's bytes; then the new value's bytes, then the old value's bytes.
+pub struct ChangeSerde<V> {
+    inner: SerdeRef<V>,
+}
+
+impl<V> ChangeSerde<V> {
+    /// Wraps the value serde.
+    pub fn new(inner: SerdeRef<V>) -> Self {
+        Self { inner }
+    }
+}
+
+impl<V> std::fmt::Debug for ChangeSerde<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChangeSerde")
+    }
+}
+
+impl<V: 'static> Serde<Change<V>> for ChangeSerde<V> {
+    fn serialize_into(&self, c: &Change<V>, out: &mut Vec<u8>) -> Result<(), SerdeError> {
+        let flags = u8::from(c.new.is_some()) | (u8::from(c.old.is_some()) << 1);
+        out.push(flags);
+        match (&c.new, &c.old) {
+            (Some(n), Some(o)) => {
+                let len_at = out.len();
+                out.extend_from_slice(&[0; 4]);
+                self.inner.serialize_into(n, out)?;
+                let len =
+                    u32::try_from(out.len() - len_at - 4).map_err(|_| SerdeError::Encode {
+                        format: "change",
+                        type_name: std::any::type_name::<V>(),
+                        detail: "value larger than 4 GiB".into(),
+                    })?;
+                out[len_at..len_at + 4].copy_from_slice(&len.to_be_bytes());
+                self.inner.serialize_into(o, out)
+            }
+            (Some(v), None) | (None, Some(v)) => self.inner.serialize_into(v, out),
+            (None, None) => Ok(()),
+        }
+    }
+
+    fn deserialize(&self, bytes: &[u8]) -> Result<Change<V>, SerdeError> {
+        let bad = |detail: &str| SerdeError::Invalid {
+            format: "change",
+            type_name: std::any::type_name::<V>(),
+            detail: detail.to_string(),
+        };
+        let (&flags, rest) = bytes.split_first().ok_or_else(|| bad("empty"))?;
+        match flags {
+            0 => Ok(Change::new(None, None)),
+            1 => Ok(Change::new(Some(self.inner.deserialize(rest)?), None)),
+            2 => Ok(Change::new(None, Some(self.inner.deserialize(rest)?))),
+            3 => {
+                if rest.len() < 4 {
+                    return Err(bad("truncated length"));
+                }
+                let (len, rest) = rest.split_at(4);
+                let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+                if rest.len() < len {
+                    return Err(bad("truncated value"));
+                }
+                let (n, o) = rest.split_at(len);
+                Ok(Change::new(
+                    Some(self.inner.deserialize(n)?),
+                    Some(self.inner.deserialize(o)?),
+                ))
+            }
+            _ => Err(bad("unknown flags")),
+        }
+    }
+}
+
+/// The per-key step of a table aggregation: key, change, current aggregate -> new aggregate.
+type TableStep<K, V, VA> = Arc<dyn Fn(&K, Change<V>, Option<VA>) -> Option<VA> + Send + Sync>;
+
+/// A table re-grouped by a new key; only aggregations with adder and subtractor are offered.
+pub struct KGroupedTable<K, V> {
+    b: Shared,
+    node: usize,
+    name: Option<String>,
+    key_serde: Option<SerdeRef<K>>,
+    value_serde: Option<SerdeRef<V>>,
+}
+
+impl<K, V> std::fmt::Debug for KGroupedTable<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KGroupedTable")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl<K: Data, V: Data> KGroupedTable<K, V> {
+    /// Counts the rows per group (the count goes down when a row leaves its group).
+    pub fn count(&self) -> KTable<K, i64> {
+        self.count_with(Materialized::new())
+    }
+
+    /// [`count`](Self::count) into a store with explicit options.
+    pub fn count_with(&self, materialized: Materialized<K, i64>) -> KTable<K, i64> {
+        let step: TableStep<K, V, i64> = Arc::new(|_, c, agg| {
+            let mut n = agg;
+            if c.old.is_some() {
+                n = n.map(|n| n - 1);
+            }
+            if c.new.is_some() {
+                n = Some(n.unwrap_or(0) + 1);
+            }
+            n
+        });
+        self.aggregate_impl(
+            materialized,
+            Some(i64::default_serde()),
+            "KTABLE-AGGREGATE-",
+            step,
+        )
+    }
+
+    /// Combines values per group: `adder` folds a new value in, `subtractor` takes an old
+    /// one out.
+    ///
+    /// ```
+    /// # use streams_core::prelude::*;
+    /// // account -> balance; total balance per bank.
+    /// let builder = StreamsBuilder::new();
+    /// builder.table::<String, i64>("balances")
+    ///     .group_by(|account: String, balance| (account[..1].to_string(), balance))
+    ///     .reduce(|a, b| a + b, |a, b| a - b)
+    ///     .to_stream().to("totals");
+    /// let mut driver = TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("doc")).unwrap();
+    /// let input = driver.input_topic::<String, Option<i64>>("balances");
+    /// input.pipe_input("a1".into(), Some(10)).unwrap();
+    /// input.pipe_input("a2".into(), Some(5)).unwrap();
+    /// input.pipe_input("a1".into(), Some(7)).unwrap();  // same group: one combined update
+    /// assert_eq!(driver.output_topic::<String, Option<i64>>("totals").read_values_to_list().unwrap(),
+    ///            vec![Some(10), Some(15), Some(12)]);
+    /// ```
+    pub fn reduce<A, S>(&self, adder: A, subtractor: S) -> KTable<K, V>
+    where
+        A: Fn(V, V) -> V + Send + Sync + 'static,
+        S: Fn(V, V) -> V + Send + Sync + 'static,
+    {
+        self.reduce_with(adder, subtractor, Materialized::new())
+    }
+
+    /// [`reduce`](Self::reduce) into a store with explicit options.
+    pub fn reduce_with<A, S>(
+        &self,
+        adder: A,
+        subtractor: S,
+        materialized: Materialized<K, V>,
+    ) -> KTable<K, V>
+    where
+        A: Fn(V, V) -> V + Send + Sync + 'static,
+        S: Fn(V, V) -> V + Send + Sync + 'static,
+    {
+        let step: TableStep<K, V, V> = Arc::new(move |_, c, agg| {
+            let mid = match (c.old, agg) {
+                (Some(o), Some(a)) => Some(subtractor(a, o)),
+                (_, a) => a,
+            };
+            match c.new {
+                Some(n) => Some(match mid {
+                    Some(a) => adder(a, n),
+                    None => n,
+                }),
+                None => mid,
+            }
+        });
+        let vs = self.value_serde.clone();
+        self.aggregate_impl(materialized, vs, "KTABLE-REDUCE-", step)
+    }
+
+    /// Folds values per group into an aggregate starting at `initializer()`: `adder` for new
+    /// values, `subtractor` for old ones.
+    ///
+    /// ```
+    /// # use streams_core::prelude::*;
+    /// let builder = StreamsBuilder::new();
+    /// builder.table::<String, String>("user-regions")
+    ///     .group_by(|user: String, region| (region, user))
+    ///     .aggregate(|| 0i64, |_, _, n| n + 1, |_, _, n| n - 1)
+    ///     .to_stream().to("out");
+    /// let mut driver = TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("doc")).unwrap();
+    /// let input = driver.input_topic::<String, Option<String>>("user-regions");
+    /// input.pipe_input("u1".into(), Some("eu".into())).unwrap();
+    /// input.pipe_input("u1".into(), None).unwrap(); // tombstone: only subtracts
+    /// assert_eq!(driver.output_topic::<String, Option<i64>>("out").read_values_to_list().unwrap(), vec![Some(1), Some(0)]);
+    /// ```
+    pub fn aggregate<VA: Data + DefaultSerde, I, A, S>(
+        &self,
+        initializer: I,
+        adder: A,
+        subtractor: S,
+    ) -> KTable<K, VA>
+    where
+        I: Fn() -> VA + Send + Sync + 'static,
+        A: Fn(&K, V, VA) -> VA + Send + Sync + 'static,
+        S: Fn(&K, V, VA) -> VA + Send + Sync + 'static,
+    {
+        self.aggregate_with(
+            initializer,
+            adder,
+            subtractor,
+            Materialized::with_value(VA::default_serde()),
+        )
+    }
+
+    /// [`aggregate`](Self::aggregate) into a store with explicit options.
+    pub fn aggregate_with<VA: Data, I, A, S>(
+        &self,
+        initializer: I,
+        adder: A,
+        subtractor: S,
+        materialized: Materialized<K, VA>,
+    ) -> KTable<K, VA>
+    where
+        I: Fn() -> VA + Send + Sync + 'static,
+        A: Fn(&K, V, VA) -> VA + Send + Sync + 'static,
+        S: Fn(&K, V, VA) -> VA + Send + Sync + 'static,
+    {
+        let step: TableStep<K, V, VA> = Arc::new(move |k, c, agg| {
+            let mid = match (c.old, agg) {
+                (Some(o), Some(a)) => Some(subtractor(k, o, a)),
+                (_, a) => a,
+            };
+            match c.new {
+                Some(n) => Some(adder(k, n, mid.unwrap_or_else(&initializer))),
+                None => mid,
+            }
+        });
+        self.aggregate_impl(materialized, None, "KTABLE-AGGREGATE-", step)
+    }
+
+    fn aggregate_impl<VA: Data>(
+        &self,
+        materialized: Materialized<K, VA>,
+        default_value_serde: Option<SerdeRef<VA>>,
+        prefix: &str,
+        step: TableStep<K, V, VA>,
+    ) -> KTable<K, VA> {
+        let b = self.b.clone();
+        let store_name = b.borrow_mut().name_or(
+            materialized.name.as_deref(),
+            &format!("{prefix}STATE-STORE-"),
+        );
+        let name = b.borrow_mut().generate(prefix);
+        let ks = require_serde(
+            &b,
+            &name,
+            "key",
+            materialized.key_serde.clone(),
+            self.key_serde.clone(),
+        );
+        let vas = require_serde(
+            &b,
+            &name,
+            "value",
+            materialized.value_serde.clone(),
+            default_value_serde,
+        );
+        let base = self.name.clone().unwrap_or_else(|| store_name.clone());
+        let vs = require_serde(&b, &base, "value", self.value_serde.clone(), None);
+        let change_serde: SerdeRef<Change<V>> = Arc::new(ChangeSerde::new(vs));
+        let source = repartition_through(
+            &b,
+            self.node,
+            &base,
+            self.name.is_some(),
+            ks.clone(),
+            change_serde,
+            None,
+        );
+        let store = add_ts_store(
+            &b,
+            store_name,
+            materialized.supplier,
+            ks.clone(),
+            vas.clone(),
+        );
+        let node = add_store_node::<K, Change<V>, TsHandle<K, VA>, _, _>(
+            &b,
+            name,
+            &[source],
+            &store,
+            move || {
+                let step = step.clone();
+                move |store: &TsHandle<K, VA>,
+                      r: Record<K, Change<V>>,
+                      ch: &Children,
+                      t: &mut TaskContext|
+                      -> Result<()> {
+                    let old = store.get(&r.key)?;
+                    let (old_value, ts) = match old {
+                        Some(o) => (Some(o.value), o.timestamp.max(r.timestamp)),
+                        None => (None, r.timestamp),
+                    };
+                    let new = step(&r.key, r.value, old_value.clone());
+                    match &new {
+                        Some(v) => store.put(
+                            &r.key,
+                            &ValueAndTimestamp {
+                                value: v.clone(),
+                                timestamp: ts,
+                            },
+                        )?,
+                        None => {
+                            store.delete(&r.key)?;
+                        }
+                    }
+                    ch.forward(
+                        t,
+                        Record {
+                            key: r.key,
+                            value: Change::new(new, old_value),
+                            timestamp: ts,
+                            headers: r.headers,
+                        },
+                    )
+                }
+            },
+        );
+        KTable::new(b.clone(), node, Some(ks), Some(vas), Some(store))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serde::StringSerde;
+
+    #[test]
+    fn change_serde_round_trips_every_shape() {
+        let s = ChangeSerde::new(Arc::new(StringSerde) as SerdeRef<String>);
+        for c in [
+            Change::new(Some("new".to_string()), Some("old".to_string())),
+            Change::new(Some("n".to_string()), None),
+            Change::new(None, Some("o".to_string())),
+            Change::new(None, None),
+        ] {
+            let bytes = s.serialize(&c).unwrap();
+            assert_eq!(s.deserialize(&bytes).unwrap(), c);
+        }
+        assert!(s.deserialize(&[3, 0, 0, 0, 9, b'x']).is_err());
+        assert!(s.deserialize(&[]).is_err());
+    }
+}

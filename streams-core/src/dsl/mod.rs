@@ -1,0 +1,22 @@
+//! The typed DSL: [`StreamsBuilder`], [`KStream`], [`KTable`] and their grouped forms.
+//!
+//! Calls build a topology; nothing runs until the topology is handed to the test driver or
+//! the runtime. Operators in one sub-topology pass typed values to each other; serdes are
+//! needed only where records cross a topic (sources, sinks, repartition topics) or enter a
+//! store. Methods without an options argument take their serdes from what the stream
+//! carries or from the type's [`DefaultSerde`](crate::serde::DefaultSerde) (a compile-time
+//! requirement); the `_with` variants take explicit options and report a missing serde when
+//! the topology is built.
+
+mod builder;
+mod grouped;
+mod kstream;
+mod ktable;
+mod nodes;
+mod options;
+
+pub use builder::StreamsBuilder;
+pub use grouped::KGroupedStream;
+pub use kstream::{BranchedKStream, Branches, KStream};
+pub use ktable::{ChangeSerde, KGroupedTable, KTable};
+pub use options::{Branched, Consumed, Grouped, Materialized, Named, Produced, Repartitioned};

@@ -1,0 +1,84 @@
+//! Generic node shapes that DSL operators are made of.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::Data;
+use crate::error::{Result, StreamsError};
+use crate::internals::node::{Children, Input, NodeOps};
+use crate::internals::task::TaskContext;
+use crate::record::Record;
+
+/// A stateless node: a closure over the record, the children and the task.
+pub(crate) struct FnNode<K, V, F> {
+    f: F,
+    children: Children,
+    _in: PhantomData<fn(K, V)>,
+}
+
+impl<K, V, F> FnNode<K, V, F> {
+    pub(crate) fn new(f: F, children: Children) -> Self {
+        Self {
+            f,
+            children,
+            _in: PhantomData,
+        }
+    }
+}
+
+impl<K: Data, V: Data, F: Send> NodeOps for FnNode<K, V, F> {}
+
+impl<K: Data, V: Data, F> Input<K, V> for FnNode<K, V, F>
+where
+    F: FnMut(Record<K, V>, &Children, &mut TaskContext) -> Result<()> + Send,
+{
+    #[inline]
+    fn process(&mut self, record: Record<K, V>, task: &mut TaskContext) -> Result<()> {
+        (self.f)(record, &self.children, task)
+    }
+}
+
+/// A stateful node: like [`FnNode`], with a typed store handle opened at init.
+pub(crate) struct StoreNode<K, V, S, F> {
+    store_name: Arc<str>,
+    store: Option<S>,
+    f: F,
+    children: Children,
+    _in: PhantomData<fn(K, V)>,
+}
+
+impl<K, V, S, F> StoreNode<K, V, S, F> {
+    pub(crate) fn new(store_name: Arc<str>, f: F, children: Children) -> Self {
+        Self {
+            store_name,
+            store: None,
+            f,
+            children,
+            _in: PhantomData,
+        }
+    }
+}
+
+impl<K: Data, V: Data, S: Clone + Send + 'static, F: Send> NodeOps for StoreNode<K, V, S, F> {
+    fn init(&mut self, task: &mut TaskContext) -> Result<()> {
+        self.store = Some(task.store(&self.store_name)?.typed::<S>().map_err(|_| {
+            StreamsError::StoreAccess {
+                store: self.store_name.to_string(),
+                detail: "holds other key/value types than this operator expects".into(),
+            }
+        })?);
+        Ok(())
+    }
+}
+
+impl<K: Data, V: Data, S: Clone + Send + 'static, F> Input<K, V> for StoreNode<K, V, S, F>
+where
+    F: FnMut(&S, Record<K, V>, &Children, &mut TaskContext) -> Result<()> + Send,
+{
+    fn process(&mut self, record: Record<K, V>, task: &mut TaskContext) -> Result<()> {
+        let store = self.store.as_ref().ok_or_else(|| {
+            StreamsError::Internal(format!("store `{}` used before init", self.store_name))
+        })?;
+        (self.f)(store, record, &self.children, task)
+    }
+}

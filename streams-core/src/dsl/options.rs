@@ -1,0 +1,346 @@
+//! Per-operator options: how to consume, produce, group, repartition, materialize and name.
+//!
+//! Every option object is built with chained calls; whatever is left unset falls back to
+//! what the stream already carries (serdes inherited from upstream) or, for the option-free
+//! DSL methods, to the type's [`DefaultSerde`](crate::serde::DefaultSerde).
+
+use std::fmt;
+use std::sync::Arc;
+
+use streams_state::KeyValueBytesStoreSupplier;
+
+use crate::serde::SerdeRef;
+use crate::time::{ExtractorRef, InvalidTimestampPolicy, TimestampExtractor};
+
+macro_rules! debug_by_name {
+    ($t:ident) => {
+        impl<K, V> fmt::Debug for $t<K, V> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($t))
+                    .field("name", &self.name)
+                    .field("key_serde", &self.key_serde.is_some())
+                    .field("value_serde", &self.value_serde.is_some())
+                    .finish()
+            }
+        }
+    };
+}
+
+macro_rules! serde_setters {
+    () => {
+        /// Sets the key serde.
+        pub fn with_key_serde(mut self, serde: SerdeRef<K>) -> Self {
+            self.key_serde = Some(serde);
+            self
+        }
+        /// Sets the value serde.
+        pub fn with_value_serde(mut self, serde: SerdeRef<V>) -> Self {
+            self.value_serde = Some(serde);
+            self
+        }
+    };
+}
+
+/// A processor name, for operators that take only a name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Named {
+    pub(crate) name: Option<String>,
+}
+
+impl Named {
+    /// The name `name`.
+    pub fn as_(name: impl Into<String>) -> Self {
+        Self {
+            name: Some(name.into()),
+        }
+    }
+    /// No name: one is generated.
+    pub fn none() -> Self {
+        Self::default()
+    }
+}
+
+/// How a source reads its topics: serdes, timestamp extractor, invalid-timestamp policy and
+/// the source's name.
+pub struct Consumed<K, V> {
+    pub(crate) key_serde: Option<SerdeRef<K>>,
+    pub(crate) value_serde: Option<SerdeRef<V>>,
+    pub(crate) extractor: Option<ExtractorRef<K, V>>,
+    pub(crate) policy: Option<InvalidTimestampPolicy>,
+    pub(crate) name: Option<String>,
+}
+
+debug_by_name!(Consumed);
+
+impl<K, V> Default for Consumed<K, V> {
+    fn default() -> Self {
+        Self {
+            key_serde: None,
+            value_serde: None,
+            extractor: None,
+            policy: None,
+            name: None,
+        }
+    }
+}
+
+impl<K, V> Consumed<K, V> {
+    /// Reads with these serdes.
+    pub fn with(key_serde: SerdeRef<K>, value_serde: SerdeRef<V>) -> Self {
+        Self {
+            key_serde: Some(key_serde),
+            value_serde: Some(value_serde),
+            ..Self::default()
+        }
+    }
+    /// No options: everything from the defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Names the source node.
+    pub fn as_(name: impl Into<String>) -> Self {
+        Self {
+            name: Some(name.into()),
+            ..Self::default()
+        }
+    }
+    /// Names the source node.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+    /// Chooses event time with this extractor. Default: the record's own timestamp.
+    pub fn with_timestamp_extractor(mut self, e: impl TimestampExtractor<K, V>) -> Self {
+        self.extractor = Some(Arc::new(e));
+        self
+    }
+    /// What to do with invalid (negative) timestamps. Default: the application's policy.
+    pub fn with_invalid_timestamp_policy(mut self, policy: InvalidTimestampPolicy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+    serde_setters!();
+}
+
+/// How a sink writes its topic: serdes and the sink's name.
+pub struct Produced<K, V> {
+    pub(crate) key_serde: Option<SerdeRef<K>>,
+    pub(crate) value_serde: Option<SerdeRef<V>>,
+    pub(crate) name: Option<String>,
+}
+
+debug_by_name!(Produced);
+
+impl<K, V> Default for Produced<K, V> {
+    fn default() -> Self {
+        Self {
+            key_serde: None,
+            value_serde: None,
+            name: None,
+        }
+    }
+}
+
+impl<K, V> Produced<K, V> {
+    /// Writes with these serdes.
+    pub fn with(key_serde: SerdeRef<K>, value_serde: SerdeRef<V>) -> Self {
+        Self {
+            key_serde: Some(key_serde),
+            value_serde: Some(value_serde),
+            name: None,
+        }
+    }
+    /// No options.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Names the sink node.
+    pub fn as_(name: impl Into<String>) -> Self {
+        Self {
+            name: Some(name.into()),
+            ..Self::default()
+        }
+    }
+    /// Names the sink node.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+    serde_setters!();
+}
+
+/// How a stream is grouped: serdes for the repartition topic (if one is needed) and its name
+/// (the topic becomes `<application.id>-<name>-repartition`).
+pub struct Grouped<K, V> {
+    pub(crate) key_serde: Option<SerdeRef<K>>,
+    pub(crate) value_serde: Option<SerdeRef<V>>,
+    pub(crate) name: Option<String>,
+}
+
+debug_by_name!(Grouped);
+
+impl<K, V> Default for Grouped<K, V> {
+    fn default() -> Self {
+        Self {
+            key_serde: None,
+            value_serde: None,
+            name: None,
+        }
+    }
+}
+
+impl<K, V> Grouped<K, V> {
+    /// Groups with these serdes.
+    pub fn with(key_serde: SerdeRef<K>, value_serde: SerdeRef<V>) -> Self {
+        Self {
+            key_serde: Some(key_serde),
+            value_serde: Some(value_serde),
+            name: None,
+        }
+    }
+    /// No options.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Names the grouping (and its repartition topic).
+    pub fn as_(name: impl Into<String>) -> Self {
+        Self {
+            name: Some(name.into()),
+            ..Self::default()
+        }
+    }
+    /// Names the grouping (and its repartition topic).
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+    serde_setters!();
+}
+
+/// How a stream is repartitioned through an internal topic.
+pub struct Repartitioned<K, V> {
+    pub(crate) key_serde: Option<SerdeRef<K>>,
+    pub(crate) value_serde: Option<SerdeRef<V>>,
+    pub(crate) name: Option<String>,
+    pub(crate) partitions: Option<u32>,
+}
+
+debug_by_name!(Repartitioned);
+
+impl<K, V> Default for Repartitioned<K, V> {
+    fn default() -> Self {
+        Self {
+            key_serde: None,
+            value_serde: None,
+            name: None,
+            partitions: None,
+        }
+    }
+}
+
+impl<K, V> Repartitioned<K, V> {
+    /// Repartitions with these serdes.
+    pub fn with(key_serde: SerdeRef<K>, value_serde: SerdeRef<V>) -> Self {
+        Self {
+            key_serde: Some(key_serde),
+            value_serde: Some(value_serde),
+            ..Self::default()
+        }
+    }
+    /// No options.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Names the repartition topic: `<application.id>-<name>-repartition`.
+    pub fn as_(name: impl Into<String>) -> Self {
+        Self {
+            name: Some(name.into()),
+            ..Self::default()
+        }
+    }
+    /// Names the repartition topic.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+    /// Sets the repartition topic's partition count. Default: the largest partition count of
+    /// the upstream sub-topology's source topics.
+    pub fn with_number_of_partitions(mut self, partitions: u32) -> Self {
+        self.partitions = Some(partitions);
+        self
+    }
+    serde_setters!();
+}
+
+/// How a table's store is made: its name (which also names its changelog and makes it
+/// queryable), serdes and store supplier.
+pub struct Materialized<K, V> {
+    pub(crate) key_serde: Option<SerdeRef<K>>,
+    pub(crate) value_serde: Option<SerdeRef<V>>,
+    pub(crate) name: Option<String>,
+    pub(crate) supplier: Option<Arc<dyn KeyValueBytesStoreSupplier>>,
+}
+
+debug_by_name!(Materialized);
+
+impl<K, V> Default for Materialized<K, V> {
+    fn default() -> Self {
+        Self {
+            key_serde: None,
+            value_serde: None,
+            name: None,
+            supplier: None,
+        }
+    }
+}
+
+impl<K, V> Materialized<K, V> {
+    /// Materializes with these serdes.
+    pub fn with(key_serde: SerdeRef<K>, value_serde: SerdeRef<V>) -> Self {
+        Self {
+            key_serde: Some(key_serde),
+            value_serde: Some(value_serde),
+            ..Self::default()
+        }
+    }
+    /// No options.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Names the store.
+    pub fn as_(name: impl Into<String>) -> Self {
+        Self {
+            name: Some(name.into()),
+            ..Self::default()
+        }
+    }
+    /// Uses stores from this supplier (its name names the store).
+    pub fn as_store(supplier: Arc<dyn KeyValueBytesStoreSupplier>) -> Self {
+        Self {
+            name: Some(supplier.name().to_string()),
+            supplier: Some(supplier),
+            ..Self::default()
+        }
+    }
+    /// Names the store.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+    serde_setters!();
+}
+
+/// Options of one branch of [`KStream::split`](crate::dsl::KStream::split).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Branched {
+    pub(crate) name: Option<String>,
+}
+
+impl Branched {
+    /// Names the branch; the branch's key in the result is the split's name + this name.
+    pub fn as_(name: impl Into<String>) -> Self {
+        Self {
+            name: Some(name.into()),
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! The crate's error types. Every variant says what went wrong and what to fix.
+
+use thiserror::Error;
+
+pub use crate::serde::SerdeError;
+pub use streams_state::StateError;
+
+/// Errors from building a topology: caught before any record is processed.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TopologyError {
+    /// An operator needs a serde that was neither given nor inherited.
+    #[error(
+        "{operator}: no {which} serde for `{type_name}`; pass one in its options (e.g. Grouped::with / Materialized::with / Produced::with) or derive StreamsSerde for the type"
+    )]
+    MissingSerde {
+        /// The operator (node name) that needs it.
+        operator: String,
+        /// "key" or "value".
+        which: &'static str,
+        /// The Rust type that has no serde.
+        type_name: &'static str,
+    },
+    /// Two nodes or two stores share a name.
+    #[error(
+        "the name `{0}` is used twice in this topology; names of processors, sources, sinks and stores must be unique"
+    )]
+    DuplicateName(String),
+    /// A node refers to a parent, child or store that does not exist.
+    #[error("`{node}` refers to unknown {what} `{name}`")]
+    UnknownName {
+        /// The node that refers to it.
+        node: String,
+        /// "parent", "child" or "store".
+        what: &'static str,
+        /// The missing name.
+        name: String,
+    },
+    /// A topic is read by two source nodes.
+    #[error(
+        "topic `{0}` is already read by another source; read it once and branch the stream instead"
+    )]
+    TopicReadTwice(String),
+    /// The topology has no source.
+    #[error("the topology has no source: add one with StreamsBuilder::stream or table")]
+    NoSource,
+    /// An option has a value that cannot work.
+    #[error("invalid option for `{operator}`: {detail}")]
+    InvalidOption {
+        /// The operator.
+        operator: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+}
+
+/// Errors raised while processing records (in the test driver or the runtime).
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StreamsError {
+    /// The topology is invalid.
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+    /// A record's key or value could not be deserialized and the handler says fail.
+    #[error(
+        "cannot deserialize the {which} of the record at {topic}-{partition}@{offset}: {source} (set the deserialization handler to log-and-continue or dead-letter to skip such records)"
+    )]
+    Deserialization {
+        /// "key" or "value".
+        which: &'static str,
+        /// The record's topic.
+        topic: String,
+        /// The record's partition.
+        partition: u32,
+        /// The record's offset.
+        offset: i64,
+        /// What the serde said.
+        #[source]
+        source: SerdeError,
+    },
+    /// A record could not be serialized for a sink, repartition topic or store.
+    #[error("cannot serialize the {which} of a record for `{target}`: {source}")]
+    Serialization {
+        /// "key" or "value".
+        which: &'static str,
+        /// The topic or store it was written to.
+        target: String,
+        /// What the serde said.
+        #[source]
+        source: SerdeError,
+    },
+    /// A record's timestamp is invalid (negative) and the policy says fail.
+    #[error(
+        "invalid timestamp {timestamp} for the record at {topic}-{partition}@{offset}; the extractor returned a negative time (choose another InvalidTimestampPolicy to skip such records or use the partition time)"
+    )]
+    InvalidTimestamp {
+        /// The extracted timestamp.
+        timestamp: i64,
+        /// The record's topic.
+        topic: String,
+        /// The record's partition.
+        partition: u32,
+        /// The record's offset.
+        offset: i64,
+    },
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// A state store failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// A processor asked for a store that is not connected to it, or with the wrong types.
+    #[error("store `{store}`: {detail}")]
+    StoreAccess {
+        /// The store name.
+        store: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A processor forwarded to a child that does not exist.
+    #[error("processor `{node}` has no child named `{child}`")]
+    UnknownChild {
+        /// The forwarding processor.
+        node: String,
+        /// The requested child.
+        child: String,
+    },
+    /// A user's processor failed.
+    #[error("processor `{node}` failed: {message}")]
+    Processor {
+        /// The processor's name.
+        node: String,
+        /// What it said.
+        message: String,
+    },
+    /// A topic given to the test driver or runtime is unknown or misconfigured.
+    #[error("topic `{topic}`: {detail}")]
+    Topic {
+        /// The topic.
+        topic: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A bug in the framework: please report it.
+    #[error("internal error (a bug in the framework, please report it): {0}")]
+    Internal(String),
+}
+
+impl StreamsError {
+    /// A processor failure with a message, for use in [`crate::processor::Processor`] code.
+    pub fn processor(node: impl Into<String>, message: impl std::fmt::Display) -> Self {
+        Self::Processor {
+            node: node.into(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Results of processing.
+pub type Result<T, E = StreamsError> = std::result::Result<T, E>;

@@ -1,0 +1,11 @@
+//! Runtime machinery shared by the test driver and the runtime: typed processing nodes,
+//! tasks, sources and sinks. Nothing here is public API.
+//!
+//! A task holds its nodes in an arena; a node forwards typed records to its children by
+//! index ([`node::Children`]), so operators of one sub-topology pass values without
+//! serializing them. Only sources and sinks touch bytes.
+
+pub(crate) mod node;
+pub(crate) mod sink;
+pub(crate) mod source;
+pub(crate) mod task;

@@ -1,0 +1,87 @@
+//! Sink nodes: serialize records and hand them to the task's output for a topic.
+
+use std::sync::Arc;
+
+use crate::Data;
+use crate::error::{Result, StreamsError};
+use crate::record::{Record, RecordContext};
+use crate::serde::SerdeRef;
+
+use super::node::{Input, NodeOps};
+use super::task::{ProducedRecord, TaskContext};
+
+/// Chooses a sink's topic per record.
+pub(crate) type TopicExtractorFn<K, V> =
+    Arc<dyn Fn(&K, &V, &RecordContext) -> String + Send + Sync>;
+
+/// Where a sink writes.
+pub(crate) enum SinkTarget<K, V> {
+    Fixed(Arc<str>),
+    Dynamic(TopicExtractorFn<K, V>),
+}
+
+/// A typed sink.
+pub(crate) struct SinkNode<K, V> {
+    name: Arc<str>,
+    target: SinkTarget<K, V>,
+    key_serde: SerdeRef<K>,
+    value_serde: SerdeRef<V>,
+}
+
+impl<K, V> SinkNode<K, V> {
+    pub(crate) fn new(
+        name: Arc<str>,
+        target: SinkTarget<K, V>,
+        key_serde: SerdeRef<K>,
+        value_serde: SerdeRef<V>,
+    ) -> Self {
+        Self {
+            name,
+            target,
+            key_serde,
+            value_serde,
+        }
+    }
+}
+
+impl<K: Data, V: Data> NodeOps for SinkNode<K, V> {}
+
+impl<K: Data, V: Data> Input<K, V> for SinkNode<K, V> {
+    fn process(&mut self, record: Record<K, V>, task: &mut TaskContext) -> Result<()> {
+        let topic = match &self.target {
+            SinkTarget::Fixed(t) => t.clone(),
+            SinkTarget::Dynamic(f) => {
+                let ctx = RecordContext {
+                    metadata: task.current.clone(),
+                    timestamp: record.timestamp,
+                };
+                Arc::from(f(&record.key, &record.value, &ctx).as_str())
+            }
+        };
+        let key = self
+            .key_serde
+            .serialize_nullable(&record.key)
+            .map_err(|source| StreamsError::Serialization {
+                which: "key",
+                target: format!("{} (sink {})", topic, self.name),
+                source,
+            })?;
+        let value = self
+            .value_serde
+            .serialize_nullable(&record.value)
+            .map_err(|source| StreamsError::Serialization {
+                which: "value",
+                target: format!("{} (sink {})", topic, self.name),
+                source,
+            })?;
+        task.output.push(ProducedRecord {
+            topic,
+            partition: None,
+            key,
+            value,
+            timestamp: record.timestamp,
+            headers: record.headers,
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,458 @@
+//! Tasks: one per (sub-topology, partition), the unit of work of the test driver and the
+//! runtime alike.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tracing::warn;
+
+use crate::config::{DeserializationHandler, StreamsConfig, dlq_headers};
+use crate::error::{Result, StreamsError};
+use crate::metrics::TaskMetrics;
+use crate::processor::{Punctuation, PunctuationType, ScheduleId};
+use crate::record::{Headers, RawRecord, Record, RecordMetadata, TaskId};
+use crate::serde::SerdeError;
+use crate::state::StoreEntry;
+use crate::topology::TopologyInner;
+
+use super::node::{Children, NodeBuild, Slot};
+
+/// A record a task wants written to a topic (a sink, a repartition topic, a dead-letter
+/// topic). `partition` is `None` when the producer's default partitioner should choose.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ProducedRecord {
+    pub(crate) topic: Arc<str>,
+    pub(crate) partition: Option<u32>,
+    pub(crate) key: Option<Vec<u8>>,
+    pub(crate) value: Option<Vec<u8>>,
+    pub(crate) timestamp: i64,
+    pub(crate) headers: Headers,
+}
+
+#[derive(Debug, Clone)]
+struct Schedule {
+    id: ScheduleId,
+    node: usize,
+    kind: PunctuationType,
+    interval: i64,
+    next: i64,
+    cancelled: bool,
+}
+
+/// Everything a running node can reach: the arena, stores, output, clocks and metrics.
+pub(crate) struct TaskContext {
+    pub(crate) id: TaskId,
+    pub(crate) nodes: Vec<Slot>,
+    pub(crate) stores: Vec<StoreEntry>,
+    store_index: HashMap<String, usize>,
+    pub(crate) output: Vec<ProducedRecord>,
+    pub(crate) stream_time: i64,
+    pub(crate) wall_clock: i64,
+    pub(crate) current: Option<RecordMetadata>,
+    pub(crate) current_timestamp: i64,
+    schedules: Vec<Schedule>,
+    next_schedule: u64,
+    pub(crate) commit_requested: bool,
+    pub(crate) metrics: TaskMetrics,
+    pub(crate) config: Arc<StreamsConfig>,
+}
+
+impl TaskContext {
+    /// Runs the node at `idx` on `record`.
+    #[inline]
+    pub(crate) fn dispatch<K: 'static, V: 'static>(
+        &mut self,
+        idx: usize,
+        record: Record<K, V>,
+    ) -> Result<()> {
+        let mut node = self
+            .nodes
+            .get_mut(idx)
+            .and_then(|s| s.node.take())
+            .ok_or_else(|| StreamsError::Internal(format!("node {idx} is missing or busy")))?;
+        let result = match node.as_input::<K, V>() {
+            Some(input) => input.process(record, self),
+            None => Err(StreamsError::Internal(format!(
+                "node `{}` does not take ({}, {})",
+                self.nodes[idx].name,
+                std::any::type_name::<K>(),
+                std::any::type_name::<V>()
+            ))),
+        };
+        self.nodes[idx].node = Some(node);
+        result
+    }
+
+    /// The store called `name`.
+    pub(crate) fn store(&self, name: &str) -> Result<&StoreEntry> {
+        self.store_index
+            .get(name)
+            .map(|&i| &self.stores[i])
+            .ok_or_else(|| StreamsError::StoreAccess {
+                store: name.to_string(),
+                detail: format!(
+                    "no such store in task {} (connect it to the processor that uses it)",
+                    self.id
+                ),
+            })
+    }
+
+    pub(crate) fn schedule(
+        &mut self,
+        node: usize,
+        interval_ms: i64,
+        kind: PunctuationType,
+    ) -> ScheduleId {
+        let id = ScheduleId(self.next_schedule);
+        self.next_schedule += 1;
+        let next = match kind {
+            // Aligned to 0: fires at the first record, then at multiples of the interval.
+            PunctuationType::StreamTime => 0,
+            PunctuationType::WallClockTime => self.wall_clock + interval_ms,
+        };
+        self.schedules.push(Schedule {
+            id,
+            node,
+            kind,
+            interval: interval_ms.max(1),
+            next,
+            cancelled: false,
+        });
+        id
+    }
+
+    pub(crate) fn cancel(&mut self, id: ScheduleId) {
+        for s in &mut self.schedules {
+            if s.id == id {
+                s.cancelled = true;
+            }
+        }
+    }
+
+    /// Handles a record whose key or value did not deserialize, by the configured policy.
+    pub(crate) fn on_deserialization_error(
+        &mut self,
+        which: &'static str,
+        topic: &str,
+        partition: u32,
+        raw: &RawRecord,
+        error: SerdeError,
+    ) -> Result<()> {
+        match &self.config.deserialization_handler().clone() {
+            DeserializationHandler::Fail => Err(StreamsError::Deserialization {
+                which,
+                topic: topic.to_string(),
+                partition,
+                offset: raw.offset,
+                source: error,
+            }),
+            DeserializationHandler::LogAndContinue => {
+                warn!(task = %self.id, topic, partition, offset = raw.offset, %error, "skipping a record whose {which} does not deserialize");
+                self.metrics.skipped_records += 1;
+                Ok(())
+            }
+            DeserializationHandler::DeadLetter { topic: dlq } => {
+                warn!(task = %self.id, topic, partition, offset = raw.offset, %error, dead_letter_topic = %dlq, "sending a record whose {which} does not deserialize to the dead-letter topic");
+                let mut headers = raw.headers.clone();
+                headers
+                    .add(
+                        dlq_headers::EXCEPTION,
+                        Some(format!("DeserializationError({which})").into_bytes()),
+                    )
+                    .add(dlq_headers::MESSAGE, Some(error.to_string().into_bytes()))
+                    .add(dlq_headers::TOPIC, Some(topic.as_bytes().to_vec()))
+                    .add(
+                        dlq_headers::PARTITION,
+                        Some(partition.to_string().into_bytes()),
+                    )
+                    .add(
+                        dlq_headers::OFFSET,
+                        Some(raw.offset.to_string().into_bytes()),
+                    );
+                self.output.push(ProducedRecord {
+                    topic: Arc::from(dlq.as_str()),
+                    partition: None,
+                    key: raw.key.clone(),
+                    value: raw.value.clone(),
+                    timestamp: raw.timestamp,
+                    headers,
+                });
+                self.metrics.skipped_records += 1;
+                self.metrics.dead_lettered += 1;
+                Ok(())
+            }
+        }
+    }
+}
+
+struct TaskInput {
+    topic: Arc<str>,
+    node: usize,
+    topic_idx: usize,
+}
+
+/// A task: the nodes of one sub-topology for one partition, with their stores.
+pub(crate) struct Task {
+    pub(crate) ctx: TaskContext,
+    inputs: Vec<TaskInput>,
+}
+
+impl Task {
+    /// Builds the task for `subtopology` and `partition`. `resolve` maps a logical topic to
+    /// its real name.
+    pub(crate) fn new(
+        topology: &TopologyInner,
+        subtopology: u32,
+        partition: u32,
+        config: Arc<StreamsConfig>,
+        wall_clock: i64,
+    ) -> Result<Self> {
+        let sub = topology
+            .subtopologies
+            .get(subtopology as usize)
+            .ok_or_else(|| StreamsError::Internal(format!("no sub-topology {subtopology}")))?;
+        let local: HashMap<usize, usize> =
+            sub.nodes.iter().enumerate().map(|(i, &g)| (g, i)).collect();
+        let mut nodes = Vec::with_capacity(sub.nodes.len());
+        let mut inputs = Vec::new();
+        for (i, &g) in sub.nodes.iter().enumerate() {
+            let spec = &topology.nodes[g];
+            let mut child_idx = Vec::new();
+            let mut child_names = Vec::new();
+            for c in &spec.children {
+                let li = local.get(c).copied().ok_or_else(|| {
+                    StreamsError::Internal(format!(
+                        "child of `{}` outside its sub-topology",
+                        spec.name
+                    ))
+                })?;
+                child_idx.push(li);
+                child_names.push(topology.nodes[*c].name.clone());
+            }
+            let topics: Vec<Arc<str>> = spec
+                .topics()
+                .iter()
+                .map(|t| Arc::from(t.resolve(config.application_id()).as_str()))
+                .collect();
+            if spec.is_source() {
+                for (ti, t) in topics.iter().enumerate() {
+                    inputs.push(TaskInput {
+                        topic: t.clone(),
+                        node: i,
+                        topic_idx: ti,
+                    });
+                }
+            }
+            let node = (spec.factory)(NodeBuild {
+                name: spec.name.clone(),
+                idx: i,
+                children: Children::new(child_idx, child_names),
+                partition,
+                topics,
+                config: &config,
+            })?;
+            nodes.push(Slot {
+                name: spec.name.clone(),
+                node: Some(node),
+            });
+        }
+        let mut stores = Vec::new();
+        let mut store_index = HashMap::new();
+        for &s in &sub.stores {
+            let spec = &topology.stores[s];
+            let entry = (spec.factory)()?;
+            store_index.insert(spec.name.clone(), stores.len());
+            stores.push(entry);
+        }
+        Ok(Self {
+            ctx: TaskContext {
+                id: TaskId {
+                    subtopology,
+                    partition,
+                },
+                nodes,
+                stores,
+                store_index,
+                output: Vec::new(),
+                stream_time: -1,
+                wall_clock,
+                current: None,
+                current_timestamp: -1,
+                schedules: Vec::new(),
+                next_schedule: 0,
+                commit_requested: false,
+                metrics: TaskMetrics::default(),
+                config,
+            },
+            inputs,
+        })
+    }
+
+    /// Initializes every node, sources first.
+    pub(crate) fn init(&mut self) -> Result<()> {
+        for i in 0..self.ctx.nodes.len() {
+            self.with_node(i, |node, ctx| node.init(ctx))?;
+        }
+        Ok(())
+    }
+
+    fn with_node(
+        &mut self,
+        i: usize,
+        f: impl FnOnce(&mut dyn super::node::NodeOps, &mut TaskContext) -> Result<()>,
+    ) -> Result<()> {
+        let mut node = self.ctx.nodes[i]
+            .node
+            .take()
+            .ok_or_else(|| StreamsError::Internal(format!("node {i} is busy")))?;
+        let result = match node.ops() {
+            Some(ops) => f(ops, &mut self.ctx),
+            None => Err(StreamsError::Internal(format!(
+                "node {i} has no operations"
+            ))),
+        };
+        self.ctx.nodes[i].node = Some(node);
+        result
+    }
+
+    /// The task's id.
+    pub(crate) fn id(&self) -> TaskId {
+        self.ctx.id
+    }
+
+    /// Deserializes raw records of `topic` and queues them for processing.
+    pub(crate) fn add_records(
+        &mut self,
+        topic: &str,
+        records: impl IntoIterator<Item = RawRecord>,
+    ) -> Result<()> {
+        let input = self
+            .inputs
+            .iter()
+            .position(|i| &*i.topic == topic)
+            .ok_or_else(|| StreamsError::Topic {
+                topic: topic.to_string(),
+                detail: format!("not an input of task {}", self.ctx.id),
+            })?;
+        let TaskInput {
+            node, topic_idx, ..
+        } = self.inputs[input];
+        let mut slot = self.ctx.nodes[node]
+            .node
+            .take()
+            .ok_or_else(|| StreamsError::Internal("source busy".into()))?;
+        let result = match slot.as_source() {
+            Some(src) => records
+                .into_iter()
+                .try_for_each(|r| src.enqueue(topic_idx, r, &mut self.ctx)),
+            None => Err(StreamsError::Internal("input node is not a source".into())),
+        };
+        self.ctx.nodes[node].node = Some(slot);
+        result
+    }
+
+    /// Processes the queued record with the smallest timestamp across the task's partitions,
+    /// then fires due stream-time punctuators. Returns false when nothing was queued.
+    pub(crate) fn process_one(&mut self) -> Result<bool> {
+        let mut best: Option<(i64, usize)> = None;
+        for (i, inp) in self.inputs.iter().enumerate() {
+            if let Some(ts) = self.ctx.nodes[inp.node]
+                .node
+                .as_mut()
+                .and_then(|b| b.as_source())
+                .and_then(|s| s.head_timestamp(inp.topic_idx))
+            {
+                if best.is_none_or(|(b, _)| ts < b) {
+                    best = Some((ts, i));
+                }
+            }
+        }
+        let Some((_, i)) = best else {
+            return Ok(false);
+        };
+        let TaskInput {
+            node, topic_idx, ..
+        } = self.inputs[i];
+        let mut slot = self.ctx.nodes[node]
+            .node
+            .take()
+            .ok_or_else(|| StreamsError::Internal("source busy".into()))?;
+        let result = match slot.as_source() {
+            Some(src) => src.process_head(topic_idx, &mut self.ctx),
+            None => Err(StreamsError::Internal("input node is not a source".into())),
+        };
+        self.ctx.nodes[node].node = Some(slot);
+        result?;
+        self.ctx.current = None;
+        self.punctuate_stream_time()?;
+        Ok(true)
+    }
+
+    /// Fires every stream-time punctuator that is due. A punctuator that fell behind by
+    /// several intervals fires once.
+    pub(crate) fn punctuate_stream_time(&mut self) -> Result<bool> {
+        let now = self.ctx.stream_time;
+        if now < 0 {
+            return Ok(false);
+        }
+        self.punctuate(PunctuationType::StreamTime, now)
+    }
+
+    /// Sets the wall clock to `now` and fires every wall-clock punctuator that is due.
+    pub(crate) fn punctuate_wall_clock(&mut self, now: i64) -> Result<bool> {
+        self.ctx.wall_clock = now;
+        self.punctuate(PunctuationType::WallClockTime, now)
+    }
+
+    fn punctuate(&mut self, kind: PunctuationType, now: i64) -> Result<bool> {
+        let mut fired = false;
+        let mut i = 0;
+        while i < self.ctx.schedules.len() {
+            let s = &mut self.ctx.schedules[i];
+            i += 1;
+            if s.kind != kind || s.cancelled || s.next > now {
+                continue;
+            }
+            let missed = (now - s.next) / s.interval;
+            s.next += (missed + 1) * s.interval;
+            let p = Punctuation {
+                id: s.id,
+                kind,
+                timestamp: now,
+            };
+            let node = s.node;
+            self.ctx.current = None;
+            self.ctx.current_timestamp = now;
+            self.ctx.metrics.punctuations += 1;
+            self.with_node(node, |n, ctx| n.punctuate(p, ctx))?;
+            fired = true;
+        }
+        self.ctx.schedules.retain(|s| !s.cancelled);
+        Ok(fired)
+    }
+
+    /// Takes the records produced so far.
+    pub(crate) fn take_output(&mut self) -> Vec<ProducedRecord> {
+        std::mem::take(&mut self.ctx.output)
+    }
+
+    /// Flushes every store (part of a commit).
+    pub(crate) fn flush(&mut self) -> Result<()> {
+        for s in &self.ctx.stores {
+            s.flush()?;
+        }
+        self.ctx.commit_requested = false;
+        Ok(())
+    }
+
+    /// Closes every node and store.
+    pub(crate) fn close(&mut self) -> Result<()> {
+        for i in 0..self.ctx.nodes.len() {
+            self.with_node(i, |node, ctx| node.close(ctx))?;
+        }
+        for s in &self.ctx.stores {
+            s.close()?;
+        }
+        Ok(())
+    }
+}

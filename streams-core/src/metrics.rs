@@ -1,0 +1,29 @@
+//! Metrics: counters per task, summed per application.
+
+use std::ops::AddAssign;
+
+/// Counters of one task (or, summed, of an application).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskMetrics {
+    /// Records taken from input queues and processed.
+    pub processed: u64,
+    /// Records skipped: undeserializable (log-and-continue or dead-letter) or with an invalid
+    /// timestamp (skip policy). Kafka's `skipped-records` / `dropped-records`.
+    pub skipped_records: u64,
+    /// Of the skipped records, those sent to the dead-letter topic.
+    pub dead_lettered: u64,
+    /// Records dropped by operators (late records for closed windows, for example).
+    pub dropped_records: u64,
+    /// Punctuator firings.
+    pub punctuations: u64,
+}
+
+impl AddAssign for TaskMetrics {
+    fn add_assign(&mut self, o: Self) {
+        self.processed += o.processed;
+        self.skipped_records += o.skipped_records;
+        self.dead_lettered += o.dead_lettered;
+        self.dropped_records += o.dropped_records;
+        self.punctuations += o.punctuations;
+    }
+}

@@ -1,0 +1,822 @@
+//! The topology test driver: run whole topologies with no broker, synchronously and
+//! deterministically.
+//!
+//! Unlike Kafka's `TopologyTestDriver`, topics may have several partitions: records land in
+//! the partition Kafka's default partitioner would choose (murmur2 of the key bytes), flow
+//! through repartition topics between sub-topologies, and are processed by one task per
+//! (sub-topology, partition) — the same task and node code the runtime runs.
+//!
+//! ## Setup, processing, inspection
+//! ```
+//! use streams_core::prelude::*;
+//!
+//! let builder = StreamsBuilder::new();
+//! builder.stream::<String, String>("views")
+//!     .group_by(|_user, page| page.clone())
+//!     .count_with(Materialized::as_("views-per-page"))
+//!     .to_stream()
+//!     .to("counts");
+//! let mut driver = TopologyTestDriver::builder(builder.build().unwrap(), StreamsConfig::new("app"))
+//!     .partitions("views", 4)
+//!     .build()
+//!     .unwrap();
+//! assert_eq!(driver.task_ids().len(), 8); // 2 sub-topologies x 4 partitions
+//!
+//! let views = driver.input_topic::<String, String>("views");
+//! views.pipe_input_at("u1".into(), "/a".into(), 1_000).unwrap();
+//! views.pipe_input_at("u2".into(), "/a".into(), 2_000).unwrap();
+//!
+//! let out = driver.output_topic::<String, Option<i64>>("counts");
+//! assert_eq!(out.read_key_values_to_list().unwrap(),
+//!            vec![("/a".to_string(), Some(1)), ("/a".to_string(), Some(2))]);
+//! let store = driver.key_value_store::<String, i64>("views-per-page").unwrap();
+//! assert_eq!(store.get(&"/a".to_string()).unwrap(), Some(2));
+//! ```
+//!
+//! ## What differs from production
+//! - [`TestInputTopic::pipe_input`] processes the record completely (through every
+//!   repartition topic) before it returns, and then commits, so every update is visible.
+//!   [`TestInputTopic::pipe_key_values`] and [`TestInputTopic::pipe_records`] enqueue a whole
+//!   batch first and then process it, like the runtime does with a fetched batch.
+//! - The wall clock is mocked: it moves only with
+//!   [`TopologyTestDriver::advance_wall_clock_time`].
+//! - Output of every partition of a topic is read in the order it was produced.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::StreamsConfig;
+use crate::error::{Result, StreamsError};
+use crate::internals::task::{ProducedRecord, Task};
+use crate::metrics::TaskMetrics;
+use crate::partitioner::partition_for_key;
+use crate::record::{Headers, RawRecord, Record, TaskId};
+use crate::serde::{DefaultSerde, SerdeRef};
+use crate::state::{KeyValueStoreHandle, ValueAndTimestamp};
+use crate::topology::{TopicName, Topology, TopologyInner};
+
+/// A record as stored in a driver topic.
+#[derive(Debug, Clone)]
+struct Stored {
+    partition: u32,
+    raw: RawRecord,
+}
+
+#[derive(Debug, Default)]
+struct TopicLog {
+    /// Next offset per partition.
+    next_offset: Vec<i64>,
+    /// Every record, in production order.
+    records: Vec<Stored>,
+}
+
+struct Inner {
+    config: Arc<StreamsConfig>,
+    tasks: BTreeMap<TaskId, Task>,
+    /// Resolved topic -> partition count.
+    partitions: HashMap<String, u32>,
+    default_partitions: u32,
+    /// Resolved source topic -> the sub-topology reading it.
+    readers: HashMap<String, u32>,
+    logs: HashMap<String, TopicLog>,
+    wall_clock: i64,
+    round_robin: u32,
+}
+
+impl Inner {
+    fn partitions_of(&self, topic: &str) -> u32 {
+        self.partitions
+            .get(topic)
+            .copied()
+            .unwrap_or(self.default_partitions)
+    }
+
+    /// Appends a record to `topic` and, if a task reads the topic, queues it there.
+    fn append(
+        &mut self,
+        topic: &str,
+        partition: Option<u32>,
+        key: Option<Vec<u8>>,
+        value: Option<Vec<u8>>,
+        timestamp: i64,
+        headers: Headers,
+    ) -> Result<()> {
+        let n = self.partitions_of(topic);
+        let partition = match (partition, &key) {
+            (Some(p), _) if p < n => p,
+            (Some(p), _) => {
+                return Err(StreamsError::Topic {
+                    topic: topic.to_string(),
+                    detail: format!("partition {p} does not exist (the topic has {n})"),
+                });
+            }
+            (None, Some(k)) => partition_for_key(k, n),
+            (None, None) => {
+                self.round_robin = self.round_robin.wrapping_add(1);
+                self.round_robin % n
+            }
+        };
+        let log = self.logs.entry(topic.to_string()).or_default();
+        if log.next_offset.len() < n as usize {
+            log.next_offset.resize(n as usize, 0);
+        }
+        let offset = log.next_offset[partition as usize];
+        log.next_offset[partition as usize] += 1;
+        let raw = RawRecord {
+            offset,
+            timestamp,
+            key,
+            value,
+            headers,
+        };
+        if let Some(&sub) = self.readers.get(topic) {
+            let id = TaskId {
+                subtopology: sub,
+                partition,
+            };
+            let task = self.tasks.get_mut(&id).ok_or_else(|| {
+                StreamsError::Internal(format!("no task {id} for {topic}-{partition}"))
+            })?;
+            task.add_records(topic, std::iter::once(raw.clone()))?;
+        }
+        log.records.push(Stored { partition, raw });
+        Ok(())
+    }
+
+    fn route(&mut self, out: Vec<ProducedRecord>) -> Result<()> {
+        for r in out {
+            self.append(
+                &r.topic,
+                r.partition,
+                r.key,
+                r.value,
+                r.timestamp,
+                r.headers,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Processes until every queue is empty, routing output as it appears; then commits.
+    fn run(&mut self) -> Result<()> {
+        loop {
+            let mut progressed = false;
+            let ids: Vec<TaskId> = self.tasks.keys().copied().collect();
+            for id in ids {
+                loop {
+                    let task = self
+                        .tasks
+                        .get_mut(&id)
+                        .ok_or_else(|| StreamsError::Internal(format!("task {id} vanished")))?;
+                    let did = task.process_one()?;
+                    let out = task.take_output();
+                    self.route(out)?;
+                    if !did {
+                        break;
+                    }
+                    progressed = true;
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+        for task in self.tasks.values_mut() {
+            task.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// Builds a [`TopologyTestDriver`] with partition counts and a start time.
+#[derive(Debug)]
+pub struct TopologyTestDriverBuilder {
+    topology: Topology,
+    config: StreamsConfig,
+    partitions: HashMap<String, u32>,
+    default_partitions: u32,
+    wall_clock_start: i64,
+}
+
+impl TopologyTestDriverBuilder {
+    /// Gives `topic` (a source or output topic) `n` partitions. Default: 1 (see
+    /// [`default_partitions`](Self::default_partitions)).
+    pub fn partitions(mut self, topic: &str, n: u32) -> Self {
+        self.partitions.insert(topic.to_string(), n.max(1));
+        self
+    }
+
+    /// The partition count of every topic not set with [`partitions`](Self::partitions).
+    /// Default: 1.
+    pub fn default_partitions(mut self, n: u32) -> Self {
+        self.default_partitions = n.max(1);
+        self
+    }
+
+    /// The mocked wall clock's start, in ms since the epoch. Default: 0.
+    pub fn wall_clock_start(mut self, ms: i64) -> Self {
+        self.wall_clock_start = ms;
+        self
+    }
+
+    /// Creates the tasks and initializes them.
+    pub fn build(self) -> Result<TopologyTestDriver> {
+        self.config.validate()?;
+        let config = Arc::new(self.config);
+        let t: &TopologyInner = &self.topology.inner;
+        let app = config.application_id().to_string();
+        let mut partitions: HashMap<String, u32> = self.partitions;
+        let default = self.default_partitions;
+        // External source topics.
+        for s in &t.subtopologies {
+            for topic in &s.sources {
+                if let TopicName::External(name) = topic {
+                    partitions.entry(name.clone()).or_insert(default);
+                }
+            }
+        }
+        // Repartition topics: fixed, or the largest source partition count upstream.
+        let mut pending: Vec<&(TopicName, Option<u32>)> = Vec::new();
+        for rt in &t.repartition_topics {
+            match rt.1 {
+                Some(n) => {
+                    partitions.insert(rt.0.resolve(&app), n);
+                }
+                None => pending.push(rt),
+            }
+        }
+        for _ in 0..=t.repartition_topics.len() {
+            pending.retain(|(topic, _)| {
+                let mut max = 0u32;
+                for w in t.writers_of(topic) {
+                    for src in &t.subtopologies[w].sources {
+                        match partitions.get(&src.resolve(&app)) {
+                            Some(&n) => max = max.max(n),
+                            None => return true,
+                        }
+                    }
+                }
+                partitions.insert(topic.resolve(&app), max.max(1));
+                false
+            });
+        }
+        if let Some((topic, _)) = pending.first() {
+            return Err(StreamsError::Internal(format!(
+                "cannot size repartition topic {}",
+                topic.resolve(&app)
+            )));
+        }
+        let mut readers = HashMap::new();
+        let mut tasks = BTreeMap::new();
+        for (i, s) in t.subtopologies.iter().enumerate() {
+            let sub = i as u32;
+            let mut n = 0;
+            for src in &s.sources {
+                let name = src.resolve(&app);
+                n = n.max(partitions.get(&name).copied().unwrap_or(default));
+                readers.insert(name, sub);
+            }
+            for p in 0..n {
+                let mut task = Task::new(t, sub, p, config.clone(), self.wall_clock_start)?;
+                task.init()?;
+                tasks.insert(task.id(), task);
+            }
+        }
+        let mut inner = Inner {
+            config,
+            tasks,
+            partitions,
+            default_partitions: default,
+            readers,
+            logs: HashMap::new(),
+            wall_clock: self.wall_clock_start,
+            round_robin: 0,
+        };
+        // Punctuators scheduled in init may have produced output.
+        let mut out = Vec::new();
+        for task in inner.tasks.values_mut() {
+            out.extend(task.take_output());
+        }
+        inner.route(out)?;
+        inner.run()?;
+        Ok(TopologyTestDriver {
+            inner: Rc::new(RefCell::new(inner)),
+        })
+    }
+}
+
+/// Runs a topology deterministically, with no broker. See the [module docs](self).
+pub struct TopologyTestDriver {
+    inner: Rc<RefCell<Inner>>,
+}
+
+impl std::fmt::Debug for TopologyTestDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TopologyTestDriver")
+            .field("tasks", &self.task_ids())
+            .finish()
+    }
+}
+
+impl TopologyTestDriver {
+    /// A driver where every topic has one partition.
+    pub fn new(topology: Topology, config: StreamsConfig) -> Result<Self> {
+        Self::builder(topology, config).build()
+    }
+
+    /// A builder, to set partition counts and the start time.
+    pub fn builder(topology: Topology, config: StreamsConfig) -> TopologyTestDriverBuilder {
+        TopologyTestDriverBuilder {
+            topology,
+            config,
+            partitions: HashMap::new(),
+            default_partitions: 1,
+            wall_clock_start: 0,
+        }
+    }
+
+    /// An input topic with the default serdes of `K` and `V`.
+    pub fn input_topic<K: DefaultSerde, V: DefaultSerde>(
+        &self,
+        topic: &str,
+    ) -> TestInputTopic<K, V> {
+        self.input_topic_with(topic, K::default_serde(), V::default_serde())
+    }
+
+    /// An input topic with explicit serdes.
+    pub fn input_topic_with<K, V>(
+        &self,
+        topic: &str,
+        key_serde: SerdeRef<K>,
+        value_serde: SerdeRef<V>,
+    ) -> TestInputTopic<K, V> {
+        TestInputTopic {
+            inner: self.inner.clone(),
+            topic: topic.to_string(),
+            key_serde,
+            value_serde,
+            time: Cell::new(0),
+            advance: Cell::new(0),
+        }
+    }
+
+    /// An output topic with the default serdes of `K` and `V`. Use `Option<V>` to read
+    /// tombstones, and `Option<Vec<u8>>` for raw bytes.
+    pub fn output_topic<K: DefaultSerde, V: DefaultSerde>(
+        &self,
+        topic: &str,
+    ) -> TestOutputTopic<K, V> {
+        self.output_topic_with(topic, K::default_serde(), V::default_serde())
+    }
+
+    /// An output topic with explicit serdes. Reading starts at the first record.
+    pub fn output_topic_with<K, V>(
+        &self,
+        topic: &str,
+        key_serde: SerdeRef<K>,
+        value_serde: SerdeRef<V>,
+    ) -> TestOutputTopic<K, V> {
+        TestOutputTopic {
+            inner: self.inner.clone(),
+            topic: topic.to_string(),
+            key_serde,
+            value_serde,
+            cursor: Cell::new(0),
+        }
+    }
+
+    /// Moves the mocked wall clock forward, fires due wall-clock punctuators and processes
+    /// what they produce.
+    pub fn advance_wall_clock_time(&mut self, by: Duration) -> Result<()> {
+        let mut inner = self.inner.borrow_mut();
+        inner.wall_clock += i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        let now = inner.wall_clock;
+        let ids: Vec<TaskId> = inner.tasks.keys().copied().collect();
+        for id in ids {
+            let out = match inner.tasks.get_mut(&id) {
+                Some(task) => {
+                    task.punctuate_wall_clock(now)?;
+                    task.take_output()
+                }
+                None => continue,
+            };
+            inner.route(out)?;
+        }
+        inner.run()
+    }
+
+    /// The mocked wall-clock time (ms).
+    pub fn wall_clock_time(&self) -> i64 {
+        self.inner.borrow().wall_clock
+    }
+
+    /// The ids of the tasks, one per (sub-topology, partition).
+    pub fn task_ids(&self) -> Vec<TaskId> {
+        self.inner.borrow().tasks.keys().copied().collect()
+    }
+
+    /// The partition count the driver uses for `topic` (internal topics by their full name).
+    pub fn partition_count(&self, topic: &str) -> u32 {
+        self.inner.borrow().partitions_of(topic)
+    }
+
+    /// Metrics summed over all tasks.
+    pub fn metrics(&self) -> TaskMetrics {
+        let mut sum = TaskMetrics::default();
+        for t in self.inner.borrow().tasks.values() {
+            sum += t.ctx.metrics;
+        }
+        sum
+    }
+
+    /// Metrics per task.
+    pub fn task_metrics(&self) -> BTreeMap<TaskId, TaskMetrics> {
+        self.inner
+            .borrow()
+            .tasks
+            .iter()
+            .map(|(id, t)| (*id, t.ctx.metrics))
+            .collect()
+    }
+
+    /// A read view of the key-value store `name` across all tasks. Works for DSL stores
+    /// (which keep a timestamp per value) and Processor API stores alike.
+    pub fn key_value_store<K: 'static, V: 'static>(
+        &self,
+        name: &str,
+    ) -> Result<KeyValueStoreView<K, V>> {
+        let inner = self.inner.borrow();
+        let mut parts = Vec::new();
+        for task in inner.tasks.values() {
+            let Ok(entry) = task.ctx.store(name) else {
+                continue;
+            };
+            let any = entry.typed_any();
+            if let Some(h) = any.downcast_ref::<KeyValueStoreHandle<K, V>>() {
+                parts.push(Part::Plain(h.clone()));
+            } else if let Some(h) =
+                any.downcast_ref::<KeyValueStoreHandle<K, ValueAndTimestamp<V>>>()
+            {
+                parts.push(Part::Timestamped(h.clone()));
+            } else {
+                return Err(StreamsError::StoreAccess {
+                    store: name.to_string(),
+                    detail: format!(
+                        "holds other types than ({}, {})",
+                        std::any::type_name::<K>(),
+                        std::any::type_name::<V>()
+                    ),
+                });
+            }
+        }
+        if parts.is_empty() {
+            return Err(StreamsError::StoreAccess {
+                store: name.to_string(),
+                detail: "no such key-value store in this topology".into(),
+            });
+        }
+        Ok(KeyValueStoreView { parts })
+    }
+
+    /// Closes every task (nodes first, then stores).
+    pub fn close(self) -> Result<()> {
+        let mut inner = self.inner.borrow_mut();
+        for task in inner.tasks.values_mut() {
+            task.close()?;
+        }
+        Ok(())
+    }
+
+    /// The application's configuration.
+    pub fn config(&self) -> StreamsConfig {
+        (*self.inner.borrow().config).clone()
+    }
+}
+
+enum Part<K, V> {
+    Plain(KeyValueStoreHandle<K, V>),
+    Timestamped(KeyValueStoreHandle<K, ValueAndTimestamp<V>>),
+}
+
+/// A read view of one key-value store across all the driver's tasks.
+pub struct KeyValueStoreView<K, V> {
+    parts: Vec<Part<K, V>>,
+}
+
+impl<K, V> std::fmt::Debug for KeyValueStoreView<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyValueStoreView")
+            .field("tasks", &self.parts.len())
+            .finish()
+    }
+}
+
+impl<K: 'static, V: 'static> KeyValueStoreView<K, V> {
+    /// The value of `key` in whichever task holds it.
+    pub fn get(&self, key: &K) -> Result<Option<V>> {
+        for p in &self.parts {
+            let v = match p {
+                Part::Plain(h) => h.get(key)?,
+                Part::Timestamped(h) => h.get(key)?.map(|v| v.value),
+            };
+            if v.is_some() {
+                return Ok(v);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every pair of every task (ascending by serialized key within a task).
+    pub fn all(&self) -> Result<Vec<(K, V)>> {
+        let mut out = Vec::new();
+        for p in &self.parts {
+            match p {
+                Part::Plain(h) => out.extend(h.all()?),
+                Part::Timestamped(h) => out.extend(h.all()?.into_iter().map(|(k, v)| (k, v.value))),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The number of keys over all tasks.
+    pub fn approximate_num_entries(&self) -> Result<u64> {
+        let mut n = 0;
+        for p in &self.parts {
+            n += match p {
+                Part::Plain(h) => h.approximate_num_entries()?,
+                Part::Timestamped(h) => h.approximate_num_entries()?,
+            };
+        }
+        Ok(n)
+    }
+}
+
+/// Pipes typed records into a topic of a [`TopologyTestDriver`].
+pub struct TestInputTopic<K, V> {
+    inner: Rc<RefCell<Inner>>,
+    topic: String,
+    key_serde: SerdeRef<K>,
+    value_serde: SerdeRef<V>,
+    time: Cell<i64>,
+    advance: Cell<i64>,
+}
+
+impl<K, V> std::fmt::Debug for TestInputTopic<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestInputTopic")
+            .field("topic", &self.topic)
+            .field("time", &self.time.get())
+            .finish()
+    }
+}
+
+impl<K: 'static, V: 'static> TestInputTopic<K, V> {
+    /// Sets the timestamp of the next record piped without one, and how far each such record
+    /// moves it. Default: 0 and 0.
+    pub fn with_time(self, start_ms: i64, auto_advance: Duration) -> Self {
+        self.time.set(start_ms);
+        self.advance
+            .set(i64::try_from(auto_advance.as_millis()).unwrap_or(i64::MAX));
+        self
+    }
+
+    /// Moves the topic's current time forward.
+    pub fn advance_time(&self, by: Duration) {
+        self.time
+            .set(self.time.get() + i64::try_from(by.as_millis()).unwrap_or(i64::MAX));
+    }
+
+    fn next_time(&self) -> i64 {
+        let t = self.time.get();
+        self.time.set(t + self.advance.get());
+        t
+    }
+
+    fn enqueue(&self, record: Record<K, V>, partition: Option<u32>) -> Result<()> {
+        let key = self
+            .key_serde
+            .serialize_nullable(&record.key)
+            .map_err(|source| StreamsError::Serialization {
+                which: "key",
+                target: self.topic.clone(),
+                source,
+            })?;
+        let value = self
+            .value_serde
+            .serialize_nullable(&record.value)
+            .map_err(|source| StreamsError::Serialization {
+                which: "value",
+                target: self.topic.clone(),
+                source,
+            })?;
+        self.inner.borrow_mut().append(
+            &self.topic,
+            partition,
+            key,
+            value,
+            record.timestamp,
+            record.headers,
+        )
+    }
+
+    /// Pipes one record at the topic's current time and processes it completely.
+    pub fn pipe_input(&self, key: K, value: V) -> Result<()> {
+        let ts = self.next_time();
+        self.pipe_record(Record::new(key, value, ts))
+    }
+
+    /// Pipes one record at time `timestamp` (ms) and processes it completely.
+    pub fn pipe_input_at(&self, key: K, value: V, timestamp: i64) -> Result<()> {
+        self.pipe_record(Record::new(key, value, timestamp))
+    }
+
+    /// Pipes one record (with its timestamp and headers) and processes it completely.
+    pub fn pipe_record(&self, record: Record<K, V>) -> Result<()> {
+        self.enqueue(record, None)?;
+        self.inner.borrow_mut().run()
+    }
+
+    /// Pipes one record into a chosen partition, bypassing the partitioner.
+    pub fn pipe_record_to(&self, partition: u32, record: Record<K, V>) -> Result<()> {
+        self.enqueue(record, Some(partition))?;
+        self.inner.borrow_mut().run()
+    }
+
+    /// Enqueues every pair at the topic's current time (auto-advancing), then processes the
+    /// batch.
+    pub fn pipe_key_values(&self, pairs: impl IntoIterator<Item = (K, V)>) -> Result<()> {
+        for (k, v) in pairs {
+            let ts = self.next_time();
+            self.enqueue(Record::new(k, v, ts), None)?;
+        }
+        self.inner.borrow_mut().run()
+    }
+
+    /// Enqueues every record, then processes the batch.
+    pub fn pipe_records(&self, records: impl IntoIterator<Item = Record<K, V>>) -> Result<()> {
+        for r in records {
+            self.enqueue(r, None)?;
+        }
+        self.inner.borrow_mut().run()
+    }
+
+    /// Pipes raw bytes (for example a malformed value) at time `timestamp`.
+    pub fn pipe_raw(
+        &self,
+        key: Option<Vec<u8>>,
+        value: Option<Vec<u8>>,
+        timestamp: i64,
+    ) -> Result<()> {
+        self.inner
+            .borrow_mut()
+            .append(&self.topic, None, key, value, timestamp, Headers::new())?;
+        self.inner.borrow_mut().run()
+    }
+}
+
+/// Reads typed records from a topic of a [`TopologyTestDriver`], in production order.
+pub struct TestOutputTopic<K, V> {
+    inner: Rc<RefCell<Inner>>,
+    topic: String,
+    key_serde: SerdeRef<K>,
+    value_serde: SerdeRef<V>,
+    cursor: Cell<usize>,
+}
+
+impl<K, V> std::fmt::Debug for TestOutputTopic<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestOutputTopic")
+            .field("topic", &self.topic)
+            .field("read", &self.cursor.get())
+            .finish()
+    }
+}
+
+/// A record read from an output topic, with the partition it landed in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestRecord<K, V> {
+    /// The record.
+    pub record: Record<K, V>,
+    /// Its partition.
+    pub partition: u32,
+    /// Its offset.
+    pub offset: i64,
+}
+
+impl<K: 'static, V: 'static> TestOutputTopic<K, V> {
+    /// The next record with its partition, if any.
+    pub fn read_test_record(&self) -> Result<Option<TestRecord<K, V>>> {
+        let inner = self.inner.borrow();
+        let Some(stored) = inner
+            .logs
+            .get(&self.topic)
+            .and_then(|l| l.records.get(self.cursor.get()))
+        else {
+            return Ok(None);
+        };
+        self.cursor.set(self.cursor.get() + 1);
+        let raw = &stored.raw;
+        let de = |which, e| StreamsError::Deserialization {
+            which,
+            topic: self.topic.clone(),
+            partition: stored.partition,
+            offset: raw.offset,
+            source: e,
+        };
+        let key = self
+            .key_serde
+            .deserialize_nullable(raw.key.as_deref())
+            .map_err(|e| de("key", e))?;
+        let value = self
+            .value_serde
+            .deserialize_nullable(raw.value.as_deref())
+            .map_err(|e| de("value", e))?;
+        Ok(Some(TestRecord {
+            record: Record {
+                key,
+                value,
+                timestamp: raw.timestamp,
+                headers: raw.headers.clone(),
+            },
+            partition: stored.partition,
+            offset: raw.offset,
+        }))
+    }
+
+    /// The next record, if any.
+    pub fn read_record(&self) -> Result<Option<Record<K, V>>> {
+        Ok(self.read_test_record()?.map(|t| t.record))
+    }
+
+    /// The next value, if any.
+    pub fn read_value(&self) -> Result<Option<V>> {
+        Ok(self.read_record()?.map(|r| r.value))
+    }
+
+    /// The next key and value, if any.
+    pub fn read_key_value(&self) -> Result<Option<(K, V)>> {
+        Ok(self.read_record()?.map(|r| (r.key, r.value)))
+    }
+
+    /// Every remaining record.
+    pub fn read_records_to_list(&self) -> Result<Vec<Record<K, V>>> {
+        let mut out = Vec::new();
+        while let Some(r) = self.read_record()? {
+            out.push(r);
+        }
+        Ok(out)
+    }
+
+    /// Every remaining value.
+    pub fn read_values_to_list(&self) -> Result<Vec<V>> {
+        Ok(self
+            .read_records_to_list()?
+            .into_iter()
+            .map(|r| r.value)
+            .collect())
+    }
+
+    /// Every remaining key.
+    pub fn read_keys_to_list(&self) -> Result<Vec<K>> {
+        Ok(self
+            .read_records_to_list()?
+            .into_iter()
+            .map(|r| r.key)
+            .collect())
+    }
+
+    /// Every remaining key and value.
+    pub fn read_key_values_to_list(&self) -> Result<Vec<(K, V)>> {
+        Ok(self
+            .read_records_to_list()?
+            .into_iter()
+            .map(|r| (r.key, r.value))
+            .collect())
+    }
+
+    /// The latest value per key over the remaining records.
+    pub fn read_key_values_to_map(&self) -> Result<HashMap<K, V>>
+    where
+        K: Hash + Eq,
+    {
+        Ok(self.read_key_values_to_list()?.into_iter().collect())
+    }
+
+    /// Whether every record has been read.
+    pub fn is_empty(&self) -> bool {
+        self.queue_size() == 0
+    }
+
+    /// The number of records not yet read.
+    pub fn queue_size(&self) -> usize {
+        let inner = self.inner.borrow();
+        inner
+            .logs
+            .get(&self.topic)
+            .map_or(0, |l| l.records.len().saturating_sub(self.cursor.get()))
+    }
+}

@@ -1,0 +1,116 @@
+//! The byte-level key-value store interface.
+
+use std::ops::Bound;
+
+use crate::{KeyValueBytes, StateError};
+
+/// An iterator over key-value pairs of a store, borrowing the store: it cannot outlive it.
+pub type KeyValueIter<'a> = Box<dyn Iterator<Item = Result<KeyValueBytes, StateError>> + 'a>;
+
+/// What every state store has, whatever its kind.
+pub trait StateStore: Send {
+    /// The store's name, unique within a topology.
+    fn name(&self) -> &str;
+    /// Whether the store keeps its data on disk across restarts.
+    fn persistent(&self) -> bool;
+    /// Makes every write so far durable in the engine (called on commit).
+    fn flush(&mut self) -> Result<(), StateError>;
+    /// Releases the store's resources; later calls fail with [`StateError::NotOpen`].
+    fn close(&mut self) -> Result<(), StateError>;
+    /// Whether the store is open.
+    fn is_open(&self) -> bool;
+}
+
+/// A key-value store over raw bytes. Keys are ordered lexicographically by their bytes.
+///
+/// Ranges take [`Bound`]s so that inclusive, exclusive and open ends can all be expressed;
+/// an iterator borrows the store and so cannot outlive it.
+pub trait KeyValueStore: StateStore {
+    /// The value stored under `key`, if any.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
+    /// Stores `value` under `key`, replacing what was there.
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StateError>;
+    /// Stores `value` only if `key` has no value; returns the existing value otherwise.
+    fn put_if_absent(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        match self.get(key)? {
+            Some(existing) => Ok(Some(existing)),
+            None => {
+                self.put(key, value)?;
+                Ok(None)
+            }
+        }
+    }
+    /// Stores every pair, in order.
+    fn put_all(&mut self, entries: &[(&[u8], &[u8])]) -> Result<(), StateError> {
+        for (k, v) in entries {
+            self.put(k, v)?;
+        }
+        Ok(())
+    }
+    /// Removes `key`, returning its old value.
+    fn delete(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
+    /// Pairs whose key lies within the bounds, in ascending key order.
+    fn range<'a>(
+        &'a self,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+    ) -> Result<KeyValueIter<'a>, StateError>;
+    /// Pairs whose key lies within the bounds, in descending key order.
+    fn reverse_range<'a>(
+        &'a self,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+    ) -> Result<KeyValueIter<'a>, StateError>;
+    /// Every pair, in ascending key order.
+    fn all(&self) -> Result<KeyValueIter<'_>, StateError> {
+        self.range(Bound::Unbounded, Bound::Unbounded)
+    }
+    /// Every pair whose key starts with `prefix`, in ascending key order.
+    fn prefix_scan<'a>(&'a self, prefix: &[u8]) -> Result<KeyValueIter<'a>, StateError> {
+        match prefix_successor(prefix) {
+            Some(end) => {
+                let iter = self.range(Bound::Included(prefix), Bound::Excluded(&end))?;
+                Ok(iter)
+            }
+            None => self.range(Bound::Included(prefix), Bound::Unbounded),
+        }
+    }
+    /// An estimate of the number of keys (exact for in-memory stores).
+    fn approximate_num_entries(&self) -> Result<u64, StateError>;
+}
+
+/// The smallest byte string greater than every string that starts with `prefix`, or `None`
+/// when no such string exists (the prefix is empty or all `0xff`).
+pub(crate) fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// Creates key-value stores: one per task, each named after the supplier.
+pub trait KeyValueBytesStoreSupplier: Send + Sync {
+    /// The name the created stores carry.
+    fn name(&self) -> &str;
+    /// Creates a new, empty store.
+    fn get(&self) -> Result<Box<dyn KeyValueStore>, StateError>;
+    /// Whether the created stores are persistent.
+    fn persistent(&self) -> bool;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_successor;
+
+    #[test]
+    fn prefix_successor_carries_over_max_bytes() {
+        assert_eq!(prefix_successor(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_successor(&[1, 0xff]), Some(vec![2]));
+        assert_eq!(prefix_successor(&[0xff, 0xff]), None);
+        assert_eq!(prefix_successor(b""), None);
+    }
+}
