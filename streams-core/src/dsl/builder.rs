@@ -69,7 +69,10 @@ impl StreamsBuilder {
         &self,
         topic: &str,
     ) -> KStream<K, V> {
-        self.stream_with(&[topic], Consumed::new())
+        self.stream_with(
+            &[topic],
+            Consumed::with(K::default_serde(), V::default_serde()),
+        )
     }
 
     /// A stream of one or more topics, with explicit options; serdes left unset fall back to
@@ -118,7 +121,11 @@ impl StreamsBuilder {
         &self,
         topic: &str,
     ) -> KTable<K, V> {
-        self.table_with(topic, Consumed::new(), Materialized::new())
+        self.table_with(
+            topic,
+            Consumed::with(K::default_serde(), V::default_serde()),
+            Materialized::new(),
+        )
     }
 
     /// A table of `topic` with explicit options.
