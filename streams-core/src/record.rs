@@ -133,7 +133,7 @@ impl<K, V> Record<K, V> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordMetadata {
     /// The source topic.
-    pub topic: String,
+    pub topic: std::sync::Arc<str>,
     /// The source partition.
     pub partition: u32,
     /// The record's offset in the partition.

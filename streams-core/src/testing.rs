@@ -41,6 +41,8 @@
 //! - The wall clock is mocked: it moves only with
 //!   [`TopologyTestDriver::advance_wall_clock_time`].
 //! - Output of every partition of a topic is read in the order it was produced.
+//! - Topics that the topology reads (its sources and repartition topics) are consumed by
+//!   their tasks and cannot be read back with a [`TestOutputTopic`].
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
@@ -66,33 +68,48 @@ struct Stored {
     raw: RawRecord,
 }
 
-#[derive(Debug, Default)]
-struct TopicLog {
+/// A topic of the driver: its partition count, the sub-topology reading it (if any), and
+/// the records written to it when no task reads it.
+#[derive(Debug)]
+struct TopicState {
+    partitions: u32,
+    reader: Option<u32>,
     /// Next offset per partition.
     next_offset: Vec<i64>,
-    /// Every record, in production order.
+    /// Every record, in production order (output topics only).
     records: Vec<Stored>,
+}
+
+impl TopicState {
+    fn new(partitions: u32, reader: Option<u32>) -> Self {
+        Self {
+            partitions,
+            reader,
+            next_offset: vec![0; partitions as usize],
+            records: Vec::new(),
+        }
+    }
 }
 
 struct Inner {
     config: Arc<StreamsConfig>,
     tasks: BTreeMap<TaskId, Task>,
-    /// Resolved topic -> partition count.
-    partitions: HashMap<String, u32>,
+    /// Resolved topic name -> its state.
+    topics: HashMap<String, TopicState>,
     default_partitions: u32,
-    /// Resolved source topic -> the sub-topology reading it.
-    readers: HashMap<String, u32>,
-    logs: HashMap<String, TopicLog>,
     wall_clock: i64,
     round_robin: u32,
 }
 
+/// Records a task processes before its output is routed (outputs of one task keep their
+/// order; records of different tasks interleave by batch, as in the runtime).
+const BATCH: usize = 1024;
+
 impl Inner {
     fn partitions_of(&self, topic: &str) -> u32 {
-        self.partitions
+        self.topics
             .get(topic)
-            .copied()
-            .unwrap_or(self.default_partitions)
+            .map_or(self.default_partitions, |t| t.partitions)
     }
 
     /// Appends a record to `topic` and, if a task reads the topic, queues it there.
@@ -105,7 +122,15 @@ impl Inner {
         timestamp: i64,
         headers: Headers,
     ) -> Result<()> {
-        let n = self.partitions_of(topic);
+        let default = self.default_partitions;
+        let state = match self.topics.get_mut(topic) {
+            Some(state) => state,
+            None => self
+                .topics
+                .entry(topic.to_string())
+                .or_insert_with(|| TopicState::new(default, None)),
+        };
+        let n = state.partitions;
         let partition = match (partition, &key) {
             (Some(p), _) if p < n => p,
             (Some(p), _) => {
@@ -120,12 +145,8 @@ impl Inner {
                 self.round_robin % n
             }
         };
-        let log = self.logs.entry(topic.to_string()).or_default();
-        if log.next_offset.len() < n as usize {
-            log.next_offset.resize(n as usize, 0);
-        }
-        let offset = log.next_offset[partition as usize];
-        log.next_offset[partition as usize] += 1;
+        let offset = state.next_offset[partition as usize];
+        state.next_offset[partition as usize] += 1;
         let raw = RawRecord {
             offset,
             timestamp,
@@ -133,17 +154,21 @@ impl Inner {
             value,
             headers,
         };
-        if let Some(&sub) = self.readers.get(topic) {
-            let id = TaskId {
-                subtopology: sub,
-                partition,
-            };
-            let task = self.tasks.get_mut(&id).ok_or_else(|| {
-                StreamsError::Internal(format!("no task {id} for {topic}-{partition}"))
-            })?;
-            task.add_records(topic, std::iter::once(raw.clone()))?;
+        // Topics read by a task (sources and repartition topics) go to that task; only the
+        // others (outputs) are kept for TestOutputTopic.
+        match state.reader {
+            Some(sub) => {
+                let id = TaskId {
+                    subtopology: sub,
+                    partition,
+                };
+                let task = self.tasks.get_mut(&id).ok_or_else(|| {
+                    StreamsError::Internal(format!("no task {id} for {topic}-{partition}"))
+                })?;
+                task.add_records(topic, std::iter::once(raw))?;
+            }
+            None => state.records.push(Stored { partition, raw }),
         }
-        log.records.push(Stored { partition, raw });
         Ok(())
     }
 
@@ -172,10 +197,13 @@ impl Inner {
                         .tasks
                         .get_mut(&id)
                         .ok_or_else(|| StreamsError::Internal(format!("task {id} vanished")))?;
-                    let did = task.process_one()?;
+                    let mut did = 0;
+                    while did < BATCH && task.process_one()? {
+                        did += 1;
+                    }
                     let out = task.take_output();
                     self.route(out)?;
-                    if !did {
+                    if did == 0 {
                         break;
                     }
                     progressed = true;
@@ -270,15 +298,16 @@ impl TopologyTestDriverBuilder {
                 topic.resolve(&app)
             )));
         }
-        let mut readers = HashMap::new();
+        let mut topics: HashMap<String, TopicState> = HashMap::new();
         let mut tasks = BTreeMap::new();
         for (i, s) in t.subtopologies.iter().enumerate() {
             let sub = i as u32;
             let mut n = 0;
             for src in &s.sources {
                 let name = src.resolve(&app);
-                n = n.max(partitions.get(&name).copied().unwrap_or(default));
-                readers.insert(name, sub);
+                let p = partitions.get(&name).copied().unwrap_or(default);
+                n = n.max(p);
+                topics.insert(name, TopicState::new(p, Some(sub)));
             }
             for p in 0..n {
                 let mut task = Task::new(t, sub, p, config.clone(), self.wall_clock_start)?;
@@ -286,13 +315,16 @@ impl TopologyTestDriverBuilder {
                 tasks.insert(task.id(), task);
             }
         }
+        for (name, p) in partitions {
+            topics
+                .entry(name)
+                .or_insert_with(|| TopicState::new(p, None));
+        }
         let mut inner = Inner {
             config,
             tasks,
-            partitions,
+            topics,
             default_partitions: default,
-            readers,
-            logs: HashMap::new(),
             wall_clock: self.wall_clock_start,
             round_robin: 0,
         };
@@ -712,7 +744,7 @@ impl<K: 'static, V: 'static> TestOutputTopic<K, V> {
     pub fn read_test_record(&self) -> Result<Option<TestRecord<K, V>>> {
         let inner = self.inner.borrow();
         let Some(stored) = inner
-            .logs
+            .topics
             .get(&self.topic)
             .and_then(|l| l.records.get(self.cursor.get()))
         else {
@@ -815,7 +847,7 @@ impl<K: 'static, V: 'static> TestOutputTopic<K, V> {
     pub fn queue_size(&self) -> usize {
         let inner = self.inner.borrow();
         inner
-            .logs
+            .topics
             .get(&self.topic)
             .map_or(0, |l| l.records.len().saturating_sub(self.cursor.get()))
     }

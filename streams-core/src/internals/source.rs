@@ -147,7 +147,7 @@ impl<K: Data, V: Data> SourceOps for SourceNode<K, V> {
             return Ok(());
         };
         task.current = Some(RecordMetadata {
-            topic: queue.topic.to_string(),
+            topic: queue.topic.clone(),
             partition: self.partition,
             offset,
         });
