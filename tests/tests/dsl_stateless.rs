@@ -587,7 +587,7 @@ fn keys_over_partitions(n: usize) -> Vec<String> {
 #[test]
 fn repartition_with_puts_each_record_in_the_partition_of_its_key() {
     let builder = StreamsBuilder::new();
-    builder
+    let rekeyed = builder
         .stream::<String, String>("in")
         .select_key(|_, v| v.clone())
         .repartition_with(
@@ -595,12 +595,13 @@ fn repartition_with_puts_each_record_in_the_partition_of_its_key() {
                 .with_number_of_partitions(4)
                 .with_key_serde(default_serde())
                 .with_value_serde(default_serde()),
-        )
-        // Route each record to a topic named after the partition that processed it.
-        .to_dynamic(
-            |_, _, ctx| format!("seen-in-{}", ctx.metadata.as_ref().unwrap().partition),
-            Produced::new(),
         );
+    // Route each record to a topic named after the partition of the task that processed it.
+    rekeyed.to_dynamic(
+        |_, _, ctx| format!("seen-in-{}", ctx.metadata.as_ref().unwrap().partition),
+        Produced::new(),
+    );
+    rekeyed.to("out");
     let topology = builder.build().unwrap();
     let text = topology.describe().to_string();
     assert!(
@@ -609,10 +610,21 @@ fn repartition_with_puts_each_record_in_the_partition_of_its_key() {
         ),
         "{text}"
     );
+    assert!(
+        text.contains(
+            "Source: by-value-repartition-source (topics: [<application.id>-by-value-repartition])"
+        ),
+        "{text}"
+    );
     // The input has 1 partition; the repartition topic has the 4 we asked for.
-    let driver = TopologyTestDriver::new(topology, StreamsConfig::new(APP)).unwrap();
-    let topic = format!("{APP}-by-value-repartition");
-    assert_eq!(driver.partition_count(&topic), 4);
+    let driver = TopologyTestDriver::builder(topology, StreamsConfig::new(APP))
+        .partitions("out", 4)
+        .build()
+        .unwrap();
+    assert_eq!(
+        driver.partition_count(&format!("{APP}-by-value-repartition")),
+        4
+    );
     assert_eq!(driver.task_ids().len(), 1 + 4);
 
     let values = keys_over_partitions(40);
@@ -621,17 +633,17 @@ fn repartition_with_puts_each_record_in_the_partition_of_its_key() {
         input.pipe_input(format!("orig-{i}"), v.clone()).unwrap();
     }
     let expected_partition = |k: &str| partition_for_key(k.as_bytes(), 4);
-    let rep = driver.output_topic::<String, String>(&topic);
+    let out = driver.output_topic::<String, String>("out");
     let mut used = [0usize; 4];
     for v in &values {
-        let r = rep.read_test_record().unwrap().unwrap();
+        let r = out.read_test_record().unwrap().unwrap();
         assert_eq!(&r.record.key, v);
         assert_eq!(r.partition, expected_partition(v), "{v}");
         used[r.partition as usize] += 1;
     }
-    assert!(rep.is_empty());
+    assert!(out.is_empty());
     assert!(used.iter().all(|&n| n > 0), "{used:?}");
-    // Downstream, each record is processed by the task of its key's partition.
+    // Each record was processed by the task of its key's partition.
     for p in 0..4u32 {
         let keys = driver
             .output_topic::<String, String>(&format!("seen-in-{p}"))
@@ -651,7 +663,10 @@ fn repartition_defaults_to_a_generated_name_and_the_upstream_partition_count() {
         .stream::<String, String>("in") // 0
         .select_key(|_, v| v.clone()) // 1
         .repartition() // 2, sink 3, source 4
-        .to("out"); // 5
+        .to_dynamic(
+            |_, _, ctx| format!("seen-in-{}", ctx.metadata.as_ref().unwrap().partition),
+            Produced::new(),
+        ); // 5
     let topology = builder.build().unwrap();
     let text = topology.describe().to_string();
     assert!(
@@ -662,7 +677,6 @@ fn repartition_defaults_to_a_generated_name_and_the_upstream_partition_count() {
     );
     let driver = TopologyTestDriver::builder(topology, StreamsConfig::new(APP))
         .partitions("in", 3)
-        .partitions("out", 4)
         .build()
         .unwrap();
     let topic = format!("{APP}-KSTREAM-REPARTITION-0000000002-repartition");
@@ -673,24 +687,16 @@ fn repartition_defaults_to_a_generated_name_and_the_upstream_partition_count() {
     input
         .pipe_key_values(values.iter().map(|v| (format!("o-{v}"), v.clone())))
         .unwrap();
-    let rep = driver.output_topic::<String, String>(&topic);
-    let mut n = 0;
-    while let Some(r) = rep.read_test_record().unwrap() {
-        assert_eq!(
-            r.partition,
-            partition_for_key(r.record.key.as_bytes(), 3),
-            "{}",
-            r.record.key
-        );
-        n += 1;
-    }
-    assert_eq!(n, 20);
-    // The output topic is partitioned by key too (with its own partition count).
-    let out = driver.output_topic::<String, String>("out");
     let mut seen = Vec::new();
-    while let Some(r) = out.read_test_record().unwrap() {
-        assert_eq!(r.partition, partition_for_key(r.record.key.as_bytes(), 4));
-        seen.push(r.record.key);
+    for p in 0..3u32 {
+        for k in driver
+            .output_topic::<String, String>(&format!("seen-in-{p}"))
+            .read_keys_to_list()
+            .unwrap()
+        {
+            assert_eq!(partition_for_key(k.as_bytes(), 3), p, "{k}");
+            seen.push(k);
+        }
     }
     seen.sort();
     let mut expected = values.clone();
