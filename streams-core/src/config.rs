@@ -4,7 +4,21 @@
 //! under Kafka Streams' property names (`application.id`, the error handlers). Each setter's
 //! doc names its property and default.
 
+use std::path::{Path, PathBuf};
+
 use crate::time::InvalidTimestampPolicy;
+
+/// Which engine DSL stores use when `Materialized` names no store supplier.
+///
+/// Property: `default.dsl.store` (`rocksDB` or `in_memory`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DslStore {
+    /// RocksDB on disk under the state directory (Kafka's default).
+    #[default]
+    RocksDb,
+    /// Ordered maps in memory, rebuilt from the changelog after a restart.
+    InMemory,
+}
 
 /// What a source does with a record whose key or value does not deserialize.
 ///
@@ -52,7 +66,17 @@ pub struct StreamsConfig {
     application_id: String,
     deserialization_handler: DeserializationHandler,
     invalid_timestamp_policy: InvalidTimestampPolicy,
+    state_dir: Option<PathBuf>,
+    cache_max_bytes: usize,
+    memory_bytes: usize,
+    default_dsl_store: DslStore,
 }
+
+/// Default of `statestore.cache.max.bytes`: 10 MiB, as in Kafka Streams.
+pub const DEFAULT_CACHE_MAX_BYTES: usize = 10 << 20;
+/// Default of `statestore.memory.bytes`: 256 MiB for RocksDB (block cache and memtables of
+/// every store together).
+pub const DEFAULT_MEMORY_BYTES: usize = 256 << 20;
 
 impl StreamsConfig {
     /// A configuration for the application `application_id` (property `application.id`: it
@@ -62,7 +86,62 @@ impl StreamsConfig {
             application_id: application_id.into(),
             deserialization_handler: DeserializationHandler::default(),
             invalid_timestamp_policy: InvalidTimestampPolicy::default(),
+            state_dir: None,
+            cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
+            memory_bytes: DEFAULT_MEMORY_BYTES,
+            default_dsl_store: DslStore::default(),
         }
+    }
+
+    /// Sets the state directory (property `state.dir`): stores live in
+    /// `<state.dir>/<application.id>/<task id>/`. Default: none, which the test driver
+    /// replaces with a fresh temporary directory.
+    pub fn with_state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = Some(dir.into());
+        self
+    }
+
+    /// The state directory, if set.
+    pub fn state_dir(&self) -> Option<&Path> {
+        self.state_dir.as_deref()
+    }
+
+    /// Sets the record cache budget shared by the stores of one stream thread (property
+    /// `statestore.cache.max.bytes`). 0 turns caching off: every update is forwarded.
+    /// Default: 10 MiB.
+    pub fn with_cache_max_bytes(mut self, bytes: usize) -> Self {
+        self.cache_max_bytes = bytes;
+        self
+    }
+
+    /// The record cache budget.
+    pub fn cache_max_bytes(&self) -> usize {
+        self.cache_max_bytes
+    }
+
+    /// Sets the process-wide RocksDB memory budget (property `statestore.memory.bytes`):
+    /// block cache and memtables of every store, however many stores and partitions.
+    /// Default: 256 MiB; at least 8 MiB.
+    pub fn with_memory_bytes(mut self, bytes: usize) -> Self {
+        self.memory_bytes = bytes;
+        self
+    }
+
+    /// The RocksDB memory budget.
+    pub fn memory_bytes(&self) -> usize {
+        self.memory_bytes
+    }
+
+    /// Sets the engine of DSL stores without an explicit supplier (property
+    /// `default.dsl.store`). Default: RocksDB.
+    pub fn with_default_dsl_store(mut self, store: DslStore) -> Self {
+        self.default_dsl_store = store;
+        self
+    }
+
+    /// The engine of DSL stores without an explicit supplier.
+    pub fn default_dsl_store(&self) -> DslStore {
+        self.default_dsl_store
     }
 
     /// The application id.
@@ -111,6 +190,16 @@ impl StreamsConfig {
                 detail: format!(
                     "`{}` may only contain ASCII letters, digits, '.', '_' and '-' (it names topics and directories)",
                     self.application_id
+                ),
+            });
+        }
+        if self.memory_bytes < streams_state::MIN_ROCKSDB_BUDGET {
+            return Err(ConfigError::Invalid {
+                setting: "statestore.memory.bytes",
+                detail: format!(
+                    "{} is below the minimum of {} bytes",
+                    self.memory_bytes,
+                    streams_state::MIN_ROCKSDB_BUDGET
                 ),
             });
         }

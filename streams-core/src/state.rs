@@ -11,8 +11,12 @@ use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use streams_state::{
-    InMemoryKeyValueStoreSupplier, KeyValueBytesStoreSupplier, KeyValueStore, StateError,
+    CachingKeyValueStore, ChangelogSink, InMemoryKeyValueStoreSupplier, KeyValueBytesStoreSupplier,
+    KeyValueStore, LoggingKeyValueStore, RocksDbKeyValueStoreSupplier, StateError, StoreContext,
+    ThreadCache,
 };
+
+use crate::config::{DslStore, StreamsConfig};
 
 use crate::error::{Result, StreamsError};
 use crate::serde::{Serde, SerdeError, SerdeRef};
@@ -136,6 +140,33 @@ impl<K: 'static, V: 'static> KeyValueStoreHandle<K, V> {
             .map_err(|e| de_err(&self.name, e))
     }
 
+    /// Updates that left the store's record cache since the last call, decoded:
+    /// `(key, new value, old value)`. Empty for uncached stores.
+    pub(crate) fn take_flushed(&self) -> Result<Vec<(K, Option<V>, Option<V>)>> {
+        let flushed = self.lock().take_flushed();
+        flushed
+            .into_iter()
+            .map(|e| {
+                let k = self
+                    .key_serde
+                    .deserialize(&e.key)
+                    .map_err(|x| de_err(&self.name, x))?;
+                let dec = |b: Option<Vec<u8>>| {
+                    b.map(|b| self.value_serde.deserialize(&b))
+                        .transpose()
+                        .map_err(|x| de_err(&self.name, x))
+                };
+                Ok((k, dec(e.new)?, dec(e.old)?))
+            })
+            .collect()
+    }
+
+    /// Writes the record cache's dirty entries to the store below (they then appear in
+    /// [`take_flushed`](Self::take_flushed)), without flushing the engine.
+    pub(crate) fn flush_cache(&self) -> Result<()> {
+        Ok(self.lock().flush_cache()?)
+    }
+
     /// Pairs with `from <= key <= to` (by serialized bytes), ascending; `None` is open.
     pub fn range(&self, from: Option<&K>, to: Option<&K>) -> Result<Vec<(K, V)>> {
         self.scan(from, to, false)
@@ -256,29 +287,58 @@ impl StoreEntry {
         self.typed.as_ref()
     }
 
+    fn lock(&self) -> MutexGuard<'_, Box<dyn KeyValueStore>> {
+        self.raw.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes cached updates down (not forwarded: that is the owning node's job).
+    pub(crate) fn flush_cache(&self) -> Result<()> {
+        let mut s = self.lock();
+        s.flush_cache()?;
+        s.take_flushed();
+        Ok(())
+    }
+
+    /// Flushes the engine: after this, the store reflects every logged change.
     pub(crate) fn flush(&self) -> Result<()> {
-        Ok(self.raw.lock().unwrap_or_else(|e| e.into_inner()).flush()?)
+        Ok(self.lock().flush()?)
     }
 
     pub(crate) fn close(&self) -> Result<()> {
-        Ok(self.raw.lock().unwrap_or_else(|e| e.into_inner()).close()?)
+        Ok(self.lock().close()?)
     }
 }
 
-/// Creates one task's instance of a store.
-pub(crate) type StoreFactory = Arc<dyn Fn() -> Result<StoreEntry> + Send + Sync>;
+/// What a store factory gets to create one task's store.
+pub(crate) struct StoreBuild<'a> {
+    pub(crate) ctx: &'a StoreContext,
+    pub(crate) cache: &'a ThreadCache,
+    pub(crate) config: &'a StreamsConfig,
+    /// Where a logged store sends its changes.
+    pub(crate) changelog: Option<Box<dyn ChangelogSink>>,
+}
 
-/// Describes a key-value store to add to a topology: its supplier and serdes.
+/// Creates one task's instance of a store.
+pub(crate) type StoreFactory = Arc<dyn Fn(StoreBuild<'_>) -> Result<StoreEntry> + Send + Sync>;
+
+/// Describes a key-value store to add to a topology: its engine, serdes, and whether it is
+/// logged to a changelog (default: yes) and cached (default: no, as in Kafka Streams'
+/// `StoreBuilder`).
 pub struct KeyValueStoreBuilder<K, V> {
-    supplier: Arc<dyn KeyValueBytesStoreSupplier>,
+    name: String,
+    supplier: Option<Arc<dyn KeyValueBytesStoreSupplier>>,
     key_serde: SerdeRef<K>,
     value_serde: SerdeRef<V>,
+    logging: bool,
+    caching: bool,
 }
 
 impl<K, V> fmt::Debug for KeyValueStoreBuilder<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyValueStoreBuilder")
-            .field("name", &self.supplier.name())
+            .field("name", &self.name)
+            .field("logging", &self.logging)
+            .field("caching", &self.caching)
             .finish()
     }
 }
@@ -286,14 +346,45 @@ impl<K, V> fmt::Debug for KeyValueStoreBuilder<K, V> {
 impl<K: Send + 'static, V: Send + 'static> KeyValueStoreBuilder<K, V> {
     /// The store's name.
     pub fn name(&self) -> &str {
-        self.supplier.name()
+        &self.name
     }
 
-    pub(crate) fn into_factory(self) -> (String, StoreFactory) {
-        let name = self.supplier.name().to_string();
+    /// Logs changes to `<application.id>-<name>-changelog` (default) or not.
+    pub fn with_logging_enabled(mut self, enabled: bool) -> Self {
+        self.logging = enabled;
+        self
+    }
+
+    /// Puts a record cache in front of the store. Default: off.
+    pub fn with_caching_enabled(mut self, enabled: bool) -> Self {
+        self.caching = enabled;
+        self
+    }
+
+    pub(crate) fn into_factory(self) -> (String, bool, StoreFactory) {
+        let name = self.name.clone();
+        let logged = self.logging;
         let shared_name: Arc<str> = Arc::from(name.as_str());
-        let factory: StoreFactory = Arc::new(move || {
-            let raw: SharedKv = Arc::new(Mutex::new(self.supplier.get()?));
+        let factory: StoreFactory = Arc::new(move |b: StoreBuild<'_>| {
+            let supplier: Arc<dyn KeyValueBytesStoreSupplier> = match &self.supplier {
+                Some(s) => s.clone(),
+                None => match b.config.default_dsl_store() {
+                    DslStore::RocksDb => {
+                        Arc::new(RocksDbKeyValueStoreSupplier::new(self.name.clone()))
+                    }
+                    DslStore::InMemory => {
+                        Arc::new(InMemoryKeyValueStoreSupplier::new(self.name.clone()))
+                    }
+                },
+            };
+            let mut store = supplier.get(b.ctx)?;
+            if let Some(sink) = b.changelog {
+                store = Box::new(LoggingKeyValueStore::new(store, sink));
+            }
+            if self.caching {
+                store = Box::new(CachingKeyValueStore::new(store, b.cache.clone()));
+            }
+            let raw: SharedKv = Arc::new(Mutex::new(store));
             let handle = KeyValueStoreHandle {
                 name: shared_name.clone(),
                 store: raw.clone(),
@@ -305,7 +396,7 @@ impl<K: Send + 'static, V: Send + 'static> KeyValueStoreBuilder<K, V> {
                 typed: Box::new(handle),
             })
         });
-        (name, factory)
+        (name, logged, factory)
     }
 }
 
@@ -319,16 +410,42 @@ impl Stores {
         Arc::new(InMemoryKeyValueStoreSupplier::new(name))
     }
 
-    /// A builder for a key-value store with typed keys and values.
+    /// A supplier of RocksDB key-value stores called `name` (under the state directory).
+    pub fn persistent_key_value_store(name: &str) -> Arc<dyn KeyValueBytesStoreSupplier> {
+        Arc::new(RocksDbKeyValueStoreSupplier::new(name))
+    }
+
+    /// A builder for a key-value store with typed keys and values, on `supplier`'s engine.
     pub fn key_value_store_builder<K, V>(
         supplier: Arc<dyn KeyValueBytesStoreSupplier>,
         key_serde: SerdeRef<K>,
         value_serde: SerdeRef<V>,
     ) -> KeyValueStoreBuilder<K, V> {
         KeyValueStoreBuilder {
+            name: supplier.name().to_string(),
+            supplier: Some(supplier),
+            key_serde,
+            value_serde,
+            logging: true,
+            caching: false,
+        }
+    }
+
+    /// A builder for a store called `name` on the application's default engine
+    /// (`default.dsl.store`).
+    pub(crate) fn default_key_value_store_builder<K, V>(
+        name: &str,
+        supplier: Option<Arc<dyn KeyValueBytesStoreSupplier>>,
+        key_serde: SerdeRef<K>,
+        value_serde: SerdeRef<V>,
+    ) -> KeyValueStoreBuilder<K, V> {
+        KeyValueStoreBuilder {
+            name: name.to_string(),
             supplier,
             key_serde,
             value_serde,
+            logging: true,
+            caching: false,
         }
     }
 }

@@ -51,9 +51,11 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use streams_state::{ChangelogPartition, RocksDbResources, StateDirectory, ThreadCache};
+
 use crate::config::StreamsConfig;
 use crate::error::{Result, StreamsError};
-use crate::internals::task::{ProducedRecord, Task};
+use crate::internals::task::{ProducedRecord, Task, TaskEnv};
 use crate::metrics::TaskMetrics;
 use crate::partitioner::partition_for_key;
 use crate::record::{Headers, RawRecord, Record, TaskId};
@@ -93,6 +95,10 @@ impl TopicState {
 
 struct Inner {
     config: Arc<StreamsConfig>,
+    /// Held for the driver's lifetime (locks the application's state directory).
+    state_dir: StateDirectory,
+    /// A temporary state directory to remove when the driver is dropped.
+    temp_root: Option<std::path::PathBuf>,
     tasks: BTreeMap<TaskId, Task>,
     /// Resolved topic name -> its state.
     topics: HashMap<String, TopicState>,
@@ -186,38 +192,115 @@ impl Inner {
         Ok(())
     }
 
-    /// Processes until every queue is empty, routing output as it appears; then commits.
+    /// Processes until every queue is empty, routing output as it appears; then writes the
+    /// record caches down (forwarding what leaves them) and goes on until nothing moves.
     fn run(&mut self) -> Result<()> {
         loop {
-            let mut progressed = false;
             let ids: Vec<TaskId> = self.tasks.keys().copied().collect();
-            for id in ids {
-                loop {
-                    let task = self
-                        .tasks
-                        .get_mut(&id)
-                        .ok_or_else(|| StreamsError::Internal(format!("task {id} vanished")))?;
-                    let mut did = 0;
-                    while did < BATCH && task.process_one()? {
-                        did += 1;
+            let mut progressed = true;
+            while progressed {
+                progressed = false;
+                for id in &ids {
+                    loop {
+                        let task = self
+                            .tasks
+                            .get_mut(id)
+                            .ok_or_else(|| StreamsError::Internal(format!("task {id} vanished")))?;
+                        let mut did = 0;
+                        while did < BATCH && task.process_one()? {
+                            did += 1;
+                        }
+                        let out = task.take_output();
+                        self.route(out)?;
+                        if did == 0 {
+                            break;
+                        }
+                        progressed = true;
                     }
-                    let out = task.take_output();
-                    self.route(out)?;
-                    if did == 0 {
-                        break;
-                    }
-                    progressed = true;
                 }
             }
-            if !progressed {
-                break;
+            // Commit: caches are written down in task order, and what they forward may
+            // queue more work downstream.
+            let mut flushed_any = false;
+            for id in &ids {
+                let task = self
+                    .tasks
+                    .get_mut(id)
+                    .ok_or_else(|| StreamsError::Internal(format!("task {id} vanished")))?;
+                task.flush_caches()?;
+                let out = task.take_output();
+                flushed_any |= !out.is_empty();
+                self.route(out)?;
+            }
+            let queued = self.tasks.values_mut().any(|t| t.has_queued());
+            if !flushed_any || !queued {
+                return Ok(());
             }
         }
+    }
+
+    /// A full commit: caches, engine flush, and a checkpoint per task with the driver's
+    /// changelog end offsets.
+    fn commit(&mut self) -> Result<()> {
+        self.run()?;
+        let mut ends: HashMap<ChangelogPartition, i64> = HashMap::new();
         for task in self.tasks.values_mut() {
             task.flush()?;
         }
+        let outs: Vec<Vec<ProducedRecord>> =
+            self.tasks.values_mut().map(Task::take_output).collect();
+        for out in outs {
+            self.route(out)?;
+        }
+        for task in self.tasks.values() {
+            for p in task.changelog_partitions() {
+                let end = self
+                    .topics
+                    .get(&p.topic)
+                    .and_then(|t| t.next_offset.get(p.partition as usize).copied())
+                    .unwrap_or(0);
+                ends.insert(p.clone(), end);
+            }
+        }
+        for task in self.tasks.values() {
+            task.write_checkpoint(&ends)?;
+        }
         Ok(())
     }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Close RocksDB before removing its files.
+        for task in self.tasks.values_mut() {
+            let _ = task.close();
+        }
+        self.tasks.clear();
+        if let Some(root) = &self.temp_root {
+            let _ = std::fs::remove_dir_all(root);
+        }
+    }
+}
+
+/// A fresh directory under the system's temporary directory.
+fn temp_state_root() -> Result<std::path::PathBuf> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let dir = std::env::temp_dir().join(format!(
+        "rust-streams-driver-{}-{}-{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        StreamsError::State(streams_state::StateError::StateDir {
+            path: dir.clone(),
+            detail: format!("cannot create a temporary state directory: {e}"),
+        })
+    })?;
+    Ok(dir)
 }
 
 /// Builds a [`TopologyTestDriver`] with partition counts and a start time.
@@ -298,6 +381,19 @@ impl TopologyTestDriverBuilder {
                 topic.resolve(&app)
             )));
         }
+        let (root, temp_root) = match config.state_dir() {
+            Some(d) => (d.to_path_buf(), None),
+            None => {
+                let d = temp_state_root()?;
+                (d.clone(), Some(d))
+            }
+        };
+        let state_dir = StateDirectory::open(&root, &app)?;
+        let env = TaskEnv {
+            config: config.clone(),
+            resources: RocksDbResources::with_budget(config.memory_bytes()),
+            cache: ThreadCache::new(config.cache_max_bytes()),
+        };
         let mut topics: HashMap<String, TopicState> = HashMap::new();
         let mut tasks = BTreeMap::new();
         for (i, s) in t.subtopologies.iter().enumerate() {
@@ -309,8 +405,22 @@ impl TopologyTestDriverBuilder {
                 n = n.max(p);
                 topics.insert(name, TopicState::new(p, Some(sub)));
             }
+            for &st in &s.stores {
+                let spec = &t.stores[st];
+                if spec.logged {
+                    topics.insert(
+                        spec.changelog_topic().resolve(&app),
+                        TopicState::new(n.max(1), None),
+                    );
+                }
+            }
             for p in 0..n {
-                let mut task = Task::new(t, sub, p, config.clone(), self.wall_clock_start)?;
+                let id = TaskId {
+                    subtopology: sub,
+                    partition: p,
+                };
+                let task_dir = state_dir.task_dir(&id.to_string())?;
+                let mut task = Task::new(t, sub, p, &env, Some(task_dir), self.wall_clock_start)?;
                 task.init()?;
                 tasks.insert(task.id(), task);
             }
@@ -322,6 +432,8 @@ impl TopologyTestDriverBuilder {
         }
         let mut inner = Inner {
             config,
+            state_dir,
+            temp_root,
             tasks,
             topics,
             default_partitions: default,
@@ -514,13 +626,28 @@ impl TopologyTestDriver {
         Ok(KeyValueStoreView { parts })
     }
 
-    /// Closes every task (nodes first, then stores).
+    /// Commits like the runtime does: writes record caches down, flushes every store's
+    /// engine, and writes each task's checkpoint with the changelog end offsets.
+    pub fn commit(&mut self) -> Result<()> {
+        self.inner.borrow_mut().commit()
+    }
+
+    /// Commits, then closes every task (nodes first, then stores).
     pub fn close(self) -> Result<()> {
         let mut inner = self.inner.borrow_mut();
-        for task in inner.tasks.values_mut() {
-            task.close()?;
+        inner.commit()?;
+        let ids: Vec<TaskId> = inner.tasks.keys().copied().collect();
+        for id in ids {
+            if let Some(mut task) = inner.tasks.remove(&id) {
+                task.close()?;
+            }
         }
         Ok(())
+    }
+
+    /// The application's state directory (`<state.dir>/<application.id>`).
+    pub fn state_dir(&self) -> std::path::PathBuf {
+        self.inner.borrow().state_dir.app_dir().to_path_buf()
     }
 
     /// The application's configuration.

@@ -73,7 +73,16 @@ impl NodeSpec {
 
 pub(crate) struct StoreSpec {
     pub(crate) name: String,
+    /// Whether the store logs to `<application.id>-<name>-changelog`.
+    pub(crate) logged: bool,
     pub(crate) factory: StoreFactory,
+}
+
+impl StoreSpec {
+    /// The store's changelog topic.
+    pub(crate) fn changelog_topic(&self) -> TopicName {
+        TopicName::Internal(format!("{}-changelog", self.name))
+    }
 }
 
 pub(crate) struct SubtopologySpec {
@@ -183,12 +192,16 @@ impl InternalBuilder {
         idx
     }
 
-    pub(crate) fn add_store(&mut self, name: String, factory: StoreFactory) {
+    pub(crate) fn add_store(&mut self, name: String, logged: bool, factory: StoreFactory) {
         if self.stores.iter().any(|s| s.name == name) || self.names.contains(&name) {
             self.errors.push(TopologyError::DuplicateName(name));
             return;
         }
-        self.stores.push(StoreSpec { name, factory });
+        self.stores.push(StoreSpec {
+            name,
+            logged,
+            factory,
+        });
     }
 
     pub(crate) fn connect_store(&mut self, node: usize, store: &str) {
@@ -349,6 +362,26 @@ impl Topology {
     /// The names of all state stores.
     pub fn store_names(&self) -> Vec<&str> {
         self.inner.stores.iter().map(|s| s.name.as_str()).collect()
+    }
+
+    /// The changelog topics of the logged stores, with the application id applied:
+    /// `<application.id>-<store>-changelog`.
+    pub fn changelog_topics(&self, application_id: &str) -> Vec<String> {
+        self.inner
+            .stores
+            .iter()
+            .filter(|s| s.logged)
+            .map(|s| s.changelog_topic().resolve(application_id))
+            .collect()
+    }
+
+    /// The repartition topics, with the application id applied.
+    pub fn repartition_topics(&self, application_id: &str) -> Vec<String> {
+        self.inner
+            .repartition_topics
+            .iter()
+            .map(|(t, _)| t.resolve(application_id))
+            .collect()
     }
 }
 

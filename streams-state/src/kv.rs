@@ -1,8 +1,9 @@
 //! The byte-level key-value store interface.
 
 use std::ops::Bound;
+use std::path::Path;
 
-use crate::{KeyValueBytes, StateError};
+use crate::{ChangelogRecord, KeyValueBytes, StateError, StoreContext};
 
 /// An iterator over key-value pairs of a store, borrowing the store: it cannot outlive it.
 pub type KeyValueIter<'a> = Box<dyn Iterator<Item = Result<KeyValueBytes, StateError>> + 'a>;
@@ -77,6 +78,50 @@ pub trait KeyValueStore: StateStore {
     }
     /// An estimate of the number of keys (exact for in-memory stores).
     fn approximate_num_entries(&self) -> Result<u64, StateError>;
+
+    /// Applies a batch of changelog records (a `None` value deletes) during restoration.
+    /// Engines override this with a bulk write.
+    fn restore_batch(&mut self, records: &[ChangelogRecord]) -> Result<(), StateError> {
+        for r in records {
+            match &r.value {
+                Some(v) => self.put(&r.key, v)?,
+                None => {
+                    self.delete(&r.key)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Called before the first [`restore_batch`](Self::restore_batch): engines switch to
+    /// bulk-load settings.
+    fn begin_restore(&mut self) -> Result<(), StateError> {
+        Ok(())
+    }
+
+    /// Called after the last [`restore_batch`](Self::restore_batch).
+    fn end_restore(&mut self) -> Result<(), StateError> {
+        Ok(())
+    }
+
+    /// Writes a record cache's dirty entries to the store below without flushing the engine
+    /// (they then appear in [`take_flushed`](Self::take_flushed)). A no-op without a cache.
+    fn flush_cache(&mut self) -> Result<(), StateError> {
+        Ok(())
+    }
+
+    /// Updates that left a record cache since the last call (see
+    /// [`CachingKeyValueStore`](crate::CachingKeyValueStore)); always empty for uncached
+    /// stores.
+    fn take_flushed(&mut self) -> Vec<crate::cache::FlushedEntry> {
+        Vec::new()
+    }
+
+    /// Writes a consistent on-disk snapshot of the store into `dir` (which must not exist).
+    /// Returns false when the engine cannot snapshot (in-memory stores).
+    fn snapshot_to(&self, _dir: &Path) -> Result<bool, StateError> {
+        Ok(false)
+    }
 }
 
 /// The smallest byte string greater than every string that starts with `prefix`, or `None`
@@ -96,8 +141,8 @@ pub(crate) fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
 pub trait KeyValueBytesStoreSupplier: Send + Sync {
     /// The name the created stores carry.
     fn name(&self) -> &str;
-    /// Creates a new, empty store.
-    fn get(&self) -> Result<Box<dyn KeyValueStore>, StateError>;
+    /// Creates (or, for persistent engines, opens) one task's store.
+    fn get(&self, ctx: &StoreContext) -> Result<Box<dyn KeyValueStore>, StateError>;
     /// Whether the created stores are persistent.
     fn persistent(&self) -> bool;
 }

@@ -1,20 +1,47 @@
 //! State stores for the streams framework.
 //!
-//! This crate owns everything the framework keeps on behalf of a task: byte-level store
-//! traits ([`KeyValueStore`]) and their engines ([`InMemoryKeyValueStore`]). Stores work on
-//! raw bytes (keys compare in lexicographic byte order, like RocksDB); typed views with serdes
-//! live in `streams-core`, which depends on this crate. This crate must never depend on a
-//! Kafka client: changelog writes go through a trait that the runtime implements.
+//! This crate owns everything the framework keeps on behalf of a task:
+//! - byte-level store traits: [`KeyValueStore`] (and window and session stores);
+//! - engines: [`InMemoryKeyValueStore`] and [`RocksDbKeyValueStore`], the latter sharing one
+//!   process-wide memory budget ([`RocksDbResources`]);
+//! - the record cache ([`CachingKeyValueStore`], [`ThreadCache`]);
+//! - changelogs ([`ChangelogSink`], [`LoggingKeyValueStore`]), per-task checkpoints
+//!   ([`Checkpoint`]), restoration ([`restore_store`]) and snapshots;
+//! - the locked state directory ([`StateDirectory`]).
 //!
-//! Layering: `streams-state` depends on nothing of ours. See docs/ARCHITECTURE.md.
+//! Stores work on raw bytes (keys compare in lexicographic byte order, like RocksDB); typed
+//! views with serdes live in `streams-core`, which depends on this crate. This crate must
+//! never depend on a Kafka client: changelog writes go through [`ChangelogSink`], which the
+//! runtime implements. See docs/ARCHITECTURE.md and docs/STATE.md.
 
+mod cache;
+mod changelog;
+mod context;
+mod dir;
 mod error;
 mod kv;
 mod memory;
+mod rocks;
+mod segments;
+mod session;
+mod window;
 
+pub use cache::{CachingKeyValueStore, FlushedEntry, ThreadCache};
+pub use changelog::{
+    ChangelogPartition, ChangelogRecord, ChangelogSink, Checkpoint, CheckpointRead,
+    LoggingKeyValueStore, NoopRestoreListener, RestoreListener, RestoreSummary, install_snapshot,
+    latest_snapshot, restore_store, snapshot_dir, take_snapshot,
+};
+pub use context::StoreContext;
+pub use dir::{STATE_DIR_VERSION, StateDirectory};
 pub use error::StateError;
 pub use kv::{KeyValueBytesStoreSupplier, KeyValueIter, KeyValueStore, StateStore};
 pub use memory::{InMemoryKeyValueStore, InMemoryKeyValueStoreSupplier};
+pub use rocks::{
+    MIN_ROCKSDB_BUDGET, RocksDbKeyValueStore, RocksDbKeyValueStoreSupplier, RocksDbResources,
+};
+pub use session::*;
+pub use window::*;
 
 /// A key and a value as raw bytes, as returned by range scans.
 pub type KeyValueBytes = (Vec<u8>, Vec<u8>);

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use crate::StateError;
 use crate::kv::{KeyValueBytesStoreSupplier, KeyValueIter, KeyValueStore, StateStore};
+use crate::{StateError, StoreContext};
 
 /// A key-value store held in an ordered map. Not persistent: after a restart it is rebuilt
 /// from its changelog.
@@ -152,7 +152,7 @@ impl KeyValueBytesStoreSupplier for InMemoryKeyValueStoreSupplier {
     fn name(&self) -> &str {
         &self.name
     }
-    fn get(&self) -> Result<Box<dyn KeyValueStore>, StateError> {
+    fn get(&self, _ctx: &StoreContext) -> Result<Box<dyn KeyValueStore>, StateError> {
         Ok(Box::new(InMemoryKeyValueStore::new(self.name.clone())))
     }
     fn persistent(&self) -> bool {

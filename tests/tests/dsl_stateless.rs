@@ -13,8 +13,8 @@ fn s(x: &str) -> String {
     x.to_string()
 }
 
-fn driver(builder: StreamsBuilder) -> TopologyTestDriver {
-    TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new(APP)).unwrap()
+fn driver(builder: StreamsBuilder) -> Result<TopologyTestDriver, StreamsError> {
+    TopologyTestDriver::new(builder.build()?, StreamsConfig::new(APP))
 }
 
 #[test]
@@ -24,7 +24,7 @@ fn filter_keeps_matching_records_in_input_order() {
         .stream::<String, i64>("in")
         .filter(|_, v| *v > 10)
         .to("out");
-    let driver = driver(builder);
+    let driver = driver(builder).unwrap();
     let input = driver.input_topic::<String, i64>("in");
     for (k, v) in [("a", 5), ("b", 50), ("c", 11), ("d", 10), ("e", 100)] {
         input.pipe_input(s(k), v).unwrap();
@@ -43,7 +43,7 @@ fn filter_not_keeps_the_records_the_predicate_rejects() {
         .stream::<String, i64>("in")
         .filter_not(|k, v| k.starts_with('x') || *v < 0)
         .to("out");
-    let driver = driver(builder);
+    let driver = driver(builder).unwrap();
     let input = driver.input_topic::<String, i64>("in");
     for (k, v) in [("xa", 1), ("b", -1), ("c", 3), ("d", 0)] {
         input.pipe_input(s(k), v).unwrap();
@@ -73,7 +73,7 @@ fn filter_named_with_negate_behaves_like_filter_not() {
         .to("evens");
     src.filter_named(|_, v| v % 2 == 0, Named::as_("odds"), true)
         .to("odds");
-    let driver = driver(builder);
+    let driver = driver(builder).unwrap();
     let input = driver.input_topic::<String, i64>("in");
     input
         .pipe_key_values((1..=6).map(|i| (format!("k{i}"), i)))
@@ -101,7 +101,7 @@ fn map_replaces_key_and_value() {
         .stream::<String, String>("in")
         .map(|k, v| (v.to_uppercase(), k.len() as i64))
         .to("out");
-    let driver = driver(builder);
+    let driver = driver(builder).unwrap();
     let input = driver.input_topic::<String, String>("in");
     input.pipe_input(s("abc"), s("eu")).unwrap();
     input.pipe_input(s("a"), s("us")).unwrap();
@@ -121,7 +121,7 @@ fn map_values_keeps_the_key() {
         .stream::<String, String>("in")
         .map_values(|v| v.len() as i64 * 10)
         .to("out");
-    let driver = driver(builder);
+    let driver = driver(builder).unwrap();
     let input = driver.input_topic::<String, String>("in");
     input.pipe_input(s("k1"), s("hello")).unwrap();
     input.pipe_input(s("k2"), s("")).unwrap();
@@ -172,7 +172,7 @@ fn flat_map_emits_zero_or_more_records_with_new_keys() {
                 .collect::<Vec<_>>()
         })
         .to("out");
-    let driver = driver(builder);
+    let driver = driver(builder).unwrap();
     let input = driver.input_topic::<String, String>("in");
     input.pipe_input(s("k1"), s("a,b,c")).unwrap();
     input.pipe_input(s("k2"), s("")).unwrap();
@@ -198,7 +198,7 @@ fn flat_map_values_keeps_the_key_for_every_output() {
         .stream::<String, String>("in")
         .flat_map_values(|v| v.split_whitespace().map(String::from).collect::<Vec<_>>())
         .to("out");
-    let driver = driver(builder);
+    let driver = driver(builder).unwrap();
     let input = driver.input_topic::<String, String>("in");
     input.pipe_input(s("s1"), s("the quick fox")).unwrap();
     input.pipe_input(s("s2"), s("   ")).unwrap();
@@ -224,7 +224,7 @@ fn select_key_sets_a_key_computed_from_key_and_value() {
         .stream::<String, String>("in")
         .select_key(|k, v| format!("{v}/{k}"))
         .to("out");
-    let driver = driver(builder);
+    let driver = driver(builder).unwrap();
     let input = driver.input_topic::<String, String>("in");
     input.pipe_input(s("u1"), s("eu")).unwrap();
     input.pipe_input(s("u2"), s("us")).unwrap();
@@ -247,7 +247,7 @@ fn peek_sees_every_record_and_passes_it_on_unchanged() {
         .peek(move |k, v| sink.lock().unwrap().push((k.clone(), *v)))
         .filter(|_, v| *v > 1)
         .to("out");
-    let driver = driver(builder);
+    let driver = driver(builder).unwrap();
     let input = driver.input_topic::<String, i64>("in");
     input
         .pipe_key_values([(s("a"), 1), (s("b"), 2), (s("c"), 3)])
@@ -313,7 +313,7 @@ fn split_sends_a_record_to_the_first_matching_branch_only() {
     branches.take("size-medium").unwrap().to("medium");
     branches.take("size-small").unwrap().to("small");
     assert!(branches.take("size-big").is_none());
-    let driver = driver(builder);
+    let driver = driver(builder).unwrap();
     let input = driver.input_topic::<String, i64>("in");
     // 500 matches both "big" and "medium": it goes to "big" only.
     for (k, v) in [
@@ -351,7 +351,7 @@ fn split_without_default_branch_drops_unmatched_records() {
     let fr = branches.take("lang-fr").unwrap();
     en.to("en");
     fr.to("fr");
-    let driver = driver(builder);
+    let driver = driver(builder).unwrap();
     let input = driver.input_topic::<String, String>("in");
     for v in ["en-hello", "de-hallo", "fr-salut", "es-hola", "en-bye"] {
         input.pipe_input(s("k"), s(v)).unwrap();
@@ -436,7 +436,7 @@ fn merge_is_the_union_of_both_inputs() {
     let a = builder.stream::<String, String>("a");
     let b = builder.stream::<String, String>("b");
     a.merge(&b).map_values(|v| v.to_uppercase()).to("out");
-    let driver = driver(builder);
+    let driver = driver(builder).unwrap();
     let ia = driver.input_topic::<String, String>("a");
     let ib = driver.input_topic::<String, String>("b");
     ia.pipe_input(s("k1"), s("a1")).unwrap();
@@ -722,7 +722,7 @@ fn stateless_operators_keep_timestamps_and_headers() {
         )
         .flat_map(|k, v| vec![(k.clone(), v.clone()), (k + "2", v)])
         .to("out");
-    let driver = driver(builder);
+    let driver = driver(builder).unwrap();
     let input = driver.input_topic::<String, String>("in");
     let mut headers = Headers::new();
     headers
@@ -764,7 +764,7 @@ fn a_record_fanned_out_to_several_children_reaches_each_of_them() {
     src.map_values(|v| v + 1).to("plus");
     src.map_values(|v| v * 10).to("times");
     src.filter(|_, v| *v > 1).to("big");
-    let driver = driver(builder);
+    let driver = driver(builder).unwrap();
     let input = driver.input_topic::<String, i64>("in");
     input.pipe_key_values([(s("a"), 1), (s("b"), 2)]).unwrap();
     let read = |t: &str| {
@@ -790,7 +790,7 @@ fn a_source_may_read_several_topics() {
             |_, v, ctx| format!("{}-{v}", ctx.metadata.as_ref().unwrap().topic),
             Produced::new(),
         );
-    let driver = driver(builder);
+    let driver = driver(builder).unwrap();
     driver
         .input_topic::<String, String>("t1")
         .pipe_input(s("k"), s("x"))

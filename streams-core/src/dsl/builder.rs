@@ -16,7 +16,7 @@ use crate::state::{KeyValueStoreBuilder, Stores, TimestampedSerde, ValueAndTimes
 use crate::time::{ExtractorRef, RecordTimestamp};
 use crate::topology::{InternalBuilder, NodeKind, TopicName, Topology};
 
-use super::nodes::{FnNode, StoreNode};
+use super::nodes::{FlushFn, FnNode, StoreNode};
 use super::options::{Consumed, Materialized};
 use super::{KStream, KTable};
 
@@ -182,8 +182,8 @@ impl StreamsBuilder {
         &self,
         builder: KeyValueStoreBuilder<K, V>,
     ) {
-        let (name, factory) = builder.into_factory();
-        self.inner.borrow_mut().add_store(name, factory);
+        let (name, logged, factory) = builder.into_factory();
+        self.inner.borrow_mut().add_store(name, logged, factory);
     }
 
     /// Builds the topology, or reports the first mistake (a missing serde, a duplicate name,
@@ -328,12 +328,14 @@ where
         .add_node(name, NodeKind::Processor, parents, factory)
 }
 
-/// Adds a node with a store handle of type `S`, connected to the store `store`.
+/// Adds a node with a store handle of type `S`, connected to the store `store`; `on_flush`
+/// runs on commit.
 pub(crate) fn add_store_node<K: Data, V: Data, S: Clone + Send + 'static, F, M>(
     b: &Shared,
     name: String,
     parents: &[usize],
     store: &str,
+    on_flush: Option<FlushFn<S>>,
     make: M,
 ) -> usize
 where
@@ -345,6 +347,7 @@ where
         Ok(NodeBox::typed::<K, V, _>(StoreNode::<K, V, S, F>::new(
             store_name.clone(),
             make(),
+            on_flush,
             nb.children,
         )))
     });
@@ -357,21 +360,55 @@ where
 /// The store handle type of DSL key-value stores.
 pub(crate) type TsHandle<K, V> = crate::state::KeyValueStoreHandle<K, ValueAndTimestamp<V>>;
 
-/// Adds a timestamped key-value store for a DSL operator; returns its name.
+/// Adds a timestamped key-value store for a DSL operator (cached and logged as
+/// `materialized` says); returns its name.
 pub(crate) fn add_ts_store<K: Data, V: Data>(
     b: &Shared,
     name: String,
-    materialized_supplier: Option<Arc<dyn streams_state::KeyValueBytesStoreSupplier>>,
+    materialized: &Materialized<K, V>,
     ks: SerdeRef<K>,
     vs: SerdeRef<V>,
 ) -> String {
-    let supplier =
-        materialized_supplier.unwrap_or_else(|| Stores::in_memory_key_value_store(&name));
     let ts_serde: SerdeRef<ValueAndTimestamp<V>> = Arc::new(TimestampedSerde::new(vs));
-    let builder = Stores::key_value_store_builder(supplier, ks, ts_serde);
-    let (store_name, factory) = builder.into_factory();
-    b.borrow_mut().add_store(store_name.clone(), factory);
+    let builder =
+        Stores::default_key_value_store_builder(&name, materialized.supplier.clone(), ks, ts_serde)
+            .with_caching_enabled(materialized.caching)
+            .with_logging_enabled(materialized.logging);
+    let (store_name, logged, factory) = builder.into_factory();
+    b.borrow_mut()
+        .add_store(store_name.clone(), logged, factory);
     store_name
+}
+
+/// Forwards the updates that left `store`'s cache as table changes. The timestamp is the
+/// value's (for a deletion: the current record's).
+pub(crate) fn forward_flushed<K: Data, V: Data>(
+    store: &TsHandle<K, V>,
+    children: &Children,
+    task: &mut TaskContext,
+) -> Result<()> {
+    for (key, new, old) in store.take_flushed()? {
+        let ts = new.as_ref().map_or(task.current_timestamp, |v| v.timestamp);
+        children.forward(
+            task,
+            Record::new(
+                key,
+                Change::new(new.map(|v| v.value), old.map(|v| v.value)),
+                ts,
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+/// On commit: writes `store`'s cache down and forwards what left it.
+pub(crate) fn flush_and_forward<K: Data, V: Data>(
+    store: &TsHandle<K, V>,
+    children: &Children,
+    task: &mut TaskContext,
+) -> Result<()> {
+    store.flush_cache()?;
+    forward_flushed(store, children, task)
 }
 
 /// Adds a table source node (upsert/delete into a store, forward `Change`s). `to_opt` turns
@@ -389,39 +426,33 @@ pub(crate) fn add_table_source_node<K: Data, VIn: Data, V: Data>(
         .borrow_mut()
         .name_or(materialized.name.as_deref(), "KTABLE-SOURCE-STATE-STORE-");
     let name = b.borrow_mut().name_or(processor_name, "KTABLE-SOURCE-");
-    let store = add_ts_store(&b.clone(), store_name, materialized.supplier, ks, vs);
-    let node =
-        add_store_node::<K, VIn, TsHandle<K, V>, _, _>(b, name, &[parent], &store, move || {
+    let store = add_ts_store(b, store_name, &materialized, ks, vs);
+    let node = add_store_node::<K, VIn, TsHandle<K, V>, _, _>(
+        b,
+        name,
+        &[parent],
+        &store,
+        Some(flush_and_forward::<K, V>),
+        move || {
             move |store: &TsHandle<K, V>,
                   r: Record<K, VIn>,
                   children: &Children,
                   task: &mut TaskContext| {
-                let new = to_opt(r.value);
-                let old = match &new {
-                    Some(v) => {
-                        let old = store.get(&r.key)?;
-                        store.put(
-                            &r.key,
-                            &ValueAndTimestamp {
-                                value: v.clone(),
-                                timestamp: r.timestamp,
-                            },
-                        )?;
-                        old
+                match to_opt(r.value) {
+                    Some(v) => store.put(
+                        &r.key,
+                        &ValueAndTimestamp {
+                            value: v,
+                            timestamp: r.timestamp,
+                        },
+                    )?,
+                    None => {
+                        store.delete(&r.key)?;
                     }
-                    None => store.delete(&r.key)?,
-                };
-                let change = Change::new(new, old.map(|o| o.value));
-                children.forward(
-                    task,
-                    Record {
-                        key: r.key,
-                        value: change,
-                        timestamp: r.timestamp,
-                        headers: r.headers,
-                    },
-                )
+                }
+                forward_flushed(store, children, task)
             }
-        });
+        },
+    );
     (node, store)
 }

@@ -6,11 +6,13 @@ use crate::Data;
 use crate::error::Result;
 use crate::internals::node::Children;
 use crate::internals::task::TaskContext;
-use crate::record::{Change, Record};
+use crate::record::Record;
 use crate::serde::{DefaultSerde, SerdeRef};
 use crate::state::ValueAndTimestamp;
 
-use super::builder::{TsHandle, add_store_node, add_ts_store, require_serde};
+use super::builder::{
+    TsHandle, add_store_node, add_ts_store, flush_and_forward, forward_flushed, require_serde,
+};
 use super::kstream::repartition_through;
 use super::options::Materialized;
 use super::{KStream, KTable};
@@ -198,15 +200,14 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             parent =
                 repartition_through(&b, parent, &base, self.name.is_some(), ks.clone(), vs, None);
         }
-        let store = add_ts_store(
+        let store = add_ts_store(&b, store_name, &materialized, ks.clone(), vas.clone());
+        let node = add_store_node::<K, V, TsHandle<K, VA>, _, _>(
             &b,
-            store_name,
-            materialized.supplier,
-            ks.clone(),
-            vas.clone(),
-        );
-        let node =
-            add_store_node::<K, V, TsHandle<K, VA>, _, _>(&b, name, &[parent], &store, move || {
+            name,
+            &[parent],
+            &store,
+            Some(flush_and_forward::<K, VA>),
+            move || {
                 let step = step.clone();
                 move |store: &TsHandle<K, VA>,
                       r: Record<K, V>,
@@ -218,23 +219,18 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
                         Some(o) => (Some(o.value), o.timestamp.max(r.timestamp)),
                         None => (None, r.timestamp),
                     };
-                    let new = step(&r.key, r.value, old_value.clone());
-                    let stored = ValueAndTimestamp {
-                        value: new,
-                        timestamp: ts,
-                    };
-                    store.put(&r.key, &stored)?;
-                    ch.forward(
-                        t,
-                        Record {
-                            key: r.key,
-                            value: Change::new(Some(stored.value), old_value),
+                    let new = step(&r.key, r.value, old_value);
+                    store.put(
+                        &r.key,
+                        &ValueAndTimestamp {
+                            value: new,
                             timestamp: ts,
-                            headers: r.headers,
                         },
-                    )
+                    )?;
+                    forward_flushed(store, ch, t)
                 }
-            });
+            },
+        );
         KTable::new(b.clone(), node, Some(ks), Some(vas), Some(store))
     }
 }

@@ -11,7 +11,10 @@ use crate::serde::{DefaultSerde, OptionSerde, Serde, SerdeError, SerdeRef};
 use crate::state::ValueAndTimestamp;
 
 use super::KStream;
-use super::builder::{Shared, TsHandle, add_fn_node, add_store_node, add_ts_store, require_serde};
+use super::builder::{
+    Shared, TsHandle, add_fn_node, add_store_node, add_ts_store, flush_and_forward,
+    forward_flushed, require_serde,
+};
 use super::kstream::repartition_through;
 use super::options::{Grouped, Materialized, Named};
 
@@ -542,18 +545,13 @@ impl<K: Data, V: Data> KGroupedTable<K, V> {
             change_serde,
             None,
         );
-        let store = add_ts_store(
-            &b,
-            store_name,
-            materialized.supplier,
-            ks.clone(),
-            vas.clone(),
-        );
+        let store = add_ts_store(&b, store_name, &materialized, ks.clone(), vas.clone());
         let node = add_store_node::<K, Change<V>, TsHandle<K, VA>, _, _>(
             &b,
             name,
             &[source],
             &store,
+            Some(flush_and_forward::<K, VA>),
             move || {
                 let step = step.clone();
                 move |store: &TsHandle<K, VA>,
@@ -566,12 +564,11 @@ impl<K: Data, V: Data> KGroupedTable<K, V> {
                         Some(o) => (Some(o.value), o.timestamp.max(r.timestamp)),
                         None => (None, r.timestamp),
                     };
-                    let new = step(&r.key, r.value, old_value.clone());
-                    match &new {
+                    match step(&r.key, r.value, old_value) {
                         Some(v) => store.put(
                             &r.key,
                             &ValueAndTimestamp {
-                                value: v.clone(),
+                                value: v,
                                 timestamp: ts,
                             },
                         )?,
@@ -579,15 +576,7 @@ impl<K: Data, V: Data> KGroupedTable<K, V> {
                             store.delete(&r.key)?;
                         }
                     }
-                    ch.forward(
-                        t,
-                        Record {
-                            key: r.key,
-                            value: Change::new(new, old_value),
-                            timestamp: ts,
-                            headers: r.headers,
-                        },
-                    )
+                    forward_flushed(store, ch, t)
                 }
             },
         );

@@ -38,21 +38,31 @@ where
     }
 }
 
+/// What a stateful node does on commit (write its cache down and forward what left it).
+pub(crate) type FlushFn<S> = fn(&S, &Children, &mut TaskContext) -> Result<()>;
+
 /// A stateful node: like [`FnNode`], with a typed store handle opened at init.
 pub(crate) struct StoreNode<K, V, S, F> {
     store_name: Arc<str>,
     store: Option<S>,
     f: F,
+    on_flush: Option<FlushFn<S>>,
     children: Children,
     _in: PhantomData<fn(K, V)>,
 }
 
 impl<K, V, S, F> StoreNode<K, V, S, F> {
-    pub(crate) fn new(store_name: Arc<str>, f: F, children: Children) -> Self {
+    pub(crate) fn new(
+        store_name: Arc<str>,
+        f: F,
+        on_flush: Option<FlushFn<S>>,
+        children: Children,
+    ) -> Self {
         Self {
             store_name,
             store: None,
             f,
+            on_flush,
             children,
             _in: PhantomData,
         }
@@ -68,6 +78,12 @@ impl<K: Data, V: Data, S: Clone + Send + 'static, F: Send> NodeOps for StoreNode
             }
         })?);
         Ok(())
+    }
+    fn flush(&mut self, task: &mut TaskContext) -> Result<()> {
+        match (&self.store, self.on_flush) {
+            (Some(store), Some(f)) => f(store, &self.children, task),
+            _ => Ok(()),
+        }
     }
 }
 

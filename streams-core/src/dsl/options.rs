@@ -279,6 +279,8 @@ pub struct Materialized<K, V> {
     pub(crate) value_serde: Option<SerdeRef<V>>,
     pub(crate) name: Option<String>,
     pub(crate) supplier: Option<Arc<dyn KeyValueBytesStoreSupplier>>,
+    pub(crate) caching: bool,
+    pub(crate) logging: bool,
 }
 
 debug_by_name!(Materialized);
@@ -290,6 +292,8 @@ impl<K, V> Default for Materialized<K, V> {
             value_serde: None,
             name: None,
             supplier: None,
+            caching: true,
+            logging: true,
         }
     }
 }
@@ -313,6 +317,27 @@ impl<K, V> Materialized<K, V> {
             name: Some(name.into()),
             ..Self::default()
         }
+    }
+    /// Turns the record cache off for this store: every update is forwarded. Default: on.
+    pub fn with_caching_disabled(mut self) -> Self {
+        self.caching = false;
+        self
+    }
+    /// Turns the record cache on (the default).
+    pub fn with_caching_enabled(mut self) -> Self {
+        self.caching = true;
+        self
+    }
+    /// Stops logging the store to its changelog (it is then lost with its task's disk).
+    /// Default: logged.
+    pub fn with_logging_disabled(mut self) -> Self {
+        self.logging = false;
+        self
+    }
+    /// Logs the store to `<application.id>-<name>-changelog` (the default).
+    pub fn with_logging_enabled(mut self) -> Self {
+        self.logging = true;
+        self
     }
     /// Uses stores from this supplier (its name names the store).
     pub fn as_store(supplier: Arc<dyn KeyValueBytesStoreSupplier>) -> Self {

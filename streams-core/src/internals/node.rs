@@ -22,6 +22,11 @@ pub(crate) trait NodeOps: Send {
     fn punctuate(&mut self, _p: Punctuation, _task: &mut TaskContext) -> Result<()> {
         Ok(())
     }
+    /// Called on commit, in topological order: nodes with cached stores write their caches
+    /// down and forward what left them.
+    fn flush(&mut self, _task: &mut TaskContext) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A node that takes records of type `(K, V)`.

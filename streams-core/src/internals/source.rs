@@ -146,12 +146,14 @@ impl<K: Data, V: Data> SourceOps for SourceNode<K, V> {
         let Some((offset, record)) = queue.records.pop_front() else {
             return Ok(());
         };
-        task.current = Some(RecordMetadata {
+        let meta = RecordMetadata {
             topic: queue.topic.clone(),
             partition: self.partition,
             offset,
-        });
-        task.current_timestamp = record.timestamp;
+        };
+        task.last_record = Some(meta.clone());
+        task.current = Some(meta);
+        task.set_current_timestamp(record.timestamp);
         task.stream_time = task.stream_time.max(record.timestamp);
         task.metrics.processed += 1;
         self.children.forward(task, record)

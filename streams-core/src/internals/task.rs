@@ -2,7 +2,14 @@
 //! runtime alike.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use streams_state::{
+    ChangelogPartition, ChangelogSink, Checkpoint, RocksDbResources, StateError, StoreContext,
+    ThreadCache,
+};
 
 use tracing::warn;
 
@@ -12,7 +19,7 @@ use crate::metrics::TaskMetrics;
 use crate::processor::{Punctuation, PunctuationType, ScheduleId};
 use crate::record::{Headers, RawRecord, Record, RecordMetadata, TaskId};
 use crate::serde::SerdeError;
-use crate::state::StoreEntry;
+use crate::state::{StoreBuild, StoreEntry};
 use crate::topology::TopologyInner;
 
 use super::node::{Children, NodeBuild, Slot};
@@ -27,6 +34,49 @@ pub(crate) struct ProducedRecord {
     pub(crate) value: Option<Vec<u8>>,
     pub(crate) timestamp: i64,
     pub(crate) headers: Headers,
+}
+
+/// What every task of a thread shares: configuration, the RocksDB budget and the thread's
+/// record cache.
+#[derive(Debug, Clone)]
+pub(crate) struct TaskEnv {
+    pub(crate) config: Arc<StreamsConfig>,
+    pub(crate) resources: RocksDbResources,
+    pub(crate) cache: ThreadCache,
+}
+
+/// Changelog records of a task's stores, waiting to be produced with its output.
+#[derive(Debug, Default)]
+struct ChangelogBuffer {
+    records: Mutex<Vec<ProducedRecord>>,
+    /// The timestamp of the record being processed (changelog records carry it).
+    timestamp: AtomicI64,
+}
+
+/// The sink of one logged store of a task: its changelog topic, the task's partition.
+struct TaskChangelogSink {
+    topic: Arc<str>,
+    partition: u32,
+    buffer: Arc<ChangelogBuffer>,
+}
+
+impl ChangelogSink for TaskChangelogSink {
+    fn send(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), StateError> {
+        let record = ProducedRecord {
+            topic: self.topic.clone(),
+            partition: Some(self.partition),
+            key: Some(key.to_vec()),
+            value: value.map(<[u8]>::to_vec),
+            timestamp: self.buffer.timestamp.load(Ordering::Relaxed),
+            headers: Headers::new(),
+        };
+        self.buffer
+            .records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(record);
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -49,15 +99,27 @@ pub(crate) struct TaskContext {
     pub(crate) stream_time: i64,
     pub(crate) wall_clock: i64,
     pub(crate) current: Option<RecordMetadata>,
+    /// The metadata of the last record processed (records leaving caches on commit carry it).
+    pub(crate) last_record: Option<RecordMetadata>,
     pub(crate) current_timestamp: i64,
     schedules: Vec<Schedule>,
     next_schedule: u64,
     pub(crate) commit_requested: bool,
     pub(crate) metrics: TaskMetrics,
     pub(crate) config: Arc<StreamsConfig>,
+    changelog: Arc<ChangelogBuffer>,
 }
 
 impl TaskContext {
+    pub(crate) fn set_current_timestamp(&mut self, ts: i64) {
+        self.set_timestamp(ts);
+    }
+
+    fn set_timestamp(&mut self, ts: i64) {
+        self.current_timestamp = ts;
+        self.changelog.timestamp.store(ts, Ordering::Relaxed);
+    }
+
     /// Runs the node at `idx` on `record`.
     #[inline]
     pub(crate) fn dispatch<K: 'static, V: 'static>(
@@ -195,18 +257,23 @@ struct TaskInput {
 pub(crate) struct Task {
     pub(crate) ctx: TaskContext,
     inputs: Vec<TaskInput>,
+    task_dir: Option<PathBuf>,
+    /// The changelog partition of each logged store.
+    changelogs: Vec<ChangelogPartition>,
 }
 
 impl Task {
-    /// Builds the task for `subtopology` and `partition`. `resolve` maps a logical topic to
-    /// its real name.
+    /// Builds the task for `subtopology` and `partition`, with its stores under `task_dir`
+    /// (`None`: in-memory stores only).
     pub(crate) fn new(
         topology: &TopologyInner,
         subtopology: u32,
         partition: u32,
-        config: Arc<StreamsConfig>,
+        env: &TaskEnv,
+        task_dir: Option<PathBuf>,
         wall_clock: i64,
     ) -> Result<Self> {
+        let config = env.config.clone();
         let sub = topology
             .subtopologies
             .get(subtopology as usize)
@@ -258,9 +325,31 @@ impl Task {
         }
         let mut stores = Vec::new();
         let mut store_index = HashMap::new();
+        let mut changelogs = Vec::new();
+        let buffer = Arc::new(ChangelogBuffer::default());
+        let store_ctx = StoreContext::new(task_dir.clone(), env.resources.clone());
         for &s in &sub.stores {
             let spec = &topology.stores[s];
-            let entry = (spec.factory)()?;
+            let changelog: Option<Box<dyn ChangelogSink>> = if spec.logged {
+                let topic = spec.changelog_topic().resolve(config.application_id());
+                changelogs.push(ChangelogPartition {
+                    topic: topic.clone(),
+                    partition,
+                });
+                Some(Box::new(TaskChangelogSink {
+                    topic: Arc::from(topic.as_str()),
+                    partition,
+                    buffer: buffer.clone(),
+                }))
+            } else {
+                None
+            };
+            let entry = (spec.factory)(StoreBuild {
+                ctx: &store_ctx,
+                cache: &env.cache,
+                config: &config,
+                changelog,
+            })?;
             store_index.insert(spec.name.clone(), stores.len());
             stores.push(entry);
         }
@@ -277,14 +366,18 @@ impl Task {
                 stream_time: -1,
                 wall_clock,
                 current: None,
+                last_record: None,
                 current_timestamp: -1,
                 schedules: Vec::new(),
                 next_schedule: 0,
                 commit_requested: false,
                 metrics: TaskMetrics::default(),
                 config,
+                changelog: buffer,
             },
             inputs,
+            task_dir,
+            changelogs,
         })
     }
 
@@ -349,6 +442,18 @@ impl Task {
         };
         self.ctx.nodes[node].node = Some(slot);
         result
+    }
+
+    /// Whether any input record is queued.
+    pub(crate) fn has_queued(&mut self) -> bool {
+        self.inputs.iter().any(|inp| {
+            self.ctx.nodes[inp.node]
+                .node
+                .as_mut()
+                .and_then(|b| b.as_source())
+                .and_then(|s| s.head_timestamp(inp.topic_idx))
+                .is_some()
+        })
     }
 
     /// Processes the queued record with the smallest timestamp across the task's partitions,
@@ -422,7 +527,7 @@ impl Task {
             };
             let node = s.node;
             self.ctx.current = None;
-            self.ctx.current_timestamp = now;
+            self.ctx.set_timestamp(now);
             self.ctx.metrics.punctuations += 1;
             self.with_node(node, |n, ctx| n.punctuate(p, ctx))?;
             fired = true;
@@ -431,17 +536,67 @@ impl Task {
         Ok(fired)
     }
 
-    /// Takes the records produced so far.
+    /// Takes the records produced so far: output first, then changelog records.
     pub(crate) fn take_output(&mut self) -> Vec<ProducedRecord> {
-        std::mem::take(&mut self.ctx.output)
+        let mut out = std::mem::take(&mut self.ctx.output);
+        let mut log = self
+            .ctx
+            .changelog
+            .records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if !log.is_empty() {
+            out.append(&mut log);
+        }
+        out
     }
 
-    /// Flushes every store (part of a commit).
+    /// The changelog partitions of the task's logged stores.
+    pub(crate) fn changelog_partitions(&self) -> &[ChangelogPartition] {
+        &self.changelogs
+    }
+
+    /// Writes every record cache down, forwarding what leaves caches of DSL stores, in
+    /// topological order. The first half of a commit; enough for the test driver's cadence.
+    pub(crate) fn flush_caches(&mut self) -> Result<()> {
+        self.ctx.current = self.ctx.last_record.clone();
+        for i in 0..self.ctx.nodes.len() {
+            self.with_node(i, |node, ctx| node.flush(ctx))?;
+        }
+        self.ctx.current = None;
+        for s in &self.ctx.stores {
+            s.flush_cache()?;
+        }
+        self.ctx.commit_requested = false;
+        Ok(())
+    }
+
+    /// Flushes caches and every store's engine: afterwards the stores reflect every change
+    /// sent to the changelogs, so a checkpoint may be written.
     pub(crate) fn flush(&mut self) -> Result<()> {
+        self.flush_caches()?;
         for s in &self.ctx.stores {
             s.flush()?;
         }
-        self.ctx.commit_requested = false;
+        Ok(())
+    }
+
+    /// Writes the task's checkpoint: per changelog partition, the next offset to restore.
+    /// Call after [`flush`](Self::flush) once the changelog records are acknowledged.
+    pub(crate) fn write_checkpoint(
+        &self,
+        offsets: &HashMap<ChangelogPartition, i64>,
+    ) -> Result<()> {
+        let Some(dir) = &self.task_dir else {
+            return Ok(());
+        };
+        let mut cp = Checkpoint::default();
+        for p in &self.changelogs {
+            if let Some(&o) = offsets.get(p) {
+                cp.offsets.insert(p.clone(), o);
+            }
+        }
+        cp.write(&dir.join(Checkpoint::FILE_NAME))?;
         Ok(())
     }
 

@@ -1,0 +1,437 @@
+//! The record cache: a bounded byte cache in front of a store that coalesces updates per key
+//! and passes them on (to the store, its changelog and downstream) only on flush (commit) or
+//! eviction — Kafka Streams' record cache.
+//!
+//! All caches of one stream thread share one byte budget ([`ThreadCache`]). As in Kafka, a
+//! write that pushes the thread over its budget evicts from the cache written to (oldest
+//! entry first), so evicted records are always forwarded in the context of their own store.
+//! A budget of 0 turns caching off: every write goes straight through.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::StateError;
+use crate::changelog::ChangelogRecord;
+use crate::kv::{KeyValueIter, KeyValueStore, StateStore};
+
+/// A thread's cache budget, shared by the caches of its tasks' stores. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ThreadCache {
+    used: Arc<AtomicUsize>,
+    max: usize,
+}
+
+impl ThreadCache {
+    /// A budget of `max_bytes` (0 disables caching).
+    pub fn new(max_bytes: usize) -> Self {
+        Self {
+            used: Arc::new(AtomicUsize::new(0)),
+            max: max_bytes,
+        }
+    }
+    /// Bytes in use by every cache of the thread.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+    /// The budget.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+}
+
+/// An update leaving the cache: the key, its new value (`None`: deleted) and the value the
+/// store held before (for the old value of downstream table changes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlushedEntry {
+    /// The key.
+    pub key: Vec<u8>,
+    /// The new value.
+    pub new: Option<Vec<u8>>,
+    /// The previous value in the store.
+    pub old: Option<Vec<u8>>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    value: Option<Vec<u8>>,
+    dirty: bool,
+    seq: u64,
+}
+
+/// Bytes an entry is charged for: key, value and bookkeeping.
+fn entry_size(key: &[u8], value: &Option<Vec<u8>>) -> usize {
+    2 * key.len() + value.as_ref().map_or(0, Vec::len) + 64
+}
+
+/// A cached key-value store (see the [module docs](self)).
+pub struct CachingKeyValueStore {
+    inner: Box<dyn KeyValueStore>,
+    budget: ThreadCache,
+    entries: HashMap<Vec<u8>, Entry>,
+    /// Least recently used first.
+    lru: BTreeMap<u64, Vec<u8>>,
+    next_seq: u64,
+    bytes: usize,
+    evicted: Vec<FlushedEntry>,
+}
+
+impl std::fmt::Debug for CachingKeyValueStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachingKeyValueStore")
+            .field("store", &self.inner.name())
+            .field("entries", &self.entries.len())
+            .field("bytes", &self.bytes)
+            .finish()
+    }
+}
+
+impl CachingKeyValueStore {
+    /// Caches `inner` within the thread budget `budget`.
+    pub fn new(inner: Box<dyn KeyValueStore>, budget: ThreadCache) -> Self {
+        Self {
+            inner,
+            budget,
+            entries: HashMap::new(),
+            lru: BTreeMap::new(),
+            next_seq: 0,
+            bytes: 0,
+            evicted: Vec::new(),
+        }
+    }
+
+    fn charge(&mut self, delta: isize) {
+        if delta >= 0 {
+            self.bytes += delta as usize;
+            self.budget
+                .used
+                .fetch_add(delta as usize, Ordering::Relaxed);
+        } else {
+            let d = (-delta) as usize;
+            self.bytes = self.bytes.saturating_sub(d);
+            self.budget
+                .used
+                .fetch_sub(d.min(self.budget.used()), Ordering::Relaxed);
+        }
+    }
+
+    /// Writes one dirty entry to the store below and returns it as a flushed update.
+    fn write_through(
+        &mut self,
+        key: Vec<u8>,
+        value: Option<Vec<u8>>,
+    ) -> Result<FlushedEntry, StateError> {
+        let old = self.inner.get(&key)?;
+        match &value {
+            Some(v) => self.inner.put(&key, v)?,
+            None => {
+                self.inner.delete(&key)?;
+            }
+        }
+        Ok(FlushedEntry {
+            key,
+            new: value,
+            old,
+        })
+    }
+
+    fn insert(&mut self, key: &[u8], value: Option<Vec<u8>>) -> Result<(), StateError> {
+        if self.budget.max == 0 {
+            let flushed = self.write_through(key.to_vec(), value)?;
+            self.evicted.push(flushed);
+            return Ok(());
+        }
+        let size = entry_size(key, &value) as isize;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let old = self.entries.insert(
+            key.to_vec(),
+            Entry {
+                value,
+                dirty: true,
+                seq,
+            },
+        );
+        if let Some(old) = old {
+            self.lru.remove(&old.seq);
+            self.charge(-(entry_size(key, &old.value) as isize));
+        }
+        self.lru.insert(seq, key.to_vec());
+        self.charge(size);
+        self.evict_over_budget()
+    }
+
+    fn evict_over_budget(&mut self) -> Result<(), StateError> {
+        while self.budget.used() > self.budget.max {
+            let Some((_, key)) = self.lru.pop_first() else {
+                break;
+            };
+            let Some(entry) = self.entries.remove(&key) else {
+                continue;
+            };
+            self.charge(-(entry_size(&key, &entry.value) as isize));
+            if entry.dirty {
+                let flushed = self.write_through(key, entry.value)?;
+                self.evicted.push(flushed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of cached entries.
+    pub fn cached_entries(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+impl Drop for CachingKeyValueStore {
+    fn drop(&mut self) {
+        self.charge(-(self.bytes as isize));
+    }
+}
+
+impl StateStore for CachingKeyValueStore {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn persistent(&self) -> bool {
+        self.inner.persistent()
+    }
+    /// Writes dirty entries to the store below (they become available through
+    /// [`KeyValueStore::take_flushed`]) and flushes it.
+    fn flush(&mut self) -> Result<(), StateError> {
+        self.flush_cache()?;
+        self.inner.flush()
+    }
+    fn close(&mut self) -> Result<(), StateError> {
+        self.flush()?;
+        self.inner.close()
+    }
+    fn is_open(&self) -> bool {
+        self.inner.is_open()
+    }
+}
+
+impl KeyValueStore for CachingKeyValueStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        match self.entries.get(key) {
+            Some(e) => Ok(e.value.clone()),
+            None => self.inner.get(key),
+        }
+    }
+
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StateError> {
+        self.insert(key, Some(value.to_vec()))
+    }
+
+    fn delete(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        let old = self.get(key)?;
+        self.insert(key, None)?;
+        Ok(old)
+    }
+
+    /// Merges the cache's entries over the store's range (cached tombstones hide keys).
+    fn range<'a>(
+        &'a self,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+    ) -> Result<KeyValueIter<'a>, StateError> {
+        let merged = self.merged(from, to)?;
+        Ok(Box::new(merged.into_iter().map(Ok)))
+    }
+
+    fn reverse_range<'a>(
+        &'a self,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+    ) -> Result<KeyValueIter<'a>, StateError> {
+        let merged = self.merged(from, to)?;
+        Ok(Box::new(merged.into_iter().rev().map(Ok)))
+    }
+
+    fn approximate_num_entries(&self) -> Result<u64, StateError> {
+        let new_keys = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.dirty && e.value.is_some())
+            .count() as u64;
+        Ok(self.inner.approximate_num_entries()? + new_keys)
+    }
+
+    fn restore_batch(&mut self, records: &[ChangelogRecord]) -> Result<(), StateError> {
+        for r in records {
+            if let Some(e) = self.entries.remove(&r.key) {
+                self.lru.remove(&e.seq);
+                self.charge(-(entry_size(&r.key, &e.value) as isize));
+            }
+        }
+        self.inner.restore_batch(records)
+    }
+    fn begin_restore(&mut self) -> Result<(), StateError> {
+        self.inner.begin_restore()
+    }
+    fn end_restore(&mut self) -> Result<(), StateError> {
+        self.inner.end_restore()
+    }
+    fn snapshot_to(&self, dir: &Path) -> Result<bool, StateError> {
+        self.inner.snapshot_to(dir)
+    }
+    fn flush_cache(&mut self) -> Result<(), StateError> {
+        let mut dirty: Vec<(u64, Vec<u8>)> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.dirty)
+            .map(|(k, e)| (e.seq, k.clone()))
+            .collect();
+        dirty.sort_unstable();
+        for (_, key) in dirty {
+            let value = match self.entries.get_mut(&key) {
+                Some(e) => {
+                    e.dirty = false;
+                    e.value.clone()
+                }
+                None => continue,
+            };
+            let flushed = self.write_through(key, value)?;
+            self.evicted.push(flushed);
+        }
+        Ok(())
+    }
+    fn take_flushed(&mut self) -> Vec<FlushedEntry> {
+        std::mem::take(&mut self.evicted)
+    }
+}
+
+impl CachingKeyValueStore {
+    fn merged(
+        &self,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+        let mut map: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        for kv in self.inner.range(from, to)? {
+            let (k, v) = kv?;
+            map.insert(k, v);
+        }
+        let inside = |k: &[u8]| {
+            (match from {
+                Bound::Included(f) => k >= f,
+                Bound::Excluded(f) => k > f,
+                Bound::Unbounded => true,
+            }) && (match to {
+                Bound::Included(t) => k <= t,
+                Bound::Excluded(t) => k < t,
+                Bound::Unbounded => true,
+            })
+        };
+        for (k, e) in &self.entries {
+            if inside(k) {
+                match &e.value {
+                    Some(v) => {
+                        map.insert(k.clone(), v.clone());
+                    }
+                    None => {
+                        map.remove(k);
+                    }
+                }
+            }
+        }
+        Ok(map.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::InMemoryKeyValueStore;
+
+    fn cached(max: usize) -> CachingKeyValueStore {
+        CachingKeyValueStore::new(
+            Box::new(InMemoryKeyValueStore::new("s")),
+            ThreadCache::new(max),
+        )
+    }
+
+    #[test]
+    fn coalesces_updates_until_flush() {
+        let mut s = cached(1 << 20);
+        s.put(b"a", b"1").unwrap();
+        s.put(b"a", b"2").unwrap();
+        s.put(b"b", b"x").unwrap();
+        assert!(s.take_flushed().is_empty());
+        assert_eq!(s.get(b"a").unwrap(), Some(b"2".to_vec()));
+        s.flush().unwrap();
+        let f = s.take_flushed();
+        assert_eq!(
+            f,
+            vec![
+                FlushedEntry {
+                    key: b"a".to_vec(),
+                    new: Some(b"2".to_vec()),
+                    old: None
+                },
+                FlushedEntry {
+                    key: b"b".to_vec(),
+                    new: Some(b"x".to_vec()),
+                    old: None
+                },
+            ]
+        );
+        s.put(b"a", b"3").unwrap();
+        s.flush().unwrap();
+        assert_eq!(s.take_flushed()[0].old, Some(b"2".to_vec()));
+    }
+
+    #[test]
+    fn size_zero_writes_through() {
+        let mut s = cached(0);
+        s.put(b"a", b"1").unwrap();
+        s.put(b"a", b"2").unwrap();
+        let f = s.take_flushed();
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[1].old, Some(b"1".to_vec()));
+    }
+
+    #[test]
+    fn evicts_oldest_first_when_the_thread_budget_is_exceeded() {
+        let budget = ThreadCache::new(3 * entry_size(b"k1", &Some(b"v".to_vec())));
+        let mut s =
+            CachingKeyValueStore::new(Box::new(InMemoryKeyValueStore::new("s")), budget.clone());
+        for k in [b"k1", b"k2", b"k3"] {
+            s.put(k, b"v").unwrap();
+        }
+        assert!(s.take_flushed().is_empty());
+        s.get(b"k1").unwrap();
+        s.put(b"k4", b"v").unwrap();
+        let f = s.take_flushed();
+        assert_eq!(f.len(), 1);
+        assert_eq!(
+            f[0].key,
+            b"k1".to_vec(),
+            "least recently written goes first"
+        );
+        assert!(budget.used() <= budget.max());
+        drop(s);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn deletes_and_ranges_see_the_cache() {
+        let mut s = cached(1 << 20);
+        s.put(b"a", b"1").unwrap();
+        s.flush().unwrap();
+        s.take_flushed();
+        s.put(b"b", b"2").unwrap();
+        assert_eq!(s.delete(b"a").unwrap(), Some(b"1".to_vec()));
+        let all: Vec<_> = s.all().unwrap().map(|r| r.unwrap().0).collect();
+        assert_eq!(all, vec![b"b".to_vec()]);
+        s.flush().unwrap();
+        let f = s.take_flushed();
+        assert!(
+            f.iter()
+                .any(|e| e.key == b"a" && e.new.is_none() && e.old == Some(b"1".to_vec()))
+        );
+    }
+}

@@ -1,0 +1,415 @@
+//! The RocksDB engine: key-value stores on disk, sharing one memory budget.
+//!
+//! Layout: one RocksDB instance per store per task, in `<task dir>/rocksdb/<store name>`.
+//! Every instance uses the process-wide [`RocksDbResources`]: one LRU block cache (index and
+//! filter blocks included) and one write-buffer manager charged to that cache, so memtables
+//! and blocks of all stores share a single bound however many stores and partitions there are.
+//! The write-ahead log is off: durability comes from the changelog and the checkpoint file, and
+//! a commit flushes memtables before the checkpoint is written (Kafka Streams does the same).
+
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+
+use rocksdb::{
+    BlockBasedOptions, Cache, DB, DBCompressionType, DBRawIteratorWithThreadMode, FlushOptions,
+    Options, WriteBatch, WriteBufferManager, WriteOptions,
+};
+
+use crate::kv::{KeyValueBytesStoreSupplier, KeyValueIter, KeyValueStore, StateStore};
+use crate::{ChangelogRecord, StateError, StoreContext};
+
+/// Process-wide RocksDB memory: one block cache and one write-buffer manager charged to it.
+/// Cheap to clone; clones share the same budget.
+#[derive(Clone)]
+pub struct RocksDbResources {
+    cache: Cache,
+    write_buffers: WriteBufferManager,
+    budget: usize,
+}
+
+impl std::fmt::Debug for RocksDbResources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RocksDbResources")
+            .field("budget", &self.budget)
+            .field("cache_usage", &self.cache.get_usage())
+            .field("memtable_usage", &self.write_buffers.get_usage())
+            .finish()
+    }
+}
+
+/// The smallest RocksDB budget we accept: below it RocksDB cannot keep even one memtable
+/// per store in memory and stalls.
+pub const MIN_ROCKSDB_BUDGET: usize = 8 << 20;
+
+impl RocksDbResources {
+    /// Resources bounded by `budget` bytes: the block cache holds `budget` bytes, of which
+    /// memtables may take half (they are charged to the cache).
+    pub fn with_budget(budget: usize) -> Self {
+        let budget = budget.max(MIN_ROCKSDB_BUDGET);
+        let cache = Cache::new_lru_cache(budget);
+        let write_buffers = WriteBufferManager::new_write_buffer_manager_with_cache(
+            budget / 2,
+            false,
+            cache.clone(),
+        );
+        Self {
+            cache,
+            write_buffers,
+            budget,
+        }
+    }
+
+    /// The budget in bytes.
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
+    /// Bytes held by the block cache, memtables included (they are charged to it).
+    pub fn cache_usage(&self) -> usize {
+        self.cache.get_usage()
+    }
+
+    /// Bytes held by memtables of every store.
+    pub fn memtable_usage(&self) -> usize {
+        self.write_buffers.get_usage()
+    }
+
+    /// Options for a store: shared cache and write-buffer manager, small memtables, LZ4.
+    pub fn options(&self) -> Options {
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&self.cache);
+        table.set_cache_index_and_filter_blocks(true);
+        table.set_bloom_filter(10.0, false);
+        table.set_block_size(16 << 10);
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.set_block_based_table_factory(&table);
+        opts.set_write_buffer_manager(&self.write_buffers);
+        // Small memtables: the manager flushes early when the shared budget fills.
+        opts.set_write_buffer_size((self.budget / 16).clamp(1 << 20, 8 << 20));
+        opts.set_arena_block_size(256 << 10);
+        opts.set_max_write_buffer_number(3);
+        opts.set_compression_type(DBCompressionType::Lz4);
+        opts.set_max_open_files(64);
+        opts.set_max_background_jobs(2);
+        opts
+    }
+}
+
+fn io_err(store: &str, action: &'static str, e: rocksdb::Error) -> StateError {
+    StateError::Engine {
+        store: store.to_string(),
+        action,
+        detail: e.into_string(),
+    }
+}
+
+/// A key-value store in its own RocksDB instance.
+pub struct RocksDbKeyValueStore {
+    name: String,
+    path: PathBuf,
+    db: Option<DB>,
+    write: WriteOptions,
+}
+
+impl std::fmt::Debug for RocksDbKeyValueStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RocksDbKeyValueStore")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .field("open", &self.db.is_some())
+            .finish()
+    }
+}
+
+impl RocksDbKeyValueStore {
+    /// Opens (creating if needed) the store `name` in `dir` with `resources`.
+    pub fn open(name: &str, dir: &Path, resources: &RocksDbResources) -> Result<Self, StateError> {
+        std::fs::create_dir_all(dir).map_err(|source| StateError::Io {
+            store: name.to_string(),
+            action: "creating the store directory",
+            source,
+        })?;
+        let db = DB::open(&resources.options(), dir).map_err(|e| io_err(name, "open", e))?;
+        let mut write = WriteOptions::default();
+        write.disable_wal(true);
+        Ok(Self {
+            name: name.to_string(),
+            path: dir.to_path_buf(),
+            db: Some(db),
+            write,
+        })
+    }
+
+    fn db(&self) -> Result<&DB, StateError> {
+        self.db.as_ref().ok_or_else(|| StateError::NotOpen {
+            store: self.name.clone(),
+        })
+    }
+
+    /// Where the store lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Iterates over a RocksDB key range in either direction.
+struct RangeIter<'a> {
+    it: DBRawIteratorWithThreadMode<'a, DB>,
+    from: Bound<Vec<u8>>,
+    to: Bound<Vec<u8>>,
+    reverse: bool,
+    store: &'a str,
+    done: bool,
+}
+
+impl<'a> RangeIter<'a> {
+    fn new(
+        db: &'a DB,
+        store: &'a str,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        reverse: bool,
+    ) -> Self {
+        let mut it = db.raw_iterator();
+        if reverse {
+            match to {
+                Bound::Included(k) | Bound::Excluded(k) => it.seek_for_prev(k),
+                Bound::Unbounded => it.seek_to_last(),
+            }
+        } else {
+            match from {
+                Bound::Included(k) | Bound::Excluded(k) => it.seek(k),
+                Bound::Unbounded => it.seek_to_first(),
+            }
+        }
+        Self {
+            it,
+            from: from.map(<[u8]>::to_vec),
+            to: to.map(<[u8]>::to_vec),
+            reverse,
+            store,
+            done: false,
+        }
+    }
+
+    fn in_range(&self, key: &[u8]) -> (bool, bool) {
+        // (inside, past the end in the iteration direction)
+        let above_from = match &self.from {
+            Bound::Included(f) => key >= f.as_slice(),
+            Bound::Excluded(f) => key > f.as_slice(),
+            Bound::Unbounded => true,
+        };
+        let below_to = match &self.to {
+            Bound::Included(t) => key <= t.as_slice(),
+            Bound::Excluded(t) => key < t.as_slice(),
+            Bound::Unbounded => true,
+        };
+        if self.reverse {
+            (above_from && below_to, !above_from)
+        } else {
+            (above_from && below_to, !below_to)
+        }
+    }
+}
+
+impl Iterator for RangeIter<'_> {
+    type Item = Result<(Vec<u8>, Vec<u8>), StateError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while !self.done {
+            if !self.it.valid() {
+                self.done = true;
+                return self
+                    .it
+                    .status()
+                    .err()
+                    .map(|e| Err(io_err(self.store, "iterate", e)));
+            }
+            let (key, value) = match (self.it.key(), self.it.value()) {
+                (Some(k), Some(v)) => (k, v),
+                _ => {
+                    self.done = true;
+                    return None;
+                }
+            };
+            let (inside, past) = self.in_range(key);
+            if past {
+                self.done = true;
+                return None;
+            }
+            let item = inside.then(|| (key.to_vec(), value.to_vec()));
+            if self.reverse {
+                self.it.prev();
+            } else {
+                self.it.next();
+            }
+            if let Some(kv) = item {
+                return Some(Ok(kv));
+            }
+        }
+        None
+    }
+}
+
+impl StateStore for RocksDbKeyValueStore {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn persistent(&self) -> bool {
+        true
+    }
+    fn flush(&mut self) -> Result<(), StateError> {
+        let mut opts = FlushOptions::default();
+        opts.set_wait(true);
+        self.db()?
+            .flush_opt(&opts)
+            .map_err(|e| io_err(&self.name, "flush", e))
+    }
+    fn close(&mut self) -> Result<(), StateError> {
+        if self.db.is_some() {
+            self.flush()?;
+        }
+        self.db = None;
+        Ok(())
+    }
+    fn is_open(&self) -> bool {
+        self.db.is_some()
+    }
+}
+
+impl KeyValueStore for RocksDbKeyValueStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        Ok(self
+            .db()?
+            .get_pinned(key)
+            .map_err(|e| io_err(&self.name, "get", e))?
+            .map(|v| v.to_vec()))
+    }
+
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StateError> {
+        self.db()?
+            .put_opt(key, value, &self.write)
+            .map_err(|e| io_err(&self.name, "put", e))
+    }
+
+    fn put_all(&mut self, entries: &[(&[u8], &[u8])]) -> Result<(), StateError> {
+        let mut batch = WriteBatch::default();
+        for (k, v) in entries {
+            batch.put(k, v);
+        }
+        self.db()?
+            .write_opt(batch, &self.write)
+            .map_err(|e| io_err(&self.name, "put_all", e))
+    }
+
+    fn delete(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        let old = self.get(key)?;
+        if old.is_some() {
+            self.db()?
+                .delete_opt(key, &self.write)
+                .map_err(|e| io_err(&self.name, "delete", e))?;
+        }
+        Ok(old)
+    }
+
+    fn range<'a>(
+        &'a self,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+    ) -> Result<KeyValueIter<'a>, StateError> {
+        Ok(Box::new(RangeIter::new(
+            self.db()?,
+            &self.name,
+            from,
+            to,
+            false,
+        )))
+    }
+
+    fn reverse_range<'a>(
+        &'a self,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+    ) -> Result<KeyValueIter<'a>, StateError> {
+        Ok(Box::new(RangeIter::new(
+            self.db()?,
+            &self.name,
+            from,
+            to,
+            true,
+        )))
+    }
+
+    fn approximate_num_entries(&self) -> Result<u64, StateError> {
+        Ok(self
+            .db()?
+            .property_int_value("rocksdb.estimate-num-keys")
+            .map_err(|e| io_err(&self.name, "count", e))?
+            .unwrap_or(0))
+    }
+
+    fn restore_batch(&mut self, records: &[ChangelogRecord]) -> Result<(), StateError> {
+        let mut batch = WriteBatch::default();
+        for r in records {
+            match &r.value {
+                Some(v) => batch.put(&r.key, v),
+                None => batch.delete(&r.key),
+            }
+        }
+        self.db()?
+            .write_opt(batch, &self.write)
+            .map_err(|e| io_err(&self.name, "restore", e))
+    }
+
+    fn begin_restore(&mut self) -> Result<(), StateError> {
+        self.db()?
+            .set_options(&[("disable_auto_compactions", "true")])
+            .map_err(|e| io_err(&self.name, "bulk-load tuning", e))
+    }
+
+    fn end_restore(&mut self) -> Result<(), StateError> {
+        self.db()?
+            .set_options(&[("disable_auto_compactions", "false")])
+            .map_err(|e| io_err(&self.name, "bulk-load tuning", e))
+    }
+
+    fn snapshot_to(&self, dir: &Path) -> Result<bool, StateError> {
+        let db = self.db()?;
+        let cp = rocksdb::checkpoint::Checkpoint::new(db)
+            .map_err(|e| io_err(&self.name, "snapshot", e))?;
+        cp.create_checkpoint(dir)
+            .map_err(|e| io_err(&self.name, "snapshot", e))?;
+        Ok(true)
+    }
+}
+
+/// Supplies [`RocksDbKeyValueStore`]s, one per task, under the task's state directory.
+#[derive(Debug, Clone)]
+pub struct RocksDbKeyValueStoreSupplier {
+    name: String,
+}
+
+impl RocksDbKeyValueStoreSupplier {
+    /// A supplier of RocksDB stores called `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self { name: name.into() }
+    }
+}
+
+impl KeyValueBytesStoreSupplier for RocksDbKeyValueStoreSupplier {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn get(&self, ctx: &StoreContext) -> Result<Box<dyn KeyValueStore>, StateError> {
+        let dir = ctx.store_dir(&self.name)?;
+        Ok(Box::new(RocksDbKeyValueStore::open(
+            &self.name,
+            &dir,
+            ctx.resources(),
+        )?))
+    }
+    fn persistent(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,512 @@
+//! Driver tests of bad input: records that do not deserialize (each deserialization
+//! handler), null keys, invalid timestamps (each policy), and event time taken from values.
+
+use serde::{Deserialize, Serialize};
+use streams_core::config::dlq_headers;
+use streams_core::partitioner::partition_for_key;
+use streams_core::prelude::*;
+use streams_core::serde::SerdeError;
+use streams_core::time::FnExtractor;
+
+const APP: &str = "bad";
+
+fn s(x: &str) -> String {
+    x.to_string()
+}
+
+/// in (String, String) -> upper-cased values -> out.
+fn pass_through(
+    config: StreamsConfig,
+    partitions: u32,
+) -> Result<TopologyTestDriver, StreamsError> {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("in")
+        .map_values(|v| v.to_uppercase())
+        .to("out");
+    TopologyTestDriver::builder(builder.build()?, config)
+        .partitions("in", partitions)
+        .build()
+}
+
+fn out_values(driver: &TopologyTestDriver) -> Result<Vec<String>, StreamsError> {
+    driver
+        .output_topic::<String, String>("out")
+        .read_values_to_list()
+}
+
+const INVALID_UTF8: [u8; 2] = [0xff, 0xfe];
+
+#[test]
+fn fail_handler_stops_with_the_topic_partition_and_offset_of_an_invalid_value() {
+    let driver = pass_through(StreamsConfig::new(APP), 1).unwrap();
+    let input = driver.input_topic::<String, String>("in");
+    input.pipe_input(s("k"), s("a")).unwrap();
+    input.pipe_input(s("k"), s("b")).unwrap();
+    let err = input
+        .pipe_raw(Some(b"k".to_vec()), Some(INVALID_UTF8.to_vec()), 10)
+        .unwrap_err();
+    match &err {
+        StreamsError::Deserialization {
+            which,
+            topic,
+            partition,
+            offset,
+            source,
+        } => {
+            assert_eq!(*which, "value");
+            assert_eq!(topic, "in");
+            assert_eq!(*partition, 0);
+            assert_eq!(*offset, 2);
+            assert!(
+                matches!(
+                    source,
+                    SerdeError::Invalid {
+                        format: "utf-8",
+                        ..
+                    }
+                ),
+                "{source:?}"
+            );
+        }
+        other => panic!("expected a deserialization error, got {other:?}"),
+    }
+    let msg = err.to_string();
+    assert!(msg.contains("in-0@2"), "{msg}");
+    assert!(msg.contains("value"), "{msg}");
+    assert_eq!(out_values(&driver).unwrap(), vec![s("A"), s("B")]);
+    assert_eq!(driver.metrics().skipped_records, 0);
+}
+
+#[test]
+fn fail_handler_reports_an_invalid_key_in_its_partition() {
+    let driver = pass_through(StreamsConfig::new(APP), 4).unwrap();
+    let input = driver.input_topic::<String, String>("in");
+    let key = INVALID_UTF8.to_vec();
+    let p = partition_for_key(&key, 4);
+    // Two good records in the same partition first (keys chosen to land there).
+    let same_partition: Vec<String> = (0..200)
+        .map(|i| format!("k{i}"))
+        .filter(|k| partition_for_key(k.as_bytes(), 4) == p)
+        .take(2)
+        .collect();
+    assert_eq!(same_partition.len(), 2);
+    for k in &same_partition {
+        input.pipe_input(k.clone(), s("ok")).unwrap();
+    }
+    let err = input
+        .pipe_raw(Some(key), Some(b"v".to_vec()), 1)
+        .unwrap_err();
+    match &err {
+        StreamsError::Deserialization {
+            which,
+            topic,
+            partition,
+            offset,
+            ..
+        } => {
+            assert_eq!(
+                (*which, topic.as_str(), *partition, *offset),
+                ("key", "in", p, 2)
+            );
+        }
+        other => panic!("expected a deserialization error, got {other:?}"),
+    }
+    assert!(err.to_string().contains(&format!("in-{p}@2")), "{err}");
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, StreamsSerde)]
+struct Order {
+    id: u64,
+    amount: i64,
+}
+
+#[test]
+fn fail_handler_reports_malformed_json() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, Order>("orders")
+        .map_values(|o| o.amount)
+        .to("amounts");
+    let driver =
+        TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new(APP)).unwrap();
+    let input = driver.input_topic::<String, Order>("orders");
+    input
+        .pipe_input(s("o1"), Order { id: 1, amount: 5 })
+        .unwrap();
+    // The same format other clients write: plain JSON.
+    input
+        .pipe_raw(
+            Some(b"o2".to_vec()),
+            Some(br#"{"id":2,"amount":7}"#.to_vec()),
+            0,
+        )
+        .unwrap();
+    let err = input
+        .pipe_raw(Some(b"o3".to_vec()), Some(br#"{"id": 3,"#.to_vec()), 0)
+        .unwrap_err();
+    match &err {
+        StreamsError::Deserialization {
+            which,
+            topic,
+            offset,
+            source,
+            ..
+        } => {
+            assert_eq!((*which, topic.as_str(), *offset), ("value", "orders", 2));
+            assert!(
+                matches!(source, SerdeError::Invalid { format: "json", .. }),
+                "{source:?}"
+            );
+        }
+        other => panic!("expected a deserialization error, got {other:?}"),
+    }
+    assert!(err.to_string().contains("orders-0@2"), "{err}");
+    assert_eq!(
+        driver
+            .output_topic::<String, i64>("amounts")
+            .read_values_to_list()
+            .unwrap(),
+        vec![5, 7]
+    );
+}
+
+#[test]
+fn log_and_continue_skips_the_record_counts_it_and_goes_on() {
+    let config = StreamsConfig::new(APP)
+        .with_deserialization_handler(DeserializationHandler::LogAndContinue);
+    let driver = pass_through(config, 1).unwrap();
+    let input = driver.input_topic::<String, String>("in");
+    input.pipe_input(s("k"), s("a")).unwrap();
+    input
+        .pipe_raw(Some(b"k".to_vec()), Some(INVALID_UTF8.to_vec()), 0)
+        .unwrap();
+    input.pipe_input(s("k"), s("b")).unwrap();
+    input.pipe_input(s("k"), s("c")).unwrap();
+    assert_eq!(out_values(&driver).unwrap(), vec![s("A"), s("B"), s("C")]);
+    let m = driver.metrics();
+    assert_eq!(m.skipped_records, 1);
+    assert_eq!(m.dead_lettered, 0);
+    assert_eq!(m.processed, 3);
+}
+
+#[test]
+fn dead_letter_sends_the_original_bytes_with_error_headers_and_goes_on() {
+    let config = StreamsConfig::new(APP)
+        .with_deserialization_handler(DeserializationHandler::DeadLetter { topic: s("dlq") });
+    let driver = pass_through(config, 1).unwrap();
+    let input = driver.input_topic::<String, String>("in");
+    // A producer that writes raw bytes, with its own headers.
+    let raw = driver.input_topic_with::<String, Vec<u8>>("in", default_serde(), default_serde());
+    input.pipe_input(s("k"), s("a")).unwrap();
+    let mut headers = Headers::new();
+    headers.add("trace-id", Some(b"t-42".to_vec()));
+    raw.pipe_record(Record::new(s("bad-key"), INVALID_UTF8.to_vec(), 1_234).with_headers(headers))
+        .unwrap();
+    input.pipe_input(s("k"), s("b")).unwrap();
+    assert_eq!(out_values(&driver).unwrap(), vec![s("A"), s("B")]);
+
+    let dlq = driver.output_topic::<Option<Vec<u8>>, Option<Vec<u8>>>("dlq");
+    let r = dlq.read_record().unwrap().unwrap();
+    assert!(dlq.is_empty());
+    assert_eq!(r.key, Some(b"bad-key".to_vec()));
+    assert_eq!(r.value, Some(INVALID_UTF8.to_vec()));
+    assert_eq!(r.timestamp, 1_234);
+    let header = |name: &str| -> String {
+        let h = r
+            .headers
+            .last(name)
+            .unwrap_or_else(|| panic!("no header {name}"));
+        String::from_utf8(h.value.clone().unwrap()).unwrap()
+    };
+    assert_eq!(header("trace-id"), "t-42");
+    assert_eq!(header(dlq_headers::TOPIC), "in");
+    assert_eq!(header(dlq_headers::PARTITION), "0");
+    assert_eq!(header(dlq_headers::OFFSET), "1");
+    assert!(!header(dlq_headers::EXCEPTION).is_empty());
+    assert!(header(dlq_headers::MESSAGE).contains("utf-8"));
+    // The original header comes first, the error headers after it.
+    assert_eq!(r.headers.iter().next().unwrap().key, "trace-id");
+    for name in [
+        dlq_headers::EXCEPTION,
+        dlq_headers::MESSAGE,
+        dlq_headers::TOPIC,
+        dlq_headers::PARTITION,
+        dlq_headers::OFFSET,
+    ] {
+        assert!(name.starts_with("__streams.errors."));
+    }
+
+    let m = driver.metrics();
+    assert_eq!(m.dead_lettered, 1);
+    assert_eq!(m.skipped_records, 1);
+    assert_eq!(m.processed, 2);
+}
+
+#[test]
+fn a_null_key_for_a_string_keyed_stream_goes_to_the_handler() {
+    // Fail.
+    let driver = pass_through(StreamsConfig::new(APP), 1).unwrap();
+    let input = driver.input_topic::<String, String>("in");
+    match input.pipe_raw(None, Some(b"v".to_vec()), 0) {
+        Err(StreamsError::Deserialization {
+            which,
+            offset,
+            source,
+            ..
+        }) => {
+            assert_eq!((which, offset), ("key", 0));
+            assert!(
+                matches!(source, SerdeError::UnexpectedNull { .. }),
+                "{source:?}"
+            );
+        }
+        other => panic!("expected a deserialization error, got {other:?}"),
+    }
+
+    // Log and continue.
+    let config = StreamsConfig::new(APP)
+        .with_deserialization_handler(DeserializationHandler::LogAndContinue);
+    let driver = pass_through(config, 1).unwrap();
+    let input = driver.input_topic::<String, String>("in");
+    input.pipe_raw(None, Some(b"v".to_vec()), 0).unwrap();
+    input.pipe_input(s("k"), s("w")).unwrap();
+    assert_eq!(out_values(&driver).unwrap(), vec![s("W")]);
+    assert_eq!(driver.metrics().skipped_records, 1);
+
+    // Dead letter: the null key stays null.
+    let config = StreamsConfig::new(APP)
+        .with_deserialization_handler(DeserializationHandler::DeadLetter { topic: s("dlq") });
+    let driver = pass_through(config, 1).unwrap();
+    let input = driver.input_topic::<String, String>("in");
+    input.pipe_raw(None, Some(b"v".to_vec()), 0).unwrap();
+    let r = driver
+        .output_topic::<Option<Vec<u8>>, Option<Vec<u8>>>("dlq")
+        .read_record()
+        .unwrap()
+        .unwrap();
+    assert_eq!((r.key, r.value), (None, Some(b"v".to_vec())));
+    assert_eq!(driver.metrics().dead_lettered, 1);
+}
+
+#[test]
+fn a_null_value_for_an_optional_value_type_is_a_record_not_an_error() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, Option<String>>("in")
+        .map_values(|v| v.map_or(s("<null>"), |v| v.to_uppercase()))
+        .to("out");
+    let driver =
+        TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new(APP)).unwrap();
+    let input = driver.input_topic::<String, Option<String>>("in");
+    input.pipe_raw(Some(b"k".to_vec()), None, 0).unwrap();
+    input.pipe_input(s("k"), Some(s("x"))).unwrap();
+    assert_eq!(out_values(&driver).unwrap(), vec![s("<null>"), s("X")]);
+    assert_eq!(driver.metrics().skipped_records, 0);
+}
+
+#[test]
+fn invalid_timestamps_fail_by_default() {
+    let driver = pass_through(StreamsConfig::new(APP), 1).unwrap();
+    let input = driver.input_topic::<String, String>("in");
+    input.pipe_input_at(s("k"), s("a"), 0).unwrap();
+    let err = input.pipe_input_at(s("k"), s("b"), -5).unwrap_err();
+    match &err {
+        StreamsError::InvalidTimestamp {
+            timestamp,
+            topic,
+            partition,
+            offset,
+        } => {
+            assert_eq!(
+                (*timestamp, topic.as_str(), *partition, *offset),
+                (-5, "in", 0, 1)
+            );
+        }
+        other => panic!("expected InvalidTimestamp, got {other:?}"),
+    }
+    assert!(err.to_string().contains("in-0@1"), "{err}");
+    assert_eq!(out_values(&driver).unwrap(), vec![s("A")]);
+}
+
+#[test]
+fn skip_and_count_drops_records_with_invalid_timestamps() {
+    let config =
+        StreamsConfig::new(APP).with_invalid_timestamp_policy(InvalidTimestampPolicy::SkipAndCount);
+    let driver = pass_through(config, 1).unwrap();
+    let input = driver.input_topic::<String, String>("in");
+    input.pipe_input_at(s("k"), s("a"), 10).unwrap();
+    input.pipe_input_at(s("k"), s("b"), -5).unwrap();
+    input.pipe_input_at(s("k"), s("c"), -1).unwrap();
+    input.pipe_input_at(s("k"), s("d"), 20).unwrap();
+    let out = driver
+        .output_topic::<String, String>("out")
+        .read_records_to_list()
+        .unwrap();
+    let got: Vec<(String, i64)> = out.into_iter().map(|r| (r.value, r.timestamp)).collect();
+    assert_eq!(got, vec![(s("A"), 10), (s("D"), 20)]);
+    let m = driver.metrics();
+    assert_eq!(m.skipped_records, 2);
+    assert_eq!(m.processed, 2);
+}
+
+#[test]
+fn use_partition_time_replaces_an_invalid_timestamp_with_the_partition_s_time() {
+    let config = StreamsConfig::new(APP)
+        .with_invalid_timestamp_policy(InvalidTimestampPolicy::UsePartitionTime);
+    let driver = pass_through(config, 1).unwrap();
+    let input = driver.input_topic::<String, String>("in");
+    // No valid timestamp yet on the partition: skipped and counted.
+    input.pipe_input_at(s("k"), s("early"), -5).unwrap();
+    input.pipe_input_at(s("k"), s("a"), 1_000).unwrap();
+    input.pipe_input_at(s("k"), s("b"), 700).unwrap(); // partition time stays 1000
+    input.pipe_input_at(s("k"), s("c"), -5).unwrap();
+    let out = driver
+        .output_topic::<String, String>("out")
+        .read_records_to_list()
+        .unwrap();
+    let got: Vec<(String, i64)> = out.into_iter().map(|r| (r.value, r.timestamp)).collect();
+    assert_eq!(got, vec![(s("A"), 1_000), (s("B"), 700), (s("C"), 1_000)]);
+    assert_eq!(driver.metrics().skipped_records, 1);
+}
+
+#[test]
+fn a_source_s_own_policy_overrides_the_application_s() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream_with::<String, String>(
+            &["lenient"],
+            Consumed::with(default_serde(), default_serde())
+                .with_invalid_timestamp_policy(InvalidTimestampPolicy::SkipAndCount),
+        )
+        .to("out");
+    builder.stream::<String, String>("strict").to("out");
+    let driver =
+        TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new(APP)).unwrap();
+    driver
+        .input_topic::<String, String>("lenient")
+        .pipe_input_at(s("k"), s("x"), -1)
+        .unwrap();
+    assert_eq!(driver.metrics().skipped_records, 1);
+    let err = driver
+        .input_topic::<String, String>("strict")
+        .pipe_input_at(s("k"), s("y"), -1)
+        .unwrap_err();
+    assert!(
+        matches!(err, StreamsError::InvalidTimestamp { timestamp: -1, .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_custom_extractor_sets_event_time_and_its_invalid_results_follow_the_policy() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream_with::<String, String>(
+            &["in"],
+            Consumed::with(default_serde(), default_serde()).with_timestamp_extractor(FnExtractor(
+                |r: &Record<String, String>| r.value.parse::<i64>().unwrap_or(-1),
+            )),
+        )
+        .to("out");
+    let driver =
+        TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new(APP)).unwrap();
+    let input = driver.input_topic::<String, String>("in");
+    input.pipe_input_at(s("k"), s("1234"), 99).unwrap();
+    input.pipe_input_at(s("k"), s("5"), 99).unwrap();
+    let out = driver
+        .output_topic::<String, String>("out")
+        .read_records_to_list()
+        .unwrap();
+    let got: Vec<(String, i64)> = out.into_iter().map(|r| (r.value, r.timestamp)).collect();
+    assert_eq!(got, vec![(s("1234"), 1_234), (s("5"), 5)]);
+    let err = input.pipe_input_at(s("k"), s("oops"), 99).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StreamsError::InvalidTimestamp {
+                timestamp: -1,
+                offset: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, StreamsSerde, EventTime)]
+struct Click {
+    user: String,
+    page: String,
+    #[event_time]
+    at_ms: i64,
+}
+
+#[test]
+fn event_time_extractor_takes_record_timestamps_from_the_value() {
+    use streams_core::time::EventTimeExtractor;
+    let click = |user: &str, page: &str, at_ms: i64| Click {
+        user: s(user),
+        page: s(page),
+        at_ms,
+    };
+    let builder = StreamsBuilder::new();
+    let clicks = builder.stream_with::<String, Click>(
+        &["clicks"],
+        Consumed::with(default_serde(), default_serde())
+            .with_timestamp_extractor(EventTimeExtractor),
+    );
+    clicks.map_values(|c| c.page).to("pages");
+    clicks
+        .group_by(|_, c| c.user.clone())
+        .count()
+        .to_stream()
+        .to("counts");
+    let driver =
+        TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new(APP)).unwrap();
+    let input = driver.input_topic::<String, Click>("clicks");
+    // The record timestamps (1, 2, 3) are ignored: the value's at_ms is the event time.
+    input
+        .pipe_input_at(s("k1"), click("ann", "/a", 5_000), 1)
+        .unwrap();
+    input
+        .pipe_input_at(s("k2"), click("ann", "/b", 3_000), 2)
+        .unwrap();
+    input
+        .pipe_input_at(s("k3"), click("bob", "/c", 8_000), 3)
+        .unwrap();
+    let pages: Vec<(String, i64)> = driver
+        .output_topic::<String, String>("pages")
+        .read_records_to_list()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.value, r.timestamp))
+        .collect();
+    assert_eq!(
+        pages,
+        vec![(s("/a"), 5_000), (s("/b"), 3_000), (s("/c"), 8_000)]
+    );
+    let counts: Vec<(String, Option<i64>, i64)> = driver
+        .output_topic::<String, Option<i64>>("counts")
+        .read_records_to_list()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.key, r.value, r.timestamp))
+        .collect();
+    assert_eq!(
+        counts,
+        vec![
+            (s("ann"), Some(1), 5_000),
+            (s("ann"), Some(2), 5_000),
+            (s("bob"), Some(1), 8_000),
+        ]
+    );
+    // A negative event time is invalid: the default policy fails.
+    let err = input
+        .pipe_input_at(s("k4"), click("ann", "/d", -10), 4)
+        .unwrap_err();
+    assert!(
+        matches!(err, StreamsError::InvalidTimestamp { timestamp: -10, .. }),
+        "{err:?}"
+    );
+}

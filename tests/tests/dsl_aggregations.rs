@@ -1,0 +1,736 @@
+//! Driver tests of aggregations and tables: grouped streams (count, reduce, aggregate),
+//! re-keying before grouping, KTables with tombstones, table operators, and table
+//! re-grouping with the adder/subtractor rule.
+
+use streams_core::partitioner::partition_for_key;
+use streams_core::prelude::*;
+
+const APP: &str = "aggs";
+
+fn s(x: &str) -> String {
+    x.to_string()
+}
+
+fn driver(builder: StreamsBuilder) -> Result<TopologyTestDriver, StreamsError> {
+    TopologyTestDriver::new(builder.build()?, StreamsConfig::new(APP))
+}
+
+/// (key, value, timestamp) of every remaining record.
+fn read_all<K: 'static, V: 'static>(
+    out: &TestOutputTopic<K, V>,
+) -> Result<Vec<(K, V, i64)>, StreamsError> {
+    Ok(out
+        .read_records_to_list()?
+        .into_iter()
+        .map(|r| (r.key, r.value, r.timestamp))
+        .collect())
+}
+
+fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort();
+    v
+}
+
+#[test]
+fn group_by_key_count_emits_one_update_per_record_with_max_timestamp() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("clicks")
+        .group_by_key()
+        .count_with(Materialized::as_("clicks-per-user"))
+        .to_stream()
+        .to("counts");
+    let topology = builder.build().unwrap();
+    // No key change: no repartition topic, one sub-topology.
+    assert_eq!(topology.describe().subtopologies.len(), 1);
+    assert_eq!(topology.store_names(), vec!["clicks-per-user"]);
+    let driver = TopologyTestDriver::new(topology, StreamsConfig::new(APP)).unwrap();
+    let input = driver.input_topic::<String, String>("clicks");
+    input.pipe_input_at(s("alice"), s("/a"), 5_000).unwrap();
+    input.pipe_input_at(s("alice"), s("/b"), 3_000).unwrap(); // out of order
+    input.pipe_input_at(s("bob"), s("/a"), 1_000).unwrap();
+    input.pipe_input_at(s("alice"), s("/c"), 9_000).unwrap();
+    let out = driver.output_topic::<String, Option<i64>>("counts");
+    assert_eq!(
+        read_all(&out).unwrap(),
+        vec![
+            (s("alice"), Some(1), 5_000),
+            (s("alice"), Some(2), 5_000), // max(5000, 3000)
+            (s("bob"), Some(1), 1_000),
+            (s("alice"), Some(3), 9_000),
+        ]
+    );
+    let store = driver
+        .key_value_store::<String, i64>("clicks-per-user")
+        .unwrap();
+    assert_eq!(store.get(&s("alice")).unwrap(), Some(3));
+    assert_eq!(store.get(&s("bob")).unwrap(), Some(1));
+    assert_eq!(store.get(&s("carol")).unwrap(), None);
+    // RocksDB's key count is an estimate (overwrites may count until compaction).
+    assert!(store.approximate_num_entries().unwrap() >= 2);
+    assert_eq!(store.all().unwrap().len(), 2);
+}
+
+#[test]
+fn group_by_key_reduce_combines_values_in_arrival_order() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("words")
+        .group_by_key()
+        .reduce_with(|a, b| format!("{a}+{b}"), Materialized::as_("joined"))
+        .to_stream()
+        .to("out");
+    let driver = driver(builder).unwrap();
+    let input = driver.input_topic::<String, String>("words");
+    input.pipe_input_at(s("k"), s("a"), 10).unwrap();
+    input.pipe_input_at(s("j"), s("x"), 30).unwrap();
+    input.pipe_input_at(s("k"), s("b"), 20).unwrap();
+    input.pipe_input_at(s("k"), s("c"), 40).unwrap();
+    let out = driver.output_topic::<String, Option<String>>("out");
+    assert_eq!(
+        read_all(&out).unwrap(),
+        vec![
+            (s("k"), Some(s("a")), 10), // the first value is kept as is
+            (s("j"), Some(s("x")), 30),
+            (s("k"), Some(s("a+b")), 20),
+            (s("k"), Some(s("a+b+c")), 40),
+        ]
+    );
+    let store = driver.key_value_store::<String, String>("joined").unwrap();
+    assert_eq!(
+        sorted(store.all().unwrap()),
+        vec![(s("j"), s("x")), (s("k"), s("a+b+c"))]
+    );
+}
+
+#[test]
+fn group_by_key_aggregate_folds_into_another_type() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("orders") // customer -> item
+        .group_by_key()
+        .aggregate_with(
+            || 0i64,
+            |_, item: String, total| total + item.len() as i64,
+            Materialized::as_("letters").with_value_serde(default_serde()),
+        )
+        .to_stream()
+        .to("totals");
+    let driver = driver(builder).unwrap();
+    let input = driver.input_topic::<String, String>("orders");
+    input
+        .pipe_key_values([
+            (s("c1"), s("tea")),
+            (s("c2"), s("milk")),
+            (s("c1"), s("bread")),
+            (s("c1"), s("")),
+        ])
+        .unwrap();
+    // The batch is committed once: the record cache coalesces c1's three updates into one
+    // (Kafka Streams' cadence with caching on); updates leave the cache in write order.
+    assert_eq!(
+        driver
+            .output_topic::<String, Option<i64>>("totals")
+            .read_key_values_to_list()
+            .unwrap(),
+        vec![(s("c2"), Some(4)), (s("c1"), Some(8))]
+    );
+    let store = driver.key_value_store::<String, i64>("letters").unwrap();
+    assert_eq!(store.get(&s("c1")).unwrap(), Some(8));
+    assert_eq!(store.get(&s("c2")).unwrap(), Some(4));
+}
+
+#[test]
+fn with_the_cache_off_every_update_of_a_batch_is_forwarded() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("orders")
+        .group_by_key()
+        .aggregate_with(
+            || 0i64,
+            |_, item: String, total| total + item.len() as i64,
+            Materialized::as_("letters").with_value_serde(default_serde()),
+        )
+        .to_stream()
+        .to("totals");
+    let driver = TopologyTestDriver::new(
+        builder.build().unwrap(),
+        StreamsConfig::new(APP).with_cache_max_bytes(0),
+    )
+    .unwrap();
+    driver
+        .input_topic::<String, String>("orders")
+        .pipe_key_values([
+            (s("c1"), s("tea")),
+            (s("c2"), s("milk")),
+            (s("c1"), s("bread")),
+            (s("c1"), s("")),
+        ])
+        .unwrap();
+    assert_eq!(
+        driver
+            .output_topic::<String, Option<i64>>("totals")
+            .read_key_values_to_list()
+            .unwrap(),
+        vec![
+            (s("c1"), Some(3)),
+            (s("c2"), Some(4)),
+            (s("c1"), Some(8)),
+            (s("c1"), Some(8)),
+        ]
+    );
+}
+
+#[test]
+fn group_by_repartitions_and_counts_by_the_new_key() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("views") // user -> page
+        .group_by_with(
+            |_, page| page.clone(),
+            Grouped::with(default_serde(), default_serde()).with_name("by-page"),
+        )
+        .count_with(Materialized::as_("views-per-page"))
+        .to_stream()
+        .to("counts");
+    let topology = builder.build().unwrap();
+    let desc = topology.describe();
+    assert_eq!(desc.subtopologies.len(), 2);
+    let text = desc.to_string();
+    assert!(
+        text.contains(
+            "Sink: by-page-repartition-sink (topic: <application.id>-by-page-repartition)"
+        ),
+        "{text}"
+    );
+    let driver = TopologyTestDriver::builder(topology, StreamsConfig::new(APP))
+        .partitions("views", 4)
+        .build()
+        .unwrap();
+    assert_eq!(
+        driver.partition_count(&format!("{APP}-by-page-repartition")),
+        4
+    );
+    let input = driver.input_topic::<String, String>("views");
+    let views = [
+        ("u1", "/home"),
+        ("u2", "/home"),
+        ("u3", "/cart"),
+        ("u4", "/home"),
+        ("u1", "/cart"),
+        ("u5", "/about"),
+        ("u6", "/home"),
+    ];
+    for (i, (u, p)) in views.iter().enumerate() {
+        input.pipe_input_at(s(u), s(p), 1_000 * i as i64).unwrap();
+    }
+    let out = driver.output_topic::<String, Option<i64>>("counts");
+    // pipe_input processes each record completely: updates arrive in input order.
+    assert_eq!(
+        read_all(&out).unwrap(),
+        vec![
+            (s("/home"), Some(1), 0),
+            (s("/home"), Some(2), 1_000),
+            (s("/cart"), Some(1), 2_000),
+            (s("/home"), Some(3), 3_000),
+            (s("/cart"), Some(2), 4_000),
+            (s("/about"), Some(1), 5_000),
+            (s("/home"), Some(4), 6_000),
+        ]
+    );
+    let store = driver
+        .key_value_store::<String, i64>("views-per-page")
+        .unwrap();
+    assert_eq!(
+        sorted(store.all().unwrap()),
+        vec![(s("/about"), 1), (s("/cart"), 2), (s("/home"), 4)]
+    );
+}
+
+#[test]
+fn group_by_key_after_a_key_change_repartitions_so_each_key_lives_in_one_task() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("in")
+        .map(|_, v| (v, 1i64))
+        .group_by_key()
+        .reduce_with(|a, b| a + b, Materialized::as_("sums"))
+        .to_stream()
+        .to("out");
+    let topology = builder.build().unwrap();
+    assert_eq!(topology.describe().subtopologies.len(), 2);
+    let driver = TopologyTestDriver::builder(topology, StreamsConfig::new(APP))
+        .partitions("in", 4)
+        .build()
+        .unwrap();
+    let input = driver.input_topic::<String, String>("in");
+    // 30 records, keys spread over the input partitions, 3 distinct new keys.
+    input
+        .pipe_key_values((0..30).map(|i| (format!("src-{i}"), format!("g{}", i % 3))))
+        .unwrap();
+    let store = driver.key_value_store::<String, i64>("sums").unwrap();
+    let all = sorted(store.all().unwrap());
+    assert_eq!(all, vec![(s("g0"), 10), (s("g1"), 10), (s("g2"), 10)]);
+    let finals = driver
+        .output_topic::<String, Option<i64>>("out")
+        .read_key_values_to_map()
+        .unwrap();
+    for g in ["g0", "g1", "g2"] {
+        assert_eq!(finals[&s(g)], Some(10));
+    }
+}
+
+#[test]
+fn to_table_keeps_the_latest_value_per_key() {
+    let builder = StreamsBuilder::new();
+    let table = builder.stream::<String, i64>("in").to_table();
+    let store = table.queryable_store_name().unwrap().to_string();
+    table.filter(|_, v| *v > 0).to_stream().to("positive");
+    let driver = driver(builder).unwrap();
+    let input = driver.input_topic::<String, i64>("in");
+    input.pipe_input_at(s("a"), 1, 100).unwrap();
+    input.pipe_input_at(s("b"), 5, 200).unwrap();
+    input.pipe_input_at(s("a"), -1, 300).unwrap();
+    input.pipe_input_at(s("a"), 7, 400).unwrap();
+    assert_eq!(
+        read_all(&driver.output_topic::<String, Option<i64>>("positive")).unwrap(),
+        vec![
+            (s("a"), Some(1), 100),
+            (s("b"), Some(5), 200),
+            (s("a"), None, 300),
+            (s("a"), Some(7), 400),
+        ]
+    );
+    let kv = driver.key_value_store::<String, i64>(&store).unwrap();
+    assert_eq!(sorted(kv.all().unwrap()), vec![(s("a"), 7), (s("b"), 5)]);
+}
+
+#[test]
+#[ignore = "BUG: KStream::to_table ignores repartition_required: a re-keyed stream is not repartitioned, so one key lives in several tasks"]
+fn to_table_after_a_key_change_repartitions_first() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("events") // event id -> user
+        .select_key(|_, user| user.clone())
+        .to_table_with(
+            Named::none(),
+            Materialized::as_("latest-by-user")
+                .with_key_serde(default_serde())
+                .with_value_serde(default_serde()),
+        );
+    let topology = builder.build().unwrap();
+    // Kafka Streams' toTable() inserts a repartition topic after a key change.
+    let subtopologies = topology.describe().subtopologies.len();
+    let driver = TopologyTestDriver::builder(topology, StreamsConfig::new(APP))
+        .partitions("events", 4)
+        .build()
+        .unwrap();
+    let input = driver.input_topic::<String, String>("events");
+    // Event ids spread over all 4 partitions, all for the same user.
+    let ids: Vec<String> = (0..8).map(|i| format!("evt-{i}")).collect();
+    let parts: std::collections::BTreeSet<u32> = ids
+        .iter()
+        .map(|id| partition_for_key(id.as_bytes(), 4))
+        .collect();
+    assert!(parts.len() > 1);
+    for id in &ids {
+        input.pipe_input(id.clone(), s("alice")).unwrap();
+    }
+    let store = driver
+        .key_value_store::<String, String>("latest-by-user")
+        .unwrap();
+    assert_eq!(store.all().unwrap(), vec![(s("alice"), s("alice"))]);
+    assert_eq!(subtopologies, 2);
+}
+
+#[test]
+fn ktable_source_applies_upserts_and_tombstones() {
+    let builder = StreamsBuilder::new();
+    builder
+        .table_with(
+            "users",
+            Consumed::with(default_serde(), default_serde()),
+            Materialized::<String, String>::as_("users-store"),
+        )
+        .to_stream()
+        .to("changes");
+    let driver = driver(builder).unwrap();
+    let input = driver.input_topic::<String, Option<String>>("users");
+    input.pipe_input_at(s("u1"), Some(s("eu")), 1).unwrap();
+    input.pipe_input_at(s("u2"), Some(s("us")), 2).unwrap();
+    input.pipe_input_at(s("u1"), Some(s("apac")), 3).unwrap();
+    input.pipe_input_at(s("u2"), None, 4).unwrap(); // tombstone
+    let store = driver
+        .key_value_store::<String, String>("users-store")
+        .unwrap();
+    assert_eq!(store.get(&s("u1")).unwrap(), Some(s("apac")));
+    assert_eq!(store.get(&s("u2")).unwrap(), None);
+    assert_eq!(store.all().unwrap(), vec![(s("u1"), s("apac"))]);
+    assert_eq!(
+        read_all(&driver.output_topic::<String, Option<String>>("changes")).unwrap(),
+        vec![
+            (s("u1"), Some(s("eu")), 1),
+            (s("u2"), Some(s("us")), 2),
+            (s("u1"), Some(s("apac")), 3),
+            (s("u2"), None, 4),
+        ]
+    );
+    // A key can come back after its deletion.
+    input.pipe_input_at(s("u2"), Some(s("eu")), 5).unwrap();
+    assert_eq!(store.get(&s("u2")).unwrap(), Some(s("eu")));
+}
+
+#[test]
+fn ktable_filter_forwards_a_tombstone_for_a_key_that_fails_the_predicate() {
+    let builder = StreamsBuilder::new();
+    let table = builder.table_with(
+        "scores",
+        Consumed::with(default_serde(), default_serde()),
+        Materialized::<String, i64>::as_("scores-store"),
+    );
+    table.filter(|_, v| *v >= 10).to_stream().to("high");
+    table.filter_not(|_, v| *v >= 10).to_stream().to("low");
+    let driver = driver(builder).unwrap();
+    let input = driver.input_topic::<String, Option<i64>>("scores");
+    input.pipe_input_at(s("a"), Some(12), 1).unwrap();
+    input.pipe_input_at(s("b"), Some(3), 2).unwrap();
+    input.pipe_input_at(s("a"), Some(4), 3).unwrap(); // a leaves "high", enters "low"
+    input.pipe_input_at(s("b"), None, 4).unwrap(); // deleted from the source
+    assert_eq!(
+        read_all(&driver.output_topic::<String, Option<i64>>("high")).unwrap(),
+        vec![
+            (s("a"), Some(12), 1),
+            (s("b"), None, 2),
+            (s("a"), None, 3),
+            (s("b"), None, 4),
+        ]
+    );
+    assert_eq!(
+        read_all(&driver.output_topic::<String, Option<i64>>("low")).unwrap(),
+        vec![
+            (s("a"), None, 1),
+            (s("b"), Some(3), 2),
+            (s("a"), Some(4), 3),
+            (s("b"), None, 4),
+        ]
+    );
+    // The source table is not affected by the filters.
+    let store = driver
+        .key_value_store::<String, i64>("scores-store")
+        .unwrap();
+    assert_eq!(store.all().unwrap(), vec![(s("a"), 4)]);
+}
+
+#[test]
+fn ktable_map_values_maps_updates_and_passes_tombstones() {
+    let builder = StreamsBuilder::new();
+    builder
+        .table::<String, String>("names")
+        .map_values(|v| v.len() as i64)
+        .to_stream()
+        .to("lengths");
+    let driver = driver(builder).unwrap();
+    let input = driver.input_topic::<String, Option<String>>("names");
+    input.pipe_input_at(s("a"), Some(s("abc")), 10).unwrap();
+    input.pipe_input_at(s("a"), Some(s("abcdef")), 20).unwrap();
+    input.pipe_input_at(s("a"), None, 30).unwrap();
+    assert_eq!(
+        read_all(&driver.output_topic::<String, Option<i64>>("lengths")).unwrap(),
+        vec![
+            (s("a"), Some(3), 10),
+            (s("a"), Some(6), 20),
+            (s("a"), None, 30)
+        ]
+    );
+}
+
+/// user -> region updates used by the table re-grouping tests, with their timestamps.
+fn region_updates(input: &TestInputTopic<String, Option<String>>) -> Result<(), StreamsError> {
+    input.pipe_input_at(s("alice"), Some(s("eu")), 1_000)?;
+    input.pipe_input_at(s("bob"), Some(s("eu")), 2_000)?;
+    input.pipe_input_at(s("alice"), Some(s("us")), 3_000)?; // moves eu -> us
+    input.pipe_input_at(s("bob"), Some(s("eu")), 4_000)?; // same group
+    input.pipe_input_at(s("alice"), None, 5_000)?; // tombstone
+    input.pipe_input_at(s("carol"), None, 6_000)?; // tombstone of nothing
+    Ok(())
+}
+
+#[test]
+fn ktable_group_by_count_subtracts_from_the_old_group_and_adds_to_the_new() {
+    let builder = StreamsBuilder::new();
+    builder
+        .table::<String, String>("user-regions")
+        .group_by(|_user, region| (region, 1i64))
+        .count_with(Materialized::as_("users-per-region"))
+        .to_stream()
+        .to("counts");
+    let driver = driver(builder).unwrap();
+    region_updates(&driver.input_topic::<String, Option<String>>("user-regions")).unwrap();
+    assert_eq!(
+        read_all(&driver.output_topic::<String, Option<i64>>("counts")).unwrap(),
+        vec![
+            (s("eu"), Some(1), 1_000),
+            (s("eu"), Some(2), 2_000),
+            // alice moves: the old group first, then the new one.
+            (s("eu"), Some(1), 3_000),
+            (s("us"), Some(1), 3_000),
+            // bob's update stays in eu: one combined update.
+            (s("eu"), Some(1), 4_000),
+            // alice deleted: only subtracts.
+            (s("us"), Some(0), 5_000),
+        ]
+    );
+    let store = driver
+        .key_value_store::<String, i64>("users-per-region")
+        .unwrap();
+    assert_eq!(store.get(&s("eu")).unwrap(), Some(1));
+    assert_eq!(store.get(&s("us")).unwrap(), Some(0));
+}
+
+#[test]
+fn ktable_group_by_reduce_applies_adder_and_subtractor() {
+    let builder = StreamsBuilder::new();
+    builder
+        .table::<String, i64>("balances") // account -> balance; bank = first letter
+        .group_by(|account: String, balance| (account[..1].to_string(), balance))
+        .reduce_with(|a, b| a + b, |a, b| a - b, Materialized::as_("bank-totals"))
+        .to_stream()
+        .to("totals");
+    let driver = driver(builder).unwrap();
+    let input = driver.input_topic::<String, Option<i64>>("balances");
+    input.pipe_input_at(s("a1"), Some(10), 1).unwrap();
+    input.pipe_input_at(s("a2"), Some(5), 2).unwrap();
+    input.pipe_input_at(s("b1"), Some(100), 3).unwrap();
+    input.pipe_input_at(s("a1"), Some(7), 4).unwrap(); // same group: 15 - 10 + 7
+    input.pipe_input_at(s("a2"), None, 5).unwrap(); // 12 - 5
+    assert_eq!(
+        read_all(&driver.output_topic::<String, Option<i64>>("totals")).unwrap(),
+        vec![
+            (s("a"), Some(10), 1),
+            (s("a"), Some(15), 2),
+            (s("b"), Some(100), 3),
+            (s("a"), Some(12), 4),
+            (s("a"), Some(7), 5),
+        ]
+    );
+    let store = driver
+        .key_value_store::<String, i64>("bank-totals")
+        .unwrap();
+    assert_eq!(
+        sorted(store.all().unwrap()),
+        vec![(s("a"), 7), (s("b"), 100)]
+    );
+}
+
+#[test]
+fn ktable_group_by_aggregate_moves_rows_between_groups() {
+    fn add(list: String, user: &str) -> String {
+        let mut users: Vec<&str> = list.split(',').filter(|u| !u.is_empty()).collect();
+        users.push(user);
+        users.sort();
+        users.join(",")
+    }
+    fn remove(list: String, user: &str) -> String {
+        list.split(',')
+            .filter(|u| !u.is_empty() && *u != user)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+    let builder = StreamsBuilder::new();
+    builder
+        .table::<String, String>("user-regions")
+        .group_by(|user: String, region| (region, user))
+        .aggregate_with(
+            String::new,
+            |_, user: String, agg| add(agg, &user),
+            |_, user: String, agg| remove(agg, &user),
+            Materialized::as_("members").with_value_serde(default_serde()),
+        )
+        .to_stream()
+        .to("members");
+    let driver = driver(builder).unwrap();
+    region_updates(&driver.input_topic::<String, Option<String>>("user-regions")).unwrap();
+    assert_eq!(
+        read_all(&driver.output_topic::<String, Option<String>>("members")).unwrap(),
+        vec![
+            (s("eu"), Some(s("alice")), 1_000),
+            (s("eu"), Some(s("alice,bob")), 2_000),
+            (s("eu"), Some(s("bob")), 3_000),
+            (s("us"), Some(s("alice")), 3_000),
+            (s("eu"), Some(s("bob")), 4_000),
+            (s("us"), Some(s("")), 5_000),
+        ]
+    );
+    let store = driver.key_value_store::<String, String>("members").unwrap();
+    assert_eq!(
+        sorted(store.all().unwrap()),
+        vec![(s("eu"), s("bob")), (s("us"), s(""))]
+    );
+}
+
+#[test]
+fn ktable_group_by_output_timestamp_is_the_max_of_contributing_inputs() {
+    let builder = StreamsBuilder::new();
+    builder
+        .table::<String, String>("user-regions")
+        .group_by(|_user, region| (region, 1i64))
+        .count()
+        .to_stream()
+        .to("counts");
+    let driver = driver(builder).unwrap();
+    let input = driver.input_topic::<String, Option<String>>("user-regions");
+    input.pipe_input_at(s("u1"), Some(s("eu")), 9_000).unwrap();
+    input.pipe_input_at(s("u2"), Some(s("eu")), 2_000).unwrap();
+    input.pipe_input_at(s("u3"), Some(s("us")), 1_000).unwrap();
+    input.pipe_input_at(s("u1"), Some(s("us")), 500).unwrap();
+    assert_eq!(
+        read_all(&driver.output_topic::<String, Option<i64>>("counts")).unwrap(),
+        vec![
+            (s("eu"), Some(1), 9_000),
+            (s("eu"), Some(2), 9_000),
+            (s("us"), Some(1), 1_000),
+            (s("eu"), Some(1), 9_000),
+            (s("us"), Some(2), 1_000),
+        ]
+    );
+}
+
+#[test]
+fn ktable_filter_then_group_by_ignores_rows_that_never_passed() {
+    let builder = StreamsBuilder::new();
+    builder
+        .table::<String, i64>("ages")
+        .filter(|_, age| *age >= 18)
+        .group_by(|_, age| (if age >= 65 { s("senior") } else { s("adult") }, age))
+        .count()
+        .to_stream()
+        .to("counts");
+    let driver = driver(builder).unwrap();
+    let input = driver.input_topic::<String, Option<i64>>("ages");
+    input.pipe_input(s("kid"), Some(10)).unwrap(); // filtered out: nothing to count
+    input.pipe_input(s("ann"), Some(30)).unwrap();
+    input.pipe_input(s("ann"), Some(70)).unwrap(); // adult -> senior
+    input.pipe_input(s("ann"), Some(12)).unwrap(); // leaves the filtered table
+    assert_eq!(
+        driver
+            .output_topic::<String, Option<i64>>("counts")
+            .read_key_values_to_list()
+            .unwrap(),
+        vec![
+            (s("adult"), Some(1)),
+            (s("adult"), Some(0)),
+            (s("senior"), Some(1)),
+            (s("senior"), Some(0)),
+        ]
+    );
+}
+
+#[test]
+#[ignore = "BUG: StreamsBuilder::table_with ignores Consumed::with_timestamp_extractor (the table source always uses the record timestamp)"]
+fn a_table_source_uses_the_timestamp_extractor_it_is_given() {
+    use streams_core::time::FnExtractor;
+    let builder = StreamsBuilder::new();
+    builder
+        .table_with(
+            "prices",
+            Consumed::with(default_serde(), default_serde()).with_timestamp_extractor(
+                // Event time in seconds, carried in the value.
+                FnExtractor(|r: &Record<String, String>| {
+                    r.value.parse::<i64>().map_or(-1, |secs| secs * 1_000)
+                }),
+            ),
+            Materialized::<String, String>::as_("prices-store"),
+        )
+        .to_stream()
+        .to("price-changes");
+    let driver = driver(builder).unwrap();
+    let input = driver.input_topic::<String, Option<String>>("prices");
+    input.pipe_input_at(s("p1"), Some(s("42")), 1).unwrap();
+    assert_eq!(
+        read_all(&driver.output_topic::<String, Option<String>>("price-changes")).unwrap(),
+        vec![(s("p1"), Some(s("42")), 42_000)]
+    );
+}
+
+#[test]
+fn ktable_group_by_over_four_partitions_ends_with_exact_counts() {
+    let builder = StreamsBuilder::new();
+    builder
+        .table::<String, String>("user-regions")
+        .group_by(|_user, region| (region, 1i64))
+        .count_with(Materialized::as_("users-per-region"))
+        .to_stream()
+        .to("counts");
+    let driver = TopologyTestDriver::builder(builder.build().unwrap(), StreamsConfig::new(APP))
+        .partitions("user-regions", 4)
+        .build()
+        .unwrap();
+    let input = driver.input_topic::<String, Option<String>>("user-regions");
+    let regions = ["eu", "us", "apac"];
+    // 30 users; user i starts in regions[i % 3], then users divisible by 5 move to the next
+    // region, and users divisible by 7 are deleted.
+    for i in 0..30 {
+        input
+            .pipe_input(format!("user-{i}"), Some(s(regions[i % 3])))
+            .unwrap();
+    }
+    for i in (0..30).filter(|i| i % 5 == 0) {
+        input
+            .pipe_input(format!("user-{i}"), Some(s(regions[(i + 1) % 3])))
+            .unwrap();
+    }
+    for i in (0..30).filter(|i| i % 7 == 0) {
+        input.pipe_input(format!("user-{i}"), None).unwrap();
+    }
+    // Computed by hand. Start: eu 0,3,..,27; us 1,4,..,28; apac 2,5,..,29 (10 each).
+    // Moves: 0 eu->us, 5 apac->eu, 10 us->apac, 15 eu->us, 20 apac->eu, 25 us->apac
+    // (eu 10, us 10, apac 10 again). Deletes: 0 (us), 7 (us), 14 (apac), 21 (eu), 28 (us).
+    // Final: eu 9, us 7, apac 9.
+    let store = driver
+        .key_value_store::<String, i64>("users-per-region")
+        .unwrap();
+    assert_eq!(
+        sorted(store.all().unwrap()),
+        vec![(s("apac"), 9), (s("eu"), 9), (s("us"), 7)]
+    );
+    let finals = driver
+        .output_topic::<String, Option<i64>>("counts")
+        .read_key_values_to_map()
+        .unwrap();
+    assert_eq!(finals[&s("eu")], Some(9));
+    assert_eq!(finals[&s("us")], Some(7));
+    assert_eq!(finals[&s("apac")], Some(9));
+}
+
+#[test]
+#[ignore = "BUG: a None grouping key is not dropped: null-keyed on the repartition topic, spread round-robin and counted in every task (and the store reads the None key back as Some(\"\"))"]
+fn records_with_a_none_grouping_key_are_dropped_by_aggregations() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("visits") // user -> referrer ("" when unknown)
+        .group_by(|_, referrer| (!referrer.is_empty()).then(|| referrer.clone()))
+        .count_with(Materialized::as_("visits-per-referrer"))
+        .to_stream()
+        .to("counts");
+    let driver = TopologyTestDriver::builder(builder.build().unwrap(), StreamsConfig::new(APP))
+        .partitions("visits", 4)
+        .build()
+        .unwrap();
+    let input = driver.input_topic::<String, String>("visits");
+    for i in 0..8 {
+        input.pipe_input(format!("u{i}"), s("")).unwrap();
+    }
+    input.pipe_input(s("u1"), s("search")).unwrap();
+    let store = driver
+        .key_value_store::<Option<String>, i64>("visits-per-referrer")
+        .unwrap();
+    assert_eq!(store.all().unwrap(), vec![(Some(s("search")), 1)]);
+    assert_eq!(
+        driver
+            .output_topic::<Option<String>, Option<i64>>("counts")
+            .read_key_values_to_list()
+            .unwrap(),
+        vec![(Some(s("search")), Some(1))]
+    );
+    assert_eq!(driver.metrics().dropped_records, 8);
+}
