@@ -2,6 +2,9 @@
 //! a 5-operator stateless pipeline and a count. Run with
 //! `cargo bench -p streams-benches --bench driver`.
 
+// criterion_group! generates undocumented public functions.
+#![allow(missing_docs)]
+
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use streams_core::prelude::*;
 

@@ -2,6 +2,9 @@
 //! same options (the overhead of our layer), and the restore rate from a changelog.
 //! Run with `cargo bench -p streams-benches --bench state`.
 
+// criterion_group! generates undocumented public functions.
+#![allow(missing_docs)]
+
 use std::ops::Bound;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};

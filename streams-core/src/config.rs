@@ -203,13 +203,13 @@ impl StreamsConfig {
                 ),
             });
         }
-        if let DeserializationHandler::DeadLetter { topic } = &self.deserialization_handler {
-            if topic.is_empty() {
-                return Err(ConfigError::Invalid {
-                    setting: "errors.dead.letter.queue.topic.name",
-                    detail: "must not be empty".into(),
-                });
-            }
+        if let DeserializationHandler::DeadLetter { topic } = &self.deserialization_handler
+            && topic.is_empty()
+        {
+            return Err(ConfigError::Invalid {
+                setting: "errors.dead.letter.queue.topic.name",
+                detail: "must not be empty".into(),
+            });
         }
         Ok(())
     }

@@ -122,6 +122,8 @@ pub(crate) struct NodeInfo {
     pub(crate) idx: usize,
     pub(crate) name: Arc<str>,
     pub(crate) children: Children,
+    /// The stores connected to this processor.
+    pub(crate) stores: Vec<String>,
 }
 
 /// What a processor can reach while it runs.
@@ -177,6 +179,15 @@ impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
         &self,
         name: &str,
     ) -> Result<KeyValueStoreHandle<K, V>> {
+        if !self.node.stores.iter().any(|s| s == name) {
+            return Err(StreamsError::StoreAccess {
+                store: name.to_string(),
+                detail: format!(
+                    "not connected to processor `{}` (list it in the stores of KStream::process)",
+                    self.node.name
+                ),
+            });
+        }
         self.task.store(name)?.typed::<KeyValueStoreHandle<K, V>>()
     }
 

@@ -88,6 +88,12 @@ pub trait Serde<T>: Send + Sync + 'static {
         self.serialize(value).map(Some)
     }
 
+    /// Whether `value` is Kafka's null (`None` of an `Option`, or `()`). Aggregations and
+    /// stores drop or refuse null keys.
+    fn is_null(&self, _value: &T) -> bool {
+        false
+    }
+
     /// Decodes possibly-null bytes. The default refuses null with
     /// [`SerdeError::UnexpectedNull`].
     fn deserialize_nullable(&self, bytes: Option<&[u8]>) -> Result<T, SerdeError> {
@@ -214,6 +220,9 @@ impl Serde<()> for UnitSerde {
     fn serialize_nullable(&self, _value: &()) -> Result<Option<Vec<u8>>, SerdeError> {
         Ok(None)
     }
+    fn is_null(&self, _value: &()) -> bool {
+        true
+    }
     fn deserialize_nullable(&self, bytes: Option<&[u8]>) -> Result<(), SerdeError> {
         bytes.map_or(Ok(()), |b| self.deserialize(b))
     }
@@ -249,6 +258,9 @@ impl<T: 'static> Serde<Option<T>> for OptionSerde<T> {
     }
     fn serialize_nullable(&self, value: &Option<T>) -> Result<Option<Vec<u8>>, SerdeError> {
         value.as_ref().map(|v| self.inner.serialize(v)).transpose()
+    }
+    fn is_null(&self, value: &Option<T>) -> bool {
+        value.is_none()
     }
     fn deserialize_nullable(&self, bytes: Option<&[u8]>) -> Result<Option<T>, SerdeError> {
         bytes.map(|b| self.inner.deserialize(b)).transpose()

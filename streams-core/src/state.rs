@@ -25,6 +25,9 @@ pub use streams_state::{InMemoryKeyValueStore, StateStore};
 
 type SharedKv = Arc<Mutex<Box<dyn KeyValueStore>>>;
 
+/// An update that left a record cache: key, new value, old value.
+pub(crate) type Flushed<K, V> = (K, Option<V>, Option<V>);
+
 /// A typed view of a key-value store. Cheap to clone; clones share the store.
 pub struct KeyValueStoreHandle<K, V> {
     name: Arc<str>,
@@ -75,9 +78,22 @@ impl<K: 'static, V: 'static> KeyValueStoreHandle<K, V> {
     }
 
     fn key_bytes(&self, key: &K) -> Result<Vec<u8>> {
-        self.key_serde
-            .serialize(key)
-            .map_err(|e| ser_err(&self.name, "key", e))
+        match self.key_serde.serialize_nullable(key) {
+            Ok(Some(k)) => Ok(k),
+            Ok(None) => Err(ser_err(
+                &self.name,
+                "key",
+                SerdeError::UnexpectedNull {
+                    type_name: std::any::type_name::<K>(),
+                },
+            )),
+            Err(e) => Err(ser_err(&self.name, "key", e)),
+        }
+    }
+
+    /// Whether `key` is null (Kafka's null key): such keys cannot be stored.
+    pub(crate) fn is_null_key(&self, key: &K) -> bool {
+        self.key_serde.is_null(key)
     }
 
     fn decode(&self, kv: (Vec<u8>, Vec<u8>)) -> Result<(K, V)> {
@@ -142,7 +158,7 @@ impl<K: 'static, V: 'static> KeyValueStoreHandle<K, V> {
 
     /// Updates that left the store's record cache since the last call, decoded:
     /// `(key, new value, old value)`. Empty for uncached stores.
-    pub(crate) fn take_flushed(&self) -> Result<Vec<(K, Option<V>, Option<V>)>> {
+    pub(crate) fn take_flushed(&self) -> Result<Vec<Flushed<K, V>>> {
         let flushed = self.lock().take_flushed();
         flushed
             .into_iter()
@@ -265,6 +281,7 @@ impl<V: 'static> Serde<ValueAndTimestamp<V>> for TimestampedSerde<V> {
 
 /// One task's instance of a store: the raw store (for flush/close) and its typed handle.
 pub(crate) struct StoreEntry {
+    name: Arc<str>,
     raw: SharedKv,
     typed: Box<dyn Any + Send + Sync>,
 }
@@ -275,7 +292,7 @@ impl StoreEntry {
             .downcast_ref::<H>()
             .cloned()
             .ok_or_else(|| StreamsError::StoreAccess {
-                store: "?".into(),
+                store: self.name.to_string(),
                 detail: format!(
                     "the store does not hold the requested types ({})",
                     std::any::type_name::<H>()
@@ -392,6 +409,7 @@ impl<K: Send + 'static, V: Send + 'static> KeyValueStoreBuilder<K, V> {
                 value_serde: self.value_serde.clone(),
             };
             Ok(StoreEntry {
+                name: shared_name.clone(),
                 raw,
                 typed: Box::new(handle),
             })

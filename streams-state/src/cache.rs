@@ -309,7 +309,7 @@ impl CachingKeyValueStore {
         &self,
         from: Bound<&[u8]>,
         to: Bound<&[u8]>,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+    ) -> Result<Vec<crate::KeyValueBytes>, StateError> {
         let mut map: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         for kv in self.inner.range(from, to)? {
             let (k, v) = kv?;

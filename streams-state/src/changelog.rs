@@ -383,12 +383,12 @@ pub fn take_snapshot(
     if !store.snapshot_to(&dir)? {
         return Ok(None);
     }
-    if let Some(parent) = dir.parent() {
-        if let Ok(entries) = fs::read_dir(parent) {
-            for e in entries.filter_map(Result::ok) {
-                if e.path() != dir {
-                    let _ = fs::remove_dir_all(e.path());
-                }
+    if let Some(parent) = dir.parent()
+        && let Ok(entries) = fs::read_dir(parent)
+    {
+        for e in entries.filter_map(Result::ok) {
+            if e.path() != dir {
+                let _ = fs::remove_dir_all(e.path());
             }
         }
     }

@@ -259,10 +259,10 @@ impl SegmentEngine for MemSegments {
         let Some(seg) = self.segments.get(&segment) else {
             return Ok(Box::new(std::iter::empty()));
         };
-        if let (Some(l), Some(h)) = (lo, hi) {
-            if l > h {
-                return Ok(Box::new(std::iter::empty()));
-            }
+        if let (Some(l), Some(h)) = (lo, hi)
+            && l > h
+        {
+            return Ok(Box::new(std::iter::empty()));
         }
         let lo = lo.map_or(Bound::Unbounded, Bound::Included);
         let hi = hi.map_or(Bound::Unbounded, Bound::Included);
@@ -478,10 +478,10 @@ impl SegmentEngine for RocksSegments {
                 None => batch.delete_cf(cf, &w.key),
             }
         }
-        if let Some(t) = stream_time {
-            if self.stored_stream_time != Some(t) {
-                batch.put(META_STREAM_TIME, t.to_be_bytes());
-            }
+        if let Some(t) = stream_time
+            && self.stored_stream_time != Some(t)
+        {
+            batch.put(META_STREAM_TIME, t.to_be_bytes());
         }
         if batch.is_empty() {
             return Ok(());
@@ -518,10 +518,10 @@ impl SegmentEngine for RocksSegments {
         let Some(cf) = db.cf_handle(&segment_cf_name(segment)) else {
             return Ok(Box::new(std::iter::empty()));
         };
-        if let (Some(l), Some(h)) = (lo, hi) {
-            if l > h {
-                return Ok(Box::new(std::iter::empty()));
-            }
+        if let (Some(l), Some(h)) = (lo, hi)
+            && l > h
+        {
+            return Ok(Box::new(std::iter::empty()));
         }
         let mut it = db.raw_iterator_cf(cf);
         if reverse {

@@ -219,10 +219,10 @@ impl<E: SegmentEngine> SessionCore<E> {
         reverse: bool,
     ) -> Result<SessionIter<'_>, StateError> {
         self.seg.check_open()?;
-        if let (Some(f), Some(t)) = (key_from, key_to) {
-            if f > t {
-                return Ok(Box::new(std::iter::empty()));
-            }
+        if let (Some(f), Some(t)) = (key_from, key_to)
+            && f > t
+        {
+            return Ok(Box::new(std::iter::empty()));
         }
         let single = matches!((key_from, key_to), (Some(f), Some(t)) if f == t);
         let lo = key_from.map(|k| {

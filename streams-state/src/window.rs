@@ -224,10 +224,10 @@ impl<E: SegmentEngine> WindowCore<E> {
         reverse: bool,
     ) -> Result<WindowedKeyValueIter<'_>, StateError> {
         self.seg.check_open()?;
-        if let (Some(f), Some(t)) = (key_from, key_to) {
-            if f > t {
-                return Ok(Box::new(std::iter::empty()));
-            }
+        if let (Some(f), Some(t)) = (key_from, key_to)
+            && f > t
+        {
+            return Ok(Box::new(std::iter::empty()));
         }
         let lo = key_from.map(|k| store_key(k, time_from));
         let hi = key_to.map(|k| key_upper_bound(k, 1));

@@ -2,6 +2,9 @@
 //! checkpoint on commit) and is killed with SIGKILL mid-write; recovery (checkpoint plus the
 //! changelog's tail) yields exactly the state the changelog describes.
 
+// Test helpers outside #[test] functions may unwrap too: a panic fails the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -136,7 +139,7 @@ fn crash_child_writer() {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         let key = format!("k{}", (seed >> 33) % 2000);
-        if (seed >> 20) % 10 == 0 {
+        if (seed >> 20).is_multiple_of(10) {
             store.delete(key.as_bytes()).unwrap();
         } else {
             store

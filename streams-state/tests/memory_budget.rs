@@ -2,6 +2,9 @@
 //! within it, however many there are. (Alone in its test binary so that the process's
 //! resident memory is not shared with other tests.)
 
+// Test helpers outside #[test] functions may unwrap too: a panic fails the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::ops::Bound;
 
 use streams_state::{KeyValueStore, RocksDbKeyValueStore, RocksDbResources, StateStore};

@@ -1,6 +1,9 @@
 //! Restoration from a changelog and from a snapshot plus the changelog's tail: the restored
 //! store equals the store before the loss, and the listener sees start, batches and end.
 
+// Test helpers outside #[test] functions may unwrap too: a panic fails the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 

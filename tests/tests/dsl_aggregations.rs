@@ -306,7 +306,7 @@ fn to_table_keeps_the_latest_value_per_key() {
 }
 
 #[test]
-#[ignore = "BUG: KStream::to_table ignores repartition_required: a re-keyed stream is not repartitioned, so one key lives in several tasks"]
+
 fn to_table_after_a_key_change_repartitions_first() {
     let builder = StreamsBuilder::new();
     builder
@@ -626,7 +626,7 @@ fn ktable_filter_then_group_by_ignores_rows_that_never_passed() {
 }
 
 #[test]
-#[ignore = "BUG: StreamsBuilder::table_with ignores Consumed::with_timestamp_extractor (the table source always uses the record timestamp)"]
+
 fn a_table_source_uses_the_timestamp_extractor_it_is_given() {
     use streams_core::time::FnExtractor;
     let builder = StreamsBuilder::new();
@@ -703,7 +703,7 @@ fn ktable_group_by_over_four_partitions_ends_with_exact_counts() {
 }
 
 #[test]
-#[ignore = "BUG: a None grouping key is not dropped: null-keyed on the repartition topic, spread round-robin and counted in every task (and the store reads the None key back as Some(\"\"))"]
+
 fn records_with_a_none_grouping_key_are_dropped_by_aggregations() {
     let builder = StreamsBuilder::new();
     builder

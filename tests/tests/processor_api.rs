@@ -604,7 +604,7 @@ fn a_store_that_is_not_connected_cannot_be_opened() {
 }
 
 #[test]
-#[ignore = "BUG: a processor can open any store of its sub-topology, even one connected only to another processor"]
+
 fn a_store_connected_to_another_processor_of_the_same_subtopology_cannot_be_opened() {
     let builder = StreamsBuilder::new();
     counts_store(&builder, "counts");
@@ -630,7 +630,7 @@ fn a_store_connected_to_another_processor_of_the_same_subtopology_cannot_be_open
 }
 
 #[test]
-#[ignore = "BUG: opening a store with the wrong types gives StoreAccess { store: \"?\" } instead of the store's name"]
+
 fn opening_a_store_with_the_wrong_types_names_the_store() {
     let builder = StreamsBuilder::new();
     counts_store(&builder, "counts");
@@ -796,7 +796,7 @@ impl Processor<String, String, String, String> for OptionalKeys {
 }
 
 #[test]
-#[ignore = "BUG: a store with Option<K> keys stores None as empty bytes, so None and Some(\"\") are the same key (OptionSerde::serialize of None)"]
+
 fn a_none_key_and_an_empty_key_are_not_conflated_in_a_store() {
     let builder = StreamsBuilder::new();
     builder.add_state_store(Stores::key_value_store_builder(

@@ -154,14 +154,18 @@ impl StreamsBuilder {
             None,
         );
         let opt_vs: SerdeRef<Option<V>> = Arc::new(OptionSerde::new(vs.clone()));
-        // A table source's extractor sees `Option<V>`; only the default extractor applies.
+        // The table source reads `Option<V>`: a given extractor sees the value of upserts;
+        // tombstones keep their record timestamp.
+        let extractor = consumed
+            .extractor
+            .map(|e| Arc::new(TableExtractor(e)) as ExtractorRef<K, Option<V>>);
         let source = add_source::<K, Option<V>>(
             &self.inner,
             source_name,
             vec![TopicName::External(topic.to_string())],
             ks.clone(),
             opt_vs,
-            None,
+            extractor,
             consumed.policy,
         );
         let (node, store) = add_table_source_node::<K, Option<V>, V>(
@@ -191,6 +195,26 @@ impl StreamsBuilder {
     pub fn build(self) -> Result<Topology, TopologyError> {
         let inner = std::mem::replace(&mut *self.inner.borrow_mut(), InternalBuilder::new());
         inner.build()
+    }
+}
+
+/// Applies a stream extractor to a table source's upserts.
+struct TableExtractor<K, V>(ExtractorRef<K, V>);
+
+impl<K: Data, V: Data> crate::time::TimestampExtractor<K, Option<V>> for TableExtractor<K, V> {
+    fn extract(&self, record: &Record<K, Option<V>>, partition_time: i64) -> i64 {
+        match &record.value {
+            Some(v) => self.0.extract(
+                &Record {
+                    key: record.key.clone(),
+                    value: v.clone(),
+                    timestamp: record.timestamp,
+                    headers: record.headers.clone(),
+                },
+                partition_time,
+            ),
+            None => record.timestamp,
+        }
     }
 }
 

@@ -11,7 +11,8 @@ use crate::serde::{DefaultSerde, SerdeRef};
 use crate::state::ValueAndTimestamp;
 
 use super::builder::{
-    TsHandle, add_store_node, add_ts_store, flush_and_forward, forward_flushed, require_serde,
+    TsHandle, add_fn_node, add_store_node, add_ts_store, flush_and_forward, forward_flushed,
+    require_serde,
 };
 use super::kstream::repartition_through;
 use super::options::Materialized;
@@ -197,8 +198,27 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         if self.repartition_required {
             let base = self.name.clone().unwrap_or_else(|| store_name.clone());
             let vs = require_serde(&b, &base, "value", self.value_serde.clone(), None);
+            // Null keys cannot be grouped: drop (and count) them before the repartition
+            // topic, as Kafka Streams does.
+            let filter_name = if self.name.is_some() {
+                format!("{base}-repartition-filter")
+            } else {
+                b.borrow_mut().generate("KSTREAM-FILTER-")
+            };
+            let key_serde = ks.clone();
+            let filter = add_fn_node::<K, V, _, _>(&b, filter_name, &[parent], move || {
+                let key_serde = key_serde.clone();
+                move |r: Record<K, V>, ch: &Children, t: &mut TaskContext| {
+                    if key_serde.is_null(&r.key) {
+                        t.metrics.dropped_records += 1;
+                        Ok(())
+                    } else {
+                        ch.forward(t, r)
+                    }
+                }
+            });
             parent =
-                repartition_through(&b, parent, &base, self.name.is_some(), ks.clone(), vs, None);
+                repartition_through(&b, filter, &base, self.name.is_some(), ks.clone(), vs, None);
         }
         let store = add_ts_store(&b, store_name, &materialized, ks.clone(), vas.clone());
         let node = add_store_node::<K, V, TsHandle<K, VA>, _, _>(
@@ -214,6 +234,10 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
                       ch: &Children,
                       t: &mut TaskContext|
                       -> Result<()> {
+                    if store.is_null_key(&r.key) {
+                        t.metrics.dropped_records += 1;
+                        return Ok(());
+                    }
                     let old = store.get(&r.key)?;
                     let (old_value, ts) = match old {
                         Some(o) => (Some(o.value), o.timestamp.max(r.timestamp)),

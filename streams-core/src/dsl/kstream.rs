@@ -644,6 +644,7 @@ impl<K: Data, V: Data> KStream<K, V> {
                     idx: nb.idx,
                     name: nb.name,
                     children: nb.children,
+                    stores: nb.stores,
                 },
             )))
         });
@@ -705,9 +706,25 @@ impl<K: Data, V: Data> KStream<K, V> {
             materialized.value_serde.clone(),
             self.value_serde.clone(),
         );
+        let mut parent = self.node;
+        if self.repartition_required {
+            let base = self
+                .b
+                .borrow_mut()
+                .name_or(materialized.name.as_deref(), "KSTREAM-TOTABLE-");
+            parent = repartition_through(
+                &self.b,
+                parent,
+                &base,
+                materialized.name.is_some(),
+                ks.clone(),
+                vs.clone(),
+                None,
+            );
+        }
         let (node, store) = add_table_source_node::<K, V, V>(
             &self.b,
-            self.node,
+            parent,
             named.name.as_deref(),
             materialized,
             ks.clone(),

@@ -559,6 +559,10 @@ impl<K: Data, V: Data> KGroupedTable<K, V> {
                       ch: &Children,
                       t: &mut TaskContext|
                       -> Result<()> {
+                    if store.is_null_key(&r.key) {
+                        t.metrics.dropped_records += 1;
+                        return Ok(());
+                    }
                     let old = store.get(&r.key)?;
                     let (old_value, ts) = match old {
                         Some(o) => (Some(o.value), o.timestamp.max(r.timestamp)),

@@ -167,6 +167,8 @@ pub(crate) struct NodeBuild<'a> {
     pub(crate) partition: u32,
     /// Resolved topic names (application-id prefix applied) of a source or sink.
     pub(crate) topics: Vec<Arc<str>>,
+    /// The names of the stores connected to the node.
+    pub(crate) stores: Vec<String>,
     pub(crate) config: &'a crate::config::StreamsConfig,
 }
 

@@ -316,6 +316,7 @@ impl Task {
                 children: Children::new(child_idx, child_names),
                 partition,
                 topics,
+                stores: spec.stores.clone(),
                 config: &config,
             })?;
             nodes.push(Slot {
@@ -466,10 +467,9 @@ impl Task {
                 .as_mut()
                 .and_then(|b| b.as_source())
                 .and_then(|s| s.head_timestamp(inp.topic_idx))
+                && best.is_none_or(|(b, _)| ts < b)
             {
-                if best.is_none_or(|(b, _)| ts < b) {
-                    best = Some((ts, i));
-                }
+                best = Some((ts, i));
             }
         }
         let Some((_, i)) = best else {
