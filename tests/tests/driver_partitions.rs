@@ -25,9 +25,9 @@ fn word_count(builder: &StreamsBuilder) {
                 .collect::<Vec<_>>()
         }) // KSTREAM-FLATMAPVALUES-0000000001
         .group_by(|_, w| w.clone()) // KSTREAM-KEY-SELECT-0000000002
-        .count() // store 3, KSTREAM-AGGREGATE-0000000004, sink 5, source 6
-        .to_stream() // KTABLE-TOSTREAM-0000000007
-        .to("counts"); // KSTREAM-SINK-0000000008
+        .count() // store 3, KSTREAM-AGGREGATE-0000000004, filter 5, sink 6, source 7
+        .to_stream() // KTABLE-TOSTREAM-0000000008
+        .to("counts"); // KSTREAM-SINK-0000000009
 }
 
 fn four_partitions(topology: Topology) -> Result<TopologyTestDriver, StreamsError> {
@@ -238,22 +238,26 @@ fn describe_prints_kafka_streams_format() {
         "--> KSTREAM-KEY-SELECT-0000000002".to_string(),
         "<-- KSTREAM-SOURCE-0000000000".to_string(),
         "Processor: KSTREAM-KEY-SELECT-0000000002 (stores: [])".to_string(),
-        "--> KSTREAM-SINK-0000000005".to_string(),
+        "--> KSTREAM-FILTER-0000000005".to_string(),
         "<-- KSTREAM-FLATMAPVALUES-0000000001".to_string(),
-        format!("Sink: KSTREAM-SINK-0000000005 (topic: {rep})"),
+        // Drops null keys before the repartition topic, as in Kafka Streams.
+        "Processor: KSTREAM-FILTER-0000000005 (stores: [])".to_string(),
+        "--> KSTREAM-SINK-0000000006".to_string(),
         "<-- KSTREAM-KEY-SELECT-0000000002".to_string(),
+        format!("Sink: KSTREAM-SINK-0000000006 (topic: {rep})"),
+        "<-- KSTREAM-FILTER-0000000005".to_string(),
         "Sub-topology: 1".to_string(),
-        format!("Source: KSTREAM-SOURCE-0000000006 (topics: [{rep}])"),
+        format!("Source: KSTREAM-SOURCE-0000000007 (topics: [{rep}])"),
         "--> KSTREAM-AGGREGATE-0000000004".to_string(),
         "Processor: KSTREAM-AGGREGATE-0000000004 (stores: [KSTREAM-AGGREGATE-STATE-STORE-0000000003])"
             .to_string(),
-        "--> KTABLE-TOSTREAM-0000000007".to_string(),
-        "<-- KSTREAM-SOURCE-0000000006".to_string(),
-        "Processor: KTABLE-TOSTREAM-0000000007 (stores: [])".to_string(),
-        "--> KSTREAM-SINK-0000000008".to_string(),
+        "--> KTABLE-TOSTREAM-0000000008".to_string(),
+        "<-- KSTREAM-SOURCE-0000000007".to_string(),
+        "Processor: KTABLE-TOSTREAM-0000000008 (stores: [])".to_string(),
+        "--> KSTREAM-SINK-0000000009".to_string(),
         "<-- KSTREAM-AGGREGATE-0000000004".to_string(),
-        "Sink: KSTREAM-SINK-0000000008 (topic: counts)".to_string(),
-        "<-- KTABLE-TOSTREAM-0000000007".to_string(),
+        "Sink: KSTREAM-SINK-0000000009 (topic: counts)".to_string(),
+        "<-- KTABLE-TOSTREAM-0000000008".to_string(),
     ];
     assert_eq!(lines, expected, "\n{text}");
     // Nodes are indented under their sub-topology, edges under their node.
@@ -323,7 +327,7 @@ fn dot_and_mermaid_mention_every_node_store_and_topic() {
             }
         }
     }
-    assert_eq!(n, 8);
+    assert_eq!(n, 9);
     for name in [
         "KSTREAM-AGGREGATE-STATE-STORE-0000000003",
         "sentences",
