@@ -53,6 +53,7 @@ pub mod state;
 pub mod testing;
 pub mod time;
 pub mod topology;
+pub mod window;
 
 pub use streams_macros::{EventTime, StreamsSerde};
 
@@ -76,10 +77,14 @@ pub mod prelude {
     };
     pub use crate::record::{Headers, Record};
     pub use crate::serde::{DefaultSerde, Serde, SerdeRef, default_serde};
-    pub use crate::state::{KeyValueStoreHandle, Stores};
+    pub use crate::state::{
+        KeyValueStoreHandle, ReadOnlyKeyValueStore, ReadOnlySessionStore, ReadOnlyWindowStore,
+        SessionStoreHandle, StoreBuilder, Stores, WindowStoreHandle,
+    };
     #[cfg(feature = "test-util")]
     pub use crate::testing::{TestInputTopic, TestOutputTopic, TopologyTestDriver};
     pub use crate::time::{EventTime, EventTimeExtractor, InvalidTimestampPolicy};
     pub use crate::topology::Topology;
+    pub use crate::window::{Window, Windowed};
     pub use streams_macros::{EventTime, StreamsSerde};
 }

@@ -61,7 +61,7 @@ use crate::error::{Result, StreamsError};
 use crate::internals::node::{Children, Input, NodeOps};
 use crate::internals::task::TaskContext;
 use crate::record::{Record, RecordMetadata, TaskId};
-use crate::state::KeyValueStoreHandle;
+use crate::state::{KeyValueStoreHandle, SessionStoreHandle, WindowStoreHandle};
 
 /// Which clock a punctuator follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -179,16 +179,40 @@ impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
         &self,
         name: &str,
     ) -> Result<KeyValueStoreHandle<K, V>> {
-        if !self.node.stores.iter().any(|s| s == name) {
-            return Err(StreamsError::StoreAccess {
+        self.connected(name)?;
+        self.task.store(name)?.typed::<KeyValueStoreHandle<K, V>>()
+    }
+
+    /// The window store called `name`, connected to this processor, with its types.
+    pub fn window_store<K: 'static, V: 'static>(
+        &self,
+        name: &str,
+    ) -> Result<WindowStoreHandle<K, V>> {
+        self.connected(name)?;
+        self.task.store(name)?.typed::<WindowStoreHandle<K, V>>()
+    }
+
+    /// The session store called `name`, connected to this processor, with its types.
+    pub fn session_store<K: 'static, V: 'static>(
+        &self,
+        name: &str,
+    ) -> Result<SessionStoreHandle<K, V>> {
+        self.connected(name)?;
+        self.task.store(name)?.typed::<SessionStoreHandle<K, V>>()
+    }
+
+    fn connected(&self, name: &str) -> Result<()> {
+        if self.node.stores.iter().any(|s| s == name) {
+            Ok(())
+        } else {
+            Err(StreamsError::StoreAccess {
                 store: name.to_string(),
                 detail: format!(
                     "not connected to processor `{}` (list it in the stores of KStream::process)",
                     self.node.name
                 ),
-            });
+            })
         }
-        self.task.store(name)?.typed::<KeyValueStoreHandle<K, V>>()
     }
 
     /// Where the current record came from (`None` inside a punctuator).

@@ -12,9 +12,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use streams_state::{
     CachingKeyValueStore, ChangelogSink, InMemoryKeyValueStoreSupplier, KeyValueBytesStoreSupplier,
-    KeyValueStore, LoggingKeyValueStore, RocksDbKeyValueStoreSupplier, StateError, StoreContext,
-    ThreadCache,
+    KeyValueStore, LoggingKeyValueStore, RocksDbKeyValueStoreSupplier, SessionBytesStoreSupplier,
+    SessionStore, StateError, StoreContext, ThreadCache, WindowBytesStoreSupplier, WindowStore,
 };
+
+use crate::window::{Window, Windowed};
 
 use crate::config::{DslStore, StreamsConfig};
 
@@ -279,10 +281,66 @@ impl<V: 'static> Serde<ValueAndTimestamp<V>> for TimestampedSerde<V> {
     }
 }
 
-/// One task's instance of a store: the raw store (for flush/close) and its typed handle.
+/// What a task does with any store on commit and close.
+pub(crate) trait RawStore: Send + Sync {
+    /// Writes a record cache's dirty entries down (a no-op without cache).
+    fn flush_cache(&self) -> Result<()>;
+    /// Flushes the engine.
+    fn flush(&self) -> Result<()>;
+    /// Closes the store.
+    fn close(&self) -> Result<()>;
+}
+
+fn relock<T: ?Sized>(m: &Mutex<Box<T>>) -> MutexGuard<'_, Box<T>> {
+    // A panic elsewhere cannot leave a store half-written (each call is one engine
+    // operation), so a poisoned lock is safe to take over.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl RawStore for Mutex<Box<dyn KeyValueStore>> {
+    fn flush_cache(&self) -> Result<()> {
+        let mut s = relock(self);
+        s.flush_cache()?;
+        s.take_flushed();
+        Ok(())
+    }
+    fn flush(&self) -> Result<()> {
+        Ok(relock(self).flush()?)
+    }
+    fn close(&self) -> Result<()> {
+        Ok(relock(self).close()?)
+    }
+}
+
+impl RawStore for Mutex<Box<dyn WindowStore>> {
+    fn flush_cache(&self) -> Result<()> {
+        Ok(())
+    }
+    fn flush(&self) -> Result<()> {
+        Ok(relock(self).flush()?)
+    }
+    fn close(&self) -> Result<()> {
+        Ok(relock(self).close()?)
+    }
+}
+
+impl RawStore for Mutex<Box<dyn SessionStore>> {
+    fn flush_cache(&self) -> Result<()> {
+        Ok(())
+    }
+    fn flush(&self) -> Result<()> {
+        Ok(relock(self).flush()?)
+    }
+    fn close(&self) -> Result<()> {
+        Ok(relock(self).close()?)
+    }
+}
+
+/// One task's instance of a store: the raw store (for commit and close) and its typed
+/// handle.
 pub(crate) struct StoreEntry {
     name: Arc<str>,
-    raw: SharedKv,
+    raw: Arc<dyn RawStore>,
     typed: Box<dyn Any + Send + Sync>,
 }
 
@@ -304,25 +362,18 @@ impl StoreEntry {
         self.typed.as_ref()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Box<dyn KeyValueStore>> {
-        self.raw.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Writes cached updates down (not forwarded: that is the owning node's job).
     pub(crate) fn flush_cache(&self) -> Result<()> {
-        let mut s = self.lock();
-        s.flush_cache()?;
-        s.take_flushed();
-        Ok(())
+        self.raw.flush_cache()
     }
 
     /// Flushes the engine: after this, the store reflects every logged change.
     pub(crate) fn flush(&self) -> Result<()> {
-        Ok(self.lock().flush()?)
+        self.raw.flush()
     }
 
     pub(crate) fn close(&self) -> Result<()> {
-        Ok(self.lock().close()?)
+        self.raw.close()
     }
 }
 
@@ -465,5 +516,590 @@ impl Stores {
             logging: true,
             caching: false,
         }
+    }
+}
+
+/// Anything [`StreamsBuilder::add_state_store`](crate::dsl::StreamsBuilder::add_state_store)
+/// accepts: key-value, window and session store builders.
+pub trait StoreBuilder: Send + 'static {
+    /// The store's name.
+    fn store_name(&self) -> &str;
+    #[doc(hidden)]
+    fn into_spec(self) -> StoreSpecParts;
+}
+
+/// The parts of a store's definition (internal).
+#[doc(hidden)]
+#[allow(missing_debug_implementations)]
+pub struct StoreSpecParts {
+    pub(crate) name: String,
+    pub(crate) logged: bool,
+    pub(crate) changelog: ChangelogKind,
+    pub(crate) factory: StoreFactory,
+}
+
+/// How a store's changelog topic is cleaned up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangelogKind {
+    /// `cleanup.policy=compact`: key-value stores.
+    Compact,
+    /// `cleanup.policy=compact,delete` with `retention.ms`: window and session stores.
+    CompactDelete {
+        /// The topic's retention (the store's retention plus a day, as Kafka Streams does).
+        retention_ms: i64,
+    },
+}
+
+impl<K: Send + 'static, V: Send + 'static> StoreBuilder for KeyValueStoreBuilder<K, V> {
+    fn store_name(&self) -> &str {
+        &self.name
+    }
+    fn into_spec(self) -> StoreSpecParts {
+        let (name, logged, factory) = self.into_factory();
+        StoreSpecParts {
+            name,
+            logged,
+            changelog: ChangelogKind::Compact,
+            factory,
+        }
+    }
+}
+
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+fn decode<T: 'static>(serde: &SerdeRef<T>, store: &str, bytes: &[u8]) -> Result<T> {
+    serde.deserialize(bytes).map_err(|e| de_err(store, e))
+}
+
+fn encode_key<T: 'static>(serde: &SerdeRef<T>, store: &str, key: &T) -> Result<Vec<u8>> {
+    match serde.serialize_nullable(key) {
+        Ok(Some(k)) => Ok(k),
+        Ok(None) => Err(ser_err(
+            store,
+            "key",
+            SerdeError::UnexpectedNull {
+                type_name: std::any::type_name::<T>(),
+            },
+        )),
+        Err(e) => Err(ser_err(store, "key", e)),
+    }
+}
+
+/// A typed view of a window store: values per (key, window start). Cheap to clone.
+pub struct WindowStoreHandle<K, V> {
+    name: Arc<str>,
+    store: Arc<Mutex<Box<dyn WindowStore>>>,
+    window_size: i64,
+    key_serde: SerdeRef<K>,
+    value_serde: SerdeRef<V>,
+}
+
+impl<K, V> Clone for WindowStoreHandle<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            name: self.name.clone(),
+            store: self.store.clone(),
+            window_size: self.window_size,
+            key_serde: self.key_serde.clone(),
+            value_serde: self.value_serde.clone(),
+        }
+    }
+}
+
+impl<K, V> fmt::Debug for WindowStoreHandle<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WindowStoreHandle")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+type WindowedEntries<K, V> = Vec<(Windowed<K>, V)>;
+
+impl<K: 'static, V: 'static> WindowStoreHandle<K, V> {
+    /// The store's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The windows' size (their end is start + size).
+    pub fn window_size(&self) -> i64 {
+        self.window_size
+    }
+
+    /// Stores `value` for `key` in the window starting at `window_start`; `None` deletes.
+    pub fn put(&self, key: &K, value: Option<&V>, window_start: i64) -> Result<()> {
+        let k = encode_key(&self.key_serde, &self.name, key)?;
+        let v = value
+            .map(|v| self.value_serde.serialize(v))
+            .transpose()
+            .map_err(|e| ser_err(&self.name, "value", e))?;
+        relock(&self.store).put(&k, v.as_deref(), window_start)?;
+        Ok(())
+    }
+
+    /// The value of `key` in the window starting at `window_start`.
+    pub fn fetch(&self, key: &K, window_start: i64) -> Result<Option<V>> {
+        let k = encode_key(&self.key_serde, &self.name, key)?;
+        let v = relock(&self.store).fetch(&k, window_start)?;
+        v.map(|b| decode(&self.value_serde, &self.name, &b))
+            .transpose()
+    }
+
+    /// `(window start, value)` of `key` for starts in `[from, to]`, ascending.
+    pub fn fetch_range(&self, key: &K, from: i64, to: i64) -> Result<Vec<(i64, V)>> {
+        self.range_of(key, from, to, false)
+    }
+
+    /// Like [`fetch_range`](Self::fetch_range), descending.
+    pub fn backward_fetch_range(&self, key: &K, from: i64, to: i64) -> Result<Vec<(i64, V)>> {
+        self.range_of(key, from, to, true)
+    }
+
+    fn range_of(&self, key: &K, from: i64, to: i64, backward: bool) -> Result<Vec<(i64, V)>> {
+        let k = encode_key(&self.key_serde, &self.name, key)?;
+        let store = relock(&self.store);
+        let iter = if backward {
+            store.backward_fetch_range(&k, from, to)?
+        } else {
+            store.fetch_range(&k, from, to)?
+        };
+        iter.map(|r| {
+            let (start, v) = r?;
+            Ok((start, decode(&self.value_serde, &self.name, &v)?))
+        })
+        .collect()
+    }
+
+    fn windowed(
+        &self,
+        r: std::result::Result<(streams_state::WindowedKeyBytes, Vec<u8>), StateError>,
+    ) -> Result<(Windowed<K>, V)> {
+        let (wk, v) = r?;
+        Ok((
+            Windowed {
+                key: decode(&self.key_serde, &self.name, &wk.key)?,
+                window: Window {
+                    start: wk.window_start,
+                    end: wk.window_start.saturating_add(self.window_size),
+                },
+            },
+            decode(&self.value_serde, &self.name, &v)?,
+        ))
+    }
+
+    /// Windows of keys in `[key_from, key_to]` (by serialized bytes; `None` is open) with
+    /// starts in `[from, to]`, ascending by (key, start).
+    pub fn fetch_key_range(
+        &self,
+        key_from: Option<&K>,
+        key_to: Option<&K>,
+        from: i64,
+        to: i64,
+    ) -> Result<WindowedEntries<K, V>> {
+        let lo = key_from
+            .map(|k| encode_key(&self.key_serde, &self.name, k))
+            .transpose()?;
+        let hi = key_to
+            .map(|k| encode_key(&self.key_serde, &self.name, k))
+            .transpose()?;
+        let store = relock(&self.store);
+        let iter = store.fetch_key_range(lo.as_deref(), hi.as_deref(), from, to)?;
+        iter.map(|r| self.windowed(r)).collect()
+    }
+
+    /// Every window with a start in `[from, to]`, ascending by (key, start).
+    pub fn fetch_all(&self, from: i64, to: i64) -> Result<WindowedEntries<K, V>> {
+        let store = relock(&self.store);
+        let iter = store.fetch_all(from, to)?;
+        iter.map(|r| self.windowed(r)).collect()
+    }
+
+    /// Every live window.
+    pub fn all(&self) -> Result<WindowedEntries<K, V>> {
+        let store = relock(&self.store);
+        let iter = store.all()?;
+        iter.map(|r| self.windowed(r)).collect()
+    }
+}
+
+/// A typed view of a session store. Cheap to clone.
+pub struct SessionStoreHandle<K, V> {
+    name: Arc<str>,
+    store: Arc<Mutex<Box<dyn SessionStore>>>,
+    key_serde: SerdeRef<K>,
+    value_serde: SerdeRef<V>,
+}
+
+impl<K, V> Clone for SessionStoreHandle<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            name: self.name.clone(),
+            store: self.store.clone(),
+            key_serde: self.key_serde.clone(),
+            value_serde: self.value_serde.clone(),
+        }
+    }
+}
+
+impl<K, V> fmt::Debug for SessionStoreHandle<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionStoreHandle")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl<K: 'static, V: 'static> SessionStoreHandle<K, V> {
+    /// The store's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Stores `value` for the session `key.window` (both ends inclusive).
+    pub fn put(&self, key: &Windowed<K>, value: &V) -> Result<()> {
+        let k = encode_key(&self.key_serde, &self.name, &key.key)?;
+        let v = self
+            .value_serde
+            .serialize(value)
+            .map_err(|e| ser_err(&self.name, "value", e))?;
+        relock(&self.store).put(&k, key.window.start, key.window.end, &v)?;
+        Ok(())
+    }
+
+    /// Removes the session `key.window`.
+    pub fn remove(&self, key: &Windowed<K>) -> Result<()> {
+        let k = encode_key(&self.key_serde, &self.name, &key.key)?;
+        relock(&self.store).remove(&k, key.window.start, key.window.end)?;
+        Ok(())
+    }
+
+    /// The value of the session `key.window`, if any.
+    pub fn fetch_session(&self, key: &Windowed<K>) -> Result<Option<V>> {
+        let k = encode_key(&self.key_serde, &self.name, &key.key)?;
+        let v = relock(&self.store).fetch_session(&k, key.window.start, key.window.end)?;
+        v.map(|b| decode(&self.value_serde, &self.name, &b))
+            .transpose()
+    }
+
+    fn sessions(&self, iter: streams_state::SessionIter<'_>) -> Result<WindowedEntries<K, V>> {
+        iter.map(|r| {
+            let (sk, v) = r?;
+            Ok((
+                Windowed {
+                    key: decode(&self.key_serde, &self.name, &sk.key)?,
+                    window: Window {
+                        start: sk.start,
+                        end: sk.end,
+                    },
+                },
+                decode(&self.value_serde, &self.name, &v)?,
+            ))
+        })
+        .collect()
+    }
+
+    /// Sessions of `key` with `end >= earliest_end` and `start <= latest_start`, ascending by
+    /// end: the sessions a record at time t merges with are
+    /// `find_sessions(key, t - gap, t + gap)`.
+    pub fn find_sessions(
+        &self,
+        key: &K,
+        earliest_end: i64,
+        latest_start: i64,
+    ) -> Result<WindowedEntries<K, V>> {
+        let k = encode_key(&self.key_serde, &self.name, key)?;
+        let store = relock(&self.store);
+        let iter = store.find_sessions(&k, earliest_end, latest_start)?;
+        self.sessions(iter)
+    }
+
+    /// Every live session of `key`, ascending by end.
+    pub fn fetch(&self, key: &K) -> Result<WindowedEntries<K, V>> {
+        let k = encode_key(&self.key_serde, &self.name, key)?;
+        let store = relock(&self.store);
+        let iter = store.fetch(&k)?;
+        self.sessions(iter)
+    }
+}
+
+/// Describes a window store to add to a topology.
+pub struct WindowStoreBuilder<K, V> {
+    supplier: Arc<dyn WindowBytesStoreSupplier>,
+    key_serde: SerdeRef<K>,
+    value_serde: SerdeRef<V>,
+    logging: bool,
+}
+
+impl<K, V> fmt::Debug for WindowStoreBuilder<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WindowStoreBuilder")
+            .field("name", &self.supplier.name())
+            .finish()
+    }
+}
+
+impl<K, V> WindowStoreBuilder<K, V> {
+    /// Logs changes to `<application.id>-<name>-changelog` (default) or not.
+    pub fn with_logging_enabled(mut self, enabled: bool) -> Self {
+        self.logging = enabled;
+        self
+    }
+}
+
+impl<K: Send + 'static, V: Send + 'static> StoreBuilder for WindowStoreBuilder<K, V> {
+    fn store_name(&self) -> &str {
+        self.supplier.name()
+    }
+    fn into_spec(self) -> StoreSpecParts {
+        let name = self.supplier.name().to_string();
+        let shared_name: Arc<str> = Arc::from(name.as_str());
+        let retention = self.supplier.retention_period();
+        let logged = self.logging;
+        let factory: StoreFactory = Arc::new(move |b: StoreBuild<'_>| {
+            let mut store = self.supplier.get(b.ctx)?;
+            if let Some(sink) = b.changelog {
+                store = Box::new(streams_state::LoggingWindowStore::new(store, sink));
+            }
+            let raw = Arc::new(Mutex::new(store));
+            let handle = WindowStoreHandle {
+                name: shared_name.clone(),
+                store: raw.clone(),
+                window_size: self.supplier.window_size(),
+                key_serde: self.key_serde.clone(),
+                value_serde: self.value_serde.clone(),
+            };
+            Ok(StoreEntry {
+                name: shared_name.clone(),
+                raw,
+                typed: Box::new(handle),
+            })
+        });
+        StoreSpecParts {
+            name,
+            logged,
+            changelog: ChangelogKind::CompactDelete {
+                retention_ms: retention.saturating_add(DAY_MS),
+            },
+            factory,
+        }
+    }
+}
+
+/// Describes a session store to add to a topology.
+pub struct SessionStoreBuilder<K, V> {
+    supplier: Arc<dyn SessionBytesStoreSupplier>,
+    key_serde: SerdeRef<K>,
+    value_serde: SerdeRef<V>,
+    logging: bool,
+}
+
+impl<K, V> fmt::Debug for SessionStoreBuilder<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionStoreBuilder")
+            .field("name", &self.supplier.name())
+            .finish()
+    }
+}
+
+impl<K, V> SessionStoreBuilder<K, V> {
+    /// Logs changes to `<application.id>-<name>-changelog` (default) or not.
+    pub fn with_logging_enabled(mut self, enabled: bool) -> Self {
+        self.logging = enabled;
+        self
+    }
+}
+
+impl<K: Send + 'static, V: Send + 'static> StoreBuilder for SessionStoreBuilder<K, V> {
+    fn store_name(&self) -> &str {
+        self.supplier.name()
+    }
+    fn into_spec(self) -> StoreSpecParts {
+        let name = self.supplier.name().to_string();
+        let shared_name: Arc<str> = Arc::from(name.as_str());
+        let retention = self.supplier.retention_period();
+        let logged = self.logging;
+        let factory: StoreFactory = Arc::new(move |b: StoreBuild<'_>| {
+            let mut store = self.supplier.get(b.ctx)?;
+            if let Some(sink) = b.changelog {
+                store = Box::new(streams_state::LoggingSessionStore::new(store, sink));
+            }
+            let raw = Arc::new(Mutex::new(store));
+            let handle = SessionStoreHandle {
+                name: shared_name.clone(),
+                store: raw.clone(),
+                key_serde: self.key_serde.clone(),
+                value_serde: self.value_serde.clone(),
+            };
+            Ok(StoreEntry {
+                name: shared_name.clone(),
+                raw,
+                typed: Box::new(handle),
+            })
+        });
+        StoreSpecParts {
+            name,
+            logged,
+            changelog: ChangelogKind::CompactDelete {
+                retention_ms: retention.saturating_add(DAY_MS),
+            },
+            factory,
+        }
+    }
+}
+
+impl Stores {
+    /// A supplier of in-memory window stores: windows of `window_size_ms` kept for
+    /// `retention_ms` of stream time (which must be at least the window size).
+    pub fn in_memory_window_store(
+        name: &str,
+        retention_ms: i64,
+        window_size_ms: i64,
+    ) -> Result<Arc<dyn WindowBytesStoreSupplier>> {
+        Ok(Arc::new(streams_state::InMemoryWindowStoreSupplier::new(
+            name,
+            retention_ms,
+            window_size_ms,
+        )?))
+    }
+
+    /// A supplier of RocksDB window stores (one column family per time segment).
+    pub fn persistent_window_store(
+        name: &str,
+        retention_ms: i64,
+        window_size_ms: i64,
+    ) -> Result<Arc<dyn WindowBytesStoreSupplier>> {
+        Ok(Arc::new(streams_state::RocksDbWindowStoreSupplier::new(
+            name,
+            retention_ms,
+            window_size_ms,
+        )?))
+    }
+
+    /// A supplier of in-memory session stores keeping sessions for `retention_ms`.
+    pub fn in_memory_session_store(
+        name: &str,
+        retention_ms: i64,
+    ) -> Result<Arc<dyn SessionBytesStoreSupplier>> {
+        Ok(Arc::new(streams_state::InMemorySessionStoreSupplier::new(
+            name,
+            retention_ms,
+        )?))
+    }
+
+    /// A supplier of RocksDB session stores.
+    pub fn persistent_session_store(
+        name: &str,
+        retention_ms: i64,
+    ) -> Result<Arc<dyn SessionBytesStoreSupplier>> {
+        Ok(Arc::new(streams_state::RocksDbSessionStoreSupplier::new(
+            name,
+            retention_ms,
+        )?))
+    }
+
+    /// A builder for a window store with typed keys and values (logged by default).
+    pub fn window_store_builder<K, V>(
+        supplier: Arc<dyn WindowBytesStoreSupplier>,
+        key_serde: SerdeRef<K>,
+        value_serde: SerdeRef<V>,
+    ) -> WindowStoreBuilder<K, V> {
+        WindowStoreBuilder {
+            supplier,
+            key_serde,
+            value_serde,
+            logging: true,
+        }
+    }
+
+    /// A builder for a session store with typed keys and values (logged by default).
+    pub fn session_store_builder<K, V>(
+        supplier: Arc<dyn SessionBytesStoreSupplier>,
+        key_serde: SerdeRef<K>,
+        value_serde: SerdeRef<V>,
+    ) -> SessionStoreBuilder<K, V> {
+        SessionStoreBuilder {
+            supplier,
+            key_serde,
+            value_serde,
+            logging: true,
+        }
+    }
+}
+
+/// Read-only access to a key-value store (one task's handle, or a view across tasks), for
+/// interactive queries.
+pub trait ReadOnlyKeyValueStore<K, V> {
+    /// The value for `key`.
+    fn get(&self, key: &K) -> Result<Option<V>>;
+    /// Pairs with `from <= key <= to` by serialized key bytes (`None` is open).
+    fn range(&self, from: Option<&K>, to: Option<&K>) -> Result<Vec<(K, V)>>;
+    /// Every pair.
+    fn all(&self) -> Result<Vec<(K, V)>>;
+    /// An estimate of the number of keys.
+    fn approximate_num_entries(&self) -> Result<u64>;
+}
+
+/// Read-only access to a window store, for interactive queries.
+pub trait ReadOnlyWindowStore<K, V> {
+    /// The value of `key` in the window starting at `window_start`.
+    fn fetch(&self, key: &K, window_start: i64) -> Result<Option<V>>;
+    /// `(window start, value)` of `key` for starts in `[from, to]`, ascending.
+    fn fetch_range(&self, key: &K, from: i64, to: i64) -> Result<Vec<(i64, V)>>;
+    /// Every window with a start in `[from, to]`.
+    fn fetch_all(&self, from: i64, to: i64) -> Result<Vec<(Windowed<K>, V)>>;
+}
+
+/// Read-only access to a session store, for interactive queries.
+pub trait ReadOnlySessionStore<K, V> {
+    /// Every live session of `key`, ascending by end.
+    fn fetch(&self, key: &K) -> Result<Vec<(Windowed<K>, V)>>;
+    /// Sessions of `key` with `end >= earliest_end` and `start <= latest_start`.
+    fn find_sessions(
+        &self,
+        key: &K,
+        earliest_end: i64,
+        latest_start: i64,
+    ) -> Result<Vec<(Windowed<K>, V)>>;
+}
+
+impl<K: 'static, V: 'static> ReadOnlyKeyValueStore<K, V> for KeyValueStoreHandle<K, V> {
+    fn get(&self, key: &K) -> Result<Option<V>> {
+        KeyValueStoreHandle::get(self, key)
+    }
+    fn range(&self, from: Option<&K>, to: Option<&K>) -> Result<Vec<(K, V)>> {
+        KeyValueStoreHandle::range(self, from, to)
+    }
+    fn all(&self) -> Result<Vec<(K, V)>> {
+        KeyValueStoreHandle::all(self)
+    }
+    fn approximate_num_entries(&self) -> Result<u64> {
+        KeyValueStoreHandle::approximate_num_entries(self)
+    }
+}
+
+impl<K: 'static, V: 'static> ReadOnlyWindowStore<K, V> for WindowStoreHandle<K, V> {
+    fn fetch(&self, key: &K, window_start: i64) -> Result<Option<V>> {
+        WindowStoreHandle::fetch(self, key, window_start)
+    }
+    fn fetch_range(&self, key: &K, from: i64, to: i64) -> Result<Vec<(i64, V)>> {
+        WindowStoreHandle::fetch_range(self, key, from, to)
+    }
+    fn fetch_all(&self, from: i64, to: i64) -> Result<Vec<(Windowed<K>, V)>> {
+        WindowStoreHandle::fetch_all(self, from, to)
+    }
+}
+
+impl<K: 'static, V: 'static> ReadOnlySessionStore<K, V> for SessionStoreHandle<K, V> {
+    fn fetch(&self, key: &K) -> Result<Vec<(Windowed<K>, V)>> {
+        SessionStoreHandle::fetch(self, key)
+    }
+    fn find_sessions(
+        &self,
+        key: &K,
+        earliest_end: i64,
+        latest_start: i64,
+    ) -> Result<Vec<(Windowed<K>, V)>> {
+        SessionStoreHandle::find_sessions(self, key, earliest_end, latest_start)
     }
 }

@@ -60,8 +60,12 @@ use crate::metrics::TaskMetrics;
 use crate::partitioner::partition_for_key;
 use crate::record::{Headers, RawRecord, Record, TaskId};
 use crate::serde::{DefaultSerde, SerdeRef};
-use crate::state::{KeyValueStoreHandle, ValueAndTimestamp};
+use crate::state::{
+    KeyValueStoreHandle, ReadOnlyKeyValueStore, ReadOnlySessionStore, ReadOnlyWindowStore,
+    SessionStoreHandle, ValueAndTimestamp, WindowStoreHandle,
+};
 use crate::topology::{TopicName, Topology, TopologyInner};
+use crate::window::Windowed;
 
 /// A record as stored in a driver topic.
 #[derive(Debug, Clone)]
@@ -626,6 +630,43 @@ impl TopologyTestDriver {
         Ok(KeyValueStoreView { parts })
     }
 
+    fn handles<H: Clone + 'static>(&self, name: &str, kind: &str) -> Result<Vec<H>> {
+        let inner = self.inner.borrow();
+        let mut out = Vec::new();
+        for task in inner.tasks.values() {
+            if let Ok(entry) = task.ctx.store(name) {
+                out.push(entry.typed::<H>()?);
+            }
+        }
+        if out.is_empty() {
+            return Err(StreamsError::StoreAccess {
+                store: name.to_string(),
+                detail: format!("no such {kind} store in this topology"),
+            });
+        }
+        Ok(out)
+    }
+
+    /// A read view of the window store `name` across all tasks.
+    pub fn window_store<K: 'static, V: 'static>(
+        &self,
+        name: &str,
+    ) -> Result<WindowStoreView<K, V>> {
+        Ok(WindowStoreView {
+            parts: self.handles::<WindowStoreHandle<K, V>>(name, "window")?,
+        })
+    }
+
+    /// A read view of the session store `name` across all tasks.
+    pub fn session_store<K: 'static, V: 'static>(
+        &self,
+        name: &str,
+    ) -> Result<SessionStoreView<K, V>> {
+        Ok(SessionStoreView {
+            parts: self.handles::<SessionStoreHandle<K, V>>(name, "session")?,
+        })
+    }
+
     /// Commits like the runtime does: writes record caches down, flushes every store's
     /// engine, and writes each task's checkpoint with the changelog end offsets.
     pub fn commit(&mut self) -> Result<()> {
@@ -711,6 +752,104 @@ impl<K: 'static, V: 'static> KeyValueStoreView<K, V> {
             };
         }
         Ok(n)
+    }
+}
+
+impl<K: 'static, V: 'static> ReadOnlyKeyValueStore<K, V> for KeyValueStoreView<K, V> {
+    fn get(&self, key: &K) -> Result<Option<V>> {
+        KeyValueStoreView::get(self, key)
+    }
+    fn range(&self, from: Option<&K>, to: Option<&K>) -> Result<Vec<(K, V)>> {
+        let mut out = Vec::new();
+        for p in &self.parts {
+            match p {
+                Part::Plain(h) => out.extend(h.range(from, to)?),
+                Part::Timestamped(h) => {
+                    out.extend(h.range(from, to)?.into_iter().map(|(k, v)| (k, v.value)))
+                }
+            }
+        }
+        Ok(out)
+    }
+    fn all(&self) -> Result<Vec<(K, V)>> {
+        KeyValueStoreView::all(self)
+    }
+    fn approximate_num_entries(&self) -> Result<u64> {
+        KeyValueStoreView::approximate_num_entries(self)
+    }
+}
+
+/// A read view of one window store across all the driver's tasks.
+pub struct WindowStoreView<K, V> {
+    parts: Vec<WindowStoreHandle<K, V>>,
+}
+
+impl<K, V> std::fmt::Debug for WindowStoreView<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WindowStoreView")
+            .field("tasks", &self.parts.len())
+            .finish()
+    }
+}
+
+impl<K: 'static, V: 'static> ReadOnlyWindowStore<K, V> for WindowStoreView<K, V> {
+    fn fetch(&self, key: &K, window_start: i64) -> Result<Option<V>> {
+        for h in &self.parts {
+            if let Some(v) = h.fetch(key, window_start)? {
+                return Ok(Some(v));
+            }
+        }
+        Ok(None)
+    }
+    fn fetch_range(&self, key: &K, from: i64, to: i64) -> Result<Vec<(i64, V)>> {
+        let mut out = Vec::new();
+        for h in &self.parts {
+            out.extend(h.fetch_range(key, from, to)?);
+        }
+        out.sort_by_key(|(start, _)| *start);
+        Ok(out)
+    }
+    fn fetch_all(&self, from: i64, to: i64) -> Result<Vec<(Windowed<K>, V)>> {
+        let mut out = Vec::new();
+        for h in &self.parts {
+            out.extend(h.fetch_all(from, to)?);
+        }
+        Ok(out)
+    }
+}
+
+/// A read view of one session store across all the driver's tasks.
+pub struct SessionStoreView<K, V> {
+    parts: Vec<SessionStoreHandle<K, V>>,
+}
+
+impl<K, V> std::fmt::Debug for SessionStoreView<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionStoreView")
+            .field("tasks", &self.parts.len())
+            .finish()
+    }
+}
+
+impl<K: 'static, V: 'static> ReadOnlySessionStore<K, V> for SessionStoreView<K, V> {
+    fn fetch(&self, key: &K) -> Result<Vec<(Windowed<K>, V)>> {
+        let mut out = Vec::new();
+        for h in &self.parts {
+            out.extend(h.fetch(key)?);
+        }
+        Ok(out)
+    }
+    fn find_sessions(
+        &self,
+        key: &K,
+        earliest_end: i64,
+        latest_start: i64,
+    ) -> Result<Vec<(Windowed<K>, V)>> {
+        let mut out = Vec::new();
+        for h in &self.parts {
+            out.extend(h.find_sessions(key, earliest_end, latest_start)?);
+        }
+        Ok(out)
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::error::TopologyError;
 use crate::internals::node::NodeFactory;
-use crate::state::StoreFactory;
+use crate::state::{ChangelogKind, StoreFactory, StoreSpecParts};
 
 /// A topic as the topology knows it: external (named by the user) or internal (prefixed
 /// with the application id when the app runs).
@@ -75,6 +75,8 @@ pub(crate) struct StoreSpec {
     pub(crate) name: String,
     /// Whether the store logs to `<application.id>-<name>-changelog`.
     pub(crate) logged: bool,
+    /// How its changelog topic is cleaned up.
+    pub(crate) changelog_kind: ChangelogKind,
     pub(crate) factory: StoreFactory,
 }
 
@@ -192,7 +194,13 @@ impl InternalBuilder {
         idx
     }
 
-    pub(crate) fn add_store(&mut self, name: String, logged: bool, factory: StoreFactory) {
+    pub(crate) fn add_store(&mut self, parts: StoreSpecParts) {
+        let StoreSpecParts {
+            name,
+            logged,
+            changelog,
+            factory,
+        } = parts;
         if self.stores.iter().any(|s| s.name == name) || self.names.contains(&name) {
             self.errors.push(TopologyError::DuplicateName(name));
             return;
@@ -200,6 +208,7 @@ impl InternalBuilder {
         self.stores.push(StoreSpec {
             name,
             logged,
+            changelog_kind: changelog,
             factory,
         });
     }
@@ -364,14 +373,19 @@ impl Topology {
         self.inner.stores.iter().map(|s| s.name.as_str()).collect()
     }
 
-    /// The changelog topics of the logged stores, with the application id applied:
-    /// `<application.id>-<store>-changelog`.
-    pub fn changelog_topics(&self, application_id: &str) -> Vec<String> {
+    /// The changelog topics of the logged stores, with the application id applied
+    /// (`<application.id>-<store>-changelog`), and how each is cleaned up.
+    pub fn changelog_topics(&self, application_id: &str) -> Vec<(String, ChangelogKind)> {
         self.inner
             .stores
             .iter()
             .filter(|s| s.logged)
-            .map(|s| s.changelog_topic().resolve(application_id))
+            .map(|s| {
+                (
+                    s.changelog_topic().resolve(application_id),
+                    s.changelog_kind,
+                )
+            })
             .collect()
     }
 

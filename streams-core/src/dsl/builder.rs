@@ -12,7 +12,7 @@ use crate::internals::source::SourceNode;
 use crate::internals::task::TaskContext;
 use crate::record::{Change, Record};
 use crate::serde::{DefaultSerde, OptionSerde, Serde, SerdeError, SerdeRef};
-use crate::state::{KeyValueStoreBuilder, Stores, TimestampedSerde, ValueAndTimestamp};
+use crate::state::{StoreBuilder, Stores, TimestampedSerde, ValueAndTimestamp};
 use crate::time::{ExtractorRef, RecordTimestamp};
 use crate::topology::{InternalBuilder, NodeKind, TopicName, Topology};
 
@@ -180,14 +180,10 @@ impl StreamsBuilder {
         KTable::new(self.inner.clone(), node, Some(ks), Some(vs), Some(store))
     }
 
-    /// Adds a store for Processor API nodes; connect it by name in
-    /// [`KStream::process`](crate::dsl::KStream::process).
-    pub fn add_state_store<K: Send + 'static, V: Send + 'static>(
-        &self,
-        builder: KeyValueStoreBuilder<K, V>,
-    ) {
-        let (name, logged, factory) = builder.into_factory();
-        self.inner.borrow_mut().add_store(name, logged, factory);
+    /// Adds a store (key-value, window or session) for Processor API nodes; connect it by
+    /// name in [`KStream::process`](crate::dsl::KStream::process).
+    pub fn add_state_store<B: StoreBuilder>(&self, builder: B) {
+        self.inner.borrow_mut().add_store(builder.into_spec());
     }
 
     /// Builds the topology, or reports the first mistake (a missing serde, a duplicate name,
@@ -398,9 +394,9 @@ pub(crate) fn add_ts_store<K: Data, V: Data>(
         Stores::default_key_value_store_builder(&name, materialized.supplier.clone(), ks, ts_serde)
             .with_caching_enabled(materialized.caching)
             .with_logging_enabled(materialized.logging);
-    let (store_name, logged, factory) = builder.into_factory();
-    b.borrow_mut()
-        .add_store(store_name.clone(), logged, factory);
+    let parts = builder.into_spec();
+    let store_name = parts.name.clone();
+    b.borrow_mut().add_store(parts);
     store_name
 }
 

@@ -590,6 +590,9 @@ impl Task {
         let Some(dir) = &self.task_dir else {
             return Ok(());
         };
+        if self.changelogs.is_empty() {
+            return Ok(());
+        }
         let mut cp = Checkpoint::default();
         for p in &self.changelogs {
             if let Some(&o) = offsets.get(p) {
