@@ -158,6 +158,36 @@ impl<K: 'static, V: 'static> KeyValueStoreHandle<K, V> {
             .map_err(|e| de_err(&self.name, e))
     }
 
+    /// Reads `key`, computes its new value with `f` (`None` deletes it) and writes it, with
+    /// one key serialization and one lock: the hot path of aggregations.
+    pub(crate) fn update<R>(
+        &self,
+        key: &K,
+        f: impl FnOnce(Option<V>) -> Result<(Option<V>, R)>,
+    ) -> Result<R> {
+        let k = self.key_bytes(key)?;
+        let mut store = self.lock();
+        let old = store
+            .get(&k)?
+            .map(|b| self.value_serde.deserialize(&b))
+            .transpose()
+            .map_err(|e| de_err(&self.name, e))?;
+        let (new, out) = f(old)?;
+        match new {
+            Some(v) => {
+                let bytes = self
+                    .value_serde
+                    .serialize(&v)
+                    .map_err(|e| ser_err(&self.name, "value", e))?;
+                store.put(&k, &bytes)?;
+            }
+            None => {
+                store.delete(&k)?;
+            }
+        }
+        Ok(out)
+    }
+
     /// Updates that left the store's record cache since the last call, decoded:
     /// `(key, new value, old value)`. Empty for uncached stores.
     pub(crate) fn take_flushed(&self) -> Result<Vec<Flushed<K, V>>> {

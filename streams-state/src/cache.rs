@@ -7,7 +7,7 @@
 //! entry first), so evicted records are always forwarded in the context of their own store.
 //! A budget of 0 turns caching off: every write goes straight through.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
@@ -56,6 +56,8 @@ pub struct FlushedEntry {
 
 #[derive(Debug)]
 struct Entry {
+    /// The key, shared with the map and the write-order queue.
+    key: Arc<[u8]>,
     value: Option<Vec<u8>>,
     dirty: bool,
     seq: u64,
@@ -70,9 +72,11 @@ fn entry_size(key: &[u8], value: &Option<Vec<u8>>) -> usize {
 pub struct CachingKeyValueStore {
     inner: Box<dyn KeyValueStore>,
     budget: ThreadCache,
-    entries: HashMap<Vec<u8>, Entry>,
-    /// Least recently used first.
-    lru: BTreeMap<u64, Vec<u8>>,
+    entries: HashMap<Arc<[u8]>, Entry>,
+    /// Writes in order, least recent first; an element is stale when its entry has been
+    /// written again since (its sequence number no longer matches) or removed. Compacted
+    /// when stale elements dominate.
+    lru: VecDeque<(u64, Arc<[u8]>)>,
     next_seq: u64,
     bytes: usize,
     evicted: Vec<FlushedEntry>,
@@ -95,7 +99,7 @@ impl CachingKeyValueStore {
             inner,
             budget,
             entries: HashMap::new(),
-            lru: BTreeMap::new(),
+            lru: VecDeque::new(),
             next_seq: 0,
             bytes: 0,
             evicted: Vec::new(),
@@ -143,37 +147,63 @@ impl CachingKeyValueStore {
             self.evicted.push(flushed);
             return Ok(());
         }
-        let size = entry_size(key, &value) as isize;
         let seq = self.next_seq;
         self.next_seq += 1;
-        let old = self.entries.insert(
-            key.to_vec(),
-            Entry {
-                value,
-                dirty: true,
-                seq,
-            },
-        );
-        if let Some(old) = old {
-            self.lru.remove(&old.seq);
-            self.charge(-(entry_size(key, &old.value) as isize));
+        let new_size = entry_size(key, &value) as isize;
+        let shared = match self.entries.get_mut(key) {
+            Some(e) => {
+                // Overwrite in place: the key is not copied again.
+                let old_size = entry_size(key, &e.value) as isize;
+                e.value = value;
+                e.dirty = true;
+                e.seq = seq;
+                let k = e.key.clone();
+                self.charge(new_size - old_size);
+                k
+            }
+            None => {
+                let k: Arc<[u8]> = Arc::from(key);
+                self.entries.insert(
+                    k.clone(),
+                    Entry {
+                        key: k.clone(),
+                        value,
+                        dirty: true,
+                        seq,
+                    },
+                );
+                self.charge(new_size);
+                k
+            }
+        };
+        self.lru.push_back((seq, shared));
+        if self.lru.len() > 2 * self.entries.len() + 64 {
+            self.compact_lru();
         }
-        self.lru.insert(seq, key.to_vec());
-        self.charge(size);
         self.evict_over_budget()
+    }
+
+    /// Drops stale elements of the write-order queue.
+    fn compact_lru(&mut self) {
+        let entries = &self.entries;
+        self.lru
+            .retain(|(seq, k)| entries.get(k).is_some_and(|e| e.seq == *seq));
     }
 
     fn evict_over_budget(&mut self) -> Result<(), StateError> {
         while self.budget.used() > self.budget.max {
-            let Some((_, key)) = self.lru.pop_first() else {
+            let Some((seq, key)) = self.lru.pop_front() else {
                 break;
             };
+            if !self.entries.get(&key).is_some_and(|e| e.seq == seq) {
+                continue; // stale: written again later, or already gone
+            }
             let Some(entry) = self.entries.remove(&key) else {
                 continue;
             };
             self.charge(-(entry_size(&key, &entry.value) as isize));
             if entry.dirty {
-                let flushed = self.write_through(key, entry.value)?;
+                let flushed = self.write_through(key.to_vec(), entry.value)?;
                 self.evicted.push(flushed);
             }
         }
@@ -262,8 +292,7 @@ impl KeyValueStore for CachingKeyValueStore {
 
     fn restore_batch(&mut self, records: &[ChangelogRecord]) -> Result<(), StateError> {
         for r in records {
-            if let Some(e) = self.entries.remove(&r.key) {
-                self.lru.remove(&e.seq);
+            if let Some(e) = self.entries.remove(r.key.as_slice()) {
                 self.charge(-(entry_size(&r.key, &e.value) as isize));
             }
         }
@@ -279,13 +308,13 @@ impl KeyValueStore for CachingKeyValueStore {
         self.inner.snapshot_to(dir)
     }
     fn flush_cache(&mut self) -> Result<(), StateError> {
-        let mut dirty: Vec<(u64, Vec<u8>)> = self
+        let mut dirty: Vec<(u64, Arc<[u8]>)> = self
             .entries
             .iter()
             .filter(|(_, e)| e.dirty)
             .map(|(k, e)| (e.seq, k.clone()))
             .collect();
-        dirty.sort_unstable();
+        dirty.sort_unstable_by_key(|(seq, _)| *seq);
         for (_, key) in dirty {
             let value = match self.entries.get_mut(&key) {
                 Some(e) => {
@@ -294,7 +323,7 @@ impl KeyValueStore for CachingKeyValueStore {
                 }
                 None => continue,
             };
-            let flushed = self.write_through(key, value)?;
+            let flushed = self.write_through(key.to_vec(), value)?;
             self.evicted.push(flushed);
         }
         Ok(())
@@ -330,10 +359,10 @@ impl CachingKeyValueStore {
             if inside(k) {
                 match &e.value {
                     Some(v) => {
-                        map.insert(k.clone(), v.clone());
+                        map.insert(k.to_vec(), v.clone());
                     }
                     None => {
-                        map.remove(k);
+                        map.remove(&**k);
                     }
                 }
             }
@@ -433,5 +462,38 @@ mod tests {
             f.iter()
                 .any(|e| e.key == b"a" && e.new.is_none() && e.old == Some(b"1".to_vec()))
         );
+    }
+
+    proptest::proptest! {
+        /// Whatever the budget, reads see the latest write, and what leaves the cache,
+        /// applied in order, rebuilds exactly the latest state.
+        #[test]
+        fn cache_behaves_like_a_map(
+            budget in 0usize..600,
+            ops in proptest::collection::vec((0u8..3, 0u8..8, 0u8..4), 0..80),
+        ) {
+            let mut s = cached(budget);
+            let mut model = BTreeMap::new();
+            let mut downstream = BTreeMap::new();
+            for (op, k, v) in ops {
+                let key = vec![b'k', k];
+                match op {
+                    0 => { s.put(&key, &[v]).unwrap(); model.insert(key.clone(), vec![v]); }
+                    1 => { s.delete(&key).unwrap(); model.remove(&key); }
+                    _ => { s.flush().unwrap(); }
+                }
+                proptest::prop_assert_eq!(s.get(&key).unwrap(), model.get(&key).cloned());
+                for e in s.take_flushed() {
+                    match e.new { Some(v) => { downstream.insert(e.key, v); } None => { downstream.remove(&e.key); } }
+                }
+            }
+            s.flush().unwrap();
+            for e in s.take_flushed() {
+                match e.new { Some(v) => { downstream.insert(e.key, v); } None => { downstream.remove(&e.key); } }
+            }
+            proptest::prop_assert_eq!(&downstream, &model);
+            let all: BTreeMap<Vec<u8>, Vec<u8>> = s.all().unwrap().map(|r| r.unwrap()).collect();
+            proptest::prop_assert_eq!(all, model);
+        }
     }
 }

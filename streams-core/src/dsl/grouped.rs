@@ -238,19 +238,21 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
                         t.metrics.dropped_records += 1;
                         return Ok(());
                     }
-                    let old = store.get(&r.key)?;
-                    let (old_value, ts) = match old {
-                        Some(o) => (Some(o.value), o.timestamp.max(r.timestamp)),
-                        None => (None, r.timestamp),
-                    };
-                    let new = step(&r.key, r.value, old_value);
-                    store.put(
-                        &r.key,
-                        &ValueAndTimestamp {
-                            value: new,
-                            timestamp: ts,
-                        },
-                    )?;
+                    let (key, value, rts) = (r.key, r.value, r.timestamp);
+                    store.update(&key, |old| {
+                        let (old_value, ts) = match old {
+                            Some(o) => (Some(o.value), o.timestamp.max(rts)),
+                            None => (None, rts),
+                        };
+                        let new = step(&key, value, old_value);
+                        Ok((
+                            Some(ValueAndTimestamp {
+                                value: new,
+                                timestamp: ts,
+                            }),
+                            (),
+                        ))
+                    })?;
                     forward_flushed(store, ch, t)
                 }
             },

@@ -563,23 +563,18 @@ impl<K: Data, V: Data> KGroupedTable<K, V> {
                         t.metrics.dropped_records += 1;
                         return Ok(());
                     }
-                    let old = store.get(&r.key)?;
-                    let (old_value, ts) = match old {
-                        Some(o) => (Some(o.value), o.timestamp.max(r.timestamp)),
-                        None => (None, r.timestamp),
-                    };
-                    match step(&r.key, r.value, old_value) {
-                        Some(v) => store.put(
-                            &r.key,
-                            &ValueAndTimestamp {
-                                value: v,
-                                timestamp: ts,
-                            },
-                        )?,
-                        None => {
-                            store.delete(&r.key)?;
-                        }
-                    }
+                    let (key, value, rts) = (r.key, r.value, r.timestamp);
+                    store.update(&key, |old| {
+                        let (old_value, ts) = match old {
+                            Some(o) => (Some(o.value), o.timestamp.max(rts)),
+                            None => (None, rts),
+                        };
+                        let new = step(&key, value, old_value).map(|v| ValueAndTimestamp {
+                            value: v,
+                            timestamp: ts,
+                        });
+                        Ok((new, ()))
+                    })?;
                     forward_flushed(store, ch, t)
                 }
             },
