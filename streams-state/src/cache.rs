@@ -195,7 +195,7 @@ impl CachingKeyValueStore {
             let Some((seq, key)) = self.lru.pop_front() else {
                 break;
             };
-            if !self.entries.get(&key).is_some_and(|e| e.seq == seq) {
+            if self.entries.get(&key).is_none_or(|e| e.seq != seq) {
                 continue; // stale: written again later, or already gone
             }
             let Some(entry) = self.entries.remove(&key) else {
