@@ -657,6 +657,11 @@ impl<K: 'static, V: 'static> WindowStoreHandle<K, V> {
         self.window_size
     }
 
+    /// Whether `key` is null (Kafka's null key): such keys cannot be stored.
+    pub(crate) fn is_null_key(&self, key: &K) -> bool {
+        self.key_serde.is_null(key)
+    }
+
     /// Stores `value` for `key` in the window starting at `window_start`; `None` deletes.
     pub fn put(&self, key: &K, value: Option<&V>, window_start: i64) -> Result<()> {
         let k = encode_key(&self.key_serde, &self.name, key)?;
@@ -853,9 +858,63 @@ impl<K: 'static, V: 'static> SessionStoreHandle<K, V> {
     }
 }
 
+/// Where a window store builder gets its stores: a given supplier, or the application's
+/// default engine (`default.dsl.store`) with a name, retention and window size.
+#[derive(Clone)]
+enum WindowSupplier {
+    Given(Arc<dyn WindowBytesStoreSupplier>),
+    Default {
+        name: String,
+        retention: i64,
+        size: i64,
+    },
+}
+
+impl WindowSupplier {
+    fn name(&self) -> &str {
+        match self {
+            WindowSupplier::Given(s) => s.name(),
+            WindowSupplier::Default { name, .. } => name,
+        }
+    }
+    fn retention(&self) -> i64 {
+        match self {
+            WindowSupplier::Given(s) => s.retention_period(),
+            WindowSupplier::Default { retention, .. } => *retention,
+        }
+    }
+    fn size(&self) -> i64 {
+        match self {
+            WindowSupplier::Given(s) => s.window_size(),
+            WindowSupplier::Default { size, .. } => *size,
+        }
+    }
+    fn resolve(&self, config: &StreamsConfig) -> Result<Arc<dyn WindowBytesStoreSupplier>> {
+        Ok(match self {
+            WindowSupplier::Given(s) => s.clone(),
+            WindowSupplier::Default {
+                name,
+                retention,
+                size,
+            } => match config.default_dsl_store() {
+                DslStore::RocksDb => Arc::new(streams_state::RocksDbWindowStoreSupplier::new(
+                    name.clone(),
+                    *retention,
+                    *size,
+                )?),
+                DslStore::InMemory => Arc::new(streams_state::InMemoryWindowStoreSupplier::new(
+                    name.clone(),
+                    *retention,
+                    *size,
+                )?),
+            },
+        })
+    }
+}
+
 /// Describes a window store to add to a topology.
 pub struct WindowStoreBuilder<K, V> {
-    supplier: Arc<dyn WindowBytesStoreSupplier>,
+    supplier: WindowSupplier,
     key_serde: SerdeRef<K>,
     value_serde: SerdeRef<V>,
     logging: bool,
@@ -884,10 +943,10 @@ impl<K: Send + 'static, V: Send + 'static> StoreBuilder for WindowStoreBuilder<K
     fn into_spec(self) -> StoreSpecParts {
         let name = self.supplier.name().to_string();
         let shared_name: Arc<str> = Arc::from(name.as_str());
-        let retention = self.supplier.retention_period();
+        let retention = self.supplier.retention();
         let logged = self.logging;
         let factory: StoreFactory = Arc::new(move |b: StoreBuild<'_>| {
-            let mut store = self.supplier.get(b.ctx)?;
+            let mut store = self.supplier.resolve(b.config)?.get(b.ctx)?;
             if let Some(sink) = b.changelog {
                 store = Box::new(streams_state::LoggingWindowStore::new(store, sink));
             }
@@ -895,7 +954,7 @@ impl<K: Send + 'static, V: Send + 'static> StoreBuilder for WindowStoreBuilder<K
             let handle = WindowStoreHandle {
                 name: shared_name.clone(),
                 store: raw.clone(),
-                window_size: self.supplier.window_size(),
+                window_size: self.supplier.size(),
                 key_serde: self.key_serde.clone(),
                 value_serde: self.value_serde.clone(),
             };
@@ -1035,7 +1094,27 @@ impl Stores {
         value_serde: SerdeRef<V>,
     ) -> WindowStoreBuilder<K, V> {
         WindowStoreBuilder {
-            supplier,
+            supplier: WindowSupplier::Given(supplier),
+            key_serde,
+            value_serde,
+            logging: true,
+        }
+    }
+
+    /// A window store builder on the application's default engine.
+    pub(crate) fn default_window_store_builder<K, V>(
+        name: &str,
+        retention: i64,
+        size: i64,
+        key_serde: SerdeRef<K>,
+        value_serde: SerdeRef<V>,
+    ) -> WindowStoreBuilder<K, V> {
+        WindowStoreBuilder {
+            supplier: WindowSupplier::Default {
+                name: name.to_string(),
+                retention,
+                size,
+            },
             key_serde,
             value_serde,
             logging: true,

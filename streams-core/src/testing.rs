@@ -647,14 +647,21 @@ impl TopologyTestDriver {
         Ok(out)
     }
 
-    /// A read view of the window store `name` across all tasks.
+    /// A read view of the window store `name` across all tasks. Works for DSL window
+    /// stores (which keep a timestamp per value) and Processor API stores alike.
     pub fn window_store<K: 'static, V: 'static>(
         &self,
         name: &str,
     ) -> Result<WindowStoreView<K, V>> {
-        Ok(WindowStoreView {
-            parts: self.handles::<WindowStoreHandle<K, V>>(name, "window")?,
-        })
+        let parts = match self.handles::<WindowStoreHandle<K, V>>(name, "window") {
+            Ok(h) => h.into_iter().map(WinPart::Plain).collect(),
+            Err(_) => self
+                .handles::<WindowStoreHandle<K, ValueAndTimestamp<V>>>(name, "window")?
+                .into_iter()
+                .map(WinPart::Timestamped)
+                .collect(),
+        };
+        Ok(WindowStoreView { parts })
     }
 
     /// A read view of the session store `name` across all tasks.
@@ -779,9 +786,43 @@ impl<K: 'static, V: 'static> ReadOnlyKeyValueStore<K, V> for KeyValueStoreView<K
     }
 }
 
+enum WinPart<K, V> {
+    Plain(WindowStoreHandle<K, V>),
+    Timestamped(WindowStoreHandle<K, ValueAndTimestamp<V>>),
+}
+
+impl<K: 'static, V: 'static> WinPart<K, V> {
+    fn fetch(&self, key: &K, start: i64) -> Result<Option<V>> {
+        Ok(match self {
+            WinPart::Plain(h) => h.fetch(key, start)?,
+            WinPart::Timestamped(h) => h.fetch(key, start)?.map(|v| v.value),
+        })
+    }
+    fn fetch_range(&self, key: &K, from: i64, to: i64) -> Result<Vec<(i64, V)>> {
+        Ok(match self {
+            WinPart::Plain(h) => h.fetch_range(key, from, to)?,
+            WinPart::Timestamped(h) => h
+                .fetch_range(key, from, to)?
+                .into_iter()
+                .map(|(s, v)| (s, v.value))
+                .collect(),
+        })
+    }
+    fn fetch_all(&self, from: i64, to: i64) -> Result<Vec<(Windowed<K>, V)>> {
+        Ok(match self {
+            WinPart::Plain(h) => h.fetch_all(from, to)?,
+            WinPart::Timestamped(h) => h
+                .fetch_all(from, to)?
+                .into_iter()
+                .map(|(w, v)| (w, v.value))
+                .collect(),
+        })
+    }
+}
+
 /// A read view of one window store across all the driver's tasks.
 pub struct WindowStoreView<K, V> {
-    parts: Vec<WindowStoreHandle<K, V>>,
+    parts: Vec<WinPart<K, V>>,
 }
 
 impl<K, V> std::fmt::Debug for WindowStoreView<K, V> {

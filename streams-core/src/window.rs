@@ -37,3 +37,155 @@ impl<K: fmt::Display> fmt::Display for Windowed<K> {
         )
     }
 }
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::serde::{DefaultSerde, Serde, SerdeError, SerdeRef};
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Tumbling or hopping time windows: `[start, start + size)`, aligned to the epoch, with an
+/// explicit grace period for late records (Kafka Streams' `TimeWindows`).
+///
+/// ```
+/// use std::time::Duration;
+/// use streams_core::window::TimeWindows;
+/// // 5-minute windows every minute, records up to 10 s late still count.
+/// let w = TimeWindows::of_size_and_grace(Duration::from_secs(300), Duration::from_secs(10))
+///     .advance_by(Duration::from_secs(60));
+/// // A record at 6:30 belongs to the windows starting at 2:00, 3:00, ..., 6:00.
+/// let starts: Vec<i64> = w.window_starts(390_000).collect();
+/// assert_eq!(starts, vec![120_000, 180_000, 240_000, 300_000, 360_000]);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeWindows {
+    size: i64,
+    advance: i64,
+    grace: i64,
+}
+
+impl TimeWindows {
+    /// Tumbling windows of `size` that close as soon as stream time passes their end.
+    pub fn of_size_with_no_grace(size: Duration) -> Self {
+        Self::of_size_and_grace(size, Duration::ZERO)
+    }
+
+    /// Tumbling windows of `size` that accept records up to `grace` after their end.
+    pub fn of_size_and_grace(size: Duration, grace: Duration) -> Self {
+        let size = millis(size);
+        Self {
+            size,
+            advance: size,
+            grace: millis(grace),
+        }
+    }
+
+    /// Hopping windows: a new window starts every `advance` (which must be in
+    /// `(0, size]`; checked when the topology is built).
+    pub fn advance_by(mut self, advance: Duration) -> Self {
+        self.advance = millis(advance);
+        self
+    }
+
+    /// The window size in ms.
+    pub fn size_ms(&self) -> i64 {
+        self.size
+    }
+
+    /// The advance in ms (equal to the size for tumbling windows).
+    pub fn advance_ms(&self) -> i64 {
+        self.advance
+    }
+
+    /// The grace period in ms.
+    pub fn grace_ms(&self) -> i64 {
+        self.grace
+    }
+
+    /// What is wrong with these windows, if anything.
+    pub(crate) fn problem(&self) -> Option<String> {
+        if self.size <= 0 {
+            Some("the window size must be positive".into())
+        } else if self.advance <= 0 || self.advance > self.size {
+            Some(format!(
+                "the advance ({} ms) must be positive and at most the size ({} ms)",
+                self.advance, self.size
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// The starts of every window that contains `timestamp`: those in
+    /// `(timestamp - size, timestamp]`, aligned to the advance, and not negative.
+    pub fn window_starts(&self, timestamp: i64) -> impl Iterator<Item = i64> + use<> {
+        let (size, advance) = (self.size.max(1), self.advance.max(1));
+        let first = ((timestamp - size + advance).max(0) / advance) * advance;
+        (0..)
+            .map(move |i| first + i * advance)
+            .take_while(move |s| *s <= timestamp && timestamp >= 0)
+    }
+}
+
+/// Kafka's windowed-key layout for time windows: the key's bytes, then the 8-byte
+/// big-endian window start. The end is the start plus the window size when the size is
+/// known, else `i64::MAX` (as Kafka's deserializer does without a window size).
+pub struct TimeWindowedSerde<K> {
+    inner: SerdeRef<K>,
+    size: Option<i64>,
+}
+
+impl<K> TimeWindowedSerde<K> {
+    /// Windowed keys of windows of `size_ms` (`None`: unknown size).
+    pub fn new(inner: SerdeRef<K>, size_ms: Option<i64>) -> Self {
+        Self {
+            inner,
+            size: size_ms,
+        }
+    }
+}
+
+impl<K> fmt::Debug for TimeWindowedSerde<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TimeWindowedSerde")
+            .field("size", &self.size)
+            .finish()
+    }
+}
+
+impl<K: 'static> Serde<Windowed<K>> for TimeWindowedSerde<K> {
+    fn serialize_into(&self, value: &Windowed<K>, out: &mut Vec<u8>) -> Result<(), SerdeError> {
+        self.inner.serialize_into(&value.key, out)?;
+        out.extend_from_slice(&value.window.start.to_be_bytes());
+        Ok(())
+    }
+    fn deserialize(&self, bytes: &[u8]) -> Result<Windowed<K>, SerdeError> {
+        if bytes.len() < 8 {
+            return Err(SerdeError::WrongSize {
+                type_name: "Windowed",
+                expected: 8,
+                actual: bytes.len(),
+            });
+        }
+        let (key, start) = bytes.split_at(bytes.len() - 8);
+        let mut arr = [0u8; 8];
+        arr.copy_from_slice(start);
+        let start = i64::from_be_bytes(arr);
+        Ok(Windowed {
+            key: self.inner.deserialize(key)?,
+            window: Window {
+                start,
+                end: self.size.map_or(i64::MAX, |s| start.saturating_add(s)),
+            },
+        })
+    }
+}
+
+impl<K: DefaultSerde> DefaultSerde for Windowed<K> {
+    fn default_serde() -> SerdeRef<Self> {
+        Arc::new(TimeWindowedSerde::new(K::default_serde(), None))
+    }
+}

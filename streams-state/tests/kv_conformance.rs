@@ -11,8 +11,7 @@ use std::ops::Bound;
 use proptest::prelude::*;
 use streams_state::{
     CachingKeyValueStore, ChangelogSink, InMemoryKeyValueStore, KeyValueStore,
-    LoggingKeyValueStore, RocksDbKeyValueStore, RocksDbResources, StateError, StateStore,
-    ThreadCache,
+    LoggingKeyValueStore, RocksDbKeyValueStore, RocksDbResources, StateError, ThreadCache,
 };
 
 struct NullSink;
@@ -33,7 +32,11 @@ fn stores() -> Vec<(String, Box<dyn KeyValueStore>, Option<tempfile::TempDir>)> 
     let (r1, d1) = rocks("rocks");
     let (r2, d2) = rocks("rocks-cached-logged");
     vec![
-        ("memory".into(), Box::new(InMemoryKeyValueStore::new("m")), None),
+        (
+            "memory".into(),
+            Box::new(InMemoryKeyValueStore::new("m")),
+            None,
+        ),
         ("rocks".into(), r1, d1),
         (
             "memory-cached".into(),
@@ -68,7 +71,10 @@ fn bound(b: &Option<(bool, Vec<u8>)>) -> Bound<&[u8]> {
 
 fn key_strategy() -> impl Strategy<Value = Vec<u8>> {
     // Small alphabet with 0x00 and 0xff so that prefixes and edge bytes collide often.
-    proptest::collection::vec(prop_oneof![Just(0u8), Just(1u8), Just(b'a'), Just(0xffu8)], 0..3)
+    proptest::collection::vec(
+        prop_oneof![Just(0u8), Just(1u8), Just(b'a'), Just(0xffu8)],
+        0..3,
+    )
 }
 
 proptest! {
@@ -114,7 +120,11 @@ proptest! {
 fn put_if_absent_and_put_all_on_every_engine() {
     for (name, mut store, _dir) in stores() {
         assert_eq!(store.put_if_absent(b"a", b"1").unwrap(), None, "{name}");
-        assert_eq!(store.put_if_absent(b"a", b"2").unwrap(), Some(b"1".to_vec()), "{name}");
+        assert_eq!(
+            store.put_if_absent(b"a", b"2").unwrap(),
+            Some(b"1".to_vec()),
+            "{name}"
+        );
         store.put_all(&[(b"b", b"x"), (b"c", b"y")]).unwrap();
         assert_eq!(store.get(b"c").unwrap(), Some(b"y".to_vec()), "{name}");
         assert!(store.approximate_num_entries().unwrap() >= 1, "{name}");

@@ -167,6 +167,63 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         self.aggregate_impl(materialized, None, "KSTREAM-AGGREGATE-", step)
     }
 
+    /// The node an aggregation hangs off: the stream itself, or — if its key changed — a
+    /// null-key filter, a repartition topic named after the grouping (or `store_name`) and
+    /// its source.
+    pub(crate) fn upstream(&self, store_name: &str, ks: &SerdeRef<K>) -> usize {
+        let b = &self.stream.b;
+        let parent = self.stream.node;
+        if !self.repartition_required {
+            return parent;
+        }
+        let base = self.name.clone().unwrap_or_else(|| store_name.to_string());
+        let vs = require_serde(b, &base, "value", self.value_serde.clone(), None);
+        // Null keys cannot be grouped: drop (and count) them before the repartition topic,
+        // as Kafka Streams does.
+        let filter_name = if self.name.is_some() {
+            format!("{base}-repartition-filter")
+        } else {
+            b.borrow_mut().generate("KSTREAM-FILTER-")
+        };
+        let key_serde = ks.clone();
+        let filter = add_fn_node::<K, V, _, _>(b, filter_name, &[parent], move || {
+            let key_serde = key_serde.clone();
+            move |r: Record<K, V>, ch: &Children, t: &mut TaskContext| {
+                if key_serde.is_null(&r.key) {
+                    t.metrics.dropped_records += 1;
+                    Ok(())
+                } else {
+                    ch.forward(t, r)
+                }
+            }
+        });
+        repartition_through(b, filter, &base, self.name.is_some(), ks.clone(), vs, None)
+    }
+
+    pub(crate) fn builder(&self) -> &super::builder::Shared {
+        &self.stream.b
+    }
+
+    pub(crate) fn stream(&self) -> &KStream<K, V> {
+        &self.stream
+    }
+
+    pub(crate) fn name(&self) -> Option<String> {
+        self.name.clone()
+    }
+
+    pub(crate) fn repartition_required(&self) -> bool {
+        self.repartition_required
+    }
+
+    pub(crate) fn key_serde(&self) -> Option<SerdeRef<K>> {
+        self.key_serde.clone()
+    }
+
+    pub(crate) fn value_serde(&self) -> Option<SerdeRef<V>> {
+        self.value_serde.clone()
+    }
+
     fn aggregate_impl<VA: Data>(
         &self,
         materialized: Materialized<K, VA>,
@@ -194,32 +251,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             materialized.value_serde.clone(),
             default_value_serde,
         );
-        let mut parent = self.stream.node;
-        if self.repartition_required {
-            let base = self.name.clone().unwrap_or_else(|| store_name.clone());
-            let vs = require_serde(&b, &base, "value", self.value_serde.clone(), None);
-            // Null keys cannot be grouped: drop (and count) them before the repartition
-            // topic, as Kafka Streams does.
-            let filter_name = if self.name.is_some() {
-                format!("{base}-repartition-filter")
-            } else {
-                b.borrow_mut().generate("KSTREAM-FILTER-")
-            };
-            let key_serde = ks.clone();
-            let filter = add_fn_node::<K, V, _, _>(&b, filter_name, &[parent], move || {
-                let key_serde = key_serde.clone();
-                move |r: Record<K, V>, ch: &Children, t: &mut TaskContext| {
-                    if key_serde.is_null(&r.key) {
-                        t.metrics.dropped_records += 1;
-                        Ok(())
-                    } else {
-                        ch.forward(t, r)
-                    }
-                }
-            });
-            parent =
-                repartition_through(&b, filter, &base, self.name.is_some(), ks.clone(), vs, None);
-        }
+        let parent = self.upstream(&store_name, &ks);
         let store = add_ts_store(&b, store_name, &materialized, ks.clone(), vas.clone());
         let node = add_store_node::<K, V, TsHandle<K, VA>, _, _>(
             &b,

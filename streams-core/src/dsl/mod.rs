@@ -14,9 +14,11 @@ mod kstream;
 mod ktable;
 mod nodes;
 mod options;
+mod windowed;
 
 pub use builder::StreamsBuilder;
 pub use grouped::KGroupedStream;
 pub use kstream::{BranchedKStream, Branches, KStream};
 pub use ktable::{ChangeSerde, KGroupedTable, KTable};
 pub use options::{Branched, Consumed, Grouped, Materialized, Named, Produced, Repartitioned};
+pub use windowed::TimeWindowedKStream;

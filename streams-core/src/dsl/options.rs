@@ -281,6 +281,7 @@ pub struct Materialized<K, V> {
     pub(crate) supplier: Option<Arc<dyn KeyValueBytesStoreSupplier>>,
     pub(crate) caching: bool,
     pub(crate) logging: bool,
+    pub(crate) retention: Option<i64>,
 }
 
 debug_by_name!(Materialized);
@@ -294,6 +295,7 @@ impl<K, V> Default for Materialized<K, V> {
             supplier: None,
             caching: true,
             logging: true,
+            retention: None,
         }
     }
 }

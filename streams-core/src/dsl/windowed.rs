@@ -1,0 +1,286 @@
+//! Windowed aggregations: [`TimeWindowedKStream`], from
+//! [`KGroupedStream::windowed_by`](crate::dsl::KGroupedStream::windowed_by).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::Data;
+use crate::error::{Result, TopologyError};
+use crate::internals::node::Children;
+use crate::internals::task::TaskContext;
+use crate::record::{Change, Record};
+use crate::serde::{DefaultSerde, SerdeRef};
+use crate::state::{StoreBuilder, Stores, TimestampedSerde, ValueAndTimestamp, WindowStoreHandle};
+use crate::window::{TimeWindowedSerde, TimeWindows, Window, Windowed};
+
+use super::builder::{add_store_node, require_serde};
+use super::options::Materialized;
+use super::{KGroupedStream, KTable};
+
+/// Kafka Streams' default retention of window stores: one day (or size + grace if larger).
+const DEFAULT_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
+
+type WinHandle<K, VA> = WindowStoreHandle<K, ValueAndTimestamp<VA>>;
+type WinStep<K, V, VA> = Arc<dyn Fn(&K, V, Option<VA>) -> VA + Send + Sync>;
+
+/// A grouped stream cut into time windows; aggregations give a table keyed by
+/// [`Windowed<K>`].
+///
+/// Each record updates every window that contains it (one for tumbling windows, size /
+/// advance for hopping ones). A record for a window that has closed — its end plus grace is
+/// at or before the task's stream time — is dropped and counted in
+/// `TaskMetrics::dropped_records`. Updates are forwarded as they happen (window stores have
+/// no record cache yet).
+pub struct TimeWindowedKStream<K, V> {
+    grouped: KGroupedStream<K, V>,
+    windows: TimeWindows,
+}
+
+impl<K, V> std::fmt::Debug for TimeWindowedKStream<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TimeWindowedKStream")
+            .field("windows", &self.windows)
+            .finish()
+    }
+}
+
+impl<K: Data, V: Data> KGroupedStream<K, V> {
+    /// Cuts the grouped stream into time windows (tumbling or hopping).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use streams_core::prelude::*;
+    /// # use streams_core::window::TimeWindows;
+    /// let builder = StreamsBuilder::new();
+    /// builder.stream::<String, String>("views")   // user -> page
+    ///     .group_by(|_, page| page.clone())
+    ///     .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_secs(60)))
+    ///     .count()
+    ///     .to_stream()
+    ///     .map(|w, n| (w.to_string(), n.unwrap_or(0)))
+    ///     .to("views-per-minute");
+    /// let driver = TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("doc")).unwrap();
+    /// let views = driver.input_topic::<String, String>("views");
+    /// views.pipe_input_at("u1".into(), "/a".into(), 10_000).unwrap();
+    /// views.pipe_input_at("u2".into(), "/a".into(), 59_999).unwrap();
+    /// views.pipe_input_at("u3".into(), "/a".into(), 60_000).unwrap(); // a window's end is exclusive
+    /// let out = driver.output_topic::<String, i64>("views-per-minute").read_key_values_to_list().unwrap();
+    /// assert_eq!(out, vec![
+    ///     ("[/a@0/60000]".to_string(), 1),
+    ///     ("[/a@0/60000]".to_string(), 2),
+    ///     ("[/a@60000/120000]".to_string(), 1),
+    /// ]);
+    /// ```
+    pub fn windowed_by(&self, windows: TimeWindows) -> TimeWindowedKStream<K, V> {
+        if let Some(problem) = windows.problem() {
+            self.builder()
+                .borrow_mut()
+                .error(TopologyError::InvalidOption {
+                    operator: "windowed_by".into(),
+                    detail: problem,
+                });
+        }
+        TimeWindowedKStream {
+            grouped: KGroupedStream::new(
+                self.stream().clone(),
+                self.name(),
+                self.key_serde(),
+                self.value_serde(),
+                self.repartition_required(),
+            ),
+            windows,
+        }
+    }
+}
+
+impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
+    /// Counts records per key and window.
+    pub fn count(&self) -> KTable<Windowed<K>, i64> {
+        self.count_with(Materialized::new())
+    }
+
+    /// Counts records per key and window into a store with explicit options.
+    pub fn count_with(&self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
+        let step: WinStep<K, V, i64> = Arc::new(|_, _, n| n.unwrap_or(0) + 1);
+        self.aggregate_impl(
+            materialized,
+            Some(i64::default_serde()),
+            "KSTREAM-AGGREGATE-",
+            step,
+        )
+    }
+
+    /// Combines the values of each key and window with `reducer`.
+    pub fn reduce<F>(&self, reducer: F) -> KTable<Windowed<K>, V>
+    where
+        F: Fn(V, V) -> V + Send + Sync + 'static,
+    {
+        self.reduce_with(reducer, Materialized::new())
+    }
+
+    /// [`reduce`](Self::reduce) into a store with explicit options.
+    pub fn reduce_with<F>(
+        &self,
+        reducer: F,
+        materialized: Materialized<K, V>,
+    ) -> KTable<Windowed<K>, V>
+    where
+        F: Fn(V, V) -> V + Send + Sync + 'static,
+    {
+        let step: WinStep<K, V, V> = Arc::new(move |_, v, agg| match agg {
+            None => v,
+            Some(a) => reducer(a, v),
+        });
+        let vs = self.grouped.value_serde();
+        self.aggregate_impl(materialized, vs, "KSTREAM-REDUCE-", step)
+    }
+
+    /// Folds the values of each key and window into an aggregate starting at
+    /// `initializer()`.
+    pub fn aggregate<VA: Data + DefaultSerde, I, A>(
+        &self,
+        initializer: I,
+        aggregator: A,
+    ) -> KTable<Windowed<K>, VA>
+    where
+        I: Fn() -> VA + Send + Sync + 'static,
+        A: Fn(&K, V, VA) -> VA + Send + Sync + 'static,
+    {
+        self.aggregate_with(
+            initializer,
+            aggregator,
+            Materialized::new().with_value_serde(VA::default_serde()),
+        )
+    }
+
+    /// [`aggregate`](Self::aggregate) into a store with explicit options.
+    pub fn aggregate_with<VA: Data, I, A>(
+        &self,
+        initializer: I,
+        aggregator: A,
+        materialized: Materialized<K, VA>,
+    ) -> KTable<Windowed<K>, VA>
+    where
+        I: Fn() -> VA + Send + Sync + 'static,
+        A: Fn(&K, V, VA) -> VA + Send + Sync + 'static,
+    {
+        let step: WinStep<K, V, VA> =
+            Arc::new(move |k, v, agg| aggregator(k, v, agg.unwrap_or_else(&initializer)));
+        self.aggregate_impl(materialized, None, "KSTREAM-AGGREGATE-", step)
+    }
+
+    fn aggregate_impl<VA: Data>(
+        &self,
+        materialized: Materialized<K, VA>,
+        default_value_serde: Option<SerdeRef<VA>>,
+        prefix: &str,
+        step: WinStep<K, V, VA>,
+    ) -> KTable<Windowed<K>, VA> {
+        let b = self.grouped.builder().clone();
+        let store_name = b.borrow_mut().name_or(
+            materialized.name.as_deref(),
+            &format!("{prefix}STATE-STORE-"),
+        );
+        let name = b.borrow_mut().generate(prefix);
+        let ks = require_serde(
+            &b,
+            &name,
+            "key",
+            materialized.key_serde.clone(),
+            self.grouped.key_serde(),
+        );
+        let vas = require_serde(
+            &b,
+            &name,
+            "value",
+            materialized.value_serde.clone(),
+            default_value_serde,
+        );
+        let parent = self.grouped.upstream(&store_name, &ks);
+        let windows = self.windows;
+        let retention = materialized
+            .retention
+            .unwrap_or(DEFAULT_RETENTION_MS)
+            .max(windows.size_ms().saturating_add(windows.grace_ms()));
+        let ts_serde: SerdeRef<ValueAndTimestamp<VA>> =
+            Arc::new(TimestampedSerde::new(vas.clone()));
+        let builder = Stores::default_window_store_builder(
+            &store_name,
+            retention,
+            windows.size_ms(),
+            ks.clone(),
+            ts_serde,
+        )
+        .with_logging_enabled(materialized.logging);
+        let parts = builder.into_spec();
+        let store = parts.name.clone();
+        b.borrow_mut().add_store(parts);
+        let node = add_store_node::<K, V, WinHandle<K, VA>, _, _>(
+            &b,
+            name,
+            &[parent],
+            &store,
+            None,
+            move || {
+                let step = step.clone();
+                move |store: &WinHandle<K, VA>,
+                      r: Record<K, V>,
+                      ch: &Children,
+                      t: &mut TaskContext|
+                      -> Result<()> {
+                    if store.is_null_key(&r.key) {
+                        t.metrics.dropped_records += 1;
+                        return Ok(());
+                    }
+                    let close_time = t.stream_time.saturating_sub(windows.grace_ms());
+                    for start in windows.window_starts(r.timestamp) {
+                        let end = start.saturating_add(windows.size_ms());
+                        if end <= close_time {
+                            // The window has closed: a late record for it is dropped.
+                            t.metrics.dropped_records += 1;
+                            continue;
+                        }
+                        let old = store.fetch(&r.key, start)?;
+                        let (old_value, ts) = match old {
+                            Some(o) => (Some(o.value), o.timestamp.max(r.timestamp)),
+                            None => (None, r.timestamp),
+                        };
+                        let new = step(&r.key, r.value.clone(), old_value.clone());
+                        store.put(
+                            &r.key,
+                            Some(&ValueAndTimestamp {
+                                value: new.clone(),
+                                timestamp: ts,
+                            }),
+                            start,
+                        )?;
+                        ch.forward(
+                            t,
+                            Record::new(
+                                Windowed {
+                                    key: r.key.clone(),
+                                    window: Window { start, end },
+                                },
+                                Change::new(Some(new), old_value),
+                                ts,
+                            ),
+                        )?;
+                    }
+                    Ok(())
+                }
+            },
+        );
+        let wks: SerdeRef<Windowed<K>> =
+            Arc::new(TimeWindowedSerde::new(ks, Some(windows.size_ms())));
+        KTable::new(b.clone(), node, Some(wks), Some(vas), Some(store))
+    }
+}
+
+impl<K, V> Materialized<K, V> {
+    /// How long a window store keeps windows, in stream time. Default: one day, and never
+    /// less than window size plus grace.
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = Some(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
+        self
+    }
+}

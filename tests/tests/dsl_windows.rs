@@ -1,0 +1,231 @@
+//! Windowed aggregations with time windows: boundaries, hopping fan-out, grace and late
+//! drops, Kafka's windowed key layout, stores and a restart mid-window.
+
+// Test helpers outside #[test] functions may unwrap too: a panic fails the test.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use streams_core::prelude::*;
+use streams_core::window::{TimeWindowedSerde, TimeWindows};
+
+fn s(x: &str) -> String {
+    x.to_string()
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// Counts per key in `windows`, written as `[key@start/end]` -> count.
+fn counting(windows: TimeWindows) -> Topology {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("in")
+        .group_by_key()
+        .windowed_by(windows)
+        .count_with(Materialized::as_("counts"))
+        .to_stream()
+        .map(|w, n| (w.to_string(), n.unwrap_or(-1)))
+        .to("out");
+    builder.build().unwrap()
+}
+
+fn run(
+    topology: Topology,
+    config: StreamsConfig,
+    records: &[(&str, i64)],
+) -> (Vec<(String, i64)>, TopologyTestDriver) {
+    let driver = TopologyTestDriver::new(topology, config).unwrap();
+    let input = driver.input_topic::<String, String>("in");
+    for (k, ts) in records {
+        input.pipe_input_at(s(k), s("x"), *ts).unwrap();
+    }
+    let out = driver
+        .output_topic::<String, i64>("out")
+        .read_key_values_to_list()
+        .unwrap();
+    (out, driver)
+}
+
+#[test]
+fn tumbling_windows_are_aligned_to_the_epoch_and_end_exclusive() {
+    let (out, _) = run(
+        counting(TimeWindows::of_size_with_no_grace(secs(10))),
+        StreamsConfig::new("w"),
+        &[("a", 0), ("a", 9_999), ("a", 10_000), ("b", 15_000)],
+    );
+    assert_eq!(
+        out,
+        vec![
+            (s("[a@0/10000]"), 1),
+            (s("[a@0/10000]"), 2),
+            (s("[a@10000/20000]"), 1), // exactly at the end: the next window
+            (s("[b@10000/20000]"), 1),
+        ]
+    );
+}
+
+#[test]
+fn hopping_windows_fan_a_record_out_to_every_window_containing_it() {
+    let windows = TimeWindows::of_size_with_no_grace(secs(10)).advance_by(secs(5));
+    let (out, _) = run(
+        counting(windows),
+        StreamsConfig::new("w"),
+        &[("a", 7_000), ("a", 12_000)],
+    );
+    assert_eq!(
+        out,
+        vec![
+            (s("[a@0/10000]"), 1),
+            (s("[a@5000/15000]"), 1),
+            (s("[a@5000/15000]"), 2),
+            (s("[a@10000/20000]"), 1),
+        ]
+    );
+}
+
+#[test]
+fn late_records_for_closed_windows_are_dropped_and_counted() {
+    // Size 10 s, grace 2 s: [0, 10) closes when stream time reaches 12 s.
+    let windows = TimeWindows::of_size_and_grace(secs(10), secs(2));
+    let (out, driver) = run(
+        counting(windows),
+        StreamsConfig::new("w"),
+        &[
+            ("a", 1_000),
+            ("a", 11_999), // stream time 11.999 s: [0, 10) still open
+            ("a", 9_000),  // late but within grace: counted
+            ("a", 12_000), // stream time 12 s: [0, 10) closes (end + grace <= stream time)
+            ("a", 9_500),  // dropped
+        ],
+    );
+    assert_eq!(
+        out,
+        vec![
+            (s("[a@0/10000]"), 1),
+            (s("[a@10000/20000]"), 1),
+            (s("[a@0/10000]"), 2),
+            (s("[a@10000/20000]"), 2),
+        ]
+    );
+    assert_eq!(driver.metrics().dropped_records, 1);
+    let store = driver.window_store::<String, i64>("counts").unwrap();
+    assert_eq!(
+        store.fetch_range(&s("a"), 0, 20_000).unwrap(),
+        vec![(0, 2), (10_000, 2)]
+    );
+}
+
+#[test]
+fn windowed_keys_use_kafkas_byte_layout_and_aggregations_keep_the_max_timestamp() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, i64>("in")
+        .group_by_key()
+        .windowed_by(TimeWindows::of_size_with_no_grace(secs(60)))
+        .reduce(|a, b| a + b)
+        .to_stream()
+        .to("sums");
+    let driver =
+        TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("w")).unwrap();
+    let input = driver.input_topic::<String, i64>("in");
+    input.pipe_input_at(s("k"), 5, 2_000).unwrap();
+    input.pipe_input_at(s("k"), 7, 1_000).unwrap();
+    let raw = driver
+        .output_topic::<Option<Vec<u8>>, Option<i64>>("sums")
+        .read_records_to_list()
+        .unwrap();
+    let mut key = b"k".to_vec();
+    key.extend_from_slice(&0i64.to_be_bytes());
+    assert_eq!(raw.len(), 2);
+    assert_eq!(raw[1].key.as_deref(), Some(key.as_slice()));
+    assert_eq!((raw[1].value, raw[1].timestamp), (Some(12), 2_000));
+    // Read back with the window size, the end is known; without it, it is open.
+    let typed = driver.output_topic_with::<Windowed<String>, Option<i64>>(
+        "sums",
+        Arc::new(TimeWindowedSerde::new(default_serde(), Some(60_000))),
+        default_serde(),
+    );
+    let first = typed.read_key_value().unwrap().unwrap();
+    assert_eq!((first.0.to_string(), first.1), (s("[k@0/60000]"), Some(5)));
+    let untyped = driver.output_topic::<Windowed<String>, Option<i64>>("sums");
+    assert_eq!(
+        untyped.read_key_value().unwrap().unwrap().0.window.end,
+        i64::MAX
+    );
+}
+
+#[test]
+fn aggregate_into_another_type_per_window() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("in")
+        .group_by_key()
+        .windowed_by(TimeWindows::of_size_with_no_grace(secs(10)))
+        .aggregate(String::new, |_, v, acc: String| acc + &v)
+        .to_stream()
+        .map(|w, v| (w.to_string(), v.unwrap_or_default()))
+        .to("out");
+    let driver =
+        TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("w")).unwrap();
+    let input = driver.input_topic::<String, String>("in");
+    for (v, ts) in [("a", 1_000), ("b", 2_000), ("c", 11_000)] {
+        input.pipe_input_at(s("k"), s(v), ts).unwrap();
+    }
+    assert_eq!(
+        driver
+            .output_topic::<String, String>("out")
+            .read_key_values_to_list()
+            .unwrap(),
+        vec![
+            (s("[k@0/10000]"), s("a")),
+            (s("[k@0/10000]"), s("ab")),
+            (s("[k@10000/20000]"), s("c"))
+        ]
+    );
+}
+
+#[test]
+fn invalid_windows_are_a_build_error() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("in")
+        .group_by_key()
+        .windowed_by(TimeWindows::of_size_with_no_grace(secs(10)).advance_by(secs(20)))
+        .count();
+    let err = builder.build().unwrap_err();
+    assert!(matches!(err, TopologyError::InvalidOption { .. }), "{err}");
+    assert!(err.to_string().contains("advance"), "{err}");
+}
+
+#[test]
+fn rocksdb_window_counts_survive_a_restart_mid_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StreamsConfig::new("restart").with_state_dir(dir.path());
+    let windows = TimeWindows::of_size_and_grace(secs(60), secs(5));
+    {
+        let driver = TopologyTestDriver::new(counting(windows), config.clone()).unwrap();
+        let input = driver.input_topic::<String, String>("in");
+        for ts in [1_000, 2_000, 61_000] {
+            input.pipe_input_at(s("u"), s("x"), ts).unwrap();
+        }
+        driver.close().unwrap();
+    }
+    let driver = TopologyTestDriver::new(counting(windows), config).unwrap();
+    let input = driver.input_topic::<String, String>("in");
+    for ts in [3_000, 62_000] {
+        input.pipe_input_at(s("u"), s("x"), ts).unwrap();
+    }
+    let out = driver
+        .output_topic::<String, i64>("out")
+        .read_key_values_to_list()
+        .unwrap();
+    assert_eq!(out, vec![(s("[u@0/60000]"), 3), (s("[u@60000/120000]"), 2)]);
+    let store = driver.window_store::<String, i64>("counts").unwrap();
+    assert_eq!(
+        store.fetch_range(&s("u"), 0, 60_000).unwrap(),
+        vec![(0, 3), (60_000, 2)]
+    );
+}
