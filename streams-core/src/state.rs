@@ -786,6 +786,11 @@ impl<K, V> fmt::Debug for SessionStoreHandle<K, V> {
 }
 
 impl<K: 'static, V: 'static> SessionStoreHandle<K, V> {
+    /// Whether `key` is null (Kafka's null key): such keys cannot be stored.
+    pub(crate) fn is_null_key(&self, key: &K) -> bool {
+        self.key_serde.is_null(key)
+    }
+
     /// The store's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -975,9 +980,47 @@ impl<K: Send + 'static, V: Send + 'static> StoreBuilder for WindowStoreBuilder<K
     }
 }
 
+/// Where a session store builder gets its stores: a given supplier, or the application's
+/// default engine with a name and retention.
+#[derive(Clone)]
+enum SessionSupplier {
+    Given(Arc<dyn SessionBytesStoreSupplier>),
+    Default { name: String, retention: i64 },
+}
+
+impl SessionSupplier {
+    fn name(&self) -> &str {
+        match self {
+            SessionSupplier::Given(s) => s.name(),
+            SessionSupplier::Default { name, .. } => name,
+        }
+    }
+    fn retention(&self) -> i64 {
+        match self {
+            SessionSupplier::Given(s) => s.retention_period(),
+            SessionSupplier::Default { retention, .. } => *retention,
+        }
+    }
+    fn resolve(&self, config: &StreamsConfig) -> Result<Arc<dyn SessionBytesStoreSupplier>> {
+        Ok(match self {
+            SessionSupplier::Given(s) => s.clone(),
+            SessionSupplier::Default { name, retention } => match config.default_dsl_store() {
+                DslStore::RocksDb => Arc::new(streams_state::RocksDbSessionStoreSupplier::new(
+                    name.clone(),
+                    *retention,
+                )?),
+                DslStore::InMemory => Arc::new(streams_state::InMemorySessionStoreSupplier::new(
+                    name.clone(),
+                    *retention,
+                )?),
+            },
+        })
+    }
+}
+
 /// Describes a session store to add to a topology.
 pub struct SessionStoreBuilder<K, V> {
-    supplier: Arc<dyn SessionBytesStoreSupplier>,
+    supplier: SessionSupplier,
     key_serde: SerdeRef<K>,
     value_serde: SerdeRef<V>,
     logging: bool,
@@ -1006,10 +1049,10 @@ impl<K: Send + 'static, V: Send + 'static> StoreBuilder for SessionStoreBuilder<
     fn into_spec(self) -> StoreSpecParts {
         let name = self.supplier.name().to_string();
         let shared_name: Arc<str> = Arc::from(name.as_str());
-        let retention = self.supplier.retention_period();
+        let retention = self.supplier.retention();
         let logged = self.logging;
         let factory: StoreFactory = Arc::new(move |b: StoreBuild<'_>| {
-            let mut store = self.supplier.get(b.ctx)?;
+            let mut store = self.supplier.resolve(b.config)?.get(b.ctx)?;
             if let Some(sink) = b.changelog {
                 store = Box::new(streams_state::LoggingSessionStore::new(store, sink));
             }
@@ -1128,7 +1171,25 @@ impl Stores {
         value_serde: SerdeRef<V>,
     ) -> SessionStoreBuilder<K, V> {
         SessionStoreBuilder {
-            supplier,
+            supplier: SessionSupplier::Given(supplier),
+            key_serde,
+            value_serde,
+            logging: true,
+        }
+    }
+
+    /// A session store builder on the application's default engine.
+    pub(crate) fn default_session_store_builder<K, V>(
+        name: &str,
+        retention: i64,
+        key_serde: SerdeRef<K>,
+        value_serde: SerdeRef<V>,
+    ) -> SessionStoreBuilder<K, V> {
+        SessionStoreBuilder {
+            supplier: SessionSupplier::Default {
+                name: name.to_string(),
+                retention,
+            },
             key_serde,
             value_serde,
             logging: true,

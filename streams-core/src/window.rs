@@ -189,3 +189,90 @@ impl<K: DefaultSerde> DefaultSerde for Windowed<K> {
         Arc::new(TimeWindowedSerde::new(K::default_serde(), None))
     }
 }
+
+/// Session windows: a session of a key grows while its records are at most `gap` apart
+/// (both ends inclusive: a record exactly `gap` after the last one still joins), with an
+/// explicit grace period (Kafka Streams' `SessionWindows`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionWindows {
+    gap: i64,
+    grace: i64,
+}
+
+impl SessionWindows {
+    /// Sessions closed by an inactivity `gap`, with no grace for late records.
+    pub fn of_inactivity_gap_with_no_grace(gap: Duration) -> Self {
+        Self::of_inactivity_gap_and_grace(gap, Duration::ZERO)
+    }
+
+    /// Sessions closed by an inactivity `gap`, accepting records up to `grace` late.
+    pub fn of_inactivity_gap_and_grace(gap: Duration, grace: Duration) -> Self {
+        Self {
+            gap: millis(gap),
+            grace: millis(grace),
+        }
+    }
+
+    /// The inactivity gap in ms.
+    pub fn gap_ms(&self) -> i64 {
+        self.gap
+    }
+
+    /// The grace period in ms.
+    pub fn grace_ms(&self) -> i64 {
+        self.grace
+    }
+
+    pub(crate) fn problem(&self) -> Option<String> {
+        (self.gap <= 0).then(|| "the inactivity gap must be positive".to_string())
+    }
+}
+
+/// Kafka's windowed-key layout for sessions: the key's bytes, then the 8-byte big-endian
+/// end, then the 8-byte big-endian start.
+pub struct SessionWindowedSerde<K> {
+    inner: SerdeRef<K>,
+}
+
+impl<K> SessionWindowedSerde<K> {
+    /// Session-windowed keys over the key serde `inner`.
+    pub fn new(inner: SerdeRef<K>) -> Self {
+        Self { inner }
+    }
+}
+
+impl<K> fmt::Debug for SessionWindowedSerde<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionWindowedSerde")
+    }
+}
+
+impl<K: 'static> Serde<Windowed<K>> for SessionWindowedSerde<K> {
+    fn serialize_into(&self, value: &Windowed<K>, out: &mut Vec<u8>) -> Result<(), SerdeError> {
+        self.inner.serialize_into(&value.key, out)?;
+        out.extend_from_slice(&value.window.end.to_be_bytes());
+        out.extend_from_slice(&value.window.start.to_be_bytes());
+        Ok(())
+    }
+    fn deserialize(&self, bytes: &[u8]) -> Result<Windowed<K>, SerdeError> {
+        if bytes.len() < 16 {
+            return Err(SerdeError::WrongSize {
+                type_name: "session Windowed",
+                expected: 16,
+                actual: bytes.len(),
+            });
+        }
+        let (key, times) = bytes.split_at(bytes.len() - 16);
+        let mut end = [0u8; 8];
+        let mut start = [0u8; 8];
+        end.copy_from_slice(&times[..8]);
+        start.copy_from_slice(&times[8..]);
+        Ok(Windowed {
+            key: self.inner.deserialize(key)?,
+            window: Window {
+                start: i64::from_be_bytes(start),
+                end: i64::from_be_bytes(end),
+            },
+        })
+    }
+}

@@ -229,3 +229,92 @@ fn rocksdb_window_counts_survive_a_restart_mid_window() {
         vec![(0, 3), (60_000, 2)]
     );
 }
+
+fn session_counting(windows: streams_core::window::SessionWindows) -> Topology {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("in")
+        .group_by_key()
+        .windowed_by_session(windows)
+        .count_with(Materialized::as_("sessions"))
+        .to_stream()
+        .map(|w, n| (w.to_string(), n.unwrap_or(-1)))
+        .to("out");
+    builder.build().unwrap()
+}
+
+#[test]
+fn a_record_bridging_two_sessions_merges_them_with_tombstones_for_both() {
+    use streams_core::window::SessionWindows;
+    // A grace of 20 s keeps the out-of-order records below on time.
+    let (out, driver) = run(
+        session_counting(SessionWindows::of_inactivity_gap_and_grace(
+            secs(10),
+            secs(20),
+        )),
+        StreamsConfig::new("s"),
+        &[("u", 0), ("u", 25_000), ("u", 12_000)],
+    );
+    assert_eq!(
+        out,
+        vec![
+            (s("[u@0/0]"), 1),
+            (s("[u@25000/25000]"), 1), // 25 s after the first: its own session
+            // 12 s is within 10 s of neither... 12 - 0 = 12 > 10, 25 - 12 = 13 > 10: alone
+            (s("[u@12000/12000]"), 1),
+        ]
+    );
+    driver
+        .input_topic::<String, String>("in")
+        .pipe_input_at(s("u"), s("x"), 5_000)
+        .unwrap();
+    // 5 s joins [0,0] (5 <= 10) and [12,12] (7 <= 10): both replaced by [0, 12 s].
+    assert_eq!(
+        driver
+            .output_topic::<String, i64>("out")
+            .read_key_values_to_list()
+            .unwrap()[3..],
+        [
+            (s("[u@0/0]"), -1),
+            (s("[u@12000/12000]"), -1),
+            (s("[u@0/12000]"), 3),
+        ]
+    );
+    let sessions = driver.session_store::<String, i64>("sessions").unwrap();
+    let got: Vec<_> = sessions
+        .fetch(&s("u"))
+        .unwrap()
+        .into_iter()
+        .map(|(w, n)| (w.window.start, w.window.end, n))
+        .collect();
+    assert_eq!(got, vec![(0, 12_000, 3), (25_000, 25_000, 1)]);
+}
+
+#[test]
+fn late_records_for_closed_sessions_are_dropped() {
+    use streams_core::window::SessionWindows;
+    // gap 10 s, grace 5 s: a session ending at e closes once stream time > e + 15 s.
+    let (out, driver) = run(
+        session_counting(SessionWindows::of_inactivity_gap_and_grace(
+            secs(10),
+            secs(5),
+        )),
+        StreamsConfig::new("s"),
+        &[
+            ("u", 0),
+            ("v", 15_000),
+            ("u", 1_000),
+            ("v", 16_000),
+            ("u", 500),
+        ],
+    );
+    // At stream time 15 s, [u@0/0] is still open (0 + 15 s is not before 15 s): the record at
+    // 1 s merges. At 16 s, u's session [0, 1 s] closes at 16 s: 1 s + 15 s is not < 16 s,
+    // still open. So 500 ms merges too.
+    assert_eq!(driver.metrics().dropped_records, 0);
+    assert_eq!(out.last().unwrap(), &(s("[u@0/1000]"), 3));
+    let input = driver.input_topic::<String, String>("in");
+    input.pipe_input_at(s("v"), s("x"), 40_000).unwrap(); // stream time 40 s
+    input.pipe_input_at(s("u"), s("x"), 2_000).unwrap(); // merges into [0, 2 s]: 2 + 15 < 40
+    assert_eq!(driver.metrics().dropped_records, 1);
+}

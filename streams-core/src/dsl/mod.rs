@@ -21,4 +21,4 @@ pub use grouped::KGroupedStream;
 pub use kstream::{BranchedKStream, Branches, KStream};
 pub use ktable::{ChangeSerde, KGroupedTable, KTable};
 pub use options::{Branched, Consumed, Grouped, Materialized, Named, Produced, Repartitioned};
-pub use windowed::TimeWindowedKStream;
+pub use windowed::{SessionWindowedKStream, TimeWindowedKStream};

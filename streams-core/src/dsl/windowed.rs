@@ -284,3 +284,218 @@ impl<K, V> Materialized<K, V> {
         self
     }
 }
+
+type SessHandle<K, VA> = crate::state::SessionStoreHandle<K, VA>;
+type SessStep<K, V, VA> = Arc<dyn Fn(&K, V, VA) -> VA + Send + Sync>;
+type SessMerger<K, VA> = Arc<dyn Fn(&K, VA, VA) -> VA + Send + Sync>;
+
+/// A grouped stream cut into session windows; aggregations give a table keyed by
+/// [`Windowed<K>`] whose window is the session `[first record, last record]`.
+///
+/// A record merges every session of its key that ends at most `gap` before it or starts at
+/// most `gap` after it. The merged sessions are forwarded as tombstones and the merged
+/// result as an update, with the session end as timestamp. A record whose merged session
+/// ended more than `gap + grace` before stream time is dropped and counted.
+pub struct SessionWindowedKStream<K, V> {
+    grouped: KGroupedStream<K, V>,
+    windows: crate::window::SessionWindows,
+}
+
+impl<K, V> std::fmt::Debug for SessionWindowedKStream<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionWindowedKStream")
+            .field("windows", &self.windows)
+            .finish()
+    }
+}
+
+impl<K: Data, V: Data> KGroupedStream<K, V> {
+    /// Cuts the grouped stream into sessions of activity.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use streams_core::prelude::*;
+    /// # use streams_core::window::SessionWindows;
+    /// let builder = StreamsBuilder::new();
+    /// builder.stream::<String, String>("clicks")
+    ///     .group_by_key()
+    ///     .windowed_by_session(SessionWindows::of_inactivity_gap_with_no_grace(Duration::from_secs(30)))
+    ///     .count()
+    ///     .to_stream()
+    ///     .map(|w, n| (w.to_string(), n))
+    ///     .to("sessions");
+    /// let driver = TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("doc")).unwrap();
+    /// let clicks = driver.input_topic::<String, String>("clicks");
+    /// clicks.pipe_input_at("u1".into(), "a".into(), 0).unwrap();
+    /// clicks.pipe_input_at("u1".into(), "b".into(), 30_000).unwrap(); // exactly the gap: merges
+    /// let out = driver.output_topic::<String, Option<i64>>("sessions").read_key_values_to_list().unwrap();
+    /// assert_eq!(out, vec![
+    ///     ("[u1@0/0]".to_string(), Some(1)),
+    ///     ("[u1@0/0]".to_string(), None),          // the replaced session
+    ///     ("[u1@0/30000]".to_string(), Some(2)),   // the merged one
+    /// ]);
+    /// ```
+    pub fn windowed_by_session(
+        &self,
+        windows: crate::window::SessionWindows,
+    ) -> SessionWindowedKStream<K, V> {
+        if let Some(problem) = windows.problem() {
+            self.builder()
+                .borrow_mut()
+                .error(TopologyError::InvalidOption {
+                    operator: "windowed_by_session".into(),
+                    detail: problem,
+                });
+        }
+        SessionWindowedKStream {
+            grouped: KGroupedStream::new(
+                self.stream().clone(),
+                self.name(),
+                self.key_serde(),
+                self.value_serde(),
+                self.repartition_required(),
+            ),
+            windows,
+        }
+    }
+}
+
+impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
+    /// Counts records per session.
+    pub fn count(&self) -> KTable<Windowed<K>, i64> {
+        self.count_with(Materialized::new())
+    }
+
+    /// Counts records per session into a store with explicit options.
+    pub fn count_with(&self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
+        self.aggregate_impl(
+            materialized,
+            Some(i64::default_serde()),
+            Arc::new(|| 0),
+            Arc::new(|_, _, n| n + 1),
+            Arc::new(|_, a, b| a + b),
+        )
+    }
+
+    /// Folds each session's values into an aggregate: `aggregator` adds a record,
+    /// `merger` combines the aggregates of two sessions that a record joins.
+    pub fn aggregate_with<VA: Data, I, A, M>(
+        &self,
+        initializer: I,
+        aggregator: A,
+        merger: M,
+        materialized: Materialized<K, VA>,
+    ) -> KTable<Windowed<K>, VA>
+    where
+        I: Fn() -> VA + Send + Sync + 'static,
+        A: Fn(&K, V, VA) -> VA + Send + Sync + 'static,
+        M: Fn(&K, VA, VA) -> VA + Send + Sync + 'static,
+    {
+        self.aggregate_impl(
+            materialized,
+            None,
+            Arc::new(initializer),
+            Arc::new(aggregator),
+            Arc::new(merger),
+        )
+    }
+
+    fn aggregate_impl<VA: Data>(
+        &self,
+        materialized: Materialized<K, VA>,
+        default_value_serde: Option<SerdeRef<VA>>,
+        init: Arc<dyn Fn() -> VA + Send + Sync>,
+        step: SessStep<K, V, VA>,
+        merger: SessMerger<K, VA>,
+    ) -> KTable<Windowed<K>, VA> {
+        let b = self.grouped.builder().clone();
+        let store_name = b.borrow_mut().name_or(
+            materialized.name.as_deref(),
+            "KSTREAM-SESSION-AGGREGATE-STATE-STORE-",
+        );
+        let name = b.borrow_mut().generate("KSTREAM-SESSION-AGGREGATE-");
+        let ks = require_serde(
+            &b,
+            &name,
+            "key",
+            materialized.key_serde.clone(),
+            self.grouped.key_serde(),
+        );
+        let vas = require_serde(
+            &b,
+            &name,
+            "value",
+            materialized.value_serde.clone(),
+            default_value_serde,
+        );
+        let parent = self.grouped.upstream(&store_name, &ks);
+        let windows = self.windows;
+        let retention = materialized
+            .retention
+            .unwrap_or(DEFAULT_RETENTION_MS)
+            .max(windows.gap_ms().saturating_add(windows.grace_ms()));
+        let builder =
+            Stores::default_session_store_builder(&store_name, retention, ks.clone(), vas.clone())
+                .with_logging_enabled(materialized.logging);
+        let parts = builder.into_spec();
+        let store = parts.name.clone();
+        b.borrow_mut().add_store(parts);
+        let node = add_store_node::<K, V, SessHandle<K, VA>, _, _>(
+            &b,
+            name,
+            &[parent],
+            &store,
+            None,
+            move || {
+                let (init, step, merger) = (init.clone(), step.clone(), merger.clone());
+                move |store: &SessHandle<K, VA>,
+                      r: Record<K, V>,
+                      ch: &Children,
+                      t: &mut TaskContext|
+                      -> Result<()> {
+                    if store.is_null_key(&r.key) {
+                        t.metrics.dropped_records += 1;
+                        return Ok(());
+                    }
+                    let ts = r.timestamp;
+                    let close_time = t
+                        .stream_time
+                        .saturating_sub(windows.grace_ms())
+                        .saturating_sub(windows.gap_ms());
+                    let merged = store.find_sessions(
+                        &r.key,
+                        ts - windows.gap_ms(),
+                        ts + windows.gap_ms(),
+                    )?;
+                    let mut window = Window { start: ts, end: ts };
+                    let mut agg = init();
+                    for (w, v) in &merged {
+                        agg = merger(&r.key, agg, v.clone());
+                        window.start = window.start.min(w.window.start);
+                        window.end = window.end.max(w.window.end);
+                    }
+                    if window.end < close_time {
+                        t.metrics.dropped_records += 1;
+                        return Ok(());
+                    }
+                    if window != (Window { start: ts, end: ts }) {
+                        for (w, v) in merged {
+                            store.remove(&w)?;
+                            let end = w.window.end;
+                            ch.forward(t, Record::new(w, Change::new(None, Some(v)), end))?;
+                        }
+                    }
+                    let agg = step(&r.key, r.value, agg);
+                    let key = Windowed { key: r.key, window };
+                    store.put(&key, &agg)?;
+                    ch.forward(
+                        t,
+                        Record::new(key, Change::new(Some(agg), None), window.end),
+                    )
+                }
+            },
+        );
+        let wks: SerdeRef<Windowed<K>> = Arc::new(crate::window::SessionWindowedSerde::new(ks));
+        KTable::new(b.clone(), node, Some(wks), Some(vas), Some(store))
+    }
+}
