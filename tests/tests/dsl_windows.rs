@@ -318,3 +318,119 @@ fn late_records_for_closed_sessions_are_dropped() {
     input.pipe_input_at(s("u"), s("x"), 2_000).unwrap(); // merges into [0, 2 s]: 2 + 15 < 40
     assert_eq!(driver.metrics().dropped_records, 1);
 }
+
+mod suppression {
+    use super::*;
+    use streams_core::dsl::{BufferConfig, Suppressed};
+
+    fn final_counts(suppressed: Suppressed) -> Topology {
+        let builder = StreamsBuilder::new();
+        builder
+            .stream::<String, String>("in")
+            .group_by_key()
+            .windowed_by(TimeWindows::of_size_and_grace(secs(10), secs(5)))
+            .count()
+            .suppress(suppressed)
+            .to_stream()
+            .map(|w, n| (w.to_string(), n.unwrap_or(-1)))
+            .to("out");
+        builder.build().unwrap()
+    }
+
+    #[test]
+    fn until_window_closes_emits_exactly_one_final_result_per_window() {
+        let (out, driver) = run(
+            final_counts(Suppressed::until_window_closes(BufferConfig::unbounded())),
+            StreamsConfig::new("f"),
+            &[
+                ("a", 1_000),
+                ("b", 2_000),
+                ("a", 3_000),
+                ("a", 12_000), // [10, 20) for a
+                ("b", 14_999), // stream time 14.999 s: [0, 10) closes at 15 s
+            ],
+        );
+        assert!(out.is_empty(), "{out:?}");
+        let input = driver.input_topic::<String, String>("in");
+        input.pipe_input_at(s("a"), s("x"), 15_000).unwrap();
+        let out = driver.output_topic::<String, i64>("out");
+        assert_eq!(
+            out.read_key_values_to_list().unwrap(),
+            vec![(s("[a@0/10000]"), 2), (s("[b@0/10000]"), 1)]
+        );
+        input.pipe_input_at(s("a"), s("x"), 24_999).unwrap();
+        assert!(out.is_empty());
+        input.pipe_input_at(s("b"), s("x"), 25_000).unwrap();
+        assert_eq!(
+            out.read_key_values_to_list().unwrap(),
+            // a: 12 s and 15 s (24.999 s falls in [20, 30)); b: 14.999 s.
+            vec![(s("[a@10000/20000]"), 2), (s("[b@10000/20000]"), 1)]
+        );
+    }
+
+    #[test]
+    fn a_full_buffer_emits_early_or_stops_the_app() {
+        let (out, _) = run(
+            final_counts(Suppressed::until_window_closes(BufferConfig::max_records(
+                1,
+            ))),
+            StreamsConfig::new("f"),
+            &[("a", 1_000), ("b", 2_000)],
+        );
+        // Two keys, room for one: a's window is emitted early.
+        assert_eq!(out, vec![(s("[a@0/10000]"), 1)]);
+        let driver = TopologyTestDriver::new(
+            final_counts(Suppressed::until_window_closes(
+                BufferConfig::max_records(1).shut_down_when_full(),
+            )),
+            StreamsConfig::new("f"),
+        )
+        .unwrap();
+        let input = driver.input_topic::<String, String>("in");
+        input.pipe_input_at(s("a"), s("x"), 1_000).unwrap();
+        let err = input.pipe_input_at(s("b"), s("x"), 2_000).unwrap_err();
+        assert!(err.to_string().contains("suppression buffer full"), "{err}");
+    }
+
+    #[test]
+    fn until_time_limit_emits_the_latest_value_once_per_limit() {
+        let builder = StreamsBuilder::new();
+        builder
+            .stream::<String, i64>("in")
+            .to_table()
+            .suppress_until_time_limit(
+                secs(10),
+                BufferConfig::unbounded(),
+                Named::as_("rate-limit"),
+            )
+            .to_stream()
+            .to("out");
+        let driver =
+            TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("t")).unwrap();
+        let input = driver.input_topic::<String, i64>("in");
+        let out = driver.output_topic::<String, Option<i64>>("out");
+        input.pipe_input_at(s("k"), 1, 0).unwrap();
+        input.pipe_input_at(s("k"), 2, 4_000).unwrap();
+        input.pipe_input_at(s("k"), 3, 9_999).unwrap();
+        assert!(out.is_empty());
+        input.pipe_input_at(s("other"), 0, 10_000).unwrap(); // first update of k + 10 s
+        assert_eq!(
+            out.read_key_values_to_list().unwrap(),
+            vec![(s("k"), Some(3))]
+        );
+        assert!(driver.task_ids().len() == 1);
+    }
+
+    #[test]
+    fn until_window_closes_needs_a_windowed_aggregation() {
+        let builder = StreamsBuilder::new();
+        builder
+            .stream::<Windowed<String>, i64>("in")
+            .to_table()
+            .suppress(Suppressed::until_window_closes(BufferConfig::unbounded()))
+            .to_stream()
+            .to("out");
+        let err = builder.build().unwrap_err();
+        assert!(err.to_string().contains("windowed aggregation"), "{err}");
+    }
+}

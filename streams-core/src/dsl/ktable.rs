@@ -21,11 +21,14 @@ use super::options::{Grouped, Materialized, Named};
 /// A table: for each key, its latest value. Updates flow downstream as changes (new and old
 /// value); a deleted key flows as a tombstone.
 pub struct KTable<K, V> {
-    b: Shared,
-    node: usize,
-    key_serde: Option<SerdeRef<K>>,
-    value_serde: Option<SerdeRef<V>>,
+    pub(crate) b: Shared,
+    pub(crate) node: usize,
+    pub(crate) key_serde: Option<SerdeRef<K>>,
+    pub(crate) value_serde: Option<SerdeRef<V>>,
     store: Option<String>,
+    /// For windowed tables: how long after a window's end it closes (grace, plus the gap
+    /// for sessions).
+    pub(crate) close_after: Option<i64>,
 }
 
 impl<K, V> Clone for KTable<K, V> {
@@ -36,6 +39,7 @@ impl<K, V> Clone for KTable<K, V> {
             key_serde: self.key_serde.clone(),
             value_serde: self.value_serde.clone(),
             store: self.store.clone(),
+            close_after: self.close_after,
         }
     }
 }
@@ -63,7 +67,13 @@ impl<K: Data, V: Data> KTable<K, V> {
             key_serde,
             value_serde,
             store,
+            close_after: None,
         }
+    }
+
+    pub(crate) fn closing_after(mut self, ms: i64) -> Self {
+        self.close_after = Some(ms);
+        self
     }
 
     /// The name of the store that holds this table, if it is materialized (queryable through

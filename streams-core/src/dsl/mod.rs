@@ -14,6 +14,7 @@ mod kstream;
 mod ktable;
 mod nodes;
 mod options;
+mod suppress;
 mod windowed;
 
 pub use builder::StreamsBuilder;
@@ -21,4 +22,5 @@ pub use grouped::KGroupedStream;
 pub use kstream::{BranchedKStream, Branches, KStream};
 pub use ktable::{ChangeSerde, KGroupedTable, KTable};
 pub use options::{Branched, Consumed, Grouped, Materialized, Named, Produced, Repartitioned};
+pub use suppress::{BufferConfig, Suppressed, WhenFull};
 pub use windowed::{SessionWindowedKStream, TimeWindowedKStream};

@@ -273,6 +273,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         let wks: SerdeRef<Windowed<K>> =
             Arc::new(TimeWindowedSerde::new(ks, Some(windows.size_ms())));
         KTable::new(b.clone(), node, Some(wks), Some(vas), Some(store))
+            .closing_after(windows.grace_ms())
     }
 }
 
@@ -497,5 +498,7 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
         );
         let wks: SerdeRef<Windowed<K>> = Arc::new(crate::window::SessionWindowedSerde::new(ks));
         KTable::new(b.clone(), node, Some(wks), Some(vas), Some(store))
+            .closing_after(windows.gap_ms().saturating_add(windows.grace_ms()))
+            .closing_after(windows.gap_ms().saturating_add(windows.grace_ms()))
     }
 }

@@ -1,0 +1,375 @@
+//! `KTable::suppress`: hold table updates back and emit only final (or rate-limited)
+//! results, from a buffer that survives restarts.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::Data;
+use crate::error::{Result, StreamsError, TopologyError};
+use crate::internals::node::Children;
+use crate::internals::task::TaskContext;
+use crate::record::{Change, Record};
+use crate::serde::{BytesSerde, Serde, SerdeRef};
+use crate::state::{KeyValueStoreHandle, StoreBuilder, Stores};
+use crate::window::Windowed;
+
+use super::KTable;
+use super::builder::{add_store_node, require_serde};
+use super::ktable::ChangeSerde;
+use super::options::Named;
+
+/// What a full suppression buffer does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenFull {
+    /// Emit the oldest buffered results early to make room.
+    EmitEarly,
+    /// Stop processing with an error (guarantees results are final).
+    ShutDown,
+}
+
+/// How much a suppression buffer may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BufferConfig {
+    max_records: Option<usize>,
+    max_bytes: Option<usize>,
+    when_full: WhenFull,
+}
+
+impl BufferConfig {
+    /// No bound (memory grows with the number of open windows); never full.
+    pub fn unbounded() -> Self {
+        Self {
+            max_records: None,
+            max_bytes: None,
+            when_full: WhenFull::ShutDown,
+        }
+    }
+    /// At most `n` buffered keys; emits early when full unless told otherwise.
+    pub fn max_records(n: usize) -> Self {
+        Self {
+            max_records: Some(n),
+            max_bytes: None,
+            when_full: WhenFull::EmitEarly,
+        }
+    }
+    /// At most `n` bytes of buffered keys and values; emits early when full unless told
+    /// otherwise.
+    pub fn max_bytes(n: usize) -> Self {
+        Self {
+            max_records: None,
+            max_bytes: Some(n),
+            when_full: WhenFull::EmitEarly,
+        }
+    }
+    /// Stops the application with an error when the buffer is full.
+    pub fn shut_down_when_full(mut self) -> Self {
+        self.when_full = WhenFull::ShutDown;
+        self
+    }
+    /// Emits the oldest results early when the buffer is full.
+    pub fn emit_early_when_full(mut self) -> Self {
+        self.when_full = WhenFull::EmitEarly;
+        self
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    UntilWindowCloses,
+    UntilTimeLimit(i64),
+}
+
+/// How a table's updates are suppressed (Kafka Streams' `Suppressed`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suppressed {
+    kind: Kind,
+    buffer: BufferConfig,
+    name: Option<String>,
+}
+
+impl Suppressed {
+    /// Exactly one result per window: the final one, emitted once stream time reaches the
+    /// window's end plus its grace period (for sessions: end + gap + grace).
+    pub fn until_window_closes(buffer: BufferConfig) -> Self {
+        Self {
+            kind: Kind::UntilWindowCloses,
+            buffer,
+            name: None,
+        }
+    }
+    /// Per key, the latest value, emitted once stream time reaches the time of the first
+    /// buffered update plus `limit`.
+    pub fn until_time_limit(limit: Duration, buffer: BufferConfig) -> Self {
+        Self {
+            kind: Kind::UntilTimeLimit(i64::try_from(limit.as_millis()).unwrap_or(i64::MAX)),
+            buffer,
+            name: None,
+        }
+    }
+    /// Names the operator and its buffer store (`<name>-store`, logged to a changelog).
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+}
+
+/// The time at which a buffered key becomes due, from its key and first record time.
+type DueFn<K> = Arc<dyn Fn(&K, i64) -> i64 + Send + Sync>;
+
+/// One buffered key.
+struct Buffered<K, V> {
+    key: K,
+    change: Change<V>,
+    due: i64,
+    timestamp: i64,
+    bytes: usize,
+}
+
+/// The per-task buffer: entries by key bytes, and an index by due time.
+struct Buffer<K, V> {
+    entries: HashMap<Vec<u8>, Buffered<K, V>>,
+    by_due: BTreeSet<(i64, Vec<u8>)>,
+    bytes: usize,
+    loaded: bool,
+}
+
+type BufferStore = KeyValueStoreHandle<Vec<u8>, Vec<u8>>;
+
+fn encode_entry<V: 'static>(
+    serde: &ChangeSerde<V>,
+    due: i64,
+    ts: i64,
+    c: &Change<V>,
+) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(32);
+    out.extend_from_slice(&due.to_be_bytes());
+    out.extend_from_slice(&ts.to_be_bytes());
+    serde
+        .serialize_into(c, &mut out)
+        .map_err(|source| StreamsError::Serialization {
+            which: "value",
+            target: "suppression buffer".into(),
+            source,
+        })?;
+    Ok(out)
+}
+
+impl<K: Data, V: Data> KTable<K, V> {
+    fn suppress_with(&self, suppressed: Suppressed, due: DueFn<K>) -> KTable<K, V> {
+        let b = self.b.clone();
+        let name = b
+            .borrow_mut()
+            .name_or(suppressed.name.as_deref(), "KTABLE-SUPPRESS-");
+        let ks = require_serde(&b, &name, "key", None, self.key_serde.clone());
+        let vs = require_serde(&b, &name, "value", None, self.value_serde.clone());
+        let store_name = format!("{name}-store");
+        let bytes: SerdeRef<Vec<u8>> = Arc::new(BytesSerde);
+        // The buffer lives in memory; its store is its changelog-backed copy.
+        let parts = Stores::key_value_store_builder(
+            Stores::in_memory_key_value_store(&store_name),
+            bytes.clone(),
+            bytes,
+        )
+        .into_spec();
+        b.borrow_mut().add_store(parts);
+        let config = suppressed.buffer;
+        let node = add_store_node::<K, Change<V>, BufferStore, _, _>(
+            &b,
+            name.clone(),
+            &[self.node],
+            &store_name,
+            None,
+            move || {
+                let (ks, vs, due) = (ks.clone(), vs.clone(), due.clone());
+                let change_serde = ChangeSerde::new(vs.clone());
+                let node_name = name.clone();
+                let mut buffer: Buffer<K, V> = Buffer {
+                    entries: HashMap::new(),
+                    by_due: BTreeSet::new(),
+                    bytes: 0,
+                    loaded: false,
+                };
+                move |store: &BufferStore,
+                      r: Record<K, Change<V>>,
+                      ch: &Children,
+                      t: &mut TaskContext|
+                      -> Result<()> {
+                    if !buffer.loaded {
+                        // After a restart the buffer comes back from its store.
+                        for (kb, vb) in store.all()? {
+                            if vb.len() < 16 {
+                                continue;
+                            }
+                            let key = ks
+                                .deserialize(&kb)
+                                .map_err(|e| StreamsError::processor(node_name.as_str(), e))?;
+                            let mut a = [0u8; 8];
+                            a.copy_from_slice(&vb[..8]);
+                            let due_at = i64::from_be_bytes(a);
+                            a.copy_from_slice(&vb[8..16]);
+                            let ts = i64::from_be_bytes(a);
+                            let change = change_serde
+                                .deserialize(&vb[16..])
+                                .map_err(|e| StreamsError::processor(node_name.as_str(), e))?;
+                            buffer.bytes += kb.len() + vb.len();
+                            buffer.by_due.insert((due_at, kb.clone()));
+                            buffer.entries.insert(
+                                kb.clone(),
+                                Buffered {
+                                    key,
+                                    change,
+                                    due: due_at,
+                                    timestamp: ts,
+                                    bytes: kb.len() + vb.len(),
+                                },
+                            );
+                        }
+                        buffer.loaded = true;
+                    }
+                    let kb =
+                        ks.serialize(&r.key)
+                            .map_err(|source| StreamsError::Serialization {
+                                which: "key",
+                                target: node_name.to_string(),
+                                source,
+                            })?;
+                    // Keep the first update's due time; the value is always the latest, and the
+                    // old value is the one before the first buffered update.
+                    let (due_at, old) = match buffer.entries.remove(&kb) {
+                        Some(prev) => {
+                            buffer.by_due.remove(&(prev.due, kb.clone()));
+                            buffer.bytes -= prev.bytes;
+                            (prev.due, prev.change.old)
+                        }
+                        None => (due(&r.key, r.timestamp), r.value.old),
+                    };
+                    let change = Change::new(r.value.new, old);
+                    let encoded = encode_entry(&change_serde, due_at, r.timestamp, &change)?;
+                    let size = kb.len() + encoded.len();
+                    store.put(&kb, &encoded)?;
+                    buffer.by_due.insert((due_at, kb.clone()));
+                    buffer.bytes += size;
+                    buffer.entries.insert(
+                        kb,
+                        Buffered {
+                            key: r.key,
+                            change,
+                            due: due_at,
+                            timestamp: r.timestamp,
+                            bytes: size,
+                        },
+                    );
+                    // Emit what is due, then make room if the buffer is over its bounds.
+                    let now = t.stream_time;
+                    loop {
+                        let over = config.max_records.is_some_and(|m| buffer.entries.len() > m)
+                            || config.max_bytes.is_some_and(|m| buffer.bytes > m);
+                        let Some((first_due, first_key)) = buffer.by_due.iter().next().cloned()
+                        else {
+                            break;
+                        };
+                        if first_due > now && !over {
+                            break;
+                        }
+                        if first_due > now && config.when_full == WhenFull::ShutDown {
+                            return Err(StreamsError::processor(
+                                node_name.as_str(),
+                                format!(
+                                    "suppression buffer full ({} keys, {} bytes); raise its BufferConfig bound or use emit_early_when_full",
+                                    buffer.entries.len(),
+                                    buffer.bytes
+                                ),
+                            ));
+                        }
+                        buffer.by_due.remove(&(first_due, first_key.clone()));
+                        if let Some(e) = buffer.entries.remove(&first_key) {
+                            buffer.bytes -= e.bytes;
+                            store.delete(&first_key)?;
+                            ch.forward(t, Record::new(e.key, e.change, e.timestamp))?;
+                        }
+                    }
+                    Ok(())
+                }
+            },
+        );
+        let mut out = KTable::new(
+            self.b.clone(),
+            node,
+            self.key_serde.clone(),
+            self.value_serde.clone(),
+            None,
+        );
+        out.close_after = self.close_after;
+        out
+    }
+
+    /// Holds each key's updates back and emits the latest once `limit` of stream time has
+    /// passed since its first held update (see [`Suppressed::until_time_limit`]).
+    pub fn suppress_until_time_limit(
+        &self,
+        limit: Duration,
+        buffer: BufferConfig,
+        named: Named,
+    ) -> KTable<K, V> {
+        let mut s = Suppressed::until_time_limit(limit, buffer);
+        s.name = named.name;
+        let ms = match s.kind {
+            Kind::UntilTimeLimit(ms) => ms,
+            Kind::UntilWindowCloses => 0,
+        };
+        self.suppress_with(s, Arc::new(move |_, ts| ts.saturating_add(ms)))
+    }
+}
+
+impl<K: Data, V: Data> KTable<Windowed<K>, V> {
+    /// Suppresses a windowed table's updates: with
+    /// [`Suppressed::until_window_closes`], exactly one final result per window.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use streams_core::prelude::*;
+    /// # use streams_core::dsl::{BufferConfig, Suppressed};
+    /// # use streams_core::window::TimeWindows;
+    /// let builder = StreamsBuilder::new();
+    /// builder.stream::<String, String>("views")
+    ///     .group_by_key()
+    ///     .windowed_by(TimeWindows::of_size_and_grace(Duration::from_secs(60), Duration::from_secs(10)))
+    ///     .count()
+    ///     .suppress(Suppressed::until_window_closes(BufferConfig::unbounded()))
+    ///     .to_stream()
+    ///     .map(|w, n| (w.to_string(), n.unwrap_or(0)))
+    ///     .to("final-counts");
+    /// let driver = TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("doc")).unwrap();
+    /// let views = driver.input_topic::<String, String>("views");
+    /// let out = driver.output_topic::<String, i64>("final-counts");
+    /// views.pipe_input_at("p".into(), "v".into(), 1_000).unwrap();
+    /// views.pipe_input_at("p".into(), "v".into(), 2_000).unwrap();
+    /// views.pipe_input_at("p".into(), "v".into(), 69_999).unwrap(); // 60 s + 10 s grace not reached
+    /// assert!(out.is_empty());
+    /// views.pipe_input_at("p".into(), "v".into(), 70_000).unwrap(); // the first window closes
+    /// assert_eq!(out.read_key_values_to_list().unwrap(), vec![("[p@0/60000]".to_string(), 2)]);
+    /// ```
+    pub fn suppress(&self, suppressed: Suppressed) -> KTable<Windowed<K>, V> {
+        match suppressed.kind {
+            Kind::UntilTimeLimit(ms) => {
+                self.suppress_with(suppressed, Arc::new(move |_, ts| ts.saturating_add(ms)))
+            }
+            Kind::UntilWindowCloses => {
+                let Some(close_after) = self.close_after else {
+                    self.b.borrow_mut().error(TopologyError::InvalidOption {
+                        operator: "suppress".into(),
+                        detail:
+                            "until_window_closes needs a table produced by a windowed aggregation"
+                                .into(),
+                    });
+                    return self.clone();
+                };
+                self.suppress_with(
+                    suppressed,
+                    Arc::new(move |k: &Windowed<K>, _| k.window.end.saturating_add(close_after)),
+                )
+            }
+        }
+    }
+}
