@@ -214,6 +214,46 @@ impl<K: Data, V: Data> crate::time::TimestampExtractor<K, Option<V>> for TableEx
     }
 }
 
+/// The names and serdes every aggregation starts from.
+pub(crate) struct Aggregation<K, VA> {
+    /// The store's name (given, or `<prefix>STATE-STORE-<n>`).
+    pub(crate) store: String,
+    /// The processor's name (`<prefix><n>`).
+    pub(crate) node: String,
+    pub(crate) key_serde: SerdeRef<K>,
+    pub(crate) value_serde: SerdeRef<VA>,
+}
+
+/// Names an aggregation (store first, as Kafka Streams does) and resolves its serdes from
+/// `materialized`, the grouping's key serde and the aggregate's default value serde.
+pub(crate) fn aggregation<K: 'static, VA: 'static>(
+    b: &Shared,
+    materialized: &Materialized<K, VA>,
+    prefix: &str,
+    carried_key: Option<SerdeRef<K>>,
+    default_value: Option<SerdeRef<VA>>,
+) -> Aggregation<K, VA> {
+    let store = b.borrow_mut().name_or(
+        materialized.name.as_deref(),
+        &format!("{prefix}STATE-STORE-"),
+    );
+    let node = b.borrow_mut().generate(prefix);
+    let key_serde = require_serde(b, &node, "key", materialized.key_serde.clone(), carried_key);
+    let value_serde = require_serde(
+        b,
+        &node,
+        "value",
+        materialized.value_serde.clone(),
+        default_value,
+    );
+    Aggregation {
+        store,
+        node,
+        key_serde,
+        value_serde,
+    }
+}
+
 /// A serde that only exists in topologies that fail to build (the missing serde has been
 /// recorded as an error); it can never run.
 struct Missing;

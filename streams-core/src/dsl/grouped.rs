@@ -11,8 +11,8 @@ use crate::serde::{DefaultSerde, SerdeRef};
 use crate::state::ValueAndTimestamp;
 
 use super::builder::{
-    TsHandle, add_fn_node, add_store_node, add_ts_store, flush_and_forward, forward_flushed,
-    require_serde,
+    Aggregation, TsHandle, add_fn_node, add_store_node, add_ts_store, aggregation,
+    flush_and_forward, forward_flushed, require_serde,
 };
 use super::kstream::repartition_through;
 use super::options::Materialized;
@@ -232,23 +232,16 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         step: AggStep<K, V, VA>,
     ) -> KTable<K, VA> {
         let b = self.stream.b.clone();
-        let store_name = b.borrow_mut().name_or(
-            materialized.name.as_deref(),
-            &format!("{prefix}STATE-STORE-"),
-        );
-        let name = b.borrow_mut().generate(prefix);
-        let ks = require_serde(
+        let Aggregation {
+            store: store_name,
+            node: name,
+            key_serde: ks,
+            value_serde: vas,
+        } = aggregation(
             &b,
-            &name,
-            "key",
-            materialized.key_serde.clone(),
+            &materialized,
+            prefix,
             self.key_serde.clone(),
-        );
-        let vas = require_serde(
-            &b,
-            &name,
-            "value",
-            materialized.value_serde.clone(),
             default_value_serde,
         );
         let parent = self.upstream(&store_name, &ks);

@@ -12,8 +12,8 @@ use crate::state::ValueAndTimestamp;
 
 use super::KStream;
 use super::builder::{
-    Shared, TsHandle, add_fn_node, add_store_node, add_ts_store, flush_and_forward,
-    forward_flushed, require_serde,
+    Aggregation, Shared, TsHandle, add_fn_node, add_store_node, add_ts_store, aggregation,
+    flush_and_forward, forward_flushed, require_serde,
 };
 use super::kstream::repartition_through;
 use super::options::{Grouped, Materialized, Named};
@@ -524,23 +524,16 @@ impl<K: Data, V: Data> KGroupedTable<K, V> {
         step: TableStep<K, V, VA>,
     ) -> KTable<K, VA> {
         let b = self.b.clone();
-        let store_name = b.borrow_mut().name_or(
-            materialized.name.as_deref(),
-            &format!("{prefix}STATE-STORE-"),
-        );
-        let name = b.borrow_mut().generate(prefix);
-        let ks = require_serde(
+        let Aggregation {
+            store: store_name,
+            node: name,
+            key_serde: ks,
+            value_serde: vas,
+        } = aggregation(
             &b,
-            &name,
-            "key",
-            materialized.key_serde.clone(),
+            &materialized,
+            prefix,
             self.key_serde.clone(),
-        );
-        let vas = require_serde(
-            &b,
-            &name,
-            "value",
-            materialized.value_serde.clone(),
             default_value_serde,
         );
         let base = self.name.clone().unwrap_or_else(|| store_name.clone());

@@ -13,7 +13,7 @@ use crate::serde::{DefaultSerde, SerdeRef};
 use crate::state::{StoreBuilder, Stores, TimestampedSerde, ValueAndTimestamp, WindowStoreHandle};
 use crate::window::{TimeWindowedSerde, TimeWindows, Window, Windowed};
 
-use super::builder::{add_store_node, require_serde};
+use super::builder::{Aggregation, add_store_node, aggregation};
 use super::options::Materialized;
 use super::{KGroupedStream, KTable};
 
@@ -177,23 +177,16 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         step: WinStep<K, V, VA>,
     ) -> KTable<Windowed<K>, VA> {
         let b = self.grouped.builder().clone();
-        let store_name = b.borrow_mut().name_or(
-            materialized.name.as_deref(),
-            &format!("{prefix}STATE-STORE-"),
-        );
-        let name = b.borrow_mut().generate(prefix);
-        let ks = require_serde(
+        let Aggregation {
+            store: store_name,
+            node: name,
+            key_serde: ks,
+            value_serde: vas,
+        } = aggregation(
             &b,
-            &name,
-            "key",
-            materialized.key_serde.clone(),
+            &materialized,
+            prefix,
             self.grouped.key_serde(),
-        );
-        let vas = require_serde(
-            &b,
-            &name,
-            "value",
-            materialized.value_serde.clone(),
             default_value_serde,
         );
         let parent = self.grouped.upstream(&store_name, &ks);
@@ -410,23 +403,16 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
         merger: SessMerger<K, VA>,
     ) -> KTable<Windowed<K>, VA> {
         let b = self.grouped.builder().clone();
-        let store_name = b.borrow_mut().name_or(
-            materialized.name.as_deref(),
-            "KSTREAM-SESSION-AGGREGATE-STATE-STORE-",
-        );
-        let name = b.borrow_mut().generate("KSTREAM-SESSION-AGGREGATE-");
-        let ks = require_serde(
+        let Aggregation {
+            store: store_name,
+            node: name,
+            key_serde: ks,
+            value_serde: vas,
+        } = aggregation(
             &b,
-            &name,
-            "key",
-            materialized.key_serde.clone(),
+            &materialized,
+            "KSTREAM-SESSION-AGGREGATE-",
             self.grouped.key_serde(),
-        );
-        let vas = require_serde(
-            &b,
-            &name,
-            "value",
-            materialized.value_serde.clone(),
             default_value_serde,
         );
         let parent = self.grouped.upstream(&store_name, &ks);
