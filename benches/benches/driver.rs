@@ -43,7 +43,23 @@ fn count() -> Topology {
     builder.build().unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn run(c: &mut Criterion, name: &str, topology: fn() -> Topology) {
+/// source -> group_by_key -> 1-minute tumbling windows (grace 10 s) -> count -> sink.
+fn windowed_count() -> Topology {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, i64>("in")
+        .group_by_key()
+        .windowed_by(streams_core::window::TimeWindows::of_size_and_grace(
+            std::time::Duration::from_secs(60),
+            std::time::Duration::from_secs(10),
+        ))
+        .count()
+        .to_stream()
+        .to("out");
+    builder.build().unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn run(c: &mut Criterion, name: &str, topology: fn() -> Topology, config: fn() -> StreamsConfig) {
     let mut group = c.benchmark_group("driver");
     group.throughput(Throughput::Elements(N as u64));
     group.sample_size(10);
@@ -51,8 +67,8 @@ fn run(c: &mut Criterion, name: &str, topology: fn() -> Topology) {
     group.bench_function(name, |b| {
         b.iter_batched(
             || {
-                let driver = TopologyTestDriver::new(topology(), StreamsConfig::new("bench"))
-                    .unwrap_or_else(|e| panic!("{e}"));
+                let driver =
+                    TopologyTestDriver::new(topology(), config()).unwrap_or_else(|e| panic!("{e}"));
                 (driver, input.clone())
             },
             |(driver, recs)| {
@@ -68,9 +84,19 @@ fn run(c: &mut Criterion, name: &str, topology: fn() -> Topology) {
     group.finish();
 }
 
+fn in_memory() -> StreamsConfig {
+    StreamsConfig::new("bench").with_default_dsl_store(streams_core::config::DslStore::InMemory)
+}
+
+fn rocksdb() -> StreamsConfig {
+    StreamsConfig::new("bench")
+}
+
 fn benches(c: &mut Criterion) {
-    run(c, "stateless_5_ops", stateless);
-    run(c, "count_in_memory", count);
+    run(c, "stateless_5_ops", stateless, in_memory);
+    run(c, "count_in_memory", count, in_memory);
+    run(c, "count_rocksdb", count, rocksdb);
+    run(c, "windowed_count_rocksdb", windowed_count, rocksdb);
 }
 
 criterion_group!(driver, benches);
