@@ -434,3 +434,41 @@ mod suppression {
         assert!(err.to_string().contains("windowed aggregation"), "{err}");
     }
 }
+
+#[test]
+fn emit_on_window_close_forwards_each_window_once_after_end_plus_grace() {
+    use streams_core::dsl::EmitStrategy;
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("in")
+        .group_by_key()
+        .windowed_by(TimeWindows::of_size_and_grace(secs(10), secs(2)).advance_by(secs(5)))
+        .emit_strategy(EmitStrategy::OnWindowClose)
+        .count()
+        .to_stream()
+        .map(|w, n| (w.to_string(), n.unwrap_or(-1)))
+        .to("out");
+    let (out, driver) = run(
+        builder.build().unwrap(),
+        StreamsConfig::new("e"),
+        &[("a", 1_000), ("b", 6_000), ("a", 11_999)],
+    );
+    // Stream time 11.999 s: [0, 10) closes at 12 s. Nothing yet.
+    assert!(out.is_empty(), "{out:?}");
+    let input = driver.input_topic::<String, String>("in");
+    input.pipe_input_at(s("a"), s("x"), 12_000).unwrap();
+    let out = driver.output_topic::<String, i64>("out");
+    // b at 6 s is in [0, 10) and [5, 15) (hopping by 5 s).
+    assert_eq!(
+        out.read_key_values_to_list().unwrap(),
+        vec![(s("[a@0/10000]"), 1), (s("[b@0/10000]"), 1)]
+    );
+    input.pipe_input_at(s("a"), s("x"), 17_000).unwrap(); // [5, 15) closes at 17 s
+    // a: 11.999 s and 12 s; its 1 s record is only in [0, 10) (no negative starts).
+    assert_eq!(
+        out.read_key_values_to_list().unwrap(),
+        vec![(s("[a@5000/15000]"), 2), (s("[b@5000/15000]"), 1)]
+    );
+    input.pipe_input_at(s("a"), s("x"), 17_500).unwrap(); // no new window closed
+    assert!(out.is_empty());
+}

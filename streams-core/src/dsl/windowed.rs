@@ -34,6 +34,18 @@ type WinStep<K, V, VA> = Arc<dyn Fn(&K, V, Option<VA>) -> VA + Send + Sync>;
 pub struct TimeWindowedKStream<K, V> {
     grouped: KGroupedStream<K, V>,
     windows: TimeWindows,
+    emit: EmitStrategy,
+}
+
+/// When a windowed aggregation forwards results (Kafka Streams' `EmitStrategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EmitStrategy {
+    /// An update per input record (the default).
+    #[default]
+    OnWindowUpdate,
+    /// Only final results, read from the window store once a window closes (end + grace
+    /// reached by stream time); nothing is buffered besides the store itself.
+    OnWindowClose,
 }
 
 impl<K, V> std::fmt::Debug for TimeWindowedKStream<K, V> {
@@ -81,6 +93,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
                 });
         }
         TimeWindowedKStream {
+            emit: EmitStrategy::default(),
             grouped: KGroupedStream::new(
                 self.stream().clone(),
                 self.name(),
@@ -94,6 +107,33 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
 }
 
 impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
+    /// Chooses when results are forwarded. Default: [`EmitStrategy::OnWindowUpdate`].
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use streams_core::prelude::*;
+    /// # use streams_core::dsl::EmitStrategy;
+    /// # use streams_core::window::TimeWindows;
+    /// let builder = StreamsBuilder::new();
+    /// builder.stream::<String, String>("views")
+    ///     .group_by_key()
+    ///     .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_secs(10)))
+    ///     .emit_strategy(EmitStrategy::OnWindowClose)
+    ///     .count()
+    ///     .to_stream()
+    ///     .map(|w, n| (w.to_string(), n.unwrap_or(0)))
+    ///     .to("final");
+    /// let driver = TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("doc")).unwrap();
+    /// let views = driver.input_topic::<String, String>("views");
+    /// for ts in [1_000, 2_000, 10_000] { views.pipe_input_at("p".into(), "v".into(), ts).unwrap(); }
+    /// let out = driver.output_topic::<String, i64>("final").read_key_values_to_list().unwrap();
+    /// assert_eq!(out, vec![("[p@0/10000]".to_string(), 2)]);
+    /// ```
+    pub fn emit_strategy(mut self, emit: EmitStrategy) -> Self {
+        self.emit = emit;
+        self
+    }
+
     /// Counts records per key and window.
     pub fn count(&self) -> KTable<Windowed<K>, i64> {
         self.count_with(Materialized::new())
@@ -191,6 +231,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         );
         let parent = self.grouped.upstream(&store_name, &ks);
         let windows = self.windows;
+        let emit = self.emit;
         let retention = materialized
             .retention
             .unwrap_or(DEFAULT_RETENTION_MS)
@@ -216,6 +257,8 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
             None,
             move || {
                 let step = step.clone();
+                // The close time up to which final results were emitted (OnWindowClose).
+                let mut emitted_until = i64::MIN;
                 move |store: &WinHandle<K, VA>,
                       r: Record<K, V>,
                       ch: &Children,
@@ -247,17 +290,36 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
                             }),
                             start,
                         )?;
-                        ch.forward(
-                            t,
-                            Record::new(
-                                Windowed {
-                                    key: r.key.clone(),
-                                    window: Window { start, end },
-                                },
-                                Change::new(Some(new), old_value),
-                                ts,
-                            ),
-                        )?;
+                        if emit == EmitStrategy::OnWindowUpdate {
+                            ch.forward(
+                                t,
+                                Record::new(
+                                    Windowed {
+                                        key: r.key.clone(),
+                                        window: Window { start, end },
+                                    },
+                                    Change::new(Some(new), old_value),
+                                    ts,
+                                ),
+                            )?;
+                        }
+                    }
+                    if emit == EmitStrategy::OnWindowClose && close_time > emitted_until {
+                        // Windows whose end is in (emitted_until, close_time] just closed.
+                        let to = close_time.saturating_sub(windows.size_ms());
+                        let from = emitted_until
+                            .saturating_sub(windows.size_ms())
+                            .saturating_add(1)
+                            .max(0);
+                        if to >= from {
+                            for (key, v) in store.fetch_all(from, to)? {
+                                ch.forward(
+                                    t,
+                                    Record::new(key, Change::new(Some(v.value), None), v.timestamp),
+                                )?;
+                            }
+                        }
+                        emitted_until = close_time;
                     }
                     Ok(())
                 }
