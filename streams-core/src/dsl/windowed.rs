@@ -5,16 +5,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::Data;
-use crate::error::{Result, TopologyError};
+use crate::error::{Result, StreamsError, TopologyError};
 use crate::internals::node::Children;
-use crate::internals::task::TaskContext;
+use crate::internals::task::{ProducedRecord, TaskContext};
 use crate::record::{Change, Record};
 use crate::serde::{DefaultSerde, SerdeRef};
 use crate::state::{StoreBuilder, Stores, TimestampedSerde, ValueAndTimestamp, WindowStoreHandle};
 use crate::window::{TimeWindowedSerde, TimeWindows, Window, Windowed};
 
-use super::builder::{Aggregation, add_store_node, aggregation};
-use super::options::Materialized;
+use super::builder::{Aggregation, add_store_node, aggregation, require_serde};
+use super::options::{Materialized, Produced};
 use super::{KGroupedStream, KTable};
 
 /// Kafka Streams' default retention of window stores: one day (or size + grace if larger).
@@ -35,6 +35,25 @@ pub struct TimeWindowedKStream<K, V> {
     grouped: KGroupedStream<K, V>,
     windows: TimeWindows,
     emit: EmitStrategy,
+    late: Option<LateOutput<K, V>>,
+}
+
+/// Where records too late for every window they belong to are written instead of being
+/// lost: a topic, with the serdes to write it.
+struct LateOutput<K, V> {
+    topic: Arc<str>,
+    key_serde: SerdeRef<K>,
+    value_serde: SerdeRef<V>,
+}
+
+impl<K, V> Clone for LateOutput<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            topic: self.topic.clone(),
+            key_serde: self.key_serde.clone(),
+            value_serde: self.value_serde.clone(),
+        }
+    }
 }
 
 /// When a windowed aggregation forwards results (Kafka Streams' `EmitStrategy`).
@@ -94,6 +113,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         }
         TimeWindowedKStream {
             emit: EmitStrategy::default(),
+            late: None,
             grouped: KGroupedStream::new(
                 self.stream().clone(),
                 self.name(),
@@ -131,6 +151,47 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
     /// ```
     pub fn emit_strategy(mut self, emit: EmitStrategy) -> Self {
         self.emit = emit;
+        self
+    }
+
+    /// Beyond Kafka Streams: writes records that are too late for every window they belong
+    /// to (their windows closed) to `topic` — a dead-letter or side topic — instead of only
+    /// counting them. They still count in `dropped_records`.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use streams_core::prelude::*;
+    /// # use streams_core::window::TimeWindows;
+    /// let builder = StreamsBuilder::new();
+    /// builder.stream::<String, String>("views")
+    ///     .group_by_key()
+    ///     .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_secs(10)))
+    ///     .late_records_to("late-views", Produced::new())
+    ///     .count();
+    /// let driver = TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("doc")).unwrap();
+    /// let views = driver.input_topic::<String, String>("views");
+    /// views.pipe_input_at("p".into(), "on time".into(), 15_000).unwrap();
+    /// views.pipe_input_at("p".into(), "too late".into(), 5_000).unwrap(); // [0, 10) closed
+    /// let late = driver.output_topic::<String, String>("late-views").read_records_to_list().unwrap();
+    /// assert_eq!((late[0].value.as_str(), late[0].timestamp), ("too late", 5_000));
+    /// assert_eq!(driver.metrics().dropped_records, 1);
+    /// ```
+    pub fn late_records_to(mut self, topic: &str, produced: Produced<K, V>) -> Self {
+        let b = self.grouped.builder().clone();
+        let op = format!("late_records_to({topic})");
+        let key_serde = require_serde(&b, &op, "key", produced.key_serde, self.grouped.key_serde());
+        let value_serde = require_serde(
+            &b,
+            &op,
+            "value",
+            produced.value_serde,
+            self.grouped.value_serde(),
+        );
+        self.late = Some(LateOutput {
+            topic: Arc::from(topic),
+            key_serde,
+            value_serde,
+        });
         self
     }
 
@@ -232,6 +293,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         let parent = self.grouped.upstream(&store_name, &ks);
         let windows = self.windows;
         let emit = self.emit;
+        let late = self.late.clone();
         let retention = materialized
             .retention
             .unwrap_or(DEFAULT_RETENTION_MS)
@@ -257,6 +319,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
             None,
             move || {
                 let step = step.clone();
+                let late = late.clone();
                 // The close time up to which final results were emitted (OnWindowClose).
                 let mut emitted_until = i64::MIN;
                 move |store: &WinHandle<K, VA>,
@@ -269,6 +332,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
                         return Ok(());
                     }
                     let close_time = t.stream_time.saturating_sub(windows.grace_ms());
+                    let mut on_time = false;
                     for start in windows.window_starts(r.timestamp) {
                         let end = start.saturating_add(windows.size_ms());
                         if end <= close_time {
@@ -276,6 +340,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
                             t.metrics.dropped_records += 1;
                             continue;
                         }
+                        on_time = true;
                         let old = store.fetch(&r.key, start)?;
                         let (old_value, ts) = match old {
                             Some(o) => (Some(o.value), o.timestamp.max(r.timestamp)),
@@ -302,6 +367,29 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
                                     ts,
                                 ),
                             )?;
+                        }
+                    }
+                    if !on_time {
+                        if let Some(late) = &late {
+                            let ser = |which, e| StreamsError::Serialization {
+                                which,
+                                target: late.topic.to_string(),
+                                source: e,
+                            };
+                            t.output.push(ProducedRecord {
+                                topic: late.topic.clone(),
+                                partition: None,
+                                key: late
+                                    .key_serde
+                                    .serialize_nullable(&r.key)
+                                    .map_err(|e| ser("key", e))?,
+                                value: late
+                                    .value_serde
+                                    .serialize_nullable(&r.value)
+                                    .map_err(|e| ser("value", e))?,
+                                timestamp: r.timestamp,
+                                headers: r.headers.clone(),
+                            });
                         }
                     }
                     if emit == EmitStrategy::OnWindowClose && close_time > emitted_until {
