@@ -369,28 +369,26 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
                             )?;
                         }
                     }
-                    if !on_time {
-                        if let Some(late) = &late {
-                            let ser = |which, e| StreamsError::Serialization {
-                                which,
-                                target: late.topic.to_string(),
-                                source: e,
-                            };
-                            t.output.push(ProducedRecord {
-                                topic: late.topic.clone(),
-                                partition: None,
-                                key: late
-                                    .key_serde
-                                    .serialize_nullable(&r.key)
-                                    .map_err(|e| ser("key", e))?,
-                                value: late
-                                    .value_serde
-                                    .serialize_nullable(&r.value)
-                                    .map_err(|e| ser("value", e))?,
-                                timestamp: r.timestamp,
-                                headers: r.headers.clone(),
-                            });
-                        }
+                    if !on_time && let Some(late) = &late {
+                        let ser = |which, e| StreamsError::Serialization {
+                            which,
+                            target: late.topic.to_string(),
+                            source: e,
+                        };
+                        t.output.push(ProducedRecord {
+                            topic: late.topic.clone(),
+                            partition: None,
+                            key: late
+                                .key_serde
+                                .serialize_nullable(&r.key)
+                                .map_err(|e| ser("key", e))?,
+                            value: late
+                                .value_serde
+                                .serialize_nullable(&r.value)
+                                .map_err(|e| ser("value", e))?,
+                            timestamp: r.timestamp,
+                            headers: r.headers.clone(),
+                        });
                     }
                     if emit == EmitStrategy::OnWindowClose && close_time > emitted_until {
                         // Windows whose end is in (emitted_until, close_time] just closed.
