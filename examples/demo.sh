@@ -5,5 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=examples/env.sh
 source examples/env.sh
-say "building and running the demo (cargo run --release -p streams-examples --bin demo)"
-cargo run --release --locked -p streams-examples --bin demo -- "$@"
+# The dev profile optimises dependencies (RocksDB included) and shares their build with the
+# test suite, so the demo does not compile RocksDB a second time in release mode.
+say "building and running the demo (cargo run -p streams-examples --bin demo)"
+cargo run --locked -p streams-examples --bin demo -- "$@"
