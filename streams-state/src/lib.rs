@@ -7,7 +7,10 @@
 //! - the record cache ([`CachingKeyValueStore`], [`ThreadCache`]);
 //! - changelogs ([`ChangelogSink`], [`LoggingKeyValueStore`]), per-task checkpoints
 //!   ([`Checkpoint`]), restoration ([`restore_store`]) and snapshots;
-//! - the locked state directory ([`StateDirectory`]).
+//! - the locked state directory ([`StateDirectory`]);
+//! - the embedded log engine's partition storage ([`PartitionLog`]: CRC-checked batches in
+//!   segment files, torn-tail recovery, retention, delete-records), which the runtime's
+//!   embedded broker builds on.
 //!
 //! Stores work on raw bytes (keys compare in lexicographic byte order, like RocksDB); typed
 //! views with serdes live in `streams-core`, which depends on this crate. This crate must
@@ -20,6 +23,7 @@ mod context;
 mod dir;
 mod error;
 mod kv;
+mod log;
 mod memory;
 mod rocks;
 mod segments;
@@ -36,6 +40,7 @@ pub use context::StoreContext;
 pub use dir::{STATE_DIR_VERSION, StateDirectory};
 pub use error::StateError;
 pub use kv::{KeyValueBytesStoreSupplier, KeyValueIter, KeyValueStore, StateStore};
+pub use log::{FsyncPolicy, LogConfig, LogRecord, NewRecord, PartitionLog, RecoveryReport};
 pub use memory::{InMemoryKeyValueStore, InMemoryKeyValueStoreSupplier};
 pub use rocks::{
     MIN_ROCKSDB_BUDGET, RocksDbKeyValueStore, RocksDbKeyValueStoreSupplier, RocksDbResources,
