@@ -72,4 +72,8 @@ pub enum StateError {
         /// What is wrong and what is expected.
         detail: String,
     },
+    /// A log engine request names a topic or partition that does not exist, or a topic
+    /// that already does.
+    #[error("log engine: {0}")]
+    Log(String),
 }

@@ -21,6 +21,7 @@ mod cache;
 mod changelog;
 mod context;
 mod dir;
+mod engine;
 mod error;
 mod kv;
 mod log;
@@ -38,6 +39,7 @@ pub use changelog::{
 };
 pub use context::StoreContext;
 pub use dir::{STATE_DIR_VERSION, StateDirectory};
+pub use engine::{CleanupPolicy, LogEngine, TopicConfig};
 pub use error::StateError;
 pub use kv::{KeyValueBytesStoreSupplier, KeyValueIter, KeyValueStore, StateStore};
 pub use log::{FsyncPolicy, LogConfig, LogRecord, NewRecord, PartitionLog, RecoveryReport};
