@@ -70,6 +70,7 @@ pub struct StreamsConfig {
     cache_max_bytes: usize,
     memory_bytes: usize,
     default_dsl_store: DslStore,
+    commit_interval_ms: u64,
 }
 
 /// Default of `statestore.cache.max.bytes`: 10 MiB, as in Kafka Streams.
@@ -90,7 +91,20 @@ impl StreamsConfig {
             cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
             memory_bytes: DEFAULT_MEMORY_BYTES,
             default_dsl_store: DslStore::default(),
+            commit_interval_ms: 30_000,
         }
+    }
+
+    /// Sets how often the runtime commits (property `commit.interval.ms`): flushes caches
+    /// and stores, writes checkpoints and commits consumed offsets. Default: 30 s.
+    pub fn with_commit_interval(mut self, interval: std::time::Duration) -> Self {
+        self.commit_interval_ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
+    /// The commit interval in ms.
+    pub fn commit_interval_ms(&self) -> u64 {
+        self.commit_interval_ms
     }
 
     /// Sets the state directory (property `state.dir`): stores live in

@@ -47,6 +47,7 @@ pub mod metrics;
 pub mod partitioner;
 pub mod processor;
 pub mod record;
+pub mod runtime;
 pub mod serde;
 pub mod state;
 #[cfg(feature = "test-util")]

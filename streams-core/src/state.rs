@@ -313,6 +313,8 @@ impl<V: 'static> Serde<ValueAndTimestamp<V>> for TimestampedSerde<V> {
 
 /// What a task does with any store on commit and close.
 pub(crate) trait RawStore: Send + Sync {
+    /// Applies changelog records (restoration; not logged again).
+    fn restore(&self, records: &[streams_state::ChangelogRecord]) -> Result<()>;
     /// Writes a record cache's dirty entries down (a no-op without cache).
     fn flush_cache(&self) -> Result<()>;
     /// Flushes the engine.
@@ -328,6 +330,13 @@ fn relock<T: ?Sized>(m: &Mutex<Box<T>>) -> MutexGuard<'_, Box<T>> {
 }
 
 impl RawStore for Mutex<Box<dyn KeyValueStore>> {
+    fn restore(&self, records: &[streams_state::ChangelogRecord]) -> Result<()> {
+        let mut s = relock(self);
+        s.begin_restore()?;
+        s.restore_batch(records)?;
+        s.end_restore()?;
+        Ok(())
+    }
     fn flush_cache(&self) -> Result<()> {
         let mut s = relock(self);
         s.flush_cache()?;
@@ -343,6 +352,9 @@ impl RawStore for Mutex<Box<dyn KeyValueStore>> {
 }
 
 impl RawStore for Mutex<Box<dyn WindowStore>> {
+    fn restore(&self, records: &[streams_state::ChangelogRecord]) -> Result<()> {
+        Ok(relock(self).restore_batch(records)?)
+    }
     fn flush_cache(&self) -> Result<()> {
         Ok(())
     }
@@ -355,6 +367,9 @@ impl RawStore for Mutex<Box<dyn WindowStore>> {
 }
 
 impl RawStore for Mutex<Box<dyn SessionStore>> {
+    fn restore(&self, records: &[streams_state::ChangelogRecord]) -> Result<()> {
+        Ok(relock(self).restore_batch(records)?)
+    }
     fn flush_cache(&self) -> Result<()> {
         Ok(())
     }
@@ -395,6 +410,11 @@ impl StoreEntry {
     /// Writes cached updates down (not forwarded: that is the owning node's job).
     pub(crate) fn flush_cache(&self) -> Result<()> {
         self.raw.flush_cache()
+    }
+
+    /// Applies a batch of changelog records.
+    pub(crate) fn restore(&self, records: &[streams_state::ChangelogRecord]) -> Result<()> {
+        self.raw.restore(records)
     }
 
     /// Flushes the engine: after this, the store reflects every logged change.

@@ -346,7 +346,6 @@ impl TopologyTestDriverBuilder {
         let app = config.application_id().to_string();
         let mut partitions: HashMap<String, u32> = self.partitions;
         let default = self.default_partitions;
-        // External source topics.
         for s in &t.subtopologies {
             for topic in &s.sources {
                 if let TopicName::External(name) = topic {
@@ -354,37 +353,7 @@ impl TopologyTestDriverBuilder {
                 }
             }
         }
-        // Repartition topics: fixed, or the largest source partition count upstream.
-        let mut pending: Vec<&(TopicName, Option<u32>)> = Vec::new();
-        for rt in &t.repartition_topics {
-            match rt.1 {
-                Some(n) => {
-                    partitions.insert(rt.0.resolve(&app), n);
-                }
-                None => pending.push(rt),
-            }
-        }
-        for _ in 0..=t.repartition_topics.len() {
-            pending.retain(|(topic, _)| {
-                let mut max = 0u32;
-                for w in t.writers_of(topic) {
-                    for src in &t.subtopologies[w].sources {
-                        match partitions.get(&src.resolve(&app)) {
-                            Some(&n) => max = max.max(n),
-                            None => return true,
-                        }
-                    }
-                }
-                partitions.insert(topic.resolve(&app), max.max(1));
-                false
-            });
-        }
-        if let Some((topic, _)) = pending.first() {
-            return Err(StreamsError::Internal(format!(
-                "cannot size repartition topic {}",
-                topic.resolve(&app)
-            )));
-        }
+        t.size_repartition_topics(&app, &mut partitions)?;
         let (root, temp_root) = match config.state_dir() {
             Some(d) => (d.to_path_buf(), None),
             None => {

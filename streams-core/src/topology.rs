@@ -103,6 +103,66 @@ pub(crate) struct TopologyInner {
 }
 
 impl TopologyInner {
+    /// Adds the partition counts of the repartition topics to `partitions`, which must hold
+    /// those of the external source topics: a fixed count, or the largest partition count
+    /// among the source topics of the sub-topologies that write the topic.
+    pub(crate) fn size_repartition_topics(
+        &self,
+        app: &str,
+        partitions: &mut std::collections::HashMap<String, u32>,
+    ) -> Result<(), crate::error::StreamsError> {
+        let mut pending: Vec<&(TopicName, Option<u32>)> = Vec::new();
+        for rt in &self.repartition_topics {
+            match rt.1 {
+                Some(n) => {
+                    partitions.insert(rt.0.resolve(app), n);
+                }
+                None => pending.push(rt),
+            }
+        }
+        for _ in 0..=self.repartition_topics.len() {
+            pending.retain(|(topic, _)| {
+                let mut max = 0u32;
+                for w in self.writers_of(topic) {
+                    for src in &self.subtopologies[w].sources {
+                        match partitions.get(&src.resolve(app)) {
+                            Some(&n) => max = max.max(n),
+                            None => return true,
+                        }
+                    }
+                }
+                partitions.insert(topic.resolve(app), max.max(1));
+                false
+            });
+        }
+        match pending.first() {
+            Some((topic, _)) => Err(crate::error::StreamsError::Internal(format!(
+                "cannot size repartition topic {}",
+                topic.resolve(app)
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The number of tasks of each sub-topology: the largest partition count of its
+    /// source topics.
+    pub(crate) fn task_counts(
+        &self,
+        app: &str,
+        partitions: &std::collections::HashMap<String, u32>,
+    ) -> Vec<u32> {
+        self.subtopologies
+            .iter()
+            .map(|s| {
+                s.sources
+                    .iter()
+                    .map(|t| partitions.get(&t.resolve(app)).copied().unwrap_or(1))
+                    .max()
+                    .unwrap_or(1)
+            })
+            .collect()
+    }
+
     /// The sub-topology that writes to `topic`, if any (for repartition topics).
     pub(crate) fn writers_of(&self, topic: &TopicName) -> Vec<usize> {
         self.subtopologies

@@ -260,6 +260,8 @@ pub(crate) struct Task {
     task_dir: Option<PathBuf>,
     /// The changelog partition of each logged store.
     changelogs: Vec<ChangelogPartition>,
+    /// For each changelog partition, the index of its store.
+    changelog_stores: Vec<usize>,
 }
 
 impl Task {
@@ -327,6 +329,7 @@ impl Task {
         let mut stores = Vec::new();
         let mut store_index = HashMap::new();
         let mut changelogs = Vec::new();
+        let mut changelog_stores = Vec::new();
         let buffer = Arc::new(ChangelogBuffer::default());
         let store_ctx = StoreContext::new(task_dir.clone(), env.resources.clone());
         for &s in &sub.stores {
@@ -337,6 +340,7 @@ impl Task {
                     topic: topic.clone(),
                     partition,
                 });
+                changelog_stores.push(stores.len());
                 Some(Box::new(TaskChangelogSink {
                     topic: Arc::from(topic.as_str()),
                     partition,
@@ -379,6 +383,7 @@ impl Task {
             inputs,
             task_dir,
             changelogs,
+            changelog_stores,
         })
     }
 
@@ -549,6 +554,46 @@ impl Task {
             out.append(&mut log);
         }
         out
+    }
+
+    /// The (topic, partition) pairs this task reads.
+    pub(crate) fn input_partitions(&self) -> Vec<Arc<str>> {
+        self.inputs.iter().map(|i| i.topic.clone()).collect()
+    }
+
+    /// The next offset to restore from for each changelog partition: the checkpoint's, or 0
+    /// when it is missing or damaged.
+    pub(crate) fn restore_starts(&self) -> Vec<(ChangelogPartition, i64)> {
+        let checkpoint = self
+            .task_dir
+            .as_ref()
+            .map(|d| streams_state::Checkpoint::read(&d.join(Checkpoint::FILE_NAME)));
+        self.changelogs
+            .iter()
+            .map(|p| {
+                let start = match &checkpoint {
+                    Some(streams_state::CheckpointRead::Valid(cp)) => {
+                        cp.offsets.get(p).copied().unwrap_or(0)
+                    }
+                    _ => 0,
+                };
+                (p.clone(), start)
+            })
+            .collect()
+    }
+
+    /// Applies changelog records to the store logging to `partition`.
+    pub(crate) fn restore(
+        &self,
+        partition: &ChangelogPartition,
+        records: &[streams_state::ChangelogRecord],
+    ) -> Result<()> {
+        let i = self
+            .changelogs
+            .iter()
+            .position(|p| p == partition)
+            .ok_or_else(|| StreamsError::Internal(format!("no changelog {partition:?}")))?;
+        self.ctx.stores[self.changelog_stores[i]].restore(records)
     }
 
     /// The changelog partitions of the task's logged stores.
