@@ -47,7 +47,6 @@ use crate::config::StreamsConfig;
 use crate::error::{Result, StreamsError};
 use crate::internals::task::{ProducedRecord, Task, TaskEnv};
 use crate::metrics::TaskMetrics;
-use crate::partitioner::partition_for_key;
 use crate::record::{Header, Headers, RawRecord, TaskId};
 use crate::topology::{TopicName, Topology};
 
@@ -443,14 +442,12 @@ impl StreamThread {
                     n
                 }
             };
-            let partition = match (r.partition, &r.key) {
-                (Some(p), _) => p,
-                (None, Some(k)) => partition_for_key(k, n),
-                (None, None) => {
-                    self.round_robin = self.round_robin.wrapping_add(1);
-                    self.round_robin % n
-                }
-            };
+            let partition = crate::partitioner::choose_partition(
+                r.partition,
+                r.key.as_deref(),
+                n,
+                &mut self.round_robin,
+            );
             let headers = r
                 .headers
                 .iter()

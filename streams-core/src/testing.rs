@@ -57,7 +57,6 @@ use crate::config::StreamsConfig;
 use crate::error::{Result, StreamsError};
 use crate::internals::task::{ProducedRecord, Task, TaskEnv};
 use crate::metrics::TaskMetrics;
-use crate::partitioner::partition_for_key;
 use crate::record::{Headers, RawRecord, Record, TaskId};
 use crate::serde::{DefaultSerde, SerdeRef};
 use crate::state::{
@@ -141,20 +140,18 @@ impl Inner {
                 .or_insert_with(|| TopicState::new(default, None)),
         };
         let n = state.partitions;
-        let partition = match (partition, &key) {
-            (Some(p), _) if p < n => p,
-            (Some(p), _) => {
-                return Err(StreamsError::Topic {
-                    topic: topic.to_string(),
-                    detail: format!("partition {p} does not exist (the topic has {n})"),
-                });
-            }
-            (None, Some(k)) => partition_for_key(k, n),
-            (None, None) => {
-                self.round_robin = self.round_robin.wrapping_add(1);
-                self.round_robin % n
-            }
-        };
+        if let Some(p) = partition.filter(|p| *p >= n) {
+            return Err(StreamsError::Topic {
+                topic: topic.to_string(),
+                detail: format!("partition {p} does not exist (the topic has {n})"),
+            });
+        }
+        let partition = crate::partitioner::choose_partition(
+            partition,
+            key.as_deref(),
+            n,
+            &mut self.round_robin,
+        );
         let offset = state.next_offset[partition as usize];
         state.next_offset[partition as usize] += 1;
         let raw = RawRecord {
