@@ -815,3 +815,63 @@ fn a_source_may_read_several_topics() {
     assert_eq!(got["t1-y"], 0);
     assert_eq!(got["t2-x"], 0);
 }
+
+#[test]
+fn every_operator_can_be_named() {
+    let builder = StreamsBuilder::new();
+    let a = builder.stream_with::<String, String>(
+        &["a"],
+        Consumed::with(default_serde(), default_serde()).with_name("source-a"),
+    );
+    let b = builder.stream_with::<String, String>(
+        &["b"],
+        Consumed::with(default_serde(), default_serde()).with_name("source-b"),
+    );
+    let merged = a.merge_named(&b, Named::as_("merge"));
+    merged
+        .filter_named(|_, v| !v.is_empty(), Named::as_("non-empty"), false)
+        .map_named(|k, v| (v, k), Named::as_("swap"))
+        .map_values_with_key(|_, v| v, Named::as_("same"))
+        .flat_map_named(|k, v| vec![(k, v)], Named::as_("one-to-one"))
+        .flat_map_values_named(|v| vec![v], Named::as_("values-one-to-one"))
+        .select_key_named(|k, _| k.clone(), Named::as_("rekey"))
+        .peek_named(|_, _| {}, Named::as_("look"))
+        .to_table_with(
+            Named::as_("as-table"),
+            Materialized::as_("table-store")
+                .with_key_serde(default_serde())
+                .with_value_serde(default_serde()),
+        )
+        .filter_named(|_, _| true, Named::as_("table-filter"), false)
+        .map_values_named(|v| v.len() as i64, Named::as_("lengths"))
+        .to_stream_named(Named::as_("changes"))
+        .to_with(
+            "out",
+            Produced::with(default_serde(), default_serde()).with_name("sink"),
+        );
+    merged.foreach_named(|_, _| {}, Named::as_("each"));
+    let text = builder.build().unwrap().describe().to_string();
+    for name in [
+        "source-a",
+        "source-b",
+        "merge",
+        "non-empty",
+        "swap",
+        "same",
+        "one-to-one",
+        "values-one-to-one",
+        "rekey",
+        "look",
+        "as-table",
+        "table-store",
+        "table-filter",
+        "lengths",
+        "changes",
+        "sink",
+        "each",
+    ] {
+        assert!(text.contains(name), "`{name}` missing from:\n{text}");
+    }
+    // A named to_table after a key change repartitions through `<store>-repartition`.
+    assert!(text.contains("table-store-repartition"), "{text}");
+}

@@ -261,7 +261,20 @@ impl<K: Data, V: Data> KStream<K, V> {
         I: IntoIterator<Item = (K2, V2)>,
         F: Fn(K, V) -> I + Send + Sync + 'static,
     {
-        let name = name(&self.b, &Named::none(), "KSTREAM-FLATMAP-");
+        self.flat_map_named(mapper, Named::none())
+    }
+
+    /// [`flat_map`](Self::flat_map) with a processor name.
+    pub fn flat_map_named<K2: Data, V2: Data, I, F>(
+        &self,
+        mapper: F,
+        named: Named,
+    ) -> KStream<K2, V2>
+    where
+        I: IntoIterator<Item = (K2, V2)>,
+        F: Fn(K, V) -> I + Send + Sync + 'static,
+    {
+        let name = name(&self.b, &named, "KSTREAM-FLATMAP-");
         let f = Arc::new(mapper);
         let node = add_fn_node::<K, V, _, _>(&self.b, name, &[self.node], move || {
             let f = f.clone();
@@ -300,7 +313,16 @@ impl<K: Data, V: Data> KStream<K, V> {
         I: IntoIterator<Item = V2>,
         F: Fn(V) -> I + Send + Sync + 'static,
     {
-        let name = name(&self.b, &Named::none(), "KSTREAM-FLATMAPVALUES-");
+        self.flat_map_values_named(mapper, Named::none())
+    }
+
+    /// [`flat_map_values`](Self::flat_map_values) with a processor name.
+    pub fn flat_map_values_named<V2: Data, I, F>(&self, mapper: F, named: Named) -> KStream<K, V2>
+    where
+        I: IntoIterator<Item = V2>,
+        F: Fn(V) -> I + Send + Sync + 'static,
+    {
+        let name = name(&self.b, &named, "KSTREAM-FLATMAPVALUES-");
         let f = Arc::new(mapper);
         let node = add_fn_node::<K, V, _, _>(&self.b, name, &[self.node], move || {
             let f = f.clone();
@@ -341,7 +363,15 @@ impl<K: Data, V: Data> KStream<K, V> {
     where
         F: Fn(&K, &V) -> K2 + Send + Sync + 'static,
     {
-        let name = name(&self.b, &Named::none(), "KSTREAM-KEY-SELECT-");
+        self.select_key_named(selector, Named::none())
+    }
+
+    /// [`select_key`](Self::select_key) with a processor name.
+    pub fn select_key_named<K2: Data, F>(&self, selector: F, named: Named) -> KStream<K2, V>
+    where
+        F: Fn(&K, &V) -> K2 + Send + Sync + 'static,
+    {
+        let name = name(&self.b, &named, "KSTREAM-KEY-SELECT-");
         let f = Arc::new(selector);
         let node = add_fn_node::<K, V, _, _>(&self.b, name, &[self.node], move || {
             let f = f.clone();
@@ -371,7 +401,15 @@ impl<K: Data, V: Data> KStream<K, V> {
     where
         F: Fn(&K, &V) + Send + Sync + 'static,
     {
-        let name = name(&self.b, &Named::none(), "KSTREAM-PEEK-");
+        self.peek_named(action, Named::none())
+    }
+
+    /// [`peek`](Self::peek) with a processor name.
+    pub fn peek_named<F>(&self, action: F, named: Named) -> KStream<K, V>
+    where
+        F: Fn(&K, &V) + Send + Sync + 'static,
+    {
+        let name = name(&self.b, &named, "KSTREAM-PEEK-");
         let f = Arc::new(action);
         let node = add_fn_node::<K, V, _, _>(&self.b, name, &[self.node], move || {
             let f = f.clone();
@@ -405,7 +443,15 @@ impl<K: Data, V: Data> KStream<K, V> {
     where
         F: Fn(&K, &V) + Send + Sync + 'static,
     {
-        let name = name(&self.b, &Named::none(), "KSTREAM-FOREACH-");
+        self.foreach_named(action, Named::none())
+    }
+
+    /// [`foreach`](Self::foreach) with a processor name.
+    pub fn foreach_named<F>(&self, action: F, named: Named)
+    where
+        F: Fn(&K, &V) + Send + Sync + 'static,
+    {
+        let name = name(&self.b, &named, "KSTREAM-FOREACH-");
         let f = Arc::new(action);
         add_fn_node::<K, V, _, _>(&self.b, name, &[self.node], move || {
             let f = f.clone();
@@ -462,7 +508,12 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// assert_eq!(driver.output_topic::<String, String>("out").read_values_to_list().unwrap(), vec!["1", "2"]);
     /// ```
     pub fn merge(&self, other: &KStream<K, V>) -> KStream<K, V> {
-        let name = name(&self.b, &Named::none(), "KSTREAM-MERGE-");
+        self.merge_named(other, Named::none())
+    }
+
+    /// [`merge`](Self::merge) with a processor name.
+    pub fn merge_named(&self, other: &KStream<K, V>, named: Named) -> KStream<K, V> {
+        let name = name(&self.b, &named, "KSTREAM-MERGE-");
         let node = add_fn_node::<K, V, _, _>(&self.b, name, &[self.node, other.node], || {
             |r: Record<K, V>, ch: &Children, t: &mut TaskContext| ch.forward(t, r)
         });

@@ -123,7 +123,7 @@ impl<K: Data, V: Data> KTable<K, V> {
     where
         F: Fn(&K, &V) -> bool + Send + Sync + 'static,
     {
-        self.filter_impl(predicate, false)
+        self.filter_named(predicate, Named::none(), false)
     }
 
     /// Keeps the keys whose value does not satisfy `predicate`.
@@ -140,14 +140,15 @@ impl<K: Data, V: Data> KTable<K, V> {
     where
         F: Fn(&K, &V) -> bool + Send + Sync + 'static,
     {
-        self.filter_impl(predicate, true)
+        self.filter_named(predicate, Named::none(), true)
     }
 
-    fn filter_impl<F>(&self, predicate: F, negate: bool) -> KTable<K, V>
+    /// [`filter`](Self::filter) (or `filter_not` when `negate`) with a processor name.
+    pub fn filter_named<F>(&self, predicate: F, named: Named, negate: bool) -> KTable<K, V>
     where
         F: Fn(&K, &V) -> bool + Send + Sync + 'static,
     {
-        let mut t = self.change_node("KTABLE-FILTER-", Named::none(), move |k, c: Change<V>| {
+        let mut t = self.change_node("KTABLE-FILTER-", named, move |k, c: Change<V>| {
             let keep = |v: Option<V>| v.filter(|v| predicate(k, v) != negate);
             Change::new(keep(c.new), keep(c.old))
         });
@@ -169,16 +170,30 @@ impl<K: Data, V: Data> KTable<K, V> {
     where
         F: Fn(V) -> V2 + Send + Sync + 'static,
     {
-        self.change_node(
-            "KTABLE-MAPVALUES-",
-            Named::none(),
-            move |_, c: Change<V>| Change::new(c.new.map(&mapper), c.old.map(&mapper)),
-        )
+        self.map_values_named(mapper, Named::none())
+    }
+
+    /// [`map_values`](Self::map_values) with a processor name.
+    pub fn map_values_named<V2: Data, F>(&self, mapper: F, named: Named) -> KTable<K, V2>
+    where
+        F: Fn(V) -> V2 + Send + Sync + 'static,
+    {
+        self.change_node("KTABLE-MAPVALUES-", named, move |_, c: Change<V>| {
+            Change::new(c.new.map(&mapper), c.old.map(&mapper))
+        })
     }
 
     /// The table's updates as a stream; a tombstone becomes a `None` value.
     pub fn to_stream(&self) -> KStream<K, Option<V>> {
-        let name = self.b.borrow_mut().generate("KTABLE-TOSTREAM-");
+        self.to_stream_named(Named::none())
+    }
+
+    /// [`to_stream`](Self::to_stream) with a processor name.
+    pub fn to_stream_named(&self, named: Named) -> KStream<K, Option<V>> {
+        let name = self
+            .b
+            .borrow_mut()
+            .name_or(named.name.as_deref(), "KTABLE-TOSTREAM-");
         let node = add_fn_node::<K, Change<V>, _, _>(&self.b, name, &[self.node], || {
             |r: Record<K, Change<V>>, ch: &Children, t: &mut TaskContext| {
                 ch.forward(
