@@ -937,6 +937,44 @@ impl WindowSupplier {
     }
 }
 
+/// The spec of a logged window or session store: open the engine, wrap it in change logging
+/// if the task gave a changelog, share it, and build its typed handle.
+fn windowed_store_spec<S, H>(
+    name: String,
+    logged: bool,
+    retention: i64,
+    open: impl Fn(&StoreBuild<'_>) -> Result<Box<S>> + Send + Sync + 'static,
+    log: fn(Box<S>, Box<dyn ChangelogSink>) -> Box<S>,
+    handle: impl Fn(Arc<str>, Arc<Mutex<Box<S>>>) -> H + Send + Sync + 'static,
+) -> StoreSpecParts
+where
+    S: ?Sized + Send + 'static,
+    H: Send + Sync + 'static,
+    Mutex<Box<S>>: RawStore,
+{
+    let shared_name: Arc<str> = Arc::from(name.as_str());
+    let factory: StoreFactory = Arc::new(move |mut b: StoreBuild<'_>| {
+        let mut store = open(&b)?;
+        if let Some(sink) = b.changelog.take() {
+            store = log(store, sink);
+        }
+        let raw = Arc::new(Mutex::new(store));
+        Ok(StoreEntry {
+            name: shared_name.clone(),
+            raw: raw.clone(),
+            typed: Box::new(handle(shared_name.clone(), raw)),
+        })
+    });
+    StoreSpecParts {
+        name,
+        logged,
+        changelog: ChangelogKind::CompactDelete {
+            retention_ms: retention.saturating_add(DAY_MS),
+        },
+        factory,
+    }
+}
+
 /// Describes a window store to add to a topology.
 pub struct WindowStoreBuilder<K, V> {
     supplier: WindowSupplier,
@@ -966,37 +1004,31 @@ impl<K: Send + 'static, V: Send + 'static> StoreBuilder for WindowStoreBuilder<K
         self.supplier.name()
     }
     fn into_spec(self) -> StoreSpecParts {
-        let name = self.supplier.name().to_string();
-        let shared_name: Arc<str> = Arc::from(name.as_str());
-        let retention = self.supplier.retention();
-        let logged = self.logging;
-        let factory: StoreFactory = Arc::new(move |b: StoreBuild<'_>| {
-            let mut store = self.supplier.resolve(b.config)?.get(b.ctx)?;
-            if let Some(sink) = b.changelog {
-                store = Box::new(streams_state::LoggingWindowStore::new(store, sink));
-            }
-            let raw = Arc::new(Mutex::new(store));
-            let handle = WindowStoreHandle {
-                name: shared_name.clone(),
-                store: raw.clone(),
-                window_size: self.supplier.size(),
-                key_serde: self.key_serde.clone(),
-                value_serde: self.value_serde.clone(),
-            };
-            Ok(StoreEntry {
-                name: shared_name.clone(),
-                raw,
-                typed: Box::new(handle),
-            })
-        });
-        StoreSpecParts {
+        let (name, retention, size) = (
+            self.supplier.name().to_string(),
+            self.supplier.retention(),
+            self.supplier.size(),
+        );
+        let Self {
+            supplier,
+            key_serde,
+            value_serde,
+            logging,
+        } = self;
+        windowed_store_spec(
             name,
-            logged,
-            changelog: ChangelogKind::CompactDelete {
-                retention_ms: retention.saturating_add(DAY_MS),
+            logging,
+            retention,
+            move |b| supplier.resolve(b.config)?.get(b.ctx).map_err(Into::into),
+            |store, sink| Box::new(streams_state::LoggingWindowStore::new(store, sink)),
+            move |name, store| WindowStoreHandle {
+                name,
+                store,
+                window_size: size,
+                key_serde: key_serde.clone(),
+                value_serde: value_serde.clone(),
             },
-            factory,
-        }
+        )
     }
 }
 
@@ -1067,36 +1099,26 @@ impl<K: Send + 'static, V: Send + 'static> StoreBuilder for SessionStoreBuilder<
         self.supplier.name()
     }
     fn into_spec(self) -> StoreSpecParts {
-        let name = self.supplier.name().to_string();
-        let shared_name: Arc<str> = Arc::from(name.as_str());
-        let retention = self.supplier.retention();
-        let logged = self.logging;
-        let factory: StoreFactory = Arc::new(move |b: StoreBuild<'_>| {
-            let mut store = self.supplier.resolve(b.config)?.get(b.ctx)?;
-            if let Some(sink) = b.changelog {
-                store = Box::new(streams_state::LoggingSessionStore::new(store, sink));
-            }
-            let raw = Arc::new(Mutex::new(store));
-            let handle = SessionStoreHandle {
-                name: shared_name.clone(),
-                store: raw.clone(),
-                key_serde: self.key_serde.clone(),
-                value_serde: self.value_serde.clone(),
-            };
-            Ok(StoreEntry {
-                name: shared_name.clone(),
-                raw,
-                typed: Box::new(handle),
-            })
-        });
-        StoreSpecParts {
+        let (name, retention) = (self.supplier.name().to_string(), self.supplier.retention());
+        let Self {
+            supplier,
+            key_serde,
+            value_serde,
+            logging,
+        } = self;
+        windowed_store_spec(
             name,
-            logged,
-            changelog: ChangelogKind::CompactDelete {
-                retention_ms: retention.saturating_add(DAY_MS),
+            logging,
+            retention,
+            move |b| supplier.resolve(b.config)?.get(b.ctx).map_err(Into::into),
+            |store, sink| Box::new(streams_state::LoggingSessionStore::new(store, sink)),
+            move |name, store| SessionStoreHandle {
+                name,
+                store,
+                key_serde: key_serde.clone(),
+                value_serde: value_serde.clone(),
             },
-            factory,
-        }
+        )
     }
 }
 
