@@ -68,9 +68,9 @@ fn entry_size(key: &[u8], value: &Option<Vec<u8>>) -> usize {
     2 * key.len() + value.as_ref().map_or(0, Vec::len) + 64
 }
 
-/// A cached key-value store (see the [module docs](self)).
-pub struct CachingKeyValueStore {
-    inner: Box<dyn KeyValueStore>,
+/// The cache proper, shared by the key-value and window caches: entries by key bytes, a
+/// write-order queue for eviction, and the thread budget's accounting.
+pub(crate) struct CacheCore {
     budget: ThreadCache,
     entries: HashMap<Arc<[u8]>, Entry>,
     /// Writes in order, least recent first; an element is stale when its entry has been
@@ -79,30 +79,19 @@ pub struct CachingKeyValueStore {
     lru: VecDeque<(u64, Arc<[u8]>)>,
     next_seq: u64,
     bytes: usize,
-    evicted: Vec<FlushedEntry>,
 }
 
-impl std::fmt::Debug for CachingKeyValueStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CachingKeyValueStore")
-            .field("store", &self.inner.name())
-            .field("entries", &self.entries.len())
-            .field("bytes", &self.bytes)
-            .finish()
-    }
-}
+/// A dirty entry that must be written to the store below: key and new value.
+pub(crate) type WriteDown = (Vec<u8>, Option<Vec<u8>>);
 
-impl CachingKeyValueStore {
-    /// Caches `inner` within the thread budget `budget`.
-    pub fn new(inner: Box<dyn KeyValueStore>, budget: ThreadCache) -> Self {
+impl CacheCore {
+    pub(crate) fn new(budget: ThreadCache) -> Self {
         Self {
-            inner,
             budget,
             entries: HashMap::new(),
             lru: VecDeque::new(),
             next_seq: 0,
             bytes: 0,
-            evicted: Vec::new(),
         }
     }
 
@@ -121,31 +110,16 @@ impl CachingKeyValueStore {
         }
     }
 
-    /// Writes one dirty entry to the store below and returns it as a flushed update.
-    fn write_through(
-        &mut self,
-        key: Vec<u8>,
-        value: Option<Vec<u8>>,
-    ) -> Result<FlushedEntry, StateError> {
-        let old = self.inner.get(&key)?;
-        match &value {
-            Some(v) => self.inner.put(&key, v)?,
-            None => {
-                self.inner.delete(&key)?;
-            }
-        }
-        Ok(FlushedEntry {
-            key,
-            new: value,
-            old,
-        })
+    /// The cached value of `key`: `Some(None)` is a cached deletion, `None` a miss.
+    pub(crate) fn get(&self, key: &[u8]) -> Option<&Option<Vec<u8>>> {
+        self.entries.get(key).map(|e| &e.value)
     }
 
-    fn insert(&mut self, key: &[u8], value: Option<Vec<u8>>) -> Result<(), StateError> {
+    /// Caches a write. Returns what must be written down now: the write itself when the
+    /// budget is 0, else the dirty entries evicted to stay within the thread's budget.
+    pub(crate) fn put(&mut self, key: &[u8], value: Option<Vec<u8>>) -> Vec<WriteDown> {
         if self.budget.max == 0 {
-            let flushed = self.write_through(key.to_vec(), value)?;
-            self.evicted.push(flushed);
-            return Ok(());
+            return vec![(key.to_vec(), value)];
         }
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -178,19 +152,11 @@ impl CachingKeyValueStore {
         };
         self.lru.push_back((seq, shared));
         if self.lru.len() > 2 * self.entries.len() + 64 {
-            self.compact_lru();
+            let entries = &self.entries;
+            self.lru
+                .retain(|(seq, k)| entries.get(k).is_some_and(|e| e.seq == *seq));
         }
-        self.evict_over_budget()
-    }
-
-    /// Drops stale elements of the write-order queue.
-    fn compact_lru(&mut self) {
-        let entries = &self.entries;
-        self.lru
-            .retain(|(seq, k)| entries.get(k).is_some_and(|e| e.seq == *seq));
-    }
-
-    fn evict_over_budget(&mut self) -> Result<(), StateError> {
+        let mut out = Vec::new();
         while self.budget.used() > self.budget.max {
             let Some((seq, key)) = self.lru.pop_front() else {
                 break;
@@ -203,22 +169,116 @@ impl CachingKeyValueStore {
             };
             self.charge(-(entry_size(&key, &entry.value) as isize));
             if entry.dirty {
-                let flushed = self.write_through(key.to_vec(), entry.value)?;
-                self.evicted.push(flushed);
+                out.push((key.to_vec(), entry.value));
             }
+        }
+        out
+    }
+
+    /// Every dirty entry in write order, now marked clean.
+    pub(crate) fn take_dirty(&mut self) -> Vec<WriteDown> {
+        let mut dirty: Vec<(u64, Arc<[u8]>)> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.dirty)
+            .map(|(k, e)| (e.seq, k.clone()))
+            .collect();
+        dirty.sort_unstable_by_key(|(seq, _)| *seq);
+        dirty
+            .into_iter()
+            .filter_map(|(_, key)| {
+                let e = self.entries.get_mut(&key)?;
+                e.dirty = false;
+                Some((key.to_vec(), e.value.clone()))
+            })
+            .collect()
+    }
+
+    /// Forgets `key` (restoration overwrites it below).
+    pub(crate) fn remove(&mut self, key: &[u8]) {
+        if let Some(e) = self.entries.remove(key) {
+            self.charge(-(entry_size(key, &e.value) as isize));
+        }
+    }
+
+    /// Every cached key and value.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &Option<Vec<u8>>)> {
+        self.entries.iter().map(|(k, e)| (&**k, &e.value))
+    }
+
+    /// Number of cached entries.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// New keys not yet in the store below (dirty and present).
+    pub(crate) fn dirty_present(&self) -> usize {
+        self.entries
+            .values()
+            .filter(|e| e.dirty && e.value.is_some())
+            .count()
+    }
+}
+
+impl Drop for CacheCore {
+    fn drop(&mut self) {
+        self.charge(-(self.bytes as isize));
+    }
+}
+
+/// A cached key-value store (see the [module docs](self)).
+pub struct CachingKeyValueStore {
+    inner: Box<dyn KeyValueStore>,
+    cache: CacheCore,
+    evicted: Vec<FlushedEntry>,
+}
+
+impl std::fmt::Debug for CachingKeyValueStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachingKeyValueStore")
+            .field("store", &self.inner.name())
+            .field("entries", &self.cache.len())
+            .finish()
+    }
+}
+
+impl CachingKeyValueStore {
+    /// Caches `inner` within the thread budget `budget`.
+    pub fn new(inner: Box<dyn KeyValueStore>, budget: ThreadCache) -> Self {
+        Self {
+            inner,
+            cache: CacheCore::new(budget),
+            evicted: Vec::new(),
+        }
+    }
+
+    /// Writes entries down to the store below, remembering them as flushed updates.
+    fn write_down(&mut self, entries: Vec<WriteDown>) -> Result<(), StateError> {
+        for (key, value) in entries {
+            let old = self.inner.get(&key)?;
+            match &value {
+                Some(v) => self.inner.put(&key, v)?,
+                None => {
+                    self.inner.delete(&key)?;
+                }
+            }
+            self.evicted.push(FlushedEntry {
+                key,
+                new: value,
+                old,
+            });
         }
         Ok(())
     }
 
+    fn insert(&mut self, key: &[u8], value: Option<Vec<u8>>) -> Result<(), StateError> {
+        let down = self.cache.put(key, value);
+        self.write_down(down)
+    }
+
     /// Number of cached entries.
     pub fn cached_entries(&self) -> usize {
-        self.entries.len()
-    }
-}
-
-impl Drop for CachingKeyValueStore {
-    fn drop(&mut self) {
-        self.charge(-(self.bytes as isize));
+        self.cache.len()
     }
 }
 
@@ -246,8 +306,8 @@ impl StateStore for CachingKeyValueStore {
 
 impl KeyValueStore for CachingKeyValueStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        match self.entries.get(key) {
-            Some(e) => Ok(e.value.clone()),
+        match self.cache.get(key) {
+            Some(v) => Ok(v.clone()),
             None => self.inner.get(key),
         }
     }
@@ -282,19 +342,12 @@ impl KeyValueStore for CachingKeyValueStore {
     }
 
     fn approximate_num_entries(&self) -> Result<u64, StateError> {
-        let new_keys = self
-            .entries
-            .iter()
-            .filter(|(_, e)| e.dirty && e.value.is_some())
-            .count() as u64;
-        Ok(self.inner.approximate_num_entries()? + new_keys)
+        Ok(self.inner.approximate_num_entries()? + self.cache.dirty_present() as u64)
     }
 
     fn restore_batch(&mut self, records: &[ChangelogRecord]) -> Result<(), StateError> {
         for r in records {
-            if let Some(e) = self.entries.remove(r.key.as_slice()) {
-                self.charge(-(entry_size(&r.key, &e.value) as isize));
-            }
+            self.cache.remove(&r.key);
         }
         self.inner.restore_batch(records)
     }
@@ -308,25 +361,8 @@ impl KeyValueStore for CachingKeyValueStore {
         self.inner.snapshot_to(dir)
     }
     fn flush_cache(&mut self) -> Result<(), StateError> {
-        let mut dirty: Vec<(u64, Arc<[u8]>)> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| e.dirty)
-            .map(|(k, e)| (e.seq, k.clone()))
-            .collect();
-        dirty.sort_unstable_by_key(|(seq, _)| *seq);
-        for (_, key) in dirty {
-            let value = match self.entries.get_mut(&key) {
-                Some(e) => {
-                    e.dirty = false;
-                    e.value.clone()
-                }
-                None => continue,
-            };
-            let flushed = self.write_through(key.to_vec(), value)?;
-            self.evicted.push(flushed);
-        }
-        Ok(())
+        let dirty = self.cache.take_dirty();
+        self.write_down(dirty)
     }
     fn take_flushed(&mut self) -> Vec<FlushedEntry> {
         std::mem::take(&mut self.evicted)
@@ -355,14 +391,14 @@ impl CachingKeyValueStore {
                 Bound::Unbounded => true,
             })
         };
-        for (k, e) in &self.entries {
+        for (k, value) in self.cache.iter() {
             if inside(k) {
-                match &e.value {
+                match value {
                     Some(v) => {
                         map.insert(k.to_vec(), v.clone());
                     }
                     None => {
-                        map.remove(&**k);
+                        map.remove(k);
                     }
                 }
             }
