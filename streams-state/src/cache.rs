@@ -533,3 +533,251 @@ mod tests {
         }
     }
 }
+
+/// A window store behind the record cache: windows are cached under their changelog key
+/// (key bytes, 8-byte start) and leave the cache, as [`FlushedEntry`]s with that key, on
+/// commit or eviction.
+pub struct CachingWindowStore {
+    inner: Box<dyn crate::WindowStore>,
+    cache: CacheCore,
+    evicted: Vec<FlushedEntry>,
+}
+
+impl std::fmt::Debug for CachingWindowStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachingWindowStore")
+            .field("store", &self.inner.name())
+            .field("entries", &self.cache.len())
+            .finish()
+    }
+}
+
+impl CachingWindowStore {
+    /// Caches `inner` within the thread budget `budget`.
+    pub fn new(inner: Box<dyn crate::WindowStore>, budget: ThreadCache) -> Self {
+        Self {
+            inner,
+            cache: CacheCore::new(budget),
+            evicted: Vec::new(),
+        }
+    }
+
+    fn write_down(&mut self, entries: Vec<WriteDown>) -> Result<(), StateError> {
+        for (composite, value) in entries {
+            let (key, start) = crate::split_window_changelog_key(&composite)?;
+            let old = self.inner.fetch(&key, start)?;
+            self.inner.put(&key, value.as_deref(), start)?;
+            self.evicted.push(FlushedEntry {
+                key: composite,
+                new: value,
+                old,
+            });
+        }
+        Ok(())
+    }
+
+    /// The cached windows of keys in `[from, to]` (open when `None`) with starts in
+    /// `[t_from, t_to]`, decoded.
+    fn cached(
+        &self,
+        key_from: Option<&[u8]>,
+        key_to: Option<&[u8]>,
+        t_from: i64,
+        t_to: i64,
+    ) -> Vec<(crate::WindowedKeyBytes, Option<Vec<u8>>)> {
+        self.cache
+            .iter()
+            .filter_map(|(composite, v)| {
+                let (key, start) = crate::split_window_changelog_key(composite).ok()?;
+                let inside = start >= t_from
+                    && start <= t_to
+                    && key_from.is_none_or(|f| key.as_slice() >= f)
+                    && key_to.is_none_or(|t| key.as_slice() <= t);
+                inside.then(|| {
+                    (
+                        crate::WindowedKeyBytes {
+                            key,
+                            window_start: start,
+                        },
+                        v.clone(),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// The store's windows in range with the cache laid over them, ascending.
+    fn merged(
+        &self,
+        below: crate::WindowedKeyValueIter<'_>,
+        cached: Vec<(crate::WindowedKeyBytes, Option<Vec<u8>>)>,
+    ) -> Result<Vec<(crate::WindowedKeyBytes, Vec<u8>)>, StateError> {
+        let mut map = BTreeMap::new();
+        for r in below {
+            let (k, v) = r?;
+            map.insert(k, v);
+        }
+        for (k, v) in cached {
+            match v {
+                Some(v) => {
+                    map.insert(k, v);
+                }
+                None => {
+                    map.remove(&k);
+                }
+            }
+        }
+        Ok(map.into_iter().collect())
+    }
+}
+
+impl StateStore for CachingWindowStore {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn persistent(&self) -> bool {
+        self.inner.persistent()
+    }
+    fn flush(&mut self) -> Result<(), StateError> {
+        crate::WindowStore::flush_cache(self)?;
+        self.inner.flush()
+    }
+    fn close(&mut self) -> Result<(), StateError> {
+        self.flush()?;
+        self.inner.close()
+    }
+    fn is_open(&self) -> bool {
+        self.inner.is_open()
+    }
+}
+
+type WindowEntries = Vec<(crate::WindowedKeyBytes, Vec<u8>)>;
+
+impl CachingWindowStore {
+    fn key_range(
+        &self,
+        key_from: Option<&[u8]>,
+        key_to: Option<&[u8]>,
+        from: i64,
+        to: i64,
+    ) -> Result<WindowEntries, StateError> {
+        let below = self.inner.fetch_key_range(key_from, key_to, from, to)?;
+        let cached = self.cached(key_from, key_to, from, to);
+        self.merged(below, cached)
+    }
+}
+
+impl crate::WindowStore for CachingWindowStore {
+    fn put(
+        &mut self,
+        key: &[u8],
+        value: Option<&[u8]>,
+        window_start: i64,
+    ) -> Result<(), StateError> {
+        let composite = crate::window_changelog_key(key, window_start);
+        let down = self.cache.put(&composite, value.map(<[u8]>::to_vec));
+        self.write_down(down)
+    }
+
+    fn fetch(&self, key: &[u8], window_start: i64) -> Result<Option<Vec<u8>>, StateError> {
+        match self
+            .cache
+            .get(&crate::window_changelog_key(key, window_start))
+        {
+            Some(v) => Ok(v.clone()),
+            None => self.inner.fetch(key, window_start),
+        }
+    }
+
+    fn fetch_range(
+        &self,
+        key: &[u8],
+        from: i64,
+        to: i64,
+    ) -> Result<crate::WindowIter<'_>, StateError> {
+        let merged = self.key_range(Some(key), Some(key), from, to)?;
+        Ok(Box::new(
+            merged.into_iter().map(|(k, v)| Ok((k.window_start, v))),
+        ))
+    }
+
+    fn backward_fetch_range(
+        &self,
+        key: &[u8],
+        from: i64,
+        to: i64,
+    ) -> Result<crate::WindowIter<'_>, StateError> {
+        let merged = self.key_range(Some(key), Some(key), from, to)?;
+        Ok(Box::new(
+            merged
+                .into_iter()
+                .rev()
+                .map(|(k, v)| Ok((k.window_start, v))),
+        ))
+    }
+
+    fn fetch_key_range(
+        &self,
+        key_from: Option<&[u8]>,
+        key_to: Option<&[u8]>,
+        from: i64,
+        to: i64,
+    ) -> Result<crate::WindowedKeyValueIter<'_>, StateError> {
+        let merged = self.key_range(key_from, key_to, from, to)?;
+        Ok(Box::new(merged.into_iter().map(Ok)))
+    }
+
+    fn backward_fetch_key_range(
+        &self,
+        key_from: Option<&[u8]>,
+        key_to: Option<&[u8]>,
+        from: i64,
+        to: i64,
+    ) -> Result<crate::WindowedKeyValueIter<'_>, StateError> {
+        let merged = self.key_range(key_from, key_to, from, to)?;
+        Ok(Box::new(merged.into_iter().rev().map(Ok)))
+    }
+
+    fn fetch_all(&self, from: i64, to: i64) -> Result<crate::WindowedKeyValueIter<'_>, StateError> {
+        let merged = self.key_range(None, None, from, to)?;
+        Ok(Box::new(merged.into_iter().map(Ok)))
+    }
+
+    fn backward_fetch_all(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<crate::WindowedKeyValueIter<'_>, StateError> {
+        let merged = self.key_range(None, None, from, to)?;
+        Ok(Box::new(merged.into_iter().rev().map(Ok)))
+    }
+
+    fn all(&self) -> Result<crate::WindowedKeyValueIter<'_>, StateError> {
+        let merged = self.key_range(None, None, i64::MIN, i64::MAX)?;
+        Ok(Box::new(merged.into_iter().map(Ok)))
+    }
+
+    fn retention_period(&self) -> i64 {
+        self.inner.retention_period()
+    }
+
+    fn observed_stream_time(&self) -> i64 {
+        self.inner.observed_stream_time()
+    }
+
+    fn restore_batch(&mut self, records: &[ChangelogRecord]) -> Result<(), StateError> {
+        for r in records {
+            self.cache.remove(&r.key);
+        }
+        self.inner.restore_batch(records)
+    }
+
+    fn flush_cache(&mut self) -> Result<(), StateError> {
+        let dirty = self.cache.take_dirty();
+        self.write_down(dirty)
+    }
+
+    fn take_flushed(&mut self) -> Vec<FlushedEntry> {
+        std::mem::take(&mut self.evicted)
+    }
+}

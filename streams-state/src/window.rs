@@ -125,6 +125,18 @@ pub trait WindowStore: StateStore {
     /// [`window_changelog_key`] layout, a `None` value deletes. Expiry rules are those of
     /// [`put`](Self::put). Not logged again by [`LoggingWindowStore`].
     fn restore_batch(&mut self, records: &[ChangelogRecord]) -> Result<(), StateError>;
+
+    /// Writes a record cache's dirty windows down without flushing the engine (they then
+    /// appear in [`take_flushed`](Self::take_flushed)). A no-op without a cache.
+    fn flush_cache(&mut self) -> Result<(), StateError> {
+        Ok(())
+    }
+
+    /// Window updates that left a record cache since the last call, keyed in the
+    /// [`window_changelog_key`] layout; always empty for uncached stores.
+    fn take_flushed(&mut self) -> Vec<crate::FlushedEntry> {
+        Vec::new()
+    }
 }
 
 /// The changelog key of a window: the raw key bytes followed by the window start as 8
