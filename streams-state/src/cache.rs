@@ -407,133 +407,6 @@ impl CachingKeyValueStore {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::InMemoryKeyValueStore;
-
-    fn cached(max: usize) -> CachingKeyValueStore {
-        CachingKeyValueStore::new(
-            Box::new(InMemoryKeyValueStore::new("s")),
-            ThreadCache::new(max),
-        )
-    }
-
-    #[test]
-    fn coalesces_updates_until_flush() {
-        let mut s = cached(1 << 20);
-        s.put(b"a", b"1").unwrap();
-        s.put(b"a", b"2").unwrap();
-        s.put(b"b", b"x").unwrap();
-        assert!(s.take_flushed().is_empty());
-        assert_eq!(s.get(b"a").unwrap(), Some(b"2".to_vec()));
-        s.flush().unwrap();
-        let f = s.take_flushed();
-        assert_eq!(
-            f,
-            vec![
-                FlushedEntry {
-                    key: b"a".to_vec(),
-                    new: Some(b"2".to_vec()),
-                    old: None
-                },
-                FlushedEntry {
-                    key: b"b".to_vec(),
-                    new: Some(b"x".to_vec()),
-                    old: None
-                },
-            ]
-        );
-        s.put(b"a", b"3").unwrap();
-        s.flush().unwrap();
-        assert_eq!(s.take_flushed()[0].old, Some(b"2".to_vec()));
-    }
-
-    #[test]
-    fn size_zero_writes_through() {
-        let mut s = cached(0);
-        s.put(b"a", b"1").unwrap();
-        s.put(b"a", b"2").unwrap();
-        let f = s.take_flushed();
-        assert_eq!(f.len(), 2);
-        assert_eq!(f[1].old, Some(b"1".to_vec()));
-    }
-
-    #[test]
-    fn evicts_oldest_first_when_the_thread_budget_is_exceeded() {
-        let budget = ThreadCache::new(3 * entry_size(b"k1", &Some(b"v".to_vec())));
-        let mut s =
-            CachingKeyValueStore::new(Box::new(InMemoryKeyValueStore::new("s")), budget.clone());
-        for k in [b"k1", b"k2", b"k3"] {
-            s.put(k, b"v").unwrap();
-        }
-        assert!(s.take_flushed().is_empty());
-        s.get(b"k1").unwrap();
-        s.put(b"k4", b"v").unwrap();
-        let f = s.take_flushed();
-        assert_eq!(f.len(), 1);
-        assert_eq!(
-            f[0].key,
-            b"k1".to_vec(),
-            "least recently written goes first"
-        );
-        assert!(budget.used() <= budget.max());
-        drop(s);
-        assert_eq!(budget.used(), 0);
-    }
-
-    #[test]
-    fn deletes_and_ranges_see_the_cache() {
-        let mut s = cached(1 << 20);
-        s.put(b"a", b"1").unwrap();
-        s.flush().unwrap();
-        s.take_flushed();
-        s.put(b"b", b"2").unwrap();
-        assert_eq!(s.delete(b"a").unwrap(), Some(b"1".to_vec()));
-        let all: Vec<_> = s.all().unwrap().map(|r| r.unwrap().0).collect();
-        assert_eq!(all, vec![b"b".to_vec()]);
-        s.flush().unwrap();
-        let f = s.take_flushed();
-        assert!(
-            f.iter()
-                .any(|e| e.key == b"a" && e.new.is_none() && e.old == Some(b"1".to_vec()))
-        );
-    }
-
-    proptest::proptest! {
-        /// Whatever the budget, reads see the latest write, and what leaves the cache,
-        /// applied in order, rebuilds exactly the latest state.
-        #[test]
-        fn cache_behaves_like_a_map(
-            budget in 0usize..600,
-            ops in proptest::collection::vec((0u8..3, 0u8..8, 0u8..4), 0..80),
-        ) {
-            let mut s = cached(budget);
-            let mut model = BTreeMap::new();
-            let mut downstream = BTreeMap::new();
-            for (op, k, v) in ops {
-                let key = vec![b'k', k];
-                match op {
-                    0 => { s.put(&key, &[v]).unwrap(); model.insert(key.clone(), vec![v]); }
-                    1 => { s.delete(&key).unwrap(); model.remove(&key); }
-                    _ => { s.flush().unwrap(); }
-                }
-                proptest::prop_assert_eq!(s.get(&key).unwrap(), model.get(&key).cloned());
-                for e in s.take_flushed() {
-                    match e.new { Some(v) => { downstream.insert(e.key, v); } None => { downstream.remove(&e.key); } }
-                }
-            }
-            s.flush().unwrap();
-            for e in s.take_flushed() {
-                match e.new { Some(v) => { downstream.insert(e.key, v); } None => { downstream.remove(&e.key); } }
-            }
-            proptest::prop_assert_eq!(&downstream, &model);
-            let all: BTreeMap<Vec<u8>, Vec<u8>> = s.all().unwrap().map(|r| r.unwrap()).collect();
-            proptest::prop_assert_eq!(all, model);
-        }
-    }
-}
-
 /// A window store behind the record cache: windows are cached under their changelog key
 /// (key bytes, 8-byte start) and leave the cache, as [`FlushedEntry`]s with that key, on
 /// commit or eviction.
@@ -779,5 +652,132 @@ impl crate::WindowStore for CachingWindowStore {
 
     fn take_flushed(&mut self) -> Vec<FlushedEntry> {
         std::mem::take(&mut self.evicted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::InMemoryKeyValueStore;
+
+    fn cached(max: usize) -> CachingKeyValueStore {
+        CachingKeyValueStore::new(
+            Box::new(InMemoryKeyValueStore::new("s")),
+            ThreadCache::new(max),
+        )
+    }
+
+    #[test]
+    fn coalesces_updates_until_flush() {
+        let mut s = cached(1 << 20);
+        s.put(b"a", b"1").unwrap();
+        s.put(b"a", b"2").unwrap();
+        s.put(b"b", b"x").unwrap();
+        assert!(s.take_flushed().is_empty());
+        assert_eq!(s.get(b"a").unwrap(), Some(b"2".to_vec()));
+        s.flush().unwrap();
+        let f = s.take_flushed();
+        assert_eq!(
+            f,
+            vec![
+                FlushedEntry {
+                    key: b"a".to_vec(),
+                    new: Some(b"2".to_vec()),
+                    old: None
+                },
+                FlushedEntry {
+                    key: b"b".to_vec(),
+                    new: Some(b"x".to_vec()),
+                    old: None
+                },
+            ]
+        );
+        s.put(b"a", b"3").unwrap();
+        s.flush().unwrap();
+        assert_eq!(s.take_flushed()[0].old, Some(b"2".to_vec()));
+    }
+
+    #[test]
+    fn size_zero_writes_through() {
+        let mut s = cached(0);
+        s.put(b"a", b"1").unwrap();
+        s.put(b"a", b"2").unwrap();
+        let f = s.take_flushed();
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[1].old, Some(b"1".to_vec()));
+    }
+
+    #[test]
+    fn evicts_oldest_first_when_the_thread_budget_is_exceeded() {
+        let budget = ThreadCache::new(3 * entry_size(b"k1", &Some(b"v".to_vec())));
+        let mut s =
+            CachingKeyValueStore::new(Box::new(InMemoryKeyValueStore::new("s")), budget.clone());
+        for k in [b"k1", b"k2", b"k3"] {
+            s.put(k, b"v").unwrap();
+        }
+        assert!(s.take_flushed().is_empty());
+        s.get(b"k1").unwrap();
+        s.put(b"k4", b"v").unwrap();
+        let f = s.take_flushed();
+        assert_eq!(f.len(), 1);
+        assert_eq!(
+            f[0].key,
+            b"k1".to_vec(),
+            "least recently written goes first"
+        );
+        assert!(budget.used() <= budget.max());
+        drop(s);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn deletes_and_ranges_see_the_cache() {
+        let mut s = cached(1 << 20);
+        s.put(b"a", b"1").unwrap();
+        s.flush().unwrap();
+        s.take_flushed();
+        s.put(b"b", b"2").unwrap();
+        assert_eq!(s.delete(b"a").unwrap(), Some(b"1".to_vec()));
+        let all: Vec<_> = s.all().unwrap().map(|r| r.unwrap().0).collect();
+        assert_eq!(all, vec![b"b".to_vec()]);
+        s.flush().unwrap();
+        let f = s.take_flushed();
+        assert!(
+            f.iter()
+                .any(|e| e.key == b"a" && e.new.is_none() && e.old == Some(b"1".to_vec()))
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever the budget, reads see the latest write, and what leaves the cache,
+        /// applied in order, rebuilds exactly the latest state.
+        #[test]
+        fn cache_behaves_like_a_map(
+            budget in 0usize..600,
+            ops in proptest::collection::vec((0u8..3, 0u8..8, 0u8..4), 0..80),
+        ) {
+            let mut s = cached(budget);
+            let mut model = BTreeMap::new();
+            let mut downstream = BTreeMap::new();
+            for (op, k, v) in ops {
+                let key = vec![b'k', k];
+                match op {
+                    0 => { s.put(&key, &[v]).unwrap(); model.insert(key.clone(), vec![v]); }
+                    1 => { s.delete(&key).unwrap(); model.remove(&key); }
+                    _ => { s.flush().unwrap(); }
+                }
+                proptest::prop_assert_eq!(s.get(&key).unwrap(), model.get(&key).cloned());
+                for e in s.take_flushed() {
+                    match e.new { Some(v) => { downstream.insert(e.key, v); } None => { downstream.remove(&e.key); } }
+                }
+            }
+            s.flush().unwrap();
+            for e in s.take_flushed() {
+                match e.new { Some(v) => { downstream.insert(e.key, v); } None => { downstream.remove(&e.key); } }
+            }
+            proptest::prop_assert_eq!(&downstream, &model);
+            let all: BTreeMap<Vec<u8>, Vec<u8>> = s.all().unwrap().map(|r| r.unwrap()).collect();
+            proptest::prop_assert_eq!(all, model);
+        }
     }
 }
