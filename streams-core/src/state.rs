@@ -356,6 +356,9 @@ impl RawStore for Mutex<Box<dyn WindowStore>> {
         Ok(relock(self).restore_batch(records)?)
     }
     fn flush_cache(&self) -> Result<()> {
+        let mut s = relock(self);
+        s.flush_cache()?;
+        s.take_flushed();
         Ok(())
     }
     fn flush(&self) -> Result<()> {
@@ -682,6 +685,36 @@ impl<K: 'static, V: 'static> WindowStoreHandle<K, V> {
         self.key_serde.is_null(key)
     }
 
+    /// Window updates that left the store's record cache since the last call, decoded:
+    /// `(windowed key, new value, old value)`. Empty for uncached stores.
+    pub(crate) fn take_flushed(&self) -> Result<Vec<Flushed<Windowed<K>, V>>> {
+        let flushed = relock(&self.store).take_flushed();
+        flushed
+            .into_iter()
+            .map(|e| {
+                let (kb, start) = streams_state::split_window_changelog_key(&e.key)?;
+                let key = Windowed {
+                    key: decode(&self.key_serde, &self.name, &kb)?,
+                    window: Window {
+                        start,
+                        end: start.saturating_add(self.window_size),
+                    },
+                };
+                let dec = |b: Option<Vec<u8>>| {
+                    b.map(|b| decode(&self.value_serde, &self.name, &b))
+                        .transpose()
+                };
+                Ok((key, dec(e.new)?, dec(e.old)?))
+            })
+            .collect()
+    }
+
+    /// Writes the record cache's dirty windows down (they then appear in
+    /// [`take_flushed`](Self::take_flushed)).
+    pub(crate) fn flush_cache(&self) -> Result<()> {
+        Ok(relock(&self.store).flush_cache()?)
+    }
+
     /// Stores `value` for `key` in the window starting at `window_start`; `None` deletes.
     pub fn put(&self, key: &K, value: Option<&V>, window_start: i64) -> Result<()> {
         let k = encode_key(&self.key_serde, &self.name, key)?;
@@ -945,6 +978,7 @@ fn windowed_store_spec<S, H>(
     retention: i64,
     open: impl Fn(&StoreBuild<'_>) -> Result<Box<S>> + Send + Sync + 'static,
     log: fn(Box<S>, Box<dyn ChangelogSink>) -> Box<S>,
+    cache: Option<fn(Box<S>, ThreadCache) -> Box<S>>,
     handle: impl Fn(Arc<str>, Arc<Mutex<Box<S>>>) -> H + Send + Sync + 'static,
 ) -> StoreSpecParts
 where
@@ -957,6 +991,9 @@ where
         let mut store = open(&b)?;
         if let Some(sink) = b.changelog.take() {
             store = log(store, sink);
+        }
+        if let Some(cache) = cache {
+            store = cache(store, b.cache.clone());
         }
         let raw = Arc::new(Mutex::new(store));
         Ok(StoreEntry {
@@ -981,6 +1018,7 @@ pub struct WindowStoreBuilder<K, V> {
     key_serde: SerdeRef<K>,
     value_serde: SerdeRef<V>,
     logging: bool,
+    caching: bool,
 }
 
 impl<K, V> fmt::Debug for WindowStoreBuilder<K, V> {
@@ -995,6 +1033,12 @@ impl<K, V> WindowStoreBuilder<K, V> {
     /// Logs changes to `<application.id>-<name>-changelog` (default) or not.
     pub fn with_logging_enabled(mut self, enabled: bool) -> Self {
         self.logging = enabled;
+        self
+    }
+
+    /// Puts a record cache in front of the store. Default: off.
+    pub fn with_caching_enabled(mut self, enabled: bool) -> Self {
+        self.caching = enabled;
         self
     }
 }
@@ -1014,6 +1058,7 @@ impl<K: Send + 'static, V: Send + 'static> StoreBuilder for WindowStoreBuilder<K
             key_serde,
             value_serde,
             logging,
+            caching,
         } = self;
         windowed_store_spec(
             name,
@@ -1021,6 +1066,10 @@ impl<K: Send + 'static, V: Send + 'static> StoreBuilder for WindowStoreBuilder<K
             retention,
             move |b| supplier.resolve(b.config)?.get(b.ctx).map_err(Into::into),
             |store, sink| Box::new(streams_state::LoggingWindowStore::new(store, sink)),
+            caching.then_some(|store, cache| {
+                Box::new(streams_state::CachingWindowStore::new(store, cache))
+                    as Box<dyn WindowStore>
+            }),
             move |name, store| WindowStoreHandle {
                 name,
                 store,
@@ -1112,6 +1161,7 @@ impl<K: Send + 'static, V: Send + 'static> StoreBuilder for SessionStoreBuilder<
             retention,
             move |b| supplier.resolve(b.config)?.get(b.ctx).map_err(Into::into),
             |store, sink| Box::new(streams_state::LoggingSessionStore::new(store, sink)),
+            None,
             move |name, store| SessionStoreHandle {
                 name,
                 store,
@@ -1183,6 +1233,7 @@ impl Stores {
             key_serde,
             value_serde,
             logging: true,
+            caching: false,
         }
     }
 
@@ -1203,6 +1254,7 @@ impl Stores {
             key_serde,
             value_serde,
             logging: true,
+            caching: false,
         }
     }
 

@@ -472,3 +472,57 @@ fn emit_on_window_close_forwards_each_window_once_after_end_plus_grace() {
     input.pipe_input_at(s("a"), s("x"), 17_500).unwrap(); // no new window closed
     assert!(out.is_empty());
 }
+
+#[test]
+fn window_updates_are_coalesced_by_the_record_cache_and_carry_old_values() {
+    let build = || {
+        let builder = StreamsBuilder::new();
+        builder
+            .stream::<String, String>("in")
+            .group_by_key()
+            .windowed_by(TimeWindows::of_size_with_no_grace(secs(10)))
+            .count()
+            .to_stream()
+            .map(|w, n| (w.to_string(), n.unwrap_or(-1)))
+            .to("out");
+        builder.build().unwrap()
+    };
+    let batch = [
+        (s("a"), s("x")),
+        (s("a"), s("x")),
+        (s("b"), s("x")),
+        (s("a"), s("x")),
+    ];
+    // Cache on (default): one batch is one commit, so each window leaves the cache once.
+    let driver = TopologyTestDriver::new(build(), StreamsConfig::new("c")).unwrap();
+    driver
+        .input_topic::<String, String>("in")
+        .pipe_key_values(batch.clone())
+        .unwrap();
+    assert_eq!(
+        driver
+            .output_topic::<String, i64>("out")
+            .read_key_values_to_list()
+            .unwrap(),
+        vec![(s("[b@0/10000]"), 1), (s("[a@0/10000]"), 3)]
+    );
+    // Cache off: every update.
+    let driver =
+        TopologyTestDriver::new(build(), StreamsConfig::new("c").with_cache_max_bytes(0)).unwrap();
+    driver
+        .input_topic::<String, String>("in")
+        .pipe_key_values(batch)
+        .unwrap();
+    assert_eq!(
+        driver
+            .output_topic::<String, i64>("out")
+            .read_key_values_to_list()
+            .unwrap(),
+        vec![
+            (s("[a@0/10000]"), 1),
+            (s("[a@0/10000]"), 2),
+            (s("[b@0/10000]"), 1),
+            (s("[a@0/10000]"), 3)
+        ]
+    );
+}

@@ -307,7 +307,8 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
             ks.clone(),
             ts_serde,
         )
-        .with_logging_enabled(materialized.logging);
+        .with_logging_enabled(materialized.logging)
+        .with_caching_enabled(materialized.caching);
         let parts = builder.into_spec();
         let store = parts.name.clone();
         b.borrow_mut().add_store(parts);
@@ -316,7 +317,11 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
             name,
             &[parent],
             &store,
-            None,
+            Some(if emit == EmitStrategy::OnWindowUpdate {
+                flush_and_forward_windows::<K, VA>
+            } else {
+                flush_windows_quietly::<K, VA>
+            }),
             move || {
                 let step = step.clone();
                 let late = late.clone();
@@ -355,19 +360,13 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
                             }),
                             start,
                         )?;
-                        if emit == EmitStrategy::OnWindowUpdate {
-                            ch.forward(
-                                t,
-                                Record::new(
-                                    Windowed {
-                                        key: r.key.clone(),
-                                        window: Window { start, end },
-                                    },
-                                    Change::new(Some(new), old_value),
-                                    ts,
-                                ),
-                            )?;
-                        }
+                    }
+                    // Updates reach downstream when they leave the record cache (at once
+                    // with caching off); final results come from the store instead.
+                    if emit == EmitStrategy::OnWindowUpdate {
+                        forward_flushed_windows(store, ch, t)?;
+                    } else {
+                        store.take_flushed()?;
                     }
                     if !on_time && let Some(late) = &late {
                         let ser = |which, e| StreamsError::Serialization {
@@ -416,6 +415,47 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         KTable::new(b.clone(), node, Some(wks), Some(vas), Some(store))
             .closing_after(windows.grace_ms())
     }
+}
+
+/// Forwards the window updates that left `store`'s cache as table changes.
+fn forward_flushed_windows<K: Data, VA: Data>(
+    store: &WinHandle<K, VA>,
+    ch: &Children,
+    t: &mut TaskContext,
+) -> Result<()> {
+    for (key, new, old) in store.take_flushed()? {
+        let ts = new.as_ref().map_or(t.current_timestamp, |v| v.timestamp);
+        ch.forward(
+            t,
+            Record::new(
+                key,
+                Change::new(new.map(|v| v.value), old.map(|v| v.value)),
+                ts,
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+/// On commit: writes the cache down and forwards what left it.
+fn flush_and_forward_windows<K: Data, VA: Data>(
+    store: &WinHandle<K, VA>,
+    ch: &Children,
+    t: &mut TaskContext,
+) -> Result<()> {
+    store.flush_cache()?;
+    forward_flushed_windows(store, ch, t)
+}
+
+/// On commit with emit-on-close: writes the cache down; updates are not forwarded.
+fn flush_windows_quietly<K: Data, VA: Data>(
+    store: &WinHandle<K, VA>,
+    _ch: &Children,
+    _t: &mut TaskContext,
+) -> Result<()> {
+    store.flush_cache()?;
+    store.take_flushed()?;
+    Ok(())
 }
 
 impl<K, V> Materialized<K, V> {
