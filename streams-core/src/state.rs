@@ -970,6 +970,9 @@ impl WindowSupplier {
     }
 }
 
+/// Wraps a store in another layer (change logging, a record cache).
+type Wrap<S, A> = fn(Box<S>, A) -> Box<S>;
+
 /// The spec of a logged window or session store: open the engine, wrap it in change logging
 /// if the task gave a changelog, share it, and build its typed handle.
 fn windowed_store_spec<S, H>(
@@ -977,8 +980,8 @@ fn windowed_store_spec<S, H>(
     logged: bool,
     retention: i64,
     open: impl Fn(&StoreBuild<'_>) -> Result<Box<S>> + Send + Sync + 'static,
-    log: fn(Box<S>, Box<dyn ChangelogSink>) -> Box<S>,
-    cache: Option<fn(Box<S>, ThreadCache) -> Box<S>>,
+    log: Wrap<S, Box<dyn ChangelogSink>>,
+    cache: Option<Wrap<S, ThreadCache>>,
     handle: impl Fn(Arc<str>, Arc<Mutex<Box<S>>>) -> H + Send + Sync + 'static,
 ) -> StoreSpecParts
 where
