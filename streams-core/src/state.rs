@@ -374,6 +374,9 @@ impl RawStore for Mutex<Box<dyn SessionStore>> {
         Ok(relock(self).restore_batch(records)?)
     }
     fn flush_cache(&self) -> Result<()> {
+        let mut s = relock(self);
+        s.flush_cache()?;
+        s.take_flushed();
         Ok(())
     }
     fn flush(&self) -> Result<()> {
@@ -849,6 +852,36 @@ impl<K: 'static, V: 'static> SessionStoreHandle<K, V> {
         &self.name
     }
 
+    /// Session updates that left the store's record cache since the last call, decoded:
+    /// `(session key, new value, old value)`. Empty for uncached stores.
+    pub(crate) fn take_flushed(&self) -> Result<Vec<Flushed<Windowed<K>, V>>> {
+        let flushed = relock(&self.store).take_flushed();
+        flushed
+            .into_iter()
+            .map(|e| {
+                let sk = streams_state::split_session_changelog_key(&e.key)?;
+                let key = Windowed {
+                    key: decode(&self.key_serde, &self.name, &sk.key)?,
+                    window: Window {
+                        start: sk.start,
+                        end: sk.end,
+                    },
+                };
+                let dec = |b: Option<Vec<u8>>| {
+                    b.map(|b| decode(&self.value_serde, &self.name, &b))
+                        .transpose()
+                };
+                Ok((key, dec(e.new)?, dec(e.old)?))
+            })
+            .collect()
+    }
+
+    /// Writes the record cache's dirty sessions down (they then appear in
+    /// [`take_flushed`](Self::take_flushed)).
+    pub(crate) fn flush_cache(&self) -> Result<()> {
+        Ok(relock(&self.store).flush_cache()?)
+    }
+
     /// Stores `value` for the session `key.window` (both ends inclusive).
     pub fn put(&self, key: &Windowed<K>, value: &V) -> Result<()> {
         let k = encode_key(&self.key_serde, &self.name, &key.key)?;
@@ -1128,6 +1161,7 @@ pub struct SessionStoreBuilder<K, V> {
     key_serde: SerdeRef<K>,
     value_serde: SerdeRef<V>,
     logging: bool,
+    caching: bool,
 }
 
 impl<K, V> fmt::Debug for SessionStoreBuilder<K, V> {
@@ -1144,6 +1178,12 @@ impl<K, V> SessionStoreBuilder<K, V> {
         self.logging = enabled;
         self
     }
+
+    /// Puts a record cache in front of the store. Default: off.
+    pub fn with_caching_enabled(mut self, enabled: bool) -> Self {
+        self.caching = enabled;
+        self
+    }
 }
 
 impl<K: Send + 'static, V: Send + 'static> StoreBuilder for SessionStoreBuilder<K, V> {
@@ -1157,6 +1197,7 @@ impl<K: Send + 'static, V: Send + 'static> StoreBuilder for SessionStoreBuilder<
             key_serde,
             value_serde,
             logging,
+            caching,
         } = self;
         windowed_store_spec(
             name,
@@ -1164,7 +1205,10 @@ impl<K: Send + 'static, V: Send + 'static> StoreBuilder for SessionStoreBuilder<
             retention,
             move |b| supplier.resolve(b.config)?.get(b.ctx).map_err(Into::into),
             |store, sink| Box::new(streams_state::LoggingSessionStore::new(store, sink)),
-            None,
+            caching.then_some(|store, cache| {
+                Box::new(streams_state::CachingSessionStore::new(store, cache))
+                    as Box<dyn SessionStore>
+            }),
             move |name, store| SessionStoreHandle {
                 name,
                 store,
@@ -1272,6 +1316,7 @@ impl Stores {
             key_serde,
             value_serde,
             logging: true,
+            caching: false,
         }
     }
 
@@ -1290,6 +1335,7 @@ impl Stores {
             key_serde,
             value_serde,
             logging: true,
+            caching: false,
         }
     }
 }

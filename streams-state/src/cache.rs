@@ -655,6 +655,216 @@ impl crate::WindowStore for CachingWindowStore {
     }
 }
 
+/// A session store behind the record cache: sessions are cached under their changelog key
+/// (key bytes, 8-byte end, 8-byte start) and leave the cache, as [`FlushedEntry`]s with that
+/// key, on commit or eviction.
+pub struct CachingSessionStore {
+    inner: Box<dyn crate::SessionStore>,
+    cache: CacheCore,
+    evicted: Vec<FlushedEntry>,
+}
+
+impl std::fmt::Debug for CachingSessionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachingSessionStore")
+            .field("store", &self.inner.name())
+            .field("entries", &self.cache.len())
+            .finish()
+    }
+}
+
+type SessionEntries = Vec<(crate::SessionKeyBytes, Vec<u8>)>;
+
+impl CachingSessionStore {
+    /// Caches `inner` within the thread budget `budget`.
+    pub fn new(inner: Box<dyn crate::SessionStore>, budget: ThreadCache) -> Self {
+        Self {
+            inner,
+            cache: CacheCore::new(budget),
+            evicted: Vec::new(),
+        }
+    }
+
+    fn write_down(&mut self, entries: Vec<WriteDown>) -> Result<(), StateError> {
+        for (composite, value) in entries {
+            let k = crate::split_session_changelog_key(&composite)?;
+            let old = self.inner.fetch_session(&k.key, k.start, k.end)?;
+            match &value {
+                Some(v) => self.inner.put(&k.key, k.start, k.end, v)?,
+                None => self.inner.remove(&k.key, k.start, k.end)?,
+            }
+            self.evicted.push(FlushedEntry {
+                key: composite,
+                new: value,
+                old,
+            });
+        }
+        Ok(())
+    }
+
+    /// The store's sessions of keys in `[key_from, key_to]` with `end >= earliest_end` and
+    /// `start <= latest_start`, with the cache laid over them, ascending by (key, end, start).
+    fn merged(
+        &self,
+        key_from: Option<&[u8]>,
+        key_to: Option<&[u8]>,
+        earliest_end: i64,
+        latest_start: i64,
+    ) -> Result<SessionEntries, StateError> {
+        let mut map = BTreeMap::new();
+        for r in self
+            .inner
+            .find_sessions_in_range(key_from, key_to, earliest_end, latest_start)?
+        {
+            let (k, v) = r?;
+            map.insert((k.key, k.end, k.start), v);
+        }
+        for (composite, v) in self.cache.iter() {
+            let Ok(k) = crate::split_session_changelog_key(composite) else {
+                continue;
+            };
+            let inside = k.end >= earliest_end
+                && k.start <= latest_start
+                && key_from.is_none_or(|f| k.key.as_slice() >= f)
+                && key_to.is_none_or(|t| k.key.as_slice() <= t);
+            if !inside {
+                continue;
+            }
+            match v {
+                Some(v) => {
+                    map.insert((k.key, k.end, k.start), v.clone());
+                }
+                None => {
+                    map.remove(&(k.key, k.end, k.start));
+                }
+            }
+        }
+        Ok(map
+            .into_iter()
+            .map(|((key, end, start), v)| (crate::SessionKeyBytes { key, start, end }, v))
+            .collect())
+    }
+}
+
+impl StateStore for CachingSessionStore {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn persistent(&self) -> bool {
+        self.inner.persistent()
+    }
+    fn flush(&mut self) -> Result<(), StateError> {
+        crate::SessionStore::flush_cache(self)?;
+        self.inner.flush()
+    }
+    fn close(&mut self) -> Result<(), StateError> {
+        self.flush()?;
+        self.inner.close()
+    }
+    fn is_open(&self) -> bool {
+        self.inner.is_open()
+    }
+}
+
+impl crate::SessionStore for CachingSessionStore {
+    fn put(&mut self, key: &[u8], start: i64, end: i64, value: &[u8]) -> Result<(), StateError> {
+        if start > end {
+            // Let the store below report the error.
+            return self.inner.put(key, start, end, value);
+        }
+        let composite = crate::session_changelog_key(key, start, end);
+        let down = self.cache.put(&composite, Some(value.to_vec()));
+        self.write_down(down)
+    }
+
+    fn remove(&mut self, key: &[u8], start: i64, end: i64) -> Result<(), StateError> {
+        let composite = crate::session_changelog_key(key, start, end);
+        let down = self.cache.put(&composite, None);
+        self.write_down(down)
+    }
+
+    fn fetch_session(
+        &self,
+        key: &[u8],
+        start: i64,
+        end: i64,
+    ) -> Result<Option<Vec<u8>>, StateError> {
+        match self
+            .cache
+            .get(&crate::session_changelog_key(key, start, end))
+        {
+            Some(v) => Ok(v.clone()),
+            None => self.inner.fetch_session(key, start, end),
+        }
+    }
+
+    fn find_sessions(
+        &self,
+        key: &[u8],
+        earliest_end: i64,
+        latest_start: i64,
+    ) -> Result<crate::SessionIter<'_>, StateError> {
+        let merged = self.merged(Some(key), Some(key), earliest_end, latest_start)?;
+        Ok(Box::new(merged.into_iter().map(Ok)))
+    }
+
+    fn backward_find_sessions(
+        &self,
+        key: &[u8],
+        earliest_end: i64,
+        latest_start: i64,
+    ) -> Result<crate::SessionIter<'_>, StateError> {
+        let merged = self.merged(Some(key), Some(key), earliest_end, latest_start)?;
+        Ok(Box::new(merged.into_iter().rev().map(Ok)))
+    }
+
+    fn find_sessions_in_range(
+        &self,
+        key_from: Option<&[u8]>,
+        key_to: Option<&[u8]>,
+        earliest_end: i64,
+        latest_start: i64,
+    ) -> Result<crate::SessionIter<'_>, StateError> {
+        let merged = self.merged(key_from, key_to, earliest_end, latest_start)?;
+        Ok(Box::new(merged.into_iter().map(Ok)))
+    }
+
+    fn backward_find_sessions_in_range(
+        &self,
+        key_from: Option<&[u8]>,
+        key_to: Option<&[u8]>,
+        earliest_end: i64,
+        latest_start: i64,
+    ) -> Result<crate::SessionIter<'_>, StateError> {
+        let merged = self.merged(key_from, key_to, earliest_end, latest_start)?;
+        Ok(Box::new(merged.into_iter().rev().map(Ok)))
+    }
+
+    fn retention_period(&self) -> i64 {
+        self.inner.retention_period()
+    }
+
+    fn observed_stream_time(&self) -> i64 {
+        self.inner.observed_stream_time()
+    }
+
+    fn restore_batch(&mut self, records: &[ChangelogRecord]) -> Result<(), StateError> {
+        for r in records {
+            self.cache.remove(&r.key);
+        }
+        self.inner.restore_batch(records)
+    }
+
+    fn flush_cache(&mut self) -> Result<(), StateError> {
+        let dirty = self.cache.take_dirty();
+        self.write_down(dirty)
+    }
+
+    fn take_flushed(&mut self) -> Vec<FlushedEntry> {
+        std::mem::take(&mut self.evicted)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

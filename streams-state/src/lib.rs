@@ -31,7 +31,9 @@ mod segments;
 mod session;
 mod window;
 
-pub use cache::{CachingKeyValueStore, CachingWindowStore, FlushedEntry, ThreadCache};
+pub use cache::{
+    CachingKeyValueStore, CachingSessionStore, CachingWindowStore, FlushedEntry, ThreadCache,
+};
 pub use changelog::{
     ChangelogPartition, ChangelogRecord, ChangelogSink, Checkpoint, CheckpointRead,
     LoggingKeyValueStore, NoopRestoreListener, RestoreListener, RestoreSummary, install_snapshot,

@@ -122,6 +122,18 @@ pub trait SessionStore: StateStore {
     /// [`session_changelog_key`] layout, a `None` value removes. Expiry rules are those of
     /// [`put`](Self::put). Not logged again by [`LoggingSessionStore`].
     fn restore_batch(&mut self, records: &[ChangelogRecord]) -> Result<(), StateError>;
+
+    /// Writes a record cache's dirty sessions down without flushing the engine (they then
+    /// appear in [`take_flushed`](Self::take_flushed)). A no-op without a cache.
+    fn flush_cache(&mut self) -> Result<(), StateError> {
+        Ok(())
+    }
+
+    /// Session updates that left a record cache since the last call, keyed in the
+    /// [`session_changelog_key`] layout; always empty for uncached stores.
+    fn take_flushed(&mut self) -> Vec<crate::FlushedEntry> {
+        Vec::new()
+    }
 }
 
 /// The changelog key of a session (Kafka's `SessionKeySchema` layout): the raw key bytes,

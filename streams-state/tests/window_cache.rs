@@ -109,3 +109,54 @@ proptest! {
         }
     }
 }
+
+mod sessions {
+    use super::*;
+    use streams_state::{
+        CachingSessionStore, InMemorySessionStore, SessionStore, split_session_changelog_key,
+    };
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        /// Sessions behind the cache: reads and searches see cached writes and removals, and
+        /// what leaves the cache rebuilds exactly the latest sessions.
+        #[test]
+        fn cached_session_stores_behave_like_a_map(
+            budget in 0usize..400,
+            ops in proptest::collection::vec((0u8..3, 0u8..3, 0i64..4, 0i64..3, any::<u8>()), 0..50),
+        ) {
+            let mut s = CachingSessionStore::new(
+                Box::new(InMemorySessionStore::new("s", RETENTION).unwrap()),
+                ThreadCache::new(budget),
+            );
+            let mut model: BTreeMap<(Vec<u8>, i64, i64), Vec<u8>> = BTreeMap::new();
+            let mut downstream: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+            for (op, k, start, len, v) in &ops {
+                let key = vec![b'k', *k];
+                let (start, end) = (start * 100, start * 100 + len * 50);
+                match op {
+                    0 => { s.put(&key, start, end, &[*v]).unwrap(); model.insert((key.clone(), start, end), vec![*v]); }
+                    1 => { s.remove(&key, start, end).unwrap(); model.remove(&(key.clone(), start, end)); }
+                    _ => { s.flush_cache().unwrap(); }
+                }
+                prop_assert_eq!(s.fetch_session(&key, start, end).unwrap(), model.get(&(key.clone(), start, end)).cloned());
+                let found: Vec<_> = s.find_sessions(&key, 0, 1_000).unwrap().map(Result::unwrap)
+                    .map(|(k, v)| ((k.key, k.start, k.end), v)).collect();
+                let mut want: Vec<_> = model.iter().filter(|((mk, _, _), _)| *mk == key)
+                    .map(|(k, v)| (k.clone(), v.clone())).collect();
+                want.sort_by_key(|((_, st, en), _)| (*en, *st));
+                prop_assert_eq!(found, want);
+                for e in s.take_flushed() {
+                    match e.new { Some(v) => { downstream.insert(e.key, v); } None => { downstream.remove(&e.key); } }
+                }
+            }
+            s.flush_cache().unwrap();
+            for e in s.take_flushed() {
+                match e.new { Some(v) => { downstream.insert(e.key, v); } None => { downstream.remove(&e.key); } }
+            }
+            let rebuilt: BTreeMap<(Vec<u8>, i64, i64), Vec<u8>> = downstream.into_iter()
+                .map(|(k, v)| { let k = split_session_changelog_key(&k).unwrap(); ((k.key, k.start, k.end), v) }).collect();
+            prop_assert_eq!(rebuilt, model);
+        }
+    }
+}

@@ -448,6 +448,11 @@ pub(crate) fn forward_flushed<K: Data, V: Data>(
     task: &mut TaskContext,
 ) -> Result<()> {
     for (key, new, old) in store.take_flushed()? {
+        // Written and deleted again within one commit: downstream never saw it (Kafka's
+        // caching stores skip these too).
+        if new.is_none() && old.is_none() {
+            continue;
+        }
         let ts = new.as_ref().map_or(task.current_timestamp, |v| v.timestamp);
         children.forward(
             task,

@@ -424,6 +424,9 @@ fn forward_flushed_windows<K: Data, VA: Data>(
     t: &mut TaskContext,
 ) -> Result<()> {
     for (key, new, old) in store.take_flushed()? {
+        if new.is_none() && old.is_none() {
+            continue;
+        }
         let ts = new.as_ref().map_or(t.current_timestamp, |v| v.timestamp);
         ch.forward(
             t,
@@ -435,6 +438,33 @@ fn forward_flushed_windows<K: Data, VA: Data>(
         )?;
     }
     Ok(())
+}
+
+/// Forwards the session updates that left `store`'s cache, timestamped with the session
+/// end; an entry that never reached the store and is gone again is not forwarded.
+fn forward_flushed_sessions<K: Data, VA: Data>(
+    store: &SessHandle<K, VA>,
+    ch: &Children,
+    t: &mut TaskContext,
+) -> Result<()> {
+    for (key, new, old) in store.take_flushed()? {
+        if new.is_none() && old.is_none() {
+            continue;
+        }
+        let end = key.window.end;
+        ch.forward(t, Record::new(key, Change::new(new, old), end))?;
+    }
+    Ok(())
+}
+
+/// On commit: writes the session cache down and forwards what left it.
+fn flush_and_forward_sessions<K: Data, VA: Data>(
+    store: &SessHandle<K, VA>,
+    ch: &Children,
+    t: &mut TaskContext,
+) -> Result<()> {
+    store.flush_cache()?;
+    forward_flushed_sessions(store, ch, t)
 }
 
 /// On commit: writes the cache down and forwards what left it.
@@ -611,7 +641,8 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
             .max(windows.gap_ms().saturating_add(windows.grace_ms()));
         let builder =
             Stores::default_session_store_builder(&store_name, retention, ks.clone(), vas.clone())
-                .with_logging_enabled(materialized.logging);
+                .with_logging_enabled(materialized.logging)
+                .with_caching_enabled(materialized.caching);
         let parts = builder.into_spec();
         let store = parts.name.clone();
         b.borrow_mut().add_store(parts);
@@ -620,7 +651,7 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
             name,
             &[parent],
             &store,
-            None,
+            Some(flush_and_forward_sessions::<K, VA>),
             move || {
                 let (init, step, merger) = (init.clone(), step.clone(), merger.clone());
                 move |store: &SessHandle<K, VA>,
@@ -654,25 +685,20 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
                         return Ok(());
                     }
                     if window != (Window { start: ts, end: ts }) {
-                        for (w, v) in merged {
+                        for (w, _) in merged {
                             store.remove(&w)?;
-                            let end = w.window.end;
-                            ch.forward(t, Record::new(w, Change::new(None, Some(v)), end))?;
                         }
                     }
                     let agg = step(&r.key, r.value, agg);
-                    let key = Windowed { key: r.key, window };
-                    store.put(&key, &agg)?;
-                    ch.forward(
-                        t,
-                        Record::new(key, Change::new(Some(agg), None), window.end),
-                    )
+                    store.put(&Windowed { key: r.key, window }, &agg)?;
+                    // Tombstones of the replaced sessions, then the merged one, reach
+                    // downstream as they leave the record cache (at once with caching off).
+                    forward_flushed_sessions(store, ch, t)
                 }
             },
         );
         let wks: SerdeRef<Windowed<K>> = Arc::new(crate::window::SessionWindowedSerde::new(ks));
         KTable::new(b.clone(), node, Some(wks), Some(vas), Some(store))
-            .closing_after(windows.gap_ms().saturating_add(windows.grace_ms()))
             .closing_after(windows.gap_ms().saturating_add(windows.grace_ms()))
     }
 }
