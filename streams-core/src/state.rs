@@ -313,6 +313,8 @@ impl<V: 'static> Serde<ValueAndTimestamp<V>> for TimestampedSerde<V> {
 
 /// What a task does with any store on commit and close.
 pub(crate) trait RawStore: Send + Sync {
+    /// Whether the store keeps its data across restarts (only those are checkpointed).
+    fn persistent(&self) -> bool;
     /// Applies changelog records (restoration; not logged again).
     fn restore(&self, records: &[streams_state::ChangelogRecord]) -> Result<()>;
     /// Writes a record cache's dirty entries down (a no-op without cache).
@@ -330,6 +332,9 @@ fn relock<T: ?Sized>(m: &Mutex<Box<T>>) -> MutexGuard<'_, Box<T>> {
 }
 
 impl RawStore for Mutex<Box<dyn KeyValueStore>> {
+    fn persistent(&self) -> bool {
+        relock(self).persistent()
+    }
     fn restore(&self, records: &[streams_state::ChangelogRecord]) -> Result<()> {
         let mut s = relock(self);
         s.begin_restore()?;
@@ -352,6 +357,9 @@ impl RawStore for Mutex<Box<dyn KeyValueStore>> {
 }
 
 impl RawStore for Mutex<Box<dyn WindowStore>> {
+    fn persistent(&self) -> bool {
+        relock(self).persistent()
+    }
     fn restore(&self, records: &[streams_state::ChangelogRecord]) -> Result<()> {
         Ok(relock(self).restore_batch(records)?)
     }
@@ -370,6 +378,9 @@ impl RawStore for Mutex<Box<dyn WindowStore>> {
 }
 
 impl RawStore for Mutex<Box<dyn SessionStore>> {
+    fn persistent(&self) -> bool {
+        relock(self).persistent()
+    }
     fn restore(&self, records: &[streams_state::ChangelogRecord]) -> Result<()> {
         Ok(relock(self).restore_batch(records)?)
     }
@@ -416,6 +427,11 @@ impl StoreEntry {
     /// Writes cached updates down (not forwarded: that is the owning node's job).
     pub(crate) fn flush_cache(&self) -> Result<()> {
         self.raw.flush_cache()
+    }
+
+    /// Whether the store keeps its data across restarts.
+    pub(crate) fn persistent(&self) -> bool {
+        self.raw.persistent()
     }
 
     /// Applies a batch of changelog records.

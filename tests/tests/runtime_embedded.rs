@@ -123,3 +123,73 @@ fn a_missing_source_topic_or_state_dir_is_a_clear_error() {
     assert!(err.to_string().contains("sentences"), "{err}");
     assert!(err.to_string().contains("does not exist"), "{err}");
 }
+
+#[test]
+fn a_suppression_buffer_survives_a_restart_through_its_changelog() {
+    use streams_core::dsl::{BufferConfig, Suppressed};
+    use streams_core::window::TimeWindows;
+
+    let topology = || {
+        let builder = StreamsBuilder::new();
+        builder
+            .stream::<String, String>("clicks")
+            .group_by_key()
+            .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_secs(10)))
+            .count()
+            .suppress(Suppressed::until_window_closes(BufferConfig::unbounded()).with_name("final"))
+            .to_stream()
+            .map(|w, n| (w.to_string(), n.unwrap_or(-1)))
+            .to("final-counts");
+        builder.build().unwrap()
+    };
+    let click = |engine: &LogEngine, ts: i64| {
+        engine
+            .append(
+                "clicks",
+                0,
+                &[NewRecord {
+                    timestamp: ts,
+                    key: Some(b"u".to_vec()),
+                    value: Some(b"x".to_vec()),
+                    headers: Vec::new(),
+                }],
+            )
+            .unwrap();
+    };
+    let run = |engine: &Arc<LogEngine>, state: &Path| {
+        let config = StreamsConfig::new("sup")
+            .with_state_dir(state)
+            .with_default_dsl_store(streams_core::config::DslStore::InMemory);
+        let mut app = KafkaStreams::new(topology(), config, engine.clone()).unwrap();
+        app.start().unwrap();
+        app.wait_until_caught_up(Duration::from_secs(30)).unwrap();
+        app.close().unwrap();
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Arc::new(LogEngine::open(&dir.path().join("log")).unwrap());
+    engine.create_topic("clicks", TopicConfig::new(1)).unwrap();
+    let state = dir.path().join("state");
+    for ts in [1_000, 2_000, 3_000] {
+        click(&engine, ts);
+    }
+    run(&engine, &state);
+    let finals = |engine: &LogEngine| -> Vec<(String, i64)> {
+        engine
+            .read("final-counts", 0, 0, usize::MAX)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| {
+                (
+                    String::from_utf8(r.key.unwrap()).unwrap(),
+                    i64::from_be_bytes(r.value.unwrap().try_into().unwrap()),
+                )
+            })
+            .collect()
+    };
+    assert!(finals(&engine).is_empty(), "the window is still open");
+    // In-memory stores and buffer are gone with the process; both come back from their
+    // changelogs, and the window closes with all three clicks counted once.
+    click(&engine, 10_000);
+    run(&engine, &state);
+    assert_eq!(finals(&engine), vec![("[u@0/10000]".to_string(), 3)]);
+}

@@ -638,8 +638,13 @@ impl Task {
         if self.changelogs.is_empty() {
             return Ok(());
         }
+        // Only stores that keep their data across restarts are checkpointed: an in-memory
+        // store is always restored from the start of its changelog (as in Kafka Streams).
         let mut cp = Checkpoint::default();
-        for p in &self.changelogs {
+        for (p, &store) in self.changelogs.iter().zip(&self.changelog_stores) {
+            if !self.ctx.stores[store].persistent() {
+                continue;
+            }
             if let Some(&o) = offsets.get(p) {
                 cp.offsets.insert(p.clone(), o);
             }
