@@ -59,6 +59,42 @@ fn windowed_count() -> Topology {
     builder.build().unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// source -> group_by_key -> 5-minute windows advancing by 1 minute -> count -> sink.
+fn hopping_count() -> Topology {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, i64>("in")
+        .group_by_key()
+        .windowed_by(
+            streams_core::window::TimeWindows::of_size_and_grace(
+                std::time::Duration::from_secs(300),
+                std::time::Duration::from_secs(10),
+            )
+            .advance_by(std::time::Duration::from_secs(60)),
+        )
+        .count()
+        .to_stream()
+        .to("out");
+    builder.build().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// source -> group_by_key -> sessions with a 30-minute gap -> count -> sink.
+fn session_count() -> Topology {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, i64>("in")
+        .group_by_key()
+        .windowed_by_session(
+            streams_core::window::SessionWindows::of_inactivity_gap_with_no_grace(
+                std::time::Duration::from_secs(1800),
+            ),
+        )
+        .count()
+        .to_stream()
+        .to("out");
+    builder.build().unwrap_or_else(|e| panic!("{e}"))
+}
+
 fn run(c: &mut Criterion, name: &str, topology: fn() -> Topology, config: fn() -> StreamsConfig) {
     let mut group = c.benchmark_group("driver");
     group.throughput(Throughput::Elements(N as u64));
@@ -97,6 +133,8 @@ fn benches(c: &mut Criterion) {
     run(c, "count_in_memory", count, in_memory);
     run(c, "count_rocksdb", count, rocksdb);
     run(c, "windowed_count_rocksdb", windowed_count, rocksdb);
+    run(c, "hopping_5m_by_1m_count_rocksdb", hopping_count, rocksdb);
+    run(c, "session_30m_count_rocksdb", session_count, rocksdb);
 }
 
 criterion_group!(driver, benches);
