@@ -7,7 +7,7 @@
 //! entry first), so evicted records are always forwarded in the context of their own store.
 //! A budget of 0 turns caching off: every write goes straight through.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
@@ -72,7 +72,8 @@ fn entry_size(key: &[u8], value: &Option<Vec<u8>>) -> usize {
 /// write-order queue for eviction, and the thread budget's accounting.
 pub(crate) struct CacheCore {
     budget: ThreadCache,
-    entries: HashMap<Arc<[u8]>, Entry>,
+    /// Ordered, so that window and session caches can look up one key's entries by range.
+    entries: BTreeMap<Arc<[u8]>, Entry>,
     /// Writes in order, least recent first; an element is stale when its entry has been
     /// written again since (its sequence number no longer matches) or removed. Compacted
     /// when stale elements dominate.
@@ -88,7 +89,7 @@ impl CacheCore {
     pub(crate) fn new(budget: ThreadCache) -> Self {
         Self {
             budget,
-            entries: HashMap::new(),
+            entries: BTreeMap::new(),
             lru: VecDeque::new(),
             next_seq: 0,
             bytes: 0,
@@ -201,9 +202,25 @@ impl CacheCore {
         }
     }
 
-    /// Every cached key and value.
+    /// Every cached key and value, ascending by key.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &Option<Vec<u8>>)> {
         self.entries.iter().map(|(k, e)| (&**k, &e.value))
+    }
+
+    /// Cached keys and values with `lo <= key <= hi`, ascending.
+    pub(crate) fn range<'a>(
+        &'a self,
+        lo: &[u8],
+        hi: &[u8],
+    ) -> Box<dyn Iterator<Item = (&'a [u8], &'a Option<Vec<u8>>)> + 'a> {
+        if lo > hi {
+            return Box::new(std::iter::empty());
+        }
+        Box::new(
+            self.entries
+                .range::<[u8], _>((Bound::Included(lo), Bound::Included(hi)))
+                .map(|(k, e)| (&**k, &e.value)),
+        )
     }
 
     /// Number of cached entries.
@@ -458,8 +475,16 @@ impl CachingWindowStore {
         t_from: i64,
         t_to: i64,
     ) -> Vec<(crate::WindowedKeyBytes, Option<Vec<u8>>)> {
-        self.cache
-            .iter()
+        // One key with non-negative times: its entries are contiguous (key bytes, then the
+        // big-endian start); anything else scans the cache.
+        let entries = match (key_from, key_to) {
+            (Some(f), Some(t)) if f == t && t_from >= 0 && t_to >= t_from => self.cache.range(
+                &crate::window_changelog_key(f, t_from),
+                &crate::window_changelog_key(f, t_to),
+            ),
+            _ => Box::new(self.cache.iter()),
+        };
+        entries
             .filter_map(|(composite, v)| {
                 let (key, start) = crate::split_window_changelog_key(composite).ok()?;
                 let inside = start >= t_from
@@ -719,7 +744,16 @@ impl CachingSessionStore {
             let (k, v) = r?;
             map.insert((k.key, k.end, k.start), v);
         }
-        for (composite, v) in self.cache.iter() {
+        // One key with a non-negative end bound: its sessions are contiguous (key bytes, then
+        // the big-endian end and start); anything else scans the cache.
+        let entries = match (key_from, key_to) {
+            (Some(f), Some(t)) if f == t && earliest_end >= 0 => self.cache.range(
+                &crate::session_changelog_key(f, 0, earliest_end),
+                &crate::session_changelog_key(f, i64::MAX, i64::MAX),
+            ),
+            _ => Box::new(self.cache.iter()),
+        };
+        for (composite, v) in entries {
             let Ok(k) = crate::split_session_changelog_key(composite) else {
                 continue;
             };
