@@ -82,6 +82,9 @@ pub(crate) struct CacheCore {
     bytes: usize,
 }
 
+/// Cached keys and values (a `None` value is a cached deletion).
+pub(crate) type CachedIter<'a> = Box<dyn Iterator<Item = (&'a [u8], &'a Option<Vec<u8>>)> + 'a>;
+
 /// A dirty entry that must be written to the store below: key and new value.
 pub(crate) type WriteDown = (Vec<u8>, Option<Vec<u8>>);
 
@@ -208,11 +211,7 @@ impl CacheCore {
     }
 
     /// Cached keys and values with `lo <= key <= hi`, ascending.
-    pub(crate) fn range<'a>(
-        &'a self,
-        lo: &[u8],
-        hi: &[u8],
-    ) -> Box<dyn Iterator<Item = (&'a [u8], &'a Option<Vec<u8>>)> + 'a> {
+    pub(crate) fn range<'a>(&'a self, lo: &[u8], hi: &[u8]) -> CachedIter<'a> {
         if lo > hi {
             return Box::new(std::iter::empty());
         }
