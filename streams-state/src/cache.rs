@@ -7,7 +7,7 @@
 //! entry first), so evicted records are always forwarded in the context of their own store.
 //! A budget of 0 turns caching off: every write goes straight through.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
@@ -72,8 +72,10 @@ fn entry_size(key: &[u8], value: &Option<Vec<u8>>) -> usize {
 /// write-order queue for eviction, and the thread budget's accounting.
 pub(crate) struct CacheCore {
     budget: ThreadCache,
-    /// Ordered, so that window and session caches can look up one key's entries by range.
-    entries: BTreeMap<Arc<[u8]>, Entry>,
+    entries: HashMap<Arc<[u8]>, Entry>,
+    /// The keys in order, kept only by window and session caches, which look up one key's
+    /// entries by range (a key-value cache needs only point lookups).
+    ordered: Option<BTreeSet<Arc<[u8]>>>,
     /// Writes in order, least recent first; an element is stale when its entry has been
     /// written again since (its sequence number no longer matches) or removed. Compacted
     /// when stale elements dominate.
@@ -92,7 +94,8 @@ impl CacheCore {
     pub(crate) fn new(budget: ThreadCache) -> Self {
         Self {
             budget,
-            entries: BTreeMap::new(),
+            entries: HashMap::new(),
+            ordered: None,
             lru: VecDeque::new(),
             next_seq: 0,
             bytes: 0,
@@ -112,6 +115,13 @@ impl CacheCore {
                 .used
                 .fetch_sub(d.min(self.budget.used()), Ordering::Relaxed);
         }
+    }
+
+    /// A cache that also keeps its keys in order, for [`range`](Self::range).
+    pub(crate) fn ordered(budget: ThreadCache) -> Self {
+        let mut core = Self::new(budget);
+        core.ordered = Some(BTreeSet::new());
+        core
     }
 
     /// The cached value of `key`: `Some(None)` is a cached deletion, `None` a miss.
@@ -141,6 +151,9 @@ impl CacheCore {
             }
             None => {
                 let k: Arc<[u8]> = Arc::from(key);
+                if let Some(ordered) = &mut self.ordered {
+                    ordered.insert(k.clone());
+                }
                 self.entries.insert(
                     k.clone(),
                     Entry {
@@ -171,6 +184,9 @@ impl CacheCore {
             let Some(entry) = self.entries.remove(&key) else {
                 continue;
             };
+            if let Some(ordered) = &mut self.ordered {
+                ordered.remove(&key);
+            }
             self.charge(-(entry_size(&key, &entry.value) as isize));
             if entry.dirty {
                 out.push((key.to_vec(), entry.value));
@@ -200,25 +216,32 @@ impl CacheCore {
 
     /// Forgets `key` (restoration overwrites it below).
     pub(crate) fn remove(&mut self, key: &[u8]) {
+        if let Some(ordered) = &mut self.ordered {
+            ordered.remove(key);
+        }
         if let Some(e) = self.entries.remove(key) {
             self.charge(-(entry_size(key, &e.value) as isize));
         }
     }
 
-    /// Every cached key and value, ascending by key.
+    /// Every cached key and value, in no particular order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &Option<Vec<u8>>)> {
         self.entries.iter().map(|(k, e)| (&**k, &e.value))
     }
 
-    /// Cached keys and values with `lo <= key <= hi`, ascending.
+    /// Cached keys and values with `lo <= key <= hi`, ascending (all of them, unordered,
+    /// for a cache that does not keep its keys in order).
     pub(crate) fn range<'a>(&'a self, lo: &[u8], hi: &[u8]) -> CachedIter<'a> {
+        let Some(ordered) = &self.ordered else {
+            return Box::new(self.iter());
+        };
         if lo > hi {
             return Box::new(std::iter::empty());
         }
         Box::new(
-            self.entries
+            ordered
                 .range::<[u8], _>((Bound::Included(lo), Bound::Included(hi)))
-                .map(|(k, e)| (&**k, &e.value)),
+                .filter_map(|k| self.entries.get(k).map(|e| (&**k, &e.value))),
         )
     }
 
@@ -446,7 +469,7 @@ impl CachingWindowStore {
     pub fn new(inner: Box<dyn crate::WindowStore>, budget: ThreadCache) -> Self {
         Self {
             inner,
-            cache: CacheCore::new(budget),
+            cache: CacheCore::ordered(budget),
             evicted: Vec::new(),
         }
     }
@@ -704,7 +727,7 @@ impl CachingSessionStore {
     pub fn new(inner: Box<dyn crate::SessionStore>, budget: ThreadCache) -> Self {
         Self {
             inner,
-            cache: CacheCore::new(budget),
+            cache: CacheCore::ordered(budget),
             evicted: Vec::new(),
         }
     }
