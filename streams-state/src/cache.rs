@@ -497,11 +497,12 @@ impl CachingWindowStore {
         t_from: i64,
         t_to: i64,
     ) -> Vec<(crate::WindowedKeyBytes, Option<Vec<u8>>)> {
-        // One key with non-negative times: its entries are contiguous (key bytes, then the
-        // big-endian start); anything else scans the cache.
+        // One key: its entries are contiguous (key bytes, then the big-endian start). Window
+        // starts are never negative (records with negative timestamps are refused), so the
+        // range starts at 0 at the lowest. Key ranges scan the cache.
         let entries = match (key_from, key_to) {
-            (Some(f), Some(t)) if f == t && t_from >= 0 && t_to >= t_from => self.cache.range(
-                &crate::window_changelog_key(f, t_from),
+            (Some(f), Some(t)) if f == t && t_to >= 0 => self.cache.range(
+                &crate::window_changelog_key(f, t_from.max(0)),
                 &crate::window_changelog_key(f, t_to),
             ),
             _ => Box::new(self.cache.iter()),
@@ -766,11 +767,12 @@ impl CachingSessionStore {
             let (k, v) = r?;
             map.insert((k.key, k.end, k.start), v);
         }
-        // One key with a non-negative end bound: its sessions are contiguous (key bytes, then
-        // the big-endian end and start); anything else scans the cache.
+        // One key: its sessions are contiguous (key bytes, then the big-endian end and
+        // start). Session times are never negative (records with negative timestamps are
+        // refused), so the range starts at end 0 at the lowest. Key ranges scan the cache.
         let entries = match (key_from, key_to) {
-            (Some(f), Some(t)) if f == t && earliest_end >= 0 => self.cache.range(
-                &crate::session_changelog_key(f, 0, earliest_end),
+            (Some(f), Some(t)) if f == t => self.cache.range(
+                &crate::session_changelog_key(f, 0, earliest_end.max(0)),
                 &crate::session_changelog_key(f, i64::MAX, i64::MAX),
             ),
             _ => Box::new(self.cache.iter()),
