@@ -331,72 +331,41 @@ fn relock<T: ?Sized>(m: &Mutex<Box<T>>) -> MutexGuard<'_, Box<T>> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl RawStore for Mutex<Box<dyn KeyValueStore>> {
-    fn persistent(&self) -> bool {
-        relock(self).persistent()
-    }
-    fn restore(&self, records: &[streams_state::ChangelogRecord]) -> Result<()> {
-        let mut s = relock(self);
-        s.begin_restore()?;
-        s.restore_batch(records)?;
-        s.end_restore()?;
-        Ok(())
-    }
-    fn flush_cache(&self) -> Result<()> {
-        let mut s = relock(self);
-        s.flush_cache()?;
-        s.take_flushed();
-        Ok(())
-    }
-    fn flush(&self) -> Result<()> {
-        Ok(relock(self).flush()?)
-    }
-    fn close(&self) -> Result<()> {
-        Ok(relock(self).close()?)
-    }
+/// The same `RawStore` for every kind of store; `$restore` applies a restoration batch to
+/// the locked store `$s`.
+macro_rules! raw_store {
+    ($kind:ty, |$s:ident, $records:ident| $restore:expr) => {
+        impl RawStore for Mutex<Box<$kind>> {
+            fn persistent(&self) -> bool {
+                relock(self).persistent()
+            }
+            fn restore(&self, $records: &[streams_state::ChangelogRecord]) -> Result<()> {
+                let mut $s = relock(self);
+                $restore
+            }
+            fn flush_cache(&self) -> Result<()> {
+                let mut s = relock(self);
+                s.flush_cache()?;
+                s.take_flushed();
+                Ok(())
+            }
+            fn flush(&self) -> Result<()> {
+                Ok(relock(self).flush()?)
+            }
+            fn close(&self) -> Result<()> {
+                Ok(relock(self).close()?)
+            }
+        }
+    };
 }
 
-impl RawStore for Mutex<Box<dyn WindowStore>> {
-    fn persistent(&self) -> bool {
-        relock(self).persistent()
-    }
-    fn restore(&self, records: &[streams_state::ChangelogRecord]) -> Result<()> {
-        Ok(relock(self).restore_batch(records)?)
-    }
-    fn flush_cache(&self) -> Result<()> {
-        let mut s = relock(self);
-        s.flush_cache()?;
-        s.take_flushed();
-        Ok(())
-    }
-    fn flush(&self) -> Result<()> {
-        Ok(relock(self).flush()?)
-    }
-    fn close(&self) -> Result<()> {
-        Ok(relock(self).close()?)
-    }
-}
-
-impl RawStore for Mutex<Box<dyn SessionStore>> {
-    fn persistent(&self) -> bool {
-        relock(self).persistent()
-    }
-    fn restore(&self, records: &[streams_state::ChangelogRecord]) -> Result<()> {
-        Ok(relock(self).restore_batch(records)?)
-    }
-    fn flush_cache(&self) -> Result<()> {
-        let mut s = relock(self);
-        s.flush_cache()?;
-        s.take_flushed();
-        Ok(())
-    }
-    fn flush(&self) -> Result<()> {
-        Ok(relock(self).flush()?)
-    }
-    fn close(&self) -> Result<()> {
-        Ok(relock(self).close()?)
-    }
-}
+raw_store!(dyn KeyValueStore, |s, records| {
+    s.begin_restore()?;
+    s.restore_batch(records)?;
+    Ok(s.end_restore()?)
+});
+raw_store!(dyn WindowStore, |s, records| Ok(s.restore_batch(records)?));
+raw_store!(dyn SessionStore, |s, records| Ok(s.restore_batch(records)?));
 
 /// One task's instance of a store: the raw store (for commit and close) and its typed
 /// handle.

@@ -446,34 +446,68 @@ impl CachingKeyValueStore {
     }
 }
 
-/// A window store behind the record cache: windows are cached under their changelog key
-/// (key bytes, 8-byte start) and leave the cache, as [`FlushedEntry`]s with that key, on
-/// commit or eviction.
-pub struct CachingWindowStore {
-    inner: Box<dyn crate::WindowStore>,
-    cache: CacheCore,
-    evicted: Vec<FlushedEntry>,
+/// Declares a window or session store behind the record cache: the struct, `Debug`, `new`
+/// and its `StateStore` implementation (flushing writes the cache down first).
+macro_rules! cached_store {
+    ($(#[$doc:meta])* $name:ident, $inner:path) => {
+        $(#[$doc])*
+        pub struct $name {
+            inner: Box<dyn $inner>,
+            cache: CacheCore,
+            evicted: Vec<FlushedEntry>,
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("store", &self.inner.name())
+                    .field("entries", &self.cache.len())
+                    .finish()
+            }
+        }
+
+        impl $name {
+            /// Caches `inner` within the thread budget `budget`.
+            pub fn new(inner: Box<dyn $inner>, budget: ThreadCache) -> Self {
+                Self {
+                    inner,
+                    cache: CacheCore::ordered(budget),
+                    evicted: Vec::new(),
+                }
+            }
+        }
+
+        impl StateStore for $name {
+            fn name(&self) -> &str {
+                self.inner.name()
+            }
+            fn persistent(&self) -> bool {
+                self.inner.persistent()
+            }
+            fn flush(&mut self) -> Result<(), StateError> {
+                <Self as $inner>::flush_cache(self)?;
+                self.inner.flush()
+            }
+            fn close(&mut self) -> Result<(), StateError> {
+                self.flush()?;
+                self.inner.close()
+            }
+            fn is_open(&self) -> bool {
+                self.inner.is_open()
+            }
+        }
+    };
 }
 
-impl std::fmt::Debug for CachingWindowStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CachingWindowStore")
-            .field("store", &self.inner.name())
-            .field("entries", &self.cache.len())
-            .finish()
-    }
-}
+cached_store!(
+    /// A window store behind the record cache: windows are cached under their changelog key
+    /// (key bytes, 8-byte start) and leave the cache, as [`FlushedEntry`]s with that key, on
+    /// commit or eviction.
+    CachingWindowStore,
+    crate::WindowStore
+);
 
 impl CachingWindowStore {
-    /// Caches `inner` within the thread budget `budget`.
-    pub fn new(inner: Box<dyn crate::WindowStore>, budget: ThreadCache) -> Self {
-        Self {
-            inner,
-            cache: CacheCore::ordered(budget),
-            evicted: Vec::new(),
-        }
-    }
-
     fn write_down(&mut self, entries: Vec<WriteDown>) -> Result<(), StateError> {
         for (composite, value) in entries {
             let (key, start) = crate::split_window_changelog_key(&composite)?;
@@ -549,26 +583,6 @@ impl CachingWindowStore {
             }
         }
         Ok(map.into_iter().collect())
-    }
-}
-
-impl StateStore for CachingWindowStore {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn persistent(&self) -> bool {
-        self.inner.persistent()
-    }
-    fn flush(&mut self) -> Result<(), StateError> {
-        crate::WindowStore::flush_cache(self)?;
-        self.inner.flush()
-    }
-    fn close(&mut self) -> Result<(), StateError> {
-        self.flush()?;
-        self.inner.close()
-    }
-    fn is_open(&self) -> bool {
-        self.inner.is_open()
     }
 }
 
@@ -703,36 +717,17 @@ impl crate::WindowStore for CachingWindowStore {
     }
 }
 
-/// A session store behind the record cache: sessions are cached under their changelog key
-/// (key bytes, 8-byte end, 8-byte start) and leave the cache, as [`FlushedEntry`]s with that
-/// key, on commit or eviction.
-pub struct CachingSessionStore {
-    inner: Box<dyn crate::SessionStore>,
-    cache: CacheCore,
-    evicted: Vec<FlushedEntry>,
-}
-
-impl std::fmt::Debug for CachingSessionStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CachingSessionStore")
-            .field("store", &self.inner.name())
-            .field("entries", &self.cache.len())
-            .finish()
-    }
-}
+cached_store!(
+    /// A session store behind the record cache: sessions are cached under their changelog key
+    /// (key bytes, 8-byte end, 8-byte start) and leave the cache, as [`FlushedEntry`]s with that
+    /// key, on commit or eviction.
+    CachingSessionStore,
+    crate::SessionStore
+);
 
 type SessionEntries = Vec<(crate::SessionKeyBytes, Vec<u8>)>;
 
 impl CachingSessionStore {
-    /// Caches `inner` within the thread budget `budget`.
-    pub fn new(inner: Box<dyn crate::SessionStore>, budget: ThreadCache) -> Self {
-        Self {
-            inner,
-            cache: CacheCore::ordered(budget),
-            evicted: Vec::new(),
-        }
-    }
-
     fn write_down(&mut self, entries: Vec<WriteDown>) -> Result<(), StateError> {
         for (composite, value) in entries {
             let k = crate::split_session_changelog_key(&composite)?;
@@ -801,26 +796,6 @@ impl CachingSessionStore {
             .into_iter()
             .map(|((key, end, start), v)| (crate::SessionKeyBytes { key, start, end }, v))
             .collect())
-    }
-}
-
-impl StateStore for CachingSessionStore {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn persistent(&self) -> bool {
-        self.inner.persistent()
-    }
-    fn flush(&mut self) -> Result<(), StateError> {
-        crate::SessionStore::flush_cache(self)?;
-        self.inner.flush()
-    }
-    fn close(&mut self) -> Result<(), StateError> {
-        self.flush()?;
-        self.inner.close()
-    }
-    fn is_open(&self) -> bool {
-        self.inner.is_open()
     }
 }
 

@@ -556,7 +556,7 @@ impl Task {
         out
     }
 
-    /// The (topic, partition) pairs this task reads.
+    /// The topics this task reads (each at the task's partition).
     pub(crate) fn input_partitions(&self) -> Vec<Arc<str>> {
         self.inputs.iter().map(|i| i.topic.clone()).collect()
     }
