@@ -71,6 +71,7 @@ pub struct StreamsConfig {
     memory_bytes: usize,
     default_dsl_store: DslStore,
     commit_interval_ms: u64,
+    idle_advance_ms: Option<i64>,
 }
 
 /// Default of `statestore.cache.max.bytes`: 10 MiB, as in Kafka Streams.
@@ -92,7 +93,25 @@ impl StreamsConfig {
             memory_bytes: DEFAULT_MEMORY_BYTES,
             default_dsl_store: DslStore::default(),
             commit_interval_ms: 30_000,
+            idle_advance_ms: None,
         }
+    }
+
+    /// Beyond Kafka Streams (property `streams.idle.advance.ms`, off by default): once a
+    /// task has had no input for `after` of wall-clock time, its stream time follows the
+    /// wall clock from its last record on, so windows close, suppressed final results and
+    /// emit-on-close results appear, and stream-time punctuators fire even when a partition
+    /// goes quiet. Records that arrive later are on time or late against the advanced stream
+    /// time. Off, results depend only on the data, exactly as in Kafka Streams.
+    pub fn with_idle_advance(mut self, after: std::time::Duration) -> Self {
+        self.idle_advance_ms = Some(i64::try_from(after.as_millis()).unwrap_or(i64::MAX));
+        self
+    }
+
+    /// The idle-advance threshold in ms, if idle advance is on; see
+    /// [`with_idle_advance`](Self::with_idle_advance).
+    pub fn idle_advance_ms(&self) -> Option<i64> {
+        self.idle_advance_ms
     }
 
     /// Sets how often the runtime commits (property `commit.interval.ms`): flushes caches

@@ -16,6 +16,8 @@ pub struct TaskMetrics {
     pub dropped_records: u64,
     /// Punctuator firings.
     pub punctuations: u64,
+    /// Times stream time moved on without a record (idle advance).
+    pub idle_advances: u64,
 }
 
 impl AddAssign for TaskMetrics {
@@ -25,5 +27,6 @@ impl AddAssign for TaskMetrics {
         self.dead_lettered += o.dead_lettered;
         self.dropped_records += o.dropped_records;
         self.punctuations += o.punctuations;
+        self.idle_advances += o.idle_advances;
     }
 }

@@ -190,6 +190,55 @@ impl<K: DefaultSerde> DefaultSerde for Windowed<K> {
     }
 }
 
+/// Sliding windows for aggregations (Kafka Streams' `SlidingWindows`): windows of a fixed
+/// time difference `d` with both ends inclusive, `[start, start + d]`, that exist only where
+/// records are. A record at `t` creates its *left* window `[t - d, t]` and, when later
+/// records fall within `d` of it, its *right* window `[t + 1, t + 1 + d]`; every distinct,
+/// non-empty set of records that fit within `d` of each other gets exactly one window.
+///
+/// ```
+/// use std::time::Duration;
+/// use streams_core::window::SlidingWindows;
+/// let w = SlidingWindows::of_time_difference_and_grace(
+///     Duration::from_secs(5),
+///     Duration::from_secs(30),
+/// );
+/// assert_eq!((w.time_difference_ms(), w.grace_ms()), (5_000, 30_000));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlidingWindows {
+    difference: i64,
+    grace: i64,
+}
+
+impl SlidingWindows {
+    /// Sliding windows of time difference `difference`, closing as soon as stream time
+    /// passes their end.
+    pub fn of_time_difference_with_no_grace(difference: Duration) -> Self {
+        Self::of_time_difference_and_grace(difference, Duration::ZERO)
+    }
+
+    /// Sliding windows of time difference `difference` that accept records up to `grace`
+    /// after a window's end.
+    pub fn of_time_difference_and_grace(difference: Duration, grace: Duration) -> Self {
+        Self {
+            difference: millis(difference),
+            grace: millis(grace),
+        }
+    }
+
+    /// The maximum time difference between two records of one window, in ms (a window
+    /// spans `[start, start + time_difference_ms]`).
+    pub fn time_difference_ms(&self) -> i64 {
+        self.difference
+    }
+
+    /// The grace period in ms.
+    pub fn grace_ms(&self) -> i64 {
+        self.grace
+    }
+}
+
 /// Session windows: a session of a key grows while its records are at most `gap` apart
 /// (both ends inclusive: a record exactly `gap` after the last one still joins), with an
 /// explicit grace period (Kafka Streams' `SessionWindows`).

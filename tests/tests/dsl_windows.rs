@@ -526,3 +526,79 @@ fn window_updates_are_coalesced_by_the_record_cache_and_carry_old_values() {
         ]
     );
 }
+
+mod idle_advance {
+    use super::*;
+    use streams_core::dsl::{BufferConfig, EmitStrategy, Suppressed};
+
+    /// Final counts per 10 s window, two ways: through suppression, and emit-on-close.
+    fn finals() -> Topology {
+        let builder = StreamsBuilder::new();
+        let grouped = builder.stream::<String, String>("in").group_by_key();
+        let windows = TimeWindows::of_size_and_grace(secs(10), secs(2));
+        grouped
+            .windowed_by(windows)
+            .count_with(Materialized::as_("suppressed-counts"))
+            .suppress(Suppressed::until_window_closes(BufferConfig::unbounded()))
+            .to_stream()
+            .map(|w, n| (w.to_string(), n.unwrap_or(-1)))
+            .to("suppressed");
+        grouped
+            .windowed_by(windows)
+            .emit_strategy(EmitStrategy::OnWindowClose)
+            .count_with(Materialized::as_("closed-counts"))
+            .to_stream()
+            .map(|w, n| (w.to_string(), n.unwrap_or(-1)))
+            .to("closed");
+        builder.build().unwrap()
+    }
+
+    fn read(topic: &TestOutputTopic<String, i64>) -> Vec<(String, i64)> {
+        topic.read_key_values_to_list().unwrap()
+    }
+
+    #[test]
+    fn off_by_default_a_quiet_partition_never_closes_its_windows() {
+        let mut driver = TopologyTestDriver::new(finals(), StreamsConfig::new("idle")).unwrap();
+        let input = driver.input_topic::<String, String>("in");
+        let (suppressed, closed) = (
+            driver.output_topic("suppressed"),
+            driver.output_topic("closed"),
+        );
+        input.pipe_input_at(s("a"), s("x"), 1_000).unwrap();
+        input.pipe_input_at(s("a"), s("x"), 3_000).unwrap();
+        driver.advance_wall_clock_time(secs(3_600)).unwrap();
+        assert!(read(&suppressed).is_empty());
+        assert!(read(&closed).is_empty());
+        assert_eq!(driver.metrics().idle_advances, 0);
+    }
+
+    #[test]
+    fn when_on_stream_time_follows_the_wall_clock_after_the_idle_threshold() {
+        let config = StreamsConfig::new("idle").with_idle_advance(secs(5));
+        let mut driver = TopologyTestDriver::new(finals(), config).unwrap();
+        let input = driver.input_topic::<String, String>("in");
+        let (suppressed, closed) = (
+            driver.output_topic("suppressed"),
+            driver.output_topic("closed"),
+        );
+        input.pipe_input_at(s("a"), s("x"), 1_000).unwrap();
+        input.pipe_input_at(s("a"), s("x"), 3_000).unwrap();
+        // Quiet for 4 s: below the threshold, stream time stays at 3000.
+        driver.advance_wall_clock_time(secs(4)).unwrap();
+        assert_eq!(driver.metrics().idle_advances, 0);
+        // Quiet for 8 s: stream time is 3000 + 8000 = 11000, before end + grace (12000).
+        driver.advance_wall_clock_time(secs(4)).unwrap();
+        assert!(read(&suppressed).is_empty());
+        assert!(read(&closed).is_empty());
+        // Quiet for 9 s: stream time 12000 closes [0, 10000) and both final results appear.
+        driver.advance_wall_clock_time(secs(1)).unwrap();
+        assert_eq!(read(&suppressed), vec![(s("[a@0/10000]"), 2)]);
+        assert_eq!(read(&closed), vec![(s("[a@0/10000]"), 2)]);
+        // A record for the closed window is now late against the advanced stream time.
+        let dropped = driver.metrics().dropped_records;
+        input.pipe_input_at(s("a"), s("x"), 9_000).unwrap();
+        assert!(driver.metrics().dropped_records > dropped);
+        assert_eq!(read(&suppressed), vec![]);
+    }
+}

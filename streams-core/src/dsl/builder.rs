@@ -16,7 +16,7 @@ use crate::state::{StoreBuilder, Stores, TimestampedSerde, ValueAndTimestamp};
 use crate::time::{ExtractorRef, RecordTimestamp};
 use crate::topology::{InternalBuilder, NodeKind, TopicName, Topology};
 
-use super::nodes::{FlushFn, FnNode, StoreNode};
+use super::nodes::{FlushFn, FnNode, StoreNode, StoreProcess};
 use super::options::{Consumed, Materialized};
 use super::{KStream, KTable};
 
@@ -400,7 +400,7 @@ pub(crate) fn add_store_node<K: Data, V: Data, S: Clone + Send + 'static, F, M>(
 ) -> usize
 where
     M: Fn() -> F + Send + Sync + 'static,
-    F: FnMut(&S, Record<K, V>, &Children, &mut TaskContext) -> Result<()> + Send + 'static,
+    F: StoreProcess<K, V, S> + 'static,
 {
     let store_name: Arc<str> = Arc::from(store);
     let factory: NodeFactory = Arc::new(move |nb: NodeBuild<'_>| {

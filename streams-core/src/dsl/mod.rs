@@ -23,4 +23,6 @@ pub use kstream::{BranchedKStream, Branches, KStream};
 pub use ktable::{ChangeSerde, KGroupedTable, KTable};
 pub use options::{Branched, Consumed, Grouped, Materialized, Named, Produced, Repartitioned};
 pub use suppress::{BufferConfig, Suppressed, WhenFull};
-pub use windowed::{EmitStrategy, SessionWindowedKStream, TimeWindowedKStream};
+pub use windowed::{
+    EmitStrategy, SessionWindowedKStream, SlidingWindowedKStream, TimeWindowedKStream,
+};

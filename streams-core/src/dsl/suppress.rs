@@ -17,6 +17,7 @@ use crate::window::Windowed;
 use super::KTable;
 use super::builder::{add_store_node, require_serde};
 use super::ktable::ChangeSerde;
+use super::nodes::Timed;
 use super::options::Named;
 
 /// What a full suppression buffer does.
@@ -136,6 +137,133 @@ struct Buffer<K, V> {
 
 type BufferStore = KeyValueStoreHandle<Vec<u8>, Vec<u8>>;
 
+/// A suppression node's state: its buffer and how to encode and time its entries.
+struct Suppression<K, V> {
+    ks: SerdeRef<K>,
+    change_serde: ChangeSerde<V>,
+    due: DueFn<K>,
+    node_name: String,
+    config: BufferConfig,
+    buffer: Buffer<K, V>,
+}
+
+impl<K: Data, V: Data> Suppression<K, V> {
+    /// After a restart, reloads the buffer from its (restored) store, once.
+    fn load(&mut self, store: &BufferStore) -> Result<()> {
+        if self.buffer.loaded {
+            return Ok(());
+        }
+        let node = self.node_name.as_str();
+        for (kb, vb) in store.all()? {
+            if vb.len() < 16 {
+                continue;
+            }
+            let key = self
+                .ks
+                .deserialize(&kb)
+                .map_err(|e| StreamsError::processor(node, e))?;
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&vb[..8]);
+            let due_at = i64::from_be_bytes(a);
+            a.copy_from_slice(&vb[8..16]);
+            let ts = i64::from_be_bytes(a);
+            let change = self
+                .change_serde
+                .deserialize(&vb[16..])
+                .map_err(|e| StreamsError::processor(node, e))?;
+            let bytes = kb.len() + vb.len();
+            self.buffer.bytes += bytes;
+            self.buffer.by_due.insert((due_at, kb.clone()));
+            self.buffer.entries.insert(
+                kb,
+                Buffered {
+                    key,
+                    change,
+                    due: due_at,
+                    timestamp: ts,
+                    bytes,
+                },
+            );
+        }
+        self.buffer.loaded = true;
+        Ok(())
+    }
+
+    /// Buffers the update `r`, replacing the key's previous one.
+    fn hold(&mut self, store: &BufferStore, r: Record<K, Change<V>>) -> Result<()> {
+        let buffer = &mut self.buffer;
+        let kb = self
+            .ks
+            .serialize(&r.key)
+            .map_err(|source| StreamsError::Serialization {
+                which: "key",
+                target: self.node_name.clone(),
+                source,
+            })?;
+        // Keep the first update's due time; the value is always the latest, and the old
+        // value is the one before the first buffered update.
+        let (due_at, old) = match buffer.entries.remove(&kb) {
+            Some(prev) => {
+                buffer.by_due.remove(&(prev.due, kb.clone()));
+                buffer.bytes -= prev.bytes;
+                (prev.due, prev.change.old)
+            }
+            None => ((self.due)(&r.key, r.timestamp), r.value.old),
+        };
+        let change = Change::new(r.value.new, old);
+        let encoded = encode_entry(&self.change_serde, due_at, r.timestamp, &change)?;
+        let size = kb.len() + encoded.len();
+        store.put(&kb, &encoded)?;
+        buffer.by_due.insert((due_at, kb.clone()));
+        buffer.bytes += size;
+        buffer.entries.insert(
+            kb,
+            Buffered {
+                key: r.key,
+                change,
+                due: due_at,
+                timestamp: r.timestamp,
+                bytes: size,
+            },
+        );
+        Ok(())
+    }
+
+    /// Emits what is due at the task's stream time, then makes room if the buffer is over
+    /// its bounds.
+    fn emit_due(&mut self, store: &BufferStore, ch: &Children, t: &mut TaskContext) -> Result<()> {
+        let (buffer, config) = (&mut self.buffer, &self.config);
+        let now = t.stream_time;
+        loop {
+            let over = config.max_records.is_some_and(|m| buffer.entries.len() > m)
+                || config.max_bytes.is_some_and(|m| buffer.bytes > m);
+            let Some((first_due, first_key)) = buffer.by_due.iter().next().cloned() else {
+                break;
+            };
+            if first_due > now && !over {
+                break;
+            }
+            if first_due > now && config.when_full == WhenFull::ShutDown {
+                return Err(StreamsError::processor(
+                    self.node_name.as_str(),
+                    format!(
+                        "suppression buffer full ({} keys, {} bytes); raise its BufferConfig bound or use emit_early_when_full",
+                        buffer.entries.len(),
+                        buffer.bytes
+                    ),
+                ));
+            }
+            buffer.by_due.remove(&(first_due, first_key.clone()));
+            if let Some(e) = buffer.entries.remove(&first_key) {
+                buffer.bytes -= e.bytes;
+                store.delete(&first_key)?;
+                ch.forward(t, Record::new(e.key, e.change, e.timestamp))?;
+            }
+        }
+        Ok(())
+    }
+}
+
 fn encode_entry<V: 'static>(
     serde: &ChangeSerde<V>,
     due: i64,
@@ -180,117 +308,36 @@ impl<K: Data, V: Data> KTable<K, V> {
             &[self.node],
             &store_name,
             None,
-            move || {
-                let (ks, vs, due) = (ks.clone(), vs.clone(), due.clone());
-                let change_serde = ChangeSerde::new(vs.clone());
-                let node_name = name.clone();
-                let mut buffer: Buffer<K, V> = Buffer {
-                    entries: HashMap::new(),
-                    by_due: BTreeSet::new(),
-                    bytes: 0,
-                    loaded: false,
-                };
-                move |store: &BufferStore,
-                      r: Record<K, Change<V>>,
-                      ch: &Children,
-                      t: &mut TaskContext|
-                      -> Result<()> {
-                    if !buffer.loaded {
-                        // After a restart the buffer comes back from its store.
-                        for (kb, vb) in store.all()? {
-                            if vb.len() < 16 {
-                                continue;
-                            }
-                            let key = ks
-                                .deserialize(&kb)
-                                .map_err(|e| StreamsError::processor(node_name.as_str(), e))?;
-                            let mut a = [0u8; 8];
-                            a.copy_from_slice(&vb[..8]);
-                            let due_at = i64::from_be_bytes(a);
-                            a.copy_from_slice(&vb[8..16]);
-                            let ts = i64::from_be_bytes(a);
-                            let change = change_serde
-                                .deserialize(&vb[16..])
-                                .map_err(|e| StreamsError::processor(node_name.as_str(), e))?;
-                            buffer.bytes += kb.len() + vb.len();
-                            buffer.by_due.insert((due_at, kb.clone()));
-                            buffer.entries.insert(
-                                kb.clone(),
-                                Buffered {
-                                    key,
-                                    change,
-                                    due: due_at,
-                                    timestamp: ts,
-                                    bytes: kb.len() + vb.len(),
-                                },
-                            );
-                        }
-                        buffer.loaded = true;
-                    }
-                    let kb =
-                        ks.serialize(&r.key)
-                            .map_err(|source| StreamsError::Serialization {
-                                which: "key",
-                                target: node_name.to_string(),
-                                source,
-                            })?;
-                    // Keep the first update's due time; the value is always the latest, and the
-                    // old value is the one before the first buffered update.
-                    let (due_at, old) = match buffer.entries.remove(&kb) {
-                        Some(prev) => {
-                            buffer.by_due.remove(&(prev.due, kb.clone()));
-                            buffer.bytes -= prev.bytes;
-                            (prev.due, prev.change.old)
-                        }
-                        None => (due(&r.key, r.timestamp), r.value.old),
-                    };
-                    let change = Change::new(r.value.new, old);
-                    let encoded = encode_entry(&change_serde, due_at, r.timestamp, &change)?;
-                    let size = kb.len() + encoded.len();
-                    store.put(&kb, &encoded)?;
-                    buffer.by_due.insert((due_at, kb.clone()));
-                    buffer.bytes += size;
-                    buffer.entries.insert(
-                        kb,
-                        Buffered {
-                            key: r.key,
-                            change,
-                            due: due_at,
-                            timestamp: r.timestamp,
-                            bytes: size,
-                        },
-                    );
-                    // Emit what is due, then make room if the buffer is over its bounds.
-                    let now = t.stream_time;
-                    loop {
-                        let over = config.max_records.is_some_and(|m| buffer.entries.len() > m)
-                            || config.max_bytes.is_some_and(|m| buffer.bytes > m);
-                        let Some((first_due, first_key)) = buffer.by_due.iter().next().cloned()
-                        else {
-                            break;
-                        };
-                        if first_due > now && !over {
-                            break;
-                        }
-                        if first_due > now && config.when_full == WhenFull::ShutDown {
-                            return Err(StreamsError::processor(
-                                node_name.as_str(),
-                                format!(
-                                    "suppression buffer full ({} keys, {} bytes); raise its BufferConfig bound or use emit_early_when_full",
-                                    buffer.entries.len(),
-                                    buffer.bytes
-                                ),
-                            ));
-                        }
-                        buffer.by_due.remove(&(first_due, first_key.clone()));
-                        if let Some(e) = buffer.entries.remove(&first_key) {
-                            buffer.bytes -= e.bytes;
-                            store.delete(&first_key)?;
-                            ch.forward(t, Record::new(e.key, e.change, e.timestamp))?;
-                        }
-                    }
-                    Ok(())
-                }
+            move || Timed {
+                state: Suppression {
+                    ks: ks.clone(),
+                    change_serde: ChangeSerde::new(vs.clone()),
+                    due: due.clone(),
+                    node_name: name.clone(),
+                    config,
+                    buffer: Buffer {
+                        entries: HashMap::new(),
+                        by_due: BTreeSet::new(),
+                        bytes: 0,
+                        loaded: false,
+                    },
+                },
+                process: |s: &mut Suppression<K, V>,
+                          store: &BufferStore,
+                          r: Record<K, Change<V>>,
+                          ch: &Children,
+                          t: &mut TaskContext| {
+                    s.load(store)?;
+                    s.hold(store, r)?;
+                    s.emit_due(store, ch, t)
+                },
+                advance: |s: &mut Suppression<K, V>,
+                          store: &BufferStore,
+                          ch: &Children,
+                          t: &mut TaskContext| {
+                    s.load(store)?;
+                    s.emit_due(store, ch, t)
+                },
             },
         );
         let mut out = KTable::new(

@@ -11,9 +11,10 @@ use crate::internals::task::{ProducedRecord, TaskContext};
 use crate::record::{Change, Record};
 use crate::serde::{DefaultSerde, SerdeRef};
 use crate::state::{StoreBuilder, Stores, TimestampedSerde, ValueAndTimestamp, WindowStoreHandle};
-use crate::window::{TimeWindowedSerde, TimeWindows, Window, Windowed};
+use crate::window::{SlidingWindows, TimeWindowedSerde, TimeWindows, Window, Windowed};
 
 use super::builder::{Aggregation, add_store_node, aggregation, require_serde};
+use super::nodes::Timed;
 use super::options::{Materialized, Produced};
 use super::{KGroupedStream, KTable};
 
@@ -33,7 +34,7 @@ type WinStep<K, V, VA> = Arc<dyn Fn(&K, V, Option<VA>) -> VA + Send + Sync>;
 /// no record cache yet).
 pub struct TimeWindowedKStream<K, V> {
     grouped: KGroupedStream<K, V>,
-    windows: TimeWindows,
+    spec: WindowSpec,
     emit: EmitStrategy,
     late: Option<LateOutput<K, V>>,
 }
@@ -44,6 +45,85 @@ struct LateOutput<K, V> {
     topic: Arc<str>,
     key_serde: SerdeRef<K>,
     value_serde: SerdeRef<V>,
+}
+
+impl<K: Data, V: Data> LateOutput<K, V> {
+    /// Writes the late record `r` to the side topic with its original timestamp and headers.
+    fn write(&self, r: &Record<K, V>, t: &mut TaskContext) -> Result<()> {
+        let ser = |which, e| StreamsError::Serialization {
+            which,
+            target: self.topic.to_string(),
+            source: e,
+        };
+        t.output.push(ProducedRecord {
+            topic: self.topic.clone(),
+            partition: None,
+            key: self
+                .key_serde
+                .serialize_nullable(&r.key)
+                .map_err(|e| ser("key", e))?,
+            value: self
+                .value_serde
+                .serialize_nullable(&r.value)
+                .map_err(|e| ser("value", e))?,
+            timestamp: r.timestamp,
+            headers: r.headers.clone(),
+        });
+        Ok(())
+    }
+}
+
+/// The windows of a [`TimeWindowedKStream`]: time (tumbling, hopping) or sliding.
+#[derive(Debug, Clone, Copy)]
+enum WindowSpec {
+    Time(TimeWindows),
+    Sliding(SlidingWindows),
+}
+
+impl WindowSpec {
+    /// The distance from a window's start to its end in the store and in windowed keys.
+    fn size_ms(&self) -> i64 {
+        match self {
+            Self::Time(w) => w.size_ms(),
+            Self::Sliding(w) => w.time_difference_ms(),
+        }
+    }
+
+    fn grace_ms(&self) -> i64 {
+        match self {
+            Self::Time(w) => w.grace_ms(),
+            Self::Sliding(w) => w.grace_ms(),
+        }
+    }
+
+    /// The least retention that keeps every window the aggregation still needs: size plus
+    /// grace, and for sliding windows twice the difference plus grace (a record's right
+    /// window is built from windows up to `2 * difference` before it), as in Kafka Streams.
+    fn minimum_retention(&self) -> i64 {
+        match self {
+            Self::Time(w) => w.size_ms().saturating_add(w.grace_ms()),
+            Self::Sliding(w) => w
+                .time_difference_ms()
+                .saturating_mul(2)
+                .saturating_add(w.grace_ms()),
+        }
+    }
+
+    /// The store retention for a requested one: time windows default to a day and are
+    /// raised to the minimum; sliding windows default to the minimum, and asking for less
+    /// is an error (Kafka Streams' rules).
+    fn retention(&self, requested: Option<i64>) -> std::result::Result<i64, String> {
+        let min = self.minimum_retention();
+        match (self, requested) {
+            (Self::Time(_), r) => Ok(r.unwrap_or(DEFAULT_RETENTION_MS).max(min)),
+            (Self::Sliding(_), None) => Ok(min),
+            (Self::Sliding(_), Some(r)) if r >= min => Ok(r),
+            (Self::Sliding(_), Some(r)) => Err(format!(
+                "the retention ({r} ms) must be at least twice the time difference plus the \
+                 grace period ({min} ms)"
+            )),
+        }
+    }
 }
 
 impl<K, V> Clone for LateOutput<K, V> {
@@ -70,7 +150,7 @@ pub enum EmitStrategy {
 impl<K, V> std::fmt::Debug for TimeWindowedKStream<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TimeWindowedKStream")
-            .field("windows", &self.windows)
+            .field("windows", &self.spec)
             .finish()
     }
 }
@@ -121,7 +201,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
                 self.value_serde(),
                 self.repartition_required(),
             ),
-            windows,
+            spec: WindowSpec::Time(windows),
         }
     }
 }
@@ -291,19 +371,26 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
             default_value_serde,
         );
         let parent = self.grouped.upstream(&store_name, &ks);
-        let windows = self.windows;
+        let spec = self.spec;
+        let (size, grace) = (spec.size_ms(), spec.grace_ms());
         let emit = self.emit;
         let late = self.late.clone();
-        let retention = materialized
-            .retention
-            .unwrap_or(DEFAULT_RETENTION_MS)
-            .max(windows.size_ms().saturating_add(windows.grace_ms()));
+        let retention = match spec.retention(materialized.retention) {
+            Ok(r) => r,
+            Err(detail) => {
+                b.borrow_mut().error(TopologyError::InvalidOption {
+                    operator: "windowed_by".into(),
+                    detail,
+                });
+                spec.minimum_retention()
+            }
+        };
         let ts_serde: SerdeRef<ValueAndTimestamp<VA>> =
             Arc::new(TimestampedSerde::new(vas.clone()));
         let builder = Stores::default_window_store_builder(
             &store_name,
             retention,
-            windows.size_ms(),
+            size,
             ks.clone(),
             ts_serde,
         )
@@ -322,99 +409,389 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
             } else {
                 flush_windows_quietly::<K, VA>
             }),
-            move || {
-                let step = step.clone();
-                let late = late.clone();
-                // The close time up to which final results were emitted (OnWindowClose).
-                let mut emitted_until = i64::MIN;
-                move |store: &WinHandle<K, VA>,
-                      r: Record<K, V>,
-                      ch: &Children,
-                      t: &mut TaskContext|
-                      -> Result<()> {
-                    if store.is_null_key(&r.key) {
-                        t.metrics.dropped_records += 1;
-                        return Ok(());
-                    }
-                    let close_time = t.stream_time.saturating_sub(windows.grace_ms());
-                    let mut on_time = false;
-                    for start in windows.window_starts(r.timestamp) {
-                        let end = start.saturating_add(windows.size_ms());
-                        if end <= close_time {
-                            // The window has closed: a late record for it is dropped.
+            move || Timed {
+                // The end up to which final results were emitted (OnWindowClose).
+                state: i64::MIN,
+                process: {
+                    let (step, late) = (step.clone(), late.clone());
+                    move |emitted_until: &mut i64,
+                          store: &WinHandle<K, VA>,
+                          r: Record<K, V>,
+                          ch: &Children,
+                          t: &mut TaskContext|
+                          -> Result<()> {
+                        if store.is_null_key(&r.key) {
                             t.metrics.dropped_records += 1;
-                            continue;
+                            return Ok(());
                         }
-                        on_time = true;
-                        let old = store.fetch(&r.key, start)?;
-                        let (old_value, ts) = match old {
-                            Some(o) => (Some(o.value), o.timestamp.max(r.timestamp)),
-                            None => (None, r.timestamp),
-                        };
-                        let new = step(&r.key, r.value.clone(), old_value.clone());
-                        store.put(
-                            &r.key,
-                            Some(&ValueAndTimestamp {
-                                value: new.clone(),
-                                timestamp: ts,
-                            }),
-                            start,
-                        )?;
-                    }
-                    // Updates reach downstream when they leave the record cache (at once
-                    // with caching off); final results come from the store instead.
-                    if emit == EmitStrategy::OnWindowUpdate {
-                        forward_flushed_windows(store, ch, t)?;
-                    } else {
-                        store.take_flushed()?;
-                    }
-                    if !on_time && let Some(late) = &late {
-                        let ser = |which, e| StreamsError::Serialization {
-                            which,
-                            target: late.topic.to_string(),
-                            source: e,
-                        };
-                        t.output.push(ProducedRecord {
-                            topic: late.topic.clone(),
-                            partition: None,
-                            key: late
-                                .key_serde
-                                .serialize_nullable(&r.key)
-                                .map_err(|e| ser("key", e))?,
-                            value: late
-                                .value_serde
-                                .serialize_nullable(&r.value)
-                                .map_err(|e| ser("value", e))?,
-                            timestamp: r.timestamp,
-                            headers: r.headers.clone(),
-                        });
-                    }
-                    if emit == EmitStrategy::OnWindowClose && close_time > emitted_until {
-                        // Windows whose end is in (emitted_until, close_time] just closed.
-                        let to = close_time.saturating_sub(windows.size_ms());
-                        let from = emitted_until
-                            .saturating_sub(windows.size_ms())
-                            .saturating_add(1)
-                            .max(0);
-                        if to >= from {
-                            for (key, v) in store.fetch_all(from, to)? {
-                                ch.forward(
-                                    t,
-                                    Record::new(key, Change::new(Some(v.value), None), v.timestamp),
-                                )?;
+                        let close_time = t.stream_time.saturating_sub(grace);
+                        let on_time = match spec {
+                            WindowSpec::Time(windows) => {
+                                aggregate_time(&windows, store, &step, &r, close_time, t)?
                             }
+                            WindowSpec::Sliding(windows) => {
+                                aggregate_sliding(&windows, store, &step, &r, close_time, t)?
+                            }
+                        };
+                        // Updates reach downstream when they leave the record cache (at
+                        // once with caching off); final results come from the store instead.
+                        if emit == EmitStrategy::OnWindowUpdate {
+                            forward_flushed_windows(store, ch, t)?;
+                        } else {
+                            store.take_flushed()?;
                         }
-                        emitted_until = close_time;
+                        if !on_time && let Some(late) = &late {
+                            late.write(&r, t)?;
+                        }
+                        if emit == EmitStrategy::OnWindowClose {
+                            emit_closed(&spec, emitted_until, store, ch, t)?;
+                        }
+                        Ok(())
+                    }
+                },
+                advance: move |emitted_until: &mut i64,
+                               store: &WinHandle<K, VA>,
+                               ch: &Children,
+                               t: &mut TaskContext| {
+                    if emit == EmitStrategy::OnWindowClose {
+                        emit_closed(&spec, emitted_until, store, ch, t)?;
                     }
                     Ok(())
-                }
+                },
             },
         );
-        let wks: SerdeRef<Windowed<K>> =
-            Arc::new(TimeWindowedSerde::new(ks, Some(windows.size_ms())));
-        KTable::new(b.clone(), node, Some(wks), Some(vas), Some(store))
-            .closing_after(windows.grace_ms())
+        let wks: SerdeRef<Windowed<K>> = Arc::new(TimeWindowedSerde::new(ks, Some(size)));
+        KTable::new(b.clone(), node, Some(wks), Some(vas), Some(store)).closing_after(grace)
     }
+}
+
+/// A grouped stream aggregated over sliding windows, from
+/// [`KGroupedStream::windowed_by_sliding`]; aggregations give a table keyed by
+/// [`Windowed<K>`] whose windows are `[start, start + d]`, both ends inclusive.
+pub struct SlidingWindowedKStream<K, V>(TimeWindowedKStream<K, V>);
+
+impl<K, V> std::fmt::Debug for SlidingWindowedKStream<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlidingWindowedKStream")
+            .field("windows", &self.0.spec)
+            .finish()
+    }
+}
+
+impl<K: Data, V: Data> KGroupedStream<K, V> {
+    /// Aggregates over sliding windows (Kafka Streams' `windowedBy(SlidingWindows)`).
+    ///
+    /// A record at 8000 with a 5-second difference makes the window [3000, 8000]; a
+    /// record at 12000 then falls into the first record's right window [8001, 13001] and
+    /// gets its own left window [7000, 12000], which holds both records:
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use streams_core::prelude::*;
+    /// # use streams_core::window::SlidingWindows;
+    /// let builder = StreamsBuilder::new();
+    /// builder.stream::<String, String>("clicks")
+    ///     .group_by_key()
+    ///     .windowed_by_sliding(SlidingWindows::of_time_difference_with_no_grace(Duration::from_secs(5)))
+    ///     .count()
+    ///     .to_stream()
+    ///     .map(|w, n| (w.to_string(), n.unwrap_or(0)))
+    ///     .to("clicks-in-5s");
+    /// let driver = TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("doc")).unwrap();
+    /// let clicks = driver.input_topic::<String, String>("clicks");
+    /// clicks.pipe_input_at("u".into(), "a".into(), 8_000).unwrap();
+    /// clicks.pipe_input_at("u".into(), "b".into(), 12_000).unwrap();
+    /// let out = driver.output_topic::<String, i64>("clicks-in-5s").read_key_values_to_list().unwrap();
+    /// assert_eq!(out, vec![
+    ///     ("[u@3000/8000]".to_string(), 1),
+    ///     ("[u@8001/13001]".to_string(), 1),
+    ///     ("[u@7000/12000]".to_string(), 2),
+    /// ]);
+    /// ```
+    pub fn windowed_by_sliding(&self, windows: SlidingWindows) -> SlidingWindowedKStream<K, V> {
+        SlidingWindowedKStream(TimeWindowedKStream {
+            emit: EmitStrategy::default(),
+            late: None,
+            grouped: KGroupedStream::new(
+                self.stream().clone(),
+                self.name(),
+                self.key_serde(),
+                self.value_serde(),
+                self.repartition_required(),
+            ),
+            spec: WindowSpec::Sliding(windows),
+        })
+    }
+}
+
+impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
+    /// Chooses when results are forwarded; see [`TimeWindowedKStream::emit_strategy`].
+    pub fn emit_strategy(self, emit: EmitStrategy) -> Self {
+        Self(self.0.emit_strategy(emit))
+    }
+
+    /// Writes records too late for every window to `topic`; see
+    /// [`TimeWindowedKStream::late_records_to`].
+    pub fn late_records_to(self, topic: &str, produced: Produced<K, V>) -> Self {
+        Self(self.0.late_records_to(topic, produced))
+    }
+
+    /// Counts records per key and sliding window.
+    pub fn count(&self) -> KTable<Windowed<K>, i64> {
+        self.0.count()
+    }
+
+    /// [`count`](Self::count) into a store with explicit options (a retention, if given,
+    /// must be at least twice the time difference plus grace).
+    pub fn count_with(&self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
+        self.0.count_with(materialized)
+    }
+
+    /// Combines the values of each key and sliding window with `reducer`.
+    pub fn reduce<F>(&self, reducer: F) -> KTable<Windowed<K>, V>
+    where
+        F: Fn(V, V) -> V + Send + Sync + 'static,
+    {
+        self.0.reduce(reducer)
+    }
+
+    /// [`reduce`](Self::reduce) into a store with explicit options.
+    pub fn reduce_with<F>(
+        &self,
+        reducer: F,
+        materialized: Materialized<K, V>,
+    ) -> KTable<Windowed<K>, V>
+    where
+        F: Fn(V, V) -> V + Send + Sync + 'static,
+    {
+        self.0.reduce_with(reducer, materialized)
+    }
+
+    /// Folds the values of each key and sliding window into an aggregate starting at
+    /// `initializer()`.
+    pub fn aggregate<VA: Data + DefaultSerde, I, A>(
+        &self,
+        initializer: I,
+        aggregator: A,
+    ) -> KTable<Windowed<K>, VA>
+    where
+        I: Fn() -> VA + Send + Sync + 'static,
+        A: Fn(&K, V, VA) -> VA + Send + Sync + 'static,
+    {
+        self.0.aggregate(initializer, aggregator)
+    }
+
+    /// [`aggregate`](Self::aggregate) into a store with explicit options.
+    pub fn aggregate_with<VA: Data, I, A>(
+        &self,
+        initializer: I,
+        aggregator: A,
+        materialized: Materialized<K, VA>,
+    ) -> KTable<Windowed<K>, VA>
+    where
+        I: Fn() -> VA + Send + Sync + 'static,
+        A: Fn(&K, V, VA) -> VA + Send + Sync + 'static,
+    {
+        self.0.aggregate_with(initializer, aggregator, materialized)
+    }
+}
+
+/// Emit-on-close: forwards, from the store, every window that closed since the last call
+/// (its end in `(emitted_until, closed_until]`), and moves `emitted_until` on.
+fn emit_closed<K: Data, VA: Data>(
+    spec: &WindowSpec,
+    emitted_until: &mut i64,
+    store: &WinHandle<K, VA>,
+    ch: &Children,
+    t: &mut TaskContext,
+) -> Result<()> {
+    let close_time = t.stream_time.saturating_sub(spec.grace_ms());
+    // The latest end of a closed window: time windows' ends are exclusive, sliding
+    // windows' inclusive (one ending at the close time is still open).
+    let closed_until = match spec {
+        WindowSpec::Time(_) => close_time,
+        WindowSpec::Sliding(_) => close_time.saturating_sub(1),
+    };
+    if closed_until <= *emitted_until {
+        return Ok(());
+    }
+    let size = spec.size_ms();
+    let to = closed_until.saturating_sub(size);
+    let from = emitted_until.saturating_sub(size).saturating_add(1).max(0);
+    if to >= from {
+        for (key, v) in store.fetch_all(from, to)? {
+            ch.forward(
+                t,
+                Record::new(key, Change::new(Some(v.value), None), v.timestamp),
+            )?;
+        }
+    }
+    *emitted_until = closed_until;
+    Ok(())
+}
+
+/// Adds `r` to every time window that contains it and is still open; whether any was.
+fn aggregate_time<K: Data, V: Data, VA: Data>(
+    windows: &TimeWindows,
+    store: &WinHandle<K, VA>,
+    step: &WinStep<K, V, VA>,
+    r: &Record<K, V>,
+    close_time: i64,
+    t: &mut TaskContext,
+) -> Result<bool> {
+    let mut on_time = false;
+    for start in windows.window_starts(r.timestamp) {
+        let end = start.saturating_add(windows.size_ms());
+        if end <= close_time {
+            // The window has closed: a late record for it is dropped.
+            t.metrics.dropped_records += 1;
+            continue;
+        }
+        on_time = true;
+        let old = store.fetch(&r.key, start)?;
+        put_aggregated(store, step, r, start, old)?;
+    }
+    Ok(on_time)
+}
+
+/// Stores `step(old, r)` in the window at `start`, timestamped with the latest record
+/// timestamp of the window.
+fn put_aggregated<K: Data, V: Data, VA: Data>(
+    store: &WinHandle<K, VA>,
+    step: &WinStep<K, V, VA>,
+    r: &Record<K, V>,
+    start: i64,
+    old: Option<ValueAndTimestamp<VA>>,
+) -> Result<()> {
+    let (old_value, timestamp) = match old {
+        Some(o) => (Some(o.value), o.timestamp.max(r.timestamp)),
+        None => (None, r.timestamp),
+    };
+    let value = step(&r.key, r.value.clone(), old_value);
+    store.put(&r.key, Some(&ValueAndTimestamp { value, timestamp }), start)
+}
+
+/// Sliding-window aggregation of one record, as Kafka Streams'
+/// `KStreamSlidingWindowAggregate` does it (in-order variant): the record is added to every
+/// existing window that contains it, its left window `[t - d, t]` is created from the
+/// aggregate of the windows before it, the previous record's right window is created when
+/// this record falls into it, and this record's right window `[t + 1, t + 1 + d]` is created
+/// when later records (out of order) already exist. The store's timestamps are each window's
+/// latest record time, which is what tells the windows apart. Returns whether the record
+/// counted in any window.
+fn aggregate_sliding<K: Data, V: Data, VA: Data>(
+    windows: &SlidingWindows,
+    store: &WinHandle<K, VA>,
+    step: &WinStep<K, V, VA>,
+    r: &Record<K, V>,
+    close_time: i64,
+    t: &mut TaskContext,
+) -> Result<bool> {
+    let d = windows.time_difference_ms();
+    let ts = r.timestamp;
+    if ts.saturating_add(1).saturating_add(d) <= close_time {
+        // Every window the record could belong to has closed.
+        t.metrics.dropped_records += 1;
+        return Ok(false);
+    }
+    let mut accepted = false;
+    // Adds the record to the window at `start` unless that window closed. A sliding
+    // window's end is inclusive, so one ending exactly at the close time is still open.
+    let mut update = |start: i64, old: Option<ValueAndTimestamp<VA>>, t: &mut TaskContext| {
+        if start.saturating_add(d) >= close_time {
+            accepted = true;
+            put_aggregated(store, step, r, start, old)
+        } else {
+            t.metrics.dropped_records += 1;
+            Ok(())
+        }
+    };
+    let mut starts = std::collections::HashSet::new();
+    let mut right_agg: Option<ValueAndTimestamp<VA>> = None;
+    let mut right_created = false;
+    let mut previous: Option<i64> = None;
+    if ts < d {
+        // Early records (the left window would start before 0) share the window [0, d].
+        let mut combined: Option<ValueAndTimestamp<VA>> = None;
+        for (start, agg) in store.fetch_range(&r.key, 0, ts.saturating_add(1))? {
+            starts.insert(start);
+            if start == 0 {
+                if agg.timestamp < ts {
+                    previous = Some(agg.timestamp);
+                }
+                combined = Some(agg);
+            } else if start <= ts {
+                right_agg = Some(agg.clone());
+                update(start, Some(agg), t)?;
+            } else if start == ts + 1 {
+                right_created = true;
+            }
+        }
+        // Without a right window found, the combined window holds only records after this
+        // one when its latest record is later: it is then this record's right window.
+        if right_agg.is_none()
+            && let Some(c) = &combined
+            && c.timestamp > ts
+        {
+            right_agg = Some(c.clone());
+        }
+        if !right_created && let Some(agg) = right_agg.filter(|a| a.timestamp > ts) {
+            store.put(&r.key, Some(&agg), ts + 1)?;
+        }
+        if let Some(p) = previous
+            && !starts.contains(&(p + 1))
+        {
+            update(p + 1, None, t)?;
+        }
+        update(0, combined, t)?;
+        return Ok(accepted);
+    }
+    let mut left_agg: Option<ValueAndTimestamp<VA>> = None;
+    let mut left_created = false;
+    let from = ts.saturating_sub(d.saturating_mul(2)).max(0);
+    for (start, agg) in store.fetch_range(&r.key, from, ts.saturating_add(1))? {
+        starts.insert(start);
+        let end = start.saturating_add(d);
+        if end < ts {
+            previous = Some(agg.timestamp);
+            left_agg = Some(agg);
+        } else if end == ts {
+            left_created = true;
+            if agg.timestamp < ts {
+                previous = Some(agg.timestamp);
+            }
+            update(start, Some(agg), t)?;
+        } else if start <= ts {
+            right_agg = Some(agg.clone());
+            update(start, Some(agg), t)?;
+        } else if start == ts + 1 {
+            right_created = true;
+        }
+    }
+    // The previous record's right window, when this record falls into it.
+    if let Some(p) = previous
+        && !starts.contains(&(p + 1))
+        && p + 1 + d >= ts
+    {
+        update(p + 1, None, t)?;
+    }
+    if !left_created {
+        // The left window holds the previous record's aggregate when that record is
+        // within `d` of this one.
+        let base = match previous {
+            Some(p) if ts - d <= p => left_agg.map(|a| a.value),
+            _ => None,
+        };
+        let base = base.map(|value| ValueAndTimestamp {
+            value,
+            timestamp: ts,
+        });
+        update(ts - d, base, t)?;
+    }
+    if !right_created && let Some(agg) = right_agg.filter(|a| a.timestamp > ts) {
+        store.put(&r.key, Some(&agg), ts + 1)?;
+    }
+    Ok(accepted)
 }
 
 /// Forwards the window updates that left `store`'s cache as table changes.

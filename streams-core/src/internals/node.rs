@@ -27,6 +27,11 @@ pub(crate) trait NodeOps: Send {
     fn flush(&mut self, _task: &mut TaskContext) -> Result<()> {
         Ok(())
     }
+    /// Called, in topological order, when stream time advanced without a record (idle
+    /// advance): nodes that emit on stream time emit what became due.
+    fn advance_time(&mut self, _task: &mut TaskContext) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A node that takes records of type `(K, V)`.

@@ -262,6 +262,9 @@ pub(crate) struct Task {
     changelogs: Vec<ChangelogPartition>,
     /// For each changelog partition, the index of its store.
     changelog_stores: Vec<usize>,
+    /// Wall-clock and stream time when the last record was processed: idle advance moves
+    /// stream time on from there.
+    idle_anchor: Option<(i64, i64)>,
 }
 
 impl Task {
@@ -384,6 +387,7 @@ impl Task {
             task_dir,
             changelogs,
             changelog_stores,
+            idle_anchor: None,
         })
     }
 
@@ -494,6 +498,7 @@ impl Task {
         self.ctx.nodes[node].node = Some(slot);
         result?;
         self.ctx.current = None;
+        self.idle_anchor = Some((self.ctx.wall_clock, self.ctx.stream_time));
         self.punctuate_stream_time()?;
         Ok(true)
     }
@@ -508,10 +513,41 @@ impl Task {
         self.punctuate(PunctuationType::StreamTime, now)
     }
 
-    /// Sets the wall clock to `now` and fires every wall-clock punctuator that is due.
+    /// Sets the wall clock to `now` and fires every wall-clock punctuator that is due; with
+    /// idle advance on, moves stream time on when the task has been idle long enough.
     pub(crate) fn punctuate_wall_clock(&mut self, now: i64) -> Result<bool> {
         self.ctx.wall_clock = now;
-        self.punctuate(PunctuationType::WallClockTime, now)
+        let fired = self.punctuate(PunctuationType::WallClockTime, now)?;
+        if let Some(idle) = self.ctx.config.idle_advance_ms()
+            && let Some((wall, stream)) = self.idle_anchor
+            && stream >= 0
+            && now.saturating_sub(wall) >= idle
+        {
+            // Stream time follows the wall clock from the last record on.
+            let target = stream.saturating_add(now.saturating_sub(wall));
+            if target > self.ctx.stream_time {
+                self.advance_stream_time(target)?;
+                return Ok(true);
+            }
+        }
+        Ok(fired)
+    }
+
+    /// Moves stream time to `to` without a record: nodes that emit on stream time emit what
+    /// became due (in topological order), then stream-time punctuators fire.
+    pub(crate) fn advance_stream_time(&mut self, to: i64) -> Result<()> {
+        if to <= self.ctx.stream_time {
+            return Ok(());
+        }
+        self.ctx.stream_time = to;
+        self.ctx.current = None;
+        self.ctx.set_timestamp(to);
+        for i in 0..self.ctx.nodes.len() {
+            self.with_node(i, |node, ctx| node.advance_time(ctx))?;
+        }
+        self.ctx.metrics.idle_advances += 1;
+        self.punctuate_stream_time()?;
+        Ok(())
     }
 
     fn punctuate(&mut self, kind: PunctuationType, now: i64) -> Result<bool> {
