@@ -104,9 +104,12 @@ impl std::fmt::Debug for KafkaStreams {
 
 impl KafkaStreams {
     /// An app running `topology` on `engine`. Checks the configuration; a state directory
-    /// (`state.dir`) is required.
+    /// (`state.dir`) is required, and settings this runtime cannot honour yet
+    /// (`bootstrap.servers`, `exactly_once_v2`, several threads, `max.task.idle.ms` > 0) are
+    /// refused rather than ignored.
     pub fn new(topology: Topology, config: StreamsConfig, engine: Arc<LogEngine>) -> Result<Self> {
         config.validate()?;
+        config.check_embedded_runtime()?;
         if config.state_dir().is_none() {
             return Err(crate::config::ConfigError::Invalid {
                 setting: "state.dir",
