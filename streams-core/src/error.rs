@@ -141,6 +141,9 @@ pub enum StreamsError {
         /// What is wrong.
         detail: String,
     },
+    /// A client (consumer, producer, admin) failed.
+    #[error(transparent)]
+    Client(#[from] crate::client::ClientError),
     /// A bug in the framework: please report it.
     #[error("internal error (a bug in the framework, please report it): {0}")]
     Internal(String),

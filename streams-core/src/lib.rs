@@ -39,6 +39,7 @@
 //! the private `internals` turn it into tasks of typed nodes; `state` wraps the byte-level
 //! stores of `streams-state`. Feature `test-util` (on by default) provides the test driver.
 
+pub mod client;
 pub mod config;
 pub mod dsl;
 pub mod error;

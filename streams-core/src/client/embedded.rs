@@ -1,0 +1,835 @@
+//! The clients on the embedded [`LogEngine`]: consumers that form groups in-process,
+//! buffered producers, and topic administration.
+//!
+//! Every consumer of one engine and group id — from any app instance or stream thread in
+//! the process — meets at one in-process group coordinator, so several instances sharing an
+//! engine split the partitions as a Kafka consumer group would. Rebalances are eager, with
+//! a barrier: when a member joins or leaves, every member revokes its partitions (committing
+//! their offsets first) in its next poll, and only when all have done so does anyone get
+//! the new assignment. A partition is therefore never owned by two members at once.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use streams_state::{CleanupPolicy, LogEngine, NewRecord, TopicConfig};
+
+use super::{
+    Admin, ClientError, ClientResult, ClientSupplier, ConsumedRecord, Consumer, GroupMember,
+    NewTopic, OutgoingRecord, Producer, RebalanceListener, TopicPartition,
+};
+use crate::record::{Headers, RawRecord};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The clients of an app instance on a [`LogEngine`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use streams_core::client::embedded::EmbeddedClients;
+/// use streams_core::client::{ClientSupplier, NewTopic, NoRebalanceListener, OutgoingRecord, TopicPartition};
+/// use streams_core::runtime::LogEngine;
+///
+/// let dir = std::env::temp_dir().join(format!("doc-embedded-{}", std::process::id()));
+/// let engine = Arc::new(LogEngine::open(&dir).unwrap());
+/// let clients = EmbeddedClients::new(engine);
+/// clients.admin().unwrap().create_topic(&NewTopic::new("events", 1)).unwrap();
+/// let mut producer = clients.producer("p").unwrap();
+/// producer.send(OutgoingRecord {
+///     partition: TopicPartition::new("events", 0),
+///     timestamp: 1,
+///     key: Some(b"k".to_vec()),
+///     value: Some(b"v".to_vec()),
+///     headers: vec![],
+/// }).unwrap();
+/// producer.flush(Duration::from_secs(1)).unwrap();
+/// let mut consumer = clients.consumer("group", "c").unwrap();
+/// consumer.subscribe(&["events".to_string()]).unwrap();
+/// let records = consumer.poll(Duration::from_secs(5), &mut NoRebalanceListener).unwrap();
+/// assert_eq!(records[0].record.value.as_deref(), Some(&b"v"[..]));
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct EmbeddedClients {
+    engine: Arc<LogEngine>,
+    groups: Arc<Groups>,
+}
+
+impl std::fmt::Debug for EmbeddedClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedClients").finish_non_exhaustive()
+    }
+}
+
+/// The group coordinators of one engine, by group id.
+#[derive(Default)]
+struct Groups {
+    groups: Mutex<HashMap<String, Arc<Group>>>,
+}
+
+/// Coordinators are per engine and process-wide: clients made separately for one engine
+/// still meet in the same groups.
+type Registry = Mutex<Vec<(Weak<LogEngine>, Arc<Groups>)>>;
+
+fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+impl EmbeddedClients {
+    /// Clients on `engine`. Clients made for the same engine share its consumer groups.
+    pub fn new(engine: Arc<LogEngine>) -> Self {
+        let mut reg = lock(registry());
+        reg.retain(|(e, _)| e.strong_count() > 0);
+        let groups = match reg
+            .iter()
+            .find(|(e, _)| e.upgrade().is_some_and(|e| Arc::ptr_eq(&e, &engine)))
+        {
+            Some((_, g)) => g.clone(),
+            None => {
+                let g = Arc::new(Groups::default());
+                reg.push((Arc::downgrade(&engine), g.clone()));
+                g
+            }
+        };
+        Self { engine, groups }
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Arc<LogEngine> {
+        &self.engine
+    }
+
+    fn group(&self, id: &str) -> Arc<Group> {
+        lock(&self.groups.groups)
+            .entry(id.to_string())
+            .or_insert_with(|| Arc::new(Group::default()))
+            .clone()
+    }
+}
+
+impl ClientSupplier for EmbeddedClients {
+    fn consumer(&self, group_id: &str, client_id: &str) -> ClientResult<Box<dyn Consumer>> {
+        Ok(Box::new(EmbeddedConsumer::new(
+            self.engine.clone(),
+            Some((group_id.to_string(), self.group(group_id))),
+            client_id,
+        )))
+    }
+
+    fn restore_consumer(&self, client_id: &str) -> ClientResult<Box<dyn Consumer>> {
+        Ok(Box::new(EmbeddedConsumer::new(
+            self.engine.clone(),
+            None,
+            client_id,
+        )))
+    }
+
+    fn producer(&self, _client_id: &str) -> ClientResult<Box<dyn Producer>> {
+        Ok(Box::new(EmbeddedProducer::new(self.engine.clone())))
+    }
+
+    fn admin(&self) -> ClientResult<Arc<dyn Admin>> {
+        Ok(Arc::new(EmbeddedAdmin {
+            engine: self.engine.clone(),
+        }))
+    }
+}
+
+/// One consumer group's membership and assignment.
+#[derive(Default)]
+struct Group {
+    state: Mutex<GroupState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct GroupState {
+    generation: u64,
+    next_member: u64,
+    members: BTreeMap<String, Member>,
+    /// The assignment of `generation`, once every member joined it.
+    assignment: Option<BTreeMap<String, Vec<TopicPartition>>>,
+}
+
+struct Member {
+    client_id: String,
+    topics: Vec<String>,
+    /// The generation this member last joined (gave up its partitions for).
+    joined: u64,
+}
+
+impl Group {
+    fn add(&self, client_id: &str, topics: &[String]) -> String {
+        let mut s = lock(&self.state);
+        s.next_member += 1;
+        let id = format!("{client_id}-{:08}", s.next_member);
+        s.members.insert(
+            id.clone(),
+            Member {
+                client_id: client_id.to_string(),
+                topics: topics.to_vec(),
+                joined: 0,
+            },
+        );
+        Self::bump(&mut s);
+        drop(s);
+        self.changed.notify_all();
+        id
+    }
+
+    fn remove(&self, member: &str) {
+        let mut s = lock(&self.state);
+        if s.members.remove(member).is_some() {
+            Self::bump(&mut s);
+        }
+        drop(s);
+        self.changed.notify_all();
+    }
+
+    fn bump(s: &mut GroupState) {
+        s.generation += 1;
+        s.assignment = None;
+    }
+
+    fn generation(&self) -> u64 {
+        lock(&self.state).generation
+    }
+
+    /// Joins the current generation and waits (until `deadline`) for every member to
+    /// join it. Returns the generation and this member's assignment once complete.
+    fn join(
+        &self,
+        member: &str,
+        engine: &LogEngine,
+        deadline: Instant,
+    ) -> Option<(u64, Vec<TopicPartition>)> {
+        let mut s = lock(&self.state);
+        let generation = s.generation;
+        if let Some(m) = s.members.get_mut(member) {
+            m.joined = generation;
+        }
+        self.changed.notify_all();
+        loop {
+            if s.generation != generation || !s.members.contains_key(member) {
+                return None;
+            }
+            if s.members.values().all(|m| m.joined == generation) {
+                if s.assignment.is_none() {
+                    s.assignment = Some(range_assignment(&s.members, engine));
+                }
+                let mine = s
+                    .assignment
+                    .as_ref()
+                    .and_then(|a| a.get(member).cloned())
+                    .unwrap_or_default();
+                return Some((generation, mine));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            s = self
+                .changed
+                .wait_timeout(s, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    fn members(&self) -> Vec<GroupMember> {
+        let s = lock(&self.state);
+        s.members
+            .iter()
+            .map(|(id, m)| GroupMember {
+                member_id: id.clone(),
+                client_id: m.client_id.clone(),
+                assignment: s
+                    .assignment
+                    .as_ref()
+                    .and_then(|a| a.get(id).cloned())
+                    .unwrap_or_default(),
+            })
+            .collect()
+    }
+}
+
+/// librdkafka's `range` assignor: per topic, contiguous ranges of partitions over the
+/// members subscribed to it, in member-id order, the first ones taking one more when the
+/// division is uneven.
+fn range_assignment(
+    members: &BTreeMap<String, Member>,
+    engine: &LogEngine,
+) -> BTreeMap<String, Vec<TopicPartition>> {
+    let counts: HashMap<String, u32> = engine
+        .topics()
+        .into_iter()
+        .map(|(name, c)| (name, c.partitions))
+        .collect();
+    let topics: BTreeSet<&String> = members.values().flat_map(|m| m.topics.iter()).collect();
+    let mut out: BTreeMap<String, Vec<TopicPartition>> =
+        members.keys().map(|k| (k.clone(), Vec::new())).collect();
+    for topic in topics {
+        let Some(&n) = counts.get(topic.as_str()) else {
+            continue;
+        };
+        let subscribers: Vec<&String> = members
+            .iter()
+            .filter(|(_, m)| m.topics.contains(topic))
+            .map(|(id, _)| id)
+            .collect();
+        let m = subscribers.len() as u32;
+        if m == 0 {
+            continue;
+        }
+        let (per, extra) = (n / m, n % m);
+        let topic: Arc<str> = Arc::from(topic.as_str());
+        for (i, id) in subscribers.into_iter().enumerate() {
+            let i = i as u32;
+            let start = i * per + i.min(extra);
+            let len = per + u32::from(i < extra);
+            if let Some(list) = out.get_mut(id) {
+                list.extend((start..start + len).map(|p| TopicPartition::new(topic.clone(), p)));
+            }
+        }
+    }
+    out
+}
+
+/// How much one poll reads from a partition.
+const FETCH_MAX_BYTES_PER_PARTITION: usize = 1 << 20;
+/// How much one poll reads in all (Kafka's `fetch.max.bytes` is larger, but polls here are
+/// local reads).
+const FETCH_MAX_BYTES: usize = 4 << 20;
+
+/// A consumer on the embedded engine.
+struct EmbeddedConsumer {
+    engine: Arc<LogEngine>,
+    group: Option<(String, Arc<Group>)>,
+    client_id: String,
+    member: Option<String>,
+    /// The generation whose assignment this member holds (0: none yet).
+    generation: u64,
+    positions: BTreeMap<TopicPartition, i64>,
+    paused: BTreeSet<TopicPartition>,
+}
+
+impl EmbeddedConsumer {
+    fn new(engine: Arc<LogEngine>, group: Option<(String, Arc<Group>)>, client_id: &str) -> Self {
+        Self {
+            engine,
+            group,
+            client_id: client_id.to_string(),
+            member: None,
+            generation: 0,
+            positions: BTreeMap::new(),
+            paused: BTreeSet::new(),
+        }
+    }
+
+    fn group_id(&self) -> ClientResult<&str> {
+        self.group
+            .as_ref()
+            .map(|(id, _)| id.as_str())
+            .ok_or_else(|| ClientError::Broker {
+                operation: "commit".into(),
+                detail: "this consumer has no group".into(),
+            })
+    }
+
+    /// Runs a pending rebalance: revokes (committing what the listener returns), joins
+    /// and, once the group agreed, takes the new assignment. Returns false while the group
+    /// is still waiting for other members.
+    fn rebalance(
+        &mut self,
+        deadline: Instant,
+        listener: &mut dyn RebalanceListener,
+    ) -> crate::error::Result<bool> {
+        let (Some((_, group)), Some(member)) = (self.group.clone(), self.member.clone()) else {
+            return Ok(true);
+        };
+        if group.generation() == self.generation {
+            return Ok(true);
+        }
+        if !self.positions.is_empty() {
+            let revoked: Vec<TopicPartition> = self.positions.keys().cloned().collect();
+            let offsets = listener.on_partitions_revoked(&revoked)?;
+            self.commit(&offsets)?;
+            self.positions.clear();
+            self.paused.clear();
+        }
+        let Some((generation, assignment)) = group.join(&member, &self.engine, deadline) else {
+            return Ok(false);
+        };
+        let committed = self.committed(&assignment)?;
+        for (tp, c) in assignment.iter().zip(committed) {
+            let start = self.engine.offsets(&tp.topic, tp.partition)?.0;
+            self.positions
+                .insert(tp.clone(), c.unwrap_or(start).max(start));
+        }
+        self.generation = generation;
+        listener.on_partitions_assigned(&assignment)?;
+        Ok(true)
+    }
+
+    fn fetch(&mut self) -> ClientResult<Vec<ConsumedRecord>> {
+        let mut out = Vec::new();
+        let mut budget = FETCH_MAX_BYTES;
+        for (tp, pos) in self.positions.iter_mut() {
+            if self.paused.contains(tp) || budget == 0 {
+                continue;
+            }
+            let (start, end) = self.engine.offsets(&tp.topic, tp.partition)?;
+            if *pos < start {
+                // Deleted records (retention, delete-records): continue at the log start.
+                *pos = start;
+            }
+            if *pos >= end {
+                continue;
+            }
+            let records = self.engine.read(
+                &tp.topic,
+                tp.partition,
+                *pos,
+                FETCH_MAX_BYTES_PER_PARTITION.min(budget),
+            )?;
+            for r in records {
+                let size =
+                    16 + r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len);
+                budget = budget.saturating_sub(size);
+                *pos = r.offset + 1;
+                let mut headers = Headers::new();
+                for (k, v) in r.headers {
+                    headers.add(k, v);
+                }
+                out.push(ConsumedRecord {
+                    partition: tp.clone(),
+                    record: RawRecord {
+                        offset: r.offset,
+                        timestamp: r.timestamp,
+                        key: r.key,
+                        value: r.value,
+                        headers,
+                    },
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn leave(&mut self) {
+        if let (Some((_, group)), Some(member)) = (&self.group, self.member.take()) {
+            group.remove(&member);
+        }
+        self.positions.clear();
+        self.generation = 0;
+    }
+}
+
+impl Drop for EmbeddedConsumer {
+    fn drop(&mut self) {
+        self.leave();
+    }
+}
+
+impl Consumer for EmbeddedConsumer {
+    fn subscribe(&mut self, topics: &[String]) -> ClientResult<()> {
+        let Some((_, group)) = self.group.clone() else {
+            return Err(ClientError::Broker {
+                operation: "subscribe".into(),
+                detail: "a consumer without group id cannot subscribe".into(),
+            });
+        };
+        self.leave();
+        self.member = Some(group.add(&self.client_id, topics));
+        Ok(())
+    }
+
+    fn assign(&mut self, partitions: &[(TopicPartition, i64)]) -> ClientResult<()> {
+        self.positions.clear();
+        for (tp, offset) in partitions {
+            self.engine.offsets(&tp.topic, tp.partition)?;
+            self.positions.insert(tp.clone(), *offset);
+        }
+        Ok(())
+    }
+
+    fn poll(
+        &mut self,
+        timeout: Duration,
+        listener: &mut dyn RebalanceListener,
+    ) -> crate::error::Result<Vec<ConsumedRecord>> {
+        let deadline = Instant::now() + timeout;
+        if !self.rebalance(deadline, listener)? {
+            return Ok(Vec::new());
+        }
+        loop {
+            let records = self.fetch()?;
+            if !records.is_empty() {
+                return Ok(records);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(records);
+            }
+            // A group change ends the wait: the next poll rebalances.
+            if let Some((_, group)) = &self.group
+                && self.member.is_some()
+                && group.generation() != self.generation
+            {
+                return Ok(records);
+            }
+            std::thread::sleep((deadline - now).min(Duration::from_millis(2)));
+        }
+    }
+
+    fn pause(&mut self, partitions: &[TopicPartition]) -> ClientResult<()> {
+        for tp in partitions {
+            if !self.positions.contains_key(tp) {
+                return Err(ClientError::NotAssigned(tp.clone()));
+            }
+            self.paused.insert(tp.clone());
+        }
+        Ok(())
+    }
+
+    fn resume(&mut self, partitions: &[TopicPartition]) -> ClientResult<()> {
+        for tp in partitions {
+            self.paused.remove(tp);
+        }
+        Ok(())
+    }
+
+    fn seek(&mut self, partition: &TopicPartition, offset: i64) -> ClientResult<()> {
+        match self.positions.get_mut(partition) {
+            Some(p) => {
+                *p = offset;
+                Ok(())
+            }
+            None => Err(ClientError::NotAssigned(partition.clone())),
+        }
+    }
+
+    fn position(&self, partition: &TopicPartition) -> Option<i64> {
+        self.positions.get(partition).copied()
+    }
+
+    fn commit(&mut self, offsets: &[(TopicPartition, i64)]) -> ClientResult<()> {
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let group = self.group_id()?.to_string();
+        let list: Vec<(&str, u32, i64)> = offsets
+            .iter()
+            .map(|(tp, o)| (&*tp.topic, tp.partition, *o))
+            .collect();
+        Ok(self.engine.commit_offsets(&group, &list)?)
+    }
+
+    fn committed(&self, partitions: &[TopicPartition]) -> ClientResult<Vec<Option<i64>>> {
+        let group = self.group_id()?;
+        Ok(partitions
+            .iter()
+            .map(|tp| self.engine.committed(group, &tp.topic, tp.partition))
+            .collect())
+    }
+
+    fn watermarks(&self, partition: &TopicPartition) -> ClientResult<(i64, i64)> {
+        Ok(self.engine.offsets(&partition.topic, partition.partition)?)
+    }
+
+    fn assignment(&self) -> Vec<TopicPartition> {
+        self.positions.keys().cloned().collect()
+    }
+
+    fn member_id(&self) -> String {
+        self.member.clone().unwrap_or_default()
+    }
+
+    fn group_members(&self) -> ClientResult<Vec<GroupMember>> {
+        Ok(self
+            .group
+            .as_ref()
+            .map(|(_, g)| g.members())
+            .unwrap_or_default())
+    }
+
+    fn close(&mut self) -> ClientResult<()> {
+        self.leave();
+        Ok(())
+    }
+}
+
+/// How many bytes a partition's batch collects before it is appended without waiting for
+/// [`Producer::poll`].
+const BATCH_BYTES: usize = 256 << 10;
+
+/// A producer on the embedded engine: one batch per partition, appended when full, on
+/// poll and on flush.
+struct EmbeddedProducer {
+    engine: Arc<LogEngine>,
+    batches: HashMap<TopicPartition, (Vec<NewRecord>, usize)>,
+}
+
+impl EmbeddedProducer {
+    fn new(engine: Arc<LogEngine>) -> Self {
+        Self {
+            engine,
+            batches: HashMap::new(),
+        }
+    }
+}
+
+impl Producer for EmbeddedProducer {
+    fn send(&mut self, record: OutgoingRecord) -> ClientResult<()> {
+        let size = 16
+            + record.key.as_ref().map_or(0, Vec::len)
+            + record.value.as_ref().map_or(0, Vec::len);
+        let full = {
+            let (batch, bytes) = self.batches.entry(record.partition.clone()).or_default();
+            batch.push(NewRecord {
+                timestamp: record.timestamp,
+                key: record.key,
+                value: record.value,
+                headers: record.headers,
+            });
+            *bytes += size;
+            *bytes >= BATCH_BYTES
+        };
+        if full && let Some((batch, _)) = self.batches.remove(&record.partition) {
+            self.engine
+                .append(&record.partition.topic, record.partition.partition, &batch)?;
+        }
+        Ok(())
+    }
+
+    fn poll(&mut self) -> ClientResult<()> {
+        for (tp, (batch, _)) in self.batches.drain() {
+            if !batch.is_empty() {
+                self.engine.append(&tp.topic, tp.partition, &batch)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, _timeout: Duration) -> ClientResult<()> {
+        self.poll()?;
+        Ok(self.engine.flush()?)
+    }
+}
+
+/// Topic administration on the embedded engine.
+struct EmbeddedAdmin {
+    engine: Arc<LogEngine>,
+}
+
+impl Admin for EmbeddedAdmin {
+    fn create_topic(&self, topic: &NewTopic) -> ClientResult<()> {
+        if self.engine.topics().iter().any(|(n, _)| *n == topic.name) {
+            return Err(ClientError::TopicExists(topic.name.clone()));
+        }
+        let mut config = TopicConfig::new(topic.partitions);
+        if topic.compact {
+            config.cleanup = CleanupPolicy::Compact;
+        }
+        Ok(self.engine.create_topic(&topic.name, config)?)
+    }
+
+    fn topics(&self) -> ClientResult<BTreeMap<String, u32>> {
+        Ok(self
+            .engine
+            .topics()
+            .into_iter()
+            .map(|(n, c)| (n, c.partitions))
+            .collect())
+    }
+
+    fn delete_topic(&self, topic: &str) -> ClientResult<()> {
+        Ok(self.engine.delete_topic(topic)?)
+    }
+
+    fn delete_records(&self, partition: &TopicPartition, offset: i64) -> ClientResult<()> {
+        Ok(self
+            .engine
+            .delete_records(&partition.topic, partition.partition, offset)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::NoRebalanceListener;
+
+    struct Recorder {
+        assigned: Vec<Vec<TopicPartition>>,
+        revoked: Vec<Vec<TopicPartition>>,
+    }
+
+    impl RebalanceListener for Recorder {
+        fn on_partitions_revoked(
+            &mut self,
+            partitions: &[TopicPartition],
+        ) -> crate::error::Result<Vec<(TopicPartition, i64)>> {
+            self.revoked.push(partitions.to_vec());
+            Ok(partitions.iter().map(|tp| (tp.clone(), 1)).collect())
+        }
+        fn on_partitions_assigned(
+            &mut self,
+            partitions: &[TopicPartition],
+        ) -> crate::error::Result<()> {
+            self.assigned.push(partitions.to_vec());
+            Ok(())
+        }
+    }
+
+    fn clients() -> (tempfile::TempDir, EmbeddedClients) {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Arc::new(LogEngine::open(dir.path()).unwrap());
+        for t in ["a", "b"] {
+            engine.create_topic(t, TopicConfig::new(4)).unwrap();
+        }
+        (dir, EmbeddedClients::new(engine))
+    }
+
+    fn subs() -> Vec<String> {
+        vec!["a".into(), "b".into()]
+    }
+
+    #[test]
+    fn range_assignment_keeps_co_partitioned_topics_together() {
+        let (_d, c) = clients();
+        let mut c1 = c.consumer("g", "x").unwrap();
+        let mut c2 = c.consumer("g", "y").unwrap();
+        c1.subscribe(&subs()).unwrap();
+        c2.subscribe(&subs()).unwrap();
+        let (mut r1, mut r2) = (
+            Recorder {
+                assigned: vec![],
+                revoked: vec![],
+            },
+            Recorder {
+                assigned: vec![],
+                revoked: vec![],
+            },
+        );
+        // Each poll waits for the other member; alternate until both have an assignment.
+        for _ in 0..100 {
+            c1.poll(Duration::from_millis(5), &mut r1).unwrap();
+            c2.poll(Duration::from_millis(5), &mut r2).unwrap();
+            if !r1.assigned.is_empty() && !r2.assigned.is_empty() {
+                break;
+            }
+        }
+        let parts = |v: &[TopicPartition], t: &str| {
+            v.iter()
+                .filter(|tp| &*tp.topic == t)
+                .map(|tp| tp.partition)
+                .collect::<Vec<_>>()
+        };
+        let a1 = r1.assigned.last().unwrap();
+        let a2 = r2.assigned.last().unwrap();
+        assert_eq!(parts(a1, "a"), vec![0, 1]);
+        assert_eq!(parts(a1, "b"), vec![0, 1]);
+        assert_eq!(parts(a2, "a"), vec![2, 3]);
+        assert_eq!(parts(a2, "b"), vec![2, 3]);
+        // The group view shows both members' assignments.
+        let members = c1.group_members().unwrap();
+        assert_eq!(members.len(), 2);
+        assert_eq!(members.iter().map(|m| m.assignment.len()).sum::<usize>(), 8);
+    }
+
+    #[test]
+    fn a_leaving_member_commits_on_revocation_and_its_partitions_move() {
+        let (_d, c) = clients();
+        let mut c1 = c.consumer("g", "x").unwrap();
+        let mut c2 = c.consumer("g", "y").unwrap();
+        c1.subscribe(&subs()).unwrap();
+        c2.subscribe(&subs()).unwrap();
+        let mut r1 = Recorder {
+            assigned: vec![],
+            revoked: vec![],
+        };
+        let mut r2 = Recorder {
+            assigned: vec![],
+            revoked: vec![],
+        };
+        for _ in 0..100 {
+            c1.poll(Duration::from_millis(5), &mut r1).unwrap();
+            c2.poll(Duration::from_millis(5), &mut r2).unwrap();
+            if !r1.assigned.is_empty() && !r2.assigned.is_empty() {
+                break;
+            }
+        }
+        c2.close().unwrap();
+        c1.poll(Duration::from_millis(50), &mut r1).unwrap();
+        // c1 revoked its 4 partitions (committing offset 1 for each), then got all 8.
+        assert_eq!(r1.revoked.last().unwrap().len(), 4);
+        assert_eq!(r1.assigned.last().unwrap().len(), 8);
+        let committed = c1
+            .committed(&[TopicPartition::new("a", 0), TopicPartition::new("a", 3)])
+            .unwrap();
+        assert_eq!(committed, vec![Some(1), None]);
+        // Positions start at the committed offset.
+        assert_eq!(c1.position(&TopicPartition::new("a", 0)), Some(1));
+        assert_eq!(c1.position(&TopicPartition::new("a", 3)), Some(0));
+    }
+
+    #[test]
+    fn paused_partitions_return_nothing_until_resumed() {
+        let (_d, c) = clients();
+        let mut p = c.producer("p").unwrap();
+        for part in 0..4 {
+            p.send(OutgoingRecord {
+                partition: TopicPartition::new("a", part),
+                timestamp: 5,
+                key: None,
+                value: Some(vec![part as u8]),
+                headers: vec![],
+            })
+            .unwrap();
+        }
+        p.flush(Duration::from_secs(1)).unwrap();
+        let mut r = c.restore_consumer("r").unwrap();
+        let tps: Vec<(TopicPartition, i64)> =
+            (0..4).map(|p| (TopicPartition::new("a", p), 0)).collect();
+        r.assign(&tps).unwrap();
+        r.pause(&[TopicPartition::new("a", 1)]).unwrap();
+        let got = r
+            .poll(Duration::from_millis(10), &mut NoRebalanceListener)
+            .unwrap();
+        let mut parts: Vec<u32> = got.iter().map(|c| c.partition.partition).collect();
+        parts.sort_unstable();
+        assert_eq!(parts, vec![0, 2, 3]);
+        r.resume(&[TopicPartition::new("a", 1)]).unwrap();
+        let got = r
+            .poll(Duration::from_millis(10), &mut NoRebalanceListener)
+            .unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].record.value, Some(vec![1]));
+        r.seek(&TopicPartition::new("a", 1), 0).unwrap();
+        let got = r
+            .poll(Duration::from_millis(10), &mut NoRebalanceListener)
+            .unwrap();
+        assert_eq!(got.len(), 1);
+        assert!(r.seek(&TopicPartition::new("b", 0), 0).is_err());
+    }
+
+    #[test]
+    fn admin_creates_lists_and_refuses_duplicates() {
+        let (_d, c) = clients();
+        let admin = c.admin().unwrap();
+        admin
+            .create_topic(&NewTopic::new("c", 3).compacted())
+            .unwrap();
+        assert_eq!(admin.topics().unwrap().get("c"), Some(&3));
+        assert!(matches!(
+            admin.create_topic(&NewTopic::new("c", 3)),
+            Err(ClientError::TopicExists(_))
+        ));
+        admin.delete_topic("c").unwrap();
+        assert!(!admin.topics().unwrap().contains_key("c"));
+    }
+}

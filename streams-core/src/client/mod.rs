@@ -1,0 +1,302 @@
+//! The broker behind a small client interface: a [`Consumer`], a [`Producer`] and an
+//! [`Admin`], made by a [`ClientSupplier`] (Kafka Streams' `KafkaClientSupplier`).
+//!
+//! The runtime is written once against these traits. Two implementations exist: the
+//! embedded one on the framework's own [`LogEngine`](streams_state::LogEngine)
+//! ([`embedded`]), and the Kafka one on librdkafka (issue #6). The traits are modelled on
+//! what librdkafka really offers, so the Kafka implementation stays thin:
+//!
+//! - Rebalances are eager and run inside [`Consumer::poll`] on the polling thread, as
+//!   librdkafka's rebalance callback does: the [`RebalanceListener`] is told about revoked
+//!   partitions *before* they go (it returns the offsets to commit first) and about
+//!   assigned ones after the group agreed on them.
+//! - The assignment is librdkafka's `range` assignor: for each topic, partitions are split
+//!   into contiguous ranges over the subscribed members sorted by member id. With equal
+//!   partition counts, partition *i* of every co-partitioned topic goes to the same member,
+//!   which is what tasks need.
+//! - The producer takes an explicit partition: the runtime chooses it with Kafka's murmur2
+//!   partitioner (librdkafka's default partitioner differs), from partition counts the
+//!   admin client reports.
+//! - Sends are buffered; [`Producer::poll`] lets buffered batches go and
+//!   [`Producer::flush`] waits until everything sent is durable, reporting a failure.
+
+pub mod embedded;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::record::RawRecord;
+
+/// A partition of a topic.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    /// The topic.
+    pub topic: Arc<str>,
+    /// The partition.
+    pub partition: u32,
+}
+
+impl TopicPartition {
+    /// Partition `partition` of `topic`.
+    pub fn new(topic: impl Into<Arc<str>>, partition: u32) -> Self {
+        Self {
+            topic: topic.into(),
+            partition,
+        }
+    }
+}
+
+impl std::fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// A record as a consumer returns it: where it came from, and its bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsumedRecord {
+    /// The partition it was read from.
+    pub partition: TopicPartition,
+    /// Offset, timestamp, key, value and headers.
+    pub record: RawRecord,
+}
+
+/// A record to produce to an explicit partition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutgoingRecord {
+    /// Where it goes.
+    pub partition: TopicPartition,
+    /// Timestamp (ms since the epoch).
+    pub timestamp: i64,
+    /// Key bytes; `None` is null.
+    pub key: Option<Vec<u8>>,
+    /// Value bytes; `None` is null (a tombstone).
+    pub value: Option<Vec<u8>>,
+    /// Headers as (key, value) pairs.
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+/// Settings of a topic to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTopic {
+    /// The topic name.
+    pub name: String,
+    /// The number of partitions.
+    pub partitions: u32,
+    /// `cleanup.policy=compact` (changelogs) rather than `delete`.
+    pub compact: bool,
+    /// `retention.ms`, if not the broker's default.
+    pub retention_ms: Option<i64>,
+    /// The replication factor (`None`: the broker's default; the embedded engine has one
+    /// copy).
+    pub replication_factor: Option<i16>,
+}
+
+impl NewTopic {
+    /// A topic with `partitions` partitions and the broker's defaults.
+    pub fn new(name: impl Into<String>, partitions: u32) -> Self {
+        Self {
+            name: name.into(),
+            partitions,
+            compact: false,
+            retention_ms: None,
+            replication_factor: None,
+        }
+    }
+
+    /// Compacted (`cleanup.policy=compact`).
+    pub fn compacted(mut self) -> Self {
+        self.compact = true;
+        self
+    }
+}
+
+/// One member of a consumer group and its current assignment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMember {
+    /// The member id the coordinator gave it.
+    pub member_id: String,
+    /// Its client id.
+    pub client_id: String,
+    /// The partitions assigned to it in the current generation.
+    pub assignment: Vec<TopicPartition>,
+}
+
+/// Failures of the clients.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The topic does not exist.
+    #[error("topic `{0}` does not exist")]
+    UnknownTopic(String),
+    /// The topic exists already.
+    #[error("topic `{0}` exists already")]
+    TopicExists(String),
+    /// The partition is not assigned to this consumer.
+    #[error("partition {0} is not assigned to this consumer")]
+    NotAssigned(TopicPartition),
+    /// An operation did not complete in time (an unreachable broker, for example).
+    #[error("{operation} did not complete within {after:?}: {detail}")]
+    Timeout {
+        /// What was attempted.
+        operation: String,
+        /// How long it was given.
+        after: Duration,
+        /// What is known about why.
+        detail: String,
+    },
+    /// The broker or the client library refused an operation.
+    #[error("{operation} failed: {detail}")]
+    Broker {
+        /// What was attempted.
+        operation: String,
+        /// What the broker or library said.
+        detail: String,
+    },
+    /// The embedded engine failed (I/O, a damaged log).
+    #[error(transparent)]
+    Engine(#[from] streams_state::StateError),
+    /// The client was closed.
+    #[error("the client is closed")]
+    Closed,
+}
+
+/// Result of client operations.
+pub type ClientResult<T> = std::result::Result<T, ClientError>;
+
+/// Told about rebalances, from inside [`Consumer::poll`] on the polling thread.
+pub trait RebalanceListener {
+    /// `partitions` are about to be taken away. Returns the offsets to commit for them
+    /// before they go (the next offset to read for each); the consumer commits them
+    /// synchronously. An error aborts the poll.
+    fn on_partitions_revoked(
+        &mut self,
+        partitions: &[TopicPartition],
+    ) -> crate::error::Result<Vec<(TopicPartition, i64)>>;
+
+    /// `partitions` were assigned (the whole new assignment). The consumer positioned each
+    /// at its committed offset, or at the beginning when there is none (Kafka Streams'
+    /// `auto.offset.reset=earliest`).
+    fn on_partitions_assigned(&mut self, partitions: &[TopicPartition])
+    -> crate::error::Result<()>;
+}
+
+/// A rebalance listener that keeps nothing and commits nothing (for consumers with manual
+/// assignment, whose polls never rebalance).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoRebalanceListener;
+
+impl RebalanceListener for NoRebalanceListener {
+    fn on_partitions_revoked(
+        &mut self,
+        _partitions: &[TopicPartition],
+    ) -> crate::error::Result<Vec<(TopicPartition, i64)>> {
+        Ok(Vec::new())
+    }
+
+    fn on_partitions_assigned(
+        &mut self,
+        _partitions: &[TopicPartition],
+    ) -> crate::error::Result<()> {
+        Ok(())
+    }
+}
+
+/// A consumer: a group member with subscribed topics, or a client with manual assignment.
+pub trait Consumer: Send {
+    /// Joins the group with a subscription to `topics`; the assignment arrives in a later
+    /// [`poll`](Self::poll).
+    fn subscribe(&mut self, topics: &[String]) -> ClientResult<()>;
+
+    /// Manual assignment without a group: reads `partitions` from the given offsets.
+    /// Replaces any earlier manual assignment.
+    fn assign(&mut self, partitions: &[(TopicPartition, i64)]) -> ClientResult<()>;
+
+    /// Reads the next records of the assigned, unpaused partitions, waiting up to
+    /// `timeout` when there are none. Runs rebalances, calling `listener`.
+    fn poll(
+        &mut self,
+        timeout: Duration,
+        listener: &mut dyn RebalanceListener,
+    ) -> crate::error::Result<Vec<ConsumedRecord>>;
+
+    /// Stops returning records of `partitions` until resumed (back-pressure, restoration).
+    fn pause(&mut self, partitions: &[TopicPartition]) -> ClientResult<()>;
+
+    /// Returns records of `partitions` again.
+    fn resume(&mut self, partitions: &[TopicPartition]) -> ClientResult<()>;
+
+    /// Moves the next read of `partition` to `offset`.
+    fn seek(&mut self, partition: &TopicPartition, offset: i64) -> ClientResult<()>;
+
+    /// The next offset to read of an assigned partition.
+    fn position(&self, partition: &TopicPartition) -> Option<i64>;
+
+    /// Commits `offsets` (the next offset to read per partition) for the group,
+    /// synchronously.
+    fn commit(&mut self, offsets: &[(TopicPartition, i64)]) -> ClientResult<()>;
+
+    /// The group's committed offsets of `partitions`.
+    fn committed(&self, partitions: &[TopicPartition]) -> ClientResult<Vec<Option<i64>>>;
+
+    /// The low and high watermarks (first offset, next offset to be written) of a
+    /// partition.
+    fn watermarks(&self, partition: &TopicPartition) -> ClientResult<(i64, i64)>;
+
+    /// The current assignment.
+    fn assignment(&self) -> Vec<TopicPartition>;
+
+    /// This consumer's member id in its group (empty before it joined, or without group).
+    fn member_id(&self) -> String;
+
+    /// Every member of the group with its assignment in the current generation (what
+    /// standby placement is derived from).
+    fn group_members(&self) -> ClientResult<Vec<GroupMember>>;
+
+    /// Leaves the group (its partitions move to the others at once) and closes.
+    fn close(&mut self) -> ClientResult<()>;
+}
+
+/// A producer: buffered sends to explicit partitions.
+pub trait Producer: Send {
+    /// Queues `record`. Fails at once only when the partition is unknown; delivery
+    /// failures are reported by [`poll`](Self::poll) or [`flush`](Self::flush).
+    fn send(&mut self, record: OutgoingRecord) -> ClientResult<()>;
+
+    /// Lets full or lingering batches go; reports a delivery failure since the last call.
+    fn poll(&mut self) -> ClientResult<()>;
+
+    /// Delivers everything queued and makes it durable, within `timeout`.
+    fn flush(&mut self, timeout: Duration) -> ClientResult<()>;
+}
+
+/// Topic administration and metadata.
+pub trait Admin: Send + Sync {
+    /// Creates a topic; [`ClientError::TopicExists`] when it exists.
+    fn create_topic(&self, topic: &NewTopic) -> ClientResult<()>;
+
+    /// Every topic with its partition count (metadata).
+    fn topics(&self) -> ClientResult<BTreeMap<String, u32>>;
+
+    /// Deletes a topic.
+    fn delete_topic(&self, topic: &str) -> ClientResult<()>;
+
+    /// Deletes the records of `partition` before `offset` (repartition topics, after
+    /// commit).
+    fn delete_records(&self, partition: &TopicPartition, offset: i64) -> ClientResult<()>;
+}
+
+/// Makes the clients of an app instance (Kafka Streams' `KafkaClientSupplier`).
+pub trait ClientSupplier: Send + Sync {
+    /// A consumer that will join `group_id` as `client_id`.
+    fn consumer(&self, group_id: &str, client_id: &str) -> ClientResult<Box<dyn Consumer>>;
+
+    /// A consumer without group, for manual assignment (restoring changelogs, standbys).
+    fn restore_consumer(&self, client_id: &str) -> ClientResult<Box<dyn Consumer>>;
+
+    /// A producer.
+    fn producer(&self, client_id: &str) -> ClientResult<Box<dyn Producer>>;
+
+    /// The admin client.
+    fn admin(&self) -> ClientResult<Arc<dyn Admin>>;
+}
