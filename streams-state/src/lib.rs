@@ -10,7 +10,9 @@
 //! - the locked state directory ([`StateDirectory`]);
 //! - the embedded log engine's partition storage ([`PartitionLog`]: CRC-checked batches in
 //!   segment files, torn-tail recovery, retention, delete-records), which the runtime's
-//!   embedded broker builds on.
+//!   embedded broker builds on;
+//! - Kafka's default partitioner ([`murmur2`], [`partition_for_key`]), shared with
+//!   `streams-core`.
 //!
 //! Stores work on raw bytes (keys compare in lexicographic byte order, like RocksDB); typed
 //! views with serdes live in `streams-core`, which depends on this crate. This crate must
@@ -26,6 +28,7 @@ mod error;
 mod kv;
 mod log;
 mod memory;
+mod partitioner;
 mod rocks;
 mod segments;
 mod session;
@@ -46,6 +49,7 @@ pub use error::StateError;
 pub use kv::{KeyValueBytesStoreSupplier, KeyValueIter, KeyValueStore, StateStore};
 pub use log::{FsyncPolicy, LogConfig, LogRecord, NewRecord, PartitionLog, RecoveryReport};
 pub use memory::{InMemoryKeyValueStore, InMemoryKeyValueStoreSupplier};
+pub use partitioner::{murmur2, partition_for_key};
 pub use rocks::{
     MIN_ROCKSDB_BUDGET, RocksDbKeyValueStore, RocksDbKeyValueStoreSupplier, RocksDbResources,
 };
