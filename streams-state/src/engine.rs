@@ -912,4 +912,256 @@ mod tests {
         e.delete_topic("page_views").unwrap();
         assert!(e.read("page_views", 0, 0, 10).is_err());
     }
+
+    fn keyed(k: &str, v: Option<&str>, ts: i64) -> NewRecord {
+        NewRecord {
+            timestamp: ts,
+            key: Some(k.as_bytes().to_vec()),
+            value: v.map(|v| v.as_bytes().to_vec()),
+            headers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn open_with_overrides_every_partitions_fsync_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let fsync = |e: &LogEngine, t: &str| e.with_partition(t, 0, |p| Ok(p.config().fsync));
+        {
+            let e = LogEngine::open(dir.path()).unwrap();
+            let mut c = TopicConfig::new(1);
+            c.log.fsync = FsyncPolicy::OnFlush;
+            e.create_topic("t", c).unwrap();
+            assert_eq!(fsync(&e, "t").unwrap(), FsyncPolicy::OnFlush);
+        }
+        let config = EngineConfig::default().with_fsync(FsyncPolicy::EveryBatch);
+        let e = LogEngine::open_with(dir.path(), config).unwrap();
+        assert_eq!(e.config(), config);
+        assert_eq!(fsync(&e, "t").unwrap(), FsyncPolicy::EveryBatch);
+        e.create_topic("u", TopicConfig::new(1)).unwrap();
+        assert_eq!(fsync(&e, "u").unwrap(), FsyncPolicy::EveryBatch);
+        // The topic's own setting is what it keeps.
+        assert_eq!(e.topic_config("t").unwrap().log.fsync, FsyncPolicy::OnFlush);
+    }
+
+    #[test]
+    fn topic_settings_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = TopicConfig::new(3).compacted().with_retention_ms(60_000);
+        c.delete_retention_ms = 5;
+        c.log.segment_ms = None;
+        c.log.retention_bytes = Some(1 << 20);
+        {
+            let e = LogEngine::open(dir.path()).unwrap();
+            e.create_topic("t", c).unwrap();
+            assert!(
+                e.create_topic("neg", TopicConfig::new(1).with_retention_ms(-1))
+                    .is_err()
+            );
+        }
+        let e = LogEngine::open(dir.path()).unwrap();
+        assert_eq!(e.topic_config("t"), Some(c));
+        assert_eq!(e.topic_config("neg"), None);
+    }
+
+    #[test]
+    fn offset_for_time_and_maintenance_through_the_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = LogEngine::open(dir.path()).unwrap();
+        let mut timed = TopicConfig::new(1).with_retention_ms(1_000);
+        timed.log.segment_ms = Some(100);
+        e.create_topic("timed", timed).unwrap();
+        let mut compact = TopicConfig::new(1).compacted();
+        compact.log.segment_bytes = 100;
+        compact.delete_retention_ms = 0;
+        e.create_topic("compact", compact).unwrap();
+        for i in 0..20 {
+            e.append("timed", 0, &[keyed("k", Some("v"), i * 50)])
+                .unwrap();
+            e.append("compact", 0, &[keyed(&format!("k{}", i % 4), Some("v"), 0)])
+                .unwrap();
+        }
+        e.append("compact", 0, &[keyed("k0", None, 0)]).unwrap();
+        for k in ["k5", "k6", "k7", "k8"] {
+            e.append("compact", 0, &[keyed(k, Some("last"), 0)])
+                .unwrap();
+        }
+        assert_eq!(e.offset_for_time("timed", 0, 125).unwrap(), Some(3));
+        assert_eq!(e.offset_for_time("timed", 0, 951).unwrap(), None);
+        assert!(e.offset_for_time("nope", 0, 0).is_err());
+        let nulls = e.append("compact", 0, &[NewRecord::default()]).unwrap_err();
+        assert!(nulls.to_string().contains("without a key"), "{nulls}");
+        // At 1.6s, records before 0.6s are expired: 12 of them, in 100ms segments.
+        let report = e.run_maintenance_at(1_600).unwrap();
+        assert_eq!(report.segments_deleted, 6);
+        assert_eq!(e.offsets("timed", 0).unwrap(), (12, 20));
+        assert_eq!(e.offset_for_time("timed", 0, 0).unwrap(), Some(12));
+        assert!(report.records_removed >= 16, "{report:?}");
+        let left: Vec<(String, Option<Vec<u8>>)> = e
+            .read("compact", 0, 0, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|r| (String::from_utf8(r.key.unwrap()).unwrap(), r.value))
+            .collect();
+        let keys: Vec<&str> = left.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["k1", "k2", "k3", "k5", "k6", "k7", "k8"],
+            "the k0 tombstone expired at once"
+        );
+        assert_eq!(e.offsets("compact", 0).unwrap(), (0, 25));
+    }
+
+    #[test]
+    fn deleting_a_topic_drops_its_committed_offsets() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = LogEngine::open(dir.path()).unwrap();
+        e.create_topic("a", TopicConfig::new(1)).unwrap();
+        e.create_topic("b", TopicConfig::new(2)).unwrap();
+        e.commit_offsets("g1", &[("a", 0, 1), ("b", 1, 2)]).unwrap();
+        e.commit_offsets("g2", &[("b", 0, 3)]).unwrap();
+        assert_eq!(e.groups(), ["g1", "g2"]);
+        e.delete_topic("b").unwrap();
+        assert_eq!(e.groups(), ["g1"]);
+        assert_eq!(e.group_offsets("g1").unwrap(), [("a".to_string(), 0, 1)]);
+        assert_eq!(e.group_offsets("g2"), None);
+        drop(e);
+        let e = LogEngine::open(dir.path()).unwrap();
+        assert_eq!(e.groups(), ["g1"]);
+        assert_eq!(e.committed("g1", "b", 1), None);
+    }
+
+    fn txn_setup(dir: &Path) -> LogEngine {
+        let e = LogEngine::open(dir).unwrap();
+        e.create_topic("in", TopicConfig::new(1)).unwrap();
+        e.create_topic("out", TopicConfig::new(2)).unwrap();
+        let mut small = TopicConfig::new(1).compacted();
+        small.log.segment_bytes = 60; // the transaction rolls a segment
+        e.create_topic("log", small).unwrap();
+        e.append("out", 0, &[keyed("before", Some("x"), 1)])
+            .unwrap();
+        e.append("log", 0, &[keyed("before", Some("x"), 1)])
+            .unwrap();
+        e.commit_offsets("app", &[("in", 0, 5)]).unwrap();
+        e
+    }
+
+    fn txn(e: &LogEngine, proceed: &mut dyn FnMut(TxnStep) -> bool) -> Vec<i64> {
+        e.append_and_commit_with(
+            &[
+                (
+                    "out",
+                    0,
+                    vec![keyed("a", Some("1"), 2), keyed("b", Some("2"), 2)],
+                ),
+                ("log", 0, vec![keyed("c", Some("3"), 2)]),
+                ("out", 1, vec![keyed("d", Some("4"), 2)]),
+                ("out", 0, vec![keyed("e", Some("5"), 2)]),
+            ],
+            "app",
+            &[("in", 0, 9)],
+            proceed,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn append_and_commit_appends_everything_and_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = txn_setup(dir.path());
+        assert_eq!(
+            txn(&e, &mut |_| true),
+            [1, 1, 0, 3],
+            "same-partition appends follow"
+        );
+        let check = |e: &LogEngine| {
+            assert_eq!(e.offsets("out", 0).unwrap(), (0, 4));
+            assert_eq!(e.offsets("out", 1).unwrap(), (0, 1));
+            assert_eq!(e.offsets("log", 0).unwrap(), (0, 2));
+            assert_eq!(e.committed("app", "in", 0), Some(9));
+            let values: Vec<_> = e
+                .read("out", 0, 0, usize::MAX)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.key.unwrap())
+                .collect();
+            assert_eq!(
+                values,
+                [
+                    b"before".to_vec(),
+                    b"a".to_vec(),
+                    b"b".to_vec(),
+                    b"e".to_vec()
+                ]
+            );
+        };
+        check(&e);
+        assert!(!dir.path().join("txn.intent").exists());
+        drop(e);
+        let e = LogEngine::open(dir.path()).unwrap();
+        assert_eq!(e.transaction_recovery(), None);
+        check(&e);
+        // Nothing is written when a partition is missing or a compacted topic gets a null key.
+        let bad = e.append_and_commit(
+            &[("out", 0, vec![keyed("z", None, 1)]), ("out", 7, vec![])],
+            "app",
+            &[],
+        );
+        assert!(bad.unwrap_err().to_string().contains("no partition 7"));
+        let bad = e.append_and_commit(
+            &[
+                ("out", 0, vec![keyed("z", None, 1)]),
+                ("log", 0, vec![NewRecord::default()]),
+            ],
+            "app",
+            &[("in", 0, 11)],
+        );
+        assert!(bad.is_err());
+        check(&e);
+    }
+
+    #[test]
+    fn a_crash_inside_append_and_commit_is_all_or_nothing() {
+        for (step, outcome) in [
+            (TxnStep::Intent, TransactionRecovery::RolledBack),
+            (TxnStep::FirstAppend, TransactionRecovery::RolledBack),
+            (TxnStep::Appended, TransactionRecovery::Completed),
+            (TxnStep::Committed, TransactionRecovery::Completed),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let e = txn_setup(dir.path());
+            assert!(txn(&e, &mut |s| s != step).is_empty());
+            if step == TxnStep::FirstAppend {
+                // What a crash leaves: the first partition's batch is on disk.
+                assert_eq!(e.offsets("log", 0).unwrap().1, 2, "{step:?}");
+            }
+            drop(e); // the crash
+            assert!(dir.path().join("txn.intent").exists());
+            let e = LogEngine::open(dir.path()).unwrap();
+            assert_eq!(e.transaction_recovery(), Some(outcome), "{step:?}");
+            assert!(!dir.path().join("txn.intent").exists());
+            let ends = (
+                e.offsets("out", 0).unwrap().1,
+                e.offsets("out", 1).unwrap().1,
+                e.offsets("log", 0).unwrap().1,
+                e.committed("app", "in", 0),
+            );
+            match outcome {
+                TransactionRecovery::RolledBack => assert_eq!(ends, (1, 0, 1, Some(5)), "{step:?}"),
+                TransactionRecovery::Completed => assert_eq!(ends, (4, 1, 2, Some(9)), "{step:?}"),
+            }
+            // The log goes on from there.
+            assert_eq!(
+                e.append("log", 0, &[keyed("f", Some("6"), 3)]).unwrap(),
+                ends.2
+            );
+            assert_eq!(
+                e.read("log", 0, ends.2, 10).unwrap()[0].key.as_deref(),
+                Some(b"f".as_slice())
+            );
+            drop(e);
+            let e = LogEngine::open(dir.path()).unwrap();
+            assert_eq!(e.transaction_recovery(), None);
+            assert_eq!(e.offsets("log", 0).unwrap().1, ends.2 + 1);
+        }
+    }
 }

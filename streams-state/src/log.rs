@@ -1392,6 +1392,351 @@ mod tests {
         assert_eq!(log.end_offset(), 101);
     }
 
+    fn keyed(key: &str, value: Option<&str>, timestamp: i64) -> NewRecord {
+        NewRecord {
+            timestamp,
+            key: Some(key.as_bytes().to_vec()),
+            value: value.map(|v| v.as_bytes().to_vec()),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Kafka's ListOffsets by time over what was appended: the first batch whose largest
+    /// timestamp reaches `t`, and in it the first record that does.
+    fn oracle_offset_for_time(batches: &[(i64, Vec<i64>)], t: i64, start: i64) -> Option<i64> {
+        for (base, stamps) in batches {
+            let in_range: Vec<(i64, i64)> = stamps
+                .iter()
+                .enumerate()
+                .map(|(i, ts)| (base + i as i64, *ts))
+                .filter(|(o, _)| *o >= start)
+                .collect();
+            if stamps.iter().max().is_some_and(|m| *m >= t)
+                && let Some((o, _)) = in_range.iter().find(|(_, ts)| *ts >= t)
+            {
+                return Some(*o);
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn offset_for_time_finds_the_first_record_at_or_after_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(20_000);
+        let (mut log, _) = PartitionLog::open(dir.path(), cfg).unwrap();
+        // Mostly increasing timestamps with some out of order, in batches of 1-4 records
+        // of ~100 bytes: several segments, several time index entries per segment.
+        let mut batches = Vec::new();
+        let mut x: u64 = 7;
+        for b in 0..600i64 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let n = (x >> 33) % 4 + 1;
+            let stamps: Vec<i64> = (0..n as i64)
+                .map(|j| b * 10 + j - if (x >> 40).is_multiple_of(5) { 35 } else { 0 })
+                .collect();
+            let records: Vec<NewRecord> = stamps
+                .iter()
+                .map(|ts| NewRecord {
+                    timestamp: *ts,
+                    value: Some(vec![b'x'; 100]),
+                    ..NewRecord::default()
+                })
+                .collect();
+            let base = log.append(&records).unwrap();
+            batches.push((base, stamps));
+        }
+        assert!(log.segment_count() >= 3, "{} segments", log.segment_count());
+        assert!(log.segments.values().any(|s| s.time_index.len() > 2));
+        let check = |log: &PartitionLog, start: i64| {
+            for t in (-50..6_100).step_by(7) {
+                assert_eq!(
+                    log.offset_for_time(t).unwrap(),
+                    oracle_offset_for_time(&batches, t, start),
+                    "timestamp {t}"
+                );
+            }
+            assert_eq!(log.offset_for_time(1_000_000).unwrap(), None);
+        };
+        check(&log, 0);
+        // The record found really has a timestamp at or after the one asked for.
+        let found = log.offset_for_time(3_000).unwrap().unwrap();
+        assert!(log.read(found, 1).unwrap()[0].timestamp >= 3_000);
+        log.delete_records(700).unwrap();
+        check(&log, 700);
+        drop(log);
+        let (log, _) = PartitionLog::open(dir.path(), cfg).unwrap();
+        check(&log, 700);
+        assert!(log.segments.values().all(|s| s.time_index_path.exists()));
+    }
+
+    #[test]
+    fn time_retention_deletes_whole_expired_segments_rolled_by_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogConfig {
+            segment_ms: Some(1_000),
+            retention_ms: Some(5_000),
+            ..config(1 << 20)
+        };
+        let (mut log, _) = PartitionLog::open(dir.path(), cfg).unwrap();
+        for i in 0..100 {
+            log.append(&[NewRecord {
+                timestamp: i * 100,
+                value: Some(vec![1]),
+                ..NewRecord::default()
+            }])
+            .unwrap();
+        }
+        // Rolled once a batch was 1s newer than the segment's first: 10 segments of 1s.
+        assert_eq!(log.segment_count(), 10);
+        assert_eq!(
+            log.enforce_time_retention(4_900).unwrap(),
+            0,
+            "nothing is 5s old"
+        );
+        // Now 12s: records before 7s are expired; segments [0s,1s) .. [6s,7s) go.
+        assert_eq!(log.enforce_time_retention(12_000).unwrap(), 7);
+        assert_eq!(log.start_offset(), 70);
+        let left = log.read(0, usize::MAX).unwrap();
+        assert_eq!(left.len(), 30);
+        assert_eq!(left[0].timestamp, 7_000);
+        drop(log);
+        let (mut log, _) = PartitionLog::open(dir.path(), cfg).unwrap();
+        assert_eq!((log.start_offset(), log.end_offset()), (70, 100));
+        // Everything expired, the active segment too: it is rolled and deleted, the end
+        // offset stays and appends continue from it.
+        assert_eq!(log.enforce_time_retention(100_000).unwrap(), 3);
+        assert_eq!((log.start_offset(), log.end_offset()), (100, 100));
+        assert!(log.read(0, usize::MAX).unwrap().is_empty());
+        assert_eq!(log.enforce_time_retention(100_000).unwrap(), 0);
+        assert_eq!(log.append(&[rec(5)]).unwrap(), 100);
+        assert_eq!(log.read(0, usize::MAX).unwrap()[0].offset, 100);
+        // Without retention.ms nothing goes.
+        drop(log);
+        let (mut log, _) = PartitionLog::open(dir.path(), config(1 << 20)).unwrap();
+        assert_eq!(log.enforce_time_retention(i64::MAX).unwrap(), 0);
+        assert_eq!(log.read(0, usize::MAX).unwrap().len(), 1);
+    }
+
+    /// 400 records over 5 hot and ~100 cold keys in ~1KB segments; every 7th record is a
+    /// tombstone.
+    fn compactable(dir: &Path) -> (PartitionLog, Vec<NewRecord>) {
+        let (mut log, _) = PartitionLog::open(dir, config(1_000)).unwrap();
+        let mut appended = Vec::new();
+        for i in 0..400i64 {
+            let key = if i % 3 == 0 {
+                format!("hot-{}", i % 5)
+            } else {
+                format!("cold-{}", i % 150)
+            };
+            let value = format!("value-{i}");
+            let r = keyed(&key, (i % 7 != 3).then_some(value.as_str()), i);
+            log.append(std::slice::from_ref(&r)).unwrap();
+            appended.push(r);
+        }
+        (log, appended)
+    }
+
+    /// What a compacted log must still tell: the latest value of every key, at its original
+    /// offset, with no record anywhere that differs from what was appended there.
+    fn assert_consistent(log: &PartitionLog, appended: &[NewRecord]) {
+        let all = log.read(0, usize::MAX).unwrap();
+        assert_eq!(log.end_offset(), appended.len() as i64);
+        let mut last = -1;
+        for r in &all {
+            assert!(r.offset > last, "offsets increase, no duplicates");
+            last = r.offset;
+            let a = &appended[r.offset as usize];
+            assert_eq!(
+                (&r.key, &r.value, r.timestamp),
+                (&a.key, &a.value, a.timestamp)
+            );
+        }
+        let mut want: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        for a in appended {
+            want.insert(a.key.clone().unwrap(), a.value.clone());
+        }
+        let mut got: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        for r in &all {
+            got.insert(r.key.clone().unwrap(), r.value.clone());
+        }
+        // Keys whose latest record is a tombstone may be gone entirely.
+        want.retain(|k, v| v.is_some() || got.contains_key(k));
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn compaction_keeps_the_latest_record_per_key_at_its_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, appended) = compactable(dir.path());
+        let before = log.segment_count();
+        assert!(before > 10);
+        let active_base = *log.segments.keys().next_back().unwrap();
+        let mut latest = HashMap::new();
+        for (i, a) in appended.iter().enumerate() {
+            latest.insert(a.key.clone(), i as i64);
+        }
+        let superseded = (0..active_base)
+            .filter(|o| latest[&appended[*o as usize].key] != *o)
+            .count() as u64;
+        let report = log.compact(10_000, 1_000_000).unwrap();
+        assert_eq!(report.records_removed, superseded, "{report:?}");
+        assert!(
+            log.segment_count() < before / 2,
+            "cleaned segments are merged"
+        );
+        assert_consistent(&log, &appended);
+        let all = log.read(0, usize::MAX).unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for r in all.iter().filter(|r| r.offset < active_base) {
+            assert!(
+                seen.insert(r.key.clone()),
+                "one record per key in closed segments"
+            );
+        }
+        // Reads from inside a gap continue at the next kept record.
+        let gap = (1..all.len())
+            .find(|i| all[*i].offset > all[*i - 1].offset + 1)
+            .unwrap();
+        let from = all[gap - 1].offset + 1;
+        assert_eq!(log.read(from, 1).unwrap()[0].offset, all[gap].offset);
+        // A second pass with nothing new does nothing.
+        assert_eq!(
+            log.compact(10_000, 1_000_000).unwrap(),
+            CompactionReport::default()
+        );
+        drop(log);
+        let (mut log, report) = PartitionLog::open(dir.path(), config(1_000)).unwrap();
+        assert_eq!(report.truncated_bytes, 0);
+        assert_eq!(log.read(0, usize::MAX).unwrap(), all);
+        assert_eq!(
+            log.append(&[keyed("hot-1", Some("new"), 500)]).unwrap(),
+            400
+        );
+    }
+
+    #[test]
+    fn tombstones_stay_for_delete_retention_after_their_first_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path(), config(200)).unwrap();
+        log.append(&[keyed("gone", Some("v1"), 1)]).unwrap();
+        log.append(&[keyed("kept", Some("v"), 1)]).unwrap();
+        log.append(&[keyed("gone", None, 1)]).unwrap();
+        for _ in 0..10 {
+            log.append(&[keyed("other", Some("x"), 1)]).unwrap();
+        }
+        let keys = |log: &PartitionLog| -> Vec<(i64, String, bool)> {
+            log.read(0, usize::MAX)
+                .unwrap()
+                .into_iter()
+                .filter(|r| r.key.as_deref() != Some(b"other".as_slice()))
+                .map(|r| {
+                    (
+                        r.offset,
+                        String::from_utf8(r.key.unwrap()).unwrap(),
+                        r.value.is_some(),
+                    )
+                })
+                .collect()
+        };
+        log.compact(1_000, 500).unwrap();
+        let with_tombstone = vec![
+            (1, "kept".to_string(), true),
+            (2, "gone".to_string(), false),
+        ];
+        assert_eq!(
+            keys(&log),
+            with_tombstone,
+            "the old value goes, the tombstone stays"
+        );
+        log.compact(1_499, 500).unwrap();
+        assert_eq!(keys(&log), with_tombstone);
+        drop(log);
+        // The horizon (1_000 + 500) is stored: reopening does not restart the clock.
+        let (mut log, _) = PartitionLog::open(dir.path(), config(200)).unwrap();
+        log.compact(1_499, 500).unwrap();
+        assert_eq!(keys(&log), with_tombstone);
+        let report = log.compact(1_500, 500).unwrap();
+        assert!(report.records_removed >= 1);
+        assert_eq!(keys(&log), vec![(1, "kept".to_string(), true)]);
+        assert_eq!(log.end_offset(), 13);
+    }
+
+    #[test]
+    fn a_crash_during_compaction_loses_and_duplicates_nothing() {
+        let reference = tempfile::tempdir().unwrap();
+        let (mut log, _) = compactable(reference.path());
+        log.compact(10_000, 1_000_000).unwrap();
+        let compacted = log.read(0, usize::MAX).unwrap();
+        drop(log);
+        for step in [
+            CompactStep::Cleaned,
+            CompactStep::Swap,
+            CompactStep::FirstOldDeleted,
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut log, appended) = compactable(dir.path());
+            let original = log.read(0, usize::MAX).unwrap();
+            log.compact_with(10_000, 1_000_000, &mut |s| s != step)
+                .unwrap();
+            drop(log); // the crash
+            let leftovers = |ext: &str| {
+                fs::read_dir(dir.path())
+                    .unwrap()
+                    .filter(|e| {
+                        e.as_ref()
+                            .unwrap()
+                            .file_name()
+                            .to_string_lossy()
+                            .ends_with(ext)
+                    })
+                    .count()
+            };
+            assert_eq!(
+                leftovers(if step == CompactStep::Cleaned {
+                    ".cleaned"
+                } else {
+                    ".swap"
+                }),
+                1,
+                "{step:?}"
+            );
+            let (mut log, _) = PartitionLog::open(dir.path(), config(1_000)).unwrap();
+            assert_eq!(leftovers(".cleaned") + leftovers(".swap"), 0, "{step:?}");
+            assert_consistent(&log, &appended);
+            let now = log.read(0, usize::MAX).unwrap();
+            if step == CompactStep::Cleaned {
+                assert_eq!(now, original, "an unfinished rewrite is discarded");
+            } else {
+                assert!(
+                    now.len() < original.len(),
+                    "a complete rewrite is installed"
+                );
+            }
+            log.compact(10_000, 1_000_000).unwrap();
+            assert_eq!(log.read(0, usize::MAX).unwrap(), compacted, "{step:?}");
+        }
+    }
+
+    #[test]
+    fn truncate_to_cuts_at_a_batch_boundary_across_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path(), config(300)).unwrap();
+        for i in 0..20 {
+            log.append(&[rec(2 * i), rec(2 * i + 1)]).unwrap();
+        }
+        assert!(log.segment_count() > 3);
+        assert!(log.truncate_to(13).is_err(), "13 is inside a batch");
+        log.truncate_to(14).unwrap();
+        assert_eq!(log.end_offset(), 14);
+        assert_eq!(log.read(0, usize::MAX).unwrap().len(), 14);
+        assert_eq!(log.append(&[rec(99)]).unwrap(), 14);
+        drop(log);
+        let (log, _) = PartitionLog::open(dir.path(), config(300)).unwrap();
+        assert_eq!(log.end_offset(), 15);
+        assert_eq!(log.read(14, 1).unwrap()[0].timestamp, rec(99).timestamp);
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
         /// Whatever the batch sizes, segment size and reopen points, reading from any offset
