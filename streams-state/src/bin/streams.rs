@@ -41,11 +41,13 @@ commands:
         app's internal topics (<ID>-...-changelog, <ID>-...-repartition)
   help";
 
-/// Why the tool stopped: bad usage (exit 2) or a failed command (exit 1).
+/// Why the tool stopped: bad usage (exit 2), a failed command (exit 1), or a reader of
+/// stdout that went away (`streams consume ... | head`: exit 0).
 #[derive(Debug)]
 enum CliError {
     Usage(String),
     Failed(String),
+    BrokenPipe,
 }
 
 impl From<streams_state::StateError> for CliError {
@@ -56,7 +58,11 @@ impl From<streams_state::StateError> for CliError {
 
 impl From<std::io::Error> for CliError {
     fn from(e: std::io::Error) -> Self {
-        CliError::Failed(e.to_string())
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            CliError::BrokenPipe
+        } else {
+            CliError::Failed(e.to_string())
+        }
     }
 }
 
@@ -134,8 +140,7 @@ fn main() -> ExitCode {
     let mut out = BufWriter::new(stdout.lock());
     let result = run(Args(args), &mut out).and_then(|()| Ok(out.flush()?));
     match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(CliError::Failed(msg)) if msg.contains("Broken pipe") => ExitCode::SUCCESS,
+        Ok(()) | Err(CliError::BrokenPipe) => ExitCode::SUCCESS,
         Err(CliError::Usage(msg)) => {
             eprintln!("error: {msg}\n\n{USAGE}");
             ExitCode::from(2)
