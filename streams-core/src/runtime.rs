@@ -395,7 +395,10 @@ impl StreamThread {
                     read += records.len();
                     task.add_records(topic, records.into_iter().map(to_raw))?;
                 }
-                let (_, end) = self.engine.offsets(topic, *partition)?;
+                let (start, end) = self.engine.offsets(topic, *partition)?;
+                // Records below the start offset are gone (time or size retention,
+                // delete-records): skip past them rather than wait for them forever.
+                *next = (*next).max(start);
                 lag += (end - *next).max(0);
             }
         }

@@ -10,7 +10,10 @@
 //! - the locked state directory ([`StateDirectory`]);
 //! - the embedded log engine's partition storage ([`PartitionLog`]: CRC-checked batches in
 //!   segment files, torn-tail recovery, retention, delete-records), which the runtime's
-//!   embedded broker builds on.
+//!   embedded broker builds on, and [`LogEngine`] on top of it (topics, group offsets,
+//!   time lookup, retention, compaction, atomic append-and-commit);
+//! - Kafka's default partitioner ([`murmur2`], [`partition_for_key`]), shared with
+//!   `streams-core` and the `streams` command-line tool.
 //!
 //! Stores work on raw bytes (keys compare in lexicographic byte order, like RocksDB); typed
 //! views with serdes live in `streams-core`, which depends on this crate. This crate must
@@ -26,6 +29,7 @@ mod error;
 mod kv;
 mod log;
 mod memory;
+mod partitioner;
 mod rocks;
 mod segments;
 mod session;
@@ -41,11 +45,18 @@ pub use changelog::{
 };
 pub use context::StoreContext;
 pub use dir::{STATE_DIR_VERSION, StateDirectory};
-pub use engine::{CleanupPolicy, LogEngine, TopicConfig};
+pub use engine::{
+    CleanupPolicy, DEFAULT_DELETE_RETENTION_MS, EngineConfig, LogEngine, MaintenanceReport,
+    TopicConfig, TransactionRecovery,
+};
 pub use error::StateError;
 pub use kv::{KeyValueBytesStoreSupplier, KeyValueIter, KeyValueStore, StateStore};
-pub use log::{FsyncPolicy, LogConfig, LogRecord, NewRecord, PartitionLog, RecoveryReport};
+pub use log::{
+    CompactionReport, DEFAULT_SEGMENT_MS, FsyncPolicy, LogConfig, LogRecord, NewRecord,
+    PartitionLog, RecoveryReport,
+};
 pub use memory::{InMemoryKeyValueStore, InMemoryKeyValueStoreSupplier};
+pub use partitioner::{murmur2, partition_for_key};
 pub use rocks::{
     MIN_ROCKSDB_BUDGET, RocksDbKeyValueStore, RocksDbKeyValueStoreSupplier, RocksDbResources,
 };

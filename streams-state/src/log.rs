@@ -1,35 +1,55 @@
 //! The embedded log engine's storage: one partition of a topic on local disk.
 //!
 //! A partition is a directory of segments. Each segment is a `.log` file of record batches
-//! named after its first offset (20 digits) with a sparse `.index` (relative offset → file
-//! position) beside it. A batch is CRC-checked:
+//! named after its first offset (20 digits), with a sparse offset index (`.index`: relative
+//! offset → file position) and a sparse time index (`.timeindex`: largest timestamp before a
+//! position → position) beside it. Both indexes are rebuilt by the scan that validates a
+//! segment on open; the files are written for inspection. A batch is CRC-checked and comes in
+//! two formats:
 //!
 //! ```text
-//! magic u8 = 1 | crc32 u32 (of everything after it) | payload length u32 |
-//! base offset i64 | record count u32 | max timestamp i64 | records...
-//! record: timestamp i64 | key length i32 (-1 = null) | key | value length i32 (-1 = null) |
-//!         value | header count u32 | (key length u16 | key | value length i32 | value)*
+//! magic u8 | crc32 u32 (of everything after it) | payload length u32 | payload
+//! magic 1 (appends) payload: base offset i64 | record count u32 | max timestamp i64 | records
+//!   record: timestamp i64 | key length i32 (-1 = null) | key | value length i32 (-1 = null) |
+//!           value | header count u32 | (key length u16 | key | value length i32 | value)*
+//! magic 2 (written by compaction) payload: base offset i64 | record count u32 |
+//!   max timestamp i64 | next offset i64 | records
+//!   record: offset i64 | (a magic 1 record) | for a tombstone only: delete horizon i64
 //! ```
 //!
-//! Opening a partition scans its last segment and truncates a torn tail (a partial batch or
-//! one whose CRC does not match), reporting what was cut: nothing acknowledged after an
-//! fsync is lost. Appends write whole batches, so "append these batches" is one write per
-//! batch, ready to be combined with an offset commit for exactly-once later.
+//! A magic 1 batch holds the contiguous offsets `base..base + count`; a magic 2 batch covers
+//! `base..next` and holds only some of those offsets (compaction leaves gaps, and an empty
+//! batch keeps a fully compacted range covered). Batches of a segment cover its offsets
+//! without holes, which is what opening checks.
+//!
+//! Opening a partition scans its segments and truncates a torn tail (a partial batch or one
+//! whose CRC does not match), reporting what was cut: nothing acknowledged after an fsync is
+//! lost. It also finishes or discards an interrupted compaction (see
+//! [`PartitionLog::compact`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::StateError;
 
-const MAGIC: u8 = 1;
+const MAGIC_V1: u8 = 1;
+const MAGIC_V2: u8 = 2;
 /// Bytes before the payload: magic, crc, payload length.
 const HEADER: usize = 1 + 4 + 4;
-/// Fixed part of the payload: base offset, record count, max timestamp.
+/// Fixed part of a magic 1 payload: base offset, record count, max timestamp.
 const PAYLOAD_FIXED: usize = 8 + 4 + 8;
+/// Fixed part of a magic 2 payload: the magic 1 part and the next offset.
+const PAYLOAD_FIXED_V2: usize = PAYLOAD_FIXED + 8;
 /// An index entry every this many bytes of log.
 const INDEX_INTERVAL: u64 = 4096;
+/// Bytes read from a segment at a time (more when one batch is larger).
+const READ_CHUNK: usize = 1 << 20;
+/// Compaction writes batches of about this many payload bytes.
+const COMPACTED_BATCH_BYTES: usize = 64 << 10;
+/// The timestamp of "no record" (smaller than any real one).
+const NO_TIMESTAMP: i64 = i64::MIN;
 
 /// One record of a partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,19 +94,32 @@ pub enum FsyncPolicy {
 pub struct LogConfig {
     /// A segment rolls once it reaches this size.
     pub segment_bytes: u64,
+    /// A segment also rolls when an appended batch's largest timestamp is this much newer
+    /// than the segment's first batch's (Kafka's `segment.ms`, on record time), so that time
+    /// retention can drop old data in whole segments. `None`: roll by size only.
+    pub segment_ms: Option<i64>,
     /// When appends are synced.
     pub fsync: FsyncPolicy,
     /// Delete the oldest segments while the partition is larger than this (the active
     /// segment is always kept). `None`: no size limit.
     pub retention_bytes: Option<u64>,
+    /// Delete the oldest segments whose largest timestamp is older than now minus this
+    /// (Kafka's `retention.ms`), applied by [`PartitionLog::enforce_time_retention`]. `None`:
+    /// no time limit.
+    pub retention_ms: Option<i64>,
 }
+
+/// Kafka's default `segment.ms`: 7 days.
+pub const DEFAULT_SEGMENT_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
             segment_bytes: 64 << 20,
+            segment_ms: Some(DEFAULT_SEGMENT_MS),
             fsync: FsyncPolicy::OnFlush,
             retention_bytes: None,
+            retention_ms: None,
         }
     }
 }
@@ -100,18 +133,52 @@ pub struct RecoveryReport {
     pub valid_batches: u64,
 }
 
+/// What a compaction pass did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CompactionReport {
+    /// Segments replaced by cleaned ones (several may be merged into one).
+    pub segments_rewritten: u64,
+    /// Records removed: superseded values and expired tombstones.
+    pub records_removed: u64,
+}
+
+impl CompactionReport {
+    fn add(&mut self, (segments, removed): (u64, u64)) {
+        self.segments_rewritten += segments;
+        self.records_removed += removed;
+    }
+}
+
+/// The steps of a compaction after which a crash is survivable (tests stop there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CompactStep {
+    /// The cleaned file is written and synced, not yet marked complete.
+    Cleaned,
+    /// The cleaned file is renamed `.swap`: complete, replaces its range on open.
+    Swap,
+    /// The first of the replaced segments is deleted.
+    FirstOldDeleted,
+}
+
 struct Segment {
     base: i64,
     log_path: PathBuf,
     index_path: PathBuf,
+    time_index_path: PathBuf,
     file: File,
     size: u64,
     /// Sparse (relative offset, position), ascending.
     index: Vec<(u32, u64)>,
+    /// Sparse (largest timestamp of the batches before the position, position), at the same
+    /// positions as `index`; the timestamps never decrease.
+    time_index: Vec<(i64, u64)>,
     last_indexed: u64,
     /// The next offset after this segment's last record.
     next_offset: i64,
+    /// The largest timestamp in the segment ([`NO_TIMESTAMP`] if empty).
     max_timestamp: i64,
+    /// The first batch's largest timestamp: `segment_ms` rolls count from it.
+    first_timestamp: Option<i64>,
 }
 
 /// One partition of a topic.
@@ -122,6 +189,9 @@ pub struct PartitionLog {
     /// The first offset still readable (raised by [`PartitionLog::delete_records`] and
     /// retention).
     start_offset: i64,
+    /// After a compaction: the end offset it saw and the earliest time a kept tombstone
+    /// expires. Compacting again before either changes would find nothing to do.
+    cleaned: Option<(i64, i64)>,
 }
 
 impl std::fmt::Debug for PartitionLog {
@@ -143,46 +213,110 @@ fn io<'a>(dir: &'a Path, action: &'static str) -> impl FnOnce(std::io::Error) ->
     }
 }
 
-fn segment_paths(dir: &Path, base: i64) -> (PathBuf, PathBuf) {
-    (
-        dir.join(format!("{base:020}.log")),
-        dir.join(format!("{base:020}.index")),
-    )
+fn corrupt(dir: &Path, detail: impl Into<String>) -> StateError {
+    StateError::Corrupt {
+        store: dir.display().to_string(),
+        detail: detail.into(),
+    }
 }
 
-/// Encodes records as one batch starting at `base`.
-fn encode_batch(base: i64, records: &[NewRecord]) -> Vec<u8> {
-    let mut payload = Vec::with_capacity(PAYLOAD_FIXED + records.len() * 64);
-    let max_ts = records.iter().map(|r| r.timestamp).max().unwrap_or(-1);
-    payload.extend_from_slice(&base.to_be_bytes());
-    payload.extend_from_slice(&(records.len() as u32).to_be_bytes());
-    payload.extend_from_slice(&max_ts.to_be_bytes());
-    let put_bytes = |out: &mut Vec<u8>, b: &Option<Vec<u8>>| match b {
+fn segment_file(dir: &Path, base: i64, ext: &str) -> PathBuf {
+    dir.join(format!("{base:020}.{ext}"))
+}
+
+/// Syncs a directory so that renames and deletions in it are durable (best effort: not
+/// every platform can open a directory).
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &Option<Vec<u8>>) {
+    match b {
         Some(b) => {
             out.extend_from_slice(&(b.len() as i32).to_be_bytes());
             out.extend_from_slice(b);
         }
         None => out.extend_from_slice(&(-1i32).to_be_bytes()),
-    };
+    }
+}
+
+/// The magic 1 record body shared by both formats.
+fn put_record(
+    out: &mut Vec<u8>,
+    timestamp: i64,
+    key: &Option<Vec<u8>>,
+    value: &Option<Vec<u8>>,
+    headers: &[(String, Option<Vec<u8>>)],
+) {
+    out.extend_from_slice(&timestamp.to_be_bytes());
+    put_bytes(out, key);
+    put_bytes(out, value);
+    out.extend_from_slice(&(headers.len() as u32).to_be_bytes());
+    for (k, v) in headers {
+        let k = k.as_bytes();
+        let n = k.len().min(u16::MAX as usize);
+        out.extend_from_slice(&(n as u16).to_be_bytes());
+        out.extend_from_slice(&k[..n]);
+        put_bytes(out, v);
+    }
+}
+
+/// Frames a payload: magic, CRC, length.
+fn frame(magic: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER + payload.len());
+    out.push(magic);
+    let len = (payload.len() as u32).to_be_bytes();
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&len);
+    crc.update(payload);
+    out.extend_from_slice(&crc.finalize().to_be_bytes());
+    out.extend_from_slice(&len);
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Encodes records as one magic 1 batch starting at `base`.
+fn encode_batch(base: i64, records: &[NewRecord]) -> Vec<u8> {
+    let size: usize = records
+        .iter()
+        .map(|r| {
+            24 + r.key.as_ref().map_or(0, Vec::len)
+                + r.value.as_ref().map_or(0, Vec::len)
+                + r.headers.len() * 16
+        })
+        .sum();
+    let mut payload = Vec::with_capacity(PAYLOAD_FIXED + size);
+    let max_ts = records.iter().map(|r| r.timestamp).max().unwrap_or(-1);
+    payload.extend_from_slice(&base.to_be_bytes());
+    payload.extend_from_slice(&(records.len() as u32).to_be_bytes());
+    payload.extend_from_slice(&max_ts.to_be_bytes());
     for r in records {
-        payload.extend_from_slice(&r.timestamp.to_be_bytes());
-        put_bytes(&mut payload, &r.key);
-        put_bytes(&mut payload, &r.value);
-        payload.extend_from_slice(&(r.headers.len() as u32).to_be_bytes());
-        for (k, v) in &r.headers {
-            let k = k.as_bytes();
-            payload.extend_from_slice(&(k.len().min(u16::MAX as usize) as u16).to_be_bytes());
-            payload.extend_from_slice(&k[..k.len().min(u16::MAX as usize)]);
-            put_bytes(&mut payload, v);
+        put_record(&mut payload, r.timestamp, &r.key, &r.value, &r.headers);
+    }
+    frame(MAGIC_V1, &payload)
+}
+
+/// A record kept by compaction, with its tombstone delete horizon (-1: not a tombstone).
+type Kept = (LogRecord, i64);
+
+/// Encodes compacted records as one magic 2 batch covering `base..next`.
+fn encode_compacted_batch(base: i64, next: i64, records: &[Kept]) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(PAYLOAD_FIXED_V2 + records.len() * 64);
+    let max_ts = records.iter().map(|(r, _)| r.timestamp).max().unwrap_or(-1);
+    payload.extend_from_slice(&base.to_be_bytes());
+    payload.extend_from_slice(&(records.len() as u32).to_be_bytes());
+    payload.extend_from_slice(&max_ts.to_be_bytes());
+    payload.extend_from_slice(&next.to_be_bytes());
+    for (r, horizon) in records {
+        payload.extend_from_slice(&r.offset.to_be_bytes());
+        put_record(&mut payload, r.timestamp, &r.key, &r.value, &r.headers);
+        if r.value.is_none() {
+            payload.extend_from_slice(&horizon.to_be_bytes());
         }
     }
-    let mut out = Vec::with_capacity(HEADER + payload.len());
-    out.push(MAGIC);
-    let mut crc_input = (payload.len() as u32).to_be_bytes().to_vec();
-    crc_input.extend_from_slice(&payload);
-    out.extend_from_slice(&crc32fast::hash(&crc_input).to_be_bytes());
-    out.extend_from_slice(&crc_input);
-    out
+    frame(MAGIC_V2, &payload)
 }
 
 /// A cursor over a batch's payload.
@@ -193,7 +327,7 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let s = self.b.get(self.pos..self.pos + n)?;
+        let s = self.b.get(self.pos..self.pos.checked_add(n)?)?;
         self.pos += n;
         Some(s)
     }
@@ -218,53 +352,109 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Decodes a batch payload (after magic, crc and length).
-fn decode_payload(payload: &[u8]) -> Option<Vec<LogRecord>> {
+/// A batch's fixed fields.
+#[derive(Debug, Clone, Copy)]
+struct BatchHeader {
+    base: i64,
+    count: u32,
+    max_timestamp: i64,
+    /// The offset after the range the batch covers.
+    next: i64,
+}
+
+fn batch_header(magic: u8, payload: &[u8]) -> Option<BatchHeader> {
     let mut c = Cursor { b: payload, pos: 0 };
-    let base = c.i64()?;
-    let count = c.u32()?;
-    let _max_ts = c.i64()?;
-    let mut out = Vec::with_capacity(count as usize);
-    for i in 0..count {
+    let (base, count, max_timestamp) = (c.i64()?, c.u32()?, c.i64()?);
+    let next = match magic {
+        MAGIC_V1 => base.checked_add(i64::from(count))?,
+        _ => c.i64()?,
+    };
+    (next >= base).then_some(BatchHeader {
+        base,
+        count,
+        max_timestamp,
+        next,
+    })
+}
+
+/// Decodes a batch payload, calling `f` with each record and its delete horizon (-1 for
+/// none: not a tombstone, or not compacted yet).
+fn decode_batch(magic: u8, payload: &[u8], mut f: impl FnMut(LogRecord, i64)) -> Option<()> {
+    let header = batch_header(magic, payload)?;
+    let mut c = Cursor {
+        b: payload,
+        pos: if magic == MAGIC_V1 {
+            PAYLOAD_FIXED
+        } else {
+            PAYLOAD_FIXED_V2
+        },
+    };
+    for i in 0..header.count {
+        let offset = if magic == MAGIC_V1 {
+            header.base + i64::from(i)
+        } else {
+            c.i64()?
+        };
         let timestamp = c.i64()?;
         let key = c.bytes()?;
         let value = c.bytes()?;
         let nh = c.u32()?;
-        let mut headers = Vec::with_capacity(nh as usize);
+        let mut headers = Vec::with_capacity(nh.min(1024) as usize);
         for _ in 0..nh {
             let kl = c.u16()? as usize;
             let k = String::from_utf8_lossy(c.take(kl)?).into_owned();
             headers.push((k, c.bytes()?));
         }
-        out.push(LogRecord {
-            offset: base + i64::from(i),
-            timestamp,
-            key,
-            value,
-            headers,
-        });
+        let horizon = if magic == MAGIC_V2 && value.is_none() {
+            c.i64()?
+        } else {
+            -1
+        };
+        f(
+            LogRecord {
+                offset,
+                timestamp,
+                key,
+                value,
+                headers,
+            },
+            horizon,
+        );
     }
-    Some(out)
+    Some(())
 }
 
-/// Reads the batch at `pos` of `data`: (total length, payload) if whole and CRC-valid.
-fn batch_at(data: &[u8], pos: usize) -> Option<(usize, &[u8])> {
-    let h = data.get(pos..pos + HEADER)?;
-    if h[0] != MAGIC {
+/// Reads the batch at `pos` of `data`: (total length, magic, payload) if whole and
+/// CRC-valid.
+fn batch_at(data: &[u8], pos: usize) -> Option<(usize, u8, &[u8])> {
+    let h = data.get(pos..pos.checked_add(HEADER)?)?;
+    let magic = h[0];
+    if magic != MAGIC_V1 && magic != MAGIC_V2 {
         return None;
     }
     let crc = u32::from_be_bytes(h[1..5].try_into().ok()?);
     let len = u32::from_be_bytes(h[5..9].try_into().ok()?) as usize;
+    let fixed = if magic == MAGIC_V1 {
+        PAYLOAD_FIXED
+    } else {
+        PAYLOAD_FIXED_V2
+    };
     let payload = data.get(pos + HEADER..pos + HEADER + len)?;
-    if len < PAYLOAD_FIXED || crc32fast::hash(&data[pos + 5..pos + HEADER + len]) != crc {
+    if len < fixed || crc32fast::hash(&data[pos + 5..pos + HEADER + len]) != crc {
         return None;
     }
-    Some((HEADER + len, payload))
+    Some((HEADER + len, magic, payload))
+}
+
+/// The total length a batch header at `pos` announces, if the header is there.
+fn announced_len(data: &[u8], pos: usize) -> Option<usize> {
+    let h = data.get(pos..pos + HEADER)?;
+    Some(HEADER + u32::from_be_bytes(h[5..9].try_into().ok()?) as usize)
 }
 
 impl Segment {
     fn create(dir: &Path, base: i64) -> Result<Self, StateError> {
-        let (log_path, index_path) = segment_paths(dir, base);
+        let log_path = segment_file(dir, base, "log");
         let file = OpenOptions::new()
             .create(true)
             .read(true)
@@ -274,13 +464,16 @@ impl Segment {
         Ok(Self {
             base,
             log_path,
-            index_path,
+            index_path: segment_file(dir, base, "index"),
+            time_index_path: segment_file(dir, base, "timeindex"),
             file,
             size: 0,
             index: Vec::new(),
+            time_index: Vec::new(),
             last_indexed: 0,
             next_offset: base,
-            max_timestamp: -1,
+            max_timestamp: NO_TIMESTAMP,
+            first_timestamp: None,
         })
     }
 
@@ -292,20 +485,14 @@ impl Segment {
             .and_then(|mut f| f.read_to_end(&mut data))
             .map_err(io(dir, "reading a segment"))?;
         let mut pos = 0usize;
-        while let Some((len, payload)) = batch_at(&data, pos) {
-            let mut c = Cursor { b: payload, pos: 0 };
-            let (Some(b), Some(n), Some(max_ts)) = (c.i64(), c.u32(), c.i64()) else {
+        while let Some((len, magic, payload)) = batch_at(&data, pos) {
+            let Some(h) = batch_header(magic, payload) else {
                 break;
             };
-            if b != seg.next_offset {
+            if h.base != seg.next_offset {
                 break; // out of sequence: treat as corrupt from here
             }
-            if pos as u64 >= seg.last_indexed + INDEX_INTERVAL || seg.index.is_empty() {
-                seg.index.push(((b - base) as u32, pos as u64));
-                seg.last_indexed = pos as u64;
-            }
-            seg.next_offset = b + i64::from(n);
-            seg.max_timestamp = seg.max_timestamp.max(max_ts);
+            seg.note_batch(pos as u64, len as u64, h);
             report.valid_batches += 1;
             pos += len;
         }
@@ -316,9 +503,23 @@ impl Segment {
                 .map_err(io(dir, "truncating a torn segment tail"))?;
             seg.file.sync_all().map_err(io(dir, "syncing a segment"))?;
         }
-        seg.size = pos as u64;
         seg.write_index()?;
         Ok(seg)
+    }
+
+    /// Accounts for a batch of `len` bytes written at `pos`.
+    fn note_batch(&mut self, pos: u64, len: u64, h: BatchHeader) {
+        if self.index.is_empty() || pos >= self.last_indexed + INDEX_INTERVAL {
+            self.index.push(((h.base - self.base) as u32, pos));
+            self.time_index.push((self.max_timestamp, pos));
+            self.last_indexed = pos;
+        }
+        self.size = pos + len;
+        self.next_offset = h.next;
+        if h.count > 0 {
+            self.max_timestamp = self.max_timestamp.max(h.max_timestamp);
+            self.first_timestamp.get_or_insert(h.max_timestamp);
+        }
     }
 
     fn write_index(&self) -> Result<(), StateError> {
@@ -331,31 +532,96 @@ impl Segment {
             store: self.index_path.display().to_string(),
             action: "writing a segment index",
             source,
+        })?;
+        let mut out = Vec::with_capacity(self.time_index.len() * 16);
+        for (ts, pos) in &self.time_index {
+            out.extend_from_slice(&ts.to_be_bytes());
+            out.extend_from_slice(&pos.to_be_bytes());
+        }
+        fs::write(&self.time_index_path, out).map_err(|source| StateError::Io {
+            store: self.time_index_path.display().to_string(),
+            action: "writing a segment time index",
+            source,
         })
     }
 
     /// The file position to start scanning for `offset`.
     fn position_for(&self, offset: i64) -> u64 {
-        let rel = (offset - self.base).max(0) as u32;
+        let rel = (offset - self.base).clamp(0, i64::from(u32::MAX)) as u32;
         match self.index.partition_point(|(r, _)| *r <= rel) {
             0 => 0,
             i => self.index[i - 1].1,
         }
     }
+
+    /// The file position to start scanning for the first record at or after `timestamp`:
+    /// every batch before it is older.
+    fn position_for_time(&self, timestamp: i64) -> u64 {
+        match self.time_index.partition_point(|(t, _)| *t < timestamp) {
+            0 => 0,
+            i => self.time_index[i - 1].1,
+        }
+    }
+
+    /// Calls `f` with each batch from file position `from` on, reading in chunks, until it
+    /// returns `false` or the segment ends.
+    fn scan(
+        &self,
+        dir: &Path,
+        from: u64,
+        chunk: usize,
+        mut f: impl FnMut(u64, u8, &[u8]) -> Result<bool, StateError>,
+    ) -> Result<(), StateError> {
+        if from >= self.size {
+            return Ok(());
+        }
+        let mut file = File::open(&self.log_path).map_err(io(dir, "opening a segment"))?;
+        let mut pos = from;
+        let mut want = chunk.max(HEADER);
+        let mut data = Vec::new();
+        while pos < self.size {
+            let n = (want as u64).min(self.size - pos) as usize;
+            data.resize(n, 0);
+            file.seek(SeekFrom::Start(pos))
+                .map_err(io(dir, "seeking a segment"))?;
+            file.read_exact(&mut data)
+                .map_err(io(dir, "reading a segment"))?;
+            let mut p = 0usize;
+            while let Some((len, magic, payload)) = batch_at(&data, p) {
+                if !f(pos + p as u64, magic, payload)? {
+                    return Ok(());
+                }
+                p += len;
+            }
+            if p == 0 {
+                // The batch is larger than the chunk, or damaged.
+                match announced_len(&data, 0) {
+                    Some(len) if len > data.len() && pos + len as u64 <= self.size => {
+                        want = len;
+                        continue;
+                    }
+                    _ => {
+                        return Err(corrupt(
+                            dir,
+                            format!("a damaged batch at position {pos} of {:?}", self.log_path),
+                        ));
+                    }
+                }
+            }
+            pos += p as u64;
+            want = chunk.max(HEADER);
+        }
+        Ok(())
+    }
 }
 
 impl PartitionLog {
-    /// Opens (creating if needed) the partition in `dir`, recovering its last segment.
+    /// Opens (creating if needed) the partition in `dir`, recovering its segments and
+    /// finishing or discarding an interrupted compaction.
     pub fn open(dir: &Path, config: LogConfig) -> Result<(Self, RecoveryReport), StateError> {
         fs::create_dir_all(dir).map_err(io(dir, "creating the partition directory"))?;
-        let mut bases: Vec<i64> = fs::read_dir(dir)
-            .map_err(io(dir, "listing segments"))?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                name.strip_suffix(".log")?.parse::<i64>().ok()
-            })
-            .collect();
+        recover_compaction(dir)?;
+        let mut bases: Vec<i64> = list_files(dir, ".log")?;
         bases.sort_unstable();
         let mut report = RecoveryReport::default();
         let mut segments = BTreeMap::new();
@@ -373,10 +639,16 @@ impl PartitionLog {
             config,
             segments,
             start_offset,
+            cleaned: None,
         };
         let first = log.segments.keys().next().copied().unwrap_or(0);
-        log.start_offset = log.start_offset.max(first);
+        log.start_offset = log.start_offset.max(first).min(log.end_offset());
         Ok((log, report))
+    }
+
+    /// The partition's settings.
+    pub fn config(&self) -> LogConfig {
+        self.config
     }
 
     /// The offset the next appended record gets (Kafka's log end offset).
@@ -398,42 +670,43 @@ impl PartitionLog {
         if records.is_empty() {
             return Ok(base);
         }
-        let needs_roll = self
-            .segments
-            .values()
-            .next_back()
-            .is_some_and(|s| s.size >= self.config.segment_bytes && s.size > 0);
+        let max_ts = records.iter().map(|r| r.timestamp).max().unwrap_or(-1);
+        let config = self.config;
+        let needs_roll = self.segments.values().next_back().is_some_and(|s| {
+            s.size > 0
+                && (s.size >= config.segment_bytes
+                    || config
+                        .segment_ms
+                        .zip(s.first_timestamp)
+                        .is_some_and(|(ms, first)| max_ts.saturating_sub(first) >= ms))
+        });
         if needs_roll {
             self.roll()?;
         }
         let batch = encode_batch(base, records);
         let dir = self.dir.clone();
-        let fsync = self.config.fsync;
         let Some(seg) = self.segments.values_mut().next_back() else {
-            return Err(StateError::Corrupt {
-                store: dir.display().to_string(),
-                detail: "partition without an active segment".into(),
-            });
+            return Err(corrupt(&dir, "partition without an active segment"));
         };
         seg.file
             .write_all(&batch)
             .map_err(io(&dir, "appending a batch"))?;
-        if fsync == FsyncPolicy::EveryBatch {
+        if config.fsync == FsyncPolicy::EveryBatch {
             seg.file.sync_data().map_err(io(&dir, "syncing a batch"))?;
         }
-        if seg.index.is_empty() || seg.size >= seg.last_indexed + INDEX_INTERVAL {
-            seg.index.push(((base - seg.base) as u32, seg.size));
-            seg.last_indexed = seg.size;
-        }
-        seg.size += batch.len() as u64;
-        seg.next_offset = base + records.len() as i64;
-        seg.max_timestamp = seg
-            .max_timestamp
-            .max(records.iter().map(|r| r.timestamp).max().unwrap_or(-1));
+        let header = BatchHeader {
+            base,
+            count: records.len() as u32,
+            max_timestamp: max_ts,
+            next: base + records.len() as i64,
+        };
+        let pos = seg.size;
+        seg.note_batch(pos, batch.len() as u64, header);
         self.enforce_retention()?;
         Ok(base)
     }
 
+    /// Closes the active segment and starts a new one at the end offset.
     fn roll(&mut self) -> Result<(), StateError> {
         if let Some(seg) = self.segments.values_mut().next_back() {
             seg.file
@@ -444,6 +717,7 @@ impl PartitionLog {
         let base = self.end_offset();
         self.segments
             .insert(base, Segment::create(&self.dir, base)?);
+        sync_dir(&self.dir);
         Ok(())
     }
 
@@ -458,45 +732,102 @@ impl PartitionLog {
     }
 
     /// Records from `offset` on (at least one batch, then up to about `max_bytes`).
+    ///
+    /// An offset below the start offset reads from the start offset. Offsets of a
+    /// compacted partition have gaps: a reader continues from the last record's offset + 1,
+    /// never assumes the next record has the next offset, and may get nothing back for an
+    /// offset below the end when every record from there on was compacted away.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Vec<LogRecord>, StateError> {
         let offset = offset.max(self.start_offset);
         let mut out = Vec::new();
         let mut budget = i64::try_from(max_bytes).unwrap_or(i64::MAX);
-        let segs = self.segments.range(..=offset).next_back().map(|(b, _)| *b);
-        let from = segs.unwrap_or(0);
+        let from = self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .map_or(i64::MIN, |(b, _)| *b);
+        let chunk = max_bytes.clamp(64 << 10, READ_CHUNK);
         for seg in self.segments.range(from..).map(|(_, s)| s) {
             if seg.next_offset <= offset || seg.size == 0 {
                 continue;
             }
-            let mut f = File::open(&seg.log_path).map_err(io(&self.dir, "opening a segment"))?;
-            let pos = seg.position_for(offset);
-            f.seek(SeekFrom::Start(pos))
-                .map_err(io(&self.dir, "seeking a segment"))?;
-            let mut data = Vec::new();
-            f.take(seg.size - pos)
-                .read_to_end(&mut data)
-                .map_err(io(&self.dir, "reading a segment"))?;
-            let mut p = 0usize;
-            while let Some((len, payload)) = batch_at(&data, p) {
-                p += len;
-                let records = decode_payload(payload).ok_or_else(|| StateError::Corrupt {
-                    store: self.dir.display().to_string(),
-                    detail: "a batch with a valid CRC does not decode".into(),
-                })?;
-                for r in records {
-                    if r.offset >= offset {
-                        budget -= 16
-                            + r.key.as_ref().map_or(0, Vec::len) as i64
-                            + r.value.as_ref().map_or(0, Vec::len) as i64;
-                        out.push(r);
-                    }
-                }
-                if budget <= 0 && !out.is_empty() {
-                    return Ok(out);
-                }
+            let mut bad = false;
+            seg.scan(
+                &self.dir,
+                seg.position_for(offset),
+                chunk,
+                |_, magic, payload| {
+                    let decoded = decode_batch(magic, payload, |r, _| {
+                        if r.offset >= offset {
+                            budget -= 16
+                                + r.key.as_ref().map_or(0, Vec::len) as i64
+                                + r.value.as_ref().map_or(0, Vec::len) as i64;
+                            out.push(r);
+                        }
+                    });
+                    bad = decoded.is_none();
+                    Ok(!bad && (budget > 0 || out.is_empty()))
+                },
+            )?;
+            if bad {
+                return Err(corrupt(
+                    &self.dir,
+                    "a batch with a valid CRC does not decode",
+                ));
+            }
+            if budget <= 0 && !out.is_empty() {
+                break;
             }
         }
         Ok(out)
+    }
+
+    /// The first offset (at or after the start offset) whose record's timestamp is at or
+    /// after `timestamp`, like Kafka's ListOffsets by time: the first batch whose largest
+    /// timestamp reaches `timestamp` is searched for the first such record. `None` if no
+    /// record is that new.
+    pub fn offset_for_time(&self, timestamp: i64) -> Result<Option<i64>, StateError> {
+        for seg in self.segments.values() {
+            if seg.max_timestamp < timestamp || seg.next_offset <= self.start_offset {
+                continue;
+            }
+            let mut found = None;
+            let mut bad = false;
+            seg.scan(
+                &self.dir,
+                seg.position_for_time(timestamp),
+                64 << 10,
+                |_, magic, payload| {
+                    let Some(h) = batch_header(magic, payload) else {
+                        bad = true;
+                        return Ok(false);
+                    };
+                    if h.count == 0 || h.max_timestamp < timestamp || h.next <= self.start_offset {
+                        return Ok(true);
+                    }
+                    let decoded = decode_batch(magic, payload, |r, _| {
+                        if found.is_none()
+                            && r.timestamp >= timestamp
+                            && r.offset >= self.start_offset
+                        {
+                            found = Some(r.offset);
+                        }
+                    });
+                    bad = decoded.is_none();
+                    Ok(!bad && found.is_none())
+                },
+            )?;
+            if bad {
+                return Err(corrupt(
+                    &self.dir,
+                    "a batch with a valid CRC does not decode",
+                ));
+            }
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
     }
 
     /// Makes every offset below `offset` unreadable and deletes the segments that hold only
@@ -528,8 +859,20 @@ impl PartitionLog {
         if let Some(seg) = self.segments.remove(&base) {
             fs::remove_file(&seg.log_path).map_err(io(&self.dir, "deleting a segment"))?;
             let _ = fs::remove_file(&seg.index_path);
+            let _ = fs::remove_file(&seg.time_index_path);
         }
         Ok(())
+    }
+
+    /// Removes the oldest segment, raising the start offset past it.
+    fn drop_oldest(&mut self) -> Result<(), StateError> {
+        let Some((&base, seg)) = self.segments.iter().next() else {
+            return Ok(());
+        };
+        let next = seg.next_offset;
+        self.remove_segment(base)?;
+        self.start_offset = self.start_offset.max(next);
+        write_start_offset(&self.dir, self.start_offset)
     }
 
     fn enforce_retention(&mut self) -> Result<(), StateError> {
@@ -541,14 +884,288 @@ impl PartitionLog {
             if total <= limit {
                 break;
             }
-            let Some((&base, seg)) = self.segments.iter().next() else {
-                break;
-            };
-            let next = seg.next_offset;
-            self.remove_segment(base)?;
-            self.start_offset = self.start_offset.max(next);
-            write_start_offset(&self.dir, self.start_offset)?;
+            self.drop_oldest()?;
         }
+        Ok(())
+    }
+
+    /// Deletes the oldest segments whose every record is older than `now_ms` minus
+    /// `retention_ms` (Kafka's time retention; nothing if `retention_ms` is not set). An
+    /// expired active segment is rolled first, so a partition whose data all expired keeps
+    /// its end offset with nothing left to read. Returns the number of segments deleted.
+    pub fn enforce_time_retention(&mut self, now_ms: i64) -> Result<u64, StateError> {
+        let Some(retention) = self.config.retention_ms else {
+            return Ok(0);
+        };
+        let cutoff = now_ms.saturating_sub(retention);
+        let mut deleted = 0;
+        while let Some(seg) = self.segments.values().next() {
+            if seg.max_timestamp >= cutoff {
+                break;
+            }
+            if self.segments.len() == 1 {
+                if seg.size == 0 {
+                    break;
+                }
+                self.roll()?;
+            }
+            self.drop_oldest()?;
+            deleted += 1;
+        }
+        Ok(deleted)
+    }
+
+    /// Compacts the closed segments (Kafka's log cleaner for `cleanup.policy=compact`):
+    /// only the latest record of each key is kept (the active segment counts for "latest"
+    /// but is never rewritten). A tombstone (null value) gets a delete horizon of `now_ms +
+    /// delete_retention_ms` the first time it is compacted and is removed by the first
+    /// compaction at or after it. Records without a key are kept. Offsets do not change:
+    /// compacted segments have gaps. Consecutive segments are merged while the result stays
+    /// within `segment_bytes`.
+    ///
+    /// Crash safety: a group of segments is rewritten into `<base>.cleaned`, synced, and
+    /// renamed `<base>.swap` (the commit point); then the old segments are deleted and the
+    /// swap file renamed `<base>.log`. Opening a partition deletes a `.cleaned` file (the
+    /// old segments are intact) and completes a `.swap` file (deleting the segments its
+    /// range replaces), so a crash at any point neither loses nor duplicates records.
+    pub fn compact(
+        &mut self,
+        now_ms: i64,
+        delete_retention_ms: i64,
+    ) -> Result<CompactionReport, StateError> {
+        self.compact_with(now_ms, delete_retention_ms, &mut |_| true)
+    }
+
+    /// [`PartitionLog::compact`], asking `proceed` after each crash-safe step (tests stop
+    /// there to simulate a crash).
+    fn compact_with(
+        &mut self,
+        now_ms: i64,
+        delete_retention_ms: i64,
+        proceed: &mut dyn FnMut(CompactStep) -> bool,
+    ) -> Result<CompactionReport, StateError> {
+        let mut report = CompactionReport::default();
+        let end = self.end_offset();
+        if self.segments.len() < 2
+            || self
+                .cleaned
+                .is_some_and(|(seen, expiry)| seen == end && now_ms < expiry)
+        {
+            return Ok(report);
+        }
+        // The latest offset of every key, over the whole partition.
+        let mut latest: HashMap<Vec<u8>, i64> = HashMap::new();
+        for seg in self.segments.values() {
+            let mut bad = false;
+            seg.scan(&self.dir, 0, READ_CHUNK, |_, magic, payload| {
+                bad = decode_batch(magic, payload, |r, _| {
+                    if let Some(k) = r.key {
+                        latest.insert(k, r.offset);
+                    }
+                })
+                .is_none();
+                Ok(!bad)
+            })?;
+            if bad {
+                return Err(corrupt(
+                    &self.dir,
+                    "a batch with a valid CRC does not decode",
+                ));
+            }
+        }
+        let closed: Vec<i64> = self
+            .segments
+            .keys()
+            .copied()
+            .take(self.segments.len() - 1)
+            .collect();
+        let mut expiry = i64::MAX;
+        let mut group = Group::default();
+        for base in closed {
+            let Some(seg) = self.segments.get(&base) else {
+                continue;
+            };
+            let mut kept: Vec<Kept> = Vec::new();
+            let mut removed = 0u64;
+            let mut changed = false;
+            let mut bad = false;
+            seg.scan(&self.dir, 0, READ_CHUNK, |_, magic, payload| {
+                bad = decode_batch(magic, payload, |r, horizon| {
+                    let is_latest = match &r.key {
+                        None => true,
+                        Some(k) => latest.get(k) == Some(&r.offset),
+                    };
+                    if !is_latest {
+                        removed += 1;
+                        return;
+                    }
+                    if r.value.is_some() || r.key.is_none() {
+                        kept.push((r, -1));
+                        return;
+                    }
+                    let horizon = if horizon >= 0 {
+                        horizon
+                    } else {
+                        changed = true; // the tombstone's horizon is recorded
+                        now_ms.saturating_add(delete_retention_ms.max(0))
+                    };
+                    if now_ms >= horizon {
+                        removed += 1;
+                    } else {
+                        expiry = expiry.min(horizon);
+                        kept.push((r, horizon));
+                    }
+                })
+                .is_none();
+                Ok(!bad)
+            })?;
+            if bad {
+                return Err(corrupt(
+                    &self.dir,
+                    "a batch with a valid CRC does not decode",
+                ));
+            }
+            let size: u64 = kept.iter().map(|(r, _)| kept_size(r)).sum();
+            let next = seg.next_offset;
+            if !group.bases.is_empty() && group.size + size > self.config.segment_bytes {
+                let Some(done) = self.rewrite(std::mem::take(&mut group), proceed)? else {
+                    return Ok(report);
+                };
+                report.add(done);
+            }
+            group.bases.push(base);
+            group.kept.extend(kept);
+            group.size += size;
+            group.removed += removed;
+            group.changed |= changed || removed > 0;
+            group.next = next;
+        }
+        if !group.bases.is_empty() {
+            let Some(done) = self.rewrite(group, proceed)? else {
+                return Ok(report);
+            };
+            report.add(done);
+        }
+        self.cleaned = Some((end, expiry));
+        Ok(report)
+    }
+
+    /// Replaces a group of consecutive closed segments by one cleaned segment. Returns the
+    /// segments rewritten and records removed, or `None` if `proceed` stopped it.
+    fn rewrite(
+        &mut self,
+        group: Group,
+        proceed: &mut dyn FnMut(CompactStep) -> bool,
+    ) -> Result<Option<(u64, u64)>, StateError> {
+        let Some(&first) = group.bases.first() else {
+            return Ok(Some((0, 0)));
+        };
+        if group.bases.len() == 1 && !group.changed {
+            return Ok(Some((0, 0)));
+        }
+        let dir = self.dir.clone();
+        let cleaned = segment_file(&dir, first, "cleaned");
+        {
+            let mut f = File::create(&cleaned).map_err(io(&dir, "writing a cleaned segment"))?;
+            let mut base = first;
+            let mut start = 0;
+            let mut bytes = 0usize;
+            for (i, (r, _)) in group.kept.iter().enumerate() {
+                bytes += kept_size(r) as usize;
+                let last = i + 1 == group.kept.len();
+                if bytes >= COMPACTED_BATCH_BYTES && !last {
+                    let next = r.offset + 1;
+                    f.write_all(&encode_compacted_batch(base, next, &group.kept[start..=i]))
+                        .map_err(io(&dir, "writing a cleaned segment"))?;
+                    base = next;
+                    start = i + 1;
+                    bytes = 0;
+                }
+            }
+            f.write_all(&encode_compacted_batch(
+                base,
+                group.next,
+                &group.kept[start..],
+            ))
+            .map_err(io(&dir, "writing a cleaned segment"))?;
+            f.sync_all()
+                .map_err(io(&dir, "syncing a cleaned segment"))?;
+        }
+        if !proceed(CompactStep::Cleaned) {
+            return Ok(None);
+        }
+        let swap = segment_file(&dir, first, "swap");
+        fs::rename(&cleaned, &swap).map_err(io(&dir, "renaming a cleaned segment"))?;
+        sync_dir(&dir);
+        if !proceed(CompactStep::Swap) {
+            return Ok(None);
+        }
+        for (i, base) in group.bases.iter().enumerate() {
+            self.remove_segment(*base)?;
+            if i == 0 && !proceed(CompactStep::FirstOldDeleted) {
+                return Ok(None);
+            }
+        }
+        fs::rename(&swap, segment_file(&dir, first, "log"))
+            .map_err(io(&dir, "installing a cleaned segment"))?;
+        sync_dir(&dir);
+        let mut report = RecoveryReport::default();
+        self.segments
+            .insert(first, Segment::open(&dir, first, &mut report)?);
+        Ok(Some((group.bases.len() as u64, group.removed)))
+    }
+
+    /// Removes every record at or after `offset` (which must start a batch): rolls back
+    /// appends that a transaction did not complete.
+    pub(crate) fn truncate_to(&mut self, offset: i64) -> Result<(), StateError> {
+        if offset >= self.end_offset() {
+            return Ok(());
+        }
+        let doomed: Vec<i64> = self.segments.range(offset..).map(|(b, _)| *b).collect();
+        for b in doomed {
+            self.remove_segment(b)?;
+        }
+        let dir = self.dir.clone();
+        if let Some((&base, seg)) = self.segments.iter().next_back()
+            && seg.next_offset > offset
+        {
+            let mut cut = None;
+            seg.scan(
+                &dir,
+                seg.position_for(offset),
+                64 << 10,
+                |pos, magic, payload| match batch_header(magic, payload) {
+                    Some(h) if h.next > offset => {
+                        cut = Some((pos, h.base == offset));
+                        Ok(false)
+                    }
+                    Some(_) => Ok(true),
+                    None => Ok(false),
+                },
+            )?;
+            let Some((cut, true)) = cut else {
+                return Err(corrupt(
+                    &dir,
+                    format!("offset {offset} does not start a batch"),
+                ));
+            };
+            seg.file
+                .set_len(cut)
+                .map_err(io(&dir, "truncating a segment"))?;
+            seg.file.sync_all().map_err(io(&dir, "syncing a segment"))?;
+            let mut report = RecoveryReport::default();
+            self.segments
+                .insert(base, Segment::open(&dir, base, &mut report)?);
+        }
+        if self.segments.is_empty() {
+            self.segments.insert(offset, Segment::create(&dir, offset)?);
+        }
+        sync_dir(&dir);
+        if self.start_offset > offset {
+            self.start_offset = offset;
+            write_start_offset(&dir, offset)?;
+        }
+        self.cleaned = None;
         Ok(())
     }
 
@@ -556,6 +1173,81 @@ impl PartitionLog {
     pub fn segment_count(&self) -> usize {
         self.segments.len()
     }
+}
+
+/// Consecutive closed segments being compacted into one.
+#[derive(Default)]
+struct Group {
+    bases: Vec<i64>,
+    kept: Vec<Kept>,
+    size: u64,
+    removed: u64,
+    changed: bool,
+    /// The offset after the group's last segment.
+    next: i64,
+}
+
+/// About the bytes a kept record takes in a compacted batch.
+fn kept_size(r: &LogRecord) -> u64 {
+    (40 + r.key.as_ref().map_or(0, Vec::len)
+        + r.value.as_ref().map_or(0, Vec::len)
+        + r.headers
+            .iter()
+            .map(|(k, v)| 6 + k.len() + v.as_ref().map_or(0, Vec::len))
+            .sum::<usize>()) as u64
+}
+
+/// The bases of the files in `dir` named `<base><suffix>`.
+fn list_files(dir: &Path, suffix: &str) -> Result<Vec<i64>, StateError> {
+    Ok(fs::read_dir(dir)
+        .map_err(io(dir, "listing segments"))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.strip_suffix(suffix)?.parse::<i64>().ok()
+        })
+        .collect())
+}
+
+/// Finishes what a crash interrupted: an unfinished `.cleaned` file is deleted (the
+/// segments it would replace are intact); a `.swap` file is complete, so the segments in its
+/// range are deleted and it becomes a segment.
+fn recover_compaction(dir: &Path) -> Result<(), StateError> {
+    for base in list_files(dir, ".cleaned")? {
+        fs::remove_file(segment_file(dir, base, "cleaned"))
+            .map_err(io(dir, "deleting an unfinished cleaned segment"))?;
+    }
+    let mut swaps = list_files(dir, ".swap")?;
+    swaps.sort_unstable();
+    if swaps.is_empty() {
+        return Ok(());
+    }
+    let logs = list_files(dir, ".log")?;
+    for base in swaps {
+        let swap = segment_file(dir, base, "swap");
+        let data = fs::read(&swap).map_err(io(dir, "reading a swap segment"))?;
+        let mut pos = 0;
+        let mut next = base;
+        while let Some((len, magic, payload)) = batch_at(&data, pos) {
+            let h = batch_header(magic, payload)
+                .ok_or_else(|| corrupt(dir, "a swap segment with a bad batch"))?;
+            next = h.next;
+            pos += len;
+        }
+        if pos != data.len() {
+            return Err(corrupt(dir, format!("swap segment {swap:?} is damaged")));
+        }
+        for old in logs.iter().filter(|b| **b >= base && **b < next) {
+            fs::remove_file(segment_file(dir, *old, "log"))
+                .map_err(io(dir, "deleting a compacted segment"))?;
+            let _ = fs::remove_file(segment_file(dir, *old, "index"));
+            let _ = fs::remove_file(segment_file(dir, *old, "timeindex"));
+        }
+        fs::rename(&swap, segment_file(dir, base, "log"))
+            .map_err(io(dir, "installing a cleaned segment"))?;
+    }
+    sync_dir(dir);
+    Ok(())
 }
 
 fn read_start_offset(dir: &Path) -> Option<i64> {
@@ -592,8 +1284,7 @@ mod tests {
     fn config(segment_bytes: u64) -> LogConfig {
         LogConfig {
             segment_bytes,
-            fsync: FsyncPolicy::OnFlush,
-            retention_bytes: None,
+            ..LogConfig::default()
         }
     }
 
@@ -699,6 +1390,351 @@ mod tests {
         );
         assert!(log.start_offset() > 50);
         assert_eq!(log.end_offset(), 101);
+    }
+
+    fn keyed(key: &str, value: Option<&str>, timestamp: i64) -> NewRecord {
+        NewRecord {
+            timestamp,
+            key: Some(key.as_bytes().to_vec()),
+            value: value.map(|v| v.as_bytes().to_vec()),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Kafka's ListOffsets by time over what was appended: the first batch whose largest
+    /// timestamp reaches `t`, and in it the first record that does.
+    fn oracle_offset_for_time(batches: &[(i64, Vec<i64>)], t: i64, start: i64) -> Option<i64> {
+        for (base, stamps) in batches {
+            let in_range: Vec<(i64, i64)> = stamps
+                .iter()
+                .enumerate()
+                .map(|(i, ts)| (base + i as i64, *ts))
+                .filter(|(o, _)| *o >= start)
+                .collect();
+            if stamps.iter().max().is_some_and(|m| *m >= t)
+                && let Some((o, _)) = in_range.iter().find(|(_, ts)| *ts >= t)
+            {
+                return Some(*o);
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn offset_for_time_finds_the_first_record_at_or_after_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(20_000);
+        let (mut log, _) = PartitionLog::open(dir.path(), cfg).unwrap();
+        // Mostly increasing timestamps with some out of order, in batches of 1-4 records
+        // of ~100 bytes: several segments, several time index entries per segment.
+        let mut batches = Vec::new();
+        let mut x: u64 = 7;
+        for b in 0..600i64 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let n = (x >> 33) % 4 + 1;
+            let stamps: Vec<i64> = (0..n as i64)
+                .map(|j| b * 10 + j - if (x >> 40).is_multiple_of(5) { 35 } else { 0 })
+                .collect();
+            let records: Vec<NewRecord> = stamps
+                .iter()
+                .map(|ts| NewRecord {
+                    timestamp: *ts,
+                    value: Some(vec![b'x'; 100]),
+                    ..NewRecord::default()
+                })
+                .collect();
+            let base = log.append(&records).unwrap();
+            batches.push((base, stamps));
+        }
+        assert!(log.segment_count() >= 3, "{} segments", log.segment_count());
+        assert!(log.segments.values().any(|s| s.time_index.len() > 2));
+        let check = |log: &PartitionLog, start: i64| {
+            for t in (-50..6_100).step_by(7) {
+                assert_eq!(
+                    log.offset_for_time(t).unwrap(),
+                    oracle_offset_for_time(&batches, t, start),
+                    "timestamp {t}"
+                );
+            }
+            assert_eq!(log.offset_for_time(1_000_000).unwrap(), None);
+        };
+        check(&log, 0);
+        // The record found really has a timestamp at or after the one asked for.
+        let found = log.offset_for_time(3_000).unwrap().unwrap();
+        assert!(log.read(found, 1).unwrap()[0].timestamp >= 3_000);
+        log.delete_records(700).unwrap();
+        check(&log, 700);
+        drop(log);
+        let (log, _) = PartitionLog::open(dir.path(), cfg).unwrap();
+        check(&log, 700);
+        assert!(log.segments.values().all(|s| s.time_index_path.exists()));
+    }
+
+    #[test]
+    fn time_retention_deletes_whole_expired_segments_rolled_by_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = LogConfig {
+            segment_ms: Some(1_000),
+            retention_ms: Some(5_000),
+            ..config(1 << 20)
+        };
+        let (mut log, _) = PartitionLog::open(dir.path(), cfg).unwrap();
+        for i in 0..100 {
+            log.append(&[NewRecord {
+                timestamp: i * 100,
+                value: Some(vec![1]),
+                ..NewRecord::default()
+            }])
+            .unwrap();
+        }
+        // Rolled once a batch was 1s newer than the segment's first: 10 segments of 1s.
+        assert_eq!(log.segment_count(), 10);
+        assert_eq!(
+            log.enforce_time_retention(4_900).unwrap(),
+            0,
+            "nothing is 5s old"
+        );
+        // Now 12s: records before 7s are expired; segments [0s,1s) .. [6s,7s) go.
+        assert_eq!(log.enforce_time_retention(12_000).unwrap(), 7);
+        assert_eq!(log.start_offset(), 70);
+        let left = log.read(0, usize::MAX).unwrap();
+        assert_eq!(left.len(), 30);
+        assert_eq!(left[0].timestamp, 7_000);
+        drop(log);
+        let (mut log, _) = PartitionLog::open(dir.path(), cfg).unwrap();
+        assert_eq!((log.start_offset(), log.end_offset()), (70, 100));
+        // Everything expired, the active segment too: it is rolled and deleted, the end
+        // offset stays and appends continue from it.
+        assert_eq!(log.enforce_time_retention(100_000).unwrap(), 3);
+        assert_eq!((log.start_offset(), log.end_offset()), (100, 100));
+        assert!(log.read(0, usize::MAX).unwrap().is_empty());
+        assert_eq!(log.enforce_time_retention(100_000).unwrap(), 0);
+        assert_eq!(log.append(&[rec(5)]).unwrap(), 100);
+        assert_eq!(log.read(0, usize::MAX).unwrap()[0].offset, 100);
+        // Without retention.ms nothing goes.
+        drop(log);
+        let (mut log, _) = PartitionLog::open(dir.path(), config(1 << 20)).unwrap();
+        assert_eq!(log.enforce_time_retention(i64::MAX).unwrap(), 0);
+        assert_eq!(log.read(0, usize::MAX).unwrap().len(), 1);
+    }
+
+    /// 400 records over 5 hot and ~100 cold keys in ~1KB segments; every 7th record is a
+    /// tombstone.
+    fn compactable(dir: &Path) -> (PartitionLog, Vec<NewRecord>) {
+        let (mut log, _) = PartitionLog::open(dir, config(1_000)).unwrap();
+        let mut appended = Vec::new();
+        for i in 0..400i64 {
+            let key = if i % 3 == 0 {
+                format!("hot-{}", i % 5)
+            } else {
+                format!("cold-{}", i % 150)
+            };
+            let value = format!("value-{i}");
+            let r = keyed(&key, (i % 7 != 3).then_some(value.as_str()), i);
+            log.append(std::slice::from_ref(&r)).unwrap();
+            appended.push(r);
+        }
+        (log, appended)
+    }
+
+    /// What a compacted log must still tell: the latest value of every key, at its original
+    /// offset, with no record anywhere that differs from what was appended there.
+    fn assert_consistent(log: &PartitionLog, appended: &[NewRecord]) {
+        let all = log.read(0, usize::MAX).unwrap();
+        assert_eq!(log.end_offset(), appended.len() as i64);
+        let mut last = -1;
+        for r in &all {
+            assert!(r.offset > last, "offsets increase, no duplicates");
+            last = r.offset;
+            let a = &appended[r.offset as usize];
+            assert_eq!(
+                (&r.key, &r.value, r.timestamp),
+                (&a.key, &a.value, a.timestamp)
+            );
+        }
+        let mut want: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        for a in appended {
+            want.insert(a.key.clone().unwrap(), a.value.clone());
+        }
+        let mut got: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        for r in &all {
+            got.insert(r.key.clone().unwrap(), r.value.clone());
+        }
+        // Keys whose latest record is a tombstone may be gone entirely.
+        want.retain(|k, v| v.is_some() || got.contains_key(k));
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn compaction_keeps_the_latest_record_per_key_at_its_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, appended) = compactable(dir.path());
+        let before = log.segment_count();
+        assert!(before > 10);
+        let active_base = *log.segments.keys().next_back().unwrap();
+        let mut latest = HashMap::new();
+        for (i, a) in appended.iter().enumerate() {
+            latest.insert(a.key.clone(), i as i64);
+        }
+        let superseded = (0..active_base)
+            .filter(|o| latest[&appended[*o as usize].key] != *o)
+            .count() as u64;
+        let report = log.compact(10_000, 1_000_000).unwrap();
+        assert_eq!(report.records_removed, superseded, "{report:?}");
+        assert!(
+            log.segment_count() < before / 2,
+            "cleaned segments are merged"
+        );
+        assert_consistent(&log, &appended);
+        let all = log.read(0, usize::MAX).unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for r in all.iter().filter(|r| r.offset < active_base) {
+            assert!(
+                seen.insert(r.key.clone()),
+                "one record per key in closed segments"
+            );
+        }
+        // Reads from inside a gap continue at the next kept record.
+        let gap = (1..all.len())
+            .find(|i| all[*i].offset > all[*i - 1].offset + 1)
+            .unwrap();
+        let from = all[gap - 1].offset + 1;
+        assert_eq!(log.read(from, 1).unwrap()[0].offset, all[gap].offset);
+        // A second pass with nothing new does nothing.
+        assert_eq!(
+            log.compact(10_000, 1_000_000).unwrap(),
+            CompactionReport::default()
+        );
+        drop(log);
+        let (mut log, report) = PartitionLog::open(dir.path(), config(1_000)).unwrap();
+        assert_eq!(report.truncated_bytes, 0);
+        assert_eq!(log.read(0, usize::MAX).unwrap(), all);
+        assert_eq!(
+            log.append(&[keyed("hot-1", Some("new"), 500)]).unwrap(),
+            400
+        );
+    }
+
+    #[test]
+    fn tombstones_stay_for_delete_retention_after_their_first_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path(), config(200)).unwrap();
+        log.append(&[keyed("gone", Some("v1"), 1)]).unwrap();
+        log.append(&[keyed("kept", Some("v"), 1)]).unwrap();
+        log.append(&[keyed("gone", None, 1)]).unwrap();
+        for _ in 0..10 {
+            log.append(&[keyed("other", Some("x"), 1)]).unwrap();
+        }
+        let keys = |log: &PartitionLog| -> Vec<(i64, String, bool)> {
+            log.read(0, usize::MAX)
+                .unwrap()
+                .into_iter()
+                .filter(|r| r.key.as_deref() != Some(b"other".as_slice()))
+                .map(|r| {
+                    (
+                        r.offset,
+                        String::from_utf8(r.key.unwrap()).unwrap(),
+                        r.value.is_some(),
+                    )
+                })
+                .collect()
+        };
+        log.compact(1_000, 500).unwrap();
+        let with_tombstone = vec![
+            (1, "kept".to_string(), true),
+            (2, "gone".to_string(), false),
+        ];
+        assert_eq!(
+            keys(&log),
+            with_tombstone,
+            "the old value goes, the tombstone stays"
+        );
+        log.compact(1_499, 500).unwrap();
+        assert_eq!(keys(&log), with_tombstone);
+        drop(log);
+        // The horizon (1_000 + 500) is stored: reopening does not restart the clock.
+        let (mut log, _) = PartitionLog::open(dir.path(), config(200)).unwrap();
+        log.compact(1_499, 500).unwrap();
+        assert_eq!(keys(&log), with_tombstone);
+        let report = log.compact(1_500, 500).unwrap();
+        assert!(report.records_removed >= 1);
+        assert_eq!(keys(&log), vec![(1, "kept".to_string(), true)]);
+        assert_eq!(log.end_offset(), 13);
+    }
+
+    #[test]
+    fn a_crash_during_compaction_loses_and_duplicates_nothing() {
+        let reference = tempfile::tempdir().unwrap();
+        let (mut log, _) = compactable(reference.path());
+        log.compact(10_000, 1_000_000).unwrap();
+        let compacted = log.read(0, usize::MAX).unwrap();
+        drop(log);
+        for step in [
+            CompactStep::Cleaned,
+            CompactStep::Swap,
+            CompactStep::FirstOldDeleted,
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut log, appended) = compactable(dir.path());
+            let original = log.read(0, usize::MAX).unwrap();
+            log.compact_with(10_000, 1_000_000, &mut |s| s != step)
+                .unwrap();
+            drop(log); // the crash
+            let leftovers = |ext: &str| {
+                fs::read_dir(dir.path())
+                    .unwrap()
+                    .filter(|e| {
+                        e.as_ref()
+                            .unwrap()
+                            .file_name()
+                            .to_string_lossy()
+                            .ends_with(ext)
+                    })
+                    .count()
+            };
+            assert_eq!(
+                leftovers(if step == CompactStep::Cleaned {
+                    ".cleaned"
+                } else {
+                    ".swap"
+                }),
+                1,
+                "{step:?}"
+            );
+            let (mut log, _) = PartitionLog::open(dir.path(), config(1_000)).unwrap();
+            assert_eq!(leftovers(".cleaned") + leftovers(".swap"), 0, "{step:?}");
+            assert_consistent(&log, &appended);
+            let now = log.read(0, usize::MAX).unwrap();
+            if step == CompactStep::Cleaned {
+                assert_eq!(now, original, "an unfinished rewrite is discarded");
+            } else {
+                assert!(
+                    now.len() < original.len(),
+                    "a complete rewrite is installed"
+                );
+            }
+            log.compact(10_000, 1_000_000).unwrap();
+            assert_eq!(log.read(0, usize::MAX).unwrap(), compacted, "{step:?}");
+        }
+    }
+
+    #[test]
+    fn truncate_to_cuts_at_a_batch_boundary_across_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path(), config(300)).unwrap();
+        for i in 0..20 {
+            log.append(&[rec(2 * i), rec(2 * i + 1)]).unwrap();
+        }
+        assert!(log.segment_count() > 3);
+        assert!(log.truncate_to(13).is_err(), "13 is inside a batch");
+        log.truncate_to(14).unwrap();
+        assert_eq!(log.end_offset(), 14);
+        assert_eq!(log.read(0, usize::MAX).unwrap().len(), 14);
+        assert_eq!(log.append(&[rec(99)]).unwrap(), 14);
+        drop(log);
+        let (log, _) = PartitionLog::open(dir.path(), config(300)).unwrap();
+        assert_eq!(log.end_offset(), 15);
+        assert_eq!(log.read(14, 1).unwrap()[0].timestamp, rec(99).timestamp);
     }
 
     proptest::proptest! {
