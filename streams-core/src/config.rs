@@ -820,12 +820,6 @@ impl StreamsConfig {
                 "exactly_once_v2 is not implemented yet; the runtime is at_least_once",
             );
         }
-        if self.num_stream_threads > 1 {
-            return unsupported(
-                NUM_STREAM_THREADS,
-                "the runtime runs one stream thread per instance today",
-            );
-        }
         if self.max_task_idle_ms > 0 {
             return unsupported(
                 MAX_TASK_IDLE_MS,

@@ -111,7 +111,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     app.start()?;
     app.wait_until_caught_up(Duration::from_secs(600))?;
     let elapsed = start.elapsed();
-    let m = app.metrics();
+    let m = app.metrics().total();
     app.close()?;
     println!(
         "processed {} records (input and repartitioned) in {:.2?}: {:.0} records/s on one stream thread",

@@ -20,6 +20,12 @@ pub(crate) trait SourceOps: NodeOps {
     fn enqueue(&mut self, topic_idx: usize, raw: RawRecord, task: &mut TaskContext) -> Result<()>;
     fn head_timestamp(&self, topic_idx: usize) -> Option<i64>;
     fn process_head(&mut self, topic_idx: usize, task: &mut TaskContext) -> Result<()>;
+    /// The offset of the next record to process from `topic_idx`, if any is queued.
+    fn head_offset(&self, topic_idx: usize) -> Option<i64>;
+    /// How many records of `topic_idx` are queued.
+    fn queued(&self, topic_idx: usize) -> usize;
+    /// Drops every queued record (the partition moves away; its next owner reads them).
+    fn clear(&mut self);
 }
 
 struct Queue<K, V> {
@@ -137,6 +143,23 @@ impl<K: Data, V: Data> SourceOps for SourceNode<K, V> {
             .get(topic_idx)
             .and_then(|q| q.records.front())
             .map(|(_, r)| r.timestamp)
+    }
+
+    fn head_offset(&self, topic_idx: usize) -> Option<i64> {
+        self.queues
+            .get(topic_idx)
+            .and_then(|q| q.records.front())
+            .map(|(o, _)| *o)
+    }
+
+    fn queued(&self, topic_idx: usize) -> usize {
+        self.queues.get(topic_idx).map_or(0, |q| q.records.len())
+    }
+
+    fn clear(&mut self) {
+        for q in &mut self.queues {
+            q.records.clear();
+        }
     }
 
     fn process_head(&mut self, topic_idx: usize, task: &mut TaskContext) -> Result<()> {

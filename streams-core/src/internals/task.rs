@@ -251,6 +251,8 @@ struct TaskInput {
     topic: Arc<str>,
     node: usize,
     topic_idx: usize,
+    /// The offset after the last record added (-1: none yet).
+    added_until: i64,
 }
 
 /// A task: the nodes of one sub-topology for one partition, with their stores.
@@ -312,6 +314,7 @@ impl Task {
                         topic: t.clone(),
                         node: i,
                         topic_idx: ti,
+                        added_until: -1,
                     });
                 }
             }
@@ -444,14 +447,65 @@ impl Task {
             .node
             .take()
             .ok_or_else(|| StreamsError::Internal("source busy".into()))?;
+        let mut added_until = self.inputs[input].added_until;
         let result = match slot.as_source() {
-            Some(src) => records
-                .into_iter()
-                .try_for_each(|r| src.enqueue(topic_idx, r, &mut self.ctx)),
+            Some(src) => records.into_iter().try_for_each(|r| {
+                added_until = added_until.max(r.offset + 1);
+                src.enqueue(topic_idx, r, &mut self.ctx)
+            }),
             None => Err(StreamsError::Internal("input node is not a source".into())),
         };
+        self.inputs[input].added_until = added_until;
         self.ctx.nodes[node].node = Some(slot);
         result
+    }
+
+    /// Per input topic, the offset to commit: the first record not processed yet (the
+    /// queue's head, or past the last record added when the queue is empty). Inputs that
+    /// never got a record are left out.
+    pub(crate) fn committable_offsets(&mut self) -> Vec<(Arc<str>, i64)> {
+        let mut out = Vec::new();
+        for inp in &self.inputs {
+            if inp.added_until < 0 {
+                continue;
+            }
+            let head = self.ctx.nodes[inp.node]
+                .node
+                .as_mut()
+                .and_then(|b| b.as_source())
+                .and_then(|s| s.head_offset(inp.topic_idx));
+            out.push((inp.topic.clone(), head.unwrap_or(inp.added_until)));
+        }
+        out
+    }
+
+    /// How many input records are queued.
+    pub(crate) fn queued_len(&mut self) -> usize {
+        let mut n = 0;
+        for inp in &self.inputs {
+            n += self.ctx.nodes[inp.node]
+                .node
+                .as_mut()
+                .and_then(|b| b.as_source())
+                .map_or(0, |s| s.queued(inp.topic_idx));
+        }
+        n
+    }
+
+    /// Drops every queued input record and forgets what was added (the task's partitions
+    /// are moving; whoever reads them next starts at the committed offsets).
+    pub(crate) fn clear_queues(&mut self) {
+        for i in 0..self.inputs.len() {
+            self.inputs[i].added_until = -1;
+            let node = self.inputs[i].node;
+            if let Some(s) = self.ctx.nodes[node]
+                .node
+                .as_mut()
+                .and_then(|b| b.as_source())
+            {
+                s.clear();
+            }
+        }
     }
 
     /// Whether any input record is queued.

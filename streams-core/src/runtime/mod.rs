@@ -1,0 +1,745 @@
+//! The runtime: a long-lived app instance ([`KafkaStreams`]) running a topology on stream
+//! threads, against any broker behind the [client interface](crate::client) — by default
+//! the embedded log engine.
+//!
+//! On [`start`](KafkaStreams::start) the instance validates the source topics (they exist;
+//! the source topics of one sub-topology have the same partition count), creates the
+//! internal topics (repartition topics sized from their sources, compacted changelogs with
+//! one partition per task), and starts `num.stream.threads` stream threads. Each thread is
+//! a consumer group member (the group is `application.id`); the partitions it is assigned
+//! become tasks, one per (sub-topology, partition), which restore their stores from their
+//! changelogs (from the checkpoint on) before they process. A thread's loop is Kafka
+//! Streams': poll, buffer per partition, process each task in timestamp order, punctuate,
+//! and commit every `commit.interval.ms` (flush caches and stores, flush the producer,
+//! write checkpoints, commit offsets: at-least-once). Instances sharing an engine — in one
+//! process — form one group and split the tasks; when one leaves, its tasks move and their
+//! state is restored on the others. With `num.standby.replicas` > 0, other instances keep
+//! warm copies of each task's stores, which makes that move fast.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use streams_core::prelude::*;
+//! use streams_core::runtime::{KafkaStreams, LogEngine, NewRecord, TopicConfig};
+//!
+//! let dir = std::env::temp_dir().join(format!("doc-runtime-{}", std::process::id()));
+//! let engine = Arc::new(LogEngine::open(&dir.join("log")).unwrap());
+//! engine.create_topic("words", TopicConfig::new(2)).unwrap();
+//! engine.create_topic("counts", TopicConfig::new(2)).unwrap();
+//! for w in ["a", "b", "a"] {
+//!     let p = streams_core::partitioner::partition_for_key(w.as_bytes(), 2);
+//!     engine.append("words", p, &[NewRecord { timestamp: 1, key: Some(w.into()), value: Some(w.into()), headers: vec![] }]).unwrap();
+//! }
+//! let builder = StreamsBuilder::new();
+//! builder.stream::<String, String>("words").group_by_key().count().to_stream().to("counts");
+//! let config = StreamsConfig::new("wc").with_state_dir(dir.join("state"));
+//! let mut app = KafkaStreams::new(builder.build().unwrap(), config, engine.clone()).unwrap();
+//! app.start().unwrap();
+//! app.wait_until_caught_up(Duration::from_secs(10)).unwrap();
+//! app.close().unwrap();
+//! # std::fs::remove_dir_all(&dir).unwrap();
+//! ```
+
+mod thread;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use streams_state::{RocksDbResources, StateDirectory};
+
+use crate::client::embedded::EmbeddedClients;
+use crate::client::{Admin, ClientError, ClientSupplier, NewTopic};
+use crate::config::StreamsConfig;
+use crate::error::{Result, StreamsError};
+use crate::metrics::TaskMetrics;
+use crate::record::TaskId;
+use crate::topology::{TopicName, Topology};
+
+pub use streams_state::{LogEngine, LogRecord, NewRecord, RecoveryReport, TopicConfig};
+
+/// The lifecycle of an app instance, as in Kafka Streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamsState {
+    /// Built, not started.
+    Created,
+    /// Joining the group, taking over tasks or restoring their state.
+    Rebalancing,
+    /// Every thread processes its tasks.
+    Running,
+    /// Closing: final commits are under way.
+    PendingShutdown,
+    /// Closed.
+    NotRunning,
+    /// Stopped by an error (see [`KafkaStreams::set_uncaught_error_handler`]).
+    Error,
+}
+
+/// What to do when a stream thread fails (Kafka Streams'
+/// `StreamsUncaughtExceptionHandler` responses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadFailureResponse {
+    /// Start a new thread in its place: its tasks move to the others and, after the
+    /// rebalance, to the new thread.
+    ReplaceThread,
+    /// Stop every thread of this instance; the instance goes to [`StreamsState::Error`].
+    /// The default, as in Kafka Streams.
+    ShutdownClient,
+}
+
+/// The state of one task, as in Kafka Streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskState {
+    /// Assigned, waiting for its state directory (another thread is releasing it).
+    Created,
+    /// Restoring its stores from their changelogs; it processes nothing yet.
+    Restoring,
+    /// Processing.
+    Running,
+    /// Its partitions were revoked; kept open in case they come back.
+    Suspended,
+    /// A standby replica: its stores follow the changelogs of a task active elsewhere.
+    Standby,
+}
+
+/// A snapshot of one task's metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskSnapshot {
+    /// The task.
+    pub id: TaskId,
+    /// Its state.
+    pub state: TaskState,
+    /// Records processed, skipped, dropped...
+    pub metrics: TaskMetrics,
+    /// Input records not processed yet: behind the consumer's position plus those queued.
+    pub lag: i64,
+    /// Changelog records restored so far (for a standby: applied).
+    pub restored: u64,
+    /// Changelog records to restore before it runs (0 when nothing to restore).
+    pub restore_total: u64,
+    /// Wall-clock time minus the timestamp of the last record processed, in ms (Kafka's
+    /// `record-e2e-latency`), if any was processed.
+    pub e2e_latency_ms: Option<i64>,
+}
+
+/// A snapshot of one stream thread's metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThreadSnapshot {
+    /// The thread's name.
+    pub name: String,
+    /// Polls done.
+    pub polls: u64,
+    /// Mean time a poll took.
+    pub poll_latency_avg: Duration,
+    /// Records processed.
+    pub processed: u64,
+    /// Records processed per second since the thread started.
+    pub process_rate: f64,
+    /// Mean time to process a record.
+    pub process_latency_avg: Duration,
+    /// Commits done.
+    pub commits: u64,
+    /// Mean time a commit took.
+    pub commit_latency_avg: Duration,
+    /// Its tasks (active and standby).
+    pub tasks: Vec<TaskSnapshot>,
+}
+
+/// A snapshot of an instance's metrics ([`KafkaStreams::metrics`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StreamsMetrics {
+    /// Per stream thread.
+    pub threads: Vec<ThreadSnapshot>,
+}
+
+impl StreamsMetrics {
+    /// The metrics of every active task, summed.
+    pub fn total(&self) -> TaskMetrics {
+        let mut m = TaskMetrics::default();
+        for t in self.tasks() {
+            if t.state != TaskState::Standby {
+                m += t.metrics;
+            }
+        }
+        m
+    }
+
+    /// Every task of every thread.
+    pub fn tasks(&self) -> impl Iterator<Item = &TaskSnapshot> {
+        self.threads.iter().flat_map(|t| t.tasks.iter())
+    }
+
+    /// Input records not processed yet, over the active tasks (consumer lag).
+    pub fn lag(&self) -> i64 {
+        self.tasks()
+            .filter(|t| t.state != TaskState::Standby)
+            .map(|t| t.lag)
+            .sum()
+    }
+}
+
+/// Called with (new state, old state) on every state change.
+pub type StateListener = Box<dyn Fn(StreamsState, StreamsState) + Send + Sync>;
+/// Decides what a thread failure leads to.
+pub type UncaughtErrorHandler = Arc<dyn Fn(&StreamsError) -> ThreadFailureResponse + Send + Sync>;
+
+/// What a thread reports about itself.
+#[derive(Debug, Clone)]
+struct ThreadStatus {
+    running: bool,
+    /// Running, with every input partition processed to its end and committed.
+    caught_up: bool,
+    /// How many times the thread reported (once per loop).
+    reports: u64,
+    snapshot: ThreadSnapshot,
+}
+
+#[derive(Default)]
+struct SharedInner {
+    state: Option<StreamsState>,
+    threads: BTreeMap<usize, ThreadStatus>,
+    error: Option<String>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+/// What the instance and its threads share.
+struct Shared {
+    stop: AtomicBool,
+    /// Callers of `wait_until_caught_up`: threads commit as soon as they caught up.
+    waiters: std::sync::atomic::AtomicUsize,
+    inner: Mutex<SharedInner>,
+    listener: Mutex<Option<StateListener>>,
+    handler: Mutex<Option<UncaughtErrorHandler>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    fn state(&self) -> StreamsState {
+        lock(&self.inner).state.unwrap_or(StreamsState::Created)
+    }
+
+    /// Moves to `new` (unless the instance is already shutting down or failed) and tells
+    /// the listener.
+    fn transition(&self, new: StreamsState) {
+        let old = {
+            let mut inner = lock(&self.inner);
+            let old = inner.state.unwrap_or(StreamsState::Created);
+            let terminal = matches!(old, StreamsState::NotRunning | StreamsState::Error);
+            let closing = old == StreamsState::PendingShutdown
+                && matches!(new, StreamsState::Rebalancing | StreamsState::Running);
+            if old == new || terminal || closing {
+                return;
+            }
+            inner.state = Some(new);
+            old
+        };
+        tracing::info!(?old, ?new, "state change");
+        if let Some(l) = lock(&self.listener).as_ref() {
+            l(new, old);
+        }
+    }
+
+    /// A thread reports its status; the instance is Running when every thread is.
+    fn report(&self, slot: usize, status: ThreadStatus) {
+        let all_running = {
+            let mut inner = lock(&self.inner);
+            inner.threads.insert(slot, status);
+            inner.threads.values().all(|t| t.running)
+        };
+        self.transition(if all_running {
+            StreamsState::Running
+        } else {
+            StreamsState::Rebalancing
+        });
+    }
+
+    fn fail(&self, e: String) {
+        lock(&self.inner).error.get_or_insert(e);
+    }
+}
+
+/// Task directories in use by this instance's threads: a task moving between threads
+/// opens only once the other thread let go of it.
+#[derive(Default)]
+pub(crate) struct TaskLocks {
+    held: Mutex<HashSet<TaskId>>,
+}
+
+/// A held task directory; released on drop.
+pub(crate) struct TaskLock {
+    locks: Arc<TaskLocks>,
+    id: TaskId,
+}
+
+impl TaskLocks {
+    pub(crate) fn try_lock(self: &Arc<Self>, id: TaskId) -> Option<TaskLock> {
+        lock(&self.held).insert(id).then(|| TaskLock {
+            locks: self.clone(),
+            id,
+        })
+    }
+}
+
+impl Drop for TaskLock {
+    fn drop(&mut self) {
+        lock(&self.locks.held).remove(&self.id);
+    }
+}
+
+/// Everything an instance's threads share: the topology, settings, clients, the state
+/// directory and the topic layout worked out at start.
+pub(crate) struct Instance {
+    pub(crate) topology: Arc<Topology>,
+    pub(crate) config: Arc<StreamsConfig>,
+    pub(crate) clients: Arc<dyn ClientSupplier>,
+    pub(crate) state_dir: StateDirectory,
+    pub(crate) locks: Arc<TaskLocks>,
+    pub(crate) resources: RocksDbResources,
+    /// Partition counts of every topic the app reads or writes.
+    pub(crate) partitions: HashMap<String, u32>,
+    /// The sub-topology reading each source topic (external and repartition).
+    pub(crate) source_of: HashMap<String, usize>,
+    /// Which sub-topologies have logged stores.
+    pub(crate) logged: Vec<bool>,
+    /// Repartition topics (their records are deleted once committed).
+    pub(crate) repartition: HashSet<String>,
+    /// Names this instance's clients: `<application.id>-<instance>`.
+    pub(crate) client_prefix: String,
+    shared: Arc<Shared>,
+    next_thread: AtomicU64,
+}
+
+/// A streams app instance (see the [module docs](self)).
+pub struct KafkaStreams {
+    topology: Arc<Topology>,
+    config: Arc<StreamsConfig>,
+    clients: Arc<dyn ClientSupplier>,
+    shared: Arc<Shared>,
+    instance: Option<Arc<Instance>>,
+}
+
+impl std::fmt::Debug for KafkaStreams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaStreams")
+            .field("application_id", &self.config.application_id())
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+/// A name unique to this instance within the process and over restarts.
+fn instance_name() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{:x}{:x}{}",
+        std::process::id(),
+        nanos,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl KafkaStreams {
+    /// An app instance running `topology` on the embedded `engine`. Instances sharing an
+    /// engine (in one process) with the same `application.id` form one group. Checks the
+    /// configuration; a state directory (`state.dir`) is required, and settings this
+    /// runtime cannot honour yet are refused rather than ignored.
+    pub fn new(topology: Topology, config: StreamsConfig, engine: Arc<LogEngine>) -> Result<Self> {
+        Self::with_clients(topology, config, Arc::new(EmbeddedClients::new(engine)))
+    }
+
+    /// An app instance on the broker behind `clients` (Kafka Streams' constructor with a
+    /// `KafkaClientSupplier`).
+    pub fn with_clients(
+        topology: Topology,
+        config: StreamsConfig,
+        clients: Arc<dyn ClientSupplier>,
+    ) -> Result<Self> {
+        config.validate()?;
+        config.check_embedded_runtime()?;
+        if config.state_dir().is_none() {
+            return Err(crate::config::ConfigError::Invalid {
+                setting: "state.dir",
+                detail: "the runtime needs a state directory for its stores and checkpoints".into(),
+            }
+            .into());
+        }
+        Ok(Self {
+            topology: Arc::new(topology),
+            config: Arc::new(config),
+            clients,
+            shared: Arc::new(Shared {
+                stop: AtomicBool::new(false),
+                waiters: std::sync::atomic::AtomicUsize::new(0),
+                inner: Mutex::new(SharedInner::default()),
+                listener: Mutex::new(None),
+                handler: Mutex::new(None),
+            }),
+            instance: None,
+        })
+    }
+
+    /// The instance's state.
+    pub fn state(&self) -> StreamsState {
+        self.shared.state()
+    }
+
+    /// Calls `listener(new, old)` on every state change (Kafka Streams'
+    /// `setStateListener`). Set it before [`start`](Self::start).
+    pub fn set_state_listener(
+        &mut self,
+        listener: impl Fn(StreamsState, StreamsState) + Send + Sync + 'static,
+    ) {
+        *lock(&self.shared.listener) = Some(Box::new(listener));
+    }
+
+    /// Decides what happens when a stream thread fails (Kafka Streams'
+    /// `setUncaughtExceptionHandler`). Default: [`ThreadFailureResponse::ShutdownClient`].
+    pub fn set_uncaught_error_handler(
+        &mut self,
+        handler: impl Fn(&StreamsError) -> ThreadFailureResponse + Send + Sync + 'static,
+    ) {
+        *lock(&self.shared.handler) = Some(Arc::new(handler));
+    }
+
+    /// A snapshot of the instance's metrics, per thread and task (as of each thread's last
+    /// loop).
+    pub fn metrics(&self) -> StreamsMetrics {
+        StreamsMetrics {
+            threads: lock(&self.shared.inner)
+                .threads
+                .values()
+                .map(|t| t.snapshot.clone())
+                .collect(),
+        }
+    }
+
+    /// Starts the instance: checks the source topics, creates the internal ones and starts
+    /// `num.stream.threads` stream threads.
+    pub fn start(&mut self) -> Result<()> {
+        if self.instance.is_some() {
+            return Ok(());
+        }
+        self.shared.transition(StreamsState::Rebalancing);
+        let instance = match self.setup() {
+            Ok(i) => Arc::new(i),
+            Err(e) => {
+                self.shared.transition(StreamsState::Error);
+                return Err(e);
+            }
+        };
+        for _ in 0..self.config.num_stream_threads() {
+            spawn_thread(&instance)?;
+        }
+        self.instance = Some(instance);
+        Ok(())
+    }
+
+    fn setup(&self) -> Result<Instance> {
+        let admin = self.clients.admin()?;
+        let t = &self.topology.inner;
+        let app = self.config.application_id().to_string();
+        let existing = admin.topics()?;
+        let mut partitions: HashMap<String, u32> = HashMap::new();
+        for s in &t.subtopologies {
+            for topic in &s.sources {
+                if let TopicName::External(name) = topic {
+                    let n = existing.get(name).ok_or_else(|| StreamsError::Topic {
+                        topic: name.clone(),
+                        detail: "source topic does not exist; create it before starting the app"
+                            .into(),
+                    })?;
+                    partitions.insert(name.clone(), *n);
+                }
+            }
+        }
+        t.size_repartition_topics(&app, &mut partitions)?;
+        let counts = t.task_counts(&app, &partitions);
+        // Sources of one sub-topology must be co-partitioned: task i reads partition i of
+        // each.
+        let mut source_of = HashMap::new();
+        for (i, s) in t.subtopologies.iter().enumerate() {
+            let names: Vec<String> = s.sources.iter().map(|t| t.resolve(&app)).collect();
+            let sizes: Vec<(String, u32)> = names
+                .iter()
+                .map(|n| (n.clone(), partitions.get(n).copied().unwrap_or(1)))
+                .collect();
+            if sizes.iter().any(|(_, n)| *n != sizes[0].1) {
+                let list: Vec<String> = sizes.iter().map(|(t, n)| format!("{t} ({n})")).collect();
+                return Err(StreamsError::Topic {
+                    topic: sizes[0].0.clone(),
+                    detail: format!(
+                        "topics read together must have the same number of partitions (be co-partitioned): {}",
+                        list.join(", ")
+                    ),
+                });
+            }
+            for n in names {
+                source_of.insert(n, i);
+            }
+        }
+        let mut repartition = HashSet::new();
+        for (topic, _) in &t.repartition_topics {
+            let name = topic.resolve(&app);
+            let n = partitions.get(&name).copied().unwrap_or(1);
+            ensure_topic(admin.as_ref(), &existing, &NewTopic::new(&name, n))?;
+            repartition.insert(name);
+        }
+        let mut logged = vec![false; t.subtopologies.len()];
+        for (i, s) in t.subtopologies.iter().enumerate() {
+            for &st in &s.stores {
+                let spec = &t.stores[st];
+                if spec.logged {
+                    let name = spec.changelog_topic().resolve(&app);
+                    ensure_topic(
+                        admin.as_ref(),
+                        &existing,
+                        &NewTopic::new(&name, counts[i]).compacted(),
+                    )?;
+                    partitions.insert(name, counts[i]);
+                    logged[i] = true;
+                }
+            }
+        }
+        for (name, n) in admin.topics()? {
+            partitions.entry(name).or_insert(n);
+        }
+        let root = self
+            .config
+            .state_dir()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        let state_dir = StateDirectory::open(&root, &app)?;
+        Ok(Instance {
+            topology: self.topology.clone(),
+            config: self.config.clone(),
+            clients: self.clients.clone(),
+            state_dir,
+            locks: Arc::new(TaskLocks::default()),
+            resources: RocksDbResources::with_budget(self.config.memory_bytes()),
+            partitions,
+            source_of,
+            logged,
+            repartition,
+            client_prefix: format!("{app}-{}", instance_name()),
+            shared: self.shared.clone(),
+            next_thread: AtomicU64::new(1),
+        })
+    }
+
+    /// Blocks until this instance is Running and every partition assigned to it has been
+    /// processed to its end (for tests and batch-style runs); fails after `timeout` or when
+    /// the instance stopped on an error.
+    pub fn wait_until_caught_up(&self, timeout: Duration) -> Result<()> {
+        self.shared.waiters.fetch_add(1, Ordering::SeqCst);
+        let result = self.wait_caught_up(timeout);
+        self.shared.waiters.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+
+    fn wait_caught_up(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        // Caught up must hold over two more reports of every thread: one thread's output
+        // may still be on its way to another's input when both last reported.
+        let mut seen: Option<BTreeMap<usize, u64>> = None;
+        loop {
+            {
+                let inner = lock(&self.shared.inner);
+                if let Some(e) = &inner.error {
+                    return Err(StreamsError::Internal(format!("the app stopped: {e}")));
+                }
+                let now_caught_up = inner.state == Some(StreamsState::Running)
+                    && !inner.threads.is_empty()
+                    && inner.threads.values().all(|t| t.caught_up);
+                let reports: BTreeMap<usize, u64> =
+                    inner.threads.iter().map(|(k, t)| (*k, t.reports)).collect();
+                match (&seen, now_caught_up) {
+                    (_, false) => seen = None,
+                    (None, true) => seen = Some(reports),
+                    (Some(before), true) => {
+                        let stable = reports.len() == before.len()
+                            && reports
+                                .iter()
+                                .all(|(k, n)| before.get(k).is_some_and(|b| *n >= b + 2));
+                        if stable {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(StreamsError::Internal(format!(
+                    "not caught up after {timeout:?} (state {:?})",
+                    self.state()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Stops processing: every thread commits (flushing caches, stores and the producer,
+    /// writing checkpoints and offsets), closes its tasks and leaves the group. Returns an
+    /// error if a thread had failed.
+    pub fn close(self) -> Result<()> {
+        self.close_with_timeout(Duration::from_secs(u64::from(u32::MAX)))
+    }
+
+    /// Like [`close`](Self::close), waiting at most `timeout` for the threads; an error
+    /// says so when they did not finish in time (they finish in the background).
+    pub fn close_with_timeout(mut self, timeout: Duration) -> Result<()> {
+        self.shutdown(timeout)
+    }
+
+    fn shutdown(&mut self, timeout: Duration) -> Result<()> {
+        if self.state() != StreamsState::Error {
+            self.shared.transition(StreamsState::PendingShutdown);
+        }
+        self.shared.stop.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + timeout;
+        loop {
+            let handles = std::mem::take(&mut lock(&self.shared.inner).handles);
+            if handles.is_empty() {
+                break;
+            }
+            for h in handles {
+                while !h.is_finished() {
+                    if Instant::now() >= deadline {
+                        lock(&self.shared.inner).handles.push(h);
+                        return Err(StreamsError::Internal(format!(
+                            "the stream threads did not stop within {timeout:?}"
+                        )));
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                let _ = h.join();
+            }
+        }
+        let error = lock(&self.shared.inner).error.clone();
+        match error {
+            Some(e) => {
+                self.shared.transition(StreamsState::Error);
+                Err(StreamsError::Internal(format!("the app stopped: {e}")))
+            }
+            None => {
+                self.shared.transition(StreamsState::NotRunning);
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs until the process gets Ctrl-C (SIGINT) or SIGTERM, then closes (Kafka Streams
+    /// apps do this with a shutdown hook). Starts the instance if needed. Needs a tokio
+    /// runtime with the signal driver (`tokio::main` has it).
+    pub async fn run_until_signal(mut self) -> Result<()> {
+        self.start()?;
+        wait_for_signal().await?;
+        tokio::task::spawn_blocking(move || self.close())
+            .await
+            .map_err(|e| StreamsError::Internal(format!("closing failed: {e}")))?
+    }
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())
+        .map_err(|e| StreamsError::Internal(format!("cannot watch SIGTERM: {e}")))?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.map_err(|e| StreamsError::Internal(format!("cannot watch Ctrl-C: {e}"))),
+        _ = term.recv() => Ok(()),
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() -> Result<()> {
+    tokio::signal::ctrl_c()
+        .await
+        .map_err(|e| StreamsError::Internal(format!("cannot watch Ctrl-C: {e}")))
+}
+
+impl Drop for KafkaStreams {
+    fn drop(&mut self) {
+        if self.instance.is_some() && !self.shared.stop.load(Ordering::SeqCst) {
+            let _ = self.shutdown(Duration::from_secs(60));
+        }
+    }
+}
+
+/// Starts a stream thread of `instance`.
+fn spawn_thread(instance: &Arc<Instance>) -> Result<()> {
+    let n = instance.next_thread.fetch_add(1, Ordering::Relaxed);
+    let slot = n as usize;
+    let name = format!("{}-StreamThread-{n}", instance.client_prefix);
+    let inst = instance.clone();
+    let thread_name = name.clone();
+    let handle = std::thread::Builder::new()
+        .name(name)
+        .spawn(move || {
+            let shared = inst.shared.clone();
+            let result = thread::StreamThread::new(inst.clone(), slot, thread_name.clone())
+                .and_then(|mut t| t.run());
+            lock(&shared.inner).threads.remove(&slot);
+            let Err(e) = result else { return };
+            tracing::error!(thread = %thread_name, error = %e, "stream thread failed");
+            let handler = lock(&shared.handler).clone();
+            let response = handler.map_or(ThreadFailureResponse::ShutdownClient, |h| h(&e));
+            let stopping = shared.stop.load(Ordering::SeqCst);
+            if response == ThreadFailureResponse::ReplaceThread && !stopping {
+                if let Err(e2) = spawn_thread(&inst) {
+                    shared.fail(format!("{e}; replacing the thread failed: {e2}"));
+                    shared.stop.store(true, Ordering::SeqCst);
+                    shared.transition(StreamsState::Error);
+                }
+            } else if !stopping {
+                shared.fail(e.to_string());
+                shared.stop.store(true, Ordering::SeqCst);
+                shared.transition(StreamsState::Error);
+            } else {
+                shared.fail(e.to_string());
+            }
+        })
+        .map_err(|e| StreamsError::Internal(format!("cannot start a stream thread: {e}")))?;
+    lock(&instance.shared.inner).handles.push(handle);
+    Ok(())
+}
+
+/// Creates `topic` unless it exists with the same partition count; another instance may
+/// create it at the same time.
+fn ensure_topic(
+    admin: &dyn Admin,
+    existing: &BTreeMap<String, u32>,
+    topic: &NewTopic,
+) -> Result<()> {
+    let mismatch = |n: u32| StreamsError::Topic {
+        topic: topic.name.clone(),
+        detail: format!(
+            "internal topic has {n} partitions, the topology needs {}; reset the application",
+            topic.partitions
+        ),
+    };
+    match existing.get(&topic.name) {
+        Some(&n) if n == topic.partitions => Ok(()),
+        Some(&n) => Err(mismatch(n)),
+        None => match admin.create_topic(topic) {
+            Ok(()) => Ok(()),
+            Err(ClientError::TopicExists(_)) => match admin.topics()?.get(&topic.name) {
+                Some(&n) if n != topic.partitions => Err(mismatch(n)),
+                _ => Ok(()),
+            },
+            Err(e) => Err(e.into()),
+        },
+    }
+}
+
+fn wall_clock() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

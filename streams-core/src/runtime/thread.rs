@@ -1,0 +1,894 @@
+//! A stream thread: one consumer group member and the tasks of the partitions assigned to
+//! it, plus standby tasks, run in Kafka Streams' loop.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use streams_state::{ChangelogPartition, ChangelogRecord, ThreadCache};
+
+use super::{
+    Instance, TaskLock, TaskSnapshot, TaskState, ThreadSnapshot, ThreadStatus, wall_clock,
+};
+use crate::client::{
+    Admin, ConsumedRecord, Consumer, NoRebalanceListener, OutgoingRecord, Producer,
+    RebalanceListener, TopicPartition,
+};
+use crate::error::{Result, StreamsError};
+use crate::internals::task::{ProducedRecord, Task, TaskEnv};
+use crate::record::{Header, TaskId};
+
+/// How many records a task processes before the thread moves to the next task.
+const PROCESS_BATCH: usize = 1024;
+/// How long a producer flush may take before the commit fails.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// An active task and where it is in its life.
+struct Active {
+    task: Task,
+    state: TaskState,
+    _lock: TaskLock,
+    /// Changelog partitions still restoring: next offset, end offset.
+    restoring: BTreeMap<ChangelogPartition, (i64, i64)>,
+    restored: u64,
+    restore_total: u64,
+    paused: bool,
+    e2e_latency_ms: Option<i64>,
+}
+
+/// A standby task: stores following changelogs, never processing.
+struct Standby {
+    task: Task,
+    _lock: TaskLock,
+    /// Next offset to apply per changelog partition.
+    positions: BTreeMap<ChangelogPartition, i64>,
+    applied: u64,
+}
+
+/// The tasks of a thread and everything needed to run, commit and move them. It is the
+/// thread's consumer's rebalance listener.
+struct TaskManager {
+    instance: Arc<Instance>,
+    env: TaskEnv,
+    producer: Box<dyn Producer>,
+    restore: Box<dyn Consumer>,
+    admin: Arc<dyn Admin>,
+    partitions: HashMap<String, u32>,
+    round_robin: u32,
+    active: BTreeMap<TaskId, Active>,
+    suspended: BTreeMap<TaskId, Active>,
+    /// Assigned tasks waiting for their directory (another thread still holds it).
+    pending: BTreeSet<TaskId>,
+    standby: BTreeMap<TaskId, Standby>,
+    /// The assignment changed: restoration and standbys need a new look.
+    reassigned: bool,
+    /// The changelog partitions the restore consumer is assigned.
+    restore_assignment: Vec<(TopicPartition, i64)>,
+    /// Whether the group gave this thread an assignment yet.
+    assigned: bool,
+}
+
+/// One stream thread (see the [module docs](self)).
+pub(crate) struct StreamThread {
+    instance: Arc<Instance>,
+    slot: usize,
+    name: String,
+    consumer: Box<dyn Consumer>,
+    tm: TaskManager,
+    started: Instant,
+    polls: u64,
+    poll_time: Duration,
+    processed: u64,
+    process_time: Duration,
+    commits: u64,
+    commit_time: Duration,
+    reports: u64,
+    /// Records were processed (or punctuators ran) since the last commit.
+    dirty: bool,
+}
+
+impl StreamThread {
+    pub(crate) fn new(instance: Arc<Instance>, slot: usize, name: String) -> Result<Self> {
+        let clients = instance.clients.clone();
+        let group = instance.config.application_id().to_string();
+        let consumer = clients.consumer(&group, &format!("{name}-consumer"))?;
+        let threads = instance.config.num_stream_threads().max(1);
+        let env = TaskEnv {
+            config: instance.config.clone(),
+            resources: instance.resources.clone(),
+            cache: ThreadCache::new(instance.config.cache_max_bytes() / threads),
+        };
+        let tm = TaskManager {
+            env,
+            producer: clients.producer(&format!("{name}-producer"))?,
+            restore: clients.restore_consumer(&format!("{name}-restore-consumer"))?,
+            admin: clients.admin()?,
+            partitions: instance.partitions.clone(),
+            round_robin: 0,
+            active: BTreeMap::new(),
+            suspended: BTreeMap::new(),
+            pending: BTreeSet::new(),
+            standby: BTreeMap::new(),
+            reassigned: false,
+            restore_assignment: Vec::new(),
+            assigned: false,
+            instance: instance.clone(),
+        };
+        Ok(Self {
+            instance,
+            slot,
+            name,
+            consumer,
+            tm,
+            started: Instant::now(),
+            polls: 0,
+            poll_time: Duration::ZERO,
+            processed: 0,
+            process_time: Duration::ZERO,
+            commits: 0,
+            commit_time: Duration::ZERO,
+            reports: 0,
+            dirty: false,
+        })
+    }
+
+    pub(crate) fn run(&mut self) -> Result<()> {
+        let topics: Vec<String> = self.instance.source_of.keys().cloned().collect();
+        self.consumer.subscribe(&topics)?;
+        self.report();
+        let interval = Duration::from_millis(self.instance.config.commit_interval_ms());
+        let poll_ms = Duration::from_millis(self.instance.config.poll_ms());
+        let mut last_commit = Instant::now();
+        let shared = self.instance.shared.clone();
+        let result = (|| -> Result<()> {
+            while !shared.stop.load(Ordering::SeqCst) {
+                let busy = self.tm.has_work();
+                let t0 = Instant::now();
+                let records = self
+                    .consumer
+                    .poll(if busy { Duration::ZERO } else { poll_ms }, &mut self.tm)?;
+                self.polls += 1;
+                self.poll_time += t0.elapsed();
+                self.tm.add_records(records)?;
+                if std::mem::take(&mut self.tm.reassigned) {
+                    self.tm.update_standbys(self.consumer.as_ref())?;
+                }
+                self.tm.retry_pending()?;
+                self.tm.restore_step()?;
+                self.tm.back_pressure(self.consumer.as_mut())?;
+                let t1 = Instant::now();
+                let n = self.tm.process()?;
+                if n > 0 {
+                    self.processed += n as u64;
+                    self.process_time += t1.elapsed();
+                    self.dirty = true;
+                }
+                self.dirty |= self.tm.punctuate(wall_clock())?;
+                self.tm.producer.poll()?;
+                let requested = self.tm.active.values().any(|a| a.task.ctx.commit_requested);
+                // Someone waits for this instance to catch up: commit as soon as the input
+                // is drained, so that results are visible.
+                let waited =
+                    self.dirty && shared.waiters.load(Ordering::SeqCst) > 0 && !self.tm.has_work();
+                if requested || waited || last_commit.elapsed() >= interval {
+                    self.commit()?;
+                    last_commit = Instant::now();
+                }
+                self.report();
+            }
+            self.commit()?;
+            Ok(())
+        })();
+        // Whether it failed or not, the tasks are closed and the group left.
+        let closed = self.tm.close_all();
+        let left = self.consumer.close();
+        result?;
+        closed?;
+        left?;
+        Ok(())
+    }
+
+    /// Commits every running task and the standbys' checkpoints.
+    fn commit(&mut self) -> Result<()> {
+        let t0 = Instant::now();
+        let ids: Vec<TaskId> = self.tm.active.keys().copied().collect();
+        let offsets = self.tm.prepare_commit(&ids)?;
+        self.consumer.commit(&offsets)?;
+        self.tm.purge_repartition(&offsets)?;
+        self.tm.checkpoint_standbys()?;
+        self.commits += 1;
+        self.commit_time += t0.elapsed();
+        self.dirty = false;
+        Ok(())
+    }
+
+    fn report(&mut self) {
+        let mut tasks = Vec::new();
+        let mut lag_total = 0;
+        let mut all_running = self.tm.pending.is_empty() && self.tm.assigned;
+        for (id, a) in &mut self.tm.active {
+            let mut lag = a.task.queued_len() as i64;
+            for topic in a.task.input_partitions() {
+                let tp = TopicPartition::new(topic, id.partition);
+                if let (Some(pos), Ok((_, end))) =
+                    (self.consumer.position(&tp), self.consumer.watermarks(&tp))
+                {
+                    lag += (end - pos).max(0);
+                }
+            }
+            lag_total += lag;
+            all_running &= a.state == TaskState::Running;
+            tasks.push(TaskSnapshot {
+                id: *id,
+                state: a.state,
+                metrics: a.task.ctx.metrics,
+                lag,
+                restored: a.restored,
+                restore_total: a.restore_total,
+                e2e_latency_ms: a.e2e_latency_ms,
+            });
+        }
+        for (id, s) in &self.tm.standby {
+            tasks.push(TaskSnapshot {
+                id: *id,
+                state: TaskState::Standby,
+                metrics: s.task.ctx.metrics,
+                lag: 0,
+                restored: s.applied,
+                restore_total: 0,
+                e2e_latency_ms: None,
+            });
+        }
+        // A member with a rebalance under way has revoked everything: not running.
+        all_running &= self.tm.suspended.is_empty();
+        let secs = self.started.elapsed().as_secs_f64().max(1e-9);
+        let avg = |total: Duration, n: u64| {
+            if n == 0 {
+                Duration::ZERO
+            } else {
+                total / u32::try_from(n).unwrap_or(u32::MAX)
+            }
+        };
+        let snapshot = ThreadSnapshot {
+            name: self.name.clone(),
+            polls: self.polls,
+            poll_latency_avg: avg(self.poll_time, self.polls),
+            processed: self.processed,
+            process_rate: self.processed as f64 / secs,
+            process_latency_avg: avg(self.process_time, self.processed),
+            commits: self.commits,
+            commit_latency_avg: avg(self.commit_time, self.commits),
+            tasks,
+        };
+        self.reports += 1;
+        self.instance.shared.report(
+            self.slot,
+            ThreadStatus {
+                running: all_running,
+                caught_up: all_running && lag_total == 0 && !self.dirty,
+                reports: self.reports,
+                snapshot,
+            },
+        );
+    }
+}
+
+impl TaskManager {
+    fn has_work(&mut self) -> bool {
+        !self.restore_assignment.is_empty()
+            || !self.pending.is_empty()
+            || self
+                .active
+                .values_mut()
+                .any(|a| a.state == TaskState::Running && a.task.has_queued())
+    }
+
+    /// The task reading `tp`.
+    fn task_of(&self, tp: &TopicPartition) -> Option<TaskId> {
+        self.instance.source_of.get(&*tp.topic).map(|&sub| TaskId {
+            subtopology: sub as u32,
+            partition: tp.partition,
+        })
+    }
+
+    fn add_records(&mut self, records: Vec<ConsumedRecord>) -> Result<()> {
+        let mut by_partition: BTreeMap<TopicPartition, Vec<crate::record::RawRecord>> =
+            BTreeMap::new();
+        for r in records {
+            by_partition.entry(r.partition).or_default().push(r.record);
+        }
+        for (tp, raws) in by_partition {
+            let Some(id) = self.task_of(&tp) else {
+                continue;
+            };
+            // Records of a task that is not open here (waiting for its directory) are read
+            // again from the committed offset once it is.
+            if let Some(a) = self.active.get_mut(&id) {
+                a.task.add_records(&tp.topic, raws)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Processes queued records of every running task, a batch per task per round, until
+    /// nothing is queued or the round limit; returns how many were processed.
+    fn process(&mut self) -> Result<usize> {
+        let mut total = 0;
+        for _ in 0..4 {
+            let mut any = false;
+            let ids: Vec<TaskId> = self.active.keys().copied().collect();
+            for id in ids {
+                let Some(a) = self.active.get_mut(&id) else {
+                    continue;
+                };
+                if a.state != TaskState::Running {
+                    continue;
+                }
+                let mut n = 0;
+                while n < PROCESS_BATCH && a.task.process_one()? {
+                    n += 1;
+                }
+                if n > 0 {
+                    a.e2e_latency_ms = Some(wall_clock() - a.task.ctx.current_timestamp);
+                }
+                total += n;
+                any |= n > 0;
+                let out = a.task.take_output();
+                self.route(out)?;
+            }
+            if !any {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Fires wall-clock punctuators (and idle advance) of running tasks; whether any
+    /// fired.
+    fn punctuate(&mut self, now: i64) -> Result<bool> {
+        let mut fired = false;
+        let ids: Vec<TaskId> = self.active.keys().copied().collect();
+        for id in ids {
+            let Some(a) = self.active.get_mut(&id) else {
+                continue;
+            };
+            if a.state != TaskState::Running {
+                continue;
+            }
+            fired |= a.task.punctuate_wall_clock(now)?;
+            let out = a.task.take_output();
+            self.route(out)?;
+        }
+        Ok(fired)
+    }
+
+    /// Sends produced records, choosing partitions with Kafka's murmur2 partitioner.
+    fn route(&mut self, out: Vec<ProducedRecord>) -> Result<()> {
+        for r in out {
+            let n = match self.partitions.get(&*r.topic) {
+                Some(&n) => n,
+                None => self.output_topic(&r.topic)?,
+            };
+            let partition = crate::partitioner::choose_partition(
+                r.partition,
+                r.key.as_deref(),
+                n,
+                &mut self.round_robin,
+            );
+            let headers = r
+                .headers
+                .iter()
+                .map(|Header { key, value }| (key.clone(), value.clone()))
+                .collect();
+            self.producer.send(OutgoingRecord {
+                partition: TopicPartition::new(r.topic, partition),
+                timestamp: r.timestamp,
+                key: r.key,
+                value: r.value,
+                headers,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The partition count of an output topic the app did not know at start: looked up,
+    /// or (on the embedded engine, as auto-creation) created sized like the app's inputs.
+    fn output_topic(&mut self, topic: &str) -> Result<u32> {
+        if let Some(&n) = self.admin.topics()?.get(topic) {
+            self.partitions.insert(topic.to_string(), n);
+            return Ok(n);
+        }
+        let n = self.partitions.values().copied().max().unwrap_or(1);
+        match self
+            .admin
+            .create_topic(&crate::client::NewTopic::new(topic, n))
+        {
+            Ok(()) | Err(crate::client::ClientError::TopicExists(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let n = self.admin.topics()?.get(topic).copied().unwrap_or(n);
+        self.partitions.insert(topic.to_string(), n);
+        Ok(n)
+    }
+
+    /// The first half of a commit for `ids`: flush caches and stores, flush the producer,
+    /// write checkpoints. Returns the input offsets to commit.
+    fn prepare_commit(&mut self, ids: &[TaskId]) -> Result<Vec<(TopicPartition, i64)>> {
+        let mut offsets = Vec::new();
+        let mut flushed = Vec::new();
+        for id in ids {
+            let Some(a) = self.active.get_mut(id) else {
+                continue;
+            };
+            if a.state != TaskState::Running {
+                continue;
+            }
+            a.task.flush()?;
+            let out = a.task.take_output();
+            self.route(out)?;
+            flushed.push(*id);
+        }
+        self.producer.flush(FLUSH_TIMEOUT)?;
+        for id in flushed {
+            let parts = match self.active.get(&id) {
+                Some(a) => a.task.changelog_partitions().to_vec(),
+                None => continue,
+            };
+            let ends = self.changelog_ends(&parts)?;
+            let Some(a) = self.active.get_mut(&id) else {
+                continue;
+            };
+            a.task.write_checkpoint(&ends)?;
+            for (topic, offset) in a.task.committable_offsets() {
+                offsets.push((TopicPartition::new(topic, id.partition), offset));
+            }
+        }
+        Ok(offsets)
+    }
+
+    fn changelog_ends(
+        &self,
+        partitions: &[ChangelogPartition],
+    ) -> Result<HashMap<ChangelogPartition, i64>> {
+        let mut ends = HashMap::new();
+        for p in partitions {
+            let tp = TopicPartition::new(p.topic.as_str(), p.partition);
+            ends.insert(p.clone(), self.restore.watermarks(&tp)?.1);
+        }
+        Ok(ends)
+    }
+
+    /// Deletes committed records of repartition topics: nobody needs them any more.
+    fn purge_repartition(&self, offsets: &[(TopicPartition, i64)]) -> Result<()> {
+        for (tp, offset) in offsets {
+            if self.instance.repartition.contains(&*tp.topic) {
+                self.admin.delete_records(tp, *offset)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn checkpoint_standbys(&mut self) -> Result<()> {
+        for s in self.standby.values_mut() {
+            s.task.flush()?;
+            let ends: HashMap<ChangelogPartition, i64> =
+                s.positions.iter().map(|(p, o)| (p.clone(), *o)).collect();
+            s.task.write_checkpoint(&ends)?;
+        }
+        Ok(())
+    }
+
+    /// Opens the task `id` as active: from a standby here if there is one (its stores are
+    /// warm), else from its directory. `None` while another thread holds the directory.
+    fn open_active(&mut self, id: TaskId) -> Result<Option<Active>> {
+        if let Some(s) = self.standby.remove(&id) {
+            let restoring = s
+                .positions
+                .into_iter()
+                .map(|(p, next)| (p, (next, next)))
+                .collect();
+            return Ok(Some(Active {
+                task: s.task,
+                state: TaskState::Restoring,
+                _lock: s._lock,
+                restoring,
+                restored: 0,
+                restore_total: 0,
+                paused: false,
+                e2e_latency_ms: None,
+            }));
+        }
+        let Some(lock) = self.instance.locks.try_lock(id) else {
+            return Ok(None);
+        };
+        let task = self.new_task(id)?;
+        let restoring = task
+            .restore_starts()
+            .into_iter()
+            .map(|(p, start)| (p, (start, start)))
+            .collect();
+        Ok(Some(Active {
+            task,
+            state: TaskState::Restoring,
+            _lock: lock,
+            restoring,
+            restored: 0,
+            restore_total: 0,
+            paused: false,
+            e2e_latency_ms: None,
+        }))
+    }
+
+    fn new_task(&self, id: TaskId) -> Result<Task> {
+        let dir = self.instance.state_dir.task_dir(&id.to_string())?;
+        Task::new(
+            &self.instance.topology.inner,
+            id.subtopology,
+            id.partition,
+            &self.env,
+            Some(dir),
+            wall_clock(),
+        )
+    }
+
+    /// Reads the end of every restoring changelog partition (restoration runs up to it).
+    fn start_restoring(&mut self, id: TaskId) -> Result<()> {
+        let Some(a) = self.active.get_mut(&id) else {
+            return Ok(());
+        };
+        let mut total = 0u64;
+        for (p, (next, end)) in a.restoring.iter_mut() {
+            let tp = TopicPartition::new(p.topic.as_str(), p.partition);
+            let (start, e) = self.restore.watermarks(&tp)?;
+            *next = (*next).max(start);
+            *end = e;
+            total += (e - *next).max(0) as u64;
+        }
+        a.restoring.retain(|_, (next, end)| next < end);
+        a.restore_total = total;
+        self.reassigned = true;
+        Ok(())
+    }
+
+    fn retry_pending(&mut self) -> Result<()> {
+        let pending: Vec<TaskId> = self.pending.iter().copied().collect();
+        for id in pending {
+            if let Some(a) = self.open_active(id)? {
+                self.pending.remove(&id);
+                self.active.insert(id, a);
+                self.start_restoring(id)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One round of restoration: applies what the restore consumer returns to restoring
+    /// tasks and standbys; a task whose changelogs reached their ends starts running.
+    fn restore_step(&mut self) -> Result<()> {
+        // A restoring task with nothing (left) to restore runs.
+        let ids: Vec<TaskId> = self.active.keys().copied().collect();
+        for id in &ids {
+            if let Some(a) = self.active.get_mut(id)
+                && a.state == TaskState::Restoring
+                && a.restoring.is_empty()
+            {
+                a.task.init()?;
+                a.state = TaskState::Running;
+                self.reassigned = true;
+                tracing::info!(task = %id, restored = a.restored, "task restored, running");
+            }
+        }
+        if std::mem::take(&mut self.reassigned) {
+            let mut wanted = Vec::new();
+            for a in self.active.values() {
+                for (p, (next, _)) in &a.restoring {
+                    wanted.push((TopicPartition::new(p.topic.as_str(), p.partition), *next));
+                }
+            }
+            for s in self.standby.values() {
+                for (p, next) in &s.positions {
+                    wanted.push((TopicPartition::new(p.topic.as_str(), p.partition), *next));
+                }
+            }
+            if wanted != self.restore_assignment {
+                self.restore.assign(&wanted)?;
+                self.restore_assignment = wanted;
+            }
+        }
+        if self.restore_assignment.is_empty() {
+            return Ok(());
+        }
+        let records = self
+            .restore
+            .poll(Duration::ZERO, &mut NoRebalanceListener)?;
+        let mut by_partition: BTreeMap<TopicPartition, Vec<ChangelogRecord>> = BTreeMap::new();
+        for r in records {
+            if let Some(key) = r.record.key {
+                by_partition
+                    .entry(r.partition)
+                    .or_default()
+                    .push(ChangelogRecord {
+                        offset: r.record.offset,
+                        key,
+                        value: r.record.value,
+                    });
+            }
+        }
+        for (tp, batch) in by_partition {
+            let Some(last) = batch.last().map(|r| r.offset) else {
+                continue;
+            };
+            let cp = ChangelogPartition {
+                topic: tp.topic.to_string(),
+                partition: tp.partition,
+            };
+            let id = TaskId {
+                subtopology: self.changelog_subtopology(&tp.topic)?,
+                partition: tp.partition,
+            };
+            if let Some(a) = self.active.get_mut(&id)
+                && let Some((next, end)) = a.restoring.get_mut(&cp)
+            {
+                // Only up to the end read at the start; later records are the task's own.
+                let upto: Vec<ChangelogRecord> =
+                    batch.into_iter().filter(|r| r.offset < *end).collect();
+                a.task.restore(&cp, &upto)?;
+                a.restored += upto.len() as u64;
+                *next = last + 1;
+                if *next >= *end {
+                    a.restoring.remove(&cp);
+                    self.reassigned = true;
+                }
+            } else if let Some(s) = self.standby.get_mut(&id)
+                && let Some(next) = s.positions.get_mut(&cp)
+            {
+                s.task.restore(&cp, &batch)?;
+                s.applied += batch.len() as u64;
+                *next = last + 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The sub-topology whose stores log to `topic`.
+    fn changelog_subtopology(&self, topic: &str) -> Result<u32> {
+        let t = &self.instance.topology.inner;
+        let app = self.instance.config.application_id();
+        for (i, s) in t.subtopologies.iter().enumerate() {
+            for &st in &s.stores {
+                if t.stores[st].changelog_topic().resolve(app) == topic {
+                    return Ok(i as u32);
+                }
+            }
+        }
+        Err(StreamsError::Internal(format!(
+            "`{topic}` is not a changelog of this topology"
+        )))
+    }
+
+    /// Pauses the partitions of tasks with too many queued records, and of tasks not
+    /// running yet once they queued that many; resumes them when they drained.
+    fn back_pressure(&mut self, consumer: &mut dyn Consumer) -> Result<()> {
+        let limit = self.instance.config.buffered_records_per_partition().max(1);
+        for (id, a) in &mut self.active {
+            let inputs = a.task.input_partitions();
+            let queued = a.task.queued_len();
+            let full = queued >= limit * inputs.len().max(1);
+            let tps: Vec<TopicPartition> = inputs
+                .into_iter()
+                .map(|t| TopicPartition::new(t, id.partition))
+                .collect();
+            if full && !a.paused {
+                consumer.pause(&tps)?;
+                a.paused = true;
+            } else if a.paused && queued <= limit / 2 {
+                consumer.resume(&tps)?;
+                a.paused = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// Works out this thread's standby tasks from the group's assignment (see
+    /// docs/ARCHITECTURE.md): for a task active on instance `i` (instances ordered by
+    /// name), the next `num.standby.replicas` instances after `i` keep standbys, each on
+    /// one of its threads chosen by the task id.
+    fn update_standbys(&mut self, consumer: &dyn Consumer) -> Result<()> {
+        let replicas = self.instance.config.num_standby_replicas();
+        let mut wanted: BTreeSet<TaskId> = BTreeSet::new();
+        if replicas > 0 {
+            let me = consumer.member_id();
+            let members = consumer.group_members()?;
+            // Instance of a member: its client id before "-StreamThread-".
+            let instance_of = |client_id: &str| {
+                client_id
+                    .split("-StreamThread-")
+                    .next()
+                    .unwrap_or(client_id)
+                    .to_string()
+            };
+            let mut threads: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            let mut owner: BTreeMap<TaskId, String> = BTreeMap::new();
+            let mut my_instance = None;
+            for m in &members {
+                let inst = instance_of(&m.client_id);
+                threads
+                    .entry(inst.clone())
+                    .or_default()
+                    .push(m.member_id.clone());
+                if m.member_id == me {
+                    my_instance = Some(inst.clone());
+                }
+                for tp in &m.assignment {
+                    if let Some(id) = self.task_of(tp) {
+                        owner.insert(id, inst.clone());
+                    }
+                }
+            }
+            let instances: Vec<&String> = threads.keys().collect();
+            if let Some(mine) = my_instance {
+                for (id, o) in &owner {
+                    if !self.instance.logged[id.subtopology as usize] {
+                        continue;
+                    }
+                    let Some(oi) = instances.iter().position(|i| *i == o) else {
+                        continue;
+                    };
+                    for k in 1..=replicas.min(instances.len().saturating_sub(1)) {
+                        let host = instances[(oi + k) % instances.len()];
+                        if *host != mine {
+                            continue;
+                        }
+                        let mut ts = threads[host].clone();
+                        ts.sort();
+                        let pick =
+                            (id.subtopology as usize * 31 + id.partition as usize) % ts.len();
+                        if ts[pick] == me {
+                            wanted.insert(*id);
+                        }
+                    }
+                }
+            }
+        }
+        // Close standbys no longer wanted (writing their checkpoint first).
+        let gone: Vec<TaskId> = self
+            .standby
+            .keys()
+            .filter(|id| !wanted.contains(id))
+            .copied()
+            .collect();
+        for id in gone {
+            if let Some(mut s) = self.standby.remove(&id) {
+                s.task.flush()?;
+                let ends: HashMap<ChangelogPartition, i64> =
+                    s.positions.iter().map(|(p, o)| (p.clone(), *o)).collect();
+                s.task.write_checkpoint(&ends)?;
+                s.task.close()?;
+            }
+        }
+        for id in wanted {
+            if self.standby.contains_key(&id)
+                || self.active.contains_key(&id)
+                || self.pending.contains(&id)
+            {
+                continue;
+            }
+            let Some(lock) = self.instance.locks.try_lock(id) else {
+                continue;
+            };
+            let task = self.new_task(id)?;
+            let positions = task.restore_starts().into_iter().collect();
+            self.standby.insert(
+                id,
+                Standby {
+                    task,
+                    _lock: lock,
+                    positions,
+                    applied: 0,
+                },
+            );
+        }
+        self.reassigned = true;
+        Ok(())
+    }
+
+    /// Commits and closes every task (the thread is stopping or failed).
+    fn close_all(&mut self) -> Result<()> {
+        let mut first_error = None;
+        let tasks = std::mem::take(&mut self.active)
+            .into_values()
+            .chain(std::mem::take(&mut self.suspended).into_values())
+            .map(|a| a.task)
+            .chain(
+                std::mem::take(&mut self.standby)
+                    .into_values()
+                    .map(|s| s.task),
+            );
+        for mut t in tasks {
+            if let Err(e) = t.close() {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl RebalanceListener for TaskManager {
+    fn on_partitions_revoked(
+        &mut self,
+        partitions: &[TopicPartition],
+    ) -> Result<Vec<(TopicPartition, i64)>> {
+        let ids: BTreeSet<TaskId> = partitions
+            .iter()
+            .filter_map(|tp| self.task_of(tp))
+            .collect();
+        let ids: Vec<TaskId> = ids
+            .into_iter()
+            .filter(|id| self.active.contains_key(id))
+            .collect();
+        // Commit what was processed; records queued but not processed are read again by
+        // whoever gets the partitions.
+        let offsets = self.prepare_commit(&ids)?;
+        self.purge_repartition(&offsets)?;
+        for id in ids {
+            if let Some(mut a) = self.active.remove(&id) {
+                a.task.clear_queues();
+                if a.state == TaskState::Running {
+                    a.state = TaskState::Suspended;
+                    self.suspended.insert(id, a);
+                } else {
+                    // Restoring: closed; a later restoration continues from its checkpoint.
+                    a.task.close()?;
+                }
+            }
+        }
+        self.pending.clear();
+        self.assigned = false;
+        Ok(offsets)
+    }
+
+    fn on_partitions_assigned(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        let wanted: BTreeSet<TaskId> = partitions
+            .iter()
+            .filter_map(|tp| self.task_of(tp))
+            .collect();
+        // Suspended tasks that did not come back are closed (their directories free up
+        // for whoever got them).
+        let gone: Vec<TaskId> = self
+            .suspended
+            .keys()
+            .filter(|id| !wanted.contains(id))
+            .copied()
+            .collect();
+        for id in gone {
+            if let Some(mut a) = self.suspended.remove(&id) {
+                a.task.close()?;
+            }
+        }
+        for id in wanted {
+            if let Some(mut a) = self.suspended.remove(&id) {
+                a.state = TaskState::Running;
+                self.active.insert(id, a);
+                continue;
+            }
+            match self.open_active(id)? {
+                Some(a) => {
+                    self.active.insert(id, a);
+                    self.start_restoring(id)?;
+                }
+                None => {
+                    self.pending.insert(id);
+                }
+            }
+        }
+        self.reassigned = true;
+        self.assigned = true;
+        tracing::info!(
+            active = self.active.len(),
+            pending = self.pending.len(),
+            "partitions assigned"
+        );
+        Ok(())
+    }
+}
