@@ -2093,7 +2093,6 @@ mod tests {
         for c in [
             StreamsConfig::new("a").with_bootstrap_servers(["k:9092"]),
             StreamsConfig::new("a").with_processing_guarantee(ProcessingGuarantee::ExactlyOnceV2),
-            StreamsConfig::new("a").with_num_stream_threads(2),
             StreamsConfig::new("a").with_max_task_idle_ms(10),
         ] {
             assert!(c.check_embedded_runtime().is_err(), "{c:?}");

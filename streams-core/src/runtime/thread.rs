@@ -67,6 +67,9 @@ struct TaskManager {
     restore_assignment: Vec<(TopicPartition, i64)>,
     /// Whether the group gave this thread an assignment yet.
     assigned: bool,
+    /// Partitions whose records were read while their task could not open yet: the first
+    /// such offset, to read again from once it opens.
+    unread: BTreeMap<TopicPartition, i64>,
 }
 
 /// One stream thread (see the [module docs](self)).
@@ -113,6 +116,7 @@ impl StreamThread {
             reassigned: false,
             restore_assignment: Vec::new(),
             assigned: false,
+            unread: BTreeMap::new(),
             instance: instance.clone(),
         };
         Ok(Self {
@@ -155,6 +159,7 @@ impl StreamThread {
                     self.tm.update_standbys(self.consumer.as_ref())?;
                 }
                 self.tm.retry_pending()?;
+                self.tm.rewind_unread(self.consumer.as_mut())?;
                 self.tm.restore_step()?;
                 self.tm.back_pressure(self.consumer.as_mut())?;
                 let t1 = Instant::now();
@@ -302,10 +307,15 @@ impl TaskManager {
             let Some(id) = self.task_of(&tp) else {
                 continue;
             };
-            // Records of a task that is not open here (waiting for its directory) are read
-            // again from the committed offset once it is.
-            if let Some(a) = self.active.get_mut(&id) {
-                a.task.add_records(&tp.topic, raws)?;
+            match self.active.get_mut(&id) {
+                Some(a) => a.task.add_records(&tp.topic, raws)?,
+                None => {
+                    // The task is not open yet (waiting for its directory): these records
+                    // are read again once it is.
+                    if let Some(first) = raws.first() {
+                        self.unread.entry(tp).or_insert(first.offset);
+                    }
+                }
             }
         }
         Ok(())
@@ -548,6 +558,25 @@ impl TaskManager {
         a.restoring.retain(|_, (next, end)| next < end);
         a.restore_total = total;
         self.reassigned = true;
+        Ok(())
+    }
+
+    /// Moves the consumer back to records read while their task was not open.
+    fn rewind_unread(&mut self, consumer: &mut dyn Consumer) -> Result<()> {
+        let ready: Vec<TopicPartition> = self
+            .unread
+            .keys()
+            .filter(|tp| {
+                self.task_of(tp)
+                    .is_some_and(|id| self.active.contains_key(&id))
+            })
+            .cloned()
+            .collect();
+        for tp in ready {
+            if let Some(offset) = self.unread.remove(&tp) {
+                consumer.seek(&tp, offset)?;
+            }
+        }
         Ok(())
     }
 
@@ -844,6 +873,7 @@ impl RebalanceListener for TaskManager {
             }
         }
         self.pending.clear();
+        self.unread.clear();
         self.assigned = false;
         Ok(offsets)
     }

@@ -1,0 +1,326 @@
+//! The runtime with several stream threads and several instances in one process sharing an
+//! embedded engine: tasks are split by the group, move when an instance leaves (state
+//! restored, or promoted from a standby), state changes reach the listener, and a failed
+//! thread is replaced or stops the instance as the handler says.
+
+// Test helpers outside #[test] functions may unwrap too: a panic fails the test.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use streams_core::partitioner::partition_for_key;
+use streams_core::prelude::*;
+use streams_core::runtime::{
+    KafkaStreams, LogEngine, NewRecord, StreamsState, TaskState, ThreadFailureResponse, TopicConfig,
+};
+
+const WORDS: [&str; 7] = [
+    "kafka", "streams", "rust", "log", "state", "window", "table",
+];
+
+fn word_count() -> Topology {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("sentences")
+        .flat_map_values(|s: String| s.split(' ').map(str::to_string).collect::<Vec<_>>())
+        .group_by(|_, w| w.clone())
+        .count_with(Materialized::as_("counts"))
+        .to_stream()
+        .to("word-counts");
+    builder.build().unwrap()
+}
+
+fn engine(dir: &Path) -> Arc<LogEngine> {
+    let engine = Arc::new(LogEngine::open(&dir.join("log")).unwrap());
+    engine
+        .create_topic("sentences", TopicConfig::new(4))
+        .unwrap();
+    engine
+}
+
+/// Appends `n` sentences of three words each; adds their words to `expected`.
+fn produce(engine: &LogEngine, from: usize, n: usize, expected: &mut HashMap<String, i64>) {
+    for i in from..from + n {
+        let sentence: Vec<&str> = (0..3)
+            .map(|j| WORDS[(i * 3 + j * j + i / 7) % WORDS.len()])
+            .collect();
+        for w in &sentence {
+            *expected.entry(w.to_string()).or_default() += 1;
+        }
+        let key = format!("line-{i}");
+        let p = partition_for_key(key.as_bytes(), 4);
+        engine
+            .append(
+                "sentences",
+                p,
+                &[NewRecord {
+                    timestamp: i as i64,
+                    key: Some(key.into_bytes()),
+                    value: Some(sentence.join(" ").into_bytes()),
+                    headers: Vec::new(),
+                }],
+            )
+            .unwrap();
+    }
+}
+
+/// The latest count per word in the output topic.
+fn final_counts(engine: &LogEngine) -> HashMap<String, i64> {
+    let mut out = HashMap::new();
+    for p in 0..4 {
+        for r in engine.read("word-counts", p, 0, usize::MAX).unwrap() {
+            let w = String::from_utf8(r.key.unwrap()).unwrap();
+            out.insert(w, i64::from_be_bytes(r.value.unwrap().try_into().unwrap()));
+        }
+    }
+    out
+}
+
+fn config(state: &Path) -> StreamsConfig {
+    StreamsConfig::new("wc")
+        .with_state_dir(state)
+        .with_commit_interval(Duration::from_millis(100))
+}
+
+fn active_tasks(app: &KafkaStreams) -> usize {
+    app.metrics()
+        .tasks()
+        .filter(|t| t.state == TaskState::Running)
+        .count()
+}
+
+const WAIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn two_stream_threads_split_the_tasks_and_count_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path());
+    let mut expected = HashMap::new();
+    produce(&engine, 0, 3_000, &mut expected);
+    let mut app = KafkaStreams::new(
+        word_count(),
+        config(&dir.path().join("state")).with_num_stream_threads(2),
+        engine.clone(),
+    )
+    .unwrap();
+    app.start().unwrap();
+    app.wait_until_caught_up(WAIT).unwrap();
+    let metrics = app.metrics();
+    assert_eq!(metrics.threads.len(), 2);
+    // 2 sub-topologies x 4 partitions, split over both threads.
+    let per_thread: Vec<usize> = metrics.threads.iter().map(|t| t.tasks.len()).collect();
+    assert_eq!(per_thread.iter().sum::<usize>(), 8, "{per_thread:?}");
+    assert!(per_thread.iter().all(|n| *n > 0), "{per_thread:?}");
+    // Every sentence and every word processed once, whichever thread had the task.
+    let processed: u64 = metrics.threads.iter().map(|t| t.processed).sum();
+    assert_eq!(processed, 3_000 + 9_000);
+    produce(&engine, 3_000, 500, &mut expected);
+    app.wait_until_caught_up(WAIT).unwrap();
+    app.close().unwrap();
+    assert_eq!(final_counts(&engine), expected);
+}
+
+#[test]
+fn two_instances_split_the_tasks_and_the_survivor_takes_over_with_the_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path());
+    let mut expected = HashMap::new();
+    produce(&engine, 0, 2_000, &mut expected);
+    let mut a =
+        KafkaStreams::new(word_count(), config(&dir.path().join("a")), engine.clone()).unwrap();
+    let mut b =
+        KafkaStreams::new(word_count(), config(&dir.path().join("b")), engine.clone()).unwrap();
+    a.start().unwrap();
+    b.start().unwrap();
+    a.wait_until_caught_up(WAIT).unwrap();
+    b.wait_until_caught_up(WAIT).unwrap();
+    let (ta, tb) = (active_tasks(&a), active_tasks(&b));
+    assert_eq!(ta + tb, 8);
+    assert!(ta > 0 && tb > 0, "{ta} / {tb}");
+
+    // A leaves: its tasks move to B, which restores their counts from the changelogs.
+    a.close().unwrap();
+    produce(&engine, 2_000, 1_000, &mut expected);
+    b.wait_until_caught_up(WAIT).unwrap();
+    assert_eq!(active_tasks(&b), 8);
+    let restored: u64 = b.metrics().tasks().map(|t| t.restored).sum();
+    assert!(restored > 0, "the moved tasks restored nothing");
+    b.close().unwrap();
+    // Handed over with a commit: every input counted exactly once.
+    assert_eq!(final_counts(&engine), expected);
+}
+
+#[test]
+fn standby_replicas_keep_warm_copies_that_take_over_without_a_full_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path());
+    let mut expected = HashMap::new();
+    produce(&engine, 0, 2_000, &mut expected);
+    let standby = |p: &str| config(&dir.path().join(p)).with_num_standby_replicas(1);
+    let mut a = KafkaStreams::new(word_count(), standby("a"), engine.clone()).unwrap();
+    let mut b = KafkaStreams::new(word_count(), standby("b"), engine.clone()).unwrap();
+    a.start().unwrap();
+    b.start().unwrap();
+    a.wait_until_caught_up(WAIT).unwrap();
+    b.wait_until_caught_up(WAIT).unwrap();
+    // The counting sub-topology has a store: each of its 4 tasks has a standby on the
+    // instance that does not run it.
+    let standbys = |app: &KafkaStreams| {
+        app.metrics()
+            .tasks()
+            .filter(|t| t.state == TaskState::Standby)
+            .map(|t| t.id)
+            .collect::<Vec<_>>()
+    };
+    let mut all: Vec<_> = standbys(&a).into_iter().chain(standbys(&b)).collect();
+    all.sort();
+    assert_eq!(all.len(), 4, "{all:?}");
+    assert!(all.iter().all(|id| id.subtopology == 1), "{all:?}");
+    // Standbys follow the changelog while the active tasks count.
+    produce(&engine, 2_000, 500, &mut expected);
+    a.wait_until_caught_up(WAIT).unwrap();
+    b.wait_until_caught_up(WAIT).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let changelog_records: i64 = (0..4)
+        .map(|p| engine.offsets("wc-counts-changelog", p).unwrap().1)
+        .sum();
+
+    a.close().unwrap();
+    b.wait_until_caught_up(WAIT).unwrap();
+    // B's tasks that were standbys restored only what they had not applied yet.
+    let restored_by_new_actives: u64 = b
+        .metrics()
+        .tasks()
+        .filter(|t| t.state == TaskState::Running && t.id.subtopology == 1)
+        .map(|t| t.restore_total)
+        .sum();
+    assert!(
+        (restored_by_new_actives as i64) < changelog_records / 4,
+        "restored {restored_by_new_actives} of {changelog_records} changelog records"
+    );
+    produce(&engine, 2_500, 300, &mut expected);
+    b.wait_until_caught_up(WAIT).unwrap();
+    b.close().unwrap();
+    assert_eq!(final_counts(&engine), expected);
+}
+
+#[test]
+fn the_state_listener_sees_the_lifecycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path());
+    produce(&engine, 0, 100, &mut HashMap::new());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut app =
+        KafkaStreams::new(word_count(), config(&dir.path().join("s")), engine.clone()).unwrap();
+    let log = seen.clone();
+    app.set_state_listener(move |new, old| log.lock().unwrap().push((old, new)));
+    assert_eq!(app.state(), StreamsState::Created);
+    app.start().unwrap();
+    app.wait_until_caught_up(WAIT).unwrap();
+    app.close().unwrap();
+    let seen = seen.lock().unwrap().clone();
+    use StreamsState::*;
+    assert_eq!(seen.first(), Some(&(Created, Rebalancing)));
+    assert!(seen.contains(&(Rebalancing, Running)), "{seen:?}");
+    assert_eq!(
+        &seen[seen.len() - 2..],
+        &[(Running, PendingShutdown), (PendingShutdown, NotRunning)]
+    );
+}
+
+/// Fails on the first record whose value is "poison" (once per process), then passes
+/// everything through.
+struct FailOnce {
+    failed: Arc<AtomicBool>,
+}
+
+impl Processor<String, String, String, String> for FailOnce {
+    fn process(
+        &mut self,
+        r: Record<String, String>,
+        ctx: &mut ProcessorContext<'_, String, String>,
+    ) -> Result<(), StreamsError> {
+        if r.value == "poison" && !self.failed.swap(true, Ordering::SeqCst) {
+            return Err(StreamsError::processor(ctx.name(), "poisoned"));
+        }
+        ctx.forward(r)
+    }
+}
+
+fn failing_app(dir: &Path, engine: &Arc<LogEngine>, failed: Arc<AtomicBool>) -> KafkaStreams {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("sentences")
+        .process(
+            move || FailOnce {
+                failed: failed.clone(),
+            },
+            Named::as_("fail-once"),
+            &[],
+        )
+        .to("passed");
+    KafkaStreams::new(builder.build().unwrap(), config(dir), engine.clone()).unwrap()
+}
+
+fn poison(engine: &LogEngine) {
+    engine
+        .append(
+            "sentences",
+            0,
+            &[NewRecord {
+                timestamp: 1,
+                key: Some(b"k".to_vec()),
+                value: Some(b"poison".to_vec()),
+                headers: Vec::new(),
+            }],
+        )
+        .unwrap();
+}
+
+#[test]
+fn a_replaced_thread_resumes_from_the_last_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path());
+    poison(&engine);
+    let mut app = failing_app(
+        &dir.path().join("r"),
+        &engine,
+        Arc::new(AtomicBool::new(false)),
+    );
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let f = failures.clone();
+    app.set_uncaught_error_handler(move |e| {
+        f.lock().unwrap().push(e.to_string());
+        ThreadFailureResponse::ReplaceThread
+    });
+    app.start().unwrap();
+    app.wait_until_caught_up(WAIT).unwrap();
+    app.close().unwrap();
+    assert_eq!(failures.lock().unwrap().len(), 1);
+    assert!(failures.lock().unwrap()[0].contains("poisoned"));
+    // The replacement read the record again and passed it on.
+    let passed = engine.read("passed", 0, 0, usize::MAX).unwrap();
+    assert_eq!(passed.len(), 1);
+}
+
+#[test]
+fn by_default_a_failed_thread_stops_the_instance_with_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path());
+    poison(&engine);
+    let mut app = failing_app(
+        &dir.path().join("r"),
+        &engine,
+        Arc::new(AtomicBool::new(false)),
+    );
+    app.start().unwrap();
+    let err = app.wait_until_caught_up(WAIT).unwrap_err().to_string();
+    assert!(err.contains("poisoned"), "{err}");
+    assert_eq!(app.state(), StreamsState::Error);
+    let err = app.close().unwrap_err().to_string();
+    assert!(err.contains("poisoned"), "{err}");
+}
