@@ -92,6 +92,7 @@ impl EmbeddedClients {
             None => {
                 let g = Arc::new(Groups::default());
                 reg.push((Arc::downgrade(&engine), g.clone()));
+                start_maintenance(Arc::downgrade(&engine));
                 g
             }
         };
@@ -108,6 +109,36 @@ impl EmbeddedClients {
             .entry(id.to_string())
             .or_insert_with(|| Arc::new(Group::default()))
             .clone()
+    }
+}
+
+/// How often the embedded engine's retention and compaction run while clients use it.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Runs the engine's maintenance (time retention, compaction) in the background, as a
+/// broker's log cleaner would, until the engine is dropped.
+fn start_maintenance(engine: Weak<LogEngine>) {
+    let spawned = std::thread::Builder::new()
+        .name("log-maintenance".into())
+        .spawn(move || {
+            loop {
+                let mut waited = Duration::ZERO;
+                while waited < MAINTENANCE_INTERVAL {
+                    if engine.strong_count() == 0 {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                    waited += Duration::from_millis(200);
+                }
+                let Some(e) = engine.upgrade() else { return };
+                match e.run_maintenance() {
+                    Ok(r) => tracing::debug!(?r, "log maintenance"),
+                    Err(err) => tracing::warn!(error = %err, "log maintenance failed"),
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start log maintenance; retention and compaction will not run");
     }
 }
 
