@@ -47,6 +47,7 @@ pub(crate) mod internals;
 pub mod metrics;
 pub mod partitioner;
 pub mod processor;
+pub mod query;
 pub mod record;
 pub mod runtime;
 pub mod serde;

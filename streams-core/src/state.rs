@@ -369,13 +369,19 @@ raw_store!(dyn SessionStore, |s, records| Ok(s.restore_batch(records)?));
 
 /// One task's instance of a store: the raw store (for commit and close) and its typed
 /// handle.
+#[derive(Clone)]
 pub(crate) struct StoreEntry {
     name: Arc<str>,
     raw: Arc<dyn RawStore>,
-    typed: Box<dyn Any + Send + Sync>,
+    typed: Arc<dyn Any + Send + Sync>,
 }
 
 impl StoreEntry {
+    /// The store's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
     pub(crate) fn typed<H: Clone + 'static>(&self) -> Result<H> {
         self.typed
             .downcast_ref::<H>()
@@ -503,7 +509,7 @@ impl<K: Send + 'static, V: Send + 'static> KeyValueStoreBuilder<K, V> {
             Ok(StoreEntry {
                 name: shared_name.clone(),
                 raw,
-                typed: Box::new(handle),
+                typed: Arc::new(handle),
             })
         });
         (name, logged, factory)
@@ -1020,7 +1026,7 @@ where
         Ok(StoreEntry {
             name: shared_name.clone(),
             raw: raw.clone(),
-            typed: Box::new(handle(shared_name.clone(), raw)),
+            typed: Arc::new(handle(shared_name.clone(), raw)),
         })
     });
     StoreSpecParts {

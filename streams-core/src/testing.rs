@@ -57,14 +57,10 @@ use crate::config::StreamsConfig;
 use crate::error::{Result, StreamsError};
 use crate::internals::task::{ProducedRecord, Task, TaskEnv};
 use crate::metrics::TaskMetrics;
+pub use crate::query::{KeyValueStoreView, SessionStoreView, WindowStoreView};
 use crate::record::{Headers, RawRecord, Record, TaskId};
 use crate::serde::{DefaultSerde, SerdeRef};
-use crate::state::{
-    KeyValueStoreHandle, ReadOnlyKeyValueStore, ReadOnlySessionStore, ReadOnlyWindowStore,
-    SessionStoreHandle, ValueAndTimestamp, WindowStoreHandle,
-};
 use crate::topology::{TopicName, Topology, TopologyInner};
-use crate::window::Windowed;
 
 /// A record as stored in a driver topic.
 #[derive(Debug, Clone)]
@@ -563,54 +559,16 @@ impl TopologyTestDriver {
         &self,
         name: &str,
     ) -> Result<KeyValueStoreView<K, V>> {
-        let inner = self.inner.borrow();
-        let mut parts = Vec::new();
-        for task in inner.tasks.values() {
-            let Ok(entry) = task.ctx.store(name) else {
-                continue;
-            };
-            let any = entry.typed_any();
-            if let Some(h) = any.downcast_ref::<KeyValueStoreHandle<K, V>>() {
-                parts.push(Part::Plain(h.clone()));
-            } else if let Some(h) =
-                any.downcast_ref::<KeyValueStoreHandle<K, ValueAndTimestamp<V>>>()
-            {
-                parts.push(Part::Timestamped(h.clone()));
-            } else {
-                return Err(StreamsError::StoreAccess {
-                    store: name.to_string(),
-                    detail: format!(
-                        "holds other types than ({}, {})",
-                        std::any::type_name::<K>(),
-                        std::any::type_name::<V>()
-                    ),
-                });
-            }
-        }
-        if parts.is_empty() {
-            return Err(StreamsError::StoreAccess {
-                store: name.to_string(),
-                detail: "no such key-value store in this topology".into(),
-            });
-        }
-        Ok(KeyValueStoreView { parts })
+        KeyValueStoreView::from_entries(name, &self.entries(name))
     }
 
-    fn handles<H: Clone + 'static>(&self, name: &str, kind: &str) -> Result<Vec<H>> {
-        let inner = self.inner.borrow();
-        let mut out = Vec::new();
-        for task in inner.tasks.values() {
-            if let Ok(entry) = task.ctx.store(name) {
-                out.push(entry.typed::<H>()?);
-            }
-        }
-        if out.is_empty() {
-            return Err(StreamsError::StoreAccess {
-                store: name.to_string(),
-                detail: format!("no such {kind} store in this topology"),
-            });
-        }
-        Ok(out)
+    fn entries(&self, name: &str) -> Vec<crate::state::StoreEntry> {
+        self.inner
+            .borrow()
+            .tasks
+            .values()
+            .filter_map(|t| t.ctx.store(name).ok().cloned())
+            .collect()
     }
 
     /// A read view of the window store `name` across all tasks. Works for DSL window
@@ -619,15 +577,7 @@ impl TopologyTestDriver {
         &self,
         name: &str,
     ) -> Result<WindowStoreView<K, V>> {
-        let parts = match self.handles::<WindowStoreHandle<K, V>>(name, "window") {
-            Ok(h) => h.into_iter().map(WinPart::Plain).collect(),
-            Err(_) => self
-                .handles::<WindowStoreHandle<K, ValueAndTimestamp<V>>>(name, "window")?
-                .into_iter()
-                .map(WinPart::Timestamped)
-                .collect(),
-        };
-        Ok(WindowStoreView { parts })
+        WindowStoreView::from_entries(name, &self.entries(name))
     }
 
     /// A read view of the session store `name` across all tasks.
@@ -635,9 +585,7 @@ impl TopologyTestDriver {
         &self,
         name: &str,
     ) -> Result<SessionStoreView<K, V>> {
-        Ok(SessionStoreView {
-            parts: self.handles::<SessionStoreHandle<K, V>>(name, "session")?,
-        })
+        SessionStoreView::from_entries(name, &self.entries(name))
     }
 
     /// Commits like the runtime does: writes record caches down, flushes every store's
@@ -667,196 +615,6 @@ impl TopologyTestDriver {
     /// The application's configuration.
     pub fn config(&self) -> StreamsConfig {
         (*self.inner.borrow().config).clone()
-    }
-}
-
-enum Part<K, V> {
-    Plain(KeyValueStoreHandle<K, V>),
-    Timestamped(KeyValueStoreHandle<K, ValueAndTimestamp<V>>),
-}
-
-/// A read view of one key-value store across all the driver's tasks.
-pub struct KeyValueStoreView<K, V> {
-    parts: Vec<Part<K, V>>,
-}
-
-impl<K, V> std::fmt::Debug for KeyValueStoreView<K, V> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyValueStoreView")
-            .field("tasks", &self.parts.len())
-            .finish()
-    }
-}
-
-impl<K: 'static, V: 'static> KeyValueStoreView<K, V> {
-    /// The value of `key` in whichever task holds it.
-    pub fn get(&self, key: &K) -> Result<Option<V>> {
-        for p in &self.parts {
-            let v = match p {
-                Part::Plain(h) => h.get(key)?,
-                Part::Timestamped(h) => h.get(key)?.map(|v| v.value),
-            };
-            if v.is_some() {
-                return Ok(v);
-            }
-        }
-        Ok(None)
-    }
-
-    /// Every pair of every task (ascending by serialized key within a task).
-    pub fn all(&self) -> Result<Vec<(K, V)>> {
-        let mut out = Vec::new();
-        for p in &self.parts {
-            match p {
-                Part::Plain(h) => out.extend(h.all()?),
-                Part::Timestamped(h) => out.extend(h.all()?.into_iter().map(|(k, v)| (k, v.value))),
-            }
-        }
-        Ok(out)
-    }
-
-    /// The number of keys over all tasks.
-    pub fn approximate_num_entries(&self) -> Result<u64> {
-        let mut n = 0;
-        for p in &self.parts {
-            n += match p {
-                Part::Plain(h) => h.approximate_num_entries()?,
-                Part::Timestamped(h) => h.approximate_num_entries()?,
-            };
-        }
-        Ok(n)
-    }
-}
-
-impl<K: 'static, V: 'static> ReadOnlyKeyValueStore<K, V> for KeyValueStoreView<K, V> {
-    fn get(&self, key: &K) -> Result<Option<V>> {
-        KeyValueStoreView::get(self, key)
-    }
-    fn range(&self, from: Option<&K>, to: Option<&K>) -> Result<Vec<(K, V)>> {
-        let mut out = Vec::new();
-        for p in &self.parts {
-            match p {
-                Part::Plain(h) => out.extend(h.range(from, to)?),
-                Part::Timestamped(h) => {
-                    out.extend(h.range(from, to)?.into_iter().map(|(k, v)| (k, v.value)))
-                }
-            }
-        }
-        Ok(out)
-    }
-    fn all(&self) -> Result<Vec<(K, V)>> {
-        KeyValueStoreView::all(self)
-    }
-    fn approximate_num_entries(&self) -> Result<u64> {
-        KeyValueStoreView::approximate_num_entries(self)
-    }
-}
-
-enum WinPart<K, V> {
-    Plain(WindowStoreHandle<K, V>),
-    Timestamped(WindowStoreHandle<K, ValueAndTimestamp<V>>),
-}
-
-impl<K: 'static, V: 'static> WinPart<K, V> {
-    fn fetch(&self, key: &K, start: i64) -> Result<Option<V>> {
-        Ok(match self {
-            WinPart::Plain(h) => h.fetch(key, start)?,
-            WinPart::Timestamped(h) => h.fetch(key, start)?.map(|v| v.value),
-        })
-    }
-    fn fetch_range(&self, key: &K, from: i64, to: i64) -> Result<Vec<(i64, V)>> {
-        Ok(match self {
-            WinPart::Plain(h) => h.fetch_range(key, from, to)?,
-            WinPart::Timestamped(h) => h
-                .fetch_range(key, from, to)?
-                .into_iter()
-                .map(|(s, v)| (s, v.value))
-                .collect(),
-        })
-    }
-    fn fetch_all(&self, from: i64, to: i64) -> Result<Vec<(Windowed<K>, V)>> {
-        Ok(match self {
-            WinPart::Plain(h) => h.fetch_all(from, to)?,
-            WinPart::Timestamped(h) => h
-                .fetch_all(from, to)?
-                .into_iter()
-                .map(|(w, v)| (w, v.value))
-                .collect(),
-        })
-    }
-}
-
-/// A read view of one window store across all the driver's tasks.
-pub struct WindowStoreView<K, V> {
-    parts: Vec<WinPart<K, V>>,
-}
-
-impl<K, V> std::fmt::Debug for WindowStoreView<K, V> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WindowStoreView")
-            .field("tasks", &self.parts.len())
-            .finish()
-    }
-}
-
-impl<K: 'static, V: 'static> ReadOnlyWindowStore<K, V> for WindowStoreView<K, V> {
-    fn fetch(&self, key: &K, window_start: i64) -> Result<Option<V>> {
-        for h in &self.parts {
-            if let Some(v) = h.fetch(key, window_start)? {
-                return Ok(Some(v));
-            }
-        }
-        Ok(None)
-    }
-    fn fetch_range(&self, key: &K, from: i64, to: i64) -> Result<Vec<(i64, V)>> {
-        let mut out = Vec::new();
-        for h in &self.parts {
-            out.extend(h.fetch_range(key, from, to)?);
-        }
-        out.sort_by_key(|(start, _)| *start);
-        Ok(out)
-    }
-    fn fetch_all(&self, from: i64, to: i64) -> Result<Vec<(Windowed<K>, V)>> {
-        let mut out = Vec::new();
-        for h in &self.parts {
-            out.extend(h.fetch_all(from, to)?);
-        }
-        Ok(out)
-    }
-}
-
-/// A read view of one session store across all the driver's tasks.
-pub struct SessionStoreView<K, V> {
-    parts: Vec<SessionStoreHandle<K, V>>,
-}
-
-impl<K, V> std::fmt::Debug for SessionStoreView<K, V> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionStoreView")
-            .field("tasks", &self.parts.len())
-            .finish()
-    }
-}
-
-impl<K: 'static, V: 'static> ReadOnlySessionStore<K, V> for SessionStoreView<K, V> {
-    fn fetch(&self, key: &K) -> Result<Vec<(Windowed<K>, V)>> {
-        let mut out = Vec::new();
-        for h in &self.parts {
-            out.extend(h.fetch(key)?);
-        }
-        Ok(out)
-    }
-    fn find_sessions(
-        &self,
-        key: &K,
-        earliest_end: i64,
-        latest_start: i64,
-    ) -> Result<Vec<(Windowed<K>, V)>> {
-        let mut out = Vec::new();
-        for h in &self.parts {
-            out.extend(h.find_sessions(key, earliest_end, latest_start)?);
-        }
-        Ok(out)
     }
 }
 

@@ -324,3 +324,66 @@ fn by_default_a_failed_thread_stops_the_instance_with_the_error() {
     let err = app.close().unwrap_err().to_string();
     assert!(err.contains("poisoned"), "{err}");
 }
+
+#[test]
+fn interactive_queries_read_local_stores_and_say_which_instance_has_a_key() {
+    use streams_core::query::HostInfo;
+    use streams_core::serde::StringSerde;
+    use streams_core::state::ReadOnlyKeyValueStore;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path());
+    let mut expected = HashMap::new();
+    produce(&engine, 0, 1_000, &mut expected);
+    let server = |p: &str, port: u16| {
+        config(&dir.path().join(p)).with_application_server(format!("localhost:{port}"))
+    };
+    let mut a = KafkaStreams::new(word_count(), server("a", 7001), engine.clone()).unwrap();
+    let mut b = KafkaStreams::new(word_count(), server("b", 7002), engine.clone()).unwrap();
+    a.start().unwrap();
+    b.start().unwrap();
+    a.wait_until_caught_up(WAIT).unwrap();
+    b.wait_until_caught_up(WAIT).unwrap();
+    let host = |port| {
+        Some(HostInfo {
+            host: "localhost".into(),
+            port,
+        })
+    };
+    let (va, vb) = (
+        a.key_value_store::<String, i64>("counts").unwrap(),
+        b.key_value_store::<String, i64>("counts").unwrap(),
+    );
+    for (word, n) in &expected {
+        let (in_a, in_b) = (va.get(word).unwrap(), vb.get(word).unwrap());
+        // Exactly one instance holds each word, with its count.
+        assert!(
+            in_a.is_some() != in_b.is_some(),
+            "{word}: {in_a:?} / {in_b:?}"
+        );
+        assert_eq!(in_a.or(in_b), Some(*n));
+        // Both instances agree on where it lives, and it is where it was found.
+        let ma = a
+            .query_metadata_for_key("counts", word, &StringSerde)
+            .unwrap();
+        let mb = b
+            .query_metadata_for_key("counts", word, &StringSerde)
+            .unwrap();
+        assert_eq!(ma, mb);
+        let owner = if in_a.is_some() { 7001 } else { 7002 };
+        assert_eq!(ma.active_host, host(owner), "{word}");
+    }
+    assert_eq!(
+        va.approximate_num_entries().unwrap() + vb.approximate_num_entries().unwrap(),
+        expected.len() as u64
+    );
+    let all = a.metadata_for_all_clients().unwrap();
+    let mut hosts: Vec<_> = all.iter().map(|m| m.host.clone()).collect();
+    hosts.sort();
+    assert_eq!(hosts, vec![host(7001), host(7002)]);
+    assert!(
+        all.iter()
+            .all(|m| m.state_stores.contains(&"counts".to_string()))
+    );
+    a.close().unwrap();
+    b.close().unwrap();
+}

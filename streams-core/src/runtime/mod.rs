@@ -199,6 +199,8 @@ struct ThreadStatus {
 #[derive(Default)]
 struct SharedInner {
     state: Option<StreamsState>,
+    /// The group's members and assignment, as a thread last saw them.
+    group: Vec<crate::client::GroupMember>,
     threads: BTreeMap<usize, ThreadStatus>,
     error: Option<String>,
     handles: Vec<JoinHandle<()>>,
@@ -308,8 +310,11 @@ pub(crate) struct Instance {
     pub(crate) logged: Vec<bool>,
     /// Repartition topics (their records are deleted once committed).
     pub(crate) repartition: HashSet<String>,
-    /// Names this instance's clients: `<application.id>-<instance>`.
+    /// Names this instance's clients: `<application.id>-<instance>[-srv-<host>_<port>]`
+    /// (the suffix carries `application.server` to the other instances through the group).
     pub(crate) client_prefix: String,
+    /// The stores of the running active tasks, for interactive queries.
+    pub(crate) queryable: Mutex<BTreeMap<TaskId, Vec<crate::state::StoreEntry>>>,
     shared: Arc<Shared>,
     next_thread: AtomicU64,
 }
@@ -528,9 +533,141 @@ impl KafkaStreams {
             source_of,
             logged,
             repartition,
-            client_prefix: format!("{app}-{}", instance_name()),
+            client_prefix: match self.config.application_server() {
+                Some(server) => {
+                    format!("{app}-{}-srv-{}", instance_name(), server.replace(':', "_"))
+                }
+                None => format!("{app}-{}", instance_name()),
+            },
+            queryable: Mutex::new(BTreeMap::new()),
             shared: self.shared.clone(),
             next_thread: AtomicU64::new(1),
+        })
+    }
+
+    fn instance(&self) -> Result<&Arc<Instance>> {
+        self.instance
+            .as_ref()
+            .ok_or_else(|| StreamsError::StoreAccess {
+                store: String::new(),
+                detail: "the app is not started".into(),
+            })
+    }
+
+    fn store_entries(&self, name: &str) -> Result<Vec<crate::state::StoreEntry>> {
+        let instance = self.instance()?;
+        Ok(lock(&instance.queryable)
+            .values()
+            .flat_map(|stores| stores.iter().filter(|e| e.name() == name).cloned())
+            .collect())
+    }
+
+    /// A read-only view of the key-value store `name` over this instance's running tasks
+    /// (Kafka Streams' `store(StoreQueryParameters)`). Keys of tasks running elsewhere are
+    /// not in it: see [`query_metadata_for_key`](Self::query_metadata_for_key).
+    pub fn key_value_store<K: 'static, V: 'static>(
+        &self,
+        name: &str,
+    ) -> Result<crate::query::KeyValueStoreView<K, V>> {
+        crate::query::KeyValueStoreView::from_entries(name, &self.store_entries(name)?)
+    }
+
+    /// A read-only view of the window store `name` over this instance's running tasks.
+    pub fn window_store<K: 'static, V: 'static>(
+        &self,
+        name: &str,
+    ) -> Result<crate::query::WindowStoreView<K, V>> {
+        crate::query::WindowStoreView::from_entries(name, &self.store_entries(name)?)
+    }
+
+    /// A read-only view of the session store `name` over this instance's running tasks.
+    pub fn session_store<K: 'static, V: 'static>(
+        &self,
+        name: &str,
+    ) -> Result<crate::query::SessionStoreView<K, V>> {
+        crate::query::SessionStoreView::from_entries(name, &self.store_entries(name)?)
+    }
+
+    /// Every instance of the app in the group, with its `application.server`, the stores
+    /// of its tasks and its input partitions (Kafka Streams' `metadataForAllStreamsClients`),
+    /// as of the last rebalance this instance saw.
+    pub fn metadata_for_all_clients(&self) -> Result<Vec<crate::query::StreamsMetadata>> {
+        let instance = self.instance()?;
+        let group = lock(&self.shared.inner).group.clone();
+        let mut by_instance: BTreeMap<String, crate::query::StreamsMetadata> = BTreeMap::new();
+        for m in group {
+            let name = instance_of(&m.client_id);
+            let entry =
+                by_instance
+                    .entry(name.clone())
+                    .or_insert_with(|| crate::query::StreamsMetadata {
+                        host: host_of(&name),
+                        instance: name.clone(),
+                        state_stores: Vec::new(),
+                        topic_partitions: Vec::new(),
+                    });
+            for tp in m.assignment {
+                if let Some(&sub) = instance.source_of.get(&*tp.topic) {
+                    for s in instance.store_names(sub) {
+                        if !entry.state_stores.contains(&s) {
+                            entry.state_stores.push(s);
+                        }
+                    }
+                }
+                entry.topic_partitions.push(tp);
+            }
+        }
+        Ok(by_instance.into_values().collect())
+    }
+
+    /// Where `key` of the store `store` lives: its partition, and the instance running its
+    /// task (Kafka Streams' `queryMetadataForKey`). `key_serde` must be the store's key
+    /// serde: the partition is murmur2 of the serialized key, as the producer chose it.
+    pub fn query_metadata_for_key<K: 'static>(
+        &self,
+        store: &str,
+        key: &K,
+        key_serde: &dyn crate::serde::Serde<K>,
+    ) -> Result<crate::query::KeyQueryMetadata> {
+        let instance = self.instance()?;
+        let sub = instance
+            .store_subtopology(store)
+            .ok_or_else(|| StreamsError::StoreAccess {
+                store: store.to_string(),
+                detail: "no such store in this topology".into(),
+            })?;
+        let topics: Vec<&String> = instance
+            .source_of
+            .iter()
+            .filter(|(_, s)| **s == sub)
+            .map(|(t, _)| t)
+            .collect();
+        let n = topics
+            .first()
+            .and_then(|t| instance.partitions.get(*t))
+            .copied()
+            .unwrap_or(1);
+        let bytes = key_serde
+            .serialize(key)
+            .map_err(|source| StreamsError::Serialization {
+                which: "key",
+                target: store.to_string(),
+                source,
+            })?;
+        let partition = crate::partitioner::partition_for_key(&bytes, n);
+        let group = lock(&self.shared.inner).group.clone();
+        let active_host = group
+            .iter()
+            .find(|m| {
+                m.assignment
+                    .iter()
+                    .any(|tp| tp.partition == partition && topics.iter().any(|t| **t == *tp.topic))
+            })
+            .and_then(|m| host_of(&instance_of(&m.client_id)));
+        Ok(crate::query::KeyQueryMetadata {
+            active_host,
+            standby_hosts: Vec::new(),
+            partition,
         })
     }
 
@@ -669,6 +806,62 @@ impl Drop for KafkaStreams {
         if self.instance.is_some() && !self.shared.stop.load(Ordering::SeqCst) {
             let _ = self.shutdown(Duration::from_secs(60));
         }
+    }
+}
+
+/// The instance part of a member's client id (before `-StreamThread-`).
+pub(crate) fn instance_of(client_id: &str) -> String {
+    client_id
+        .split("-StreamThread-")
+        .next()
+        .unwrap_or(client_id)
+        .to_string()
+}
+
+/// The `application.server` an instance name carries, if any.
+fn host_of(instance: &str) -> Option<crate::query::HostInfo> {
+    let (_, server) = instance.rsplit_once("-srv-")?;
+    let (host, port) = server.rsplit_once('_')?;
+    Some(crate::query::HostInfo {
+        host: host.to_string(),
+        port: port.parse().ok()?,
+    })
+}
+
+impl Instance {
+    /// The sub-topology holding the store `name`.
+    fn store_subtopology(&self, name: &str) -> Option<usize> {
+        let t = &self.topology.inner;
+        t.subtopologies
+            .iter()
+            .position(|s| s.stores.iter().any(|&i| t.stores[i].name == name))
+    }
+
+    /// The stores of sub-topology `sub`.
+    fn store_names(&self, sub: usize) -> Vec<String> {
+        let t = &self.topology.inner;
+        t.subtopologies
+            .get(sub)
+            .map(|s| s.stores.iter().map(|&i| t.stores[i].name.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Makes the stores of a running task queryable, or not.
+    pub(crate) fn set_queryable(&self, id: TaskId, stores: Option<Vec<crate::state::StoreEntry>>) {
+        let mut q = lock(&self.queryable);
+        match stores {
+            Some(s) => {
+                q.insert(id, s);
+            }
+            None => {
+                q.remove(&id);
+            }
+        }
+    }
+
+    /// Records the group's members and assignment after a rebalance.
+    pub(crate) fn set_group(&self, members: Vec<crate::client::GroupMember>) {
+        lock(&self.shared.inner).group = members;
     }
 }
 

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use streams_state::{ChangelogPartition, ChangelogRecord, ThreadCache};
 
 use super::{
-    Instance, TaskLock, TaskSnapshot, TaskState, ThreadSnapshot, ThreadStatus, wall_clock,
+    Instance, TaskLock, TaskSnapshot, TaskState, ThreadSnapshot, ThreadStatus, instance_of,
+    wall_clock,
 };
 use crate::client::{
     Admin, ConsumedRecord, Consumer, NoRebalanceListener, OutgoingRecord, Producer,
@@ -156,6 +157,7 @@ impl StreamThread {
                 self.poll_time += t0.elapsed();
                 self.tm.add_records(records)?;
                 if std::mem::take(&mut self.tm.reassigned) {
+                    self.instance.set_group(self.consumer.group_members()?);
                     self.tm.update_standbys(self.consumer.as_ref())?;
                 }
                 self.tm.retry_pending()?;
@@ -604,6 +606,8 @@ impl TaskManager {
             {
                 a.task.init()?;
                 a.state = TaskState::Running;
+                self.instance
+                    .set_queryable(*id, Some(a.task.ctx.stores.clone()));
                 self.reassigned = true;
                 tracing::info!(task = %id, restored = a.restored, "task restored, running");
             }
@@ -729,14 +733,6 @@ impl TaskManager {
         if replicas > 0 {
             let me = consumer.member_id();
             let members = consumer.group_members()?;
-            // Instance of a member: its client id before "-StreamThread-".
-            let instance_of = |client_id: &str| {
-                client_id
-                    .split("-StreamThread-")
-                    .next()
-                    .unwrap_or(client_id)
-                    .to_string()
-            };
             let mut threads: BTreeMap<String, Vec<String>> = BTreeMap::new();
             let mut owner: BTreeMap<TaskId, String> = BTreeMap::new();
             let mut my_instance = None;
@@ -824,6 +820,9 @@ impl TaskManager {
 
     /// Commits and closes every task (the thread is stopping or failed).
     fn close_all(&mut self) -> Result<()> {
+        for id in self.active.keys() {
+            self.instance.set_queryable(*id, None);
+        }
         let mut first_error = None;
         let tasks = std::mem::take(&mut self.active)
             .into_values()
@@ -861,6 +860,7 @@ impl RebalanceListener for TaskManager {
         let offsets = self.prepare_commit(&ids)?;
         self.purge_repartition(&offsets)?;
         for id in ids {
+            self.instance.set_queryable(id, None);
             if let Some(mut a) = self.active.remove(&id) {
                 a.task.clear_queues();
                 if a.state == TaskState::Running {
@@ -899,6 +899,8 @@ impl RebalanceListener for TaskManager {
         for id in wanted {
             if let Some(mut a) = self.suspended.remove(&id) {
                 a.state = TaskState::Running;
+                self.instance
+                    .set_queryable(id, Some(a.task.ctx.stores.clone()));
                 self.active.insert(id, a);
                 continue;
             }
