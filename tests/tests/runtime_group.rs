@@ -329,7 +329,6 @@ fn by_default_a_failed_thread_stops_the_instance_with_the_error() {
 fn interactive_queries_read_local_stores_and_say_which_instance_has_a_key() {
     use streams_core::query::HostInfo;
     use streams_core::serde::StringSerde;
-    use streams_core::state::ReadOnlyKeyValueStore;
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path());
     let mut expected = HashMap::new();
