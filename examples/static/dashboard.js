@@ -1,0 +1,164 @@
+// Live dashboard of the activity-tracking example: polls /api/dashboard once a second and
+// draws the charts on canvases. No external libraries.
+"use strict";
+
+const COLORS = ["#4fb3ff", "#3ddc97", "#ffb86b", "#c792ea", "#ff6b6b", "#f7d154", "#5ee0e0", "#a3be8c"];
+const rateHistory = [];
+let updates = 0;
+
+function fmt(n) {
+  if (n === null || n === undefined) return "–";
+  if (n >= 1e6) return (n / 1e6).toFixed(2) + "M";
+  if (n >= 1e4) return (n / 1e3).toFixed(1) + "k";
+  return Math.round(n).toLocaleString();
+}
+
+function clock(ms) {
+  const d = new Date(ms);
+  return d.toISOString().substring(11, 16);
+}
+
+// Sets up a canvas for crisp drawing at the device's pixel ratio, keeping the aspect ratio
+// of its width/height attributes; returns its context and CSS size.
+function prepare(canvas) {
+  if (!canvas.dataset.aspect) canvas.dataset.aspect = String(canvas.height / canvas.width);
+  const ratio = window.devicePixelRatio || 1;
+  const w = canvas.clientWidth || canvas.width;
+  const h = Math.round(w * Number(canvas.dataset.aspect));
+  canvas.width = Math.round(w * ratio);
+  canvas.height = Math.round(h * ratio);
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+  ctx.clearRect(0, 0, w, h);
+  return { ctx, w, h };
+}
+
+function axes(ctx, w, h, pad, maxY, labelsX) {
+  ctx.strokeStyle = "#263048";
+  ctx.fillStyle = "#8b93a7";
+  ctx.font = "12px sans-serif";
+  ctx.lineWidth = 1;
+  for (let i = 0; i <= 4; i++) {
+    const y = pad.t + (h - pad.t - pad.b) * (1 - i / 4);
+    ctx.beginPath();
+    ctx.moveTo(pad.l, y);
+    ctx.lineTo(w - pad.r, y);
+    ctx.stroke();
+    ctx.fillText(fmt(maxY * i / 4), 4, y + 4);
+  }
+  const n = labelsX.length;
+  const step = Math.max(1, Math.ceil(n / 8));
+  labelsX.forEach((label, i) => {
+    if (i % step !== 0) return;
+    const x = pad.l + (w - pad.l - pad.r) * (n <= 1 ? 0.5 : i / (n - 1));
+    ctx.fillText(label, x - 14, h - 6);
+  });
+}
+
+function lineChart(canvas, labels, series) {
+  const { ctx, w, h } = prepare(canvas);
+  const pad = { l: 48, r: 12, t: 10, b: 24 };
+  const maxY = Math.max(1, ...series.flatMap(s => s.values)) * 1.1;
+  axes(ctx, w, h, pad, maxY, labels);
+  const n = labels.length;
+  series.forEach((s, si) => {
+    ctx.strokeStyle = s.color || COLORS[si % COLORS.length];
+    ctx.lineWidth = 2;
+    ctx.beginPath();
+    s.values.forEach((v, i) => {
+      const x = pad.l + (w - pad.l - pad.r) * (n <= 1 ? 0.5 : i / (n - 1));
+      const y = pad.t + (h - pad.t - pad.b) * (1 - v / maxY);
+      if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+    });
+    ctx.stroke();
+  });
+}
+
+function barChart(canvas, items) {
+  const { ctx, w, h } = prepare(canvas);
+  const pad = { l: 110, r: 50, t: 6, b: 6 };
+  ctx.font = "12px sans-serif";
+  if (items.length === 0) {
+    ctx.fillStyle = "#8b93a7";
+    ctx.fillText("waiting for the first window…", pad.l, h / 2);
+    return;
+  }
+  const max = Math.max(0.0001, ...items.map(i => i.value));
+  const rowH = (h - pad.t - pad.b) / items.length;
+  items.forEach((item, i) => {
+    const y = pad.t + i * rowH;
+    const bw = (w - pad.l - pad.r) * item.value / max;
+    ctx.fillStyle = COLORS[i % COLORS.length];
+    ctx.fillRect(pad.l, y + rowH * 0.15, bw, rowH * 0.7);
+    ctx.fillStyle = "#e6e9f0";
+    ctx.fillText(item.label, 6, y + rowH / 2 + 4);
+    ctx.fillText(item.text, pad.l + bw + 6, y + rowH / 2 + 4);
+  });
+}
+
+function render(d) {
+  const s = d.status;
+  document.getElementById("kpi-rate").textContent = fmt(s.events_per_sec);
+  document.getElementById("kpi-lag").textContent = fmt(s.lag);
+  document.getElementById("kpi-processed").textContent = fmt(s.processed);
+  document.getElementById("kpi-windows").textContent = fmt(s.windows_closed);
+  document.getElementById("kpi-alerts").textContent = fmt(d.alerts.length);
+
+  const labels = d.timeline.starts.map(clock);
+  const series = d.timeline.series.map((p, i) => ({ name: p.page, values: p.counts, color: COLORS[i % COLORS.length] }));
+  lineChart(document.getElementById("views-chart"), labels, series);
+  const legend = document.getElementById("views-legend");
+  legend.innerHTML = "";
+  series.forEach(p => {
+    const span = document.createElement("span");
+    span.style.setProperty("--swatch", p.color);
+    span.textContent = p.name;
+    legend.appendChild(span);
+  });
+
+  const ctr = d.ctr;
+  document.getElementById("ctr-window").textContent =
+    ctr.window_start === null ? "" : `(${clock(ctr.window_start)}–${clock(ctr.window_end)})`;
+  barChart(document.getElementById("ctr-chart"), ctr.pages.map(p => ({
+    label: p.page,
+    value: p.ctr,
+    text: `${(p.ctr * 100).toFixed(1)}% (${p.clicks}/${p.views})`,
+  })));
+
+  rateHistory.push(s.events_per_sec);
+  if (rateHistory.length > 60) rateHistory.shift();
+  lineChart(document.getElementById("rate-chart"), rateHistory.map((_, i) => `${i - rateHistory.length + 1}s`),
+    [{ name: "events/s", values: rateHistory, color: "#3ddc97" }]);
+
+  const body = document.querySelector("#alerts tbody");
+  body.innerHTML = "";
+  d.alerts.slice(0, 12).forEach(a => {
+    const tr = document.createElement("tr");
+    tr.innerHTML = `<td></td><td>${clock(a.start)}–${clock(a.end)}</td><td class="num">${a.clicks}</td>`;
+    tr.firstChild.textContent = a.user;
+    body.appendChild(tr);
+  });
+  document.getElementById("footer").textContent =
+    `instance ${s.instance} · state ${s.state} · updated ${new Date().toLocaleTimeString()}`;
+}
+
+async function tick() {
+  const live = document.getElementById("live");
+  try {
+    const res = await fetch("/api/dashboard", { cache: "no-store" });
+    if (!res.ok) throw new Error(res.status);
+    const d = await res.json();
+    render(d);
+    window.lastDashboard = d;
+    updates += 1;
+    document.body.dataset.updates = String(updates);
+    live.classList.remove("stale");
+    live.textContent = "● live";
+  } catch (e) {
+    live.classList.add("stale");
+    live.textContent = "● reconnecting";
+  }
+  setTimeout(tick, 1000);
+}
+
+tick();
