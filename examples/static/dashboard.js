@@ -14,8 +14,11 @@ function fmt(n) {
 }
 
 function clock(ms) {
-  const d = new Date(ms);
-  return d.toISOString().substring(11, 16);
+  return new Date(ms).toISOString().substring(11, 16);
+}
+
+function clockSeconds(ms) {
+  return new Date(ms).toISOString().substring(11, 19);
 }
 
 // Sets up a canvas for crisp drawing at the device's pixel ratio, keeping the aspect ratio
@@ -51,7 +54,7 @@ function axes(ctx, w, h, pad, maxY, labelsX) {
   labelsX.forEach((label, i) => {
     if (i % step !== 0) return;
     const x = pad.l + (w - pad.l - pad.r) * (n <= 1 ? 0.5 : i / (n - 1));
-    ctx.fillText(label, x - 14, h - 6);
+    ctx.fillText(label, Math.min(x - 14, w - pad.r - 34), h - 6);
   });
 }
 
@@ -76,7 +79,7 @@ function lineChart(canvas, labels, series) {
 
 function barChart(canvas, items) {
   const { ctx, w, h } = prepare(canvas);
-  const pad = { l: 110, r: 50, t: 6, b: 6 };
+  const pad = { l: 110, r: 120, t: 6, b: 6 };
   ctx.font = "12px sans-serif";
   if (items.length === 0) {
     ctx.fillStyle = "#8b93a7";
@@ -84,7 +87,7 @@ function barChart(canvas, items) {
     return;
   }
   const max = Math.max(0.0001, ...items.map(i => i.value));
-  const rowH = (h - pad.t - pad.b) / items.length;
+  const rowH = Math.min(32, (h - pad.t - pad.b) / items.length);
   items.forEach((item, i) => {
     const y = pad.t + i * rowH;
     const bw = (w - pad.l - pad.r) * item.value / max;
@@ -134,7 +137,7 @@ function render(d) {
   body.innerHTML = "";
   d.alerts.slice(0, 12).forEach(a => {
     const tr = document.createElement("tr");
-    tr.innerHTML = `<td></td><td>${clock(a.start)}–${clock(a.end)}</td><td class="num">${a.clicks}</td>`;
+    tr.innerHTML = `<td></td><td>${clockSeconds(a.start)}–${clockSeconds(a.end)}</td><td class="num">${a.clicks}</td>`;
     tr.firstChild.textContent = a.user;
     body.appendChild(tr);
   });
