@@ -424,3 +424,17 @@ fn every_source_sink_store_and_repartition_topic_is_named() {
         ]
     );
 }
+
+#[test]
+fn the_activity_doc_shows_the_current_topology() {
+    let topology = activity::topology(&ActivityConfig::default()).unwrap();
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/ACTIVITY.md"),
+    )
+    .unwrap();
+    let described = topology.describe().to_string();
+    assert!(
+        doc.contains(described.trim_end()),
+        "docs/ACTIVITY.md is out of date; the topology now is:\n{described}"
+    );
+}
