@@ -1,5 +1,8 @@
 //! Shared pieces of the examples: the page-view record and a seeded generator of realistic
-//! page views (popular pages follow a Zipf-like distribution).
+//! page views (popular pages follow a Zipf-like distribution); and [`activity`], the core of
+//! the real-time user-activity-tracking app.
+
+pub mod activity;
 
 use serde::{Deserialize, Serialize};
 use streams_core::{EventTime, StreamsSerde};

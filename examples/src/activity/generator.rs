@@ -1,0 +1,675 @@
+//! Input for the activity app: a seeded generator of realistic page views and clicks, a rate
+//! limiter for real-time mode, recordings (JSON lines) and their replay, and writing events
+//! to the embedded log engine.
+//!
+//! The generator simulates visits: a visit (session) starts at random times (a Poisson
+//! process whose rate gives the configured events per second of *event time*), by a user
+//! drawn with a Zipf-like skew (some users come back often, most rarely), and is a burst of
+//! page views about 40 s apart. Pages are Zipf-distributed. After each view the user clicks
+//! on the page with [`GeneratorConfig::click_probability`] (and sometimes clicks twice).
+//! A small share of users ([`GeneratorConfig::bot_share`]) are bots: their visits are one
+//! view followed by 22 to 45 clicks 40 to 150 ms apart. Events come out in event-time order.
+//!
+//! ```
+//! use streams_examples::activity::generator::{ActivityGenerator, GeneratorConfig};
+//! let config = GeneratorConfig { seed: 7, ..GeneratorConfig::default() };
+//! let a: Vec<_> = ActivityGenerator::new(config.clone()).take(100).collect();
+//! let b: Vec<_> = ActivityGenerator::new(config).take(100).collect();
+//! assert_eq!(a, b);                                          // seeded
+//! assert!(a.windows(2).all(|w| w[0].ts() <= w[1].ts()));     // time-ordered
+//! ```
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use streams_core::partitioner::partition_for_key;
+use streams_core::runtime::{LogEngine, NewRecord, TopicConfig};
+
+use super::model::{ActivityEvent, Click, PageView};
+use super::{ActivityError, CLICKS_TOPIC, PAGE_VIEWS_TOPIC, Result};
+use crate::{Rng, Zipf};
+
+/// The generator's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GeneratorConfig {
+    /// The seed: the same seed (and settings) gives the same events.
+    pub seed: u64,
+    /// Users `user-0` .. `user-{users-1}`. Default: 10 000.
+    pub users: u64,
+    /// Pages `/p/0` .. `/p/{pages-1}`, `/p/0` the most popular. Default: 1 000.
+    pub pages: usize,
+    /// The event time of the first visit, ms since the epoch. Default: 1 700 000 000 000.
+    pub start_ms: i64,
+    /// The average number of events per second of event time (the simulated rate).
+    /// Default: 50.
+    pub events_per_second: f64,
+    /// The share of users that are bots. Default: 0.01.
+    pub bot_share: f64,
+    /// The probability that a (human) page view leads to a click on the page; one in five
+    /// of those leads to a second click, so clicks per view are about 1.2 times this.
+    /// Default: 0.08.
+    pub click_probability: f64,
+}
+
+impl Default for GeneratorConfig {
+    fn default() -> Self {
+        Self {
+            seed: 42,
+            users: 10_000,
+            pages: 1_000,
+            start_ms: 1_700_000_000_000,
+            events_per_second: 50.0,
+            bot_share: 0.01,
+            click_probability: 0.08,
+        }
+    }
+}
+
+/// The probability that a human visit goes on after a view (visits have 1 / (1 - p) views
+/// on average).
+const NEXT_VIEW_PROBABILITY: f64 = 0.83;
+/// The mean pause between two views of a visit, ms (exponential, clamped).
+const MEAN_VIEW_GAP_MS: f64 = 40_000.0;
+/// The longest pause between two views of a visit: well below the 30-minute session gap,
+/// so a visit is one session.
+const MAX_VIEW_GAP_MS: i64 = 10 * 60 * 1000;
+/// Bot bursts: clicks per visit and the pause between clicks.
+const BOT_CLICKS: (u64, u64) = (22, 45);
+const BOT_CLICK_GAP_MS: (u64, u64) = (40, 150);
+
+const REFERRERS: [(&str, f64); 4] = [
+    ("search", 0.40),
+    ("direct", 0.25),
+    ("social", 0.20),
+    ("email", 0.15),
+];
+const DEVICES: [(&str, f64); 3] = [("mobile", 0.55), ("desktop", 0.35), ("tablet", 0.10)];
+const ELEMENTS: [&str; 6] = [
+    "buy-button",
+    "add-to-cart",
+    "related-link",
+    "banner",
+    "video",
+    "share",
+];
+
+/// Picks from `(item, weight)` pairs whose weights add up to 1.
+fn weighted(rng: &mut Rng, items: &[(&'static str, f64)]) -> &'static str {
+    let mut u = rng.next_f64();
+    for (item, w) in items {
+        if u < *w {
+            return item;
+        }
+        u -= w;
+    }
+    items.last().map_or("", |(item, _)| item)
+}
+
+/// An exponentially distributed number with the given mean.
+fn exponential(rng: &mut Rng, mean: f64) -> f64 {
+    -mean * (1.0 - rng.next_f64()).ln()
+}
+
+/// A uniform integer in `[lo, hi]`.
+fn between(rng: &mut Rng, (lo, hi): (u64, u64)) -> u64 {
+    lo + rng.below(hi.saturating_sub(lo) + 1)
+}
+
+#[derive(Debug, Clone)]
+struct User {
+    device: &'static str,
+    bot: bool,
+    /// The end of the user's visit in progress (a new visit starts after it).
+    busy_until: i64,
+}
+
+/// A scheduled event, ordered by time and then by scheduling order.
+#[derive(Debug, Clone)]
+struct Pending {
+    ts: i64,
+    seq: u64,
+    event: ActivityEvent,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        (self.ts, self.seq) == (other.ts, other.seq)
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.ts, self.seq).cmp(&(other.ts, other.seq))
+    }
+}
+
+/// An endless, seeded, event-time-ordered stream of page views and clicks (see the
+/// [module docs](self)); take as many as you need.
+#[derive(Debug, Clone)]
+pub struct ActivityGenerator {
+    rng: Rng,
+    pages: Zipf,
+    user_skew: Zipf,
+    users: Vec<User>,
+    click_probability: f64,
+    /// Mean time between visit starts, ms.
+    mean_visit_gap_ms: f64,
+    /// The start of the next visit; every event scheduled later comes from later visits.
+    next_visit: f64,
+    pending: BinaryHeap<Reverse<Pending>>,
+    seq: u64,
+}
+
+impl ActivityGenerator {
+    /// A generator with these settings.
+    pub fn new(config: GeneratorConfig) -> Self {
+        let mut rng = Rng::new(config.seed);
+        let users: Vec<User> = (0..config.users.max(1))
+            .map(|_| User {
+                device: weighted(&mut rng, &DEVICES),
+                bot: rng.next_f64() < config.bot_share,
+                busy_until: i64::MIN,
+            })
+            .collect();
+        // Events per visit on average, to turn events per second into visits per second.
+        let p = config.click_probability.clamp(0.0, 1.0);
+        let human = (1.0 + p * 1.2) / (1.0 - NEXT_VIEW_PROBABILITY);
+        let bot = 1.0 + (BOT_CLICKS.0 + BOT_CLICKS.1) as f64 / 2.0;
+        let share = config.bot_share.clamp(0.0, 1.0);
+        let per_visit = (1.0 - share) * human + share * bot;
+        let visits_per_ms = config.events_per_second.max(1e-9) / 1000.0 / per_visit;
+        let user_count = users.len();
+        Self {
+            rng,
+            pages: Zipf::new(config.pages.max(1), 1.1),
+            user_skew: Zipf::new(user_count, 0.6),
+            users,
+            click_probability: p,
+            mean_visit_gap_ms: 1.0 / visits_per_ms,
+            next_visit: config.start_ms as f64,
+            pending: BinaryHeap::new(),
+            seq: 0,
+        }
+    }
+
+    fn schedule(&mut self, event: ActivityEvent) {
+        self.seq += 1;
+        self.pending.push(Reverse(Pending {
+            ts: event.ts(),
+            seq: self.seq,
+            event,
+        }));
+    }
+
+    fn page(&mut self) -> String {
+        format!("/p/{}", self.pages.sample(&mut self.rng))
+    }
+
+    /// Schedules every event of a visit starting at `start`.
+    fn start_visit(&mut self, start: i64) {
+        // A user without a visit in progress (a few tries, else visits overlap).
+        let mut u = self.user_skew.sample(&mut self.rng);
+        for _ in 0..4 {
+            if self.users[u].busy_until < start {
+                break;
+            }
+            u = self.user_skew.sample(&mut self.rng);
+        }
+        let user_id = format!("user-{u}");
+        let User { device, bot, .. } = self.users[u];
+        let mut t = start;
+        if bot {
+            let page = self.page();
+            self.schedule(ActivityEvent::PageView(PageView {
+                user_id: user_id.clone(),
+                page: page.clone(),
+                referrer: "direct".into(),
+                device: device.into(),
+                ts: t,
+            }));
+            for _ in 0..between(&mut self.rng, BOT_CLICKS) {
+                t += between(&mut self.rng, BOT_CLICK_GAP_MS) as i64;
+                let element = ELEMENTS[self.rng.below(ELEMENTS.len() as u64) as usize];
+                self.schedule(ActivityEvent::Click(Click {
+                    user_id: user_id.clone(),
+                    page: page.clone(),
+                    element: element.into(),
+                    ts: t,
+                }));
+            }
+        } else {
+            let mut referrer = weighted(&mut self.rng, &REFERRERS);
+            loop {
+                let page = self.page();
+                self.schedule(ActivityEvent::PageView(PageView {
+                    user_id: user_id.clone(),
+                    page: page.clone(),
+                    referrer: referrer.into(),
+                    device: device.into(),
+                    ts: t,
+                }));
+                if self.rng.next_f64() < self.click_probability {
+                    let mut c = t + between(&mut self.rng, (500, 20_000)) as i64;
+                    let clicks = if self.rng.below(5) == 0 { 2 } else { 1 };
+                    for _ in 0..clicks {
+                        let element = ELEMENTS[self.rng.below(ELEMENTS.len() as u64) as usize];
+                        self.schedule(ActivityEvent::Click(Click {
+                            user_id: user_id.clone(),
+                            page: page.clone(),
+                            element: element.into(),
+                            ts: c,
+                        }));
+                        c += between(&mut self.rng, (500, 10_000)) as i64;
+                    }
+                    self.users[u].busy_until = self.users[u].busy_until.max(c);
+                }
+                if self.rng.next_f64() >= NEXT_VIEW_PROBABILITY {
+                    break;
+                }
+                let gap = exponential(&mut self.rng, MEAN_VIEW_GAP_MS) as i64;
+                t += gap.clamp(1_000, MAX_VIEW_GAP_MS);
+                referrer = "internal";
+            }
+        }
+        self.users[u].busy_until = self.users[u].busy_until.max(t);
+    }
+}
+
+impl Iterator for ActivityGenerator {
+    type Item = ActivityEvent;
+
+    fn next(&mut self) -> Option<ActivityEvent> {
+        loop {
+            let next_visit = self.next_visit as i64;
+            match self.pending.peek() {
+                // Later visits start at `next_visit` or after: nothing can come before this.
+                Some(Reverse(p)) if p.ts <= next_visit => {
+                    return self.pending.pop().map(|Reverse(p)| p.event);
+                }
+                _ => {
+                    self.start_visit(next_visit);
+                    self.next_visit += exponential(&mut self.rng, self.mean_visit_gap_ms);
+                }
+            }
+        }
+    }
+}
+
+/// Paces events to a wall-clock rate, for real-time mode.
+///
+/// The `n`th event (from 0) is due `n / events_per_second` after the first; [`acquire`]
+/// sleeps until the next event is due. After a stall of more than a second the schedule
+/// starts afresh rather than bursting to catch up.
+///
+/// [`acquire`]: Self::acquire
+#[derive(Debug, Clone)]
+pub struct RateLimiter {
+    per_second: f64,
+    start: Option<Instant>,
+    sent: u64,
+}
+
+impl RateLimiter {
+    /// A limiter to `events_per_second`; zero, negative or NaN means no limit.
+    pub fn new(events_per_second: f64) -> Self {
+        Self {
+            per_second: events_per_second,
+            start: None,
+            sent: 0,
+        }
+    }
+
+    /// Counts one event at `now` and returns how long to wait before sending it.
+    pub fn delay_at(&mut self, now: Instant) -> Duration {
+        if self.per_second.is_nan() || self.per_second <= 0.0 {
+            return Duration::ZERO;
+        }
+        let start = *self.start.get_or_insert(now);
+        let due = start + Duration::from_secs_f64(self.sent as f64 / self.per_second);
+        if now.saturating_duration_since(due) > Duration::from_secs(1) {
+            // Far behind: start a new schedule now instead of bursting.
+            self.start = Some(now);
+            self.sent = 1;
+            return Duration::ZERO;
+        }
+        self.sent += 1;
+        due.saturating_duration_since(now)
+    }
+
+    /// Waits (sleeping) until the next event may be sent.
+    pub fn acquire(&mut self) {
+        let delay = self.delay_at(Instant::now());
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
+    }
+}
+
+/// An iterator that yields its inner iterator's items at a wall-clock rate; see [`paced`].
+#[derive(Debug, Clone)]
+pub struct Paced<I> {
+    inner: I,
+    limiter: RateLimiter,
+}
+
+impl<I: Iterator> Iterator for Paced<I> {
+    type Item = I::Item;
+    fn next(&mut self) -> Option<I::Item> {
+        let item = self.inner.next()?;
+        self.limiter.acquire();
+        Some(item)
+    }
+}
+
+/// Yields `events` at `events_per_second` of wall-clock time (real-time mode).
+pub fn paced<I: IntoIterator>(events: I, events_per_second: f64) -> Paced<I::IntoIter> {
+    Paced {
+        inner: events.into_iter(),
+        limiter: RateLimiter::new(events_per_second),
+    }
+}
+
+/// Writes `events` to `path` (created or truncated) as JSON lines, one event per line with
+/// its `type` tag; returns how many were written.
+///
+/// # Errors
+///
+/// [`ActivityError::Io`] when the file cannot be written.
+pub fn record_events(
+    path: &Path,
+    events: impl IntoIterator<Item = ActivityEvent>,
+) -> Result<usize> {
+    let io = |source| ActivityError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut out = BufWriter::new(File::create(path).map_err(io)?);
+    let mut n = 0;
+    for event in events {
+        serde_json::to_writer(&mut out, &event).map_err(ActivityError::Encode)?;
+        out.write_all(b"\n").map_err(io)?;
+        n += 1;
+    }
+    out.flush().map_err(io)?;
+    Ok(n)
+}
+
+/// Replays a recording written by [`record_events`] (or by hand: one JSON event per line;
+/// blank lines are skipped), in file order.
+///
+/// # Errors
+///
+/// [`ActivityError::Io`] when the file cannot be opened; the iterator yields
+/// [`ActivityError::Io`] or [`ActivityError::Parse`] for a line it cannot read.
+pub fn replay_events(path: &Path) -> Result<Replay> {
+    let file = File::open(path).map_err(|source| ActivityError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(Replay {
+        path: path.to_path_buf(),
+        lines: BufReader::new(file).lines(),
+        line: 0,
+    })
+}
+
+/// The events of a recording; see [`replay_events`].
+#[derive(Debug)]
+pub struct Replay {
+    path: PathBuf,
+    lines: std::io::Lines<BufReader<File>>,
+    line: usize,
+}
+
+impl Iterator for Replay {
+    type Item = Result<ActivityEvent>;
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let line = self.lines.next()?;
+            self.line += 1;
+            let line = match line {
+                Ok(l) => l,
+                Err(source) => {
+                    return Some(Err(ActivityError::Io {
+                        path: self.path.clone(),
+                        source,
+                    }));
+                }
+            };
+            if line.trim().is_empty() {
+                continue;
+            }
+            return Some(
+                serde_json::from_str(&line).map_err(|source| ActivityError::Parse {
+                    path: self.path.clone(),
+                    line: self.line,
+                    source,
+                }),
+            );
+        }
+    }
+}
+
+/// Creates `page_views` and `clicks` with `partitions` partitions on the engine, unless
+/// they exist.
+///
+/// # Errors
+///
+/// [`ActivityError::State`] when the engine refuses.
+pub fn create_input_topics(engine: &LogEngine, partitions: u32) -> Result<()> {
+    let existing: Vec<String> = engine.topics().into_iter().map(|(n, _)| n).collect();
+    for topic in [PAGE_VIEWS_TOPIC, CLICKS_TOPIC] {
+        if !existing.iter().any(|n| n == topic) {
+            engine.create_topic(topic, TopicConfig::new(partitions))?;
+        }
+    }
+    Ok(())
+}
+
+/// Appends events to `page_views` and `clicks` as a producer would: key = user id (UTF-8),
+/// value = the JSON view or click, timestamp = event time, partition = Kafka's murmur2
+/// partitioner over `partitions`. Events of one topic partition keep their order (one batch
+/// per topic partition). Returns how many were appended.
+///
+/// # Errors
+///
+/// [`ActivityError::State`] when a topic is missing or an append fails.
+pub fn append_events(
+    engine: &LogEngine,
+    events: impl IntoIterator<Item = ActivityEvent>,
+    partitions: u32,
+) -> Result<usize> {
+    let mut batches: HashMap<(&'static str, u32), Vec<NewRecord>> = HashMap::new();
+    let mut n = 0;
+    for event in events {
+        let value = match &event {
+            ActivityEvent::PageView(v) => serde_json::to_vec(v),
+            ActivityEvent::Click(c) => serde_json::to_vec(c),
+        }
+        .map_err(ActivityError::Encode)?;
+        let key = event.user_id().as_bytes().to_vec();
+        let p = partition_for_key(&key, partitions.max(1));
+        batches
+            .entry((event.topic(), p))
+            .or_default()
+            .push(NewRecord {
+                timestamp: event.ts(),
+                key: Some(key),
+                value: Some(value),
+                headers: Vec::new(),
+            });
+        n += 1;
+    }
+    let mut keys: Vec<(&'static str, u32)> = batches.keys().copied().collect();
+    keys.sort_unstable();
+    for key in keys {
+        if let Some(batch) = batches.get(&key) {
+            engine.append(key.0, key.1, batch)?;
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    fn sample(n: usize) -> Vec<ActivityEvent> {
+        ActivityGenerator::new(GeneratorConfig::default())
+            .take(n)
+            .collect()
+    }
+
+    #[test]
+    fn same_seed_same_events_other_seed_other_events() {
+        let a = sample(2_000);
+        assert_eq!(a, sample(2_000));
+        let c: Vec<_> = ActivityGenerator::new(GeneratorConfig {
+            seed: 43,
+            ..GeneratorConfig::default()
+        })
+        .take(2_000)
+        .collect();
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn events_are_time_ordered_at_about_the_configured_rate() {
+        let events = sample(50_000);
+        assert!(events.windows(2).all(|w| w[0].ts() <= w[1].ts()));
+        let first = events.first().map(ActivityEvent::ts).unwrap();
+        let last = events.last().map(ActivityEvent::ts).unwrap();
+        let rate = events.len() as f64 / ((last - first) as f64 / 1000.0);
+        assert!(
+            (35.0..65.0).contains(&rate),
+            "{rate} events/s, configured 50"
+        );
+    }
+
+    #[test]
+    fn pages_are_skewed_and_click_through_is_realistic() {
+        let events = sample(50_000);
+        let mut views: HashMap<&str, usize> = HashMap::new();
+        let mut clicks_by_human = 0;
+        let mut views_total = 0;
+        let mut clicks_by_user: HashMap<&str, Vec<i64>> = HashMap::new();
+        for e in &events {
+            match e {
+                ActivityEvent::PageView(v) => {
+                    *views.entry(&v.page).or_default() += 1;
+                    views_total += 1;
+                }
+                ActivityEvent::Click(c) => clicks_by_user.entry(&c.user_id).or_default().push(c.ts),
+            }
+        }
+        // Bots: more than 20 clicks within 10 seconds.
+        let is_bot = |ts: &[i64]| ts.windows(21).any(|w| w[20] - w[0] < 10_000);
+        let bots: HashSet<&str> = clicks_by_user
+            .iter()
+            .filter(|(_, ts)| is_bot(ts))
+            .map(|(u, _)| *u)
+            .collect();
+        for (u, ts) in &clicks_by_user {
+            if !bots.contains(u) {
+                clicks_by_human += ts.len();
+            }
+        }
+        let ctr = clicks_by_human as f64 / views_total as f64;
+        assert!((0.05..0.15).contains(&ctr), "human click-through {ctr}");
+        assert!(!bots.is_empty());
+        let users: HashSet<&str> = events.iter().map(ActivityEvent::user_id).collect();
+        let share = bots.len() as f64 / users.len() as f64;
+        assert!(share < 0.05, "bot share {share}");
+        let top = views.get("/p/0").copied().unwrap_or(0);
+        let mid = views.get("/p/500").copied().unwrap_or(0);
+        assert!(top > 20 * (mid + 1), "top {top} mid {mid}");
+    }
+
+    #[test]
+    fn users_come_back_within_and_after_the_session_gap() {
+        // About three hours of event time.
+        let events: Vec<_> = ActivityGenerator::new(GeneratorConfig {
+            events_per_second: 5.0,
+            users: 2_000,
+            ..GeneratorConfig::default()
+        })
+        .take(50_000)
+        .collect();
+        let mut last: HashMap<&str, i64> = HashMap::new();
+        let (mut short, mut long) = (0, 0);
+        for e in &events {
+            if let Some(prev) = last.insert(e.user_id(), e.ts()) {
+                let pause = e.ts() - prev;
+                if pause > 30 * 60 * 1000 {
+                    long += 1;
+                } else if pause > 5 * 60 * 1000 {
+                    short += 1;
+                }
+            }
+        }
+        assert!(
+            short > 100 && long > 100,
+            "pauses 5-30 min: {short}, > 30 min: {long}"
+        );
+    }
+
+    #[test]
+    fn the_rate_limiter_spaces_events_and_does_not_burst_after_a_stall() {
+        let mut limiter = RateLimiter::new(100.0);
+        let t0 = Instant::now();
+        assert_eq!(limiter.delay_at(t0), Duration::ZERO);
+        assert_eq!(limiter.delay_at(t0), Duration::from_millis(10));
+        assert_eq!(limiter.delay_at(t0), Duration::from_millis(20));
+        // Five seconds late: a new schedule starts.
+        let later = t0 + Duration::from_secs(5);
+        assert_eq!(limiter.delay_at(later), Duration::ZERO);
+        assert_eq!(limiter.delay_at(later), Duration::from_millis(10));
+        let mut unlimited = RateLimiter::new(0.0);
+        assert_eq!(unlimited.delay_at(t0), Duration::ZERO);
+        assert_eq!(unlimited.delay_at(t0), Duration::ZERO);
+    }
+
+    #[test]
+    fn recordings_replay_the_same_events_and_report_bad_lines() {
+        let dir = std::env::temp_dir().join(format!("activity-rec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("events.jsonl");
+        let events = sample(500);
+        assert_eq!(record_events(&path, events.clone()).unwrap(), 500);
+        let first = std::fs::read_to_string(&path).unwrap();
+        assert!(first.starts_with("{\"type\":\"page_view\""), "{first:.60}");
+        let back: Vec<ActivityEvent> = replay_events(&path)
+            .unwrap()
+            .collect::<Result<_>>()
+            .unwrap();
+        assert_eq!(back, events);
+
+        std::fs::write(
+            &path,
+            format!("{}\n\nnot json\n", first.lines().next().unwrap()),
+        )
+        .unwrap();
+        let got: Vec<_> = replay_events(&path).unwrap().collect();
+        assert!(got[0].is_ok());
+        assert!(
+            matches!(&got[1], Err(ActivityError::Parse { line: 3, .. })),
+            "{:?}",
+            got[1]
+        );
+        assert!(matches!(
+            replay_events(&dir.join("missing.jsonl")),
+            Err(ActivityError::Io { .. })
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
