@@ -38,6 +38,7 @@ use streams_core::error::{StateError, StreamsError, TopologyError};
 pub mod generator;
 mod model;
 mod topology;
+pub mod web;
 
 pub use model::{
     Activity, ActivityEvent, Alert, Click, ClickThroughRate, PageView, PageViewCount, PageWindow,
