@@ -29,10 +29,18 @@
 //!      next owner reads them from the committed offsets), the listener's
 //!      `on_partitions_revoked` returns the offsets to commit, they are committed
 //!      *synchronously* (retrying retriable errors up to `default.api.timeout.ms`), and
-//!      only then `unassign` lets librdkafka complete the revocation. When librdkafka
-//!      reports the assignment as lost (the member was fenced: the partitions may already
-//!      be elsewhere), the listener is still called but the commit is skipped (it would be
-//!      refused), so the work since the last commit is done again (at-least-once).
+//!      only then `unassign` lets librdkafka complete the revocation.
+//!    - A **lost** assignment (librdkafka says so, or the group refused a commit with
+//!      unknown member / illegal generation: the session expired, e.g. during an outage):
+//!      the listener's `on_partitions_revoked` still runs, the commit is skipped (it would
+//!      be refused; the partitions may already be elsewhere), and the listener then gets
+//!      an empty `on_partitions_assigned`, so that it closes what it kept for those
+//!      partitions. Their records since the last commit are processed again
+//!      (at-least-once, as Kafka Streams' "task migrated"), and the app goes on.
+//!    - A commit refused with *rebalance in progress* (librdkafka's mock cluster refuses
+//!      commits while members rejoin; Kafka takes them) keeps the offsets for the next
+//!      assignment: a partition that comes back starts there and they are committed
+//!      then (with the eager protocol nobody else can have owned it in between).
 //!    - **assign**: the committed offset of every new partition is read, a partition
 //!      without one starts at its low watermark (`auto.offset.reset=earliest`), and one
 //!      below the low watermark at the low watermark; `assign` is called with these
@@ -385,6 +393,39 @@ fn retriable(code: Option<RDKafkaErrorCode>) -> bool {
     )
 }
 
+/// The group refused a member's request: it is rebalancing, or the member is fenced.
+fn membership_error(code: Option<RDKafkaErrorCode>) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        code,
+        Some(
+            C::RebalanceInProgress
+                | C::IllegalGeneration
+                | C::UnknownMemberId
+                | C::FencedInstanceId
+        )
+    )
+}
+
+/// Runs `f` (given the time left) until it succeeds, fails for good, or `timeout` passed.
+fn retry<T>(
+    timeout: Duration,
+    operation: &str,
+    mut f: impl FnMut(Duration) -> Result<T, KafkaError>,
+) -> Result<T, KafkaError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match f(left.max(Duration::from_millis(1))) {
+            Err(e) if retriable(code_of(&e)) && Instant::now() + RETRY_BACKOFF < deadline => {
+                tracing::debug!(operation, error = %e, "retrying");
+                std::thread::sleep(RETRY_BACKOFF);
+            }
+            result => return result,
+        }
+    }
+}
+
 fn timed_out(code: Option<RDKafkaErrorCode>) -> bool {
     use RDKafkaErrorCode as C;
     matches!(
@@ -567,6 +608,11 @@ struct KafkaConsumer {
     member_id: Mutex<String>,
     /// Watermark answers of the group consumer: (low, high, when asked).
     watermark_cache: Mutex<HashMap<TopicPartition, (i64, i64, Instant)>>,
+    /// Offsets of revoked partitions whose commit the group refused, for the next
+    /// assignment.
+    uncommitted: BTreeMap<TopicPartition, i64>,
+    /// A commit was refused as from a fenced member: the next revocation is a lost one.
+    fenced: bool,
     /// Told once that the broker cannot describe groups.
     describe_unsupported: AtomicBool,
     closed: bool,
@@ -595,6 +641,8 @@ impl KafkaConsumer {
             reseek: BTreeSet::new(),
             member_id: Mutex::new(String::new()),
             watermark_cache: Mutex::new(HashMap::new()),
+            uncommitted: BTreeMap::new(),
+            fenced: false,
             describe_unsupported: AtomicBool::new(false),
             closed: false,
         })
@@ -633,33 +681,32 @@ impl KafkaConsumer {
     fn retrying<T>(
         &self,
         operation: &str,
-        mut f: impl FnMut(Duration) -> Result<T, KafkaError>,
+        f: impl FnMut(Duration) -> Result<T, KafkaError>,
     ) -> ClientResult<T> {
-        let deadline = Instant::now() + self.timeout();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match f(left.max(Duration::from_millis(1))) {
-                Ok(v) => return Ok(v),
-                Err(e) if retriable(code_of(&e)) && Instant::now() + RETRY_BACKOFF < deadline => {
-                    tracing::debug!(operation, error = %e, "retrying");
-                    std::thread::sleep(RETRY_BACKOFF);
-                }
-                Err(e) => return Err(self.error(operation, &e)),
-            }
-        }
+        retry(self.timeout(), operation, f).map_err(|e| self.error(operation, &e))
     }
 
     fn commit_offsets(&self, offsets: &[(TopicPartition, i64)]) -> ClientResult<()> {
+        self.try_commit(offsets)?
+            .map_err(|e| self.error("committing offsets", &e))
+    }
+
+    /// Commits `offsets`; the outer error is ours (no group, bad partition), the inner one
+    /// the cluster's.
+    fn try_commit(
+        &self,
+        offsets: &[(TopicPartition, i64)],
+    ) -> ClientResult<Result<(), KafkaError>> {
         if offsets.is_empty() {
-            return Ok(());
+            return Ok(Ok(()));
         }
         if !self.member {
             return Err(self.no_group("commit"));
         }
         let tpl = tpl_with_offsets(offsets)?;
-        self.retrying("committing offsets", |_| {
+        Ok(retry(self.timeout(), "committing offsets", |_| {
             self.consumer.commit(&tpl, CommitMode::Sync)
-        })
+        }))
     }
 
     fn fetch_watermarks(&self, tp: &TopicPartition) -> ClientResult<(i64, i64)> {
@@ -712,17 +759,40 @@ impl KafkaConsumer {
             .filter(|tp| self.positions.contains_key(tp))
             .cloned()
             .collect();
+        let lost = lost || std::mem::take(&mut self.fenced);
         if !mine.is_empty() {
             let offsets = listener.on_partitions_revoked(&mine)?;
-            if lost {
+            let mut fenced = lost;
+            if !lost {
+                match self.try_commit(&offsets)? {
+                    Ok(()) => {}
+                    Err(e) if code_of(&e) == Some(RDKafkaErrorCode::RebalanceInProgress) => {
+                        // The group takes no commits while members rejoin (librdkafka's
+                        // mock; real brokers take them from members of the current
+                        // generation). Kept for the next assignment: partitions that come
+                        // back start there and are committed then; no one else can have
+                        // owned them in between (eager protocol).
+                        tracing::warn!(
+                            client = %self.client_id,
+                            error = %e,
+                            "offsets of revoked partitions not committed; kept for the next assignment"
+                        );
+                        self.uncommitted.extend(offsets);
+                    }
+                    Err(e) if membership_error(code_of(&e)) => fenced = true,
+                    Err(e) => return Err(self.error("committing offsets", &e).into()),
+                }
+            }
+            if fenced {
                 tracing::warn!(
                     client = %self.client_id,
                     partitions = mine.len(),
                     "the assignment was lost (fenced by the group): offsets are not committed, \
                      the records since the last commit will be processed again"
                 );
-            } else {
-                self.commit_offsets(&offsets)?;
+                // The partitions may have been processed elsewhere since: an empty
+                // assignment makes the listener close what it kept for them.
+                listener.on_partitions_assigned(&[])?;
             }
         }
         self.consumer
@@ -741,15 +811,25 @@ impl KafkaConsumer {
         listener: &mut dyn RebalanceListener,
     ) -> crate::error::Result<()> {
         let committed = self.committed(&partitions)?;
+        let kept = std::mem::take(&mut self.uncommitted);
         let mut positions = Vec::with_capacity(partitions.len());
+        let mut late = Vec::new();
         for (tp, c) in partitions.iter().zip(committed) {
             let (low, _) = self.fetch_watermarks(tp)?;
-            positions.push((tp.clone(), c.unwrap_or(low).max(low)));
+            let mut start = c.unwrap_or(low).max(low);
+            if let Some(&k) = kept.get(tp)
+                && k > start
+            {
+                start = k;
+                late.push((tp.clone(), k));
+            }
+            positions.push((tp.clone(), start));
         }
         let tpl = tpl_with_offsets(&positions)?;
         self.consumer
             .assign(&tpl)
             .map_err(|e| self.error("assign", &e))?;
+        self.commit_offsets(&late)?;
         self.positions = positions.into_iter().collect();
         self.paused.clear();
         self.reseek.clear();
@@ -982,7 +1062,30 @@ impl Consumer for KafkaConsumer {
 
     fn commit(&mut self, offsets: &[(TopicPartition, i64)]) -> ClientResult<()> {
         self.check_open()?;
-        self.commit_offsets(offsets)
+        match self.try_commit(offsets)? {
+            Ok(()) => Ok(()),
+            Err(e) if code_of(&e) == Some(RDKafkaErrorCode::RebalanceInProgress) => {
+                // A rebalance started (the revocation comes in a next poll): kept for the
+                // next assignment, as when a revocation's commit is refused the same way.
+                tracing::debug!(client = %self.client_id, "commit refused during a rebalance; kept");
+                self.uncommitted.extend(offsets.iter().cloned());
+                Ok(())
+            }
+            Err(e) if membership_error(code_of(&e)) => {
+                // Fenced (the session expired, e.g. during an outage) or the group is
+                // rebalancing: the partitions are revoked as lost in a next poll and the
+                // records since the last commit processed again (Kafka Streams' "task
+                // migrated": not a failure of the app).
+                tracing::warn!(
+                    client = %self.client_id,
+                    error = %e,
+                    "the group refused the commit; the assignment will be given up as lost"
+                );
+                self.fenced = true;
+                Ok(())
+            }
+            Err(e) => Err(self.error("committing offsets", &e)),
+        }
     }
 
     fn committed(&self, partitions: &[TopicPartition]) -> ClientResult<Vec<Option<i64>>> {
