@@ -1158,25 +1158,22 @@ impl Consumer for KafkaConsumer {
         if self.describe_unsupported.load(Ordering::Relaxed) {
             return Ok(me());
         }
-        let list = match self.retrying("describing the consumer group", |left| {
+        let operation = "describing the consumer group";
+        let list = match retry(self.timeout(), operation, |left| {
             self.consumer.fetch_group_list(Some(&self.group_id), left)
         }) {
             Ok(list) => list,
-            Err(e) => {
-                if let ClientError::Broker { detail, .. } = &e
-                    && (detail.contains("Unsupported") || detail.contains("not supported"))
-                {
-                    tracing::warn!(
-                        group = %self.group_id,
-                        error = %e,
-                        "the broker cannot describe consumer groups: each member sees only \
-                         itself (standby placement and query metadata cover this instance only)"
-                    );
-                    self.describe_unsupported.store(true, Ordering::Relaxed);
-                    return Ok(me());
-                }
-                return Err(e);
+            Err(e) if unsupported(code_of(&e)) => {
+                tracing::warn!(
+                    group = %self.group_id,
+                    error = %e,
+                    "the broker cannot describe consumer groups: each member sees only \
+                     itself (standby placement and query metadata cover this instance only)"
+                );
+                self.describe_unsupported.store(true, Ordering::Relaxed);
+                return Ok(me());
             }
+            Err(e) => return Err(self.error(operation, &e)),
         };
         let mut members = Vec::new();
         for g in list.groups().iter().filter(|g| g.name() == self.group_id) {
