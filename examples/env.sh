@@ -2,8 +2,10 @@
 # needs (only those missing) and picks a target directory that survives fresh clones.
 say() { printf '\n==> %s\n' "$*"; }
 
+# clang/libclang-dev: RocksDB's bindings; cmake, g++: RocksDB; gcc (with g++), make: the
+# vendored librdkafka (its configure + make); pkg-config: native library lookups.
 need_pkgs=()
-for pkg in clang libclang-dev cmake g++ pkg-config; do
+for pkg in clang libclang-dev cmake g++ make pkg-config; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_pkgs+=("$pkg")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then

@@ -798,9 +798,9 @@ impl StreamsConfig {
         Ok(())
     }
 
-    /// Checks the settings that the runtime on the embedded log engine cannot honour yet,
-    /// so that they fail at start instead of being silently ignored.
-    pub(crate) fn check_embedded_runtime(&self) -> Result<(), ConfigError> {
+    /// Checks the settings that the runtime cannot honour yet (on any broker), so that they
+    /// fail at start instead of being silently ignored.
+    pub(crate) fn check_runtime(&self) -> Result<(), ConfigError> {
         use names::*;
         let unsupported = |setting: &'static str, detail: &str| -> Result<(), ConfigError> {
             Err(ConfigError::Invalid {
@@ -808,12 +808,6 @@ impl StreamsConfig {
                 detail: format!("{detail} (see docs/CONFIG.md)"),
             })
         };
-        if !self.bootstrap_servers.is_empty() {
-            return unsupported(
-                BOOTSTRAP_SERVERS,
-                "the runtime runs on the embedded log engine only; there is no Kafka client yet, so leave it unset",
-            );
-        }
         if self.processing_guarantee == ProcessingGuarantee::ExactlyOnceV2 {
             return unsupported(
                 PROCESSING_GUARANTEE,
@@ -827,6 +821,22 @@ impl StreamsConfig {
             );
         }
         Ok(())
+    }
+
+    /// Checks a configuration for the runtime on an embedded log engine: as
+    /// [`check_runtime`](Self::check_runtime), and `bootstrap.servers` must be unset (it
+    /// names a Kafka cluster, which an app given an embedded engine would not use).
+    pub(crate) fn check_embedded_runtime(&self) -> Result<(), ConfigError> {
+        if !self.bootstrap_servers.is_empty() {
+            return Err(ConfigError::Invalid {
+                setting: names::BOOTSTRAP_SERVERS,
+                detail: "it names a Kafka cluster, but the app was given an embedded log engine: \
+                         leave it unset, or run on Kafka with KafkaStreams::from_config or \
+                         KafkaStreams::with_clients and KafkaClients (see docs/KAFKA.md)"
+                    .into(),
+            });
+        }
+        self.check_runtime()
     }
 
     /// Loads a configuration from key/value pairs under the property names (see
@@ -2097,5 +2107,14 @@ mod tests {
         ] {
             assert!(c.check_embedded_runtime().is_err(), "{c:?}");
         }
+        // On Kafka, bootstrap.servers is what it needs.
+        let kafka = StreamsConfig::new("a").with_bootstrap_servers(["k:9092"]);
+        assert!(kafka.check_runtime().is_ok());
+        assert!(
+            StreamsConfig::new("a")
+                .with_max_task_idle_ms(10)
+                .check_runtime()
+                .is_err()
+        );
     }
 }

@@ -21,6 +21,8 @@
 //!   [`Producer::flush`] waits until everything sent is durable, reporting a failure.
 
 pub mod embedded;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

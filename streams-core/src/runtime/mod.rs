@@ -356,25 +356,57 @@ impl KafkaStreams {
     /// engine (in one process) with the same `application.id` form one group. Checks the
     /// configuration; a state directory (`state.dir`) is required, and settings this
     /// runtime cannot honour yet are refused rather than ignored.
+    /// `bootstrap.servers` must be unset (see [`from_config`](Self::from_config)).
     pub fn new(topology: Topology, config: StreamsConfig, engine: Arc<LogEngine>) -> Result<Self> {
+        config.validate()?;
+        config.check_embedded_runtime()?;
         Self::with_clients(topology, config, Arc::new(EmbeddedClients::new(engine)))
     }
 
+    /// An app instance on the broker its configuration names: on Kafka at
+    /// `bootstrap.servers` ([`KafkaClients`](crate::client::kafka::KafkaClients), which
+    /// checks within `default.api.timeout.ms` that the cluster answers). Without
+    /// `bootstrap.servers`, on an embedded log engine in `<state.dir>/log` (instances that
+    /// should share an engine in one process use [`new`](Self::new) with one engine).
+    pub fn from_config(topology: Topology, config: StreamsConfig) -> Result<Self> {
+        config.validate()?;
+        if config.bootstrap_servers().is_empty() {
+            let Some(dir) = config.state_dir() else {
+                return Err(no_state_dir().into());
+            };
+            let engine = Arc::new(LogEngine::open(&dir.join("log"))?);
+            return Self::new(topology, config, engine);
+        }
+        Self::on_kafka(topology, config)
+    }
+
+    #[cfg(feature = "kafka")]
+    fn on_kafka(topology: Topology, config: StreamsConfig) -> Result<Self> {
+        config.check_runtime()?;
+        let clients = crate::client::kafka::KafkaClients::new(&config)?;
+        Self::with_clients(topology, config, Arc::new(clients))
+    }
+
+    #[cfg(not(feature = "kafka"))]
+    fn on_kafka(_topology: Topology, _config: StreamsConfig) -> Result<Self> {
+        Err(crate::config::ConfigError::Invalid {
+            setting: crate::config::names::BOOTSTRAP_SERVERS,
+            detail: "streams-core was built without its `kafka` feature: no Kafka client".into(),
+        }
+        .into())
+    }
+
     /// An app instance on the broker behind `clients` (Kafka Streams' constructor with a
-    /// `KafkaClientSupplier`).
+    /// `KafkaClientSupplier`), e.g. [`KafkaClients`](crate::client::kafka::KafkaClients).
     pub fn with_clients(
         topology: Topology,
         config: StreamsConfig,
         clients: Arc<dyn ClientSupplier>,
     ) -> Result<Self> {
         config.validate()?;
-        config.check_embedded_runtime()?;
+        config.check_runtime()?;
         if config.state_dir().is_none() {
-            return Err(crate::config::ConfigError::Invalid {
-                setting: "state.dir",
-                detail: "the runtime needs a state directory for its stores and checkpoints".into(),
-            }
-            .into());
+            return Err(no_state_dir().into());
         }
         Ok(Self {
             topology: Arc::new(topology),
@@ -806,6 +838,13 @@ impl Drop for KafkaStreams {
         if self.instance.is_some() && !self.shared.stop.load(Ordering::SeqCst) {
             let _ = self.shutdown(Duration::from_secs(60));
         }
+    }
+}
+
+fn no_state_dir() -> crate::config::ConfigError {
+    crate::config::ConfigError::Invalid {
+        setting: "state.dir",
+        detail: "the runtime needs a state directory for its stores and checkpoints".into(),
     }
 }
 
