@@ -1,0 +1,655 @@
+//! End-to-end benchmarks of the runtime (`KafkaStreams`, one stream thread) on the embedded
+//! log engine, with the standard workloads of `shared/bench/workloads.md`:
+//!
+//! - W0 read: every input record read through the engine, and through the embedded consumer
+//!   the runtime uses (the ceiling);
+//! - W1 stateless: parse JSON -> filter referrer != "bot" -> map_values (page, ts) -> topic;
+//! - W2 count: group by page (repartition) -> count (RocksDB, changelog, cache 10 MiB) -> topic;
+//! - W3 windowed: group by key -> 1-minute tumbling windows, grace 10 s -> count -> topic;
+//! - W4 restore: a count over 1,000,000 distinct keys; close, delete the state directory,
+//!   restart and time until the output of a newly appended record appears.
+//!
+//! A plain `main` (no criterion): these are long runs. Each workload runs `E2E_RUNS` times
+//! (default 3) over `E2E_RECORDS` pre-filled page views (default 2,000,000), each run with a
+//! fresh application id and state directory; the medians, min and max go to stdout as a
+//! markdown table. `E2E_RESTORE_KEYS` sets W4's key count (default 1,000,000);
+//! `E2E_WORKLOADS` (e.g. `w1,w3`) runs only some of W1-W4 (W0 always runs).
+//! Run with `cargo bench -p streams-benches --bench e2e`.
+
+#![allow(missing_docs)]
+
+use std::error::Error;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use streams_core::StreamsSerde;
+use streams_core::client::embedded::EmbeddedClients;
+use streams_core::client::{ClientSupplier, NoRebalanceListener, TopicPartition};
+use streams_core::partitioner::partition_for_key;
+use streams_core::prelude::*;
+use streams_core::runtime::{KafkaStreams, LogEngine, NewRecord, TaskState, TopicConfig};
+use streams_core::window::TimeWindows;
+
+type BoxResult<T> = Result<T, Box<dyn Error>>;
+
+const INPUT: &str = "page_views";
+const RESTORE_INPUT: &str = "distinct_keys";
+const PARTITIONS: u32 = 4;
+const EPOCH_MS: i64 = 1_700_000_000_000;
+const TIMEOUT: Duration = Duration::from_secs(1800);
+
+// ---- The standard workload's input (a copy of examples/src/lib.rs's generator: this crate
+// does not depend on the examples crate) ----
+
+/// One page view, keyed by user id on the `page_views` topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, StreamsSerde)]
+#[streams(format = "json")]
+struct PageView {
+    user_id: String,
+    page: String,
+    referrer: String,
+    ts: i64,
+}
+
+/// W1's projection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, StreamsSerde)]
+#[streams(format = "json")]
+struct PageTs {
+    page: String,
+    ts: i64,
+}
+
+/// SplitMix64, as in examples/src/lib.rs.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        if n == 0 { 0 } else { self.next_u64() % n }
+    }
+}
+
+/// Zipf-like ranks (probability proportional to 1 / (rank + 1)^s).
+struct Zipf {
+    cdf: Vec<f64>,
+}
+
+impl Zipf {
+    fn new(n: usize, s: f64) -> Self {
+        let mut cdf = Vec::with_capacity(n);
+        let mut total = 0.0;
+        for i in 0..n {
+            total += 1.0 / ((i + 1) as f64).powf(s);
+            cdf.push(total);
+        }
+        for c in &mut cdf {
+            *c /= total;
+        }
+        Self { cdf }
+    }
+    fn sample(&self, rng: &mut Rng) -> usize {
+        let u = rng.next_f64();
+        self.cdf
+            .partition_point(|&c| c < u)
+            .min(self.cdf.len().saturating_sub(1))
+    }
+}
+
+const REFERRERS: [&str; 5] = ["search", "social", "direct", "email", "bot"];
+
+/// The W* page views: users uniform over 100,000, pages Zipf(1.1) over 10,000, event time
+/// +1 ms per record with 1 % of records up to 1 s late. Same sequence as the examples'
+/// `PageViewGenerator::new(seed, 100_000, 10_000, EPOCH_MS)`.
+struct PageViews {
+    rng: Rng,
+    zipf: Zipf,
+    time: i64,
+}
+
+impl PageViews {
+    fn new(seed: u64) -> Self {
+        Self {
+            rng: Rng(seed),
+            zipf: Zipf::new(10_000, 1.1),
+            time: EPOCH_MS,
+        }
+    }
+}
+
+impl Iterator for PageViews {
+    type Item = PageView;
+    fn next(&mut self) -> Option<PageView> {
+        self.time += 1;
+        let jitter = if self.rng.below(100) == 0 {
+            -(self.rng.below(1000) as i64)
+        } else {
+            0
+        };
+        let user = self.rng.below(100_000);
+        let page = self.zipf.sample(&mut self.rng);
+        let referrer = REFERRERS[self.rng.below(REFERRERS.len() as u64) as usize];
+        Some(PageView {
+            user_id: format!("user-{user}"),
+            page: format!("/p/{page}"),
+            referrer: referrer.to_string(),
+            ts: self.time + jitter,
+        })
+    }
+}
+
+/// Appends keyed records in batches of 1,000 per partition (murmur2 of the key, as the
+/// producer would); returns the value bytes written.
+fn fill(
+    engine: &LogEngine,
+    topic: &str,
+    records: impl Iterator<Item = (Vec<u8>, Vec<u8>, i64)>,
+) -> BoxResult<usize> {
+    let mut batches: Vec<Vec<NewRecord>> = vec![Vec::new(); PARTITIONS as usize];
+    let mut bytes = 0;
+    for (key, value, timestamp) in records {
+        bytes += value.len();
+        let p = partition_for_key(&key, PARTITIONS) as usize;
+        batches[p].push(NewRecord {
+            timestamp,
+            key: Some(key),
+            value: Some(value),
+            headers: Vec::new(),
+        });
+        if batches[p].len() == 1_000 {
+            engine.append(topic, p as u32, &batches[p])?;
+            batches[p].clear();
+        }
+    }
+    for (p, batch) in batches.iter().enumerate() {
+        if !batch.is_empty() {
+            engine.append(topic, p as u32, batch)?;
+        }
+    }
+    engine.flush()?;
+    Ok(bytes)
+}
+
+// ---- Helpers ----
+
+fn env_usize(name: &str, default: usize) -> BoxResult<usize> {
+    match std::env::var(name) {
+        Ok(v) => Ok(v.replace('_', "").parse()?),
+        Err(_) => Ok(default),
+    }
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// Records in a topic (sum of its partitions' end - start offsets).
+fn topic_len(engine: &LogEngine, topic: &str) -> BoxResult<i64> {
+    let Some(config) = engine.topic_config(topic) else {
+        return Ok(0);
+    };
+    let mut n = 0;
+    for p in 0..config.partitions {
+        let (start, end) = engine.offsets(topic, p)?;
+        n += end - start;
+    }
+    Ok(n)
+}
+
+/// Deletes a finished run's output and internal topics (keeps the disk small).
+fn drop_topics(engine: &LogEngine, app: &str, output: &str) -> BoxResult<()> {
+    for (name, _) in engine.topics() {
+        if name == output || name.starts_with(&format!("{app}-")) {
+            engine.delete_topic(&name)?;
+        }
+    }
+    Ok(())
+}
+
+fn config(app: &str, state: &std::path::Path) -> StreamsConfig {
+    StreamsConfig::new(app)
+        .with_state_dir(state)
+        .with_num_stream_threads(1)
+        .with_cache_max_bytes(10 << 20)
+        // The poll wait only matters once the input is exhausted: a short one keeps the
+        // idle tail of wait_until_caught_up (two more loops of the thread) small.
+        .with_poll(Duration::from_millis(10))
+}
+
+/// One throughput run of `topology` over the pre-filled input: start() to caught up
+/// (every input partition processed and committed). Returns (seconds, records processed
+/// by the thread, output records).
+fn run_app(
+    engine: &Arc<LogEngine>,
+    base: &std::path::Path,
+    app: &str,
+    output: &str,
+    topology: Topology,
+) -> BoxResult<(f64, u64, i64)> {
+    let state = base.join(format!("state-{app}"));
+    let mut streams = KafkaStreams::new(topology, config(app, &state), engine.clone())?;
+    let t0 = Instant::now();
+    streams.start()?;
+    streams.wait_until_caught_up(TIMEOUT)?;
+    let secs = t0.elapsed().as_secs_f64();
+    let processed = streams.metrics().total().processed;
+    streams.close()?;
+    let out = topic_len(engine, output)?;
+    drop_topics(engine, app, output)?;
+    std::fs::remove_dir_all(&state)?;
+    Ok((secs, processed, out))
+}
+
+fn w1(output: &str) -> BoxResult<Topology> {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, PageView>(INPUT)
+        .filter(|_, v| v.referrer != "bot")
+        .map_values(|v| PageTs {
+            page: v.page,
+            ts: v.ts,
+        })
+        .to(output);
+    Ok(builder.build()?)
+}
+
+fn w2(output: &str) -> BoxResult<Topology> {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, PageView>(INPUT)
+        .group_by(|_, v: &PageView| v.page.clone())
+        .count()
+        .to_stream()
+        .to(output);
+    Ok(builder.build()?)
+}
+
+fn w3(output: &str) -> BoxResult<Topology> {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, PageView>(INPUT)
+        .group_by_key()
+        .windowed_by(TimeWindows::of_size_and_grace(
+            Duration::from_secs(60),
+            Duration::from_secs(10),
+        ))
+        .count()
+        .to_stream()
+        .to(output);
+    Ok(builder.build()?)
+}
+
+fn w4(output: &str) -> BoxResult<Topology> {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>(RESTORE_INPUT)
+        .group_by_key()
+        .count()
+        .to_stream()
+        .to(output);
+    Ok(builder.build()?)
+}
+
+/// W0 through the engine: every partition read to its end in 1 MiB fetches.
+fn read_engine(engine: &LogEngine, n: usize) -> BoxResult<f64> {
+    let t0 = Instant::now();
+    let mut count = 0;
+    let mut bytes = 0;
+    for p in 0..PARTITIONS {
+        let mut next = 0;
+        loop {
+            let batch = engine.read(INPUT, p, next, 1 << 20)?;
+            let Some(last) = batch.last() else { break };
+            next = last.offset + 1;
+            count += batch.len();
+            bytes += batch
+                .iter()
+                .map(|r| r.value.as_ref().map_or(0, Vec::len))
+                .sum::<usize>();
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    if count != n || bytes == 0 {
+        return Err(format!("W0 engine read {count} records, expected {n}").into());
+    }
+    Ok(secs)
+}
+
+/// W0 through the embedded consumer the runtime uses (manual assignment, no group).
+fn read_consumer(engine: &Arc<LogEngine>, n: usize) -> BoxResult<f64> {
+    let clients = EmbeddedClients::new(engine.clone());
+    let t0 = Instant::now();
+    let mut consumer = clients.restore_consumer("w0")?;
+    let partitions: Vec<(TopicPartition, i64)> = (0..PARTITIONS)
+        .map(|p| (TopicPartition::new(INPUT, p), 0))
+        .collect();
+    consumer.assign(&partitions)?;
+    let mut count = 0;
+    let mut empty = 0;
+    while count < n {
+        let records = consumer.poll(Duration::from_millis(100), &mut NoRebalanceListener)?;
+        if records.is_empty() {
+            empty += 1;
+            if empty > 10 {
+                return Err(format!("W0 consumer stalled at {count} of {n} records").into());
+            }
+        }
+        count += records.len();
+    }
+    Ok(t0.elapsed().as_secs_f64())
+}
+
+/// One W4 run: build a count over `keys` distinct keys, close, delete the state directory,
+/// append one record of an existing key and restart. Returns
+/// (build seconds, changelog records restored, restore seconds, seconds to first output).
+fn restore_run(
+    engine: &Arc<LogEngine>,
+    base: &std::path::Path,
+    app: &str,
+    keys: usize,
+) -> BoxResult<(f64, u64, f64, f64)> {
+    let output = format!("{app}-out");
+    let state = base.join(format!("state-{app}"));
+
+    // Build the store (its changelog holds one record per key).
+    let mut streams = KafkaStreams::new(w4(&output)?, config(app, &state), engine.clone())?;
+    let t0 = Instant::now();
+    streams.start()?;
+    streams.wait_until_caught_up(TIMEOUT)?;
+    let build = t0.elapsed().as_secs_f64();
+    streams.close()?;
+
+    // Lose the local state.
+    std::fs::remove_dir_all(state.join(app))?;
+
+    // A new record of a key the store holds: its count must come out restored (>= 2).
+    let key = b"key-0000000".to_vec();
+    let p = partition_for_key(&key, PARTITIONS);
+    let (_, input_end) = engine.offsets(RESTORE_INPUT, p)?;
+    engine.append(
+        RESTORE_INPUT,
+        p,
+        &[NewRecord {
+            timestamp: EPOCH_MS + input_end,
+            key: Some(key.clone()),
+            value: Some(b"\"x\"".to_vec()),
+            headers: Vec::new(),
+        }],
+    )?;
+    let (_, out_before) = engine.offsets(&output, p)?;
+
+    // Restart. Caching off: the update goes out as soon as it is processed, not at the
+    // next commit, so the time measured is restore + processing, not the commit interval.
+    let cfg = config(app, &state).with_cache_max_bytes(0);
+    let mut streams = KafkaStreams::new(w4(&output)?, cfg, engine.clone())?;
+    let t0 = Instant::now();
+    streams.start()?;
+    let mut restored_at = None;
+    let mut restore_total = 0u64;
+    let first_output = loop {
+        let m = streams.metrics();
+        let tasks: Vec<_> = m.tasks().collect();
+        let total: u64 = tasks.iter().map(|t| t.restore_total.max(t.restored)).sum();
+        restore_total = restore_total.max(total);
+        if restored_at.is_none()
+            && tasks.len() == PARTITIONS as usize
+            && tasks.iter().all(|t| t.state == TaskState::Running)
+        {
+            restored_at = Some(t0.elapsed().as_secs_f64());
+        }
+        if engine.offsets(&output, p)?.1 > out_before {
+            break t0.elapsed().as_secs_f64();
+        }
+        if t0.elapsed() > TIMEOUT {
+            return Err("W4: no output after the restart".into());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    // The restored count of the key plus the new record.
+    let out = engine.read(&output, p, out_before, 1 << 20)?;
+    let value = out
+        .iter()
+        .find(|r| r.key.as_deref() == Some(key.as_slice()))
+        .and_then(|r| r.value.clone())
+        .ok_or("W4: the new record's count is missing")?;
+    let count = i64::from_be_bytes(
+        value
+            .as_slice()
+            .try_into()
+            .map_err(|_| format!("W4: count of {} bytes", value.len()))?,
+    );
+    if count < 2 {
+        return Err(format!("W4: count {count} after the restart: state was not restored").into());
+    }
+    streams.close()?;
+    let restored_at = restored_at.unwrap_or(first_output);
+    if restore_total < keys as u64 {
+        eprintln!(
+            "W4: the metrics show {restore_total} changelog records restored, expected >= {keys}"
+        );
+    }
+    drop_topics(engine, app, &output)?;
+    std::fs::remove_dir_all(&state)?;
+    Ok((build, restore_total, restored_at, first_output))
+}
+
+// ---- Statistics and report ----
+
+/// (median, min, max).
+fn stats(values: &[f64]) -> (f64, f64, f64) {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    (median, v[0], v[n - 1])
+}
+
+fn rate(x: f64) -> String {
+    if x >= 1e6 {
+        format!("{:.2} M", x / 1e6)
+    } else {
+        format!("{:.0} k", x / 1e3)
+    }
+}
+
+struct Row {
+    name: &'static str,
+    what: String,
+    rates: Vec<f64>,
+}
+
+fn main() -> BoxResult<()> {
+    let n = env_usize("E2E_RECORDS", 2_000_000)?;
+    let runs = env_usize("E2E_RUNS", 3)?.max(1);
+    let keys = env_usize("E2E_RESTORE_KEYS", 1_000_000)?;
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let load_before = loadavg();
+    eprintln!(
+        "e2e: {n} records, {runs} runs, {keys} restore keys, {cores} cores, load {load_before}"
+    );
+
+    let dir = tempfile::tempdir()?;
+    let engine = Arc::new(LogEngine::open(&dir.path().join("log"))?);
+    engine.create_topic(INPUT, TopicConfig::new(PARTITIONS))?;
+    let serde = PageView::default_serde();
+    let t0 = Instant::now();
+    let mut non_bot = 0i64;
+    let mut values = Vec::with_capacity(n);
+    for view in PageViews::new(42).take(n) {
+        if view.referrer != "bot" {
+            non_bot += 1;
+        }
+        values.push((
+            view.user_id.clone().into_bytes(),
+            serde.serialize(&view)?,
+            view.ts,
+        ));
+    }
+    let bytes = fill(&engine, INPUT, values.into_iter())?;
+    eprintln!(
+        "pre-filled {n} page views ({:.0} value bytes on average) in {:.1?}",
+        bytes as f64 / n as f64,
+        t0.elapsed()
+    );
+
+    let only = std::env::var("E2E_WORKLOADS").ok();
+    let want = |w: &str| {
+        only.as_ref()
+            .is_none_or(|o| o.split(',').any(|x| x.trim().eq_ignore_ascii_case(w)))
+    };
+    type Build = fn(&str) -> BoxResult<Topology>;
+    let apps: [(&str, &str, Build); 3] = [
+        ("w1", "W1 stateless", w1),
+        ("w2", "W2 count", w2),
+        ("w3", "W3 windowed", w3),
+    ];
+    let (mut w0e, mut w0c) = (vec![], vec![]);
+    let mut app_rates: Vec<Vec<f64>> = vec![vec![]; apps.len()];
+    for run in 0..runs {
+        let secs = read_engine(&engine, n)?;
+        w0e.push(n as f64 / secs);
+        let secs = read_consumer(&engine, n)?;
+        w0c.push(n as f64 / secs);
+        eprintln!(
+            "run {run}: W0 engine {}/s, consumer {}/s",
+            rate(w0e[run]),
+            rate(w0c[run])
+        );
+        for (i, (id, name, build)) in apps.iter().enumerate() {
+            if !want(id) {
+                continue;
+            }
+            let app = format!("e2e-{id}-{run}");
+            let out = format!("{app}-out");
+            let (secs, processed, written) =
+                run_app(&engine, dir.path(), &app, &out, build(&out)?)?;
+            if *id == "w1" && written != non_bot {
+                return Err(format!("W1 wrote {written} records, expected {non_bot}").into());
+            }
+            app_rates[i].push(n as f64 / secs);
+            eprintln!(
+                "run {run}: {name} {secs:.2} s, {}/s ({processed} records processed (repartitioned ones included), {written} out), load {}",
+                rate(n as f64 / secs),
+                loadavg()
+            );
+        }
+    }
+    let mut rows = vec![
+        Row {
+            name: "W0 read (engine)",
+            what: "`LogEngine::read`, 1 MiB fetches, 4 partitions".into(),
+            rates: w0e,
+        },
+        Row {
+            name: "W0 read (consumer)",
+            what: "embedded `Consumer::poll`, manual assignment".into(),
+            rates: w0c.clone(),
+        },
+    ];
+    let what = [
+        "JSON parse → filter bots → map_values → JSON → topic",
+        "group by page (repartition) → count, RocksDB, changelog, cache 10 MiB → topic",
+        "group_by_key → 1-min tumbling, grace 10 s → count, RocksDB, cache 10 MiB → topic",
+    ];
+    for (i, rates) in app_rates.into_iter().enumerate() {
+        if !rates.is_empty() {
+            rows.push(Row {
+                name: apps[i].1,
+                what: what[i].into(),
+                rates,
+            });
+        }
+    }
+
+    // W4: its own input of `keys` distinct keys.
+    let (mut build, mut restore_rate, mut restore_secs, mut first) =
+        (vec![], vec![], vec![], vec![]);
+    if want("w4") {
+        engine.create_topic(RESTORE_INPUT, TopicConfig::new(PARTITIONS))?;
+        fill(
+            &engine,
+            RESTORE_INPUT,
+            (0..keys).map(|i| {
+                (
+                    format!("key-{i:07}").into_bytes(),
+                    b"\"x\"".to_vec(),
+                    EPOCH_MS + i as i64,
+                )
+            }),
+        )?;
+        for run in 0..runs {
+            let app = format!("e2e-w4-{run}");
+            let (b, restored, r, f) = restore_run(&engine, dir.path(), &app, keys)?;
+            build.push(keys as f64 / b);
+            restore_rate.push(restored as f64 / r);
+            restore_secs.push(r);
+            first.push(f);
+            eprintln!(
+                "run {run}: W4 build {b:.2} s ({}/s); restart: {restored} changelog records restored in {r:.2} s ({}/s), first output at {f:.2} s, load {}",
+                rate(keys as f64 / b),
+                rate(restored as f64 / r),
+                loadavg()
+            );
+        }
+        rows.push(Row {
+            name: "W4 build",
+            what: format!("count over {keys} distinct keys (every record a new key), RocksDB"),
+            rates: build,
+        });
+    }
+    let load_after = loadavg();
+
+    let (w0, _, _) = stats(&w0c);
+    println!();
+    println!(
+        "{n} page views, {PARTITIONS} partitions, 1 stream thread, embedded engine, {runs} runs, {cores} cores; load average before {load_before}, after {load_after}"
+    );
+    println!();
+    println!("| workload | pipeline | median records/s | min | max | median / W0 (consumer) |");
+    println!("|---|---|---|---|---|---|");
+    for row in &rows {
+        let (m, lo, hi) = stats(&row.rates);
+        println!(
+            "| {} | {} | {} | {} | {} | {:.2} |",
+            row.name,
+            row.what,
+            rate(m),
+            rate(lo),
+            rate(hi),
+            m / w0
+        );
+    }
+    if restore_secs.is_empty() {
+        return Ok(());
+    }
+    println!();
+    let (rm, rlo, rhi) = stats(&restore_rate);
+    let (sm, slo, shi) = stats(&restore_secs);
+    let (fm, flo, fhi) = stats(&first);
+    println!("| W4 restart ({keys} keys of state, state directory deleted) | median | min | max |");
+    println!("|---|---|---|---|");
+    println!("| start() → every task running (s) | {sm:.2} | {slo:.2} | {shi:.2} |");
+    println!("| start() → first output of a new record (s) | {fm:.2} | {flo:.2} | {fhi:.2} |");
+    println!(
+        "| restore rate (changelog records/s) | {} | {} | {} |",
+        rate(rm),
+        rate(rlo),
+        rate(rhi)
+    );
+    Ok(())
+}
