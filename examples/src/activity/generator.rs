@@ -26,6 +26,7 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use streams_core::client::{Admin, ClientError, NewTopic, OutgoingRecord, TopicPartition};
 use streams_core::partitioner::partition_for_key;
 use streams_core::runtime::{LogEngine, NewRecord, TopicConfig};
 
@@ -475,10 +476,69 @@ pub fn create_input_topics(engine: &LogEngine, partitions: u32) -> Result<()> {
     Ok(())
 }
 
-/// Appends events to `page_views` and `clicks` as a producer would: key = user id (UTF-8),
-/// value = the JSON view or click, timestamp = event time, partition = Kafka's murmur2
-/// partitioner over `partitions`. Events of one topic partition keep their order (one batch
-/// per topic partition). Returns how many were appended.
+/// The record a producer sends for `event`: key = user id (UTF-8), value = the JSON view
+/// or click, timestamp = event time, partition = Kafka's murmur2 partitioner over
+/// `partitions` of the event's topic.
+///
+/// # Errors
+///
+/// [`ActivityError::Encode`] when the event cannot be encoded.
+pub fn outgoing_record(event: &ActivityEvent, partitions: u32) -> Result<OutgoingRecord> {
+    let value = match event {
+        ActivityEvent::PageView(v) => serde_json::to_vec(v),
+        ActivityEvent::Click(c) => serde_json::to_vec(c),
+    }
+    .map_err(ActivityError::Encode)?;
+    let key = event.user_id().as_bytes().to_vec();
+    let p = partition_for_key(&key, partitions.max(1));
+    Ok(OutgoingRecord {
+        partition: TopicPartition::new(event.topic(), p),
+        timestamp: event.ts(),
+        key: Some(key),
+        value: Some(value),
+        headers: Vec::new(),
+    })
+}
+
+/// Creates `page_views` and `clicks` with `partitions` partitions through a client's admin
+/// (on the embedded engine or on Kafka), unless they exist. Returns the partition count of
+/// each input topic as it is (an existing topic keeps its count).
+///
+/// # Errors
+///
+/// [`ActivityError::Client`] when the broker refuses, or when the two topics exist with
+/// different partition counts (they must be co-partitioned).
+pub fn ensure_input_topics(admin: &dyn Admin, partitions: u32) -> Result<u32> {
+    let existing = admin.topics()?;
+    let mut counts = Vec::new();
+    for topic in [PAGE_VIEWS_TOPIC, CLICKS_TOPIC] {
+        match existing.get(topic) {
+            Some(n) => counts.push(*n),
+            None => {
+                match admin.create_topic(&NewTopic::new(topic, partitions)) {
+                    Ok(()) | Err(ClientError::TopicExists(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                counts.push(partitions);
+            }
+        }
+    }
+    if counts[0] != counts[1] {
+        return Err(ClientError::Broker {
+            operation: "checking the input topics".into(),
+            detail: format!(
+                "`{PAGE_VIEWS_TOPIC}` has {} partitions and `{CLICKS_TOPIC}` {}: they must be co-partitioned (same count)",
+                counts[0], counts[1]
+            ),
+        }
+        .into());
+    }
+    Ok(counts[0])
+}
+
+/// Appends events to `page_views` and `clicks` as a producer would (see
+/// [`outgoing_record`]). Events of one topic partition keep their order (one batch per
+/// topic partition). Returns how many were appended.
 ///
 /// # Errors
 ///
@@ -491,20 +551,14 @@ pub fn append_events(
     let mut batches: HashMap<(&'static str, u32), Vec<NewRecord>> = HashMap::new();
     let mut n = 0;
     for event in events {
-        let value = match &event {
-            ActivityEvent::PageView(v) => serde_json::to_vec(v),
-            ActivityEvent::Click(c) => serde_json::to_vec(c),
-        }
-        .map_err(ActivityError::Encode)?;
-        let key = event.user_id().as_bytes().to_vec();
-        let p = partition_for_key(&key, partitions.max(1));
+        let r = outgoing_record(&event, partitions)?;
         batches
-            .entry((event.topic(), p))
+            .entry((event.topic(), r.partition.partition))
             .or_default()
             .push(NewRecord {
-                timestamp: event.ts(),
-                key: Some(key),
-                value: Some(value),
+                timestamp: r.timestamp,
+                key: r.key,
+                value: r.value,
                 headers: Vec::new(),
             });
         n += 1;

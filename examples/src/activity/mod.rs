@@ -143,6 +143,9 @@ pub enum ActivityError {
     /// The framework failed (a store query, the runtime).
     #[error(transparent)]
     Streams(#[from] StreamsError),
+    /// A client (embedded or Kafka) failed: creating topics, producing events.
+    #[error(transparent)]
+    Client(#[from] streams_core::client::ClientError),
     /// The log engine failed (creating topics, appending events).
     #[error("log engine: {0}")]
     State(#[from] StateError),

@@ -86,6 +86,11 @@ impl Stats {
         self.events_per_sec.load(Ordering::Relaxed)
     }
 
+    /// Input events processed in all, at the last sample.
+    pub fn processed(&self) -> u64 {
+        self.processed.load(Ordering::Relaxed)
+    }
+
     /// Consumer lag at the last sample.
     pub fn lag(&self) -> u64 {
         self.lag.load(Ordering::Relaxed)

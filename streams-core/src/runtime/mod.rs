@@ -808,15 +808,22 @@ impl KafkaStreams {
     /// runtime with the signal driver (`tokio::main` has it).
     pub async fn run_until_signal(mut self) -> Result<()> {
         self.start()?;
-        wait_for_signal().await?;
+        shutdown_signal().await?;
         tokio::task::spawn_blocking(move || self.close())
             .await
             .map_err(|e| StreamsError::Internal(format!("closing failed: {e}")))?
     }
 }
 
+/// Waits for Ctrl-C (SIGINT) or, on Unix, SIGTERM: what [`KafkaStreams::run_until_signal`]
+/// waits for, for apps that run more than the streams client (an HTTP server, say) and stop
+/// it all on the same signal.
+///
+/// # Errors
+///
+/// [`StreamsError::Internal`] when the signal handlers cannot be installed.
 #[cfg(unix)]
-async fn wait_for_signal() -> Result<()> {
+pub async fn shutdown_signal() -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())
         .map_err(|e| StreamsError::Internal(format!("cannot watch SIGTERM: {e}")))?;
@@ -826,8 +833,13 @@ async fn wait_for_signal() -> Result<()> {
     }
 }
 
+/// Waits for Ctrl-C: what [`KafkaStreams::run_until_signal`] waits for.
+///
+/// # Errors
+///
+/// [`StreamsError::Internal`] when the signal handler cannot be installed.
 #[cfg(not(unix))]
-async fn wait_for_signal() -> Result<()> {
+pub async fn shutdown_signal() -> Result<()> {
     tokio::signal::ctrl_c()
         .await
         .map_err(|e| StreamsError::Internal(format!("cannot watch Ctrl-C: {e}")))

@@ -1,0 +1,610 @@
+//! The activity-tracking app: page views and clicks in real time, with interactive queries,
+//! an HTTP JSON API and a live dashboard (docs/TUTORIAL.md walks through it).
+//!
+//! By default it runs on the embedded log engine in `--data-dir`: a generator thread
+//! writes seeded, realistic page views and clicks into `page_views` and `clicks` at `--rate`
+//! events per second (event time follows the wall clock), the app processes them, and the
+//! dashboard is served at `http://127.0.0.1:8080/`. A one-line status (events/s, lag,
+//! windows closed) is printed every second; Ctrl-C (or SIGTERM) stops it cleanly.
+//!
+//! With `--bootstrap-servers host:port` it runs on Kafka; instances started with the same
+//! application id (and their own `--port` and `--data-dir`) form a consumer group, split the
+//! partitions, and each one's API answers for all keys. Run `activity --help` for the flags.
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use streams_core::client::embedded::EmbeddedClients;
+use streams_core::client::{Admin, ClientSupplier, Consumer, Producer, TopicPartition};
+use streams_core::config::StreamsConfig;
+use streams_core::query::HostInfo;
+use streams_core::runtime::{KafkaStreams, LogEngine, StreamsState, shutdown_signal};
+use streams_core::topology::NodeType;
+use streams_examples::activity::generator::{
+    self, ActivityGenerator, GeneratorConfig, RateLimiter,
+};
+use streams_examples::activity::web::{self, Stats, WebState};
+use streams_examples::activity::{
+    self, ActivityConfig, ActivityEvent, CLICKS_TOPIC, PAGE_VIEW_COUNTS_FINAL_TOPIC,
+    PAGE_VIEWS_TOPIC,
+};
+
+const USAGE: &str = "\
+activity: real-time user-activity tracking over page_views and clicks
+
+USAGE: activity [FLAGS]
+
+  --port P                  HTTP port of the API and dashboard (default 8080; 0 picks one)
+  --host H                  address to listen on and to advertise to other instances
+                            (default 127.0.0.1)
+  --data-dir DIR            state stores and, on the embedded engine, the log
+                            (default: <tmp>/rust-streams-activity-<port>)
+  --rate R                  generated events per second (default 200); 0 = as fast as possible
+  --events N                stop generating after N events (default: never)
+  --seed S                  generator seed (default 42)
+  --replay FILE             send the events of a recording (JSON lines) instead of generating
+  --record FILE             write --events N generated events to FILE and exit
+  --no-generate             only process (another instance or producer writes the input)
+  --partitions N            partitions of page_views and clicks when created (default 4)
+  --threads N               stream threads (default 2)
+  --bootstrap-servers LIST  run on Kafka (host:port,...) instead of the embedded engine
+  --exit-when-done          with --events or --replay: exit once all input is processed,
+                            printing the throughput
+  -h, --help                this text
+";
+
+/// The command line.
+#[derive(Debug)]
+struct Args {
+    port: u16,
+    host: String,
+    data_dir: Option<PathBuf>,
+    rate: f64,
+    events: Option<u64>,
+    seed: u64,
+    replay: Option<PathBuf>,
+    record: Option<PathBuf>,
+    generate: bool,
+    partitions: u32,
+    threads: usize,
+    bootstrap_servers: Option<String>,
+    exit_when_done: bool,
+}
+
+fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+    let mut a = Args {
+        port: 8080,
+        host: "127.0.0.1".into(),
+        data_dir: None,
+        rate: 200.0,
+        events: None,
+        seed: 42,
+        replay: None,
+        record: None,
+        generate: true,
+        partitions: 4,
+        threads: 2,
+        bootstrap_servers: None,
+        exit_when_done: false,
+    };
+    fn value<T: std::str::FromStr>(
+        flag: &str,
+        it: &mut impl Iterator<Item = String>,
+    ) -> Result<T, String>
+    where
+        T::Err: std::fmt::Display,
+    {
+        let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        v.parse().map_err(|e| format!("{flag} {v}: {e}"))
+    }
+    while let Some(flag) = it.next() {
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--port" => a.port = value(&flag, &mut it)?,
+            "--host" => a.host = value(&flag, &mut it)?,
+            "--data-dir" => a.data_dir = Some(value(&flag, &mut it)?),
+            "--rate" => a.rate = value(&flag, &mut it)?,
+            "--events" => a.events = Some(value(&flag, &mut it)?),
+            "--seed" => a.seed = value(&flag, &mut it)?,
+            "--replay" => a.replay = Some(value(&flag, &mut it)?),
+            "--record" => a.record = Some(value(&flag, &mut it)?),
+            "--no-generate" => a.generate = false,
+            "--partitions" => a.partitions = value(&flag, &mut it)?,
+            "--threads" => a.threads = value(&flag, &mut it)?,
+            "--bootstrap-servers" => a.bootstrap_servers = Some(value(&flag, &mut it)?),
+            "--exit-when-done" => a.exit_when_done = true,
+            other => return Err(format!("unknown flag `{other}`")),
+        }
+    }
+    if !(a.rate >= 0.0) {
+        return Err(format!("--rate {}: must be 0 or more", a.rate));
+    }
+    if a.partitions == 0 || a.threads == 0 {
+        return Err("--partitions and --threads must be at least 1".into());
+    }
+    if a.record.is_some() && a.events.is_none() {
+        return Err("--record needs --events N (how many events to write)".into());
+    }
+    if a.exit_when_done && a.events.is_none() && a.replay.is_none() {
+        return Err("--exit-when-done needs bounded input: --events N or --replay FILE".into());
+    }
+    Ok(Some(a))
+}
+
+type AppResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// How long the simulation runs before its first event is sent (see [`Source::new`]).
+const WARM_UP_MS: i64 = 10 * 60 * 1000;
+
+/// The events the generator thread sends, with their wall-clock pacing.
+enum Source {
+    /// Generated: event time starts now and is followed in real time at `rate` events/s
+    /// (or, unpaced, starts early enough that the last of `events` is about now).
+    Generated {
+        events: Option<u64>,
+        paced: bool,
+        generator: Box<std::iter::Peekable<ActivityGenerator>>,
+        start_ms: i64,
+    },
+    /// A recording, sent at `rate` events/s with its own timestamps.
+    Replay(generator::Replay, RateLimiter),
+}
+
+impl Source {
+    fn new(args: &Args) -> AppResult<Self> {
+        if let Some(path) = &args.replay {
+            return Ok(Source::Replay(
+                generator::replay_events(path)?,
+                RateLimiter::new(args.rate),
+            ));
+        }
+        let paced = args.rate > 0.0;
+        // Unpaced bounded runs simulate 200 events/s of event time ending about now.
+        let simulated = if paced { args.rate } else { 200.0 };
+        let start_ms = match (paced, args.events) {
+            (false, Some(n)) => now_ms() - (n as f64 / simulated * 1000.0) as i64,
+            _ => now_ms(),
+        };
+        // Visits last minutes: a simulation that started at `start_ms` would ramp up for
+        // minutes. It starts WARM_UP earlier and the events before `start_ms` are skipped, so
+        // visits are in progress and the rate is steady from the first second.
+        let mut generator = ActivityGenerator::new(GeneratorConfig {
+            seed: args.seed,
+            start_ms: start_ms - WARM_UP_MS,
+            events_per_second: simulated,
+            ..GeneratorConfig::default()
+        })
+        .peekable();
+        while generator.next_if(|e| e.ts() < start_ms).is_some() {}
+        Ok(Source::Generated {
+            events: args.events,
+            paced,
+            generator: Box::new(generator),
+            start_ms,
+        })
+    }
+
+    /// The next event, after waiting until it is due; `None` at the end.
+    fn next(&mut self, started: Instant, sent: u64) -> AppResult<Option<ActivityEvent>> {
+        match self {
+            Source::Replay(replay, limiter) => match replay.next() {
+                None => Ok(None),
+                Some(event) => {
+                    limiter.acquire();
+                    Ok(Some(event?))
+                }
+            },
+            Source::Generated {
+                events,
+                paced,
+                generator,
+                start_ms,
+            } => {
+                if events.is_some_and(|n| sent >= n) {
+                    return Ok(None);
+                }
+                let Some(event) = generator.next() else {
+                    return Ok(None);
+                };
+                if *paced {
+                    let due = Duration::from_millis(
+                        u64::try_from(event.ts() - *start_ms).unwrap_or_default(),
+                    );
+                    let elapsed = started.elapsed();
+                    if due > elapsed {
+                        std::thread::sleep(due - elapsed);
+                    }
+                }
+                Ok(Some(event))
+            }
+        }
+    }
+}
+
+/// The generator thread: sends events until the source ends or `stop` is set; flushes at
+/// least every 100 ms so that the app sees events in real time.
+fn spawn_generator(
+    mut source: Source,
+    mut producer: Box<dyn Producer>,
+    partitions: u32,
+    stop: Arc<AtomicBool>,
+    done: Arc<AtomicBool>,
+) -> JoinHandle<AppResult<u64>> {
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        let mut last_flush = Instant::now();
+        let mut sent = 0u64;
+        let result = (|| -> AppResult<()> {
+            while !stop.load(Ordering::Relaxed) {
+                let Some(event) = source.next(started, sent)? else {
+                    break;
+                };
+                producer.send(generator::outgoing_record(&event, partitions)?)?;
+                sent += 1;
+                if sent % 1024 == 0 || last_flush.elapsed() >= Duration::from_millis(100) {
+                    producer.poll()?;
+                    producer.flush(Duration::from_secs(30))?;
+                    last_flush = Instant::now();
+                }
+            }
+            producer.flush(Duration::from_secs(30))?;
+            Ok(())
+        })();
+        done.store(true, Ordering::SeqCst);
+        result.map(|()| sent)
+    })
+}
+
+/// What the sampler needs to turn the runtime's metrics into the app's figures.
+struct Sampler {
+    streams: Arc<KafkaStreams>,
+    stats: Arc<Stats>,
+    /// The sub-topologies that read `page_views` or `clicks`: their records processed are
+    /// input events.
+    input_subtopologies: Vec<u32>,
+    /// Reads the end offsets of the final-results topic (no group).
+    offsets: Box<dyn Consumer>,
+    /// Looks up the final-results topic's partitions until the runtime has created it.
+    admin: Arc<dyn Admin>,
+    final_partitions: u32,
+}
+
+impl Sampler {
+    fn sample(&mut self) {
+        let metrics = self.streams.metrics();
+        let processed: u64 = metrics
+            .tasks()
+            .filter(|t| t.state != streams_core::runtime::TaskState::Standby)
+            .filter(|t| self.input_subtopologies.contains(&t.id.subtopology))
+            .map(|t| t.metrics.processed)
+            .sum();
+        self.stats.sample(processed, metrics.lag());
+        if self.final_partitions == 0 {
+            self.final_partitions = self
+                .admin
+                .topics()
+                .ok()
+                .and_then(|t| t.get(PAGE_VIEW_COUNTS_FINAL_TOPIC).copied())
+                .unwrap_or(0);
+        }
+        let mut closed = 0u64;
+        for p in 0..self.final_partitions {
+            let tp = TopicPartition::new(PAGE_VIEW_COUNTS_FINAL_TOPIC, p);
+            if let Ok((low, high)) = self.offsets.watermarks(&tp) {
+                closed += u64::try_from(high - low.min(high)).unwrap_or_default();
+            }
+        }
+        self.stats.windows_closed.store(closed, Ordering::Relaxed);
+    }
+}
+
+fn input_subtopologies(topology: &streams_core::topology::Topology) -> Vec<u32> {
+    topology
+        .describe()
+        .subtopologies
+        .iter()
+        .filter(|s| {
+            s.nodes.iter().any(|n| match &n.kind {
+                NodeType::Source { topics } => topics
+                    .iter()
+                    .any(|t| t == PAGE_VIEWS_TOPIC || t == CLICKS_TOPIC),
+                _ => false,
+            })
+        })
+        .map(|s| s.id)
+        .collect()
+}
+
+fn main() {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            print!("{USAGE}");
+            return;
+        }
+        Err(e) => {
+            eprintln!("activity: {e}\n\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(args) {
+        eprintln!("activity: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: Args) -> AppResult<()> {
+    if let Some(path) = args.record.clone() {
+        let n = args.events.unwrap_or_default();
+        let mut source = Source::new(&Args { rate: 0.0, ..args })?;
+        let started = Instant::now();
+        let mut events = Vec::new();
+        while let Some(e) = source.next(started, events.len() as u64)? {
+            events.push(e);
+        }
+        let written = generator::record_events(&path, events)?;
+        println!("wrote {written} of {n} events to {}", path.display());
+        return Ok(());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: Args) -> AppResult<()> {
+    // Bind first: with --port 0 the port is known only now, and it is the instance's
+    // application.server.
+    let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
+        .await
+        .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
+    let local: SocketAddr = listener.local_addr()?;
+    let me = HostInfo {
+        host: args.host.clone(),
+        port: local.port(),
+    };
+    let data_dir = args.data_dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("rust-streams-activity-{}", local.port()))
+    });
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|e| format!("cannot create --data-dir {}: {e}", data_dir.display()))?;
+
+    let mut config = StreamsConfig::new(activity::APPLICATION_ID)
+        .with_state_dir(data_dir.join("state"))
+        .with_commit_interval(Duration::from_secs(1))
+        .with_num_stream_threads(args.threads)
+        .with_idle_advance(Duration::from_secs(5))
+        .with_application_server(me.to_string());
+    let clients: Arc<dyn ClientSupplier> = match &args.bootstrap_servers {
+        Some(servers) => {
+            config = config.with_bootstrap_servers(servers.split(',').map(str::trim));
+            kafka_clients(&config)?
+        }
+        None => {
+            let engine = LogEngine::open(&data_dir.join("log"))?;
+            Arc::new(EmbeddedClients::new(Arc::new(engine)))
+        }
+    };
+    let partitions = generator::ensure_input_topics(clients.admin()?.as_ref(), args.partitions)?;
+
+    let topology = activity::topology(&ActivityConfig::default())?;
+    let input_subtopologies = input_subtopologies(&topology);
+    let mut streams = KafkaStreams::with_clients(topology, config, clients.clone())?;
+    streams.start()?;
+    let streams = Arc::new(streams);
+    let stats = Arc::new(Stats::default());
+
+    // The generator.
+    let stop = Arc::new(AtomicBool::new(false));
+    let generated = Arc::new(AtomicBool::new(!args.generate));
+    let generator = if args.generate {
+        Some(spawn_generator(
+            Source::new(&args)?,
+            clients.producer("activity-generator")?,
+            partitions,
+            stop.clone(),
+            generated.clone(),
+        ))
+    } else {
+        None
+    };
+
+    // The sampler and the status line.
+    let sampler = Arc::new(Mutex::new(Sampler {
+        streams: streams.clone(),
+        stats: stats.clone(),
+        input_subtopologies,
+        offsets: clients.restore_consumer("activity-stats")?,
+        admin: clients.admin()?,
+        final_partitions: 0,
+    }));
+    let status_task = {
+        let sampler = sampler.clone();
+        let stats = stats.clone();
+        let streams = streams.clone();
+        tokio::spawn(async move {
+            let tty = std::io::stdout().is_terminal();
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let mut n = 0u64;
+            loop {
+                tick.tick().await;
+                let sampler = sampler.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    sampler.lock().unwrap_or_else(|e| e.into_inner()).sample();
+                })
+                .await;
+                n += 1;
+                let line = format!(
+                    "{:?} · {} events/s · lag {} · {} events processed · {} windows closed",
+                    streams.state(),
+                    stats.events_per_sec(),
+                    stats.lag(),
+                    stats.processed(),
+                    stats.windows_closed.load(Ordering::Relaxed),
+                );
+                let mut out = std::io::stdout().lock();
+                if tty {
+                    let _ = write!(out, "\r{line:<100}");
+                } else if n % 5 == 0 {
+                    let _ = writeln!(out, "{line}");
+                }
+                let _ = out.flush();
+            }
+        })
+    };
+
+    // The API and the dashboard.
+    let router = web::router(Arc::new(WebState {
+        streams: streams.clone(),
+        stats: stats.clone(),
+        me: Some(me.clone()),
+    }));
+    println!(
+        "activity app ({}) running; dashboard: http://{}/",
+        match &args.bootstrap_servers {
+            Some(s) => format!("on Kafka at {s}"),
+            None => format!("embedded engine in {}", data_dir.display()),
+        },
+        me
+    );
+    println!("press Ctrl-C to stop");
+    let started = Instant::now();
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = server_stopped.await;
+            })
+            .await
+    });
+
+    // Run until a signal, the app fails, or (with --exit-when-done) all input is processed.
+    let finished = {
+        let streams = streams.clone();
+        let generated = generated.clone();
+        let exit_when_done = args.exit_when_done;
+        async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                match streams.state() {
+                    StreamsState::Error | StreamsState::NotRunning => {
+                        return Err(format!("the app stopped: {:?}", streams.state()));
+                    }
+                    _ => {}
+                }
+                if exit_when_done && generated.load(Ordering::SeqCst) {
+                    let s = streams.clone();
+                    let caught_up = tokio::task::spawn_blocking(move || {
+                        s.wait_until_caught_up(Duration::from_secs(3600))
+                    })
+                    .await;
+                    return match caught_up {
+                        Ok(Ok(())) => Ok(true),
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                }
+            }
+        }
+    };
+    let outcome: Result<bool, String> = tokio::select! {
+        r = shutdown_signal() => r.map(|()| false).map_err(|e| e.to_string()),
+        r = finished => r,
+    };
+    let elapsed = started.elapsed();
+    println!();
+    if matches!(outcome, Ok(true)) {
+        sampler.lock().unwrap_or_else(|e| e.into_inner()).sample();
+        let processed = stats.processed();
+        println!(
+            "processed {processed} input events in {elapsed:.2?}: {:.0} events/s ({} windows closed)",
+            processed as f64 / elapsed.as_secs_f64(),
+            stats.windows_closed.load(Ordering::Relaxed)
+        );
+    }
+    println!("stopping...");
+    stop.store(true, Ordering::SeqCst);
+    let _ = stop_server.send(());
+    status_task.abort();
+    let _ = server.await;
+    drop(sampler);
+    let generator_result = match generator {
+        Some(g) => g.join().map_err(|_| "the generator thread panicked")?,
+        None => Ok(0),
+    };
+    match Arc::try_unwrap(streams) {
+        Ok(streams) => streams.close_with_timeout(Duration::from_secs(60))?,
+        // A request still holds the app: dropping the last reference closes it.
+        Err(streams) => drop(streams),
+    }
+    let sent = generator_result?;
+    if args.generate {
+        println!("stopped; the generator sent {sent} events");
+    } else {
+        println!("stopped");
+    }
+    outcome.map(|_| ()).map_err(Into::into)
+}
+
+#[cfg(feature = "kafka")]
+fn kafka_clients(config: &StreamsConfig) -> AppResult<Arc<dyn ClientSupplier>> {
+    Ok(Arc::new(streams_core::client::kafka::KafkaClients::new(
+        config,
+    )?))
+}
+
+#[cfg(not(feature = "kafka"))]
+fn kafka_clients(_config: &StreamsConfig) -> AppResult<Arc<dyn ClientSupplier>> {
+    Err("--bootstrap-servers needs the `kafka` feature of streams-examples".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Result<Option<Args>, String> {
+        parse_args(s.split_whitespace().map(String::from))
+    }
+
+    #[test]
+    fn defaults_and_flags() {
+        let a = args("").unwrap().unwrap();
+        assert_eq!(
+            (a.port, a.rate, a.partitions, a.threads),
+            (8080, 200.0, 4, 2)
+        );
+        assert!(a.generate && a.bootstrap_servers.is_none());
+        let a = args("--port 0 --rate 0 --events 10 --exit-when-done --no-generate")
+            .unwrap()
+            .unwrap();
+        assert_eq!((a.port, a.events), (0, Some(10)));
+        assert!(!a.generate && a.exit_when_done);
+        assert!(args("--help").unwrap().is_none());
+    }
+
+    #[test]
+    fn bad_flags_are_named() {
+        assert!(args("--port").unwrap_err().contains("--port needs a value"));
+        assert!(args("--port x").unwrap_err().contains("--port x"));
+        assert!(args("--frobnicate").unwrap_err().contains("--frobnicate"));
+        assert!(args("--rate -1").unwrap_err().contains("--rate"));
+        assert!(
+            args("--exit-when-done")
+                .unwrap_err()
+                .contains("bounded input")
+        );
+        assert!(args("--record f").unwrap_err().contains("--events"));
+    }
+}
