@@ -61,7 +61,8 @@ function axes(ctx, w, h, pad, maxY, labelsX) {
 function lineChart(canvas, labels, series) {
   const { ctx, w, h } = prepare(canvas);
   const pad = { l: 48, r: 12, t: 10, b: 24 };
-  const maxY = Math.max(1, ...series.flatMap(s => s.values)) * 1.1;
+  // A multiple of 4 (at least 4), so that the four grid lines have whole-number labels.
+  const maxY = Math.max(4, Math.ceil(Math.max(0, ...series.flatMap(s => s.values)) * 1.1 / 4) * 4);
   axes(ctx, w, h, pad, maxY, labels);
   const n = labels.length;
   series.forEach((s, si) => {
@@ -109,7 +110,10 @@ function render(d) {
 
   const labels = d.timeline.starts.map(clock);
   const series = d.timeline.series.map((p, i) => ({ name: p.page, values: p.counts, color: COLORS[i % COLORS.length] }));
-  lineChart(document.getElementById("views-chart"), labels, series);
+  const viewsChart = document.getElementById("views-chart");
+  lineChart(viewsChart, labels, series);
+  // What each chart draws, as text: read by the browser test to check charts against the API.
+  viewsChart.dataset.drawn = series.map(p => `${p.name}=${p.values.join(" ")}`).join(";");
   const legend = document.getElementById("views-legend");
   legend.innerHTML = "";
   series.forEach(p => {
@@ -122,7 +126,9 @@ function render(d) {
   const ctr = d.ctr;
   document.getElementById("ctr-window").textContent =
     ctr.window_start === null ? "" : `(${clock(ctr.window_start)}–${clock(ctr.window_end)})`;
-  barChart(document.getElementById("ctr-chart"), ctr.pages.map(p => ({
+  const ctrChart = document.getElementById("ctr-chart");
+  ctrChart.dataset.drawn = ctr.pages.map(p => `${p.page}=${p.clicks}/${p.views}`).join(";");
+  barChart(ctrChart, ctr.pages.map(p => ({
     label: p.page,
     value: p.ctr,
     text: `${(p.ctr * 100).toFixed(1)}% (${p.clicks}/${p.views})`,

@@ -1,0 +1,325 @@
+//! The dashboard in a real browser: the activity app runs (as its own process, on the
+//! embedded engine) over a bounded, seeded input; headless Chromium loads the dashboard; the
+//! test checks that the page rendered the data the API serves (KPIs, what each chart drew,
+//! the alerts table) and takes a screenshot.
+//!
+//! Needs Debian's `chromium` (or `STREAMS_CHROMIUM=/path/to/chrome`). Without it the test
+//! prints a notice and passes, except under `CI=true`, where a missing browser fails.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const EVENTS: u64 = 20_000;
+
+/// The app process, killed when the test ends however it ends.
+struct App(Child);
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn chromium() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("STREAMS_CHROMIUM") {
+        return Some(PathBuf::from(p));
+    }
+    let path = std::env::var_os("PATH")?;
+    for name in ["chromium", "chromium-browser", "google-chrome"] {
+        for dir in std::env::split_paths(&path) {
+            let p = dir.join(name);
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+/// A GET on the loopback; the body of a 200 answer.
+fn get(port: u16, path: &str) -> Result<String, String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).map_err(|e| e.to_string())?;
+    let (head, body) = answer.split_once("\r\n\r\n").ok_or("no header end")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(format!("{path}: {}", head.lines().next().unwrap_or("")));
+    }
+    Ok(body.to_string())
+}
+
+fn get_json(port: u16, path: &str) -> Value {
+    let body = get(port, path).unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+}
+
+/// Starts the app on a free port and returns it with the port.
+fn start_app(data_dir: &Path) -> (App, u16) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_activity"))
+        .args(["--port", "0", "--rate", "0", "--threads", "1"])
+        .args(["--events", &EVENTS.to_string(), "--seed", "7"])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the activity binary starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let app = App(child);
+    let mut lines = BufReader::new(stdout).lines();
+    let port = loop {
+        let line = lines
+            .next()
+            .expect("the app prints its dashboard URL before exiting")
+            .expect("stdout is readable");
+        if let Some(url) = line.split("dashboard: http://").nth(1) {
+            let port = url.trim_end_matches('/').rsplit(':').next().unwrap_or("");
+            break port.parse().expect("a port in the dashboard URL");
+        }
+    };
+    // Keep draining stdout so that the app never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    (app, port)
+}
+
+/// Waits until every event is processed and the dashboard's data stops changing (idle
+/// advance closes the last alert windows a few seconds after the input ends).
+fn settled_dashboard(port: u16) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut last: Option<Value> = None;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the app did not process {EVENTS} events and settle within 180 s"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+        let Ok(body) = get(port, "/api/dashboard") else {
+            continue;
+        };
+        let d: Value = serde_json::from_str(&body).expect("dashboard JSON");
+        let done = d["status"]["processed"].as_u64() == Some(EVENTS)
+            && d["status"]["lag"].as_u64() == Some(0);
+        let stable = last.as_ref().is_some_and(|l| same_data(l, &d));
+        if done && stable {
+            return d;
+        }
+        last = done.then_some(d);
+    }
+}
+
+/// The parts of two dashboard answers that do not depend on time.
+fn same_data(a: &Value, b: &Value) -> bool {
+    a["timeline"] == b["timeline"] && a["ctr"] == b["ctr"] && a["alerts"] == b["alerts"]
+}
+
+fn chrome(browser: &Path, profile: &Path, extra: &[&str], url: &str) -> String {
+    let out = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--virtual-time-budget=5000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("chromium runs");
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The value of attribute `attr` of the element with id `id`.
+fn attribute(dom: &str, id: &str, attr: &str) -> Option<String> {
+    let start = dom.find(&format!("id=\"{id}\""))?;
+    let tag_start = dom[..start].rfind('<')?;
+    let tag_end = start + dom[start..].find('>')?;
+    let tag = &dom[tag_start..tag_end];
+    let at = tag.find(&format!("{attr}=\""))? + attr.len() + 2;
+    let len = tag[at..].find('"')?;
+    Some(tag[at..at + len].replace("&amp;", "&"))
+}
+
+/// The text of the element with id `id` (no nested elements).
+fn text(dom: &str, id: &str) -> Option<String> {
+    let start = dom.find(&format!("id=\"{id}\""))?;
+    let from = start + dom[start..].find('>')? + 1;
+    let len = dom[from..].find('<')?;
+    Some(dom[from..from + len].to_string())
+}
+
+/// The first cell of every row of the alerts table.
+fn alert_users(dom: &str) -> Vec<String> {
+    let Some(body) = dom.split("<tbody>").nth(1) else {
+        return Vec::new();
+    };
+    let body = body.split("</tbody>").next().unwrap_or("");
+    body.split("<tr><td>")
+        .skip(1)
+        .filter_map(|row| row.split("</td>").next().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn the_dashboard_shows_what_the_api_serves() {
+    let Some(browser) = chromium() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "chromium is missing: tests/run.sh installs it (apt package `chromium`)"
+        );
+        eprintln!("NOTICE: skipping the browser test: no chromium (apt install chromium)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (_app, port) = start_app(&dir.path().join("data"));
+    let api = settled_dashboard(port);
+    let url = format!("http://127.0.0.1:{port}/");
+
+    let dom = chrome(&browser, &dir.path().join("profile"), &["--dump-dom"], &url);
+    let updates: u32 = dom
+        .split("data-updates=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        updates >= 1,
+        "the page never rendered an answer of /api/dashboard"
+    );
+
+    // The KPIs.
+    assert_eq!(text(&dom, "kpi-processed").as_deref(), Some("20.0k"));
+    assert_eq!(text(&dom, "kpi-lag").as_deref(), Some("0"));
+    let alerts = api["alerts"].as_array().expect("alerts");
+    assert_eq!(
+        text(&dom, "kpi-alerts"),
+        Some(alerts.len().to_string()),
+        "active alerts"
+    );
+    assert!(
+        !alerts.is_empty(),
+        "the seeded bots raise alerts: {}",
+        api["alerts"]
+    );
+
+    // The views chart drew the top pages' counts per window, as the API has them.
+    let series = api["timeline"]["series"].as_array().expect("series");
+    assert_eq!(series.len(), 5, "five top pages: {}", api["timeline"]);
+    let expected_views: Vec<String> = series
+        .iter()
+        .map(|s| {
+            let counts: Vec<String> = s["counts"]
+                .as_array()
+                .expect("counts")
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            format!("{}={}", s["page"].as_str().unwrap_or(""), counts.join(" "))
+        })
+        .collect();
+    assert_eq!(
+        attribute(&dom, "views-chart", "data-drawn"),
+        Some(expected_views.join(";"))
+    );
+    // The legend names the same pages.
+    for s in series {
+        let page = s["page"].as_str().unwrap_or("");
+        assert!(
+            dom.contains(&format!(">{page}</span>")),
+            "legend lacks {page}"
+        );
+    }
+
+    // The click-through chart drew the API's pages with their clicks and views.
+    let ctr_pages = api["ctr"]["pages"].as_array().expect("ctr pages");
+    assert!(!ctr_pages.is_empty());
+    let expected_ctr: Vec<String> = ctr_pages
+        .iter()
+        .map(|p| {
+            format!(
+                "{}={}/{}",
+                p["page"].as_str().unwrap_or(""),
+                p["clicks"],
+                p["views"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        attribute(&dom, "ctr-chart", "data-drawn"),
+        Some(expected_ctr.join(";"))
+    );
+
+    // The alerts table lists the API's alerts, newest first (up to 12 rows).
+    let expected_users: Vec<String> = alerts
+        .iter()
+        .take(12)
+        .map(|a| a["user"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(alert_users(&dom), expected_users);
+
+    // The per-key API (one page's views per window) agrees with the dashboard's timeline.
+    let top = series[0]["page"].as_str().unwrap_or("");
+    let page = get_json(
+        port,
+        &format!(
+            "/api/pages/{}/views?minutes=100000",
+            top.replace('/', "%2F")
+        ),
+    );
+    assert_eq!(page["page"].as_str(), Some(top));
+    let windows: Vec<(i64, i64)> =
+        serde_json::from_value(page["windows"].clone()).expect("(start, views) pairs");
+    let starts = api["timeline"]["starts"].as_array().expect("starts");
+    let counts = series[0]["counts"].as_array().expect("counts");
+    for (start, n) in starts.iter().zip(counts) {
+        let (start, n) = (start.as_i64().unwrap_or(0), n.as_i64().unwrap_or(0));
+        if n > 0 {
+            assert!(
+                windows.contains(&(start, n)),
+                "{top} {start}: {n} not in {windows:?}"
+            );
+        }
+    }
+
+    // A screenshot, kept next to the test binaries (CI keeps it as an artifact).
+    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    let _ = std::fs::remove_file(&shot);
+    chrome(
+        &browser,
+        &dir.path().join("profile"),
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1280,1000",
+        ],
+        &url,
+    );
+    let png = std::fs::read(&shot).expect("chromium wrote the screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+    // A page with three drawn charts and tables compresses to far more than a blank one.
+    assert!(png.len() > 30_000, "screenshot of {} bytes", png.len());
+    eprintln!("screenshot: {}", shot.display());
+}
