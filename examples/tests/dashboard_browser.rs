@@ -6,6 +6,9 @@
 //! Needs Debian's `chromium` (or `STREAMS_CHROMIUM=/path/to/chrome`). Without it the test
 //! prints a notice and passes, except under `CI=true`, where a missing browser fails.
 
+// Test helpers outside #[test] functions may unwrap too: a panic fails the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

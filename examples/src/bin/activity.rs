@@ -121,7 +121,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
             other => return Err(format!("unknown flag `{other}`")),
         }
     }
-    if !(a.rate >= 0.0) {
+    if a.rate.is_nan() || a.rate < 0.0 {
         return Err(format!("--rate {}: must be 0 or more", a.rate));
     }
     if a.partitions == 0 || a.threads == 0 {
@@ -252,7 +252,7 @@ fn spawn_generator(
                 };
                 producer.send(generator::outgoing_record(&event, partitions)?)?;
                 sent += 1;
-                if sent % 1024 == 0 || last_flush.elapsed() >= Duration::from_millis(100) {
+                if sent.is_multiple_of(1024) || last_flush.elapsed() >= Duration::from_millis(100) {
                     producer.poll()?;
                     producer.flush(Duration::from_secs(30))?;
                     last_flush = Instant::now();
@@ -457,7 +457,7 @@ async fn serve(args: Args) -> AppResult<()> {
                 let mut out = std::io::stdout().lock();
                 if tty {
                     let _ = write!(out, "\r{line:<100}");
-                } else if n % 5 == 0 {
+                } else if n.is_multiple_of(5) {
                     let _ = writeln!(out, "{line}");
                 }
                 let _ = out.flush();

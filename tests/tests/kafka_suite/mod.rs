@@ -1,0 +1,659 @@
+//! The Kafka client tests, shared by the test crates that run them against a broker:
+//! `kafka_mock` (librdkafka's in-process mock cluster) and `kafka_tansu` (a tansu broker
+//! process on the loopback). Each crate says which broker its tests use with a
+//! `fn broker() -> Option<Broker>` at its root (`None`: skip, with a notice).
+//!
+//! The tests: the client behaviours the embedded clients' unit tests check (range
+//! assignment keeps co-partitioned topics together, a leaving member commits on revocation
+//! and its partitions move, pause/resume/seek, produce then consume), word count with exact
+//! counts across restarts and a lost state directory, a broker outage mid-run (mock only),
+//! and a wrong address failing in bounded time.
+//!
+//! Set `STREAMS_TEST_KAFKA=host:port` to run them against a real Kafka cluster instead
+//! (topics and application ids get a unique suffix).
+//!
+//! Known gaps of the mock cluster, encoded here rather than treated as product bugs: it has
+//! no admin API (topics are created through the mock itself), no `DescribeGroups` (each
+//! member then sees only itself in `group_members`), no `DeleteRecords` (repartition
+//! records stay), and a 3 s delay before a new group's first rebalance.
+
+// Test helpers outside #[test] functions may unwrap too: a panic fails the test.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+use streams_core::client::kafka::KafkaClients;
+use streams_core::client::{
+    ClientError, ClientSupplier, ConsumedRecord, Consumer, NewTopic, NoRebalanceListener,
+    OutgoingRecord, RebalanceListener, TopicPartition,
+};
+use streams_core::config::ClientPrefix;
+use streams_core::partitioner::partition_for_key;
+use streams_core::prelude::*;
+use streams_core::runtime::{KafkaStreams, StreamsState};
+
+/// Where a test crate runs the suite.
+pub(crate) enum Broker {
+    /// A fresh librdkafka mock cluster per test.
+    Mock,
+    /// A running broker at this address (tansu, or a real cluster).
+    At(String),
+}
+
+/// The broker of this test run: `STREAMS_TEST_KAFKA` if set, else the crate's choice.
+fn broker() -> Option<Broker> {
+    match std::env::var("STREAMS_TEST_KAFKA") {
+        Ok(bootstrap) if !bootstrap.is_empty() => Some(Broker::At(bootstrap)),
+        _ => crate::broker(),
+    }
+}
+
+/// A cluster to test against: the mock, or a running broker.
+pub(crate) struct Cluster {
+    pub(crate) mock: Option<MockCluster<'static, DefaultProducerContext>>,
+    pub(crate) bootstrap: String,
+    /// Appended to topic names and application ids (unique on a shared broker).
+    pub(crate) suffix: String,
+}
+
+impl Cluster {
+    /// The cluster of this run, or `None` when the crate's broker is not available.
+    pub(crate) fn new() -> Option<Self> {
+        Some(match broker()? {
+            Broker::At(bootstrap) => {
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos();
+                Self {
+                    mock: None,
+                    bootstrap,
+                    suffix: format!("-{}-{nanos:x}", std::process::id()),
+                }
+            }
+            Broker::Mock => {
+                let mock = MockCluster::new(1).unwrap();
+                let bootstrap = mock.bootstrap_servers();
+                Self {
+                    mock: Some(mock),
+                    bootstrap,
+                    suffix: String::new(),
+                }
+            }
+        })
+    }
+
+    pub(crate) fn name(&self, base: &str) -> String {
+        format!("{base}{}", self.suffix)
+    }
+
+    pub(crate) fn create_topic(&self, name: &str, partitions: u32) {
+        match &self.mock {
+            Some(m) => m.create_topic(name, partitions as i32, 1).unwrap(),
+            None => {
+                let clients = KafkaClients::new(&self.config("admin")).unwrap();
+                clients
+                    .admin()
+                    .unwrap()
+                    .create_topic(&NewTopic::new(name, partitions))
+                    .unwrap();
+            }
+        }
+    }
+
+    /// A configuration for `app` with timings that suit tests (short sessions and
+    /// heartbeats: the mock waits for members up to the session timeout).
+    pub(crate) fn config(&self, app: &str) -> StreamsConfig {
+        StreamsConfig::new(app)
+            .with_bootstrap_servers(self.bootstrap.split(','))
+            .with_default_api_timeout(Duration::from_secs(20))
+            .with_client_property(ClientPrefix::Consumer, "session.timeout.ms", "6000")
+            .with_client_property(ClientPrefix::Consumer, "heartbeat.interval.ms", "300")
+            .with_client_property(ClientPrefix::Consumer, "fetch.wait.max.ms", "50")
+            .with_client_property(ClientPrefix::Producer, "linger.ms", "1")
+            // Reconnect soon after an outage.
+            .with_client_property(ClientPrefix::Consumer, "reconnect.backoff.max.ms", "200")
+            .with_client_property(ClientPrefix::Producer, "reconnect.backoff.max.ms", "200")
+            .with_client_property(ClientPrefix::Admin, "reconnect.backoff.max.ms", "200")
+    }
+
+    pub(crate) fn clients(&self, app: &str) -> KafkaClients {
+        KafkaClients::new(&self.config(app)).unwrap()
+    }
+}
+
+#[derive(Default)]
+struct Recorder {
+    assigned: Vec<Vec<TopicPartition>>,
+    revoked: Vec<Vec<TopicPartition>>,
+}
+
+impl RebalanceListener for Recorder {
+    fn on_partitions_revoked(
+        &mut self,
+        partitions: &[TopicPartition],
+    ) -> streams_core::error::Result<Vec<(TopicPartition, i64)>> {
+        self.revoked.push(partitions.to_vec());
+        Ok(partitions.iter().map(|tp| (tp.clone(), 1)).collect())
+    }
+
+    fn on_partitions_assigned(
+        &mut self,
+        partitions: &[TopicPartition],
+    ) -> streams_core::error::Result<()> {
+        self.assigned.push(partitions.to_vec());
+        Ok(())
+    }
+}
+
+fn last_len(r: &Recorder) -> usize {
+    r.assigned.last().map_or(0, Vec::len)
+}
+
+/// Polls both consumers in turn until each holds `each` partitions.
+fn settle(
+    c1: &mut dyn Consumer,
+    r1: &mut Recorder,
+    c2: &mut dyn Consumer,
+    r2: &mut Recorder,
+    each: usize,
+) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        c1.poll(Duration::from_millis(50), r1).unwrap();
+        c2.poll(Duration::from_millis(50), r2).unwrap();
+        if last_len(r1) == each
+            && last_len(r2) == each
+            && c1.assignment().len() == each
+            && c2.assignment().len() == each
+        {
+            return;
+        }
+    }
+    panic!(
+        "no stable assignment of {each} each: {:?} / {:?}",
+        r1.assigned, r2.assigned
+    );
+}
+
+fn two_topics(cluster: &Cluster) -> (String, String) {
+    let (a, b) = (cluster.name("a"), cluster.name("b"));
+    cluster.create_topic(&a, 4);
+    cluster.create_topic(&b, 4);
+    (a, b)
+}
+
+fn parts(v: &[TopicPartition], t: &str) -> Vec<u32> {
+    let mut p: Vec<u32> = v
+        .iter()
+        .filter(|tp| &*tp.topic == t)
+        .map(|tp| tp.partition)
+        .collect();
+    p.sort_unstable();
+    p
+}
+
+#[test]
+fn range_assignment_keeps_co_partitioned_topics_together() {
+    let Some(cluster) = Cluster::new() else {
+        return;
+    };
+    let (a, b) = two_topics(&cluster);
+    let clients = cluster.clients(&cluster.name("range"));
+    let group = cluster.name("g-range");
+    let mut c1 = clients.consumer(&group, "x").unwrap();
+    let mut c2 = clients.consumer(&group, "y").unwrap();
+    c1.subscribe(&[a.clone(), b.clone()]).unwrap();
+    c2.subscribe(&[a.clone(), b.clone()]).unwrap();
+    let (mut r1, mut r2) = (Recorder::default(), Recorder::default());
+    settle(c1.as_mut(), &mut r1, c2.as_mut(), &mut r2, 4);
+    // Each member holds the same partitions of both topics, in contiguous ranges (which
+    // member comes first depends on the member ids).
+    let (mut a1, mut a2) = (r1.assigned.last().unwrap(), r2.assigned.last().unwrap());
+    if parts(a1, &a) != vec![0, 1] {
+        std::mem::swap(&mut a1, &mut a2);
+    }
+    assert_eq!(parts(a1, &a), vec![0, 1]);
+    assert_eq!(parts(a1, &b), vec![0, 1]);
+    assert_eq!(parts(a2, &a), vec![2, 3]);
+    assert_eq!(parts(a2, &b), vec![2, 3]);
+    let a1 = r1.assigned.last().unwrap();
+    // Every assigned partition has a position.
+    for tp in a1 {
+        assert_eq!(c1.position(tp), Some(0), "{tp}");
+    }
+    // The group view: both members on a real cluster; the mock cannot describe groups,
+    // so each member sees itself.
+    let members = c1.group_members().unwrap();
+    let mine = members
+        .iter()
+        .find(|m| m.member_id == c1.member_id())
+        .expect("this member is in the view");
+    assert_eq!(mine.client_id, "x");
+    assert_eq!(mine.assignment.len(), 4);
+    if cluster.mock.is_none() {
+        assert_eq!(members.len(), 2);
+        assert_eq!(members.iter().map(|m| m.assignment.len()).sum::<usize>(), 8);
+    }
+}
+
+#[test]
+fn a_leaving_member_commits_on_revocation_and_its_partitions_move() {
+    let Some(cluster) = Cluster::new() else {
+        return;
+    };
+    let (a, b) = two_topics(&cluster);
+    let clients = cluster.clients(&cluster.name("leave"));
+    let group = cluster.name("g-leave");
+    let mut c1 = clients.consumer(&group, "x").unwrap();
+    let mut c2 = clients.consumer(&group, "y").unwrap();
+    c1.subscribe(&[a.clone(), b.clone()]).unwrap();
+    c2.subscribe(&[a.clone(), b.clone()]).unwrap();
+    let (mut r1, mut r2) = (Recorder::default(), Recorder::default());
+    settle(c1.as_mut(), &mut r1, c2.as_mut(), &mut r2, 4);
+    let revocations_before = r1.revoked.len();
+    c2.close().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while last_len(&r1) != 8 && Instant::now() < deadline {
+        c1.poll(Duration::from_millis(100), &mut r1).unwrap();
+    }
+    // c1 revoked its 4 partitions (committing offset 1 for each), then got all 8.
+    assert_eq!(r1.revoked.len(), revocations_before + 1);
+    assert_eq!(r1.revoked.last().unwrap().len(), 4);
+    assert_eq!(last_len(&r1), 8);
+    // Positions start at the committed offset: offset 1 for c1's own partitions; c2's
+    // start at what was committed for them (nothing, unless c1 held them in an earlier
+    // generation), else at the beginning.
+    let mine = parts(r1.revoked.last().unwrap(), &a);
+    let own = TopicPartition::new(a.as_str(), mine[0]);
+    let other = TopicPartition::new(a.as_str(), if mine[0] == 0 { 3 } else { 0 });
+    let committed = c1.committed(&[own.clone(), other.clone()]).unwrap();
+    assert_eq!(committed[0], Some(1));
+    assert_eq!(c1.position(&own), Some(1));
+    assert_eq!(c1.position(&other), Some(committed[1].unwrap_or(0)));
+}
+
+fn record(tp: TopicPartition, value: Vec<u8>) -> OutgoingRecord {
+    OutgoingRecord {
+        partition: tp,
+        timestamp: 5,
+        key: None,
+        value: Some(value),
+        headers: vec![],
+    }
+}
+
+/// Polls until `n` records arrived (or 30 s passed), then once more briefly for strays.
+fn poll_n(c: &mut dyn Consumer, n: usize) -> Vec<ConsumedRecord> {
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.len() < n && Instant::now() < deadline {
+        got.extend(
+            c.poll(Duration::from_millis(100), &mut NoRebalanceListener)
+                .unwrap(),
+        );
+    }
+    got.extend(
+        c.poll(Duration::from_millis(300), &mut NoRebalanceListener)
+            .unwrap(),
+    );
+    got
+}
+
+#[test]
+fn paused_partitions_return_nothing_until_resumed() {
+    let Some(cluster) = Cluster::new() else {
+        return;
+    };
+    let (a, b) = two_topics(&cluster);
+    let clients = cluster.clients(&cluster.name("pause"));
+    let mut p = clients.producer("p").unwrap();
+    for part in 0..4 {
+        p.send(record(
+            TopicPartition::new(a.as_str(), part),
+            vec![part as u8],
+        ))
+        .unwrap();
+    }
+    p.flush(Duration::from_secs(20)).unwrap();
+    let mut r = clients.restore_consumer("r").unwrap();
+    let tps: Vec<(TopicPartition, i64)> = (0..4)
+        .map(|p| (TopicPartition::new(a.as_str(), p), 0))
+        .collect();
+    r.assign(&tps).unwrap();
+    let a1 = TopicPartition::new(a.as_str(), 1);
+    r.pause(std::slice::from_ref(&a1)).unwrap();
+    let got = poll_n(r.as_mut(), 3);
+    let mut ps: Vec<u32> = got.iter().map(|c| c.partition.partition).collect();
+    ps.sort_unstable();
+    assert_eq!(ps, vec![0, 2, 3]);
+    r.resume(std::slice::from_ref(&a1)).unwrap();
+    let got = poll_n(r.as_mut(), 1);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].record.value, Some(vec![1]));
+    assert_eq!(r.position(&a1), Some(1));
+    r.seek(&a1, 0).unwrap();
+    let got = poll_n(r.as_mut(), 1);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].record.offset, 0);
+    assert!(matches!(
+        r.seek(&TopicPartition::new(b.as_str(), 0), 0),
+        Err(ClientError::NotAssigned(_))
+    ));
+    // The restore consumer has no group: no commits.
+    assert!(r.commit(&[(a1, 1)]).is_err());
+}
+
+#[test]
+fn produced_records_are_consumed_with_key_headers_and_timestamp() {
+    let Some(cluster) = Cluster::new() else {
+        return;
+    };
+    let (a, _) = two_topics(&cluster);
+    let clients = cluster.clients(&cluster.name("roundtrip"));
+    let admin = clients.admin().unwrap();
+    assert_eq!(admin.topics().unwrap().get(&a), Some(&4));
+    let mut p = clients.producer("p").unwrap();
+    let tp = TopicPartition::new(a.as_str(), 2);
+    p.send(OutgoingRecord {
+        partition: tp.clone(),
+        timestamp: 1_700_000_000_123,
+        key: Some(b"k".to_vec()),
+        value: Some(b"v".to_vec()),
+        headers: vec![("h".into(), Some(b"x".to_vec())), ("n".into(), None)],
+    })
+    .unwrap();
+    p.send(record(tp.clone(), b"w".to_vec())).unwrap();
+    p.poll().unwrap();
+    p.flush(Duration::from_secs(20)).unwrap();
+    let mut c = clients.consumer(&cluster.name("g-roundtrip"), "c").unwrap();
+    c.subscribe(std::slice::from_ref(&a)).unwrap();
+    let mut r = Recorder::default();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.len() < 2 && Instant::now() < deadline {
+        got.extend(c.poll(Duration::from_millis(100), &mut r).unwrap());
+    }
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].partition, tp);
+    let rec = &got[0].record;
+    assert_eq!((rec.offset, rec.timestamp), (0, 1_700_000_000_123));
+    assert_eq!(rec.key.as_deref(), Some(&b"k"[..]));
+    assert_eq!(rec.value.as_deref(), Some(&b"v"[..]));
+    let headers: Vec<(String, Option<Vec<u8>>)> = rec
+        .headers
+        .iter()
+        .map(|h| (h.key.clone(), h.value.clone()))
+        .collect();
+    assert_eq!(
+        headers,
+        vec![
+            ("h".to_string(), Some(b"x".to_vec())),
+            ("n".to_string(), None)
+        ]
+    );
+    assert_eq!(got[1].record.key, None);
+    assert_eq!(c.watermarks(&tp).unwrap(), (0, 2));
+    assert_eq!(c.position(&tp), Some(2));
+    c.commit(&[(tp.clone(), 2)]).unwrap();
+    assert_eq!(
+        c.committed(std::slice::from_ref(&tp)).unwrap(),
+        vec![Some(2)]
+    );
+    c.close().unwrap();
+    assert!(c.poll(Duration::ZERO, &mut r).is_err());
+}
+
+// ----------------------------------------------------------------------------------------
+// The runtime on Kafka: word count (the topology of runtime_embedded.rs)
+// ----------------------------------------------------------------------------------------
+
+pub(crate) const WORDS: [&str; 7] = [
+    "kafka", "streams", "rust", "log", "state", "window", "table",
+];
+
+pub(crate) fn word_count(input: &str, output: &str) -> Topology {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>(input)
+        .flat_map_values(|s: String| s.split(' ').map(str::to_string).collect::<Vec<_>>())
+        .group_by(|_, w| w.clone())
+        .count_with(Materialized::as_("counts"))
+        .to_stream()
+        .to(output);
+    builder.build().unwrap()
+}
+
+/// The topics of a word count app `app`: input, output and the internal ones (the mock
+/// cannot create topics, so the app finds them all).
+pub(crate) struct WordCount {
+    pub(crate) app: String,
+    pub(crate) input: String,
+    pub(crate) output: String,
+}
+
+impl WordCount {
+    pub(crate) fn new(cluster: &Cluster, base: &str) -> Self {
+        let app = cluster.name(base);
+        let wc = Self {
+            input: format!("{app}-sentences"),
+            output: format!("{app}-word-counts"),
+            app,
+        };
+        for t in [
+            wc.input.clone(),
+            wc.output.clone(),
+            format!("{}-counts-repartition", wc.app),
+            format!("{}-counts-changelog", wc.app),
+        ] {
+            cluster.create_topic(&t, 4);
+        }
+        wc
+    }
+
+    pub(crate) fn topology(&self) -> Topology {
+        word_count(&self.input, &self.output)
+    }
+
+    /// Produces `n` sentences of three words each, keyed by line number; adds their words
+    /// to `expected`.
+    pub(crate) fn produce(
+        &self,
+        clients: &KafkaClients,
+        from: usize,
+        n: usize,
+        expected: &mut HashMap<String, i64>,
+    ) {
+        let mut p = clients.producer("input-producer").unwrap();
+        for i in from..from + n {
+            let sentence: Vec<&str> = (0..3)
+                .map(|j| WORDS[(i * 3 + j * j + i / 7) % WORDS.len()])
+                .collect();
+            for w in &sentence {
+                *expected.entry(w.to_string()).or_default() += 1;
+            }
+            let key = format!("line-{i}");
+            let part = partition_for_key(key.as_bytes(), 4);
+            p.send(OutgoingRecord {
+                partition: TopicPartition::new(self.input.as_str(), part),
+                timestamp: i as i64,
+                key: Some(key.into_bytes()),
+                value: Some(sentence.join(" ").into_bytes()),
+                headers: vec![],
+            })
+            .unwrap();
+        }
+        p.flush(Duration::from_secs(60)).unwrap();
+    }
+
+    /// The latest count per word in the output topic.
+    pub(crate) fn final_counts(&self, clients: &KafkaClients) -> HashMap<String, i64> {
+        let mut r = clients.restore_consumer("output-reader").unwrap();
+        let tps: Vec<TopicPartition> = (0..4)
+            .map(|p| TopicPartition::new(self.output.as_str(), p))
+            .collect();
+        let ends: Vec<i64> = tps.iter().map(|tp| r.watermarks(tp).unwrap().1).collect();
+        r.assign(&tps.iter().map(|tp| (tp.clone(), 0)).collect::<Vec<_>>())
+            .unwrap();
+        let mut out = HashMap::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while tps
+            .iter()
+            .zip(&ends)
+            .any(|(tp, end)| r.position(tp).unwrap() < *end)
+        {
+            assert!(Instant::now() < deadline, "output not read to its end");
+            for c in r
+                .poll(Duration::from_millis(100), &mut NoRebalanceListener)
+                .unwrap()
+            {
+                let w = String::from_utf8(c.record.key.unwrap()).unwrap();
+                let n = i64::from_be_bytes(c.record.value.unwrap().try_into().unwrap());
+                out.insert(w, n);
+            }
+        }
+        out
+    }
+
+    pub(crate) fn config(&self, cluster: &Cluster, state: &Path) -> StreamsConfig {
+        cluster
+            .config(&self.app)
+            .with_state_dir(state)
+            .with_commit_interval(Duration::from_millis(100))
+    }
+
+    pub(crate) fn start(&self, cluster: &Cluster, state: &Path) -> KafkaStreams {
+        let config = self.config(cluster, state);
+        let clients = KafkaClients::new(&config).unwrap();
+        let mut app =
+            KafkaStreams::with_clients(self.topology(), config, Arc::new(clients)).unwrap();
+        app.start().unwrap();
+        app
+    }
+
+    pub(crate) fn run(&self, cluster: &Cluster, state: &Path) {
+        let app = self.start(cluster, state);
+        app.wait_until_caught_up(Duration::from_secs(90)).unwrap();
+        assert_eq!(app.state(), StreamsState::Running);
+        app.close().unwrap();
+    }
+}
+
+#[test]
+fn word_count_on_kafka_is_exact_across_restarts_and_a_lost_state_directory() {
+    let Some(cluster) = Cluster::new() else {
+        return;
+    };
+    let wc = WordCount::new(&cluster, "wc");
+    let clients = cluster.clients(&wc.app);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let mut expected = HashMap::new();
+
+    wc.produce(&clients, 0, 400, &mut expected);
+    wc.run(&cluster, &state);
+    assert_eq!(wc.final_counts(&clients), expected);
+
+    // A clean restart resumes from the committed offsets with its RocksDB state.
+    wc.produce(&clients, 400, 300, &mut expected);
+    wc.run(&cluster, &state);
+    assert_eq!(wc.final_counts(&clients), expected);
+
+    // The state directory is lost: stores are rebuilt from the changelogs.
+    std::fs::remove_dir_all(&state).unwrap();
+    wc.produce(&clients, 700, 100, &mut expected);
+    wc.run(&cluster, &state);
+    assert_eq!(wc.final_counts(&clients), expected);
+}
+
+#[test]
+fn a_broker_outage_mid_run_loses_no_input() {
+    let Some(cluster) = Cluster::new() else {
+        return;
+    };
+    let Some(mock) = &cluster.mock else {
+        eprintln!("skipped: failure injection needs the mock cluster");
+        return;
+    };
+    let wc = WordCount::new(&cluster, "outage");
+    let clients = cluster.clients(&wc.app);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let mut expected = HashMap::new();
+
+    wc.produce(&clients, 0, 200, &mut expected);
+    let app = wc.start(&cluster, &state);
+    app.wait_until_caught_up(Duration::from_secs(90)).unwrap();
+
+    // The only broker goes down for a few seconds (shorter than the session timeout, so
+    // the group survives) while more input is on its way.
+    mock.broker_down(1).unwrap();
+    let producing = {
+        let clients = clients.clone();
+        let wc = WordCount {
+            app: wc.app.clone(),
+            input: wc.input.clone(),
+            output: wc.output.clone(),
+        };
+        std::thread::spawn(move || {
+            let mut expected = HashMap::new();
+            wc.produce(&clients, 200, 200, &mut expected);
+            expected
+        })
+    };
+    std::thread::sleep(Duration::from_secs(3));
+    mock.broker_up(1).unwrap();
+    for (w, n) in producing.join().unwrap() {
+        *expected.entry(w).or_default() += n;
+    }
+    app.wait_until_caught_up(Duration::from_secs(90)).unwrap();
+    assert_eq!(app.state(), StreamsState::Running);
+    app.close().unwrap();
+    // No input lost: every word counted at least as often as it was sent. (Exact unless
+    // the outage outlasted the session: then the group fenced the member and the records
+    // since its last commit were processed again, at-least-once.)
+    let counts = wc.final_counts(&clients);
+    assert_eq!(counts.len(), expected.len(), "{counts:?}");
+    for (w, n) in &expected {
+        assert!(counts[w] >= *n, "{w}: {} < {n}", counts[w]);
+    }
+}
+
+#[test]
+fn a_wrong_address_fails_within_the_api_timeout() {
+    let config = StreamsConfig::new("nowhere")
+        .with_bootstrap_servers(["127.0.0.1:1"])
+        .with_default_api_timeout(Duration::from_secs(2))
+        .with_state_dir(std::env::temp_dir().join("kafka-mock-nowhere"));
+    let t0 = Instant::now();
+    let err = KafkaClients::new(&config).unwrap_err();
+    let took = t0.elapsed();
+    assert!(matches!(err, ClientError::Timeout { .. }), "{err}");
+    assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+
+    // The app constructor on Kafka says so too, in bounded time.
+    let t0 = Instant::now();
+    let err = KafkaStreams::from_config(word_count("in", "out"), config).unwrap_err();
+    assert!(
+        err.to_string().contains("bootstrap.servers=127.0.0.1:1"),
+        "{err}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn the_embedded_constructor_still_refuses_bootstrap_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Arc::new(streams_core::runtime::LogEngine::open(&dir.path().join("log")).unwrap());
+    let config = StreamsConfig::new("app")
+        .with_state_dir(dir.path().join("state"))
+        .with_bootstrap_servers(["127.0.0.1:9092"]);
+    let err = KafkaStreams::new(word_count("in", "out"), config, engine).unwrap_err();
+    assert!(err.to_string().contains("bootstrap.servers"), "{err}");
+}
