@@ -289,10 +289,17 @@ fn peers(s: &WebState) -> Vec<HostInfo> {
 async fn all_windows(s: &WebState, from: i64, to: i64) -> Result<LocalWindows, ApiError> {
     let mut merged = local_windows_of(s, from, to)?;
     for peer in peers(s) {
-        let part: LocalWindows =
-            get_json(&peer, &format!("/api/local/windows?from={from}&to={to}")).await?;
-        merged.views.extend(part.views);
-        merged.ctr.extend(part.ctr);
+        // An instance that does not answer (killed, say, and not yet out of the group) is
+        // left out: the others' part is still worth showing.
+        match get_json::<LocalWindows>(&peer, &format!("/api/local/windows?from={from}&to={to}"))
+            .await
+        {
+            Ok(part) => {
+                merged.views.extend(part.views);
+                merged.ctr.extend(part.ctr);
+            }
+            Err(e) => tracing::warn!("leaving {peer} out of merged windows: {}", e.1),
+        }
     }
     Ok(merged)
 }
@@ -300,8 +307,10 @@ async fn all_windows(s: &WebState, from: i64, to: i64) -> Result<LocalWindows, A
 async fn all_alerts(s: &WebState) -> Result<Vec<Alert>, ApiError> {
     let mut alerts = local_alerts_of(s)?;
     for peer in peers(s) {
-        let part: Vec<Alert> = get_json(&peer, "/api/local/alerts").await?;
-        alerts.extend(part);
+        match get_json::<Vec<Alert>>(&peer, "/api/local/alerts").await {
+            Ok(part) => alerts.extend(part),
+            Err(e) => tracing::warn!("leaving {peer} out of merged alerts: {}", e.1),
+        }
     }
     alerts.sort_by(|a, b| {
         b.window_end

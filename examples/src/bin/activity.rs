@@ -5,7 +5,8 @@
 //! writes seeded, realistic page views and clicks into `page_views` and `clicks` at `--rate`
 //! events per second (event time follows the wall clock), the app processes them, and the
 //! dashboard is served at `http://127.0.0.1:8080/`. A one-line status (events/s, lag,
-//! windows closed) is printed every second; Ctrl-C (or SIGTERM) stops it cleanly.
+//! windows closed) is refreshed every second on a terminal (printed every 5 s otherwise);
+//! Ctrl-C (or SIGTERM) stops it cleanly.
 //!
 //! With `--bootstrap-servers host:port` it runs on Kafka; instances started with the same
 //! application id (and their own `--port` and `--data-dir`) form a consumer group, split the

@@ -1522,7 +1522,14 @@ impl Admin for KafkaAdmin {
             TopicReplication::Fixed(i32::from(replication)),
         );
         if topic.compact {
-            new = new.set("cleanup.policy", "compact");
+            // A compacted topic with a time retention (window and session changelogs) is
+            // also cleaned by time, as in Kafka Streams.
+            let policy = if topic.retention_ms.is_some_and(|r| r > 0) {
+                "compact,delete"
+            } else {
+                "compact"
+            };
+            new = new.set("cleanup.policy", policy);
         }
         if let Some(r) = &retention {
             new = new.set("retention.ms", r);

@@ -88,7 +88,9 @@ pub struct NewTopic {
     pub partitions: u32,
     /// `cleanup.policy=compact` (changelogs) rather than `delete`.
     pub compact: bool,
-    /// `retention.ms`, if not the broker's default.
+    /// `retention.ms`, if not the broker's default (-1: never by time). On a compacted
+    /// topic a positive retention means `cleanup.policy=compact,delete` (window and session
+    /// changelogs). The embedded engine keeps such topics by compaction only.
     pub retention_ms: Option<i64>,
     /// The replication factor (`None`: the broker's default; the embedded engine has one
     /// copy).

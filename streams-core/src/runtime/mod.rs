@@ -526,7 +526,11 @@ impl KafkaStreams {
         for (topic, _) in &t.repartition_topics {
             let name = topic.resolve(&app);
             let n = partitions.get(&name).copied().unwrap_or(1);
-            ensure_topic(admin.as_ref(), &existing, &NewTopic::new(&name, n))?;
+            // Records are purged after each commit, so time does not remove them (Kafka
+            // Streams' retention.ms=-1): an app down longer than a retention loses nothing.
+            let mut topic = NewTopic::new(&name, n);
+            topic.retention_ms = Some(-1);
+            ensure_topic(admin.as_ref(), &existing, &topic)?;
             repartition.insert(name);
         }
         let mut logged = vec![false; t.subtopologies.len()];
@@ -535,11 +539,13 @@ impl KafkaStreams {
                 let spec = &t.stores[st];
                 if spec.logged {
                     let name = spec.changelog_topic().resolve(&app);
-                    ensure_topic(
-                        admin.as_ref(),
-                        &existing,
-                        &NewTopic::new(&name, counts[i]).compacted(),
-                    )?;
+                    let mut topic = NewTopic::new(&name, counts[i]).compacted();
+                    if let crate::state::ChangelogKind::CompactDelete { retention_ms } =
+                        spec.changelog_kind
+                    {
+                        topic.retention_ms = Some(retention_ms);
+                    }
+                    ensure_topic(admin.as_ref(), &existing, &topic)?;
                     partitions.insert(name, counts[i]);
                     logged[i] = true;
                 }
