@@ -18,12 +18,9 @@
 
 #![allow(missing_docs)]
 
-use std::error::Error;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-use streams_core::StreamsSerde;
 use streams_core::client::embedded::EmbeddedClients;
 use streams_core::client::{ClientSupplier, NoRebalanceListener, TopicPartition};
 use streams_core::partitioner::partition_for_key;
@@ -31,121 +28,13 @@ use streams_core::prelude::*;
 use streams_core::runtime::{KafkaStreams, LogEngine, NewRecord, TaskState, TopicConfig};
 use streams_core::window::TimeWindows;
 
-type BoxResult<T> = Result<T, Box<dyn Error>>;
+use streams_benches::{
+    BoxResult, EPOCH_MS, INPUT, PARTITIONS, PageView, PageViews, env_usize, loadavg, rate, stats,
+    w1, w2,
+};
 
-const INPUT: &str = "page_views";
 const RESTORE_INPUT: &str = "distinct_keys";
-const PARTITIONS: u32 = 4;
-const EPOCH_MS: i64 = 1_700_000_000_000;
 const TIMEOUT: Duration = Duration::from_secs(1800);
-
-// ---- The standard workload's input (a copy of examples/src/lib.rs's generator: this crate
-// does not depend on the examples crate) ----
-
-/// One page view, keyed by user id on the `page_views` topic.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, StreamsSerde)]
-#[streams(format = "json")]
-struct PageView {
-    user_id: String,
-    page: String,
-    referrer: String,
-    ts: i64,
-}
-
-/// W1's projection.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, StreamsSerde)]
-#[streams(format = "json")]
-struct PageTs {
-    page: String,
-    ts: i64,
-}
-
-/// SplitMix64, as in examples/src/lib.rs.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next_u64() % n }
-    }
-}
-
-/// Zipf-like ranks (probability proportional to 1 / (rank + 1)^s).
-struct Zipf {
-    cdf: Vec<f64>,
-}
-
-impl Zipf {
-    fn new(n: usize, s: f64) -> Self {
-        let mut cdf = Vec::with_capacity(n);
-        let mut total = 0.0;
-        for i in 0..n {
-            total += 1.0 / ((i + 1) as f64).powf(s);
-            cdf.push(total);
-        }
-        for c in &mut cdf {
-            *c /= total;
-        }
-        Self { cdf }
-    }
-    fn sample(&self, rng: &mut Rng) -> usize {
-        let u = rng.next_f64();
-        self.cdf
-            .partition_point(|&c| c < u)
-            .min(self.cdf.len().saturating_sub(1))
-    }
-}
-
-const REFERRERS: [&str; 5] = ["search", "social", "direct", "email", "bot"];
-
-/// The W* page views: users uniform over 100,000, pages Zipf(1.1) over 10,000, event time
-/// +1 ms per record with 1 % of records up to 1 s late. Same sequence as the examples'
-/// `PageViewGenerator::new(seed, 100_000, 10_000, EPOCH_MS)`.
-struct PageViews {
-    rng: Rng,
-    zipf: Zipf,
-    time: i64,
-}
-
-impl PageViews {
-    fn new(seed: u64) -> Self {
-        Self {
-            rng: Rng(seed),
-            zipf: Zipf::new(10_000, 1.1),
-            time: EPOCH_MS,
-        }
-    }
-}
-
-impl Iterator for PageViews {
-    type Item = PageView;
-    fn next(&mut self) -> Option<PageView> {
-        self.time += 1;
-        let jitter = if self.rng.below(100) == 0 {
-            -(self.rng.below(1000) as i64)
-        } else {
-            0
-        };
-        let user = self.rng.below(100_000);
-        let page = self.zipf.sample(&mut self.rng);
-        let referrer = REFERRERS[self.rng.below(REFERRERS.len() as u64) as usize];
-        Some(PageView {
-            user_id: format!("user-{user}"),
-            page: format!("/p/{page}"),
-            referrer: referrer.to_string(),
-            ts: self.time + jitter,
-        })
-    }
-}
 
 /// Appends keyed records in batches of 1,000 per partition (murmur2 of the key, as the
 /// producer would); returns the value bytes written.
@@ -180,19 +69,6 @@ fn fill(
 }
 
 // ---- Helpers ----
-
-fn env_usize(name: &str, default: usize) -> BoxResult<usize> {
-    match std::env::var(name) {
-        Ok(v) => Ok(v.replace('_', "").parse()?),
-        Err(_) => Ok(default),
-    }
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
-}
 
 /// Records in a topic (sum of its partitions' end - start offsets).
 fn topic_len(engine: &LogEngine, topic: &str) -> BoxResult<i64> {
@@ -249,30 +125,6 @@ fn run_app(
     drop_topics(engine, app, output)?;
     std::fs::remove_dir_all(&state)?;
     Ok((secs, processed, out))
-}
-
-fn w1(output: &str) -> BoxResult<Topology> {
-    let builder = StreamsBuilder::new();
-    builder
-        .stream::<String, PageView>(INPUT)
-        .filter(|_, v| v.referrer != "bot")
-        .map_values(|v| PageTs {
-            page: v.page,
-            ts: v.ts,
-        })
-        .to(output);
-    Ok(builder.build()?)
-}
-
-fn w2(output: &str) -> BoxResult<Topology> {
-    let builder = StreamsBuilder::new();
-    builder
-        .stream::<String, PageView>(INPUT)
-        .group_by(|_, v: &PageView| v.page.clone())
-        .count()
-        .to_stream()
-        .to(output);
-    Ok(builder.build()?)
 }
 
 fn w3(output: &str) -> BoxResult<Topology> {
@@ -445,27 +297,6 @@ fn restore_run(
 }
 
 // ---- Statistics and report ----
-
-/// (median, min, max).
-fn stats(values: &[f64]) -> (f64, f64, f64) {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    let median = if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    };
-    (median, v[0], v[n - 1])
-}
-
-fn rate(x: f64) -> String {
-    if x >= 1e6 {
-        format!("{:.2} M", x / 1e6)
-    } else {
-        format!("{:.0} k", x / 1e3)
-    }
-}
 
 struct Row {
     name: &'static str,
