@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use kafka_suite::{Broker, Cluster, WordCount};
 use streams_core::client::kafka::KafkaClients;
-use streams_core::runtime::{KafkaStreams, TaskState};
+use streams_core::runtime::{KafkaStreams, StreamsState, TaskState};
 
 /// The tansu binary, if installed.
 fn tansu_binary() -> Option<PathBuf> {
@@ -347,4 +347,89 @@ fn three_processes_share_the_work_survive_kill_9_and_rebalance_when_it_returns()
         counted - sent,
         (counted - sent) as f64 * 100.0 / sent as f64
     );
+}
+
+// ----------------------------------------------------------------------------------------
+// Static membership: a quick restart does not rebalance the group
+// ----------------------------------------------------------------------------------------
+
+/// An instance of the word count with `consumer.group.instance.id` set, recording its
+/// state transitions.
+fn static_member(
+    cluster: &Cluster,
+    wc: &WordCount,
+    state: &Path,
+    id: &str,
+) -> (KafkaStreams, Arc<std::sync::Mutex<Vec<StreamsState>>>) {
+    use streams_core::config::ClientPrefix;
+    let config = wc.config(cluster, state).with_client_property(
+        ClientPrefix::Consumer,
+        "group.instance.id",
+        id,
+    );
+    let clients = KafkaClients::new(&config).unwrap();
+    let mut app = KafkaStreams::with_clients(wc.topology(), config, Arc::new(clients)).unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    app.set_state_listener(move |new, _old| log.lock().unwrap().push(new));
+    app.start().unwrap();
+    (app, seen)
+}
+
+fn running_tasks(app: &KafkaStreams) -> usize {
+    app.metrics()
+        .tasks()
+        .filter(|t| t.state == TaskState::Running)
+        .count()
+}
+
+#[test]
+fn a_static_member_restarting_quickly_gets_its_tasks_back_without_a_rebalance() {
+    if std::env::var(CHILD_ENV).is_ok() {
+        return;
+    }
+    let Some(cluster) = Cluster::new() else {
+        return;
+    };
+    let wc = WordCount::new(&cluster, "static");
+    let clients = cluster.clients(&wc.app);
+    let dir = tempfile::tempdir().unwrap();
+    let mut expected = HashMap::new();
+    wc.produce(&clients, 0, 300, &mut expected);
+    let (a, a_states) = static_member(&cluster, &wc, &dir.path().join("a"), "member-a");
+    let (b, _) = static_member(&cluster, &wc, &dir.path().join("b"), "member-b");
+    wait_until(120, "two static members split the 8 tasks", || {
+        running_tasks(&a) == 4 && running_tasks(&b) == 4
+    });
+    let b_tasks: Vec<_> = b.metrics().tasks().map(|t| t.id).collect();
+    a.wait_until_caught_up(Duration::from_secs(60)).unwrap();
+    let before = a_states.lock().unwrap().len();
+
+    // B stops and comes back well within the session timeout (6 s): as a static member it
+    // left no gap in the group, so nobody rebalances and it gets the same tasks.
+    b.close().unwrap();
+    let (b, b_states) = static_member(&cluster, &wc, &dir.path().join("b"), "member-b");
+    wc.produce(&clients, 300, 300, &mut expected);
+    wait_until(60, "the restarted member runs its tasks again", || {
+        running_tasks(&b) == 4
+    });
+    let mut again: Vec<_> = b.metrics().tasks().map(|t| t.id).collect();
+    let mut b_tasks = b_tasks;
+    again.sort();
+    b_tasks.sort();
+    assert_eq!(again, b_tasks, "the same tasks come back");
+    a.wait_until_caught_up(Duration::from_secs(60)).unwrap();
+    b.wait_until_caught_up(Duration::from_secs(60)).unwrap();
+    assert_eq!(
+        a_states.lock().unwrap()[before..].to_vec(),
+        Vec::<StreamsState>::new(),
+        "the other member saw no rebalance"
+    );
+    assert!(
+        !b_states.lock().unwrap().is_empty(),
+        "the restarted member went through its own start"
+    );
+    a.close().unwrap();
+    b.close().unwrap();
+    assert_eq!(wc.final_counts(&clients), expected);
 }

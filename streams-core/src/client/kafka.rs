@@ -227,6 +227,16 @@ impl Settings {
             ("partition.assignment.strategy", "range"),
             ("group.protocol", "classic"),
         ];
+        // Static membership (`consumer.group.instance.id`, Kafka's KIP-345): each group
+        // consumer needs its own id, so the configured one gets the stream thread's number,
+        // as in Kafka Streams (`<id>-<n>`); consumers outside the group get none.
+        if let Some(base) = c.get("group.instance.id").map(str::to_string) {
+            if specific == ClientPrefix::MainConsumer {
+                c.set("group.instance.id", static_member_id(&base, client_id));
+            } else {
+                c.remove("group.instance.id");
+            }
+        }
         for (k, v) in forced {
             if let Some(old) = c.get(k)
                 && old != v
@@ -1630,6 +1640,20 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
     }
 }
 
+/// The `group.instance.id` of one group consumer: the configured id and the stream thread's
+/// number from the consumer's client id (`...-StreamThread-<n>-consumer`), else the whole
+/// client id.
+fn static_member_id(base: &str, client_id: &str) -> String {
+    let thread = client_id
+        .rsplit_once("-StreamThread-")
+        .map(|(_, rest)| rest.trim_end_matches("-consumer"))
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    match thread {
+        Some(n) => format!("{base}-{n}"),
+        None => format!("{base}-{client_id}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1653,6 +1677,15 @@ mod tests {
             None => b.extend((-1i32).to_be_bytes()),
         }
         b
+    }
+
+    #[test]
+    fn static_member_ids_are_per_stream_thread() {
+        assert_eq!(
+            static_member_id("web-1", "app-1a2b-srv-h_80-StreamThread-2-consumer"),
+            "web-1-2"
+        );
+        assert_eq!(static_member_id("web-1", "tool"), "web-1-tool");
     }
 
     #[test]
