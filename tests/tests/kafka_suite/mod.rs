@@ -657,3 +657,27 @@ fn the_embedded_constructor_still_refuses_bootstrap_servers() {
     let err = KafkaStreams::new(word_count("in", "out"), config, engine).unwrap_err();
     assert!(err.to_string().contains("bootstrap.servers"), "{err}");
 }
+
+#[test]
+fn a_missing_source_topic_is_named_when_the_app_starts() {
+    let Some(cluster) = Cluster::new() else {
+        return;
+    };
+    let app = cluster.name("missing");
+    let input = format!("{app}-no-such-topic");
+    let dir = tempfile::tempdir().unwrap();
+    let config = cluster.config(&app).with_state_dir(dir.path());
+    let clients = KafkaClients::new(&config).unwrap();
+    let mut streams = KafkaStreams::with_clients(
+        word_count(&input, &format!("{app}-out")),
+        config,
+        Arc::new(clients),
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    let err = streams.start().unwrap_err().to_string();
+    assert!(err.contains(&input), "{err}");
+    assert!(err.contains("does not exist"), "{err}");
+    // Within the API timeout the cluster configuration gives (20 s).
+    assert!(t0.elapsed() < Duration::from_secs(25), "{:?}", t0.elapsed());
+}
