@@ -29,7 +29,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Write};
+#[cfg(not(unix))]
+use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use crate::StateError;
@@ -46,6 +48,11 @@ const PAYLOAD_FIXED_V2: usize = PAYLOAD_FIXED + 8;
 const INDEX_INTERVAL: u64 = 4096;
 /// Bytes read from a segment at a time (more when one batch is larger).
 const READ_CHUNK: usize = 1 << 20;
+
+thread_local! {
+    /// The buffer segment reads go through, kept per thread between reads.
+    static READ_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 /// Compaction writes batches of about this many payload bytes.
 const COMPACTED_BATCH_BYTES: usize = 64 << 10;
 /// The timestamp of "no record" (smaller than any real one).
@@ -575,19 +582,34 @@ impl Segment {
         if from >= self.size {
             return Ok(());
         }
-        let mut file = File::open(&self.log_path).map_err(io(dir, "opening a segment"))?;
+        // Reads go through the segment's open handle at explicit positions (no open or
+        // seek per read) into a buffer each thread keeps, so that a fetch allocates and
+        // zero-fills nothing once the buffer has grown.
+        READ_BUFFER.with(|buffer| {
+            let mut data = buffer.take();
+            let result = self.scan_with(dir, from, chunk, &mut data, &mut f);
+            buffer.replace(data);
+            result
+        })
+    }
+
+    fn scan_with(
+        &self,
+        dir: &Path,
+        from: u64,
+        chunk: usize,
+        data: &mut Vec<u8>,
+        f: &mut impl FnMut(u64, u8, &[u8]) -> Result<bool, StateError>,
+    ) -> Result<(), StateError> {
         let mut pos = from;
         let mut want = chunk.max(HEADER);
-        let mut data = Vec::new();
         while pos < self.size {
             let n = (want as u64).min(self.size - pos) as usize;
             data.resize(n, 0);
-            file.seek(SeekFrom::Start(pos))
-                .map_err(io(dir, "seeking a segment"))?;
-            file.read_exact(&mut data)
+            self.read_at(pos, data)
                 .map_err(io(dir, "reading a segment"))?;
             let mut p = 0usize;
-            while let Some((len, magic, payload)) = batch_at(&data, p) {
+            while let Some((len, magic, payload)) = batch_at(data, p) {
                 if !f(pos + p as u64, magic, payload)? {
                     return Ok(());
                 }
@@ -595,7 +617,7 @@ impl Segment {
             }
             if p == 0 {
                 // The batch is larger than the chunk, or damaged.
-                match announced_len(&data, 0) {
+                match announced_len(data, 0) {
                     Some(len) if len > data.len() && pos + len as u64 <= self.size => {
                         want = len;
                         continue;
@@ -612,6 +634,21 @@ impl Segment {
             want = chunk.max(HEADER);
         }
         Ok(())
+    }
+
+    /// Fills `buf` from position `pos` of the segment file.
+    #[cfg(unix)]
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.file.read_exact_at(buf, pos)
+    }
+
+    /// Fills `buf` from position `pos` of the segment file.
+    #[cfg(not(unix))]
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        let mut file = File::open(&self.log_path)?;
+        file.seek(SeekFrom::Start(pos))?;
+        file.read_exact(buf)
     }
 }
 
