@@ -78,6 +78,12 @@ pub mod names {
     /// [`DESERIALIZATION_EXCEPTION_HANDLER`], accepted as an alias.
     pub const DEFAULT_DESERIALIZATION_EXCEPTION_HANDLER: &str =
         "default.deserialization.exception.handler";
+    /// `production.exception.handler`: `fail` or `continue`, for records the producer
+    /// cannot deliver.
+    pub const PRODUCTION_EXCEPTION_HANDLER: &str = "production.exception.handler";
+    /// `default.production.exception.handler`: Kafka's deprecated name of
+    /// [`PRODUCTION_EXCEPTION_HANDLER`], accepted as an alias.
+    pub const DEFAULT_PRODUCTION_EXCEPTION_HANDLER: &str = "default.production.exception.handler";
     /// `errors.dead.letter.queue.topic.name`: the dead-letter topic (KIP-1034).
     pub const ERRORS_DEAD_LETTER_QUEUE_TOPIC_NAME: &str = "errors.dead.letter.queue.topic.name";
     /// `default.timestamp.extractor`: not settable (extractors are types in Rust).
@@ -118,6 +124,7 @@ pub mod names {
         DEFAULT_DSL_STORE,
         DESERIALIZATION_EXCEPTION_HANDLER,
         ERRORS_DEAD_LETTER_QUEUE_TOPIC_NAME,
+        PRODUCTION_EXCEPTION_HANDLER,
         DEFAULT_INVALID_TIMESTAMP_POLICY,
         MAX_TASK_IDLE_MS,
         POLL_MS,
@@ -135,6 +142,10 @@ pub mod names {
         (
             DEFAULT_DESERIALIZATION_EXCEPTION_HANDLER,
             DESERIALIZATION_EXCEPTION_HANDLER,
+        ),
+        (
+            DEFAULT_PRODUCTION_EXCEPTION_HANDLER,
+            PRODUCTION_EXCEPTION_HANDLER,
         ),
     ];
 
@@ -189,6 +200,21 @@ impl ProcessingGuarantee {
             ProcessingGuarantee::ExactlyOnceV2 => "exactly_once_v2",
         }
     }
+}
+
+/// What the app does with an output record the producer cannot deliver (after the
+/// producer's own retries, which `producer.delivery.timeout.ms` / `message.timeout.ms`
+/// bound). Property `production.exception.handler`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProductionHandler {
+    /// Fail the stream thread with an error naming the topic, partition and cause (Kafka's
+    /// `DefaultProductionExceptionHandler`; property value `fail`). The records since the
+    /// last commit are processed again after a restart (at-least-once).
+    #[default]
+    Fail,
+    /// Log the failure, count the record in the thread's `production_errors_skipped`
+    /// metric, and go on (property value `continue`): the record is lost.
+    Continue,
 }
 
 /// What a source does with a record whose key or value does not deserialize.
@@ -300,6 +326,7 @@ pub struct StreamsConfig {
     bootstrap_servers: Vec<String>,
     application_server: Option<String>,
     deserialization_handler: DeserializationHandler,
+    production_handler: ProductionHandler,
     invalid_timestamp_policy: InvalidTimestampPolicy,
     state_dir: Option<PathBuf>,
     num_stream_threads: usize,
@@ -350,6 +377,7 @@ impl StreamsConfig {
             bootstrap_servers: Vec::new(),
             application_server: None,
             deserialization_handler: DeserializationHandler::default(),
+            production_handler: ProductionHandler::default(),
             invalid_timestamp_policy: InvalidTimestampPolicy::default(),
             state_dir: None,
             num_stream_threads: 1,
@@ -525,6 +553,18 @@ impl StreamsConfig {
         self.default_dsl_store
     }
 
+    /// Sets what happens to output records the producer cannot deliver (property
+    /// `production.exception.handler`). Default: [`ProductionHandler::Fail`].
+    pub fn with_production_handler(mut self, handler: ProductionHandler) -> Self {
+        self.production_handler = handler;
+        self
+    }
+
+    /// The production handler.
+    pub fn production_handler(&self) -> ProductionHandler {
+        self.production_handler
+    }
+
     /// Sets the deserialization handler (properties `deserialization.exception.handler`
     /// and `errors.dead.letter.queue.topic.name`). Default: [`DeserializationHandler::Fail`].
     pub fn with_deserialization_handler(mut self, handler: DeserializationHandler) -> Self {
@@ -684,6 +724,14 @@ impl StreamsConfig {
             }
         };
         put(DESERIALIZATION_EXCEPTION_HANDLER, handler.into());
+        put(
+            PRODUCTION_EXCEPTION_HANDLER,
+            match self.production_handler {
+                ProductionHandler::Fail => "fail",
+                ProductionHandler::Continue => "continue",
+            }
+            .into(),
+        );
         put(
             DEFAULT_INVALID_TIMESTAMP_POLICY,
             policy_name(self.invalid_timestamp_policy).into(),
@@ -1079,6 +1127,17 @@ impl StreamsConfig {
                     "rocksdb" => DslStore::RocksDb,
                     "in_memory" => DslStore::InMemory,
                     _ => return Err(e.bad_value("`rocksDB` or `in_memory`")),
+                }
+            }
+            PRODUCTION_EXCEPTION_HANDLER => {
+                self.production_handler = match v.to_ascii_lowercase().as_str() {
+                    "fail"
+                    | "defaultproductionexceptionhandler"
+                    | "org.apache.kafka.streams.errors.defaultproductionexceptionhandler" => {
+                        ProductionHandler::Fail
+                    }
+                    "continue" => ProductionHandler::Continue,
+                    _ => return Err(e.bad_value("`fail` or `continue`")),
                 }
             }
             DEFAULT_INVALID_TIMESTAMP_POLICY => {

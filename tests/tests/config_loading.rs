@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use streams_core::config::{
     ClientPrefix, ConfigError, DeserializationHandler, DslStore, Origin, ProcessingGuarantee,
-    PropertySource, StreamsConfig, env_var_name, names,
+    ProductionHandler, PropertySource, StreamsConfig, env_var_name, names,
 };
 use streams_core::prelude::*;
 use streams_core::runtime::{KafkaStreams, LogEngine};
@@ -33,6 +33,8 @@ statestore.cache.max.bytes = 0
 num.standby.replicas = 1
 default.dsl.store = in_memory
 deserialization.exception.handler = log_and_continue
+# Kafka's deprecated name, accepted as an alias.
+default.production.exception.handler = continue
 errors.dead.letter.queue.topic.name = activity-dlq
 default.invalid.timestamp.policy = use_partition_time
 max.task.idle.ms = -1
@@ -113,6 +115,7 @@ fn a_full_file_sets_every_setting() {
             topic: "activity-dlq".into()
         }
     );
+    assert_eq!(c.production_handler(), ProductionHandler::Continue);
     assert_eq!(
         c.invalid_timestamp_policy(),
         InvalidTimestampPolicy::UsePartitionTime
@@ -430,6 +433,11 @@ fn each_bad_value_is_named() {
             "errors.dead.letter.queue.topic.name",
         ),
         ("errors.dead.letter.queue.topic.name", " ", "topic name"),
+        (
+            "production.exception.handler",
+            "retry",
+            "`fail` or `continue`",
+        ),
         ("default.invalid.timestamp.policy", "drop", "skip_and_count"),
         ("max.task.idle.ms", "-2", "-1"),
         ("poll.ms", "1.5", "milliseconds"),

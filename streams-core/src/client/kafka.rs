@@ -1282,6 +1282,8 @@ pub fn decode_assignment(bytes: &[u8]) -> ClientResult<Vec<TopicPartition>> {
 struct ProducerCtx {
     diagnostics: Diagnostics,
     failures: Mutex<Vec<String>>,
+    /// Failed deliveries since the last report.
+    failed: std::sync::atomic::AtomicU64,
 }
 
 impl ClientContext for ProducerCtx {
@@ -1299,6 +1301,8 @@ impl ProducerContext for ProducerCtx {
 
     fn delivery(&self, result: &DeliveryResult<'_>, _opaque: ()) {
         if let Err((e, m)) = result {
+            self.failed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let mut failures = lock(&self.failures);
             // One is enough to fail the commit; keep a few for the message.
             if failures.len() < 3 {
@@ -1335,7 +1339,9 @@ impl KafkaProducer {
     }
 
     fn failures(&self) -> ClientResult<()> {
-        let failures = std::mem::take(&mut *lock(&self.producer.context().failures));
+        let ctx = self.producer.context();
+        let failures = std::mem::take(&mut *lock(&ctx.failures));
+        let failed = ctx.failed.swap(0, std::sync::atomic::Ordering::Relaxed);
         if failures.is_empty() {
             if let Some((code, reason)) = self.producer.client().fatal_error() {
                 return Err(ClientError::Broker {
@@ -1345,8 +1351,8 @@ impl KafkaProducer {
             }
             return Ok(());
         }
-        Err(ClientError::Broker {
-            operation: "delivering records".into(),
+        Err(ClientError::Delivery {
+            failed: failed.max(1),
             detail: failures.join("; "),
         })
     }
@@ -1416,8 +1422,12 @@ impl Producer for KafkaProducer {
 
     fn flush(&mut self, timeout: Duration) -> ClientResult<()> {
         let flushed = self.producer.flush(timeout);
-        // Deliveries reported during the flush come first: they say what went wrong.
-        self.failures()?;
+        let failures = self.failures();
+        // Failed deliveries say what went wrong, unless the flush itself did not finish
+        // (then records are still in flight and the app must not go on).
+        if flushed.is_ok() || matches!(failures, Err(ClientError::Broker { .. })) {
+            failures?;
+        }
         flushed.map_err(|e| {
             let mut err = self.error("flushing the producer", &e, timeout);
             if let ClientError::Broker { .. } = err

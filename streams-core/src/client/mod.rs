@@ -157,6 +157,15 @@ pub enum ClientError {
         /// What the broker or library said.
         detail: String,
     },
+    /// Records could not be delivered (after the producer's own retries). The runtime
+    /// hands this to the configured production handler.
+    #[error("{failed} record(s) could not be delivered: {detail}")]
+    Delivery {
+        /// How many records failed since the last report.
+        failed: u64,
+        /// The first failures: topic-partition and cause.
+        detail: String,
+    },
     /// The embedded engine failed (I/O, a damaged log).
     #[error(transparent)]
     Engine(#[from] streams_state::StateError),

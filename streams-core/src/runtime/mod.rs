@@ -143,6 +143,9 @@ pub struct ThreadSnapshot {
     pub commits: u64,
     /// Mean time a commit took.
     pub commit_latency_avg: Duration,
+    /// Output records the producer could not deliver and the production handler
+    /// (`continue`) skipped.
+    pub production_errors_skipped: u64,
     /// Its tasks (active and standby).
     pub tasks: Vec<TaskSnapshot>,
 }

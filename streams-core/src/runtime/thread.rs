@@ -71,6 +71,8 @@ struct TaskManager {
     /// Partitions whose records were read while their task could not open yet: the first
     /// such offset, to read again from once it opens.
     unread: BTreeMap<TopicPartition, i64>,
+    /// Undeliverable output records the production handler skipped.
+    production_errors_skipped: u64,
 }
 
 /// One stream thread (see the [module docs](self)).
@@ -118,6 +120,7 @@ impl StreamThread {
             restore_assignment: Vec::new(),
             assigned: false,
             unread: BTreeMap::new(),
+            production_errors_skipped: 0,
             instance: instance.clone(),
         };
         Ok(Self {
@@ -172,7 +175,8 @@ impl StreamThread {
                     self.dirty = true;
                 }
                 self.dirty |= self.tm.punctuate(wall_clock())?;
-                self.tm.producer.poll()?;
+                let polled = self.tm.producer.poll();
+                self.tm.delivered(polled)?;
                 let requested = self.tm.active.values().any(|a| a.task.ctx.commit_requested);
                 // Someone waits for this instance to catch up: commit as soon as the input
                 // is drained, so that results are visible.
@@ -266,6 +270,7 @@ impl StreamThread {
             process_latency_avg: avg(self.process_time, self.processed),
             commits: self.commits,
             commit_latency_avg: avg(self.commit_time, self.commits),
+            production_errors_skipped: self.tm.production_errors_skipped,
             tasks,
         };
         self.reports += 1;
@@ -282,6 +287,26 @@ impl StreamThread {
 }
 
 impl TaskManager {
+    /// Applies the production handler to what a producer poll or flush reported: failed
+    /// deliveries fail the thread, or (`continue`) are logged, counted and skipped.
+    fn delivered(&mut self, result: crate::client::ClientResult<()>) -> Result<()> {
+        match result {
+            Err(crate::client::ClientError::Delivery { failed, detail })
+                if self.instance.config.production_handler()
+                    == crate::config::ProductionHandler::Continue =>
+            {
+                tracing::warn!(
+                    failed,
+                    %detail,
+                    "output records could not be delivered; skipped (production.exception.handler=continue)"
+                );
+                self.production_errors_skipped += failed;
+                Ok(())
+            }
+            other => Ok(other?),
+        }
+    }
+
     fn has_work(&mut self) -> bool {
         !self.restore_assignment.is_empty()
             || !self.pending.is_empty()
@@ -441,7 +466,8 @@ impl TaskManager {
             self.route(out)?;
             flushed.push(*id);
         }
-        self.producer.flush(FLUSH_TIMEOUT)?;
+        let flushed_all = self.producer.flush(FLUSH_TIMEOUT);
+        self.delivered(flushed_all)?;
         for id in flushed {
             let parts = match self.active.get(&id) {
                 Some(a) => a.task.changelog_partitions().to_vec(),

@@ -681,3 +681,72 @@ fn a_missing_source_topic_is_named_when_the_app_starts() {
     // Within the API timeout the cluster configuration gives (20 s).
     assert!(t0.elapsed() < Duration::from_secs(25), "{:?}", t0.elapsed());
 }
+
+/// Runs word count over 200 sentences with the first few produce requests of the app
+/// refused by the (mock) broker; returns the app's final state, the records the production
+/// handler skipped, and the error the app stopped with, if any.
+fn run_with_refused_produces(
+    cluster: &Cluster,
+    mock: &MockCluster<'static, DefaultProducerContext>,
+    base: &str,
+    handler: streams_core::config::ProductionHandler,
+) -> (StreamsState, u64, Option<String>) {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let wc = WordCount::new(cluster, base);
+    let clients = cluster.clients(&wc.app);
+    let dir = tempfile::tempdir().unwrap();
+    let mut expected = HashMap::new();
+    wc.produce(&clients, 0, 200, &mut expected);
+    // Every record of the next produce requests fails for good (too large for the broker).
+    mock.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE; 3],
+    );
+    let config = wc
+        .config(cluster, dir.path())
+        .with_production_handler(handler);
+    let clients = KafkaClients::new(&config).unwrap();
+    let mut app = KafkaStreams::with_clients(wc.topology(), config, Arc::new(clients)).unwrap();
+    let error = Arc::new(std::sync::Mutex::new(None));
+    let seen = error.clone();
+    app.set_uncaught_error_handler(move |e| {
+        *seen.lock().unwrap() = Some(e.to_string());
+        streams_core::runtime::ThreadFailureResponse::ShutdownClient
+    });
+    app.start().unwrap();
+    let _ = app.wait_until_caught_up(Duration::from_secs(60));
+    let skipped = app
+        .metrics()
+        .threads
+        .iter()
+        .map(|t| t.production_errors_skipped)
+        .sum();
+    let state = app.state();
+    let _ = app.close();
+    let error = error.lock().unwrap().take();
+    (state, skipped, error)
+}
+
+#[test]
+fn undeliverable_output_fails_the_app_by_default_and_is_skipped_and_counted_on_continue() {
+    use streams_core::config::ProductionHandler;
+    let Some(cluster) = Cluster::new() else {
+        return;
+    };
+    let Some(mock) = &cluster.mock else {
+        eprintln!("skipped: refused produce requests need the mock cluster");
+        return;
+    };
+    let (state, skipped, error) =
+        run_with_refused_produces(&cluster, mock, "prod-fail", ProductionHandler::Fail);
+    assert_eq!(state, StreamsState::Error);
+    assert_eq!(skipped, 0);
+    let error = error.expect("the thread failed");
+    assert!(error.contains("could not be delivered"), "{error}");
+
+    let (state, skipped, error) =
+        run_with_refused_produces(&cluster, mock, "prod-continue", ProductionHandler::Continue);
+    assert_eq!(error, None);
+    assert_eq!(state, StreamsState::Running);
+    assert!(skipped > 0, "no delivery failure was counted");
+}
