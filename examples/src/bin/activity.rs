@@ -279,18 +279,29 @@ struct Sampler {
     /// Looks up the final-results topic's partitions until the runtime has created it.
     admin: Arc<dyn Admin>,
     final_partitions: u32,
+    /// Each input task's records processed at the last sample.
+    last_counts: std::collections::HashMap<streams_core::record::TaskId, u64>,
+    /// Input events processed by this instance, summed over samples.
+    processed: u64,
 }
 
 impl Sampler {
     fn sample(&mut self) {
         let metrics = self.streams.metrics();
-        let processed: u64 = metrics
+        // A task's count starts again from 0 when the task is recreated (it moved between
+        // threads or instances): add what each task processed since the last sample.
+        for t in metrics
             .tasks()
             .filter(|t| t.state != streams_core::runtime::TaskState::Standby)
             .filter(|t| self.input_subtopologies.contains(&t.id.subtopology))
-            .map(|t| t.metrics.processed)
-            .sum();
-        self.stats.sample(processed, metrics.lag());
+        {
+            let last = self.last_counts.insert(t.id, t.metrics.processed);
+            self.processed += match last {
+                Some(before) if before <= t.metrics.processed => t.metrics.processed - before,
+                _ => t.metrics.processed,
+            };
+        }
+        self.stats.sample(self.processed, metrics.lag());
         if self.final_partitions == 0 {
             self.final_partitions = self
                 .admin
@@ -430,6 +441,8 @@ async fn serve(args: Args) -> AppResult<()> {
         offsets: clients.restore_consumer("activity-stats")?,
         admin: clients.admin()?,
         final_partitions: 0,
+        last_counts: std::collections::HashMap::new(),
+        processed: 0,
     }));
     let status_task = {
         let sampler = sampler.clone();
@@ -526,12 +539,21 @@ async fn serve(args: Args) -> AppResult<()> {
     };
     let elapsed = started.elapsed();
     println!();
+    let mut generator = generator;
+    let mut generator_result: Option<AppResult<u64>> = None;
     if matches!(outcome, Ok(true)) {
+        // All input was sent (the generator has finished) and processed.
+        if let Some(g) = generator.take() {
+            generator_result = Some(g.join().map_err(|_| "the generator thread panicked")?);
+        }
         sampler.lock().unwrap_or_else(|e| e.into_inner()).sample();
-        let processed = stats.processed();
+        let events = match &generator_result {
+            Some(Ok(sent)) => *sent,
+            _ => stats.processed(),
+        };
         println!(
-            "processed {processed} input events in {elapsed:.2?}: {:.0} events/s ({} windows closed)",
-            processed as f64 / elapsed.as_secs_f64(),
+            "processed {events} input events in {elapsed:.2?}: {:.0} events/s ({} windows closed)",
+            events as f64 / elapsed.as_secs_f64(),
             stats.windows_closed.load(Ordering::Relaxed)
         );
     }
@@ -541,9 +563,10 @@ async fn serve(args: Args) -> AppResult<()> {
     status_task.abort();
     let _ = server.await;
     drop(sampler);
-    let generator_result = match generator {
-        Some(g) => g.join().map_err(|_| "the generator thread panicked")?,
-        None => Ok(0),
+    let generator_result = match (generator, generator_result) {
+        (Some(g), _) => g.join().map_err(|_| "the generator thread panicked")?,
+        (None, Some(r)) => r,
+        (None, None) => Ok(0),
     };
     match Arc::try_unwrap(streams) {
         Ok(streams) => streams.close_with_timeout(Duration::from_secs(60))?,
