@@ -87,8 +87,8 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 
 use super::{
-    Admin, ClientError, ClientResult, ClientSupplier, ConsumedRecord, Consumer, GroupMember,
-    NewTopic, OutgoingRecord, Producer, RebalanceListener, TopicPartition,
+    Admin, ClientError, ClientResult, ClientStatistics, ClientSupplier, ConsumedRecord, Consumer,
+    GroupMember, NewTopic, OutgoingRecord, Producer, RebalanceListener, TopicPartition,
 };
 use crate::config::{ClientPrefix, ProcessingGuarantee, StreamsConfig};
 use crate::record::{Headers, RawRecord};
@@ -204,6 +204,9 @@ impl Settings {
         let mut c = self.base(client_id);
         c.set("auto.offset.reset", "earliest");
         c.set("enable.partition.eof", "false");
+        // Statistics feed the thread metrics (request latency, lag by fetch responses);
+        // `consumer.statistics.interval.ms` changes the interval (0: off).
+        c.set("statistics.interval.ms", "5000");
         c.set(
             "isolation.level",
             if self.read_committed {
@@ -548,11 +551,17 @@ struct ConsumerCtx {
     pending: Mutex<Vec<RebalanceEvent>>,
     /// No listener will come (closing): revocations are applied at once.
     closing: AtomicBool,
+    /// The latest statistics librdkafka reported.
+    statistics: Mutex<Option<ClientStatistics>>,
 }
 
 impl ClientContext for ConsumerCtx {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
         self.diagnostics.log(level, fac, log_message);
+    }
+
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        *lock(&self.statistics) = Some(summarize(&statistics));
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -926,6 +935,10 @@ impl Drop for KafkaConsumer {
 }
 
 impl Consumer for KafkaConsumer {
+    fn statistics(&self) -> Option<ClientStatistics> {
+        *lock(&self.consumer.context().statistics)
+    }
+
     fn subscribe(&mut self, topics: &[String]) -> ClientResult<()> {
         self.check_open()?;
         if !self.member {
@@ -1647,6 +1660,34 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
             return v;
         }
         std::thread::park();
+    }
+}
+
+/// The figures the runtime keeps from librdkafka's statistics: the mean broker round-trip
+/// time (over brokers that measured one) and the consumer lag summed over the partitions
+/// that have one.
+fn summarize(statistics: &rdkafka::Statistics) -> ClientStatistics {
+    let rtts: Vec<i64> = statistics
+        .brokers
+        .values()
+        .filter_map(|b| b.rtt.as_ref())
+        .map(|w| w.avg)
+        .filter(|avg| *avg > 0)
+        .collect();
+    let request_latency_avg = (!rtts.is_empty()).then(|| {
+        let mean = rtts.iter().sum::<i64>() / rtts.len() as i64;
+        Duration::from_micros(u64::try_from(mean).unwrap_or(0))
+    });
+    let lags: Vec<i64> = statistics
+        .topics
+        .values()
+        .flat_map(|t| t.partitions.iter())
+        .filter(|(p, part)| **p >= 0 && part.consumer_lag >= 0)
+        .map(|(_, part)| part.consumer_lag)
+        .collect();
+    ClientStatistics {
+        request_latency_avg,
+        lag: (!lags.is_empty()).then(|| lags.iter().sum()),
     }
 }
 

@@ -177,6 +177,17 @@ pub enum ClientError {
 /// Result of client operations.
 pub type ClientResult<T> = std::result::Result<T, ClientError>;
 
+/// What a client library reports about its own work (librdkafka's statistics, every
+/// `statistics.interval.ms`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ClientStatistics {
+    /// The mean round-trip time of requests to the brokers over the last interval.
+    pub request_latency_avg: Option<Duration>,
+    /// Records between the consumer's position and the end of its assigned partitions,
+    /// as the latest fetch responses tell (right even where a broker's ListOffsets is not).
+    pub lag: Option<i64>,
+}
+
 /// Told about rebalances, from inside [`Consumer::poll`] on the polling thread.
 pub trait RebalanceListener {
     /// `partitions` are about to be taken away. Returns the offsets to commit for them
@@ -265,6 +276,12 @@ pub trait Consumer: Send {
     /// Every member of the group with its assignment in the current generation (what
     /// standby placement is derived from).
     fn group_members(&self) -> ClientResult<Vec<GroupMember>>;
+
+    /// The client library's latest statistics, if it keeps any (the embedded consumer
+    /// does not: its lag is exact).
+    fn statistics(&self) -> Option<ClientStatistics> {
+        None
+    }
 
     /// Leaves the group (its partitions move to the others at once) and closes.
     fn close(&mut self) -> ClientResult<()>;

@@ -146,6 +146,11 @@ pub struct ThreadSnapshot {
     /// Output records the producer could not deliver and the production handler
     /// (`continue`) skipped.
     pub production_errors_skipped: u64,
+    /// What the thread's consumer library last reported about itself (on Kafka:
+    /// librdkafka's statistics every `consumer.statistics.interval.ms`, default 5 s: the
+    /// mean broker round-trip time and the lag seen in fetch responses); `None` on the
+    /// embedded engine.
+    pub consumer_statistics: Option<crate::client::ClientStatistics>,
     /// Its tasks (active and standby).
     pub tasks: Vec<TaskSnapshot>,
 }

@@ -271,6 +271,7 @@ impl StreamThread {
             commits: self.commits,
             commit_latency_avg: avg(self.commit_time, self.commits),
             production_errors_skipped: self.tm.production_errors_skipped,
+            consumer_statistics: self.consumer.statistics(),
             tasks,
         };
         self.reports += 1;

@@ -750,3 +750,51 @@ fn undeliverable_output_fails_the_app_by_default_and_is_skipped_and_counted_on_c
     assert_eq!(state, StreamsState::Running);
     assert!(skipped > 0, "no delivery failure was counted");
 }
+
+#[test]
+fn librdkafka_statistics_feed_the_thread_metrics() {
+    let Some(cluster) = Cluster::new() else {
+        return;
+    };
+    if let Some(mock) = &cluster.mock {
+        mock.broker_round_trip_time(1, Duration::from_millis(20))
+            .unwrap();
+    }
+    let wc = WordCount::new(&cluster, "stats");
+    let clients = cluster.clients(&wc.app);
+    let dir = tempfile::tempdir().unwrap();
+    let mut expected = HashMap::new();
+    wc.produce(&clients, 0, 100, &mut expected);
+    let config = wc.config(&cluster, dir.path()).with_client_property(
+        ClientPrefix::Consumer,
+        "statistics.interval.ms",
+        "200",
+    );
+    let clients = KafkaClients::new(&config).unwrap();
+    let mut app = KafkaStreams::with_clients(wc.topology(), config, Arc::new(clients)).unwrap();
+    app.start().unwrap();
+    app.wait_until_caught_up(Duration::from_secs(60)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let stats = loop {
+        let stats = app.metrics().threads[0].consumer_statistics;
+        if let Some(s) = stats
+            && s.lag == Some(0)
+            && s.request_latency_avg.is_some()
+        {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no statistics with lag 0 and a latency: {stats:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    if cluster.mock.is_some() {
+        // The mock broker delays every answer by 20 ms.
+        assert!(
+            stats.request_latency_avg.unwrap() >= Duration::from_millis(10),
+            "{stats:?}"
+        );
+    }
+    app.close().unwrap();
+}
