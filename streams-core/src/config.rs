@@ -107,6 +107,9 @@ pub mod names {
     /// `streams.idle.advance.ms` (ours): wall-clock idle time after which a task's stream
     /// time follows the wall clock (-1: off).
     pub const STREAMS_IDLE_ADVANCE_MS: &str = "streams.idle.advance.ms";
+    /// `streams.repartition.purge` (ours): delete committed records of repartition topics
+    /// after each commit (`true`, as Kafka Streams always does) or leave them to retention.
+    pub const STREAMS_REPARTITION_PURGE: &str = "streams.repartition.purge";
 
     /// Every setting that [`StreamsConfig::to_properties`](super::StreamsConfig::to_properties)
     /// can write (the canonical names; client settings go under the prefixes of
@@ -134,6 +137,7 @@ pub mod names {
         STATESTORE_MEMORY_BYTES,
         DEFAULT_API_TIMEOUT_MS,
         STREAMS_IDLE_ADVANCE_MS,
+        STREAMS_REPARTITION_PURGE,
     ];
 
     /// Deprecated Kafka names accepted in place of the canonical ones: (alias, canonical).
@@ -345,6 +349,7 @@ pub struct StreamsConfig {
     default_api_timeout_ms: u64,
     clients: [BTreeMap<String, String>; 5],
     idle_advance_ms: Option<i64>,
+    repartition_purge: bool,
 }
 
 /// Default of `statestore.cache.max.bytes`: 10 MiB, as in Kafka Streams.
@@ -395,6 +400,7 @@ impl StreamsConfig {
             default_api_timeout_ms: DEFAULT_API_TIMEOUT_MS,
             clients: Default::default(),
             idle_advance_ms: None,
+            repartition_purge: true,
         }
     }
 
@@ -407,6 +413,21 @@ impl StreamsConfig {
     pub fn with_idle_advance(mut self, after: std::time::Duration) -> Self {
         self.idle_advance_ms = Some(i64::try_from(after.as_millis()).unwrap_or(i64::MAX));
         self
+    }
+
+    /// Beyond Kafka Streams (property `streams.repartition.purge`, default `true`): whether
+    /// committed records of repartition topics are deleted after each commit (Kafka
+    /// Streams always does). Turn it off only on a broker whose DeleteRecords is broken
+    /// (tansu 0.6's sqlite engine panics on it); the records then go by the topics'
+    /// retention, which the runtime creates as infinite: set `retention.ms` on them.
+    pub fn with_repartition_purge(mut self, purge: bool) -> Self {
+        self.repartition_purge = purge;
+        self
+    }
+
+    /// Whether committed repartition records are deleted after each commit.
+    pub fn repartition_purge(&self) -> bool {
+        self.repartition_purge
     }
 
     /// The idle-advance threshold in ms, if idle advance is on; see
@@ -740,6 +761,10 @@ impl StreamsConfig {
         put(
             STREAMS_IDLE_ADVANCE_MS,
             self.idle_advance_ms.unwrap_or(-1).to_string(),
+        );
+        put(
+            STREAMS_REPARTITION_PURGE,
+            self.repartition_purge.to_string(),
         );
         put(POLL_MS, self.poll_ms.to_string());
         put(
@@ -1155,6 +1180,13 @@ impl StreamsConfig {
                     e.parse_int(-1i64, "a whole number of milliseconds, or -1 (never wait)")?
             }
             POLL_MS => self.poll_ms = e.parse_int(0u64, MS)?,
+            STREAMS_REPARTITION_PURGE => {
+                self.repartition_purge = match v.to_ascii_lowercase().as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(e.bad_value("`true` or `false`")),
+                }
+            }
             STREAMS_IDLE_ADVANCE_MS => {
                 let ms = e.parse_int(-1i64, "a whole number of milliseconds, or -1 (off)")?;
                 self.idle_advance_ms = (ms >= 0).then_some(ms);

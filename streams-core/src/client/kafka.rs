@@ -106,6 +106,8 @@ const DEFAULT_MAX_POLL_RECORDS: usize = 500;
 const WATERMARK_TTL: Duration = Duration::from_secs(1);
 /// How long it keeps one that shows none (asked again soon: more may have arrived).
 const WATERMARK_TTL_AT_END: Duration = Duration::from_millis(50);
+/// How long the first attempt to describe the group may take.
+const DESCRIBE_FIRST_TRY: Duration = Duration::from_secs(5);
 /// Pause between retries of a retriable failure.
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -1182,11 +1184,24 @@ impl Consumer for KafkaConsumer {
             return Ok(me());
         }
         let operation = "describing the consumer group";
-        let list = match retry(self.timeout(), operation, |left| {
-            self.consumer.fetch_group_list(Some(&self.group_id), left)
-        }) {
+        // The group just assigned this member, so the broker is reachable: a broker that
+        // drops the connection on the request (tansu 0.6) cannot describe groups either.
+        let first = self
+            .consumer
+            .fetch_group_list(Some(&self.group_id), self.timeout().min(DESCRIBE_FIRST_TRY));
+        let described = match first {
+            Err(e) if code_of(&e) == Some(RDKafkaErrorCode::BrokerTransportFailure) => Err(e),
+            Err(_) => retry(self.timeout(), operation, |left| {
+                self.consumer.fetch_group_list(Some(&self.group_id), left)
+            }),
+            ok => ok,
+        };
+        let list = match described {
             Ok(list) => list,
-            Err(e) if unsupported(code_of(&e)) => {
+            Err(e)
+                if unsupported(code_of(&e))
+                    || code_of(&e) == Some(RDKafkaErrorCode::BrokerTransportFailure) =>
+            {
                 tracing::warn!(
                     group = %self.group_id,
                     error = %e,

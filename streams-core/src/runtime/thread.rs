@@ -500,6 +500,9 @@ impl TaskManager {
 
     /// Deletes committed records of repartition topics: nobody needs them any more.
     fn purge_repartition(&self, offsets: &[(TopicPartition, i64)]) -> Result<()> {
+        if !self.instance.config.repartition_purge() {
+            return Ok(());
+        }
         for (tp, offset) in offsets {
             if self.instance.repartition.contains(&*tp.topic) {
                 self.admin.delete_records(tp, *offset)?;
