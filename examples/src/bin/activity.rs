@@ -56,6 +56,8 @@ USAGE: activity [FLAGS]
   --bootstrap-servers LIST  run on Kafka (host:port,...) instead of the embedded engine
   --exit-when-done          with --events or --replay: exit once all input is processed,
                             printing the throughput
+  --set KEY=VALUE           any StreamsConfig setting (docs/CONFIG.md), e.g.
+                            --set consumer.session.timeout.ms=10000; repeatable
   -h, --help                this text
 ";
 
@@ -75,6 +77,8 @@ struct Args {
     threads: usize,
     bootstrap_servers: Option<String>,
     exit_when_done: bool,
+    /// `--set` settings, applied over the app's own.
+    settings: Vec<(String, String)>,
 }
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
@@ -92,6 +96,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         threads: 2,
         bootstrap_servers: None,
         exit_when_done: false,
+        settings: Vec::new(),
     };
     fn value<T: std::str::FromStr>(
         flag: &str,
@@ -119,6 +124,13 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
             "--threads" => a.threads = value(&flag, &mut it)?,
             "--bootstrap-servers" => a.bootstrap_servers = Some(value(&flag, &mut it)?),
             "--exit-when-done" => a.exit_when_done = true,
+            "--set" => {
+                let kv: String = value(&flag, &mut it)?;
+                let (k, v) = kv
+                    .split_once('=')
+                    .ok_or_else(|| format!("--set {kv}: expected KEY=VALUE"))?;
+                a.settings.push((k.trim().to_string(), v.to_string()));
+            }
             other => return Err(format!("unknown flag `{other}`")),
         }
     }
@@ -399,11 +411,16 @@ async fn serve(args: Args) -> AppResult<()> {
         .with_num_stream_threads(args.threads)
         .with_idle_advance(Duration::from_secs(5))
         .with_application_server(me.to_string());
+    if let Some(servers) = &args.bootstrap_servers {
+        config = config.with_bootstrap_servers(servers.split(',').map(str::trim));
+    }
+    if !args.settings.is_empty() {
+        let mut props = config.to_properties();
+        props.extend(args.settings.iter().cloned());
+        config = StreamsConfig::from_properties(&props)?;
+    }
     let clients: Arc<dyn ClientSupplier> = match &args.bootstrap_servers {
-        Some(servers) => {
-            config = config.with_bootstrap_servers(servers.split(',').map(str::trim));
-            kafka_clients(&config)?
-        }
+        Some(_) => kafka_clients(&config)?,
         None => {
             let engine = LogEngine::open(&data_dir.join("log"))?;
             Arc::new(EmbeddedClients::new(Arc::new(engine)))
@@ -616,6 +633,16 @@ mod tests {
         assert_eq!((a.port, a.events), (0, Some(10)));
         assert!(!a.generate && a.exit_when_done);
         assert!(args("--help").unwrap().is_none());
+        let a = args("--set streams.repartition.purge=false --set consumer.x=a=b")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            a.settings,
+            vec![
+                ("streams.repartition.purge".to_string(), "false".to_string()),
+                ("consumer.x".to_string(), "a=b".to_string())
+            ]
+        );
     }
 
     #[test]
@@ -630,5 +657,6 @@ mod tests {
                 .contains("bounded input")
         );
         assert!(args("--record f").unwrap_err().contains("--events"));
+        assert!(args("--set nothing").unwrap_err().contains("KEY=VALUE"));
     }
 }
