@@ -755,6 +755,8 @@ fn run_with_refused_produces(
         .sum();
     let state = app.state();
     let _ = app.close();
+    // Errors a failed app did not use up must not hit the next run's input.
+    mock.clear_request_errors(RDKafkaApiKey::Produce);
     let error = error.lock().unwrap().take();
     (state, skipped, error)
 }
