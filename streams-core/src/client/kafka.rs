@@ -622,9 +622,10 @@ struct KafkaConsumer {
     /// The next offset to read of every assigned partition.
     positions: BTreeMap<TopicPartition, i64>,
     paused: BTreeSet<TopicPartition>,
-    /// Paused partitions whose records were dropped: moved back to their position on
-    /// resume.
-    reseek: BTreeSet<TopicPartition>,
+    /// Records librdkafka had already fetched for a partition when it was paused: handed
+    /// out after it resumes, ahead of anything fetched later (re-seeking instead would
+    /// purge librdkafka's prefetched data and cost a fetch round trip per pause).
+    held: BTreeMap<TopicPartition, Vec<RawRecord>>,
     /// The member id, as the last group description showed it.
     member_id: Mutex<String>,
     /// Watermark answers of the group consumer: (low, high, when asked).
@@ -659,7 +660,7 @@ impl KafkaConsumer {
             client_id: client_id.to_string(),
             positions: BTreeMap::new(),
             paused: BTreeSet::new(),
-            reseek: BTreeSet::new(),
+            held: BTreeMap::new(),
             member_id: Mutex::new(String::new()),
             watermark_cache: Mutex::new(HashMap::new()),
             uncommitted: BTreeMap::new(),
@@ -821,7 +822,7 @@ impl KafkaConsumer {
             .map_err(|e| self.error("unassign", &e))?;
         self.positions.clear();
         self.paused.clear();
-        self.reseek.clear();
+        self.held.clear();
         lock(&self.watermark_cache).clear();
         Ok(())
     }
@@ -853,7 +854,7 @@ impl KafkaConsumer {
         self.commit_offsets(&late)?;
         self.positions = positions.into_iter().collect();
         self.paused.clear();
-        self.reseek.clear();
+        self.held.clear();
         listener.on_partitions_assigned(&partitions)?;
         Ok(())
     }
@@ -865,7 +866,7 @@ impl KafkaConsumer {
             return None;
         }
         if self.paused.contains(&tp) {
-            self.reseek.insert(tp);
+            self.held.entry(tp).or_default().push(record);
             return None;
         }
         let next = record.offset + 1;
@@ -963,7 +964,7 @@ impl Consumer for KafkaConsumer {
             .map_err(|e| self.error("assign", &e))?;
         self.positions = partitions.iter().cloned().collect();
         self.paused.retain(|tp| self.positions.contains_key(tp));
-        self.reseek.clear();
+        self.held.clear();
         if !self.paused.is_empty() {
             let paused: Vec<TopicPartition> = self.paused.iter().cloned().collect();
             self.consumer
@@ -983,6 +984,20 @@ impl Consumer for KafkaConsumer {
         let mut out = Vec::new();
         if self.run_rebalances(listener, &mut out)? {
             return Ok(out);
+        }
+        // Records held while their partition was paused come first, in order.
+        let resumed: Vec<TopicPartition> = self
+            .held
+            .keys()
+            .filter(|tp| !self.paused.contains(*tp))
+            .cloned()
+            .collect();
+        for tp in resumed {
+            for record in self.held.remove(&tp).unwrap_or_default() {
+                if let Some(r) = self.take_record(tp.clone(), record) {
+                    out.push(r);
+                }
+            }
         }
         loop {
             let wait = if out.is_empty() {
@@ -1056,13 +1071,6 @@ impl Consumer for KafkaConsumer {
         self.consumer
             .resume(&tpl_of(&assigned)?)
             .map_err(|e| self.error("resume", &e))?;
-        for tp in assigned {
-            if self.reseek.remove(&tp)
-                && let Some(&offset) = self.positions.get(&tp)
-            {
-                self.seek(&tp, offset)?;
-            }
-        }
         Ok(())
     }
 
@@ -1078,6 +1086,7 @@ impl Consumer for KafkaConsumer {
                 .seek(&partition.topic, p, Offset::Offset(offset), left)
         })?;
         self.positions.insert(partition.clone(), offset);
+        self.held.remove(partition);
         Ok(())
     }
 
