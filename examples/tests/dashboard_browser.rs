@@ -103,6 +103,9 @@ fn start_app(data_dir: &Path) -> (App, u16) {
 fn settled_dashboard(port: u16) -> Value {
     let deadline = Instant::now() + Duration::from_secs(180);
     let mut last: Option<Value> = None;
+    // Idle advance closes the last alert windows up to about 17 s after the input ends
+    // (5 s idle, then the 10 s window and its 2 s grace in stream time).
+    let mut caught_up: Option<Instant> = None;
     loop {
         assert!(
             Instant::now() < deadline,
@@ -116,7 +119,10 @@ fn settled_dashboard(port: u16) -> Value {
         let done = d["status"]["processed"].as_u64() == Some(EVENTS)
             && d["status"]["lag"].as_u64() == Some(0);
         let stable = last.as_ref().is_some_and(|l| same_data(l, &d));
-        if done && stable {
+        if done {
+            caught_up.get_or_insert_with(Instant::now);
+        }
+        if done && stable && caught_up.is_some_and(|t| t.elapsed() >= Duration::from_secs(25)) {
             return d;
         }
         last = done.then_some(d);
@@ -203,6 +209,11 @@ fn the_dashboard_shows_what_the_api_serves() {
     let url = format!("http://127.0.0.1:{port}/");
 
     let dom = chrome(&browser, &dir.path().join("profile"), &["--dump-dom"], &url);
+    let after = get_json(port, "/api/dashboard");
+    assert!(
+        same_data(&api, &after),
+        "the data changed while the page loaded: {api} / {after}"
+    );
     let updates: u32 = dom
         .split("data-updates=\"")
         .nth(1)
