@@ -708,11 +708,6 @@ impl KafkaConsumer {
         retry(self.timeout(), operation, f).map_err(|e| self.error(operation, &e))
     }
 
-    fn commit_offsets(&self, offsets: &[(TopicPartition, i64)]) -> ClientResult<()> {
-        self.try_commit(offsets)?
-            .map_err(|e| self.error("committing offsets", &e))
-    }
-
     /// Commits `offsets`; the outer error is ours (no group, bad partition), the inner one
     /// the cluster's.
     fn try_commit(
@@ -851,7 +846,16 @@ impl KafkaConsumer {
         self.consumer
             .assign(&tpl)
             .map_err(|e| self.error("assign", &e))?;
-        self.commit_offsets(&late)?;
+        match self.try_commit(&late)? {
+            Ok(()) => {}
+            // The group is rebalancing again already: keep them for the next assignment
+            // (positions start there either way), as when a revocation's commit is refused.
+            Err(e) if membership_error(code_of(&e)) => {
+                tracing::debug!(client = %self.client_id, error = %e, "kept offsets not committed yet");
+                self.uncommitted.extend(late.iter().cloned());
+            }
+            Err(e) => return Err(self.error("committing offsets", &e).into()),
+        }
         self.positions = positions.into_iter().collect();
         self.paused.clear();
         self.held.clear();
