@@ -29,7 +29,7 @@ use streams_core::runtime::{KafkaStreams, LogEngine, NewRecord, TaskState, Topic
 use streams_core::window::TimeWindows;
 
 use streams_benches::{
-    BoxResult, EPOCH_MS, INPUT, PARTITIONS, PageView, PageViews, env_usize, loadavg, rate, stats,
+    BoxResult, EPOCH_MS, INPUT, PARTITIONS, PageView, env_usize, loadavg, page_views, rate, stats,
     w1, w2,
 };
 
@@ -321,7 +321,7 @@ fn main() -> BoxResult<()> {
     let t0 = Instant::now();
     let mut non_bot = 0i64;
     let mut values = Vec::with_capacity(n);
-    for view in PageViews::new(42).take(n) {
+    for view in page_views(42).take(n) {
         if view.referrer != "bot" {
             non_bot += 1;
         }

@@ -29,8 +29,8 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
 use streams_benches::{
-    BoxResult, INPUT, PARTITIONS, PageTs, PageView, PageViews, env_usize, loadavg, rate, stats, w1,
-    w2,
+    BoxResult, INPUT, PARTITIONS, PageTs, PageView, env_usize, loadavg, page_views, rate, stats,
+    w1, w2,
 };
 use streams_core::client::kafka::KafkaClients;
 use streams_core::client::{
@@ -261,7 +261,7 @@ fn main() -> BoxResult<()> {
     let t0 = Instant::now();
     let serde = PageView::default_serde();
     let mut producer = clients.producer("bench-fill")?;
-    for view in PageViews::new(42).take(n) {
+    for view in page_views(42).take(n) {
         let key = view.user_id.clone().into_bytes();
         producer.send(OutgoingRecord {
             partition: TopicPartition::new(INPUT, partition_for_key(&key, PARTITIONS)),

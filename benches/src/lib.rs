@@ -17,17 +17,13 @@ pub const PARTITIONS: u32 = 4;
 /// The event time of the first record.
 pub const EPOCH_MS: i64 = 1_700_000_000_000;
 
-// The standard workload's input (a copy of examples/src/lib.rs's generator: this crate
-// does not depend on the examples crate).
+/// The standard workloads' page view (the examples' type: JSON, keyed by user id).
+pub use streams_examples::PageView;
 
-/// One page view, keyed by user id on the `page_views` topic.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, StreamsSerde)]
-#[streams(format = "json")]
-pub struct PageView {
-    pub user_id: String,
-    pub page: String,
-    pub referrer: String,
-    pub ts: i64,
+/// The W* page views: users uniform over 100,000, pages Zipf(1.1) over 10,000, event time
+/// +1 ms per record with 1 % of records up to 1 s late, seeded.
+pub fn page_views(seed: u64) -> streams_examples::PageViewGenerator {
+    streams_examples::PageViewGenerator::new(seed, 100_000, 10_000, EPOCH_MS)
 }
 
 /// W1's projection.
@@ -36,96 +32,6 @@ pub struct PageView {
 pub struct PageTs {
     pub page: String,
     pub ts: i64,
-}
-
-/// SplitMix64, as in examples/src/lib.rs.
-#[derive(Debug)]
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next_u64() % n }
-    }
-}
-
-/// Zipf-like ranks (probability proportional to 1 / (rank + 1)^s).
-#[derive(Debug)]
-pub struct Zipf {
-    cdf: Vec<f64>,
-}
-
-impl Zipf {
-    pub fn new(n: usize, s: f64) -> Self {
-        let mut cdf = Vec::with_capacity(n);
-        let mut total = 0.0;
-        for i in 0..n {
-            total += 1.0 / ((i + 1) as f64).powf(s);
-            cdf.push(total);
-        }
-        for c in &mut cdf {
-            *c /= total;
-        }
-        Self { cdf }
-    }
-    pub fn sample(&self, rng: &mut Rng) -> usize {
-        let u = rng.next_f64();
-        self.cdf
-            .partition_point(|&c| c < u)
-            .min(self.cdf.len().saturating_sub(1))
-    }
-}
-
-pub const REFERRERS: [&str; 5] = ["search", "social", "direct", "email", "bot"];
-
-/// The W* page views: users uniform over 100,000, pages Zipf(1.1) over 10,000, event time
-/// +1 ms per record with 1 % of records up to 1 s late. Same sequence as the examples'
-/// `PageViewGenerator::new(seed, 100_000, 10_000, EPOCH_MS)`.
-#[derive(Debug)]
-pub struct PageViews {
-    rng: Rng,
-    zipf: Zipf,
-    time: i64,
-}
-
-impl PageViews {
-    pub fn new(seed: u64) -> Self {
-        Self {
-            rng: Rng(seed),
-            zipf: Zipf::new(10_000, 1.1),
-            time: EPOCH_MS,
-        }
-    }
-}
-
-impl Iterator for PageViews {
-    type Item = PageView;
-    fn next(&mut self) -> Option<PageView> {
-        self.time += 1;
-        let jitter = if self.rng.below(100) == 0 {
-            -(self.rng.below(1000) as i64)
-        } else {
-            0
-        };
-        let user = self.rng.below(100_000);
-        let page = self.zipf.sample(&mut self.rng);
-        let referrer = REFERRERS[self.rng.below(REFERRERS.len() as u64) as usize];
-        Some(PageView {
-            user_id: format!("user-{user}"),
-            page: format!("/p/{page}"),
-            referrer: referrer.to_string(),
-            ts: self.time + jitter,
-        })
-    }
 }
 
 /// Reads a count from the environment (`_` separators allowed), else `default`.

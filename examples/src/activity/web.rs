@@ -326,7 +326,8 @@ fn latest_window(views: &[(String, i64, i64)]) -> Option<i64> {
     views.iter().map(|(_, start, _)| *start).max()
 }
 
-fn now_ms() -> i64 {
+/// The wall clock in ms since the epoch.
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

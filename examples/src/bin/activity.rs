@@ -29,7 +29,7 @@ use streams_core::topology::NodeType;
 use streams_examples::activity::generator::{
     self, ActivityGenerator, GeneratorConfig, RateLimiter,
 };
-use streams_examples::activity::web::{self, Stats, WebState};
+use streams_examples::activity::web::{self, Stats, WebState, now_ms};
 use streams_examples::activity::{
     self, ActivityConfig, ActivityEvent, CLICKS_TOPIC, PAGE_VIEW_COUNTS_FINAL_TOPIC,
     PAGE_VIEWS_TOPIC,
@@ -150,12 +150,6 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
 }
 
 type AppResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
 
 /// How long the simulation runs before its first event is sent (see [`Source::new`]).
 const WARM_UP_MS: i64 = 10 * 60 * 1000;
@@ -556,16 +550,17 @@ async fn serve(args: Args) -> AppResult<()> {
     };
     let elapsed = started.elapsed();
     println!();
-    let mut generator = generator;
-    let mut generator_result: Option<AppResult<u64>> = None;
+    // The generator stops (with --exit-when-done it has finished already).
+    stop.store(true, Ordering::SeqCst);
+    let generator_result = match generator {
+        Some(g) => g.join().map_err(|_| "the generator thread panicked")?,
+        None => Ok(0),
+    };
     if matches!(outcome, Ok(true)) {
-        // All input was sent (the generator has finished) and processed.
-        if let Some(g) = generator.take() {
-            generator_result = Some(g.join().map_err(|_| "the generator thread panicked")?);
-        }
+        // All input was sent and processed.
         sampler.lock().unwrap_or_else(|e| e.into_inner()).sample();
         let events = match &generator_result {
-            Some(Ok(sent)) => *sent,
+            Ok(sent) if args.generate => *sent,
             _ => stats.processed(),
         };
         println!(
@@ -575,16 +570,10 @@ async fn serve(args: Args) -> AppResult<()> {
         );
     }
     println!("stopping...");
-    stop.store(true, Ordering::SeqCst);
     let _ = stop_server.send(());
     status_task.abort();
     let _ = server.await;
     drop(sampler);
-    let generator_result = match (generator, generator_result) {
-        (Some(g), _) => g.join().map_err(|_| "the generator thread panicked")?,
-        (None, Some(r)) => r,
-        (None, None) => Ok(0),
-    };
     match Arc::try_unwrap(streams) {
         Ok(streams) => streams.close_with_timeout(Duration::from_secs(60))?,
         // A request still holds the app: dropping the last reference closes it.
