@@ -216,6 +216,32 @@ fn two_topics(cluster: &Cluster) -> (String, String) {
     (a, b)
 }
 
+/// Two co-partitioned topics and two members of one group (client ids `x` and `y`)
+/// subscribed to both, polled until each holds 4 partitions.
+#[allow(clippy::type_complexity)]
+fn two_settled_members(
+    cluster: &Cluster,
+    name: &str,
+) -> (
+    String,
+    String,
+    Box<dyn Consumer>,
+    Recorder,
+    Box<dyn Consumer>,
+    Recorder,
+) {
+    let (a, b) = two_topics(cluster);
+    let clients = cluster.clients(&cluster.name(name));
+    let group = cluster.name(&format!("g-{name}"));
+    let mut c1 = clients.consumer(&group, "x").unwrap();
+    let mut c2 = clients.consumer(&group, "y").unwrap();
+    c1.subscribe(&[a.clone(), b.clone()]).unwrap();
+    c2.subscribe(&[a.clone(), b.clone()]).unwrap();
+    let (mut r1, mut r2) = (Recorder::default(), Recorder::default());
+    settle(c1.as_mut(), &mut r1, c2.as_mut(), &mut r2, 4);
+    (a, b, c1, r1, c2, r2)
+}
+
 fn parts(v: &[TopicPartition], t: &str) -> Vec<u32> {
     let mut p: Vec<u32> = v
         .iter()
@@ -231,15 +257,7 @@ fn range_assignment_keeps_co_partitioned_topics_together() {
     let Some((cluster, _shared)) = Cluster::new() else {
         return;
     };
-    let (a, b) = two_topics(&cluster);
-    let clients = cluster.clients(&cluster.name("range"));
-    let group = cluster.name("g-range");
-    let mut c1 = clients.consumer(&group, "x").unwrap();
-    let mut c2 = clients.consumer(&group, "y").unwrap();
-    c1.subscribe(&[a.clone(), b.clone()]).unwrap();
-    c2.subscribe(&[a.clone(), b.clone()]).unwrap();
-    let (mut r1, mut r2) = (Recorder::default(), Recorder::default());
-    settle(c1.as_mut(), &mut r1, c2.as_mut(), &mut r2, 4);
+    let (a, b, c1, r1, _c2, r2) = two_settled_members(&cluster, "range");
     // Each member holds the same partitions of both topics, in contiguous ranges (which
     // member comes first depends on the member ids).
     let (mut a1, mut a2) = (r1.assigned.last().unwrap(), r2.assigned.last().unwrap());
@@ -279,15 +297,7 @@ fn a_leaving_member_commits_on_revocation_and_its_partitions_move() {
     let Some((cluster, _shared)) = Cluster::new() else {
         return;
     };
-    let (a, b) = two_topics(&cluster);
-    let clients = cluster.clients(&cluster.name("leave"));
-    let group = cluster.name("g-leave");
-    let mut c1 = clients.consumer(&group, "x").unwrap();
-    let mut c2 = clients.consumer(&group, "y").unwrap();
-    c1.subscribe(&[a.clone(), b.clone()]).unwrap();
-    c2.subscribe(&[a.clone(), b.clone()]).unwrap();
-    let (mut r1, mut r2) = (Recorder::default(), Recorder::default());
-    settle(c1.as_mut(), &mut r1, c2.as_mut(), &mut r2, 4);
+    let (a, _b, mut c1, mut r1, mut c2, _r2) = two_settled_members(&cluster, "leave");
     let revocations_before = r1.revoked.len();
     c2.close().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
