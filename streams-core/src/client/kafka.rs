@@ -914,6 +914,30 @@ impl KafkaConsumer {
     }
 }
 
+/// The high watermark librdkafka last saw for `tp` in a fetch response (its
+/// `rd_kafka_get_watermark_offsets`: a local lookup, no request). `None` before the first
+/// fetch response of the partition.
+fn cached_high_watermark(consumer: &BaseConsumer<ConsumerCtx>, tp: &TopicPartition) -> Option<i64> {
+    let partition = i32::try_from(tp.partition).ok()?;
+    let topic = std::ffi::CString::new(tp.topic.as_bytes()).ok()?;
+    let (mut low, mut high) = (-1_i64, -1_i64);
+    // SAFETY: the client handle is alive for as long as `consumer` is borrowed; `topic` is a
+    // NUL-terminated string that outlives the call; `low` and `high` are valid for writes.
+    // The function only reads librdkafka's cached partition state under its own lock (the
+    // rdkafka crate wraps the querying variant, `fetch_watermarks`, but not this one).
+    #[allow(unsafe_code)]
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
+}
+
 /// A record librdkafka returned, copied out of its buffer.
 fn owned_record(m: &rdkafka::message::BorrowedMessage<'_>) -> Option<(TopicPartition, RawRecord)> {
     let tp = TopicPartition::new(m.topic(), u32::try_from(m.partition()).ok()?);
@@ -1169,6 +1193,16 @@ impl Consumer for KafkaConsumer {
             }
         }
         self.fetch_watermarks(partition)
+    }
+
+    fn high_watermark_hint(&self, partition: &TopicPartition) -> Option<i64> {
+        let from_fetches = cached_high_watermark(&self.consumer, partition);
+        // The records handed out prove the end is at least past them.
+        let position = self.positions.get(partition).copied();
+        match (from_fetches, position) {
+            (Some(h), Some(p)) => Some(h.max(p)),
+            (h, _) => h,
+        }
     }
 
     fn assignment(&self) -> Vec<TopicPartition> {

@@ -267,6 +267,14 @@ pub trait Consumer: Send {
     /// partition.
     fn watermarks(&self, partition: &TopicPartition) -> ClientResult<(i64, i64)>;
 
+    /// The high watermark of an assigned partition as the client last saw it, without
+    /// asking the broker (`None`: not known yet). For metrics on the hot path: a broker
+    /// answers a watermark query only after the fetch in flight on the same connection,
+    /// up to `fetch.wait.max.ms` later. The default asks [`watermarks`](Self::watermarks).
+    fn high_watermark_hint(&self, partition: &TopicPartition) -> Option<i64> {
+        self.watermarks(partition).ok().map(|(_, high)| high)
+    }
+
     /// The current assignment.
     fn assignment(&self) -> Vec<TopicPartition>;
 

@@ -218,13 +218,19 @@ impl StreamThread {
         let mut tasks = Vec::new();
         let mut lag_total = 0;
         let mut all_running = self.tm.pending.is_empty() && self.tm.assigned;
+        // Exact ends only while someone waits for "caught up": on Kafka an end query waits
+        // behind the fetch in flight, so the loop otherwise uses what fetches reported.
+        let exact = self.instance.shared.waiters.load(Ordering::SeqCst) > 0;
         for (id, a) in &mut self.tm.active {
             let mut lag = a.task.queued_len() as i64;
             for topic in a.task.input_partitions() {
                 let tp = TopicPartition::new(topic, id.partition);
-                if let (Some(pos), Ok((_, end))) =
-                    (self.consumer.position(&tp), self.consumer.watermarks(&tp))
-                {
+                let end = if exact {
+                    self.consumer.watermarks(&tp).ok().map(|(_, end)| end)
+                } else {
+                    self.consumer.high_watermark_hint(&tp)
+                };
+                if let (Some(pos), Some(end)) = (self.consumer.position(&tp), end) {
                     lag += (end - pos).max(0);
                 }
             }
