@@ -356,6 +356,15 @@ fn main() {
             std::process::exit(2);
         }
     };
+    // The framework's warnings (a broker gone, a rebalance error, skipped records) reach
+    // stderr; `RUST_LOG` chooses more, e.g. `RUST_LOG=streams_core=debug`.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     if let Err(e) = run(args) {
         eprintln!("activity: {e}");
         std::process::exit(1);

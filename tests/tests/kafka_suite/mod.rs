@@ -890,9 +890,20 @@ impl Instance {
             )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let stdin = child.stdin.take();
+        // The child's log, through the harness's capture (shown when the test fails).
+        let label = state
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let err = BufReader::new(child.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            for line in err.lines().map_while(Result::ok) {
+                eprintln!("{label}: {line}");
+            }
+        });
         let out = BufReader::new(child.stdout.take().unwrap());
         let (tx, tasks) = channel();
         std::thread::spawn(move || {
@@ -904,7 +915,7 @@ impl Instance {
                             break;
                         }
                     }
-                    // The child's test harness and panics, for the log of a failing run.
+                    // The child's test harness, for the log of a failing run.
                     None => eprintln!("instance: {line}"),
                 }
             }
@@ -955,6 +966,16 @@ fn instance_process() {
     let Ok(spec) = std::env::var(CHILD_ENV) else {
         return; // Not a child: nothing to do.
     };
+    // The instance's log goes to the parent's stderr (shown when the test fails);
+    // `RUST_LOG` selects it, info of the framework by default.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,streams_core=info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
     let lines: Vec<&str> = spec.lines().collect();
     let cluster = Cluster {
         mock: None,
