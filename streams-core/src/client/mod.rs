@@ -326,6 +326,14 @@ pub trait Admin: Send + Sync {
 
 /// Makes the clients of an app instance (Kafka Streams' `KafkaClientSupplier`).
 pub trait ClientSupplier: Send + Sync {
+    /// Whether [`Consumer::group_members`] may show less than the whole group (a broker
+    /// without DescribeGroups, or without the rights to use it). The runtime then has the
+    /// stream threads announce their assignments themselves, for interactive-query
+    /// metadata (see `docs/KAFKA.md`). The embedded engine's view is exact.
+    fn group_view_is_partial(&self) -> bool {
+        false
+    }
+
     /// A consumer that will join `group_id` as `client_id`.
     fn consumer(&self, group_id: &str, client_id: &str) -> ClientResult<Box<dyn Consumer>>;
 

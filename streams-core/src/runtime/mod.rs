@@ -40,6 +40,7 @@
 //! # std::fs::remove_dir_all(&dir).unwrap();
 //! ```
 
+mod membership;
 mod thread;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -209,6 +210,9 @@ struct SharedInner {
     state: Option<StreamsState>,
     /// The group's members and assignment, as a thread last saw them.
     group: Vec<crate::client::GroupMember>,
+    /// The members and assignment the threads announced (see `membership`), when the
+    /// clients' own group view may be partial.
+    announced: Vec<crate::client::GroupMember>,
     threads: BTreeMap<usize, ThreadStatus>,
     error: Option<String>,
     handles: Vec<JoinHandle<()>>,
@@ -323,6 +327,9 @@ pub(crate) struct Instance {
     pub(crate) client_prefix: String,
     /// The stores of the running active tasks, for interactive queries.
     pub(crate) queryable: Mutex<BTreeMap<TaskId, Vec<crate::state::StoreEntry>>>,
+    /// The topic the threads announce their assignments on (see `membership`): set when
+    /// `application.server` is and the clients' group view may be partial.
+    pub(crate) announcements: Option<String>,
     shared: Arc<Shared>,
     next_thread: AtomicU64,
 }
@@ -480,6 +487,9 @@ impl KafkaStreams {
                 return Err(e);
             }
         };
+        if let Some(topic) = &instance.announcements {
+            membership::spawn_reader(&instance, topic.clone())?;
+        }
         for _ in 0..self.config.num_stream_threads() {
             spawn_thread(&instance)?;
         }
@@ -559,6 +569,16 @@ impl KafkaStreams {
                 }
             }
         }
+        let announcements = (self.config.application_server().is_some()
+            && self.clients.group_view_is_partial())
+        .then(|| membership::topic_name(&app));
+        if let Some(name) = &announcements {
+            ensure_topic(
+                admin.as_ref(),
+                &existing,
+                &NewTopic::new(name, 1).compacted(),
+            )?;
+        }
         for (name, n) in admin.topics()? {
             partitions.entry(name).or_insert(n);
         }
@@ -586,9 +606,21 @@ impl KafkaStreams {
                 None => format!("{app}-{}", instance_name()),
             },
             queryable: Mutex::new(BTreeMap::new()),
+            announcements,
             shared: self.shared.clone(),
             next_thread: AtomicU64::new(1),
         })
+    }
+
+    /// The group as interactive-query metadata sees it: announced by the threads when
+    /// the clients' own view may be partial, else as the clients describe it.
+    fn query_group(&self, instance: &Instance) -> Vec<crate::client::GroupMember> {
+        let inner = lock(&self.shared.inner);
+        if instance.announcements.is_some() {
+            inner.announced.clone()
+        } else {
+            inner.group.clone()
+        }
     }
 
     fn instance(&self) -> Result<&Arc<Instance>> {
@@ -639,7 +671,7 @@ impl KafkaStreams {
     /// as of the last rebalance this instance saw.
     pub fn metadata_for_all_clients(&self) -> Result<Vec<crate::query::StreamsMetadata>> {
         let instance = self.instance()?;
-        let group = lock(&self.shared.inner).group.clone();
+        let group = self.query_group(instance);
         let mut by_instance: BTreeMap<String, crate::query::StreamsMetadata> = BTreeMap::new();
         for m in group {
             let name = instance_of(&m.client_id);
@@ -701,7 +733,7 @@ impl KafkaStreams {
                 source,
             })?;
         let partition = crate::partitioner::partition_for_key(&bytes, n);
-        let group = lock(&self.shared.inner).group.clone();
+        let group = self.query_group(instance);
         let active_host = group
             .iter()
             .find(|m| {

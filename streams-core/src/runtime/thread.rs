@@ -73,6 +73,8 @@ struct TaskManager {
     unread: BTreeMap<TopicPartition, i64>,
     /// Undeliverable output records the production handler skipped.
     production_errors_skipped: u64,
+    /// A new assignment to announce (see `membership`), when the instance announces.
+    announce: Option<Vec<TopicPartition>>,
 }
 
 /// One stream thread (see the [module docs](self)).
@@ -121,6 +123,7 @@ impl StreamThread {
             assigned: false,
             unread: BTreeMap::new(),
             production_errors_skipped: 0,
+            announce: None,
             instance: instance.clone(),
         };
         Ok(Self {
@@ -159,6 +162,10 @@ impl StreamThread {
                 self.polls += 1;
                 self.poll_time += t0.elapsed();
                 self.tm.add_records(records)?;
+                if let Some(partitions) = self.tm.announce.take() {
+                    let value = super::membership::encode(&partitions);
+                    self.tm.announce_assignment(&self.name, Some(value))?;
+                }
                 if std::mem::take(&mut self.tm.reassigned) {
                     self.instance.set_group(self.consumer.group_members()?);
                     self.tm.update_standbys(self.consumer.as_ref())?;
@@ -189,6 +196,11 @@ impl StreamThread {
                 self.report();
             }
             self.commit()?;
+            // Leaving: the other instances stop sending queries here at once (if this
+            // does not get through, the new owners' announcements supersede it).
+            if let Err(e) = self.tm.announce_assignment(&self.name, None) {
+                tracing::warn!(thread = %self.name, error = %e, "could not announce leaving");
+            }
             Ok(())
         })();
         // Whether it failed or not, the tasks are closed and the group left.
@@ -312,6 +324,24 @@ impl TaskManager {
             }
             other => Ok(other?),
         }
+    }
+
+    /// Announces this thread's assignment (`None`: it is leaving) on the instance's
+    /// announcement topic, durably before the thread goes on; nothing when the instance
+    /// does not announce.
+    fn announce_assignment(&mut self, client_id: &str, value: Option<Vec<u8>>) -> Result<()> {
+        let Some(topic) = self.instance.announcements.clone() else {
+            return Ok(());
+        };
+        self.producer.send(OutgoingRecord {
+            partition: TopicPartition::new(topic, 0),
+            timestamp: wall_clock(),
+            key: Some(client_id.as_bytes().to_vec()),
+            value,
+            headers: Vec::new(),
+        })?;
+        let flushed = self.producer.flush(FLUSH_TIMEOUT);
+        self.delivered(flushed)
     }
 
     fn has_work(&mut self) -> bool {
@@ -952,6 +982,9 @@ impl RebalanceListener for TaskManager {
         }
         self.reassigned = true;
         self.assigned = true;
+        if self.instance.announcements.is_some() {
+            self.announce = Some(partitions.to_vec());
+        }
         tracing::info!(
             active = self.active.len(),
             pending = self.pending.len(),

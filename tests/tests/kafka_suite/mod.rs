@@ -853,6 +853,113 @@ pub(crate) fn wait_until(secs: u64, what: &str, mut done: impl FnMut() -> bool) 
 }
 
 // ----------------------------------------------------------------------------------------
+// Interactive-query metadata across instances, from the announced assignments
+// ----------------------------------------------------------------------------------------
+
+/// Both instances' view of the group: instance hosts (ports) with their input partitions,
+/// when the two views agree and together cover every partition of both topics once.
+fn agreed_owners(
+    a: &KafkaStreams,
+    b: &KafkaStreams,
+    topics: usize,
+) -> Option<std::collections::BTreeMap<u16, Vec<TopicPartition>>> {
+    let (ma, mb) = (
+        a.metadata_for_all_clients().ok()?,
+        b.metadata_for_all_clients().ok()?,
+    );
+    if ma != mb {
+        return None;
+    }
+    let mut owners = std::collections::BTreeMap::new();
+    let mut all = Vec::new();
+    for m in ma {
+        let port = m.host?.port;
+        all.extend(m.topic_partitions.iter().cloned());
+        owners.insert(port, m.topic_partitions);
+    }
+    all.sort();
+    let n = all.len();
+    all.dedup();
+    (all.len() == n && n == 4 * topics).then_some(owners)
+}
+
+#[test]
+fn instances_know_which_instance_holds_each_key_from_announced_assignments() {
+    let Some((cluster, _shared)) = Cluster::new() else {
+        return;
+    };
+    let wc = WordCount::new(&cluster, "iq");
+    if cluster.mock.is_some() {
+        // The mock cannot create topics; elsewhere the app creates it (compacted).
+        cluster.create_topic(&format!("{}-metadata", wc.app), 1);
+    }
+    let clients = cluster.clients(&wc.app);
+    let dir = tempfile::tempdir().unwrap();
+    let mut expected = HashMap::new();
+    wc.produce(&clients, 0, 300, &mut expected);
+    let start = |name: &str, port: u16| {
+        let config = wc
+            .config(&cluster, &dir.path().join(name))
+            .with_application_server(format!("127.0.0.1:{port}"));
+        let clients = KafkaClients::new(&config).unwrap();
+        let mut app = KafkaStreams::with_clients(wc.topology(), config, Arc::new(clients)).unwrap();
+        app.start().unwrap();
+        app
+    };
+    let a = start("a", 7001);
+    let b = start("b", 7002);
+
+    // Neither broker here describes groups to the members; the announcements tell both
+    // instances the same owners: two hosts, every partition of both topics once.
+    let mut owners = None;
+    wait_until(
+        120,
+        "both instances agree on the owners of all 8 partitions",
+        || {
+            owners = agreed_owners(&a, &b, 2).filter(|o| o.len() == 2);
+            owners.is_some()
+        },
+    );
+
+    // Each word's owner, as either instance says, holds its final count; the other
+    // instance does not have it.
+    let serde = streams_core::serde::StringSerde;
+    wait_until(120, "every count is where the metadata says", || {
+        expected.iter().all(|(w, n)| {
+            let (Ok(qa), Ok(qb)) = (
+                a.query_metadata_for_key("counts", w, &serde),
+                b.query_metadata_for_key("counts", w, &serde),
+            ) else {
+                return false;
+            };
+            let (owner, other) = match qa.active_host.as_ref().map(|h| h.port) {
+                Some(7001) => (&a, &b),
+                Some(7002) => (&b, &a),
+                _ => return false,
+            };
+            let count = |s: &KafkaStreams| {
+                s.key_value_store::<String, i64>("counts")
+                    .and_then(|v| v.get(w))
+                    .ok()
+                    .flatten()
+            };
+            qa == qb && count(owner) == Some(*n) && count(other).is_none()
+        })
+    });
+
+    // One instance leaves: the other owns everything, and says so.
+    b.close().unwrap();
+    wait_until(120, "the remaining instance owns every partition", || {
+        a.metadata_for_all_clients().is_ok_and(|m| {
+            m.len() == 1
+                && m[0].host.as_ref().is_some_and(|h| h.port == 7001)
+                && m[0].topic_partitions.len() == 8
+        })
+    });
+    a.close().unwrap();
+}
+
+// ----------------------------------------------------------------------------------------
 // Three app instances as OS processes: kill -9, takeover with restored state, rejoin
 // ----------------------------------------------------------------------------------------
 
