@@ -38,7 +38,7 @@ use streams_core::client::{
 };
 use streams_core::partitioner::partition_for_key;
 use streams_core::prelude::*;
-use streams_core::runtime::KafkaStreams;
+use streams_core::runtime::{KafkaStreams, StreamsState};
 
 const TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -89,8 +89,11 @@ fn start_tansu() -> BoxResult<Tansu> {
     })
 }
 
-fn config(bootstrap: &str, app: &str, state: &std::path::Path) -> StreamsConfig {
+/// The app's settings; `purge`: delete consumed repartition records after each commit
+/// (tansu's DeleteRecords breaks its connection, on the memory engine too).
+fn config(bootstrap: &str, app: &str, state: &std::path::Path, purge: bool) -> StreamsConfig {
     StreamsConfig::new(app)
+        .with_repartition_purge(purge)
         .with_bootstrap_servers([bootstrap])
         .with_state_dir(state)
         .with_num_stream_threads(1)
@@ -214,14 +217,27 @@ fn hand_written_w1(bootstrap: &str, group: &str, output: &str, n: usize) -> BoxR
 /// records (input and repartitioned) and `close()` has committed and flushed the output.
 /// (Reading the output back to find the end measures the broker instead: tansu answers a
 /// fetch with one batch per partition, and the app's batches are small.)
-fn framework(bootstrap: &str, app: &str, topology: Topology, target: u64) -> BoxResult<f64> {
+fn framework(
+    bootstrap: &str,
+    app: &str,
+    topology: Topology,
+    target: u64,
+    purge: bool,
+) -> BoxResult<f64> {
     let dir = tempfile::tempdir()?;
-    let config = config(bootstrap, app, dir.path());
+    let config = config(bootstrap, app, dir.path(), purge);
     let clients = KafkaClients::new(&config)?;
     let mut streams = KafkaStreams::with_clients(topology, config, Arc::new(clients))?;
     let t0 = Instant::now();
     streams.start()?;
     while streams.metrics().total().processed < target {
+        if matches!(
+            streams.state(),
+            StreamsState::Error | StreamsState::NotRunning
+        ) {
+            let outcome = streams.close();
+            return Err(format!("{app}: the app stopped before the end: {outcome:?}").into());
+        }
         if t0.elapsed() > TIMEOUT {
             return Err(format!("{app}: not done after {TIMEOUT:?}").into());
         }
@@ -235,7 +251,7 @@ fn main() -> BoxResult<()> {
     let n = env_usize("KAFKA_RECORDS", 500_000)?;
     let runs = env_usize("KAFKA_RUNS", 3)?.max(1);
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
-    let (bootstrap, _tansu, broker) = match std::env::var("KAFKA_BENCH_BOOTSTRAP") {
+    let (bootstrap, tansu, broker) = match std::env::var("KAFKA_BENCH_BOOTSTRAP") {
         Ok(b) if !b.is_empty() => (b.clone(), None, format!("the broker at {b}")),
         _ => {
             let t = start_tansu()?;
@@ -246,6 +262,7 @@ fn main() -> BoxResult<()> {
             )
         }
     };
+    let purge = tansu.is_none();
     eprintln!(
         "kafka: {n} records, {runs} runs, {cores} cores, {broker}, load {}",
         loadavg()
@@ -289,7 +306,7 @@ fn main() -> BoxResult<()> {
         let app = format!("kw1-{run}");
         let out = format!("{app}-out");
         admin.create_topic(&NewTopic::new(&out, PARTITIONS))?;
-        let secs = framework(&bootstrap, &app, w1(&out)?, n as u64)?;
+        let secs = framework(&bootstrap, &app, w1(&out)?, n as u64, purge)?;
         fw1.push(n as f64 / secs);
         eprintln!("run {run}: W1 {}/s", rate(n as f64 / secs));
 
@@ -297,7 +314,7 @@ fn main() -> BoxResult<()> {
         let out = format!("{app}-out");
         admin.create_topic(&NewTopic::new(&out, PARTITIONS))?;
         // Every input record, then each again from the repartition topic.
-        let secs = framework(&bootstrap, &app, w2(&out)?, 2 * n as u64)?;
+        let secs = framework(&bootstrap, &app, w2(&out)?, 2 * n as u64, purge)?;
         fw2.push(n as f64 / secs);
         eprintln!(
             "run {run}: W2 {}/s ({:.2} of hand-written W1 for W1), load {}",
