@@ -9,25 +9,16 @@
 // Test helpers outside #[test] functions may unwrap too: a panic fails the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::{App, get, get_json};
 use serde_json::Value;
 
 const EVENTS: u64 = 20_000;
-
-/// The app process, killed when the test ends however it ends.
-struct App(Child);
-
-impl Drop for App {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn chromium() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("STREAMS_CHROMIUM") {
@@ -45,57 +36,25 @@ fn chromium() -> Option<PathBuf> {
     None
 }
 
-/// A GET on the loopback; the body of a 200 answer.
-fn get(port: u16, path: &str) -> Result<String, String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(|e| e.to_string())?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+/// Starts the app on a free port over a bounded, seeded input.
+fn start(data_dir: &Path) -> App {
+    let events = EVENTS.to_string();
+    let dir = data_dir.to_string_lossy();
+    common::start_app(
+        "app",
+        &[
+            "--rate",
+            "0",
+            "--threads",
+            "1",
+            "--events",
+            &events,
+            "--seed",
+            "7",
+            "--data-dir",
+            &dir,
+        ],
     )
-    .map_err(|e| e.to_string())?;
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).map_err(|e| e.to_string())?;
-    let (head, body) = answer.split_once("\r\n\r\n").ok_or("no header end")?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return Err(format!("{path}: {}", head.lines().next().unwrap_or("")));
-    }
-    Ok(body.to_string())
-}
-
-fn get_json(port: u16, path: &str) -> Value {
-    let body = get(port, path).unwrap_or_else(|e| panic!("GET {path}: {e}"));
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
-}
-
-/// Starts the app on a free port and returns it with the port.
-fn start_app(data_dir: &Path) -> (App, u16) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_activity"))
-        .args(["--port", "0", "--rate", "0", "--threads", "1"])
-        .args(["--events", &EVENTS.to_string(), "--seed", "7"])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the activity binary starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let app = App(child);
-    let mut lines = BufReader::new(stdout).lines();
-    let port = loop {
-        let line = lines
-            .next()
-            .expect("the app prints its dashboard URL before exiting")
-            .expect("stdout is readable");
-        if let Some(url) = line.split("dashboard: http://").nth(1) {
-            let port = url.trim_end_matches('/').rsplit(':').next().unwrap_or("");
-            break port.parse().expect("a port in the dashboard URL");
-        }
-    };
-    // Keep draining stdout so that the app never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines.by_ref() {});
-    (app, port)
 }
 
 /// Waits until every event is processed and the dashboard's data stops changing (idle
@@ -204,7 +163,8 @@ fn the_dashboard_shows_what_the_api_serves() {
         return;
     };
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let (_app, port) = start_app(&dir.path().join("data"));
+    let app = start(&dir.path().join("data"));
+    let port = app.port;
     let api = settled_dashboard(port);
     let url = format!("http://127.0.0.1:{port}/");
 

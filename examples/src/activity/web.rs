@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
@@ -48,6 +48,10 @@ const DASHBOARD_CSS: &str = include_str!("../../static/dashboard.css");
 const MINUTE: i64 = 60_000;
 /// How long a call to another instance may take.
 const PEER_TIMEOUT: Duration = Duration::from_secs(3);
+/// Marks a request forwarded by another instance: it is answered here, never forwarded
+/// again (two instances with different views of a rebalance would otherwise pass it back
+/// and forth).
+const FORWARDED: &str = "x-activity-forwarded";
 
 /// Throughput figures sampled once a second by [`Stats::sample`].
 #[derive(Debug, Default)]
@@ -172,6 +176,9 @@ pub struct Status {
     pub state: String,
     /// This instance's address, or "local".
     pub instance: String,
+    /// The instances of the app that hold its tasks, this one included (their
+    /// `application.server`, sorted): the ones whose parts merged answers include.
+    pub instances: Vec<String>,
     /// Input events processed per second.
     pub events_per_sec: u64,
     /// Unprocessed input records.
@@ -187,6 +194,7 @@ fn status_of(s: &WebState) -> Status {
     Status {
         state: format!("{state:?}"),
         instance: s.me.as_ref().map_or("local".into(), ToString::to_string),
+        instances: instances_of(s),
         events_per_sec: s.stats.events_per_sec(),
         lag: s.stats.lag(),
         processed: s.stats.processed.load(Ordering::Relaxed),
@@ -270,18 +278,25 @@ async fn local_alerts(State(s): State<Shared>) -> ApiResult<Vec<Alert>> {
     Ok(axum::Json(local_alerts_of(&s)?))
 }
 
-/// The other instances of the app (by `application.server`).
-fn peers(s: &WebState) -> Vec<HostInfo> {
+/// Every instance of the app that holds tasks (by `application.server`), sorted.
+fn hosts(s: &WebState) -> Vec<HostInfo> {
     let Ok(all) = s.streams.metadata_for_all_clients() else {
         return Vec::new();
     };
-    let mut hosts: Vec<HostInfo> = all
-        .into_iter()
-        .filter_map(|m| m.host)
-        .filter(|h| Some(h) != s.me.as_ref())
-        .collect();
+    let mut hosts: Vec<HostInfo> = all.into_iter().filter_map(|m| m.host).collect();
     hosts.sort();
     hosts.dedup();
+    hosts
+}
+
+fn instances_of(s: &WebState) -> Vec<String> {
+    hosts(s).iter().map(ToString::to_string).collect()
+}
+
+/// The other instances of the app (by `application.server`).
+fn peers(s: &WebState) -> Vec<HostInfo> {
+    let mut hosts = hosts(s);
+    hosts.retain(|h| Some(h) != s.me.as_ref());
     hosts
 }
 
@@ -428,9 +443,10 @@ async fn page_views(
     State(s): State<Shared>,
     Path(page): Path<String>,
     Query(q): Query<MinutesQuery>,
+    headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Result<Response, ApiError> {
-    if let Some(owner) = owner_elsewhere(&s, PAGE_VIEW_COUNTS_STORE, &page) {
+    if let Some(owner) = owner_elsewhere(&s, &headers, PAGE_VIEW_COUNTS_STORE, &page) {
         return forward(&owner, &uri).await;
     }
     let minutes = q.minutes.unwrap_or(15).clamp(1, 24 * 60);
@@ -455,9 +471,10 @@ pub struct Sessions {
 async fn user_sessions(
     State(s): State<Shared>,
     Path(user): Path<String>,
+    headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Result<Response, ApiError> {
-    if let Some(owner) = owner_elsewhere(&s, USER_SESSIONS_STORE, &user) {
+    if let Some(owner) = owner_elsewhere(&s, &headers, USER_SESSIONS_STORE, &user) {
         return forward(&owner, &uri).await;
     }
     let store = s
@@ -616,8 +633,17 @@ async fn dashboard(State(s): State<Shared>) -> ApiResult<Dashboard> {
     Ok(axum::Json(dashboard_of(status_of(&s), &all, &alerts)))
 }
 
-/// The instance owning `key` of `store`, when it is not this one.
-fn owner_elsewhere(s: &WebState, store: &str, key: &String) -> Option<HostInfo> {
+/// The instance owning `key` of `store`, when it is not this one and the request was not
+/// forwarded here by another instance.
+fn owner_elsewhere(
+    s: &WebState,
+    headers: &HeaderMap,
+    store: &str,
+    key: &String,
+) -> Option<HostInfo> {
+    if headers.contains_key(FORWARDED) {
+        return None;
+    }
     let meta = s
         .streams
         .query_metadata_for_key(store, key, &StringSerde)
@@ -627,7 +653,7 @@ fn owner_elsewhere(s: &WebState, store: &str, key: &String) -> Option<HostInfo> 
 
 async fn forward(owner: &HostInfo, uri: &axum::http::Uri) -> Result<Response, ApiError> {
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
-    let body = http_get(owner, path)
+    let body = request(owner, path, &[(FORWARDED, "1")])
         .await
         .map_err(|e| ApiError(StatusCode::BAD_GATEWAY, e))?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
@@ -651,14 +677,23 @@ async fn get_json<T: serde::de::DeserializeOwned>(
 /// A minimal HTTP/1.1 GET to another instance (they all run this server): the body of a
 /// 200 answer, or what went wrong.
 pub async fn http_get(host: &HostInfo, path: &str) -> Result<String, String> {
+    request(host, path, &[]).await
+}
+
+/// [`http_get`] with extra request headers.
+async fn request(host: &HostInfo, path: &str, headers: &[(&str, &str)]) -> Result<String, String> {
     let bad = |e: String| format!("instance {host}: {e}");
     let call = async {
         let mut stream = tokio::net::TcpStream::connect((host.host.as_str(), host.port))
             .await
             .map_err(|e| bad(e.to_string()))?;
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAccept: application/json\r\n\r\n"
+        let mut request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAccept: application/json\r\n"
         );
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
         stream
             .write_all(request.as_bytes())
             .await

@@ -1,0 +1,286 @@
+//! The activity app as a group of three instances on Kafka: three processes of the
+//! `activity` binary on one broker (librdkafka's mock cluster, hosted by this test on
+//! 127.0.0.1) split the partitions, and the API of every instance answers for every key,
+//! forwarding per-key requests to the owner and merging the others: each user's sessions,
+//! each page's views per minute and the top pages agree on all three instances and with
+//! the counts computed here from the raw events.
+//!
+//! The events span less than the windows' 10 s grace, so none can be dropped as late
+//! however the instances interleave them, and they are written only once the group has
+//! formed (no rebalance while they are processed), so every count is exact.
+
+#![cfg(feature = "kafka")]
+// Test helpers outside #[test] functions may unwrap too: a panic fails the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::{App, get, get_json, get_with, start_app};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+use serde_json::Value;
+use streams_core::client::ClientSupplier;
+use streams_core::client::kafka::KafkaClients;
+use streams_core::config::StreamsConfig;
+use streams_core::topology::NodeType;
+use streams_examples::activity::generator::{ActivityGenerator, GeneratorConfig, outgoing_record};
+use streams_examples::activity::{self, ActivityConfig, ActivityEvent};
+
+const PARTITIONS: u32 = 4;
+const EVENTS: usize = 3_000;
+const MINUTE: i64 = 60_000;
+
+/// Every topic the app uses, created on the mock (it has no CreateTopics): the inputs,
+/// outputs and internal topics of the topology, and the announcements topic.
+fn create_topics(mock: &MockCluster<'static, DefaultProducerContext>) {
+    let app = activity::APPLICATION_ID;
+    let topology = activity::topology(&ActivityConfig::default()).unwrap();
+    let mut topics: Vec<String> = topology
+        .changelog_topics(app)
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    for s in topology.describe().subtopologies {
+        for n in s.nodes {
+            match n.kind {
+                NodeType::Source { topics: t } => topics.extend(t),
+                NodeType::Sink { topic: Some(t) } => topics.push(t),
+                _ => {}
+            }
+        }
+    }
+    topics.sort();
+    topics.dedup();
+    for t in topics {
+        let t = t.replace("<application.id>", app);
+        mock.create_topic(&t, PARTITIONS as i32, 1).unwrap();
+    }
+    mock.create_topic(&format!("{app}-metadata"), 1, 1).unwrap();
+}
+
+/// Waits up to `secs` for `done`, polling every half second; panics naming `what`.
+fn wait_for(secs: u64, what: &str, mut done: impl FnMut() -> Result<(), String>) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        match done() {
+            Ok(()) => return,
+            Err(e) if Instant::now() >= deadline => panic!("{what} within {secs} s: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
+}
+
+/// The events, their event time within the last minute: `EVENTS` events in about 6 s.
+fn events() -> Vec<ActivityEvent> {
+    let config = GeneratorConfig {
+        seed: 11,
+        users: 400,
+        pages: 40,
+        start_ms: streams_examples::activity::web::now_ms() - MINUTE,
+        events_per_second: 500.0,
+        ..GeneratorConfig::default()
+    };
+    ActivityGenerator::new(config).take(EVENTS).collect()
+}
+
+/// The same GET on every instance: the answers, which must all be equal.
+fn same_on_all(apps: &[App], path: &str) -> Result<Value, String> {
+    let answers: Vec<Value> = apps
+        .iter()
+        .map(|a| {
+            let body = get(a.port, path)?;
+            serde_json::from_str(&body).map_err(|e| format!("{path}: {e}: {body}"))
+        })
+        .collect::<Result<_, String>>()?;
+    if answers.iter().any(|a| a != &answers[0]) {
+        return Err(format!("the instances disagree on {path}: {answers:?}"));
+    }
+    Ok(answers[0].clone())
+}
+
+/// `path` with `/` escaped, for page names in a URL path.
+fn escaped(page: &str) -> String {
+    page.replace('/', "%2F")
+}
+
+#[test]
+fn three_instances_split_the_partitions_and_each_answers_for_every_key() {
+    let mock = MockCluster::new(1).unwrap();
+    create_topics(&mock);
+    let bootstrap = mock.bootstrap_servers();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let apps: Vec<App> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, dir)| {
+            let data = dir.path().to_string_lossy().into_owned();
+            start_app(
+                &format!("instance-{i}"),
+                &[
+                    "--bootstrap-servers",
+                    &bootstrap,
+                    "--no-generate",
+                    "--threads",
+                    "1",
+                    "--data-dir",
+                    &data,
+                    // The mock waits for members up to the session timeout at each
+                    // rebalance: short sessions keep the test short.
+                    "--set",
+                    "consumer.session.timeout.ms=6000",
+                    "--set",
+                    "consumer.heartbeat.interval.ms=300",
+                    "--set",
+                    "consumer.fetch.wait.max.ms=50",
+                ],
+            )
+        })
+        .collect();
+
+    // The group forms: every instance runs and lists the same three instances.
+    let hosts: Vec<String> = {
+        let mut h: Vec<String> = apps
+            .iter()
+            .map(|a| format!("127.0.0.1:{}", a.port))
+            .collect();
+        h.sort();
+        h
+    };
+    wait_for(120, "the three instances form one group", || {
+        for a in &apps {
+            let s: Value =
+                serde_json::from_str(&get(a.port, "/api/status")?).map_err(|e| e.to_string())?;
+            let listed: Vec<String> =
+                serde_json::from_value(s["instances"].clone()).map_err(|e| e.to_string())?;
+            if s["state"] != "Running" || listed != hosts {
+                return Err(format!("{}: {s}", a.port));
+            }
+        }
+        Ok(())
+    });
+
+    // The input, written as a Kafka producer would (murmur2 of the user id).
+    let events = events();
+    let clients = KafkaClients::new(
+        &StreamsConfig::new("activity-test-producer").with_bootstrap_servers([bootstrap.as_str()]),
+    )
+    .unwrap();
+    let mut producer = clients.producer("activity-test-producer").unwrap();
+    for e in &events {
+        producer
+            .send(outgoing_record(e, PARTITIONS).unwrap())
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+
+    // Counted here: views and clicks per user, views per page and minute.
+    let mut per_user: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    let mut per_page: BTreeMap<String, BTreeMap<i64, i64>> = BTreeMap::new();
+    for e in &events {
+        match e {
+            ActivityEvent::PageView(v) => {
+                per_user.entry(v.user_id.clone()).or_default().0 += 1;
+                *per_page
+                    .entry(v.page.clone())
+                    .or_default()
+                    .entry(v.ts - v.ts.rem_euclid(MINUTE))
+                    .or_default() += 1;
+            }
+            ActivityEvent::Click(c) => per_user.entry(c.user_id.clone()).or_default().1 += 1,
+        }
+    }
+
+    // All of it processed, each instance doing part of it.
+    wait_for(120, "every event is processed", || {
+        let statuses: Vec<Value> = apps
+            .iter()
+            .map(|a| get_json(a.port, "/api/status"))
+            .collect();
+        let processed: u64 = statuses
+            .iter()
+            .map(|s| s["processed"].as_u64().unwrap_or(0))
+            .sum();
+        let idle = statuses.iter().all(|s| s["lag"].as_u64() == Some(0));
+        let shared = statuses
+            .iter()
+            .all(|s| s["processed"].as_u64().unwrap_or(0) > 0);
+        (processed == EVENTS as u64 && idle && shared)
+            .then_some(())
+            .ok_or_else(|| format!("{statuses:?}"))
+    });
+
+    // Each user's sessions: the same on every instance, with every view and click.
+    wait_for(60, "every user's sessions on every instance", || {
+        for (user, (views, clicks)) in &per_user {
+            let answer = same_on_all(&apps, &format!("/api/users/{user}/sessions"))?;
+            let sessions = answer["sessions"].as_array().cloned().unwrap_or_default();
+            let sum = |field: &str| -> i64 {
+                sessions
+                    .iter()
+                    .map(|s| s[field].as_i64().unwrap_or(0))
+                    .sum()
+            };
+            if (sum("views"), sum("clicks")) != (*views, *clicks) {
+                return Err(format!(
+                    "{user}: {answer}, expected {views} views, {clicks} clicks"
+                ));
+            }
+        }
+        Ok(())
+    });
+
+    // The state is split, not copied: asked as a forwarded request (answered locally,
+    // never forwarded again), exactly one instance has a user's sessions.
+    for user in per_user.keys().take(50) {
+        let path = format!("/api/users/{user}/sessions");
+        let holders = apps
+            .iter()
+            .filter(|a| {
+                let body = get_with(a.port, &path, "x-activity-forwarded: 1\r\n").unwrap();
+                let v: Value = serde_json::from_str(&body).unwrap();
+                v["sessions"].as_array().is_some_and(|s| !s.is_empty())
+            })
+            .count();
+        assert_eq!(holders, 1, "{user}'s sessions are on one instance");
+    }
+
+    // Each page's views per minute, and the top pages of each minute.
+    wait_for(60, "every page's views on every instance", || {
+        for (page, windows) in &per_page {
+            let answer = same_on_all(
+                &apps,
+                &format!("/api/pages/{}/views?minutes=60", escaped(page)),
+            )?;
+            let got: BTreeMap<i64, i64> =
+                serde_json::from_value::<Vec<(i64, i64)>>(answer["windows"].clone())
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .collect();
+            if &got != windows {
+                return Err(format!("{page}: {got:?}, expected {windows:?}"));
+            }
+        }
+        let mut minutes: Vec<i64> = per_page.values().flat_map(|w| w.keys().copied()).collect();
+        minutes.sort_unstable();
+        minutes.dedup();
+        for minute in minutes {
+            let answer = same_on_all(&apps, &format!("/api/top-pages?window={minute}&n=1000"))?;
+            let got: BTreeMap<String, i64> =
+                serde_json::from_value::<Vec<(String, i64)>>(answer["pages"].clone())
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .collect();
+            let want: BTreeMap<String, i64> = per_page
+                .iter()
+                .filter_map(|(p, w)| w.get(&minute).map(|n| (p.clone(), *n)))
+                .collect();
+            if got != want {
+                return Err(format!("top pages of {minute}: {got:?}, expected {want:?}"));
+            }
+        }
+        Ok(())
+    });
+}
