@@ -59,6 +59,8 @@ USAGE: activity [FLAGS]
   --set KEY=VALUE           any StreamsConfig setting (docs/CONFIG.md), e.g.
                             --set consumer.session.timeout.ms=10000; repeatable
   -h, --help                this text
+
+The log goes to stderr, filtered by RUST_LOG (default: warn).
 ";
 
 /// The command line.
@@ -364,6 +366,7 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     if let Err(e) = run(args) {
         eprintln!("activity: {e}");

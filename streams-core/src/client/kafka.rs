@@ -1259,7 +1259,8 @@ impl Consumer for KafkaConsumer {
                     group = %self.group_id,
                     error = %e,
                     "the broker cannot describe consumer groups: each member sees only \
-                     itself (standby placement and query metadata cover this instance only)"
+                     itself, so standbys are not placed (interactive-query metadata comes \
+                     from the assignment announcements and is not affected)"
                 );
                 self.describe_unsupported.store(true, Ordering::Relaxed);
                 return Ok(me());
