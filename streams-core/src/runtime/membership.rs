@@ -6,8 +6,8 @@
 //! (DescribeGroups) is missing on librdkafka's mock cluster, broken on tansu 0.6 and needs
 //! `DESCRIBE` rights on a secured Apache Kafka. So, on clients whose group view may be
 //! partial ([`ClientSupplier::group_view_is_partial`](crate::client::ClientSupplier)),
-//! every stream thread of an instance with `application.server` set announces its
-//! assignment itself:
+//! every stream thread of an instance with `application.server` or standbys set announces
+//! its assignment itself (interactive-query metadata and standby placement read it):
 //!
 //! - **Topic** `<application.id>-metadata`: one partition, compacted, created at start
 //!   (on a broker without CreateTopics, create it yourself).
@@ -168,7 +168,12 @@ fn follow(instance: &Instance, client_id: &str, topic: &str) -> Result<()> {
             let client = String::from_utf8_lossy(&key).into_owned();
             announcements.apply(r.record.offset, client, r.record.value.as_deref());
         }
-        lock(&instance.shared.inner).announced = announcements.members();
+        let members = announcements.members();
+        let mut inner = lock(&instance.shared.inner);
+        if inner.announced != members {
+            inner.announced = members;
+            inner.announced_version += 1;
+        }
     }
     consumer.close()?;
     Ok(())

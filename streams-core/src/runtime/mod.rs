@@ -213,6 +213,8 @@ struct SharedInner {
     /// The members and assignment the threads announced (see `membership`), when the
     /// clients' own group view may be partial.
     announced: Vec<crate::client::GroupMember>,
+    /// Bumped whenever `announced` changes (the threads re-place their standbys).
+    announced_version: u64,
     threads: BTreeMap<usize, ThreadStatus>,
     error: Option<String>,
     handles: Vec<JoinHandle<()>>,
@@ -328,7 +330,7 @@ pub(crate) struct Instance {
     /// The stores of the running active tasks, for interactive queries.
     pub(crate) queryable: Mutex<BTreeMap<TaskId, Vec<crate::state::StoreEntry>>>,
     /// The topic the threads announce their assignments on (see `membership`): set when
-    /// `application.server` is and the clients' group view may be partial.
+    /// `application.server` or standbys are and the clients' group view may be partial.
     pub(crate) announcements: Option<String>,
     shared: Arc<Shared>,
     next_thread: AtomicU64,
@@ -569,7 +571,9 @@ impl KafkaStreams {
                 }
             }
         }
-        let announcements = (self.config.application_server().is_some()
+        // Interactive queries and standby placement need the whole group.
+        let announcements = ((self.config.application_server().is_some()
+            || self.config.num_standby_replicas() > 0)
             && self.clients.group_view_is_partial())
         .then(|| membership::topic_name(&app));
         if let Some(name) = &announcements {

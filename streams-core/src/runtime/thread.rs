@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use streams_state::{ChangelogPartition, ChangelogRecord, ThreadCache};
 
 use super::{
-    Instance, TaskLock, TaskSnapshot, TaskState, ThreadSnapshot, ThreadStatus, instance_of,
+    Instance, TaskLock, TaskSnapshot, TaskState, ThreadSnapshot, ThreadStatus, instance_of, lock,
     wall_clock,
 };
 use crate::client::{
-    Admin, ConsumedRecord, Consumer, NoRebalanceListener, OutgoingRecord, Producer,
+    Admin, ConsumedRecord, Consumer, GroupMember, NoRebalanceListener, OutgoingRecord, Producer,
     RebalanceListener, TopicPartition,
 };
 use crate::error::{Result, StreamsError};
@@ -94,6 +94,8 @@ pub(crate) struct StreamThread {
     reports: u64,
     /// Records were processed (or punctuators ran) since the last commit.
     dirty: bool,
+    /// The version of the announced group view the standbys were last placed by.
+    standby_view: u64,
 }
 
 impl StreamThread {
@@ -141,6 +143,7 @@ impl StreamThread {
             commit_time: Duration::ZERO,
             reports: 0,
             dirty: false,
+            standby_view: 0,
         })
     }
 
@@ -167,8 +170,15 @@ impl StreamThread {
                     self.tm.announce_assignment(&self.name, Some(value))?;
                 }
                 if std::mem::take(&mut self.tm.reassigned) {
-                    self.instance.set_group(self.consumer.group_members()?);
-                    self.tm.update_standbys(self.consumer.as_ref())?;
+                    let members = self.consumer.group_members()?;
+                    self.instance.set_group(members.clone());
+                    self.place_standbys(Some(members))?;
+                } else if self.instance.announcements.is_some()
+                    && self.instance.config.num_standby_replicas() > 0
+                    && lock(&shared.inner).announced_version != self.standby_view
+                {
+                    // Another member announced a new assignment: standbys follow it.
+                    self.place_standbys(None)?;
                 }
                 self.tm.retry_pending()?;
                 self.tm.rewind_unread(self.consumer.as_mut())?;
@@ -213,6 +223,27 @@ impl StreamThread {
     }
 
     /// Commits every running task and the standbys' checkpoints.
+    /// Places this thread's standbys by the group view: the announced one where the
+    /// instance announces (the clients' view may be partial), else `members` as the
+    /// consumer described them (`None`: ask it).
+    fn place_standbys(&mut self, members: Option<Vec<GroupMember>>) -> Result<()> {
+        if self.instance.announcements.is_some() {
+            let (view, version) = {
+                let inner = lock(&self.instance.shared.inner);
+                (inner.announced.clone(), inner.announced_version)
+            };
+            self.standby_view = version;
+            self.tm.update_standbys(&view, &self.name)
+        } else {
+            let members = match members {
+                Some(m) => m,
+                None => self.consumer.group_members()?,
+            };
+            self.tm
+                .update_standbys(&members, &self.consumer.member_id())
+        }
+    }
+
     fn commit(&mut self) -> Result<()> {
         let t0 = Instant::now();
         let ids: Vec<TaskId> = self.tm.active.keys().copied().collect();
@@ -793,16 +824,16 @@ impl TaskManager {
     /// docs/ARCHITECTURE.md): for a task active on instance `i` (instances ordered by
     /// name), the next `num.standby.replicas` instances after `i` keep standbys, each on
     /// one of its threads chosen by the task id.
-    fn update_standbys(&mut self, consumer: &dyn Consumer) -> Result<()> {
+    /// Opens and closes standbys to match the rule over `members`, in which this thread
+    /// is the member `me`.
+    fn update_standbys(&mut self, members: &[GroupMember], me: &str) -> Result<()> {
         let replicas = self.instance.config.num_standby_replicas();
         let mut wanted: BTreeSet<TaskId> = BTreeSet::new();
         if replicas > 0 {
-            let me = consumer.member_id();
-            let members = consumer.group_members()?;
             let mut threads: BTreeMap<String, Vec<String>> = BTreeMap::new();
             let mut owner: BTreeMap<TaskId, String> = BTreeMap::new();
             let mut my_instance = None;
-            for m in &members {
+            for m in members {
                 let inst = instance_of(&m.client_id);
                 threads
                     .entry(inst.clone())

@@ -38,6 +38,7 @@ use streams_core::client::{
 use streams_core::config::ClientPrefix;
 use streams_core::partitioner::partition_for_key;
 use streams_core::prelude::*;
+use streams_core::record::TaskId;
 use streams_core::runtime::{KafkaStreams, StreamsState, TaskState};
 
 /// Tests that need the machine to themselves (several app processes and their group
@@ -956,6 +957,93 @@ fn instances_know_which_instance_holds_each_key_from_announced_assignments() {
                 && m[0].topic_partitions.len() == 8
         })
     });
+    a.close().unwrap();
+}
+
+/// Each instance's tasks of the word count's store, split into (active, standby).
+fn store_tasks(s: &KafkaStreams) -> (Vec<TaskId>, Vec<TaskId>) {
+    let (mut active, mut standby) = (Vec::new(), Vec::new());
+    for t in s.metrics().tasks() {
+        // Sub-topology 1 holds the counts (0 splits the sentences and repartitions).
+        if t.id.subtopology != 1 {
+            continue;
+        }
+        if t.state == TaskState::Standby {
+            standby.push(t.id);
+        } else {
+            active.push(t.id);
+        }
+    }
+    active.sort();
+    standby.sort();
+    (active, standby)
+}
+
+#[test]
+fn standbys_of_each_instance_follow_the_other_instances_tasks() {
+    let Some((cluster, _shared)) = Cluster::new() else {
+        return;
+    };
+    let wc = WordCount::new(&cluster, "standby");
+    if cluster.mock.is_some() {
+        cluster.create_topic(&format!("{}-metadata", wc.app), 1);
+    }
+    let clients = cluster.clients(&wc.app);
+    let dir = tempfile::tempdir().unwrap();
+    let mut expected = HashMap::new();
+    wc.produce(&clients, 0, 300, &mut expected);
+    let start = |name: &str| {
+        // No application.server: standbys alone make the instances announce.
+        let config = wc
+            .config(&cluster, &dir.path().join(name))
+            .with_num_standby_replicas(1);
+        let clients = KafkaClients::new(&config).unwrap();
+        let mut app = KafkaStreams::with_clients(wc.topology(), config, Arc::new(clients)).unwrap();
+        app.start().unwrap();
+        app
+    };
+    let a = start("a");
+    let b = start("b");
+
+    // Neither broker here describes the group to its members; the standbys are placed from
+    // the announced assignments: each instance keeps a warm copy of the other's stores.
+    wait_until(
+        120,
+        "each instance has standbys of the other's tasks",
+        || {
+            let ((aa, asb), (ba, bsb)) = (store_tasks(&a), store_tasks(&b));
+            aa.len() == 2 && ba.len() == 2 && asb == ba && bsb == aa
+        },
+    );
+    // (Few words hash to some partitions: the standbys of each instance together apply.)
+    wait_until(120, "the standbys apply the changelogs", || {
+        [&a, &b].iter().all(|s| {
+            s.metrics()
+                .tasks()
+                .filter(|t| t.state == TaskState::Standby)
+                .map(|t| t.restored)
+                .sum::<u64>()
+                > 0
+        })
+    });
+
+    // One instance leaves: the other takes over its tasks from the standbys, counts exact.
+    let (_, promoted) = store_tasks(&a);
+    b.close().unwrap();
+    let serde = streams_core::serde::StringSerde;
+    wait_until(120, "every count on the remaining instance", || {
+        let (active, _) = store_tasks(&a);
+        active.len() == 4
+            && expected.iter().all(|(w, n)| {
+                a.query_metadata_for_key("counts", w, &serde).is_ok()
+                    && a.key_value_store::<String, i64>("counts")
+                        .and_then(|v| v.get(w))
+                        .ok()
+                        .flatten()
+                        == Some(*n)
+            })
+    });
+    assert_eq!(promoted.len(), 2);
     a.close().unwrap();
 }
 
