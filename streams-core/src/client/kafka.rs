@@ -1259,8 +1259,8 @@ impl Consumer for KafkaConsumer {
                     group = %self.group_id,
                     error = %e,
                     "the broker cannot describe consumer groups: each member sees only \
-                     itself, so standbys are not placed (interactive-query metadata comes \
-                     from the assignment announcements and is not affected)"
+                     itself (standby placement and interactive-query metadata use the \
+                     assignment announcements instead)"
                 );
                 self.describe_unsupported.store(true, Ordering::Relaxed);
                 return Ok(me());

@@ -329,7 +329,8 @@ pub trait ClientSupplier: Send + Sync {
     /// Whether [`Consumer::group_members`] may show less than the whole group (a broker
     /// without DescribeGroups, or without the rights to use it). The runtime then has the
     /// stream threads announce their assignments themselves, for interactive-query
-    /// metadata (see `docs/KAFKA.md`). The embedded engine's view is exact.
+    /// metadata and standby placement (see `docs/KAFKA.md`). The embedded engine's view
+    /// is exact.
     fn group_view_is_partial(&self) -> bool {
         false
     }

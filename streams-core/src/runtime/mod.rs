@@ -208,7 +208,8 @@ struct ThreadStatus {
 #[derive(Default)]
 struct SharedInner {
     state: Option<StreamsState>,
-    /// The group's members and assignment, as a thread last saw them.
+    /// The group's members and assignment, as a thread last saw them (not kept where the
+    /// instance announces: `announced` is used instead).
     group: Vec<crate::client::GroupMember>,
     /// The members and assignment the threads announced (see `membership`), when the
     /// clients' own group view may be partial.

@@ -170,15 +170,13 @@ impl StreamThread {
                     self.tm.announce_assignment(&self.name, Some(value))?;
                 }
                 if std::mem::take(&mut self.tm.reassigned) {
-                    let members = self.consumer.group_members()?;
-                    self.instance.set_group(members.clone());
-                    self.place_standbys(Some(members))?;
+                    self.follow_group()?;
                 } else if self.instance.announcements.is_some()
                     && self.instance.config.num_standby_replicas() > 0
                     && lock(&shared.inner).announced_version != self.standby_view
                 {
                     // Another member announced a new assignment: standbys follow it.
-                    self.place_standbys(None)?;
+                    self.follow_group()?;
                 }
                 self.tm.retry_pending()?;
                 self.tm.rewind_unread(self.consumer.as_mut())?;
@@ -222,11 +220,11 @@ impl StreamThread {
         Ok(())
     }
 
-    /// Commits every running task and the standbys' checkpoints.
     /// Places this thread's standbys by the group view: the announced one where the
-    /// instance announces (the clients' view may be partial), else `members` as the
-    /// consumer described them (`None`: ask it).
-    fn place_standbys(&mut self, members: Option<Vec<GroupMember>>) -> Result<()> {
+    /// instance announces (the clients' view may be partial, so the consumer is not asked),
+    /// else the consumer's description of the group, which interactive queries then use
+    /// too.
+    fn follow_group(&mut self) -> Result<()> {
         if self.instance.announcements.is_some() {
             let (view, version) = {
                 let inner = lock(&self.instance.shared.inner);
@@ -235,15 +233,14 @@ impl StreamThread {
             self.standby_view = version;
             self.tm.update_standbys(&view, &self.name)
         } else {
-            let members = match members {
-                Some(m) => m,
-                None => self.consumer.group_members()?,
-            };
+            let members = self.consumer.group_members()?;
+            self.instance.set_group(members.clone());
             self.tm
                 .update_standbys(&members, &self.consumer.member_id())
         }
     }
 
+    /// Commits every running task and the standbys' checkpoints.
     fn commit(&mut self) -> Result<()> {
         let t0 = Instant::now();
         let ids: Vec<TaskId> = self.tm.active.keys().copied().collect();
@@ -823,9 +820,8 @@ impl TaskManager {
     /// Works out this thread's standby tasks from the group's assignment (see
     /// docs/ARCHITECTURE.md): for a task active on instance `i` (instances ordered by
     /// name), the next `num.standby.replicas` instances after `i` keep standbys, each on
-    /// one of its threads chosen by the task id.
-    /// Opens and closes standbys to match the rule over `members`, in which this thread
-    /// is the member `me`.
+    /// one of its threads chosen by the task id. Opens and closes standbys to match the
+    /// rule over `members`, in which this thread is the member `me`.
     fn update_standbys(&mut self, members: &[GroupMember], me: &str) -> Result<()> {
         let replicas = self.instance.config.num_standby_replicas();
         let mut wanted: BTreeSet<TaskId> = BTreeSet::new();
