@@ -18,6 +18,10 @@ pub struct TaskMetrics {
     pub punctuations: u64,
     /// Times stream time moved on without a record (idle advance).
     pub idle_advances: u64,
+    /// Records processed while an input partition of the task was empty: it was caught
+    /// up and `max.task.idle.ms` had passed, so the task did not wait for it (Kafka's
+    /// `enforced-processing-total`). Only tasks with several input partitions count.
+    pub enforced_processing: u64,
 }
 
 impl AddAssign for TaskMetrics {
@@ -28,5 +32,6 @@ impl AddAssign for TaskMetrics {
         self.dropped_records += o.dropped_records;
         self.punctuations += o.punctuations;
         self.idle_advances += o.idle_advances;
+        self.enforced_processing += o.enforced_processing;
     }
 }

@@ -192,6 +192,7 @@ impl Inner {
     /// Processes until every queue is empty, routing output as it appears; then writes the
     /// record caches down (forwarding what leaves them) and goes on until nothing moves.
     fn run(&mut self) -> Result<()> {
+        let now = self.wall_clock;
         loop {
             let ids: Vec<TaskId> = self.tasks.keys().copied().collect();
             let mut progressed = true;
@@ -204,7 +205,7 @@ impl Inner {
                             .get_mut(id)
                             .ok_or_else(|| StreamsError::Internal(format!("task {id} vanished")))?;
                         let mut did = 0;
-                        while did < BATCH && task.process_one()? {
+                        while did < BATCH && task.process_ready(now)? {
                             did += 1;
                         }
                         let out = task.take_output();
@@ -388,6 +389,8 @@ impl TopologyTestDriverBuilder {
                 let task_dir = state_dir.task_dir(&id.to_string())?;
                 let mut task = Task::new(t, sub, p, &env, Some(task_dir), self.wall_clock_start)?;
                 task.init()?;
+                // Every record written to a topic a task reads is queued there at once.
+                task.set_caught_up();
                 tasks.insert(task.id(), task);
             }
         }

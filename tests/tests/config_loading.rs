@@ -545,7 +545,6 @@ fn the_runtime_refuses_settings_it_cannot_honour() {
             base().with_bootstrap_servers(["k:9092"]),
             "bootstrap.servers",
         ),
-        (base().with_max_task_idle_ms(100), "max.task.idle.ms"),
     ] {
         let err = KafkaStreams::new(topology(), config, engine.clone()).unwrap_err();
         assert!(

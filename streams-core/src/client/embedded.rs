@@ -427,6 +427,11 @@ impl EmbeddedConsumer {
                 *pos,
                 FETCH_MAX_BYTES_PER_PARTITION.min(budget),
             )?;
+            if records.is_empty() {
+                // Nothing left before the end (compaction removed the tail): the position
+                // moves to the end, so the partition's lag is 0 (`max.task.idle.ms`).
+                *pos = end;
+            }
             for r in records {
                 let size =
                     16 + r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len);

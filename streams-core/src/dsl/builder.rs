@@ -491,6 +491,7 @@ pub(crate) fn add_table_source_node<K: Data, VIn: Data, V: Data>(
         .borrow_mut()
         .name_or(materialized.name.as_deref(), "KTABLE-SOURCE-STATE-STORE-");
     let name = b.borrow_mut().name_or(processor_name, "KTABLE-SOURCE-");
+    let nulls = vs.clone();
     let store = add_ts_store(b, store_name, &materialized, ks, vs);
     let node = add_store_node::<K, VIn, TsHandle<K, V>, _, _>(
         b,
@@ -499,11 +500,14 @@ pub(crate) fn add_table_source_node<K: Data, VIn: Data, V: Data>(
         &store,
         Some(flush_and_forward::<K, V>),
         move || {
+            let nulls = nulls.clone();
             move |store: &TsHandle<K, V>,
                   r: Record<K, VIn>,
                   children: &Children,
                   task: &mut TaskContext| {
-                match to_opt(r.value) {
+                // A null value (`None` of an `Option` value type) deletes the key, as
+                // Kafka's null does.
+                match to_opt(r.value).filter(|v| !nulls.is_null(v)) {
                     Some(v) => store.put(
                         &r.key,
                         &ValueAndTimestamp {

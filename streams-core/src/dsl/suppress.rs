@@ -145,6 +145,13 @@ struct Suppression<K, V> {
     node_name: String,
     config: BufferConfig,
     buffer: Buffer<K, V>,
+    /// The largest timestamp of the records that reached this node: Kafka's suppression
+    /// evicts by the time it observed, not by the task's stream time, which runs ahead of
+    /// updates still waiting in an upstream record cache.
+    observed: i64,
+    /// Final results (`until_window_closes`) drop buffered tombstones when they are due
+    /// (a session merged into a later one was never a final result).
+    drop_tombstones: bool,
 }
 
 impl<K: Data, V: Data> Suppression<K, V> {
@@ -172,6 +179,7 @@ impl<K: Data, V: Data> Suppression<K, V> {
                 .deserialize(&vb[16..])
                 .map_err(|e| StreamsError::processor(node, e))?;
             let bytes = kb.len() + vb.len();
+            self.observed = self.observed.max(ts);
             self.buffer.bytes += bytes;
             self.buffer.by_due.insert((due_at, kb.clone()));
             self.buffer.entries.insert(
@@ -229,11 +237,11 @@ impl<K: Data, V: Data> Suppression<K, V> {
         Ok(())
     }
 
-    /// Emits what is due at the task's stream time, then makes room if the buffer is over
-    /// its bounds.
+    /// Emits what is due at the observed time, then makes room if the buffer is over its
+    /// bounds.
     fn emit_due(&mut self, store: &BufferStore, ch: &Children, t: &mut TaskContext) -> Result<()> {
         let (buffer, config) = (&mut self.buffer, &self.config);
-        let now = t.stream_time;
+        let now = self.observed;
         loop {
             let over = config.max_records.is_some_and(|m| buffer.entries.len() > m)
                 || config.max_bytes.is_some_and(|m| buffer.bytes > m);
@@ -257,6 +265,9 @@ impl<K: Data, V: Data> Suppression<K, V> {
             if let Some(e) = buffer.entries.remove(&first_key) {
                 buffer.bytes -= e.bytes;
                 store.delete(&first_key)?;
+                if e.change.new.is_none() && self.drop_tombstones {
+                    continue;
+                }
                 ch.forward(t, Record::new(e.key, e.change, e.timestamp))?;
             }
         }
@@ -302,6 +313,7 @@ impl<K: Data, V: Data> KTable<K, V> {
         .into_spec();
         b.borrow_mut().add_store(parts);
         let config = suppressed.buffer;
+        let drop_tombstones = suppressed.kind == Kind::UntilWindowCloses;
         let node = add_store_node::<K, Change<V>, BufferStore, _, _>(
             &b,
             name.clone(),
@@ -321,6 +333,8 @@ impl<K: Data, V: Data> KTable<K, V> {
                         bytes: 0,
                         loaded: false,
                     },
+                    observed: -1,
+                    drop_tombstones,
                 },
                 process: |s: &mut Suppression<K, V>,
                           store: &BufferStore,
@@ -328,6 +342,7 @@ impl<K: Data, V: Data> KTable<K, V> {
                           ch: &Children,
                           t: &mut TaskContext| {
                     s.load(store)?;
+                    s.observed = s.observed.max(r.timestamp);
                     s.hold(store, r)?;
                     s.emit_due(store, ch, t)
                 },
@@ -335,7 +350,10 @@ impl<K: Data, V: Data> KTable<K, V> {
                           store: &BufferStore,
                           ch: &Children,
                           t: &mut TaskContext| {
+                    // Stream time moved on without a record (idle advance): the task
+                    // flushed its caches first, so nothing older is still on its way.
                     s.load(store)?;
+                    s.observed = s.observed.max(t.stream_time);
                     s.emit_due(store, ch, t)
                 },
             },

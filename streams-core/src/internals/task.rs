@@ -253,6 +253,29 @@ struct TaskInput {
     topic_idx: usize,
     /// The offset after the last record added (-1: none yet).
     added_until: i64,
+    /// The partition's lag as the consumer last saw it (records in the log not fetched
+    /// yet); `None` while unknown (no fetch response yet).
+    lag: Option<i64>,
+    /// While the partition is empty and caught up: the wall-clock time from which the task
+    /// stops waiting for it (`max.task.idle.ms` after it was first seen so).
+    idle_deadline: Option<i64>,
+}
+
+/// Whether a task may process its next record now (Kafka's `PartitionGroup.readyToProcess`,
+/// KIP-695).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Readiness {
+    /// Every input partition has a record queued (or `max.task.idle.ms` is -1).
+    Ready,
+    /// Some input partitions are empty but caught up and waited for long enough: the task
+    /// processes without them ("enforced processing").
+    Enforced,
+    /// Nothing is queued, or an empty input partition may still receive earlier records:
+    /// its lag is unknown or above 0, or its idle deadline (if any) has not passed.
+    Waiting {
+        /// The wall-clock time at which waiting ends unless records arrive, when known.
+        deadline: Option<i64>,
+    },
 }
 
 /// A task: the nodes of one sub-topology for one partition, with their stores.
@@ -315,6 +338,8 @@ impl Task {
                         node: i,
                         topic_idx: ti,
                         added_until: -1,
+                        lag: None,
+                        idle_deadline: None,
                     });
                 }
             }
@@ -497,6 +522,8 @@ impl Task {
     pub(crate) fn clear_queues(&mut self) {
         for i in 0..self.inputs.len() {
             self.inputs[i].added_until = -1;
+            self.inputs[i].lag = None;
+            self.inputs[i].idle_deadline = None;
             let node = self.inputs[i].node;
             if let Some(s) = self.ctx.nodes[node]
                 .node
@@ -520,9 +547,97 @@ impl Task {
         })
     }
 
+    /// Records the lag of each input partition as the consumer sees it now: `lag_of(topic)`
+    /// is the number of records in the log beyond what was fetched (`None`: unknown). The
+    /// runtime calls it after every poll; [`readiness`](Self::readiness) decides with it.
+    pub(crate) fn update_lags(&mut self, mut lag_of: impl FnMut(&str) -> Option<i64>) {
+        for inp in &mut self.inputs {
+            inp.lag = lag_of(&inp.topic);
+        }
+    }
+
+    /// Marks every input partition caught up: everything in the log is queued (the test
+    /// driver delivers records to tasks as they are written).
+    pub(crate) fn set_caught_up(&mut self) {
+        for inp in &mut self.inputs {
+            inp.lag = Some(0);
+        }
+    }
+
+    /// Whether the task may process its next record at wall-clock time `now`, as Kafka
+    /// Streams decides it (KIP-695): with every input partition queued, yes; with
+    /// `max.task.idle.ms` -1, whenever anything is queued; otherwise an empty partition
+    /// must be known caught up (lag 0) and the task must have waited `max.task.idle.ms` for
+    /// it (0: not at all), and then processes without it ("enforced processing").
+    pub(crate) fn readiness(&mut self, now: i64) -> Readiness {
+        let idle_ms = self.ctx.config.max_task_idle_ms();
+        let mut queued = false;
+        let mut empty_ready = true;
+        let mut any_empty = false;
+        let mut deadline: Option<i64> = None;
+        for inp in &mut self.inputs {
+            let has = self.ctx.nodes[inp.node]
+                .node
+                .as_mut()
+                .and_then(|b| b.as_source())
+                .is_some_and(|s| s.head_timestamp(inp.topic_idx).is_some());
+            if has {
+                queued = true;
+                inp.idle_deadline = None;
+                continue;
+            }
+            any_empty = true;
+            if idle_ms < 0 {
+                continue;
+            }
+            match inp.lag {
+                Some(0) => {
+                    let d = *inp
+                        .idle_deadline
+                        .get_or_insert_with(|| now.saturating_add(idle_ms));
+                    if now < d {
+                        empty_ready = false;
+                        deadline = Some(deadline.map_or(d, |x: i64| x.min(d)));
+                    }
+                }
+                // Unknown, or records in the log not fetched yet: wait for the next fetch.
+                _ => {
+                    inp.idle_deadline = None;
+                    empty_ready = false;
+                }
+            }
+        }
+        if !queued {
+            return Readiness::Waiting { deadline: None };
+        }
+        if !any_empty || idle_ms < 0 {
+            return Readiness::Ready;
+        }
+        if empty_ready {
+            Readiness::Enforced
+        } else {
+            Readiness::Waiting { deadline }
+        }
+    }
+
+    /// Processes the next record if the task is ready at wall-clock time `now` (see
+    /// [`readiness`](Self::readiness)); returns false when it is not, or nothing is queued.
+    pub(crate) fn process_ready(&mut self, now: i64) -> Result<bool> {
+        if self.inputs.len() > 1 {
+            match self.readiness(now) {
+                Readiness::Ready => {}
+                Readiness::Enforced => self.ctx.metrics.enforced_processing += 1,
+                Readiness::Waiting { .. } => return Ok(false),
+            }
+        }
+        self.process_one()
+    }
+
     /// Processes the queued record with the smallest timestamp across the task's partitions,
-    /// then fires due stream-time punctuators. Returns false when nothing was queued.
-    pub(crate) fn process_one(&mut self) -> Result<bool> {
+    /// then fires due stream-time punctuators. Returns false when nothing was queued. Does
+    /// not ask whether the task should wait for an empty partition: see
+    /// [`process_ready`](Self::process_ready).
+    fn process_one(&mut self) -> Result<bool> {
         let mut best: Option<(i64, usize)> = None;
         for (i, inp) in self.inputs.iter().enumerate() {
             if let Some(ts) = self.ctx.nodes[inp.node]
@@ -555,6 +670,21 @@ impl Task {
         self.idle_anchor = Some((self.ctx.wall_clock, self.ctx.stream_time));
         self.punctuate_stream_time()?;
         Ok(true)
+    }
+
+    /// Per input partition, how many records are queued (the runtime pauses fetching of
+    /// a partition whose queue is full).
+    pub(crate) fn queued_per_input(&mut self) -> Vec<(Arc<str>, usize)> {
+        let mut out = Vec::with_capacity(self.inputs.len());
+        for inp in &self.inputs {
+            let n = self.ctx.nodes[inp.node]
+                .node
+                .as_mut()
+                .and_then(|b| b.as_source())
+                .map_or(0, |s| s.queued(inp.topic_idx));
+            out.push((inp.topic.clone(), n));
+        }
+        out
     }
 
     /// Fires every stream-time punctuator that is due. A punctuator that fell behind by
@@ -593,6 +723,9 @@ impl Task {
         if to <= self.ctx.stream_time {
             return Ok(());
         }
+        // Updates waiting in record caches go downstream first: a node that emits on time
+        // (suppression) must see a window's last update before the time that closes it.
+        self.flush_caches()?;
         self.ctx.stream_time = to;
         self.ctx.current = None;
         self.ctx.set_timestamp(to);

@@ -17,13 +17,24 @@ use crate::client::{
     RebalanceListener, TopicPartition,
 };
 use crate::error::{Result, StreamsError};
-use crate::internals::task::{ProducedRecord, Task, TaskEnv};
+use crate::internals::task::{ProducedRecord, Readiness, Task, TaskEnv};
 use crate::record::{Header, TaskId};
 
 /// How many records a task processes before the thread moves to the next task.
 const PROCESS_BATCH: usize = 1024;
 /// How long a producer flush may take before the commit fails.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What a thread has to do next, apart from reading new records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Work {
+    /// Something to do now: poll without waiting.
+    Now,
+    /// A task waits for an empty input partition until this wall-clock time.
+    At(i64),
+    /// Nothing until records arrive.
+    None,
+}
 
 /// An active task and where it is in its life.
 struct Active {
@@ -34,7 +45,8 @@ struct Active {
     restoring: BTreeMap<ChangelogPartition, (i64, i64)>,
     restored: u64,
     restore_total: u64,
-    paused: bool,
+    /// Input partitions paused because their queue is full.
+    paused: BTreeSet<TopicPartition>,
     e2e_latency_ms: Option<i64>,
 }
 
@@ -157,14 +169,20 @@ impl StreamThread {
         let shared = self.instance.shared.clone();
         let result = (|| -> Result<()> {
             while !shared.stop.load(Ordering::SeqCst) {
-                let busy = self.tm.has_work();
+                let timeout = match self.tm.next_work(wall_clock()) {
+                    Work::Now => Duration::ZERO,
+                    // A task waits for an empty partition (`max.task.idle.ms`) until then.
+                    Work::At(deadline) => poll_ms.min(Duration::from_millis(
+                        u64::try_from(deadline.saturating_sub(wall_clock())).unwrap_or(0),
+                    )),
+                    Work::None => poll_ms,
+                };
                 let t0 = Instant::now();
-                let records = self
-                    .consumer
-                    .poll(if busy { Duration::ZERO } else { poll_ms }, &mut self.tm)?;
+                let records = self.consumer.poll(timeout, &mut self.tm)?;
                 self.polls += 1;
                 self.poll_time += t0.elapsed();
                 self.tm.add_records(records)?;
+                self.tm.update_lags(self.consumer.as_ref());
                 if let Some(partitions) = self.tm.announce.take() {
                     let value = super::membership::encode(&partitions);
                     self.tm.announce_assignment(&self.name, Some(value))?;
@@ -195,8 +213,9 @@ impl StreamThread {
                 let requested = self.tm.active.values().any(|a| a.task.ctx.commit_requested);
                 // Someone waits for this instance to catch up: commit as soon as the input
                 // is drained, so that results are visible.
-                let waited =
-                    self.dirty && shared.waiters.load(Ordering::SeqCst) > 0 && !self.tm.has_work();
+                let waited = self.dirty
+                    && shared.waiters.load(Ordering::SeqCst) > 0
+                    && self.tm.next_work(wall_clock()) != Work::Now;
                 if requested || waited || last_commit.elapsed() >= interval {
                     self.commit()?;
                     last_commit = Instant::now();
@@ -372,13 +391,51 @@ impl TaskManager {
         self.delivered(flushed)
     }
 
-    fn has_work(&mut self) -> bool {
-        !self.restore_assignment.is_empty()
-            || !self.pending.is_empty()
-            || self
-                .active
-                .values_mut()
-                .any(|a| a.state == TaskState::Running && a.task.has_queued())
+    /// When this thread next has something to do without new records: now (restoration,
+    /// tasks waiting for their directory, a task ready to process), at a wall-clock time
+    /// (a task waits for an empty partition until then), or not at all.
+    fn next_work(&mut self, now: i64) -> Work {
+        if !self.restore_assignment.is_empty() || !self.pending.is_empty() {
+            return Work::Now;
+        }
+        let mut next = Work::None;
+        for a in self.active.values_mut() {
+            if a.state != TaskState::Running {
+                continue;
+            }
+            match a.task.readiness(now) {
+                Readiness::Ready | Readiness::Enforced => return Work::Now,
+                Readiness::Waiting {
+                    deadline: Some(d), ..
+                } => {
+                    next = match next {
+                        Work::At(e) => Work::At(e.min(d)),
+                        _ => Work::At(d),
+                    };
+                }
+                Readiness::Waiting { deadline: None } => {}
+            }
+        }
+        next
+    }
+
+    /// Gives each running task the lag of its input partitions as the consumer saw it in
+    /// its last fetches (the log end it knows minus its position; unknown before the
+    /// first fetch response of a partition), for `max.task.idle.ms`.
+    fn update_lags(&mut self, consumer: &dyn Consumer) {
+        for (id, a) in &mut self.active {
+            if a.state != TaskState::Running {
+                continue;
+            }
+            let partition = id.partition;
+            a.task.update_lags(|topic| {
+                let tp = TopicPartition::new(topic, partition);
+                match (consumer.position(&tp), consumer.high_watermark_hint(&tp)) {
+                    (Some(pos), Some(end)) => Some((end - pos).max(0)),
+                    _ => None,
+                }
+            });
+        }
     }
 
     /// The task reading `tp`.
@@ -427,8 +484,10 @@ impl TaskManager {
                 if a.state != TaskState::Running {
                     continue;
                 }
+                let now = wall_clock();
+                a.task.ctx.wall_clock = now;
                 let mut n = 0;
-                while n < PROCESS_BATCH && a.task.process_one()? {
+                while n < PROCESS_BATCH && a.task.process_ready(now)? {
                     n += 1;
                 }
                 if n > 0 {
@@ -601,7 +660,7 @@ impl TaskManager {
                 restoring,
                 restored: 0,
                 restore_total: 0,
-                paused: false,
+                paused: BTreeSet::new(),
                 e2e_latency_ms: None,
             }));
         }
@@ -621,7 +680,7 @@ impl TaskManager {
             restoring,
             restored: 0,
             restore_total: 0,
-            paused: false,
+            paused: BTreeSet::new(),
             e2e_latency_ms: None,
         }))
     }
@@ -794,24 +853,23 @@ impl TaskManager {
         )))
     }
 
-    /// Pauses the partitions of tasks with too many queued records, and of tasks not
-    /// running yet once they queued that many; resumes them when they drained.
+    /// Pauses each input partition whose queue holds `buffered.records.per.partition`
+    /// records (of a task not running yet, too), and resumes it once half of that drained.
+    /// Per partition, as in Kafka Streams: a task that waits for one partition to be
+    /// fetched (timestamp order) must never have that partition paused by the others.
     fn back_pressure(&mut self, consumer: &mut dyn Consumer) -> Result<()> {
         let limit = self.instance.config.buffered_records_per_partition().max(1);
         for (id, a) in &mut self.active {
-            let inputs = a.task.input_partitions();
-            let queued = a.task.queued_len();
-            let full = queued >= limit * inputs.len().max(1);
-            let tps: Vec<TopicPartition> = inputs
-                .into_iter()
-                .map(|t| TopicPartition::new(t, id.partition))
-                .collect();
-            if full && !a.paused {
-                consumer.pause(&tps)?;
-                a.paused = true;
-            } else if a.paused && queued <= limit / 2 {
-                consumer.resume(&tps)?;
-                a.paused = false;
+            for (topic, queued) in a.task.queued_per_input() {
+                let tp = TopicPartition::new(topic, id.partition);
+                let paused = a.paused.contains(&tp);
+                if queued >= limit && !paused {
+                    consumer.pause(std::slice::from_ref(&tp))?;
+                    a.paused.insert(tp);
+                } else if paused && queued <= limit / 2 {
+                    consumer.resume(std::slice::from_ref(&tp))?;
+                    a.paused.remove(&tp);
+                }
             }
         }
         Ok(())
@@ -956,6 +1014,7 @@ impl RebalanceListener for TaskManager {
             self.instance.set_queryable(id, None);
             if let Some(mut a) = self.active.remove(&id) {
                 a.task.clear_queues();
+                a.paused.clear();
                 if a.state == TaskState::Running {
                     a.state = TaskState::Suspended;
                     self.suspended.insert(id, a);
