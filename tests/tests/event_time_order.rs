@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use streams_core::config::ClientPrefix;
 use streams_core::dsl::{BufferConfig, Suppressed};
 use streams_core::partitioner::partition_for_key;
 use streams_core::prelude::*;
@@ -331,50 +332,65 @@ fn the_runtime_processes_data_in_the_log_in_timestamp_order() {
             )
             .unwrap();
     }
-    let builder = StreamsBuilder::new();
-    let merged = builder
-        .stream::<String, String>("left")
-        .merge(&builder.stream::<String, String>("right"));
-    merged.to("out");
-    merged
-        .group_by_key()
-        .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_millis(
-            500,
-        )))
-        .count_with(Materialized::as_("counts"))
-        .to_stream()
-        .map(|w, n| (w.to_string(), n.unwrap_or(-1)))
-        .to("counts-out");
-    let config = StreamsConfig::new("order")
-        .with_state_dir(dir.path().join("state"))
-        .with_buffered_records_per_partition(100)
-        .with_commit_interval(Duration::from_millis(50));
-    let mut app = KafkaStreams::new(builder.build().unwrap(), config, engine.clone()).unwrap();
-    app.start().unwrap();
-    app.wait_until_caught_up(Duration::from_secs(60)).unwrap();
-    let metrics = app.metrics().total();
-    app.close().unwrap();
+    // Default fetches (1 MiB per partition), and polls of at most 40 records.
+    for (run, max_poll) in [(0, None), (1, Some("40"))] {
+        let builder = StreamsBuilder::new();
+        let merged = builder
+            .stream::<String, String>("left")
+            .merge(&builder.stream::<String, String>("right"));
+        let out = format!("out-{run}");
+        merged.to(&out);
+        merged
+            .group_by_key()
+            .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_millis(
+                500,
+            )))
+            .count_with(Materialized::as_("counts"))
+            .to_stream()
+            .map(|w, n| (w.to_string(), n.unwrap_or(-1)))
+            .to(&format!("counts-out-{run}"));
+        let mut config = StreamsConfig::new(format!("order-{run}"))
+            .with_state_dir(dir.path().join("state"))
+            .with_buffered_records_per_partition(100)
+            .with_commit_interval(Duration::from_millis(50));
+        if let Some(n) = max_poll {
+            config = config.with_client_property(ClientPrefix::Consumer, "max.poll.records", n);
+        }
+        let mut app = KafkaStreams::new(builder.build().unwrap(), config, engine.clone()).unwrap();
+        app.start().unwrap();
+        app.wait_until_caught_up(Duration::from_secs(60)).unwrap();
+        let metrics = app.metrics().total();
+        app.close().unwrap();
 
-    // Per partition, the merged output is sorted by timestamp.
-    let mut total = 0;
-    for p in 0..PARTITIONS {
-        let ts: Vec<i64> = engine
-            .read("out", p, 0, usize::MAX)
-            .unwrap()
-            .into_iter()
-            .map(|r| r.timestamp)
-            .collect();
-        let mut sorted = ts.clone();
-        sorted.sort_unstable();
-        assert_eq!(ts, sorted, "partition {p} out of timestamp order");
-        total += ts.len();
+        // Per partition, the merged output is sorted by timestamp.
+        let mut total = 0;
+        for p in 0..PARTITIONS {
+            let ts: Vec<i64> = engine
+                .read(&out, p, 0, usize::MAX)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.timestamp)
+                .collect();
+            let mut sorted = ts.clone();
+            sorted.sort_unstable();
+            assert_eq!(
+                ts, sorted,
+                "run {run}: partition {p} out of timestamp order"
+            );
+            total += ts.len();
+        }
+        assert_eq!(total, input.len());
+        assert_eq!(metrics.dropped_records, 0, "run {run}: no record is late");
+        check_counts(&engine, run, &input);
     }
-    assert_eq!(total, input.len());
-    assert_eq!(metrics.dropped_records, 0, "no record is late");
+}
 
+/// The last count per window of run `run` equals a plain count of `input`.
+fn check_counts(engine: &LogEngine, run: usize, input: &[(&str, i64, &str)]) {
+    const PARTITIONS: u32 = 2;
     // The last count per window equals a plain count.
     let mut expected: BTreeMap<String, i64> = BTreeMap::new();
-    for (_, t, key) in &input {
+    for (_, t, key) in input {
         let start = t - t % 500;
         *expected
             .entry(format!("[{key}@{start}/{}]", start + 500))
@@ -382,11 +398,14 @@ fn the_runtime_processes_data_in_the_log_in_timestamp_order() {
     }
     let mut got: BTreeMap<String, i64> = BTreeMap::new();
     for p in 0..PARTITIONS {
-        for r in engine.read("counts-out", p, 0, usize::MAX).unwrap() {
+        for r in engine
+            .read(&format!("counts-out-{run}"), p, 0, usize::MAX)
+            .unwrap()
+        {
             let w = String::from_utf8(r.key.unwrap()).unwrap();
             let n = i64::from_be_bytes(r.value.unwrap().try_into().unwrap());
             got.insert(w, n);
         }
     }
-    assert_eq!(got, expected);
+    assert_eq!(got, expected, "run {run}");
 }

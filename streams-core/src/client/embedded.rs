@@ -56,6 +56,69 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct EmbeddedClients {
     engine: Arc<LogEngine>,
     groups: Arc<Groups>,
+    limits: FetchLimits,
+}
+
+/// How much an embedded consumer's poll returns: Kafka's consumer settings of the same
+/// names, read from `consumer.`-prefixed properties by
+/// [`from_properties`](Self::from_properties).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchLimits {
+    /// `max.poll.records`: records per poll at most (default: no limit but the bytes).
+    pub max_poll_records: usize,
+    /// `max.partition.fetch.bytes`: bytes read per partition per poll (default 1 MiB; the
+    /// first record is returned even when it is larger).
+    pub max_partition_fetch_bytes: usize,
+    /// `fetch.max.bytes`: bytes read per poll in all (default 4 MiB).
+    pub fetch_max_bytes: usize,
+}
+
+impl Default for FetchLimits {
+    fn default() -> Self {
+        Self {
+            max_poll_records: usize::MAX,
+            max_partition_fetch_bytes: FETCH_MAX_BYTES_PER_PARTITION,
+            fetch_max_bytes: FETCH_MAX_BYTES,
+        }
+    }
+}
+
+impl FetchLimits {
+    /// The limits set in consumer properties (keys without the `consumer.` prefix);
+    /// other consumer properties are logged as ignored (they mean nothing to the embedded
+    /// engine). A value that is not a positive integer is refused, naming the setting.
+    pub fn from_properties(
+        props: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Self, crate::config::ConfigError> {
+        let mut limits = Self::default();
+        for (key, value) in props {
+            let (slot, setting) = match key.as_str() {
+                "max.poll.records" => (&mut limits.max_poll_records, "consumer.max.poll.records"),
+                "max.partition.fetch.bytes" => (
+                    &mut limits.max_partition_fetch_bytes,
+                    "consumer.max.partition.fetch.bytes",
+                ),
+                "fetch.max.bytes" => (&mut limits.fetch_max_bytes, "consumer.fetch.max.bytes"),
+                other => {
+                    tracing::warn!(
+                        setting = %format!("consumer.{other}"),
+                        "ignored: the embedded engine's consumer knows only max.poll.records, max.partition.fetch.bytes and fetch.max.bytes"
+                    );
+                    continue;
+                }
+            };
+            *slot = value
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| crate::config::ConfigError::Invalid {
+                    setting,
+                    detail: format!("`{value}` is not a positive integer"),
+                })?;
+        }
+        Ok(limits)
+    }
 }
 
 impl std::fmt::Debug for EmbeddedClients {
@@ -96,7 +159,17 @@ impl EmbeddedClients {
                 g
             }
         };
-        Self { engine, groups }
+        Self {
+            engine,
+            groups,
+            limits: FetchLimits::default(),
+        }
+    }
+
+    /// The same clients, whose consumers read at most `limits` per poll.
+    pub fn with_fetch_limits(mut self, limits: FetchLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The engine.
@@ -148,6 +221,7 @@ impl ClientSupplier for EmbeddedClients {
             self.engine.clone(),
             Some((group_id.to_string(), self.group(group_id))),
             client_id,
+            self.limits,
         )))
     }
 
@@ -156,6 +230,7 @@ impl ClientSupplier for EmbeddedClients {
             self.engine.clone(),
             None,
             client_id,
+            FetchLimits::default(),
         )))
     }
 
@@ -346,11 +421,22 @@ struct EmbeddedConsumer {
     generation: u64,
     positions: BTreeMap<TopicPartition, i64>,
     paused: BTreeSet<TopicPartition>,
+    limits: FetchLimits,
+    /// Where the next fetch starts in `positions`, so that a record limit does not always
+    /// favour the first partitions.
+    next_start: usize,
 }
 
 impl EmbeddedConsumer {
-    fn new(engine: Arc<LogEngine>, group: Option<(String, Arc<Group>)>, client_id: &str) -> Self {
+    fn new(
+        engine: Arc<LogEngine>,
+        group: Option<(String, Arc<Group>)>,
+        client_id: &str,
+        limits: FetchLimits,
+    ) -> Self {
         Self {
+            limits,
+            next_start: 0,
             engine,
             group,
             client_id: client_id.to_string(),
@@ -408,11 +494,27 @@ impl EmbeddedConsumer {
 
     fn fetch(&mut self) -> ClientResult<Vec<ConsumedRecord>> {
         let mut out = Vec::new();
-        let mut budget = FETCH_MAX_BYTES;
-        for (tp, pos) in self.positions.iter_mut() {
-            if self.paused.contains(tp) || budget == 0 {
+        let mut budget = self.limits.fetch_max_bytes;
+        let mut records_left = self.limits.max_poll_records;
+        let n = self.positions.len();
+        let first = if n == 0 { 0 } else { self.next_start % n };
+        self.next_start = self.next_start.wrapping_add(1);
+        // Round robin over the partitions, starting one further each poll.
+        let order: Vec<TopicPartition> = self
+            .positions
+            .keys()
+            .cycle()
+            .skip(first)
+            .take(n)
+            .cloned()
+            .collect();
+        for tp in order {
+            if self.paused.contains(&tp) || budget == 0 || records_left == 0 {
                 continue;
             }
+            let Some(pos) = self.positions.get_mut(&tp) else {
+                continue;
+            };
             let (start, end) = self.engine.offsets(&tp.topic, tp.partition)?;
             if *pos < start {
                 // Deleted records (retention, delete-records): continue at the log start.
@@ -425,17 +527,18 @@ impl EmbeddedConsumer {
                 &tp.topic,
                 tp.partition,
                 *pos,
-                FETCH_MAX_BYTES_PER_PARTITION.min(budget),
+                self.limits.max_partition_fetch_bytes.min(budget),
             )?;
             if records.is_empty() {
                 // Nothing left before the end (compaction removed the tail): the position
                 // moves to the end, so the partition's lag is 0 (`max.task.idle.ms`).
                 *pos = end;
             }
-            for r in records {
+            for r in records.into_iter().take(records_left) {
                 let size =
                     16 + r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len);
                 budget = budget.saturating_sub(size);
+                records_left -= 1;
                 *pos = r.offset + 1;
                 let mut headers = Headers::new();
                 for (k, v) in r.headers {
@@ -728,6 +831,72 @@ mod tests {
             engine.create_topic(t, TopicConfig::new(4)).unwrap();
         }
         (dir, EmbeddedClients::new(engine))
+    }
+
+    #[test]
+    fn fetch_limits_bound_each_poll_and_bad_values_name_the_setting() {
+        let (_dir, clients) = clients();
+        let engine = clients.engine().clone();
+        engine
+            .create_topic("t", streams_state::TopicConfig::new(2))
+            .unwrap();
+        for p in 0..2 {
+            let records: Vec<streams_state::NewRecord> = (0..50)
+                .map(|i| streams_state::NewRecord {
+                    timestamp: i,
+                    key: None,
+                    value: Some(vec![0; 10]),
+                    headers: Vec::new(),
+                })
+                .collect();
+            engine.append("t", p, &records).unwrap();
+        }
+        let props: std::collections::BTreeMap<String, String> =
+            [("max.poll.records".to_string(), "30".to_string())].into();
+        let limits = FetchLimits::from_properties(&props).unwrap();
+        let clients = clients.with_fetch_limits(limits);
+        let mut c = clients.restore_consumer("r").unwrap();
+        // The restore consumer keeps the defaults: everything at once.
+        c.assign(&[
+            (TopicPartition::new("t", 0), 0),
+            (TopicPartition::new("t", 1), 0),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.poll(Duration::ZERO, &mut NoRebalanceListener)
+                .unwrap()
+                .len(),
+            100
+        );
+        let mut c = clients.consumer("g", "c").unwrap();
+        c.subscribe(&["t".to_string()]).unwrap();
+        let mut sizes = Vec::new();
+        let mut per_partition = [0usize; 2];
+        for _ in 0..20 {
+            let got = c
+                .poll(Duration::from_millis(200), &mut NoRebalanceListener)
+                .unwrap();
+            if got.is_empty() && sizes.iter().sum::<usize>() == 100 {
+                break;
+            }
+            for r in &got {
+                per_partition[r.partition.partition as usize] += 1;
+            }
+            sizes.push(got.len());
+        }
+        assert!(sizes.iter().all(|n| *n <= 30), "{sizes:?}");
+        assert_eq!(sizes.iter().sum::<usize>(), 100);
+        assert_eq!(per_partition, [50, 50]);
+
+        for (key, value) in [("max.poll.records", "0"), ("fetch.max.bytes", "lots")] {
+            let props: std::collections::BTreeMap<String, String> =
+                [(key.to_string(), value.to_string())].into();
+            let err = FetchLimits::from_properties(&props).unwrap_err();
+            assert!(
+                err.to_string().contains(&format!("consumer.{key}")),
+                "{err}"
+            );
+        }
     }
 
     fn subs() -> Vec<String> {

@@ -378,7 +378,11 @@ impl KafkaStreams {
     pub fn new(topology: Topology, config: StreamsConfig, engine: Arc<LogEngine>) -> Result<Self> {
         config.validate()?;
         config.check_embedded_runtime()?;
-        Self::with_clients(topology, config, Arc::new(EmbeddedClients::new(engine)))
+        let limits = crate::client::embedded::FetchLimits::from_properties(
+            config.client_properties(crate::config::ClientPrefix::Consumer),
+        )?;
+        let clients = EmbeddedClients::new(engine).with_fetch_limits(limits);
+        Self::with_clients(topology, config, Arc::new(clients))
     }
 
     /// An app instance on the broker its configuration names: on Kafka at
