@@ -106,6 +106,10 @@ function render(d) {
   document.getElementById("kpi-lag").textContent = fmt(s.lag);
   document.getElementById("kpi-processed").textContent = fmt(s.processed);
   document.getElementById("kpi-windows").textContent = fmt(s.windows_closed);
+  const dropped = s.dropped_records + s.skipped_records;
+  const droppedEl = document.getElementById("kpi-dropped");
+  droppedEl.textContent = fmt(dropped);
+  droppedEl.classList.toggle("warn", dropped > 0);
   document.getElementById("kpi-alerts").textContent = fmt(d.alerts.length);
 
   const labels = d.timeline.starts.map(clock);

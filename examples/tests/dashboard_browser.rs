@@ -188,6 +188,18 @@ fn the_dashboard_shows_what_the_api_serves() {
     // The KPIs.
     assert_eq!(text(&dom, "kpi-processed").as_deref(), Some("20.0k"));
     assert_eq!(text(&dom, "kpi-lag").as_deref(), Some("0"));
+    // Dropped and skipped records are shown, and add up to what the API reports.
+    let dropped = api["status"]["dropped_records"]
+        .as_u64()
+        .expect("dropped_records")
+        + api["status"]["skipped_records"]
+            .as_u64()
+            .expect("skipped_records");
+    assert_eq!(
+        text(&dom, "kpi-dropped").map(|t| t.replace(',', "")),
+        Some(dropped.to_string()),
+        "dropped records (the test's input keeps them below the page's 10k rounding)"
+    );
     let alerts = api["alerts"].as_array().expect("alerts");
     assert_eq!(
         text(&dom, "kpi-alerts"),

@@ -10,7 +10,7 @@
 //! | route | answer |
 //! |---|---|
 //! | `GET /` | the dashboard (HTML, JS and CSS ship in the binary) |
-//! | `GET /api/status` | state, events/s, lag, records processed, windows closed |
+//! | `GET /api/status` | state, events/s, lag, records processed, windows closed, records dropped (late) and skipped |
 //! | `GET /api/dashboard` | everything the dashboard draws, in one answer |
 //! | `GET /api/top-pages?window=<start ms>&n=10` | views per page in a window (default: the latest) |
 //! | `GET /api/ctr?window=<start ms>&n=10` | click-through rate per page in a window |
@@ -187,10 +187,18 @@ pub struct Status {
     pub processed: u64,
     /// Final window results emitted.
     pub windows_closed: u64,
+    /// Records dropped by the app's operators, late records for closed windows above all
+    /// (summed over the tasks this instance runs now): a number that is not 0 means some
+    /// input is missing from the results.
+    pub dropped_records: u64,
+    /// Input records skipped (undeserializable or with an invalid timestamp, by the
+    /// configured handlers).
+    pub skipped_records: u64,
 }
 
 fn status_of(s: &WebState) -> Status {
     let state = s.streams.state();
+    let totals = s.streams.metrics().total();
     Status {
         state: format!("{state:?}"),
         instance: s.me.as_ref().map_or("local".into(), ToString::to_string),
@@ -199,6 +207,8 @@ fn status_of(s: &WebState) -> Status {
         lag: s.stats.lag(),
         processed: s.stats.processed.load(Ordering::Relaxed),
         windows_closed: s.stats.windows_closed.load(Ordering::Relaxed),
+        dropped_records: totals.dropped_records,
+        skipped_records: totals.skipped_records,
     }
 }
 
