@@ -2,14 +2,15 @@
 //! partitions, the app run by `KafkaStreams` until caught up, and every output topic checked
 //! against an independent computation from the raw events (plain maps, not the topology).
 //!
-//! Late records: the runtime processes each task's partitions in timestamp order only among
-//! the records it has fetched, and tasks after a repartition topic receive the records of
-//! all upstream tasks in whatever order they were processed, so a backlog processed at once
-//! can make on-time records look late. The test therefore writes the events in slices of
-//! five minutes of event time and waits until the app has caught up after each, with ten
-//! minutes of grace: no record can then be late (a record at `t` is processed while stream
-//! time is below `t + 5 min`, and its windows stay open until `end + 10 min > t + 10 min`),
-//! so the results must be exact (the run is clean: at-least-once reprocesses nothing).
+//! Late records: a task processes its own partitions (views and clicks of its users) in
+//! timestamp order, but tasks after a repartition topic receive the records of all upstream
+//! tasks in whatever order those were processed, so a backlog processed at once can make
+//! on-time records look late there (in Kafka Streams too). The test therefore writes the
+//! events in slices of five minutes of event time and waits until the app has caught up
+//! after each, with ten minutes of grace: no record can then be late (a record at `t` is
+//! processed while stream time is below `t + 5 min`, and its windows stay open until
+//! `end + 10 min > t + 10 min`), so the results must be exact (the run is clean:
+//! at-least-once reprocesses nothing).
 
 // Test helpers outside #[test] functions may unwrap too: a panic fails the test.
 #![allow(clippy::unwrap_used)]
