@@ -620,6 +620,23 @@ impl Task {
         }
     }
 
+    /// The timestamp of the record the task would process next (the smallest head
+    /// timestamp across its partitions), if any is queued.
+    pub(crate) fn head_timestamp(&mut self) -> Option<i64> {
+        let mut best: Option<i64> = None;
+        for inp in &self.inputs {
+            if let Some(ts) = self.ctx.nodes[inp.node]
+                .node
+                .as_mut()
+                .and_then(|b| b.as_source())
+                .and_then(|s| s.head_timestamp(inp.topic_idx))
+            {
+                best = Some(best.map_or(ts, |b| b.min(ts)));
+            }
+        }
+        best
+    }
+
     /// Processes the next record if the task is ready at wall-clock time `now` (see
     /// [`readiness`](Self::readiness)); returns false when it is not, or nothing is queued.
     pub(crate) fn process_ready(&mut self, now: i64) -> Result<bool> {

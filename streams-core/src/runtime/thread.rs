@@ -20,8 +20,12 @@ use crate::error::{Result, StreamsError};
 use crate::internals::task::{ProducedRecord, Readiness, Task, TaskEnv};
 use crate::record::{Header, TaskId};
 
-/// How many records a task processes before the thread moves to the next task.
+/// How many records a task processes at most before the thread looks for the oldest
+/// task again.
 const PROCESS_BATCH: usize = 1024;
+/// How far (event time, ms) a task of a thread may run ahead of the thread's other ready
+/// tasks before the thread switches to the oldest one (see `TaskManager::process`).
+const TASK_SKEW_MS: i64 = 100;
 /// How long a producer flush may take before the commit fails.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -470,37 +474,72 @@ impl TaskManager {
         Ok(())
     }
 
-    /// Processes queued records of every running task, a batch per task per round, until
-    /// nothing is queued or the round limit; returns how many were processed.
+    /// Processes queued records of the running tasks that are ready, oldest first: the
+    /// task whose next record has the smallest timestamp runs until its next record is more
+    /// than [`TASK_SKEW_MS`] younger than the next record of any other ready task (or
+    /// [`PROCESS_BATCH`] records), then the oldest task again, until nothing is ready or
+    /// the round's limit is reached. The tasks of a thread so move through event time
+    /// together even when they catch up a backlog, and a task after a repartition topic
+    /// receives its upstream tasks' records nearly in timestamp order (a task processing
+    /// its whole backlog before the next one made them late there). Returns how many
+    /// records were processed.
     fn process(&mut self) -> Result<usize> {
+        let now = wall_clock();
+        let ids: Vec<TaskId> = self.active.keys().copied().collect();
+        let limit = PROCESS_BATCH * 4 * ids.len().max(1);
         let mut total = 0;
-        for _ in 0..4 {
-            let mut any = false;
-            let ids: Vec<TaskId> = self.active.keys().copied().collect();
-            for id in ids {
-                let Some(a) = self.active.get_mut(&id) else {
+        while total < limit {
+            // The ready task with the oldest next record, and the oldest next record of
+            // the other ready tasks.
+            let mut oldest: Option<(i64, TaskId)> = None;
+            let mut runner_up = i64::MAX;
+            for id in &ids {
+                let Some(a) = self.active.get_mut(id) else {
                     continue;
                 };
                 if a.state != TaskState::Running {
                     continue;
                 }
-                let now = wall_clock();
                 a.task.ctx.wall_clock = now;
-                let mut n = 0;
-                while n < PROCESS_BATCH && a.task.process_ready(now)? {
-                    n += 1;
+                if matches!(a.task.readiness(now), Readiness::Waiting { .. }) {
+                    continue;
                 }
-                if n > 0 {
-                    a.e2e_latency_ms = Some(wall_clock() - a.task.ctx.current_timestamp);
+                let Some(ts) = a.task.head_timestamp() else {
+                    continue;
+                };
+                match oldest {
+                    Some((o, _)) if o <= ts => runner_up = runner_up.min(ts),
+                    _ => {
+                        if let Some((o, _)) = oldest {
+                            runner_up = runner_up.min(o);
+                        }
+                        oldest = Some((ts, *id));
+                    }
                 }
-                total += n;
-                any |= n > 0;
-                let out = a.task.take_output();
-                self.route(out)?;
             }
-            if !any {
+            let Some((_, id)) = oldest else {
+                break;
+            };
+            let Some(a) = self.active.get_mut(&id) else {
+                break;
+            };
+            let bound = runner_up.saturating_add(TASK_SKEW_MS);
+            let mut n = 0;
+            while n < PROCESS_BATCH
+                && (n == 0 || a.task.head_timestamp().is_some_and(|t| t <= bound))
+                && a.task.process_ready(now)?
+            {
+                n += 1;
+            }
+            if n > 0 {
+                a.e2e_latency_ms = Some(wall_clock() - a.task.ctx.current_timestamp);
+            }
+            let out = a.task.take_output();
+            self.route(out)?;
+            if n == 0 {
                 break;
             }
+            total += n;
         }
         Ok(total)
     }
