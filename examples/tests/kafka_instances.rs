@@ -8,6 +8,14 @@
 //! The events span less than the windows' 10 s grace, so none can be dropped as late
 //! however the instances interleave them, and they are written only once the group has
 //! formed (no rebalance while they are processed), so every count is exact.
+//!
+//! Final results, read back from the broker: once input stops, idle advance (on in the
+//! binary outside deterministic mode) moves each task's stream time on with the wall clock,
+//! so every window closes; `page_view_counts_final` must then hold exactly one record per
+//! page and window with its exact count, and `alerts` exactly one alert per user and alert
+//! window over the threshold, as recomputed from the raw events (`common::recount`, the
+//! same checks as `activity_deterministic.rs`). The events end just before a minute
+//! boundary, so their windows close about 20 s after they are written.
 
 #![cfg(feature = "kafka")]
 // Test helpers outside #[test] functions may unwrap too: a panic fails the test.
@@ -18,16 +26,20 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use common::recount::{self, Event, Expected, Settings};
 use common::{App, get, get_json, get_with, start_app};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
-use streams_core::client::ClientSupplier;
 use streams_core::client::kafka::KafkaClients;
+use streams_core::client::{ClientSupplier, NoRebalanceListener, TopicPartition};
 use streams_core::config::StreamsConfig;
 use streams_core::topology::NodeType;
 use streams_examples::activity::generator::{ActivityGenerator, GeneratorConfig, outgoing_record};
-use streams_examples::activity::{self, ActivityConfig, ActivityEvent};
+use streams_examples::activity::{
+    self, ActivityConfig, ActivityEvent, Alert, PageViewCount, PageWindow,
+};
 
 const PARTITIONS: u32 = 4;
 const EVENTS: usize = 3_000;
@@ -73,12 +85,15 @@ fn wait_for(secs: u64, what: &str, mut done: impl FnMut() -> Result<(), String>)
     }
 }
 
-/// The events, their event time within the last minute: `EVENTS` events in about 6 s. The
-/// simulation starts 10 minutes earlier and those events are left out (as the binary does),
-/// so that visits are under way and the rate is steady: a cold start spreads the first
-/// events over minutes, and the windows' grace would drop some of them as late.
+/// The events, their event time within the last 70 s: `EVENTS` events in about 6 s, from
+/// 10 s before a minute boundary (so they end before it and their windows close soon after
+/// input stops). The simulation starts 10 minutes earlier and those events are left out (as
+/// the binary does), so that visits are under way and the rate is steady: a cold start
+/// spreads the first events over minutes, and the windows' grace would drop some of them as
+/// late.
 fn events() -> Vec<ActivityEvent> {
-    let from = streams_examples::activity::web::now_ms() - MINUTE;
+    let now = streams_examples::activity::web::now_ms();
+    let from = now - now.rem_euclid(MINUTE) - 10_000;
     let config = GeneratorConfig {
         seed: 11,
         users: 400,
@@ -97,6 +112,57 @@ fn events() -> Vec<ActivityEvent> {
         "the events span {span} ms, more than the grace allows"
     );
     events
+}
+
+/// Every record of `topic` (`PARTITIONS` partitions) on the broker, read to its current end
+/// without a group, as (key, value) with keys decoded by `key` and JSON values (`None`:
+/// a tombstone), partition by partition in offset order.
+fn read_topic<K, V: DeserializeOwned>(
+    clients: &KafkaClients,
+    topic: &str,
+    key: impl Fn(&[u8]) -> K,
+) -> Vec<(K, Option<V>)> {
+    let mut reader = clients.restore_consumer("activity-test-reader").unwrap();
+    let tps: Vec<TopicPartition> = (0..PARTITIONS)
+        .map(|p| TopicPartition::new(topic, p))
+        .collect();
+    let ends: Vec<i64> = tps
+        .iter()
+        .map(|tp| reader.watermarks(tp).unwrap().1)
+        .collect();
+    reader
+        .assign(&tps.iter().map(|tp| (tp.clone(), 0)).collect::<Vec<_>>())
+        .unwrap();
+    let mut by_partition: BTreeMap<u32, Vec<(i64, K, Option<V>)>> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tps
+        .iter()
+        .zip(&ends)
+        .any(|(tp, end)| reader.position(tp).unwrap_or(0) < *end)
+    {
+        assert!(Instant::now() < deadline, "{topic} not read to its end");
+        for c in reader
+            .poll(Duration::from_millis(100), &mut NoRebalanceListener)
+            .unwrap()
+        {
+            let k = key(c.record.key.as_deref().expect("a key"));
+            let v = c
+                .record
+                .value
+                .map(|v| serde_json::from_slice(&v).unwrap_or_else(|e| panic!("{topic}: {e}")));
+            by_partition
+                .entry(c.partition.partition)
+                .or_default()
+                .push((c.record.offset, k, v));
+        }
+    }
+    by_partition
+        .into_values()
+        .flat_map(|mut records| {
+            records.sort_by_key(|(offset, _, _)| *offset);
+            records.into_iter().map(|(_, k, v)| (k, v))
+        })
+        .collect()
 }
 
 /// The same GET on every instance: the answers, which must all be equal.
@@ -296,4 +362,30 @@ fn three_instances_split_the_partitions_and_each_answers_for_every_key() {
         }
         Ok(())
     });
+
+    // The final results: once every window has closed, one per page and window and one
+    // alert per user and alert window over the threshold, each exact.
+    let events: Vec<Event> = events.iter().map(Event::of).collect();
+    let expected = Expected::from(&events, PARTITIONS, Settings::of_binary()).all_closed();
+    let windows = expected.closed_page_windows().len();
+    let json_key = |k: &[u8]| -> PageWindow { serde_json::from_slice(k).unwrap() };
+    wait_for(120, "a final result for every window", || {
+        let finals: Vec<(PageWindow, Option<PageViewCount>)> =
+            read_topic(&clients, activity::PAGE_VIEW_COUNTS_FINAL_TOPIC, json_key);
+        (finals.len() >= windows)
+            .then_some(())
+            .ok_or_else(|| format!("{} of {windows} final results", finals.len()))
+    });
+    // Late duplicates would come within a commit interval.
+    std::thread::sleep(Duration::from_secs(2));
+    let finals: Vec<(PageWindow, Option<PageViewCount>)> =
+        read_topic(&clients, activity::PAGE_VIEW_COUNTS_FINAL_TOPIC, json_key);
+    let (mut failures, finals_summary) = recount::check_final_view_counts(&finals, &expected);
+    let alerts: Vec<(String, Option<Alert>)> = read_topic(&clients, activity::ALERTS_TOPIC, |k| {
+        String::from_utf8(k.to_vec()).unwrap()
+    });
+    let (alert_failures, alerts_summary) = recount::check_alerts(&alerts, &expected);
+    failures.extend(alert_failures);
+    eprintln!("{finals_summary}; {alerts_summary}");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -202,6 +202,56 @@ impl ActivityGenerator {
         }
     }
 
+    /// A generator whose visits are already under way at `config.start_ms`: the simulation
+    /// starts `warm_up` earlier and the events before `config.start_ms` are dropped, so the
+    /// first event is at `start_ms` or later and the rate is steady from the start (a
+    /// simulation started cold spreads its first events over minutes while visits ramp up).
+    /// The activity binary uses it with 10 minutes of warm-up.
+    ///
+    /// Nothing depends on the wall clock: the same settings and `warm_up` give the same
+    /// events, which is what the binary's deterministic mode (`--start-time`) relies on.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streams_examples::activity::generator::{ActivityGenerator, GeneratorConfig};
+    /// let config = GeneratorConfig { seed: 7, start_ms: 1_700_000_000_000, ..GeneratorConfig::default() };
+    /// let warm_up = Duration::from_secs(600);
+    /// let a: Vec<_> = ActivityGenerator::under_way(config.clone(), warm_up).take(100).collect();
+    /// let b: Vec<_> = ActivityGenerator::under_way(config, warm_up).take(100).collect();
+    /// assert_eq!(a, b);
+    /// assert!(a[0].ts() >= 1_700_000_000_000);
+    /// ```
+    pub fn under_way(config: GeneratorConfig, warm_up: Duration) -> Self {
+        let start_ms = config.start_ms;
+        let warm_up_ms = i64::try_from(warm_up.as_millis()).unwrap_or(i64::MAX);
+        let mut generator = Self::new(GeneratorConfig {
+            start_ms: start_ms.saturating_sub(warm_up_ms),
+            ..config
+        });
+        generator.skip_before(start_ms);
+        generator
+    }
+
+    /// Drops the events before `ts`: afterwards the next event is at `ts` or later.
+    fn skip_before(&mut self, ts: i64) {
+        loop {
+            let next_visit = self.next_visit as i64;
+            match self.pending.peek() {
+                // The next event (as in `next`): kept if it is at `ts` or later.
+                Some(Reverse(p)) if p.ts <= next_visit => {
+                    if p.ts >= ts {
+                        return;
+                    }
+                    self.pending.pop();
+                }
+                _ => {
+                    self.start_visit(next_visit);
+                    self.next_visit += exponential(&mut self.rng, self.mean_visit_gap_ms);
+                }
+            }
+        }
+    }
+
     fn schedule(&mut self, event: ActivityEvent) {
         self.seq += 1;
         self.pending.push(Reverse(Pending {
@@ -595,6 +645,76 @@ mod tests {
         .take(2_000)
         .collect();
         assert_ne!(a, c);
+    }
+
+    /// What a deterministic run writes to the input topics: `n` events of a generator under
+    /// way at `start_ms`, appended to a fresh engine as a producer would send them, read back
+    /// as (topic, partition, record) in offset order.
+    fn deterministic_input(
+        seed: u64,
+        start_ms: i64,
+        n: usize,
+    ) -> Vec<(&'static str, u32, streams_core::runtime::LogRecord)> {
+        let config = GeneratorConfig {
+            seed,
+            start_ms,
+            events_per_second: 20.0,
+            ..GeneratorConfig::default()
+        };
+        let events = ActivityGenerator::under_way(config, Duration::from_secs(600)).take(n);
+        let dir = tempfile::tempdir().unwrap();
+        let engine = LogEngine::open(&dir.path().join("log")).unwrap();
+        create_input_topics(&engine, 4).unwrap();
+        assert_eq!(append_events(&engine, events, 4).unwrap(), n);
+        let mut out = Vec::new();
+        for topic in [PAGE_VIEWS_TOPIC, CLICKS_TOPIC] {
+            for p in 0..4 {
+                for r in engine.read(topic, p, 0, usize::MAX).unwrap() {
+                    out.push((topic, p, r));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_same_seed_and_start_give_the_same_input_bytes() {
+        let start = 1_700_000_000_000;
+        let a = deterministic_input(5, start, 3_000);
+        assert_eq!(a.len(), 3_000);
+        assert_eq!(a, deterministic_input(5, start, 3_000));
+        assert_ne!(a, deterministic_input(6, start, 3_000));
+        let later = deterministic_input(5, start + 3_600_000, 3_000);
+        assert_ne!(a, later);
+        // Event time starts at the start time, with visits already under way (views with
+        // the referrer `internal` continue visits that began before it).
+        let first = a.iter().map(|(_, _, r)| r.timestamp).min().unwrap();
+        assert!((start..start + 5_000).contains(&first), "{first}");
+        let continued = a.iter().take(100).any(|(_, _, r)| {
+            String::from_utf8_lossy(r.value.as_deref().unwrap()).contains("\"internal\"")
+        });
+        assert!(continued);
+    }
+
+    #[test]
+    fn under_way_is_a_started_generator_without_its_first_events() {
+        let config = GeneratorConfig {
+            seed: 9,
+            start_ms: 1_700_000_600_000,
+            ..GeneratorConfig::default()
+        };
+        let warm_up = Duration::from_secs(600);
+        let skipped: Vec<_> = ActivityGenerator::new(GeneratorConfig {
+            start_ms: config.start_ms - 600_000,
+            ..config.clone()
+        })
+        .skip_while(|e| e.ts() < config.start_ms)
+        .take(2_000)
+        .collect();
+        let under_way: Vec<_> = ActivityGenerator::under_way(config, warm_up)
+            .take(2_000)
+            .collect();
+        assert_eq!(under_way, skipped);
     }
 
     #[test]

@@ -5,8 +5,13 @@
 //! writes seeded, realistic page views and clicks into `page_views` and `clicks` at `--rate`
 //! events per second (event time follows the wall clock), the app processes them, and the
 //! dashboard is served at `http://127.0.0.1:8080/`. A one-line status (events/s, lag,
-//! windows closed) is refreshed every second on a terminal (printed every 5 s otherwise);
-//! Ctrl-C (or SIGTERM) stops it cleanly.
+//! windows closed, records dropped as late or skipped) is refreshed every second on a
+//! terminal (printed every 5 s otherwise); Ctrl-C (or SIGTERM) stops it cleanly.
+//!
+//! With `--start-time MS --events N` the input is deterministic: event time starts at `MS`
+//! instead of following the wall clock and the events are written as fast as possible, so
+//! two runs with the same seed write the same input (with `--exit-when-done`, a batch run
+//! whose results can be checked exactly: `examples/tests/activity_deterministic.rs`).
 //!
 //! With `--bootstrap-servers host:port` it runs on Kafka; instances started with the same
 //! application id (and their own `--port` and `--data-dir`) form a consumer group, split the
@@ -48,6 +53,13 @@ USAGE: activity [FLAGS]
   --rate R                  generated events per second (default 200); 0 = as fast as possible
   --events N                stop generating after N events (default: never)
   --seed S                  generator seed (default 42)
+  --start-time MS           deterministic input: event time starts at MS (ms since the
+                            epoch) instead of following the wall clock, --rate is only the
+                            events per second of event time, and the --events N events are
+                            written as fast as possible; the same --seed, --start-time,
+                            --rate and --events write the same input bytes (also with
+                            --record). Idle advance is off (it follows the wall clock);
+                            --set streams.idle.advance.ms=5000 turns it back on
   --replay FILE             send the events of a recording (JSON lines) instead of generating
   --record FILE             write --events N generated events to FILE and exit
   --no-generate             only process (another instance or producer writes the input)
@@ -72,6 +84,8 @@ struct Args {
     rate: f64,
     events: Option<u64>,
     seed: u64,
+    /// `--start-time`: deterministic input whose event time starts here.
+    start_time: Option<i64>,
     replay: Option<PathBuf>,
     record: Option<PathBuf>,
     generate: bool,
@@ -91,6 +105,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         rate: 200.0,
         events: None,
         seed: 42,
+        start_time: None,
         replay: None,
         record: None,
         generate: true,
@@ -119,6 +134,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
             "--rate" => a.rate = value(&flag, &mut it)?,
             "--events" => a.events = Some(value(&flag, &mut it)?),
             "--seed" => a.seed = value(&flag, &mut it)?,
+            "--start-time" => a.start_time = Some(value(&flag, &mut it)?),
             "--replay" => a.replay = Some(value(&flag, &mut it)?),
             "--record" => a.record = Some(value(&flag, &mut it)?),
             "--no-generate" => a.generate = false,
@@ -145,6 +161,9 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
     if a.record.is_some() && a.events.is_none() {
         return Err("--record needs --events N (how many events to write)".into());
     }
+    if a.start_time.is_some() && (a.events.is_none() || a.replay.is_some()) {
+        return Err("--start-time needs --events N (and generated input, not --replay)".into());
+    }
     if a.exit_when_done && a.events.is_none() && a.replay.is_none() {
         return Err("--exit-when-done needs bounded input: --events N or --replay FILE".into());
     }
@@ -154,16 +173,17 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
 type AppResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// How long the simulation runs before its first event is sent (see [`Source::new`]).
-const WARM_UP_MS: i64 = 10 * 60 * 1000;
+const WARM_UP: Duration = Duration::from_secs(10 * 60);
 
 /// The events the generator thread sends, with their wall-clock pacing.
 enum Source {
     /// Generated: event time starts now and is followed in real time at `rate` events/s
-    /// (or, unpaced, starts early enough that the last of `events` is about now).
+    /// (or, unpaced, starts early enough that the last of `events` is about now; or, with
+    /// `--start-time`, starts there, unpaced).
     Generated {
         events: Option<u64>,
         paced: bool,
-        generator: Box<std::iter::Peekable<ActivityGenerator>>,
+        generator: Box<ActivityGenerator>,
         start_ms: i64,
     },
     /// A recording, sent at `rate` events/s with its own timestamps.
@@ -178,24 +198,28 @@ impl Source {
                 RateLimiter::new(args.rate),
             ));
         }
-        let paced = args.rate > 0.0;
-        // Unpaced bounded runs simulate 200 events/s of event time ending about now.
-        let simulated = if paced { args.rate } else { 200.0 };
-        let start_ms = match (paced, args.events) {
-            (false, Some(n)) => now_ms() - (n as f64 / simulated * 1000.0) as i64,
+        // Deterministic input (`--start-time`) is never paced: nothing depends on the clock.
+        let paced = args.rate > 0.0 && args.start_time.is_none();
+        // Unpaced bounded runs simulate 200 events/s of event time ending about now, or
+        // `--rate` events/s from `--start-time`.
+        let simulated = if args.rate > 0.0 { args.rate } else { 200.0 };
+        let start_ms = match (args.start_time, paced, args.events) {
+            (Some(start), _, _) => start,
+            (None, false, Some(n)) => now_ms() - (n as f64 / simulated * 1000.0) as i64,
             _ => now_ms(),
         };
         // Visits last minutes: a simulation that started at `start_ms` would ramp up for
         // minutes. It starts WARM_UP earlier and the events before `start_ms` are skipped, so
         // visits are in progress and the rate is steady from the first second.
-        let mut generator = ActivityGenerator::new(GeneratorConfig {
-            seed: args.seed,
-            start_ms: start_ms - WARM_UP_MS,
-            events_per_second: simulated,
-            ..GeneratorConfig::default()
-        })
-        .peekable();
-        while generator.next_if(|e| e.ts() < start_ms).is_some() {}
+        let generator = ActivityGenerator::under_way(
+            GeneratorConfig {
+                seed: args.seed,
+                start_ms,
+                events_per_second: simulated,
+                ..GeneratorConfig::default()
+            },
+            WARM_UP,
+        );
         Ok(Source::Generated {
             events: args.events,
             paced,
@@ -377,7 +401,13 @@ fn main() {
 fn run(args: Args) -> AppResult<()> {
     if let Some(path) = args.record.clone() {
         let n = args.events.unwrap_or_default();
-        let mut source = Source::new(&Args { rate: 0.0, ..args })?;
+        // Unpaced; with --start-time, --rate is the simulated rate, as when the app runs.
+        let rate = if args.start_time.is_some() {
+            args.rate
+        } else {
+            0.0
+        };
+        let mut source = Source::new(&Args { rate, ..args })?;
         let started = Instant::now();
         let mut events = Vec::new();
         while let Some(e) = source.next(started, events.len() as u64)? {
@@ -415,8 +445,11 @@ async fn serve(args: Args) -> AppResult<()> {
         .with_state_dir(data_dir.join("state"))
         .with_commit_interval(Duration::from_secs(1))
         .with_num_stream_threads(args.threads)
-        .with_idle_advance(Duration::from_secs(5))
         .with_application_server(me.to_string());
+    // Idle advance moves stream time with the wall clock: not with deterministic input.
+    if args.start_time.is_none() {
+        config = config.with_idle_advance(Duration::from_secs(5));
+    }
     if let Some(servers) = &args.bootstrap_servers {
         config = config.with_bootstrap_servers(servers.split(',').map(str::trim));
     }
@@ -483,13 +516,15 @@ async fn serve(args: Args) -> AppResult<()> {
                 })
                 .await;
                 n += 1;
+                let totals = streams.metrics().total();
                 let line = format!(
-                    "{:?} · {} events/s · lag {} · {} events processed · {} windows closed",
+                    "{:?} · {} events/s · lag {} · {} events processed · {} windows closed · {} dropped",
                     streams.state(),
                     stats.events_per_sec(),
                     stats.lag(),
                     stats.processed(),
                     stats.windows_closed.load(Ordering::Relaxed),
+                    totals.dropped_records + totals.skipped_records,
                 );
                 let mut out = std::io::stdout().lock();
                 if tty {
@@ -659,5 +694,41 @@ mod tests {
         );
         assert!(args("--record f").unwrap_err().contains("--events"));
         assert!(args("--set nothing").unwrap_err().contains("KEY=VALUE"));
+        assert!(args("--start-time 5").unwrap_err().contains("--events"));
+        assert!(
+            args("--start-time 5 --events 3 --replay f")
+                .unwrap_err()
+                .contains("--replay")
+        );
+        assert!(
+            args("--start-time x")
+                .unwrap_err()
+                .contains("--start-time x")
+        );
+    }
+
+    #[test]
+    fn deterministic_input_does_not_depend_on_the_clock() {
+        let a = args("--start-time 1700000000000 --events 500 --rate 20 --seed 3")
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.start_time, Some(1_700_000_000_000));
+        let events = |a: &Args| {
+            let mut source = Source::new(a).unwrap();
+            let started = Instant::now();
+            let mut out = Vec::new();
+            while let Some(e) = source.next(started, out.len() as u64).unwrap() {
+                out.push(e);
+            }
+            out
+        };
+        let first = events(&a);
+        assert_eq!(first.len(), 500);
+        assert!(first[0].ts() >= 1_700_000_000_000);
+        // 500 events at 20 per second of event time: about 25 s, written at once.
+        let span = first[499].ts() - first[0].ts();
+        assert!((15_000..40_000).contains(&span), "{span} ms");
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(events(&a), first);
     }
 }

@@ -1,13 +1,17 @@
-//! What the tests of the activity binary share: starting it as a process, and plain HTTP
-//! GETs on the loopback.
+//! What the tests of the activity binary share: starting it as a process (or running it
+//! to its end), plain HTTP GETs on the loopback, reading topics back through the `streams`
+//! CLI, and the app's outputs recomputed from its input ([`recount`]).
 
 // Test helpers may unwrap: a panic fails the test.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
+pub(crate) mod recount;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -88,4 +92,141 @@ pub(crate) fn get_with(port: u16, path: &str, headers: &str) -> Result<String, S
 pub(crate) fn get_json(port: u16, path: &str) -> Value {
     let body = get(port, path).unwrap_or_else(|e| panic!("GET {path}: {e}"));
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+}
+
+/// How a run of the activity binary to its end went.
+pub(crate) struct Finished {
+    /// Whether it exited with status 0 (false also when it was killed at the timeout).
+    pub(crate) success: bool,
+    /// Its exit status, or "killed after the timeout".
+    pub(crate) status: String,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+    pub(crate) elapsed: Duration,
+}
+
+impl Finished {
+    /// The last `n` lines of stderr, for a failure message.
+    pub(crate) fn stderr_tail(&self, n: usize) -> String {
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+}
+
+/// Runs the activity binary with `args` (plus `--port 0`) until it exits, killing it after
+/// `timeout`; stdout and stderr are collected.
+pub(crate) fn run_app(args: &[&str], timeout: Duration) -> Finished {
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_activity"))
+        .args(["--port", "0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the activity binary starts");
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("piped stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("piped stderr")));
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("the child can be waited for") {
+            break Some(status);
+        }
+        if started.elapsed() >= timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    Finished {
+        success: status.is_some_and(|s| s.success()),
+        status: status.map_or_else(
+            || format!("killed after the timeout of {timeout:?}"),
+            |s| s.to_string(),
+        ),
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+        elapsed: started.elapsed(),
+    }
+}
+
+/// The `streams` CLI (the `streams` binary of streams-state): `$STREAMS_CLI` if set, else
+/// next to the activity binary in the target directory. Cargo builds it for
+/// `cargo test --workspace`; for a single test, `cargo build -p streams-state --bin streams`
+/// first (a test cannot run cargo: cargo holds the target directory's lock while tests run).
+pub(crate) fn streams_cli() -> PathBuf {
+    let path = std::env::var_os("STREAMS_CLI").map_or_else(
+        || Path::new(env!("CARGO_BIN_EXE_activity")).with_file_name("streams"),
+        PathBuf::from,
+    );
+    assert!(
+        path.is_file(),
+        "the `streams` CLI is not at {}: run `cargo build -p streams-state --bin streams` \
+         (same CARGO_TARGET_DIR) or set STREAMS_CLI",
+        path.display()
+    );
+    path
+}
+
+/// One record as `streams consume` prints it; `None` for a null key or value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CliRecord {
+    pub(crate) partition: u32,
+    pub(crate) offset: i64,
+    pub(crate) timestamp: i64,
+    pub(crate) key: Option<String>,
+    pub(crate) value: Option<String>,
+}
+
+/// Every record of `topic` in the embedded engine's directory `log_dir`, read with
+/// `streams --data-dir <log_dir> consume <topic> --from-beginning` (partition by partition,
+/// in offset order): the CLI's output as printed, and its records. An error names the topic
+/// and carries the CLI's stderr (an unknown topic, a directory still locked by an app).
+pub(crate) fn consume(log_dir: &Path, topic: &str) -> Result<(String, Vec<CliRecord>), String> {
+    let out = Command::new(streams_cli())
+        .arg("--data-dir")
+        .arg(log_dir)
+        .args(["consume", topic, "--from-beginning"])
+        .env_remove("STREAMS_DATA_DIR")
+        .output()
+        .map_err(|e| format!("streams consume {topic}: {e}"))?;
+    let text = String::from_utf8(out.stdout).map_err(|e| format!("{topic}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "streams consume {topic}: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let records = text
+        .lines()
+        .map(|line| parse_cli_record(line).ok_or_else(|| format!("{topic}: not a record: {line}")))
+        .collect::<Result<_, _>>()?;
+    Ok((text, records))
+}
+
+/// `Partition:P\tOffset:O\tTimestamp:T\tKEY\tVALUE` (`null` for a null key or value).
+fn parse_cli_record(line: &str) -> Option<CliRecord> {
+    let mut fields = line.splitn(5, '\t');
+    let mut number =
+        |label: &str| -> Option<i64> { fields.next()?.strip_prefix(label)?.parse().ok() };
+    let partition = u32::try_from(number("Partition:")?).ok()?;
+    let offset = number("Offset:")?;
+    let timestamp = number("Timestamp:")?;
+    let text = |s: &str| (s != "null").then(|| s.to_string());
+    let key = text(fields.next()?);
+    let value = text(fields.next()?);
+    Some(CliRecord {
+        partition,
+        offset,
+        timestamp,
+        key,
+        value,
+    })
 }

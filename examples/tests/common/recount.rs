@@ -1,0 +1,702 @@
+//! The activity app's outputs recomputed from its raw input events with plain maps (no DSL,
+//! no topology), and checks of the records of each output topic against them that return
+//! every difference as a readable failure (the first few examples of each kind).
+//!
+//! The definitions are those of `examples/src/activity/topology.rs` and docs/ACTIVITY.md:
+//! tumbling, epoch-aligned, end-exclusive windows; views per page per window; views and
+//! clicks per page per window (click-through rate); sessions of a user's views and clicks
+//! split where the pause exceeds the gap; alerts for more than the threshold clicks of a
+//! user in one alert window; final results and alerts only for closed windows (stream time
+//! reached end + grace), one record per window.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Debug;
+use std::time::Duration;
+
+use streams_core::partitioner::partition_for_key;
+use streams_examples::activity::{
+    ActivityConfig, ActivityEvent, Alert, ClickThroughRate, PageViewCount, PageWindow, SessionKey,
+    UserSession,
+};
+
+/// How many examples a failure lists.
+const EXAMPLES: usize = 5;
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap()
+}
+
+/// The app's window settings in ms.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    pub(crate) window: i64,
+    pub(crate) grace: i64,
+    pub(crate) gap: i64,
+    pub(crate) alert_window: i64,
+    pub(crate) alert_grace: i64,
+    pub(crate) threshold: i64,
+}
+
+impl Settings {
+    /// The settings of the `activity` binary (`ActivityConfig::default()`).
+    pub(crate) fn of_binary() -> Self {
+        let c = ActivityConfig::default();
+        Self {
+            window: ms(c.window_size),
+            grace: ms(c.grace),
+            gap: ms(c.session_gap),
+            alert_window: ms(c.alert_window),
+            alert_grace: ms(c.alert_grace),
+            threshold: c.alert_threshold,
+        }
+    }
+}
+
+/// One input event: a page view or a click.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Event {
+    pub(crate) view: bool,
+    pub(crate) user: String,
+    pub(crate) page: String,
+    pub(crate) ts: i64,
+}
+
+impl Event {
+    /// The event of a generated view or click.
+    pub(crate) fn of(e: &ActivityEvent) -> Self {
+        Self {
+            view: matches!(e, ActivityEvent::PageView(_)),
+            user: e.user_id().to_string(),
+            page: e.page().to_string(),
+            ts: e.ts(),
+        }
+    }
+}
+
+/// The start of the window of `size` that holds `ts`.
+pub(crate) fn window_start(ts: i64, size: i64) -> i64 {
+    ts - ts.rem_euclid(size)
+}
+
+/// A page's window, for messages.
+fn page_window(page: &str, start: i64, size: i64) -> String {
+    format!("{page} [{start}, {})", start + size)
+}
+
+/// What the app must compute from the input, and when its windows close.
+#[derive(Debug)]
+pub(crate) struct Expected {
+    pub(crate) settings: Settings,
+    pub(crate) partitions: u32,
+    /// (page, window start) -> (views, clicks).
+    pub(crate) per_page: BTreeMap<(String, i64), (i64, i64)>,
+    /// (user, first event, last event) -> (views, clicks).
+    pub(crate) sessions: BTreeMap<(String, i64, i64), (i64, i64)>,
+    /// (user, alert window start) -> clicks.
+    pub(crate) clicks_per_user_window: BTreeMap<(String, i64), i64>,
+    /// The latest view of each partition of the by-page repartition topic (a page's
+    /// partition is murmur2 of its name; only views are counted).
+    pub(crate) latest_view: Vec<i64>,
+    /// The latest event (view or click) of each by-page partition: its task's stream time.
+    pub(crate) latest_by_page: Vec<i64>,
+    /// The latest click of each input partition (a user's partition is murmur2 of the user
+    /// id; only clicks are counted for alerts).
+    pub(crate) latest_click: Vec<i64>,
+    /// The latest event of each input partition: its task's stream time.
+    pub(crate) latest_by_user: Vec<i64>,
+    pub(crate) views: i64,
+    pub(crate) clicks: i64,
+    /// Every window has closed (see [`Self::all_closed`]).
+    all_closed: bool,
+}
+
+/// When the windows of one task close: a window whose `end + grace` is at or before `sure`
+/// has closed whatever the order of processing; one after `latest` (the stream time the
+/// task reached) cannot have closed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Closing {
+    pub(crate) sure: i64,
+    pub(crate) latest: i64,
+}
+
+impl Closing {
+    /// Every window has closed.
+    const ALL: Closing = Closing {
+        sure: i64::MAX,
+        latest: i64::MAX,
+    };
+
+    /// How far the task's stream time went, for messages.
+    fn reached(&self) -> String {
+        if self.latest == i64::MAX {
+            "every window has closed".into()
+        } else {
+            format!("its task's stream time reached {}", self.latest)
+        }
+    }
+}
+
+impl Expected {
+    /// The outputs of `events` on `partitions` partitions.
+    pub(crate) fn from(events: &[Event], partitions: u32, settings: Settings) -> Self {
+        let mut e = Expected {
+            settings,
+            partitions,
+            per_page: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            clicks_per_user_window: BTreeMap::new(),
+            latest_view: vec![i64::MIN; partitions as usize],
+            latest_by_page: vec![i64::MIN; partitions as usize],
+            latest_click: vec![i64::MIN; partitions as usize],
+            latest_by_user: vec![i64::MIN; partitions as usize],
+            views: 0,
+            clicks: 0,
+            all_closed: false,
+        };
+        let mut per_user: BTreeMap<&str, Vec<(i64, bool)>> = BTreeMap::new();
+        for ev in events {
+            let by_page = e.page_partition(&ev.page);
+            let by_user = e.user_partition(&ev.user);
+            e.latest_by_page[by_page] = e.latest_by_page[by_page].max(ev.ts);
+            e.latest_by_user[by_user] = e.latest_by_user[by_user].max(ev.ts);
+            let slot = e
+                .per_page
+                .entry((ev.page.clone(), window_start(ev.ts, settings.window)))
+                .or_default();
+            if ev.view {
+                slot.0 += 1;
+                e.views += 1;
+                e.latest_view[by_page] = e.latest_view[by_page].max(ev.ts);
+            } else {
+                slot.1 += 1;
+                e.clicks += 1;
+                e.latest_click[by_user] = e.latest_click[by_user].max(ev.ts);
+                *e.clicks_per_user_window
+                    .entry((ev.user.clone(), window_start(ev.ts, settings.alert_window)))
+                    .or_default() += 1;
+            }
+            per_user.entry(&ev.user).or_default().push((ev.ts, ev.view));
+        }
+        // Sessions: a user's events in time order, split where the pause exceeds the gap (a
+        // pause of exactly the gap keeps the session).
+        for (user, mut evs) in per_user {
+            evs.sort_unstable();
+            let mut current: Option<(i64, i64, i64, i64)> = None;
+            for (ts, view) in evs {
+                let (v, c) = if view { (1, 0) } else { (0, 1) };
+                current = match current {
+                    Some((start, end, views, clicks)) if ts - end <= settings.gap => {
+                        Some((start, ts, views + v, clicks + c))
+                    }
+                    Some((start, end, views, clicks)) => {
+                        e.sessions
+                            .insert((user.to_string(), start, end), (views, clicks));
+                        Some((ts, ts, v, c))
+                    }
+                    None => Some((ts, ts, v, c)),
+                };
+            }
+            if let Some((start, end, views, clicks)) = current {
+                e.sessions
+                    .insert((user.to_string(), start, end), (views, clicks));
+            }
+        }
+        e
+    }
+
+    /// The same, for an app whose tasks' stream time went past every window: with idle
+    /// advance (the binary's default outside deterministic mode) it follows the wall clock
+    /// once input stops, so every window closes and every final result and alert is due.
+    pub(crate) fn all_closed(self) -> Self {
+        Self {
+            all_closed: true,
+            ..self
+        }
+    }
+
+    fn page_partition(&self, page: &str) -> usize {
+        partition_for_key(page.as_bytes(), self.partitions) as usize
+    }
+
+    fn user_partition(&self, user: &str) -> usize {
+        partition_for_key(user.as_bytes(), self.partitions) as usize
+    }
+
+    /// When the view-count windows of `page` close. The suppression closes a window once
+    /// the time it observed (the largest timestamp of the count updates that reached it)
+    /// reaches `end + grace`. The latest view of the page's partition is counted, and the
+    /// update of its window, whose timestamp is at least that window's start, reaches the
+    /// suppression at the latest when the app commits on close: that start is `sure`. The
+    /// task's stream time, its latest view or click, is `latest`.
+    pub(crate) fn page_closing(&self, page: &str) -> Closing {
+        if self.all_closed {
+            return Closing::ALL;
+        }
+        let p = self.page_partition(page);
+        Closing {
+            sure: window_start(self.latest_view[p], self.settings.window),
+            latest: self.latest_by_page[p],
+        }
+    }
+
+    /// When the alert windows of `user` close: as [`Self::page_closing`], with the clicks
+    /// and the events of the user's input partition and alert windows.
+    pub(crate) fn user_closing(&self, user: &str) -> Closing {
+        if self.all_closed {
+            return Closing::ALL;
+        }
+        let p = self.user_partition(user);
+        Closing {
+            sure: window_start(self.latest_click[p], self.settings.alert_window),
+            latest: self.latest_by_user[p],
+        }
+    }
+
+    /// The page windows whose final result must be on `page_view_counts_final`.
+    pub(crate) fn closed_page_windows(&self) -> BTreeSet<(String, i64)> {
+        let s = self.settings;
+        self.per_page
+            .iter()
+            .filter(|((page, start), (views, _))| {
+                *views > 0 && start + s.window + s.grace <= self.page_closing(page).sure
+            })
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// The alerts that must be on `alerts`: (user, window start) -> clicks.
+    pub(crate) fn closed_alerts(&self) -> BTreeMap<(String, i64), i64> {
+        let s = self.settings;
+        self.clicks_per_user_window
+            .iter()
+            .filter(|((user, start), n)| {
+                **n > s.threshold
+                    && start + s.alert_window + s.alert_grace <= self.user_closing(user).sure
+            })
+            .map(|(k, n)| (k.clone(), *n))
+            .collect()
+    }
+}
+
+/// "N things, e.g." followed by the first examples, one per line.
+pub(crate) fn listed(what: String, examples: &[String]) -> String {
+    let mut out = what;
+    for e in examples.iter().take(EXAMPLES) {
+        out.push_str("\n    ");
+        out.push_str(e);
+    }
+    if examples.len() > EXAMPLES {
+        out.push_str(&format!("\n    ... and {} more", examples.len() - EXAMPLES));
+    }
+    out
+}
+
+/// The latest value per key, in topic order (per key that is production order).
+fn latest<K: Ord + Clone, V: Clone>(records: &[(K, Option<V>)]) -> BTreeMap<K, Option<V>> {
+    records.iter().cloned().collect()
+}
+
+/// Compares a table (the latest value per key) with what it should be; a failure lists
+/// wrong, missing and unexpected keys.
+fn compare<K: Ord + Debug, V: PartialEq + Debug>(
+    what: &str,
+    got: &BTreeMap<K, V>,
+    want: &BTreeMap<K, V>,
+    show: impl Fn(&K) -> String,
+) -> Option<String> {
+    let mut wrong = Vec::new();
+    let mut missing = Vec::new();
+    for (k, v) in want {
+        match got.get(k) {
+            None => missing.push(format!("{}: expected {v:?}, missing", show(k))),
+            Some(g) if g != v => wrong.push(format!("{}: expected {v:?}, got {g:?}", show(k))),
+            Some(_) => {}
+        }
+    }
+    let extra: Vec<String> = got
+        .iter()
+        .filter(|(k, _)| !want.contains_key(k))
+        .map(|(k, g)| format!("{}: not expected, got {g:?}", show(k)))
+        .collect();
+    if wrong.is_empty() && missing.is_empty() && extra.is_empty() {
+        return None;
+    }
+    let mut examples = wrong.clone();
+    examples.extend(missing.iter().cloned());
+    examples.extend(extra.iter().cloned());
+    Some(listed(
+        format!(
+            "{what}: {} keys with a wrong value, {} missing, {} unexpected (of {} expected), e.g.",
+            wrong.len(),
+            missing.len(),
+            extra.len(),
+            want.len()
+        ),
+        &examples,
+    ))
+}
+
+/// `page_view_counts`: the latest count of every window with views is its exact count.
+pub(crate) fn check_view_counts(
+    records: &[(PageWindow, Option<PageViewCount>)],
+    e: &Expected,
+) -> Vec<String> {
+    let size = e.settings.window;
+    let mut failures = Vec::new();
+    let mut got = BTreeMap::new();
+    let mut counted = 0;
+    for (k, v) in latest(records) {
+        match v {
+            Some(v) if (v.page.as_str(), v.start, v.end) == (k.page.as_str(), k.start, k.end) => {
+                counted += v.views;
+                got.insert((k.page, k.start), v.views);
+            }
+            other => failures.push(format!("page_view_counts: {k:?} holds {other:?}")),
+        }
+    }
+    let want: BTreeMap<(String, i64), i64> = e
+        .per_page
+        .iter()
+        .filter(|(_, (views, _))| *views > 0)
+        .map(|(k, (views, _))| (k.clone(), *views))
+        .collect();
+    let show = |(page, start): &(String, i64)| page_window(page, *start, size);
+    if let Some(f) = compare("page_view_counts (views)", &got, &want, show) {
+        failures.push(format!(
+            "{f}\n  (the latest counts add up to {counted} of the input's {} views)",
+            e.views
+        ));
+    }
+    failures
+}
+
+/// `page_view_counts_final`: one record per window, the window's exact count, only for
+/// closed windows, and every window that must have closed present. Returns the failures
+/// and a summary (how many finals, how many were required).
+pub(crate) fn check_final_view_counts(
+    records: &[(PageWindow, Option<PageViewCount>)],
+    e: &Expected,
+) -> (Vec<String>, String) {
+    let s = e.settings;
+    let show = |page: &str, start: i64| page_window(page, start, s.window);
+    let mut failures = Vec::new();
+    let mut emitted: BTreeMap<(String, i64), Vec<i64>> = BTreeMap::new();
+    let mut malformed = Vec::new();
+    for (k, v) in records {
+        match v {
+            Some(v)
+                if (v.page.as_str(), v.start, v.end) == (k.page.as_str(), k.start, k.end)
+                    && k.end - k.start == s.window =>
+            {
+                emitted
+                    .entry((k.page.clone(), k.start))
+                    .or_default()
+                    .push(v.views);
+            }
+            other => malformed.push(format!("{k:?}: {other:?}")),
+        }
+    }
+    if !malformed.is_empty() {
+        failures.push(listed(
+            format!(
+                "page_view_counts_final: {} records whose value is null or does not match its key, e.g.",
+                malformed.len()
+            ),
+            &malformed,
+        ));
+    }
+    let expected_views = |k: &(String, i64)| e.per_page.get(k).map_or(0, |(views, _)| *views);
+    let twice: Vec<String> = emitted
+        .iter()
+        .filter(|(_, views)| views.len() > 1)
+        .map(|(k, views)| {
+            format!(
+                "{}: {} results with {views:?} views (expected one, {})",
+                show(&k.0, k.1),
+                views.len(),
+                expected_views(k)
+            )
+        })
+        .collect();
+    if !twice.is_empty() {
+        failures.push(listed(
+            format!(
+                "page_view_counts_final: {} windows emitted more than once, e.g.",
+                twice.len()
+            ),
+            &twice,
+        ));
+    }
+    let wrong: Vec<String> = emitted
+        .iter()
+        .filter(|(k, views)| views.iter().any(|v| *v != expected_views(k)))
+        .map(|(k, views)| {
+            format!(
+                "{}: expected {} views, got {views:?}",
+                show(&k.0, k.1),
+                expected_views(k)
+            )
+        })
+        .collect();
+    if !wrong.is_empty() {
+        failures.push(listed(
+            format!(
+                "page_view_counts_final: {} of {} emitted windows have a wrong count, e.g.",
+                wrong.len(),
+                emitted.len()
+            ),
+            &wrong,
+        ));
+    }
+    let unclosed: Vec<String> = emitted
+        .keys()
+        .filter(|(page, start)| start + s.window + s.grace > e.page_closing(page).latest)
+        .map(|(page, start)| {
+            format!(
+                "{}: end + grace {} is after the stream time of its task, {}",
+                show(page, *start),
+                start + s.window + s.grace,
+                e.page_closing(page).latest
+            )
+        })
+        .collect();
+    if !unclosed.is_empty() {
+        failures.push(listed(
+            format!(
+                "page_view_counts_final: {} results for windows that cannot have closed, e.g.",
+                unclosed.len()
+            ),
+            &unclosed,
+        ));
+    }
+    let required = e.closed_page_windows();
+    let missing: Vec<String> = required
+        .iter()
+        .filter(|k| !emitted.contains_key(*k))
+        .map(|k| {
+            format!(
+                "{}: {} views, closed at {} ({})",
+                show(&k.0, k.1),
+                expected_views(k),
+                k.1 + s.window + s.grace,
+                e.page_closing(&k.0).reached()
+            )
+        })
+        .collect();
+    if !missing.is_empty() {
+        failures.push(listed(
+            format!(
+                "page_view_counts_final: {} of the {} windows that must have closed have no final result, e.g.",
+                missing.len(),
+                required.len()
+            ),
+            &missing,
+        ));
+    }
+    let summary = format!(
+        "{} final view counts ({} records; {} windows required)",
+        emitted.len(),
+        records.len(),
+        required.len()
+    );
+    (failures, summary)
+}
+
+/// `click_through_rate`: the latest record of every window with views or clicks has the
+/// window's exact views and clicks, and `ctr` = clicks / views (null without views).
+pub(crate) fn check_click_through_rates(
+    records: &[(PageWindow, Option<ClickThroughRate>)],
+    e: &Expected,
+) -> Vec<String> {
+    let size = e.settings.window;
+    let mut failures = Vec::new();
+    let mut got = BTreeMap::new();
+    for (k, v) in latest(records) {
+        let Some(v) =
+            v.filter(|v| (v.page.as_str(), v.start, v.end) == (k.page.as_str(), k.start, k.end))
+        else {
+            failures.push(format!(
+                "click_through_rate: {k:?} holds a null or mismatched value"
+            ));
+            continue;
+        };
+        // The ratio, recomputed from the record's own counts (a JSON float need not parse
+        // back to the last bit).
+        let ratio_ok = match (v.ctr, v.views) {
+            (None, 0) => true,
+            (Some(ctr), views) if views > 0 => {
+                let exact = v.clicks as f64 / views as f64;
+                (ctr - exact).abs() <= 1e-12 * exact.max(1.0)
+            }
+            _ => false,
+        };
+        if !ratio_ok {
+            failures.push(format!("click_through_rate: {k:?}: ctr does not fit {v:?}"));
+        }
+        got.insert((k.page, k.start), (v.views, v.clicks));
+    }
+    let show = |(page, start): &(String, i64)| page_window(page, *start, size);
+    if let Some(f) = compare(
+        "click_through_rate (views, clicks)",
+        &got,
+        &e.per_page,
+        show,
+    ) {
+        failures.push(f);
+    }
+    failures
+}
+
+/// `user_sessions`: the sessions still standing (latest value per key not null) are exactly
+/// the sessions of the input, with their views and clicks.
+pub(crate) fn check_sessions(
+    records: &[(SessionKey, Option<UserSession>)],
+    e: &Expected,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    let mut got = BTreeMap::new();
+    for (k, v) in latest(records) {
+        let Some(v) = v else { continue };
+        if (v.user_id.as_str(), v.start, v.end, v.duration_ms)
+            != (k.user_id.as_str(), k.start, k.end, k.end - k.start)
+        {
+            failures.push(format!("user_sessions: {k:?} holds {v:?}"));
+        }
+        got.insert((k.user_id, k.start, k.end), (v.views, v.clicks));
+    }
+    let show = |(user, start, end): &(String, i64, i64)| format!("{user} [{start}, {end}]");
+    if let Some(f) = compare("user_sessions (views, clicks)", &got, &e.sessions, show) {
+        failures.push(f);
+    }
+    failures
+}
+
+/// `alerts`: one alert per user and closed alert window over the threshold, with the exact
+/// clicks, only for closed windows, and every alert that must have been raised present.
+/// Returns the failures and a summary.
+pub(crate) fn check_alerts(
+    records: &[(String, Option<Alert>)],
+    e: &Expected,
+) -> (Vec<String>, String) {
+    let s = e.settings;
+    let show = |user: &str, start: i64| format!("{user} [{start}, {})", start + s.alert_window);
+    let mut failures = Vec::new();
+    let mut emitted: BTreeMap<(String, i64), Vec<i64>> = BTreeMap::new();
+    let mut malformed = Vec::new();
+    for (user, alert) in records {
+        match alert {
+            Some(a) if a.user_id == *user && a.window_end - a.window_start == s.alert_window => {
+                emitted
+                    .entry((user.clone(), a.window_start))
+                    .or_default()
+                    .push(a.clicks);
+            }
+            other => malformed.push(format!("{user}: {other:?}")),
+        }
+    }
+    if !malformed.is_empty() {
+        failures.push(listed(
+            format!("alerts: {} malformed records, e.g.", malformed.len()),
+            &malformed,
+        ));
+    }
+    let expected_clicks = |k: &(String, i64)| e.clicks_per_user_window.get(k).copied().unwrap_or(0);
+    let twice: Vec<String> = emitted
+        .iter()
+        .filter(|(_, clicks)| clicks.len() > 1)
+        .map(|(k, clicks)| {
+            format!(
+                "{}: {} alerts with {clicks:?} clicks (expected one, {})",
+                show(&k.0, k.1),
+                clicks.len(),
+                expected_clicks(k)
+            )
+        })
+        .collect();
+    if !twice.is_empty() {
+        failures.push(listed(
+            format!(
+                "alerts: {} windows alerted more than once, e.g.",
+                twice.len()
+            ),
+            &twice,
+        ));
+    }
+    let wrong: Vec<String> = emitted
+        .iter()
+        .filter(|(k, clicks)| {
+            clicks.iter().any(|c| *c != expected_clicks(k)) || expected_clicks(k) <= s.threshold
+        })
+        .map(|(k, clicks)| {
+            format!(
+                "{}: expected {} clicks (an alert above {}), got {clicks:?}",
+                show(&k.0, k.1),
+                expected_clicks(k),
+                s.threshold
+            )
+        })
+        .collect();
+    if !wrong.is_empty() {
+        failures.push(listed(
+            format!(
+                "alerts: {} of {} alerts have wrong clicks or should not exist, e.g.",
+                wrong.len(),
+                emitted.len()
+            ),
+            &wrong,
+        ));
+    }
+    let unclosed: Vec<String> = emitted
+        .keys()
+        .filter(|(user, start)| {
+            start + s.alert_window + s.alert_grace > e.user_closing(user).latest
+        })
+        .map(|(user, start)| {
+            format!(
+                "{}: end + grace {} is after the stream time of its task, {}",
+                show(user, *start),
+                start + s.alert_window + s.alert_grace,
+                e.user_closing(user).latest
+            )
+        })
+        .collect();
+    if !unclosed.is_empty() {
+        failures.push(listed(
+            format!(
+                "alerts: {} alerts for windows that cannot have closed, e.g.",
+                unclosed.len()
+            ),
+            &unclosed,
+        ));
+    }
+    let required = e.closed_alerts();
+    let missing: Vec<String> = required
+        .iter()
+        .filter(|(k, _)| !emitted.contains_key(*k))
+        .map(|(k, n)| {
+            format!(
+                "{}: {n} clicks, closed at {} ({})",
+                show(&k.0, k.1),
+                k.1 + s.alert_window + s.alert_grace,
+                e.user_closing(&k.0).reached()
+            )
+        })
+        .collect();
+    if !missing.is_empty() {
+        failures.push(listed(
+            format!(
+                "alerts: {} of the {} alerts that must have been raised are missing, e.g.",
+                missing.len(),
+                required.len()
+            ),
+            &missing,
+        ));
+    }
+    let summary = format!(
+        "{} alerts ({} records; {} required)",
+        emitted.len(),
+        records.len(),
+        required.len()
+    );
+    (failures, summary)
+}
