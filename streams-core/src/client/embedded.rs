@@ -774,7 +774,15 @@ impl Admin for EmbeddedAdmin {
         if topic.compact {
             config.cleanup = CleanupPolicy::Compact;
         }
-        Ok(self.engine.create_topic(&topic.name, config)?)
+        match self.engine.create_topic(&topic.name, config) {
+            Ok(()) => Ok(()),
+            // Created by someone else since the check (another stream thread auto-creating
+            // the same output topic): the caller wants to know it exists.
+            Err(_) if self.engine.topics().iter().any(|(n, _)| *n == topic.name) => {
+                Err(ClientError::TopicExists(topic.name.clone()))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn topics(&self) -> ClientResult<BTreeMap<String, u32>> {

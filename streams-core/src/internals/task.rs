@@ -620,6 +620,19 @@ impl Task {
         }
     }
 
+    /// Whether the task has processed everything in its partitions' logs as the consumer
+    /// last saw them: nothing queued and every lag 0.
+    pub(crate) fn caught_up(&mut self) -> bool {
+        self.inputs.iter().all(|inp| {
+            inp.lag == Some(0)
+                && self.ctx.nodes[inp.node]
+                    .node
+                    .as_mut()
+                    .and_then(|b| b.as_source())
+                    .is_none_or(|s| s.head_timestamp(inp.topic_idx).is_none())
+        })
+    }
+
     /// The timestamp of the record the task would process next (the smallest head
     /// timestamp across its partitions), if any is queued.
     pub(crate) fn head_timestamp(&mut self) -> Option<i64> {

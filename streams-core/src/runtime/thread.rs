@@ -25,7 +25,7 @@ use crate::record::{Header, TaskId};
 const PROCESS_BATCH: usize = 1024;
 /// How far (event time, ms) a task of a thread may run ahead of the thread's other ready
 /// tasks before the thread switches to the oldest one (see `TaskManager::process`).
-const TASK_SKEW_MS: i64 = 100;
+const TASK_SKEW_MS: i64 = 1000;
 /// How long a producer flush may take before the commit fails.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -216,10 +216,12 @@ impl StreamThread {
                 self.tm.delivered(polled)?;
                 let requested = self.tm.active.values().any(|a| a.task.ctx.commit_requested);
                 // Someone waits for this instance to catch up: commit as soon as the input
-                // is drained, so that results are visible.
+                // is drained (the logs, not only the fetched records), so that results are
+                // visible.
                 let waited = self.dirty
                     && shared.waiters.load(Ordering::SeqCst) > 0
-                    && self.tm.next_work(wall_clock()) != Work::Now;
+                    && self.tm.next_work(wall_clock()) != Work::Now
+                    && self.tm.caught_up();
                 if requested || waited || last_commit.elapsed() >= interval {
                     self.commit()?;
                     last_commit = Instant::now();
@@ -421,6 +423,14 @@ impl TaskManager {
             }
         }
         next
+    }
+
+    /// Whether every running task has processed all of its partitions' logs (as the
+    /// consumer last saw them).
+    fn caught_up(&mut self) -> bool {
+        self.active
+            .values_mut()
+            .all(|a| a.state != TaskState::Running || a.task.caught_up())
     }
 
     /// Gives each running task the lag of its input partitions as the consumer saw it in
@@ -1066,6 +1076,11 @@ impl RebalanceListener for TaskManager {
         self.pending.clear();
         self.unread.clear();
         self.assigned = false;
+        // Restoring tasks were closed: when one comes back, its changelogs must be
+        // assigned again from its checkpoint, even if the list of partitions is the same
+        // (the restore consumer's positions moved on while it restored).
+        self.restore_assignment.clear();
+        self.reassigned = true;
         Ok(offsets)
     }
 
