@@ -1,5 +1,5 @@
 //! End-to-end benchmarks of the runtime (`KafkaStreams`, one stream thread) on the embedded
-//! log engine, with the standard workloads of `shared/bench/workloads.md`:
+//! log engine, with the standard workloads of docs/BENCHMARKS.md:
 //!
 //! - W0 read: every input record read through the engine, and through the embedded consumer
 //!   the runtime uses (the ceiling);

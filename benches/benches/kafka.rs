@@ -1,5 +1,5 @@
 //! The runtime on a Kafka-protocol broker against a hand-written librdkafka loop, with the
-//! standard workloads of `shared/bench/workloads.md`:
+//! standard workloads of docs/BENCHMARKS.md:
 //!
 //! - W0 read: every input record through the framework's Kafka consumer (the ceiling);
 //! - hand-written W1: an `rdkafka` consume-transform-produce loop (group consumer, parse

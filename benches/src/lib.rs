@@ -1,4 +1,4 @@
-//! Shared parts of the benchmarks: the standard workloads' input (shared/bench/workloads.md)
+//! Shared parts of the benchmarks: the standard workloads' input (docs/BENCHMARKS.md)
 //! and topologies, and the statistics of the reports.
 
 #![allow(missing_docs)]

@@ -79,7 +79,7 @@ impl Zipf {
     }
 }
 
-/// Generates the standard benchmark workload's page views (see shared/bench/workloads.md):
+/// Generates the standard benchmark workload's page views (see docs/BENCHMARKS.md):
 /// users uniform over `users`, pages Zipf over `pages`, event time advancing about 1 ms per
 /// record from `start_ms` with a little jitter.
 #[derive(Debug, Clone)]
