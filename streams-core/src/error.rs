@@ -144,9 +144,46 @@ pub enum StreamsError {
     /// A client (consumer, producer, admin) failed.
     #[error(transparent)]
     Client(#[from] crate::client::ClientError),
+    /// A stream thread failed and the application stopped; `cause` is that thread's error
+    /// (a record that does not deserialize under the `fail` handler, a broker refusing
+    /// writes...), the same text the thread logged.
+    #[error("the app stopped: {cause}")]
+    Stopped {
+        /// The failed thread's error.
+        cause: String,
+    },
+    /// An operation of the runtime did not complete in time (`wait_until_caught_up`, a
+    /// close whose threads did not stop).
+    #[error("{operation} did not complete within {after:?}{}", detail_suffix(.detail))]
+    Timeout {
+        /// What was waited for.
+        operation: String,
+        /// How long.
+        after: std::time::Duration,
+        /// What is known about why (may be empty).
+        detail: String,
+    },
+    /// The operating system refused something the runtime needs: a thread, a signal
+    /// handler.
+    #[error("{what}: {source}")]
+    System {
+        /// What was attempted.
+        what: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A bug in the framework: please report it.
     #[error("internal error (a bug in the framework, please report it): {0}")]
     Internal(String),
+}
+
+fn detail_suffix(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(" ({detail})")
+    }
 }
 
 impl StreamsError {

@@ -318,11 +318,16 @@ fn by_default_a_failed_thread_stops_the_instance_with_the_error() {
         Arc::new(AtomicBool::new(false)),
     );
     app.start().unwrap();
-    let err = app.wait_until_caught_up(WAIT).unwrap_err().to_string();
+    let err = app.wait_until_caught_up(WAIT).unwrap_err();
+    // The cause, not "a bug in the framework".
+    assert!(matches!(err, StreamsError::Stopped { .. }), "{err:?}");
+    let err = err.to_string();
     assert!(err.contains("poisoned"), "{err}");
+    assert!(!err.contains("bug in the framework"), "{err}");
     assert_eq!(app.state(), StreamsState::Error);
-    let err = app.close().unwrap_err().to_string();
-    assert!(err.contains("poisoned"), "{err}");
+    let err = app.close().unwrap_err();
+    assert!(matches!(err, StreamsError::Stopped { .. }), "{err:?}");
+    assert!(err.to_string().contains("poisoned"), "{err}");
 }
 
 #[test]

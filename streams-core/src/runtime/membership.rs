@@ -144,10 +144,9 @@ pub(crate) fn spawn_reader(instance: &Arc<Instance>, topic: String) -> Result<()
                 }
             }
         })
-        .map_err(|e| {
-            crate::error::StreamsError::Internal(format!(
-                "cannot start the announcement reader: {e}"
-            ))
+        .map_err(|source| crate::error::StreamsError::System {
+            what: "cannot start the announcement reader",
+            source,
         })?;
     lock(&instance.shared.inner).handles.push(handle);
     Ok(())

@@ -777,7 +777,7 @@ impl KafkaStreams {
             {
                 let inner = lock(&self.shared.inner);
                 if let Some(e) = &inner.error {
-                    return Err(StreamsError::Internal(format!("the app stopped: {e}")));
+                    return Err(StreamsError::Stopped { cause: e.clone() });
                 }
                 let now_caught_up = inner.state == Some(StreamsState::Running)
                     && !inner.threads.is_empty()
@@ -799,10 +799,11 @@ impl KafkaStreams {
                 }
             }
             if Instant::now() >= deadline {
-                return Err(StreamsError::Internal(format!(
-                    "not caught up after {timeout:?} (state {:?})",
-                    self.state()
-                )));
+                return Err(StreamsError::Timeout {
+                    operation: "catching up".into(),
+                    after: timeout,
+                    detail: format!("state {:?}", self.state()),
+                });
             }
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -836,9 +837,11 @@ impl KafkaStreams {
                 while !h.is_finished() {
                     if Instant::now() >= deadline {
                         lock(&self.shared.inner).handles.push(h);
-                        return Err(StreamsError::Internal(format!(
-                            "the stream threads did not stop within {timeout:?}"
-                        )));
+                        return Err(StreamsError::Timeout {
+                            operation: "stopping the stream threads".into(),
+                            after: timeout,
+                            detail: String::new(),
+                        });
                     }
                     std::thread::sleep(Duration::from_millis(2));
                 }
@@ -849,7 +852,7 @@ impl KafkaStreams {
         match error {
             Some(e) => {
                 self.shared.transition(StreamsState::Error);
-                Err(StreamsError::Internal(format!("the app stopped: {e}")))
+                Err(StreamsError::Stopped { cause: e })
             }
             None => {
                 self.shared.transition(StreamsState::NotRunning);
@@ -876,14 +879,19 @@ impl KafkaStreams {
 ///
 /// # Errors
 ///
-/// [`StreamsError::Internal`] when the signal handlers cannot be installed.
+/// [`StreamsError::System`] when the signal handlers cannot be installed.
 #[cfg(unix)]
 pub async fn shutdown_signal() -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())
-        .map_err(|e| StreamsError::Internal(format!("cannot watch SIGTERM: {e}")))?;
+    let mut term = signal(SignalKind::terminate()).map_err(|source| StreamsError::System {
+        what: "cannot watch SIGTERM",
+        source,
+    })?;
     tokio::select! {
-        r = tokio::signal::ctrl_c() => r.map_err(|e| StreamsError::Internal(format!("cannot watch Ctrl-C: {e}"))),
+        r = tokio::signal::ctrl_c() => r.map_err(|source| StreamsError::System {
+            what: "cannot watch Ctrl-C",
+            source,
+        }),
         _ = term.recv() => Ok(()),
     }
 }
@@ -892,12 +900,15 @@ pub async fn shutdown_signal() -> Result<()> {
 ///
 /// # Errors
 ///
-/// [`StreamsError::Internal`] when the signal handler cannot be installed.
+/// [`StreamsError::System`] when the signal handler cannot be installed.
 #[cfg(not(unix))]
 pub async fn shutdown_signal() -> Result<()> {
     tokio::signal::ctrl_c()
         .await
-        .map_err(|e| StreamsError::Internal(format!("cannot watch Ctrl-C: {e}")))
+        .map_err(|source| StreamsError::System {
+            what: "cannot watch Ctrl-C",
+            source,
+        })
 }
 
 impl Drop for KafkaStreams {
@@ -1004,7 +1015,10 @@ fn spawn_thread(instance: &Arc<Instance>) -> Result<()> {
                 shared.fail(e.to_string());
             }
         })
-        .map_err(|e| StreamsError::Internal(format!("cannot start a stream thread: {e}")))?;
+        .map_err(|source| StreamsError::System {
+            what: "cannot start a stream thread",
+            source,
+        })?;
     lock(&instance.shared.inner).handles.push(handle);
     Ok(())
 }
