@@ -324,7 +324,7 @@ impl ClientPrefix {
 /// assert_eq!(config.to_properties()["commit.interval.ms"], "5000");
 /// # Ok::<(), streams_core::config::ConfigError>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct StreamsConfig {
     application_id: String,
     bootstrap_servers: Vec<String>,
@@ -350,6 +350,17 @@ pub struct StreamsConfig {
     clients: [BTreeMap<String, String>; 5],
     idle_advance_ms: Option<i64>,
     repartition_purge: bool,
+}
+
+/// Prints every setting as [`StreamsConfig::to_properties`] gives it: secrets of client
+/// settings (passwords, JAAS configs, tokens, private keys) as `[hidden]`, so a config can be
+/// logged.
+impl std::fmt::Debug for StreamsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamsConfig")
+            .field("properties", &self.to_properties())
+            .finish()
+    }
 }
 
 /// Default of `statestore.cache.max.bytes`: 10 MiB, as in Kafka Streams.
@@ -2047,6 +2058,12 @@ mod tests {
         );
         let props = c.to_properties();
         assert_eq!(props["admin.sasl.jaas.config"], "[hidden]");
+        // Debug output (what logs and error messages print) hides them too.
+        let printed = format!("{c:?}");
+        assert!(
+            printed.contains("[hidden]") && !printed.contains("secret stuff"),
+            "{printed}"
+        );
         assert_eq!(props["main.consumer.fetch.min.bytes"], "1");
         let err = load(&[("application.id", "a"), ("consumer.", "1")]).unwrap_err();
         assert!(matches!(err, ConfigError::Unknown { .. }), "{err}");
