@@ -110,6 +110,44 @@ fn word_count_is_exact_across_restarts_and_a_lost_state_directory() {
     assert_eq!(final_counts(&engine), expected);
 }
 
+/// A checkpoint past the end of its changelog (the changelog was deleted and created again)
+/// does not describe the stores: the task's state is wiped and restored from the new
+/// changelog, as Kafka Streams does with a corrupted task, instead of running on with
+/// counts the changelog no longer backs.
+#[test]
+fn a_checkpoint_past_the_changelog_end_wipes_and_restores_the_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Arc::new(LogEngine::open(&dir.path().join("log")).unwrap());
+    engine
+        .create_topic("sentences", TopicConfig::new(4))
+        .unwrap();
+    let state = dir.path().join("state");
+    let mut expected = HashMap::new();
+    produce(&engine, 0, 400, &mut expected);
+    run_app(&engine, &state);
+    assert_eq!(final_counts(&engine), expected);
+
+    // The changelog starts over, empty; the checkpoints still name its old end.
+    let config = engine.topic_config("wc-counts-changelog").unwrap();
+    engine.delete_topic("wc-counts-changelog").unwrap();
+    engine.create_topic("wc-counts-changelog", config).unwrap();
+    // New sentences: the restored (empty) counts plus these, not the old counts plus these.
+    let mut fresh = HashMap::new();
+    produce(&engine, 400, 100, &mut fresh);
+    run_app(&engine, &state);
+    let mut latest = HashMap::new();
+    for p in 0..4 {
+        for r in engine.read("word-counts", p, 0, usize::MAX).unwrap() {
+            let w = String::from_utf8(r.key.unwrap()).unwrap();
+            let n = i64::from_be_bytes(r.value.unwrap().try_into().unwrap());
+            latest.insert(w, n);
+        }
+    }
+    for (w, n) in &fresh {
+        assert_eq!(latest.get(w), Some(n), "{w}: counted from the old state");
+    }
+}
+
 #[test]
 fn a_missing_source_topic_or_state_dir_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();

@@ -821,6 +821,9 @@ impl Task {
             .task_dir
             .as_ref()
             .map(|d| streams_state::Checkpoint::read(&d.join(Checkpoint::FILE_NAME)));
+        if let Some(streams_state::CheckpointRead::Corrupt(reason)) = &checkpoint {
+            warn!(task = %self.ctx.id, %reason, "the task's checkpoint is damaged; restoring its stores from the start of their changelogs");
+        }
         self.changelogs
             .iter()
             .map(|p| {

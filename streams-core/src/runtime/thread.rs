@@ -747,7 +747,39 @@ impl TaskManager {
     }
 
     /// Reads the end of every restoring changelog partition (restoration runs up to it).
+    /// A checkpoint past a changelog's end (the changelog was deleted and created again, or
+    /// lost records) does not describe the stores: the task's state is wiped and restored
+    /// from the start, with a warning.
     fn start_restoring(&mut self, id: TaskId) -> Result<()> {
+        let Some(a) = self.active.get_mut(&id) else {
+            return Ok(());
+        };
+        let mut beyond = Vec::new();
+        for (p, (next, _)) in &a.restoring {
+            let tp = TopicPartition::new(p.topic.as_str(), p.partition);
+            let (_, e) = self.restore.watermarks(&tp)?;
+            if *next > e {
+                beyond.push(format!(
+                    "{}-{} checkpoint {next}, end {e}",
+                    p.topic, p.partition
+                ));
+            }
+        }
+        if !beyond.is_empty() {
+            tracing::warn!(task = %id, changelogs = %beyond.join(", "), "checkpoint past the end of a changelog: wiping the task's state and restoring it from the start");
+            if let Some(mut old) = self.active.remove(&id) {
+                old.task.close()?;
+                self.instance.state_dir.wipe_task(&id.to_string())?;
+                let task = self.new_task(id)?;
+                old.restoring = task
+                    .restore_starts()
+                    .into_iter()
+                    .map(|(p, start)| (p, (start, start)))
+                    .collect();
+                old.task = task;
+                self.active.insert(id, old);
+            }
+        }
         let Some(a) = self.active.get_mut(&id) else {
             return Ok(());
         };
