@@ -5,10 +5,16 @@
 // Test helpers outside #[test] functions may unwrap too: a panic fails the test.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+use streams_core::client::embedded::EmbeddedClients;
+use streams_core::client::{
+    Admin, ClientError, ClientResult, ClientSupplier, Consumer, NewTopic, Producer, TopicPartition,
+};
 
 use streams_core::partitioner::partition_for_key;
 use streams_core::prelude::*;
@@ -146,6 +152,89 @@ fn a_checkpoint_past_the_changelog_end_wipes_and_restores_the_state() {
     for (w, n) in &fresh {
         assert_eq!(latest.get(w), Some(n), "{w}: counted from the old state");
     }
+}
+
+/// Clients whose admin refuses DeleteRecords (as some Kafka-protocol brokers do), counting
+/// the attempts.
+struct NoPurge {
+    inner: EmbeddedClients,
+    refused: Arc<AtomicUsize>,
+}
+
+struct NoPurgeAdmin {
+    inner: Arc<dyn Admin>,
+    refused: Arc<AtomicUsize>,
+}
+
+impl Admin for NoPurgeAdmin {
+    fn create_topic(&self, topic: &NewTopic) -> ClientResult<()> {
+        self.inner.create_topic(topic)
+    }
+    fn topics(&self) -> ClientResult<BTreeMap<String, u32>> {
+        self.inner.topics()
+    }
+    fn delete_topic(&self, topic: &str) -> ClientResult<()> {
+        self.inner.delete_topic(topic)
+    }
+    fn delete_records(&self, _partition: &TopicPartition, _offset: i64) -> ClientResult<()> {
+        self.refused.fetch_add(1, Ordering::SeqCst);
+        Err(ClientError::Broker {
+            operation: "DeleteRecords".into(),
+            detail: "the connection was closed".into(),
+        })
+    }
+}
+
+impl ClientSupplier for NoPurge {
+    fn consumer(&self, group_id: &str, client_id: &str) -> ClientResult<Box<dyn Consumer>> {
+        self.inner.consumer(group_id, client_id)
+    }
+    fn restore_consumer(&self, client_id: &str) -> ClientResult<Box<dyn Consumer>> {
+        self.inner.restore_consumer(client_id)
+    }
+    fn producer(&self, client_id: &str) -> ClientResult<Box<dyn Producer>> {
+        self.inner.producer(client_id)
+    }
+    fn admin(&self) -> ClientResult<Arc<dyn Admin>> {
+        Ok(Arc::new(NoPurgeAdmin {
+            inner: self.inner.admin()?,
+            refused: self.refused.clone(),
+        }))
+    }
+}
+
+/// A broker that breaks on the repartition purge costs disk, not the app: the thread warns
+/// once, stops purging and counts on exactly.
+#[test]
+fn a_refused_repartition_purge_is_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Arc::new(LogEngine::open(&dir.path().join("log")).unwrap());
+    engine
+        .create_topic("sentences", TopicConfig::new(4))
+        .unwrap();
+    let mut expected = HashMap::new();
+    produce(&engine, 0, 300, &mut expected);
+    let refused = Arc::new(AtomicUsize::new(0));
+    let clients = Arc::new(NoPurge {
+        inner: EmbeddedClients::new(engine.clone()),
+        refused: refused.clone(),
+    });
+    let config = StreamsConfig::new("wc")
+        .with_state_dir(dir.path().join("state"))
+        .with_commit_interval(Duration::from_millis(20));
+    let mut app = KafkaStreams::with_clients(word_count(), config, clients).unwrap();
+    app.start().unwrap();
+    app.wait_until_caught_up(Duration::from_secs(30)).unwrap();
+    produce(&engine, 300, 200, &mut expected);
+    app.wait_until_caught_up(Duration::from_secs(30)).unwrap();
+    assert_eq!(app.state(), StreamsState::Running);
+    app.close().unwrap();
+    assert_eq!(final_counts(&engine), expected);
+    assert_eq!(
+        refused.load(Ordering::SeqCst),
+        1,
+        "tried once, then no more"
+    );
 }
 
 #[test]

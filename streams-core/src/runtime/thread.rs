@@ -91,6 +91,8 @@ struct TaskManager {
     production_errors_skipped: u64,
     /// A new assignment to announce (see `membership`), when the instance announces.
     announce: Option<Vec<TopicPartition>>,
+    /// Deleting repartition records failed once: no more attempts.
+    purge_failed: bool,
 }
 
 /// One stream thread (see the [module docs](self)).
@@ -142,6 +144,7 @@ impl StreamThread {
             unread: BTreeMap::new(),
             production_errors_skipped: 0,
             announce: None,
+            purge_failed: false,
             instance: instance.clone(),
         };
         Ok(Self {
@@ -670,14 +673,24 @@ impl TaskManager {
         Ok(ends)
     }
 
-    /// Deletes committed records of repartition topics: nobody needs them any more.
-    fn purge_repartition(&self, offsets: &[(TopicPartition, i64)]) -> Result<()> {
-        if !self.instance.config.repartition_purge() {
+    /// Deletes committed records of repartition topics: nobody needs them any more. A
+    /// broker that refuses (or breaks on) DeleteRecords costs disk, not correctness: the
+    /// first failure is logged once and this thread stops purging.
+    fn purge_repartition(&mut self, offsets: &[(TopicPartition, i64)]) -> Result<()> {
+        if !self.instance.config.repartition_purge() || self.purge_failed {
             return Ok(());
         }
         for (tp, offset) in offsets {
-            if self.instance.repartition.contains(&*tp.topic) {
-                self.admin.delete_records(tp, *offset)?;
+            if self.instance.repartition.contains(&*tp.topic)
+                && let Err(e) = self.admin.delete_records(tp, *offset)
+            {
+                tracing::warn!(
+                    partition = %tp,
+                    error = %e,
+                    "deleting committed records of a repartition topic failed; this thread goes on without purging (set streams.repartition.purge=false to skip it)"
+                );
+                self.purge_failed = true;
+                return Ok(());
             }
         }
         Ok(())
