@@ -22,6 +22,9 @@ pub struct TaskMetrics {
     /// up and `max.task.idle.ms` had passed, so the task did not wait for it (Kafka's
     /// `enforced-processing-total`). Only tasks with several input partitions count.
     pub enforced_processing: u64,
+    /// Of the dropped records, those with a null key or value for a key or value type that
+    /// has no null (not an `Option`): skipped at the source.
+    pub null_records: u64,
 }
 
 impl AddAssign for TaskMetrics {
@@ -33,5 +36,6 @@ impl AddAssign for TaskMetrics {
         self.punctuations += o.punctuations;
         self.idle_advances += o.idle_advances;
         self.enforced_processing += o.enforced_processing;
+        self.null_records += o.null_records;
     }
 }

@@ -9,7 +9,7 @@ use tracing::warn;
 use crate::Data;
 use crate::error::{Result, StreamsError};
 use crate::record::{RawRecord, Record, RecordMetadata};
-use crate::serde::SerdeRef;
+use crate::serde::{SerdeError, SerdeRef};
 use crate::time::{ExtractorRef, InvalidTimestampPolicy};
 
 use super::node::{Children, NodeOps};
@@ -82,14 +82,23 @@ impl<K: Data, V: Data> SourceOps for SourceNode<K, V> {
             .queues
             .get_mut(topic_idx)
             .ok_or_else(|| StreamsError::Internal(format!("source has no topic {topic_idx}")))?;
+        // A null key or value is a valid Kafka record (a keyless event, a tombstone), not a
+        // deserialization error: a type that cannot hold it (not an `Option`) skips the
+        // record and counts it as dropped, as Kafka Streams' aggregations do with null keys.
         let key = match self.key_serde.deserialize_nullable(raw.key.as_deref()) {
             Ok(k) => k,
+            Err(SerdeError::UnexpectedNull { type_name }) => {
+                return skip_null(task, "key", type_name, &queue.topic, self.partition, &raw);
+            }
             Err(e) => {
                 return task.on_deserialization_error("key", &queue.topic, self.partition, &raw, e);
             }
         };
         let value = match self.value_serde.deserialize_nullable(raw.value.as_deref()) {
             Ok(v) => v,
+            Err(SerdeError::UnexpectedNull { type_name }) => {
+                return skip_null(task, "value", type_name, &queue.topic, self.partition, &raw);
+            }
             Err(e) => {
                 return task.on_deserialization_error(
                     "value",
@@ -181,4 +190,24 @@ impl<K: Data, V: Data> SourceOps for SourceNode<K, V> {
         task.metrics.processed += 1;
         self.children.forward(task, record)
     }
+}
+
+/// Skips a record whose key or value is null for a type without a null, counting it as
+/// dropped; logged at `warn` for the first such record of a task, at `debug` after.
+fn skip_null(
+    task: &mut TaskContext,
+    which: &'static str,
+    type_name: &'static str,
+    topic: &str,
+    partition: u32,
+    raw: &RawRecord,
+) -> Result<()> {
+    if task.metrics.null_records == 0 {
+        warn!(task = %task.id, topic, partition, offset = raw.offset, "skipping a record with a null {which}: `{type_name}` has no null (use Option<{type_name}> to receive such records); counted in dropped_records");
+    } else {
+        tracing::debug!(task = %task.id, topic, partition, offset = raw.offset, "skipping a record with a null {which}");
+    }
+    task.metrics.null_records += 1;
+    task.metrics.dropped_records += 1;
+    Ok(())
 }
