@@ -1,5 +1,6 @@
 //! Driver tests of bad input: records that do not deserialize (each deserialization
-//! handler), null keys and values (skipped and counted), invalid timestamps (each policy), and event time taken from values.
+//! handler), null keys and values (skipped and counted), invalid timestamps (each policy),
+//! and event time taken from values.
 
 use serde::{Deserialize, Serialize};
 use streams_core::config::dlq_headers;
