@@ -378,9 +378,28 @@ impl KafkaStreams {
     pub fn new(topology: Topology, config: StreamsConfig, engine: Arc<LogEngine>) -> Result<Self> {
         config.validate()?;
         config.check_embedded_runtime()?;
-        let limits = crate::client::embedded::FetchLimits::from_properties(
-            config.client_properties(crate::config::ClientPrefix::Consumer),
-        )?;
+        use crate::config::ClientPrefix;
+        // The main consumer's settings: `consumer.`, overridden by `main.consumer.`.
+        let mut consumer = config.client_properties(ClientPrefix::Consumer).clone();
+        consumer.extend(
+            config
+                .client_properties(ClientPrefix::MainConsumer)
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        let limits = crate::client::embedded::FetchLimits::from_properties(&consumer)?;
+        for prefix in [
+            ClientPrefix::Producer,
+            ClientPrefix::Admin,
+            ClientPrefix::RestoreConsumer,
+        ] {
+            for key in config.client_properties(prefix).keys() {
+                tracing::warn!(
+                    setting = %format!("{}{key}", prefix.prefix()),
+                    "ignored: Kafka client settings mean nothing to the embedded engine"
+                );
+            }
+        }
         let clients = EmbeddedClients::new(engine).with_fetch_limits(limits);
         Self::with_clients(topology, config, Arc::new(clients))
     }
