@@ -261,7 +261,8 @@ fn view_count_record(w: Windowed<String>, n: Option<i64>) -> Option<(PageWindow,
 pub fn top_pages(entries: impl IntoIterator<Item = (String, i64)>, n: usize) -> Vec<(String, i64)> {
     let mut totals: HashMap<String, i64> = HashMap::new();
     for (page, count) in entries {
-        *totals.entry(page).or_default() += count;
+        let total = totals.entry(page).or_default();
+        *total = total.saturating_add(count);
     }
     let mut ranked: Vec<(String, i64)> = totals.into_iter().collect();
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));

@@ -17,6 +17,35 @@
 //! | `GET /api/pages/{page}/views?minutes=15` | a page's views per minute |
 //! | `GET /api/users/{user}/sessions` | a user's sessions |
 //! | `GET /api/alerts?limit=20` | the latest alert of each alerted user, newest first |
+//! | `GET /api/local/windows?from=<ms>&to=<ms>` | between instances: this instance's per-minute windows starting in `[from, to]` |
+//! | `GET /api/local/alerts` | between instances: this instance's alerts |
+//!
+//! # Parameters and errors
+//!
+//! Every query parameter is checked before anything is read or forwarded; a bad one is
+//! answered `400` with `{"error": "<reason>", "parameter": "<name>"}`, the reason naming
+//! the accepted values:
+//!
+//! - `window`: a window start, a multiple of 60 000 (ms) between 0 and
+//!   [`MAX_WINDOW_START`] (the last minute of the year 9999);
+//! - `n`, `limit`: a whole number between 1 and [`MAX_RESULTS`];
+//! - `minutes`: a whole number, at least 1; more than the stores keep
+//!   ([`ActivityConfig::retention`](super::ActivityConfig::retention), a day) is answered as
+//!   everything they keep;
+//! - `from`, `to`: whole numbers with `0 <= from <= to <=` [`OPEN_END`].
+//!
+//! A parameter given twice is an error; parameters the route does not know are ignored
+//! (as axum does by default), so that clients may add their own (a cache buster, say). A
+//! path segment that is not UTF-8 once percent-decoded is answered `400` as well, an
+//! unknown route `404`, both with a JSON `error`.
+//!
+//! Calls to other instances take at most [`PEER_TIMEOUT`] and read at most
+//! [`MAX_PEER_RESPONSE`] bytes. A forwarded request whose owner cannot be reached (or
+//! does not answer in time, or answers `503` itself) is answered `503`: the group will
+//! move its partitions, and the client may retry; an answer that is too large, malformed
+//! or another error is answered `502`. Merged answers leave an instance that fails in any
+//! of these ways out. `503` also means that the stores cannot be queried right now (the
+//! app is starting or rebalancing, say).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,8 +53,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
@@ -36,7 +67,7 @@ use streams_core::state::{ReadOnlySessionStore, ReadOnlyWindowStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{
-    Activity, Alert, PAGE_CTR_STORE, PAGE_VIEW_COUNTS_STORE, RECENT_ALERTS_STORE,
+    Activity, ActivityConfig, Alert, PAGE_CTR_STORE, PAGE_VIEW_COUNTS_STORE, RECENT_ALERTS_STORE,
     USER_SESSIONS_STORE,
 };
 
@@ -46,8 +77,23 @@ const DASHBOARD_CSS: &str = include_str!("../../static/dashboard.css");
 
 /// The window size of the per-minute aggregations.
 const MINUTE: i64 = 60_000;
-/// How long a call to another instance may take.
-const PEER_TIMEOUT: Duration = Duration::from_secs(3);
+/// The largest `window` the API accepts: the start of the last minute of the year 9999
+/// (UTC), in ms since the epoch. Window starts are multiples of a minute from 0 to here.
+pub const MAX_WINDOW_START: i64 = 253_402_300_740_000;
+/// The largest `n` and `limit` the API accepts.
+pub const MAX_RESULTS: usize = 1000;
+/// The end of open time ranges (the windows "from an hour ago on"), and the largest
+/// `from` and `to` of `/api/local/windows`: far beyond any event time, and far enough
+/// from `i64::MAX` that adding a window size cannot overflow.
+pub const OPEN_END: i64 = i64::MAX / 2;
+/// How long a call to another instance may take, connecting and reading included.
+pub const PEER_TIMEOUT: Duration = Duration::from_secs(3);
+/// The largest answer read from another instance (status line and headers included).
+/// An instance's part of the windows of the last hour is about 100 bytes per page and
+/// minute: 6 MB for 1 000 pages viewed every minute, all on one instance.
+pub const MAX_PEER_RESPONSE: usize = 16 << 20;
+/// How much of a bad parameter value or path an error answer repeats.
+const ECHO_LIMIT: usize = 64;
 /// Marks a request forwarded by another instance: it is answered here, never forwarded
 /// again (two instances with different views of a rebalance would otherwise pass it back
 /// and forth).
@@ -119,23 +165,196 @@ impl std::fmt::Debug for WebState {
 
 type Shared = Arc<WebState>;
 
-/// An error answer: a status and a message, sent as JSON.
-struct ApiError(StatusCode, String);
+/// An error answer: a status and a reason (and the query parameter at fault, if one is),
+/// sent as JSON `{"error": ..., "parameter": ...}`.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    reason: String,
+    parameter: Option<&'static str>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, reason: impl Into<String>) -> Self {
+        Self {
+            status,
+            reason: reason.into(),
+            parameter: None,
+        }
+    }
+
+    /// A `400` about query parameter `name`.
+    fn parameter(name: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            reason: reason.into(),
+            parameter: Some(name),
+        }
+    }
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, axum::Json(serde_json::json!({ "error": self.1 }))).into_response()
+        let body = match self.parameter {
+            Some(name) => serde_json::json!({ "error": self.reason, "parameter": name }),
+            None => serde_json::json!({ "error": self.reason }),
+        };
+        (self.status, axum::Json(body)).into_response()
     }
 }
 
 impl From<streams_core::error::StreamsError> for ApiError {
     fn from(e: streams_core::error::StreamsError) -> Self {
         // Stores move during rebalances: the client may retry.
-        ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+    }
+}
+
+impl From<PeerError> for ApiError {
+    fn from(e: PeerError) -> Self {
+        ApiError::new(e.status(), e.to_string())
     }
 }
 
 type ApiResult<T> = Result<axum::Json<T>, ApiError>;
+
+/// At most [`ECHO_LIMIT`] characters of `s`, for an error answer (which must not grow
+/// with the request).
+fn echo(s: &str) -> String {
+    match s.char_indices().nth(ECHO_LIMIT) {
+        Some((at, _)) => format!("{}...", &s[..at]),
+        None => s.to_string(),
+    }
+}
+
+/// A request's query parameters, percent-decoded, in order. The handlers read the ones
+/// they know through the checked accessors below and ignore the others.
+#[derive(Debug)]
+struct Params(Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        // Decoding is lossy (bad UTF-8 becomes U+FFFD), so this fails only on a query
+        // string `serde_urlencoded` cannot split, if any.
+        let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad query: {e}")))?;
+        Ok(Params(pairs))
+    }
+}
+
+impl Params {
+    /// The value of `name`, if given; an error if given more than once.
+    fn one(&self, name: &'static str) -> Result<Option<&str>, ApiError> {
+        let mut values = self
+            .0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str());
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(ApiError::parameter(name, format!("{name} is given twice")));
+        }
+        Ok(first)
+    }
+
+    /// The integer `name` if given, which must be in `[min, max]`; `accepted` describes the
+    /// accepted values in the error answer.
+    fn int(
+        &self,
+        name: &'static str,
+        min: i64,
+        max: i64,
+        accepted: &str,
+    ) -> Result<Option<i64>, ApiError> {
+        let Some(raw) = self.one(name)? else {
+            return Ok(None);
+        };
+        match raw.parse::<i64>() {
+            Ok(v) if (min..=max).contains(&v) => Ok(Some(v)),
+            _ => Err(ApiError::parameter(
+                name,
+                format!("{name} must be {accepted}, not \"{}\"", echo(raw)),
+            )),
+        }
+    }
+
+    /// `window`: a window start (a multiple of a minute in `[0, MAX_WINDOW_START]`).
+    fn window(&self) -> Result<Option<i64>, ApiError> {
+        let accepted = format!(
+            "a window start: a multiple of {MINUTE} (ms since the epoch) between 0 and \
+             {MAX_WINDOW_START}"
+        );
+        let window = self.int("window", 0, MAX_WINDOW_START, &accepted)?;
+        match window {
+            Some(w) if w % MINUTE != 0 => Err(ApiError::parameter(
+                "window",
+                format!("window must be {accepted}, not \"{w}\""),
+            )),
+            _ => Ok(window),
+        }
+    }
+
+    /// A number of results (`n`, `limit`): in `[1, MAX_RESULTS]`, `default` if not given.
+    fn count(&self, name: &'static str, default: usize) -> Result<usize, ApiError> {
+        let max = i64::try_from(MAX_RESULTS).unwrap_or(i64::MAX);
+        let accepted = format!("a whole number between 1 and {MAX_RESULTS}");
+        Ok(self
+            .int(name, 1, max, &accepted)?
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(default))
+    }
+
+    /// `minutes`: at least 1, `default` if not given; more than the retention means the
+    /// retention (the stores keep nothing older).
+    fn minutes(&self, default: i64) -> Result<i64, ApiError> {
+        let retention = retention_minutes();
+        let accepted = format!(
+            "a whole number of minutes, at least 1 (more than {retention}, the retention, \
+             means {retention})"
+        );
+        Ok(self
+            .int("minutes", 1, i64::MAX, &accepted)?
+            .unwrap_or(default)
+            .min(retention))
+    }
+
+    /// `from` and `to` of `/api/local/windows`: both required, `0 <= from <= to <=
+    /// OPEN_END`.
+    fn range(&self) -> Result<(i64, i64), ApiError> {
+        let accepted = format!("a time in ms between 0 and {OPEN_END}");
+        let from = self.int("from", 0, OPEN_END, &accepted)?;
+        let to = self.int("to", 0, OPEN_END, &accepted)?;
+        match (from, to) {
+            (Some(from), Some(to)) if from <= to => Ok((from, to)),
+            (Some(from), Some(to)) => Err(ApiError::parameter(
+                "to",
+                format!("to must not be before from ({to} < {from})"),
+            )),
+            (None, _) => Err(ApiError::parameter(
+                "from",
+                format!("from ({accepted}) is required"),
+            )),
+            (_, None) => Err(ApiError::parameter(
+                "to",
+                format!("to ({accepted}) is required"),
+            )),
+        }
+    }
+}
+
+/// The stores' retention in minutes (the app runs with the default configuration).
+fn retention_minutes() -> i64 {
+    let secs = ActivityConfig::default().retention.as_secs();
+    i64::try_from(secs / 60).unwrap_or(i64::MAX).max(1)
+}
+
+/// A path segment (`{page}`, `{user}`): a `400` when it is not UTF-8 once decoded.
+fn segment(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    path.map(|Path(s)| s)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))
+}
 
 /// The app's routes.
 pub fn router(state: Shared) -> Router {
@@ -166,7 +385,18 @@ pub fn router(state: Shared) -> Router {
         .route("/api/alerts", get(alerts))
         .route("/api/local/windows", get(local_windows))
         .route("/api/local/alerts", get(local_alerts))
+        .fallback(not_found)
         .with_state(state)
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no such route: {} (docs/ACTIVITY.md lists them)",
+            echo(uri.path())
+        ),
+    )
 }
 
 /// The instance's status.
@@ -240,12 +470,6 @@ pub struct LocalWindows {
     pub ctr: Vec<PageStats>,
 }
 
-#[derive(Debug, Deserialize)]
-struct Range {
-    from: i64,
-    to: i64,
-}
-
 fn local_windows_of(s: &WebState, from: i64, to: i64) -> Result<LocalWindows, ApiError> {
     let counts = s
         .streams
@@ -271,8 +495,9 @@ fn local_windows_of(s: &WebState, from: i64, to: i64) -> Result<LocalWindows, Ap
     })
 }
 
-async fn local_windows(State(s): State<Shared>, Query(r): Query<Range>) -> ApiResult<LocalWindows> {
-    Ok(axum::Json(local_windows_of(&s, r.from, r.to)?))
+async fn local_windows(State(s): State<Shared>, q: Params) -> ApiResult<LocalWindows> {
+    let (from, to) = q.range()?;
+    Ok(axum::Json(local_windows_of(&s, from, to)?))
 }
 
 fn local_alerts_of(s: &WebState) -> Result<Vec<Alert>, ApiError> {
@@ -323,7 +548,7 @@ async fn all_windows(s: &WebState, from: i64, to: i64) -> Result<LocalWindows, A
                 merged.views.extend(part.views);
                 merged.ctr.extend(part.ctr);
             }
-            Err(e) => tracing::warn!("leaving {peer} out of merged windows: {}", e.1),
+            Err(e) => tracing::warn!("leaving {peer} out of merged windows: {e}"),
         }
     }
     Ok(merged)
@@ -334,7 +559,7 @@ async fn all_alerts(s: &WebState) -> Result<Vec<Alert>, ApiError> {
     for peer in peers(s) {
         match get_json::<Vec<Alert>>(&peer, "/api/local/alerts").await {
             Ok(part) => alerts.extend(part),
-            Err(e) => tracing::warn!("leaving {peer} out of merged alerts: {}", e.1),
+            Err(e) => tracing::warn!("leaving {peer} out of merged alerts: {e}"),
         }
     }
     alerts.sort_by(|a, b| {
@@ -358,12 +583,6 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-#[derive(Debug, Deserialize)]
-struct WindowQuery {
-    window: Option<i64>,
-    n: Option<usize>,
-}
-
 /// Views per page in one window.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TopPages {
@@ -379,25 +598,28 @@ pub struct TopPages {
 fn search_range(window: Option<i64>) -> (i64, i64) {
     match window {
         Some(w) => (w, w),
-        None => ((now_ms() - 60 * MINUTE).max(0), i64::MAX / 2),
+        None => (now_ms().saturating_sub(60 * MINUTE).max(0), OPEN_END),
     }
 }
 
-async fn top_pages(State(s): State<Shared>, Query(q): Query<WindowQuery>) -> ApiResult<TopPages> {
-    let (from, to) = search_range(q.window);
+async fn top_pages(State(s): State<Shared>, q: Params) -> ApiResult<TopPages> {
+    let (window, n) = (q.window()?, q.count("n", 10)?);
+    let (from, to) = search_range(window);
     let all = all_windows(&s, from, to).await?;
-    let window = q.window.or_else(|| latest_window(&all.views));
-    let pages = super::top_pages(
-        all.views
-            .into_iter()
-            .filter(|(_, start, _)| Some(*start) == window)
-            .map(|(page, _, n)| (page, n)),
-        q.n.unwrap_or(10),
-    );
+    let window = window.or_else(|| latest_window(&all.views));
+    // One count per page (instances' parts could overlap during a rebalance), added up
+    // without overflowing whatever another instance sent.
+    let mut per_page: BTreeMap<String, i64> = BTreeMap::new();
+    for (page, start, views) in all.views {
+        if Some(start) == window {
+            let total = per_page.entry(page).or_default();
+            *total = total.saturating_add(views);
+        }
+    }
     Ok(axum::Json(TopPages {
         window_start: window,
-        window_end: window.map(|w| w + MINUTE),
-        pages,
+        window_end: window.map(|w| w.saturating_add(MINUTE)),
+        pages: super::top_pages(per_page, n),
     }))
 }
 
@@ -423,21 +645,17 @@ fn ctr_window(all: &LocalWindows, window: Option<i64>, n: usize) -> CtrWindow {
     pages.truncate(n);
     CtrWindow {
         window_start: window,
-        window_end: window.map(|w| w + MINUTE),
+        window_end: window.map(|w| w.saturating_add(MINUTE)),
         pages,
     }
 }
 
-async fn ctr(State(s): State<Shared>, Query(q): Query<WindowQuery>) -> ApiResult<CtrWindow> {
-    let (from, to) = search_range(q.window);
+async fn ctr(State(s): State<Shared>, q: Params) -> ApiResult<CtrWindow> {
+    let (window, n) = (q.window()?, q.count("n", 10)?);
+    let (from, to) = search_range(window);
     let all = all_windows(&s, from, to).await?;
-    let window = q.window.or_else(|| latest_window(&all.views));
-    Ok(axum::Json(ctr_window(&all, window, q.n.unwrap_or(10))))
-}
-
-#[derive(Debug, Deserialize)]
-struct MinutesQuery {
-    minutes: Option<i64>,
+    let window = window.or_else(|| latest_window(&all.views));
+    Ok(axum::Json(ctr_window(&all, window, n)))
 }
 
 /// A page's views per window.
@@ -451,21 +669,23 @@ pub struct PageTimeline {
 
 async fn page_views(
     State(s): State<Shared>,
-    Path(page): Path<String>,
-    Query(q): Query<MinutesQuery>,
+    page: Result<Path<String>, PathRejection>,
+    q: Params,
     headers: HeaderMap,
-    uri: axum::http::Uri,
+    uri: Uri,
 ) -> Result<Response, ApiError> {
+    let page = segment(page)?;
+    let minutes = q.minutes(15)?;
     if let Some(owner) = owner_elsewhere(&s, &headers, PAGE_VIEW_COUNTS_STORE, &page) {
         return forward(&owner, &uri).await;
     }
-    let minutes = q.minutes.unwrap_or(15).clamp(1, 24 * 60);
-    let to = now_ms();
-    let from = (to - minutes * MINUTE).max(0);
+    let from = now_ms()
+        .saturating_sub(minutes.saturating_mul(MINUTE))
+        .max(0);
     let store = s
         .streams
         .window_store::<String, i64>(PAGE_VIEW_COUNTS_STORE)?;
-    let windows = store.fetch_range(&page, from, i64::MAX / 2)?;
+    let windows = store.fetch_range(&page, from, OPEN_END)?;
     Ok(axum::Json(PageTimeline { page, windows }).into_response())
 }
 
@@ -480,10 +700,11 @@ pub struct Sessions {
 
 async fn user_sessions(
     State(s): State<Shared>,
-    Path(user): Path<String>,
+    user: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
-    uri: axum::http::Uri,
+    uri: Uri,
 ) -> Result<Response, ApiError> {
+    let user = segment(user)?;
     if let Some(owner) = owner_elsewhere(&s, &headers, USER_SESSIONS_STORE, &user) {
         return forward(&owner, &uri).await;
     }
@@ -497,7 +718,7 @@ async fn user_sessions(
             user_id: w.key,
             start: w.window.start,
             end: w.window.end,
-            duration_ms: w.window.end - w.window.start,
+            duration_ms: w.window.end.saturating_sub(w.window.start),
             views: a.views,
             clicks: a.clicks,
         })
@@ -509,14 +730,10 @@ async fn user_sessions(
     .into_response())
 }
 
-#[derive(Debug, Deserialize)]
-struct LimitQuery {
-    limit: Option<usize>,
-}
-
-async fn alerts(State(s): State<Shared>, Query(q): Query<LimitQuery>) -> ApiResult<Vec<Alert>> {
+async fn alerts(State(s): State<Shared>, q: Params) -> ApiResult<Vec<Alert>> {
+    let limit = q.count("limit", 20)?;
     let mut all = all_alerts(&s).await?;
-    all.truncate(q.limit.unwrap_or(20));
+    all.truncate(limit);
     Ok(axum::Json(all))
 }
 
@@ -586,7 +803,9 @@ pub fn dashboard_of(status: Status, all: &LocalWindows, alerts: &[Alert]) -> Das
     let mut cells: BTreeMap<(&str, i64), i64> = BTreeMap::new();
     for (page, start, n) in &all.views {
         if starts.binary_search(start).is_ok() {
-            *totals.entry(page).or_default() += n;
+            // Saturating: the counts may come from another instance.
+            let total = totals.entry(page).or_default();
+            *total = total.saturating_add(*n);
             cells.insert((page, *start), *n);
         }
     }
@@ -632,7 +851,7 @@ pub fn dashboard_of(status: Status, all: &LocalWindows, alerts: &[Alert]) -> Das
 async fn dashboard(State(s): State<Shared>) -> ApiResult<Dashboard> {
     if s.streams.state() != StreamsState::Running && s.streams.state() != StreamsState::Rebalancing
     {
-        return Err(ApiError(
+        return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("the app is {:?}", s.streams.state()),
         ));
@@ -661,42 +880,131 @@ fn owner_elsewhere(
     meta.active_host.filter(|h| Some(h) != s.me.as_ref())
 }
 
-async fn forward(owner: &HostInfo, uri: &axum::http::Uri) -> Result<Response, ApiError> {
+/// What went wrong calling another instance of the app.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeerError {
+    /// It could not be reached, or the connection broke.
+    #[error("instance {host}: {source}")]
+    Unreachable {
+        /// The instance.
+        host: HostInfo,
+        /// What the connection reported.
+        #[source]
+        source: std::io::Error,
+    },
+    /// It did not answer in time.
+    #[error("instance {host}: no answer within {after:?}")]
+    Timeout {
+        /// The instance.
+        host: HostInfo,
+        /// The time it had.
+        after: Duration,
+    },
+    /// Its answer was larger than the limit ([`MAX_PEER_RESPONSE`]).
+    #[error("instance {host}: the answer to {path} is larger than {limit} bytes")]
+    TooLarge {
+        /// The instance.
+        host: HostInfo,
+        /// The path asked for (its start, if long).
+        path: String,
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// Its answer was not HTTP as this client reads it, or not the JSON expected.
+    #[error("instance {host}: malformed answer to {path}: {reason}")]
+    Malformed {
+        /// The instance.
+        host: HostInfo,
+        /// The path asked for (its start, if long).
+        path: String,
+        /// What is wrong with the answer.
+        reason: String,
+    },
+    /// It answered with another status than 200.
+    #[error("instance {host} answered {path} with \"{status_line}\"")]
+    Status {
+        /// The instance.
+        host: HostInfo,
+        /// The path asked for (its start, if long).
+        path: String,
+        /// The status code.
+        status: u16,
+        /// The status line of the answer.
+        status_line: String,
+    },
+}
+
+impl PeerError {
+    /// The status this instance answers with when a forwarded request fails so: `503`
+    /// (the client may retry once the group has moved the partitions) when the instance
+    /// is unreachable, too slow or unavailable itself, `502` otherwise.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            PeerError::Unreachable { .. } | PeerError::Timeout { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            PeerError::Status { status: 503, .. } => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_GATEWAY,
+        }
+    }
+}
+
+async fn forward(owner: &HostInfo, uri: &Uri) -> Result<Response, ApiError> {
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
-    let body = request(owner, path, &[(FORWARDED, "1")])
-        .await
-        .map_err(|e| ApiError(StatusCode::BAD_GATEWAY, e))?;
+    let body = request(owner, path, &[(FORWARDED, "1")]).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 async fn get_json<T: serde::de::DeserializeOwned>(
     host: &HostInfo,
     path: &str,
-) -> Result<T, ApiError> {
-    let body = http_get(host, path)
-        .await
-        .map_err(|e| ApiError(StatusCode::BAD_GATEWAY, e))?;
-    serde_json::from_str(&body).map_err(|e| {
-        ApiError(
-            StatusCode::BAD_GATEWAY,
-            format!("instance {host} answered {path} with bad JSON: {e}"),
-        )
+) -> Result<T, PeerError> {
+    let body = http_get(host, path).await?;
+    serde_json::from_str(&body).map_err(|e| PeerError::Malformed {
+        host: host.clone(),
+        path: echo(path),
+        reason: format!("bad JSON: {e}"),
     })
 }
 
 /// A minimal HTTP/1.1 GET to another instance (they all run this server): the body of a
-/// 200 answer, or what went wrong.
-pub async fn http_get(host: &HostInfo, path: &str) -> Result<String, String> {
+/// 200 answer, or what went wrong. The call takes at most [`PEER_TIMEOUT`] and reads at
+/// most [`MAX_PEER_RESPONSE`] bytes.
+///
+/// # Errors
+///
+/// A [`PeerError`] when the instance cannot be reached or does not answer in time, when
+/// its answer is too large or malformed, or when its status is not 200.
+pub async fn http_get(host: &HostInfo, path: &str) -> Result<String, PeerError> {
     request(host, path, &[]).await
 }
 
 /// [`http_get`] with extra request headers.
-async fn request(host: &HostInfo, path: &str, headers: &[(&str, &str)]) -> Result<String, String> {
-    let bad = |e: String| format!("instance {host}: {e}");
-    let call = async {
+async fn request(
+    host: &HostInfo,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<String, PeerError> {
+    call(host, path, headers, MAX_PEER_RESPONSE, PEER_TIMEOUT).await
+}
+
+/// [`request`] with a size limit (of the whole answer, header included) and a timeout.
+async fn call(
+    host: &HostInfo,
+    path: &str,
+    headers: &[(&str, &str)],
+    limit: usize,
+    timeout: Duration,
+) -> Result<String, PeerError> {
+    let io = |source| PeerError::Unreachable {
+        host: host.clone(),
+        source,
+    };
+    let exchange = async {
         let mut stream = tokio::net::TcpStream::connect((host.host.as_str(), host.port))
             .await
-            .map_err(|e| bad(e.to_string()))?;
+            .map_err(io)?;
         let mut request = format!(
             "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAccept: application/json\r\n"
         );
@@ -704,32 +1012,388 @@ async fn request(host: &HostInfo, path: &str, headers: &[(&str, &str)]) -> Resul
             request.push_str(&format!("{name}: {value}\r\n"));
         }
         request.push_str("\r\n");
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|e| bad(e.to_string()))?;
+        stream.write_all(request.as_bytes()).await.map_err(io)?;
+        // One byte more than the limit tells an answer at the limit from a larger one.
         let mut raw = Vec::new();
-        stream
+        (&mut stream)
+            .take(u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1))
             .read_to_end(&mut raw)
             .await
-            .map_err(|e| bad(e.to_string()))?;
-        let text = String::from_utf8(raw).map_err(|e| bad(e.to_string()))?;
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .ok_or_else(|| bad("no HTTP header".into()))?;
-        let ok = head
-            .lines()
-            .next()
-            .is_some_and(|l| l.split_whitespace().nth(1) == Some("200"));
-        if !ok {
-            return Err(bad(format!(
-                "{path}: {}",
-                head.lines().next().unwrap_or("")
+            .map_err(io)?;
+        if raw.len() > limit {
+            return Err(PeerError::TooLarge {
+                host: host.clone(),
+                path: echo(path),
+                limit,
+            });
+        }
+        Ok(raw)
+    };
+    let raw = tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| PeerError::Timeout {
+            host: host.clone(),
+            after: timeout,
+        })??;
+    body_of(host, path, &raw)
+}
+
+/// The body of a complete HTTP/1.x answer `raw` whose status is 200.
+fn body_of(host: &HostInfo, path: &str, raw: &[u8]) -> Result<String, PeerError> {
+    let malformed = |reason: String| PeerError::Malformed {
+        host: host.clone(),
+        path: echo(path),
+        reason,
+    };
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| malformed("no complete HTTP header".into()))?;
+    let head = std::str::from_utf8(&raw[..end])
+        .map_err(|_| malformed("an HTTP header that is not UTF-8".into()))?;
+    let body = &raw[end + 4..];
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let mut words = status_line.split_whitespace();
+    let status = match (words.next(), words.next().map(str::parse::<u16>)) {
+        (Some(version), Some(Ok(code))) if version.starts_with("HTTP/1.") => code,
+        _ => return Err(malformed(format!("status line \"{}\"", echo(status_line)))),
+    };
+    if status != 200 {
+        return Err(PeerError::Status {
+            host: host.clone(),
+            path: echo(path),
+            status,
+            status_line: echo(status_line),
+        });
+    }
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            return Err(malformed(format!("header line \"{}\"", echo(line))));
+        };
+        let (name, value) = (name.trim(), value.trim());
+        // The instances' server (hyper) sends complete bodies with a length; a chunked
+        // body would be passed on with its framing.
+        if name.eq_ignore_ascii_case("transfer-encoding") && !value.eq_ignore_ascii_case("identity")
+        {
+            return Err(malformed(format!("transfer encoding \"{}\"", echo(value))));
+        }
+        if name.eq_ignore_ascii_case("content-length") && value.parse() != Ok(body.len()) {
+            return Err(malformed(format!(
+                "{} body bytes, content-length \"{}\"",
+                body.len(),
+                echo(value)
             )));
         }
-        Ok(body.to_string())
-    };
-    tokio::time::timeout(PEER_TIMEOUT, call)
+    }
+    String::from_utf8(body.to_vec()).map_err(|_| malformed("a body that is not UTF-8".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Params {
+        Params(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    fn bad_parameter<T: std::fmt::Debug>(r: Result<T, ApiError>) -> &'static str {
+        let e = r.expect_err("a bad parameter");
+        assert_eq!(e.status, StatusCode::BAD_REQUEST, "{e:?}");
+        e.parameter.expect("the parameter is named")
+    }
+
+    #[test]
+    fn window_must_be_a_window_start_in_range() {
+        assert_eq!(params(&[]).window().unwrap(), None);
+        for ok in ["0", "60000", "1700000040000", "+120000"] {
+            assert!(
+                params(&[("window", ok)]).window().unwrap().is_some(),
+                "{ok}"
+            );
+        }
+        let last = MAX_WINDOW_START.to_string();
+        assert_eq!(
+            params(&[("window", &last)]).window().unwrap(),
+            Some(MAX_WINDOW_START)
+        );
+        let beyond = (MAX_WINDOW_START + MINUTE).to_string();
+        for bad in [
+            "9223372036854775807",
+            "-9223372036854775808",
+            "99999999999999999999",
+            "-60000",
+            "60001",
+            &beyond,
+            "",
+            "abc",
+            "1e6",
+            "60000.0",
+            " 60000",
+        ] {
+            assert_eq!(bad_parameter(params(&[("window", bad)]).window()), "window");
+        }
+        let e = params(&[("window", "9223372036854775807")])
+            .window()
+            .unwrap_err();
+        assert!(e.reason.contains("multiple of 60000"), "{}", e.reason);
+        assert!(e.reason.contains(&last), "{}", e.reason);
+        let twice = params(&[("window", "0"), ("window", "60000")]);
+        assert_eq!(bad_parameter(twice.window()), "window");
+        // Unknown parameters are ignored.
+        assert_eq!(
+            params(&[("x", "y"), ("windows", "z")]).window().unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn counts_are_between_one_and_the_maximum() {
+        assert_eq!(params(&[]).count("n", 10).unwrap(), 10);
+        assert_eq!(params(&[("n", "1")]).count("n", 10).unwrap(), 1);
+        assert_eq!(
+            params(&[("limit", "1000")]).count("limit", 20).unwrap(),
+            MAX_RESULTS
+        );
+        for bad in ["0", "-1", "1001", "18446744073709551616", "ten", ""] {
+            assert_eq!(bad_parameter(params(&[("n", bad)]).count("n", 10)), "n");
+        }
+    }
+
+    #[test]
+    fn minutes_are_at_least_one_and_at_most_the_retention() {
+        assert_eq!(params(&[]).minutes(15).unwrap(), 15);
+        assert_eq!(params(&[("minutes", "60")]).minutes(15).unwrap(), 60);
+        for large in ["1441", "100000", "9223372036854775807"] {
+            assert_eq!(params(&[("minutes", large)]).minutes(15).unwrap(), 24 * 60);
+        }
+        for bad in [
+            "0",
+            "-1",
+            "-9223372036854775808",
+            "x",
+            "9223372036854775808",
+        ] {
+            assert_eq!(
+                bad_parameter(params(&[("minutes", bad)]).minutes(15)),
+                "minutes"
+            );
+        }
+    }
+
+    #[test]
+    fn local_ranges_are_ordered_and_bounded() {
+        let open = OPEN_END.to_string();
+        assert_eq!(
+            params(&[("from", "0"), ("to", &open)]).range().unwrap(),
+            (0, OPEN_END)
+        );
+        assert_eq!(bad_parameter(params(&[("to", "5")]).range()), "from");
+        assert_eq!(bad_parameter(params(&[("from", "5")]).range()), "to");
+        assert_eq!(
+            bad_parameter(params(&[("from", "6"), ("to", "5")]).range()),
+            "to"
+        );
+        assert_eq!(
+            bad_parameter(params(&[("from", "-1"), ("to", "5")]).range()),
+            "from"
+        );
+        assert_eq!(
+            bad_parameter(params(&[("from", "0"), ("to", "9223372036854775807")]).range()),
+            "to"
+        );
+    }
+
+    #[test]
+    fn error_answers_repeat_a_bounded_part_of_the_request() {
+        assert_eq!(echo("short"), "short");
+        let long = "é".repeat(10_000);
+        let echoed = echo(&long);
+        assert_eq!(echoed.chars().count(), ECHO_LIMIT + 3);
+        assert!(echoed.ends_with("..."));
+    }
+
+    #[test]
+    fn extreme_values_from_other_instances_do_not_overflow() {
+        let page = |p: &str, start: i64, views: i64| (p.to_string(), start, views);
+        let all = LocalWindows {
+            views: vec![
+                page("/a", i64::MAX, i64::MAX),
+                page("/a", i64::MAX - 1, i64::MAX),
+                page("/a", i64::MAX - 1, i64::MAX),
+                page("/b", i64::MIN, i64::MIN),
+            ],
+            ctr: vec![PageStats {
+                page: "/a".into(),
+                start: i64::MAX,
+                views: i64::MAX,
+                clicks: i64::MAX,
+                ctr: 1.0,
+            }],
+        };
+        let d = dashboard_of(
+            Status {
+                state: "Running".into(),
+                instance: "local".into(),
+                instances: Vec::new(),
+                events_per_sec: 0,
+                lag: 0,
+                processed: 0,
+                windows_closed: 0,
+                dropped_records: 0,
+                skipped_records: 0,
+            },
+            &all,
+            &[],
+        );
+        assert_eq!(d.ctr.window_end, Some(i64::MAX));
+        assert_eq!(
+            ctr_window(&all, Some(i64::MAX), 5).window_end,
+            Some(i64::MAX)
+        );
+    }
+
+    /// A fake instance: answers one connection with `answer` (after reading the request),
+    /// or holds it open without answering when `answer` is `None`.
+    async fn fake_peer(answer: Option<Vec<u8>>) -> HostInfo {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            match answer {
+                // The client may stop reading (and close) before the end.
+                Some(answer) => {
+                    let _ = stream.write_all(&answer).await;
+                    let _ = stream.shutdown().await;
+                }
+                None => tokio::time::sleep(Duration::from_secs(30)).await,
+            }
+        });
+        HostInfo {
+            host: "127.0.0.1".into(),
+            port,
+        }
+    }
+
+    fn answer(status_line: &str, headers: &str, body: &[u8]) -> Vec<u8> {
+        let mut a = format!("{status_line}\r\n{headers}\r\n").into_bytes();
+        a.extend_from_slice(body);
+        a
+    }
+
+    fn ok_answer(body: &[u8]) -> Vec<u8> {
+        answer(
+            "HTTP/1.1 200 OK",
+            &format!(
+                "content-type: application/json\r\ncontent-length: {}\r\n",
+                body.len()
+            ),
+            body,
+        )
+    }
+
+    async fn call_fake(answer: Option<Vec<u8>>, limit: usize) -> Result<String, PeerError> {
+        let host = fake_peer(answer).await;
+        call(
+            &host,
+            "/api/local/alerts",
+            &[],
+            limit,
+            Duration::from_secs(2),
+        )
         .await
-        .map_err(|_| bad(format!("no answer within {PEER_TIMEOUT:?}")))?
+    }
+
+    #[tokio::test]
+    async fn peer_answers_are_read_up_to_the_limit() {
+        let whole = ok_answer(b"[1,2,3]");
+        let at_limit = whole.len();
+        assert_eq!(
+            call_fake(Some(whole.clone()), at_limit).await.unwrap(),
+            "[1,2,3]"
+        );
+        let e = call_fake(Some(whole), at_limit - 1).await.unwrap_err();
+        assert!(matches!(e, PeerError::TooLarge { .. }), "{e}");
+        assert_eq!(e.status(), StatusCode::BAD_GATEWAY);
+        // A large answer without an end: read only up to the limit.
+        let huge = ok_answer(&vec![b'['; 8 << 20]);
+        let e = call_fake(Some(huge), 1 << 20).await.unwrap_err();
+        assert!(
+            matches!(e, PeerError::TooLarge { limit, .. } if limit == 1 << 20),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_peer_answers_are_errors() {
+        for bad in [
+            b"garbage".to_vec(),
+            b"garbage\r\n\r\n{}".to_vec(),
+            Vec::new(),
+            answer("HTTP/1.1 200 OK", "content-length: 10\r\n", b"[1]"),
+            answer(
+                "HTTP/1.1 200 OK",
+                "transfer-encoding: chunked\r\n",
+                b"3\r\n[1]\r\n0\r\n\r\n",
+            ),
+            answer("HTTP/1.1 200 OK", "no colon\r\n", b"[]"),
+            answer("HTTP/1.1 200 OK", "", &[0xff, 0xfe]),
+        ] {
+            let e = call_fake(Some(bad.clone()), 1 << 20).await.unwrap_err();
+            assert!(
+                matches!(e, PeerError::Malformed { .. }),
+                "{}: {e}",
+                String::from_utf8_lossy(&bad)
+            );
+            assert_eq!(e.status(), StatusCode::BAD_GATEWAY);
+        }
+        let e = call_fake(Some(answer("HTTP/1.1 404 Not Found", "", b"")), 1 << 20)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, PeerError::Status { status: 404, .. }), "{e}");
+        assert_eq!(e.status(), StatusCode::BAD_GATEWAY);
+        let unavailable = answer("HTTP/1.1 503 Service Unavailable", "", b"{}");
+        let e = call_fake(Some(unavailable), 1 << 20).await.unwrap_err();
+        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE, "{e}");
+    }
+
+    #[tokio::test]
+    async fn unreachable_and_silent_peers_are_unavailable() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let gone = HostInfo {
+            host: "127.0.0.1".into(),
+            port,
+        };
+        let e = call(&gone, "/", &[], 1024, Duration::from_secs(2))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, PeerError::Unreachable { .. }), "{e}");
+        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+        let silent = fake_peer(None).await;
+        let e = call(&silent, "/", &[], 1024, Duration::from_millis(200))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, PeerError::Timeout { .. }), "{e}");
+        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
 }
