@@ -1426,7 +1426,7 @@ impl KafkaProducer {
         let failed = ctx.failed.swap(0, std::sync::atomic::Ordering::Relaxed);
         if failures.is_empty() {
             if let Some((code, reason)) = self.producer.client().fatal_error() {
-                return Err(ClientError::Broker {
+                return Err(ClientError::Fatal {
                     operation: "producing".into(),
                     detail: format!("fatal producer error {code}: {reason}"),
                 });

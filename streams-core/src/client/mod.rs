@@ -127,8 +127,10 @@ pub struct GroupMember {
     pub assignment: Vec<TopicPartition>,
 }
 
-/// Failures of the clients.
+/// Failures of the clients. [`is_retriable`](Self::is_retriable) and
+/// [`is_fatal`](Self::is_fatal) classify them.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     /// The topic does not exist.
     #[error("topic `{0}` does not exist")]
@@ -169,9 +171,41 @@ pub enum ClientError {
     /// The embedded engine failed (I/O, a damaged log).
     #[error(transparent)]
     Engine(#[from] streams_state::StateError),
+    /// The client cannot be used any more: the broker or the client library reported a
+    /// fatal error (for a producer: fenced, or an idempotence sequence broken).
+    #[error("{operation} failed for good: {detail}")]
+    Fatal {
+        /// What was attempted.
+        operation: String,
+        /// What the broker or library said.
+        detail: String,
+    },
     /// The client was closed.
     #[error("the client is closed")]
     Closed,
+}
+
+impl ClientError {
+    /// Whether the same operation may succeed if tried again later: the broker did not
+    /// answer in time (unreachable, a coordinator or leader moving, overloaded). Refusals
+    /// ([`Broker`](Self::Broker)), unknown topics and fatal errors are not retriable.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streams_core::client::ClientError;
+    /// let e = ClientError::Timeout { operation: "poll".into(), after: Duration::from_secs(1), detail: String::new() };
+    /// assert!(e.is_retriable() && !e.is_fatal());
+    /// assert!(ClientError::Closed.is_fatal());
+    /// ```
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, Self::Timeout { .. })
+    }
+
+    /// Whether the client that reported it can no longer be used (it is closed, or the
+    /// broker reported a fatal error): the caller must close it and make a new one.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, Self::Fatal { .. } | Self::Closed)
+    }
 }
 
 /// Result of client operations.
