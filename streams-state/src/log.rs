@@ -199,6 +199,12 @@ pub struct PartitionLog {
     /// After a compaction: the end offset it saw and the earliest time a kept tombstone
     /// expires. Compacting again before either changes would find nothing to do.
     cleaned: Option<(i64, i64)>,
+    /// Why appends are refused until the partition is opened again: a failed write could
+    /// not be rolled back, or a sync failed (what is on disk is then unknown).
+    failed: Option<String>,
+    /// Tests: the number of bytes after which writes fail as on a full disk.
+    #[cfg(test)]
+    fail_writes_after: Option<usize>,
 }
 
 impl std::fmt::Debug for PartitionLog {
@@ -209,6 +215,21 @@ impl std::fmt::Debug for PartitionLog {
             .field("start_offset", &self.start_offset)
             .field("end_offset", &self.end_offset())
             .finish()
+    }
+}
+
+/// Writes a whole batch; with `fail_after` (tests), writes only that many bytes and then
+/// fails as a full disk does.
+fn write_batch(file: &mut File, batch: &[u8], fail_after: Option<usize>) -> std::io::Result<()> {
+    match fail_after {
+        Some(n) if n < batch.len() => {
+            file.write_all(&batch[..n])?;
+            Err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "no space left on device (injected)",
+            ))
+        }
+        _ => file.write_all(batch),
     }
 }
 
@@ -677,6 +698,9 @@ impl PartitionLog {
             segments,
             start_offset,
             cleaned: None,
+            failed: None,
+            #[cfg(test)]
+            fail_writes_after: None,
         };
         let first = log.segments.keys().next().copied().unwrap_or(0);
         log.start_offset = log.start_offset.max(first).min(log.end_offset());
@@ -702,7 +726,21 @@ impl PartitionLog {
     }
 
     /// Appends `records` as one batch; returns the offset of the first one.
+    ///
+    /// A write that fails part-way (a full disk) is rolled back to the end of the last
+    /// whole batch, so that no later append lands after a partial one (which the next open
+    /// would cut, with everything after it); if the rollback or a sync fails, the partition
+    /// refuses appends until it is opened again.
     pub fn append(&mut self, records: &[NewRecord]) -> Result<i64, StateError> {
+        if let Some(why) = &self.failed {
+            return Err(StateError::Io {
+                store: self.dir.display().to_string(),
+                action: "appending a batch",
+                source: std::io::Error::other(format!(
+                    "the partition refuses appends until it is opened again: {why}"
+                )),
+            });
+        }
         let base = self.end_offset();
         if records.is_empty() {
             return Ok(base);
@@ -722,14 +760,28 @@ impl PartitionLog {
         }
         let batch = encode_batch(base, records);
         let dir = self.dir.clone();
+        #[cfg(test)]
+        let fail_after = self.fail_writes_after;
+        #[cfg(not(test))]
+        let fail_after: Option<usize> = None;
         let Some(seg) = self.segments.values_mut().next_back() else {
             return Err(corrupt(&dir, "partition without an active segment"));
         };
-        seg.file
-            .write_all(&batch)
-            .map_err(io(&dir, "appending a batch"))?;
-        if config.fsync == FsyncPolicy::EveryBatch {
-            seg.file.sync_data().map_err(io(&dir, "syncing a batch"))?;
+        if let Err(e) = write_batch(&mut seg.file, &batch, fail_after) {
+            // Cut what part of the batch reached the file (append mode: the next write
+            // goes to the new end).
+            if let Err(t) = seg.file.set_len(seg.size) {
+                self.failed = Some(format!(
+                    "a failed append ({e}) could not be rolled back: {t}"
+                ));
+            }
+            return Err(io(&dir, "appending a batch")(e));
+        }
+        if config.fsync == FsyncPolicy::EveryBatch
+            && let Err(e) = seg.file.sync_data()
+        {
+            self.failed = Some(format!("a sync failed: {e}"));
+            return Err(io(&dir, "syncing a batch")(e));
         }
         let header = BatchHeader {
             base,
@@ -1379,6 +1431,32 @@ mod tests {
         assert_eq!(log.end_offset(), 3);
         assert_eq!(log.append(&[rec(4)]).unwrap(), 3);
         assert_eq!(log.read(0, usize::MAX).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn a_write_that_fails_part_way_is_rolled_back_and_no_acknowledged_record_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path(), config(1 << 20)).unwrap();
+        log.append(&[rec(0), rec(1)]).unwrap();
+        // The disk fills up in the middle of the next batch.
+        log.fail_writes_after = Some(7);
+        assert!(log.append(&[rec(2), rec(3)]).is_err());
+        // Space is freed: the next appends continue where the last whole batch ended.
+        log.fail_writes_after = None;
+        assert_eq!(log.append(&[rec(2)]).unwrap(), 2);
+        assert_eq!(log.append(&[rec(3), rec(4)]).unwrap(), 3);
+        log.flush().unwrap();
+        drop(log);
+        // Every acknowledged record survives a reopen, nothing is cut.
+        let (log, report) = PartitionLog::open(dir.path(), config(1 << 20)).unwrap();
+        assert_eq!(report.truncated_bytes, 0);
+        let offsets: Vec<i64> = log
+            .read(0, usize::MAX)
+            .unwrap()
+            .iter()
+            .map(|r| r.offset)
+            .collect();
+        assert_eq!(offsets, vec![0, 1, 2, 3, 4]);
     }
 
     #[test]
