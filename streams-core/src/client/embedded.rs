@@ -56,14 +56,27 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct EmbeddedClients {
     engine: Arc<LogEngine>,
     groups: Arc<Groups>,
-    limits: FetchLimits,
+    limits: ConsumerSettings,
 }
 
-/// How much an embedded consumer's poll returns: Kafka's consumer settings of the same
-/// names, read from `consumer.`-prefixed properties by
+/// Where a consumer starts when its position is outside the log (Kafka's
+/// `auto.offset.reset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OffsetReset {
+    /// The log start (Kafka Streams' default for its main consumer).
+    #[default]
+    Earliest,
+    /// The log end.
+    Latest,
+    /// No reset: the poll fails, naming the partition.
+    None,
+}
+
+/// What an embedded consumer's poll returns and where it starts: Kafka's consumer settings
+/// of the same names, read from `consumer.`-prefixed properties by
 /// [`from_properties`](Self::from_properties).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FetchLimits {
+pub struct ConsumerSettings {
     /// `max.poll.records`: records per poll at most (default: no limit but the bytes).
     pub max_poll_records: usize,
     /// `max.partition.fetch.bytes`: bytes read per partition per poll (default 1 MiB; the
@@ -71,19 +84,23 @@ pub struct FetchLimits {
     pub max_partition_fetch_bytes: usize,
     /// `fetch.max.bytes`: bytes read per poll in all (default 4 MiB).
     pub fetch_max_bytes: usize,
+    /// `auto.offset.reset`: where to go when a position (a committed offset) is past the
+    /// log end (the log lost records) or before its start (deleted records).
+    pub auto_offset_reset: OffsetReset,
 }
 
-impl Default for FetchLimits {
+impl Default for ConsumerSettings {
     fn default() -> Self {
         Self {
             max_poll_records: usize::MAX,
             max_partition_fetch_bytes: FETCH_MAX_BYTES_PER_PARTITION,
             fetch_max_bytes: FETCH_MAX_BYTES,
+            auto_offset_reset: OffsetReset::Earliest,
         }
     }
 }
 
-impl FetchLimits {
+impl ConsumerSettings {
     /// The limits set in consumer properties (keys without the `consumer.` prefix);
     /// other consumer properties are logged as ignored (they mean nothing to the embedded
     /// engine). A value that is not a positive integer is refused, naming the setting.
@@ -92,6 +109,20 @@ impl FetchLimits {
     ) -> Result<Self, crate::config::ConfigError> {
         let mut limits = Self::default();
         for (key, value) in props {
+            if key == "auto.offset.reset" {
+                limits.auto_offset_reset = match value.trim() {
+                    "earliest" | "smallest" | "beginning" => OffsetReset::Earliest,
+                    "latest" | "largest" | "end" => OffsetReset::Latest,
+                    "none" | "error" => OffsetReset::None,
+                    _ => {
+                        return Err(crate::config::ConfigError::Invalid {
+                            setting: "consumer.auto.offset.reset",
+                            detail: format!("`{value}`: expected earliest, latest or none"),
+                        });
+                    }
+                };
+                continue;
+            }
             let (slot, setting) = match key.as_str() {
                 "max.poll.records" => (&mut limits.max_poll_records, "consumer.max.poll.records"),
                 "max.partition.fetch.bytes" => (
@@ -102,7 +133,7 @@ impl FetchLimits {
                 other => {
                     tracing::warn!(
                         setting = %format!("consumer.{other}"),
-                        "ignored: the embedded engine's consumer knows only max.poll.records, max.partition.fetch.bytes and fetch.max.bytes"
+                        "ignored: the embedded engine's consumer knows only max.poll.records, max.partition.fetch.bytes, fetch.max.bytes and auto.offset.reset"
                     );
                     continue;
                 }
@@ -162,12 +193,12 @@ impl EmbeddedClients {
         Self {
             engine,
             groups,
-            limits: FetchLimits::default(),
+            limits: ConsumerSettings::default(),
         }
     }
 
     /// The same clients, whose consumers read at most `limits` per poll.
-    pub fn with_fetch_limits(mut self, limits: FetchLimits) -> Self {
+    pub fn with_consumer_settings(mut self, limits: ConsumerSettings) -> Self {
         self.limits = limits;
         self
     }
@@ -230,7 +261,7 @@ impl ClientSupplier for EmbeddedClients {
             self.engine.clone(),
             None,
             client_id,
-            FetchLimits::default(),
+            ConsumerSettings::default(),
         )))
     }
 
@@ -421,7 +452,7 @@ struct EmbeddedConsumer {
     generation: u64,
     positions: BTreeMap<TopicPartition, i64>,
     paused: BTreeSet<TopicPartition>,
-    limits: FetchLimits,
+    limits: ConsumerSettings,
     /// Where the next fetch starts in `positions`, so that a record limit does not always
     /// favour the first partitions.
     next_start: usize,
@@ -432,7 +463,7 @@ impl EmbeddedConsumer {
         engine: Arc<LogEngine>,
         group: Option<(String, Arc<Group>)>,
         client_id: &str,
-        limits: FetchLimits,
+        limits: ConsumerSettings,
     ) -> Self {
         Self {
             limits,
@@ -519,6 +550,26 @@ impl EmbeddedConsumer {
             if *pos < start {
                 // Deleted records (retention, delete-records): continue at the log start.
                 *pos = start;
+            }
+            if *pos > end {
+                // Past the end: the log lost records (damage cut it back) or was created
+                // again. Reading on from here would skip every record written until the
+                // end passes the old position.
+                let to = match self.limits.auto_offset_reset {
+                    OffsetReset::Earliest => start,
+                    OffsetReset::Latest => end,
+                    OffsetReset::None => {
+                        return Err(ClientError::Broker {
+                            operation: "fetching".into(),
+                            detail: format!(
+                                "position {} of {tp} is past the log end {end} (auto.offset.reset=none)",
+                                *pos
+                            ),
+                        });
+                    }
+                };
+                tracing::warn!(partition = %tp, position = *pos, end, reset_to = to, "position past the end of the log: reset per auto.offset.reset");
+                *pos = to;
             }
             if *pos >= end {
                 continue;
@@ -861,8 +912,8 @@ mod tests {
         }
         let props: std::collections::BTreeMap<String, String> =
             [("max.poll.records".to_string(), "30".to_string())].into();
-        let limits = FetchLimits::from_properties(&props).unwrap();
-        let clients = clients.with_fetch_limits(limits);
+        let limits = ConsumerSettings::from_properties(&props).unwrap();
+        let clients = clients.with_consumer_settings(limits);
         let mut c = clients.restore_consumer("r").unwrap();
         // The restore consumer keeps the defaults: everything at once.
         c.assign(&[
@@ -896,14 +947,78 @@ mod tests {
         assert_eq!(sizes.iter().sum::<usize>(), 100);
         assert_eq!(per_partition, [50, 50]);
 
-        for (key, value) in [("max.poll.records", "0"), ("fetch.max.bytes", "lots")] {
+        for (key, value) in [
+            ("max.poll.records", "0"),
+            ("fetch.max.bytes", "lots"),
+            ("auto.offset.reset", "sometimes"),
+        ] {
             let props: std::collections::BTreeMap<String, String> =
                 [(key.to_string(), value.to_string())].into();
-            let err = FetchLimits::from_properties(&props).unwrap_err();
+            let err = ConsumerSettings::from_properties(&props).unwrap_err();
             assert!(
                 err.to_string().contains(&format!("consumer.{key}")),
                 "{err}"
             );
+        }
+    }
+
+    #[test]
+    fn a_position_past_the_log_end_resets_per_auto_offset_reset() {
+        for (reset, expected) in [
+            ("earliest", Some(vec![0, 1, 2, 3, 4])),
+            ("latest", Some(vec![3, 4])),
+            ("none", None),
+        ] {
+            let (_dir, clients) = clients();
+            let engine = clients.engine().clone();
+            engine
+                .create_topic("t", streams_state::TopicConfig::new(1))
+                .unwrap();
+            let append = |n: i64| {
+                let records: Vec<streams_state::NewRecord> = (0..n)
+                    .map(|i| streams_state::NewRecord {
+                        timestamp: i,
+                        key: None,
+                        value: Some(vec![1]),
+                        headers: Vec::new(),
+                    })
+                    .collect();
+                engine.append("t", 0, &records).unwrap();
+            };
+            append(3);
+            let props: std::collections::BTreeMap<String, String> =
+                [("auto.offset.reset".to_string(), reset.to_string())].into();
+            let clients =
+                clients.with_consumer_settings(ConsumerSettings::from_properties(&props).unwrap());
+            // A group committed offset 10, past the end (3): the log lost records.
+            let tp = TopicPartition::new("t", 0);
+            engine.commit_offsets("g", &[("t", 0, 10)]).unwrap();
+            let mut c = clients.consumer("g", "c").unwrap();
+            c.subscribe(&["t".to_string()]).unwrap();
+            let mut got = Vec::new();
+            let mut failed = false;
+            for i in 0..5 {
+                match c.poll(Duration::from_millis(100), &mut NoRebalanceListener) {
+                    Ok(records) => got.extend(records.iter().map(|r| r.record.offset)),
+                    Err(_) => {
+                        failed = true;
+                        break;
+                    }
+                }
+                if i == 1 {
+                    // Records written after the reset.
+                    append(2);
+                }
+            }
+            match expected {
+                Some(offsets) => {
+                    assert!(!failed, "{reset}");
+                    // Latest: from the end (3) on, so only the records written after.
+                    assert_eq!(got, offsets, "{reset}");
+                    assert!(c.position(&tp).unwrap() >= 3, "{reset}");
+                }
+                None => assert!(failed, "{reset}: the poll must fail"),
+            }
         }
     }
 
@@ -957,6 +1072,16 @@ mod tests {
     #[test]
     fn a_leaving_member_commits_on_revocation_and_its_partitions_move() {
         let (_d, c) = clients();
+        // Two records in a-0, so that the committed offset 1 is inside its log.
+        let two: Vec<streams_state::NewRecord> = (0..2)
+            .map(|i| streams_state::NewRecord {
+                timestamp: i,
+                key: None,
+                value: Some(vec![1]),
+                headers: Vec::new(),
+            })
+            .collect();
+        c.engine().append("a", 0, &two).unwrap();
         let mut c1 = c.consumer("g", "x").unwrap();
         let mut c2 = c.consumer("g", "y").unwrap();
         c1.subscribe(&subs()).unwrap();
@@ -977,7 +1102,7 @@ mod tests {
             }
         }
         c2.close().unwrap();
-        c1.poll(Duration::from_millis(50), &mut r1).unwrap();
+        let after = c1.poll(Duration::from_millis(50), &mut r1).unwrap();
         // c1 revoked its 4 partitions (committing offset 1 for each), then got all 8.
         assert_eq!(r1.revoked.last().unwrap().len(), 4);
         assert_eq!(r1.assigned.last().unwrap().len(), 8);
@@ -985,8 +1110,13 @@ mod tests {
             .committed(&[TopicPartition::new("a", 0), TopicPartition::new("a", 3)])
             .unwrap();
         assert_eq!(committed, vec![Some(1), None]);
-        // Positions start at the committed offset.
-        assert_eq!(c1.position(&TopicPartition::new("a", 0)), Some(1));
+        // Positions start at the committed offset: a-0 is read from offset 1 on.
+        let a0: Vec<i64> = after
+            .iter()
+            .filter(|r| r.partition == TopicPartition::new("a", 0))
+            .map(|r| r.record.offset)
+            .collect();
+        assert_eq!(a0, vec![1]);
         assert_eq!(c1.position(&TopicPartition::new("a", 3)), Some(0));
     }
 

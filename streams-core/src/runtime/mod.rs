@@ -387,7 +387,7 @@ impl KafkaStreams {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone())),
         );
-        let limits = crate::client::embedded::FetchLimits::from_properties(&consumer)?;
+        let limits = crate::client::embedded::ConsumerSettings::from_properties(&consumer)?;
         for prefix in [
             ClientPrefix::Producer,
             ClientPrefix::Admin,
@@ -400,7 +400,7 @@ impl KafkaStreams {
                 );
             }
         }
-        let clients = EmbeddedClients::new(engine).with_fetch_limits(limits);
+        let clients = EmbeddedClients::new(engine).with_consumer_settings(limits);
         Self::with_clients(topology, config, Arc::new(clients))
     }
 
