@@ -124,6 +124,9 @@ pub struct LogEngine {
     txn: Mutex<()>,
     recovery: RecoveryReport,
     txn_recovery: Option<TransactionRecovery>,
+    /// Topic directories holding data whose `topic.meta` is missing or unreadable, with
+    /// the reason: not opened, and not to be adopted by a new topic of the same name.
+    damaged: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for LogEngine {
@@ -272,13 +275,27 @@ impl LogEngine {
         }
         let mut recovery = RecoveryReport::default();
         let mut topics = BTreeMap::new();
+        let mut damaged = BTreeMap::new();
         for entry in fs::read_dir(dir.join("topics")).map_err(io(dir, "listing topics"))? {
             let entry = entry.map_err(io(dir, "listing topics"))?;
             let Some(name) = entry.file_name().to_str().map(str::to_string) else {
                 continue;
             };
-            let Some(topic_config) = read_meta(&entry.path()) else {
-                continue; // a topic whose creation did not finish
+            let topic_config = match read_meta(&entry.path()) {
+                Ok(Some(c)) => c,
+                // A topic whose creation did not finish: nothing was written to it.
+                Ok(None) if !holds_data(&entry.path()) => continue,
+                Ok(None) => {
+                    let why = "its topic.meta is missing".to_string();
+                    tracing::error!(topic = %name, dir = %entry.path().display(), "topic not opened: its directory holds data but {why}; restore topic.meta or remove the directory");
+                    damaged.insert(name, why);
+                    continue;
+                }
+                Err(why) => {
+                    tracing::error!(topic = %name, dir = %entry.path().display(), "topic not opened: {why}; repair topic.meta or remove the directory");
+                    damaged.insert(name, why);
+                    continue;
+                }
             };
             let mut partitions = Vec::new();
             for p in 0..topic_config.partitions {
@@ -330,9 +347,17 @@ impl LogEngine {
             txn: Mutex::new(()),
             recovery,
             txn_recovery: None,
+            damaged,
         };
         engine.txn_recovery = engine.recover_transaction()?;
         Ok(engine)
+    }
+
+    /// Topics found on disk with data but a missing or unreadable `topic.meta`, with the
+    /// reason: they are not open, and creating a topic of the same name is refused until
+    /// the file is repaired or the directory removed.
+    pub fn damaged_topics(&self) -> &BTreeMap<String, String> {
+        &self.damaged
     }
 
     /// What opening found: bytes of torn tails truncated, valid batches.
@@ -415,6 +440,13 @@ impl LogEngine {
         let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
         if topics.contains_key(name) {
             return Err(err(format!("topic `{name}` already exists")));
+        }
+        if let Some(why) = self.damaged.get(name) {
+            return Err(err(format!(
+                "topic `{name}` cannot be created: its directory {} holds data but {why}; \
+                 repair topic.meta or remove the directory (the data would be adopted otherwise)",
+                self.dir.join("topics").join(name).display()
+            )));
         }
         let dir = self.dir.join("topics").join(name);
         fs::create_dir_all(&dir).map_err(io(&dir, "creating a topic"))?;
@@ -826,15 +858,48 @@ fn write_meta(dir: &Path, c: &TopicConfig) -> Result<(), StateError> {
     write_atomic(&dir.join("topic.meta"), &text, "writing topic settings")
 }
 
-fn read_meta(dir: &Path) -> Option<TopicConfig> {
-    let text = fs::read_to_string(dir.join("topic.meta")).ok()?;
+/// Whether a topic directory holds any partition data (a segment file).
+fn holds_data(dir: &Path) -> bool {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        e.path().is_dir()
+            && fs::read_dir(e.path()).is_ok_and(|files| {
+                files.flatten().any(|f| {
+                    f.file_name().to_string_lossy().ends_with(".log")
+                        && f.metadata().is_ok_and(|m| m.len() > 0)
+                })
+            })
+    })
+}
+
+/// A topic's settings from its `topic.meta`: `Ok(None)` when the file is missing, an error
+/// naming the problem when it cannot be read.
+fn read_meta(dir: &Path) -> Result<Option<TopicConfig>, String> {
+    let path = dir.join("topic.meta");
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("its topic.meta cannot be read: {e}")),
+    };
+    parse_meta(&text)
+        .map(Some)
+        .ok_or_else(|| format!("its topic.meta is damaged ({} bytes)", text.len()))
+}
+
+fn parse_meta(text: &str) -> Option<TopicConfig> {
     let mut c = TopicConfig::new(1);
+    let mut partitions = false;
     // Topics written before a setting existed get its default.
     for line in text.lines() {
         let (k, v) = line.split_once('=')?;
         let non_negative = |v: &str| v.parse::<i64>().ok().map(|n| (n >= 0).then_some(n));
         match k {
-            "partitions" => c.partitions = v.parse().ok()?,
+            "partitions" => {
+                c.partitions = v.parse().ok().filter(|n| *n > 0)?;
+                partitions = true;
+            }
             "cleanup.policy" => {
                 c.cleanup = if v == "compact" {
                     CleanupPolicy::Compact
@@ -860,7 +925,7 @@ fn read_meta(dir: &Path) -> Option<TopicConfig> {
             _ => {}
         }
     }
-    Some(c)
+    partitions.then_some(c)
 }
 
 #[cfg(test)]
@@ -873,6 +938,47 @@ mod tests {
             key: Some(b"k".to_vec()),
             value: Some(v.as_bytes().to_vec()),
             headers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_topic_with_a_damaged_or_missing_meta_is_reported_and_not_adopted() {
+        for damage in ["garbage", "missing"] {
+            let dir = tempfile::tempdir().unwrap();
+            {
+                let e = LogEngine::open(dir.path()).unwrap();
+                e.create_topic("t", TopicConfig::new(2)).unwrap();
+                e.append("t", 1, &[rec("a"), rec("b")]).unwrap();
+                e.flush().unwrap();
+                // Created, never written: dropped quietly as an unfinished creation would be.
+                e.create_topic("empty", TopicConfig::new(1)).unwrap();
+            }
+            let meta = dir.path().join("topics").join("t").join("topic.meta");
+            match damage {
+                "garbage" => fs::write(&meta, "\u{0}\u{0}partitions=x").unwrap(),
+                _ => fs::remove_file(&meta).unwrap(),
+            }
+            fs::remove_file(dir.path().join("topics").join("empty").join("topic.meta")).unwrap();
+            let e = LogEngine::open(dir.path()).unwrap();
+            let names: Vec<String> = e.topics().into_iter().map(|(n, _)| n).collect();
+            assert!(names.is_empty(), "{damage}: {names:?}");
+            let why = e.damaged_topics().get("t").cloned().unwrap();
+            assert!(why.contains("topic.meta"), "{damage}: {why}");
+            assert!(!e.damaged_topics().contains_key("empty"), "{damage}");
+            // Re-creating it would silently adopt the old records: refused, with the reason.
+            let err = e
+                .create_topic("t", TopicConfig::new(2))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("topic.meta") && err.contains("remove"),
+                "{err}"
+            );
+            e.create_topic("empty", TopicConfig::new(1)).unwrap();
+            assert!(
+                dir.path().join("topics").join("t").join("1").exists(),
+                "{damage}: the data is kept"
+            );
         }
     }
 

@@ -191,8 +191,12 @@ fn run(mut args: Args, out: &mut dyn Write) -> Result<()> {
         ("topics", Some("create")) => topics_create(args, &open()?, out),
         ("topics", Some("list")) => {
             args.finish()?;
-            for (name, _) in open()?.topics() {
+            let engine = open()?;
+            for (name, _) in engine.topics() {
                 writeln!(out, "{name}")?;
+            }
+            for (name, why) in engine.damaged_topics() {
+                eprintln!("warning: topic {name} not opened: {why} (repair or remove its directory)");
             }
             Ok(())
         }
