@@ -52,6 +52,7 @@ pub mod record;
 pub mod runtime;
 pub mod serde;
 pub mod state;
+pub(crate) mod sync;
 #[cfg(feature = "test-util")]
 pub mod testing;
 pub mod time;

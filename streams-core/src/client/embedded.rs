@@ -9,7 +9,7 @@
 //! the new assignment. A partition is therefore never owned by two members at once.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use streams_state::{CleanupPolicy, LogEngine, NewRecord, TopicConfig};
@@ -20,9 +20,7 @@ use super::{
 };
 use crate::record::{Headers, RawRecord};
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use crate::sync::lock;
 
 /// The clients of an app instance on a [`LogEngine`].
 ///

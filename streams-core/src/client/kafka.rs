@@ -72,7 +72,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
@@ -93,9 +93,7 @@ use super::{
 use crate::config::{ClientPrefix, ProcessingGuarantee, StreamsConfig};
 use crate::record::{Headers, RawRecord};
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use crate::sync::lock;
 
 /// Settings the runtime interprets itself: they are not given to librdkafka.
 const OWN_CONSUMER_SETTINGS: &[&str] = &["max.poll.records"];
