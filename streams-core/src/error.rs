@@ -63,7 +63,7 @@ pub enum StreamsError {
     Topology(#[from] TopologyError),
     /// A record's key or value could not be deserialized and the handler says fail.
     #[error(
-        "cannot deserialize the {which} of the record at {topic}-{partition}@{offset}: {source} (set the deserialization handler to log-and-continue or dead-letter to skip such records)"
+        "cannot deserialize the {which} of the record at {topic}-{partition}@{offset}: {source} (to skip such records set `deserialization.exception.handler=log_and_continue`, or `errors.dead.letter.queue.topic.name` to keep them in a dead-letter topic)"
     )]
     Deserialization {
         /// "key" or "value".
