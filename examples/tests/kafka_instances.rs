@@ -24,66 +24,23 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::check::{json_keyed, user_keyed};
+use common::kafka::{create_topics, read_records};
 use common::recount::{self, Event, Expected, Settings};
-use common::{App, get, get_json, get_with, start_app};
+use common::{App, get, get_json, get_with, start_app, wait_for};
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::DefaultProducerContext;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
+use streams_core::client::ClientSupplier;
 use streams_core::client::kafka::KafkaClients;
-use streams_core::client::{ClientSupplier, NoRebalanceListener, TopicPartition};
 use streams_core::config::StreamsConfig;
-use streams_core::topology::NodeType;
 use streams_examples::activity::generator::{ActivityGenerator, GeneratorConfig, outgoing_record};
-use streams_examples::activity::{
-    self, ActivityConfig, ActivityEvent, Alert, PageViewCount, PageWindow,
-};
+use streams_examples::activity::{self, ActivityEvent, Alert, PageViewCount, PageWindow};
 
 const PARTITIONS: u32 = 4;
 const EVENTS: usize = 3_000;
 const MINUTE: i64 = 60_000;
-
-/// Every topic the app uses, created on the mock (it has no CreateTopics): the inputs,
-/// outputs and internal topics of the topology, and the announcements topic.
-fn create_topics(mock: &MockCluster<'static, DefaultProducerContext>) {
-    let app = activity::APPLICATION_ID;
-    let topology = activity::topology(&ActivityConfig::default()).unwrap();
-    let mut topics: Vec<String> = topology
-        .changelog_topics(app)
-        .into_iter()
-        .map(|(t, _)| t)
-        .collect();
-    for s in topology.describe().subtopologies {
-        for n in s.nodes {
-            match n.kind {
-                NodeType::Source { topics: t } => topics.extend(t),
-                NodeType::Sink { topic: Some(t) } => topics.push(t),
-                _ => {}
-            }
-        }
-    }
-    topics.sort();
-    topics.dedup();
-    for t in topics {
-        let t = t.replace("<application.id>", app);
-        mock.create_topic(&t, PARTITIONS as i32, 1).unwrap();
-    }
-    mock.create_topic(&format!("{app}-metadata"), 1, 1).unwrap();
-}
-
-/// Waits up to `secs` for `done`, polling every half second; panics naming `what`.
-fn wait_for(secs: u64, what: &str, mut done: impl FnMut() -> Result<(), String>) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        match done() {
-            Ok(()) => return,
-            Err(e) if Instant::now() >= deadline => panic!("{what} within {secs} s: {e}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(500)),
-        }
-    }
-}
 
 /// The events, their event time within the last 70 s: `EVENTS` events in about 6 s, from
 /// 10 s before a minute boundary (so they end before it and their windows close soon after
@@ -114,57 +71,6 @@ fn events() -> Vec<ActivityEvent> {
     events
 }
 
-/// Every record of `topic` (`PARTITIONS` partitions) on the broker, read to its current end
-/// without a group, as (key, value) with keys decoded by `key` and JSON values (`None`:
-/// a tombstone), partition by partition in offset order.
-fn read_topic<K, V: DeserializeOwned>(
-    clients: &KafkaClients,
-    topic: &str,
-    key: impl Fn(&[u8]) -> K,
-) -> Vec<(K, Option<V>)> {
-    let mut reader = clients.restore_consumer("activity-test-reader").unwrap();
-    let tps: Vec<TopicPartition> = (0..PARTITIONS)
-        .map(|p| TopicPartition::new(topic, p))
-        .collect();
-    let ends: Vec<i64> = tps
-        .iter()
-        .map(|tp| reader.watermarks(tp).unwrap().1)
-        .collect();
-    reader
-        .assign(&tps.iter().map(|tp| (tp.clone(), 0)).collect::<Vec<_>>())
-        .unwrap();
-    let mut by_partition: BTreeMap<u32, Vec<(i64, K, Option<V>)>> = BTreeMap::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while tps
-        .iter()
-        .zip(&ends)
-        .any(|(tp, end)| reader.position(tp).unwrap_or(0) < *end)
-    {
-        assert!(Instant::now() < deadline, "{topic} not read to its end");
-        for c in reader
-            .poll(Duration::from_millis(100), &mut NoRebalanceListener)
-            .unwrap()
-        {
-            let k = key(c.record.key.as_deref().expect("a key"));
-            let v = c
-                .record
-                .value
-                .map(|v| serde_json::from_slice(&v).unwrap_or_else(|e| panic!("{topic}: {e}")));
-            by_partition
-                .entry(c.partition.partition)
-                .or_default()
-                .push((c.record.offset, k, v));
-        }
-    }
-    by_partition
-        .into_values()
-        .flat_map(|mut records| {
-            records.sort_by_key(|(offset, _, _)| *offset);
-            records.into_iter().map(|(_, k, v)| (k, v))
-        })
-        .collect()
-}
-
 /// The same GET on every instance: the answers, which must all be equal.
 fn same_on_all(apps: &[App], path: &str) -> Result<Value, String> {
     let answers: Vec<Value> = apps
@@ -188,7 +94,7 @@ fn escaped(page: &str) -> String {
 #[test]
 fn three_instances_split_the_partitions_and_each_answers_for_every_key() {
     let mock = MockCluster::new(1).unwrap();
-    create_topics(&mock);
+    create_topics(&mock, PARTITIONS);
     let bootstrap = mock.bootstrap_servers();
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let apps: Vec<App> = dirs
@@ -368,22 +274,21 @@ fn three_instances_split_the_partitions_and_each_answers_for_every_key() {
     let events: Vec<Event> = events.iter().map(Event::of).collect();
     let expected = Expected::from(&events, PARTITIONS, Settings::of_binary()).all_closed();
     let windows = expected.closed_page_windows().len();
-    let json_key = |k: &[u8]| -> PageWindow { serde_json::from_slice(k).unwrap() };
+    let finals = || -> Vec<(PageWindow, Option<PageViewCount>)> {
+        let records = read_records(&clients, activity::PAGE_VIEW_COUNTS_FINAL_TOPIC, PARTITIONS);
+        json_keyed(&records).unwrap()
+    };
     wait_for(120, "a final result for every window", || {
-        let finals: Vec<(PageWindow, Option<PageViewCount>)> =
-            read_topic(&clients, activity::PAGE_VIEW_COUNTS_FINAL_TOPIC, json_key);
+        let finals = finals();
         (finals.len() >= windows)
             .then_some(())
             .ok_or_else(|| format!("{} of {windows} final results", finals.len()))
     });
     // Late duplicates would come within a commit interval.
     std::thread::sleep(Duration::from_secs(2));
-    let finals: Vec<(PageWindow, Option<PageViewCount>)> =
-        read_topic(&clients, activity::PAGE_VIEW_COUNTS_FINAL_TOPIC, json_key);
-    let (mut failures, finals_summary) = recount::check_final_view_counts(&finals, &expected);
-    let alerts: Vec<(String, Option<Alert>)> = read_topic(&clients, activity::ALERTS_TOPIC, |k| {
-        String::from_utf8(k.to_vec()).unwrap()
-    });
+    let (mut failures, finals_summary) = recount::check_final_view_counts(&finals(), &expected);
+    let alerts: Vec<(String, Option<Alert>)> =
+        user_keyed(&read_records(&clients, activity::ALERTS_TOPIC, PARTITIONS)).unwrap();
     let (alert_failures, alerts_summary) = recount::check_alerts(&alerts, &expected);
     failures.extend(alert_failures);
     eprintln!("{finals_summary}; {alerts_summary}");

@@ -12,6 +12,10 @@
 //! instead of following the wall clock and the events are written as fast as possible, so
 //! two runs with the same seed write the same input (with `--exit-when-done`, a batch run
 //! whose results can be checked exactly: `examples/tests/activity_deterministic.rs`).
+//! `--speedup X` writes the same events paced instead, event time running X times as fast
+//! as the wall clock, and `--wait-for-instances N` holds them back until N instances run the
+//! app, so that a group of instances processes them as they come rather than as a backlog
+//! (`examples/tests/kafka_deterministic.rs`).
 //!
 //! With `--bootstrap-servers host:port` it runs on Kafka; instances started with the same
 //! application id (and their own `--port` and `--data-dir`) form a consumer group, split the
@@ -56,10 +60,19 @@ USAGE: activity [FLAGS]
   --start-time MS           deterministic input: event time starts at MS (ms since the
                             epoch) instead of following the wall clock, --rate is only the
                             events per second of event time, and the --events N events are
-                            written as fast as possible; the same --seed, --start-time,
-                            --rate and --events write the same input bytes (also with
-                            --record). Idle advance is off (it follows the wall clock);
-                            --set streams.idle.advance.ms=5000 turns it back on
+                            written as fast as possible (or paced: --speedup); the same
+                            --seed, --start-time, --rate and --events write the same input
+                            bytes (also with --record). Idle advance is off (it follows the
+                            wall clock); --set streams.idle.advance.ms=5000 turns it back on
+  --speedup X               with --start-time: write the events paced instead, event time
+                            running X times as fast as the wall clock (60: a minute of
+                            event time per second) from when the app runs (see
+                            --wait-for-instances), the clock stopping while a rebalance
+                            stops the app here, so the events are processed as they come,
+                            not as a backlog; the events and bytes are those written unpaced
+  --wait-for-instances N    generate only once N instances (this one included) run the
+                            app's tasks, as their APIs say, so that no input piles up while
+                            a group forms (default: 1 with --speedup, else no wait)
   --replay FILE             send the events of a recording (JSON lines) instead of generating
   --record FILE             write --events N generated events to FILE and exit
   --no-generate             only process (another instance or producer writes the input)
@@ -86,6 +99,10 @@ struct Args {
     seed: u64,
     /// `--start-time`: deterministic input whose event time starts here.
     start_time: Option<i64>,
+    /// `--speedup`: deterministic input paced at this many ms of event time per ms.
+    speedup: Option<f64>,
+    /// `--wait-for-instances`: the group size the generator waits for.
+    wait_for_instances: Option<usize>,
     replay: Option<PathBuf>,
     record: Option<PathBuf>,
     generate: bool,
@@ -106,6 +123,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         events: None,
         seed: 42,
         start_time: None,
+        speedup: None,
+        wait_for_instances: None,
         replay: None,
         record: None,
         generate: true,
@@ -135,6 +154,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
             "--events" => a.events = Some(value(&flag, &mut it)?),
             "--seed" => a.seed = value(&flag, &mut it)?,
             "--start-time" => a.start_time = Some(value(&flag, &mut it)?),
+            "--speedup" => a.speedup = Some(value(&flag, &mut it)?),
+            "--wait-for-instances" => a.wait_for_instances = Some(value(&flag, &mut it)?),
             "--replay" => a.replay = Some(value(&flag, &mut it)?),
             "--record" => a.record = Some(value(&flag, &mut it)?),
             "--no-generate" => a.generate = false,
@@ -164,6 +185,26 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
     if a.start_time.is_some() && (a.events.is_none() || a.replay.is_some()) {
         return Err("--start-time needs --events N (and generated input, not --replay)".into());
     }
+    if let Some(x) = a.speedup {
+        if !(x.is_finite() && x > 0.0) {
+            return Err(format!("--speedup {x}: must be more than 0"));
+        }
+        if a.start_time.is_none() {
+            return Err("--speedup needs --start-time (it paces deterministic input)".into());
+        }
+    }
+    if let Some(n) = a.wait_for_instances {
+        if n == 0 {
+            return Err("--wait-for-instances 0: must be at least 1".into());
+        }
+        if !a.generate || a.record.is_some() {
+            return Err(
+                "--wait-for-instances needs an instance that generates and runs the app \
+                 (not --no-generate or --record)"
+                    .into(),
+            );
+        }
+    }
     if a.exit_when_done && a.events.is_none() && a.replay.is_none() {
         return Err("--exit-when-done needs bounded input: --events N or --replay FILE".into());
     }
@@ -179,10 +220,12 @@ const WARM_UP: Duration = Duration::from_secs(10 * 60);
 enum Source {
     /// Generated: event time starts now and is followed in real time at `rate` events/s
     /// (or, unpaced, starts early enough that the last of `events` is about now; or, with
-    /// `--start-time`, starts there, unpaced).
+    /// `--start-time`, starts there, unpaced or with `--speedup` paced).
     Generated {
         events: Option<u64>,
-        paced: bool,
+        /// Ms of event time per ms of wall time since the start (1: real time); `None`:
+        /// unpaced.
+        speedup: Option<f64>,
         generator: Box<ActivityGenerator>,
         start_ms: i64,
     },
@@ -198,14 +241,18 @@ impl Source {
                 RateLimiter::new(args.rate),
             ));
         }
-        // Deterministic input (`--start-time`) is never paced: nothing depends on the clock.
-        let paced = args.rate > 0.0 && args.start_time.is_none();
+        // Deterministic input (`--start-time`) is paced only with `--speedup`, and then only
+        // when each event is written, never what is written: nothing depends on the clock.
+        let speedup = match args.start_time {
+            Some(_) => args.speedup,
+            None => (args.rate > 0.0).then_some(1.0),
+        };
         // Unpaced bounded runs simulate 200 events/s of event time ending about now, or
         // `--rate` events/s from `--start-time`.
         let simulated = if args.rate > 0.0 { args.rate } else { 200.0 };
-        let start_ms = match (args.start_time, paced, args.events) {
+        let start_ms = match (args.start_time, speedup, args.events) {
             (Some(start), _, _) => start,
-            (None, false, Some(n)) => now_ms() - (n as f64 / simulated * 1000.0) as i64,
+            (None, None, Some(n)) => now_ms() - (n as f64 / simulated * 1000.0) as i64,
             _ => now_ms(),
         };
         // Visits last minutes: a simulation that started at `start_ms` would ramp up for
@@ -222,7 +269,7 @@ impl Source {
         );
         Ok(Source::Generated {
             events: args.events,
-            paced,
+            speedup,
             generator: Box::new(generator),
             start_ms,
         })
@@ -240,7 +287,7 @@ impl Source {
             },
             Source::Generated {
                 events,
-                paced,
+                speedup,
                 generator,
                 start_ms,
             } => {
@@ -250,10 +297,9 @@ impl Source {
                 let Some(event) = generator.next() else {
                     return Ok(None);
                 };
-                if *paced {
-                    let due = Duration::from_millis(
-                        u64::try_from(event.ts() - *start_ms).unwrap_or_default(),
-                    );
+                if let Some(speedup) = *speedup {
+                    let ahead = u64::try_from(event.ts() - *start_ms).unwrap_or_default();
+                    let due = Duration::from_secs_f64(ahead as f64 / 1000.0 / speedup);
                     let elapsed = started.elapsed();
                     if due > elapsed {
                         std::thread::sleep(due - elapsed);
@@ -265,21 +311,92 @@ impl Source {
     }
 }
 
+/// When the generator may send (`--wait-for-instances`, `--speedup`).
+struct Gate {
+    streams: Arc<KafkaStreams>,
+    /// The instances that must run the app, this one included.
+    instances: usize,
+    /// This instance's `application.server`.
+    me: HostInfo,
+    /// Asks the other instances for their state.
+    runtime: tokio::runtime::Handle,
+    /// Stop the pacing clock while the app does not run here (`--speedup`).
+    pause: bool,
+}
+
+impl Gate {
+    fn runs_here(&self) -> bool {
+        self.streams.state() == StreamsState::Running
+    }
+
+    /// The app runs here, in a group of at least `instances` instances, each of which
+    /// says over its API that it runs (has its tasks).
+    fn group_runs(&self) -> bool {
+        if !self.runs_here() {
+            return false;
+        }
+        if self.instances <= 1 {
+            return true;
+        }
+        let Ok(all) = self.streams.metadata_for_all_clients() else {
+            return false;
+        };
+        all.len() >= self.instances
+            && all
+                .iter()
+                .filter_map(|m| m.host.as_ref())
+                .filter(|h| **h != self.me)
+                .all(|h| {
+                    self.runtime
+                        .block_on(web::http_get(h, "/api/status"))
+                        .ok()
+                        .and_then(|body| serde_json::from_str::<web::Status>(&body).ok())
+                        .is_some_and(|s| s.state == "Running")
+                })
+    }
+}
+
+/// Waits while `ready` is false and `stop` is not set.
+fn wait_until(stop: &AtomicBool, ready: impl Fn() -> bool) {
+    while !stop.load(Ordering::Relaxed) && !ready() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// The generator thread: sends events until the source ends or `stop` is set; flushes at
-/// least every 100 ms so that the app sees events in real time.
+/// least every 100 ms so that the app sees events in real time. With a `gate` it starts,
+/// and its pacing counts from, when the group runs (see [`Gate::group_runs`]), and with
+/// `Gate::pause` its pacing clock stops while a rebalance stops the app here: paced input
+/// must not pile up while the group forms or rebalances, or the instances would meet it as
+/// a backlog.
 fn spawn_generator(
     mut source: Source,
     mut producer: Box<dyn Producer>,
     partitions: u32,
+    gate: Option<Gate>,
     stop: Arc<AtomicBool>,
     done: Arc<AtomicBool>,
 ) -> JoinHandle<AppResult<u64>> {
     std::thread::spawn(move || {
-        let started = Instant::now();
+        if let Some(gate) = &gate {
+            wait_until(&stop, || gate.group_runs());
+            tracing::info!(
+                instances = gate.instances,
+                "the group runs the app: generating"
+            );
+        }
+        let mut started = Instant::now();
         let mut last_flush = Instant::now();
         let mut sent = 0u64;
         let result = (|| -> AppResult<()> {
             while !stop.load(Ordering::Relaxed) {
+                if let Some(gate) = gate.as_ref().filter(|g| g.pause && !g.runs_here()) {
+                    let paused = Instant::now();
+                    producer.flush(Duration::from_secs(30))?;
+                    wait_until(&stop, || gate.runs_here());
+                    started += paused.elapsed();
+                    tracing::info!(paused = ?paused.elapsed(), "the app runs again: generating");
+                }
                 let Some(event) = source.next(started, sent)? else {
                     break;
                 };
@@ -407,7 +524,11 @@ fn run(args: Args) -> AppResult<()> {
         } else {
             0.0
         };
-        let mut source = Source::new(&Args { rate, ..args })?;
+        let mut source = Source::new(&Args {
+            rate,
+            speedup: None,
+            ..args
+        })?;
         let started = Instant::now();
         let mut events = Vec::new();
         while let Some(e) = source.next(started, events.len() as u64)? {
@@ -482,6 +603,15 @@ async fn serve(args: Args) -> AppResult<()> {
             Source::new(&args)?,
             clients.producer("activity-generator")?,
             partitions,
+            args.wait_for_instances
+                .or(args.speedup.map(|_| 1))
+                .map(|instances| Gate {
+                    streams: streams.clone(),
+                    instances,
+                    me: me.clone(),
+                    runtime: tokio::runtime::Handle::current(),
+                    pause: args.speedup.is_some(),
+                }),
             stop.clone(),
             generated.clone(),
         ))
@@ -668,6 +798,10 @@ mod tests {
             .unwrap();
         assert_eq!((a.port, a.events), (0, Some(10)));
         assert!(!a.generate && a.exit_when_done);
+        let a = args("--start-time 5 --events 3 --speedup 20 --wait-for-instances 3")
+            .unwrap()
+            .unwrap();
+        assert_eq!((a.speedup, a.wait_for_instances), (Some(20.0), Some(3)));
         assert!(args("--help").unwrap().is_none());
         let a = args("--set streams.repartition.purge=false --set consumer.x=a=b")
             .unwrap()
@@ -705,6 +839,23 @@ mod tests {
                 .unwrap_err()
                 .contains("--start-time x")
         );
+        assert!(
+            args("--speedup 10 --events 3")
+                .unwrap_err()
+                .contains("needs --start-time")
+        );
+        for bad in ["0", "-2", "inf", "NaN"] {
+            let e = args(&format!("--start-time 5 --events 3 --speedup {bad}")).unwrap_err();
+            assert!(e.contains("--speedup"), "{bad}: {e}");
+        }
+        for bad in [
+            "--wait-for-instances 0",
+            "--wait-for-instances 3 --no-generate",
+            "--wait-for-instances 3 --events 5 --record f",
+        ] {
+            let e = args(bad).unwrap_err();
+            assert!(e.contains("--wait-for-instances"), "{bad}: {e}");
+        }
     }
 
     #[test]
@@ -713,15 +864,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(a.start_time, Some(1_700_000_000_000));
-        let events = |a: &Args| {
-            let mut source = Source::new(a).unwrap();
-            let started = Instant::now();
-            let mut out = Vec::new();
-            while let Some(e) = source.next(started, out.len() as u64).unwrap() {
-                out.push(e);
-            }
-            out
-        };
+        assert_eq!(a.speedup, None);
         let first = events(&a);
         assert_eq!(first.len(), 500);
         assert!(first[0].ts() >= 1_700_000_000_000);
@@ -730,5 +873,39 @@ mod tests {
         assert!((15_000..40_000).contains(&span), "{span} ms");
         std::thread::sleep(Duration::from_millis(5));
         assert_eq!(events(&a), first);
+    }
+
+    /// All events of `a`'s source, taken as the generator thread takes them.
+    fn events(a: &Args) -> Vec<ActivityEvent> {
+        let mut source = Source::new(a).unwrap();
+        let started = Instant::now();
+        let mut out = Vec::new();
+        while let Some(e) = source.next(started, out.len() as u64).unwrap() {
+            out.push(e);
+        }
+        out
+    }
+
+    #[test]
+    fn speedup_paces_the_same_deterministic_events() {
+        let unpaced = events(
+            &args("--start-time 1700000000000 --events 300 --rate 20 --seed 3")
+                .unwrap()
+                .unwrap(),
+        );
+        let a = args("--start-time 1700000000000 --events 300 --rate 20 --seed 3 --speedup 100")
+            .unwrap()
+            .unwrap();
+        assert_eq!((a.speedup, a.wait_for_instances), (Some(100.0), None));
+        let started = Instant::now();
+        let paced = events(&a);
+        let took = started.elapsed();
+        assert_eq!(paced, unpaced);
+        // The last event is due (its event time - the start) / 100 after the start.
+        let due = Duration::from_millis(
+            u64::try_from((paced[299].ts() - 1_700_000_000_000) / 100).unwrap(),
+        );
+        assert!(took >= due, "{took:?} < {due:?}");
+        assert!(due >= Duration::from_millis(50), "{due:?}");
     }
 }

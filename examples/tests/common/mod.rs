@@ -1,10 +1,14 @@
 //! What the tests of the activity binary share: starting it as a process (or running it
 //! to its end), plain HTTP GETs on the loopback, reading topics back through the `streams`
-//! CLI, and the app's outputs recomputed from its input ([`recount`]).
+//! CLI (embedded engine) or a Kafka consumer ([`kafka`]), the app's outputs recomputed from
+//! its input ([`recount`]) and a whole run's topics checked against that ([`check`]).
 
 // Test helpers may unwrap: a panic fails the test.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
+pub(crate) mod check;
+#[cfg(feature = "kafka")]
+pub(crate) mod kafka;
 pub(crate) mod recount;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -86,6 +90,19 @@ pub(crate) fn get_with(port: u16, path: &str, headers: &str) -> Result<String, S
         return Err(format!("{path}: {}", head.lines().next().unwrap_or("")));
     }
     Ok(body.to_string())
+}
+
+/// Waits up to `secs` for `done`, polling every half second; panics naming `what` and the
+/// last answer of `done`.
+pub(crate) fn wait_for(secs: u64, what: &str, mut done: impl FnMut() -> Result<(), String>) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        match done() {
+            Ok(()) => return,
+            Err(e) if Instant::now() >= deadline => panic!("{what} within {secs} s: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
 }
 
 /// A GET whose 200 answer is JSON; panics otherwise.
@@ -174,9 +191,10 @@ pub(crate) fn streams_cli() -> PathBuf {
     path
 }
 
-/// One record as `streams consume` prints it; `None` for a null key or value.
+/// One record of a topic as read back, by `streams consume` (which prints it) or a Kafka
+/// consumer ([`kafka::read_records`]); key and value as UTF-8 text, `None` for null.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct CliRecord {
+pub(crate) struct TopicRecord {
     pub(crate) partition: u32,
     pub(crate) offset: i64,
     pub(crate) timestamp: i64,
@@ -188,7 +206,7 @@ pub(crate) struct CliRecord {
 /// `streams --data-dir <log_dir> consume <topic> --from-beginning` (partition by partition,
 /// in offset order): the CLI's output as printed, and its records. An error names the topic
 /// and carries the CLI's stderr (an unknown topic, a directory still locked by an app).
-pub(crate) fn consume(log_dir: &Path, topic: &str) -> Result<(String, Vec<CliRecord>), String> {
+pub(crate) fn consume(log_dir: &Path, topic: &str) -> Result<(String, Vec<TopicRecord>), String> {
     let out = Command::new(streams_cli())
         .arg("--data-dir")
         .arg(log_dir)
@@ -212,7 +230,7 @@ pub(crate) fn consume(log_dir: &Path, topic: &str) -> Result<(String, Vec<CliRec
 }
 
 /// `Partition:P\tOffset:O\tTimestamp:T\tKEY\tVALUE` (`null` for a null key or value).
-fn parse_cli_record(line: &str) -> Option<CliRecord> {
+fn parse_cli_record(line: &str) -> Option<TopicRecord> {
     let mut fields = line.splitn(5, '\t');
     let mut number =
         |label: &str| -> Option<i64> { fields.next()?.strip_prefix(label)?.parse().ok() };
@@ -222,7 +240,7 @@ fn parse_cli_record(line: &str) -> Option<CliRecord> {
     let text = |s: &str| (s != "null").then(|| s.to_string());
     let key = text(fields.next()?);
     let value = text(fields.next()?);
-    Some(CliRecord {
+    Some(TopicRecord {
         partition,
         offset,
         timestamp,
