@@ -1,6 +1,6 @@
 //! The activity app as a black box, on deterministic input (issue #15): the real `activity`
 //! binary runs on the embedded engine with `--start-time` (simulated event time from a
-//! fixed start and the seed, the events written as fast as possible), with 1 and 4
+//! fixed start and the seed; the events written at once or paced), with 1 and 4
 //! partitions and 1 and 2 stream threads, the record cache on (the default) and the app's
 //! own settings; once it has processed everything and exited, its input and output topics
 //! are read back through the `streams` CLI (`streams consume`), and every output is
@@ -32,13 +32,14 @@
 //! generator is not made to end with events that close everything: those events would be
 //! input too, and the bound loses only the last of 25 minutes.
 //!
-//! Scale: 15 000 events per run (60 000 over the four runs, a few seconds each), 10 per
-//! second of event time: 25 minutes, about 4 300 closed page windows, 2 100 sessions (many
-//! merged) and 20 bot alerts. The app keeps its own settings, 10 s of grace (2 s for
-//! alerts), and its input arrives as a backlog, so every task must process its records in
-//! timestamp order. With 4 partitions each by-page task also receives the records of four
-//! upstream tasks, interleaved in the order those processed them: the results are exact
-//! only if the upstream tasks never drift further apart in event time than the grace. The
+//! Scale, 10 events per second of event time: with 1 partition, 15 000 events per run (25
+//! minutes, about 4 300 closed page windows, 2 100 sessions, 20 bot alerts) written as a
+//! backlog, so the task reading views and clicks must process them in timestamp order;
+//! with 4 partitions, 6 000 events (10 minutes) paced at 20x (see [`PACED`] for why). The
+//! app keeps its own settings, 10 s of grace (2 s for alerts). With 4 partitions each
+//! by-page task also receives the records of four upstream tasks, interleaved in the order
+//! those processed them: the results are exact only if the upstream tasks never drift
+//! further apart in event time than the grace. The
 //! test reads the repartition topic (purging is turned off for that) and prints how far
 //! behind its task's stream time a record came at most (the margin left to the grace); on a
 //! failure it says how many records reached their by-page task after their window closed,
@@ -62,25 +63,51 @@ use common::{TopicRecord, consume, run_app};
 const SEED: u64 = 15;
 /// 2023-11-14T22:13:20Z.
 const START_MS: i64 = 1_700_000_000_000;
-const EVENTS: u64 = 15_000;
 /// Events per second of event time.
 const RATE: u32 = 10;
+
+/// The input of a run: how many events, and how fast they are written.
+#[derive(Clone, Copy)]
+struct Input {
+    events: u64,
+    /// `None`: all at once (a backlog); `Some(x)`: paced, event time running x times as
+    /// fast as the wall clock.
+    speedup: Option<u32>,
+}
+
+/// One partition: 15 000 events (25 minutes) as a backlog. The one task reading views and
+/// clicks must process them in timestamp order, whatever it fetched first.
+const BACKLOG: Input = Input {
+    events: 15_000,
+    speedup: None,
+};
+
+/// Four partitions: 6 000 events (10 minutes) paced at 20x (30 s). Four upstream tasks then
+/// feed each by-page task through the repartition topic. Tasks of different threads (and
+/// instances) are not aligned in event time, as in Kafka Streams: a backlog lets one thread
+/// run minutes ahead of the other, and their records reach the by-page tasks later than any
+/// grace. Paced input keeps them within the processing latency times the speedup; the test
+/// prints the largest lag it saw.
+const PACED: Input = Input {
+    events: 6_000,
+    speedup: Some(20),
+};
 
 /// One app at a time: two cores, and the runs must not slow each other down.
 static SERIAL: Mutex<()> = Mutex::new(());
 
 #[test]
 fn one_partition_gives_exact_results_with_one_and_two_threads() {
-    matrix(1);
+    matrix(1, BACKLOG);
 }
 
 #[test]
 fn four_partitions_give_exact_results_with_one_and_two_threads() {
-    matrix(4);
+    matrix(4, PACED);
 }
 
 /// Runs the app with `partitions` and 1, then 2 threads; fails with every failure of both.
-fn matrix(partitions: u32) {
+fn matrix(partitions: u32, input: Input) {
     let _one_at_a_time = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut failures = Vec::new();
     let mut inputs: Vec<Vec<TopicRecord>> = Vec::new();
@@ -90,7 +117,7 @@ fn matrix(partitions: u32) {
             if partitions == 1 { "" } else { "s" },
             if threads == 1 { "" } else { "s" }
         );
-        match run(partitions, threads) {
+        match run(partitions, threads, input) {
             Ok(run) => {
                 eprintln!("{label}: {}", run.summary);
                 if !run.failures.is_empty() {
@@ -125,9 +152,15 @@ struct Run {
     summary: String,
 }
 
-fn run(partitions: u32, threads: usize) -> Result<Run, String> {
+fn run(partitions: u32, threads: usize, input: Input) -> Result<Run, String> {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_string_lossy().into_owned();
+    let events = input.events;
+    let speedup = input.speedup.map(|x| x.to_string());
+    let mut pacing = Vec::new();
+    if let Some(x) = &speedup {
+        pacing.extend(["--speedup", x.as_str()]);
+    }
     let finished = run_app(
         &[
             "--data-dir",
@@ -135,7 +168,7 @@ fn run(partitions: u32, threads: usize) -> Result<Run, String> {
             "--start-time",
             &START_MS.to_string(),
             "--events",
-            &EVENTS.to_string(),
+            &events.to_string(),
             "--rate",
             &RATE.to_string(),
             "--seed",
@@ -148,7 +181,10 @@ fn run(partitions: u32, threads: usize) -> Result<Run, String> {
             // Keep the repartition topic's records for the diagnosis of late records.
             "--set",
             "streams.repartition.purge=false",
-        ],
+        ]
+        .into_iter()
+        .chain(pacing)
+        .collect::<Vec<&str>>(),
         Duration::from_secs(600),
     );
     if !finished.success {
@@ -159,7 +195,7 @@ fn run(partitions: u32, threads: usize) -> Result<Run, String> {
             finished.stderr_tail(20)
         ));
     }
-    let done = format!("processed {EVENTS} input events");
+    let done = format!("processed {events} input events");
     if !finished.stdout.contains(&done) {
         return Err(format!(
             "the app did not report `{done}`:\n{}",
@@ -170,7 +206,7 @@ fn run(partitions: u32, threads: usize) -> Result<Run, String> {
     let checked = check_run(
         &|topic| consume(&log, topic).map(|(_, records)| records),
         partitions,
-        EVENTS,
+        events,
     )?;
     // The data exercises what is checked.
     let expected = &checked.expected;
