@@ -196,7 +196,9 @@ fn run(mut args: Args, out: &mut dyn Write) -> Result<()> {
                 writeln!(out, "{name}")?;
             }
             for (name, why) in engine.damaged_topics() {
-                eprintln!("warning: topic {name} not opened: {why} (repair or remove its directory)");
+                eprintln!(
+                    "warning: topic {name} not opened: {why} (repair or remove its directory)"
+                );
             }
             Ok(())
         }
