@@ -898,15 +898,7 @@ mod tests {
             .create_topic("t", streams_state::TopicConfig::new(2))
             .unwrap();
         for p in 0..2 {
-            let records: Vec<streams_state::NewRecord> = (0..50)
-                .map(|i| streams_state::NewRecord {
-                    timestamp: i,
-                    key: None,
-                    value: Some(vec![0; 10]),
-                    headers: Vec::new(),
-                })
-                .collect();
-            engine.append("t", p, &records).unwrap();
+            engine.append("t", p, &values(50, 10)).unwrap();
         }
         let props: std::collections::BTreeMap<String, String> =
             [("max.poll.records".to_string(), "30".to_string())].into();
@@ -973,15 +965,7 @@ mod tests {
                 .create_topic("t", streams_state::TopicConfig::new(1))
                 .unwrap();
             let append = |n: i64| {
-                let records: Vec<streams_state::NewRecord> = (0..n)
-                    .map(|i| streams_state::NewRecord {
-                        timestamp: i,
-                        key: None,
-                        value: Some(vec![1]),
-                        headers: Vec::new(),
-                    })
-                    .collect();
-                engine.append("t", 0, &records).unwrap();
+                engine.append("t", 0, &values(n, 1)).unwrap();
             };
             append(3);
             let props: std::collections::BTreeMap<String, String> =
@@ -1018,6 +1002,18 @@ mod tests {
                 None => assert!(failed, "{reset}: the poll must fail"),
             }
         }
+    }
+
+    /// `n` keyless records of `size`-byte values, timestamped 0, 1, ...
+    fn values(n: i64, size: usize) -> Vec<streams_state::NewRecord> {
+        (0..n)
+            .map(|i| streams_state::NewRecord {
+                timestamp: i,
+                key: None,
+                value: Some(vec![1; size]),
+                headers: Vec::new(),
+            })
+            .collect()
     }
 
     fn subs() -> Vec<String> {
@@ -1071,15 +1067,7 @@ mod tests {
     fn a_leaving_member_commits_on_revocation_and_its_partitions_move() {
         let (_d, c) = clients();
         // Two records in a-0, so that the committed offset 1 is inside its log.
-        let two: Vec<streams_state::NewRecord> = (0..2)
-            .map(|i| streams_state::NewRecord {
-                timestamp: i,
-                key: None,
-                value: Some(vec![1]),
-                headers: Vec::new(),
-            })
-            .collect();
-        c.engine().append("a", 0, &two).unwrap();
+        c.engine().append("a", 0, &values(2, 1)).unwrap();
         let mut c1 = c.consumer("g", "x").unwrap();
         let mut c2 = c.consumer("g", "y").unwrap();
         c1.subscribe(&subs()).unwrap();

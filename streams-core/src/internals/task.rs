@@ -261,6 +261,15 @@ struct TaskInput {
     idle_deadline: Option<i64>,
 }
 
+/// The timestamp of the record queued first for `inp`, if any.
+fn queue_head(nodes: &mut [Slot], inp: &TaskInput) -> Option<i64> {
+    nodes[inp.node]
+        .node
+        .as_mut()
+        .and_then(|b| b.as_source())
+        .and_then(|s| s.head_timestamp(inp.topic_idx))
+}
+
 /// Whether a task may process its next record now (Kafka's `PartitionGroup.readyToProcess`,
 /// KIP-695).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -537,14 +546,7 @@ impl Task {
 
     /// Whether any input record is queued.
     pub(crate) fn has_queued(&mut self) -> bool {
-        self.inputs.iter().any(|inp| {
-            self.ctx.nodes[inp.node]
-                .node
-                .as_mut()
-                .and_then(|b| b.as_source())
-                .and_then(|s| s.head_timestamp(inp.topic_idx))
-                .is_some()
-        })
+        self.oldest_input().is_some()
     }
 
     /// Records the lag of each input partition as the consumer sees it now: `lag_of(topic)`
@@ -576,12 +578,7 @@ impl Task {
         let mut any_empty = false;
         let mut deadline: Option<i64> = None;
         for inp in &mut self.inputs {
-            let has = self.ctx.nodes[inp.node]
-                .node
-                .as_mut()
-                .and_then(|b| b.as_source())
-                .is_some_and(|s| s.head_timestamp(inp.topic_idx).is_some());
-            if has {
+            if queue_head(&mut self.ctx.nodes, inp).is_some() {
                 queued = true;
                 inp.idle_deadline = None;
                 continue;
@@ -623,28 +620,27 @@ impl Task {
     /// Whether the task has processed everything in its partitions' logs as the consumer
     /// last saw them: nothing queued and every lag 0.
     pub(crate) fn caught_up(&mut self) -> bool {
-        self.inputs.iter().all(|inp| {
-            inp.lag == Some(0)
-                && self.ctx.nodes[inp.node]
-                    .node
-                    .as_mut()
-                    .and_then(|b| b.as_source())
-                    .is_none_or(|s| s.head_timestamp(inp.topic_idx).is_none())
-        })
+        let nodes = &mut self.ctx.nodes;
+        self.inputs
+            .iter()
+            .all(|inp| inp.lag == Some(0) && queue_head(nodes, inp).is_none())
     }
 
     /// The timestamp of the record the task would process next (the smallest head
     /// timestamp across its partitions), if any is queued.
     pub(crate) fn head_timestamp(&mut self) -> Option<i64> {
-        let mut best: Option<i64> = None;
-        for inp in &self.inputs {
-            if let Some(ts) = self.ctx.nodes[inp.node]
-                .node
-                .as_mut()
-                .and_then(|b| b.as_source())
-                .and_then(|s| s.head_timestamp(inp.topic_idx))
+        self.oldest_input().map(|(ts, _)| ts)
+    }
+
+    /// The smallest head timestamp across the task's partitions and the input holding it
+    /// (the first on a tie).
+    fn oldest_input(&mut self) -> Option<(i64, usize)> {
+        let mut best: Option<(i64, usize)> = None;
+        for (i, inp) in self.inputs.iter().enumerate() {
+            if let Some(ts) = queue_head(&mut self.ctx.nodes, inp)
+                && best.is_none_or(|(b, _)| ts < b)
             {
-                best = Some(best.map_or(ts, |b| b.min(ts)));
+                best = Some((ts, i));
             }
         }
         best
@@ -668,19 +664,7 @@ impl Task {
     /// not ask whether the task should wait for an empty partition: see
     /// [`process_ready`](Self::process_ready).
     fn process_one(&mut self) -> Result<bool> {
-        let mut best: Option<(i64, usize)> = None;
-        for (i, inp) in self.inputs.iter().enumerate() {
-            if let Some(ts) = self.ctx.nodes[inp.node]
-                .node
-                .as_mut()
-                .and_then(|b| b.as_source())
-                .and_then(|s| s.head_timestamp(inp.topic_idx))
-                && best.is_none_or(|(b, _)| ts < b)
-            {
-                best = Some((ts, i));
-            }
-        }
-        let Some((_, i)) = best else {
+        let Some((_, i)) = self.oldest_input() else {
             return Ok(false);
         };
         let TaskInput {
