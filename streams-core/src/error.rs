@@ -44,6 +44,18 @@ pub enum TopologyError {
     /// The topology has no source.
     #[error("the topology has no source: add one with StreamsBuilder::stream or table")]
     NoSource,
+    /// The topics of a join have different partition counts, so equal keys would not meet
+    /// in one task.
+    #[error(
+        "`{operator}` joins topics that are not co-partitioned: {topics}; give them the same \
+         partition count (or repartition one side with `repartition_with`)"
+    )]
+    NotCopartitioned {
+        /// The joining operator.
+        operator: String,
+        /// The topics and their partition counts.
+        topics: String,
+    },
     /// An option has a value that cannot work.
     #[error("invalid option for `{operator}`: {detail}")]
     InvalidOption {

@@ -72,8 +72,8 @@ pub mod prelude {
     pub use crate::Data;
     pub use crate::config::{DeserializationHandler, StreamsConfig};
     pub use crate::dsl::{
-        Branched, Consumed, Grouped, KGroupedStream, KGroupedTable, KStream, KTable, Materialized,
-        Named, Produced, Repartitioned, StreamsBuilder,
+        Branched, Consumed, Grouped, Joined, KGroupedStream, KGroupedTable, KStream, KTable,
+        Materialized, Named, Produced, Repartitioned, StreamJoined, StreamsBuilder,
     };
     pub use crate::error::{StreamsError, TopologyError};
     pub use crate::processor::{
@@ -89,6 +89,6 @@ pub mod prelude {
     pub use crate::testing::{TestInputTopic, TestOutputTopic, TopologyTestDriver};
     pub use crate::time::{EventTime, EventTimeExtractor, InvalidTimestampPolicy};
     pub use crate::topology::Topology;
-    pub use crate::window::{Window, Windowed};
+    pub use crate::window::{JoinWindows, Window, Windowed};
     pub use streams_macros::{EventTime, StreamsSerde};
 }

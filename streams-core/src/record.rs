@@ -117,6 +117,15 @@ impl<K, V> Record<K, V> {
             headers: self.headers,
         }
     }
+    /// The same record with its value transformed by `f`.
+    pub fn map_value<V2>(self, f: impl FnOnce(V) -> V2) -> Record<K, V2> {
+        Record {
+            key: self.key,
+            value: f(self.value),
+            timestamp: self.timestamp,
+            headers: self.headers,
+        }
+    }
     /// The same record with another timestamp.
     pub fn with_timestamp(mut self, timestamp: i64) -> Self {
         self.timestamp = timestamp;

@@ -239,6 +239,14 @@ impl<K: 'static, V: 'static> KeyValueStoreHandle<K, V> {
         iter.map(|kv| self.decode(kv?)).collect()
     }
 
+    /// The first pair with a key `>= from` (by serialized bytes), without reading further.
+    pub(crate) fn first_from(&self, from: &K) -> Result<Option<(K, V)>> {
+        let lo = self.key_bytes(from)?;
+        let store = self.lock();
+        let mut iter = store.range(Bound::Included(&lo), Bound::Unbounded)?;
+        iter.next().map(|kv| self.decode(kv?)).transpose()
+    }
+
     /// Every pair, ascending by serialized key.
     pub fn all(&self) -> Result<Vec<(K, V)>> {
         self.scan(None, None, false)
@@ -677,6 +685,11 @@ impl<K: 'static, V: 'static> WindowStoreHandle<K, V> {
     /// Whether `key` is null (Kafka's null key): such keys cannot be stored.
     pub(crate) fn is_null_key(&self, key: &K) -> bool {
         self.key_serde.is_null(key)
+    }
+
+    /// The largest window start written so far (restoration included), or -1.
+    pub(crate) fn observed_stream_time(&self) -> i64 {
+        relock(&self.store).observed_stream_time()
     }
 
     /// Window updates that left the store's record cache since the last call, decoded:

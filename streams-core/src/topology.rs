@@ -100,6 +100,9 @@ pub(crate) struct TopologyInner {
     pub(crate) subtopologies: Vec<SubtopologySpec>,
     /// Repartition topics with a fixed partition count, if the user gave one.
     pub(crate) repartition_topics: Vec<(TopicName, Option<u32>)>,
+    /// Topics whose records are joined, so they must be co-partitioned: (the joining
+    /// operator, the source topics upstream of its inputs).
+    pub(crate) copartition_groups: Vec<(String, Vec<TopicName>)>,
 }
 
 impl TopologyInner {
@@ -135,13 +138,59 @@ impl TopologyInner {
                 false
             });
         }
-        match pending.first() {
-            Some((topic, _)) => Err(crate::error::StreamsError::Internal(format!(
+        if let Some((topic, _)) = pending.first() {
+            return Err(crate::error::StreamsError::Internal(format!(
                 "cannot size repartition topic {}",
                 topic.resolve(app)
-            ))),
-            None => Ok(()),
+            )));
         }
+        self.copartition(app, partitions)
+    }
+
+    /// Enforces co-partitioning of joined topics (Kafka's `CopartitionedTopicsEnforcer`):
+    /// the source topics of a join must have one partition count; repartition topics in the
+    /// group (unless their count was fixed) take the count of the source topics, or the
+    /// largest count among them when the group has only repartition topics.
+    fn copartition(
+        &self,
+        app: &str,
+        partitions: &mut std::collections::HashMap<String, u32>,
+    ) -> Result<(), crate::error::StreamsError> {
+        let fixed = |t: &TopicName| {
+            self.repartition_topics
+                .iter()
+                .any(|(r, n)| r == t && n.is_some())
+        };
+        for (operator, topics) in &self.copartition_groups {
+            let count = |t: &TopicName| partitions.get(&t.resolve(app)).copied().unwrap_or(1);
+            let external: Vec<(String, u32)> = topics
+                .iter()
+                .filter(|t| matches!(t, TopicName::External(_)) || fixed(t))
+                .map(|t| (t.resolve(app), count(t)))
+                .collect();
+            if external.windows(2).any(|w| w[0].1 != w[1].1) {
+                let list = external
+                    .iter()
+                    .map(|(t, n)| format!("{t} ({n} partitions)"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err(TopologyError::NotCopartitioned {
+                    operator: operator.clone(),
+                    topics: list,
+                }
+                .into());
+            }
+            let n = match external.first() {
+                Some((_, n)) => *n,
+                None => topics.iter().map(count).max().unwrap_or(1),
+            };
+            for t in topics {
+                if matches!(t, TopicName::Internal(_)) && !fixed(t) {
+                    partitions.insert(t.resolve(app), n);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The number of tasks of each sub-topology: the largest partition count of its
@@ -187,6 +236,9 @@ pub(crate) struct InternalBuilder {
     counter: u32,
     errors: Vec<TopologyError>,
     repartition_topics: Vec<(TopicName, Option<u32>)>,
+    /// Joining operators and the nodes feeding them (see
+    /// [`TopologyInner::copartition_groups`]).
+    copartition: Vec<(String, Vec<usize>)>,
 }
 
 impl InternalBuilder {
@@ -199,7 +251,45 @@ impl InternalBuilder {
             counter: 0,
             errors: Vec::new(),
             repartition_topics: Vec::new(),
+            copartition: Vec::new(),
         }
+    }
+
+    /// The name of the node at `idx`.
+    pub(crate) fn node_name(&self, idx: usize) -> String {
+        self.nodes
+            .get(idx)
+            .map_or_else(String::new, |n| n.name.to_string())
+    }
+
+    /// Records that the inputs `nodes` of `operator` are joined by key, so the topics they
+    /// read must be co-partitioned.
+    pub(crate) fn copartition(&mut self, operator: &str, nodes: &[usize]) {
+        self.copartition
+            .push((operator.to_string(), nodes.to_vec()));
+    }
+
+    /// The source topics upstream of `node`.
+    fn upstream_topics(&self, node: usize) -> Vec<TopicName> {
+        let mut seen = HashSet::new();
+        let mut stack = vec![node];
+        let mut out = Vec::new();
+        while let Some(n) = stack.pop() {
+            if !seen.insert(n) {
+                continue;
+            }
+            match &self.nodes[n].kind {
+                NodeKind::Source { topics } => {
+                    for t in topics {
+                        if !out.contains(t) {
+                            out.push(t.clone());
+                        }
+                    }
+                }
+                _ => stack.extend(self.nodes[n].parents.iter().copied()),
+            }
+        }
+        out
     }
 
     /// A new generated name, Kafka style: `KSTREAM-FILTER-0000000001`.
@@ -282,8 +372,8 @@ impl InternalBuilder {
     }
 
     pub(crate) fn build(self) -> Result<Topology, TopologyError> {
-        if let Some(e) = self.errors.into_iter().next() {
-            return Err(e);
+        if let Some(e) = self.errors.first() {
+            return Err(e.clone());
         }
         if !self.nodes.iter().any(NodeSpec::is_source) {
             return Err(TopologyError::NoSource);
@@ -358,11 +448,27 @@ impl InternalBuilder {
                 }
             })
             .collect();
+        let copartition_groups = self
+            .copartition
+            .iter()
+            .map(|(op, nodes)| {
+                let mut topics: Vec<TopicName> = Vec::new();
+                for &n in nodes {
+                    for t in self.upstream_topics(n) {
+                        if !topics.contains(&t) {
+                            topics.push(t);
+                        }
+                    }
+                }
+                (op.clone(), topics)
+            })
+            .collect();
         let inner = TopologyInner {
             nodes: self.nodes,
             stores: self.stores,
             subtopologies,
             repartition_topics: self.repartition_topics,
+            copartition_groups,
         };
         Ok(Topology {
             inner: Arc::new(inner),

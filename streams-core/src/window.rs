@@ -325,3 +325,105 @@ impl<K: 'static> Serde<Windowed<K>> for SessionWindowedSerde<K> {
         })
     }
 }
+
+/// The time bounds of a stream-stream join (Kafka Streams' `JoinWindows`): a record at `t`
+/// joins the other side's records with timestamps in `[t - before, t + after]`, both ends
+/// inclusive (a record of the other side mirrors it: `[t' - after, t' + before]`). Both
+/// sides are buffered for `before + after + grace` of stream time; a left or outer join
+/// emits an unmatched record with no partner once stream time passes `t + after + grace`
+/// (`t + before + grace` for the right side).
+///
+/// ```
+/// use std::time::Duration;
+/// use streams_core::window::JoinWindows;
+/// // Clicks within 30 minutes after the view, late records accepted for 1 minute.
+/// let w = JoinWindows::of_time_difference_and_grace(Duration::from_secs(1800), Duration::from_secs(60))
+///     .before(Duration::ZERO);
+/// assert_eq!((w.before_ms(), w.after_ms(), w.grace_ms(), w.size_ms()), (0, 1_800_000, 60_000, 1_800_000));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinWindows {
+    before: i64,
+    after: i64,
+    grace: i64,
+}
+
+impl JoinWindows {
+    /// Records at most `difference` apart join (symmetric), and records up to `grace` late
+    /// are still joined and buffered.
+    pub fn of_time_difference_and_grace(difference: Duration, grace: Duration) -> Self {
+        let d = millis(difference);
+        Self {
+            before: d,
+            after: d,
+            grace: millis(grace),
+        }
+    }
+
+    /// Records at most `difference` apart join; no grace for late records.
+    pub fn of_time_difference_with_no_grace(difference: Duration) -> Self {
+        Self::of_time_difference_and_grace(difference, Duration::ZERO)
+    }
+
+    /// How far before a left record a right record may be (keeps `after`).
+    pub fn before(self, difference: Duration) -> Self {
+        self.with_before_ms(millis(difference))
+    }
+
+    /// How far after a left record a right record may be (keeps `before`).
+    pub fn after(self, difference: Duration) -> Self {
+        self.with_after_ms(millis(difference))
+    }
+
+    /// [`before`](Self::before) in signed ms: a negative value shifts the window after the
+    /// left record (Kafka allows this as long as `before + after >= 0`; checked when the
+    /// topology is built).
+    pub fn with_before_ms(mut self, ms: i64) -> Self {
+        self.before = ms;
+        self
+    }
+
+    /// [`after`](Self::after) in signed ms (see [`with_before_ms`](Self::with_before_ms)).
+    pub fn with_after_ms(mut self, ms: i64) -> Self {
+        self.after = ms;
+        self
+    }
+
+    /// How far before a left record its partners may be, in ms.
+    pub fn before_ms(&self) -> i64 {
+        self.before
+    }
+
+    /// How far after a left record its partners may be, in ms.
+    pub fn after_ms(&self) -> i64 {
+        self.after
+    }
+
+    /// The grace period in ms.
+    pub fn grace_ms(&self) -> i64 {
+        self.grace
+    }
+
+    /// The window's size, `before + after`, in ms.
+    pub fn size_ms(&self) -> i64 {
+        self.before.saturating_add(self.after)
+    }
+
+    /// How long each side's records are kept: `before + after + grace`, in ms.
+    pub fn retention_ms(&self) -> i64 {
+        self.size_ms().saturating_add(self.grace)
+    }
+
+    pub(crate) fn problem(&self) -> Option<String> {
+        if self.size_ms() < 0 {
+            Some(format!(
+                "the join window (before {} ms + after {} ms) must not be negative",
+                self.before, self.after
+            ))
+        } else if self.grace < 0 {
+            Some("the grace period must not be negative".into())
+        } else {
+            None
+        }
+    }
+}

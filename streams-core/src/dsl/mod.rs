@@ -10,6 +10,7 @@
 
 mod builder;
 mod grouped;
+mod join;
 mod kstream;
 mod ktable;
 mod nodes;
@@ -21,7 +22,9 @@ pub use builder::StreamsBuilder;
 pub use grouped::KGroupedStream;
 pub use kstream::{BranchedKStream, Branches, KStream};
 pub use ktable::{ChangeSerde, KGroupedTable, KTable};
-pub use options::{Branched, Consumed, Grouped, Materialized, Named, Produced, Repartitioned};
+pub use options::{
+    Branched, Consumed, Grouped, Joined, Materialized, Named, Produced, Repartitioned, StreamJoined,
+};
 pub use suppress::{BufferConfig, Suppressed, WhenFull};
 pub use windowed::{
     EmitStrategy, SessionWindowedKStream, SlidingWindowedKStream, TimeWindowedKStream,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use streams_state::KeyValueBytesStoreSupplier;
 
+use crate::config::DslStore;
 use crate::serde::SerdeRef;
 use crate::time::{ExtractorRef, InvalidTimestampPolicy, TimestampExtractor};
 
@@ -355,6 +356,188 @@ impl<K, V> Materialized<K, V> {
         self
     }
     serde_setters!();
+}
+
+/// Options of a stream-stream join ([`KStream::join_with`](crate::dsl::KStream::join_with)
+/// and its left and outer forms): serdes of the key and of both sides' values (for the
+/// join stores and, when a side must be repartitioned, its topic), the processors' base
+/// name, the stores' base name, their engine and whether they are logged.
+///
+/// The two window stores are named `<store name>-this-join-store` and
+/// `<store name>-other-join-store` (`-outer-this-join-store`/`-outer-other-join-store` for
+/// the sides that emit unmatched records) and a left or outer join adds
+/// `<store name>-left-shared-join-store` or `-outer-shared-join-store` for records still
+/// waiting for a partner, as Kafka Streams names them. They are never cached.
+pub struct StreamJoined<K, V, VO> {
+    pub(crate) key_serde: Option<SerdeRef<K>>,
+    pub(crate) value_serde: Option<SerdeRef<V>>,
+    pub(crate) other_value_serde: Option<SerdeRef<VO>>,
+    pub(crate) name: Option<String>,
+    pub(crate) store_name: Option<String>,
+    pub(crate) store_type: Option<DslStore>,
+    pub(crate) logging: bool,
+}
+
+impl<K, V, VO> fmt::Debug for StreamJoined<K, V, VO> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamJoined")
+            .field("name", &self.name)
+            .field("store_name", &self.store_name)
+            .field("store_type", &self.store_type)
+            .field("logging", &self.logging)
+            .finish()
+    }
+}
+
+impl<K, V, VO> Default for StreamJoined<K, V, VO> {
+    fn default() -> Self {
+        Self {
+            key_serde: None,
+            value_serde: None,
+            other_value_serde: None,
+            name: None,
+            store_name: None,
+            store_type: None,
+            logging: true,
+        }
+    }
+}
+
+impl<K, V, VO> StreamJoined<K, V, VO> {
+    /// Joins with these serdes.
+    pub fn with(
+        key_serde: SerdeRef<K>,
+        value_serde: SerdeRef<V>,
+        other_value_serde: SerdeRef<VO>,
+    ) -> Self {
+        Self {
+            key_serde: Some(key_serde),
+            value_serde: Some(value_serde),
+            other_value_serde: Some(other_value_serde),
+            ..Self::default()
+        }
+    }
+    /// No options: serdes from the streams, generated names.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Names the join's processors (`<name>-this-join`, `<name>-other-join`,
+    /// `<name>-merge`) and, unless [`with_store_name`](Self::with_store_name) is given, its
+    /// stores and repartition topics.
+    pub fn as_(name: impl Into<String>) -> Self {
+        Self::default().with_name(name)
+    }
+    /// See [`as_`](Self::as_).
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+    /// The base name of the join's stores (and so of their changelog topics).
+    pub fn with_store_name(mut self, name: impl Into<String>) -> Self {
+        self.store_name = Some(name.into());
+        self
+    }
+    /// Keeps the join stores in this engine. Default: the application's `default.dsl.store`.
+    pub fn with_store_type(mut self, store: DslStore) -> Self {
+        self.store_type = Some(store);
+        self
+    }
+    /// Does not log the join stores (their buffered records are lost with the task's disk).
+    pub fn with_logging_disabled(mut self) -> Self {
+        self.logging = false;
+        self
+    }
+    /// Logs the join stores to their changelog topics (the default).
+    pub fn with_logging_enabled(mut self) -> Self {
+        self.logging = true;
+        self
+    }
+    /// Sets the key serde.
+    pub fn with_key_serde(mut self, serde: SerdeRef<K>) -> Self {
+        self.key_serde = Some(serde);
+        self
+    }
+    /// Sets this side's value serde.
+    pub fn with_value_serde(mut self, serde: SerdeRef<V>) -> Self {
+        self.value_serde = Some(serde);
+        self
+    }
+    /// Sets the other side's value serde.
+    pub fn with_other_value_serde(mut self, serde: SerdeRef<VO>) -> Self {
+        self.other_value_serde = Some(serde);
+        self
+    }
+}
+
+/// Options of a stream-table join ([`KStream::join_table_with`](crate::dsl::KStream::join_table_with)):
+/// serdes for repartitioning the stream side when its key was changed, and the processor's
+/// name (which also names that repartition topic).
+pub struct Joined<K, V, VT> {
+    pub(crate) key_serde: Option<SerdeRef<K>>,
+    pub(crate) value_serde: Option<SerdeRef<V>>,
+    pub(crate) other_value_serde: Option<SerdeRef<VT>>,
+    pub(crate) name: Option<String>,
+}
+
+impl<K, V, VT> fmt::Debug for Joined<K, V, VT> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Joined").field("name", &self.name).finish()
+    }
+}
+
+impl<K, V, VT> Default for Joined<K, V, VT> {
+    fn default() -> Self {
+        Self {
+            key_serde: None,
+            value_serde: None,
+            other_value_serde: None,
+            name: None,
+        }
+    }
+}
+
+impl<K, V, VT> Joined<K, V, VT> {
+    /// Joins with these serdes.
+    pub fn with(
+        key_serde: SerdeRef<K>,
+        value_serde: SerdeRef<V>,
+        other_value_serde: SerdeRef<VT>,
+    ) -> Self {
+        Self {
+            key_serde: Some(key_serde),
+            value_serde: Some(value_serde),
+            other_value_serde: Some(other_value_serde),
+            name: None,
+        }
+    }
+    /// No options.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Names the join processor (and the stream side's repartition topic, if one is needed).
+    pub fn as_(name: impl Into<String>) -> Self {
+        Self::default().with_name(name)
+    }
+    /// See [`as_`](Self::as_).
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+    /// Sets the key serde.
+    pub fn with_key_serde(mut self, serde: SerdeRef<K>) -> Self {
+        self.key_serde = Some(serde);
+        self
+    }
+    /// Sets the stream's value serde.
+    pub fn with_value_serde(mut self, serde: SerdeRef<V>) -> Self {
+        self.value_serde = Some(serde);
+        self
+    }
+    /// Sets the table's value serde.
+    pub fn with_other_value_serde(mut self, serde: SerdeRef<VT>) -> Self {
+        self.other_value_serde = Some(serde);
+        self
+    }
 }
 
 /// Options of one branch of [`KStream::split`](crate::dsl::KStream::split).
