@@ -433,7 +433,7 @@ impl<K: Data, VL: Data, VR: Data, VO: Data> JoinNode<K, VL, VR, VO> {
         // Buffer the record for the other side (a window behind retention is not stored:
         // it is late, and counted as dropped, like Kafka's expired window-store writes).
         let this = S::this_store(self).ok_or_else(|| used_before_init("this"))?;
-        if ts <= this.observed_stream_time().saturating_sub(w.retention_ms()) {
+        if ts < this.observed_stream_time().saturating_sub(w.retention_ms()) {
             task.metrics.dropped_records += 1;
         } else {
             let mut list = this.fetch(&key, ts)?.unwrap_or_default();

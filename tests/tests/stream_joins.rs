@@ -1,0 +1,351 @@
+//! Stream-stream joins against a nested-loop reference written in this file.
+//!
+//! Random inputs on two co-partitioned topics (random partition counts, keys with many
+//! collisions, timestamps with ties and duplicates, asymmetric windows, grace, record cache
+//! on and off, both store engines) are piped in an order whose disorder stays within what
+//! the windows tolerate (at most `min(before, after, grace)` behind the largest timestamp so
+//! far), so no record is late and no window closes before its partners arrive. Then the
+//! result must be exactly what a nested loop gives: every pair of a left and a right record
+//! with the same key and `right.ts` in `[left.ts - before, left.ts + after]`, with the larger
+//! timestamp; for left and outer joins, every record without a partner once, with `None`
+//! and its own timestamp. And no `None` result may appear before its record's window
+//! closed: stream time (the task's largest timestamp) must be past `ts + after + grace`
+//! (`ts + before + grace` for a right record) when it is emitted.
+//!
+//! Late records (more than `before + after + grace` behind) follow Kafka's
+//! `KStreamKStreamJoin` (KAFKA-16123): they are joined with the other side's buffered
+//! records, not buffered themselves, and counted as dropped.
+
+// Test helpers outside #[test] functions may unwrap too: a panic fails the test.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use streams_core::partitioner::partition_for_key;
+use streams_core::prelude::*;
+
+const KEYS: [&str; 4] = ["a", "b", "c", "d"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Inner,
+    Left,
+    Outer,
+}
+
+#[derive(Debug, Clone)]
+struct Input {
+    left: bool,
+    key: &'static str,
+    ts: i64,
+    id: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    kind: Kind,
+    partitions: u32,
+    before: i64,
+    after: i64,
+    grace: i64,
+    cache: bool,
+    in_memory: bool,
+    inputs: Vec<Input>,
+}
+
+fn value(i: &Input) -> String {
+    format!("{}{}", if i.left { "L" } else { "R" }, i.id)
+}
+
+fn topology(c: &Case) -> Topology {
+    let builder = StreamsBuilder::new();
+    let left = builder.stream::<String, String>("left");
+    let right = builder.stream::<String, String>("right");
+    let w = JoinWindows::of_time_difference_and_grace(
+        Duration::ZERO,
+        Duration::from_millis(c.grace as u64),
+    )
+    .before(Duration::from_millis(c.before as u64))
+    .after(Duration::from_millis(c.after as u64));
+    let show = |v: Option<&String>| v.cloned().unwrap_or_else(|| "-".into());
+    let joined = match c.kind {
+        Kind::Inner => left.join(&right, move |l, r| format!("{l}|{r}"), w),
+        Kind::Left => left.left_join(&right, move |l, r| format!("{l}|{}", show(r)), w),
+        Kind::Outer => left.outer_join(&right, move |l, r| format!("{}|{}", show(l), show(r)), w),
+    };
+    joined.to("out");
+    builder.build().unwrap()
+}
+
+/// The nested loop: `(key, "left|right", ts)` of every expected result, sorted.
+fn reference(c: &Case) -> Vec<(String, String, i64)> {
+    let mut out = Vec::new();
+    let (lefts, rights): (Vec<&Input>, Vec<&Input>) = c.inputs.iter().partition(|i| i.left);
+    let matches =
+        |l: &Input, r: &Input| l.key == r.key && r.ts >= l.ts - c.before && r.ts <= l.ts + c.after;
+    for l in &lefts {
+        let mut any = false;
+        for r in &rights {
+            if matches(l, r) {
+                any = true;
+                out.push((
+                    l.key.to_string(),
+                    format!("{}|{}", value(l), value(r)),
+                    l.ts.max(r.ts),
+                ));
+            }
+        }
+        if !any && c.kind != Kind::Inner {
+            out.push((l.key.to_string(), format!("{}|-", value(l)), l.ts));
+        }
+    }
+    if c.kind == Kind::Outer {
+        for r in &rights {
+            if !lefts.iter().any(|l| matches(l, r)) {
+                out.push((r.key.to_string(), format!("-|{}", value(r)), r.ts));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn config(c: &Case) -> StreamsConfig {
+    let mut config = StreamsConfig::new("joins");
+    if !c.cache {
+        config = config.with_cache_max_bytes(0);
+    }
+    if c.in_memory {
+        config = config.with_default_dsl_store(streams_core::config::DslStore::InMemory);
+    }
+    config
+}
+
+fn run(c: &Case) -> Result<(), TestCaseError> {
+    let driver = TopologyTestDriver::builder(topology(c), config(c))
+        .partitions("left", c.partitions)
+        .partitions("right", c.partitions)
+        .build()
+        .unwrap();
+    let left = driver.input_topic::<String, String>("left");
+    let right = driver.input_topic::<String, String>("right");
+    let out = driver.output_topic::<String, String>("out");
+    let task_of = |key: &str| partition_for_key(key.as_bytes(), c.partitions);
+    // Per task: the largest timestamp so far (the join's stream time).
+    let mut stream_time: BTreeMap<u32, i64> = BTreeMap::new();
+    let ts_of: BTreeMap<String, i64> = c.inputs.iter().map(|i| (value(i), i.ts)).collect();
+    let mut got = Vec::new();
+    let check = |got: &mut Vec<(String, String, i64)>,
+                 stream_time: &BTreeMap<u32, i64>|
+     -> Result<(), TestCaseError> {
+        for r in out.read_records_to_list().unwrap() {
+            let (l, rv) = r.value.split_once('|').unwrap();
+            // A `None` result only after its record's window closed.
+            let (own, lookback) = match (l, rv) {
+                ("-", own) => (own, c.before),
+                (own, "-") => (own, c.after),
+                _ => ("", 0),
+            };
+            if !own.is_empty() {
+                let st = stream_time[&task_of(&r.key)];
+                prop_assert!(
+                    st > ts_of[own] + lookback + c.grace,
+                    "{own} emitted unmatched at stream time {st}, before its window closed"
+                );
+            }
+            got.push((r.key, r.value, r.timestamp));
+        }
+        Ok(())
+    };
+    for i in &c.inputs {
+        let topic = if i.left { &left } else { &right };
+        topic
+            .pipe_input_at(i.key.to_string(), value(i), i.ts)
+            .unwrap();
+        let st = stream_time.entry(task_of(i.key)).or_insert(i64::MIN);
+        *st = (*st).max(i.ts);
+        check(&mut got, &stream_time)?;
+    }
+    // Close every window: one record per key far in the future (never emitted itself).
+    let end = c.inputs.iter().map(|i| i.ts).max().unwrap_or(0) + c.before + c.after + c.grace + 10;
+    for key in KEYS {
+        left.pipe_input_at(key.to_string(), "flush".into(), end)
+            .unwrap();
+        let st = stream_time.entry(task_of(key)).or_insert(i64::MIN);
+        *st = (*st).max(end);
+        check(&mut got, &stream_time)?;
+    }
+    got.sort();
+    prop_assert_eq!(got, reference(c));
+    prop_assert_eq!(driver.metrics().dropped_records, 0);
+    Ok(())
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        prop_oneof![Just(Kind::Inner), Just(Kind::Left), Just(Kind::Outer)],
+        1u32..=3,
+        0i64..=40,
+        0i64..=40,
+        0i64..=30,
+        any::<bool>(),
+        any::<bool>(),
+        proptest::collection::vec(
+            (any::<bool>(), 0usize..KEYS.len(), 0i64..=150, 0u8..=100),
+            1..60,
+        ),
+    )
+        .prop_map(
+            |(kind, partitions, before, after, grace, cache, in_memory, raw)| {
+                // Disorder at most min(before, after, grace) behind the largest timestamp.
+                let slack = before.min(after).min(grace);
+                let mut max = 0i64;
+                let inputs = raw
+                    .into_iter()
+                    .enumerate()
+                    .map(|(id, (left, k, step, back))| {
+                        max += step % 20;
+                        let behind = if slack == 0 {
+                            0
+                        } else {
+                            i64::from(back) % (slack + 1)
+                        };
+                        Input {
+                            left,
+                            key: KEYS[k],
+                            ts: (max - behind).max(0),
+                            id,
+                        }
+                    })
+                    .collect();
+                Case {
+                    kind,
+                    partitions,
+                    before,
+                    after,
+                    grace,
+                    cache,
+                    in_memory,
+                    inputs,
+                }
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #[test]
+    fn stream_stream_joins_match_a_nested_loop(c in case()) {
+        run(&c)?;
+    }
+}
+
+/// KAFKA-16123: a record more than `before + after + grace` behind is not buffered (a later
+/// partner does not join it) and counts as dropped, yet still joins the other side's
+/// buffered records; in a left join an unmatched late record gets its `None` result at once.
+#[test]
+fn late_records_join_but_are_not_buffered() {
+    for kind in [Kind::Inner, Kind::Left] {
+        let c = Case {
+            kind,
+            partitions: 1,
+            before: 10,
+            after: 10,
+            grace: 0,
+            cache: true,
+            in_memory: false,
+            inputs: Vec::new(),
+        };
+        let driver = TopologyTestDriver::new(topology(&c), config(&c)).unwrap();
+        let left = driver.input_topic::<String, String>("left");
+        let right = driver.input_topic::<String, String>("right");
+        let out = driver.output_topic::<String, String>("out");
+        right.pipe_input_at("k".into(), "R0".into(), 5).unwrap();
+        right.pipe_input_at("x".into(), "R1".into(), 100).unwrap();
+        left.pipe_input_at("x".into(), "L1".into(), 100).unwrap(); // both stores at 100
+        assert_eq!(out.read_values_to_list().unwrap(), vec!["L1|R1"]);
+        // 95 behind, more than before + after + grace (20): late, not buffered. Its
+        // partner R0 is more than 20 behind the right store's time: expired, no join.
+        left.pipe_input_at("k".into(), "L2".into(), 5).unwrap();
+        left.pipe_input_at("z".into(), "L3".into(), 6).unwrap();
+        let values = out.read_values_to_list().unwrap();
+        match kind {
+            // No partner and a window long closed: the None result comes at once.
+            Kind::Left => assert_eq!(values, vec!["L2|-", "L3|-"]),
+            _ => assert!(values.is_empty(), "{values:?}"),
+        }
+        // A late right record at 8 finds nothing: L2 and L3 were not buffered.
+        right.pipe_input_at("k".into(), "R4".into(), 8).unwrap();
+        assert!(out.read_values_to_list().unwrap().is_empty());
+        assert_eq!(
+            driver.metrics().dropped_records,
+            3,
+            "{:?}",
+            driver.metrics()
+        );
+        // A late left record still joins a buffered right record in its window.
+        right.pipe_input_at("m".into(), "R5".into(), 88).unwrap();
+        left.pipe_input_at("m".into(), "L6".into(), 79).unwrap(); // 21 behind: late
+        let values = out.read_values_to_list().unwrap();
+        assert_eq!(values, vec!["L6|R5"]);
+    }
+}
+
+/// Co-partitioning: joining topics with different partition counts fails at start with an
+/// error naming both; a re-keyed side is repartitioned to the other side's count.
+#[test]
+fn joined_topics_must_be_copartitioned() {
+    let build = |rekey: bool| {
+        let builder = StreamsBuilder::new();
+        let left = builder.stream::<String, String>("left");
+        let mut right = builder.stream::<String, String>("right");
+        if rekey {
+            right = right.select_key(|k, _| k.clone());
+        }
+        left.join(
+            &right,
+            |l, r| format!("{l}|{r}"),
+            JoinWindows::of_time_difference_with_no_grace(Duration::from_millis(10)),
+        )
+        .to("out");
+        builder.build().unwrap()
+    };
+    let err = TopologyTestDriver::builder(build(false), StreamsConfig::new("j"))
+        .partitions("left", 2)
+        .partitions("right", 3)
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("left (2 partitions)") && err.contains("right (3 partitions)"),
+        "{err}"
+    );
+
+    let driver = TopologyTestDriver::builder(build(true), StreamsConfig::new("j"))
+        .partitions("left", 2)
+        .partitions("right", 3)
+        .build()
+        .unwrap();
+    let left = driver.input_topic::<String, String>("left");
+    let right = driver.input_topic::<String, String>("right");
+    for (i, key) in KEYS.iter().enumerate() {
+        left.pipe_input_at(key.to_string(), format!("L{i}"), 10)
+            .unwrap();
+        right
+            .pipe_input_at(key.to_string(), format!("R{i}"), 12)
+            .unwrap();
+    }
+    let mut got: Vec<(String, String)> = driver
+        .output_topic::<String, String>("out")
+        .read_key_values_to_list()
+        .unwrap();
+    got.sort();
+    let want: Vec<(String, String)> = KEYS
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.to_string(), format!("L{i}|R{i}")))
+        .collect();
+    assert_eq!(got, want);
+}
