@@ -454,6 +454,9 @@ pub struct KeyValueStoreBuilder<K, V> {
     value_serde: SerdeRef<V>,
     logging: bool,
     caching: bool,
+    /// DSL stores with the cache off still report each write as it happens (a cache with
+    /// no budget), so their operator forwards it.
+    write_through: bool,
 }
 
 impl<K, V> fmt::Debug for KeyValueStoreBuilder<K, V> {
@@ -484,6 +487,13 @@ impl<K: Send + 'static, V: Send + 'static> KeyValueStoreBuilder<K, V> {
         self
     }
 
+    /// Makes every write visible to the DSL operator that owns the store even with the
+    /// cache off (as a cache with no budget does).
+    pub(crate) fn forwarding_changes(mut self) -> Self {
+        self.write_through = true;
+        self
+    }
+
     pub(crate) fn into_factory(self) -> (String, bool, StoreFactory) {
         let name = self.name.clone();
         let logged = self.logging;
@@ -506,6 +516,8 @@ impl<K: Send + 'static, V: Send + 'static> KeyValueStoreBuilder<K, V> {
             }
             if self.caching {
                 store = Box::new(CachingKeyValueStore::new(store, b.cache.clone()));
+            } else if self.write_through {
+                store = Box::new(CachingKeyValueStore::new(store, ThreadCache::new(0)));
             }
             let raw: SharedKv = Arc::new(Mutex::new(store));
             let handle = KeyValueStoreHandle {
@@ -552,6 +564,7 @@ impl Stores {
             value_serde,
             logging: true,
             caching: false,
+            write_through: false,
         }
     }
 
@@ -570,6 +583,7 @@ impl Stores {
             value_serde,
             logging: true,
             caching: false,
+            write_through: false,
         }
     }
 }
@@ -1018,7 +1032,7 @@ fn windowed_store_spec<S, H>(
     retention: i64,
     open: impl Fn(&StoreBuild<'_>) -> Result<Box<S>> + Send + Sync + 'static,
     log: Wrap<S, Box<dyn ChangelogSink>>,
-    cache: Option<Wrap<S, ThreadCache>>,
+    cache: Option<(Wrap<S, ThreadCache>, bool)>,
     handle: impl Fn(Arc<str>, Arc<Mutex<Box<S>>>) -> H + Send + Sync + 'static,
 ) -> StoreSpecParts
 where
@@ -1032,8 +1046,13 @@ where
         if let Some(sink) = b.changelog.take() {
             store = log(store, sink);
         }
-        if let Some(cache) = cache {
-            store = cache(store, b.cache.clone());
+        if let Some((cache, budgeted)) = cache {
+            let budget = if budgeted {
+                b.cache.clone()
+            } else {
+                ThreadCache::new(0)
+            };
+            store = cache(store, budget);
         }
         let raw = Arc::new(Mutex::new(store));
         Ok(StoreEntry {
@@ -1059,6 +1078,9 @@ pub struct WindowStoreBuilder<K, V> {
     value_serde: SerdeRef<V>,
     logging: bool,
     caching: bool,
+    /// DSL stores with the cache off still report each write as it happens (a cache with
+    /// no budget), so their operator forwards it.
+    write_through: bool,
 }
 
 impl<K, V> fmt::Debug for WindowStoreBuilder<K, V> {
@@ -1081,6 +1103,13 @@ impl<K, V> WindowStoreBuilder<K, V> {
         self.caching = enabled;
         self
     }
+
+    /// Makes every write visible to the DSL operator that owns the store even with the
+    /// cache off (as a cache with no budget does).
+    pub(crate) fn forwarding_changes(mut self) -> Self {
+        self.write_through = true;
+        self
+    }
 }
 
 impl<K: Send + 'static, V: Send + 'static> StoreBuilder for WindowStoreBuilder<K, V> {
@@ -1099,6 +1128,7 @@ impl<K: Send + 'static, V: Send + 'static> StoreBuilder for WindowStoreBuilder<K
             value_serde,
             logging,
             caching,
+            write_through,
         } = self;
         windowed_store_spec(
             name,
@@ -1106,10 +1136,13 @@ impl<K: Send + 'static, V: Send + 'static> StoreBuilder for WindowStoreBuilder<K
             retention,
             move |b| supplier.resolve(b.config)?.get(b.ctx).map_err(Into::into),
             |store, sink| Box::new(streams_state::LoggingWindowStore::new(store, sink)),
-            caching.then_some(|store, cache| {
-                Box::new(streams_state::CachingWindowStore::new(store, cache))
-                    as Box<dyn WindowStore>
-            }),
+            (caching || write_through).then_some((
+                |store, cache| {
+                    Box::new(streams_state::CachingWindowStore::new(store, cache))
+                        as Box<dyn WindowStore>
+                },
+                caching,
+            )),
             move |name, store| WindowStoreHandle {
                 name,
                 store,
@@ -1166,6 +1199,9 @@ pub struct SessionStoreBuilder<K, V> {
     value_serde: SerdeRef<V>,
     logging: bool,
     caching: bool,
+    /// DSL stores with the cache off still report each write as it happens (a cache with
+    /// no budget), so their operator forwards it.
+    write_through: bool,
 }
 
 impl<K, V> fmt::Debug for SessionStoreBuilder<K, V> {
@@ -1188,6 +1224,13 @@ impl<K, V> SessionStoreBuilder<K, V> {
         self.caching = enabled;
         self
     }
+
+    /// Makes every write visible to the DSL operator that owns the store even with the
+    /// cache off (as a cache with no budget does).
+    pub(crate) fn forwarding_changes(mut self) -> Self {
+        self.write_through = true;
+        self
+    }
 }
 
 impl<K: Send + 'static, V: Send + 'static> StoreBuilder for SessionStoreBuilder<K, V> {
@@ -1202,6 +1245,7 @@ impl<K: Send + 'static, V: Send + 'static> StoreBuilder for SessionStoreBuilder<
             value_serde,
             logging,
             caching,
+            write_through,
         } = self;
         windowed_store_spec(
             name,
@@ -1209,10 +1253,13 @@ impl<K: Send + 'static, V: Send + 'static> StoreBuilder for SessionStoreBuilder<
             retention,
             move |b| supplier.resolve(b.config)?.get(b.ctx).map_err(Into::into),
             |store, sink| Box::new(streams_state::LoggingSessionStore::new(store, sink)),
-            caching.then_some(|store, cache| {
-                Box::new(streams_state::CachingSessionStore::new(store, cache))
-                    as Box<dyn SessionStore>
-            }),
+            (caching || write_through).then_some((
+                |store, cache| {
+                    Box::new(streams_state::CachingSessionStore::new(store, cache))
+                        as Box<dyn SessionStore>
+                },
+                caching,
+            )),
             move |name, store| SessionStoreHandle {
                 name,
                 store,
@@ -1285,6 +1332,7 @@ impl Stores {
             value_serde,
             logging: true,
             caching: false,
+            write_through: false,
         }
     }
 
@@ -1306,6 +1354,7 @@ impl Stores {
             value_serde,
             logging: true,
             caching: false,
+            write_through: false,
         }
     }
 
@@ -1321,6 +1370,7 @@ impl Stores {
             value_serde,
             logging: true,
             caching: false,
+            write_through: false,
         }
     }
 
@@ -1340,6 +1390,7 @@ impl Stores {
             value_serde,
             logging: true,
             caching: false,
+            write_through: false,
         }
     }
 }

@@ -734,3 +734,59 @@ fn records_with_a_none_grouping_key_are_dropped_by_aggregations() {
     );
     assert_eq!(driver.metrics().dropped_records, 8);
 }
+
+/// `Materialized::with_caching_disabled` turns the cache off for one store: every update is
+/// forwarded at once, while the application's cache stays on for the others (a table whose
+/// store was not cached once forwarded nothing at all).
+#[test]
+fn materialized_with_caching_disabled_forwards_every_update() -> Result<(), StreamsError> {
+    use std::time::Duration;
+    use streams_core::window::TimeWindows;
+    let builder = StreamsBuilder::new();
+    builder
+        .table_with(
+            "regions",
+            Consumed::with(default_serde::<String>(), default_serde::<String>()),
+            Materialized::as_("regions-store").with_caching_disabled(),
+        )
+        .to_stream()
+        .to("region-changes");
+    let views = builder.stream::<String, String>("views");
+    views
+        .group_by_key()
+        .count_with(Materialized::as_("view-counts").with_caching_disabled())
+        .to_stream()
+        .to("counts");
+    views
+        .group_by_key()
+        .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_secs(60)))
+        .count_with(Materialized::as_("windowed-counts").with_caching_disabled())
+        .to_stream()
+        .map(|k, v| (k.key, v))
+        .to("windowed");
+    let driver = driver(builder)?;
+    let regions = driver.input_topic::<String, Option<String>>("regions");
+    regions.pipe_input(s("u1"), Some(s("eu")))?;
+    regions.pipe_input(s("u1"), Some(s("us")))?;
+    regions.pipe_input(s("u1"), None)?;
+    let changes = driver.output_topic::<String, Option<String>>("region-changes");
+    assert_eq!(
+        changes.read_values_to_list()?,
+        vec![Some(s("eu")), Some(s("us")), None]
+    );
+    let input = driver.input_topic::<String, String>("views");
+    for t in [1_000, 2_000, 3_000] {
+        input.pipe_input_at(s("p"), s("/"), t)?;
+    }
+    let counts = driver.output_topic::<String, Option<i64>>("counts");
+    assert_eq!(
+        counts.read_values_to_list()?,
+        vec![Some(1), Some(2), Some(3)]
+    );
+    let windowed = driver.output_topic::<String, Option<i64>>("windowed");
+    assert_eq!(
+        windowed.read_values_to_list()?,
+        vec![Some(1), Some(2), Some(3)]
+    );
+    Ok(())
+}

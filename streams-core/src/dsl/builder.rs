@@ -433,6 +433,7 @@ pub(crate) fn add_ts_store<K: Data, V: Data>(
     let builder =
         Stores::default_key_value_store_builder(&name, materialized.supplier.clone(), ks, ts_serde)
             .with_caching_enabled(materialized.caching)
+            .forwarding_changes()
             .with_logging_enabled(materialized.logging);
     let parts = builder.into_spec();
     let store_name = parts.name.clone();

@@ -395,7 +395,8 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
             ts_serde,
         )
         .with_logging_enabled(materialized.logging)
-        .with_caching_enabled(materialized.caching);
+        .with_caching_enabled(materialized.caching)
+        .forwarding_changes();
         let parts = builder.into_spec();
         let store = parts.name.clone();
         b.borrow_mut().add_store(parts);
@@ -1019,7 +1020,8 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
         let builder =
             Stores::default_session_store_builder(&store_name, retention, ks.clone(), vas.clone())
                 .with_logging_enabled(materialized.logging)
-                .with_caching_enabled(materialized.caching);
+                .with_caching_enabled(materialized.caching)
+                .forwarding_changes();
         let parts = builder.into_spec();
         let store = parts.name.clone();
         b.borrow_mut().add_store(parts);
