@@ -25,7 +25,7 @@ pub struct KTable<K, V> {
     pub(crate) node: usize,
     pub(crate) key_serde: Option<SerdeRef<K>>,
     pub(crate) value_serde: Option<SerdeRef<V>>,
-    store: Option<String>,
+    pub(crate) store: Option<String>,
     /// For windowed tables: how long after a window's end it closes (grace, plus the gap
     /// for sessions).
     pub(crate) close_after: Option<i64>,

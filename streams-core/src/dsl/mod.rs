@@ -16,6 +16,7 @@ mod ktable;
 mod nodes;
 mod options;
 mod suppress;
+mod table_join;
 mod windowed;
 
 pub use builder::StreamsBuilder;

@@ -1,0 +1,608 @@
+//! Joins with tables: stream-table (`KStreamKTableJoin`: only the stream side triggers, the
+//! table is looked up) and table-table (`KTableKTableJoin`: both sides trigger, each looks
+//! the other up, and results carry old and new values).
+
+use std::sync::Arc;
+
+use crate::Data;
+use crate::error::Result;
+use crate::internals::node::Children;
+use crate::internals::task::TaskContext;
+use crate::record::{Change, Record};
+use crate::serde::DefaultSerde;
+
+use super::builder::{Shared, TsHandle, add_fn_node, add_store_node, add_table_source_node};
+use super::join::{JoinFn, JoinKind, copartitioned};
+use super::options::{Joined, Materialized, Named};
+use super::{KStream, KTable};
+
+impl<K: Data, V: Data> KTable<K, V> {
+    /// The node and store holding this table's current values: its own store, or a new one
+    /// fed by its changes (for tables derived without one, such as `filter` results).
+    pub(crate) fn materialized_view(&self) -> (usize, String) {
+        if let Some(store) = &self.store {
+            return (self.node, store.clone());
+        }
+        let vs = super::builder::require_serde(
+            &self.b,
+            "KTABLE-MATERIALIZE",
+            "value",
+            self.value_serde.clone(),
+            None,
+        );
+        let ks = super::builder::require_serde(
+            &self.b,
+            "KTABLE-MATERIALIZE",
+            "key",
+            self.key_serde.clone(),
+            None,
+        );
+        add_table_source_node::<K, Change<V>, V>(
+            &self.b,
+            self.node,
+            None,
+            Materialized::new().with_caching_disabled(),
+            ks,
+            vs,
+            |c| c.new,
+        )
+    }
+}
+
+/// Adds the stream-table join node: each stream record looks its key up in the table.
+fn stream_table_join<K: Data, V: Data, VT: Data, VR: Data>(
+    stream: &KStream<K, V>,
+    table: &KTable<K, VT>,
+    joiner: JoinFn<K, V, VT, VR>,
+    joined: Joined<K, V, VT>,
+    left: bool,
+) -> KStream<K, VR> {
+    let b: Shared = stream.b.clone();
+    let name = joined.name.clone();
+    let op = name
+        .clone()
+        .unwrap_or_else(|| "KSTREAM-JOIN (stream-table)".into());
+    let ks = super::builder::require_serde(
+        &b,
+        &op,
+        "key",
+        joined.key_serde.clone(),
+        stream.key_serde.clone().or(table.key_serde.clone()),
+    );
+    let vs = super::builder::require_serde(
+        &b,
+        &op,
+        "value",
+        joined.value_serde.clone(),
+        stream.value_serde.clone(),
+    );
+    let stream_in = copartitioned(
+        &b,
+        stream.node,
+        stream.repartition_required,
+        name.as_deref(),
+        "left",
+        &ks,
+        &vs,
+    );
+    let (table_node, store) = table.materialized_view();
+    let node_name = b.borrow_mut().name_or(
+        name.as_deref(),
+        if left {
+            "KSTREAM-LEFTJOIN-"
+        } else {
+            "KSTREAM-JOIN-"
+        },
+    );
+    let null_keys = ks.clone();
+    let null_values = vs;
+    let node = add_store_node::<K, V, TsHandle<K, VT>, _, _>(
+        &b,
+        node_name.clone(),
+        &[stream_in],
+        &store,
+        None,
+        move || {
+            let joiner = joiner.clone();
+            let (null_keys, null_values) = (null_keys.clone(), null_values.clone());
+            move |store: &TsHandle<K, VT>,
+                  r: Record<K, V>,
+                  ch: &Children,
+                  t: &mut TaskContext|
+                  -> Result<()> {
+                let null_key = null_keys.is_null(&r.key);
+                let null_value = null_values.is_null(&r.value);
+                if left && null_key && !null_value {
+                    // KIP-962: a left join passes a null-key record on, unjoined.
+                    let out = joiner(&r.key, Some(&r.value), None);
+                    return ch.forward(t, r.with_value(out));
+                }
+                if null_key || null_value {
+                    t.metrics.dropped_records += 1;
+                    return Ok(());
+                }
+                let other = store.get(&r.key)?.map(|v| v.value);
+                if left || other.is_some() {
+                    let out = joiner(&r.key, Some(&r.value), other.as_ref());
+                    ch.forward(t, r.with_value(out))?;
+                }
+                Ok(())
+            }
+        },
+    );
+    b.borrow_mut()
+        .copartition(&node_name, &[stream_in, table_node]);
+    KStream::new(b, node, Some(ks), None, false)
+}
+
+fn joined_defaults<K: Data + DefaultSerde, V: Data + DefaultSerde, VT: Data>(
+    stream: &KStream<K, V>,
+    table: &KTable<K, VT>,
+) -> Joined<K, V, VT> {
+    let mut j = Joined::new()
+        .with_key_serde(
+            stream
+                .key_serde
+                .clone()
+                .or(table.key_serde.clone())
+                .unwrap_or_else(K::default_serde),
+        )
+        .with_value_serde(stream.value_serde.clone().unwrap_or_else(V::default_serde));
+    if let Some(s) = table.value_serde.clone() {
+        j = j.with_other_value_serde(s);
+    }
+    j
+}
+
+/// Stream-table joins (Kafka's `KStream#join(KTable)`, named `join_table` here because Rust
+/// has no overloading). Only stream records trigger: each looks up the table's current value
+/// for its key (the table's updates alone emit nothing); the result keeps the stream
+/// record's timestamp. Records with a null key or value are dropped (a left join passes a
+/// null-key record on, with no table value). The stream is repartitioned first if its key
+/// was changed; the stream's and the table's topics must have the same partition count.
+impl<K: Data, V: Data> KStream<K, V> {
+    /// Inner join with a table: records whose key is in the table, joined with its value.
+    ///
+    /// ```
+    /// # use streams_core::prelude::*;
+    /// let builder = StreamsBuilder::new();
+    /// let users = builder.table::<String, String>("users");         // user -> country
+    /// builder.stream::<String, String>("views")                      // user -> page
+    ///     .join_table(&users, |page, country| format!("{page}@{country}"))
+    ///     .to("views-by-country");
+    /// let mut driver = TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("doc")).unwrap();
+    /// let views = driver.input_topic::<String, String>("views");
+    /// views.pipe_input("u1".into(), "/a".into()).unwrap(); // no user yet: nothing
+    /// driver.input_topic::<String, Option<String>>("users").pipe_input("u1".into(), Some("fr".into())).unwrap();
+    /// views.pipe_input("u1".into(), "/b".into()).unwrap();
+    /// assert_eq!(driver.output_topic::<String, String>("views-by-country").read_values_to_list().unwrap(), vec!["/b@fr"]);
+    /// ```
+    pub fn join_table<VT, VR, F>(&self, table: &KTable<K, VT>, joiner: F) -> KStream<K, VR>
+    where
+        K: DefaultSerde,
+        V: DefaultSerde,
+        VT: Data,
+        VR: Data,
+        F: Fn(&V, &VT) -> VR + Send + Sync + 'static,
+    {
+        self.join_table_with(table, joiner, joined_defaults(self, table))
+    }
+
+    /// [`join_table`](Self::join_table) with explicit options.
+    pub fn join_table_with<VT, VR, F>(
+        &self,
+        table: &KTable<K, VT>,
+        joiner: F,
+        joined: Joined<K, V, VT>,
+    ) -> KStream<K, VR>
+    where
+        VT: Data,
+        VR: Data,
+        F: Fn(&V, &VT) -> VR + Send + Sync + 'static,
+    {
+        self.join_table_with_key(table, move |_, v, t| joiner(v, t), joined)
+    }
+
+    /// [`join_table_with`](Self::join_table_with) with a joiner that also sees the key.
+    pub fn join_table_with_key<VT, VR, F>(
+        &self,
+        table: &KTable<K, VT>,
+        joiner: F,
+        joined: Joined<K, V, VT>,
+    ) -> KStream<K, VR>
+    where
+        VT: Data,
+        VR: Data,
+        F: Fn(&K, &V, &VT) -> VR + Send + Sync + 'static,
+    {
+        let f: JoinFn<K, V, VT, VR> = Arc::new(move |k, v, t| match (v, t) {
+            (Some(v), Some(t)) => joiner(k, v, t),
+            _ => unreachable!("an inner join calls its joiner with both values"),
+        });
+        stream_table_join(self, table, f, joined, false)
+    }
+
+    /// Left join with a table: every record, joined with the table's value for its key or
+    /// with `None`.
+    ///
+    /// ```
+    /// # use streams_core::prelude::*;
+    /// let builder = StreamsBuilder::new();
+    /// let users = builder.table::<String, String>("users");
+    /// builder.stream::<String, String>("views")
+    ///     .left_join_table(&users, |page, country| format!("{page}@{}", country.map_or("?", |c| c.as_str())))
+    ///     .to("out");
+    /// let mut driver = TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("doc")).unwrap();
+    /// driver.input_topic::<String, String>("views").pipe_input("u1".into(), "/a".into()).unwrap();
+    /// assert_eq!(driver.output_topic::<String, String>("out").read_values_to_list().unwrap(), vec!["/a@?"]);
+    /// ```
+    pub fn left_join_table<VT, VR, F>(&self, table: &KTable<K, VT>, joiner: F) -> KStream<K, VR>
+    where
+        K: DefaultSerde,
+        V: DefaultSerde,
+        VT: Data,
+        VR: Data,
+        F: Fn(&V, Option<&VT>) -> VR + Send + Sync + 'static,
+    {
+        self.left_join_table_with(table, joiner, joined_defaults(self, table))
+    }
+
+    /// [`left_join_table`](Self::left_join_table) with explicit options.
+    pub fn left_join_table_with<VT, VR, F>(
+        &self,
+        table: &KTable<K, VT>,
+        joiner: F,
+        joined: Joined<K, V, VT>,
+    ) -> KStream<K, VR>
+    where
+        VT: Data,
+        VR: Data,
+        F: Fn(&V, Option<&VT>) -> VR + Send + Sync + 'static,
+    {
+        self.left_join_table_with_key(table, move |_, v, t| joiner(v, t), joined)
+    }
+
+    /// [`left_join_table_with`](Self::left_join_table_with) with a joiner that also sees the
+    /// key.
+    pub fn left_join_table_with_key<VT, VR, F>(
+        &self,
+        table: &KTable<K, VT>,
+        joiner: F,
+        joined: Joined<K, V, VT>,
+    ) -> KStream<K, VR>
+    where
+        VT: Data,
+        VR: Data,
+        F: Fn(&K, &V, Option<&VT>) -> VR + Send + Sync + 'static,
+    {
+        let f: JoinFn<K, V, VT, VR> = Arc::new(move |k, v, t| match v {
+            Some(v) => joiner(k, v, t),
+            None => unreachable!("a stream-table join always has the stream value"),
+        });
+        stream_table_join(self, table, f, joined, true)
+    }
+}
+
+/// Adds a table-table join; returns the joined table (materialized when `materialized` is
+/// given).
+fn table_table_join<K: Data, VL: Data, VR: Data, VO: Data>(
+    left: &KTable<K, VL>,
+    right: &KTable<K, VR>,
+    joiner: JoinFn<K, VL, VR, VO>,
+    kind: JoinKind,
+    named: Named,
+    materialized: Option<Materialized<K, VO>>,
+) -> KTable<K, VO> {
+    let b = left.b.clone();
+    let (left_node, left_store) = left.materialized_view();
+    let (right_node, right_store) = right.materialized_view();
+    let (this_prefix, other_prefix) = match kind {
+        JoinKind::Inner => ("KTABLE-JOINTHIS-", "KTABLE-JOINOTHER-"),
+        JoinKind::Left => ("KTABLE-LEFTTHIS-", "KTABLE-LEFTOTHER-"),
+        JoinKind::Outer => ("KTABLE-OUTERTHIS-", "KTABLE-OUTEROTHER-"),
+    };
+    let (this_name, other_name, merge_name) = {
+        let mut ib = b.borrow_mut();
+        match &named.name {
+            Some(n) => (
+                format!("{n}-join-this"),
+                format!("{n}-join-other"),
+                n.clone(),
+            ),
+            None => (
+                ib.generate(this_prefix),
+                ib.generate(other_prefix),
+                ib.generate("KTABLE-MERGE-"),
+            ),
+        }
+    };
+    let ks = left.key_serde.clone().or(right.key_serde.clone());
+
+    // The left side: its changes joined with the right table's current value.
+    let j = joiner.clone();
+    let this = add_store_node::<K, Change<VL>, TsHandle<K, VR>, _, _>(
+        &b,
+        this_name,
+        &[left_node],
+        &right_store,
+        None,
+        move || {
+            let j = j.clone();
+            move |other: &TsHandle<K, VR>,
+                  r: Record<K, Change<VL>>,
+                  ch: &Children,
+                  t: &mut TaskContext|
+                  -> Result<()> {
+                if other.is_null_key(&r.key) {
+                    t.metrics.dropped_records += 1;
+                    return Ok(());
+                }
+                let o = other.get(&r.key)?;
+                let ts = o
+                    .as_ref()
+                    .map_or(r.timestamp, |o| o.timestamp.max(r.timestamp));
+                let o = o.map(|o| o.value);
+                let (new, old) = (r.value.new.as_ref(), r.value.old.as_ref());
+                let join = |v: Option<&VL>| -> Option<VO> {
+                    match kind {
+                        JoinKind::Inner => match (v, o.as_ref()) {
+                            (Some(v), Some(o)) => Some(j(&r.key, Some(v), Some(o))),
+                            _ => None,
+                        },
+                        JoinKind::Left => v.map(|v| j(&r.key, Some(v), o.as_ref())),
+                        JoinKind::Outer => {
+                            (v.is_some() || o.is_some()).then(|| j(&r.key, v, o.as_ref()))
+                        }
+                    }
+                };
+                let skip = match kind {
+                    JoinKind::Inner => o.is_none(),
+                    _ => o.is_none() && new.is_none() && old.is_none(),
+                };
+                if skip {
+                    return Ok(());
+                }
+                let change = Change::new(join(new), join(old));
+                ch.forward(
+                    t,
+                    Record {
+                        key: r.key,
+                        value: change,
+                        timestamp: ts,
+                        headers: r.headers,
+                    },
+                )
+            }
+        },
+    );
+    // The right side: its changes joined with the left table's current value.
+    let j = joiner;
+    let other = add_store_node::<K, Change<VR>, TsHandle<K, VL>, _, _>(
+        &b,
+        other_name,
+        &[right_node],
+        &left_store,
+        None,
+        move || {
+            let j = j.clone();
+            move |other: &TsHandle<K, VL>,
+                  r: Record<K, Change<VR>>,
+                  ch: &Children,
+                  t: &mut TaskContext|
+                  -> Result<()> {
+                if other.is_null_key(&r.key) {
+                    t.metrics.dropped_records += 1;
+                    return Ok(());
+                }
+                let l = other.get(&r.key)?;
+                let ts = l
+                    .as_ref()
+                    .map_or(r.timestamp, |l| l.timestamp.max(r.timestamp));
+                let l = l.map(|l| l.value);
+                let (new, old) = (r.value.new.as_ref(), r.value.old.as_ref());
+                let join = |v: Option<&VR>| -> Option<VO> {
+                    match kind {
+                        JoinKind::Inner => match (l.as_ref(), v) {
+                            (Some(l), Some(v)) => Some(j(&r.key, Some(l), Some(v))),
+                            _ => None,
+                        },
+                        // The left value is there (else skipped): a missing right value
+                        // joins as `None`.
+                        JoinKind::Left => l.as_ref().map(|l| j(&r.key, Some(l), v)),
+                        JoinKind::Outer => {
+                            (l.is_some() || v.is_some()).then(|| j(&r.key, l.as_ref(), v))
+                        }
+                    }
+                };
+                let skip = match kind {
+                    JoinKind::Inner | JoinKind::Left => l.is_none(),
+                    JoinKind::Outer => l.is_none() && new.is_none() && old.is_none(),
+                };
+                if skip {
+                    return Ok(());
+                }
+                let change = Change::new(join(new), join(old));
+                ch.forward(
+                    t,
+                    Record {
+                        key: r.key,
+                        value: change,
+                        timestamp: ts,
+                        headers: r.headers,
+                    },
+                )
+            }
+        },
+    );
+    b.borrow_mut()
+        .copartition(&merge_name, &[left_node, right_node]);
+    match materialized {
+        None => {
+            let node = add_fn_node::<K, Change<VO>, _, _>(&b, merge_name, &[this, other], || {
+                |r: Record<K, Change<VO>>, ch: &Children, t: &mut TaskContext| ch.forward(t, r)
+            });
+            KTable::new(b, node, ks, None, None)
+        }
+        Some(m) => {
+            let vs = super::builder::require_serde(
+                &b,
+                &merge_name,
+                "value",
+                m.value_serde.clone(),
+                None,
+            );
+            let ks = super::builder::require_serde(&b, &merge_name, "key", m.key_serde.clone(), ks);
+            let merge = add_fn_node::<K, Change<VO>, _, _>(&b, merge_name, &[this, other], || {
+                |r: Record<K, Change<VO>>, ch: &Children, t: &mut TaskContext| ch.forward(t, r)
+            });
+            let (node, store) = add_table_source_node::<K, Change<VO>, VO>(
+                &b,
+                merge,
+                None,
+                m,
+                ks.clone(),
+                vs.clone(),
+                |c| c.new,
+            );
+            KTable::new(b, node, Some(ks), Some(vs), Some(store))
+        }
+    }
+}
+
+/// Table-table joins (Kafka's `KTable#join`): both tables are materialized and both sides
+/// trigger; an update of either side joins the other side's current value. Results are
+/// table changes carrying the old result too (so a downstream `group_by` subtracts
+/// correctly); a result that disappears is a tombstone. The result's timestamp is the larger
+/// of the two values' timestamps. The tables' topics must have the same partition count.
+impl<K: Data, V: Data> KTable<K, V> {
+    /// Inner join with another table: keys present in both.
+    ///
+    /// ```
+    /// # use streams_core::prelude::*;
+    /// let builder = StreamsBuilder::new();
+    /// let names = builder.table::<String, String>("names");
+    /// let emails = builder.table::<String, String>("emails");
+    /// names.join(&emails, |n, e| format!("{n} <{e}>")).to_stream().to("contacts");
+    /// // Without the record cache, every update is forwarded (with it, updates of one key
+    /// // within a commit interval are combined).
+    /// let config = StreamsConfig::new("doc").with_cache_max_bytes(0);
+    /// let mut driver = TopologyTestDriver::new(builder.build().unwrap(), config).unwrap();
+    /// driver.input_topic::<String, Option<String>>("names").pipe_input("u1".into(), Some("Ann".into())).unwrap();
+    /// driver.input_topic::<String, Option<String>>("emails").pipe_input("u1".into(), Some("a@x".into())).unwrap();
+    /// driver.input_topic::<String, Option<String>>("names").pipe_input("u1".into(), None).unwrap(); // gone: tombstone
+    /// assert_eq!(driver.output_topic::<String, Option<String>>("contacts").read_values_to_list().unwrap(),
+    ///            vec![Some("Ann <a@x>".to_string()), None]);
+    /// ```
+    pub fn join<VO, VR, F>(&self, other: &KTable<K, VO>, joiner: F) -> KTable<K, VR>
+    where
+        VO: Data,
+        VR: Data,
+        F: Fn(&V, &VO) -> VR + Send + Sync + 'static,
+    {
+        let f: JoinFn<K, V, VO, VR> = Arc::new(move |_, v, o| match (v, o) {
+            (Some(v), Some(o)) => joiner(v, o),
+            _ => unreachable!("an inner join calls its joiner with both values"),
+        });
+        table_table_join(self, other, f, JoinKind::Inner, Named::none(), None)
+    }
+
+    /// [`join`](Self::join) with a processor name and a store for the result (queryable by
+    /// its name).
+    pub fn join_with<VO, VR, F>(
+        &self,
+        other: &KTable<K, VO>,
+        joiner: F,
+        named: Named,
+        materialized: Materialized<K, VR>,
+    ) -> KTable<K, VR>
+    where
+        VO: Data,
+        VR: Data,
+        F: Fn(&V, &VO) -> VR + Send + Sync + 'static,
+    {
+        let f: JoinFn<K, V, VO, VR> = Arc::new(move |_, v, o| match (v, o) {
+            (Some(v), Some(o)) => joiner(v, o),
+            _ => unreachable!("an inner join calls its joiner with both values"),
+        });
+        table_table_join(self, other, f, JoinKind::Inner, named, Some(materialized))
+    }
+
+    /// Left join with another table: every key of this table, joined with the other's
+    /// value or `None`.
+    pub fn left_join<VO, VR, F>(&self, other: &KTable<K, VO>, joiner: F) -> KTable<K, VR>
+    where
+        VO: Data,
+        VR: Data,
+        F: Fn(&V, Option<&VO>) -> VR + Send + Sync + 'static,
+    {
+        table_table_join(
+            self,
+            other,
+            left_fn(joiner),
+            JoinKind::Left,
+            Named::none(),
+            None,
+        )
+    }
+
+    /// [`left_join`](Self::left_join) with a processor name and a store for the result.
+    pub fn left_join_with<VO, VR, F>(
+        &self,
+        other: &KTable<K, VO>,
+        joiner: F,
+        named: Named,
+        materialized: Materialized<K, VR>,
+    ) -> KTable<K, VR>
+    where
+        VO: Data,
+        VR: Data,
+        F: Fn(&V, Option<&VO>) -> VR + Send + Sync + 'static,
+    {
+        table_table_join(
+            self,
+            other,
+            left_fn(joiner),
+            JoinKind::Left,
+            named,
+            Some(materialized),
+        )
+    }
+
+    /// Outer join with another table: every key of either table.
+    pub fn outer_join<VO, VR, F>(&self, other: &KTable<K, VO>, joiner: F) -> KTable<K, VR>
+    where
+        VO: Data,
+        VR: Data,
+        F: Fn(Option<&V>, Option<&VO>) -> VR + Send + Sync + 'static,
+    {
+        let f: JoinFn<K, V, VO, VR> = Arc::new(move |_, v, o| joiner(v, o));
+        table_table_join(self, other, f, JoinKind::Outer, Named::none(), None)
+    }
+
+    /// [`outer_join`](Self::outer_join) with a processor name and a store for the result.
+    pub fn outer_join_with<VO, VR, F>(
+        &self,
+        other: &KTable<K, VO>,
+        joiner: F,
+        named: Named,
+        materialized: Materialized<K, VR>,
+    ) -> KTable<K, VR>
+    where
+        VO: Data,
+        VR: Data,
+        F: Fn(Option<&V>, Option<&VO>) -> VR + Send + Sync + 'static,
+    {
+        let f: JoinFn<K, V, VO, VR> = Arc::new(move |_, v, o| joiner(v, o));
+        table_table_join(self, other, f, JoinKind::Outer, named, Some(materialized))
+    }
+}
+
+fn left_fn<K, V, VO, VR, F>(joiner: F) -> JoinFn<K, V, VO, VR>
+where
+    F: Fn(&V, Option<&VO>) -> VR + Send + Sync + 'static,
+{
+    Arc::new(move |_, v, o| match v {
+        Some(v) => joiner(v, o),
+        None => unreachable!("a left join calls its joiner with the left value"),
+    })
+}
