@@ -1,0 +1,311 @@
+//! Stream-table and table-table joins against reference code written in this file (maps
+//! updated step by step), over random interleavings of updates, tombstones and stream
+//! records on co-partitioned topics (1 to 3 partitions), with the record cache on and off.
+//!
+//! - Stream-table (inner, left): each stream record joins the table value its key has at
+//!   that moment in the input order; table updates emit nothing; the result keeps the stream
+//!   record's timestamp.
+//! - Table-table (inner, left, outer): the last result per key equals the join of the two
+//!   tables' final values (a tombstone when the key has no result); with the cache off,
+//!   every update emits what Kafka's `KTableKTable*Join` processors emit (the reference
+//!   states those rules independently); and a downstream `group_by(...).count()` over the
+//!   joined table ends at the counts of the final results, which needs correct old values.
+
+// Test helpers outside #[test] functions may unwrap too: a panic fails the test.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use streams_core::prelude::*;
+
+const KEYS: [&str; 5] = ["a", "b", "c", "d", "e"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Inner,
+    Left,
+    Outer,
+}
+
+/// One input step: which topic, the key, and the value (`None`: a tombstone).
+#[derive(Debug, Clone)]
+struct Step {
+    topic: usize,
+    key: &'static str,
+    value: Option<String>,
+}
+
+fn steps(topics: usize) -> impl Strategy<Value = Vec<Step>> {
+    proptest::collection::vec((0..topics, 0..KEYS.len(), 0u8..10), 1..80).prop_map(|raw| {
+        raw.into_iter()
+            .enumerate()
+            .map(|(i, (topic, k, v))| Step {
+                topic,
+                key: KEYS[k],
+                // About one in five table updates is a tombstone.
+                value: (v >= 2).then(|| format!("{}{i}", ["S", "L", "R"][topic])),
+            })
+            .collect()
+    })
+}
+
+fn config(cache: bool) -> StreamsConfig {
+    let config = StreamsConfig::new("table-joins");
+    if cache {
+        config
+    } else {
+        config.with_cache_max_bytes(0)
+    }
+}
+
+fn per_key<V: Clone>(records: &[(String, V)]) -> BTreeMap<String, Vec<V>> {
+    let mut out: BTreeMap<String, Vec<V>> = BTreeMap::new();
+    for (k, v) in records {
+        out.entry(k.clone()).or_default().push(v.clone());
+    }
+    out
+}
+
+/// Stream-table join: topic 0 is the stream (`views`), topic 1 the table (`users`).
+fn stream_table(
+    left: bool,
+    partitions: u32,
+    cache: bool,
+    steps: &[Step],
+) -> Result<(), TestCaseError> {
+    let builder = StreamsBuilder::new();
+    let users = builder.table::<String, String>("users");
+    let views = builder.stream::<String, String>("views");
+    let joined = if left {
+        views.left_join_table(&users, |v, u| {
+            format!("{v}+{}", u.map_or("-", |u| u.as_str()))
+        })
+    } else {
+        views.join_table(&users, |v, u| format!("{v}+{u}"))
+    };
+    joined.to("out");
+    let mut driver = TopologyTestDriver::builder(builder.build().unwrap(), config(cache))
+        .partitions("views", partitions)
+        .partitions("users", partitions)
+        .build()
+        .unwrap();
+    let views_in = driver.input_topic::<String, String>("views");
+    let users_in = driver.input_topic::<String, Option<String>>("users");
+    let mut table: BTreeMap<&str, String> = BTreeMap::new();
+    let mut want: Vec<(String, (String, i64))> = Vec::new();
+    for (i, s) in steps.iter().enumerate() {
+        let ts = i as i64 * 10;
+        if s.topic == 0 {
+            let v = s.value.clone().unwrap_or_else(|| format!("S{i}"));
+            views_in
+                .pipe_input_at(s.key.to_string(), v.clone(), ts)
+                .unwrap();
+            match (table.get(s.key), left) {
+                (Some(u), _) => want.push((s.key.to_string(), (format!("{v}+{u}"), ts))),
+                (None, true) => want.push((s.key.to_string(), (format!("{v}+-"), ts))),
+                (None, false) => {}
+            }
+        } else {
+            users_in
+                .pipe_input_at(s.key.to_string(), s.value.clone(), ts)
+                .unwrap();
+            match &s.value {
+                Some(v) => table.insert(s.key, v.clone()),
+                None => table.remove(s.key),
+            };
+        }
+    }
+    driver.commit().unwrap();
+    let got: Vec<(String, (String, i64))> = driver
+        .output_topic::<String, String>("out")
+        .read_records_to_list()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.key, (r.value, r.timestamp)))
+        .collect();
+    prop_assert_eq!(per_key(&got), per_key(&want));
+    Ok(())
+}
+
+fn joined_value(kind: Kind, l: Option<&String>, r: Option<&String>) -> Option<String> {
+    let show = |v: Option<&String>| v.cloned().unwrap_or_else(|| "-".into());
+    match kind {
+        Kind::Inner => (l.is_some() && r.is_some()).then(|| format!("{}|{}", show(l), show(r))),
+        Kind::Left => l.map(|l| format!("{l}|{}", show(r))),
+        Kind::Outer => (l.is_some() || r.is_some()).then(|| format!("{}|{}", show(l), show(r))),
+    }
+}
+
+/// Table-table join: topic 1 is the left table, topic 2 the right one (topic 0 unused).
+fn table_table(
+    kind: Kind,
+    partitions: u32,
+    cache: bool,
+    steps: &[Step],
+) -> Result<(), TestCaseError> {
+    let builder = StreamsBuilder::new();
+    let left = builder.table::<String, String>("left");
+    let right = builder.table::<String, String>("right");
+    let show = |v: Option<&String>| v.cloned().unwrap_or_else(|| "-".into());
+    let joined = match kind {
+        Kind::Inner => left.join(&right, |l, r| format!("{l}|{r}")),
+        Kind::Left => left.left_join(&right, move |l, r| format!("{l}|{}", show(r))),
+        Kind::Outer => left.outer_join(&right, move |l, r| format!("{}|{}", show(l), show(r))),
+    };
+    joined.to_stream().to("out");
+    // Results counted by the number of the left record ("L12|R3" -> "L", "-|R3" -> "-"):
+    // moving a key between groups subtracts through the old value.
+    joined
+        .group_by(|_k, v: String| (v[..1].to_string(), v))
+        .count()
+        .to_stream()
+        .to("counts");
+    let mut driver = TopologyTestDriver::builder(builder.build().unwrap(), config(cache))
+        .partitions("left", partitions)
+        .partitions("right", partitions)
+        .build()
+        .unwrap();
+    let inputs = [
+        driver.input_topic::<String, Option<String>>("left"),
+        driver.input_topic::<String, Option<String>>("right"),
+    ];
+    let mut tables: [BTreeMap<&str, String>; 2] = [BTreeMap::new(), BTreeMap::new()];
+    // With the cache off: what each update emits, per Kafka's processors.
+    let mut want_updates: Vec<(String, Option<String>)> = Vec::new();
+    for (i, s) in steps.iter().enumerate() {
+        let side = s.topic.max(1) - 1;
+        let value = s
+            .value
+            .clone()
+            .map(|v| format!("{}{}", ["L", "R"][side], &v[1..]));
+        inputs[side]
+            .pipe_input_at(s.key.to_string(), value.clone(), i as i64 * 10)
+            .unwrap();
+        let old = tables[side].get(s.key).cloned();
+        match &value {
+            Some(v) => tables[side].insert(s.key, v.clone()),
+            None => tables[side].remove(s.key),
+        };
+        let other = tables[1 - side].get(s.key).cloned();
+        let (l_new, r_new) = if side == 0 {
+            (value.as_ref(), other.as_ref())
+        } else {
+            (other.as_ref(), value.as_ref())
+        };
+        // Whether the processor of this side forwards anything for this update.
+        // (A tombstone for a key the table does not have changes nothing: the table
+        // forwards nothing, see SEMANTICS.md.)
+        let source_forwards = value.is_some() || old.is_some();
+        let forwards = source_forwards
+            && match (kind, side) {
+                (Kind::Inner, _) | (Kind::Left, 1) => other.is_some(),
+                _ => true,
+            };
+        if forwards {
+            want_updates.push((s.key.to_string(), joined_value(kind, l_new, r_new)));
+        }
+    }
+    driver.commit().unwrap();
+    let got: Vec<(String, Option<String>)> = driver
+        .output_topic::<String, Option<String>>("out")
+        .read_key_values_to_list()
+        .unwrap();
+    // The last result per key is the join of the final tables (a key whose last emitted
+    // result is a tombstone, or that never got one, has none).
+    let mut last: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for (k, v) in &got {
+        last.insert(k.clone(), v.clone());
+    }
+    let mut want_final: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for key in KEYS {
+        let j = joined_value(kind, tables[0].get(key), tables[1].get(key));
+        if j.is_some() || last.contains_key(key) {
+            want_final.insert(key.to_string(), j);
+        }
+    }
+    prop_assert_eq!(&last, &want_final);
+    if !cache {
+        prop_assert_eq!(per_key(&got), per_key(&want_updates));
+    }
+    // Counts per group end at the counts of the final results.
+    let mut counts: BTreeMap<String, Option<i64>> = BTreeMap::new();
+    for (k, v) in driver
+        .output_topic::<String, Option<i64>>("counts")
+        .read_key_values_to_list()
+        .unwrap()
+    {
+        counts.insert(k, v);
+    }
+    let mut want_counts: BTreeMap<String, i64> = BTreeMap::new();
+    for v in want_final.values().flatten() {
+        *want_counts.entry(v[..1].to_string()).or_default() += 1;
+    }
+    for (group, n) in &counts {
+        prop_assert_eq!(
+            n.unwrap_or(0),
+            want_counts.get(group).copied().unwrap_or(0),
+            "group {}",
+            group
+        );
+    }
+    for (group, n) in &want_counts {
+        prop_assert_eq!(
+            counts.get(group).copied().flatten(),
+            Some(*n),
+            "group {}",
+            group
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+
+    #[test]
+    fn stream_table_joins_look_up_the_current_value(
+        left in any::<bool>(), partitions in 1u32..=3, cache in any::<bool>(), steps in steps(2),
+    ) {
+        stream_table(left, partitions, cache, &steps)?;
+    }
+
+    #[test]
+    fn table_table_joins_match_the_joined_tables(
+        kind in prop_oneof![Just(Kind::Inner), Just(Kind::Left), Just(Kind::Outer)],
+        partitions in 1u32..=3,
+        cache in any::<bool>(),
+        steps in steps(3),
+    ) {
+        table_table(kind, partitions, cache, &steps)?;
+    }
+}
+
+/// A table derived without a store (here by `filter`) is materialized for the join.
+#[test]
+fn joins_with_filtered_tables() {
+    let builder = StreamsBuilder::new();
+    let users = builder
+        .table::<String, String>("users")
+        .filter(|_, country| country != "xx");
+    builder
+        .stream::<String, String>("views")
+        .join_table(&users, |v, c| format!("{v}@{c}"))
+        .to("out");
+    let driver = TopologyTestDriver::new(builder.build().unwrap(), config(true)).unwrap();
+    let users_in = driver.input_topic::<String, Option<String>>("users");
+    let views = driver.input_topic::<String, String>("views");
+    users_in.pipe_input("u1".into(), Some("fr".into())).unwrap();
+    users_in.pipe_input("u2".into(), Some("xx".into())).unwrap();
+    views.pipe_input("u1".into(), "/a".into()).unwrap();
+    views.pipe_input("u2".into(), "/b".into()).unwrap();
+    users_in.pipe_input("u1".into(), Some("xx".into())).unwrap(); // filtered out: deleted
+    views.pipe_input("u1".into(), "/c".into()).unwrap();
+    assert_eq!(
+        driver
+            .output_topic::<String, String>("out")
+            .read_values_to_list()
+            .unwrap(),
+        vec!["/a@fr"]
+    );
+}
