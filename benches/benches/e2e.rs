@@ -7,13 +7,16 @@
 //! - W2 count: group by page (repartition) -> count (RocksDB, changelog, cache 10 MiB) -> topic;
 //! - W3 windowed: group by key -> 1-minute tumbling windows, grace 10 s -> count -> topic;
 //! - W4 restore: a count over 1,000,000 distinct keys; close, delete the state directory,
-//!   restart and time until the output of a newly appended record appears.
+//!   restart and time until the output of a newly appended record appears;
+//! - W6 enrichment: a 100,000-user table (loaded in the same run) left-joined by the views;
+//! - W7 click attribution: views left-joined with clicks (one view in five clicked 0-5
+//!   minutes later) on (user, page) within 30 minutes, grace 1 minute.
 //!
 //! A plain `main` (no criterion): these are long runs. Each workload runs `E2E_RUNS` times
 //! (default 3) over `E2E_RECORDS` pre-filled page views (default 2,000,000), each run with a
 //! fresh application id and state directory; the medians, min and max go to stdout as a
 //! markdown table. `E2E_RESTORE_KEYS` sets W4's key count (default 1,000,000);
-//! `E2E_WORKLOADS` (e.g. `w1,w3`) runs only some of W1-W4 (W0 always runs).
+//! `E2E_WORKLOADS` (e.g. `w1,w3`) runs only some of W1-W4, W6, W7 (W0 always runs).
 //! Run with `cargo bench -p streams-benches --bench e2e`.
 
 #![allow(missing_docs)]
@@ -29,8 +32,8 @@ use streams_core::runtime::{KafkaStreams, LogEngine, NewRecord, TaskState, Topic
 use streams_core::window::TimeWindows;
 
 use streams_benches::{
-    BoxResult, EPOCH_MS, INPUT, PARTITIONS, PageView, env_usize, loadavg, page_views, rate, stats,
-    w1, w2,
+    BoxResult, CLICKS, Click, EPOCH_MS, INPUT, PARTITIONS, PageView, USERS, User, clicks,
+    env_usize, loadavg, page_views, rate, stats, users, w1, w2, w6, w7,
 };
 
 const RESTORE_INPUT: &str = "distinct_keys";
@@ -314,6 +317,11 @@ fn main() -> BoxResult<()> {
         "e2e: {n} records, {runs} runs, {keys} restore keys, {cores} cores, load {load_before}"
     );
 
+    let only = std::env::var("E2E_WORKLOADS").ok();
+    let want = |w: &str| {
+        only.as_ref()
+            .is_none_or(|o| o.split(',').any(|x| x.trim().eq_ignore_ascii_case(w)))
+    };
     let dir = tempfile::tempdir()?;
     let engine = Arc::new(LogEngine::open(&dir.path().join("log"))?);
     engine.create_topic(INPUT, TopicConfig::new(PARTITIONS))?;
@@ -321,7 +329,11 @@ fn main() -> BoxResult<()> {
     let t0 = Instant::now();
     let mut non_bot = 0i64;
     let mut values = Vec::with_capacity(n);
+    let mut views = Vec::new();
     for view in page_views(42).take(n) {
+        if want("w7") {
+            views.push(view.clone());
+        }
         if view.referrer != "bot" {
             non_bot += 1;
         }
@@ -338,16 +350,40 @@ fn main() -> BoxResult<()> {
         t0.elapsed()
     );
 
-    let only = std::env::var("E2E_WORKLOADS").ok();
-    let want = |w: &str| {
-        only.as_ref()
-            .is_none_or(|o| o.split(',').any(|x| x.trim().eq_ignore_ascii_case(w)))
-    };
+    // W6's users (before every view in event time) and W7's clicks.
+    if want("w6") {
+        engine.create_topic(USERS, TopicConfig::new(PARTITIONS))?;
+        let serde = User::default_serde();
+        let mut records = Vec::new();
+        for (i, (id, user)) in users().enumerate() {
+            records.push((
+                id.into_bytes(),
+                serde.serialize(&user)?,
+                EPOCH_MS - 200_000 + i as i64,
+            ));
+        }
+        fill(&engine, USERS, records.into_iter())?;
+    }
+    let mut click_count = 0;
+    if want("w7") {
+        engine.create_topic(CLICKS, TopicConfig::new(PARTITIONS))?;
+        let serde = Click::default_serde();
+        let mut records = Vec::new();
+        for c in clicks(&views, 7) {
+            records.push((c.user_id.clone().into_bytes(), serde.serialize(&c)?, c.ts));
+        }
+        click_count = records.len();
+        fill(&engine, CLICKS, records.into_iter())?;
+        eprintln!("pre-filled {click_count} clicks");
+    }
+    drop(views);
     type Build = fn(&str) -> BoxResult<Topology>;
-    let apps: [(&str, &str, Build); 3] = [
+    let apps: [(&str, &str, Build); 5] = [
         ("w1", "W1 stateless", w1),
         ("w2", "W2 count", w2),
         ("w3", "W3 windowed", w3),
+        ("w6", "W6 enrichment", w6),
+        ("w7", "W7 click attribution", w7),
     ];
     let (mut w0e, mut w0c) = (vec![], vec![]);
     let mut app_rates: Vec<Vec<f64>> = vec![vec![]; apps.len()];
@@ -372,10 +408,15 @@ fn main() -> BoxResult<()> {
             if *id == "w1" && written != non_bot {
                 return Err(format!("W1 wrote {written} records, expected {non_bot}").into());
             }
-            app_rates[i].push(n as f64 / secs);
+            // W7 counts the input records of both topics.
+            let inputs = if *id == "w7" { n + click_count } else { n };
+            if *id == "w6" && written != n as i64 {
+                return Err(format!("{name} wrote {written} records, expected {n}").into());
+            }
+            app_rates[i].push(inputs as f64 / secs);
             eprintln!(
                 "run {run}: {name} {secs:.2} s, {}/s ({processed} records processed (repartitioned ones included), {written} out), load {}",
-                rate(n as f64 / secs),
+                rate(inputs as f64 / secs),
                 loadavg()
             );
         }
@@ -396,6 +437,8 @@ fn main() -> BoxResult<()> {
         "JSON parse → filter bots → map_values → JSON → topic",
         "group by page (repartition) → count, RocksDB, changelog, cache 10 MiB → topic",
         "group_by_key → 1-min tumbling, grace 10 s → count, RocksDB, cache 10 MiB → topic",
+        "100k users table (loaded in the same run) ⋈ page views (left join_table) → JSON → topic",
+        "views and clicks re-keyed by (user, page) (2 repartitions) → left join, 30 min, grace 1 min, RocksDB → topic; rate over views + clicks",
     ];
     for (i, rates) in app_rates.into_iter().enumerate() {
         if !rates.is_empty() {

@@ -96,3 +96,107 @@ pub fn rate(x: f64) -> String {
         format!("{:.0} k", x / 1e3)
     }
 }
+
+/// W6's user: country and signup cohort (JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, StreamsSerde)]
+#[streams(format = "json")]
+pub struct User {
+    pub country: String,
+    pub cohort: String,
+}
+
+/// W6's and W7's joined record: the view's page and time with the partner's field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, StreamsSerde)]
+#[streams(format = "json")]
+pub struct Enriched {
+    pub page: String,
+    pub ts: i64,
+    pub with: Option<String>,
+}
+
+/// W7's click: a user clicking on a page (JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, StreamsSerde)]
+#[streams(format = "json")]
+pub struct Click {
+    pub user_id: String,
+    pub page: String,
+    pub ts: i64,
+}
+
+/// W6's users topic.
+pub const USERS: &str = "users";
+/// W7's clicks topic.
+pub const CLICKS: &str = "clicks";
+
+/// The W6 users: `user-<n>` for n below 100,000, with one of 8 countries and 12 cohorts.
+pub fn users() -> impl Iterator<Item = (String, User)> {
+    const COUNTRIES: [&str; 8] = ["fr", "de", "us", "br", "in", "jp", "ng", "au"];
+    (0..100_000u32).map(|n| {
+        (
+            format!("user-{n}"),
+            User {
+                country: COUNTRIES[n as usize % COUNTRIES.len()].to_string(),
+                cohort: format!("2026-{:02}", n % 12 + 1),
+            },
+        )
+    })
+}
+
+/// The W7 clicks for `views`: about one view in five gets a click on the same page by the
+/// same user, 0-5 minutes later (seeded).
+pub fn clicks(views: &[PageView], seed: u64) -> Vec<Click> {
+    let mut rng = streams_examples::Rng::new(seed);
+    views
+        .iter()
+        .filter_map(|v| {
+            (rng.below(5) == 0).then(|| Click {
+                user_id: v.user_id.clone(),
+                page: v.page.clone(),
+                ts: v.ts + rng.below(300_001) as i64,
+            })
+        })
+        .collect()
+}
+
+/// W6 enrichment: page views left-joined with the users table -> `output`.
+pub fn w6(output: &str) -> BoxResult<Topology> {
+    let builder = StreamsBuilder::new();
+    let users = builder.table::<String, User>(USERS);
+    builder
+        .stream::<String, PageView>(INPUT)
+        .left_join_table(&users, |v, u| Enriched {
+            page: v.page.clone(),
+            ts: v.ts,
+            with: u.map(|u| u.country.clone()),
+        })
+        .to(output);
+    Ok(builder.build()?)
+}
+
+/// W7 click attribution: page views left-joined with clicks on (user, page) within 30
+/// minutes, grace 1 minute -> `output`.
+pub fn w7(output: &str) -> BoxResult<Topology> {
+    use std::time::Duration;
+    let builder = StreamsBuilder::new();
+    let views = builder
+        .stream::<String, PageView>(INPUT)
+        .select_key(|_, v| format!("{}|{}", v.user_id, v.page));
+    let clicks = builder
+        .stream::<String, Click>(CLICKS)
+        .select_key(|_, c| format!("{}|{}", c.user_id, c.page));
+    views
+        .left_join(
+            &clicks,
+            |v, c| Enriched {
+                page: v.page.clone(),
+                ts: v.ts,
+                with: c.map(|c| c.ts.to_string()),
+            },
+            JoinWindows::of_time_difference_and_grace(
+                Duration::from_secs(1800),
+                Duration::from_secs(60),
+            ),
+        )
+        .to(output);
+    Ok(builder.build()?)
+}
