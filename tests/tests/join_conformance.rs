@@ -603,11 +603,7 @@ fn left_topology(windows: JoinWindows) -> Topology {
 #[test]
 fn left_join_test_left_join_duplicates() {
     each_setup(
-        || {
-            topology(|l, r: &KStream<i32, String>| {
-                l.left_join(r, left_joiner, with_grace(100, 10))
-            })
-        },
+        || topology(|l, r: &KStream<i32, String>| l.left_join(r, left_joiner, with_grace(100, 10))),
         |run: &Run<String>| {
             run.left(0, "A0", 0);
             run.left(0, "A0-0", 0);
@@ -742,7 +738,11 @@ fn left_join_test_left_joined_records_with_zero_after_are_emitted() {
             run.lefts(4, "A", |k| 1000 + k);
             run.expect(
                 "A at 1000..1003",
-                &[(0, "A0+null", 1000), (1, "A1+null", 1001), (2, "A2+null", 1002)],
+                &[
+                    (0, "A0+null", 1000),
+                    (1, "A1+null", 1001),
+                    (2, "A2+null", 1002),
+                ],
             );
             run.rights(4, letter("a"), |_| 999);
             run.expect(
@@ -841,11 +841,7 @@ fn left_join_test_run_left_join_default_and_in_memory_stores() {
 #[test]
 fn left_join_test_ordering() {
     each_setup(
-        || {
-            topology(|l, r: &KStream<i32, String>| {
-                l.left_join(r, left_joiner, no_grace(100))
-            })
-        },
+        || topology(|l, r: &KStream<i32, String>| l.left_join(r, left_joiner, no_grace(100))),
         |run: &Run<String>| {
             run.left(0, "A0", 0);
             run.left(1, "A1", 100);
@@ -880,11 +876,7 @@ fn left_join_test_grace_period() {
 #[test]
 fn left_join_test_windowing_upper_and_lower_window_bound() {
     each_setup(
-        || {
-            topology(|l, r: &KStream<i32, String>| {
-                l.left_join(r, left_joiner, no_grace(100))
-            })
-        },
+        || topology(|l, r: &KStream<i32, String>| l.left_join(r, left_joiner, no_grace(100))),
         |run: &Run<String>| {
             run.lefts(2, "A", |_| 0);
             run.expect("A0, A1 at 0", &[]);
@@ -1020,11 +1012,7 @@ fn outer_topology(windows: JoinWindows) -> Topology {
 #[test]
 fn outer_join_test_outer_join_duplicates() {
     each_setup(
-        || {
-            topology(|l, r: &KStream<i32, i64>| {
-                l.outer_join(r, outer_long, with_grace(100, 10))
-            })
-        },
+        || topology(|l, r: &KStream<i32, i64>| l.outer_join(r, outer_long, with_grace(100, 10))),
         |run: &Run<i64>| {
             run.left(0, "A0", 0);
             run.left(0, "A0-0", 0);
@@ -1055,10 +1043,7 @@ fn outer_join_test_outer_join_duplicates() {
                 ],
             );
             run.right(3, 100, 1500);
-            run.expect(
-                "100 at 1500",
-                &[(1, "null+10", 111), (3, "null+100", 211)],
-            );
+            run.expect("100 at 1500", &[(1, "null+10", 111), (3, "null+100", 211)]);
         },
     );
 }
@@ -1122,10 +1107,7 @@ fn outer_join_test_right_expired_non_joined_records_are_emitted_by_the_left_proc
             run.left(1, "A1", 3);
             run.expect("A1 at 3", &[(1, "A1+11", 3)]);
             run.left(2, "dummy", 401);
-            run.expect(
-                "left dummy at 401",
-                &[(0, "null+10", 1), (0, "null+12", 3)],
-            );
+            run.expect("left dummy at 401", &[(0, "null+10", 1), (0, "null+12", 3)]);
             run.right(2, 100, 402);
             run.expect("right 100 at 402", &[(2, "dummy+100", 402)]);
         },
@@ -1145,10 +1127,7 @@ fn outer_join_test_right_expired_non_joined_records_are_emitted_by_the_right_pro
             run.left(1, "A1", 3);
             run.expect("A1 at 3", &[(1, "A1+11", 3)]);
             run.right(2, 100, 401);
-            run.expect(
-                "right 100 at 401",
-                &[(0, "null+10", 1), (0, "null+12", 3)],
-            );
+            run.expect("right 100 at 401", &[(0, "null+10", 1), (0, "null+12", 3)]);
             run.left(2, "dummy", 402);
             run.expect("left dummy at 402", &[(2, "dummy+100", 402)]);
         },

@@ -12,9 +12,10 @@ use crate::record::{Change, Record};
 use crate::serde::DefaultSerde;
 
 use super::builder::{Shared, TsHandle, add_fn_node, add_store_node, add_table_source_node};
-use super::join::{JoinFn, JoinKind, copartitioned};
+use super::join::copartitioned;
 use super::options::{Joined, Materialized, Named};
 use super::{KStream, KTable};
+use crate::internals::stream_join::{JoinFn, JoinKind};
 
 impl<K: Data, V: Data> KTable<K, V> {
     /// The node and store holding this table's current values: its own store, or a new one

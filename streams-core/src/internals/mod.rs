@@ -8,4 +8,5 @@
 pub(crate) mod node;
 pub(crate) mod sink;
 pub(crate) mod source;
+pub(crate) mod stream_join;
 pub(crate) mod task;
