@@ -146,16 +146,17 @@ pub fn users() -> impl Iterator<Item = (String, User)> {
 /// same user, 0-5 minutes later (seeded).
 pub fn clicks(views: &[PageView], seed: u64) -> Vec<Click> {
     let mut rng = streams_examples::Rng::new(seed);
-    views
-        .iter()
-        .filter_map(|v| {
-            (rng.below(5) == 0).then(|| Click {
+    let mut out = Vec::new();
+    for v in views {
+        if rng.below(5) == 0 {
+            out.push(Click {
                 user_id: v.user_id.clone(),
                 page: v.page.clone(),
                 ts: v.ts + rng.below(300_001) as i64,
-            })
-        })
-        .collect()
+            });
+        }
+    }
+    out
 }
 
 /// W6 enrichment: page views left-joined with the users table -> `output`.

@@ -384,6 +384,14 @@ pub(crate) struct StoreEntry {
     typed: Arc<dyn Any + Send + Sync>,
 }
 
+impl fmt::Debug for StoreEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreEntry")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
 impl StoreEntry {
     /// The store's name.
     pub(crate) fn name(&self) -> &str {

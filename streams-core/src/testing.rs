@@ -55,6 +55,7 @@ use streams_state::{ChangelogPartition, RocksDbResources, StateDirectory, Thread
 
 use crate::config::StreamsConfig;
 use crate::error::{Result, StreamsError};
+use crate::internals::global::GlobalStores;
 use crate::internals::task::{ProducedRecord, Task, TaskEnv};
 use crate::metrics::TaskMetrics;
 pub use crate::query::{KeyValueStoreView, SessionStoreView, WindowStoreView};
@@ -104,6 +105,8 @@ struct Inner {
     default_partitions: u32,
     wall_clock: i64,
     round_robin: u32,
+    /// Global stores: records piped to their topics are written into them at once.
+    globals: Option<GlobalStores>,
 }
 
 /// Records a task processes before its output is routed (outputs of one task keep their
@@ -150,6 +153,13 @@ impl Inner {
         );
         let offset = state.next_offset[partition as usize];
         state.next_offset[partition as usize] += 1;
+        if let Some(globals) = self
+            .globals
+            .as_ref()
+            .filter(|g| g.topics().iter().any(|t| t == topic))
+        {
+            return globals.apply(topic, [(offset, key, value)]);
+        }
         let raw = RawRecord {
             offset,
             timestamp,
@@ -356,10 +366,23 @@ impl TopologyTestDriverBuilder {
             }
         };
         let state_dir = StateDirectory::open(&root, &app)?;
+        let resources = RocksDbResources::with_budget(config.memory_bytes());
+        let globals = if t.global_stores.is_empty() {
+            None
+        } else {
+            let dir = state_dir.task_dir("global")?;
+            Some(GlobalStores::open(
+                t,
+                &config,
+                Some(&dir),
+                resources.clone(),
+            )?)
+        };
         let env = TaskEnv {
             config: config.clone(),
-            resources: RocksDbResources::with_budget(config.memory_bytes()),
+            resources,
             cache: ThreadCache::new(config.cache_max_bytes()),
+            globals: crate::internals::global::shared(globals.as_ref()),
         };
         let mut topics: HashMap<String, TopicState> = HashMap::new();
         let mut tasks = BTreeMap::new();
@@ -408,6 +431,7 @@ impl TopologyTestDriverBuilder {
             default_partitions: default,
             wall_clock: self.wall_clock_start,
             round_robin: 0,
+            globals,
         };
         // Punctuators scheduled in init may have produced output.
         let mut out = Vec::new();
@@ -566,6 +590,15 @@ impl TopologyTestDriver {
     }
 
     fn entries(&self, name: &str) -> Vec<crate::state::StoreEntry> {
+        let inner = self.inner.borrow();
+        if let Some(g) = inner
+            .globals
+            .as_ref()
+            .and_then(|g| g.entries().into_iter().find(|e| e.name() == name))
+        {
+            return vec![g];
+        }
+        drop(inner);
         self.inner
             .borrow()
             .tasks
@@ -606,6 +639,9 @@ impl TopologyTestDriver {
             if let Some(mut task) = inner.tasks.remove(&id) {
                 task.close()?;
             }
+        }
+        if let Some(globals) = &inner.globals {
+            globals.close()?;
         }
         Ok(())
     }

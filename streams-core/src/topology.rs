@@ -87,6 +87,19 @@ impl StoreSpec {
     }
 }
 
+/// Checks that a global topic's raw record decodes (key, then value unless a tombstone).
+pub(crate) type GlobalCheck =
+    Arc<dyn Fn(&[u8], Option<&[u8]>) -> Result<(), crate::serde::SerdeError> + Send + Sync>;
+
+/// A global store: every instance holds all partitions of its source topic, which is also its
+/// changelog; it belongs to no task.
+pub(crate) struct GlobalStoreSpec {
+    pub(crate) name: String,
+    pub(crate) topic: String,
+    pub(crate) factory: StoreFactory,
+    pub(crate) check: GlobalCheck,
+}
+
 pub(crate) struct SubtopologySpec {
     pub(crate) nodes: Vec<usize>,
     pub(crate) stores: Vec<usize>,
@@ -103,6 +116,8 @@ pub(crate) struct TopologyInner {
     /// Topics whose records are joined, so they must be co-partitioned: (the joining
     /// operator, the source topics upstream of its inputs).
     pub(crate) copartition_groups: Vec<(String, Vec<TopicName>)>,
+    /// Global stores and their source topics.
+    pub(crate) global_stores: Vec<GlobalStoreSpec>,
 }
 
 impl TopologyInner {
@@ -239,6 +254,7 @@ pub(crate) struct InternalBuilder {
     /// Joining operators and the nodes feeding them (see
     /// [`TopologyInner::copartition_groups`]).
     copartition: Vec<(String, Vec<usize>)>,
+    global_stores: Vec<GlobalStoreSpec>,
 }
 
 impl InternalBuilder {
@@ -252,7 +268,25 @@ impl InternalBuilder {
             errors: Vec::new(),
             repartition_topics: Vec::new(),
             copartition: Vec::new(),
+            global_stores: Vec::new(),
         }
+    }
+
+    /// Adds a global store fed by `spec.topic` (read by no task).
+    pub(crate) fn add_global_store(&mut self, spec: GlobalStoreSpec) {
+        let topic = TopicName::External(spec.topic.clone());
+        if !self.source_topics.insert(topic.clone()) {
+            self.errors
+                .push(TopologyError::TopicReadTwice(topic.display()));
+        }
+        if self.stores.iter().any(|s| s.name == spec.name)
+            || self.global_stores.iter().any(|g| g.name == spec.name)
+            || self.names.contains(&spec.name)
+        {
+            self.errors.push(TopologyError::DuplicateName(spec.name));
+            return;
+        }
+        self.global_stores.push(spec);
     }
 
     /// The name of the node at `idx`.
@@ -351,7 +385,10 @@ impl InternalBuilder {
             changelog,
             factory,
         } = parts;
-        if self.stores.iter().any(|s| s.name == name) || self.names.contains(&name) {
+        if self.stores.iter().any(|s| s.name == name)
+            || self.global_stores.iter().any(|g| g.name == name)
+            || self.names.contains(&name)
+        {
             self.errors.push(TopologyError::DuplicateName(name));
             return;
         }
@@ -401,6 +438,9 @@ impl InternalBuilder {
                 uf[a] = b;
             }
             for s in &node.stores {
+                if self.global_stores.iter().any(|g| &g.name == s) {
+                    continue; // shared by every task: no edge between sub-topologies
+                }
                 let Some(&si) = store_idx.get(s.as_str()) else {
                     return Err(TopologyError::UnknownName {
                         node: node.name.to_string(),
@@ -469,6 +509,7 @@ impl InternalBuilder {
             subtopologies,
             repartition_topics: self.repartition_topics,
             copartition_groups,
+            global_stores: self.global_stores,
         };
         Ok(Topology {
             inner: Arc::new(inner),

@@ -9,6 +9,7 @@
 //! the topology is built.
 
 mod builder;
+mod global;
 mod grouped;
 mod join;
 mod kstream;
@@ -20,6 +21,7 @@ mod table_join;
 mod windowed;
 
 pub use builder::StreamsBuilder;
+pub use global::GlobalKTable;
 pub use grouped::KGroupedStream;
 pub use kstream::{BranchedKStream, Branches, KStream};
 pub use ktable::{ChangeSerde, KGroupedTable, KTable};

@@ -43,6 +43,8 @@ pub(crate) struct TaskEnv {
     pub(crate) config: Arc<StreamsConfig>,
     pub(crate) resources: RocksDbResources,
     pub(crate) cache: ThreadCache,
+    /// The instance's global stores, shared by every task (read-only for them).
+    pub(crate) globals: Arc<Vec<StoreEntry>>,
 }
 
 /// Changelog records of a task's stores, waiting to be produced with its output.
@@ -95,6 +97,8 @@ pub(crate) struct TaskContext {
     pub(crate) nodes: Vec<Slot>,
     pub(crate) stores: Vec<StoreEntry>,
     store_index: HashMap<String, usize>,
+    /// Global stores: looked up after the task's own; never flushed or closed by the task.
+    globals: Arc<Vec<StoreEntry>>,
     pub(crate) output: Vec<ProducedRecord>,
     pub(crate) stream_time: i64,
     pub(crate) wall_clock: i64,
@@ -150,6 +154,7 @@ impl TaskContext {
         self.store_index
             .get(name)
             .map(|&i| &self.stores[i])
+            .or_else(|| self.globals.iter().find(|g| g.name() == name))
             .ok_or_else(|| StreamsError::StoreAccess {
                 store: name.to_string(),
                 detail: format!(
@@ -407,6 +412,7 @@ impl Task {
                 nodes,
                 stores,
                 store_index,
+                globals: env.globals.clone(),
                 output: Vec::new(),
                 stream_time: -1,
                 wall_clock,

@@ -40,6 +40,7 @@
 //! # std::fs::remove_dir_all(&dir).unwrap();
 //! ```
 
+mod global;
 mod membership;
 mod thread;
 
@@ -328,6 +329,10 @@ pub(crate) struct Instance {
     pub(crate) client_prefix: String,
     /// The stores of the running active tasks, for interactive queries.
     pub(crate) queryable: Mutex<BTreeMap<TaskId, Vec<crate::state::StoreEntry>>>,
+    /// The global stores (every partition of their topics), shared by every task.
+    pub(crate) globals: Option<Arc<crate::internals::global::GlobalStores>>,
+    /// The same stores as tasks see them.
+    pub(crate) global_entries: Arc<Vec<crate::state::StoreEntry>>,
     /// The topic the threads announce their assignments on (see `membership`): set when
     /// `application.server` or standbys are and the clients' group view may be partial.
     pub(crate) announcements: Option<String>,
@@ -511,6 +516,21 @@ impl KafkaStreams {
                 return Err(e);
             }
         };
+        if let Some(stores) = &instance.globals {
+            // The global tables are complete before any record is processed.
+            let loaded =
+                global::GlobalFollower::new(&instance, stores.clone()).and_then(|mut f| {
+                    f.bootstrap(&instance)?;
+                    Ok(f)
+                });
+            match loaded {
+                Ok(follower) => global::spawn(&instance, follower)?,
+                Err(e) => {
+                    self.shared.transition(StreamsState::Error);
+                    return Err(e);
+                }
+            }
+        }
         if let Some(topic) = &instance.announcements {
             membership::spawn_reader(&instance, topic.clone())?;
         }
@@ -538,6 +558,15 @@ impl KafkaStreams {
                     partitions.insert(name.clone(), *n);
                 }
             }
+        }
+        for g in &t.global_stores {
+            let n = existing.get(&g.topic).ok_or_else(|| StreamsError::Topic {
+                topic: g.topic.clone(),
+                detail: "the topic of a global table does not exist; create it before starting \
+                         the app"
+                    .into(),
+            })?;
+            partitions.insert(g.topic.clone(), *n);
         }
         t.size_repartition_topics(&app, &mut partitions)?;
         let counts = t.task_counts(&app, &partitions);
@@ -614,13 +643,26 @@ impl KafkaStreams {
             .map(std::path::Path::to_path_buf)
             .unwrap_or_default();
         let state_dir = StateDirectory::open(&root, &app)?;
+        let resources = RocksDbResources::with_budget(self.config.memory_bytes());
+        let globals = if t.global_stores.is_empty() {
+            None
+        } else {
+            let dir = state_dir.task_dir("global")?;
+            Some(Arc::new(crate::internals::global::GlobalStores::open(
+                t,
+                &self.config,
+                Some(&dir),
+                resources.clone(),
+            )?))
+        };
+        let global_entries = crate::internals::global::shared(globals.as_deref());
         Ok(Instance {
             topology: self.topology.clone(),
             config: self.config.clone(),
             clients: self.clients.clone(),
             state_dir,
             locks: Arc::new(TaskLocks::default()),
-            resources: RocksDbResources::with_budget(self.config.memory_bytes()),
+            resources,
             partitions,
             source_of,
             logged,
@@ -632,6 +674,8 @@ impl KafkaStreams {
                 None => format!("{app}-{}", instance_name()),
             },
             queryable: Mutex::new(BTreeMap::new()),
+            globals,
+            global_entries,
             announcements,
             shared: self.shared.clone(),
             next_thread: AtomicU64::new(1),
@@ -660,6 +704,9 @@ impl KafkaStreams {
 
     fn store_entries(&self, name: &str) -> Result<Vec<crate::state::StoreEntry>> {
         let instance = self.instance()?;
+        if let Some(g) = instance.global_entries.iter().find(|e| e.name() == name) {
+            return Ok(vec![g.clone()]);
+        }
         Ok(lock(&instance.queryable)
             .values()
             .flat_map(|stores| stores.iter().filter(|e| e.name() == name).cloned())

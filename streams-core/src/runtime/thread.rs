@@ -126,6 +126,7 @@ impl StreamThread {
             config: instance.config.clone(),
             resources: instance.resources.clone(),
             cache: ThreadCache::new(instance.config.cache_max_bytes() / threads),
+            globals: instance.global_entries.clone(),
         };
         let tm = TaskManager {
             env,
