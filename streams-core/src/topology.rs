@@ -138,20 +138,32 @@ impl TopologyInner {
                 None => pending.push(rt),
             }
         }
-        for _ in 0..=self.repartition_topics.len() {
-            pending.retain(|(topic, _)| {
-                let mut max = 0u32;
-                for w in self.writers_of(topic) {
-                    for src in &self.subtopologies[w].sources {
-                        match partitions.get(&src.resolve(app)) {
-                            Some(&n) => max = max.max(n),
-                            None => return true,
+        // First with every source of the writers known; then, for cycles (a foreign-key
+        // join's two topics are each written by the other's reader), with the known ones.
+        for relaxed in [false, true] {
+            for _ in 0..=self.repartition_topics.len() {
+                pending.retain(|(topic, _)| {
+                    let mut max = 0u32;
+                    let mut known = false;
+                    for w in self.writers_of(topic) {
+                        for src in &self.subtopologies[w].sources {
+                            match partitions.get(&src.resolve(app)) {
+                                Some(&n) => {
+                                    max = max.max(n);
+                                    known = true;
+                                }
+                                None if relaxed => {}
+                                None => return true,
+                            }
                         }
                     }
-                }
-                partitions.insert(topic.resolve(app), max.max(1));
-                false
-            });
+                    if relaxed && !known {
+                        return true;
+                    }
+                    partitions.insert(topic.resolve(app), max.max(1));
+                    false
+                });
+            }
         }
         if let Some((topic, _)) = pending.first() {
             return Err(crate::error::StreamsError::Internal(format!(
@@ -376,6 +388,12 @@ impl InternalBuilder {
             factory,
         });
         idx
+    }
+
+    /// Makes `parent` a parent of `node` too (a node fed by two upstream nodes).
+    pub(crate) fn add_parent(&mut self, node: usize, parent: usize) {
+        self.nodes[node].parents.push(parent);
+        self.nodes[parent].children.push(node);
     }
 
     pub(crate) fn add_store(&mut self, parts: StoreSpecParts) {

@@ -9,6 +9,7 @@
 //! the topology is built.
 
 mod builder;
+mod fk_join;
 mod global;
 mod grouped;
 mod join;

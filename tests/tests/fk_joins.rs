@@ -1,0 +1,238 @@
+//! Foreign-key table-table joins (KIP-213) against maps kept in the test: random updates and
+//! deletes of orders (order -> product, quantity) and products (product -> name), with
+//! foreign keys that change, on tables with different partition counts (a foreign-key join
+//! needs no co-partitioning), record cache on and off. After every input is processed the
+//! last result of each order must be the join of the final tables (inner: the order and its
+//! product exist; left: the order exists), a downstream `group_by` count per product name
+//! must end at the plain count (it needs correct old values), and the result store must
+//! hold exactly the expected rows.
+
+// Test helpers outside #[test] functions may unwrap too: a panic fails the test.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use serde::{Deserialize, Serialize};
+use streams_core::prelude::*;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, StreamsSerde)]
+#[streams(format = "json")]
+struct Order {
+    product: String,
+    qty: i64,
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Order(usize, Option<(usize, i64)>),
+    Product(usize, Option<usize>),
+}
+
+fn steps() -> impl Strategy<Value = Vec<Step>> {
+    proptest::collection::vec(
+        prop_oneof![
+            (
+                0usize..8,
+                proptest::option::weighted(0.8, (0usize..4, 1i64..5))
+            )
+                .prop_map(|(o, v)| Step::Order(o, v)),
+            (0usize..4, proptest::option::weighted(0.8, 0usize..3))
+                .prop_map(|(p, v)| Step::Product(p, v)),
+        ],
+        1..60,
+    )
+}
+
+fn result(order: &Order, name: Option<&String>) -> String {
+    format!("{}x{}", order.qty, name.map_or("?", |n| n.as_str()))
+}
+
+fn run(
+    left: bool,
+    cache: bool,
+    orders_p: u32,
+    products_p: u32,
+    steps: &[Step],
+) -> Result<(), TestCaseError> {
+    let builder = StreamsBuilder::new();
+    let products = builder.table::<String, String>("products");
+    let orders = builder.table::<String, Order>("orders");
+    let joined = if left {
+        orders.left_join_on_foreign_key_with(
+            &products,
+            |o| o.product.clone(),
+            |o, name| result(o, name),
+            Named::as_("lines"),
+            Materialized::as_("lines-store").with_value_serde(default_serde::<String>()),
+        )
+    } else {
+        orders.join_on_foreign_key_with(
+            &products,
+            |o| o.product.clone(),
+            |o, name| result(o, Some(name)),
+            Named::as_("lines"),
+            Materialized::as_("lines-store").with_value_serde(default_serde::<String>()),
+        )
+    };
+    joined.to_stream().to("out");
+    joined
+        .group_by(|_k, v: String| (v[v.find('x').unwrap() + 1..].to_string(), v))
+        .count()
+        .to_stream()
+        .to("per-name");
+    let mut config = StreamsConfig::new("fk");
+    if !cache {
+        config = config.with_cache_max_bytes(0);
+    }
+    let mut driver = TopologyTestDriver::builder(builder.build().unwrap(), config)
+        .partitions("orders", orders_p)
+        .partitions("products", products_p)
+        .build()
+        .unwrap();
+    let orders_in = driver.input_topic::<String, Option<Order>>("orders");
+    let products_in = driver.input_topic::<String, Option<String>>("products");
+    let mut o_table: BTreeMap<String, Order> = BTreeMap::new();
+    let mut p_table: BTreeMap<String, String> = BTreeMap::new();
+    for (i, s) in steps.iter().enumerate() {
+        let ts = i as i64;
+        match s {
+            Step::Order(o, v) => {
+                let key = format!("o{o}");
+                let value = v.map(|(p, qty)| Order {
+                    product: format!("p{p}"),
+                    qty,
+                });
+                orders_in
+                    .pipe_input_at(key.clone(), value.clone(), ts)
+                    .unwrap();
+                match value {
+                    Some(v) => o_table.insert(key, v),
+                    None => o_table.remove(&key),
+                };
+            }
+            Step::Product(p, v) => {
+                let key = format!("p{p}");
+                let value = v.map(|n| format!("name{n}"));
+                products_in
+                    .pipe_input_at(key.clone(), value.clone(), ts)
+                    .unwrap();
+                match value {
+                    Some(v) => p_table.insert(key, v),
+                    None => p_table.remove(&key),
+                };
+            }
+        }
+    }
+    driver.commit().unwrap();
+    let mut want: BTreeMap<String, String> = BTreeMap::new();
+    for (k, o) in &o_table {
+        let name = p_table.get(&o.product);
+        if left || name.is_some() {
+            want.insert(k.clone(), result(o, name));
+        }
+    }
+    let mut last: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for (k, v) in driver
+        .output_topic::<String, Option<String>>("out")
+        .read_key_values_to_list()
+        .unwrap()
+    {
+        last.insert(k, v);
+    }
+    let got: BTreeMap<String, String> = last
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect();
+    prop_assert_eq!(&got, &want);
+    let store = driver
+        .key_value_store::<String, String>("lines-store")
+        .unwrap();
+    let stored: BTreeMap<String, String> = store.all().unwrap().into_iter().collect();
+    prop_assert_eq!(&stored, &want);
+    // Counts per product name (with "?" for a left join's missing product).
+    let mut want_counts: BTreeMap<String, i64> = BTreeMap::new();
+    for v in want.values() {
+        *want_counts
+            .entry(v[v.find('x').unwrap() + 1..].to_string())
+            .or_default() += 1;
+    }
+    let mut counts: BTreeMap<String, i64> = BTreeMap::new();
+    for (k, v) in driver
+        .output_topic::<String, Option<i64>>("per-name")
+        .read_key_values_to_list()
+        .unwrap()
+    {
+        counts.insert(k, v.unwrap_or(0));
+    }
+    counts.retain(|_, n| *n != 0);
+    prop_assert_eq!(counts, want_counts);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #[test]
+    fn foreign_key_joins_match_the_joined_tables(
+        left in any::<bool>(),
+        cache in any::<bool>(),
+        orders_p in 1u32..=3,
+        products_p in 1u32..=3,
+        steps in steps(),
+    ) {
+        run(left, cache, orders_p, products_p, &steps)?;
+    }
+}
+
+/// A stale response (the order changed its product before the answer for the old one
+/// arrived) is dropped: only the answer for the current value counts.
+#[test]
+fn changing_the_foreign_key_retracts_the_old_result() {
+    let builder = StreamsBuilder::new();
+    let products = builder.table::<String, String>("products");
+    builder
+        .table::<String, Order>("orders")
+        .join_on_foreign_key(
+            &products,
+            |o| o.product.clone(),
+            |o, n| format!("{}x{n}", o.qty),
+        )
+        .to_stream()
+        .to("out");
+    let config = StreamsConfig::new("fk").with_cache_max_bytes(0);
+    let driver = TopologyTestDriver::new(builder.build().unwrap(), config).unwrap();
+    let products = driver.input_topic::<String, Option<String>>("products");
+    let orders = driver.input_topic::<String, Option<Order>>("orders");
+    let out = driver.output_topic::<String, Option<String>>("out");
+    products
+        .pipe_input("p1".into(), Some("pen".into()))
+        .unwrap();
+    let order = |p: &str, qty| {
+        Some(Order {
+            product: p.into(),
+            qty,
+        })
+    };
+    orders.pipe_input("o1".into(), order("p1", 2)).unwrap();
+    assert_eq!(
+        out.read_values_to_list().unwrap(),
+        vec![Some("2xpen".to_string())]
+    );
+    // Moves to a product that does not exist: the inner join's result disappears.
+    orders.pipe_input("o1".into(), order("p9", 2)).unwrap();
+    assert_eq!(out.read_values_to_list().unwrap(), vec![None]);
+    // The old product changing no longer reaches o1.
+    products
+        .pipe_input("p1".into(), Some("ink pen".into()))
+        .unwrap();
+    assert!(out.read_values_to_list().unwrap().is_empty());
+    products
+        .pipe_input("p9".into(), Some("cup".into()))
+        .unwrap();
+    assert_eq!(
+        out.read_values_to_list().unwrap(),
+        vec![Some("2xcup".to_string())]
+    );
+    orders.pipe_input("o1".into(), None).unwrap();
+    assert_eq!(out.read_values_to_list().unwrap(), vec![None]);
+}
