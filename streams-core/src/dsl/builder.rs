@@ -168,6 +168,22 @@ impl StreamsBuilder {
             extractor,
             consumed.policy,
         );
+        if let Some(retention) = materialized.history {
+            let (node, store, history) =
+                super::versioned::add_versioned_table_source::<K, Option<V>, V>(
+                    &self.inner,
+                    source,
+                    None,
+                    materialized,
+                    retention,
+                    ks.clone(),
+                    vs.clone(),
+                    |v| v,
+                );
+            let mut table = KTable::new(self.inner.clone(), node, Some(ks), Some(vs), Some(store));
+            table.history = Some(history);
+            return table;
+        }
         let (node, store) = add_table_source_node::<K, Option<V>, V>(
             &self.inner,
             source,

@@ -29,6 +29,8 @@ pub struct KTable<K, V> {
     /// For windowed tables: how long after a window's end it closes (grace, plus the gap
     /// for sessions).
     pub(crate) close_after: Option<i64>,
+    /// For versioned tables: the store holding the history of values.
+    pub(crate) history: Option<String>,
 }
 
 impl<K, V> Clone for KTable<K, V> {
@@ -40,6 +42,7 @@ impl<K, V> Clone for KTable<K, V> {
             value_serde: self.value_serde.clone(),
             store: self.store.clone(),
             close_after: self.close_after,
+            history: self.history.clone(),
         }
     }
 }
@@ -68,6 +71,7 @@ impl<K: Data, V: Data> KTable<K, V> {
             value_serde,
             store,
             close_after: None,
+            history: None,
         }
     }
 

@@ -19,6 +19,7 @@ mod nodes;
 mod options;
 mod suppress;
 mod table_join;
+mod versioned;
 mod windowed;
 
 pub use builder::StreamsBuilder;

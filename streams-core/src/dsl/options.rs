@@ -283,6 +283,8 @@ pub struct Materialized<K, V> {
     pub(crate) caching: bool,
     pub(crate) logging: bool,
     pub(crate) retention: Option<i64>,
+    /// For versioned tables: how long (ms of stream time) old versions are kept.
+    pub(crate) history: Option<i64>,
 }
 
 debug_by_name!(Materialized);
@@ -297,6 +299,7 @@ impl<K, V> Default for Materialized<K, V> {
             caching: true,
             logging: true,
             retention: None,
+            history: None,
         }
     }
 }
@@ -318,6 +321,38 @@ impl<K, V> Materialized<K, V> {
     pub fn as_(name: impl Into<String>) -> Self {
         Self {
             name: Some(name.into()),
+            ..Self::default()
+        }
+    }
+    /// A versioned table's store (KIP-889): besides the latest value per key, the values of
+    /// the last `history_retention` of stream time are kept (in `<name>-versions`), so a
+    /// stream-table join with a grace period joins the version valid at each record's
+    /// timestamp; an update older than a key's latest value only enters the history
+    /// (KIP-914). Only source tables (`StreamsBuilder::table_with`) can be versioned.
+    ///
+    /// ```
+    /// # use streams_core::prelude::*;
+    /// # use std::time::Duration;
+    /// let builder = StreamsBuilder::new();
+    /// let prices = builder.table_with("prices", Consumed::<String, i64>::with(default_serde(), default_serde()),
+    ///     Materialized::as_versioned("prices", Duration::from_secs(3600)));
+    /// builder.stream::<String, i64>("orders")
+    ///     .join_table_with(&prices, |qty, price| qty * price,
+    ///         Joined::new().with_grace_period(Duration::from_secs(10)))
+    ///     .to("totals");
+    /// let mut driver = TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("doc")).unwrap();
+    /// let p = driver.input_topic::<String, Option<i64>>("prices");
+    /// let o = driver.input_topic::<String, i64>("orders");
+    /// p.pipe_input_at("pen".into(), Some(2), 1_000).unwrap();
+    /// o.pipe_input_at("pen".into(), 3, 5_000).unwrap();     // waits for the grace period
+    /// p.pipe_input_at("pen".into(), Some(4), 3_000).unwrap(); // late price change, valid at 3 s
+    /// o.pipe_input_at("pen".into(), 1, 16_000).unwrap();    // stream time 16 s: the first order joins
+    /// assert_eq!(driver.output_topic::<String, i64>("totals").read_values_to_list().unwrap(), vec![12]);
+    /// ```
+    pub fn as_versioned(name: impl Into<String>, history_retention: std::time::Duration) -> Self {
+        Self {
+            name: Some(name.into()),
+            history: Some(i64::try_from(history_retention.as_millis()).unwrap_or(i64::MAX)),
             ..Self::default()
         }
     }
@@ -477,6 +512,7 @@ pub struct Joined<K, V, VT> {
     pub(crate) value_serde: Option<SerdeRef<V>>,
     pub(crate) other_value_serde: Option<SerdeRef<VT>>,
     pub(crate) name: Option<String>,
+    pub(crate) grace: Option<i64>,
 }
 
 impl<K, V, VT> fmt::Debug for Joined<K, V, VT> {
@@ -492,6 +528,7 @@ impl<K, V, VT> Default for Joined<K, V, VT> {
             value_serde: None,
             other_value_serde: None,
             name: None,
+            grace: None,
         }
     }
 }
@@ -508,11 +545,21 @@ impl<K, V, VT> Joined<K, V, VT> {
             value_serde: Some(value_serde),
             other_value_serde: Some(other_value_serde),
             name: None,
+            grace: None,
         }
     }
     /// No options.
     pub fn new() -> Self {
         Self::default()
+    }
+    /// Holds each stream record for `grace` of stream time, then joins it with the table
+    /// version valid at its timestamp (KIP-923); the table must be versioned
+    /// ([`Materialized::as_versioned`]). Records are emitted in timestamp order; a record
+    /// already older than the grace period is joined at once. Without it, a record joins the
+    /// table's latest value when it arrives.
+    pub fn with_grace_period(mut self, grace: std::time::Duration) -> Self {
+        self.grace = Some(i64::try_from(grace.as_millis()).unwrap_or(i64::MAX));
+        self
     }
     /// Names the join processor (and the stream side's repartition topic, if one is needed).
     pub fn as_(name: impl Into<String>) -> Self {

@@ -95,6 +95,34 @@ fn stream_table_join<K: Data, V: Data, VT: Data, VR: Data>(
             "KSTREAM-JOIN-"
         },
     );
+    if let Some(grace) = joined.grace {
+        let node = match &table.history {
+            Some(history) => super::versioned::add_grace_join(
+                &b,
+                &node_name,
+                stream_in,
+                history,
+                grace,
+                left,
+                joiner,
+                ks.clone(),
+                vs,
+            ),
+            None => {
+                b.borrow_mut()
+                    .error(crate::error::TopologyError::InvalidOption {
+                        operator: node_name.clone(),
+                        detail: "a grace period needs a versioned table \
+                                 (Materialized::as_versioned)"
+                            .into(),
+                    });
+                stream_in
+            }
+        };
+        b.borrow_mut()
+            .copartition(&node_name, &[stream_in, table_node]);
+        return KStream::new(b, node, Some(ks), None, false);
+    }
     let null_keys = ks.clone();
     let null_values = vs;
     let node = add_store_node::<K, V, TsHandle<K, VT>, _, _>(
