@@ -98,6 +98,11 @@ impl<K: 'static, V: 'static> KeyValueStoreHandle<K, V> {
         self.key_serde.is_null(key)
     }
 
+    /// The bytes `key` is stored under.
+    pub(crate) fn encode_key(&self, key: &K) -> Result<Vec<u8>> {
+        self.key_bytes(key)
+    }
+
     fn decode(&self, kv: (Vec<u8>, Vec<u8>)) -> Result<(K, V)> {
         let k = self
             .key_serde

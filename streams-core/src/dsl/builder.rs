@@ -464,13 +464,33 @@ pub(crate) fn forward_flushed<K: Data, V: Data>(
     children: &Children,
     task: &mut TaskContext,
 ) -> Result<()> {
+    forward_flushed_at(store, children, task, None)
+}
+
+/// [`forward_flushed`], with the timestamps of deletions by key bytes (a derived table's
+/// tombstone carries the time of the change that deleted it, which may not be the current
+/// record's); used entries are removed.
+pub(crate) fn forward_flushed_at<K: Data, V: Data>(
+    store: &TsHandle<K, V>,
+    children: &Children,
+    task: &mut TaskContext,
+    mut deleted: Option<&mut std::collections::HashMap<Vec<u8>, i64>>,
+) -> Result<()> {
     for (key, new, old) in store.take_flushed()? {
+        let deleted_at = match (&new, deleted.as_deref_mut()) {
+            (None, Some(map)) if !map.is_empty() => map.remove(&store.encode_key(&key)?),
+            _ => None,
+        };
         // Written and deleted again within one commit: downstream never saw it (Kafka's
         // caching stores skip these too).
         if new.is_none() && old.is_none() {
             continue;
         }
-        let ts = new.as_ref().map_or(task.current_timestamp, |v| v.timestamp);
+        let ts = new
+            .as_ref()
+            .map_or(deleted_at.unwrap_or(task.current_timestamp), |v| {
+                v.timestamp
+            });
         children.forward(
             task,
             Record::new(
@@ -510,35 +530,89 @@ pub(crate) fn add_table_source_node<K: Data, VIn: Data, V: Data>(
     let name = b.borrow_mut().name_or(processor_name, "KTABLE-SOURCE-");
     let nulls = vs.clone();
     let store = add_ts_store(b, store_name, &materialized, ks, vs);
-    let node = add_store_node::<K, VIn, TsHandle<K, V>, _, _>(
-        b,
-        name,
-        &[parent],
-        &store,
-        Some(flush_and_forward::<K, V>),
-        move || {
-            let nulls = nulls.clone();
-            move |store: &TsHandle<K, V>,
-                  r: Record<K, VIn>,
-                  children: &Children,
-                  task: &mut TaskContext| {
-                // A null value (`None` of an `Option` value type) deletes the key, as
-                // Kafka's null does.
-                match to_opt(r.value).filter(|v| !nulls.is_null(v)) {
-                    Some(v) => store.put(
-                        &r.key,
-                        &ValueAndTimestamp {
-                            value: v,
-                            timestamp: r.timestamp,
-                        },
-                    )?,
-                    None => {
-                        store.delete(&r.key)?;
-                    }
-                }
-                forward_flushed(store, children, task)
-            }
-        },
-    );
+    let store_name: Arc<str> = Arc::from(store.as_str());
+    let factory: NodeFactory = Arc::new(move |nb: NodeBuild<'_>| {
+        Ok(NodeBox::typed::<K, VIn, _>(TableSource::<K, VIn, V> {
+            store_name: store_name.clone(),
+            store: None,
+            to_opt,
+            nulls: nulls.clone(),
+            deleted: std::collections::HashMap::new(),
+            children: nb.children,
+        }))
+    });
+    let node = {
+        let mut ib = b.borrow_mut();
+        let node = ib.add_node(name, NodeKind::Processor, &[parent], factory);
+        ib.connect_store(node, &store);
+        node
+    };
     (node, store)
+}
+
+/// A table's source node: upserts and deletes into its store, forwards what leaves the
+/// store's cache as changes.
+struct TableSource<K, VIn, V> {
+    store_name: Arc<str>,
+    store: Option<TsHandle<K, V>>,
+    to_opt: fn(VIn) -> Option<V>,
+    nulls: SerdeRef<V>,
+    /// When each deleted key was deleted (by key bytes), until its tombstone is forwarded.
+    deleted: std::collections::HashMap<Vec<u8>, i64>,
+    children: Children,
+}
+
+impl<K: Data, VIn: Data, V: Data> crate::internals::node::NodeOps for TableSource<K, VIn, V> {
+    fn init(&mut self, task: &mut TaskContext) -> Result<()> {
+        self.store = Some(
+            task.store(&self.store_name)?
+                .typed::<TsHandle<K, V>>()
+                .map_err(|_| crate::error::StreamsError::StoreAccess {
+                    store: self.store_name.to_string(),
+                    detail: "holds other key/value types than this table expects".into(),
+                })?,
+        );
+        Ok(())
+    }
+    fn flush(&mut self, task: &mut TaskContext) -> Result<()> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        store.flush_cache()?;
+        forward_flushed_at(store, &self.children, task, Some(&mut self.deleted))
+    }
+}
+
+impl<K: Data, VIn: Data, V: Data> crate::internals::node::Input<K, VIn> for TableSource<K, VIn, V> {
+    fn process(&mut self, r: Record<K, VIn>, task: &mut TaskContext) -> Result<()> {
+        let Some(store) = &self.store else {
+            return Err(crate::error::StreamsError::Internal(format!(
+                "table store `{}` used before init",
+                self.store_name
+            )));
+        };
+        // A null value (`None` of an `Option` value type) deletes the key, as Kafka's null
+        // does.
+        match (self.to_opt)(r.value).filter(|v| !self.nulls.is_null(v)) {
+            Some(v) => {
+                if !self.deleted.is_empty() {
+                    self.deleted.remove(&store.encode_key(&r.key)?);
+                }
+                store.put(
+                    &r.key,
+                    &ValueAndTimestamp {
+                        value: v,
+                        timestamp: r.timestamp,
+                    },
+                )?
+            }
+            None => {
+                if r.timestamp != task.current_timestamp {
+                    self.deleted.insert(store.encode_key(&r.key)?, r.timestamp);
+                }
+                store.delete(&r.key)?;
+            }
+        }
+        forward_flushed_at(store, &self.children, task, Some(&mut self.deleted))
+    }
 }
