@@ -590,7 +590,18 @@ impl Topology {
                     .collect(),
             })
             .collect();
-        TopologyDescription { subtopologies }
+        let global_stores = t
+            .global_stores
+            .iter()
+            .map(|g| GlobalStoreDescription {
+                store: g.name.clone(),
+                topic: g.topic.clone(),
+            })
+            .collect();
+        TopologyDescription {
+            subtopologies,
+            global_stores,
+        }
     }
 
     /// The names of all state stores.
@@ -680,6 +691,18 @@ pub struct SubtopologyDescription {
 pub struct TopologyDescription {
     /// The sub-topologies, by id.
     pub subtopologies: Vec<SubtopologyDescription>,
+    /// The global stores (of global tables): no tasks; every instance holds them in full.
+    pub global_stores: Vec<GlobalStoreDescription>,
+}
+
+/// A global store in a [`TopologyDescription`]: its name and the topic that feeds it (and
+/// is its changelog).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobalStoreDescription {
+    /// The store's name.
+    pub store: String,
+    /// Its source topic.
+    pub topic: String,
 }
 
 fn join_or_none(names: &[String]) -> String {
@@ -727,6 +750,13 @@ impl fmt::Display for TopologyDescription {
             }
             writeln!(f)?;
         }
+        for g in &self.global_stores {
+            writeln!(
+                f,
+                "   Global store: {} (topic: {}; not in any task, every instance holds it all)",
+                g.store, g.topic
+            )?;
+        }
         Ok(())
     }
 }
@@ -772,6 +802,13 @@ impl TopologyDescription {
                     NodeType::Sink { topic: None } => {}
                 }
             }
+        }
+        for g in &self.global_stores {
+            topics.insert(g.topic.clone());
+            out.push_str(&format!(
+                "  \"store:{0}\" [shape=cylinder, label=\"{0} (global)\"];\n  \"topic:{1}\" -> \"store:{0}\";\n",
+                g.store, g.topic
+            ));
         }
         for t in topics {
             out.push_str(&format!(
@@ -827,6 +864,15 @@ impl TopologyDescription {
                     NodeType::Sink { topic: None } => {}
                 }
             }
+        }
+        for g in &self.global_stores {
+            topics.insert(g.topic.clone());
+            out.push_str(&format!(
+                "  s_{0}[(\"{1} (global)\")]\n  t_{2} --> s_{0}\n",
+                id(&g.store),
+                g.store,
+                id(&g.topic)
+            ));
         }
         for t in topics {
             out.push_str(&format!("  t_{}([\"{}\"])\n", id(&t), t));

@@ -349,3 +349,42 @@ fn joined_topics_must_be_copartitioned() {
         .collect();
     assert_eq!(got, want);
 }
+
+/// `describe()` and its DOT/Mermaid renderings show the join nodes with their stores, named
+/// as Kafka Streams names them, and global stores with their topics.
+#[test]
+fn describe_shows_join_nodes_and_stores() {
+    let builder = StreamsBuilder::new();
+    let left = builder.stream::<String, String>("left");
+    let right = builder.stream::<String, String>("right");
+    let pages = builder.global_table::<String, String>("pages");
+    left.left_join(
+        &right,
+        |l, r| format!("{l}|{}", r.map_or("-", |r| r.as_str())),
+        JoinWindows::of_time_difference_with_no_grace(Duration::from_millis(10)),
+    )
+    .join_global(&pages, |_, v| v.clone(), |v, p| format!("{v}@{p}"))
+    .to("out");
+    let d = builder.build().unwrap().describe();
+    let text = d.to_string();
+    for want in [
+        "Processor: KSTREAM-JOINTHIS-0000000007 (stores: [])",
+        "Processor: KSTREAM-OUTEROTHER-0000000008 (stores: [])",
+        "Processor: KSTREAM-MERGE-0000000009 (stores: [KSTREAM-JOINTHIS-0000000007-store, \
+         KSTREAM-OUTEROTHER-0000000008-store, KSTREAM-OUTERSHARED-0000000007-store])",
+        "Global store: GLOBALKTABLE-STATE-STORE-0000000002 (topic: pages",
+    ] {
+        assert!(text.contains(want), "missing `{want}` in\n{text}");
+    }
+    let dot = d.to_dot();
+    assert!(
+        dot.contains("\"store:KSTREAM-OUTERSHARED-0000000007-store\""),
+        "{dot}"
+    );
+    assert!(
+        dot.contains("\"topic:pages\" -> \"store:GLOBALKTABLE-STATE-STORE-0000000002\""),
+        "{dot}"
+    );
+    let mermaid = d.to_mermaid();
+    assert!(mermaid.contains("KSTREAM-MERGE-0000000009"), "{mermaid}");
+}
