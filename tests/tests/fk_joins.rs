@@ -62,7 +62,7 @@ fn run(
         orders.left_join_on_foreign_key_with(
             &products,
             |o| o.product.clone(),
-            |o, name| result(o, name),
+            result,
             Named::as_("lines"),
             Materialized::as_("lines-store").with_value_serde(default_serde::<String>()),
         )

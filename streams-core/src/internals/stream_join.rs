@@ -483,8 +483,15 @@ impl<K: Data, VL: Data, VR: Data, VO: Data> JoinNode<K, VL, VR, VO> {
             left: false,
             key: None,
         };
+        // From the earliest timestamp held (not the store's start: on RocksDB, the deleted
+        // entries before it would be skipped one by one on every scan).
+        let lower = (self.min_time != i64::MIN).then(|| OuterKey {
+            ts: self.min_time,
+            left: false,
+            key: None,
+        });
         let mut min_open = i64::MAX;
-        for (k, values) in store.range(None, Some(&upper))? {
+        for (k, values) in store.range(lower.as_ref(), Some(&upper))? {
             let lookback = if k.left { w.after_ms() } else { w.before_ms() };
             if k.ts.saturating_add(lookback).saturating_add(w.grace_ms()) >= st {
                 min_open = min_open.min(k.ts);
