@@ -1353,3 +1353,147 @@ fn three_processes_share_the_work_survive_kill_9_and_rebalance_when_it_returns()
         (counted - sent) as f64 * 100.0 / sent as f64
     );
 }
+
+/// Reads every record of `topic` (`partitions` partitions) to its current end.
+fn read_topic(clients: &KafkaClients, topic: &str, partitions: u32) -> Vec<ConsumedRecord> {
+    let mut r = clients.restore_consumer("join-output-reader").unwrap();
+    let tps: Vec<TopicPartition> = (0..partitions)
+        .map(|p| TopicPartition::new(topic, p))
+        .collect();
+    let ends: Vec<i64> = tps.iter().map(|tp| r.watermarks(tp).unwrap().1).collect();
+    r.assign(&tps.iter().map(|tp| (tp.clone(), 0)).collect::<Vec<_>>())
+        .unwrap();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tps
+        .iter()
+        .zip(&ends)
+        .any(|(tp, end)| r.position(tp).unwrap_or(0) < *end)
+    {
+        assert!(Instant::now() < deadline, "{topic} not read to its end");
+        out.extend(
+            r.poll(Duration::from_millis(100), &mut NoRebalanceListener)
+                .unwrap(),
+        );
+    }
+    out
+}
+
+/// A stream-stream join and a global-table join on Kafka: the global table is loaded before
+/// processing (its records are newer than every view), and the joined output equals the
+/// nested loop over the input.
+#[test]
+fn joins_and_global_tables_on_kafka() {
+    let Some((cluster, _shared)) = Cluster::new() else {
+        return;
+    };
+    let app = cluster.name("joins");
+    let (views, clicks, pages, out) = (
+        format!("{app}-views"),
+        format!("{app}-clicks"),
+        format!("{app}-pages"),
+        format!("{app}-out"),
+    );
+    for t in [&views, &clicks, &out] {
+        cluster.create_topic(t, 2);
+    }
+    cluster.create_topic(&pages, 3);
+    let clients = cluster.clients(&app);
+    let mut p = clients.producer("join-input").unwrap();
+    let mut send = |topic: &str, partitions: u32, key: &str, value: &str, ts: i64| {
+        p.send(OutgoingRecord {
+            partition: TopicPartition::new(topic, partition_for_key(key.as_bytes(), partitions)),
+            timestamp: ts,
+            key: Some(key.as_bytes().to_vec()),
+            value: Some(value.as_bytes().to_vec()),
+            headers: vec![],
+        })
+        .unwrap();
+    };
+    for i in 0..10 {
+        send(
+            &pages,
+            3,
+            &format!("/p{i}"),
+            &format!("cat{}", i % 3),
+            1_000_000,
+        );
+    }
+    let mut v_in = Vec::new();
+    let mut c_in = Vec::new();
+    for i in 0..200i64 {
+        let user = format!("u{}", i % 9);
+        if i % 3 == 0 {
+            send(&clicks, 2, &user, &format!("c{i}"), i * 10);
+            c_in.push((user, format!("c{i}"), i * 10));
+        } else {
+            let page = format!("/p{}", i % 10);
+            send(&views, 2, &user, &page, i * 10);
+            v_in.push((user, page, i * 10));
+        }
+    }
+    p.flush(Duration::from_secs(60)).unwrap();
+
+    let builder = StreamsBuilder::new();
+    let pages_table = builder.global_table::<String, String>(&pages);
+    let clicks_stream = builder.stream::<String, String>(&clicks);
+    builder
+        .stream::<String, String>(&views)
+        .join_global(
+            &pages_table,
+            |_, page| page.clone(),
+            |page, cat| format!("{page}:{cat}"),
+        )
+        .join(
+            &clicks_stream,
+            |view, click| format!("{view}+{click}"),
+            JoinWindows::of_time_difference_with_no_grace(Duration::from_millis(25)),
+        )
+        .to(&out);
+    let topology = builder.build().unwrap();
+    // The mock cluster does not create topics through the admin API.
+    for (t, _) in topology.changelog_topics(&app) {
+        cluster.create_topic(&t, 2);
+    }
+    for t in topology.repartition_topics(&app) {
+        cluster.create_topic(&t, 2);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = cluster
+        .config(&app)
+        .with_state_dir(dir.path().join("state"))
+        .with_commit_interval(Duration::from_millis(100));
+    let mut streams = KafkaStreams::with_clients(
+        topology,
+        config.clone(),
+        Arc::new(KafkaClients::new(&config).unwrap()),
+    )
+    .unwrap();
+    streams.start().unwrap();
+    streams
+        .wait_until_caught_up(Duration::from_secs(90))
+        .unwrap();
+    streams.close().unwrap();
+
+    let mut want = Vec::new();
+    for (u, page, vt) in &v_in {
+        for (cu, c, ct) in &c_in {
+            if u == cu && (vt - ct).abs() <= 25 {
+                let i: usize = page[2..].parse().unwrap();
+                want.push((u.clone(), format!("{page}:cat{}+{c}", i % 3)));
+            }
+        }
+    }
+    want.sort();
+    let mut got: Vec<(String, String)> = read_topic(&clients, &out, 2)
+        .into_iter()
+        .map(|c| {
+            (
+                String::from_utf8(c.record.key.unwrap()).unwrap(),
+                String::from_utf8(c.record.value.unwrap()).unwrap(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, want);
+}
