@@ -72,8 +72,9 @@ pub mod prelude {
     pub use crate::Data;
     pub use crate::config::{DeserializationHandler, StreamsConfig};
     pub use crate::dsl::{
-        Branched, Consumed, GlobalKTable, Grouped, Joined, KGroupedStream, KGroupedTable, KStream,
-        KTable, Materialized, Named, Produced, Repartitioned, StreamJoined, StreamsBuilder,
+        Branched, CogroupedKStream, Consumed, GlobalKTable, Grouped, Joined, KGroupedStream,
+        KGroupedTable, KStream, KTable, Materialized, Named, Produced, Repartitioned, StreamJoined,
+        StreamsBuilder,
     };
     pub use crate::error::{StreamsError, TopologyError};
     pub use crate::processor::{

@@ -1,6 +1,7 @@
 //! [`KGroupedStream`]: a stream grouped by key, ready for aggregation.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::Data;
 use crate::error::Result;
@@ -14,6 +15,7 @@ use super::builder::{
     Aggregation, TsHandle, add_fn_node, add_store_node, add_ts_store, aggregation,
     flush_and_forward, forward_flushed, require_serde,
 };
+use super::cogroup::CogroupedKStream;
 use super::kstream::repartition_through;
 use super::options::Materialized;
 use super::{KStream, KTable};
@@ -26,7 +28,12 @@ pub struct KGroupedStream<K, V> {
     key_serde: Option<SerdeRef<K>>,
     value_serde: Option<SerdeRef<V>>,
     repartition_required: bool,
+    /// Tells grouped streams apart: a cogroup keeps one aggregator per grouped stream.
+    id: u64,
 }
+
+/// The next [`KGroupedStream`] id.
+static NEXT_GROUPED_ID: AtomicU64 = AtomicU64::new(0);
 
 impl<K, V> std::fmt::Debug for KGroupedStream<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -54,7 +61,45 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             key_serde,
             value_serde,
             repartition_required,
+            id: NEXT_GROUPED_ID.fetch_add(1, Ordering::Relaxed),
         }
+    }
+
+    /// Starts a cogroup (Kafka Streams' KIP-150): several grouped streams with the same key
+    /// type, each with its own value type and `aggregator`, folded into one aggregate per
+    /// key in one store. Add more inputs with [`CogroupedKStream::cogroup`], then call
+    /// [`aggregate`](CogroupedKStream::aggregate) or a windowed form.
+    ///
+    /// ```
+    /// # use streams_core::prelude::*;
+    /// let builder = StreamsBuilder::new();
+    /// let views = builder.stream::<String, String>("views").group_by_key(); // user -> page
+    /// let buys = builder.stream::<String, i64>("purchases").group_by_key(); // user -> amount
+    /// views
+    ///     .cogroup(|_, page: String, log: String| format!("{log}viewed {page};"))
+    ///     .cogroup(&buys, |_, amount: i64, log: String| format!("{log}paid {amount};"))
+    ///     .aggregate(String::new)
+    ///     .to_stream()
+    ///     .to("activity");
+    /// let driver = TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("doc")).unwrap();
+    /// driver.input_topic::<String, String>("views").pipe_input("u1".into(), "/a".into()).unwrap();
+    /// driver.input_topic::<String, i64>("purchases").pipe_input("u1".into(), 30).unwrap();
+    /// let out = driver.output_topic::<String, Option<String>>("activity");
+    /// assert_eq!(out.read_values_to_list().unwrap(), vec![
+    ///     Some("viewed /a;".to_string()),
+    ///     Some("viewed /a;paid 30;".to_string()),
+    /// ]);
+    /// ```
+    pub fn cogroup<VA: Data, A>(&self, aggregator: A) -> CogroupedKStream<K, VA>
+    where
+        A: Fn(&K, V, VA) -> VA + Send + Sync + 'static,
+    {
+        CogroupedKStream::new(self, aggregator)
+    }
+
+    /// This grouping's identity (see `id`).
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     /// Counts records per key.

@@ -9,6 +9,7 @@
 //! the topology is built.
 
 mod builder;
+mod cogroup;
 mod fk_join;
 mod global;
 mod grouped;
@@ -23,6 +24,9 @@ mod versioned;
 mod windowed;
 
 pub use builder::StreamsBuilder;
+pub use cogroup::{
+    CogroupedKStream, SessionWindowedCogroupedKStream, TimeWindowedCogroupedKStream,
+};
 pub use global::GlobalKTable;
 pub use grouped::KGroupedStream;
 pub use kstream::{BranchedKStream, Branches, KStream};

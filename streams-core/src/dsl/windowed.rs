@@ -19,10 +19,10 @@ use super::options::{Materialized, Produced};
 use super::{KGroupedStream, KTable};
 
 /// Kafka Streams' default retention of window stores: one day (or size + grace if larger).
-const DEFAULT_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
+pub(crate) const DEFAULT_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
 
-type WinHandle<K, VA> = WindowStoreHandle<K, ValueAndTimestamp<VA>>;
-type WinStep<K, V, VA> = Arc<dyn Fn(&K, V, Option<VA>) -> VA + Send + Sync>;
+pub(crate) type WinHandle<K, VA> = WindowStoreHandle<K, ValueAndTimestamp<VA>>;
+pub(crate) type WinStep<K, V, VA> = Arc<dyn Fn(&K, V, Option<VA>) -> VA + Send + Sync>;
 
 /// A grouped stream cut into time windows; aggregations give a table keyed by
 /// [`Windowed<K>`].
@@ -75,21 +75,21 @@ impl<K: Data, V: Data> LateOutput<K, V> {
 
 /// The windows of a [`TimeWindowedKStream`]: time (tumbling, hopping) or sliding.
 #[derive(Debug, Clone, Copy)]
-enum WindowSpec {
+pub(crate) enum WindowSpec {
     Time(TimeWindows),
     Sliding(SlidingWindows),
 }
 
 impl WindowSpec {
     /// The distance from a window's start to its end in the store and in windowed keys.
-    fn size_ms(&self) -> i64 {
+    pub(crate) fn size_ms(&self) -> i64 {
         match self {
             Self::Time(w) => w.size_ms(),
             Self::Sliding(w) => w.time_difference_ms(),
         }
     }
 
-    fn grace_ms(&self) -> i64 {
+    pub(crate) fn grace_ms(&self) -> i64 {
         match self {
             Self::Time(w) => w.grace_ms(),
             Self::Sliding(w) => w.grace_ms(),
@@ -99,7 +99,7 @@ impl WindowSpec {
     /// The least retention that keeps every window the aggregation still needs: size plus
     /// grace, and for sliding windows twice the difference plus grace (a record's right
     /// window is built from windows up to `2 * difference` before it), as in Kafka Streams.
-    fn minimum_retention(&self) -> i64 {
+    pub(crate) fn minimum_retention(&self) -> i64 {
         match self {
             Self::Time(w) => w.size_ms().saturating_add(w.grace_ms()),
             Self::Sliding(w) => w
@@ -112,7 +112,7 @@ impl WindowSpec {
     /// The store retention for a requested one: time windows default to a day and are
     /// raised to the minimum; sliding windows default to the minimum, and asking for less
     /// is an error (Kafka Streams' rules).
-    fn retention(&self, requested: Option<i64>) -> std::result::Result<i64, String> {
+    pub(crate) fn retention(&self, requested: Option<i64>) -> std::result::Result<i64, String> {
         let min = self.minimum_retention();
         match (self, requested) {
             (Self::Time(_), r) => Ok(r.unwrap_or(DEFAULT_RETENTION_MS).max(min)),
@@ -632,7 +632,7 @@ fn emit_closed<K: Data, VA: Data>(
 }
 
 /// Adds `r` to every time window that contains it and is still open; whether any was.
-fn aggregate_time<K: Data, V: Data, VA: Data>(
+pub(crate) fn aggregate_time<K: Data, V: Data, VA: Data>(
     windows: &TimeWindows,
     store: &WinHandle<K, VA>,
     step: &WinStep<K, V, VA>,
@@ -680,7 +680,7 @@ fn put_aggregated<K: Data, V: Data, VA: Data>(
 /// when later records (out of order) already exist. The store's timestamps are each window's
 /// latest record time, which is what tells the windows apart. Returns whether the record
 /// counted in any window.
-fn aggregate_sliding<K: Data, V: Data, VA: Data>(
+pub(crate) fn aggregate_sliding<K: Data, V: Data, VA: Data>(
     windows: &SlidingWindows,
     store: &WinHandle<K, VA>,
     step: &WinStep<K, V, VA>,
@@ -796,7 +796,7 @@ fn aggregate_sliding<K: Data, V: Data, VA: Data>(
 }
 
 /// Forwards the window updates that left `store`'s cache as table changes.
-fn forward_flushed_windows<K: Data, VA: Data>(
+pub(crate) fn forward_flushed_windows<K: Data, VA: Data>(
     store: &WinHandle<K, VA>,
     ch: &Children,
     t: &mut TaskContext,
@@ -820,7 +820,7 @@ fn forward_flushed_windows<K: Data, VA: Data>(
 
 /// Forwards the session updates that left `store`'s cache, timestamped with the session
 /// end; an entry that never reached the store and is gone again is not forwarded.
-fn forward_flushed_sessions<K: Data, VA: Data>(
+pub(crate) fn forward_flushed_sessions<K: Data, VA: Data>(
     store: &SessHandle<K, VA>,
     ch: &Children,
     t: &mut TaskContext,
@@ -836,7 +836,7 @@ fn forward_flushed_sessions<K: Data, VA: Data>(
 }
 
 /// On commit: writes the session cache down and forwards what left it.
-fn flush_and_forward_sessions<K: Data, VA: Data>(
+pub(crate) fn flush_and_forward_sessions<K: Data, VA: Data>(
     store: &SessHandle<K, VA>,
     ch: &Children,
     t: &mut TaskContext,
@@ -846,7 +846,7 @@ fn flush_and_forward_sessions<K: Data, VA: Data>(
 }
 
 /// On commit: writes the cache down and forwards what left it.
-fn flush_and_forward_windows<K: Data, VA: Data>(
+pub(crate) fn flush_and_forward_windows<K: Data, VA: Data>(
     store: &WinHandle<K, VA>,
     ch: &Children,
     t: &mut TaskContext,
@@ -875,9 +875,9 @@ impl<K, V> Materialized<K, V> {
     }
 }
 
-type SessHandle<K, VA> = crate::state::SessionStoreHandle<K, VA>;
-type SessStep<K, V, VA> = Arc<dyn Fn(&K, V, VA) -> VA + Send + Sync>;
-type SessMerger<K, VA> = Arc<dyn Fn(&K, VA, VA) -> VA + Send + Sync>;
+pub(crate) type SessHandle<K, VA> = crate::state::SessionStoreHandle<K, VA>;
+pub(crate) type SessStep<K, V, VA> = Arc<dyn Fn(&K, V, VA) -> VA + Send + Sync>;
+pub(crate) type SessMerger<K, VA> = Arc<dyn Fn(&K, VA, VA) -> VA + Send + Sync>;
 
 /// A grouped stream cut into session windows; aggregations give a table keyed by
 /// [`Windowed<K>`] whose window is the session `[first record, last record]`.
@@ -1042,34 +1042,7 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
                         t.metrics.dropped_records += 1;
                         return Ok(());
                     }
-                    let ts = r.timestamp;
-                    let close_time = t
-                        .stream_time
-                        .saturating_sub(windows.grace_ms())
-                        .saturating_sub(windows.gap_ms());
-                    let merged = store.find_sessions(
-                        &r.key,
-                        ts - windows.gap_ms(),
-                        ts + windows.gap_ms(),
-                    )?;
-                    let mut window = Window { start: ts, end: ts };
-                    let mut agg = init();
-                    for (w, v) in &merged {
-                        agg = merger(&r.key, agg, v.clone());
-                        window.start = window.start.min(w.window.start);
-                        window.end = window.end.max(w.window.end);
-                    }
-                    if window.end < close_time {
-                        t.metrics.dropped_records += 1;
-                        return Ok(());
-                    }
-                    if window != (Window { start: ts, end: ts }) {
-                        for (w, _) in merged {
-                            store.remove(&w)?;
-                        }
-                    }
-                    let agg = step(&r.key, r.value, agg);
-                    store.put(&Windowed { key: r.key, window }, &agg)?;
+                    aggregate_session(&windows, store, &*init, &step, &merger, r, t)?;
                     // Tombstones of the replaced sessions, then the merged one, reach
                     // downstream as they leave the record cache (at once with caching off).
                     forward_flushed_sessions(store, ch, t)
@@ -1080,4 +1053,44 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
         KTable::new(b.clone(), node, Some(wks), Some(vas), Some(store))
             .closing_after(windows.gap_ms().saturating_add(windows.grace_ms()))
     }
+}
+
+/// Adds `r` to its session, as Kafka Streams' `KStreamSessionWindowAggregate` does: the
+/// sessions of its key within `gap` of it are merged (with `merger`, starting from
+/// `init()`) and replaced by one session that also holds `r`. A record whose merged session
+/// ended more than `gap + grace` before stream time is dropped and counted. Nothing is
+/// forwarded here: the caller forwards what left the store's cache.
+pub(crate) fn aggregate_session<K: Data, V: Data, VA: Data>(
+    windows: &crate::window::SessionWindows,
+    store: &SessHandle<K, VA>,
+    init: &(dyn Fn() -> VA + Send + Sync),
+    step: &SessStep<K, V, VA>,
+    merger: &SessMerger<K, VA>,
+    r: Record<K, V>,
+    t: &mut TaskContext,
+) -> Result<()> {
+    let ts = r.timestamp;
+    let close_time = t
+        .stream_time
+        .saturating_sub(windows.grace_ms())
+        .saturating_sub(windows.gap_ms());
+    let merged = store.find_sessions(&r.key, ts - windows.gap_ms(), ts + windows.gap_ms())?;
+    let mut window = Window { start: ts, end: ts };
+    let mut agg = init();
+    for (w, v) in &merged {
+        agg = merger(&r.key, agg, v.clone());
+        window.start = window.start.min(w.window.start);
+        window.end = window.end.max(w.window.end);
+    }
+    if window.end < close_time {
+        t.metrics.dropped_records += 1;
+        return Ok(());
+    }
+    if window != (Window { start: ts, end: ts }) {
+        for (w, _) in merged {
+            store.remove(&w)?;
+        }
+    }
+    let agg = step(&r.key, r.value, agg);
+    store.put(&Windowed { key: r.key, window }, &agg)
 }

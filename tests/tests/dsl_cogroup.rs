@@ -1,0 +1,1641 @@
+//! Driver tests of cogroup (Kafka Streams' KIP-150: `KGroupedStream::cogroup`,
+//! `CogroupedKStream`, its time, sliding and session windowed forms).
+//!
+//! Results are compared with reference computations written in this file (maps folded step
+//! by step, windows and sessions from their definitions), never with the framework's own
+//! output: two and three inputs of different value types, the record cache on and off, 1
+//! and 3 partitions, re-keyed inputs (repartitioned), windows with grace and late records,
+//! sessions. The last part transcribes scenarios of Kafka Streams' own unit tests
+//! (apache/kafka, `streams/src/test/java/org/apache/kafka/streams/kstream/internals/`
+//! `CogroupedKStreamImplTest` and `TimeWindowedCogroupedKStreamImplTest`): their inputs and
+//! expected outputs, with `MockAggregator.TOSTRING_ADDER` (`agg + "+" + v`),
+//! `TOSTRING_REMOVER` (`agg + "-" + v`) and `MockInitializer.STRING_INIT` (`"0"`).
+
+// Test helpers outside #[test] functions may unwrap too: a panic fails the test.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use streams_core::partitioner::partition_for_key;
+use streams_core::prelude::*;
+use streams_core::topology::NodeType;
+use streams_core::window::{SessionWindows, SlidingWindows, TimeWindows};
+
+const APP: &str = "app";
+
+fn s(x: &str) -> String {
+    x.to_string()
+}
+
+/// The record cache on (the default 10 MiB) and off.
+fn configs() -> [(&'static str, StreamsConfig); 2] {
+    [
+        ("cache on", StreamsConfig::new(APP)),
+        ("cache off", StreamsConfig::new(APP).with_cache_max_bytes(0)),
+    ]
+}
+
+/// A driver whose `topics` have `partitions` partitions each.
+fn driver(
+    topology: Topology,
+    config: StreamsConfig,
+    topics: &[&str],
+    partitions: u32,
+) -> TopologyTestDriver {
+    let mut b = TopologyTestDriver::builder(topology, config);
+    for t in topics {
+        b = b.partitions(t, partitions);
+    }
+    b.build().unwrap()
+}
+
+/// (key, value, timestamp) of every remaining record.
+fn read_all<K: 'static, V: 'static>(out: &TestOutputTopic<K, V>) -> Vec<(K, V, i64)> {
+    out.read_records_to_list()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.key, r.value, r.timestamp))
+        .collect()
+}
+
+/// The (value, timestamp) sequence of each key, in order (records of one key share a
+/// partition, so their order is kept whatever the partition count).
+fn by_key<K: Ord, V>(records: Vec<(K, V, i64)>) -> BTreeMap<K, Vec<(V, i64)>> {
+    let mut m: BTreeMap<K, Vec<(V, i64)>> = BTreeMap::new();
+    for (k, v, ts) in records {
+        m.entry(k).or_default().push((v, ts));
+    }
+    m
+}
+
+/// A small deterministic generator (xorshift64*).
+struct Gen(u64);
+
+impl Gen {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+    }
+}
+
+/// A keyed aggregation computed step by step: each record folds into its key's aggregate
+/// (starting at `init`), and the result's timestamp is the largest so far.
+struct Reference<VA> {
+    init: VA,
+    state: HashMap<String, (VA, i64)>,
+    /// Every update, in processing order.
+    updates: Vec<(String, Option<VA>, i64)>,
+}
+
+impl<VA: Clone> Reference<VA> {
+    fn new(init: VA) -> Self {
+        Self {
+            init,
+            state: HashMap::new(),
+            updates: Vec::new(),
+        }
+    }
+
+    fn apply(&mut self, key: &str, ts: i64, f: impl FnOnce(VA) -> VA) {
+        let (agg, old_ts) = self
+            .state
+            .remove(key)
+            .unwrap_or_else(|| (self.init.clone(), i64::MIN));
+        let new = (f(agg), old_ts.max(ts));
+        self.updates.push((s(key), Some(new.0.clone()), new.1));
+        self.state.insert(s(key), new);
+    }
+
+    fn finals(&self) -> BTreeMap<String, VA> {
+        self.state
+            .iter()
+            .map(|(k, (v, _))| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+/// Checks a key's emitted updates against the reference: all of them with the cache off;
+/// with the cache on, a subsequence (updates within one commit may be coalesced) that ends
+/// with the final value.
+fn check_updates<V: PartialEq + std::fmt::Debug + Clone>(
+    label: &str,
+    cache: bool,
+    got: BTreeMap<String, Vec<(V, i64)>>,
+    want: BTreeMap<String, Vec<(V, i64)>>,
+) {
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        "{label}: keys"
+    );
+    for (k, want) in &want {
+        let got = &got[k];
+        if !cache {
+            assert_eq!(got, want, "{label}: updates of {k}");
+            continue;
+        }
+        assert_eq!(got.last(), want.last(), "{label}: last update of {k}");
+        let mut rest = want.iter();
+        for g in got {
+            assert!(
+                rest.any(|w| w == g),
+                "{label}: {k}: {g:?} is not a later state of {want:?}"
+            );
+        }
+    }
+}
+
+/// The store content of a key-value store, sorted.
+fn store_content<V: 'static>(driver: &TopologyTestDriver, store: &str) -> BTreeMap<String, V> {
+    driver
+        .key_value_store::<String, V>(store)
+        .unwrap()
+        .all()
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Key-value cogroups against reference folds
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn two_inputs_of_different_value_types_fold_into_one_store() {
+    for partitions in [1, 3] {
+        for (label, config) in configs() {
+            let cache = label == "cache on";
+            let label = format!("{label}, {partitions} partitions");
+            let builder = StreamsBuilder::new();
+            let views = builder.stream::<String, String>("views").group_by_key();
+            let buys = builder.stream::<String, i64>("buys").group_by_key();
+            views
+                .cogroup(|_, page: String, log: String| format!("{log}v{page};"))
+                .cogroup(&buys, |_, amount: i64, log: String| {
+                    format!("{log}b{amount};")
+                })
+                .aggregate_with(
+                    String::new,
+                    Named::none(),
+                    Materialized::as_("activity").with_value_serde(default_serde()),
+                )
+                .to_stream()
+                .to("out");
+            let topology = builder.build().unwrap();
+            // One store, one sub-topology: both inputs update the same store directly.
+            assert_eq!(topology.store_names(), vec!["activity"]);
+            assert_eq!(topology.describe().subtopologies.len(), 1);
+            assert!(topology.repartition_topics(APP).is_empty());
+            let driver = driver(topology, config, &["views", "buys"], partitions);
+            let views_in = driver.input_topic::<String, String>("views");
+            let buys_in = driver.input_topic::<String, i64>("buys");
+            let mut reference = Reference::new(String::new());
+            let mut g = Gen(7);
+            for i in 0..200i64 {
+                let key = format!("k{}", g.below(7));
+                // Mostly increasing timestamps, some out of order.
+                let ts = 1_000 + i * 10 - g.below(3) as i64 * 40;
+                if g.below(2) == 0 {
+                    let page = format!("/p{}", g.below(5));
+                    views_in
+                        .pipe_input_at(key.clone(), page.clone(), ts)
+                        .unwrap();
+                    reference.apply(&key, ts, |log| format!("{log}v{page};"));
+                } else {
+                    let amount = g.below(100) as i64;
+                    buys_in.pipe_input_at(key.clone(), amount, ts).unwrap();
+                    reference.apply(&key, ts, |log| format!("{log}b{amount};"));
+                }
+            }
+            let out = driver.output_topic::<String, Option<String>>("out");
+            check_updates(
+                &label,
+                cache,
+                by_key(read_all(&out)),
+                by_key(reference.updates.clone()),
+            );
+            assert_eq!(
+                store_content::<String>(&driver, "activity"),
+                reference.finals(),
+                "{label}: store"
+            );
+        }
+    }
+}
+
+#[test]
+fn three_inputs_of_three_value_types() {
+    for partitions in [1, 3] {
+        for (label, config) in configs() {
+            let cache = label == "cache on";
+            let label = format!("{label}, {partitions} partitions");
+            let builder = StreamsBuilder::new();
+            let a = builder.stream::<String, String>("a").group_by_key();
+            let b = builder.stream::<String, i64>("b").group_by_key();
+            let c = builder.stream::<String, f64>("c").group_by_key();
+            a.cogroup(|_, v: String, log: String| format!("{log}a{v}"))
+                .cogroup(&b, |_, v: i64, log: String| format!("{log}b{v}"))
+                .cogroup(&c, |_, v: f64, log: String| format!("{log}c{v:.1}"))
+                .aggregate(|| s(">"))
+                .to_stream()
+                .to("out");
+            let topology = builder.build().unwrap();
+            let processors = topology.describe().subtopologies[0]
+                .nodes
+                .iter()
+                .filter(|n| n.name.starts_with("COGROUPKSTREAM-AGGREGATE-"))
+                .count();
+            assert_eq!(processors, 3, "one aggregation node per input");
+            let driver = driver(topology, config, &["a", "b", "c"], partitions);
+            let a_in = driver.input_topic::<String, String>("a");
+            let b_in = driver.input_topic::<String, i64>("b");
+            let c_in = driver.input_topic::<String, f64>("c");
+            let mut reference = Reference::new(s(">"));
+            let mut g = Gen(42);
+            for i in 0..150i64 {
+                let key = format!("k{}", g.below(5));
+                let ts = 500 + i * 7;
+                match g.below(3) {
+                    0 => {
+                        let v = format!("{}", g.below(9));
+                        a_in.pipe_input_at(key.clone(), v.clone(), ts).unwrap();
+                        reference.apply(&key, ts, |log| format!("{log}a{v}"));
+                    }
+                    1 => {
+                        let v = g.below(50) as i64 - 25;
+                        b_in.pipe_input_at(key.clone(), v, ts).unwrap();
+                        reference.apply(&key, ts, |log| format!("{log}b{v}"));
+                    }
+                    _ => {
+                        let v = g.below(100) as f64 / 4.0;
+                        c_in.pipe_input_at(key.clone(), v, ts).unwrap();
+                        reference.apply(&key, ts, |log| format!("{log}c{v:.1}"));
+                    }
+                }
+            }
+            let out = driver.output_topic::<String, Option<String>>("out");
+            check_updates(
+                &label,
+                cache,
+                by_key(read_all(&out)),
+                by_key(reference.updates.clone()),
+            );
+        }
+    }
+}
+
+#[test]
+fn batches_are_coalesced_by_the_cache_and_end_at_the_reference() {
+    for partitions in [1, 3] {
+        for (label, config) in configs() {
+            let cache = label == "cache on";
+            let label = format!("{label}, {partitions} partitions");
+            let builder = StreamsBuilder::new();
+            let adds = builder.stream::<String, i64>("adds").group_by_key();
+            let subs = builder.stream::<String, String>("subs").group_by_key();
+            adds.cogroup(|_, v: i64, sum: i64| sum + v)
+                .cogroup(&subs, |_, v: String, sum: i64| sum - v.len() as i64)
+                .aggregate_with(
+                    || 0,
+                    Named::as_("sums"),
+                    Materialized::as_("sums-store").with_value_serde(default_serde()),
+                )
+                .to_stream()
+                .to("out");
+            let driver = driver(
+                builder.build().unwrap(),
+                config,
+                &["adds", "subs"],
+                partitions,
+            );
+            let mut reference = Reference::new(0i64);
+            let mut g = Gen(3);
+            let mut ts = 0;
+            for round in 0..6 {
+                let mut add_batch = Vec::new();
+                for _ in 0..30 {
+                    ts += 5;
+                    let key = format!("k{}", g.below(4));
+                    let v = g.below(10) as i64;
+                    reference.apply(&key, ts, |sum| sum + v);
+                    add_batch.push(Record::new(key, v, ts));
+                }
+                driver
+                    .input_topic::<String, i64>("adds")
+                    .pipe_records(add_batch)
+                    .unwrap();
+                let mut sub_batch = Vec::new();
+                for _ in 0..20 {
+                    ts += 5;
+                    let key = format!("k{}", g.below(4));
+                    let v = "x".repeat(g.below(4) as usize + round);
+                    let len = v.len() as i64;
+                    reference.apply(&key, ts, |sum| sum - len);
+                    sub_batch.push(Record::new(key, v, ts));
+                }
+                driver
+                    .input_topic::<String, String>("subs")
+                    .pipe_records(sub_batch)
+                    .unwrap();
+            }
+            let got = by_key(read_all(&driver.output_topic::<String, Option<i64>>("out")));
+            let emitted: usize = got.values().map(Vec::len).sum();
+            if cache {
+                // At most one update per key and batch (12 batches, 4 keys).
+                assert!(emitted <= 12 * 4, "{label}: {emitted} updates");
+            } else {
+                assert_eq!(emitted, 6 * 50, "{label}: one update per record");
+            }
+            check_updates(&label, cache, got, by_key(reference.updates.clone()));
+            assert_eq!(
+                store_content::<i64>(&driver, "sums-store"),
+                reference.finals(),
+                "{label}: store"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_rekeyed_input_goes_through_its_own_repartition_topic() {
+    for partitions in [1, 3] {
+        for (label, config) in configs() {
+            let cache = label == "cache on";
+            let label = format!("{label}, {partitions} partitions");
+            let builder = StreamsBuilder::new();
+            // order id -> "customer:amount", re-keyed by customer.
+            let orders = builder
+                .stream::<String, String>("orders")
+                .group_by(|_, v: &String| v.split(':').next().unwrap().to_string());
+            // customer -> amount paid.
+            let payments = builder.stream::<String, i64>("payments").group_by_key();
+            orders
+                .cogroup(|_, order: String, due: i64| {
+                    due + order.split(':').nth(1).unwrap().parse::<i64>().unwrap()
+                })
+                .cogroup(&payments, |_, paid: i64, due: i64| due - paid)
+                .aggregate_with(
+                    || 0,
+                    Named::none(),
+                    Materialized::as_("due").with_value_serde(default_serde()),
+                )
+                .to_stream()
+                .to("out");
+            let topology = builder.build().unwrap();
+            assert_eq!(
+                topology.repartition_topics(APP),
+                vec![format!("{APP}-due-repartition")]
+            );
+            assert_eq!(topology.describe().subtopologies.len(), 2);
+            let driver = driver(topology, config, &["orders", "payments"], partitions);
+            let orders_in = driver.input_topic::<String, String>("orders");
+            let payments_in = driver.input_topic::<String, i64>("payments");
+            let mut reference = Reference::new(0i64);
+            let mut g = Gen(99);
+            for i in 0..160i64 {
+                let customer = format!("c{}", g.below(6));
+                let ts = 10_000 + i * 100 - g.below(2) as i64 * 250;
+                let amount = g.below(90) as i64 + 1;
+                if g.below(3) > 0 {
+                    let order_id = format!("o{i}");
+                    orders_in
+                        .pipe_input_at(order_id, format!("{customer}:{amount}"), ts)
+                        .unwrap();
+                    reference.apply(&customer, ts, |due| due + amount);
+                } else {
+                    payments_in
+                        .pipe_input_at(customer.clone(), amount, ts)
+                        .unwrap();
+                    reference.apply(&customer, ts, |due| due - amount);
+                }
+            }
+            check_updates(
+                &label,
+                cache,
+                by_key(read_all(&driver.output_topic::<String, Option<i64>>("out"))),
+                by_key(reference.updates.clone()),
+            );
+            assert_eq!(
+                store_content::<i64>(&driver, "due"),
+                reference.finals(),
+                "{label}: store"
+            );
+            // The repartition topic has the inputs' partition count (co-partitioned).
+            assert_eq!(
+                driver.partition_count(&format!("{APP}-due-repartition")),
+                partitions
+            );
+        }
+    }
+}
+
+#[test]
+fn a_named_grouping_names_the_repartition_topic_and_both_inputs_may_be_rekeyed() {
+    let builder = StreamsBuilder::new();
+    let a = builder
+        .stream::<String, i64>("a")
+        .select_key(|_, v| format!("k{}", v % 3))
+        .group_by_key_with(Grouped::as_("by-mod-a"));
+    let b = builder.stream::<String, i64>("b").group_by_with(
+        |_, v: &i64| format!("k{}", v % 3),
+        Grouped::as_("by-mod-b").with_key_serde(default_serde()),
+    );
+    a.cogroup(|_, v: i64, sum: i64| sum + v)
+        .cogroup(&b, |_, v: i64, sum: i64| sum + 100 * v)
+        .aggregate(|| 0)
+        .to_stream()
+        .to("out");
+    let topology = builder.build().unwrap();
+    let mut topics = topology.repartition_topics(APP);
+    topics.sort();
+    assert_eq!(
+        topics,
+        vec![
+            format!("{APP}-by-mod-a-repartition"),
+            format!("{APP}-by-mod-b-repartition")
+        ]
+    );
+    let driver = driver(topology, StreamsConfig::new(APP), &["a", "b"], 3);
+    let mut reference = Reference::new(0i64);
+    for (i, v) in [4i64, 7, 9, 2, 5, 6, 1].into_iter().enumerate() {
+        let ts = i as i64 * 10;
+        let key = format!("k{}", v % 3);
+        if i % 2 == 0 {
+            driver
+                .input_topic::<String, i64>("a")
+                .pipe_input_at(s("x"), v, ts)
+                .unwrap();
+            reference.apply(&key, ts, |sum| sum + v);
+        } else {
+            driver
+                .input_topic::<String, i64>("b")
+                .pipe_input_at(s("y"), v, ts)
+                .unwrap();
+            reference.apply(&key, ts, |sum| sum + 100 * v);
+        }
+    }
+    assert_eq!(
+        by_key(read_all(&driver.output_topic::<String, Option<i64>>("out"))),
+        by_key(reference.updates)
+    );
+}
+
+#[test]
+fn two_unnamed_rekeyed_inputs_are_refused_like_in_kafka() {
+    let builder = StreamsBuilder::new();
+    let a = builder
+        .stream::<String, i64>("a")
+        .group_by(|_, v: &i64| v.to_string());
+    let b = builder
+        .stream::<String, i64>("b")
+        .group_by(|_, v: &i64| v.to_string());
+    a.cogroup(|_, v: i64, sum: i64| sum + v)
+        .cogroup(&b, |_, v: i64, sum: i64| sum + v)
+        .aggregate(|| 0);
+    let err = builder.build().unwrap_err().to_string();
+    assert!(err.contains("two inputs would be repartitioned"), "{err}");
+}
+
+#[test]
+fn inputs_must_be_copartitioned() {
+    let builder = StreamsBuilder::new();
+    let a = builder.stream::<String, i64>("a").group_by_key();
+    let b = builder.stream::<String, i64>("b").group_by_key();
+    a.cogroup(|_, v: i64, sum: i64| sum + v)
+        .cogroup(&b, |_, v: i64, sum: i64| sum + v)
+        .aggregate(|| 0);
+    let err = TopologyTestDriver::builder(builder.build().unwrap(), StreamsConfig::new(APP))
+        .partitions("a", 1)
+        .partitions("b", 3)
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not co-partitioned"), "{err}");
+}
+
+#[test]
+fn cogrouping_the_same_grouped_stream_again_replaces_its_aggregator() {
+    let builder = StreamsBuilder::new();
+    let a = builder.stream::<String, i64>("a").group_by_key();
+    a.cogroup(|_, v: i64, sum: i64| sum + v)
+        .cogroup(&a, |_, v: i64, sum: i64| sum + 10 * v)
+        .aggregate(|| 0)
+        .to_stream()
+        .to("out");
+    let topology = builder.build().unwrap();
+    let aggregators = topology.describe().subtopologies[0]
+        .nodes
+        .iter()
+        .filter(|n| n.name.starts_with("COGROUPKSTREAM-AGGREGATE-"))
+        .count();
+    assert_eq!(aggregators, 1);
+    let driver = driver(topology, StreamsConfig::new(APP), &["a"], 1);
+    driver
+        .input_topic::<String, i64>("a")
+        .pipe_input(s("k"), 2)
+        .unwrap();
+    assert_eq!(
+        driver
+            .output_topic::<String, Option<i64>>("out")
+            .read_values_to_list()
+            .unwrap(),
+        vec![Some(20)]
+    );
+}
+
+#[test]
+fn null_keys_are_dropped_and_counted() {
+    for (label, config) in configs() {
+        let builder = StreamsBuilder::new();
+        let a = builder.stream::<Option<String>, i64>("a").group_by_key();
+        let b = builder.stream::<Option<String>, String>("b").group_by_key();
+        // A re-keyed input whose selector gives no key: dropped before the repartition.
+        let c = builder
+            .stream::<String, i64>("c")
+            .group_by(|k: &String, _| (!k.is_empty()).then(|| k.clone()));
+        a.cogroup(|_, v: i64, n: i64| n + v)
+            .cogroup(&b, |_, v: String, n: i64| n + v.len() as i64)
+            .cogroup(&c, |_, v: i64, n: i64| n + 1000 * v)
+            .aggregate(|| 0)
+            .to_stream()
+            .to("out");
+        let driver = driver(builder.build().unwrap(), config, &["a", "b", "c"], 1);
+        let a_in = driver.input_topic::<Option<String>, i64>("a");
+        let b_in = driver.input_topic::<Option<String>, String>("b");
+        let c_in = driver.input_topic::<String, i64>("c");
+        a_in.pipe_input(Some(s("k")), 1).unwrap();
+        a_in.pipe_input(None, 5).unwrap();
+        b_in.pipe_input(None, s("xyz")).unwrap();
+        b_in.pipe_input(Some(s("k")), s("ab")).unwrap();
+        c_in.pipe_input(s(""), 7).unwrap();
+        c_in.pipe_input(s("k"), 1).unwrap();
+        assert_eq!(
+            driver
+                .output_topic::<Option<String>, Option<i64>>("out")
+                .read_key_values_to_list()
+                .unwrap(),
+            vec![
+                (Some(s("k")), Some(1)),
+                (Some(s("k")), Some(3)),
+                (Some(s("k")), Some(1003))
+            ],
+            "{label}"
+        );
+        assert_eq!(driver.metrics().dropped_records, 3, "{label}");
+    }
+}
+
+#[test]
+fn aggregating_a_cogroup_twice_reuses_the_repartition_topic() {
+    // Kafka: shouldInsertRepartitionsTopicForCogroupsUsedTwice.
+    let builder = StreamsBuilder::new();
+    let grouped = builder
+        .stream::<String, String>("one")
+        .map(|k, v| (v, k))
+        .group_by_key_with(
+            Grouped::as_("foo")
+                .with_key_serde(default_serde())
+                .with_value_serde(default_serde()),
+        );
+    let one = grouped.cogroup(|_, v: String, agg: String| format!("{agg}+{v}"));
+    one.aggregate(|| s("0")).to_stream().to("out1");
+    one.aggregate(|| s("1")).to_stream().to("out2");
+    let topology = builder.build().unwrap();
+    assert_eq!(
+        topology.repartition_topics(APP),
+        vec![format!("{APP}-foo-repartition")]
+    );
+    assert_eq!(topology.store_names().len(), 2);
+    let description = topology.describe();
+    let source = description
+        .subtopologies
+        .iter()
+        .flat_map(|s| &s.nodes)
+        .find(|n| n.name == "foo-repartition-source")
+        .unwrap();
+    assert_eq!(source.successors.len(), 2);
+    let driver = driver(topology, StreamsConfig::new(APP), &["one"], 1);
+    driver
+        .input_topic::<String, String>("one")
+        .pipe_input(s("a"), s("k"))
+        .unwrap();
+    let read = |t: &str| {
+        driver
+            .output_topic::<String, Option<String>>(t)
+            .read_key_values_to_list()
+            .unwrap()
+    };
+    assert_eq!(read("out1"), vec![(s("k"), Some(s("0+a")))]);
+    assert_eq!(read("out2"), vec![(s("k"), Some(s("1+a")))]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Windowed cogroups against windows computed from their definition
+// ---------------------------------------------------------------------------------------
+
+/// Hopping windows of `size` advancing by `advance` with `grace`, computed per record: a
+/// window is updated unless it closed (`end + grace <= stream time`, stream time being the
+/// largest timestamp processed so far by the record's task, i.e. its partition), in which
+/// case it counts as one dropped record.
+struct WindowReference {
+    size: i64,
+    advance: i64,
+    grace: i64,
+    partitions: u32,
+    stream_time: HashMap<u32, i64>,
+    /// (key, window start) -> (sum, largest timestamp).
+    windows: BTreeMap<(String, i64), (i64, i64)>,
+    updates: Vec<(String, Option<i64>, i64)>,
+    dropped: u64,
+}
+
+impl WindowReference {
+    fn apply(&mut self, key: &str, ts: i64, delta: i64) {
+        let p = partition_for_key(key.as_bytes(), self.partitions);
+        let st = self.stream_time.entry(p).or_insert(i64::MIN);
+        *st = (*st).max(ts);
+        let close = *st - self.grace;
+        let mut start = (ts / self.advance) * self.advance;
+        let mut starts = Vec::new();
+        while start > ts - self.size && start >= 0 {
+            starts.push(start);
+            start -= self.advance;
+        }
+        starts.reverse();
+        for start in starts {
+            if start + self.size <= close {
+                self.dropped += 1;
+                continue;
+            }
+            let w = self.windows.entry((s(key), start)).or_insert((0, i64::MIN));
+            w.0 += delta;
+            w.1 = w.1.max(ts);
+            self.updates
+                .push((format!("{key}@{start}"), Some(w.0), w.1));
+        }
+    }
+}
+
+#[test]
+fn time_windowed_cogroup_with_grace_drops_late_records() {
+    let (size, advance, grace) = (10_000, 5_000, 2_000);
+    for partitions in [1, 3] {
+        for (label, config) in configs() {
+            let cache = label == "cache on";
+            let label = format!("{label}, {partitions} partitions");
+            let builder = StreamsBuilder::new();
+            let a = builder.stream::<String, i64>("a").group_by_key();
+            let b = builder.stream::<String, String>("b").group_by_key();
+            a.cogroup(|_, v: i64, sum: i64| sum + v)
+                .cogroup(&b, |_, v: String, sum: i64| sum - v.len() as i64)
+                .windowed_by(
+                    TimeWindows::of_size_and_grace(
+                        Duration::from_millis(size as u64),
+                        Duration::from_millis(grace as u64),
+                    )
+                    .advance_by(Duration::from_millis(advance as u64)),
+                )
+                .aggregate_with(
+                    || 0,
+                    Named::none(),
+                    Materialized::as_("windows").with_value_serde(default_serde()),
+                )
+                .to_stream()
+                .map(|w, v| (format!("{}@{}", w.key, w.window.start), v))
+                .to("out");
+            let driver = driver(builder.build().unwrap(), config, &["a", "b"], partitions);
+            let a_in = driver.input_topic::<String, i64>("a");
+            let b_in = driver.input_topic::<String, String>("b");
+            let mut reference = WindowReference {
+                size,
+                advance,
+                grace,
+                partitions,
+                stream_time: HashMap::new(),
+                windows: BTreeMap::new(),
+                updates: Vec::new(),
+                dropped: 0,
+            };
+            let mut g = Gen(11);
+            for i in 0..200i64 {
+                let key = format!("k{}", g.below(4));
+                // One record in six is up to 8 s behind: late for some windows.
+                let ts = (i * 300 - if g.below(6) == 0 { 8_000 } else { 0 }).max(0);
+                if g.below(2) == 0 {
+                    let v = g.below(20) as i64;
+                    a_in.pipe_input_at(key.clone(), v, ts).unwrap();
+                    reference.apply(&key, ts, v);
+                } else {
+                    let v = "y".repeat(g.below(5) as usize);
+                    b_in.pipe_input_at(key.clone(), v.clone(), ts).unwrap();
+                    reference.apply(&key, ts, -(v.len() as i64));
+                }
+            }
+            assert!(reference.dropped > 0, "the scenario has late records");
+            check_updates(
+                &label,
+                cache,
+                by_key(read_all(&driver.output_topic::<String, Option<i64>>("out"))),
+                by_key(reference.updates.clone()),
+            );
+            assert_eq!(
+                driver.metrics().dropped_records,
+                reference.dropped,
+                "{label}: dropped"
+            );
+            let store = driver.window_store::<String, i64>("windows").unwrap();
+            for ((key, start), (sum, _)) in &reference.windows {
+                assert_eq!(
+                    store.fetch(key, *start).unwrap(),
+                    Some(*sum),
+                    "{label}: {key}@{start}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_late_record_is_dropped_for_its_closed_window_only() {
+    for (label, config) in configs() {
+        let builder = StreamsBuilder::new();
+        let a = builder.stream::<String, String>("a").group_by_key();
+        let b = builder.stream::<String, i64>("b").group_by_key();
+        a.cogroup(|_, v: String, agg: String| format!("{agg}{v}"))
+            .cogroup(&b, |_, v: i64, agg: String| format!("{agg}{v}"))
+            .windowed_by(TimeWindows::of_size_and_grace(
+                Duration::from_secs(10),
+                Duration::from_secs(5),
+            ))
+            .aggregate(String::new)
+            .to_stream()
+            .map(|w, v| (w.to_string(), v))
+            .to("out");
+        let driver = driver(builder.build().unwrap(), config, &["a", "b"], 1);
+        let a_in = driver.input_topic::<String, String>("a");
+        let b_in = driver.input_topic::<String, i64>("b");
+        a_in.pipe_input_at(s("k"), s("x"), 1_000).unwrap();
+        b_in.pipe_input_at(s("k"), 1, 12_000).unwrap();
+        // Stream time 12000: [0, 10000) is open until 15000 (end + grace).
+        a_in.pipe_input_at(s("k"), s("y"), 9_000).unwrap();
+        b_in.pipe_input_at(s("k"), 2, 15_000).unwrap();
+        // Stream time 15000: [0, 10000) has closed; this record is late.
+        a_in.pipe_input_at(s("k"), s("z"), 9_500).unwrap();
+        // ... but one for the open window is still taken.
+        b_in.pipe_input_at(s("k"), 3, 10_000).unwrap();
+        let out = read_all(&driver.output_topic::<String, Option<String>>("out"));
+        assert_eq!(
+            out,
+            vec![
+                (s("[k@0/10000]"), Some(s("x")), 1_000),
+                (s("[k@10000/20000]"), Some(s("1")), 12_000),
+                (s("[k@0/10000]"), Some(s("xy")), 9_000),
+                (s("[k@10000/20000]"), Some(s("12")), 15_000),
+                (s("[k@10000/20000]"), Some(s("123")), 15_000),
+            ],
+            "{label}"
+        );
+        assert_eq!(driver.metrics().dropped_records, 1, "{label}");
+    }
+}
+
+#[test]
+fn sliding_windowed_cogroup_holds_the_records_of_each_window() {
+    let d = 1_000;
+    for (label, config) in configs() {
+        let builder = StreamsBuilder::new();
+        let a = builder.stream::<String, i64>("a").group_by_key();
+        let b = builder.stream::<String, String>("b").group_by_key();
+        a.cogroup(|_, v: i64, sum: i64| sum + v)
+            .cogroup(&b, |_, v: String, sum: i64| sum + 100 * v.len() as i64)
+            .windowed_by_sliding(SlidingWindows::of_time_difference_and_grace(
+                Duration::from_millis(d as u64),
+                Duration::from_secs(60),
+            ))
+            .aggregate_with(
+                || 0,
+                Named::none(),
+                Materialized::as_("sliding").with_value_serde(default_serde()),
+            );
+        let driver = driver(builder.build().unwrap(), config, &["a", "b"], 1);
+        let mut records: Vec<(i64, i64)> = Vec::new(); // (timestamp, contribution)
+        let mut g = Gen(5);
+        for i in 0..60i64 {
+            // Distinct timestamps, slightly shuffled.
+            let ts = 2_000 + i * 97 + if i % 5 == 0 { -250 } else { 0 };
+            if g.below(2) == 0 {
+                let v = g.below(9) as i64 + 1;
+                driver
+                    .input_topic::<String, i64>("a")
+                    .pipe_input_at(s("k"), v, ts)
+                    .unwrap();
+                records.push((ts, v));
+            } else {
+                let v = "z".repeat(g.below(3) as usize + 1);
+                driver
+                    .input_topic::<String, String>("b")
+                    .pipe_input_at(s("k"), v.clone(), ts)
+                    .unwrap();
+                records.push((ts, 100 * v.len() as i64));
+            }
+        }
+        let sum_in = |from: i64, to: i64| -> i64 {
+            records
+                .iter()
+                .filter(|(t, _)| (from..=to).contains(t))
+                .map(|(_, v)| v)
+                .sum()
+        };
+        let store = driver.window_store::<String, i64>("sliding").unwrap();
+        for &(t, _) in &records {
+            // Every record's left window [t - d, t] holds the records in it...
+            assert_eq!(
+                store.fetch(&s("k"), t - d).unwrap(),
+                Some(sum_in(t - d, t)),
+                "{label}: left window of {t}"
+            );
+            // ...and its right window [t + 1, t + 1 + d] exists when it is not empty.
+            let right = sum_in(t + 1, t + 1 + d);
+            let has_later = records.iter().any(|(u, _)| (t + 1..=t + 1 + d).contains(u));
+            if has_later {
+                assert_eq!(
+                    store.fetch(&s("k"), t + 1).unwrap(),
+                    Some(right),
+                    "{label}: right window of {t}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn session_windowed_cogroup_ends_with_the_sessions_of_the_definition() {
+    let gap = 100;
+    for partitions in [1, 3] {
+        for (label, config) in configs() {
+            let label = format!("{label}, {partitions} partitions");
+            let builder = StreamsBuilder::new();
+            let a = builder.stream::<String, i64>("a").group_by_key();
+            let b = builder.stream::<String, String>("b").group_by_key();
+            a.cogroup(|_, v: i64, sum: i64| sum + v)
+                .cogroup(&b, |_, v: String, sum: i64| sum + 1000 * v.len() as i64)
+                .windowed_by_session(SessionWindows::of_inactivity_gap_and_grace(
+                    Duration::from_millis(gap as u64),
+                    Duration::from_secs(60),
+                ))
+                .aggregate_with(
+                    || 0,
+                    |_, x, y| x + y,
+                    Named::as_("sessions"),
+                    Materialized::as_("sessions-store").with_value_serde(default_serde()),
+                )
+                .to_stream()
+                .map(|w, v| (format!("{}@{}/{}", w.key, w.window.start, w.window.end), v))
+                .to("out");
+            let driver = driver(builder.build().unwrap(), config, &["a", "b"], partitions);
+            let mut records: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
+            let mut g = Gen(21);
+            for _ in 0..120 {
+                let key = format!("k{}", g.below(3));
+                // Random times, in any order: records bridge and merge sessions.
+                let ts = g.below(3_000) as i64;
+                let contribution = if g.below(2) == 0 {
+                    let v = g.below(9) as i64 + 1;
+                    driver
+                        .input_topic::<String, i64>("a")
+                        .pipe_input_at(key.clone(), v, ts)
+                        .unwrap();
+                    v
+                } else {
+                    let v = "s".repeat(g.below(2) as usize + 1);
+                    driver
+                        .input_topic::<String, String>("b")
+                        .pipe_input_at(key.clone(), v.clone(), ts)
+                        .unwrap();
+                    1000 * v.len() as i64
+                };
+                records.entry(key).or_default().push((ts, contribution));
+            }
+            let store = driver
+                .session_store::<String, i64>("sessions-store")
+                .unwrap();
+            // The final output of each session (its last update) must be the store's.
+            let mut last: BTreeMap<String, Option<i64>> = BTreeMap::new();
+            for (k, v, _) in read_all(&driver.output_topic::<String, Option<i64>>("out")) {
+                last.insert(k, v);
+            }
+            for (key, mut recs) in records {
+                recs.sort();
+                // Sessions by definition: consecutive records at most `gap` apart.
+                let mut want: Vec<(i64, i64, i64)> = Vec::new();
+                for (t, v) in recs {
+                    match want.last_mut() {
+                        Some(w) if t - w.1 <= gap => {
+                            w.1 = t;
+                            w.2 += v;
+                        }
+                        _ => want.push((t, t, v)),
+                    }
+                }
+                let got: Vec<(i64, i64, i64)> = store
+                    .fetch(&key)
+                    .unwrap()
+                    .into_iter()
+                    .map(|(w, v)| (w.window.start, w.window.end, v))
+                    .collect();
+                assert_eq!(got, want, "{label}: sessions of {key}");
+                for (start, end, sum) in &want {
+                    assert_eq!(
+                        last.get(&format!("{key}@{start}/{end}")),
+                        Some(&Some(*sum)),
+                        "{label}: last update of {key}@{start}/{end}"
+                    );
+                }
+            }
+            // Replaced sessions ended with a tombstone.
+            let live = last.values().filter(|v| v.is_some()).count();
+            let sessions: usize = ["k0", "k1", "k2"]
+                .iter()
+                .map(|k| store.fetch(&s(k)).unwrap().len())
+                .sum();
+            assert_eq!(live, sessions, "{label}: live sessions in the output");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenarios transcribed from Kafka Streams' CogroupedKStreamImplTest
+// ---------------------------------------------------------------------------------------
+
+fn adder(_: &String, v: String, agg: String) -> String {
+    format!("{agg}+{v}")
+}
+
+fn remover(_: &String, v: String, agg: String) -> String {
+    format!("{agg}-{v}")
+}
+
+fn concat(_: &String, v: String, agg: String) -> String {
+    agg + &v
+}
+
+fn parse_sum(_: &String, v: String, agg: i32) -> i32 {
+    agg + v.parse::<i32>().unwrap()
+}
+
+/// Kafka's `assertOutputKeyValueTimestamp` sequence.
+fn expect<V: PartialEq + std::fmt::Debug>(
+    label: &str,
+    out: Vec<(String, Option<V>, i64)>,
+    want: Vec<(&str, V, i64)>,
+) {
+    let want: Vec<(String, Option<V>, i64)> = want
+        .into_iter()
+        .map(|(k, v, ts)| (s(k), Some(v), ts))
+        .collect();
+    assert_eq!(out, want, "{label}");
+}
+
+#[test]
+fn kafka_should_cogroup_and_aggregate_single_kstreams() {
+    for (label, config) in configs() {
+        let builder = StreamsBuilder::new();
+        builder
+            .stream::<String, String>("one")
+            .group_by_key()
+            .cogroup(concat)
+            .aggregate(String::new)
+            .to_stream()
+            .to("output");
+        let driver = driver(builder.build().unwrap(), config, &["one"], 1);
+        let one = driver.input_topic::<String, String>("one");
+        for (k, v) in [("k1", "A"), ("k2", "B"), ("k2", "B"), ("k1", "A")] {
+            one.pipe_input_at(s(k), s(v), 0).unwrap();
+        }
+        expect(
+            label,
+            read_all(&driver.output_topic::<String, Option<String>>("output")),
+            vec![
+                ("k1", s("A"), 0),
+                ("k2", s("B"), 0),
+                ("k2", s("BB"), 0),
+                ("k1", s("AA"), 0),
+            ],
+        );
+    }
+}
+
+#[test]
+fn kafka_should_cogroup_and_aggregate_two_kstreams_with_distinct_keys() {
+    for (label, config) in configs() {
+        let builder = StreamsBuilder::new();
+        let g1 = builder.stream::<String, String>("one").group_by_key();
+        let g2 = builder.stream::<String, String>("two").group_by_key();
+        g1.cogroup(concat)
+            .cogroup(&g2, concat)
+            .aggregate(String::new)
+            .to_stream()
+            .to("output");
+        let driver = driver(builder.build().unwrap(), config, &["one", "two"], 1);
+        let one = driver.input_topic::<String, String>("one");
+        let two = driver.input_topic::<String, String>("two");
+        for ts in [0, 1, 10, 100] {
+            one.pipe_input_at(s("k1"), s("A"), ts).unwrap();
+        }
+        for ts in [100, 200, 1, 500, 500, 100] {
+            two.pipe_input_at(s("k2"), s("B"), ts).unwrap();
+        }
+        expect(
+            label,
+            read_all(&driver.output_topic::<String, Option<String>>("output")),
+            vec![
+                ("k1", s("A"), 0),
+                ("k1", s("AA"), 1),
+                ("k1", s("AAA"), 10),
+                ("k1", s("AAAA"), 100),
+                ("k2", s("B"), 100),
+                ("k2", s("BB"), 200),
+                ("k2", s("BBB"), 200),
+                ("k2", s("BBBB"), 500),
+                ("k2", s("BBBBB"), 500),
+                ("k2", s("BBBBBB"), 500),
+            ],
+        );
+    }
+}
+
+#[test]
+fn kafka_should_cogroup_and_aggregate_two_kstreams_with_shared_keys() {
+    for (label, config) in configs() {
+        let builder = StreamsBuilder::new();
+        let g1 = builder.stream::<String, String>("one").group_by_key();
+        let g2 = builder.stream::<String, String>("two").group_by_key();
+        g1.cogroup(concat)
+            .cogroup(&g2, concat)
+            .aggregate(String::new)
+            .to_stream()
+            .to("output");
+        let driver = driver(builder.build().unwrap(), config, &["one", "two"], 1);
+        let one = driver.input_topic::<String, String>("one");
+        let two = driver.input_topic::<String, String>("two");
+        for (k, ts) in [("k1", 0), ("k2", 1), ("k1", 10), ("k2", 100)] {
+            one.pipe_input_at(s(k), s("A"), ts).unwrap();
+        }
+        for (k, ts) in [
+            ("k2", 100),
+            ("k2", 200),
+            ("k1", 1),
+            ("k2", 500),
+            ("k1", 500),
+            ("k2", 500),
+            ("k3", 500),
+            ("k2", 100),
+        ] {
+            two.pipe_input_at(s(k), s("B"), ts).unwrap();
+        }
+        let out = read_all(&driver.output_topic::<String, Option<String>>("output"));
+        // Kafka asserts the first ten records.
+        expect(
+            label,
+            out[..10].to_vec(),
+            vec![
+                ("k1", s("A"), 0),
+                ("k2", s("A"), 1),
+                ("k1", s("AA"), 10),
+                ("k2", s("AA"), 100),
+                ("k2", s("AAB"), 100),
+                ("k2", s("AABB"), 200),
+                ("k1", s("AAB"), 10),
+                ("k2", s("AABBB"), 500),
+                ("k1", s("AABB"), 500),
+                ("k2", s("AABBBB"), 500),
+            ],
+        );
+    }
+}
+
+#[test]
+fn kafka_should_allow_different_output_type_and_input_types_in_cogroup() {
+    // shouldAllowDifferentOutputTypeInCoGroup and shouldCoGroupStreamsWithDifferentInputTypes.
+    for (label, config) in configs() {
+        let builder = StreamsBuilder::new();
+        let g1 = builder.stream::<String, String>("one").group_by_key();
+        let g2 = builder.stream::<String, i32>("two").group_by_key();
+        g1.cogroup(parse_sum)
+            .cogroup(&g2, |_, v: i32, agg: i32| agg + v)
+            .aggregate_with(
+                || 0,
+                Named::none(),
+                Materialized::as_("store1").with_value_serde(default_serde()),
+            )
+            .to_stream()
+            .to("output");
+        let driver = driver(builder.build().unwrap(), config, &["one", "two"], 1);
+        let one = driver.input_topic::<String, String>("one");
+        let two = driver.input_topic::<String, i32>("two");
+        for (k, ts) in [("k1", 0), ("k2", 1), ("k1", 10), ("k2", 100)] {
+            one.pipe_input_at(s(k), s("1"), ts).unwrap();
+        }
+        for (k, v, ts) in [
+            ("k2", 2, 100),
+            ("k2", 2, 200),
+            ("k1", 2, 1),
+            ("k2", 2, 500),
+            ("k1", 2, 500),
+            ("k2", 3, 500),
+            ("k3", 2, 500),
+            ("k2", 2, 100),
+        ] {
+            two.pipe_input_at(s(k), v, ts).unwrap();
+        }
+        let out = read_all(&driver.output_topic::<String, Option<i32>>("output"));
+        expect(
+            label,
+            out[..11].to_vec(),
+            vec![
+                ("k1", 1, 0),
+                ("k2", 1, 1),
+                ("k1", 2, 10),
+                ("k2", 2, 100),
+                ("k2", 4, 100),
+                ("k2", 6, 200),
+                ("k1", 4, 10),
+                ("k2", 8, 500),
+                ("k1", 6, 500),
+                ("k2", 11, 500),
+                ("k3", 2, 500),
+            ],
+        );
+    }
+}
+
+#[test]
+fn kafka_cogroup_key_mixed_aggregators() {
+    for (label, config) in configs() {
+        let builder = StreamsBuilder::new();
+        let g1 = builder.stream::<String, String>("one").group_by_key();
+        let g2 = builder.stream::<String, String>("two").group_by_key();
+        g1.cogroup(remover)
+            .cogroup(&g2, adder)
+            .aggregate_with(
+                || s("0"),
+                Named::none(),
+                Materialized::as_("store1").with_value_serde(default_serde()),
+            )
+            .to_stream()
+            .to("output");
+        let driver = driver(builder.build().unwrap(), config, &["one", "two"], 1);
+        let one = driver.input_topic::<String, String>("one");
+        let two = driver.input_topic::<String, String>("two");
+        for (k, ts) in [("k1", 0), ("k2", 1), ("k1", 10), ("k2", 100)] {
+            one.pipe_input_at(s(k), s("1"), ts).unwrap();
+        }
+        for (k, ts) in [("k1", 500), ("k2", 500), ("k1", 500), ("k2", 100)] {
+            two.pipe_input_at(s(k), s("2"), ts).unwrap();
+        }
+        expect(
+            label,
+            read_all(&driver.output_topic::<String, Option<String>>("output")),
+            vec![
+                ("k1", s("0-1"), 0),
+                ("k2", s("0-1"), 1),
+                ("k1", s("0-1-1"), 10),
+                ("k2", s("0-1-1"), 100),
+                ("k1", s("0-1-1+2"), 500),
+                ("k2", s("0-1-1+2"), 500),
+                ("k1", s("0-1-1+2+2"), 500),
+                ("k2", s("0-1-1+2+2"), 500),
+            ],
+        );
+    }
+}
+
+#[test]
+fn kafka_cogroup_with_three_grouped_streams() {
+    for (label, config) in configs() {
+        let builder = StreamsBuilder::new();
+        let g1 = builder.stream::<String, String>("one").group_by_key();
+        let g2 = builder.stream::<String, String>("two").group_by_key();
+        let g3 = builder.stream::<String, String>("three").group_by_key();
+        g1.cogroup(concat)
+            .cogroup(&g2, concat)
+            .cogroup(&g3, concat)
+            .aggregate(String::new)
+            .to_stream()
+            .to("output");
+        let driver = driver(
+            builder.build().unwrap(),
+            config,
+            &["one", "two", "three"],
+            1,
+        );
+        let one = driver.input_topic::<String, String>("one");
+        let two = driver.input_topic::<String, String>("two");
+        let three = driver.input_topic::<String, String>("three");
+        for (k, ts) in [("k1", 0), ("k2", 1), ("k1", 10), ("k2", 100)] {
+            one.pipe_input_at(s(k), s("A"), ts).unwrap();
+        }
+        for (k, ts) in [("k2", 100), ("k2", 200), ("k1", 1), ("k2", 500)] {
+            two.pipe_input_at(s(k), s("B"), ts).unwrap();
+        }
+        for (k, ts) in [("k1", 500), ("k2", 500), ("k3", 500), ("k2", 100)] {
+            three.pipe_input_at(s(k), s("B"), ts).unwrap();
+        }
+        let out = read_all(&driver.output_topic::<String, Option<String>>("output"));
+        expect(
+            label,
+            out[..11].to_vec(),
+            vec![
+                ("k1", s("A"), 0),
+                ("k2", s("A"), 1),
+                ("k1", s("AA"), 10),
+                ("k2", s("AA"), 100),
+                ("k2", s("AAB"), 100),
+                ("k2", s("AABB"), 200),
+                ("k1", s("AAB"), 10),
+                ("k2", s("AABBB"), 500),
+                ("k1", s("AABB"), 500),
+                ("k2", s("AABBBB"), 500),
+                ("k3", s("B"), 500),
+            ],
+        );
+    }
+}
+
+#[test]
+fn kafka_cogroup_with_ktable_ktable_inner_join() {
+    for (label, config) in configs() {
+        let builder = StreamsBuilder::new();
+        let g1 = builder.stream::<String, String>("one").group_by_key();
+        let g2 = builder.stream::<String, String>("two").group_by_key();
+        let table1 = g1.cogroup(concat).cogroup(&g2, concat).aggregate_with(
+            String::new,
+            Named::as_("name"),
+            Materialized::as_("store").with_value_serde(default_serde()),
+        );
+        let table2 = builder.table::<String, String>("three");
+        table1
+            .join(&table2, |a: &String, b: &String| format!("{a}+{b}"))
+            .to_stream()
+            .to("output");
+        let driver = driver(
+            builder.build().unwrap(),
+            config,
+            &["one", "two", "three"],
+            1,
+        );
+        driver
+            .input_topic::<String, String>("one")
+            .pipe_input_at(s("k1"), s("A"), 5)
+            .unwrap();
+        driver
+            .input_topic::<String, String>("two")
+            .pipe_input_at(s("k2"), s("B"), 6)
+            .unwrap();
+        let out = driver.output_topic::<String, Option<String>>("output");
+        assert!(out.is_empty(), "{label}");
+        let three = driver.input_topic::<String, String>("three");
+        three.pipe_input_at(s("k1"), s("C"), 0).unwrap();
+        three.pipe_input_at(s("k2"), s("D"), 10).unwrap();
+        expect(
+            label,
+            read_all(&out),
+            vec![("k1", s("A+C"), 5), ("k2", s("B+D"), 10)],
+        );
+    }
+}
+
+#[test]
+fn kafka_should_name_processors_and_store_based_on_named_parameter() {
+    let builder = StreamsBuilder::new();
+    let g1 = builder.stream::<String, String>("one").group_by_key();
+    let g2 = builder.stream::<String, String>("two").group_by_key();
+    g1.cogroup(concat)
+        .cogroup(&g2, concat)
+        .aggregate_with(
+            String::new,
+            Named::as_("test"),
+            Materialized::as_("store").with_value_serde(default_serde()),
+        )
+        .to_stream()
+        .to("output");
+    let description = builder.build().unwrap().describe();
+    assert_eq!(description.subtopologies.len(), 1);
+    let nodes: HashMap<&str, _> = description.subtopologies[0]
+        .nodes
+        .iter()
+        .map(|n| (n.name.as_str(), n))
+        .collect();
+    for (i, topic) in ["one", "two"].into_iter().enumerate() {
+        let agg = nodes[format!("test-cogroup-agg-{i}").as_str()];
+        assert_eq!(
+            agg.kind,
+            NodeType::Processor {
+                stores: vec![s("store")]
+            }
+        );
+        assert_eq!(agg.successors, vec![s("test-cogroup-merge")]);
+        let parent = nodes[agg.predecessors[0].as_str()];
+        assert_eq!(
+            parent.kind,
+            NodeType::Source {
+                topics: vec![s(topic)]
+            }
+        );
+    }
+    let merge = nodes["test-cogroup-merge"];
+    assert_eq!(merge.kind, NodeType::Processor { stores: vec![] });
+    assert_eq!(
+        merge.predecessors,
+        vec![s("test-cogroup-agg-0"), s("test-cogroup-agg-1")]
+    );
+}
+
+#[test]
+fn kafka_should_name_repartition_topic_and_insert_one_for_key_changes() {
+    // shouldNameRepartitionTopic: the grouping's name names the topic.
+    let builder = StreamsBuilder::new();
+    let g1 = builder
+        .stream::<String, String>("one")
+        .map(|k, v| (v, k))
+        .group_by_key_with(
+            Grouped::as_("repartition-test")
+                .with_key_serde(default_serde())
+                .with_value_serde(default_serde()),
+        );
+    let g2 = builder.stream::<String, String>("two").group_by_key();
+    g1.cogroup(concat)
+        .cogroup(&g2, concat)
+        .aggregate(String::new)
+        .to_stream()
+        .to("output");
+    let topology = builder.build().unwrap();
+    assert_eq!(
+        topology.repartition_topics(APP),
+        vec![format!("{APP}-repartition-test-repartition")]
+    );
+    let description = topology.describe();
+    assert_eq!(description.subtopologies.len(), 2);
+    let names: Vec<&str> = description
+        .subtopologies
+        .iter()
+        .flat_map(|s| s.nodes.iter().map(|n| n.name.as_str()))
+        .collect();
+    for name in [
+        "repartition-test-repartition-filter",
+        "repartition-test-repartition-sink",
+        "repartition-test-repartition-source",
+    ] {
+        assert!(names.contains(&name), "{name} in {names:?}");
+    }
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| n.starts_with("COGROUPKSTREAM-AGGREGATE-"))
+            .count(),
+        2
+    );
+    assert!(names.iter().any(|n| n.starts_with("COGROUPKSTREAM-MERGE-")));
+    assert!(
+        topology.store_names()[0].starts_with("COGROUPKSTREAM-AGGREGATE-STATE-STORE-"),
+        "{:?}",
+        topology.store_names()
+    );
+
+    // shouldInsertRepartitionsTopicForUpstreamKeyModification: unnamed, the store names it.
+    let builder = StreamsBuilder::new();
+    let g1 = builder
+        .stream::<String, String>("one")
+        .map(|k, v| (v, k))
+        .group_by_key();
+    let g2 = builder.stream::<String, String>("two").group_by_key();
+    g1.cogroup(concat)
+        .cogroup(&g2, concat)
+        .aggregate_with(
+            String::new,
+            Named::as_("test"),
+            Materialized::as_("store").with_value_serde(default_serde()),
+        )
+        .to_stream()
+        .to("output");
+    let topology = builder.build().unwrap();
+    assert_eq!(
+        topology.repartition_topics(APP),
+        vec![format!("{APP}-store-repartition")]
+    );
+
+    // ...WithGroupedReusedInSameCogroups: two cogroups of the same re-keyed grouping, each
+    // with its own repartition topic.
+    let builder = StreamsBuilder::new();
+    let g1 = builder
+        .stream::<String, String>("one")
+        .map(|k, v| (v, k))
+        .group_by_key();
+    let g2 = builder.stream::<String, String>("two").group_by_key();
+    let t1 = g1
+        .cogroup(concat)
+        .cogroup(&g2, concat)
+        .aggregate(String::new);
+    let t2 = g1
+        .cogroup(concat)
+        .cogroup(&g2, concat)
+        .aggregate(String::new);
+    t2.to_stream().to("output");
+    t1.to_stream().to("OUTPUT2");
+    let topology = builder.build().unwrap();
+    assert_eq!(topology.repartition_topics(APP).len(), 2);
+    assert_eq!(topology.store_names().len(), 2);
+}
+
+// ---------------------------------------------------------------------------------------
+// Scenarios transcribed from Kafka Streams' TimeWindowedCogroupedKStreamImplTest
+// ---------------------------------------------------------------------------------------
+
+/// Kafka's setup: "topic" cogrouped with TOSTRING_ADDER, "topic2" with TOSTRING_REMOVER,
+/// 500 ms tumbling windows without grace (or `windows` when given, "topic" alone).
+fn kafka_windowed(config: StreamsConfig, windows: Option<TimeWindows>) -> TopologyTestDriver {
+    let builder = StreamsBuilder::new();
+    let g1 = builder.stream::<String, String>("topic").group_by_key();
+    let g2 = builder.stream::<String, String>("topic2").group_by_key();
+    let cogrouped =
+        match windows {
+            None => g1.cogroup(adder).cogroup(&g2, remover).windowed_by(
+                TimeWindows::of_size_with_no_grace(Duration::from_millis(500)),
+            ),
+            Some(w) => g1.cogroup(adder).windowed_by(w),
+        };
+    cogrouped
+        .aggregate(|| s("0"))
+        .to_stream()
+        .map(|w, v| (w.key, v))
+        .to("output");
+    driver(builder.build().unwrap(), config, &["topic", "topic2"], 1)
+}
+
+#[test]
+fn kafka_time_window_aggregate_and_mix_aggregators() {
+    for (label, config) in configs() {
+        // timeWindowAggregateTestStreamsTest
+        let driver = kafka_windowed(config.clone(), None);
+        let topic = driver.input_topic::<String, String>("topic");
+        for (k, v, ts) in [
+            ("k1", "A", 0),
+            ("k2", "A", 0),
+            ("k2", "A", 1),
+            ("k1", "A", 2),
+            ("k1", "B", 3),
+            ("k2", "B", 3),
+            ("k2", "B", 4),
+            ("k1", "B", 4),
+        ] {
+            topic.pipe_input_at(s(k), s(v), ts).unwrap();
+        }
+        expect(
+            label,
+            read_all(&driver.output_topic::<String, Option<String>>("output")),
+            vec![
+                ("k1", s("0+A"), 0),
+                ("k2", s("0+A"), 0),
+                ("k2", s("0+A+A"), 1),
+                ("k1", s("0+A+A"), 2),
+                ("k1", s("0+A+A+B"), 3),
+                ("k2", s("0+A+A+B"), 3),
+                ("k2", s("0+A+A+B+B"), 4),
+                ("k1", s("0+A+A+B+B"), 4),
+            ],
+        );
+        drop(driver);
+
+        // timeWindowMixAggregatorsTest and timeWindowMixAggregatorsManyWindowsTest
+        for (late_ts, expected_tail) in [
+            (
+                4,
+                vec![("k2", s("0+A+A-B-B"), 4), ("k1", s("0+A+A-B-B"), 4)],
+            ),
+            (501, vec![("k2", s("0-B"), 501), ("k1", s("0-B"), 501)]),
+        ] {
+            let driver = kafka_windowed(config.clone(), None);
+            let topic = driver.input_topic::<String, String>("topic");
+            let topic2 = driver.input_topic::<String, String>("topic2");
+            for (k, ts) in [("k1", 0), ("k2", 0), ("k2", 1), ("k1", 2)] {
+                topic.pipe_input_at(s(k), s("A"), ts).unwrap();
+            }
+            for (k, ts) in [("k1", 3), ("k2", 3), ("k2", late_ts), ("k1", late_ts)] {
+                topic2.pipe_input_at(s(k), s("B"), ts).unwrap();
+            }
+            let mut want = vec![
+                ("k1", s("0+A"), 0),
+                ("k2", s("0+A"), 0),
+                ("k2", s("0+A+A"), 1),
+                ("k1", s("0+A+A"), 2),
+                ("k1", s("0+A+A-B"), 3),
+                ("k2", s("0+A+A-B"), 3),
+            ];
+            want.extend(expected_tail);
+            expect(
+                label,
+                read_all(&driver.output_topic::<String, Option<String>>("output")),
+                want,
+            );
+        }
+    }
+}
+
+#[test]
+fn kafka_time_window_aggregate_many_and_overlapping_windows() {
+    for (label, config) in configs() {
+        // timeWindowAggregateManyWindowsTest
+        let driver = kafka_windowed(
+            config.clone(),
+            Some(TimeWindows::of_size_with_no_grace(Duration::from_millis(
+                500,
+            ))),
+        );
+        let topic = driver.input_topic::<String, String>("topic");
+        for (k, ts) in [("k1", 0), ("k2", 499), ("k2", 500), ("k1", 500)] {
+            topic.pipe_input_at(s(k), s("A"), ts).unwrap();
+        }
+        expect(
+            label,
+            read_all(&driver.output_topic::<String, Option<String>>("output")),
+            vec![
+                ("k1", s("0+A"), 0),
+                ("k2", s("0+A"), 499),
+                ("k2", s("0+A"), 500),
+                ("k1", s("0+A"), 500),
+            ],
+        );
+        drop(driver);
+
+        // timeWindowAggregateOverlappingWindowsTest
+        let driver = kafka_windowed(
+            config.clone(),
+            Some(
+                TimeWindows::of_size_with_no_grace(Duration::from_millis(500))
+                    .advance_by(Duration::from_millis(200)),
+            ),
+        );
+        let topic = driver.input_topic::<String, String>("topic");
+        for (k, v, ts) in [
+            ("k1", "A", 0),
+            ("k2", "A", 0),
+            ("k1", "B", 250),
+            ("k2", "B", 250),
+            ("k2", "A", 500),
+            ("k1", "A", 500),
+        ] {
+            topic.pipe_input_at(s(k), s(v), ts).unwrap();
+        }
+        expect(
+            label,
+            read_all(&driver.output_topic::<String, Option<String>>("output")),
+            vec![
+                ("k1", s("0+A"), 0),
+                ("k2", s("0+A"), 0),
+                ("k1", s("0+A+B"), 250),
+                ("k1", s("0+B"), 250),
+                ("k2", s("0+A+B"), 250),
+                ("k2", s("0+B"), 250),
+                ("k2", s("0+B+A"), 500),
+                ("k2", s("0+A"), 500),
+                ("k1", s("0+B+A"), 500),
+                ("k1", s("0+A"), 500),
+            ],
+        );
+    }
+}
+
+#[test]
+fn kafka_named_param_should_set_name_of_windowed_cogroup() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("topic")
+        .group_by_key()
+        .cogroup(adder)
+        .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_millis(
+            500,
+        )))
+        .aggregate_with(
+            || s("0"),
+            Named::as_("foo"),
+            Materialized::new().with_value_serde(default_serde()),
+        );
+    let description = builder.build().unwrap().describe();
+    let nodes = &description.subtopologies[0].nodes;
+    let agg = nodes
+        .iter()
+        .find(|n| n.name == "foo-cogroup-agg-0")
+        .unwrap();
+    match &agg.kind {
+        NodeType::Processor { stores } => {
+            assert_eq!(stores.len(), 1);
+            assert!(stores[0].starts_with("COGROUPKSTREAM-AGGREGATE-STATE-STORE-"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(agg.successors, vec![s("foo-cogroup-merge")]);
+    assert!(nodes.iter().any(|n| n.name == "foo-cogroup-merge"));
+}
