@@ -10,13 +10,15 @@
 //!   restart and time until the output of a newly appended record appears;
 //! - W6 enrichment: a 100,000-user table (loaded in the same run) left-joined by the views;
 //! - W7 click attribution: views left-joined with clicks (one view in five clicked 0-5
-//!   minutes later) on (user, page) within 30 minutes, grace 1 minute.
+//!   minutes later) on (user, page) within 30 minutes, grace 1 minute;
+//! - fk (not a standard workload): the views as a table of each user's latest view, joined by
+//!   foreign key (the page) with a 10,000-page table: foreign-key join update throughput.
 //!
 //! A plain `main` (no criterion): these are long runs. Each workload runs `E2E_RUNS` times
 //! (default 3) over `E2E_RECORDS` pre-filled page views (default 2,000,000), each run with a
 //! fresh application id and state directory; the medians, min and max go to stdout as a
 //! markdown table. `E2E_RESTORE_KEYS` sets W4's key count (default 1,000,000);
-//! `E2E_WORKLOADS` (e.g. `w1,w3`) runs only some of W1-W4, W6, W7 (W0 always runs).
+//! `E2E_WORKLOADS` (e.g. `w1,w3`) runs only some of W1-W4, W6, W7, fk (W0 always runs).
 //! Run with `cargo bench -p streams-benches --bench e2e`.
 
 #![allow(missing_docs)]
@@ -32,8 +34,8 @@ use streams_core::runtime::{KafkaStreams, LogEngine, NewRecord, TaskState, Topic
 use streams_core::window::TimeWindows;
 
 use streams_benches::{
-    BoxResult, CLICKS, Click, EPOCH_MS, INPUT, PARTITIONS, PageView, USERS, User, clicks,
-    env_usize, loadavg, page_views, rate, stats, users, w1, w2, w6, w7,
+    BoxResult, CLICKS, Click, EPOCH_MS, INPUT, PAGES, PARTITIONS, PageView, USERS, User, clicks,
+    env_usize, loadavg, page_views, pages, rate, stats, users, w1, w2, w6, w7, wfk,
 };
 
 const RESTORE_INPUT: &str = "distinct_keys";
@@ -115,7 +117,7 @@ fn run_app(
     app: &str,
     output: &str,
     topology: Topology,
-) -> BoxResult<(f64, u64, i64)> {
+) -> BoxResult<(f64, u64, i64, u64)> {
     let state = base.join(format!("state-{app}"));
     let mut streams = KafkaStreams::new(topology, config(app, &state), engine.clone())?;
     let t0 = Instant::now();
@@ -125,9 +127,24 @@ fn run_app(
     let processed = streams.metrics().total().processed;
     streams.close()?;
     let out = topic_len(engine, output)?;
+    let state_bytes = dir_bytes(&state);
     drop_topics(engine, app, output)?;
     std::fs::remove_dir_all(&state)?;
-    Ok((secs, processed, out))
+    Ok((secs, processed, out, state_bytes))
+}
+
+/// Bytes of the files under `dir` (the state stores on disk after a clean close).
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            _ => e.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
 }
 
 fn w3(output: &str) -> BoxResult<Topology> {
@@ -376,14 +393,28 @@ fn main() -> BoxResult<()> {
         fill(&engine, CLICKS, records.into_iter())?;
         eprintln!("pre-filled {click_count} clicks");
     }
+    if want("fk") {
+        engine.create_topic(PAGES, TopicConfig::new(PARTITIONS))?;
+        let serde = String::default_serde();
+        let mut records = Vec::new();
+        for (i, (page, category)) in pages().enumerate() {
+            records.push((
+                page.into_bytes(),
+                serde.serialize(&category)?,
+                EPOCH_MS - 20_000 + i as i64,
+            ));
+        }
+        fill(&engine, PAGES, records.into_iter())?;
+    }
     drop(views);
     type Build = fn(&str) -> BoxResult<Topology>;
-    let apps: [(&str, &str, Build); 5] = [
+    let apps: [(&str, &str, Build); 6] = [
         ("w1", "W1 stateless", w1),
         ("w2", "W2 count", w2),
         ("w3", "W3 windowed", w3),
         ("w6", "W6 enrichment", w6),
         ("w7", "W7 click attribution", w7),
+        ("fk", "FK join updates", wfk),
     ];
     let (mut w0e, mut w0c) = (vec![], vec![]);
     let mut app_rates: Vec<Vec<f64>> = vec![vec![]; apps.len()];
@@ -403,7 +434,7 @@ fn main() -> BoxResult<()> {
             }
             let app = format!("e2e-{id}-{run}");
             let out = format!("{app}-out");
-            let (secs, processed, written) =
+            let (secs, processed, written, state_bytes) =
                 run_app(&engine, dir.path(), &app, &out, build(&out)?)?;
             if *id == "w1" && written != non_bot {
                 return Err(format!("W1 wrote {written} records, expected {non_bot}").into());
@@ -415,8 +446,9 @@ fn main() -> BoxResult<()> {
             }
             app_rates[i].push(inputs as f64 / secs);
             eprintln!(
-                "run {run}: {name} {secs:.2} s, {}/s ({processed} records processed (repartitioned ones included), {written} out), load {}",
+                "run {run}: {name} {secs:.2} s, {}/s ({processed} records processed (repartitioned ones included), {written} out, state on disk {:.1} MiB), load {}",
                 rate(inputs as f64 / secs),
+                state_bytes as f64 / (1 << 20) as f64,
                 loadavg()
             );
         }
@@ -439,6 +471,7 @@ fn main() -> BoxResult<()> {
         "group_by_key → 1-min tumbling, grace 10 s → count, RocksDB, cache 10 MiB → topic",
         "100k users table (loaded in the same run) ⋈ page views (left join_table) → JSON → topic",
         "views and clicks re-keyed by (user, page) (2 repartitions) → left join, 30 min, grace 1 min, RocksDB → topic; rate over views + clicks",
+        "views as a table of 100k users' latest view ⋈ 10k pages by foreign key (page): subscription + response topics → topic; rate over view updates",
     ];
     for (i, rates) in app_rates.into_iter().enumerate() {
         if !rates.is_empty() {

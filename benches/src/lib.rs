@@ -201,3 +201,33 @@ pub fn w7(output: &str) -> BoxResult<Topology> {
         .to(output);
     Ok(builder.build()?)
 }
+
+/// The foreign-key workload's pages topic.
+pub const PAGES: &str = "pages";
+
+/// The foreign-key workload's pages: `/p/<n>` for n below 10,000, with one of 12 categories
+/// (JSON string values).
+pub fn pages() -> impl Iterator<Item = (String, String)> {
+    (0..10_000u32).map(|n| (format!("/p/{n}"), format!("category-{}", n % 12)))
+}
+
+/// Foreign-key join: page views read as a table of each user's latest view (100,000 keys,
+/// every record an update) joined by page with the pages table -> `output`.
+pub fn wfk(output: &str) -> BoxResult<Topology> {
+    let builder = StreamsBuilder::new();
+    let pages = builder.table::<String, String>(PAGES);
+    builder
+        .table::<String, PageView>(INPUT)
+        .join_on_foreign_key(
+            &pages,
+            |v| v.page.clone(),
+            |v, category| Enriched {
+                page: v.page.clone(),
+                ts: v.ts,
+                with: Some(category.clone()),
+            },
+        )
+        .to_stream()
+        .to(output);
+    Ok(builder.build()?)
+}
