@@ -312,6 +312,69 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 }
 
+/// One side of a table-table join (Kafka's `KTableKTable{Inner,Left,Right,Outer}Join`
+/// processors): a change of this table joined with the other table's current value. A
+/// result exists when both values do, when only this side's does and `this_outer`, or when
+/// only the other's does and `other_outer`; the change carries the old result too. Nothing
+/// is forwarded when the other value is missing and this side cannot stand alone (or its
+/// change is empty).
+fn add_table_side<K: Data, VT: Data, VO: Data, VR: Data>(
+    b: &Shared,
+    name: String,
+    parent: usize,
+    other_store: &str,
+    (this_outer, other_outer): (bool, bool),
+    joiner: JoinFn<K, VT, VO, VR>,
+) -> usize {
+    add_store_node::<K, Change<VT>, TsHandle<K, VO>, _, _>(
+        b,
+        name,
+        &[parent],
+        other_store,
+        None,
+        move || {
+            let j = joiner.clone();
+            move |other: &TsHandle<K, VO>,
+                  r: Record<K, Change<VT>>,
+                  ch: &Children,
+                  t: &mut TaskContext|
+                  -> Result<()> {
+                if other.is_null_key(&r.key) {
+                    t.metrics.dropped_records += 1;
+                    return Ok(());
+                }
+                let o = other.get(&r.key)?;
+                let ts = o
+                    .as_ref()
+                    .map_or(r.timestamp, |o| o.timestamp.max(r.timestamp));
+                let o = o.map(|o| o.value);
+                let (new, old) = (r.value.new.as_ref(), r.value.old.as_ref());
+                if o.is_none() && (!this_outer || (new.is_none() && old.is_none())) {
+                    return Ok(());
+                }
+                let join = |v: Option<&VT>| -> Option<VR> {
+                    match (v, o.as_ref()) {
+                        (Some(_), Some(_)) => Some(j(&r.key, v, o.as_ref())),
+                        (Some(_), None) if this_outer => Some(j(&r.key, v, None)),
+                        (None, Some(_)) if other_outer => Some(j(&r.key, None, o.as_ref())),
+                        _ => None,
+                    }
+                };
+                let change = Change::new(join(new), join(old));
+                ch.forward(
+                    t,
+                    Record {
+                        key: r.key,
+                        value: change,
+                        timestamp: ts,
+                        headers: r.headers,
+                    },
+                )
+            }
+        },
+    )
+}
+
 /// Adds a table-table join; returns the joined table (materialized when `materialized` is
 /// given).
 fn table_table_join<K: Data, VL: Data, VR: Data, VO: Data>(
@@ -347,121 +410,29 @@ fn table_table_join<K: Data, VL: Data, VR: Data, VO: Data>(
     };
     let ks = left.key_serde.clone().or(right.key_serde.clone());
 
-    // The left side: its changes joined with the right table's current value.
+    // Each side: its changes joined with the other table's current value.
+    let (left_outer, right_outer) = match kind {
+        JoinKind::Inner => (false, false),
+        JoinKind::Left => (true, false),
+        JoinKind::Outer => (true, true),
+    };
     let j = joiner.clone();
-    let this = add_store_node::<K, Change<VL>, TsHandle<K, VR>, _, _>(
+    let this = add_table_side::<K, VL, VR, VO>(
         &b,
         this_name,
-        &[left_node],
+        left_node,
         &right_store,
-        None,
-        move || {
-            let j = j.clone();
-            move |other: &TsHandle<K, VR>,
-                  r: Record<K, Change<VL>>,
-                  ch: &Children,
-                  t: &mut TaskContext|
-                  -> Result<()> {
-                if other.is_null_key(&r.key) {
-                    t.metrics.dropped_records += 1;
-                    return Ok(());
-                }
-                let o = other.get(&r.key)?;
-                let ts = o
-                    .as_ref()
-                    .map_or(r.timestamp, |o| o.timestamp.max(r.timestamp));
-                let o = o.map(|o| o.value);
-                let (new, old) = (r.value.new.as_ref(), r.value.old.as_ref());
-                let join = |v: Option<&VL>| -> Option<VO> {
-                    match kind {
-                        JoinKind::Inner => match (v, o.as_ref()) {
-                            (Some(v), Some(o)) => Some(j(&r.key, Some(v), Some(o))),
-                            _ => None,
-                        },
-                        JoinKind::Left => v.map(|v| j(&r.key, Some(v), o.as_ref())),
-                        JoinKind::Outer => {
-                            (v.is_some() || o.is_some()).then(|| j(&r.key, v, o.as_ref()))
-                        }
-                    }
-                };
-                let skip = match kind {
-                    JoinKind::Inner => o.is_none(),
-                    _ => o.is_none() && new.is_none() && old.is_none(),
-                };
-                if skip {
-                    return Ok(());
-                }
-                let change = Change::new(join(new), join(old));
-                ch.forward(
-                    t,
-                    Record {
-                        key: r.key,
-                        value: change,
-                        timestamp: ts,
-                        headers: r.headers,
-                    },
-                )
-            }
-        },
+        (left_outer, right_outer),
+        Arc::new(move |k, l, r| j(k, l, r)),
     );
-    // The right side: its changes joined with the left table's current value.
     let j = joiner;
-    let other = add_store_node::<K, Change<VR>, TsHandle<K, VL>, _, _>(
+    let other = add_table_side::<K, VR, VL, VO>(
         &b,
         other_name,
-        &[right_node],
+        right_node,
         &left_store,
-        None,
-        move || {
-            let j = j.clone();
-            move |other: &TsHandle<K, VL>,
-                  r: Record<K, Change<VR>>,
-                  ch: &Children,
-                  t: &mut TaskContext|
-                  -> Result<()> {
-                if other.is_null_key(&r.key) {
-                    t.metrics.dropped_records += 1;
-                    return Ok(());
-                }
-                let l = other.get(&r.key)?;
-                let ts = l
-                    .as_ref()
-                    .map_or(r.timestamp, |l| l.timestamp.max(r.timestamp));
-                let l = l.map(|l| l.value);
-                let (new, old) = (r.value.new.as_ref(), r.value.old.as_ref());
-                let join = |v: Option<&VR>| -> Option<VO> {
-                    match kind {
-                        JoinKind::Inner => match (l.as_ref(), v) {
-                            (Some(l), Some(v)) => Some(j(&r.key, Some(l), Some(v))),
-                            _ => None,
-                        },
-                        // The left value is there (else skipped): a missing right value
-                        // joins as `None`.
-                        JoinKind::Left => l.as_ref().map(|l| j(&r.key, Some(l), v)),
-                        JoinKind::Outer => {
-                            (l.is_some() || v.is_some()).then(|| j(&r.key, l.as_ref(), v))
-                        }
-                    }
-                };
-                let skip = match kind {
-                    JoinKind::Inner | JoinKind::Left => l.is_none(),
-                    JoinKind::Outer => l.is_none() && new.is_none() && old.is_none(),
-                };
-                if skip {
-                    return Ok(());
-                }
-                let change = Change::new(join(new), join(old));
-                ch.forward(
-                    t,
-                    Record {
-                        key: r.key,
-                        value: change,
-                        timestamp: ts,
-                        headers: r.headers,
-                    },
-                )
-            }
-        },
+        (right_outer, left_outer),
+        Arc::new(move |k, r, l| j(k, l, r)),
     );
     b.borrow_mut()
         .copartition(&merge_name, &[left_node, right_node]);
