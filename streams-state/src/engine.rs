@@ -12,8 +12,8 @@ use std::fs::{self, File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, RwLock};
 
-use crate::StateError;
 use crate::log::{FsyncPolicy, LogConfig, LogRecord, NewRecord, PartitionLog, RecoveryReport};
+use crate::{LogError, StateError};
 
 /// Kafka's default `delete.retention.ms`: how long tombstones of a compacted topic stay
 /// readable after their first compaction (1 day).
@@ -135,8 +135,8 @@ impl std::fmt::Debug for LogEngine {
     }
 }
 
-fn err(msg: impl Into<String>) -> StateError {
-    StateError::Log(msg.into())
+fn err(e: LogError) -> StateError {
+    StateError::Log(e)
 }
 
 fn io<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(std::io::Error) -> StateError + 'a {
@@ -420,33 +420,36 @@ impl LogEngine {
     /// Creates a topic; fails if it exists or its name or settings are invalid.
     pub fn create_topic(&self, name: &str, config: TopicConfig) -> Result<(), StateError> {
         if !valid_topic(name) {
-            return Err(err(format!(
-                "invalid topic name `{name}`: use 1-249 ASCII letters, digits, '.', '_' or '-'"
-            )));
+            return Err(err(LogError::InvalidTopicName(name.to_string())));
         }
         if config.partitions == 0 {
-            return Err(err(format!("topic `{name}` needs at least one partition")));
+            return Err(err(LogError::InvalidTopicConfig {
+                topic: name.to_string(),
+                detail: "a topic needs at least one partition".into(),
+            }));
         }
         if config.log.retention_ms.is_some_and(|ms| ms < 0)
             || config.log.segment_ms.is_some_and(|ms| ms <= 0)
             || config.delete_retention_ms < 0
             || config.log.segment_bytes == 0
         {
-            return Err(err(format!(
-                "topic `{name}`: retention.ms, delete.retention.ms must not be negative, \
-                 segment.ms and segment.bytes must be positive"
-            )));
+            return Err(err(LogError::InvalidTopicConfig {
+                topic: name.to_string(),
+                detail: "retention.ms, delete.retention.ms must not be negative, segment.ms \
+                         and segment.bytes must be positive"
+                    .into(),
+            }));
         }
         let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
         if topics.contains_key(name) {
-            return Err(err(format!("topic `{name}` already exists")));
+            return Err(err(LogError::TopicExists(name.to_string())));
         }
         if let Some(why) = self.damaged.get(name) {
-            return Err(err(format!(
-                "topic `{name}` cannot be created: its directory {} holds data but {why}; \
-                 repair topic.meta or remove the directory (the data would be adopted otherwise)",
-                self.dir.join("topics").join(name).display()
-            )));
+            return Err(err(LogError::DamagedTopic {
+                topic: name.to_string(),
+                dir: self.dir.join("topics").join(name).display().to_string(),
+                why: why.clone(),
+            }));
         }
         let dir = self.dir.join("topics").join(name);
         fs::create_dir_all(&dir).map_err(io(&dir, "creating a topic"))?;
@@ -470,7 +473,7 @@ impl LogEngine {
     pub fn delete_topic(&self, name: &str) -> Result<(), StateError> {
         let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
         if topics.remove(name).is_none() {
-            return Err(err(format!("topic `{name}` does not exist")));
+            return Err(err(LogError::UnknownTopic(name.to_string())));
         }
         let dir = self.dir.join("topics").join(name);
         fs::remove_dir_all(&dir).map_err(io(&dir, "deleting a topic"))?;
@@ -634,7 +637,7 @@ impl LogEngine {
         offsets: &[(&str, u32, i64)],
     ) -> Result<(), StateError> {
         if !valid_topic(group) {
-            return Err(err(format!("invalid group id `{group}`")));
+            return Err(err(LogError::InvalidGroupId(group.to_string())));
         }
         let mut groups = lock(&self.groups);
         let g = groups.entry(group.to_string()).or_default();
@@ -697,14 +700,12 @@ impl LogEngine {
         proceed: &mut dyn FnMut(TxnStep) -> bool,
     ) -> Result<Vec<i64>, StateError> {
         if !valid_topic(group) {
-            return Err(err(format!("invalid group id `{group}`")));
+            return Err(err(LogError::InvalidGroupId(group.to_string())));
         }
         let _txn = lock(&self.txn);
         let intent_path = self.intent_path();
         if intent_path.exists() {
-            return Err(err(
-                "an earlier transaction failed and could not be rolled back; reopen the engine",
-            ));
+            return Err(err(LogError::RollbackPending));
         }
         // Group the appends by partition, in a fixed order (the lock order).
         let mut by_partition: BTreeMap<(&str, u32), Vec<usize>> = BTreeMap::new();
@@ -800,7 +801,7 @@ fn get_topic<'a>(
 ) -> Result<&'a Topic, StateError> {
     topics
         .get(topic)
-        .ok_or_else(|| err(format!("topic `{topic}` does not exist")))
+        .ok_or_else(|| err(LogError::UnknownTopic(topic.to_string())))
 }
 
 fn get_partition<'a>(
@@ -809,19 +810,18 @@ fn get_partition<'a>(
     partition: u32,
 ) -> Result<&'a Mutex<PartitionLog>, StateError> {
     t.partitions.get(partition as usize).ok_or_else(|| {
-        err(format!(
-            "topic `{topic}` has {} partitions, there is no partition {partition}",
-            t.partitions.len()
-        ))
+        err(LogError::UnknownPartition {
+            topic: topic.to_string(),
+            partition,
+            partitions: u32::try_from(t.partitions.len()).unwrap_or(u32::MAX),
+        })
     })
 }
 
 /// A compacted topic takes only keyed records.
 fn check_keys(t: &Topic, topic: &str, records: &[NewRecord]) -> Result<(), StateError> {
     if t.config.cleanup == CleanupPolicy::Compact && records.iter().any(|r| r.key.is_none()) {
-        return Err(err(format!(
-            "topic `{topic}` is compacted and cannot take a record without a key"
-        )));
+        return Err(err(LogError::KeyRequired(topic.to_string())));
     }
     Ok(())
 }

@@ -72,8 +72,64 @@ pub enum StateError {
         /// What is wrong and what is expected.
         detail: String,
     },
-    /// A log engine request names a topic or partition that does not exist, or a topic
-    /// that already does.
+    /// A log engine request that cannot be served: see [`LogError`].
     #[error("log engine: {0}")]
-    Log(String),
+    Log(#[from] LogError),
+}
+
+/// Why the log engine refused a request (as opposed to an I/O failure or damage, which are
+/// [`StateError::Io`] and [`StateError::Corrupt`]).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum LogError {
+    /// A topic name outside Kafka's rules.
+    #[error("invalid topic name `{0}`: use 1-249 ASCII letters, digits, '.', '_' or '-'")]
+    InvalidTopicName(String),
+    /// A group id outside the same rules.
+    #[error("invalid group id `{0}`")]
+    InvalidGroupId(String),
+    /// Topic settings that cannot work.
+    #[error("topic `{topic}`: {detail}")]
+    InvalidTopicConfig {
+        /// The topic.
+        topic: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The topic exists already.
+    #[error("topic `{0}` already exists")]
+    TopicExists(String),
+    /// The topic does not exist.
+    #[error("topic `{0}` does not exist")]
+    UnknownTopic(String),
+    /// The partition does not exist.
+    #[error("topic `{topic}` has {partitions} partitions, there is no partition {partition}")]
+    UnknownPartition {
+        /// The topic.
+        topic: String,
+        /// The partition asked for.
+        partition: u32,
+        /// How many the topic has.
+        partitions: u32,
+    },
+    /// A compacted topic takes only keyed records.
+    #[error("topic `{0}` is compacted and cannot take a record without a key")]
+    KeyRequired(String),
+    /// A topic directory holds data but its metadata is missing or damaged: creating the
+    /// topic again would adopt the data.
+    #[error(
+        "topic `{topic}` cannot be created: its directory {dir} holds data but {why}; repair \
+         topic.meta or remove the directory (the data would be adopted otherwise)"
+    )]
+    DamagedTopic {
+        /// The topic.
+        topic: String,
+        /// Its directory.
+        dir: String,
+        /// What is wrong with its metadata.
+        why: String,
+    },
+    /// An earlier atomic append could not be rolled back; the engine must be reopened.
+    #[error("an earlier transaction failed and could not be rolled back; reopen the engine")]
+    RollbackPending,
 }

@@ -49,7 +49,7 @@ pub use engine::{
     CleanupPolicy, DEFAULT_DELETE_RETENTION_MS, EngineConfig, LogEngine, MaintenanceReport,
     TopicConfig, TransactionRecovery,
 };
-pub use error::StateError;
+pub use error::{LogError, StateError};
 pub use kv::{KeyValueBytesStoreSupplier, KeyValueIter, KeyValueStore, StateStore};
 pub use log::{
     CompactionReport, DEFAULT_SEGMENT_MS, FsyncPolicy, LogConfig, LogRecord, NewRecord,

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use streams_state::{CleanupPolicy, LogEngine, NewRecord, TopicConfig};
+use streams_state::{CleanupPolicy, LogEngine, LogError, NewRecord, StateError, TopicConfig};
 
 use super::{
     Admin, ClientError, ClientResult, ClientSupplier, ConsumedRecord, Consumer, GroupMember,
@@ -816,19 +816,14 @@ struct EmbeddedAdmin {
 
 impl Admin for EmbeddedAdmin {
     fn create_topic(&self, topic: &NewTopic) -> ClientResult<()> {
-        if self.engine.topics().iter().any(|(n, _)| *n == topic.name) {
-            return Err(ClientError::TopicExists(topic.name.clone()));
-        }
         let mut config = TopicConfig::new(topic.partitions);
         if topic.compact {
             config.cleanup = CleanupPolicy::Compact;
         }
         match self.engine.create_topic(&topic.name, config) {
             Ok(()) => Ok(()),
-            // Created by someone else since the check (another stream thread auto-creating
-            // the same output topic): the caller wants to know it exists.
-            Err(_) if self.engine.topics().iter().any(|(n, _)| *n == topic.name) => {
-                Err(ClientError::TopicExists(topic.name.clone()))
+            Err(StateError::Log(LogError::TopicExists(name))) => {
+                Err(ClientError::TopicExists(name))
             }
             Err(e) => Err(e.into()),
         }
