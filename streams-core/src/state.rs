@@ -252,6 +252,20 @@ impl<K: 'static, V: 'static> KeyValueStoreHandle<K, V> {
         iter.next().map(|kv| self.decode(kv?)).transpose()
     }
 
+    /// The key that sorts last, without reading the others.
+    pub(crate) fn last_key(&self) -> Result<Option<K>> {
+        let store = self.lock();
+        let mut iter = store.reverse_range(Bound::Unbounded, Bound::Unbounded)?;
+        iter.next()
+            .map(|kv| {
+                let (k, _) = kv?;
+                self.key_serde
+                    .deserialize(&k)
+                    .map_err(|e| de_err(&self.name, e))
+            })
+            .transpose()
+    }
+
     /// Every pair, ascending by serialized key.
     pub fn all(&self) -> Result<Vec<(K, V)>> {
         self.scan(None, None, false)

@@ -206,6 +206,9 @@ pub(crate) struct JoinNode<K, VL, VR, VO> {
     stream_time: i64,
     /// A lower bound of the timestamps in the shared store (`i64::MIN`: unknown, scan).
     min_time: i64,
+    /// Per side (right 0, left 1): the largest timestamp put into the shared store, an upper
+    /// bound of what it holds (after a restart: its largest key's timestamp).
+    outer_max: [i64; 2],
     children: Children,
 }
 
@@ -218,6 +221,7 @@ impl<K, VL, VR, VO> JoinNode<K, VL, VR, VO> {
             outer: None,
             stream_time: -1,
             min_time: i64::MIN,
+            outer_max: [i64::MAX; 2],
             children,
         }
     }
@@ -246,7 +250,11 @@ impl<K: Data, VL: Data, VR: Data, VO: Data> NodeOps for JoinNode<K, VL, VR, VO> 
         self.left = Some(left);
         self.right = Some(right);
         if let Some(name) = &self.spec.outer_store {
-            self.outer = Some(open(task, name)?);
+            let outer: OuterHandle<K, VL, VR> = open(task, name)?;
+            // The newest entry bounds what either side holds.
+            let newest = outer.last_key()?.map_or(i64::MIN, |k| k.ts);
+            self.outer_max = [newest; 2];
+            self.outer = Some(outer);
         }
         self.min_time = i64::MIN;
         Ok(())
@@ -404,7 +412,16 @@ impl<K: Data, VL: Data, VR: Data, VO: Data> JoinNode<K, VL, VR, VO> {
                             left: is_left,
                             key: Some(key.clone()),
                         };
-                        let list = match store.get(&k)? {
+                        // Only a timestamp at or below the newest held of this side can
+                        // already have an entry: otherwise no read.
+                        let side = usize::from(is_left);
+                        let existing = if ts > self.outer_max[side] {
+                            None
+                        } else {
+                            store.get(&k)?
+                        };
+                        self.outer_max[side] = self.outer_max[side].max(ts);
+                        let list = match existing {
                             Some(mut u) => {
                                 S::push(&mut u, value.clone());
                                 u
@@ -444,7 +461,13 @@ impl<K: Data, VL: Data, VR: Data, VO: Data> JoinNode<K, VL, VR, VO> {
         if ts < this.observed_stream_time().saturating_sub(w.retention_ms()) {
             task.metrics.dropped_records += 1;
         } else {
-            let mut list = this.fetch(&key, ts)?.unwrap_or_default();
+            // Nothing can be stored at a timestamp newer than the store has seen: no read.
+            let observed = this.observed_stream_time();
+            let mut list = if ts > observed {
+                Vec::new()
+            } else {
+                this.fetch(&key, ts)?.unwrap_or_default()
+            };
             list.push(value);
             this.put(&key, Some(&list), ts)?;
         }
