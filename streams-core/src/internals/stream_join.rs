@@ -438,14 +438,24 @@ impl<K: Data, VL: Data, VR: Data, VO: Data> JoinNode<K, VL, VR, VO> {
                 }
             }
         } else {
+            // Only a side that emits unmatched records has entries in the shared store.
+            let other_emits = if is_left {
+                spec.kind.right_emits_unmatched()
+            } else {
+                spec.kind.left_emits_unmatched()
+            };
+            let other_side = usize::from(!is_left);
             for (other_ts, values) in partners {
-                if let Some(store) = &self.outer {
-                    // The partner is matched now: it never gets a null result.
-                    store.delete(&OuterKey {
-                        ts: other_ts,
-                        left: !is_left,
-                        key: Some(key.clone()),
-                    })?;
+                if let Some(store) = self.outer.as_ref().filter(|_| other_emits) {
+                    // The partner is matched now: it never gets a null result (unless it
+                    // cannot be there: newer than anything its side put).
+                    if other_ts <= self.outer_max[other_side] {
+                        store.delete(&OuterKey {
+                            ts: other_ts,
+                            left: !is_left,
+                            key: Some(key.clone()),
+                        })?;
+                    }
                 }
                 for o in &values {
                     let out = S::join(&spec, &key, &value, Some(o));
