@@ -80,8 +80,10 @@ function lineChart(canvas, labels, series) {
 
 function barChart(canvas, items) {
   const { ctx, w, h } = prepare(canvas);
-  const pad = { l: 110, r: 120, t: 6, b: 6 };
   ctx.font = "12px sans-serif";
+  // Room on the right for the longest value text.
+  const textW = Math.max(0, ...items.map(i => ctx.measureText(i.text).width));
+  const pad = { l: 110, r: Math.min(w / 2, Math.max(60, textW + 12)), t: 6, b: 6 };
   if (items.length === 0) {
     ctx.fillStyle = "#8b93a7";
     ctx.fillText("waiting for the first window…", pad.l, h / 2);
@@ -98,6 +100,27 @@ function barChart(canvas, items) {
     ctx.fillText(item.label, 6, y + rowH / 2 + 4);
     ctx.fillText(item.text, pad.l + bw + 6, y + rowH / 2 + 4);
   });
+}
+
+// "(12:03–12:04)", and whether a click-through window is settled.
+function windowLabel(w) {
+  if (w.window_start === null) return "";
+  const span = `(${clock(w.window_start)}–${clock(w.window_end)})`;
+  if (w.settled === undefined) return span;
+  return w.settled ? `${span} final` : `${span} so far: views have 30 min to be clicked`;
+}
+
+// A click-through bar: clicked views over all the window's views, resolved or pending.
+function ctrBar(label, s) {
+  const all = s.views + s.pending_views;
+  const share = all > 0 ? s.clicked_views / all : 0;
+  const pending = s.pending_views > 0 ? ` · ${fmt(s.pending_views)} pending` : "";
+  return { label, value: share, text: `${(share * 100).toFixed(1)}% (${s.clicked_views}/${fmt(all)}${pending})` };
+}
+
+// What a click-through chart drew, for the browser test: label=clicked/resolved+pending.
+function drawnCtr(key) {
+  return s => `${s[key]}=${s.clicked_views}/${s.views}+${s.pending_views}`;
 }
 
 function render(d) {
@@ -127,16 +150,26 @@ function render(d) {
     legend.appendChild(span);
   });
 
+  // Click-through rates: clicked views / views of a window, final once the window is
+  // settled (every view's 30-minute click window has passed); before, the share of the
+  // window's views clicked so far (pending views count as unclicked: a lower bound).
   const ctr = d.ctr;
-  document.getElementById("ctr-window").textContent =
-    ctr.window_start === null ? "" : `(${clock(ctr.window_start)}–${clock(ctr.window_end)})`;
+  document.getElementById("ctr-window").textContent = windowLabel(ctr);
   const ctrChart = document.getElementById("ctr-chart");
-  ctrChart.dataset.drawn = ctr.pages.map(p => `${p.page}=${p.clicks}/${p.views}`).join(";");
-  barChart(ctrChart, ctr.pages.map(p => ({
-    label: p.page,
-    value: p.ctr,
-    text: `${(p.ctr * 100).toFixed(1)}% (${p.clicks}/${p.views})`,
-  })));
+  ctrChart.dataset.drawn = ctr.pages.map(drawnCtr("page")).join(";");
+  barChart(ctrChart, ctr.pages.map(p => ctrBar(p.page, p)));
+
+  const countries = d.countries;
+  document.getElementById("country-window").textContent = windowLabel(countries);
+  const countryChart = document.getElementById("country-chart");
+  countryChart.dataset.drawn = countries.countries.map(([c, n]) => `${c}=${n}`).join(";");
+  barChart(countryChart, countries.countries.map(([c, n]) => ({ label: c, value: n, text: fmt(n) })));
+
+  const categories = d.categories;
+  document.getElementById("category-window").textContent = windowLabel(categories);
+  const categoryChart = document.getElementById("category-chart");
+  categoryChart.dataset.drawn = categories.categories.map(drawnCtr("category")).join(";");
+  barChart(categoryChart, categories.categories.map(c => ctrBar(c.category, c)));
 
   rateHistory.push(s.events_per_sec);
   if (rateHistory.length > 60) rateHistory.shift();

@@ -9,15 +9,23 @@
 //!
 //! - `page_view_counts`: the latest count of every page and minute is exact;
 //! - `page_view_counts_final`: exactly one record per window, with the exact count;
-//! - `click_through_rate`: the latest views, clicks and ratio of every page and minute;
+//! - `country_view_counts`: the latest count of every country and minute, each view under
+//!   its user's country at the view's time as the `users` topic says (the stream-table
+//!   join);
+//! - `click_through_rate` and `category_click_through_rate`: the latest resolved views,
+//!   clicked views, attributed clicks and ratio of every page (category, from the `pages`
+//!   topic: the global-table join) and minute, recounted from the views and clicks with a
+//!   nested loop over each (user, page) and the join tasks' stream time (the view-click
+//!   join: which views had a click within 30 minutes, and which waited long enough to be
+//!   resolved without one);
 //! - `user_sessions`: the sessions still standing are exactly the input's sessions;
 //! - `alerts`: exactly one alert per user and closed 10-second window over the threshold.
 //!
 //! Top pages are a query over the `page-view-counts` store, not a topic; that store's
 //! content is what `page_view_counts` carries. The `recent-alerts` table is internal (its
 //! changelog holds timestamped binary values) and is left out. The two runs with one
-//! partition count must have written byte-identical input topics (the deterministic mode's
-//! promise).
+//! partition count must have written byte-identical input topics, reference data included
+//! (the deterministic mode's promise).
 //!
 //! Which final results must exist: a suppression emits a window once the time it observed
 //! (the largest timestamp of the count updates that reached it) reaches `end + grace`, and
@@ -32,11 +40,13 @@
 //! generator is not made to end with events that close everything: those events would be
 //! input too, and the bound loses only the last of 25 minutes.
 //!
-//! Scale, 10 events per second of event time: with 1 partition, 15 000 events per run (25
-//! minutes, about 4 300 closed page windows, 2 100 sessions, 20 bot alerts) written as a
-//! backlog, so the task reading views and clicks must process them in timestamp order;
-//! with 4 partitions, 6 000 events (10 minutes) paced at 20x (see [`PACED`] for why). The
-//! app keeps its own settings, 10 s of grace (2 s for alerts). With 4 partitions each
+//! Scale: with 1 partition, 15 000 events at 5 per second of event time (50 minutes)
+//! written as a backlog, so the task reading views and clicks must process them in
+//! timestamp order; the views of the first 19 minutes without a click are resolved (their
+//! 30-minute click window and the join's 1-minute grace passed), those of the last 31
+//! minutes still wait in the join unless clicked. With 4 partitions, 6 000 events at 10 per
+//! second (10 minutes) paced at 20x (see [`PACED`] for why): there only clicked views are
+//! resolved. The app keeps its own settings, 10 s of grace (2 s for alerts). With 4 partitions each
 //! by-page task also receives the records of four upstream tasks, interleaved in the order
 //! those processed them: the results are exact only if the upstream tasks never drift
 //! further apart in event time than the grace. The
@@ -63,22 +73,24 @@ use common::{TopicRecord, consume, run_app};
 const SEED: u64 = 15;
 /// 2023-11-14T22:13:20Z.
 const START_MS: i64 = 1_700_000_000_000;
-/// Events per second of event time.
-const RATE: u32 = 10;
 
-/// The input of a run: how many events, and how fast they are written.
+/// The input of a run: how many events, how many per second of event time, and how fast
+/// they are written.
 #[derive(Clone, Copy)]
 struct Input {
     events: u64,
+    rate: u32,
     /// `None`: all at once (a backlog); `Some(x)`: paced, event time running x times as
     /// fast as the wall clock.
     speedup: Option<u32>,
 }
 
-/// One partition: 15 000 events (25 minutes) as a backlog. The one task reading views and
-/// clicks must process them in timestamp order, whatever it fetched first.
+/// One partition: 15 000 events (50 minutes) as a backlog. The one task reading views and
+/// clicks must process them in timestamp order, whatever it fetched first. The span is
+/// longer than the click window and its grace, so views also resolve without a click.
 const BACKLOG: Input = Input {
     events: 15_000,
+    rate: 5,
     speedup: None,
 };
 
@@ -90,6 +102,7 @@ const BACKLOG: Input = Input {
 /// prints the largest lag it saw.
 const PACED: Input = Input {
     events: 6_000,
+    rate: 10,
     speedup: Some(20),
 };
 
@@ -170,7 +183,7 @@ fn run(partitions: u32, threads: usize, input: Input) -> Result<Run, String> {
             "--events",
             &events.to_string(),
             "--rate",
-            &RATE.to_string(),
+            &input.rate.to_string(),
             "--seed",
             &SEED.to_string(),
             "--partitions",
@@ -213,6 +226,19 @@ fn run(partitions: u32, threads: usize, input: Input) -> Result<Run, String> {
     assert!(expected.closed_page_windows().len() > 1_000);
     assert!(expected.closed_alerts().len() >= 5);
     assert!(expected.sessions.len() > 1_000);
+    assert!(expected.per_country.len() > 50);
+    assert!(
+        expected.views_paired > 300,
+        "{}",
+        expected.attribution_summary()
+    );
+    if input.speedup.is_none() {
+        assert!(
+            expected.views_closed_unpaired > 1_000,
+            "{}",
+            expected.attribution_summary()
+        );
+    }
     Ok(Run {
         input: checked.input,
         failures: checked.failures,

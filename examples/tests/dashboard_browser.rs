@@ -1,7 +1,8 @@
 //! The dashboard in a real browser: the activity app runs (as its own process, on the
 //! embedded engine) over a bounded, seeded input; headless Chromium loads the dashboard; the
 //! test checks that the page rendered the data the API serves (KPIs, what each chart drew,
-//! the alerts table) and takes a screenshot.
+//! the alerts table; views per country and click-through rates per page and category, the
+//! joins' outputs) and takes a screenshot.
 //!
 //! Needs Debian's `chromium` (or `STREAMS_CHROMIUM=/path/to/chrome`). Without it the test
 //! prints a notice and passes, except under `CI=true`, where a missing browser fails.
@@ -75,7 +76,8 @@ fn settled_dashboard(port: u16) -> Value {
             continue;
         };
         let d: Value = serde_json::from_str(&body).expect("dashboard JSON");
-        let done = d["status"]["processed"].as_u64() == Some(EVENTS)
+        // Every event written (the generator's count) and processed (no lag).
+        let done = d["status"]["generated"].as_u64() == Some(EVENTS)
             && d["status"]["lag"].as_u64() == Some(0);
         let stable = last.as_ref().is_some_and(|l| same_data(l, &d));
         if done {
@@ -90,7 +92,40 @@ fn settled_dashboard(port: u16) -> Value {
 
 /// The parts of two dashboard answers that do not depend on time.
 fn same_data(a: &Value, b: &Value) -> bool {
-    a["timeline"] == b["timeline"] && a["ctr"] == b["ctr"] && a["alerts"] == b["alerts"]
+    ["timeline", "ctr", "countries", "categories", "alerts"]
+        .iter()
+        .all(|k| a[k] == b[k])
+}
+
+/// A number as the dashboard's `fmt` shows it ("20.4k", "1.20M", "9,876"), read back; the
+/// shown precision in units.
+fn shown_number(text: &str) -> Option<(f64, f64)> {
+    let text = text.replace(',', "");
+    if let Some(k) = text.strip_suffix('k') {
+        return k.parse::<f64>().ok().map(|n| (n * 1e3, 50.0));
+    }
+    if let Some(m) = text.strip_suffix('M') {
+        return m.parse::<f64>().ok().map(|n| (n * 1e6, 5_000.0));
+    }
+    text.parse::<f64>().ok().map(|n| (n, 0.0))
+}
+
+/// `label=clicked/resolved+pending;...` as the dashboard's click-through charts record
+/// what they drew.
+fn drawn_ctr(items: &[Value], label: &str) -> String {
+    items
+        .iter()
+        .map(|p| {
+            format!(
+                "{}={}/{}+{}",
+                p[label].as_str().unwrap_or(""),
+                p["clicked_views"],
+                p["views"],
+                p["pending_views"]
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(";")
 }
 
 fn chrome(browser: &Path, profile: &Path, extra: &[&str], url: &str) -> String {
@@ -185,8 +220,17 @@ fn the_dashboard_shows_what_the_api_serves() {
         "the page never rendered an answer of /api/dashboard"
     );
 
-    // The KPIs.
-    assert_eq!(text(&dom, "kpi-processed").as_deref(), Some("20.0k"));
+    // The KPIs: every record processed (the views and clicks, and the user profiles).
+    let processed = api["status"]["processed"].as_u64().expect("processed");
+    assert!(processed > EVENTS, "{processed} records processed");
+    let (shown, precision) = text(&dom, "kpi-processed")
+        .as_deref()
+        .and_then(shown_number)
+        .expect("the processed KPI is a number");
+    assert!(
+        (shown - processed as f64).abs() <= precision,
+        "processed: the page shows {shown}, the API says {processed}"
+    );
     assert_eq!(text(&dom, "kpi-lag").as_deref(), Some("0"));
     // Dropped and skipped records are shown, and add up to what the API reports.
     let dropped = api["status"]["dropped_records"]
@@ -240,23 +284,46 @@ fn the_dashboard_shows_what_the_api_serves() {
         );
     }
 
-    // The click-through chart drew the API's pages with their clicks and views.
+    // The click-through charts drew the API's pages and categories with their clicked,
+    // resolved and pending views. The input spans less than the click window: no window is
+    // settled, every chart shows the share clicked so far.
+    assert_eq!(api["ctr"]["settled"], false, "{}", api["ctr"]);
     let ctr_pages = api["ctr"]["pages"].as_array().expect("ctr pages");
-    assert!(!ctr_pages.is_empty());
-    let expected_ctr: Vec<String> = ctr_pages
-        .iter()
-        .map(|p| {
-            format!(
-                "{}={}/{}",
-                p["page"].as_str().unwrap_or(""),
-                p["clicks"],
-                p["views"]
-            )
-        })
-        .collect();
+    assert!(!ctr_pages.is_empty(), "{}", api["ctr"]);
+    assert!(
+        ctr_pages
+            .iter()
+            .any(|p| p["pending_views"].as_i64() > Some(0)),
+        "{}",
+        api["ctr"]
+    );
     assert_eq!(
         attribute(&dom, "ctr-chart", "data-drawn"),
-        Some(expected_ctr.join(";"))
+        Some(drawn_ctr(ctr_pages, "page"))
+    );
+    let categories = api["categories"]["categories"]
+        .as_array()
+        .expect("categories");
+    assert!(!categories.is_empty(), "{}", api["categories"]);
+    assert_eq!(
+        attribute(&dom, "category-chart", "data-drawn"),
+        Some(drawn_ctr(categories, "category"))
+    );
+    // The countries chart drew the API's views per country, from the users table.
+    let countries = api["countries"]["countries"].as_array().expect("countries");
+    assert!(countries.len() > 3, "{}", api["countries"]);
+    assert!(
+        countries.iter().all(|c| c[0] != "unknown"),
+        "every user has a profile: {}",
+        api["countries"]
+    );
+    let expected_countries: Vec<String> = countries
+        .iter()
+        .map(|c| format!("{}={}", c[0].as_str().unwrap_or(""), c[1]))
+        .collect();
+    assert_eq!(
+        attribute(&dom, "country-chart", "data-drawn"),
+        Some(expected_countries.join(";"))
     );
 
     // The alerts table lists the API's alerts, newest first (up to 12 rows).
@@ -299,13 +366,13 @@ fn the_dashboard_shows_what_the_api_serves() {
         &dir.path().join("profile"),
         &[
             &format!("--screenshot={}", shot.display()),
-            "--window-size=1280,1000",
+            "--window-size=1280,1500",
         ],
         &url,
     );
     let png = std::fs::read(&shot).expect("chromium wrote the screenshot");
     assert!(png.starts_with(b"\x89PNG"), "not a PNG");
-    // A page with three drawn charts and tables compresses to far more than a blank one.
+    // A page with five drawn charts and tables compresses to far more than a blank one.
     assert!(png.len() > 30_000, "screenshot of {} bytes", png.len());
     eprintln!("screenshot: {}", shot.display());
 }

@@ -67,16 +67,16 @@ fn serve(advertised: Option<HostInfo>) -> Served {
     let engine = Arc::new(LogEngine::open(&dir.path().join("log")).unwrap());
     create_input_topics(&engine, PARTITIONS).unwrap();
     let start_ms = web::now_ms() - 30 * MINUTE;
-    let events: Vec<ActivityEvent> = ActivityGenerator::new(GeneratorConfig {
+    let generator = ActivityGenerator::new(GeneratorConfig {
         seed: 17,
         users: 300,
         pages: 40,
         start_ms,
         events_per_second: 2.0,
         ..GeneratorConfig::default()
-    })
-    .take(2_000)
-    .collect();
+    });
+    append_events(&engine, generator.catalogue(), PARTITIONS).unwrap();
+    let events: Vec<ActivityEvent> = generator.take(2_000).collect();
     let mut windows: Vec<i64> = events
         .iter()
         .map(|e| e.ts().div_euclid(MINUTE) * MINUTE)
@@ -335,6 +335,8 @@ enum Route {
     Dashboard,
     TopPages,
     Ctr,
+    Countries,
+    Categories,
     PageViews,
     UserSessions,
     Alerts,
@@ -342,7 +344,7 @@ enum Route {
     LocalAlerts,
 }
 
-const ROUTES: [Route; 12] = [
+const ROUTES: [Route; 14] = [
     Route::Index,
     Route::Js,
     Route::Css,
@@ -350,6 +352,8 @@ const ROUTES: [Route; 12] = [
     Route::Dashboard,
     Route::TopPages,
     Route::Ctr,
+    Route::Countries,
+    Route::Categories,
     Route::PageViews,
     Route::UserSessions,
     Route::Alerts,
@@ -360,7 +364,7 @@ const ROUTES: [Route; 12] = [
 impl Route {
     fn params(self) -> &'static [&'static str] {
         match self {
-            Route::TopPages | Route::Ctr => &["window", "n"],
+            Route::TopPages | Route::Ctr | Route::Countries | Route::Categories => &["window", "n"],
             Route::PageViews => &["minutes"],
             Route::Alerts => &["limit"],
             Route::LocalWindows => &["from", "to"],
@@ -425,6 +429,8 @@ fn random_request(
         Some(Route::Dashboard) => "/api/dashboard".into(),
         Some(Route::TopPages) => "/api/top-pages".into(),
         Some(Route::Ctr) => "/api/ctr".into(),
+        Some(Route::Countries) => "/api/countries".into(),
+        Some(Route::Categories) => "/api/categories".into(),
         Some(Route::Alerts) => "/api/alerts".into(),
         Some(Route::LocalWindows) => "/api/local/windows".into(),
         Some(Route::LocalAlerts) => "/api/local/alerts".into(),
@@ -547,7 +553,12 @@ fn random_requests_never_fail_the_server() {
     eprintln!("app ready in {:?}", started.elapsed());
 
     // The requests.
-    for route in ["/api/top-pages", "/api/ctr"] {
+    for route in [
+        "/api/top-pages",
+        "/api/ctr",
+        "/api/countries",
+        "/api/categories",
+    ] {
         let a = get(port, &format!("{route}?window=9223372036854775807"));
         assert_eq!(a.status, 400, "{route}: {}", a.body);
         let v = a.json();
@@ -630,6 +641,17 @@ fn random_requests_never_fail_the_server() {
     let ctr = get(port, &format!("/api/ctr?window={window}&n={MAX_RESULTS}"));
     assert_eq!(ctr.status, 200, "{}", ctr.body);
     assert!(!ctr.json()["pages"].as_array().unwrap().is_empty());
+    let countries = get(port, &format!("/api/countries?window={window}"));
+    assert_eq!(countries.status, 200, "{}", countries.body);
+    assert!(!countries.json()["countries"].as_array().unwrap().is_empty());
+    let categories = get(port, "/api/categories");
+    assert_eq!(categories.status, 200, "{}", categories.body);
+    assert!(
+        !categories.json()["categories"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     let page = encode(served.pages[0].as_bytes());
     let views = get(port, &format!("/api/pages/{page}/views?minutes=1000000"));
     assert_eq!(views.status, 200, "{}", views.body);
@@ -748,6 +770,8 @@ fn answers_of_other_instances_are_bounded() {
     for target in [
         "/api/top-pages",
         "/api/ctr",
+        "/api/countries",
+        "/api/categories",
         "/api/alerts",
         "/api/dashboard",
     ] {

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use common::check::{json_keyed, user_keyed};
 use common::kafka::{create_topics, read_records};
-use common::recount::{self, Event, Expected, Settings};
+use common::recount::{self, Event, Expected, Reference, Settings};
 use common::{App, get, get_json, get_with, start_app, wait_for};
 use rdkafka::mocking::MockCluster;
 use serde_json::Value;
@@ -272,7 +272,14 @@ fn three_instances_split_the_partitions_and_each_answers_for_every_key() {
     // The final results: once every window has closed, one per page and window and one
     // alert per user and alert window over the threshold, each exact.
     let events: Vec<Event> = events.iter().map(Event::of).collect();
-    let expected = Expected::from(&events, PARTITIONS, Settings::of_binary()).all_closed();
+    // No reference data here: the checks below do not need it.
+    let expected = Expected::from(
+        &events,
+        &Reference::default(),
+        PARTITIONS,
+        Settings::of_binary(),
+    )
+    .all_closed();
     let windows = expected.closed_page_windows().len();
     let finals = || -> Vec<(PageWindow, Option<PageViewCount>)> {
         let records = read_records(&clients, activity::PAGE_VIEW_COUNTS_FINAL_TOPIC, PARTITIONS);

@@ -1,6 +1,11 @@
 //! The activity app end to end on the embedded log engine: seeded generated events in 4
-//! partitions, the app run by `KafkaStreams` until caught up, and every output topic checked
-//! against an independent computation from the raw events (plain maps, not the topology).
+//! partitions (with the generator's reference data: user profiles and their updates, the
+//! page catalogue), the app run by `KafkaStreams` until caught up, and every output topic
+//! checked against an independent computation from the raw records (plain maps, not the
+//! topology): views per page, per country (the user's profile at the view) and final
+//! counts, click-through rates per page and category (views with a click of the same user
+//! and page within 30 minutes; views without one once their window closed), sessions and
+//! alerts.
 //!
 //! Late records: a task processes its own partitions (views and clicks of its users) in
 //! timestamp order, but tasks after a repartition topic receive the records of all upstream
@@ -26,8 +31,9 @@ use streams_examples::activity::generator::{
     ActivityGenerator, GeneratorConfig, append_events, create_input_topics,
 };
 use streams_examples::activity::{
-    self, ActivityConfig, ActivityEvent, Alert, ClickThroughRate, PageViewCount, PageWindow,
-    SessionKey, UserSession,
+    self, ActivityConfig, ActivityEvent, Alert, CategoryClickThroughRate, CategoryWindow,
+    ClickThroughRate, CountryViewCount, CountryWindow, InputRecord, PageViewCount, PageWindow,
+    SessionKey, UserPage, UserSession,
 };
 
 const PARTITIONS: u32 = 4;
@@ -37,6 +43,8 @@ const MINUTE: i64 = 60_000;
 const GAP: i64 = 30 * MINUTE;
 const ALERT_WINDOW: i64 = 10_000;
 const THRESHOLD: i64 = 20;
+const CLICK_WINDOW: i64 = 30 * MINUTE;
+const CLICK_GRACE: i64 = MINUTE;
 
 fn app_config() -> ActivityConfig {
     ActivityConfig {
@@ -108,6 +116,14 @@ fn window_start(ts: i64, size: i64) -> i64 {
 struct Expected {
     /// (page, window start) -> (views, clicks).
     per_page: BTreeMap<(String, i64), (i64, i64)>,
+    /// (country, window start) -> views.
+    per_country: BTreeMap<(String, i64), i64>,
+    /// (page, window start) -> (resolved views, clicked views, attributed clicks).
+    ctr_per_page: BTreeMap<(String, i64), (i64, i64, i64)>,
+    /// The same per category.
+    ctr_per_category: BTreeMap<(String, i64), (i64, i64, i64)>,
+    /// Distinct views resolved without a click (their window closed).
+    closed_unclicked: usize,
     /// (user, start, end) -> (views, clicks).
     sessions: BTreeMap<(String, i64, i64), (i64, i64)>,
     /// (user, alert window start) -> clicks.
@@ -123,12 +139,14 @@ struct Expected {
 }
 
 impl Expected {
-    fn from(events: &[ActivityEvent]) -> Self {
+    fn from(records: &[InputRecord]) -> Self {
+        let events: Vec<ActivityEvent> = records.iter().filter_map(InputRecord::activity).collect();
         let mut e = Expected::default();
+        e.enrichments(records);
         let mut per_user: HashMap<&str, Vec<(i64, bool)>> = HashMap::new();
         let mut max_click = [i64::MIN; PARTITIONS as usize];
         let mut max_view_by_page_partition = [i64::MIN; PARTITIONS as usize];
-        for ev in events {
+        for ev in &events {
             let ts = ev.ts();
             e.max_ts = e.max_ts.max(ts);
             let user_p = partition_for_key(ev.user_id().as_bytes(), PARTITIONS) as usize;
@@ -182,6 +200,81 @@ impl Expected {
         e.min_partition_max_click = *max_click.iter().min().unwrap();
         e
     }
+
+    /// Views per country and click-through rates, from the records in time order.
+    fn enrichments(&mut self, records: &[InputRecord]) {
+        let mut country: HashMap<&str, &str> = HashMap::new();
+        let mut category: HashMap<&str, &str> = HashMap::new();
+        let mut clicks: HashMap<(&str, &str), Vec<i64>> = HashMap::new();
+        let mut views: BTreeSet<(&str, &str, i64)> = BTreeSet::new();
+        let mut join_time = [i64::MIN; PARTITIONS as usize];
+        let join_partition = |user: &str, page: &str| {
+            let key = serde_json::to_vec(&UserPage {
+                user_id: user.into(),
+                page: page.into(),
+            })
+            .unwrap();
+            partition_for_key(&key, PARTITIONS) as usize
+        };
+        // The records are in time order, a profile update before the views that follow it.
+        for r in records {
+            match r {
+                InputRecord::User(u) => {
+                    country.insert(&u.user_id, &u.country);
+                }
+                InputRecord::Page(p) => {
+                    category.insert(&p.page, &p.category);
+                }
+                InputRecord::PageView(v) => {
+                    let c = country
+                        .get(v.user_id.as_str())
+                        .copied()
+                        .unwrap_or("unknown");
+                    *self
+                        .per_country
+                        .entry((c.to_string(), window_start(v.ts, MINUTE)))
+                        .or_default() += 1;
+                    views.insert((&v.user_id, &v.page, v.ts));
+                    let p = join_partition(&v.user_id, &v.page);
+                    join_time[p] = join_time[p].max(v.ts);
+                }
+                InputRecord::Click(c) => {
+                    clicks.entry((&c.user_id, &c.page)).or_default().push(c.ts);
+                    let p = join_partition(&c.user_id, &c.page);
+                    join_time[p] = join_time[p].max(c.ts);
+                }
+            }
+        }
+        for (user, page, ts) in views {
+            let partners = clicks.get(&(user, page)).map_or(&[][..], Vec::as_slice);
+            let near = partners.iter().any(|c| (c - ts).abs() <= CLICK_WINDOW);
+            let after = partners
+                .iter()
+                .filter(|c| (ts..=ts + CLICK_WINDOW).contains(*c))
+                .count() as i64;
+            let closed = ts + CLICK_WINDOW + CLICK_GRACE < join_time[join_partition(user, page)];
+            if !near && !closed {
+                continue;
+            }
+            if !near {
+                self.closed_unclicked += 1;
+            }
+            let start = window_start(ts, MINUTE);
+            let cat = category.get(page).copied().unwrap_or("unknown");
+            for slot in [
+                self.ctr_per_page
+                    .entry((page.to_string(), start))
+                    .or_default(),
+                self.ctr_per_category
+                    .entry((cat.to_string(), start))
+                    .or_default(),
+            ] {
+                slot.0 += 1;
+                slot.1 += i64::from(after > 0);
+                slot.2 += after;
+            }
+        }
+    }
 }
 
 #[test]
@@ -189,16 +282,26 @@ fn every_output_topic_matches_an_independent_computation() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Arc::new(LogEngine::open(&dir.path().join("log")).unwrap());
     create_input_topics(&engine, PARTITIONS).unwrap();
-    let events: Vec<ActivityEvent> = ActivityGenerator::new(GeneratorConfig {
+    let generator = ActivityGenerator::new(GeneratorConfig {
         seed: 2024,
         users: 400,
         pages: 200,
         events_per_second: 2.0,
         ..GeneratorConfig::default()
-    })
-    .take(EVENTS)
-    .collect();
-    let expected = Expected::from(&events);
+    });
+    // The reference data first, then the views and clicks with the profile updates.
+    let mut records = generator.catalogue();
+    let catalogue = records.len();
+    let mut events = 0;
+    for r in generator.records() {
+        events += usize::from(r.is_activity());
+        records.push(r);
+        if events == EVENTS {
+            break;
+        }
+    }
+    let expected = Expected::from(&records);
+    append_events(&engine, records.drain(..catalogue), PARTITIONS).unwrap();
 
     let config = StreamsConfig::new(activity::APPLICATION_ID)
         .with_state_dir(dir.path().join("state"))
@@ -207,13 +310,13 @@ fn every_output_topic_matches_an_independent_computation() {
     let mut app = KafkaStreams::new(topology, config, engine.clone()).unwrap();
     app.start().unwrap();
     // Slices of five minutes of event time, each processed before the next is written.
-    let first = events[0].ts();
-    let mut slices: BTreeMap<i64, Vec<ActivityEvent>> = BTreeMap::new();
-    for ev in &events {
+    let first = records[0].ts();
+    let mut slices: BTreeMap<i64, Vec<InputRecord>> = BTreeMap::new();
+    for r in &records {
         slices
-            .entry((ev.ts() - first) / SLICE_MS)
+            .entry((r.ts() - first) / SLICE_MS)
             .or_default()
-            .push(ev.clone());
+            .push(r.clone());
     }
     for slice in slices.into_values() {
         append_events(&engine, slice, PARTITIONS).unwrap();
@@ -242,7 +345,9 @@ fn every_output_topic_matches_an_independent_computation() {
 
     check_view_counts(&engine, &expected);
     check_final_view_counts(&engine, &expected);
+    check_country_view_counts(&engine, &expected);
     check_click_through_rates(&engine, &expected);
+    check_category_click_through_rates(&engine, &expected);
     check_sessions(&engine, &expected);
     check_alerts(&engine, &expected);
 }
@@ -302,10 +407,39 @@ fn check_final_view_counts(engine: &LogEngine, expected: &Expected) {
     assert!(missing.is_empty(), "no final for {missing:?}");
 }
 
+fn check_country_view_counts(engine: &LogEngine, expected: &Expected) {
+    let got: BTreeMap<(String, i64), i64> = latest(read_topic::<CountryWindow, CountryViewCount>(
+        engine,
+        activity::COUNTRY_VIEW_COUNTS_TOPIC,
+    ))
+    .into_iter()
+    .map(|(k, v)| {
+        let v = v.unwrap();
+        assert_eq!(
+            (k.end - k.start, v.start, v.country.as_str()),
+            (MINUTE, k.start, k.country.as_str())
+        );
+        ((k.country, k.start), v.views)
+    })
+    .collect();
+    let countries: BTreeSet<&String> = expected.per_country.keys().map(|(c, _)| c).collect();
+    assert!(countries.len() >= 5, "{countries:?}");
+    assert!(!countries.contains(&"unknown".to_string()), "{countries:?}");
+    assert_same("country_view_counts", &got, &expected.per_country);
+}
+
+/// The ratio is compared as `clicked / views` recomputed from the record's counts (JSON
+/// floats need not parse back to the last bit).
+fn assert_ratio(ctr: Option<f64>, clicked: i64, views: i64, what: &str) {
+    let exact = (views > 0).then(|| clicked as f64 / views as f64);
+    match (ctr, exact) {
+        (Some(a), Some(b)) => assert!((a - b).abs() <= 1e-12 * b.max(1.0), "{what}"),
+        (a, b) => assert_eq!(a, b, "{what}"),
+    }
+}
+
 fn check_click_through_rates(engine: &LogEngine, expected: &Expected) {
-    // The ratio is compared as `clicks / views` recomputed from the record's counts (JSON
-    // floats need not parse back to the last bit) plus a bound on the parsed value.
-    let got: BTreeMap<(String, i64), (i64, i64, Option<f64>)> =
+    let got: BTreeMap<(String, i64), (i64, i64, i64)> =
         latest(read_topic::<PageWindow, ClickThroughRate>(
             engine,
             activity::CLICK_THROUGH_RATE_TOPIC,
@@ -317,29 +451,47 @@ fn check_click_through_rates(engine: &LogEngine, expected: &Expected) {
                 (v.page.as_str(), v.start, v.end),
                 (k.page.as_str(), k.start, k.end)
             );
-            let exact = (v.views > 0).then(|| v.clicks as f64 / v.views as f64);
-            match (v.ctr, exact) {
-                (Some(a), Some(b)) => assert!((a - b).abs() <= 1e-12 * b.max(1.0), "{v:?}"),
-                (a, b) => assert_eq!(a, b, "{v:?}"),
-            }
-            ((k.page, k.start), (v.views, v.clicks, exact))
+            assert_ratio(v.ctr, v.clicked_views, v.views, &format!("{v:?}"));
+            ((k.page, k.start), (v.views, v.clicked_views, v.clicks))
         })
         .collect();
-    let want: BTreeMap<(String, i64), (i64, i64, Option<f64>)> = expected
-        .per_page
-        .iter()
-        .map(|(k, &(views, clicks))| {
-            let ctr = if views == 0 {
-                None
-            } else {
-                Some(clicks as f64 / views as f64)
-            };
-            (k.clone(), (views, clicks, ctr))
+    let want = &expected.ctr_per_page;
+    // The data has clicked and unclicked views, views resolved by their window closing, and
+    // views with several clicks.
+    assert!(
+        expected.closed_unclicked > 1_000,
+        "{}",
+        expected.closed_unclicked
+    );
+    assert!(want.values().any(|(v, c, _)| *c > 0 && c < v));
+    assert!(want.values().any(|(_, c, n)| n > c));
+    assert_same("click_through_rate", &got, want);
+}
+
+fn check_category_click_through_rates(engine: &LogEngine, expected: &Expected) {
+    let got: BTreeMap<(String, i64), (i64, i64, i64)> =
+        latest(read_topic::<CategoryWindow, CategoryClickThroughRate>(
+            engine,
+            activity::CATEGORY_CTR_TOPIC,
+        ))
+        .into_iter()
+        .map(|(k, v)| {
+            let v = v.unwrap();
+            assert_eq!(
+                (v.category.as_str(), v.start, v.end),
+                (k.category.as_str(), k.start, k.end)
+            );
+            assert_ratio(v.ctr, v.clicked_views, v.views, &format!("{v:?}"));
+            ((k.category, k.start), (v.views, v.clicked_views, v.clicks))
         })
         .collect();
-    assert!(want.values().any(|(_, _, ctr)| ctr.is_none()));
-    assert!(want.values().any(|(_, c, ctr)| *c > 0 && ctr.is_some()));
-    assert_same("click_through_rate", &got, &want);
+    let categories: BTreeSet<&String> = expected.ctr_per_category.keys().map(|(c, _)| c).collect();
+    assert!(categories.len() >= 5, "{categories:?}");
+    assert_same(
+        "category_click_through_rate",
+        &got,
+        &expected.ctr_per_category,
+    );
 }
 
 fn check_sessions(engine: &LogEngine, expected: &Expected) {

@@ -1,6 +1,8 @@
 //! The activity app's topology (issue #7) through the multi-partition test driver, against
 //! outputs computed by hand: window boundaries, final results after end + grace, session
-//! merges and splits, the alert threshold, click-through rates, top pages and naming.
+//! merges and splits, the alert threshold, the joins (views per country from the users
+//! table, click-through rates per page and category from the view-click join and the page
+//! catalogue), top pages and naming.
 
 // Test helpers outside #[test] functions may unwrap too: a panic fails the test.
 #![allow(clippy::unwrap_used)]
@@ -9,8 +11,9 @@ use std::collections::{BTreeSet, HashMap};
 
 use streams_core::prelude::*;
 use streams_examples::activity::{
-    self, Activity, ActivityConfig, Alert, Click, ClickThroughRate, PageView, PageViewCount,
-    PageWindow, SessionKey, UserSession,
+    self, Activity, ActivityConfig, Alert, CategoryClickThroughRate, CategoryWindow, Click,
+    ClickThrough, ClickThroughRate, CountryViewCount, CountryWindow, PageInfo, PageView,
+    PageViewCount, PageWindow, SessionKey, UserProfile, UserSession,
 };
 
 const MIN: i64 = 60_000;
@@ -27,6 +30,8 @@ fn driver() -> TopologyTestDriver {
 struct Inputs {
     views: TestInputTopic<String, PageView>,
     clicks: TestInputTopic<String, Click>,
+    users: TestInputTopic<String, UserProfile>,
+    pages: TestInputTopic<String, PageInfo>,
 }
 
 impl Inputs {
@@ -34,7 +39,28 @@ impl Inputs {
         Self {
             views: driver.input_topic(activity::PAGE_VIEWS_TOPIC),
             clicks: driver.input_topic(activity::CLICKS_TOPIC),
+            users: driver.input_topic(activity::USERS_TOPIC),
+            pages: driver.input_topic(activity::PAGES_TOPIC),
         }
+    }
+
+    fn user(&self, user: &str, country: &str, ts: i64) {
+        let u = UserProfile {
+            user_id: user.into(),
+            country: country.into(),
+            cohort: "2023-01".into(),
+            ts,
+        };
+        self.users.pipe_input_at(user.into(), u, 0).unwrap();
+    }
+
+    fn page(&self, page: &str, category: &str) {
+        let p = PageInfo {
+            page: page.into(),
+            category: category.into(),
+            ts: 0,
+        };
+        self.pages.pipe_input_at(page.into(), p, 0).unwrap();
     }
 
     fn view(&self, user: &str, page: &str, ts: i64) {
@@ -139,7 +165,7 @@ fn final_view_counts_appear_once_after_window_end_plus_grace() {
     assert_eq!(
         driver.metrics().dropped_records,
         2,
-        "the late view, in two windowed stores"
+        "the late view, in the page and the country view counts"
     );
 }
 
@@ -296,57 +322,198 @@ fn alerts_fire_only_above_the_threshold_once_per_window() {
     );
 }
 
+fn ctr(
+    page: &str,
+    start: i64,
+    views: i64,
+    clicked_views: i64,
+    clicks: i64,
+) -> (PageWindow, ClickThroughRate) {
+    (
+        pw(page, start, start + MIN),
+        ClickThroughRate {
+            page: page.into(),
+            start,
+            end: start + MIN,
+            views,
+            clicked_views,
+            clicks,
+            ctr: (views > 0).then(|| clicked_views as f64 / views as f64),
+        },
+    )
+}
+
 #[test]
-fn click_through_rate_is_clicks_over_views_per_page_and_window() {
+fn click_through_rate_counts_each_view_once_in_its_own_window() {
     let driver = driver();
     let input = Inputs::new(&driver);
-    input.view("u1", "/a", MIN - 1); // window 0: 1 view, no click
-    for (user, ts) in [
-        ("u1", MIN),
-        ("u2", MIN + 1_000),
-        ("u3", MIN + 2_000),
-        ("u4", 2 * MIN - 1),
-    ] {
-        input.view(user, "/a", ts);
-    }
-    input.click("u1", "/a", MIN + 5_000);
+    let out =
+        driver.output_topic::<PageWindow, ClickThroughRate>(activity::CLICK_THROUGH_RATE_TOPIC);
+    let latest =
+        || -> HashMap<PageWindow, ClickThroughRate> { out.read_key_values_to_map().unwrap() };
+    // In time order:
+    // u1: a view and a click 5 s later: a clicked view, resolved at the click;
+    // u2: a view with two clicks, the second in the next minute: one view, two clicks,
+    //     both in the view's window;
+    // u3: a view without a click: not resolved yet;
+    // u4: a click, then a view of the same page: the earlier click resolves the view at
+    //     once, but is not attributed to it;
+    // u5: two views of /b, then a click: it follows both views, so both are clicked views;
+    // u6: a click on another page than the view: no partner for either.
+    input.view("u5", "/b", 0);
+    input.view("u1", "/a", 1_000);
+    input.click("u1", "/a", 6_000);
+    input.view("u2", "/a", 10_000);
+    input.click("u2", "/a", 20_000);
+    input.view("u3", "/a", 30_000);
+    input.click("u4", "/a", 40_000);
+    input.view("u6", "/a", 45_000);
+    input.click("u6", "/c", 46_000);
+    input.view("u4", "/a", 50_000);
+    input.view("u5", "/b", MIN + 5_000);
     input.click("u2", "/a", MIN + 10_000);
-    input.click("u2", "/a", MIN + 11_000);
-    input.click("u5", "/b", MIN + 1_000); // clicks without views
-    let latest = driver
-        .output_topic::<PageWindow, ClickThroughRate>(activity::CLICK_THROUGH_RATE_TOPIC)
-        .read_key_values_to_map()
+    input.click("u5", "/b", MIN + 30_000);
+    let expected: HashMap<PageWindow, ClickThroughRate> = [
+        ctr("/a", 0, 3, 2, 3),
+        ctr("/b", 0, 1, 1, 1),
+        ctr("/b", MIN, 1, 1, 1),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(latest(), expected);
+
+    // 31 minutes (the click window and the join's grace) after u3's and u6's views, a
+    // record in their join tasks (the same user and page) closes their windows: resolved
+    // without a click. The new views wait in turn.
+    input.view("u3", "/a", 30_000 + 31 * MIN + 1);
+    input.view("u6", "/a", 45_000 + 31 * MIN + 1);
+    assert_eq!(
+        latest(),
+        [ctr("/a", 0, 5, 2, 3)]
+            .into_iter()
+            .collect::<HashMap<_, _>>()
+    );
+    let store = driver
+        .window_store::<String, ClickThrough>(activity::PAGE_CTR_STORE)
         .unwrap();
-    let ctr = |page: &str, start: i64, views: i64, clicks: i64, ctr: Option<f64>| {
+    assert_eq!(
+        store.fetch(&"/a".to_string(), 0).unwrap(),
+        Some(ClickThrough {
+            views: 5,
+            clicked_views: 2,
+            clicks: 3
+        })
+    );
+    assert_eq!(driver.metrics().dropped_records, 0);
+}
+
+#[test]
+fn click_through_rate_per_category_uses_the_page_catalogue() {
+    let driver = driver();
+    let input = Inputs::new(&driver);
+    input.page("/a", "news");
+    input.page("/b", "news");
+    input.page("/c", "shop");
+    input.view("u1", "/a", 1_000);
+    input.click("u1", "/a", 2_000);
+    input.view("u2", "/b", 3_000);
+    input.click("u2", "/b", 4_000);
+    input.click("u2", "/b", 5_000);
+    input.view("u3", "/c", 6_000);
+    input.click("u3", "/c", 7_000);
+    // Not in the catalogue.
+    input.view("u4", "/d", 8_000);
+    input.click("u4", "/d", 9_000);
+    // Unclicked, resolved once their windows close (a record in each join task).
+    input.view("u5", "/a", 10_000);
+    input.view("u5", "/a", 10_000 + 31 * MIN + 1);
+    let cat = |category: &str, views: i64, clicked: i64, clicks: i64| {
         (
-            pw(page, start, start + MIN),
-            ClickThroughRate {
-                page: page.into(),
-                start,
-                end: start + MIN,
+            CategoryWindow {
+                category: category.into(),
+                start: 0,
+                end: MIN,
+            },
+            CategoryClickThroughRate {
+                category: category.into(),
+                start: 0,
+                end: MIN,
                 views,
+                clicked_views: clicked,
                 clicks,
-                ctr,
+                ctr: Some(clicked as f64 / views as f64),
             },
         )
     };
-    let expected: HashMap<PageWindow, ClickThroughRate> = [
-        ctr("/a", 0, 1, 0, Some(0.0)),
-        ctr("/a", MIN, 4, 3, Some(0.75)),
-        ctr("/b", MIN, 0, 1, None),
+    let latest = driver
+        .output_topic::<CategoryWindow, CategoryClickThroughRate>(activity::CATEGORY_CTR_TOPIC)
+        .read_key_values_to_map()
+        .unwrap();
+    let expected: HashMap<CategoryWindow, CategoryClickThroughRate> = [
+        cat("news", 3, 2, 3),
+        cat("shop", 1, 1, 1),
+        cat(activity::UNKNOWN, 1, 1, 1),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(latest, expected);
+}
+
+#[test]
+fn views_per_country_follow_the_users_profile_at_each_view() {
+    let driver = driver();
+    let input = Inputs::new(&driver);
+    input.user("u1", "de", 0);
+    input.user("u2", "us", 0);
+    input.view("u1", "/a", 1_000);
+    input.view("u2", "/a", 2_000);
+    input.view("u2", "/b", 3_000);
+    // u1 moves: later views count for the new country.
+    input.user("u1", "fr", 4_000);
+    input.view("u1", "/a", 5_000);
+    // No profile: unknown.
+    input.view("u9", "/a", 6_000);
+    // The next minute.
+    input.view("u1", "/b", MIN + 1);
+    let cw = |country: &str, start: i64, views: i64| {
+        (
+            CountryWindow {
+                country: country.into(),
+                start,
+                end: start + MIN,
+            },
+            CountryViewCount {
+                country: country.into(),
+                start,
+                end: start + MIN,
+                views,
+            },
+        )
+    };
+    let latest = driver
+        .output_topic::<CountryWindow, CountryViewCount>(activity::COUNTRY_VIEW_COUNTS_TOPIC)
+        .read_key_values_to_map()
+        .unwrap();
+    let expected: HashMap<CountryWindow, CountryViewCount> = [
+        cw("de", 0, 1),
+        cw("us", 0, 2),
+        cw("fr", 0, 1),
+        cw(activity::UNKNOWN, 0, 1),
+        cw("fr", MIN, 1),
     ]
     .into_iter()
     .collect();
     assert_eq!(latest, expected);
     let store = driver
-        .window_store::<String, Activity>(activity::PAGE_CTR_STORE)
+        .window_store::<String, i64>(activity::COUNTRY_VIEW_COUNTS_STORE)
+        .unwrap();
+    assert_eq!(store.fetch(&"us".to_string(), 0).unwrap(), Some(2));
+    let profiles = driver
+        .key_value_store::<String, UserProfile>(activity::USER_PROFILES_STORE)
         .unwrap();
     assert_eq!(
-        store.fetch(&"/a".to_string(), MIN).unwrap(),
-        Some(Activity {
-            views: 4,
-            clicks: 3
-        })
+        profiles.get(&"u1".to_string()).unwrap().map(|p| p.country),
+        Some("fr".to_string())
     );
 }
 
@@ -398,6 +565,13 @@ fn every_source_sink_store_and_repartition_topic_is_named() {
         "KTABLE-SUPPRESS",
         "KTABLE-SOURCE",
         "STATE-STORE",
+        "KSTREAM-JOIN",
+        "KSTREAM-LEFTJOIN",
+        "KSTREAM-OUTER",
+        "KSTREAM-WINDOWED",
+        "KSTREAM-PROCESSOR",
+        "KSTREAM-TOTABLE",
+        "GLOBALKTABLE",
     ] {
         assert!(!text.contains(generated), "{generated} in\n{text}");
     }
@@ -405,23 +579,46 @@ fn every_source_sink_store_and_repartition_topic_is_named() {
     let expected: BTreeSet<&str> = [
         activity::PAGE_VIEW_COUNTS_STORE,
         activity::PAGE_CTR_STORE,
+        activity::COUNTRY_VIEW_COUNTS_STORE,
+        activity::CATEGORY_CTR_STORE,
+        activity::USER_PROFILES_STORE,
+        activity::CLICK_ATTRIBUTION_STORE,
         activity::USER_SESSIONS_STORE,
         activity::USER_CLICK_COUNTS_STORE,
         activity::RECENT_ALERTS_STORE,
         "page-view-counts-final-store",
         "alert-windows-final-store",
+        "view-click-join-this-join-store",
+        "view-click-join-outer-other-join-store",
+        "view-click-join-left-shared-join-store",
     ]
     .into_iter()
     .collect();
     assert_eq!(stores, expected);
+    let description = topology.describe();
+    assert_eq!(description.global_stores.len(), 1);
+    assert_eq!(
+        (
+            description.global_stores[0].store.as_str(),
+            description.global_stores[0].topic.as_str()
+        ),
+        (activity::PAGE_CATALOGUE_STORE, activity::PAGES_TOPIC)
+    );
     let mut repartitions = topology.repartition_topics(activity::APPLICATION_ID);
     repartitions.sort();
     assert_eq!(
         repartitions,
-        vec![
-            "activity-events-by-page-repartition".to_string(),
-            "activity-recent-alerts-repartition".to_string(),
+        [
+            "activity-attributions-by-category-repartition",
+            "activity-attributions-by-page-repartition",
+            "activity-recent-alerts-repartition",
+            "activity-view-click-join-left-repartition",
+            "activity-view-click-join-right-repartition",
+            "activity-views-by-country-repartition",
+            "activity-views-by-page-repartition",
         ]
+        .map(String::from)
+        .to_vec()
     );
 }
 

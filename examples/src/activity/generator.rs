@@ -10,6 +10,13 @@
 //! A small share of users ([`GeneratorConfig::bot_share`]) are bots: their visits are one
 //! view followed by 22 to 45 clicks 40 to 150 ms apart. Events come out in event-time order.
 //!
+//! Reference data comes with it: every user has a profile (a country, a signup cohort) and
+//! every page a category. [`ActivityGenerator::catalogue`] gives them all as input records
+//! dated just before the first event, to be written first; [`ActivityGenerator::records`]
+//! yields the events together with profile updates (a user who moves to another country,
+//! written just before the visit that follows the move). Reference data is drawn from its
+//! own seeded stream, so the views and clicks are those of the same seed without it.
+//!
 //! ```
 //! use streams_examples::activity::generator::{ActivityGenerator, GeneratorConfig};
 //! let config = GeneratorConfig { seed: 7, ..GeneratorConfig::default() };
@@ -30,8 +37,8 @@ use streams_core::client::{Admin, ClientError, NewTopic, OutgoingRecord, TopicPa
 use streams_core::partitioner::partition_for_key;
 use streams_core::runtime::{LogEngine, NewRecord, TopicConfig};
 
-use super::model::{ActivityEvent, Click, PageView};
-use super::{ActivityError, CLICKS_TOPIC, PAGE_VIEWS_TOPIC, Result};
+use super::model::{ActivityEvent, Click, InputRecord, PageInfo, PageView, UserProfile};
+use super::{ActivityError, CLICKS_TOPIC, PAGE_VIEWS_TOPIC, PAGES_TOPIC, Result, USERS_TOPIC};
 use crate::{Rng, Zipf};
 
 /// The generator's settings.
@@ -98,6 +105,54 @@ const ELEMENTS: [&str; 6] = [
     "share",
 ];
 
+/// Users' countries and their shares.
+const COUNTRIES: [(&str, f64); 9] = [
+    ("us", 0.30),
+    ("in", 0.15),
+    ("de", 0.10),
+    ("gb", 0.10),
+    ("br", 0.10),
+    ("fr", 0.08),
+    ("jp", 0.07),
+    ("ng", 0.05),
+    ("au", 0.05),
+];
+/// Page categories (each page gets one at random).
+const CATEGORIES: [&str; 8] = [
+    "news", "sports", "tech", "shop", "travel", "food", "music", "games",
+];
+/// Signup cohorts: the months up to this many before the start.
+const COHORT_MONTHS: u64 = 36;
+/// The probability that a visit starts with a profile update (the user moved).
+const PROFILE_UPDATE_PROBABILITY: f64 = 0.01;
+/// Mixed into the seed for the reference data's own random stream.
+const PROFILE_SEED: u64 = 0x7072_6f66_696c_6573;
+
+/// The year and month (1 to 12) of `ms` since the epoch, UTC (Howard Hinnant's
+/// `civil_from_days`).
+fn year_month(ms: i64) -> (i64, i64) {
+    let z = ms.div_euclid(86_400_000) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month)
+}
+
+/// The cohort (`YYYY-MM`) `months_back` months before the month of `ms`.
+fn cohort(ms: i64, months_back: u64) -> String {
+    let (year, month) = year_month(ms);
+    let index = year * 12 + month - 1 - i64::try_from(months_back).unwrap_or(0);
+    format!(
+        "{:04}-{:02}",
+        index.div_euclid(12),
+        index.rem_euclid(12) + 1
+    )
+}
+
 /// Picks from `(item, weight)` pairs whose weights add up to 1.
 fn weighted(rng: &mut Rng, items: &[(&'static str, f64)]) -> &'static str {
     let mut u = rng.next_f64();
@@ -126,14 +181,29 @@ struct User {
     bot: bool,
     /// The end of the user's visit in progress (a new visit starts after it).
     busy_until: i64,
+    /// The country of the profile written last.
+    country: &'static str,
+    cohort: String,
 }
 
-/// A scheduled event, ordered by time and then by scheduling order.
+/// What the generator schedules: an event, or a profile update that takes effect when it
+/// is emitted.
+#[derive(Debug, Clone)]
+enum Scheduled {
+    Activity(ActivityEvent),
+    Profile {
+        user: usize,
+        country: &'static str,
+        profile: UserProfile,
+    },
+}
+
+/// A scheduled record, ordered by time and then by scheduling order.
 #[derive(Debug, Clone)]
 struct Pending {
     ts: i64,
     seq: u64,
-    event: ActivityEvent,
+    event: Scheduled,
 }
 
 impl PartialEq for Pending {
@@ -154,10 +224,17 @@ impl Ord for Pending {
 }
 
 /// An endless, seeded, event-time-ordered stream of page views and clicks (see the
-/// [module docs](self)); take as many as you need.
+/// [module docs](self)); take as many as you need. As an iterator it yields the views and
+/// clicks only; [`records`](Self::records) adds the profile updates.
 #[derive(Debug, Clone)]
 pub struct ActivityGenerator {
     rng: Rng,
+    /// The reference data's own stream: profiles, categories, updates.
+    profiles: Rng,
+    /// Each page's category.
+    categories: Vec<&'static str>,
+    /// The time of the catalogue: just before the first event.
+    catalogue_ts: i64,
     pages: Zipf,
     user_skew: Zipf,
     users: Vec<User>,
@@ -174,12 +251,23 @@ impl ActivityGenerator {
     /// A generator with these settings.
     pub fn new(config: GeneratorConfig) -> Self {
         let mut rng = Rng::new(config.seed);
-        let users: Vec<User> = (0..config.users.max(1))
+        let mut users: Vec<User> = (0..config.users.max(1))
             .map(|_| User {
                 device: weighted(&mut rng, &DEVICES),
                 bot: rng.next_f64() < config.bot_share,
                 busy_until: i64::MIN,
+                country: "",
+                cohort: String::new(),
             })
+            .collect();
+        // Reference data from its own stream: the events stay those of the seed.
+        let mut profiles = Rng::new(config.seed ^ PROFILE_SEED);
+        for u in &mut users {
+            u.country = weighted(&mut profiles, &COUNTRIES);
+            u.cohort = cohort(config.start_ms, profiles.below(COHORT_MONTHS));
+        }
+        let categories: Vec<&'static str> = (0..config.pages.max(1))
+            .map(|_| CATEGORIES[profiles.below(CATEGORIES.len() as u64) as usize])
             .collect();
         // Events per visit on average, to turn events per second into visits per second.
         let p = config.click_probability.clamp(0.0, 1.0);
@@ -191,6 +279,9 @@ impl ActivityGenerator {
         let user_count = users.len();
         Self {
             rng,
+            profiles,
+            categories,
+            catalogue_ts: config.start_ms.saturating_sub(1),
             pages: Zipf::new(config.pages.max(1), 1.1),
             user_skew: Zipf::new(user_count, 0.6),
             users,
@@ -229,20 +320,108 @@ impl ActivityGenerator {
             ..config
         });
         generator.skip_before(start_ms);
+        generator.catalogue_ts = start_ms.saturating_sub(1);
         generator
     }
 
-    /// Drops the events before `ts`: afterwards the next event is at `ts` or later.
+    /// The reference data as it stands before the first event (profile updates skipped by
+    /// [`under_way`](Self::under_way) included): every page's category (`pages` topic),
+    /// then every user's profile (`users` topic), all at the time just before the first
+    /// event. Write them before the events, so that every view finds its user and page.
+    ///
+    /// ```
+    /// use streams_examples::activity::InputRecord;
+    /// use streams_examples::activity::generator::{ActivityGenerator, GeneratorConfig};
+    /// let g = ActivityGenerator::new(GeneratorConfig { users: 3, pages: 2, ..GeneratorConfig::default() });
+    /// let catalogue = g.catalogue();
+    /// assert_eq!(catalogue.len(), 5);
+    /// assert!(matches!(&catalogue[0], InputRecord::Page(p) if p.page == "/p/0"));
+    /// assert!(matches!(&catalogue[2], InputRecord::User(u) if u.user_id == "user-0"));
+    /// ```
+    pub fn catalogue(&self) -> Vec<InputRecord> {
+        let ts = self.catalogue_ts;
+        let pages = self.categories.iter().enumerate().map(|(i, category)| {
+            InputRecord::Page(PageInfo {
+                page: format!("/p/{i}"),
+                category: (*category).to_string(),
+                ts,
+            })
+        });
+        let users = self.users.iter().enumerate().map(|(i, u)| {
+            InputRecord::User(UserProfile {
+                user_id: format!("user-{i}"),
+                country: u.country.to_string(),
+                cohort: u.cohort.clone(),
+                ts,
+            })
+        });
+        pages.chain(users).collect()
+    }
+
+    /// The views and clicks together with the profile updates, in event-time order.
+    ///
+    /// ```
+    /// use streams_examples::activity::generator::{ActivityGenerator, GeneratorConfig};
+    /// let config = GeneratorConfig { seed: 7, ..GeneratorConfig::default() };
+    /// let events: Vec<_> = ActivityGenerator::new(config.clone()).take(5_000).collect();
+    /// let records: Vec<_> = ActivityGenerator::new(config).records().take(5_100).collect();
+    /// let activity: Vec<_> = records.iter().filter_map(|r| r.activity()).take(5_000).collect();
+    /// assert_eq!(activity, events); // the same views and clicks
+    /// assert!(records.iter().any(|r| !r.is_activity())); // and a few profile updates
+    /// ```
+    pub fn records(self) -> Records {
+        Records(self)
+    }
+
+    /// The next view, click or profile update.
+    pub fn next_record(&mut self) -> Option<InputRecord> {
+        loop {
+            let next_visit = self.next_visit as i64;
+            match self.pending.peek() {
+                // Later visits start at `next_visit` or after: nothing can come before this.
+                Some(Reverse(p)) if p.ts <= next_visit => {
+                    let Reverse(p) = self.pending.pop()?;
+                    return Some(self.emit(p.event));
+                }
+                _ => {
+                    self.start_visit(next_visit);
+                    self.next_visit += exponential(&mut self.rng, self.mean_visit_gap_ms);
+                }
+            }
+        }
+    }
+
+    /// A scheduled record as it is emitted; a profile update takes effect now.
+    fn emit(&mut self, event: Scheduled) -> InputRecord {
+        match event {
+            Scheduled::Activity(e) => e.into(),
+            Scheduled::Profile {
+                user,
+                country,
+                profile,
+            } => {
+                if let Some(u) = self.users.get_mut(user) {
+                    u.country = country;
+                }
+                InputRecord::User(profile)
+            }
+        }
+    }
+
+    /// Drops the records before `ts` (profile updates take effect): afterwards the next
+    /// record is at `ts` or later.
     fn skip_before(&mut self, ts: i64) {
         loop {
             let next_visit = self.next_visit as i64;
             match self.pending.peek() {
-                // The next event (as in `next`): kept if it is at `ts` or later.
+                // The next record (as in `next_record`): kept if it is at `ts` or later.
                 Some(Reverse(p)) if p.ts <= next_visit => {
                     if p.ts >= ts {
                         return;
                     }
-                    self.pending.pop();
+                    if let Some(Reverse(p)) = self.pending.pop() {
+                        self.emit(p.event);
+                    }
                 }
                 _ => {
                     self.start_visit(next_visit);
@@ -253,9 +432,13 @@ impl ActivityGenerator {
     }
 
     fn schedule(&mut self, event: ActivityEvent) {
+        self.push(event.ts(), Scheduled::Activity(event));
+    }
+
+    fn push(&mut self, ts: i64, event: Scheduled) {
         self.seq += 1;
         self.pending.push(Reverse(Pending {
-            ts: event.ts(),
+            ts,
             seq: self.seq,
             event,
         }));
@@ -278,6 +461,33 @@ impl ActivityGenerator {
         let user_id = format!("user-{u}");
         let User { device, bot, .. } = self.users[u];
         let mut t = start;
+        // Now and then a user moved since the last visit: the profile update comes first
+        // (at the visit's start, the visit a millisecond later, so that no view of the user
+        // shares the update's time). Only between visits: no event of the user is later.
+        if self.users[u].busy_until < start && self.profiles.next_f64() < PROFILE_UPDATE_PROBABILITY
+        {
+            let old = self.users[u].country;
+            let mut country = weighted(&mut self.profiles, &COUNTRIES);
+            if country == old {
+                let i = COUNTRIES.iter().position(|(c, _)| *c == old).unwrap_or(0);
+                country = COUNTRIES[(i + 1) % COUNTRIES.len()].0;
+            }
+            let profile = UserProfile {
+                user_id: user_id.clone(),
+                country: country.to_string(),
+                cohort: self.users[u].cohort.clone(),
+                ts: start,
+            };
+            self.push(
+                start,
+                Scheduled::Profile {
+                    user: u,
+                    country,
+                    profile,
+                },
+            );
+            t = start + 1;
+        }
         if bot {
             let page = self.page();
             self.schedule(ActivityEvent::PageView(PageView {
@@ -338,20 +548,28 @@ impl ActivityGenerator {
 impl Iterator for ActivityGenerator {
     type Item = ActivityEvent;
 
+    /// The next view or click (profile updates take effect, but are not yielded).
     fn next(&mut self) -> Option<ActivityEvent> {
         loop {
-            let next_visit = self.next_visit as i64;
-            match self.pending.peek() {
-                // Later visits start at `next_visit` or after: nothing can come before this.
-                Some(Reverse(p)) if p.ts <= next_visit => {
-                    return self.pending.pop().map(|Reverse(p)| p.event);
-                }
-                _ => {
-                    self.start_visit(next_visit);
-                    self.next_visit += exponential(&mut self.rng, self.mean_visit_gap_ms);
-                }
+            match self.next_record()? {
+                InputRecord::PageView(v) => return Some(ActivityEvent::PageView(v)),
+                InputRecord::Click(c) => return Some(ActivityEvent::Click(c)),
+                InputRecord::User(_) | InputRecord::Page(_) => {}
             }
         }
+    }
+}
+
+/// The views, clicks and profile updates of a generator, in event-time order; see
+/// [`ActivityGenerator::records`].
+#[derive(Debug, Clone)]
+pub struct Records(ActivityGenerator);
+
+impl Iterator for Records {
+    type Item = InputRecord;
+
+    fn next(&mut self) -> Option<InputRecord> {
+        self.0.next_record()
     }
 }
 
@@ -429,15 +647,16 @@ pub fn paced<I: IntoIterator>(events: I, events_per_second: f64) -> Paced<I::Int
     }
 }
 
-/// Writes `events` to `path` (created or truncated) as JSON lines, one event per line with
-/// its `type` tag; returns how many were written.
+/// Writes `records` (views and clicks, or any input records) to `path` (created or
+/// truncated) as JSON lines, one record per line with its `type` tag; returns how many were
+/// written.
 ///
 /// # Errors
 ///
 /// [`ActivityError::Io`] when the file cannot be written.
-pub fn record_events(
+pub fn record_events<R: Into<InputRecord>>(
     path: &Path,
-    events: impl IntoIterator<Item = ActivityEvent>,
+    records: impl IntoIterator<Item = R>,
 ) -> Result<usize> {
     let io = |source| ActivityError::Io {
         path: path.to_path_buf(),
@@ -445,8 +664,8 @@ pub fn record_events(
     };
     let mut out = BufWriter::new(File::create(path).map_err(io)?);
     let mut n = 0;
-    for event in events {
-        serde_json::to_writer(&mut out, &event).map_err(ActivityError::Encode)?;
+    for record in records {
+        serde_json::to_writer(&mut out, &record.into()).map_err(ActivityError::Encode)?;
         out.write_all(b"\n").map_err(io)?;
         n += 1;
     }
@@ -454,8 +673,8 @@ pub fn record_events(
     Ok(n)
 }
 
-/// Replays a recording written by [`record_events`] (or by hand: one JSON event per line;
-/// blank lines are skipped), in file order.
+/// Replays a recording written by [`record_events`] (or by hand: one JSON input record per
+/// line; blank lines are skipped), in file order.
 ///
 /// # Errors
 ///
@@ -473,7 +692,7 @@ pub fn replay_events(path: &Path) -> Result<Replay> {
     })
 }
 
-/// The events of a recording; see [`replay_events`].
+/// The records of a recording; see [`replay_events`].
 #[derive(Debug)]
 pub struct Replay {
     path: PathBuf,
@@ -482,7 +701,7 @@ pub struct Replay {
 }
 
 impl Iterator for Replay {
-    type Item = Result<ActivityEvent>;
+    type Item = Result<InputRecord>;
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             let line = self.lines.next()?;
@@ -510,100 +729,149 @@ impl Iterator for Replay {
     }
 }
 
-/// Creates `page_views` and `clicks` with `partitions` partitions on the engine, unless
-/// they exist.
+/// The input topics in the order their records are written: reference data first, so that
+/// the views that need it find it.
+const INPUT_TOPICS: [&str; 4] = [PAGES_TOPIC, USERS_TOPIC, PAGE_VIEWS_TOPIC, CLICKS_TOPIC];
+
+/// Whether an input topic holds reference data (compacted: the latest record per key).
+fn is_reference(topic: &str) -> bool {
+    topic == USERS_TOPIC || topic == PAGES_TOPIC
+}
+
+/// Creates the four input topics (`page_views`, `clicks`, and the compacted `users` and
+/// `pages`) with `partitions` partitions on the engine, unless they exist.
 ///
 /// # Errors
 ///
 /// [`ActivityError::State`] when the engine refuses.
 pub fn create_input_topics(engine: &LogEngine, partitions: u32) -> Result<()> {
     let existing: Vec<String> = engine.topics().into_iter().map(|(n, _)| n).collect();
-    for topic in [PAGE_VIEWS_TOPIC, CLICKS_TOPIC] {
+    for topic in INPUT_TOPICS {
         if !existing.iter().any(|n| n == topic) {
-            engine.create_topic(topic, TopicConfig::new(partitions))?;
+            let config = TopicConfig::new(partitions);
+            let config = if is_reference(topic) {
+                config.compacted()
+            } else {
+                config
+            };
+            engine.create_topic(topic, config)?;
         }
     }
     Ok(())
 }
 
-/// The record a producer sends for `event`: key = user id (UTF-8), value = the JSON view
-/// or click, timestamp = event time, partition = Kafka's murmur2 partitioner over
-/// `partitions` of the event's topic.
+/// The record a producer sends for an input record: key = user id (the page for a
+/// catalogue entry; UTF-8), value = its JSON (without the `type` tag), timestamp = event
+/// time, partition = Kafka's murmur2 partitioner over `partitions` of the record's topic.
 ///
 /// # Errors
 ///
-/// [`ActivityError::Encode`] when the event cannot be encoded.
-pub fn outgoing_record(event: &ActivityEvent, partitions: u32) -> Result<OutgoingRecord> {
-    let value = match event {
-        ActivityEvent::PageView(v) => serde_json::to_vec(v),
-        ActivityEvent::Click(c) => serde_json::to_vec(c),
+/// [`ActivityError::Encode`] when the record cannot be encoded.
+pub fn outgoing_record(record: impl Into<InputRecord>, partitions: u32) -> Result<OutgoingRecord> {
+    let record = record.into();
+    let value = match &record {
+        InputRecord::PageView(v) => serde_json::to_vec(v),
+        InputRecord::Click(c) => serde_json::to_vec(c),
+        InputRecord::User(u) => serde_json::to_vec(u),
+        InputRecord::Page(p) => serde_json::to_vec(p),
     }
     .map_err(ActivityError::Encode)?;
-    let key = event.user_id().as_bytes().to_vec();
+    let key = record.key().as_bytes().to_vec();
     let p = partition_for_key(&key, partitions.max(1));
     Ok(OutgoingRecord {
-        partition: TopicPartition::new(event.topic(), p),
-        timestamp: event.ts(),
+        partition: TopicPartition::new(record.topic(), p),
+        timestamp: record.ts(),
         key: Some(key),
         value: Some(value),
         headers: Vec::new(),
     })
 }
 
-/// Creates `page_views` and `clicks` with `partitions` partitions through a client's admin
-/// (on the embedded engine or on Kafka), unless they exist. Returns the partition count of
-/// each input topic as it is (an existing topic keeps its count).
+/// Creates the four input topics with `partitions` partitions through a client's admin (on
+/// the embedded engine or on Kafka), unless they exist (`users` and `pages` compacted).
+/// Returns the partition count of the input topics as they are (an existing topic keeps
+/// its count).
 ///
 /// # Errors
 ///
-/// [`ActivityError::Client`] when the broker refuses, or when the two topics exist with
-/// different partition counts (they must be co-partitioned).
+/// [`ActivityError::Client`] when the broker refuses, or when `page_views`, `clicks` and
+/// `users` exist with different partition counts (they must be co-partitioned: views and
+/// clicks for sessions and alerts, views and users for the stream-table join).
 pub fn ensure_input_topics(admin: &dyn Admin, partitions: u32) -> Result<u32> {
     let existing = admin.topics()?;
     let mut counts = Vec::new();
-    for topic in [PAGE_VIEWS_TOPIC, CLICKS_TOPIC] {
-        match existing.get(topic) {
-            Some(n) => counts.push(*n),
+    for topic in INPUT_TOPICS {
+        let count = match existing.get(topic) {
+            Some(n) => *n,
             None => {
-                match admin.create_topic(&NewTopic::new(topic, partitions)) {
+                let new = NewTopic::new(topic, partitions);
+                let new = if is_reference(topic) {
+                    new.compacted()
+                } else {
+                    new
+                };
+                match admin.create_topic(&new) {
                     Ok(()) | Err(ClientError::TopicExists(_)) => {}
                     Err(e) => return Err(e.into()),
                 }
-                counts.push(partitions);
+                partitions
             }
+        };
+        // The global table (pages) may have any partition count.
+        if topic != PAGES_TOPIC {
+            counts.push((topic, count));
         }
     }
-    if counts[0] != counts[1] {
+    let first = counts.first().map_or(partitions, |(_, n)| *n);
+    if counts.iter().any(|(_, n)| *n != first) {
+        let list: Vec<String> = counts
+            .iter()
+            .map(|(t, n)| format!("`{t}` has {n}"))
+            .collect();
         return Err(ClientError::Broker {
             operation: "checking the input topics".into(),
             detail: format!(
-                "`{PAGE_VIEWS_TOPIC}` has {} partitions and `{CLICKS_TOPIC}` {}: they must be co-partitioned (same count)",
-                counts[0], counts[1]
+                "{}: they must be co-partitioned (the same partition count)",
+                list.join(", ")
             ),
         }
         .into());
     }
-    Ok(counts[0])
+    Ok(first)
 }
 
-/// Appends events to `page_views` and `clicks` as a producer would (see
-/// [`outgoing_record`]). Events of one topic partition keep their order (one batch per
-/// topic partition). Returns how many were appended.
+/// Appends input records to their topics as a producer would (see [`outgoing_record`]).
+/// Records of one topic partition keep their order (one batch per topic partition), and
+/// wherever the records switch between reference data (`users`, `pages`) and events (views,
+/// clicks), everything before is appended first: a profile update is in the log after the
+/// views before it and before the views after it, so that an app reading the topics
+/// meanwhile takes them in that order. Returns how many were appended.
 ///
 /// # Errors
 ///
 /// [`ActivityError::State`] when a topic is missing or an append fails.
-pub fn append_events(
+pub fn append_events<R: Into<InputRecord>>(
     engine: &LogEngine,
-    events: impl IntoIterator<Item = ActivityEvent>,
+    records: impl IntoIterator<Item = R>,
     partitions: u32,
 ) -> Result<usize> {
-    let mut batches: HashMap<(&'static str, u32), Vec<NewRecord>> = HashMap::new();
+    let mut batches: HashMap<(usize, u32), Vec<NewRecord>> = HashMap::new();
+    let mut reference: Option<bool> = None;
     let mut n = 0;
-    for event in events {
-        let r = outgoing_record(&event, partitions)?;
+    for record in records {
+        let record = record.into();
+        let is_reference = !record.is_activity();
+        if reference.is_some_and(|r| r != is_reference) {
+            append_batches(engine, &mut batches)?;
+        }
+        reference = Some(is_reference);
+        let r = outgoing_record(record, partitions)?;
+        let rank = INPUT_TOPICS
+            .iter()
+            .position(|t| *t == &*r.partition.topic)
+            .unwrap_or(INPUT_TOPICS.len());
         batches
-            .entry((event.topic(), r.partition.partition))
+            .entry((rank, r.partition.partition))
             .or_default()
             .push(NewRecord {
                 timestamp: r.timestamp,
@@ -613,14 +881,23 @@ pub fn append_events(
             });
         n += 1;
     }
-    let mut keys: Vec<(&'static str, u32)> = batches.keys().copied().collect();
+    append_batches(engine, &mut batches)?;
+    Ok(n)
+}
+
+/// Appends and empties `batches`, per (topic rank, partition) in order.
+fn append_batches(
+    engine: &LogEngine,
+    batches: &mut HashMap<(usize, u32), Vec<NewRecord>>,
+) -> Result<()> {
+    let mut keys: Vec<(usize, u32)> = batches.keys().copied().collect();
     keys.sort_unstable();
     for key in keys {
-        if let Some(batch) = batches.get(&key) {
-            engine.append(key.0, key.1, batch)?;
+        if let (Some(batch), Some(topic)) = (batches.remove(&key), INPUT_TOPICS.get(key.0)) {
+            engine.append(topic, key.1, &batch)?;
         }
     }
-    Ok(n)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -798,6 +1075,70 @@ mod tests {
     }
 
     #[test]
+    fn cohorts_are_months_before_the_start() {
+        assert_eq!(year_month(1_700_000_000_000), (2023, 11)); // 2023-11-14
+        assert_eq!(year_month(0), (1970, 1));
+        assert_eq!(year_month(951_782_400_000), (2000, 2)); // 2000-02-29
+        assert_eq!(year_month(-1), (1969, 12));
+        assert_eq!(cohort(1_700_000_000_000, 0), "2023-11");
+        assert_eq!(cohort(1_700_000_000_000, 11), "2022-12");
+        assert_eq!(cohort(1_700_000_000_000, 35), "2020-12");
+    }
+
+    #[test]
+    fn the_catalogue_and_profile_updates_are_seeded_and_precede_what_needs_them() {
+        let config = GeneratorConfig {
+            seed: 5,
+            users: 5_000,
+            pages: 50,
+            events_per_second: 10.0,
+            ..GeneratorConfig::default()
+        };
+        let g = ActivityGenerator::under_way(config.clone(), Duration::from_secs(600));
+        let catalogue = g.catalogue();
+        assert_eq!(
+            catalogue,
+            ActivityGenerator::under_way(config.clone(), Duration::from_secs(600)).catalogue()
+        );
+        assert_eq!(catalogue.len(), 5_050);
+        assert!(catalogue.iter().all(|r| r.ts() == config.start_ms - 1));
+        let categories: HashSet<String> = catalogue
+            .iter()
+            .filter_map(|r| match r {
+                InputRecord::Page(p) => Some(p.category.clone()),
+                _ => None,
+            })
+            .collect();
+        assert!(categories.len() >= 5, "{categories:?}");
+        // Every record at or after the catalogue, in time order; every update changes the
+        // user's country and is the user's only record at its time.
+        let records: Vec<InputRecord> = g.records().take(30_000).collect();
+        assert!(records.windows(2).all(|w| w[0].ts() <= w[1].ts()));
+        assert!(records[0].ts() >= config.start_ms);
+        let mut country: HashMap<String, String> = HashMap::new();
+        for r in &catalogue {
+            if let InputRecord::User(u) = r {
+                country.insert(u.user_id.clone(), u.country.clone());
+            }
+        }
+        let mut updates = 0;
+        for r in &records {
+            if let InputRecord::User(u) = r {
+                updates += 1;
+                let old = country.insert(u.user_id.clone(), u.country.clone());
+                assert_ne!(old.as_deref(), Some(u.country.as_str()), "{u:?}");
+                assert!(
+                    !records
+                        .iter()
+                        .any(|o| o.is_activity() && o.key() == u.user_id && o.ts() == u.ts),
+                    "{u:?}"
+                );
+            }
+        }
+        assert!((10..200).contains(&updates), "{updates} updates");
+    }
+
+    #[test]
     fn the_rate_limiter_spaces_events_and_does_not_burst_after_a_stall() {
         let mut limiter = RateLimiter::new(100.0);
         let t0 = Instant::now();
@@ -822,11 +1163,23 @@ mod tests {
         assert_eq!(record_events(&path, events.clone()).unwrap(), 500);
         let first = std::fs::read_to_string(&path).unwrap();
         assert!(first.starts_with("{\"type\":\"page_view\""), "{first:.60}");
-        let back: Vec<ActivityEvent> = replay_events(&path)
+        let back: Vec<InputRecord> = replay_events(&path)
             .unwrap()
             .collect::<Result<_>>()
             .unwrap();
+        let events: Vec<InputRecord> = events.into_iter().map(InputRecord::from).collect();
         assert_eq!(back, events);
+        // Reference data and updates round-trip too.
+        let generator = ActivityGenerator::new(GeneratorConfig::default());
+        let mut records = generator.catalogue();
+        records.extend(generator.records().take(20_000));
+        assert!(records.iter().any(|r| matches!(r, InputRecord::User(_))));
+        record_events(&path, records.clone()).unwrap();
+        let back: Vec<InputRecord> = replay_events(&path)
+            .unwrap()
+            .collect::<Result<_>>()
+            .unwrap();
+        assert_eq!(back, records);
 
         std::fs::write(
             &path,

@@ -1,26 +1,36 @@
-//! The activity topology and the top-pages query helper.
+//! The activity topology, the click attribution processor and the top-pages query helper.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use streams_core::dsl::{BufferConfig, Suppressed};
 use streams_core::prelude::*;
 use streams_core::window::{SessionWindows, TimeWindows};
 
 use super::model::{
-    Activity, Alert, Click, ClickThroughRate, PageView, PageViewCount, PageWindow, SessionKey,
-    UserSession,
+    Activity, Alert, Attribution, CategoryClickThroughRate, CategoryWindow, Click, ClickThrough,
+    ClickThroughRate, CountryViewCount, CountryWindow, EnrichedView, PageInfo, PageView,
+    PageViewCount, PageWindow, SessionKey, UserPage, UserProfile, UserSession, ViewClick,
 };
 use super::{
-    ALERT_SUPPRESSION, ALERTS_TOPIC, ActivityConfig, CLICK_THROUGH_RATE_TOPIC,
-    CLICKS_BY_USER_GROUPING, CLICKS_TOPIC, EVENTS_BY_PAGE_REPARTITION, EVENTS_BY_USER_GROUPING,
-    PAGE_CTR_STORE, PAGE_VIEW_COUNTS_FINAL_TOPIC, PAGE_VIEW_COUNTS_STORE,
-    PAGE_VIEW_COUNTS_SUPPRESSION, PAGE_VIEW_COUNTS_TOPIC, PAGE_VIEWS_TOPIC, RECENT_ALERTS_STORE,
-    Result, USER_CLICK_COUNTS_STORE, USER_SESSIONS_STORE, USER_SESSIONS_TOPIC,
+    ALERT_SUPPRESSION, ALERTS_TOPIC, ATTRIBUTIONS_BY_CATEGORY_GROUPING,
+    ATTRIBUTIONS_BY_PAGE_GROUPING, ActivityConfig, CATEGORY_CTR_STORE, CATEGORY_CTR_TOPIC,
+    CLICK_ATTRIBUTION_STORE, CLICK_THROUGH_RATE_TOPIC, CLICKS_BY_USER_GROUPING, CLICKS_TOPIC,
+    COUNTRY_VIEW_COUNTS_STORE, COUNTRY_VIEW_COUNTS_TOPIC, EVENTS_BY_USER_GROUPING,
+    PAGE_CATALOGUE_STORE, PAGE_CTR_STORE, PAGE_VIEW_COUNTS_FINAL_TOPIC, PAGE_VIEW_COUNTS_STORE,
+    PAGE_VIEW_COUNTS_SUPPRESSION, PAGE_VIEW_COUNTS_TOPIC, PAGE_VIEWS_TOPIC, PAGES_TOPIC,
+    RECENT_ALERTS_STORE, Result, UNKNOWN, USER_CLICK_COUNTS_STORE, USER_PROFILES_STORE,
+    USER_SESSIONS_STORE, USER_SESSIONS_TOPIC, USERS_TOPIC, VIEW_CLICK_JOIN,
+    VIEWS_BY_COUNTRY_GROUPING, VIEWS_BY_PAGE_REPARTITION,
 };
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
 
 /// Builds the activity topology (see the [module docs](super) and docs/ACTIVITY.md).
 ///
-/// Every source, sink, processor that maps or filters, grouping, repartition topic,
+/// Every source, sink, processor that maps, filters or joins, grouping, repartition topic,
 /// suppression and store has an explicit name, so that the topology can grow without
 /// orphaning state. (The aggregation processors themselves cannot be named in this
 /// framework's DSL yet; their stores and changelogs are named, which is what state hangs on.)
@@ -45,29 +55,17 @@ pub fn topology(config: &ActivityConfig) -> Result<Topology> {
     );
     let windows = TimeWindows::of_size_and_grace(config.window_size, config.grace);
 
-    // Views and clicks by page, through one repartition topic shared by view counts and
-    // click-through rates.
-    let by_page = views
+    // page_view_counts: views per page and window, as updates and as final results.
+    let view_counts = views
         .map_named(
             |_, v| (v.page, Activity::view()),
             Named::as_("page-views-by-page"),
         )
-        .merge_named(
-            &clicks.map_named(
-                |_, c| (c.page, Activity::click()),
-                Named::as_("clicks-by-page"),
-            ),
-            Named::as_("page-activity-merge"),
-        )
         .repartition_with(
-            Repartitioned::as_(EVENTS_BY_PAGE_REPARTITION)
+            Repartitioned::as_(VIEWS_BY_PAGE_REPARTITION)
                 .with_key_serde(default_serde())
                 .with_value_serde(default_serde()),
-        );
-
-    // page_view_counts: views per page and window, as updates and as final results.
-    let view_counts = by_page
-        .filter_named(|_, a| a.views > 0, Named::as_("page-views-only"), false)
+        )
         .group_by_key_with(Grouped::as_("page-views-grouped"))
         .windowed_by(windows)
         .count_with(Materialized::as_(PAGE_VIEW_COUNTS_STORE).with_retention(config.retention));
@@ -94,20 +92,167 @@ pub fn topology(config: &ActivityConfig) -> Result<Topology> {
                 .with_name("page-view-counts-final-sink"),
         );
 
-    // click_through_rate: views and clicks per page and window.
-    by_page
-        .group_by_key_with(Grouped::as_("page-activity-grouped"))
+    // Reference data. The users table is read from a topic partitioned like the views (a
+    // stream-table join is co-partitioned: a view and its user's profile meet in one task);
+    // the page catalogue is a global table, which every instance holds in full, so views
+    // look a page up by any key without a repartition.
+    let users = builder
+        .stream_with::<String, UserProfile>(
+            &[USERS_TOPIC],
+            Consumed::with(default_serde(), default_serde())
+                .with_timestamp_extractor(EventTimeExtractor)
+                .with_name("users-source"),
+        )
+        .to_table_with(
+            Named::as_("user-profiles-table"),
+            Materialized::as_(USER_PROFILES_STORE)
+                .with_key_serde(default_serde())
+                .with_value_serde(default_serde()),
+        );
+    let pages = builder.global_table_with::<String, PageInfo>(
+        PAGES_TOPIC,
+        Consumed::with(default_serde(), default_serde()).with_name("pages-source"),
+        Materialized::as_(PAGE_CATALOGUE_STORE),
+    );
+
+    // Views enriched with the user's country (stream-table join: the profile current when
+    // the view is processed) and the page's category (stream-global-table join, looked up
+    // by the page). Left joins: a view without a profile or catalogue entry is kept, as
+    // `unknown`.
+    let enriched = views
+        .left_join_table_with(
+            &users,
+            |v: &PageView, user: Option<&UserProfile>| {
+                let country = user.map_or(UNKNOWN, |u| u.country.as_str());
+                (v.clone(), country.to_string())
+            },
+            Joined::as_("views-with-user"),
+        )
+        .left_join_global_with_key(
+            &pages,
+            |_, (v, _): &(PageView, String)| v.page.clone(),
+            |_, (v, country): &(PageView, String), page: Option<&PageInfo>| EnrichedView {
+                user_id: v.user_id.clone(),
+                page: v.page.clone(),
+                country: country.clone(),
+                category: page.map_or(UNKNOWN, |p| p.category.as_str()).to_string(),
+                ts: v.ts,
+            },
+            Named::as_("views-with-category"),
+        );
+
+    // country_view_counts: views per country and window.
+    enriched
+        .map_named(
+            |_, v: EnrichedView| (v.country, v.ts),
+            Named::as_("views-by-country"),
+        )
+        .group_by_key_with(
+            Grouped::as_(VIEWS_BY_COUNTRY_GROUPING)
+                .with_key_serde(default_serde())
+                .with_value_serde(default_serde()),
+        )
         .windowed_by(windows)
+        .count_with(Materialized::as_(COUNTRY_VIEW_COUNTS_STORE).with_retention(config.retention))
+        .to_stream_named(Named::as_("country-view-counts-updates"))
+        .flat_map_named(
+            |w: Windowed<String>, n: Option<i64>| {
+                n.map(|views| {
+                    let key = CountryWindow {
+                        country: w.key.clone(),
+                        start: w.window.start,
+                        end: w.window.end,
+                    };
+                    let value = CountryViewCount {
+                        country: w.key,
+                        start: w.window.start,
+                        end: w.window.end,
+                        views,
+                    };
+                    (key, value)
+                })
+            },
+            Named::as_("country-view-counts-format"),
+        )
+        .to_with(
+            COUNTRY_VIEW_COUNTS_TOPIC,
+            Produced::with(default_serde(), default_serde()).with_name("country-view-counts-sink"),
+        );
+
+    // Click attribution: views left-joined with the clicks of the same user and page. Both
+    // sides are re-keyed by (user, page), so the join repartitions them
+    // (`view-click-join-left-repartition`, `-right-repartition`). A view pairs with every
+    // click within `click_window` on either side, or, once its window has closed without
+    // one (stream time past its time + click_window + click_grace), gets one result
+    // without a click. The window is symmetric rather than `before(0)` because this
+    // framework's left join finds closed unmatched views cheaply only while `before` is at
+    // least `after` (with `before(0)` every record re-reads all the views still waiting);
+    // the attribution below ignores the clicks before a view, which gives the same
+    // counts.
+    let click_window = config.click_window;
+    let by_user_page = |user: &str, page: &str| UserPage {
+        user_id: user.to_string(),
+        page: page.to_string(),
+    };
+    let view_clicks = enriched
+        .select_key_named(
+            move |_, v: &EnrichedView| by_user_page(&v.user_id, &v.page),
+            Named::as_("views-by-user-page"),
+        )
+        .left_join_with(
+            &clicks.select_key_named(
+                move |_, c: &Click| by_user_page(&c.user_id, &c.page),
+                Named::as_("clicks-by-user-page"),
+            ),
+            |v: &EnrichedView, c: Option<&Click>| ViewClick {
+                user_id: v.user_id.clone(),
+                page: v.page.clone(),
+                category: v.category.clone(),
+                view_ts: v.ts,
+                click_ts: c.map(|c| c.ts),
+            },
+            JoinWindows::of_time_difference_and_grace(click_window, config.click_grace),
+            StreamJoined::with(default_serde(), default_serde(), default_serde())
+                .with_name(VIEW_CLICK_JOIN)
+                .with_store_name(VIEW_CLICK_JOIN),
+        );
+    // Each view counted once, in the window of its own time (see `ClickAttribution`).
+    let attribution_retention = ms(config.ctr_grace() + config.window_size);
+    builder.add_state_store(Stores::window_store_builder(
+        Stores::persistent_window_store(CLICK_ATTRIBUTION_STORE, attribution_retention, 1)?,
+        default_serde::<UserPage>(),
+        default_serde::<i64>(),
+    ));
+    let attributions = view_clicks.process(
+        || ClickAttribution { store: None },
+        Named::as_("click-attribution"),
+        &[CLICK_ATTRIBUTION_STORE],
+    );
+    // The click-through windows stay open for the views that wait in the join.
+    let ctr_windows = TimeWindows::of_size_and_grace(config.window_size, config.ctr_grace());
+
+    // click_through_rate: per page and window of the views.
+    attributions
+        .map_named(
+            |_, a: Attribution| (a.page, a.counts),
+            Named::as_("attributions-by-page"),
+        )
+        .group_by_key_with(
+            Grouped::as_(ATTRIBUTIONS_BY_PAGE_GROUPING)
+                .with_key_serde(default_serde())
+                .with_value_serde(default_serde()),
+        )
+        .windowed_by(ctr_windows)
         .aggregate_with(
-            Activity::default,
-            |_, a, agg: Activity| agg.plus(a),
+            ClickThrough::default,
+            |_, a, agg: ClickThrough| agg.plus(a),
             Materialized::as_(PAGE_CTR_STORE)
                 .with_value_serde(default_serde())
                 .with_retention(config.retention),
         )
         .to_stream_named(Named::as_("page-ctr-updates"))
         .flat_map_named(
-            |w: Windowed<String>, a: Option<Activity>| {
+            |w: Windowed<String>, a: Option<ClickThrough>| {
                 a.map(|a| {
                     let key = page_window(&w);
                     let value = ClickThroughRate {
@@ -115,6 +260,7 @@ pub fn topology(config: &ActivityConfig) -> Result<Topology> {
                         start: w.window.start,
                         end: w.window.end,
                         views: a.views,
+                        clicked_views: a.clicked_views,
                         clicks: a.clicks,
                         ctr: a.click_through_rate(),
                     };
@@ -126,6 +272,53 @@ pub fn topology(config: &ActivityConfig) -> Result<Topology> {
         .to_with(
             CLICK_THROUGH_RATE_TOPIC,
             Produced::with(default_serde(), default_serde()).with_name("click-through-rate-sink"),
+        );
+
+    // category_click_through_rate: per page category and window of the views.
+    attributions
+        .map_named(
+            |_, a: Attribution| (a.category, a.counts),
+            Named::as_("attributions-by-category"),
+        )
+        .group_by_key_with(
+            Grouped::as_(ATTRIBUTIONS_BY_CATEGORY_GROUPING)
+                .with_key_serde(default_serde())
+                .with_value_serde(default_serde()),
+        )
+        .windowed_by(ctr_windows)
+        .aggregate_with(
+            ClickThrough::default,
+            |_, a, agg: ClickThrough| agg.plus(a),
+            Materialized::as_(CATEGORY_CTR_STORE)
+                .with_value_serde(default_serde())
+                .with_retention(config.retention),
+        )
+        .to_stream_named(Named::as_("category-ctr-updates"))
+        .flat_map_named(
+            |w: Windowed<String>, a: Option<ClickThrough>| {
+                a.map(|a| {
+                    let key = CategoryWindow {
+                        category: w.key.clone(),
+                        start: w.window.start,
+                        end: w.window.end,
+                    };
+                    let value = CategoryClickThroughRate {
+                        category: w.key,
+                        start: w.window.start,
+                        end: w.window.end,
+                        views: a.views,
+                        clicked_views: a.clicked_views,
+                        clicks: a.clicks,
+                        ctr: a.click_through_rate(),
+                    };
+                    (key, value)
+                })
+            },
+            Named::as_("category-ctr-format"),
+        )
+        .to_with(
+            CATEGORY_CTR_TOPIC,
+            Produced::with(default_serde(), default_serde()).with_name("category-ctr-sink"),
         );
 
     // user_sessions: views and clicks per user session (the inputs are keyed by user: no
@@ -248,6 +441,65 @@ fn view_count_record(w: Windowed<String>, n: Option<i64>) -> Option<(PageWindow,
         };
         (key, value)
     })
+}
+
+/// The click attribution: turns the view-click join's results into what they add to the
+/// click-through aggregates, with the view's event time as the record's timestamp (so the
+/// aggregates window by the view, whatever the click's time), counting each view once.
+///
+/// A view has one or more join results: one per click within the join window (on either
+/// side of the view), or a single one without a click once its window closed. The
+/// processor keeps, per view (key (user, page), the view's time), the clicks attributed so
+/// far in the [`CLICK_ATTRIBUTION_STORE`](super::CLICK_ATTRIBUTION_STORE) window store. The
+/// first result of a view counts the view; a click at or after the view adds an attributed
+/// click, and the first such click a clicked view; a click before the view adds nothing
+/// (it belongs to an earlier view). Results that add nothing are not forwarded. The store
+/// keeps a view for `ctr_grace` + one window of stream time, longer than the join can still
+/// pair it.
+struct ClickAttribution {
+    store: Option<WindowStoreHandle<UserPage, i64>>,
+}
+
+impl Processor<UserPage, ViewClick, UserPage, Attribution> for ClickAttribution {
+    fn init(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, UserPage, Attribution>,
+    ) -> std::result::Result<(), StreamsError> {
+        self.store = Some(ctx.window_store(CLICK_ATTRIBUTION_STORE)?);
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        r: Record<UserPage, ViewClick>,
+        ctx: &mut ProcessorContext<'_, UserPage, Attribution>,
+    ) -> std::result::Result<(), StreamsError> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let vc = r.value;
+        let seen = store.fetch(&r.key, vc.view_ts)?;
+        let attributed = vc.click_ts.is_some_and(|c| c >= vc.view_ts);
+        let before = seen.unwrap_or(0);
+        let counts = ClickThrough {
+            views: i64::from(seen.is_none()),
+            clicked_views: i64::from(attributed && before == 0),
+            clicks: i64::from(attributed),
+        };
+        let after = before + counts.clicks;
+        if seen.is_none() || after != before {
+            store.put(&r.key, Some(&after), vc.view_ts)?;
+        }
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let out = Attribution {
+            page: vc.page,
+            category: vc.category,
+            counts,
+        };
+        ctx.forward(Record::new(r.key, out, vc.view_ts))
+    }
 }
 
 /// Ranks `(page, count)` pairs of one window: the `n` largest counts, ties by page name.

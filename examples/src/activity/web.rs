@@ -10,10 +10,12 @@
 //! | route | answer |
 //! |---|---|
 //! | `GET /` | the dashboard (HTML, JS and CSS ship in the binary) |
-//! | `GET /api/status` | state, events/s, lag, records processed, windows closed, records dropped (late) and skipped |
+//! | `GET /api/status` | state, events/s, lag, records processed, windows closed, events generated here, records dropped (late) and skipped |
 //! | `GET /api/dashboard` | everything the dashboard draws, in one answer |
 //! | `GET /api/top-pages?window=<start ms>&n=10` | views per page in a window (default: the latest) |
-//! | `GET /api/ctr?window=<start ms>&n=10` | click-through rate per page in a window |
+//! | `GET /api/ctr?window=<start ms>&n=10` | click-through rate per page in a window (default: the latest settled) |
+//! | `GET /api/countries?window=<start ms>&n=10` | views per country in a window (default: the latest) |
+//! | `GET /api/categories?window=<start ms>&n=10` | click-through rate per page category in a window (default: the latest settled) |
 //! | `GET /api/pages/{page}/views?minutes=15` | a page's views per minute |
 //! | `GET /api/users/{user}/sessions` | a user's sessions |
 //! | `GET /api/alerts?limit=20` | the latest alert of each alerted user, newest first |
@@ -67,8 +69,9 @@ use streams_core::state::{ReadOnlySessionStore, ReadOnlyWindowStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{
-    Activity, ActivityConfig, Alert, PAGE_CTR_STORE, PAGE_VIEW_COUNTS_STORE, RECENT_ALERTS_STORE,
-    USER_SESSIONS_STORE,
+    Activity, ActivityConfig, Alert, CATEGORY_CTR_STORE, COUNTRY_VIEW_COUNTS_STORE, ClickThrough,
+    PAGE_CATALOGUE_STORE, PAGE_CTR_STORE, PAGE_VIEW_COUNTS_STORE, PageInfo, RECENT_ALERTS_STORE,
+    UNKNOWN, USER_SESSIONS_STORE,
 };
 
 const INDEX_HTML: &str = include_str!("../../static/index.html");
@@ -110,6 +113,8 @@ pub struct Stats {
     lag: AtomicU64,
     /// Final window results emitted so far (updated by the app).
     pub windows_closed: AtomicU64,
+    /// Views and clicks this instance's generator has sent (updated by the app).
+    pub generated: AtomicU64,
     last: Mutex<Option<(Instant, u64)>>,
 }
 
@@ -380,6 +385,8 @@ pub fn router(state: Shared) -> Router {
         .route("/api/dashboard", get(dashboard))
         .route("/api/top-pages", get(top_pages))
         .route("/api/ctr", get(ctr))
+        .route("/api/countries", get(countries))
+        .route("/api/categories", get(categories))
         .route("/api/pages/{page}/views", get(page_views))
         .route("/api/users/{user}/sessions", get(user_sessions))
         .route("/api/alerts", get(alerts))
@@ -413,10 +420,14 @@ pub struct Status {
     pub events_per_sec: u64,
     /// Unprocessed input records.
     pub lag: u64,
-    /// Input events processed.
+    /// Input records processed: views, clicks and user profiles (the tasks that read
+    /// `page_views` also read `users`).
     pub processed: u64,
     /// Final window results emitted.
     pub windows_closed: u64,
+    /// Views and clicks this instance's generator has sent (0 without a generator).
+    #[serde(default)]
+    pub generated: u64,
     /// Records dropped by the app's operators, late records for closed windows above all
     /// (summed over the tasks this instance runs now): a number that is not 0 means some
     /// input is missing from the results.
@@ -437,6 +448,7 @@ fn status_of(s: &WebState) -> Status {
         lag: s.stats.lag(),
         processed: s.stats.processed.load(Ordering::Relaxed),
         windows_closed: s.stats.windows_closed.load(Ordering::Relaxed),
+        generated: s.stats.generated.load(Ordering::Relaxed),
         dropped_records: totals.dropped_records,
         skipped_records: totals.skipped_records,
     }
@@ -446,19 +458,48 @@ async fn status(State(s): State<Shared>) -> axum::Json<Status> {
     axum::Json(status_of(&s))
 }
 
-/// One window of one page: views, clicks and the click-through rate.
+/// One window of one page: resolved views, clicked views, attributed clicks and the
+/// click-through rate (see [`ClickThrough`]).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PageStats {
     /// The page.
     pub page: String,
     /// Window start (ms).
     pub start: i64,
-    /// Views in the window.
+    /// Resolved views in the window.
     pub views: i64,
-    /// Clicks in the window.
+    /// Views followed by a click within the click window.
+    pub clicked_views: i64,
+    /// Clicks attributed to the views.
     pub clicks: i64,
-    /// clicks / views (0 without views).
+    /// clicked views / views (0 without views).
     pub ctr: f64,
+    /// Views of the page in the window (by the view counts) that are not resolved yet:
+    /// unclicked so far and less than the click window old. Set in merged answers (0 in
+    /// `/api/local/windows`).
+    #[serde(default)]
+    pub pending_views: i64,
+}
+
+/// One window of one page category, as [`PageStats`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CategoryStats {
+    /// The category.
+    pub category: String,
+    /// Window start (ms).
+    pub start: i64,
+    /// Resolved views in the window.
+    pub views: i64,
+    /// Views followed by a click within the click window.
+    pub clicked_views: i64,
+    /// Clicks attributed to the views.
+    pub clicks: i64,
+    /// clicked views / views (0 without views).
+    pub ctr: f64,
+    /// Views of the category's pages in the window not resolved yet (the pages' view
+    /// counts, by the page catalogue, minus the resolved views).
+    #[serde(default)]
+    pub pending_views: i64,
 }
 
 /// The local part of the per-minute stores for windows starting in `[from, to]`.
@@ -468,13 +509,27 @@ pub struct LocalWindows {
     pub views: Vec<(String, i64, i64)>,
     /// Per page and window from the click-through store.
     pub ctr: Vec<PageStats>,
+    /// (country, window start, views) from the country counts.
+    #[serde(default)]
+    pub countries: Vec<(String, i64, i64)>,
+    /// Per category and window from the category click-through store.
+    #[serde(default)]
+    pub categories: Vec<CategoryStats>,
 }
 
 fn local_windows_of(s: &WebState, from: i64, to: i64) -> Result<LocalWindows, ApiError> {
     let counts = s
         .streams
         .window_store::<String, i64>(PAGE_VIEW_COUNTS_STORE)?;
-    let ctr = s.streams.window_store::<String, Activity>(PAGE_CTR_STORE)?;
+    let ctr = s
+        .streams
+        .window_store::<String, ClickThrough>(PAGE_CTR_STORE)?;
+    let countries = s
+        .streams
+        .window_store::<String, i64>(COUNTRY_VIEW_COUNTS_STORE)?;
+    let categories = s
+        .streams
+        .window_store::<String, ClickThrough>(CATEGORY_CTR_STORE)?;
     Ok(LocalWindows {
         views: counts
             .fetch_all(from, to)?
@@ -488,11 +543,41 @@ fn local_windows_of(s: &WebState, from: i64, to: i64) -> Result<LocalWindows, Ap
                 page: w.key,
                 start: w.window.start,
                 views: a.views,
+                clicked_views: a.clicked_views,
                 clicks: a.clicks,
                 ctr: a.click_through_rate().unwrap_or(0.0),
+                pending_views: 0,
+            })
+            .collect(),
+        countries: countries
+            .fetch_all(from, to)?
+            .into_iter()
+            .map(|(w, n)| (w.key, w.window.start, n))
+            .collect(),
+        categories: categories
+            .fetch_all(from, to)?
+            .into_iter()
+            .map(|(w, a)| CategoryStats {
+                category: w.key,
+                start: w.window.start,
+                views: a.views,
+                clicked_views: a.clicked_views,
+                clicks: a.clicks,
+                ctr: a.click_through_rate().unwrap_or(0.0),
+                pending_views: 0,
             })
             .collect(),
     })
+}
+
+/// Page -> category, from the page catalogue (a global store: every instance holds all of
+/// it); empty if it cannot be read.
+fn catalogue_of(s: &WebState) -> BTreeMap<String, String> {
+    s.streams
+        .key_value_store::<String, PageInfo>(PAGE_CATALOGUE_STORE)
+        .and_then(|c| c.all())
+        .map(|all| all.into_iter().map(|(k, p)| (k, p.category)).collect())
+        .unwrap_or_default()
 }
 
 async fn local_windows(State(s): State<Shared>, q: Params) -> ApiResult<LocalWindows> {
@@ -547,6 +632,8 @@ async fn all_windows(s: &WebState, from: i64, to: i64) -> Result<LocalWindows, A
             Ok(part) => {
                 merged.views.extend(part.views);
                 merged.ctr.extend(part.ctr);
+                merged.countries.extend(part.countries);
+                merged.categories.extend(part.categories);
             }
             Err(e) => tracing::warn!("leaving {peer} out of merged windows: {e}"),
         }
@@ -630,22 +717,83 @@ pub struct CtrWindow {
     pub window_start: Option<i64>,
     /// Window end (ms).
     pub window_end: Option<i64>,
+    /// Whether every view of the window is resolved (see [`settled_until`]): the counts
+    /// are final. A window that is not settled counts its clicked views, and only those of
+    /// its views without a click whose 30 minutes have passed.
+    pub settled: bool,
     /// Pages with the most views first.
     pub pages: Vec<PageStats>,
 }
 
+/// The last window start whose click-through rates are settled, from the latest window with
+/// views: a view without a click is resolved once stream time passes its time + the click
+/// window + the click grace, so every view of a window starting `window + click_window +
+/// click_grace` (32 minutes by default) before the latest view's window is.
+pub fn settled_until(views: &[(String, i64, i64)]) -> Option<i64> {
+    let c = ActivityConfig::default();
+    let wait = c.window_size + c.click_window + c.click_grace;
+    let wait = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+    latest_window(views).map(|latest| latest.saturating_sub(wait))
+}
+
+/// The window the click-through answers show unless asked for one: the latest settled
+/// window with data, else the latest window with data.
+fn ctr_default_window(
+    starts: impl Iterator<Item = i64> + Clone,
+    settled: Option<i64>,
+) -> Option<i64> {
+    starts
+        .clone()
+        .filter(|s| settled.is_some_and(|until| *s <= until))
+        .max()
+        .or_else(|| starts.max())
+}
+
+/// The views of each `label(page)` in `window`, from the view counts.
+fn views_in_window(
+    all: &LocalWindows,
+    window: Option<i64>,
+    label: impl Fn(&str) -> String,
+) -> BTreeMap<String, i64> {
+    let mut totals: BTreeMap<String, i64> = BTreeMap::new();
+    for (page, start, views) in &all.views {
+        if Some(*start) == window {
+            let total = totals.entry(label(page)).or_default();
+            *total = total.saturating_add(*views);
+        }
+    }
+    totals
+}
+
 fn ctr_window(all: &LocalWindows, window: Option<i64>, n: usize) -> CtrWindow {
-    let mut pages: Vec<PageStats> = all
+    let mut pages: BTreeMap<String, PageStats> = all
         .ctr
         .iter()
         .filter(|p| Some(p.start) == window)
-        .cloned()
+        .map(|p| (p.page.clone(), p.clone()))
         .collect();
-    pages.sort_by(|a, b| b.views.cmp(&a.views).then(a.page.cmp(&b.page)));
+    // The pages' views not resolved yet, and the pages with views but none resolved.
+    for (page, total) in views_in_window(all, window, str::to_string) {
+        let stats = pages.entry(page.clone()).or_insert_with(|| PageStats {
+            page,
+            start: window.unwrap_or_default(),
+            views: 0,
+            clicked_views: 0,
+            clicks: 0,
+            ctr: 0.0,
+            pending_views: 0,
+        });
+        stats.pending_views = total.saturating_sub(stats.views).max(0);
+    }
+    let mut pages: Vec<PageStats> = pages.into_values().collect();
+    let all_views = |p: &PageStats| p.views.saturating_add(p.pending_views);
+    pages.sort_by(|a, b| all_views(b).cmp(&all_views(a)).then(a.page.cmp(&b.page)));
     pages.truncate(n);
+    let settled = settled_until(&all.views);
     CtrWindow {
         window_start: window,
         window_end: window.map(|w| w.saturating_add(MINUTE)),
+        settled: window.is_some_and(|w| settled.is_some_and(|until| w <= until)),
         pages,
     }
 }
@@ -654,8 +802,123 @@ async fn ctr(State(s): State<Shared>, q: Params) -> ApiResult<CtrWindow> {
     let (window, n) = (q.window()?, q.count("n", 10)?);
     let (from, to) = search_range(window);
     let all = all_windows(&s, from, to).await?;
-    let window = window.or_else(|| latest_window(&all.views));
+    let window = window
+        .or_else(|| ctr_default_window(all.ctr.iter().map(|p| p.start), settled_until(&all.views)));
     Ok(axum::Json(ctr_window(&all, window, n)))
+}
+
+/// Views per country in one window.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CountryViews {
+    /// Window start (ms), `None` when there is no data yet.
+    pub window_start: Option<i64>,
+    /// Window end (ms).
+    pub window_end: Option<i64>,
+    /// (country, views), most views first.
+    pub countries: Vec<(String, i64)>,
+}
+
+fn country_window(all: &LocalWindows, window: Option<i64>, n: usize) -> CountryViews {
+    let mut per_country: BTreeMap<String, i64> = BTreeMap::new();
+    for (country, start, views) in &all.countries {
+        if Some(*start) == window {
+            let total = per_country.entry(country.clone()).or_default();
+            *total = total.saturating_add(*views);
+        }
+    }
+    CountryViews {
+        window_start: window,
+        window_end: window.map(|w| w.saturating_add(MINUTE)),
+        countries: super::top_pages(per_country, n),
+    }
+}
+
+async fn countries(State(s): State<Shared>, q: Params) -> ApiResult<CountryViews> {
+    let (window, n) = (q.window()?, q.count("n", 10)?);
+    let (from, to) = search_range(window);
+    let all = all_windows(&s, from, to).await?;
+    let window = window.or_else(|| all.countries.iter().map(|(_, start, _)| *start).max());
+    Ok(axum::Json(country_window(&all, window, n)))
+}
+
+/// Click-through rates per page category in one window.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CategoryWindowStats {
+    /// Window start (ms), `None` when there is no data yet.
+    pub window_start: Option<i64>,
+    /// Window end (ms).
+    pub window_end: Option<i64>,
+    /// As [`CtrWindow::settled`].
+    pub settled: bool,
+    /// Categories with the most views first.
+    pub categories: Vec<CategoryStats>,
+}
+
+fn category_window(
+    all: &LocalWindows,
+    catalogue: &BTreeMap<String, String>,
+    window: Option<i64>,
+    n: usize,
+) -> CategoryWindowStats {
+    let mut categories: BTreeMap<String, CategoryStats> = all
+        .categories
+        .iter()
+        .filter(|c| Some(c.start) == window)
+        .map(|c| (c.category.clone(), c.clone()))
+        .collect();
+    let category_of = |page: &str| {
+        catalogue
+            .get(page)
+            .cloned()
+            .unwrap_or_else(|| UNKNOWN.to_string())
+    };
+    for (category, total) in views_in_window(all, window, category_of) {
+        let stats = categories
+            .entry(category.clone())
+            .or_insert_with(|| CategoryStats {
+                category,
+                start: window.unwrap_or_default(),
+                views: 0,
+                clicked_views: 0,
+                clicks: 0,
+                ctr: 0.0,
+                pending_views: 0,
+            });
+        stats.pending_views = total.saturating_sub(stats.views).max(0);
+    }
+    let mut categories: Vec<CategoryStats> = categories.into_values().collect();
+    let all_views = |c: &CategoryStats| c.views.saturating_add(c.pending_views);
+    categories.sort_by(|a, b| {
+        all_views(b)
+            .cmp(&all_views(a))
+            .then(a.category.cmp(&b.category))
+    });
+    categories.truncate(n);
+    let settled = settled_until(&all.views);
+    CategoryWindowStats {
+        window_start: window,
+        window_end: window.map(|w| w.saturating_add(MINUTE)),
+        settled: window.is_some_and(|w| settled.is_some_and(|until| w <= until)),
+        categories,
+    }
+}
+
+async fn categories(State(s): State<Shared>, q: Params) -> ApiResult<CategoryWindowStats> {
+    let (window, n) = (q.window()?, q.count("n", 10)?);
+    let (from, to) = search_range(window);
+    let all = all_windows(&s, from, to).await?;
+    let window = window.or_else(|| {
+        ctr_default_window(
+            all.categories.iter().map(|c| c.start),
+            settled_until(&all.views),
+        )
+    });
+    Ok(axum::Json(category_window(
+        &all,
+        &catalogue_of(&s),
+        window,
+        n,
+    )))
 }
 
 /// A page's views per window.
@@ -762,21 +1025,16 @@ pub struct Dashboard {
     pub status: Status,
     /// Views per minute of the 5 most viewed pages over the last 15 windows with data.
     pub timeline: Timeline,
-    /// Click-through rates in the latest complete window (8 most viewed pages).
-    pub ctr: DashboardCtr,
+    /// Click-through rates of the 8 most viewed pages in the latest settled window (else
+    /// the latest window with data).
+    pub ctr: CtrWindow,
+    /// Views per country (10 at most) in the latest complete window (the one before the
+    /// latest with data).
+    pub countries: CountryViews,
+    /// Click-through rates per page category in the window of `ctr`.
+    pub categories: CategoryWindowStats,
     /// Recent alerts, newest first (at most 20).
     pub alerts: Vec<DashboardAlert>,
-}
-
-/// The click-through part of the [`Dashboard`].
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct DashboardCtr {
-    /// Window start.
-    pub window_start: Option<i64>,
-    /// Window end.
-    pub window_end: Option<i64>,
-    /// Pages.
-    pub pages: Vec<PageStats>,
 }
 
 /// An alert as the dashboard shows it.
@@ -792,8 +1050,14 @@ pub struct DashboardAlert {
     pub clicks: i64,
 }
 
-/// Builds the dashboard's data from merged windows and alerts.
-pub fn dashboard_of(status: Status, all: &LocalWindows, alerts: &[Alert]) -> Dashboard {
+/// Builds the dashboard's data from merged windows, the page catalogue (page -> category)
+/// and alerts.
+pub fn dashboard_of(
+    status: Status,
+    all: &LocalWindows,
+    catalogue: &BTreeMap<String, String>,
+    alerts: &[Alert],
+) -> Dashboard {
     let mut starts: Vec<i64> = all.views.iter().map(|(_, s, _)| *s).collect();
     starts.sort_unstable();
     starts.dedup();
@@ -820,21 +1084,24 @@ pub fn dashboard_of(status: Status, all: &LocalWindows, alerts: &[Alert]) -> Das
             page,
         })
         .collect();
-    // The latest complete window: the one before the latest with data, when there are two.
-    let ctr_start = match starts.len() {
+    // Countries: the latest complete window, the one before the latest with data, when
+    // there are two.
+    let mut country_starts: Vec<i64> = all.countries.iter().map(|(_, s, _)| *s).collect();
+    country_starts.sort_unstable();
+    country_starts.dedup();
+    let country_start = match country_starts.len() {
         0 => None,
-        1 => starts.last().copied(),
-        n => Some(starts[n - 2]),
+        1 => country_starts.last().copied(),
+        n => Some(country_starts[n - 2]),
     };
-    let c = ctr_window(all, ctr_start, 8);
+    let settled = settled_until(&all.views);
+    let ctr_start = ctr_default_window(all.ctr.iter().map(|p| p.start), settled);
     Dashboard {
         status,
         timeline: Timeline { starts, series },
-        ctr: DashboardCtr {
-            window_start: c.window_start,
-            window_end: c.window_end,
-            pages: c.pages,
-        },
+        ctr: ctr_window(all, ctr_start, 8),
+        countries: country_window(all, country_start, 10),
+        categories: category_window(all, catalogue, ctr_start, 8),
         alerts: alerts
             .iter()
             .take(20)
@@ -859,7 +1126,12 @@ async fn dashboard(State(s): State<Shared>) -> ApiResult<Dashboard> {
     let (from, to) = search_range(None);
     let all = all_windows(&s, from, to).await?;
     let alerts = all_alerts(&s).await?;
-    Ok(axum::Json(dashboard_of(status_of(&s), &all, &alerts)))
+    Ok(axum::Json(dashboard_of(
+        status_of(&s),
+        &all,
+        &catalogue_of(&s),
+        &alerts,
+    )))
 }
 
 /// The instance owning `key` of `store`, when it is not this one and the request was not
@@ -1232,8 +1504,24 @@ mod tests {
                 page: "/a".into(),
                 start: i64::MAX,
                 views: i64::MAX,
+                clicked_views: i64::MAX,
                 clicks: i64::MAX,
                 ctr: 1.0,
+                pending_views: 0,
+            }],
+            countries: vec![
+                ("us".into(), i64::MAX, i64::MAX),
+                ("us".into(), i64::MAX, i64::MAX),
+                ("de".into(), i64::MIN, i64::MIN),
+            ],
+            categories: vec![CategoryStats {
+                category: "news".into(),
+                start: i64::MIN,
+                views: i64::MIN,
+                clicked_views: 0,
+                clicks: 0,
+                ctr: 0.0,
+                pending_views: 0,
             }],
         };
         let d = dashboard_of(
@@ -1245,17 +1533,95 @@ mod tests {
                 lag: 0,
                 processed: 0,
                 windows_closed: 0,
+                generated: 0,
                 dropped_records: 0,
                 skipped_records: 0,
             },
             &all,
+            &BTreeMap::new(),
             &[],
         );
         assert_eq!(d.ctr.window_end, Some(i64::MAX));
+        assert!(!d.ctr.settled);
         assert_eq!(
             ctr_window(&all, Some(i64::MAX), 5).window_end,
             Some(i64::MAX)
         );
+        assert_eq!(
+            country_window(&all, Some(i64::MAX), 5).countries,
+            vec![("us".to_string(), i64::MAX)]
+        );
+        assert_eq!(d.categories.window_end, Some(i64::MAX));
+    }
+
+    #[test]
+    fn click_through_answers_prefer_the_latest_settled_window() {
+        let minute = |m: i64| m * MINUTE;
+        let views: Vec<(String, i64, i64)> =
+            (0..40).map(|m| ("/a".to_string(), minute(m), 1)).collect();
+        // The latest view window starts at 39 min: windows up to 7 min are settled.
+        assert_eq!(settled_until(&views), Some(minute(7)));
+        let starts = [minute(3), minute(7), minute(8), minute(39)];
+        assert_eq!(
+            ctr_default_window(starts.iter().copied(), settled_until(&views)),
+            Some(minute(7))
+        );
+        // Nothing settled yet: the latest window with data.
+        assert_eq!(
+            ctr_default_window(starts.iter().copied(), settled_until(&views[..20])),
+            Some(minute(39))
+        );
+        assert_eq!(ctr_default_window([].into_iter(), None), None);
+    }
+
+    #[test]
+    fn click_through_answers_show_the_views_still_pending() {
+        let stats = |page: &str, views: i64, clicked: i64| PageStats {
+            page: page.into(),
+            start: 0,
+            views,
+            clicked_views: clicked,
+            clicks: clicked,
+            ctr: clicked as f64 / views as f64,
+            pending_views: 0,
+        };
+        let all = LocalWindows {
+            views: vec![
+                ("/a".into(), 0, 10),
+                ("/b".into(), 0, 4),
+                ("/c".into(), 0, 7),
+                ("/a".into(), MINUTE, 3),
+            ],
+            ctr: vec![stats("/a", 2, 2), stats("/b", 4, 1)],
+            countries: Vec::new(),
+            categories: vec![CategoryStats {
+                category: "news".into(),
+                start: 0,
+                views: 2,
+                clicked_views: 2,
+                clicks: 2,
+                ctr: 1.0,
+                pending_views: 0,
+            }],
+        };
+        let w = ctr_window(&all, Some(0), 10);
+        let got: Vec<(&str, i64, i64)> = w
+            .pages
+            .iter()
+            .map(|p| (p.page.as_str(), p.views, p.pending_views))
+            .collect();
+        assert_eq!(got, vec![("/a", 2, 8), ("/c", 0, 7), ("/b", 4, 0)]);
+        let catalogue: BTreeMap<String, String> = [("/a", "news"), ("/b", "news")]
+            .map(|(p, c)| (p.to_string(), c.to_string()))
+            .into_iter()
+            .collect();
+        let c = category_window(&all, &catalogue, Some(0), 10);
+        let got: Vec<(&str, i64, i64)> = c
+            .categories
+            .iter()
+            .map(|c| (c.category.as_str(), c.views, c.pending_views))
+            .collect();
+        assert_eq!(got, vec![("news", 2, 12), (UNKNOWN, 0, 7)]);
     }
 
     /// A fake instance: answers one connection with `answer` (after reading the request),

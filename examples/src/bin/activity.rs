@@ -1,10 +1,12 @@
 //! The activity-tracking app: page views and clicks in real time, with interactive queries,
 //! an HTTP JSON API and a live dashboard (docs/TUTORIAL.md walks through it).
 //!
-//! By default it runs on the embedded log engine in `--data-dir`: a generator thread
-//! writes seeded, realistic page views and clicks into `page_views` and `clicks` at `--rate`
-//! events per second (event time follows the wall clock), the app processes them, and the
-//! dashboard is served at `http://127.0.0.1:8080/`. A one-line status (events/s, lag,
+//! By default it runs on the embedded log engine in `--data-dir`: the generator writes the
+//! reference data (user profiles into `users`, the page catalogue into `pages`) before the
+//! app starts, then a generator thread writes seeded, realistic page views and clicks into
+//! `page_views` and `clicks` at `--rate` events per second (event time follows the wall
+//! clock) with the occasional profile update, the app processes them, and the dashboard is
+//! served at `http://127.0.0.1:8080/`. A one-line status (events/s, lag,
 //! windows closed, records dropped as late or skipped) is refreshed every second on a
 //! terminal (printed every 5 s otherwise); Ctrl-C (or SIGTERM) stops it cleanly.
 //!
@@ -40,12 +42,12 @@ use streams_examples::activity::generator::{
 };
 use streams_examples::activity::web::{self, Stats, WebState, now_ms};
 use streams_examples::activity::{
-    self, ActivityConfig, ActivityEvent, CLICKS_TOPIC, PAGE_VIEW_COUNTS_FINAL_TOPIC,
-    PAGE_VIEWS_TOPIC,
+    self, ActivityConfig, CLICKS_TOPIC, InputRecord, PAGE_VIEW_COUNTS_FINAL_TOPIC, PAGE_VIEWS_TOPIC,
 };
 
 const USAGE: &str = "\
-activity: real-time user-activity tracking over page_views and clicks
+activity: real-time user-activity tracking over page_views and clicks, joined with the
+users table and the pages catalogue
 
 USAGE: activity [FLAGS]
 
@@ -55,7 +57,8 @@ USAGE: activity [FLAGS]
   --data-dir DIR            state stores and, on the embedded engine, the log
                             (default: <tmp>/rust-streams-activity-<port>)
   --rate R                  generated events per second (default 200); 0 = as fast as possible
-  --events N                stop generating after N events (default: never)
+  --events N                stop generating after N events, views and clicks (default:
+                            never; user and page records come on top)
   --seed S                  generator seed (default 42)
   --start-time MS           deterministic input: event time starts at MS (ms since the
                             epoch) instead of following the wall clock, --rate is only the
@@ -73,10 +76,12 @@ USAGE: activity [FLAGS]
   --wait-for-instances N    generate only once N instances (this one included) run the
                             app's tasks, as their APIs say, so that no input piles up while
                             a group forms (default: 1 with --speedup, else no wait)
-  --replay FILE             send the events of a recording (JSON lines) instead of generating
-  --record FILE             write --events N generated events to FILE and exit
+  --replay FILE             send the records of a recording (JSON lines) instead of
+                            generating (its leading user and page records first)
+  --record FILE             write the reference data and --events N generated events (with
+                            their profile updates) to FILE and exit
   --no-generate             only process (another instance or producer writes the input)
-  --partitions N            partitions of page_views and clicks when created (default 4)
+  --partitions N            partitions of the input topics when created (default 4)
   --threads N               stream threads (default 2)
   --bootstrap-servers LIST  run on Kafka (host:port,...) instead of the embedded engine
   --exit-when-done          with --events or --replay: exit once all input is processed,
@@ -216,12 +221,13 @@ type AppResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 /// How long the simulation runs before its first event is sent (see [`Source::new`]).
 const WARM_UP: Duration = Duration::from_secs(10 * 60);
 
-/// The events the generator thread sends, with their wall-clock pacing.
+/// The records the generator thread sends, with their wall-clock pacing.
 enum Source {
     /// Generated: event time starts now and is followed in real time at `rate` events/s
     /// (or, unpaced, starts early enough that the last of `events` is about now; or, with
     /// `--start-time`, starts there, unpaced or with `--speedup` paced).
     Generated {
+        /// How many views and clicks to send (profile updates come on top).
         events: Option<u64>,
         /// Ms of event time per ms of wall time since the start (1: real time); `None`:
         /// unpaced.
@@ -229,17 +235,23 @@ enum Source {
         generator: Box<ActivityGenerator>,
         start_ms: i64,
     },
-    /// A recording, sent at `rate` events/s with its own timestamps.
-    Replay(generator::Replay, RateLimiter),
+    /// A recording, sent at `rate` records/s with its own timestamps; `first` is the record
+    /// read past its leading reference data.
+    Replay {
+        replay: generator::Replay,
+        limiter: RateLimiter,
+        first: Option<InputRecord>,
+    },
 }
 
 impl Source {
     fn new(args: &Args) -> AppResult<Self> {
         if let Some(path) = &args.replay {
-            return Ok(Source::Replay(
-                generator::replay_events(path)?,
-                RateLimiter::new(args.rate),
-            ));
+            return Ok(Source::Replay {
+                replay: generator::replay_events(path)?,
+                limiter: RateLimiter::new(args.rate),
+                first: None,
+            });
         }
         // Deterministic input (`--start-time`) is paced only with `--speedup`, and then only
         // when each event is written, never what is written: nothing depends on the clock.
@@ -275,14 +287,39 @@ impl Source {
         })
     }
 
-    /// The next event, after waiting until it is due; `None` at the end.
-    fn next(&mut self, started: Instant, sent: u64) -> AppResult<Option<ActivityEvent>> {
+    /// The reference data to write before anything else: the generator's catalogue, or the
+    /// user and page records a recording starts with.
+    fn catalogue(&mut self) -> AppResult<Vec<InputRecord>> {
         match self {
-            Source::Replay(replay, limiter) => match replay.next() {
+            Source::Generated { generator, .. } => Ok(generator.catalogue()),
+            Source::Replay { replay, first, .. } => {
+                let mut out = Vec::new();
+                for record in replay.by_ref() {
+                    let record = record?;
+                    if record.is_activity() {
+                        *first = Some(record);
+                        break;
+                    }
+                    out.push(record);
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// The next record, after waiting until it is due; `None` at the end (`sent`: the views
+    /// and clicks sent so far).
+    fn next(&mut self, started: Instant, sent: u64) -> AppResult<Option<InputRecord>> {
+        match self {
+            Source::Replay {
+                replay,
+                limiter,
+                first,
+            } => match first.take().map(Ok).or_else(|| replay.next()) {
                 None => Ok(None),
-                Some(event) => {
+                Some(record) => {
                     limiter.acquire();
-                    Ok(Some(event?))
+                    Ok(Some(record?))
                 }
             },
             Source::Generated {
@@ -294,21 +331,34 @@ impl Source {
                 if events.is_some_and(|n| sent >= n) {
                     return Ok(None);
                 }
-                let Some(event) = generator.next() else {
+                let Some(record) = generator.next_record() else {
                     return Ok(None);
                 };
                 if let Some(speedup) = *speedup {
-                    let ahead = u64::try_from(event.ts() - *start_ms).unwrap_or_default();
+                    let ahead = u64::try_from(record.ts() - *start_ms).unwrap_or_default();
                     let due = Duration::from_secs_f64(ahead as f64 / 1000.0 / speedup);
                     let elapsed = started.elapsed();
                     if due > elapsed {
                         std::thread::sleep(due - elapsed);
                     }
                 }
-                Ok(Some(event))
+                Ok(Some(record))
             }
         }
     }
+}
+
+/// Writes the reference data through `producer` and waits until it is in the log.
+fn write_catalogue(
+    producer: &mut dyn Producer,
+    catalogue: &[InputRecord],
+    partitions: u32,
+) -> AppResult<()> {
+    for record in catalogue {
+        producer.send(generator::outgoing_record(record, partitions)?)?;
+    }
+    producer.flush(Duration::from_secs(30))?;
+    Ok(())
 }
 
 /// When the generator may send (`--wait-for-instances`, `--speedup`).
@@ -363,8 +413,11 @@ fn wait_until(stop: &AtomicBool, ready: impl Fn() -> bool) {
     }
 }
 
-/// The generator thread: sends events until the source ends or `stop` is set; flushes at
-/// least every 100 ms so that the app sees events in real time. With a `gate` it starts,
+/// The generator thread: sends records until the source ends or `stop` is set; flushes at
+/// least every 100 ms so that the app sees events in real time, and around a profile
+/// update, so that the update is in the log after every earlier view and before every later
+/// one (the app's task then processes them in timestamp order). Returns the views and
+/// clicks sent. With a `gate` it starts,
 /// and its pacing counts from, when the group runs (see [`Gate::group_runs`]), and with
 /// `Gate::pause` its pacing clock stops while a rebalance stops the app here: paced input
 /// must not pile up while the group forms or rebalances, or the instances would meet it as
@@ -373,6 +426,7 @@ fn spawn_generator(
     mut source: Source,
     mut producer: Box<dyn Producer>,
     partitions: u32,
+    stats: Arc<Stats>,
     gate: Option<Gate>,
     stop: Arc<AtomicBool>,
     done: Arc<AtomicBool>,
@@ -397,18 +451,30 @@ fn spawn_generator(
                     started += paused.elapsed();
                     tracing::info!(paused = ?paused.elapsed(), "the app runs again: generating");
                 }
-                let Some(event) = source.next(started, sent)? else {
+                let Some(record) = source.next(started, sent)? else {
                     break;
                 };
-                producer.send(generator::outgoing_record(&event, partitions)?)?;
+                if !record.is_activity() {
+                    // A profile update goes into the log after the views sent before it and
+                    // before those sent after it (a flush appends batches of different
+                    // partitions in any order).
+                    producer.flush(Duration::from_secs(30))?;
+                    producer.send(generator::outgoing_record(&record, partitions)?)?;
+                    producer.flush(Duration::from_secs(30))?;
+                    last_flush = Instant::now();
+                    continue;
+                }
+                producer.send(generator::outgoing_record(&record, partitions)?)?;
                 sent += 1;
                 if sent.is_multiple_of(1024) || last_flush.elapsed() >= Duration::from_millis(100) {
                     producer.poll()?;
                     producer.flush(Duration::from_secs(30))?;
+                    stats.generated.store(sent, Ordering::Relaxed);
                     last_flush = Instant::now();
                 }
             }
             producer.flush(Duration::from_secs(30))?;
+            stats.generated.store(sent, Ordering::Relaxed);
             Ok(())
         })();
         done.store(true, Ordering::SeqCst);
@@ -530,12 +596,18 @@ fn run(args: Args) -> AppResult<()> {
             ..args
         })?;
         let started = Instant::now();
-        let mut events = Vec::new();
-        while let Some(e) = source.next(started, events.len() as u64)? {
-            events.push(e);
+        let mut records = source.catalogue()?;
+        let mut sent = 0;
+        while let Some(r) = source.next(started, sent)? {
+            sent += u64::from(r.is_activity());
+            records.push(r);
         }
-        let written = generator::record_events(&path, events)?;
-        println!("wrote {written} of {n} events to {}", path.display());
+        let written = generator::record_events(&path, records)?;
+        println!(
+            "wrote {sent} of {n} events and {} user and page records to {}",
+            written - usize::try_from(sent).unwrap_or(0).min(written),
+            path.display()
+        );
         return Ok(());
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -587,6 +659,18 @@ async fn serve(args: Args) -> AppResult<()> {
         }
     };
     let partitions = generator::ensure_input_topics(clients.admin()?.as_ref(), args.partitions)?;
+    // The reference data goes first, before the app starts: the page catalogue is a global
+    // table, which the app loads completely before it processes anything, and every view
+    // then finds its user's profile and its page.
+    let source = if args.generate {
+        let mut source = Source::new(&args)?;
+        let catalogue = source.catalogue()?;
+        let mut producer = clients.producer("activity-generator")?;
+        write_catalogue(producer.as_mut(), &catalogue, partitions)?;
+        Some((source, producer))
+    } else {
+        None
+    };
 
     let topology = activity::topology(&ActivityConfig::default())?;
     let input_subtopologies = input_subtopologies(&topology);
@@ -598,11 +682,12 @@ async fn serve(args: Args) -> AppResult<()> {
     // The generator.
     let stop = Arc::new(AtomicBool::new(false));
     let generated = Arc::new(AtomicBool::new(!args.generate));
-    let generator = if args.generate {
+    let generator = if let Some((source, producer)) = source {
         Some(spawn_generator(
-            Source::new(&args)?,
-            clients.producer("activity-generator")?,
+            source,
+            producer,
             partitions,
+            stats.clone(),
             args.wait_for_instances
                 .or(args.speedup.map(|_| 1))
                 .map(|instances| Gate {
@@ -648,7 +733,7 @@ async fn serve(args: Args) -> AppResult<()> {
                 n += 1;
                 let totals = streams.metrics().total();
                 let line = format!(
-                    "{:?} · {} events/s · lag {} · {} events processed · {} windows closed · {} dropped",
+                    "{:?} · {} events/s · lag {} · {} records processed · {} windows closed · {} dropped",
                     streams.state(),
                     stats.events_per_sec(),
                     stats.lag(),
@@ -866,22 +951,26 @@ mod tests {
         assert_eq!(a.start_time, Some(1_700_000_000_000));
         assert_eq!(a.speedup, None);
         let first = events(&a);
-        assert_eq!(first.len(), 500);
+        assert_eq!(first.iter().filter(|r| r.is_activity()).count(), 500);
         assert!(first[0].ts() >= 1_700_000_000_000);
         // 500 events at 20 per second of event time: about 25 s, written at once.
-        let span = first[499].ts() - first[0].ts();
+        let span = first.last().map_or(0, InputRecord::ts) - first[0].ts();
         assert!((15_000..40_000).contains(&span), "{span} ms");
         std::thread::sleep(Duration::from_millis(5));
         assert_eq!(events(&a), first);
     }
 
-    /// All events of `a`'s source, taken as the generator thread takes them.
-    fn events(a: &Args) -> Vec<ActivityEvent> {
+    /// All records of `a`'s source (after its catalogue), taken as the generator thread
+    /// takes them.
+    fn events(a: &Args) -> Vec<InputRecord> {
         let mut source = Source::new(a).unwrap();
+        assert!(!source.catalogue().unwrap().is_empty());
         let started = Instant::now();
         let mut out = Vec::new();
-        while let Some(e) = source.next(started, out.len() as u64).unwrap() {
-            out.push(e);
+        let mut sent = 0;
+        while let Some(r) = source.next(started, sent).unwrap() {
+            sent += u64::from(r.is_activity());
+            out.push(r);
         }
         out
     }
@@ -902,9 +991,8 @@ mod tests {
         let took = started.elapsed();
         assert_eq!(paced, unpaced);
         // The last event is due (its event time - the start) / 100 after the start.
-        let due = Duration::from_millis(
-            u64::try_from((paced[299].ts() - 1_700_000_000_000) / 100).unwrap(),
-        );
+        let last = paced.last().map_or(0, InputRecord::ts);
+        let due = Duration::from_millis(u64::try_from((last - 1_700_000_000_000) / 100).unwrap());
         assert!(took >= due, "{took:?} < {due:?}");
         assert!(due >= Duration::from_millis(50), "{due:?}");
     }

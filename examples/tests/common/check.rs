@@ -11,19 +11,22 @@ use std::collections::BTreeMap;
 use serde::de::DeserializeOwned;
 use streams_core::partitioner::partition_for_key;
 use streams_examples::activity::{
-    self, Activity, Alert, Click, ClickThroughRate, PageView, PageViewCount, PageWindow,
-    SessionKey, UserSession,
+    self, Activity, Alert, CategoryClickThroughRate, CategoryWindow, Click, ClickThroughRate,
+    CountryViewCount, CountryWindow, PageInfo, PageView, PageViewCount, PageWindow, SessionKey,
+    UserProfile, UserSession,
 };
 
 use super::TopicRecord;
-use super::recount::{self, Event, Expected, Settings, window_start};
+use super::recount::{self, Event, Expected, Reference, Settings, window_start};
 
-/// The by-page repartition topic (`<application.id>-events-by-page-repartition`).
-pub(crate) const BY_PAGE_TOPIC: &str = "activity-events-by-page-repartition";
+/// The by-page repartition topic (`<application.id>-views-by-page-repartition`).
+pub(crate) const BY_PAGE_TOPIC: &str = "activity-views-by-page-repartition";
+/// The clicks' repartition topic of the view-click join.
+pub(crate) const JOIN_CLICKS_TOPIC: &str = "activity-view-click-join-right-repartition";
 
 /// What the topics of a run showed.
 pub(crate) struct Checked {
-    /// The input topics' records, `page_views` then `clicks`.
+    /// The input topics' records, `page_views`, `clicks`, `users` then `pages`.
     pub(crate) input: Vec<TopicRecord>,
     /// The outputs recomputed from the input.
     pub(crate) expected: Expected,
@@ -37,8 +40,9 @@ pub(crate) struct Checked {
 }
 
 /// Reads a run's topics with `read` (every record of a topic, partition by partition in
-/// offset order) and checks them: the `events` input events keyed by user in the user's
-/// partition (murmur2 over `partitions`) with their event time as timestamp, and every
+/// offset order) and checks them: the `events` input events (views and clicks) keyed by
+/// user in the user's partition (murmur2 over `partitions`) with their event time as
+/// timestamp, the reference data likewise (profiles keyed by user, pages by page), and every
 /// output exactly as recomputed from them (see `recount`), final results and alerts once
 /// per window. The by-page repartition topic must still hold its records (turn
 /// `streams.repartition.purge` off).
@@ -71,23 +75,46 @@ pub(crate) fn check_run(
             ts: c.ts,
         });
     }
-    if !misplaced.is_empty() {
-        failures.push(recount::listed(
-            format!(
-                "{} input records are not keyed by their user, in the user's partition, \
-                 with their event time, e.g.",
-                misplaced.len()
-            ),
-            &misplaced,
-        ));
-    }
     if input.len() as u64 != events {
         failures.push(format!(
             "the input topics hold {} events, not {events}",
             input.len()
         ));
     }
-    let expected = Expected::from(&input, partitions, Settings::of_binary());
+    // The reference data, as written (per key in production order).
+    let users = read(activity::USERS_TOPIC)?;
+    let pages = read(activity::PAGES_TOPIC)?;
+    let mut reference = Reference::default();
+    for (r, u) in values::<UserProfile>(&users)? {
+        misplaced.extend(misplaced_input(&r, &u.user_id, u.ts, partitions));
+        reference
+            .profiles
+            .entry(u.user_id)
+            .or_default()
+            .push((u.ts, u.country));
+    }
+    for (r, p) in values::<PageInfo>(&pages)? {
+        misplaced.extend(misplaced_input(&r, &p.page, p.ts, partitions));
+        reference.categories.insert(p.page, p.category);
+    }
+    if !misplaced.is_empty() {
+        failures.push(recount::listed(
+            format!(
+                "{} input records are not keyed by their user (page), in its partition, \
+                 with their event time, e.g.",
+                misplaced.len()
+            ),
+            &misplaced,
+        ));
+    }
+    if reference.profiles.is_empty() || reference.categories.is_empty() {
+        failures.push(format!(
+            "no reference data: {} user profiles, {} pages",
+            users.len(),
+            pages.len()
+        ));
+    }
+    let expected = Expected::from(&input, &reference, partitions, Settings::of_binary());
 
     // The outputs.
     let counts: Vec<(PageWindow, Option<PageViewCount>)> =
@@ -100,6 +127,15 @@ pub(crate) fn check_run(
     let ctr: Vec<(PageWindow, Option<ClickThroughRate>)> =
         json_keyed(&read(activity::CLICK_THROUGH_RATE_TOPIC)?)?;
     failures.extend(recount::check_click_through_rates(&ctr, &expected));
+    let countries: Vec<(CountryWindow, Option<CountryViewCount>)> =
+        json_keyed(&read(activity::COUNTRY_VIEW_COUNTS_TOPIC)?)?;
+    failures.extend(recount::check_country_view_counts(&countries, &expected));
+    let categories: Vec<(CategoryWindow, Option<CategoryClickThroughRate>)> =
+        json_keyed(&read(activity::CATEGORY_CTR_TOPIC)?)?;
+    failures.extend(recount::check_category_click_through_rates(
+        &categories,
+        &expected,
+    ));
     let sessions: Vec<(SessionKey, Option<UserSession>)> =
         json_keyed(&read(activity::USER_SESSIONS_TOPIC)?)?;
     failures.extend(recount::check_sessions(&sessions, &expected));
@@ -107,7 +143,12 @@ pub(crate) fn check_run(
     let (f, alerts_summary) = recount::check_alerts(&alerts, &expected);
     failures.extend(f);
 
-    let by_page = ByPage::of(&read(BY_PAGE_TOPIC)?, &expected);
+    let join_clicks = if partitions == 1 {
+        read(JOIN_CLICKS_TOPIC)?
+    } else {
+        Vec::new()
+    };
+    let by_page = ByPage::of(&read(BY_PAGE_TOPIC)?, &join_clicks, &expected);
     if !failures.is_empty() {
         let app_counts: BTreeMap<(String, i64), i64> = counts
             .iter()
@@ -116,15 +157,27 @@ pub(crate) fn check_run(
         failures.push(by_page.diagnosis(&expected, &app_counts));
     }
     let summary = format!(
-        "{} events; {finals_summary}; {alerts_summary}; {} sessions; by-page records up to \
-         {:.1} s behind their task's stream time (grace {} s)",
+        "{} events, {} profile records, {} pages; {finals_summary}; {alerts_summary}; {} \
+         sessions; {} country windows, {} page and {} category click-through windows ({}); \
+         by-page records up to {:.1} s behind their task's stream time (grace {} s)",
         input.len(),
+        users.len(),
+        pages.len(),
         expected.sessions.len(),
+        expected.per_country.len(),
+        expected.ctr_per_page.len(),
+        expected.ctr_per_category.len(),
+        expected.attribution_summary(),
         by_page.max_behind as f64 / 1000.0,
         expected.settings.grace / 1000
     );
     Ok(Checked {
-        input: views.into_iter().chain(clicks).collect(),
+        input: views
+            .into_iter()
+            .chain(clicks)
+            .chain(users)
+            .chain(pages)
+            .collect(),
         expected,
         by_page,
         failures,
@@ -195,13 +248,15 @@ pub(crate) struct ByPage {
     /// The most any record was behind its partition's stream time, ms: the margin left to
     /// the grace.
     pub(crate) max_behind: i64,
-    /// Per partition: the views and clicks that came after their window closed, and the
-    /// most one of them was behind.
-    late: BTreeMap<u32, (u64, u64, i64)>,
+    /// Per partition: the views that came after their window closed, and the most one of
+    /// them was behind.
+    late: BTreeMap<u32, (u64, i64)>,
     /// The views of each (page, window start) that came in time.
     in_time: BTreeMap<(String, i64), i64>,
-    /// With one partition the topic is also the processing order of the one input task:
-    /// clicks processed after their alert window closed, and the most one was behind.
+    /// With one partition the clicks' repartition topic of the view-click join holds the
+    /// clicks in the order the one input task processed them: clicks processed after their
+    /// alert window closed, judged by the clicks alone (so at least these), and the most one
+    /// was behind.
     late_alert_clicks: (u64, i64),
     /// Records not in their page's partition.
     misplaced: usize,
@@ -209,8 +264,9 @@ pub(crate) struct ByPage {
 }
 
 impl ByPage {
-    /// Replays the partitions of `records` (the by-page topic) with the settings of `e`.
-    pub(crate) fn of(records: &[TopicRecord], e: &Expected) -> Self {
+    /// Replays the partitions of `records` (the by-page topic) and, with one partition,
+    /// `clicks` (the join's clicks repartition topic) with the settings of `e`.
+    pub(crate) fn of(records: &[TopicRecord], clicks: &[TopicRecord], e: &Expected) -> Self {
         let s = e.settings;
         let mut b = ByPage {
             max_behind: 0,
@@ -237,25 +293,25 @@ impl ByPage {
             b.max_behind = b.max_behind.max(behind);
             if window_start(ts, s.window) + s.window + s.grace <= *st {
                 let l = b.late.entry(r.partition).or_default();
-                if activity.views > 0 {
-                    l.0 += 1;
-                } else {
-                    l.1 += 1;
-                }
-                l.2 = l.2.max(behind);
+                l.0 += 1;
+                l.1 = l.1.max(behind);
             } else if activity.views > 0 {
                 *b.in_time
                     .entry((page.clone(), window_start(ts, s.window)))
                     .or_default() += activity.views;
             }
-            if e.partitions == 1
-                && activity.clicks > 0
-                && window_start(ts, s.alert_window) + s.alert_window + s.alert_grace <= *st
-            {
-                b.late_alert_clicks.0 += 1;
-                b.late_alert_clicks.1 = b.late_alert_clicks.1.max(behind);
-            }
             *st = (*st).max(ts);
+        }
+        if e.partitions == 1 {
+            let mut st = i64::MIN;
+            for r in clicks {
+                let ts = r.timestamp;
+                if window_start(ts, s.alert_window) + s.alert_window + s.alert_grace <= st {
+                    b.late_alert_clicks.0 += 1;
+                    b.late_alert_clicks.1 = b.late_alert_clicks.1.max(st - ts);
+                }
+                st = st.max(ts);
+            }
         }
         b
     }
@@ -281,11 +337,10 @@ impl ByPage {
                 self.max_behind as f64 / 1000.0
             ));
         }
-        for (p, (views, clicks, behind)) in &self.late {
+        for (p, (views, behind)) in &self.late {
             lines.push(format!(
-                "  partition {p}: {views} views and {clicks} clicks came after their window \
-                 closed (up to {:.1} s behind the partition's stream time, grace {} s): the app \
-                 must drop them",
+                "  partition {p}: {views} views came after their window closed (up to {:.1} s \
+                 behind the partition's stream time, grace {} s): the app must drop them",
                 *behind as f64 / 1000.0,
                 s.grace / 1000
             ));
@@ -332,8 +387,8 @@ impl ByPage {
         }
         if e.partitions == 1 {
             lines.push(format!(
-                "  the one input task processed {} clicks after their alert window closed (up to \
-                 {:.1} s behind its stream time, alert grace {} s)",
+                "  the one input task processed at least {} clicks after their alert window \
+                 closed (up to {:.1} s behind its stream time, alert grace {} s)",
                 self.late_alert_clicks.0,
                 self.late_alert_clicks.1 as f64 / 1000.0,
                 s.alert_grace / 1000

@@ -15,8 +15,8 @@ use streams_examples::activity::{self, ActivityConfig};
 use super::TopicRecord;
 
 /// Creates every topic the app uses on the mock, each with `partitions` partitions: the
-/// inputs, outputs and internal topics of the topology, and the one-partition announcements
-/// topic (`<application.id>-metadata`).
+/// inputs (the global table's `pages` included), outputs and internal topics of the
+/// topology, and the one-partition announcements topic (`<application.id>-metadata`).
 pub(crate) fn create_topics(mock: &MockCluster<'static, DefaultProducerContext>, partitions: u32) {
     let app = activity::APPLICATION_ID;
     let topology = activity::topology(&ActivityConfig::default()).unwrap();
@@ -25,7 +25,9 @@ pub(crate) fn create_topics(mock: &MockCluster<'static, DefaultProducerContext>,
         .into_iter()
         .map(|(t, _)| t)
         .collect();
-    for s in topology.describe().subtopologies {
+    let description = topology.describe();
+    topics.extend(description.global_stores.iter().map(|g| g.topic.clone()));
+    for s in description.subtopologies {
         for n in s.nodes {
             match n.kind {
                 NodeType::Source { topics: t } => topics.extend(t),

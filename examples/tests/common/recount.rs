@@ -3,11 +3,17 @@
 //! every difference as a readable failure (the first few examples of each kind).
 //!
 //! The definitions are those of `examples/src/activity/topology.rs` and docs/ACTIVITY.md:
-//! tumbling, epoch-aligned, end-exclusive windows; views per page per window; views and
-//! clicks per page per window (click-through rate); sessions of a user's views and clicks
-//! split where the pause exceeds the gap; alerts for more than the threshold clicks of a
-//! user in one alert window; final results and alerts only for closed windows (stream time
-//! reached end + grace), one record per window.
+//! tumbling, epoch-aligned, end-exclusive windows; views per page per window; views per
+//! country per window, the country being the user's profile at the view's time (the latest
+//! `users` record before it); click-through rates per page and per page category (from the
+//! `pages` catalogue) per window of the views: a view is resolved once it has a click of
+//! the same user and page within the click window on either side, or once its join task's
+//! stream time passed its time + click window + click grace; a resolved view counts once,
+//! as clicked if a click came at or after it within the click window, and each such click
+//! counts; sessions of a user's views and clicks split where the pause exceeds the gap;
+//! alerts for more than the threshold clicks of a user in one alert window; final results
+//! and alerts only for closed windows (stream time reached end + grace), one record per
+//! window.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
@@ -15,8 +21,9 @@ use std::time::Duration;
 
 use streams_core::partitioner::partition_for_key;
 use streams_examples::activity::{
-    ActivityConfig, ActivityEvent, Alert, ClickThroughRate, PageViewCount, PageWindow, SessionKey,
-    UserSession,
+    ActivityConfig, ActivityEvent, Alert, CategoryClickThroughRate, CategoryWindow,
+    ClickThroughRate, CountryViewCount, CountryWindow, PageViewCount, PageWindow, SessionKey,
+    UNKNOWN, UserPage, UserSession,
 };
 
 /// How many examples a failure lists.
@@ -35,6 +42,9 @@ pub(crate) struct Settings {
     pub(crate) alert_window: i64,
     pub(crate) alert_grace: i64,
     pub(crate) threshold: i64,
+    /// The view-click join: a click within this of a view (either side) pairs with it.
+    pub(crate) click_window: i64,
+    pub(crate) click_grace: i64,
 }
 
 impl Settings {
@@ -48,6 +58,8 @@ impl Settings {
             alert_window: ms(c.alert_window),
             alert_grace: ms(c.alert_grace),
             threshold: c.alert_threshold,
+            click_window: ms(c.click_window),
+            click_grace: ms(c.click_grace),
         }
     }
 }
@@ -73,6 +85,37 @@ impl Event {
     }
 }
 
+/// The reference data of a run, as written: every user's profiles (time, country) in topic
+/// order, and every page's category.
+#[derive(Debug, Default)]
+pub(crate) struct Reference {
+    pub(crate) profiles: BTreeMap<String, Vec<(i64, String)>>,
+    pub(crate) categories: BTreeMap<String, String>,
+}
+
+impl Reference {
+    /// The country of `user` at `ts`: the latest profile at or before it (`unknown`
+    /// without one).
+    fn country(&self, user: &str, ts: i64) -> &str {
+        self.profiles
+            .get(user)
+            .and_then(|p| p.iter().rev().find(|(t, _)| *t <= ts))
+            .map_or(UNKNOWN, |(_, c)| c.as_str())
+    }
+
+    /// Whether a profile of `user` has the time `ts` (a view at that time could see it or
+    /// not, depending on which topic the app's task took first).
+    fn changes_at(&self, user: &str, ts: i64) -> bool {
+        self.profiles
+            .get(user)
+            .is_some_and(|p| p.iter().any(|(t, _)| *t == ts))
+    }
+
+    fn category(&self, page: &str) -> &str {
+        self.categories.get(page).map_or(UNKNOWN, String::as_str)
+    }
+}
+
 /// The start of the window of `size` that holds `ts`.
 pub(crate) fn window_start(ts: i64, size: i64) -> i64 {
     ts - ts.rem_euclid(size)
@@ -90,6 +133,20 @@ pub(crate) struct Expected {
     pub(crate) partitions: u32,
     /// (page, window start) -> (views, clicks).
     pub(crate) per_page: BTreeMap<(String, i64), (i64, i64)>,
+    /// (country, window start) -> views.
+    pub(crate) per_country: BTreeMap<(String, i64), i64>,
+    /// (page, window start of the views) -> (resolved views, clicked views, attributed
+    /// clicks).
+    pub(crate) ctr_per_page: BTreeMap<(String, i64), (i64, i64, i64)>,
+    /// The same per page category.
+    pub(crate) ctr_per_category: BTreeMap<(String, i64), (i64, i64, i64)>,
+    /// Distinct views (user, page, time) by how they stand at the end: resolved by a
+    /// partner, resolved because their window closed without one, unresolved.
+    pub(crate) views_paired: usize,
+    pub(crate) views_closed_unpaired: usize,
+    pub(crate) views_unresolved: usize,
+    /// Views at the very time of a profile change of their user: ambiguous.
+    pub(crate) views_at_profile_change: usize,
     /// (user, first event, last event) -> (views, clicks).
     pub(crate) sessions: BTreeMap<(String, i64, i64), (i64, i64)>,
     /// (user, alert window start) -> clicks.
@@ -137,12 +194,24 @@ impl Closing {
 }
 
 impl Expected {
-    /// The outputs of `events` on `partitions` partitions.
-    pub(crate) fn from(events: &[Event], partitions: u32, settings: Settings) -> Self {
+    /// The outputs of `events` and the reference data on `partitions` partitions.
+    pub(crate) fn from(
+        events: &[Event],
+        reference: &Reference,
+        partitions: u32,
+        settings: Settings,
+    ) -> Self {
         let mut e = Expected {
             settings,
             partitions,
             per_page: BTreeMap::new(),
+            per_country: BTreeMap::new(),
+            ctr_per_page: BTreeMap::new(),
+            ctr_per_category: BTreeMap::new(),
+            views_paired: 0,
+            views_closed_unpaired: 0,
+            views_unresolved: 0,
+            views_at_profile_change: 0,
             sessions: BTreeMap::new(),
             clicks_per_user_window: BTreeMap::new(),
             latest_view: vec![i64::MIN; partitions as usize],
@@ -176,7 +245,19 @@ impl Expected {
                     .or_default() += 1;
             }
             per_user.entry(&ev.user).or_default().push((ev.ts, ev.view));
+            if ev.view {
+                *e.per_country
+                    .entry((
+                        reference.country(&ev.user, ev.ts).to_string(),
+                        window_start(ev.ts, settings.window),
+                    ))
+                    .or_default() += 1;
+                if reference.changes_at(&ev.user, ev.ts) {
+                    e.views_at_profile_change += 1;
+                }
+            }
         }
+        e.attribute_clicks(events, reference);
         // Sessions: a user's events in time order, split where the pause exceeds the gap (a
         // pause of exactly the gap keeps the session).
         for (user, mut evs) in per_user {
@@ -202,6 +283,69 @@ impl Expected {
             }
         }
         e
+    }
+
+    /// The click-through rates: the view-click join by (user, page) with the click window
+    /// on either side of a view, its tasks' stream time (the partition of the join key, JSON
+    /// `UserPage`, over the same partition count), and the attribution of each view once.
+    fn attribute_clicks(&mut self, events: &[Event], reference: &Reference) {
+        let s = self.settings;
+        let mut clicks: BTreeMap<(&str, &str), Vec<i64>> = BTreeMap::new();
+        let mut views: BTreeSet<(&str, &str, i64)> = BTreeSet::new();
+        let mut join_time = vec![i64::MIN; self.partitions as usize];
+        for ev in events {
+            let p = self.join_partition(&ev.user, &ev.page);
+            join_time[p] = join_time[p].max(ev.ts);
+            if ev.view {
+                views.insert((&ev.user, &ev.page, ev.ts));
+            } else {
+                clicks.entry((&ev.user, &ev.page)).or_default().push(ev.ts);
+            }
+        }
+        for c in clicks.values_mut() {
+            c.sort_unstable();
+        }
+        for (user, page, ts) in views {
+            let partners = clicks.get(&(user, page)).map_or(&[][..], Vec::as_slice);
+            let within =
+                |from: i64, to: i64| partners.iter().filter(|c| (from..=to).contains(*c)).count();
+            let paired = within(ts - s.click_window, ts + s.click_window) > 0;
+            let closed =
+                ts + s.click_window + s.click_grace < join_time[self.join_partition(user, page)];
+            if paired {
+                self.views_paired += 1;
+            } else if closed {
+                self.views_closed_unpaired += 1;
+            } else {
+                self.views_unresolved += 1;
+                continue;
+            }
+            let attributed = i64::try_from(within(ts, ts + s.click_window)).unwrap_or(0);
+            let add = |slot: &mut (i64, i64, i64)| {
+                slot.0 += 1;
+                slot.1 += i64::from(attributed > 0);
+                slot.2 += attributed;
+            };
+            let start = window_start(ts, s.window);
+            add(self
+                .ctr_per_page
+                .entry((page.to_string(), start))
+                .or_default());
+            add(self
+                .ctr_per_category
+                .entry((reference.category(page).to_string(), start))
+                .or_default());
+        }
+    }
+
+    /// The partition of the view-click join's task for (user, page).
+    fn join_partition(&self, user: &str, page: &str) -> usize {
+        let key = serde_json::to_vec(&UserPage {
+            user_id: user.to_string(),
+            page: page.to_string(),
+        })
+        .unwrap();
+        partition_for_key(&key, self.partitions) as usize
     }
 
     /// The same, for an app whose tasks' stream time went past every window: with idle
@@ -502,8 +646,22 @@ pub(crate) fn check_final_view_counts(
     (failures, summary)
 }
 
-/// `click_through_rate`: the latest record of every window with views or clicks has the
-/// window's exact views and clicks, and `ctr` = clicks / views (null without views).
+/// Whether `ctr` is `clicked / views` (null without views), recomputed from the record's own
+/// counts (a JSON float need not parse back to the last bit).
+fn ratio_fits(ctr: Option<f64>, clicked: i64, views: i64) -> bool {
+    match (ctr, views) {
+        (None, 0) => true,
+        (Some(ctr), views) if views > 0 => {
+            let exact = clicked as f64 / views as f64;
+            (ctr - exact).abs() <= 1e-12 * exact.max(1.0)
+        }
+        _ => false,
+    }
+}
+
+/// `click_through_rate`: the latest record of every page window with a resolved view has
+/// the window's exact resolved views, clicked views and attributed clicks, and `ctr` =
+/// clicked views / views; no other window has a record.
 pub(crate) fn check_click_through_rates(
     records: &[(PageWindow, Option<ClickThroughRate>)],
     e: &Expected,
@@ -520,31 +678,101 @@ pub(crate) fn check_click_through_rates(
             ));
             continue;
         };
-        // The ratio, recomputed from the record's own counts (a JSON float need not parse
-        // back to the last bit).
-        let ratio_ok = match (v.ctr, v.views) {
-            (None, 0) => true,
-            (Some(ctr), views) if views > 0 => {
-                let exact = v.clicks as f64 / views as f64;
-                (ctr - exact).abs() <= 1e-12 * exact.max(1.0)
-            }
-            _ => false,
-        };
-        if !ratio_ok {
+        if !ratio_fits(v.ctr, v.clicked_views, v.views) {
             failures.push(format!("click_through_rate: {k:?}: ctr does not fit {v:?}"));
         }
-        got.insert((k.page, k.start), (v.views, v.clicks));
+        got.insert((k.page, k.start), (v.views, v.clicked_views, v.clicks));
     }
     let show = |(page, start): &(String, i64)| page_window(page, *start, size);
     if let Some(f) = compare(
-        "click_through_rate (views, clicks)",
+        "click_through_rate (views, clicked views, clicks)",
         &got,
-        &e.per_page,
+        &e.ctr_per_page,
         show,
     ) {
+        failures.push(format!("{f}\n  ({})", e.attribution_summary()));
+    }
+    failures
+}
+
+/// `category_click_through_rate`: as [`check_click_through_rates`], per page category.
+pub(crate) fn check_category_click_through_rates(
+    records: &[(CategoryWindow, Option<CategoryClickThroughRate>)],
+    e: &Expected,
+) -> Vec<String> {
+    let size = e.settings.window;
+    let mut failures = Vec::new();
+    let mut got = BTreeMap::new();
+    for (k, v) in latest(records) {
+        let Some(v) = v.filter(|v| {
+            (v.category.as_str(), v.start, v.end) == (k.category.as_str(), k.start, k.end)
+        }) else {
+            failures.push(format!(
+                "category_click_through_rate: {k:?} holds a null or mismatched value"
+            ));
+            continue;
+        };
+        if !ratio_fits(v.ctr, v.clicked_views, v.views) {
+            failures.push(format!(
+                "category_click_through_rate: {k:?}: ctr does not fit {v:?}"
+            ));
+        }
+        got.insert((k.category, k.start), (v.views, v.clicked_views, v.clicks));
+    }
+    let show = |(category, start): &(String, i64)| page_window(category, *start, size);
+    if let Some(f) = compare(
+        "category_click_through_rate (views, clicked views, clicks)",
+        &got,
+        &e.ctr_per_category,
+        show,
+    ) {
+        failures.push(format!("{f}\n  ({})", e.attribution_summary()));
+    }
+    failures
+}
+
+/// `country_view_counts`: the latest count of every country and window is its exact count
+/// (each view counted under its user's country at the view's time).
+pub(crate) fn check_country_view_counts(
+    records: &[(CountryWindow, Option<CountryViewCount>)],
+    e: &Expected,
+) -> Vec<String> {
+    let size = e.settings.window;
+    let mut failures = Vec::new();
+    let mut got = BTreeMap::new();
+    for (k, v) in latest(records) {
+        match v {
+            Some(v)
+                if (v.country.as_str(), v.start, v.end) == (k.country.as_str(), k.start, k.end) =>
+            {
+                got.insert((k.country, k.start), v.views);
+            }
+            other => failures.push(format!("country_view_counts: {k:?} holds {other:?}")),
+        }
+    }
+    if e.views_at_profile_change > 0 {
+        failures.push(format!(
+            "the input has {} views at the very time of their user's profile change: which \
+             country they get depends on the order the app's task took the topics in",
+            e.views_at_profile_change
+        ));
+    }
+    let show = |(country, start): &(String, i64)| page_window(country, *start, size);
+    if let Some(f) = compare("country_view_counts (views)", &got, &e.per_country, show) {
         failures.push(f);
     }
     failures
+}
+
+impl Expected {
+    /// How the views stand at the end, for messages.
+    pub(crate) fn attribution_summary(&self) -> String {
+        format!(
+            "of the input's distinct views, {} were paired with a click, {} resolved unpaired \
+             once their window closed, {} still waited in the join",
+            self.views_paired, self.views_closed_unpaired, self.views_unresolved
+        )
+    }
 }
 
 /// `user_sessions`: the sessions still standing (latest value per key not null) are exactly
