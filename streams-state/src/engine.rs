@@ -3,16 +3,28 @@
 //!
 //! Layout: `<dir>/.lock` (held while the engine is open), `<dir>/topics/<topic>/topic.meta`
 //! (partition count and settings), `<dir>/topics/<topic>/<partition>/` (a [`PartitionLog`]),
-//! `<dir>/groups/<group>.offsets` (committed offsets, written atomically) and, only while an
-//! [`LogEngine::append_and_commit`] is in flight, `<dir>/txn.intent`.
+//! `<dir>/groups/<group>.offsets` (committed offsets, written atomically) and
+//! `<dir>/transactions.state` (transactional ids, see [`crate::transactions`]).
+//!
+//! Transactions work as Kafka's: [`LogEngine::init_producer_id`] registers a transactional
+//! id (fencing the previous producer of the id and aborting what it left open), appends
+//! ([`LogEngine::append_transactional`]) and group offsets
+//! ([`LogEngine::add_offsets_to_transaction`]) join the open transaction, and
+//! [`LogEngine::end_transaction`] commits or aborts it with a marker in every partition it
+//! wrote to. `read_committed` readers ([`LogEngine::read_with`]) see only committed records.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, RwLock};
 
-use crate::log::{FsyncPolicy, LogConfig, LogRecord, NewRecord, PartitionLog, RecoveryReport};
+use crate::log::{
+    FsyncPolicy, LogConfig, LogRecord, NewRecord, PartitionLog, ReadResult, RecoveryReport,
+};
+use crate::transactions::{
+    Coordinator, Durable, TransactionRecovery, TransactionStatus, TxnOffsets,
+};
+use crate::txn::{Isolation, ProducerId};
 use crate::{LogError, StateError};
 
 /// Kafka's default `delete.retention.ms`: how long tombstones of a compacted topic stay
@@ -70,14 +82,33 @@ impl TopicConfig {
 }
 
 /// Engine-wide settings, given to [`LogEngine::open_with`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EngineConfig {
     /// When appends reach the disk, for every partition of every topic. `None` (the
     /// default): each topic's own [`LogConfig::fsync`].
     pub fsync: Option<FsyncPolicy>,
+    /// Whether a transaction's commit syncs what it wrote before it is acknowledged
+    /// (default: yes), so that an acknowledged commit survives a power loss; without, it
+    /// survives a process crash only (the operating system still holds the writes).
+    pub commit_fsync: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            fsync: None,
+            commit_fsync: true,
+        }
+    }
 }
 
 impl EngineConfig {
+    /// The same settings with `commit_fsync`.
+    pub fn with_commit_fsync(mut self, commit_fsync: bool) -> Self {
+        self.commit_fsync = commit_fsync;
+        self
+    }
+
     /// The same settings with every partition using `fsync`.
     pub fn with_fsync(mut self, fsync: FsyncPolicy) -> Self {
         self.fsync = Some(fsync);
@@ -96,15 +127,6 @@ pub struct MaintenanceReport {
     pub records_removed: u64,
 }
 
-/// What opening the engine did with a transaction a crash interrupted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransactionRecovery {
-    /// Every append was durable: the offset commit was applied.
-    Completed,
-    /// Some append was not: every append was truncated away and nothing was committed.
-    RolledBack,
-}
-
 /// A group's committed offsets by (topic, partition).
 type GroupOffsets = BTreeMap<(String, u32), i64>;
 
@@ -120,10 +142,9 @@ pub struct LogEngine {
     _lock: File,
     topics: RwLock<BTreeMap<String, Topic>>,
     groups: Mutex<HashMap<String, GroupOffsets>>,
-    /// Serializes transactions (there is one intent file).
-    txn: Mutex<()>,
+    coordinator: Coordinator,
     recovery: RecoveryReport,
-    txn_recovery: Option<TransactionRecovery>,
+    txn_recovery: TransactionRecovery,
     /// Topic directories holding data whose `topic.meta` is missing or unreadable, with
     /// the reason: not opened, and not to be adopted by a new topic of the same name.
     damaged: BTreeMap<String, String>,
@@ -163,7 +184,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Writes `path` atomically: a synced temporary file renamed over it.
-fn write_atomic(path: &Path, text: &str, action: &'static str) -> Result<(), StateError> {
+pub(crate) fn write_atomic(
+    path: &Path,
+    text: &str,
+    action: &'static str,
+) -> Result<(), StateError> {
     let tmp = path.with_extension("tmp");
     {
         let mut f = File::create(&tmp).map_err(io(&tmp, action))?;
@@ -186,64 +211,6 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// The steps of a transaction after which a crash is survivable (tests stop there).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TxnStep {
-    /// The intent is durable; nothing is appended.
-    Intent,
-    /// The first partition's batch is appended and synced.
-    FirstAppend,
-    /// Every batch is appended and synced; offsets not committed.
-    Appended,
-    /// The offsets are committed; the intent is still there.
-    Committed,
-}
-
-/// A transaction's intent: what it appends where and what it commits.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Intent {
-    group: String,
-    commits: Vec<(String, u32, i64)>,
-    /// (topic, partition, end offset before, end offset after).
-    appends: Vec<(String, u32, i64, i64)>,
-}
-
-impl Intent {
-    fn encode(&self) -> String {
-        let mut out = format!("group {}\n", self.group);
-        for (t, p, o) in &self.commits {
-            out.push_str(&format!("commit {t} {p} {o}\n"));
-        }
-        for (t, p, before, after) in &self.appends {
-            out.push_str(&format!("append {t} {p} {before} {after}\n"));
-        }
-        out
-    }
-
-    fn decode(text: &str) -> Option<Self> {
-        let mut intent = Intent::default();
-        for line in text.lines() {
-            let f: Vec<&str> = line.split(' ').collect();
-            match f.as_slice() {
-                ["group", g] => intent.group = (*g).to_string(),
-                ["commit", t, p, o] => {
-                    intent
-                        .commits
-                        .push(((*t).to_string(), p.parse().ok()?, o.parse().ok()?));
-                }
-                ["append", t, p, b, a] => intent.appends.push((
-                    (*t).to_string(),
-                    p.parse().ok()?,
-                    b.parse().ok()?,
-                    a.parse().ok()?,
-                )),
-                _ => return None,
-            }
-        }
-        (!intent.group.is_empty()).then_some(intent)
-    }
-}
-
 impl LogEngine {
     /// Opens (creating if needed) the engine in `dir` with default settings, recovering
     /// every partition.
@@ -252,7 +219,8 @@ impl LogEngine {
     }
 
     /// Opens (creating if needed) the engine in `dir`, recovering every partition (torn
-    /// tails, interrupted compactions) and an interrupted [`LogEngine::append_and_commit`].
+    /// tails, interrupted compactions) and the transactions a crash left: decided commits
+    /// are completed, every other open transaction is aborted.
     /// Fails if another engine has the directory open.
     pub fn open_with(dir: &Path, config: EngineConfig) -> Result<Self, StateError> {
         fs::create_dir_all(dir.join("topics")).map_err(io(dir, "creating the log directory"))?;
@@ -344,12 +312,12 @@ impl LogEngine {
             _lock: lock_file,
             topics: RwLock::new(topics),
             groups: Mutex::new(groups),
-            txn: Mutex::new(()),
+            coordinator: Coordinator::open(dir)?,
             recovery,
-            txn_recovery: None,
+            txn_recovery: TransactionRecovery::default(),
             damaged,
         };
-        engine.txn_recovery = engine.recover_transaction()?;
+        engine.txn_recovery = engine.recover_transactions()?;
         Ok(engine)
     }
 
@@ -365,56 +333,14 @@ impl LogEngine {
         self.recovery
     }
 
-    /// What opening did with a transaction a crash interrupted, if there was one.
-    pub fn transaction_recovery(&self) -> Option<TransactionRecovery> {
+    /// What opening did with the transactions a crash left.
+    pub fn transaction_recovery(&self) -> TransactionRecovery {
         self.txn_recovery
     }
 
     /// The engine's settings.
     pub fn config(&self) -> EngineConfig {
         self.config
-    }
-
-    fn intent_path(&self) -> PathBuf {
-        self.dir.join("txn.intent")
-    }
-
-    /// Completes or rolls back the transaction whose intent survived a crash.
-    fn recover_transaction(&self) -> Result<Option<TransactionRecovery>, StateError> {
-        let path = self.intent_path();
-        let text = match fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io(&path, "reading a transaction intent")(e)),
-        };
-        let intent = Intent::decode(&text).ok_or_else(|| StateError::Corrupt {
-            store: path.display().to_string(),
-            detail: "unreadable transaction intent".into(),
-        })?;
-        let mut complete = true;
-        for (t, p, _, after) in &intent.appends {
-            // A partition that is gone (its topic deleted by hand) cannot be complete.
-            let end = self.with_partition(t, *p, |log| Ok(log.end_offset())).ok();
-            complete &= end.is_some_and(|end| end >= *after);
-        }
-        let outcome = if complete {
-            let offsets: Vec<(&str, u32, i64)> = intent
-                .commits
-                .iter()
-                .map(|(t, p, o)| (t.as_str(), *p, *o))
-                .collect();
-            self.commit_offsets(&intent.group, &offsets)?;
-            TransactionRecovery::Completed
-        } else {
-            for (t, p, before, _) in &intent.appends {
-                if self.topic_config(t).is_some_and(|c| *p < c.partitions) {
-                    self.with_partition(t, *p, |log| log.truncate_to(*before))?;
-                }
-            }
-            TransactionRecovery::RolledBack
-        };
-        fs::remove_file(&path).map_err(io(&path, "removing a transaction intent"))?;
-        Ok(Some(outcome))
     }
 
     /// Creates a topic; fails if it exists or its name or settings are invalid.
@@ -669,129 +595,248 @@ impl LogEngine {
             .map(|g| g.iter().map(|((t, p), o)| (t.clone(), *p, *o)).collect())
     }
 
-    /// Appends batches to several partitions and commits `group`'s offsets atomically:
-    /// after a crash at any point, either every batch is there and the offsets are
-    /// committed, or no batch is there and the offsets are as before (the building block
-    /// of exactly-once: consume, produce and commit in one step). Returns the offset of
-    /// each append's first record. Several appends to one partition become one batch.
-    ///
-    /// How: an intent file naming every partition's end offset before and after and the
-    /// offsets to commit is written and synced first; then the batches are appended and
-    /// synced (whatever the fsync policy), the offsets committed, and the intent removed.
-    /// Opening the engine with an intent still there completes the commit if every batch is
-    /// durable and otherwise truncates the batches away. Transactions are serialized with
-    /// each other; plain appends to the same partitions wait for the transaction.
-    pub fn append_and_commit(
+    /// Records of a partition from `offset` on (about `max_bytes`) as a reader with
+    /// `isolation` sees them, and the offset to read from next (see
+    /// [`PartitionLog::read_with`]).
+    pub fn read_with(
         &self,
-        appends: &[(&str, u32, Vec<NewRecord>)],
-        group: &str,
-        offsets: &[(&str, u32, i64)],
-    ) -> Result<Vec<i64>, StateError> {
-        self.append_and_commit_with(appends, group, offsets, &mut |_| true)
+        topic: &str,
+        partition: u32,
+        offset: i64,
+        max_bytes: usize,
+        isolation: Isolation,
+    ) -> Result<ReadResult, StateError> {
+        self.with_partition(topic, partition, |p| {
+            p.read_with(offset, max_bytes, isolation)
+        })
     }
 
-    /// [`LogEngine::append_and_commit`], asking `proceed` after each crash-safe step
-    /// (tests stop there to simulate a crash).
-    fn append_and_commit_with(
+    /// A partition's last stable offset: `read_committed` readers read only below it.
+    pub fn last_stable_offset(&self, topic: &str, partition: u32) -> Result<i64, StateError> {
+        self.with_partition(topic, partition, |p| Ok(p.last_stable_offset()))
+    }
+
+    /// A partition's open transactions: (producer id, first offset).
+    pub fn open_transactions(
         &self,
-        appends: &[(&str, u32, Vec<NewRecord>)],
+        topic: &str,
+        partition: u32,
+    ) -> Result<Vec<(i64, i64)>, StateError> {
+        self.with_partition(topic, partition, |p| Ok(p.open_transactions()))
+    }
+
+    /// Every transactional id with its producer and open transaction.
+    pub fn transactions(&self) -> Vec<TransactionStatus> {
+        self.coordinator.statuses()
+    }
+
+    /// Registers `transactional_id` (Kafka's InitProducerId): aborts the transaction its
+    /// previous producer left open and returns a producer with a higher epoch, which fences
+    /// the previous one (its appends, offsets and commits fail with
+    /// [`LogError::ProducerFenced`]).
+    pub fn init_producer_id(&self, transactional_id: &str) -> Result<ProducerId, StateError> {
+        let entry = self.coordinator.entry_or_new(transactional_id);
+        let mut e = lock(&entry);
+        if !e.partitions.is_empty() {
+            let partitions = std::mem::take(&mut e.partitions);
+            self.write_markers(e.producer, &partitions, false)?;
+        }
+        e.offsets.clear();
+        e.preparing = false;
+        let producer = self.coordinator.next_producer(e.producer);
+        self.coordinator.persist(
+            transactional_id,
+            Durable {
+                producer,
+                commit: None,
+            },
+        )?;
+        e.producer = producer;
+        Ok(producer)
+    }
+
+    /// Appends `records` to a partition in `producer`'s open transaction (beginning one if
+    /// none is open); returns the first one's offset. They stay invisible to
+    /// `read_committed` readers until the transaction commits.
+    pub fn append_transactional(
+        &self,
+        transactional_id: &str,
+        producer: ProducerId,
+        topic: &str,
+        partition: u32,
+        records: &[NewRecord],
+    ) -> Result<i64, StateError> {
+        let entry = self.coordinator.entry(transactional_id)?;
+        let mut e = lock(&entry);
+        e.check(transactional_id, producer)?;
+        let topics = self.topics.read().unwrap_or_else(|e| e.into_inner());
+        let t = get_topic(&topics, topic)?;
+        check_keys(t, topic, records)?;
+        let log = get_partition(t, topic, partition)?;
+        e.partitions.insert((topic.to_string(), partition));
+        lock(log).append_transactional(records, producer)
+    }
+
+    /// Adds `group`'s offsets (the next offset to read per partition) to `producer`'s open
+    /// transaction: they are committed with it, or not at all.
+    pub fn add_offsets_to_transaction(
+        &self,
+        transactional_id: &str,
+        producer: ProducerId,
         group: &str,
         offsets: &[(&str, u32, i64)],
-        proceed: &mut dyn FnMut(TxnStep) -> bool,
-    ) -> Result<Vec<i64>, StateError> {
+    ) -> Result<(), StateError> {
         if !valid_topic(group) {
             return Err(err(LogError::InvalidGroupId(group.to_string())));
         }
-        let _txn = lock(&self.txn);
-        let intent_path = self.intent_path();
-        if intent_path.exists() {
-            return Err(err(LogError::RollbackPending));
+        let entry = self.coordinator.entry(transactional_id)?;
+        let mut e = lock(&entry);
+        e.check(transactional_id, producer)?;
+        {
+            let topics = self.topics.read().unwrap_or_else(|e| e.into_inner());
+            for (t, p, _) in offsets {
+                get_partition(get_topic(&topics, t)?, t, *p)?;
+            }
         }
-        // Group the appends by partition, in a fixed order (the lock order).
-        let mut by_partition: BTreeMap<(&str, u32), Vec<usize>> = BTreeMap::new();
-        for (i, (t, p, _)) in appends.iter().enumerate() {
-            by_partition.entry((*t, *p)).or_default().push(i);
+        let g = e.offsets.entry(group.to_string()).or_default();
+        for (t, p, o) in offsets {
+            g.insert(((*t).to_string(), *p), *o);
         }
-        let topics = self.topics.read().unwrap_or_else(|e| e.into_inner());
-        let mut work = Vec::new();
-        for ((t, p), idx) in &by_partition {
-            let topic = get_topic(&topics, t)?;
-            let partition = get_partition(topic, t, *p)?;
-            let records: Cow<'_, [NewRecord]> = match idx.as_slice() {
-                [one] => Cow::Borrowed(appends[*one].2.as_slice()),
-                many => Cow::Owned(
-                    many.iter()
-                        .flat_map(|i| appends[*i].2.iter().cloned())
-                        .collect(),
-                ),
-            };
-            check_keys(topic, t, &records)?;
-            work.push((*t, *p, idx, partition, records));
+        Ok(())
+    }
+
+    /// Commits (`commit`) or aborts `producer`'s open transaction; nothing if none is open.
+    ///
+    /// A commit syncs what the transaction wrote (unless [`EngineConfig::commit_fsync`] is
+    /// off), then stores the decision durably — from then on it is committed, a crash
+    /// included — then writes a commit marker to every partition it wrote to and commits
+    /// its group offsets. An abort writes abort markers and drops the offsets.
+    pub fn end_transaction(
+        &self,
+        transactional_id: &str,
+        producer: ProducerId,
+        commit: bool,
+    ) -> Result<(), StateError> {
+        let entry = self.coordinator.entry(transactional_id)?;
+        let mut e = lock(&entry);
+        e.check(transactional_id, producer)?;
+        let partitions = std::mem::take(&mut e.partitions);
+        let offsets = std::mem::take(&mut e.offsets);
+        if !commit {
+            return self.write_markers(producer, &partitions, false);
         }
-        for (t, p, _) in offsets {
-            get_partition(get_topic(&topics, t)?, t, *p)?;
+        if partitions.is_empty() && offsets.is_empty() {
+            return Ok(());
         }
-        let mut guards: Vec<MutexGuard<'_, PartitionLog>> =
-            work.iter().map(|w| lock(w.3)).collect();
-        let mut intent = Intent {
-            group: group.to_string(),
-            commits: offsets
-                .iter()
-                .map(|(t, p, o)| ((*t).to_string(), *p, *o))
-                .collect(),
-            appends: Vec::new(),
+        if self.config.commit_fsync {
+            for (t, p) in &partitions {
+                self.with_partition(t, *p, |log| log.flush())?;
+            }
+        }
+        let decided = Durable {
+            producer,
+            commit: Some((partitions.iter().cloned().collect(), offsets.clone())),
         };
-        for ((t, p, _, _, records), log) in work.iter().zip(&guards) {
-            let before = log.end_offset();
-            intent
-                .appends
-                .push(((*t).to_string(), *p, before, before + records.len() as i64));
+        e.preparing = true;
+        let completed = self
+            .coordinator
+            .persist(transactional_id, decided)
+            .and_then(|()| self.complete_commit(producer, &partitions, &offsets))
+            .and_then(|()| {
+                self.coordinator.persist(
+                    transactional_id,
+                    Durable {
+                        producer,
+                        commit: None,
+                    },
+                )
+            });
+        e.preparing = false;
+        completed
+    }
+
+    /// Writes commit markers and commits the offsets of a decided transaction.
+    fn complete_commit(
+        &self,
+        producer: ProducerId,
+        partitions: &std::collections::BTreeSet<(String, u32)>,
+        offsets: &TxnOffsets,
+    ) -> Result<(), StateError> {
+        self.write_markers(producer, partitions, true)?;
+        for (group, o) in offsets {
+            let list: Vec<(&str, u32, i64)> =
+                o.iter().map(|((t, p), o)| (t.as_str(), *p, *o)).collect();
+            self.commit_offsets(group, &list)?;
         }
-        write_atomic(
-            &intent_path,
-            &intent.encode(),
-            "writing a transaction intent",
-        )?;
-        if !proceed(TxnStep::Intent) {
-            return Ok(Vec::new());
-        }
-        let mut bases = vec![0i64; appends.len()];
-        let appended = (|| -> Result<bool, StateError> {
-            for (n, ((_, _, idx, _, records), log)) in work.iter().zip(&mut guards).enumerate() {
-                let mut base = log.append(records)?;
-                log.flush()?;
-                for i in idx.iter() {
-                    bases[*i] = base;
-                    base += appends[*i].2.len() as i64;
+        Ok(())
+    }
+
+    /// Ends `producer`'s transaction in each of `partitions` with a marker (where it has one
+    /// open), synced when commits are.
+    fn write_markers(
+        &self,
+        producer: ProducerId,
+        partitions: &std::collections::BTreeSet<(String, u32)>,
+        commit: bool,
+    ) -> Result<(), StateError> {
+        for (t, p) in partitions {
+            self.with_partition(t, *p, |log| {
+                if log.append_marker(producer, commit)? && self.config.commit_fsync {
+                    log.flush()?;
                 }
-                if n == 0 && !proceed(TxnStep::FirstAppend) {
-                    return Ok(false);
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// At open: completes the commits decided before a crash, then aborts every transaction
+    /// still open in any partition.
+    fn recover_transactions(&self) -> Result<TransactionRecovery, StateError> {
+        let mut report = TransactionRecovery::default();
+        for (id, d) in self.coordinator.decided() {
+            if let Some((partitions, offsets)) = &d.commit {
+                let partitions = partitions
+                    .iter()
+                    .filter(|(t, p)| self.topic_config(t).is_some_and(|c| *p < c.partitions))
+                    .cloned()
+                    .collect();
+                self.complete_commit(d.producer, &partitions, offsets)?;
+            }
+            self.coordinator.persist(
+                &id,
+                Durable {
+                    producer: d.producer,
+                    commit: None,
+                },
+            )?;
+            report.completed += 1;
+        }
+        let mut aborted = std::collections::BTreeSet::new();
+        for (topic, config) in self.topics() {
+            for p in 0..config.partitions {
+                for (producer, _) in self.open_transactions(&topic, p)? {
+                    let id = ProducerId {
+                        id: producer,
+                        epoch: self.coordinator.epoch_of(producer),
+                    };
+                    self.with_partition(&topic, p, |log| {
+                        log.append_marker(id, false)?;
+                        log.flush()
+                    })?;
+                    aborted.insert(producer);
                 }
             }
-            if !proceed(TxnStep::Appended) {
-                return Ok(false);
-            }
-            self.commit_offsets(group, offsets)?;
-            Ok(true)
-        })();
-        match appended {
-            Ok(true) => {}
-            Ok(false) => return Ok(Vec::new()),
-            Err(e) => {
-                // Undo what was appended, as recovery would; the intent stays if that fails.
-                for ((_, _, before, _), log) in intent.appends.iter().zip(&mut guards) {
-                    log.truncate_to(*before)?;
-                }
-                fs::remove_file(&intent_path)
-                    .map_err(io(&intent_path, "removing a transaction intent"))?;
-                return Err(e);
-            }
         }
-        if !proceed(TxnStep::Committed) {
-            return Ok(Vec::new());
+        report.aborted = aborted.len() as u64;
+        if report != TransactionRecovery::default() {
+            tracing::warn!(
+                completed = report.completed,
+                aborted = report.aborted,
+                "transactions a crash left open were completed or aborted"
+            );
         }
-        fs::remove_file(&intent_path).map_err(io(&intent_path, "removing a transaction intent"))?;
-        Ok(bases)
+        Ok(report)
     }
 }
 
@@ -1136,138 +1181,362 @@ mod tests {
         assert_eq!(e.committed("g1", "b", 1), None);
     }
 
-    fn txn_setup(dir: &Path) -> LogEngine {
-        let e = LogEngine::open(dir).unwrap();
+    fn committed_values(
+        e: &LogEngine,
+        topic: &str,
+        partition: u32,
+        max_bytes: usize,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut offset = 0;
+        loop {
+            let r = e
+                .read_with(
+                    topic,
+                    partition,
+                    offset,
+                    max_bytes,
+                    Isolation::ReadCommitted,
+                )
+                .unwrap();
+            let lso = e.last_stable_offset(topic, partition).unwrap();
+            assert!(
+                r.records.iter().all(|r| r.offset < lso),
+                "nothing at or past the LSO"
+            );
+            out.extend(
+                r.records
+                    .iter()
+                    .map(|r| String::from_utf8(r.value.clone().unwrap()).unwrap()),
+            );
+            if r.next_offset == offset {
+                return out;
+            }
+            assert!(r.next_offset > offset);
+            offset = r.next_offset;
+        }
+    }
+
+    fn val(v: &str) -> NewRecord {
+        keyed("k", Some(v), 1)
+    }
+
+    #[test]
+    fn read_committed_sees_a_transaction_only_once_it_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = LogEngine::open(dir.path()).unwrap();
         e.create_topic("in", TopicConfig::new(1)).unwrap();
         e.create_topic("out", TopicConfig::new(2)).unwrap();
-        let mut small = TopicConfig::new(1).compacted();
-        small.log.segment_bytes = 60; // the transaction rolls a segment
-        e.create_topic("log", small).unwrap();
-        e.append("out", 0, &[keyed("before", Some("x"), 1)])
+        let p = e.init_producer_id("app-1").unwrap();
+        e.append("out", 0, &[val("plain-1")]).unwrap();
+        e.append_transactional("app-1", p, "out", 0, &[val("t1"), val("t2")])
             .unwrap();
-        e.append("log", 0, &[keyed("before", Some("x"), 1)])
+        e.append_transactional("app-1", p, "out", 1, &[val("t3")])
             .unwrap();
-        e.commit_offsets("app", &[("in", 0, 5)]).unwrap();
-        e
-    }
-
-    fn txn(e: &LogEngine, proceed: &mut dyn FnMut(TxnStep) -> bool) -> Vec<i64> {
-        e.append_and_commit_with(
-            &[
-                (
-                    "out",
-                    0,
-                    vec![keyed("a", Some("1"), 2), keyed("b", Some("2"), 2)],
-                ),
-                ("log", 0, vec![keyed("c", Some("3"), 2)]),
-                ("out", 1, vec![keyed("d", Some("4"), 2)]),
-                ("out", 0, vec![keyed("e", Some("5"), 2)]),
-            ],
-            "app",
-            &[("in", 0, 9)],
-            proceed,
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn append_and_commit_appends_everything_and_commits() {
-        let dir = tempfile::tempdir().unwrap();
-        let e = txn_setup(dir.path());
+        e.append("out", 0, &[val("plain-2")]).unwrap();
+        e.add_offsets_to_transaction("app-1", p, "g", &[("in", 0, 7)])
+            .unwrap();
+        // Open: read_committed stops at the transaction's first offset; uncommitted sees all.
+        assert_eq!(e.last_stable_offset("out", 0).unwrap(), 1);
+        assert_eq!(committed_values(&e, "out", 0, usize::MAX), ["plain-1"]);
+        assert!(committed_values(&e, "out", 1, usize::MAX).is_empty());
+        assert_eq!(e.read("out", 0, 0, usize::MAX).unwrap().len(), 4);
         assert_eq!(
-            txn(&e, &mut |_| true),
-            [1, 1, 0, 3],
-            "same-partition appends follow"
+            e.committed("g", "in", 0),
+            None,
+            "offsets wait for the commit"
         );
-        let check = |e: &LogEngine| {
-            assert_eq!(e.offsets("out", 0).unwrap(), (0, 4));
-            assert_eq!(e.offsets("out", 1).unwrap(), (0, 1));
-            assert_eq!(e.offsets("log", 0).unwrap(), (0, 2));
-            assert_eq!(e.committed("app", "in", 0), Some(9));
-            let values: Vec<_> = e
-                .read("out", 0, 0, usize::MAX)
-                .unwrap()
-                .into_iter()
-                .map(|r| r.key.unwrap())
-                .collect();
+        let status = &e.transactions()[0];
+        assert_eq!(status.state, crate::TransactionState::Ongoing);
+        assert_eq!(status.partitions.len(), 2);
+        e.end_transaction("app-1", p, true).unwrap();
+        assert_eq!(e.committed("g", "in", 0), Some(7));
+        for max_bytes in [1, usize::MAX] {
             assert_eq!(
-                values,
-                [
-                    b"before".to_vec(),
-                    b"a".to_vec(),
-                    b"b".to_vec(),
-                    b"e".to_vec()
-                ]
+                committed_values(&e, "out", 0, max_bytes),
+                ["plain-1", "t1", "t2", "plain-2"]
             );
-        };
-        check(&e);
-        assert!(!dir.path().join("txn.intent").exists());
+            assert_eq!(committed_values(&e, "out", 1, max_bytes), ["t3"]);
+        }
+        // The markers take offsets but are never read.
+        assert_eq!(e.offsets("out", 0).unwrap().1, 5);
+        assert_eq!(e.last_stable_offset("out", 0).unwrap(), 5);
+        assert_eq!(e.read("out", 1, 0, usize::MAX).unwrap().len(), 1);
+        assert_eq!(e.transactions()[0].state, crate::TransactionState::Empty);
+        // An aborted one is never visible to read_committed, and commits no offsets.
+        e.append_transactional("app-1", p, "out", 1, &[val("gone")])
+            .unwrap();
+        e.add_offsets_to_transaction("app-1", p, "g", &[("in", 0, 9)])
+            .unwrap();
+        e.end_transaction("app-1", p, false).unwrap();
+        e.append("out", 1, &[val("after")]).unwrap();
+        assert_eq!(committed_values(&e, "out", 1, usize::MAX), ["t3", "after"]);
+        assert_eq!(e.read("out", 1, 0, usize::MAX).unwrap().len(), 3);
+        assert_eq!(e.committed("g", "in", 0), Some(7));
         drop(e);
         let e = LogEngine::open(dir.path()).unwrap();
-        assert_eq!(e.transaction_recovery(), None);
-        check(&e);
-        // Nothing is written when a partition is missing or a compacted topic gets a null key.
-        let bad = e.append_and_commit(
-            &[("out", 0, vec![keyed("z", None, 1)]), ("out", 7, vec![])],
-            "app",
-            &[],
-        );
-        assert!(bad.unwrap_err().to_string().contains("no partition 7"));
-        let bad = e.append_and_commit(
-            &[
-                ("out", 0, vec![keyed("z", None, 1)]),
-                ("log", 0, vec![NewRecord::default()]),
-            ],
-            "app",
-            &[("in", 0, 11)],
-        );
-        assert!(bad.is_err());
-        check(&e);
+        assert_eq!(e.transaction_recovery(), TransactionRecovery::default());
+        assert_eq!(committed_values(&e, "out", 1, 1), ["t3", "after"]);
     }
 
     #[test]
-    fn a_crash_inside_append_and_commit_is_all_or_nothing() {
-        for (step, outcome) in [
-            (TxnStep::Intent, TransactionRecovery::RolledBack),
-            (TxnStep::FirstAppend, TransactionRecovery::RolledBack),
-            (TxnStep::Appended, TransactionRecovery::Completed),
-            (TxnStep::Committed, TransactionRecovery::Completed),
-        ] {
-            let dir = tempfile::tempdir().unwrap();
-            let e = txn_setup(dir.path());
-            assert!(txn(&e, &mut |s| s != step).is_empty());
-            if step == TxnStep::FirstAppend {
-                // What a crash leaves: the first partition's batch is on disk.
-                assert_eq!(e.offsets("log", 0).unwrap().1, 2, "{step:?}");
-            }
-            drop(e); // the crash
-            assert!(dir.path().join("txn.intent").exists());
+    fn registering_a_transactional_id_again_fences_the_old_producer() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = LogEngine::open(dir.path()).unwrap();
+        e.create_topic("out", TopicConfig::new(1)).unwrap();
+        let old = e.init_producer_id("t").unwrap();
+        e.append_transactional("t", old, "out", 0, &[val("zombie")])
+            .unwrap();
+        let new = e.init_producer_id("t").unwrap();
+        assert_eq!((new.id, new.epoch), (old.id, old.epoch + 1));
+        let fenced = |r: Result<(), StateError>| {
+            assert!(
+                matches!(r, Err(StateError::Log(LogError::ProducerFenced { .. }))),
+                "{r:?}"
+            );
+        };
+        fenced(
+            e.append_transactional("t", old, "out", 0, &[val("late")])
+                .map(drop),
+        );
+        fenced(e.add_offsets_to_transaction("t", old, "g", &[("out", 0, 1)]));
+        fenced(e.end_transaction("t", old, true));
+        // The old producer's open transaction was aborted by the registration.
+        assert!(committed_values(&e, "out", 0, usize::MAX).is_empty());
+        e.append_transactional("t", new, "out", 0, &[val("live")])
+            .unwrap();
+        e.end_transaction("t", new, true).unwrap();
+        assert_eq!(committed_values(&e, "out", 0, usize::MAX), ["live"]);
+        assert!(matches!(
+            e.append_transactional("nobody", new, "out", 0, &[val("x")]),
+            Err(StateError::Log(LogError::UnknownTransactionalId(_)))
+        ));
+        // Producer ids and epochs survive a restart.
+        drop(e);
+        let e = LogEngine::open(dir.path()).unwrap();
+        let again = e.init_producer_id("t").unwrap();
+        assert_eq!(again.epoch, new.epoch + 1);
+        let other = e.init_producer_id("u").unwrap();
+        assert!(other.id > new.id, "producer ids are never reused");
+    }
+
+    #[test]
+    fn a_crash_aborts_open_transactions_and_completes_decided_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        {
             let e = LogEngine::open(dir.path()).unwrap();
-            assert_eq!(e.transaction_recovery(), Some(outcome), "{step:?}");
-            assert!(!dir.path().join("txn.intent").exists());
-            let ends = (
-                e.offsets("out", 0).unwrap().1,
-                e.offsets("out", 1).unwrap().1,
-                e.offsets("log", 0).unwrap().1,
-                e.committed("app", "in", 0),
-            );
-            match outcome {
-                TransactionRecovery::RolledBack => assert_eq!(ends, (1, 0, 1, Some(5)), "{step:?}"),
-                TransactionRecovery::Completed => assert_eq!(ends, (4, 1, 2, Some(9)), "{step:?}"),
-            }
-            // The log goes on from there.
-            assert_eq!(
-                e.append("log", 0, &[keyed("f", Some("6"), 3)]).unwrap(),
-                ends.2
-            );
-            assert_eq!(
-                e.read("log", 0, ends.2, 10).unwrap()[0].key.as_deref(),
-                Some(b"f".as_slice())
-            );
-            drop(e);
-            let e = LogEngine::open(dir.path()).unwrap();
-            assert_eq!(e.transaction_recovery(), None);
-            assert_eq!(e.offsets("log", 0).unwrap().1, ends.2 + 1);
+            e.create_topic("out", TopicConfig::new(2)).unwrap();
+            e.create_topic("in", TopicConfig::new(1)).unwrap();
+            let a = e.init_producer_id("a").unwrap();
+            let b = e.init_producer_id("b").unwrap();
+            e.append_transactional("a", a, "out", 0, &[val("open")])
+                .unwrap();
+            e.append_transactional("b", b, "out", 0, &[val("decided")])
+                .unwrap();
+            e.append_transactional("b", b, "out", 1, &[val("decided-1")])
+                .unwrap();
+            // What a crash right after the commit decision leaves behind.
+            let mut offsets = TxnOffsets::new();
+            offsets
+                .entry("g".into())
+                .or_default()
+                .insert(("in".into(), 0), 3);
+            e.coordinator
+                .persist(
+                    "b",
+                    Durable {
+                        producer: b,
+                        commit: Some((vec![("out".into(), 0), ("out".into(), 1)], offsets)),
+                    },
+                )
+                .unwrap();
         }
+        let e = LogEngine::open(dir.path()).unwrap();
+        assert_eq!(
+            e.transaction_recovery(),
+            TransactionRecovery {
+                completed: 1,
+                aborted: 1
+            }
+        );
+        assert_eq!(committed_values(&e, "out", 0, usize::MAX), ["decided"]);
+        assert_eq!(committed_values(&e, "out", 1, usize::MAX), ["decided-1"]);
+        assert_eq!(e.committed("g", "in", 0), Some(3));
+        assert_eq!(
+            e.last_stable_offset("out", 0).unwrap(),
+            e.offsets("out", 0).unwrap().1
+        );
+        drop(e);
+        let e = LogEngine::open(dir.path()).unwrap();
+        assert_eq!(e.transaction_recovery(), TransactionRecovery::default());
+    }
+
+    #[test]
+    fn compaction_keeps_committed_records_and_drops_aborted_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = LogEngine::open(dir.path()).unwrap();
+        let mut c = TopicConfig::new(1).compacted();
+        c.log.segment_bytes = 200;
+        e.create_topic("cl", c).unwrap();
+        let p = e.init_producer_id("t").unwrap();
+        for round in 0..6 {
+            e.append_transactional(
+                "t",
+                p,
+                "cl",
+                0,
+                &[keyed("a", Some(&format!("a{round}")), 1)],
+            )
+            .unwrap();
+            e.append_transactional(
+                "t",
+                p,
+                "cl",
+                0,
+                &[keyed(&format!("k{round}"), Some("x"), 1)],
+            )
+            .unwrap();
+            e.end_transaction("t", p, round % 2 == 0).unwrap();
+        }
+        // An open transaction at the end: nothing at or after it is compacted.
+        e.append_transactional("t", p, "cl", 0, &[keyed("a", Some("open"), 1)])
+            .unwrap();
+        let before: Vec<(String, String)> = read_all_committed(&e);
+        e.run_maintenance_at(0).unwrap();
+        let after = read_all_committed(&e);
+        let latest = |v: &[(String, String)]| {
+            let mut m = BTreeMap::new();
+            for (k, x) in v {
+                m.insert(k.clone(), x.clone());
+            }
+            m
+        };
+        assert_eq!(latest(&after), latest(&before));
+        assert_eq!(latest(&after).get("a").map(String::as_str), Some("a4"));
+        assert!(
+            !after.iter().any(|(k, _)| k == "k1" || k == "k3"),
+            "aborted"
+        );
+        e.end_transaction("t", p, true).unwrap();
+        drop(e);
+        let e = LogEngine::open(dir.path()).unwrap();
+        assert_eq!(
+            latest(&read_all_committed(&e)).get("a").map(String::as_str),
+            Some("open")
+        );
+    }
+
+    fn read_all_committed(e: &LogEngine) -> Vec<(String, String)> {
+        let r = e
+            .read_with("cl", 0, 0, usize::MAX, Isolation::ReadCommitted)
+            .unwrap();
+        r.records
+            .into_iter()
+            .map(|r| {
+                (
+                    String::from_utf8(r.key.unwrap()).unwrap(),
+                    String::from_utf8(r.value.unwrap()).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Append { producer: usize, partition: u32 },
+        Plain { partition: u32 },
+        End { producer: usize, commit: bool },
+        Crash,
+        Reregister { producer: usize },
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => (0usize..3, 0u32..2).prop_map(|(producer, partition)| Op::Append { producer, partition }),
+            1 => (0u32..2).prop_map(|partition| Op::Plain { partition }),
+            2 => (0usize..3, any::<bool>()).prop_map(|(producer, commit)| Op::End { producer, commit }),
+            1 => Just(Op::Crash),
+            1 => (0usize..3).prop_map(|producer| Op::Reregister { producer }),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(40))]
+        /// Whatever the interleaving of transactions, aborts, re-registrations and crashes,
+        /// read_committed returns exactly the records of committed transactions and the
+        /// plain ones, in offset order, and nothing at or past the last stable offset.
+        #[test]
+        fn read_committed_matches_a_model(ops in proptest::collection::vec(op(), 1..60), max_bytes in 1usize..200) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut e = LogEngine::open(dir.path()).unwrap();
+            e.create_topic("t", TopicConfig::new(2)).unwrap();
+            let ids = ["p0", "p1", "p2"];
+            let mut producers: Vec<ProducerId> = ids.iter().map(|id| e.init_producer_id(id).unwrap()).collect();
+            // Per partition: (value, whose open transaction or None, decided).
+            let mut written: Vec<Vec<(String, Option<usize>)>> = vec![Vec::new(), Vec::new()];
+            let mut committed: Vec<std::collections::BTreeSet<String>> = vec![Default::default(), Default::default()];
+            let mut pending: Vec<Vec<(u32, String)>> = vec![Vec::new(); 3];
+            let mut n = 0;
+            for op in ops {
+                match op {
+                    Op::Append { producer, partition } => {
+                        n += 1;
+                        let v = format!("v{n}");
+                        e.append_transactional(ids[producer], producer_of(&producers, producer), "t", partition, &[val(&v)]).unwrap();
+                        written[partition as usize].push((v.clone(), Some(producer)));
+                        pending[producer].push((partition, v));
+                    }
+                    Op::Plain { partition } => {
+                        n += 1;
+                        let v = format!("v{n}");
+                        e.append("t", partition, &[val(&v)]).unwrap();
+                        written[partition as usize].push((v.clone(), None));
+                        committed[partition as usize].insert(v);
+                    }
+                    Op::End { producer, commit } => {
+                        e.end_transaction(ids[producer], producers[producer], commit).unwrap();
+                        for (p, v) in pending[producer].drain(..) {
+                            if commit {
+                                committed[p as usize].insert(v);
+                            }
+                        }
+                    }
+                    Op::Crash => {
+                        drop(e);
+                        e = LogEngine::open(dir.path()).unwrap();
+                        for p in &mut pending {
+                            p.clear();
+                        }
+                        producers = ids.iter().map(|id| e.init_producer_id(id).unwrap()).collect();
+                    }
+                    Op::Reregister { producer } => {
+                        producers[producer] = e.init_producer_id(ids[producer]).unwrap();
+                        pending[producer].clear();
+                    }
+                }
+                for partition in 0..2u32 {
+                    let got = committed_values(&e, "t", partition, max_bytes);
+                    // Expected: in write order, committed ones, up to the first record of a
+                    // transaction still open.
+                    let open_values: std::collections::BTreeSet<&String> =
+                        pending.iter().flatten().filter(|(p, _)| *p == partition).map(|(_, v)| v).collect();
+                    let mut want = Vec::new();
+                    for (v, _) in &written[partition as usize] {
+                        if open_values.contains(v) {
+                            break;
+                        }
+                        if committed[partition as usize].contains(v) {
+                            want.push(v.clone());
+                        }
+                    }
+                    proptest::prop_assert_eq!(got, want);
+                }
+            }
+        }
+    }
+
+    fn producer_of(producers: &[ProducerId], i: usize) -> ProducerId {
+        producers[i]
     }
 }

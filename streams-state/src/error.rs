@@ -129,7 +129,33 @@ pub enum LogError {
         /// What is wrong with its metadata.
         why: String,
     },
-    /// An earlier atomic append could not be rolled back; the engine must be reopened.
-    #[error("an earlier transaction failed and could not be rolled back; reopen the engine")]
-    RollbackPending,
+    /// A producer registered the transactional id again since this one did: its appends,
+    /// offsets and commits are refused (Kafka's `ProducerFencedException`).
+    #[error(
+        "producer {producer} (epoch {epoch}) of transactional id `{transactional_id}` is fenced: \
+         the id was registered again (now producer {current}, epoch {current_epoch})"
+    )]
+    ProducerFenced {
+        /// The transactional id.
+        transactional_id: String,
+        /// The fenced producer's id.
+        producer: i64,
+        /// Its epoch.
+        epoch: i16,
+        /// The current producer id of the transactional id.
+        current: i64,
+        /// The current epoch.
+        current_epoch: i16,
+    },
+    /// A transactional operation before the transactional id was registered.
+    #[error("transactional id `{0}` is not registered (call init_transactions first)")]
+    UnknownTransactionalId(String),
+    /// The engine's transaction state file cannot be read.
+    #[error("the transaction state {path} is damaged: {detail}")]
+    DamagedTransactionState {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
 }

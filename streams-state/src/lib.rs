@@ -11,7 +11,8 @@
 //! - the embedded log engine's partition storage ([`PartitionLog`]: CRC-checked batches in
 //!   segment files, torn-tail recovery, retention, delete-records), which the runtime's
 //!   embedded broker builds on, and [`LogEngine`] on top of it (topics, group offsets,
-//!   time lookup, retention, compaction, atomic append-and-commit);
+//!   time lookup, retention, compaction, Kafka-style transactions with `read_committed`
+//!   reads);
 //! - Kafka's default partitioner ([`murmur2`], [`partition_for_key`]), shared with
 //!   `streams-core` and the `streams` command-line tool.
 //!
@@ -33,6 +34,8 @@ mod partitioner;
 mod rocks;
 mod segments;
 mod session;
+mod transactions;
+mod txn;
 mod window;
 
 pub use cache::{
@@ -47,13 +50,13 @@ pub use context::StoreContext;
 pub use dir::{STATE_DIR_VERSION, StateDirectory};
 pub use engine::{
     CleanupPolicy, DEFAULT_DELETE_RETENTION_MS, EngineConfig, LogEngine, MaintenanceReport,
-    TopicConfig, TransactionRecovery,
+    TopicConfig,
 };
 pub use error::{LogError, StateError};
 pub use kv::{KeyValueBytesStoreSupplier, KeyValueIter, KeyValueStore, StateStore};
 pub use log::{
     CompactionReport, DEFAULT_SEGMENT_MS, FsyncPolicy, LogConfig, LogRecord, NewRecord,
-    PartitionLog, RecoveryReport,
+    PartitionLog, ReadResult, RecoveryReport,
 };
 pub use memory::{InMemoryKeyValueStore, InMemoryKeyValueStoreSupplier};
 pub use partitioner::{murmur2, partition_for_key};
@@ -61,6 +64,8 @@ pub use rocks::{
     MIN_ROCKSDB_BUDGET, RocksDbKeyValueStore, RocksDbKeyValueStoreSupplier, RocksDbResources,
 };
 pub use session::*;
+pub use transactions::{TransactionRecovery, TransactionState, TransactionStatus};
+pub use txn::{Isolation, ProducerId};
 pub use window::*;
 
 /// A key and a value as raw bytes, as returned by range scans.

@@ -15,7 +15,20 @@
 //! magic 2 (written by compaction) payload: base offset i64 | record count u32 |
 //!   max timestamp i64 | next offset i64 | records
 //!   record: offset i64 | (a magic 1 record) | for a tombstone only: delete horizon i64
+//! magic 3 (a producer's batch) payload: base offset i64 | record count u32 |
+//!   max timestamp i64 | producer id i64 | producer epoch i16 | attributes u8 |
+//!   (magic 1 records)
+//!   attributes: 1 = transactional, 2 = control (a commit or abort marker, one record with
+//!   neither key nor value), 4 = commit (of a control batch)
 //! ```
+//!
+//! Transactions follow Kafka: a producer's transactional batches stay pending until its
+//! control batch (marker) ends the transaction. The partition keeps, rebuilt by the scan on
+//! open, the first offset of every open transaction (the last stable offset is the smallest
+//! of them, or the end) and the ranges of aborted ones, so that a `read_committed` reader
+//! ([`PartitionLog::read_with`]) reads only below the last stable offset and skips aborted
+//! records. No reader ever sees a marker. Compaction works below the last stable offset
+//! only, drops aborted records and markers, and keeps committed records as plain ones.
 //!
 //! A magic 1 batch holds the contiguous offsets `base..base + count`; a magic 2 batch covers
 //! `base..next` and holds only some of those offsets (compaction leaves gaps, and an empty
@@ -35,15 +48,32 @@ use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use crate::StateError;
+use crate::txn::{Isolation, ProducerId, TxnIndex};
 
 const MAGIC_V1: u8 = 1;
 const MAGIC_V2: u8 = 2;
+const MAGIC_V3: u8 = 3;
+/// Magic 3 attributes.
+pub(crate) const ATTR_TRANSACTIONAL: u8 = 1;
+pub(crate) const ATTR_CONTROL: u8 = 2;
+pub(crate) const ATTR_COMMIT: u8 = 4;
 /// Bytes before the payload: magic, crc, payload length.
 const HEADER: usize = 1 + 4 + 4;
 /// Fixed part of a magic 1 payload: base offset, record count, max timestamp.
 const PAYLOAD_FIXED: usize = 8 + 4 + 8;
 /// Fixed part of a magic 2 payload: the magic 1 part and the next offset.
 const PAYLOAD_FIXED_V2: usize = PAYLOAD_FIXED + 8;
+/// Fixed part of a magic 3 payload: the magic 1 part, producer id, epoch, attributes.
+const PAYLOAD_FIXED_V3: usize = PAYLOAD_FIXED + 8 + 2 + 1;
+
+/// The fixed payload size of a batch of `magic`.
+fn fixed_len(magic: u8) -> usize {
+    match magic {
+        MAGIC_V1 => PAYLOAD_FIXED,
+        MAGIC_V2 => PAYLOAD_FIXED_V2,
+        _ => PAYLOAD_FIXED_V3,
+    }
+}
 /// An index entry every this many bytes of log.
 const INDEX_INTERVAL: u64 = 4096;
 /// Bytes read from a segment at a time (more when one batch is larger).
@@ -131,6 +161,16 @@ impl Default for LogConfig {
     }
 }
 
+/// What [`PartitionLog::read_with`] returns.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReadResult {
+    /// The records read.
+    pub records: Vec<LogRecord>,
+    /// Where to read from next: past every batch read or skipped (markers, aborted
+    /// records, compacted gaps).
+    pub next_offset: i64,
+}
+
 /// What opening a partition found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RecoveryReport {
@@ -202,6 +242,8 @@ pub struct PartitionLog {
     /// Why appends are refused until the partition is opened again: a failed write could
     /// not be rolled back, or a sync failed (what is on disk is then unknown).
     failed: Option<String>,
+    /// Open transactions and aborted ones (see the module docs).
+    txns: TxnIndex,
     /// Tests: the number of bytes after which writes fail as on a full disk.
     #[cfg(test)]
     fail_writes_after: Option<usize>,
@@ -305,8 +347,9 @@ fn frame(magic: u8, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Encodes records as one magic 1 batch starting at `base`.
-fn encode_batch(base: i64, records: &[NewRecord]) -> Vec<u8> {
+/// Encodes records as one batch starting at `base`: magic 1, or magic 3 with a producer
+/// and attributes.
+fn encode_batch(base: i64, records: &[NewRecord], producer: Option<(ProducerId, u8)>) -> Vec<u8> {
     let size: usize = records
         .iter()
         .map(|r| {
@@ -315,15 +358,27 @@ fn encode_batch(base: i64, records: &[NewRecord]) -> Vec<u8> {
                 + r.headers.len() * 16
         })
         .sum();
-    let mut payload = Vec::with_capacity(PAYLOAD_FIXED + size);
+    let mut payload = Vec::with_capacity(PAYLOAD_FIXED_V3 + size);
     let max_ts = records.iter().map(|r| r.timestamp).max().unwrap_or(-1);
     payload.extend_from_slice(&base.to_be_bytes());
     payload.extend_from_slice(&(records.len() as u32).to_be_bytes());
     payload.extend_from_slice(&max_ts.to_be_bytes());
+    if let Some((p, attributes)) = producer {
+        payload.extend_from_slice(&p.id.to_be_bytes());
+        payload.extend_from_slice(&p.epoch.to_be_bytes());
+        payload.push(attributes);
+    }
     for r in records {
         put_record(&mut payload, r.timestamp, &r.key, &r.value, &r.headers);
     }
-    frame(MAGIC_V1, &payload)
+    frame(
+        if producer.is_some() {
+            MAGIC_V3
+        } else {
+            MAGIC_V1
+        },
+        &payload,
+    )
 }
 
 /// A record kept by compaction, with its tombstone delete horizon (-1: not a tombstone).
@@ -382,19 +437,36 @@ impl<'a> Cursor<'a> {
 
 /// A batch's fixed fields.
 #[derive(Debug, Clone, Copy)]
-struct BatchHeader {
-    base: i64,
+pub(crate) struct BatchHeader {
+    pub(crate) base: i64,
     count: u32,
     max_timestamp: i64,
     /// The offset after the range the batch covers.
     next: i64,
+    /// Magic 3: the producer and the attributes.
+    pub(crate) producer: Option<(ProducerId, u8)>,
+}
+
+impl BatchHeader {
+    /// A marker: never returned to readers.
+    pub(crate) fn is_control(&self) -> bool {
+        self.producer.is_some_and(|(_, a)| a & ATTR_CONTROL != 0)
+    }
 }
 
 fn batch_header(magic: u8, payload: &[u8]) -> Option<BatchHeader> {
     let mut c = Cursor { b: payload, pos: 0 };
     let (base, count, max_timestamp) = (c.i64()?, c.u32()?, c.i64()?);
+    let mut producer = None;
     let next = match magic {
         MAGIC_V1 => base.checked_add(i64::from(count))?,
+        MAGIC_V3 => {
+            let id = c.i64()?;
+            let epoch = i16::from_be_bytes(c.take(2)?.try_into().ok()?);
+            let attributes = c.take(1)?[0];
+            producer = Some((ProducerId { id, epoch }, attributes));
+            base.checked_add(i64::from(count))?
+        }
         _ => c.i64()?,
     };
     (next >= base).then_some(BatchHeader {
@@ -402,6 +474,7 @@ fn batch_header(magic: u8, payload: &[u8]) -> Option<BatchHeader> {
         count,
         max_timestamp,
         next,
+        producer,
     })
 }
 
@@ -411,17 +484,13 @@ fn decode_batch(magic: u8, payload: &[u8], mut f: impl FnMut(LogRecord, i64)) ->
     let header = batch_header(magic, payload)?;
     let mut c = Cursor {
         b: payload,
-        pos: if magic == MAGIC_V1 {
-            PAYLOAD_FIXED
-        } else {
-            PAYLOAD_FIXED_V2
-        },
+        pos: fixed_len(magic),
     };
     for i in 0..header.count {
-        let offset = if magic == MAGIC_V1 {
-            header.base + i64::from(i)
-        } else {
+        let offset = if magic == MAGIC_V2 {
             c.i64()?
+        } else {
+            header.base + i64::from(i)
         };
         let timestamp = c.i64()?;
         let key = c.bytes()?;
@@ -457,16 +526,12 @@ fn decode_batch(magic: u8, payload: &[u8], mut f: impl FnMut(LogRecord, i64)) ->
 fn batch_at(data: &[u8], pos: usize) -> Option<(usize, u8, &[u8])> {
     let h = data.get(pos..pos.checked_add(HEADER)?)?;
     let magic = h[0];
-    if magic != MAGIC_V1 && magic != MAGIC_V2 {
+    if !matches!(magic, MAGIC_V1 | MAGIC_V2 | MAGIC_V3) {
         return None;
     }
     let crc = u32::from_be_bytes(h[1..5].try_into().ok()?);
     let len = u32::from_be_bytes(h[5..9].try_into().ok()?) as usize;
-    let fixed = if magic == MAGIC_V1 {
-        PAYLOAD_FIXED
-    } else {
-        PAYLOAD_FIXED_V2
-    };
+    let fixed = fixed_len(magic);
     let payload = data.get(pos + HEADER..pos + HEADER + len)?;
     if len < fixed || crc32fast::hash(&data[pos + 5..pos + HEADER + len]) != crc {
         return None;
@@ -505,8 +570,14 @@ impl Segment {
         })
     }
 
-    /// Opens a segment, validating every batch: a torn or corrupt tail is cut.
-    fn open(dir: &Path, base: i64, report: &mut RecoveryReport) -> Result<Self, StateError> {
+    /// Opens a segment, validating every batch: a torn or corrupt tail is cut. Producer
+    /// batches are told to `txns`.
+    fn open(
+        dir: &Path,
+        base: i64,
+        report: &mut RecoveryReport,
+        txns: &mut TxnIndex,
+    ) -> Result<Self, StateError> {
         let mut seg = Self::create(dir, base)?;
         let mut data = Vec::new();
         File::open(&seg.log_path)
@@ -521,6 +592,7 @@ impl Segment {
                 break; // out of sequence: treat as corrupt from here
             }
             seg.note_batch(pos as u64, len as u64, h);
+            txns.observe(&h);
             report.valid_batches += 1;
             pos += len;
         }
@@ -683,10 +755,11 @@ impl PartitionLog {
         bases.sort_unstable();
         let mut report = RecoveryReport::default();
         let mut segments = BTreeMap::new();
+        let mut txns = TxnIndex::default();
         for base in bases {
             // Every segment is validated; only the last can have a torn tail, but a closed
             // segment damaged on disk is cut at its first bad batch too.
-            segments.insert(base, Segment::open(dir, base, &mut report)?);
+            segments.insert(base, Segment::open(dir, base, &mut report, &mut txns)?);
         }
         if segments.is_empty() {
             segments.insert(0, Segment::create(dir, 0)?);
@@ -699,6 +772,7 @@ impl PartitionLog {
             start_offset,
             cleaned: None,
             failed: None,
+            txns,
             #[cfg(test)]
             fail_writes_after: None,
         };
@@ -732,6 +806,62 @@ impl PartitionLog {
     /// would cut, with everything after it); if the rollback or a sync fails, the partition
     /// refuses appends until it is opened again.
     pub fn append(&mut self, records: &[NewRecord]) -> Result<i64, StateError> {
+        self.append_batch(records, None)
+    }
+
+    /// Appends `records` as one transactional batch of `producer`: pending (invisible to
+    /// `read_committed` readers) until the producer's marker ends its transaction. Returns
+    /// the offset of the first one.
+    pub fn append_transactional(
+        &mut self,
+        records: &[NewRecord],
+        producer: ProducerId,
+    ) -> Result<i64, StateError> {
+        self.append_batch(records, Some((producer, ATTR_TRANSACTIONAL)))
+    }
+
+    /// Ends `producer`'s open transaction in this partition with a commit or abort marker;
+    /// nothing if it has none here. Returns whether a marker was written.
+    pub fn append_marker(
+        &mut self,
+        producer: ProducerId,
+        commit: bool,
+    ) -> Result<bool, StateError> {
+        if !self.txns.is_open(producer.id) {
+            return Ok(false);
+        }
+        // The marker takes the newest timestamp so far: it moves neither time retention
+        // nor segment rolls.
+        let timestamp = self
+            .segments
+            .values()
+            .next_back()
+            .map_or(0, |s| s.max_timestamp.max(0));
+        let marker = NewRecord {
+            timestamp,
+            ..NewRecord::default()
+        };
+        let attributes = ATTR_TRANSACTIONAL | ATTR_CONTROL | if commit { ATTR_COMMIT } else { 0 };
+        self.append_batch(std::slice::from_ref(&marker), Some((producer, attributes)))?;
+        Ok(true)
+    }
+
+    /// The last stable offset: the first offset of the oldest open transaction, or the end
+    /// offset when none is open. `read_committed` readers read only below it.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.txns.first_open().unwrap_or_else(|| self.end_offset())
+    }
+
+    /// The producers with an open transaction here, with the transaction's first offset.
+    pub fn open_transactions(&self) -> Vec<(i64, i64)> {
+        self.txns.open()
+    }
+
+    fn append_batch(
+        &mut self,
+        records: &[NewRecord],
+        producer: Option<(ProducerId, u8)>,
+    ) -> Result<i64, StateError> {
         if let Some(why) = &self.failed {
             return Err(StateError::Io {
                 store: self.dir.display().to_string(),
@@ -758,7 +888,7 @@ impl PartitionLog {
         if needs_roll {
             self.roll()?;
         }
-        let batch = encode_batch(base, records);
+        let batch = encode_batch(base, records, producer);
         let dir = self.dir.clone();
         #[cfg(test)]
         let fail_after = self.fail_writes_after;
@@ -788,9 +918,11 @@ impl PartitionLog {
             count: records.len() as u32,
             max_timestamp: max_ts,
             next: base + records.len() as i64,
+            producer,
         };
         let pos = seg.size;
         seg.note_batch(pos, batch.len() as u64, header);
+        self.txns.observe(&header);
         self.enforce_retention()?;
         Ok(base)
     }
@@ -820,15 +952,42 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Records from `offset` on (at least one batch, then up to about `max_bytes`).
+    /// Records from `offset` on (at least one batch, then up to about `max_bytes`), every
+    /// one up to the end ([`Isolation::ReadUncommitted`]); see [`PartitionLog::read_with`].
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Vec<LogRecord>, StateError> {
+        Ok(self
+            .read_with(offset, max_bytes, Isolation::ReadUncommitted)?
+            .records)
+    }
+
+    /// Records from `offset` on (at least one batch, then up to about `max_bytes`), and the
+    /// offset to read from next.
     ///
     /// An offset below the start offset reads from the start offset. Offsets of a
-    /// compacted partition have gaps: a reader continues from the last record's offset + 1,
-    /// never assumes the next record has the next offset, and may get nothing back for an
-    /// offset below the end when every record from there on was compacted away.
-    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Vec<LogRecord>, StateError> {
+    /// compacted partition have gaps, and markers take offsets no reader sees: a reader
+    /// continues from the returned next offset, never assumes the next record has the next
+    /// offset, and may get nothing back (but a further next offset) for an offset below the
+    /// end. [`Isolation::ReadCommitted`] reads only below the last stable offset and skips
+    /// the records of aborted transactions.
+    pub fn read_with(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        isolation: Isolation,
+    ) -> Result<ReadResult, StateError> {
         let offset = offset.max(self.start_offset);
+        let upper = match isolation {
+            Isolation::ReadCommitted => self.last_stable_offset(),
+            Isolation::ReadUncommitted => self.end_offset(),
+        };
         let mut out = Vec::new();
+        let mut next = offset;
+        if offset >= upper {
+            return Ok(ReadResult {
+                records: out,
+                next_offset: next,
+            });
+        }
         let mut budget = i64::try_from(max_bytes).unwrap_or(i64::MAX);
         let from = self
             .segments
@@ -836,6 +995,7 @@ impl PartitionLog {
             .next_back()
             .map_or(i64::MIN, |(b, _)| *b);
         let chunk = max_bytes.clamp(64 << 10, READ_CHUNK);
+        let mut done = false;
         for seg in self.segments.range(from..).map(|(_, s)| s) {
             if seg.next_offset <= offset || seg.size == 0 {
                 continue;
@@ -846,6 +1006,23 @@ impl PartitionLog {
                 seg.position_for(offset),
                 chunk,
                 |_, magic, payload| {
+                    let Some(h) = batch_header(magic, payload) else {
+                        bad = true;
+                        return Ok(false);
+                    };
+                    if h.next <= offset {
+                        return Ok(true);
+                    }
+                    if h.base >= upper {
+                        done = true;
+                        return Ok(false);
+                    }
+                    next = h.next;
+                    if h.is_control()
+                        || (isolation == Isolation::ReadCommitted && self.txns.is_aborted(&h))
+                    {
+                        return Ok(true);
+                    }
                     let decoded = decode_batch(magic, payload, |r, _| {
                         if r.offset >= offset {
                             budget -= 16
@@ -864,11 +1041,14 @@ impl PartitionLog {
                     "a batch with a valid CRC does not decode",
                 ));
             }
-            if budget <= 0 && !out.is_empty() {
+            if done || (budget <= 0 && !out.is_empty()) {
                 break;
             }
         }
-        Ok(out)
+        Ok(ReadResult {
+            records: out,
+            next_offset: next.min(upper).max(offset),
+        })
     }
 
     /// The first offset (at or after the start offset) whose record's timestamp is at or
@@ -1042,11 +1222,18 @@ impl PartitionLog {
         {
             return Ok(report);
         }
-        // The latest offset of every key, over the whole partition.
+        // Open transactions may still abort: nothing from the last stable offset on counts.
+        let stable = self.last_stable_offset();
+        // The latest offset of every key, over the whole partition (committed records).
         let mut latest: HashMap<Vec<u8>, i64> = HashMap::new();
         for seg in self.segments.values() {
             let mut bad = false;
             seg.scan(&self.dir, 0, READ_CHUNK, |_, magic, payload| {
+                match batch_header(magic, payload) {
+                    Some(h) if h.base >= stable => return Ok(false),
+                    Some(h) if h.is_control() || self.txns.is_aborted(&h) => return Ok(true),
+                    _ => {}
+                }
                 bad = decode_batch(magic, payload, |r, _| {
                     if let Some(k) = r.key {
                         latest.insert(k, r.offset);
@@ -1064,9 +1251,10 @@ impl PartitionLog {
         }
         let closed: Vec<i64> = self
             .segments
-            .keys()
-            .copied()
+            .iter()
             .take(self.segments.len() - 1)
+            .take_while(|(_, s)| s.next_offset <= stable)
+            .map(|(b, _)| *b)
             .collect();
         let mut expiry = i64::MAX;
         let mut group = Group::default();
@@ -1079,6 +1267,14 @@ impl PartitionLog {
             let mut changed = false;
             let mut bad = false;
             seg.scan(&self.dir, 0, READ_CHUNK, |_, magic, payload| {
+                if let Some(h) = batch_header(magic, payload)
+                    && (h.is_control() || self.txns.is_aborted(&h))
+                {
+                    // Markers and aborted records go; committed ones stay as plain records.
+                    removed += u64::from(h.count);
+                    return Ok(true);
+                }
+                changed |= magic == MAGIC_V3;
                 bad = decode_batch(magic, payload, |r, horizon| {
                     let is_latest = match &r.key {
                         None => true,
@@ -1199,63 +1395,11 @@ impl PartitionLog {
             .map_err(io(&dir, "installing a cleaned segment"))?;
         sync_dir(&dir);
         let mut report = RecoveryReport::default();
-        self.segments
-            .insert(first, Segment::open(&dir, first, &mut report)?);
+        self.segments.insert(
+            first,
+            Segment::open(&dir, first, &mut report, &mut TxnIndex::default())?,
+        );
         Ok(Some((group.bases.len() as u64, group.removed)))
-    }
-
-    /// Removes every record at or after `offset` (which must start a batch): rolls back
-    /// appends that a transaction did not complete.
-    pub(crate) fn truncate_to(&mut self, offset: i64) -> Result<(), StateError> {
-        if offset >= self.end_offset() {
-            return Ok(());
-        }
-        let doomed: Vec<i64> = self.segments.range(offset..).map(|(b, _)| *b).collect();
-        for b in doomed {
-            self.remove_segment(b)?;
-        }
-        let dir = self.dir.clone();
-        if let Some((&base, seg)) = self.segments.iter().next_back()
-            && seg.next_offset > offset
-        {
-            let mut cut = None;
-            seg.scan(
-                &dir,
-                seg.position_for(offset),
-                64 << 10,
-                |pos, magic, payload| match batch_header(magic, payload) {
-                    Some(h) if h.next > offset => {
-                        cut = Some((pos, h.base == offset));
-                        Ok(false)
-                    }
-                    Some(_) => Ok(true),
-                    None => Ok(false),
-                },
-            )?;
-            let Some((cut, true)) = cut else {
-                return Err(corrupt(
-                    &dir,
-                    format!("offset {offset} does not start a batch"),
-                ));
-            };
-            seg.file
-                .set_len(cut)
-                .map_err(io(&dir, "truncating a segment"))?;
-            seg.file.sync_all().map_err(io(&dir, "syncing a segment"))?;
-            let mut report = RecoveryReport::default();
-            self.segments
-                .insert(base, Segment::open(&dir, base, &mut report)?);
-        }
-        if self.segments.is_empty() {
-            self.segments.insert(offset, Segment::create(&dir, offset)?);
-        }
-        sync_dir(&dir);
-        if self.start_offset > offset {
-            self.start_offset = offset;
-            write_start_offset(&dir, offset)?;
-        }
-        self.cleaned = None;
-        Ok(())
     }
 
     /// The number of segments.
@@ -1423,7 +1567,8 @@ mod tests {
         let len = fs::metadata(&seg).unwrap().len();
         // A partial third batch, as if the process died mid-write.
         let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
-        f.write_all(&encode_batch(3, &[rec(4)])[..10]).unwrap();
+        f.write_all(&encode_batch(3, &[rec(4)], None)[..10])
+            .unwrap();
         drop(f);
         let (mut log, report) = PartitionLog::open(dir.path(), config(1 << 20)).unwrap();
         assert_eq!(report.truncated_bytes, 10);
@@ -1831,25 +1976,6 @@ mod tests {
             log.compact(10_000, 1_000_000).unwrap();
             assert_eq!(log.read(0, usize::MAX).unwrap(), compacted, "{step:?}");
         }
-    }
-
-    #[test]
-    fn truncate_to_cuts_at_a_batch_boundary_across_segments() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut log, _) = PartitionLog::open(dir.path(), config(300)).unwrap();
-        for i in 0..20 {
-            log.append(&[rec(2 * i), rec(2 * i + 1)]).unwrap();
-        }
-        assert!(log.segment_count() > 3);
-        assert!(log.truncate_to(13).is_err(), "13 is inside a batch");
-        log.truncate_to(14).unwrap();
-        assert_eq!(log.end_offset(), 14);
-        assert_eq!(log.read(0, usize::MAX).unwrap().len(), 14);
-        assert_eq!(log.append(&[rec(99)]).unwrap(), 14);
-        drop(log);
-        let (log, _) = PartitionLog::open(dir.path(), config(300)).unwrap();
-        assert_eq!(log.end_offset(), 15);
-        assert_eq!(log.read(14, 1).unwrap()[0].timestamp, rec(99).timestamp);
     }
 
     proptest::proptest! {

@@ -1,0 +1,96 @@
+//! What a partition knows about transactions: which producers have one open (from which
+//! offset) and which ranges were aborted (Kafka's producer state and aborted-transaction
+//! index). Rebuilt from the batches when a partition opens.
+
+use std::collections::BTreeMap;
+
+use crate::log::{ATTR_COMMIT, ATTR_CONTROL, ATTR_TRANSACTIONAL, BatchHeader};
+
+/// A producer's identity in the log: its id and epoch (a producer that registers the same
+/// transactional id again gets a higher epoch, which fences the old one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProducerId {
+    /// The producer id, unique for the life of the engine.
+    pub id: i64,
+    /// The epoch of the transactional id it was given for.
+    pub epoch: i16,
+}
+
+/// How a reader sees transactional records (Kafka's `isolation.level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Isolation {
+    /// Every record up to the end, of open and aborted transactions too.
+    #[default]
+    ReadUncommitted,
+    /// Only below the last stable offset, never a record of an aborted transaction.
+    ReadCommitted,
+}
+
+/// One aborted transaction of a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Aborted {
+    producer: i64,
+    first: i64,
+    /// The offset of its abort marker.
+    last: i64,
+}
+
+/// The transactions of one partition.
+#[derive(Debug, Default)]
+pub(crate) struct TxnIndex {
+    /// Producer id → first offset of its open transaction.
+    open: BTreeMap<i64, i64>,
+    /// Aborted transactions, in marker order.
+    aborted: Vec<Aborted>,
+}
+
+impl TxnIndex {
+    /// Accounts for a batch appended (or found on open) at the end of the partition.
+    pub(crate) fn observe(&mut self, h: &BatchHeader) {
+        let Some((p, attributes)) = h.producer else {
+            return;
+        };
+        if attributes & ATTR_CONTROL != 0 {
+            if let Some(first) = self.open.remove(&p.id)
+                && attributes & ATTR_COMMIT == 0
+            {
+                self.aborted.push(Aborted {
+                    producer: p.id,
+                    first,
+                    last: h.base,
+                });
+            }
+        } else if attributes & ATTR_TRANSACTIONAL != 0 {
+            self.open.entry(p.id).or_insert(h.base);
+        }
+    }
+
+    /// Whether `producer` has an open transaction here.
+    pub(crate) fn is_open(&self, producer: i64) -> bool {
+        self.open.contains_key(&producer)
+    }
+
+    /// The first offset of the oldest open transaction.
+    pub(crate) fn first_open(&self) -> Option<i64> {
+        self.open.values().min().copied()
+    }
+
+    /// Every open transaction: (producer id, first offset).
+    pub(crate) fn open(&self) -> Vec<(i64, i64)> {
+        self.open.iter().map(|(p, o)| (*p, *o)).collect()
+    }
+
+    /// Whether the batch holds records of an aborted transaction.
+    pub(crate) fn is_aborted(&self, h: &BatchHeader) -> bool {
+        let Some((p, attributes)) = h.producer else {
+            return false;
+        };
+        attributes & ATTR_TRANSACTIONAL != 0
+            && attributes & ATTR_CONTROL == 0
+            && self
+                .aborted
+                .iter()
+                .rev()
+                .any(|a| a.producer == p.id && a.first <= h.base && h.base < a.last)
+    }
+}
