@@ -12,11 +12,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use streams_state::{CleanupPolicy, LogEngine, LogError, NewRecord, StateError, TopicConfig};
+use streams_state::{
+    CleanupPolicy, Isolation, LogEngine, LogError, NewRecord, ProducerId, StateError, TopicConfig,
+};
 
 use super::{
     Admin, ClientError, ClientResult, ClientSupplier, ConsumedRecord, Consumer, GroupMember,
-    NewTopic, OutgoingRecord, Producer, RebalanceListener, TopicPartition,
+    GroupMetadata, IsolationLevel, NewTopic, OutgoingRecord, Producer, RebalanceListener,
+    TopicPartition,
 };
 use crate::record::{Headers, RawRecord};
 
@@ -85,6 +88,10 @@ pub struct ConsumerSettings {
     /// `auto.offset.reset`: where to go when a position (a committed offset) is past the
     /// log end (the log lost records) or before its start (deleted records).
     pub auto_offset_reset: OffsetReset,
+    /// `isolation.level`: `read_committed` reads only below the last stable offset and
+    /// skips aborted records (the runtime sets it under `exactly_once_v2`, for every
+    /// consumer).
+    pub isolation: IsolationLevel,
 }
 
 impl Default for ConsumerSettings {
@@ -94,6 +101,7 @@ impl Default for ConsumerSettings {
             max_partition_fetch_bytes: FETCH_MAX_BYTES_PER_PARTITION,
             fetch_max_bytes: FETCH_MAX_BYTES,
             auto_offset_reset: OffsetReset::Earliest,
+            isolation: IsolationLevel::ReadUncommitted,
         }
     }
 }
@@ -107,6 +115,21 @@ impl ConsumerSettings {
     ) -> Result<Self, crate::config::ConfigError> {
         let mut limits = Self::default();
         for (key, value) in props {
+            if key == "isolation.level" {
+                limits.isolation = match value.trim() {
+                    "read_committed" => IsolationLevel::ReadCommitted,
+                    "read_uncommitted" => IsolationLevel::ReadUncommitted,
+                    _ => {
+                        return Err(crate::config::ConfigError::Invalid {
+                            setting: "consumer.isolation.level",
+                            detail: format!(
+                                "`{value}`: expected read_committed or read_uncommitted"
+                            ),
+                        });
+                    }
+                };
+                continue;
+            }
             if key == "auto.offset.reset" {
                 limits.auto_offset_reset = match value.trim() {
                     "earliest" | "smallest" | "beginning" => OffsetReset::Earliest,
@@ -131,7 +154,7 @@ impl ConsumerSettings {
                 other => {
                     tracing::warn!(
                         setting = %format!("consumer.{other}"),
-                        "ignored: the embedded engine's consumer knows only max.poll.records, max.partition.fetch.bytes, fetch.max.bytes and auto.offset.reset"
+                        "ignored: the embedded engine's consumer knows only max.poll.records, max.partition.fetch.bytes, fetch.max.bytes, auto.offset.reset and isolation.level"
                     );
                     continue;
                 }
@@ -259,12 +282,31 @@ impl ClientSupplier for EmbeddedClients {
             self.engine.clone(),
             None,
             client_id,
-            ConsumerSettings::default(),
+            ConsumerSettings {
+                isolation: self.limits.isolation,
+                ..ConsumerSettings::default()
+            },
         )))
     }
 
     fn producer(&self, _client_id: &str) -> ClientResult<Box<dyn Producer>> {
-        Ok(Box::new(EmbeddedProducer::new(self.engine.clone())))
+        Ok(Box::new(EmbeddedProducer::new(self.engine.clone(), None)))
+    }
+
+    fn transactional_producer(
+        &self,
+        _client_id: &str,
+        transactional_id: &str,
+    ) -> ClientResult<Box<dyn Producer>> {
+        Ok(Box::new(EmbeddedProducer::new(
+            self.engine.clone(),
+            Some(Transactional {
+                id: transactional_id.to_string(),
+                producer: None,
+                open: false,
+                groups: self.groups.clone(),
+            }),
+        )))
     }
 
     fn admin(&self) -> ClientResult<Arc<dyn Admin>> {
@@ -545,6 +587,10 @@ impl EmbeddedConsumer {
                 continue;
             };
             let (start, end) = self.engine.offsets(&tp.topic, tp.partition)?;
+            let isolation = match self.limits.isolation {
+                IsolationLevel::ReadCommitted => Isolation::ReadCommitted,
+                IsolationLevel::ReadUncommitted => Isolation::ReadUncommitted,
+            };
             if *pos < start {
                 // Deleted records (retention, delete-records): continue at the log start.
                 *pos = start;
@@ -572,18 +618,18 @@ impl EmbeddedConsumer {
             if *pos >= end {
                 continue;
             }
-            let records = self.engine.read(
+            let read = self.engine.read_with(
                 &tp.topic,
                 tp.partition,
                 *pos,
                 self.limits.max_partition_fetch_bytes.min(budget),
+                isolation,
             )?;
-            if records.is_empty() {
-                // Nothing left before the end (compaction removed the tail): the position
-                // moves to the end, so the partition's lag is 0 (`max.task.idle.ms`).
-                *pos = end;
-            }
-            for r in records.into_iter().take(records_left) {
+            let all = read.records.len() <= records_left;
+            // Past what was read and skipped (compacted gaps, markers, aborted records), so
+            // that the partition's lag is exact (`max.task.idle.ms`).
+            let next = read.next_offset;
+            for r in read.records.into_iter().take(records_left) {
                 let size =
                     16 + r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len);
                 budget = budget.saturating_sub(size);
@@ -603,6 +649,9 @@ impl EmbeddedConsumer {
                         headers,
                     },
                 });
+            }
+            if all {
+                *pos = (*pos).max(next);
             }
         }
         Ok(out)
@@ -725,8 +774,17 @@ impl Consumer for EmbeddedConsumer {
             .collect())
     }
 
+    /// The low watermark and the end: the log end, or for a `read_committed` consumer the
+    /// last stable offset (as Kafka's consumer reports it).
     fn watermarks(&self, partition: &TopicPartition) -> ClientResult<(i64, i64)> {
-        Ok(self.engine.offsets(&partition.topic, partition.partition)?)
+        let (start, end) = self.engine.offsets(&partition.topic, partition.partition)?;
+        if self.limits.isolation == IsolationLevel::ReadCommitted {
+            let stable = self
+                .engine
+                .last_stable_offset(&partition.topic, partition.partition)?;
+            return Ok((start, stable));
+        }
+        Ok((start, end))
     }
 
     fn assignment(&self) -> Vec<TopicPartition> {
@@ -735,6 +793,15 @@ impl Consumer for EmbeddedConsumer {
 
     fn member_id(&self) -> String {
         self.member.clone().unwrap_or_default()
+    }
+
+    fn group_metadata(&self) -> Option<GroupMetadata> {
+        let (group, _) = self.group.as_ref()?;
+        Some(GroupMetadata::new(
+            group.clone(),
+            i64::try_from(self.generation).unwrap_or(i64::MAX),
+            self.member.clone().unwrap_or_default(),
+        ))
     }
 
     fn group_members(&self) -> ClientResult<Vec<GroupMember>> {
@@ -756,23 +823,88 @@ impl Consumer for EmbeddedConsumer {
 const BATCH_BYTES: usize = 256 << 10;
 
 /// A producer on the embedded engine: one batch per partition, appended when full, on
-/// poll and on flush.
+/// poll and on flush; transactional ones append into their open transaction.
 struct EmbeddedProducer {
     engine: Arc<LogEngine>,
     batches: HashMap<TopicPartition, (Vec<NewRecord>, usize)>,
+    txn: Option<Transactional>,
+}
+
+/// A transactional producer's state.
+struct Transactional {
+    id: String,
+    /// Set by `init_transactions`.
+    producer: Option<ProducerId>,
+    /// A transaction is open (begun, not committed or aborted).
+    open: bool,
+    /// The engine's groups, whose generations fence offsets of zombies.
+    groups: Arc<Groups>,
+}
+
+/// An engine error of a transactional operation as a client error: a fenced producer is
+/// [`ClientError::ProducerFenced`].
+fn txn_error(operation: &str, e: StateError) -> ClientError {
+    match e {
+        StateError::Log(LogError::ProducerFenced { .. }) => ClientError::ProducerFenced {
+            operation: operation.into(),
+            detail: e.to_string(),
+        },
+        e => ClientError::Engine(e),
+    }
 }
 
 impl EmbeddedProducer {
-    fn new(engine: Arc<LogEngine>) -> Self {
+    fn new(engine: Arc<LogEngine>, txn: Option<Transactional>) -> Self {
         Self {
             engine,
             batches: HashMap::new(),
+            txn,
+        }
+    }
+
+    /// Appends one partition's batch: plainly, or into the open transaction.
+    fn append(&self, tp: &TopicPartition, batch: &[NewRecord]) -> ClientResult<()> {
+        match &self.txn {
+            None => {
+                self.engine.append(&tp.topic, tp.partition, batch)?;
+            }
+            Some(t) => {
+                let producer = t.producer.ok_or_else(|| ClientError::Broker {
+                    operation: "sending".into(),
+                    detail: "init_transactions was not called".into(),
+                })?;
+                self.engine
+                    .append_transactional(&t.id, producer, &tp.topic, tp.partition, batch)
+                    .map_err(|e| txn_error("sending", e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The open transaction's producer: fails when none is open.
+    fn open_txn(&self, operation: &str) -> ClientResult<(&Transactional, ProducerId)> {
+        let t = self
+            .txn
+            .as_ref()
+            .ok_or_else(|| super::not_transactional(operation))?;
+        match t.producer {
+            Some(p) if t.open => Ok((t, p)),
+            _ => Err(ClientError::Broker {
+                operation: operation.into(),
+                detail: "no transaction is open (begin_transaction first)".into(),
+            }),
         }
     }
 }
 
 impl Producer for EmbeddedProducer {
     fn send(&mut self, record: OutgoingRecord) -> ClientResult<()> {
+        if self.txn.as_ref().is_some_and(|t| !t.open) {
+            return Err(ClientError::Broker {
+                operation: format!("sending to {}", record.partition),
+                detail: "a transactional producer sends only inside a transaction".into(),
+            });
+        }
         let size = 16
             + record.key.as_ref().map_or(0, Vec::len)
             + record.value.as_ref().map_or(0, Vec::len);
@@ -788,16 +920,15 @@ impl Producer for EmbeddedProducer {
             *bytes >= BATCH_BYTES
         };
         if full && let Some((batch, _)) = self.batches.remove(&record.partition) {
-            self.engine
-                .append(&record.partition.topic, record.partition.partition, &batch)?;
+            self.append(&record.partition, &batch)?;
         }
         Ok(())
     }
 
     fn poll(&mut self) -> ClientResult<()> {
-        for (tp, (batch, _)) in self.batches.drain() {
+        for (tp, (batch, _)) in std::mem::take(&mut self.batches) {
             if !batch.is_empty() {
-                self.engine.append(&tp.topic, tp.partition, &batch)?;
+                self.append(&tp, &batch)?;
             }
         }
         Ok(())
@@ -805,7 +936,110 @@ impl Producer for EmbeddedProducer {
 
     fn flush(&mut self, _timeout: Duration) -> ClientResult<()> {
         self.poll()?;
+        if self.txn.is_some() {
+            // Durability comes with the commit.
+            return Ok(());
+        }
         Ok(self.engine.flush()?)
+    }
+
+    fn is_transactional(&self) -> bool {
+        self.txn.is_some()
+    }
+
+    fn init_transactions(&mut self, _timeout: Duration) -> ClientResult<()> {
+        let t = self
+            .txn
+            .as_mut()
+            .ok_or_else(|| super::not_transactional("init_transactions"))?;
+        t.producer = Some(self.engine.init_producer_id(&t.id)?);
+        t.open = false;
+        self.batches.clear();
+        Ok(())
+    }
+
+    fn begin_transaction(&mut self) -> ClientResult<()> {
+        let t = self
+            .txn
+            .as_mut()
+            .ok_or_else(|| super::not_transactional("begin_transaction"))?;
+        if t.producer.is_none() {
+            return Err(ClientError::Broker {
+                operation: "begin_transaction".into(),
+                detail: "init_transactions was not called".into(),
+            });
+        }
+        if t.open {
+            return Err(ClientError::Broker {
+                operation: "begin_transaction".into(),
+                detail: "a transaction is open already".into(),
+            });
+        }
+        t.open = true;
+        Ok(())
+    }
+
+    fn send_offsets_to_transaction(
+        &mut self,
+        offsets: &[(TopicPartition, i64)],
+        group: &GroupMetadata,
+        _timeout: Duration,
+    ) -> ClientResult<()> {
+        let operation = "send_offsets_to_transaction";
+        let (t, producer) = self.open_txn(operation)?;
+        // KIP-447: offsets of a member that is no longer in the group, or from an older
+        // generation than the one it joined, come from a zombie.
+        let g = lock(&t.groups.groups).get(&group.group_id).cloned();
+        if let Some(g) = g {
+            let state = lock(&g.state);
+            let current = state.members.get(&group.member_id).map(|m| m.joined);
+            if current.is_none_or(|joined| i64::try_from(joined).ok() != Some(group.generation)) {
+                return Err(ClientError::ProducerFenced {
+                    operation: operation.into(),
+                    detail: format!(
+                        "member `{}` of group `{}` is not in generation {} any more",
+                        group.member_id, group.group_id, group.generation
+                    ),
+                });
+            }
+        }
+        let list: Vec<(&str, u32, i64)> = offsets
+            .iter()
+            .map(|(tp, o)| (&*tp.topic, tp.partition, *o))
+            .collect();
+        self.engine
+            .add_offsets_to_transaction(&t.id, producer, &group.group_id, &list)
+            .map_err(|e| txn_error(operation, e))
+    }
+
+    fn commit_transaction(&mut self, _timeout: Duration) -> ClientResult<()> {
+        let (t, producer) = self.open_txn("commit_transaction")?;
+        let id = t.id.clone();
+        if let Err(e) = self.poll() {
+            return Err(match e {
+                e @ ClientError::ProducerFenced { .. } => e,
+                e => ClientError::TransactionAborted {
+                    operation: "commit_transaction".into(),
+                    detail: e.to_string(),
+                },
+            });
+        }
+        let ended = self.engine.end_transaction(&id, producer, true);
+        if let Some(t) = self.txn.as_mut() {
+            t.open = false;
+        }
+        ended.map_err(|e| txn_error("commit_transaction", e))
+    }
+
+    fn abort_transaction(&mut self, _timeout: Duration) -> ClientResult<()> {
+        let (t, producer) = self.open_txn("abort_transaction")?;
+        let id = t.id.clone();
+        self.batches.clear();
+        let ended = self.engine.end_transaction(&id, producer, false);
+        if let Some(t) = self.txn.as_mut() {
+            t.open = false;
+        }
+        ended.map_err(|e| txn_error("abort_transaction", e))
     }
 }
 

@@ -183,6 +183,28 @@ pub enum ClientError {
     /// The client was closed.
     #[error("the client is closed")]
     Closed,
+    /// A transactional producer was fenced: another producer registered the same
+    /// transactional id with a newer epoch, or the consumer group moved on to a newer
+    /// generation than the one the offsets were sent with (a zombie). Kafka Streams'
+    /// `TaskMigratedException`: the thread closes its tasks dirty, makes a new producer
+    /// and rejoins the group.
+    #[error("{operation}: the producer was fenced: {detail}")]
+    ProducerFenced {
+        /// What was attempted.
+        operation: String,
+        /// What the broker or library said.
+        detail: String,
+    },
+    /// The current transaction failed and must be aborted (an abortable error in
+    /// librdkafka's terms); the producer stays usable. The thread aborts, closes its tasks
+    /// dirty and revives them from their changelogs.
+    #[error("{operation}: the transaction must be aborted: {detail}")]
+    TransactionAborted {
+        /// What was attempted.
+        operation: String,
+        /// What the broker or library said.
+        detail: String,
+    },
 }
 
 impl ClientError {
@@ -205,6 +227,74 @@ impl ClientError {
     /// broker reported a fatal error): the caller must close it and make a new one.
     pub fn is_fatal(&self) -> bool {
         matches!(self, Self::Fatal { .. } | Self::Closed)
+    }
+
+    /// Whether the error means this thread's tasks may have moved to another member, or its
+    /// transaction can no longer commit: Kafka Streams' `TaskMigratedException` and
+    /// abortable transaction errors. The reaction is to abort what is open, close the tasks
+    /// dirty (wiping their uncommitted state) and revive them, not to stop the thread.
+    ///
+    /// ```
+    /// use streams_core::client::ClientError;
+    /// let e = ClientError::ProducerFenced { operation: "commit".into(), detail: "epoch 3 < 4".into() };
+    /// assert!(e.is_task_migrated() && !e.is_fatal() && !e.is_retriable());
+    /// ```
+    pub fn is_task_migrated(&self) -> bool {
+        matches!(
+            self,
+            Self::ProducerFenced { .. } | Self::TransactionAborted { .. }
+        )
+    }
+}
+
+/// How a consumer reads transactional records (Kafka's `isolation.level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IsolationLevel {
+    /// Every record, aborted ones and those of open transactions included.
+    #[default]
+    ReadUncommitted,
+    /// Only up to the last stable offset (no open transaction before it), and never a
+    /// record of an aborted transaction. Every consumer reads this way under
+    /// `exactly_once_v2`.
+    ReadCommitted,
+}
+
+/// A group member's identity for a transaction's offset commit (Kafka's
+/// `ConsumerGroupMetadata`): the broker refuses the offsets when the member's generation
+/// is no longer the group's (KIP-447 fences zombies that way).
+#[derive(Clone)]
+pub struct GroupMetadata {
+    /// The group id.
+    pub group_id: String,
+    /// The member's generation when the metadata was taken (`-1`: unknown).
+    pub generation: i64,
+    /// The member id.
+    pub member_id: String,
+    /// librdkafka's own copy, which its `send_offsets_to_transaction` needs.
+    #[cfg(feature = "kafka")]
+    pub(crate) kafka: Option<Arc<rdkafka::consumer::ConsumerGroupMetadata>>,
+}
+
+impl std::fmt::Debug for GroupMetadata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupMetadata")
+            .field("group_id", &self.group_id)
+            .field("generation", &self.generation)
+            .field("member_id", &self.member_id)
+            .finish()
+    }
+}
+
+impl GroupMetadata {
+    /// The metadata of member `member_id` of `group_id` in `generation`.
+    pub fn new(group_id: impl Into<String>, generation: i64, member_id: impl Into<String>) -> Self {
+        Self {
+            group_id: group_id.into(),
+            generation,
+            member_id: member_id.into(),
+            #[cfg(feature = "kafka")]
+            kafka: None,
+        }
     }
 }
 
@@ -325,6 +415,12 @@ pub trait Consumer: Send {
         None
     }
 
+    /// This member's group metadata for [`Producer::send_offsets_to_transaction`]
+    /// (`None` without a group).
+    fn group_metadata(&self) -> Option<GroupMetadata> {
+        None
+    }
+
     /// Leaves the group (its partitions move to the others at once) and closes.
     fn close(&mut self) -> ClientResult<()>;
 }
@@ -340,6 +436,55 @@ pub trait Producer: Send {
 
     /// Delivers everything queued and makes it durable, within `timeout`.
     fn flush(&mut self, timeout: Duration) -> ClientResult<()>;
+
+    /// Whether this is a transactional producer (made by
+    /// [`ClientSupplier::transactional_producer`]): its sends belong to the current
+    /// transaction and become visible to `read_committed` consumers when it commits.
+    fn is_transactional(&self) -> bool {
+        false
+    }
+
+    /// Registers the producer's transactional id, fencing any earlier producer with the
+    /// same id and aborting its open transaction. Called once, before the first
+    /// [`begin_transaction`](Self::begin_transaction).
+    fn init_transactions(&mut self, _timeout: Duration) -> ClientResult<()> {
+        Err(not_transactional("init_transactions"))
+    }
+
+    /// Starts a transaction: every send until the commit or abort belongs to it.
+    fn begin_transaction(&mut self) -> ClientResult<()> {
+        Err(not_transactional("begin_transaction"))
+    }
+
+    /// Adds a consumer group's offsets (the next offset to read per partition) to the
+    /// current transaction: they are committed if and only if the transaction is.
+    fn send_offsets_to_transaction(
+        &mut self,
+        _offsets: &[(TopicPartition, i64)],
+        _group: &GroupMetadata,
+        _timeout: Duration,
+    ) -> ClientResult<()> {
+        Err(not_transactional("send_offsets_to_transaction"))
+    }
+
+    /// Delivers what the transaction sent and commits it (its records become visible to
+    /// `read_committed` consumers, its offsets are committed), within `timeout`.
+    fn commit_transaction(&mut self, _timeout: Duration) -> ClientResult<()> {
+        Err(not_transactional("commit_transaction"))
+    }
+
+    /// Aborts the current transaction: its records are never visible to `read_committed`
+    /// consumers, its offsets are not committed.
+    fn abort_transaction(&mut self, _timeout: Duration) -> ClientResult<()> {
+        Err(not_transactional("abort_transaction"))
+    }
+}
+
+fn not_transactional(operation: &str) -> ClientError {
+    ClientError::Broker {
+        operation: operation.into(),
+        detail: "this producer is not transactional".into(),
+    }
 }
 
 /// Topic administration and metadata.
@@ -377,6 +522,20 @@ pub trait ClientSupplier: Send + Sync {
 
     /// A producer.
     fn producer(&self, client_id: &str) -> ClientResult<Box<dyn Producer>>;
+
+    /// A transactional producer with `transactional_id` (one per stream thread under
+    /// `exactly_once_v2`). Suppliers without transactions refuse.
+    fn transactional_producer(
+        &self,
+        client_id: &str,
+        transactional_id: &str,
+    ) -> ClientResult<Box<dyn Producer>> {
+        let _ = client_id;
+        Err(ClientError::Broker {
+            operation: format!("creating transactional producer `{transactional_id}`"),
+            detail: "these clients do not support transactions".into(),
+        })
+    }
 
     /// The admin client.
     fn admin(&self) -> ClientResult<Arc<dyn Admin>>;

@@ -688,19 +688,7 @@ impl StreamsConfig {
     /// Checks the settings that the runtime cannot honour yet (on any broker), so that they
     /// fail at start instead of being silently ignored.
     pub(crate) fn check_runtime(&self) -> Result<(), ConfigError> {
-        use names::*;
-        let unsupported = |setting: &'static str, detail: &str| -> Result<(), ConfigError> {
-            Err(ConfigError::Invalid {
-                setting,
-                detail: format!("{detail} (see docs/CONFIG.md)"),
-            })
-        };
-        if self.processing_guarantee == ProcessingGuarantee::ExactlyOnceV2 {
-            return unsupported(
-                PROCESSING_GUARANTEE,
-                "exactly_once_v2 is not implemented yet; the runtime is at_least_once",
-            );
-        }
+        // Nothing is refused today (exactly_once_v2 was, until transactions existed).
         Ok(())
     }
 
@@ -867,12 +855,14 @@ mod tests {
     #[test]
     fn the_runtime_refuses_what_it_cannot_honour() {
         assert!(StreamsConfig::new("a").check_embedded_runtime().is_ok());
-        for c in [
-            StreamsConfig::new("a").with_bootstrap_servers(["k:9092"]),
-            StreamsConfig::new("a").with_processing_guarantee(ProcessingGuarantee::ExactlyOnceV2),
-        ] {
-            assert!(c.check_embedded_runtime().is_err(), "{c:?}");
-        }
+        assert!(
+            StreamsConfig::new("a")
+                .with_processing_guarantee(ProcessingGuarantee::ExactlyOnceV2)
+                .check_embedded_runtime()
+                .is_ok()
+        );
+        let c = StreamsConfig::new("a").with_bootstrap_servers(["k:9092"]);
+        assert!(c.check_embedded_runtime().is_err(), "{c:?}");
         // On Kafka, bootstrap.servers is what it needs.
         let kafka = StreamsConfig::new("a").with_bootstrap_servers(["k:9092"]);
         assert!(kafka.check_runtime().is_ok());

@@ -899,6 +899,25 @@ impl Task {
         Ok(())
     }
 
+    /// Removes the task's checkpoint (under `exactly_once_v2` while it processes: its stores
+    /// then hold uncommitted changes, so a crash must restore them from the changelogs).
+    pub(crate) fn remove_checkpoint(&self) -> Result<()> {
+        let Some(dir) = &self.task_dir else {
+            return Ok(());
+        };
+        let path = dir.join(Checkpoint::FILE_NAME);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StateError::Io {
+                store: path.display().to_string(),
+                action: "removing a checkpoint",
+                source,
+            }
+            .into()),
+        }
+    }
+
     /// Closes every node and store.
     pub(crate) fn close(&mut self) -> Result<()> {
         for i in 0..self.ctx.nodes.len() {

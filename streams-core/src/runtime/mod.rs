@@ -60,7 +60,10 @@ use crate::metrics::TaskMetrics;
 use crate::record::TaskId;
 use crate::topology::{TopicName, Topology};
 
-pub use streams_state::{LogEngine, LogRecord, NewRecord, RecoveryReport, TopicConfig};
+pub use streams_state::{
+    Isolation, LogEngine, LogRecord, NewRecord, ProducerId, ReadResult, RecoveryReport,
+    TopicConfig, TransactionRecovery, TransactionState, TransactionStatus,
+};
 
 /// The lifecycle of an app instance, as in Kafka Streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -390,7 +393,11 @@ impl KafkaStreams {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone())),
         );
-        let limits = crate::client::embedded::ConsumerSettings::from_properties(&consumer)?;
+        let mut limits = crate::client::embedded::ConsumerSettings::from_properties(&consumer)?;
+        if config.processing_guarantee() == crate::config::ProcessingGuarantee::ExactlyOnceV2 {
+            // Every consumer reads committed data only, as Kafka Streams enforces.
+            limits.isolation = crate::client::IsolationLevel::ReadCommitted;
+        }
         for prefix in [
             ClientPrefix::Producer,
             ClientPrefix::Admin,

@@ -13,8 +13,8 @@ use super::{
     wall_clock,
 };
 use crate::client::{
-    Admin, ConsumedRecord, Consumer, GroupMember, NoRebalanceListener, OutgoingRecord, Producer,
-    RebalanceListener, TopicPartition,
+    Admin, ClientError, ConsumedRecord, Consumer, GroupMember, GroupMetadata, NoRebalanceListener,
+    OutgoingRecord, Producer, RebalanceListener, TopicPartition,
 };
 use crate::error::{Result, StreamsError};
 use crate::internals::task::{ProducedRecord, Readiness, Task, TaskEnv};
@@ -93,6 +93,13 @@ struct TaskManager {
     announce: Option<Vec<TopicPartition>>,
     /// Deleting repartition records failed once: no more attempts.
     purge_failed: bool,
+    /// `exactly_once_v2`: the producer is transactional, each commit is a transaction.
+    eos: bool,
+    /// A transaction is open (something was sent since the last commit).
+    txn_open: bool,
+    /// The consumer's group metadata as of the last poll, for the transaction's offsets
+    /// (the rebalance listener has no access to the consumer).
+    group_metadata: Option<GroupMetadata>,
 }
 
 /// One stream thread (see the [module docs](self)).
@@ -128,9 +135,23 @@ impl StreamThread {
             cache: ThreadCache::new(instance.config.cache_max_bytes() / threads),
             globals: instance.global_entries.clone(),
         };
+        let eos = instance.config.processing_guarantee()
+            == crate::config::ProcessingGuarantee::ExactlyOnceV2;
+        let producer = if eos {
+            // KIP-447: one transactional producer per thread; the id is unique to this
+            // process and thread (zombies are fenced by the group generation).
+            let mut p = clients.transactional_producer(&format!("{name}-producer"), &name)?;
+            p.init_transactions(FLUSH_TIMEOUT)?;
+            p
+        } else {
+            clients.producer(&format!("{name}-producer"))?
+        };
         let tm = TaskManager {
             env,
-            producer: clients.producer(&format!("{name}-producer"))?,
+            producer,
+            eos,
+            txn_open: false,
+            group_metadata: None,
             restore: clients.restore_consumer(&format!("{name}-restore-consumer"))?,
             admin: clients.admin()?,
             partitions: instance.partitions.clone(),
@@ -177,67 +198,26 @@ impl StreamThread {
         let shared = self.instance.shared.clone();
         let result = (|| -> Result<()> {
             while !shared.stop.load(Ordering::SeqCst) {
-                let timeout = match self.tm.next_work(wall_clock()) {
-                    Work::Now => Duration::ZERO,
-                    // A task waits for an empty partition (`max.task.idle.ms`) until then.
-                    Work::At(deadline) => poll_ms.min(Duration::from_millis(
-                        u64::try_from(deadline.saturating_sub(wall_clock())).unwrap_or(0),
-                    )),
-                    Work::None => poll_ms,
-                };
-                let t0 = Instant::now();
-                let records = self.consumer.poll(timeout, &mut self.tm)?;
-                self.polls += 1;
-                self.poll_time += t0.elapsed();
-                self.tm.add_records(records)?;
-                self.tm.update_lags(self.consumer.as_ref());
-                if let Some(partitions) = self.tm.announce.take() {
-                    let value = super::membership::encode(&partitions);
-                    self.tm.announce_assignment(&self.name, Some(value))?;
-                }
-                if std::mem::take(&mut self.tm.reassigned) {
-                    self.follow_group()?;
-                } else if self.instance.announcements.is_some()
-                    && self.instance.config.num_standby_replicas() > 0
-                    && lock(&shared.inner).announced_version != self.standby_view
-                {
-                    // Another member announced a new assignment: standbys follow it.
-                    self.follow_group()?;
-                }
-                self.tm.retry_pending()?;
-                self.tm.rewind_unread(self.consumer.as_mut())?;
-                self.tm.restore_step()?;
-                self.tm.back_pressure(self.consumer.as_mut())?;
-                let t1 = Instant::now();
-                let n = self.tm.process()?;
-                if n > 0 {
-                    self.processed += n as u64;
-                    self.process_time += t1.elapsed();
-                    self.dirty = true;
-                }
-                self.dirty |= self.tm.punctuate(wall_clock())?;
-                let polled = self.tm.producer.poll();
-                self.tm.delivered(polled)?;
-                let requested = self.tm.active.values().any(|a| a.task.ctx.commit_requested);
-                // Someone waits for this instance to catch up: commit as soon as the input
-                // is drained (the logs, not only the fetched records), so that results are
-                // visible.
-                let waited = self.dirty
-                    && shared.waiters.load(Ordering::SeqCst) > 0
-                    && self.tm.next_work(wall_clock()) != Work::Now
-                    && self.tm.caught_up();
-                if requested || waited || last_commit.elapsed() >= interval {
-                    self.commit()?;
-                    last_commit = Instant::now();
+                match self.run_once(&mut last_commit, interval, poll_ms) {
+                    Err(StreamsError::Client(e)) if self.tm.eos && e.is_task_migrated() => {
+                        self.recover_task_migrated(&topics, e)?;
+                    }
+                    r => r?,
                 }
                 self.report();
             }
             self.commit()?;
             // Leaving: the other instances stop sending queries here at once (if this
             // does not get through, the new owners' announcements supersede it).
-            if let Err(e) = self.tm.announce_assignment(&self.name, None) {
+            let announced = self
+                .tm
+                .announce_assignment(&self.name, None)
+                .and_then(|()| self.tm.commit_transaction(&[]));
+            if let Err(e) = announced {
                 tracing::warn!(thread = %self.name, error = %e, "could not announce leaving");
             }
+            // A clean close: the stores match what was committed.
+            self.tm.checkpoint_clean()?;
             Ok(())
         })();
         // Whether it failed or not, the tasks are closed and the group left.
@@ -246,6 +226,102 @@ impl StreamThread {
         result?;
         closed?;
         left?;
+        Ok(())
+    }
+
+    /// One round of the loop: poll, restore, process, punctuate, commit when due.
+    fn run_once(
+        &mut self,
+        last_commit: &mut Instant,
+        interval: Duration,
+        poll_ms: Duration,
+    ) -> Result<()> {
+        let shared = self.instance.shared.clone();
+        let timeout = match self.tm.next_work(wall_clock()) {
+            Work::Now => Duration::ZERO,
+            // A task waits for an empty partition (`max.task.idle.ms`) until then.
+            Work::At(deadline) => poll_ms.min(Duration::from_millis(
+                u64::try_from(deadline.saturating_sub(wall_clock())).unwrap_or(0),
+            )),
+            Work::None => poll_ms,
+        };
+        let t0 = Instant::now();
+        let records = self.consumer.poll(timeout, &mut self.tm)?;
+        if self.tm.eos {
+            self.tm.group_metadata = self.consumer.group_metadata();
+        }
+        self.polls += 1;
+        self.poll_time += t0.elapsed();
+        self.tm.add_records(records)?;
+        self.tm.update_lags(self.consumer.as_ref());
+        if let Some(partitions) = self.tm.announce.take() {
+            let value = super::membership::encode(&partitions);
+            self.tm.announce_assignment(&self.name, Some(value))?;
+            if self.tm.eos {
+                // Visible to the others only once committed.
+                self.commit()?;
+            }
+        }
+        if std::mem::take(&mut self.tm.reassigned) {
+            self.follow_group()?;
+        } else if self.instance.announcements.is_some()
+            && self.instance.config.num_standby_replicas() > 0
+            && lock(&shared.inner).announced_version != self.standby_view
+        {
+            // Another member announced a new assignment: standbys follow it.
+            self.follow_group()?;
+        }
+        self.tm.retry_pending()?;
+        self.tm.rewind_unread(self.consumer.as_mut())?;
+        self.tm.restore_step()?;
+        self.tm.back_pressure(self.consumer.as_mut())?;
+        let t1 = Instant::now();
+        let n = self.tm.process()?;
+        if n > 0 {
+            self.processed += n as u64;
+            self.process_time += t1.elapsed();
+            self.dirty = true;
+        }
+        self.dirty |= self.tm.punctuate(wall_clock())?;
+        let polled = self.tm.producer.poll();
+        self.tm.delivered(polled)?;
+        let requested = self.tm.active.values().any(|a| a.task.ctx.commit_requested);
+        // Someone waits for this instance to catch up: commit as soon as the input
+        // is drained (the logs, not only the fetched records), so that results are
+        // visible.
+        let waited = self.dirty
+            && shared.waiters.load(Ordering::SeqCst) > 0
+            && self.tm.next_work(wall_clock()) != Work::Now
+            && self.tm.caught_up();
+        if requested || waited || last_commit.elapsed() >= interval {
+            self.commit()?;
+            *last_commit = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Under `exactly_once_v2`, after a fenced producer or a transaction that must abort:
+    /// aborts what is open, closes every task dirty (wiping its stores, which may hold
+    /// uncommitted changes), makes a new producer when fenced, and rejoins the group, so
+    /// that the tasks (here or elsewhere) revive from their changelogs.
+    fn recover_task_migrated(&mut self, topics: &[String], e: ClientError) -> Result<()> {
+        tracing::warn!(thread = %self.name, error = %e, "task migrated: closing tasks dirty and reviving them from their changelogs");
+        if self.tm.txn_open {
+            if let Err(abort) = self.tm.producer.abort_transaction(FLUSH_TIMEOUT) {
+                tracing::warn!(thread = %self.name, error = %abort, "could not abort the transaction");
+            }
+            self.tm.txn_open = false;
+        }
+        if matches!(e, ClientError::ProducerFenced { .. }) {
+            let clients = self.instance.clients.clone();
+            let mut p =
+                clients.transactional_producer(&format!("{}-producer", self.name), &self.name)?;
+            p.init_transactions(FLUSH_TIMEOUT)?;
+            self.tm.producer = p;
+        }
+        self.tm.close_dirty()?;
+        self.consumer.subscribe(topics)?;
+        self.dirty = false;
         Ok(())
     }
 
@@ -269,12 +345,23 @@ impl StreamThread {
         }
     }
 
-    /// Commits every running task and the standbys' checkpoints.
+    /// Commits every running task and the standbys' checkpoints: under
+    /// `exactly_once_v2` as one transaction holding every output and changelog record and
+    /// the input offsets.
     fn commit(&mut self) -> Result<()> {
         let t0 = Instant::now();
         let ids: Vec<TaskId> = self.tm.active.keys().copied().collect();
+        if self.tm.eos && !self.dirty && !self.tm.txn_open {
+            // Nothing processed, nothing sent: the offsets are those committed.
+            return Ok(());
+        }
         let offsets = self.tm.prepare_commit(&ids)?;
-        self.consumer.commit(&offsets)?;
+        if self.tm.eos {
+            self.tm.group_metadata = self.consumer.group_metadata();
+            self.tm.commit_transaction(&offsets)?;
+        } else {
+            self.consumer.commit(&offsets)?;
+        }
         self.tm.purge_repartition(&offsets)?;
         self.tm.checkpoint_standbys()?;
         self.commits += 1;
@@ -390,6 +477,7 @@ impl TaskManager {
         let Some(topic) = self.instance.announcements.clone() else {
             return Ok(());
         };
+        self.begin_if_needed()?;
         self.producer.send(OutgoingRecord {
             partition: TopicPartition::new(topic, 0),
             timestamp: wall_clock(),
@@ -577,8 +665,74 @@ impl TaskManager {
         Ok(fired)
     }
 
+    /// Under `exactly_once_v2`, opens a transaction before the first send after a commit.
+    fn begin_if_needed(&mut self) -> Result<()> {
+        if self.eos && !self.txn_open {
+            self.producer.begin_transaction()?;
+            self.txn_open = true;
+        }
+        Ok(())
+    }
+
+    /// Under `exactly_once_v2`: commits the open transaction with `offsets` (the input
+    /// offsets of every task, sent with the group metadata); a transaction is opened first
+    /// when there are offsets but nothing was sent. Nothing under `at_least_once`.
+    fn commit_transaction(&mut self, offsets: &[(TopicPartition, i64)]) -> Result<()> {
+        if !self.eos || (!self.txn_open && offsets.is_empty()) {
+            return Ok(());
+        }
+        self.begin_if_needed()?;
+        if !offsets.is_empty() {
+            let Some(group) = self.group_metadata.clone() else {
+                return Err(StreamsError::Internal(
+                    "committing offsets in a transaction without group metadata".into(),
+                ));
+            };
+            self.producer
+                .send_offsets_to_transaction(offsets, &group, FLUSH_TIMEOUT)?;
+        }
+        self.producer.commit_transaction(FLUSH_TIMEOUT)?;
+        self.txn_open = false;
+        Ok(())
+    }
+
+    /// After a clean commit (closing, or tasks revoked) under `exactly_once_v2`: writes the
+    /// checkpoint of every running task, which processing had removed.
+    fn checkpoint_clean(&mut self) -> Result<()> {
+        if !self.eos {
+            return Ok(());
+        }
+        let ids: Vec<TaskId> = self
+            .active
+            .iter()
+            .chain(self.suspended.iter())
+            .filter(|(_, a)| a.state != TaskState::Restoring)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.checkpoint_task(id)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the checkpoint of an active or suspended task at its changelogs' ends.
+    fn checkpoint_task(&mut self, id: TaskId) -> Result<()> {
+        let parts = match self.active.get(&id).or_else(|| self.suspended.get(&id)) {
+            Some(a) => a.task.changelog_partitions().to_vec(),
+            None => return Ok(()),
+        };
+        let ends = self.changelog_ends(&parts)?;
+        if let Some(a) = self.active.get(&id).or_else(|| self.suspended.get(&id)) {
+            a.task.write_checkpoint(&ends)?;
+        }
+        Ok(())
+    }
+
     /// Sends produced records, choosing partitions with Kafka's murmur2 partitioner.
     fn route(&mut self, out: Vec<ProducedRecord>) -> Result<()> {
+        if !out.is_empty() {
+            self.begin_if_needed()?;
+        }
         for r in out {
             let n = match self.partitions.get(&*r.topic) {
                 Some(&n) => n,
@@ -646,6 +800,15 @@ impl TaskManager {
         let flushed_all = self.producer.flush(FLUSH_TIMEOUT);
         self.delivered(flushed_all)?;
         for id in flushed {
+            if self.eos {
+                // No checkpoint while processing: a crash restores from the changelogs.
+                if let Some(a) = self.active.get_mut(&id) {
+                    for (topic, offset) in a.task.committable_offsets() {
+                        offsets.push((TopicPartition::new(topic, id.partition), offset));
+                    }
+                }
+                continue;
+            }
             let parts = match self.active.get(&id) {
                 Some(a) => a.task.changelog_partitions().to_vec(),
                 None => continue,
@@ -749,7 +912,18 @@ impl TaskManager {
     }
 
     fn new_task(&self, id: TaskId) -> Result<Task> {
-        let dir = self.instance.state_dir.task_dir(&id.to_string())?;
+        let mut dir = self.instance.state_dir.task_dir(&id.to_string())?;
+        if self.eos
+            && !matches!(
+                streams_state::Checkpoint::read(&dir.join(streams_state::Checkpoint::FILE_NAME)),
+                streams_state::CheckpointRead::Valid(_)
+            )
+        {
+            // Without a checkpoint the stores may hold changes of a transaction that never
+            // committed (a crash): they are rebuilt from the changelogs.
+            self.instance.state_dir.wipe_task(&id.to_string())?;
+            dir = self.instance.state_dir.task_dir(&id.to_string())?;
+        }
         Task::new(
             &self.instance.topology.inner,
             id.subtopology,
@@ -853,6 +1027,9 @@ impl TaskManager {
                 && a.restoring.is_empty()
             {
                 a.task.init()?;
+                if self.eos {
+                    a.task.remove_checkpoint()?;
+                }
                 a.state = TaskState::Running;
                 self.instance
                     .set_queryable(*id, Some(a.task.ctx.stores.clone()));
@@ -1064,6 +1241,28 @@ impl TaskManager {
         Ok(())
     }
 
+    /// Closes every active and suspended task without committing, wiping its state (see
+    /// `StreamThread::recover_task_migrated`).
+    fn close_dirty(&mut self) -> Result<()> {
+        let tasks: Vec<(TaskId, Active)> = std::mem::take(&mut self.active)
+            .into_iter()
+            .chain(std::mem::take(&mut self.suspended))
+            .collect();
+        for (id, mut a) in tasks {
+            self.instance.set_queryable(id, None);
+            if let Err(e) = a.task.close() {
+                tracing::warn!(task = %id, error = %e, "closing a task dirty failed");
+            }
+            self.instance.state_dir.wipe_task(&id.to_string())?;
+        }
+        self.pending.clear();
+        self.unread.clear();
+        self.assigned = false;
+        self.restore_assignment.clear();
+        self.reassigned = true;
+        Ok(())
+    }
+
     /// Commits and closes every task (the thread is stopping or failed).
     fn close_all(&mut self) -> Result<()> {
         for id in self.active.keys() {
@@ -1102,9 +1301,22 @@ impl RebalanceListener for TaskManager {
             .filter(|id| self.active.contains_key(id))
             .collect();
         // Commit what was processed; records queued but not processed are read again by
-        // whoever gets the partitions.
-        let offsets = self.prepare_commit(&ids)?;
-        self.purge_repartition(&offsets)?;
+        // whoever gets the partitions. Under exactly_once_v2 the thread's one transaction
+        // holds every task's output: all of them commit, and the consumer commits nothing.
+        let offsets = if self.eos {
+            let all: Vec<TaskId> = self.active.keys().copied().collect();
+            let offsets = self.prepare_commit(&all)?;
+            self.commit_transaction(&offsets)?;
+            for id in &ids {
+                self.checkpoint_task(*id)?;
+            }
+            self.purge_repartition(&offsets)?;
+            Vec::new()
+        } else {
+            let offsets = self.prepare_commit(&ids)?;
+            self.purge_repartition(&offsets)?;
+            offsets
+        };
         for id in ids {
             self.instance.set_queryable(id, None);
             if let Some(mut a) = self.active.remove(&id) {
@@ -1150,6 +1362,9 @@ impl RebalanceListener for TaskManager {
         }
         for id in wanted {
             if let Some(mut a) = self.suspended.remove(&id) {
+                if self.eos {
+                    a.task.remove_checkpoint()?;
+                }
                 a.state = TaskState::Running;
                 self.instance
                     .set_queryable(id, Some(a.task.ctx.stores.clone()));
