@@ -428,3 +428,62 @@ fn bad_arguments_and_unusable_data_directories_fail_clearly() {
     assert_eq!(ok(dir, &["topics", "list"], ""), "t\n");
     assert!(ok(dir, &["--help"], "").contains("usage: streams"));
 }
+
+#[test]
+fn consume_read_committed_skips_aborted_and_open_transactions_and_transactions_list_shows_ids() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let rec = |v: &str| streams_state::NewRecord {
+        timestamp: 5,
+        key: Some(b"k".to_vec()),
+        value: Some(v.as_bytes().to_vec()),
+        headers: Vec::new(),
+    };
+    {
+        let e = LogEngine::open(dir).unwrap();
+        e.create_topic("t", streams_state::TopicConfig::new(1))
+            .unwrap();
+        let p = e.init_producer_id("app-thread-1").unwrap();
+        e.append("t", 0, &[rec("plain")]).unwrap();
+        e.append_transactional("app-thread-1", p, "t", 0, &[rec("committed")])
+            .unwrap();
+        e.end_transaction("app-thread-1", p, true).unwrap();
+        e.append_transactional("app-thread-1", p, "t", 0, &[rec("aborted")])
+            .unwrap();
+        e.end_transaction("app-thread-1", p, false).unwrap();
+        // Left open by a "crash": opening the directory aborts it.
+        e.append_transactional("app-thread-1", p, "t", 0, &[rec("open")])
+            .unwrap();
+    }
+    let values = |isolation: &str| -> Vec<String> {
+        parse_consumed(&ok(
+            dir,
+            &["consume", "t", "--from-beginning", "--isolation", isolation],
+            "",
+        ))
+        .into_iter()
+        .map(|c| c.3)
+        .collect()
+    };
+    assert_eq!(values("read_committed"), ["plain", "committed"]);
+    assert_eq!(
+        values("read_uncommitted"),
+        ["plain", "committed", "aborted", "open"]
+    );
+    let out = streams(dir, &["transactions", "list"], "");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .starts_with("app-thread-1\tProducerId: 0\tEpoch: 0\tState: Empty"),
+        "{}",
+        out.stdout
+    );
+    let described = ok(dir, &["topics", "describe", "t"], "");
+    // 4 records and 3 markers; nothing open any more.
+    assert!(
+        described.contains("EndOffset: 7\tLastStableOffset: 7"),
+        "{described}"
+    );
+    let err = fails(dir, &["consume", "t", "--isolation", "dirty"], 2);
+    assert!(err.contains("read_committed"), "{err}");
+}

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use streams_state::{
-    CleanupPolicy, LogEngine, LogRecord, NewRecord, TopicConfig, partition_for_key,
+    CleanupPolicy, Isolation, LogEngine, NewRecord, TopicConfig, partition_for_key,
 };
 
 const USAGE: &str = "\
@@ -31,9 +31,14 @@ commands:
         a line without SEP is a value with a null key; keyed records are partitioned
         like a Kafka producer (murmur2 of the key), null keys round-robin
   consume <topic> [--from-beginning] [--group G] [--max-messages N] [--partition P]
+          [--isolation read_uncommitted|read_committed]
         prints Partition, Offset, Timestamp, key and value (tab-separated) of the records
         from the group's committed offsets (else the start with --from-beginning, else
-        the end) up to the end, then commits the group's new positions
+        the end) up to the end (read_committed: up to the last stable offset, without
+        records of aborted transactions), then commits the group's new positions
+  transactions list
+        every transactional id: producer id, epoch, state and the partitions of its open
+        transaction (topics describe shows each partition's last stable offset)
   groups list
   groups describe <group>
   app-reset --application-id ID [--input-topics a,b]
@@ -173,7 +178,9 @@ fn run(mut args: Args, out: &mut dyn Write) -> Result<()> {
     };
     let command = args.positional("command")?;
     let sub = match command.as_str() {
-        "topics" | "groups" => Some(args.positional(&format!("{command} subcommand"))?),
+        "topics" | "groups" | "transactions" => {
+            Some(args.positional(&format!("{command} subcommand"))?)
+        }
         _ => None,
     };
     let creates = matches!(
@@ -223,6 +230,37 @@ fn run(mut args: Args, out: &mut dyn Write) -> Result<()> {
         ("groups", Some("describe")) => groups_describe(args, &open()?, out),
         ("groups", Some(other)) => Err(usage(format!("unknown groups subcommand `{other}`"))),
         ("app-reset", None) => app_reset(args, &open()?, out),
+        ("transactions", Some("list")) => {
+            args.finish()?;
+            let engine = open()?;
+            let recovered = engine.transaction_recovery();
+            if recovered.completed + recovered.aborted > 0 {
+                eprintln!(
+                    "opening the data directory completed {} and aborted {} transaction(s) a crash left open",
+                    recovered.completed, recovered.aborted
+                );
+            }
+            for t in engine.transactions() {
+                let partitions: Vec<String> = t
+                    .partitions
+                    .iter()
+                    .map(|(t, p)| format!("{t}-{p}"))
+                    .collect();
+                writeln!(
+                    out,
+                    "{}\tProducerId: {}\tEpoch: {}\tState: {:?}\tPartitions: {}",
+                    t.transactional_id,
+                    t.producer.id,
+                    t.producer.epoch,
+                    t.state,
+                    partitions.join(",")
+                )?;
+            }
+            Ok(())
+        }
+        ("transactions", Some(other)) => {
+            Err(usage(format!("unknown transactions subcommand `{other}`")))
+        }
         (other, _) => Err(usage(format!("unknown command `{other}`"))),
     }
 }
@@ -295,9 +333,20 @@ fn topics_describe(mut args: Args, engine: &LogEngine, out: &mut dyn Write) -> R
     )?;
     for p in 0..config.partitions {
         let (start, end) = engine.offsets(&name, p)?;
+        let stable = engine.last_stable_offset(&name, p)?;
+        let open: Vec<String> = engine
+            .open_transactions(&name, p)?
+            .into_iter()
+            .map(|(producer, first)| format!("{producer}@{first}"))
+            .collect();
         writeln!(
             out,
-            "\tTopic: {name}\tPartition: {p}\tStartOffset: {start}\tEndOffset: {end}"
+            "\tTopic: {name}\tPartition: {p}\tStartOffset: {start}\tEndOffset: {end}\tLastStableOffset: {stable}{}",
+            if open.is_empty() {
+                String::new()
+            } else {
+                format!("\tOpenTransactions: {}", open.join(","))
+            }
         )?;
     }
     Ok(())
@@ -386,6 +435,15 @@ fn consume(mut args: Args, engine: &LogEngine, out: &mut dyn Write) -> Result<()
     let group = args.value("--group")?;
     let max: Option<u64> = args.number("--max-messages", "a number of records")?;
     let only: Option<u32> = args.number("--partition", "a partition number")?;
+    let isolation = match args.value("--isolation")?.as_deref() {
+        None | Some("read_uncommitted") => Isolation::ReadUncommitted,
+        Some("read_committed") => Isolation::ReadCommitted,
+        Some(other) => {
+            return Err(usage(format!(
+                "--isolation `{other}`: expected read_uncommitted or read_committed"
+            )));
+        }
+    };
     args.finish()?;
     let config = topic(engine, &name)?;
     let partitions: Vec<u32> = match only {
@@ -402,6 +460,10 @@ fn consume(mut args: Args, engine: &LogEngine, out: &mut dyn Write) -> Result<()
     let mut positions = Vec::new();
     for p in partitions {
         let (start, end) = engine.offsets(&name, p)?;
+        let end = match isolation {
+            Isolation::ReadCommitted => engine.last_stable_offset(&name, p)?,
+            Isolation::ReadUncommitted => end,
+        };
         let committed = group.as_deref().and_then(|g| engine.committed(g, &name, p));
         let mut next = match committed {
             Some(o) => o.max(start),
@@ -409,12 +471,10 @@ fn consume(mut args: Args, engine: &LogEngine, out: &mut dyn Write) -> Result<()
             None => end,
         };
         while next < end && max.is_none_or(|m| printed < m) {
-            let records: Vec<LogRecord> = engine.read(&name, p, next, 1 << 20)?;
-            if records.is_empty() {
-                next = end; // the rest was compacted away
-                break;
-            }
-            for r in records {
+            let read = engine.read_with(&name, p, next, 1 << 20, isolation)?;
+            let all = max.is_none_or(|m| printed + read.records.len() as u64 <= m);
+            let skipped_to = read.next_offset;
+            for r in read.records {
                 if max.is_some_and(|m| printed >= m) {
                     break;
                 }
@@ -428,6 +488,10 @@ fn consume(mut args: Args, engine: &LogEngine, out: &mut dyn Write) -> Result<()
                 )?;
                 printed += 1;
                 next = r.offset + 1;
+            }
+            if all {
+                // Past compacted gaps, markers and aborted records.
+                next = next.max(skipped_to);
             }
         }
         positions.push((p, next));
