@@ -990,18 +990,29 @@ impl Producer for EmbeddedProducer {
         // KIP-447: offsets of a member that is no longer in the group, or from an older
         // generation than the one it joined, come from a zombie.
         let g = lock(&t.groups.groups).get(&group.group_id).cloned();
-        if let Some(g) = g {
+        let zombie = g.is_some_and(|g| {
             let state = lock(&g.state);
             let current = state.members.get(&group.member_id).map(|m| m.joined);
-            if current.is_none_or(|joined| i64::try_from(joined).ok() != Some(group.generation)) {
-                return Err(ClientError::ProducerFenced {
-                    operation: operation.into(),
-                    detail: format!(
-                        "member `{}` of group `{}` is not in generation {} any more",
-                        group.member_id, group.group_id, group.generation
-                    ),
-                });
+            current.is_none_or(|joined| i64::try_from(joined).ok() != Some(group.generation))
+        });
+        if zombie {
+            // Nothing the zombie wrote may become visible: its transaction is aborted now
+            // (a broker would time it out), so that the partitions' LSO moves on.
+            let id = t.id.clone();
+            self.batches.clear();
+            if let Some(t) = self.txn.as_mut() {
+                t.open = false;
             }
+            if let Err(e) = self.engine.end_transaction(&id, producer, false) {
+                tracing::warn!(transactional_id = %id, error = %e, "aborting a fenced transaction failed");
+            }
+            return Err(ClientError::ProducerFenced {
+                operation: operation.into(),
+                detail: format!(
+                    "member `{}` of group `{}` is not in generation {} any more",
+                    group.member_id, group.group_id, group.generation
+                ),
+            });
         }
         let list: Vec<(&str, u32, i64)> = offsets
             .iter()
@@ -1108,6 +1119,93 @@ mod tests {
             self.assigned.push(partitions.to_vec());
             Ok(())
         }
+    }
+
+    fn record(tp: &TopicPartition, v: &str) -> OutgoingRecord {
+        OutgoingRecord {
+            partition: tp.clone(),
+            timestamp: 1,
+            key: Some(b"k".to_vec()),
+            value: Some(v.as_bytes().to_vec()),
+            headers: Vec::new(),
+        }
+    }
+
+    fn committed_values(engine: &LogEngine, tp: &TopicPartition) -> Vec<String> {
+        engine
+            .read_with(
+                &tp.topic,
+                tp.partition,
+                0,
+                usize::MAX,
+                Isolation::ReadCommitted,
+            )
+            .unwrap()
+            .records
+            .into_iter()
+            .map(|r| String::from_utf8(r.value.unwrap()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_zombie_member_is_fenced_and_nothing_it_wrote_becomes_visible() {
+        let (_dir, clients) = clients();
+        let admin = clients.admin().unwrap();
+        admin.create_topic(&NewTopic::new("in", 1)).unwrap();
+        admin.create_topic(&NewTopic::new("out", 1)).unwrap();
+        let out = TopicPartition::new("out", 0);
+        let input = TopicPartition::new("in", 0);
+        let mut consumer = clients.consumer("g", "a").unwrap();
+        consumer.subscribe(&["in".to_string()]).unwrap();
+        consumer
+            .poll(Duration::from_millis(300), &mut NoRebalanceListener)
+            .unwrap();
+        assert_eq!(consumer.assignment(), [input.clone()]);
+        let metadata = consumer.group_metadata().unwrap();
+        let mut producer = clients.transactional_producer("p", "txn-a").unwrap();
+        assert!(producer.is_transactional());
+        assert!(
+            producer.send(record(&out, "early")).is_err(),
+            "outside a transaction"
+        );
+        producer.init_transactions(Duration::from_secs(1)).unwrap();
+        producer.begin_transaction().unwrap();
+        producer.send(record(&out, "live")).unwrap();
+        producer
+            .send_offsets_to_transaction(&[(input.clone(), 1)], &metadata, Duration::from_secs(1))
+            .unwrap();
+        producer.commit_transaction(Duration::from_secs(1)).unwrap();
+        assert_eq!(clients.engine().committed("g", "in", 0), Some(1));
+        // The member is dropped from the group (its session expired while it was paused);
+        // it resumes and goes on as if it still owned the partition.
+        producer.begin_transaction().unwrap();
+        producer.send(record(&out, "zombie")).unwrap();
+        producer.poll().unwrap();
+        clients.group("g").remove(&metadata.member_id);
+        let fenced = producer
+            .send_offsets_to_transaction(&[(input.clone(), 2)], &metadata, Duration::from_secs(1))
+            .unwrap_err();
+        assert!(fenced.is_task_migrated(), "{fenced}");
+        assert!(producer.commit_transaction(Duration::from_secs(1)).is_err());
+        assert_eq!(committed_values(clients.engine(), &out), ["live"]);
+        assert_eq!(clients.engine().committed("g", "in", 0), Some(1));
+        let (_, end) = clients.engine().offsets("out", 0).unwrap();
+        assert_eq!(
+            clients.engine().last_stable_offset("out", 0).unwrap(),
+            end,
+            "aborted, not pending"
+        );
+        // A second producer with the same transactional id fences the first.
+        let mut again = clients.transactional_producer("p2", "txn-a").unwrap();
+        again.init_transactions(Duration::from_secs(1)).unwrap();
+        producer.begin_transaction().unwrap();
+        let err = producer
+            .send(record(&out, "old epoch"))
+            .and_then(|()| producer.poll());
+        assert!(
+            matches!(err, Err(ClientError::ProducerFenced { .. })),
+            "{err:?}"
+        );
     }
 
     fn clients() -> (tempfile::TempDir, EmbeddedClients) {
