@@ -495,7 +495,14 @@ impl<K: Data, VL: Data, VR: Data, VO: Data> JoinNode<K, VL, VR, VO> {
             return Ok(());
         };
         let w = self.spec.windows;
-        let shortest = w.before_ms().min(w.after_ms());
+        // The shortest lookback of the sides that hold unmatched records: a left join holds
+        // left records only, which close `after` past their timestamp.
+        let kind = self.spec.kind;
+        let shortest = match (kind.left_emits_unmatched(), kind.right_emits_unmatched()) {
+            (true, false) => w.after_ms(),
+            (false, true) => w.before_ms(),
+            _ => w.before_ms().min(w.after_ms()),
+        };
         let st = self.stream_time;
         if self.min_time != i64::MIN
             && self
