@@ -147,6 +147,23 @@ pub enum LogError {
         /// The current epoch.
         current_epoch: i16,
     },
+    /// A segment is damaged somewhere other than the torn tail of the active segment:
+    /// nothing was cut; the operator decides (`streams verify`, `streams repair`).
+    #[error(
+        "segment {file} is damaged at bytes {from}..{to} (records from offset {offset} on); \
+         nothing was removed: run `streams verify` to list the damage and `streams repair` to \
+         keep every intact batch (the damaged file is copied aside first)"
+    )]
+    DamagedSegment {
+        /// The segment file.
+        file: String,
+        /// The first damaged byte.
+        from: u64,
+        /// Where the next intact batch starts (or the file's end).
+        to: u64,
+        /// The first offset the damage may hold.
+        offset: i64,
+    },
     /// A transactional operation before the transactional id was registered.
     #[error("transactional id `{0}` is not registered (call init_transactions first)")]
     UnknownTransactionalId(String),

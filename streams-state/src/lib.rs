@@ -31,6 +31,7 @@ mod kv;
 mod log;
 mod memory;
 mod partitioner;
+pub mod repair;
 mod rocks;
 mod segments;
 mod session;

@@ -35,9 +35,12 @@
 //! batch keeps a fully compacted range covered). Batches of a segment cover its offsets
 //! without holes, which is what opening checks.
 //!
-//! Opening a partition scans its segments and truncates a torn tail (a partial batch or one
-//! whose CRC does not match), reporting what was cut: nothing acknowledged after an fsync is
-//! lost. It also finishes or discards an interrupted compaction (see
+//! Opening a partition scans its segments and truncates the torn tail of the active segment
+//! (a partial batch or one whose CRC does not match, with no intact batch after it),
+//! reporting and logging what was cut: nothing acknowledged after an fsync is lost. Damage
+//! anywhere else fails the open with [`crate::LogError::DamagedSegment`], naming the file and
+//! byte range, and leaves the file alone: `streams verify` lists damage and `streams repair`
+//! keeps every intact batch ([`crate::repair`]). Offsets are never reused. It also finishes or discards an interrupted compaction (see
 //! [`PartitionLog::compact`]).
 
 use std::collections::{BTreeMap, HashMap};
@@ -382,10 +385,10 @@ fn encode_batch(base: i64, records: &[NewRecord], producer: Option<(ProducerId, 
 }
 
 /// A record kept by compaction, with its tombstone delete horizon (-1: not a tombstone).
-type Kept = (LogRecord, i64);
+pub(crate) type Kept = (LogRecord, i64);
 
 /// Encodes compacted records as one magic 2 batch covering `base..next`.
-fn encode_compacted_batch(base: i64, next: i64, records: &[Kept]) -> Vec<u8> {
+pub(crate) fn encode_compacted_batch(base: i64, next: i64, records: &[Kept]) -> Vec<u8> {
     let mut payload = Vec::with_capacity(PAYLOAD_FIXED_V2 + records.len() * 64);
     let max_ts = records.iter().map(|(r, _)| r.timestamp).max().unwrap_or(-1);
     payload.extend_from_slice(&base.to_be_bytes());
@@ -442,7 +445,7 @@ pub(crate) struct BatchHeader {
     count: u32,
     max_timestamp: i64,
     /// The offset after the range the batch covers.
-    next: i64,
+    pub(crate) next: i64,
     /// Magic 3: the producer and the attributes.
     pub(crate) producer: Option<(ProducerId, u8)>,
 }
@@ -454,7 +457,7 @@ impl BatchHeader {
     }
 }
 
-fn batch_header(magic: u8, payload: &[u8]) -> Option<BatchHeader> {
+pub(crate) fn batch_header(magic: u8, payload: &[u8]) -> Option<BatchHeader> {
     let mut c = Cursor { b: payload, pos: 0 };
     let (base, count, max_timestamp) = (c.i64()?, c.u32()?, c.i64()?);
     let mut producer = None;
@@ -523,7 +526,7 @@ fn decode_batch(magic: u8, payload: &[u8], mut f: impl FnMut(LogRecord, i64)) ->
 
 /// Reads the batch at `pos` of `data`: (total length, magic, payload) if whole and
 /// CRC-valid.
-fn batch_at(data: &[u8], pos: usize) -> Option<(usize, u8, &[u8])> {
+pub(crate) fn batch_at(data: &[u8], pos: usize) -> Option<(usize, u8, &[u8])> {
     let h = data.get(pos..pos.checked_add(HEADER)?)?;
     let magic = h[0];
     if !matches!(magic, MAGIC_V1 | MAGIC_V2 | MAGIC_V3) {
@@ -537,6 +540,16 @@ fn batch_at(data: &[u8], pos: usize) -> Option<(usize, u8, &[u8])> {
         return None;
     }
     Some((HEADER + len, magic, payload))
+}
+
+/// The first intact batch after a damage at `pos` (its position and base offset): a
+/// CRC-valid batch at a later byte whose base is at or after `expected`.
+pub(crate) fn next_intact_batch(data: &[u8], pos: usize, expected: i64) -> Option<(usize, i64)> {
+    (pos + 1..data.len()).find_map(|p| {
+        let (_, magic, payload) = batch_at(data, p)?;
+        let h = batch_header(magic, payload)?;
+        (h.base >= expected).then_some((p, h.base))
+    })
 }
 
 /// The total length a batch header at `pos` announces, if the header is there.
@@ -570,11 +583,15 @@ impl Segment {
         })
     }
 
-    /// Opens a segment, validating every batch: a torn or corrupt tail is cut. Producer
-    /// batches are told to `txns`.
+    /// Opens a segment, validating every batch. Producer batches are told to `txns`. Only
+    /// the torn tail of the `active` segment (a partial or corrupt last write, with no
+    /// intact batch after it) is cut, with a warning; damage anywhere else is an error
+    /// naming the file and byte range, and the file is left as it is (see
+    /// [`crate::repair`]).
     fn open(
         dir: &Path,
         base: i64,
+        active: bool,
         report: &mut RecoveryReport,
         txns: &mut TxnIndex,
     ) -> Result<Self, StateError> {
@@ -597,6 +614,21 @@ impl Segment {
             pos += len;
         }
         if pos < data.len() {
+            let intact = next_intact_batch(&data, pos, seg.next_offset);
+            if !active || intact.is_some() {
+                return Err(StateError::Log(crate::LogError::DamagedSegment {
+                    file: seg.log_path.display().to_string(),
+                    from: pos as u64,
+                    to: intact.map_or(data.len(), |(p, _)| p) as u64,
+                    offset: seg.next_offset,
+                }));
+            }
+            tracing::warn!(
+                file = %seg.log_path.display(),
+                bytes = data.len() - pos,
+                offset = seg.next_offset,
+                "torn tail of the active segment truncated (a write the crash interrupted; never acknowledged)"
+            );
             report.truncated_bytes += (data.len() - pos) as u64;
             seg.file
                 .set_len(pos as u64)
@@ -756,10 +788,14 @@ impl PartitionLog {
         let mut report = RecoveryReport::default();
         let mut segments = BTreeMap::new();
         let mut txns = TxnIndex::default();
+        let last = bases.last().copied();
         for base in bases {
-            // Every segment is validated; only the last can have a torn tail, but a closed
-            // segment damaged on disk is cut at its first bad batch too.
-            segments.insert(base, Segment::open(dir, base, &mut report, &mut txns)?);
+            // Every segment is validated; only the last can have a torn tail.
+            let active = Some(base) == last;
+            segments.insert(
+                base,
+                Segment::open(dir, base, active, &mut report, &mut txns)?,
+            );
         }
         if segments.is_empty() {
             segments.insert(0, Segment::create(dir, 0)?);
@@ -1397,7 +1433,7 @@ impl PartitionLog {
         let mut report = RecoveryReport::default();
         self.segments.insert(
             first,
-            Segment::open(&dir, first, &mut report, &mut TxnIndex::default())?,
+            Segment::open(&dir, first, false, &mut report, &mut TxnIndex::default())?,
         );
         Ok(Some((group.bases.len() as u64, group.removed)))
     }
@@ -1605,22 +1641,55 @@ mod tests {
     }
 
     #[test]
-    fn a_corrupt_batch_is_cut_with_everything_after_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut log, _) = PartitionLog::open(dir.path(), config(1 << 20)).unwrap();
-        for i in 0..5 {
-            log.append(&[rec(i)]).unwrap();
+    fn damage_before_intact_batches_fails_the_open_and_repair_keeps_every_intact_batch() {
+        for closed in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let segment_bytes = if closed { 200 } else { 1 << 20 };
+            let (mut log, _) = PartitionLog::open(dir.path(), config(segment_bytes)).unwrap();
+            for i in 0..12 {
+                log.append(&[rec(i)]).unwrap();
+            }
+            assert_eq!(log.segment_count() > 1, closed);
+            drop(log);
+            let seg = dir.path().join(format!("{:020}.log", 0));
+            let mut data = fs::read(&seg).unwrap();
+            let second = batch_at(&data, 0).unwrap().0;
+            data[second + 20] ^= 0xff; // flip a bit inside the second batch (offset 1)
+            fs::write(&seg, &data).unwrap();
+            let err = PartitionLog::open(dir.path(), config(segment_bytes)).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                msg.contains(&format!("{}", seg.display()))
+                    && msg.contains(&format!("bytes {second}.."))
+                    && msg.contains("streams repair"),
+                "{msg}"
+            );
+            assert_eq!(fs::read(&seg).unwrap(), data, "nothing was cut");
+            let found = crate::repair::verify_partition(dir.path()).unwrap();
+            assert_eq!(found.len(), 1, "{found:?}");
+            assert_eq!((found[0].first_offset, found[0].resumes_at), (1, Some(2)));
+            assert!(!found[0].torn_tail);
+            crate::repair::repair_partition(dir.path()).unwrap();
+            assert!(
+                seg.with_file_name(format!("{:020}.log.damaged", 0))
+                    .exists()
+            );
+            assert!(
+                crate::repair::verify_partition(dir.path())
+                    .unwrap()
+                    .is_empty()
+            );
+            let (mut log, _) = PartitionLog::open(dir.path(), config(segment_bytes)).unwrap();
+            let offsets: Vec<i64> = log
+                .read(0, usize::MAX)
+                .unwrap()
+                .iter()
+                .map(|r| r.offset)
+                .collect();
+            let want: Vec<i64> = (0..12).filter(|o| *o != 1).collect();
+            assert_eq!(offsets, want, "every intact batch is kept");
+            assert_eq!(log.append(&[rec(99)]).unwrap(), 12, "no offset is reused");
         }
-        drop(log);
-        let seg = dir.path().join(format!("{:020}.log", 0));
-        let mut data = fs::read(&seg).unwrap();
-        let second = batch_at(&data, 0).unwrap().0;
-        data[second + 20] ^= 0xff; // flip a bit inside the second batch
-        fs::write(&seg, &data).unwrap();
-        let (log, report) = PartitionLog::open(dir.path(), config(1 << 20)).unwrap();
-        assert_eq!(report.valid_batches, 1);
-        assert!(report.truncated_bytes > 0);
-        assert_eq!(log.end_offset(), 1);
     }
 
     #[test]

@@ -487,3 +487,45 @@ fn consume_read_committed_skips_aborted_and_open_transactions_and_transactions_l
     let err = fails(dir, &["consume", "t", "--isolation", "dirty"], 2);
     assert!(err.contains("read_committed"), "{err}");
 }
+
+#[test]
+fn verify_reports_damage_that_open_refuses_and_repair_keeps_every_intact_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let input: String = (0..20).map(|i| format!("k{i}\tv{i}\n")).collect();
+    ok(dir, &["topics", "create", "t", "--partitions", "1"], "");
+    for line in input.lines() {
+        ok(dir, &["produce", "t"], &format!("{line}\n"));
+    }
+    assert!(streams(dir, &["verify"], "").stderr.contains("no damage"));
+    let seg = dir.join("topics/t/0/00000000000000000000.log");
+    let mut data = std::fs::read(&seg).unwrap();
+    let middle = data.len() / 2;
+    data[middle] ^= 0x55;
+    std::fs::write(&seg, &data).unwrap();
+    // Opening refuses, naming the file; nothing is cut.
+    let err = fails(dir, &["topics", "describe", "t"], 1);
+    assert!(
+        err.contains("00000000000000000000.log") && err.contains("streams repair"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&seg).unwrap(), data);
+    let out = streams(dir, &["verify"], "");
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("intact again at offset"),
+        "{}",
+        out.stdout
+    );
+    ok(dir, &["repair"], "");
+    let consumed = parse_consumed(&ok(dir, &["consume", "t", "--from-beginning"], ""));
+    // One record (the damaged batch) is gone; every other one is there at its offset.
+    assert_eq!(consumed.len(), 19, "{consumed:?}");
+    for (_, offset, key, value) in &consumed {
+        assert_eq!(key, &format!("k{offset}"));
+        assert_eq!(value, &format!("v{offset}"));
+    }
+    ok(dir, &["produce", "t"], "next\tvalue\n");
+    let last = parse_consumed(&ok(dir, &["consume", "t", "--from-beginning"], ""));
+    assert_eq!(last.last().unwrap().1, 20, "no offset is reused");
+}

@@ -36,6 +36,13 @@ commands:
         from the group's committed offsets (else the start with --from-beginning, else
         the end) up to the end (read_committed: up to the last stable offset, without
         records of aborted transactions), then commits the group's new positions
+  verify
+        checks every segment of every partition without opening the engine; lists each
+        damaged byte range (exit 1 when there is damage other than a torn tail, which
+        opening truncates by itself)
+  repair
+        copies each damaged segment aside (<file>.damaged) and rewrites it with every intact
+        batch; the offsets the damage held stay taken (never reused)
   transactions list
         every transactional id: producer id, epoch, state and the partitions of its open
         transaction (topics describe shows each partition's last stable offset)
@@ -194,6 +201,41 @@ fn run(mut args: Args, out: &mut dyn Write) -> Result<()> {
         )));
     }
     let open = || LogEngine::open(&data_dir).map_err(CliError::from);
+    if command == "verify" || command == "repair" {
+        args.finish()?;
+        let repairing = command == "repair";
+        let found = if repairing {
+            streams_state::repair::repair_log_dir(&data_dir)?
+        } else {
+            streams_state::repair::verify_log_dir(&data_dir)?
+        };
+        for d in &found {
+            writeln!(
+                out,
+                "{}\tbytes {}..{}\tfrom offset {}\t{}{}",
+                d.file.display(),
+                d.from,
+                d.to,
+                d.first_offset,
+                match d.resumes_at {
+                    Some(o) => format!("intact again at offset {o}"),
+                    None => "nothing intact after it".to_string(),
+                },
+                if d.torn_tail { "\t(torn tail)" } else { "" }
+            )?;
+        }
+        let damaged = found.iter().filter(|d| !d.torn_tail).count();
+        if repairing {
+            eprintln!("repaired {} damaged range(s)", found.len());
+        } else if damaged > 0 {
+            return Err(failed(format!(
+                "{damaged} damaged range(s): run `streams repair` to keep every intact batch"
+            )));
+        } else {
+            eprintln!("no damage found");
+        }
+        return Ok(());
+    }
     match (command.as_str(), sub.as_deref()) {
         ("topics", Some("create")) => topics_create(args, &open()?, out),
         ("topics", Some("list")) => {
