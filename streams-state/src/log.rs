@@ -215,7 +215,9 @@ struct Segment {
     log_path: PathBuf,
     index_path: PathBuf,
     time_index_path: PathBuf,
-    file: File,
+    /// The open file: kept for the active segment only, so that a partition of many
+    /// segments holds one descriptor (closed segments open their file for each read).
+    file: Option<File>,
     size: u64,
     /// Sparse (relative offset, position), ascending.
     index: Vec<(u32, u64)>,
@@ -572,7 +574,7 @@ impl Segment {
             log_path,
             index_path: segment_file(dir, base, "index"),
             time_index_path: segment_file(dir, base, "timeindex"),
-            file,
+            file: Some(file),
             size: 0,
             index: Vec::new(),
             time_index: Vec::new(),
@@ -630,13 +632,32 @@ impl Segment {
                 "torn tail of the active segment truncated (a write the crash interrupted; never acknowledged)"
             );
             report.truncated_bytes += (data.len() - pos) as u64;
-            seg.file
-                .set_len(pos as u64)
+            let file = seg.writable().map_err(io(dir, "opening a segment"))?;
+            file.set_len(pos as u64)
                 .map_err(io(dir, "truncating a torn segment tail"))?;
-            seg.file.sync_all().map_err(io(dir, "syncing a segment"))?;
+            file.sync_all().map_err(io(dir, "syncing a segment"))?;
         }
         seg.write_index()?;
+        if !active {
+            seg.file = None;
+        }
         Ok(seg)
+    }
+
+    /// The file to append to, opened again if it was let go.
+    fn writable(&mut self) -> std::io::Result<&mut File> {
+        if self.file.is_none() {
+            self.file = Some(
+                OpenOptions::new()
+                    .read(true)
+                    .append(true)
+                    .open(&self.log_path)?,
+            );
+        }
+        match self.file.as_mut() {
+            Some(f) => Ok(f),
+            None => Err(std::io::Error::other("segment file not open")),
+        }
     }
 
     /// Accounts for a batch of `len` bytes written at `pos`.
@@ -765,7 +786,10 @@ impl Segment {
     #[cfg(unix)]
     fn read_at(&self, pos: u64, buf: &mut [u8]) -> std::io::Result<()> {
         use std::os::unix::fs::FileExt;
-        self.file.read_exact_at(buf, pos)
+        match &self.file {
+            Some(f) => f.read_exact_at(buf, pos),
+            None => File::open(&self.log_path)?.read_exact_at(buf, pos),
+        }
     }
 
     /// Fills `buf` from position `pos` of the segment file.
@@ -933,10 +957,12 @@ impl PartitionLog {
         let Some(seg) = self.segments.values_mut().next_back() else {
             return Err(corrupt(&dir, "partition without an active segment"));
         };
-        if let Err(e) = write_batch(&mut seg.file, &batch, fail_after) {
+        let size = seg.size;
+        let file = seg.writable().map_err(io(&dir, "opening a segment"))?;
+        if let Err(e) = write_batch(file, &batch, fail_after) {
             // Cut what part of the batch reached the file (append mode: the next write
             // goes to the new end).
-            if let Err(t) = seg.file.set_len(seg.size) {
+            if let Err(t) = file.set_len(size) {
                 self.failed = Some(format!(
                     "a failed append ({e}) could not be rolled back: {t}"
                 ));
@@ -944,7 +970,7 @@ impl PartitionLog {
             return Err(io(&dir, "appending a batch")(e));
         }
         if config.fsync == FsyncPolicy::EveryBatch
-            && let Err(e) = seg.file.sync_data()
+            && let Err(e) = file.sync_data()
         {
             self.failed = Some(format!("a sync failed: {e}"));
             return Err(io(&dir, "syncing a batch")(e));
@@ -966,9 +992,10 @@ impl PartitionLog {
     /// Closes the active segment and starts a new one at the end offset.
     fn roll(&mut self) -> Result<(), StateError> {
         if let Some(seg) = self.segments.values_mut().next_back() {
-            seg.file
-                .sync_all()
-                .map_err(io(&self.dir, "syncing a segment"))?;
+            if let Some(file) = seg.file.take() {
+                file.sync_all()
+                    .map_err(io(&self.dir, "syncing a segment"))?;
+            }
             seg.write_index()?;
         }
         let base = self.end_offset();
@@ -980,9 +1007,10 @@ impl PartitionLog {
 
     /// Makes every append durable.
     pub fn flush(&mut self) -> Result<(), StateError> {
-        if let Some(seg) = self.segments.values_mut().next_back() {
-            seg.file
-                .sync_data()
+        if let Some(seg) = self.segments.values_mut().next_back()
+            && let Some(file) = &seg.file
+        {
+            file.sync_data()
                 .map_err(io(&self.dir, "syncing a segment"))?;
         }
         Ok(())
@@ -1690,6 +1718,29 @@ mod tests {
             assert_eq!(offsets, want, "every intact batch is kept");
             assert_eq!(log.append(&[rec(99)]).unwrap(), 12, "no offset is reused");
         }
+    }
+
+    #[test]
+    fn a_partition_of_more_segments_than_open_files_allowed_opens_and_reads() {
+        // More segments than the usual limit of 1024 open files per process: only the
+        // active segment keeps its file open.
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path(), config(1)).unwrap();
+        for i in 0..1_500 {
+            log.append(&[rec(i)]).unwrap();
+        }
+        assert_eq!(log.segment_count(), 1_500);
+        drop(log);
+        let open_files = || std::fs::read_dir("/proc/self/fd").map(|d| d.count()).ok();
+        let before = open_files();
+        let (log, _) = PartitionLog::open(dir.path(), config(1)).unwrap();
+        if let (Some(before), Some(after)) = (before, open_files()) {
+            // Other tests run beside this one: a margin, far below 1,500.
+            assert!(after < before + 200, "{before} -> {after} open files");
+        }
+        let all = log.read(0, usize::MAX).unwrap();
+        assert_eq!(all.len(), 1_500);
+        assert!(all.iter().enumerate().all(|(i, r)| r.offset == i as i64));
     }
 
     #[test]
