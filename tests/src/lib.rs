@@ -1,7 +1,114 @@
-//! Integration tests live in `tests/`. The library holds one item: the README, whose code
-//! blocks run as doctests (`cargo test -p streams-tests --doc`).
+//! Helpers shared by the integration tests in `tests/` (and the README, whose code blocks
+//! run as doctests: `cargo test -p streams-tests --doc`).
 
 /// The project's README; its Rust example is compiled and run as a doctest.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct Readme;
+
+/// The runtime tests' word count: `sentences` (4 partitions, keyed by line) → words →
+/// `word-counts` (each word's running count, an `i64` in big-endian bytes), with the
+/// expected counts worked out by plain code as the input is written.
+pub mod wordcount {
+    use std::collections::HashMap;
+
+    use streams_core::partitioner::partition_for_key;
+    use streams_core::prelude::*;
+    use streams_core::runtime::{Isolation, LogEngine, NewRecord};
+
+    /// The input topic.
+    pub const SENTENCES: &str = "sentences";
+    /// The output topic.
+    pub const COUNTS: &str = "word-counts";
+    /// Partitions of the input (and so of the output).
+    pub const PARTITIONS: u32 = 4;
+    const WORDS: [&str; 7] = [
+        "kafka", "streams", "rust", "log", "state", "window", "table",
+    ];
+
+    /// The topology, its store `counts` cached or (`caching: false`) writing through.
+    ///
+    /// # Panics
+    /// Never: the topology is valid.
+    pub fn topology(caching: bool) -> Topology {
+        let builder = StreamsBuilder::new();
+        let mut store = Materialized::as_("counts");
+        if !caching {
+            store = store.with_caching_disabled();
+        }
+        builder
+            .stream::<String, String>(SENTENCES)
+            .flat_map_values(|s: String| s.split(' ').map(str::to_string).collect::<Vec<_>>())
+            .group_by(|_, w| w.clone())
+            .count_with(store)
+            .to_stream()
+            .to(COUNTS);
+        #[allow(clippy::unwrap_used)]
+        builder.build().unwrap()
+    }
+
+    /// Appends sentences `from..from + n` (three words each, keyed `line-<i>`, partitioned
+    /// as a Kafka producer would) and adds their words to `expected`.
+    ///
+    /// # Panics
+    /// If the engine refuses the append (the test fails).
+    pub fn produce(engine: &LogEngine, from: usize, n: usize, expected: &mut HashMap<String, i64>) {
+        for i in from..from + n {
+            let sentence: Vec<&str> = (0..3)
+                .map(|j| WORDS[(i * 3 + j * j + i / 7) % WORDS.len()])
+                .collect();
+            for w in &sentence {
+                *expected.entry(w.to_string()).or_default() += 1;
+            }
+            let key = format!("line-{i}");
+            let p = partition_for_key(key.as_bytes(), PARTITIONS);
+            let record = NewRecord {
+                timestamp: i as i64,
+                key: Some(key.into_bytes()),
+                value: Some(sentence.join(" ").into_bytes()),
+                headers: Vec::new(),
+            };
+            #[allow(clippy::unwrap_used)]
+            engine.append(SENTENCES, p, &[record]).unwrap();
+        }
+    }
+
+    /// Every count of each word in the output, in order, as a reader with `isolation`
+    /// sees them (each word lives in one partition).
+    ///
+    /// # Panics
+    /// If the output cannot be read or holds something else than word counts.
+    #[allow(clippy::unwrap_used)]
+    pub fn counts(engine: &LogEngine, isolation: Isolation) -> HashMap<String, Vec<i64>> {
+        let mut out: HashMap<String, Vec<i64>> = HashMap::new();
+        for p in 0..PARTITIONS {
+            let mut offset = 0;
+            loop {
+                let r = engine
+                    .read_with(COUNTS, p, offset, 1 << 20, isolation)
+                    .unwrap();
+                for rec in r.records {
+                    let w = String::from_utf8(rec.key.unwrap()).unwrap();
+                    let n = i64::from_be_bytes(rec.value.unwrap().try_into().unwrap());
+                    out.entry(w).or_default().push(n);
+                }
+                if r.next_offset == offset {
+                    break;
+                }
+                offset = r.next_offset;
+            }
+        }
+        out
+    }
+
+    /// The latest count of each word in the output.
+    ///
+    /// # Panics
+    /// As [`counts`].
+    pub fn final_counts(engine: &LogEngine) -> HashMap<String, i64> {
+        counts(engine, Isolation::ReadUncommitted)
+            .into_iter()
+            .filter_map(|(w, c)| Some((w, *c.last()?)))
+            .collect()
+    }
+}

@@ -12,23 +12,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use streams_core::partitioner::partition_for_key;
 use streams_core::prelude::*;
-use streams_core::runtime::{KafkaStreams, LogEngine, NewRecord, TopicConfig};
+use streams_core::runtime::{KafkaStreams, LogEngine, TopicConfig};
 
 const CHILD_ENV: &str = "STREAMS_RUNTIME_CRASH_DIR";
-const WORDS: [&str; 5] = ["a", "b", "c", "d", "e"];
-
 fn word_count() -> Topology {
-    let builder = StreamsBuilder::new();
-    builder
-        .stream::<String, String>("sentences")
-        .flat_map_values(|s: String| s.split(' ').map(str::to_string).collect::<Vec<_>>())
-        .group_by(|_, w| w.clone())
-        .count_with(Materialized::as_("counts"))
-        .to_stream()
-        .to("word-counts");
-    builder.build().unwrap()
+    streams_tests::wordcount::topology(true)
 }
 
 /// The child: runs the app until killed; says "caught-up" each time it has processed all.
@@ -59,28 +48,7 @@ fn produce(dir: &Path, from: usize, n: usize, expected: &mut HashMap<String, i64
             .create_topic("sentences", TopicConfig::new(4))
             .unwrap();
     }
-    for i in from..from + n {
-        let words: Vec<&str> = (0..4)
-            .map(|j| WORDS[(i * 7 + j * 3) % WORDS.len()])
-            .collect();
-        for w in &words {
-            *expected.entry(w.to_string()).or_default() += 1;
-        }
-        let key = format!("line-{i}");
-        let p = partition_for_key(key.as_bytes(), 4);
-        engine
-            .append(
-                "sentences",
-                p,
-                &[NewRecord {
-                    timestamp: i as i64,
-                    key: Some(key.into_bytes()),
-                    value: Some(words.join(" ").into_bytes()),
-                    headers: Vec::new(),
-                }],
-            )
-            .unwrap();
-    }
+    streams_tests::wordcount::produce(&engine, from, n, expected);
     engine.flush().unwrap();
 }
 

@@ -7,87 +7,22 @@
 // Test helpers outside #[test] functions may unwrap too: a panic fails the test.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use streams_core::partitioner::partition_for_key;
 use streams_core::prelude::*;
-use streams_core::runtime::{Isolation, KafkaStreams, LogEngine, NewRecord, TopicConfig};
+use streams_core::runtime::{Isolation, KafkaStreams, LogEngine, TopicConfig};
 
-const WORDS: [&str; 5] = ["kafka", "streams", "rust", "log", "state"];
-
-fn word_count(cache: bool) -> Topology {
-    let builder = StreamsBuilder::new();
-    let mut m = Materialized::as_("counts");
-    if !cache {
-        m = m.with_caching_disabled();
-    }
-    builder
-        .stream::<String, String>("sentences")
-        .flat_map_values(|s: String| s.split(' ').map(str::to_string).collect::<Vec<_>>())
-        .group_by(|_, w| w.clone())
-        .count_with(m)
-        .to_stream()
-        .to("word-counts");
-    builder.build().unwrap()
-}
-
-fn produce(engine: &LogEngine, from: usize, n: usize, expected: &mut HashMap<String, i64>) {
-    for i in from..from + n {
-        let sentence: Vec<&str> = (0..3)
-            .map(|j| WORDS[(i * 3 + j + i / 5) % WORDS.len()])
-            .collect();
-        for w in &sentence {
-            *expected.entry(w.to_string()).or_default() += 1;
-        }
-        let key = format!("line-{i}");
-        let p = partition_for_key(key.as_bytes(), 4);
-        engine
-            .append(
-                "sentences",
-                p,
-                &[NewRecord {
-                    timestamp: i as i64,
-                    key: Some(key.into_bytes()),
-                    value: Some(sentence.join(" ").into_bytes()),
-                    headers: Vec::new(),
-                }],
-            )
-            .unwrap();
-    }
-}
-
-/// Every committed count per word, in output order (each word lives in one partition).
-fn committed_counts(engine: &LogEngine) -> BTreeMap<String, Vec<i64>> {
-    let mut out: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    for p in 0..4 {
-        let mut offset = 0;
-        loop {
-            let r = engine
-                .read_with("word-counts", p, offset, 1 << 20, Isolation::ReadCommitted)
-                .unwrap();
-            for rec in &r.records {
-                let w = String::from_utf8(rec.key.clone().unwrap()).unwrap();
-                let n = i64::from_be_bytes(rec.value.clone().unwrap().try_into().unwrap());
-                out.entry(w).or_default().push(n);
-            }
-            if r.next_offset == offset {
-                break;
-            }
-            offset = r.next_offset;
-        }
-    }
-    out
-}
+use streams_tests::wordcount::{counts, produce, topology};
 
 fn run(engine: &Arc<LogEngine>, state: &Path, cache: bool) {
     let config = StreamsConfig::new("wc-eos")
         .with_state_dir(state)
         .with_processing_guarantee(streams_core::config::ProcessingGuarantee::ExactlyOnceV2)
         .with_num_stream_threads(2);
-    let mut app = KafkaStreams::new(word_count(cache), config, engine.clone()).unwrap();
+    let mut app = KafkaStreams::new(topology(cache), config, engine.clone()).unwrap();
     app.start().unwrap();
     app.wait_until_caught_up(Duration::from_secs(60)).unwrap();
     app.close().unwrap();
@@ -111,7 +46,7 @@ fn every_count_is_committed_exactly_once_across_restarts_and_a_lost_state_dir() 
         std::fs::remove_dir_all(&state).unwrap();
         produce(&engine, 500, 100, &mut expected);
         run(&engine, &state, cache);
-        let got = committed_counts(&engine);
+        let got = counts(&engine, Isolation::ReadCommitted);
         assert_eq!(got.len(), expected.len(), "cache {cache}");
         for (w, counts) in &got {
             let n = expected[w];

@@ -12,26 +12,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use streams_core::partitioner::partition_for_key;
 use streams_core::prelude::*;
 use streams_core::runtime::{
     KafkaStreams, LogEngine, NewRecord, StreamsState, TaskState, ThreadFailureResponse, TopicConfig,
 };
 
-const WORDS: [&str; 7] = [
-    "kafka", "streams", "rust", "log", "state", "window", "table",
-];
+use streams_tests::wordcount::{final_counts, produce};
 
 fn word_count() -> Topology {
-    let builder = StreamsBuilder::new();
-    builder
-        .stream::<String, String>("sentences")
-        .flat_map_values(|s: String| s.split(' ').map(str::to_string).collect::<Vec<_>>())
-        .group_by(|_, w| w.clone())
-        .count_with(Materialized::as_("counts"))
-        .to_stream()
-        .to("word-counts");
-    builder.build().unwrap()
+    streams_tests::wordcount::topology(true)
 }
 
 fn engine(dir: &Path) -> Arc<LogEngine> {
@@ -40,44 +29,6 @@ fn engine(dir: &Path) -> Arc<LogEngine> {
         .create_topic("sentences", TopicConfig::new(4))
         .unwrap();
     engine
-}
-
-/// Appends `n` sentences of three words each; adds their words to `expected`.
-fn produce(engine: &LogEngine, from: usize, n: usize, expected: &mut HashMap<String, i64>) {
-    for i in from..from + n {
-        let sentence: Vec<&str> = (0..3)
-            .map(|j| WORDS[(i * 3 + j * j + i / 7) % WORDS.len()])
-            .collect();
-        for w in &sentence {
-            *expected.entry(w.to_string()).or_default() += 1;
-        }
-        let key = format!("line-{i}");
-        let p = partition_for_key(key.as_bytes(), 4);
-        engine
-            .append(
-                "sentences",
-                p,
-                &[NewRecord {
-                    timestamp: i as i64,
-                    key: Some(key.into_bytes()),
-                    value: Some(sentence.join(" ").into_bytes()),
-                    headers: Vec::new(),
-                }],
-            )
-            .unwrap();
-    }
-}
-
-/// The latest count per word in the output topic.
-fn final_counts(engine: &LogEngine) -> HashMap<String, i64> {
-    let mut out = HashMap::new();
-    for p in 0..4 {
-        for r in engine.read("word-counts", p, 0, usize::MAX).unwrap() {
-            let w = String::from_utf8(r.key.unwrap()).unwrap();
-            out.insert(w, i64::from_be_bytes(r.value.unwrap().try_into().unwrap()));
-        }
-    }
-    out
 }
 
 fn config(state: &Path) -> StreamsConfig {
