@@ -1160,7 +1160,7 @@ mod tests {
         consumer
             .poll(Duration::from_millis(300), &mut NoRebalanceListener)
             .unwrap();
-        assert_eq!(consumer.assignment(), [input.clone()]);
+        assert_eq!(consumer.assignment(), std::slice::from_ref(&input));
         let metadata = consumer.group_metadata().unwrap();
         let mut producer = clients.transactional_producer("p", "txn-a").unwrap();
         assert!(producer.is_transactional());

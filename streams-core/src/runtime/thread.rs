@@ -28,6 +28,8 @@ const PROCESS_BATCH: usize = 1024;
 const TASK_SKEW_MS: i64 = 1000;
 /// How long a producer flush may take before the commit fails.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often a transaction's commit that timed out is tried again before the thread fails.
+const COMMIT_RETRIES: u32 = 3;
 
 /// What a thread has to do next, apart from reading new records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -691,7 +693,21 @@ impl TaskManager {
             self.producer
                 .send_offsets_to_transaction(offsets, &group, FLUSH_TIMEOUT)?;
         }
-        self.producer.commit_transaction(FLUSH_TIMEOUT)?;
+        // A commit that timed out is still open and resumes when called again (librdkafka):
+        // a few more attempts before the thread gives up.
+        let mut attempts = 0;
+        loop {
+            match self.producer.commit_transaction(FLUSH_TIMEOUT) {
+                Err(e) if e.is_retriable() && attempts < COMMIT_RETRIES => {
+                    attempts += 1;
+                    tracing::warn!(error = %e, attempts, "committing the transaction timed out; trying again");
+                }
+                other => {
+                    other?;
+                    break;
+                }
+            }
+        }
         self.txn_open = false;
         Ok(())
     }
@@ -1106,6 +1122,30 @@ impl TaskManager {
                 *next = last + 1;
             }
         }
+        // The restore consumer's position also moves past what holds no record (commit
+        // markers, compacted gaps): a changelog whose last records are followed by a marker
+        // is restored once the position reaches its end.
+        let mut done = false;
+        for a in self.active.values_mut() {
+            let before = a.restoring.len();
+            a.restoring.retain(|p, (next, end)| {
+                let tp = TopicPartition::new(p.topic.as_str(), p.partition);
+                if let Some(pos) = self.restore.position(&tp) {
+                    *next = (*next).max(pos);
+                }
+                next < end
+            });
+            done |= a.restoring.len() != before;
+        }
+        for s in self.standby.values_mut() {
+            for (p, next) in s.positions.iter_mut() {
+                let tp = TopicPartition::new(p.topic.as_str(), p.partition);
+                if let Some(pos) = self.restore.position(&tp) {
+                    *next = (*next).max(pos);
+                }
+            }
+        }
+        self.reassigned |= done;
         Ok(())
     }
 
@@ -1308,7 +1348,14 @@ impl RebalanceListener for TaskManager {
             let offsets = self.prepare_commit(&all)?;
             self.commit_transaction(&offsets)?;
             for id in &ids {
-                self.checkpoint_task(*id)?;
+                // A task still restoring is closed without one: its next open wipes it.
+                if self
+                    .active
+                    .get(id)
+                    .is_some_and(|a| a.state == TaskState::Running)
+                {
+                    self.checkpoint_task(*id)?;
+                }
             }
             self.purge_repartition(&offsets)?;
             Vec::new()
