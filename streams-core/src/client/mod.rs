@@ -3,7 +3,7 @@
 //!
 //! The runtime is written once against these traits. Two implementations exist: the
 //! embedded one on the framework's own [`LogEngine`](streams_state::LogEngine)
-//! ([`embedded`]), and the Kafka one on librdkafka (issue #6). The traits are modelled on
+//! ([`embedded`]), and the Kafka one on librdkafka (`kafka`). The traits are modelled on
 //! what librdkafka really offers, so the Kafka implementation stays thin:
 //!
 //! - Rebalances are eager and run inside [`Consumer::poll`] on the polling thread, as

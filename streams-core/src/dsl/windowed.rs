@@ -30,8 +30,8 @@ pub(crate) type WinStep<K, V, VA> = Arc<dyn Fn(&K, V, Option<VA>) -> VA + Send +
 /// Each record updates every window that contains it (one for tumbling windows, size /
 /// advance for hopping ones). A record for a window that has closed — its end plus grace is
 /// at or before the task's stream time — is dropped and counted in
-/// `TaskMetrics::dropped_records`. Updates are forwarded as they happen (window stores have
-/// no record cache yet).
+/// `TaskMetrics::dropped_records`. Updates go downstream as they leave the window store's
+/// record cache (at a commit, or when the cache is full), or at once with caching disabled.
 pub struct TimeWindowedKStream<K, V> {
     grouped: KGroupedStream<K, V>,
     spec: WindowSpec,
