@@ -1511,8 +1511,9 @@ fn list_files(dir: &Path, suffix: &str) -> Result<Vec<i64>, StateError> {
 /// range are deleted and it becomes a segment.
 fn recover_compaction(dir: &Path) -> Result<(), StateError> {
     for base in list_files(dir, ".cleaned")? {
-        fs::remove_file(segment_file(dir, base, "cleaned"))
-            .map_err(io(dir, "deleting an unfinished cleaned segment"))?;
+        let file = segment_file(dir, base, "cleaned");
+        tracing::warn!(file = %file.display(), "an interrupted compaction left an unfinished cleaned segment: deleted (the segments it would replace are intact)");
+        fs::remove_file(&file).map_err(io(dir, "deleting an unfinished cleaned segment"))?;
     }
     let mut swaps = list_files(dir, ".swap")?;
     swaps.sort_unstable();
@@ -1542,6 +1543,7 @@ fn recover_compaction(dir: &Path) -> Result<(), StateError> {
         }
         fs::rename(&swap, segment_file(dir, base, "log"))
             .map_err(io(dir, "installing a cleaned segment"))?;
+        tracing::warn!(file = %swap.display(), "an interrupted compaction was completed: the cleaned segment replaced the old ones");
     }
     sync_dir(dir);
     Ok(())
