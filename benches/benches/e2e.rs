@@ -18,7 +18,8 @@
 //! (default 3) over `E2E_RECORDS` pre-filled page views (default 2,000,000), each run with a
 //! fresh application id and state directory; the medians, min and max go to stdout as a
 //! markdown table. `E2E_RESTORE_KEYS` sets W4's key count (default 1,000,000);
-//! `E2E_WORKLOADS` (e.g. `w1,w3`) runs only some of W1-W4, W6, W7, fk (W0 always runs).
+//! `E2E_WORKLOADS` (e.g. `w1,w3`) runs only some of W1-W4, W6, W7, fk, w2-eos (W2 under
+//! `exactly_once_v2`) (W0 always runs).
 //! Run with `cargo bench -p streams-benches --bench e2e`.
 
 #![allow(missing_docs)]
@@ -119,7 +120,13 @@ fn run_app(
     topology: Topology,
 ) -> BoxResult<(f64, u64, i64, u64)> {
     let state = base.join(format!("state-{app}"));
-    let mut streams = KafkaStreams::new(topology, config(app, &state), engine.clone())?;
+    let mut cfg = config(app, &state);
+    if app.contains("-eos-") {
+        // The same workload under exactly_once_v2 (commit.interval.ms defaults to 100).
+        cfg =
+            cfg.with_processing_guarantee(streams_core::config::ProcessingGuarantee::ExactlyOnceV2);
+    }
+    let mut streams = KafkaStreams::new(topology, cfg, engine.clone())?;
     let t0 = Instant::now();
     streams.start()?;
     streams.wait_until_caught_up(TIMEOUT)?;
@@ -340,7 +347,13 @@ fn main() -> BoxResult<()> {
             .is_none_or(|o| o.split(',').any(|x| x.trim().eq_ignore_ascii_case(w)))
     };
     let dir = tempfile::tempdir()?;
-    let engine = Arc::new(LogEngine::open(&dir.path().join("log"))?);
+    // E2E_COMMIT_FSYNC=0: transactions' commits do not sync (they survive a process crash,
+    // not a power loss; docs/EXACTLY_ONCE.md).
+    let commit_fsync = std::env::var("E2E_COMMIT_FSYNC").map_or(true, |v| v != "0");
+    let engine = Arc::new(LogEngine::open_with(
+        &dir.path().join("log"),
+        streams_core::runtime::EngineConfig::default().with_commit_fsync(commit_fsync),
+    )?);
     engine.create_topic(INPUT, TopicConfig::new(PARTITIONS))?;
     let serde = PageView::default_serde();
     let t0 = Instant::now();
@@ -408,9 +421,10 @@ fn main() -> BoxResult<()> {
     }
     drop(views);
     type Build = fn(&str) -> BoxResult<Topology>;
-    let apps: [(&str, &str, Build); 6] = [
+    let apps: [(&str, &str, Build); 7] = [
         ("w1", "W1 stateless", w1),
         ("w2", "W2 count", w2),
+        ("w2-eos", "W2 count, exactly_once_v2", w2),
         ("w3", "W3 windowed", w3),
         ("w6", "W6 enrichment", w6),
         ("w7", "W7 click attribution", w7),
@@ -468,6 +482,7 @@ fn main() -> BoxResult<()> {
     let what = [
         "JSON parse → filter bots → map_values → JSON → topic",
         "group by page (repartition) → count, RocksDB, changelog, cache 10 MiB → topic",
+        "W2 under exactly_once_v2: one transaction per 100 ms commit, read_committed consumers",
         "group_by_key → 1-min tumbling, grace 10 s → count, RocksDB, cache 10 MiB → topic",
         "100k users table (loaded in the same run) ⋈ page views (left join_table) → JSON → topic",
         "views and clicks re-keyed by (user, page) (2 repartitions) → left join, 30 min, grace 1 min, RocksDB → topic; rate over views + clicks",

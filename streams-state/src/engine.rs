@@ -13,13 +13,14 @@
 //! [`LogEngine::end_transaction`] commits or aborts it with a marker in every partition it
 //! wrote to. `read_committed` readers ([`LogEngine::read_with`]) see only committed records.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, RwLock};
 
 use crate::log::{
     FsyncPolicy, LogConfig, LogRecord, NewRecord, PartitionLog, ReadResult, RecoveryReport,
+    StoredBatch,
 };
 use crate::transactions::{
     Coordinator, Durable, TransactionRecovery, TransactionStatus, TxnOffsets,
@@ -189,14 +190,28 @@ pub(crate) fn write_atomic(
     text: &str,
     action: &'static str,
 ) -> Result<(), StateError> {
+    write_atomic_with(path, text, action, true)
+}
+
+/// Writes `path` atomically (a temporary file renamed over it); `sync`: durably (the file
+/// and its directory synced), else only as far as a process crash is concerned.
+pub(crate) fn write_atomic_with(
+    path: &Path,
+    text: &str,
+    action: &'static str,
+    sync: bool,
+) -> Result<(), StateError> {
     let tmp = path.with_extension("tmp");
     {
         let mut f = File::create(&tmp).map_err(io(&tmp, action))?;
         std::io::Write::write_all(&mut f, text.as_bytes()).map_err(io(&tmp, action))?;
-        f.sync_all().map_err(io(&tmp, action))?;
+        if sync {
+            f.sync_all().map_err(io(&tmp, action))?;
+        }
     }
     fs::rename(&tmp, path).map_err(io(path, action))?;
-    if let Some(parent) = path.parent()
+    if sync
+        && let Some(parent) = path.parent()
         && let Ok(d) = File::open(parent)
     {
         let _ = d.sync_all();
@@ -548,11 +563,45 @@ impl LogEngine {
     }
 
     fn write_group(&self, group: &str, offsets: &GroupOffsets) -> Result<(), StateError> {
+        self.write_group_with(group, offsets, true)
+    }
+
+    fn write_group_with(
+        &self,
+        group: &str,
+        offsets: &GroupOffsets,
+        sync: bool,
+    ) -> Result<(), StateError> {
         let mut text = String::new();
         for ((t, p), o) in offsets {
             text.push_str(&format!("{t} {p} {o}\n"));
         }
-        write_atomic(&self.group_path(group), &text, "writing group offsets")
+        write_atomic_with(
+            &self.group_path(group),
+            &text,
+            "writing group offsets",
+            sync,
+        )
+    }
+
+    /// Commits a transaction's offsets of `group`: synced when commits are; at recovery
+    /// (`forward_only`) an offset never moves back (a later commit of the same partition
+    /// by another producer may have passed it).
+    fn commit_txn_offsets(
+        &self,
+        group: &str,
+        offsets: &BTreeMap<(String, u32), i64>,
+        forward_only: bool,
+    ) -> Result<(), StateError> {
+        let mut groups = lock(&self.groups);
+        let g = groups.entry(group.to_string()).or_default();
+        for (tp, o) in offsets {
+            let current = g.entry(tp.clone()).or_insert(*o);
+            if !forward_only || *o > *current {
+                *current = *o;
+            }
+        }
+        self.write_group_with(group, g, self.config.commit_fsync)
     }
 
     /// Commits `group`'s offsets (the next offset to read, per partition) durably:
@@ -611,6 +660,22 @@ impl LogEngine {
         })
     }
 
+    /// The batches of a partition from `offset` on (about `max_bytes`), transaction
+    /// markers included, as a reader with `isolation` sees them, and the offset to read from
+    /// next: what a Kafka fetch returns (see [`PartitionLog::read_batches`]).
+    pub fn read_batches(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: i64,
+        max_bytes: usize,
+        isolation: Isolation,
+    ) -> Result<(Vec<StoredBatch>, i64), StateError> {
+        self.with_partition(topic, partition, |p| {
+            p.read_batches(offset, max_bytes, isolation)
+        })
+    }
+
     /// A partition's last stable offset: `read_committed` readers read only below it.
     pub fn last_stable_offset(&self, topic: &str, partition: u32) -> Result<i64, StateError> {
         self.with_partition(topic, partition, |p| Ok(p.last_stable_offset()))
@@ -638,11 +703,18 @@ impl LogEngine {
         let entry = self.coordinator.entry_or_new(transactional_id);
         let mut e = lock(&entry);
         if !e.partitions.is_empty() {
-            let partitions = std::mem::take(&mut e.partitions);
+            let partitions: BTreeSet<(String, u32)> =
+                std::mem::take(&mut e.partitions).into_keys().collect();
             self.write_markers(e.producer, &partitions, false)?;
         }
         e.offsets.clear();
         e.preparing = false;
+        // The last commit's decision is replaced: its markers reach the disk first.
+        for (t, p) in std::mem::take(&mut e.unsynced) {
+            if self.topic_config(&t).is_some_and(|c| p < c.partitions) {
+                self.with_partition(&t, p, |log| log.flush())?;
+            }
+        }
         let producer = self.coordinator.next_producer(e.producer);
         self.coordinator.persist(
             transactional_id,
@@ -650,6 +722,7 @@ impl LogEngine {
                 producer,
                 commit: None,
             },
+            true,
         )?;
         e.producer = producer;
         Ok(producer)
@@ -673,8 +746,11 @@ impl LogEngine {
         let t = get_topic(&topics, topic)?;
         check_keys(t, topic, records)?;
         let log = get_partition(t, topic, partition)?;
-        e.partitions.insert((topic.to_string(), partition));
-        lock(log).append_transactional(records, producer)
+        let base = lock(log).append_transactional(records, producer)?;
+        e.partitions
+            .entry((topic.to_string(), partition))
+            .or_insert(base);
+        Ok(base)
     }
 
     /// Adds `group`'s offsets (the next offset to read per partition) to `producer`'s open
@@ -710,7 +786,10 @@ impl LogEngine {
     /// A commit syncs what the transaction wrote (unless [`EngineConfig::commit_fsync`] is
     /// off), then stores the decision durably — from then on it is committed, a crash
     /// included — then writes a commit marker to every partition it wrote to and commits
-    /// its group offsets. An abort writes abort markers and drops the offsets.
+    /// its group offsets. The decision stays stored until the transactional id's next
+    /// commit, whose sync covers this one's markers; opening the engine applies it again
+    /// (markers only where still missing, offsets never backwards). An abort writes abort
+    /// markers and drops the offsets.
     pub fn end_transaction(
         &self,
         transactional_id: &str,
@@ -720,7 +799,8 @@ impl LogEngine {
         let entry = self.coordinator.entry(transactional_id)?;
         let mut e = lock(&entry);
         e.check(transactional_id, producer)?;
-        let partitions = std::mem::take(&mut e.partitions);
+        let firsts = std::mem::take(&mut e.partitions);
+        let partitions: BTreeSet<(String, u32)> = firsts.keys().cloned().collect();
         let offsets = std::mem::take(&mut e.offsets);
         if !commit {
             return self.write_markers(producer, &partitions, false);
@@ -729,29 +809,32 @@ impl LogEngine {
             return Ok(());
         }
         if self.config.commit_fsync {
-            for (t, p) in &partitions {
-                self.with_partition(t, *p, |log| log.flush())?;
+            // This transaction's records, and the previous commit's markers (its decision
+            // is about to be replaced), reach the disk first.
+            let previous = std::mem::take(&mut e.unsynced);
+            for (t, p) in partitions.union(&previous) {
+                if self.topic_config(t).is_some_and(|c| *p < c.partitions) {
+                    self.with_partition(t, *p, |log| log.flush())?;
+                }
             }
         }
         let decided = Durable {
             producer,
-            commit: Some((partitions.iter().cloned().collect(), offsets.clone())),
+            commit: Some((
+                firsts
+                    .into_iter()
+                    .map(|((t, p), first)| (t, p, first))
+                    .collect(),
+                offsets.clone(),
+            )),
         };
         e.preparing = true;
         let completed = self
             .coordinator
-            .persist(transactional_id, decided)
-            .and_then(|()| self.complete_commit(producer, &partitions, &offsets))
-            .and_then(|()| {
-                self.coordinator.persist(
-                    transactional_id,
-                    Durable {
-                        producer,
-                        commit: None,
-                    },
-                )
-            });
+            .persist(transactional_id, decided, self.config.commit_fsync)
+            .and_then(|()| self.complete_commit(producer, &partitions, &offsets, false));
         e.preparing = false;
+        e.unsynced = partitions;
         completed
     }
 
@@ -759,33 +842,27 @@ impl LogEngine {
     fn complete_commit(
         &self,
         producer: ProducerId,
-        partitions: &std::collections::BTreeSet<(String, u32)>,
+        partitions: &BTreeSet<(String, u32)>,
         offsets: &TxnOffsets,
+        recovering: bool,
     ) -> Result<(), StateError> {
         self.write_markers(producer, partitions, true)?;
         for (group, o) in offsets {
-            let list: Vec<(&str, u32, i64)> =
-                o.iter().map(|((t, p), o)| (t.as_str(), *p, *o)).collect();
-            self.commit_offsets(group, &list)?;
+            self.commit_txn_offsets(group, o, recovering)?;
         }
         Ok(())
     }
 
     /// Ends `producer`'s transaction in each of `partitions` with a marker (where it has one
-    /// open), synced when commits are.
+    /// open). Not synced here: see [`LogEngine::end_transaction`].
     fn write_markers(
         &self,
         producer: ProducerId,
-        partitions: &std::collections::BTreeSet<(String, u32)>,
+        partitions: &BTreeSet<(String, u32)>,
         commit: bool,
     ) -> Result<(), StateError> {
         for (t, p) in partitions {
-            self.with_partition(t, *p, |log| {
-                if log.append_marker(producer, commit)? && self.config.commit_fsync {
-                    log.flush()?;
-                }
-                Ok(())
-            })?;
+            self.with_partition(t, *p, |log| log.append_marker(producer, commit).map(drop))?;
         }
         Ok(())
     }
@@ -796,12 +873,25 @@ impl LogEngine {
         let mut report = TransactionRecovery::default();
         for (id, d) in self.coordinator.decided() {
             if let Some((partitions, offsets)) = &d.commit {
-                let partitions = partitions
-                    .iter()
-                    .filter(|(t, p)| self.topic_config(t).is_some_and(|c| *p < c.partitions))
-                    .cloned()
-                    .collect();
-                self.complete_commit(d.producer, &partitions, offsets)?;
+                // Only where the decided transaction is still open: the same producer may
+                // have begun another one since, which is not decided.
+                let mut pending = BTreeSet::new();
+                for (t, p, first) in partitions {
+                    if self.topic_config(t).is_some_and(|c| *p < c.partitions)
+                        && self
+                            .open_transactions(t, *p)?
+                            .contains(&(d.producer.id, *first))
+                    {
+                        pending.insert((t.clone(), *p));
+                    }
+                }
+                self.complete_commit(d.producer, &pending, offsets, true)?;
+                for (t, p) in &pending {
+                    self.with_partition(t, *p, |log| log.flush())?;
+                }
+                if !pending.is_empty() {
+                    report.completed += 1;
+                }
             }
             self.coordinator.persist(
                 &id,
@@ -809,8 +899,8 @@ impl LogEngine {
                     producer: d.producer,
                     commit: None,
                 },
+                true,
             )?;
-            report.completed += 1;
         }
         let mut aborted = std::collections::BTreeSet::new();
         for (topic, config) in self.topics() {
@@ -1346,8 +1436,9 @@ mod tests {
                     "b",
                     Durable {
                         producer: b,
-                        commit: Some((vec![("out".into(), 0), ("out".into(), 1)], offsets)),
+                        commit: Some((vec![("out".into(), 0, 1), ("out".into(), 1, 0)], offsets)),
                     },
+                    true,
                 )
                 .unwrap();
         }
@@ -1369,6 +1460,33 @@ mod tests {
         drop(e);
         let e = LogEngine::open(dir.path()).unwrap();
         assert_eq!(e.transaction_recovery(), TransactionRecovery::default());
+    }
+
+    #[test]
+    fn a_stored_decision_applied_again_never_moves_offsets_back() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let e = LogEngine::open(dir.path()).unwrap();
+            e.create_topic("in", TopicConfig::new(1)).unwrap();
+            e.create_topic("out", TopicConfig::new(1)).unwrap();
+            let a = e.init_producer_id("a").unwrap();
+            e.append_transactional("a", a, "out", 0, &[val("x")])
+                .unwrap();
+            e.add_offsets_to_transaction("a", a, "g", &[("in", 0, 3)])
+                .unwrap();
+            e.end_transaction("a", a, true).unwrap();
+            // The partition moved to another producer, which committed further.
+            let b = e.init_producer_id("b").unwrap();
+            e.add_offsets_to_transaction("b", b, "g", &[("in", 0, 8)])
+                .unwrap();
+            e.end_transaction("b", b, true).unwrap();
+            assert_eq!(e.committed("g", "in", 0), Some(8));
+        }
+        // Opening applies both stored decisions again: markers are there, offsets stay.
+        let e = LogEngine::open(dir.path()).unwrap();
+        assert_eq!(e.transaction_recovery(), TransactionRecovery::default());
+        assert_eq!(e.committed("g", "in", 0), Some(8));
+        assert_eq!(committed_values(&e, "out", 0, usize::MAX), ["x"]);
     }
 
     #[test]

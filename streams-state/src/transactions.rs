@@ -52,6 +52,9 @@ pub struct TransactionRecovery {
     pub aborted: u64,
 }
 
+/// A partition a transaction wrote to: topic, partition, the transaction's first offset.
+pub(crate) type TxnPartition = (String, u32, i64);
+
 /// Offsets by group, then (topic, partition).
 pub(crate) type TxnOffsets = BTreeMap<String, BTreeMap<(String, u32), i64>>;
 
@@ -59,9 +62,12 @@ pub(crate) type TxnOffsets = BTreeMap<String, BTreeMap<(String, u32), i64>>;
 #[derive(Debug)]
 pub(crate) struct Entry {
     pub(crate) producer: ProducerId,
-    pub(crate) partitions: BTreeSet<(String, u32)>,
+    /// The partitions the open transaction wrote to, with its first offset in each.
+    pub(crate) partitions: BTreeMap<(String, u32), i64>,
     pub(crate) offsets: TxnOffsets,
     pub(crate) preparing: bool,
+    /// The partitions of the last commit, whose markers are not synced yet.
+    pub(crate) unsynced: BTreeSet<(String, u32)>,
 }
 
 impl Entry {
@@ -88,8 +94,9 @@ impl Entry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Durable {
     pub(crate) producer: ProducerId,
-    /// A decided commit: its partitions and offsets (empty otherwise).
-    pub(crate) commit: Option<(Vec<(String, u32)>, TxnOffsets)>,
+    /// A decided commit: its partitions with the transaction's first offset in each, and
+    /// its offsets (`None` otherwise).
+    pub(crate) commit: Option<(Vec<TxnPartition>, TxnOffsets)>,
 }
 
 /// The coordinator (see the [module docs](self)).
@@ -148,9 +155,10 @@ impl Coordinator {
                     id.clone(),
                     Arc::new(Mutex::new(Entry {
                         producer: d.producer,
-                        partitions: BTreeSet::new(),
+                        partitions: BTreeMap::new(),
                         offsets: BTreeMap::new(),
                         preparing: false,
+                        unsynced: BTreeSet::new(),
                     })),
                 )
             })
@@ -200,9 +208,10 @@ impl Coordinator {
             .or_insert_with(|| {
                 Arc::new(Mutex::new(Entry {
                     producer: ProducerId { id: -1, epoch: -1 },
-                    partitions: BTreeSet::new(),
+                    partitions: BTreeMap::new(),
                     offsets: BTreeMap::new(),
                     preparing: false,
+                    unsynced: BTreeSet::new(),
                 }))
             })
             .clone()
@@ -223,12 +232,18 @@ impl Coordinator {
         ProducerId { id, epoch: 0 }
     }
 
-    /// Stores `transactional_id`'s state durably.
-    pub(crate) fn persist(&self, transactional_id: &str, state: Durable) -> Result<(), StateError> {
+    /// Stores `transactional_id`'s state: durably with `sync`, else as far as a process
+    /// crash is concerned.
+    pub(crate) fn persist(
+        &self,
+        transactional_id: &str,
+        state: Durable,
+        sync: bool,
+    ) -> Result<(), StateError> {
         let mut d = lock(&self.durable);
         d.1.insert(transactional_id.to_string(), state);
         let text = encode(d.0, &d.1);
-        crate::engine::write_atomic(&self.path, &text, "writing the transaction state")
+        crate::engine::write_atomic_with(&self.path, &text, "writing the transaction state", sync)
     }
 
     /// Every transactional id with its state.
@@ -251,7 +266,7 @@ impl Coordinator {
                     } else {
                         TransactionState::Ongoing
                     },
-                    partitions: e.partitions.iter().cloned().collect(),
+                    partitions: e.partitions.keys().cloned().collect(),
                     groups: e.offsets.keys().cloned().collect(),
                 }
             })
@@ -276,8 +291,8 @@ fn encode(next: i64, txns: &BTreeMap<String, Durable>) -> String {
             }
         ));
         if let Some((partitions, offsets)) = &d.commit {
-            for (t, p) in partitions {
-                out.push_str(&format!("partition {id} {t} {p}\n"));
+            for (t, p, first) in partitions {
+                out.push_str(&format!("partition {id} {t} {p} {first}\n"));
             }
             for (g, o) in offsets {
                 for ((t, p), o) in o {
@@ -313,9 +328,9 @@ fn decode(text: &str) -> Option<(i64, BTreeMap<String, Durable>)> {
                     },
                 );
             }
-            ["partition", id, t, p] => {
+            ["partition", id, t, p, first] => {
                 let (partitions, _) = txns.get_mut(&unhex(id)?)?.commit.as_mut()?;
-                partitions.push(((*t).to_string(), p.parse().ok()?));
+                partitions.push(((*t).to_string(), p.parse().ok()?, first.parse().ok()?));
             }
             ["offset", id, g, t, p, o] => {
                 let (_, offsets) = txns.get_mut(&unhex(id)?)?.commit.as_mut()?;
@@ -354,7 +369,7 @@ mod tests {
             "b".to_string(),
             Durable {
                 producer: ProducerId { id: 4, epoch: 0 },
-                commit: Some((vec![("out".into(), 1), ("cl".into(), 0)], offsets)),
+                commit: Some((vec![("out".into(), 1, 5), ("cl".into(), 0, 0)], offsets)),
             },
         );
         let text = encode(5, &txns);

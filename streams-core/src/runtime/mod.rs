@@ -61,8 +61,8 @@ use crate::record::TaskId;
 use crate::topology::{TopicName, Topology};
 
 pub use streams_state::{
-    Isolation, LogEngine, LogRecord, NewRecord, ProducerId, ReadResult, RecoveryReport,
-    TopicConfig, TransactionRecovery, TransactionState, TransactionStatus,
+    EngineConfig, Isolation, LogEngine, LogRecord, NewRecord, ProducerId, ReadResult,
+    RecoveryReport, TopicConfig, TransactionRecovery, TransactionState, TransactionStatus,
 };
 
 /// The lifecycle of an app instance, as in Kafka Streams.
