@@ -363,10 +363,10 @@ impl LogEngine {
         if !valid_topic(name) {
             return Err(err(LogError::InvalidTopicName(name.to_string())));
         }
-        if config.partitions == 0 {
+        if config.partitions == 0 || config.partitions > MAX_PARTITIONS {
             return Err(err(LogError::InvalidTopicConfig {
                 topic: name.to_string(),
-                detail: "a topic needs at least one partition".into(),
+                detail: format!("a topic needs 1 to {MAX_PARTITIONS} partitions"),
             }));
         }
         if config.log.retention_ms.is_some_and(|ms| ms < 0)
@@ -715,7 +715,7 @@ impl LogEngine {
                 self.with_partition(&t, p, |log| log.flush())?;
             }
         }
-        let producer = self.coordinator.next_producer(e.producer);
+        let producer = self.coordinator.next_producer(e.producer)?;
         self.coordinator.persist(
             transactional_id,
             Durable {
@@ -990,7 +990,34 @@ fn write_meta(dir: &Path, c: &TopicConfig) -> Result<(), StateError> {
             FsyncPolicy::OnFlush => "flush",
         }
     );
-    write_atomic(&dir.join("topic.meta"), &text, "writing topic settings")
+    write_atomic(
+        &dir.join("topic.meta"),
+        &with_checksum(&text),
+        "writing topic settings",
+    )
+}
+
+/// `text` preceded by a line `crc32=<hex>` of its CRC-32, so that any change to a settings
+/// file is detected ([`checked_text`]).
+pub(crate) fn with_checksum(text: &str) -> String {
+    format!("crc32={:08x}\n{text}", crc32fast::hash(text.as_bytes()))
+}
+
+/// The body of a file written by [`with_checksum`]: `Err` when the checksum does not
+/// match; a file without the checksum line (written by an earlier version) as it is.
+pub(crate) fn checked_text(text: &str) -> Result<&str, String> {
+    let Some(rest) = text.strip_prefix("crc32=") else {
+        return Ok(text);
+    };
+    let (crc, body) = rest
+        .split_once('\n')
+        .ok_or_else(|| "its checksum line is cut".to_string())?;
+    match u32::from_str_radix(crc, 16) {
+        Ok(crc) if crc == crc32fast::hash(body.as_bytes()) && rest.len() == 9 + body.len() => {
+            Ok(body)
+        }
+        _ => Err("its checksum does not match its contents".to_string()),
+    }
 }
 
 /// Whether a topic directory holds any partition data (a segment file).
@@ -998,15 +1025,9 @@ fn holds_data(dir: &Path) -> bool {
     let Ok(entries) = fs::read_dir(dir) else {
         return false;
     };
-    entries.flatten().any(|e| {
-        e.path().is_dir()
-            && fs::read_dir(e.path()).is_ok_and(|files| {
-                files.flatten().any(|f| {
-                    f.file_name().to_string_lossy().ends_with(".log")
-                        && f.metadata().is_ok_and(|m| m.len() > 0)
-                })
-            })
-    })
+    entries
+        .flatten()
+        .any(|e| e.path().is_dir() && holds_partition_data(&e.path()))
 }
 
 /// A topic's settings from its `topic.meta`: `Ok(None)` when the file is missing, an error
@@ -1018,10 +1039,46 @@ fn read_meta(dir: &Path) -> Result<Option<TopicConfig>, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("its topic.meta cannot be read: {e}")),
     };
-    parse_meta(&text)
-        .map(Some)
-        .ok_or_else(|| format!("its topic.meta is damaged ({} bytes)", text.len()))
+    let body = checked_text(&text).map_err(|why| format!("its topic.meta is damaged: {why}"))?;
+    let config = parse_meta(body)
+        .ok_or_else(|| format!("its topic.meta is damaged ({} bytes)", text.len()))?;
+    // A partition directory beyond the count holds data the settings do not know of.
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let beyond = e
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|p| p >= config.partitions);
+            if beyond && e.path().is_dir() && holds_partition_data(&e.path()) {
+                return Err(format!(
+                    "its topic.meta says {} partitions but {} holds data",
+                    config.partitions,
+                    e.path().display()
+                ));
+            }
+        }
+    }
+    if body.len() == text.len() {
+        // Written by an earlier version: from now on with a checksum.
+        write_meta(dir, &config).map_err(|e| e.to_string())?;
+    }
+    Ok(Some(config))
 }
+
+/// Whether a partition directory holds a non-empty segment.
+fn holds_partition_data(dir: &Path) -> bool {
+    fs::read_dir(dir).is_ok_and(|files| {
+        files.flatten().any(|f| {
+            f.file_name().to_string_lossy().ends_with(".log")
+                && f.metadata().is_ok_and(|m| m.len() > 0)
+        })
+    })
+}
+
+/// The most partitions a topic may have (a damaged count must not create millions of
+/// directories).
+const MAX_PARTITIONS: u32 = 100_000;
 
 fn parse_meta(text: &str) -> Option<TopicConfig> {
     let mut c = TopicConfig::new(1);
@@ -1032,32 +1089,38 @@ fn parse_meta(text: &str) -> Option<TopicConfig> {
         let non_negative = |v: &str| v.parse::<i64>().ok().map(|n| (n >= 0).then_some(n));
         match k {
             "partitions" => {
-                c.partitions = v.parse().ok().filter(|n| *n > 0)?;
+                c.partitions = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_PARTITIONS).contains(n))?;
                 partitions = true;
             }
             "cleanup.policy" => {
-                c.cleanup = if v == "compact" {
-                    CleanupPolicy::Compact
-                } else {
-                    CleanupPolicy::Delete
+                c.cleanup = match v {
+                    "compact" => CleanupPolicy::Compact,
+                    "delete" => CleanupPolicy::Delete,
+                    _ => return None,
                 }
             }
-            "segment.bytes" => c.log.segment_bytes = v.parse().ok()?,
+            "segment.bytes" => c.log.segment_bytes = v.parse().ok().filter(|b| *b > 0)?,
             "segment.ms" => c.log.segment_ms = non_negative(v)?,
             "retention.bytes" => {
-                let b: i64 = v.parse().ok()?;
+                let b: i64 = v.parse().ok().filter(|b| *b >= -1)?;
                 c.log.retention_bytes = u64::try_from(b).ok();
             }
             "retention.ms" => c.log.retention_ms = non_negative(v)?,
-            "delete.retention.ms" => c.delete_retention_ms = v.parse().ok()?,
+            "delete.retention.ms" => {
+                c.delete_retention_ms = v.parse().ok().filter(|ms| *ms >= 0)?;
+            }
             "fsync" => {
-                c.log.fsync = if v == "batch" {
-                    FsyncPolicy::EveryBatch
-                } else {
-                    FsyncPolicy::OnFlush
+                c.log.fsync = match v {
+                    "batch" => FsyncPolicy::EveryBatch,
+                    "flush" => FsyncPolicy::OnFlush,
+                    _ => return None,
                 }
             }
-            _ => {}
+            // A key this version does not write: damage (or a newer version's file).
+            _ => return None,
         }
     }
     partitions.then_some(c)
@@ -1115,6 +1178,65 @@ mod tests {
                 "{damage}: the data is kept"
             );
         }
+    }
+
+    #[test]
+    fn edited_settings_files_are_reported_not_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let e = LogEngine::open(dir.path()).unwrap();
+            e.create_topic("t", TopicConfig::new(3)).unwrap();
+            e.append("t", 2, &[rec("a")]).unwrap();
+            let p = e.init_producer_id("x").unwrap();
+            e.append_transactional("x", p, "t", 0, &[rec("b")]).unwrap();
+            e.end_transaction("x", p, true).unwrap();
+        }
+        let meta = dir.path().join("topics/t/topic.meta");
+        let original = fs::read_to_string(&meta).unwrap();
+        assert!(original.starts_with("crc32="), "{original}");
+        // One changed digit: the checksum no longer matches.
+        fs::write(&meta, original.replace("partitions=3", "partitions=2")).unwrap();
+        let e = LogEngine::open(dir.path()).unwrap();
+        assert!(
+            e.damaged_topics()["t"].contains("checksum"),
+            "{:?}",
+            e.damaged_topics()
+        );
+        drop(e);
+        // A file of an earlier version (no checksum) is read, and rewritten with one; but a
+        // partition directory beyond its count holding data is damage.
+        let body = original.split_once('\n').unwrap().1.to_string();
+        fs::write(&meta, &body).unwrap();
+        let e = LogEngine::open(dir.path()).unwrap();
+        assert_eq!(e.topic_config("t").unwrap().partitions, 3);
+        drop(e);
+        assert_eq!(fs::read_to_string(&meta).unwrap(), original);
+        fs::write(&meta, body.replace("partitions=3", "partitions=2")).unwrap();
+        let e = LogEngine::open(dir.path()).unwrap();
+        assert!(
+            e.damaged_topics()["t"].contains("holds data"),
+            "{:?}",
+            e.damaged_topics()
+        );
+        drop(e);
+        fs::write(&meta, &original).unwrap();
+        // The transaction state is checked the same way.
+        let state = dir.path().join("transactions.state");
+        let text = fs::read_to_string(&state).unwrap();
+        fs::write(&state, text.replace("txn 78 0 0", "txn 79 0 0")).unwrap();
+        let err = LogEngine::open(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("transactions.state") && err.contains("checksum"),
+            "{err}"
+        );
+        let body = text.split_once('\n').unwrap().1;
+        let exhausted = format!("next-producer-id {}\n", i64::MAX);
+        fs::write(&state, exhausted + body.split_once('\n').unwrap().1).unwrap();
+        let e = LogEngine::open(dir.path()).unwrap();
+        assert!(
+            e.init_producer_id("y").is_err(),
+            "no producer id left: an error, no panic"
+        );
     }
 
     #[test]

@@ -132,13 +132,17 @@ impl Coordinator {
     /// Reads `<dir>/transactions.state` (none yet: no transactional id).
     pub(crate) fn open(dir: &Path) -> Result<Self, StateError> {
         let path = dir.join("transactions.state");
+        let damaged = |detail: String| {
+            StateError::Log(LogError::DamagedTransactionState {
+                path: path.display().to_string(),
+                detail,
+            })
+        };
         let (next, durable) = match fs::read_to_string(&path) {
-            Ok(text) => decode(&text).ok_or_else(|| {
-                StateError::Log(LogError::DamagedTransactionState {
-                    path: path.display().to_string(),
-                    detail: "a line does not parse".into(),
-                })
-            })?,
+            Ok(text) => {
+                let body = crate::engine::checked_text(&text).map_err(damaged)?;
+                decode(body).ok_or_else(|| damaged("a line does not parse".into()))?
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => (0, BTreeMap::new()),
             Err(source) => {
                 return Err(StateError::Io {
@@ -219,17 +223,22 @@ impl Coordinator {
 
     /// The next producer of `transactional_id` after `current`: the next epoch of the same
     /// id, or a new id (the first registration, or the epoch ran out).
-    pub(crate) fn next_producer(&self, current: ProducerId) -> ProducerId {
+    pub(crate) fn next_producer(&self, current: ProducerId) -> Result<ProducerId, StateError> {
         if current.id >= 0 && current.epoch < i16::MAX {
-            return ProducerId {
+            return Ok(ProducerId {
                 id: current.id,
                 epoch: current.epoch + 1,
-            };
+            });
         }
         let mut d = lock(&self.durable);
         let id = d.0;
-        d.0 += 1;
-        ProducerId { id, epoch: 0 }
+        d.0 = id.checked_add(1).ok_or_else(|| {
+            StateError::Log(LogError::DamagedTransactionState {
+                path: self.path.display().to_string(),
+                detail: "no producer id is left".into(),
+            })
+        })?;
+        Ok(ProducerId { id, epoch: 0 })
     }
 
     /// Stores `transactional_id`'s state: durably with `sync`, else as far as a process
@@ -243,7 +252,12 @@ impl Coordinator {
         let mut d = lock(&self.durable);
         d.1.insert(transactional_id.to_string(), state);
         let text = encode(d.0, &d.1);
-        crate::engine::write_atomic_with(&self.path, &text, "writing the transaction state", sync)
+        crate::engine::write_atomic_with(
+            &self.path,
+            &crate::engine::with_checksum(&text),
+            "writing the transaction state",
+            sync,
+        )
     }
 
     /// Every transactional id with its state.
@@ -310,7 +324,7 @@ fn decode(text: &str) -> Option<(i64, BTreeMap<String, Durable>)> {
     for line in text.lines() {
         let f: Vec<&str> = line.split(' ').collect();
         match f.as_slice() {
-            ["next-producer-id", n] => next = n.parse().ok()?,
+            ["next-producer-id", n] => next = n.parse().ok().filter(|n| *n >= 0)?,
             ["txn", id, pid, epoch, state] => {
                 let commit = match *state {
                     "prepare-commit" => Some((Vec::new(), BTreeMap::new())),
@@ -321,8 +335,8 @@ fn decode(text: &str) -> Option<(i64, BTreeMap<String, Durable>)> {
                     unhex(id)?,
                     Durable {
                         producer: ProducerId {
-                            id: pid.parse().ok()?,
-                            epoch: epoch.parse().ok()?,
+                            id: pid.parse().ok().filter(|p| *p >= 0 && *p < next)?,
+                            epoch: epoch.parse().ok().filter(|e| *e >= 0)?,
                         },
                         commit,
                     },
@@ -374,6 +388,9 @@ mod tests {
         );
         let text = encode(5, &txns);
         assert_eq!(decode(&text), Some((5, txns)));
+        // A producer id at or past the next one, or a negative epoch, is damage.
+        assert_eq!(decode("next-producer-id 2\ntxn 61 2 0 empty"), None);
+        assert_eq!(decode("next-producer-id 2\ntxn 61 1 -1 empty"), None);
         assert_eq!(decode("txn zz 1 1 empty"), None);
         assert_eq!(decode("garbage"), None);
     }
