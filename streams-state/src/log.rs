@@ -8,7 +8,8 @@
 //! two formats:
 //!
 //! ```text
-//! magic u8 | crc32 u32 (of everything after it) | payload length u32 | payload
+//! magic u8 | crc32 u32 (of the magic, the length and the payload) | payload length u32 |
+//!   payload
 //! magic 1 (appends) payload: base offset i64 | record count u32 | max timestamp i64 | records
 //!   record: timestamp i64 | key length i32 (-1 = null) | key | value length i32 (-1 = null) |
 //!           value | header count u32 | (key length u16 | key | value length i32 | value)*
@@ -19,8 +20,13 @@
 //!   max timestamp i64 | producer id i64 | producer epoch i16 | attributes u8 |
 //!   (magic 1 records)
 //!   attributes: 1 = transactional, 2 = control (a commit or abort marker, one record with
-//!   neither key nor value), 4 = commit (of a control batch)
+//!   neither key nor value), 4 = commit (of a control batch); other bits are damage
 //! ```
+//!
+//! The CRC covers the magic byte, so that a changed magic (which would read the payload in
+//! another format, e.g. a plain batch as a marker readers skip) is damage. Files written by
+//! earlier versions hold batches whose CRC covers only the length and the payload: such a
+//! batch is still accepted, for magic 1 and 2 only (magic 3 never had that CRC).
 //!
 //! Transactions follow Kafka: a producer's transactional batches stay pending until its
 //! control batch (marker) ends the transaction. The partition keeps, rebuilt by the scan on
@@ -33,7 +39,8 @@
 //! A magic 1 batch holds the contiguous offsets `base..base + count`; a magic 2 batch covers
 //! `base..next` and holds only some of those offsets (compaction leaves gaps, and an empty
 //! batch keeps a fully compacted range covered). Batches of a segment cover its offsets
-//! without holes, which is what opening checks.
+//! without holes, and each segment ends where the next one begins (its file name): opening
+//! checks both, and a gap or an overlap between segments is damage like a bad batch.
 //!
 //! Opening a partition scans its segments and truncates the torn tail of the active segment
 //! (a partial batch or one whose CRC does not match, with no intact batch after it),
@@ -60,6 +67,8 @@ const MAGIC_V3: u8 = 3;
 pub(crate) const ATTR_TRANSACTIONAL: u8 = 1;
 pub(crate) const ATTR_CONTROL: u8 = 2;
 pub(crate) const ATTR_COMMIT: u8 = 4;
+/// Every attribute bit a magic 3 batch may have set.
+const ATTR_KNOWN: u8 = ATTR_TRANSACTIONAL | ATTR_CONTROL | ATTR_COMMIT;
 /// Bytes before the payload: magic, crc, payload length.
 const HEADER: usize = 1 + 4 + 4;
 /// Fixed part of a magic 1 payload: base offset, record count, max timestamp.
@@ -172,6 +181,24 @@ pub struct ReadResult {
     /// Where to read from next: past every batch read or skipped (markers, aborted
     /// records, compacted gaps).
     pub next_offset: i64,
+}
+
+/// One batch of a partition as [`PartitionLog::read_batches`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBatch {
+    /// The first offset the batch covers.
+    pub base: i64,
+    /// The offset after the range it covers (compaction leaves gaps inside it).
+    pub next: i64,
+    /// The producer of a transactional batch or of a marker; `None` for a plain append.
+    pub producer: Option<ProducerId>,
+    /// Whether its records belong to a transaction.
+    pub transactional: bool,
+    /// `Some(commit)` for a transaction marker (a commit or an abort), which holds no
+    /// records.
+    pub marker: Option<bool>,
+    /// Its records at or after the offset read from (none for a marker).
+    pub records: Vec<LogRecord>,
 }
 
 /// What opening a partition found.
@@ -338,12 +365,13 @@ fn put_record(
     }
 }
 
-/// Frames a payload: magic, CRC, length.
+/// Frames a payload: magic, CRC (of the magic, the length and the payload), length.
 fn frame(magic: u8, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER + payload.len());
     out.push(magic);
     let len = (payload.len() as u32).to_be_bytes();
     let mut crc = crc32fast::Hasher::new();
+    crc.update(&[magic]);
     crc.update(&len);
     crc.update(payload);
     out.extend_from_slice(&crc.finalize().to_be_bytes());
@@ -444,8 +472,8 @@ impl<'a> Cursor<'a> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BatchHeader {
     pub(crate) base: i64,
-    count: u32,
-    max_timestamp: i64,
+    pub(crate) count: u32,
+    pub(crate) max_timestamp: i64,
     /// The offset after the range the batch covers.
     pub(crate) next: i64,
     /// Magic 3: the producer and the attributes.
@@ -469,6 +497,9 @@ pub(crate) fn batch_header(magic: u8, payload: &[u8]) -> Option<BatchHeader> {
             let id = c.i64()?;
             let epoch = i16::from_be_bytes(c.take(2)?.try_into().ok()?);
             let attributes = c.take(1)?[0];
+            if attributes & !ATTR_KNOWN != 0 {
+                return None;
+            }
             producer = Some((ProducerId { id, epoch }, attributes));
             base.checked_add(i64::from(count))?
         }
@@ -527,7 +558,9 @@ fn decode_batch(magic: u8, payload: &[u8], mut f: impl FnMut(LogRecord, i64)) ->
 }
 
 /// Reads the batch at `pos` of `data`: (total length, magic, payload) if whole and
-/// CRC-valid.
+/// CRC-valid. The CRC covers the magic, the length and the payload; a magic 1 or 2 batch
+/// whose CRC covers only the length and the payload (written by earlier versions) is
+/// valid too.
 pub(crate) fn batch_at(data: &[u8], pos: usize) -> Option<(usize, u8, &[u8])> {
     let h = data.get(pos..pos.checked_add(HEADER)?)?;
     let magic = h[0];
@@ -536,22 +569,78 @@ pub(crate) fn batch_at(data: &[u8], pos: usize) -> Option<(usize, u8, &[u8])> {
     }
     let crc = u32::from_be_bytes(h[1..5].try_into().ok()?);
     let len = u32::from_be_bytes(h[5..9].try_into().ok()?) as usize;
-    let fixed = fixed_len(magic);
-    let payload = data.get(pos + HEADER..pos + HEADER + len)?;
-    if len < fixed || crc32fast::hash(&data[pos + 5..pos + HEADER + len]) != crc {
+    if len < fixed_len(magic) {
         return None;
     }
-    Some((HEADER + len, magic, payload))
+    let end = pos.checked_add(HEADER)?.checked_add(len)?;
+    let payload = data.get(pos + HEADER..end)?;
+    let covered = &data[pos + 5..end];
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&[magic]);
+    hasher.update(covered);
+    let valid = hasher.finalize() == crc
+        || (matches!(magic, MAGIC_V1 | MAGIC_V2) && crc32fast::hash(covered) == crc);
+    valid.then_some((HEADER + len, magic, payload))
 }
 
-/// The first intact batch after a damage at `pos` (its position and base offset): a
-/// CRC-valid batch at a later byte whose base is at or after `expected`.
-pub(crate) fn next_intact_batch(data: &[u8], pos: usize, expected: i64) -> Option<(usize, i64)> {
-    (pos + 1..data.len()).find_map(|p| {
-        let (_, magic, payload) = batch_at(data, p)?;
-        let h = batch_header(magic, payload)?;
-        (h.base >= expected).then_some((p, h.base))
-    })
+/// Where intact batches resume after a damage at `pos` (a position and a base offset): of
+/// the CRC-valid batches at later bytes whose base is at or after `expected` (and below
+/// `limit`, the next segment's base: a batch from there on is a stray copy of one of its
+/// batches), the one with the smallest base (the earliest of those on a tie). A stray copy
+/// of a later batch after the damage thus does not hide the intact batches between: the
+/// bytes before the batch found belong to the damaged range.
+pub(crate) fn next_intact_batch(
+    data: &[u8],
+    pos: usize,
+    expected: i64,
+    limit: Option<i64>,
+) -> Option<(usize, i64)> {
+    let mut best: Option<(usize, i64)> = None;
+    for p in pos + 1..data.len() {
+        let Some((_, magic, payload)) = batch_at(data, p) else {
+            continue;
+        };
+        let Some(h) = batch_header(magic, payload) else {
+            continue;
+        };
+        if h.base >= expected
+            && limit.is_none_or(|l| h.base < l)
+            && best.is_none_or(|(_, b)| h.base < b)
+        {
+            best = Some((p, h.base));
+            if h.base == expected {
+                break; // nothing can come before it
+            }
+        }
+    }
+    best
+}
+
+/// The position of the first batch of a segment's `data` (read as a chain of intact
+/// batches from its start) that covers an offset at or after `offset`.
+pub(crate) fn batch_reaching(data: &[u8], offset: i64) -> Option<usize> {
+    let mut pos = 0;
+    while let Some((len, magic, payload)) = batch_at(data, pos) {
+        if batch_header(magic, payload)?.next > offset {
+            return Some(pos);
+        }
+        pos += len;
+    }
+    None
+}
+
+/// An abort marker of `producer` at `offset`: what repair writes where a damage may have
+/// destroyed the marker that ended the producer's transaction.
+pub(crate) fn encode_abort_marker(offset: i64, producer: ProducerId, timestamp: i64) -> Vec<u8> {
+    let marker = NewRecord {
+        timestamp,
+        ..NewRecord::default()
+    };
+    encode_batch(
+        offset,
+        std::slice::from_ref(&marker),
+        Some((producer, ATTR_TRANSACTIONAL | ATTR_CONTROL)),
+    )
 }
 
 /// The total length a batch header at `pos` announces, if the header is there.
@@ -589,11 +678,12 @@ impl Segment {
     /// the torn tail of the `active` segment (a partial or corrupt last write, with no
     /// intact batch after it) is cut, with a warning; damage anywhere else is an error
     /// naming the file and byte range, and the file is left as it is (see
-    /// [`crate::repair`]).
+    /// [`crate::repair`]). `next_base`: the base of the segment after it, if any.
     fn open(
         dir: &Path,
         base: i64,
         active: bool,
+        next_base: Option<i64>,
         report: &mut RecoveryReport,
         txns: &mut TxnIndex,
     ) -> Result<Self, StateError> {
@@ -616,7 +706,7 @@ impl Segment {
             pos += len;
         }
         if pos < data.len() {
-            let intact = next_intact_batch(&data, pos, seg.next_offset);
+            let intact = next_intact_batch(&data, pos, seg.next_offset, next_base);
             if !active || intact.is_some() {
                 return Err(StateError::Log(crate::LogError::DamagedSegment {
                     file: seg.log_path.display().to_string(),
@@ -812,14 +902,36 @@ impl PartitionLog {
         let mut report = RecoveryReport::default();
         let mut segments = BTreeMap::new();
         let mut txns = TxnIndex::default();
-        let last = bases.last().copied();
-        for base in bases {
+        for (i, &base) in bases.iter().enumerate() {
             // Every segment is validated; only the last can have a torn tail.
-            let active = Some(base) == last;
-            segments.insert(
+            let next_base = bases.get(i + 1).copied();
+            let seg = Segment::open(
+                dir,
                 base,
-                Segment::open(dir, base, active, &mut report, &mut txns)?,
-            );
+                next_base.is_none(),
+                next_base,
+                &mut report,
+                &mut txns,
+            )?;
+            // Each segment ends where the next begins: a gap lost offsets, an overlap holds
+            // some twice. The segment that ends wrong is named.
+            if let Some(next_base) = next_base
+                && seg.next_offset != next_base
+            {
+                let from = if seg.next_offset > next_base {
+                    let data = fs::read(&seg.log_path).map_err(io(dir, "reading a segment"))?;
+                    batch_reaching(&data, next_base).unwrap_or(data.len())
+                } else {
+                    seg.size as usize
+                };
+                return Err(StateError::Log(crate::LogError::DamagedSegment {
+                    file: seg.log_path.display().to_string(),
+                    from: from as u64,
+                    to: seg.size,
+                    offset: seg.next_offset.min(next_base),
+                }));
+            }
+            segments.insert(base, seg);
         }
         if segments.is_empty() {
             segments.insert(0, Segment::create(dir, 0)?);
@@ -1039,18 +1151,39 @@ impl PartitionLog {
         max_bytes: usize,
         isolation: Isolation,
     ) -> Result<ReadResult, StateError> {
+        let (batches, next_offset) = self.read_batches(offset, max_bytes, isolation)?;
+        Ok(ReadResult {
+            records: batches
+                .into_iter()
+                .filter(|b| b.marker.is_none())
+                .flat_map(|b| b.records)
+                .collect(),
+            next_offset,
+        })
+    }
+
+    /// The batches [`PartitionLog::read_with`] reads its records from, markers included,
+    /// and the offset to read from next: what a Kafka fetch hands to clients, which need a
+    /// transactional batch's producer and the markers to skip aborted records and move
+    /// past the offsets markers take. A batch holds only its records at or after `offset`;
+    /// [`Isolation::ReadCommitted`] leaves out the batches of aborted transactions (and
+    /// stops at the last stable offset), [`Isolation::ReadUncommitted`] returns them.
+    pub fn read_batches(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        isolation: Isolation,
+    ) -> Result<(Vec<StoredBatch>, i64), StateError> {
         let offset = offset.max(self.start_offset);
         let upper = match isolation {
             Isolation::ReadCommitted => self.last_stable_offset(),
             Isolation::ReadUncommitted => self.end_offset(),
         };
-        let mut out = Vec::new();
+        let mut out: Vec<StoredBatch> = Vec::new();
+        let mut records = 0usize;
         let mut next = offset;
         if offset >= upper {
-            return Ok(ReadResult {
-                records: out,
-                next_offset: next,
-            });
+            return Ok((out, next));
         }
         let mut budget = i64::try_from(max_bytes).unwrap_or(i64::MAX);
         let from = self
@@ -1082,9 +1215,21 @@ impl PartitionLog {
                         return Ok(false);
                     }
                     next = h.next;
-                    if h.is_control()
-                        || (isolation == Isolation::ReadCommitted && self.txns.is_aborted(&h))
-                    {
+                    if isolation == Isolation::ReadCommitted && self.txns.is_aborted(&h) {
+                        return Ok(true);
+                    }
+                    let (producer, attributes) =
+                        h.producer.map_or((None, 0), |(p, a)| (Some(p), a));
+                    let mut batch = StoredBatch {
+                        base: h.base,
+                        next: h.next,
+                        producer,
+                        transactional: attributes & ATTR_TRANSACTIONAL != 0,
+                        marker: h.is_control().then_some(attributes & ATTR_COMMIT != 0),
+                        records: Vec::new(),
+                    };
+                    if batch.marker.is_some() {
+                        out.push(batch);
                         return Ok(true);
                     }
                     let decoded = decode_batch(magic, payload, |r, _| {
@@ -1092,11 +1237,15 @@ impl PartitionLog {
                             budget -= 16
                                 + r.key.as_ref().map_or(0, Vec::len) as i64
                                 + r.value.as_ref().map_or(0, Vec::len) as i64;
-                            out.push(r);
+                            batch.records.push(r);
                         }
                     });
                     bad = decoded.is_none();
-                    Ok(!bad && (budget > 0 || out.is_empty()))
+                    if !batch.records.is_empty() {
+                        records += batch.records.len();
+                        out.push(batch);
+                    }
+                    Ok(!bad && (budget > 0 || records == 0))
                 },
             )?;
             if bad {
@@ -1105,14 +1254,11 @@ impl PartitionLog {
                     "a batch with a valid CRC does not decode",
                 ));
             }
-            if done || (budget <= 0 && !out.is_empty()) {
+            if done || (budget <= 0 && records > 0) {
                 break;
             }
         }
-        Ok(ReadResult {
-            records: out,
-            next_offset: next.min(upper).max(offset),
-        })
+        Ok((out, next.min(upper).max(offset)))
     }
 
     /// The first offset (at or after the start offset) whose record's timestamp is at or
@@ -1461,7 +1607,14 @@ impl PartitionLog {
         let mut report = RecoveryReport::default();
         self.segments.insert(
             first,
-            Segment::open(&dir, first, false, &mut report, &mut TxnIndex::default())?,
+            Segment::open(
+                &dir,
+                first,
+                false,
+                None,
+                &mut report,
+                &mut TxnIndex::default(),
+            )?,
         );
         Ok(Some((group.bases.len() as u64, group.removed)))
     }
@@ -1720,6 +1873,273 @@ mod tests {
             assert_eq!(offsets, want, "every intact batch is kept");
             assert_eq!(log.append(&[rec(99)]).unwrap(), 12, "no offset is reused");
         }
+    }
+
+    /// The offsets and records a partition reads from 0 on (every record).
+    fn offsets_and_values(log: &PartitionLog) -> Vec<(i64, Option<Vec<u8>>)> {
+        log.read(0, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.offset, r.value))
+            .collect()
+    }
+
+    /// The fields of the damaged-segment error `err` (panics on any other error).
+    fn damaged(err: StateError) -> (String, u64, u64, i64) {
+        match err {
+            StateError::Log(crate::LogError::DamagedSegment {
+                file,
+                from,
+                to,
+                offset,
+            }) => (file, from, to, offset),
+            other => panic!("expected a damaged segment, got {other}"),
+        }
+    }
+
+    /// `batch` with the CRC of earlier versions (of the length and payload only).
+    fn legacy(mut batch: Vec<u8>) -> Vec<u8> {
+        let crc = crc32fast::hash(&batch[5..]);
+        batch[1..5].copy_from_slice(&crc.to_be_bytes());
+        batch
+    }
+
+    #[test]
+    fn a_gap_between_segments_fails_the_open_and_repair_covers_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path(), config(1)).unwrap();
+        for i in 0..3 {
+            log.append(&[rec(i)]).unwrap();
+        }
+        assert_eq!(log.segment_count(), 3);
+        drop(log);
+        let seg1 = segment_file(dir.path(), 1, "log");
+        fs::write(&seg1, b"").unwrap();
+        let err = PartitionLog::open(dir.path(), config(1)).unwrap_err();
+        assert_eq!(damaged(err), (seg1.display().to_string(), 0, 0, 1));
+        assert_eq!(fs::metadata(&seg1).unwrap().len(), 0, "nothing was changed");
+        let found = crate::repair::verify_partition(dir.path()).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            (
+                &found[0].file,
+                found[0].kind,
+                found[0].first_offset,
+                found[0].resumes_at,
+                found[0].torn_tail
+            ),
+            (&seg1, crate::repair::DamageKind::Gap, 1, Some(2), false)
+        );
+        assert_eq!(crate::repair::repair_partition(dir.path()).unwrap(), found);
+        assert!(dir.path().join(format!("{:020}.log.damaged", 1)).exists());
+        assert!(
+            crate::repair::verify_partition(dir.path())
+                .unwrap()
+                .is_empty()
+        );
+        let (mut log, report) = PartitionLog::open(dir.path(), config(1)).unwrap();
+        assert_eq!(report.truncated_bytes, 0);
+        assert_eq!(
+            offsets_and_values(&log),
+            vec![(0, rec(0).value), (2, rec(2).value)]
+        );
+        assert_eq!(log.append(&[rec(3)]).unwrap(), 3, "no offset is reused");
+    }
+
+    #[test]
+    fn an_overlap_between_segments_fails_the_open_and_repair_keeps_the_earlier_records() {
+        // The next segment's first batch copied to the end of the segment before it.
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path(), config(1)).unwrap();
+        for i in 0..3 {
+            log.append(&[rec(i)]).unwrap();
+        }
+        drop(log);
+        let (seg0, seg1) = (
+            segment_file(dir.path(), 0, "log"),
+            segment_file(dir.path(), 1, "log"),
+        );
+        let original = fs::read(&seg0).unwrap();
+        let mut data = original.clone();
+        data.extend_from_slice(&fs::read(&seg1).unwrap());
+        fs::write(&seg0, &data).unwrap();
+        let err = PartitionLog::open(dir.path(), config(1)).unwrap_err();
+        let (len, total) = (original.len() as u64, data.len() as u64);
+        assert_eq!(damaged(err), (seg0.display().to_string(), len, total, 1));
+        let found = crate::repair::verify_partition(dir.path()).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            (
+                &found[0].file,
+                found[0].kind,
+                found[0].from,
+                found[0].first_offset
+            ),
+            (&seg0, crate::repair::DamageKind::Overlap, len, 1)
+        );
+        crate::repair::repair_partition(dir.path()).unwrap();
+        assert_eq!(fs::read(seg0.with_extension("log.damaged")).unwrap(), data);
+        assert!(seg1.with_extension("log.damaged").exists());
+        assert!(!seg1.exists(), "segment 1 held nothing segment 0 does not");
+        let (mut log, _) = PartitionLog::open(dir.path(), config(1)).unwrap();
+        let want: Vec<_> = (0..3).map(|i| (i, rec(i).value)).collect();
+        assert_eq!(offsets_and_values(&log), want);
+        assert_eq!(log.append(&[rec(3)]).unwrap(), 3);
+
+        // A batch reaching into the next segment's second batch: the next segment keeps
+        // what comes after the earlier one's end and is renamed after it.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        let mut seg0 = encode_batch(0, &[rec(0)], None);
+        seg0.extend(encode_batch(1, &[rec(1), rec(2)], None));
+        let mut seg1 = encode_batch(1, &[rec(11)], None);
+        seg1.extend(encode_batch(2, &[rec(12)], None));
+        seg1.extend(encode_batch(3, &[rec(13)], None));
+        fs::write(segment_file(p, 0, "log"), &seg0).unwrap();
+        fs::write(segment_file(p, 1, "log"), &seg1).unwrap();
+        let err = PartitionLog::open(p, config(1 << 20)).unwrap_err();
+        let first = encode_batch(0, &[rec(0)], None).len() as u64;
+        assert_eq!(
+            damaged(err),
+            (
+                segment_file(p, 0, "log").display().to_string(),
+                first,
+                seg0.len() as u64,
+                1
+            )
+        );
+        crate::repair::repair_partition(p).unwrap();
+        assert!(!segment_file(p, 1, "log").exists());
+        assert!(segment_file(p, 3, "log").exists());
+        let (log, _) = PartitionLog::open(p, config(1 << 20)).unwrap();
+        assert_eq!(
+            offsets_and_values(&log),
+            vec![
+                (0, rec(0).value),
+                (1, rec(1).value),
+                (2, rec(2).value),
+                (3, rec(13).value)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_changed_magic_byte_is_damage() {
+        // A key of 0x300 bytes: read as magic 3, its length's bytes are an epoch of 0 and
+        // the attributes transactional + control (an abort marker readers skip).
+        let long_key = NewRecord {
+            timestamp: 5,
+            key: Some(vec![b'k'; 0x300]),
+            value: Some(b"v".to_vec()),
+            headers: Vec::new(),
+        };
+        let producer = ProducerId { id: 7, epoch: 0 };
+        for (flip_to, transactional) in [(MAGIC_V3, false), (MAGIC_V1, true), (MAGIC_V2, false)] {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut log, _) = PartitionLog::open(dir.path(), config(1 << 20)).unwrap();
+            log.append(&[rec(0)]).unwrap();
+            if transactional {
+                log.append_transactional(std::slice::from_ref(&long_key), producer)
+                    .unwrap();
+            } else {
+                log.append(std::slice::from_ref(&long_key)).unwrap();
+            }
+            log.append(&[rec(2)]).unwrap();
+            drop(log);
+            let seg = segment_file(dir.path(), 0, "log");
+            let mut data = fs::read(&seg).unwrap();
+            let second = batch_at(&data, 0).unwrap().0;
+            data[second] = flip_to;
+            fs::write(&seg, &data).unwrap();
+            let err = PartitionLog::open(dir.path(), config(1 << 20)).unwrap_err();
+            let (_, from, _, offset) = damaged(err);
+            assert_eq!((from, offset), (second as u64, 1), "magic -> {flip_to}");
+        }
+    }
+
+    #[test]
+    fn batches_of_earlier_versions_are_read_but_not_a_legacy_magic_3_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut data = legacy(encode_batch(0, &[rec(0)], None));
+        let kept = LogRecord {
+            offset: 2,
+            timestamp: 9,
+            key: Some(b"k".to_vec()),
+            value: Some(b"v".to_vec()),
+            headers: Vec::new(),
+        };
+        data.extend(legacy(encode_compacted_batch(1, 3, &[(kept.clone(), -1)])));
+        data.extend(encode_batch(3, &[rec(3)], None));
+        fs::write(segment_file(dir.path(), 0, "log"), &data).unwrap();
+        let (log, report) = PartitionLog::open(dir.path(), config(1 << 20)).unwrap();
+        assert_eq!(report.truncated_bytes, 0);
+        assert_eq!(
+            offsets_and_values(&log),
+            vec![(0, rec(0).value), (2, kept.value), (3, rec(3).value)]
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let producer = ProducerId { id: 1, epoch: 0 };
+        let mut data = encode_batch(0, &[rec(0)], None);
+        let first = data.len() as u64;
+        data.extend(legacy(encode_batch(
+            1,
+            &[rec(1)],
+            Some((producer, ATTR_TRANSACTIONAL)),
+        )));
+        data.extend(encode_batch(2, &[rec(2)], None));
+        fs::write(segment_file(dir.path(), 0, "log"), &data).unwrap();
+        let err = PartitionLog::open(dir.path(), config(1 << 20)).unwrap_err();
+        assert_eq!(damaged(err).1, first);
+    }
+
+    #[test]
+    fn unknown_attribute_bits_of_a_producer_batch_are_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let producer = ProducerId { id: 1, epoch: 0 };
+        let mut data = encode_batch(0, &[rec(0)], None);
+        let first = data.len() as u64;
+        data.extend(encode_batch(
+            1,
+            &[rec(1)],
+            Some((producer, ATTR_TRANSACTIONAL | 0x08)),
+        ));
+        data.extend(encode_batch(2, &[rec(2)], None));
+        fs::write(segment_file(dir.path(), 0, "log"), &data).unwrap();
+        let err = PartitionLog::open(dir.path(), config(1 << 20)).unwrap_err();
+        assert_eq!(damaged(err).1, first);
+    }
+
+    #[test]
+    fn repair_resumes_at_the_smallest_intact_base_after_damage_not_a_stray_copy() {
+        // b0 (damaged), a copy of b3, b1, b2, b3.
+        let dir = tempfile::tempdir().unwrap();
+        let b: Vec<Vec<u8>> = (0..4).map(|i| encode_batch(i, &[rec(i)], None)).collect();
+        let mut data = b[0].clone();
+        data[20] ^= 0xff;
+        data.extend(&b[3]);
+        let resume = data.len();
+        for batch in &b[1..] {
+            data.extend(batch);
+        }
+        let seg = segment_file(dir.path(), 0, "log");
+        fs::write(&seg, &data).unwrap();
+        let err = PartitionLog::open(dir.path(), config(1 << 20)).unwrap_err();
+        assert_eq!(
+            damaged(err),
+            (seg.display().to_string(), 0, resume as u64, 0)
+        );
+        let found = crate::repair::verify_partition(dir.path()).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            (found[0].from, found[0].to, found[0].resumes_at),
+            (0, resume as u64, Some(1))
+        );
+        crate::repair::repair_partition(dir.path()).unwrap();
+        let (mut log, _) = PartitionLog::open(dir.path(), config(1 << 20)).unwrap();
+        let want: Vec<_> = (1..4).map(|i| (i, rec(i).value)).collect();
+        assert_eq!(offsets_and_values(&log), want);
+        assert_eq!(log.append(&[rec(4)]).unwrap(), 4);
     }
 
     #[test]

@@ -140,6 +140,10 @@ impl Coordinator {
         };
         let (next, durable) = match fs::read_to_string(&path) {
             Ok(text) => {
+                if text.trim().is_empty() {
+                    // Never written empty: the file was cut.
+                    return Err(damaged("the file is empty".into()));
+                }
                 let body = crate::engine::checked_text(&text).map_err(damaged)?;
                 decode(body).ok_or_else(|| damaged("a line does not parse".into()))?
             }

@@ -38,8 +38,8 @@ struct Aborted {
 /// The transactions of one partition.
 #[derive(Debug, Default)]
 pub(crate) struct TxnIndex {
-    /// Producer id → first offset of its open transaction.
-    open: BTreeMap<i64, i64>,
+    /// Producer id → first offset of its open transaction and the epoch of its latest batch.
+    open: BTreeMap<i64, (i64, i16)>,
     /// Aborted transactions, in marker order.
     aborted: Vec<Aborted>,
 }
@@ -51,7 +51,7 @@ impl TxnIndex {
             return;
         };
         if attributes & ATTR_CONTROL != 0 {
-            if let Some(first) = self.open.remove(&p.id)
+            if let Some((first, _)) = self.open.remove(&p.id)
                 && attributes & ATTR_COMMIT == 0
             {
                 self.aborted.push(Aborted {
@@ -61,7 +61,10 @@ impl TxnIndex {
                 });
             }
         } else if attributes & ATTR_TRANSACTIONAL != 0 {
-            self.open.entry(p.id).or_insert(h.base);
+            self.open
+                .entry(p.id)
+                .and_modify(|(_, epoch)| *epoch = p.epoch)
+                .or_insert((h.base, p.epoch));
         }
     }
 
@@ -72,12 +75,32 @@ impl TxnIndex {
 
     /// The first offset of the oldest open transaction.
     pub(crate) fn first_open(&self) -> Option<i64> {
-        self.open.values().min().copied()
+        self.open.values().map(|(first, _)| *first).min()
     }
 
     /// Every open transaction: (producer id, first offset).
     pub(crate) fn open(&self) -> Vec<(i64, i64)> {
-        self.open.iter().map(|(p, o)| (*p, *o)).collect()
+        self.open.iter().map(|(p, (o, _))| (*p, *o)).collect()
+    }
+
+    /// The producers with an open transaction (with the epoch of their latest batch), the
+    /// oldest transaction first.
+    pub(crate) fn open_producers(&self) -> Vec<ProducerId> {
+        let mut out: Vec<(i64, ProducerId)> = self
+            .open
+            .iter()
+            .map(|(id, (first, epoch))| {
+                (
+                    *first,
+                    ProducerId {
+                        id: *id,
+                        epoch: *epoch,
+                    },
+                )
+            })
+            .collect();
+        out.sort_by_key(|(first, p)| (*first, p.id));
+        out.into_iter().map(|(_, p)| p).collect()
     }
 
     /// Whether the batch holds records of an aborted transaction.
