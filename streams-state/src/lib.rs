@@ -14,7 +14,9 @@
 //!   time lookup, retention, compaction, Kafka-style transactions with `read_committed`
 //!   reads);
 //! - Kafka's default partitioner ([`murmur2`], [`partition_for_key`]), shared with
-//!   `streams-core` and the `streams` command-line tool.
+//!   `streams-core` and the `streams` command-line tool;
+//! - with the `serve` feature, [`serve`]: the log engine over the Kafka wire protocol, for
+//!   Kafka clients and apps in separate processes (`streams serve`).
 //!
 //! Stores work on raw bytes (keys compare in lexicographic byte order, like RocksDB); typed
 //! views with serdes live in `streams-core`, which depends on this crate. This crate must
@@ -34,6 +36,8 @@ mod partitioner;
 pub mod repair;
 mod rocks;
 mod segments;
+#[cfg(feature = "serve")]
+pub mod serve;
 mod session;
 mod transactions;
 mod txn;
@@ -57,7 +61,7 @@ pub use error::{LogError, StateError};
 pub use kv::{KeyValueBytesStoreSupplier, KeyValueIter, KeyValueStore, StateStore};
 pub use log::{
     CompactionReport, DEFAULT_SEGMENT_MS, FsyncPolicy, LogConfig, LogRecord, NewRecord,
-    PartitionLog, ReadResult, RecoveryReport,
+    PartitionLog, ReadResult, RecoveryReport, StoredBatch,
 };
 pub use memory::{InMemoryKeyValueStore, InMemoryKeyValueStoreSupplier};
 pub use partitioner::{murmur2, partition_for_key};

@@ -51,6 +51,10 @@ commands:
   app-reset --application-id ID [--input-topics a,b]
         resets the group's offsets of the input topics to their start and deletes the
         app's internal topics (<ID>-...-changelog, <ID>-...-repartition)
+  serve [--listen HOST:PORT] [--advertise HOST:PORT]
+        serves the data directory over the Kafka wire protocol (default listen address
+        127.0.0.1:9092; clients are told to connect to --advertise, else the listen
+        address) until interrupted (Ctrl-C, SIGTERM); see docs/SERVE.md
   help";
 
 /// Why the tool stopped: bad usage (exit 2), a failed command (exit 1), or a reader of
@@ -192,7 +196,7 @@ fn run(mut args: Args, out: &mut dyn Write) -> Result<()> {
     };
     let creates = matches!(
         (command.as_str(), sub.as_deref()),
-        ("topics", Some("create"))
+        ("topics", Some("create")) | ("serve", None)
     );
     if !creates && !data_dir.is_dir() {
         return Err(failed(format!(
@@ -272,6 +276,7 @@ fn run(mut args: Args, out: &mut dyn Write) -> Result<()> {
         ("groups", Some("describe")) => groups_describe(args, &open()?, out),
         ("groups", Some(other)) => Err(usage(format!("unknown groups subcommand `{other}`"))),
         ("app-reset", None) => app_reset(args, &open()?, out),
+        ("serve", None) => serve(args, &data_dir, out),
         ("transactions", Some("list")) => {
             args.finish()?;
             let engine = open()?;
@@ -305,6 +310,61 @@ fn run(mut args: Args, out: &mut dyn Write) -> Result<()> {
         }
         (other, _) => Err(usage(format!("unknown command `{other}`"))),
     }
+}
+
+/// `streams serve`: the data directory over the Kafka protocol until a signal stops it.
+fn serve(mut args: Args, data_dir: &std::path::Path, out: &mut dyn Write) -> Result<()> {
+    let listen = args
+        .value("--listen")?
+        .unwrap_or_else(|| "127.0.0.1:9092".to_string());
+    let advertised = match args.value("--advertise")? {
+        None => None,
+        Some(a) => {
+            let parsed = a
+                .rsplit_once(':')
+                .and_then(|(host, port)| Some((host.to_string(), port.parse::<u16>().ok()?)));
+            match parsed {
+                Some(hp) if !hp.0.is_empty() => Some(hp),
+                _ => return Err(usage(format!("--advertise expects HOST:PORT, got `{a}`"))),
+            }
+        }
+    };
+    args.finish()?;
+    std::fs::create_dir_all(data_dir)?;
+    let engine = std::sync::Arc::new(LogEngine::open(data_dir)?);
+    let config = streams_state::serve::ServeConfig {
+        advertised,
+        ..Default::default()
+    };
+    let handle = streams_state::serve::Server::start_with(engine.clone(), listen.as_str(), config)
+        .map_err(|e| failed(e.to_string()))?;
+    writeln!(
+        out,
+        "serving {} over the Kafka protocol on {} (Ctrl-C stops)",
+        data_dir.display(),
+        handle.local_addr()
+    )?;
+    out.flush()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => r,
+                _ = term.recv() => Ok(()),
+            }
+        }
+        #[cfg(not(unix))]
+        tokio::signal::ctrl_c().await
+    })?;
+    handle.shutdown();
+    engine.flush()?;
+    eprintln!("stopped");
+    Ok(())
 }
 
 fn topics_create(mut args: Args, engine: &LogEngine, out: &mut dyn Write) -> Result<()> {
