@@ -79,7 +79,6 @@ fn run_suite(guarantee: ProcessingGuarantee) -> Summary {
 }
 
 #[test]
-#[ignore = "known bug: under at_least_once a kill -9 mid-run loses stream-stream join results (restored join stores treat re-read input as late; docs/RELIABILITY.md); run with --include-ignored"]
 fn at_least_once_loses_nothing_across_kills() {
     let s = run_suite(ProcessingGuarantee::AtLeastOnce);
     assert_eq!(s.lost(), 0, "{:#}", s.to_json());

@@ -822,6 +822,12 @@ impl Consumer for EmbeddedConsumer {
 /// [`Producer::poll`].
 const BATCH_BYTES: usize = 256 << 10;
 
+/// Whether `topic` is a state store's changelog (named `<application.id>-<store>-changelog`
+/// by the runtime).
+fn is_changelog(topic: &str) -> bool {
+    topic.ends_with("-changelog")
+}
+
 /// A producer on the embedded engine: one batch per partition, appended when full, on
 /// poll and on flush; transactional ones append into their open transaction.
 struct EmbeddedProducer {
@@ -881,6 +887,32 @@ impl EmbeddedProducer {
         Ok(())
     }
 
+    /// Appends the pending batches of changelog topics (`changelogs`) or of every other
+    /// topic.
+    ///
+    /// Other topics go first, so that a changelog record never reaches the log before
+    /// the output and repartition records sent ahead of it: a process killed between two
+    /// appends leaves state behind its outputs (reprocessing repeats them), never ahead
+    /// (a restored store that already holds a record whose results died with the process,
+    /// for instance a join whose lateness clock the restored changelog moved on, would
+    /// not produce them again). Transactions do not need it but do not mind.
+    fn append_pending(&mut self, changelogs: bool) -> ClientResult<()> {
+        let due: Vec<TopicPartition> = self
+            .batches
+            .keys()
+            .filter(|tp| is_changelog(&tp.topic) == changelogs)
+            .cloned()
+            .collect();
+        for tp in due {
+            if let Some((batch, _)) = self.batches.remove(&tp)
+                && !batch.is_empty()
+            {
+                self.append(&tp, &batch)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The open transaction's producer: fails when none is open.
     fn open_txn(&self, operation: &str) -> ClientResult<(&Transactional, ProducerId)> {
         let t = self
@@ -919,19 +951,21 @@ impl Producer for EmbeddedProducer {
             *bytes += size;
             *bytes >= BATCH_BYTES
         };
-        if full && let Some((batch, _)) = self.batches.remove(&record.partition) {
-            self.append(&record.partition, &batch)?;
+        if full {
+            if is_changelog(&record.partition.topic) {
+                // Not before the outputs sent ahead of it (see `append_pending`).
+                self.append_pending(false)?;
+            }
+            if let Some((batch, _)) = self.batches.remove(&record.partition) {
+                self.append(&record.partition, &batch)?;
+            }
         }
         Ok(())
     }
 
     fn poll(&mut self) -> ClientResult<()> {
-        for (tp, (batch, _)) in std::mem::take(&mut self.batches) {
-            if !batch.is_empty() {
-                self.append(&tp, &batch)?;
-            }
-        }
-        Ok(())
+        self.append_pending(false)?;
+        self.append_pending(true)
     }
 
     fn flush(&mut self, _timeout: Duration) -> ClientResult<()> {
@@ -1431,6 +1465,38 @@ mod tests {
             .collect();
         assert_eq!(a0, vec![1]);
         assert_eq!(c1.position(&TopicPartition::new("a", 3)), Some(0));
+    }
+
+    #[test]
+    fn a_full_changelog_batch_is_appended_after_the_outputs_sent_before_it() {
+        let (_d, c) = clients();
+        let engine = c.engine();
+        engine
+            .create_topic("app-s-changelog", TopicConfig::new(1))
+            .unwrap();
+        let mut p = c.producer("p").unwrap();
+        let out = TopicPartition::new("a", 2);
+        let changelog = TopicPartition::new("app-s-changelog", 0);
+        p.send(record(&out, "result")).unwrap();
+        let big = "x".repeat(4096);
+        let mut sent = 0;
+        // Until the changelog's batch is full and appended (no poll, no flush).
+        while engine.offsets("app-s-changelog", 0).unwrap().1 == 0 {
+            p.send(record(&changelog, &big)).unwrap();
+            sent += 1;
+            assert!(sent < 1000, "the changelog batch never filled");
+        }
+        // The output sent before it reached the log no later than the changelog.
+        assert_eq!(engine.offsets("a", 2).unwrap().1, 1);
+        // A full output batch goes alone: pending changelog records are not pulled ahead.
+        p.send(record(&changelog, "pending")).unwrap();
+        let before = engine.offsets("app-s-changelog", 0).unwrap().1;
+        while engine.offsets("a", 2).unwrap().1 == 1 {
+            p.send(record(&out, &big)).unwrap();
+        }
+        assert_eq!(engine.offsets("app-s-changelog", 0).unwrap().1, before);
+        p.poll().unwrap();
+        assert_eq!(engine.offsets("app-s-changelog", 0).unwrap().1, before + 1);
     }
 
     #[test]

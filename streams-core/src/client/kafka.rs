@@ -1077,6 +1077,36 @@ impl KafkaConsumer {
         })
     }
 
+    /// Moves positions past what librdkafka consumed without handing out a record:
+    /// transaction markers. Its application position (`rd_kafka_position`) moves past
+    /// them, and is reset by assign and seek, so it is never behind a seek; partitions
+    /// paused here keep theirs (their records may be held). Called after a poll that
+    /// returned nothing, so that a partition whose last offset is a marker is at its end
+    /// (restoration completes, lag reaches 0) without a query per poll.
+    fn move_past_markers(&mut self) {
+        if self.positions.is_empty() {
+            return;
+        }
+        let Ok(list) = self.consumer.position() else {
+            return;
+        };
+        for e in list.elements() {
+            let (Offset::Offset(at), Ok(partition)) = (e.offset(), u32::try_from(e.partition()))
+            else {
+                continue;
+            };
+            let tp = TopicPartition::new(e.topic(), partition);
+            if self.paused.contains(&tp) || self.held.contains_key(&tp) {
+                continue;
+            }
+            if let Some(pos) = self.positions.get_mut(&tp)
+                && at > *pos
+            {
+                *pos = at;
+            }
+        }
+    }
+
     /// Gives up the assignment and leaves the group, within the API timeout.
     fn shut_down(&mut self) {
         if self.closed {
@@ -1292,6 +1322,9 @@ impl Consumer for KafkaConsumer {
             }
             let now = Instant::now();
             if (!got && !out.is_empty()) || now >= deadline {
+                if out.is_empty() {
+                    self.move_past_markers();
+                }
                 return Ok(out);
             }
         }
