@@ -15,28 +15,46 @@ pub(super) fn closest_name(key: &str) -> Option<&'static str> {
     (distance <= (key.chars().count() / 5).max(2)).then_some(best)
 }
 
-/// Levenshtein distance over chars, with `_` and `.` as the same character.
+/// Levenshtein distance over chars (`strsim`), with `_` and `.` as the same character.
 fn edit_distance(a: &str, b: &str) -> usize {
-    let norm = |c: char| if c == '_' { '.' } else { c };
-    let a: Vec<char> = a.chars().map(norm).collect();
-    let b: Vec<char> = b.chars().map(norm).collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.iter().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = prev[j] + usize::from(ca != cb);
-            cur[j + 1] = substitute.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
+    strsim::levenshtein(&a.replace('_', "."), &b.replace('_', "."))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::{closest_name, edit_distance};
     use crate::config::ConfigError;
     use crate::config::tests::load;
+
+    #[test]
+    fn distance_counts_char_edits_and_treats_underscore_as_dot() {
+        // Each pair: one substitution, insertion or deletion per counted edit, by hand.
+        for (a, b, expected) in [
+            ("", "", 0),
+            ("", "abc", 3),
+            ("kitten", "sitting", 3),
+            ("num_stream_threads", "num.stream.threads", 0),
+            ("num.stream.thread", "num.stream.threads", 1),
+            // Chars, not bytes: ö→o, ß→s and one inserted s.
+            ("größe", "grosse", 3),
+        ] {
+            assert_eq!(edit_distance(a, b), expected, "{a} / {b}");
+            assert_eq!(edit_distance(b, a), expected, "{b} / {a}");
+        }
+    }
+
+    #[test]
+    fn suggestions_stop_at_the_threshold() {
+        // `num.stream.threads` has 18 chars: up to max(18 / 5, 2) = 3 edits are a typo.
+        assert_eq!(
+            closest_name("nxm.sxream.thrxads"),
+            Some("num.stream.threads")
+        );
+        assert_eq!(closest_name("nxm.sxream.thrxadx"), None);
+        // Short names still allow two edits (`stat.dix`: 8 chars, 8 / 5 = 1).
+        assert_eq!(closest_name("stat.dix"), Some("state.dir"));
+        assert_eq!(closest_name("sat.dix"), None);
+    }
 
     #[test]
     fn unknown_names_suggest_the_closest() {

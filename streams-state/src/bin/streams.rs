@@ -3,59 +3,408 @@
 //! `kafka-console-producer`/`-consumer`, `kafka-consumer-groups` and
 //! `kafka-streams-application-reset`. See docs/CLI.md.
 //!
+//! The command line is parsed by `clap` (derive); its usage errors keep this tool's wording
+//! (`unknown option `--bogus``, `--partitions expects a positive number, got `x``) on the
+//! first line, followed by clap's tips and usage.
+//!
 //! The data directory is locked while an engine has it open, so the tool cannot run beside
 //! an app using the same directory: it fails with a clear message instead.
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use clap::builder::TypedValueParser;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use streams_state::{
     CleanupPolicy, Isolation, LogEngine, NewRecord, TopicConfig, partition_for_key,
 };
 
-const USAGE: &str = "\
-usage: streams [--data-dir DIR] <command> [args]
+/// The help layout of every (sub)command: clap's default with a lower-case `usage:`.
+const HELP_TEMPLATE: &str = "\
+{before-help}{about-with-newline}
+usage: {usage}
 
-The data directory is --data-dir or the STREAMS_DATA_DIR environment variable.
+{all-args}{after-help}";
 
-commands:
-  topics create <name> [--partitions N] [--compact] [--retention-ms MS]
-                [--retention-bytes B] [--segment-bytes B] [--segment-ms MS]
-                [--delete-retention-ms MS]
-  topics list
-  topics describe <name>
-  topics delete <name>
-  produce <topic> [--separator SEP] [--null-value STR] [--partition P] [--timestamp MS]
-        reads records from stdin, one per line: key SEP value (SEP defaults to a tab);
-        a line without SEP is a value with a null key; keyed records are partitioned
-        like a Kafka producer (murmur2 of the key), null keys round-robin
-  consume <topic> [--from-beginning] [--group G] [--max-messages N] [--partition P]
-          [--isolation read_uncommitted|read_committed]
-        prints Partition, Offset, Timestamp, key and value (tab-separated) of the records
-        from the group's committed offsets (else the start with --from-beginning, else
-        the end) up to the end (read_committed: up to the last stable offset, without
-        records of aborted transactions), then commits the group's new positions
-  verify
-        checks every segment of every partition without opening the engine; lists each
-        damaged byte range (exit 1 when there is damage other than a torn tail, which
-        opening truncates by itself)
-  repair
-        copies each damaged segment aside (<file>.damaged) and rewrites it with every intact
-        batch; the offsets the damage held stay taken (never reused)
-  transactions list
-        every transactional id: producer id, epoch, state and the partitions of its open
-        transaction (topics describe shows each partition's last stable offset)
-  groups list
-  groups describe <group>
-  app-reset --application-id ID [--input-topics a,b]
-        resets the group's offsets of the input topics to their start and deletes the
-        app's internal topics (<ID>-...-changelog, <ID>-...-repartition)
-  serve [--listen HOST:PORT] [--advertise HOST:PORT]
-        serves the data directory over the Kafka wire protocol (default listen address
-        127.0.0.1:9092; clients are told to connect to --advertise, else the listen
-        address) until interrupted (Ctrl-C, SIGTERM); see docs/SERVE.md
-  help";
+/// Inspects and edits the data directory of the embedded log engine.
+///
+/// In the spirit of Kafka's `kafka-topics`, `kafka-console-producer`/`-consumer`,
+/// `kafka-consumer-groups` and `kafka-streams-application-reset`. The data directory is
+/// --data-dir or the STREAMS_DATA_DIR environment variable; it is locked while an engine
+/// (a running app) has it open. See docs/CLI.md.
+#[derive(Debug, Parser)]
+#[command(name = "streams", version)]
+struct Cli {
+    /// The data directory of the log engine (anywhere on the command line)
+    // Parsed as an OsString: an empty STREAMS_DATA_DIR counts as unset (see `data_dir`).
+    #[arg(
+        long,
+        global = true,
+        env = "STREAMS_DATA_DIR",
+        value_name = "DIR",
+        value_parser = clap::builder::OsStringValueParser::new().map(PathBuf::from)
+    )]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The commands of the tool.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Creates, lists, describes and deletes topics
+    #[command(subcommand)]
+    Topics(TopicsCommand),
+    /// Reads records from stdin, one per line: key SEP value
+    ///
+    /// SEP defaults to a tab; a line without SEP is a value with a null key; keyed records
+    /// are partitioned like a Kafka producer (murmur2 of the key), null keys round-robin.
+    Produce(ProduceArgs),
+    /// Prints the records of a topic up to its current end
+    ///
+    /// Prints Partition, Offset, Timestamp, key and value (tab-separated) of the records
+    /// from the group's committed offsets (else the start with --from-beginning, else the
+    /// end) up to the end (read_committed: up to the last stable offset, without records of
+    /// aborted transactions), then commits the group's new positions.
+    Consume(ConsumeArgs),
+    /// Checks every segment of every partition without opening the engine
+    ///
+    /// Lists each damaged byte range (exit 1 when there is damage other than a torn tail,
+    /// which opening truncates by itself).
+    Verify,
+    /// Rewrites damaged segments with every intact batch
+    ///
+    /// Copies each damaged segment aside (<file>.damaged) and rewrites it with every intact
+    /// batch; the offsets the damage held stay taken (never reused).
+    Repair,
+    /// Lists transactional ids
+    #[command(subcommand)]
+    Transactions(TransactionsCommand),
+    /// Lists and describes consumer groups
+    #[command(subcommand)]
+    Groups(GroupsCommand),
+    /// Resets an application's input offsets and deletes its internal topics
+    ///
+    /// Resets the group's offsets of the input topics to their start and deletes the app's
+    /// internal topics (<ID>-...-changelog, <ID>-...-repartition).
+    AppReset(AppResetArgs),
+    /// Serves the data directory over the Kafka wire protocol until interrupted
+    ///
+    /// Default listen address 127.0.0.1:9092; clients are told to connect to --advertise,
+    /// else the listen address. Runs until interrupted (Ctrl-C, SIGTERM); see docs/SERVE.md.
+    Serve(ServeArgs),
+    /// Prints a shell completion script for `streams`
+    ///
+    /// For example `streams completions bash > ~/.local/share/bash-completion/completions/streams`.
+    /// Needs no data directory.
+    Completions {
+        /// The shell to complete in
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `streams topics ...`.
+#[derive(Debug, Subcommand)]
+enum TopicsCommand {
+    /// Creates a topic (and the data directory if missing)
+    Create(CreateArgs),
+    /// Lists the topics
+    List,
+    /// Shows a topic's configuration and each partition's offsets
+    ///
+    /// Start, end and last stable offset of each partition, and the open transactions.
+    Describe {
+        /// The topic
+        #[arg(value_name = "TOPIC")]
+        name: String,
+    },
+    /// Deletes a topic and every group's committed offsets for it
+    Delete {
+        /// The topic
+        #[arg(value_name = "TOPIC")]
+        name: String,
+    },
+}
+
+/// `streams transactions ...`.
+#[derive(Debug, Subcommand)]
+enum TransactionsCommand {
+    /// Every transactional id: producer id, epoch, state and open partitions
+    ///
+    /// Every transactional id: producer id, epoch, state and the partitions of its open
+    /// transaction (topics describe shows each partition's last stable offset).
+    List,
+}
+
+/// `streams groups ...`.
+#[derive(Debug, Subcommand)]
+enum GroupsCommand {
+    /// Lists the consumer groups
+    List,
+    /// Shows a group's committed offsets and lag per partition
+    Describe {
+        /// The group id (a streams app's group is its application.id)
+        #[arg(value_name = "GROUP")]
+        group: String,
+    },
+}
+
+/// `streams topics create`.
+#[derive(Debug, Args)]
+struct CreateArgs {
+    /// The topic
+    #[arg(value_name = "TOPIC")]
+    name: String,
+    /// Number of partitions [default: 1]
+    #[arg(long, value_name = "N", value_parser = positive_u32)]
+    partitions: Option<u32>,
+    /// Compacted topic (cleanup.policy=compact) instead of delete
+    #[arg(long)]
+    compact: bool,
+    /// Deletes segments older than this (retention.ms)
+    #[arg(long, value_name = "MS", value_parser = milliseconds, allow_negative_numbers = true)]
+    retention_ms: Option<i64>,
+    /// Deletes the oldest segments beyond this size per partition (retention.bytes)
+    #[arg(long, value_name = "B", value_parser = bytes)]
+    retention_bytes: Option<u64>,
+    /// Rolls a segment at this size (segment.bytes)
+    #[arg(long, value_name = "B", value_parser = bytes)]
+    segment_bytes: Option<u64>,
+    /// Rolls a segment at this age (segment.ms)
+    #[arg(long, value_name = "MS", value_parser = milliseconds, allow_negative_numbers = true)]
+    segment_ms: Option<i64>,
+    /// Keeps tombstones of a compacted topic this long (delete.retention.ms)
+    #[arg(long, value_name = "MS", value_parser = milliseconds, allow_negative_numbers = true)]
+    delete_retention_ms: Option<i64>,
+}
+
+/// `streams produce`.
+#[derive(Debug, Args)]
+struct ProduceArgs {
+    /// The topic
+    #[arg(value_name = "TOPIC")]
+    topic: String,
+    /// Separates key and value on a line [default: a tab]
+    #[arg(long, value_name = "SEP", value_parser = not_empty, allow_hyphen_values = true)]
+    separator: Option<String>,
+    /// A value equal to STR is a null value (a tombstone on a compacted topic)
+    #[arg(long, value_name = "STR", allow_hyphen_values = true)]
+    null_value: Option<String>,
+    /// Writes every record to partition P
+    #[arg(long, value_name = "P", value_parser = partition_number)]
+    partition: Option<u32>,
+    /// The records' timestamp in milliseconds since the epoch [default: now]
+    #[arg(long, value_name = "MS", value_parser = timestamp, allow_negative_numbers = true)]
+    timestamp: Option<i64>,
+}
+
+/// `streams consume`.
+#[derive(Debug, Args)]
+struct ConsumeArgs {
+    /// The topic
+    #[arg(value_name = "TOPIC")]
+    topic: String,
+    /// Starts at the start of each partition when the group has no committed offset
+    #[arg(long)]
+    from_beginning: bool,
+    /// Starts at the group's committed offsets and commits the positions reached
+    #[arg(long, value_name = "G")]
+    group: Option<String>,
+    /// Stops after N records
+    #[arg(long, value_name = "N", value_parser = record_count)]
+    max_messages: Option<u64>,
+    /// Reads partition P only
+    #[arg(long, value_name = "P", value_parser = partition_number)]
+    partition: Option<u32>,
+    /// read_committed reads up to the last stable offset, skipping aborted transactions
+    #[arg(long, value_enum, default_value = "read_uncommitted")]
+    isolation: IsolationArg,
+}
+
+/// `--isolation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum IsolationArg {
+    /// Every record, as Kafka's console consumer reads
+    #[value(name = "read_uncommitted")]
+    ReadUncommitted,
+    /// Only committed records, up to the last stable offset
+    #[value(name = "read_committed")]
+    ReadCommitted,
+}
+
+/// `streams app-reset`.
+#[derive(Debug, Args)]
+struct AppResetArgs {
+    /// The application.id (the app's group and internal topic prefix)
+    #[arg(long, value_name = "ID")]
+    application_id: String,
+    /// Comma-separated input topics whose offsets go back to the start
+    #[arg(long, value_name = "a,b")]
+    input_topics: Option<String>,
+}
+
+/// `streams serve`.
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// The address to listen on
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9092")]
+    listen: String,
+    /// The address clients are told to connect to [default: the listen address]
+    #[arg(long, value_name = "HOST:PORT", value_parser = host_port)]
+    advertise: Option<(String, u16)>,
+}
+
+fn positive_u32(v: &str) -> std::result::Result<u32, String> {
+    match v.parse::<u32>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("expects a positive number, got `{v}`")),
+    }
+}
+
+fn number<T: std::str::FromStr>(v: &str, what: &str) -> std::result::Result<T, String> {
+    v.parse().map_err(|_| format!("expects {what}, got `{v}`"))
+}
+
+fn milliseconds(v: &str) -> std::result::Result<i64, String> {
+    number(v, "a number of milliseconds")
+}
+
+fn bytes(v: &str) -> std::result::Result<u64, String> {
+    number(v, "a number of bytes")
+}
+
+fn partition_number(v: &str) -> std::result::Result<u32, String> {
+    number(v, "a partition number")
+}
+
+fn record_count(v: &str) -> std::result::Result<u64, String> {
+    number(v, "a number of records")
+}
+
+fn timestamp(v: &str) -> std::result::Result<i64, String> {
+    number(v, "milliseconds since the epoch")
+}
+
+fn not_empty(v: &str) -> std::result::Result<String, String> {
+    if v.is_empty() {
+        Err("must not be empty".to_string())
+    } else {
+        Ok(v.to_string())
+    }
+}
+
+fn host_port(v: &str) -> std::result::Result<(String, u16), String> {
+    v.rsplit_once(':')
+        .and_then(|(host, port)| Some((host.to_string(), port.parse::<u16>().ok()?)))
+        .filter(|(host, _)| !host.is_empty())
+        .ok_or_else(|| format!("expects HOST:PORT, got `{v}`"))
+}
+
+/// The clap command of the tool, with [`HELP_TEMPLATE`] on every (sub)command.
+fn command() -> clap::Command {
+    fn with_template(cmd: clap::Command) -> clap::Command {
+        let names: Vec<String> = cmd
+            .get_subcommands()
+            .map(|s| s.get_name().to_string())
+            .collect();
+        names
+            .into_iter()
+            .fold(cmd.help_template(HELP_TEMPLATE), |cmd, name| {
+                cmd.mut_subcommand(name, with_template)
+            })
+    }
+    with_template(Cli::command())
+}
+
+/// Parses a command line (`args[0]` is the program name).
+fn parse<I, T>(args: I) -> std::result::Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let mut cmd = command();
+    let matches = cmd.try_get_matches_from_mut(args)?;
+    Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))
+}
+
+/// The first line of a usage error in this tool's words, or `None` to keep clap's.
+fn usage_message(err: &clap::Error, args: &[OsString]) -> Option<String> {
+    let string = |kind| match err.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    // `--partitions <N>` -> `--partitions`.
+    let flag = |arg: &str| arg.split([' ', '=']).next().unwrap_or(arg).to_string();
+    match err.kind() {
+        ErrorKind::UnknownArgument => {
+            let arg = string(ContextKind::InvalidArg)?;
+            Some(if arg.starts_with('-') {
+                format!("unknown option `{arg}`")
+            } else {
+                format!("unexpected argument `{arg}`")
+            })
+        }
+        ErrorKind::InvalidSubcommand => {
+            let name = string(ContextKind::InvalidSubcommand)?;
+            Some(match parent_of(name, args) {
+                Some(parent) => format!("unknown {parent} subcommand `{name}`"),
+                None => format!("unknown command `{name}`"),
+            })
+        }
+        ErrorKind::MissingSubcommand => {
+            let parent = string(ContextKind::InvalidSubcommand)?;
+            Some(if parent == "streams" {
+                "missing command".to_string()
+            } else {
+                format!("missing {parent} subcommand")
+            })
+        }
+        ErrorKind::MissingRequiredArgument => {
+            let Some(ContextValue::Strings(missing)) = err.get(ContextKind::InvalidArg) else {
+                return None;
+            };
+            let named: Vec<&str> = missing
+                .iter()
+                .map(|m| match m.as_str() {
+                    "<TOPIC>" => "topic name",
+                    "<GROUP>" => "group id",
+                    other => other,
+                })
+                .collect();
+            Some(format!("missing {}", named.join(", ")))
+        }
+        ErrorKind::InvalidValue if string(ContextKind::InvalidValue) == Some("") => Some(format!(
+            "{} needs a value",
+            flag(string(ContextKind::InvalidArg)?)
+        )),
+        ErrorKind::ValueValidation => {
+            let why = std::error::Error::source(err)?;
+            Some(format!("{} {why}", flag(string(ContextKind::InvalidArg)?)))
+        }
+        _ => None,
+    }
+}
+
+/// The command whose subcommand `name` is on the command line, when it is not the top
+/// level (`topics` in `streams topics rename`).
+fn parent_of(name: &str, args: &[OsString]) -> Option<String> {
+    let root = command();
+    let mut current = &root;
+    let mut words = args.iter().skip(1).filter_map(|a| a.to_str());
+    while let Some(word) = words.next() {
+        if word == "--data-dir" {
+            words.next();
+        } else if word == name {
+            break;
+        } else if let Some(sub) = current.find_subcommand(word) {
+            current = sub;
+        }
+    }
+    (current.get_name() != root.get_name()).then(|| current.get_name().to_string())
+}
 
 /// Why the tool stopped: bad usage (exit 2), a failed command (exit 1), or a reader of
 /// stdout that went away (`streams consume ... | head`: exit 0).
@@ -92,73 +441,22 @@ fn failed(msg: impl Into<String>) -> CliError {
     CliError::Failed(msg.into())
 }
 
-/// The arguments left to parse.
-struct Args(Vec<String>);
-
-impl Args {
-    /// Removes `--name` if present.
-    fn flag(&mut self, name: &str) -> bool {
-        let before = self.0.len();
-        self.0.retain(|a| a != name);
-        self.0.len() != before
-    }
-
-    /// Removes `--name VALUE` or `--name=VALUE` and returns the value.
-    fn value(&mut self, name: &str) -> Result<Option<String>> {
-        let prefix = format!("{name}=");
-        if let Some(i) = self.0.iter().position(|a| a.starts_with(&prefix)) {
-            let a = self.0.remove(i);
-            return Ok(Some(a[prefix.len()..].to_string()));
-        }
-        let Some(i) = self.0.iter().position(|a| a == name) else {
-            return Ok(None);
-        };
-        if i + 1 >= self.0.len() {
-            return Err(usage(format!("{name} needs a value")));
-        }
-        let v = self.0.remove(i + 1);
-        self.0.remove(i);
-        Ok(Some(v))
-    }
-
-    /// Removes `--name NUMBER` and parses it.
-    fn number<T: std::str::FromStr>(&mut self, name: &str, what: &str) -> Result<Option<T>> {
-        match self.value(name)? {
-            None => Ok(None),
-            Some(v) => v
-                .parse()
-                .map(Some)
-                .map_err(|_| usage(format!("{name} expects {what}, got `{v}`"))),
-        }
-    }
-
-    /// The next positional argument.
-    fn positional(&mut self, what: &str) -> Result<String> {
-        match self.0.iter().position(|a| !a.starts_with("--")) {
-            Some(i) => Ok(self.0.remove(i)),
-            None => Err(usage(format!("missing {what}"))),
-        }
-    }
-
-    /// Fails on anything not consumed.
-    fn finish(self) -> Result<()> {
-        match self.0.first() {
-            None => Ok(()),
-            Some(a) if a.starts_with("--") => Err(usage(format!("unknown option `{a}`"))),
-            Some(a) => Err(usage(format!("unexpected argument `{a}`"))),
-        }
-    }
-}
-
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let cli = match parse(&args) {
+        Ok(cli) => cli,
+        Err(e) => return parse_failed(&e, &args),
+    };
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    let result = run(Args(args), &mut out).and_then(|()| Ok(out.flush()?));
+    let result = run(cli, &mut out).and_then(|()| Ok(out.flush()?));
     match result {
         Ok(()) | Err(CliError::BrokenPipe) => ExitCode::SUCCESS,
         Err(CliError::Usage(msg)) => {
-            eprintln!("error: {msg}\n\n{USAGE}");
+            eprintln!(
+                "error: {msg}\n\n{}\n\nFor more information, try '--help'.",
+                command().render_usage()
+            );
             ExitCode::from(2)
         }
         Err(CliError::Failed(msg)) => {
@@ -168,83 +466,68 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(mut args: Args, out: &mut dyn Write) -> Result<()> {
-    if args.0.is_empty() {
-        return Err(usage("missing command"));
-    }
-    if args.flag("--help") || args.flag("-h") || args.0.first().is_some_and(|a| a == "help") {
-        writeln!(out, "{USAGE}")?;
-        return Ok(());
-    }
-    let data_dir = match args.value("--data-dir")? {
-        Some(d) => PathBuf::from(d),
-        None => match std::env::var_os("STREAMS_DATA_DIR") {
-            Some(d) if !d.is_empty() => PathBuf::from(d),
-            _ => {
-                return Err(usage(
-                    "no data directory: pass --data-dir DIR or set STREAMS_DATA_DIR",
-                ));
-            }
-        },
-    };
-    let command = args.positional("command")?;
-    let sub = match command.as_str() {
-        "topics" | "groups" | "transactions" => {
-            Some(args.positional(&format!("{command} subcommand"))?)
+/// Help and version go to stdout (exit 0); usage errors to stderr (exit 2).
+fn parse_failed(err: &clap::Error, args: &[OsString]) -> ExitCode {
+    match err.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            // A closed stdout (`streams --help | head`) is not an error.
+            let _ = err.print();
+            ExitCode::SUCCESS
         }
-        _ => None,
-    };
-    let creates = matches!(
-        (command.as_str(), sub.as_deref()),
-        ("topics", Some("create")) | ("serve", None)
-    );
-    if !creates && !data_dir.is_dir() {
+        _ => {
+            let rendered = err.render().to_string();
+            match usage_message(err, args) {
+                Some(first) => {
+                    let mut rest = rendered.split_once('\n').map_or("\n", |(_, rest)| rest);
+                    if err.kind() == ErrorKind::MissingRequiredArgument {
+                        // clap's indented list of what is missing: the first line names it.
+                        rest = rest.find("\n\n").map_or(rest, |i| &rest[i + 1..]);
+                    }
+                    eprint!("error: {first}\n{rest}");
+                }
+                None => eprint!("{rendered}"),
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The data directory of the command line or environment; unless `creates`, it must exist.
+fn data_dir(dir: Option<&Path>, creates: bool) -> Result<&Path> {
+    let dir = dir
+        .filter(|d| !d.as_os_str().is_empty())
+        .ok_or_else(|| usage("no data directory: pass --data-dir DIR or set STREAMS_DATA_DIR"))?;
+    if !creates && !dir.is_dir() {
         return Err(failed(format!(
             "data directory {} does not exist (create a topic to start one)",
-            data_dir.display()
+            dir.display()
         )));
     }
-    let open = || LogEngine::open(&data_dir).map_err(CliError::from);
-    if command == "verify" || command == "repair" {
-        args.finish()?;
-        let repairing = command == "repair";
-        let found = if repairing {
-            streams_state::repair::repair_log_dir(&data_dir)?
-        } else {
-            streams_state::repair::verify_log_dir(&data_dir)?
-        };
-        for d in &found {
-            writeln!(
-                out,
-                "{}\tbytes {}..{}\tfrom offset {}\t{}{}",
-                d.file.display(),
-                d.from,
-                d.to,
-                d.first_offset,
-                match d.resumes_at {
-                    Some(o) => format!("intact again at offset {o}"),
-                    None => "nothing intact after it".to_string(),
-                },
-                if d.torn_tail { "\t(torn tail)" } else { "" }
-            )?;
+    Ok(dir)
+}
+
+/// Opens the engine on an existing data directory.
+fn open(dir: Option<&Path>) -> Result<LogEngine> {
+    Ok(LogEngine::open(data_dir(dir, false)?)?)
+}
+
+fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
+    let dir = cli.data_dir.as_deref();
+    match cli.command {
+        Command::Completions { shell } => {
+            // Generated into memory first: the generators panic on a failed write.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command(), "streams", &mut script);
+            out.write_all(&script)?;
+            Ok(())
         }
-        let damaged = found.iter().filter(|d| !d.torn_tail).count();
-        if repairing {
-            eprintln!("repaired {} damaged range(s)", found.len());
-        } else if damaged > 0 {
-            return Err(failed(format!(
-                "{damaged} damaged range(s): run `streams repair` to keep every intact batch"
-            )));
-        } else {
-            eprintln!("no damage found");
+        Command::Verify => verify_or_repair(data_dir(dir, false)?, false, out),
+        Command::Repair => verify_or_repair(data_dir(dir, false)?, true, out),
+        Command::Topics(TopicsCommand::Create(args)) => {
+            topics_create(args, &LogEngine::open(data_dir(dir, true)?)?, out)
         }
-        return Ok(());
-    }
-    match (command.as_str(), sub.as_deref()) {
-        ("topics", Some("create")) => topics_create(args, &open()?, out),
-        ("topics", Some("list")) => {
-            args.finish()?;
-            let engine = open()?;
+        Command::Topics(TopicsCommand::List) => {
+            let engine = open(dir)?;
             for (name, _) in engine.topics() {
                 writeln!(out, "{name}")?;
             }
@@ -255,81 +538,100 @@ fn run(mut args: Args, out: &mut dyn Write) -> Result<()> {
             }
             Ok(())
         }
-        ("topics", Some("describe")) => topics_describe(args, &open()?, out),
-        ("topics", Some("delete")) => {
-            let name = args.positional("topic name")?;
-            args.finish()?;
-            open()?.delete_topic(&name)?;
+        Command::Topics(TopicsCommand::Describe { name }) => {
+            topics_describe(&name, &open(dir)?, out)
+        }
+        Command::Topics(TopicsCommand::Delete { name }) => {
+            open(dir)?.delete_topic(&name)?;
             writeln!(out, "Deleted topic {name}")?;
             Ok(())
         }
-        ("topics", Some(other)) => Err(usage(format!("unknown topics subcommand `{other}`"))),
-        ("produce", None) => produce(args, &open()?, out),
-        ("consume", None) => consume(args, &open()?, out),
-        ("groups", Some("list")) => {
-            args.finish()?;
-            for g in open()?.groups() {
+        Command::Produce(args) => produce(args, &open(dir)?, out),
+        Command::Consume(args) => consume(args, &open(dir)?, out),
+        Command::Groups(GroupsCommand::List) => {
+            for g in open(dir)?.groups() {
                 writeln!(out, "{g}")?;
             }
             Ok(())
         }
-        ("groups", Some("describe")) => groups_describe(args, &open()?, out),
-        ("groups", Some(other)) => Err(usage(format!("unknown groups subcommand `{other}`"))),
-        ("app-reset", None) => app_reset(args, &open()?, out),
-        ("serve", None) => serve(args, &data_dir, out),
-        ("transactions", Some("list")) => {
-            args.finish()?;
-            let engine = open()?;
-            let recovered = engine.transaction_recovery();
-            if recovered.completed + recovered.aborted > 0 {
-                eprintln!(
-                    "opening the data directory completed {} and aborted {} transaction(s) a crash left open",
-                    recovered.completed, recovered.aborted
-                );
-            }
-            for t in engine.transactions() {
-                let partitions: Vec<String> = t
-                    .partitions
-                    .iter()
-                    .map(|(t, p)| format!("{t}-{p}"))
-                    .collect();
-                writeln!(
-                    out,
-                    "{}\tProducerId: {}\tEpoch: {}\tState: {:?}\tPartitions: {}",
-                    t.transactional_id,
-                    t.producer.id,
-                    t.producer.epoch,
-                    t.state,
-                    partitions.join(",")
-                )?;
-            }
-            Ok(())
+        Command::Groups(GroupsCommand::Describe { group }) => {
+            groups_describe(&group, &open(dir)?, out)
         }
-        ("transactions", Some(other)) => {
-            Err(usage(format!("unknown transactions subcommand `{other}`")))
-        }
-        (other, _) => Err(usage(format!("unknown command `{other}`"))),
+        Command::AppReset(args) => app_reset(args, &open(dir)?, out),
+        Command::Serve(args) => serve(args, data_dir(dir, true)?, out),
+        Command::Transactions(TransactionsCommand::List) => transactions_list(&open(dir)?, out),
     }
 }
 
-/// `streams serve`: the data directory over the Kafka protocol until a signal stops it.
-fn serve(mut args: Args, data_dir: &std::path::Path, out: &mut dyn Write) -> Result<()> {
-    let listen = args
-        .value("--listen")?
-        .unwrap_or_else(|| "127.0.0.1:9092".to_string());
-    let advertised = match args.value("--advertise")? {
-        None => None,
-        Some(a) => {
-            let parsed = a
-                .rsplit_once(':')
-                .and_then(|(host, port)| Some((host.to_string(), port.parse::<u16>().ok()?)));
-            match parsed {
-                Some(hp) if !hp.0.is_empty() => Some(hp),
-                _ => return Err(usage(format!("--advertise expects HOST:PORT, got `{a}`"))),
-            }
-        }
+/// `streams verify` and `streams repair`: the damaged byte ranges of every segment.
+fn verify_or_repair(data_dir: &Path, repairing: bool, out: &mut dyn Write) -> Result<()> {
+    let found = if repairing {
+        streams_state::repair::repair_log_dir(data_dir)?
+    } else {
+        streams_state::repair::verify_log_dir(data_dir)?
     };
-    args.finish()?;
+    for d in &found {
+        writeln!(
+            out,
+            "{}\tbytes {}..{}\tfrom offset {}\t{}{}",
+            d.file.display(),
+            d.from,
+            d.to,
+            d.first_offset,
+            match d.resumes_at {
+                Some(o) => format!("intact again at offset {o}"),
+                None => "nothing intact after it".to_string(),
+            },
+            if d.torn_tail { "\t(torn tail)" } else { "" }
+        )?;
+    }
+    let damaged = found.iter().filter(|d| !d.torn_tail).count();
+    if repairing {
+        eprintln!("repaired {} damaged range(s)", found.len());
+    } else if damaged > 0 {
+        return Err(failed(format!(
+            "{damaged} damaged range(s): run `streams repair` to keep every intact batch"
+        )));
+    } else {
+        eprintln!("no damage found");
+    }
+    Ok(())
+}
+
+/// `streams transactions list`.
+fn transactions_list(engine: &LogEngine, out: &mut dyn Write) -> Result<()> {
+    let recovered = engine.transaction_recovery();
+    if recovered.completed + recovered.aborted > 0 {
+        eprintln!(
+            "opening the data directory completed {} and aborted {} transaction(s) a crash left open",
+            recovered.completed, recovered.aborted
+        );
+    }
+    for t in engine.transactions() {
+        let partitions: Vec<String> = t
+            .partitions
+            .iter()
+            .map(|(t, p)| format!("{t}-{p}"))
+            .collect();
+        writeln!(
+            out,
+            "{}\tProducerId: {}\tEpoch: {}\tState: {:?}\tPartitions: {}",
+            t.transactional_id,
+            t.producer.id,
+            t.producer.epoch,
+            t.state,
+            partitions.join(",")
+        )?;
+    }
+    Ok(())
+}
+
+/// `streams serve`: the data directory over the Kafka protocol until a signal stops it.
+fn serve(args: ServeArgs, data_dir: &Path, out: &mut dyn Write) -> Result<()> {
+    let ServeArgs {
+        listen,
+        advertise: advertised,
+    } = args;
     std::fs::create_dir_all(data_dir)?;
     let engine = std::sync::Arc::new(LogEngine::open(data_dir)?);
     let config = streams_state::serve::ServeConfig {
@@ -367,35 +669,26 @@ fn serve(mut args: Args, data_dir: &std::path::Path, out: &mut dyn Write) -> Res
     Ok(())
 }
 
-fn topics_create(mut args: Args, engine: &LogEngine, out: &mut dyn Write) -> Result<()> {
-    let name = args.positional("topic name")?;
-    let mut config = TopicConfig::new(1);
-    if let Some(n) = args.number::<u32>("--partitions", "a positive number")? {
-        if n == 0 {
-            return Err(usage("--partitions expects a positive number, got `0`"));
-        }
-        config.partitions = n;
-    }
-    if args.flag("--compact") {
+/// `streams topics create`.
+fn topics_create(args: CreateArgs, engine: &LogEngine, out: &mut dyn Write) -> Result<()> {
+    let name = args.name;
+    let mut config = TopicConfig::new(args.partitions.unwrap_or(1));
+    if args.compact {
         config.cleanup = CleanupPolicy::Compact;
     }
-    let ms = "a number of milliseconds";
-    config.log.retention_ms = args
-        .number("--retention-ms", ms)?
-        .or(config.log.retention_ms);
-    if let Some(b) = args.number("--retention-bytes", "a number of bytes")? {
+    config.log.retention_ms = args.retention_ms.or(config.log.retention_ms);
+    if let Some(b) = args.retention_bytes {
         config.log.retention_bytes = Some(b);
     }
-    if let Some(b) = args.number("--segment-bytes", "a number of bytes")? {
+    if let Some(b) = args.segment_bytes {
         config.log.segment_bytes = b;
     }
-    if let Some(s) = args.number("--segment-ms", ms)? {
+    if let Some(s) = args.segment_ms {
         config.log.segment_ms = Some(s);
     }
-    if let Some(d) = args.number("--delete-retention-ms", ms)? {
+    if let Some(d) = args.delete_retention_ms {
         config.delete_retention_ms = d;
     }
-    args.finish()?;
     engine.create_topic(&name, config)?;
     writeln!(out, "Created topic {name}")?;
     Ok(())
@@ -423,10 +716,9 @@ fn topic(engine: &LogEngine, name: &str) -> Result<TopicConfig> {
         .ok_or_else(|| failed(format!("topic `{name}` does not exist")))
 }
 
-fn topics_describe(mut args: Args, engine: &LogEngine, out: &mut dyn Write) -> Result<()> {
-    let name = args.positional("topic name")?;
-    args.finish()?;
-    let config = topic(engine, &name)?;
+/// `streams topics describe`.
+fn topics_describe(name: &str, engine: &LogEngine, out: &mut dyn Write) -> Result<()> {
+    let config = topic(engine, name)?;
     writeln!(
         out,
         "Topic: {name}\tPartitions: {}\tConfigs: {}",
@@ -434,10 +726,10 @@ fn topics_describe(mut args: Args, engine: &LogEngine, out: &mut dyn Write) -> R
         describe_config(&config)
     )?;
     for p in 0..config.partitions {
-        let (start, end) = engine.offsets(&name, p)?;
-        let stable = engine.last_stable_offset(&name, p)?;
+        let (start, end) = engine.offsets(name, p)?;
+        let stable = engine.last_stable_offset(name, p)?;
         let open: Vec<String> = engine
-            .open_transactions(&name, p)?
+            .open_transactions(name, p)?
             .into_iter()
             .map(|(producer, first)| format!("{producer}@{first}"))
             .collect();
@@ -460,16 +752,17 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-fn produce(mut args: Args, engine: &LogEngine, out: &mut dyn Write) -> Result<()> {
-    let name = args.positional("topic name")?;
-    let separator = args.value("--separator")?.unwrap_or_else(|| "\t".into());
-    if separator.is_empty() {
-        return Err(usage("--separator must not be empty"));
-    }
-    let null_value = args.value("--null-value")?;
-    let explicit: Option<u32> = args.number("--partition", "a partition number")?;
-    let timestamp: Option<i64> = args.number("--timestamp", "milliseconds since the epoch")?;
-    args.finish()?;
+/// `streams produce`: the records of stdin.
+fn produce(args: ProduceArgs, engine: &LogEngine, out: &mut dyn Write) -> Result<()> {
+    let ProduceArgs {
+        topic: name,
+        separator,
+        null_value,
+        partition: explicit,
+        timestamp,
+    } = args;
+    // Never empty: the parser refuses `--separator ""`.
+    let separator = separator.unwrap_or_else(|| "\t".into());
     let config = topic(engine, &name)?;
     if let Some(p) = explicit
         && p >= config.partitions
@@ -531,22 +824,20 @@ fn show(bytes: &Option<Vec<u8>>) -> std::borrow::Cow<'_, str> {
     }
 }
 
-fn consume(mut args: Args, engine: &LogEngine, out: &mut dyn Write) -> Result<()> {
-    let name = args.positional("topic name")?;
-    let from_beginning = args.flag("--from-beginning");
-    let group = args.value("--group")?;
-    let max: Option<u64> = args.number("--max-messages", "a number of records")?;
-    let only: Option<u32> = args.number("--partition", "a partition number")?;
-    let isolation = match args.value("--isolation")?.as_deref() {
-        None | Some("read_uncommitted") => Isolation::ReadUncommitted,
-        Some("read_committed") => Isolation::ReadCommitted,
-        Some(other) => {
-            return Err(usage(format!(
-                "--isolation `{other}`: expected read_uncommitted or read_committed"
-            )));
-        }
+/// `streams consume`: prints the records up to the end, commits the group's positions.
+fn consume(args: ConsumeArgs, engine: &LogEngine, out: &mut dyn Write) -> Result<()> {
+    let ConsumeArgs {
+        topic: name,
+        from_beginning,
+        group,
+        max_messages: max,
+        partition: only,
+        isolation,
+    } = args;
+    let isolation = match isolation {
+        IsolationArg::ReadUncommitted => Isolation::ReadUncommitted,
+        IsolationArg::ReadCommitted => Isolation::ReadCommitted,
     };
-    args.finish()?;
     let config = topic(engine, &name)?;
     let partitions: Vec<u32> = match only {
         Some(p) if p >= config.partitions => {
@@ -609,11 +900,10 @@ fn consume(mut args: Args, engine: &LogEngine, out: &mut dyn Write) -> Result<()
     Ok(())
 }
 
-fn groups_describe(mut args: Args, engine: &LogEngine, out: &mut dyn Write) -> Result<()> {
-    let group = args.positional("group id")?;
-    args.finish()?;
+/// `streams groups describe`: committed offsets and lag, as a table.
+fn groups_describe(group: &str, engine: &LogEngine, out: &mut dyn Write) -> Result<()> {
     let offsets = engine
-        .group_offsets(&group)
+        .group_offsets(group)
         .ok_or_else(|| failed(format!("group `{group}` does not exist")))?;
     let mut rows = vec![[
         "GROUP".to_string(),
@@ -629,7 +919,7 @@ fn groups_describe(mut args: Args, engine: &LogEngine, out: &mut dyn Write) -> R
             Err(_) => ("-".to_string(), "-".to_string()),
         };
         rows.push([
-            group.clone(),
+            group.to_string(),
             t,
             p.to_string(),
             committed.to_string(),
@@ -651,12 +941,11 @@ fn groups_describe(mut args: Args, engine: &LogEngine, out: &mut dyn Write) -> R
     Ok(())
 }
 
-fn app_reset(mut args: Args, engine: &LogEngine, out: &mut dyn Write) -> Result<()> {
-    let app = args
-        .value("--application-id")?
-        .ok_or_else(|| usage("app-reset needs --application-id"))?;
+/// `streams app-reset`: like `kafka-streams-application-reset`.
+fn app_reset(args: AppResetArgs, engine: &LogEngine, out: &mut dyn Write) -> Result<()> {
+    let app = args.application_id;
     let inputs: Vec<String> = args
-        .value("--input-topics")?
+        .input_topics
         .map(|s| {
             s.split(',')
                 .map(str::trim)
@@ -665,7 +954,6 @@ fn app_reset(mut args: Args, engine: &LogEngine, out: &mut dyn Write) -> Result<
                 .collect()
         })
         .unwrap_or_default();
-    args.finish()?;
     // Check everything before changing anything.
     let mut resets = Vec::new();
     for t in &inputs {
@@ -702,4 +990,227 @@ fn app_reset(mut args: Args, engine: &LogEngine, out: &mut dyn Write) -> Result<
          restarting the app."
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `streams ...` command lines of the ```sh blocks of a document, split into words
+    /// (the documented lines need no shell quoting): pipes into, here-documents of,
+    /// redirections of the output, `cargo run ... --bin streams --` before the command and
+    /// trailing comments are cut.
+    fn documented_command_lines(doc: &str) -> Vec<Vec<String>> {
+        let mut in_block = false;
+        let mut found = Vec::new();
+        for line in doc.lines() {
+            if line.starts_with("```") {
+                in_block = !in_block;
+                continue;
+            }
+            if !in_block || line.trim_start().starts_with('#') {
+                continue;
+            }
+            let line = line.split(" #").next().unwrap_or(line);
+            let line = line.rsplit('|').next().unwrap_or(line);
+            let line = line.split("<<").next().unwrap_or(line);
+            let line = line.split(" > ").next().unwrap_or(line);
+            let line = line.trim().trim_end_matches('&').trim();
+            let command = match line.split_once("--bin streams -- ") {
+                Some((_, rest)) => format!("streams {rest}"),
+                None => line.to_string(),
+            };
+            if command.starts_with("streams ") {
+                found.push(command.split_whitespace().map(str::to_string).collect());
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn the_clap_definition_is_consistent() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_line_in_the_docs_parses() {
+        let cli_doc = documented_command_lines(include_str!("../../../docs/CLI.md"));
+        // The other documents that show `streams` command lines.
+        let other_docs: Vec<Vec<String>> = [
+            include_str!("../../../docs/SERVE.md"),
+            include_str!("../../../docs/ACTIVITY.md"),
+            include_str!("../../../docs/DEPLOYMENT.md"),
+        ]
+        .into_iter()
+        .flat_map(documented_command_lines)
+        .collect();
+        // 25 counted by hand in docs/CLI.md: a failed extraction must not pass vacuously.
+        assert!(cli_doc.len() >= 25, "{} lines: {cli_doc:?}", cli_doc.len());
+        assert!(other_docs.len() >= 5, "{other_docs:?}");
+        for words in cli_doc.iter().chain(&other_docs) {
+            match parse(words) {
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::DisplayHelp => {}
+                Err(e) => panic!("{}: {}", words.join(" "), e.render()),
+            }
+        }
+        // Every command (but `help`) has an example in docs/CLI.md.
+        for sub in command().get_subcommands() {
+            let name = sub.get_name();
+            assert!(
+                name == "help"
+                    || cli_doc
+                        .iter()
+                        .any(|w| w.get(1).map(String::as_str) == Some(name)),
+                "docs/CLI.md shows no `streams {name}`"
+            );
+        }
+    }
+
+    #[test]
+    fn documented_flags_parse_to_their_values() {
+        let cli = parse([
+            "streams",
+            "topics",
+            "create",
+            "users",
+            "--compact",
+            "--delete-retention-ms",
+            "3600000",
+            "--data-dir=/tmp/x",
+            "--retention-ms=-1",
+        ])
+        .unwrap();
+        assert_eq!(cli.data_dir.as_deref(), Some(Path::new("/tmp/x")));
+        let Command::Topics(TopicsCommand::Create(args)) = cli.command else {
+            panic!("{:?}", cli.command);
+        };
+        assert_eq!(args.name, "users");
+        assert!(args.compact);
+        assert_eq!(args.delete_retention_ms, Some(3_600_000));
+        assert_eq!(args.retention_ms, Some(-1));
+        assert_eq!(args.partitions, None);
+
+        let cli = parse([
+            "streams",
+            "produce",
+            "users",
+            "--separator",
+            "->",
+            "--null-value",
+            "-",
+            "--timestamp",
+            "1234",
+        ])
+        .unwrap();
+        let Command::Produce(args) = cli.command else {
+            panic!("{:?}", cli.command);
+        };
+        assert_eq!(args.separator.as_deref(), Some("->"));
+        assert_eq!(args.null_value.as_deref(), Some("-"));
+        assert_eq!(args.timestamp, Some(1234));
+
+        let cli = parse([
+            "streams",
+            "--data-dir",
+            "d",
+            "consume",
+            "t",
+            "--group",
+            "audit",
+            "--max-messages",
+            "10",
+            "--isolation",
+            "read_committed",
+        ])
+        .unwrap();
+        let Command::Consume(args) = cli.command else {
+            panic!("{:?}", cli.command);
+        };
+        assert_eq!(args.group.as_deref(), Some("audit"));
+        assert_eq!(args.max_messages, Some(10));
+        assert_eq!(args.isolation, IsolationArg::ReadCommitted);
+        assert!(!args.from_beginning);
+
+        let cli = parse(["streams", "serve", "--advertise", "broker:19092"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("{:?}", cli.command);
+        };
+        assert_eq!(args.listen, "127.0.0.1:9092");
+        assert_eq!(args.advertise, Some(("broker".to_string(), 19092)));
+    }
+
+    #[test]
+    fn usage_errors_name_the_flag_in_the_tools_words() {
+        for (args, expected) in [
+            (
+                &["topics", "create", "t", "--partitions", "0"][..],
+                "--partitions expects a positive number, got `0`",
+            ),
+            (
+                &["topics", "create", "t", "--segment-ms", "soon"],
+                "--segment-ms expects a number of milliseconds, got `soon`",
+            ),
+            (
+                &["topics", "create", "t", "--bogus"],
+                "unknown option `--bogus`",
+            ),
+            (&["topics", "list", "extra"], "unexpected argument `extra`"),
+            (&["frobnicate"], "unknown command `frobnicate`"),
+            (&["topics", "rename"], "unknown topics subcommand `rename`"),
+            (
+                &["--data-dir", "topics", "groups", "drop"],
+                "unknown groups subcommand `drop`",
+            ),
+            (&["consume"], "missing topic name"),
+            (&["groups", "describe"], "missing group id"),
+            (&["app-reset"], "missing --application-id <ID>"),
+            (
+                &["consume", "t", "--max-messages"],
+                "--max-messages needs a value",
+            ),
+            (
+                &["produce", "t", "--separator", ""],
+                "--separator must not be empty",
+            ),
+            (
+                &["serve", "--advertise", ":9092"],
+                "--advertise expects HOST:PORT, got `:9092`",
+            ),
+        ] {
+            let argv: Vec<OsString> = std::iter::once("streams")
+                .chain(args.iter().copied())
+                .map(OsString::from)
+                .collect();
+            let err = parse(&argv).unwrap_err();
+            assert_eq!(
+                usage_message(&err, &argv).as_deref(),
+                Some(expected),
+                "{args:?}: {}",
+                err.render()
+            );
+        }
+        // Other errors keep clap's message, which lists the valid values.
+        let argv: Vec<OsString> = ["streams", "consume", "t", "--isolation", "dirty"]
+            .map(OsString::from)
+            .to_vec();
+        let err = parse(&argv).unwrap_err();
+        assert_eq!(usage_message(&err, &argv), None);
+        assert!(err.render().to_string().contains("read_committed"));
+    }
+
+    #[test]
+    fn help_and_completions_need_no_data_directory() {
+        let err = parse(["streams", "topics", "create", "--help"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::DisplayHelp);
+        let help = err.render().to_string();
+        assert!(help.contains("usage: streams topics create"), "{help}");
+        assert!(help.contains("--delete-retention-ms <MS>"), "{help}");
+        let cli = parse(["streams", "completions", "zsh"]).unwrap();
+        let mut out = Vec::new();
+        run(cli, &mut out).unwrap();
+        let script = String::from_utf8(out).unwrap();
+        assert!(script.starts_with("#compdef streams"), "{script}");
+        assert!(script.contains("app-reset"), "{script}");
+    }
 }
