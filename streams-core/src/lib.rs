@@ -45,6 +45,7 @@ pub mod dsl;
 pub mod error;
 pub(crate) mod internals;
 pub mod metrics;
+pub mod metrics_export;
 pub mod partitioner;
 pub mod processor;
 pub mod query;

@@ -674,6 +674,9 @@ async fn serve(args: Args) -> AppResult<()> {
 
     let topology = activity::topology(&ActivityConfig::default())?;
     let input_subtopologies = input_subtopologies(&topology);
+    // Kafka Streams' metrics in the Prometheus text format, served at `GET /metrics`
+    // (installed before the app starts, so that its threads publish from their first loop).
+    let metrics = streams_core::metrics_export::install_prometheus()?;
     let mut streams = KafkaStreams::with_clients(topology, config, clients.clone())?;
     streams.start()?;
     let streams = Arc::new(streams);
@@ -757,7 +760,22 @@ async fn serve(args: Args) -> AppResult<()> {
         streams: streams.clone(),
         stats: stats.clone(),
         me: Some(me.clone()),
-    }));
+    }))
+    .route(
+        "/metrics",
+        axum::routing::get(move || {
+            let text = metrics.render();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        streams_core::metrics_export::PrometheusExporter::CONTENT_TYPE,
+                    )],
+                    text,
+                )
+            }
+        }),
+    );
     println!(
         "activity app ({}) running; dashboard: http://{}/",
         match &args.bootstrap_servers {

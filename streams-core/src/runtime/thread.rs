@@ -54,6 +54,8 @@ struct Active {
     /// Input partitions paused because their queue is full.
     paused: BTreeSet<TopicPartition>,
     e2e_latency_ms: Option<i64>,
+    /// End-to-end latencies since the last metrics publish (`metrics_export`).
+    e2e: crate::metrics_export::LatencyWindow,
 }
 
 /// A standby task: stores following changelogs, never processing.
@@ -123,6 +125,8 @@ pub(crate) struct StreamThread {
     dirty: bool,
     /// The version of the announced group view the standbys were last placed by.
     standby_view: u64,
+    /// Metrics export (`metrics_export`): the loop's accumulators and the publisher.
+    metrics: crate::metrics_export::ThreadRecorder,
 }
 
 impl StreamThread {
@@ -187,6 +191,7 @@ impl StreamThread {
             reports: 0,
             dirty: false,
             standby_view: 0,
+            metrics: Default::default(),
         })
     }
 
@@ -253,7 +258,9 @@ impl StreamThread {
             self.tm.group_metadata = self.consumer.group_metadata();
         }
         self.polls += 1;
-        self.poll_time += t0.elapsed();
+        let poll_took = t0.elapsed();
+        self.poll_time += poll_took;
+        self.metrics.on_poll(records.len(), poll_took);
         self.tm.add_records(records)?;
         self.tm.update_lags(self.consumer.as_ref());
         if let Some(partitions) = self.tm.announce.take() {
@@ -284,7 +291,10 @@ impl StreamThread {
             self.process_time += t1.elapsed();
             self.dirty = true;
         }
-        self.dirty |= self.tm.punctuate(wall_clock())?;
+        let t2 = Instant::now();
+        let fired = self.tm.punctuate(wall_clock())?;
+        self.metrics.on_punctuate(fired, t2.elapsed());
+        self.dirty |= fired;
         let polled = self.tm.producer.poll();
         self.tm.delivered(polled)?;
         let requested = self.tm.active.values().any(|a| a.task.ctx.commit_requested);
@@ -367,7 +377,9 @@ impl StreamThread {
         self.tm.purge_repartition(&offsets)?;
         self.tm.checkpoint_standbys()?;
         self.commits += 1;
-        self.commit_time += t0.elapsed();
+        let commit_took = t0.elapsed();
+        self.commit_time += commit_took;
+        self.metrics.on_commit(commit_took);
         self.dirty = false;
         Ok(())
     }
@@ -378,17 +390,32 @@ impl StreamThread {
         let mut all_running = self.tm.pending.is_empty() && self.tm.assigned;
         // Exact ends only while someone waits for "caught up": on Kafka an end query waits
         // behind the fetch in flight, so the loop otherwise uses what fetches reported.
-        let exact = self.instance.shared.waiters.load(Ordering::SeqCst) > 0;
+        // Even then only where it can change the answer: the end a fetch reported is never
+        // past the true one, so once some lag is known nothing is caught up, and the rest
+        // is reported from the fetches (a query per partition per report would stall the
+        // thread behind the broker's fetch waits).
+        // Nor while a task restores (or the thread waits for tasks): not caught up anyway.
+        let exact = self.instance.shared.waiters.load(Ordering::SeqCst) > 0
+            && all_running
+            && self.tm.suspended.is_empty()
+            && self
+                .tm
+                .active
+                .values()
+                .all(|a| a.state == TaskState::Running);
         for (id, a) in &mut self.tm.active {
             let mut lag = a.task.queued_len() as i64;
             for topic in a.task.input_partitions() {
                 let tp = TopicPartition::new(topic, id.partition);
-                let end = if exact {
+                let pos = self.consumer.position(&tp);
+                let hint = self.consumer.high_watermark_hint(&tp);
+                let hint_at_end = matches!((pos, hint), (Some(p), Some(h)) if h <= p);
+                let end = if exact && lag_total + lag == 0 && (hint.is_none() || hint_at_end) {
                     self.consumer.watermarks(&tp).ok().map(|(_, end)| end)
                 } else {
-                    self.consumer.high_watermark_hint(&tp)
+                    hint
                 };
-                if let (Some(pos), Some(end)) = (self.consumer.position(&tp), end) {
+                if let (Some(pos), Some(end)) = (pos, end) {
                     lag += (end - pos).max(0);
                 }
             }
@@ -438,6 +465,10 @@ impl StreamThread {
             consumer_statistics: self.consumer.statistics(),
             tasks,
         };
+        // Metrics export (issue #21): to the `metrics` facade, when due.
+        if self.metrics.due() {
+            self.publish_metrics(&snapshot);
+        }
         self.reports += 1;
         self.instance.shared.report(
             self.slot,
@@ -636,7 +667,9 @@ impl TaskManager {
                 n += 1;
             }
             if n > 0 {
-                a.e2e_latency_ms = Some(wall_clock() - a.task.ctx.current_timestamp);
+                let e2e = wall_clock() - a.task.ctx.current_timestamp;
+                a.e2e_latency_ms = Some(e2e);
+                a.e2e.record(e2e);
             }
             let out = a.task.take_output();
             self.route(out)?;
@@ -904,6 +937,7 @@ impl TaskManager {
                 restore_total: 0,
                 paused: BTreeSet::new(),
                 e2e_latency_ms: None,
+                e2e: Default::default(),
             }));
         }
         let Some(lock) = self.instance.locks.try_lock(id) else {
@@ -924,6 +958,7 @@ impl TaskManager {
             restore_total: 0,
             paused: BTreeSet::new(),
             e2e_latency_ms: None,
+            e2e: Default::default(),
         }))
     }
 
@@ -1439,5 +1474,61 @@ impl RebalanceListener for TaskManager {
             "partitions assigned"
         );
         Ok(())
+    }
+}
+
+/// Metrics export (issue #21, see `metrics_export`): what the snapshot lacks, gathered
+/// only when a publish is due.
+impl StreamThread {
+    fn publish_metrics(&mut self, snapshot: &ThreadSnapshot) {
+        use crate::metrics_export::{PublishInput, TaskExtra};
+        let mut input = PublishInput {
+            poll_time: self.poll_time,
+            process_time: self.process_time,
+            commit_time: self.commit_time,
+            cache_used: self.tm.env.cache.used(),
+            cache_max: self.tm.env.cache.max(),
+            ..PublishInput::default()
+        };
+        for (id, a) in &mut self.tm.active {
+            input.tasks.push(TaskExtra {
+                id: *id,
+                buffered: a.task.queued_len(),
+                e2e: a.e2e.take(),
+            });
+            // The next offset to process per input (before the records queued).
+            let next: HashMap<Arc<str>, i64> = a.task.committable_offsets().into_iter().collect();
+            for topic in a.task.input_partitions() {
+                let tp = TopicPartition::new(topic.clone(), id.partition);
+                let pos = self.consumer.position(&tp);
+                let Some(end) = self.consumer.high_watermark_hint(&tp) else {
+                    continue;
+                };
+                if let Some(pos) = pos {
+                    let lag = (end - pos).max(0);
+                    input
+                        .partition_lags
+                        .push((tp.topic.to_string(), tp.partition, lag));
+                }
+                if let Some(next) = next.get(&topic).copied().or(pos) {
+                    let lag = (end - next).max(0);
+                    input
+                        .input_lags
+                        .push((*id, tp.topic.to_string(), tp.partition, lag));
+                }
+            }
+        }
+        for (id, s) in &self.tm.standby {
+            for (p, next) in &s.positions {
+                let tp = TopicPartition::new(p.topic.as_str(), p.partition);
+                if let Some(end) = self.tm.restore.high_watermark_hint(&tp) {
+                    let lag = (end - next).max(0);
+                    input
+                        .standby_lags
+                        .push((*id, p.topic.clone(), p.partition, lag));
+                }
+            }
+        }
+        self.metrics.publish(snapshot, &input);
     }
 }
