@@ -43,11 +43,36 @@ fn fault_suite_child_app() {
 }
 
 fn run_suite(guarantee: ProcessingGuarantee) -> Summary {
+    run_suite_with(guarantee, None)
+}
+
+/// On `streams serve`: three instances in one group through librdkafka, one of them killed
+/// every 3 to 8 s (a killed member's partitions move after the 6 s session timeout; its
+/// open transaction is aborted by the 10 s transaction timeout).
+fn run_suite_on_serve(guarantee: ProcessingGuarantee) -> Summary {
+    run_suite_with(guarantee, Some(3))
+}
+
+fn run_suite_with(guarantee: ProcessingGuarantee, instances: Option<usize>) -> Summary {
+    run_suite_opts(guarantee, instances, None)
+}
+
+fn run_suite_opts(
+    guarantee: ProcessingGuarantee,
+    instances: Option<usize>,
+    pause: Option<Duration>,
+) -> Summary {
     let dir = tempfile::tempdir().unwrap();
     let mut opts = DriveOptions::new(dir.path().join("suite"), KILLS, guarantee);
     opts.records = RECORDS;
     opts.seed = 17;
     opts.final_timeout = Duration::from_secs(600);
+    opts.instances = instances;
+    opts.pause_instead_of_kill = pause;
+    if instances.is_some() {
+        opts.kill_after_min = Duration::from_secs(3);
+        opts.kill_after_max = Duration::from_secs(8);
+    }
     let exe = std::env::current_exe().unwrap();
     let summary = fault_suite::drive(&opts, &|args| {
         let mut c = Command::new(&exe);
@@ -63,7 +88,12 @@ fn run_suite(guarantee: ProcessingGuarantee) -> Summary {
     .unwrap_or_else(|e| panic!("{e}"));
     println!("{summary}");
     assert_eq!(summary.records_in, RECORDS);
-    assert_eq!(summary.kills, KILLS);
+    let (kills, pauses) = if pause.is_some() {
+        (0, KILLS)
+    } else {
+        (KILLS, 0)
+    };
+    assert_eq!((summary.kills, summary.pauses), (kills, pauses));
     // Every output was produced (an empty one would pass nothing).
     for (topic, check) in &summary.outputs {
         assert!(check.records > 0, "{topic}: no output");
@@ -72,7 +102,7 @@ fn run_suite(guarantee: ProcessingGuarantee) -> Summary {
         .as_u64()
         .unwrap();
     assert!(
-        mid_run > 0,
+        pause.is_some() || mid_run > 0,
         "no kill came while the app processed: {summary}"
     );
     summary
@@ -92,6 +122,28 @@ fn at_least_once_loses_nothing_across_kills() {
 #[test]
 fn exactly_once_v2_loses_and_duplicates_nothing_across_kills() {
     let s = run_suite(ProcessingGuarantee::ExactlyOnceV2);
+    assert_eq!(s.lost(), 0, "{:#}", s.to_json());
+    assert_eq!(s.duplicated(), 0, "{:#}", s.to_json());
+}
+
+/// Zombies: two instances on `streams serve`, one of them stopped (`SIGSTOP`) for 12 s
+/// (past its 6 s session timeout and 10 s transaction timeout: the group moves its tasks)
+/// and resumed, 5 times; whatever a zombie writes after it resumes must stay invisible,
+/// so the outputs hold every result exactly once.
+#[test]
+fn on_streams_serve_a_paused_zombie_is_fenced_and_nothing_it_writes_is_visible() {
+    let s = run_suite_opts(
+        ProcessingGuarantee::ExactlyOnceV2,
+        Some(2),
+        Some(Duration::from_secs(12)),
+    );
+    assert_eq!(s.lost(), 0, "{:#}", s.to_json());
+    assert_eq!(s.duplicated(), 0, "{:#}", s.to_json());
+}
+
+#[test]
+fn on_streams_serve_exactly_once_v2_loses_and_duplicates_nothing_across_kills() {
+    let s = run_suite_on_serve(ProcessingGuarantee::ExactlyOnceV2);
     assert_eq!(s.lost(), 0, "{:#}", s.to_json());
     assert_eq!(s.duplicated(), 0, "{:#}", s.to_json());
 }
@@ -237,6 +289,9 @@ fn the_checks_find_lost_and_duplicated_results() {
 fn summary_percentiles_and_verdicts() {
     let input = small_input();
     let mut s = Summary {
+        engine: "embedded",
+        instances: 1,
+        pauses: 0,
         guarantee: ProcessingGuarantee::ExactlyOnceV2,
         kills: 3,
         records_in: 5,

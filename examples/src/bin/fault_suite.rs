@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use streams_core::config::ProcessingGuarantee;
+use streams_core::config::{ClientPrefix, ProcessingGuarantee};
 use streams_core::dsl::{BufferConfig, Suppressed};
 use streams_core::error::{StateError, StreamsError};
 use streams_core::partitioner::partition_for_key;
@@ -110,6 +110,8 @@ pub(crate) enum SuiteError {
     Child(String),
     /// An output record could not be read as the app writes it.
     Output(String),
+    /// The Kafka-protocol server (`streams serve`) did not start.
+    Serve(streams_state::serve::ServeError),
 }
 
 impl fmt::Display for SuiteError {
@@ -121,6 +123,7 @@ impl fmt::Display for SuiteError {
             Self::Io { action, source } => write!(f, "{action}: {source}"),
             Self::Child(m) => write!(f, "app: {m}"),
             Self::Output(m) => write!(f, "output: {m}"),
+            Self::Serve(e) => write!(f, "streams serve: {e}"),
         }
     }
 }
@@ -131,6 +134,7 @@ impl std::error::Error for SuiteError {
             Self::Streams(e) => Some(e),
             Self::State(e) => Some(e),
             Self::Io { source, .. } => Some(source),
+            Self::Serve(e) => Some(e),
             _ => None,
         }
     }
@@ -139,6 +143,12 @@ impl std::error::Error for SuiteError {
 impl From<StreamsError> for SuiteError {
     fn from(e: StreamsError) -> Self {
         Self::Streams(e)
+    }
+}
+
+impl From<streams_state::serve::ServeError> for SuiteError {
+    fn from(e: streams_state::serve::ServeError) -> Self {
+        Self::Serve(e)
     }
 }
 
@@ -436,21 +446,56 @@ fn report(app: &KafkaStreams, said_processing: &mut bool) {
     say(&format!("progress processed={processed} lag={}", m.lag()));
 }
 
-/// Runs one app instance on the engine at `dir`/log with state in `dir`/state. With
-/// `exit_when_done` it returns once all input is processed and committed and the app is
-/// closed; otherwise it runs until killed (or fails).
+/// An app instance's broker: `streams serve` (or any Kafka-protocol broker) at `bootstrap`,
+/// the instance's state in `dir`/state-`instance`.
+#[derive(Debug, Clone)]
+pub(crate) struct KafkaTarget {
+    /// `bootstrap.servers`.
+    pub(crate) bootstrap: String,
+    /// The instance's number (its state directory).
+    pub(crate) instance: usize,
+}
+
+/// The group session timeout of the app's consumers on Kafka: a killed instance's
+/// partitions move after it.
+const SESSION_TIMEOUT_MS: &str = "6000";
+
+/// Runs one app instance: on the engine at `dir`/log with state in `dir`/state, or on the
+/// broker of `kafka`. With `exit_when_done` it returns once all input is processed and
+/// committed and the app is closed; otherwise it runs until killed (or fails).
 pub(crate) fn run_app(
     dir: &Path,
     guarantee: ProcessingGuarantee,
     exit_when_done: bool,
+    kafka: Option<&KafkaTarget>,
 ) -> Result<(), SuiteError> {
-    let engine = Arc::new(LogEngine::open(&dir.join("log"))?);
     // Commit interval: the guarantee's default (30 s at-least-once, 100 ms exactly-once);
     // caches on (the default 10 MiB).
-    let config = StreamsConfig::new(APP_ID)
-        .with_state_dir(dir.join("state"))
-        .with_processing_guarantee(guarantee);
-    let mut app = KafkaStreams::new(topology()?, config, engine)?;
+    let config = StreamsConfig::new(APP_ID).with_processing_guarantee(guarantee);
+    let mut app = match kafka {
+        None => {
+            let engine = Arc::new(LogEngine::open(&dir.join("log"))?);
+            KafkaStreams::new(
+                topology()?,
+                config.with_state_dir(dir.join("state")),
+                engine,
+            )?
+        }
+        Some(k) => {
+            let config = config
+                .with_state_dir(dir.join(format!("state-{}", k.instance)))
+                .with_bootstrap_servers([k.bootstrap.as_str()])
+                .with_client_property(
+                    ClientPrefix::Consumer,
+                    "session.timeout.ms",
+                    SESSION_TIMEOUT_MS,
+                )
+                .with_client_property(ClientPrefix::Consumer, "heartbeat.interval.ms", "500")
+                .with_client_property(ClientPrefix::Consumer, "fetch.wait.max.ms", "50")
+                .with_client_property(ClientPrefix::Producer, "linger.ms", "5");
+            KafkaStreams::from_config(topology()?, config)?
+        }
+    };
     app.set_state_listener(|new, _| {
         if new == StreamsState::Running {
             say("running");
@@ -517,6 +562,12 @@ pub(crate) struct DriveOptions {
     pub(crate) kill_after_max: Duration,
     /// How long the final run may take.
     pub(crate) final_timeout: Duration,
+    /// `Some(n)`: serve the engine over the Kafka protocol and run `n` instances through
+    /// librdkafka; `None`: one app process on the embedded engine.
+    pub(crate) instances: Option<usize>,
+    /// With `instances`: instead of killing an instance, stop it (`SIGSTOP`) this long,
+    /// past its session timeout, then resume it (`SIGCONT`): a zombie whose tasks moved.
+    pub(crate) pause_instead_of_kill: Option<Duration>,
 }
 
 impl DriveOptions {
@@ -533,6 +584,8 @@ impl DriveOptions {
             kill_after_min: Duration::from_millis(300),
             kill_after_max: Duration::from_millis(3_000),
             final_timeout: Duration::from_secs(1_800),
+            instances: None,
+            pause_instead_of_kill: None,
         }
     }
 }
@@ -585,6 +638,11 @@ pub(crate) enum KillPoint {
 /// What a drive found.
 #[derive(Debug, Clone)]
 pub(crate) struct Summary {
+    /// `embedded` (the app opens the engine) or `serve` (the engine over the Kafka
+    /// protocol, the app through librdkafka).
+    pub(crate) engine: &'static str,
+    /// App instances run at once.
+    pub(crate) instances: usize,
     /// The guarantee the app ran with.
     pub(crate) guarantee: ProcessingGuarantee,
     /// Kills done.
@@ -599,6 +657,8 @@ pub(crate) struct Summary {
     pub(crate) recoveries: Vec<Duration>,
     /// Where each kill came.
     pub(crate) kill_points: Vec<KillPoint>,
+    /// Instances paused and resumed instead of killed (zombies).
+    pub(crate) pauses: usize,
     /// Output records a read_uncommitted reader sees and a read_committed one does not
     /// (records of aborted transactions).
     pub(crate) uncommitted_output_records: usize,
@@ -669,7 +729,9 @@ impl Summary {
             })
             .collect();
         serde_json::json!({
-            "engine": "embedded",
+            "engine": self.engine,
+            "instances": self.instances,
+            "pauses": self.pauses,
             "guarantee": self.guarantee.as_str(),
             "kills": self.kills,
             "records_in": self.records_in,
@@ -837,7 +899,12 @@ fn kill_point(lines: &[(Duration, String)]) -> KillPoint {
 }
 
 /// The app's arguments for a run.
-fn app_args(dir: &Path, guarantee: ProcessingGuarantee, exit_when_done: bool) -> Vec<String> {
+fn app_args(
+    dir: &Path,
+    guarantee: ProcessingGuarantee,
+    exit_when_done: bool,
+    kafka: Option<&KafkaTarget>,
+) -> Vec<String> {
     let mut args = vec![
         "app".to_string(),
         "--dir".to_string(),
@@ -845,6 +912,14 @@ fn app_args(dir: &Path, guarantee: ProcessingGuarantee, exit_when_done: bool) ->
         "--guarantee".to_string(),
         guarantee.as_str().to_string(),
     ];
+    if let Some(k) = kafka {
+        args.extend([
+            "--bootstrap-servers".to_string(),
+            k.bootstrap.clone(),
+            "--instance".to_string(),
+            k.instance.to_string(),
+        ]);
+    }
     if exit_when_done {
         args.push("--exit-when-done".to_string());
     }
@@ -854,6 +929,10 @@ fn app_args(dir: &Path, guarantee: ProcessingGuarantee, exit_when_done: bool) ->
 /// Generates the input, kills the app `kills` times at seeded random moments, runs it to
 /// the end once more and checks every output. `app_command` makes the command that runs
 /// the app with the given arguments (this binary's `app` subcommand, or a test's child).
+///
+/// With `opts.instances` set, the engine is served over the Kafka protocol (`streams
+/// serve`, in this process) and that many app instances run as one group through
+/// librdkafka; each kill hits one of them at random, which is restarted at once.
 pub(crate) fn drive(
     opts: &DriveOptions,
     app_command: &dyn Fn(&[String]) -> Command,
@@ -863,66 +942,109 @@ pub(crate) fn drive(
     let events = generate_events(opts.records, opts.seed, opts.start_ms);
     generate(&opts.dir, &events)?;
     let mut rng = SplitMix::new(opts.seed ^ 0x6b69_6c6c);
-    let (min, max) = (
-        opts.kill_after_min.as_millis() as u64,
-        opts.kill_after_max.as_millis() as u64,
-    );
-    let mut recoveries = Vec::new();
-    let mut kill_points = Vec::new();
-    for i in 0..opts.kills {
-        let after = Duration::from_millis(min + rng.below(max.saturating_sub(min) + 1));
-        let mut run = Run::spawn(
-            app_command(&app_args(&opts.dir, opts.guarantee, false)),
-            logs.join(format!("run-{i:03}.log")),
-        )?;
-        if let Some(status) = run.wait_until(run.spawned + after)? {
-            let tail = run.log_tail();
-            return Err(SuiteError::Child(format!(
-                "run {i} exited by itself ({status}) before its kill\n{tail}"
-            )));
-        }
-        let lines = run.kill()?;
-        if i > 0
-            && let Some(t) = recovery(&lines)
-        {
-            recoveries.push(t);
-        }
-        let point = kill_point(&lines);
-        eprintln!(
-            "fault_suite: kill {}/{} after {} ms ({point:?}); time to first progress {}",
-            i + 1,
-            opts.kills,
-            after.as_millis(),
-            recovery(&lines).map_or("-".to_string(), |t| format!("{} ms", t.as_millis()))
-        );
-        kill_points.push(point);
-    }
-    let mut run = Run::spawn(
-        app_command(&app_args(&opts.dir, opts.guarantee, true)),
-        logs.join("final.log"),
-    )?;
-    let status = run.wait_until(run.spawned + opts.final_timeout)?;
-    let final_run = run.spawned.elapsed();
-    let tail = run.log_tail();
-    let lines = match status {
-        Some(s) if s.success() => run.finish(),
-        Some(s) => {
-            return Err(SuiteError::Child(format!(
-                "the final run failed ({s})\n{tail}"
-            )));
-        }
+    let mut kills = Kills::default();
+    let (engine, final_run, lines) = match opts.instances {
         None => {
-            let _ = run.kill();
-            return Err(SuiteError::Child(format!(
-                "the final run did not finish within {:?}\n{tail}",
-                opts.final_timeout
-            )));
+            for i in 0..opts.kills {
+                let after = kills.after(opts, &mut rng);
+                let mut run = Run::spawn(
+                    app_command(&app_args(&opts.dir, opts.guarantee, false, None)),
+                    logs.join(format!("run-{i:03}.log")),
+                )?;
+                if let Some(status) = run.wait_until(run.spawned + after)? {
+                    let tail = run.log_tail();
+                    return Err(SuiteError::Child(format!(
+                        "run {i} exited by itself ({status}) before its kill\n{tail}"
+                    )));
+                }
+                kills.record(opts, after, None, i > 0, run.kill()?);
+            }
+            let (final_run, lines) = final_run(
+                opts,
+                app_command(&app_args(&opts.dir, opts.guarantee, true, None)),
+                logs.join("final.log"),
+            )?;
+            (
+                Arc::new(LogEngine::open(&opts.dir.join("log"))?),
+                final_run,
+                lines,
+            )
+        }
+        Some(instances) => {
+            let engine = Arc::new(LogEngine::open(&opts.dir.join("log"))?);
+            let server = streams_state::serve::Server::start(engine.clone(), "127.0.0.1:0")?;
+            let target = |instance| KafkaTarget {
+                bootstrap: server.bootstrap_servers(),
+                instance,
+            };
+            let spawn = |instance: usize, n: usize| {
+                Run::spawn(
+                    app_command(&app_args(
+                        &opts.dir,
+                        opts.guarantee,
+                        false,
+                        Some(&target(instance)),
+                    )),
+                    logs.join(format!("instance-{instance}-run-{n:03}.log")),
+                )
+            };
+            let mut runs = Vec::with_capacity(instances);
+            for instance in 0..instances.max(1) {
+                runs.push((spawn(instance, 0)?, 0));
+            }
+            for _ in 0..opts.kills {
+                let after = kills.after(opts, &mut rng);
+                let victim = rng.below(runs.len() as u64) as usize;
+                std::thread::sleep(after);
+                for (instance, (run, _)) in runs.iter_mut().enumerate() {
+                    if let Some(status) = run.child.try_wait().map_err(io("waiting for the app"))? {
+                        let tail = run.log_tail();
+                        return Err(SuiteError::Child(format!(
+                            "instance {instance} exited by itself ({status})\n{tail}"
+                        )));
+                    }
+                }
+                if let Some(pause) = opts.pause_instead_of_kill {
+                    // A zombie: stopped past its session (and transaction) timeout while
+                    // the group moves its tasks, then resumed.
+                    let pid = runs[victim].0.child.id();
+                    signal(pid, "STOP")?;
+                    std::thread::sleep(pause);
+                    signal(pid, "CONT")?;
+                    kills.pauses += 1;
+                    eprintln!(
+                        "fault_suite: paused instance {victim} for {} ms, {} ms after the previous event",
+                        pause.as_millis(),
+                        after.as_millis()
+                    );
+                    continue;
+                }
+                let n = runs[victim].1 + 1;
+                let (old, first) = std::mem::replace(&mut runs[victim], (spawn(victim, n)?, n));
+                kills.record(opts, after, Some(victim), first > 0, old.kill()?);
+            }
+            // The last runs are killed too; one instance then runs to the end alone.
+            for (run, n) in runs {
+                let lines = run.kill()?;
+                if n > 0
+                    && let Some(t) = recovery(&lines)
+                {
+                    kills.recoveries.push(t);
+                }
+            }
+            let (final_run, lines) = final_run(
+                opts,
+                app_command(&app_args(&opts.dir, opts.guarantee, true, Some(&target(0)))),
+                logs.join("final.log"),
+            )?;
+            server.shutdown();
+            (engine, final_run, lines)
         }
     };
     if opts.kills > 0
         && let Some(t) = recovery(&lines)
     {
-        recoveries.push(t);
+        kills.recoveries.push(t);
     }
     let final_run_dropped = lines
         .iter()
@@ -937,7 +1059,6 @@ pub(crate) fn drive(
         final_run.as_millis()
     );
 
-    let engine = LogEngine::open(&opts.dir.join("log"))?;
     let mut outputs = BTreeMap::new();
     let mut uncommitted_output_records = 0;
     for topic in OUTPUTS {
@@ -959,16 +1080,110 @@ pub(crate) fn drive(
         outputs.insert(topic, check);
     }
     Ok(Summary {
+        engine: if opts.instances.is_some() {
+            "serve"
+        } else {
+            "embedded"
+        },
+        instances: opts.instances.unwrap_or(1),
         guarantee: opts.guarantee,
-        kills: opts.kills,
+        kills: kills.done,
         records_in: events.values().map(Vec::len).sum(),
         outputs,
-        recoveries,
-        kill_points,
+        recoveries: kills.recoveries,
+        kill_points: kills.points,
+        pauses: kills.pauses,
         uncommitted_output_records,
         final_run_dropped,
         final_run,
     })
+}
+
+/// Sends `SIGSTOP` or `SIGCONT` (`signal`) to process `pid` (with `kill(1)`).
+fn signal(pid: u32, signal: &str) -> Result<(), SuiteError> {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .map_err(io(format!("sending SIG{signal} to {pid}")))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(SuiteError::Child(format!(
+            "kill -{signal} {pid} failed ({status})"
+        )))
+    }
+}
+
+/// What the kills of a drive found.
+#[derive(Default)]
+struct Kills {
+    done: usize,
+    pauses: usize,
+    recoveries: Vec<Duration>,
+    points: Vec<KillPoint>,
+}
+
+impl Kills {
+    /// How long until the next kill (seeded).
+    fn after(&self, opts: &DriveOptions, rng: &mut SplitMix) -> Duration {
+        let (min, max) = (
+            opts.kill_after_min.as_millis() as u64,
+            opts.kill_after_max.as_millis() as u64,
+        );
+        Duration::from_millis(min + rng.below(max.saturating_sub(min) + 1))
+    }
+
+    /// Records a kill of a run that printed `lines` (`restarted`: the run followed a kill,
+    /// so its time to first progress is a recovery).
+    fn record(
+        &mut self,
+        opts: &DriveOptions,
+        after: Duration,
+        instance: Option<usize>,
+        restarted: bool,
+        lines: Vec<(Duration, String)>,
+    ) {
+        self.done += 1;
+        if restarted && let Some(t) = recovery(&lines) {
+            self.recoveries.push(t);
+        }
+        let point = kill_point(&lines);
+        eprintln!(
+            "fault_suite: kill {}/{}{} after {} ms ({point:?}); time to first progress {}",
+            self.done,
+            opts.kills,
+            instance.map_or(String::new(), |i| format!(" of instance {i}")),
+            after.as_millis(),
+            recovery(&lines).map_or("-".to_string(), |t| format!("{} ms", t.as_millis()))
+        );
+        self.points.push(point);
+    }
+}
+
+/// Runs the app to the end (`command` has `--exit-when-done`); its duration and lines.
+fn final_run(
+    opts: &DriveOptions,
+    command: Command,
+    log: PathBuf,
+) -> Result<(Duration, Vec<(Duration, String)>), SuiteError> {
+    let mut run = Run::spawn(command, log)?;
+    let status = run.wait_until(run.spawned + opts.final_timeout)?;
+    let took = run.spawned.elapsed();
+    let tail = run.log_tail();
+    match status {
+        Some(s) if s.success() => Ok((took, run.finish())),
+        Some(s) => Err(SuiteError::Child(format!(
+            "the final run failed ({s})\n{tail}"
+        ))),
+        None => {
+            let _ = run.kill();
+            Err(SuiteError::Child(format!(
+                "the final run did not finish within {:?}\n{tail}",
+                opts.final_timeout
+            )))
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1224,15 +1439,21 @@ USAGE:
   fault_suite generate --dir D [--records N] [--seed S] [--start-ms MS]
       write the deterministic input (N >= 200000, default 200000) into the engine at D/log
   fault_suite app --dir D --guarantee at_least_once|exactly_once_v2 [--exit-when-done]
-      run one app instance on D/log (state in D/state); with --exit-when-done exit 0 once
-      all input is processed and committed, after a clean close
+                  [--bootstrap-servers HOST:PORT [--instance I]]
+      run one app instance on D/log (state in D/state), or on a Kafka-protocol broker
+      (state in D/state-I); with --exit-when-done exit 0 once all input is processed and
+      committed, after a clean close
   fault_suite drive --dir D --kills K --guarantee G [--seed S] [--records N]
                     [--start-ms MS] [--kill-min-ms A] [--kill-max-ms B]
-                    [--final-timeout-secs T]
+                    [--final-timeout-secs T] [--instances N [--pause-ms P]]
       generate, SIGKILL the app K times A..B ms (default 300..3000, seeded) after each
-      start, run it to the end,
-      check every output; prints one JSON line; exits 1 on a lost result, or a duplicated
-      one under exactly_once_v2
+      start, run it to the end, check every output; prints one JSON line; exits 1 on a
+      lost result, or a duplicated one under exactly_once_v2. With --instances N the
+      engine is served over the Kafka protocol (streams serve, in the driver) and N app
+      instances run as one group through librdkafka: each kill hits one at random, A..B ms
+      after the previous kill, and it is restarted at once; at the end all are killed and
+      one runs to the end alone. With --pause-ms P an instance is not killed but stopped
+      (SIGSTOP) for P ms, past its session timeout, and resumed: a zombie
 ";
 
 /// Flags of a subcommand.
@@ -1332,8 +1553,15 @@ pub(crate) fn run_cli(args: &[String]) -> Result<i32, SuiteError> {
             let dir = PathBuf::from(f.required("--dir")?);
             let guarantee = parse_guarantee(&f.required("--guarantee")?)?;
             let exit_when_done = f.has("--exit-when-done");
+            let kafka = match f.take("--bootstrap-servers") {
+                Some(bootstrap) => Some(KafkaTarget {
+                    bootstrap,
+                    instance: f.number("--instance")?.unwrap_or(0),
+                }),
+                None => None,
+            };
             f.done()?;
-            run_app(&dir, guarantee, exit_when_done)?;
+            run_app(&dir, guarantee, exit_when_done, kafka.as_ref())?;
             Ok(0)
         }
         "drive" => {
@@ -1364,6 +1592,16 @@ pub(crate) fn run_cli(args: &[String]) -> Result<i32, SuiteError> {
             }
             if let Some(t) = f.number("--final-timeout-secs")? {
                 opts.final_timeout = Duration::from_secs(t);
+            }
+            opts.instances = f.number("--instances")?;
+            opts.pause_instead_of_kill = f.number("--pause-ms")?.map(Duration::from_millis);
+            if opts.pause_instead_of_kill.is_some() && opts.instances.is_none() {
+                return Err(SuiteError::Usage(
+                    "--pause-ms needs --instances".to_string(),
+                ));
+            }
+            if opts.instances == Some(0) {
+                return Err(SuiteError::Usage("--instances 0: at least 1".to_string()));
             }
             f.done()?;
             let exe = std::env::current_exe().map_err(io("finding this program"))?;

@@ -1320,8 +1320,10 @@ impl Consumer for KafkaConsumer {
             if out.len() >= self.max_records {
                 return Ok(out);
             }
-            let now = Instant::now();
-            if (!got && !out.is_empty()) || now >= deadline {
+            // Records keep coming without waiting: taken up to `max.poll.records` even
+            // past the deadline (a zero timeout would otherwise take one record per poll).
+            let past = Instant::now() >= deadline;
+            if (!got && (past || !out.is_empty())) || (past && out.is_empty()) {
                 if out.is_empty() {
                     self.move_past_markers();
                 }
