@@ -467,6 +467,57 @@ fn every_advertised_api_answers_at_every_advertised_version() {
     );
 }
 
+/// A frame of `api` at `version`: a request header, then `body` as it is.
+fn raw_frame(api: ApiKey, version: i16, body: &[u8]) -> Bytes {
+    let mut buf = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(api as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(5)
+        .with_client_id(Some(s("unit")))
+        .encode(&mut buf, api.request_header_version(version))
+        .unwrap();
+    buf.put_slice(body);
+    buf.freeze()
+}
+
+/// Element counts claiming billions of elements in a few bytes: the decoder preallocated
+/// room for them and the failed allocation aborted the whole process (this test's too)
+/// until kafka-protocol was patched (streams-state/vendor/README.md). Now the request is
+/// refused like any other that does not decode.
+#[test]
+fn huge_element_counts_get_errors_not_an_abort() {
+    let (_dir, _engine, server) = start();
+    let metadata = versions(ApiKey::Metadata);
+    let (plain, flexible) = (*metadata.start(), *metadata.end());
+    assert!(plain < 9 && flexible >= 9, "{metadata:?}");
+    let mut frames = vec![
+        // Metadata's topics: an array of i32::MAX names (4 bytes), and nothing after.
+        raw_frame(ApiKey::Metadata, plain, &i32::MAX.to_be_bytes()),
+        // The same as a compact array: 2^32 - 2 elements (a 5-byte varint).
+        raw_frame(ApiKey::Metadata, flexible, &[0xff, 0xff, 0xff, 0xff, 0x0f]),
+    ];
+    // A count that fits in the frame but not in the bytes left after it.
+    let mut body = BytesMut::new();
+    body.put_i32(1 << 20);
+    body.put_slice(&[0; 64]);
+    frames.push(raw_frame(ApiKey::Metadata, plain, &body));
+    for frame in &frames {
+        let mut c = connect(&server);
+        send_frame(&mut c, frame);
+        assert!(read_frame(&mut c).is_none(), "closed after {frame:?}");
+    }
+    // The server (and this process) live on.
+    let mut c = connect(&server);
+    let r: ApiVersionsResponse = call(
+        &mut c,
+        ApiKey::ApiVersions,
+        3,
+        &ApiVersionsRequest::default(),
+    );
+    assert_eq!(r.error_code, 0);
+}
+
 #[test]
 fn what_is_not_served_closes_the_connection_and_the_server_goes_on() {
     let (_dir, _engine, server) = start();
