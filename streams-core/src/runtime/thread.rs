@@ -30,6 +30,13 @@ const TASK_SKEW_MS: i64 = 1000;
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often a transaction's commit that timed out is tried again before the thread fails.
 const COMMIT_RETRIES: u32 = 3;
+/// A commit taking longer than this is logged at WARN (see docs/TRACING.md).
+const SLOW_COMMIT: Duration = Duration::from_secs(1);
+
+/// `d` in whole milliseconds, for log fields.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
 
 /// What a thread has to do next, apart from reading new records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +63,8 @@ struct Active {
     e2e_latency_ms: Option<i64>,
     /// End-to-end latencies since the last metrics publish (`metrics_export`).
     e2e: crate::metrics_export::LatencyWindow,
+    /// When the task opened (its restoration started), for the "task restored" line.
+    restore_started: Instant,
 }
 
 /// A standby task: stores following changelogs, never processing.
@@ -104,6 +113,45 @@ struct TaskManager {
     /// The consumer's group metadata as of the last poll, for the transaction's offsets
     /// (the rebalance listener has no access to the consumer).
     group_metadata: Option<GroupMetadata>,
+    /// The stream thread's span (`stream_thread`): the parent of the task spans.
+    thread_span: tracing::Span,
+    /// The `task` spans of this loop iteration (enabled ones only): one span per task per
+    /// iteration, entered around each piece of the task's work (see `task_span`).
+    task_spans: Vec<(TaskId, tracing::Span)>,
+    /// The rebalance under way, for its log line.
+    rebalance: RebalanceLog,
+}
+
+/// What a rebalance did, gathered by the rebalance listener and logged once by the thread
+/// after the poll that completed it (the generation is the consumer's).
+#[derive(Debug, Default)]
+struct RebalanceLog {
+    /// When it started: the revocation, or the subscription (joining the group).
+    started: Option<Instant>,
+    /// Partitions and active tasks revoked since it started.
+    revoked_partitions: usize,
+    revoked_tasks: usize,
+    /// The finished rebalance, to log.
+    done: Option<Rebalanced>,
+}
+
+/// A finished rebalance (see [`RebalanceLog`]).
+#[derive(Debug)]
+struct Rebalanced {
+    duration: Duration,
+    revoked_partitions: usize,
+    revoked_tasks: usize,
+    assigned_partitions: usize,
+    /// Active tasks after it.
+    active_tasks: usize,
+    /// Tasks kept from before the rebalance (suspended, then resumed).
+    resumed: usize,
+    /// Tasks opened (restoring first).
+    opened: usize,
+    /// Suspended tasks that did not come back, closed.
+    closed: usize,
+    /// Assigned tasks waiting for their directory.
+    pending: usize,
 }
 
 /// One stream thread (see the [module docs](self)).
@@ -174,6 +222,10 @@ impl StreamThread {
             announce: None,
             purge_failed: false,
             instance: instance.clone(),
+            // `spawn_thread` entered the thread's span before creating the thread.
+            thread_span: tracing::Span::current(),
+            task_spans: Vec::new(),
+            rebalance: RebalanceLog::default(),
         };
         Ok(Self {
             instance,
@@ -198,6 +250,7 @@ impl StreamThread {
     pub(crate) fn run(&mut self) -> Result<()> {
         let topics: Vec<String> = self.instance.source_of.keys().cloned().collect();
         self.consumer.subscribe(&topics)?;
+        self.tm.rebalance.started = Some(Instant::now());
         self.report();
         let interval = Duration::from_millis(self.instance.config.commit_interval_ms());
         let poll_ms = Duration::from_millis(self.instance.config.poll_ms());
@@ -205,7 +258,10 @@ impl StreamThread {
         let shared = self.instance.shared.clone();
         let result = (|| -> Result<()> {
             while !shared.stop.load(Ordering::SeqCst) {
-                match self.run_once(&mut last_commit, interval, poll_ms) {
+                let round = self.run_once(&mut last_commit, interval, poll_ms);
+                // The iteration's task spans close.
+                self.tm.task_spans.clear();
+                match round {
                     Err(StreamsError::Client(e)) if self.tm.eos && e.is_task_migrated() => {
                         self.recover_task_migrated(&topics, e)?;
                     }
@@ -256,6 +312,9 @@ impl StreamThread {
         let records = self.consumer.poll(timeout, &mut self.tm)?;
         if self.tm.eos {
             self.tm.group_metadata = self.consumer.group_metadata();
+        }
+        if let Some(done) = self.tm.rebalance.done.take() {
+            self.log_rebalance(&done);
         }
         self.polls += 1;
         let poll_took = t0.elapsed();
@@ -333,8 +392,28 @@ impl StreamThread {
         }
         self.tm.close_dirty()?;
         self.consumer.subscribe(topics)?;
+        self.tm.rebalance.started = Some(Instant::now());
         self.dirty = false;
         Ok(())
+    }
+
+    /// Logs a finished rebalance once, at INFO: how long it took and what moved.
+    fn log_rebalance(&self, r: &Rebalanced) {
+        let generation = self.consumer.group_metadata().map_or(-1, |g| g.generation);
+        tracing::info!(
+            thread = %self.name,
+            generation,
+            revoked_partitions = r.revoked_partitions,
+            revoked_tasks = r.revoked_tasks,
+            assigned_partitions = r.assigned_partitions,
+            active_tasks = r.active_tasks,
+            resumed = r.resumed,
+            opened = r.opened,
+            closed = r.closed,
+            pending = r.pending,
+            duration_ms = millis(r.duration),
+            "partitions assigned"
+        );
     }
 
     /// Places this thread's standbys by the group view: the announced one where the
@@ -367,6 +446,7 @@ impl StreamThread {
             // Nothing processed, nothing sent: the offsets are those committed.
             return Ok(());
         }
+        let _span = tracing::debug_span!("commit", tasks = ids.len()).entered();
         let offsets = self.tm.prepare_commit(&ids)?;
         if self.tm.eos {
             self.tm.group_metadata = self.consumer.group_metadata();
@@ -378,6 +458,14 @@ impl StreamThread {
         self.tm.checkpoint_standbys()?;
         self.commits += 1;
         let commit_took = t0.elapsed();
+        if commit_took >= SLOW_COMMIT {
+            tracing::warn!(
+                thread = %self.name,
+                tasks = ids.len(),
+                duration_ms = millis(commit_took),
+                "commit took longer than 1 s"
+            );
+        }
         self.commit_time += commit_took;
         self.metrics.on_commit(commit_took);
         self.dirty = false;
@@ -483,6 +571,27 @@ impl StreamThread {
 }
 
 impl TaskManager {
+    /// The `task` span of `id` for this loop iteration (fields `task_id`, `partition`),
+    /// child of the thread's span: created on first use in the iteration, then the same
+    /// span again, so a task has at most one span per iteration however often it is
+    /// entered. A DEBUG span: when the subscriber filters it out, this is a level check
+    /// (the callsite's cached interest) and nothing is allocated or kept.
+    fn task_span(&mut self, id: TaskId) -> tracing::Span {
+        if let Some((_, span)) = self.task_spans.iter().find(|(t, _)| *t == id) {
+            return span.clone();
+        }
+        let span = tracing::debug_span!(
+            parent: &self.thread_span,
+            "task",
+            task_id = %id,
+            partition = id.partition
+        );
+        if !span.is_disabled() {
+            self.task_spans.push((id, span.clone()));
+        }
+        span
+    }
+
     /// Applies the production handler to what a producer poll or flush reported: failed
     /// deliveries fail the thread, or (`continue`) are logged, counted and skipped.
     fn delivered(&mut self, result: crate::client::ClientResult<()>) -> Result<()> {
@@ -655,6 +764,9 @@ impl TaskManager {
             let Some((_, id)) = oldest else {
                 break;
             };
+            // One span around the batch (up to `PROCESS_BATCH` records), never per record.
+            let span = self.task_span(id);
+            let _entered = span.enter();
             let Some(a) = self.active.get_mut(&id) else {
                 break;
             };
@@ -687,12 +799,18 @@ impl TaskManager {
         let mut fired = false;
         let ids: Vec<TaskId> = self.active.keys().copied().collect();
         for id in ids {
+            if !self
+                .active
+                .get(&id)
+                .is_some_and(|a| a.state == TaskState::Running)
+            {
+                continue;
+            }
+            let span = self.task_span(id);
+            let _entered = span.enter();
             let Some(a) = self.active.get_mut(&id) else {
                 continue;
             };
-            if a.state != TaskState::Running {
-                continue;
-            }
             fired |= a.task.punctuate_wall_clock(now)?;
             let out = a.task.take_output();
             self.route(out)?;
@@ -835,12 +953,18 @@ impl TaskManager {
         let mut offsets = Vec::new();
         let mut flushed = Vec::new();
         for id in ids {
+            if !self
+                .active
+                .get(id)
+                .is_some_and(|a| a.state == TaskState::Running)
+            {
+                continue;
+            }
+            let span = self.task_span(*id);
+            let _entered = span.enter();
             let Some(a) = self.active.get_mut(id) else {
                 continue;
             };
-            if a.state != TaskState::Running {
-                continue;
-            }
             a.task.flush()?;
             let out = a.task.take_output();
             self.route(out)?;
@@ -849,6 +973,8 @@ impl TaskManager {
         let flushed_all = self.producer.flush(FLUSH_TIMEOUT);
         self.delivered(flushed_all)?;
         for id in flushed {
+            let span = self.task_span(id);
+            let _entered = span.enter();
             if self.eos {
                 // No checkpoint while processing: a crash restores from the changelogs.
                 if let Some(a) = self.active.get_mut(&id) {
@@ -938,6 +1064,7 @@ impl TaskManager {
                 paused: BTreeSet::new(),
                 e2e_latency_ms: None,
                 e2e: Default::default(),
+                restore_started: Instant::now(),
             }));
         }
         let Some(lock) = self.instance.locks.try_lock(id) else {
@@ -959,6 +1086,7 @@ impl TaskManager {
             paused: BTreeSet::new(),
             e2e_latency_ms: None,
             e2e: Default::default(),
+            restore_started: Instant::now(),
         }))
     }
 
@@ -990,6 +1118,8 @@ impl TaskManager {
     /// lost records) does not describe the stores: the task's state is wiped and restored
     /// from the start, with a warning.
     fn start_restoring(&mut self, id: TaskId) -> Result<()> {
+        let span = self.task_span(id);
+        let _entered = span.enter();
         let Some(a) = self.active.get_mut(&id) else {
             return Ok(());
         };
@@ -1058,6 +1188,8 @@ impl TaskManager {
     fn retry_pending(&mut self) -> Result<()> {
         let pending: Vec<TaskId> = self.pending.iter().copied().collect();
         for id in pending {
+            let span = self.task_span(id);
+            let _entered = span.enter();
             if let Some(a) = self.open_active(id)? {
                 self.pending.remove(&id);
                 self.active.insert(id, a);
@@ -1073,10 +1205,16 @@ impl TaskManager {
         // A restoring task with nothing (left) to restore runs.
         let ids: Vec<TaskId> = self.active.keys().copied().collect();
         for id in &ids {
-            if let Some(a) = self.active.get_mut(id)
-                && a.state == TaskState::Restoring
-                && a.restoring.is_empty()
+            if !self
+                .active
+                .get(id)
+                .is_some_and(|a| a.state == TaskState::Restoring && a.restoring.is_empty())
             {
+                continue;
+            }
+            let span = self.task_span(*id);
+            let _entered = span.enter();
+            if let Some(a) = self.active.get_mut(id) {
                 a.task.init()?;
                 if self.eos {
                     a.task.remove_checkpoint()?;
@@ -1085,7 +1223,15 @@ impl TaskManager {
                 self.instance
                     .set_queryable(*id, Some(a.task.ctx.stores.clone()));
                 self.reassigned = true;
-                tracing::info!(task = %id, restored = a.restored, "task restored, running");
+                // Once per restoration: the task leaves `Restoring` here.
+                tracing::info!(
+                    task = %id,
+                    partition = id.partition,
+                    restored = a.restored,
+                    restore_total = a.restore_total,
+                    duration_ms = millis(a.restore_started.elapsed()),
+                    "task restored, running"
+                );
             }
         }
         if std::mem::take(&mut self.reassigned) {
@@ -1136,6 +1282,8 @@ impl TaskManager {
                 subtopology: self.changelog_subtopology(&tp.topic)?,
                 partition: tp.partition,
             };
+            let span = self.task_span(id);
+            let _entered = span.enter();
             if let Some(a) = self.active.get_mut(&id)
                 && let Some((next, end)) = a.restoring.get_mut(&cp)
             {
@@ -1367,6 +1515,11 @@ impl RebalanceListener for TaskManager {
         &mut self,
         partitions: &[TopicPartition],
     ) -> Result<Vec<(TopicPartition, i64)>> {
+        let _span =
+            tracing::info_span!("rebalance", phase = "revoke", partitions = partitions.len())
+                .entered();
+        self.rebalance.started.get_or_insert_with(Instant::now);
+        self.rebalance.revoked_partitions += partitions.len();
         let ids: BTreeSet<TaskId> = partitions
             .iter()
             .filter_map(|tp| self.task_of(tp))
@@ -1375,6 +1528,7 @@ impl RebalanceListener for TaskManager {
             .into_iter()
             .filter(|id| self.active.contains_key(id))
             .collect();
+        self.rebalance.revoked_tasks += ids.len();
         // Commit what was processed; records queued but not processed are read again by
         // whoever gets the partitions. Under exactly_once_v2 the thread's one transaction
         // holds every task's output: all of them commit, and the consumer commits nothing.
@@ -1400,6 +1554,8 @@ impl RebalanceListener for TaskManager {
             offsets
         };
         for id in ids {
+            let span = self.task_span(id);
+            let _entered = span.enter();
             self.instance.set_queryable(id, None);
             if let Some(mut a) = self.active.remove(&id) {
                 a.task.clear_queues();
@@ -1425,6 +1581,11 @@ impl RebalanceListener for TaskManager {
     }
 
     fn on_partitions_assigned(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        let _span =
+            tracing::info_span!("rebalance", phase = "assign", partitions = partitions.len())
+                .entered();
+        let assign_started = Instant::now();
+        let (mut resumed, mut opened, mut closed) = (0, 0, 0);
         let wanted: BTreeSet<TaskId> = partitions
             .iter()
             .filter_map(|tp| self.task_of(tp))
@@ -1438,11 +1599,16 @@ impl RebalanceListener for TaskManager {
             .copied()
             .collect();
         for id in gone {
+            let span = self.task_span(id);
+            let _entered = span.enter();
             if let Some(mut a) = self.suspended.remove(&id) {
                 a.task.close()?;
+                closed += 1;
             }
         }
         for id in wanted {
+            let span = self.task_span(id);
+            let _entered = span.enter();
             if let Some(mut a) = self.suspended.remove(&id) {
                 if self.eos {
                     a.task.remove_checkpoint()?;
@@ -1451,12 +1617,14 @@ impl RebalanceListener for TaskManager {
                 self.instance
                     .set_queryable(id, Some(a.task.ctx.stores.clone()));
                 self.active.insert(id, a);
+                resumed += 1;
                 continue;
             }
             match self.open_active(id)? {
                 Some(a) => {
                     self.active.insert(id, a);
                     self.start_restoring(id)?;
+                    opened += 1;
                 }
                 None => {
                     self.pending.insert(id);
@@ -1468,11 +1636,19 @@ impl RebalanceListener for TaskManager {
         if self.instance.announcements.is_some() {
             self.announce = Some(partitions.to_vec());
         }
-        tracing::info!(
-            active = self.active.len(),
-            pending = self.pending.len(),
-            "partitions assigned"
-        );
+        // Logged by the thread after the poll, with the consumer's generation.
+        let started = self.rebalance.started.take().unwrap_or(assign_started);
+        self.rebalance.done = Some(Rebalanced {
+            duration: started.elapsed(),
+            revoked_partitions: std::mem::take(&mut self.rebalance.revoked_partitions),
+            revoked_tasks: std::mem::take(&mut self.rebalance.revoked_tasks),
+            assigned_partitions: partitions.len(),
+            active_tasks: self.active.len(),
+            resumed,
+            opened,
+            closed,
+            pending: self.pending.len(),
+        });
         Ok(())
     }
 }
