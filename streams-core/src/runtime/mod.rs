@@ -40,6 +40,7 @@
 //! # std::fs::remove_dir_all(&dir).unwrap();
 //! ```
 
+pub mod async_api;
 mod global;
 mod membership;
 mod thread;
@@ -279,6 +280,34 @@ impl Shared {
 
     fn fail(&self, e: String) {
         lock(&self.inner).error.get_or_insert(e);
+    }
+
+    /// One check of `wait_until_caught_up` (shared with its async form in `async_api`):
+    /// whether the instance is caught up, with `seen` carried from one check to the next.
+    /// Caught up must hold over two more reports of every thread: one thread's output may
+    /// still be on its way to another's input when both last reported.
+    fn caught_up(&self, seen: &mut Option<BTreeMap<usize, u64>>) -> Result<bool> {
+        let inner = lock(&self.inner);
+        if let Some(e) = &inner.error {
+            return Err(StreamsError::Stopped { cause: e.clone() });
+        }
+        let now_caught_up = inner.state == Some(StreamsState::Running)
+            && !inner.threads.is_empty()
+            && inner.threads.values().all(|t| t.caught_up);
+        let reports: BTreeMap<usize, u64> =
+            inner.threads.iter().map(|(k, t)| (*k, t.reports)).collect();
+        match seen.as_ref() {
+            _ if !now_caught_up => *seen = None,
+            None => *seen = Some(reports),
+            Some(before) => {
+                let stable = reports.len() == before.len()
+                    && reports
+                        .iter()
+                        .all(|(k, n)| before.get(k).is_some_and(|b| *n >= b + 2));
+                return Ok(stable);
+            }
+        }
+        Ok(false)
     }
 }
 
@@ -841,33 +870,10 @@ impl KafkaStreams {
 
     fn wait_caught_up(&self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
-        // Caught up must hold over two more reports of every thread: one thread's output
-        // may still be on its way to another's input when both last reported.
-        let mut seen: Option<BTreeMap<usize, u64>> = None;
+        let mut seen = None;
         loop {
-            {
-                let inner = lock(&self.shared.inner);
-                if let Some(e) = &inner.error {
-                    return Err(StreamsError::Stopped { cause: e.clone() });
-                }
-                let now_caught_up = inner.state == Some(StreamsState::Running)
-                    && !inner.threads.is_empty()
-                    && inner.threads.values().all(|t| t.caught_up);
-                let reports: BTreeMap<usize, u64> =
-                    inner.threads.iter().map(|(k, t)| (*k, t.reports)).collect();
-                match (&seen, now_caught_up) {
-                    (_, false) => seen = None,
-                    (None, true) => seen = Some(reports),
-                    (Some(before), true) => {
-                        let stable = reports.len() == before.len()
-                            && reports
-                                .iter()
-                                .all(|(k, n)| before.get(k).is_some_and(|b| *n >= b + 2));
-                        if stable {
-                            return Ok(());
-                        }
-                    }
-                }
+            if self.shared.caught_up(&mut seen)? {
+                return Ok(());
             }
             if Instant::now() >= deadline {
                 return Err(StreamsError::Timeout {
@@ -1063,6 +1069,9 @@ fn spawn_thread(instance: &Arc<Instance>) -> Result<()> {
     let handle = std::thread::Builder::new()
         .name(name)
         .spawn(move || {
+            // The thread's span, entered for its whole life (see docs/TRACING.md): its task
+            // spans are children of it.
+            let _span = tracing::info_span!("stream_thread", thread = %thread_name).entered();
             let shared = inst.shared.clone();
             let result = thread::StreamThread::new(inst.clone(), slot, thread_name.clone())
                 .and_then(|mut t| t.run());
