@@ -7,7 +7,9 @@
 //!   every second), what a user would write without the framework;
 //! - W1 stateless and W2 count through `KafkaStreams` (one stream thread, commit every
 //!   second, cache 10 MiB), timed from `start()` until every record is processed and
-//!   `close()` has committed and flushed the output.
+//!   `close()` has committed and flushed the output;
+//! - W2 under `exactly_once_v2` (100 ms commits, each a transaction) where the broker
+//!   commits transactions (`KAFKA_BENCH_BOOTSTRAP`, e.g. `streams serve`; not tansu).
 //!
 //! The broker is tansu with its memory engine (sqlite is the bottleneck at about 30k
 //! records/s), started on 127.0.0.1 by the benchmark: `$STREAMS_TANSU`, else
@@ -36,6 +38,7 @@ use streams_core::client::kafka::KafkaClients;
 use streams_core::client::{
     ClientSupplier, NewTopic, NoRebalanceListener, OutgoingRecord, TopicPartition,
 };
+use streams_core::config::ProcessingGuarantee;
 use streams_core::partitioner::partition_for_key;
 use streams_core::prelude::*;
 use streams_core::runtime::{KafkaStreams, StreamsState};
@@ -223,9 +226,16 @@ fn framework(
     topology: Topology,
     target: u64,
     purge: bool,
+    eos: bool,
 ) -> BoxResult<f64> {
     let dir = tempfile::tempdir()?;
-    let config = config(bootstrap, app, dir.path(), purge);
+    let mut config = config(bootstrap, app, dir.path(), purge);
+    if eos {
+        // Kafka Streams' exactly-once setup: 100 ms commits, each a transaction.
+        config = config
+            .with_processing_guarantee(ProcessingGuarantee::ExactlyOnceV2)
+            .with_commit_interval(Duration::from_millis(100));
+    }
     let clients = KafkaClients::new(&config)?;
     let mut streams = KafkaStreams::with_clients(topology, config, Arc::new(clients))?;
     let t0 = Instant::now();
@@ -292,6 +302,7 @@ fn main() -> BoxResult<()> {
     eprintln!("pre-filled {n} page views in {:.1?}", t0.elapsed());
 
     let (mut w0, mut hand, mut fw1, mut fw2) = (vec![], vec![], vec![], vec![]);
+    let mut fw2eos = Vec::new();
     for run in 0..runs {
         let secs = read_all(&clients, n)?;
         w0.push(n as f64 / secs);
@@ -306,7 +317,7 @@ fn main() -> BoxResult<()> {
         let app = format!("kw1-{run}");
         let out = format!("{app}-out");
         admin.create_topic(&NewTopic::new(&out, PARTITIONS))?;
-        let secs = framework(&bootstrap, &app, w1(&out)?, n as u64, purge)?;
+        let secs = framework(&bootstrap, &app, w1(&out)?, n as u64, purge, false)?;
         fw1.push(n as f64 / secs);
         eprintln!("run {run}: W1 {}/s", rate(n as f64 / secs));
 
@@ -314,7 +325,7 @@ fn main() -> BoxResult<()> {
         let out = format!("{app}-out");
         admin.create_topic(&NewTopic::new(&out, PARTITIONS))?;
         // Every input record, then each again from the repartition topic.
-        let secs = framework(&bootstrap, &app, w2(&out)?, 2 * n as u64, purge)?;
+        let secs = framework(&bootstrap, &app, w2(&out)?, 2 * n as u64, purge, false)?;
         fw2.push(n as f64 / secs);
         eprintln!(
             "run {run}: W2 {}/s ({:.2} of hand-written W1 for W1), load {}",
@@ -322,6 +333,22 @@ fn main() -> BoxResult<()> {
             fw1[run] / hand[run],
             loadavg()
         );
+
+        // W2 under exactly_once_v2, where the broker commits transactions (not tansu 0.6:
+        // no EndTxn).
+        if tansu.is_none() {
+            let app = format!("kw2eos-{run}");
+            let out = format!("{app}-out");
+            admin.create_topic(&NewTopic::new(&out, PARTITIONS))?;
+            let secs = framework(&bootstrap, &app, w2(&out)?, 2 * n as u64, purge, true)?;
+            fw2eos.push(n as f64 / secs);
+            eprintln!(
+                "run {run}: W2 exactly_once_v2 {}/s ({:.2} of at_least_once W2), load {}",
+                rate(n as f64 / secs),
+                fw2eos[run] / fw2[run],
+                loadavg()
+            );
+        }
     }
 
     let mut out = std::io::stdout().lock();
@@ -337,7 +364,11 @@ fn main() -> BoxResult<()> {
         ("W1 hand-written rdkafka loop", &hand),
         ("W1 stateless (framework)", &fw1),
         ("W2 count (framework)", &fw2),
+        ("W2 count, exactly_once_v2 (framework)", &fw2eos),
     ] {
+        if rates.is_empty() {
+            continue;
+        }
         let (median, min, max) = stats(rates);
         writeln!(
             out,
