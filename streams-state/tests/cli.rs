@@ -1,48 +1,18 @@
 //! The `streams` command-line tool, run as a process on a temporary data directory.
 #![allow(clippy::unwrap_used)]
 
-use std::io::Write;
+mod common;
+
+use common::{Out, run as raw};
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use streams_state::{LogEngine, partition_for_key};
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
 
 /// Runs `streams --data-dir <dir> <args>` with `stdin`.
 fn streams(dir: &Path, args: &[&str], stdin: &str) -> Out {
     let mut all = vec!["--data-dir", dir.to_str().unwrap()];
     all.extend_from_slice(args);
     raw(&all, stdin, None)
-}
-
-fn raw(args: &[&str], stdin: &str, env_dir: Option<&Path>) -> Out {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_streams"));
-    cmd.args(args)
-        .env_remove("STREAMS_DATA_DIR")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(d) = env_dir {
-        cmd.env("STREAMS_DATA_DIR", d);
-    }
-    let mut child = cmd.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    Out {
-        code: out.status.code().unwrap(),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
 }
 
 /// Runs a command that must succeed; returns its stdout.

@@ -3,44 +3,13 @@
 //! directory, and the data directory's environment fallback and the shell completions work.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::run;
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use streams_state::{LogEngine, TopicConfig};
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `streams <args>` with `stdin`, `STREAMS_DATA_DIR` set to `env_dir` (else unset).
-fn run(args: &[&str], stdin: &str, env_dir: Option<&Path>) -> Out {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_streams"));
-    cmd.args(args)
-        .env_remove("STREAMS_DATA_DIR")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(d) = env_dir {
-        cmd.env("STREAMS_DATA_DIR", d);
-    }
-    let mut child = cmd.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    Out {
-        code: out.status.code().unwrap(),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
-}
 
 /// A documented command line: its words after `streams`, and what the shell feeds its stdin.
 #[derive(Debug)]

@@ -112,3 +112,28 @@ pub mod wordcount {
             .collect()
     }
 }
+
+/// Every record of `topic` read from the engine itself, as UTF-8 (key, value) pairs per
+/// partition (a null key or value reads as empty).
+pub fn engine_records(
+    engine: &streams_core::runtime::LogEngine,
+    topic: &str,
+    isolation: streams_core::runtime::Isolation,
+) -> std::collections::BTreeMap<u32, Vec<(String, String)>> {
+    let text = |b: Option<Vec<u8>>| String::from_utf8(b.unwrap_or_default()).unwrap_or_default();
+    let partitions = engine.topic_config(topic).map_or(0, |c| c.partitions);
+    (0..partitions)
+        .map(|p| {
+            let mut out = Vec::new();
+            let mut offset = 0;
+            while let Ok(r) = engine.read_with(topic, p, offset, 1 << 20, isolation) {
+                out.extend(r.records.into_iter().map(|r| (text(r.key), text(r.value))));
+                if r.next_offset == offset {
+                    break;
+                }
+                offset = r.next_offset;
+            }
+            (p, out)
+        })
+        .collect()
+}

@@ -9,7 +9,7 @@
 // Test helpers outside #[test] functions may unwrap too: a panic fails the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,6 +24,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use streams_state::serve::{Server, ServerHandle};
 use streams_state::{Isolation, LogEngine};
+use streams_tests::engine_records;
 
 /// An engine in a temporary directory served on a free loopback port.
 struct Served {
@@ -203,37 +204,6 @@ fn produce_all(p: &BaseProducer, topic: &str, records: &[(String, String)]) {
         }
     }
     p.flush(Duration::from_secs(30)).unwrap();
-}
-
-/// Every record of a topic read from the engine itself, by partition.
-fn engine_records(
-    engine: &LogEngine,
-    topic: &str,
-    isolation: Isolation,
-) -> BTreeMap<u32, Vec<(String, String)>> {
-    let partitions = engine.topic_config(topic).unwrap().partitions;
-    (0..partitions)
-        .map(|p| {
-            let mut out = Vec::new();
-            let mut offset = 0;
-            loop {
-                let r = engine
-                    .read_with(topic, p, offset, 1 << 20, isolation)
-                    .unwrap();
-                out.extend(r.records.iter().map(|r| {
-                    (
-                        String::from_utf8(r.key.clone().unwrap_or_default()).unwrap(),
-                        String::from_utf8(r.value.clone().unwrap_or_default()).unwrap(),
-                    )
-                }));
-                if r.next_offset == offset {
-                    break;
-                }
-                offset = r.next_offset;
-            }
-            (p, out)
-        })
-        .collect()
 }
 
 #[test]

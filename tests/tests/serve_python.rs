@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use streams_core::runtime::{Isolation, LogEngine};
 use streams_state::serve::Server;
+use streams_tests::engine_records;
 
 fn python() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("STREAMS_PYTHON")
@@ -29,33 +30,6 @@ fn python() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
     Some(cache.join("rust-streams/pyvenv/bin/python")).filter(|p| p.is_file())
-}
-
-/// Every record of `topic` as the engine holds it: (key, value) per partition.
-fn records(
-    engine: &LogEngine,
-    topic: &str,
-    isolation: Isolation,
-) -> BTreeMap<u32, Vec<(String, String)>> {
-    let partitions = engine.topic_config(topic).unwrap().partitions;
-    (0..partitions)
-        .map(|p| {
-            let read = engine
-                .read_with(topic, p, 0, usize::MAX, isolation)
-                .unwrap()
-                .records;
-            let kv = read
-                .into_iter()
-                .map(|r| {
-                    (
-                        String::from_utf8(r.key.unwrap()).unwrap(),
-                        String::from_utf8(r.value.unwrap()).unwrap(),
-                    )
-                })
-                .collect();
-            (p, kv)
-        })
-        .collect()
 }
 
 #[test]
@@ -92,7 +66,7 @@ fn confluent_kafka_produces_consumes_in_a_group_and_uses_transactions() {
 
     // What the engine holds: the 300 records, each key with its values in the order they
     // were sent (one producer, idempotent: no duplicates, order kept per partition).
-    let held = records(&engine, "py-compat", Isolation::ReadUncommitted);
+    let held = engine_records(&engine, "py-compat", Isolation::ReadUncommitted);
     assert_eq!(held.len(), 3);
     let mut by_key: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (key, value) in held.values().flatten() {
@@ -115,7 +89,7 @@ fn confluent_kafka_produces_consumes_in_a_group_and_uses_transactions() {
     }
 
     // The transactional topic: read_committed sees the two committed transactions only.
-    let committed: Vec<String> = records(&engine, "py-compat-txn", Isolation::ReadCommitted)
+    let committed: Vec<String> = engine_records(&engine, "py-compat-txn", Isolation::ReadCommitted)
         .into_values()
         .flatten()
         .map(|(_, v)| v)
@@ -123,7 +97,7 @@ fn confluent_kafka_produces_consumes_in_a_group_and_uses_transactions() {
     let mut want: Vec<String> = (0..5).map(|i| format!("committed-{i}")).collect();
     want.push("committed-last".into());
     assert_eq!(committed, want);
-    let all = records(&engine, "py-compat-txn", Isolation::ReadUncommitted);
+    let all = engine_records(&engine, "py-compat-txn", Isolation::ReadUncommitted);
     assert_eq!(all.values().map(Vec::len).sum::<usize>(), 11);
     server.shutdown();
 }
