@@ -199,6 +199,42 @@ fn detail_suffix(detail: &str) -> String {
 }
 
 impl StreamsError {
+    /// Whether the same operation may succeed later without a change by anyone: a broker
+    /// that did not answer in time, an operation that timed out, a full disk once space is
+    /// freed. The runtime retries these itself for a while before it reports them.
+    ///
+    /// ```
+    /// use streams_core::error::{StateError, StreamsError};
+    /// let full = StreamsError::State(StateError::DiskFull {
+    ///     path: "/data/log".into(),
+    ///     action: "appending a batch",
+    ///     available_bytes: Some(0),
+    /// });
+    /// assert!(full.is_retriable() && !full.is_fatal());
+    /// assert!(StreamsError::Internal("x".into()).is_fatal());
+    /// ```
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Self::Client(e) => e.is_retriable(),
+            Self::State(e) => e.is_retriable(),
+            Self::Timeout { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Whether the app cannot go on until someone changes something: the configuration or
+    /// topology is invalid, data is damaged, a client is unusable, or a bug in the
+    /// framework. Neither retriable nor fatal: errors about one record or one request
+    /// (deserialization, a processor's own failure), which the handlers decide on.
+    pub fn is_fatal(&self) -> bool {
+        match self {
+            Self::Client(e) => e.is_fatal(),
+            Self::State(e) => e.is_fatal(),
+            Self::Topology(_) | Self::Config(_) | Self::Internal(_) => true,
+            _ => false,
+        }
+    }
+
     /// A processor failure with a message, for use in [`crate::processor::Processor`] code.
     pub fn processor(node: impl Into<String>, message: impl std::fmt::Display) -> Self {
         Self::Processor {

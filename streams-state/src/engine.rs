@@ -162,11 +162,7 @@ fn err(e: LogError) -> StateError {
 }
 
 fn io<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(std::io::Error) -> StateError + 'a {
-    move |source| StateError::Io {
-        store: path.display().to_string(),
-        action,
-        source,
-    }
+    move |source| StateError::io(path, action, source)
 }
 
 /// Topic names as Kafka allows them: 1 to 249 of ASCII letters, digits, '.', '_', '-'.

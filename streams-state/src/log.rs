@@ -308,11 +308,7 @@ fn write_batch(file: &mut File, batch: &[u8], fail_after: Option<usize>) -> std:
 }
 
 fn io<'a>(dir: &'a Path, action: &'static str) -> impl FnOnce(std::io::Error) -> StateError + 'a {
-    move |source| StateError::Io {
-        store: dir.display().to_string(),
-        action,
-        source,
-    }
+    move |source| StateError::io(dir, action, source)
 }
 
 fn corrupt(dir: &Path, detail: impl Into<String>) -> StateError {

@@ -98,11 +98,7 @@ pub struct SegmentDamage {
 }
 
 fn io<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(std::io::Error) -> StateError + 'a {
-    move |source| StateError::Io {
-        store: path.display().to_string(),
-        action,
-        source,
-    }
+    move |source| StateError::io(path, action, source)
 }
 
 /// The segment files of a partition directory, by base offset.

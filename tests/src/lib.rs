@@ -137,3 +137,71 @@ pub fn engine_records(
         })
         .collect()
 }
+
+/// A small tmpfs mounted for a test: a real file system that fills up. Unmounted on drop.
+pub struct Tmpfs {
+    dir: std::path::PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `bytes` on a new directory under the system's temporary directory,
+    /// or `None` when this machine does not allow it (mounting needs root, and containers
+    /// often refuse it even to root).
+    pub fn mount(bytes: u64) -> Option<Self> {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("streams-tmpfs-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).ok()?;
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(&dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            let _ = std::fs::remove_dir(&dir);
+            return None;
+        }
+        Some(Self { dir })
+    }
+
+    /// The mount point.
+    pub fn path(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// Writes a new file of zeros until the file system is full; returns its path (remove it
+    /// to free the space).
+    ///
+    /// # Panics
+    /// If the file cannot be created, or the write fails other than on a full disk.
+    #[allow(clippy::unwrap_used, clippy::panic)]
+    pub fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let n = (0..)
+            .find(|n| !self.dir.join(format!("filler-{n}")).exists())
+            .unwrap();
+        let path = self.dir.join(format!("filler-{n}"));
+        let mut f = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 4096];
+        loop {
+            match f.write(&chunk) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
+                Err(e) => panic!("filling {}: {e}", path.display()),
+            }
+        }
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(&self.dir)
+            .stderr(std::process::Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

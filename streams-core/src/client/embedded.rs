@@ -763,7 +763,9 @@ impl Consumer for EmbeddedConsumer {
             .iter()
             .map(|(tp, o)| (&*tp.topic, tp.partition, *o))
             .collect();
-        Ok(self.engine.commit_offsets(&group, &list)?)
+        wait_for_disk(&offsets[0].0, DISK_FULL_RETRY_FOR, || {
+            Ok(self.engine.commit_offsets(&group, &list)?)
+        })
     }
 
     fn committed(&self, partitions: &[TopicPartition]) -> ClientResult<Vec<Option<i64>>> {
@@ -828,12 +830,60 @@ fn is_changelog(topic: &str) -> bool {
     topic.ends_with("-changelog")
 }
 
+/// How long an append waits for space on a full disk before the producer gives up (Kafka's
+/// `delivery.timeout.ms` default: a producer retries a broker's storage error that long).
+const DISK_FULL_RETRY_FOR: Duration = Duration::from_secs(120);
+
+/// Runs `write` (an append or an offset commit of `partition`), repeating it while it
+/// fails on a full disk (the engine wrote nothing past its last good position, so a repeat
+/// is safe), for at most `retry_for`; the wait and the recovery are logged once each, the
+/// first with the path and the space left. After `retry_for` the disk-full error is
+/// returned.
+fn wait_for_disk<T>(
+    partition: &TopicPartition,
+    retry_for: Duration,
+    mut write: impl FnMut() -> ClientResult<T>,
+) -> ClientResult<T> {
+    let mut since: Option<Instant> = None;
+    let mut pause = Duration::from_millis(20);
+    loop {
+        match write() {
+            Err(ClientError::Engine(e)) if e.is_retriable() => {
+                let start = *since.get_or_insert_with(|| {
+                    tracing::warn!(%partition, error = %e, "writing waits for disk space");
+                    Instant::now()
+                });
+                if start.elapsed() >= retry_for {
+                    return Err(ClientError::Engine(e));
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+            Err(e) => return Err(e),
+            Ok(v) => {
+                if let Some(start) = since {
+                    tracing::info!(
+                        %partition,
+                        waited_ms = start.elapsed().as_millis() as u64,
+                        "disk space is back: writing again"
+                    );
+                }
+                return Ok(v);
+            }
+        }
+    }
+}
+
 /// A producer on the embedded engine: one batch per partition, appended when full, on
-/// poll and on flush; transactional ones append into their open transaction.
+/// poll and on flush; transactional ones append into their open transaction. An append
+/// that finds the disk full is retried (the log wrote nothing past its last good
+/// position) until space is freed or `retry_for` passed, as a Kafka producer retries a
+/// broker's storage error: the stream thread waits instead of losing or failing.
 struct EmbeddedProducer {
     engine: Arc<LogEngine>,
     batches: HashMap<TopicPartition, (Vec<NewRecord>, usize)>,
     txn: Option<Transactional>,
+    retry_for: Duration,
 }
 
 /// A transactional producer's state.
@@ -865,11 +915,17 @@ impl EmbeddedProducer {
             engine,
             batches: HashMap::new(),
             txn,
+            retry_for: DISK_FULL_RETRY_FOR,
         }
     }
 
-    /// Appends one partition's batch: plainly, or into the open transaction.
+    /// Appends one partition's batch, waiting out a full disk (see the type's docs).
     fn append(&self, tp: &TopicPartition, batch: &[NewRecord]) -> ClientResult<()> {
+        wait_for_disk(tp, self.retry_for, || self.append_once(tp, batch))
+    }
+
+    /// Appends one partition's batch: plainly, or into the open transaction.
+    fn append_once(&self, tp: &TopicPartition, batch: &[NewRecord]) -> ClientResult<()> {
         match &self.txn {
             None => {
                 self.engine.append(&tp.topic, tp.partition, batch)?;
@@ -904,11 +960,24 @@ impl EmbeddedProducer {
             .cloned()
             .collect();
         for tp in due {
-            if let Some((batch, _)) = self.batches.remove(&tp)
-                && !batch.is_empty()
-            {
-                self.append(&tp, &batch)?;
-            }
+            self.append_batch_of(tp)?;
+        }
+        Ok(())
+    }
+
+    /// Appends the pending batch of `tp`; on failure it stays pending (nothing of it reached
+    /// the log), so that a retried flush or commit sends it instead of skipping it.
+    fn append_batch_of(&mut self, tp: TopicPartition) -> ClientResult<()> {
+        let Some((batch, bytes)) = self.batches.remove(&tp) else {
+            return Ok(());
+        };
+        if batch.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.append(&tp, &batch) {
+            // Records sent meanwhile cannot exist (one thread owns the producer).
+            self.batches.insert(tp, (batch, bytes));
+            return Err(e);
         }
         Ok(())
     }
@@ -956,9 +1025,7 @@ impl Producer for EmbeddedProducer {
                 // Not before the outputs sent ahead of it (see `append_pending`).
                 self.append_pending(false)?;
             }
-            if let Some((batch, _)) = self.batches.remove(&record.partition) {
-                self.append(&record.partition, &batch)?;
-            }
+            self.append_batch_of(record.partition)?;
         }
         Ok(())
     }

@@ -209,7 +209,8 @@ pub enum ClientError {
 
 impl ClientError {
     /// Whether the same operation may succeed if tried again later: the broker did not
-    /// answer in time (unreachable, a coordinator or leader moving, overloaded). Refusals
+    /// answer in time (unreachable, a coordinator or leader moving, overloaded), or the
+    /// embedded engine's disk is full ([`StateError::DiskFull`](streams_state::StateError::DiskFull)). Refusals
     /// ([`Broker`](Self::Broker)), unknown topics and fatal errors are not retriable.
     ///
     /// ```
@@ -220,13 +221,23 @@ impl ClientError {
     /// assert!(ClientError::Closed.is_fatal());
     /// ```
     pub fn is_retriable(&self) -> bool {
-        matches!(self, Self::Timeout { .. })
+        match self {
+            Self::Timeout { .. } => true,
+            Self::Engine(e) => e.is_retriable(),
+            _ => false,
+        }
     }
 
     /// Whether the client that reported it can no longer be used (it is closed, or the
-    /// broker reported a fatal error): the caller must close it and make a new one.
+    /// broker reported a fatal error): the caller must close it and make a new one. On the
+    /// embedded engine also damaged data that an operator must repair
+    /// ([`StateError::is_fatal`](streams_state::StateError::is_fatal)).
     pub fn is_fatal(&self) -> bool {
-        matches!(self, Self::Fatal { .. } | Self::Closed)
+        match self {
+            Self::Fatal { .. } | Self::Closed => true,
+            Self::Engine(e) => e.is_fatal(),
+            _ => false,
+        }
     }
 
     /// Whether the error means this thread's tasks may have moved to another member, or its

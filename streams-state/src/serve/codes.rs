@@ -32,7 +32,9 @@ pub(crate) fn of(e: &StateError, fenced: ResponseError) -> i16 {
             | LogError::DamagedSegment { .. }
             | LogError::DamagedTransactionState { .. } => ResponseError::KafkaStorageError,
         },
-        StateError::Io { .. } | StateError::Corrupt { .. } => ResponseError::KafkaStorageError,
+        StateError::Io { .. } | StateError::Corrupt { .. } | StateError::DiskFull { .. } => {
+            ResponseError::KafkaStorageError
+        }
         StateError::NotOpen { .. }
         | StateError::Engine { .. }
         | StateError::StateDir { .. }
