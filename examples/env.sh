@@ -3,9 +3,10 @@
 say() { printf '\n==> %s\n' "$*"; }
 
 # clang/libclang-dev: RocksDB's bindings; cmake, g++: RocksDB; gcc (with g++), make: the
-# vendored librdkafka (its configure + make); pkg-config: native library lookups.
+# vendored librdkafka (its configure + make); libssl-dev: its TLS and SASL; pkg-config:
+# native library lookups.
 need_pkgs=()
-for pkg in clang libclang-dev cmake g++ make pkg-config; do
+for pkg in clang libclang-dev cmake g++ make libssl-dev pkg-config; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_pkgs+=("$pkg")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then
