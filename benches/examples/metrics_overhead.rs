@@ -1,8 +1,9 @@
 //! The cost of the metrics export (issue #21) on W1 and W2 of the e2e bench: the same
-//! pre-filled page views processed by one stream thread with publishing off and on
-//! (a Prometheus recorder installed, each thread publishing every second, the text rendered
-//! every second as a scraper would), the modes alternating run by run in one process; the
-//! medians, min and max go to stdout.
+//! pre-filled page views processed by one stream thread with publishing off, on at the
+//! default `metrics.recording.level` (`INFO`), and on at `DEBUG` (a Prometheus recorder
+//! installed, each thread publishing every second, the text rendered every second as a
+//! scraper would), the modes alternating run by run in one process; the medians, min and
+//! max go to stdout.
 //!
 //! `OVERHEAD_RECORDS` (default 1,000,000) and `OVERHEAD_RUNS` (default 5, per mode and
 //! workload) size it. Run with
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 use streams_benches::{
     BoxResult, INPUT, PARTITIONS, PageView, env_usize, page_views, stats, w1, w2,
 };
+use streams_core::config::RecordingLevel;
 use streams_core::metrics_export;
 use streams_core::partitioner::partition_for_key;
 use streams_core::prelude::*;
@@ -55,13 +57,15 @@ fn run(
     app: &str,
     topology: Topology,
     n: usize,
+    level: RecordingLevel,
 ) -> BoxResult<f64> {
     let state = base.join(format!("state-{app}"));
     let config = StreamsConfig::new(app)
         .with_state_dir(&state)
         .with_num_stream_threads(1)
         .with_cache_max_bytes(10 << 20)
-        .with_poll(Duration::from_millis(10));
+        .with_poll(Duration::from_millis(10))
+        .with_metrics_recording_level(level);
     let mut streams = KafkaStreams::new(topology, config, engine.clone())?;
     let t0 = Instant::now();
     streams.start()?;
@@ -100,27 +104,51 @@ fn main() -> BoxResult<()> {
         })
     };
     eprintln!("metrics_overhead: {n} records, {runs} runs per mode and workload");
-    println!("| workload | publishing off | publishing on | on / off |");
-    println!("|---|---|---|---|");
+    println!(
+        "| workload | publishing off | on, INFO | on, DEBUG | INFO / off | DEBUG / off | DEBUG / INFO |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    // (publishing, level) of each mode, run in turn.
+    let modes = [
+        (false, RecordingLevel::Info),
+        (true, RecordingLevel::Info),
+        (true, RecordingLevel::Debug),
+    ];
     for (w, build) in [("W1", w1 as fn(&str) -> BoxResult<Topology>), ("W2", w2)] {
-        let (mut off, mut on) = (Vec::new(), Vec::new());
-        for i in 0..runs * 2 {
-            let publishing = i % 2 == 1;
+        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+        for i in 0..runs * modes.len() {
+            let m = i % modes.len();
+            let (publishing, level) = modes[m];
             if publishing {
                 metrics_export::enable_publishing(metrics_export::DEFAULT_PUBLISH_INTERVAL);
             } else {
                 metrics_export::disable_publishing();
             }
             let app = format!("{}-{i}", w.to_lowercase());
-            let rate = run(&engine, dir.path(), &app, build(&format!("out-{app}"))?, n)?;
-            eprintln!("{w} run {i} publishing {publishing}: {rate:.0} records/s");
-            if publishing { &mut on } else { &mut off }.push(rate);
+            let rate = run(
+                &engine,
+                dir.path(),
+                &app,
+                build(&format!("out-{app}"))?,
+                n,
+                level,
+            )?;
+            eprintln!(
+                "{w} run {i} publishing {publishing} {}: {rate:.0} records/s",
+                level.as_str()
+            );
+            rates[m].push(rate);
         }
-        let (off_m, off_lo, off_hi) = stats(&off);
-        let (on_m, on_lo, on_hi) = stats(&on);
+        let s: Vec<(f64, f64, f64)> = rates.iter().map(|r| stats(r)).collect();
+        let cell = |(m, lo, hi): (f64, f64, f64)| format!("{m:.0}/s ({lo:.0}-{hi:.0})");
         println!(
-            "| {w} | {off_m:.0}/s ({off_lo:.0}-{off_hi:.0}) | {on_m:.0}/s ({on_lo:.0}-{on_hi:.0}) | {:.3} |",
-            on_m / off_m
+            "| {w} | {} | {} | {} | {:.3} | {:.3} | {:.3} |",
+            cell(s[0]),
+            cell(s[1]),
+            cell(s[2]),
+            s[1].0 / s[0].0,
+            s[2].0 / s[0].0,
+            s[2].0 / s[1].0
         );
     }
     stop.store(true, Ordering::Relaxed);

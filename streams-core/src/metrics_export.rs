@@ -40,6 +40,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use crate::config::RecordingLevel;
 use crate::record::TaskId;
 use crate::runtime::{TaskState, ThreadSnapshot};
 
@@ -182,6 +185,8 @@ pub struct MetricInfo {
     pub kind: MetricKind,
     /// Its labels (besides any global ones).
     pub labels: &'static [&'static str],
+    /// The `metrics.recording.level` from which it is recorded.
+    pub level: RecordingLevel,
     /// What it measures.
     pub help: &'static str,
 }
@@ -191,65 +196,176 @@ const TA: &[&str] = &["thread_id", "task_id"];
 const TP: &[&str] = &["thread_id", "topic", "partition"];
 const SB: &[&str] = &["thread_id", "task_id", "topic", "partition"];
 const DR: &[&str] = &["thread_id", "task_id", "reason"];
+const ST: &[&str] = &["thread_id", "task_id", "store", "store_scope"];
+const RC: &[&str] = &["thread_id", "task_id", "store"];
+const PN: &[&str] = &["thread_id", "task_id", "processor_node_id"];
 
 macro_rules! metric_names {
-    ($($id:ident = $name:literal, $kind:ident, $labels:expr, $help:literal;)*) => {
+    ($($id:ident = $name:literal, $kind:ident, $labels:expr, $level:ident, $help:literal;)*) => {
         $(const $id: &str = $name;)*
         /// Every metric the stream threads publish.
         pub const METRICS: &[MetricInfo] = &[
-            $(MetricInfo { name: $name, kind: MetricKind::$kind, labels: $labels, help: $help },)*
+            $(MetricInfo {
+                name: $name,
+                kind: MetricKind::$kind,
+                labels: $labels,
+                level: RecordingLevel::$level,
+                help: $help,
+            },)*
         ];
     };
 }
 
 metric_names! {
-    POLL_TOTAL = "kafka_streams_stream_thread_poll_total", Counter, TH, "Consumer polls of the thread.";
-    POLL_RATE = "kafka_streams_stream_thread_poll_rate", Gauge, TH, "Polls per second over the last publish interval.";
-    POLL_LATENCY_AVG = "kafka_streams_stream_thread_poll_latency_avg", Gauge, TH, "Mean time a poll took over the last interval, ms.";
-    POLL_LATENCY_MAX = "kafka_streams_stream_thread_poll_latency_max", Gauge, TH, "Longest poll of the last interval, ms.";
-    POLL_RECORDS_AVG = "kafka_streams_stream_thread_poll_records_avg", Gauge, TH, "Records returned per poll over the last interval.";
-    BLOCKED_TIME = "kafka_streams_stream_thread_blocked_time_ns_total", Counter, TH, "Time spent blocked in the consumer's poll, ns.";
-    PROCESS_TOTAL = "kafka_streams_stream_thread_process_total", Counter, TH, "Records processed by the thread.";
-    PROCESS_RATE = "kafka_streams_stream_thread_process_rate", Gauge, TH, "Records processed per second over the last interval.";
-    PROCESS_LATENCY_AVG = "kafka_streams_stream_thread_process_latency_avg", Gauge, TH, "Mean time to process a record over the last interval, ms.";
-    COMMIT_TOTAL = "kafka_streams_stream_thread_commit_total", Counter, TH, "Commits of the thread.";
-    COMMIT_RATE = "kafka_streams_stream_thread_commit_rate", Gauge, TH, "Commits per second over the last interval.";
-    COMMIT_LATENCY_AVG = "kafka_streams_stream_thread_commit_latency_avg", Gauge, TH, "Mean time a commit took over the last interval, ms.";
-    COMMIT_LATENCY_MAX = "kafka_streams_stream_thread_commit_latency_max", Gauge, TH, "Longest commit of the last interval, ms.";
-    PUNCTUATE_TOTAL = "kafka_streams_stream_thread_punctuate_total", Counter, TH, "Punctuator firings of the thread's tasks.";
-    PUNCTUATE_RATE = "kafka_streams_stream_thread_punctuate_rate", Gauge, TH, "Punctuator firings per second over the last interval.";
-    PUNCTUATE_LATENCY_AVG = "kafka_streams_stream_thread_punctuate_latency_avg", Gauge, TH, "Mean time of a punctuation round that fired over the last interval, ms.";
-    PUNCTUATE_LATENCY_MAX = "kafka_streams_stream_thread_punctuate_latency_max", Gauge, TH, "Longest punctuation round of the last interval, ms.";
-    TASK_CREATED_TOTAL = "kafka_streams_stream_thread_task_created_total", Counter, TH, "Tasks (active or standby) the thread took on, as seen at each publish.";
-    TASK_CREATED_RATE = "kafka_streams_stream_thread_task_created_rate", Gauge, TH, "Tasks created per second over the last interval.";
-    TASK_CLOSED_TOTAL = "kafka_streams_stream_thread_task_closed_total", Counter, TH, "Tasks (active or standby) the thread gave up, as seen at each publish.";
-    TASK_CLOSED_RATE = "kafka_streams_stream_thread_task_closed_rate", Gauge, TH, "Tasks closed per second over the last interval.";
-    ACTIVE_TASKS = "kafka_streams_stream_thread_active_tasks", Gauge, TH, "Active tasks of the thread (any state but standby).";
-    STANDBY_TASKS = "kafka_streams_stream_thread_standby_tasks", Gauge, TH, "Standby tasks of the thread.";
-    PRODUCTION_ERRORS = "kafka_streams_stream_thread_production_errors_skipped_total", Counter, TH, "Output records the producer could not deliver, skipped by the production handler.";
-    CACHE_USED = "kafka_streams_record_cache_used_bytes", Gauge, TH, "Bytes the thread's record caches hold.";
-    CACHE_MAX = "kafka_streams_record_cache_max_bytes", Gauge, TH, "The thread's share of statestore.cache.max.bytes.";
-    REQUEST_LATENCY = "kafka_consumer_request_latency_avg", Gauge, TH, "Mean broker round trip the consumer reported (Kafka only), ms.";
-    TASK_PROCESS_TOTAL = "kafka_streams_stream_task_process_total", Counter, TA, "Records the task processed.";
-    TASK_PROCESS_RATE = "kafka_streams_stream_task_process_rate", Gauge, TA, "Records the task processed per second over the last interval.";
-    TASK_DROPPED_TOTAL = "kafka_streams_stream_task_dropped_records_total", Counter, TA, "Records the task dropped or skipped, all reasons.";
-    TASK_DROPPED_REASON = "kafka_streams_stream_task_dropped_records_by_reason_total", Counter, DR, "Dropped records by reason: skipped (undeserializable or invalid timestamp), null (null key or value where the type has none), operator (late for a closed window, unjoinable...).";
-    TASK_DEAD_LETTERED = "kafka_streams_stream_task_dead_lettered_records_total", Counter, TA, "Skipped records sent to the dead-letter topic.";
-    TASK_ENFORCED_TOTAL = "kafka_streams_stream_task_enforced_processing_total", Counter, TA, "Records processed while an input partition was empty (max.task.idle.ms passed).";
-    TASK_ENFORCED_RATE = "kafka_streams_stream_task_enforced_processing_rate", Gauge, TA, "Enforced processing per second over the last interval.";
-    TASK_PUNCTUATE_TOTAL = "kafka_streams_stream_task_punctuate_total", Counter, TA, "Punctuator firings of the task.";
-    TASK_IDLE_ADVANCES = "kafka_streams_stream_task_idle_advances_total", Counter, TA, "Times stream time moved on without a record.";
-    TASK_BUFFER = "kafka_streams_stream_task_active_buffer_count", Gauge, TA, "Records fetched and queued in the task, not processed yet.";
-    TASK_LAG = "kafka_streams_stream_task_records_lag", Gauge, TA, "Input records of the task not processed yet (consumer lag plus queued).";
-    E2E_MIN = "kafka_streams_stream_task_record_e2e_latency_min", Gauge, TA, "Least end-to-end latency (wall clock minus record timestamp, after processing) of the last interval, ms.";
-    E2E_AVG = "kafka_streams_stream_task_record_e2e_latency_avg", Gauge, TA, "Mean end-to-end latency of the last interval, ms.";
-    E2E_MAX = "kafka_streams_stream_task_record_e2e_latency_max", Gauge, TA, "Greatest end-to-end latency of the last interval, ms.";
-    RESTORE_TOTAL = "kafka_streams_stream_task_restore_total", Counter, TA, "Changelog records restored into the task (standby: applied).";
-    RESTORE_REMAINING = "kafka_streams_stream_task_restore_remaining_records", Gauge, TA, "Changelog records still to restore before the task runs.";
-    RECORDS_LAG = "kafka_consumer_records_lag", Gauge, TP, "Records between the consumer's position and the partition's end.";
-    INPUT_LAG = "kafka_streams_stream_task_input_records_lag", Gauge, SB, "Records of an input partition the task has not processed yet (end minus the next offset to process: the group lag once committed).";
-    STANDBY_LAG = "kafka_streams_standby_records_lag", Gauge, SB, "Changelog records a standby task has not applied yet.";
+    POLL_TOTAL = "kafka_streams_stream_thread_poll_total", Counter, TH, Info, "Consumer polls of the thread.";
+    POLL_RATE = "kafka_streams_stream_thread_poll_rate", Gauge, TH, Info, "Polls per second over the last publish interval.";
+    POLL_LATENCY_AVG = "kafka_streams_stream_thread_poll_latency_avg", Gauge, TH, Info, "Mean time a poll took over the last interval, ms.";
+    POLL_LATENCY_MAX = "kafka_streams_stream_thread_poll_latency_max", Gauge, TH, Info, "Longest poll of the last interval, ms.";
+    POLL_RECORDS_AVG = "kafka_streams_stream_thread_poll_records_avg", Gauge, TH, Info, "Records returned per poll over the last interval.";
+    BLOCKED_TIME = "kafka_streams_stream_thread_blocked_time_ns_total", Counter, TH, Info, "Time spent blocked in the consumer's poll, ns.";
+    PROCESS_TOTAL = "kafka_streams_stream_thread_process_total", Counter, TH, Info, "Records processed by the thread.";
+    PROCESS_RATE = "kafka_streams_stream_thread_process_rate", Gauge, TH, Info, "Records processed per second over the last interval.";
+    PROCESS_LATENCY_AVG = "kafka_streams_stream_thread_process_latency_avg", Gauge, TH, Info, "Mean time to process a record over the last interval, ms.";
+    COMMIT_TOTAL = "kafka_streams_stream_thread_commit_total", Counter, TH, Info, "Commits of the thread.";
+    COMMIT_RATE = "kafka_streams_stream_thread_commit_rate", Gauge, TH, Info, "Commits per second over the last interval.";
+    COMMIT_LATENCY_AVG = "kafka_streams_stream_thread_commit_latency_avg", Gauge, TH, Info, "Mean time a commit took over the last interval, ms.";
+    COMMIT_LATENCY_MAX = "kafka_streams_stream_thread_commit_latency_max", Gauge, TH, Info, "Longest commit of the last interval, ms.";
+    PUNCTUATE_TOTAL = "kafka_streams_stream_thread_punctuate_total", Counter, TH, Info, "Punctuator firings of the thread's tasks.";
+    PUNCTUATE_RATE = "kafka_streams_stream_thread_punctuate_rate", Gauge, TH, Info, "Punctuator firings per second over the last interval.";
+    PUNCTUATE_LATENCY_AVG = "kafka_streams_stream_thread_punctuate_latency_avg", Gauge, TH, Info, "Mean time of a punctuation round that fired over the last interval, ms.";
+    PUNCTUATE_LATENCY_MAX = "kafka_streams_stream_thread_punctuate_latency_max", Gauge, TH, Info, "Longest punctuation round of the last interval, ms.";
+    TASK_CREATED_TOTAL = "kafka_streams_stream_thread_task_created_total", Counter, TH, Info, "Tasks (active or standby) the thread took on, as seen at each publish.";
+    TASK_CREATED_RATE = "kafka_streams_stream_thread_task_created_rate", Gauge, TH, Info, "Tasks created per second over the last interval.";
+    TASK_CLOSED_TOTAL = "kafka_streams_stream_thread_task_closed_total", Counter, TH, Info, "Tasks (active or standby) the thread gave up, as seen at each publish.";
+    TASK_CLOSED_RATE = "kafka_streams_stream_thread_task_closed_rate", Gauge, TH, Info, "Tasks closed per second over the last interval.";
+    ACTIVE_TASKS = "kafka_streams_stream_thread_active_tasks", Gauge, TH, Info, "Active tasks of the thread (any state but standby).";
+    STANDBY_TASKS = "kafka_streams_stream_thread_standby_tasks", Gauge, TH, Info, "Standby tasks of the thread.";
+    PRODUCTION_ERRORS = "kafka_streams_stream_thread_production_errors_skipped_total", Counter, TH, Info, "Output records the producer could not deliver, skipped by the production handler.";
+    CACHE_USED = "kafka_streams_record_cache_used_bytes", Gauge, TH, Info, "Bytes the thread's record caches hold.";
+    CACHE_MAX = "kafka_streams_record_cache_max_bytes", Gauge, TH, Info, "The thread's share of statestore.cache.max.bytes.";
+    REQUEST_LATENCY = "kafka_consumer_request_latency_avg", Gauge, TH, Info, "Mean broker round trip the consumer reported (Kafka only), ms.";
+    TASK_PROCESS_TOTAL = "kafka_streams_stream_task_process_total", Counter, TA, Info, "Records the task processed.";
+    TASK_PROCESS_RATE = "kafka_streams_stream_task_process_rate", Gauge, TA, Info, "Records the task processed per second over the last interval.";
+    TASK_DROPPED_TOTAL = "kafka_streams_stream_task_dropped_records_total", Counter, TA, Info, "Records the task dropped or skipped, all reasons.";
+    TASK_DROPPED_REASON = "kafka_streams_stream_task_dropped_records_by_reason_total", Counter, DR, Info, "Dropped records by reason: skipped (undeserializable or invalid timestamp), null (null key or value where the type has none), operator (late for a closed window, unjoinable...).";
+    TASK_DEAD_LETTERED = "kafka_streams_stream_task_dead_lettered_records_total", Counter, TA, Info, "Skipped records sent to the dead-letter topic.";
+    TASK_ENFORCED_TOTAL = "kafka_streams_stream_task_enforced_processing_total", Counter, TA, Info, "Records processed while an input partition was empty (max.task.idle.ms passed).";
+    TASK_ENFORCED_RATE = "kafka_streams_stream_task_enforced_processing_rate", Gauge, TA, Info, "Enforced processing per second over the last interval.";
+    TASK_PUNCTUATE_TOTAL = "kafka_streams_stream_task_punctuate_total", Counter, TA, Info, "Punctuator firings of the task.";
+    TASK_IDLE_ADVANCES = "kafka_streams_stream_task_idle_advances_total", Counter, TA, Info, "Times stream time moved on without a record.";
+    TASK_BUFFER = "kafka_streams_stream_task_active_buffer_count", Gauge, TA, Info, "Records fetched and queued in the task, not processed yet.";
+    TASK_LAG = "kafka_streams_stream_task_records_lag", Gauge, TA, Info, "Input records of the task not processed yet (consumer lag plus queued).";
+    E2E_MIN = "kafka_streams_stream_task_record_e2e_latency_min", Gauge, TA, Info, "Least end-to-end latency (wall clock minus record timestamp, after processing) of the last interval, ms.";
+    E2E_AVG = "kafka_streams_stream_task_record_e2e_latency_avg", Gauge, TA, Info, "Mean end-to-end latency of the last interval, ms.";
+    E2E_MAX = "kafka_streams_stream_task_record_e2e_latency_max", Gauge, TA, Info, "Greatest end-to-end latency of the last interval, ms.";
+    RESTORE_TOTAL = "kafka_streams_stream_task_restore_total", Counter, TA, Info, "Changelog records restored into the task (standby: applied).";
+    RESTORE_REMAINING = "kafka_streams_stream_task_restore_remaining_records", Gauge, TA, Info, "Changelog records still to restore before the task runs.";
+    RECORDS_LAG = "kafka_consumer_records_lag", Gauge, TP, Info, "Records between the consumer's position and the partition's end.";
+    INPUT_LAG = "kafka_streams_stream_task_input_records_lag", Gauge, SB, Info, "Records of an input partition the task has not processed yet (end minus the next offset to process: the group lag once committed).";
+    STANDBY_LAG = "kafka_streams_standby_records_lag", Gauge, SB, Info, "Changelog records a standby task has not applied yet.";
+    LATENESS_AVG = "kafka_streams_stream_task_record_lateness_avg", Gauge, TA, Debug, "Mean lateness of the task's records over the last interval (stream time before the record minus its timestamp, 0 when not late), ms.";
+    LATENESS_MAX = "kafka_streams_stream_task_record_lateness_max", Gauge, TA, Debug, "Greatest record lateness of the last interval, ms.";
+    NODE_E2E_MIN = "kafka_streams_stream_processor_node_record_e2e_latency_min", Gauge, PN, Info, "Least end-to-end latency at a source or terminal node over the last interval (wall clock of the processing round minus the record's timestamp), ms.";
+    NODE_E2E_AVG = "kafka_streams_stream_processor_node_record_e2e_latency_avg", Gauge, PN, Info, "Mean end-to-end latency at a source or terminal node over the last interval, ms.";
+    NODE_E2E_MAX = "kafka_streams_stream_processor_node_record_e2e_latency_max", Gauge, PN, Info, "Greatest end-to-end latency at a source or terminal node over the last interval, ms.";
+    NODE_PROCESS_TOTAL = "kafka_streams_stream_processor_node_process_total", Counter, PN, Debug, "Records the processor node received (a source: records it took from its queues).";
+    NODE_PROCESS_RATE = "kafka_streams_stream_processor_node_process_rate", Gauge, PN, Debug, "Records the node received per second over the last interval.";
+    STATE_PUT_TOTAL = "kafka_streams_stream_state_put_total", Counter, ST, Debug, "Writes to the store (put, put_if_absent, put_all; window and session put).";
+    STATE_PUT_RATE = "kafka_streams_stream_state_put_rate", Gauge, ST, Debug, "Writes per second over the last interval.";
+    STATE_PUT_LATENCY_AVG = "kafka_streams_stream_state_put_latency_avg", Gauge, ST, Debug, "Mean write time over the last interval, ms.";
+    STATE_PUT_LATENCY_MAX = "kafka_streams_stream_state_put_latency_max", Gauge, ST, Debug, "Longest write of the last interval, ms.";
+    STATE_GET_TOTAL = "kafka_streams_stream_state_get_total", Counter, ST, Debug, "Point reads of the store (get; window fetch of one window; session fetch of one session).";
+    STATE_GET_RATE = "kafka_streams_stream_state_get_rate", Gauge, ST, Debug, "Point reads per second over the last interval.";
+    STATE_GET_LATENCY_AVG = "kafka_streams_stream_state_get_latency_avg", Gauge, ST, Debug, "Mean point-read time over the last interval, ms.";
+    STATE_GET_LATENCY_MAX = "kafka_streams_stream_state_get_latency_max", Gauge, ST, Debug, "Longest point read of the last interval, ms.";
+    STATE_DELETE_TOTAL = "kafka_streams_stream_state_delete_total", Counter, ST, Debug, "Deletes (key-value delete, session remove).";
+    STATE_DELETE_RATE = "kafka_streams_stream_state_delete_rate", Gauge, ST, Debug, "Deletes per second over the last interval.";
+    STATE_DELETE_LATENCY_AVG = "kafka_streams_stream_state_delete_latency_avg", Gauge, ST, Debug, "Mean delete time over the last interval, ms.";
+    STATE_DELETE_LATENCY_MAX = "kafka_streams_stream_state_delete_latency_max", Gauge, ST, Debug, "Longest delete of the last interval, ms.";
+    STATE_RANGE_TOTAL = "kafka_streams_stream_state_range_total", Counter, ST, Debug, "Range reads (range, reverse_range, all, prefix_scan, window and session range fetches).";
+    STATE_RANGE_RATE = "kafka_streams_stream_state_range_rate", Gauge, ST, Debug, "Range reads per second over the last interval.";
+    STATE_RANGE_LATENCY_AVG = "kafka_streams_stream_state_range_latency_avg", Gauge, ST, Debug, "Mean range-read time (call to iterator dropped) over the last interval, ms.";
+    STATE_RANGE_LATENCY_MAX = "kafka_streams_stream_state_range_latency_max", Gauge, ST, Debug, "Longest range read of the last interval, ms.";
+    STATE_FLUSH_TOTAL = "kafka_streams_stream_state_flush_total", Counter, ST, Debug, "Flushes of the store (on commit).";
+    STATE_FLUSH_RATE = "kafka_streams_stream_state_flush_rate", Gauge, ST, Debug, "Flushes per second over the last interval.";
+    STATE_FLUSH_LATENCY_AVG = "kafka_streams_stream_state_flush_latency_avg", Gauge, ST, Debug, "Mean flush time over the last interval, ms.";
+    STATE_FLUSH_LATENCY_MAX = "kafka_streams_stream_state_flush_latency_max", Gauge, ST, Debug, "Longest flush of the last interval, ms.";
+    STATE_RESTORE_TOTAL = "kafka_streams_stream_state_restore_total", Counter, ST, Debug, "Restoration batches applied to the store (changelog records restored: kafka_streams_stream_task_restore_total).";
+    STATE_RESTORE_RATE = "kafka_streams_stream_state_restore_rate", Gauge, ST, Debug, "Restoration batches per second over the last interval.";
+    STATE_RESTORE_LATENCY_AVG = "kafka_streams_stream_state_restore_latency_avg", Gauge, ST, Debug, "Mean time to apply a restoration batch over the last interval, ms.";
+    STATE_RESTORE_LATENCY_MAX = "kafka_streams_stream_state_restore_latency_max", Gauge, ST, Debug, "Longest restoration batch of the last interval, ms.";
+    CACHE_HIT_RATIO_AVG = "kafka_streams_record_cache_hit_ratio_avg", Gauge, RC, Debug, "Mean over the last interval of the store's record-cache hit ratio, taken at each read (hits over all reads of the cache so far).";
+    CACHE_HIT_RATIO_MIN = "kafka_streams_record_cache_hit_ratio_min", Gauge, RC, Debug, "Least hit ratio taken in the last interval.";
+    CACHE_HIT_RATIO_MAX = "kafka_streams_record_cache_hit_ratio_max", Gauge, RC, Debug, "Greatest hit ratio taken in the last interval.";
+    SUPPRESSION_SIZE_AVG = "kafka_streams_stream_state_suppression_buffer_size_avg", Gauge, PN, Debug, "Mean bytes (keys and values) in the suppression buffer over the last interval, sampled after each record.";
+    SUPPRESSION_SIZE_MAX = "kafka_streams_stream_state_suppression_buffer_size_max", Gauge, PN, Debug, "Most bytes in the suppression buffer in the last interval.";
+    SUPPRESSION_COUNT_AVG = "kafka_streams_stream_state_suppression_buffer_count_avg", Gauge, PN, Debug, "Mean records (keys) in the suppression buffer over the last interval.";
+    SUPPRESSION_COUNT_MAX = "kafka_streams_stream_state_suppression_buffer_count_max", Gauge, PN, Debug, "Most records in the suppression buffer in the last interval.";
+    ROCKSDB_MEMTABLES = "kafka_streams_stream_state_size_all_mem_tables", Gauge, RC, Info, "RocksDB cur-size-all-mem-tables of the store: bytes of its memtables, sampled at publish.";
+    ROCKSDB_BLOCK_CACHE_USAGE = "kafka_streams_stream_state_block_cache_usage", Gauge, RC, Info, "RocksDB block-cache-usage: bytes in the block cache, which every store of the process shares (memtables charged to it).";
+    ROCKSDB_BLOCK_CACHE_CAPACITY = "kafka_streams_stream_state_block_cache_capacity", Gauge, RC, Info, "RocksDB block-cache-capacity: the shared block cache's budget (statestore.memory.bytes).";
+    ROCKSDB_PENDING_COMPACTION = "kafka_streams_stream_state_estimate_pending_compaction_bytes", Gauge, RC, Info, "RocksDB estimate-pending-compaction-bytes of the store.";
+    ROCKSDB_NUM_KEYS = "kafka_streams_stream_state_estimate_num_keys", Gauge, RC, Info, "RocksDB estimate-num-keys of the store.";
 }
+
+/// Per store operation (as [`streams_state::StoreMetrics::ops`] names it): its total,
+/// rate, mean and greatest latency.
+const STATE_OPS: &[(&str, [&str; 4])] = &[
+    (
+        "put",
+        [
+            STATE_PUT_TOTAL,
+            STATE_PUT_RATE,
+            STATE_PUT_LATENCY_AVG,
+            STATE_PUT_LATENCY_MAX,
+        ],
+    ),
+    (
+        "get",
+        [
+            STATE_GET_TOTAL,
+            STATE_GET_RATE,
+            STATE_GET_LATENCY_AVG,
+            STATE_GET_LATENCY_MAX,
+        ],
+    ),
+    (
+        "delete",
+        [
+            STATE_DELETE_TOTAL,
+            STATE_DELETE_RATE,
+            STATE_DELETE_LATENCY_AVG,
+            STATE_DELETE_LATENCY_MAX,
+        ],
+    ),
+    (
+        "range",
+        [
+            STATE_RANGE_TOTAL,
+            STATE_RANGE_RATE,
+            STATE_RANGE_LATENCY_AVG,
+            STATE_RANGE_LATENCY_MAX,
+        ],
+    ),
+    (
+        "flush",
+        [
+            STATE_FLUSH_TOTAL,
+            STATE_FLUSH_RATE,
+            STATE_FLUSH_LATENCY_AVG,
+            STATE_FLUSH_LATENCY_MAX,
+        ],
+    ),
+    (
+        "restore",
+        [
+            STATE_RESTORE_TOTAL,
+            STATE_RESTORE_RATE,
+            STATE_RESTORE_LATENCY_AVG,
+            STATE_RESTORE_LATENCY_MAX,
+        ],
+    ),
+];
 
 /// Describes every metric to the global recorder (its `# HELP` lines).
 pub fn describe() {
@@ -296,6 +412,59 @@ impl LatencyWindow {
     }
 }
 
+/// Sizes of a suppression buffer sampled in a window: bytes and records, mean and most.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct BufferWindow {
+    samples: u64,
+    bytes_sum: u64,
+    bytes_max: u64,
+    count_sum: u64,
+    count_max: u64,
+}
+
+impl BufferWindow {
+    /// Adds a sample: the buffer holds `bytes` in `count` records.
+    #[inline]
+    pub(crate) fn record(&mut self, bytes: usize, count: usize) {
+        let (bytes, count) = (bytes as u64, count as u64);
+        self.samples += 1;
+        self.bytes_sum = self.bytes_sum.saturating_add(bytes);
+        self.bytes_max = self.bytes_max.max(bytes);
+        self.count_sum = self.count_sum.saturating_add(count);
+        self.count_max = self.count_max.max(count);
+    }
+
+    /// The window so far (if anything was recorded), and a new window.
+    pub(crate) fn take(&mut self) -> Option<BufferWindow> {
+        (self.samples > 0).then(|| std::mem::take(self))
+    }
+}
+
+/// A processor node's share of a publish.
+#[derive(Debug, Clone)]
+pub(crate) struct NodeExtra {
+    pub(crate) name: Arc<str>,
+    /// Records the node received so far (`DEBUG` only).
+    pub(crate) processed: Option<u64>,
+    /// End-to-end latencies since the last publish (source and terminal nodes).
+    pub(crate) e2e: Option<LatencyWindow>,
+}
+
+/// A store's share of a publish.
+#[derive(Debug, Clone)]
+pub(crate) struct StoreExtra {
+    pub(crate) name: Arc<str>,
+    /// Kafka's `[store-scope]` and the operations of the window (`DEBUG` only).
+    pub(crate) ops: Option<(
+        &'static str,
+        Vec<(&'static str, streams_state::metrics::OpWindow)>,
+    )>,
+    /// The record cache's hit ratio over the window (cached stores, `DEBUG` only).
+    pub(crate) hit_ratio: Option<streams_state::metrics::HitRatioWindow>,
+    /// RocksDB properties sampled now (RocksDB key-value stores).
+    pub(crate) rocksdb: Option<streams_state::RocksDbProperties>,
+}
+
 /// What a task contributes to a publish besides its [`TaskSnapshot`](crate::runtime::TaskSnapshot).
 #[derive(Debug, Clone)]
 pub(crate) struct TaskExtra {
@@ -304,6 +473,28 @@ pub(crate) struct TaskExtra {
     pub(crate) buffered: usize,
     /// End-to-end latencies since the last publish.
     pub(crate) e2e: Option<LatencyWindow>,
+    /// Record lateness since the last publish (`DEBUG` only).
+    pub(crate) lateness: Option<LatencyWindow>,
+    pub(crate) nodes: Vec<NodeExtra>,
+    pub(crate) stores: Vec<StoreExtra>,
+    /// Per suppression node: its buffer's sizes since the last publish (`DEBUG` only).
+    pub(crate) suppression: Vec<(Arc<str>, BufferWindow)>,
+}
+
+impl TaskExtra {
+    /// A task's share with `buffered` records queued and end-to-end latencies `e2e`; the
+    /// node, store and suppression parts empty.
+    pub(crate) fn new(id: TaskId, buffered: usize, e2e: Option<LatencyWindow>) -> Self {
+        Self {
+            id,
+            buffered,
+            e2e,
+            lateness: None,
+            nodes: Vec::new(),
+            stores: Vec::new(),
+            suppression: Vec::new(),
+        }
+    }
 }
 
 /// What a thread gathers for a publish, besides its snapshot.
@@ -361,6 +552,8 @@ pub(crate) struct ThreadRecorder {
     previous: Previous,
     /// Per task: records processed and enforced as of the last publish.
     task_previous: BTreeMap<(TaskId, bool), TaskPrevious>,
+    /// Per task and processor node: records the node received as of the last publish.
+    node_previous: BTreeMap<(TaskId, Arc<str>), u64>,
     task_created: u64,
     task_closed: u64,
     /// Labels of the lag gauges published last (zeroed once they disappear).
@@ -381,6 +574,7 @@ impl Default for ThreadRecorder {
             last_publish: Instant::now(),
             previous: Previous::default(),
             task_previous: BTreeMap::new(),
+            node_previous: BTreeMap::new(),
             task_created: 0,
             task_closed: 0,
             partitions: BTreeSet::new(),
@@ -434,7 +628,117 @@ fn publish_task_lags(
     *published = now;
 }
 
+/// `ns` in ms.
+fn ns_ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
+}
+
 impl ThreadRecorder {
+    /// Publishes a task's node, store, lateness and suppression metrics; records each
+    /// node's count in `node_previous` for the next rates.
+    fn publish_task_extra(
+        &self,
+        thread: &str,
+        extra: &TaskExtra,
+        secs: f64,
+        node_previous: &mut BTreeMap<(TaskId, Arc<str>), u64>,
+    ) {
+        let task = extra.id.to_string();
+        let ta = [("thread_id", thread.to_string()), ("task_id", task.clone())];
+        if let Some(w) = extra.lateness {
+            gauge(LATENESS_AVG, &ta, w.avg());
+            gauge(LATENESS_MAX, &ta, w.max as f64);
+        }
+        let pn = |node: &str| {
+            [
+                ("thread_id", thread.to_string()),
+                ("task_id", task.clone()),
+                ("processor_node_id", node.to_string()),
+            ]
+        };
+        for node in &extra.nodes {
+            let labels = pn(&node.name);
+            if let Some(w) = node.e2e {
+                gauge(NODE_E2E_MIN, &labels, w.min as f64);
+                gauge(NODE_E2E_AVG, &labels, w.avg());
+                gauge(NODE_E2E_MAX, &labels, w.max as f64);
+            }
+            if let Some(n) = node.processed {
+                let key = (extra.id, node.name.clone());
+                let before = self.node_previous.get(&key).copied().unwrap_or(0);
+                counter(NODE_PROCESS_TOTAL, &labels, n);
+                gauge(
+                    NODE_PROCESS_RATE,
+                    &labels,
+                    n.saturating_sub(before) as f64 / secs,
+                );
+                node_previous.insert(key, n);
+            }
+        }
+        for (node, w) in &extra.suppression {
+            let labels = pn(node);
+            let n = w.samples.max(1) as f64;
+            gauge(SUPPRESSION_SIZE_AVG, &labels, w.bytes_sum as f64 / n);
+            gauge(SUPPRESSION_SIZE_MAX, &labels, w.bytes_max as f64);
+            gauge(SUPPRESSION_COUNT_AVG, &labels, w.count_sum as f64 / n);
+            gauge(SUPPRESSION_COUNT_MAX, &labels, w.count_max as f64);
+        }
+        for store in &extra.stores {
+            let rc = [
+                ("thread_id", thread.to_string()),
+                ("task_id", task.clone()),
+                ("store", store.name.to_string()),
+            ];
+            if let Some((scope, ops)) = &store.ops {
+                let st = [
+                    ("thread_id", thread.to_string()),
+                    ("task_id", task.clone()),
+                    ("store", store.name.to_string()),
+                    ("store_scope", scope.to_string()),
+                ];
+                for (op, w) in ops {
+                    let Some((_, [total, rate, avg, max])) =
+                        STATE_OPS.iter().find(|(name, _)| name == op)
+                    else {
+                        continue;
+                    };
+                    counter(total, &st, w.total);
+                    gauge(rate, &st, w.count as f64 / secs);
+                    gauge(
+                        avg,
+                        &st,
+                        if w.count == 0 {
+                            0.0
+                        } else {
+                            ns_ms(w.sum_ns) / w.count as f64
+                        },
+                    );
+                    gauge(max, &st, ns_ms(w.max_ns));
+                }
+            }
+            if let Some(h) = store.hit_ratio {
+                gauge(CACHE_HIT_RATIO_AVG, &rc, h.avg);
+                gauge(CACHE_HIT_RATIO_MIN, &rc, h.min);
+                gauge(CACHE_HIT_RATIO_MAX, &rc, h.max);
+            }
+            if let Some(p) = store.rocksdb {
+                gauge(ROCKSDB_MEMTABLES, &rc, p.size_all_mem_tables as f64);
+                gauge(ROCKSDB_BLOCK_CACHE_USAGE, &rc, p.block_cache_usage as f64);
+                gauge(
+                    ROCKSDB_BLOCK_CACHE_CAPACITY,
+                    &rc,
+                    p.block_cache_capacity as f64,
+                );
+                gauge(
+                    ROCKSDB_PENDING_COMPACTION,
+                    &rc,
+                    p.estimate_pending_compaction_bytes as f64,
+                );
+                gauge(ROCKSDB_NUM_KEYS, &rc, p.estimate_num_keys as f64);
+            }
+        }
+    }
+
     /// A poll returned `records` after `took`.
     #[inline]
     pub(crate) fn on_poll(&mut self, records: usize, took: Duration) {
@@ -665,6 +969,7 @@ impl ThreadRecorder {
             counter(TASK_IDLE_ADVANCES, &ta, m.idle_advances);
             gauge(TASK_LAG, &ta, t.lag as f64);
         }
+        let mut node_previous = BTreeMap::new();
         for extra in &input.tasks {
             let ta = [
                 ("thread_id", snapshot.name.clone()),
@@ -676,7 +981,9 @@ impl ThreadRecorder {
                 gauge(E2E_AVG, &ta, w.avg());
                 gauge(E2E_MAX, &ta, w.max as f64);
             }
+            self.publish_task_extra(&snapshot.name, extra, secs, &mut node_previous);
         }
+        self.node_previous = node_previous;
         // Tasks gone: their lag no longer counts here.
         for (id, standby) in self.task_previous.keys() {
             if !*standby && !task_previous.contains_key(&(*id, false)) {
@@ -815,14 +1122,14 @@ mod tests {
                 poll_time: Duration::from_millis(6),
                 process_time: Duration::from_millis(100),
                 commit_time: Duration::from_millis(8),
-                tasks: vec![TaskExtra {
-                    id: TaskId {
+                tasks: vec![TaskExtra::new(
+                    TaskId {
                         subtopology: 0,
                         partition: 3,
                     },
-                    buffered: 4,
-                    e2e: Some(e2e),
-                }],
+                    4,
+                    Some(e2e),
+                )],
                 partition_lags: vec![("in".into(), 3, 42)],
                 input_lags: vec![(
                     TaskId {
@@ -913,6 +1220,136 @@ mod tests {
             assert_eq!(sample(&text, &format!("{PROCESS_RATE}{th}")), Some(0.0));
             assert_eq!(sample(&text, &format!("{POLL_LATENCY_MAX}{th}")), Some(0.0));
         });
+    }
+
+    #[test]
+    fn publishes_node_store_lateness_and_suppression_metrics() {
+        let recorder = prometheus_recorder(&ExportOptions::default());
+        let handle = recorder.handle();
+        ::metrics::with_local_recorder(&recorder, || {
+            let mut r = ThreadRecorder::default();
+            let id = TaskId {
+                subtopology: 0,
+                partition: 3,
+            };
+            let mut lateness = LatencyWindow::default();
+            for v in [0, 4, 0, 10] {
+                lateness.record(v);
+            }
+            let mut e2e = LatencyWindow::default();
+            e2e.record(20);
+            e2e.record(40);
+            let mut buffer = BufferWindow::default();
+            buffer.record(100, 1);
+            buffer.record(300, 3);
+            let mut extra = TaskExtra::new(id, 0, None);
+            extra.lateness = lateness.take();
+            extra.nodes = vec![
+                NodeExtra {
+                    name: Arc::from("src"),
+                    processed: Some(50),
+                    e2e: Some(e2e),
+                },
+                NodeExtra {
+                    name: Arc::from("mid"),
+                    processed: Some(30),
+                    e2e: None,
+                },
+            ];
+            extra.suppression = vec![(Arc::from("sup"), buffer)];
+            extra.stores = vec![StoreExtra {
+                name: Arc::from("counts"),
+                ops: Some((
+                    "rocksdb-state",
+                    vec![(
+                        "put",
+                        streams_state::metrics::OpWindow {
+                            total: 9,
+                            count: 4,
+                            sum_ns: 8_000_000,
+                            max_ns: 5_000_000,
+                        },
+                    )],
+                )),
+                hit_ratio: Some(streams_state::metrics::HitRatioWindow {
+                    avg: 0.25,
+                    min: 0.0,
+                    max: 0.5,
+                }),
+                rocksdb: Some(streams_state::RocksDbProperties {
+                    estimate_num_keys: 7,
+                    block_cache_capacity: 1 << 20,
+                    ..Default::default()
+                }),
+            }];
+            let input = PublishInput {
+                tasks: vec![extra],
+                ..PublishInput::default()
+            };
+            r.publish(&snapshot(0, 0), &input);
+            let text = handle.render();
+            let ta = "{thread_id=\"app-1-StreamThread-1\",task_id=\"0_3\"";
+            assert_eq!(sample(&text, &format!("{LATENESS_AVG}{ta}}}")), Some(3.5));
+            assert_eq!(sample(&text, &format!("{LATENESS_MAX}{ta}}}")), Some(10.0));
+            let src = format!("{ta},processor_node_id=\"src\"}}");
+            assert_eq!(sample(&text, &format!("{NODE_E2E_MIN}{src}")), Some(20.0));
+            assert_eq!(sample(&text, &format!("{NODE_E2E_AVG}{src}")), Some(30.0));
+            assert_eq!(sample(&text, &format!("{NODE_E2E_MAX}{src}")), Some(40.0));
+            assert_eq!(
+                sample(&text, &format!("{NODE_PROCESS_TOTAL}{src}")),
+                Some(50.0)
+            );
+            let mid = format!("{ta},processor_node_id=\"mid\"}}");
+            assert_eq!(sample(&text, &format!("{NODE_E2E_MIN}{mid}")), None);
+            assert_eq!(
+                sample(&text, &format!("{NODE_PROCESS_TOTAL}{mid}")),
+                Some(30.0)
+            );
+            let sup = format!("{ta},processor_node_id=\"sup\"}}");
+            assert_eq!(
+                sample(&text, &format!("{SUPPRESSION_SIZE_AVG}{sup}")),
+                Some(200.0)
+            );
+            assert_eq!(
+                sample(&text, &format!("{SUPPRESSION_COUNT_MAX}{sup}")),
+                Some(3.0)
+            );
+            let st = format!("{ta},store=\"counts\",store_scope=\"rocksdb-state\"}}");
+            assert_eq!(sample(&text, &format!("{STATE_PUT_TOTAL}{st}")), Some(9.0));
+            assert_eq!(
+                sample(&text, &format!("{STATE_PUT_LATENCY_AVG}{st}")),
+                Some(2.0)
+            );
+            assert_eq!(
+                sample(&text, &format!("{STATE_PUT_LATENCY_MAX}{st}")),
+                Some(5.0)
+            );
+            assert!(sample(&text, &format!("{STATE_PUT_RATE}{st}")).is_some_and(|v| v > 0.0));
+            let rc = format!("{ta},store=\"counts\"}}");
+            assert_eq!(
+                sample(&text, &format!("{CACHE_HIT_RATIO_AVG}{rc}")),
+                Some(0.25)
+            );
+            assert_eq!(sample(&text, &format!("{ROCKSDB_NUM_KEYS}{rc}")), Some(7.0));
+            assert_eq!(
+                sample(&text, &format!("{ROCKSDB_BLOCK_CACHE_CAPACITY}{rc}")),
+                Some(1048576.0)
+            );
+        });
+    }
+
+    #[test]
+    fn every_store_operation_has_its_four_metrics() {
+        let ops = streams_state::StoreMetrics::new("x");
+        let names: Vec<&str> = ops.ops().iter().map(|(n, _)| *n).collect();
+        let exported: Vec<&str> = STATE_OPS.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, exported);
+        for (op, names) in STATE_OPS {
+            for n in names {
+                assert!(n.contains(&format!("_{op}_")), "{n}");
+                assert!(METRICS.iter().any(|m| m.name == *n), "{n}");
+            }
+        }
     }
 
     #[test]

@@ -11,9 +11,10 @@ use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use streams_state::{
-    CachingKeyValueStore, ChangelogSink, InMemoryKeyValueStoreSupplier, KeyValueBytesStoreSupplier,
-    KeyValueStore, LoggingKeyValueStore, RocksDbKeyValueStoreSupplier, SessionBytesStoreSupplier,
-    SessionStore, StateError, StoreContext, ThreadCache, WindowBytesStoreSupplier, WindowStore,
+    CachingKeyValueStore, ChangelogSink, HitRatioStats, InMemoryKeyValueStoreSupplier,
+    KeyValueBytesStoreSupplier, KeyValueStore, LoggingKeyValueStore, MeteredKeyValueStore,
+    RocksDbKeyValueStoreSupplier, RocksDbProperties, SessionBytesStoreSupplier, SessionStore,
+    StateError, StoreContext, StoreMetrics, ThreadCache, WindowBytesStoreSupplier, WindowStore,
 };
 
 use crate::window::{Window, Windowed};
@@ -350,6 +351,8 @@ pub(crate) trait RawStore: Send + Sync {
     fn flush(&self) -> Result<()>;
     /// Closes the store.
     fn close(&self) -> Result<()>;
+    /// The RocksDB properties of the store's instance, if it is a RocksDB key-value store.
+    fn rocksdb_properties(&self) -> Option<RocksDbProperties>;
 }
 
 fn relock<T: ?Sized>(m: &Mutex<Box<T>>) -> MutexGuard<'_, Box<T>> {
@@ -361,7 +364,7 @@ fn relock<T: ?Sized>(m: &Mutex<Box<T>>) -> MutexGuard<'_, Box<T>> {
 /// The same `RawStore` for every kind of store; `$restore` applies a restoration batch to
 /// the locked store `$s`.
 macro_rules! raw_store {
-    ($kind:ty, |$s:ident, $records:ident| $restore:expr) => {
+    ($kind:ty, |$s:ident, $records:ident| $restore:expr, |$p:ident| $props:expr) => {
         impl RawStore for Mutex<Box<$kind>> {
             fn persistent(&self) -> bool {
                 relock(self).persistent()
@@ -382,17 +385,44 @@ macro_rules! raw_store {
             fn close(&self) -> Result<()> {
                 Ok(relock(self).close()?)
             }
+            fn rocksdb_properties(&self) -> Option<RocksDbProperties> {
+                let $p = relock(self);
+                $props
+            }
         }
     };
 }
 
-raw_store!(dyn KeyValueStore, |s, records| {
-    s.begin_restore()?;
-    s.restore_batch(records)?;
-    Ok(s.end_restore()?)
-});
-raw_store!(dyn WindowStore, |s, records| Ok(s.restore_batch(records)?));
-raw_store!(dyn SessionStore, |s, records| Ok(s.restore_batch(records)?));
+raw_store!(
+    dyn KeyValueStore,
+    |s, records| {
+        s.begin_restore()?;
+        s.restore_batch(records)?;
+        Ok(s.end_restore()?)
+    },
+    |s| s.rocksdb_properties()
+);
+// Segmented (window and session) RocksDB stores keep their instance private to
+// `streams_state::segments`: no properties yet (docs/OPERATIONS.md).
+raw_store!(
+    dyn WindowStore,
+    |s, records| Ok(s.restore_batch(records)?),
+    |_s| None
+);
+raw_store!(
+    dyn SessionStore,
+    |s, records| Ok(s.restore_batch(records)?),
+    |_s| None
+);
+
+/// A store's metrics recorders, present only at the `DEBUG` recording level.
+#[derive(Clone, Default)]
+pub(crate) struct StoreMeters {
+    /// Operation rates and latencies (the metered layer).
+    pub(crate) ops: Option<Arc<StoreMetrics>>,
+    /// The record cache's hit ratio (cached stores only).
+    pub(crate) hit_ratio: Option<Arc<HitRatioStats>>,
+}
 
 /// One task's instance of a store: the raw store (for commit and close) and its typed
 /// handle.
@@ -401,6 +431,7 @@ pub(crate) struct StoreEntry {
     name: Arc<str>,
     raw: Arc<dyn RawStore>,
     typed: Arc<dyn Any + Send + Sync>,
+    meters: StoreMeters,
 }
 
 impl fmt::Debug for StoreEntry {
@@ -456,6 +487,16 @@ impl StoreEntry {
 
     pub(crate) fn close(&self) -> Result<()> {
         self.raw.close()
+    }
+
+    /// The store's metrics recorders (none at the `INFO` recording level).
+    pub(crate) fn meters(&self) -> &StoreMeters {
+        &self.meters
+    }
+
+    /// The RocksDB properties of the store, read now (RocksDB key-value stores only).
+    pub(crate) fn rocksdb_properties(&self) -> Option<RocksDbProperties> {
+        self.raw.rocksdb_properties()
     }
 }
 
@@ -537,14 +578,27 @@ impl<K: Send + 'static, V: Send + 'static> KeyValueStoreBuilder<K, V> {
                     }
                 },
             };
+            let debug = b.config.metrics_recording_level().records_debug();
+            let mut meters = StoreMeters::default();
             let mut store = supplier.get(b.ctx)?;
             if let Some(sink) = b.changelog {
                 store = Box::new(LoggingKeyValueStore::new(store, sink));
             }
             if self.caching {
-                store = Box::new(CachingKeyValueStore::new(store, b.cache.clone()));
+                let mut cached = CachingKeyValueStore::new(store, b.cache.clone());
+                if debug {
+                    let stats = Arc::new(HitRatioStats::default());
+                    meters.hit_ratio = Some(stats.clone());
+                    cached = cached.with_hit_ratio(stats);
+                }
+                store = Box::new(cached);
             } else if self.write_through {
                 store = Box::new(CachingKeyValueStore::new(store, ThreadCache::new(0)));
+            }
+            if debug {
+                let metered = MeteredKeyValueStore::new(store);
+                meters.ops = Some(metered.metrics().clone());
+                store = Box::new(metered);
             }
             let raw: SharedKv = Arc::new(Mutex::new(store));
             let handle = KeyValueStoreHandle {
@@ -557,6 +611,7 @@ impl<K: Send + 'static, V: Send + 'static> KeyValueStoreBuilder<K, V> {
                 name: shared_name.clone(),
                 raw,
                 typed: Arc::new(handle),
+                meters,
             })
         });
         (name, logged, factory)
@@ -1048,8 +1103,22 @@ impl WindowSupplier {
     }
 }
 
-/// Wraps a store in another layer (change logging, a record cache).
+/// Wraps a store in another layer (change logging).
 type Wrap<S, A> = fn(Box<S>, A) -> Box<S>;
+/// Wraps a store in a record cache with a budget, recording its hit ratio if given stats.
+type WrapCache<S> = fn(Box<S>, ThreadCache, Option<Arc<HitRatioStats>>) -> Box<S>;
+/// Wraps a store in the metered layer; returns it with its statistics.
+type Meter<S> = fn(Box<S>) -> (Box<S>, Arc<StoreMetrics>);
+
+/// The layers a window or session store may get around its engine, innermost first.
+struct Layers<S: ?Sized> {
+    /// Change logging, when the task gives a changelog.
+    log: Wrap<S, Box<dyn ChangelogSink>>,
+    /// A record cache, and whether it has the thread's budget (else it writes through).
+    cache: Option<(WrapCache<S>, bool)>,
+    /// The metered layer (`DEBUG` recording level only).
+    meter: Meter<S>,
+}
 
 /// The spec of a logged window or session store: open the engine, wrap it in change logging
 /// if the task gave a changelog, share it, and build its typed handle.
@@ -1058,8 +1127,7 @@ fn windowed_store_spec<S, H>(
     logged: bool,
     retention: i64,
     open: impl Fn(&StoreBuild<'_>) -> Result<Box<S>> + Send + Sync + 'static,
-    log: Wrap<S, Box<dyn ChangelogSink>>,
-    cache: Option<(Wrap<S, ThreadCache>, bool)>,
+    layers: Layers<S>,
     handle: impl Fn(Arc<str>, Arc<Mutex<Box<S>>>) -> H + Send + Sync + 'static,
 ) -> StoreSpecParts
 where
@@ -1069,23 +1137,35 @@ where
 {
     let shared_name: Arc<str> = Arc::from(name.as_str());
     let factory: StoreFactory = Arc::new(move |mut b: StoreBuild<'_>| {
+        let debug = b.config.metrics_recording_level().records_debug();
+        let mut meters = StoreMeters::default();
+        let Layers { log, cache, meter } = &layers;
         let mut store = open(&b)?;
         if let Some(sink) = b.changelog.take() {
             store = log(store, sink);
         }
-        if let Some((cache, budgeted)) = cache {
+        if let Some((cache, budgeted)) = *cache {
             let budget = if budgeted {
                 b.cache.clone()
             } else {
                 ThreadCache::new(0)
             };
-            store = cache(store, budget);
+            // A write-through cache (no budget) is no cache: no hit ratio.
+            let stats = (debug && budgeted).then(|| Arc::new(HitRatioStats::default()));
+            meters.hit_ratio = stats.clone();
+            store = cache(store, budget, stats);
+        }
+        if debug {
+            let (metered, ops) = meter(store);
+            meters.ops = Some(ops);
+            store = metered;
         }
         let raw = Arc::new(Mutex::new(store));
         Ok(StoreEntry {
             name: shared_name.clone(),
             raw: raw.clone(),
             typed: Arc::new(handle(shared_name.clone(), raw)),
+            meters,
         })
     });
     StoreSpecParts {
@@ -1162,14 +1242,24 @@ impl<K: Send + 'static, V: Send + 'static> StoreBuilder for WindowStoreBuilder<K
             logging,
             retention,
             move |b| supplier.resolve(b.config)?.get(b.ctx).map_err(Into::into),
-            |store, sink| Box::new(streams_state::LoggingWindowStore::new(store, sink)),
-            (caching || write_through).then_some((
-                |store, cache| {
-                    Box::new(streams_state::CachingWindowStore::new(store, cache))
-                        as Box<dyn WindowStore>
+            Layers {
+                log: |store, sink| Box::new(streams_state::LoggingWindowStore::new(store, sink)),
+                cache: (caching || write_through).then_some((
+                    |store, cache, stats| {
+                        let mut cached = streams_state::CachingWindowStore::new(store, cache);
+                        if let Some(stats) = stats {
+                            cached = cached.with_hit_ratio(stats);
+                        }
+                        Box::new(cached) as Box<dyn WindowStore>
+                    },
+                    caching,
+                )),
+                meter: |store| {
+                    let metered = streams_state::MeteredWindowStore::new(store);
+                    let ops = metered.metrics().clone();
+                    (Box::new(metered) as Box<dyn WindowStore>, ops)
                 },
-                caching,
-            )),
+            },
             move |name, store| WindowStoreHandle {
                 name,
                 store,
@@ -1279,14 +1369,24 @@ impl<K: Send + 'static, V: Send + 'static> StoreBuilder for SessionStoreBuilder<
             logging,
             retention,
             move |b| supplier.resolve(b.config)?.get(b.ctx).map_err(Into::into),
-            |store, sink| Box::new(streams_state::LoggingSessionStore::new(store, sink)),
-            (caching || write_through).then_some((
-                |store, cache| {
-                    Box::new(streams_state::CachingSessionStore::new(store, cache))
-                        as Box<dyn SessionStore>
+            Layers {
+                log: |store, sink| Box::new(streams_state::LoggingSessionStore::new(store, sink)),
+                cache: (caching || write_through).then_some((
+                    |store, cache, stats| {
+                        let mut cached = streams_state::CachingSessionStore::new(store, cache);
+                        if let Some(stats) = stats {
+                            cached = cached.with_hit_ratio(stats);
+                        }
+                        Box::new(cached) as Box<dyn SessionStore>
+                    },
+                    caching,
+                )),
+                meter: |store| {
+                    let metered = streams_state::MeteredSessionStore::new(store);
+                    let ops = metered.metrics().clone();
+                    (Box::new(metered) as Box<dyn SessionStore>, ops)
                 },
-                caching,
-            )),
+            },
             move |name, store| SessionStoreHandle {
                 name,
                 store,

@@ -82,6 +82,8 @@ pub(crate) struct CacheCore {
     lru: VecDeque<(u64, Arc<[u8]>)>,
     next_seq: u64,
     bytes: usize,
+    /// The hit ratio's statistics, kept only at the `DEBUG` recording level.
+    hit_ratio: Option<Arc<crate::HitRatioStats>>,
 }
 
 /// Cached keys and values (a `None` value is a cached deletion).
@@ -99,6 +101,7 @@ impl CacheCore {
             lru: VecDeque::new(),
             next_seq: 0,
             bytes: 0,
+            hit_ratio: None,
         }
     }
 
@@ -125,8 +128,14 @@ impl CacheCore {
     }
 
     /// The cached value of `key`: `Some(None)` is a cached deletion, `None` a miss.
+    /// Counted in the hit ratio, if kept.
+    #[inline]
     pub(crate) fn get(&self, key: &[u8]) -> Option<&Option<Vec<u8>>> {
-        self.entries.get(key).map(|e| &e.value)
+        let found = self.entries.get(key).map(|e| &e.value);
+        if let Some(stats) = &self.hit_ratio {
+            stats.record(found.is_some());
+        }
+        found
     }
 
     /// Caches a write. Returns what must be written down now: the write itself when the
@@ -319,6 +328,12 @@ impl CachingKeyValueStore {
     pub fn cached_entries(&self) -> usize {
         self.cache.len()
     }
+
+    /// Records the cache's hit ratio (Kafka's `hit-ratio`, a `DEBUG` metric) into `stats`.
+    pub fn with_hit_ratio(mut self, stats: Arc<crate::HitRatioStats>) -> Self {
+        self.cache.hit_ratio = Some(stats);
+        self
+    }
 }
 
 impl StateStore for CachingKeyValueStore {
@@ -399,6 +414,9 @@ impl KeyValueStore for CachingKeyValueStore {
     fn snapshot_to(&self, dir: &Path) -> Result<bool, StateError> {
         self.inner.snapshot_to(dir)
     }
+    fn rocksdb_properties(&self) -> Option<crate::RocksDbProperties> {
+        self.inner.rocksdb_properties()
+    }
     fn flush_cache(&mut self) -> Result<(), StateError> {
         let dirty = self.cache.take_dirty();
         self.write_down(dirty)
@@ -474,6 +492,13 @@ macro_rules! cached_store {
                     cache: CacheCore::ordered(budget),
                     evicted: Vec::new(),
                 }
+            }
+
+            /// Records the cache's hit ratio (Kafka's `hit-ratio`, a `DEBUG` metric) into
+            /// `stats`.
+            pub fn with_hit_ratio(mut self, stats: Arc<crate::HitRatioStats>) -> Self {
+                self.cache.hit_ratio = Some(stats);
+                self
             }
         }
 
@@ -908,6 +933,30 @@ mod tests {
             Box::new(InMemoryKeyValueStore::new("s")),
             ThreadCache::new(max),
         )
+    }
+
+    #[test]
+    fn reads_count_hits_and_misses_of_the_cache_only() {
+        let stats = Arc::new(crate::HitRatioStats::default());
+        let mut s = cached(1 << 20).with_hit_ratio(stats.clone());
+        // get a (miss), put a, get a (hit), delete a (reads it: hit), get b (miss).
+        assert_eq!(s.get(b"a").unwrap(), None);
+        s.put(b"a", b"1").unwrap();
+        assert_eq!(s.get(b"a").unwrap(), Some(b"1".to_vec()));
+        s.delete(b"a").unwrap();
+        assert_eq!(s.get(b"b").unwrap(), None);
+        // Running ratios: 0/1, 1/2, 2/3, 2/4.
+        let ratios = [0.0, 0.5, 2.0 / 3.0, 0.5];
+        let w = stats.take().unwrap();
+        assert!(
+            (w.avg - ratios.iter().sum::<f64>() / 4.0).abs() < 1e-5,
+            "{w:?}"
+        );
+        assert_eq!(w.min, 0.0);
+        assert!((w.max - 2.0 / 3.0).abs() < 1e-5, "{w:?}");
+        // Without stats nothing is kept (the default).
+        let plain = cached(1 << 20);
+        assert!(plain.cache.hit_ratio.is_none());
     }
 
     #[test]

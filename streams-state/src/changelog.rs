@@ -119,6 +119,9 @@ impl KeyValueStore for LoggingKeyValueStore {
     fn end_restore(&mut self) -> Result<(), StateError> {
         self.inner.end_restore()
     }
+    fn rocksdb_properties(&self) -> Option<crate::RocksDbProperties> {
+        self.inner.rocksdb_properties()
+    }
     fn snapshot_to(&self, dir: &Path) -> Result<bool, StateError> {
         self.inner.snapshot_to(dir)
     }

@@ -122,6 +122,13 @@ pub trait KeyValueStore: StateStore {
     fn snapshot_to(&self, _dir: &Path) -> Result<bool, StateError> {
         Ok(false)
     }
+
+    /// The RocksDB properties of the store's instance, read now (`None`: not a RocksDB
+    /// store). Wrapping stores pass the call down. Sampled by the stream thread when it
+    /// publishes metrics, never per record.
+    fn rocksdb_properties(&self) -> Option<crate::RocksDbProperties> {
+        None
+    }
 }
 
 /// The smallest byte string greater than every string that starts with `prefix`, or `None`

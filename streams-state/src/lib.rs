@@ -5,6 +5,8 @@
 //! - engines: [`InMemoryKeyValueStore`] and [`RocksDbKeyValueStore`], the latter sharing one
 //!   process-wide memory budget ([`RocksDbResources`]);
 //! - the record cache ([`CachingKeyValueStore`], [`ThreadCache`]);
+//! - store metrics ([`metrics`]: the metered store layer, the record cache's hit ratio,
+//!   RocksDB properties), recorded only at the `DEBUG` recording level;
 //! - changelogs ([`ChangelogSink`], [`LoggingKeyValueStore`]), per-task checkpoints
 //!   ([`Checkpoint`]), restoration ([`restore_store`]) and snapshots;
 //! - the locked state directory ([`StateDirectory`]);
@@ -32,6 +34,7 @@ mod error;
 mod kv;
 mod log;
 mod memory;
+pub mod metrics;
 mod partitioner;
 pub mod repair;
 mod rocks;
@@ -64,6 +67,10 @@ pub use log::{
     PartitionLog, ReadResult, RecoveryReport, StoredBatch,
 };
 pub use memory::{InMemoryKeyValueStore, InMemoryKeyValueStoreSupplier};
+pub use metrics::{
+    HitRatioStats, MeteredKeyValueStore, MeteredSessionStore, MeteredWindowStore,
+    RocksDbProperties, StoreMetrics,
+};
 pub use partitioner::{murmur2, partition_for_key};
 pub use rocks::{
     MIN_ROCKSDB_BUDGET, RocksDbKeyValueStore, RocksDbKeyValueStoreSupplier, RocksDbResources,

@@ -47,9 +47,12 @@ impl RocksDbResources {
     pub fn with_budget(budget: usize) -> Self {
         let budget = budget.max(MIN_ROCKSDB_BUDGET);
         let cache = Cache::new_lru_cache(budget);
+        // allow_stall: when memtables reach their share, writers wait for flushes instead
+        // of growing past it (without, a loaded machine whose flushes lag let usage pass
+        // the budget: 102 MB against 64 MiB was seen).
         let write_buffers = WriteBufferManager::new_write_buffer_manager_with_cache(
             budget / 2,
-            false,
+            true,
             cache.clone(),
         );
         Self {
@@ -372,6 +375,18 @@ impl KeyValueStore for RocksDbKeyValueStore {
         self.db()?
             .set_options(&[("disable_auto_compactions", "false")])
             .map_err(|e| io_err(&self.name, "bulk-load tuning", e))
+    }
+
+    fn rocksdb_properties(&self) -> Option<crate::RocksDbProperties> {
+        let db = self.db.as_ref()?;
+        let int = |name: &str| db.property_int_value(name).ok().flatten().unwrap_or(0);
+        Some(crate::RocksDbProperties {
+            size_all_mem_tables: int("rocksdb.cur-size-all-mem-tables"),
+            block_cache_usage: int("rocksdb.block-cache-usage"),
+            block_cache_capacity: int("rocksdb.block-cache-capacity"),
+            estimate_pending_compaction_bytes: int("rocksdb.estimate-pending-compaction-bytes"),
+            estimate_num_keys: int("rocksdb.estimate-num-keys"),
+        })
     }
 
     fn snapshot_to(&self, dir: &Path) -> Result<bool, StateError> {

@@ -327,7 +327,8 @@ fn a_running_app_exports_counts_rates_lags_and_latencies() {
     app.close().unwrap();
 }
 
-/// docs/OPERATIONS.md documents every exported metric, and only those, with its type.
+/// docs/OPERATIONS.md documents every exported metric, and only those, with its type and
+/// recording level.
 #[test]
 fn operations_doc_lists_every_metric() {
     use streams_core::metrics_export::{METRICS, MetricKind};
@@ -336,12 +337,14 @@ fn operations_doc_lists_every_metric() {
         .unwrap()
         .join("docs/OPERATIONS.md");
     let doc = std::fs::read_to_string(doc).unwrap();
-    let rows: BTreeMap<String, String> = doc
+    // name -> (type, recording level)
+    let rows: BTreeMap<String, (String, String)> = doc
         .lines()
         .filter_map(|l| {
             let mut cells = l.strip_prefix("| `")?.split(" | ");
             let name = cells.next()?.strip_suffix('`')?.to_string();
-            Some((name, cells.next()?.to_string()))
+            let kind = cells.next()?.to_string();
+            Some((name, (kind, cells.next()?.to_string())))
         })
         .collect();
     for m in METRICS {
@@ -350,8 +353,8 @@ fn operations_doc_lists_every_metric() {
             MetricKind::Gauge => "gauge",
         };
         assert_eq!(
-            rows.get(m.name).map(String::as_str),
-            Some(kind),
+            rows.get(m.name).map(|(k, l)| (k.as_str(), l.as_str())),
+            Some((kind, m.level.as_str())),
             "{}",
             m.name
         );

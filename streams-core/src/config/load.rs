@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use super::suggest::closest_name;
 use super::{
     ClientPrefix, ConfigError, DEFAULT_ENV_PREFIX, DeserializationHandler, DslStore, Origin,
-    ProcessingGuarantee, ProductionHandler, PropertySource, StreamsConfig, check_application_id,
-    check_host_port, names,
+    ProcessingGuarantee, ProductionHandler, PropertySource, RecordingLevel, StreamsConfig,
+    check_application_id, check_host_port, names,
 };
 use crate::time::InvalidTimestampPolicy;
 
@@ -282,6 +282,14 @@ impl StreamsConfig {
                     e.parse_int(-1i64, "a whole number of milliseconds, or -1 (never wait)")?
             }
             POLL_MS => self.poll_ms = e.parse_int(0u64, MS)?,
+            METRICS_RECORDING_LEVEL => {
+                self.metrics_recording_level = match v.to_ascii_uppercase().as_str() {
+                    "INFO" => RecordingLevel::Info,
+                    "DEBUG" => RecordingLevel::Debug,
+                    "TRACE" => RecordingLevel::Trace,
+                    _ => return Err(e.bad_value("`INFO`, `DEBUG` or `TRACE`")),
+                }
+            }
             STREAMS_REPARTITION_PURGE => {
                 self.repartition_purge = match v.to_ascii_lowercase().as_str() {
                     "true" => true,
@@ -477,6 +485,11 @@ mod tests {
             ("commit.interval.ms", "1s", "milliseconds"),
             ("processing.guarantee", "exactly_once", "exactly_once_v2"),
             ("default.dsl.store", "lmdb", "`rocksDB` or `in_memory`"),
+            (
+                "metrics.recording.level",
+                "verbose",
+                "`INFO`, `DEBUG` or `TRACE`",
+            ),
             ("replication.factor", "0", "-1"),
             ("max.task.idle.ms", "-2", "-1"),
             ("statestore.memory.bytes", "1024", "at least 8388608"),

@@ -80,6 +80,42 @@ impl DslStore {
     }
 }
 
+/// Which metrics are recorded (property `metrics.recording.level`, as in Kafka Streams):
+/// each metric has a level, and only those at or below the configured one are recorded.
+///
+/// `INFO` (the default) records the thread and task metrics and the end-to-end latency of
+/// source and terminal nodes; `DEBUG` adds the metrics Kafka records only at `DEBUG`
+/// (state store operations, the record cache's hit ratio, the suppression buffer, record
+/// lateness, per-node process counts). At `INFO` the `DEBUG` metrics cost nothing: their
+/// recording layers are not even built. `TRACE` records the same as `DEBUG` here. See
+/// docs/OPERATIONS.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum RecordingLevel {
+    /// `INFO`: the metrics an operator always needs.
+    #[default]
+    Info,
+    /// `DEBUG`: also the per-store, per-cache and per-node metrics.
+    Debug,
+    /// `TRACE`: Kafka's finest level (no metric of ours needs it: as `DEBUG`).
+    Trace,
+}
+
+impl RecordingLevel {
+    /// The property value: `INFO`, `DEBUG` or `TRACE`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordingLevel::Info => "INFO",
+            RecordingLevel::Debug => "DEBUG",
+            RecordingLevel::Trace => "TRACE",
+        }
+    }
+
+    /// Whether metrics of level `DEBUG` are recorded.
+    pub fn records_debug(self) -> bool {
+        self >= RecordingLevel::Debug
+    }
+}
+
 /// The processing guarantee (property `processing.guarantee`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ProcessingGuarantee {
@@ -150,6 +186,7 @@ pub struct StreamsConfig {
     clients: [BTreeMap<String, String>; 5],
     idle_advance_ms: Option<i64>,
     repartition_purge: bool,
+    metrics_recording_level: RecordingLevel,
 }
 
 /// Prints every setting as [`StreamsConfig::to_properties`] gives it: secrets of client
@@ -210,6 +247,7 @@ impl StreamsConfig {
             clients: Default::default(),
             idle_advance_ms: None,
             repartition_purge: true,
+            metrics_recording_level: RecordingLevel::Info,
         }
     }
 
@@ -237,6 +275,18 @@ impl StreamsConfig {
     /// Whether committed repartition records are deleted after each commit.
     pub fn repartition_purge(&self) -> bool {
         self.repartition_purge
+    }
+
+    /// Sets which metrics are recorded (property `metrics.recording.level`, default
+    /// `INFO`); see [`RecordingLevel`].
+    pub fn with_metrics_recording_level(mut self, level: RecordingLevel) -> Self {
+        self.metrics_recording_level = level;
+        self
+    }
+
+    /// Which metrics are recorded.
+    pub fn metrics_recording_level(&self) -> RecordingLevel {
+        self.metrics_recording_level
     }
 
     /// The idle-advance threshold in ms, if idle advance is on; see
@@ -580,6 +630,10 @@ impl StreamsConfig {
             STREAMS_REPARTITION_PURGE,
             self.repartition_purge.to_string(),
         );
+        put(
+            METRICS_RECORDING_LEVEL,
+            self.metrics_recording_level.as_str().into(),
+        );
         put(POLL_MS, self.poll_ms.to_string());
         put(
             BUFFERED_RECORDS_PER_PARTITION,
@@ -773,6 +827,7 @@ mod tests {
         assert_eq!(c.cache_max_bytes(), 10_485_760);
         assert_eq!(c.num_standby_replicas(), 0);
         assert_eq!(c.default_dsl_store(), DslStore::RocksDb);
+        assert_eq!(c.metrics_recording_level(), RecordingLevel::Info);
         assert_eq!(c.deserialization_handler(), &DeserializationHandler::Fail);
         assert_eq!(c.max_task_idle_ms(), 0);
         assert_eq!(c.poll_ms(), 100);
@@ -785,6 +840,23 @@ mod tests {
         assert_eq!(c.state_dir(), None);
         c.validate().unwrap();
         assert_eq!(load(&[("application.id", "app")]).unwrap(), c);
+    }
+
+    #[test]
+    fn metrics_recording_level_parses_kafkas_values_and_round_trips() {
+        for (value, level) in [
+            ("INFO", RecordingLevel::Info),
+            ("debug", RecordingLevel::Debug),
+            ("Trace", RecordingLevel::Trace),
+        ] {
+            let c = load(&[("application.id", "a"), ("metrics.recording.level", value)]).unwrap();
+            assert_eq!(c.metrics_recording_level(), level);
+            assert_eq!(level.records_debug(), level != RecordingLevel::Info);
+            let props = c.to_properties();
+            assert_eq!(props["metrics.recording.level"], value.to_ascii_uppercase());
+        }
+        let c = StreamsConfig::new("a").with_metrics_recording_level(RecordingLevel::Debug);
+        assert_eq!(c.metrics_recording_level(), RecordingLevel::Debug);
     }
 
     #[test]

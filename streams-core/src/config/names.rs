@@ -65,6 +65,8 @@ pub const STREAMS_IDLE_ADVANCE_MS: &str = "streams.idle.advance.ms";
 /// `streams.repartition.purge` (ours): delete committed records of repartition topics
 /// after each commit (`true`, as Kafka Streams always does) or leave them to retention.
 pub const STREAMS_REPARTITION_PURGE: &str = "streams.repartition.purge";
+/// `metrics.recording.level`: `INFO`, `DEBUG` or `TRACE`, which metrics are recorded.
+pub const METRICS_RECORDING_LEVEL: &str = "metrics.recording.level";
 
 /// Every setting that [`StreamsConfig::to_properties`](super::StreamsConfig::to_properties)
 /// can write (the canonical names; client settings go under the prefixes of
@@ -93,6 +95,7 @@ pub const ALL: &[&str] = &[
     DEFAULT_API_TIMEOUT_MS,
     STREAMS_IDLE_ADVANCE_MS,
     STREAMS_REPARTITION_PURGE,
+    METRICS_RECORDING_LEVEL,
 ];
 
 /// Deprecated Kafka names accepted in place of the canonical ones: (alias, canonical).

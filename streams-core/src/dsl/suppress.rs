@@ -152,9 +152,29 @@ struct Suppression<K, V> {
     /// Final results (`until_window_closes`) drop buffered tombstones when they are due
     /// (a session merged into a later one was never a final result).
     drop_tombstones: bool,
+    /// This node's entry in the task's suppression metrics, once known (`DEBUG` only).
+    metrics_slot: Option<usize>,
 }
 
 impl<K: Data, V: Data> Suppression<K, V> {
+    /// Samples the buffer's size for `kafka_streams_stream_state_suppression_buffer_*`,
+    /// at the `DEBUG` recording level only.
+    #[inline]
+    fn record_metrics(&mut self, t: &mut TaskContext) {
+        if !t.debug_metrics {
+            return;
+        }
+        let slot = match self.metrics_slot {
+            Some(i) => i,
+            None => *self
+                .metrics_slot
+                .insert(t.suppression_slot(&self.node_name)),
+        };
+        if let Some((_, w)) = t.suppression.get_mut(slot) {
+            w.record(self.buffer.bytes, self.buffer.entries.len());
+        }
+    }
+
     /// After a restart, reloads the buffer from its (restored) store, once.
     fn load(&mut self, store: &BufferStore) -> Result<()> {
         if self.buffer.loaded {
@@ -335,6 +355,7 @@ impl<K: Data, V: Data> KTable<K, V> {
                     },
                     observed: -1,
                     drop_tombstones,
+                    metrics_slot: None,
                 },
                 process: |s: &mut Suppression<K, V>,
                           store: &BufferStore,
@@ -344,7 +365,9 @@ impl<K: Data, V: Data> KTable<K, V> {
                     s.load(store)?;
                     s.observed = s.observed.max(r.timestamp);
                     s.hold(store, r)?;
-                    s.emit_due(store, ch, t)
+                    s.emit_due(store, ch, t)?;
+                    s.record_metrics(t);
+                    Ok(())
                 },
                 advance: |s: &mut Suppression<K, V>,
                           store: &BufferStore,
@@ -354,7 +377,9 @@ impl<K: Data, V: Data> KTable<K, V> {
                     // flushed its caches first, so nothing older is still on its way.
                     s.load(store)?;
                     s.observed = s.observed.max(t.stream_time);
-                    s.emit_due(store, ch, t)
+                    s.emit_due(store, ch, t)?;
+                    s.record_metrics(t);
+                    Ok(())
                 },
             },
         );

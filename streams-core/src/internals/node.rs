@@ -98,6 +98,29 @@ impl NodeBox {
 pub(crate) struct Slot {
     pub(crate) name: Arc<str>,
     pub(crate) node: Option<NodeBox>,
+    /// Whether the node has no children (a sink, a processor that forwards nothing): its
+    /// records' end-to-end latency is recorded as they reach it (KIP-613).
+    pub(crate) terminal: bool,
+    /// Whether the node is a source (end-to-end latency recorded as records leave its queue).
+    pub(crate) source: bool,
+    /// Records the node received (kept at the `DEBUG` recording level only).
+    pub(crate) processed: u64,
+    /// End-to-end latencies since the last metrics publish (source and terminal nodes).
+    pub(crate) e2e: crate::metrics_export::LatencyWindow,
+}
+
+impl Slot {
+    /// A slot holding `node`.
+    pub(crate) fn new(name: Arc<str>, node: NodeBox, source: bool, terminal: bool) -> Self {
+        Self {
+            name,
+            node: Some(node),
+            terminal,
+            source,
+            processed: 0,
+            e2e: Default::default(),
+        }
+    }
 }
 
 /// The children of a node, by arena index.

@@ -112,6 +112,14 @@ pub(crate) struct TaskContext {
     pub(crate) metrics: TaskMetrics,
     pub(crate) config: Arc<StreamsConfig>,
     changelog: Arc<ChangelogBuffer>,
+    /// Whether `DEBUG` metrics are recorded (`metrics.recording.level`).
+    pub(crate) debug_metrics: bool,
+    /// Record lateness (stream time minus the record's timestamp, 0 when not late) since the
+    /// last metrics publish; `DEBUG` only.
+    pub(crate) lateness: crate::metrics_export::LatencyWindow,
+    /// Suppression buffers' sizes since the last metrics publish, per suppression node;
+    /// `DEBUG` only.
+    pub(crate) suppression: Vec<(Arc<str>, crate::metrics_export::BufferWindow)>,
 }
 
 impl TaskContext {
@@ -124,6 +132,18 @@ impl TaskContext {
         self.changelog.timestamp.store(ts, Ordering::Relaxed);
     }
 
+    /// The index of the suppression node `name` in [`suppression`](Self::suppression),
+    /// added on first use.
+    pub(crate) fn suppression_slot(&mut self, name: &str) -> usize {
+        match self.suppression.iter().position(|(n, _)| &**n == name) {
+            Some(i) => i,
+            None => {
+                self.suppression.push((Arc::from(name), Default::default()));
+                self.suppression.len() - 1
+            }
+        }
+    }
+
     /// Runs the node at `idx` on `record`.
     #[inline]
     pub(crate) fn dispatch<K: 'static, V: 'static>(
@@ -131,10 +151,21 @@ impl TaskContext {
         idx: usize,
         record: Record<K, V>,
     ) -> Result<()> {
+        let (debug, wall_clock) = (self.debug_metrics, self.wall_clock);
         let mut node = self
             .nodes
             .get_mut(idx)
-            .and_then(|s| s.node.take())
+            .and_then(|s| {
+                // KIP-613 at terminal nodes (INFO): the wall clock of the thread's
+                // processing round, no clock read per record.
+                if s.terminal {
+                    s.e2e.record(wall_clock.saturating_sub(record.timestamp));
+                }
+                if debug {
+                    s.processed += 1;
+                }
+                s.node.take()
+            })
             .ok_or_else(|| StreamsError::Internal(format!("node {idx} is missing or busy")))?;
         let result = match node.as_input::<K, V>() {
             Some(input) => input.process(record, self),
@@ -366,10 +397,12 @@ impl Task {
                 stores: spec.stores.clone(),
                 config: &config,
             })?;
-            nodes.push(Slot {
-                name: spec.name.clone(),
-                node: Some(node),
-            });
+            nodes.push(Slot::new(
+                spec.name.clone(),
+                node,
+                spec.is_source(),
+                spec.children.is_empty() && !spec.is_source(),
+            ));
         }
         let mut stores = Vec::new();
         let mut store_index = HashMap::new();
@@ -423,8 +456,11 @@ impl Task {
                 next_schedule: 0,
                 commit_requested: false,
                 metrics: TaskMetrics::default(),
+                debug_metrics: config.metrics_recording_level().records_debug(),
                 config,
                 changelog: buffer,
+                lateness: Default::default(),
+                suppression: Vec::new(),
             },
             inputs,
             task_dir,
@@ -670,12 +706,22 @@ impl Task {
     /// not ask whether the task should wait for an empty partition: see
     /// [`process_ready`](Self::process_ready).
     fn process_one(&mut self) -> Result<bool> {
-        let Some((_, i)) = self.oldest_input() else {
+        let Some((ts, i)) = self.oldest_input() else {
             return Ok(false);
         };
         let TaskInput {
             node, topic_idx, ..
         } = self.inputs[i];
+        // Metrics of the record leaving the source: end-to-end latency (INFO); lateness
+        // against stream time before this record, and the source's count (DEBUG).
+        let slot = &mut self.ctx.nodes[node];
+        slot.e2e.record(self.ctx.wall_clock.saturating_sub(ts));
+        if self.ctx.debug_metrics {
+            slot.processed += 1;
+            self.ctx
+                .lateness
+                .record(self.ctx.stream_time.saturating_sub(ts).max(0));
+        }
         let mut slot = self.ctx.nodes[node]
             .node
             .take()
@@ -782,6 +828,53 @@ impl Task {
         }
         self.ctx.schedules.retain(|s| !s.cancelled);
         Ok(fired)
+    }
+
+    /// The task's node, store, lateness and suppression metrics for a publish: windows
+    /// since the last call (which starts new ones), totals, and RocksDB properties read
+    /// now. Fills those fields of `extra`.
+    pub(crate) fn take_metrics(&mut self, extra: &mut crate::metrics_export::TaskExtra) {
+        use crate::metrics_export::{NodeExtra, StoreExtra};
+        let debug = self.ctx.debug_metrics;
+        extra.lateness = if debug {
+            self.ctx.lateness.take()
+        } else {
+            None
+        };
+        extra.nodes = self
+            .ctx
+            .nodes
+            .iter_mut()
+            .filter(|s| debug || s.terminal || s.source)
+            .map(|s| NodeExtra {
+                name: s.name.clone(),
+                processed: debug.then_some(s.processed),
+                e2e: s.e2e.take(),
+            })
+            .collect();
+        extra.suppression = self
+            .ctx
+            .suppression
+            .iter_mut()
+            .filter_map(|(n, w)| w.take().map(|w| (n.clone(), w)))
+            .collect();
+        extra.stores = self
+            .ctx
+            .stores
+            .iter()
+            .map(|s| {
+                let meters = s.meters();
+                StoreExtra {
+                    name: Arc::from(s.name()),
+                    ops: meters.ops.as_ref().map(|m| {
+                        let ops = m.ops().iter().map(|(n, o)| (*n, o.take())).collect();
+                        (m.scope(), ops)
+                    }),
+                    hit_ratio: meters.hit_ratio.as_ref().and_then(|h| h.take()),
+                    rocksdb: s.rocksdb_properties(),
+                }
+            })
+            .collect();
     }
 
     /// Takes the records produced so far: output first, then changelog records.

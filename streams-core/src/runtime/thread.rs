@@ -1667,11 +1667,9 @@ impl StreamThread {
             ..PublishInput::default()
         };
         for (id, a) in &mut self.tm.active {
-            input.tasks.push(TaskExtra {
-                id: *id,
-                buffered: a.task.queued_len(),
-                e2e: a.e2e.take(),
-            });
+            let mut extra = TaskExtra::new(*id, a.task.queued_len(), a.e2e.take());
+            a.task.take_metrics(&mut extra);
+            input.tasks.push(extra);
             // The next offset to process per input (before the records queued).
             let next: HashMap<Arc<str>, i64> = a.task.committable_offsets().into_iter().collect();
             for topic in a.task.input_partitions() {

@@ -1,0 +1,708 @@
+//! Store metrics (Kafka Streams' `stream-state-metrics` and the record cache's hit ratio),
+//! recorded only when the application's `metrics.recording.level` is `DEBUG` or `TRACE`.
+//!
+//! The recording is a layer of its own: the runtime wraps a store in a metered store
+//! ([`MeteredKeyValueStore`], [`MeteredWindowStore`], [`MeteredSessionStore`]) only at
+//! `DEBUG`, and gives a record cache its [`HitRatioStats`] only then, so that at `INFO` a
+//! store operation pays nothing for metrics (no clock read, no atomic operation). The
+//! counters are atomics shared with the stream thread, which reads them when it publishes
+//! (each [`OpStats::take`] starts a new window).
+//!
+//! RocksDB properties ([`RocksDbProperties`]) are not recorded: the thread samples them
+//! when it publishes ([`KeyValueStore::rocksdb_properties`]).
+
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use crate::kv::{KeyValueIter, KeyValueStore, StateStore};
+use crate::{
+    ChangelogRecord, FlushedEntry, SessionIter, SessionStore, StateError, WindowIter, WindowStore,
+    WindowedKeyValueIter,
+};
+
+/// One kind of store operation: how many, and how long they took, since the last
+/// [`take`](Self::take).
+#[derive(Debug, Default)]
+pub struct OpStats {
+    total: AtomicU64,
+    count: AtomicU64,
+    sum_ns: AtomicU64,
+    max_ns: AtomicU64,
+}
+
+/// What [`OpStats::take`] returns: the operations of one window, and the total so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpWindow {
+    /// Operations since the store opened.
+    pub total: u64,
+    /// Operations in the window.
+    pub count: u64,
+    /// Their summed time, ns.
+    pub sum_ns: u64,
+    /// The longest of them, ns.
+    pub max_ns: u64,
+}
+
+impl OpStats {
+    /// Records one operation that began at `started`.
+    #[inline]
+    pub fn record_since(&self, started: Instant) {
+        let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.record(ns);
+    }
+
+    /// Records one operation that took `ns`.
+    #[inline]
+    pub fn record(&self, ns: u64) {
+        self.total.fetch_add(1, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
+        self.max_ns.fetch_max(ns, Ordering::Relaxed);
+    }
+
+    /// The window so far, and a new window (the total stays).
+    pub fn take(&self) -> OpWindow {
+        OpWindow {
+            total: self.total.load(Ordering::Relaxed),
+            count: self.count.swap(0, Ordering::Relaxed),
+            sum_ns: self.sum_ns.swap(0, Ordering::Relaxed),
+            max_ns: self.max_ns.swap(0, Ordering::Relaxed),
+        }
+    }
+}
+
+/// Operation statistics of one task's store (Kafka's `stream-state-metrics`).
+#[derive(Debug)]
+pub struct StoreMetrics {
+    scope: &'static str,
+    /// `put`, `put_if_absent`, `put_all`; window and session `put`.
+    pub put: OpStats,
+    /// Point reads: `get`, window `fetch`, session `fetch_session`.
+    pub get: OpStats,
+    /// `delete`; session `remove`.
+    pub delete: OpStats,
+    /// Range reads, timed from the call until the iterator is dropped: `range`,
+    /// `reverse_range`, `all`, `prefix_scan`, window and session fetches of ranges.
+    pub range: OpStats,
+    /// `flush` (the engine's, which writes the record cache down first).
+    pub flush: OpStats,
+    /// Restoration batches applied.
+    pub restore: OpStats,
+}
+
+impl StoreMetrics {
+    /// Empty statistics of a store of Kafka's scope `scope` (`rocksdb-state`,
+    /// `in-memory-window-state`...).
+    pub fn new(scope: &'static str) -> Self {
+        Self {
+            scope,
+            put: OpStats::default(),
+            get: OpStats::default(),
+            delete: OpStats::default(),
+            range: OpStats::default(),
+            flush: OpStats::default(),
+            restore: OpStats::default(),
+        }
+    }
+
+    /// Kafka's `[store-scope]` of the store.
+    pub fn scope(&self) -> &'static str {
+        self.scope
+    }
+
+    /// Every operation kind with its name in the metric (`put`, `get`...).
+    pub fn ops(&self) -> [(&'static str, &OpStats); 6] {
+        [
+            ("put", &self.put),
+            ("get", &self.get),
+            ("delete", &self.delete),
+            ("range", &self.range),
+            ("flush", &self.flush),
+            ("restore", &self.restore),
+        ]
+    }
+}
+
+/// Kafka's `[store-scope]` of a key-value store.
+pub fn key_value_scope(persistent: bool) -> &'static str {
+    if persistent {
+        "rocksdb-state"
+    } else {
+        "in-memory-state"
+    }
+}
+
+/// Kafka's `[store-scope]` of a window store.
+pub fn window_scope(persistent: bool) -> &'static str {
+    if persistent {
+        "rocksdb-window-state"
+    } else {
+        "in-memory-window-state"
+    }
+}
+
+/// Kafka's `[store-scope]` of a session store.
+pub fn session_scope(persistent: bool) -> &'static str {
+    if persistent {
+        "rocksdb-session-state"
+    } else {
+        "in-memory-session-state"
+    }
+}
+
+/// Parts per million: the hit ratio's fixed-point unit.
+const PPM: u64 = 1_000_000;
+
+/// A record cache's hit ratio as Kafka records it: at every read of the cache, the ratio
+/// of hits among all its reads so far; the window keeps the mean, least and greatest of
+/// those ratios (stored in parts per million).
+#[derive(Debug)]
+pub struct HitRatioStats {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    count: AtomicU64,
+    sum_ppm: AtomicU64,
+    min_ppm: AtomicU64,
+    max_ppm: AtomicU64,
+}
+
+impl Default for HitRatioStats {
+    fn default() -> Self {
+        Self {
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+            sum_ppm: AtomicU64::new(0),
+            min_ppm: AtomicU64::new(u64::MAX),
+            max_ppm: AtomicU64::new(0),
+        }
+    }
+}
+
+/// What [`HitRatioStats::take`] returns.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HitRatioWindow {
+    /// Mean of the ratios recorded in the window.
+    pub avg: f64,
+    /// The least.
+    pub min: f64,
+    /// The greatest.
+    pub max: f64,
+}
+
+impl HitRatioStats {
+    /// Records a read of the cache that hit (`true`) or missed.
+    #[inline]
+    pub fn record(&self, hit: bool) {
+        let (hits, misses) = if hit {
+            (
+                self.hits.fetch_add(1, Ordering::Relaxed) + 1,
+                self.misses.load(Ordering::Relaxed),
+            )
+        } else {
+            (
+                self.hits.load(Ordering::Relaxed),
+                self.misses.fetch_add(1, Ordering::Relaxed) + 1,
+            )
+        };
+        let ppm = hits.saturating_mul(PPM) / (hits + misses).max(1);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_ppm.fetch_add(ppm, Ordering::Relaxed);
+        self.min_ppm.fetch_min(ppm, Ordering::Relaxed);
+        self.max_ppm.fetch_max(ppm, Ordering::Relaxed);
+    }
+
+    /// The window so far (`None` without a read), and a new window.
+    pub fn take(&self) -> Option<HitRatioWindow> {
+        let count = self.count.swap(0, Ordering::Relaxed);
+        let sum = self.sum_ppm.swap(0, Ordering::Relaxed);
+        let min = self.min_ppm.swap(u64::MAX, Ordering::Relaxed);
+        let max = self.max_ppm.swap(0, Ordering::Relaxed);
+        (count > 0).then(|| HitRatioWindow {
+            avg: sum as f64 / count as f64 / PPM as f64,
+            min: min as f64 / PPM as f64,
+            max: max as f64 / PPM as f64,
+        })
+    }
+}
+
+/// RocksDB properties of one store's instance (Kafka's RocksDB property metrics, KIP-607).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RocksDbProperties {
+    /// `rocksdb.cur-size-all-mem-tables`: bytes of the active and unflushed memtables.
+    pub size_all_mem_tables: u64,
+    /// `rocksdb.block-cache-usage`: bytes in the block cache (shared by every store of the
+    /// process, memtables charged to it).
+    pub block_cache_usage: u64,
+    /// `rocksdb.block-cache-capacity`: the block cache's capacity (the process-wide
+    /// `statestore.memory.bytes` budget).
+    pub block_cache_capacity: u64,
+    /// `rocksdb.estimate-pending-compaction-bytes`.
+    pub estimate_pending_compaction_bytes: u64,
+    /// `rocksdb.estimate-num-keys`.
+    pub estimate_num_keys: u64,
+}
+
+/// An iterator that records, when dropped, the time since it was created.
+struct TimedIter<'a, I> {
+    inner: I,
+    started: Instant,
+    stats: &'a OpStats,
+}
+
+impl<I: Iterator> Iterator for TimedIter<'_, I> {
+    type Item = I::Item;
+    #[inline]
+    fn next(&mut self) -> Option<I::Item> {
+        self.inner.next()
+    }
+}
+
+impl<I> Drop for TimedIter<'_, I> {
+    fn drop(&mut self) {
+        self.stats.record_since(self.started);
+    }
+}
+
+/// Times `f` into `stats`.
+#[inline]
+fn timed<T>(stats: &OpStats, f: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let out = f();
+    stats.record_since(started);
+    out
+}
+
+/// Times a range read from now until its iterator is dropped (an error counts at once).
+fn timed_iter<'a, T: 'a>(
+    stats: &'a OpStats,
+    f: impl FnOnce() -> Result<Box<dyn Iterator<Item = T> + 'a>, StateError>,
+) -> Result<Box<dyn Iterator<Item = T> + 'a>, StateError> {
+    let started = Instant::now();
+    match f() {
+        Ok(inner) => Ok(Box::new(TimedIter {
+            inner,
+            started,
+            stats,
+        })),
+        Err(e) => {
+            stats.record_since(started);
+            Err(e)
+        }
+    }
+}
+
+/// The `StateStore` part of a metered store: flushes are timed, the rest delegated.
+macro_rules! metered_state_store {
+    ($name:ident) => {
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("store", &self.inner.name())
+                    .field("scope", &self.metrics.scope())
+                    .finish()
+            }
+        }
+
+        impl $name {
+            /// The statistics the store records into.
+            pub fn metrics(&self) -> &Arc<StoreMetrics> {
+                &self.metrics
+            }
+        }
+
+        impl StateStore for $name {
+            fn name(&self) -> &str {
+                self.inner.name()
+            }
+            fn persistent(&self) -> bool {
+                self.inner.persistent()
+            }
+            fn flush(&mut self) -> Result<(), StateError> {
+                let metrics = self.metrics.clone();
+                timed(&metrics.flush, || self.inner.flush())
+            }
+            fn close(&mut self) -> Result<(), StateError> {
+                self.inner.close()
+            }
+            fn is_open(&self) -> bool {
+                self.inner.is_open()
+            }
+        }
+    };
+}
+
+/// A key-value store that records its operations' rates and latencies (Kafka's
+/// `MeteredKeyValueStore`): the outermost layer, above the record cache.
+pub struct MeteredKeyValueStore {
+    inner: Box<dyn KeyValueStore>,
+    metrics: Arc<StoreMetrics>,
+}
+
+impl MeteredKeyValueStore {
+    /// Meters `inner` into fresh statistics of its scope.
+    pub fn new(inner: Box<dyn KeyValueStore>) -> Self {
+        let metrics = Arc::new(StoreMetrics::new(key_value_scope(inner.persistent())));
+        Self { inner, metrics }
+    }
+}
+
+metered_state_store!(MeteredKeyValueStore);
+
+impl KeyValueStore for MeteredKeyValueStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        timed(&self.metrics.get, || self.inner.get(key))
+    }
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StateError> {
+        let metrics = self.metrics.clone();
+        timed(&metrics.put, || self.inner.put(key, value))
+    }
+    fn put_if_absent(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        let metrics = self.metrics.clone();
+        timed(&metrics.put, || self.inner.put_if_absent(key, value))
+    }
+    fn put_all(&mut self, entries: &[(&[u8], &[u8])]) -> Result<(), StateError> {
+        let metrics = self.metrics.clone();
+        timed(&metrics.put, || self.inner.put_all(entries))
+    }
+    fn delete(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        let metrics = self.metrics.clone();
+        timed(&metrics.delete, || self.inner.delete(key))
+    }
+    fn range<'a>(
+        &'a self,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+    ) -> Result<KeyValueIter<'a>, StateError> {
+        timed_iter(&self.metrics.range, || self.inner.range(from, to))
+    }
+    fn reverse_range<'a>(
+        &'a self,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+    ) -> Result<KeyValueIter<'a>, StateError> {
+        timed_iter(&self.metrics.range, || self.inner.reverse_range(from, to))
+    }
+    fn all(&self) -> Result<KeyValueIter<'_>, StateError> {
+        timed_iter(&self.metrics.range, || self.inner.all())
+    }
+    fn prefix_scan<'a>(&'a self, prefix: &[u8]) -> Result<KeyValueIter<'a>, StateError> {
+        timed_iter(&self.metrics.range, || self.inner.prefix_scan(prefix))
+    }
+    fn approximate_num_entries(&self) -> Result<u64, StateError> {
+        self.inner.approximate_num_entries()
+    }
+    fn restore_batch(&mut self, records: &[ChangelogRecord]) -> Result<(), StateError> {
+        let metrics = self.metrics.clone();
+        timed(&metrics.restore, || self.inner.restore_batch(records))
+    }
+    fn begin_restore(&mut self) -> Result<(), StateError> {
+        self.inner.begin_restore()
+    }
+    fn end_restore(&mut self) -> Result<(), StateError> {
+        self.inner.end_restore()
+    }
+    fn flush_cache(&mut self) -> Result<(), StateError> {
+        self.inner.flush_cache()
+    }
+    fn take_flushed(&mut self) -> Vec<FlushedEntry> {
+        self.inner.take_flushed()
+    }
+    fn snapshot_to(&self, dir: &Path) -> Result<bool, StateError> {
+        self.inner.snapshot_to(dir)
+    }
+    fn rocksdb_properties(&self) -> Option<RocksDbProperties> {
+        self.inner.rocksdb_properties()
+    }
+}
+
+/// A window store that records its operations' rates and latencies.
+pub struct MeteredWindowStore {
+    inner: Box<dyn WindowStore>,
+    metrics: Arc<StoreMetrics>,
+}
+
+impl MeteredWindowStore {
+    /// Meters `inner` into fresh statistics of its scope.
+    pub fn new(inner: Box<dyn WindowStore>) -> Self {
+        let metrics = Arc::new(StoreMetrics::new(window_scope(inner.persistent())));
+        Self { inner, metrics }
+    }
+}
+
+metered_state_store!(MeteredWindowStore);
+
+impl WindowStore for MeteredWindowStore {
+    fn put(
+        &mut self,
+        key: &[u8],
+        value: Option<&[u8]>,
+        window_start: i64,
+    ) -> Result<(), StateError> {
+        let metrics = self.metrics.clone();
+        timed(&metrics.put, || self.inner.put(key, value, window_start))
+    }
+    fn fetch(&self, key: &[u8], window_start: i64) -> Result<Option<Vec<u8>>, StateError> {
+        timed(&self.metrics.get, || self.inner.fetch(key, window_start))
+    }
+    fn fetch_range(
+        &self,
+        key: &[u8],
+        time_from: i64,
+        time_to: i64,
+    ) -> Result<WindowIter<'_>, StateError> {
+        timed_iter(&self.metrics.range, || {
+            self.inner.fetch_range(key, time_from, time_to)
+        })
+    }
+    fn backward_fetch_range(
+        &self,
+        key: &[u8],
+        time_from: i64,
+        time_to: i64,
+    ) -> Result<WindowIter<'_>, StateError> {
+        timed_iter(&self.metrics.range, || {
+            self.inner.backward_fetch_range(key, time_from, time_to)
+        })
+    }
+    fn fetch_key_range(
+        &self,
+        key_from: Option<&[u8]>,
+        key_to: Option<&[u8]>,
+        time_from: i64,
+        time_to: i64,
+    ) -> Result<WindowedKeyValueIter<'_>, StateError> {
+        timed_iter(&self.metrics.range, || {
+            self.inner
+                .fetch_key_range(key_from, key_to, time_from, time_to)
+        })
+    }
+    fn backward_fetch_key_range(
+        &self,
+        key_from: Option<&[u8]>,
+        key_to: Option<&[u8]>,
+        time_from: i64,
+        time_to: i64,
+    ) -> Result<WindowedKeyValueIter<'_>, StateError> {
+        timed_iter(&self.metrics.range, || {
+            self.inner
+                .backward_fetch_key_range(key_from, key_to, time_from, time_to)
+        })
+    }
+    fn fetch_all(
+        &self,
+        time_from: i64,
+        time_to: i64,
+    ) -> Result<WindowedKeyValueIter<'_>, StateError> {
+        timed_iter(&self.metrics.range, || {
+            self.inner.fetch_all(time_from, time_to)
+        })
+    }
+    fn backward_fetch_all(
+        &self,
+        time_from: i64,
+        time_to: i64,
+    ) -> Result<WindowedKeyValueIter<'_>, StateError> {
+        timed_iter(&self.metrics.range, || {
+            self.inner.backward_fetch_all(time_from, time_to)
+        })
+    }
+    fn all(&self) -> Result<WindowedKeyValueIter<'_>, StateError> {
+        timed_iter(&self.metrics.range, || self.inner.all())
+    }
+    fn retention_period(&self) -> i64 {
+        self.inner.retention_period()
+    }
+    fn observed_stream_time(&self) -> i64 {
+        self.inner.observed_stream_time()
+    }
+    fn restore_batch(&mut self, records: &[ChangelogRecord]) -> Result<(), StateError> {
+        let metrics = self.metrics.clone();
+        timed(&metrics.restore, || self.inner.restore_batch(records))
+    }
+    fn flush_cache(&mut self) -> Result<(), StateError> {
+        self.inner.flush_cache()
+    }
+    fn take_flushed(&mut self) -> Vec<FlushedEntry> {
+        self.inner.take_flushed()
+    }
+}
+
+/// A session store that records its operations' rates and latencies.
+pub struct MeteredSessionStore {
+    inner: Box<dyn SessionStore>,
+    metrics: Arc<StoreMetrics>,
+}
+
+impl MeteredSessionStore {
+    /// Meters `inner` into fresh statistics of its scope.
+    pub fn new(inner: Box<dyn SessionStore>) -> Self {
+        let metrics = Arc::new(StoreMetrics::new(session_scope(inner.persistent())));
+        Self { inner, metrics }
+    }
+}
+
+metered_state_store!(MeteredSessionStore);
+
+impl SessionStore for MeteredSessionStore {
+    fn put(&mut self, key: &[u8], start: i64, end: i64, value: &[u8]) -> Result<(), StateError> {
+        let metrics = self.metrics.clone();
+        timed(&metrics.put, || self.inner.put(key, start, end, value))
+    }
+    fn remove(&mut self, key: &[u8], start: i64, end: i64) -> Result<(), StateError> {
+        let metrics = self.metrics.clone();
+        timed(&metrics.delete, || self.inner.remove(key, start, end))
+    }
+    fn fetch_session(
+        &self,
+        key: &[u8],
+        start: i64,
+        end: i64,
+    ) -> Result<Option<Vec<u8>>, StateError> {
+        timed(&self.metrics.get, || {
+            self.inner.fetch_session(key, start, end)
+        })
+    }
+    fn find_sessions(
+        &self,
+        key: &[u8],
+        earliest_session_end: i64,
+        latest_session_start: i64,
+    ) -> Result<SessionIter<'_>, StateError> {
+        timed_iter(&self.metrics.range, || {
+            self.inner
+                .find_sessions(key, earliest_session_end, latest_session_start)
+        })
+    }
+    fn backward_find_sessions(
+        &self,
+        key: &[u8],
+        earliest_session_end: i64,
+        latest_session_start: i64,
+    ) -> Result<SessionIter<'_>, StateError> {
+        timed_iter(&self.metrics.range, || {
+            self.inner
+                .backward_find_sessions(key, earliest_session_end, latest_session_start)
+        })
+    }
+    fn find_sessions_in_range(
+        &self,
+        key_from: Option<&[u8]>,
+        key_to: Option<&[u8]>,
+        earliest_session_end: i64,
+        latest_session_start: i64,
+    ) -> Result<SessionIter<'_>, StateError> {
+        timed_iter(&self.metrics.range, || {
+            self.inner.find_sessions_in_range(
+                key_from,
+                key_to,
+                earliest_session_end,
+                latest_session_start,
+            )
+        })
+    }
+    fn backward_find_sessions_in_range(
+        &self,
+        key_from: Option<&[u8]>,
+        key_to: Option<&[u8]>,
+        earliest_session_end: i64,
+        latest_session_start: i64,
+    ) -> Result<SessionIter<'_>, StateError> {
+        timed_iter(&self.metrics.range, || {
+            self.inner.backward_find_sessions_in_range(
+                key_from,
+                key_to,
+                earliest_session_end,
+                latest_session_start,
+            )
+        })
+    }
+    fn fetch(&self, key: &[u8]) -> Result<SessionIter<'_>, StateError> {
+        timed_iter(&self.metrics.range, || self.inner.fetch(key))
+    }
+    fn backward_fetch(&self, key: &[u8]) -> Result<SessionIter<'_>, StateError> {
+        timed_iter(&self.metrics.range, || self.inner.backward_fetch(key))
+    }
+    fn retention_period(&self) -> i64 {
+        self.inner.retention_period()
+    }
+    fn observed_stream_time(&self) -> i64 {
+        self.inner.observed_stream_time()
+    }
+    fn restore_batch(&mut self, records: &[ChangelogRecord]) -> Result<(), StateError> {
+        let metrics = self.metrics.clone();
+        timed(&metrics.restore, || self.inner.restore_batch(records))
+    }
+    fn flush_cache(&mut self) -> Result<(), StateError> {
+        self.inner.flush_cache()
+    }
+    fn take_flushed(&mut self) -> Vec<FlushedEntry> {
+        self.inner.take_flushed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::InMemoryKeyValueStore;
+
+    #[test]
+    fn metered_store_counts_each_operation_kind() {
+        let mut s = MeteredKeyValueStore::new(Box::new(InMemoryKeyValueStore::new("s")));
+        let m = s.metrics().clone();
+        assert_eq!(m.scope(), "in-memory-state");
+        for i in 0u8..5 {
+            s.put(&[i], b"v").unwrap();
+        }
+        s.put_if_absent(&[0], b"w").unwrap();
+        assert_eq!(s.get(&[1]).unwrap(), Some(b"v".to_vec()));
+        assert_eq!(s.get(&[9]).unwrap(), None);
+        s.delete(&[2]).unwrap();
+        let n = s.range(Bound::Unbounded, Bound::Unbounded).unwrap().count();
+        assert_eq!(n, 4);
+        // The range counts once its iterator is gone.
+        let it = s.all().unwrap();
+        assert_eq!(m.range.take().count, 1);
+        drop(it);
+        s.flush().unwrap();
+        s.restore_batch(&[]).unwrap();
+        let counts: Vec<(&str, u64)> = m.ops().iter().map(|(n, o)| (*n, o.take().count)).collect();
+        assert_eq!(
+            counts,
+            vec![
+                ("put", 6),
+                ("get", 2),
+                ("delete", 1),
+                ("range", 1),
+                ("flush", 1),
+                ("restore", 1)
+            ]
+        );
+        // A new window; totals stay.
+        let again = m.put.take();
+        assert_eq!((again.count, again.total, again.max_ns), (0, 6, 0));
+    }
+
+    #[test]
+    fn hit_ratio_keeps_kafkas_running_ratio_per_read() {
+        let h = HitRatioStats::default();
+        assert_eq!(h.take(), None);
+        // miss, hit, hit, miss: running ratios 0, 1/2, 2/3, 2/4.
+        for hit in [false, true, true, false] {
+            h.record(hit);
+        }
+        let w = h.take().unwrap();
+        let ratios = [0.0, 0.5, 2.0 / 3.0, 0.5];
+        let avg = ratios.iter().sum::<f64>() / 4.0;
+        assert!((w.avg - avg).abs() < 1e-5, "{w:?}");
+        assert_eq!(w.min, 0.0);
+        assert!((w.max - 2.0 / 3.0).abs() < 1e-5, "{w:?}");
+        // The ratio runs on across windows: a hit makes it 3/5.
+        h.record(true);
+        let w = h.take().unwrap();
+        assert!((w.min - 0.6).abs() < 1e-6 && (w.max - 0.6).abs() < 1e-6);
+    }
+}
