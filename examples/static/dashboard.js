@@ -1,5 +1,7 @@
 // Live dashboard of the activity-tracking example: polls /api/dashboard once a second and
-// draws the charts on canvases. No external libraries.
+// draws the charts on canvases; polls /metrics (the Prometheus text) and
+// /api/topology/stores once a second for the runtime panel and the topology picture
+// (/api/topology.svg, drawn by the app). No external libraries.
 "use strict";
 
 const COLORS = ["#4fb3ff", "#3ddc97", "#ffb86b", "#c792ea", "#ff6b6b", "#f7d154", "#5ee0e0", "#a3be8c"];
@@ -207,4 +209,227 @@ async function tick() {
   setTimeout(tick, 1000);
 }
 
+// ---- Runtime metrics: the Prometheus text of /metrics ----
+
+// A sample value: a number, or NaN/+Inf/-Inf as Prometheus writes them.
+function sampleValue(text) {
+  if (text === "+Inf") return Infinity;
+  if (text === "-Inf") return -Infinity;
+  return Number(text);
+}
+
+// The samples of a Prometheus text exposition: [{name, labels, value}]. Comments (# HELP,
+// # TYPE) and timestamps are skipped; label values are unescaped (\\, \", \n).
+function parsePrometheus(text) {
+  const samples = [];
+  for (const raw of text.split("\n")) {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#")) continue;
+    const labels = {};
+    let name;
+    let rest;
+    const brace = line.indexOf("{");
+    const space = line.search(/\s/);
+    if (brace >= 0 && (space < 0 || brace < space)) {
+      name = line.slice(0, brace);
+      let i = brace + 1;
+      while (i < line.length && line[i] !== "}") {
+        const eq = line.indexOf("=", i);
+        if (eq < 0) break;
+        const key = line.slice(i, eq).trim();
+        let j = eq + 1;
+        if (line[j] === '"') j += 1;
+        let value = "";
+        while (j < line.length && line[j] !== '"') {
+          if (line[j] === "\\" && j + 1 < line.length) {
+            value += line[j + 1] === "n" ? "\n" : line[j + 1];
+            j += 2;
+          } else {
+            value += line[j];
+            j += 1;
+          }
+        }
+        labels[key] = value;
+        i = j + 1;
+        while (line[i] === "," || line[i] === " ") i += 1;
+      }
+      rest = line.slice(i + 1).trim();
+    } else {
+      name = space < 0 ? line : line.slice(0, space);
+      rest = space < 0 ? "" : line.slice(space + 1).trim();
+    }
+    samples.push({ name, labels, value: sampleValue(rest.split(/\s+/)[0]) });
+  }
+  return samples;
+}
+
+const M = {
+  taskLag: "kafka_streams_stream_task_records_lag",
+  partitionLag: "kafka_streams_stream_task_input_records_lag",
+  e2eAvg: "kafka_streams_stream_task_record_e2e_latency_avg",
+  e2eMax: "kafka_streams_stream_task_record_e2e_latency_max",
+  cacheHit: "kafka_streams_record_cache_hit_ratio_avg",
+  threadRate: "kafka_streams_stream_thread_process_rate",
+  dropped: "kafka_streams_stream_task_dropped_records_total",
+  droppedByReason: "kafka_streams_stream_task_dropped_records_by_reason_total",
+  taskRate: "kafka_streams_stream_task_process_rate",
+  taskTotal: "kafka_streams_stream_task_process_total",
+  nodeRate: "kafka_streams_stream_processor_node_process_rate",
+};
+
+// The panel's figures from the samples; null where the metric is absent.
+function runtimeFigures(samples) {
+  const of = name => samples.filter(s => s.name === name && Number.isFinite(s.value));
+  const sum = list => list.length ? list.reduce((a, s) => a + s.value, 0) : null;
+  const mean = list => list.length ? sum(list) / list.length : null;
+  const max = list => list.length ? Math.max(...list.map(s => s.value)) : null;
+  const byReason = {};
+  of(M.droppedByReason).forEach(s => {
+    const reason = s.labels.reason || "?";
+    byReason[reason] = (byReason[reason] || 0) + s.value;
+  });
+  return {
+    lag: sum(of(M.taskLag)),
+    partitionLagMax: max(of(M.partitionLag)),
+    e2eAvg: mean(of(M.e2eAvg)),
+    e2eMax: max(of(M.e2eMax)),
+    cacheHit: mean(of(M.cacheHit)),
+    cacheSeries: of(M.cacheHit).length,
+    processRate: sum(of(M.threadRate)),
+    dropped: sum(of(M.dropped)),
+    droppedByReason: byReason,
+  };
+}
+
+function ms(v) {
+  if (v === null) return "—";
+  return v >= 1000 ? (v / 1000).toFixed(v >= 10000 ? 0 : 1) + " s" : Math.round(v) + " ms";
+}
+
+// Sets a figure: its text, and its raw value in data-value (read by the browser test).
+function figure(id, value, text) {
+  const el = document.getElementById(id);
+  el.textContent = value === null ? "—" : text;
+  el.dataset.value = value === null ? "" : String(value);
+  return el;
+}
+
+function renderRuntime(f) {
+  figure("m-lag", f.lag, fmt(f.lag));
+  document.getElementById("m-lag-detail").textContent =
+    f.partitionLagMax === null ? "records not processed yet" : `most on one partition: ${fmt(f.partitionLagMax)}`;
+  figure("m-e2e-avg", f.e2eAvg, ms(f.e2eAvg));
+  figure("m-e2e-max", f.e2eMax, ms(f.e2eMax));
+  figure("m-cache-hit", f.cacheHit, f.cacheHit === null ? "" : (f.cacheHit * 100).toFixed(1) + "%");
+  document.getElementById("m-cache-detail").textContent = f.cacheHit === null
+    ? "recorded at metrics.recording.level=DEBUG"
+    : `mean of ${f.cacheSeries} cached stores`;
+  figure("m-process-rate", f.processRate, fmt(f.processRate) + "/s");
+  const dropped = figure("m-dropped", f.dropped, fmt(f.dropped));
+  dropped.classList.toggle("warn", f.dropped > 0);
+  const reasons = document.getElementById("m-dropped-reasons");
+  reasons.innerHTML = "";
+  Object.keys(f.droppedByReason).sort().forEach(reason => {
+    const span = document.createElement("span");
+    span.dataset.reason = reason;
+    span.dataset.value = String(f.droppedByReason[reason]);
+    span.textContent = `${reason} ${fmt(f.droppedByReason[reason])}`;
+    reasons.appendChild(span);
+  });
+}
+
+// The live figures on the topology picture: per sub-topology its tasks and records/s, per
+// processor its records/s (when the node metric is recorded), per store its entries.
+function annotateTopology(samples, stores) {
+  const svg = document.querySelector("#topology svg");
+  if (!svg) return;
+  const tasks = {};
+  const rates = {};
+  samples.filter(s => s.name === M.taskTotal).forEach(s => {
+    const sub = (s.labels.task_id || "").split("_")[0];
+    (tasks[sub] = tasks[sub] || new Set()).add(s.labels.task_id);
+  });
+  samples.filter(s => s.name === M.taskRate && Number.isFinite(s.value)).forEach(s => {
+    const sub = (s.labels.task_id || "").split("_")[0];
+    rates[sub] = (rates[sub] || 0) + s.value;
+  });
+  svg.querySelectorAll("g.group[data-subtopology]").forEach(g => {
+    const sub = g.dataset.subtopology;
+    const n = tasks[sub] ? tasks[sub].size : 0;
+    g.dataset.tasks = String(n);
+    g.querySelector(".stat").textContent =
+      n === 0 ? "no task here" : `${n} task${n === 1 ? "" : "s"} · ${fmt(rates[sub] || 0)}/s`;
+  });
+  const nodeRates = {};
+  samples.filter(s => s.name === M.nodeRate && Number.isFinite(s.value)).forEach(s => {
+    const node = s.labels.processor_node_id;
+    nodeRates[node] = (nodeRates[node] || 0) + s.value;
+  });
+  svg.querySelectorAll("g.el[data-id^='node:']").forEach(g => {
+    const rate = nodeRates[g.dataset.name];
+    const stat = g.querySelector(".stat");
+    if (rate === undefined) {
+      delete g.dataset.rate;
+      stat.textContent = "";
+    } else {
+      g.dataset.rate = String(rate);
+      stat.textContent = `${fmt(rate)}/s`;
+    }
+  });
+  if (stores) {
+    svg.querySelectorAll("g.el[data-id^='store:']").forEach(g => {
+      const n = stores[g.dataset.name];
+      const stat = g.querySelector(".stat");
+      if (n === undefined) {
+        delete g.dataset.entries;
+        stat.textContent = "";
+      } else {
+        g.dataset.entries = String(n);
+        stat.textContent = `${fmt(n)} entries`;
+      }
+    });
+  }
+}
+
+let runtimeUpdates = 0;
+let storeSizes = null;
+
+async function loadTopology() {
+  const box = document.getElementById("topology");
+  try {
+    const res = await fetch("/api/topology.svg", { cache: "no-store" });
+    if (!res.ok) throw new Error(res.status);
+    box.innerHTML = await res.text();
+  } catch (e) {
+    box.textContent = "the topology picture could not be loaded: retrying…";
+    setTimeout(loadTopology, 2000);
+  }
+}
+
+async function tickRuntime() {
+  try {
+    const [metrics, stores] = await Promise.all([
+      fetch("/metrics", { cache: "no-store" }).then(r => r.ok ? r.text() : ""),
+      fetch("/api/topology/stores", { cache: "no-store" }).then(r => r.ok ? r.json() : null).catch(() => null),
+    ]);
+    if (stores) storeSizes = stores.stores;
+    const samples = parsePrometheus(metrics);
+    renderRuntime(runtimeFigures(samples));
+    annotateTopology(samples, storeSizes);
+    runtimeUpdates += 1;
+    document.body.dataset.runtimeUpdates = String(runtimeUpdates);
+    document.getElementById("metrics-age").textContent = `· ${samples.length} samples`;
+  } catch (e) {
+    document.getElementById("metrics-age").textContent = "· unavailable";
+  }
+  setTimeout(tickRuntime, 1000);
+}
+
+document.getElementById("topology-zoom").addEventListener("click", e => {
+  const box = document.getElementById("topology");
+  box.classList.toggle("actual");
+  e.target.textContent = box.classList.contains("actual") ? "fit to width" : "actual size";
+});
+
 tick();
+loadTopology().then(tickRuntime);

@@ -139,6 +139,7 @@ pub fn engine_records(
 }
 
 /// A small tmpfs mounted for a test: a real file system that fills up. Unmounted on drop.
+#[derive(Debug)]
 pub struct Tmpfs {
     dir: std::path::PathBuf,
 }

@@ -180,6 +180,45 @@ fn a_refused_repartition_purge_is_not_fatal() {
     );
 }
 
+/// A record that does not deserialize stops the app under the default handler, and
+/// `failure()` says why: the record's place and the setting that would skip it (the last
+/// line an app prints), not a bare "Error".
+#[test]
+fn a_stopped_app_names_the_record_that_stopped_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Arc::new(LogEngine::open(&dir.path().join("log")).unwrap());
+    engine
+        .create_topic("sentences", TopicConfig::new(4))
+        .unwrap();
+    let mut expected = HashMap::new();
+    produce(&engine, 0, 10, &mut expected);
+    // Not UTF-8: a String value cannot be read from it.
+    let bad = NewRecord {
+        timestamp: 100,
+        key: Some(b"line-bad".to_vec()),
+        value: Some(vec![0xff, 0xfe, 0xfd]),
+        headers: Vec::new(),
+    };
+    let offset = engine.offsets("sentences", 2).unwrap().1;
+    engine.append("sentences", 2, &[bad]).unwrap();
+    let config = StreamsConfig::new("wc")
+        .with_state_dir(dir.path().join("state"))
+        .with_commit_interval(Duration::from_millis(20));
+    let mut app = KafkaStreams::new(word_count(), config, engine).unwrap();
+    assert!(app.failure().is_none());
+    app.start().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while app.state() != StreamsState::Error {
+        assert!(std::time::Instant::now() < deadline, "the app did not stop");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let why = app.failure().expect("a failure").to_string();
+    assert!(why.contains(&format!("sentences-2@{offset}")), "{why}");
+    assert!(why.contains("deserialization.exception.handler"), "{why}");
+    assert!(!why.contains("internal error"), "{why}");
+    let _ = app.close();
+}
+
 #[test]
 fn a_missing_source_topic_or_state_dir_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();

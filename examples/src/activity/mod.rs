@@ -41,6 +41,7 @@ use std::time::Duration;
 use streams_core::error::{StateError, StreamsError, TopologyError};
 
 pub mod generator;
+mod dashboard;
 mod model;
 mod topology;
 pub mod web;

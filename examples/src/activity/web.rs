@@ -19,8 +19,8 @@
 //! | `GET /api/pages/{page}/views?minutes=15` | a page's views per minute |
 //! | `GET /api/users/{user}/sessions` | a user's sessions |
 //! | `GET /api/alerts?limit=20` | the latest alert of each alerted user, newest first |
-//! | `GET /api/local/windows?from=<ms>&to=<ms>` | between instances: this instance's per-minute windows starting in `[from, to]` |
-//! | `GET /api/local/alerts` | between instances: this instance's alerts |
+//! | `GET /api/local/windows?from=<ms>&to=<ms>` | between instances: this instance's per-minute windows starting in `[from, to]`, and the partitions of each store they cover |
+//! | `GET /api/local/alerts` | between instances: this instance's alerts, and the partitions they cover |
 //!
 //! # Parameters and errors
 //!
@@ -45,9 +45,20 @@
 //! [`MAX_PEER_RESPONSE`] bytes. A forwarded request whose owner cannot be reached (or
 //! does not answer in time, or answers `503` itself) is answered `503`: the group will
 //! move its partitions, and the client may retry; an answer that is too large, malformed
-//! or another error is answered `502`. Merged answers leave an instance that fails in any
-//! of these ways out. `503` also means that the stores cannot be queried right now (the
-//! app is starting or rebalancing, say).
+//! or another error is answered `502`. `503` also means that the stores cannot be queried
+//! right now (the app is starting or rebalancing, say).
+//!
+//! # Answers during rebalances: complete or `503`
+//!
+//! An answer is complete or it is not given. A per-key answer comes from the instance
+//! running the key's partition with its state restored; while that task restores, or moves
+//! (its owner left or died and no live instance announced it yet), the answer is `503`
+//! with the reason, never a connection error to the instance that had it. A merged answer
+//! (top pages, click-through rates, countries, categories, alerts, the dashboard) is given
+//! only when its parts, one per instance, cover every partition of each store it reads
+//! exactly once ([`LocalWindows::partitions`], [`LocalAlerts::partitions`],
+//! [`Coverage`]); otherwise `503` naming the missing partitions and the instances that did
+//! not answer. Every `503` carries `Retry-After: 1` ([`RETRY_AFTER_SECS`]).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -62,7 +73,7 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
-use streams_core::query::HostInfo;
+use streams_core::query::{Coverage, HostInfo};
 use streams_core::runtime::{KafkaStreams, StreamsState};
 use streams_core::serde::StringSerde;
 use streams_core::state::{ReadOnlySessionStore, ReadOnlyWindowStore};
@@ -179,6 +190,10 @@ struct ApiError {
     parameter: Option<&'static str>,
 }
 
+/// What a `503` answer's `Retry-After` header says, in seconds: rebalances and restores
+/// take seconds.
+pub const RETRY_AFTER_SECS: u64 = 1;
+
 impl ApiError {
     fn new(status: StatusCode, reason: impl Into<String>) -> Self {
         Self {
@@ -186,6 +201,12 @@ impl ApiError {
             reason: reason.into(),
             parameter: None,
         }
+    }
+
+    /// A `503`: the answer cannot be complete right now (a task restores or moves, an
+    /// instance does not answer); the client may retry.
+    fn retry(reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, reason)
     }
 
     /// A `400` about query parameter `name`.
@@ -204,7 +225,14 @@ impl IntoResponse for ApiError {
             Some(name) => serde_json::json!({ "error": self.reason, "parameter": name }),
             None => serde_json::json!({ "error": self.reason }),
         };
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(RETRY_AFTER_SECS),
+            );
+        }
+        response
     }
 }
 
@@ -392,6 +420,7 @@ pub fn router(state: Shared) -> Router {
         .route("/api/alerts", get(alerts))
         .route("/api/local/windows", get(local_windows))
         .route("/api/local/alerts", get(local_alerts))
+        .merge(super::dashboard::routes())
         .fallback(not_found)
         .with_state(state)
 }
@@ -413,8 +442,10 @@ pub struct Status {
     pub state: String,
     /// This instance's address, or "local".
     pub instance: String,
-    /// The instances of the app that hold its tasks, this one included (their
-    /// `application.server`, sorted): the ones whose parts merged answers include.
+    /// The live instances of the app that hold its tasks, this one included (their
+    /// `application.server`, sorted), as of the latest rebalance seen here: the ones whose
+    /// parts merged answers include. An instance that left or died is gone from it with
+    /// the rebalance that removed it.
     pub instances: Vec<String>,
     /// Input events processed per second.
     pub events_per_sec: u64,
@@ -515,29 +546,83 @@ pub struct LocalWindows {
     /// Per category and window from the category click-through store.
     #[serde(default)]
     pub categories: Vec<CategoryStats>,
+    /// Store -> the partitions (tasks) of it this part covers: those running on the
+    /// instance that answered (see [`WINDOW_STORES`]).
+    #[serde(default)]
+    pub partitions: BTreeMap<String, Vec<u32>>,
+}
+
+/// The stores `/api/local/windows` reads: a merged answer must cover every partition of
+/// each.
+pub const WINDOW_STORES: [&str; 4] = [
+    PAGE_VIEW_COUNTS_STORE,
+    PAGE_CTR_STORE,
+    COUNTRY_VIEW_COUNTS_STORE,
+    CATEGORY_CTR_STORE,
+];
+
+/// This instance's alerts, and the partitions of the alerts store they cover.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LocalAlerts {
+    /// The latest alert of each user of those partitions.
+    pub alerts: Vec<Alert>,
+    /// The partitions (tasks) of [`RECENT_ALERTS_STORE`] covered.
+    pub partitions: Vec<u32>,
+}
+
+/// The window store `name` of this instance's running tasks, and the partitions it covers;
+/// `None` when none of its tasks runs here (an empty part, covering nothing).
+fn local_window_store<V: 'static>(
+    s: &WebState,
+    name: &str,
+) -> Result<Option<streams_core::query::WindowStoreView<String, V>>, ApiError> {
+    if s.streams.store_partitions(name)?.running.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(s.streams.window_store::<String, V>(name)?))
+}
+
+/// Every window of `view` starting in `[from, to]` (none without a view).
+fn fetch_windows<V: 'static>(
+    view: Option<&streams_core::query::WindowStoreView<String, V>>,
+    from: i64,
+    to: i64,
+) -> Result<Vec<(streams_core::window::Windowed<String>, V)>, ApiError> {
+    Ok(match view {
+        Some(v) => v.fetch_all(from, to)?,
+        None => Vec::new(),
+    })
 }
 
 fn local_windows_of(s: &WebState, from: i64, to: i64) -> Result<LocalWindows, ApiError> {
-    let counts = s
-        .streams
-        .window_store::<String, i64>(PAGE_VIEW_COUNTS_STORE)?;
-    let ctr = s
-        .streams
-        .window_store::<String, ClickThrough>(PAGE_CTR_STORE)?;
-    let countries = s
-        .streams
-        .window_store::<String, i64>(COUNTRY_VIEW_COUNTS_STORE)?;
-    let categories = s
-        .streams
-        .window_store::<String, ClickThrough>(CATEGORY_CTR_STORE)?;
+    let counts = local_window_store::<i64>(s, PAGE_VIEW_COUNTS_STORE)?;
+    let ctr = local_window_store::<ClickThrough>(s, PAGE_CTR_STORE)?;
+    let countries = local_window_store::<i64>(s, COUNTRY_VIEW_COUNTS_STORE)?;
+    let categories = local_window_store::<ClickThrough>(s, CATEGORY_CTR_STORE)?;
+    let covered = |name: &str, partitions: Option<&[u32]>| {
+        (name.to_string(), partitions.unwrap_or_default().to_vec())
+    };
+    let partitions = BTreeMap::from([
+        covered(
+            PAGE_VIEW_COUNTS_STORE,
+            counts.as_ref().map(|v| v.partitions()),
+        ),
+        covered(PAGE_CTR_STORE, ctr.as_ref().map(|v| v.partitions())),
+        covered(
+            COUNTRY_VIEW_COUNTS_STORE,
+            countries.as_ref().map(|v| v.partitions()),
+        ),
+        covered(
+            CATEGORY_CTR_STORE,
+            categories.as_ref().map(|v| v.partitions()),
+        ),
+    ]);
     Ok(LocalWindows {
-        views: counts
-            .fetch_all(from, to)?
+        views: fetch_windows(counts.as_ref(), from, to)?
             .into_iter()
             .map(|(w, n)| (w.key, w.window.start, n))
             .collect(),
-        ctr: ctr
-            .fetch_all(from, to)?
+        ctr: fetch_windows(ctr.as_ref(), from, to)?
             .into_iter()
             .map(|(w, a)| PageStats {
                 page: w.key,
@@ -549,13 +634,11 @@ fn local_windows_of(s: &WebState, from: i64, to: i64) -> Result<LocalWindows, Ap
                 pending_views: 0,
             })
             .collect(),
-        countries: countries
-            .fetch_all(from, to)?
+        countries: fetch_windows(countries.as_ref(), from, to)?
             .into_iter()
             .map(|(w, n)| (w.key, w.window.start, n))
             .collect(),
-        categories: categories
-            .fetch_all(from, to)?
+        categories: fetch_windows(categories.as_ref(), from, to)?
             .into_iter()
             .map(|(w, a)| CategoryStats {
                 category: w.key,
@@ -567,6 +650,7 @@ fn local_windows_of(s: &WebState, from: i64, to: i64) -> Result<LocalWindows, Ap
                 pending_views: 0,
             })
             .collect(),
+        partitions,
     })
 }
 
@@ -585,16 +669,24 @@ async fn local_windows(State(s): State<Shared>, q: Params) -> ApiResult<LocalWin
     Ok(axum::Json(local_windows_of(&s, from, to)?))
 }
 
-fn local_alerts_of(s: &WebState) -> Result<Vec<Alert>, ApiError> {
-    Ok(s.streams
-        .key_value_store::<String, Alert>(RECENT_ALERTS_STORE)?
-        .all()?
-        .into_iter()
-        .map(|(_, a)| a)
-        .collect())
+fn local_alerts_of(s: &WebState) -> Result<LocalAlerts, ApiError> {
+    if s.streams
+        .store_partitions(RECENT_ALERTS_STORE)?
+        .running
+        .is_empty()
+    {
+        return Ok(LocalAlerts::default());
+    }
+    let store = s
+        .streams
+        .key_value_store::<String, Alert>(RECENT_ALERTS_STORE)?;
+    Ok(LocalAlerts {
+        alerts: store.all()?.into_iter().map(|(_, a)| a).collect(),
+        partitions: store.partitions().to_vec(),
+    })
 }
 
-async fn local_alerts(State(s): State<Shared>) -> ApiResult<Vec<Alert>> {
+async fn local_alerts(State(s): State<Shared>) -> ApiResult<LocalAlerts> {
     Ok(axum::Json(local_alerts_of(&s)?))
 }
 
@@ -620,35 +712,111 @@ fn peers(s: &WebState) -> Vec<HostInfo> {
     hosts
 }
 
-/// Every instance's windows in `[from, to]`, merged.
+/// Checks that the parts of a merged answer cover every partition of each store once:
+/// `parts` holds, per store, the partitions each part covered; `failed` the instances that
+/// did not answer. A `503` naming what is missing otherwise.
+fn check_complete(
+    s: &WebState,
+    what: &str,
+    parts: &BTreeMap<&str, Vec<Vec<u32>>>,
+    failed: &[String],
+) -> Result<(), ApiError> {
+    let mut problems = Vec::new();
+    for (store, covered) in parts {
+        let total = s.streams.store_partitions(store)?.partitions;
+        let mut coverage = Coverage::new(total);
+        for c in covered {
+            coverage.add(c);
+        }
+        if coverage.is_complete() {
+            continue;
+        }
+        let missing = coverage.missing();
+        if !missing.is_empty() {
+            problems.push(format!("{store} misses partitions {missing:?}"));
+        }
+        let twice = coverage.duplicated();
+        if !twice.is_empty() {
+            problems.push(format!(
+                "{store} has partitions {twice:?} from two instances"
+            ));
+        }
+        let unknown = coverage.unknown();
+        if !unknown.is_empty() {
+            problems.push(format!("{store} has no partitions {unknown:?}"));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let mut reason = format!(
+        "incomplete {what}: {} (a rebalance or restore is under way)",
+        problems.join("; ")
+    );
+    if !failed.is_empty() {
+        reason.push_str(&format!("; not answering: {}", failed.join("; ")));
+    }
+    Err(ApiError::retry(reason))
+}
+
+/// Every instance's windows in `[from, to]`, merged; a `503` unless the parts cover every
+/// partition of each of [`WINDOW_STORES`] once.
 async fn all_windows(s: &WebState, from: i64, to: i64) -> Result<LocalWindows, ApiError> {
     let mut merged = local_windows_of(s, from, to)?;
+    let mut parts: BTreeMap<&str, Vec<Vec<u32>>> = WINDOW_STORES
+        .iter()
+        .map(|store| {
+            (
+                *store,
+                vec![merged.partitions.remove(*store).unwrap_or_default()],
+            )
+        })
+        .collect();
+    let mut failed = Vec::new();
     for peer in peers(s) {
-        // An instance that does not answer (killed, say, and not yet out of the group) is
-        // left out: the others' part is still worth showing.
         match get_json::<LocalWindows>(&peer, &format!("/api/local/windows?from={from}&to={to}"))
             .await
         {
-            Ok(part) => {
+            Ok(mut part) => {
                 merged.views.extend(part.views);
                 merged.ctr.extend(part.ctr);
                 merged.countries.extend(part.countries);
                 merged.categories.extend(part.categories);
+                for (store, covered) in &mut parts {
+                    covered.push(part.partitions.remove(*store).unwrap_or_default());
+                }
             }
-            Err(e) => tracing::warn!("leaving {peer} out of merged windows: {e}"),
+            Err(e) => {
+                tracing::warn!("merged windows without {peer}: {e}");
+                failed.push(e.to_string());
+            }
         }
     }
+    check_complete(s, "windows", &parts, &failed)?;
     Ok(merged)
 }
 
+/// Every instance's alerts, newest first; a `503` unless the parts cover every partition
+/// of [`RECENT_ALERTS_STORE`] once.
 async fn all_alerts(s: &WebState) -> Result<Vec<Alert>, ApiError> {
-    let mut alerts = local_alerts_of(s)?;
+    let local = local_alerts_of(s)?;
+    let mut alerts = local.alerts;
+    let mut covered = vec![local.partitions];
+    let mut failed = Vec::new();
     for peer in peers(s) {
-        match get_json::<Vec<Alert>>(&peer, "/api/local/alerts").await {
-            Ok(part) => alerts.extend(part),
-            Err(e) => tracing::warn!("leaving {peer} out of merged alerts: {e}"),
+        match get_json::<LocalAlerts>(&peer, "/api/local/alerts").await {
+            Ok(part) => {
+                alerts.extend(part.alerts);
+                covered.push(part.partitions);
+            }
+            Err(e) => {
+                tracing::warn!("merged alerts without {peer}: {e}");
+                failed.push(e.to_string());
+            }
         }
     }
+    let parts = BTreeMap::from([(RECENT_ALERTS_STORE, covered)]);
+    check_complete(s, "alerts", &parts, &failed)?;
     alerts.sort_by(|a, b| {
         b.window_end
             .cmp(&a.window_end)
@@ -939,15 +1107,20 @@ async fn page_views(
 ) -> Result<Response, ApiError> {
     let page = segment(page)?;
     let minutes = q.minutes(15)?;
-    if let Some(owner) = owner_elsewhere(&s, &headers, PAGE_VIEW_COUNTS_STORE, &page) {
-        return forward(&owner, &uri).await;
-    }
+    let partition = match key_owner(&s, &headers, PAGE_VIEW_COUNTS_STORE, &page)? {
+        Owner::Here(partition) => partition,
+        Owner::Elsewhere(owner) => return forward(&owner, &uri).await,
+    };
     let from = now_ms()
         .saturating_sub(minutes.saturating_mul(MINUTE))
         .max(0);
     let store = s
         .streams
         .window_store::<String, i64>(PAGE_VIEW_COUNTS_STORE)?;
+    // The task may have moved since the owner was looked up.
+    if !store.covers(partition) {
+        return Err(not_here(PAGE_VIEW_COUNTS_STORE, partition));
+    }
     let windows = store.fetch_range(&page, from, OPEN_END)?;
     Ok(axum::Json(PageTimeline { page, windows }).into_response())
 }
@@ -968,12 +1141,16 @@ async fn user_sessions(
     uri: Uri,
 ) -> Result<Response, ApiError> {
     let user = segment(user)?;
-    if let Some(owner) = owner_elsewhere(&s, &headers, USER_SESSIONS_STORE, &user) {
-        return forward(&owner, &uri).await;
-    }
+    let partition = match key_owner(&s, &headers, USER_SESSIONS_STORE, &user)? {
+        Owner::Here(partition) => partition,
+        Owner::Elsewhere(owner) => return forward(&owner, &uri).await,
+    };
     let store = s
         .streams
         .session_store::<String, Activity>(USER_SESSIONS_STORE)?;
+    if !store.covers(partition) {
+        return Err(not_here(USER_SESSIONS_STORE, partition));
+    }
     let sessions = store
         .fetch(&user)?
         .into_iter()
@@ -1134,22 +1311,59 @@ async fn dashboard(State(s): State<Shared>) -> ApiResult<Dashboard> {
     )))
 }
 
-/// The instance owning `key` of `store`, when it is not this one and the request was not
-/// forwarded here by another instance.
-fn owner_elsewhere(
+/// Who answers for a key.
+#[derive(Debug)]
+enum Owner {
+    /// This instance runs the key's task (partition), restored: it answers.
+    Here(u32),
+    /// The live instance that runs it: the request goes there.
+    Elsewhere(HostInfo),
+}
+
+/// The `503` for a key whose partition `partition` of `store` this instance does not run
+/// (any more, or yet).
+fn not_here(store: &str, partition: u32) -> ApiError {
+    ApiError::retry(format!(
+        "partition {partition} of {store} is not queryable on this instance (it moved or is \
+         restoring); retry"
+    ))
+}
+
+/// Who answers for `key` of `store`: the live instance that runs the key's partition
+/// (task) by the group's metadata, this one when that is this one (or nobody else) and it
+/// runs the partition with its state restored. A request forwarded here by another
+/// instance is answered here or not at all (never forwarded again). A `503` with the
+/// reason when nobody can answer right now: the task restores, or it moves and no live
+/// instance holds it yet.
+fn key_owner(
     s: &WebState,
     headers: &HeaderMap,
     store: &str,
     key: &String,
-) -> Option<HostInfo> {
-    if headers.contains_key(FORWARDED) {
-        return None;
+) -> Result<Owner, ApiError> {
+    let meta = s.streams.query_metadata_for_key(store, key, &StringSerde)?;
+    let partition = meta.partition;
+    if !headers.contains_key(FORWARDED)
+        && let Some(owner) = meta.active_host.filter(|h| Some(h) != s.me.as_ref())
+    {
+        return Ok(Owner::Elsewhere(owner));
     }
-    let meta = s
-        .streams
-        .query_metadata_for_key(store, key, &StringSerde)
-        .ok()?;
-    meta.active_host.filter(|h| Some(h) != s.me.as_ref())
+    let here = s.streams.store_partitions(store)?;
+    if here.running.contains(&partition) {
+        return Ok(Owner::Here(partition));
+    }
+    if here.restoring.contains(&partition) {
+        return Err(ApiError::retry(format!(
+            "partition {partition} of {store} is restoring its state on this instance; retry"
+        )));
+    }
+    if headers.contains_key(FORWARDED) {
+        return Err(not_here(store, partition));
+    }
+    Err(ApiError::retry(format!(
+        "partition {partition} of {store} has no live owner right now (its task is moving \
+         after a rebalance); retry"
+    )))
 }
 
 /// What went wrong calling another instance of the app.
@@ -1523,6 +1737,7 @@ mod tests {
                 ctr: 0.0,
                 pending_views: 0,
             }],
+            partitions: BTreeMap::new(),
         };
         let d = dashboard_of(
             Status {
@@ -1603,6 +1818,7 @@ mod tests {
                 ctr: 1.0,
                 pending_views: 0,
             }],
+            partitions: BTreeMap::new(),
         };
         let w = ctr_window(&all, Some(0), 10);
         let got: Vec<(&str, i64, i64)> = w

@@ -31,6 +31,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use clap::error::ErrorKind;
+use clap::{ArgAction, CommandFactory, Parser};
+
 use streams_core::client::embedded::EmbeddedClients;
 use streams_core::client::{Admin, ClientSupplier, Consumer, Producer, TopicPartition};
 use streams_core::config::StreamsConfig;
@@ -45,175 +48,168 @@ use streams_examples::activity::{
     self, ActivityConfig, CLICKS_TOPIC, InputRecord, PAGE_VIEW_COUNTS_FINAL_TOPIC, PAGE_VIEWS_TOPIC,
 };
 
-const USAGE: &str = "\
-activity: real-time user-activity tracking over page_views and clicks, joined with the
-users table and the pages catalogue
-
-USAGE: activity [FLAGS]
-
-  --port P                  HTTP port of the API and dashboard (default 8080; 0 picks one)
-  --host H                  address to listen on and to advertise to other instances
-                            (default 127.0.0.1)
-  --data-dir DIR            state stores and, on the embedded engine, the log
-                            (default: <tmp>/rust-streams-activity-<port>)
-  --rate R                  generated events per second (default 200); 0 = as fast as possible
-  --events N                stop generating after N events, views and clicks (default:
-                            never; user and page records come on top)
-  --seed S                  generator seed (default 42)
-  --start-time MS           deterministic input: event time starts at MS (ms since the
-                            epoch) instead of following the wall clock, --rate is only the
-                            events per second of event time, and the --events N events are
-                            written as fast as possible (or paced: --speedup); the same
-                            --seed, --start-time, --rate and --events write the same input
-                            bytes (also with --record). Idle advance is off (it follows the
-                            wall clock); --set streams.idle.advance.ms=5000 turns it back on
-  --speedup X               with --start-time: write the events paced instead, event time
-                            running X times as fast as the wall clock (60: a minute of
-                            event time per second) from when the app runs (see
-                            --wait-for-instances), the clock stopping while a rebalance
-                            stops the app here, so the events are processed as they come,
-                            not as a backlog; the events and bytes are those written unpaced
-  --wait-for-instances N    generate only once N instances (this one included) run the
-                            app's tasks, as their APIs say, so that no input piles up while
-                            a group forms (default: 1 with --speedup, else no wait)
-  --replay FILE             send the records of a recording (JSON lines) instead of
-                            generating (its leading user and page records first)
-  --record FILE             write the reference data and --events N generated events (with
-                            their profile updates) to FILE and exit
-  --no-generate             only process (another instance or producer writes the input)
-  --partitions N            partitions of the input topics when created (default 4)
-  --threads N               stream threads (default 2)
-  --bootstrap-servers LIST  run on Kafka (host:port,...) instead of the embedded engine
-  --exit-when-done          with --events or --replay: exit once all input is processed,
-                            printing the throughput
-  --set KEY=VALUE           any StreamsConfig setting (docs/CONFIG.md), e.g.
-                            --set consumer.session.timeout.ms=10000; repeatable
-  -h, --help                this text
-
-The log goes to stderr, filtered by RUST_LOG (default: warn).
-";
-
-/// The command line.
-#[derive(Debug)]
+/// The command line (`activity --help`).
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "activity",
+    about = "activity: real-time user-activity tracking over page_views and clicks, joined with \
+             the users table and the pages catalogue",
+    after_help = "The log goes to stderr, filtered by RUST_LOG (default: warn)."
+)]
 struct Args {
+    /// HTTP port of the API and dashboard (0 picks one)
+    #[arg(long, value_name = "P", default_value_t = 8080)]
     port: u16,
+    /// Address to listen on and to advertise to other instances
+    #[arg(long, value_name = "H", default_value = "127.0.0.1")]
     host: String,
+    /// State stores and, on the embedded engine, the log [default:
+    /// <tmp>/rust-streams-activity-<port>]
+    #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Generated events per second; 0 = as fast as possible
+    #[arg(long, value_name = "R", default_value_t = 200.0, value_parser = rate,
+          allow_negative_numbers = true)]
     rate: f64,
+    /// Stop generating after N events, views and clicks (user and page records come on
+    /// top) [default: never]
+    #[arg(long, value_name = "N")]
     events: Option<u64>,
+    /// Generator seed
+    #[arg(long, value_name = "S", default_value_t = 42)]
     seed: u64,
-    /// `--start-time`: deterministic input whose event time starts here.
+    /// Deterministic input: event time starts at MS (ms since the epoch), --rate is events
+    /// per second of event time, the --events N events are written unpaced (or --speedup):
+    /// the same --seed, --start-time, --rate and --events write the same bytes. Idle advance
+    /// is off (--set streams.idle.advance.ms=5000 turns it on)
+    #[arg(long, value_name = "MS", allow_negative_numbers = true)]
     start_time: Option<i64>,
-    /// `--speedup`: deterministic input paced at this many ms of event time per ms.
+    /// With --start-time: write the same events paced, event time running X times as fast
+    /// as the wall clock from when the app runs (the clock stops while a rebalance stops
+    /// the app here)
+    #[arg(long, value_name = "X", value_parser = speedup, allow_negative_numbers = true)]
     speedup: Option<f64>,
-    /// `--wait-for-instances`: the group size the generator waits for.
+    /// Generate only once N instances (this one included) run the app's tasks, as their
+    /// APIs say, so that no input piles up while a group forms [default: 1 with --speedup,
+    /// else no wait]
+    #[arg(long, value_name = "N", value_parser = at_least_one::<usize>,
+          allow_negative_numbers = true)]
     wait_for_instances: Option<usize>,
+    /// Send the records of a recording (JSON lines) instead of generating (its leading user
+    /// and page records first)
+    #[arg(long, value_name = "FILE")]
     replay: Option<PathBuf>,
+    /// Write the reference data and --events N generated events (with their profile
+    /// updates) to FILE and exit
+    #[arg(long, value_name = "FILE")]
     record: Option<PathBuf>,
+    /// Only process (another instance or producer writes the input)
+    #[arg(long = "no-generate", action = ArgAction::SetFalse)]
     generate: bool,
+    /// Partitions of the input topics when created
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = at_least_one::<u32>,
+          allow_negative_numbers = true)]
     partitions: u32,
+    /// Stream threads
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = at_least_one::<usize>,
+          allow_negative_numbers = true)]
     threads: usize,
+    /// Run on Kafka (host:port,...) instead of the embedded engine
+    #[arg(long, value_name = "LIST")]
     bootstrap_servers: Option<String>,
+    /// With --events or --replay: exit once all input is processed, printing the
+    /// throughput
+    #[arg(long)]
     exit_when_done: bool,
-    /// `--set` settings, applied over the app's own.
+    /// Any StreamsConfig setting (docs/CONFIG.md), e.g. --set
+    /// consumer.session.timeout.ms=10000; repeatable. Applied over the app's own settings
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = setting)]
     settings: Vec<(String, String)>,
 }
 
-fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
-    let mut a = Args {
-        port: 8080,
-        host: "127.0.0.1".into(),
-        data_dir: None,
-        rate: 200.0,
-        events: None,
-        seed: 42,
-        start_time: None,
-        speedup: None,
-        wait_for_instances: None,
-        replay: None,
-        record: None,
-        generate: true,
-        partitions: 4,
-        threads: 2,
-        bootstrap_servers: None,
-        exit_when_done: false,
-        settings: Vec::new(),
-    };
-    fn value<T: std::str::FromStr>(
-        flag: &str,
-        it: &mut impl Iterator<Item = String>,
-    ) -> Result<T, String>
-    where
-        T::Err: std::fmt::Display,
-    {
-        let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        v.parse().map_err(|e| format!("{flag} {v}: {e}"))
+/// `--rate`: 0 or more events per second.
+fn rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r >= 0.0 => Ok(r),
+        Ok(_) => Err("must be 0 or more".into()),
+        Err(e) => Err(e.to_string()),
     }
-    while let Some(flag) = it.next() {
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(None),
-            "--port" => a.port = value(&flag, &mut it)?,
-            "--host" => a.host = value(&flag, &mut it)?,
-            "--data-dir" => a.data_dir = Some(value(&flag, &mut it)?),
-            "--rate" => a.rate = value(&flag, &mut it)?,
-            "--events" => a.events = Some(value(&flag, &mut it)?),
-            "--seed" => a.seed = value(&flag, &mut it)?,
-            "--start-time" => a.start_time = Some(value(&flag, &mut it)?),
-            "--speedup" => a.speedup = Some(value(&flag, &mut it)?),
-            "--wait-for-instances" => a.wait_for_instances = Some(value(&flag, &mut it)?),
-            "--replay" => a.replay = Some(value(&flag, &mut it)?),
-            "--record" => a.record = Some(value(&flag, &mut it)?),
-            "--no-generate" => a.generate = false,
-            "--partitions" => a.partitions = value(&flag, &mut it)?,
-            "--threads" => a.threads = value(&flag, &mut it)?,
-            "--bootstrap-servers" => a.bootstrap_servers = Some(value(&flag, &mut it)?),
-            "--exit-when-done" => a.exit_when_done = true,
-            "--set" => {
-                let kv: String = value(&flag, &mut it)?;
-                let (k, v) = kv
-                    .split_once('=')
-                    .ok_or_else(|| format!("--set {kv}: expected KEY=VALUE"))?;
-                a.settings.push((k.trim().to_string(), v.to_string()));
-            }
-            other => return Err(format!("unknown flag `{other}`")),
-        }
+}
+
+/// `--speedup`: a finite factor above 0.
+fn speedup(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        Ok(_) => Err("must be more than 0".into()),
+        Err(e) => Err(e.to_string()),
     }
-    if a.rate.is_nan() || a.rate < 0.0 {
-        return Err(format!("--rate {}: must be 0 or more", a.rate));
+}
+
+/// A count of at least 1 (`--partitions`, `--threads`, `--wait-for-instances`).
+fn at_least_one<T>(s: &str) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + From<u8>,
+    T::Err: std::fmt::Display,
+{
+    let n: T = s.parse().map_err(|e: T::Err| e.to_string())?;
+    if n < T::from(1) {
+        return Err("must be at least 1".into());
     }
-    if a.partitions == 0 || a.threads == 0 {
-        return Err("--partitions and --threads must be at least 1".into());
-    }
-    if a.record.is_some() && a.events.is_none() {
-        return Err("--record needs --events N (how many events to write)".into());
-    }
-    if a.start_time.is_some() && (a.events.is_none() || a.replay.is_some()) {
-        return Err("--start-time needs --events N (and generated input, not --replay)".into());
-    }
-    if let Some(x) = a.speedup {
-        if !(x.is_finite() && x > 0.0) {
-            return Err(format!("--speedup {x}: must be more than 0"));
-        }
-        if a.start_time.is_none() {
-            return Err("--speedup needs --start-time (it paces deterministic input)".into());
-        }
-    }
-    if let Some(n) = a.wait_for_instances {
-        if n == 0 {
-            return Err("--wait-for-instances 0: must be at least 1".into());
-        }
-        if !a.generate || a.record.is_some() {
-            return Err(
-                "--wait-for-instances needs an instance that generates and runs the app \
-                 (not --no-generate or --record)"
-                    .into(),
+    Ok(n)
+}
+
+/// `--set KEY=VALUE` (the value may contain `=`).
+fn setting(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or("expected KEY=VALUE")?;
+    Ok((k.trim().to_string(), v.to_string()))
+}
+
+impl Args {
+    /// Checks what one flag's value parser cannot: flags that need or exclude others.
+    fn validate(self) -> Result<Self, clap::Error> {
+        let fail = |kind, msg: &str| Err(Args::command().error(kind, msg));
+        if self.record.is_some() && self.events.is_none() {
+            return fail(
+                ErrorKind::MissingRequiredArgument,
+                "--record needs --events N (how many events to write)",
             );
         }
+        if self.start_time.is_some() && (self.events.is_none() || self.replay.is_some()) {
+            return fail(
+                ErrorKind::ArgumentConflict,
+                "--start-time needs --events N (and generated input, not --replay)",
+            );
+        }
+        if self.speedup.is_some() && self.start_time.is_none() {
+            return fail(
+                ErrorKind::MissingRequiredArgument,
+                "--speedup needs --start-time (it paces deterministic input)",
+            );
+        }
+        if self.wait_for_instances.is_some() && (!self.generate || self.record.is_some()) {
+            return fail(
+                ErrorKind::ArgumentConflict,
+                "--wait-for-instances needs an instance that generates and runs the app \
+                 (not --no-generate or --record)",
+            );
+        }
+        if self.exit_when_done && self.events.is_none() && self.replay.is_none() {
+            return fail(
+                ErrorKind::MissingRequiredArgument,
+                "--exit-when-done needs bounded input: --events N or --replay FILE",
+            );
+        }
+        Ok(self)
     }
-    if a.exit_when_done && a.events.is_none() && a.replay.is_none() {
-        return Err("--exit-when-done needs bounded input: --events N or --replay FILE".into());
+
+    /// The command line `args` (the program name first), checked.
+    fn try_parse_checked<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        Args::try_parse_from(args)?.validate()
     }
-    Ok(Some(a))
 }
 
 type AppResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -554,17 +550,8 @@ fn input_subtopologies(topology: &streams_core::topology::Topology) -> Vec<u32> 
 }
 
 fn main() {
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            print!("{USAGE}");
-            return;
-        }
-        Err(e) => {
-            eprintln!("activity: {e}\n\n{USAGE}");
-            std::process::exit(2);
-        }
-    };
+    // clap prints `--help` and exits 0, or prints the error naming the flag and exits 2.
+    let args = Args::try_parse_checked(std::env::args_os()).unwrap_or_else(|e| e.exit());
     // The framework's warnings (a broker gone, a rebalance error, skipped records) reach
     // stderr; `RUST_LOG` chooses more, e.g. `RUST_LOG=streams_core=debug`.
     tracing_subscriber::fmt()
@@ -805,7 +792,10 @@ async fn serve(args: Args) -> AppResult<()> {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 match streams.state() {
                     StreamsState::Error | StreamsState::NotRunning => {
-                        return Err(format!("the app stopped: {:?}", streams.state()));
+                        return Err(match streams.failure() {
+                            Some(e) => e.to_string(),
+                            None => format!("the app stopped ({:?})", streams.state()),
+                        });
                     }
                     _ => {}
                 }
@@ -884,31 +874,37 @@ fn kafka_clients(_config: &StreamsConfig) -> AppResult<Arc<dyn ClientSupplier>> 
 mod tests {
     use super::*;
 
-    fn args(s: &str) -> Result<Option<Args>, String> {
-        parse_args(s.split_whitespace().map(String::from))
+    /// `activity <s>` parsed and checked; a failure as clap prints it.
+    fn args(s: &str) -> Result<Args, String> {
+        parse(s).map_err(|e| e.to_string())
+    }
+
+    fn parse(s: &str) -> Result<Args, clap::Error> {
+        Args::try_parse_checked(std::iter::once("activity").chain(s.split_whitespace()))
     }
 
     #[test]
     fn defaults_and_flags() {
-        let a = args("").unwrap().unwrap();
+        let a = args("").unwrap();
         assert_eq!(
             (a.port, a.rate, a.partitions, a.threads),
             (8080, 200.0, 4, 2)
         );
         assert!(a.generate && a.bootstrap_servers.is_none());
-        let a = args("--port 0 --rate 0 --events 10 --exit-when-done --no-generate")
-            .unwrap()
-            .unwrap();
+        // Defaults stay those of the hand-written parser clap replaced.
+        assert_eq!(
+            (a.host.as_str(), a.seed, a.data_dir),
+            ("127.0.0.1", 42, None)
+        );
+        assert!(a.events.is_none() && a.start_time.is_none() && a.settings.is_empty());
+        assert!(a.replay.is_none() && a.record.is_none() && !a.exit_when_done);
+        let a = args("--port 0 --rate 0 --events 10 --exit-when-done --no-generate").unwrap();
         assert_eq!((a.port, a.events), (0, Some(10)));
         assert!(!a.generate && a.exit_when_done);
-        let a = args("--start-time 5 --events 3 --speedup 20 --wait-for-instances 3")
-            .unwrap()
-            .unwrap();
+        let a = args("--start-time 5 --events 3 --speedup 20 --wait-for-instances 3").unwrap();
         assert_eq!((a.speedup, a.wait_for_instances), (Some(20.0), Some(3)));
-        assert!(args("--help").unwrap().is_none());
-        let a = args("--set streams.repartition.purge=false --set consumer.x=a=b")
-            .unwrap()
-            .unwrap();
+        assert_eq!(parse("--help").unwrap_err().kind(), ErrorKind::DisplayHelp);
+        let a = args("--set streams.repartition.purge=false --set consumer.x=a=b").unwrap();
         assert_eq!(
             a.settings,
             vec![
@@ -918,54 +914,99 @@ mod tests {
         );
     }
 
+    /// The error of `activity <s>`, which must be a usage error (exit status 2).
+    fn bad(s: &str) -> String {
+        let e = parse(s).expect_err(s);
+        assert_eq!(e.exit_code(), 2, "{s}: {e}");
+        e.to_string()
+    }
+
     #[test]
     fn bad_flags_are_named() {
-        assert!(args("--port").unwrap_err().contains("--port needs a value"));
-        assert!(args("--port x").unwrap_err().contains("--port x"));
-        assert!(args("--frobnicate").unwrap_err().contains("--frobnicate"));
-        assert!(args("--rate -1").unwrap_err().contains("--rate"));
-        assert!(
-            args("--exit-when-done")
-                .unwrap_err()
-                .contains("bounded input")
-        );
-        assert!(args("--record f").unwrap_err().contains("--events"));
-        assert!(args("--set nothing").unwrap_err().contains("KEY=VALUE"));
-        assert!(args("--start-time 5").unwrap_err().contains("--events"));
-        assert!(
-            args("--start-time 5 --events 3 --replay f")
-                .unwrap_err()
-                .contains("--replay")
-        );
-        assert!(
-            args("--start-time x")
-                .unwrap_err()
-                .contains("--start-time x")
-        );
-        assert!(
-            args("--speedup 10 --events 3")
-                .unwrap_err()
-                .contains("needs --start-time")
-        );
-        for bad in ["0", "-2", "inf", "NaN"] {
-            let e = args(&format!("--start-time 5 --events 3 --speedup {bad}")).unwrap_err();
-            assert!(e.contains("--speedup"), "{bad}: {e}");
+        for (line, named) in [
+            ("--port", "--port"),
+            ("--port x", "--port"),
+            ("--port 70000", "--port"),
+            ("--frobnicate", "--frobnicate"),
+            ("--rate -1", "--rate"),
+            ("--rate fast", "--rate"),
+            ("--events -3", "'-3'"),
+            ("--partitions 0", "--partitions"),
+            ("--threads 0", "--threads"),
+            ("--set nothing", "KEY=VALUE"),
+            ("--start-time x", "--start-time"),
+            ("--exit-when-done", "bounded input"),
+            ("--record f", "--events"),
+            ("--start-time 5", "--events"),
+            ("--start-time 5 --events 3 --replay f", "--replay"),
+            ("--speedup 10 --events 3", "needs --start-time"),
+            ("--no-generate --no-generate", "--no-generate"),
+        ] {
+            let e = bad(line);
+            assert!(e.contains(named), "{line}: {e}");
         }
-        for bad in [
+        assert!(bad("--port x").contains("'x'"));
+        for v in ["0", "-2", "inf", "NaN"] {
+            let e = bad(&format!("--start-time 5 --events 3 --speedup {v}"));
+            assert!(e.contains("--speedup"), "{v}: {e}");
+        }
+        for line in [
             "--wait-for-instances 0",
             "--wait-for-instances 3 --no-generate",
             "--wait-for-instances 3 --events 5 --record f",
         ] {
-            let e = args(bad).unwrap_err();
-            assert!(e.contains("--wait-for-instances"), "{bad}: {e}");
+            let e = bad(line);
+            assert!(e.contains("--wait-for-instances"), "{line}: {e}");
         }
     }
 
     #[test]
+    fn help_has_a_line_per_flag() {
+        let help = Args::command().render_help().to_string();
+        // The flag lines: indented a little, starting with the flag (`-h, --help`).
+        let flag_lines: Vec<&str> = help
+            .lines()
+            .filter(|l| l.starts_with("  -") || l.starts_with("      --"))
+            .collect();
+        let flags = [
+            "--port",
+            "--host",
+            "--data-dir",
+            "--rate",
+            "--events",
+            "--seed",
+            "--start-time",
+            "--speedup",
+            "--wait-for-instances",
+            "--replay",
+            "--record",
+            "--no-generate",
+            "--partitions",
+            "--threads",
+            "--bootstrap-servers",
+            "--exit-when-done",
+            "--set",
+            "--help",
+        ];
+        assert_eq!(flag_lines.len(), flags.len(), "{help}");
+        for (line, flag) in flag_lines.iter().zip(flags) {
+            let first = line.trim_start().trim_start_matches("-h, ");
+            assert!(
+                first.split_whitespace().next() == Some(flag),
+                "{flag}: {line}"
+            );
+            // Each line describes its flag (more than the flag and its value name).
+            assert!(first.split_whitespace().count() > 2, "{line}");
+        }
+        assert!(
+            help.contains("[default: 8080]") && help.contains("RUST_LOG"),
+            "{help}"
+        );
+    }
+
+    #[test]
     fn deterministic_input_does_not_depend_on_the_clock() {
-        let a = args("--start-time 1700000000000 --events 500 --rate 20 --seed 3")
-            .unwrap()
-            .unwrap();
+        let a = args("--start-time 1700000000000 --events 500 --rate 20 --seed 3").unwrap();
         assert_eq!(a.start_time, Some(1_700_000_000_000));
         assert_eq!(a.speedup, None);
         let first = events(&a);
@@ -995,13 +1036,9 @@ mod tests {
 
     #[test]
     fn speedup_paces_the_same_deterministic_events() {
-        let unpaced = events(
-            &args("--start-time 1700000000000 --events 300 --rate 20 --seed 3")
-                .unwrap()
-                .unwrap(),
-        );
+        let unpaced =
+            events(&args("--start-time 1700000000000 --events 300 --rate 20 --seed 3").unwrap());
         let a = args("--start-time 1700000000000 --events 300 --rate 20 --seed 3 --speedup 100")
-            .unwrap()
             .unwrap();
         assert_eq!((a.speedup, a.wait_for_instances), (Some(100.0), None));
         let started = Instant::now();

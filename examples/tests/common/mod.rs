@@ -248,3 +248,56 @@ fn parse_cli_record(line: &str) -> Option<TopicRecord> {
         value,
     })
 }
+
+/// The samples of metric `name` in a Prometheus text exposition (`GET /metrics`): each
+/// one's labels and value (label values unescaped: `\\`, `\"`, `\n`).
+pub(crate) fn prometheus_samples(
+    text: &str,
+    name: &str,
+) -> Vec<(std::collections::BTreeMap<String, String>, f64)> {
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (labels, value) = if let Some(rest) = line.strip_prefix(&format!("{name}{{")) {
+            let mut labels = std::collections::BTreeMap::new();
+            let mut chars = rest.chars().peekable();
+            loop {
+                let key: String = chars.by_ref().take_while(|&c| c != '=').collect();
+                let key = key.trim_start_matches([',', ' ']).to_string();
+                if key.starts_with('}') || key.is_empty() {
+                    break;
+                }
+                assert_eq!(chars.next(), Some('"'), "{line}");
+                let mut value = String::new();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => match chars.next() {
+                            Some('n') => value.push('\n'),
+                            Some(c) => value.push(c),
+                            None => {}
+                        },
+                        c => value.push(c),
+                    }
+                }
+                labels.insert(key, value);
+                if chars.peek() == Some(&'}') {
+                    chars.next();
+                    break;
+                }
+            }
+            (labels, chars.collect::<String>())
+        } else if let Some(rest) = line.strip_prefix(&format!("{name} ")) {
+            (std::collections::BTreeMap::new(), rest.to_string())
+        } else {
+            continue;
+        };
+        let value = value.split_whitespace().next().unwrap_or("");
+        let value = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v.parse().unwrap_or(f64::NAN),
+        };
+        out.push((labels, value));
+    }
+    out
+}

@@ -16,14 +16,22 @@
 //!   flushed right after each assignment, before the thread processes anything of it. A
 //!   thread that closes cleanly writes a tombstone.
 //! - **Reading**: each instance follows the topic from its start on a consumer of its own
-//!   and keeps each client's latest announcement. A partition belongs to the client whose
-//!   announcement of it is the newest (highest offset): with eager rebalances a partition
-//!   is revoked everywhere before anyone announces it again, and the flush makes each
-//!   announcement durable before its thread can join the next generation. An instance
-//!   that died without a tombstone keeps its entry, but every partition it had is
-//!   announced again by its new owner, so it drops out of the view.
+//!   and keeps each client's latest announcement. With eager rebalances a partition is
+//!   revoked everywhere before anyone announces it again, and the flush makes each
+//!   announcement durable before its thread can join the next generation: so a partition
+//!   changes owner only through a rebalance, and an announcement of it newer than another
+//!   client's means that a rebalance came after that other client's announcement. That
+//!   whole announcement is then from a past generation and is dropped ([`Announcements::members`]):
+//!   its client, if it is still in the group, announces its new assignment (after the same
+//!   rebalance) and is back in the view once that is read. An instance that died or left
+//!   without a tombstone thus disappears with the first announcement of the rebalance
+//!   that removed it (its partitions went to others), never later; until each new owner's
+//!   announcement is read, the partitions it takes have no known owner (queries for them
+//!   are told to retry, rather than sent to the dead instance).
+//! - **The instance itself** knows which partitions its own threads hold now, sooner than
+//!   its announcements come back: the view is corrected by that ([`with_local`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -95,34 +103,59 @@ impl Announcements {
         }
     }
 
-    /// Every client that owns a partition, with the partitions it owns: each partition
-    /// goes to the client whose announcement of it is the newest.
+    /// Every client of the current group view, with its partitions: the clients whose
+    /// latest announcement is not superseded, in any of its partitions, by a newer
+    /// announcement of another client (such an announcement is from a past generation; see
+    /// the [module docs](self)). Clients that own no partition are left out.
     pub(crate) fn members(&self) -> Vec<GroupMember> {
-        let mut owner: HashMap<&TopicPartition, (i64, &str)> = HashMap::new();
-        for (client, (offset, partitions)) in &self.latest {
+        let mut newest: HashMap<&TopicPartition, i64> = HashMap::new();
+        for (offset, partitions) in self.latest.values() {
             for tp in partitions {
-                let newer = owner.get(tp).is_none_or(|(o, _)| offset > o);
-                if newer {
-                    owner.insert(tp, (*offset, client.as_str()));
-                }
+                let n = newest.entry(tp).or_insert(*offset);
+                *n = (*n).max(*offset);
             }
         }
         self.latest
             .iter()
-            .filter_map(|(client, (_, partitions))| {
-                let assignment: Vec<TopicPartition> = partitions
-                    .iter()
-                    .filter(|tp| owner.get(tp).is_some_and(|(_, c)| c == client))
-                    .cloned()
-                    .collect();
-                (!assignment.is_empty()).then(|| GroupMember {
-                    member_id: client.clone(),
-                    client_id: client.clone(),
-                    assignment,
-                })
+            .filter(|(_, (offset, partitions))| {
+                !partitions.is_empty()
+                    && partitions
+                        .iter()
+                        .all(|tp| newest.get(tp).is_none_or(|n| n <= offset))
+            })
+            .map(|(client, (_, partitions))| GroupMember {
+                member_id: client.clone(),
+                client_id: client.clone(),
+                assignment: partitions.clone(),
             })
             .collect()
     }
+}
+
+/// The announced group view `announced` corrected by what this instance (clients named
+/// `<prefix>-...`) knows of itself: its threads' current assignments (`local`) replace
+/// its announcements, and the announcement of another client that claims a partition a
+/// local thread holds now is from a past generation and is dropped. Members without
+/// partitions are left out.
+pub(crate) fn with_local(
+    announced: &[GroupMember],
+    prefix: &str,
+    local: Vec<GroupMember>,
+) -> Vec<GroupMember> {
+    let mine = |client: &str| {
+        client
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('-'))
+    };
+    let held: HashSet<&TopicPartition> = local.iter().flat_map(|m| &m.assignment).collect();
+    let mut out: Vec<GroupMember> = announced
+        .iter()
+        .filter(|m| !mine(&m.client_id) && !m.assignment.iter().any(|tp| held.contains(tp)))
+        .cloned()
+        .collect();
+    out.extend(local.into_iter().filter(|m| !m.assignment.is_empty()));
+    out.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+    out
 }
 
 /// Starts the instance's announcement reader: it follows `topic` and keeps the instance's
@@ -225,6 +258,88 @@ mod tests {
         // A clean close removes the member.
         a.apply(5, "x".into(), None);
         assert_eq!(a.members().len(), 1);
+    }
+
+    #[test]
+    fn a_dead_member_is_gone_with_the_first_announcement_of_the_rebalance_that_removed_it() {
+        let mut a = Announcements::default();
+        // Generation 1: x, y and z each hold two partitions.
+        a.apply(0, "x".into(), Some(&encode(&tps(&[("t", 0), ("t", 1)]))));
+        a.apply(1, "y".into(), Some(&encode(&tps(&[("t", 2), ("t", 3)]))));
+        a.apply(2, "z".into(), Some(&encode(&tps(&[("t", 4), ("t", 5)]))));
+        assert_eq!(a.members().len(), 3);
+        // x is killed; generation 2 gives y 0..=2 and z 3..=5. y announces first: x lost a
+        // partition, so its announcement is of a past generation and it is gone at once,
+        // though nobody announced partition 1 yet.
+        a.apply(
+            3,
+            "y".into(),
+            Some(&encode(&tps(&[("t", 0), ("t", 1), ("t", 2)]))),
+        );
+        let by = |a: &Announcements| -> BTreeMap<String, Vec<TopicPartition>> {
+            a.members()
+                .into_iter()
+                .map(|m| (m.client_id, m.assignment))
+                .collect()
+        };
+        let view = by(&a);
+        assert!(!view.contains_key("x"), "{view:?}");
+        // z's announcement of generation 1 still stands (nothing of it moved yet), and
+        // partition 3, on its way from y to z, has no owner.
+        assert_eq!(view["z"], tps(&[("t", 4), ("t", 5)]));
+        assert!(
+            view.values()
+                .all(|p| !p.contains(&TopicPartition::new("t", 3)))
+        );
+        a.apply(
+            4,
+            "z".into(),
+            Some(&encode(&tps(&[("t", 3), ("t", 4), ("t", 5)]))),
+        );
+        let view = by(&a);
+        assert_eq!(view.len(), 2, "{view:?}");
+        assert_eq!(view["z"], tps(&[("t", 3), ("t", 4), ("t", 5)]));
+    }
+
+    #[test]
+    fn a_member_losing_one_partition_waits_for_its_next_announcement() {
+        let mut a = Announcements::default();
+        a.apply(0, "x".into(), Some(&encode(&tps(&[("t", 0), ("t", 1)]))));
+        a.apply(1, "y".into(), Some(&encode(&tps(&[("t", 2)]))));
+        // A new generation: y takes partition 1; x (alive) keeps 0 but has not announced
+        // yet. Its old announcement is not trusted for partition 0 either.
+        a.apply(2, "y".into(), Some(&encode(&tps(&[("t", 1), ("t", 2)]))));
+        let members = a.members();
+        assert_eq!(members.len(), 1, "{members:?}");
+        a.apply(3, "x".into(), Some(&encode(&tps(&[("t", 0)]))));
+        assert_eq!(a.members().len(), 2);
+    }
+
+    #[test]
+    fn the_instance_knows_its_own_assignment_first() {
+        let member = |client: &str, parts: &[(&str, u32)]| GroupMember {
+            member_id: client.into(),
+            client_id: client.into(),
+            assignment: tps(parts),
+        };
+        let announced = vec![
+            member("app-a-StreamThread-1", &[("t", 0)]),
+            member("app-dead-StreamThread-1", &[("t", 1), ("t", 2)]),
+            member("app-b-StreamThread-1", &[("t", 3)]),
+        ];
+        // This instance (`app-a`) took over partition 1 in a rebalance its own
+        // announcement has not come back from yet.
+        let local = vec![member("app-a-StreamThread-1", &[("t", 0), ("t", 1)])];
+        let view = with_local(&announced, "app-a", local);
+        let clients: Vec<&str> = view.iter().map(|m| m.client_id.as_str()).collect();
+        assert_eq!(clients, ["app-a-StreamThread-1", "app-b-StreamThread-1"]);
+        assert_eq!(view[0].assignment, tps(&[("t", 0), ("t", 1)]));
+        // An instance whose name extends this one's is another instance.
+        let other = vec![member("app-ab-StreamThread-1", &[("t", 5)])];
+        assert_eq!(with_local(&other, "app-a", Vec::new()), other);
+        // Local threads without partitions are not members.
+        let idle = vec![member("app-a-StreamThread-2", &[])];
+        assert!(with_local(&[], "app-a", idle).is_empty());
     }
 
     #[test]
