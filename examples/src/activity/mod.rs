@@ -40,8 +40,8 @@ use std::time::Duration;
 
 use streams_core::error::{StateError, StreamsError, TopologyError};
 
-pub mod generator;
 mod dashboard;
+pub mod generator;
 mod model;
 mod topology;
 pub mod web;
