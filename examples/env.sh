@@ -19,8 +19,31 @@ fi
 
 command -v cargo >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs" >&2; exit 1; }
 
-# Reuse one target directory outside the clone, so that a fresh clone (CI) does not
-# recompile RocksDB and librdkafka from scratch.
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/rust-streams/target}"
+# A target directory outside the clone, one per checkout (keyed by its path), so that
+# builds survive `git clean` and fresh clones at the same path, yet two checkouts never
+# share artifacts: cargo names a workspace crate's artifacts alike in every checkout and
+# trusts file times, so a shared directory let one checkout run code built from another's
+# sources (and a doctest failed with E0460 while another clone built). The directory of
+# the former layout (one shared `target`) is adopted by the first checkout that comes, so
+# that machine keeps its build; only the two checkouts used last keep theirs.
+if [ -z "${CARGO_TARGET_DIR:-}" ]; then
+  cache_root="${XDG_CACHE_HOME:-$HOME/.cache}/rust-streams"
+  checkout="$(pwd -P)"
+  key="$(printf '%s' "$checkout" | sha256sum | cut -c1-12)"
+  CARGO_TARGET_DIR="$cache_root/target-$key"
+  mkdir -p "$cache_root"
+  if [ ! -d "$CARGO_TARGET_DIR" ] && [ -d "$cache_root/target" ]; then
+    mv "$cache_root/target" "$CARGO_TARGET_DIR"
+  fi
+  mkdir -p "$CARGO_TARGET_DIR"
+  printf '%s\n' "$checkout" > "$CARGO_TARGET_DIR/.checkout"
+  touch "$CARGO_TARGET_DIR"
+  # Keep the two directories used last (this one included).
+  ls -1dt "$cache_root"/target-* 2>/dev/null | tail -n +3 | while read -r old; do
+    say "removing the build directory of an older checkout: $old ($(cat "$old/.checkout" 2>/dev/null))"
+    rm -rf "$old"
+  done || true
+  export CARGO_TARGET_DIR
+fi
 mkdir -p "$CARGO_TARGET_DIR"
 say "building in $CARGO_TARGET_DIR"
