@@ -175,13 +175,7 @@ impl Checkpoint {
     /// Format (text): `streams-checkpoint 1 <crc32 of the body, hex>` then one line per
     /// changelog partition: `<topic> <partition> <next offset>`.
     pub fn write(&self, path: &Path) -> Result<(), StateError> {
-        let io = |action: &'static str| {
-            move |source| StateError::Io {
-                store: "<checkpoint>".into(),
-                action,
-                source,
-            }
-        };
+        let io = |action: &'static str| move |source| StateError::io(path, action, source);
         let body = self.body();
         let crc = crc32fast::hash(body.as_bytes());
         let tmp = path.with_extension("tmp");
@@ -401,13 +395,7 @@ pub fn take_snapshot(
 /// Installs a snapshot as the store directory `store_dir` (which must not exist), linking
 /// its immutable files where the filesystem allows and copying otherwise.
 pub fn install_snapshot(snapshot: &Path, store_dir: &Path) -> Result<(), StateError> {
-    let io = |action: &'static str| {
-        move |source| StateError::Io {
-            store: store_dir.display().to_string(),
-            action,
-            source,
-        }
-    };
+    let io = |action: &'static str| move |source| StateError::io(store_dir, action, source);
     fs::create_dir_all(store_dir).map_err(io("creating the store directory"))?;
     for e in fs::read_dir(snapshot).map_err(io("reading the snapshot"))? {
         let e = e.map_err(io("reading the snapshot"))?;

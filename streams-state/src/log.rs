@@ -767,20 +767,20 @@ impl Segment {
             out.extend_from_slice(&rel.to_be_bytes());
             out.extend_from_slice(&pos.to_be_bytes());
         }
-        fs::write(&self.index_path, out).map_err(|source| StateError::Io {
-            store: self.index_path.display().to_string(),
-            action: "writing a segment index",
-            source,
+        fs::write(&self.index_path, out).map_err(|source| {
+            StateError::io(&self.index_path, "writing a segment index", source)
         })?;
         let mut out = Vec::with_capacity(self.time_index.len() * 16);
         for (ts, pos) in &self.time_index {
             out.extend_from_slice(&ts.to_be_bytes());
             out.extend_from_slice(&pos.to_be_bytes());
         }
-        fs::write(&self.time_index_path, out).map_err(|source| StateError::Io {
-            store: self.time_index_path.display().to_string(),
-            action: "writing a segment time index",
-            source,
+        fs::write(&self.time_index_path, out).map_err(|source| {
+            StateError::io(
+                &self.time_index_path,
+                "writing a segment time index",
+                source,
+            )
         })
     }
 

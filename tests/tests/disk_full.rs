@@ -195,3 +195,87 @@ fn an_app_waits_out_a_full_disk_and_counts_every_word_once() {
         assert_eq!(out[word], (1..=*n).collect::<Vec<_>>(), "counts of {word}");
     }
 }
+
+/// A tiny deterministic generator (xorshift), so that the random cases repeat.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// The disk fills at random points: random room left, random batch and record sizes,
+/// segments rolling on the way. Whatever the point, every acknowledged record (and only
+/// those) is read back after the space is freed, more appends and a reopen.
+#[test]
+fn a_disk_that_fills_at_random_points_loses_no_acknowledged_record() {
+    for case in 0..8u64 {
+        let Some(fs) = tmpfs(2 << 20) else { return };
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (case + 1).wrapping_mul(0x2545_f491_4f6c_dd1d));
+        let log = fs.path().join("log");
+        let engine = LogEngine::open(&log).unwrap();
+        let mut config = TopicConfig::new(1);
+        // Small segments: some cases fill up while a segment rolls.
+        config.log.segment_bytes = 16 << 10;
+        engine.create_topic("t", config).unwrap();
+        let filler = fs.fill();
+        let size = std::fs::metadata(&filler).unwrap().len();
+        let room = 4096 + rng.below(200 << 10);
+        std::fs::write(&filler, vec![0u8; size.saturating_sub(room) as usize]).unwrap();
+
+        let mut acked: Vec<Vec<u8>> = Vec::new();
+        let mut next = 0u64;
+        let mut batch = |rng: &mut Rng| -> Vec<NewRecord> {
+            (0..1 + rng.below(40))
+                .map(|_| {
+                    next += 1;
+                    let len = 10 + rng.below(2000) as usize;
+                    let mut value = format!("{case}-{next}-").into_bytes();
+                    value.resize(len.max(value.len()), b'v');
+                    NewRecord {
+                        timestamp: next as i64,
+                        key: Some(next.to_be_bytes().to_vec()),
+                        value: Some(value),
+                        headers: Vec::new(),
+                    }
+                })
+                .collect()
+        };
+        let mut refused = 0;
+        for _ in 0..2_000 {
+            let records = batch(&mut rng);
+            match engine.append("t", 0, &records) {
+                Ok(_) => acked.extend(records.into_iter().map(|r| r.value.unwrap())),
+                Err(StateError::DiskFull { .. }) => {
+                    refused += 1;
+                    if refused == 3 {
+                        break;
+                    }
+                }
+                Err(e) => panic!("case {case}: {e}"),
+            }
+        }
+        assert!(refused > 0, "case {case}: the disk never filled up");
+        std::fs::remove_file(&filler).unwrap();
+        for _ in 0..5 {
+            let records = batch(&mut rng);
+            engine.append("t", 0, &records).unwrap();
+            acked.extend(records.into_iter().map(|r| r.value.unwrap()));
+        }
+        drop(engine);
+        let engine = LogEngine::open(&log).unwrap();
+        let stored = read_all(&engine, "t");
+        let offsets: Vec<i64> = stored.iter().map(|(o, _)| *o).collect();
+        assert_eq!(
+            offsets,
+            (0..acked.len() as i64).collect::<Vec<_>>(),
+            "case {case}: offsets"
+        );
+        let values: Vec<Vec<u8>> = stored.into_iter().map(|(_, v)| v).collect();
+        assert!(values == acked, "case {case}: values differ");
+    }
+}
