@@ -40,9 +40,7 @@ use serde_json::Value;
 use streams_core::client::ClientSupplier;
 use streams_core::client::kafka::KafkaClients;
 use streams_core::config::StreamsConfig;
-use streams_examples::activity::generator::{
-    self, ActivityGenerator, GeneratorConfig, outgoing_record,
-};
+use streams_examples::activity::generator::{self, outgoing_record};
 use streams_examples::activity::{self, ActivityEvent, Click, PageView};
 use streams_state::LogEngine;
 use streams_state::serve::Server;
@@ -54,26 +52,8 @@ const MINUTE: i64 = 60_000;
 /// The events: `EVENTS` of them within 8 s of event time, ending before now (the API's
 /// per-page answers look back from the wall clock).
 fn events() -> Vec<ActivityEvent> {
-    let now = activity::web::now_ms();
-    let from = now - 5 * MINUTE;
-    let config = GeneratorConfig {
-        seed: 20,
-        users: 300,
-        pages: 30,
-        start_ms: from - 10 * MINUTE,
-        events_per_second: 2_500.0,
-        ..GeneratorConfig::default()
-    };
-    let events: Vec<ActivityEvent> = ActivityGenerator::new(config)
-        .skip_while(|e| e.ts() < from)
-        .take(EVENTS)
-        .collect();
-    let span = events.last().map_or(0, ActivityEvent::ts) - events[0].ts();
-    assert!(
-        span < 8_000,
-        "the events span {span} ms, more than the grace allows"
-    );
-    events
+    let from = activity::web::now_ms() - 5 * MINUTE;
+    common::events_from(from, 20, (300, 30), 2_500.0, EVENTS, 8_000)
 }
 
 /// An HTTP answer: status, `Retry-After` if any, body.

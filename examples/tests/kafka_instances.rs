@@ -35,7 +35,7 @@ use serde_json::Value;
 use streams_core::client::ClientSupplier;
 use streams_core::client::kafka::KafkaClients;
 use streams_core::config::StreamsConfig;
-use streams_examples::activity::generator::{ActivityGenerator, GeneratorConfig, outgoing_record};
+use streams_examples::activity::generator::outgoing_record;
 use streams_examples::activity::{self, ActivityEvent, Alert, PageViewCount, PageWindow};
 
 const PARTITIONS: u32 = 4;
@@ -51,24 +51,7 @@ const MINUTE: i64 = 60_000;
 fn events() -> Vec<ActivityEvent> {
     let now = streams_examples::activity::web::now_ms();
     let from = now - now.rem_euclid(MINUTE) - 10_000;
-    let config = GeneratorConfig {
-        seed: 11,
-        users: 400,
-        pages: 40,
-        start_ms: from - 10 * MINUTE,
-        events_per_second: 500.0,
-        ..GeneratorConfig::default()
-    };
-    let events: Vec<ActivityEvent> = ActivityGenerator::new(config)
-        .skip_while(|e| e.ts() < from)
-        .take(EVENTS)
-        .collect();
-    let span = events.last().map_or(0, ActivityEvent::ts) - events[0].ts();
-    assert!(
-        span < 9_000,
-        "the events span {span} ms, more than the grace allows"
-    );
-    events
+    common::events_from(from, 11, (400, 40), 500.0, EVENTS, 9_000)
 }
 
 /// The same GET on every instance: the answers, which must all be equal.

@@ -82,7 +82,10 @@ fn run_suite_opts(
             "--nocapture",
             "--test-threads=1",
         ])
-        .env(CHILD_ENV, args.join("\n"));
+        .env(CHILD_ENV, args.join("\n"))
+        // The tail of a child's log that a failure shows must hold its error, not a
+        // backtrace.
+        .env("RUST_BACKTRACE", "0");
         c
     })
     .unwrap_or_else(|e| panic!("{e}"));

@@ -508,7 +508,10 @@ pub(crate) fn run_app(
         loop {
             report(&app, &mut said_processing);
             if app.state() == StreamsState::Error {
-                return Err(SuiteError::Child("the app stopped on an error".into()));
+                return Err(SuiteError::Child(match app.failure() {
+                    Some(e) => format!("the app stopped on an error: {e}"),
+                    None => "the app stopped on an error".into(),
+                }));
             }
             std::thread::sleep(Duration::from_millis(100));
         }

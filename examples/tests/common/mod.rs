@@ -301,3 +301,37 @@ pub(crate) fn prometheus_samples(
     }
     out
 }
+
+/// `count` generated events from `from` on (ms), with `users`, `pages` and `rate` events a
+/// second, the simulation started ten minutes earlier so that visits are under way (as the
+/// binary does); asserts that they span less than `max_span_ms` of event time (the
+/// windows' grace).
+pub(crate) fn events_from(
+    from: i64,
+    seed: u64,
+    (users, pages): (u64, usize),
+    rate: f64,
+    count: usize,
+    max_span_ms: i64,
+) -> Vec<streams_examples::activity::ActivityEvent> {
+    use streams_examples::activity::ActivityEvent;
+    use streams_examples::activity::generator::{ActivityGenerator, GeneratorConfig};
+    let config = GeneratorConfig {
+        seed,
+        users,
+        pages,
+        start_ms: from - 10 * 60_000,
+        events_per_second: rate,
+        ..GeneratorConfig::default()
+    };
+    let events: Vec<ActivityEvent> = ActivityGenerator::new(config)
+        .skip_while(|e| e.ts() < from)
+        .take(count)
+        .collect();
+    let span = events.last().map_or(0, ActivityEvent::ts) - events[0].ts();
+    assert!(
+        span < max_span_ms,
+        "the events span {span} ms, more than the grace allows"
+    );
+    events
+}
