@@ -199,6 +199,7 @@ const DR: &[&str] = &["thread_id", "task_id", "reason"];
 const ST: &[&str] = &["thread_id", "task_id", "store", "store_scope"];
 const RC: &[&str] = &["thread_id", "task_id", "store"];
 const PN: &[&str] = &["thread_id", "task_id", "processor_node_id"];
+const LG: &[&str] = &["topic", "partition"];
 
 macro_rules! metric_names {
     ($($id:ident = $name:literal, $kind:ident, $labels:expr, $level:ident, $help:literal;)*) => {
@@ -243,6 +244,11 @@ metric_names! {
     PRODUCTION_ERRORS = "kafka_streams_stream_thread_production_errors_skipped_total", Counter, TH, Info, "Output records the producer could not deliver, skipped by the production handler.";
     CACHE_USED = "kafka_streams_record_cache_used_bytes", Gauge, TH, Info, "Bytes the thread's record caches hold.";
     CACHE_MAX = "kafka_streams_record_cache_max_bytes", Gauge, TH, Info, "The thread's share of statestore.cache.max.bytes.";
+    LOG_SEGMENTS = "kafka_log_num_log_segments", Gauge, LG, Info, "Segments of the embedded engine's partition.";
+    LOG_SIZE = "kafka_log_size", Gauge, LG, Info, "Bytes of the embedded engine's partition's segment files.";
+    LOG_START = "kafka_log_log_start_offset", Gauge, LG, Info, "First readable offset of the embedded engine's partition.";
+    LOG_END = "kafka_log_log_end_offset", Gauge, LG, Info, "Offset the next record appended to the embedded engine's partition gets.";
+    LOG_APPENDED = "kafka_log_appended_offsets_total", Counter, LG, Info, "Offsets the embedded engine's partition has taken (its end offset): rate() of it is the append rate.";
     REQUEST_LATENCY = "kafka_consumer_request_latency_avg", Gauge, TH, Info, "Mean broker round trip the consumer reported (Kafka only), ms.";
     TASK_PROCESS_TOTAL = "kafka_streams_stream_task_process_total", Counter, TA, Info, "Records the task processed.";
     TASK_PROCESS_RATE = "kafka_streams_stream_task_process_rate", Gauge, TA, Info, "Records the task processed per second over the last interval.";
@@ -513,6 +519,8 @@ pub(crate) struct PublishInput {
     pub(crate) standby_lags: Vec<(TaskId, String, u32, i64)>,
     pub(crate) cache_used: usize,
     pub(crate) cache_max: usize,
+    /// The embedded engine's partitions (none on Kafka).
+    pub(crate) log: Vec<streams_state::PartitionStats>,
 }
 
 /// Totals as of the last publish, for rates and windowed averages.
@@ -781,6 +789,18 @@ impl ThreadRecorder {
         let rate = |now: u64, before: u64| now.saturating_sub(before) as f64 / secs;
         let p = self.previous;
         let th = [("thread_id", snapshot.name.clone())];
+        // The embedded engine is the process's broker: every thread sets the same values.
+        for l in &input.log {
+            let lg = [
+                ("topic", l.topic.clone()),
+                ("partition", l.partition.to_string()),
+            ];
+            gauge(LOG_SEGMENTS, &lg, l.segments as f64);
+            gauge(LOG_SIZE, &lg, l.size_bytes as f64);
+            gauge(LOG_START, &lg, l.start_offset as f64);
+            gauge(LOG_END, &lg, l.end_offset as f64);
+            counter(LOG_APPENDED, &lg, l.end_offset.max(0) as u64);
+        }
 
         counter(POLL_TOTAL, &th, snapshot.polls);
         gauge(POLL_RATE, &th, rate(snapshot.polls, p.polls));
@@ -1143,6 +1163,7 @@ mod tests {
                 standby_lags: vec![],
                 cache_used: 10,
                 cache_max: 100,
+                log: vec![],
             };
             r.publish(&snapshot(1000, 46), &input);
             let text = handle.render();
@@ -1358,7 +1379,9 @@ mod tests {
         for m in METRICS {
             assert!(seen.insert(m.name), "{} twice", m.name);
             assert!(
-                m.name.starts_with("kafka_streams_") || m.name.starts_with("kafka_consumer_"),
+                m.name.starts_with("kafka_streams_")
+                    || m.name.starts_with("kafka_consumer_")
+                    || m.name.starts_with("kafka_log_"),
                 "{}",
                 m.name
             );

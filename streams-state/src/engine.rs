@@ -136,6 +136,23 @@ struct Topic {
     partitions: Vec<Mutex<PartitionLog>>,
 }
 
+/// One partition's size and offsets, from [`LogEngine::partition_stats`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionStats {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: u32,
+    /// Segments (files of record batches).
+    pub segments: usize,
+    /// Bytes of the segment files.
+    pub size_bytes: u64,
+    /// The first readable offset.
+    pub start_offset: i64,
+    /// The offset the next record gets.
+    pub end_offset: i64,
+}
+
 /// The embedded log engine (see the [module docs](self)). Shareable between threads.
 pub struct LogEngine {
     dir: PathBuf,
@@ -432,6 +449,27 @@ impl LogEngine {
             fs::remove_file(&path).map_err(io(&path, "deleting group offsets"))?;
         }
         Ok(())
+    }
+
+    /// The size and offsets of every partition of every topic, by topic then partition:
+    /// what an operator watches of a broker's logs (Kafka's `kafka.log:type=Log` metrics).
+    pub fn partition_stats(&self) -> Vec<PartitionStats> {
+        let topics = self.topics.read().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        for (name, t) in topics.iter() {
+            for (p, log) in t.partitions.iter().enumerate() {
+                let log = lock(log);
+                out.push(PartitionStats {
+                    topic: name.clone(),
+                    partition: p as u32,
+                    segments: log.segment_count(),
+                    size_bytes: log.size_bytes(),
+                    start_offset: log.start_offset(),
+                    end_offset: log.end_offset(),
+                });
+            }
+        }
+        out
     }
 
     /// Every topic with its settings, by name.

@@ -58,7 +58,7 @@ pub use context::StoreContext;
 pub use dir::{STATE_DIR_VERSION, StateDirectory};
 pub use engine::{
     CleanupPolicy, DEFAULT_DELETE_RETENTION_MS, EngineConfig, LogEngine, MaintenanceReport,
-    TopicConfig,
+    PartitionStats, TopicConfig,
 };
 pub use error::{LogError, StateError};
 pub use kv::{KeyValueBytesStoreSupplier, KeyValueIter, KeyValueStore, StateStore};

@@ -967,6 +967,11 @@ impl PartitionLog {
         self.start_offset
     }
 
+    /// Bytes of its segment files (Kafka's log `Size`; indexes not counted).
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(|s| s.size).sum()
+    }
+
     /// Appends `records` as one batch; returns the offset of the first one.
     ///
     /// A write that fails part-way (a full disk) is rolled back to the end of the last

@@ -324,6 +324,48 @@ fn a_running_app_exports_counts_rates_lags_and_latencies() {
         );
     }
 
+    // The embedded engine's logs: offsets against what was written, segments and bytes
+    // against the files on disk.
+    let per_partition = |name: &str, topic: &str| -> BTreeMap<u32, f64> {
+        samples(&text, name)
+            .into_iter()
+            .filter(|(l, _)| l["topic"] == topic)
+            .map(|(l, v)| (l["partition"].parse().unwrap(), v))
+            .collect()
+    };
+    let ends = per_partition("kafka_log_log_end_offset", "in");
+    assert_eq!(ends.len(), PARTITIONS as usize);
+    assert_eq!(
+        ends.values().sum::<f64>(),
+        (written.keyed + written.null_keyed) as f64
+    );
+    assert_eq!(
+        per_partition("kafka_log_appended_offsets_total", "in"),
+        ends
+    );
+    assert_eq!(
+        per_partition("kafka_log_log_end_offset", "out")
+            .values()
+            .sum::<f64>(),
+        written.keyed as f64
+    );
+    for p in 0..PARTITIONS {
+        let files: Vec<std::fs::Metadata> =
+            std::fs::read_dir(dir.path().join(format!("log/topics/in/{p}")))
+                .unwrap()
+                .map(|e| e.unwrap())
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+                .map(|e| e.metadata().unwrap())
+                .collect();
+        let bytes: u64 = files.iter().map(std::fs::Metadata::len).sum();
+        assert_eq!(
+            per_partition("kafka_log_num_log_segments", "in")[&p],
+            files.len() as f64
+        );
+        assert_eq!(per_partition("kafka_log_size", "in")[&p], bytes as f64);
+        assert_eq!(per_partition("kafka_log_log_start_offset", "in")[&p], 0.0);
+    }
+
     app.close().unwrap();
 }
 

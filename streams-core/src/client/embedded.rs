@@ -268,6 +268,10 @@ fn start_maintenance(engine: Weak<LogEngine>) {
 }
 
 impl ClientSupplier for EmbeddedClients {
+    fn log_stats(&self) -> Option<Vec<streams_state::PartitionStats>> {
+        Some(self.engine.partition_stats())
+    }
+
     fn consumer(&self, group_id: &str, client_id: &str) -> ClientResult<Box<dyn Consumer>> {
         Ok(Box::new(EmbeddedConsumer::new(
             self.engine.clone(),

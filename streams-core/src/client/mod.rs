@@ -525,6 +525,13 @@ pub trait ClientSupplier: Send + Sync {
         false
     }
 
+    /// The size and offsets of every partition of the broker's logs, where the broker is
+    /// in this process (the embedded engine); `None` for a remote cluster, whose brokers
+    /// export their own metrics.
+    fn log_stats(&self) -> Option<Vec<streams_state::PartitionStats>> {
+        None
+    }
+
     /// A consumer that will join `group_id` as `client_id`.
     fn consumer(&self, group_id: &str, client_id: &str) -> ClientResult<Box<dyn Consumer>>;
 

@@ -1664,6 +1664,7 @@ impl StreamThread {
             commit_time: self.commit_time,
             cache_used: self.tm.env.cache.used(),
             cache_max: self.tm.env.cache.max(),
+            log: self.instance.clients.log_stats().unwrap_or_default(),
             ..PublishInput::default()
         };
         for (id, a) in &mut self.tm.active {
