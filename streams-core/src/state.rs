@@ -402,17 +402,15 @@ raw_store!(
     },
     |s| s.rocksdb_properties()
 );
-// Segmented (window and session) RocksDB stores keep their instance private to
-// `streams_state::segments`: no properties yet (docs/OPERATIONS.md).
 raw_store!(
     dyn WindowStore,
     |s, records| Ok(s.restore_batch(records)?),
-    |_s| None
+    |s| s.rocksdb_properties()
 );
 raw_store!(
     dyn SessionStore,
     |s, records| Ok(s.restore_batch(records)?),
-    |_s| None
+    |s| s.rocksdb_properties()
 );
 
 /// A store's metrics recorders, present only at the `DEBUG` recording level.

@@ -628,6 +628,9 @@ impl CachingWindowStore {
 }
 
 impl crate::WindowStore for CachingWindowStore {
+    fn rocksdb_properties(&self) -> Option<crate::RocksDbProperties> {
+        self.inner.rocksdb_properties()
+    }
     fn put(
         &mut self,
         key: &[u8],
@@ -825,6 +828,9 @@ impl CachingSessionStore {
 }
 
 impl crate::SessionStore for CachingSessionStore {
+    fn rocksdb_properties(&self) -> Option<crate::RocksDbProperties> {
+        self.inner.rocksdb_properties()
+    }
     fn put(&mut self, key: &[u8], start: i64, end: i64, value: &[u8]) -> Result<(), StateError> {
         if start > end {
             // Let the store below report the error.

@@ -436,6 +436,9 @@ impl MeteredWindowStore {
 metered_state_store!(MeteredWindowStore);
 
 impl WindowStore for MeteredWindowStore {
+    fn rocksdb_properties(&self) -> Option<crate::RocksDbProperties> {
+        self.inner.rocksdb_properties()
+    }
     fn put(
         &mut self,
         key: &[u8],
@@ -548,6 +551,9 @@ impl MeteredSessionStore {
 metered_state_store!(MeteredSessionStore);
 
 impl SessionStore for MeteredSessionStore {
+    fn rocksdb_properties(&self) -> Option<crate::RocksDbProperties> {
+        self.inner.rocksdb_properties()
+    }
     fn put(&mut self, key: &[u8], start: i64, end: i64, value: &[u8]) -> Result<(), StateError> {
         let metrics = self.metrics.clone();
         timed(&metrics.put, || self.inner.put(key, start, end, value))

@@ -134,6 +134,11 @@ pub(crate) struct SegmentWrite {
 
 /// Storage for segments: a set of ordered byte maps identified by segment id.
 pub(crate) trait SegmentEngine: Send {
+    /// The RocksDB properties of the engine's instance, summed over its column families
+    /// (`None` in memory).
+    fn rocksdb_properties(&self) -> Option<crate::RocksDbProperties> {
+        None
+    }
     /// Whether the engine keeps data across restarts.
     fn persistent(&self) -> bool;
     /// Whether the engine is open.
@@ -430,6 +435,53 @@ impl RocksSegments {
 }
 
 impl SegmentEngine for RocksSegments {
+    fn rocksdb_properties(&self) -> Option<crate::RocksDbProperties> {
+        let db = self.db.as_ref()?;
+        let names: Vec<String> = std::iter::once(rocksdb::DEFAULT_COLUMN_FAMILY_NAME.to_string())
+            .chain(self.segments.iter().map(|s| segment_cf_name(*s)))
+            .collect();
+        let sum = |property: &str| -> u64 {
+            names
+                .iter()
+                .filter_map(|n| db.cf_handle(n))
+                .filter_map(|cf| db.property_int_value_cf(&cf, property).ok().flatten())
+                .sum()
+        };
+        // The block cache is shared by every column family (and store): read it once.
+        // (Of a segment's column family, which the store's options give the shared cache;
+        // the default one holds only metadata.)
+        let first = self
+            .segments
+            .iter()
+            .next()
+            .and_then(|s| db.cf_handle(&segment_cf_name(*s)));
+        let shared = |property: &str| {
+            match &first {
+                Some(cf) => db.property_int_value_cf(cf, property),
+                None => db.property_int_value(property),
+            }
+            .ok()
+            .flatten()
+            .unwrap_or(0)
+        };
+        Some(crate::RocksDbProperties {
+            size_all_mem_tables: sum("rocksdb.cur-size-all-mem-tables"),
+            block_cache_usage: shared("rocksdb.block-cache-usage"),
+            block_cache_capacity: shared("rocksdb.block-cache-capacity"),
+            estimate_pending_compaction_bytes: sum("rocksdb.estimate-pending-compaction-bytes"),
+            // Records only: the default column family holds the store's own metadata.
+            estimate_num_keys: self
+                .segments
+                .iter()
+                .filter_map(|s| db.cf_handle(&segment_cf_name(*s)))
+                .filter_map(|cf| {
+                    db.property_int_value_cf(&cf, "rocksdb.estimate-num-keys")
+                        .ok()
+                        .flatten()
+                })
+                .sum(),
+        })
+    }
     fn persistent(&self) -> bool {
         true
     }

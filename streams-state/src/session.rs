@@ -45,6 +45,12 @@ pub type SessionIter<'a> =
 /// `<= stream time - retention` is expired: writes of it are ignored and reads never return
 /// it. Time bounds are inclusive.
 pub trait SessionStore: StateStore {
+    /// The RocksDB properties of the store's instance, read now, summed over its segments
+    /// (`None`: not a RocksDB store). Wrapping stores pass the call down; sampled when a
+    /// thread publishes metrics, never per record.
+    fn rocksdb_properties(&self) -> Option<crate::RocksDbProperties> {
+        None
+    }
     /// Stores `value` for the session `[start, end]` of `key`, replacing what was there.
     /// Advances the observed stream time to `end` if it is larger; an expired session is
     /// silently ignored. Fails with [`StateError::InvalidArgument`] if `start > end`.
@@ -328,6 +334,9 @@ macro_rules! delegate_session_store {
         }
 
         impl SessionStore for $ty {
+            fn rocksdb_properties(&self) -> Option<crate::RocksDbProperties> {
+                self.core.seg.engine().rocksdb_properties()
+            }
             fn put(
                 &mut self,
                 key: &[u8],
@@ -636,6 +645,9 @@ impl StateStore for LoggingSessionStore {
 }
 
 impl SessionStore for LoggingSessionStore {
+    fn rocksdb_properties(&self) -> Option<crate::RocksDbProperties> {
+        self.inner.rocksdb_properties()
+    }
     // Like Kafka's change-logging layer, every accepted write is logged, even one the inner
     // store ignores as expired.
     fn put(&mut self, key: &[u8], start: i64, end: i64, value: &[u8]) -> Result<(), StateError> {

@@ -45,6 +45,12 @@ pub type WindowedKeyValueIter<'a> =
 /// expired: writes of it are ignored and reads never return it. Time bounds of every fetch are
 /// inclusive; an inverted time or key range is empty.
 pub trait WindowStore: StateStore {
+    /// The RocksDB properties of the store's instance, read now, summed over its segments
+    /// (`None`: not a RocksDB store). Wrapping stores pass the call down; sampled when a
+    /// thread publishes metrics, never per record.
+    fn rocksdb_properties(&self) -> Option<crate::RocksDbProperties> {
+        None
+    }
     /// Stores `value` for `key` in the window starting at `window_start` (`None` deletes).
     ///
     /// Advances the observed stream time to `window_start` if it is larger; a window that
@@ -313,6 +319,9 @@ macro_rules! delegate_window_store {
         }
 
         impl WindowStore for $ty {
+            fn rocksdb_properties(&self) -> Option<crate::RocksDbProperties> {
+                self.core.seg.engine().rocksdb_properties()
+            }
             fn put(
                 &mut self,
                 key: &[u8],
@@ -662,6 +671,9 @@ impl StateStore for LoggingWindowStore {
 }
 
 impl WindowStore for LoggingWindowStore {
+    fn rocksdb_properties(&self) -> Option<crate::RocksDbProperties> {
+        self.inner.rocksdb_properties()
+    }
     // Like Kafka's change-logging layer, every write is logged, even one the inner store
     // ignores as expired.
     fn put(
@@ -761,6 +773,49 @@ mod tests {
             split_window_changelog_key(&[1, 2, 3]),
             Err(StateError::Corrupt { .. })
         ));
+    }
+
+    struct NoSink;
+
+    impl crate::ChangelogSink for NoSink {
+        fn send(&mut self, _key: &[u8], _value: Option<&[u8]>) -> Result<(), StateError> {
+            Ok(())
+        }
+    }
+
+    /// The properties sum over the segments and pass through the caching, logging and
+    /// metering layers; an in-memory store has none.
+    #[test]
+    fn rocksdb_properties_cover_every_segment_and_pass_through_wrappers() {
+        let dir = tempfile::tempdir().unwrap();
+        let resources = RocksDbResources::with_budget(16 << 20);
+        let mut store =
+            RocksDbWindowStore::open("w", &dir.path().join("w"), &resources, 600_000).unwrap();
+        // Windows over several segments (interval 60 s at this retention): 3 keys each.
+        let starts = [0i64, 70_000, 140_000, 210_000];
+        for start in starts {
+            for k in [b"a", b"b", b"c"] {
+                store.put(k, Some(b"v"), start).unwrap();
+            }
+        }
+        let props = store.rocksdb_properties().unwrap();
+        assert_eq!(props.estimate_num_keys, (starts.len() * 3) as u64);
+        assert!(props.size_all_mem_tables > 0);
+        assert_eq!(props.block_cache_capacity, resources.budget() as u64);
+        let cached =
+            crate::CachingWindowStore::new(Box::new(store), crate::ThreadCache::new(1 << 20));
+        let logged = LoggingWindowStore::new(Box::new(cached), Box::new(NoSink));
+        let outer = crate::metrics::MeteredWindowStore::new(Box::new(logged));
+        assert_eq!(
+            outer.rocksdb_properties().map(|p| p.estimate_num_keys),
+            Some((starts.len() * 3) as u64)
+        );
+        assert!(
+            InMemoryWindowStore::new("m", 120_000)
+                .unwrap()
+                .rocksdb_properties()
+                .is_none()
+        );
     }
 
     #[test]

@@ -65,7 +65,10 @@ fn samples(text: &str, name: &str) -> Vec<(BTreeMap<String, String>, f64)> {
 fn of_app(text: &str, name: &str, app: &str) -> Vec<(BTreeMap<String, String>, f64)> {
     samples(text, name)
         .into_iter()
-        .filter(|(l, _)| l["thread_id"].starts_with(&format!("{app}-")))
+        .filter(|(l, _)| {
+            l.get("thread_id")
+                .is_some_and(|t| t.starts_with(&format!("{app}-")))
+        })
         .collect()
 }
 
