@@ -322,8 +322,8 @@ macro_rules! metered_state_store {
                 self.inner.persistent()
             }
             fn flush(&mut self) -> Result<(), StateError> {
-                let metrics = self.metrics.clone();
-                timed(&metrics.flush, || self.inner.flush())
+                let (inner, metrics) = (&mut self.inner, &self.metrics);
+                timed(&metrics.flush, || inner.flush())
             }
             fn close(&mut self) -> Result<(), StateError> {
                 self.inner.close()
@@ -357,20 +357,20 @@ impl KeyValueStore for MeteredKeyValueStore {
         timed(&self.metrics.get, || self.inner.get(key))
     }
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StateError> {
-        let metrics = self.metrics.clone();
-        timed(&metrics.put, || self.inner.put(key, value))
+        let (inner, metrics) = (&mut self.inner, &self.metrics);
+        timed(&metrics.put, || inner.put(key, value))
     }
     fn put_if_absent(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        let metrics = self.metrics.clone();
-        timed(&metrics.put, || self.inner.put_if_absent(key, value))
+        let (inner, metrics) = (&mut self.inner, &self.metrics);
+        timed(&metrics.put, || inner.put_if_absent(key, value))
     }
     fn put_all(&mut self, entries: &[(&[u8], &[u8])]) -> Result<(), StateError> {
-        let metrics = self.metrics.clone();
-        timed(&metrics.put, || self.inner.put_all(entries))
+        let (inner, metrics) = (&mut self.inner, &self.metrics);
+        timed(&metrics.put, || inner.put_all(entries))
     }
     fn delete(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        let metrics = self.metrics.clone();
-        timed(&metrics.delete, || self.inner.delete(key))
+        let (inner, metrics) = (&mut self.inner, &self.metrics);
+        timed(&metrics.delete, || inner.delete(key))
     }
     fn range<'a>(
         &'a self,
@@ -396,8 +396,8 @@ impl KeyValueStore for MeteredKeyValueStore {
         self.inner.approximate_num_entries()
     }
     fn restore_batch(&mut self, records: &[ChangelogRecord]) -> Result<(), StateError> {
-        let metrics = self.metrics.clone();
-        timed(&metrics.restore, || self.inner.restore_batch(records))
+        let (inner, metrics) = (&mut self.inner, &self.metrics);
+        timed(&metrics.restore, || inner.restore_batch(records))
     }
     fn begin_restore(&mut self) -> Result<(), StateError> {
         self.inner.begin_restore()
@@ -445,8 +445,8 @@ impl WindowStore for MeteredWindowStore {
         value: Option<&[u8]>,
         window_start: i64,
     ) -> Result<(), StateError> {
-        let metrics = self.metrics.clone();
-        timed(&metrics.put, || self.inner.put(key, value, window_start))
+        let (inner, metrics) = (&mut self.inner, &self.metrics);
+        timed(&metrics.put, || inner.put(key, value, window_start))
     }
     fn fetch(&self, key: &[u8], window_start: i64) -> Result<Option<Vec<u8>>, StateError> {
         timed(&self.metrics.get, || self.inner.fetch(key, window_start))
@@ -523,8 +523,8 @@ impl WindowStore for MeteredWindowStore {
         self.inner.observed_stream_time()
     }
     fn restore_batch(&mut self, records: &[ChangelogRecord]) -> Result<(), StateError> {
-        let metrics = self.metrics.clone();
-        timed(&metrics.restore, || self.inner.restore_batch(records))
+        let (inner, metrics) = (&mut self.inner, &self.metrics);
+        timed(&metrics.restore, || inner.restore_batch(records))
     }
     fn flush_cache(&mut self) -> Result<(), StateError> {
         self.inner.flush_cache()
@@ -555,12 +555,12 @@ impl SessionStore for MeteredSessionStore {
         self.inner.rocksdb_properties()
     }
     fn put(&mut self, key: &[u8], start: i64, end: i64, value: &[u8]) -> Result<(), StateError> {
-        let metrics = self.metrics.clone();
-        timed(&metrics.put, || self.inner.put(key, start, end, value))
+        let (inner, metrics) = (&mut self.inner, &self.metrics);
+        timed(&metrics.put, || inner.put(key, start, end, value))
     }
     fn remove(&mut self, key: &[u8], start: i64, end: i64) -> Result<(), StateError> {
-        let metrics = self.metrics.clone();
-        timed(&metrics.delete, || self.inner.remove(key, start, end))
+        let (inner, metrics) = (&mut self.inner, &self.metrics);
+        timed(&metrics.delete, || inner.remove(key, start, end))
     }
     fn fetch_session(
         &self,
@@ -639,8 +639,8 @@ impl SessionStore for MeteredSessionStore {
         self.inner.observed_stream_time()
     }
     fn restore_batch(&mut self, records: &[ChangelogRecord]) -> Result<(), StateError> {
-        let metrics = self.metrics.clone();
-        timed(&metrics.restore, || self.inner.restore_batch(records))
+        let (inner, metrics) = (&mut self.inner, &self.metrics);
+        timed(&metrics.restore, || inner.restore_batch(records))
     }
     fn flush_cache(&mut self) -> Result<(), StateError> {
         self.inner.flush_cache()

@@ -206,3 +206,39 @@ impl Drop for Tmpfs {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The samples of the metric `name` in Prometheus text: labels and value (an unlabelled
+/// sample has no labels). Metrics whose names only start with `name` are left out.
+///
+/// # Panics
+/// On a sample line that is not `name{k="v",...} value` or `name value`.
+#[allow(clippy::unwrap_used)]
+pub fn prometheus_samples(
+    text: &str,
+    name: &str,
+) -> Vec<(std::collections::BTreeMap<String, String>, f64)> {
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        let (labels, value) = if let Some(rest) = rest.strip_prefix('{') {
+            let (labels, value) = rest.split_once("} ").unwrap();
+            let labels = labels
+                .split("\",")
+                .filter(|kv| !kv.is_empty())
+                .map(|kv| {
+                    let (k, v) = kv.split_once("=\"").unwrap();
+                    (k.to_string(), v.trim_end_matches('"').to_string())
+                })
+                .collect();
+            (labels, value)
+        } else if let Some(value) = rest.strip_prefix(' ') {
+            (std::collections::BTreeMap::new(), value)
+        } else {
+            continue; // another metric whose name starts with `name`
+        };
+        out.push((labels, value.trim().parse().unwrap()));
+    }
+    out
+}

@@ -41,32 +41,9 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// The samples of `name` in Prometheus text: labels (as `k="v"` pairs) and value.
+/// The samples of `name` in Prometheus text: labels and value.
 fn samples(text: &str, name: &str) -> Vec<(BTreeMap<String, String>, f64)> {
-    let mut out = Vec::new();
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let Some(rest) = line.strip_prefix(name) else {
-            continue;
-        };
-        let (labels, value) = if let Some(rest) = rest.strip_prefix('{') {
-            let (labels, value) = rest.split_once("} ").unwrap();
-            let labels = labels
-                .split("\",")
-                .filter(|kv| !kv.is_empty())
-                .map(|kv| {
-                    let (k, v) = kv.split_once("=\"").unwrap();
-                    (k.to_string(), v.trim_end_matches('"').to_string())
-                })
-                .collect();
-            (labels, value)
-        } else if let Some(value) = rest.strip_prefix(' ') {
-            (BTreeMap::new(), value)
-        } else {
-            continue; // another metric whose name starts with `name`
-        };
-        out.push((labels, value.trim().parse().unwrap()));
-    }
-    out
+    streams_tests::prometheus_samples(text, name)
 }
 
 fn sum(text: &str, name: &str) -> f64 {

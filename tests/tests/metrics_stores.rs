@@ -39,26 +39,7 @@ fn now_ms() -> i64 {
 
 /// The samples of `name` in Prometheus text: labels and value.
 fn samples(text: &str, name: &str) -> Vec<(BTreeMap<String, String>, f64)> {
-    let mut out = Vec::new();
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let Some(rest) = line.strip_prefix(name) else {
-            continue;
-        };
-        let Some(rest) = rest.strip_prefix('{') else {
-            continue; // another metric whose name starts with `name`
-        };
-        let (labels, value) = rest.split_once("} ").unwrap();
-        let labels = labels
-            .split("\",")
-            .filter(|kv| !kv.is_empty())
-            .map(|kv| {
-                let (k, v) = kv.split_once("=\"").unwrap();
-                (k.to_string(), v.trim_end_matches('"').to_string())
-            })
-            .collect();
-        out.push((labels, value.trim().parse().unwrap()));
-    }
-    out
+    streams_tests::prometheus_samples(text, name)
 }
 
 /// The samples of `name` of the app `app` (its threads' names start with the app id).

@@ -25,6 +25,15 @@ fn word_count() -> Topology {
     streams_tests::wordcount::topology(true)
 }
 
+/// An engine in `dir/log` with the word count's input topic (4 partitions).
+fn sentences_engine(dir: &Path) -> Arc<LogEngine> {
+    let engine = Arc::new(LogEngine::open(&dir.join("log")).unwrap());
+    engine
+        .create_topic("sentences", TopicConfig::new(4))
+        .unwrap();
+    engine
+}
+
 fn run_app(engine: &Arc<LogEngine>, state: &Path) {
     let config = StreamsConfig::new("wc")
         .with_state_dir(state)
@@ -39,10 +48,7 @@ fn run_app(engine: &Arc<LogEngine>, state: &Path) {
 #[test]
 fn word_count_is_exact_across_restarts_and_a_lost_state_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Arc::new(LogEngine::open(&dir.path().join("log")).unwrap());
-    engine
-        .create_topic("sentences", TopicConfig::new(4))
-        .unwrap();
+    let engine = sentences_engine(dir.path());
     let state = dir.path().join("state");
     let mut expected = HashMap::new();
 
@@ -73,10 +79,7 @@ fn word_count_is_exact_across_restarts_and_a_lost_state_directory() {
 #[test]
 fn a_checkpoint_past_the_changelog_end_wipes_and_restores_the_state() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Arc::new(LogEngine::open(&dir.path().join("log")).unwrap());
-    engine
-        .create_topic("sentences", TopicConfig::new(4))
-        .unwrap();
+    let engine = sentences_engine(dir.path());
     let state = dir.path().join("state");
     let mut expected = HashMap::new();
     produce(&engine, 0, 400, &mut expected);
@@ -151,10 +154,7 @@ impl ClientSupplier for NoPurge {
 #[test]
 fn a_refused_repartition_purge_is_not_fatal() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Arc::new(LogEngine::open(&dir.path().join("log")).unwrap());
-    engine
-        .create_topic("sentences", TopicConfig::new(4))
-        .unwrap();
+    let engine = sentences_engine(dir.path());
     let mut expected = HashMap::new();
     produce(&engine, 0, 300, &mut expected);
     let refused = Arc::new(AtomicUsize::new(0));
@@ -186,10 +186,7 @@ fn a_refused_repartition_purge_is_not_fatal() {
 #[test]
 fn a_stopped_app_names_the_record_that_stopped_it() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Arc::new(LogEngine::open(&dir.path().join("log")).unwrap());
-    engine
-        .create_topic("sentences", TopicConfig::new(4))
-        .unwrap();
+    let engine = sentences_engine(dir.path());
     let mut expected = HashMap::new();
     produce(&engine, 0, 10, &mut expected);
     // Not UTF-8: a String value cannot be read from it.
