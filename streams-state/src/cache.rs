@@ -274,7 +274,8 @@ impl Drop for CacheCore {
     }
 }
 
-/// A cached key-value store (see the [module docs](self)).
+/// A cached key-value store: writes are coalesced per key in the thread's record cache and
+/// passed on to the inner store, its changelog and downstream on flush or eviction.
 pub struct CachingKeyValueStore {
     inner: Box<dyn KeyValueStore>,
     cache: CacheCore,

@@ -29,21 +29,16 @@ mod cache;
 mod changelog;
 mod context;
 mod dir;
-mod engine;
 mod error;
 mod kv;
-mod log;
+pub mod log;
 mod memory;
 pub mod metrics;
-mod partitioner;
-pub mod repair;
 mod rocks;
 mod segments;
 #[cfg(feature = "serve")]
 pub mod serve;
 mod session;
-mod transactions;
-mod txn;
 mod window;
 
 pub use cache::{
@@ -56,28 +51,24 @@ pub use changelog::{
 };
 pub use context::StoreContext;
 pub use dir::{STATE_DIR_VERSION, StateDirectory};
-pub use engine::{
-    CleanupPolicy, DEFAULT_DELETE_RETENTION_MS, EngineConfig, LogEngine, MaintenanceReport,
-    PartitionStats, TopicConfig,
-};
-pub use error::{LogError, StateError};
+pub use error::StateError;
 pub use kv::{KeyValueBytesStoreSupplier, KeyValueIter, KeyValueStore, StateStore};
 pub use log::{
-    CompactionReport, DEFAULT_SEGMENT_MS, FsyncPolicy, LogConfig, LogRecord, NewRecord,
-    PartitionLog, ReadResult, RecoveryReport, StoredBatch,
+    CleanupPolicy, CompactionReport, DEFAULT_DELETE_RETENTION_MS, DEFAULT_SEGMENT_MS, EngineConfig,
+    FsyncPolicy, Isolation, LogConfig, LogEngine, LogError, LogRecord, MaintenanceReport,
+    NewRecord, PartitionLog, PartitionStats, ProducerId, ReadResult, RecoveryReport, StoredBatch,
+    TopicConfig, TransactionRecovery, TransactionState, TransactionStatus, murmur2,
+    partition_for_key,
 };
 pub use memory::{InMemoryKeyValueStore, InMemoryKeyValueStoreSupplier};
 pub use metrics::{
     HitRatioStats, MeteredKeyValueStore, MeteredSessionStore, MeteredWindowStore,
     RocksDbProperties, StoreMetrics,
 };
-pub use partitioner::{murmur2, partition_for_key};
 pub use rocks::{
     MIN_ROCKSDB_BUDGET, RocksDbKeyValueStore, RocksDbKeyValueStoreSupplier, RocksDbResources,
 };
 pub use session::*;
-pub use transactions::{TransactionRecovery, TransactionState, TransactionStatus};
-pub use txn::{Isolation, ProducerId};
 pub use window::*;
 
 /// A key and a value as raw bytes, as returned by range scans.

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 use proptest::test_runner::{RngSeed, TestCaseError};
-use streams_state::repair::{repair_partition, verify_partition};
+use streams_state::log::repair::{repair_partition, verify_partition};
 use streams_state::{
     ChangelogPartition, Checkpoint, CheckpointRead, EngineConfig, FsyncPolicy, Isolation,
     LogConfig, LogEngine, LogError, LogRecord, NewRecord, PartitionLog, ProducerId, StateError,

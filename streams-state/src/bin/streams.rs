@@ -566,9 +566,9 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
 /// `streams verify` and `streams repair`: the damaged byte ranges of every segment.
 fn verify_or_repair(data_dir: &Path, repairing: bool, out: &mut dyn Write) -> Result<()> {
     let found = if repairing {
-        streams_state::repair::repair_log_dir(data_dir)?
+        streams_state::log::repair::repair_log_dir(data_dir)?
     } else {
-        streams_state::repair::verify_log_dir(data_dir)?
+        streams_state::log::repair::verify_log_dir(data_dir)?
     };
     for d in &found {
         writeln!(

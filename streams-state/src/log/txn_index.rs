@@ -4,27 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::log::{ATTR_COMMIT, ATTR_CONTROL, ATTR_TRANSACTIONAL, BatchHeader};
-
-/// A producer's identity in the log: its id and epoch (a producer that registers the same
-/// transactional id again gets a higher epoch, which fences the old one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ProducerId {
-    /// The producer id, unique for the life of the engine.
-    pub id: i64,
-    /// The epoch of the transactional id it was given for.
-    pub epoch: i16,
-}
-
-/// How a reader sees transactional records (Kafka's `isolation.level`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Isolation {
-    /// Every record up to the end, of open and aborted transactions too.
-    #[default]
-    ReadUncommitted,
-    /// Only below the last stable offset, never a record of an aborted transaction.
-    ReadCommitted,
-}
+use super::batch::{ATTR_COMMIT, ATTR_CONTROL, ATTR_TRANSACTIONAL, BatchHeader};
+use super::txn::ProducerId;
 
 /// One aborted transaction of a partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +18,7 @@ struct Aborted {
 
 /// The transactions of one partition.
 #[derive(Debug, Default)]
-pub(crate) struct TxnIndex {
+pub(super) struct TxnIndex {
     /// Producer id → first offset of its open transaction and the epoch of its latest batch.
     open: BTreeMap<i64, (i64, i16)>,
     /// Aborted transactions, in marker order.

@@ -12,8 +12,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::txn::ProducerId;
-use crate::{LogError, StateError};
+use super::error::LogError;
+use super::files::{checked_text, with_checksum, write_atomic_with};
+use super::txn::ProducerId;
+use crate::error::StateError;
 
 /// A transactional id's state as [`LogEngine::transactions`](crate::LogEngine::transactions)
 /// shows it.
@@ -144,7 +146,7 @@ impl Coordinator {
                     // Never written empty: the file was cut.
                     return Err(damaged("the file is empty".into()));
                 }
-                let body = crate::engine::checked_text(&text).map_err(damaged)?;
+                let body = checked_text(&text).map_err(damaged)?;
                 decode(body).ok_or_else(|| damaged("a line does not parse".into()))?
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => (0, BTreeMap::new()),
@@ -256,9 +258,9 @@ impl Coordinator {
         let mut d = lock(&self.durable);
         d.1.insert(transactional_id.to_string(), state);
         let text = encode(d.0, &d.1);
-        crate::engine::write_atomic_with(
+        write_atomic_with(
             &self.path,
-            &crate::engine::with_checksum(&text),
+            &with_checksum(&text),
             "writing the transaction state",
             sync,
         )

@@ -1,5 +1,5 @@
 //! Finding and repairing damaged segments of the embedded log engine, without opening it
-//! (opening refuses damage other than a torn tail: see [`crate::log`]).
+//! (opening refuses damage other than a torn tail: see [`super::partition`]).
 //!
 //! [`verify_log_dir`] lists every damaged byte range of every segment, and every gap or
 //! overlap between consecutive segments (a segment must end where the next one begins).
@@ -42,12 +42,13 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::StateError;
-use crate::log::{
+use super::batch::{
     ATTR_COMMIT, ATTR_CONTROL, ATTR_TRANSACTIONAL, BatchHeader, batch_at, batch_header,
     encode_abort_marker, encode_compacted_batch, next_intact_batch,
 };
-use crate::txn::{ProducerId, TxnIndex};
+use super::txn::ProducerId;
+use super::txn_index::TxnIndex;
+use crate::error::StateError;
 
 /// What kind of damage a [`SegmentDamage`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -734,8 +735,9 @@ pub fn repair_log_dir(data_dir: &Path) -> Result<Vec<SegmentDamage>, StateError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::{LogConfig, NewRecord, PartitionLog};
-    use crate::txn::Isolation;
+    use crate::log::batch::NewRecord;
+    use crate::log::partition::{LogConfig, PartitionLog};
+    use crate::log::txn::Isolation;
 
     fn rec(i: i64) -> NewRecord {
         NewRecord {
