@@ -155,7 +155,7 @@ pub enum StreamsError {
     },
     /// A client (consumer, producer, admin) failed.
     #[error(transparent)]
-    Client(#[from] crate::client::ClientError),
+    Client(#[from] crate::client::error::ClientError),
     /// A stream thread failed and the application stopped; `cause` is that thread's error
     /// (a record that does not deserialize under the `fail` handler, a broker refusing
     /// writes...), the same text the thread logged.

@@ -48,10 +48,12 @@ pub mod metrics;
 pub mod metrics_export;
 pub mod partitioner;
 pub mod processor;
+pub(crate) mod punctuation;
 pub mod query;
 pub mod record;
 pub mod runtime;
 pub mod serde;
+pub(crate) mod snapshot;
 pub mod state;
 pub(crate) mod sync;
 #[cfg(feature = "test-util")]

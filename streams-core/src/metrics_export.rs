@@ -44,7 +44,7 @@ use std::sync::Arc;
 
 use crate::config::RecordingLevel;
 use crate::record::TaskId;
-use crate::runtime::{TaskState, ThreadSnapshot};
+use crate::snapshot::{TaskState, ThreadSnapshot};
 
 /// Why the metrics export could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -466,7 +466,7 @@ pub(crate) struct StoreExtra {
         Vec<(&'static str, streams_state::metrics::OpWindow)>,
     )>,
     /// The record cache's hit ratio over the window (cached stores, `DEBUG` only).
-    pub(crate) hit_ratio: Option<streams_state::metrics::HitRatioWindow>,
+    pub(crate) hit_ratio: Option<streams_state::HitRatioWindow>,
     /// RocksDB properties sampled now (RocksDB key-value stores).
     pub(crate) rocksdb: Option<streams_state::RocksDbProperties>,
 }
@@ -1069,7 +1069,7 @@ impl ThreadRecorder {
 mod tests {
     use super::*;
     use crate::metrics::TaskMetrics;
-    use crate::runtime::TaskSnapshot;
+    use crate::snapshot::TaskSnapshot;
 
     /// The value of the sample `name{labels}` in `text` (labels in rendered order).
     fn sample(text: &str, name_and_labels: &str) -> Option<f64> {
@@ -1292,7 +1292,7 @@ mod tests {
                         },
                     )],
                 )),
-                hit_ratio: Some(streams_state::metrics::HitRatioWindow {
+                hit_ratio: Some(streams_state::HitRatioWindow {
                     avg: 0.25,
                     min: 0.0,
                     max: 0.5,

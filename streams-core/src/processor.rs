@@ -60,34 +60,9 @@ use crate::Data;
 use crate::error::{Result, StreamsError};
 use crate::internals::node::{Children, Input, NodeOps};
 use crate::internals::task::TaskContext;
+pub use crate::punctuation::{Punctuation, PunctuationType, ScheduleId};
 use crate::record::{Record, RecordMetadata, TaskId};
 use crate::state::{KeyValueStoreHandle, SessionStoreHandle, WindowStoreHandle};
-
-/// Which clock a punctuator follows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PunctuationType {
-    /// The task's stream time (largest record timestamp seen). Fires only as data arrives;
-    /// aligned to multiples of the interval; a punctuator that fell behind fires once.
-    StreamTime,
-    /// The wall clock (the test driver's mocked clock). First fires one interval after
-    /// scheduling.
-    WallClockTime,
-}
-
-/// The id of a scheduled punctuator, to tell several apart and to cancel one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ScheduleId(pub(crate) u64);
-
-/// A punctuator firing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Punctuation {
-    /// Which schedule fired.
-    pub id: ScheduleId,
-    /// Its clock.
-    pub kind: PunctuationType,
-    /// The time it fired at (stream time or wall-clock time, in ms).
-    pub timestamp: i64,
-}
 
 /// A hand-written operator from `(KIn, VIn)` records to `(KOut, VOut)` records.
 ///

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 
 /// One record header: a key and an optional (Kafka null-able) value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +97,7 @@ impl<K, V> Record<K, V> {
     }
     /// The timestamp as a chrono time (`None` when out of chrono's range).
     pub fn datetime(&self) -> Option<DateTime<Utc>> {
-        crate::time::to_datetime(self.timestamp)
+        Utc.timestamp_millis_opt(self.timestamp).single()
     }
     /// The same record with another key.
     pub fn with_key<K2>(self, key: K2) -> Record<K2, V> {

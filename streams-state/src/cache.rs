@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::StateError;
-use crate::changelog::ChangelogRecord;
+use crate::entry::{ChangelogRecord, FlushedEntry};
 use crate::kv::{KeyValueIter, KeyValueStore, StateStore};
 
 /// A thread's cache budget, shared by the caches of its tasks' stores. Cheap to clone.
@@ -40,18 +40,6 @@ impl ThreadCache {
     pub fn max(&self) -> usize {
         self.max
     }
-}
-
-/// An update leaving the cache: the key, its new value (`None`: deleted) and the value the
-/// store held before (for the old value of downstream table changes).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FlushedEntry {
-    /// The key.
-    pub key: Vec<u8>,
-    /// The new value.
-    pub new: Option<Vec<u8>>,
-    /// The previous value in the store.
-    pub old: Option<Vec<u8>>,
 }
 
 #[derive(Debug)]

@@ -14,18 +14,8 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 use crate::StateError;
+use crate::entry::ChangelogRecord;
 use crate::kv::{KeyValueIter, KeyValueStore, StateStore};
-
-/// One changelog record: a key and its new value (`None` is a tombstone).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChangelogRecord {
-    /// The record's offset in its changelog partition.
-    pub offset: i64,
-    /// The store key.
-    pub key: Vec<u8>,
-    /// The new value; `None` deletes the key.
-    pub value: Option<Vec<u8>>,
-}
 
 /// Where a logged store sends its changes. Implemented by the runtime (and by tests).
 pub trait ChangelogSink: Send {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::StateError;
-use crate::rocks::RocksDbResources;
+use crate::resources::RocksDbResources;
 
 /// Where and with what a task's stores are opened.
 #[derive(Debug, Clone)]

@@ -113,7 +113,7 @@ pub trait KeyValueStore: StateStore {
     /// Updates that left a record cache since the last call (see
     /// [`CachingKeyValueStore`](crate::CachingKeyValueStore)); always empty for uncached
     /// stores.
-    fn take_flushed(&mut self) -> Vec<crate::cache::FlushedEntry> {
+    fn take_flushed(&mut self) -> Vec<crate::entry::FlushedEntry> {
         Vec::new()
     }
 

@@ -29,28 +29,30 @@ mod cache;
 mod changelog;
 mod context;
 mod dir;
+mod entry;
 mod error;
 mod kv;
 pub mod log;
 mod memory;
 pub mod metrics;
+mod resources;
 mod rocks;
 mod segments;
 #[cfg(feature = "serve")]
 pub mod serve;
 mod session;
+mod stats;
 mod window;
 
-pub use cache::{
-    CachingKeyValueStore, CachingSessionStore, CachingWindowStore, FlushedEntry, ThreadCache,
-};
+pub use cache::{CachingKeyValueStore, CachingSessionStore, CachingWindowStore, ThreadCache};
 pub use changelog::{
-    ChangelogPartition, ChangelogRecord, ChangelogSink, Checkpoint, CheckpointRead,
-    LoggingKeyValueStore, NoopRestoreListener, RestoreListener, RestoreSummary, install_snapshot,
-    latest_snapshot, restore_store, snapshot_dir, take_snapshot,
+    ChangelogPartition, ChangelogSink, Checkpoint, CheckpointRead, LoggingKeyValueStore,
+    NoopRestoreListener, RestoreListener, RestoreSummary, install_snapshot, latest_snapshot,
+    restore_store, snapshot_dir, take_snapshot,
 };
 pub use context::StoreContext;
 pub use dir::{STATE_DIR_VERSION, StateDirectory};
+pub use entry::{ChangelogRecord, FlushedEntry};
 pub use error::StateError;
 pub use kv::{KeyValueBytesStoreSupplier, KeyValueIter, KeyValueStore, StateStore};
 pub use log::{
@@ -61,14 +63,11 @@ pub use log::{
     partition_for_key,
 };
 pub use memory::{InMemoryKeyValueStore, InMemoryKeyValueStoreSupplier};
-pub use metrics::{
-    HitRatioStats, MeteredKeyValueStore, MeteredSessionStore, MeteredWindowStore,
-    RocksDbProperties, StoreMetrics,
-};
-pub use rocks::{
-    MIN_ROCKSDB_BUDGET, RocksDbKeyValueStore, RocksDbKeyValueStoreSupplier, RocksDbResources,
-};
+pub use metrics::{MeteredKeyValueStore, MeteredSessionStore, MeteredWindowStore, StoreMetrics};
+pub use resources::{MIN_ROCKSDB_BUDGET, RocksDbResources};
+pub use rocks::{RocksDbKeyValueStore, RocksDbKeyValueStoreSupplier};
 pub use session::*;
+pub use stats::{HitRatioStats, HitRatioWindow, RocksDbProperties};
 pub use window::*;
 
 /// A key and a value as raw bytes, as returned by range scans.

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use rocksdb::{DB, DBRawIteratorWithThreadMode, FlushOptions, Options, WriteBatch, WriteOptions};
 
 use crate::StateError;
-use crate::rocks::RocksDbResources;
+use crate::resources::RocksDbResources;
 
 /// Kafka's minimum segment interval (one minute).
 pub(crate) const MIN_SEGMENT_INTERVAL: i64 = 60_000;

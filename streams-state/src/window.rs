@@ -12,7 +12,7 @@
 use std::path::Path;
 
 use crate::kv::StateStore;
-use crate::rocks::RocksDbResources;
+use crate::resources::RocksDbResources;
 use crate::segments::{
     MemSegments, RawIter, RocksSegments, SegmentEngine, Segmented, TimedWrite, decode_key,
     escape_key, key_upper_bound, push_time, segment_interval,

@@ -20,6 +20,7 @@ mod nodes;
 mod options;
 mod suppress;
 mod table_join;
+mod table_store;
 mod versioned;
 mod windowed;
 

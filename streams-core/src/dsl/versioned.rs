@@ -22,8 +22,8 @@ use crate::serde::{Serde, SerdeError, SerdeRef};
 use crate::state::{KeyValueStoreHandle, StoreBuilder, Stores, ValueAndTimestamp};
 use crate::topology::NodeKind;
 
-use super::builder::{Shared, TsHandle, add_ts_store, flush_and_forward, forward_flushed};
 use super::options::Materialized;
+use super::table_store::{Shared, TsHandle, add_ts_store, flush_and_forward, forward_flushed};
 
 /// A history entry's key: the record key's bytes (length-prefixed, so that one key's
 /// versions are contiguous) and the version's timestamp (sign bit flipped, big-endian, so

@@ -13,8 +13,8 @@ use streams_state::{ChangelogRecord, RocksDbResources, StoreContext, ThreadCache
 
 use crate::config::StreamsConfig;
 use crate::error::{Result, StreamsError};
+use crate::internals::spec::TopologyInner;
 use crate::state::{StoreBuild, StoreEntry};
-use crate::topology::TopologyInner;
 
 /// A record of a global topic as the stores take it: offset, key, value.
 pub(crate) type GlobalRecord = (i64, Option<Vec<u8>>, Option<Vec<u8>>);
@@ -24,7 +24,7 @@ pub(crate) struct GlobalStores {
     /// (source topic, store) per global store, in topology order.
     stores: Vec<(String, StoreEntry)>,
     /// Checks that a record of the store's topic decodes, per store.
-    checks: Vec<crate::topology::GlobalCheck>,
+    checks: Vec<crate::internals::spec::GlobalCheck>,
     /// Records skipped because they did not decode.
     pub(crate) skipped: AtomicU64,
     /// Where checkpoints go (`None`: not persistent, e.g. an in-memory driver).

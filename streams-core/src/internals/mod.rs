@@ -9,5 +9,6 @@ pub(crate) mod global;
 pub(crate) mod node;
 pub(crate) mod sink;
 pub(crate) mod source;
+pub(crate) mod spec;
 pub(crate) mod stream_join;
 pub(crate) mod task;

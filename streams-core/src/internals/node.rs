@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::Data;
 use crate::error::{Result, StreamsError};
-use crate::processor::Punctuation;
+use crate::punctuation::Punctuation;
 use crate::record::Record;
 
 use super::source::SourceOps;

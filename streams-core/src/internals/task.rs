@@ -15,12 +15,12 @@ use tracing::warn;
 
 use crate::config::{DeserializationHandler, StreamsConfig, dlq_headers};
 use crate::error::{Result, StreamsError};
+use crate::internals::spec::TopologyInner;
 use crate::metrics::TaskMetrics;
-use crate::processor::{Punctuation, PunctuationType, ScheduleId};
+use crate::punctuation::{Punctuation, PunctuationType, ScheduleId};
 use crate::record::{Headers, RawRecord, Record, RecordMetadata, TaskId};
 use crate::serde::SerdeError;
 use crate::state::{StoreBuild, StoreEntry};
-use crate::topology::TopologyInner;
 
 use super::node::{Children, NodeBuild, Slot};
 
