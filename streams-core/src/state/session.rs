@@ -1,0 +1,277 @@
+//! Typed session stores: [`SessionStoreHandle`] and its builder.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use streams_state::{SessionBytesStoreSupplier, SessionStore};
+
+use crate::window::{Window, Windowed};
+
+use crate::config::{DslStore, StreamsConfig};
+
+use crate::error::Result;
+use crate::serde::SerdeRef;
+
+use super::layers::{Layers, windowed_store_spec};
+use super::*;
+
+/// A typed view of a session store. Cheap to clone.
+pub struct SessionStoreHandle<K, V> {
+    name: Arc<str>,
+    store: Arc<Mutex<Box<dyn SessionStore>>>,
+    key_serde: SerdeRef<K>,
+    value_serde: SerdeRef<V>,
+}
+
+impl<K, V> Clone for SessionStoreHandle<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            name: self.name.clone(),
+            store: self.store.clone(),
+            key_serde: self.key_serde.clone(),
+            value_serde: self.value_serde.clone(),
+        }
+    }
+}
+
+impl<K, V> fmt::Debug for SessionStoreHandle<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionStoreHandle")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl<K: 'static, V: 'static> SessionStoreHandle<K, V> {
+    /// Whether `key` is null (Kafka's null key): such keys cannot be stored.
+    pub(crate) fn is_null_key(&self, key: &K) -> bool {
+        self.key_serde.is_null(key)
+    }
+
+    /// The store's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Session updates that left the store's record cache since the last call, decoded:
+    /// `(session key, new value, old value)`. Empty for uncached stores.
+    pub(crate) fn take_flushed(&self) -> Result<Vec<Flushed<Windowed<K>, V>>> {
+        let flushed = relock(&self.store).take_flushed();
+        flushed
+            .into_iter()
+            .map(|e| {
+                let sk = streams_state::split_session_changelog_key(&e.key)?;
+                let key = Windowed {
+                    key: decode(&self.key_serde, &self.name, &sk.key)?,
+                    window: Window {
+                        start: sk.start,
+                        end: sk.end,
+                    },
+                };
+                let dec = |b: Option<Vec<u8>>| {
+                    b.map(|b| decode(&self.value_serde, &self.name, &b))
+                        .transpose()
+                };
+                Ok((key, dec(e.new)?, dec(e.old)?))
+            })
+            .collect()
+    }
+
+    /// Writes the record cache's dirty sessions down (they then appear in
+    /// [`take_flushed`](Self::take_flushed)).
+    pub(crate) fn flush_cache(&self) -> Result<()> {
+        Ok(relock(&self.store).flush_cache()?)
+    }
+
+    /// Stores `value` for the session `key.window` (both ends inclusive).
+    pub fn put(&self, key: &Windowed<K>, value: &V) -> Result<()> {
+        let k = encode_key(&self.key_serde, &self.name, &key.key)?;
+        let v = self
+            .value_serde
+            .serialize(value)
+            .map_err(|e| ser_err(&self.name, "value", e))?;
+        relock(&self.store).put(&k, key.window.start, key.window.end, &v)?;
+        Ok(())
+    }
+
+    /// Removes the session `key.window`.
+    pub fn remove(&self, key: &Windowed<K>) -> Result<()> {
+        let k = encode_key(&self.key_serde, &self.name, &key.key)?;
+        relock(&self.store).remove(&k, key.window.start, key.window.end)?;
+        Ok(())
+    }
+
+    /// The value of the session `key.window`, if any.
+    pub fn fetch_session(&self, key: &Windowed<K>) -> Result<Option<V>> {
+        let k = encode_key(&self.key_serde, &self.name, &key.key)?;
+        let v = relock(&self.store).fetch_session(&k, key.window.start, key.window.end)?;
+        v.map(|b| decode(&self.value_serde, &self.name, &b))
+            .transpose()
+    }
+
+    fn sessions(&self, iter: streams_state::SessionIter<'_>) -> Result<WindowedEntries<K, V>> {
+        iter.map(|r| {
+            let (sk, v) = r?;
+            Ok((
+                Windowed {
+                    key: decode(&self.key_serde, &self.name, &sk.key)?,
+                    window: Window {
+                        start: sk.start,
+                        end: sk.end,
+                    },
+                },
+                decode(&self.value_serde, &self.name, &v)?,
+            ))
+        })
+        .collect()
+    }
+
+    /// Sessions of `key` with `end >= earliest_end` and `start <= latest_start`, ascending by
+    /// end: the sessions a record at time t merges with are
+    /// `find_sessions(key, t - gap, t + gap)`.
+    pub fn find_sessions(
+        &self,
+        key: &K,
+        earliest_end: i64,
+        latest_start: i64,
+    ) -> Result<WindowedEntries<K, V>> {
+        let k = encode_key(&self.key_serde, &self.name, key)?;
+        let store = relock(&self.store);
+        let iter = store.find_sessions(&k, earliest_end, latest_start)?;
+        self.sessions(iter)
+    }
+
+    /// Every live session of `key`, ascending by end.
+    pub fn fetch(&self, key: &K) -> Result<WindowedEntries<K, V>> {
+        let k = encode_key(&self.key_serde, &self.name, key)?;
+        let store = relock(&self.store);
+        let iter = store.fetch(&k)?;
+        self.sessions(iter)
+    }
+}
+
+/// Where a session store builder gets its stores: a given supplier, or the application's
+/// default engine with a name and retention.
+#[derive(Clone)]
+pub(super) enum SessionSupplier {
+    Given(Arc<dyn SessionBytesStoreSupplier>),
+    Default { name: String, retention: i64 },
+}
+
+impl SessionSupplier {
+    fn name(&self) -> &str {
+        match self {
+            SessionSupplier::Given(s) => s.name(),
+            SessionSupplier::Default { name, .. } => name,
+        }
+    }
+    fn retention(&self) -> i64 {
+        match self {
+            SessionSupplier::Given(s) => s.retention_period(),
+            SessionSupplier::Default { retention, .. } => *retention,
+        }
+    }
+    fn resolve(&self, config: &StreamsConfig) -> Result<Arc<dyn SessionBytesStoreSupplier>> {
+        Ok(match self {
+            SessionSupplier::Given(s) => s.clone(),
+            SessionSupplier::Default { name, retention } => match config.default_dsl_store() {
+                DslStore::RocksDb => Arc::new(streams_state::RocksDbSessionStoreSupplier::new(
+                    name.clone(),
+                    *retention,
+                )?),
+                DslStore::InMemory => Arc::new(streams_state::InMemorySessionStoreSupplier::new(
+                    name.clone(),
+                    *retention,
+                )?),
+            },
+        })
+    }
+}
+
+/// Describes a session store to add to a topology.
+pub struct SessionStoreBuilder<K, V> {
+    pub(super) supplier: SessionSupplier,
+    pub(super) key_serde: SerdeRef<K>,
+    pub(super) value_serde: SerdeRef<V>,
+    pub(super) logging: bool,
+    pub(super) caching: bool,
+    /// DSL stores with the cache off still report each write as it happens (a cache with
+    /// no budget), so their operator forwards it.
+    pub(super) write_through: bool,
+}
+
+impl<K, V> fmt::Debug for SessionStoreBuilder<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionStoreBuilder")
+            .field("name", &self.supplier.name())
+            .finish()
+    }
+}
+
+impl<K, V> SessionStoreBuilder<K, V> {
+    /// Logs changes to `<application.id>-<name>-changelog` (default) or not.
+    pub fn with_logging_enabled(mut self, enabled: bool) -> Self {
+        self.logging = enabled;
+        self
+    }
+
+    /// Puts a record cache in front of the store. Default: off.
+    pub fn with_caching_enabled(mut self, enabled: bool) -> Self {
+        self.caching = enabled;
+        self
+    }
+
+    /// Makes every write visible to the DSL operator that owns the store even with the
+    /// cache off (as a cache with no budget does).
+    pub(crate) fn forwarding_changes(mut self) -> Self {
+        self.write_through = true;
+        self
+    }
+}
+
+impl<K: Send + 'static, V: Send + 'static> StoreBuilder for SessionStoreBuilder<K, V> {
+    fn store_name(&self) -> &str {
+        self.supplier.name()
+    }
+    fn into_spec(self) -> StoreSpecParts {
+        let (name, retention) = (self.supplier.name().to_string(), self.supplier.retention());
+        let Self {
+            supplier,
+            key_serde,
+            value_serde,
+            logging,
+            caching,
+            write_through,
+        } = self;
+        windowed_store_spec(
+            name,
+            logging,
+            retention,
+            move |b| supplier.resolve(b.config)?.get(b.ctx).map_err(Into::into),
+            Layers {
+                log: |store, sink| Box::new(streams_state::LoggingSessionStore::new(store, sink)),
+                cache: (caching || write_through).then_some((
+                    |store, cache, stats| {
+                        let mut cached = streams_state::CachingSessionStore::new(store, cache);
+                        if let Some(stats) = stats {
+                            cached = cached.with_hit_ratio(stats);
+                        }
+                        Box::new(cached) as Box<dyn SessionStore>
+                    },
+                    caching,
+                )),
+                meter: |store| {
+                    let metered = streams_state::MeteredSessionStore::new(store);
+                    let ops = metered.metrics().clone();
+                    (Box::new(metered) as Box<dyn SessionStore>, ops)
+                },
+            },
+            move |name, store| SessionStoreHandle {
+                name,
+                store,
+                key_serde: key_serde.clone(),
+                value_serde: value_serde.clone(),
+            },
+        )
+    }
+}

@@ -1,0 +1,339 @@
+//! Typed window stores: [`WindowStoreHandle`] and its builder.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use streams_state::{StateError, WindowBytesStoreSupplier, WindowStore};
+
+use crate::window::{Window, Windowed};
+
+use crate::config::{DslStore, StreamsConfig};
+
+use crate::error::Result;
+use crate::serde::SerdeRef;
+
+use super::layers::{Layers, windowed_store_spec};
+use super::*;
+
+/// A typed view of a window store: values per (key, window start). Cheap to clone.
+pub struct WindowStoreHandle<K, V> {
+    name: Arc<str>,
+    store: Arc<Mutex<Box<dyn WindowStore>>>,
+    window_size: i64,
+    key_serde: SerdeRef<K>,
+    value_serde: SerdeRef<V>,
+}
+
+impl<K, V> Clone for WindowStoreHandle<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            name: self.name.clone(),
+            store: self.store.clone(),
+            window_size: self.window_size,
+            key_serde: self.key_serde.clone(),
+            value_serde: self.value_serde.clone(),
+        }
+    }
+}
+
+impl<K, V> fmt::Debug for WindowStoreHandle<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WindowStoreHandle")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl<K: 'static, V: 'static> WindowStoreHandle<K, V> {
+    /// The store's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The windows' size (their end is start + size).
+    pub fn window_size(&self) -> i64 {
+        self.window_size
+    }
+
+    /// Whether `key` is null (Kafka's null key): such keys cannot be stored.
+    pub(crate) fn is_null_key(&self, key: &K) -> bool {
+        self.key_serde.is_null(key)
+    }
+
+    /// The largest window start written so far (restoration included), or -1.
+    pub(crate) fn observed_stream_time(&self) -> i64 {
+        relock(&self.store).observed_stream_time()
+    }
+
+    /// Window updates that left the store's record cache since the last call, decoded:
+    /// `(windowed key, new value, old value)`. Empty for uncached stores.
+    pub(crate) fn take_flushed(&self) -> Result<Vec<Flushed<Windowed<K>, V>>> {
+        let flushed = relock(&self.store).take_flushed();
+        flushed
+            .into_iter()
+            .map(|e| {
+                let (kb, start) = streams_state::split_window_changelog_key(&e.key)?;
+                let key = Windowed {
+                    key: decode(&self.key_serde, &self.name, &kb)?,
+                    window: Window {
+                        start,
+                        end: start.saturating_add(self.window_size),
+                    },
+                };
+                let dec = |b: Option<Vec<u8>>| {
+                    b.map(|b| decode(&self.value_serde, &self.name, &b))
+                        .transpose()
+                };
+                Ok((key, dec(e.new)?, dec(e.old)?))
+            })
+            .collect()
+    }
+
+    /// Writes the record cache's dirty windows down (they then appear in
+    /// [`take_flushed`](Self::take_flushed)).
+    pub(crate) fn flush_cache(&self) -> Result<()> {
+        Ok(relock(&self.store).flush_cache()?)
+    }
+
+    /// Stores `value` for `key` in the window starting at `window_start`; `None` deletes.
+    pub fn put(&self, key: &K, value: Option<&V>, window_start: i64) -> Result<()> {
+        let k = encode_key(&self.key_serde, &self.name, key)?;
+        let v = value
+            .map(|v| self.value_serde.serialize(v))
+            .transpose()
+            .map_err(|e| ser_err(&self.name, "value", e))?;
+        relock(&self.store).put(&k, v.as_deref(), window_start)?;
+        Ok(())
+    }
+
+    /// The value of `key` in the window starting at `window_start`.
+    pub fn fetch(&self, key: &K, window_start: i64) -> Result<Option<V>> {
+        let k = encode_key(&self.key_serde, &self.name, key)?;
+        let v = relock(&self.store).fetch(&k, window_start)?;
+        v.map(|b| decode(&self.value_serde, &self.name, &b))
+            .transpose()
+    }
+
+    /// `(window start, value)` of `key` for starts in `[from, to]`, ascending.
+    pub fn fetch_range(&self, key: &K, from: i64, to: i64) -> Result<Vec<(i64, V)>> {
+        self.range_of(key, from, to, false)
+    }
+
+    /// Like [`fetch_range`](Self::fetch_range), descending.
+    pub fn backward_fetch_range(&self, key: &K, from: i64, to: i64) -> Result<Vec<(i64, V)>> {
+        self.range_of(key, from, to, true)
+    }
+
+    fn range_of(&self, key: &K, from: i64, to: i64, backward: bool) -> Result<Vec<(i64, V)>> {
+        let k = encode_key(&self.key_serde, &self.name, key)?;
+        let store = relock(&self.store);
+        let iter = if backward {
+            store.backward_fetch_range(&k, from, to)?
+        } else {
+            store.fetch_range(&k, from, to)?
+        };
+        iter.map(|r| {
+            let (start, v) = r?;
+            Ok((start, decode(&self.value_serde, &self.name, &v)?))
+        })
+        .collect()
+    }
+
+    fn windowed(
+        &self,
+        r: std::result::Result<(streams_state::WindowedKeyBytes, Vec<u8>), StateError>,
+    ) -> Result<(Windowed<K>, V)> {
+        let (wk, v) = r?;
+        Ok((
+            Windowed {
+                key: decode(&self.key_serde, &self.name, &wk.key)?,
+                window: Window {
+                    start: wk.window_start,
+                    end: wk.window_start.saturating_add(self.window_size),
+                },
+            },
+            decode(&self.value_serde, &self.name, &v)?,
+        ))
+    }
+
+    /// Windows of keys in `[key_from, key_to]` (by serialized bytes; `None` is open) with
+    /// starts in `[from, to]`, ascending by (key, start).
+    pub fn fetch_key_range(
+        &self,
+        key_from: Option<&K>,
+        key_to: Option<&K>,
+        from: i64,
+        to: i64,
+    ) -> Result<WindowedEntries<K, V>> {
+        let lo = key_from
+            .map(|k| encode_key(&self.key_serde, &self.name, k))
+            .transpose()?;
+        let hi = key_to
+            .map(|k| encode_key(&self.key_serde, &self.name, k))
+            .transpose()?;
+        let store = relock(&self.store);
+        let iter = store.fetch_key_range(lo.as_deref(), hi.as_deref(), from, to)?;
+        iter.map(|r| self.windowed(r)).collect()
+    }
+
+    /// Every window with a start in `[from, to]`, ascending by (key, start).
+    pub fn fetch_all(&self, from: i64, to: i64) -> Result<WindowedEntries<K, V>> {
+        let store = relock(&self.store);
+        let iter = store.fetch_all(from, to)?;
+        iter.map(|r| self.windowed(r)).collect()
+    }
+
+    /// Every live window.
+    pub fn all(&self) -> Result<WindowedEntries<K, V>> {
+        let store = relock(&self.store);
+        let iter = store.all()?;
+        iter.map(|r| self.windowed(r)).collect()
+    }
+}
+
+/// Where a window store builder gets its stores: a given supplier, or the application's
+/// default engine (`default.dsl.store`) with a name, retention and window size.
+#[derive(Clone)]
+pub(super) enum WindowSupplier {
+    Given(Arc<dyn WindowBytesStoreSupplier>),
+    Default {
+        name: String,
+        retention: i64,
+        size: i64,
+    },
+}
+
+impl WindowSupplier {
+    fn name(&self) -> &str {
+        match self {
+            WindowSupplier::Given(s) => s.name(),
+            WindowSupplier::Default { name, .. } => name,
+        }
+    }
+    fn retention(&self) -> i64 {
+        match self {
+            WindowSupplier::Given(s) => s.retention_period(),
+            WindowSupplier::Default { retention, .. } => *retention,
+        }
+    }
+    fn size(&self) -> i64 {
+        match self {
+            WindowSupplier::Given(s) => s.window_size(),
+            WindowSupplier::Default { size, .. } => *size,
+        }
+    }
+    fn resolve(&self, config: &StreamsConfig) -> Result<Arc<dyn WindowBytesStoreSupplier>> {
+        Ok(match self {
+            WindowSupplier::Given(s) => s.clone(),
+            WindowSupplier::Default {
+                name,
+                retention,
+                size,
+            } => match config.default_dsl_store() {
+                DslStore::RocksDb => Arc::new(streams_state::RocksDbWindowStoreSupplier::new(
+                    name.clone(),
+                    *retention,
+                    *size,
+                )?),
+                DslStore::InMemory => Arc::new(streams_state::InMemoryWindowStoreSupplier::new(
+                    name.clone(),
+                    *retention,
+                    *size,
+                )?),
+            },
+        })
+    }
+}
+
+/// Describes a window store to add to a topology.
+pub struct WindowStoreBuilder<K, V> {
+    pub(super) supplier: WindowSupplier,
+    pub(super) key_serde: SerdeRef<K>,
+    pub(super) value_serde: SerdeRef<V>,
+    pub(super) logging: bool,
+    pub(super) caching: bool,
+    /// DSL stores with the cache off still report each write as it happens (a cache with
+    /// no budget), so their operator forwards it.
+    pub(super) write_through: bool,
+}
+
+impl<K, V> fmt::Debug for WindowStoreBuilder<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WindowStoreBuilder")
+            .field("name", &self.supplier.name())
+            .finish()
+    }
+}
+
+impl<K, V> WindowStoreBuilder<K, V> {
+    /// Logs changes to `<application.id>-<name>-changelog` (default) or not.
+    pub fn with_logging_enabled(mut self, enabled: bool) -> Self {
+        self.logging = enabled;
+        self
+    }
+
+    /// Puts a record cache in front of the store. Default: off.
+    pub fn with_caching_enabled(mut self, enabled: bool) -> Self {
+        self.caching = enabled;
+        self
+    }
+
+    /// Makes every write visible to the DSL operator that owns the store even with the
+    /// cache off (as a cache with no budget does).
+    pub(crate) fn forwarding_changes(mut self) -> Self {
+        self.write_through = true;
+        self
+    }
+}
+
+impl<K: Send + 'static, V: Send + 'static> StoreBuilder for WindowStoreBuilder<K, V> {
+    fn store_name(&self) -> &str {
+        self.supplier.name()
+    }
+    fn into_spec(self) -> StoreSpecParts {
+        let (name, retention, size) = (
+            self.supplier.name().to_string(),
+            self.supplier.retention(),
+            self.supplier.size(),
+        );
+        let Self {
+            supplier,
+            key_serde,
+            value_serde,
+            logging,
+            caching,
+            write_through,
+        } = self;
+        windowed_store_spec(
+            name,
+            logging,
+            retention,
+            move |b| supplier.resolve(b.config)?.get(b.ctx).map_err(Into::into),
+            Layers {
+                log: |store, sink| Box::new(streams_state::LoggingWindowStore::new(store, sink)),
+                cache: (caching || write_through).then_some((
+                    |store, cache, stats| {
+                        let mut cached = streams_state::CachingWindowStore::new(store, cache);
+                        if let Some(stats) = stats {
+                            cached = cached.with_hit_ratio(stats);
+                        }
+                        Box::new(cached) as Box<dyn WindowStore>
+                    },
+                    caching,
+                )),
+                meter: |store| {
+                    let metered = streams_state::MeteredWindowStore::new(store);
+                    let ops = metered.metrics().clone();
+                    (Box::new(metered) as Box<dyn WindowStore>, ops)
+                },
+            },
+            move |name, store| WindowStoreHandle {
+                name,
+                store,
+                window_size: size,
+                key_serde: key_serde.clone(),
+                value_serde: value_serde.clone(),
+            },
+        )
+    }
+}
