@@ -12,3 +12,4 @@ pub(crate) mod source;
 pub(crate) mod spec;
 pub(crate) mod stream_join;
 pub(crate) mod task;
+pub(crate) mod window_aggregate;
