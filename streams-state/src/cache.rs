@@ -9,13 +9,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::StateError;
+use crate::delegate::delegate;
 use crate::entry::{ChangelogRecord, FlushedEntry};
 use crate::kv::{KeyValueIter, KeyValueStore, StateStore};
+use crate::stats::RocksDbProperties;
 
 /// A thread's cache budget, shared by the caches of its tasks' stores. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -326,12 +327,7 @@ impl CachingKeyValueStore {
 }
 
 impl StateStore for CachingKeyValueStore {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn persistent(&self) -> bool {
-        self.inner.persistent()
-    }
+    delegate!(StateStore to inner: name, persistent, is_open);
     /// Writes dirty entries to the store below (they become available through
     /// [`KeyValueStore::take_flushed`]) and flushes it.
     fn flush(&mut self) -> Result<(), StateError> {
@@ -342,12 +338,11 @@ impl StateStore for CachingKeyValueStore {
         self.flush()?;
         self.inner.close()
     }
-    fn is_open(&self) -> bool {
-        self.inner.is_open()
-    }
 }
 
 impl KeyValueStore for CachingKeyValueStore {
+    delegate!(KeyValueStore to inner: begin_restore, end_restore, snapshot_to, rocksdb_properties);
+
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
         match self.cache.get(key) {
             Some(v) => Ok(v.clone()),
@@ -393,18 +388,6 @@ impl KeyValueStore for CachingKeyValueStore {
             self.cache.remove(&r.key);
         }
         self.inner.restore_batch(records)
-    }
-    fn begin_restore(&mut self) -> Result<(), StateError> {
-        self.inner.begin_restore()
-    }
-    fn end_restore(&mut self) -> Result<(), StateError> {
-        self.inner.end_restore()
-    }
-    fn snapshot_to(&self, dir: &Path) -> Result<bool, StateError> {
-        self.inner.snapshot_to(dir)
-    }
-    fn rocksdb_properties(&self) -> Option<crate::RocksDbProperties> {
-        self.inner.rocksdb_properties()
     }
     fn flush_cache(&mut self) -> Result<(), StateError> {
         let dirty = self.cache.take_dirty();
@@ -492,12 +475,7 @@ macro_rules! cached_store {
         }
 
         impl StateStore for $name {
-            fn name(&self) -> &str {
-                self.inner.name()
-            }
-            fn persistent(&self) -> bool {
-                self.inner.persistent()
-            }
+            delegate!(StateStore to inner: name, persistent, is_open);
             fn flush(&mut self) -> Result<(), StateError> {
                 <Self as $inner>::flush_cache(self)?;
                 self.inner.flush()
@@ -505,9 +483,6 @@ macro_rules! cached_store {
             fn close(&mut self) -> Result<(), StateError> {
                 self.flush()?;
                 self.inner.close()
-            }
-            fn is_open(&self) -> bool {
-                self.inner.is_open()
             }
         }
     };
@@ -617,9 +592,8 @@ impl CachingWindowStore {
 }
 
 impl crate::WindowStore for CachingWindowStore {
-    fn rocksdb_properties(&self) -> Option<crate::RocksDbProperties> {
-        self.inner.rocksdb_properties()
-    }
+    delegate!(WindowStore to inner: rocksdb_properties, retention_period, observed_stream_time);
+
     fn put(
         &mut self,
         key: &[u8],
@@ -707,14 +681,6 @@ impl crate::WindowStore for CachingWindowStore {
     fn all(&self) -> Result<crate::WindowedKeyValueIter<'_>, StateError> {
         let merged = self.key_range(None, None, i64::MIN, i64::MAX)?;
         Ok(Box::new(merged.into_iter().map(Ok)))
-    }
-
-    fn retention_period(&self) -> i64 {
-        self.inner.retention_period()
-    }
-
-    fn observed_stream_time(&self) -> i64 {
-        self.inner.observed_stream_time()
     }
 
     fn restore_batch(&mut self, records: &[ChangelogRecord]) -> Result<(), StateError> {
@@ -817,9 +783,8 @@ impl CachingSessionStore {
 }
 
 impl crate::SessionStore for CachingSessionStore {
-    fn rocksdb_properties(&self) -> Option<crate::RocksDbProperties> {
-        self.inner.rocksdb_properties()
-    }
+    delegate!(SessionStore to inner: rocksdb_properties, retention_period, observed_stream_time);
+
     fn put(&mut self, key: &[u8], start: i64, end: i64, value: &[u8]) -> Result<(), StateError> {
         if start > end {
             // Let the store below report the error.
@@ -891,14 +856,6 @@ impl crate::SessionStore for CachingSessionStore {
     ) -> Result<crate::SessionIter<'_>, StateError> {
         let merged = self.merged(key_from, key_to, earliest_end, latest_start)?;
         Ok(Box::new(merged.into_iter().rev().map(Ok)))
-    }
-
-    fn retention_period(&self) -> i64 {
-        self.inner.retention_period()
-    }
-
-    fn observed_stream_time(&self) -> i64 {
-        self.inner.observed_stream_time()
     }
 
     fn restore_batch(&mut self, records: &[ChangelogRecord]) -> Result<(), StateError> {

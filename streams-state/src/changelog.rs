@@ -10,12 +10,13 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::Write;
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 use crate::StateError;
+use crate::delegate::delegate;
 use crate::entry::ChangelogRecord;
-use crate::kv::{KeyValueIter, KeyValueStore, StateStore};
+use crate::kv::{KeyValueIter, KeyValueStore};
+use crate::stats::RocksDbProperties;
 
 /// Where a logged store sends its changes. Implemented by the runtime (and by tests).
 pub trait ChangelogSink: Send {
@@ -23,49 +24,54 @@ pub trait ChangelogSink: Send {
     fn send(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), StateError>;
 }
 
-/// A key-value store that logs every write to a changelog.
-pub struct LoggingKeyValueStore {
-    inner: Box<dyn KeyValueStore>,
-    sink: Box<dyn ChangelogSink>,
+/// Declares a store of `$store`s that logs their writes to a changelog: the struct, `new`,
+/// `Debug` and the `StateStore` part (passed on: flushing and closing log nothing). The
+/// store trait's part, which logs, is each store's own.
+macro_rules! logging_store {
+    ($(#[$doc:meta])* $name:ident, $store:ident) => {
+        $(#[$doc])*
+        pub struct $name {
+            inner: Box<dyn $store>,
+            sink: Box<dyn $crate::ChangelogSink>,
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("store", &self.inner.name())
+                    .finish()
+            }
+        }
+
+        impl $name {
+            /// Logs the writes to `inner` to `sink`.
+            pub fn new(inner: Box<dyn $store>, sink: Box<dyn $crate::ChangelogSink>) -> Self {
+                Self { inner, sink }
+            }
+        }
+
+        impl $crate::StateStore for $name {
+            $crate::delegate::delegate!(StateStore to inner:
+                name, persistent, flush, close, is_open);
+        }
+    };
 }
 
-impl std::fmt::Debug for LoggingKeyValueStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoggingKeyValueStore")
-            .field("store", &self.inner.name())
-            .finish()
-    }
-}
+pub(crate) use logging_store;
 
-impl LoggingKeyValueStore {
-    /// Logs the writes to `inner` to `sink`.
-    pub fn new(inner: Box<dyn KeyValueStore>, sink: Box<dyn ChangelogSink>) -> Self {
-        Self { inner, sink }
-    }
-}
-
-impl StateStore for LoggingKeyValueStore {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn persistent(&self) -> bool {
-        self.inner.persistent()
-    }
-    fn flush(&mut self) -> Result<(), StateError> {
-        self.inner.flush()
-    }
-    fn close(&mut self) -> Result<(), StateError> {
-        self.inner.close()
-    }
-    fn is_open(&self) -> bool {
-        self.inner.is_open()
-    }
-}
+logging_store!(
+    /// A key-value store that logs every write to a changelog.
+    LoggingKeyValueStore,
+    KeyValueStore
+);
 
 impl KeyValueStore for LoggingKeyValueStore {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        self.inner.get(key)
-    }
+    // Reads pass through. `put_if_absent`, `all` and `prefix_scan` keep the trait's
+    // defaults, which go through this store's own (logged) writes and ranges.
+    // Restoration writes what the changelog already holds: it is not logged again.
+    delegate!(KeyValueStore to inner:
+        get, range, reverse_range, approximate_num_entries, restore_batch, begin_restore,
+        end_restore, rocksdb_properties, snapshot_to);
     // The change is logged before the store is written, so that the changelog always holds
     // at least what the store does, even if the process dies between the two.
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StateError> {
@@ -81,39 +87,6 @@ impl KeyValueStore for LoggingKeyValueStore {
     fn delete(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
         self.sink.send(key, None)?;
         self.inner.delete(key)
-    }
-    fn range<'a>(
-        &'a self,
-        from: Bound<&[u8]>,
-        to: Bound<&[u8]>,
-    ) -> Result<KeyValueIter<'a>, StateError> {
-        self.inner.range(from, to)
-    }
-    fn reverse_range<'a>(
-        &'a self,
-        from: Bound<&[u8]>,
-        to: Bound<&[u8]>,
-    ) -> Result<KeyValueIter<'a>, StateError> {
-        self.inner.reverse_range(from, to)
-    }
-    fn approximate_num_entries(&self) -> Result<u64, StateError> {
-        self.inner.approximate_num_entries()
-    }
-    // Restoration writes what the changelog already holds: it is not logged again.
-    fn restore_batch(&mut self, records: &[ChangelogRecord]) -> Result<(), StateError> {
-        self.inner.restore_batch(records)
-    }
-    fn begin_restore(&mut self) -> Result<(), StateError> {
-        self.inner.begin_restore()
-    }
-    fn end_restore(&mut self) -> Result<(), StateError> {
-        self.inner.end_restore()
-    }
-    fn rocksdb_properties(&self) -> Option<crate::RocksDbProperties> {
-        self.inner.rocksdb_properties()
-    }
-    fn snapshot_to(&self, dir: &Path) -> Result<bool, StateError> {
-        self.inner.snapshot_to(dir)
     }
 }
 

@@ -28,6 +28,7 @@
 mod cache;
 mod changelog;
 mod context;
+mod delegate;
 mod dir;
 mod entry;
 mod error;

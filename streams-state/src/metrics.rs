@@ -3,20 +3,19 @@
 //!
 //! The recording is a layer of its own: the runtime wraps a store in a metered store
 //! ([`MeteredKeyValueStore`], [`MeteredWindowStore`], [`MeteredSessionStore`]) only at
-//! `DEBUG`, and gives a record cache its [`HitRatioStats`] only then, so that at `INFO` a
-//! store operation pays nothing for metrics (no clock read, no atomic operation). The
-//! counters are atomics shared with the stream thread, which reads them when it publishes
-//! (each [`OpStats::take`] starts a new window).
+//! `DEBUG`, and gives a record cache its [`HitRatioStats`](crate::HitRatioStats) only then, so
+//! that at `INFO` a store operation pays nothing for metrics (no clock read, no atomic
+//! operation). The counters are atomics shared with the stream thread, which reads them when
+//! it publishes (each [`OpStats::take`] starts a new window).
 //!
 //! RocksDB properties ([`RocksDbProperties`]) are not recorded: the thread samples them
 //! when it publishes ([`KeyValueStore::rocksdb_properties`]).
 
-use std::ops::Bound;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use crate::delegate::delegate;
 use crate::kv::{KeyValueIter, KeyValueStore, StateStore};
 use crate::stats::RocksDbProperties;
 use crate::{
@@ -203,9 +202,30 @@ fn timed_iter<'a, T: 'a>(
     }
 }
 
-/// The `StateStore` part of a metered store: flushes are timed, the rest delegated.
-macro_rules! metered_state_store {
-    ($name:ident) => {
+/// Declares a metered store of `$store`s: the struct, `new` (statistics of the scope
+/// `$scope` gives), `Debug`, `metrics` and the `StateStore` part (flushes are timed, the rest
+/// delegated).
+macro_rules! metered_store {
+    ($(#[$doc:meta])* $name:ident, $store:ident, $scope:ident) => {
+        $(#[$doc])*
+        pub struct $name {
+            inner: Box<dyn $store>,
+            metrics: Arc<StoreMetrics>,
+        }
+
+        impl $name {
+            /// Meters `inner` into fresh statistics of its scope.
+            pub fn new(inner: Box<dyn $store>) -> Self {
+                let metrics = Arc::new(StoreMetrics::new($scope(inner.persistent())));
+                Self { inner, metrics }
+            }
+
+            /// The statistics the store records into.
+            pub fn metrics(&self) -> &Arc<StoreMetrics> {
+                &self.metrics
+            }
+        }
+
         impl std::fmt::Debug for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.debug_struct(stringify!($name))
@@ -215,351 +235,74 @@ macro_rules! metered_state_store {
             }
         }
 
-        impl $name {
-            /// The statistics the store records into.
-            pub fn metrics(&self) -> &Arc<StoreMetrics> {
-                &self.metrics
-            }
-        }
-
         impl StateStore for $name {
-            fn name(&self) -> &str {
-                self.inner.name()
-            }
-            fn persistent(&self) -> bool {
-                self.inner.persistent()
-            }
-            fn flush(&mut self) -> Result<(), StateError> {
-                let (inner, metrics) = (&mut self.inner, &self.metrics);
-                timed(&metrics.flush, || inner.flush())
-            }
-            fn close(&mut self) -> Result<(), StateError> {
-                self.inner.close()
-            }
-            fn is_open(&self) -> bool {
-                self.inner.is_open()
-            }
+            delegate!(StateStore to inner: name, persistent, close, is_open);
+            delegate!(StateStore to inner via timed(metrics.flush): flush);
         }
     };
 }
 
-/// A key-value store that records its operations' rates and latencies (Kafka's
-/// `MeteredKeyValueStore`): the outermost layer, above the record cache.
-pub struct MeteredKeyValueStore {
-    inner: Box<dyn KeyValueStore>,
-    metrics: Arc<StoreMetrics>,
-}
-
-impl MeteredKeyValueStore {
-    /// Meters `inner` into fresh statistics of its scope.
-    pub fn new(inner: Box<dyn KeyValueStore>) -> Self {
-        let metrics = Arc::new(StoreMetrics::new(key_value_scope(inner.persistent())));
-        Self { inner, metrics }
-    }
-}
-
-metered_state_store!(MeteredKeyValueStore);
+metered_store!(
+    /// A key-value store that records its operations' rates and latencies (Kafka's
+    /// `MeteredKeyValueStore`): the outermost layer, above the record cache.
+    MeteredKeyValueStore,
+    KeyValueStore,
+    key_value_scope
+);
 
 impl KeyValueStore for MeteredKeyValueStore {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        timed(&self.metrics.get, || self.inner.get(key))
-    }
-    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StateError> {
-        let (inner, metrics) = (&mut self.inner, &self.metrics);
-        timed(&metrics.put, || inner.put(key, value))
-    }
-    fn put_if_absent(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        let (inner, metrics) = (&mut self.inner, &self.metrics);
-        timed(&metrics.put, || inner.put_if_absent(key, value))
-    }
-    fn put_all(&mut self, entries: &[(&[u8], &[u8])]) -> Result<(), StateError> {
-        let (inner, metrics) = (&mut self.inner, &self.metrics);
-        timed(&metrics.put, || inner.put_all(entries))
-    }
-    fn delete(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        let (inner, metrics) = (&mut self.inner, &self.metrics);
-        timed(&metrics.delete, || inner.delete(key))
-    }
-    fn range<'a>(
-        &'a self,
-        from: Bound<&[u8]>,
-        to: Bound<&[u8]>,
-    ) -> Result<KeyValueIter<'a>, StateError> {
-        timed_iter(&self.metrics.range, || self.inner.range(from, to))
-    }
-    fn reverse_range<'a>(
-        &'a self,
-        from: Bound<&[u8]>,
-        to: Bound<&[u8]>,
-    ) -> Result<KeyValueIter<'a>, StateError> {
-        timed_iter(&self.metrics.range, || self.inner.reverse_range(from, to))
-    }
-    fn all(&self) -> Result<KeyValueIter<'_>, StateError> {
-        timed_iter(&self.metrics.range, || self.inner.all())
-    }
-    fn prefix_scan<'a>(&'a self, prefix: &[u8]) -> Result<KeyValueIter<'a>, StateError> {
-        timed_iter(&self.metrics.range, || self.inner.prefix_scan(prefix))
-    }
-    fn approximate_num_entries(&self) -> Result<u64, StateError> {
-        self.inner.approximate_num_entries()
-    }
-    fn restore_batch(&mut self, records: &[ChangelogRecord]) -> Result<(), StateError> {
-        let (inner, metrics) = (&mut self.inner, &self.metrics);
-        timed(&metrics.restore, || inner.restore_batch(records))
-    }
-    fn begin_restore(&mut self) -> Result<(), StateError> {
-        self.inner.begin_restore()
-    }
-    fn end_restore(&mut self) -> Result<(), StateError> {
-        self.inner.end_restore()
-    }
-    fn flush_cache(&mut self) -> Result<(), StateError> {
-        self.inner.flush_cache()
-    }
-    fn take_flushed(&mut self) -> Vec<FlushedEntry> {
-        self.inner.take_flushed()
-    }
-    fn snapshot_to(&self, dir: &Path) -> Result<bool, StateError> {
-        self.inner.snapshot_to(dir)
-    }
-    fn rocksdb_properties(&self) -> Option<RocksDbProperties> {
-        self.inner.rocksdb_properties()
-    }
+    delegate!(KeyValueStore to inner via timed(metrics.get): get);
+    delegate!(KeyValueStore to inner via timed(metrics.put): put, put_if_absent, put_all);
+    delegate!(KeyValueStore to inner via timed(metrics.delete): delete);
+    delegate!(KeyValueStore to inner via timed_iter(metrics.range):
+        range, reverse_range, all, prefix_scan);
+    delegate!(KeyValueStore to inner via timed(metrics.restore): restore_batch);
+    delegate!(KeyValueStore to inner:
+        approximate_num_entries, begin_restore, end_restore, flush_cache, take_flushed,
+        snapshot_to, rocksdb_properties);
 }
 
-/// A window store that records its operations' rates and latencies.
-pub struct MeteredWindowStore {
-    inner: Box<dyn WindowStore>,
-    metrics: Arc<StoreMetrics>,
-}
-
-impl MeteredWindowStore {
-    /// Meters `inner` into fresh statistics of its scope.
-    pub fn new(inner: Box<dyn WindowStore>) -> Self {
-        let metrics = Arc::new(StoreMetrics::new(window_scope(inner.persistent())));
-        Self { inner, metrics }
-    }
-}
-
-metered_state_store!(MeteredWindowStore);
+metered_store!(
+    /// A window store that records its operations' rates and latencies.
+    MeteredWindowStore,
+    WindowStore,
+    window_scope
+);
 
 impl WindowStore for MeteredWindowStore {
-    fn rocksdb_properties(&self) -> Option<crate::RocksDbProperties> {
-        self.inner.rocksdb_properties()
-    }
-    fn put(
-        &mut self,
-        key: &[u8],
-        value: Option<&[u8]>,
-        window_start: i64,
-    ) -> Result<(), StateError> {
-        let (inner, metrics) = (&mut self.inner, &self.metrics);
-        timed(&metrics.put, || inner.put(key, value, window_start))
-    }
-    fn fetch(&self, key: &[u8], window_start: i64) -> Result<Option<Vec<u8>>, StateError> {
-        timed(&self.metrics.get, || self.inner.fetch(key, window_start))
-    }
-    fn fetch_range(
-        &self,
-        key: &[u8],
-        time_from: i64,
-        time_to: i64,
-    ) -> Result<WindowIter<'_>, StateError> {
-        timed_iter(&self.metrics.range, || {
-            self.inner.fetch_range(key, time_from, time_to)
-        })
-    }
-    fn backward_fetch_range(
-        &self,
-        key: &[u8],
-        time_from: i64,
-        time_to: i64,
-    ) -> Result<WindowIter<'_>, StateError> {
-        timed_iter(&self.metrics.range, || {
-            self.inner.backward_fetch_range(key, time_from, time_to)
-        })
-    }
-    fn fetch_key_range(
-        &self,
-        key_from: Option<&[u8]>,
-        key_to: Option<&[u8]>,
-        time_from: i64,
-        time_to: i64,
-    ) -> Result<WindowedKeyValueIter<'_>, StateError> {
-        timed_iter(&self.metrics.range, || {
-            self.inner
-                .fetch_key_range(key_from, key_to, time_from, time_to)
-        })
-    }
-    fn backward_fetch_key_range(
-        &self,
-        key_from: Option<&[u8]>,
-        key_to: Option<&[u8]>,
-        time_from: i64,
-        time_to: i64,
-    ) -> Result<WindowedKeyValueIter<'_>, StateError> {
-        timed_iter(&self.metrics.range, || {
-            self.inner
-                .backward_fetch_key_range(key_from, key_to, time_from, time_to)
-        })
-    }
-    fn fetch_all(
-        &self,
-        time_from: i64,
-        time_to: i64,
-    ) -> Result<WindowedKeyValueIter<'_>, StateError> {
-        timed_iter(&self.metrics.range, || {
-            self.inner.fetch_all(time_from, time_to)
-        })
-    }
-    fn backward_fetch_all(
-        &self,
-        time_from: i64,
-        time_to: i64,
-    ) -> Result<WindowedKeyValueIter<'_>, StateError> {
-        timed_iter(&self.metrics.range, || {
-            self.inner.backward_fetch_all(time_from, time_to)
-        })
-    }
-    fn all(&self) -> Result<WindowedKeyValueIter<'_>, StateError> {
-        timed_iter(&self.metrics.range, || self.inner.all())
-    }
-    fn retention_period(&self) -> i64 {
-        self.inner.retention_period()
-    }
-    fn observed_stream_time(&self) -> i64 {
-        self.inner.observed_stream_time()
-    }
-    fn restore_batch(&mut self, records: &[ChangelogRecord]) -> Result<(), StateError> {
-        let (inner, metrics) = (&mut self.inner, &self.metrics);
-        timed(&metrics.restore, || inner.restore_batch(records))
-    }
-    fn flush_cache(&mut self) -> Result<(), StateError> {
-        self.inner.flush_cache()
-    }
-    fn take_flushed(&mut self) -> Vec<FlushedEntry> {
-        self.inner.take_flushed()
-    }
+    delegate!(WindowStore to inner via timed(metrics.put): put);
+    delegate!(WindowStore to inner via timed(metrics.get): fetch);
+    delegate!(WindowStore to inner via timed_iter(metrics.range):
+        fetch_range, backward_fetch_range, fetch_key_range, backward_fetch_key_range,
+        fetch_all, backward_fetch_all, all);
+    delegate!(WindowStore to inner via timed(metrics.restore): restore_batch);
+    delegate!(WindowStore to inner:
+        rocksdb_properties, retention_period, observed_stream_time, flush_cache, take_flushed);
 }
 
-/// A session store that records its operations' rates and latencies.
-pub struct MeteredSessionStore {
-    inner: Box<dyn SessionStore>,
-    metrics: Arc<StoreMetrics>,
-}
-
-impl MeteredSessionStore {
-    /// Meters `inner` into fresh statistics of its scope.
-    pub fn new(inner: Box<dyn SessionStore>) -> Self {
-        let metrics = Arc::new(StoreMetrics::new(session_scope(inner.persistent())));
-        Self { inner, metrics }
-    }
-}
-
-metered_state_store!(MeteredSessionStore);
+metered_store!(
+    /// A session store that records its operations' rates and latencies.
+    MeteredSessionStore,
+    SessionStore,
+    session_scope
+);
 
 impl SessionStore for MeteredSessionStore {
-    fn rocksdb_properties(&self) -> Option<crate::RocksDbProperties> {
-        self.inner.rocksdb_properties()
-    }
-    fn put(&mut self, key: &[u8], start: i64, end: i64, value: &[u8]) -> Result<(), StateError> {
-        let (inner, metrics) = (&mut self.inner, &self.metrics);
-        timed(&metrics.put, || inner.put(key, start, end, value))
-    }
-    fn remove(&mut self, key: &[u8], start: i64, end: i64) -> Result<(), StateError> {
-        let (inner, metrics) = (&mut self.inner, &self.metrics);
-        timed(&metrics.delete, || inner.remove(key, start, end))
-    }
-    fn fetch_session(
-        &self,
-        key: &[u8],
-        start: i64,
-        end: i64,
-    ) -> Result<Option<Vec<u8>>, StateError> {
-        timed(&self.metrics.get, || {
-            self.inner.fetch_session(key, start, end)
-        })
-    }
-    fn find_sessions(
-        &self,
-        key: &[u8],
-        earliest_session_end: i64,
-        latest_session_start: i64,
-    ) -> Result<SessionIter<'_>, StateError> {
-        timed_iter(&self.metrics.range, || {
-            self.inner
-                .find_sessions(key, earliest_session_end, latest_session_start)
-        })
-    }
-    fn backward_find_sessions(
-        &self,
-        key: &[u8],
-        earliest_session_end: i64,
-        latest_session_start: i64,
-    ) -> Result<SessionIter<'_>, StateError> {
-        timed_iter(&self.metrics.range, || {
-            self.inner
-                .backward_find_sessions(key, earliest_session_end, latest_session_start)
-        })
-    }
-    fn find_sessions_in_range(
-        &self,
-        key_from: Option<&[u8]>,
-        key_to: Option<&[u8]>,
-        earliest_session_end: i64,
-        latest_session_start: i64,
-    ) -> Result<SessionIter<'_>, StateError> {
-        timed_iter(&self.metrics.range, || {
-            self.inner.find_sessions_in_range(
-                key_from,
-                key_to,
-                earliest_session_end,
-                latest_session_start,
-            )
-        })
-    }
-    fn backward_find_sessions_in_range(
-        &self,
-        key_from: Option<&[u8]>,
-        key_to: Option<&[u8]>,
-        earliest_session_end: i64,
-        latest_session_start: i64,
-    ) -> Result<SessionIter<'_>, StateError> {
-        timed_iter(&self.metrics.range, || {
-            self.inner.backward_find_sessions_in_range(
-                key_from,
-                key_to,
-                earliest_session_end,
-                latest_session_start,
-            )
-        })
-    }
-    fn fetch(&self, key: &[u8]) -> Result<SessionIter<'_>, StateError> {
-        timed_iter(&self.metrics.range, || self.inner.fetch(key))
-    }
-    fn backward_fetch(&self, key: &[u8]) -> Result<SessionIter<'_>, StateError> {
-        timed_iter(&self.metrics.range, || self.inner.backward_fetch(key))
-    }
-    fn retention_period(&self) -> i64 {
-        self.inner.retention_period()
-    }
-    fn observed_stream_time(&self) -> i64 {
-        self.inner.observed_stream_time()
-    }
-    fn restore_batch(&mut self, records: &[ChangelogRecord]) -> Result<(), StateError> {
-        let (inner, metrics) = (&mut self.inner, &self.metrics);
-        timed(&metrics.restore, || inner.restore_batch(records))
-    }
-    fn flush_cache(&mut self) -> Result<(), StateError> {
-        self.inner.flush_cache()
-    }
-    fn take_flushed(&mut self) -> Vec<FlushedEntry> {
-        self.inner.take_flushed()
-    }
+    delegate!(SessionStore to inner via timed(metrics.put): put);
+    delegate!(SessionStore to inner via timed(metrics.delete): remove);
+    delegate!(SessionStore to inner via timed(metrics.get): fetch_session);
+    delegate!(SessionStore to inner via timed_iter(metrics.range):
+        find_sessions, backward_find_sessions, find_sessions_in_range,
+        backward_find_sessions_in_range, fetch, backward_fetch);
+    delegate!(SessionStore to inner via timed(metrics.restore): restore_batch);
+    delegate!(SessionStore to inner:
+        rocksdb_properties, retention_period, observed_stream_time, flush_cache, take_flushed);
 }
 
 #[cfg(test)]
 mod tests {
+    use std::ops::Bound;
+
     use super::*;
     use crate::InMemoryKeyValueStore;
 

@@ -12,13 +12,15 @@
 
 use std::path::Path;
 
+use crate::changelog::logging_store;
+use crate::delegate::delegate;
 use crate::kv::StateStore;
 use crate::resources::RocksDbResources;
 use crate::segments::{
     MemSegments, RawIter, RocksSegments, SegmentEngine, Segmented, TimedWrite, decode_key,
     escape_key, key_upper_bound, push_time, segment_interval,
 };
-use crate::{ChangelogRecord, ChangelogSink, StateError, StoreContext};
+use crate::{ChangelogRecord, RocksDbProperties, StateError, StoreContext};
 
 /// A session key: the record key and the session's bounds, both inclusive.
 ///
@@ -316,27 +318,13 @@ impl<E: SegmentEngine> SessionCore<E> {
 macro_rules! delegate_session_store {
     ($ty:ty) => {
         impl StateStore for $ty {
-            fn name(&self) -> &str {
-                self.core.seg.name()
-            }
-            fn persistent(&self) -> bool {
-                self.core.seg.engine().persistent()
-            }
-            fn flush(&mut self) -> Result<(), StateError> {
-                self.core.seg.flush()
-            }
-            fn close(&mut self) -> Result<(), StateError> {
-                self.core.seg.close()
-            }
-            fn is_open(&self) -> bool {
-                self.core.seg.engine().is_open()
-            }
+            delegate!(StateStore to (core.seg): name, flush, close);
+            delegate!(StateStore to (core.seg.engine()): persistent, is_open);
         }
 
         impl SessionStore for $ty {
-            fn rocksdb_properties(&self) -> Option<crate::RocksDbProperties> {
-                self.core.seg.engine().rocksdb_properties()
-            }
+            delegate!(SessionStore to core: fetch_session, restore_batch);
+            delegate!(SessionStore to (core.seg.engine()): rocksdb_properties);
             fn put(
                 &mut self,
                 key: &[u8],
@@ -348,14 +336,6 @@ macro_rules! delegate_session_store {
             }
             fn remove(&mut self, key: &[u8], start: i64, end: i64) -> Result<(), StateError> {
                 self.core.write(key, start, end, None)
-            }
-            fn fetch_session(
-                &self,
-                key: &[u8],
-                start: i64,
-                end: i64,
-            ) -> Result<Option<Vec<u8>>, StateError> {
-                self.core.fetch_session(key, start, end)
             }
             fn find_sessions(
                 &self,
@@ -420,9 +400,6 @@ macro_rules! delegate_session_store {
             }
             fn observed_stream_time(&self) -> i64 {
                 self.core.seg.stream_time().unwrap_or(-1)
-            }
-            fn restore_batch(&mut self, records: &[ChangelogRecord]) -> Result<(), StateError> {
-                self.core.restore_batch(records)
             }
         }
     };
@@ -604,50 +581,20 @@ impl SessionBytesStoreSupplier for RocksDbSessionStoreSupplier {
     }
 }
 
-/// A session store that logs every write to a changelog, keyed by
-/// [`session_changelog_key`]; [`remove`](SessionStore::remove) sends a tombstone.
-pub struct LoggingSessionStore {
-    inner: Box<dyn SessionStore>,
-    sink: Box<dyn ChangelogSink>,
-}
-
-impl std::fmt::Debug for LoggingSessionStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoggingSessionStore")
-            .field("store", &self.inner.name())
-            .finish()
-    }
-}
-
-impl LoggingSessionStore {
-    /// Logs the writes to `inner` to `sink`.
-    pub fn new(inner: Box<dyn SessionStore>, sink: Box<dyn ChangelogSink>) -> Self {
-        Self { inner, sink }
-    }
-}
-
-impl StateStore for LoggingSessionStore {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn persistent(&self) -> bool {
-        self.inner.persistent()
-    }
-    fn flush(&mut self) -> Result<(), StateError> {
-        self.inner.flush()
-    }
-    fn close(&mut self) -> Result<(), StateError> {
-        self.inner.close()
-    }
-    fn is_open(&self) -> bool {
-        self.inner.is_open()
-    }
-}
+logging_store!(
+    /// A session store that logs every write to a changelog, keyed by
+    /// [`session_changelog_key`]; [`remove`](SessionStore::remove) sends a tombstone.
+    LoggingSessionStore,
+    SessionStore
+);
 
 impl SessionStore for LoggingSessionStore {
-    fn rocksdb_properties(&self) -> Option<crate::RocksDbProperties> {
-        self.inner.rocksdb_properties()
-    }
+    // Reads pass through. Restoration writes what the changelog already holds: it is not
+    // logged again.
+    delegate!(SessionStore to inner:
+        rocksdb_properties, fetch_session, find_sessions, backward_find_sessions,
+        find_sessions_in_range, backward_find_sessions_in_range, fetch, backward_fetch,
+        retention_period, observed_stream_time, restore_batch);
     // Like Kafka's change-logging layer, every accepted write is logged, even one the inner
     // store ignores as expired.
     fn put(&mut self, key: &[u8], start: i64, end: i64, value: &[u8]) -> Result<(), StateError> {
@@ -659,76 +606,6 @@ impl SessionStore for LoggingSessionStore {
         self.inner.remove(key, start, end)?;
         self.sink
             .send(&session_changelog_key(key, start, end), None)
-    }
-    fn fetch_session(
-        &self,
-        key: &[u8],
-        start: i64,
-        end: i64,
-    ) -> Result<Option<Vec<u8>>, StateError> {
-        self.inner.fetch_session(key, start, end)
-    }
-    fn find_sessions(
-        &self,
-        key: &[u8],
-        earliest_session_end: i64,
-        latest_session_start: i64,
-    ) -> Result<SessionIter<'_>, StateError> {
-        self.inner
-            .find_sessions(key, earliest_session_end, latest_session_start)
-    }
-    fn backward_find_sessions(
-        &self,
-        key: &[u8],
-        earliest_session_end: i64,
-        latest_session_start: i64,
-    ) -> Result<SessionIter<'_>, StateError> {
-        self.inner
-            .backward_find_sessions(key, earliest_session_end, latest_session_start)
-    }
-    fn find_sessions_in_range(
-        &self,
-        key_from: Option<&[u8]>,
-        key_to: Option<&[u8]>,
-        earliest_session_end: i64,
-        latest_session_start: i64,
-    ) -> Result<SessionIter<'_>, StateError> {
-        self.inner.find_sessions_in_range(
-            key_from,
-            key_to,
-            earliest_session_end,
-            latest_session_start,
-        )
-    }
-    fn backward_find_sessions_in_range(
-        &self,
-        key_from: Option<&[u8]>,
-        key_to: Option<&[u8]>,
-        earliest_session_end: i64,
-        latest_session_start: i64,
-    ) -> Result<SessionIter<'_>, StateError> {
-        self.inner.backward_find_sessions_in_range(
-            key_from,
-            key_to,
-            earliest_session_end,
-            latest_session_start,
-        )
-    }
-    fn fetch(&self, key: &[u8]) -> Result<SessionIter<'_>, StateError> {
-        self.inner.fetch(key)
-    }
-    fn backward_fetch(&self, key: &[u8]) -> Result<SessionIter<'_>, StateError> {
-        self.inner.backward_fetch(key)
-    }
-    fn retention_period(&self) -> i64 {
-        self.inner.retention_period()
-    }
-    fn observed_stream_time(&self) -> i64 {
-        self.inner.observed_stream_time()
-    }
-    // Restoration writes what the changelog already holds: it is not logged again.
-    fn restore_batch(&mut self, records: &[ChangelogRecord]) -> Result<(), StateError> {
-        self.inner.restore_batch(records)
     }
 }
 

@@ -11,13 +11,15 @@
 
 use std::path::Path;
 
+use crate::changelog::logging_store;
+use crate::delegate::delegate;
 use crate::kv::StateStore;
 use crate::resources::RocksDbResources;
 use crate::segments::{
     MemSegments, RawIter, RocksSegments, SegmentEngine, Segmented, TimedWrite, decode_key,
     escape_key, key_upper_bound, push_time, segment_interval,
 };
-use crate::{ChangelogRecord, ChangelogSink, StateError, StoreContext};
+use crate::{ChangelogRecord, RocksDbProperties, StateError, StoreContext};
 
 /// A windowed key: the record key and the start of its window.
 ///
@@ -301,38 +303,13 @@ impl<E: SegmentEngine> WindowCore<E> {
 macro_rules! delegate_window_store {
     ($ty:ty) => {
         impl StateStore for $ty {
-            fn name(&self) -> &str {
-                self.core.seg.name()
-            }
-            fn persistent(&self) -> bool {
-                self.core.seg.engine().persistent()
-            }
-            fn flush(&mut self) -> Result<(), StateError> {
-                self.core.seg.flush()
-            }
-            fn close(&mut self) -> Result<(), StateError> {
-                self.core.seg.close()
-            }
-            fn is_open(&self) -> bool {
-                self.core.seg.engine().is_open()
-            }
+            delegate!(StateStore to (core.seg): name, flush, close);
+            delegate!(StateStore to (core.seg.engine()): persistent, is_open);
         }
 
         impl WindowStore for $ty {
-            fn rocksdb_properties(&self) -> Option<crate::RocksDbProperties> {
-                self.core.seg.engine().rocksdb_properties()
-            }
-            fn put(
-                &mut self,
-                key: &[u8],
-                value: Option<&[u8]>,
-                window_start: i64,
-            ) -> Result<(), StateError> {
-                self.core.put(key, value, window_start)
-            }
-            fn fetch(&self, key: &[u8], window_start: i64) -> Result<Option<Vec<u8>>, StateError> {
-                self.core.fetch(key, window_start)
-            }
+            delegate!(WindowStore to core: put, fetch, restore_batch);
+            delegate!(WindowStore to (core.seg.engine()): rocksdb_properties);
             fn fetch_range(
                 &self,
                 key: &[u8],
@@ -394,9 +371,6 @@ macro_rules! delegate_window_store {
             }
             fn observed_stream_time(&self) -> i64 {
                 self.core.seg.stream_time().unwrap_or(-1)
-            }
-            fn restore_batch(&mut self, records: &[ChangelogRecord]) -> Result<(), StateError> {
-                self.core.restore_batch(records)
             }
         }
     };
@@ -630,50 +604,20 @@ impl WindowBytesStoreSupplier for RocksDbWindowStoreSupplier {
     }
 }
 
-/// A window store that logs every write to a changelog, keyed by
-/// [`window_changelog_key`] (a `None` value is sent as a tombstone).
-pub struct LoggingWindowStore {
-    inner: Box<dyn WindowStore>,
-    sink: Box<dyn ChangelogSink>,
-}
-
-impl std::fmt::Debug for LoggingWindowStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoggingWindowStore")
-            .field("store", &self.inner.name())
-            .finish()
-    }
-}
-
-impl LoggingWindowStore {
-    /// Logs the writes to `inner` to `sink`.
-    pub fn new(inner: Box<dyn WindowStore>, sink: Box<dyn ChangelogSink>) -> Self {
-        Self { inner, sink }
-    }
-}
-
-impl StateStore for LoggingWindowStore {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn persistent(&self) -> bool {
-        self.inner.persistent()
-    }
-    fn flush(&mut self) -> Result<(), StateError> {
-        self.inner.flush()
-    }
-    fn close(&mut self) -> Result<(), StateError> {
-        self.inner.close()
-    }
-    fn is_open(&self) -> bool {
-        self.inner.is_open()
-    }
-}
+logging_store!(
+    /// A window store that logs every write to a changelog, keyed by
+    /// [`window_changelog_key`] (a `None` value is sent as a tombstone).
+    LoggingWindowStore,
+    WindowStore
+);
 
 impl WindowStore for LoggingWindowStore {
-    fn rocksdb_properties(&self) -> Option<crate::RocksDbProperties> {
-        self.inner.rocksdb_properties()
-    }
+    // Reads pass through. Restoration writes what the changelog already holds: it is not
+    // logged again.
+    delegate!(WindowStore to inner:
+        rocksdb_properties, fetch, fetch_range, backward_fetch_range, fetch_key_range,
+        backward_fetch_key_range, fetch_all, backward_fetch_all, all, retention_period,
+        observed_stream_time, restore_batch);
     // Like Kafka's change-logging layer, every write is logged, even one the inner store
     // ignores as expired.
     fn put(
@@ -685,72 +629,6 @@ impl WindowStore for LoggingWindowStore {
         self.inner.put(key, value, window_start)?;
         self.sink
             .send(&window_changelog_key(key, window_start), value)
-    }
-    fn fetch(&self, key: &[u8], window_start: i64) -> Result<Option<Vec<u8>>, StateError> {
-        self.inner.fetch(key, window_start)
-    }
-    fn fetch_range(
-        &self,
-        key: &[u8],
-        time_from: i64,
-        time_to: i64,
-    ) -> Result<WindowIter<'_>, StateError> {
-        self.inner.fetch_range(key, time_from, time_to)
-    }
-    fn backward_fetch_range(
-        &self,
-        key: &[u8],
-        time_from: i64,
-        time_to: i64,
-    ) -> Result<WindowIter<'_>, StateError> {
-        self.inner.backward_fetch_range(key, time_from, time_to)
-    }
-    fn fetch_key_range(
-        &self,
-        key_from: Option<&[u8]>,
-        key_to: Option<&[u8]>,
-        time_from: i64,
-        time_to: i64,
-    ) -> Result<WindowedKeyValueIter<'_>, StateError> {
-        self.inner
-            .fetch_key_range(key_from, key_to, time_from, time_to)
-    }
-    fn backward_fetch_key_range(
-        &self,
-        key_from: Option<&[u8]>,
-        key_to: Option<&[u8]>,
-        time_from: i64,
-        time_to: i64,
-    ) -> Result<WindowedKeyValueIter<'_>, StateError> {
-        self.inner
-            .backward_fetch_key_range(key_from, key_to, time_from, time_to)
-    }
-    fn fetch_all(
-        &self,
-        time_from: i64,
-        time_to: i64,
-    ) -> Result<WindowedKeyValueIter<'_>, StateError> {
-        self.inner.fetch_all(time_from, time_to)
-    }
-    fn backward_fetch_all(
-        &self,
-        time_from: i64,
-        time_to: i64,
-    ) -> Result<WindowedKeyValueIter<'_>, StateError> {
-        self.inner.backward_fetch_all(time_from, time_to)
-    }
-    fn all(&self) -> Result<WindowedKeyValueIter<'_>, StateError> {
-        self.inner.all()
-    }
-    fn retention_period(&self) -> i64 {
-        self.inner.retention_period()
-    }
-    fn observed_stream_time(&self) -> i64 {
-        self.inner.observed_stream_time()
-    }
-    // Restoration writes what the changelog already holds: it is not logged again.
-    fn restore_batch(&mut self, records: &[ChangelogRecord]) -> Result<(), StateError> {
-        self.inner.restore_batch(records)
     }
 }
 
