@@ -5,6 +5,7 @@
 //! index ([`node::Children`]), so operators of one sub-topology pass values without
 //! serializing them. Only sources and sinks touch bytes.
 
+pub(crate) mod context;
 pub(crate) mod global;
 pub(crate) mod node;
 pub(crate) mod sink;
