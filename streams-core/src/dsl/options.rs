@@ -42,6 +42,116 @@ macro_rules! serde_setters {
     };
 }
 
+/// An option type of serdes and a name, with `extra` fields that all default to `None`:
+/// the struct, `Debug`, `Default`, and the constructors and setters they all share
+/// (`with(serdes)`, `new()`, `as_(name)`, `with_name(name)`, `with_key_serde`,
+/// `with_value_serde`). Type-specific setters go in a separate `impl` block.
+macro_rules! serde_name_options {
+    (
+        $(#[$meta:meta])*
+        $t:ident { $($(#[$fmeta:meta])* $extra:ident: $ety:ty,)* }
+        with: $with_doc:literal,
+        new: $new_doc:literal,
+        name: $name_doc:literal $(,)?
+    ) => {
+        $(#[$meta])*
+        pub struct $t<K, V> {
+            pub(crate) key_serde: Option<SerdeRef<K>>,
+            pub(crate) value_serde: Option<SerdeRef<V>>,
+            $($(#[$fmeta])* pub(crate) $extra: $ety,)*
+            pub(crate) name: Option<String>,
+        }
+
+        debug_by_name!($t);
+
+        impl<K, V> Default for $t<K, V> {
+            fn default() -> Self {
+                Self {
+                    key_serde: None,
+                    value_serde: None,
+                    $($extra: None,)*
+                    name: None,
+                }
+            }
+        }
+
+        impl<K, V> $t<K, V> {
+            #[doc = $with_doc]
+            pub fn with(key_serde: SerdeRef<K>, value_serde: SerdeRef<V>) -> Self {
+                Self {
+                    key_serde: Some(key_serde),
+                    value_serde: Some(value_serde),
+                    ..Self::default()
+                }
+            }
+            #[doc = $new_doc]
+            pub fn new() -> Self {
+                Self::default()
+            }
+            #[doc = $name_doc]
+            pub fn as_(name: impl Into<String>) -> Self {
+                Self {
+                    name: Some(name.into()),
+                    ..Self::default()
+                }
+            }
+            #[doc = $name_doc]
+            pub fn with_name(mut self, name: impl Into<String>) -> Self {
+                self.name = Some(name.into());
+                self
+            }
+            serde_setters!();
+        }
+    };
+}
+
+/// The constructors and setters of a join's options, over both sides' serdes: `with`,
+/// `new`, `with_name`, `with_key_serde`, `with_value_serde`, `with_other_value_serde`.
+/// `$o` is the other side's value type; the docs name what each serde is for.
+macro_rules! join_options {
+    ($t:ident<$o:ident>, new: $new_doc:literal, value: $value_doc:literal, other: $other_doc:literal) => {
+        impl<K, V, $o> $t<K, V, $o> {
+            /// Joins with these serdes.
+            pub fn with(
+                key_serde: SerdeRef<K>,
+                value_serde: SerdeRef<V>,
+                other_value_serde: SerdeRef<$o>,
+            ) -> Self {
+                Self {
+                    key_serde: Some(key_serde),
+                    value_serde: Some(value_serde),
+                    other_value_serde: Some(other_value_serde),
+                    ..Self::default()
+                }
+            }
+            #[doc = $new_doc]
+            pub fn new() -> Self {
+                Self::default()
+            }
+            /// See [`as_`](Self::as_).
+            pub fn with_name(mut self, name: impl Into<String>) -> Self {
+                self.name = Some(name.into());
+                self
+            }
+            /// Sets the key serde.
+            pub fn with_key_serde(mut self, serde: SerdeRef<K>) -> Self {
+                self.key_serde = Some(serde);
+                self
+            }
+            #[doc = $value_doc]
+            pub fn with_value_serde(mut self, serde: SerdeRef<V>) -> Self {
+                self.value_serde = Some(serde);
+                self
+            }
+            #[doc = $other_doc]
+            pub fn with_other_value_serde(mut self, serde: SerdeRef<$o>) -> Self {
+                self.other_value_serde = Some(serde);
+                self
+            }
+        }
+    };
+}
+
 /// A processor name, for operators that take only a name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Named {
@@ -61,55 +171,19 @@ impl Named {
     }
 }
 
-/// How a source reads its topics: serdes, timestamp extractor, invalid-timestamp policy and
-/// the source's name.
-pub struct Consumed<K, V> {
-    pub(crate) key_serde: Option<SerdeRef<K>>,
-    pub(crate) value_serde: Option<SerdeRef<V>>,
-    pub(crate) extractor: Option<ExtractorRef<K, V>>,
-    pub(crate) policy: Option<InvalidTimestampPolicy>,
-    pub(crate) name: Option<String>,
-}
-
-debug_by_name!(Consumed);
-
-impl<K, V> Default for Consumed<K, V> {
-    fn default() -> Self {
-        Self {
-            key_serde: None,
-            value_serde: None,
-            extractor: None,
-            policy: None,
-            name: None,
-        }
+serde_name_options! {
+    /// How a source reads its topics: serdes, timestamp extractor, invalid-timestamp policy
+    /// and the source's name.
+    Consumed {
+        extractor: Option<ExtractorRef<K, V>>,
+        policy: Option<InvalidTimestampPolicy>,
     }
+    with: "Reads with these serdes.",
+    new: "No options: everything from the defaults.",
+    name: "Names the source node.",
 }
 
 impl<K, V> Consumed<K, V> {
-    /// Reads with these serdes.
-    pub fn with(key_serde: SerdeRef<K>, value_serde: SerdeRef<V>) -> Self {
-        Self {
-            key_serde: Some(key_serde),
-            value_serde: Some(value_serde),
-            ..Self::default()
-        }
-    }
-    /// No options: everything from the defaults.
-    pub fn new() -> Self {
-        Self::default()
-    }
-    /// Names the source node.
-    pub fn as_(name: impl Into<String>) -> Self {
-        Self {
-            name: Some(name.into()),
-            ..Self::default()
-        }
-    }
-    /// Names the source node.
-    pub fn with_name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
     /// Chooses event time with this extractor. Default: the record's own timestamp.
     pub fn with_timestamp_extractor(mut self, e: impl TimestampExtractor<K, V>) -> Self {
         self.extractor = Some(Arc::new(e));
@@ -120,157 +194,42 @@ impl<K, V> Consumed<K, V> {
         self.policy = Some(policy);
         self
     }
-    serde_setters!();
 }
 
-/// How a sink writes its topic: serdes and the sink's name.
-pub struct Produced<K, V> {
-    pub(crate) key_serde: Option<SerdeRef<K>>,
-    pub(crate) value_serde: Option<SerdeRef<V>>,
-    pub(crate) name: Option<String>,
+serde_name_options! {
+    /// How a sink writes its topic: serdes and the sink's name.
+    Produced {}
+    with: "Writes with these serdes.",
+    new: "No options.",
+    name: "Names the sink node.",
 }
 
-debug_by_name!(Produced);
-
-impl<K, V> Default for Produced<K, V> {
-    fn default() -> Self {
-        Self {
-            key_serde: None,
-            value_serde: None,
-            name: None,
-        }
-    }
+serde_name_options! {
+    /// How a stream is grouped: serdes for the repartition topic (if one is needed) and its
+    /// name (the topic becomes `<application.id>-<name>-repartition`).
+    Grouped {}
+    with: "Groups with these serdes.",
+    new: "No options.",
+    name: "Names the grouping (and its repartition topic): `<application.id>-<name>-repartition`.",
 }
 
-impl<K, V> Produced<K, V> {
-    /// Writes with these serdes.
-    pub fn with(key_serde: SerdeRef<K>, value_serde: SerdeRef<V>) -> Self {
-        Self {
-            key_serde: Some(key_serde),
-            value_serde: Some(value_serde),
-            name: None,
-        }
+serde_name_options! {
+    /// How a stream is repartitioned through an internal topic.
+    Repartitioned {
+        partitions: Option<u32>,
     }
-    /// No options.
-    pub fn new() -> Self {
-        Self::default()
-    }
-    /// Names the sink node.
-    pub fn as_(name: impl Into<String>) -> Self {
-        Self {
-            name: Some(name.into()),
-            ..Self::default()
-        }
-    }
-    /// Names the sink node.
-    pub fn with_name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
-    serde_setters!();
-}
-
-/// How a stream is grouped: serdes for the repartition topic (if one is needed) and its name
-/// (the topic becomes `<application.id>-<name>-repartition`).
-pub struct Grouped<K, V> {
-    pub(crate) key_serde: Option<SerdeRef<K>>,
-    pub(crate) value_serde: Option<SerdeRef<V>>,
-    pub(crate) name: Option<String>,
-}
-
-debug_by_name!(Grouped);
-
-impl<K, V> Default for Grouped<K, V> {
-    fn default() -> Self {
-        Self {
-            key_serde: None,
-            value_serde: None,
-            name: None,
-        }
-    }
-}
-
-impl<K, V> Grouped<K, V> {
-    /// Groups with these serdes.
-    pub fn with(key_serde: SerdeRef<K>, value_serde: SerdeRef<V>) -> Self {
-        Self {
-            key_serde: Some(key_serde),
-            value_serde: Some(value_serde),
-            name: None,
-        }
-    }
-    /// No options.
-    pub fn new() -> Self {
-        Self::default()
-    }
-    /// Names the grouping (and its repartition topic).
-    pub fn as_(name: impl Into<String>) -> Self {
-        Self {
-            name: Some(name.into()),
-            ..Self::default()
-        }
-    }
-    /// Names the grouping (and its repartition topic).
-    pub fn with_name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
-    serde_setters!();
-}
-
-/// How a stream is repartitioned through an internal topic.
-pub struct Repartitioned<K, V> {
-    pub(crate) key_serde: Option<SerdeRef<K>>,
-    pub(crate) value_serde: Option<SerdeRef<V>>,
-    pub(crate) name: Option<String>,
-    pub(crate) partitions: Option<u32>,
-}
-
-debug_by_name!(Repartitioned);
-
-impl<K, V> Default for Repartitioned<K, V> {
-    fn default() -> Self {
-        Self {
-            key_serde: None,
-            value_serde: None,
-            name: None,
-            partitions: None,
-        }
-    }
+    with: "Repartitions with these serdes.",
+    new: "No options.",
+    name: "Names the repartition topic: `<application.id>-<name>-repartition`.",
 }
 
 impl<K, V> Repartitioned<K, V> {
-    /// Repartitions with these serdes.
-    pub fn with(key_serde: SerdeRef<K>, value_serde: SerdeRef<V>) -> Self {
-        Self {
-            key_serde: Some(key_serde),
-            value_serde: Some(value_serde),
-            ..Self::default()
-        }
-    }
-    /// No options.
-    pub fn new() -> Self {
-        Self::default()
-    }
-    /// Names the repartition topic: `<application.id>-<name>-repartition`.
-    pub fn as_(name: impl Into<String>) -> Self {
-        Self {
-            name: Some(name.into()),
-            ..Self::default()
-        }
-    }
-    /// Names the repartition topic.
-    pub fn with_name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
     /// Sets the repartition topic's partition count. Default: the largest partition count of
     /// the upstream sub-topology's source topics.
     pub fn with_number_of_partitions(mut self, partitions: u32) -> Self {
         self.partitions = Some(partitions);
         self
     }
-    serde_setters!();
 }
 
 /// How a table's store is made: its name (which also names its changelog and makes it
@@ -438,34 +397,14 @@ impl<K, V, VO> Default for StreamJoined<K, V, VO> {
     }
 }
 
+join_options!(StreamJoined<VO>, new: "No options: serdes from the streams, generated names.", value: "Sets this side's value serde.", other: "Sets the other side's value serde.");
+
 impl<K, V, VO> StreamJoined<K, V, VO> {
-    /// Joins with these serdes.
-    pub fn with(
-        key_serde: SerdeRef<K>,
-        value_serde: SerdeRef<V>,
-        other_value_serde: SerdeRef<VO>,
-    ) -> Self {
-        Self {
-            key_serde: Some(key_serde),
-            value_serde: Some(value_serde),
-            other_value_serde: Some(other_value_serde),
-            ..Self::default()
-        }
-    }
-    /// No options: serdes from the streams, generated names.
-    pub fn new() -> Self {
-        Self::default()
-    }
     /// Names the join's processors (`<name>-this-join`, `<name>-other-join`,
     /// `<name>-merge`) and, unless [`with_store_name`](Self::with_store_name) is given, its
     /// stores and repartition topics.
     pub fn as_(name: impl Into<String>) -> Self {
         Self::default().with_name(name)
-    }
-    /// See [`as_`](Self::as_).
-    pub fn with_name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
     }
     /// The base name of the join's stores (and so of their changelog topics).
     pub fn with_store_name(mut self, name: impl Into<String>) -> Self {
@@ -485,21 +424,6 @@ impl<K, V, VO> StreamJoined<K, V, VO> {
     /// Logs the join stores to their changelog topics (the default).
     pub fn with_logging_enabled(mut self) -> Self {
         self.logging = true;
-        self
-    }
-    /// Sets the key serde.
-    pub fn with_key_serde(mut self, serde: SerdeRef<K>) -> Self {
-        self.key_serde = Some(serde);
-        self
-    }
-    /// Sets this side's value serde.
-    pub fn with_value_serde(mut self, serde: SerdeRef<V>) -> Self {
-        self.value_serde = Some(serde);
-        self
-    }
-    /// Sets the other side's value serde.
-    pub fn with_other_value_serde(mut self, serde: SerdeRef<VO>) -> Self {
-        self.other_value_serde = Some(serde);
         self
     }
 }
@@ -533,25 +457,9 @@ impl<K, V, VT> Default for Joined<K, V, VT> {
     }
 }
 
+join_options!(Joined<VT>, new: "No options.", value: "Sets the stream's value serde.", other: "Sets the table's value serde.");
+
 impl<K, V, VT> Joined<K, V, VT> {
-    /// Joins with these serdes.
-    pub fn with(
-        key_serde: SerdeRef<K>,
-        value_serde: SerdeRef<V>,
-        other_value_serde: SerdeRef<VT>,
-    ) -> Self {
-        Self {
-            key_serde: Some(key_serde),
-            value_serde: Some(value_serde),
-            other_value_serde: Some(other_value_serde),
-            name: None,
-            grace: None,
-        }
-    }
-    /// No options.
-    pub fn new() -> Self {
-        Self::default()
-    }
     /// Holds each stream record for `grace` of stream time, then joins it with the table
     /// version valid at its timestamp (KIP-923); the table must be versioned
     /// ([`Materialized::as_versioned`]). Records are emitted in timestamp order; a record
@@ -564,26 +472,6 @@ impl<K, V, VT> Joined<K, V, VT> {
     /// Names the join processor (and the stream side's repartition topic, if one is needed).
     pub fn as_(name: impl Into<String>) -> Self {
         Self::default().with_name(name)
-    }
-    /// See [`as_`](Self::as_).
-    pub fn with_name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
-    /// Sets the key serde.
-    pub fn with_key_serde(mut self, serde: SerdeRef<K>) -> Self {
-        self.key_serde = Some(serde);
-        self
-    }
-    /// Sets the stream's value serde.
-    pub fn with_value_serde(mut self, serde: SerdeRef<V>) -> Self {
-        self.value_serde = Some(serde);
-        self
-    }
-    /// Sets the table's value serde.
-    pub fn with_other_value_serde(mut self, serde: SerdeRef<VT>) -> Self {
-        self.other_value_serde = Some(serde);
-        self
     }
 }
 
