@@ -83,3 +83,50 @@ where
         factory,
     }
 }
+
+/// The struct, `Debug` and setters that the window and session store builders share.
+macro_rules! segmented_store_builder {
+    ($(#[$meta:meta])* $builder:ident, $supplier:ident) => {
+        $(#[$meta])*
+        pub struct $builder<K, V> {
+            pub(super) supplier: $supplier,
+            pub(super) key_serde: SerdeRef<K>,
+            pub(super) value_serde: SerdeRef<V>,
+            pub(super) logging: bool,
+            pub(super) caching: bool,
+            /// DSL stores with the cache off still report each write as it happens (a cache
+            /// with no budget), so their operator forwards it.
+            pub(super) write_through: bool,
+        }
+
+        impl<K, V> std::fmt::Debug for $builder<K, V> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($builder))
+                    .field("name", &self.supplier.name())
+                    .finish()
+            }
+        }
+
+        impl<K, V> $builder<K, V> {
+            /// Logs changes to `<application.id>-<name>-changelog` (default) or not.
+            pub fn with_logging_enabled(mut self, enabled: bool) -> Self {
+                self.logging = enabled;
+                self
+            }
+
+            /// Puts a record cache in front of the store. Default: off.
+            pub fn with_caching_enabled(mut self, enabled: bool) -> Self {
+                self.caching = enabled;
+                self
+            }
+
+            /// Makes every write visible to the DSL operator that owns the store even with
+            /// the cache off (as a cache with no budget does).
+            pub(crate) fn forwarding_changes(mut self) -> Self {
+                self.write_through = true;
+                self
+            }
+        }
+    };
+}
+pub(super) use segmented_store_builder;

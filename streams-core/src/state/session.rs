@@ -12,7 +12,7 @@ use crate::config::{DslStore, StreamsConfig};
 use crate::error::Result;
 use crate::serde::SerdeRef;
 
-use super::layers::{Layers, windowed_store_spec};
+use super::layers::{Layers, segmented_store_builder, windowed_store_spec};
 use super::*;
 
 /// A typed view of a session store. Cheap to clone.
@@ -188,45 +188,9 @@ impl SessionSupplier {
     }
 }
 
-/// Describes a session store to add to a topology.
-pub struct SessionStoreBuilder<K, V> {
-    pub(super) supplier: SessionSupplier,
-    pub(super) key_serde: SerdeRef<K>,
-    pub(super) value_serde: SerdeRef<V>,
-    pub(super) logging: bool,
-    pub(super) caching: bool,
-    /// DSL stores with the cache off still report each write as it happens (a cache with
-    /// no budget), so their operator forwards it.
-    pub(super) write_through: bool,
-}
-
-impl<K, V> fmt::Debug for SessionStoreBuilder<K, V> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SessionStoreBuilder")
-            .field("name", &self.supplier.name())
-            .finish()
-    }
-}
-
-impl<K, V> SessionStoreBuilder<K, V> {
-    /// Logs changes to `<application.id>-<name>-changelog` (default) or not.
-    pub fn with_logging_enabled(mut self, enabled: bool) -> Self {
-        self.logging = enabled;
-        self
-    }
-
-    /// Puts a record cache in front of the store. Default: off.
-    pub fn with_caching_enabled(mut self, enabled: bool) -> Self {
-        self.caching = enabled;
-        self
-    }
-
-    /// Makes every write visible to the DSL operator that owns the store even with the
-    /// cache off (as a cache with no budget does).
-    pub(crate) fn forwarding_changes(mut self) -> Self {
-        self.write_through = true;
-        self
-    }
+segmented_store_builder! {
+    /// Describes a session store to add to a topology.
+    SessionStoreBuilder, SessionSupplier
 }
 
 impl<K: Send + 'static, V: Send + 'static> StoreBuilder for SessionStoreBuilder<K, V> {
