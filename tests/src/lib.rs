@@ -14,7 +14,7 @@ pub mod wordcount {
 
     use streams_core::partitioner::partition_for_key;
     use streams_core::prelude::*;
-    use streams_core::runtime::{Isolation, LogEngine, NewRecord};
+    use streams_core::runtime::{Isolation, LogEngine, NewRecord, TopicConfig};
 
     /// The input topic.
     pub const SENTENCES: &str = "sentences";
@@ -45,6 +45,19 @@ pub mod wordcount {
             .to(COUNTS);
         #[allow(clippy::unwrap_used)]
         builder.build().unwrap()
+    }
+
+    /// An engine in `dir/log` holding the input topic (empty, [`PARTITIONS`] partitions).
+    ///
+    /// # Panics
+    /// If the engine cannot be opened or the topic created (the test fails).
+    #[allow(clippy::unwrap_used)]
+    pub fn engine(dir: &std::path::Path) -> std::sync::Arc<LogEngine> {
+        let engine = std::sync::Arc::new(LogEngine::open(&dir.join("log")).unwrap());
+        engine
+            .create_topic(SENTENCES, TopicConfig::new(PARTITIONS))
+            .unwrap();
+        engine
     }
 
     /// Appends sentences `from..from + n` (three words each, keyed `line-<i>`, partitioned
@@ -110,6 +123,156 @@ pub mod wordcount {
             .into_iter()
             .filter_map(|(w, c)| Some((w, *c.last()?)))
             .collect()
+    }
+}
+
+/// The three kinds of join the join tests compare with their reference computation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinKind {
+    /// A result only where both sides have a value.
+    Inner,
+    /// A result for every left value, with or without a right one.
+    Left,
+    /// A result for a value on either side.
+    Outer,
+}
+
+/// Helpers for tests on the [`TopologyTestDriver`](streams_core::prelude::TopologyTestDriver).
+pub mod driver {
+    use streams_core::prelude::*;
+
+    /// Every record of `out` not read yet, as (key, value, timestamp).
+    ///
+    /// # Panics
+    /// If the output cannot be read (the test fails).
+    #[allow(clippy::unwrap_used)]
+    pub fn records<K: 'static, V: 'static>(out: &TestOutputTopic<K, V>) -> Vec<(K, V, i64)> {
+        out.read_records_to_list()
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.key, r.value, r.timestamp))
+            .collect()
+    }
+
+    /// Every (key, value) of the output topic `topic` not read yet.
+    ///
+    /// # Panics
+    /// If the output cannot be read (the test fails).
+    #[allow(clippy::unwrap_used)]
+    pub fn key_values<K: DefaultSerde + 'static, V: DefaultSerde + 'static>(
+        driver: &TopologyTestDriver,
+        topic: &str,
+    ) -> Vec<(K, V)> {
+        driver
+            .output_topic::<K, V>(topic)
+            .read_key_values_to_list()
+            .unwrap()
+    }
+
+    /// Starts a driver on `topology` with `config`, pipes the value "x" into "in" for each
+    /// (key, timestamp) of `records`, in order, and returns the (key, count) written to
+    /// "out" with the driver.
+    ///
+    /// # Panics
+    /// If the driver cannot be built, or a record cannot be piped or read (the test fails).
+    #[allow(clippy::unwrap_used)]
+    pub fn count_keys_at(
+        topology: Topology,
+        config: StreamsConfig,
+        records: &[(&str, i64)],
+    ) -> (Vec<(String, i64)>, TopologyTestDriver) {
+        let driver = TopologyTestDriver::new(topology, config).unwrap();
+        let input = driver.input_topic::<String, String>("in");
+        for (k, ts) in records {
+            input
+                .pipe_input_at(k.to_string(), "x".to_string(), *ts)
+                .unwrap();
+        }
+        let out = key_values::<String, i64>(&driver, "out");
+        (out, driver)
+    }
+
+    /// Adds an in-memory key-value store `name` with the default serdes of `K` and `V`.
+    pub fn add_in_memory_store<
+        K: DefaultSerde + Send + 'static,
+        V: DefaultSerde + Send + 'static,
+    >(
+        builder: &StreamsBuilder,
+        name: &str,
+    ) {
+        builder.add_state_store(Stores::key_value_store_builder(
+            Stores::in_memory_key_value_store(name),
+            default_serde::<K>(),
+            default_serde::<V>(),
+        ));
+    }
+
+    /// Builds `builder`'s topology, checks that it has `subtopologies` sub-topologies, and
+    /// starts a driver on it with `config`, each (topic, n) of `partitions` given n
+    /// partitions.
+    ///
+    /// # Panics
+    /// If the topology or the driver cannot be built, or the count differs (the test fails).
+    #[allow(clippy::unwrap_used)]
+    pub fn partitioned(
+        builder: StreamsBuilder,
+        config: StreamsConfig,
+        subtopologies: usize,
+        partitions: &[(&str, u32)],
+    ) -> TopologyTestDriver {
+        let topology = builder.build().unwrap();
+        assert_eq!(topology.describe().subtopologies.len(), subtopologies);
+        let mut driver = TopologyTestDriver::builder(topology, config);
+        for (topic, n) in partitions {
+            driver = driver.partitions(topic, *n);
+        }
+        driver.build().unwrap()
+    }
+}
+
+/// Tests that run part of themselves in a child process: the same test binary, running one
+/// test alone, told where to work by an environment variable.
+pub mod child {
+    use std::io::{BufRead, BufReader};
+    use std::path::Path;
+    use std::process::{Child, ChildStdout, Command, Stdio};
+
+    /// Starts this test binary running only the test `test`, with `env` set to `dir`; returns
+    /// the child and its standard output (its standard error is discarded).
+    ///
+    /// # Panics
+    /// If the child cannot be started (the test fails).
+    #[allow(clippy::unwrap_used)]
+    pub fn spawn(test: &str, env: &str, dir: &Path) -> (Child, BufReader<ChildStdout>) {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", test, "--nocapture", "--test-threads=1"])
+            .env(env, dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        (child, out)
+    }
+
+    /// Reads the child's output until a line containing `what`; returns the lines read,
+    /// trimmed.
+    ///
+    /// # Panics
+    /// If the output ends first (the child exited), naming `what` and the lines read.
+    #[allow(clippy::unwrap_used)]
+    pub fn wait_for(out: &mut BufReader<ChildStdout>, what: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut line = String::new();
+        while !line.contains(what) {
+            line.clear();
+            assert!(
+                out.read_line(&mut line).unwrap() > 0,
+                "child exited before `{what}`: {lines:?}"
+            );
+            lines.push(line.trim().to_string());
+        }
+        lines
     }
 }
 

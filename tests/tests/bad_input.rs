@@ -8,6 +8,7 @@ use streams_core::partitioner::partition_for_key;
 use streams_core::prelude::*;
 use streams_core::serde::SerdeError;
 use streams_core::time::FnExtractor;
+use streams_tests::driver;
 
 const APP: &str = "bad";
 
@@ -473,13 +474,7 @@ fn event_time_extractor_takes_record_timestamps_from_the_value() {
         pages,
         vec![(s("/a"), 5_000), (s("/b"), 3_000), (s("/c"), 8_000)]
     );
-    let counts: Vec<(String, Option<i64>, i64)> = driver
-        .output_topic::<String, Option<i64>>("counts")
-        .read_records_to_list()
-        .unwrap()
-        .into_iter()
-        .map(|r| (r.key, r.value, r.timestamp))
-        .collect();
+    let counts = driver::records(&driver.output_topic::<String, Option<i64>>("counts"));
     assert_eq!(
         counts,
         vec![

@@ -8,6 +8,7 @@ use streams_core::partitioner::partition_for_key;
 use streams_core::prelude::*;
 use streams_core::record::TaskId;
 use streams_core::topology::NodeType;
+use streams_tests::driver;
 
 const APP: &str = "wc";
 
@@ -573,9 +574,7 @@ fn a_task_processes_the_records_of_its_input_partitions_in_timestamp_order() {
             .with_value_serde(default_serde()),
     );
     a.merge(&b).to("out");
-    let topology = builder.build().unwrap();
-    assert_eq!(topology.describe().subtopologies.len(), 2);
-    let driver = TopologyTestDriver::new(topology, StreamsConfig::new(APP)).unwrap();
+    let driver = driver::partitioned(builder, StreamsConfig::new(APP), 2, &[]);
     // One batch: the downstream task then holds ra = [a1@5, a2@3] and rb = [b1@1, b2@4],
     // and always takes the head with the smallest timestamp (order within a partition kept).
     driver
@@ -607,23 +606,19 @@ fn a_topic_written_and_read_by_the_same_topology_links_two_subtopologies() {
         .stream::<String, String>("clean")
         .filter(|_, v| !v.is_empty())
         .to("final");
-    let topology = builder.build().unwrap();
-    assert_eq!(topology.describe().subtopologies.len(), 2);
-    let driver = TopologyTestDriver::builder(topology, StreamsConfig::new(APP))
-        .partitions("raw", 2)
-        .partitions("clean", 3)
-        .build()
-        .unwrap();
+    let driver = driver::partitioned(
+        builder,
+        StreamsConfig::new(APP),
+        2,
+        &[("raw", 2), ("clean", 3)],
+    );
     assert_eq!(driver.task_ids().len(), 2 + 3);
     let input = driver.input_topic::<String, String>("raw");
     input.pipe_input(s("a"), s("  x ")).unwrap();
     input.pipe_input(s("b"), s("   ")).unwrap();
     input.pipe_input(s("c"), s("y")).unwrap();
     assert_eq!(
-        driver
-            .output_topic::<String, String>("final")
-            .read_key_values_to_list()
-            .unwrap(),
+        driver::key_values::<String, String>(&driver, "final"),
         vec![(s("a"), s("x")), (s("c"), s("y"))]
     );
 }
@@ -647,11 +642,7 @@ impl Processor<String, i64, String, i64> for Accumulate {
 #[test]
 fn processors_sharing_a_store_are_in_one_subtopology_and_see_the_same_data() {
     let builder = StreamsBuilder::new();
-    builder.add_state_store(Stores::key_value_store_builder(
-        Stores::in_memory_key_value_store("totals"),
-        default_serde::<String>(),
-        default_serde::<i64>(),
-    ));
+    driver::add_in_memory_store::<String, i64>(&builder, "totals");
     builder
         .stream::<String, i64>("deposits")
         .process(|| Accumulate, Named::as_("deposit"), &["totals"])
@@ -678,10 +669,7 @@ fn processors_sharing_a_store_are_in_one_subtopology_and_see_the_same_data() {
     deposits.pipe_input(s("acct-1"), 5).unwrap();
     withdrawals.pipe_input(s("acct-2"), 50).unwrap();
     assert_eq!(
-        driver
-            .output_topic::<String, i64>("balances")
-            .read_key_values_to_list()
-            .unwrap(),
+        driver::key_values::<String, i64>(&driver, "balances"),
         vec![
             (s("acct-1"), 100),
             (s("acct-2"), 50),

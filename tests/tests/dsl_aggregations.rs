@@ -4,6 +4,7 @@
 
 use streams_core::partitioner::partition_for_key;
 use streams_core::prelude::*;
+use streams_tests::driver;
 
 const APP: &str = "aggs";
 
@@ -257,12 +258,7 @@ fn group_by_key_after_a_key_change_repartitions_so_each_key_lives_in_one_task() 
         .reduce_with(|a, b| a + b, Materialized::as_("sums"))
         .to_stream()
         .to("out");
-    let topology = builder.build().unwrap();
-    assert_eq!(topology.describe().subtopologies.len(), 2);
-    let driver = TopologyTestDriver::builder(topology, StreamsConfig::new(APP))
-        .partitions("in", 4)
-        .build()
-        .unwrap();
+    let driver = driver::partitioned(builder, StreamsConfig::new(APP), 2, &[("in", 4)]);
     let input = driver.input_topic::<String, String>("in");
     // 30 records, keys spread over the input partitions, 3 distinct new keys.
     input

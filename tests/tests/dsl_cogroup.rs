@@ -21,6 +21,7 @@ use streams_core::partitioner::partition_for_key;
 use streams_core::prelude::*;
 use streams_core::topology::NodeType;
 use streams_core::window::{SessionWindows, SlidingWindows, TimeWindows};
+use streams_tests::driver;
 
 const APP: &str = "app";
 
@@ -48,15 +49,6 @@ fn driver(
         b = b.partitions(t, partitions);
     }
     b.build().unwrap()
-}
-
-/// (key, value, timestamp) of every remaining record.
-fn read_all<K: 'static, V: 'static>(out: &TestOutputTopic<K, V>) -> Vec<(K, V, i64)> {
-    out.read_records_to_list()
-        .unwrap()
-        .into_iter()
-        .map(|r| (r.key, r.value, r.timestamp))
-        .collect()
 }
 
 /// The (value, timestamp) sequence of each key, in order (records of one key share a
@@ -214,7 +206,7 @@ fn two_inputs_of_different_value_types_fold_into_one_store() {
             check_updates(
                 &label,
                 cache,
-                by_key(read_all(&out)),
+                by_key(driver::records(&out)),
                 by_key(reference.updates.clone()),
             );
             assert_eq!(
@@ -280,7 +272,7 @@ fn three_inputs_of_three_value_types() {
             check_updates(
                 &label,
                 cache,
-                by_key(read_all(&out)),
+                by_key(driver::records(&out)),
                 by_key(reference.updates.clone()),
             );
         }
@@ -341,7 +333,9 @@ fn batches_are_coalesced_by_the_cache_and_end_at_the_reference() {
                     .pipe_records(sub_batch)
                     .unwrap();
             }
-            let got = by_key(read_all(&driver.output_topic::<String, Option<i64>>("out")));
+            let got = by_key(driver::records(
+                &driver.output_topic::<String, Option<i64>>("out"),
+            ));
             let emitted: usize = got.values().map(Vec::len).sum();
             if cache {
                 // At most one update per key and batch (12 batches, 4 keys).
@@ -415,7 +409,9 @@ fn a_rekeyed_input_goes_through_its_own_repartition_topic() {
             check_updates(
                 &label,
                 cache,
-                by_key(read_all(&driver.output_topic::<String, Option<i64>>("out"))),
+                by_key(driver::records(
+                    &driver.output_topic::<String, Option<i64>>("out"),
+                )),
                 by_key(reference.updates.clone()),
             );
             assert_eq!(
@@ -478,7 +474,9 @@ fn a_named_grouping_names_the_repartition_topic_and_both_inputs_may_be_rekeyed()
         }
     }
     assert_eq!(
-        by_key(read_all(&driver.output_topic::<String, Option<i64>>("out"))),
+        by_key(driver::records(
+            &driver.output_topic::<String, Option<i64>>("out")
+        )),
         by_key(reference.updates)
     );
 }
@@ -738,7 +736,9 @@ fn time_windowed_cogroup_with_grace_drops_late_records() {
             check_updates(
                 &label,
                 cache,
-                by_key(read_all(&driver.output_topic::<String, Option<i64>>("out"))),
+                by_key(driver::records(
+                    &driver.output_topic::<String, Option<i64>>("out"),
+                )),
                 by_key(reference.updates.clone()),
             );
             assert_eq!(
@@ -786,7 +786,7 @@ fn a_late_record_is_dropped_for_its_closed_window_only() {
         a_in.pipe_input_at(s("k"), s("z"), 9_500).unwrap();
         // ... but one for the open window is still taken.
         b_in.pipe_input_at(s("k"), 3, 10_000).unwrap();
-        let out = read_all(&driver.output_topic::<String, Option<String>>("out"));
+        let out = driver::records(&driver.output_topic::<String, Option<String>>("out"));
         assert_eq!(
             out,
             vec![
@@ -924,7 +924,7 @@ fn session_windowed_cogroup_ends_with_the_sessions_of_the_definition() {
                 .unwrap();
             // The final output of each session (its last update) must be the store's.
             let mut last: BTreeMap<String, Option<i64>> = BTreeMap::new();
-            for (k, v, _) in read_all(&driver.output_topic::<String, Option<i64>>("out")) {
+            for (k, v, _) in driver::records(&driver.output_topic::<String, Option<i64>>("out")) {
                 last.insert(k, v);
             }
             for (key, mut recs) in records {
@@ -999,25 +999,93 @@ fn expect<V: PartialEq + std::fmt::Debug>(
     assert_eq!(out, want, "{label}");
 }
 
+/// Pipes `value` into `topic` once for each (key, timestamp) of `records`, in order.
+fn pipe<V: DefaultSerde + Clone + 'static>(
+    driver: &TopologyTestDriver,
+    topic: &str,
+    value: V,
+    records: &[(&str, i64)],
+) {
+    let input = driver.input_topic::<String, V>(topic);
+    for (k, ts) in records {
+        input.pipe_input_at(s(k), value.clone(), *ts).unwrap();
+    }
+}
+
+/// Pipes the (key, value, timestamp) `records` into `topic`, in order.
+fn pipe_kv(driver: &TopologyTestDriver, topic: &str, records: &[(&str, &str, i64)]) {
+    let input = driver.input_topic::<String, String>(topic);
+    for (k, v, ts) in records {
+        input.pipe_input_at(s(k), s(v), *ts).unwrap();
+    }
+}
+
+/// Everything in Kafka's "output" topic.
+fn output<V: DefaultSerde + 'static>(driver: &TopologyTestDriver) -> Vec<(String, Option<V>, i64)> {
+    driver::records(&driver.output_topic::<String, Option<V>>("output"))
+}
+
+/// Kafka's usual setup: "one" cogrouped with `first`, "two" with `second`.
+fn one_and_two<V: Data>(
+    builder: &StreamsBuilder,
+    first: impl Fn(&String, String, V) -> V + Send + Sync + 'static,
+    second: impl Fn(&String, String, V) -> V + Send + Sync + 'static,
+) -> CogroupedKStream<String, V> {
+    let g1 = builder.stream::<String, String>("one").group_by_key();
+    let g2 = builder.stream::<String, String>("two").group_by_key();
+    g1.cogroup(first).cogroup(&g2, second)
+}
+
+/// Runs Kafka's cogroup scenario in each of [`configs`]: `build` writes its topology to
+/// "output", the `topics` get one partition each, `pipe_inputs` pipes the input; returns
+/// each run's label and driver.
+fn kafka_runs(
+    build: impl Fn(&StreamsBuilder),
+    topics: &[&str],
+    pipe_inputs: impl Fn(&TopologyTestDriver),
+) -> Vec<(&'static str, TopologyTestDriver)> {
+    configs()
+        .into_iter()
+        .map(|(label, config)| {
+            let builder = StreamsBuilder::new();
+            build(&builder);
+            let driver = driver(builder.build().unwrap(), config, topics, 1);
+            pipe_inputs(&driver);
+            (label, driver)
+        })
+        .collect()
+}
+
 #[test]
 fn kafka_should_cogroup_and_aggregate_single_kstreams() {
-    for (label, config) in configs() {
-        let builder = StreamsBuilder::new();
-        builder
-            .stream::<String, String>("one")
-            .group_by_key()
-            .cogroup(concat)
-            .aggregate(String::new)
-            .to_stream()
-            .to("output");
-        let driver = driver(builder.build().unwrap(), config, &["one"], 1);
-        let one = driver.input_topic::<String, String>("one");
-        for (k, v) in [("k1", "A"), ("k2", "B"), ("k2", "B"), ("k1", "A")] {
-            one.pipe_input_at(s(k), s(v), 0).unwrap();
-        }
+    let runs = kafka_runs(
+        |builder| {
+            builder
+                .stream::<String, String>("one")
+                .group_by_key()
+                .cogroup(concat)
+                .aggregate(String::new)
+                .to_stream()
+                .to("output");
+        },
+        &["one"],
+        |driver| {
+            pipe_kv(
+                driver,
+                "one",
+                &[
+                    ("k1", "A", 0),
+                    ("k2", "B", 0),
+                    ("k2", "B", 0),
+                    ("k1", "A", 0),
+                ],
+            )
+        },
+    );
+    for (label, driver) in runs {
         expect(
             label,
-            read_all(&driver.output_topic::<String, Option<String>>("output")),
+            output(&driver),
             vec![
                 ("k1", s("A"), 0),
                 ("k2", s("B"), 0),
@@ -1028,29 +1096,30 @@ fn kafka_should_cogroup_and_aggregate_single_kstreams() {
     }
 }
 
+/// Kafka's two-stream concatenation: "one" and "two" cogrouped with `concat` into "output".
+fn concat_one_and_two(builder: &StreamsBuilder) {
+    one_and_two(builder, concat, concat)
+        .aggregate(String::new)
+        .to_stream()
+        .to("output");
+}
+
 #[test]
 fn kafka_should_cogroup_and_aggregate_two_kstreams_with_distinct_keys() {
-    for (label, config) in configs() {
-        let builder = StreamsBuilder::new();
-        let g1 = builder.stream::<String, String>("one").group_by_key();
-        let g2 = builder.stream::<String, String>("two").group_by_key();
-        g1.cogroup(concat)
-            .cogroup(&g2, concat)
-            .aggregate(String::new)
-            .to_stream()
-            .to("output");
-        let driver = driver(builder.build().unwrap(), config, &["one", "two"], 1);
-        let one = driver.input_topic::<String, String>("one");
-        let two = driver.input_topic::<String, String>("two");
-        for ts in [0, 1, 10, 100] {
-            one.pipe_input_at(s("k1"), s("A"), ts).unwrap();
-        }
-        for ts in [100, 200, 1, 500, 500, 100] {
-            two.pipe_input_at(s("k2"), s("B"), ts).unwrap();
-        }
+    let runs = kafka_runs(concat_one_and_two, &["one", "two"], |driver| {
+        pipe(
+            driver,
+            "one",
+            s("A"),
+            &[("k1", 0), ("k1", 1), ("k1", 10), ("k1", 100)],
+        );
+        let b = [100, 200, 1, 500, 500, 100].map(|ts| ("k2", ts));
+        pipe(driver, "two", s("B"), &b);
+    });
+    for (label, driver) in runs {
         expect(
             label,
-            read_all(&driver.output_topic::<String, Option<String>>("output")),
+            output(&driver),
             vec![
                 ("k1", s("A"), 0),
                 ("k1", s("AA"), 1),
@@ -1067,40 +1136,42 @@ fn kafka_should_cogroup_and_aggregate_two_kstreams_with_distinct_keys() {
     }
 }
 
+/// Kafka's input of "one" in the shared-key scenarios: `value` for k1, k2, k1, k2 at 0, 1,
+/// 10, 100.
+fn pipe_one(driver: &TopologyTestDriver, value: &str) {
+    pipe(
+        driver,
+        "one",
+        s(value),
+        &[("k1", 0), ("k2", 1), ("k1", 10), ("k2", 100)],
+    );
+}
+
 #[test]
 fn kafka_should_cogroup_and_aggregate_two_kstreams_with_shared_keys() {
-    for (label, config) in configs() {
-        let builder = StreamsBuilder::new();
-        let g1 = builder.stream::<String, String>("one").group_by_key();
-        let g2 = builder.stream::<String, String>("two").group_by_key();
-        g1.cogroup(concat)
-            .cogroup(&g2, concat)
-            .aggregate(String::new)
-            .to_stream()
-            .to("output");
-        let driver = driver(builder.build().unwrap(), config, &["one", "two"], 1);
-        let one = driver.input_topic::<String, String>("one");
-        let two = driver.input_topic::<String, String>("two");
-        for (k, ts) in [("k1", 0), ("k2", 1), ("k1", 10), ("k2", 100)] {
-            one.pipe_input_at(s(k), s("A"), ts).unwrap();
-        }
-        for (k, ts) in [
-            ("k2", 100),
-            ("k2", 200),
-            ("k1", 1),
-            ("k2", 500),
-            ("k1", 500),
-            ("k2", 500),
-            ("k3", 500),
-            ("k2", 100),
-        ] {
-            two.pipe_input_at(s(k), s("B"), ts).unwrap();
-        }
-        let out = read_all(&driver.output_topic::<String, Option<String>>("output"));
+    let runs = kafka_runs(concat_one_and_two, &["one", "two"], |driver| {
+        pipe_one(driver, "A");
+        pipe(
+            driver,
+            "two",
+            s("B"),
+            &[
+                ("k2", 100),
+                ("k2", 200),
+                ("k1", 1),
+                ("k2", 500),
+                ("k1", 500),
+                ("k2", 500),
+                ("k3", 500),
+                ("k2", 100),
+            ],
+        );
+    });
+    for (label, driver) in runs {
         // Kafka asserts the first ten records.
         expect(
             label,
-            out[..10].to_vec(),
+            output(&driver)[..10].to_vec(),
             vec![
                 ("k1", s("A"), 0),
                 ("k2", s("A"), 1),
@@ -1120,8 +1191,7 @@ fn kafka_should_cogroup_and_aggregate_two_kstreams_with_shared_keys() {
 #[test]
 fn kafka_should_allow_different_output_type_and_input_types_in_cogroup() {
     // shouldAllowDifferentOutputTypeInCoGroup and shouldCoGroupStreamsWithDifferentInputTypes.
-    for (label, config) in configs() {
-        let builder = StreamsBuilder::new();
+    let build = |builder: &StreamsBuilder| {
         let g1 = builder.stream::<String, String>("one").group_by_key();
         let g2 = builder.stream::<String, i32>("two").group_by_key();
         g1.cogroup(parse_sum)
@@ -1133,12 +1203,10 @@ fn kafka_should_allow_different_output_type_and_input_types_in_cogroup() {
             )
             .to_stream()
             .to("output");
-        let driver = driver(builder.build().unwrap(), config, &["one", "two"], 1);
-        let one = driver.input_topic::<String, String>("one");
+    };
+    let runs = kafka_runs(build, &["one", "two"], |driver| {
+        pipe_one(driver, "1");
         let two = driver.input_topic::<String, i32>("two");
-        for (k, ts) in [("k1", 0), ("k2", 1), ("k1", 10), ("k2", 100)] {
-            one.pipe_input_at(s(k), s("1"), ts).unwrap();
-        }
         for (k, v, ts) in [
             ("k2", 2, 100),
             ("k2", 2, 200),
@@ -1151,10 +1219,11 @@ fn kafka_should_allow_different_output_type_and_input_types_in_cogroup() {
         ] {
             two.pipe_input_at(s(k), v, ts).unwrap();
         }
-        let out = read_all(&driver.output_topic::<String, Option<i32>>("output"));
+    });
+    for (label, driver) in runs {
         expect(
             label,
-            out[..11].to_vec(),
+            output::<i32>(&driver)[..11].to_vec(),
             vec![
                 ("k1", 1, 0),
                 ("k2", 1, 1),
@@ -1174,12 +1243,8 @@ fn kafka_should_allow_different_output_type_and_input_types_in_cogroup() {
 
 #[test]
 fn kafka_cogroup_key_mixed_aggregators() {
-    for (label, config) in configs() {
-        let builder = StreamsBuilder::new();
-        let g1 = builder.stream::<String, String>("one").group_by_key();
-        let g2 = builder.stream::<String, String>("two").group_by_key();
-        g1.cogroup(remover)
-            .cogroup(&g2, adder)
+    let build = |builder: &StreamsBuilder| {
+        one_and_two(builder, remover, adder)
             .aggregate_with(
                 || s("0"),
                 Named::none(),
@@ -1187,18 +1252,20 @@ fn kafka_cogroup_key_mixed_aggregators() {
             )
             .to_stream()
             .to("output");
-        let driver = driver(builder.build().unwrap(), config, &["one", "two"], 1);
-        let one = driver.input_topic::<String, String>("one");
-        let two = driver.input_topic::<String, String>("two");
-        for (k, ts) in [("k1", 0), ("k2", 1), ("k1", 10), ("k2", 100)] {
-            one.pipe_input_at(s(k), s("1"), ts).unwrap();
-        }
-        for (k, ts) in [("k1", 500), ("k2", 500), ("k1", 500), ("k2", 100)] {
-            two.pipe_input_at(s(k), s("2"), ts).unwrap();
-        }
+    };
+    let runs = kafka_runs(build, &["one", "two"], |driver| {
+        pipe_one(driver, "1");
+        pipe(
+            driver,
+            "two",
+            s("2"),
+            &[("k1", 500), ("k2", 500), ("k1", 500), ("k2", 100)],
+        );
+    });
+    for (label, driver) in runs {
         expect(
             label,
-            read_all(&driver.output_topic::<String, Option<String>>("output")),
+            output(&driver),
             vec![
                 ("k1", s("0-1"), 0),
                 ("k2", s("0-1"), 1),
@@ -1215,39 +1282,33 @@ fn kafka_cogroup_key_mixed_aggregators() {
 
 #[test]
 fn kafka_cogroup_with_three_grouped_streams() {
-    for (label, config) in configs() {
-        let builder = StreamsBuilder::new();
-        let g1 = builder.stream::<String, String>("one").group_by_key();
-        let g2 = builder.stream::<String, String>("two").group_by_key();
+    let build = |builder: &StreamsBuilder| {
         let g3 = builder.stream::<String, String>("three").group_by_key();
-        g1.cogroup(concat)
-            .cogroup(&g2, concat)
+        one_and_two(builder, concat, concat)
             .cogroup(&g3, concat)
             .aggregate(String::new)
             .to_stream()
             .to("output");
-        let driver = driver(
-            builder.build().unwrap(),
-            config,
-            &["one", "two", "three"],
-            1,
+    };
+    let runs = kafka_runs(build, &["one", "two", "three"], |driver| {
+        pipe_one(driver, "A");
+        pipe(
+            driver,
+            "two",
+            s("B"),
+            &[("k2", 100), ("k2", 200), ("k1", 1), ("k2", 500)],
         );
-        let one = driver.input_topic::<String, String>("one");
-        let two = driver.input_topic::<String, String>("two");
-        let three = driver.input_topic::<String, String>("three");
-        for (k, ts) in [("k1", 0), ("k2", 1), ("k1", 10), ("k2", 100)] {
-            one.pipe_input_at(s(k), s("A"), ts).unwrap();
-        }
-        for (k, ts) in [("k2", 100), ("k2", 200), ("k1", 1), ("k2", 500)] {
-            two.pipe_input_at(s(k), s("B"), ts).unwrap();
-        }
-        for (k, ts) in [("k1", 500), ("k2", 500), ("k3", 500), ("k2", 100)] {
-            three.pipe_input_at(s(k), s("B"), ts).unwrap();
-        }
-        let out = read_all(&driver.output_topic::<String, Option<String>>("output"));
+        pipe(
+            driver,
+            "three",
+            s("B"),
+            &[("k1", 500), ("k2", 500), ("k3", 500), ("k2", 100)],
+        );
+    });
+    for (label, driver) in runs {
         expect(
             label,
-            out[..11].to_vec(),
+            output(&driver)[..11].to_vec(),
             vec![
                 ("k1", s("A"), 0),
                 ("k2", s("A"), 1),
@@ -1269,9 +1330,7 @@ fn kafka_cogroup_with_three_grouped_streams() {
 fn kafka_cogroup_with_ktable_ktable_inner_join() {
     for (label, config) in configs() {
         let builder = StreamsBuilder::new();
-        let g1 = builder.stream::<String, String>("one").group_by_key();
-        let g2 = builder.stream::<String, String>("two").group_by_key();
-        let table1 = g1.cogroup(concat).cogroup(&g2, concat).aggregate_with(
+        let table1 = one_and_two(&builder, concat, concat).aggregate_with(
             String::new,
             Named::as_("name"),
             Materialized::as_("store").with_value_serde(default_serde()),
@@ -1287,22 +1346,14 @@ fn kafka_cogroup_with_ktable_ktable_inner_join() {
             &["one", "two", "three"],
             1,
         );
-        driver
-            .input_topic::<String, String>("one")
-            .pipe_input_at(s("k1"), s("A"), 5)
-            .unwrap();
-        driver
-            .input_topic::<String, String>("two")
-            .pipe_input_at(s("k2"), s("B"), 6)
-            .unwrap();
+        pipe(&driver, "one", s("A"), &[("k1", 5)]);
+        pipe(&driver, "two", s("B"), &[("k2", 6)]);
         let out = driver.output_topic::<String, Option<String>>("output");
         assert!(out.is_empty(), "{label}");
-        let three = driver.input_topic::<String, String>("three");
-        three.pipe_input_at(s("k1"), s("C"), 0).unwrap();
-        three.pipe_input_at(s("k2"), s("D"), 10).unwrap();
+        pipe_kv(&driver, "three", &[("k1", "C", 0), ("k2", "D", 10)]);
         expect(
             label,
-            read_all(&out),
+            driver::records(&out),
             vec![("k1", s("A+C"), 5), ("k2", s("B+D"), 10)],
         );
     }
@@ -1311,10 +1362,7 @@ fn kafka_cogroup_with_ktable_ktable_inner_join() {
 #[test]
 fn kafka_should_name_processors_and_store_based_on_named_parameter() {
     let builder = StreamsBuilder::new();
-    let g1 = builder.stream::<String, String>("one").group_by_key();
-    let g2 = builder.stream::<String, String>("two").group_by_key();
-    g1.cogroup(concat)
-        .cogroup(&g2, concat)
+    one_and_two(&builder, concat, concat)
         .aggregate_with(
             String::new,
             Named::as_("test"),
@@ -1480,22 +1528,23 @@ fn kafka_time_window_aggregate_and_mix_aggregators() {
     for (label, config) in configs() {
         // timeWindowAggregateTestStreamsTest
         let driver = kafka_windowed(config.clone(), None);
-        let topic = driver.input_topic::<String, String>("topic");
-        for (k, v, ts) in [
-            ("k1", "A", 0),
-            ("k2", "A", 0),
-            ("k2", "A", 1),
-            ("k1", "A", 2),
-            ("k1", "B", 3),
-            ("k2", "B", 3),
-            ("k2", "B", 4),
-            ("k1", "B", 4),
-        ] {
-            topic.pipe_input_at(s(k), s(v), ts).unwrap();
-        }
+        pipe_kv(
+            &driver,
+            "topic",
+            &[
+                ("k1", "A", 0),
+                ("k2", "A", 0),
+                ("k2", "A", 1),
+                ("k1", "A", 2),
+                ("k1", "B", 3),
+                ("k2", "B", 3),
+                ("k2", "B", 4),
+                ("k1", "B", 4),
+            ],
+        );
         expect(
             label,
-            read_all(&driver.output_topic::<String, Option<String>>("output")),
+            output(&driver),
             vec![
                 ("k1", s("0+A"), 0),
                 ("k2", s("0+A"), 0),
@@ -1518,14 +1567,14 @@ fn kafka_time_window_aggregate_and_mix_aggregators() {
             (501, vec![("k2", s("0-B"), 501), ("k1", s("0-B"), 501)]),
         ] {
             let driver = kafka_windowed(config.clone(), None);
-            let topic = driver.input_topic::<String, String>("topic");
-            let topic2 = driver.input_topic::<String, String>("topic2");
-            for (k, ts) in [("k1", 0), ("k2", 0), ("k2", 1), ("k1", 2)] {
-                topic.pipe_input_at(s(k), s("A"), ts).unwrap();
-            }
-            for (k, ts) in [("k1", 3), ("k2", 3), ("k2", late_ts), ("k1", late_ts)] {
-                topic2.pipe_input_at(s(k), s("B"), ts).unwrap();
-            }
+            pipe(
+                &driver,
+                "topic",
+                s("A"),
+                &[("k1", 0), ("k2", 0), ("k2", 1), ("k1", 2)],
+            );
+            let late = [("k1", 3), ("k2", 3), ("k2", late_ts), ("k1", late_ts)];
+            pipe(&driver, "topic2", s("B"), &late);
             let mut want = vec![
                 ("k1", s("0+A"), 0),
                 ("k2", s("0+A"), 0),
@@ -1535,11 +1584,7 @@ fn kafka_time_window_aggregate_and_mix_aggregators() {
                 ("k2", s("0+A+A-B"), 3),
             ];
             want.extend(expected_tail);
-            expect(
-                label,
-                read_all(&driver.output_topic::<String, Option<String>>("output")),
-                want,
-            );
+            expect(label, output(&driver), want);
         }
     }
 }
@@ -1554,13 +1599,15 @@ fn kafka_time_window_aggregate_many_and_overlapping_windows() {
                 500,
             ))),
         );
-        let topic = driver.input_topic::<String, String>("topic");
-        for (k, ts) in [("k1", 0), ("k2", 499), ("k2", 500), ("k1", 500)] {
-            topic.pipe_input_at(s(k), s("A"), ts).unwrap();
-        }
+        pipe(
+            &driver,
+            "topic",
+            s("A"),
+            &[("k1", 0), ("k2", 499), ("k2", 500), ("k1", 500)],
+        );
         expect(
             label,
-            read_all(&driver.output_topic::<String, Option<String>>("output")),
+            output(&driver),
             vec![
                 ("k1", s("0+A"), 0),
                 ("k2", s("0+A"), 499),
@@ -1578,20 +1625,21 @@ fn kafka_time_window_aggregate_many_and_overlapping_windows() {
                     .advance_by(Duration::from_millis(200)),
             ),
         );
-        let topic = driver.input_topic::<String, String>("topic");
-        for (k, v, ts) in [
-            ("k1", "A", 0),
-            ("k2", "A", 0),
-            ("k1", "B", 250),
-            ("k2", "B", 250),
-            ("k2", "A", 500),
-            ("k1", "A", 500),
-        ] {
-            topic.pipe_input_at(s(k), s(v), ts).unwrap();
-        }
+        pipe_kv(
+            &driver,
+            "topic",
+            &[
+                ("k1", "A", 0),
+                ("k2", "A", 0),
+                ("k1", "B", 250),
+                ("k2", "B", 250),
+                ("k2", "A", 500),
+                ("k1", "A", 500),
+            ],
+        );
         expect(
             label,
-            read_all(&driver.output_topic::<String, Option<String>>("output")),
+            output(&driver),
             vec![
                 ("k1", s("0+A"), 0),
                 ("k2", s("0+A"), 0),

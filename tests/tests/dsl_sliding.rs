@@ -12,6 +12,7 @@ use streams_core::config::DslStore;
 use streams_core::dsl::EmitStrategy;
 use streams_core::prelude::*;
 use streams_core::window::SlidingWindows;
+use streams_tests::driver;
 
 fn s(x: &str) -> String {
     x.to_string()
@@ -45,16 +46,7 @@ fn run(
     store: DslStore,
     records: &[(&str, i64)],
 ) -> (Vec<(String, i64)>, TopologyTestDriver) {
-    let driver = TopologyTestDriver::new(counting(windows, emit), config(store)).unwrap();
-    let input = driver.input_topic::<String, String>("in");
-    for (k, ts) in records {
-        input.pipe_input_at(s(k), s("x"), *ts).unwrap();
-    }
-    let out = driver
-        .output_topic::<String, i64>("out")
-        .read_key_values_to_list()
-        .unwrap();
-    (out, driver)
+    driver::count_keys_at(counting(windows, emit), config(store), records)
 }
 
 fn no_grace(ms: u64) -> SlidingWindows {

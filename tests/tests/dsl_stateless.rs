@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use streams_core::partitioner::partition_for_key;
 use streams_core::prelude::*;
+use streams_tests::driver;
 
 const APP: &str = "stateless";
 
@@ -15,6 +16,21 @@ fn s(x: &str) -> String {
 
 fn driver(builder: StreamsBuilder) -> Result<TopologyTestDriver, StreamsError> {
     TopologyTestDriver::new(builder.build()?, StreamsConfig::new(APP))
+}
+
+/// Runs `builder`'s topology, pipes the (key, value) `inputs` into "in" in order, and
+/// returns every (key, value) written to "out". Panics (failing the test) on any error.
+#[allow(clippy::unwrap_used)]
+fn in_to_out<V: DefaultSerde + 'static>(
+    builder: StreamsBuilder,
+    inputs: &[(&str, &str)],
+) -> Vec<(String, V)> {
+    let driver = driver(builder).unwrap();
+    let input = driver.input_topic::<String, String>("in");
+    for (k, v) in inputs {
+        input.pipe_input(s(k), s(v)).unwrap();
+    }
+    driver::key_values(&driver, "out")
 }
 
 #[test]
@@ -101,15 +117,8 @@ fn map_replaces_key_and_value() {
         .stream::<String, String>("in")
         .map(|k, v| (v.to_uppercase(), k.len() as i64))
         .to("out");
-    let driver = driver(builder).unwrap();
-    let input = driver.input_topic::<String, String>("in");
-    input.pipe_input(s("abc"), s("eu")).unwrap();
-    input.pipe_input(s("a"), s("us")).unwrap();
     assert_eq!(
-        driver
-            .output_topic::<String, i64>("out")
-            .read_key_values_to_list()
-            .unwrap(),
+        in_to_out::<i64>(builder, &[("abc", "eu"), ("a", "us")]),
         vec![(s("EU"), 3), (s("US"), 1)]
     );
 }
@@ -121,15 +130,8 @@ fn map_values_keeps_the_key() {
         .stream::<String, String>("in")
         .map_values(|v| v.len() as i64 * 10)
         .to("out");
-    let driver = driver(builder).unwrap();
-    let input = driver.input_topic::<String, String>("in");
-    input.pipe_input(s("k1"), s("hello")).unwrap();
-    input.pipe_input(s("k2"), s("")).unwrap();
     assert_eq!(
-        driver
-            .output_topic::<String, i64>("out")
-            .read_key_values_to_list()
-            .unwrap(),
+        in_to_out::<i64>(builder, &[("k1", "hello"), ("k2", "")]),
         vec![(s("k1"), 50), (s("k2"), 0)]
     );
 }
@@ -172,16 +174,8 @@ fn flat_map_emits_zero_or_more_records_with_new_keys() {
                 .collect::<Vec<_>>()
         })
         .to("out");
-    let driver = driver(builder).unwrap();
-    let input = driver.input_topic::<String, String>("in");
-    input.pipe_input(s("k1"), s("a,b,c")).unwrap();
-    input.pipe_input(s("k2"), s("")).unwrap();
-    input.pipe_input(s("k3"), s("d")).unwrap();
     assert_eq!(
-        driver
-            .output_topic::<String, String>("out")
-            .read_key_values_to_list()
-            .unwrap(),
+        in_to_out::<String>(builder, &[("k1", "a,b,c"), ("k2", ""), ("k3", "d")]),
         vec![
             (s("a"), s("k1")),
             (s("b"), s("k1")),
@@ -198,16 +192,11 @@ fn flat_map_values_keeps_the_key_for_every_output() {
         .stream::<String, String>("in")
         .flat_map_values(|v| v.split_whitespace().map(String::from).collect::<Vec<_>>())
         .to("out");
-    let driver = driver(builder).unwrap();
-    let input = driver.input_topic::<String, String>("in");
-    input.pipe_input(s("s1"), s("the quick fox")).unwrap();
-    input.pipe_input(s("s2"), s("   ")).unwrap();
-    input.pipe_input(s("s3"), s("jumps")).unwrap();
     assert_eq!(
-        driver
-            .output_topic::<String, String>("out")
-            .read_key_values_to_list()
-            .unwrap(),
+        in_to_out::<String>(
+            builder,
+            &[("s1", "the quick fox"), ("s2", "   "), ("s3", "jumps")]
+        ),
         vec![
             (s("s1"), s("the")),
             (s("s1"), s("quick")),
@@ -224,15 +213,8 @@ fn select_key_sets_a_key_computed_from_key_and_value() {
         .stream::<String, String>("in")
         .select_key(|k, v| format!("{v}/{k}"))
         .to("out");
-    let driver = driver(builder).unwrap();
-    let input = driver.input_topic::<String, String>("in");
-    input.pipe_input(s("u1"), s("eu")).unwrap();
-    input.pipe_input(s("u2"), s("us")).unwrap();
     assert_eq!(
-        driver
-            .output_topic::<String, String>("out")
-            .read_key_values_to_list()
-            .unwrap(),
+        in_to_out::<String>(builder, &[("u1", "eu"), ("u2", "us")]),
         vec![(s("eu/u1"), s("eu")), (s("us/u2"), s("us"))]
     );
 }
@@ -257,10 +239,7 @@ fn peek_sees_every_record_and_passes_it_on_unchanged() {
         vec![(s("a"), 1), (s("b"), 2), (s("c"), 3)]
     );
     assert_eq!(
-        driver
-            .output_topic::<String, i64>("out")
-            .read_key_values_to_list()
-            .unwrap(),
+        driver::key_values::<String, i64>(&driver, "out"),
         vec![(s("b"), 2), (s("c"), 3)]
     );
 }
@@ -326,12 +305,7 @@ fn split_sends_a_record_to_the_first_matching_branch_only() {
     ] {
         input.pipe_input(s(k), v).unwrap();
     }
-    let read = |t: &str| {
-        driver
-            .output_topic::<String, i64>(t)
-            .read_key_values_to_list()
-            .unwrap()
-    };
+    let read = |t: &str| driver::key_values::<String, i64>(&driver, t);
     assert_eq!(read("big"), vec![(s("a"), 500), (s("d"), 101)]);
     assert_eq!(read("medium"), vec![(s("b"), 50), (s("e"), 11)]);
     assert_eq!(read("small"), vec![(s("c"), 5), (s("f"), 10)]);
@@ -444,10 +418,7 @@ fn merge_is_the_union_of_both_inputs() {
     ia.pipe_input(s("k3"), s("a2")).unwrap();
     ib.pipe_input(s("k4"), s("b2")).unwrap();
     assert_eq!(
-        driver
-            .output_topic::<String, String>("out")
-            .read_key_values_to_list()
-            .unwrap(),
+        driver::key_values::<String, String>(&driver, "out"),
         vec![
             (s("k1"), s("A1")),
             (s("k2"), s("B1")),
@@ -470,13 +441,7 @@ fn merge_with_a_rekeyed_stream_is_repartitioned_before_grouping() {
         .count_with(Materialized::as_("views"))
         .to_stream()
         .to("out");
-    let topology = builder.build().unwrap();
-    assert_eq!(topology.describe().subtopologies.len(), 2);
-    let driver = TopologyTestDriver::builder(topology, StreamsConfig::new(APP))
-        .partitions("a", 4)
-        .partitions("b", 4)
-        .build()
-        .unwrap();
+    let driver = driver::partitioned(builder, StreamsConfig::new(APP), 2, &[("a", 4), ("b", 4)]);
     let ia = driver.input_topic::<String, String>("a");
     let ib = driver.input_topic::<String, String>("b");
     for user in ["u1", "u2", "u3", "u4", "u5"] {
@@ -564,17 +529,11 @@ fn to_dynamic_chooses_a_topic_per_record() {
     input.pipe_input(s("bb"), s("us")).unwrap();
     input.pipe_input(s("c"), s("eu")).unwrap();
     assert_eq!(
-        driver
-            .output_topic::<String, String>("events-eu-1")
-            .read_key_values_to_list()
-            .unwrap(),
+        driver::key_values::<String, String>(&driver, "events-eu-1"),
         vec![(s("a"), s("eu")), (s("c"), s("eu"))]
     );
     assert_eq!(
-        driver
-            .output_topic::<String, String>("events-us-2")
-            .read_key_values_to_list()
-            .unwrap(),
+        driver::key_values::<String, String>(&driver, "events-us-2"),
         vec![(s("bb"), s("us"))]
     );
 }
@@ -767,12 +726,7 @@ fn a_record_fanned_out_to_several_children_reaches_each_of_them() {
     let driver = driver(builder).unwrap();
     let input = driver.input_topic::<String, i64>("in");
     input.pipe_key_values([(s("a"), 1), (s("b"), 2)]).unwrap();
-    let read = |t: &str| {
-        driver
-            .output_topic::<String, i64>(t)
-            .read_key_values_to_list()
-            .unwrap()
-    };
+    let read = |t: &str| driver::key_values::<String, i64>(&driver, t);
     assert_eq!(read("plus"), vec![(s("a"), 2), (s("b"), 3)]);
     assert_eq!(read("times"), vec![(s("a"), 10), (s("b"), 20)]);
     assert_eq!(read("big"), vec![(s("b"), 2)]);

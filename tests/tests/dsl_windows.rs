@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use streams_core::prelude::*;
 use streams_core::window::{TimeWindowedSerde, TimeWindows};
+use streams_tests::driver;
 
 fn s(x: &str) -> String {
     x.to_string()
@@ -32,26 +33,9 @@ fn counting(windows: TimeWindows) -> Topology {
     builder.build().unwrap()
 }
 
-fn run(
-    topology: Topology,
-    config: StreamsConfig,
-    records: &[(&str, i64)],
-) -> (Vec<(String, i64)>, TopologyTestDriver) {
-    let driver = TopologyTestDriver::new(topology, config).unwrap();
-    let input = driver.input_topic::<String, String>("in");
-    for (k, ts) in records {
-        input.pipe_input_at(s(k), s("x"), *ts).unwrap();
-    }
-    let out = driver
-        .output_topic::<String, i64>("out")
-        .read_key_values_to_list()
-        .unwrap();
-    (out, driver)
-}
-
 #[test]
 fn tumbling_windows_are_aligned_to_the_epoch_and_end_exclusive() {
-    let (out, _) = run(
+    let (out, _) = driver::count_keys_at(
         counting(TimeWindows::of_size_with_no_grace(secs(10))),
         StreamsConfig::new("w"),
         &[("a", 0), ("a", 9_999), ("a", 10_000), ("b", 15_000)],
@@ -70,7 +54,7 @@ fn tumbling_windows_are_aligned_to_the_epoch_and_end_exclusive() {
 #[test]
 fn hopping_windows_fan_a_record_out_to_every_window_containing_it() {
     let windows = TimeWindows::of_size_with_no_grace(secs(10)).advance_by(secs(5));
-    let (out, _) = run(
+    let (out, _) = driver::count_keys_at(
         counting(windows),
         StreamsConfig::new("w"),
         &[("a", 7_000), ("a", 12_000)],
@@ -90,7 +74,7 @@ fn hopping_windows_fan_a_record_out_to_every_window_containing_it() {
 fn late_records_for_closed_windows_are_dropped_and_counted() {
     // Size 10 s, grace 2 s: [0, 10) closes when stream time reaches 12 s.
     let windows = TimeWindows::of_size_and_grace(secs(10), secs(2));
-    let (out, driver) = run(
+    let (out, driver) = driver::count_keys_at(
         counting(windows),
         StreamsConfig::new("w"),
         &[
@@ -175,10 +159,7 @@ fn aggregate_into_another_type_per_window() {
         input.pipe_input_at(s("k"), s(v), ts).unwrap();
     }
     assert_eq!(
-        driver
-            .output_topic::<String, String>("out")
-            .read_key_values_to_list()
-            .unwrap(),
+        driver::key_values::<String, String>(&driver, "out"),
         vec![
             (s("[k@0/10000]"), s("a")),
             (s("[k@0/10000]"), s("ab")),
@@ -218,10 +199,7 @@ fn rocksdb_window_counts_survive_a_restart_mid_window() {
     for ts in [3_000, 62_000] {
         input.pipe_input_at(s("u"), s("x"), ts).unwrap();
     }
-    let out = driver
-        .output_topic::<String, i64>("out")
-        .read_key_values_to_list()
-        .unwrap();
+    let out = driver::key_values::<String, i64>(&driver, "out");
     assert_eq!(out, vec![(s("[u@0/60000]"), 3), (s("[u@60000/120000]"), 2)]);
     let store = driver.window_store::<String, i64>("counts").unwrap();
     assert_eq!(
@@ -247,7 +225,7 @@ fn session_counting(windows: streams_core::window::SessionWindows) -> Topology {
 fn a_record_bridging_two_sessions_merges_them_with_tombstones_for_both() {
     use streams_core::window::SessionWindows;
     // A grace of 20 s keeps the out-of-order records below on time.
-    let (out, driver) = run(
+    let (out, driver) = driver::count_keys_at(
         session_counting(SessionWindows::of_inactivity_gap_and_grace(
             secs(10),
             secs(20),
@@ -270,10 +248,7 @@ fn a_record_bridging_two_sessions_merges_them_with_tombstones_for_both() {
         .unwrap();
     // 5 s joins [0,0] (5 <= 10) and [12,12] (7 <= 10): both replaced by [0, 12 s].
     assert_eq!(
-        driver
-            .output_topic::<String, i64>("out")
-            .read_key_values_to_list()
-            .unwrap()[3..],
+        driver::key_values::<String, i64>(&driver, "out")[3..],
         [
             (s("[u@0/0]"), -1),
             (s("[u@12000/12000]"), -1),
@@ -294,7 +269,7 @@ fn a_record_bridging_two_sessions_merges_them_with_tombstones_for_both() {
 fn late_records_for_closed_sessions_are_dropped() {
     use streams_core::window::SessionWindows;
     // gap 10 s, grace 5 s: a session ending at e closes once stream time > e + 15 s.
-    let (out, driver) = run(
+    let (out, driver) = driver::count_keys_at(
         session_counting(SessionWindows::of_inactivity_gap_and_grace(
             secs(10),
             secs(5),
@@ -339,7 +314,7 @@ mod suppression {
 
     #[test]
     fn until_window_closes_emits_exactly_one_final_result_per_window() {
-        let (out, driver) = run(
+        let (out, driver) = driver::count_keys_at(
             final_counts(Suppressed::until_window_closes(BufferConfig::unbounded())),
             StreamsConfig::new("f"),
             &[
@@ -370,7 +345,7 @@ mod suppression {
 
     #[test]
     fn a_full_buffer_emits_early_or_stops_the_app() {
-        let (out, _) = run(
+        let (out, _) = driver::count_keys_at(
             final_counts(Suppressed::until_window_closes(BufferConfig::max_records(
                 1,
             ))),
@@ -448,7 +423,7 @@ fn emit_on_window_close_forwards_each_window_once_after_end_plus_grace() {
         .to_stream()
         .map(|w, n| (w.to_string(), n.unwrap_or(-1)))
         .to("out");
-    let (out, driver) = run(
+    let (out, driver) = driver::count_keys_at(
         builder.build().unwrap(),
         StreamsConfig::new("e"),
         &[("a", 1_000), ("b", 6_000), ("a", 11_999)],
@@ -500,10 +475,7 @@ fn window_updates_are_coalesced_by_the_record_cache_and_carry_old_values() {
         .pipe_key_values(batch.clone())
         .unwrap();
     assert_eq!(
-        driver
-            .output_topic::<String, i64>("out")
-            .read_key_values_to_list()
-            .unwrap(),
+        driver::key_values::<String, i64>(&driver, "out"),
         vec![(s("[b@0/10000]"), 1), (s("[a@0/10000]"), 3)]
     );
     // Cache off: every update.
@@ -514,10 +486,7 @@ fn window_updates_are_coalesced_by_the_record_cache_and_carry_old_values() {
         .pipe_key_values(batch)
         .unwrap();
     assert_eq!(
-        driver
-            .output_topic::<String, i64>("out")
-            .read_key_values_to_list()
-            .unwrap(),
+        driver::key_values::<String, i64>(&driver, "out"),
         vec![
             (s("[a@0/10000]"), 1),
             (s("[a@0/10000]"), 2),

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use streams_core::partitioner::partition_for_key;
 use streams_core::prelude::*;
 use streams_core::runtime::{KafkaStreams, LogEngine, NewRecord, TopicConfig};
+use streams_tests::driver;
 
 /// views (user -> page) joined with the global `pages` table (page -> category) by page.
 fn topology(left: bool) -> Topology {
@@ -79,11 +80,7 @@ fn stream_global_joins_look_up_the_current_value_by_a_computed_key() {
             }
         }
         let mut got: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (k, v) in driver
-            .output_topic::<String, String>("out")
-            .read_key_values_to_list()
-            .unwrap()
-        {
+        for (k, v) in driver::key_values::<String, String>(&driver, "out") {
             got.entry(k).or_default().push(v);
         }
         assert_eq!(got, want, "left = {left}");

@@ -42,6 +42,7 @@ use std::time::Duration;
 
 use streams_core::config::DslStore;
 use streams_core::prelude::*;
+use streams_tests::driver;
 
 const LEFT: &str = "topic1";
 const RIGHT: &str = "topic2";
@@ -137,13 +138,7 @@ impl<R: DefaultSerde + 'static> Run<R> {
     /// Everything emitted since the last check, as (key, value, timestamp).
     #[track_caller]
     fn expect(&self, step: &str, expected: &[(i32, &str, i64)]) {
-        let actual: Vec<(i32, String, i64)> = self
-            .out
-            .read_records_to_list()
-            .unwrap()
-            .into_iter()
-            .map(|r| (r.key, r.value, r.timestamp))
-            .collect();
+        let actual = driver::records(&self.out);
         let expected: Vec<(i32, String, i64)> = expected
             .iter()
             .map(|(k, v, t)| (*k, (*v).to_string(), *t))
@@ -231,9 +226,92 @@ fn letter(prefix: &'static str) -> impl Fn(i32) -> String {
     move |k| format!("{prefix}{k}")
 }
 
+/// The start of Kafka's `testLeftExpiredNonJoinedRecordsAreEmittedBy...` scenarios of the
+/// left and outer joins: left records `A0` at 1, `A1` at 2 and `A0-0` at 3, then a right
+/// record `right` (shown as `label`) for key 1 at 3, joining `A1` as `joined`.
+fn unmatched_lefts_then_a1<R: DefaultSerde + 'static>(
+    run: &Run<R>,
+    right: R,
+    label: &str,
+    joined: &str,
+) {
+    run.left(0, "A0", 1);
+    run.left(1, "A1", 2);
+    run.left(0, "A0-0", 3);
+    run.expect("A0 at 1, A1 at 2, A0-0 at 3", &[]);
+    run.right(1, right, 3);
+    run.expect(label, &[(1, joined, 3)]);
+}
+
+/// The start of the left join's `testRightNonJoinedRecordsAreNeverEmittedBy...` scenarios
+/// and of the outer join's `testRightExpiredNonJoinedRecordsAreEmittedBy...` ones: three
+/// right records for keys 0, 1, 0 at 1, 2, 3, then a left record `left` for key 1 at 3,
+/// joining the second of them as `joined`; `labels` name the two steps.
+fn unmatched_rights_then_left<R: DefaultSerde + 'static>(
+    run: &Run<R>,
+    [r0, r1, r2]: [R; 3],
+    labels: [&str; 2],
+    left: &str,
+    joined: &str,
+) {
+    run.right(0, r0, 1);
+    run.right(1, r1, 2);
+    run.right(0, r2, 3);
+    run.expect(labels[0], &[]);
+    run.left(1, left, 3);
+    run.expect(labels[1], &[(1, joined, 3)]);
+}
+
 // ---------------------------------------------------------------------------------------
 // Inner join (KStreamKStreamJoinTest)
 // ---------------------------------------------------------------------------------------
+
+/// The steps of `KStreamKStreamJoinTest.testJoin`, which its `testOuterJoin` runs again
+/// through an outer join: everything at time 0, so the results are the same.
+fn test_join_steps(run: &Run<String>) {
+    run.lefts(2, "A", |_| 0);
+    run.expect("A0, A1", &[]);
+    run.rights(2, letter("a"), |_| 0);
+    run.expect("a0, a1", &[(0, "A0+a0", 0), (1, "A1+a1", 0)]);
+    run.lefts(4, "B", |_| 0);
+    run.expect("B0..B3", &[(0, "B0+a0", 0), (1, "B1+a1", 0)]);
+    run.rights(4, letter("b"), |_| 0);
+    run.expect(
+        "b0..b3",
+        &[
+            (0, "A0+b0", 0),
+            (0, "B0+b0", 0),
+            (1, "A1+b1", 0),
+            (1, "B1+b1", 0),
+            (2, "B2+b2", 0),
+            (3, "B3+b3", 0),
+        ],
+    );
+    run.lefts(4, "C", |_| 0);
+    run.expect(
+        "C0..C3",
+        &[
+            (0, "C0+a0", 0),
+            (0, "C0+b0", 0),
+            (1, "C1+a1", 0),
+            (1, "C1+b1", 0),
+            (2, "C2+b2", 0),
+            (3, "C3+b3", 0),
+        ],
+    );
+    run.rights(2, letter("c"), |_| 0);
+    run.expect(
+        "c0, c1",
+        &[
+            (0, "A0+c0", 0),
+            (0, "B0+c0", 0),
+            (0, "C0+c0", 0),
+            (1, "A1+c1", 0),
+            (1, "B1+c1", 0),
+            (1, "C1+c1", 0),
+        ],
+    );
+}
 
 /// `KStreamKStreamJoinTest.testJoin`: everything at time 0; duplicates of a key at one
 /// timestamp are all kept and all joined, in arrival order.
@@ -241,50 +319,7 @@ fn letter(prefix: &'static str) -> impl Fn(i32) -> String {
 fn inner_join_test_join() {
     each_setup(
         || topology(|l, r: &KStream<i32, String>| l.join(r, inner, no_grace(100))),
-        |run: &Run<String>| {
-            run.lefts(2, "A", |_| 0);
-            run.expect("A0, A1", &[]);
-            run.rights(2, letter("a"), |_| 0);
-            run.expect("a0, a1", &[(0, "A0+a0", 0), (1, "A1+a1", 0)]);
-            run.lefts(4, "B", |_| 0);
-            run.expect("B0..B3", &[(0, "B0+a0", 0), (1, "B1+a1", 0)]);
-            run.rights(4, letter("b"), |_| 0);
-            run.expect(
-                "b0..b3",
-                &[
-                    (0, "A0+b0", 0),
-                    (0, "B0+b0", 0),
-                    (1, "A1+b1", 0),
-                    (1, "B1+b1", 0),
-                    (2, "B2+b2", 0),
-                    (3, "B3+b3", 0),
-                ],
-            );
-            run.lefts(4, "C", |_| 0);
-            run.expect(
-                "C0..C3",
-                &[
-                    (0, "C0+a0", 0),
-                    (0, "C0+b0", 0),
-                    (1, "C1+a1", 0),
-                    (1, "C1+b1", 0),
-                    (2, "C2+b2", 0),
-                    (3, "C3+b3", 0),
-                ],
-            );
-            run.rights(2, letter("c"), |_| 0);
-            run.expect(
-                "c0, c1",
-                &[
-                    (0, "A0+c0", 0),
-                    (0, "B0+c0", 0),
-                    (0, "C0+c0", 0),
-                    (1, "A1+c1", 0),
-                    (1, "B1+c1", 0),
-                    (1, "C1+c1", 0),
-                ],
-            );
-        },
+        test_join_steps,
     );
 }
 
@@ -306,50 +341,7 @@ fn outer_join_test_outer_join_of_join_test() {
                 )
             })
         },
-        |run: &Run<String>| {
-            run.lefts(2, "A", |_| 0);
-            run.expect("A0, A1", &[]);
-            run.rights(2, letter("a"), |_| 0);
-            run.expect("a0, a1", &[(0, "A0+a0", 0), (1, "A1+a1", 0)]);
-            run.lefts(4, "B", |_| 0);
-            run.expect("B0..B3", &[(0, "B0+a0", 0), (1, "B1+a1", 0)]);
-            run.rights(4, letter("b"), |_| 0);
-            run.expect(
-                "b0..b3",
-                &[
-                    (0, "A0+b0", 0),
-                    (0, "B0+b0", 0),
-                    (1, "A1+b1", 0),
-                    (1, "B1+b1", 0),
-                    (2, "B2+b2", 0),
-                    (3, "B3+b3", 0),
-                ],
-            );
-            run.lefts(4, "C", |_| 0);
-            run.expect(
-                "C0..C3",
-                &[
-                    (0, "C0+a0", 0),
-                    (0, "C0+b0", 0),
-                    (1, "C1+a1", 0),
-                    (1, "C1+b1", 0),
-                    (2, "C2+b2", 0),
-                    (3, "C3+b3", 0),
-                ],
-            );
-            run.rights(2, letter("c"), |_| 0);
-            run.expect(
-                "c0, c1",
-                &[
-                    (0, "A0+c0", 0),
-                    (0, "B0+c0", 0),
-                    (0, "C0+c0", 0),
-                    (1, "A1+c1", 0),
-                    (1, "B1+c1", 0),
-                    (1, "C1+c1", 0),
-                ],
-            );
-        },
+        test_join_steps,
     );
 }
 
@@ -633,12 +625,7 @@ fn left_join_test_left_expired_non_joined_records_are_emitted_by_the_left_proces
     each_setup(
         || left_topology(with_grace(100, 0)),
         |run: &Run<String>| {
-            run.left(0, "A0", 1);
-            run.left(1, "A1", 2);
-            run.left(0, "A0-0", 3);
-            run.expect("A0 at 1, A1 at 2, A0-0 at 3", &[]);
-            run.right(1, "a1".into(), 3);
-            run.expect("a1 at 3", &[(1, "A1+a1", 3)]);
+            unmatched_lefts_then_a1(run, "a1".into(), "a1 at 3", "A1+a1");
             run.left(2, "dummy", 401);
             run.expect(
                 "left dummy at 401",
@@ -657,12 +644,7 @@ fn left_join_test_left_expired_non_joined_records_are_emitted_by_the_right_proce
     each_setup(
         || left_topology(with_grace(100, 0)),
         |run: &Run<String>| {
-            run.left(0, "A0", 1);
-            run.left(1, "A1", 2);
-            run.left(0, "A0-0", 3);
-            run.expect("A0 at 1, A1 at 2, A0-0 at 3", &[]);
-            run.right(1, "a1".into(), 3);
-            run.expect("a1 at 3", &[(1, "A1+a1", 3)]);
+            unmatched_lefts_then_a1(run, "a1".into(), "a1 at 3", "A1+a1");
             run.right(2, "dummy".into(), 401);
             run.expect(
                 "right dummy at 401",
@@ -680,12 +662,13 @@ fn left_join_test_right_non_joined_records_are_never_emitted_by_the_left_process
     each_setup(
         || left_topology(with_grace(100, 0)),
         |run: &Run<String>| {
-            run.right(0, "A0".into(), 1);
-            run.right(1, "A1".into(), 2);
-            run.right(0, "A0-0".into(), 3);
-            run.expect("right A0 at 1, A1 at 2, A0-0 at 3", &[]);
-            run.left(1, "a1", 3);
-            run.expect("left a1 at 3", &[(1, "a1+A1", 3)]);
+            unmatched_rights_then_left(
+                run,
+                ["A0".into(), "A1".into(), "A0-0".into()],
+                ["right A0 at 1, A1 at 2, A0-0 at 3", "left a1 at 3"],
+                "a1",
+                "a1+A1",
+            );
             run.left(2, "dummy", 401);
             run.expect("left dummy at 401", &[]);
             run.right(2, "dummy".into(), 402);
@@ -700,12 +683,13 @@ fn left_join_test_right_non_joined_records_are_never_emitted_by_the_right_proces
     each_setup(
         || left_topology(no_grace(100)),
         |run: &Run<String>| {
-            run.right(0, "A0".into(), 1);
-            run.right(1, "A1".into(), 2);
-            run.right(0, "A0-0".into(), 3);
-            run.expect("right A0 at 1, A1 at 2, A0-0 at 3", &[]);
-            run.left(1, "a1", 3);
-            run.expect("left a1 at 3", &[(1, "a1+A1", 3)]);
+            unmatched_rights_then_left(
+                run,
+                ["A0".into(), "A1".into(), "A0-0".into()],
+                ["right A0 at 1, A1 at 2, A0-0 at 3", "left a1 at 3"],
+                "a1",
+                "a1+A1",
+            );
             run.right(2, "dummy".into(), 401);
             run.expect("right dummy at 401", &[]);
             run.left(2, "dummy", 402);
@@ -1054,12 +1038,7 @@ fn outer_join_test_left_expired_non_joined_records_are_emitted_by_the_left_proce
     each_setup(
         || outer_topology(no_grace(100)),
         |run: &Run<i64>| {
-            run.left(0, "A0", 1);
-            run.left(1, "A1", 2);
-            run.left(0, "A0-0", 3);
-            run.expect("A0 at 1, A1 at 2, A0-0 at 3", &[]);
-            run.right(1, 11, 3);
-            run.expect("11 at 3", &[(1, "A1+11", 3)]);
+            unmatched_lefts_then_a1(run, 11, "11 at 3", "A1+11");
             run.left(2, "dummy", 401);
             run.expect(
                 "left dummy at 401",
@@ -1077,12 +1056,7 @@ fn outer_join_test_left_expired_non_joined_records_are_emitted_by_the_right_proc
     each_setup(
         || outer_topology(with_grace(100, 0)),
         |run: &Run<i64>| {
-            run.left(0, "A0", 1);
-            run.left(1, "A1", 2);
-            run.left(0, "A0-0", 3);
-            run.expect("A0 at 1, A1 at 2, A0-0 at 3", &[]);
-            run.right(1, 11, 3);
-            run.expect("11 at 3", &[(1, "A1+11", 3)]);
+            unmatched_lefts_then_a1(run, 11, "11 at 3", "A1+11");
             run.right(2, 100, 401);
             run.expect(
                 "right 100 at 401",
@@ -1100,12 +1074,13 @@ fn outer_join_test_right_expired_non_joined_records_are_emitted_by_the_left_proc
     each_setup(
         || outer_topology(no_grace(100)),
         |run: &Run<i64>| {
-            run.right(0, 10, 1);
-            run.right(1, 11, 2);
-            run.right(0, 12, 3);
-            run.expect("10 at 1, 11 at 2, 12 at 3", &[]);
-            run.left(1, "A1", 3);
-            run.expect("A1 at 3", &[(1, "A1+11", 3)]);
+            unmatched_rights_then_left(
+                run,
+                [10, 11, 12],
+                ["10 at 1, 11 at 2, 12 at 3", "A1 at 3"],
+                "A1",
+                "A1+11",
+            );
             run.left(2, "dummy", 401);
             run.expect("left dummy at 401", &[(0, "null+10", 1), (0, "null+12", 3)]);
             run.right(2, 100, 402);
@@ -1120,12 +1095,13 @@ fn outer_join_test_right_expired_non_joined_records_are_emitted_by_the_right_pro
     each_setup(
         || outer_topology(with_grace(100, 0)),
         |run: &Run<i64>| {
-            run.right(0, 10, 1);
-            run.right(1, 11, 2);
-            run.right(0, 12, 3);
-            run.expect("10 at 1, 11 at 2, 12 at 3", &[]);
-            run.left(1, "A1", 3);
-            run.expect("A1 at 3", &[(1, "A1+11", 3)]);
+            unmatched_rights_then_left(
+                run,
+                [10, 11, 12],
+                ["10 at 1, 11 at 2, 12 at 3", "A1 at 3"],
+                "A1",
+                "A1+11",
+            );
             run.right(2, 100, 401);
             run.expect("right 100 at 401", &[(0, "null+10", 1), (0, "null+12", 3)]);
             run.left(2, "dummy", 402);

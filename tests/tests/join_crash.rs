@@ -10,15 +10,16 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout};
 use std::sync::Arc;
 use std::time::Duration;
 
 use streams_core::partitioner::partition_for_key;
 use streams_core::prelude::*;
 use streams_core::runtime::{KafkaStreams, LogEngine, NewRecord, TopicConfig};
+use streams_tests::child;
 
 const CHILD_ENV: &str = "STREAMS_JOIN_CRASH_DIR";
 const USERS: usize = 7;
@@ -149,32 +150,8 @@ fn produce(dir: &Path, events: &[Event]) {
     engine.flush().unwrap();
 }
 
-fn spawn(dir: &Path) -> (Child, BufReader<std::process::ChildStdout>) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "join_crash_child_app",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = BufReader::new(child.stdout.take().unwrap());
-    (child, out)
-}
-
-fn wait_for(out: &mut BufReader<std::process::ChildStdout>, what: &str) {
-    let mut line = String::new();
-    while !line.contains(what) {
-        line.clear();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "child exited before `{what}`"
-        );
-    }
+fn spawn(dir: &Path) -> (Child, BufReader<ChildStdout>) {
+    child::spawn("join_crash_child_app", CHILD_ENV, dir)
 }
 
 fn read(engine: &LogEngine, topic: &str) -> Vec<(String, Option<String>)> {
@@ -210,7 +187,7 @@ fn kill_dash_nine_mid_run_gives_the_same_join_results() {
     produce(dir.path(), first);
     // Killed while it processes (the log is the child's while it runs).
     let (mut child, mut out) = spawn(dir.path());
-    wait_for(&mut out, "processing");
+    child::wait_for(&mut out, "processing");
     child.kill().unwrap();
     child.wait().unwrap();
     {

@@ -50,6 +50,7 @@ use streams_core::partitioner::partition_for_key;
 use streams_core::prelude::*;
 use streams_core::runtime::{KafkaStreams, LogEngine, NewRecord, TopicConfig};
 use streams_core::window::TimeWindows;
+use streams_tests::driver;
 
 const KEYS: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
 const TOPICS: [&str; 2] = ["left", "right"];
@@ -420,10 +421,7 @@ fn check_driver(case: &DriverCase) -> Result<(), TestCaseError> {
     );
 
     // Updates: the last one of each window is its count; without the cache, every one.
-    let updates = driver
-        .output_topic::<String, i64>("updates")
-        .read_key_values_to_list()
-        .unwrap();
+    let updates = driver::key_values::<String, i64>(&driver, "updates");
     prop_assert_eq!(
         last_values(&updates),
         reference.all(),

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use streams_core::prelude::*;
+use streams_tests::driver;
 
 const APP: &str = "procs";
 
@@ -15,11 +16,7 @@ fn s(x: &str) -> String {
 }
 
 fn counts_store(builder: &StreamsBuilder, name: &str) {
-    builder.add_state_store(Stores::key_value_store_builder(
-        Stores::in_memory_key_value_store(name),
-        default_serde::<String>(),
-        default_serde::<i64>(),
-    ));
+    driver::add_in_memory_store::<String, i64>(builder, name);
 }
 
 /// Counts records per key in the store "counts" and forwards the new count.
@@ -74,14 +71,7 @@ fn a_processor_keeps_state_in_its_connected_store() {
     for (k, ts) in [("a", 1), ("b", 2), ("a", 3), ("c", 4), ("a", 5), ("b", 6)] {
         input.pipe_input_at(s(k), s("x"), ts).unwrap();
     }
-    let out = driver
-        .output_topic::<String, i64>("counts-out")
-        .read_records_to_list()
-        .unwrap();
-    let got: Vec<(String, i64, i64)> = out
-        .into_iter()
-        .map(|r| (r.key, r.value, r.timestamp))
-        .collect();
+    let got = driver::records(&driver.output_topic::<String, i64>("counts-out"));
     assert_eq!(
         got,
         vec![
@@ -119,8 +109,10 @@ impl Processor<String, i64, String, i64> for Router {
     }
 }
 
-#[test]
-fn forward_reaches_every_child_and_forward_to_only_the_named_one() {
+/// "numbers" through the [`Router`], whose children "evens" and "odds" pass everything to
+/// the topics of the same names.
+#[allow(clippy::unwrap_used)] // the topology is valid: a panic fails the test
+fn router_topology() -> Topology {
     let builder = StreamsBuilder::new();
     let routed =
         builder
@@ -132,25 +124,18 @@ fn forward_reaches_every_child_and_forward_to_only_the_named_one() {
     routed
         .filter_named(|_, _| true, Named::as_("odds"), false)
         .to("odds");
-    let text = builder.build().unwrap().describe().to_string();
+    builder.build().unwrap()
+}
+
+#[test]
+fn forward_reaches_every_child_and_forward_to_only_the_named_one() {
+    let text = router_topology().describe().to_string();
     assert!(
         text.contains("Processor: router (stores: [])\n      --> evens, odds\n"),
         "{text}"
     );
 
-    let builder = StreamsBuilder::new();
-    let routed =
-        builder
-            .stream::<String, i64>("numbers")
-            .process(|| Router, Named::as_("router"), &[]);
-    routed
-        .filter_named(|_, _| true, Named::as_("evens"), false)
-        .to("evens");
-    routed
-        .filter_named(|_, _| true, Named::as_("odds"), false)
-        .to("odds");
-    let driver =
-        TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new(APP)).unwrap();
+    let driver = TopologyTestDriver::new(router_topology(), StreamsConfig::new(APP)).unwrap();
     let input = driver.input_topic::<String, i64>("numbers");
     for v in [2, 3, -1, 4] {
         input.pipe_input(s("k"), v).unwrap();
@@ -324,12 +309,8 @@ fn ticker_driver(
 }
 
 /// The ticks not read yet.
-fn ticks(out: &TestOutputTopic<String, i64>) -> Result<Vec<(String, i64, i64)>, StreamsError> {
-    Ok(out
-        .read_records_to_list()?
-        .into_iter()
-        .map(|r| (r.key, r.value, r.timestamp))
-        .collect())
+fn ticks(out: &TestOutputTopic<String, i64>) -> Vec<(String, i64, i64)> {
+    driver::records(out)
 }
 
 fn tick(t: i64) -> (String, i64, i64) {
@@ -342,25 +323,25 @@ fn stream_time_punctuators_fire_at_the_first_record_then_on_interval_boundaries(
     let out = driver.output_topic::<String, i64>("ticks");
     let input = driver.input_topic::<String, String>("in");
     input.pipe_input_at(s("k"), s("v"), 1_000).unwrap(); // first record: fires
-    assert_eq!(ticks(&out).unwrap(), vec![tick(1_000)]);
+    assert_eq!(ticks(&out), vec![tick(1_000)]);
     input.pipe_input_at(s("k"), s("v"), 5_000).unwrap(); // before 10 s
     input.pipe_input_at(s("k"), s("v"), 9_999).unwrap();
-    assert_eq!(ticks(&out).unwrap(), vec![]);
+    assert_eq!(ticks(&out), vec![]);
     input.pipe_input_at(s("k"), s("v"), 10_000).unwrap(); // aligned to the interval
-    assert_eq!(ticks(&out).unwrap(), vec![tick(10_000)]);
+    assert_eq!(ticks(&out), vec![tick(10_000)]);
     // Fell behind by several intervals (20 s, 30 s, 40 s): fires once.
     input.pipe_input_at(s("k"), s("v"), 45_000).unwrap();
-    assert_eq!(ticks(&out).unwrap(), vec![tick(45_000)]);
+    assert_eq!(ticks(&out), vec![tick(45_000)]);
     input.pipe_input_at(s("k"), s("v"), 49_999).unwrap();
-    assert_eq!(ticks(&out).unwrap(), vec![]);
+    assert_eq!(ticks(&out), vec![]);
     input.pipe_input_at(s("k"), s("v"), 50_000).unwrap();
-    assert_eq!(ticks(&out).unwrap(), vec![tick(50_000)]);
+    assert_eq!(ticks(&out), vec![tick(50_000)]);
     // A late record does not move stream time; the wall clock does not drive it either.
     input.pipe_input_at(s("k"), s("v"), 20_000).unwrap();
     driver
         .advance_wall_clock_time(Duration::from_secs(600))
         .unwrap();
-    assert_eq!(ticks(&out).unwrap(), vec![]);
+    assert_eq!(ticks(&out), vec![]);
     assert_eq!(driver.metrics().punctuations, 4);
 }
 
@@ -371,7 +352,7 @@ fn stream_time_punctuators_do_not_fire_before_any_record() {
     driver
         .advance_wall_clock_time(Duration::from_secs(60))
         .unwrap();
-    assert_eq!(ticks(&out).unwrap(), vec![]);
+    assert_eq!(ticks(&out), vec![]);
     assert_eq!(driver.metrics().punctuations, 0);
 }
 
@@ -382,31 +363,31 @@ fn wall_clock_punctuators_fire_once_per_advance_that_crosses_their_time() {
     driver
         .advance_wall_clock_time(Duration::from_secs(9))
         .unwrap();
-    assert_eq!(ticks(&out).unwrap(), vec![]);
+    assert_eq!(ticks(&out), vec![]);
     driver
         .advance_wall_clock_time(Duration::from_secs(1))
         .unwrap();
-    assert_eq!(ticks(&out).unwrap(), vec![tick(10_000)]);
+    assert_eq!(ticks(&out), vec![tick(10_000)]);
     // Several intervals in one advance: fires once, then stays aligned.
     driver
         .advance_wall_clock_time(Duration::from_secs(35))
         .unwrap();
-    assert_eq!(ticks(&out).unwrap(), vec![tick(45_000)]);
+    assert_eq!(ticks(&out), vec![tick(45_000)]);
     driver
         .advance_wall_clock_time(Duration::from_secs(4))
         .unwrap();
-    assert_eq!(ticks(&out).unwrap(), vec![]);
+    assert_eq!(ticks(&out), vec![]);
     driver
         .advance_wall_clock_time(Duration::from_secs(1))
         .unwrap();
-    assert_eq!(ticks(&out).unwrap(), vec![tick(50_000)]);
+    assert_eq!(ticks(&out), vec![tick(50_000)]);
     assert_eq!(driver.wall_clock_time(), 50_000);
     // Records do not drive wall-clock punctuators.
     driver
         .input_topic::<String, String>("in")
         .pipe_input_at(s("k"), s("v"), 1_000_000)
         .unwrap();
-    assert_eq!(ticks(&out).unwrap(), vec![]);
+    assert_eq!(ticks(&out), vec![]);
     assert_eq!(driver.metrics().punctuations, 3);
 }
 
@@ -418,11 +399,11 @@ fn wall_clock_punctuators_start_one_interval_after_the_mocked_start_time() {
     driver
         .advance_wall_clock_time(Duration::from_millis(9_999))
         .unwrap();
-    assert_eq!(ticks(&out).unwrap(), vec![]);
+    assert_eq!(ticks(&out), vec![]);
     driver
         .advance_wall_clock_time(Duration::from_millis(1))
         .unwrap();
-    assert_eq!(ticks(&out).unwrap(), vec![tick(11_000)]);
+    assert_eq!(ticks(&out), vec![tick(11_000)]);
 }
 
 /// Schedules a stream-time punctuator and cancels it on the record "stop".
@@ -483,7 +464,7 @@ fn a_cancelled_punctuator_stops_firing_and_request_commit_is_harmless() {
     input.pipe_input_at(s("k"), s("stop"), 15_000).unwrap();
     input.pipe_input_at(s("k"), s("c"), 20_000).unwrap();
     input.pipe_input_at(s("k"), s("d"), 30_000).unwrap();
-    assert_eq!(ticks(&out).unwrap(), vec![tick(0), tick(10_000)]);
+    assert_eq!(ticks(&out), vec![tick(0), tick(10_000)]);
     assert_eq!(commits.load(Ordering::Relaxed), 5);
     assert_eq!(driver.metrics().processed, 5);
 }
@@ -717,12 +698,7 @@ fn grouping_after_a_processor_repartitions_because_it_may_change_keys() {
         .count_with(Materialized::as_("per-value"))
         .to_stream()
         .to("counts");
-    let topology = builder.build().unwrap();
-    assert_eq!(topology.describe().subtopologies.len(), 2);
-    let driver = TopologyTestDriver::builder(topology, StreamsConfig::new(APP))
-        .partitions("in", 4)
-        .build()
-        .unwrap();
+    let driver = driver::partitioned(builder, StreamsConfig::new(APP), 2, &[("in", 4)]);
     let input = driver.input_topic::<String, String>("in");
     for i in 0..12 {
         input
@@ -799,11 +775,7 @@ impl Processor<String, String, String, String> for OptionalKeys {
 
 fn a_none_key_and_an_empty_key_are_not_conflated_in_a_store() {
     let builder = StreamsBuilder::new();
-    builder.add_state_store(Stores::key_value_store_builder(
-        Stores::in_memory_key_value_store("by-optional-key"),
-        default_serde::<Option<String>>(),
-        default_serde::<i64>(),
-    ));
+    driver::add_in_memory_store::<Option<String>, i64>(&builder, "by-optional-key");
     builder
         .stream::<String, String>("in")
         .process(

@@ -6,14 +6,15 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout};
 use std::sync::Arc;
 use std::time::Duration;
 
 use streams_core::prelude::*;
 use streams_core::runtime::{KafkaStreams, LogEngine, TopicConfig};
+use streams_tests::child;
 
 const CHILD_ENV: &str = "STREAMS_RUNTIME_CRASH_DIR";
 fn word_count() -> Topology {
@@ -52,32 +53,8 @@ fn produce(dir: &Path, from: usize, n: usize, expected: &mut HashMap<String, i64
     engine.flush().unwrap();
 }
 
-fn spawn(dir: &Path) -> (Child, BufReader<std::process::ChildStdout>) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "crash_child_app",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = BufReader::new(child.stdout.take().unwrap());
-    (child, out)
-}
-
-fn wait_for(out: &mut BufReader<std::process::ChildStdout>, what: &str) {
-    let mut line = String::new();
-    while !line.contains(what) {
-        line.clear();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "child exited before `{what}`"
-        );
-    }
+fn spawn(dir: &Path) -> (Child, BufReader<ChildStdout>) {
+    child::spawn("crash_child_app", CHILD_ENV, dir)
 }
 
 #[test]
@@ -88,7 +65,7 @@ fn kill_dash_nine_mid_run_loses_no_input() {
 
     // Killed while processing.
     let (mut child, mut out) = spawn(dir.path());
-    wait_for(&mut out, "started");
+    child::wait_for(&mut out, "started");
     std::thread::sleep(Duration::from_millis(150));
     child.kill().unwrap();
     child.wait().unwrap();
@@ -96,7 +73,7 @@ fn kill_dash_nine_mid_run_loses_no_input() {
     // More input arrives while it is down; a restarted app catches up.
     produce(dir.path(), 60_000, 2_000, &mut expected);
     let (mut child, mut out) = spawn(dir.path());
-    wait_for(&mut out, "caught-up");
+    child::wait_for(&mut out, "caught-up");
     child.kill().unwrap();
     child.wait().unwrap();
 

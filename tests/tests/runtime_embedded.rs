@@ -25,13 +25,18 @@ fn word_count() -> Topology {
     streams_tests::wordcount::topology(true)
 }
 
-/// An engine in `dir/log` with the word count's input topic (4 partitions).
-fn sentences_engine(dir: &Path) -> Arc<LogEngine> {
-    let engine = Arc::new(LogEngine::open(&dir.join("log")).unwrap());
-    engine
-        .create_topic("sentences", TopicConfig::new(4))
-        .unwrap();
-    engine
+/// Appends sentences `from..from + n` (adding their words to `expected`), runs the app
+/// through them and checks the counts.
+fn produce_and_run(
+    engine: &Arc<LogEngine>,
+    state: &Path,
+    from: usize,
+    n: usize,
+    expected: &mut HashMap<String, i64>,
+) {
+    produce(engine, from, n, expected);
+    run_app(engine, state);
+    assert_eq!(&final_counts(engine), expected);
 }
 
 fn run_app(engine: &Arc<LogEngine>, state: &Path) {
@@ -48,28 +53,22 @@ fn run_app(engine: &Arc<LogEngine>, state: &Path) {
 #[test]
 fn word_count_is_exact_across_restarts_and_a_lost_state_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = sentences_engine(dir.path());
+    let engine = streams_tests::wordcount::engine(dir.path());
     let state = dir.path().join("state");
     let mut expected = HashMap::new();
 
-    produce(&engine, 0, 400, &mut expected);
-    run_app(&engine, &state);
-    assert_eq!(final_counts(&engine), expected);
+    produce_and_run(&engine, &state, 0, 400, &mut expected);
     // Internal topics exist with the right shapes.
     let topics: HashMap<String, TopicConfig> = engine.topics().into_iter().collect();
     assert_eq!(topics["wc-counts-changelog"].partitions, 4);
     assert_eq!(topics["wc-counts-repartition"].partitions, 4);
 
     // A clean restart resumes from the committed offsets with its RocksDB state.
-    produce(&engine, 400, 300, &mut expected);
-    run_app(&engine, &state);
-    assert_eq!(final_counts(&engine), expected);
+    produce_and_run(&engine, &state, 400, 300, &mut expected);
 
     // The state directory is lost: stores are rebuilt from the changelogs.
     std::fs::remove_dir_all(&state).unwrap();
-    produce(&engine, 700, 100, &mut expected);
-    run_app(&engine, &state);
-    assert_eq!(final_counts(&engine), expected);
+    produce_and_run(&engine, &state, 700, 100, &mut expected);
 }
 
 /// A checkpoint past the end of its changelog (the changelog was deleted and created again)
@@ -79,12 +78,10 @@ fn word_count_is_exact_across_restarts_and_a_lost_state_directory() {
 #[test]
 fn a_checkpoint_past_the_changelog_end_wipes_and_restores_the_state() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = sentences_engine(dir.path());
+    let engine = streams_tests::wordcount::engine(dir.path());
     let state = dir.path().join("state");
     let mut expected = HashMap::new();
-    produce(&engine, 0, 400, &mut expected);
-    run_app(&engine, &state);
-    assert_eq!(final_counts(&engine), expected);
+    produce_and_run(&engine, &state, 0, 400, &mut expected);
 
     // The changelog starts over, empty; the checkpoints still name its old end.
     let config = engine.topic_config("wc-counts-changelog").unwrap();
@@ -154,7 +151,7 @@ impl ClientSupplier for NoPurge {
 #[test]
 fn a_refused_repartition_purge_is_not_fatal() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = sentences_engine(dir.path());
+    let engine = streams_tests::wordcount::engine(dir.path());
     let mut expected = HashMap::new();
     produce(&engine, 0, 300, &mut expected);
     let refused = Arc::new(AtomicUsize::new(0));
@@ -186,7 +183,7 @@ fn a_refused_repartition_purge_is_not_fatal() {
 #[test]
 fn a_stopped_app_names_the_record_that_stopped_it() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = sentences_engine(dir.path());
+    let engine = streams_tests::wordcount::engine(dir.path());
     let mut expected = HashMap::new();
     produce(&engine, 0, 10, &mut expected);
     // Not UTF-8: a String value cannot be read from it.

@@ -14,21 +14,13 @@ use std::time::Duration;
 
 use streams_core::prelude::*;
 use streams_core::runtime::{
-    KafkaStreams, LogEngine, NewRecord, StreamsState, TaskState, ThreadFailureResponse, TopicConfig,
+    KafkaStreams, LogEngine, NewRecord, StreamsState, TaskState, ThreadFailureResponse,
 };
 
-use streams_tests::wordcount::{final_counts, produce};
+use streams_tests::wordcount::{engine, final_counts, produce};
 
 fn word_count() -> Topology {
     streams_tests::wordcount::topology(true)
-}
-
-fn engine(dir: &Path) -> Arc<LogEngine> {
-    let engine = Arc::new(LogEngine::open(&dir.join("log")).unwrap());
-    engine
-        .create_topic("sentences", TopicConfig::new(4))
-        .unwrap();
-    engine
 }
 
 fn config(state: &Path) -> StreamsConfig {

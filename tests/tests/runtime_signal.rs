@@ -5,14 +5,15 @@
 // Test helpers outside #[test] functions may unwrap too: a panic fails the test.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use streams_core::prelude::*;
 use streams_core::runtime::{KafkaStreams, LogEngine, NewRecord, TopicConfig};
+use streams_tests::child;
 
 const CHILD_ENV: &str = "STREAMS_RUNTIME_SIGNAL_DIR";
 
@@ -62,29 +63,8 @@ fn sigterm_closes_the_app_cleanly_with_a_final_commit() {
         }
         engine.flush().unwrap();
     }
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "signal_child_app",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut lines = Vec::new();
-    let mut line = String::new();
-    while !line.contains("-> Running") {
-        line.clear();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "child ended: {lines:?}"
-        );
-        lines.push(line.trim().to_string());
-    }
+    let (mut child, mut out) = child::spawn("signal_child_app", CHILD_ENV, dir.path());
+    let mut lines = child::wait_for(&mut out, "-> Running");
     // The commit interval is an hour: only the shutdown's commit can commit offsets. 200
     // records take milliseconds; the wait leaves room for a loaded machine.
     std::thread::sleep(Duration::from_secs(2));

@@ -25,15 +25,10 @@ use std::time::Duration;
 use proptest::prelude::*;
 use streams_core::partitioner::partition_for_key;
 use streams_core::prelude::*;
+use streams_tests::JoinKind;
+use streams_tests::driver;
 
 const KEYS: [&str; 4] = ["a", "b", "c", "d"];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Inner,
-    Left,
-    Outer,
-}
 
 #[derive(Debug, Clone)]
 struct Input {
@@ -45,7 +40,7 @@ struct Input {
 
 #[derive(Debug, Clone)]
 struct Case {
-    kind: Kind,
+    kind: JoinKind,
     partitions: u32,
     before: i64,
     after: i64,
@@ -71,9 +66,11 @@ fn topology(c: &Case) -> Topology {
     .after(Duration::from_millis(c.after as u64));
     let show = |v: Option<&String>| v.cloned().unwrap_or_else(|| "-".into());
     let joined = match c.kind {
-        Kind::Inner => left.join(&right, move |l, r| format!("{l}|{r}"), w),
-        Kind::Left => left.left_join(&right, move |l, r| format!("{l}|{}", show(r)), w),
-        Kind::Outer => left.outer_join(&right, move |l, r| format!("{}|{}", show(l), show(r)), w),
+        JoinKind::Inner => left.join(&right, move |l, r| format!("{l}|{r}"), w),
+        JoinKind::Left => left.left_join(&right, move |l, r| format!("{l}|{}", show(r)), w),
+        JoinKind::Outer => {
+            left.outer_join(&right, move |l, r| format!("{}|{}", show(l), show(r)), w)
+        }
     };
     joined.to("out");
     builder.build().unwrap()
@@ -97,11 +94,11 @@ fn reference(c: &Case) -> Vec<(String, String, i64)> {
                 ));
             }
         }
-        if !any && c.kind != Kind::Inner {
+        if !any && c.kind != JoinKind::Inner {
             out.push((l.key.to_string(), format!("{}|-", value(l)), l.ts));
         }
     }
-    if c.kind == Kind::Outer {
+    if c.kind == JoinKind::Outer {
         for r in &rights {
             if !lefts.iter().any(|l| matches(l, r)) {
                 out.push((r.key.to_string(), format!("-|{}", value(r)), r.ts));
@@ -185,7 +182,11 @@ fn run(c: &Case) -> Result<(), TestCaseError> {
 
 fn case() -> impl Strategy<Value = Case> {
     (
-        prop_oneof![Just(Kind::Inner), Just(Kind::Left), Just(Kind::Outer)],
+        prop_oneof![
+            Just(JoinKind::Inner),
+            Just(JoinKind::Left),
+            Just(JoinKind::Outer)
+        ],
         1u32..=3,
         0i64..=40,
         0i64..=40,
@@ -247,7 +248,7 @@ proptest! {
 /// buffered records; in a left join an unmatched late record gets its `None` result at once.
 #[test]
 fn late_records_join_but_are_not_buffered() {
-    for kind in [Kind::Inner, Kind::Left] {
+    for kind in [JoinKind::Inner, JoinKind::Left] {
         let c = Case {
             kind,
             partitions: 1,
@@ -273,7 +274,7 @@ fn late_records_join_but_are_not_buffered() {
         let values = out.read_values_to_list().unwrap();
         match kind {
             // No partner and a window long closed: the None result comes at once.
-            Kind::Left => assert_eq!(values, vec!["L2|-", "L3|-"]),
+            JoinKind::Left => assert_eq!(values, vec!["L2|-", "L3|-"]),
             _ => assert!(values.is_empty(), "{values:?}"),
         }
         // A late right record at 8 finds nothing: L2 and L3 were not buffered.
@@ -337,10 +338,7 @@ fn joined_topics_must_be_copartitioned() {
             .pipe_input_at(key.to_string(), format!("R{i}"), 12)
             .unwrap();
     }
-    let mut got: Vec<(String, String)> = driver
-        .output_topic::<String, String>("out")
-        .read_key_values_to_list()
-        .unwrap();
+    let mut got: Vec<(String, String)> = driver::key_values::<String, String>(&driver, "out");
     got.sort();
     let want: Vec<(String, String)> = KEYS
         .iter()

@@ -60,6 +60,7 @@ use std::fmt::Debug;
 use streams_core::config::DslStore;
 use streams_core::prelude::*;
 use streams_core::state::ValueAndTimestamp;
+use streams_tests::driver;
 
 const LEFT: &str = "left";
 const RIGHT: &str = "right";
@@ -183,12 +184,7 @@ where
 
     /// Everything emitted since the last read, as (key, value, timestamp).
     fn output(&self) -> Vec<(K, O, i64)> {
-        self.out
-            .read_records_to_list()
-            .unwrap()
-            .into_iter()
-            .map(|r| (r.key, r.value, r.timestamp))
-            .collect()
+        driver::records(&self.out)
     }
 
     /// Everything emitted since the last check, as (key, value, timestamp).
@@ -745,7 +741,10 @@ fn run_table_steps(run: &TableRun, expected: &Outputs<'_>, check: impl Fn(usize,
 }
 
 /// Expected changes after each of the eight [`table_steps`]: (key, new value, old value).
-type Changes<'a> = [&'a [(i32, Option<&'a str>, Option<&'a str>)]; 8];
+type Changes<'a> = [&'a [Change<'a>]; 8];
+
+/// One change: (key, new value, old value).
+type Change<'a> = (i32, Option<&'a str>, Option<&'a str>);
 
 /// Runs the [`table_steps`] through a [`table_table_changes`] topology: after each step,
 /// the entries the aggregation logged for each output record must be the subtraction of
@@ -902,6 +901,81 @@ fn table_table_inner_test_sending_old_values() {
     );
 }
 
+/// The outputs of the first seven [`table_steps`] of `testJoin`, where Kafka's left and
+/// outer joins agree (they differ in the last step, which deletes the left records).
+const LEFT_OR_OUTER_JOIN: [&[(i32, Option<&str>, i64)]; 7] = [
+    &[(0, Some("X0+null"), 5), (1, Some("X1+null"), 6)],
+    &[(0, Some("X0+Y0"), 5), (1, Some("X1+Y1"), 10)],
+    &[
+        (0, Some("XX0+Y0"), 7),
+        (1, Some("XX1+Y1"), 10),
+        (2, Some("XX2+null"), 7),
+        (3, Some("XX3+null"), 7),
+    ],
+    &[
+        (0, Some("XX0+YY0"), 7),
+        (1, Some("XX1+YY1"), 7),
+        (2, Some("XX2+YY2"), 10),
+        (3, Some("XX3+YY3"), 15),
+    ],
+    &[
+        (0, Some("XXX0+YY0"), 6),
+        (1, Some("XXX1+YY1"), 6),
+        (2, Some("XXX2+YY2"), 10),
+        (3, Some("XXX3+YY3"), 15),
+    ],
+    &[(0, Some("XXX0+null"), 6), (1, Some("XXX1+null"), 7)],
+    &[
+        (0, Some("XXXX0+null"), 13),
+        (1, Some("XXXX1+null"), 13),
+        (2, Some("XXXX2+YY2"), 13),
+        (3, Some("XXXX3+YY3"), 15),
+    ],
+];
+
+/// The changes of the first seven [`table_steps`] of `testSendingOldValue`, where Kafka's
+/// left and outer joins agree.
+const LEFT_OR_OUTER_OLD_VALUES: [&[Change<'_>]; 7] = [
+    &[(0, Some("X0+null"), None), (1, Some("X1+null"), None)],
+    &[
+        (0, Some("X0+Y0"), Some("X0+null")),
+        (1, Some("X1+Y1"), Some("X1+null")),
+    ],
+    &[
+        (0, Some("XX0+Y0"), Some("X0+Y0")),
+        (1, Some("XX1+Y1"), Some("X1+Y1")),
+        (2, Some("XX2+null"), None),
+        (3, Some("XX3+null"), None),
+    ],
+    &[
+        (0, Some("XX0+YY0"), Some("XX0+Y0")),
+        (1, Some("XX1+YY1"), Some("XX1+Y1")),
+        (2, Some("XX2+YY2"), Some("XX2+null")),
+        (3, Some("XX3+YY3"), Some("XX3+null")),
+    ],
+    &[
+        (0, Some("XXX0+YY0"), Some("XX0+YY0")),
+        (1, Some("XXX1+YY1"), Some("XX1+YY1")),
+        (2, Some("XXX2+YY2"), Some("XX2+YY2")),
+        (3, Some("XXX3+YY3"), Some("XX3+YY3")),
+    ],
+    &[
+        (0, Some("XXX0+null"), Some("XXX0+YY0")),
+        (1, Some("XXX1+null"), Some("XXX1+YY1")),
+    ],
+    &[
+        (0, Some("XXXX0+null"), Some("XXX0+null")),
+        (1, Some("XXXX1+null"), Some("XXX1+null")),
+        (2, Some("XXXX2+YY2"), Some("XXX2+YY2")),
+        (3, Some("XXXX3+YY3"), Some("XXX3+YY3")),
+    ],
+];
+
+/// `first` and then `last`: the eight steps' expectations.
+fn then<T: Copy>(first: [T; 7], last: T) -> [T; 8] {
+    std::array::from_fn(|i| first.get(i).copied().unwrap_or(last))
+}
+
 /// `KTableKTableLeftJoinTest.testJoin`.
 #[test]
 fn table_table_left_test_join() {
@@ -910,36 +984,10 @@ fn table_table_left_test_join() {
         |run: &TableRun| {
             run_table_steps(
                 run,
-                &[
-                    &[(0, Some("X0+null"), 5), (1, Some("X1+null"), 6)],
-                    &[(0, Some("X0+Y0"), 5), (1, Some("X1+Y1"), 10)],
-                    &[
-                        (0, Some("XX0+Y0"), 7),
-                        (1, Some("XX1+Y1"), 10),
-                        (2, Some("XX2+null"), 7),
-                        (3, Some("XX3+null"), 7),
-                    ],
-                    &[
-                        (0, Some("XX0+YY0"), 7),
-                        (1, Some("XX1+YY1"), 7),
-                        (2, Some("XX2+YY2"), 10),
-                        (3, Some("XX3+YY3"), 15),
-                    ],
-                    &[
-                        (0, Some("XXX0+YY0"), 6),
-                        (1, Some("XXX1+YY1"), 6),
-                        (2, Some("XXX2+YY2"), 10),
-                        (3, Some("XXX3+YY3"), 15),
-                    ],
-                    &[(0, Some("XXX0+null"), 6), (1, Some("XXX1+null"), 7)],
-                    &[
-                        (0, Some("XXXX0+null"), 13),
-                        (1, Some("XXXX1+null"), 13),
-                        (2, Some("XXXX2+YY2"), 13),
-                        (3, Some("XXXX3+YY3"), 15),
-                    ],
+                &then(
+                    LEFT_OR_OUTER_JOIN,
                     &[(0, None, 0), (1, None, 42), (2, None, 10), (3, None, 20)],
-                ],
+                ),
                 |_, _| {},
             );
         },
@@ -954,47 +1002,15 @@ fn table_table_left_test_sending_old_value() {
         |run: &TableRun| {
             run_table_steps_changes(
                 run,
-                &[
-                    &[(0, Some("X0+null"), None), (1, Some("X1+null"), None)],
-                    &[
-                        (0, Some("X0+Y0"), Some("X0+null")),
-                        (1, Some("X1+Y1"), Some("X1+null")),
-                    ],
-                    &[
-                        (0, Some("XX0+Y0"), Some("X0+Y0")),
-                        (1, Some("XX1+Y1"), Some("X1+Y1")),
-                        (2, Some("XX2+null"), None),
-                        (3, Some("XX3+null"), None),
-                    ],
-                    &[
-                        (0, Some("XX0+YY0"), Some("XX0+Y0")),
-                        (1, Some("XX1+YY1"), Some("XX1+Y1")),
-                        (2, Some("XX2+YY2"), Some("XX2+null")),
-                        (3, Some("XX3+YY3"), Some("XX3+null")),
-                    ],
-                    &[
-                        (0, Some("XXX0+YY0"), Some("XX0+YY0")),
-                        (1, Some("XXX1+YY1"), Some("XX1+YY1")),
-                        (2, Some("XXX2+YY2"), Some("XX2+YY2")),
-                        (3, Some("XXX3+YY3"), Some("XX3+YY3")),
-                    ],
-                    &[
-                        (0, Some("XXX0+null"), Some("XXX0+YY0")),
-                        (1, Some("XXX1+null"), Some("XXX1+YY1")),
-                    ],
-                    &[
-                        (0, Some("XXXX0+null"), Some("XXX0+null")),
-                        (1, Some("XXXX1+null"), Some("XXX1+null")),
-                        (2, Some("XXXX2+YY2"), Some("XXX2+YY2")),
-                        (3, Some("XXXX3+YY3"), Some("XXX3+YY3")),
-                    ],
+                &then(
+                    LEFT_OR_OUTER_OLD_VALUES,
                     &[
                         (0, None, Some("XXXX0+null")),
                         (1, None, Some("XXXX1+null")),
                         (2, None, Some("XXXX2+YY2")),
                         (3, None, Some("XXXX3+YY3")),
                     ],
-                ],
+                ),
             );
         },
     );
@@ -1008,41 +1024,15 @@ fn table_table_outer_test_join() {
         |run: &TableRun| {
             run_table_steps(
                 run,
-                &[
-                    &[(0, Some("X0+null"), 5), (1, Some("X1+null"), 6)],
-                    &[(0, Some("X0+Y0"), 5), (1, Some("X1+Y1"), 10)],
-                    &[
-                        (0, Some("XX0+Y0"), 7),
-                        (1, Some("XX1+Y1"), 10),
-                        (2, Some("XX2+null"), 7),
-                        (3, Some("XX3+null"), 7),
-                    ],
-                    &[
-                        (0, Some("XX0+YY0"), 7),
-                        (1, Some("XX1+YY1"), 7),
-                        (2, Some("XX2+YY2"), 10),
-                        (3, Some("XX3+YY3"), 15),
-                    ],
-                    &[
-                        (0, Some("XXX0+YY0"), 6),
-                        (1, Some("XXX1+YY1"), 6),
-                        (2, Some("XXX2+YY2"), 10),
-                        (3, Some("XXX3+YY3"), 15),
-                    ],
-                    &[(0, Some("XXX0+null"), 6), (1, Some("XXX1+null"), 7)],
-                    &[
-                        (0, Some("XXXX0+null"), 13),
-                        (1, Some("XXXX1+null"), 13),
-                        (2, Some("XXXX2+YY2"), 13),
-                        (3, Some("XXXX3+YY3"), 15),
-                    ],
+                &then(
+                    LEFT_OR_OUTER_JOIN,
                     &[
                         (0, None, 0),
                         (1, None, 42),
                         (2, Some("null+YY2"), 10),
                         (3, Some("null+YY3"), 20),
                     ],
-                ],
+                ),
                 |_, _| {},
             );
         },
@@ -1057,47 +1047,15 @@ fn table_table_outer_test_sending_old_value() {
         |run: &TableRun| {
             run_table_steps_changes(
                 run,
-                &[
-                    &[(0, Some("X0+null"), None), (1, Some("X1+null"), None)],
-                    &[
-                        (0, Some("X0+Y0"), Some("X0+null")),
-                        (1, Some("X1+Y1"), Some("X1+null")),
-                    ],
-                    &[
-                        (0, Some("XX0+Y0"), Some("X0+Y0")),
-                        (1, Some("XX1+Y1"), Some("X1+Y1")),
-                        (2, Some("XX2+null"), None),
-                        (3, Some("XX3+null"), None),
-                    ],
-                    &[
-                        (0, Some("XX0+YY0"), Some("XX0+Y0")),
-                        (1, Some("XX1+YY1"), Some("XX1+Y1")),
-                        (2, Some("XX2+YY2"), Some("XX2+null")),
-                        (3, Some("XX3+YY3"), Some("XX3+null")),
-                    ],
-                    &[
-                        (0, Some("XXX0+YY0"), Some("XX0+YY0")),
-                        (1, Some("XXX1+YY1"), Some("XX1+YY1")),
-                        (2, Some("XXX2+YY2"), Some("XX2+YY2")),
-                        (3, Some("XXX3+YY3"), Some("XX3+YY3")),
-                    ],
-                    &[
-                        (0, Some("XXX0+null"), Some("XXX0+YY0")),
-                        (1, Some("XXX1+null"), Some("XXX1+YY1")),
-                    ],
-                    &[
-                        (0, Some("XXXX0+null"), Some("XXX0+null")),
-                        (1, Some("XXXX1+null"), Some("XXX1+null")),
-                        (2, Some("XXXX2+YY2"), Some("XXX2+YY2")),
-                        (3, Some("XXXX3+YY3"), Some("XXX3+YY3")),
-                    ],
+                &then(
+                    LEFT_OR_OUTER_OLD_VALUES,
                     &[
                         (0, None, Some("XXXX0+null")),
                         (1, None, Some("XXXX1+null")),
                         (2, Some("null+YY2"), Some("XXXX2+YY2")),
                         (3, Some("null+YY3"), Some("XXXX3+YY3")),
                     ],
-                ],
+                ),
             );
         },
     );

@@ -18,15 +18,9 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use streams_core::prelude::*;
+use streams_tests::JoinKind;
 
 const KEYS: [&str; 5] = ["a", "b", "c", "d", "e"];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Inner,
-    Left,
-    Outer,
-}
 
 /// One input step: which topic, the key, and the value (`None`: a tombstone).
 #[derive(Debug, Clone)]
@@ -128,18 +122,18 @@ fn stream_table(
     Ok(())
 }
 
-fn joined_value(kind: Kind, l: Option<&String>, r: Option<&String>) -> Option<String> {
+fn joined_value(kind: JoinKind, l: Option<&String>, r: Option<&String>) -> Option<String> {
     let show = |v: Option<&String>| v.cloned().unwrap_or_else(|| "-".into());
     match kind {
-        Kind::Inner => (l.is_some() && r.is_some()).then(|| format!("{}|{}", show(l), show(r))),
-        Kind::Left => l.map(|l| format!("{l}|{}", show(r))),
-        Kind::Outer => (l.is_some() || r.is_some()).then(|| format!("{}|{}", show(l), show(r))),
+        JoinKind::Inner => (l.is_some() && r.is_some()).then(|| format!("{}|{}", show(l), show(r))),
+        JoinKind::Left => l.map(|l| format!("{l}|{}", show(r))),
+        JoinKind::Outer => (l.is_some() || r.is_some()).then(|| format!("{}|{}", show(l), show(r))),
     }
 }
 
 /// Table-table join: topic 1 is the left table, topic 2 the right one (topic 0 unused).
 fn table_table(
-    kind: Kind,
+    kind: JoinKind,
     partitions: u32,
     cache: bool,
     steps: &[Step],
@@ -149,9 +143,9 @@ fn table_table(
     let right = builder.table::<String, String>("right");
     let show = |v: Option<&String>| v.cloned().unwrap_or_else(|| "-".into());
     let joined = match kind {
-        Kind::Inner => left.join(&right, |l, r| format!("{l}|{r}")),
-        Kind::Left => left.left_join(&right, move |l, r| format!("{l}|{}", show(r))),
-        Kind::Outer => left.outer_join(&right, move |l, r| format!("{}|{}", show(l), show(r))),
+        JoinKind::Inner => left.join(&right, |l, r| format!("{l}|{r}")),
+        JoinKind::Left => left.left_join(&right, move |l, r| format!("{l}|{}", show(r))),
+        JoinKind::Outer => left.outer_join(&right, move |l, r| format!("{}|{}", show(l), show(r))),
     };
     joined.to_stream().to("out");
     // Results counted by the number of the left record ("L12|R3" -> "L", "-|R3" -> "-"):
@@ -199,7 +193,7 @@ fn table_table(
         let source_forwards = value.is_some() || old.is_some();
         let forwards = source_forwards
             && match (kind, side) {
-                (Kind::Inner, _) | (Kind::Left, 1) => other.is_some(),
+                (JoinKind::Inner, _) | (JoinKind::Left, 1) => other.is_some(),
                 _ => true,
             };
         if forwards {
@@ -272,7 +266,7 @@ proptest! {
 
     #[test]
     fn table_table_joins_match_the_joined_tables(
-        kind in prop_oneof![Just(Kind::Inner), Just(Kind::Left), Just(Kind::Outer)],
+        kind in prop_oneof![Just(JoinKind::Inner), Just(JoinKind::Left), Just(JoinKind::Outer)],
         partitions in 1u32..=3,
         cache in any::<bool>(),
         steps in steps(3),

@@ -171,6 +171,26 @@ fn keyed_records(engine: &LogEngine, topic: &str, partitions: u32) -> BTreeMap<u
     out
 }
 
+/// Runs the app through its input (timed), checks its final counts against `expected`
+/// and, with [`check_run`], the lines it logged; returns what each task restored.
+fn run_and_check(
+    engine: &Arc<LogEngine>,
+    state: &Path,
+    expected: &HashMap<String, i64>,
+    capture: &Capture,
+) -> BTreeMap<String, u64> {
+    let t0 = Instant::now();
+    run_app(engine, state);
+    let took = t0.elapsed();
+    assert_eq!(&final_counts(engine), expected);
+    let lines: Vec<Line> = capture
+        .take_lines()
+        .iter()
+        .filter_map(|l| parse(l))
+        .collect();
+    check_run(&lines, engine, took)
+}
+
 /// What one run of the app logged, checked against the topics: returns the `task restored,
 /// running` lines by task id.
 fn check_run(lines: &[Line], engine: &LogEngine, took: Duration) -> BTreeMap<String, u64> {
@@ -284,16 +304,7 @@ fn spans_and_lines_of_the_stream_thread_and_its_tasks() {
 
     // First run: empty state, nothing to restore.
     produce(&engine, 0, 400, &mut expected);
-    let t0 = Instant::now();
-    run_app(&engine, &state);
-    let took = t0.elapsed();
-    assert_eq!(final_counts(&engine), expected);
-    let lines: Vec<Line> = capture
-        .take_lines()
-        .iter()
-        .filter_map(|l| parse(l))
-        .collect();
-    let restored = check_run(&lines, &engine, took);
+    let restored = run_and_check(&engine, &state, &expected, &capture);
     assert!(restored.values().all(|&n| n == 0), "{restored:?}");
 
     // The state directory is lost: the counts' tasks restore their changelogs, each
@@ -302,16 +313,7 @@ fn spans_and_lines_of_the_stream_thread_and_its_tasks() {
     let changelog = keyed_records(&engine, CHANGELOG, PARTITIONS);
     assert!(changelog.values().sum::<u64>() > 0);
     produce(&engine, 400, 100, &mut expected);
-    let t0 = Instant::now();
-    run_app(&engine, &state);
-    let took = t0.elapsed();
-    assert_eq!(final_counts(&engine), expected);
-    let lines: Vec<Line> = capture
-        .take_lines()
-        .iter()
-        .filter_map(|l| parse(l))
-        .collect();
-    let restored = check_run(&lines, &engine, took);
+    let restored = run_and_check(&engine, &state, &expected, &capture);
     for p in 0..PARTITIONS {
         assert_eq!(restored[&format!("0_{p}")], 0, "stateless task 0_{p}");
         assert_eq!(restored[&format!("1_{p}")], changelog[&p], "task 1_{p}");
