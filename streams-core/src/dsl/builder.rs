@@ -9,10 +9,11 @@ use crate::error::{Result, TopologyError};
 use crate::internals::node::{Children, NodeBox, NodeBuild, NodeFactory};
 use crate::internals::sink::{SinkNode, SinkTarget, TopicExtractorFn};
 use crate::internals::source::SourceNode;
+use crate::internals::table_source::TableSource;
 use crate::internals::task::TaskContext;
 use crate::record::Record;
 use crate::serde::{DefaultSerde, OptionSerde, Serde, SerdeError, SerdeRef};
-use crate::state::{StoreBuilder, ValueAndTimestamp};
+use crate::state::StoreBuilder;
 use crate::time::{ExtractorRef, RecordTimestamp};
 use crate::topology::{InternalBuilder, NodeKind, TopicName, Topology};
 
@@ -21,7 +22,7 @@ use super::options::{Consumed, Materialized};
 use super::{KStream, KTable};
 
 pub(crate) use super::table_store::{
-    Shared, TsHandle, add_ts_store, flush_and_forward, forward_flushed, forward_flushed_at,
+    Shared, TsHandle, add_ts_store, flush_and_forward, forward_flushed,
 };
 
 /// Builds a topology with the DSL.
@@ -454,14 +455,12 @@ pub(crate) fn add_table_source_node<K: Data, VIn: Data, V: Data>(
     let store = add_ts_store(b, store_name, &materialized, ks, vs);
     let store_name: Arc<str> = Arc::from(store.as_str());
     let factory: NodeFactory = Arc::new(move |nb: NodeBuild<'_>| {
-        Ok(NodeBox::typed::<K, VIn, _>(TableSource::<K, VIn, V> {
-            store_name: store_name.clone(),
-            store: None,
+        Ok(NodeBox::typed::<K, VIn, _>(TableSource::<K, VIn, V>::new(
+            store_name.clone(),
             to_opt,
-            nulls: nulls.clone(),
-            deleted: std::collections::HashMap::new(),
-            children: nb.children,
-        }))
+            nulls.clone(),
+            nb.children,
+        )))
     });
     let node = {
         let mut ib = b.borrow_mut();
@@ -470,71 +469,4 @@ pub(crate) fn add_table_source_node<K: Data, VIn: Data, V: Data>(
         node
     };
     (node, store)
-}
-
-/// A table's source node: upserts and deletes into its store, forwards what leaves the
-/// store's cache as changes.
-struct TableSource<K, VIn, V> {
-    store_name: Arc<str>,
-    store: Option<TsHandle<K, V>>,
-    to_opt: fn(VIn) -> Option<V>,
-    nulls: SerdeRef<V>,
-    /// When each deleted key was deleted (by key bytes), until its tombstone is forwarded.
-    deleted: std::collections::HashMap<Vec<u8>, i64>,
-    children: Children,
-}
-
-impl<K: Data, VIn: Data, V: Data> crate::internals::node::NodeOps for TableSource<K, VIn, V> {
-    fn init(&mut self, task: &mut TaskContext) -> Result<()> {
-        self.store = Some(
-            task.store(&self.store_name)?
-                .typed::<TsHandle<K, V>>()
-                .map_err(|_| crate::error::StreamsError::StoreAccess {
-                    store: self.store_name.to_string(),
-                    detail: "holds other key/value types than this table expects".into(),
-                })?,
-        );
-        Ok(())
-    }
-    fn flush(&mut self, task: &mut TaskContext) -> Result<()> {
-        let Some(store) = &self.store else {
-            return Ok(());
-        };
-        store.flush_cache()?;
-        forward_flushed_at(store, &self.children, task, Some(&mut self.deleted))
-    }
-}
-
-impl<K: Data, VIn: Data, V: Data> crate::internals::node::Input<K, VIn> for TableSource<K, VIn, V> {
-    fn process(&mut self, r: Record<K, VIn>, task: &mut TaskContext) -> Result<()> {
-        let Some(store) = &self.store else {
-            return Err(crate::error::StreamsError::Internal(format!(
-                "table store `{}` used before init",
-                self.store_name
-            )));
-        };
-        // A null value (`None` of an `Option` value type) deletes the key, as Kafka's null
-        // does.
-        match (self.to_opt)(r.value).filter(|v| !self.nulls.is_null(v)) {
-            Some(v) => {
-                if !self.deleted.is_empty() {
-                    self.deleted.remove(&store.encode_key(&r.key)?);
-                }
-                store.put(
-                    &r.key,
-                    &ValueAndTimestamp {
-                        value: v,
-                        timestamp: r.timestamp,
-                    },
-                )?
-            }
-            None => {
-                if r.timestamp != task.current_timestamp {
-                    self.deleted.insert(store.encode_key(&r.key)?, r.timestamp);
-                }
-                store.delete(&r.key)?;
-            }
-        }
-        forward_flushed_at(store, &self.children, task, Some(&mut self.deleted))
-    }
 }

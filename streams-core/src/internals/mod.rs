@@ -6,11 +6,15 @@
 //! serializing them. Only sources and sinks touch bytes.
 
 pub(crate) mod context;
+pub(crate) mod fk_join;
+pub(crate) mod forward;
 pub(crate) mod global;
 pub(crate) mod node;
 pub(crate) mod sink;
 pub(crate) mod source;
 pub(crate) mod spec;
 pub(crate) mod stream_join;
+pub(crate) mod table_source;
 pub(crate) mod task;
+pub(crate) mod versioned;
 pub(crate) mod window_aggregate;

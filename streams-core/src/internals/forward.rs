@@ -1,0 +1,71 @@
+//! Forwarding what leaves a table store's cache as table changes: the per-record step of
+//! table sources, table aggregations and every other operator that materializes a table.
+//! The DSL (`dsl::table_store`) adds the stores and wires these into nodes.
+
+use std::collections::HashMap;
+
+use crate::Data;
+use crate::error::Result;
+use crate::internals::node::Children;
+use crate::internals::task::TaskContext;
+use crate::record::{Change, Record};
+use crate::state::{KeyValueStoreHandle, ValueAndTimestamp};
+
+/// The store handle type of DSL key-value stores.
+pub(crate) type TsHandle<K, V> = KeyValueStoreHandle<K, ValueAndTimestamp<V>>;
+
+/// Forwards the updates that left `store`'s cache as table changes. The timestamp is the
+/// value's (for a deletion: the current record's).
+pub(crate) fn forward_flushed<K: Data, V: Data>(
+    store: &TsHandle<K, V>,
+    children: &Children,
+    task: &mut TaskContext,
+) -> Result<()> {
+    forward_flushed_at(store, children, task, None)
+}
+
+/// [`forward_flushed`], with the timestamps of deletions by key bytes (a derived table's
+/// tombstone carries the time of the change that deleted it, which may not be the current
+/// record's); used entries are removed.
+pub(crate) fn forward_flushed_at<K: Data, V: Data>(
+    store: &TsHandle<K, V>,
+    children: &Children,
+    task: &mut TaskContext,
+    mut deleted: Option<&mut HashMap<Vec<u8>, i64>>,
+) -> Result<()> {
+    for (key, new, old) in store.take_flushed()? {
+        let deleted_at = match (&new, deleted.as_deref_mut()) {
+            (None, Some(map)) if !map.is_empty() => map.remove(&store.encode_key(&key)?),
+            _ => None,
+        };
+        // Written and deleted again within one commit: downstream never saw it (Kafka's
+        // caching stores skip these too).
+        if new.is_none() && old.is_none() {
+            continue;
+        }
+        let ts = new
+            .as_ref()
+            .map_or(deleted_at.unwrap_or(task.current_timestamp), |v| {
+                v.timestamp
+            });
+        children.forward(
+            task,
+            Record::new(
+                key,
+                Change::new(new.map(|v| v.value), old.map(|v| v.value)),
+                ts,
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+/// On commit: writes `store`'s cache down and forwards what left it.
+pub(crate) fn flush_and_forward<K: Data, V: Data>(
+    store: &TsHandle<K, V>,
+    children: &Children,
+    task: &mut TaskContext,
+) -> Result<()> {
+    store.flush_cache()?;
+    forward_flushed(store, children, task)
+}

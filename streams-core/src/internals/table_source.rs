@@ -1,0 +1,102 @@
+//! The source node of a (non-versioned) table: upserts and deletes each record into the
+//! table's store and forwards what leaves the store's cache as changes. The DSL
+//! (`StreamsBuilder::table`, the results of table joins) adds the store and the node.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::Data;
+use crate::error::{Result, StreamsError};
+use crate::internals::forward::{TsHandle, forward_flushed_at};
+use crate::internals::node::{Children, Input, NodeOps};
+use crate::internals::task::TaskContext;
+use crate::record::Record;
+use crate::serde::SerdeRef;
+use crate::state::ValueAndTimestamp;
+
+/// A table's source node: upserts and deletes into its store, forwards what leaves the
+/// store's cache as changes.
+pub(crate) struct TableSource<K, VIn, V> {
+    store_name: Arc<str>,
+    store: Option<TsHandle<K, V>>,
+    to_opt: fn(VIn) -> Option<V>,
+    nulls: SerdeRef<V>,
+    /// When each deleted key was deleted (by key bytes), until its tombstone is forwarded.
+    deleted: HashMap<Vec<u8>, i64>,
+    children: Children,
+}
+
+impl<K, VIn, V> TableSource<K, VIn, V> {
+    /// A source of the table stored in `store_name`; `to_opt` turns the input value into
+    /// the new table value (`None`, or a value `nulls` calls null, deletes).
+    pub(crate) fn new(
+        store_name: Arc<str>,
+        to_opt: fn(VIn) -> Option<V>,
+        nulls: SerdeRef<V>,
+        children: Children,
+    ) -> Self {
+        Self {
+            store_name,
+            store: None,
+            to_opt,
+            nulls,
+            deleted: HashMap::new(),
+            children,
+        }
+    }
+}
+
+impl<K: Data, VIn: Data, V: Data> NodeOps for TableSource<K, VIn, V> {
+    fn init(&mut self, task: &mut TaskContext) -> Result<()> {
+        self.store = Some(
+            task.store(&self.store_name)?
+                .typed::<TsHandle<K, V>>()
+                .map_err(|_| StreamsError::StoreAccess {
+                    store: self.store_name.to_string(),
+                    detail: "holds other key/value types than this table expects".into(),
+                })?,
+        );
+        Ok(())
+    }
+    fn flush(&mut self, task: &mut TaskContext) -> Result<()> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        store.flush_cache()?;
+        forward_flushed_at(store, &self.children, task, Some(&mut self.deleted))
+    }
+}
+
+impl<K: Data, VIn: Data, V: Data> Input<K, VIn> for TableSource<K, VIn, V> {
+    fn process(&mut self, r: Record<K, VIn>, task: &mut TaskContext) -> Result<()> {
+        let Some(store) = &self.store else {
+            return Err(StreamsError::Internal(format!(
+                "table store `{}` used before init",
+                self.store_name
+            )));
+        };
+        // A null value (`None` of an `Option` value type) deletes the key, as Kafka's null
+        // does.
+        match (self.to_opt)(r.value).filter(|v| !self.nulls.is_null(v)) {
+            Some(v) => {
+                if !self.deleted.is_empty() {
+                    self.deleted.remove(&store.encode_key(&r.key)?);
+                }
+                store.put(
+                    &r.key,
+                    &ValueAndTimestamp {
+                        value: v,
+                        timestamp: r.timestamp,
+                    },
+                )?
+            }
+            None => {
+                if r.timestamp != task.current_timestamp {
+                    self.deleted.insert(store.encode_key(&r.key)?, r.timestamp);
+                }
+                store.delete(&r.key)?;
+            }
+        }
+        forward_flushed_at(store, &self.children, task, Some(&mut self.deleted))
+    }
+}
