@@ -2,7 +2,7 @@
 //! mutated (bit flips, truncations, zeroed ranges, splices of bytes or whole batches,
 //! digit and number rewrites of text files) and read back. The properties:
 //!
-//! 1. Segment files of the embedded log (`PartitionLog`, `streams_state::repair`): opening
+//! 1. Segment files of the embedded log (`PartitionLog`, `streams_state::log::repair`): opening
 //!    never panics; it fails naming the damaged file, or every record it returns (either
 //!    isolation) is the one written at that offset, in offset order, and records are
 //!    missing only from a damaged tail of the last segment (and the loss is reported).

@@ -7,7 +7,7 @@
 //! one uninterrupted run, whose output must hold each word's exact count, not restarts
 //! (after a restart the mock's group has no committed offsets and the app reads its input
 //! again). The client-level transaction tests are unit tests of
-//! `streams-core/src/client/kafka.rs` (`txn_tests`).
+//! `streams-core/src/client/kafka/txn_tests.rs`.
 
 // Test helpers outside #[test] functions may unwrap too: a panic fails the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
