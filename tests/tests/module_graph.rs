@@ -4,12 +4,14 @@
 //!
 //! The graph is read from the sources: every `crate::…` path (in `use` items and in code)
 //! and every `super::…` path names the module it reaches, down to the deepest module that
-//! exists (a file, or a directory's `mod.rs`); names re-exported at the crate root are
-//! followed to the module that defines them. Unit tests (`mod tests` at the end of a file,
-//! or a `*_tests.rs` file) are left out. A module's own ancestors and descendants are not
-//! edges (a `mod.rs` declares and re-exports its children; children implement it).
+//! exists (a file, or a directory's `mod.rs`); names a module imports or re-exports
+//! (`use`, `pub use`, globs) are followed to the module that defines them, and a sibling
+//! named through `use super::*` (`sibling::Item`) counts too. Unit tests (`mod tests { … }`
+//! at the end of a file, a `tests.rs` or `*_tests.rs` file) are left out. A module's own
+//! ancestors and descendants are not edges (a `mod.rs` declares and re-exports its
+//! children; children implement it).
 //!
-//! A few directories are one node because their parts refer to each other by design; the
+//! A few groups of modules are one node because they refer to each other by design; the
 //! list is [`UNITS`] and docs/ARCHITECTURE.md says why.
 
 // Test helpers outside #[test] functions may unwrap too: a panic fails the test.
@@ -18,16 +20,49 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Directories checked as one node: `(crate directory, module)`.
-const UNITS: [(&str, &str); 3] = [
-    // The task context holds the processor nodes, and every node is called with it.
-    ("streams-core", "internals"),
+/// Modules checked as one node: `(crate directory, the modules, the node's name)`. A
+/// module is in a unit when it is one of the unit's modules or inside one.
+const UNITS: [(&str, &[&str], &str); 4] = [
+    // The DSL's types return each other, as Kafka Streams' do: a stream groups into a grouped
+    // stream, which aggregates into a table, which becomes a stream again; the builder
+    // makes the first stream.
+    (
+        "streams-core",
+        &[
+            "dsl::builder",
+            "dsl::kstream",
+            "dsl::ktable",
+            "dsl::grouped",
+            "dsl::cogroup",
+        ],
+        "dsl::{builder,kstream,ktable,grouped,cogroup}",
+    ),
+    // The task context holds the processor nodes (sources included), and every node is
+    // called with the context.
+    (
+        "streams-core",
+        &["internals::context", "internals::node", "internals::source"],
+        "internals::{context,node,source}",
+    ),
     // The server's shared state holds each request handler's state, and every handler is
     // called with it.
-    ("streams-state", "serve"),
+    ("streams-state", &["serve"], "serve"),
     // One application: its web pages and their routes refer to each other.
-    ("examples", "activity"),
+    ("examples", &["activity"], "activity"),
 ];
+
+/// The node a module belongs to: its unit's name, or its own path.
+fn node_of(krate: &str, module: &str) -> String {
+    UNITS
+        .iter()
+        .filter(|(c, _, _)| *c == krate)
+        .find(|(_, members, _)| {
+            members
+                .iter()
+                .any(|m| module == *m || module.starts_with(&format!("{m}::")))
+        })
+        .map_or_else(|| module.to_string(), |(_, _, name)| name.to_string())
+}
 
 /// The crates whose sources are checked.
 const CRATES: [&str; 4] = [
@@ -55,15 +90,16 @@ fn rs_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The module path of a source file (`log/partition.rs` → `log::partition`, `lib.rs` → ``),
-/// with the crate's units collapsed; `None` for binaries and unit-test files.
-fn module_of(krate: &str, rel: &Path) -> Option<String> {
+/// The module path of a source file (`log/partition.rs` → `log::partition`, `lib.rs` → ``);
+/// `None` for binaries and unit-test files (`tests.rs`, `*_tests.rs`).
+fn module_of(rel: &Path) -> Option<String> {
     let mut parts: Vec<String> = rel
         .with_extension("")
         .components()
         .map(|c| c.as_os_str().to_string_lossy().to_string())
         .collect();
-    if parts.first().is_some_and(|p| p == "bin") || parts.last().unwrap().ends_with("_tests") {
+    let last = parts.last().unwrap();
+    if parts.first().is_some_and(|p| p == "bin") || last == "tests" || last.ends_with("_tests") {
         return None;
     }
     if matches!(
@@ -72,17 +108,12 @@ fn module_of(krate: &str, rel: &Path) -> Option<String> {
     ) {
         parts.pop();
     }
-    if let Some(first) = parts.first()
-        && UNITS.iter().any(|(c, m)| *c == krate && m == first)
-    {
-        parts.truncate(1);
-    }
     Some(parts.join("::"))
 }
 
-/// The source without comments and without the trailing unit-test module.
+/// The source without comments and without the trailing inline unit-test module.
 fn code_of(text: &str) -> String {
-    let text = match text.find("#[cfg(test)]\nmod tests") {
+    let text = match text.find("#[cfg(test)]\nmod tests {") {
         Some(i) => &text[..i],
         None => text,
     };
@@ -127,8 +158,16 @@ fn find_from(chars: &[char], from: usize, needle: &str) -> Option<usize> {
 /// full paths and where parsing stopped.
 fn parse_path(chars: &[char], mut i: usize) -> (Vec<String>, usize) {
     let mut prefix = String::new();
+    if i < chars.len() && chars[i] == '{' {
+        // `crate::{a::B, C}`: a group at the root.
+        let (inner, end) = group(chars, i);
+        return (split_group(&inner), end);
+    }
     loop {
         let start = i;
+        if i < chars.len() && chars[i] == '*' {
+            i += 1; // a glob
+        }
         while i < chars.len() && is_ident(chars[i]) {
             i += 1;
         }
@@ -220,75 +259,202 @@ fn graph(krate: &str) -> Graph {
     graph_of(krate, &root().join(krate).join("src"))
 }
 
+/// The `use` statements of `code` (any visibility), each as the paths it imports, relative
+/// paths made absolute from `module` (`self::`, `super::`, a child module's name).
+fn imports(code: &str, module: &str, modules: &BTreeSet<String>) -> Vec<String> {
+    let parent = module.rsplit_once("::").map_or("", |(p, _)| p);
+    let mut out = Vec::new();
+    for stmt in code.split(';') {
+        // The statement starts at a line `use …` or `pub… use …` (attributes before it).
+        let Some(start) = stmt.lines().position(|l| {
+            let l = l.trim_start();
+            l.starts_with("use ")
+                || l.starts_with("pub ") && l.contains(" use ")
+                || l.starts_with("pub(") && l.contains(") use ")
+        }) else {
+            continue;
+        };
+        let line = stmt.lines().nth(start).unwrap_or("");
+        let from = stmt.find(line).unwrap_or(0) + line.find("use ").unwrap_or(0);
+        let body = stmt[from + 4..].trim();
+        let chars: Vec<char> = format!("{body} ").chars().collect();
+        for p in parse_path(&chars, 0).0 {
+            let abs = if let Some(rest) = p.strip_prefix("crate::") {
+                rest.to_string()
+            } else if let Some(rest) = p.strip_prefix("super::") {
+                join(parent, rest)
+            } else if let Some(rest) = p.strip_prefix("self::") {
+                join(module, rest)
+            } else {
+                let first = p.split("::").next().unwrap_or("");
+                let child = join(module, first);
+                if modules.contains(&child) {
+                    join(module, &p)
+                } else {
+                    continue; // another crate
+                }
+            };
+            out.push(abs);
+        }
+    }
+    out
+}
+
+fn join(a: &str, b: &str) -> String {
+    if a.is_empty() {
+        b.to_string()
+    } else if b.is_empty() {
+        a.to_string()
+    } else {
+        format!("{a}::{b}")
+    }
+}
+
 /// The module graph of the crate sources in `src` (`krate` names its units).
 fn graph_of(krate: &str, src: &Path) -> Graph {
     let mut files = Vec::new();
     rs_files(src, &mut files);
-    let mut code: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut code: BTreeMap<String, String> = BTreeMap::new();
     for f in &files {
         let rel = f.strip_prefix(src).unwrap();
-        if let Some(m) = module_of(krate, rel) {
+        if let Some(m) = module_of(rel) {
             let text = std::fs::read_to_string(f).unwrap();
-            code.entry(m).or_default().push(code_of(&text));
+            code.insert(m, code_of(&text));
         }
     }
-    // Names the crate root re-exports (`pub use a::b::{C, D}`), by name.
-    let lib = code.get("").map(|v| v[0].clone()).unwrap_or_default();
-    let mut reexports: BTreeMap<String, String> = BTreeMap::new();
-    for stmt in lib.split(';') {
-        let stmt = stmt.trim();
-        if let Some(rest) = stmt.strip_prefix("pub use ") {
-            for p in crate_paths(&format!("crate::{}", rest.trim_start_matches("crate::"))) {
-                if let Some(name) = p.rsplit("::").next() {
-                    reexports.insert(name.to_string(), p.clone());
+    let modules: BTreeSet<String> = code.keys().cloned().collect();
+    // What each module brings into its namespace: names by their target path, and the
+    // modules it glob-imports.
+    let mut names: BTreeMap<&str, BTreeMap<String, String>> = BTreeMap::new();
+    let mut globs: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (m, text) in &code {
+        for p in imports(text, m, &modules) {
+            match p.strip_suffix("::*") {
+                Some(g) => globs.entry(m).or_default().push(g.to_string()),
+                None => {
+                    let name = p.rsplit("::").next().unwrap_or("").to_string();
+                    names.entry(m).or_default().insert(name, p);
                 }
             }
         }
     }
-    let modules: BTreeSet<String> = code.keys().cloned().collect();
-    let deepest = |path: &str| -> Option<String> {
+    let deepest = |path: &str| -> String {
         let parts: Vec<&str> = path.split("::").collect();
         (1..=parts.len())
             .rev()
             .map(|k| parts[..k].join("::"))
             .find(|c| modules.contains(c))
+            .unwrap_or_default()
     };
-    let related = |a: &str, b: &str| {
-        a == b
-            || b.is_empty()
-            || a.starts_with(&format!("{b}::"))
-            || b.starts_with(&format!("{a}::"))
+    let defines = |m: &str, name: &str| {
+        code.get(m).is_some_and(|t| {
+            [
+                "struct",
+                "enum",
+                "trait",
+                "fn",
+                "type",
+                "const",
+                "static",
+                "mod",
+                "macro_rules!",
+            ]
+            .iter()
+            .any(|kw| {
+                let needle = format!("{kw} {name}");
+                t.match_indices(&needle)
+                    .any(|(i, _)| !t[i + needle.len()..].starts_with(|c: char| is_ident(c)))
+            })
+        })
+    };
+    // The module that defines what `path` names, following imports and globs.
+    let resolve = |path: &str| -> String {
+        let mut path = path.to_string();
+        for _ in 0..16 {
+            let d = deepest(&path);
+            let rest = path
+                .strip_prefix(&d)
+                .unwrap_or(&path)
+                .trim_start_matches("::");
+            let Some(first) = rest.split("::").next().filter(|f| !f.is_empty()) else {
+                return d;
+            };
+            let tail = rest.strip_prefix(first).unwrap_or("").to_string();
+            if let Some(target) = names.get(d.as_str()).and_then(|n| n.get(first)) {
+                path = format!("{target}{tail}");
+                continue;
+            }
+            if defines(&d, first) {
+                return d;
+            }
+            match globs.get(d.as_str()).and_then(|gs| {
+                gs.iter().find(|g| {
+                    defines(g, first)
+                        || names.get(g.as_str()).is_some_and(|n| n.contains_key(first))
+                })
+            }) {
+                Some(g) => path = format!("{g}::{first}{tail}"),
+                None => return d,
+            }
+        }
+        deepest(&path)
     };
     let mut g = Graph::new();
-    for (m, texts) in &code {
-        let node = g.entry(m.clone()).or_default();
+    for (m, text) in &code {
+        let node = node_of(krate, m);
+        g.entry(node.clone()).or_default();
         if m.is_empty() {
             continue;
         }
-        for text in texts {
-            // `super` of `a::b` (a file `a/b.rs` or a directory's `a/b/mod.rs`) is `a`.
-            let parent = match m.rsplit_once("::") {
-                Some((p, _)) => format!("crate::{p}::"),
-                None => "crate::".to_string(),
-            };
-            let text = text
-                .replace("super::", &parent)
-                .replace("crate::crate::", "crate::");
-            for p in crate_paths(&text) {
-                let mut target = deepest(&p);
-                if target.is_none() {
-                    let first = p.split("::").next().unwrap_or("");
-                    target = reexports.get(first).and_then(|full| deepest(full));
-                }
-                let Some(target) = target else { continue };
-                if related(m, &target) {
+        // `super` of `a::b` (a file `a/b.rs` or a directory's `a/b/mod.rs`) is `a`.
+        let parent = m.rsplit_once("::").map_or("", |(p, _)| p);
+        let grandparent = parent.rsplit_once("::").map_or("", |(p, _)| p);
+        let prefix = |path: &str| {
+            if path.is_empty() {
+                "crate::".to_string()
+            } else {
+                format!("crate::{path}::")
+            }
+        };
+        let text = text
+            .replace("super::super::", &prefix(grandparent))
+            .replace("super::", &prefix(parent));
+        let mut paths = crate_paths(&text);
+        // A sibling reached through `use super::*` (`sibling::Item`).
+        let chars: Vec<char> = text.chars().collect();
+        for sibling in modules.iter().filter(|s| {
+            s.rsplit_once("::").map_or("", |(p, _)| p) == parent && *s != m && !s.is_empty()
+        }) {
+            let name = sibling.rsplit("::").next().unwrap_or(sibling);
+            let needle = format!("{name}::");
+            let mut i = 0;
+            while let Some(pos) = find_from(&chars, i, &needle) {
+                i = pos + needle.len();
+                if pos > 0 && (is_ident(chars[pos - 1]) || chars[pos - 1] == ':') {
                     continue;
                 }
-                node.entry(target).or_default().insert(p);
+                paths.push(sibling.clone());
             }
+        }
+        for p in paths {
+            let target = resolve(&p);
+            let target_node = node_of(krate, &target);
+            if target.is_empty() || related(m, &target) || target_node == node {
+                continue;
+            }
+            g.get_mut(&node)
+                .unwrap()
+                .entry(target_node)
+                .or_default()
+                .insert(p);
         }
     }
     g
+}
+
+/// Whether `a` and `b` are the same module, or one is inside the other.
+fn related(a: &str, b: &str) -> bool {
+    a == b || a.starts_with(&format!("{b}::")) || b.starts_with(&format!("{a}::"))
 }
 
 /// The strongly connected components of more than one module (Tarjan).
@@ -456,10 +622,23 @@ fn every_module_uses_only_its_own_layer_or_those_below_as_architecture_md_says()
 
 #[test]
 fn the_graph_reader_finds_grouped_nested_and_renamed_imports() {
-    let code = "use crate::a::{b::{C, d::E}, F as G, self};\nfn x() { crate::h::i(); }";
+    let code = "use crate::a::{b::{C, d::E}, F as G, self};\nfn x() { crate::h::i(); }\n\
+                use crate::{j::K, L};\nuse crate::m::*;";
     let mut paths = crate_paths(code);
     paths.sort();
-    assert_eq!(paths, ["a", "a::F", "a::b::C", "a::b::d::E", "h::i"]);
+    assert_eq!(
+        paths,
+        [
+            "L",
+            "a",
+            "a::F",
+            "a::b::C",
+            "a::b::d::E",
+            "h::i",
+            "j::K",
+            "m::*"
+        ]
+    );
     assert_eq!(
         code_of("a // crate::x\n#[cfg(test)]\nmod tests { crate::y }"),
         "a "
@@ -499,4 +678,38 @@ fn a_cycle_through_a_root_reexport_a_group_and_super_is_found() {
     assert!(g["store::kv"].contains_key("store::leaf"));
     // A unit test's imports are not edges.
     assert!(g["store::leaf"].is_empty(), "{g:?}");
+}
+
+#[test]
+fn a_cycle_through_a_glob_reexport_and_a_sibling_seen_through_super_glob_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path();
+    std::fs::create_dir_all(src.join("rt/thread")).unwrap();
+    let files = [
+        ("lib.rs", "mod rt;\n"),
+        // rt brings `Instance` into its namespace through a glob of its child `instance`.
+        (
+            "rt/mod.rs",
+            "mod instance;\nmod thread;\nuse instance::*;\n",
+        ),
+        // instance reaches its sibling `thread` through `use super::*`.
+        (
+            "rt/instance.rs",
+            "use super::*;\npub struct Instance;\nfn f() { thread::Thread::new(); }\n",
+        ),
+        // thread names `Instance` by the path `rt` re-exports it under.
+        (
+            "rt/thread/mod.rs",
+            "use crate::rt::Instance;\npub struct Thread;\n#[cfg(test)]\nmod tests;\nfn g() {}\n",
+        ),
+    ];
+    for (name, text) in files {
+        std::fs::write(src.join(name), text).unwrap();
+    }
+    let g = graph_of("none", src);
+    assert_eq!(
+        cycles(&g),
+        [vec!["rt::instance".to_string(), "rt::thread".to_string()]],
+        "{g:?}"
+    );
 }

@@ -9,7 +9,7 @@ use crate::Data;
 use crate::error::{Result, StreamsError};
 use crate::internals::forward::TsHandle;
 use crate::internals::node::Children;
-use crate::internals::task::TaskContext;
+use crate::internals::context::TaskContext;
 use crate::record::{Change, Record};
 use crate::serde::{Serde, SerdeError, SerdeRef};
 use crate::state::KeyValueStoreHandle;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use crate::Data;
 use crate::error::Result;
 use crate::internals::node::Children;
-use crate::internals::task::TaskContext;
+use crate::internals::context::TaskContext;
 use crate::record::{Change, Record};
 use crate::state::{KeyValueStoreHandle, ValueAndTimestamp};
 

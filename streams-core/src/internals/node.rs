@@ -9,7 +9,7 @@ use crate::punctuation::Punctuation;
 use crate::record::Record;
 
 use super::source::SourceOps;
-use super::task::TaskContext;
+use super::context::TaskContext;
 
 /// What every node can do regardless of its input type.
 pub(crate) trait NodeOps: Send {

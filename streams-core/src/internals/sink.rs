@@ -8,7 +8,7 @@ use crate::record::{Record, RecordContext};
 use crate::serde::SerdeRef;
 
 use super::node::{Input, NodeOps};
-use super::task::{ProducedRecord, TaskContext};
+use super::context::{ProducedRecord, TaskContext};
 
 /// Chooses a sink's topic per record.
 pub(crate) type TopicExtractorFn<K, V> =

@@ -13,7 +13,7 @@ use crate::serde::{SerdeError, SerdeRef};
 use crate::time::{ExtractorRef, InvalidTimestampPolicy};
 
 use super::node::{Children, NodeOps};
-use super::task::TaskContext;
+use super::context::TaskContext;
 
 /// What a task needs of a source, whatever its types.
 pub(crate) trait SourceOps: NodeOps {

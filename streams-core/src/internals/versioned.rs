@@ -11,7 +11,7 @@ use crate::error::{Result, StreamsError};
 use crate::internals::forward::{TsHandle, flush_and_forward, forward_flushed};
 use crate::internals::node::{Children, Input, NodeOps};
 use crate::internals::stream_join::JoinFn;
-use crate::internals::task::TaskContext;
+use crate::internals::context::TaskContext;
 use crate::record::{Headers, Record};
 use crate::serde::{Serde, SerdeError, SerdeRef};
 use crate::state::{KeyValueStoreHandle, ValueAndTimestamp};

@@ -2,7 +2,7 @@
 //! instance's clients and topology, and starting a thread.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -284,50 +284,6 @@ impl Instance {
     pub(crate) fn set_group(&self, members: Vec<crate::client::GroupMember>) {
         lock(&self.shared.inner).group = members;
     }
-}
-
-/// Starts a stream thread of `instance`.
-pub(super) fn spawn_thread(instance: &Arc<Instance>) -> Result<()> {
-    let n = instance.next_thread.fetch_add(1, Ordering::Relaxed);
-    let slot = n as usize;
-    let name = format!("{}-StreamThread-{n}", instance.client_prefix);
-    let inst = instance.clone();
-    let thread_name = name.clone();
-    let handle = std::thread::Builder::new()
-        .name(name)
-        .spawn(move || {
-            // The thread's span, entered for its whole life (see docs/TRACING.md): its task
-            // spans are children of it.
-            let _span = tracing::info_span!("stream_thread", thread = %thread_name).entered();
-            let shared = inst.shared.clone();
-            let result = thread::StreamThread::new(inst.clone(), slot, thread_name.clone())
-                .and_then(|mut t| t.run());
-            lock(&shared.inner).threads.remove(&slot);
-            let Err(e) = result else { return };
-            tracing::error!(thread = %thread_name, error = %e, "stream thread failed");
-            let handler = lock(&shared.handler).clone();
-            let response = handler.map_or(ThreadFailureResponse::ShutdownClient, |h| h(&e));
-            let stopping = shared.stop.load(Ordering::SeqCst);
-            if response == ThreadFailureResponse::ReplaceThread && !stopping {
-                if let Err(e2) = spawn_thread(&inst) {
-                    shared.fail(format!("{e}; replacing the thread failed: {e2}"));
-                    shared.stop.store(true, Ordering::SeqCst);
-                    shared.transition(StreamsState::Error);
-                }
-            } else if !stopping {
-                shared.fail(e.to_string());
-                shared.stop.store(true, Ordering::SeqCst);
-                shared.transition(StreamsState::Error);
-            } else {
-                shared.fail(e.to_string());
-            }
-        })
-        .map_err(|source| StreamsError::System {
-            what: "cannot start a stream thread",
-            source,
-        })?;
-    lock(&instance.shared.inner).handles.push(handle);
-    Ok(())
 }
 
 /// Creates `topic` unless it exists with the same partition count; another instance may

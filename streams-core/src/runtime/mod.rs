@@ -139,6 +139,7 @@ mod signal;
 use crate::sync::lock;
 use instance::*;
 pub use signal::shutdown_signal;
+use thread::spawn_thread;
 
 /// A streams app instance (see the [module docs](self)).
 pub struct KafkaStreams {

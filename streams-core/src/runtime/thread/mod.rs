@@ -17,7 +17,8 @@ use crate::error::{Result, StreamsError};
 use crate::internals::task::TaskEnv;
 use crate::record::TaskId;
 use crate::runtime::{
-    Instance, TaskSnapshot, TaskState, ThreadSnapshot, ThreadStatus, lock, wall_clock,
+    Instance, StreamsState, TaskSnapshot, TaskState, ThreadFailureResponse, ThreadSnapshot,
+    ThreadStatus, lock, wall_clock,
 };
 
 use manager::TaskManager;
@@ -519,4 +520,48 @@ impl StreamThread {
         }
         self.metrics.publish(snapshot, &input);
     }
+}
+
+/// Starts a stream thread of `instance`.
+pub(super) fn spawn_thread(instance: &Arc<Instance>) -> Result<()> {
+    let n = instance.next_thread.fetch_add(1, Ordering::Relaxed);
+    let slot = n as usize;
+    let name = format!("{}-StreamThread-{n}", instance.client_prefix);
+    let inst = instance.clone();
+    let thread_name = name.clone();
+    let handle = std::thread::Builder::new()
+        .name(name)
+        .spawn(move || {
+            // The thread's span, entered for its whole life (see docs/TRACING.md): its task
+            // spans are children of it.
+            let _span = tracing::info_span!("stream_thread", thread = %thread_name).entered();
+            let shared = inst.shared.clone();
+            let result = StreamThread::new(inst.clone(), slot, thread_name.clone())
+                .and_then(|mut t| t.run());
+            lock(&shared.inner).threads.remove(&slot);
+            let Err(e) = result else { return };
+            tracing::error!(thread = %thread_name, error = %e, "stream thread failed");
+            let handler = lock(&shared.handler).clone();
+            let response = handler.map_or(ThreadFailureResponse::ShutdownClient, |h| h(&e));
+            let stopping = shared.stop.load(Ordering::SeqCst);
+            if response == ThreadFailureResponse::ReplaceThread && !stopping {
+                if let Err(e2) = spawn_thread(&inst) {
+                    shared.fail(format!("{e}; replacing the thread failed: {e2}"));
+                    shared.stop.store(true, Ordering::SeqCst);
+                    shared.transition(StreamsState::Error);
+                }
+            } else if !stopping {
+                shared.fail(e.to_string());
+                shared.stop.store(true, Ordering::SeqCst);
+                shared.transition(StreamsState::Error);
+            } else {
+                shared.fail(e.to_string());
+            }
+        })
+        .map_err(|source| StreamsError::System {
+            what: "cannot start a stream thread",
+            source,
+        })?;
+    lock(&instance.shared.inner).handles.push(handle);
+    Ok(())
 }
