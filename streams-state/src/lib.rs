@@ -56,6 +56,9 @@ pub use dir::{STATE_DIR_VERSION, StateDirectory};
 pub use entry::{ChangelogRecord, FlushedEntry};
 pub use error::StateError;
 pub use kv::{KeyValueBytesStoreSupplier, KeyValueIter, KeyValueStore, StateStore};
+/// The damage finder and repairer of the log engine (`streams verify`, `streams repair`),
+/// also at [`log::repair`].
+pub use log::repair;
 pub use log::{
     CleanupPolicy, CompactionReport, DEFAULT_DELETE_RETENTION_MS, DEFAULT_SEGMENT_MS, EngineConfig,
     FsyncPolicy, Isolation, LogConfig, LogEngine, LogError, LogRecord, MaintenanceReport,

@@ -11,13 +11,13 @@
 //! RocksDB properties ([`RocksDbProperties`]) are not recorded: the thread samples them
 //! when it publishes ([`KeyValueStore::rocksdb_properties`]).
 
+pub use crate::stats::{HitRatioStats, HitRatioWindow, RocksDbProperties};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use crate::delegate::delegate;
 use crate::kv::{KeyValueIter, KeyValueStore, StateStore};
-use crate::stats::RocksDbProperties;
 use crate::{
     ChangelogRecord, FlushedEntry, SessionIter, SessionStore, StateError, WindowIter, WindowStore,
     WindowedKeyValueIter,

@@ -262,7 +262,7 @@ pub(crate) fn send_subscriptions<K: Data, V: Data, KO: Data>(
     ch: &Children,
     t: &mut TaskContext,
 ) -> Result<()> {
-    let (ex, hv, fks, kos) = (extractor, value_serde, foreign_key_serde, foreign_key_serde);
+    let (ex, hv, fks) = (extractor, value_serde, foreign_key_serde);
     let hash = hash_of(hv, r.value.new.as_ref())?;
     let send = |fk: KO, instruction: Instruction, t: &mut TaskContext| {
         ch.forward(
@@ -280,7 +280,7 @@ pub(crate) fn send_subscriptions<K: Data, V: Data, KO: Data>(
         )
     };
     let same = |a: &KO, b: &KO| fks.serialize(a).ok() == fks.serialize(b).ok();
-    let null = |fk: &KO| kos.is_null(fk);
+    let null = |fk: &KO| fks.is_null(fk);
     let old_fk = r.value.old.as_ref().map(|v| ex(v));
     let new_fk = r.value.new.as_ref().map(|v| ex(v));
     // Kafka's SubscriptionSendProcessorSupplier (one difference, below).

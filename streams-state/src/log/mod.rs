@@ -7,20 +7,20 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`engine`] | [`LogEngine`]: opening the directory, topics, appends and reads |
-//! | [`topics`] | topic settings ([`TopicConfig`]), names, the `topic.meta` file |
+//! | `engine` | [`LogEngine`]: opening the directory, topics, appends and reads |
+//! | `topics` | topic settings ([`TopicConfig`]), names, the `topic.meta` file |
 //! | `groups` | consumer group offsets |
 //! | `transactions` | the engine's transaction API (InitProducerId … EndTxn) |
 //! | `coordinator` | transactional ids, epochs and the durable commit decision |
-//! | [`partition`] | [`PartitionLog`]: one partition's appends, reads, retention, recovery |
+//! | `partition` | [`PartitionLog`]: one partition's appends, reads, retention, recovery |
 //! | `segment` | a segment file with its offset and time indexes |
 //! | `batch` | the record batch codec |
 //! | `compaction` | `cleanup.policy=compact` |
-//! | [`txn`] | producer ids and isolation levels |
+//! | `txn` | producer ids and isolation levels |
 //! | `txn_index` | a partition's open and aborted transactions, the last stable offset |
 //! | [`repair`] | `streams verify` / `streams repair` of damaged segments |
-//! | [`partitioner`] | Kafka's murmur2 partitioner |
-//! | [`error`] | [`LogError`], the typed refusals |
+//! | `partitioner` | Kafka's murmur2 partitioner |
+//! | `error` | [`LogError`], the typed refusals |
 //! | `files` | atomic and checksummed file writes |
 //!
 //! Dependencies run one way, from the engine down to the codec: `engine`, `groups` and
@@ -31,17 +31,17 @@
 pub(crate) mod batch;
 pub(crate) mod compaction;
 pub(crate) mod coordinator;
-pub mod engine;
-pub mod error;
+pub(crate) mod engine;
+pub(crate) mod error;
 pub(crate) mod files;
 pub(crate) mod groups;
-pub mod partition;
-pub mod partitioner;
+pub(crate) mod partition;
+pub(crate) mod partitioner;
 pub mod repair;
 pub(crate) mod segment;
-pub mod topics;
+pub(crate) mod topics;
 pub(crate) mod transactions;
-pub mod txn;
+pub(crate) mod txn;
 pub(crate) mod txn_index;
 
 #[cfg(test)]
