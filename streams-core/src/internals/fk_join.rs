@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use crate::Data;
 use crate::error::{Result, StreamsError};
+use crate::internals::context::TaskContext;
 use crate::internals::forward::TsHandle;
 use crate::internals::node::Children;
-use crate::internals::context::TaskContext;
 use crate::record::{Change, Record};
 use crate::serde::{Serde, SerdeError, SerdeRef};
 use crate::state::KeyValueStoreHandle;

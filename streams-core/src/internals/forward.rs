@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use crate::Data;
 use crate::error::Result;
-use crate::internals::node::Children;
 use crate::internals::context::TaskContext;
+use crate::internals::node::Children;
 use crate::record::{Change, Record};
 use crate::state::{KeyValueStoreHandle, ValueAndTimestamp};
 

@@ -8,8 +8,8 @@ use crate::error::{Result, StreamsError};
 use crate::punctuation::Punctuation;
 use crate::record::Record;
 
-use super::source::SourceOps;
 use super::context::TaskContext;
+use super::source::SourceOps;
 
 /// What every node can do regardless of its input type.
 pub(crate) trait NodeOps: Send {

@@ -7,8 +7,8 @@ use crate::error::{Result, StreamsError};
 use crate::record::{Record, RecordContext};
 use crate::serde::SerdeRef;
 
-use super::node::{Input, NodeOps};
 use super::context::{ProducedRecord, TaskContext};
+use super::node::{Input, NodeOps};
 
 /// Chooses a sink's topic per record.
 pub(crate) type TopicExtractorFn<K, V> =

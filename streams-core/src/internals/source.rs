@@ -12,8 +12,8 @@ use crate::record::{RawRecord, Record, RecordMetadata};
 use crate::serde::{SerdeError, SerdeRef};
 use crate::time::{ExtractorRef, InvalidTimestampPolicy};
 
-use super::node::{Children, NodeOps};
 use super::context::TaskContext;
+use super::node::{Children, NodeOps};
 
 /// What a task needs of a source, whatever its types.
 pub(crate) trait SourceOps: NodeOps {

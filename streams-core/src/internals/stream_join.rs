@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use crate::Data;
 use crate::error::{Result, StreamsError};
-use crate::internals::node::{Children, Input, NodeOps};
 use crate::internals::context::TaskContext;
+use crate::internals::node::{Children, Input, NodeOps};
 use crate::record::Record;
 use crate::serde::{Serde, SerdeError, SerdeRef};
 use crate::state::{KeyValueStoreHandle, WindowStoreHandle};

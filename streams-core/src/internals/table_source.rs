@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use crate::Data;
 use crate::error::{Result, StreamsError};
+use crate::internals::context::TaskContext;
 use crate::internals::forward::{TsHandle, forward_flushed_at};
 use crate::internals::node::{Children, Input, NodeOps};
-use crate::internals::context::TaskContext;
 use crate::record::Record;
 use crate::serde::SerdeRef;
 use crate::state::ValueAndTimestamp;

@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use crate::Data;
 use crate::error::{Result, StreamsError};
+use crate::internals::context::TaskContext;
 use crate::internals::forward::{TsHandle, flush_and_forward, forward_flushed};
 use crate::internals::node::{Children, Input, NodeOps};
 use crate::internals::stream_join::JoinFn;
-use crate::internals::context::TaskContext;
 use crate::record::{Headers, Record};
 use crate::serde::{Serde, SerdeError, SerdeRef};
 use crate::state::{KeyValueStoreHandle, ValueAndTimestamp};

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use crate::Data;
 use crate::error::{Result, StreamsError};
-use crate::internals::node::Children;
 use crate::internals::context::{ProducedRecord, TaskContext};
+use crate::internals::node::Children;
 use crate::record::{Change, Record};
 use crate::serde::SerdeRef;
 use crate::state::{ValueAndTimestamp, WindowStoreHandle};
