@@ -915,6 +915,86 @@ impl<E: SegmentEngine> Segmented<E> {
     }
 }
 
+/// The in-memory and RocksDB stores of one segmented kind (window or session) over its
+/// `$core` type: the two structs, their constructors, `path` and `segment_ids`. Names are
+/// resolved where the macro is used (`Segmented`, `MemSegments`, `RocksSegments`,
+/// `segment_interval`, and that file's own `validate_retention`).
+macro_rules! segmented_stores {
+    (
+        $(#[$mem_meta:meta])* $mem:ident,
+        $(#[$rocks_meta:meta])* $rocks:ident,
+        $core:ident, $what:literal $(,)?
+    ) => {
+        $(#[$mem_meta])*
+        #[derive(Debug)]
+        pub struct $mem {
+            core: $core<MemSegments>,
+        }
+
+        impl $mem {
+            #[doc = concat!("Creates an empty, open store keeping ", $what, " for `retention_ms` of stream")]
+            /// time, segmented with Kafka's interval (`max(retention / 2, 60 000)`).
+            pub fn new(name: impl Into<String>, retention_ms: i64) -> Result<Self, StateError> {
+                let name = name.into();
+                validate_retention(&name, retention_ms)?;
+                let seg = Segmented::new(
+                    &name,
+                    retention_ms,
+                    segment_interval(retention_ms),
+                    MemSegments::new(&name),
+                )?;
+                Ok(Self {
+                    core: $core { seg },
+                })
+            }
+
+            /// The ids of the time segments the store currently holds, ascending.
+            pub fn segment_ids(&self) -> Vec<i64> {
+                self.core.seg.engine().segment_ids()
+            }
+        }
+
+        $(#[$rocks_meta])*
+        #[derive(Debug)]
+        pub struct $rocks {
+            core: $core<RocksSegments>,
+        }
+
+        impl $rocks {
+            /// Opens (creating if needed) the store `name` in `dir` with the shared
+            #[doc = concat!("`resources`, keeping ", $what, " for `retention_ms` of stream time. An existing")]
+            /// store keeps the segment interval it was created with.
+            pub fn open(
+                name: &str,
+                dir: &Path,
+                resources: &RocksDbResources,
+                retention_ms: i64,
+            ) -> Result<Self, StateError> {
+                validate_retention(name, retention_ms)?;
+                let engine =
+                    RocksSegments::open(name, dir, resources, segment_interval(retention_ms))?;
+                let interval = engine.interval();
+                let seg = Segmented::new(name, retention_ms, interval, engine)?;
+                Ok(Self {
+                    core: $core { seg },
+                })
+            }
+
+            /// Where the store lives.
+            pub fn path(&self) -> &Path {
+                self.core.seg.engine().path()
+            }
+
+            /// The ids of the time segments the store currently holds, ascending (one column
+            /// family each).
+            pub fn segment_ids(&self) -> Vec<i64> {
+                self.core.seg.engine().segment_ids()
+            }
+        }
+    };
+}
+pub(crate) use segmented_stores;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,7 @@ use crate::kv::StateStore;
 use crate::resources::RocksDbResources;
 use crate::segments::{
     MemSegments, RawIter, RocksSegments, SegmentEngine, Segmented, TimedWrite, decode_key,
-    escape_key, key_upper_bound, push_time, segment_interval,
+    escape_key, key_upper_bound, push_time, segment_interval, segmented_stores,
 };
 use crate::{ChangelogRecord, RocksDbProperties, StateError, StoreContext};
 
@@ -376,81 +376,22 @@ macro_rules! delegate_window_store {
     };
 }
 
-/// A window store held in memory: one ordered map per time segment. Not persistent: after a
-/// restart it is rebuilt from its changelog.
-#[derive(Debug)]
-pub struct InMemoryWindowStore {
-    core: WindowCore<MemSegments>,
-}
-
-impl InMemoryWindowStore {
-    /// Creates an empty, open store keeping windows for `retention_ms` of stream time,
-    /// segmented with Kafka's interval (`max(retention / 2, 60 000)`).
-    pub fn new(name: impl Into<String>, retention_ms: i64) -> Result<Self, StateError> {
-        let name = name.into();
-        validate_retention(&name, retention_ms)?;
-        let seg = Segmented::new(
-            &name,
-            retention_ms,
-            segment_interval(retention_ms),
-            MemSegments::new(&name),
-        )?;
-        Ok(Self {
-            core: WindowCore { seg },
-        })
-    }
-}
+segmented_stores!(
+    /// A window store held in memory: one ordered map per time segment. Not persistent: after a
+    /// restart it is rebuilt from its changelog.
+    InMemoryWindowStore,
+    /// A window store in its own RocksDB instance, one column family (`segment-<id>`) per time
+    /// segment. Expired segments are dropped whole (`drop_cf`); the observed stream time and the
+    /// segment interval are kept in the default column family, so a reopened store carries on
+    /// where it stopped.
+    RocksDbWindowStore,
+    WindowCore,
+    "windows",
+);
 
 delegate_window_store!(InMemoryWindowStore);
 
-/// A window store in its own RocksDB instance, one column family (`segment-<id>`) per time
-/// segment. Expired segments are dropped whole (`drop_cf`); the observed stream time and the
-/// segment interval are kept in the default column family, so a reopened store carries on
-/// where it stopped.
-#[derive(Debug)]
-pub struct RocksDbWindowStore {
-    core: WindowCore<RocksSegments>,
-}
-
-impl RocksDbWindowStore {
-    /// Opens (creating if needed) the store `name` in `dir` with the shared `resources`,
-    /// keeping windows for `retention_ms` of stream time. An existing store keeps the segment
-    /// interval it was created with.
-    pub fn open(
-        name: &str,
-        dir: &Path,
-        resources: &RocksDbResources,
-        retention_ms: i64,
-    ) -> Result<Self, StateError> {
-        validate_retention(name, retention_ms)?;
-        let engine = RocksSegments::open(name, dir, resources, segment_interval(retention_ms))?;
-        let interval = engine.interval();
-        let seg = Segmented::new(name, retention_ms, interval, engine)?;
-        Ok(Self {
-            core: WindowCore { seg },
-        })
-    }
-
-    /// Where the store lives.
-    pub fn path(&self) -> &Path {
-        self.core.seg.engine().path()
-    }
-
-    /// The ids of the time segments the store currently holds, ascending (one column family
-    /// each).
-    pub fn segment_ids(&self) -> Vec<i64> {
-        self.core.seg.engine().segment_ids()
-    }
-}
-
 delegate_window_store!(RocksDbWindowStore);
-
-impl InMemoryWindowStore {
-    /// The ids of the time segments the store currently holds, ascending.
-    pub fn segment_ids(&self) -> Vec<i64> {
-        self.core.seg.engine().segment_ids()
-    }
-}
 
 fn validate_retention(name: &str, retention_ms: i64) -> Result<(), StateError> {
     if retention_ms <= 0 {
