@@ -43,6 +43,7 @@ mod segments;
 pub mod serve;
 mod session;
 mod stats;
+mod sync;
 mod window;
 
 pub use cache::{CachingKeyValueStore, CachingSessionStore, CachingWindowStore, ThreadCache};

@@ -16,6 +16,7 @@ use super::error::LogError;
 use super::files::{checked_text, with_checksum, write_atomic_with};
 use super::txn::ProducerId;
 use crate::error::StateError;
+use crate::sync::lock;
 
 /// A transactional id's state as [`LogEngine::transactions`](crate::LogEngine::transactions)
 /// shows it.
@@ -108,10 +109,6 @@ pub(crate) struct Coordinator {
     /// never before one.
     durable: Mutex<(i64, BTreeMap<String, Durable>)>,
     entries: Mutex<HashMap<String, Arc<Mutex<Entry>>>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Transactional ids are free text: the file stores them hex-encoded.

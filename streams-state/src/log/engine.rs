@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, RwLock};
+use std::sync::{Mutex, RwLock};
 
 use super::batch::{LogRecord, NewRecord};
 use super::coordinator::{Coordinator, TransactionRecovery};
@@ -27,6 +27,7 @@ use super::segment::RecoveryReport;
 use super::topics::*;
 use super::txn::Isolation;
 use crate::error::StateError;
+use crate::sync::lock;
 
 /// Engine-wide settings, given to [`LogEngine::open_with`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,10 +123,6 @@ impl std::fmt::Debug for LogEngine {
 
 pub(super) fn err(e: LogError) -> StateError {
     StateError::Log(e)
-}
-
-pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The milliseconds since the epoch now.

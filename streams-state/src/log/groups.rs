@@ -9,6 +9,7 @@ use super::error::LogError;
 use super::files::*;
 use super::topics::*;
 use crate::error::StateError;
+use crate::sync::lock;
 
 impl LogEngine {
     pub(super) fn group_path(&self, group: &str) -> PathBuf {

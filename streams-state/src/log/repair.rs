@@ -46,6 +46,7 @@ use super::batch::{
     ATTR_COMMIT, ATTR_CONTROL, ATTR_TRANSACTIONAL, BatchHeader, batch_at, batch_header,
     encode_abort_marker, encode_compacted_batch, next_intact_batch,
 };
+use super::files::io;
 use super::txn::ProducerId;
 use super::txn_index::TxnIndex;
 use crate::error::StateError;
@@ -96,10 +97,6 @@ pub struct SegmentDamage {
     /// would otherwise commit the records from before the damage that the lost offsets may
     /// have aborted.
     pub commits_aborted: Vec<i64>,
-}
-
-fn io<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(std::io::Error) -> StateError + 'a {
-    move |source| StateError::io(path, action, source)
 }
 
 /// The segment files of a partition directory, by base offset.

@@ -10,6 +10,7 @@ use super::error::LogError;
 use super::topics::*;
 use super::txn::ProducerId;
 use crate::error::StateError;
+use crate::sync::lock;
 
 impl LogEngine {
     /// Every transactional id with its producer and open transaction.

@@ -18,7 +18,7 @@
 //! `max_wait_ms` until `min_bytes` are there, woken by every append.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -41,11 +41,8 @@ use kafka_protocol::records::{
 
 use super::codes;
 use super::server::State;
+use crate::sync::lock;
 use crate::{Isolation, NewRecord, ProducerId, StoredBatch};
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// How long the sequence state of a producer that stopped producing is kept.
 const PRODUCER_IDLE_EXPIRY: Duration = Duration::from_secs(3600);

@@ -13,8 +13,8 @@
 //! treated as dynamic ones.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -37,10 +37,7 @@ use super::codes;
 use super::dispatch::{Client, str_bytes};
 use super::server::State;
 use crate::TransactionState;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use crate::sync::lock;
 
 /// The session timeouts a member may ask for (Kafka's defaults are 6 s to 30 min; shorter
 /// ones are allowed here for tests).

@@ -11,8 +11,8 @@
 //! Kafka's coordinator fences it.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError;
@@ -26,11 +26,8 @@ use kafka_protocol::messages::*;
 
 use super::codes;
 use super::server::State;
+use crate::sync::lock;
 use crate::{LogError, ProducerId, StateError};
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Kafka's `transaction.max.timeout.ms`: the longest transaction timeout a producer may ask
 /// for.
