@@ -6,6 +6,7 @@
 //! - W1 stateless: parse JSON -> filter referrer != "bot" -> map_values (page, ts) -> topic;
 //! - W2 count: group by page (repartition) -> count (RocksDB, changelog, cache 10 MiB) -> topic;
 //! - W3 windowed: group by key -> 1-minute tumbling windows, grace 10 s -> count -> topic;
+//! - W5 sessions: group by key -> session windows, 30-minute gap, grace 10 s -> count -> topic;
 //! - W4 restore: a count over 1,000,000 distinct keys; close, delete the state directory,
 //!   restart and time until the output of a newly appended record appears;
 //! - W6 enrichment: a 100,000-user table (loaded in the same run) left-joined by the views;
@@ -18,7 +19,8 @@
 //! (default 3) over `E2E_RECORDS` pre-filled page views (default 2,000,000), each run with a
 //! fresh application id and state directory; the medians, min and max go to stdout as a
 //! markdown table. `E2E_RESTORE_KEYS` sets W4's key count (default 1,000,000);
-//! `E2E_WORKLOADS` (e.g. `w1,w3`) runs only some of W1-W4, W6, W7, fk, w2-eos (W2 under
+//! `E2E_THREADS` sets the stream threads per app (default 1);
+//! `E2E_WORKLOADS` (e.g. `w1,w3`) runs only some of W1-W7, fk, w2-eos (W2 under
 //! `exactly_once_v2`) (W0 always runs).
 //! Run with `cargo bench -p streams-benches --bench e2e`.
 
@@ -32,12 +34,30 @@ use streams_core::client::{ClientSupplier, NoRebalanceListener, TopicPartition};
 use streams_core::partitioner::partition_for_key;
 use streams_core::prelude::*;
 use streams_core::runtime::{KafkaStreams, LogEngine, NewRecord, TaskState, TopicConfig};
-use streams_core::window::TimeWindows;
+use streams_core::window::{SessionWindows, TimeWindows};
 
 use streams_benches::{
-    BoxResult, CLICKS, Click, EPOCH_MS, INPUT, PAGES, PARTITIONS, PageView, USERS, User, clicks,
+    ALLOCATOR, BoxResult, CLICKS, Click, EPOCH_MS, INPUT, PAGES, PARTITIONS, PageView, USERS, User, clicks,
     env_usize, loadavg, page_views, pages, rate, stats, users, w1, w2, w6, w7, wfk,
 };
+
+/// Every Rust allocation of the process, counted (allocations per record in the report).
+#[cfg(not(feature = "mimalloc"))]
+#[global_allocator]
+static GLOBAL: &stats_alloc::StatsAlloc<std::alloc::System> = &stats_alloc::INSTRUMENTED_SYSTEM;
+
+/// mimalloc (`--features mimalloc`), not counted.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Rust allocations of the process so far (0 under mimalloc: not counted).
+fn allocs_now() -> u64 {
+    #[cfg(not(feature = "mimalloc"))]
+    return streams_benches::allocations(GLOBAL);
+    #[cfg(feature = "mimalloc")]
+    0
+}
 
 const RESTORE_INPUT: &str = "distinct_keys";
 const TIMEOUT: Duration = Duration::from_secs(1800);
@@ -99,10 +119,18 @@ fn drop_topics(engine: &LogEngine, app: &str, output: &str) -> BoxResult<()> {
     Ok(())
 }
 
+/// Stream threads per app: `E2E_THREADS`, default 1.
+fn threads() -> usize {
+    std::env::var("E2E_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
 fn config(app: &str, state: &std::path::Path) -> StreamsConfig {
     StreamsConfig::new(app)
         .with_state_dir(state)
-        .with_num_stream_threads(1)
+        .with_num_stream_threads(threads())
         .with_cache_max_bytes(10 << 20)
         // The poll wait only matters once the input is exhausted: a short one keeps the
         // idle tail of wait_until_caught_up (two more loops of the thread) small.
@@ -118,7 +146,7 @@ fn run_app(
     app: &str,
     output: &str,
     topology: Topology,
-) -> BoxResult<(f64, u64, i64, u64)> {
+) -> BoxResult<(f64, u64, i64, u64, u64)> {
     let state = base.join(format!("state-{app}"));
     let mut cfg = config(app, &state);
     if app.contains("-eos-") {
@@ -127,17 +155,19 @@ fn run_app(
             cfg.with_processing_guarantee(streams_core::config::ProcessingGuarantee::ExactlyOnceV2);
     }
     let mut streams = KafkaStreams::new(topology, cfg, engine.clone())?;
+    let allocs0 = allocs_now();
     let t0 = Instant::now();
     streams.start()?;
     streams.wait_until_caught_up(TIMEOUT)?;
     let secs = t0.elapsed().as_secs_f64();
+    let allocs = allocs_now() - allocs0;
     let processed = streams.metrics().total().processed;
     streams.close()?;
     let out = topic_len(engine, output)?;
     let state_bytes = dir_bytes(&state);
     drop_topics(engine, app, output)?;
     std::fs::remove_dir_all(&state)?;
-    Ok((secs, processed, out, state_bytes))
+    Ok((secs, processed, out, state_bytes, allocs))
 }
 
 /// Bytes of the files under `dir` (the state stores on disk after a clean close).
@@ -161,6 +191,22 @@ fn w3(output: &str) -> BoxResult<Topology> {
         .group_by_key()
         .windowed_by(TimeWindows::of_size_and_grace(
             Duration::from_secs(60),
+            Duration::from_secs(10),
+        ))
+        .count()
+        .to_stream()
+        .to(output);
+    Ok(builder.build()?)
+}
+
+/// W5: per-user sessions (30-minute inactivity gap, grace 10 s) counted.
+fn w5(output: &str) -> BoxResult<Topology> {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, PageView>(INPUT)
+        .group_by_key()
+        .windowed_by_session(SessionWindows::of_inactivity_gap_and_grace(
+            Duration::from_secs(30 * 60),
             Duration::from_secs(10),
         ))
         .count()
@@ -329,6 +375,8 @@ struct Row {
     name: &'static str,
     what: String,
     rates: Vec<f64>,
+    /// Rust allocations per input record, one per run (empty: not measured).
+    allocs: Vec<f64>,
 }
 
 fn main() -> BoxResult<()> {
@@ -421,17 +469,19 @@ fn main() -> BoxResult<()> {
     }
     drop(views);
     type Build = fn(&str) -> BoxResult<Topology>;
-    let apps: [(&str, &str, Build); 7] = [
+    let apps: [(&str, &str, Build); 8] = [
         ("w1", "W1 stateless", w1),
         ("w2", "W2 count", w2),
         ("w2-eos", "W2 count, exactly_once_v2", w2),
         ("w3", "W3 windowed", w3),
+        ("w5", "W5 sessions", w5),
         ("w6", "W6 enrichment", w6),
         ("w7", "W7 click attribution", w7),
         ("fk", "FK join updates", wfk),
     ];
     let (mut w0e, mut w0c) = (vec![], vec![]);
     let mut app_rates: Vec<Vec<f64>> = vec![vec![]; apps.len()];
+    let mut app_allocs: Vec<Vec<f64>> = vec![vec![]; apps.len()];
     for run in 0..runs {
         let secs = read_engine(&engine, n)?;
         w0e.push(n as f64 / secs);
@@ -448,7 +498,7 @@ fn main() -> BoxResult<()> {
             }
             let app = format!("e2e-{id}-{run}");
             let out = format!("{app}-out");
-            let (secs, processed, written, state_bytes) =
+            let (secs, processed, written, state_bytes, allocs) =
                 run_app(&engine, dir.path(), &app, &out, build(&out)?)?;
             if *id == "w1" && written != non_bot {
                 return Err(format!("W1 wrote {written} records, expected {non_bot}").into());
@@ -459,10 +509,12 @@ fn main() -> BoxResult<()> {
                 return Err(format!("{name} wrote {written} records, expected {n}").into());
             }
             app_rates[i].push(inputs as f64 / secs);
+            app_allocs[i].push(allocs as f64 / inputs as f64);
             eprintln!(
-                "run {run}: {name} {secs:.2} s, {}/s ({processed} records processed (repartitioned ones included), {written} out, state on disk {:.1} MiB), load {}",
+                "run {run}: {name} {secs:.2} s, {}/s ({processed} records processed (repartitioned ones included), {written} out, state on disk {:.1} MiB, {:.1} allocations per input record), load {}",
                 rate(inputs as f64 / secs),
                 state_bytes as f64 / (1 << 20) as f64,
+                allocs as f64 / inputs as f64,
                 loadavg()
             );
         }
@@ -472,11 +524,13 @@ fn main() -> BoxResult<()> {
             name: "W0 read (engine)",
             what: "`LogEngine::read`, 1 MiB fetches, 4 partitions".into(),
             rates: w0e,
+            allocs: vec![],
         },
         Row {
             name: "W0 read (consumer)",
             what: "embedded `Consumer::poll`, manual assignment".into(),
             rates: w0c.clone(),
+            allocs: vec![],
         },
     ];
     let what = [
@@ -484,16 +538,18 @@ fn main() -> BoxResult<()> {
         "group by page (repartition) → count, RocksDB, changelog, cache 10 MiB → topic",
         "W2 under exactly_once_v2: one transaction per 100 ms commit, read_committed consumers",
         "group_by_key → 1-min tumbling, grace 10 s → count, RocksDB, cache 10 MiB → topic",
+        "group_by_key → sessions, 30-min gap, grace 10 s → count, RocksDB, cache 10 MiB → topic",
         "100k users table (loaded in the same run) ⋈ page views (left join_table) → JSON → topic",
         "views and clicks re-keyed by (user, page) (2 repartitions) → left join, 30 min, grace 1 min, RocksDB → topic; rate over views + clicks",
         "views as a table of 100k users' latest view ⋈ 10k pages by foreign key (page): subscription + response topics → topic; rate over view updates",
     ];
-    for (i, rates) in app_rates.into_iter().enumerate() {
+    for (i, (rates, allocs)) in app_rates.into_iter().zip(app_allocs).enumerate() {
         if !rates.is_empty() {
             rows.push(Row {
                 name: apps[i].1,
                 what: what[i].into(),
                 rates,
+                allocs,
             });
         }
     }
@@ -532,6 +588,7 @@ fn main() -> BoxResult<()> {
             name: "W4 build",
             what: format!("count over {keys} distinct keys (every record a new key), RocksDB"),
             rates: build,
+            allocs: vec![],
         });
     }
     let load_after = loadavg();
@@ -539,15 +596,23 @@ fn main() -> BoxResult<()> {
     let (w0, _, _) = stats(&w0c);
     println!();
     println!(
-        "{n} page views, {PARTITIONS} partitions, 1 stream thread, embedded engine, {runs} runs, {cores} cores; load average before {load_before}, after {load_after}"
+        "{n} page views, {PARTITIONS} partitions, {} stream thread(s), embedded engine, {runs} runs, {cores} cores; load average before {load_before}, after {load_after}",
+        threads()
     );
     println!();
-    println!("| workload | pipeline | median records/s | min | max | median / W0 (consumer) |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| workload | pipeline | median records/s | min | max | median / W0 (consumer) | Rust allocations / input record ({ALLOCATOR}) |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for row in &rows {
         let (m, lo, hi) = stats(&row.rates);
+        let allocs = if row.allocs.is_empty() || cfg!(feature = "mimalloc") {
+            "—".to_string()
+        } else {
+            format!("{:.1}", stats(&row.allocs).0)
+        };
         println!(
-            "| {} | {} | {} | {} | {} | {:.2} |",
+            "| {} | {} | {} | {} | {} | {:.2} | {allocs} |",
             row.name,
             row.what,
             rate(m),

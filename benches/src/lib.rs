@@ -231,3 +231,20 @@ pub fn wfk(output: &str) -> BoxResult<Topology> {
         .to(output);
     Ok(builder.build()?)
 }
+
+/// The allocator of the bench binaries, for reports: glibc's (the system allocator, under
+/// a counting wrapper), or mimalloc with `--features mimalloc` (not counted: the counts
+/// do not depend on the allocator).
+pub const ALLOCATOR: &str = if cfg!(feature = "mimalloc") {
+    "mimalloc"
+} else {
+    "glibc malloc"
+};
+
+/// Rust allocations (`alloc` + `realloc` calls) so far, when the bench's global allocator is
+/// the counting one (`&stats_alloc::INSTRUMENTED_SYSTEM`); RocksDB's C++ allocations do
+/// not go through it.
+pub fn allocations(alloc: &stats_alloc::StatsAlloc<std::alloc::System>) -> u64 {
+    let s = alloc.stats();
+    (s.allocations + s.reallocations) as u64
+}

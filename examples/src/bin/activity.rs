@@ -48,6 +48,10 @@ use streams_examples::activity::{
     self, ActivityConfig, CLICKS_TOPIC, InputRecord, PAGE_VIEW_COUNTS_FINAL_TOPIC, PAGE_VIEWS_TOPIC,
 };
 
+/// mimalloc: glibc's malloc cost about a third of a stream thread's time (docs/PERFORMANCE.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The command line (`activity --help`).
 #[derive(Debug, Clone, Parser)]
 #[command(

@@ -43,6 +43,10 @@ use streams_core::runtime::{
     KafkaStreams, LogEngine, NewRecord, StreamsState, TopicConfig, shutdown_signal,
 };
 
+/// mimalloc: glibc's malloc cost about a third of a stream thread's time (docs/PERFORMANCE.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SENTENCES_TOPIC: &str = "sentences";
 const COUNTS_STORE: &str = "counts";
 

@@ -22,6 +22,10 @@ use streams_state::{
     CleanupPolicy, Isolation, LogEngine, NewRecord, TopicConfig, partition_for_key,
 };
 
+/// mimalloc: glibc's malloc cost about a third of a stream thread's time (docs/PERFORMANCE.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The help layout of every (sub)command: clap's default with a lower-case `usage:`.
 const HELP_TEMPLATE: &str = "\
 {before-help}{about-with-newline}
