@@ -37,8 +37,8 @@ use streams_core::runtime::{KafkaStreams, LogEngine, NewRecord, TaskState, Topic
 use streams_core::window::{SessionWindows, TimeWindows};
 
 use streams_benches::{
-    ALLOCATOR, BoxResult, CLICKS, Click, EPOCH_MS, INPUT, PAGES, PARTITIONS, PageView, USERS, User, clicks,
-    env_usize, loadavg, page_views, pages, rate, stats, users, w1, w2, w6, w7, wfk,
+    ALLOCATOR, BoxResult, CLICKS, Click, EPOCH_MS, INPUT, PAGES, PARTITIONS, PageView, USERS, User,
+    clicks, env_usize, loadavg, page_views, pages, rate, stats, users, w1, w2, w6, w7, wfk,
 };
 
 /// Every Rust allocation of the process, counted (allocations per record in the report).
