@@ -7,6 +7,7 @@
 //! entry first), so evicted records are always forwarded in the context of their own store.
 //! A budget of 0 turns caching off: every write goes straight through.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
 use std::sync::Arc;
@@ -50,6 +51,10 @@ struct Entry {
     value: Option<Vec<u8>>,
     dirty: bool,
     seq: u64,
+    /// The store below is known to hold no value for the key (it was looked up and found
+    /// absent, or a deletion was written down), so writing the entry down needs no read of
+    /// the old value.
+    absent_below: bool,
 }
 
 /// Bytes an entry is charged for: key, value and bookkeeping.
@@ -73,13 +78,19 @@ pub(crate) struct CacheCore {
     bytes: usize,
     /// The hit ratio's statistics, kept only at the `DEBUG` recording level.
     hit_ratio: Option<Arc<crate::HitRatioStats>>,
+    /// The last key that missed the cache and was found absent in the store below (whether
+    /// it is set, and its bytes; the buffer is reused): the usual read-then-write of a new
+    /// key then writes it down without reading the store again.
+    absent: RefCell<(bool, Vec<u8>)>,
 }
 
 /// Cached keys and values (a `None` value is a cached deletion).
 pub(crate) type CachedIter<'a> = Box<dyn Iterator<Item = (&'a [u8], &'a Option<Vec<u8>>)> + 'a>;
 
-/// A dirty entry that must be written to the store below: key and new value.
-pub(crate) type WriteDown = (Vec<u8>, Option<Vec<u8>>);
+/// A dirty entry that must be written to the store below: key, new value, and whether the
+/// store below is known to hold no value for the key (then its old value is `None` without
+/// a read).
+pub(crate) type WriteDown = (Vec<u8>, Option<Vec<u8>>, bool);
 
 impl CacheCore {
     pub(crate) fn new(budget: ThreadCache) -> Self {
@@ -91,6 +102,7 @@ impl CacheCore {
             next_seq: 0,
             bytes: 0,
             hit_ratio: None,
+            absent: RefCell::new((false, Vec::new())),
         }
     }
 
@@ -127,19 +139,41 @@ impl CacheCore {
         found
     }
 
+    /// Remembers that `key` missed the cache and the store below has no value for it.
+    pub(crate) fn note_absent(&self, key: &[u8]) {
+        let mut absent = self.absent.borrow_mut();
+        absent.0 = true;
+        absent.1.clear();
+        absent.1.extend_from_slice(key);
+    }
+
+    /// Whether `key` is the one last found absent below; forgets it either way (the caller
+    /// is about to write it).
+    fn take_absent(&self, key: &[u8]) -> bool {
+        let mut absent = self.absent.borrow_mut();
+        let hit = absent.0 && absent.1 == key;
+        absent.0 = false;
+        hit
+    }
+
     /// Caches a write. Returns what must be written down now: the write itself when the
     /// budget is 0, else the dirty entries evicted to stay within the thread's budget.
     pub(crate) fn put(&mut self, key: &[u8], value: Option<Vec<u8>>) -> Vec<WriteDown> {
+        let absent = self.take_absent(key);
         if self.budget.max == 0 {
-            return vec![(key.to_vec(), value)];
+            return vec![(key.to_vec(), value, absent)];
         }
         let seq = self.next_seq;
         self.next_seq += 1;
         let new_size = entry_size(key, &value) as isize;
         let shared = match self.entries.get_mut(key) {
             Some(e) => {
-                // Overwrite in place: the key is not copied again.
+                // Overwrite in place: the key is not copied again. A clean entry holds what
+                // the store below holds.
                 let old_size = entry_size(key, &e.value) as isize;
+                if !e.dirty {
+                    e.absent_below = e.value.is_none();
+                }
                 e.value = value;
                 e.dirty = true;
                 e.seq = seq;
@@ -159,6 +193,7 @@ impl CacheCore {
                         value,
                         dirty: true,
                         seq,
+                        absent_below: absent,
                     },
                 );
                 self.charge(new_size);
@@ -187,7 +222,7 @@ impl CacheCore {
             }
             self.charge(-(entry_size(&key, &entry.value) as isize));
             if entry.dirty {
-                out.push((key.to_vec(), entry.value));
+                out.push((key.to_vec(), entry.value, entry.absent_below));
             }
         }
         out
@@ -195,6 +230,7 @@ impl CacheCore {
 
     /// Every dirty entry in write order, now marked clean.
     pub(crate) fn take_dirty(&mut self) -> Vec<WriteDown> {
+        self.absent.borrow_mut().0 = false;
         let mut dirty: Vec<(u64, Arc<[u8]>)> = self
             .entries
             .iter()
@@ -207,13 +243,14 @@ impl CacheCore {
             .filter_map(|(_, key)| {
                 let e = self.entries.get_mut(&key)?;
                 e.dirty = false;
-                Some((key.to_vec(), e.value.clone()))
+                Some((key.to_vec(), e.value.clone(), e.absent_below))
             })
             .collect()
     }
 
     /// Forgets `key` (restoration overwrites it below).
     pub(crate) fn remove(&mut self, key: &[u8]) {
+        self.take_absent(key);
         if let Some(ordered) = &mut self.ordered {
             ordered.remove(key);
         }
@@ -292,8 +329,8 @@ impl CachingKeyValueStore {
 
     /// Writes entries down to the store below, remembering them as flushed updates.
     fn write_down(&mut self, entries: Vec<WriteDown>) -> Result<(), StateError> {
-        for (key, value) in entries {
-            let old = self.inner.get(&key)?;
+        for (key, value, absent) in entries {
+            let old = if absent { None } else { self.inner.get(&key)? };
             match &value {
                 Some(v) => self.inner.put(&key, v)?,
                 None => {
@@ -346,7 +383,13 @@ impl KeyValueStore for CachingKeyValueStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
         match self.cache.get(key) {
             Some(v) => Ok(v.clone()),
-            None => self.inner.get(key),
+            None => {
+                let below = self.inner.get(key)?;
+                if below.is_none() {
+                    self.cache.note_absent(key);
+                }
+                Ok(below)
+            }
         }
     }
 
@@ -498,9 +541,13 @@ cached_store!(
 
 impl CachingWindowStore {
     fn write_down(&mut self, entries: Vec<WriteDown>) -> Result<(), StateError> {
-        for (composite, value) in entries {
+        for (composite, value, absent) in entries {
             let (key, start) = crate::split_window_changelog_key(&composite)?;
-            let old = self.inner.fetch(&key, start)?;
+            let old = if absent {
+                None
+            } else {
+                self.inner.fetch(&key, start)?
+            };
             self.inner.put(&key, value.as_deref(), start)?;
             self.evicted.push(FlushedEntry {
                 key: composite,
@@ -606,12 +653,16 @@ impl crate::WindowStore for CachingWindowStore {
     }
 
     fn fetch(&self, key: &[u8], window_start: i64) -> Result<Option<Vec<u8>>, StateError> {
-        match self
-            .cache
-            .get(&crate::window_changelog_key(key, window_start))
-        {
+        let composite = crate::window_changelog_key(key, window_start);
+        match self.cache.get(&composite) {
             Some(v) => Ok(v.clone()),
-            None => self.inner.fetch(key, window_start),
+            None => {
+                let below = self.inner.fetch(key, window_start)?;
+                if below.is_none() {
+                    self.cache.note_absent(&composite);
+                }
+                Ok(below)
+            }
         }
     }
 
@@ -712,9 +763,13 @@ type SessionEntries = Vec<(crate::SessionKeyBytes, Vec<u8>)>;
 
 impl CachingSessionStore {
     fn write_down(&mut self, entries: Vec<WriteDown>) -> Result<(), StateError> {
-        for (composite, value) in entries {
+        for (composite, value, absent) in entries {
             let k = crate::split_session_changelog_key(&composite)?;
-            let old = self.inner.fetch_session(&k.key, k.start, k.end)?;
+            let old = if absent {
+                None
+            } else {
+                self.inner.fetch_session(&k.key, k.start, k.end)?
+            };
             match &value {
                 Some(v) => self.inner.put(&k.key, k.start, k.end, v)?,
                 None => self.inner.remove(&k.key, k.start, k.end)?,
@@ -990,6 +1045,84 @@ mod tests {
             f.iter()
                 .any(|e| e.key == b"a" && e.new.is_none() && e.old == Some(b"1".to_vec()))
         );
+    }
+
+    /// A key-value store that counts its point reads (to show which write-downs read).
+    struct CountingReads {
+        inner: InMemoryKeyValueStore,
+        gets: Arc<AtomicUsize>,
+    }
+
+    impl StateStore for CountingReads {
+        delegate!(StateStore to inner: name, persistent, is_open, flush, close);
+    }
+
+    impl KeyValueStore for CountingReads {
+        delegate!(KeyValueStore to inner: put, delete, range, reverse_range,
+            approximate_num_entries, restore_batch, begin_restore, end_restore, snapshot_to,
+            rocksdb_properties);
+        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+            self.gets.fetch_add(1, Ordering::Relaxed);
+            self.inner.get(key)
+        }
+    }
+
+    #[test]
+    fn a_new_key_read_then_written_is_written_down_without_a_second_read() {
+        for budget in [0, 1 << 20] {
+            let gets = Arc::new(AtomicUsize::new(0));
+            let inner = CountingReads {
+                inner: InMemoryKeyValueStore::new("s"),
+                gets: gets.clone(),
+            };
+            let mut s = CachingKeyValueStore::new(Box::new(inner), ThreadCache::new(budget));
+            // The aggregation pattern: read (absent below), write, flush.
+            assert_eq!(s.get(b"a").unwrap(), None);
+            s.put(b"a", b"1").unwrap();
+            s.flush().unwrap();
+            assert_eq!(gets.load(Ordering::Relaxed), 1, "budget {budget}");
+            let f = s.take_flushed();
+            assert_eq!(f.len(), 1);
+            assert_eq!(f[0].old, None);
+            // A key written without a read first is read at write-down (its old value).
+            s.put(b"b", b"2").unwrap();
+            s.flush().unwrap();
+            assert_eq!(gets.load(Ordering::Relaxed), 2, "budget {budget}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The old value of every update leaving the cache is what the store below held
+        /// just before, whatever the reads, writes, flushes and restorations in between.
+        #[test]
+        fn flushed_old_values_are_what_the_store_below_held(
+            budget in 0usize..600,
+            ops in proptest::collection::vec((0u8..5, 0u8..6, 0u8..4), 0..80),
+        ) {
+            let mut s = cached(budget);
+            let mut below: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+            let mut offset = 0;
+            for (op, k, v) in ops {
+                let key = vec![b'k', k];
+                match op {
+                    0 => s.put(&key, &[v]).unwrap(),
+                    1 => { s.delete(&key).unwrap(); }
+                    2 => s.flush().unwrap(),
+                    3 => { s.get(&key).unwrap(); }
+                    _ => {
+                        // A restored record overwrites the key below.
+                        offset += 1;
+                        let value = (v > 0).then(|| vec![v]);
+                        s.restore_batch(&[ChangelogRecord { offset, key: key.clone(), value: value.clone() }]).unwrap();
+                        match value { Some(x) => { below.insert(key.clone(), x); } None => { below.remove(&key); } }
+                    }
+                }
+                for e in s.take_flushed() {
+                    proptest::prop_assert_eq!(&e.old, &below.get(&e.key).cloned(), "key {:?}", e.key);
+                    match e.new { Some(x) => { below.insert(e.key, x); } None => { below.remove(&e.key); } }
+                }
+            }
+        }
     }
 
     proptest::proptest! {
