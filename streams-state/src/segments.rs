@@ -319,6 +319,11 @@ pub(crate) struct RocksSegments {
     write: WriteOptions,
     segments: BTreeSet<i64>,
     stored_stream_time: Option<i64>,
+    /// The stream time of the latest write, stored with the next flush (a write of its own
+    /// per record doubled the memtable inserts; without a WAL, writes after the last flush
+    /// are not durable anyway, and a stored stream time that lags only keeps segments
+    /// longer).
+    pending_stream_time: Option<i64>,
     interval: i64,
 }
 
@@ -415,6 +420,7 @@ impl RocksSegments {
             write,
             segments,
             stored_stream_time,
+            pending_stream_time: stored_stream_time,
             interval,
         })
     }
@@ -530,20 +536,14 @@ impl SegmentEngine for RocksSegments {
                 None => batch.delete_cf(cf, &w.key),
             }
         }
-        if let Some(t) = stream_time
-            && self.stored_stream_time != Some(t)
-        {
-            batch.put(META_STREAM_TIME, t.to_be_bytes());
+        if stream_time.is_some() {
+            self.pending_stream_time = stream_time;
         }
         if batch.is_empty() {
             return Ok(());
         }
         db.write_opt(batch, &self.write)
-            .map_err(|e| engine_err(&name, "write", e))?;
-        if stream_time.is_some() {
-            self.stored_stream_time = stream_time;
-        }
-        Ok(())
+            .map_err(|e| engine_err(&name, "write", e))
     }
     fn drop_segments_below(&mut self, min_live: i64) -> Result<(), StateError> {
         let name = self.name.clone();
@@ -597,6 +597,14 @@ impl SegmentEngine for RocksSegments {
         }))
     }
     fn flush(&mut self) -> Result<(), StateError> {
+        if let Some(t) = self.pending_stream_time
+            && self.stored_stream_time != Some(t)
+        {
+            self.db()?
+                .put_opt(META_STREAM_TIME, t.to_be_bytes(), &self.write)
+                .map_err(|e| engine_err(&self.name, "writing store metadata", e))?;
+            self.stored_stream_time = Some(t);
+        }
         let db = self.db()?;
         let mut opts = FlushOptions::default();
         opts.set_wait(true);
