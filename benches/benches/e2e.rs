@@ -6,7 +6,7 @@
 //! - W1 stateless: parse JSON -> filter referrer != "bot" -> map_values (page, ts) -> topic;
 //! - W2 count: group by page (repartition) -> count (RocksDB, changelog, cache 10 MiB) -> topic;
 //! - W3 windowed: group by key -> 1-minute tumbling windows, grace 10 s -> count -> topic;
-//! - W5 sessions: group by key -> session windows, 30-minute gap, grace 10 s -> count -> topic;
+//! - W5 sessions: group by key -> session windows, 30-minute gap, grace 1 min -> count -> topic;
 //! - W4 restore: a count over 1,000,000 distinct keys; close, delete the state directory,
 //!   restart and time until the output of a newly appended record appears;
 //! - W6 enrichment: a 100,000-user table (loaded in the same run) left-joined by the views;
@@ -199,7 +199,7 @@ fn w3(output: &str) -> BoxResult<Topology> {
     Ok(builder.build()?)
 }
 
-/// W5: per-user sessions (30-minute inactivity gap, grace 10 s) counted.
+/// W5: per-user sessions (30-minute inactivity gap, grace 1 minute) counted.
 fn w5(output: &str) -> BoxResult<Topology> {
     let builder = StreamsBuilder::new();
     builder
@@ -207,7 +207,7 @@ fn w5(output: &str) -> BoxResult<Topology> {
         .group_by_key()
         .windowed_by_session(SessionWindows::of_inactivity_gap_and_grace(
             Duration::from_secs(30 * 60),
-            Duration::from_secs(10),
+            Duration::from_secs(60),
         ))
         .count()
         .to_stream()
@@ -538,7 +538,7 @@ fn main() -> BoxResult<()> {
         "group by page (repartition) → count, RocksDB, changelog, cache 10 MiB → topic",
         "W2 under exactly_once_v2: one transaction per 100 ms commit, read_committed consumers",
         "group_by_key → 1-min tumbling, grace 10 s → count, RocksDB, cache 10 MiB → topic",
-        "group_by_key → sessions, 30-min gap, grace 10 s → count, RocksDB, cache 10 MiB → topic",
+        "group_by_key → sessions, 30-min gap, grace 1 min → count, RocksDB, cache 10 MiB → topic",
         "100k users table (loaded in the same run) ⋈ page views (left join_table) → JSON → topic",
         "views and clicks re-keyed by (user, page) (2 repartitions) → left join, 30 min, grace 1 min, RocksDB → topic; rate over views + clicks",
         "views as a table of 100k users' latest view ⋈ 10k pages by foreign key (page): subscription + response topics → topic; rate over view updates",
