@@ -45,10 +45,6 @@ mod run;
 #[path = "fault_suite/summary.rs"]
 mod summary;
 
-/// mimalloc: glibc's malloc cost about a third of a stream thread's time (docs/PERFORMANCE.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 pub(crate) use checks::{OutputCheck, check_joined, check_page_counts, check_window_counts};
 pub(crate) use cli::run_cli;
 pub(crate) use drive::{DriveOptions, drive};
