@@ -34,11 +34,10 @@ use streams_core::client::{ClientSupplier, NoRebalanceListener, TopicPartition};
 use streams_core::partitioner::partition_for_key;
 use streams_core::prelude::*;
 use streams_core::runtime::{KafkaStreams, LogEngine, NewRecord, TaskState, TopicConfig};
-use streams_core::window::{SessionWindows, TimeWindows};
 
 use streams_benches::{
     ALLOCATOR, BoxResult, CLICKS, Click, EPOCH_MS, INPUT, PAGES, PARTITIONS, PageView, USERS, User,
-    clicks, env_usize, loadavg, page_views, pages, rate, stats, users, w1, w2, w6, w7, wfk,
+    clicks, env_usize, loadavg, page_views, pages, rate, stats, users, w1, w2, w3, w5, w6, w7, wfk,
 };
 
 /// Every Rust allocation of the process, counted (allocations per record in the report).
@@ -182,37 +181,6 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
             _ => e.metadata().map_or(0, |m| m.len()),
         })
         .sum()
-}
-
-fn w3(output: &str) -> BoxResult<Topology> {
-    let builder = StreamsBuilder::new();
-    builder
-        .stream::<String, PageView>(INPUT)
-        .group_by_key()
-        .windowed_by(TimeWindows::of_size_and_grace(
-            Duration::from_secs(60),
-            Duration::from_secs(10),
-        ))
-        .count()
-        .to_stream()
-        .to(output);
-    Ok(builder.build()?)
-}
-
-/// W5: per-user sessions (30-minute inactivity gap, grace 1 minute) counted.
-fn w5(output: &str) -> BoxResult<Topology> {
-    let builder = StreamsBuilder::new();
-    builder
-        .stream::<String, PageView>(INPUT)
-        .group_by_key()
-        .windowed_by_session(SessionWindows::of_inactivity_gap_and_grace(
-            Duration::from_secs(30 * 60),
-            Duration::from_secs(60),
-        ))
-        .count()
-        .to_stream()
-        .to(output);
-    Ok(builder.build()?)
 }
 
 fn w4(output: &str) -> BoxResult<Topology> {

@@ -1,7 +1,8 @@
 //! The runtime on a Kafka-protocol broker against a hand-written librdkafka loop, with the
 //! standard workloads of docs/BENCHMARKS.md:
 //!
-//! - W0 read: every input record through the framework's Kafka consumer (the ceiling);
+//! - W0 read: every input record through the framework's Kafka consumer (the ceiling), and
+//!   `w0-plain` through a plain librdkafka consumer (what the framework's consumer wraps);
 //! - hand-written W1: an `rdkafka` consume-transform-produce loop (group consumer, parse
 //!   JSON, drop bots, project, serialize, produce to the input record's partition, commit
 //!   every second), what a user would write without the framework;
@@ -20,7 +21,7 @@
 //! Settings for a driver such as `benches/peers/run.sh`, which runs the framework and a peer
 //! framework one after the other on one broker and one input:
 //!
-//! - `KAFKA_WORKLOADS`: the workloads to run, of `w0`, `hand`, `w1`, `w2`, `w3`, `w2-eos`
+//! - `KAFKA_WORKLOADS`: the workloads to run, of `w0`, `w0-plain`, `hand`, `w1`, `w2`, `w3`, `w2-eos`
 //!   (default: all; `w2-eos` only where the broker commits transactions);
 //! - `KAFKA_BENCH_TANSU=1`: the broker of `KAFKA_BENCH_BOOTSTRAP` is tansu (repartition
 //!   purge off, no `w2-eos`);
@@ -48,9 +49,10 @@ use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
 use streams_benches::{
     BoxResult, INPUT, PARTITIONS, PageTs, PageView, env_usize, loadavg, page_views, rate, stats,
-    w1, w2,
+    w1, w2, w3,
 };
 use streams_core::client::kafka::KafkaClients;
 use streams_core::client::{
@@ -60,7 +62,6 @@ use streams_core::config::{ClientPrefix, ProcessingGuarantee};
 use streams_core::partitioner::partition_for_key;
 use streams_core::prelude::*;
 use streams_core::runtime::{KafkaStreams, StreamsState};
-use streams_core::window::TimeWindows;
 
 const TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -190,6 +191,46 @@ fn read_all(clients: &KafkaClients, n: usize) -> BoxResult<f64> {
     Ok(t0.elapsed().as_secs_f64())
 }
 
+/// W0 with a plain librdkafka consumer, the client the framework's consumer wraps: the
+/// input's partitions assigned from the start, the same broker and `fetch.wait.max.ms`,
+/// every payload looked at. Timed like [`read_all`], from creating the consumer.
+fn read_plain(bench: &Bench, n: usize) -> BoxResult<f64> {
+    let t0 = Instant::now();
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &bench.bootstrap)
+        .set("group.id", "bench-plain-reader")
+        .set("enable.auto.commit", "false");
+    if let Some(ms) = &bench.fetch_wait_ms {
+        config.set("fetch.wait.max.ms", ms);
+    }
+    let consumer: BaseConsumer = config.create()?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(INPUT, p as i32, Offset::Beginning)?;
+    }
+    consumer.assign(&tpl)?;
+    let deadline = Instant::now() + TIMEOUT;
+    let (mut seen, mut bytes) = (0, 0);
+    while seen < n {
+        if Instant::now() > deadline {
+            return Err(format!("plain W0: {seen} of {n} records after {TIMEOUT:?}").into());
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                seen += 1;
+                bytes += m.payload().map_or(0, <[u8]>::len);
+            }
+            Some(Err(e)) => return Err(e.into()),
+            None => {}
+        }
+    }
+    if bytes == 0 {
+        return Err("plain W0: every payload was empty".into());
+    }
+    Ok(t0.elapsed().as_secs_f64())
+}
+
 /// The hand-written W1: consume, transform, produce, commit every second.
 fn hand_written_w1(bench: &Bench, group: &str, output: &str, n: usize) -> BoxResult<f64> {
     let mut consumer_config = ClientConfig::new();
@@ -262,23 +303,6 @@ fn hand_written_w1(bench: &Bench, group: &str, output: &str, n: usize) -> BoxRes
     Ok(t0.elapsed().as_secs_f64())
 }
 
-/// W3 windowed: group by key (the user: no repartition) -> 1-minute tumbling windows,
-/// grace 10 s -> count -> `output`.
-fn w3(output: &str) -> BoxResult<Topology> {
-    let builder = StreamsBuilder::new();
-    builder
-        .stream::<String, PageView>(INPUT)
-        .group_by_key()
-        .windowed_by(TimeWindows::of_size_and_grace(
-            Duration::from_secs(60),
-            Duration::from_secs(10),
-        ))
-        .count()
-        .to_stream()
-        .to(output);
-    Ok(builder.build()?)
-}
-
 /// The framework: `topology` from start() until its stream thread has processed `target`
 /// records (input and repartitioned) and `close()` has committed and flushed the output.
 /// (Reading the output back to find the end measures the broker instead: tansu answers a
@@ -324,8 +348,21 @@ fn env_flag(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
+/// Writes the per-run ratios `a[i] / b[i]` (median, min, max) against the goal, 0.8.
+fn ratio_line(out: &mut impl Write, what: &str, a: &[f64], b: &[f64]) -> BoxResult<()> {
+    let ratios: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
+    if !ratios.is_empty() {
+        let (median, min, max) = stats(&ratios);
+        writeln!(
+            out,
+            "\n{what}, per run: median {median:.2} (min {min:.2}, max {max:.2}); goal >= 0.8"
+        )?;
+    }
+    Ok(())
+}
+
 /// The workloads this bench knows, in the order it runs them.
-const WORKLOADS: [&str; 6] = ["w0", "hand", "w1", "w2", "w3", "w2-eos"];
+const WORKLOADS: [&str; 7] = ["w0", "w0-plain", "hand", "w1", "w2", "w3", "w2-eos"];
 
 /// The workloads of `KAFKA_WORKLOADS` (default: all).
 fn workloads() -> BoxResult<BTreeSet<String>> {
@@ -448,6 +485,7 @@ fn main() -> BoxResult<()> {
         }
     }
 
+    let mut w0plain = Vec::new();
     let (mut w0, mut hand, mut fw1, mut fw2, mut fw3) = (vec![], vec![], vec![], vec![], vec![]);
     let mut fw2eos = Vec::new();
     for run in 0..runs {
@@ -456,6 +494,13 @@ fn main() -> BoxResult<()> {
             w0.push(n as f64 / secs);
             record_result("w0", n, secs)?;
             eprintln!("run {run}: W0 {}/s", rate(n as f64 / secs));
+        }
+
+        if want.contains("w0-plain") {
+            let secs = read_plain(&bench, n)?;
+            w0plain.push(n as f64 / secs);
+            record_result("w0-plain", n, secs)?;
+            eprintln!("run {run}: W0 plain rdkafka {}/s", rate(n as f64 / secs));
         }
 
         if want.contains("hand") {
@@ -538,6 +583,7 @@ fn main() -> BoxResult<()> {
     let w0m = (!w0.is_empty()).then(|| stats(&w0).0);
     for (name, rates) in [
         ("W0 read (framework consumer)", &w0),
+        ("W0 read (plain rdkafka consumer)", &w0plain),
         ("W1 hand-written rdkafka loop", &hand),
         ("W1 stateless (framework)", &fw1),
         ("W2 count (framework)", &fw2),
@@ -557,13 +603,12 @@ fn main() -> BoxResult<()> {
             rate(max),
         )?;
     }
-    let ratios: Vec<f64> = fw1.iter().zip(&hand).map(|(f, h)| f / h).collect();
-    if !ratios.is_empty() {
-        let (median, min, max) = stats(&ratios);
-        writeln!(
-            out,
-            "\nW1 framework / hand-written, per run: median {median:.2} (min {min:.2}, max {max:.2}); goal >= 0.8"
-        )?;
-    }
+    ratio_line(
+        &mut out,
+        "W0 framework consumer / plain rdkafka consumer",
+        &w0,
+        &w0plain,
+    )?;
+    ratio_line(&mut out, "W1 framework / hand-written", &fw1, &hand)?;
     Ok(())
 }

@@ -3,9 +3,12 @@
 
 #![allow(missing_docs)]
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 use streams_core::StreamsSerde;
 use streams_core::prelude::*;
+use streams_core::window::{SessionWindows, TimeWindows};
 
 /// A boxed error, for benchmark mains.
 pub type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
@@ -69,6 +72,40 @@ pub fn w2(output: &str) -> BoxResult<Topology> {
     builder
         .stream::<String, PageView>(INPUT)
         .group_by(|_, v: &PageView| v.page.clone())
+        .count()
+        .to_stream()
+        .to(output);
+    Ok(builder.build()?)
+}
+
+/// The page views grouped by user (their key: no repartition), as W3 and W5 start.
+fn by_user(builder: &StreamsBuilder) -> KGroupedStream<String, PageView> {
+    builder.stream::<String, PageView>(INPUT).group_by_key()
+}
+
+/// W3 windowed: group by key (the user: no repartition) -> 1-minute tumbling windows,
+/// grace 10 s -> count -> `output`.
+pub fn w3(output: &str) -> BoxResult<Topology> {
+    let builder = StreamsBuilder::new();
+    let windows = TimeWindows::of_size_and_grace(Duration::from_secs(60), Duration::from_secs(10));
+    by_user(&builder)
+        .windowed_by(windows)
+        .count()
+        .to_stream()
+        .to(output);
+    Ok(builder.build()?)
+}
+
+/// W5 sessions: per-user sessions (30-minute inactivity gap, grace 1 minute) counted ->
+/// `output`.
+pub fn w5(output: &str) -> BoxResult<Topology> {
+    let builder = StreamsBuilder::new();
+    let gap = Duration::from_secs(30 * 60);
+    by_user(&builder)
+        .windowed_by_session(SessionWindows::of_inactivity_gap_and_grace(
+            gap,
+            Duration::from_secs(60),
+        ))
         .count()
         .to_stream()
         .to(output);
