@@ -346,8 +346,9 @@ fn marker_value() -> Result<Bytes, String> {
     Ok(value.freeze())
 }
 
-/// Encodes the engine's batches as Kafka record batches, one each.
-pub(crate) fn encode_batches(batches: &[StoredBatch]) -> Result<Bytes, String> {
+/// Encodes the engine's batches as Kafka record batches, one each. The records' buffers
+/// move into the encoder's records (no copy before the encoding itself).
+pub(crate) fn encode_batches(batches: Vec<StoredBatch>) -> Result<Bytes, String> {
     let mut buf = BytesMut::new();
     let options = RecordEncodeOptions {
         version: 2,
@@ -355,9 +356,11 @@ pub(crate) fn encode_batches(batches: &[StoredBatch]) -> Result<Bytes, String> {
     };
     for b in batches {
         let (producer_id, producer_epoch) = b.producer.map_or((-1, -1), |p| (p.id, p.epoch));
+        let (base, transactional, marker) = (b.base, b.transactional, b.marker);
+        let no_producer = i32::from(b.producer.is_none());
         let record = |offset: i64| Record {
-            transactional: b.transactional,
-            control: b.marker.is_some(),
+            transactional,
+            control: marker.is_some(),
             delete_horizon: false,
             partition_leader_epoch: -1,
             producer_id,
@@ -366,34 +369,29 @@ pub(crate) fn encode_batches(batches: &[StoredBatch]) -> Result<Bytes, String> {
             offset,
             // Sequences that keep the batch's records in one Kafka batch; the base sequence is
             // -1 for a batch without producer, as Kafka writes it.
-            sequence: ((offset - b.base) as i32).wrapping_sub(i32::from(b.producer.is_none())),
+            sequence: ((offset - base) as i32).wrapping_sub(no_producer),
             timestamp: -1,
             key: None,
             value: None,
             headers: IndexMap::new(),
         };
-        let records: Vec<Record> = match b.marker {
+        let records: Vec<Record> = match marker {
             Some(commit) => vec![Record {
                 key: Some(marker_key(commit)),
                 value: Some(marker_value()?),
-                ..record(b.base)
+                ..record(base)
             }],
             None => b
                 .records
-                .iter()
+                .into_iter()
                 .map(|r| Record {
                     timestamp: r.timestamp,
-                    key: r.key.as_ref().map(|k| Bytes::copy_from_slice(k)),
-                    value: r.value.as_ref().map(|v| Bytes::copy_from_slice(v)),
+                    key: r.key.map(Bytes::from),
+                    value: r.value.map(Bytes::from),
                     headers: r
                         .headers
-                        .iter()
-                        .map(|(k, v)| {
-                            (
-                                StrBytes::from_string(k.clone()),
-                                v.as_ref().map(|v| Bytes::copy_from_slice(v)),
-                            )
-                        })
+                        .into_iter()
+                        .map(|(k, v)| (StrBytes::from_string(k), v.map(Bytes::from)))
                         .collect(),
                     ..record(r.offset)
                 })
@@ -498,7 +496,7 @@ fn fetch_once(state: &State, req: &FetchRequest, version: i16) -> (FetchResponse
                         .read_batches(topic, partition, p.fetch_offset, limit, isolation)
                         .map_err(|e| codes::of(&e, ResponseError::UnknownServerError))
                         .and_then(|(batches, _)| {
-                            encode_batches(&batches).map_err(|e| {
+                            encode_batches(batches).map_err(|e| {
                                 tracing::error!("cannot encode fetched batches: {e}");
                                 ResponseError::UnknownServerError.code()
                             })

@@ -799,7 +799,7 @@ fn read_batches_shows_producers_and_markers_and_hides_aborted_batches_from_read_
     let (batches, _) = e
         .read_batches("t", 0, 0, usize::MAX, Isolation::ReadUncommitted)
         .unwrap();
-    let mut encoded = data::encode_batches(&batches).unwrap();
+    let mut encoded = data::encode_batches(batches).unwrap();
     let infos =
         kafka_protocol::records::RecordBatchDecoder::decode_batch_info(&mut encoded.clone())
             .unwrap();
