@@ -66,7 +66,9 @@ fn entry_size(key: &[u8], value: &Option<Vec<u8>>) -> usize {
 /// write-order queue for eviction, and the thread budget's accounting.
 pub(crate) struct CacheCore {
     budget: ThreadCache,
-    entries: HashMap<Arc<[u8]>, Entry>,
+    /// foldhash rather than std's SipHash: a lookup per record, on keys the cache already
+    /// holds in full (profiles of the activity app had SipHash at 4 % of a stream thread).
+    entries: HashMap<Arc<[u8]>, Entry, foldhash::fast::RandomState>,
     /// The keys in order, kept only by window and session caches, which look up one key's
     /// entries by range (a key-value cache needs only point lookups).
     ordered: Option<BTreeSet<Arc<[u8]>>>,
@@ -82,6 +84,10 @@ pub(crate) struct CacheCore {
     /// it is set, and its bytes; the buffer is reused): the usual read-then-write of a new
     /// key then writes it down without reading the store again.
     absent: RefCell<(bool, Vec<u8>)>,
+    /// The largest session end written through a session cache (`i64::MIN` before the
+    /// first): every cached session ends at or before it, which bounds one key's range
+    /// of sessions (see [`CachingSessionStore`]).
+    max_session_end: i64,
 }
 
 /// Cached keys and values (a `None` value is a cached deletion).
@@ -96,13 +102,14 @@ impl CacheCore {
     pub(crate) fn new(budget: ThreadCache) -> Self {
         Self {
             budget,
-            entries: HashMap::new(),
+            entries: HashMap::default(),
             ordered: None,
             lru: VecDeque::new(),
             next_seq: 0,
             bytes: 0,
             hit_ratio: None,
             absent: RefCell::new((false, Vec::new())),
+            max_session_end: i64::MIN,
         }
     }
 
@@ -802,11 +809,14 @@ impl CachingSessionStore {
         }
         // One key: its sessions are contiguous (key bytes, then the big-endian end and
         // start). Session times are never negative (records with negative timestamps are
-        // refused), so the range starts at end 0 at the lowest. Key ranges scan the cache.
+        // refused), so the range starts at end 0 at the lowest, and it ends at the largest
+        // end cached: ending it at end i64::MAX instead would also walk the sessions of
+        // every key that extends this one (`user-1` → `user-10`, `user-123`, ...), whose
+        // next byte sorts below 0x7f. Key ranges scan the cache.
         let entries = match (key_from, key_to) {
             (Some(f), Some(t)) if f == t => self.cache.range(
                 &crate::session_changelog_key(f, 0, earliest_end.max(0)),
-                &crate::session_changelog_key(f, i64::MAX, i64::MAX),
+                &crate::session_changelog_key(f, i64::MAX, self.cache.max_session_end),
             ),
             _ => Box::new(self.cache.iter()),
         };
@@ -846,12 +856,14 @@ impl crate::SessionStore for CachingSessionStore {
             return self.inner.put(key, start, end, value);
         }
         let composite = crate::session_changelog_key(key, start, end);
+        self.cache.max_session_end = self.cache.max_session_end.max(end);
         let down = self.cache.put(&composite, Some(value.to_vec()));
         self.write_down(down)
     }
 
     fn remove(&mut self, key: &[u8], start: i64, end: i64) -> Result<(), StateError> {
         let composite = crate::session_changelog_key(key, start, end);
+        self.cache.max_session_end = self.cache.max_session_end.max(end);
         let down = self.cache.put(&composite, None);
         self.write_down(down)
     }
