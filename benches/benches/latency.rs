@@ -136,10 +136,10 @@ fn measure(
     let mut next: Vec<i64> = Vec::new();
     let mut produced_at: Option<Instant> = None;
     let result = loop {
-        if next.is_empty() {
-            if let Some(c) = engine.topic_config(output) {
-                next = vec![0; c.partitions as usize];
-            }
+        if next.is_empty()
+            && let Some(c) = engine.topic_config(output)
+        {
+            next = vec![0; c.partitions as usize];
         }
         let mut read = 0;
         for (p, offset) in next.iter_mut().enumerate() {
