@@ -128,6 +128,9 @@ pub(super) struct KafkaConsumer {
     pub(super) uncommitted: BTreeMap<TopicPartition, i64>,
     /// A commit was refused as from a fenced member: the next revocation is a lost one.
     pub(super) fenced: bool,
+    /// The generation and member id of the assignment last revoked (not lost): the next
+    /// assignment continues it only as the next generation of the same member.
+    pub(super) revoked_at: Option<(i64, String)>,
     /// Told once that the broker cannot describe groups.
     pub(super) describe_unsupported: AtomicBool,
     pub(super) closed: bool,
@@ -158,6 +161,7 @@ impl KafkaConsumer {
             watermark_cache: Mutex::new(HashMap::new()),
             uncommitted: BTreeMap::new(),
             fenced: false,
+            revoked_at: None,
             describe_unsupported: AtomicBool::new(false),
             closed: false,
         })
@@ -256,7 +260,9 @@ impl KafkaConsumer {
         Ok(any)
     }
 
-    fn revoke(
+    /// The listener's part of a revocation: it commits what was processed (unless the
+    /// assignment is lost) and closes what it must.
+    fn tell_revoked(
         &mut self,
         partitions: &[TopicPartition],
         lost: bool,
@@ -271,6 +277,11 @@ impl KafkaConsumer {
             .collect();
         let lost = lost || std::mem::take(&mut self.fenced);
         if !mine.is_empty() {
+            self.revoked_at = if lost {
+                None
+            } else {
+                group_metadata_fields(&self.consumer).map(|(_, g, m)| (g, m))
+            };
             let offsets = listener.on_partitions_revoked(&mine)?;
             let mut fenced = lost;
             if !lost {
@@ -281,7 +292,8 @@ impl KafkaConsumer {
                         // mock; real brokers take them from members of the current
                         // generation). Kept for the next assignment: partitions that come
                         // back start there and are committed then; no one else can have
-                        // owned them in between (eager protocol).
+                        // owned them in between (eager protocol), unless this member was
+                        // expelled meanwhile, which `take_assignment` checks.
                         tracing::warn!(
                             client = %self.client_id,
                             error = %e,
@@ -305,13 +317,30 @@ impl KafkaConsumer {
                 listener.on_partitions_assigned(&[])?;
             }
         }
-        self.consumer
+        Ok(())
+    }
+
+    /// Gives up `partitions`: the listener's part, then the unassignment, which happens
+    /// even when the listener failed (librdkafka waits for it before the member can join
+    /// again, as a fenced member must).
+    fn revoke(
+        &mut self,
+        partitions: &[TopicPartition],
+        lost: bool,
+        listener: &mut dyn RebalanceListener,
+        out: &mut Vec<ConsumedRecord>,
+    ) -> crate::error::Result<()> {
+        let told = self.tell_revoked(partitions, lost, listener, out);
+        let unassigned = self
+            .consumer
             .unassign()
-            .map_err(|e| self.error("unassign", &e))?;
+            .map_err(|e| self.error("unassign", &e));
         self.positions.clear();
         self.paused.clear();
         self.held.clear();
         lock(&self.watermark_cache).clear();
+        told?;
+        unassigned?;
         Ok(())
     }
 
@@ -320,8 +349,27 @@ impl KafkaConsumer {
         partitions: Vec<TopicPartition>,
         listener: &mut dyn RebalanceListener,
     ) -> crate::error::Result<()> {
+        let mut kept = std::mem::take(&mut self.uncommitted);
+        if let Some((generation, member)) = self.revoked_at.take()
+            && let Some((_, now_generation, now_member)) = group_metadata_fields(&self.consumer)
+            && (now_member != member || now_generation != generation + 1)
+        {
+            // Expelled in between (a stall past the session timeout, for example): the
+            // group had a generation without this member, in which another one may have
+            // processed and committed these partitions. What the listener kept since the
+            // revocation (suspended tasks) is stale, and so are offsets kept uncommitted.
+            tracing::warn!(
+                client = %self.client_id,
+                revoked_generation = generation,
+                generation = now_generation,
+                member_changed = now_member != member,
+                "the group had a generation without this member since the last revocation: \
+                 state kept since is given up"
+            );
+            kept.clear();
+            listener.on_partitions_assigned(&[])?;
+        }
         let committed = self.committed(&partitions)?;
-        let kept = std::mem::take(&mut self.uncommitted);
         let mut positions = Vec::with_capacity(partitions.len());
         let mut late = Vec::new();
         for (tp, c) in partitions.iter().zip(committed) {

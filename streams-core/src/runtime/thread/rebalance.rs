@@ -82,9 +82,10 @@ impl RebalanceListener for TaskManager {
             self.purge_repartition(&offsets)?;
             Vec::new()
         } else {
-            let offsets = self.prepare_commit(&ids)?;
-            self.purge_repartition(&offsets)?;
-            offsets
+            // Not purged here: the consumer commits these after this returns, and a commit
+            // it cannot make (a lost assignment) must leave the records for the next owner.
+            // The next commit of whoever owns the partitions purges them.
+            self.prepare_commit(&ids)?
         };
         for id in ids {
             let span = self.task_span(id);
