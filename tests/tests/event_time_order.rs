@@ -409,3 +409,175 @@ fn check_counts(engine: &LogEngine, run: usize, input: &[(&str, i64, &str)]) {
     }
     assert_eq!(got, expected, "run {run}");
 }
+
+/// Through the runtime with two stream threads aligned in event time
+/// (`streams.thread.alignment`): a backlog written to 4 partitions once both
+/// threads run their tasks, re-keyed through a repartition topic into 10 s windows with 2 s
+/// of grace. The task of partition 0 is slow (a `peek` sleeps for its records), so the
+/// thread running it falls behind the other in event time unless the threads are aligned;
+/// unaligned, the other thread's records reached the by-page tasks a minute of event time
+/// ahead and the slow thread's were then dropped as late. Aligned (`runtime::alignment`),
+/// nothing is late and every window's last count equals a plain count of the input.
+#[test]
+fn the_threads_of_an_instance_stay_aligned_in_event_time_across_a_repartition() {
+    const N: i64 = 24_000;
+    const PARTITIONS: u32 = 4;
+    const WINDOW_MS: i64 = 10_000;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Arc::new(LogEngine::open(&dir.path().join("log")).unwrap());
+    engine
+        .create_topic("views", TopicConfig::new(PARTITIONS))
+        .unwrap();
+    // Record i: user u{i % 40} (its partition by key), page p{i % 7}, at i * 10 ms: the
+    // backlog spans 240 s of event time.
+    let input: Vec<(String, String, i64)> = (0..N)
+        .map(|i| (format!("u{}", i % 40), format!("p{}", i % 7), i * 10))
+        .collect();
+    let slow: Vec<String> = (0..40)
+        .map(|u| format!("u{u}"))
+        .filter(|u| partition_for_key(u.as_bytes(), PARTITIONS) == 0)
+        .collect();
+    assert!(!slow.is_empty(), "partition 0 gets users");
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("views")
+        .peek(move |user, _| {
+            if slow.contains(user) {
+                std::thread::sleep(Duration::from_micros(500));
+            }
+        })
+        .group_by(|_, page| page.clone())
+        .windowed_by(TimeWindows::of_size_and_grace(
+            Duration::from_millis(WINDOW_MS as u64),
+            Duration::from_secs(2),
+        ))
+        .count()
+        .to_stream()
+        .map(|w, n| (w.to_string(), n.unwrap_or(-1)))
+        .to("page-counts");
+    let config = StreamsConfig::new("aligned")
+        .with_state_dir(dir.path().join("state"))
+        .with_num_stream_threads(2)
+        .with_thread_alignment(true)
+        .with_repartition_purge(false)
+        .with_commit_interval(Duration::from_millis(100));
+    let mut app = KafkaStreams::new(builder.build().unwrap(), config, engine.clone()).unwrap();
+    app.start().unwrap();
+    // Both threads run all of their tasks before the backlog is written: neither starts
+    // alone, and no task is still opening (a task is aligned once it runs).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let m = app.metrics();
+        let running = |t: &streams_core::runtime::ThreadSnapshot| {
+            t.tasks
+                .iter()
+                .filter(|k| k.state == streams_core::runtime::TaskState::Running)
+                .count()
+        };
+        if m.threads.len() == 2
+            && m.threads.iter().all(|t| running(t) > 0)
+            && m.threads.iter().map(running).sum::<usize>() == 2 * PARTITIONS as usize
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "both threads run their tasks: {m:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let record = |(user, page, ts): &(String, String, i64)| NewRecord {
+        timestamp: *ts,
+        key: Some(user.as_bytes().to_vec()),
+        value: Some(page.as_bytes().to_vec()),
+        headers: Vec::new(),
+    };
+    let partition = |user: &str| partition_for_key(user.as_bytes(), PARTITIONS);
+    // Each partition's first record, then (once every input task processed its own) the
+    // rest as producers write: in time order, a few records at a time per partition.
+    let mut firsts = Vec::new();
+    for p in 0..PARTITIONS {
+        let i = input
+            .iter()
+            .position(|(u, _, _)| partition(u) == p)
+            .unwrap();
+        engine.append("views", p, &[record(&input[i])]).unwrap();
+        firsts.push(i);
+    }
+    loop {
+        let m = app.metrics();
+        let started = m
+            .threads
+            .iter()
+            .flat_map(|t| &t.tasks)
+            .filter(|k| k.id.subtopology == 0 && k.metrics.processed > 0)
+            .count();
+        if started == PARTITIONS as usize {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "every input task processes its first record: {m:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let rest: Vec<(usize, &(String, String, i64))> = input
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !firsts.contains(i))
+        .collect();
+    for chunk in rest.chunks(40) {
+        for p in 0..PARTITIONS {
+            let batch: Vec<NewRecord> = chunk
+                .iter()
+                .filter(|(_, r)| partition(&r.0) == p)
+                .map(|(_, r)| record(r))
+                .collect();
+            if !batch.is_empty() {
+                engine.append("views", p, &batch).unwrap();
+            }
+        }
+    }
+    app.wait_until_caught_up(Duration::from_secs(120)).unwrap();
+    let metrics = app.metrics().total();
+    app.close().unwrap();
+
+    let mut expected: BTreeMap<String, i64> = BTreeMap::new();
+    for (_, page, t) in &input {
+        let start = t - t % WINDOW_MS;
+        *expected
+            .entry(format!("[{page}@{start}/{}]", start + WINDOW_MS))
+            .or_default() += 1;
+    }
+    let mut got: BTreeMap<String, i64> = BTreeMap::new();
+    for p in 0..PARTITIONS {
+        for r in engine.read("page-counts", p, 0, usize::MAX).unwrap() {
+            let w = String::from_utf8(r.key.unwrap()).unwrap();
+            let n = i64::from_be_bytes(r.value.unwrap().try_into().unwrap());
+            got.insert(w, n);
+        }
+    }
+    // The repartition topic holds the two threads' records within about a second of
+    // timestamp order (the alignment's bound, plus a batch).
+    let repartition: Vec<String> = engine
+        .topics()
+        .into_iter()
+        .map(|(t, _)| t)
+        .filter(|t| t.ends_with("-repartition"))
+        .collect();
+    assert_eq!(repartition.len(), 1, "{repartition:?}");
+    for p in 0..PARTITIONS {
+        let mut newest = 0;
+        let mut worst = 0;
+        for r in engine.read(&repartition[0], p, 0, usize::MAX).unwrap() {
+            worst = worst.max(newest - r.timestamp);
+            newest = newest.max(r.timestamp);
+        }
+        assert!(
+            worst <= 1_500,
+            "partition {p}: a record {worst} ms older than one before it"
+        );
+    }
+    assert_eq!(metrics.dropped_records, 0, "no record is late");
+    assert_eq!(got, expected);
+}

@@ -297,6 +297,13 @@ impl StreamsConfig {
                     _ => return Err(e.bad_value("`true` or `false`")),
                 }
             }
+            STREAMS_THREAD_ALIGNMENT => {
+                self.thread_alignment = match v.to_ascii_lowercase().as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(e.bad_value("`true` or `false`")),
+                }
+            }
             STREAMS_IDLE_ADVANCE_MS => {
                 let ms = e.parse_int(-1i64, "a whole number of milliseconds, or -1 (off)")?;
                 self.idle_advance_ms = (ms >= 0).then_some(ms);

@@ -186,6 +186,7 @@ pub struct StreamsConfig {
     clients: [BTreeMap<String, String>; 5],
     idle_advance_ms: Option<i64>,
     repartition_purge: bool,
+    thread_alignment: bool,
     metrics_recording_level: RecordingLevel,
 }
 
@@ -247,6 +248,7 @@ impl StreamsConfig {
             clients: Default::default(),
             idle_advance_ms: None,
             repartition_purge: true,
+            thread_alignment: false,
             metrics_recording_level: RecordingLevel::Info,
         }
     }
@@ -275,6 +277,30 @@ impl StreamsConfig {
     /// Whether committed repartition records are deleted after each commit.
     pub fn repartition_purge(&self) -> bool {
         self.repartition_purge
+    }
+
+    /// Beyond Kafka Streams (property `streams.thread.alignment`, default `false`): whether
+    /// the tasks of this instance's stream threads stay within a second of event time of
+    /// each other. Catching up a backlog, a faster thread then waits for a slower one
+    /// instead of getting minutes ahead, so that the tasks behind a repartition topic fed
+    /// by both receive their records nearly in timestamp order and a grace of seconds
+    /// drops nothing (docs/SEMANTICS.md, "Time"). Off, each thread runs at its own pace, as
+    /// in Kafka Streams; a thread always processes its own tasks oldest record first.
+    ///
+    /// ```
+    /// use streams_core::config::StreamsConfig;
+    /// let config = StreamsConfig::new("app").with_thread_alignment(true);
+    /// assert!(config.thread_alignment());
+    /// assert!(!StreamsConfig::new("app").thread_alignment());
+    /// ```
+    pub fn with_thread_alignment(mut self, aligned: bool) -> Self {
+        self.thread_alignment = aligned;
+        self
+    }
+
+    /// Whether the instance's threads are aligned in event time.
+    pub fn thread_alignment(&self) -> bool {
+        self.thread_alignment
     }
 
     /// Sets which metrics are recorded (property `metrics.recording.level`, default
@@ -630,6 +656,7 @@ impl StreamsConfig {
             STREAMS_REPARTITION_PURGE,
             self.repartition_purge.to_string(),
         );
+        put(STREAMS_THREAD_ALIGNMENT, self.thread_alignment.to_string());
         put(
             METRICS_RECORDING_LEVEL,
             self.metrics_recording_level.as_str().into(),

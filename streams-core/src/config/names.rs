@@ -65,6 +65,10 @@ pub const STREAMS_IDLE_ADVANCE_MS: &str = "streams.idle.advance.ms";
 /// `streams.repartition.purge` (ours): delete committed records of repartition topics
 /// after each commit (`true`, as Kafka Streams always does) or leave them to retention.
 pub const STREAMS_REPARTITION_PURGE: &str = "streams.repartition.purge";
+/// `streams.thread.alignment` (ours): keep the tasks of an instance's threads within a
+/// second of event time of each other (`true`) or let each thread run at its own pace
+/// (`false`, the default, as Kafka Streams does).
+pub const STREAMS_THREAD_ALIGNMENT: &str = "streams.thread.alignment";
 /// `metrics.recording.level`: `INFO`, `DEBUG` or `TRACE`, which metrics are recorded.
 pub const METRICS_RECORDING_LEVEL: &str = "metrics.recording.level";
 
@@ -95,6 +99,7 @@ pub const ALL: &[&str] = &[
     DEFAULT_API_TIMEOUT_MS,
     STREAMS_IDLE_ADVANCE_MS,
     STREAMS_REPARTITION_PURGE,
+    STREAMS_THREAD_ALIGNMENT,
     METRICS_RECORDING_LEVEL,
 ];
 

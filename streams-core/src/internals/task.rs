@@ -71,7 +71,15 @@ pub(crate) struct Task {
     /// Wall-clock and stream time when the last record was processed: idle advance moves
     /// stream time on from there.
     idle_anchor: Option<(i64, i64)>,
+    /// Wall-clock time since which nothing is queued (see
+    /// [`pending_time`](Self::pending_time)).
+    starved_since: Option<i64>,
 }
+
+/// How long (wall clock, ms) a task with nothing queued but records in its partitions' logs
+/// still counts as pending at its stream time (see [`Task::pending_time`]): long enough for
+/// the next fetch, short enough that a partition that cannot be fetched stops no one.
+pub(crate) const STARVED_MS: i64 = 500;
 
 impl Task {
     /// Builds the task for `subtopology` and `partition`, with its stores under `task_dir`
@@ -203,6 +211,7 @@ impl Task {
             changelogs,
             changelog_stores,
             idle_anchor: None,
+            starved_since: None,
         })
     }
 
@@ -408,6 +417,34 @@ impl Task {
     /// timestamp across its partitions), if any is queued.
     pub(crate) fn head_timestamp(&mut self) -> Option<i64> {
         self.oldest_input().map(|(ts, _)| ts)
+    }
+
+    /// The event time from which this task may still have records to process at
+    /// wall-clock time `now`: its next queued record's timestamp; while nothing is queued
+    /// but a partition's log holds records not fetched yet (or its lag is not known yet),
+    /// its stream time (`i64::MIN` before its first record), for at most [`STARVED_MS`];
+    /// `None` when nothing is pending (a task that is caught up holds no one back: its
+    /// next records may be hours away). The runtime keeps the tasks of an instance within
+    /// a second of event time of each other with it (`runtime::alignment`).
+    pub(crate) fn pending_time(&mut self, now: i64) -> Option<i64> {
+        if let Some(ts) = self.head_timestamp() {
+            self.starved_since = None;
+            return Some(ts);
+        }
+        // Unknown (no fetch response yet) counts as behind.
+        if self.inputs.iter().all(|i| i.lag == Some(0)) {
+            self.starved_since = None;
+            return None;
+        }
+        let since = *self.starved_since.get_or_insert(now);
+        if now.saturating_sub(since) >= STARVED_MS {
+            return None;
+        }
+        Some(if self.ctx.stream_time >= 0 {
+            self.ctx.stream_time
+        } else {
+            i64::MIN
+        })
     }
 
     /// The smallest head timestamp across the task's partitions and the input holding it

@@ -188,6 +188,8 @@ pub(crate) struct Instance {
     pub(crate) announcements: Option<String>,
     pub(super) shared: Arc<Shared>,
     pub(super) next_thread: AtomicU64,
+    /// The event-time floors of the stream threads, which keep them aligned.
+    pub(super) clocks: Arc<super::alignment::ThreadClocks>,
 }
 
 pub(super) fn no_state_dir() -> crate::config::ConfigError {

@@ -40,6 +40,7 @@
 //! # std::fs::remove_dir_all(&dir).unwrap();
 //! ```
 
+mod alignment;
 pub mod async_api;
 mod global;
 mod membership;
@@ -496,6 +497,7 @@ impl KafkaStreams {
             announcements,
             shared: self.shared.clone(),
             next_thread: AtomicU64::new(1),
+            clocks: Arc::new(alignment::ThreadClocks::default()),
         })
     }
     /// Blocks until this instance is Running and every partition assigned to it has been

@@ -88,6 +88,15 @@ pub(super) struct TaskManager {
     pub(super) task_spans: Vec<(TaskId, tracing::Span)>,
     /// The rebalance under way, for its log line.
     pub(super) rebalance: RebalanceLog,
+    /// This thread's event-time floor, published for the other threads (and theirs).
+    pub(super) clock: crate::runtime::alignment::ThreadClock,
+    /// The last `process` stopped because another thread (or a task of this one waiting
+    /// for its next fetch) is more than [`TASK_SKEW_MS`] behind in event time.
+    pub(super) held_back: bool,
+    /// The oldest timestamp of the input records processed since the producer last
+    /// appended its batches (`i64::MAX`: none): their output may still reach a repartition
+    /// topic, so the published floor is never above it.
+    pub(super) unflushed: i64,
 }
 
 impl TaskManager {
@@ -110,6 +119,13 @@ impl TaskManager {
             self.task_spans.push((id, span.clone()));
         }
         span
+    }
+
+    /// Lets the producer append its batches (and report failed deliveries).
+    pub(super) fn poll_producer(&mut self) -> Result<()> {
+        let polled = self.producer.poll();
+        self.unflushed = i64::MAX;
+        self.delivered(polled)
     }
 
     /// Applies the production handler to what a producer poll or flush reported: failed
@@ -249,30 +265,52 @@ impl TaskManager {
     /// the round's limit is reached. The tasks of a thread so move through event time
     /// together even when they catch up a backlog, and a task after a repartition topic
     /// receives its upstream tasks' records nearly in timestamp order (a task processing
-    /// its whole backlog before the next one made them late there). Returns how many
-    /// records were processed.
+    /// its whole backlog before the next one made them late there).
+    ///
+    /// The same bound holds against what is pending but cannot run now: a task whose queue
+    /// ran empty (at its stream time, see `Task::pending_time`) or that waits for an empty
+    /// partition (`max.task.idle.ms`), and the other threads' floors (`runtime::alignment`),
+    /// which count this thread's output not appended yet (`unflushed`). When
+    /// the oldest ready record is beyond it, the thread is held back (`held_back`) and
+    /// polls again shortly. Returns how many records were processed.
     pub(super) fn process(&mut self) -> Result<usize> {
         let now = wall_clock();
         let ids: Vec<TaskId> = self.active.keys().copied().collect();
         let limit = PROCESS_BATCH * 4 * ids.len().max(1);
         let mut total = 0;
-        while total < limit {
-            // The ready task with the oldest next record, and the oldest next record of
-            // the other ready tasks.
+        self.held_back = false;
+        let aligned = self.instance.config.thread_alignment();
+        loop {
+            // The ready task with the oldest next record, the oldest next record of the
+            // other ready tasks, and the oldest pending time of the tasks that cannot run.
             let mut oldest: Option<(i64, TaskId)> = None;
             let mut runner_up = i64::MAX;
+            let mut blocked = i64::MAX;
             for id in &ids {
                 let Some(a) = self.active.get_mut(id) else {
                     continue;
                 };
+                if aligned
+                    && a.state == TaskState::Restoring
+                    && a.restore_started.elapsed() < RESTORE_HOLD
+                {
+                    // Where its input starts is not known before it runs: as old as anything.
+                    blocked = i64::MIN;
+                }
                 if a.state != TaskState::Running {
                     continue;
                 }
                 a.task.ctx.wall_clock = now;
                 if matches!(a.task.readiness(now), Readiness::Waiting { .. }) {
+                    if aligned && let Some(ts) = a.task.pending_time(now) {
+                        blocked = blocked.min(ts);
+                    }
                     continue;
                 }
                 let Some(ts) = a.task.head_timestamp() else {
+                    if aligned && let Some(ts) = a.task.pending_time(now) {
+                        blocked = blocked.min(ts);
+                    }
                     continue;
                 };
                 match oldest {
@@ -285,16 +323,40 @@ impl TaskManager {
                     }
                 }
             }
-            let Some((_, id)) = oldest else {
+            let others = if aligned {
+                let others = self.clock.others();
+                let floor = oldest.map_or(i64::MAX, |(o, _)| o).min(blocked);
+                if others != i64::MAX && floor > self.unflushed.saturating_add(TASK_SKEW_MS) {
+                    // The output of older records still waits in the producer while
+                    // another thread waits for this one: append it.
+                    self.poll_producer()?;
+                }
+                let published = floor.min(self.unflushed);
+                self.clock
+                    .publish((published != i64::MAX).then_some(published));
+                others
+            } else {
+                i64::MAX
+            };
+            let Some((ts, id)) = oldest else {
                 break;
             };
+            if total >= limit {
+                break;
+            }
+            let held = blocked.min(others);
+            if ts > held.saturating_add(TASK_SKEW_MS) {
+                self.held_back = true;
+                break;
+            }
             // One span around the batch (up to `PROCESS_BATCH` records), never per record.
             let span = self.task_span(id);
             let _entered = span.enter();
             let Some(a) = self.active.get_mut(&id) else {
                 break;
             };
-            let bound = runner_up.saturating_add(TASK_SKEW_MS);
+            let bound = runner_up.min(held).saturating_add(TASK_SKEW_MS);
+            self.unflushed = self.unflushed.min(ts);
             let mut n = 0;
             while n < PROCESS_BATCH
                 && (n == 0 || a.task.head_timestamp().is_some_and(|t| t <= bound))

@@ -30,6 +30,13 @@ const PROCESS_BATCH: usize = 1024;
 /// How far (event time, ms) a task of a thread may run ahead of the thread's other ready
 /// tasks before the thread switches to the oldest one (see `TaskManager::process`).
 const TASK_SKEW_MS: i64 = 1000;
+/// How long after a task starts restoring the instance's other tasks wait for it (see
+/// `TaskManager::process`): a task that just moved here (a rebalance, a start) usually
+/// restores within it, and the others then go on from where it starts.
+const RESTORE_HOLD: Duration = Duration::from_secs(2);
+/// How long a thread held back in event time (see `TaskManager::process`) waits in its
+/// next poll.
+const HELD_BACK_POLL: Duration = Duration::from_millis(2);
 /// How long a producer flush may take before the commit fails.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often a transaction's commit that timed out is tried again before the thread fails.
@@ -124,6 +131,9 @@ impl StreamThread {
             thread_span: tracing::Span::current(),
             task_spans: Vec::new(),
             rebalance: RebalanceLog::default(),
+            clock: instance.clocks.join(slot),
+            held_back: false,
+            unflushed: i64::MAX,
         };
         Ok(Self {
             instance,
@@ -199,6 +209,8 @@ impl StreamThread {
     ) -> Result<()> {
         let shared = self.instance.shared.clone();
         let timeout = match self.tm.next_work(wall_clock()) {
+            // Held back in event time: wait a little for the others (or the fetch).
+            Work::Now if self.tm.held_back => HELD_BACK_POLL.min(poll_ms),
             Work::Now => Duration::ZERO,
             // A task waits for an empty partition (`max.task.idle.ms`) until then.
             Work::At(deadline) => poll_ms.min(Duration::from_millis(
@@ -252,8 +264,7 @@ impl StreamThread {
         let fired = self.tm.punctuate(wall_clock())?;
         self.metrics.on_punctuate(fired, t2.elapsed());
         self.dirty |= fired;
-        let polled = self.tm.producer.poll();
-        self.tm.delivered(polled)?;
+        self.tm.poll_producer()?;
         let requested = self.tm.active.values().any(|a| a.task.ctx.commit_requested);
         // Someone waits for this instance to catch up: commit as soon as the input
         // is drained (the logs, not only the fetched records), so that results are
