@@ -106,6 +106,17 @@ const PACED: Input = Input {
     speedup: Some(20),
 };
 
+/// Four partitions: 12 000 events (40 minutes) as a backlog, with one and two threads. A
+/// task that starts running (restored after the rebalance that the second thread's join
+/// brings) must learn its partitions' lags at once: until its next poll it took them as
+/// unknown and waited, while the other thread caught up minutes of event time, and the
+/// by-page tasks then dropped its views as late.
+const BACKLOG_FOUR: Input = Input {
+    events: 12_000,
+    rate: 5,
+    speedup: None,
+};
+
 /// One app at a time: two cores, and the runs must not slow each other down.
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -117,6 +128,11 @@ fn one_partition_gives_exact_results_with_one_and_two_threads() {
 #[test]
 fn four_partitions_give_exact_results_with_one_and_two_threads() {
     matrix(4, PACED);
+}
+
+#[test]
+fn four_partitions_as_a_backlog_give_exact_results_with_one_and_two_threads() {
+    matrix(4, BACKLOG_FOUR);
 }
 
 /// Runs the app with `partitions` and 1, then 2 threads; fails with every failure of both.

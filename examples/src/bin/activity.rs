@@ -629,6 +629,10 @@ async fn serve(args: Args) -> AppResult<()> {
         .with_state_dir(data_dir.join("state"))
         .with_commit_interval(Duration::from_secs(1))
         .with_num_stream_threads(args.threads)
+        // The threads move through event time together: catching up a backlog, views and
+        // clicks reach the by-page and click-through windows of both threads within their
+        // grace (`--set streams.thread.alignment=false` lets each thread run at its pace).
+        .with_thread_alignment(true)
         .with_application_server(me.to_string());
     // Idle advance moves stream time with the wall clock: not with deterministic input.
     if args.start_time.is_none() {

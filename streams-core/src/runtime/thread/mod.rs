@@ -252,6 +252,9 @@ impl StreamThread {
         self.tm.retry_pending()?;
         self.tm.rewind_unread(self.consumer.as_mut())?;
         self.tm.restore_step()?;
+        // Tasks that started running in this round (restored, re-opened) get their
+        // partitions' lags now, not after the next poll.
+        self.tm.update_lags(self.consumer.as_ref());
         self.tm.back_pressure(self.consumer.as_mut())?;
         let t1 = Instant::now();
         let n = self.tm.process()?;
