@@ -231,7 +231,6 @@ impl StreamThread {
         self.poll_time += poll_took;
         self.metrics.on_poll(records.len(), poll_took);
         self.tm.add_records(records)?;
-        self.tm.update_lags(self.consumer.as_ref());
         if let Some(partitions) = self.tm.announce.take() {
             let value = super::membership::encode(&partitions);
             self.tm.announce_assignment(&self.name, Some(value))?;
@@ -252,8 +251,8 @@ impl StreamThread {
         self.tm.retry_pending()?;
         self.tm.rewind_unread(self.consumer.as_mut())?;
         self.tm.restore_step()?;
-        // Tasks that started running in this round (restored, re-opened) get their
-        // partitions' lags now, not after the next poll.
+        // Read once the round's tasks run (restored, re-opened, rewound), so that a task
+        // that started running in it does not take its lags as unknown until the next poll.
         self.tm.update_lags(self.consumer.as_ref());
         self.tm.back_pressure(self.consumer.as_mut())?;
         let t1 = Instant::now();
