@@ -296,3 +296,83 @@ fn a_suppression_buffer_survives_a_restart_through_its_changelog() {
     run(&engine, &state);
     assert_eq!(finals(&engine), vec![("[u@0/10000]".to_string(), 3)]);
 }
+
+/// The last record of `key` in a changelog, with its partition.
+fn last_changelog_record(engine: &LogEngine, topic: &str, key: &[u8]) -> Option<(u32, Vec<u8>)> {
+    let mut found = None;
+    for p in 0..streams_tests::wordcount::PARTITIONS {
+        for r in engine.read(topic, p, 0, usize::MAX).unwrap_or_default() {
+            if r.key.as_deref() == Some(key) {
+                found = Some((p, r.value.unwrap()));
+            }
+        }
+    }
+    found
+}
+
+/// A store's checkpoint names the changelog offsets its own writes reached, not the log's
+/// end: a record another writer appends to the changelog while the app runs (a member that
+/// took the task over while this one stalled, and counted on) is applied at the next
+/// restore instead of being skipped. Skipping it left counts behind the changelog, so that
+/// a count resumed from an old value and results were lost (the zombie test on `streams
+/// serve` found it). Under both guarantees; after the restart the store holds what the
+/// changelog holds.
+#[test]
+fn a_changelog_record_written_by_another_member_is_restored_not_skipped() {
+    use streams_core::config::ProcessingGuarantee;
+
+    for guarantee in [
+        ProcessingGuarantee::AtLeastOnce,
+        ProcessingGuarantee::ExactlyOnceV2,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = streams_tests::wordcount::engine(dir.path());
+        let state = dir.path().join("state");
+        let config = StreamsConfig::new("wc")
+            .with_state_dir(&state)
+            .with_processing_guarantee(guarantee)
+            .with_commit_interval(Duration::from_millis(50));
+        let mut expected = HashMap::new();
+        produce(&engine, 0, 200, &mut expected);
+        let mut app = KafkaStreams::new(word_count(), config.clone(), engine.clone()).unwrap();
+        app.start().unwrap();
+        app.wait_until_caught_up(Duration::from_secs(30)).unwrap();
+        assert_eq!(final_counts(&engine), expected, "{guarantee:?}");
+
+        // Another writer counts on for one word, in the changelog only: the same value
+        // layout (the count in the last 8 bytes, big-endian), 1000 more.
+        let word = "kafka";
+        let (partition, value) =
+            last_changelog_record(&engine, "wc-counts-changelog", word.as_bytes()).unwrap();
+        let (head, count) = value.split_at(value.len() - 8);
+        assert_eq!(
+            i64::from_be_bytes(count.try_into().unwrap()),
+            expected[word],
+            "{guarantee:?}: the changelog's value layout changed; adapt the test"
+        );
+        let mut theirs = head.to_vec();
+        theirs.extend_from_slice(&(expected[word] + 1000).to_be_bytes());
+        engine
+            .append(
+                "wc-counts-changelog",
+                partition,
+                &[NewRecord {
+                    timestamp: 0,
+                    key: Some(word.as_bytes().to_vec()),
+                    value: Some(theirs),
+                    headers: Vec::new(),
+                }],
+            )
+            .unwrap();
+        app.close().unwrap();
+
+        // Restarted on the same state directory: the store holds the changelog's latest.
+        *expected.get_mut(word).unwrap() += 1000;
+        produce(&engine, 200, 100, &mut expected);
+        let mut app = KafkaStreams::new(word_count(), config, engine.clone()).unwrap();
+        app.start().unwrap();
+        app.wait_until_caught_up(Duration::from_secs(30)).unwrap();
+        app.close().unwrap();
+        assert_eq!(final_counts(&engine), expected, "{guarantee:?}");
+    }
+}

@@ -187,6 +187,17 @@ pub trait RebalanceListener {
     /// `auto.offset.reset=earliest`).
     fn on_partitions_assigned(&mut self, partitions: &[TopicPartition])
     -> crate::error::Result<()>;
+
+    /// `partitions` were lost: the group went on without this member (its session
+    /// expired, or the group refused its commit as a fenced member's), so another member
+    /// may own them already. Nothing is committed for them; the consumer then calls
+    /// [`on_partitions_assigned`](Self::on_partitions_assigned) with no partitions, so
+    /// that what was kept for them is closed. Kafka's `onPartitionsLost`; the default, as
+    /// Kafka's, is [`on_partitions_revoked`](Self::on_partitions_revoked) with its offsets
+    /// dropped.
+    fn on_partitions_lost(&mut self, partitions: &[TopicPartition]) -> crate::error::Result<()> {
+        self.on_partitions_revoked(partitions).map(drop)
+    }
 }
 
 /// A rebalance listener that keeps nothing and commits nothing (for consumers with manual
@@ -296,6 +307,19 @@ pub trait Producer: Send {
 
     /// Delivers everything queued and makes it durable, within `timeout`.
     fn flush(&mut self, timeout: Duration) -> ClientResult<()>;
+
+    /// Where this producer's own writes reached: for every partition a record was
+    /// delivered to since the last call, the offset after the last one. Taken: the next
+    /// call reports only later deliveries.
+    ///
+    /// The runtime checkpoints a store at the changelog offsets its own writes reached
+    /// (as Kafka Streams does with its producer's offsets), never at the log's end, which
+    /// another writer (a member that took the task over while this one stalled) may have
+    /// moved. The default knows nothing: checkpoints then stay at the offsets restoration
+    /// reached, and restarts replay more of the changelogs.
+    fn take_delivered(&mut self) -> Vec<(TopicPartition, i64)> {
+        Vec::new()
+    }
 
     /// Whether this is a transactional producer (made by
     /// [`ClientSupplier::transactional_producer`]): its sends belong to the current

@@ -78,6 +78,9 @@ pub(super) struct EmbeddedProducer {
     pub(super) batches: HashMap<TopicPartition, (Vec<NewRecord>, usize)>,
     pub(super) txn: Option<Transactional>,
     pub(super) retry_for: Duration,
+    /// Per partition, the offset after the last record appended since the last
+    /// `take_delivered`.
+    pub(super) delivered: HashMap<TopicPartition, i64>,
 }
 
 /// A transactional producer's state.
@@ -110,20 +113,25 @@ impl EmbeddedProducer {
             batches: HashMap::new(),
             txn,
             retry_for: DISK_FULL_RETRY_FOR,
+            delivered: HashMap::new(),
         }
     }
 
-    /// Appends one partition's batch, waiting out a full disk (see the type's docs).
-    pub(super) fn append(&self, tp: &TopicPartition, batch: &[NewRecord]) -> ClientResult<()> {
+    /// Appends one partition's batch, waiting out a full disk (see the type's docs);
+    /// returns the first record's offset.
+    pub(super) fn append(&self, tp: &TopicPartition, batch: &[NewRecord]) -> ClientResult<i64> {
         wait_for_disk(tp, self.retry_for, || self.append_once(tp, batch))
     }
 
-    /// Appends one partition's batch: plainly, or into the open transaction.
-    pub(super) fn append_once(&self, tp: &TopicPartition, batch: &[NewRecord]) -> ClientResult<()> {
+    /// Appends one partition's batch: plainly, or into the open transaction. Returns the
+    /// first record's offset.
+    pub(super) fn append_once(
+        &self,
+        tp: &TopicPartition,
+        batch: &[NewRecord],
+    ) -> ClientResult<i64> {
         match &self.txn {
-            None => {
-                self.engine.append(&tp.topic, tp.partition, batch)?;
-            }
+            None => Ok(self.engine.append(&tp.topic, tp.partition, batch)?),
             Some(t) => {
                 let producer = t.producer.ok_or_else(|| ClientError::Broker {
                     operation: "sending".into(),
@@ -131,10 +139,9 @@ impl EmbeddedProducer {
                 })?;
                 self.engine
                     .append_transactional(&t.id, producer, &tp.topic, tp.partition, batch)
-                    .map_err(|e| txn_error("sending", e))?;
+                    .map_err(|e| txn_error("sending", e))
             }
         }
-        Ok(())
     }
 
     /// Appends the pending batches of changelog topics (`changelogs`) or of every other
@@ -168,12 +175,19 @@ impl EmbeddedProducer {
         if batch.is_empty() {
             return Ok(());
         }
-        if let Err(e) = self.append(&tp, &batch) {
-            // Records sent meanwhile cannot exist (one thread owns the producer).
-            self.batches.insert(tp, (batch, bytes));
-            return Err(e);
+        match self.append(&tp, &batch) {
+            Ok(base) => {
+                let end = base + batch.len() as i64;
+                let known = self.delivered.entry(tp).or_insert(end);
+                *known = (*known).max(end);
+                Ok(())
+            }
+            Err(e) => {
+                // Records sent meanwhile cannot exist (one thread owns the producer).
+                self.batches.insert(tp, (batch, bytes));
+                Err(e)
+            }
         }
-        Ok(())
     }
 
     /// The open transaction's producer: fails when none is open.
@@ -236,6 +250,10 @@ impl Producer for EmbeddedProducer {
             return Ok(());
         }
         Ok(self.engine.flush()?)
+    }
+
+    fn take_delivered(&mut self) -> Vec<(TopicPartition, i64)> {
+        self.delivered.drain().collect()
     }
 
     fn is_transactional(&self) -> bool {

@@ -282,9 +282,11 @@ impl KafkaConsumer {
             } else {
                 group_metadata_fields(&self.consumer).map(|(_, g, m)| (g, m))
             };
-            let offsets = listener.on_partitions_revoked(&mine)?;
             let mut fenced = lost;
-            if !lost {
+            if lost {
+                listener.on_partitions_lost(&mine)?;
+            } else {
+                let offsets = listener.on_partitions_revoked(&mine)?;
                 match self.try_commit(&offsets)? {
                     Ok(()) => {}
                     Err(e) if code_of(&e) == Some(RDKafkaErrorCode::RebalanceInProgress) => {

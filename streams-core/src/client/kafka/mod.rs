@@ -32,10 +32,10 @@
 //!      only then `unassign` lets librdkafka complete the revocation.
 //!    - A **lost** assignment (librdkafka says so, or the group refused a commit with
 //!      unknown member / illegal generation: the session expired, e.g. during an outage):
-//!      the listener's `on_partitions_revoked` still runs, the commit is skipped (it would
+//!      the listener's `on_partitions_lost` runs instead, nothing is committed (it would
 //!      be refused; the partitions may already be elsewhere), and the listener then gets
 //!      an empty `on_partitions_assigned`, so that it closes what it kept for those
-//!      partitions. Their records since the last commit are processed again
+//!      partitions. A revocation whose commit the group refuses that way ends the same. Their records since the last commit are processed again
 //!      (at-least-once, as Kafka Streams' "task migrated"), and the app goes on.
 //!    - A commit refused with *rebalance in progress* (librdkafka's mock cluster refuses
 //!      commits while members rejoin; Kafka takes them) keeps the offsets for the next

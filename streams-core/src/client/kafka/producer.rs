@@ -1,5 +1,6 @@
 //! The producer on librdkafka: idempotent sends to explicit partitions and transactions.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,9 @@ pub(super) struct ProducerCtx {
     pub(super) failures: Mutex<Vec<String>>,
     /// Failed deliveries since the last report.
     pub(super) failed: std::sync::atomic::AtomicU64,
+    /// Per topic and partition, the offset after the last record delivered since the last
+    /// `take_delivered`.
+    pub(super) delivered: Mutex<HashMap<String, HashMap<i32, i64>>>,
 }
 
 impl ClientContext for ProducerCtx {
@@ -40,6 +44,16 @@ impl ProducerContext for ProducerCtx {
     type DeliveryOpaque = ();
 
     fn delivery(&self, result: &DeliveryResult<'_>, _opaque: ()) {
+        if let Ok(m) = result {
+            let end = m.offset() + 1;
+            let mut delivered = lock(&self.delivered);
+            let partitions = match delivered.get_mut(m.topic()) {
+                Some(p) => p,
+                None => delivered.entry(m.topic().to_string()).or_default(),
+            };
+            let known = partitions.entry(m.partition()).or_insert(end);
+            *known = (*known).max(end);
+        }
         if let Err((e, m)) = result {
             // Records withdrawn on purpose (an aborted transaction's queued records, or a
             // producer dropped with records queued) were not refused by anyone.
@@ -266,6 +280,22 @@ impl Producer for KafkaProducer {
     fn poll(&mut self) -> ClientResult<()> {
         self.producer.poll(Duration::ZERO);
         self.failures()
+    }
+
+    fn take_delivered(&mut self) -> Vec<(TopicPartition, i64)> {
+        let delivered = std::mem::take(&mut *lock(&self.producer.context().delivered));
+        delivered
+            .into_iter()
+            .flat_map(|(topic, partitions)| {
+                let topic: Arc<str> = topic.into();
+                partitions.into_iter().filter_map(move |(p, end)| {
+                    Some((
+                        TopicPartition::new(topic.clone(), u32::try_from(p).ok()?),
+                        end,
+                    ))
+                })
+            })
+            .collect()
     }
 
     fn flush(&mut self, timeout: Duration) -> ClientResult<()> {

@@ -24,6 +24,12 @@ pub(super) struct Active {
     pub(super) _lock: TaskLock,
     /// Changelog partitions still restoring: next offset, end offset.
     pub(super) restoring: BTreeMap<ChangelogPartition, (i64, i64)>,
+    /// How far the stores are known to hold each changelog partition: the end its
+    /// restoration read up to, then past every record this thread's producer delivered
+    /// to it. Checkpoints name these offsets, never the log's end, which another member
+    /// may have moved (one that took the task over while this one stalled): a store
+    /// checkpointed past records it never applied would skip them at its next restore.
+    pub(super) written: HashMap<ChangelogPartition, i64>,
     pub(super) restored: u64,
     pub(super) restore_total: u64,
     /// Input partitions paused because their queue is full.
@@ -468,17 +474,40 @@ impl TaskManager {
         Ok(())
     }
 
-    /// Writes the checkpoint of an active or suspended task at its changelogs' ends.
+    /// Writes the checkpoint of an active or suspended task at the changelog offsets its
+    /// stores are known to hold (see [`Active::written`]).
     pub(super) fn checkpoint_task(&mut self, id: TaskId) -> Result<()> {
-        let parts = match self.active.get(&id).or_else(|| self.suspended.get(&id)) {
-            Some(a) => a.task.changelog_partitions().to_vec(),
-            None => return Ok(()),
-        };
-        let ends = self.changelog_ends(&parts)?;
+        self.note_delivered();
         if let Some(a) = self.active.get(&id).or_else(|| self.suspended.get(&id)) {
-            a.task.write_checkpoint(&ends)?;
+            a.task.write_checkpoint(&a.written)?;
         }
         Ok(())
+    }
+
+    /// Moves each task's known changelog offsets past what the producer delivered to them.
+    pub(super) fn note_delivered(&mut self) {
+        for (tp, end) in self.producer.take_delivered() {
+            let Some(subtopology) = self.changelog_subtopology_of(&tp.topic) else {
+                continue;
+            };
+            let id = TaskId {
+                subtopology,
+                partition: tp.partition,
+            };
+            let Some(a) = self
+                .active
+                .get_mut(&id)
+                .or_else(|| self.suspended.get_mut(&id))
+            else {
+                continue;
+            };
+            let p = ChangelogPartition {
+                topic: tp.topic.to_string(),
+                partition: tp.partition,
+            };
+            let known = a.written.entry(p).or_insert(end);
+            *known = (*known).max(end);
+        }
     }
 
     /// Sends produced records, choosing partitions with Kafka's murmur2 partitioner.
@@ -558,6 +587,7 @@ impl TaskManager {
         }
         let flushed_all = self.producer.flush(FLUSH_TIMEOUT);
         self.delivered(flushed_all)?;
+        self.note_delivered();
         for id in flushed {
             let span = self.task_span(id);
             let _entered = span.enter();
@@ -570,32 +600,15 @@ impl TaskManager {
                 }
                 continue;
             }
-            let parts = match self.active.get(&id) {
-                Some(a) => a.task.changelog_partitions().to_vec(),
-                None => continue,
-            };
-            let ends = self.changelog_ends(&parts)?;
             let Some(a) = self.active.get_mut(&id) else {
                 continue;
             };
-            a.task.write_checkpoint(&ends)?;
+            a.task.write_checkpoint(&a.written)?;
             for (topic, offset) in a.task.committable_offsets() {
                 offsets.push((TopicPartition::new(topic, id.partition), offset));
             }
         }
         Ok(offsets)
-    }
-
-    pub(super) fn changelog_ends(
-        &self,
-        partitions: &[ChangelogPartition],
-    ) -> Result<HashMap<ChangelogPartition, i64>> {
-        let mut ends = HashMap::new();
-        for p in partitions {
-            let tp = TopicPartition::new(p.topic.as_str(), p.partition);
-            ends.insert(p.clone(), self.restore.watermarks(&tp)?.1);
-        }
-        Ok(ends)
     }
 
     /// Deletes committed records of repartition topics: nobody needs them any more. A

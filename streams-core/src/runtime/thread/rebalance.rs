@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::record::TaskId;
 use crate::runtime::TaskState;
 
+use super::FLUSH_TIMEOUT;
 use super::manager::TaskManager;
 
 /// What a rebalance did, gathered by the rebalance listener and logged once by the thread
@@ -112,6 +113,34 @@ impl RebalanceListener for TaskManager {
         self.restore_assignment.clear();
         self.reassigned = true;
         Ok(offsets)
+    }
+
+    /// Under `exactly_once_v2` nothing of the open transaction may commit: the group
+    /// went on without this member, and another one may be processing the same input
+    /// already. The transaction is aborted, and every task is closed dirty (its stores,
+    /// which may hold the aborted changes, are wiped and restored from the changelogs when
+    /// assigned again), as Kafka Streams' "handle lost all". Under at-least-once, a
+    /// revocation whose offsets are not committed (its checkpoints name only what this
+    /// thread wrote, so a later restore applies whatever the other owner wrote since).
+    fn on_partitions_lost(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        if !self.eos {
+            return self.on_partitions_revoked(partitions).map(drop);
+        }
+        let _span = tracing::info_span!("rebalance", phase = "lost", partitions = partitions.len())
+            .entered();
+        self.rebalance.started.get_or_insert_with(Instant::now);
+        self.rebalance.revoked_partitions += partitions.len();
+        self.rebalance.revoked_tasks += self.active.len() + self.suspended.len();
+        tracing::warn!(
+            tasks = self.active.len() + self.suspended.len(),
+            open_transaction = self.txn_open,
+            "partitions lost: aborting the transaction and closing every task dirty"
+        );
+        if std::mem::take(&mut self.txn_open) {
+            // A fenced producer fails here: the thread makes a new one (task migrated).
+            self.producer.abort_transaction(FLUSH_TIMEOUT)?;
+        }
+        self.close_dirty()
     }
 
     fn on_partitions_assigned(&mut self, partitions: &[TopicPartition]) -> Result<()> {

@@ -30,6 +30,7 @@ impl TaskManager {
                 state: TaskState::Restoring,
                 _lock: s._lock,
                 restoring,
+                written: HashMap::new(),
                 restored: 0,
                 restore_total: 0,
                 paused: BTreeSet::new(),
@@ -52,6 +53,7 @@ impl TaskManager {
             state: TaskState::Restoring,
             _lock: lock,
             restoring,
+            written: HashMap::new(),
             restored: 0,
             restore_total: 0,
             paused: BTreeSet::new(),
@@ -130,6 +132,8 @@ impl TaskManager {
             *next = (*next).max(start);
             *end = e;
             total += (e - *next).max(0) as u64;
+            // Checkpoints are written only once the task runs, restored up to here.
+            a.written.insert(p.clone(), e.max(*next));
         }
         a.restoring.retain(|_, (next, end)| next < end);
         a.restore_total = total;
@@ -305,18 +309,23 @@ impl TaskManager {
 
     /// The sub-topology whose stores log to `topic`.
     pub(super) fn changelog_subtopology(&self, topic: &str) -> Result<u32> {
+        self.changelog_subtopology_of(topic).ok_or_else(|| {
+            StreamsError::Internal(format!("`{topic}` is not a changelog of this topology"))
+        })
+    }
+
+    /// The sub-topology whose stores log to `topic`, if `topic` is a changelog.
+    pub(super) fn changelog_subtopology_of(&self, topic: &str) -> Option<u32> {
         let t = &self.instance.topology.inner;
         let app = self.instance.config.application_id();
-        for (i, s) in t.subtopologies.iter().enumerate() {
-            for &st in &s.stores {
-                if t.stores[st].changelog_topic().resolve(app) == topic {
-                    return Ok(i as u32);
-                }
-            }
-        }
-        Err(StreamsError::Internal(format!(
-            "`{topic}` is not a changelog of this topology"
-        )))
+        t.subtopologies
+            .iter()
+            .position(|s| {
+                s.stores
+                    .iter()
+                    .any(|&st| t.stores[st].changelog_topic().resolve(app) == topic)
+            })
+            .and_then(|i| u32::try_from(i).ok())
     }
 
     /// Pauses each input partition whose queue holds `buffered.records.per.partition`
