@@ -185,6 +185,17 @@ pub enum StreamsError {
         #[source]
         source: std::io::Error,
     },
+    /// Code on a stream thread panicked (a processor, a closure given to the DSL, a
+    /// serde): the thread closed its tasks dirty (their stores are restored from the
+    /// changelogs by whoever owns them next) and left the group, and the uncaught-error
+    /// handler decided what follows (by default the app stops with this error).
+    #[error("stream thread `{thread}` panicked: {message}")]
+    Panicked {
+        /// The thread's name.
+        thread: String,
+        /// The panic's message (where Rust's panic hook printed it too, with its place).
+        message: String,
+    },
     /// A bug in the framework: please report it.
     #[error("internal error (a bug in the framework, please report it): {0}")]
     Internal(String),

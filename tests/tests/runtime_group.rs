@@ -336,3 +336,92 @@ fn interactive_queries_read_local_stores_and_say_which_instance_has_a_key() {
     a.close().unwrap();
     b.close().unwrap();
 }
+
+/// Word count behind a step that panics on the first "poison" sentence of the process
+/// (as user code with an `unwrap` on bad input would), exactly once, RocksDB counts.
+fn panicking_app(dir: &Path, engine: &Arc<LogEngine>, panicked: Arc<AtomicBool>) -> KafkaStreams {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("sentences")
+        .map_values(move |s: String| {
+            if s == "poison" && !panicked.swap(true, Ordering::SeqCst) {
+                panic!("cannot count a poisoned sentence");
+            }
+            s
+        })
+        .flat_map_values(|s: String| s.split(' ').map(str::to_string).collect::<Vec<_>>())
+        .group_by(|_, w| w.clone())
+        .count_with(Materialized::as_("counts"))
+        .to_stream()
+        .to(streams_tests::wordcount::COUNTS);
+    let config = config(dir)
+        .with_processing_guarantee(streams_core::config::ProcessingGuarantee::ExactlyOnceV2);
+    KafkaStreams::new(builder.build().unwrap(), config, engine.clone()).unwrap()
+}
+
+/// The latest committed count of each word.
+fn committed_counts(engine: &LogEngine) -> HashMap<String, i64> {
+    streams_tests::wordcount::counts(engine, streams_core::runtime::Isolation::ReadCommitted)
+        .into_iter()
+        .filter_map(|(w, c)| Some((w, *c.last()?)))
+        .collect()
+}
+
+/// A panic in user code reaches the uncaught-error handler as `StreamsError::Panicked`;
+/// the replacement thread reopens the stores the panicked one held (RocksDB locks them per
+/// process: the panicked thread must have released them) and counts exactly.
+#[test]
+fn a_panicked_thread_is_replaced_and_counts_stay_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path());
+    let mut expected = HashMap::new();
+    produce(&engine, 0, 200, &mut expected);
+    poison(&engine);
+    *expected.entry("poison".to_string()).or_default() += 1;
+    produce(&engine, 200, 200, &mut expected);
+    let mut app = panicking_app(
+        &dir.path().join("p"),
+        &engine,
+        Arc::new(AtomicBool::new(false)),
+    );
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let f = failures.clone();
+    app.set_uncaught_error_handler(move |e| {
+        f.lock().unwrap().push(format!("{e:?} / {e}"));
+        ThreadFailureResponse::ReplaceThread
+    });
+    app.start().unwrap();
+    app.wait_until_caught_up(WAIT).unwrap();
+    assert_eq!(app.state(), StreamsState::Running);
+    app.close().unwrap();
+    let failures = failures.lock().unwrap().clone();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(failures[0].starts_with("Panicked"), "{failures:?}");
+    assert!(
+        failures[0].contains("cannot count a poisoned sentence"),
+        "{failures:?}"
+    );
+    assert_eq!(committed_counts(&engine), expected);
+}
+
+/// By default a panic stops the instance with the panic's message, as any thread failure.
+#[test]
+fn by_default_a_panic_stops_the_instance_with_its_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path());
+    poison(&engine);
+    let mut app = panicking_app(
+        &dir.path().join("p"),
+        &engine,
+        Arc::new(AtomicBool::new(false)),
+    );
+    app.start().unwrap();
+    let err = app.wait_until_caught_up(WAIT).unwrap_err();
+    assert!(matches!(err, StreamsError::Stopped { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("cannot count a poisoned sentence"),
+        "{err}"
+    );
+    assert_eq!(app.state(), StreamsState::Error);
+    assert!(app.close().is_err());
+}

@@ -200,6 +200,48 @@ impl StreamThread {
         Ok(())
     }
 
+    /// [`run`](Self::run), with a panic of code it calls (a processor, a closure given to
+    /// the DSL, a serde) turned into [`StreamsError::Panicked`] for the uncaught-error
+    /// handler, instead of a thread that stops without a word while the instance says it
+    /// runs. What the panic left is not trusted: the open transaction is aborted, every
+    /// task is closed dirty (its stores released and wiped, so a replacement thread or
+    /// another member restores them from the changelogs) and the group is left.
+    fn run_catching_panics(&mut self) -> Result<()> {
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run()));
+        let payload = match run {
+            Ok(result) => return result,
+            Err(payload) => payload,
+        };
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into());
+        tracing::error!(thread = %self.name, %message, "stream thread panicked: closing its tasks dirty");
+        self.tm.task_spans.clear();
+        if std::mem::take(&mut self.tm.txn_open)
+            && let Err(e) = self.tm.producer.abort_transaction(FLUSH_TIMEOUT)
+        {
+            tracing::warn!(thread = %self.name, error = %e, "could not abort the transaction");
+        }
+        if let Err(e) = self.tm.close_dirty() {
+            tracing::warn!(thread = %self.name, error = %e, "closing the tasks after a panic failed");
+        }
+        for (_, s) in std::mem::take(&mut self.tm.standby) {
+            let mut task = s.task;
+            if let Err(e) = task.close() {
+                tracing::warn!(thread = %self.name, error = %e, "closing a standby after a panic failed");
+            }
+        }
+        if let Err(e) = self.consumer.close() {
+            tracing::warn!(thread = %self.name, error = %e, "leaving the group after a panic failed");
+        }
+        Err(StreamsError::Panicked {
+            thread: self.name.clone(),
+            message,
+        })
+    }
+
     /// One round of the loop: poll, restore, process, punctuate, commit when due.
     fn run_once(
         &mut self,
@@ -550,7 +592,7 @@ pub(super) fn spawn_thread(instance: &Arc<Instance>) -> Result<()> {
             let _span = tracing::info_span!("stream_thread", thread = %thread_name).entered();
             let shared = inst.shared.clone();
             let result = StreamThread::new(inst.clone(), slot, thread_name.clone())
-                .and_then(|mut t| t.run());
+                .and_then(|mut t| t.run_catching_panics());
             lock(&shared.inner).threads.remove(&slot);
             let Err(e) = result else { return };
             tracing::error!(thread = %thread_name, error = %e, "stream thread failed");
