@@ -1,6 +1,10 @@
 //! Driver tests of bad input: records that do not deserialize (each deserialization
 //! handler), null keys and values (skipped and counted), invalid timestamps (each policy),
-//! and event time taken from values.
+//! and event time taken from values; processors that fail on a record (each processing
+//! handler).
+
+// Test helpers outside #[test] functions may unwrap too: a panic fails the test.
+#![allow(clippy::unwrap_used)]
 
 use serde::{Deserialize, Serialize};
 use streams_core::config::dlq_headers;
@@ -491,4 +495,103 @@ fn event_time_extractor_takes_record_timestamps_from_the_value() {
         matches!(err, StreamsError::InvalidTimestamp { timestamp: -10, .. }),
         "{err:?}"
     );
+}
+
+/// Fails on every record whose value is "poison"; passes the others on.
+struct Checker;
+
+impl Processor<String, String, String, String> for Checker {
+    fn process(
+        &mut self,
+        r: Record<String, String>,
+        ctx: &mut ProcessorContext<'_, String, String>,
+    ) -> Result<(), StreamsError> {
+        if r.value == "poison" {
+            return Err(StreamsError::processor(ctx.name(), "cannot check poison"));
+        }
+        ctx.forward(r)
+    }
+}
+
+/// in -> checker -> out, and in -> counted per key (`counts`), and in -> `all` untouched.
+fn checked(config: StreamsConfig, partitions: u32) -> TopologyTestDriver {
+    let builder = StreamsBuilder::new();
+    let input = builder.stream::<String, String>("in");
+    input.to("all");
+    let checked = input.process(|| Checker, Named::as_("checker"), &[]);
+    checked.to("out");
+    checked.group_by_key().count().to_stream().to("counts");
+    TopologyTestDriver::builder(builder.build().unwrap(), config)
+        .partitions("in", partitions)
+        .build()
+        .unwrap()
+}
+
+/// Latest count per key in `counts`.
+fn latest_counts(driver: &TopologyTestDriver) -> std::collections::BTreeMap<String, i64> {
+    driver
+        .output_topic::<String, i64>("counts")
+        .read_key_values_to_map()
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+#[test]
+fn a_failing_processor_fails_by_default_with_its_error() {
+    let driver = checked(StreamsConfig::new(APP), 1);
+    let input = driver.input_topic::<String, String>("in");
+    input.pipe_input(s("k"), s("a")).unwrap();
+    let err = input.pipe_input(s("k"), s("poison")).unwrap_err();
+    assert!(
+        matches!(&err, StreamsError::Processor { node, .. } if node == "checker"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("cannot check poison"), "{err}");
+    assert_eq!(driver.metrics().dropped_records, 0);
+}
+
+/// `processing.exception.handler=log_and_continue`: the failing processor's record goes no
+/// further from it (not to `out`, not counted), the other branch still gets it, the
+/// drop is counted, and processing goes on, over several partitions.
+#[test]
+fn log_and_continue_drops_the_record_at_the_failing_processor_and_goes_on() {
+    use streams_core::config::ProcessingHandler;
+    let config = StreamsConfig::new(APP).with_processing_handler(ProcessingHandler::LogAndContinue);
+    let driver = checked(config, 3);
+    let input = driver.input_topic::<String, String>("in");
+    let sent = [
+        ("a", "1"),
+        ("b", "poison"),
+        ("a", "2"),
+        ("c", "poison"),
+        ("b", "3"),
+        ("a", "poison"),
+    ];
+    for (k, v) in sent {
+        input.pipe_input(s(k), s(v)).unwrap();
+    }
+    // The reference: every record reaches `all`; the others, and the counts, skip poison.
+    let mut want_out: Vec<String> = Vec::new();
+    let mut want_counts = std::collections::BTreeMap::new();
+    for (k, v) in sent {
+        if v != "poison" {
+            want_out.push(v.to_string());
+            *want_counts.entry(k.to_string()).or_insert(0i64) += 1;
+        }
+    }
+    let mut all: Vec<String> = driver
+        .output_topic::<String, String>("all")
+        .read_values_to_list()
+        .unwrap();
+    all.sort();
+    let mut want_all: Vec<String> = sent.iter().map(|(_, v)| v.to_string()).collect();
+    want_all.sort();
+    assert_eq!(all, want_all);
+    let mut out = out_values(&driver).unwrap();
+    out.sort();
+    want_out.sort();
+    assert_eq!(out, want_out);
+    assert_eq!(latest_counts(&driver), want_counts);
+    assert_eq!(driver.metrics().dropped_records, 3);
 }

@@ -447,6 +447,7 @@ fn each_bad_value_is_named() {
         ("state.cleanup.delay.ms", "soon", "milliseconds"),
         ("statestore.memory.bytes", "4096", "at least"),
         ("default.api.timeout.ms", "-1", "milliseconds"),
+        ("processing.exception.handler", "skip", "log_and_continue"),
     ];
     for (setting, value, expected) in cases {
         let pairs = if setting == "application.id" {
@@ -554,5 +555,35 @@ fn the_runtime_refuses_settings_it_cannot_honour() {
     assert!(
         matches!(&err, StreamsError::Config(ConfigError::Invalid { setting, .. }) if *setting == "bootstrap.servers"),
         "{err}"
+    );
+}
+
+/// `processing.exception.handler` (KIP-1033) takes the short names and Kafka's class names,
+/// and round-trips through the properties the config reports.
+#[test]
+fn the_processing_handler_takes_names_and_kafka_class_names() {
+    use streams_core::config::ProcessingHandler;
+    for (value, want) in [
+        ("log_and_fail", ProcessingHandler::Fail),
+        ("log_and_continue", ProcessingHandler::LogAndContinue),
+        (
+            "org.apache.kafka.streams.errors.LogAndContinueProcessingExceptionHandler",
+            ProcessingHandler::LogAndContinue,
+        ),
+        (
+            "LogAndFailProcessingExceptionHandler",
+            ProcessingHandler::Fail,
+        ),
+    ] {
+        let config = StreamsConfig::from_properties([
+            ("application.id", "a"),
+            ("processing.exception.handler", value),
+        ])
+        .unwrap();
+        assert_eq!(config.processing_handler(), want, "{value}");
+    }
+    assert_eq!(
+        StreamsConfig::new("a").processing_handler(),
+        ProcessingHandler::Fail
     );
 }

@@ -16,6 +16,25 @@ pub enum ProductionHandler {
     Continue,
 }
 
+/// What the app does when a processor fails on a record: a
+/// [`Processor`](crate::processor::Processor)'s `process` returning
+/// [`StreamsError::Processor`](crate::error::StreamsError::Processor). Property
+/// `processing.exception.handler` (KIP-1033).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProcessingHandler {
+    /// Fail the stream thread with the processor's error (Kafka's
+    /// `LogAndFailProcessingExceptionHandler`; property value `log_and_fail`). The
+    /// uncaught-error handler decides what follows.
+    #[default]
+    Fail,
+    /// Log the failure with the record's topic, partition and offset, count it in the
+    /// task's `dropped_records` metric, and go on (Kafka's
+    /// `LogAndContinueProcessingExceptionHandler`; property value `log_and_continue`): the
+    /// record goes no further from the failing processor; what it or others forwarded
+    /// before failing stays sent.
+    LogAndContinue,
+}
+
 /// What a source does with a record whose key or value does not deserialize.
 ///
 /// Properties: `deserialization.exception.handler` (`log_and_fail`, `log_and_continue`) and

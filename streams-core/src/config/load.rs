@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use super::suggest::closest_name;
 use super::{
     ClientPrefix, ConfigError, DEFAULT_ENV_PREFIX, DeserializationHandler, DslStore, Origin,
-    ProcessingGuarantee, ProductionHandler, PropertySource, RecordingLevel, StreamsConfig,
-    check_application_id, check_host_port, names,
+    ProcessingGuarantee, ProcessingHandler, ProductionHandler, PropertySource, RecordingLevel,
+    StreamsConfig, check_application_id, check_host_port, names,
 };
 use crate::time::InvalidTimestampPolicy;
 
@@ -265,6 +265,21 @@ impl StreamsConfig {
                     }
                     "continue" => ProductionHandler::Continue,
                     _ => return Err(e.bad_value("`fail` or `continue`")),
+                }
+            }
+            PROCESSING_EXCEPTION_HANDLER => {
+                self.processing_handler = match v.to_ascii_lowercase().as_str() {
+                    "log_and_fail"
+                    | "logandfailprocessingexceptionhandler"
+                    | "org.apache.kafka.streams.errors.logandfailprocessingexceptionhandler" => {
+                        ProcessingHandler::Fail
+                    }
+                    "log_and_continue"
+                    | "logandcontinueprocessingexceptionhandler"
+                    | "org.apache.kafka.streams.errors.logandcontinueprocessingexceptionhandler" => {
+                        ProcessingHandler::LogAndContinue
+                    }
+                    _ => return Err(e.bad_value("`log_and_fail` or `log_and_continue`")),
                 }
             }
             DEFAULT_INVALID_TIMESTAMP_POLICY => {

@@ -44,7 +44,7 @@ mod suggest;
 pub use clients::ClientPrefix;
 pub use env::{DEFAULT_ENV_PREFIX, env_var_name, setting_for_env_var};
 pub use error::{ConfigError, Origin};
-pub use handlers::{DeserializationHandler, ProductionHandler, dlq_headers};
+pub use handlers::{DeserializationHandler, ProcessingHandler, ProductionHandler, dlq_headers};
 pub use properties::PropertySource;
 
 use std::collections::BTreeMap;
@@ -167,6 +167,7 @@ pub struct StreamsConfig {
     application_server: Option<String>,
     deserialization_handler: DeserializationHandler,
     production_handler: ProductionHandler,
+    processing_handler: ProcessingHandler,
     invalid_timestamp_policy: InvalidTimestampPolicy,
     state_dir: Option<PathBuf>,
     num_stream_threads: usize,
@@ -230,6 +231,7 @@ impl StreamsConfig {
             application_server: None,
             deserialization_handler: DeserializationHandler::default(),
             production_handler: ProductionHandler::default(),
+            processing_handler: ProcessingHandler::default(),
             invalid_timestamp_policy: InvalidTimestampPolicy::default(),
             state_dir: None,
             num_stream_threads: 1,
@@ -471,6 +473,24 @@ impl StreamsConfig {
         self.production_handler
     }
 
+    /// Sets what happens when a processor fails on a record (property
+    /// `processing.exception.handler`). Default: [`ProcessingHandler::Fail`].
+    ///
+    /// ```
+    /// use streams_core::config::{ProcessingHandler, StreamsConfig};
+    /// let config = StreamsConfig::new("app").with_processing_handler(ProcessingHandler::LogAndContinue);
+    /// assert_eq!(config.processing_handler(), ProcessingHandler::LogAndContinue);
+    /// ```
+    pub fn with_processing_handler(mut self, handler: ProcessingHandler) -> Self {
+        self.processing_handler = handler;
+        self
+    }
+
+    /// The processing handler.
+    pub fn processing_handler(&self) -> ProcessingHandler {
+        self.processing_handler
+    }
+
     /// Sets the deserialization handler (properties `deserialization.exception.handler`
     /// and `errors.dead.letter.queue.topic.name`). Default: [`DeserializationHandler::Fail`].
     pub fn with_deserialization_handler(mut self, handler: DeserializationHandler) -> Self {
@@ -640,6 +660,14 @@ impl StreamsConfig {
             match self.production_handler {
                 ProductionHandler::Fail => "fail",
                 ProductionHandler::Continue => "continue",
+            }
+            .into(),
+        );
+        put(
+            PROCESSING_EXCEPTION_HANDLER,
+            match self.processing_handler {
+                ProcessingHandler::Fail => "log_and_fail",
+                ProcessingHandler::LogAndContinue => "log_and_continue",
             }
             .into(),
         );

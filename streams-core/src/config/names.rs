@@ -39,6 +39,9 @@ pub const PRODUCTION_EXCEPTION_HANDLER: &str = "production.exception.handler";
 /// `default.production.exception.handler`: Kafka's deprecated name of
 /// [`PRODUCTION_EXCEPTION_HANDLER`], accepted as an alias.
 pub const DEFAULT_PRODUCTION_EXCEPTION_HANDLER: &str = "default.production.exception.handler";
+/// `processing.exception.handler`: `log_and_fail` or `log_and_continue`, for a processor
+/// that fails on a record (KIP-1033).
+pub const PROCESSING_EXCEPTION_HANDLER: &str = "processing.exception.handler";
 /// `errors.dead.letter.queue.topic.name`: the dead-letter topic (KIP-1034).
 pub const ERRORS_DEAD_LETTER_QUEUE_TOPIC_NAME: &str = "errors.dead.letter.queue.topic.name";
 /// `default.timestamp.extractor`: not settable (extractors are types in Rust).
@@ -89,6 +92,7 @@ pub const ALL: &[&str] = &[
     DESERIALIZATION_EXCEPTION_HANDLER,
     ERRORS_DEAD_LETTER_QUEUE_TOPIC_NAME,
     PRODUCTION_EXCEPTION_HANDLER,
+    PROCESSING_EXCEPTION_HANDLER,
     DEFAULT_INVALID_TIMESTAMP_POLICY,
     MAX_TASK_IDLE_MS,
     POLL_MS,

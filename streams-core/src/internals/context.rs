@@ -172,7 +172,38 @@ impl TaskContext {
             ))),
         };
         self.nodes[idx].node = Some(node);
-        result
+        match result {
+            Err(e @ StreamsError::Processor { .. }) => self.processing_failed(idx, e),
+            r => r,
+        }
+    }
+
+    /// A processor failed on the current record (`processing.exception.handler`, KIP-1033):
+    /// fail with its error, or log it, count it in `dropped_records` and go on. Handled at
+    /// the failing node (the innermost dispatch), so its parents carry on as if it had
+    /// forwarded nothing.
+    #[cold]
+    fn processing_failed(&mut self, idx: usize, e: StreamsError) -> Result<()> {
+        match self.config.processing_handler() {
+            crate::config::ProcessingHandler::Fail => Err(e),
+            crate::config::ProcessingHandler::LogAndContinue => {
+                let (topic, partition, offset) =
+                    self.current.as_ref().map_or((None, None, None), |m| {
+                        (Some(m.topic.clone()), Some(m.partition), Some(m.offset))
+                    });
+                tracing::warn!(
+                    task = %self.id,
+                    node = %self.nodes[idx].name,
+                    topic = topic.as_deref().unwrap_or("-"),
+                    partition,
+                    offset,
+                    error = %e,
+                    "a processor failed on a record; dropped (processing.exception.handler=log_and_continue)"
+                );
+                self.metrics.dropped_records += 1;
+                Ok(())
+            }
+        }
     }
 
     /// The store called `name`.
