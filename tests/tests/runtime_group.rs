@@ -224,30 +224,54 @@ fn poison(engine: &LogEngine) {
         .unwrap();
 }
 
+/// Runs `app` to the end of its input with failed threads replaced; returns each failure
+/// the handler saw (`{:?} / {}`).
+fn run_replacing_threads(mut app: KafkaStreams) -> Vec<String> {
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let f = failures.clone();
+    app.set_uncaught_error_handler(move |e| {
+        f.lock().unwrap().push(format!("{e:?} / {e}"));
+        ThreadFailureResponse::ReplaceThread
+    });
+    app.start().unwrap();
+    app.wait_until_caught_up(WAIT).unwrap();
+    assert_eq!(app.state(), StreamsState::Running);
+    app.close().unwrap();
+    failures.lock().unwrap().clone()
+}
+
 #[test]
 fn a_replaced_thread_resumes_from_the_last_commit() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path());
     poison(&engine);
-    let mut app = failing_app(
+    let app = failing_app(
         &dir.path().join("r"),
         &engine,
         Arc::new(AtomicBool::new(false)),
     );
-    let failures = Arc::new(Mutex::new(Vec::new()));
-    let f = failures.clone();
-    app.set_uncaught_error_handler(move |e| {
-        f.lock().unwrap().push(e.to_string());
-        ThreadFailureResponse::ReplaceThread
-    });
-    app.start().unwrap();
-    app.wait_until_caught_up(WAIT).unwrap();
-    app.close().unwrap();
-    assert_eq!(failures.lock().unwrap().len(), 1);
-    assert!(failures.lock().unwrap()[0].contains("poisoned"));
+    let failures = run_replacing_threads(app);
+    assert_eq!(failures.len(), 1);
+    assert!(failures[0].contains("poisoned"));
     // The replacement read the record again and passed it on.
     let passed = engine.read("passed", 0, 0, usize::MAX).unwrap();
     assert_eq!(passed.len(), 1);
+}
+
+/// Starts `app` (its input poisoned) with the default uncaught-error handler: the instance
+/// stops in `Error`, and both the wait and the close return the failure's own text
+/// (`cause`), not "a bug in the framework".
+fn assert_stops_with(mut app: KafkaStreams, cause: &str) {
+    app.start().unwrap();
+    let err = app.wait_until_caught_up(WAIT).unwrap_err();
+    assert!(matches!(err, StreamsError::Stopped { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains(cause), "{text}");
+    assert!(!text.contains("bug in the framework"), "{text}");
+    assert_eq!(app.state(), StreamsState::Error);
+    let err = app.close().unwrap_err();
+    assert!(matches!(err, StreamsError::Stopped { .. }), "{err:?}");
+    assert!(err.to_string().contains(cause), "{err}");
 }
 
 #[test]
@@ -255,22 +279,12 @@ fn by_default_a_failed_thread_stops_the_instance_with_the_error() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path());
     poison(&engine);
-    let mut app = failing_app(
+    let app = failing_app(
         &dir.path().join("r"),
         &engine,
         Arc::new(AtomicBool::new(false)),
     );
-    app.start().unwrap();
-    let err = app.wait_until_caught_up(WAIT).unwrap_err();
-    // The cause, not "a bug in the framework".
-    assert!(matches!(err, StreamsError::Stopped { .. }), "{err:?}");
-    let err = err.to_string();
-    assert!(err.contains("poisoned"), "{err}");
-    assert!(!err.contains("bug in the framework"), "{err}");
-    assert_eq!(app.state(), StreamsState::Error);
-    let err = app.close().unwrap_err();
-    assert!(matches!(err, StreamsError::Stopped { .. }), "{err:?}");
-    assert!(err.to_string().contains("poisoned"), "{err}");
+    assert_stops_with(app, "poisoned");
 }
 
 #[test]
@@ -379,22 +393,12 @@ fn a_panicked_thread_is_replaced_and_counts_stay_exact() {
     poison(&engine);
     *expected.entry("poison".to_string()).or_default() += 1;
     produce(&engine, 200, 200, &mut expected);
-    let mut app = panicking_app(
+    let app = panicking_app(
         &dir.path().join("p"),
         &engine,
         Arc::new(AtomicBool::new(false)),
     );
-    let failures = Arc::new(Mutex::new(Vec::new()));
-    let f = failures.clone();
-    app.set_uncaught_error_handler(move |e| {
-        f.lock().unwrap().push(format!("{e:?} / {e}"));
-        ThreadFailureResponse::ReplaceThread
-    });
-    app.start().unwrap();
-    app.wait_until_caught_up(WAIT).unwrap();
-    assert_eq!(app.state(), StreamsState::Running);
-    app.close().unwrap();
-    let failures = failures.lock().unwrap().clone();
+    let failures = run_replacing_threads(app);
     assert_eq!(failures.len(), 1, "{failures:?}");
     assert!(failures[0].starts_with("Panicked"), "{failures:?}");
     assert!(
@@ -410,18 +414,10 @@ fn by_default_a_panic_stops_the_instance_with_its_message() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path());
     poison(&engine);
-    let mut app = panicking_app(
+    let app = panicking_app(
         &dir.path().join("p"),
         &engine,
         Arc::new(AtomicBool::new(false)),
     );
-    app.start().unwrap();
-    let err = app.wait_until_caught_up(WAIT).unwrap_err();
-    assert!(matches!(err, StreamsError::Stopped { .. }), "{err:?}");
-    assert!(
-        err.to_string().contains("cannot count a poisoned sentence"),
-        "{err}"
-    );
-    assert_eq!(app.state(), StreamsState::Error);
-    assert!(app.close().is_err());
+    assert_stops_with(app, "cannot count a poisoned sentence");
 }

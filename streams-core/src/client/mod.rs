@@ -255,6 +255,15 @@ pub trait Consumer: Send {
     /// synchronously.
     fn commit(&mut self, offsets: &[(TopicPartition, i64)]) -> ClientResult<()>;
 
+    /// Whether the group refused this member's last commit as a fenced member's (its
+    /// session expired, or it was expelled): the assignment is given up as lost at a next
+    /// poll. The runtime writes at-least-once checkpoints only after a commit the group
+    /// took, so that a member that may have been replaced never checkpoints. Default:
+    /// never (a consumer whose group never expels members).
+    fn commit_refused(&self) -> bool {
+        false
+    }
+
     /// The group's committed offsets of `partitions`.
     fn committed(&self, partitions: &[TopicPartition]) -> ClientResult<Vec<Option<i64>>>;
 

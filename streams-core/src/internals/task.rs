@@ -784,14 +784,30 @@ impl Task {
         }
     }
 
-    /// Closes every node and store.
+    /// Closes every node, then every store, even when one fails (the first error is
+    /// returned): a store left open keeps its RocksDB directory locked in this process.
     pub(crate) fn close(&mut self) -> Result<()> {
+        let mut first = None;
         for i in 0..self.ctx.nodes.len() {
-            self.with_node(i, |node, ctx| node.close(ctx))?;
+            if let Err(e) = self.with_node(i, |node, ctx| node.close(ctx)) {
+                first.get_or_insert(e);
+            }
         }
+        if let Err(e) = self.close_stores() {
+            first.get_or_insert(e);
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    /// Closes every store without running the nodes' `close` (after a panic, whose
+    /// nodes' state is not trusted), even when one fails (the first error is returned).
+    pub(crate) fn close_stores(&mut self) -> Result<()> {
+        let mut first = None;
         for s in &self.ctx.stores {
-            s.close()?;
+            if let Err(e) = s.close() {
+                first.get_or_insert(e);
+            }
         }
-        Ok(())
+        first.map_or(Ok(()), Err)
     }
 }

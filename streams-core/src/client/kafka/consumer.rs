@@ -307,6 +307,10 @@ impl KafkaConsumer {
                     Err(e) => return Err(self.error("committing offsets", &e).into()),
                 }
             }
+            if fenced && !lost {
+                // Revoked, then the commit was refused: the revocation turns out a loss.
+                listener.on_partitions_lost(&mine)?;
+            }
             if fenced {
                 tracing::warn!(
                     client = %self.client_id,
@@ -770,6 +774,10 @@ impl Consumer for KafkaConsumer {
             }
             Err(e) => Err(self.error("committing offsets", &e)),
         }
+    }
+
+    fn commit_refused(&self) -> bool {
+        self.fenced
     }
 
     fn committed(&self, partitions: &[TopicPartition]) -> ClientResult<Vec<Option<i64>>> {

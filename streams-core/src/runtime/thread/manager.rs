@@ -30,6 +30,10 @@ pub(super) struct Active {
     /// may have moved (one that took the task over while this one stalled): a store
     /// checkpointed past records it never applied would skip them at its next restore.
     pub(super) written: HashMap<ChangelogPartition, i64>,
+    /// At-least-once: revoked, its offsets handed to the consumer to commit; checkpointed
+    /// when the assignment that follows shows the group took the commit (a refused one
+    /// makes the revocation a loss instead, which wipes it).
+    pub(super) checkpoint_due: bool,
     pub(super) restored: u64,
     pub(super) restore_total: u64,
     /// Input partitions paused because their queue is full.
@@ -484,6 +488,21 @@ impl TaskManager {
         Ok(())
     }
 
+    /// Writes the checkpoints of the running tasks among `ids` (at-least-once, after a
+    /// commit the group took).
+    pub(super) fn checkpoint_running(&mut self, ids: &[TaskId]) -> Result<()> {
+        for id in ids {
+            if self
+                .active
+                .get(id)
+                .is_some_and(|a| a.state == TaskState::Running)
+            {
+                self.checkpoint_task(*id)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Moves each task's known changelog offsets past what the producer delivered to them.
     pub(super) fn note_delivered(&mut self) {
         for (tp, end) in self.producer.take_delivered() {
@@ -603,7 +622,6 @@ impl TaskManager {
             let Some(a) = self.active.get_mut(&id) else {
                 continue;
             };
-            a.task.write_checkpoint(&a.written)?;
             for (topic, offset) in a.task.committable_offsets() {
                 offsets.push((TopicPartition::new(topic, id.partition), offset));
             }

@@ -187,8 +187,11 @@ impl StreamThread {
             if let Err(e) = announced {
                 tracing::warn!(thread = %self.name, error = %e, "could not announce leaving");
             }
-            // A clean close: the stores match what was committed.
-            self.tm.checkpoint_clean()?;
+            // A clean close: the stores match what was committed (unless the group refused
+            // the last commit: the tasks may be someone else's already).
+            if !self.consumer.commit_refused() {
+                self.tm.checkpoint_clean()?;
+            }
             Ok(())
         })();
         // Whether it failed or not, the tasks are closed and the group left.
@@ -218,23 +221,30 @@ impl StreamThread {
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "a panic without a message".into());
         tracing::error!(thread = %self.name, %message, "stream thread panicked: closing its tasks dirty");
-        self.tm.task_spans.clear();
-        if std::mem::take(&mut self.tm.txn_open)
-            && let Err(e) = self.tm.producer.abort_transaction(FLUSH_TIMEOUT)
-        {
-            tracing::warn!(thread = %self.name, error = %e, "could not abort the transaction");
-        }
-        if let Err(e) = self.tm.close_dirty() {
-            tracing::warn!(thread = %self.name, error = %e, "closing the tasks after a panic failed");
-        }
-        for (_, s) in std::mem::take(&mut self.tm.standby) {
-            let mut task = s.task;
-            if let Err(e) = task.close() {
-                tracing::warn!(thread = %self.name, error = %e, "closing a standby after a panic failed");
+        // Only framework code runs here (no node's `close`), but a second panic must not
+        // skip the report either.
+        let cleaned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.tm.task_spans.clear();
+            if std::mem::take(&mut self.tm.txn_open)
+                && let Err(e) = self.tm.producer.abort_transaction(FLUSH_TIMEOUT)
+            {
+                tracing::warn!(thread = %self.name, error = %e, "could not abort the transaction");
             }
-        }
-        if let Err(e) = self.consumer.close() {
-            tracing::warn!(thread = %self.name, error = %e, "leaving the group after a panic failed");
+            if let Err(e) = self.tm.close_dirty(false) {
+                tracing::warn!(thread = %self.name, error = %e, "closing the tasks after a panic failed");
+            }
+            for (_, s) in std::mem::take(&mut self.tm.standby) {
+                let mut task = s.task;
+                if let Err(e) = task.close_stores() {
+                    tracing::warn!(thread = %self.name, error = %e, "closing a standby after a panic failed");
+                }
+            }
+            if let Err(e) = self.consumer.close() {
+                tracing::warn!(thread = %self.name, error = %e, "leaving the group after a panic failed");
+            }
+        }));
+        if cleaned.is_err() {
+            tracing::error!(thread = %self.name, "cleaning up after the panic panicked too");
         }
         Err(StreamsError::Panicked {
             thread: self.name.clone(),
@@ -343,7 +353,7 @@ impl StreamThread {
             p.init_transactions(FLUSH_TIMEOUT)?;
             self.tm.producer = p;
         }
-        self.tm.close_dirty()?;
+        self.tm.close_dirty(true)?;
         self.consumer.subscribe(topics)?;
         self.tm.rebalance.started = Some(Instant::now());
         self.dirty = false;
@@ -406,6 +416,10 @@ impl StreamThread {
             self.tm.commit_transaction(&offsets)?;
         } else {
             self.consumer.commit(&offsets)?;
+            if !self.consumer.commit_refused() {
+                // The group took the commit: nobody else owns these tasks' changelogs.
+                self.tm.checkpoint_running(&ids)?;
+            }
         }
         self.tm.purge_repartition(&offsets)?;
         self.tm.checkpoint_standbys()?;

@@ -97,6 +97,7 @@ impl RebalanceListener for TaskManager {
                 a.paused.clear();
                 if a.state == TaskState::Running {
                     a.state = TaskState::Suspended;
+                    a.checkpoint_due = !self.eos;
                     self.suspended.insert(id, a);
                 } else {
                     // Restoring: closed; a later restoration continues from its checkpoint.
@@ -115,32 +116,34 @@ impl RebalanceListener for TaskManager {
         Ok(offsets)
     }
 
-    /// Under `exactly_once_v2` nothing of the open transaction may commit: the group
-    /// went on without this member, and another one may be processing the same input
-    /// already. The transaction is aborted, and every task is closed dirty (its stores,
-    /// which may hold the aborted changes, are wiped and restored from the changelogs when
-    /// assigned again), as Kafka Streams' "handle lost all". Under at-least-once, a
-    /// revocation whose offsets are not committed (its checkpoints name only what this
-    /// thread wrote, so a later restore applies whatever the other owner wrote since).
+    /// The group went on without this member, and another one may own these partitions
+    /// and their changelogs already: nothing is committed or checkpointed. Under
+    /// `exactly_once_v2` the open transaction (all the thread's tasks) is aborted. Every
+    /// task is closed dirty, its stores wiped, so that when assigned again it restores from
+    /// the changelogs what the other owner wrote (a store checkpointed past records it
+    /// never applied would skip them; under at-least-once its stores may also hold changes
+    /// past its last checkpoint). As Kafka Streams' "handle lost all", which closes every
+    /// task dirty.
     fn on_partitions_lost(&mut self, partitions: &[TopicPartition]) -> Result<()> {
-        if !self.eos {
-            return self.on_partitions_revoked(partitions).map(drop);
-        }
         let _span = tracing::info_span!("rebalance", phase = "lost", partitions = partitions.len())
             .entered();
         self.rebalance.started.get_or_insert_with(Instant::now);
         self.rebalance.revoked_partitions += partitions.len();
-        self.rebalance.revoked_tasks += self.active.len() + self.suspended.len();
+        self.rebalance.revoked_tasks += self.active.len();
         tracing::warn!(
             tasks = self.active.len() + self.suspended.len(),
             open_transaction = self.txn_open,
-            "partitions lost: aborting the transaction and closing every task dirty"
+            "partitions lost: closing every task dirty, without a commit"
         );
-        if std::mem::take(&mut self.txn_open) {
+        let aborted = if std::mem::take(&mut self.txn_open) {
             // A fenced producer fails here: the thread makes a new one (task migrated).
-            self.producer.abort_transaction(FLUSH_TIMEOUT)?;
-        }
-        self.close_dirty()
+            self.producer.abort_transaction(FLUSH_TIMEOUT)
+        } else {
+            Ok(())
+        };
+        let closed = self.close_dirty(true);
+        aborted?;
+        closed
     }
 
     fn on_partitions_assigned(&mut self, partitions: &[TopicPartition]) -> Result<()> {
@@ -165,6 +168,9 @@ impl RebalanceListener for TaskManager {
             let span = self.task_span(id);
             let _entered = span.enter();
             if let Some(mut a) = self.suspended.remove(&id) {
+                if a.checkpoint_due {
+                    a.task.write_checkpoint(&a.written)?;
+                }
                 a.task.close()?;
                 closed += 1;
             }
@@ -175,6 +181,8 @@ impl RebalanceListener for TaskManager {
             if let Some(mut a) = self.suspended.remove(&id) {
                 if self.eos {
                     a.task.remove_checkpoint()?;
+                } else if std::mem::take(&mut a.checkpoint_due) {
+                    a.task.write_checkpoint(&a.written)?;
                 }
                 a.state = TaskState::Running;
                 self.instance

@@ -31,6 +31,7 @@ impl TaskManager {
                 _lock: s._lock,
                 restoring,
                 written: HashMap::new(),
+                checkpoint_due: false,
                 restored: 0,
                 restore_total: 0,
                 paused: BTreeSet::new(),
@@ -54,6 +55,7 @@ impl TaskManager {
             _lock: lock,
             restoring,
             written: HashMap::new(),
+            checkpoint_due: false,
             restored: 0,
             restore_total: 0,
             paused: BTreeSet::new(),
@@ -445,25 +447,44 @@ impl TaskManager {
     }
 
     /// Closes every active and suspended task without committing, wiping its state (see
-    /// `StreamThread::recover_task_migrated`).
-    pub(super) fn close_dirty(&mut self) -> Result<()> {
+    /// `StreamThread::recover_task_migrated`). `run_close`: whether the nodes' `close` runs
+    /// (not after a panic: only the stores are closed then). Goes on past failures, so that
+    /// every store is closed and unregistered (an open one keeps its RocksDB directory
+    /// locked in this process); returns the first.
+    pub(super) fn close_dirty(&mut self, run_close: bool) -> Result<()> {
         let tasks: Vec<(TaskId, Active)> = std::mem::take(&mut self.active)
             .into_iter()
             .chain(std::mem::take(&mut self.suspended))
             .collect();
-        for (id, mut a) in tasks {
-            self.instance.set_queryable(id, None);
-            if let Err(e) = a.task.close() {
+        for (id, _) in &tasks {
+            self.instance.set_queryable(*id, None);
+        }
+        let mut first = None;
+        for (id, a) in tasks {
+            let Active {
+                mut task, _lock, ..
+            } = a;
+            let closed = if run_close {
+                task.close()
+            } else {
+                task.close_stores()
+            };
+            if let Err(e) = closed {
                 tracing::warn!(task = %id, error = %e, "closing a task dirty failed");
             }
-            self.instance.state_dir.wipe_task(&id.to_string())?;
+            // The stores are released before their directory goes.
+            drop(task);
+            if let Err(e) = self.instance.state_dir.wipe_task(&id.to_string()) {
+                first.get_or_insert(e.into());
+            }
+            drop(_lock);
         }
         self.pending.clear();
         self.unread.clear();
         self.assigned = false;
         self.restore_assignment.clear();
         self.reassigned = true;
-        Ok(())
+        first.map_or(Ok(()), Err)
     }
 
     /// Commits and closes every task (the thread is stopping or failed).
