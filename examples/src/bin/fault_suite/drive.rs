@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use streams_core::config::ProcessingGuarantee;
 use streams_core::runtime::{Isolation, LogEngine};
@@ -95,12 +95,28 @@ pub(crate) fn drive(
                     app_command(&app_args(&opts.dir, opts.guarantee, false, None)),
                     logs.join(format!("run-{i:03}.log")),
                 )?;
-                if let Some(status) = run.wait_until(run.spawned + after)? {
+                let mut exited = run.wait_until(run.spawned + after)?;
+                if exited.is_none()
+                    && i + 1 == opts.kills
+                    && !kills.points.contains(&KillPoint::Processing)
+                {
+                    // Every kill so far came before the app got going (a loaded machine
+                    // makes startup outlast the kill delays): the last one waits for it to
+                    // process, then comes within half a second, so that every drive kills
+                    // an app mid-processing at least once.
+                    exited = run.wait_for_progress(run.spawned + opts.final_timeout)?;
+                    if exited.is_none() {
+                        let extra = Duration::from_millis(rng.below(500));
+                        exited = run.wait_until(Instant::now() + extra)?;
+                    }
+                }
+                if let Some(status) = exited {
                     let tail = run.log_tail();
                     return Err(SuiteError::Child(format!(
                         "run {i} exited by itself ({status}) before its kill\n{tail}"
                     )));
                 }
+                let after = run.spawned.elapsed();
                 kills.record(opts, after, None, i > 0, run.kill()?);
             }
             let (final_run, lines) = final_run(

@@ -77,6 +77,25 @@ impl Run {
         }
     }
 
+    /// Waits until the child reported progress (see [`recovery`]) or exited, or `until`
+    /// passed; its exit status if it exited.
+    pub(crate) fn wait_for_progress(
+        &mut self,
+        until: Instant,
+    ) -> Result<Option<ExitStatus>, SuiteError> {
+        loop {
+            if let Some(status) = self.child.try_wait().map_err(io("waiting for the app"))? {
+                return Ok(Some(status));
+            }
+            let progressed =
+                recovery(&self.lines.lock().unwrap_or_else(|e| e.into_inner())).is_some();
+            if progressed || Instant::now() >= until {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// SIGKILLs the child and reaps it, then collects its lines.
     pub(crate) fn kill(mut self) -> Result<Vec<(Duration, String)>, SuiteError> {
         self.child.kill().map_err(io("killing the app"))?;
