@@ -826,6 +826,9 @@ fn throughput_through_the_server_and_in_process() {
         assert!(t0.elapsed() < Duration::from_secs(300));
     }
     let consume = t0.elapsed();
+    drop(c);
+    drop(p);
+    let (raw_produce, raw_fetch) = bare::produce_and_fetch(&s, N, PARTITIONS, &value);
     let rate = |d: Duration| {
         format!(
             "{:>9.0} records/s {:>7.1} MB/s ({:.2} s)",
@@ -839,4 +842,190 @@ fn throughput_through_the_server_and_in_process() {
     println!("in-process read:                    {}", rate(direct_read));
     println!("server, librdkafka produce (acks=1): {}", rate(produce));
     println!("server, librdkafka consume:          {}", rate(consume));
+    println!(
+        "server, bare client produce (acks=1): {}",
+        rate(raw_produce)
+    );
+    println!("server, bare client fetch:           {}", rate(raw_fetch));
+}
+
+/// A bare Kafka-protocol client (kafka-protocol's encoders, one blocking socket): the
+/// server's own cost of produce and fetch, without librdkafka's per-message work (its
+/// consumer's per-message poll, not the server, bounds the librdkafka figures).
+mod bare {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{
+        ApiKey, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, RequestHeader,
+        ResponseHeader, TopicName,
+    };
+    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+
+    use super::Served;
+
+    const PRODUCE_VERSION: i16 = 9;
+    const FETCH_VERSION: i16 = 12;
+    /// Records per batch (one batch per partition per produce request).
+    const BATCH: usize = 1_000;
+
+    fn call<Req: Encodable, Resp: Decodable>(
+        c: &mut TcpStream,
+        api: ApiKey,
+        version: i16,
+        req: &Req,
+    ) -> Resp {
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&[0; 4]);
+        RequestHeader::default()
+            .with_request_api_key(api as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(1)
+            .with_client_id(Some(StrBytes::from_static_str("bare")))
+            .encode(&mut buf, api.request_header_version(version))
+            .unwrap();
+        req.encode(&mut buf, version).unwrap();
+        let len = (buf.len() - 4) as i32;
+        buf[..4].copy_from_slice(&len.to_be_bytes());
+        c.write_all(&buf).unwrap();
+        let mut len = [0u8; 4];
+        c.read_exact(&mut len).unwrap();
+        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+        c.read_exact(&mut body).unwrap();
+        let mut body = Bytes::from(body);
+        ResponseHeader::decode(&mut body, api.response_header_version(version)).unwrap();
+        Resp::decode(&mut body, version).unwrap()
+    }
+
+    /// Records in the record batches of `records` and the offset after the last one.
+    fn count_batches(mut records: &[u8]) -> (usize, Option<i64>) {
+        let (mut n, mut next) = (0, None);
+        // A v2 batch: base offset (8), length (4), ..., last offset delta at 23, record
+        // count at 57.
+        while records.len() >= 61 {
+            let int = |at: usize| i32::from_be_bytes(records[at..at + 4].try_into().unwrap());
+            let size = 12 + int(8) as usize;
+            if size > records.len() {
+                break;
+            }
+            let base = i64::from_be_bytes(records[..8].try_into().unwrap());
+            n += int(57) as usize;
+            next = Some(base + i64::from(int(23)) + 1);
+            records = &records[size..];
+        }
+        (n, next)
+    }
+
+    /// Produces `n` records of `value` over `partitions` partitions of a new topic, then
+    /// fetches them all back; the time each took.
+    pub(super) fn produce_and_fetch(
+        served: &Served,
+        n: usize,
+        partitions: u32,
+        value: &[u8],
+    ) -> (Duration, Duration) {
+        super::create_topics(&served.bootstrap(), &[("bare", partitions as i32)]);
+        let mut c = TcpStream::connect(served.bootstrap()).unwrap();
+        c.set_nodelay(true).unwrap();
+        let records: Vec<Record> = (0..BATCH)
+            .map(|i| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: -1,
+                timestamp: 1,
+                key: None,
+                value: Some(Bytes::copy_from_slice(value)),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut batch = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut batch,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .unwrap();
+        let batch = batch.freeze();
+        let topic = TopicName(StrBytes::from_static_str("bare"));
+        let produce = ProduceRequest::default()
+            .with_acks(1)
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(topic.clone())
+                    .with_partition_data(
+                        (0..partitions as i32)
+                            .map(|p| {
+                                PartitionProduceData::default()
+                                    .with_index(p)
+                                    .with_records(Some(batch.clone()))
+                            })
+                            .collect(),
+                    ),
+            ]);
+        let per_request = BATCH * partitions as usize;
+        let t0 = Instant::now();
+        for _ in 0..n / per_request {
+            let r: ProduceResponse = call(&mut c, ApiKey::Produce, PRODUCE_VERSION, &produce);
+            for t in &r.responses {
+                for p in &t.partition_responses {
+                    assert_eq!(p.error_code, 0, "produce to partition {}", p.index);
+                }
+            }
+        }
+        let produced = t0.elapsed();
+
+        let mut next = vec![0i64; partitions as usize];
+        let mut fetched = 0;
+        let t0 = Instant::now();
+        while fetched < n / per_request * per_request {
+            let fetch = FetchRequest::default()
+                .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+                .with_max_wait_ms(100)
+                .with_min_bytes(1)
+                .with_max_bytes(16 << 20)
+                .with_topics(vec![
+                    FetchTopic::default()
+                        .with_topic(topic.clone())
+                        .with_partitions(
+                            (0..partitions as usize)
+                                .map(|p| {
+                                    FetchPartition::default()
+                                        .with_partition(p as i32)
+                                        .with_fetch_offset(next[p])
+                                        .with_partition_max_bytes(4 << 20)
+                                })
+                                .collect(),
+                        ),
+                ]);
+            let r: FetchResponse = call(&mut c, ApiKey::Fetch, FETCH_VERSION, &fetch);
+            for t in &r.responses {
+                for p in &t.partitions {
+                    assert_eq!(p.error_code, 0, "fetch of partition {}", p.partition_index);
+                    let (count, after) = count_batches(p.records.as_deref().unwrap_or(&[]));
+                    fetched += count;
+                    if let Some(after) = after {
+                        next[p.partition_index as usize] = after;
+                    }
+                }
+            }
+        }
+        (produced, t0.elapsed())
+    }
 }
