@@ -275,19 +275,6 @@ fn assert_stops_with(mut app: KafkaStreams, cause: &str) {
 }
 
 #[test]
-fn by_default_a_failed_thread_stops_the_instance_with_the_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = engine(dir.path());
-    poison(&engine);
-    let app = failing_app(
-        &dir.path().join("r"),
-        &engine,
-        Arc::new(AtomicBool::new(false)),
-    );
-    assert_stops_with(app, "poisoned");
-}
-
-#[test]
 fn interactive_queries_read_local_stores_and_say_which_instance_has_a_key() {
     use streams_core::query::HostInfo;
     use streams_core::serde::StringSerde;
@@ -408,16 +395,23 @@ fn a_panicked_thread_is_replaced_and_counts_stay_exact() {
     assert_eq!(committed_counts(&engine), expected);
 }
 
-/// By default a panic stops the instance with the panic's message, as any thread failure.
+/// By default a failed thread stops the instance with the failure's own text: a
+/// processor's error, or a panic's message.
 #[test]
-fn by_default_a_panic_stops_the_instance_with_its_message() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = engine(dir.path());
-    poison(&engine);
-    let app = panicking_app(
-        &dir.path().join("p"),
-        &engine,
-        Arc::new(AtomicBool::new(false)),
-    );
-    assert_stops_with(app, "cannot count a poisoned sentence");
+fn by_default_a_failed_or_panicked_thread_stops_the_instance_with_its_cause() {
+    type Build = fn(&Path, &Arc<LogEngine>, Arc<AtomicBool>) -> KafkaStreams;
+    for (build, cause) in [
+        (failing_app as Build, "poisoned"),
+        (panicking_app, "cannot count a poisoned sentence"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine(dir.path());
+        poison(&engine);
+        let app = build(
+            &dir.path().join("r"),
+            &engine,
+            Arc::new(AtomicBool::new(false)),
+        );
+        assert_stops_with(app, cause);
+    }
 }
