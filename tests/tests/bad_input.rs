@@ -595,3 +595,71 @@ fn log_and_continue_drops_the_record_at_the_failing_processor_and_goes_on() {
     assert_eq!(latest_counts(&driver), want_counts);
     assert_eq!(driver.metrics().dropped_records, 3);
 }
+
+/// A punctuator that fails every time it fires, behind a pass-through processor.
+struct FailingTicker;
+
+impl Processor<String, String, String, String> for FailingTicker {
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, String, String>) -> Result<(), StreamsError> {
+        ctx.schedule(
+            std::time::Duration::from_secs(1),
+            PunctuationType::WallClockTime,
+        )?;
+        Ok(())
+    }
+    fn process(
+        &mut self,
+        r: Record<String, String>,
+        ctx: &mut ProcessorContext<'_, String, String>,
+    ) -> Result<(), StreamsError> {
+        ctx.forward(r)
+    }
+    fn punctuate(
+        &mut self,
+        _p: Punctuation,
+        ctx: &mut ProcessorContext<'_, String, String>,
+    ) -> Result<(), StreamsError> {
+        Err(StreamsError::processor(ctx.name(), "the tick failed"))
+    }
+}
+
+/// KIP-1033 covers punctuations too: a failing punctuator fails by default, and under
+/// `log_and_continue` each failed firing is counted and records still flow.
+#[test]
+fn a_failing_punctuator_follows_the_processing_handler() {
+    use std::time::Duration;
+    use streams_core::config::ProcessingHandler;
+    let build = |config: StreamsConfig| {
+        let builder = StreamsBuilder::new();
+        builder
+            .stream::<String, String>("in")
+            .process(|| FailingTicker, Named::as_("ticker"), &[])
+            .to("out");
+        TopologyTestDriver::builder(builder.build().unwrap(), config)
+            .build()
+            .unwrap()
+    };
+    let mut driver = build(StreamsConfig::new(APP));
+    driver
+        .input_topic::<String, String>("in")
+        .pipe_input(s("k"), s("a"))
+        .unwrap();
+    let err = driver
+        .advance_wall_clock_time(Duration::from_secs(1))
+        .unwrap_err();
+    assert!(err.to_string().contains("the tick failed"), "{err}");
+
+    let mut driver =
+        build(StreamsConfig::new(APP).with_processing_handler(ProcessingHandler::LogAndContinue));
+    let input = driver.input_topic::<String, String>("in");
+    input.pipe_input(s("k"), s("a")).unwrap();
+    driver
+        .advance_wall_clock_time(Duration::from_secs(1))
+        .unwrap();
+    driver
+        .advance_wall_clock_time(Duration::from_secs(1))
+        .unwrap();
+    input.pipe_input(s("k"), s("b")).unwrap();
+    assert_eq!(out_values(&driver).unwrap(), vec![s("a"), s("b")]);
+    assert_eq!(driver.metrics().dropped_records, 2);
+}

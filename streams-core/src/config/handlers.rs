@@ -16,8 +16,8 @@ pub enum ProductionHandler {
     Continue,
 }
 
-/// What the app does when a processor fails on a record: a
-/// [`Processor`](crate::processor::Processor)'s `process` returning
+/// What the app does when a processor fails on a record or in a punctuation: a
+/// [`Processor`](crate::processor::Processor)'s `process` or `punctuate` returning
 /// [`StreamsError::Processor`](crate::error::StreamsError::Processor). Property
 /// `processing.exception.handler` (KIP-1033).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -178,12 +178,12 @@ impl TaskContext {
         }
     }
 
-    /// A processor failed on the current record (`processing.exception.handler`, KIP-1033):
-    /// fail with its error, or log it, count it in `dropped_records` and go on. Handled at
-    /// the failing node (the innermost dispatch), so its parents carry on as if it had
-    /// forwarded nothing.
+    /// A processor failed on the current record, or in a punctuation
+    /// (`processing.exception.handler`, KIP-1033): fail with its error, or log it, count it
+    /// in `dropped_records` and go on. Handled at the failing node (the innermost
+    /// dispatch), so its parents carry on as if it had forwarded nothing.
     #[cold]
-    fn processing_failed(&mut self, idx: usize, e: StreamsError) -> Result<()> {
+    pub(crate) fn processing_failed(&mut self, idx: usize, e: StreamsError) -> Result<()> {
         match self.config.processing_handler() {
             crate::config::ProcessingHandler::Fail => Err(e),
             crate::config::ProcessingHandler::LogAndContinue => {
@@ -198,7 +198,7 @@ impl TaskContext {
                     partition,
                     offset,
                     error = %e,
-                    "a processor failed on a record; dropped (processing.exception.handler=log_and_continue)"
+                    "a processor failed; its record or punctuation is dropped (processing.exception.handler=log_and_continue)"
                 );
                 self.metrics.dropped_records += 1;
                 Ok(())

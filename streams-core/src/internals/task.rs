@@ -596,7 +596,11 @@ impl Task {
             self.ctx.current = None;
             self.ctx.set_timestamp(now);
             self.ctx.metrics.punctuations += 1;
-            self.with_node(node, |n, ctx| n.punctuate(p, ctx))?;
+            match self.with_node(node, |n, ctx| n.punctuate(p, ctx)) {
+                // A punctuator's own failure (KIP-1033 covers punctuations too).
+                Err(e @ StreamsError::Processor { .. }) => self.ctx.processing_failed(node, e)?,
+                r => r?,
+            }
             fired = true;
         }
         self.ctx.schedules.retain(|s| !s.cancelled);
