@@ -497,10 +497,29 @@ fn event_time_extractor_takes_record_timestamps_from_the_value() {
     );
 }
 
-/// Fails on every record whose value is "poison"; passes the others on.
-struct Checker;
+/// Fails on every record whose value is "poison" and passes the others on; with `tick`,
+/// also fails in a wall-clock punctuation every second.
+struct Checker {
+    tick: bool,
+}
 
 impl Processor<String, String, String, String> for Checker {
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, String, String>) -> Result<(), StreamsError> {
+        if self.tick {
+            ctx.schedule(
+                std::time::Duration::from_secs(1),
+                PunctuationType::WallClockTime,
+            )?;
+        }
+        Ok(())
+    }
+    fn punctuate(
+        &mut self,
+        _p: Punctuation,
+        ctx: &mut ProcessorContext<'_, String, String>,
+    ) -> Result<(), StreamsError> {
+        Err(StreamsError::processor(ctx.name(), "the tick failed"))
+    }
     fn process(
         &mut self,
         r: Record<String, String>,
@@ -518,7 +537,7 @@ fn checked(config: StreamsConfig, partitions: u32) -> TopologyTestDriver {
     let builder = StreamsBuilder::new();
     let input = builder.stream::<String, String>("in");
     input.to("all");
-    let checked = input.process(|| Checker, Named::as_("checker"), &[]);
+    let checked = input.process(|| Checker { tick: false }, Named::as_("checker"), &[]);
     checked.to("out");
     checked.group_by_key().count().to_stream().to("counts");
     TopologyTestDriver::builder(builder.build().unwrap(), config)
@@ -596,33 +615,6 @@ fn log_and_continue_drops_the_record_at_the_failing_processor_and_goes_on() {
     assert_eq!(driver.metrics().dropped_records, 3);
 }
 
-/// A punctuator that fails every time it fires, behind a pass-through processor.
-struct FailingTicker;
-
-impl Processor<String, String, String, String> for FailingTicker {
-    fn init(&mut self, ctx: &mut ProcessorContext<'_, String, String>) -> Result<(), StreamsError> {
-        ctx.schedule(
-            std::time::Duration::from_secs(1),
-            PunctuationType::WallClockTime,
-        )?;
-        Ok(())
-    }
-    fn process(
-        &mut self,
-        r: Record<String, String>,
-        ctx: &mut ProcessorContext<'_, String, String>,
-    ) -> Result<(), StreamsError> {
-        ctx.forward(r)
-    }
-    fn punctuate(
-        &mut self,
-        _p: Punctuation,
-        ctx: &mut ProcessorContext<'_, String, String>,
-    ) -> Result<(), StreamsError> {
-        Err(StreamsError::processor(ctx.name(), "the tick failed"))
-    }
-}
-
 /// KIP-1033 covers punctuations too: a failing punctuator fails by default, and under
 /// `log_and_continue` each failed firing is counted and records still flow.
 #[test]
@@ -633,7 +625,7 @@ fn a_failing_punctuator_follows_the_processing_handler() {
         let builder = StreamsBuilder::new();
         builder
             .stream::<String, String>("in")
-            .process(|| FailingTicker, Named::as_("ticker"), &[])
+            .process(|| Checker { tick: true }, Named::as_("ticker"), &[])
             .to("out");
         TopologyTestDriver::builder(builder.build().unwrap(), config)
             .build()
