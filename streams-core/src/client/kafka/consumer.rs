@@ -282,10 +282,8 @@ impl KafkaConsumer {
             } else {
                 group_metadata_fields(&self.consumer).map(|(_, g, m)| (g, m))
             };
-            let mut fenced = lost;
-            if lost {
-                listener.on_partitions_lost(&mine)?;
-            } else {
+            let mut lost = lost;
+            if !lost {
                 let offsets = listener.on_partitions_revoked(&mine)?;
                 match self.try_commit(&offsets)? {
                     Ok(()) => {}
@@ -303,15 +301,13 @@ impl KafkaConsumer {
                         );
                         self.uncommitted.extend(offsets);
                     }
-                    Err(e) if membership_error(code_of(&e)) => fenced = true,
+                    // Refused as a fenced member's: the revocation turns out a loss.
+                    Err(e) if membership_error(code_of(&e)) => lost = true,
                     Err(e) => return Err(self.error("committing offsets", &e).into()),
                 }
             }
-            if fenced && !lost {
-                // Revoked, then the commit was refused: the revocation turns out a loss.
+            if lost {
                 listener.on_partitions_lost(&mine)?;
-            }
-            if fenced {
                 tracing::warn!(
                     client = %self.client_id,
                     partitions = mine.len(),

@@ -462,7 +462,9 @@ impl TaskManager {
         let mut first = None;
         for (id, a) in tasks {
             let Active {
-                mut task, _lock, ..
+                mut task,
+                _lock: lock,
+                ..
             } = a;
             let closed = if run_close {
                 task.close()
@@ -477,7 +479,7 @@ impl TaskManager {
             if let Err(e) = self.instance.state_dir.wipe_task(&id.to_string()) {
                 first.get_or_insert(e.into());
             }
-            drop(_lock);
+            drop(lock);
         }
         self.pending.clear();
         self.unread.clear();
