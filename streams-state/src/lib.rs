@@ -61,11 +61,11 @@ pub use kv::{KeyValueBytesStoreSupplier, KeyValueIter, KeyValueStore, StateStore
 /// also at [`log::repair`].
 pub use log::repair;
 pub use log::{
-    CleanupPolicy, CompactionReport, DEFAULT_DELETE_RETENTION_MS, DEFAULT_SEGMENT_MS, EngineConfig,
-    FsyncPolicy, Isolation, LogConfig, LogEngine, LogError, LogRecord, MaintenanceReport,
-    NewRecord, PartitionLog, PartitionStats, ProducerId, ReadResult, RecoveryReport, StoredBatch,
-    TopicConfig, TransactionRecovery, TransactionState, TransactionStatus, murmur2,
-    partition_for_key,
+    AppendRecord, CleanupPolicy, CompactionReport, DEFAULT_DELETE_RETENTION_MS, DEFAULT_SEGMENT_MS,
+    EngineConfig, FsyncPolicy, Isolation, LogConfig, LogEngine, LogError, LogRecord,
+    MaintenanceReport, NewRecord, PartitionLog, PartitionStats, ProducerId, ReadResult,
+    RecoveryReport, StoredBatch, TopicConfig, TransactionRecovery, TransactionState,
+    TransactionStatus, murmur2, partition_for_key,
 };
 pub use memory::{InMemoryKeyValueStore, InMemoryKeyValueStoreSupplier};
 pub use metrics::{MeteredKeyValueStore, MeteredSessionStore, MeteredWindowStore, StoreMetrics};

@@ -90,7 +90,51 @@ pub struct NewRecord {
     pub headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
-pub(super) fn put_bytes(out: &mut Vec<u8>, b: &Option<Vec<u8>>) {
+/// A record the log can append: [`NewRecord`], or another type's record read in place,
+/// so that a batch decoded elsewhere (the Kafka-protocol server's produce requests) is
+/// encoded without copying each key and value into a [`NewRecord`] first.
+pub trait AppendRecord {
+    /// Timestamp (ms since the epoch).
+    fn timestamp(&self) -> i64;
+    /// Key bytes; `None` is null.
+    fn key(&self) -> Option<&[u8]>;
+    /// Value bytes; `None` is null (a tombstone).
+    fn value(&self) -> Option<&[u8]>;
+    /// Headers: key and possibly-null value, in order.
+    fn headers(&self) -> impl ExactSizeIterator<Item = (&str, Option<&[u8]>)>;
+}
+
+impl AppendRecord for NewRecord {
+    fn timestamp(&self) -> i64 {
+        self.timestamp
+    }
+    fn key(&self) -> Option<&[u8]> {
+        self.key.as_deref()
+    }
+    fn value(&self) -> Option<&[u8]> {
+        self.value.as_deref()
+    }
+    fn headers(&self) -> impl ExactSizeIterator<Item = (&str, Option<&[u8]>)> {
+        self.headers.iter().map(|(k, v)| (k.as_str(), v.as_deref()))
+    }
+}
+
+impl AppendRecord for LogRecord {
+    fn timestamp(&self) -> i64 {
+        self.timestamp
+    }
+    fn key(&self) -> Option<&[u8]> {
+        self.key.as_deref()
+    }
+    fn value(&self) -> Option<&[u8]> {
+        self.value.as_deref()
+    }
+    fn headers(&self) -> impl ExactSizeIterator<Item = (&str, Option<&[u8]>)> {
+        self.headers.iter().map(|(k, v)| (k.as_str(), v.as_deref()))
+    }
+}
+
+pub(super) fn put_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
     match b {
         Some(b) => {
             out.extend_from_slice(&(b.len() as i32).to_be_bytes());
@@ -101,16 +145,11 @@ pub(super) fn put_bytes(out: &mut Vec<u8>, b: &Option<Vec<u8>>) {
 }
 
 /// The magic 1 record body shared by both formats.
-pub(super) fn put_record(
-    out: &mut Vec<u8>,
-    timestamp: i64,
-    key: &Option<Vec<u8>>,
-    value: &Option<Vec<u8>>,
-    headers: &[(String, Option<Vec<u8>>)],
-) {
-    out.extend_from_slice(&timestamp.to_be_bytes());
-    put_bytes(out, key);
-    put_bytes(out, value);
+pub(super) fn put_record(out: &mut Vec<u8>, r: &impl AppendRecord) {
+    out.extend_from_slice(&r.timestamp().to_be_bytes());
+    put_bytes(out, r.key());
+    put_bytes(out, r.value());
+    let headers = r.headers();
     out.extend_from_slice(&(headers.len() as u32).to_be_bytes());
     for (k, v) in headers {
         let k = k.as_bytes();
@@ -138,21 +177,21 @@ pub(super) fn frame(magic: u8, payload: &[u8]) -> Vec<u8> {
 
 /// Encodes records as one batch starting at `base`: magic 1, or magic 3 with a producer
 /// and attributes.
-pub(super) fn encode_batch(
+pub(super) fn encode_batch<R: AppendRecord>(
     base: i64,
-    records: &[NewRecord],
+    records: &[R],
     producer: Option<(ProducerId, u8)>,
 ) -> Vec<u8> {
     let size: usize = records
         .iter()
         .map(|r| {
-            24 + r.key.as_ref().map_or(0, Vec::len)
-                + r.value.as_ref().map_or(0, Vec::len)
-                + r.headers.len() * 16
+            24 + r.key().map_or(0, <[u8]>::len)
+                + r.value().map_or(0, <[u8]>::len)
+                + r.headers().len() * 16
         })
         .sum();
     let mut payload = Vec::with_capacity(PAYLOAD_FIXED_V3 + size);
-    let max_ts = records.iter().map(|r| r.timestamp).max().unwrap_or(-1);
+    let max_ts = max_timestamp(records);
     payload.extend_from_slice(&base.to_be_bytes());
     payload.extend_from_slice(&(records.len() as u32).to_be_bytes());
     payload.extend_from_slice(&max_ts.to_be_bytes());
@@ -162,7 +201,7 @@ pub(super) fn encode_batch(
         payload.push(attributes);
     }
     for r in records {
-        put_record(&mut payload, r.timestamp, &r.key, &r.value, &r.headers);
+        put_record(&mut payload, r);
     }
     frame(
         if producer.is_some() {
@@ -172,6 +211,11 @@ pub(super) fn encode_batch(
         },
         &payload,
     )
+}
+
+/// The largest timestamp of `records` (-1 for none).
+pub(super) fn max_timestamp<R: AppendRecord>(records: &[R]) -> i64 {
+    records.iter().map(R::timestamp).max().unwrap_or(-1)
 }
 
 /// A record kept by compaction, with its tombstone delete horizon (-1: not a tombstone).
@@ -187,7 +231,7 @@ pub(super) fn encode_compacted_batch(base: i64, next: i64, records: &[Kept]) -> 
     payload.extend_from_slice(&next.to_be_bytes());
     for (r, horizon) in records {
         payload.extend_from_slice(&r.offset.to_be_bytes());
-        put_record(&mut payload, r.timestamp, &r.key, &r.value, &r.headers);
+        put_record(&mut payload, r);
         if r.value.is_none() {
             payload.extend_from_slice(&horizon.to_be_bytes());
         }

@@ -18,7 +18,7 @@ use std::fs::{self, File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 
-use super::batch::{LogRecord, NewRecord};
+use super::batch::{AppendRecord, LogRecord};
 use super::coordinator::{Coordinator, TransactionRecovery};
 use super::error::LogError;
 use super::files::*;
@@ -397,11 +397,11 @@ impl LogEngine {
 
     /// Appends records to a partition as one batch; returns the first one's offset. A
     /// compacted topic refuses records without a key (as Kafka does).
-    pub fn append(
+    pub fn append<R: AppendRecord>(
         &self,
         topic: &str,
         partition: u32,
-        records: &[NewRecord],
+        records: &[R],
     ) -> Result<i64, StateError> {
         let topics = self.topics.read().unwrap_or_else(|e| e.into_inner());
         let t = get_topic(&topics, topic)?;
@@ -556,8 +556,12 @@ pub(super) fn get_partition<'a>(
 }
 
 /// A compacted topic takes only keyed records.
-pub(super) fn check_keys(t: &Topic, topic: &str, records: &[NewRecord]) -> Result<(), StateError> {
-    if t.config.cleanup == CleanupPolicy::Compact && records.iter().any(|r| r.key.is_none()) {
+pub(super) fn check_keys<R: AppendRecord>(
+    t: &Topic,
+    topic: &str,
+    records: &[R],
+) -> Result<(), StateError> {
+    if t.config.cleanup == CleanupPolicy::Compact && records.iter().any(|r| r.key().is_none()) {
         return Err(err(LogError::KeyRequired(topic.to_string())));
     }
     Ok(())

@@ -49,7 +49,7 @@ mod engine_tests;
 #[cfg(test)]
 mod partition_tests;
 
-pub use batch::{LogRecord, NewRecord};
+pub use batch::{AppendRecord, LogRecord, NewRecord};
 pub use compaction::CompactionReport;
 pub use coordinator::{TransactionRecovery, TransactionState, TransactionStatus};
 pub use engine::{EngineConfig, LogEngine, MaintenanceReport, PartitionStats};

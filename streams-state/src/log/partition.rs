@@ -231,16 +231,16 @@ impl PartitionLog {
     /// whole batch, so that no later append lands after a partial one (which the next open
     /// would cut, with everything after it); if the rollback or a sync fails, the partition
     /// refuses appends until it is opened again.
-    pub fn append(&mut self, records: &[NewRecord]) -> Result<i64, StateError> {
+    pub fn append<R: AppendRecord>(&mut self, records: &[R]) -> Result<i64, StateError> {
         self.append_batch(records, None)
     }
 
     /// Appends `records` as one transactional batch of `producer`: pending (invisible to
     /// `read_committed` readers) until the producer's marker ends its transaction. Returns
     /// the offset of the first one.
-    pub fn append_transactional(
+    pub fn append_transactional<R: AppendRecord>(
         &mut self,
-        records: &[NewRecord],
+        records: &[R],
         producer: ProducerId,
     ) -> Result<i64, StateError> {
         self.append_batch(records, Some((producer, ATTR_TRANSACTIONAL)))
@@ -283,9 +283,9 @@ impl PartitionLog {
         self.txns.open()
     }
 
-    fn append_batch(
+    fn append_batch<R: AppendRecord>(
         &mut self,
-        records: &[NewRecord],
+        records: &[R],
         producer: Option<(ProducerId, u8)>,
     ) -> Result<i64, StateError> {
         if let Some(why) = &self.failed {
@@ -301,7 +301,7 @@ impl PartitionLog {
         if records.is_empty() {
             return Ok(base);
         }
-        let max_ts = records.iter().map(|r| r.timestamp).max().unwrap_or(-1);
+        let max_ts = max_timestamp(records);
         let config = self.config;
         let needs_roll = self.segments.values().next_back().is_some_and(|s| {
             s.size > 0

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use super::batch::NewRecord;
+use super::batch::AppendRecord;
 use super::coordinator::{Durable, TransactionRecovery, TransactionStatus, TxnOffsets};
 use super::engine::*;
 use super::error::LogError;
@@ -54,13 +54,13 @@ impl LogEngine {
     /// Appends `records` to a partition in `producer`'s open transaction (beginning one if
     /// none is open); returns the first one's offset. They stay invisible to
     /// `read_committed` readers until the transaction commits.
-    pub fn append_transactional(
+    pub fn append_transactional<R: AppendRecord>(
         &self,
         transactional_id: &str,
         producer: ProducerId,
         topic: &str,
         partition: u32,
-        records: &[NewRecord],
+        records: &[R],
     ) -> Result<i64, StateError> {
         let entry = self.coordinator.entry(transactional_id)?;
         let mut e = lock(&entry);

@@ -42,7 +42,7 @@ use kafka_protocol::records::{
 use super::codes;
 use super::server::State;
 use crate::sync::lock;
-use crate::{Isolation, NewRecord, ProducerId, StoredBatch};
+use crate::{Isolation, ProducerId, StoredBatch};
 
 /// How long the sequence state of a producer that stopped producing is kept.
 const PRODUCER_IDLE_EXPIRY: Duration = Duration::from_secs(3600);
@@ -200,16 +200,20 @@ fn decode_batches(records: &Bytes) -> Result<Vec<(BatchDecodeInfo, Vec<Record>)>
     Ok(out)
 }
 
-fn new_record(r: Record) -> NewRecord {
-    NewRecord {
-        timestamp: r.timestamp,
-        key: r.key.map(|k| k.to_vec()),
-        value: r.value.map(|v| v.to_vec()),
-        headers: r
-            .headers
-            .into_iter()
-            .map(|(k, v)| (k.as_str().to_string(), v.map(|v| v.to_vec())))
-            .collect(),
+/// A produced record is appended as it was decoded: its key and value stay slices of the
+/// request frame until the batch is encoded.
+impl crate::AppendRecord for Record {
+    fn timestamp(&self) -> i64 {
+        self.timestamp
+    }
+    fn key(&self) -> Option<&[u8]> {
+        self.key.as_deref()
+    }
+    fn value(&self) -> Option<&[u8]> {
+        self.value.as_deref()
+    }
+    fn headers(&self) -> impl ExactSizeIterator<Item = (&str, Option<&[u8]>)> {
+        self.headers.iter().map(|(k, v)| (k.as_str(), v.as_deref()))
     }
 }
 
@@ -280,7 +284,6 @@ fn produce_partition(
         if info.control {
             return Err(codes::code(ResponseError::InvalidRecord));
         }
-        let records: Vec<NewRecord> = records.into_iter().map(new_record).collect();
         let producer = ProducerId {
             id: info.producer_id,
             epoch: info.producer_epoch,
@@ -349,7 +352,22 @@ fn marker_value() -> Result<Bytes, String> {
 /// Encodes the engine's batches as Kafka record batches, one each. The records' buffers
 /// move into the encoder's records (no copy before the encoding itself).
 pub(crate) fn encode_batches(batches: Vec<StoredBatch>) -> Result<Bytes, String> {
-    let mut buf = BytesMut::new();
+    // About what the batches take on the wire (a batch header, and a record's keys, value
+    // and varint fields), so that the buffer is rarely grown (and copied) while encoding.
+    let size: usize = batches
+        .iter()
+        .map(|b| {
+            let records: usize = b
+                .records
+                .iter()
+                .map(|r| {
+                    24 + r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len)
+                })
+                .sum();
+            64 + records
+        })
+        .sum();
+    let mut buf = BytesMut::with_capacity(size);
     let options = RecordEncodeOptions {
         version: 2,
         compression: Compression::None,

@@ -82,8 +82,15 @@ fn be_i32(b: &[u8], at: usize) -> Option<i32> {
     Some(i32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
-/// Answers one request frame (without its length prefix).
-pub(crate) async fn handle(state: &Arc<State>, mut frame: Bytes, peer: SocketAddr) -> Reply {
+/// Answers one request frame (without its length prefix). The response frame is encoded
+/// into `out` and split off it: once the caller has sent and dropped it, `out` takes the
+/// same memory back for the next response (no fresh, zeroed pages per fetch).
+pub(crate) async fn handle(
+    state: &Arc<State>,
+    mut frame: Bytes,
+    peer: SocketAddr,
+    out: &mut BytesMut,
+) -> Reply {
     let (Some(key), Some(version), Some(correlation)) =
         (be_i16(&frame, 0), be_i16(&frame, 2), be_i32(&frame, 4))
     else {
@@ -98,7 +105,7 @@ pub(crate) async fn handle(state: &Arc<State>, mut frame: Bytes, peer: SocketAdd
     if version < min || version > max {
         if api == ApiKey::ApiVersions {
             let body = api_versions(ResponseError::UnsupportedVersion.code());
-            return Body::of(body).finish(api, 0, correlation);
+            return Body::of(body).finish(out, api, 0, correlation);
         }
         return Reply::Close(format!(
             "{api:?} version {version} is not supported ({min} to {max} are)"
@@ -117,7 +124,7 @@ pub(crate) async fn handle(state: &Arc<State>, mut frame: Bytes, peer: SocketAdd
     };
     tracing::trace!(%peer, ?api, version, correlation, client = %client.id, "request");
     match serve(state, api, version, &mut frame, &client).await {
-        Ok(Some(body)) => body.finish(api, version, correlation),
+        Ok(Some(body)) => body.finish(out, api, version, correlation),
         Ok(None) => Reply::Nothing,
         Err(why) => Reply::Close(format!("{api:?} v{version}: {why}")),
     }
@@ -132,18 +139,22 @@ type Encode = dyn FnOnce(&mut BytesMut, i16) -> Result<(), String> + Send;
 impl Body {
     fn of<R: Encodable + Send + 'static>(r: R) -> Self {
         Body(Box::new(move |buf, version| {
+            // Sized first: a fetch response's records would otherwise be copied again at
+            // each doubling of the buffer.
+            buf.reserve(r.compute_size(version).map_err(|e| e.to_string())?);
             r.encode(buf, version).map_err(|e| e.to_string())
         }))
     }
 
-    fn finish(self, api: ApiKey, version: i16, correlation: i32) -> Reply {
-        let mut buf = BytesMut::with_capacity(256);
+    fn finish(self, buf: &mut BytesMut, api: ApiKey, version: i16, correlation: i32) -> Reply {
+        buf.clear();
+        buf.reserve(256);
         buf.put_i32(0);
         let header = ResponseHeader::default().with_correlation_id(correlation);
         let encoded = header
-            .encode(&mut buf, api.response_header_version(version))
+            .encode(buf, api.response_header_version(version))
             .map_err(|e| e.to_string())
-            .and_then(|()| (self.0)(&mut buf, version));
+            .and_then(|()| (self.0)(buf, version));
         if let Err(e) = encoded {
             tracing::error!("cannot encode the {api:?} v{version} response: {e}");
             return Reply::Close(format!("cannot encode the response: {e}"));
@@ -152,7 +163,7 @@ impl Body {
             return Reply::Close("response too large".into());
         };
         buf[..4].copy_from_slice(&len.to_be_bytes());
-        Reply::Frame(buf.freeze())
+        Reply::Frame(buf.split().freeze())
     }
 }
 

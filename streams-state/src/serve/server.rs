@@ -229,6 +229,11 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, state: Arc<State>
     let _ = stream.set_nodelay(true);
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::with_capacity(64 << 10, read);
+    // One buffer per connection: a frame is split off it, and once the request is done
+    // with the frame, `reserve` takes the same memory back for the next one (no fresh,
+    // zeroed allocation per request).
+    let mut buf = BytesMut::new();
+    let mut out = BytesMut::new();
     loop {
         let mut len = [0u8; 4];
         if read.read_exact(&mut len).await.is_err() {
@@ -243,11 +248,17 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, state: Arc<State>
             tracing::warn!(%peer, len, max = state.config.max_frame_bytes, "request frame too large: closing the connection");
             return;
         }
-        let mut frame = BytesMut::zeroed(len);
-        if read.read_exact(&mut frame).await.is_err() {
-            return;
+        buf.clear();
+        buf.reserve(len);
+        while buf.len() < len {
+            let want = len - buf.len();
+            match (&mut read).take(want as u64).read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
         }
-        match dispatch::handle(&state, frame.freeze(), peer).await {
+        let frame = buf.split_to(len).freeze();
+        match dispatch::handle(&state, frame, peer, &mut out).await {
             Reply::Frame(bytes) => {
                 if write.write_all(&bytes).await.is_err() {
                     return;

@@ -712,7 +712,7 @@ proptest::proptest! {
         let peer = "127.0.0.1:1".parse().unwrap();
         for f in [frame.freeze(), Bytes::from(raw)] {
             let reply = runtime.block_on(async {
-                tokio::time::timeout(Duration::from_secs(5), dispatch::handle(&state, f, peer)).await
+                tokio::time::timeout(Duration::from_secs(5), dispatch::handle(&state, f, peer, &mut bytes::BytesMut::new())).await
             });
             let reply = reply.expect("answered in time");
             if let Reply::Frame(b) = reply {
