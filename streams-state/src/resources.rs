@@ -76,6 +76,10 @@ impl RocksDbResources {
         opts.set_write_buffer_size((self.budget / 16).clamp(1 << 20, 8 << 20));
         opts.set_arena_block_size(256 << 10);
         opts.set_max_write_buffer_number(3);
+        // A bloom filter in each memtable (whole keys, and the prefixes of a store that has
+        // a prefix extractor): a lookup of a key the memtable lacks skips its skip list.
+        opts.set_memtable_prefix_bloom_ratio(0.1);
+        opts.set_memtable_whole_key_filtering(true);
         opts.set_compression_type(DBCompressionType::Lz4);
         opts.set_max_open_files(64);
         opts.set_max_background_jobs(2);
