@@ -316,14 +316,16 @@ fn last_changelog_record(engine: &LogEngine, topic: &str, key: &[u8]) -> Option<
 /// restore instead of being skipped. Skipping it left counts behind the changelog, so that
 /// a count resumed from an old value and results were lost (the zombie test on `streams
 /// serve` found it). Under both guarantees; after the restart the store holds what the
-/// changelog holds.
+/// changelog holds. With the record cache on (10 MiB) and off.
 #[test]
 fn a_changelog_record_written_by_another_member_is_restored_not_skipped() {
     use streams_core::config::ProcessingGuarantee;
 
-    for guarantee in [
-        ProcessingGuarantee::AtLeastOnce,
-        ProcessingGuarantee::ExactlyOnceV2,
+    for (guarantee, cache) in [
+        (ProcessingGuarantee::AtLeastOnce, 10 << 20),
+        (ProcessingGuarantee::ExactlyOnceV2, 10 << 20),
+        (ProcessingGuarantee::AtLeastOnce, 0),
+        (ProcessingGuarantee::ExactlyOnceV2, 0),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let engine = streams_tests::wordcount::engine(dir.path());
@@ -331,7 +333,9 @@ fn a_changelog_record_written_by_another_member_is_restored_not_skipped() {
         let config = StreamsConfig::new("wc")
             .with_state_dir(&state)
             .with_processing_guarantee(guarantee)
+            .with_cache_max_bytes(cache)
             .with_commit_interval(Duration::from_millis(50));
+        let guarantee = (guarantee, cache);
         let mut expected = HashMap::new();
         produce(&engine, 0, 200, &mut expected);
         let mut app = KafkaStreams::new(word_count(), config.clone(), engine.clone()).unwrap();

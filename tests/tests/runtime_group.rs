@@ -341,6 +341,16 @@ fn interactive_queries_read_local_stores_and_say_which_instance_has_a_key() {
 /// Word count behind a step that panics on the first "poison" sentence of the process
 /// (as user code with an `unwrap` on bad input would), exactly once, RocksDB counts.
 fn panicking_app(dir: &Path, engine: &Arc<LogEngine>, panicked: Arc<AtomicBool>) -> KafkaStreams {
+    panicking_app_with_cache(dir, engine, panicked, 10 << 20)
+}
+
+/// [`panicking_app`] with a record cache of `cache` bytes (0: off).
+fn panicking_app_with_cache(
+    dir: &Path,
+    engine: &Arc<LogEngine>,
+    panicked: Arc<AtomicBool>,
+    cache: usize,
+) -> KafkaStreams {
     let builder = StreamsBuilder::new();
     builder
         .stream::<String, String>("sentences")
@@ -356,6 +366,7 @@ fn panicking_app(dir: &Path, engine: &Arc<LogEngine>, panicked: Arc<AtomicBool>)
         .to_stream()
         .to(streams_tests::wordcount::COUNTS);
     let config = config(dir)
+        .with_cache_max_bytes(cache)
         .with_processing_guarantee(streams_core::config::ProcessingGuarantee::ExactlyOnceV2);
     KafkaStreams::new(builder.build().unwrap(), config, engine.clone()).unwrap()
 }
@@ -373,26 +384,29 @@ fn committed_counts(engine: &LogEngine) -> HashMap<String, i64> {
 /// process: the panicked thread must have released them) and counts exactly.
 #[test]
 fn a_panicked_thread_is_replaced_and_counts_stay_exact() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = engine(dir.path());
-    let mut expected = HashMap::new();
-    produce(&engine, 0, 200, &mut expected);
-    poison(&engine);
-    *expected.entry("poison".to_string()).or_default() += 1;
-    produce(&engine, 200, 200, &mut expected);
-    let app = panicking_app(
-        &dir.path().join("p"),
-        &engine,
-        Arc::new(AtomicBool::new(false)),
-    );
-    let failures = run_replacing_threads(app);
-    assert_eq!(failures.len(), 1, "{failures:?}");
-    assert!(failures[0].starts_with("Panicked"), "{failures:?}");
-    assert!(
-        failures[0].contains("cannot count a poisoned sentence"),
-        "{failures:?}"
-    );
-    assert_eq!(committed_counts(&engine), expected);
+    for cache in [10 << 20, 0] {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine(dir.path());
+        let mut expected = HashMap::new();
+        produce(&engine, 0, 200, &mut expected);
+        poison(&engine);
+        *expected.entry("poison".to_string()).or_default() += 1;
+        produce(&engine, 200, 200, &mut expected);
+        let app = panicking_app_with_cache(
+            &dir.path().join("p"),
+            &engine,
+            Arc::new(AtomicBool::new(false)),
+            cache,
+        );
+        let failures = run_replacing_threads(app);
+        assert_eq!(failures.len(), 1, "cache {cache}: {failures:?}");
+        assert!(failures[0].starts_with("Panicked"), "{failures:?}");
+        assert!(
+            failures[0].contains("cannot count a poisoned sentence"),
+            "{failures:?}"
+        );
+        assert_eq!(committed_counts(&engine), expected, "cache {cache}");
+    }
 }
 
 /// By default a failed thread stops the instance with the failure's own text: a
