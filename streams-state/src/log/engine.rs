@@ -22,7 +22,7 @@ use super::batch::{AppendRecord, LogRecord};
 use super::coordinator::{Coordinator, TransactionRecovery};
 use super::error::LogError;
 use super::files::*;
-use super::partition::{FsyncPolicy, LogConfig, PartitionLog, ReadResult, StoredBatch};
+use super::partition::{FsyncPolicy, LogConfig, PartitionLog, RawBatch, ReadResult, StoredBatch};
 use super::segment::RecoveryReport;
 use super::topics::*;
 use super::txn::Isolation;
@@ -514,6 +514,22 @@ impl LogEngine {
     ) -> Result<(Vec<StoredBatch>, i64), StateError> {
         self.with_partition(topic, partition, |p| {
             p.read_batches(offset, max_bytes, isolation)
+        })
+    }
+
+    /// [`read_batches`](Self::read_batches) with each batch's records still encoded (see
+    /// [`PartitionLog::read_raw_batches`]): the Kafka-protocol server reads them in place.
+    #[cfg_attr(not(feature = "serve"), allow(dead_code))]
+    pub(crate) fn read_raw_batches(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: i64,
+        max_bytes: usize,
+        isolation: Isolation,
+    ) -> Result<(Vec<RawBatch>, i64), StateError> {
+        self.with_partition(topic, partition, |p| {
+            p.read_raw_batches(offset, max_bytes, isolation)
         })
     }
 

@@ -108,6 +108,15 @@ pub struct StoredBatch {
     pub records: Vec<LogRecord>,
 }
 
+/// A batch as [`PartitionLog::read_raw_batches`] returns it: its fields (records empty)
+/// and, unless it is a marker, its magic and encoded payload.
+#[cfg_attr(not(feature = "serve"), allow(dead_code))]
+#[derive(Debug)]
+pub(crate) struct RawBatch {
+    pub(crate) batch: StoredBatch,
+    pub(crate) payload: Option<(u8, Vec<u8>)>,
+}
+
 /// One partition of a topic.
 pub struct PartitionLog {
     pub(super) dir: PathBuf,
@@ -428,16 +437,69 @@ impl PartitionLog {
         max_bytes: usize,
         isolation: Isolation,
     ) -> Result<(Vec<StoredBatch>, i64), StateError> {
+        let mut out: Vec<StoredBatch> = Vec::new();
+        let next = self.visit_batches(offset, max_bytes, isolation, |mut batch, payload| {
+            let Some((magic, payload)) = payload else {
+                out.push(batch);
+                return Some(0);
+            };
+            let mut charged = 0;
+            decode_batch(magic, payload, |r, _| {
+                if r.offset >= offset {
+                    charged += 16
+                        + r.key.as_ref().map_or(0, Vec::len)
+                        + r.value.as_ref().map_or(0, Vec::len);
+                    batch.records.push(r);
+                }
+            })?;
+            if !batch.records.is_empty() {
+                out.push(batch);
+            }
+            Some(charged)
+        })?;
+        Ok((out, next))
+    }
+
+    /// [`read_batches`](Self::read_batches) without decoding: each batch with its records'
+    /// encoded payload (`records` empty), which [`decode_batch_views`] reads in place. A
+    /// batch may hold records below `offset` (the reader skips them); a marker has no
+    /// payload.
+    pub(crate) fn read_raw_batches(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        isolation: Isolation,
+    ) -> Result<(Vec<RawBatch>, i64), StateError> {
+        let mut out = Vec::new();
+        let next = self.visit_batches(offset, max_bytes, isolation, |batch, payload| {
+            let payload = payload.map(|(magic, p)| (magic, p.to_vec()));
+            let charged = payload.as_ref().map_or(0, |(_, p)| p.len());
+            out.push(RawBatch { batch, payload });
+            Some(charged)
+        })?;
+        Ok((out, next))
+    }
+
+    /// The batches a reader at `offset` with `isolation` sees, in order, until about
+    /// `max_bytes` are charged: `visit` gets each (a marker without payload, any other
+    /// with its magic and payload) and returns the bytes to charge, or `None` if the
+    /// payload does not decode. Returns the offset to read from next.
+    fn visit_batches(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        isolation: Isolation,
+        mut visit: impl FnMut(StoredBatch, Option<(u8, &[u8])>) -> Option<usize>,
+    ) -> Result<i64, StateError> {
         let offset = offset.max(self.start_offset);
         let upper = match isolation {
             Isolation::ReadCommitted => self.last_stable_offset(),
             Isolation::ReadUncommitted => self.end_offset(),
         };
-        let mut out: Vec<StoredBatch> = Vec::new();
-        let mut records = 0usize;
+        let mut visited = 0usize;
         let mut next = offset;
         if offset >= upper {
-            return Ok((out, next));
+            return Ok(next);
         }
         let mut budget = i64::try_from(max_bytes).unwrap_or(i64::MAX);
         let from = self
@@ -474,7 +536,7 @@ impl PartitionLog {
                     }
                     let (producer, attributes) =
                         h.producer.map_or((None, 0), |(p, a)| (Some(p), a));
-                    let mut batch = StoredBatch {
+                    let batch = StoredBatch {
                         base: h.base,
                         next: h.next,
                         producer,
@@ -482,24 +544,20 @@ impl PartitionLog {
                         marker: h.is_control().then_some(attributes & ATTR_COMMIT != 0),
                         records: Vec::new(),
                     };
-                    if batch.marker.is_some() {
-                        out.push(batch);
-                        return Ok(true);
-                    }
-                    let decoded = decode_batch(magic, payload, |r, _| {
-                        if r.offset >= offset {
-                            budget -= 16
-                                + r.key.as_ref().map_or(0, Vec::len) as i64
-                                + r.value.as_ref().map_or(0, Vec::len) as i64;
-                            batch.records.push(r);
+                    let payload = batch.marker.is_none().then_some((magic, payload));
+                    match visit(batch, payload) {
+                        None => {
+                            bad = true;
+                            Ok(false)
                         }
-                    });
-                    bad = decoded.is_none();
-                    if !batch.records.is_empty() {
-                        records += batch.records.len();
-                        out.push(batch);
+                        Some(charged) => {
+                            if charged > 0 {
+                                visited += 1;
+                                budget -= i64::try_from(charged).unwrap_or(i64::MAX);
+                            }
+                            Ok(budget > 0 || visited == 0)
+                        }
                     }
-                    Ok(!bad && (budget > 0 || records == 0))
                 },
             )?;
             if bad {
@@ -508,11 +566,11 @@ impl PartitionLog {
                     "a batch with a valid CRC does not decode",
                 ));
             }
-            if done || (budget <= 0 && records > 0) {
+            if done || (budget <= 0 && visited > 0) {
                 break;
             }
         }
-        Ok((out, next.min(upper).max(offset)))
+        Ok(next.min(upper).max(offset))
     }
 
     /// The first offset (at or after the start offset) whose record's timestamp is at or

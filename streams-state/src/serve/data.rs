@@ -41,8 +41,10 @@ use kafka_protocol::records::{
 
 use super::codes;
 use super::server::State;
+use crate::log::batch::decode_batch_views;
+use crate::log::partition::RawBatch;
 use crate::sync::lock;
-use crate::{Isolation, ProducerId, StoredBatch};
+use crate::{Isolation, ProducerId};
 
 /// How long the sequence state of a producer that stopped producing is kept.
 const PRODUCER_IDLE_EXPIRY: Duration = Duration::from_secs(3600);
@@ -351,28 +353,19 @@ fn marker_value() -> Result<Bytes, String> {
 
 /// Encodes the engine's batches as Kafka record batches, one each. The records' buffers
 /// move into the encoder's records (no copy before the encoding itself).
-pub(crate) fn encode_batches(batches: Vec<StoredBatch>) -> Result<Bytes, String> {
-    // About what the batches take on the wire (a batch header, and a record's keys, value
-    // and varint fields), so that the buffer is rarely grown (and copied) while encoding.
+pub(crate) fn encode_batches(batches: Vec<RawBatch>, from: i64) -> Result<Bytes, String> {
+    // About what the batches take on the wire (a batch header, and the records as the
+    // engine stores them), so that the buffer is rarely grown (and copied) while encoding.
     let size: usize = batches
         .iter()
-        .map(|b| {
-            let records: usize = b
-                .records
-                .iter()
-                .map(|r| {
-                    24 + r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len)
-                })
-                .sum();
-            64 + records
-        })
+        .map(|b| 64 + b.payload.as_ref().map_or(0, |(_, p)| p.len()))
         .sum();
     let mut buf = BytesMut::with_capacity(size);
     let options = RecordEncodeOptions {
         version: 2,
         compression: Compression::None,
     };
-    for b in batches {
+    for RawBatch { batch: b, payload } in batches {
         let (producer_id, producer_epoch) = b.producer.map_or((-1, -1), |p| (p.id, p.epoch));
         let (base, transactional, marker) = (b.base, b.transactional, b.marker);
         let no_producer = i32::from(b.producer.is_none());
@@ -393,27 +386,41 @@ pub(crate) fn encode_batches(batches: Vec<StoredBatch>) -> Result<Bytes, String>
             value: None,
             headers: IndexMap::new(),
         };
-        let records: Vec<Record> = match marker {
-            Some(commit) => vec![Record {
+        let records: Vec<Record> = match (marker, payload) {
+            (Some(commit), _) => vec![Record {
                 key: Some(marker_key(commit)),
                 value: Some(marker_value()?),
                 ..record(base)
             }],
-            None => b
-                .records
-                .into_iter()
-                .map(|r| Record {
-                    timestamp: r.timestamp,
-                    key: r.key.map(Bytes::from),
-                    value: r.value.map(Bytes::from),
-                    headers: r
-                        .headers
-                        .into_iter()
-                        .map(|(k, v)| (StrBytes::from_string(k), v.map(Bytes::from)))
-                        .collect(),
-                    ..record(r.offset)
-                })
-                .collect(),
+            (None, None) => Vec::new(),
+            (None, Some((magic, payload))) => {
+                // Keys and values become slices of the payload: no copy per record.
+                let payload = Bytes::from(payload);
+                let mut records = Vec::new();
+                let decoded = decode_batch_views(magic, &payload, |r, _| {
+                    if r.offset < from {
+                        return;
+                    }
+                    records.push(Record {
+                        timestamp: r.timestamp,
+                        key: r.key.map(|k| payload.slice_ref(k)),
+                        value: r.value.map(|v| payload.slice_ref(v)),
+                        headers: r
+                            .headers
+                            .iter()
+                            .map(|(k, v)| {
+                                (
+                                    StrBytes::from_string(String::from_utf8_lossy(k).into_owned()),
+                                    v.map(|v| payload.slice_ref(v)),
+                                )
+                            })
+                            .collect(),
+                        ..record(r.offset)
+                    });
+                });
+                decoded.ok_or("a stored batch does not decode")?;
+                records
+            }
         };
         if records.is_empty() {
             continue;
@@ -511,10 +518,10 @@ fn fetch_once(state: &State, req: &FetchRequest, version: i16) -> (FetchResponse
                         .max(1);
                     let read = state
                         .engine
-                        .read_batches(topic, partition, p.fetch_offset, limit, isolation)
+                        .read_raw_batches(topic, partition, p.fetch_offset, limit, isolation)
                         .map_err(|e| codes::of(&e, ResponseError::UnknownServerError))
                         .and_then(|(batches, _)| {
-                            encode_batches(batches).map_err(|e| {
+                            encode_batches(batches, p.fetch_offset).map_err(|e| {
                                 tracing::error!("cannot encode fetched batches: {e}");
                                 ResponseError::UnknownServerError.code()
                             })

@@ -797,9 +797,9 @@ fn read_batches_shows_producers_and_markers_and_hides_aborted_batches_from_read_
     // The Kafka encoding of those batches: one Kafka batch each, the markers as control
     // batches whose key says commit or abort.
     let (batches, _) = e
-        .read_batches("t", 0, 0, usize::MAX, Isolation::ReadUncommitted)
+        .read_raw_batches("t", 0, 0, usize::MAX, Isolation::ReadUncommitted)
         .unwrap();
-    let mut encoded = data::encode_batches(batches).unwrap();
+    let mut encoded = data::encode_batches(batches, 0).unwrap();
     let infos =
         kafka_protocol::records::RecordBatchDecoder::decode_batch_info(&mut encoded.clone())
             .unwrap();
@@ -824,5 +824,30 @@ fn read_batches_shows_producers_and_markers_and_hides_aborted_batches_from_read_
     assert_eq!(
         (&commit_key[..], &abort_key[..]),
         (&[0u8, 0, 0, 1][..], &[0u8, 0, 0, 0][..])
+    );
+    let values = |sets: &[kafka_protocol::records::RecordSet]| -> Vec<(i64, String)> {
+        sets.iter()
+            .flat_map(|s| &s.records)
+            .filter(|r| !r.control)
+            .map(|r| {
+                let v = r.value.as_deref().unwrap_or_default();
+                (r.offset, String::from_utf8_lossy(v).into_owned())
+            })
+            .collect()
+    };
+    assert_eq!(
+        values(&sets),
+        [(0, "plain"), (1, "c1"), (2, "c2"), (4, "a1"), (6, "open")]
+            .map(|(o, v)| (o, v.to_string()))
+    );
+    // From the middle of a batch: the records before the fetch offset are left out.
+    let (batches, _) = e
+        .read_raw_batches("t", 0, 2, usize::MAX, Isolation::ReadUncommitted)
+        .unwrap();
+    let mut encoded = data::encode_batches(batches, 2).unwrap();
+    let sets = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut encoded).unwrap();
+    assert_eq!(
+        values(&sets),
+        [(2, "c2"), (4, "a1"), (6, "open")].map(|(o, v)| (o, v.to_string()))
     );
 }
