@@ -437,6 +437,7 @@ impl PartitionLog {
         max_bytes: usize,
         isolation: Isolation,
     ) -> Result<(Vec<StoredBatch>, i64), StateError> {
+        let offset = offset.max(self.start_offset);
         let mut out: Vec<StoredBatch> = Vec::new();
         let next = self.visit_batches(offset, max_bytes, isolation, |mut batch, payload| {
             let Some((magic, payload)) = payload else {
@@ -470,11 +471,36 @@ impl PartitionLog {
         max_bytes: usize,
         isolation: Isolation,
     ) -> Result<(Vec<RawBatch>, i64), StateError> {
+        let offset = offset.max(self.start_offset);
         let mut out = Vec::new();
         let next = self.visit_batches(offset, max_bytes, isolation, |batch, payload| {
-            let payload = payload.map(|(magic, p)| (magic, p.to_vec()));
-            let charged = payload.as_ref().map_or(0, |(_, p)| p.len());
-            out.push(RawBatch { batch, payload });
+            let Some((magic, payload)) = payload else {
+                out.push(RawBatch {
+                    batch,
+                    payload: None,
+                });
+                return Some(0);
+            };
+            // A compacted batch can hold no record at or after `offset` (a trailing gap):
+            // it costs nothing, like a batch the reader would skip.
+            let charged = if magic == MAGIC_V2 {
+                let mut charged = 0;
+                decode_batch_views(magic, payload, |r, _| {
+                    if r.offset >= offset {
+                        charged +=
+                            16 + r.key.map_or(0, <[u8]>::len) + r.value.map_or(0, <[u8]>::len);
+                    }
+                })?;
+                charged
+            } else {
+                payload.len()
+            };
+            if charged > 0 {
+                out.push(RawBatch {
+                    batch,
+                    payload: Some((magic, payload.to_vec())),
+                });
+            }
             Some(charged)
         })?;
         Ok((out, next))

@@ -495,6 +495,34 @@ fn delete_records_and_retention_drop_whole_segments_only() {
     assert_eq!(log.end_offset(), 101);
 }
 
+/// Records below the start offset stay unreadable when the start offset falls inside a
+/// batch (a repartition purge commits mid-batch): every read from below it begins at it,
+/// decoded or raw (the server's fetch).
+#[test]
+fn a_start_offset_inside_a_batch_hides_the_records_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = PartitionLog::open(dir.path(), config(1 << 20)).unwrap();
+    for b in 0..3 {
+        let batch: Vec<NewRecord> = (0..10).map(|i| rec(b * 10 + i)).collect();
+        log.append(&batch).unwrap();
+    }
+    log.delete_records(15).unwrap();
+    let offsets = |records: &[LogRecord]| records.iter().map(|r| r.offset).collect::<Vec<_>>();
+    let want: Vec<i64> = (15..30).collect();
+    assert_eq!(offsets(&log.read(0, usize::MAX).unwrap()), want);
+    let (batches, next) = log
+        .read_batches(3, usize::MAX, crate::Isolation::ReadUncommitted)
+        .unwrap();
+    let read: Vec<LogRecord> = batches.into_iter().flat_map(|b| b.records).collect();
+    assert_eq!((offsets(&read), next), (want.clone(), 30));
+    // The raw batches hold whole payloads; what they cover starts at the batch of 15.
+    let (raw, next) = log
+        .read_raw_batches(0, usize::MAX, crate::Isolation::ReadUncommitted)
+        .unwrap();
+    let bases: Vec<i64> = raw.iter().map(|b| b.batch.base).collect();
+    assert_eq!((bases, next), (vec![10, 20], 30));
+}
+
 fn keyed(key: &str, value: Option<&str>, timestamp: i64) -> NewRecord {
     NewRecord {
         timestamp,
@@ -666,6 +694,34 @@ fn assert_consistent(log: &PartitionLog, appended: &[NewRecord]) {
     // Keys whose latest record is a tombstone may be gone entirely.
     want.retain(|k, v| v.is_some() || got.contains_key(k));
     assert_eq!(got, want);
+}
+
+/// A raw read (the server's fetch) with a tiny budget makes progress from every offset of
+/// a compacted log, as the decoded read does: a batch whose records all lie before the
+/// offset (a trailing gap) costs nothing and is not returned.
+#[test]
+fn raw_reads_of_a_compacted_log_reach_the_next_record_from_every_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = compactable(dir.path());
+    log.compact(10_000, 1_000_000).unwrap();
+    for from in 0..log.end_offset() {
+        let want = log.read(from, 1).unwrap().first().map(|r| r.offset);
+        let (raw, _) = log
+            .read_raw_batches(from, 1, crate::Isolation::ReadUncommitted)
+            .unwrap();
+        let mut got = None;
+        for b in &raw {
+            if let Some((magic, payload)) = &b.payload {
+                decode_batch_views(*magic, payload, |r, _| {
+                    if r.offset >= from && got.is_none() {
+                        got = Some(r.offset);
+                    }
+                })
+                .unwrap();
+            }
+        }
+        assert_eq!(got, want, "from {from}");
+    }
 }
 
 #[test]

@@ -522,8 +522,9 @@ fn fetch_once(state: &State, req: &FetchRequest, version: i16) -> (FetchResponse
                         .map_err(|e| codes::of(&e, ResponseError::UnknownServerError))
                         .and_then(|(batches, _)| {
                             encode_batches(batches, p.fetch_offset).map_err(|e| {
+                                // A stored batch that does not decode: damage on disk.
                                 tracing::error!("cannot encode fetched batches: {e}");
-                                ResponseError::UnknownServerError.code()
+                                ResponseError::KafkaStorageError.code()
                             })
                         });
                     match read {

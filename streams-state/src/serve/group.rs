@@ -396,7 +396,14 @@ impl Coordinator {
         let protocols: Vec<(String, Bytes)> = req
             .protocols
             .iter()
-            .map(|p| (p.name.as_str().to_string(), p.metadata.clone()))
+            // Copied: a slice would keep the connection's whole frame buffer alive as long
+            // as the member.
+            .map(|p| {
+                (
+                    p.name.as_str().to_string(),
+                    Bytes::copy_from_slice(&p.metadata),
+                )
+            })
             .collect();
         let now = Instant::now();
         let mut groups = lock(&self.groups);
@@ -529,7 +536,7 @@ impl Coordinator {
                     for m in &mut g.members {
                         m.assignment = assigned
                             .get(m.id.as_str())
-                            .map(|b| (*b).clone())
+                            .map(|b| Bytes::copy_from_slice(b))
                             .unwrap_or_default();
                     }
                     g.phase = Phase::Stable;

@@ -225,6 +225,9 @@ async fn maintain(engine: Arc<LogEngine>, every: Duration) {
     }
 }
 
+/// The largest request or response buffer a connection keeps for the next one.
+const KEPT_BUFFER_BYTES: usize = 32 << 20;
+
 async fn serve_connection(stream: TcpStream, peer: SocketAddr, state: Arc<State>) {
     let _ = stream.set_nodelay(true);
     let (read, mut write) = stream.into_split();
@@ -258,10 +261,18 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, state: Arc<State>
             }
         }
         let frame = buf.split_to(len).freeze();
+        if buf.capacity() > KEPT_BUFFER_BYTES {
+            // A rare large request: do not keep its memory for the connection's life.
+            buf = BytesMut::new();
+        }
         match dispatch::handle(&state, frame, peer, &mut out).await {
             Reply::Frame(bytes) => {
                 if write.write_all(&bytes).await.is_err() {
                     return;
+                }
+                drop(bytes);
+                if out.capacity() > KEPT_BUFFER_BYTES {
+                    out = BytesMut::new();
                 }
             }
             Reply::Nothing => {}
