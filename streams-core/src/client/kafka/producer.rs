@@ -25,6 +25,9 @@ pub(super) struct ProducerCtx {
     pub(super) failures: Mutex<Vec<String>>,
     /// Failed deliveries since the last report.
     pub(super) failed: std::sync::atomic::AtomicU64,
+    /// Whether a failure since the last report was not a timeout or another retriable
+    /// error (a record too large, an unknown partition, ...).
+    pub(super) failed_for_good: std::sync::atomic::AtomicBool,
     /// Per topic and partition, the offset after the last record delivered since the last
     /// `take_delivered`.
     pub(super) delivered: Mutex<HashMap<String, HashMap<i32, i64>>>,
@@ -65,6 +68,11 @@ impl ProducerContext for ProducerCtx {
             }
             self.failed
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let code = code_of(e);
+            if !(timed_out(code) || retriable(code)) {
+                self.failed_for_good
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             let mut failures = lock(&self.failures);
             // One is enough to fail the commit; keep a few for the message.
             if failures.len() < 3 {
@@ -164,10 +172,20 @@ impl KafkaProducer {
 
     /// The delivery failures since the last call: how many, and the first few.
     fn take_failures(&self) -> Option<(u64, String)> {
+        self.take_failures_and_kind()
+            .map(|(failed, detail, _)| (failed, detail))
+    }
+
+    /// [`take_failures`](Self::take_failures), and whether any failed for good (not a
+    /// timeout or another retriable error).
+    fn take_failures_and_kind(&self) -> Option<(u64, String, bool)> {
         let ctx = self.producer.context();
         let failures = std::mem::take(&mut *lock(&ctx.failures));
         let failed = ctx.failed.swap(0, std::sync::atomic::Ordering::Relaxed);
-        (!failures.is_empty()).then(|| (failed.max(1), failures.join("; ")))
+        let for_good = ctx
+            .failed_for_good
+            .swap(false, std::sync::atomic::Ordering::Relaxed);
+        (!failures.is_empty()).then(|| (failed.max(1), failures.join("; "), for_good))
     }
 
     fn failures(&self) -> ClientResult<()> {
@@ -178,8 +196,9 @@ impl KafkaProducer {
             self.take_failures();
             return Err(e);
         }
-        if let Some((failed, detail)) = self.take_failures() {
-            return Err(ClientError::Delivery { failed, detail });
+        if let Some((failed, detail, for_good)) = self.take_failures_and_kind() {
+            let in_txn = self.txn.as_ref().is_some_and(|t| t.open);
+            return Err(delivery_failure(in_txn, for_good, failed, detail));
         }
         self.fatal("producing").map_or(Ok(()), Err)
     }
@@ -439,5 +458,51 @@ impl Producer for KafkaProducer {
         result.map_err(|e| self.txn_error(operation, &e, timeout))?;
         self.set_open(false);
         Ok(())
+    }
+}
+
+/// The error of failed deliveries. Inside a transaction, deliveries that timed out (or
+/// failed in another retriable way) abort it, and the runtime revives the tasks from their
+/// last commit, as Kafka Streams turns a retriable send error into a corrupted task; a
+/// delivery that failed for good goes to the production handler.
+pub(super) fn delivery_failure(
+    in_txn: bool,
+    for_good: bool,
+    failed: u64,
+    detail: String,
+) -> ClientError {
+    if in_txn && !for_good {
+        ClientError::TransactionAborted {
+            operation: "producing".into(),
+            detail: format!(
+                "{failed} record(s) of the transaction could not be delivered in time: {detail}"
+            ),
+        }
+    } else {
+        ClientError::Delivery { failed, detail }
+    }
+}
+
+#[cfg(test)]
+mod delivery_tests {
+    use super::*;
+
+    #[test]
+    fn timed_out_deliveries_abort_the_transaction_and_others_go_to_the_handler() {
+        let e = delivery_failure(true, false, 22, "t-2: Message timed out".into());
+        assert!(e.is_task_migrated(), "{e:?}");
+        assert!(e.to_string().contains("22 record(s)"), "{e}");
+        // Failed for good (e.g. a record too large): the production handler decides.
+        let e = delivery_failure(true, true, 1, "t-0: too large".into());
+        assert!(
+            matches!(e, ClientError::Delivery { failed: 1, .. }),
+            "{e:?}"
+        );
+        // Outside a transaction (at-least-once), always the handler.
+        let e = delivery_failure(false, false, 3, "t-1: timed out".into());
+        assert!(
+            matches!(e, ClientError::Delivery { failed: 3, .. }),
+            "{e:?}"
+        );
     }
 }
