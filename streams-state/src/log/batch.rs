@@ -104,35 +104,31 @@ pub trait AppendRecord {
     fn headers(&self) -> impl ExactSizeIterator<Item = (&str, Option<&[u8]>)>;
 }
 
-impl AppendRecord for NewRecord {
-    fn timestamp(&self) -> i64 {
-        self.timestamp
-    }
-    fn key(&self) -> Option<&[u8]> {
-        self.key.as_deref()
-    }
-    fn value(&self) -> Option<&[u8]> {
-        self.value.as_deref()
-    }
-    fn headers(&self) -> impl ExactSizeIterator<Item = (&str, Option<&[u8]>)> {
-        self.headers.iter().map(|(k, v)| (k.as_str(), v.as_deref()))
-    }
+/// Implements [`AppendRecord`] for a record type with `timestamp`, `key`, `value` and
+/// `headers` fields (optional byte buffers, and key and optional value pairs).
+macro_rules! append_record_from_fields {
+    ($t:ty) => {
+        impl $crate::log::batch::AppendRecord for $t {
+            fn timestamp(&self) -> i64 {
+                self.timestamp
+            }
+            fn key(&self) -> Option<&[u8]> {
+                self.key.as_deref()
+            }
+            fn value(&self) -> Option<&[u8]> {
+                self.value.as_deref()
+            }
+            fn headers(&self) -> impl ExactSizeIterator<Item = (&str, Option<&[u8]>)> {
+                self.headers.iter().map(|(k, v)| (k.as_str(), v.as_deref()))
+            }
+        }
+    };
 }
+#[cfg_attr(not(feature = "serve"), allow(unused_imports))]
+pub(crate) use append_record_from_fields;
 
-impl AppendRecord for LogRecord {
-    fn timestamp(&self) -> i64 {
-        self.timestamp
-    }
-    fn key(&self) -> Option<&[u8]> {
-        self.key.as_deref()
-    }
-    fn value(&self) -> Option<&[u8]> {
-        self.value.as_deref()
-    }
-    fn headers(&self) -> impl ExactSizeIterator<Item = (&str, Option<&[u8]>)> {
-        self.headers.iter().map(|(k, v)| (k.as_str(), v.as_deref()))
-    }
-}
+append_record_from_fields!(NewRecord);
+append_record_from_fields!(LogRecord);
 
 pub(super) fn put_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
     match b {

@@ -202,22 +202,9 @@ fn decode_batches(records: &Bytes) -> Result<Vec<(BatchDecodeInfo, Vec<Record>)>
     Ok(out)
 }
 
-/// A produced record is appended as it was decoded: its key and value stay slices of the
-/// request frame until the batch is encoded.
-impl crate::AppendRecord for Record {
-    fn timestamp(&self) -> i64 {
-        self.timestamp
-    }
-    fn key(&self) -> Option<&[u8]> {
-        self.key.as_deref()
-    }
-    fn value(&self) -> Option<&[u8]> {
-        self.value.as_deref()
-    }
-    fn headers(&self) -> impl ExactSizeIterator<Item = (&str, Option<&[u8]>)> {
-        self.headers.iter().map(|(k, v)| (k.as_str(), v.as_deref()))
-    }
-}
+// A produced record is appended as it was decoded: its key and value stay slices of the
+// request frame until the batch is encoded.
+crate::log::batch::append_record_from_fields!(Record);
 
 /// Produce: appends each partition's batches (see the module docs). The caller sends no
 /// response for acks=0.
