@@ -117,6 +117,11 @@ pub(crate) struct RawBatch {
     pub(crate) payload: Option<(u8, Vec<u8>)>,
 }
 
+/// What a record read counts against a read's byte budget.
+fn read_charge(key: Option<&[u8]>, value: Option<&[u8]>) -> usize {
+    16 + key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len)
+}
+
 /// One partition of a topic.
 pub struct PartitionLog {
     pub(super) dir: PathBuf,
@@ -447,9 +452,7 @@ impl PartitionLog {
             let mut charged = 0;
             decode_batch(magic, payload, |r, _| {
                 if r.offset >= offset {
-                    charged += 16
-                        + r.key.as_ref().map_or(0, Vec::len)
-                        + r.value.as_ref().map_or(0, Vec::len);
+                    charged += read_charge(r.key.as_deref(), r.value.as_deref());
                     batch.records.push(r);
                 }
             })?;
@@ -487,8 +490,7 @@ impl PartitionLog {
                 let mut charged = 0;
                 decode_batch_views(magic, payload, |r, _| {
                     if r.offset >= offset {
-                        charged +=
-                            16 + r.key.map_or(0, <[u8]>::len) + r.value.map_or(0, <[u8]>::len);
+                        charged += read_charge(r.key, r.value);
                     }
                 })?;
                 charged
@@ -506,9 +508,10 @@ impl PartitionLog {
         Ok((out, next))
     }
 
-    /// The batches a reader at `offset` with `isolation` sees, in order, until about
-    /// `max_bytes` are charged: `visit` gets each (a marker without payload, any other
-    /// with its magic and payload) and returns the bytes to charge, or `None` if the
+    /// The batches a reader at `offset` (at or after the start offset: the callers clamp
+    /// it, and filter records with the same value) with `isolation` sees, in order, until
+    /// about `max_bytes` are charged: `visit` gets each (a marker without payload, any
+    /// other with its magic and payload) and returns the bytes to charge, or `None` if the
     /// payload does not decode. Returns the offset to read from next.
     fn visit_batches(
         &self,
@@ -517,7 +520,6 @@ impl PartitionLog {
         isolation: Isolation,
         mut visit: impl FnMut(StoredBatch, Option<(u8, &[u8])>) -> Option<usize>,
     ) -> Result<i64, StateError> {
-        let offset = offset.max(self.start_offset);
         let upper = match isolation {
             Isolation::ReadCommitted => self.last_stable_offset(),
             Isolation::ReadUncommitted => self.end_offset(),
