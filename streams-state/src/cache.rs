@@ -410,6 +410,10 @@ impl KeyValueStore for CachingKeyValueStore {
         Ok(old)
     }
 
+    fn remove(&mut self, key: &[u8]) -> Result<(), StateError> {
+        self.insert(key, None)
+    }
+
     /// Merges the cache's entries over the store's range (cached tombstones hide keys).
     fn range<'a>(
         &'a self,

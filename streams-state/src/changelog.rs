@@ -88,6 +88,10 @@ impl KeyValueStore for LoggingKeyValueStore {
         self.sink.send(key, None)?;
         self.inner.delete(key)
     }
+    fn remove(&mut self, key: &[u8]) -> Result<(), StateError> {
+        self.sink.send(key, None)?;
+        self.inner.remove(key)
+    }
 }
 
 /// A changelog partition.

@@ -115,6 +115,11 @@ macro_rules! delegate {
             $crate::delegate::delegate!(@call self $f $w delete(key))
         }
     };
+    (@KeyValueStore $f:tt $w:tt remove) => {
+        fn remove(&mut self, key: &[u8]) -> Result<(), StateError> {
+            $crate::delegate::delegate!(@call self $f $w remove(key))
+        }
+    };
     (@KeyValueStore $f:tt $w:tt range) => {
         fn range<'a>(
             &'a self,

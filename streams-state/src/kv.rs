@@ -50,6 +50,12 @@ pub trait KeyValueStore: StateStore {
     }
     /// Removes `key`, returning its old value.
     fn delete(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
+    /// Removes `key` without reading its old value (a blind delete: a store that must read
+    /// to return the old value, such as RocksDB, writes a tombstone only). Logged like
+    /// [`delete`](Self::delete), whether or not the key was there.
+    fn remove(&mut self, key: &[u8]) -> Result<(), StateError> {
+        self.delete(key).map(drop)
+    }
     /// Pairs whose key lies within the bounds, in ascending key order.
     fn range<'a>(
         &'a self,

@@ -253,7 +253,7 @@ metered_store!(
 impl KeyValueStore for MeteredKeyValueStore {
     delegate!(KeyValueStore to inner via timed(metrics.get): get);
     delegate!(KeyValueStore to inner via timed(metrics.put): put, put_if_absent, put_all);
-    delegate!(KeyValueStore to inner via timed(metrics.delete): delete);
+    delegate!(KeyValueStore to inner via timed(metrics.delete): delete, remove);
     delegate!(KeyValueStore to inner via timed_iter(metrics.range):
         range, reverse_range, all, prefix_scan);
     delegate!(KeyValueStore to inner via timed(metrics.restore): restore_batch);

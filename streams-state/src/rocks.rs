@@ -233,6 +233,12 @@ impl KeyValueStore for RocksDbKeyValueStore {
         Ok(old)
     }
 
+    fn remove(&mut self, key: &[u8]) -> Result<(), StateError> {
+        self.db()?
+            .delete_opt(key, &self.write)
+            .map_err(|e| io_err(&self.name, "delete", e))
+    }
+
     fn range<'a>(
         &'a self,
         from: Bound<&[u8]>,

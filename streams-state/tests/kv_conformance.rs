@@ -11,7 +11,8 @@ use std::ops::Bound;
 use proptest::prelude::*;
 use streams_state::{
     CachingKeyValueStore, ChangelogSink, InMemoryKeyValueStore, KeyValueStore,
-    LoggingKeyValueStore, RocksDbKeyValueStore, RocksDbResources, StateError, ThreadCache,
+    LoggingKeyValueStore, RocksDbKeyValueStore, RocksDbResources, StateError, StateStore,
+    ThreadCache,
 };
 
 struct NullSink;
@@ -31,6 +32,7 @@ fn stores() -> Vec<(String, Box<dyn KeyValueStore>, Option<tempfile::TempDir>)> 
     };
     let (r1, d1) = rocks("rocks");
     let (r2, d2) = rocks("rocks-cached-logged");
+    let (r3, d3) = rocks("rocks-logged");
     vec![
         (
             "memory".into(),
@@ -53,6 +55,11 @@ fn stores() -> Vec<(String, Box<dyn KeyValueStore>, Option<tempfile::TempDir>)> 
                 ThreadCache::new(300),
             )),
             d2,
+        ),
+        (
+            "rocks-logged".into(),
+            Box::new(LoggingKeyValueStore::new(r3, Box::new(NullSink))),
+            d3,
         ),
     ]
 }
@@ -81,7 +88,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
     #[test]
     fn every_engine_agrees_with_an_ordered_map(
-        ops in proptest::collection::vec((0u8..3, key_strategy(), any::<u8>()), 0..60),
+        ops in proptest::collection::vec((0u8..4, key_strategy(), any::<u8>()), 0..60),
         lo in proptest::option::of((any::<bool>(), key_strategy())),
         hi in proptest::option::of((any::<bool>(), key_strategy())),
         prefix in key_strategy(),
@@ -91,7 +98,8 @@ proptest! {
             for (op, k, v) in &ops {
                 match op {
                     0 => { store.put(k, &[*v]).unwrap(); model.insert(k.clone(), vec![*v]); }
-                    1 => { store.delete(k).unwrap(); model.remove(k); }
+                    1 => { prop_assert_eq!(store.delete(k).unwrap(), model.remove(k), "{} delete", name); }
+                    2 => { store.remove(k).unwrap(); model.remove(k); }
                     _ => { store.flush().unwrap(); }
                 }
                 prop_assert_eq!(store.get(k).unwrap(), model.get(k).cloned(), "{} get", name);
@@ -113,6 +121,38 @@ proptest! {
             prop_assert_eq!(keys(store.prefix_scan(&prefix).unwrap()), want_prefix, "{} prefix", name);
             prop_assert_eq!(keys(store.all().unwrap()), model.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>(), "{} all", name);
         }
+    }
+}
+
+#[test]
+fn a_blind_remove_logs_a_tombstone_whether_or_not_the_key_was_there() {
+    use std::sync::{Arc, Mutex};
+    type Log = Arc<Mutex<Vec<(Vec<u8>, Option<Vec<u8>>)>>>;
+    struct Recording(Log);
+    impl ChangelogSink for Recording {
+        fn send(&mut self, k: &[u8], v: Option<&[u8]>) -> Result<(), StateError> {
+            self.0
+                .lock()
+                .unwrap()
+                .push((k.to_vec(), v.map(<[u8]>::to_vec)));
+            Ok(())
+        }
+    }
+    for (name, inner, _dir) in stores() {
+        let log: Log = Arc::default();
+        let mut store = LoggingKeyValueStore::new(inner, Box::new(Recording(log.clone())));
+        store.put(b"k", b"v").unwrap();
+        store.remove(b"k").unwrap();
+        store.remove(b"never").unwrap();
+        store.flush().unwrap();
+        assert_eq!(store.get(b"k").unwrap(), None, "{name}");
+        let got = log.lock().unwrap().clone();
+        let want = vec![
+            (b"k".to_vec(), Some(b"v".to_vec())),
+            (b"k".to_vec(), None),
+            (b"never".to_vec(), None),
+        ];
+        assert_eq!(got, want, "{name}");
     }
 }
 

@@ -135,6 +135,13 @@ impl<K: 'static, V: 'static> KeyValueStoreHandle<K, V> {
             .map_err(|e| de_err(&self.name, e))
     }
 
+    /// Removes `key` without reading its old value: on RocksDB a tombstone only, where
+    /// [`delete`](Self::delete) reads first. Logged whether or not the key was there.
+    pub(crate) fn remove(&self, key: &K) -> Result<()> {
+        let k = self.key_bytes(key)?;
+        Ok(self.lock().remove(&k)?)
+    }
+
     /// Reads `key`, computes its new value with `f` (`None` deletes it) and writes it, with
     /// one key serialization and one lock: the hot path of aggregations.
     pub(crate) fn update<R>(
