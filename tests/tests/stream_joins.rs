@@ -167,7 +167,8 @@ fn run(c: &Case) -> Result<(), TestCaseError> {
     }
     // Close every window: one record per key far in the future (never emitted itself).
     let end = c.inputs.iter().map(|i| i.ts).max().unwrap_or(0) + c.before + c.after + c.grace + 10;
-    for key in KEYS {
+    let keys: std::collections::BTreeSet<&str> = c.inputs.iter().map(|i| i.key).collect();
+    for key in keys {
         left.pipe_input_at(key.to_string(), "flush".into(), end)
             .unwrap();
         let st = stream_time.entry(task_of(key)).or_insert(i64::MIN);
@@ -240,6 +241,44 @@ proptest! {
     #[test]
     fn stream_stream_joins_match_a_nested_loop(c in case()) {
         run(&c)?;
+    }
+}
+
+/// Thousands of keys over a time span many windows long, so that each key comes back long
+/// after its records expired: the join's in-memory index of the keys each side buffered
+/// forgets expired keys as it grows, and what it forgets must not hide a partner.
+#[test]
+fn many_keys_coming_back_after_their_windows_match_a_nested_loop() {
+    let keys: Vec<&'static str> = (0..2_500)
+        .map(|k| &*Box::leak(format!("user-{k}").into_boxed_str()))
+        .collect();
+    for (n, kind) in [JoinKind::Inner, JoinKind::Left, JoinKind::Outer]
+        .into_iter()
+        .enumerate()
+    {
+        for (cache, in_memory) in [(true, false), (false, false), (false, true)] {
+            let inputs = (0..6_000usize)
+                .map(|id| Input {
+                    // A left and a right record of each key, a few steps apart.
+                    left: id % 2 == 0,
+                    key: keys[(id / 2 * 7_919 + (id % 2) * 3 * n) % keys.len()],
+                    // Disorder within the slack of 10: never late.
+                    ts: ((id as i64) - (id as i64 * 37 % 11)).max(0),
+                    id,
+                })
+                .collect();
+            let c = Case {
+                kind,
+                partitions: 2,
+                before: 50,
+                after: 30,
+                grace: 10,
+                cache,
+                in_memory,
+                inputs,
+            };
+            run(&c).unwrap();
+        }
     }
 }
 

@@ -9,6 +9,7 @@ pub(crate) mod context;
 pub(crate) mod fk_join;
 pub(crate) mod forward;
 pub(crate) mod global;
+pub(crate) mod join_presence;
 pub(crate) mod node;
 pub(crate) mod sink;
 pub(crate) mod source;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::Data;
 use crate::error::{Result, StreamsError};
 use crate::internals::context::TaskContext;
+use crate::internals::join_presence::Presence;
 use crate::internals::node::{Children, Input, NodeOps};
 use crate::record::Record;
 use crate::serde::{Serde, SerdeError, SerdeRef};
@@ -209,6 +210,11 @@ pub(crate) struct JoinNode<K, VL, VR, VO> {
     /// Per side (right 0, left 1): the largest timestamp put into the shared store, an upper
     /// bound of what it holds (after a restart: its largest key's timestamp).
     outer_max: [i64; 2],
+    /// Per side (right 0, left 1): which keys its window store holds, so that a lookup of
+    /// a key the side never stored skips the store.
+    presence: [Presence; 2],
+    /// The serialized key of the record being processed (reused).
+    key_buf: Vec<u8>,
     children: Children,
 }
 
@@ -222,6 +228,8 @@ impl<K, VL, VR, VO> JoinNode<K, VL, VR, VO> {
             stream_time: -1,
             min_time: i64::MIN,
             outer_max: [i64::MAX; 2],
+            presence: [Presence::new(i64::MAX), Presence::new(i64::MAX)],
+            key_buf: Vec::new(),
             children,
         }
     }
@@ -247,6 +255,11 @@ impl<K: Data, VL: Data, VR: Data, VO: Data> NodeOps for JoinNode<K, VL, VR, VO> 
         self.stream_time = left
             .observed_stream_time()
             .max(right.observed_stream_time());
+        // What the restored stores hold is not indexed: lookups reaching it read the store.
+        self.presence = [
+            Presence::new(right.observed_stream_time()),
+            Presence::new(left.observed_stream_time()),
+        ];
         self.left = Some(left);
         self.right = Some(right);
         if let Some(name) = &self.spec.outer_store {
@@ -399,8 +412,23 @@ impl<K: Data, VL: Data, VR: Data, VO: Data> JoinNode<K, VL, VR, VO> {
 
         let from = ts.saturating_sub(before).max(0);
         let to = ts.saturating_add(after).max(0);
+        let this_side = usize::from(is_left);
+        // The key's hash in the stores' indexes (none if it does not serialize: the store
+        // then reports the error).
+        self.key_buf.clear();
+        let hash = spec
+            .key_serde
+            .serialize_into(&key, &mut self.key_buf)
+            .ok()
+            .map(|()| self.presence[this_side].hash(&self.key_buf));
+        let may_hold =
+            |p: &Presence, from: i64, to: i64| hash.is_none_or(|h| p.may_hold(h, from, to));
         let other = S::other_store(self).ok_or_else(|| used_before_init("other"))?;
-        let partners = other.fetch_range(&key, from, to)?;
+        let partners = if may_hold(&self.presence[1 - this_side], from, to) {
+            other.fetch_range(&key, from, to)?
+        } else {
+            Vec::new()
+        };
         if partners.is_empty() {
             if outer {
                 match &self.outer {
@@ -450,7 +478,7 @@ impl<K: Data, VL: Data, VR: Data, VO: Data> JoinNode<K, VL, VR, VO> {
                     // The partner is matched now: it never gets a null result (unless it
                     // cannot be there: newer than anything its side put).
                     if other_ts <= self.outer_max[other_side] {
-                        store.delete(&OuterKey {
+                        store.remove(&OuterKey {
                             ts: other_ts,
                             left: !is_left,
                             key: Some(key.clone()),
@@ -468,18 +496,25 @@ impl<K: Data, VL: Data, VR: Data, VO: Data> JoinNode<K, VL, VR, VO> {
         // Buffer the record for the other side (a window behind retention is not stored:
         // it is late, and counted as dropped, like Kafka's expired window-store writes).
         let this = S::this_store(self).ok_or_else(|| used_before_init("this"))?;
-        if ts < this.observed_stream_time().saturating_sub(w.retention_ms()) {
+        let observed = this.observed_stream_time();
+        if ts < observed.saturating_sub(w.retention_ms()) {
             task.metrics.dropped_records += 1;
         } else {
-            // Nothing can be stored at a timestamp newer than the store has seen: no read.
-            let observed = this.observed_stream_time();
-            let mut list = if ts > observed {
+            // Nothing can be stored at a timestamp newer than the store has seen, nor
+            // under a key the index says it never stored there: no read.
+            let mut list = if ts > observed || !may_hold(&self.presence[this_side], ts, ts) {
                 Vec::new()
             } else {
                 this.fetch(&key, ts)?.unwrap_or_default()
             };
             list.push(value);
             this.put(&key, Some(&list), ts)?;
+            if let Some(h) = hash {
+                let expired_before = observed
+                    .max(ts)
+                    .saturating_sub(w.retention_ms().saturating_add(1));
+                self.presence[this_side].put(h, ts, expired_before);
+            }
         }
         Ok(())
     }
@@ -554,7 +589,7 @@ impl<K: Data, VL: Data, VR: Data, VO: Data> JoinNode<K, VL, VR, VO> {
                     }
                 }
             }
-            store.delete(&k)?;
+            store.remove(&k)?;
         }
         let next = store.first_from(&upper)?.map_or(i64::MAX, |(k, _)| k.ts);
         self.min_time = min_open.min(next);
