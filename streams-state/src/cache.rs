@@ -1133,36 +1133,11 @@ mod tests {
         assert_eq!(budget.used(), 0);
     }
 
-    /// A key-value store that records the keys written to it, in order.
-    struct RecordingWrites {
-        inner: InMemoryKeyValueStore,
-        writes: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
-    }
-
-    impl StateStore for RecordingWrites {
-        delegate!(StateStore to inner: name, persistent, is_open, flush, close);
-    }
-
-    impl KeyValueStore for RecordingWrites {
-        delegate!(KeyValueStore to inner: get, delete, range, reverse_range,
-            approximate_num_entries, restore_batch, begin_restore, end_restore, snapshot_to,
-            rocksdb_properties);
-        fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StateError> {
-            if let Ok(mut w) = self.writes.lock() {
-                w.push(key.to_vec());
-            }
-            self.inner.put(key, value)
-        }
-    }
-
     #[test]
     fn a_large_cache_evicts_a_batch_written_in_key_order_and_flushed_oldest_first() {
         let budget = ThreadCache::new(BATCHED_EVICTION_MIN);
-        let writes = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let below = RecordingWrites {
-            inner: InMemoryKeyValueStore::new("s"),
-            writes: writes.clone(),
-        };
+        let below = Probe::new();
+        let writes = below.writes.clone();
         let mut s = CachingKeyValueStore::new(Box::new(below), budget.clone());
         // Keys written in descending order, each entry about 1 KiB.
         let value = vec![7u8; 1000];
@@ -1210,34 +1185,49 @@ mod tests {
         );
     }
 
-    /// A key-value store that counts its point reads (to show which write-downs read).
-    struct CountingReads {
+    /// A key-value store that counts its point reads (to show which write-downs read) and
+    /// records the keys put into it, in order.
+    struct Probe {
         inner: InMemoryKeyValueStore,
         gets: Arc<AtomicUsize>,
+        writes: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
     }
 
-    impl StateStore for CountingReads {
+    impl Probe {
+        fn new() -> Self {
+            Self {
+                inner: InMemoryKeyValueStore::new("s"),
+                gets: Arc::default(),
+                writes: Arc::default(),
+            }
+        }
+    }
+
+    impl StateStore for Probe {
         delegate!(StateStore to inner: name, persistent, is_open, flush, close);
     }
 
-    impl KeyValueStore for CountingReads {
-        delegate!(KeyValueStore to inner: put, delete, range, reverse_range,
+    impl KeyValueStore for Probe {
+        delegate!(KeyValueStore to inner: delete, range, reverse_range,
             approximate_num_entries, restore_batch, begin_restore, end_restore, snapshot_to,
             rocksdb_properties);
         fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
             self.gets.fetch_add(1, Ordering::Relaxed);
             self.inner.get(key)
         }
+        fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StateError> {
+            if let Ok(mut w) = self.writes.lock() {
+                w.push(key.to_vec());
+            }
+            self.inner.put(key, value)
+        }
     }
 
     #[test]
     fn a_new_key_read_then_written_is_written_down_without_a_second_read() {
         for budget in [0, 1 << 20] {
-            let gets = Arc::new(AtomicUsize::new(0));
-            let inner = CountingReads {
-                inner: InMemoryKeyValueStore::new("s"),
-                gets: gets.clone(),
-            };
+            let inner = Probe::new();
+            let gets = inner.gets.clone();
             let mut s = CachingKeyValueStore::new(Box::new(inner), ThreadCache::new(budget));
             // The aggregation pattern: read (absent below), write, flush.
             assert_eq!(s.get(b"a").unwrap(), None);

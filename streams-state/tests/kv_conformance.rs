@@ -15,6 +15,9 @@ use streams_state::{
     ThreadCache,
 };
 
+mod recording;
+use recording::{Logged, RecordingSink};
+
 struct NullSink;
 impl ChangelogSink for NullSink {
     fn send(&mut self, _: &[u8], _: Option<&[u8]>) -> Result<(), StateError> {
@@ -126,21 +129,9 @@ proptest! {
 
 #[test]
 fn a_blind_remove_logs_a_tombstone_whether_or_not_the_key_was_there() {
-    use std::sync::{Arc, Mutex};
-    type Log = Arc<Mutex<Vec<(Vec<u8>, Option<Vec<u8>>)>>>;
-    struct Recording(Log);
-    impl ChangelogSink for Recording {
-        fn send(&mut self, k: &[u8], v: Option<&[u8]>) -> Result<(), StateError> {
-            self.0
-                .lock()
-                .unwrap()
-                .push((k.to_vec(), v.map(<[u8]>::to_vec)));
-            Ok(())
-        }
-    }
     for (name, inner, _dir) in stores() {
-        let log: Log = Arc::default();
-        let mut store = LoggingKeyValueStore::new(inner, Box::new(Recording(log.clone())));
+        let log = Logged::default();
+        let mut store = LoggingKeyValueStore::new(inner, Box::new(RecordingSink(log.clone())));
         store.put(b"k", b"v").unwrap();
         store.remove(b"k").unwrap();
         store.remove(b"never").unwrap();

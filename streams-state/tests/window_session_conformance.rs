@@ -5,18 +5,21 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use proptest::prelude::*;
 use streams_state::{
-    ChangelogRecord, ChangelogSink, InMemorySessionStore, InMemorySessionStoreSupplier,
-    InMemoryWindowStore, InMemoryWindowStoreSupplier, LoggingSessionStore, LoggingWindowStore,
-    RocksDbResources, RocksDbSessionStore, RocksDbSessionStoreSupplier, RocksDbWindowStore,
+    ChangelogRecord, InMemorySessionStore, InMemorySessionStoreSupplier, InMemoryWindowStore,
+    InMemoryWindowStoreSupplier, LoggingSessionStore, LoggingWindowStore, RocksDbResources,
+    RocksDbSessionStore, RocksDbSessionStoreSupplier, RocksDbWindowStore,
     RocksDbWindowStoreSupplier, SessionBytesStoreSupplier, SessionKeyBytes, SessionStore,
     StateError, StateStore, StoreContext, WindowBytesStoreSupplier, WindowStore,
     session_changelog_key, window_changelog_key,
 };
 use tempfile::TempDir;
+
+mod recording;
+use recording::{Logged, RecordingSink};
 
 // ---------------------------------------------------------------------------------------------
 // Harness
@@ -74,20 +77,6 @@ impl Harness {
                 .get(&self.ctx)
                 .unwrap(),
         }
-    }
-}
-
-type Logged = Arc<Mutex<Vec<(Vec<u8>, Option<Vec<u8>>)>>>;
-
-struct RecordingSink(Logged);
-
-impl ChangelogSink for RecordingSink {
-    fn send(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), StateError> {
-        self.0
-            .lock()
-            .unwrap()
-            .push((key.to_vec(), value.map(<[u8]>::to_vec)));
-        Ok(())
     }
 }
 
