@@ -213,8 +213,6 @@ pub(crate) struct JoinNode<K, VL, VR, VO> {
     /// Per side (right 0, left 1): which keys its window store holds, so that a lookup of
     /// a key the side never stored skips the store.
     presence: [Presence; 2],
-    /// The serialized key of the record being processed (reused).
-    key_buf: Vec<u8>,
     children: Children,
 }
 
@@ -229,7 +227,6 @@ impl<K, VL, VR, VO> JoinNode<K, VL, VR, VO> {
             min_time: i64::MIN,
             outer_max: [i64::MAX; 2],
             presence: [Presence::new(i64::MAX), Presence::new(i64::MAX)],
-            key_buf: Vec::new(),
             children,
         }
     }
@@ -413,19 +410,13 @@ impl<K: Data, VL: Data, VR: Data, VO: Data> JoinNode<K, VL, VR, VO> {
         let from = ts.saturating_sub(before).max(0);
         let to = ts.saturating_add(after).max(0);
         let this_side = usize::from(is_left);
-        // The key's hash in the stores' indexes (none if it does not serialize: the store
-        // then reports the error).
-        self.key_buf.clear();
-        let hash = spec
-            .key_serde
-            .serialize_into(&key, &mut self.key_buf)
-            .ok()
-            .map(|()| self.presence[this_side].hash(&self.key_buf));
-        let may_hold =
-            |p: &Presence, from: i64, to: i64| hash.is_none_or(|h| p.may_hold(h, from, to));
+        // The key is encoded once, for both stores (they share its serde) and their
+        // indexes.
         let other = S::other_store(self).ok_or_else(|| used_before_init("other"))?;
-        let partners = if may_hold(&self.presence[1 - this_side], from, to) {
-            other.fetch_range(&key, from, to)?
+        let key_bytes = other.encode_key(&key)?;
+        let hash = self.presence[this_side].hash(&key_bytes);
+        let partners = if self.presence[1 - this_side].may_hold(hash, from, to) {
+            other.fetch_range_encoded(&key_bytes, from, to)?
         } else {
             Vec::new()
         };
@@ -502,19 +493,17 @@ impl<K: Data, VL: Data, VR: Data, VO: Data> JoinNode<K, VL, VR, VO> {
         } else {
             // Nothing can be stored at a timestamp newer than the store has seen, nor
             // under a key the index says it never stored there: no read.
-            let mut list = if ts > observed || !may_hold(&self.presence[this_side], ts, ts) {
+            let mut list = if ts > observed || !self.presence[this_side].may_hold(hash, ts, ts) {
                 Vec::new()
             } else {
-                this.fetch(&key, ts)?.unwrap_or_default()
+                this.fetch_encoded(&key_bytes, ts)?.unwrap_or_default()
             };
             list.push(value);
-            this.put(&key, Some(&list), ts)?;
-            if let Some(h) = hash {
-                let expired_before = observed
-                    .max(ts)
-                    .saturating_sub(w.retention_ms().saturating_add(1));
-                self.presence[this_side].put(h, ts, expired_before);
-            }
+            this.put_encoded(&key_bytes, Some(&list), ts)?;
+            let expired_before = observed
+                .max(ts)
+                .saturating_sub(w.retention_ms().saturating_add(1));
+            self.presence[this_side].put(hash, ts, expired_before);
         }
         Ok(())
     }

@@ -97,40 +97,64 @@ impl<K: 'static, V: 'static> WindowStoreHandle<K, V> {
 
     /// Stores `value` for `key` in the window starting at `window_start`; `None` deletes.
     pub fn put(&self, key: &K, value: Option<&V>, window_start: i64) -> Result<()> {
-        let k = encode_key(&self.key_serde, &self.name, key)?;
+        self.put_encoded(&self.encode_key(key)?, value, window_start)
+    }
+
+    /// `key`'s bytes as the store keys them, for callers that make several calls with one
+    /// key (the `_encoded` methods take them).
+    pub(crate) fn encode_key(&self, key: &K) -> Result<Vec<u8>> {
+        encode_key(&self.key_serde, &self.name, key)
+    }
+
+    /// [`put`](Self::put) of a key encoded by [`encode_key`](Self::encode_key).
+    pub(crate) fn put_encoded(&self, k: &[u8], value: Option<&V>, window_start: i64) -> Result<()> {
         let v = value
             .map(|v| self.value_serde.serialize(v))
             .transpose()
             .map_err(|e| ser_err(&self.name, "value", e))?;
-        relock(&self.store).put(&k, v.as_deref(), window_start)?;
+        relock(&self.store).put(k, v.as_deref(), window_start)?;
         Ok(())
     }
 
     /// The value of `key` in the window starting at `window_start`.
     pub fn fetch(&self, key: &K, window_start: i64) -> Result<Option<V>> {
-        let k = encode_key(&self.key_serde, &self.name, key)?;
-        let v = relock(&self.store).fetch(&k, window_start)?;
+        self.fetch_encoded(&self.encode_key(key)?, window_start)
+    }
+
+    /// [`fetch`](Self::fetch) of a key encoded by [`encode_key`](Self::encode_key).
+    pub(crate) fn fetch_encoded(&self, k: &[u8], window_start: i64) -> Result<Option<V>> {
+        let v = relock(&self.store).fetch(k, window_start)?;
         v.map(|b| decode(&self.value_serde, &self.name, &b))
             .transpose()
     }
 
     /// `(window start, value)` of `key` for starts in `[from, to]`, ascending.
     pub fn fetch_range(&self, key: &K, from: i64, to: i64) -> Result<Vec<(i64, V)>> {
-        self.range_of(key, from, to, false)
+        self.range_of(&self.encode_key(key)?, from, to, false)
     }
 
     /// Like [`fetch_range`](Self::fetch_range), descending.
     pub fn backward_fetch_range(&self, key: &K, from: i64, to: i64) -> Result<Vec<(i64, V)>> {
-        self.range_of(key, from, to, true)
+        self.range_of(&self.encode_key(key)?, from, to, true)
     }
 
-    fn range_of(&self, key: &K, from: i64, to: i64, backward: bool) -> Result<Vec<(i64, V)>> {
-        let k = encode_key(&self.key_serde, &self.name, key)?;
+    /// [`fetch_range`](Self::fetch_range) of a key encoded by
+    /// [`encode_key`](Self::encode_key).
+    pub(crate) fn fetch_range_encoded(
+        &self,
+        k: &[u8],
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, V)>> {
+        self.range_of(k, from, to, false)
+    }
+
+    fn range_of(&self, k: &[u8], from: i64, to: i64, backward: bool) -> Result<Vec<(i64, V)>> {
         let store = relock(&self.store);
         let iter = if backward {
-            store.backward_fetch_range(&k, from, to)?
+            store.backward_fetch_range(k, from, to)?
         } else {
-            store.fetch_range(&k, from, to)?
+            store.fetch_range(k, from, to)?
         };
         iter.map(|r| {
             let (start, v) = r?;
