@@ -19,7 +19,8 @@
 //! (default 3) over `E2E_RECORDS` pre-filled page views (default 2,000,000), each run with a
 //! fresh application id and state directory; the medians, min and max go to stdout as a
 //! markdown table. `E2E_RESTORE_KEYS` sets W4's key count (default 1,000,000);
-//! `E2E_THREADS` sets the stream threads per app (default 1);
+//! `E2E_THREADS` sets the stream threads per app (default 1); `E2E_DSL_STORE=in_memory`
+//! runs the DSL's stores in memory instead of on RocksDB;
 //! `E2E_WORKLOADS` (e.g. `w1,w3`) runs only some of W1-W7, fk, w2-eos (W2 under
 //! `exactly_once_v2`) (W0 always runs).
 //! Run with `cargo bench -p streams-benches --bench e2e`.
@@ -126,9 +127,18 @@ fn threads() -> usize {
         .unwrap_or(1)
 }
 
+/// The DSL's store engine: `E2E_DSL_STORE=in_memory` for in-memory stores, else RocksDB.
+fn dsl_store() -> streams_core::config::DslStore {
+    match std::env::var("E2E_DSL_STORE").as_deref() {
+        Ok("in_memory") => streams_core::config::DslStore::InMemory,
+        _ => streams_core::config::DslStore::RocksDb,
+    }
+}
+
 fn config(app: &str, state: &std::path::Path) -> StreamsConfig {
     StreamsConfig::new(app)
         .with_state_dir(state)
+        .with_default_dsl_store(dsl_store())
         .with_num_stream_threads(threads())
         .with_cache_max_bytes(10 << 20)
         // The poll wait only matters once the input is exhausted: a short one keeps the
