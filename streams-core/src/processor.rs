@@ -154,8 +154,7 @@ impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
         &self,
         name: &str,
     ) -> Result<KeyValueStoreHandle<K, V>> {
-        self.connected(name)?;
-        self.task.store(name)?.typed::<KeyValueStoreHandle<K, V>>()
+        self.connected_store(name)
     }
 
     /// The window store called `name`, connected to this processor, with its types.
@@ -163,8 +162,7 @@ impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
         &self,
         name: &str,
     ) -> Result<WindowStoreHandle<K, V>> {
-        self.connected(name)?;
-        self.task.store(name)?.typed::<WindowStoreHandle<K, V>>()
+        self.connected_store(name)
     }
 
     /// The session store called `name`, connected to this processor, with its types.
@@ -172,8 +170,13 @@ impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
         &self,
         name: &str,
     ) -> Result<SessionStoreHandle<K, V>> {
+        self.connected_store(name)
+    }
+
+    /// The store `name` as a handle of type `H`, if it is connected to this processor.
+    fn connected_store<H: Clone + 'static>(&self, name: &str) -> Result<H> {
         self.connected(name)?;
-        self.task.store(name)?.typed::<SessionStoreHandle<K, V>>()
+        self.task.store(name)?.typed::<H>()
     }
 
     fn connected(&self, name: &str) -> Result<()> {

@@ -490,6 +490,13 @@ impl<K: 'static, V: 'static> SessionStoreView<K, V> {
     }
 }
 
+/// A view made of one store of each of several tasks.
+pub(crate) trait TaskStoresView: Sized {
+    /// A view over the store `name` of each task in `entries`, covering `partitions`
+    /// (those of the tasks it is made of).
+    fn over(name: &str, entries: &[StoreEntry], partitions: Vec<u32>) -> Result<Self>;
+}
+
 macro_rules! covering {
     ($view:ident) => {
         impl<K, V> $view<K, V> {
@@ -497,6 +504,12 @@ macro_rules! covering {
             pub(crate) fn covering(mut self, partitions: Vec<u32>) -> Self {
                 self.partitions = partition_list(partitions);
                 self
+            }
+        }
+
+        impl<K: 'static, V: 'static> TaskStoresView for $view<K, V> {
+            fn over(name: &str, entries: &[StoreEntry], partitions: Vec<u32>) -> Result<Self> {
+                Ok(Self::from_entries(name, entries)?.covering(partitions))
             }
         }
     };

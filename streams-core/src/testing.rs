@@ -699,22 +699,12 @@ impl<K: 'static, V: 'static> TestInputTopic<K, V> {
     }
 
     fn enqueue(&self, record: Record<K, V>, partition: Option<u32>) -> Result<()> {
-        let key = self
-            .key_serde
-            .serialize_nullable(&record.key)
-            .map_err(|source| StreamsError::Serialization {
-                which: "key",
-                target: self.topic.clone(),
-                source,
-            })?;
-        let value = self
-            .value_serde
-            .serialize_nullable(&record.value)
-            .map_err(|source| StreamsError::Serialization {
-                which: "value",
-                target: self.topic.clone(),
-                source,
-            })?;
+        let (key, value) = crate::internals::sink::serialize_key_value(
+            &self.key_serde,
+            &self.value_serde,
+            &record,
+            || self.topic.clone(),
+        )?;
         self.inner.borrow_mut().append(
             &self.topic,
             partition,

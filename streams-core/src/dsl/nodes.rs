@@ -146,12 +146,7 @@ impl<K: Data, V: Data, S: Clone + Send + 'static, F: StoreProcess<K, V, S>> Node
     for StoreNode<K, V, S, F>
 {
     fn init(&mut self, task: &mut TaskContext) -> Result<()> {
-        self.store = Some(task.store(&self.store_name)?.typed::<S>().map_err(|_| {
-            StreamsError::StoreAccess {
-                store: self.store_name.to_string(),
-                detail: "holds other key/value types than this operator expects".into(),
-            }
-        })?);
+        self.store = Some(task.typed_store(&self.store_name, "operator")?);
         Ok(())
     }
     fn flush(&mut self, task: &mut TaskContext) -> Result<()> {

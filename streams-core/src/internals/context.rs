@@ -221,6 +221,17 @@ impl TaskContext {
             })
     }
 
+    /// The store called `name` as a handle of type `H`; `user` names what expects those
+    /// types, for the error when the store holds others.
+    pub(crate) fn typed_store<H: Clone + 'static>(&self, name: &str, user: &str) -> Result<H> {
+        self.store(name)?
+            .typed::<H>()
+            .map_err(|_| StreamsError::StoreAccess {
+                store: name.to_string(),
+                detail: format!("holds other key/value types than this {user} expects"),
+            })
+    }
+
     pub(crate) fn schedule(
         &mut self,
         node: usize,

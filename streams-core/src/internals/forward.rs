@@ -38,26 +38,29 @@ pub(crate) fn forward_flushed_at<K: Data, V: Data>(
             (None, Some(map)) if !map.is_empty() => map.remove(&store.encode_key(&key)?),
             _ => None,
         };
-        // Written and deleted again within one commit: downstream never saw it (Kafka's
-        // caching stores skip these too).
-        if new.is_none() && old.is_none() {
-            continue;
+        let deleted_at = deleted_at.unwrap_or(task.current_timestamp);
+        if let Some(change) = flushed_change(key, new, old, deleted_at) {
+            children.forward(task, change)?;
         }
-        let ts = new
-            .as_ref()
-            .map_or(deleted_at.unwrap_or(task.current_timestamp), |v| {
-                v.timestamp
-            });
-        children.forward(
-            task,
-            Record::new(
-                key,
-                Change::new(new.map(|v| v.value), old.map(|v| v.value)),
-                ts,
-            ),
-        )?;
     }
     Ok(())
+}
+
+/// A flushed update as a table change, at the new value's timestamp (a deletion's at
+/// `deleted_at`). `None` for an entry written and deleted again within one commit:
+/// downstream never saw it (Kafka's caching stores skip these too).
+pub(crate) fn flushed_change<K, V>(
+    key: K,
+    new: Option<ValueAndTimestamp<V>>,
+    old: Option<ValueAndTimestamp<V>>,
+    deleted_at: i64,
+) -> Option<Record<K, Change<V>>> {
+    if new.is_none() && old.is_none() {
+        return None;
+    }
+    let ts = new.as_ref().map_or(deleted_at, |v| v.timestamp);
+    let change = Change::new(new.map(|v| v.value), old.map(|v| v.value));
+    Some(Record::new(key, change, ts))
 }
 
 /// On commit: writes `store`'s cache down and forwards what left it.

@@ -46,6 +46,28 @@ impl<K, V> SinkNode<K, V> {
 
 impl<K: Data, V: Data> NodeOps for SinkNode<K, V> {}
 
+/// A record's key and value serialized for `target` (which names the topic in the error,
+/// made only on failure).
+pub(crate) fn serialize_key_value<K: 'static, V: 'static>(
+    key_serde: &SerdeRef<K>,
+    value_serde: &SerdeRef<V>,
+    record: &Record<K, V>,
+    target: impl Fn() -> String,
+) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>)> {
+    let error = |which, source| StreamsError::Serialization {
+        which,
+        target: target(),
+        source,
+    };
+    let key = key_serde
+        .serialize_nullable(&record.key)
+        .map_err(|e| error("key", e))?;
+    let value = value_serde
+        .serialize_nullable(&record.value)
+        .map_err(|e| error("value", e))?;
+    Ok((key, value))
+}
+
 impl<K: Data, V: Data> Input<K, V> for SinkNode<K, V> {
     fn process(&mut self, record: Record<K, V>, task: &mut TaskContext) -> Result<()> {
         let topic = match &self.target {
@@ -58,21 +80,9 @@ impl<K: Data, V: Data> Input<K, V> for SinkNode<K, V> {
                 Arc::from(f(&record.key, &record.value, &ctx).as_str())
             }
         };
-        let key = self
-            .key_serde
-            .serialize_nullable(&record.key)
-            .map_err(|source| StreamsError::Serialization {
-                which: "key",
-                target: format!("{} (sink {})", topic, self.name),
-                source,
-            })?;
-        let value = self
-            .value_serde
-            .serialize_nullable(&record.value)
-            .map_err(|source| StreamsError::Serialization {
-                which: "value",
-                target: format!("{} (sink {})", topic, self.name),
-                source,
+        let (key, value) =
+            serialize_key_value(&self.key_serde, &self.value_serde, &record, || {
+                format!("{} (sink {})", topic, self.name)
             })?;
         task.output.push(ProducedRecord {
             topic,

@@ -233,12 +233,7 @@ impl<K, VL, VR, VO> JoinNode<K, VL, VR, VO> {
 }
 
 fn open<H: Clone + 'static>(task: &TaskContext, name: &str) -> Result<H> {
-    task.store(name)?
-        .typed::<H>()
-        .map_err(|_| StreamsError::StoreAccess {
-            store: name.to_string(),
-            detail: "holds other key/value types than this join expects".into(),
-        })
+    task.typed_store(name, "join")
 }
 
 fn used_before_init(what: &str) -> StreamsError {

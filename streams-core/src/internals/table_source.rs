@@ -48,14 +48,7 @@ impl<K, VIn, V> TableSource<K, VIn, V> {
 
 impl<K: Data, VIn: Data, V: Data> NodeOps for TableSource<K, VIn, V> {
     fn init(&mut self, task: &mut TaskContext) -> Result<()> {
-        self.store = Some(
-            task.store(&self.store_name)?
-                .typed::<TsHandle<K, V>>()
-                .map_err(|_| StreamsError::StoreAccess {
-                    store: self.store_name.to_string(),
-                    detail: "holds other key/value types than this table expects".into(),
-                })?,
-        );
+        self.store = Some(task.typed_store(&self.store_name, "table")?);
         Ok(())
     }
     fn flush(&mut self, task: &mut TaskContext) -> Result<()> {

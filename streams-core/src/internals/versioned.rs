@@ -197,12 +197,7 @@ impl<K, VIn, V> VersionedSource<K, VIn, V> {
 
 /// Opens the store `name` of the task as a handle of type `H`.
 fn open<H: Clone + 'static>(task: &TaskContext, name: &str) -> Result<H> {
-    task.store(name)?
-        .typed::<H>()
-        .map_err(|_| StreamsError::StoreAccess {
-            store: name.to_string(),
-            detail: "holds other key/value types than this table expects".into(),
-        })
+    task.typed_store(name, "table")
 }
 
 impl<K: Data, VIn: Data, V: Data> NodeOps for VersionedSource<K, VIn, V> {

@@ -323,18 +323,10 @@ pub(crate) fn forward_flushed_windows<K: Data, VA: Data>(
     t: &mut TaskContext,
 ) -> Result<()> {
     for (key, new, old) in store.take_flushed()? {
-        if new.is_none() && old.is_none() {
-            continue;
+        let now = t.current_timestamp;
+        if let Some(change) = crate::internals::forward::flushed_change(key, new, old, now) {
+            ch.forward(t, change)?;
         }
-        let ts = new.as_ref().map_or(t.current_timestamp, |v| v.timestamp);
-        ch.forward(
-            t,
-            Record::new(
-                key,
-                Change::new(new.map(|v| v.value), old.map(|v| v.value)),
-                ts,
-            ),
-        )?;
     }
     Ok(())
 }

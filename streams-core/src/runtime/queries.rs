@@ -144,6 +144,12 @@ impl KafkaStreams {
             })
     }
 
+    /// A view over the store `name` of each running task that has it.
+    fn store_view<T: crate::query::TaskStoresView>(&self, name: &str) -> Result<T> {
+        let (entries, partitions) = self.store_entries(name)?;
+        T::over(name, &entries, partitions)
+    }
+
     /// The store `name` of each running task that has it, and the partitions they cover
     /// (a global store covers every partition of its topic).
     pub(super) fn store_entries(
@@ -176,8 +182,7 @@ impl KafkaStreams {
         &self,
         name: &str,
     ) -> Result<crate::query::KeyValueStoreView<K, V>> {
-        let (entries, partitions) = self.store_entries(name)?;
-        Ok(crate::query::KeyValueStoreView::from_entries(name, &entries)?.covering(partitions))
+        self.store_view(name)
     }
 
     /// A read-only view of the window store `name` over this instance's running tasks.
@@ -185,8 +190,7 @@ impl KafkaStreams {
         &self,
         name: &str,
     ) -> Result<crate::query::WindowStoreView<K, V>> {
-        let (entries, partitions) = self.store_entries(name)?;
-        Ok(crate::query::WindowStoreView::from_entries(name, &entries)?.covering(partitions))
+        self.store_view(name)
     }
 
     /// A read-only view of the session store `name` over this instance's running tasks.
@@ -194,8 +198,7 @@ impl KafkaStreams {
         &self,
         name: &str,
     ) -> Result<crate::query::SessionStoreView<K, V>> {
-        let (entries, partitions) = self.store_entries(name)?;
-        Ok(crate::query::SessionStoreView::from_entries(name, &entries)?.covering(partitions))
+        self.store_view(name)
     }
 
     /// Every instance of the app in the group, with its `application.server`, the stores

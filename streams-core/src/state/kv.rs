@@ -25,24 +25,12 @@ pub struct KeyValueStoreHandle<K, V> {
     value_serde: SerdeRef<V>,
 }
 
-impl<K, V> Clone for KeyValueStoreHandle<K, V> {
-    fn clone(&self) -> Self {
-        Self {
-            name: self.name.clone(),
-            store: self.store.clone(),
-            key_serde: self.key_serde.clone(),
-            value_serde: self.value_serde.clone(),
-        }
-    }
-}
-
-impl<K, V> fmt::Debug for KeyValueStoreHandle<K, V> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyValueStoreHandle")
-            .field("name", &self.name)
-            .finish()
-    }
-}
+handle_impls!(KeyValueStoreHandle {
+    name,
+    store,
+    key_serde,
+    value_serde
+});
 
 impl<K: 'static, V: 'static> KeyValueStoreHandle<K, V> {
     fn lock(&self) -> MutexGuard<'_, Box<dyn KeyValueStore>> {
@@ -288,29 +276,12 @@ impl<K, V> fmt::Debug for KeyValueStoreBuilder<K, V> {
     }
 }
 
+super::layers::store_builder_setters!(KeyValueStoreBuilder);
+
 impl<K: Send + 'static, V: Send + 'static> KeyValueStoreBuilder<K, V> {
     /// The store's name.
     pub fn name(&self) -> &str {
         &self.name
-    }
-
-    /// Logs changes to `<application.id>-<name>-changelog` (default) or not.
-    pub fn with_logging_enabled(mut self, enabled: bool) -> Self {
-        self.logging = enabled;
-        self
-    }
-
-    /// Puts a record cache in front of the store. Default: off.
-    pub fn with_caching_enabled(mut self, enabled: bool) -> Self {
-        self.caching = enabled;
-        self
-    }
-
-    /// Makes every write visible to the DSL operator that owns the store even with the
-    /// cache off (as a cache with no budget does).
-    pub(crate) fn forwarding_changes(mut self) -> Self {
-        self.write_through = true;
-        self
     }
 
     pub(crate) fn into_factory(self) -> (String, bool, StoreFactory) {

@@ -107,6 +107,14 @@ macro_rules! segmented_store_builder {
             }
         }
 
+        $crate::state::layers::store_builder_setters!($builder);
+    };
+}
+pub(super) use segmented_store_builder;
+
+/// The logging and caching setters of every store builder.
+macro_rules! store_builder_setters {
+    ($builder:ident) => {
         impl<K, V> $builder<K, V> {
             /// Logs changes to `<application.id>-<name>-changelog` (default) or not.
             pub fn with_logging_enabled(mut self, enabled: bool) -> Self {
@@ -129,4 +137,4 @@ macro_rules! segmented_store_builder {
         }
     };
 }
-pub(super) use segmented_store_builder;
+pub(super) use store_builder_setters;

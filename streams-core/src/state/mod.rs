@@ -5,6 +5,24 @@
 //! DSL aggregations keep a [`ValueAndTimestamp`] per key (Kafka's timestamped store layout:
 //! an 8-byte big-endian timestamp, then the value).
 
+/// `Clone` (every field cloned, without `K: Clone` or `V: Clone`) and a `Debug` that shows
+/// the store's name, for the typed store handles.
+macro_rules! handle_impls {
+    ($handle:ident { $($field:ident),* }) => {
+        impl<K, V> Clone for $handle<K, V> {
+            fn clone(&self) -> Self {
+                Self { $($field: self.$field.clone()),* }
+            }
+        }
+
+        impl<K, V> std::fmt::Debug for $handle<K, V> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($handle)).field("name", &self.name).finish()
+            }
+        }
+    };
+}
+
 mod kv;
 mod layers;
 mod plumbing;

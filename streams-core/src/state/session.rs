@@ -1,6 +1,5 @@
 //! Typed session stores: [`SessionStoreHandle`] and its builder.
 
-use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use streams_state::{SessionBytesStoreSupplier, SessionStore};
@@ -23,24 +22,12 @@ pub struct SessionStoreHandle<K, V> {
     value_serde: SerdeRef<V>,
 }
 
-impl<K, V> Clone for SessionStoreHandle<K, V> {
-    fn clone(&self) -> Self {
-        Self {
-            name: self.name.clone(),
-            store: self.store.clone(),
-            key_serde: self.key_serde.clone(),
-            value_serde: self.value_serde.clone(),
-        }
-    }
-}
-
-impl<K, V> fmt::Debug for SessionStoreHandle<K, V> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SessionStoreHandle")
-            .field("name", &self.name)
-            .finish()
-    }
-}
+handle_impls!(SessionStoreHandle {
+    name,
+    store,
+    key_serde,
+    value_serde
+});
 
 impl<K: 'static, V: 'static> SessionStoreHandle<K, V> {
     /// Whether `key` is null (Kafka's null key): such keys cannot be stored.

@@ -1,6 +1,5 @@
 //! Typed window stores: [`WindowStoreHandle`] and its builder.
 
-use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use streams_state::{StateError, WindowBytesStoreSupplier, WindowStore};
@@ -24,25 +23,13 @@ pub struct WindowStoreHandle<K, V> {
     value_serde: SerdeRef<V>,
 }
 
-impl<K, V> Clone for WindowStoreHandle<K, V> {
-    fn clone(&self) -> Self {
-        Self {
-            name: self.name.clone(),
-            store: self.store.clone(),
-            window_size: self.window_size,
-            key_serde: self.key_serde.clone(),
-            value_serde: self.value_serde.clone(),
-        }
-    }
-}
-
-impl<K, V> fmt::Debug for WindowStoreHandle<K, V> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WindowStoreHandle")
-            .field("name", &self.name)
-            .finish()
-    }
-}
+handle_impls!(WindowStoreHandle {
+    name,
+    store,
+    window_size,
+    key_serde,
+    value_serde
+});
 
 impl<K: 'static, V: 'static> WindowStoreHandle<K, V> {
     /// The store's name.

@@ -45,6 +45,31 @@ pub(super) struct Active {
     pub(super) restore_started: Instant,
 }
 
+impl Active {
+    /// A task opened now, its stores to restore from `restoring` (changelog partition:
+    /// next offset, end offset).
+    pub(super) fn restoring(
+        task: Task,
+        lock: TaskLock,
+        restoring: BTreeMap<ChangelogPartition, (i64, i64)>,
+    ) -> Self {
+        Self {
+            task,
+            state: TaskState::Restoring,
+            _lock: lock,
+            restoring,
+            written: HashMap::new(),
+            checkpoint_due: false,
+            restored: 0,
+            restore_total: 0,
+            paused: BTreeSet::new(),
+            e2e_latency_ms: None,
+            e2e: Default::default(),
+            restore_started: Instant::now(),
+        }
+    }
+}
+
 /// A standby task: stores following changelogs, never processing.
 pub(super) struct Standby {
     pub(super) task: Task,

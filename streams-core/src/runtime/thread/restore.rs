@@ -2,7 +2,7 @@
 //! closing tasks.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use streams_state::{ChangelogPartition, ChangelogRecord};
 
@@ -20,49 +20,20 @@ impl TaskManager {
     /// warm), else from its directory. `None` while another thread holds the directory.
     pub(super) fn open_active(&mut self, id: TaskId) -> Result<Option<Active>> {
         if let Some(s) = self.standby.remove(&id) {
-            let restoring = s
-                .positions
-                .into_iter()
-                .map(|(p, next)| (p, (next, next)))
-                .collect();
-            return Ok(Some(Active {
-                task: s.task,
-                state: TaskState::Restoring,
-                _lock: s._lock,
-                restoring,
-                written: HashMap::new(),
-                checkpoint_due: false,
-                restored: 0,
-                restore_total: 0,
-                paused: BTreeSet::new(),
-                e2e_latency_ms: None,
-                e2e: Default::default(),
-                restore_started: Instant::now(),
-            }));
+            let restoring = s.positions.into_iter().map(|(p, next)| (p, (next, next)));
+            return Ok(Some(Active::restoring(
+                s.task,
+                s._lock,
+                restoring.collect(),
+            )));
         }
         let Some(lock) = self.instance.locks.try_lock(id) else {
             return Ok(None);
         };
         let task = self.new_task(id)?;
-        let restoring = task
-            .restore_starts()
-            .into_iter()
-            .map(|(p, start)| (p, (start, start)))
-            .collect();
-        Ok(Some(Active {
-            task,
-            state: TaskState::Restoring,
-            _lock: lock,
-            restoring,
-            written: HashMap::new(),
-            checkpoint_due: false,
-            restored: 0,
-            restore_total: 0,
-            paused: BTreeSet::new(),
-            e2e_latency_ms: None,
-            e2e: Default::default(),
-            restore_started: Instant::now(),
-        }))
+        let restoring = task.restore_starts().into_iter();
+        let restoring = restoring.map(|(p, start)| (p, (start, start))).collect();
+        Ok(Some(Active::restoring(task, lock, restoring)))
     }
 
     pub(super) fn new_task(&self, id: TaskId) -> Result<Task> {
