@@ -480,38 +480,206 @@ fn compare<K: Ord + Debug, V: PartialEq + Debug>(
     ))
 }
 
+/// A record's window: its name (page, country, category), start and end.
+type Window<'a> = (&'a str, i64, i64);
+
+/// The latest value of every key of a windowed table by (name, window start); a key whose
+/// latest value is null or names another window is a failure.
+fn latest_windows<K: Ord + Clone + Debug, V: Clone + Debug>(
+    topic: &str,
+    records: &[(K, Option<V>)],
+    key: impl Fn(&K) -> Window<'_>,
+    value: impl Fn(&V) -> Window<'_>,
+    failures: &mut Vec<String>,
+) -> BTreeMap<(String, i64), V> {
+    let mut got = BTreeMap::new();
+    for (k, v) in latest(records) {
+        match v {
+            Some(v) if value(&v) == key(&k) => {
+                let (name, start, _) = key(&k);
+                got.insert((name.to_string(), start), v);
+            }
+            other => failures.push(format!("{topic}: {k:?} holds {other:?}")),
+        }
+    }
+    got
+}
+
+/// [`compare`] for tables by (name, window start) of windows of `size`.
+fn compare_windows<V: PartialEq + Debug>(
+    what: &str,
+    got: &BTreeMap<(String, i64), V>,
+    want: &BTreeMap<(String, i64), V>,
+    size: i64,
+) -> Option<String> {
+    compare(what, got, want, |(name, start)| {
+        page_window(name, *start, size)
+    })
+}
+
 /// `page_view_counts`: the latest count of every window with views is its exact count.
 pub(crate) fn check_view_counts(
     records: &[(PageWindow, Option<PageViewCount>)],
     e: &Expected,
 ) -> Vec<String> {
-    let size = e.settings.window;
     let mut failures = Vec::new();
-    let mut got = BTreeMap::new();
-    let mut counted = 0;
-    for (k, v) in latest(records) {
-        match v {
-            Some(v) if (v.page.as_str(), v.start, v.end) == (k.page.as_str(), k.start, k.end) => {
-                counted += v.views;
-                got.insert((k.page, k.start), v.views);
-            }
-            other => failures.push(format!("page_view_counts: {k:?} holds {other:?}")),
-        }
-    }
+    let got: BTreeMap<_, _> = latest_windows(
+        "page_view_counts",
+        records,
+        |k| (k.page.as_str(), k.start, k.end),
+        |v| (v.page.as_str(), v.start, v.end),
+        &mut failures,
+    )
+    .into_iter()
+    .map(|(k, v)| (k, v.views))
+    .collect();
+    let counted: i64 = got.values().sum();
     let want: BTreeMap<(String, i64), i64> = e
         .per_page
         .iter()
         .filter(|(_, (views, _))| *views > 0)
         .map(|(k, (views, _))| (k.clone(), *views))
         .collect();
-    let show = |(page, start): &(String, i64)| page_window(page, *start, size);
-    if let Some(f) = compare("page_view_counts (views)", &got, &want, show) {
+    if let Some(f) = compare_windows("page_view_counts (views)", &got, &want, e.settings.window) {
         failures.push(format!(
             "{f}\n  (the latest counts add up to {counted} of the input's {} views)",
             e.views
         ));
     }
     failures
+}
+
+/// A topic of final results: one record per closed window (of `size` and `grace`) with the
+/// window's count of `unit`.
+struct Finals<'a> {
+    topic: &'a str,
+    unit: &'a str,
+    size: i64,
+    grace: i64,
+    /// Results are due only above this count (alerts).
+    above: Option<i64>,
+}
+
+impl Finals<'_> {
+    /// Checks the well-formed records' counts by (name, window start) and the malformed
+    /// records of `records` records: one record per window, the window's exact count
+    /// (`expected`), only for closed windows (`closing` of the name) and every window of
+    /// `required` present. Returns the failures and a summary.
+    fn check(
+        &self,
+        records: usize,
+        emitted: &BTreeMap<(String, i64), Vec<i64>>,
+        malformed: &[String],
+        expected: impl Fn(&(String, i64)) -> i64,
+        closing: impl Fn(&str) -> Closing,
+        required: &BTreeSet<(String, i64)>,
+    ) -> (Vec<String>, String) {
+        let (topic, unit) = (self.topic, self.unit);
+        let show = |(name, start): &(String, i64)| page_window(name, *start, self.size);
+        let closes = |(_, start): &(String, i64)| start + self.size + self.grace;
+        let mut failures = Vec::new();
+        let mut fail = |header: String, examples: Vec<String>| {
+            if !examples.is_empty() {
+                failures.push(listed(header, &examples));
+            }
+        };
+        fail(
+            format!(
+                "{topic}: {} records whose value is null or does not match its key or the \
+                 window size, e.g.",
+                malformed.len()
+            ),
+            malformed.to_vec(),
+        );
+        let twice: Vec<String> = emitted
+            .iter()
+            .filter(|(_, counts)| counts.len() > 1)
+            .map(|(k, counts)| {
+                format!(
+                    "{}: {} results with {counts:?} {unit} (expected one, {})",
+                    show(k),
+                    counts.len(),
+                    expected(k)
+                )
+            })
+            .collect();
+        fail(
+            format!(
+                "{topic}: {} windows emitted more than once, e.g.",
+                twice.len()
+            ),
+            twice,
+        );
+        let due = |k: &(String, i64)| self.above.is_none_or(|above| expected(k) > above);
+        let above = self
+            .above
+            .map_or(String::new(), |above| format!(" (a result above {above})"));
+        let wrong: Vec<String> = emitted
+            .iter()
+            .filter(|(k, counts)| counts.iter().any(|c| *c != expected(k)) || !due(k))
+            .map(|(k, counts)| {
+                format!(
+                    "{}: expected {} {unit}{above}, got {counts:?}",
+                    show(k),
+                    expected(k)
+                )
+            })
+            .collect();
+        fail(
+            format!(
+                "{topic}: {} of {} emitted windows have a wrong count or should not exist, e.g.",
+                wrong.len(),
+                emitted.len()
+            ),
+            wrong,
+        );
+        let unclosed: Vec<String> = emitted
+            .keys()
+            .filter(|k| closes(k) > closing(&k.0).latest)
+            .map(|k| {
+                format!(
+                    "{}: end + grace {} is after the stream time of its task, {}",
+                    show(k),
+                    closes(k),
+                    closing(&k.0).latest
+                )
+            })
+            .collect();
+        fail(
+            format!(
+                "{topic}: {} results for windows that cannot have closed, e.g.",
+                unclosed.len()
+            ),
+            unclosed,
+        );
+        let missing: Vec<String> = required
+            .iter()
+            .filter(|k| !emitted.contains_key(*k))
+            .map(|k| {
+                format!(
+                    "{}: {} {unit}, closed at {} ({})",
+                    show(k),
+                    expected(k),
+                    closes(k),
+                    closing(&k.0).reached()
+                )
+            })
+            .collect();
+        fail(
+            format!(
+                "{topic}: {} of the {} windows that must have closed have no result, e.g.",
+                missing.len(),
+                required.len()
+            ),
+            missing,
+        );
+        let summary = format!(
+            "{topic}: {} windows emitted ({records} records; {} windows required)",
+            emitted.len(),
+            required.len()
+        );
+        (failures, summary)
+    }
 }
 
 /// `page_view_counts_final`: one record per window, the window's exact count, only for
@@ -522,8 +690,6 @@ pub(crate) fn check_final_view_counts(
     e: &Expected,
 ) -> (Vec<String>, String) {
     let s = e.settings;
-    let show = |page: &str, start: i64| page_window(page, start, s.window);
-    let mut failures = Vec::new();
     let mut emitted: BTreeMap<(String, i64), Vec<i64>> = BTreeMap::new();
     let mut malformed = Vec::new();
     for (k, v) in records {
@@ -540,110 +706,21 @@ pub(crate) fn check_final_view_counts(
             other => malformed.push(format!("{k:?}: {other:?}")),
         }
     }
-    if !malformed.is_empty() {
-        failures.push(listed(
-            format!(
-                "page_view_counts_final: {} records whose value is null or does not match its key, e.g.",
-                malformed.len()
-            ),
-            &malformed,
-        ));
-    }
-    let expected_views = |k: &(String, i64)| e.per_page.get(k).map_or(0, |(views, _)| *views);
-    let twice: Vec<String> = emitted
-        .iter()
-        .filter(|(_, views)| views.len() > 1)
-        .map(|(k, views)| {
-            format!(
-                "{}: {} results with {views:?} views (expected one, {})",
-                show(&k.0, k.1),
-                views.len(),
-                expected_views(k)
-            )
-        })
-        .collect();
-    if !twice.is_empty() {
-        failures.push(listed(
-            format!(
-                "page_view_counts_final: {} windows emitted more than once, e.g.",
-                twice.len()
-            ),
-            &twice,
-        ));
-    }
-    let wrong: Vec<String> = emitted
-        .iter()
-        .filter(|(k, views)| views.iter().any(|v| *v != expected_views(k)))
-        .map(|(k, views)| {
-            format!(
-                "{}: expected {} views, got {views:?}",
-                show(&k.0, k.1),
-                expected_views(k)
-            )
-        })
-        .collect();
-    if !wrong.is_empty() {
-        failures.push(listed(
-            format!(
-                "page_view_counts_final: {} of {} emitted windows have a wrong count, e.g.",
-                wrong.len(),
-                emitted.len()
-            ),
-            &wrong,
-        ));
-    }
-    let unclosed: Vec<String> = emitted
-        .keys()
-        .filter(|(page, start)| start + s.window + s.grace > e.page_closing(page).latest)
-        .map(|(page, start)| {
-            format!(
-                "{}: end + grace {} is after the stream time of its task, {}",
-                show(page, *start),
-                start + s.window + s.grace,
-                e.page_closing(page).latest
-            )
-        })
-        .collect();
-    if !unclosed.is_empty() {
-        failures.push(listed(
-            format!(
-                "page_view_counts_final: {} results for windows that cannot have closed, e.g.",
-                unclosed.len()
-            ),
-            &unclosed,
-        ));
-    }
-    let required = e.closed_page_windows();
-    let missing: Vec<String> = required
-        .iter()
-        .filter(|k| !emitted.contains_key(*k))
-        .map(|k| {
-            format!(
-                "{}: {} views, closed at {} ({})",
-                show(&k.0, k.1),
-                expected_views(k),
-                k.1 + s.window + s.grace,
-                e.page_closing(&k.0).reached()
-            )
-        })
-        .collect();
-    if !missing.is_empty() {
-        failures.push(listed(
-            format!(
-                "page_view_counts_final: {} of the {} windows that must have closed have no final result, e.g.",
-                missing.len(),
-                required.len()
-            ),
-            &missing,
-        ));
-    }
-    let summary = format!(
-        "{} final view counts ({} records; {} windows required)",
-        emitted.len(),
+    let finals = Finals {
+        topic: "page_view_counts_final",
+        unit: "views",
+        size: s.window,
+        grace: s.grace,
+        above: None,
+    };
+    finals.check(
         records.len(),
-        required.len()
-    );
-    (failures, summary)
+        &emitted,
+        &malformed,
+        |k| e.per_page.get(k).map_or(0, |(views, _)| *views),
+        |page| e.page_closing(page),
+        &e.closed_page_windows(),
+    )
 }
 
 /// Whether `ctr` is `clicked / views` (null without views), recomputed from the record's own
@@ -659,76 +736,67 @@ fn ratio_fits(ctr: Option<f64>, clicked: i64, views: i64) -> bool {
     }
 }
 
-/// `click_through_rate`: the latest record of every page window with a resolved view has
-/// the window's exact resolved views, clicked views and attributed clicks, and `ctr` =
-/// clicked views / views; no other window has a record.
-pub(crate) fn check_click_through_rates(
-    records: &[(PageWindow, Option<ClickThroughRate>)],
+/// A click-through-rate table (`topic`): the latest record of every window with a resolved
+/// view has the window's exact resolved views, clicked views and attributed clicks
+/// (`want`), and `ctr` = clicked views / views (`rate` gives both of a record); no other
+/// window has a record.
+fn check_rates<K: Ord + Clone + Debug, V: Clone + Debug>(
+    topic: &str,
+    records: &[(K, Option<V>)],
+    key: impl Fn(&K) -> Window<'_>,
+    value: impl Fn(&V) -> Window<'_>,
+    rate: impl Fn(&V) -> (Option<f64>, (i64, i64, i64)),
+    want: &BTreeMap<(String, i64), (i64, i64, i64)>,
     e: &Expected,
 ) -> Vec<String> {
-    let size = e.settings.window;
     let mut failures = Vec::new();
-    let mut got = BTreeMap::new();
-    for (k, v) in latest(records) {
-        let Some(v) =
-            v.filter(|v| (v.page.as_str(), v.start, v.end) == (k.page.as_str(), k.start, k.end))
-        else {
-            failures.push(format!(
-                "click_through_rate: {k:?} holds a null or mismatched value"
-            ));
-            continue;
-        };
-        if !ratio_fits(v.ctr, v.clicked_views, v.views) {
-            failures.push(format!("click_through_rate: {k:?}: ctr does not fit {v:?}"));
-        }
-        got.insert((k.page, k.start), (v.views, v.clicked_views, v.clicks));
-    }
-    let show = |(page, start): &(String, i64)| page_window(page, *start, size);
-    if let Some(f) = compare(
-        "click_through_rate (views, clicked views, clicks)",
-        &got,
-        &e.ctr_per_page,
-        show,
-    ) {
+    let got = latest_windows(topic, records, key, value, &mut failures)
+        .into_iter()
+        .map(|(k, v)| {
+            let (ctr, (views, clicked_views, clicks)) = rate(&v);
+            if !ratio_fits(ctr, clicked_views, views) {
+                failures.push(format!("{topic}: {k:?}: ctr does not fit {v:?}"));
+            }
+            (k, (views, clicked_views, clicks))
+        })
+        .collect();
+    let what = format!("{topic} (views, clicked views, clicks)");
+    if let Some(f) = compare_windows(&what, &got, want, e.settings.window) {
         failures.push(format!("{f}\n  ({})", e.attribution_summary()));
     }
     failures
 }
 
-/// `category_click_through_rate`: as [`check_click_through_rates`], per page category.
+/// `click_through_rate`: as [`check_rates`], per page.
+pub(crate) fn check_click_through_rates(
+    records: &[(PageWindow, Option<ClickThroughRate>)],
+    e: &Expected,
+) -> Vec<String> {
+    check_rates(
+        "click_through_rate",
+        records,
+        |k| (k.page.as_str(), k.start, k.end),
+        |v| (v.page.as_str(), v.start, v.end),
+        |v| (v.ctr, (v.views, v.clicked_views, v.clicks)),
+        &e.ctr_per_page,
+        e,
+    )
+}
+
+/// `category_click_through_rate`: as [`check_rates`], per page category.
 pub(crate) fn check_category_click_through_rates(
     records: &[(CategoryWindow, Option<CategoryClickThroughRate>)],
     e: &Expected,
 ) -> Vec<String> {
-    let size = e.settings.window;
-    let mut failures = Vec::new();
-    let mut got = BTreeMap::new();
-    for (k, v) in latest(records) {
-        let Some(v) = v.filter(|v| {
-            (v.category.as_str(), v.start, v.end) == (k.category.as_str(), k.start, k.end)
-        }) else {
-            failures.push(format!(
-                "category_click_through_rate: {k:?} holds a null or mismatched value"
-            ));
-            continue;
-        };
-        if !ratio_fits(v.ctr, v.clicked_views, v.views) {
-            failures.push(format!(
-                "category_click_through_rate: {k:?}: ctr does not fit {v:?}"
-            ));
-        }
-        got.insert((k.category, k.start), (v.views, v.clicked_views, v.clicks));
-    }
-    let show = |(category, start): &(String, i64)| page_window(category, *start, size);
-    if let Some(f) = compare(
-        "category_click_through_rate (views, clicked views, clicks)",
-        &got,
+    check_rates(
+        "category_click_through_rate",
+        records,
+        |k| (k.category.as_str(), k.start, k.end),
+        |v| (v.category.as_str(), v.start, v.end),
+        |v| (v.ctr, (v.views, v.clicked_views, v.clicks)),
         &e.ctr_per_category,
-        show,
-    ) {
-        failures.push(format!("{f}\n  ({})", e.attribution_summary()));
-    }
-    failures
+        e,
+    )
 }
 
 /// `country_view_counts`: the latest count of every country and window is its exact count
@@ -737,19 +805,17 @@ pub(crate) fn check_country_view_counts(
     records: &[(CountryWindow, Option<CountryViewCount>)],
     e: &Expected,
 ) -> Vec<String> {
-    let size = e.settings.window;
     let mut failures = Vec::new();
-    let mut got = BTreeMap::new();
-    for (k, v) in latest(records) {
-        match v {
-            Some(v)
-                if (v.country.as_str(), v.start, v.end) == (k.country.as_str(), k.start, k.end) =>
-            {
-                got.insert((k.country, k.start), v.views);
-            }
-            other => failures.push(format!("country_view_counts: {k:?} holds {other:?}")),
-        }
-    }
+    let got = latest_windows(
+        "country_view_counts",
+        records,
+        |k| (k.country.as_str(), k.start, k.end),
+        |v| (v.country.as_str(), v.start, v.end),
+        &mut failures,
+    )
+    .into_iter()
+    .map(|(k, v)| (k, v.views))
+    .collect();
     if e.views_at_profile_change > 0 {
         failures.push(format!(
             "the input has {} views at the very time of their user's profile change: which \
@@ -757,8 +823,8 @@ pub(crate) fn check_country_view_counts(
             e.views_at_profile_change
         ));
     }
-    let show = |(country, start): &(String, i64)| page_window(country, *start, size);
-    if let Some(f) = compare("country_view_counts (views)", &got, &e.per_country, show) {
+    let what = "country_view_counts (views)";
+    if let Some(f) = compare_windows(what, &got, &e.per_country, e.settings.window) {
         failures.push(f);
     }
     failures
@@ -807,8 +873,6 @@ pub(crate) fn check_alerts(
     e: &Expected,
 ) -> (Vec<String>, String) {
     let s = e.settings;
-    let show = |user: &str, start: i64| format!("{user} [{start}, {})", start + s.alert_window);
-    let mut failures = Vec::new();
     let mut emitted: BTreeMap<(String, i64), Vec<i64>> = BTreeMap::new();
     let mut malformed = Vec::new();
     for (user, alert) in records {
@@ -822,109 +886,19 @@ pub(crate) fn check_alerts(
             other => malformed.push(format!("{user}: {other:?}")),
         }
     }
-    if !malformed.is_empty() {
-        failures.push(listed(
-            format!("alerts: {} malformed records, e.g.", malformed.len()),
-            &malformed,
-        ));
-    }
-    let expected_clicks = |k: &(String, i64)| e.clicks_per_user_window.get(k).copied().unwrap_or(0);
-    let twice: Vec<String> = emitted
-        .iter()
-        .filter(|(_, clicks)| clicks.len() > 1)
-        .map(|(k, clicks)| {
-            format!(
-                "{}: {} alerts with {clicks:?} clicks (expected one, {})",
-                show(&k.0, k.1),
-                clicks.len(),
-                expected_clicks(k)
-            )
-        })
-        .collect();
-    if !twice.is_empty() {
-        failures.push(listed(
-            format!(
-                "alerts: {} windows alerted more than once, e.g.",
-                twice.len()
-            ),
-            &twice,
-        ));
-    }
-    let wrong: Vec<String> = emitted
-        .iter()
-        .filter(|(k, clicks)| {
-            clicks.iter().any(|c| *c != expected_clicks(k)) || expected_clicks(k) <= s.threshold
-        })
-        .map(|(k, clicks)| {
-            format!(
-                "{}: expected {} clicks (an alert above {}), got {clicks:?}",
-                show(&k.0, k.1),
-                expected_clicks(k),
-                s.threshold
-            )
-        })
-        .collect();
-    if !wrong.is_empty() {
-        failures.push(listed(
-            format!(
-                "alerts: {} of {} alerts have wrong clicks or should not exist, e.g.",
-                wrong.len(),
-                emitted.len()
-            ),
-            &wrong,
-        ));
-    }
-    let unclosed: Vec<String> = emitted
-        .keys()
-        .filter(|(user, start)| {
-            start + s.alert_window + s.alert_grace > e.user_closing(user).latest
-        })
-        .map(|(user, start)| {
-            format!(
-                "{}: end + grace {} is after the stream time of its task, {}",
-                show(user, *start),
-                start + s.alert_window + s.alert_grace,
-                e.user_closing(user).latest
-            )
-        })
-        .collect();
-    if !unclosed.is_empty() {
-        failures.push(listed(
-            format!(
-                "alerts: {} alerts for windows that cannot have closed, e.g.",
-                unclosed.len()
-            ),
-            &unclosed,
-        ));
-    }
-    let required = e.closed_alerts();
-    let missing: Vec<String> = required
-        .iter()
-        .filter(|(k, _)| !emitted.contains_key(*k))
-        .map(|(k, n)| {
-            format!(
-                "{}: {n} clicks, closed at {} ({})",
-                show(&k.0, k.1),
-                k.1 + s.alert_window + s.alert_grace,
-                e.user_closing(&k.0).reached()
-            )
-        })
-        .collect();
-    if !missing.is_empty() {
-        failures.push(listed(
-            format!(
-                "alerts: {} of the {} alerts that must have been raised are missing, e.g.",
-                missing.len(),
-                required.len()
-            ),
-            &missing,
-        ));
-    }
-    let summary = format!(
-        "{} alerts ({} records; {} required)",
-        emitted.len(),
+    let finals = Finals {
+        topic: "alerts",
+        unit: "clicks",
+        size: s.alert_window,
+        grace: s.alert_grace,
+        above: Some(s.threshold),
+    };
+    finals.check(
         records.len(),
-        required.len()
-    );
-    (failures, summary)
+        &emitted,
+        &malformed,
+        |k| e.clicks_per_user_window.get(k).copied().unwrap_or(0),
+        |user| e.user_closing(user),
+        &e.closed_alerts().into_keys().collect(),
+    )
 }
