@@ -22,7 +22,10 @@
 //!   `testShouldForwardCurrentHeaders`.
 //!
 //! The inputs and the expected outputs (key, value, timestamp, in order) are Kafka's, step by
-//! step; only the code around them is ours. As in those tests, keys are integers, the left
+//! step; only the code around them is ours. Where Kafka's expected lists follow a plain rule
+//! over a batch of records (its steps at time 0: every earlier record of the other side with
+//! the key; its window-bound sweeps: the other side's record for the key if in the window),
+//! the test computes them by that rule (`at_time_zero`, `Run::sweep`). As in those tests, keys are integers, the left
 //! values strings and the right values strings or (outer join tests) longs, and the joiner
 //! renders a result as Kafka's `MockValueJoiner.TOSTRING_JOINER` does: `left+right`, `null`
 //! for a missing side. Kafka's `TopologyTestDriver` sets the emit interval of non-joined
@@ -38,6 +41,8 @@
 // Test helpers outside #[test] functions may unwrap too: a panic fails the test.
 #![allow(clippy::unwrap_used)]
 
+use std::fmt::{Debug, Display};
+use std::str::FromStr;
 use std::time::Duration;
 
 use streams_core::config::DslStore;
@@ -85,6 +90,13 @@ impl Setup {
     }
 }
 
+/// Which input a record goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Left,
+    Right,
+}
+
 /// A driver running one join topology: left input `topic1` (`i32` -> `String`), right input
 /// `topic2` (`i32` -> `R`), joined output `out` (`i32` -> `String`).
 struct Run<R> {
@@ -95,7 +107,7 @@ struct Run<R> {
     out: TestOutputTopic<i32, String>,
 }
 
-impl<R: DefaultSerde + 'static> Run<R> {
+impl<R: DefaultSerde + FromStr<Err: Debug> + 'static> Run<R> {
     fn new(topology: Topology, setup: Setup) -> Self {
         let driver = TopologyTestDriver::new(topology, setup.config()).unwrap();
         let left_in = driver.input_topic::<i32, String>(LEFT);
@@ -128,27 +140,115 @@ impl<R: DefaultSerde + 'static> Run<R> {
         }
     }
 
-    /// Kafka's loops over the keys `0..n` of the right stream: `value(key)` at `ts(key)`.
-    fn rights(&self, n: i32, value: impl Fn(i32) -> R, ts: impl Fn(i64) -> i64) {
+    /// Kafka's loops over the keys `0..n` of the right stream: value `<prefix><key>` (as `R`
+    /// reads it: the longs of the outer join tests have the prefix `1` for 10, 11, ...) at
+    /// `ts(key)`.
+    fn rights(&self, n: i32, prefix: &str, ts: impl Fn(i64) -> i64) {
         for k in 0..n {
-            self.right(k, value(k), ts(i64::from(k)));
+            let value = format!("{prefix}{k}").parse().unwrap();
+            self.right(k, value, ts(i64::from(k)));
+        }
+    }
+
+    /// Kafka's loops over the keys `0..n` of one side.
+    fn batch(&self, side: Side, n: i32, prefix: &str, ts: impl Fn(i64) -> i64) {
+        match side {
+            Side::Left => self.lefts(n, prefix, ts),
+            Side::Right => self.rights(n, prefix, ts),
         }
     }
 
     /// Everything emitted since the last check, as (key, value, timestamp).
     #[track_caller]
     fn expect(&self, step: &str, expected: &[(i32, &str, i64)]) {
-        let actual = driver::records(&self.out);
-        let expected: Vec<(i32, String, i64)> = expected
+        let expected = expected
             .iter()
             .map(|(k, v, t)| (*k, (*v).to_string(), *t))
             .collect();
+        self.check(step, expected);
+    }
+
+    #[track_caller]
+    fn check(&self, step: &str, expected: Vec<(i32, String, i64)>) {
+        let actual = driver::records(&self.out);
         assert_eq!(actual, expected, "{:?}, after: {step}", self.setup);
+    }
+
+    /// Kafka's window-bound sweeps (`testWindowing`, `testAsymmetricWindowing...`): for each
+    /// letter of `letters`, the n-th at `first + n`, records `<letter><k>` for the keys
+    /// `0..4` into `side`. Kafka's expected results follow the window: in key order, each
+    /// record joins its [`Partners`] record if that is in the window, at the later of the
+    /// two timestamps; with `late` (only left records), any other gets its null result at
+    /// once, its window having closed long ago.
+    #[track_caller]
+    fn sweep(&self, side: Side, letters: &str, first: i64, partners: &Partners, late: bool) {
+        for (n, letter) in (0..).zip(letters.chars()) {
+            let ts = first + n;
+            self.batch(side, 4, &letter.to_string(), |_| ts);
+            let expected = (0..4)
+                .filter_map(|k| {
+                    let own = format!("{letter}{k}");
+                    let other = format!("{}{k}", partners.prefix);
+                    let other_ts = partners.first + i64::from(k);
+                    let ((l, lt), (r, rt)) = match side {
+                        Side::Left => ((&own, ts), (other, other_ts)),
+                        Side::Right => ((&other, other_ts), (own.clone(), ts)),
+                    };
+                    if (lt - partners.before..=lt + partners.after).contains(&rt) {
+                        Some((k, format!("{l}+{r}"), lt.max(rt)))
+                    } else {
+                        late.then(|| (k, format!("{own}+null"), ts))
+                    }
+                })
+                .collect();
+            self.check(&format!("{letter} at {ts}"), expected);
+        }
+    }
+}
+
+/// The other side of a [`Run::sweep`]: one record per key `k` in `0..4`, `<prefix><k>` at
+/// `first + k`; and the join window: a left record at `t` joins the right records in
+/// `[t - before, t + after]`.
+struct Partners {
+    prefix: &'static str,
+    first: i64,
+    before: i64,
+    after: i64,
+}
+
+/// Kafka's steps at time 0 (`testJoin`, `runLeftJoin`, `runOuterJoin`): for each
+/// `(side, prefix, n)` of `batches`, records `<prefix><k>` for the keys `0..n` into `side`,
+/// all at 0. Kafka's expected results are a nested loop: in key order, each record joins
+/// every record of the other side with its key received so far, in the order they came.
+#[track_caller]
+fn at_time_zero<R: DefaultSerde + FromStr<Err: Debug> + 'static>(
+    run: &Run<R>,
+    batches: &[(Side, &str, i32)],
+) {
+    let mut received: Vec<(Side, i32, String)> = Vec::new();
+    for &(side, prefix, n) in batches {
+        run.batch(side, n, prefix, |_| 0);
+        let mut expected = Vec::new();
+        for k in 0..n {
+            let own = format!("{prefix}{k}");
+            for (_, _, other) in received
+                .iter()
+                .filter(|(s, key, _)| *s != side && *key == k)
+            {
+                let value = match side {
+                    Side::Left => format!("{own}+{other}"),
+                    Side::Right => format!("{other}+{own}"),
+                };
+                expected.push((k, value, 0));
+            }
+        }
+        received.extend((0..n).map(|k| (side, k, format!("{prefix}{k}"))));
+        run.check(&format!("{prefix}0..{prefix}{}", n - 1), expected);
     }
 }
 
 /// Runs `scenario` once in every [`Setup`] on a fresh topology.
-fn each_setup<R: DefaultSerde + 'static>(
+fn each_setup<R: DefaultSerde + FromStr<Err: Debug> + 'static>(
     topology: impl Fn() -> Topology,
     scenario: impl Fn(&Run<R>),
 ) {
@@ -222,14 +322,10 @@ fn check_key(key: i32, value: &str) {
     );
 }
 
-fn letter(prefix: &'static str) -> impl Fn(i32) -> String {
-    move |k| format!("{prefix}{k}")
-}
-
 /// The start of Kafka's `testLeftExpiredNonJoinedRecordsAreEmittedBy...` scenarios of the
 /// left and outer joins: left records `A0` at 1, `A1` at 2 and `A0-0` at 3, then a right
 /// record `right` (shown as `label`) for key 1 at 3, joining `A1` as `joined`.
-fn unmatched_lefts_then_a1<R: DefaultSerde + 'static>(
+fn unmatched_lefts_then_a1<R: DefaultSerde + FromStr<Err: Debug> + 'static>(
     run: &Run<R>,
     right: R,
     label: &str,
@@ -247,7 +343,7 @@ fn unmatched_lefts_then_a1<R: DefaultSerde + 'static>(
 /// and of the outer join's `testRightExpiredNonJoinedRecordsAreEmittedBy...` ones: three
 /// right records for keys 0, 1, 0 at 1, 2, 3, then a left record `left` for key 1 at 3,
 /// joining the second of them as `joined`; `labels` name the two steps.
-fn unmatched_rights_then_left<R: DefaultSerde + 'static>(
+fn unmatched_rights_then_left<R: DefaultSerde + FromStr<Err: Debug> + 'static>(
     run: &Run<R>,
     [r0, r1, r2]: [R; 3],
     labels: [&str; 2],
@@ -262,6 +358,36 @@ fn unmatched_rights_then_left<R: DefaultSerde + 'static>(
     run.expect(labels[1], &[(1, joined, 3)]);
 }
 
+/// The end of Kafka's `...EmittedByTheLeftProcessor` / `...ByTheRightProcessor` scenarios: a
+/// record for key 2 at 401 into the `by` side (`dummy` on the left, `right` on the right)
+/// moves stream time past the windows and emits `emitted`; then one for key 2 at `ts` into
+/// the other side joins it.
+#[track_caller]
+fn stream_time_moved_by<R: DefaultSerde + FromStr<Err: Debug> + Display + 'static>(
+    run: &Run<R>,
+    by: Side,
+    right: R,
+    emitted: &[(i32, &str, i64)],
+    ts: i64,
+) {
+    let joined = format!("dummy+{right}");
+    let right_step = format!("right {right}");
+    match by {
+        Side::Left => {
+            run.left(2, "dummy", 401);
+            run.expect("left dummy at 401", emitted);
+            run.right(2, right, ts);
+            run.expect(&format!("{right_step} at {ts}"), &[(2, &joined, ts)]);
+        }
+        Side::Right => {
+            run.right(2, right, 401);
+            run.expect(&format!("{right_step} at 401"), emitted);
+            run.left(2, "dummy", ts);
+            run.expect(&format!("left dummy at {ts}"), &[(2, &joined, ts)]);
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Inner join (KStreamKStreamJoinTest)
 // ---------------------------------------------------------------------------------------
@@ -269,46 +395,16 @@ fn unmatched_rights_then_left<R: DefaultSerde + 'static>(
 /// The steps of `KStreamKStreamJoinTest.testJoin`, which its `testOuterJoin` runs again
 /// through an outer join: everything at time 0, so the results are the same.
 fn test_join_steps(run: &Run<String>) {
-    run.lefts(2, "A", |_| 0);
-    run.expect("A0, A1", &[]);
-    run.rights(2, letter("a"), |_| 0);
-    run.expect("a0, a1", &[(0, "A0+a0", 0), (1, "A1+a1", 0)]);
-    run.lefts(4, "B", |_| 0);
-    run.expect("B0..B3", &[(0, "B0+a0", 0), (1, "B1+a1", 0)]);
-    run.rights(4, letter("b"), |_| 0);
-    run.expect(
-        "b0..b3",
+    use Side::{Left, Right};
+    at_time_zero(
+        run,
         &[
-            (0, "A0+b0", 0),
-            (0, "B0+b0", 0),
-            (1, "A1+b1", 0),
-            (1, "B1+b1", 0),
-            (2, "B2+b2", 0),
-            (3, "B3+b3", 0),
-        ],
-    );
-    run.lefts(4, "C", |_| 0);
-    run.expect(
-        "C0..C3",
-        &[
-            (0, "C0+a0", 0),
-            (0, "C0+b0", 0),
-            (1, "C1+a1", 0),
-            (1, "C1+b1", 0),
-            (2, "C2+b2", 0),
-            (3, "C3+b3", 0),
-        ],
-    );
-    run.rights(2, letter("c"), |_| 0);
-    run.expect(
-        "c0, c1",
-        &[
-            (0, "A0+c0", 0),
-            (0, "B0+c0", 0),
-            (0, "C0+c0", 0),
-            (1, "A1+c1", 0),
-            (1, "B1+c1", 0),
-            (1, "C1+c1", 0),
+            (Left, "A", 2),
+            (Right, "a", 2),
+            (Left, "B", 4),
+            (Right, "b", 4),
+            (Left, "C", 4),
+            (Right, "c", 2),
         ],
     );
 }
@@ -369,98 +465,43 @@ fn inner_join_test_windowing() {
         |run: &Run<String>| {
             run.lefts(2, "A", |_| 0);
             run.expect("A0, A1 at 0", &[]);
-            run.rights(2, letter("a"), |_| 0);
+            run.rights(2, "a", |_| 0);
             run.expect("a0, a1 at 0", &[(0, "A0+a0", 0), (1, "A1+a1", 0)]);
             run.lefts(4, "B", |k| 1000 + k);
             run.expect("B0..B3 at 1000..1003", &[]);
-            run.rights(4, letter("b"), |_| 1100);
-            run.expect(
-                "b at 1100",
-                &[
-                    (0, "B0+b0", 1100),
-                    (1, "B1+b1", 1100),
-                    (2, "B2+b2", 1100),
-                    (3, "B3+b3", 1100),
-                ],
-            );
-            run.rights(4, letter("c"), |_| 1101);
-            run.expect(
-                "c at 1101",
-                &[(1, "B1+c1", 1101), (2, "B2+c2", 1101), (3, "B3+c3", 1101)],
-            );
-            run.rights(4, letter("d"), |_| 1102);
-            run.expect("d at 1102", &[(2, "B2+d2", 1102), (3, "B3+d3", 1102)]);
-            run.rights(4, letter("e"), |_| 1103);
-            run.expect("e at 1103", &[(3, "B3+e3", 1103)]);
-            run.rights(4, letter("f"), |_| 1104);
-            run.expect("f at 1104", &[]);
-            run.rights(4, letter("g"), |_| 899);
-            run.expect("g at 899", &[]);
-            run.rights(4, letter("h"), |_| 900);
-            run.expect("h at 900", &[(0, "B0+h0", 1000)]);
-            run.rights(4, letter("i"), |_| 901);
-            run.expect("i at 901", &[(0, "B0+i0", 1000), (1, "B1+i1", 1001)]);
-            run.rights(4, letter("j"), |_| 902);
-            run.expect(
-                "j at 902",
-                &[(0, "B0+j0", 1000), (1, "B1+j1", 1001), (2, "B2+j2", 1002)],
-            );
-            run.rights(4, letter("k"), |_| 903);
-            run.expect(
-                "k at 903",
-                &[
-                    (0, "B0+k0", 1000),
-                    (1, "B1+k1", 1001),
-                    (2, "B2+k2", 1002),
-                    (3, "B3+k3", 1003),
-                ],
-            );
-            run.rights(4, letter("l"), |k| 2000 + k);
+            let partners = |prefix, first| Partners {
+                prefix,
+                first,
+                before: 100,
+                after: 100,
+            };
+            let b = partners("B", 1000);
+            run.sweep(Side::Right, "bcdef", 1100, &b, false);
+            run.sweep(Side::Right, "ghijk", 899, &b, false);
+            run.rights(4, "l", |k| 2000 + k);
             run.expect("l at 2000..2003", &[]);
-            run.lefts(4, "C", |_| 2100);
-            run.expect(
-                "C at 2100",
-                &[
-                    (0, "C0+l0", 2100),
-                    (1, "C1+l1", 2100),
-                    (2, "C2+l2", 2100),
-                    (3, "C3+l3", 2100),
-                ],
-            );
-            run.lefts(4, "D", |_| 2101);
-            run.expect(
-                "D at 2101",
-                &[(1, "D1+l1", 2101), (2, "D2+l2", 2101), (3, "D3+l3", 2101)],
-            );
-            run.lefts(4, "E", |_| 2102);
-            run.expect("E at 2102", &[(2, "E2+l2", 2102), (3, "E3+l3", 2102)]);
-            run.lefts(4, "F", |_| 2103);
-            run.expect("F at 2103", &[(3, "F3+l3", 2103)]);
-            run.lefts(4, "G", |_| 2104);
-            run.expect("G at 2104", &[]);
-            run.lefts(4, "H", |_| 1899);
-            run.expect("H at 1899", &[]);
-            run.lefts(4, "I", |_| 1900);
-            run.expect("I at 1900", &[(0, "I0+l0", 2000)]);
-            run.lefts(4, "J", |_| 1901);
-            run.expect("J at 1901", &[(0, "J0+l0", 2000), (1, "J1+l1", 2001)]);
-            run.lefts(4, "K", |_| 1902);
-            run.expect(
-                "K at 1902",
-                &[(0, "K0+l0", 2000), (1, "K1+l1", 2001), (2, "K2+l2", 2002)],
-            );
-            run.lefts(4, "L", |_| 1903);
-            run.expect(
-                "L at 1903",
-                &[
-                    (0, "L0+l0", 2000),
-                    (1, "L1+l1", 2001),
-                    (2, "L2+l2", 2002),
-                    (3, "L3+l3", 2003),
-                ],
-            );
+            let l = partners("l", 2000);
+            run.sweep(Side::Left, "CDEFG", 2100, &l, false);
+            run.sweep(Side::Left, "HIJKL", 1899, &l, false);
         },
     );
+}
+
+/// Kafka's `testAsymmetricWindowing...` on a window of `before` and `after`: left records
+/// `A<k>` at `1000 + k`, then right records in a [`Run::sweep`] of each `(letters, first)`.
+#[track_caller]
+fn asymmetric_windowing(run: &Run<String>, before: i64, after: i64, sweeps: [(&str, i64); 2]) {
+    run.lefts(4, "A", |k| 1000 + k);
+    run.expect("A at 1000..1003", &[]);
+    let a = Partners {
+        prefix: "A",
+        first: 1000,
+        before,
+        after,
+    };
+    for (letters, first) in sweeps {
+        run.sweep(Side::Right, letters, first, &a, false);
+    }
 }
 
 /// `KStreamKStreamJoinTest.testAsymmetricWindowingAfter`: `before = 0`, `after = 100`: a
@@ -473,52 +514,7 @@ fn inner_join_test_asymmetric_windowing_after() {
                 l.join_with(r, inner, no_grace(0).after(ms(100)), joined())
             })
         },
-        |run: &Run<String>| {
-            run.lefts(4, "A", |k| 1000 + k);
-            run.expect("A at 1000..1003", &[]);
-            run.rights(4, letter("a"), |_| 999);
-            run.expect("a at 999", &[]);
-            run.rights(4, letter("b"), |_| 1000);
-            run.expect("b at 1000", &[(0, "A0+b0", 1000)]);
-            run.rights(4, letter("c"), |_| 1001);
-            run.expect("c at 1001", &[(0, "A0+c0", 1001), (1, "A1+c1", 1001)]);
-            run.rights(4, letter("d"), |_| 1002);
-            run.expect(
-                "d at 1002",
-                &[(0, "A0+d0", 1002), (1, "A1+d1", 1002), (2, "A2+d2", 1002)],
-            );
-            run.rights(4, letter("e"), |_| 1003);
-            run.expect(
-                "e at 1003",
-                &[
-                    (0, "A0+e0", 1003),
-                    (1, "A1+e1", 1003),
-                    (2, "A2+e2", 1003),
-                    (3, "A3+e3", 1003),
-                ],
-            );
-            run.rights(4, letter("f"), |_| 1100);
-            run.expect(
-                "f at 1100",
-                &[
-                    (0, "A0+f0", 1100),
-                    (1, "A1+f1", 1100),
-                    (2, "A2+f2", 1100),
-                    (3, "A3+f3", 1100),
-                ],
-            );
-            run.rights(4, letter("g"), |_| 1101);
-            run.expect(
-                "g at 1101",
-                &[(1, "A1+g1", 1101), (2, "A2+g2", 1101), (3, "A3+g3", 1101)],
-            );
-            run.rights(4, letter("h"), |_| 1102);
-            run.expect("h at 1102", &[(2, "A2+h2", 1102), (3, "A3+h3", 1102)]);
-            run.rights(4, letter("i"), |_| 1103);
-            run.expect("i at 1103", &[(3, "A3+i3", 1103)]);
-            run.rights(4, letter("j"), |_| 1104);
-            run.expect("j at 1104", &[]);
-        },
+        |run: &Run<String>| asymmetric_windowing(run, 0, 100, [("abcde", 999), ("fghij", 1100)]),
     );
 }
 
@@ -532,52 +528,7 @@ fn inner_join_test_asymmetric_windowing_before() {
                 l.join_with(r, inner, no_grace(0).before(ms(100)), joined())
             })
         },
-        |run: &Run<String>| {
-            run.lefts(4, "A", |k| 1000 + k);
-            run.expect("A at 1000..1003", &[]);
-            run.rights(4, letter("a"), |_| 899);
-            run.expect("a at 899", &[]);
-            run.rights(4, letter("b"), |_| 900);
-            run.expect("b at 900", &[(0, "A0+b0", 1000)]);
-            run.rights(4, letter("c"), |_| 901);
-            run.expect("c at 901", &[(0, "A0+c0", 1000), (1, "A1+c1", 1001)]);
-            run.rights(4, letter("d"), |_| 902);
-            run.expect(
-                "d at 902",
-                &[(0, "A0+d0", 1000), (1, "A1+d1", 1001), (2, "A2+d2", 1002)],
-            );
-            run.rights(4, letter("e"), |_| 903);
-            run.expect(
-                "e at 903",
-                &[
-                    (0, "A0+e0", 1000),
-                    (1, "A1+e1", 1001),
-                    (2, "A2+e2", 1002),
-                    (3, "A3+e3", 1003),
-                ],
-            );
-            run.rights(4, letter("f"), |_| 1000);
-            run.expect(
-                "f at 1000",
-                &[
-                    (0, "A0+f0", 1000),
-                    (1, "A1+f1", 1001),
-                    (2, "A2+f2", 1002),
-                    (3, "A3+f3", 1003),
-                ],
-            );
-            run.rights(4, letter("g"), |_| 1001);
-            run.expect(
-                "g at 1001",
-                &[(1, "A1+g1", 1001), (2, "A2+g2", 1002), (3, "A3+g3", 1003)],
-            );
-            run.rights(4, letter("h"), |_| 1002);
-            run.expect("h at 1002", &[(2, "A2+h2", 1002), (3, "A3+h3", 1003)]);
-            run.rights(4, letter("i"), |_| 1003);
-            run.expect("i at 1003", &[(3, "A3+i3", 1003)]);
-            run.rights(4, letter("j"), |_| 1004);
-            run.expect("j at 1004", &[]);
-        },
+        |run: &Run<String>| asymmetric_windowing(run, 100, 0, [("abcde", 899), ("fghij", 1000)]),
     );
 }
 
@@ -587,6 +538,17 @@ fn inner_join_test_asymmetric_windowing_before() {
 
 fn left_topology(windows: JoinWindows) -> Topology {
     topology(|l, r: &KStream<i32, String>| l.left_join_with(r, left_joiner, windows, joined()))
+}
+
+/// The start of `testRightNonJoinedRecordsAreNeverEmittedBy...`.
+fn left_join_unmatched_rights(run: &Run<String>) {
+    unmatched_rights_then_left(
+        run,
+        ["A0".into(), "A1".into(), "A0-0".into()],
+        ["right A0 at 1, A1 at 2, A0-0 at 3", "left a1 at 3"],
+        "a1",
+        "a1+A1",
+    );
 }
 
 /// `KStreamKStreamLeftJoinTest.testLeftJoinDuplicates`: unmatched duplicates (same key and
@@ -626,13 +588,8 @@ fn left_join_test_left_expired_non_joined_records_are_emitted_by_the_left_proces
         || left_topology(with_grace(100, 0)),
         |run: &Run<String>| {
             unmatched_lefts_then_a1(run, "a1".into(), "a1 at 3", "A1+a1");
-            run.left(2, "dummy", 401);
-            run.expect(
-                "left dummy at 401",
-                &[(0, "A0+null", 1), (0, "A0-0+null", 3)],
-            );
-            run.right(2, "dummy".into(), 401);
-            run.expect("right dummy at 401", &[(2, "dummy+dummy", 401)]);
+            let nulls = [(0, "A0+null", 1), (0, "A0-0+null", 3)];
+            stream_time_moved_by(run, Side::Left, "dummy".into(), &nulls, 401);
         },
     );
 }
@@ -645,13 +602,8 @@ fn left_join_test_left_expired_non_joined_records_are_emitted_by_the_right_proce
         || left_topology(with_grace(100, 0)),
         |run: &Run<String>| {
             unmatched_lefts_then_a1(run, "a1".into(), "a1 at 3", "A1+a1");
-            run.right(2, "dummy".into(), 401);
-            run.expect(
-                "right dummy at 401",
-                &[(0, "A0+null", 1), (0, "A0-0+null", 3)],
-            );
-            run.left(2, "dummy", 402);
-            run.expect("left dummy at 402", &[(2, "dummy+dummy", 402)]);
+            let nulls = [(0, "A0+null", 1), (0, "A0-0+null", 3)];
+            stream_time_moved_by(run, Side::Right, "dummy".into(), &nulls, 402);
         },
     );
 }
@@ -662,17 +614,8 @@ fn left_join_test_right_non_joined_records_are_never_emitted_by_the_left_process
     each_setup(
         || left_topology(with_grace(100, 0)),
         |run: &Run<String>| {
-            unmatched_rights_then_left(
-                run,
-                ["A0".into(), "A1".into(), "A0-0".into()],
-                ["right A0 at 1, A1 at 2, A0-0 at 3", "left a1 at 3"],
-                "a1",
-                "a1+A1",
-            );
-            run.left(2, "dummy", 401);
-            run.expect("left dummy at 401", &[]);
-            run.right(2, "dummy".into(), 402);
-            run.expect("right dummy at 402", &[(2, "dummy+dummy", 402)]);
+            left_join_unmatched_rights(run);
+            stream_time_moved_by(run, Side::Left, "dummy".into(), &[], 402);
         },
     );
 }
@@ -683,17 +626,8 @@ fn left_join_test_right_non_joined_records_are_never_emitted_by_the_right_proces
     each_setup(
         || left_topology(no_grace(100)),
         |run: &Run<String>| {
-            unmatched_rights_then_left(
-                run,
-                ["A0".into(), "A1".into(), "A0-0".into()],
-                ["right A0 at 1, A1 at 2, A0-0 at 3", "left a1 at 3"],
-                "a1",
-                "a1+A1",
-            );
-            run.right(2, "dummy".into(), 401);
-            run.expect("right dummy at 401", &[]);
-            run.left(2, "dummy", 402);
-            run.expect("left dummy at 402", &[(2, "dummy+dummy", 402)]);
+            left_join_unmatched_rights(run);
+            stream_time_moved_by(run, Side::Right, "dummy".into(), &[], 402);
         },
     );
 }
@@ -728,38 +662,34 @@ fn left_join_test_left_joined_records_with_zero_after_are_emitted() {
                     (2, "A2+null", 1002),
                 ],
             );
-            run.rights(4, letter("a"), |_| 999);
-            run.expect(
-                "a at 999",
-                &[
-                    (0, "A0+a0", 1000),
-                    (1, "A1+a1", 1001),
-                    (2, "A2+a2", 1002),
-                    (3, "A3+a3", 1003),
-                ],
-            );
-            run.rights(4, letter("b"), |_| 1000);
-            run.expect(
-                "b at 1000",
-                &[
-                    (0, "A0+b0", 1000),
-                    (1, "A1+b1", 1001),
-                    (2, "A2+b2", 1002),
-                    (3, "A3+b3", 1003),
-                ],
-            );
-            run.rights(4, letter("c"), |_| 1001);
-            run.expect(
-                "c at 1001",
-                &[(1, "A1+c1", 1001), (2, "A2+c2", 1002), (3, "A3+c3", 1003)],
-            );
-            run.rights(4, letter("d"), |_| 1002);
-            run.expect("d at 1002", &[(2, "A2+d2", 1002), (3, "A3+d3", 1003)]);
-            run.rights(4, letter("e"), |_| 1003);
-            run.expect("e at 1003", &[(3, "A3+e3", 1003)]);
-            run.rights(4, letter("f"), |_| 1100);
-            run.expect("f at 1100", &[]);
+            let a = Partners {
+                prefix: "A",
+                first: 1000,
+                before: 100,
+                after: 0,
+            };
+            run.sweep(Side::Right, "abcde", 999, &a, false);
+            run.sweep(Side::Right, "f", 1100, &a, false);
         },
+    );
+}
+
+/// The steps of Kafka's `runLeftJoin` and `runOuterJoin` before their last record: the
+/// right records of the two batches are `<prefixes[0]><k>` and `<prefixes[1]><k>`.
+fn run_join_steps<R: DefaultSerde + FromStr<Err: Debug> + 'static>(
+    run: &Run<R>,
+    prefixes: [&str; 2],
+) {
+    use Side::{Left, Right};
+    at_time_zero(
+        run,
+        &[
+            (Left, "A", 2),
+            (Right, prefixes[0], 2),
+            (Left, "B", 3),
+            (Right, prefixes[1], 4),
+            (Left, "C", 4),
+        ],
     );
 }
 
@@ -784,35 +714,7 @@ fn left_join_test_run_left_join_default_and_in_memory_stores() {
                 })
             },
             |run: &Run<String>| {
-                run.lefts(2, "A", |_| 0);
-                run.expect("A0, A1", &[]);
-                run.rights(2, letter("a"), |_| 0);
-                run.expect("a0, a1", &[(0, "A0+a0", 0), (1, "A1+a1", 0)]);
-                run.lefts(3, "B", |_| 0);
-                run.expect("B0..B2", &[(0, "B0+a0", 0), (1, "B1+a1", 0)]);
-                run.rights(4, letter("b"), |_| 0);
-                run.expect(
-                    "b0..b3",
-                    &[
-                        (0, "A0+b0", 0),
-                        (0, "B0+b0", 0),
-                        (1, "A1+b1", 0),
-                        (1, "B1+b1", 0),
-                        (2, "B2+b2", 0),
-                    ],
-                );
-                run.lefts(4, "C", |_| 0);
-                run.expect(
-                    "C0..C3",
-                    &[
-                        (0, "C0+a0", 0),
-                        (0, "C0+b0", 0),
-                        (1, "C1+a1", 0),
-                        (1, "C1+b1", 0),
-                        (2, "C2+b2", 0),
-                        (3, "C3+b3", 0),
-                    ],
-                );
+                run_join_steps(run, ["a", "b"]);
                 run.left(0, "dummy", 1000);
                 run.expect("dummy at 1000: every record was joined", &[]);
             },
@@ -845,12 +747,58 @@ fn left_join_test_grace_period() {
         |run: &Run<String>| {
             run.lefts(2, "A", |_| 0);
             run.expect("A0, A1 at 0", &[]);
-            run.rights(4, letter("a"), |_| 101);
+            run.rights(4, "a", |_| 101);
             run.expect("a at 101", &[]);
             run.right(0, "dummy".into(), 1201);
             run.expect("dummy at 1201", &[(0, "A0+null", 0), (1, "A1+null", 0)]);
         },
     );
+}
+
+/// Kafka's `testWindowing` of the left and outer joins, with its `testUpperWindowBound` and
+/// `testLowerWindowBound`, on a 100 ms window: the right records of its two batches are
+/// `<prefixes[0]><k>` (at 0) and `<prefixes[1]><k>` (at `1000 + k`), the second of which
+/// emits `unmatched`; the last left record, late, comes at `late`.
+#[track_caller]
+fn left_or_outer_windowing<R: DefaultSerde + FromStr<Err: Debug> + 'static>(
+    run: &Run<R>,
+    prefixes: [&'static str; 2],
+    unmatched: &[(i32, &str, i64)],
+    late: i64,
+) {
+    at_time_zero(run, &[(Side::Left, "A", 2), (Side::Right, prefixes[0], 4)]);
+
+    // testUpperWindowBound
+    run.rights(4, prefixes[1], |k| 1000 + k);
+    run.expect(&format!("{} at 1000..1003", prefixes[1]), unmatched);
+    let partners = Partners {
+        prefix: prefixes[1],
+        first: 1000,
+        before: 100,
+        after: 100,
+    };
+    run.sweep(Side::Left, "BCDEF", 1100, &partners, false);
+    run.left(0, "dummy", 1405);
+    run.expect(
+        "dummy at 1405",
+        &[
+            (0, "C0+null", 1101),
+            (0, "D0+null", 1102),
+            (1, "D1+null", 1102),
+            (0, "E0+null", 1103),
+            (1, "E1+null", 1103),
+            (2, "E2+null", 1103),
+            (0, "F0+null", 1104),
+            (1, "F1+null", 1104),
+            (2, "F2+null", 1104),
+            (3, "F3+null", 1104),
+        ],
+    );
+
+    // testLowerWindowBound
+    run.sweep(Side::Left, "GHIJK", 899, &partners, true);
+    run.left(0, "dummy", late);
+    run.expect(&format!("late dummy at {late}"), &[(0, "dummy+null", late)]);
 }
 
 /// `KStreamKStreamLeftJoinTest.testWindowing` with `testUpperWindowBound` and
@@ -861,107 +809,7 @@ fn left_join_test_grace_period() {
 fn left_join_test_windowing_upper_and_lower_window_bound() {
     each_setup(
         || topology(|l, r: &KStream<i32, String>| l.left_join(r, left_joiner, no_grace(100))),
-        |run: &Run<String>| {
-            run.lefts(2, "A", |_| 0);
-            run.expect("A0, A1 at 0", &[]);
-            run.rights(4, letter("a"), |_| 0);
-            run.expect("a at 0", &[(0, "A0+a0", 0), (1, "A1+a1", 0)]);
-
-            // testUpperWindowBound
-            run.rights(4, letter("b"), |k| 1000 + k);
-            run.expect("b at 1000..1003", &[]);
-            run.lefts(4, "B", |_| 1100);
-            run.expect(
-                "B at 1100",
-                &[
-                    (0, "B0+b0", 1100),
-                    (1, "B1+b1", 1100),
-                    (2, "B2+b2", 1100),
-                    (3, "B3+b3", 1100),
-                ],
-            );
-            run.lefts(4, "C", |_| 1101);
-            run.expect(
-                "C at 1101",
-                &[(1, "C1+b1", 1101), (2, "C2+b2", 1101), (3, "C3+b3", 1101)],
-            );
-            run.lefts(4, "D", |_| 1102);
-            run.expect("D at 1102", &[(2, "D2+b2", 1102), (3, "D3+b3", 1102)]);
-            run.lefts(4, "E", |_| 1103);
-            run.expect("E at 1103", &[(3, "E3+b3", 1103)]);
-            run.lefts(4, "F", |_| 1104);
-            run.expect("F at 1104", &[]);
-            run.left(0, "dummy", 1405);
-            run.expect(
-                "dummy at 1405",
-                &[
-                    (0, "C0+null", 1101),
-                    (0, "D0+null", 1102),
-                    (1, "D1+null", 1102),
-                    (0, "E0+null", 1103),
-                    (1, "E1+null", 1103),
-                    (2, "E2+null", 1103),
-                    (0, "F0+null", 1104),
-                    (1, "F1+null", 1104),
-                    (2, "F2+null", 1104),
-                    (3, "F3+null", 1104),
-                ],
-            );
-
-            // testLowerWindowBound
-            run.lefts(4, "G", |_| 899);
-            run.expect(
-                "G at 899",
-                &[
-                    (0, "G0+null", 899),
-                    (1, "G1+null", 899),
-                    (2, "G2+null", 899),
-                    (3, "G3+null", 899),
-                ],
-            );
-            run.lefts(4, "H", |_| 900);
-            run.expect(
-                "H at 900",
-                &[
-                    (0, "H0+b0", 1000),
-                    (1, "H1+null", 900),
-                    (2, "H2+null", 900),
-                    (3, "H3+null", 900),
-                ],
-            );
-            run.lefts(4, "I", |_| 901);
-            run.expect(
-                "I at 901",
-                &[
-                    (0, "I0+b0", 1000),
-                    (1, "I1+b1", 1001),
-                    (2, "I2+null", 901),
-                    (3, "I3+null", 901),
-                ],
-            );
-            run.lefts(4, "J", |_| 902);
-            run.expect(
-                "J at 902",
-                &[
-                    (0, "J0+b0", 1000),
-                    (1, "J1+b1", 1001),
-                    (2, "J2+b2", 1002),
-                    (3, "J3+null", 902),
-                ],
-            );
-            run.lefts(4, "K", |_| 903);
-            run.expect(
-                "K at 903",
-                &[
-                    (0, "K0+b0", 1000),
-                    (1, "K1+b1", 1001),
-                    (2, "K2+b2", 1002),
-                    (3, "K3+b3", 1003),
-                ],
-            );
-            run.left(0, "dummy", 1203);
-            run.expect("late dummy at 1203", &[(0, "dummy+null", 1203)]);
-        },
+        |run: &Run<String>| left_or_outer_windowing(run, ["a", "b"], &[], 1203),
     );
 }
 
@@ -988,6 +836,17 @@ fn left_join_should_not_emit_left_join_result_for_asymmetric_window() {
 
 fn outer_topology(windows: JoinWindows) -> Topology {
     topology(|l, r: &KStream<i32, i64>| l.outer_join_with(r, outer_long, windows, joined()))
+}
+
+/// The start of `testRightExpiredNonJoinedRecordsAreEmittedBy...`.
+fn outer_join_unmatched_rights(run: &Run<i64>) {
+    unmatched_rights_then_left(
+        run,
+        [10, 11, 12],
+        ["10 at 1, 11 at 2, 12 at 3", "A1 at 3"],
+        "A1",
+        "A1+11",
+    );
 }
 
 /// `KStreamKStreamOuterJoinTest.testOuterJoinDuplicates`: unmatched duplicates of both
@@ -1039,13 +898,8 @@ fn outer_join_test_left_expired_non_joined_records_are_emitted_by_the_left_proce
         || outer_topology(no_grace(100)),
         |run: &Run<i64>| {
             unmatched_lefts_then_a1(run, 11, "11 at 3", "A1+11");
-            run.left(2, "dummy", 401);
-            run.expect(
-                "left dummy at 401",
-                &[(0, "A0+null", 1), (0, "A0-0+null", 3)],
-            );
-            run.right(2, 100, 401);
-            run.expect("right 100 at 401", &[(2, "dummy+100", 401)]);
+            let nulls = [(0, "A0+null", 1), (0, "A0-0+null", 3)];
+            stream_time_moved_by(run, Side::Left, 100, &nulls, 401);
         },
     );
 }
@@ -1057,13 +911,8 @@ fn outer_join_test_left_expired_non_joined_records_are_emitted_by_the_right_proc
         || outer_topology(with_grace(100, 0)),
         |run: &Run<i64>| {
             unmatched_lefts_then_a1(run, 11, "11 at 3", "A1+11");
-            run.right(2, 100, 401);
-            run.expect(
-                "right 100 at 401",
-                &[(0, "A0+null", 1), (0, "A0-0+null", 3)],
-            );
-            run.left(2, "dummy", 402);
-            run.expect("left dummy at 402", &[(2, "dummy+100", 402)]);
+            let nulls = [(0, "A0+null", 1), (0, "A0-0+null", 3)];
+            stream_time_moved_by(run, Side::Right, 100, &nulls, 402);
         },
     );
 }
@@ -1074,17 +923,9 @@ fn outer_join_test_right_expired_non_joined_records_are_emitted_by_the_left_proc
     each_setup(
         || outer_topology(no_grace(100)),
         |run: &Run<i64>| {
-            unmatched_rights_then_left(
-                run,
-                [10, 11, 12],
-                ["10 at 1, 11 at 2, 12 at 3", "A1 at 3"],
-                "A1",
-                "A1+11",
-            );
-            run.left(2, "dummy", 401);
-            run.expect("left dummy at 401", &[(0, "null+10", 1), (0, "null+12", 3)]);
-            run.right(2, 100, 402);
-            run.expect("right 100 at 402", &[(2, "dummy+100", 402)]);
+            outer_join_unmatched_rights(run);
+            let nulls = [(0, "null+10", 1), (0, "null+12", 3)];
+            stream_time_moved_by(run, Side::Left, 100, &nulls, 402);
         },
     );
 }
@@ -1095,17 +936,9 @@ fn outer_join_test_right_expired_non_joined_records_are_emitted_by_the_right_pro
     each_setup(
         || outer_topology(with_grace(100, 0)),
         |run: &Run<i64>| {
-            unmatched_rights_then_left(
-                run,
-                [10, 11, 12],
-                ["10 at 1, 11 at 2, 12 at 3", "A1 at 3"],
-                "A1",
-                "A1+11",
-            );
-            run.right(2, 100, 401);
-            run.expect("right 100 at 401", &[(0, "null+10", 1), (0, "null+12", 3)]);
-            run.left(2, "dummy", 402);
-            run.expect("left dummy at 402", &[(2, "dummy+100", 402)]);
+            outer_join_unmatched_rights(run);
+            let nulls = [(0, "null+10", 1), (0, "null+12", 3)];
+            stream_time_moved_by(run, Side::Right, 100, &nulls, 402);
         },
     );
 }
@@ -1188,35 +1021,7 @@ fn outer_join_test_run_outer_join_default_and_in_memory_stores() {
                 })
             },
             |run: &Run<i64>| {
-                run.lefts(2, "A", |_| 0);
-                run.expect("A0, A1", &[]);
-                run.rights(2, |k| i64::from(k) + 10, |_| 0);
-                run.expect("10, 11", &[(0, "A0+10", 0), (1, "A1+11", 0)]);
-                run.lefts(3, "B", |_| 0);
-                run.expect("B0..B2", &[(0, "B0+10", 0), (1, "B1+11", 0)]);
-                run.rights(4, |k| i64::from(k) + 20, |_| 0);
-                run.expect(
-                    "20..23",
-                    &[
-                        (0, "A0+20", 0),
-                        (0, "B0+20", 0),
-                        (1, "A1+21", 0),
-                        (1, "B1+21", 0),
-                        (2, "B2+22", 0),
-                    ],
-                );
-                run.lefts(4, "C", |_| 0);
-                run.expect(
-                    "C0..C3",
-                    &[
-                        (0, "C0+10", 0),
-                        (0, "C0+20", 0),
-                        (1, "C1+11", 0),
-                        (1, "C1+21", 0),
-                        (2, "C2+22", 0),
-                        (3, "C3+23", 0),
-                    ],
-                );
+                run_join_steps(run, ["1", "2"]);
                 run.left(0, "dummy", 400);
                 run.expect("dummy at 400: every record was joined", &[]);
             },
@@ -1231,108 +1036,8 @@ fn outer_join_test_windowing_upper_and_lower_window_bound() {
     each_setup(
         || outer_topology(no_grace(100)),
         |run: &Run<i64>| {
-            run.lefts(2, "A", |_| 0);
-            run.expect("A0, A1 at 0", &[]);
-            run.rights(4, |k| i64::from(k) + 10, |_| 0);
-            run.expect("10..13 at 0", &[(0, "A0+10", 0), (1, "A1+11", 0)]);
-
-            // testUpperWindowBound
-            run.rights(4, |k| i64::from(k) + 20, |k| 1000 + k);
-            run.expect(
-                "20..23 at 1000..1003",
-                &[(2, "null+12", 0), (3, "null+13", 0)],
-            );
-            run.lefts(4, "B", |_| 1100);
-            run.expect(
-                "B at 1100",
-                &[
-                    (0, "B0+20", 1100),
-                    (1, "B1+21", 1100),
-                    (2, "B2+22", 1100),
-                    (3, "B3+23", 1100),
-                ],
-            );
-            run.lefts(4, "C", |_| 1101);
-            run.expect(
-                "C at 1101",
-                &[(1, "C1+21", 1101), (2, "C2+22", 1101), (3, "C3+23", 1101)],
-            );
-            run.lefts(4, "D", |_| 1102);
-            run.expect("D at 1102", &[(2, "D2+22", 1102), (3, "D3+23", 1102)]);
-            run.lefts(4, "E", |_| 1103);
-            run.expect("E at 1103", &[(3, "E3+23", 1103)]);
-            run.lefts(4, "F", |_| 1104);
-            run.expect("F at 1104", &[]);
-            run.left(0, "dummy", 1405);
-            run.expect(
-                "dummy at 1405",
-                &[
-                    (0, "C0+null", 1101),
-                    (0, "D0+null", 1102),
-                    (1, "D1+null", 1102),
-                    (0, "E0+null", 1103),
-                    (1, "E1+null", 1103),
-                    (2, "E2+null", 1103),
-                    (0, "F0+null", 1104),
-                    (1, "F1+null", 1104),
-                    (2, "F2+null", 1104),
-                    (3, "F3+null", 1104),
-                ],
-            );
-
-            // testLowerWindowBound
-            run.lefts(4, "G", |_| 899);
-            run.expect(
-                "G at 899",
-                &[
-                    (0, "G0+null", 899),
-                    (1, "G1+null", 899),
-                    (2, "G2+null", 899),
-                    (3, "G3+null", 899),
-                ],
-            );
-            run.lefts(4, "H", |_| 900);
-            run.expect(
-                "H at 900",
-                &[
-                    (0, "H0+20", 1000),
-                    (1, "H1+null", 900),
-                    (2, "H2+null", 900),
-                    (3, "H3+null", 900),
-                ],
-            );
-            run.lefts(4, "I", |_| 901);
-            run.expect(
-                "I at 901",
-                &[
-                    (0, "I0+20", 1000),
-                    (1, "I1+21", 1001),
-                    (2, "I2+null", 901),
-                    (3, "I3+null", 901),
-                ],
-            );
-            run.lefts(4, "J", |_| 902);
-            run.expect(
-                "J at 902",
-                &[
-                    (0, "J0+20", 1000),
-                    (1, "J1+21", 1001),
-                    (2, "J2+22", 1002),
-                    (3, "J3+null", 902),
-                ],
-            );
-            run.lefts(4, "K", |_| 903);
-            run.expect(
-                "K at 903",
-                &[
-                    (0, "K0+20", 1000),
-                    (1, "K1+21", 1001),
-                    (2, "K2+22", 1002),
-                    (3, "K3+23", 1003),
-                ],
-            );
-            run.left(0, "dummy", 1103);
-            run.expect("late dummy at 1103", &[(0, "dummy+null", 1103)]);
+            let unmatched = [(2, "null+12", 0), (3, "null+13", 0)];
+            left_or_outer_windowing(run, ["1", "2"], &unmatched, 1103);
         },
     );
 }
