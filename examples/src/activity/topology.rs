@@ -232,94 +232,57 @@ pub fn topology(config: &ActivityConfig) -> Result<Topology> {
     let ctr_windows = TimeWindows::of_size_and_grace(config.window_size, config.ctr_grace());
 
     // click_through_rate: per page and window of the views.
-    attributions
-        .map_named(
-            |_, a: Attribution| (a.page, a.counts),
-            Named::as_("attributions-by-page"),
-        )
-        .group_by_key_with(
-            Grouped::as_(ATTRIBUTIONS_BY_PAGE_GROUPING)
-                .with_key_serde(default_serde())
-                .with_value_serde(default_serde()),
-        )
-        .windowed_by(ctr_windows)
-        .aggregate_with(
-            ClickThrough::default,
-            |_, a, agg: ClickThrough| agg.plus(a),
-            Materialized::as_(PAGE_CTR_STORE)
-                .with_value_serde(default_serde())
-                .with_retention(config.retention),
-        )
-        .to_stream_named(Named::as_("page-ctr-updates"))
-        .flat_map_named(
-            |w: Windowed<String>, a: Option<ClickThrough>| {
-                a.map(|a| {
-                    let key = page_window(&w);
-                    let value = ClickThroughRate {
-                        page: w.key,
-                        start: w.window.start,
-                        end: w.window.end,
-                        views: a.views,
-                        clicked_views: a.clicked_views,
-                        clicks: a.clicks,
-                        ctr: a.click_through_rate(),
-                    };
-                    (key, value)
-                })
-            },
-            Named::as_("page-ctr-format"),
-        )
-        .to_with(
-            CLICK_THROUGH_RATE_TOPIC,
-            Produced::with(default_serde(), default_serde()).with_name("click-through-rate-sink"),
-        );
-
+    let ctr = CtrOutput {
+        windows: ctr_windows,
+        retention: config.retention,
+    };
+    ctr.write(
+        &attributions,
+        ("page", ATTRIBUTIONS_BY_PAGE_GROUPING, PAGE_CTR_STORE),
+        |a| (a.page, a.counts),
+        |w, a| {
+            let key = page_window(&w);
+            let value = ClickThroughRate {
+                page: w.key,
+                start: w.window.start,
+                end: w.window.end,
+                views: a.views,
+                clicked_views: a.clicked_views,
+                clicks: a.clicks,
+                ctr: a.click_through_rate(),
+            };
+            (key, value)
+        },
+        (CLICK_THROUGH_RATE_TOPIC, "click-through-rate-sink"),
+    );
     // category_click_through_rate: per page category and window of the views.
-    attributions
-        .map_named(
-            |_, a: Attribution| (a.category, a.counts),
-            Named::as_("attributions-by-category"),
-        )
-        .group_by_key_with(
-            Grouped::as_(ATTRIBUTIONS_BY_CATEGORY_GROUPING)
-                .with_key_serde(default_serde())
-                .with_value_serde(default_serde()),
-        )
-        .windowed_by(ctr_windows)
-        .aggregate_with(
-            ClickThrough::default,
-            |_, a, agg: ClickThrough| agg.plus(a),
-            Materialized::as_(CATEGORY_CTR_STORE)
-                .with_value_serde(default_serde())
-                .with_retention(config.retention),
-        )
-        .to_stream_named(Named::as_("category-ctr-updates"))
-        .flat_map_named(
-            |w: Windowed<String>, a: Option<ClickThrough>| {
-                a.map(|a| {
-                    let key = CategoryWindow {
-                        category: w.key.clone(),
-                        start: w.window.start,
-                        end: w.window.end,
-                    };
-                    let value = CategoryClickThroughRate {
-                        category: w.key,
-                        start: w.window.start,
-                        end: w.window.end,
-                        views: a.views,
-                        clicked_views: a.clicked_views,
-                        clicks: a.clicks,
-                        ctr: a.click_through_rate(),
-                    };
-                    (key, value)
-                })
-            },
-            Named::as_("category-ctr-format"),
-        )
-        .to_with(
-            CATEGORY_CTR_TOPIC,
-            Produced::with(default_serde(), default_serde()).with_name("category-ctr-sink"),
-        );
+    ctr.write(
+        &attributions,
+        (
+            "category",
+            ATTRIBUTIONS_BY_CATEGORY_GROUPING,
+            CATEGORY_CTR_STORE,
+        ),
+        |a| (a.category, a.counts),
+        |w, a| {
+            let key = CategoryWindow {
+                category: w.key.clone(),
+                start: w.window.start,
+                end: w.window.end,
+            };
+            let value = CategoryClickThroughRate {
+                category: w.key,
+                start: w.window.start,
+                end: w.window.end,
+                views: a.views,
+                clicked_views: a.clicked_views,
+                clicks: a.clicks,
+                ctr: a.click_through_rate(),
+            };
+            (key, value)
+        },
+        (CATEGORY_CTR_TOPIC, "category-ctr-sink"),
+    );
 
     // user_sessions: views and clicks per user session (the inputs are keyed by user: no
     // repartition).
@@ -418,6 +381,56 @@ pub fn topology(config: &ActivityConfig) -> Result<Topology> {
     );
 
     Ok(builder.build()?)
+}
+
+/// The click-through windows of the rate outputs, which stay open for the views that wait
+/// in the join, and their stores' retention.
+struct CtrOutput {
+    windows: TimeWindows,
+    retention: Duration,
+}
+
+impl CtrOutput {
+    /// One click-through-rate output: the attributions re-keyed by `key` (page or
+    /// category), grouped (processors named after `by`, the grouping and store as given),
+    /// added up per window of the views and written to `topic` by the sink `sink` as
+    /// `record` makes them.
+    fn write<K: Data + DefaultSerde, V: Data + DefaultSerde>(
+        &self,
+        attributions: &KStream<UserPage, Attribution>,
+        (by, grouping, store): (&str, &str, &str),
+        key: fn(Attribution) -> (String, ClickThrough),
+        record: fn(Windowed<String>, ClickThrough) -> (K, V),
+        (topic, sink): (&str, &str),
+    ) {
+        attributions
+            .map_named(
+                move |_, a| key(a),
+                Named::as_(format!("attributions-by-{by}")),
+            )
+            .group_by_key_with(
+                Grouped::as_(grouping)
+                    .with_key_serde(default_serde())
+                    .with_value_serde(default_serde()),
+            )
+            .windowed_by(self.windows)
+            .aggregate_with(
+                ClickThrough::default,
+                |_, a, agg: ClickThrough| agg.plus(a),
+                Materialized::as_(store)
+                    .with_value_serde(default_serde())
+                    .with_retention(self.retention),
+            )
+            .to_stream_named(Named::as_(format!("{by}-ctr-updates")))
+            .flat_map_named(
+                move |w, a: Option<ClickThrough>| a.map(|a| record(w, a)),
+                Named::as_(format!("{by}-ctr-format")),
+            )
+            .to_with(
+                topic,
+                Produced::with(default_serde(), default_serde()).with_name(sink),
+            );
+    }
 }
 
 /// The JSON key of a page's window.
