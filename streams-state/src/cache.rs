@@ -13,11 +13,11 @@ use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::StateError;
 use crate::delegate::delegate;
 use crate::entry::{ChangelogRecord, FlushedEntry};
 use crate::kv::{KeyValueIter, KeyValueStore, StateStore};
 use crate::stats::RocksDbProperties;
+use crate::{SessionIter, StateError, WindowIter, WindowedKeyValueIter};
 
 /// A thread's cache budget, shared by the caches of its tasks' stores. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -407,33 +407,93 @@ impl Drop for CacheCore {
     }
 }
 
-/// A cached key-value store: writes are coalesced per key in the thread's record cache and
-/// passed on to the inner store, its changelog and downstream on flush or eviction.
-pub struct CachingKeyValueStore {
-    inner: Box<dyn KeyValueStore>,
-    cache: CacheCore,
-    evicted: Vec<FlushedEntry>,
+/// Declares a store behind the record cache: the struct, `Debug`, `new` (its `CacheCore` made
+/// by `$make_cache` from the budget) and its `StateStore` implementation (flushing writes
+/// the cache down first). Declared before the stores that use it.
+macro_rules! cached_store {
+    ($(#[$doc:meta])* $name:ident, $inner:path, $make_cache:expr) => {
+        $(#[$doc])*
+        pub struct $name {
+            inner: Box<dyn $inner>,
+            cache: CacheCore,
+            evicted: Vec<FlushedEntry>,
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("store", &self.inner.name())
+                    .field("entries", &self.cache.len())
+                    .finish()
+            }
+        }
+
+        impl $name {
+            /// Caches `inner` within the thread budget `budget`.
+            pub fn new(inner: Box<dyn $inner>, budget: ThreadCache) -> Self {
+                Self {
+                    inner,
+                    cache: $make_cache(budget),
+                    evicted: Vec::new(),
+                }
+            }
+
+            /// Records the cache's hit ratio (Kafka's `hit-ratio`, a `DEBUG` metric) into
+            /// `stats`.
+            pub fn with_hit_ratio(mut self, stats: Arc<crate::HitRatioStats>) -> Self {
+                self.cache.hit_ratio = Some(stats);
+                self
+            }
+        }
+
+        impl StateStore for $name {
+            delegate!(StateStore to inner: name, persistent, is_open);
+            /// Writes dirty entries to the store below (they become available through
+            /// `take_flushed`) and flushes it.
+            fn flush(&mut self) -> Result<(), StateError> {
+                <Self as $inner>::flush_cache(self)?;
+                self.inner.flush()
+            }
+            fn close(&mut self) -> Result<(), StateError> {
+                self.flush()?;
+                self.inner.close()
+            }
+        }
+    };
 }
 
-impl std::fmt::Debug for CachingKeyValueStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CachingKeyValueStore")
-            .field("store", &self.inner.name())
-            .field("entries", &self.cache.len())
-            .finish()
-    }
+/// The methods the caching stores' store traits share: restoration drops the cached entries
+/// of the keys restored before it writes the store below, flushing the cache writes its dirty
+/// entries down, and what left the cache is taken once.
+macro_rules! cache_layer_methods {
+    () => {
+        fn restore_batch(&mut self, records: &[ChangelogRecord]) -> Result<(), StateError> {
+            for r in records {
+                self.cache.remove(&r.key);
+            }
+            self.inner.restore_batch(records)
+        }
+
+        fn flush_cache(&mut self) -> Result<(), StateError> {
+            let dirty = self.cache.take_dirty();
+            self.write_down(dirty)
+        }
+
+        fn take_flushed(&mut self) -> Vec<FlushedEntry> {
+            std::mem::take(&mut self.evicted)
+        }
+    };
 }
+
+cached_store!(
+    /// A cached key-value store: writes are coalesced per key in the thread's record cache and
+    /// passed on to the inner store, its changelog and downstream on flush or eviction.
+    CachingKeyValueStore,
+    KeyValueStore,
+    CacheCore::new
+);
 
 impl CachingKeyValueStore {
-    /// Caches `inner` within the thread budget `budget`.
-    pub fn new(inner: Box<dyn KeyValueStore>, budget: ThreadCache) -> Self {
-        Self {
-            inner,
-            cache: CacheCore::new(budget),
-            evicted: Vec::new(),
-        }
-    }
-
     /// Writes entries down to the store below, remembering them as flushed updates.
     fn write_down(&mut self, entries: Vec<WriteDown>) -> Result<(), StateError> {
         let inner = &mut self.inner;
@@ -455,26 +515,6 @@ impl CachingKeyValueStore {
     /// Number of cached entries.
     pub fn cached_entries(&self) -> usize {
         self.cache.len()
-    }
-
-    /// Records the cache's hit ratio (Kafka's `hit-ratio`, a `DEBUG` metric) into `stats`.
-    pub fn with_hit_ratio(mut self, stats: Arc<crate::HitRatioStats>) -> Self {
-        self.cache.hit_ratio = Some(stats);
-        self
-    }
-}
-
-impl StateStore for CachingKeyValueStore {
-    delegate!(StateStore to inner: name, persistent, is_open);
-    /// Writes dirty entries to the store below (they become available through
-    /// [`KeyValueStore::take_flushed`]) and flushes it.
-    fn flush(&mut self) -> Result<(), StateError> {
-        self.flush_cache()?;
-        self.inner.flush()
-    }
-    fn close(&mut self) -> Result<(), StateError> {
-        self.flush()?;
-        self.inner.close()
     }
 }
 
@@ -514,8 +554,7 @@ impl KeyValueStore for CachingKeyValueStore {
         from: Bound<&[u8]>,
         to: Bound<&[u8]>,
     ) -> Result<KeyValueIter<'a>, StateError> {
-        let merged = self.merged(from, to)?;
-        Ok(Box::new(merged.into_iter().map(Ok)))
+        Ok(boxed_ok(self.merged(from, to)?.into_iter(), false))
     }
 
     fn reverse_range<'a>(
@@ -523,27 +562,14 @@ impl KeyValueStore for CachingKeyValueStore {
         from: Bound<&[u8]>,
         to: Bound<&[u8]>,
     ) -> Result<KeyValueIter<'a>, StateError> {
-        let merged = self.merged(from, to)?;
-        Ok(Box::new(merged.into_iter().rev().map(Ok)))
+        Ok(boxed_ok(self.merged(from, to)?.into_iter(), true))
     }
 
     fn approximate_num_entries(&self) -> Result<u64, StateError> {
         Ok(self.inner.approximate_num_entries()? + self.cache.dirty_present() as u64)
     }
 
-    fn restore_batch(&mut self, records: &[ChangelogRecord]) -> Result<(), StateError> {
-        for r in records {
-            self.cache.remove(&r.key);
-        }
-        self.inner.restore_batch(records)
-    }
-    fn flush_cache(&mut self) -> Result<(), StateError> {
-        let dirty = self.cache.take_dirty();
-        self.write_down(dirty)
-    }
-    fn take_flushed(&mut self) -> Vec<FlushedEntry> {
-        std::mem::take(&mut self.evicted)
-    }
+    cache_layer_methods!();
 }
 
 impl CachingKeyValueStore {
@@ -584,65 +610,13 @@ impl CachingKeyValueStore {
     }
 }
 
-/// Declares a window or session store behind the record cache: the struct, `Debug`, `new`
-/// and its `StateStore` implementation (flushing writes the cache down first).
-macro_rules! cached_store {
-    ($(#[$doc:meta])* $name:ident, $inner:path, $suffix:expr) => {
-        $(#[$doc])*
-        pub struct $name {
-            inner: Box<dyn $inner>,
-            cache: CacheCore,
-            evicted: Vec<FlushedEntry>,
-        }
-
-        impl std::fmt::Debug for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.debug_struct(stringify!($name))
-                    .field("store", &self.inner.name())
-                    .field("entries", &self.cache.len())
-                    .finish()
-            }
-        }
-
-        impl $name {
-            /// Caches `inner` within the thread budget `budget`.
-            pub fn new(inner: Box<dyn $inner>, budget: ThreadCache) -> Self {
-                Self {
-                    inner,
-                    cache: CacheCore::ordered(budget, $suffix),
-                    evicted: Vec::new(),
-                }
-            }
-
-            /// Records the cache's hit ratio (Kafka's `hit-ratio`, a `DEBUG` metric) into
-            /// `stats`.
-            pub fn with_hit_ratio(mut self, stats: Arc<crate::HitRatioStats>) -> Self {
-                self.cache.hit_ratio = Some(stats);
-                self
-            }
-        }
-
-        impl StateStore for $name {
-            delegate!(StateStore to inner: name, persistent, is_open);
-            fn flush(&mut self) -> Result<(), StateError> {
-                <Self as $inner>::flush_cache(self)?;
-                self.inner.flush()
-            }
-            fn close(&mut self) -> Result<(), StateError> {
-                self.flush()?;
-                self.inner.close()
-            }
-        }
-    };
-}
-
 cached_store!(
     /// A window store behind the record cache: windows are cached under their changelog key
     /// (key bytes, 8-byte start) and leave the cache, as [`FlushedEntry`]s with that key, on
     /// commit or eviction.
     CachingWindowStore,
     crate::WindowStore,
-    8
+    |budget| CacheCore::ordered(budget, 8)
 );
 
 impl CachingWindowStore {
@@ -702,7 +676,7 @@ impl CachingWindowStore {
     /// The store's windows in range with the cache laid over them, ascending.
     fn merged(
         &self,
-        below: crate::WindowedKeyValueIter<'_>,
+        below: WindowedKeyValueIter<'_>,
         cached: Vec<(crate::WindowedKeyBytes, Option<Vec<u8>>)>,
     ) -> Result<Vec<(crate::WindowedKeyBytes, Vec<u8>)>, StateError> {
         let mut map = BTreeMap::new();
@@ -738,6 +712,45 @@ impl CachingWindowStore {
         let cached = self.cached(key_from, key_to, from, to);
         self.merged(below, cached)
     }
+
+    /// The windows of `key` with starts in `[from, to]`, by start, descending if `reverse`.
+    fn scan_range(
+        &self,
+        key: &[u8],
+        from: i64,
+        to: i64,
+        reverse: bool,
+    ) -> Result<WindowIter<'_>, StateError> {
+        let merged = self.key_range(Some(key), Some(key), from, to)?;
+        let windows = merged.into_iter().map(|(k, v)| (k.window_start, v));
+        Ok(boxed_ok(windows, reverse))
+    }
+
+    /// The windows of keys in `[key_from, key_to]` with starts in `[from, to]`, by (key,
+    /// start), descending if `reverse`.
+    fn scan_key_range(
+        &self,
+        key_from: Option<&[u8]>,
+        key_to: Option<&[u8]>,
+        from: i64,
+        to: i64,
+        reverse: bool,
+    ) -> Result<WindowedKeyValueIter<'_>, StateError> {
+        let merged = self.key_range(key_from, key_to, from, to)?;
+        Ok(boxed_ok(merged.into_iter(), reverse))
+    }
+}
+
+/// `entries` as a boxed iterator of results, backwards if `reverse`.
+fn boxed_ok<'a, T: 'a>(
+    entries: impl DoubleEndedIterator<Item = T> + 'a,
+    reverse: bool,
+) -> Box<dyn Iterator<Item = Result<T, StateError>> + 'a> {
+    if reverse {
+        Box::new(entries.rev().map(Ok))
+    } else {
+        Box::new(entries.map(Ok))
+    }
 }
 
 impl crate::WindowStore for CachingWindowStore {
@@ -768,89 +781,11 @@ impl crate::WindowStore for CachingWindowStore {
         }
     }
 
-    fn fetch_range(
-        &self,
-        key: &[u8],
-        from: i64,
-        to: i64,
-    ) -> Result<crate::WindowIter<'_>, StateError> {
-        let merged = self.key_range(Some(key), Some(key), from, to)?;
-        Ok(Box::new(
-            merged.into_iter().map(|(k, v)| Ok((k.window_start, v))),
-        ))
-    }
+    delegate!(WindowStore to self as scans:
+        fetch_range, backward_fetch_range, fetch_key_range, backward_fetch_key_range, fetch_all,
+        backward_fetch_all, all);
 
-    fn backward_fetch_range(
-        &self,
-        key: &[u8],
-        from: i64,
-        to: i64,
-    ) -> Result<crate::WindowIter<'_>, StateError> {
-        let merged = self.key_range(Some(key), Some(key), from, to)?;
-        Ok(Box::new(
-            merged
-                .into_iter()
-                .rev()
-                .map(|(k, v)| Ok((k.window_start, v))),
-        ))
-    }
-
-    fn fetch_key_range(
-        &self,
-        key_from: Option<&[u8]>,
-        key_to: Option<&[u8]>,
-        from: i64,
-        to: i64,
-    ) -> Result<crate::WindowedKeyValueIter<'_>, StateError> {
-        let merged = self.key_range(key_from, key_to, from, to)?;
-        Ok(Box::new(merged.into_iter().map(Ok)))
-    }
-
-    fn backward_fetch_key_range(
-        &self,
-        key_from: Option<&[u8]>,
-        key_to: Option<&[u8]>,
-        from: i64,
-        to: i64,
-    ) -> Result<crate::WindowedKeyValueIter<'_>, StateError> {
-        let merged = self.key_range(key_from, key_to, from, to)?;
-        Ok(Box::new(merged.into_iter().rev().map(Ok)))
-    }
-
-    fn fetch_all(&self, from: i64, to: i64) -> Result<crate::WindowedKeyValueIter<'_>, StateError> {
-        let merged = self.key_range(None, None, from, to)?;
-        Ok(Box::new(merged.into_iter().map(Ok)))
-    }
-
-    fn backward_fetch_all(
-        &self,
-        from: i64,
-        to: i64,
-    ) -> Result<crate::WindowedKeyValueIter<'_>, StateError> {
-        let merged = self.key_range(None, None, from, to)?;
-        Ok(Box::new(merged.into_iter().rev().map(Ok)))
-    }
-
-    fn all(&self) -> Result<crate::WindowedKeyValueIter<'_>, StateError> {
-        let merged = self.key_range(None, None, i64::MIN, i64::MAX)?;
-        Ok(Box::new(merged.into_iter().map(Ok)))
-    }
-
-    fn restore_batch(&mut self, records: &[ChangelogRecord]) -> Result<(), StateError> {
-        for r in records {
-            self.cache.remove(&r.key);
-        }
-        self.inner.restore_batch(records)
-    }
-
-    fn flush_cache(&mut self) -> Result<(), StateError> {
-        let dirty = self.cache.take_dirty();
-        self.write_down(dirty)
-    }
-
-    fn take_flushed(&mut self) -> Vec<FlushedEntry> {
-        std::mem::take(&mut self.evicted)
-    }
+    cache_layer_methods!();
 }
 
 cached_store!(
@@ -859,7 +794,7 @@ cached_store!(
     /// key, on commit or eviction.
     CachingSessionStore,
     crate::SessionStore,
-    16
+    |budget| CacheCore::ordered(budget, 16)
 );
 
 type SessionEntries = Vec<(crate::SessionKeyBytes, Vec<u8>)>;
@@ -937,6 +872,19 @@ impl CachingSessionStore {
             .map(|((key, end, start), v)| (crate::SessionKeyBytes { key, start, end }, v))
             .collect())
     }
+
+    /// [`merged`](Self::merged), descending if `reverse`.
+    fn find(
+        &self,
+        key_from: Option<&[u8]>,
+        key_to: Option<&[u8]>,
+        earliest_end: i64,
+        latest_start: i64,
+        reverse: bool,
+    ) -> Result<SessionIter<'_>, StateError> {
+        let merged = self.merged(key_from, key_to, earliest_end, latest_start)?;
+        Ok(boxed_ok(merged.into_iter(), reverse))
+    }
 }
 
 impl crate::SessionStore for CachingSessionStore {
@@ -975,63 +923,11 @@ impl crate::SessionStore for CachingSessionStore {
         }
     }
 
-    fn find_sessions(
-        &self,
-        key: &[u8],
-        earliest_end: i64,
-        latest_start: i64,
-    ) -> Result<crate::SessionIter<'_>, StateError> {
-        let merged = self.merged(Some(key), Some(key), earliest_end, latest_start)?;
-        Ok(Box::new(merged.into_iter().map(Ok)))
-    }
+    delegate!(SessionStore to self as scans:
+        find_sessions, backward_find_sessions, find_sessions_in_range,
+        backward_find_sessions_in_range);
 
-    fn backward_find_sessions(
-        &self,
-        key: &[u8],
-        earliest_end: i64,
-        latest_start: i64,
-    ) -> Result<crate::SessionIter<'_>, StateError> {
-        let merged = self.merged(Some(key), Some(key), earliest_end, latest_start)?;
-        Ok(Box::new(merged.into_iter().rev().map(Ok)))
-    }
-
-    fn find_sessions_in_range(
-        &self,
-        key_from: Option<&[u8]>,
-        key_to: Option<&[u8]>,
-        earliest_end: i64,
-        latest_start: i64,
-    ) -> Result<crate::SessionIter<'_>, StateError> {
-        let merged = self.merged(key_from, key_to, earliest_end, latest_start)?;
-        Ok(Box::new(merged.into_iter().map(Ok)))
-    }
-
-    fn backward_find_sessions_in_range(
-        &self,
-        key_from: Option<&[u8]>,
-        key_to: Option<&[u8]>,
-        earliest_end: i64,
-        latest_start: i64,
-    ) -> Result<crate::SessionIter<'_>, StateError> {
-        let merged = self.merged(key_from, key_to, earliest_end, latest_start)?;
-        Ok(Box::new(merged.into_iter().rev().map(Ok)))
-    }
-
-    fn restore_batch(&mut self, records: &[ChangelogRecord]) -> Result<(), StateError> {
-        for r in records {
-            self.cache.remove(&r.key);
-        }
-        self.inner.restore_batch(records)
-    }
-
-    fn flush_cache(&mut self) -> Result<(), StateError> {
-        let dirty = self.cache.take_dirty();
-        self.write_down(dirty)
-    }
-
-    fn take_flushed(&mut self) -> Vec<FlushedEntry> {
-        std::mem::take(&mut self.evicted)
-    }
+    cache_layer_methods!();
 }
 
 #[cfg(test)]

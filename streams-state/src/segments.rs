@@ -846,11 +846,13 @@ impl<E: SegmentEngine> Segmented<E> {
     pub(crate) fn name(&self) -> &str {
         &self.name
     }
-    pub(crate) fn retention(&self) -> i64 {
+    /// How long (ms of stream time) the store keeps data.
+    pub(crate) fn retention_period(&self) -> i64 {
         self.retention
     }
-    pub(crate) fn stream_time(&self) -> Option<i64> {
-        self.stream_time
+    /// The largest time written so far, or -1 (Kafka's "no timestamp") before any write.
+    pub(crate) fn observed_stream_time(&self) -> i64 {
+        self.stream_time.unwrap_or(-1)
     }
     pub(crate) fn engine(&self) -> &E {
         &self.engine
@@ -964,15 +966,20 @@ impl<E: SegmentEngine> Segmented<E> {
 }
 
 /// The in-memory and RocksDB stores of one segmented kind (window or session) over its
-/// `$core` type: the two structs, their constructors, `path` and `segment_ids`. Names are
-/// resolved where the macro is used (`Segmented`, `MemSegments`, `RocksSegments`,
-/// `segment_interval`, and that file's own `validate_retention`).
+/// `$core` type: the two structs, their constructors, `path` and `segment_ids`, their
+/// [`StateStore`](crate::StateStore) implementation and the one of `$store`, whose body is
+/// `$methods`, the same for both. Names are resolved where the macro is used (`Segmented`,
+/// `MemSegments`, `RocksSegments`, `segment_interval`, and that file's own
+/// `validate_retention`).
 macro_rules! segmented_stores {
     (
         $(#[$mem_meta:meta])* $mem:ident,
         $(#[$rocks_meta:meta])* $rocks:ident,
-        $core:ident, $what:literal $(,)?
+        $core:ident, $what:literal,
+        impl $store:ident { $($methods:tt)* }
     ) => {
+        $crate::segments::segmented_stores!(@impls $mem $store { $($methods)* });
+        $crate::segments::segmented_stores!(@impls $rocks $store { $($methods)* });
         $(#[$mem_meta])*
         #[derive(Debug)]
         pub struct $mem {
@@ -1038,6 +1045,19 @@ macro_rules! segmented_stores {
             pub fn segment_ids(&self) -> Vec<i64> {
                 self.core.seg.engine().segment_ids()
             }
+        }
+    };
+    (@impls $ty:ident $store:ident { $($methods:tt)* }) => {
+        impl $crate::StateStore for $ty {
+            $crate::delegate::delegate!(StateStore to (core.seg): name, flush, close);
+            $crate::delegate::delegate!(StateStore to (core.seg.engine()): persistent, is_open);
+        }
+
+        impl $store for $ty {
+            $crate::delegate::delegate!($store to (core.seg):
+                retention_period, observed_stream_time);
+            $crate::delegate::delegate!($store to (core.seg.engine()): rocksdb_properties);
+            $($methods)*
         }
     };
 }
@@ -1271,6 +1291,6 @@ mod tests {
         assert_eq!(s.engine().segment_ids(), vec![1, 2, 3]);
         put(&mut s, b"k", 59_999, b"late");
         assert_eq!(s.engine().segment_ids(), vec![1, 2, 3]);
-        assert_eq!(s.stream_time(), Some(180_000));
+        assert_eq!(s.observed_stream_time(), 180_000);
     }
 }

@@ -313,98 +313,6 @@ impl<E: SegmentEngine> SessionCore<E> {
     }
 }
 
-/// Implements [`StateStore`] and [`SessionStore`] for a wrapper of a `SessionCore` in field
-/// `core`.
-macro_rules! delegate_session_store {
-    ($ty:ty) => {
-        impl StateStore for $ty {
-            delegate!(StateStore to (core.seg): name, flush, close);
-            delegate!(StateStore to (core.seg.engine()): persistent, is_open);
-        }
-
-        impl SessionStore for $ty {
-            delegate!(SessionStore to core: fetch_session, restore_batch);
-            delegate!(SessionStore to (core.seg.engine()): rocksdb_properties);
-            fn put(
-                &mut self,
-                key: &[u8],
-                start: i64,
-                end: i64,
-                value: &[u8],
-            ) -> Result<(), StateError> {
-                self.core.write(key, start, end, Some(value))
-            }
-            fn remove(&mut self, key: &[u8], start: i64, end: i64) -> Result<(), StateError> {
-                self.core.write(key, start, end, None)
-            }
-            fn find_sessions(
-                &self,
-                key: &[u8],
-                earliest_session_end: i64,
-                latest_session_start: i64,
-            ) -> Result<SessionIter<'_>, StateError> {
-                self.core.find(
-                    Some(key),
-                    Some(key),
-                    earliest_session_end,
-                    latest_session_start,
-                    false,
-                )
-            }
-            fn backward_find_sessions(
-                &self,
-                key: &[u8],
-                earliest_session_end: i64,
-                latest_session_start: i64,
-            ) -> Result<SessionIter<'_>, StateError> {
-                self.core.find(
-                    Some(key),
-                    Some(key),
-                    earliest_session_end,
-                    latest_session_start,
-                    true,
-                )
-            }
-            fn find_sessions_in_range(
-                &self,
-                key_from: Option<&[u8]>,
-                key_to: Option<&[u8]>,
-                earliest_session_end: i64,
-                latest_session_start: i64,
-            ) -> Result<SessionIter<'_>, StateError> {
-                self.core.find(
-                    key_from,
-                    key_to,
-                    earliest_session_end,
-                    latest_session_start,
-                    false,
-                )
-            }
-            fn backward_find_sessions_in_range(
-                &self,
-                key_from: Option<&[u8]>,
-                key_to: Option<&[u8]>,
-                earliest_session_end: i64,
-                latest_session_start: i64,
-            ) -> Result<SessionIter<'_>, StateError> {
-                self.core.find(
-                    key_from,
-                    key_to,
-                    earliest_session_end,
-                    latest_session_start,
-                    true,
-                )
-            }
-            fn retention_period(&self) -> i64 {
-                self.core.seg.retention()
-            }
-            fn observed_stream_time(&self) -> i64 {
-                self.core.seg.stream_time().unwrap_or(-1)
-            }
-        }
-    };
-}
-
 fn validate_retention(name: &str, retention_ms: i64) -> Result<(), StateError> {
     if retention_ms <= 0 {
         return Err(StateError::InvalidArgument {
@@ -429,11 +337,25 @@ segmented_stores!(
     RocksDbSessionStore,
     SessionCore,
     "sessions",
+    impl SessionStore {
+        delegate!(SessionStore to core: fetch_session, restore_batch);
+        delegate!(SessionStore to core as scans:
+            find_sessions, backward_find_sessions, find_sessions_in_range,
+            backward_find_sessions_in_range);
+        fn put(
+            &mut self,
+            key: &[u8],
+            start: i64,
+            end: i64,
+            value: &[u8],
+        ) -> Result<(), StateError> {
+            self.core.write(key, start, end, Some(value))
+        }
+        fn remove(&mut self, key: &[u8], start: i64, end: i64) -> Result<(), StateError> {
+            self.core.write(key, start, end, None)
+        }
+    }
 );
-
-delegate_session_store!(InMemorySessionStore);
-
-delegate_session_store!(RocksDbSessionStore);
 
 /// Creates session stores: one per task, each named after the supplier.
 pub trait SessionBytesStoreSupplier: Send + Sync {

@@ -219,7 +219,7 @@ impl<E: SegmentEngine> WindowCore<E> {
         self.seg.get(window_start, &store_key(key, window_start))
     }
 
-    fn fetch_range(
+    fn scan_range(
         &self,
         key: &[u8],
         time_from: i64,
@@ -235,7 +235,7 @@ impl<E: SegmentEngine> WindowCore<E> {
         Ok(Box::new(iter.map(|r| r.map(|(k, v)| (k.window_start, v)))))
     }
 
-    fn fetch_key_range(
+    fn scan_key_range(
         &self,
         key_from: Option<&[u8]>,
         key_to: Option<&[u8]>,
@@ -298,84 +298,6 @@ impl<E: SegmentEngine> WindowCore<E> {
     }
 }
 
-/// Implements [`StateStore`] and [`WindowStore`] for a wrapper of a `WindowCore` in field
-/// `core`.
-macro_rules! delegate_window_store {
-    ($ty:ty) => {
-        impl StateStore for $ty {
-            delegate!(StateStore to (core.seg): name, flush, close);
-            delegate!(StateStore to (core.seg.engine()): persistent, is_open);
-        }
-
-        impl WindowStore for $ty {
-            delegate!(WindowStore to core: put, fetch, restore_batch);
-            delegate!(WindowStore to (core.seg.engine()): rocksdb_properties);
-            fn fetch_range(
-                &self,
-                key: &[u8],
-                time_from: i64,
-                time_to: i64,
-            ) -> Result<WindowIter<'_>, StateError> {
-                self.core.fetch_range(key, time_from, time_to, false)
-            }
-            fn backward_fetch_range(
-                &self,
-                key: &[u8],
-                time_from: i64,
-                time_to: i64,
-            ) -> Result<WindowIter<'_>, StateError> {
-                self.core.fetch_range(key, time_from, time_to, true)
-            }
-            fn fetch_key_range(
-                &self,
-                key_from: Option<&[u8]>,
-                key_to: Option<&[u8]>,
-                time_from: i64,
-                time_to: i64,
-            ) -> Result<WindowedKeyValueIter<'_>, StateError> {
-                self.core
-                    .fetch_key_range(key_from, key_to, time_from, time_to, false)
-            }
-            fn backward_fetch_key_range(
-                &self,
-                key_from: Option<&[u8]>,
-                key_to: Option<&[u8]>,
-                time_from: i64,
-                time_to: i64,
-            ) -> Result<WindowedKeyValueIter<'_>, StateError> {
-                self.core
-                    .fetch_key_range(key_from, key_to, time_from, time_to, true)
-            }
-            fn fetch_all(
-                &self,
-                time_from: i64,
-                time_to: i64,
-            ) -> Result<WindowedKeyValueIter<'_>, StateError> {
-                self.core
-                    .fetch_key_range(None, None, time_from, time_to, false)
-            }
-            fn backward_fetch_all(
-                &self,
-                time_from: i64,
-                time_to: i64,
-            ) -> Result<WindowedKeyValueIter<'_>, StateError> {
-                self.core
-                    .fetch_key_range(None, None, time_from, time_to, true)
-            }
-            fn all(&self) -> Result<WindowedKeyValueIter<'_>, StateError> {
-                self.core
-                    .fetch_key_range(None, None, i64::MIN, i64::MAX, false)
-            }
-            fn retention_period(&self) -> i64 {
-                self.core.seg.retention()
-            }
-            fn observed_stream_time(&self) -> i64 {
-                self.core.seg.stream_time().unwrap_or(-1)
-            }
-        }
-    };
-}
-
 segmented_stores!(
     /// A window store held in memory: one ordered map per time segment. Not persistent: after a
     /// restart it is rebuilt from its changelog.
@@ -387,11 +309,13 @@ segmented_stores!(
     RocksDbWindowStore,
     WindowCore,
     "windows",
+    impl WindowStore {
+        delegate!(WindowStore to core: put, fetch, restore_batch);
+        delegate!(WindowStore to core as scans:
+            fetch_range, backward_fetch_range, fetch_key_range, backward_fetch_key_range,
+            fetch_all, backward_fetch_all, all);
+    }
 );
-
-delegate_window_store!(InMemoryWindowStore);
-
-delegate_window_store!(RocksDbWindowStore);
 
 fn validate_retention(name: &str, retention_ms: i64) -> Result<(), StateError> {
     if retention_ms <= 0 {
