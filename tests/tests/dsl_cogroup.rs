@@ -37,6 +37,51 @@ fn configs() -> [(&'static str, StreamsConfig); 2] {
     ]
 }
 
+/// One run of a randomized test: the record cache on or off, 1 or 3 partitions.
+struct Run {
+    label: String,
+    cache: bool,
+    config: StreamsConfig,
+    partitions: u32,
+}
+
+/// Each of [`configs`] with 1 and with 3 partitions.
+fn runs() -> Vec<Run> {
+    [1, 3]
+        .into_iter()
+        .flat_map(|partitions| {
+            configs().into_iter().map(move |(label, config)| Run {
+                label: format!("{label}, {partitions} partitions"),
+                cache: label == "cache on",
+                config,
+                partitions,
+            })
+        })
+        .collect()
+}
+
+impl Run {
+    /// A driver of `topology` with this run's config, `topics` with its partition count.
+    fn driver(&self, topology: Topology, topics: &[&str]) -> TopologyTestDriver {
+        driver(topology, self.config.clone(), topics, self.partitions)
+    }
+
+    /// Checks the updates written to "out" against `want` (see [`check_updates`]).
+    fn check_out<V>(&self, driver: &TopologyTestDriver, want: &[(String, Option<V>, i64)])
+    where
+        V: DefaultSerde + PartialEq + std::fmt::Debug + Clone,
+    {
+        let got = driver::records(&driver.output_topic::<String, Option<V>>("out"));
+        check_updates(&self.label, self.cache, by_key(got), by_key(want.to_vec()));
+    }
+}
+
+/// A store `name` with the default value serde (for aggregates of another type than the
+/// input values).
+fn store<V: DefaultSerde>(name: &str) -> Materialized<String, V> {
+    Materialized::as_(name).with_value_serde(default_serde())
+}
+
 /// A driver whose `topics` have `partitions` partitions each.
 fn driver(
     topology: Topology,
@@ -101,11 +146,24 @@ impl<VA: Clone> Reference<VA> {
         self.state.insert(s(key), new);
     }
 
-    fn finals(&self) -> BTreeMap<String, VA> {
-        self.state
+    /// Checks that the key-value store `store` holds the final aggregates.
+    fn check_store(&self, label: &str, driver: &TopologyTestDriver, store: &str)
+    where
+        VA: PartialEq + std::fmt::Debug + 'static,
+    {
+        let content: BTreeMap<String, VA> = driver
+            .key_value_store::<String, VA>(store)
+            .unwrap()
+            .all()
+            .unwrap()
+            .into_iter()
+            .collect();
+        let finals: BTreeMap<String, VA> = self
+            .state
             .iter()
             .map(|(k, (v, _))| (k.clone(), v.clone()))
-            .collect()
+            .collect();
+        assert_eq!(content, finals, "{label}: store");
     }
 }
 
@@ -140,291 +198,217 @@ fn check_updates<V: PartialEq + std::fmt::Debug + Clone>(
     }
 }
 
-/// The store content of a key-value store, sorted.
-fn store_content<V: 'static>(driver: &TopologyTestDriver, store: &str) -> BTreeMap<String, V> {
-    driver
-        .key_value_store::<String, V>(store)
-        .unwrap()
-        .all()
-        .unwrap()
-        .into_iter()
-        .collect()
-}
-
 // ---------------------------------------------------------------------------------------
 // Key-value cogroups against reference folds
 // ---------------------------------------------------------------------------------------
 
 #[test]
 fn two_inputs_of_different_value_types_fold_into_one_store() {
-    for partitions in [1, 3] {
-        for (label, config) in configs() {
-            let cache = label == "cache on";
-            let label = format!("{label}, {partitions} partitions");
-            let builder = StreamsBuilder::new();
-            let views = builder.stream::<String, String>("views").group_by_key();
-            let buys = builder.stream::<String, i64>("buys").group_by_key();
-            views
-                .cogroup(|_, page: String, log: String| format!("{log}v{page};"))
-                .cogroup(&buys, |_, amount: i64, log: String| {
-                    format!("{log}b{amount};")
-                })
-                .aggregate_with(
-                    String::new,
-                    Named::none(),
-                    Materialized::as_("activity").with_value_serde(default_serde()),
-                )
-                .to_stream()
-                .to("out");
-            let topology = builder.build().unwrap();
-            // One store, one sub-topology: both inputs update the same store directly.
-            assert_eq!(topology.store_names(), vec!["activity"]);
-            assert_eq!(topology.describe().subtopologies.len(), 1);
-            assert!(topology.repartition_topics(APP).is_empty());
-            let driver = driver(topology, config, &["views", "buys"], partitions);
-            let views_in = driver.input_topic::<String, String>("views");
-            let buys_in = driver.input_topic::<String, i64>("buys");
-            let mut reference = Reference::new(String::new());
-            let mut g = Gen(7);
-            for i in 0..200i64 {
-                let key = format!("k{}", g.below(7));
-                // Mostly increasing timestamps, some out of order.
-                let ts = 1_000 + i * 10 - g.below(3) as i64 * 40;
-                if g.below(2) == 0 {
-                    let page = format!("/p{}", g.below(5));
-                    views_in
-                        .pipe_input_at(key.clone(), page.clone(), ts)
-                        .unwrap();
-                    reference.apply(&key, ts, |log| format!("{log}v{page};"));
-                } else {
-                    let amount = g.below(100) as i64;
-                    buys_in.pipe_input_at(key.clone(), amount, ts).unwrap();
-                    reference.apply(&key, ts, |log| format!("{log}b{amount};"));
-                }
+    for run in runs() {
+        let builder = StreamsBuilder::new();
+        let views = builder.stream::<String, String>("views").group_by_key();
+        let buys = builder.stream::<String, i64>("buys").group_by_key();
+        views
+            .cogroup(|_, page: String, log: String| format!("{log}v{page};"))
+            .cogroup(&buys, |_, amount: i64, log: String| {
+                format!("{log}b{amount};")
+            })
+            .aggregate_with(String::new, Named::none(), store("activity"))
+            .to_stream()
+            .to("out");
+        let topology = builder.build().unwrap();
+        // One store, one sub-topology: both inputs update the same store directly.
+        assert_eq!(topology.store_names(), vec!["activity"]);
+        assert_eq!(topology.describe().subtopologies.len(), 1);
+        assert!(topology.repartition_topics(APP).is_empty());
+        let driver = run.driver(topology, &["views", "buys"]);
+        let views_in = driver.input_topic::<String, String>("views");
+        let buys_in = driver.input_topic::<String, i64>("buys");
+        let mut reference = Reference::new(String::new());
+        let mut g = Gen(7);
+        for i in 0..200i64 {
+            let key = format!("k{}", g.below(7));
+            // Mostly increasing timestamps, some out of order.
+            let ts = 1_000 + i * 10 - g.below(3) as i64 * 40;
+            if g.below(2) == 0 {
+                let page = format!("/p{}", g.below(5));
+                views_in
+                    .pipe_input_at(key.clone(), page.clone(), ts)
+                    .unwrap();
+                reference.apply(&key, ts, |log| format!("{log}v{page};"));
+            } else {
+                let amount = g.below(100) as i64;
+                buys_in.pipe_input_at(key.clone(), amount, ts).unwrap();
+                reference.apply(&key, ts, |log| format!("{log}b{amount};"));
             }
-            let out = driver.output_topic::<String, Option<String>>("out");
-            check_updates(
-                &label,
-                cache,
-                by_key(driver::records(&out)),
-                by_key(reference.updates.clone()),
-            );
-            assert_eq!(
-                store_content::<String>(&driver, "activity"),
-                reference.finals(),
-                "{label}: store"
-            );
         }
+        run.check_out(&driver, &reference.updates);
+        reference.check_store(&run.label, &driver, "activity");
     }
 }
 
 #[test]
 fn three_inputs_of_three_value_types() {
-    for partitions in [1, 3] {
-        for (label, config) in configs() {
-            let cache = label == "cache on";
-            let label = format!("{label}, {partitions} partitions");
-            let builder = StreamsBuilder::new();
-            let a = builder.stream::<String, String>("a").group_by_key();
-            let b = builder.stream::<String, i64>("b").group_by_key();
-            let c = builder.stream::<String, f64>("c").group_by_key();
-            a.cogroup(|_, v: String, log: String| format!("{log}a{v}"))
-                .cogroup(&b, |_, v: i64, log: String| format!("{log}b{v}"))
-                .cogroup(&c, |_, v: f64, log: String| format!("{log}c{v:.1}"))
-                .aggregate(|| s(">"))
-                .to_stream()
-                .to("out");
-            let topology = builder.build().unwrap();
-            let processors = topology.describe().subtopologies[0]
-                .nodes
-                .iter()
-                .filter(|n| n.name.starts_with("COGROUPKSTREAM-AGGREGATE-"))
-                .count();
-            assert_eq!(processors, 3, "one aggregation node per input");
-            let driver = driver(topology, config, &["a", "b", "c"], partitions);
-            let a_in = driver.input_topic::<String, String>("a");
-            let b_in = driver.input_topic::<String, i64>("b");
-            let c_in = driver.input_topic::<String, f64>("c");
-            let mut reference = Reference::new(s(">"));
-            let mut g = Gen(42);
-            for i in 0..150i64 {
-                let key = format!("k{}", g.below(5));
-                let ts = 500 + i * 7;
-                match g.below(3) {
-                    0 => {
-                        let v = format!("{}", g.below(9));
-                        a_in.pipe_input_at(key.clone(), v.clone(), ts).unwrap();
-                        reference.apply(&key, ts, |log| format!("{log}a{v}"));
-                    }
-                    1 => {
-                        let v = g.below(50) as i64 - 25;
-                        b_in.pipe_input_at(key.clone(), v, ts).unwrap();
-                        reference.apply(&key, ts, |log| format!("{log}b{v}"));
-                    }
-                    _ => {
-                        let v = g.below(100) as f64 / 4.0;
-                        c_in.pipe_input_at(key.clone(), v, ts).unwrap();
-                        reference.apply(&key, ts, |log| format!("{log}c{v:.1}"));
-                    }
+    for run in runs() {
+        let builder = StreamsBuilder::new();
+        let a = builder.stream::<String, String>("a").group_by_key();
+        let b = builder.stream::<String, i64>("b").group_by_key();
+        let c = builder.stream::<String, f64>("c").group_by_key();
+        a.cogroup(|_, v: String, log: String| format!("{log}a{v}"))
+            .cogroup(&b, |_, v: i64, log: String| format!("{log}b{v}"))
+            .cogroup(&c, |_, v: f64, log: String| format!("{log}c{v:.1}"))
+            .aggregate(|| s(">"))
+            .to_stream()
+            .to("out");
+        let topology = builder.build().unwrap();
+        let processors = topology.describe().subtopologies[0]
+            .nodes
+            .iter()
+            .filter(|n| n.name.starts_with("COGROUPKSTREAM-AGGREGATE-"))
+            .count();
+        assert_eq!(processors, 3, "one aggregation node per input");
+        let driver = run.driver(topology, &["a", "b", "c"]);
+        let a_in = driver.input_topic::<String, String>("a");
+        let b_in = driver.input_topic::<String, i64>("b");
+        let c_in = driver.input_topic::<String, f64>("c");
+        let mut reference = Reference::new(s(">"));
+        let mut g = Gen(42);
+        for i in 0..150i64 {
+            let key = format!("k{}", g.below(5));
+            let ts = 500 + i * 7;
+            match g.below(3) {
+                0 => {
+                    let v = format!("{}", g.below(9));
+                    a_in.pipe_input_at(key.clone(), v.clone(), ts).unwrap();
+                    reference.apply(&key, ts, |log| format!("{log}a{v}"));
+                }
+                1 => {
+                    let v = g.below(50) as i64 - 25;
+                    b_in.pipe_input_at(key.clone(), v, ts).unwrap();
+                    reference.apply(&key, ts, |log| format!("{log}b{v}"));
+                }
+                _ => {
+                    let v = g.below(100) as f64 / 4.0;
+                    c_in.pipe_input_at(key.clone(), v, ts).unwrap();
+                    reference.apply(&key, ts, |log| format!("{log}c{v:.1}"));
                 }
             }
-            let out = driver.output_topic::<String, Option<String>>("out");
-            check_updates(
-                &label,
-                cache,
-                by_key(driver::records(&out)),
-                by_key(reference.updates.clone()),
-            );
         }
+        run.check_out(&driver, &reference.updates);
     }
 }
 
 #[test]
 fn batches_are_coalesced_by_the_cache_and_end_at_the_reference() {
-    for partitions in [1, 3] {
-        for (label, config) in configs() {
-            let cache = label == "cache on";
-            let label = format!("{label}, {partitions} partitions");
-            let builder = StreamsBuilder::new();
-            let adds = builder.stream::<String, i64>("adds").group_by_key();
-            let subs = builder.stream::<String, String>("subs").group_by_key();
-            adds.cogroup(|_, v: i64, sum: i64| sum + v)
-                .cogroup(&subs, |_, v: String, sum: i64| sum - v.len() as i64)
-                .aggregate_with(
-                    || 0,
-                    Named::as_("sums"),
-                    Materialized::as_("sums-store").with_value_serde(default_serde()),
-                )
-                .to_stream()
-                .to("out");
-            let driver = driver(
-                builder.build().unwrap(),
-                config,
-                &["adds", "subs"],
-                partitions,
-            );
-            let mut reference = Reference::new(0i64);
-            let mut g = Gen(3);
-            let mut ts = 0;
-            for round in 0..6 {
-                let mut add_batch = Vec::new();
-                for _ in 0..30 {
-                    ts += 5;
-                    let key = format!("k{}", g.below(4));
-                    let v = g.below(10) as i64;
-                    reference.apply(&key, ts, |sum| sum + v);
-                    add_batch.push(Record::new(key, v, ts));
-                }
-                driver
-                    .input_topic::<String, i64>("adds")
-                    .pipe_records(add_batch)
-                    .unwrap();
-                let mut sub_batch = Vec::new();
-                for _ in 0..20 {
-                    ts += 5;
-                    let key = format!("k{}", g.below(4));
-                    let v = "x".repeat(g.below(4) as usize + round);
-                    let len = v.len() as i64;
-                    reference.apply(&key, ts, |sum| sum - len);
-                    sub_batch.push(Record::new(key, v, ts));
-                }
-                driver
-                    .input_topic::<String, String>("subs")
-                    .pipe_records(sub_batch)
-                    .unwrap();
+    for run in runs() {
+        let builder = StreamsBuilder::new();
+        let adds = builder.stream::<String, i64>("adds").group_by_key();
+        let subs = builder.stream::<String, String>("subs").group_by_key();
+        adds.cogroup(|_, v: i64, sum: i64| sum + v)
+            .cogroup(&subs, |_, v: String, sum: i64| sum - v.len() as i64)
+            .aggregate_with(|| 0, Named::as_("sums"), store("sums-store"))
+            .to_stream()
+            .to("out");
+        let driver = run.driver(builder.build().unwrap(), &["adds", "subs"]);
+        let mut reference = Reference::new(0i64);
+        let mut g = Gen(3);
+        let mut ts = 0;
+        for round in 0..6 {
+            let mut add_batch = Vec::new();
+            for _ in 0..30 {
+                ts += 5;
+                let key = format!("k{}", g.below(4));
+                let v = g.below(10) as i64;
+                reference.apply(&key, ts, |sum| sum + v);
+                add_batch.push(Record::new(key, v, ts));
             }
-            let got = by_key(driver::records(
-                &driver.output_topic::<String, Option<i64>>("out"),
-            ));
-            let emitted: usize = got.values().map(Vec::len).sum();
-            if cache {
-                // At most one update per key and batch (12 batches, 4 keys).
-                assert!(emitted <= 12 * 4, "{label}: {emitted} updates");
-            } else {
-                assert_eq!(emitted, 6 * 50, "{label}: one update per record");
+            driver
+                .input_topic::<String, i64>("adds")
+                .pipe_records(add_batch)
+                .unwrap();
+            let mut sub_batch = Vec::new();
+            for _ in 0..20 {
+                ts += 5;
+                let key = format!("k{}", g.below(4));
+                let v = "x".repeat(g.below(4) as usize + round);
+                let len = v.len() as i64;
+                reference.apply(&key, ts, |sum| sum - len);
+                sub_batch.push(Record::new(key, v, ts));
             }
-            check_updates(&label, cache, got, by_key(reference.updates.clone()));
-            assert_eq!(
-                store_content::<i64>(&driver, "sums-store"),
-                reference.finals(),
-                "{label}: store"
-            );
+            driver
+                .input_topic::<String, String>("subs")
+                .pipe_records(sub_batch)
+                .unwrap();
         }
+        let got = by_key(driver::records(
+            &driver.output_topic::<String, Option<i64>>("out"),
+        ));
+        let emitted: usize = got.values().map(Vec::len).sum();
+        let label = &run.label;
+        if run.cache {
+            // At most one update per key and batch (12 batches, 4 keys).
+            assert!(emitted <= 12 * 4, "{label}: {emitted} updates");
+        } else {
+            assert_eq!(emitted, 6 * 50, "{label}: one update per record");
+        }
+        check_updates(label, run.cache, got, by_key(reference.updates.clone()));
+        reference.check_store(label, &driver, "sums-store");
     }
 }
 
 #[test]
 fn a_rekeyed_input_goes_through_its_own_repartition_topic() {
-    for partitions in [1, 3] {
-        for (label, config) in configs() {
-            let cache = label == "cache on";
-            let label = format!("{label}, {partitions} partitions");
-            let builder = StreamsBuilder::new();
-            // order id -> "customer:amount", re-keyed by customer.
-            let orders = builder
-                .stream::<String, String>("orders")
-                .group_by(|_, v: &String| v.split(':').next().unwrap().to_string());
-            // customer -> amount paid.
-            let payments = builder.stream::<String, i64>("payments").group_by_key();
-            orders
-                .cogroup(|_, order: String, due: i64| {
-                    due + order.split(':').nth(1).unwrap().parse::<i64>().unwrap()
-                })
-                .cogroup(&payments, |_, paid: i64, due: i64| due - paid)
-                .aggregate_with(
-                    || 0,
-                    Named::none(),
-                    Materialized::as_("due").with_value_serde(default_serde()),
-                )
-                .to_stream()
-                .to("out");
-            let topology = builder.build().unwrap();
-            assert_eq!(
-                topology.repartition_topics(APP),
-                vec![format!("{APP}-due-repartition")]
-            );
-            assert_eq!(topology.describe().subtopologies.len(), 2);
-            let driver = driver(topology, config, &["orders", "payments"], partitions);
-            let orders_in = driver.input_topic::<String, String>("orders");
-            let payments_in = driver.input_topic::<String, i64>("payments");
-            let mut reference = Reference::new(0i64);
-            let mut g = Gen(99);
-            for i in 0..160i64 {
-                let customer = format!("c{}", g.below(6));
-                let ts = 10_000 + i * 100 - g.below(2) as i64 * 250;
-                let amount = g.below(90) as i64 + 1;
-                if g.below(3) > 0 {
-                    let order_id = format!("o{i}");
-                    orders_in
-                        .pipe_input_at(order_id, format!("{customer}:{amount}"), ts)
-                        .unwrap();
-                    reference.apply(&customer, ts, |due| due + amount);
-                } else {
-                    payments_in
-                        .pipe_input_at(customer.clone(), amount, ts)
-                        .unwrap();
-                    reference.apply(&customer, ts, |due| due - amount);
-                }
+    for run in runs() {
+        let builder = StreamsBuilder::new();
+        // order id -> "customer:amount", re-keyed by customer.
+        let orders = builder
+            .stream::<String, String>("orders")
+            .group_by(|_, v: &String| v.split(':').next().unwrap().to_string());
+        // customer -> amount paid.
+        let payments = builder.stream::<String, i64>("payments").group_by_key();
+        orders
+            .cogroup(|_, order: String, due: i64| {
+                due + order.split(':').nth(1).unwrap().parse::<i64>().unwrap()
+            })
+            .cogroup(&payments, |_, paid: i64, due: i64| due - paid)
+            .aggregate_with(|| 0, Named::none(), store("due"))
+            .to_stream()
+            .to("out");
+        let topology = builder.build().unwrap();
+        assert_eq!(
+            topology.repartition_topics(APP),
+            vec![format!("{APP}-due-repartition")]
+        );
+        assert_eq!(topology.describe().subtopologies.len(), 2);
+        let driver = run.driver(topology, &["orders", "payments"]);
+        let orders_in = driver.input_topic::<String, String>("orders");
+        let payments_in = driver.input_topic::<String, i64>("payments");
+        let mut reference = Reference::new(0i64);
+        let mut g = Gen(99);
+        for i in 0..160i64 {
+            let customer = format!("c{}", g.below(6));
+            let ts = 10_000 + i * 100 - g.below(2) as i64 * 250;
+            let amount = g.below(90) as i64 + 1;
+            if g.below(3) > 0 {
+                let order_id = format!("o{i}");
+                orders_in
+                    .pipe_input_at(order_id, format!("{customer}:{amount}"), ts)
+                    .unwrap();
+                reference.apply(&customer, ts, |due| due + amount);
+            } else {
+                payments_in
+                    .pipe_input_at(customer.clone(), amount, ts)
+                    .unwrap();
+                reference.apply(&customer, ts, |due| due - amount);
             }
-            check_updates(
-                &label,
-                cache,
-                by_key(driver::records(
-                    &driver.output_topic::<String, Option<i64>>("out"),
-                )),
-                by_key(reference.updates.clone()),
-            );
-            assert_eq!(
-                store_content::<i64>(&driver, "due"),
-                reference.finals(),
-                "{label}: store"
-            );
-            // The repartition topic has the inputs' partition count (co-partitioned).
-            assert_eq!(
-                driver.partition_count(&format!("{APP}-due-repartition")),
-                partitions
-            );
         }
+        run.check_out(&driver, &reference.updates);
+        reference.check_store(&run.label, &driver, "due");
+        // The repartition topic has the inputs' partition count (co-partitioned).
+        assert_eq!(
+            driver.partition_count(&format!("{APP}-due-repartition")),
+            run.partitions
+        );
     }
 }
 
@@ -590,15 +574,8 @@ fn null_keys_are_dropped_and_counted() {
 fn aggregating_a_cogroup_twice_reuses_the_repartition_topic() {
     // Kafka: shouldInsertRepartitionsTopicForCogroupsUsedTwice.
     let builder = StreamsBuilder::new();
-    let grouped = builder
-        .stream::<String, String>("one")
-        .map(|k, v| (v, k))
-        .group_by_key_with(
-            Grouped::as_("foo")
-                .with_key_serde(default_serde())
-                .with_value_serde(default_serde()),
-        );
-    let one = grouped.cogroup(|_, v: String, agg: String| format!("{agg}+{v}"));
+    let one = one_swapped(&builder, Some("foo"))
+        .cogroup(|_, v: String, agg: String| format!("{agg}+{v}"));
     one.aggregate(|| s("0")).to_stream().to("out1");
     one.aggregate(|| s("1")).to_stream().to("out2");
     let topology = builder.build().unwrap();
@@ -633,6 +610,17 @@ fn aggregating_a_cogroup_twice_reuses_the_repartition_topic() {
 // ---------------------------------------------------------------------------------------
 // Windowed cogroups against windows computed from their definition
 // ---------------------------------------------------------------------------------------
+
+/// "a" (numbers) and "b" (strings) cogrouped into a sum: a number adds itself, a string
+/// `weight` times its length.
+fn sum_of_a_and_b(builder: &StreamsBuilder, weight: i64) -> CogroupedKStream<String, i64> {
+    let a = builder.stream::<String, i64>("a").group_by_key();
+    let b = builder.stream::<String, String>("b").group_by_key();
+    a.cogroup(|_, v: i64, sum: i64| sum + v)
+        .cogroup(&b, move |_, v: String, sum: i64| {
+            sum + weight * v.len() as i64
+        })
+}
 
 /// Hopping windows of `size` advancing by `advance` with `grace`, computed per record: a
 /// window is updated unless it closed (`end + grace <= stream time`, stream time being the
@@ -680,80 +668,63 @@ impl WindowReference {
 #[test]
 fn time_windowed_cogroup_with_grace_drops_late_records() {
     let (size, advance, grace) = (10_000, 5_000, 2_000);
-    for partitions in [1, 3] {
-        for (label, config) in configs() {
-            let cache = label == "cache on";
-            let label = format!("{label}, {partitions} partitions");
-            let builder = StreamsBuilder::new();
-            let a = builder.stream::<String, i64>("a").group_by_key();
-            let b = builder.stream::<String, String>("b").group_by_key();
-            a.cogroup(|_, v: i64, sum: i64| sum + v)
-                .cogroup(&b, |_, v: String, sum: i64| sum - v.len() as i64)
-                .windowed_by(
-                    TimeWindows::of_size_and_grace(
-                        Duration::from_millis(size as u64),
-                        Duration::from_millis(grace as u64),
-                    )
-                    .advance_by(Duration::from_millis(advance as u64)),
+    for run in runs() {
+        let builder = StreamsBuilder::new();
+        sum_of_a_and_b(&builder, -1)
+            .windowed_by(
+                TimeWindows::of_size_and_grace(
+                    Duration::from_millis(size as u64),
+                    Duration::from_millis(grace as u64),
                 )
-                .aggregate_with(
-                    || 0,
-                    Named::none(),
-                    Materialized::as_("windows").with_value_serde(default_serde()),
-                )
-                .to_stream()
-                .map(|w, v| (format!("{}@{}", w.key, w.window.start), v))
-                .to("out");
-            let driver = driver(builder.build().unwrap(), config, &["a", "b"], partitions);
-            let a_in = driver.input_topic::<String, i64>("a");
-            let b_in = driver.input_topic::<String, String>("b");
-            let mut reference = WindowReference {
-                size,
-                advance,
-                grace,
-                partitions,
-                stream_time: HashMap::new(),
-                windows: BTreeMap::new(),
-                updates: Vec::new(),
-                dropped: 0,
-            };
-            let mut g = Gen(11);
-            for i in 0..200i64 {
-                let key = format!("k{}", g.below(4));
-                // One record in six is up to 8 s behind: late for some windows.
-                let ts = (i * 300 - if g.below(6) == 0 { 8_000 } else { 0 }).max(0);
-                if g.below(2) == 0 {
-                    let v = g.below(20) as i64;
-                    a_in.pipe_input_at(key.clone(), v, ts).unwrap();
-                    reference.apply(&key, ts, v);
-                } else {
-                    let v = "y".repeat(g.below(5) as usize);
-                    b_in.pipe_input_at(key.clone(), v.clone(), ts).unwrap();
-                    reference.apply(&key, ts, -(v.len() as i64));
-                }
+                .advance_by(Duration::from_millis(advance as u64)),
+            )
+            .aggregate_with(|| 0, Named::none(), store("windows"))
+            .to_stream()
+            .map(|w, v| (format!("{}@{}", w.key, w.window.start), v))
+            .to("out");
+        let driver = run.driver(builder.build().unwrap(), &["a", "b"]);
+        let a_in = driver.input_topic::<String, i64>("a");
+        let b_in = driver.input_topic::<String, String>("b");
+        let mut reference = WindowReference {
+            size,
+            advance,
+            grace,
+            partitions: run.partitions,
+            stream_time: HashMap::new(),
+            windows: BTreeMap::new(),
+            updates: Vec::new(),
+            dropped: 0,
+        };
+        let mut g = Gen(11);
+        for i in 0..200i64 {
+            let key = format!("k{}", g.below(4));
+            // One record in six is up to 8 s behind: late for some windows.
+            let ts = (i * 300 - if g.below(6) == 0 { 8_000 } else { 0 }).max(0);
+            if g.below(2) == 0 {
+                let v = g.below(20) as i64;
+                a_in.pipe_input_at(key.clone(), v, ts).unwrap();
+                reference.apply(&key, ts, v);
+            } else {
+                let v = "y".repeat(g.below(5) as usize);
+                b_in.pipe_input_at(key.clone(), v.clone(), ts).unwrap();
+                reference.apply(&key, ts, -(v.len() as i64));
             }
-            assert!(reference.dropped > 0, "the scenario has late records");
-            check_updates(
-                &label,
-                cache,
-                by_key(driver::records(
-                    &driver.output_topic::<String, Option<i64>>("out"),
-                )),
-                by_key(reference.updates.clone()),
-            );
+        }
+        assert!(reference.dropped > 0, "the scenario has late records");
+        run.check_out(&driver, &reference.updates);
+        let label = &run.label;
+        assert_eq!(
+            driver.metrics().dropped_records,
+            reference.dropped,
+            "{label}: dropped"
+        );
+        let store = driver.window_store::<String, i64>("windows").unwrap();
+        for ((key, start), (sum, _)) in &reference.windows {
             assert_eq!(
-                driver.metrics().dropped_records,
-                reference.dropped,
-                "{label}: dropped"
+                store.fetch(key, *start).unwrap(),
+                Some(*sum),
+                "{label}: {key}@{start}"
             );
-            let store = driver.window_store::<String, i64>("windows").unwrap();
-            for ((key, start), (sum, _)) in &reference.windows {
-                assert_eq!(
-                    store.fetch(key, *start).unwrap(),
-                    Some(*sum),
-                    "{label}: {key}@{start}"
-                );
-            }
         }
     }
 }
@@ -802,45 +773,45 @@ fn a_late_record_is_dropped_for_its_closed_window_only() {
     }
 }
 
+/// Pipes a random record of `key` at `ts` into "a" (a number from 1 to 9) or "b" (`letter`
+/// repeated 1 to `max_len` times); returns what it adds to the test's sum: the number, or
+/// `weight` times the string's length.
+fn pipe_a_or_b(
+    driver: &TopologyTestDriver,
+    g: &mut Gen,
+    key: &str,
+    ts: i64,
+    (letter, max_len, weight): (&str, u64, i64),
+) -> i64 {
+    if g.below(2) == 0 {
+        let v = g.below(9) as i64 + 1;
+        pipe(driver, "a", v, &[(key, ts)]);
+        v
+    } else {
+        let v = letter.repeat(g.below(max_len) as usize + 1);
+        pipe(driver, "b", v.clone(), &[(key, ts)]);
+        weight * v.len() as i64
+    }
+}
+
 #[test]
 fn sliding_windowed_cogroup_holds_the_records_of_each_window() {
     let d = 1_000;
     for (label, config) in configs() {
         let builder = StreamsBuilder::new();
-        let a = builder.stream::<String, i64>("a").group_by_key();
-        let b = builder.stream::<String, String>("b").group_by_key();
-        a.cogroup(|_, v: i64, sum: i64| sum + v)
-            .cogroup(&b, |_, v: String, sum: i64| sum + 100 * v.len() as i64)
+        sum_of_a_and_b(&builder, 100)
             .windowed_by_sliding(SlidingWindows::of_time_difference_and_grace(
                 Duration::from_millis(d as u64),
                 Duration::from_secs(60),
             ))
-            .aggregate_with(
-                || 0,
-                Named::none(),
-                Materialized::as_("sliding").with_value_serde(default_serde()),
-            );
+            .aggregate_with(|| 0, Named::none(), store("sliding"));
         let driver = driver(builder.build().unwrap(), config, &["a", "b"], 1);
         let mut records: Vec<(i64, i64)> = Vec::new(); // (timestamp, contribution)
         let mut g = Gen(5);
         for i in 0..60i64 {
             // Distinct timestamps, slightly shuffled.
             let ts = 2_000 + i * 97 + if i % 5 == 0 { -250 } else { 0 };
-            if g.below(2) == 0 {
-                let v = g.below(9) as i64 + 1;
-                driver
-                    .input_topic::<String, i64>("a")
-                    .pipe_input_at(s("k"), v, ts)
-                    .unwrap();
-                records.push((ts, v));
-            } else {
-                let v = "z".repeat(g.below(3) as usize + 1);
-                driver
-                    .input_topic::<String, String>("b")
-                    .pipe_input_at(s("k"), v.clone(), ts)
-                    .unwrap();
-                records.push((ts, 100 * v.len() as i64));
-            }
+            records.push((ts, pipe_a_or_b(&driver, &mut g, "k", ts, ("z", 3, 100))));
         }
         let sum_in = |from: i64, to: i64| -> i64 {
             records
@@ -874,95 +845,76 @@ fn sliding_windowed_cogroup_holds_the_records_of_each_window() {
 #[test]
 fn session_windowed_cogroup_ends_with_the_sessions_of_the_definition() {
     let gap = 100;
-    for partitions in [1, 3] {
-        for (label, config) in configs() {
-            let label = format!("{label}, {partitions} partitions");
-            let builder = StreamsBuilder::new();
-            let a = builder.stream::<String, i64>("a").group_by_key();
-            let b = builder.stream::<String, String>("b").group_by_key();
-            a.cogroup(|_, v: i64, sum: i64| sum + v)
-                .cogroup(&b, |_, v: String, sum: i64| sum + 1000 * v.len() as i64)
-                .windowed_by_session(SessionWindows::of_inactivity_gap_and_grace(
-                    Duration::from_millis(gap as u64),
-                    Duration::from_secs(60),
-                ))
-                .aggregate_with(
-                    || 0,
-                    |_, x, y| x + y,
-                    Named::as_("sessions"),
-                    Materialized::as_("sessions-store").with_value_serde(default_serde()),
-                )
-                .to_stream()
-                .map(|w, v| (format!("{}@{}/{}", w.key, w.window.start, w.window.end), v))
-                .to("out");
-            let driver = driver(builder.build().unwrap(), config, &["a", "b"], partitions);
-            let mut records: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
-            let mut g = Gen(21);
-            for _ in 0..120 {
-                let key = format!("k{}", g.below(3));
-                // Random times, in any order: records bridge and merge sessions.
-                let ts = g.below(3_000) as i64;
-                let contribution = if g.below(2) == 0 {
-                    let v = g.below(9) as i64 + 1;
-                    driver
-                        .input_topic::<String, i64>("a")
-                        .pipe_input_at(key.clone(), v, ts)
-                        .unwrap();
-                    v
-                } else {
-                    let v = "s".repeat(g.below(2) as usize + 1);
-                    driver
-                        .input_topic::<String, String>("b")
-                        .pipe_input_at(key.clone(), v.clone(), ts)
-                        .unwrap();
-                    1000 * v.len() as i64
-                };
-                records.entry(key).or_default().push((ts, contribution));
-            }
-            let store = driver
-                .session_store::<String, i64>("sessions-store")
-                .unwrap();
-            // The final output of each session (its last update) must be the store's.
-            let mut last: BTreeMap<String, Option<i64>> = BTreeMap::new();
-            for (k, v, _) in driver::records(&driver.output_topic::<String, Option<i64>>("out")) {
-                last.insert(k, v);
-            }
-            for (key, mut recs) in records {
-                recs.sort();
-                // Sessions by definition: consecutive records at most `gap` apart.
-                let mut want: Vec<(i64, i64, i64)> = Vec::new();
-                for (t, v) in recs {
-                    match want.last_mut() {
-                        Some(w) if t - w.1 <= gap => {
-                            w.1 = t;
-                            w.2 += v;
-                        }
-                        _ => want.push((t, t, v)),
-                    }
-                }
-                let got: Vec<(i64, i64, i64)> = store
-                    .fetch(&key)
-                    .unwrap()
-                    .into_iter()
-                    .map(|(w, v)| (w.window.start, w.window.end, v))
-                    .collect();
-                assert_eq!(got, want, "{label}: sessions of {key}");
-                for (start, end, sum) in &want {
-                    assert_eq!(
-                        last.get(&format!("{key}@{start}/{end}")),
-                        Some(&Some(*sum)),
-                        "{label}: last update of {key}@{start}/{end}"
-                    );
-                }
-            }
-            // Replaced sessions ended with a tombstone.
-            let live = last.values().filter(|v| v.is_some()).count();
-            let sessions: usize = ["k0", "k1", "k2"]
-                .iter()
-                .map(|k| store.fetch(&s(k)).unwrap().len())
-                .sum();
-            assert_eq!(live, sessions, "{label}: live sessions in the output");
+    for run in runs() {
+        let label = &run.label;
+        let builder = StreamsBuilder::new();
+        sum_of_a_and_b(&builder, 1000)
+            .windowed_by_session(SessionWindows::of_inactivity_gap_and_grace(
+                Duration::from_millis(gap as u64),
+                Duration::from_secs(60),
+            ))
+            .aggregate_with(
+                || 0,
+                |_, x, y| x + y,
+                Named::as_("sessions"),
+                store("sessions-store"),
+            )
+            .to_stream()
+            .map(|w, v| (format!("{}@{}/{}", w.key, w.window.start, w.window.end), v))
+            .to("out");
+        let driver = run.driver(builder.build().unwrap(), &["a", "b"]);
+        let mut records: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
+        let mut g = Gen(21);
+        for _ in 0..120 {
+            let key = format!("k{}", g.below(3));
+            // Random times, in any order: records bridge and merge sessions.
+            let ts = g.below(3_000) as i64;
+            let contribution = pipe_a_or_b(&driver, &mut g, &key, ts, ("s", 2, 1000));
+            records.entry(key).or_default().push((ts, contribution));
         }
+        let store = driver
+            .session_store::<String, i64>("sessions-store")
+            .unwrap();
+        // The final output of each session (its last update) must be the store's.
+        let mut last: BTreeMap<String, Option<i64>> = BTreeMap::new();
+        for (k, v, _) in driver::records(&driver.output_topic::<String, Option<i64>>("out")) {
+            last.insert(k, v);
+        }
+        for (key, mut recs) in records {
+            recs.sort();
+            // Sessions by definition: consecutive records at most `gap` apart.
+            let mut want: Vec<(i64, i64, i64)> = Vec::new();
+            for (t, v) in recs {
+                match want.last_mut() {
+                    Some(w) if t - w.1 <= gap => {
+                        w.1 = t;
+                        w.2 += v;
+                    }
+                    _ => want.push((t, t, v)),
+                }
+            }
+            let got: Vec<(i64, i64, i64)> = store
+                .fetch(&key)
+                .unwrap()
+                .into_iter()
+                .map(|(w, v)| (w.window.start, w.window.end, v))
+                .collect();
+            assert_eq!(got, want, "{label}: sessions of {key}");
+            for (start, end, sum) in &want {
+                assert_eq!(
+                    last.get(&format!("{key}@{start}/{end}")),
+                    Some(&Some(*sum)),
+                    "{label}: last update of {key}@{start}/{end}"
+                );
+            }
+        }
+        // Replaced sessions ended with a tombstone.
+        let live = last.values().filter(|v| v.is_some()).count();
+        let sessions: usize = ["k0", "k1", "k2"]
+            .iter()
+            .map(|k| store.fetch(&s(k)).unwrap().len())
+            .sum();
+        assert_eq!(live, sessions, "{label}: live sessions in the output");
     }
 }
 
@@ -987,16 +939,21 @@ fn parse_sum(_: &String, v: String, agg: i32) -> i32 {
 }
 
 /// Kafka's `assertOutputKeyValueTimestamp` sequence.
-fn expect<V: PartialEq + std::fmt::Debug>(
+fn expect<V: PartialEq + std::fmt::Debug + Clone>(
     label: &str,
     out: Vec<(String, Option<V>, i64)>,
-    want: Vec<(&str, V, i64)>,
+    want: &[(&str, V, i64)],
 ) {
     let want: Vec<(String, Option<V>, i64)> = want
-        .into_iter()
-        .map(|(k, v, ts)| (s(k), Some(v), ts))
+        .iter()
+        .map(|(k, v, ts)| (s(k), Some(v.clone()), *ts))
         .collect();
     assert_eq!(out, want, "{label}");
+}
+
+/// Expected records with string values.
+fn strs(rows: &[(&'static str, &str, i64)]) -> Vec<(&'static str, String, i64)> {
+    rows.iter().map(|&(k, v, ts)| (k, s(v), ts)).collect()
 }
 
 /// Pipes `value` into `topic` once for each (key, timestamp) of `records`, in order.
@@ -1036,29 +993,55 @@ fn one_and_two<V: Data>(
     g1.cogroup(first).cogroup(&g2, second)
 }
 
+/// Kafka's re-keyed input: "one" with keys and values swapped, grouped by the new key
+/// (the grouping named `name` when given, with the default serdes).
+fn one_swapped(builder: &StreamsBuilder, name: Option<&str>) -> KGroupedStream<String, String> {
+    let swapped = builder.stream::<String, String>("one").map(|k, v| (v, k));
+    match name {
+        Some(name) => swapped.group_by_key_with(
+            Grouped::as_(name)
+                .with_key_serde(default_serde())
+                .with_value_serde(default_serde()),
+        ),
+        None => swapped.group_by_key(),
+    }
+}
+
+/// How much of the output Kafka's test asserts.
+#[derive(Clone, Copy, PartialEq)]
+enum Asserts {
+    /// Every record.
+    All,
+    /// The first records, as many as expected.
+    First,
+}
+
 /// Runs Kafka's cogroup scenario in each of [`configs`]: `build` writes its topology to
-/// "output", the `topics` get one partition each, `pipe_inputs` pipes the input; returns
-/// each run's label and driver.
-fn kafka_runs(
+/// "output", the `topics` get one partition each, `pipe_inputs` pipes the input; checks
+/// that the output (or its first records) is `want`.
+fn kafka_scenario<V: DefaultSerde + PartialEq + std::fmt::Debug + Clone>(
     build: impl Fn(&StreamsBuilder),
     topics: &[&str],
     pipe_inputs: impl Fn(&TopologyTestDriver),
-) -> Vec<(&'static str, TopologyTestDriver)> {
-    configs()
-        .into_iter()
-        .map(|(label, config)| {
-            let builder = StreamsBuilder::new();
-            build(&builder);
-            let driver = driver(builder.build().unwrap(), config, topics, 1);
-            pipe_inputs(&driver);
-            (label, driver)
-        })
-        .collect()
+    asserts: Asserts,
+    want: &[(&str, V, i64)],
+) {
+    for (label, config) in configs() {
+        let builder = StreamsBuilder::new();
+        build(&builder);
+        let driver = driver(builder.build().unwrap(), config, topics, 1);
+        pipe_inputs(&driver);
+        let mut out = output::<V>(&driver);
+        if asserts == Asserts::First {
+            out.truncate(want.len());
+        }
+        expect(label, out, want);
+    }
 }
 
 #[test]
 fn kafka_should_cogroup_and_aggregate_single_kstreams() {
-    let runs = kafka_runs(
+    kafka_scenario(
         |builder| {
             builder
                 .stream::<String, String>("one")
@@ -1070,30 +1053,22 @@ fn kafka_should_cogroup_and_aggregate_single_kstreams() {
         },
         &["one"],
         |driver| {
-            pipe_kv(
-                driver,
-                "one",
-                &[
-                    ("k1", "A", 0),
-                    ("k2", "B", 0),
-                    ("k2", "B", 0),
-                    ("k1", "A", 0),
-                ],
-            )
+            let a = [
+                ("k1", "A", 0),
+                ("k2", "B", 0),
+                ("k2", "B", 0),
+                ("k1", "A", 0),
+            ];
+            pipe_kv(driver, "one", &a);
         },
+        Asserts::All,
+        &strs(&[
+            ("k1", "A", 0),
+            ("k2", "B", 0),
+            ("k2", "BB", 0),
+            ("k1", "AA", 0),
+        ]),
     );
-    for (label, driver) in runs {
-        expect(
-            label,
-            output(&driver),
-            vec![
-                ("k1", s("A"), 0),
-                ("k2", s("B"), 0),
-                ("k2", s("BB"), 0),
-                ("k1", s("AA"), 0),
-            ],
-        );
-    }
 }
 
 /// Kafka's two-stream concatenation: "one" and "two" cogrouped with `concat` into "output".
@@ -1106,34 +1081,30 @@ fn concat_one_and_two(builder: &StreamsBuilder) {
 
 #[test]
 fn kafka_should_cogroup_and_aggregate_two_kstreams_with_distinct_keys() {
-    let runs = kafka_runs(concat_one_and_two, &["one", "two"], |driver| {
-        pipe(
-            driver,
-            "one",
-            s("A"),
-            &[("k1", 0), ("k1", 1), ("k1", 10), ("k1", 100)],
-        );
+    let inputs = |driver: &TopologyTestDriver| {
+        let a = [0, 1, 10, 100].map(|ts| ("k1", ts));
+        pipe(driver, "one", s("A"), &a);
         let b = [100, 200, 1, 500, 500, 100].map(|ts| ("k2", ts));
         pipe(driver, "two", s("B"), &b);
-    });
-    for (label, driver) in runs {
-        expect(
-            label,
-            output(&driver),
-            vec![
-                ("k1", s("A"), 0),
-                ("k1", s("AA"), 1),
-                ("k1", s("AAA"), 10),
-                ("k1", s("AAAA"), 100),
-                ("k2", s("B"), 100),
-                ("k2", s("BB"), 200),
-                ("k2", s("BBB"), 200),
-                ("k2", s("BBBB"), 500),
-                ("k2", s("BBBBB"), 500),
-                ("k2", s("BBBBBB"), 500),
-            ],
-        );
-    }
+    };
+    kafka_scenario(
+        concat_one_and_two,
+        &["one", "two"],
+        inputs,
+        Asserts::All,
+        &strs(&[
+            ("k1", "A", 0),
+            ("k1", "AA", 1),
+            ("k1", "AAA", 10),
+            ("k1", "AAAA", 100),
+            ("k2", "B", 100),
+            ("k2", "BB", 200),
+            ("k2", "BBB", 200),
+            ("k2", "BBBB", 500),
+            ("k2", "BBBBB", 500),
+            ("k2", "BBBBBB", 500),
+        ]),
+    );
 }
 
 /// Kafka's input of "one" in the shared-key scenarios: `value` for k1, k2, k1, k2 at 0, 1,
@@ -1147,45 +1118,50 @@ fn pipe_one(driver: &TopologyTestDriver, value: &str) {
     );
 }
 
+/// The keys and timestamps of the other inputs in Kafka's shared-key scenarios.
+const SHARED_KEYS: [(&str, i64); 8] = [
+    ("k2", 100),
+    ("k2", 200),
+    ("k1", 1),
+    ("k2", 500),
+    ("k1", 500),
+    ("k2", 500),
+    ("k3", 500),
+    ("k2", 100),
+];
+
+/// The first ten records Kafka expects in the shared-key scenarios when "A" ([`pipe_one`])
+/// and then "B" at [`SHARED_KEYS`] are concatenated.
+fn shared_keys_concatenated() -> Vec<(&'static str, String, i64)> {
+    strs(&[
+        ("k1", "A", 0),
+        ("k2", "A", 1),
+        ("k1", "AA", 10),
+        ("k2", "AA", 100),
+        ("k2", "AAB", 100),
+        ("k2", "AABB", 200),
+        ("k1", "AAB", 10),
+        ("k2", "AABBB", 500),
+        ("k1", "AABB", 500),
+        ("k2", "AABBBB", 500),
+    ])
+}
+
 #[test]
 fn kafka_should_cogroup_and_aggregate_two_kstreams_with_shared_keys() {
-    let runs = kafka_runs(concat_one_and_two, &["one", "two"], |driver| {
+    let inputs = |driver: &TopologyTestDriver| {
         pipe_one(driver, "A");
-        pipe(
-            driver,
-            "two",
-            s("B"),
-            &[
-                ("k2", 100),
-                ("k2", 200),
-                ("k1", 1),
-                ("k2", 500),
-                ("k1", 500),
-                ("k2", 500),
-                ("k3", 500),
-                ("k2", 100),
-            ],
-        );
-    });
-    for (label, driver) in runs {
-        // Kafka asserts the first ten records.
-        expect(
-            label,
-            output(&driver)[..10].to_vec(),
-            vec![
-                ("k1", s("A"), 0),
-                ("k2", s("A"), 1),
-                ("k1", s("AA"), 10),
-                ("k2", s("AA"), 100),
-                ("k2", s("AAB"), 100),
-                ("k2", s("AABB"), 200),
-                ("k1", s("AAB"), 10),
-                ("k2", s("AABBB"), 500),
-                ("k1", s("AABB"), 500),
-                ("k2", s("AABBBB"), 500),
-            ],
-        );
-    }
+        pipe(driver, "two", s("B"), &SHARED_KEYS);
+    };
+    // Kafka asserts the first ten records.
+    let want = shared_keys_concatenated();
+    kafka_scenario(
+        concat_one_and_two,
+        &["one", "two"],
+        inputs,
+        Asserts::First,
+        &want,
+    );
 }
 
 #[test]
@@ -1196,88 +1172,67 @@ fn kafka_should_allow_different_output_type_and_input_types_in_cogroup() {
         let g2 = builder.stream::<String, i32>("two").group_by_key();
         g1.cogroup(parse_sum)
             .cogroup(&g2, |_, v: i32, agg: i32| agg + v)
-            .aggregate_with(
-                || 0,
-                Named::none(),
-                Materialized::as_("store1").with_value_serde(default_serde()),
-            )
+            .aggregate_with(|| 0, Named::none(), store("store1"))
             .to_stream()
             .to("output");
     };
-    let runs = kafka_runs(build, &["one", "two"], |driver| {
+    let inputs = |driver: &TopologyTestDriver| {
         pipe_one(driver, "1");
         let two = driver.input_topic::<String, i32>("two");
-        for (k, v, ts) in [
-            ("k2", 2, 100),
-            ("k2", 2, 200),
-            ("k1", 2, 1),
-            ("k2", 2, 500),
-            ("k1", 2, 500),
-            ("k2", 3, 500),
-            ("k3", 2, 500),
-            ("k2", 2, 100),
-        ] {
+        for ((k, ts), v) in SHARED_KEYS.into_iter().zip([2, 2, 2, 2, 2, 3, 2, 2]) {
             two.pipe_input_at(s(k), v, ts).unwrap();
         }
-    });
-    for (label, driver) in runs {
-        expect(
-            label,
-            output::<i32>(&driver)[..11].to_vec(),
-            vec![
-                ("k1", 1, 0),
-                ("k2", 1, 1),
-                ("k1", 2, 10),
-                ("k2", 2, 100),
-                ("k2", 4, 100),
-                ("k2", 6, 200),
-                ("k1", 4, 10),
-                ("k2", 8, 500),
-                ("k1", 6, 500),
-                ("k2", 11, 500),
-                ("k3", 2, 500),
-            ],
-        );
-    }
+    };
+    kafka_scenario(
+        build,
+        &["one", "two"],
+        inputs,
+        Asserts::First,
+        &[
+            ("k1", 1, 0),
+            ("k2", 1, 1),
+            ("k1", 2, 10),
+            ("k2", 2, 100),
+            ("k2", 4, 100),
+            ("k2", 6, 200),
+            ("k1", 4, 10),
+            ("k2", 8, 500),
+            ("k1", 6, 500),
+            ("k2", 11, 500),
+            ("k3", 2, 500),
+        ],
+    );
 }
 
 #[test]
 fn kafka_cogroup_key_mixed_aggregators() {
     let build = |builder: &StreamsBuilder| {
         one_and_two(builder, remover, adder)
-            .aggregate_with(
-                || s("0"),
-                Named::none(),
-                Materialized::as_("store1").with_value_serde(default_serde()),
-            )
+            .aggregate_with(|| s("0"), Named::none(), store("store1"))
             .to_stream()
             .to("output");
     };
-    let runs = kafka_runs(build, &["one", "two"], |driver| {
+    let inputs = |driver: &TopologyTestDriver| {
         pipe_one(driver, "1");
-        pipe(
-            driver,
-            "two",
-            s("2"),
-            &[("k1", 500), ("k2", 500), ("k1", 500), ("k2", 100)],
-        );
-    });
-    for (label, driver) in runs {
-        expect(
-            label,
-            output(&driver),
-            vec![
-                ("k1", s("0-1"), 0),
-                ("k2", s("0-1"), 1),
-                ("k1", s("0-1-1"), 10),
-                ("k2", s("0-1-1"), 100),
-                ("k1", s("0-1-1+2"), 500),
-                ("k2", s("0-1-1+2"), 500),
-                ("k1", s("0-1-1+2+2"), 500),
-                ("k2", s("0-1-1+2+2"), 500),
-            ],
-        );
-    }
+        let two = [("k1", 500), ("k2", 500), ("k1", 500), ("k2", 100)];
+        pipe(driver, "two", s("2"), &two);
+    };
+    kafka_scenario(
+        build,
+        &["one", "two"],
+        inputs,
+        Asserts::All,
+        &strs(&[
+            ("k1", "0-1", 0),
+            ("k2", "0-1", 1),
+            ("k1", "0-1-1", 10),
+            ("k2", "0-1-1", 100),
+            ("k1", "0-1-1+2", 500),
+            ("k2", "0-1-1+2", 500),
+            ("k1", "0-1-1+2+2", 500),
+            ("k2", "0-1-1+2+2", 500),
+        ]),
+    );
 }
 
 #[test]
@@ -1290,40 +1245,17 @@ fn kafka_cogroup_with_three_grouped_streams() {
             .to_stream()
             .to("output");
     };
-    let runs = kafka_runs(build, &["one", "two", "three"], |driver| {
+    // The records of the shared-key scenario, "B"s split between "two" and "three".
+    let inputs = |driver: &TopologyTestDriver| {
         pipe_one(driver, "A");
-        pipe(
-            driver,
-            "two",
-            s("B"),
-            &[("k2", 100), ("k2", 200), ("k1", 1), ("k2", 500)],
-        );
-        pipe(
-            driver,
-            "three",
-            s("B"),
-            &[("k1", 500), ("k2", 500), ("k3", 500), ("k2", 100)],
-        );
-    });
-    for (label, driver) in runs {
-        expect(
-            label,
-            output(&driver)[..11].to_vec(),
-            vec![
-                ("k1", s("A"), 0),
-                ("k2", s("A"), 1),
-                ("k1", s("AA"), 10),
-                ("k2", s("AA"), 100),
-                ("k2", s("AAB"), 100),
-                ("k2", s("AABB"), 200),
-                ("k1", s("AAB"), 10),
-                ("k2", s("AABBB"), 500),
-                ("k1", s("AABB"), 500),
-                ("k2", s("AABBBB"), 500),
-                ("k3", s("B"), 500),
-            ],
-        );
-    }
+        pipe(driver, "two", s("B"), &SHARED_KEYS[..4]);
+        pipe(driver, "three", s("B"), &SHARED_KEYS[4..]);
+    };
+    // Kafka asserts the first eleven records.
+    let mut want = shared_keys_concatenated();
+    want.push(("k3", s("B"), 500));
+    let topics = ["one", "two", "three"];
+    kafka_scenario(build, &topics, inputs, Asserts::First, &want);
 }
 
 #[test]
@@ -1333,29 +1265,22 @@ fn kafka_cogroup_with_ktable_ktable_inner_join() {
         let table1 = one_and_two(&builder, concat, concat).aggregate_with(
             String::new,
             Named::as_("name"),
-            Materialized::as_("store").with_value_serde(default_serde()),
+            store("store"),
         );
         let table2 = builder.table::<String, String>("three");
         table1
             .join(&table2, |a: &String, b: &String| format!("{a}+{b}"))
             .to_stream()
             .to("output");
-        let driver = driver(
-            builder.build().unwrap(),
-            config,
-            &["one", "two", "three"],
-            1,
-        );
+        let topics = ["one", "two", "three"];
+        let driver = driver(builder.build().unwrap(), config, &topics, 1);
         pipe(&driver, "one", s("A"), &[("k1", 5)]);
         pipe(&driver, "two", s("B"), &[("k2", 6)]);
         let out = driver.output_topic::<String, Option<String>>("output");
         assert!(out.is_empty(), "{label}");
         pipe_kv(&driver, "three", &[("k1", "C", 0), ("k2", "D", 10)]);
-        expect(
-            label,
-            driver::records(&out),
-            vec![("k1", s("A+C"), 5), ("k2", s("B+D"), 10)],
-        );
+        let want = strs(&[("k1", "A+C", 5), ("k2", "B+D", 10)]);
+        expect(label, driver::records(&out), &want);
     }
 }
 
@@ -1363,11 +1288,7 @@ fn kafka_cogroup_with_ktable_ktable_inner_join() {
 fn kafka_should_name_processors_and_store_based_on_named_parameter() {
     let builder = StreamsBuilder::new();
     one_and_two(&builder, concat, concat)
-        .aggregate_with(
-            String::new,
-            Named::as_("test"),
-            Materialized::as_("store").with_value_serde(default_serde()),
-        )
+        .aggregate_with(String::new, Named::as_("test"), store("store"))
         .to_stream()
         .to("output");
     let description = builder.build().unwrap().describe();
@@ -1406,14 +1327,7 @@ fn kafka_should_name_processors_and_store_based_on_named_parameter() {
 fn kafka_should_name_repartition_topic_and_insert_one_for_key_changes() {
     // shouldNameRepartitionTopic: the grouping's name names the topic.
     let builder = StreamsBuilder::new();
-    let g1 = builder
-        .stream::<String, String>("one")
-        .map(|k, v| (v, k))
-        .group_by_key_with(
-            Grouped::as_("repartition-test")
-                .with_key_serde(default_serde())
-                .with_value_serde(default_serde()),
-        );
+    let g1 = one_swapped(&builder, Some("repartition-test"));
     let g2 = builder.stream::<String, String>("two").group_by_key();
     g1.cogroup(concat)
         .cogroup(&g2, concat)
@@ -1455,18 +1369,11 @@ fn kafka_should_name_repartition_topic_and_insert_one_for_key_changes() {
 
     // shouldInsertRepartitionsTopicForUpstreamKeyModification: unnamed, the store names it.
     let builder = StreamsBuilder::new();
-    let g1 = builder
-        .stream::<String, String>("one")
-        .map(|k, v| (v, k))
-        .group_by_key();
+    let g1 = one_swapped(&builder, None);
     let g2 = builder.stream::<String, String>("two").group_by_key();
     g1.cogroup(concat)
         .cogroup(&g2, concat)
-        .aggregate_with(
-            String::new,
-            Named::as_("test"),
-            Materialized::as_("store").with_value_serde(default_serde()),
-        )
+        .aggregate_with(String::new, Named::as_("test"), store("store"))
         .to_stream()
         .to("output");
     let topology = builder.build().unwrap();
@@ -1478,19 +1385,15 @@ fn kafka_should_name_repartition_topic_and_insert_one_for_key_changes() {
     // ...WithGroupedReusedInSameCogroups: two cogroups of the same re-keyed grouping, each
     // with its own repartition topic.
     let builder = StreamsBuilder::new();
-    let g1 = builder
-        .stream::<String, String>("one")
-        .map(|k, v| (v, k))
-        .group_by_key();
+    let g1 = one_swapped(&builder, None);
     let g2 = builder.stream::<String, String>("two").group_by_key();
-    let t1 = g1
-        .cogroup(concat)
-        .cogroup(&g2, concat)
-        .aggregate(String::new);
-    let t2 = g1
-        .cogroup(concat)
-        .cogroup(&g2, concat)
-        .aggregate(String::new);
+    let aggregate = || {
+        g1.cogroup(concat)
+            .cogroup(&g2, concat)
+            .aggregate(String::new)
+    };
+    let t1 = aggregate();
+    let t2 = aggregate();
     t2.to_stream().to("output");
     t1.to_stream().to("OUTPUT2");
     let topology = builder.build().unwrap();
@@ -1526,105 +1429,73 @@ fn kafka_windowed(config: StreamsConfig, windows: Option<TimeWindows>) -> Topolo
 #[test]
 fn kafka_time_window_aggregate_and_mix_aggregators() {
     for (label, config) in configs() {
-        // timeWindowAggregateTestStreamsTest
-        let driver = kafka_windowed(config.clone(), None);
-        pipe_kv(
-            &driver,
-            "topic",
-            &[
-                ("k1", "A", 0),
-                ("k2", "A", 0),
-                ("k2", "A", 1),
-                ("k1", "A", 2),
-                ("k1", "B", 3),
-                ("k2", "B", 3),
-                ("k2", "B", 4),
-                ("k1", "B", 4),
-            ],
-        );
-        expect(
-            label,
-            output(&driver),
-            vec![
-                ("k1", s("0+A"), 0),
-                ("k2", s("0+A"), 0),
-                ("k2", s("0+A+A"), 1),
-                ("k1", s("0+A+A"), 2),
-                ("k1", s("0+A+A+B"), 3),
-                ("k2", s("0+A+A+B"), 3),
-                ("k2", s("0+A+A+B+B"), 4),
-                ("k1", s("0+A+A+B+B"), 4),
-            ],
-        );
-        drop(driver);
-
-        // timeWindowMixAggregatorsTest and timeWindowMixAggregatorsManyWindowsTest
-        for (late_ts, expected_tail) in [
+        // timeWindowAggregateTestStreamsTest ("B" into "topic" as well), then
+        // timeWindowMixAggregatorsTest and timeWindowMixAggregatorsManyWindowsTest.
+        for (b_topic, late_ts, tail) in [
             (
+                "topic",
                 4,
-                vec![("k2", s("0+A+A-B-B"), 4), ("k1", s("0+A+A-B-B"), 4)],
+                [
+                    ("k1", "0+A+A+B", 3),
+                    ("k2", "0+A+A+B", 3),
+                    ("k2", "0+A+A+B+B", 4),
+                    ("k1", "0+A+A+B+B", 4),
+                ],
             ),
-            (501, vec![("k2", s("0-B"), 501), ("k1", s("0-B"), 501)]),
+            (
+                "topic2",
+                4,
+                [
+                    ("k1", "0+A+A-B", 3),
+                    ("k2", "0+A+A-B", 3),
+                    ("k2", "0+A+A-B-B", 4),
+                    ("k1", "0+A+A-B-B", 4),
+                ],
+            ),
+            (
+                "topic2",
+                501,
+                [
+                    ("k1", "0+A+A-B", 3),
+                    ("k2", "0+A+A-B", 3),
+                    ("k2", "0-B", 501),
+                    ("k1", "0-B", 501),
+                ],
+            ),
         ] {
             let driver = kafka_windowed(config.clone(), None);
-            pipe(
-                &driver,
-                "topic",
-                s("A"),
-                &[("k1", 0), ("k2", 0), ("k2", 1), ("k1", 2)],
-            );
-            let late = [("k1", 3), ("k2", 3), ("k2", late_ts), ("k1", late_ts)];
-            pipe(&driver, "topic2", s("B"), &late);
-            let mut want = vec![
-                ("k1", s("0+A"), 0),
-                ("k2", s("0+A"), 0),
-                ("k2", s("0+A+A"), 1),
-                ("k1", s("0+A+A"), 2),
-                ("k1", s("0+A+A-B"), 3),
-                ("k2", s("0+A+A-B"), 3),
-            ];
-            want.extend(expected_tail);
-            expect(label, output(&driver), want);
+            let a = [("k1", 0), ("k2", 0), ("k2", 1), ("k1", 2)];
+            pipe(&driver, "topic", s("A"), &a);
+            let b = [("k1", 3), ("k2", 3), ("k2", late_ts), ("k1", late_ts)];
+            pipe(&driver, b_topic, s("B"), &b);
+            let mut want = strs(&[
+                ("k1", "0+A", 0),
+                ("k2", "0+A", 0),
+                ("k2", "0+A+A", 1),
+                ("k1", "0+A+A", 2),
+            ]);
+            want.extend(strs(&tail));
+            let label = format!("{label}, B into {b_topic} up to {late_ts}");
+            expect(&label, output(&driver), &want);
         }
     }
 }
 
 #[test]
 fn kafka_time_window_aggregate_many_and_overlapping_windows() {
+    let tumbling = TimeWindows::of_size_with_no_grace(Duration::from_millis(500));
+    let hopping = tumbling.advance_by(Duration::from_millis(200));
     for (label, config) in configs() {
         // timeWindowAggregateManyWindowsTest
-        let driver = kafka_windowed(
-            config.clone(),
-            Some(TimeWindows::of_size_with_no_grace(Duration::from_millis(
-                500,
-            ))),
-        );
-        pipe(
-            &driver,
-            "topic",
-            s("A"),
-            &[("k1", 0), ("k2", 499), ("k2", 500), ("k1", 500)],
-        );
-        expect(
-            label,
-            output(&driver),
-            vec![
-                ("k1", s("0+A"), 0),
-                ("k2", s("0+A"), 499),
-                ("k2", s("0+A"), 500),
-                ("k1", s("0+A"), 500),
-            ],
-        );
+        let driver = kafka_windowed(config.clone(), Some(tumbling));
+        let a = [("k1", 0), ("k2", 499), ("k2", 500), ("k1", 500)];
+        pipe(&driver, "topic", s("A"), &a);
+        let want = a.map(|(k, ts)| (k, s("0+A"), ts));
+        expect(label, output(&driver), &want);
         drop(driver);
 
         // timeWindowAggregateOverlappingWindowsTest
-        let driver = kafka_windowed(
-            config.clone(),
-            Some(
-                TimeWindows::of_size_with_no_grace(Duration::from_millis(500))
-                    .advance_by(Duration::from_millis(200)),
-            ),
-        );
+        let driver = kafka_windowed(config.clone(), Some(hopping));
         pipe_kv(
             &driver,
             "topic",
@@ -1637,22 +1508,19 @@ fn kafka_time_window_aggregate_many_and_overlapping_windows() {
                 ("k1", "A", 500),
             ],
         );
-        expect(
-            label,
-            output(&driver),
-            vec![
-                ("k1", s("0+A"), 0),
-                ("k2", s("0+A"), 0),
-                ("k1", s("0+A+B"), 250),
-                ("k1", s("0+B"), 250),
-                ("k2", s("0+A+B"), 250),
-                ("k2", s("0+B"), 250),
-                ("k2", s("0+B+A"), 500),
-                ("k2", s("0+A"), 500),
-                ("k1", s("0+B+A"), 500),
-                ("k1", s("0+A"), 500),
-            ],
-        );
+        let want = strs(&[
+            ("k1", "0+A", 0),
+            ("k2", "0+A", 0),
+            ("k1", "0+A+B", 250),
+            ("k1", "0+B", 250),
+            ("k2", "0+A+B", 250),
+            ("k2", "0+B", 250),
+            ("k2", "0+B+A", 500),
+            ("k2", "0+A", 500),
+            ("k1", "0+B+A", 500),
+            ("k1", "0+A", 500),
+        ]);
+        expect(label, output(&driver), &want);
     }
 }
 
