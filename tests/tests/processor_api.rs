@@ -19,6 +19,51 @@ fn counts_store(builder: &StreamsBuilder, name: &str) {
     driver::add_in_memory_store::<String, i64>(builder, name);
 }
 
+/// `builder` (holding any stores) with "in" through the processor `name` (made by
+/// `supplier`, connected to `stores`) to "out".
+fn one_processor<V, VOut, P, S>(
+    builder: StreamsBuilder,
+    supplier: S,
+    name: &str,
+    stores: &[&str],
+) -> Result<Topology, StreamsError>
+where
+    V: Data + DefaultSerde,
+    VOut: Data + DefaultSerde,
+    P: Processor<String, V, String, VOut>,
+    S: Fn() -> P + Send + Sync + 'static,
+{
+    builder
+        .stream::<String, V>("in")
+        .process(supplier, Named::as_(name), stores)
+        .to("out");
+    Ok(builder.build()?)
+}
+
+/// A driver of `topology` with the app's config, every topic with one partition.
+fn start(topology: Topology) -> Result<TopologyTestDriver, StreamsError> {
+    TopologyTestDriver::new(topology, StreamsConfig::new(APP))
+}
+
+/// The values written to "out" not read yet.
+#[allow(clippy::unwrap_used)] // a panic fails the test
+fn out_values<V: DefaultSerde>(driver: &TopologyTestDriver) -> Vec<V> {
+    driver
+        .output_topic::<String, V>("out")
+        .read_values_to_list()
+        .unwrap()
+}
+
+/// Checks that `result` is the error of a store that could not be opened: `store`.
+fn assert_store_access<T: std::fmt::Debug>(result: Result<T, StreamsError>, store: &str) {
+    match result {
+        Err(StreamsError::StoreAccess { store: s, detail }) => {
+            assert_eq!(s, store, "detail: {detail}");
+        }
+        other => panic!("expected StoreAccess, got {other:?}"),
+    }
+}
+
 /// Counts records per key in the store "counts" and forwards the new count.
 struct Counter {
     store: Option<KeyValueStoreHandle<String, i64>>,
@@ -48,30 +93,19 @@ impl Processor<String, String, String, i64> for Counter {
 fn a_processor_keeps_state_in_its_connected_store() {
     let builder = StreamsBuilder::new();
     counts_store(&builder, "counts");
-    builder
-        .stream::<String, String>("words")
-        .process(
-            || Counter { store: None },
-            Named::as_("counter"),
-            &["counts"],
-        )
-        .to("counts-out");
-    let topology = builder.build().unwrap();
-    assert!(
-        topology
-            .describe()
-            .to_string()
-            .contains("Processor: counter (stores: [counts])")
-    );
+    let counter = || Counter { store: None };
+    let topology = one_processor(builder, counter, "counter", &["counts"]).unwrap();
+    let description = topology.describe().to_string();
+    assert!(description.contains("Processor: counter (stores: [counts])"));
     let driver = TopologyTestDriver::builder(topology, StreamsConfig::new(APP))
-        .partitions("words", 4)
+        .partitions("in", 4)
         .build()
         .unwrap();
-    let input = driver.input_topic::<String, String>("words");
+    let input = driver.input_topic::<String, String>("in");
     for (k, ts) in [("a", 1), ("b", 2), ("a", 3), ("c", 4), ("a", 5), ("b", 6)] {
         input.pipe_input_at(s(k), s("x"), ts).unwrap();
     }
-    let got = driver::records(&driver.output_topic::<String, i64>("counts-out"));
+    let got = driver::records(&driver.output_topic::<String, i64>("out"));
     assert_eq!(
         got,
         vec![
@@ -186,12 +220,8 @@ impl Processor<String, String, String, String> for Describe {
 
 #[test]
 fn the_context_tells_metadata_task_id_and_stream_time() {
-    let builder = StreamsBuilder::new();
-    builder
-        .stream::<String, String>("in")
-        .process(|| Describe, Named::as_("describe"), &[])
-        .to("out");
-    let driver = TopologyTestDriver::builder(builder.build().unwrap(), StreamsConfig::new(APP))
+    let topology = one_processor(StreamsBuilder::new(), || Describe, "describe", &[]).unwrap();
+    let driver = TopologyTestDriver::builder(topology, StreamsConfig::new(APP))
         .partitions("in", 2)
         .build()
         .unwrap();
@@ -209,10 +239,7 @@ fn the_context_tells_metadata_task_id_and_stream_time() {
         .pipe_record_to(1, Record::new(s("d"), s("w"), 150))
         .unwrap();
     assert_eq!(
-        driver
-            .output_topic::<String, String>("out")
-            .read_values_to_list()
-            .unwrap(),
+        out_values::<String>(&driver),
         vec![
             s("in/1@0 task=0_1 st=100 ts=100 node=describe app=procs"),
             s("in/1@1 task=0_1 st=100 ts=50 node=describe app=procs"),
@@ -235,16 +262,12 @@ fn record_metadata_after_a_repartition_names_the_internal_topic() {
         )
         .process(|| Describe, Named::as_("describe"), &[])
         .to("out");
-    let driver =
-        TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new(APP)).unwrap();
+    let driver = start(builder.build().unwrap()).unwrap();
     let input = driver.input_topic::<String, String>("in");
     input.pipe_input_at(s("k1"), s("v"), 5).unwrap();
     input.pipe_input_at(s("k2"), s("v"), 7).unwrap();
     assert_eq!(
-        driver
-            .output_topic::<String, String>("out")
-            .read_values_to_list()
-            .unwrap(),
+        out_values::<String>(&driver),
         vec![
             s("procs-by-value-repartition/0@0 task=1_0 st=5 ts=5 node=describe app=procs"),
             s("procs-by-value-repartition/0@1 task=1_0 st=7 ts=7 node=describe app=procs"),
@@ -291,24 +314,17 @@ fn ticker_driver(
     kind: PunctuationType,
     wall_clock_start: i64,
 ) -> Result<TopologyTestDriver, StreamsError> {
-    let builder = StreamsBuilder::new();
-    builder
-        .stream::<String, String>("in")
-        .process(
-            move || Ticker {
-                kind,
-                interval: Duration::from_secs(10),
-            },
-            Named::as_("ticker"),
-            &[],
-        )
-        .to("ticks");
-    TopologyTestDriver::builder(builder.build()?, StreamsConfig::new(APP))
+    let ticker = move || Ticker {
+        kind,
+        interval: Duration::from_secs(10),
+    };
+    let topology = one_processor(StreamsBuilder::new(), ticker, "ticker", &[])?;
+    TopologyTestDriver::builder(topology, StreamsConfig::new(APP))
         .wall_clock_start(wall_clock_start)
         .build()
 }
 
-/// The ticks not read yet.
+/// The ticks written to "out" not read yet.
 fn ticks(out: &TestOutputTopic<String, i64>) -> Vec<(String, i64, i64)> {
     driver::records(out)
 }
@@ -317,93 +333,103 @@ fn tick(t: i64) -> (String, i64, i64) {
     (s("tick"), t, t)
 }
 
+/// The ticks at each time of `times`.
+fn ticks_at(times: &[i64]) -> Vec<(String, i64, i64)> {
+    times.iter().map(|&t| tick(t)).collect()
+}
+
+/// Pipes a record at each step's timestamp and checks the ticks (times) it fires.
+#[allow(clippy::unwrap_used)] // a panic fails the test
+fn pipe_and_expect(
+    driver: &TopologyTestDriver,
+    out: &TestOutputTopic<String, i64>,
+    steps: &[(i64, &[i64])],
+) {
+    let input = driver.input_topic::<String, String>("in");
+    for &(ts, want) in steps {
+        input.pipe_input_at(s("k"), s("v"), ts).unwrap();
+        assert_eq!(ticks(out), ticks_at(want), "after a record at {ts}");
+    }
+}
+
+/// Advances the wall clock by each step's milliseconds and checks the ticks (times) it
+/// fires.
+#[allow(clippy::unwrap_used)] // a panic fails the test
+fn advance_and_expect(
+    driver: &mut TopologyTestDriver,
+    out: &TestOutputTopic<String, i64>,
+    steps: &[(u64, &[i64])],
+) {
+    for &(ms, want) in steps {
+        driver
+            .advance_wall_clock_time(Duration::from_millis(ms))
+            .unwrap();
+        let now = driver.wall_clock_time();
+        assert_eq!(ticks(out), ticks_at(want), "advanced by {ms} ms to {now}");
+    }
+}
+
 #[test]
 fn stream_time_punctuators_fire_at_the_first_record_then_on_interval_boundaries() {
     let mut driver = ticker_driver(PunctuationType::StreamTime, 0).unwrap();
-    let out = driver.output_topic::<String, i64>("ticks");
-    let input = driver.input_topic::<String, String>("in");
-    input.pipe_input_at(s("k"), s("v"), 1_000).unwrap(); // first record: fires
-    assert_eq!(ticks(&out), vec![tick(1_000)]);
-    input.pipe_input_at(s("k"), s("v"), 5_000).unwrap(); // before 10 s
-    input.pipe_input_at(s("k"), s("v"), 9_999).unwrap();
-    assert_eq!(ticks(&out), vec![]);
-    input.pipe_input_at(s("k"), s("v"), 10_000).unwrap(); // aligned to the interval
-    assert_eq!(ticks(&out), vec![tick(10_000)]);
-    // Fell behind by several intervals (20 s, 30 s, 40 s): fires once.
-    input.pipe_input_at(s("k"), s("v"), 45_000).unwrap();
-    assert_eq!(ticks(&out), vec![tick(45_000)]);
-    input.pipe_input_at(s("k"), s("v"), 49_999).unwrap();
-    assert_eq!(ticks(&out), vec![]);
-    input.pipe_input_at(s("k"), s("v"), 50_000).unwrap();
-    assert_eq!(ticks(&out), vec![tick(50_000)]);
-    // A late record does not move stream time; the wall clock does not drive it either.
-    input.pipe_input_at(s("k"), s("v"), 20_000).unwrap();
-    driver
-        .advance_wall_clock_time(Duration::from_secs(600))
-        .unwrap();
-    assert_eq!(ticks(&out), vec![]);
+    let out = driver.output_topic::<String, i64>("out");
+    pipe_and_expect(
+        &driver,
+        &out,
+        &[
+            (1_000, &[1_000]), // first record: fires
+            (5_000, &[]),      // before 10 s
+            (9_999, &[]),
+            (10_000, &[10_000]), // aligned to the interval
+            // Fell behind by several intervals (20 s, 30 s, 40 s): fires once.
+            (45_000, &[45_000]),
+            (49_999, &[]),
+            (50_000, &[50_000]),
+            // A late record does not move stream time...
+            (20_000, &[]),
+        ],
+    );
+    // ...and the wall clock does not drive it either.
+    advance_and_expect(&mut driver, &out, &[(600_000, &[])]);
     assert_eq!(driver.metrics().punctuations, 4);
 }
 
 #[test]
 fn stream_time_punctuators_do_not_fire_before_any_record() {
     let mut driver = ticker_driver(PunctuationType::StreamTime, 0).unwrap();
-    let out = driver.output_topic::<String, i64>("ticks");
-    driver
-        .advance_wall_clock_time(Duration::from_secs(60))
-        .unwrap();
-    assert_eq!(ticks(&out), vec![]);
+    let out = driver.output_topic::<String, i64>("out");
+    advance_and_expect(&mut driver, &out, &[(60_000, &[])]);
     assert_eq!(driver.metrics().punctuations, 0);
 }
 
 #[test]
 fn wall_clock_punctuators_fire_once_per_advance_that_crosses_their_time() {
     let mut driver = ticker_driver(PunctuationType::WallClockTime, 0).unwrap();
-    let out = driver.output_topic::<String, i64>("ticks");
-    driver
-        .advance_wall_clock_time(Duration::from_secs(9))
-        .unwrap();
-    assert_eq!(ticks(&out), vec![]);
-    driver
-        .advance_wall_clock_time(Duration::from_secs(1))
-        .unwrap();
-    assert_eq!(ticks(&out), vec![tick(10_000)]);
-    // Several intervals in one advance: fires once, then stays aligned.
-    driver
-        .advance_wall_clock_time(Duration::from_secs(35))
-        .unwrap();
-    assert_eq!(ticks(&out), vec![tick(45_000)]);
-    driver
-        .advance_wall_clock_time(Duration::from_secs(4))
-        .unwrap();
-    assert_eq!(ticks(&out), vec![]);
-    driver
-        .advance_wall_clock_time(Duration::from_secs(1))
-        .unwrap();
-    assert_eq!(ticks(&out), vec![tick(50_000)]);
+    let out = driver.output_topic::<String, i64>("out");
+    advance_and_expect(
+        &mut driver,
+        &out,
+        &[
+            (9_000, &[]),
+            (1_000, &[10_000]),
+            // Several intervals in one advance: fires once, then stays aligned.
+            (35_000, &[45_000]),
+            (4_000, &[]),
+            (1_000, &[50_000]),
+        ],
+    );
     assert_eq!(driver.wall_clock_time(), 50_000);
     // Records do not drive wall-clock punctuators.
-    driver
-        .input_topic::<String, String>("in")
-        .pipe_input_at(s("k"), s("v"), 1_000_000)
-        .unwrap();
-    assert_eq!(ticks(&out), vec![]);
+    pipe_and_expect(&driver, &out, &[(1_000_000, &[])]);
     assert_eq!(driver.metrics().punctuations, 3);
 }
 
 #[test]
 fn wall_clock_punctuators_start_one_interval_after_the_mocked_start_time() {
     let mut driver = ticker_driver(PunctuationType::WallClockTime, 1_000).unwrap();
-    let out = driver.output_topic::<String, i64>("ticks");
+    let out = driver.output_topic::<String, i64>("out");
     assert_eq!(driver.wall_clock_time(), 1_000);
-    driver
-        .advance_wall_clock_time(Duration::from_millis(9_999))
-        .unwrap();
-    assert_eq!(ticks(&out), vec![]);
-    driver
-        .advance_wall_clock_time(Duration::from_millis(1))
-        .unwrap();
-    assert_eq!(ticks(&out), vec![tick(11_000)]);
+    advance_and_expect(&mut driver, &out, &[(9_999, &[]), (1, &[11_000])]);
 }
 
 /// Schedules a stream-time punctuator and cancels it on the record "stop".
@@ -443,22 +469,14 @@ impl Processor<String, String, String, i64> for Cancellable {
 fn a_cancelled_punctuator_stops_firing_and_request_commit_is_harmless() {
     let commits = Arc::new(AtomicUsize::new(0));
     let c = commits.clone();
-    let builder = StreamsBuilder::new();
-    builder
-        .stream::<String, String>("in")
-        .process(
-            move || Cancellable {
-                id: None,
-                commits: c.clone(),
-            },
-            Named::as_("cancellable"),
-            &[],
-        )
-        .to("ticks");
-    let driver =
-        TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new(APP)).unwrap();
+    let cancellable = move || Cancellable {
+        id: None,
+        commits: c.clone(),
+    };
+    let topology = one_processor(StreamsBuilder::new(), cancellable, "cancellable", &[]);
+    let driver = start(topology.unwrap()).unwrap();
     let input = driver.input_topic::<String, String>("in");
-    let out = driver.output_topic::<String, i64>("ticks");
+    let out = driver.output_topic::<String, i64>("out");
     input.pipe_input_at(s("k"), s("a"), 0).unwrap();
     input.pipe_input_at(s("k"), s("b"), 10_000).unwrap();
     input.pipe_input_at(s("k"), s("stop"), 15_000).unwrap();
@@ -490,13 +508,8 @@ impl Processor<String, i64, String, i64> for Validator {
 
 #[test]
 fn an_error_returned_by_a_processor_surfaces_from_pipe_input() {
-    let builder = StreamsBuilder::new();
-    builder
-        .stream::<String, i64>("in")
-        .process(|| Validator, Named::as_("validator"), &[])
-        .to("out");
-    let driver =
-        TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new(APP)).unwrap();
+    let topology = one_processor(StreamsBuilder::new(), || Validator, "validator", &[]);
+    let driver = start(topology.unwrap()).unwrap();
     let input = driver.input_topic::<String, i64>("in");
     input.pipe_input(s("a"), 1).unwrap();
     let err = input.pipe_input(s("b"), -7).unwrap_err();
@@ -511,13 +524,7 @@ fn an_error_returned_by_a_processor_surfaces_from_pipe_input() {
         err.to_string(),
         "processor `validator` failed: negative value -7"
     );
-    assert_eq!(
-        driver
-            .output_topic::<String, i64>("out")
-            .read_values_to_list()
-            .unwrap(),
-        vec![1]
-    );
+    assert_eq!(out_values::<i64>(&driver), vec![1]);
 }
 
 /// Opens the store named `store` with the given value type, in init or on each record.
@@ -554,34 +561,18 @@ impl<V: Send + 'static> Processor<String, String, String, String> for Opener<V> 
 
 #[test]
 fn a_store_that_is_not_connected_cannot_be_opened() {
+    let orphan = |in_init| {
+        let builder = StreamsBuilder::new();
+        counts_store(&builder, "orphan");
+        let topology = one_processor(builder, move || opener::<i64>("orphan", in_init), "p", &[]);
+        start(topology.unwrap())
+    };
     // Opened in init: the driver cannot start.
-    let builder = StreamsBuilder::new();
-    counts_store(&builder, "orphan");
-    builder
-        .stream::<String, String>("in")
-        .process(|| opener::<i64>("orphan", true), Named::as_("p"), &[])
-        .to("out");
-    match TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new(APP)) {
-        Err(StreamsError::StoreAccess { store, .. }) => assert_eq!(store, "orphan"),
-        other => panic!("expected StoreAccess, got {other:?}"),
-    }
-
+    assert_store_access(orphan(true), "orphan");
     // Opened while processing: pipe_input fails.
-    let builder = StreamsBuilder::new();
-    counts_store(&builder, "orphan");
-    builder
-        .stream::<String, String>("in")
-        .process(|| opener::<i64>("orphan", false), Named::as_("p"), &[])
-        .to("out");
-    let driver =
-        TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new(APP)).unwrap();
-    match driver
-        .input_topic::<String, String>("in")
-        .pipe_input(s("k"), s("v"))
-    {
-        Err(StreamsError::StoreAccess { store, .. }) => assert_eq!(store, "orphan"),
-        other => panic!("expected StoreAccess, got {other:?}"),
-    }
+    let driver = orphan(false).unwrap();
+    let input = driver.input_topic::<String, String>("in");
+    assert_store_access(input.pipe_input(s("k"), s("v")), "orphan");
 }
 
 #[test]
@@ -604,10 +595,7 @@ fn a_store_connected_to_another_processor_of_the_same_subtopology_cannot_be_open
             &[],
         )
         .to("out");
-    match TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new(APP)) {
-        Err(StreamsError::StoreAccess { store, .. }) => assert_eq!(store, "counts"),
-        other => panic!("expected StoreAccess, got {other:?}"),
-    }
+    assert_store_access(start(builder.build().unwrap()), "counts");
 }
 
 #[test]
@@ -615,20 +603,9 @@ fn a_store_connected_to_another_processor_of_the_same_subtopology_cannot_be_open
 fn opening_a_store_with_the_wrong_types_names_the_store() {
     let builder = StreamsBuilder::new();
     counts_store(&builder, "counts");
-    builder
-        .stream::<String, String>("in")
-        .process(
-            || opener::<String>("counts", true),
-            Named::as_("p"),
-            &["counts"],
-        )
-        .to("out");
-    match TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new(APP)) {
-        Err(StreamsError::StoreAccess { store, detail }) => {
-            assert_eq!(store, "counts", "detail: {detail}");
-        }
-        other => panic!("expected StoreAccess, got {other:?}"),
-    }
+    let opener = || opener::<String>("counts", true);
+    let topology = one_processor(builder, opener, "p", &["counts"]).unwrap();
+    assert_store_access(start(topology), "counts");
 }
 
 /// Counts its closes.
@@ -658,12 +635,13 @@ impl Processor<String, String, String, String> for Closing {
 fn closing_the_driver_closes_every_task_s_processor() {
     let closed = Arc::new(Mutex::new(Vec::new()));
     let c = closed.clone();
-    let builder = StreamsBuilder::new();
-    builder
-        .stream::<String, String>("in")
-        .process(move || Closing(c.clone()), Named::as_("closing"), &[])
-        .to("out");
-    let driver = TopologyTestDriver::builder(builder.build().unwrap(), StreamsConfig::new(APP))
+    let topology = one_processor(
+        StreamsBuilder::new(),
+        move || Closing(c.clone()),
+        "closing",
+        &[],
+    );
+    let driver = TopologyTestDriver::builder(topology.unwrap(), StreamsConfig::new(APP))
         .partitions("in", 3)
         .build()
         .unwrap();
@@ -730,12 +708,8 @@ impl Processor<String, String, String, String> for ZeroInterval {
 
 #[test]
 fn a_punctuation_interval_below_one_millisecond_is_refused() {
-    let builder = StreamsBuilder::new();
-    builder
-        .stream::<String, String>("in")
-        .process(|| ZeroInterval, Named::as_("zero"), &[])
-        .to("out");
-    match TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new(APP)) {
+    let topology = one_processor(StreamsBuilder::new(), || ZeroInterval, "zero", &[]);
+    match start(topology.unwrap()) {
         Err(StreamsError::Processor { node, message }) => {
             assert_eq!(node, "zero");
             assert!(message.contains("at least 1 ms"), "{message}");
@@ -776,16 +750,8 @@ impl Processor<String, String, String, String> for OptionalKeys {
 fn a_none_key_and_an_empty_key_are_not_conflated_in_a_store() {
     let builder = StreamsBuilder::new();
     driver::add_in_memory_store::<Option<String>, i64>(&builder, "by-optional-key");
-    builder
-        .stream::<String, String>("in")
-        .process(
-            || OptionalKeys,
-            Named::as_("optional"),
-            &["by-optional-key"],
-        )
-        .to("out");
-    let driver =
-        TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new(APP)).unwrap();
+    let topology = one_processor(builder, || OptionalKeys, "optional", &["by-optional-key"]);
+    let driver = start(topology.unwrap()).unwrap();
     driver
         .input_topic::<String, String>("in")
         .pipe_input(s("k"), s("v"))
