@@ -16,20 +16,30 @@ fn driver(builder: StreamsBuilder) -> Result<TopologyTestDriver, StreamsError> {
     TopologyTestDriver::new(builder.build()?, StreamsConfig::new(APP))
 }
 
-/// (key, value, timestamp) of every remaining record.
-fn read_all<K: 'static, V: 'static>(
-    out: &TestOutputTopic<K, V>,
-) -> Result<Vec<(K, V, i64)>, StreamsError> {
-    Ok(out
-        .read_records_to_list()?
-        .into_iter()
-        .map(|r| (r.key, r.value, r.timestamp))
-        .collect())
+/// A driver of `topology` whose topic `topic` has `partitions` partitions.
+#[allow(clippy::unwrap_used)] // a panic fails the test
+fn partitioned(topology: Topology, topic: &str, partitions: u32) -> TopologyTestDriver {
+    TopologyTestDriver::builder(topology, StreamsConfig::new(APP))
+        .partitions(topic, partitions)
+        .build()
+        .unwrap()
 }
 
-fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
-    v.sort();
-    v
+/// (key, value, timestamp) of every record of the table updates in `topic`.
+fn updates<V: DefaultSerde>(
+    driver: &TopologyTestDriver,
+    topic: &str,
+) -> Vec<(String, Option<V>, i64)> {
+    driver::records(&driver.output_topic::<String, Option<V>>(topic))
+}
+
+/// The content of the key-value store `store`, sorted by key.
+#[allow(clippy::unwrap_used)] // a panic fails the test
+fn store_content<V: 'static>(driver: &TopologyTestDriver, store: &str) -> Vec<(String, V)> {
+    let store = driver.key_value_store::<String, V>(store).unwrap();
+    let mut all = store.all().unwrap();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    all
 }
 
 #[test]
@@ -51,9 +61,8 @@ fn group_by_key_count_emits_one_update_per_record_with_max_timestamp() {
     input.pipe_input_at(s("alice"), s("/b"), 3_000).unwrap(); // out of order
     input.pipe_input_at(s("bob"), s("/a"), 1_000).unwrap();
     input.pipe_input_at(s("alice"), s("/c"), 9_000).unwrap();
-    let out = driver.output_topic::<String, Option<i64>>("counts");
     assert_eq!(
-        read_all(&out).unwrap(),
+        updates::<i64>(&driver, "counts"),
         vec![
             (s("alice"), Some(1), 5_000),
             (s("alice"), Some(2), 5_000), // max(5000, 3000)
@@ -87,9 +96,8 @@ fn group_by_key_reduce_combines_values_in_arrival_order() {
     input.pipe_input_at(s("j"), s("x"), 30).unwrap();
     input.pipe_input_at(s("k"), s("b"), 20).unwrap();
     input.pipe_input_at(s("k"), s("c"), 40).unwrap();
-    let out = driver.output_topic::<String, Option<String>>("out");
     assert_eq!(
-        read_all(&out).unwrap(),
+        updates::<String>(&driver, "out"),
         vec![
             (s("k"), Some(s("a")), 10), // the first value is kept as is
             (s("j"), Some(s("x")), 30),
@@ -97,52 +105,16 @@ fn group_by_key_reduce_combines_values_in_arrival_order() {
             (s("k"), Some(s("a+b+c")), 40),
         ]
     );
-    let store = driver.key_value_store::<String, String>("joined").unwrap();
     assert_eq!(
-        sorted(store.all().unwrap()),
+        store_content::<String>(&driver, "joined"),
         vec![(s("j"), s("x")), (s("k"), s("a+b+c"))]
     );
 }
 
-#[test]
-fn group_by_key_aggregate_folds_into_another_type() {
-    let builder = StreamsBuilder::new();
-    builder
-        .stream::<String, String>("orders") // customer -> item
-        .group_by_key()
-        .aggregate_with(
-            || 0i64,
-            |_, item: String, total| total + item.len() as i64,
-            Materialized::as_("letters").with_value_serde(default_serde()),
-        )
-        .to_stream()
-        .to("totals");
-    let driver = driver(builder).unwrap();
-    let input = driver.input_topic::<String, String>("orders");
-    input
-        .pipe_key_values([
-            (s("c1"), s("tea")),
-            (s("c2"), s("milk")),
-            (s("c1"), s("bread")),
-            (s("c1"), s("")),
-        ])
-        .unwrap();
-    // The batch is committed once: the record cache coalesces c1's three updates into one
-    // (Kafka Streams' cadence with caching on); updates leave the cache in write order.
-    assert_eq!(
-        driver
-            .output_topic::<String, Option<i64>>("totals")
-            .read_key_values_to_list()
-            .unwrap(),
-        vec![(s("c2"), Some(4)), (s("c1"), Some(8))]
-    );
-    let store = driver.key_value_store::<String, i64>("letters").unwrap();
-    assert_eq!(store.get(&s("c1")).unwrap(), Some(8));
-    assert_eq!(store.get(&s("c2")).unwrap(), Some(4));
-}
-
-#[test]
-fn with_the_cache_off_every_update_of_a_batch_is_forwarded() {
+/// "orders" (customer -> item) folded into each customer's total of letters (store
+/// "letters", written to "totals") with `config`, after one batch of four orders.
+#[allow(clippy::unwrap_used)] // a panic fails the test
+fn letters_after_one_batch(config: StreamsConfig) -> TopologyTestDriver {
     let builder = StreamsBuilder::new();
     builder
         .stream::<String, String>("orders")
@@ -154,11 +126,7 @@ fn with_the_cache_off_every_update_of_a_batch_is_forwarded() {
         )
         .to_stream()
         .to("totals");
-    let driver = TopologyTestDriver::new(
-        builder.build().unwrap(),
-        StreamsConfig::new(APP).with_cache_max_bytes(0),
-    )
-    .unwrap();
+    let driver = TopologyTestDriver::new(builder.build().unwrap(), config).unwrap();
     driver
         .input_topic::<String, String>("orders")
         .pipe_key_values([
@@ -168,11 +136,28 @@ fn with_the_cache_off_every_update_of_a_batch_is_forwarded() {
             (s("c1"), s("")),
         ])
         .unwrap();
+    driver
+}
+
+#[test]
+fn group_by_key_aggregate_folds_into_another_type() {
+    let driver = letters_after_one_batch(StreamsConfig::new(APP));
+    // The batch is committed once: the record cache coalesces c1's three updates into one
+    // (Kafka Streams' cadence with caching on); updates leave the cache in write order.
     assert_eq!(
-        driver
-            .output_topic::<String, Option<i64>>("totals")
-            .read_key_values_to_list()
-            .unwrap(),
+        driver::key_values::<String, Option<i64>>(&driver, "totals"),
+        vec![(s("c2"), Some(4)), (s("c1"), Some(8))]
+    );
+    let store = driver.key_value_store::<String, i64>("letters").unwrap();
+    assert_eq!(store.get(&s("c1")).unwrap(), Some(8));
+    assert_eq!(store.get(&s("c2")).unwrap(), Some(4));
+}
+
+#[test]
+fn with_the_cache_off_every_update_of_a_batch_is_forwarded() {
+    let driver = letters_after_one_batch(StreamsConfig::new(APP).with_cache_max_bytes(0));
+    assert_eq!(
+        driver::key_values::<String, Option<i64>>(&driver, "totals"),
         vec![
             (s("c1"), Some(3)),
             (s("c2"), Some(4)),
@@ -204,10 +189,7 @@ fn group_by_repartitions_and_counts_by_the_new_key() {
         ),
         "{text}"
     );
-    let driver = TopologyTestDriver::builder(topology, StreamsConfig::new(APP))
-        .partitions("views", 4)
-        .build()
-        .unwrap();
+    let driver = partitioned(topology, "views", 4);
     assert_eq!(
         driver.partition_count(&format!("{APP}-by-page-repartition")),
         4
@@ -225,10 +207,9 @@ fn group_by_repartitions_and_counts_by_the_new_key() {
     for (i, (u, p)) in views.iter().enumerate() {
         input.pipe_input_at(s(u), s(p), 1_000 * i as i64).unwrap();
     }
-    let out = driver.output_topic::<String, Option<i64>>("counts");
     // pipe_input processes each record completely: updates arrive in input order.
     assert_eq!(
-        read_all(&out).unwrap(),
+        updates::<i64>(&driver, "counts"),
         vec![
             (s("/home"), Some(1), 0),
             (s("/home"), Some(2), 1_000),
@@ -239,11 +220,8 @@ fn group_by_repartitions_and_counts_by_the_new_key() {
             (s("/home"), Some(4), 6_000),
         ]
     );
-    let store = driver
-        .key_value_store::<String, i64>("views-per-page")
-        .unwrap();
     assert_eq!(
-        sorted(store.all().unwrap()),
+        store_content::<i64>(&driver, "views-per-page"),
         vec![(s("/about"), 1), (s("/cart"), 2), (s("/home"), 4)]
     );
 }
@@ -264,8 +242,7 @@ fn group_by_key_after_a_key_change_repartitions_so_each_key_lives_in_one_task() 
     input
         .pipe_key_values((0..30).map(|i| (format!("src-{i}"), format!("g{}", i % 3))))
         .unwrap();
-    let store = driver.key_value_store::<String, i64>("sums").unwrap();
-    let all = sorted(store.all().unwrap());
+    let all = store_content::<i64>(&driver, "sums");
     assert_eq!(all, vec![(s("g0"), 10), (s("g1"), 10), (s("g2"), 10)]);
     let finals = driver
         .output_topic::<String, Option<i64>>("out")
@@ -289,7 +266,7 @@ fn to_table_keeps_the_latest_value_per_key() {
     input.pipe_input_at(s("a"), -1, 300).unwrap();
     input.pipe_input_at(s("a"), 7, 400).unwrap();
     assert_eq!(
-        read_all(&driver.output_topic::<String, Option<i64>>("positive")).unwrap(),
+        updates::<i64>(&driver, "positive"),
         vec![
             (s("a"), Some(1), 100),
             (s("b"), Some(5), 200),
@@ -297,8 +274,8 @@ fn to_table_keeps_the_latest_value_per_key() {
             (s("a"), Some(7), 400),
         ]
     );
-    let kv = driver.key_value_store::<String, i64>(&store).unwrap();
-    assert_eq!(sorted(kv.all().unwrap()), vec![(s("a"), 7), (s("b"), 5)]);
+    let content = store_content::<i64>(&driver, &store);
+    assert_eq!(content, vec![(s("a"), 7), (s("b"), 5)]);
 }
 
 #[test]
@@ -317,10 +294,7 @@ fn to_table_after_a_key_change_repartitions_first() {
     let topology = builder.build().unwrap();
     // Kafka Streams' toTable() inserts a repartition topic after a key change.
     let subtopologies = topology.describe().subtopologies.len();
-    let driver = TopologyTestDriver::builder(topology, StreamsConfig::new(APP))
-        .partitions("events", 4)
-        .build()
-        .unwrap();
+    let driver = partitioned(topology, "events", 4);
     let input = driver.input_topic::<String, String>("events");
     // Event ids spread over all 4 partitions, all for the same user.
     let ids: Vec<String> = (0..8).map(|i| format!("evt-{i}")).collect();
@@ -363,7 +337,7 @@ fn ktable_source_applies_upserts_and_tombstones() {
     assert_eq!(store.get(&s("u2")).unwrap(), None);
     assert_eq!(store.all().unwrap(), vec![(s("u1"), s("apac"))]);
     assert_eq!(
-        read_all(&driver.output_topic::<String, Option<String>>("changes")).unwrap(),
+        updates::<String>(&driver, "changes"),
         vec![
             (s("u1"), Some(s("eu")), 1),
             (s("u2"), Some(s("us")), 2),
@@ -393,7 +367,7 @@ fn ktable_filter_forwards_a_tombstone_for_a_key_that_fails_the_predicate() {
     input.pipe_input_at(s("a"), Some(4), 3).unwrap(); // a leaves "high", enters "low"
     input.pipe_input_at(s("b"), None, 4).unwrap(); // deleted from the source
     assert_eq!(
-        read_all(&driver.output_topic::<String, Option<i64>>("high")).unwrap(),
+        updates::<i64>(&driver, "high"),
         vec![
             (s("a"), Some(12), 1),
             (s("b"), None, 2),
@@ -402,7 +376,7 @@ fn ktable_filter_forwards_a_tombstone_for_a_key_that_fails_the_predicate() {
         ]
     );
     assert_eq!(
-        read_all(&driver.output_topic::<String, Option<i64>>("low")).unwrap(),
+        updates::<i64>(&driver, "low"),
         vec![
             (s("a"), None, 1),
             (s("b"), Some(3), 2),
@@ -431,7 +405,7 @@ fn ktable_map_values_maps_updates_and_passes_tombstones() {
     input.pipe_input_at(s("a"), Some(s("abcdef")), 20).unwrap();
     input.pipe_input_at(s("a"), None, 30).unwrap();
     assert_eq!(
-        read_all(&driver.output_topic::<String, Option<i64>>("lengths")).unwrap(),
+        updates::<i64>(&driver, "lengths"),
         vec![
             (s("a"), Some(3), 10),
             (s("a"), Some(6), 20),
@@ -451,8 +425,9 @@ fn region_updates(input: &TestInputTopic<String, Option<String>>) -> Result<(), 
     Ok(())
 }
 
-#[test]
-fn ktable_group_by_count_subtracts_from_the_old_group_and_adds_to_the_new() {
+/// The table "user-regions" (user -> region) re-grouped by region and counted (store
+/// "users-per-region", written to "counts").
+fn users_per_region() -> StreamsBuilder {
     let builder = StreamsBuilder::new();
     builder
         .table::<String, String>("user-regions")
@@ -460,10 +435,15 @@ fn ktable_group_by_count_subtracts_from_the_old_group_and_adds_to_the_new() {
         .count_with(Materialized::as_("users-per-region"))
         .to_stream()
         .to("counts");
-    let driver = driver(builder).unwrap();
+    builder
+}
+
+#[test]
+fn ktable_group_by_count_subtracts_from_the_old_group_and_adds_to_the_new() {
+    let driver = driver(users_per_region()).unwrap();
     region_updates(&driver.input_topic::<String, Option<String>>("user-regions")).unwrap();
     assert_eq!(
-        read_all(&driver.output_topic::<String, Option<i64>>("counts")).unwrap(),
+        updates::<i64>(&driver, "counts"),
         vec![
             (s("eu"), Some(1), 1_000),
             (s("eu"), Some(2), 2_000),
@@ -500,7 +480,7 @@ fn ktable_group_by_reduce_applies_adder_and_subtractor() {
     input.pipe_input_at(s("a1"), Some(7), 4).unwrap(); // same group: 15 - 10 + 7
     input.pipe_input_at(s("a2"), None, 5).unwrap(); // 12 - 5
     assert_eq!(
-        read_all(&driver.output_topic::<String, Option<i64>>("totals")).unwrap(),
+        updates::<i64>(&driver, "totals"),
         vec![
             (s("a"), Some(10), 1),
             (s("a"), Some(15), 2),
@@ -509,11 +489,8 @@ fn ktable_group_by_reduce_applies_adder_and_subtractor() {
             (s("a"), Some(7), 5),
         ]
     );
-    let store = driver
-        .key_value_store::<String, i64>("bank-totals")
-        .unwrap();
     assert_eq!(
-        sorted(store.all().unwrap()),
+        store_content::<i64>(&driver, "bank-totals"),
         vec![(s("a"), 7), (s("b"), 100)]
     );
 }
@@ -547,7 +524,7 @@ fn ktable_group_by_aggregate_moves_rows_between_groups() {
     let driver = driver(builder).unwrap();
     region_updates(&driver.input_topic::<String, Option<String>>("user-regions")).unwrap();
     assert_eq!(
-        read_all(&driver.output_topic::<String, Option<String>>("members")).unwrap(),
+        updates::<String>(&driver, "members"),
         vec![
             (s("eu"), Some(s("alice")), 1_000),
             (s("eu"), Some(s("alice,bob")), 2_000),
@@ -557,9 +534,8 @@ fn ktable_group_by_aggregate_moves_rows_between_groups() {
             (s("us"), Some(s("")), 5_000),
         ]
     );
-    let store = driver.key_value_store::<String, String>("members").unwrap();
     assert_eq!(
-        sorted(store.all().unwrap()),
+        store_content::<String>(&driver, "members"),
         vec![(s("eu"), s("bob")), (s("us"), s(""))]
     );
 }
@@ -580,7 +556,7 @@ fn ktable_group_by_output_timestamp_is_the_max_of_contributing_inputs() {
     input.pipe_input_at(s("u3"), Some(s("us")), 1_000).unwrap();
     input.pipe_input_at(s("u1"), Some(s("us")), 500).unwrap();
     assert_eq!(
-        read_all(&driver.output_topic::<String, Option<i64>>("counts")).unwrap(),
+        updates::<i64>(&driver, "counts"),
         vec![
             (s("eu"), Some(1), 9_000),
             (s("eu"), Some(2), 9_000),
@@ -608,10 +584,7 @@ fn ktable_filter_then_group_by_ignores_rows_that_never_passed() {
     input.pipe_input(s("ann"), Some(70)).unwrap(); // adult -> senior
     input.pipe_input(s("ann"), Some(12)).unwrap(); // leaves the filtered table
     assert_eq!(
-        driver
-            .output_topic::<String, Option<i64>>("counts")
-            .read_key_values_to_list()
-            .unwrap(),
+        driver::key_values::<String, Option<i64>>(&driver, "counts"),
         vec![
             (s("adult"), Some(1)),
             (s("adult"), Some(0)),
@@ -643,24 +616,14 @@ fn a_table_source_uses_the_timestamp_extractor_it_is_given() {
     let input = driver.input_topic::<String, Option<String>>("prices");
     input.pipe_input_at(s("p1"), Some(s("42")), 1).unwrap();
     assert_eq!(
-        read_all(&driver.output_topic::<String, Option<String>>("price-changes")).unwrap(),
+        updates::<String>(&driver, "price-changes"),
         vec![(s("p1"), Some(s("42")), 42_000)]
     );
 }
 
 #[test]
 fn ktable_group_by_over_four_partitions_ends_with_exact_counts() {
-    let builder = StreamsBuilder::new();
-    builder
-        .table::<String, String>("user-regions")
-        .group_by(|_user, region| (region, 1i64))
-        .count_with(Materialized::as_("users-per-region"))
-        .to_stream()
-        .to("counts");
-    let driver = TopologyTestDriver::builder(builder.build().unwrap(), StreamsConfig::new(APP))
-        .partitions("user-regions", 4)
-        .build()
-        .unwrap();
+    let driver = partitioned(users_per_region().build().unwrap(), "user-regions", 4);
     let input = driver.input_topic::<String, Option<String>>("user-regions");
     let regions = ["eu", "us", "apac"];
     // 30 users; user i starts in regions[i % 3], then users divisible by 5 move to the next
@@ -682,11 +645,8 @@ fn ktable_group_by_over_four_partitions_ends_with_exact_counts() {
     // Moves: 0 eu->us, 5 apac->eu, 10 us->apac, 15 eu->us, 20 apac->eu, 25 us->apac
     // (eu 10, us 10, apac 10 again). Deletes: 0 (us), 7 (us), 14 (apac), 21 (eu), 28 (us).
     // Final: eu 9, us 7, apac 9.
-    let store = driver
-        .key_value_store::<String, i64>("users-per-region")
-        .unwrap();
     assert_eq!(
-        sorted(store.all().unwrap()),
+        store_content::<i64>(&driver, "users-per-region"),
         vec![(s("apac"), 9), (s("eu"), 9), (s("us"), 7)]
     );
     let finals = driver
@@ -708,10 +668,7 @@ fn records_with_a_none_grouping_key_are_dropped_by_aggregations() {
         .count_with(Materialized::as_("visits-per-referrer"))
         .to_stream()
         .to("counts");
-    let driver = TopologyTestDriver::builder(builder.build().unwrap(), StreamsConfig::new(APP))
-        .partitions("visits", 4)
-        .build()
-        .unwrap();
+    let driver = partitioned(builder.build().unwrap(), "visits", 4);
     let input = driver.input_topic::<String, String>("visits");
     for i in 0..8 {
         input.pipe_input(format!("u{i}"), s("")).unwrap();
@@ -722,10 +679,7 @@ fn records_with_a_none_grouping_key_are_dropped_by_aggregations() {
         .unwrap();
     assert_eq!(store.all().unwrap(), vec![(Some(s("search")), 1)]);
     assert_eq!(
-        driver
-            .output_topic::<Option<String>, Option<i64>>("counts")
-            .read_key_values_to_list()
-            .unwrap(),
+        driver::key_values::<Option<String>, Option<i64>>(&driver, "counts"),
         vec![(Some(s("search")), Some(1))]
     );
     assert_eq!(driver.metrics().dropped_records, 8);
