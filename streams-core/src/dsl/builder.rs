@@ -22,7 +22,7 @@ use super::options::{Consumed, Materialized};
 use super::{KStream, KTable};
 
 pub(crate) use super::table_store::{
-    Shared, TsHandle, add_ts_store, flush_and_forward, forward_flushed,
+    Shared, TsHandle, add_ts_store, flush_and_forward, forward_flushed, update_aggregate,
 };
 
 /// Builds a topology with the DSL.

@@ -9,11 +9,11 @@ use crate::internals::node::Children;
 use crate::internals::task::TaskContext;
 use crate::record::Record;
 use crate::serde::{DefaultSerde, SerdeRef};
-use crate::state::ValueAndTimestamp;
 
+use super::aggregate_methods::{AggStep, aggregate_methods};
 use super::builder::{
-    Aggregation, TsHandle, add_fn_node, add_store_node, add_ts_store, aggregation,
-    flush_and_forward, forward_flushed, require_serde,
+    TsHandle, add_fn_node, add_store_node, add_ts_store, aggregation, flush_and_forward,
+    require_serde, update_aggregate,
 };
 use super::cogroup::CogroupedKStream;
 use super::kstream::repartition_through;
@@ -44,8 +44,54 @@ impl<K, V> std::fmt::Debug for KGroupedStream<K, V> {
     }
 }
 
-/// The per-key step of an aggregation: key, new value, current aggregate (if any).
-type AggStep<K, V, VA> = Arc<dyn Fn(&K, V, Option<VA>) -> VA + Send + Sync>;
+aggregate_methods! {
+    impl KGroupedStream -> KTable<K, _>, per "key";
+    count {
+        ///
+        /// ```
+        /// # use streams_core::prelude::*;
+        /// let builder = StreamsBuilder::new();
+        /// builder.stream::<String, String>("in").group_by_key()
+        ///     .count_with(Materialized::as_("counts"))
+        ///     .to_stream().to("out");
+        /// let mut driver = TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("doc")).unwrap();
+        /// let input = driver.input_topic::<String, String>("in");
+        /// input.pipe_input("a".into(), "x".into()).unwrap();
+        /// input.pipe_input("a".into(), "y".into()).unwrap();
+        /// assert_eq!(driver.output_topic::<String, Option<i64>>("out").read_values_to_list().unwrap(), vec![Some(1), Some(2)]);
+        /// assert_eq!(driver.key_value_store::<String, i64>("counts").unwrap().get(&"a".into()).unwrap(), Some(2));
+        /// ```
+    }
+    reduce {
+        ///
+        /// ```
+        /// # use streams_core::prelude::*;
+        /// let builder = StreamsBuilder::new();
+        /// builder.stream::<String, i64>("in").group_by_key()
+        ///     .reduce(|a, b| a.max(b))
+        ///     .to_stream().to("max");
+        /// let mut driver = TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("doc")).unwrap();
+        /// let input = driver.input_topic::<String, i64>("in");
+        /// for v in [3, 9, 4] { input.pipe_input("k".into(), v).unwrap(); }
+        /// assert_eq!(driver.output_topic::<String, Option<i64>>("max").read_values_to_list().unwrap(), vec![Some(3), Some(9), Some(9)]);
+        /// ```
+    }
+    aggregate {
+        ///
+        /// ```
+        /// # use streams_core::prelude::*;
+        /// let builder = StreamsBuilder::new();
+        /// builder.stream::<String, String>("in").group_by_key()
+        ///     .aggregate(String::new, |_, v, agg: String| agg + &v)
+        ///     .to_stream().to("concat");
+        /// let mut driver = TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("doc")).unwrap();
+        /// let input = driver.input_topic::<String, String>("in");
+        /// for v in ["a", "b"] { input.pipe_input("k".into(), v.into()).unwrap(); }
+        /// assert_eq!(driver.output_topic::<String, Option<String>>("concat").read_values_to_list().unwrap(),
+        ///            vec![Some("a".to_string()), Some("ab".to_string())]);
+        /// ```
+    }
+}
 
 impl<K: Data, V: Data> KGroupedStream<K, V> {
     pub(crate) fn new(
@@ -100,116 +146,6 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
     /// This grouping's identity (see `id`).
     pub(crate) fn id(&self) -> u64 {
         self.id
-    }
-
-    /// Counts records per key.
-    ///
-    /// ```
-    /// # use streams_core::prelude::*;
-    /// let builder = StreamsBuilder::new();
-    /// builder.stream::<String, String>("in").group_by_key()
-    ///     .count_with(Materialized::as_("counts"))
-    ///     .to_stream().to("out");
-    /// let mut driver = TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("doc")).unwrap();
-    /// let input = driver.input_topic::<String, String>("in");
-    /// input.pipe_input("a".into(), "x".into()).unwrap();
-    /// input.pipe_input("a".into(), "y".into()).unwrap();
-    /// assert_eq!(driver.output_topic::<String, Option<i64>>("out").read_values_to_list().unwrap(), vec![Some(1), Some(2)]);
-    /// assert_eq!(driver.key_value_store::<String, i64>("counts").unwrap().get(&"a".into()).unwrap(), Some(2));
-    /// ```
-    pub fn count(&self) -> KTable<K, i64> {
-        self.count_with(Materialized::new())
-    }
-
-    /// Counts records per key into a store with explicit options.
-    pub fn count_with(&self, materialized: Materialized<K, i64>) -> KTable<K, i64> {
-        let step: AggStep<K, V, i64> = Arc::new(|_, _, n| n.unwrap_or(0) + 1);
-        self.aggregate_impl(
-            materialized,
-            Some(i64::default_serde()),
-            "KSTREAM-AGGREGATE-",
-            step,
-        )
-    }
-
-    /// Combines the values of each key with `reducer` (the first value is kept as is).
-    ///
-    /// ```
-    /// # use streams_core::prelude::*;
-    /// let builder = StreamsBuilder::new();
-    /// builder.stream::<String, i64>("in").group_by_key()
-    ///     .reduce(|a, b| a.max(b))
-    ///     .to_stream().to("max");
-    /// let mut driver = TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("doc")).unwrap();
-    /// let input = driver.input_topic::<String, i64>("in");
-    /// for v in [3, 9, 4] { input.pipe_input("k".into(), v).unwrap(); }
-    /// assert_eq!(driver.output_topic::<String, Option<i64>>("max").read_values_to_list().unwrap(), vec![Some(3), Some(9), Some(9)]);
-    /// ```
-    pub fn reduce<F>(&self, reducer: F) -> KTable<K, V>
-    where
-        F: Fn(V, V) -> V + Send + Sync + 'static,
-    {
-        self.reduce_with(reducer, Materialized::new())
-    }
-
-    /// [`reduce`](Self::reduce) into a store with explicit options.
-    pub fn reduce_with<F>(&self, reducer: F, materialized: Materialized<K, V>) -> KTable<K, V>
-    where
-        F: Fn(V, V) -> V + Send + Sync + 'static,
-    {
-        let step: AggStep<K, V, V> = Arc::new(move |_, v, agg| match agg {
-            None => v,
-            Some(a) => reducer(a, v),
-        });
-        let vs = self.value_serde.clone();
-        self.aggregate_impl(materialized, vs, "KSTREAM-REDUCE-", step)
-    }
-
-    /// Folds the values of each key into an aggregate that starts at `initializer()`, with
-    /// the aggregate's default serde.
-    ///
-    /// ```
-    /// # use streams_core::prelude::*;
-    /// let builder = StreamsBuilder::new();
-    /// builder.stream::<String, String>("in").group_by_key()
-    ///     .aggregate(String::new, |_, v, agg: String| agg + &v)
-    ///     .to_stream().to("concat");
-    /// let mut driver = TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("doc")).unwrap();
-    /// let input = driver.input_topic::<String, String>("in");
-    /// for v in ["a", "b"] { input.pipe_input("k".into(), v.into()).unwrap(); }
-    /// assert_eq!(driver.output_topic::<String, Option<String>>("concat").read_values_to_list().unwrap(),
-    ///            vec![Some("a".to_string()), Some("ab".to_string())]);
-    /// ```
-    pub fn aggregate<VA: Data + DefaultSerde, I, A>(
-        &self,
-        initializer: I,
-        aggregator: A,
-    ) -> KTable<K, VA>
-    where
-        I: Fn() -> VA + Send + Sync + 'static,
-        A: Fn(&K, V, VA) -> VA + Send + Sync + 'static,
-    {
-        self.aggregate_with(
-            initializer,
-            aggregator,
-            Materialized::with_value(VA::default_serde()),
-        )
-    }
-
-    /// [`aggregate`](Self::aggregate) into a store with explicit options.
-    pub fn aggregate_with<VA: Data, I, A>(
-        &self,
-        initializer: I,
-        aggregator: A,
-        materialized: Materialized<K, VA>,
-    ) -> KTable<K, VA>
-    where
-        I: Fn() -> VA + Send + Sync + 'static,
-        A: Fn(&K, V, VA) -> VA + Send + Sync + 'static,
-    {
-        let step: AggStep<K, V, VA> =
-            Arc::new(move |k, v, agg| aggregator(k, v, agg.unwrap_or_else(&initializer)));
-        self.aggregate_impl(materialized, None, "KSTREAM-AGGREGATE-", step)
     }
 
     /// The node an aggregation hangs off: the stream itself, or — if its key changed — a
@@ -277,18 +213,9 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         step: AggStep<K, V, VA>,
     ) -> KTable<K, VA> {
         let b = self.stream.b.clone();
-        let Aggregation {
-            store: store_name,
-            node: name,
-            key_serde: ks,
-            value_serde: vas,
-        } = aggregation(
-            &b,
-            &materialized,
-            prefix,
-            self.key_serde.clone(),
-            default_value_serde,
-        );
+        let carried_key = self.key_serde.clone();
+        let agg = aggregation(&b, &materialized, prefix, carried_key, default_value_serde);
+        let (store_name, name, ks, vas) = (agg.store, agg.node, agg.key_serde, agg.value_serde);
         let parent = self.upstream(&store_name, &ks);
         let store = add_ts_store(&b, store_name, &materialized, ks.clone(), vas.clone());
         let node = add_store_node::<K, V, TsHandle<K, VA>, _, _>(
@@ -304,26 +231,9 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
                       ch: &Children,
                       t: &mut TaskContext|
                       -> Result<()> {
-                    if store.is_null_key(&r.key) {
-                        t.metrics.dropped_records += 1;
-                        return Ok(());
-                    }
-                    let (key, value, rts) = (r.key, r.value, r.timestamp);
-                    store.update(&key, |old| {
-                        let (old_value, ts) = match old {
-                            Some(o) => (Some(o.value), o.timestamp.max(rts)),
-                            None => (None, rts),
-                        };
-                        let new = step(&key, value, old_value);
-                        Ok((
-                            Some(ValueAndTimestamp {
-                                value: new,
-                                timestamp: ts,
-                            }),
-                            (),
-                        ))
-                    })?;
-                    forward_flushed(store, ch, t)
+                    update_aggregate(store, r.key, r.timestamp, ch, t, |k, old| {
+                        Some(step(k, r.value, old))
+                    })
                 }
             },
         );

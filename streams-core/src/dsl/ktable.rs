@@ -8,12 +8,11 @@ use crate::internals::node::Children;
 use crate::internals::task::TaskContext;
 use crate::record::{Change, Record};
 use crate::serde::{DefaultSerde, OptionSerde, Serde, SerdeError, SerdeRef};
-use crate::state::ValueAndTimestamp;
 
 use super::KStream;
 use super::builder::{
-    Aggregation, Shared, TsHandle, add_fn_node, add_store_node, add_ts_store, aggregation,
-    flush_and_forward, forward_flushed, require_serde,
+    Shared, TsHandle, add_fn_node, add_store_node, add_ts_store, aggregation, flush_and_forward,
+    require_serde, update_aggregate,
 };
 use super::kstream::repartition_through;
 use super::options::{Grouped, Materialized, Named};
@@ -543,18 +542,9 @@ impl<K: Data, V: Data> KGroupedTable<K, V> {
         step: TableStep<K, V, VA>,
     ) -> KTable<K, VA> {
         let b = self.b.clone();
-        let Aggregation {
-            store: store_name,
-            node: name,
-            key_serde: ks,
-            value_serde: vas,
-        } = aggregation(
-            &b,
-            &materialized,
-            prefix,
-            self.key_serde.clone(),
-            default_value_serde,
-        );
+        let carried_key = self.key_serde.clone();
+        let agg = aggregation(&b, &materialized, prefix, carried_key, default_value_serde);
+        let (store_name, name, ks, vas) = (agg.store, agg.node, agg.key_serde, agg.value_serde);
         let base = self.name.clone().unwrap_or_else(|| store_name.clone());
         let vs = require_serde(&b, &base, "value", self.value_serde.clone(), None);
         let change_serde: SerdeRef<Change<V>> = Arc::new(ChangeSerde::new(vs));
@@ -581,23 +571,9 @@ impl<K: Data, V: Data> KGroupedTable<K, V> {
                       ch: &Children,
                       t: &mut TaskContext|
                       -> Result<()> {
-                    if store.is_null_key(&r.key) {
-                        t.metrics.dropped_records += 1;
-                        return Ok(());
-                    }
-                    let (key, value, rts) = (r.key, r.value, r.timestamp);
-                    store.update(&key, |old| {
-                        let (old_value, ts) = match old {
-                            Some(o) => (Some(o.value), o.timestamp.max(rts)),
-                            None => (None, rts),
-                        };
-                        let new = step(&key, value, old_value).map(|v| ValueAndTimestamp {
-                            value: v,
-                            timestamp: ts,
-                        });
-                        Ok((new, ()))
-                    })?;
-                    forward_flushed(store, ch, t)
+                    update_aggregate(store, r.key, r.timestamp, ch, t, |k, old| {
+                        step(k, r.value, old)
+                    })
                 }
             },
         );

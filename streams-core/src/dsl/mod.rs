@@ -8,6 +8,7 @@
 //! requirement); the `_with` variants take explicit options and report a missing serde when
 //! the topology is built.
 
+mod aggregate_methods;
 mod builder;
 mod cogroup;
 mod fk_join;

@@ -13,7 +13,9 @@ use crate::topology::InternalBuilder;
 
 use super::options::Materialized;
 
-pub(crate) use crate::internals::forward::{TsHandle, flush_and_forward, forward_flushed};
+pub(crate) use crate::internals::forward::{
+    TsHandle, flush_and_forward, forward_flushed, update_aggregate,
+};
 
 /// The topology being built, shared by the DSL objects that add to it.
 pub(crate) type Shared = Rc<RefCell<InternalBuilder>>;

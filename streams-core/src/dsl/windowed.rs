@@ -13,7 +13,8 @@ use crate::serde::{DefaultSerde, SerdeRef};
 use crate::state::{StoreBuilder, Stores, TimestampedSerde, ValueAndTimestamp};
 use crate::window::{SlidingWindows, TimeWindowedSerde, TimeWindows, Windowed};
 
-use super::builder::{Aggregation, add_store_node, aggregation, require_serde};
+use super::aggregate_methods::{AggStep, aggregate_methods};
+use super::builder::{add_store_node, aggregation, require_serde};
 use super::nodes::Timed;
 use super::options::{Materialized, Produced};
 use super::{KGroupedStream, KTable};
@@ -174,79 +175,8 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         self
     }
 
-    /// Counts records per key and window.
-    pub fn count(&self) -> KTable<Windowed<K>, i64> {
-        self.count_with(Materialized::new())
-    }
-
-    /// Counts records per key and window into a store with explicit options.
-    pub fn count_with(&self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
-        let step: WinStep<K, V, i64> = Arc::new(|_, _, n| n.unwrap_or(0) + 1);
-        self.aggregate_impl(
-            materialized,
-            Some(i64::default_serde()),
-            "KSTREAM-AGGREGATE-",
-            step,
-        )
-    }
-
-    /// Combines the values of each key and window with `reducer`.
-    pub fn reduce<F>(&self, reducer: F) -> KTable<Windowed<K>, V>
-    where
-        F: Fn(V, V) -> V + Send + Sync + 'static,
-    {
-        self.reduce_with(reducer, Materialized::new())
-    }
-
-    /// [`reduce`](Self::reduce) into a store with explicit options.
-    pub fn reduce_with<F>(
-        &self,
-        reducer: F,
-        materialized: Materialized<K, V>,
-    ) -> KTable<Windowed<K>, V>
-    where
-        F: Fn(V, V) -> V + Send + Sync + 'static,
-    {
-        let step: WinStep<K, V, V> = Arc::new(move |_, v, agg| match agg {
-            None => v,
-            Some(a) => reducer(a, v),
-        });
-        let vs = self.grouped.value_serde();
-        self.aggregate_impl(materialized, vs, "KSTREAM-REDUCE-", step)
-    }
-
-    /// Folds the values of each key and window into an aggregate starting at
-    /// `initializer()`.
-    pub fn aggregate<VA: Data + DefaultSerde, I, A>(
-        &self,
-        initializer: I,
-        aggregator: A,
-    ) -> KTable<Windowed<K>, VA>
-    where
-        I: Fn() -> VA + Send + Sync + 'static,
-        A: Fn(&K, V, VA) -> VA + Send + Sync + 'static,
-    {
-        self.aggregate_with(
-            initializer,
-            aggregator,
-            Materialized::new().with_value_serde(VA::default_serde()),
-        )
-    }
-
-    /// [`aggregate`](Self::aggregate) into a store with explicit options.
-    pub fn aggregate_with<VA: Data, I, A>(
-        &self,
-        initializer: I,
-        aggregator: A,
-        materialized: Materialized<K, VA>,
-    ) -> KTable<Windowed<K>, VA>
-    where
-        I: Fn() -> VA + Send + Sync + 'static,
-        A: Fn(&K, V, VA) -> VA + Send + Sync + 'static,
-    {
-        let step: WinStep<K, V, VA> =
-            Arc::new(move |k, v, agg| aggregator(k, v, agg.unwrap_or_else(&initializer)));
-        self.aggregate_impl(materialized, None, "KSTREAM-AGGREGATE-", step)
+    fn value_serde(&self) -> Option<SerdeRef<V>> {
+        self.grouped.value_serde()
     }
 
     fn aggregate_impl<VA: Data>(
@@ -254,21 +184,12 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         materialized: Materialized<K, VA>,
         default_value_serde: Option<SerdeRef<VA>>,
         prefix: &str,
-        step: WinStep<K, V, VA>,
+        step: AggStep<K, V, VA>,
     ) -> KTable<Windowed<K>, VA> {
         let b = self.grouped.builder().clone();
-        let Aggregation {
-            store: store_name,
-            node: name,
-            key_serde: ks,
-            value_serde: vas,
-        } = aggregation(
-            &b,
-            &materialized,
-            prefix,
-            self.grouped.key_serde(),
-            default_value_serde,
-        );
+        let carried_key = self.grouped.key_serde();
+        let agg = aggregation(&b, &materialized, prefix, carried_key, default_value_serde);
+        let (store_name, name, ks, vas) = (agg.store, agg.node, agg.key_serde, agg.value_serde);
         let parent = self.grouped.upstream(&store_name, &ks);
         let spec = self.spec;
         let (size, grace) = (spec.size_ms(), spec.grace_ms());
@@ -365,9 +286,18 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
     }
 }
 
+aggregate_methods! {
+    impl TimeWindowedKStream -> KTable<Windowed<K>, _>, per "key and window";
+    count {}
+    reduce {}
+    aggregate {}
+}
+
 /// A grouped stream aggregated over sliding windows, from
 /// [`KGroupedStream::windowed_by_sliding`]; aggregations give a table keyed by
-/// [`Windowed<K>`] whose windows are `[start, start + d]`, both ends inclusive.
+/// [`Windowed<K>`] whose windows are `[start, start + d]`, both ends inclusive. A store
+/// retention given with [`Materialized::with_retention`] must be at least twice the time
+/// difference plus grace.
 pub struct SlidingWindowedKStream<K, V>(TimeWindowedKStream<K, V>);
 
 impl<K, V> std::fmt::Debug for SlidingWindowedKStream<K, V> {
@@ -436,64 +366,27 @@ impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
         Self(self.0.late_records_to(topic, produced))
     }
 
-    /// Counts records per key and sliding window.
-    pub fn count(&self) -> KTable<Windowed<K>, i64> {
-        self.0.count()
+    fn value_serde(&self) -> Option<SerdeRef<V>> {
+        self.0.value_serde()
     }
 
-    /// [`count`](Self::count) into a store with explicit options (a retention, if given,
-    /// must be at least twice the time difference plus grace).
-    pub fn count_with(&self, materialized: Materialized<K, i64>) -> KTable<Windowed<K>, i64> {
-        self.0.count_with(materialized)
-    }
-
-    /// Combines the values of each key and sliding window with `reducer`.
-    pub fn reduce<F>(&self, reducer: F) -> KTable<Windowed<K>, V>
-    where
-        F: Fn(V, V) -> V + Send + Sync + 'static,
-    {
-        self.0.reduce(reducer)
-    }
-
-    /// [`reduce`](Self::reduce) into a store with explicit options.
-    pub fn reduce_with<F>(
+    fn aggregate_impl<VA: Data>(
         &self,
-        reducer: F,
-        materialized: Materialized<K, V>,
-    ) -> KTable<Windowed<K>, V>
-    where
-        F: Fn(V, V) -> V + Send + Sync + 'static,
-    {
-        self.0.reduce_with(reducer, materialized)
-    }
-
-    /// Folds the values of each key and sliding window into an aggregate starting at
-    /// `initializer()`.
-    pub fn aggregate<VA: Data + DefaultSerde, I, A>(
-        &self,
-        initializer: I,
-        aggregator: A,
-    ) -> KTable<Windowed<K>, VA>
-    where
-        I: Fn() -> VA + Send + Sync + 'static,
-        A: Fn(&K, V, VA) -> VA + Send + Sync + 'static,
-    {
-        self.0.aggregate(initializer, aggregator)
-    }
-
-    /// [`aggregate`](Self::aggregate) into a store with explicit options.
-    pub fn aggregate_with<VA: Data, I, A>(
-        &self,
-        initializer: I,
-        aggregator: A,
         materialized: Materialized<K, VA>,
-    ) -> KTable<Windowed<K>, VA>
-    where
-        I: Fn() -> VA + Send + Sync + 'static,
-        A: Fn(&K, V, VA) -> VA + Send + Sync + 'static,
-    {
-        self.0.aggregate_with(initializer, aggregator, materialized)
+        default_value_serde: Option<SerdeRef<VA>>,
+        prefix: &str,
+        step: AggStep<K, V, VA>,
+    ) -> KTable<Windowed<K>, VA> {
+        self.0
+            .aggregate_impl(materialized, default_value_serde, prefix, step)
     }
+}
+
+aggregate_methods! {
+    impl SlidingWindowedKStream -> KTable<Windowed<K>, _>, per "key and sliding window";
+    count {}
+    reduce {}
+    aggregate {}
 }
 
 impl<K, V> Materialized<K, V> {
@@ -625,18 +518,15 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
         merger: SessMerger<K, VA>,
     ) -> KTable<Windowed<K>, VA> {
         let b = self.grouped.builder().clone();
-        let Aggregation {
-            store: store_name,
-            node: name,
-            key_serde: ks,
-            value_serde: vas,
-        } = aggregation(
+        let carried_key = self.grouped.key_serde();
+        let agg = aggregation(
             &b,
             &materialized,
             "KSTREAM-SESSION-AGGREGATE-",
-            self.grouped.key_serde(),
+            carried_key,
             default_value_serde,
         );
+        let (store_name, name, ks, vas) = (agg.store, agg.node, agg.key_serde, agg.value_serde);
         let parent = self.grouped.upstream(&store_name, &ks);
         let windows = self.windows;
         let retention = materialized

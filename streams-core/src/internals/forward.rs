@@ -63,6 +63,36 @@ pub(crate) fn flushed_change<K, V>(
     Some(Record::new(key, change, ts))
 }
 
+/// One record folded into its key's aggregate in `store`: `fold` maps the current
+/// aggregate (if any) to the new one (`None` deletes). The result keeps the larger of the
+/// record's timestamp and the aggregate's. Null keys are dropped and counted. Then the
+/// updates that left the cache are forwarded.
+pub(crate) fn update_aggregate<K: Data, VA: Data>(
+    store: &TsHandle<K, VA>,
+    key: K,
+    timestamp: i64,
+    children: &Children,
+    task: &mut TaskContext,
+    fold: impl FnOnce(&K, Option<VA>) -> Option<VA>,
+) -> Result<()> {
+    if store.is_null_key(&key) {
+        task.metrics.dropped_records += 1;
+        return Ok(());
+    }
+    store.update(&key, |old| {
+        let (old_value, ts) = match old {
+            Some(o) => (Some(o.value), o.timestamp.max(timestamp)),
+            None => (None, timestamp),
+        };
+        let new = fold(&key, old_value).map(|value| ValueAndTimestamp {
+            value,
+            timestamp: ts,
+        });
+        Ok((new, ()))
+    })?;
+    forward_flushed(store, children, task)
+}
+
 /// On commit: writes `store`'s cache down and forwards what left it.
 pub(crate) fn flush_and_forward<K: Data, V: Data>(
     store: &TsHandle<K, V>,
