@@ -46,6 +46,9 @@ impl<K, V> SinkNode<K, V> {
 
 impl<K: Data, V: Data> NodeOps for SinkNode<K, V> {}
 
+/// A serialized key and value (`None`: Kafka's null).
+pub(crate) type SerializedKeyValue = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// A record's key and value serialized for `target` (which names the topic in the error,
 /// made only on failure).
 pub(crate) fn serialize_key_value<K: 'static, V: 'static>(
@@ -53,7 +56,7 @@ pub(crate) fn serialize_key_value<K: 'static, V: 'static>(
     value_serde: &SerdeRef<V>,
     record: &Record<K, V>,
     target: impl Fn() -> String,
-) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>)> {
+) -> Result<SerializedKeyValue> {
     let error = |which, source| StreamsError::Serialization {
         which,
         target: target(),
