@@ -43,7 +43,11 @@
 //! Kafka's `testSendingOldValue(s)` check the old values of the join's changes: here a
 //! downstream `group_by(..).aggregate(..)` logs every subtraction (old value) and addition
 //! (new value) it receives, and each step's log entries are compared with Kafka's changes
-//! (their timestamps are checked by the `testJoin` transcriptions).
+//! (their timestamps are checked by the `testJoin` transcriptions). Kafka's changes are its
+//! `testJoin` outputs, each with the key's previous output as its old value, and are
+//! computed so. Likewise, Kafka's stream-table unit tests expect each stream record to join
+//! the value its key has in the table at that moment: the test keeps that table and
+//! computes their expectations from it.
 //!
 //! Every scenario runs eight times: with the record cache off and on, on RocksDB and on
 //! in-memory stores (`default.dsl.store`), with one and two partitions per input topic. Kafka's
@@ -193,10 +197,16 @@ where
     where
         K: Clone,
     {
-        let expected: Vec<(K, O, i64)> = expected
+        let expected = expected
             .iter()
             .map(|(k, v, t)| (k.clone(), v.to_out(), *t))
             .collect();
+        self.check(step, expected);
+    }
+
+    /// Everything emitted since the last check, as (key, value, timestamp).
+    #[track_caller]
+    fn check(&self, step: &str, expected: Vec<(K, O, i64)>) {
         assert_eq!(self.output(), expected, "{:?}, after: {step}", self.setup);
     }
 }
@@ -266,39 +276,88 @@ fn stream_table(
     builder.build().unwrap()
 }
 
-/// Kafka's `pushToStream(n, prefix)`: keys `0..n`, value `<prefix><key>`, timestamp = key.
-fn push_to_stream(run: &StreamRun, n: i32, prefix: &str) {
-    for k in 0..n {
-        run.left(k, format!("{prefix}{k}"), i64::from(k));
+/// One of Kafka's steps in `KStreamKTableJoinTest` and `KStreamKTableLeftJoinTest`.
+#[derive(Debug, Clone, Copy)]
+enum Push {
+    /// `pushToStream(n, prefix)`: keys `0..n`, value `<prefix><key>`, timestamp = key.
+    Stream(i32, &'static str),
+    /// `pushToTable(n, prefix)`: keys `0..n`, value `<prefix><key>`. Kafka draws the
+    /// timestamps at random in `[0, Integer.MAX_VALUE)` (a non-versioned table's timestamps do
+    /// not matter to a stream-table join); these are fixed arbitrary ones.
+    Table(i32, &'static str),
+    /// `pushNullValueToTable(n)`: tombstones for keys `0..n` (at timestamp 0).
+    Tombstones(i32),
+}
+
+/// Runs Kafka's `pushes` through a stream-table join (`left`: a left join), checking the
+/// output after each against the table the test keeps, as Kafka's expectations go: a table
+/// step emits nothing; each stream record joins, at its own timestamp, the value its key has
+/// in the table at that moment (`<value>+<table value>`; with none, `<value>+null` in a left
+/// join and no result in an inner one).
+#[track_caller]
+fn stream_table_steps(run: &StreamRun, left: bool, pushes: &[Push]) {
+    const TABLE_TS: [i64; 4] = [1_408_281_727, 22_051_996, 2_147_483_000, 731_518];
+    let mut table: HashMap<i32, String> = HashMap::new();
+    for (i, push) in pushes.iter().enumerate() {
+        let mut expected = Vec::new();
+        match *push {
+            Push::Stream(n, prefix) => {
+                for k in 0..n {
+                    let value = format!("{prefix}{k}");
+                    run.left(k, value.clone(), i64::from(k));
+                    let joined = match table.get(&k) {
+                        Some(t) => Some(format!("{value}+{t}")),
+                        None => left.then(|| format!("{value}+null")),
+                    };
+                    expected.extend(joined.map(|v| (k, v, i64::from(k))));
+                }
+            }
+            Push::Table(n, prefix) => {
+                for (k, ts) in (0..n).zip(TABLE_TS) {
+                    let value = format!("{prefix}{k}");
+                    run.right(k, Some(value.clone()), ts);
+                    table.insert(k, value);
+                }
+            }
+            Push::Tombstones(n) => {
+                for k in 0..n {
+                    run.right(k, None, 0);
+                    table.remove(&k);
+                }
+            }
+        }
+        run.check(&format!("step {i}: {push:?}"), expected);
     }
 }
 
-/// Kafka's `pushToTable(n, prefix)`: keys `0..n`, value `<prefix><key>`. Kafka draws the
-/// timestamps at random in `[0, Integer.MAX_VALUE)` (a non-versioned table's timestamps do
-/// not matter to a stream-table join); these are fixed arbitrary ones.
-fn push_to_table(run: &StreamRun, n: i32, prefix: &str) {
-    const TS: [i64; 4] = [1_408_281_727, 22_051_996, 2_147_483_000, 731_518];
-    for k in 0..n {
-        run.right(k, Some(format!("{prefix}{k}")), TS[k as usize]);
-    }
-}
+/// `KStreamKTable(Left)JoinTest.shouldNotJoinOnTableUpdates`.
+const NOT_JOIN_ON_TABLE_UPDATES: [Push; 6] = [
+    Push::Stream(2, "X"),
+    Push::Table(2, "Y"),
+    Push::Stream(4, "X"),
+    Push::Table(4, "YY"),
+    Push::Stream(4, "X"),
+    Push::Table(4, "YYY"),
+];
 
-/// Kafka's `pushNullValueToTable(n)`: tombstones for keys `0..n` (at timestamp 0).
-fn push_null_value_to_table(run: &StreamRun, n: i32) {
-    for k in 0..n {
-        run.right(k, None, 0);
-    }
-}
+/// `KStreamKTable(Left)JoinTest.shouldJoinOnlyIfMatchFoundOnStreamUpdates` (the left join's
+/// `shouldJoinRegardlessIfMatchFoundOnStreamUpdates`).
+const MATCH_ON_STREAM_UPDATES: [Push; 2] = [Push::Table(2, "Y"), Push::Stream(4, "X")];
+
+/// `KStreamKTable(Left)JoinTest.shouldClearTableEntryOnNullValueUpdates`.
+const CLEAR_TABLE_ENTRY: [Push; 4] = [
+    Push::Table(4, "Y"),
+    Push::Stream(4, "X"),
+    Push::Tombstones(2),
+    Push::Stream(4, "XX"),
+];
 
 /// `KStreamKTableJoinTest.shouldNotJoinWithEmptyTableOnStreamUpdates`.
 #[test]
 fn stream_table_inner_should_not_join_with_empty_table_on_stream_updates() {
     each_setup(
         || stream_table(|s, t| s.join_table(t, tostring)),
-        |run: &StreamRun| {
-            push_to_stream(run, 2, "X");
-            run.expect::<&str>("X0, X1 (empty table)", &[]);
-        },
+        |run: &StreamRun| stream_table_steps(run, false, &[Push::Stream(2, "X")]),
     );
 }
 
@@ -308,28 +367,7 @@ fn stream_table_inner_should_not_join_with_empty_table_on_stream_updates() {
 fn stream_table_inner_should_not_join_on_table_updates() {
     each_setup(
         || stream_table(|s, t| s.join_table(t, tostring)),
-        |run: &StreamRun| {
-            push_to_stream(run, 2, "X");
-            run.expect::<&str>("X0, X1", &[]);
-            push_to_table(run, 2, "Y");
-            run.expect::<&str>("Y0, Y1", &[]);
-            push_to_stream(run, 4, "X");
-            run.expect("X0..X3", &[(0, "X0+Y0", 0), (1, "X1+Y1", 1)]);
-            push_to_table(run, 4, "YY");
-            run.expect::<&str>("YY0..YY3", &[]);
-            push_to_stream(run, 4, "X");
-            run.expect(
-                "X0..X3 again",
-                &[
-                    (0, "X0+YY0", 0),
-                    (1, "X1+YY1", 1),
-                    (2, "X2+YY2", 2),
-                    (3, "X3+YY3", 3),
-                ],
-            );
-            push_to_table(run, 4, "YYY");
-            run.expect::<&str>("YYY0..YYY3", &[]);
-        },
+        |run: &StreamRun| stream_table_steps(run, false, &NOT_JOIN_ON_TABLE_UPDATES),
     );
 }
 
@@ -348,12 +386,7 @@ fn stream_table_inner_should_join_only_if_match_found_on_stream_updates() {
                 )
             })
         },
-        |run: &StreamRun| {
-            push_to_table(run, 2, "Y");
-            run.expect::<&str>("Y0, Y1", &[]);
-            push_to_stream(run, 4, "X");
-            run.expect("X0..X3", &[(0, "X0+Y0", 0), (1, "X1+Y1", 1)]);
-        },
+        |run: &StreamRun| stream_table_steps(run, false, &MATCH_ON_STREAM_UPDATES),
     );
 }
 
@@ -375,24 +408,7 @@ fn stream_table_inner_should_clear_table_entry_on_null_value_updates() {
                 )
             })
         },
-        |run: &StreamRun| {
-            push_to_table(run, 4, "Y");
-            run.expect::<&str>("Y0..Y3", &[]);
-            push_to_stream(run, 4, "X");
-            run.expect(
-                "X0..X3",
-                &[
-                    (0, "X0+Y0", 0),
-                    (1, "X1+Y1", 1),
-                    (2, "X2+Y2", 2),
-                    (3, "X3+Y3", 3),
-                ],
-            );
-            push_null_value_to_table(run, 2);
-            run.expect::<&str>("tombstones for 0, 1", &[]);
-            push_to_stream(run, 4, "XX");
-            run.expect("XX0..XX3", &[(2, "XX2+Y2", 2), (3, "XX3+Y3", 3)]);
-        },
+        |run: &StreamRun| stream_table_steps(run, false, &CLEAR_TABLE_ENTRY),
     );
 }
 
@@ -489,10 +505,7 @@ fn stream_table_left_passes_null_key_records_on() {
 fn stream_table_left_should_join_with_empty_table_on_stream_updates() {
     each_setup(
         || stream_table(|s, t| s.left_join_table(t, tostring_left)),
-        |run: &StreamRun| {
-            push_to_stream(run, 2, "X");
-            run.expect("X0, X1", &[(0, "X0+null", 0), (1, "X1+null", 1)]);
-        },
+        |run: &StreamRun| stream_table_steps(run, true, &[Push::Stream(2, "X")]),
     );
 }
 
@@ -501,36 +514,7 @@ fn stream_table_left_should_join_with_empty_table_on_stream_updates() {
 fn stream_table_left_should_not_join_on_table_updates() {
     each_setup(
         || stream_table(|s, t| s.left_join_table(t, tostring_left)),
-        |run: &StreamRun| {
-            push_to_stream(run, 2, "X");
-            run.expect("X0, X1", &[(0, "X0+null", 0), (1, "X1+null", 1)]);
-            push_to_table(run, 2, "Y");
-            run.expect::<&str>("Y0, Y1", &[]);
-            push_to_stream(run, 4, "X");
-            run.expect(
-                "X0..X3",
-                &[
-                    (0, "X0+Y0", 0),
-                    (1, "X1+Y1", 1),
-                    (2, "X2+null", 2),
-                    (3, "X3+null", 3),
-                ],
-            );
-            push_to_table(run, 4, "YY");
-            run.expect::<&str>("YY0..YY3", &[]);
-            push_to_stream(run, 4, "X");
-            run.expect(
-                "X0..X3 again",
-                &[
-                    (0, "X0+YY0", 0),
-                    (1, "X1+YY1", 1),
-                    (2, "X2+YY2", 2),
-                    (3, "X3+YY3", 3),
-                ],
-            );
-            push_to_table(run, 4, "YYY");
-            run.expect::<&str>("YYY0..YYY3", &[]);
-        },
+        |run: &StreamRun| stream_table_steps(run, true, &NOT_JOIN_ON_TABLE_UPDATES),
     );
 }
 
@@ -544,20 +528,7 @@ fn stream_table_left_should_join_regardless_if_match_found_on_stream_updates() {
                 s.left_join_table_with(t, tostring_left, Joined::as_("stream-table-left-join"))
             })
         },
-        |run: &StreamRun| {
-            push_to_table(run, 2, "Y");
-            run.expect::<&str>("Y0, Y1", &[]);
-            push_to_stream(run, 4, "X");
-            run.expect(
-                "X0..X3",
-                &[
-                    (0, "X0+Y0", 0),
-                    (1, "X1+Y1", 1),
-                    (2, "X2+null", 2),
-                    (3, "X3+null", 3),
-                ],
-            );
-        },
+        |run: &StreamRun| stream_table_steps(run, true, &MATCH_ON_STREAM_UPDATES),
     );
 }
 
@@ -579,32 +550,7 @@ fn stream_table_left_should_clear_table_entry_on_null_value_updates() {
                 )
             })
         },
-        |run: &StreamRun| {
-            push_to_table(run, 4, "Y");
-            run.expect::<&str>("Y0..Y3", &[]);
-            push_to_stream(run, 4, "X");
-            run.expect(
-                "X0..X3",
-                &[
-                    (0, "X0+Y0", 0),
-                    (1, "X1+Y1", 1),
-                    (2, "X2+Y2", 2),
-                    (3, "X3+Y3", 3),
-                ],
-            );
-            push_null_value_to_table(run, 2);
-            run.expect::<&str>("tombstones for 0, 1", &[]);
-            push_to_stream(run, 4, "XX");
-            run.expect(
-                "XX0..XX3",
-                &[
-                    (0, "XX0+null", 0),
-                    (1, "XX1+null", 1),
-                    (2, "XX2+Y2", 2),
-                    (3, "XX3+Y3", 3),
-                ],
-            );
-        },
+        |run: &StreamRun| stream_table_steps(run, true, &CLEAR_TABLE_ENTRY),
     );
 }
 
@@ -740,17 +686,14 @@ fn run_table_steps(run: &TableRun, expected: &Outputs<'_>, check: impl Fn(usize,
     }
 }
 
-/// Expected changes after each of the eight [`table_steps`]: (key, new value, old value).
-type Changes<'a> = [&'a [Change<'a>]; 8];
-
-/// One change: (key, new value, old value).
-type Change<'a> = (i32, Option<&'a str>, Option<&'a str>);
-
 /// Runs the [`table_steps`] through a [`table_table_changes`] topology: after each step,
-/// the entries the aggregation logged for each output record must be the subtraction of
-/// the expected change's old value (if any), then the addition of its new value (if any).
-fn run_table_steps_changes(run: &TableRun, expected: &Changes<'_>) {
+/// the entries the aggregation logged for each output record must be those of Kafka's
+/// `testSendingOldValue(s)` change, which pairs the new value of the `testJoin` output
+/// (`expected`) with the key's previous one, its old value: the subtraction of the old value
+/// (if any), then the addition of the new one (if any).
+fn run_table_steps_changes(run: &TableRun, expected: &Outputs<'_>) {
     let mut logs: HashMap<i32, String> = HashMap::new();
+    let mut results: HashMap<i32, &str> = HashMap::new();
     for ((step, inputs), expected) in table_steps().iter().zip(expected) {
         for input in inputs {
             pipe(run, input);
@@ -769,7 +712,11 @@ fn run_table_steps_changes(run: &TableRun, expected: &Changes<'_>) {
             .collect();
         let expected: Vec<(i32, String)> = expected
             .iter()
-            .map(|(k, new, old)| {
+            .map(|(k, new, _)| {
+                let old = match *new {
+                    Some(new) => results.insert(*k, new),
+                    None => results.remove(k),
+                };
                 let old = old.map(|o| format!("|-{o}")).unwrap_or_default();
                 let new = new.map(|n| format!("|+{n}")).unwrap_or_default();
                 (*k, format!("{old}{new}"))
@@ -779,28 +726,72 @@ fn run_table_steps_changes(run: &TableRun, expected: &Changes<'_>) {
     }
 }
 
+/// The outputs of the steps of `testJoin` where every key is on both sides, which Kafka's
+/// three joins agree on.
+const XX_YY: &[(i32, Option<&str>, i64)] = &[
+    (0, Some("XX0+YY0"), 7),
+    (1, Some("XX1+YY1"), 7),
+    (2, Some("XX2+YY2"), 10),
+    (3, Some("XX3+YY3"), 15),
+];
+const XXX_YY: &[(i32, Option<&str>, i64)] = &[
+    (0, Some("XXX0+YY0"), 6),
+    (1, Some("XXX1+YY1"), 6),
+    (2, Some("XXX2+YY2"), 10),
+    (3, Some("XXX3+YY3"), 15),
+];
+
 /// `KTableKTableInnerJoinTest.testJoin` (and, as to what `to_stream` shows,
 /// `testNotSendingOldValues`).
 const INNER_JOIN: Outputs<'static> = [
     &[],
     &[(0, Some("X0+Y0"), 5), (1, Some("X1+Y1"), 10)],
     &[(0, Some("XX0+Y0"), 7), (1, Some("XX1+Y1"), 10)],
-    &[
-        (0, Some("XX0+YY0"), 7),
-        (1, Some("XX1+YY1"), 7),
-        (2, Some("XX2+YY2"), 10),
-        (3, Some("XX3+YY3"), 15),
-    ],
-    &[
-        (0, Some("XXX0+YY0"), 6),
-        (1, Some("XXX1+YY1"), 6),
-        (2, Some("XXX2+YY2"), 10),
-        (3, Some("XXX3+YY3"), 15),
-    ],
+    XX_YY,
+    XXX_YY,
     &[(0, None, 6), (1, None, 7)],
     &[(2, Some("XXXX2+YY2"), 13), (3, Some("XXXX3+YY3"), 15)],
     &[(2, None, 10), (3, None, 20)],
 ];
+
+/// The outputs of the first seven [`table_steps`] of `testJoin`, where Kafka's left and
+/// outer joins agree (they differ in the last step, which deletes the left records).
+const LEFT_OR_OUTER_JOIN: [&[(i32, Option<&str>, i64)]; 7] = [
+    &[(0, Some("X0+null"), 5), (1, Some("X1+null"), 6)],
+    &[(0, Some("X0+Y0"), 5), (1, Some("X1+Y1"), 10)],
+    &[
+        (0, Some("XX0+Y0"), 7),
+        (1, Some("XX1+Y1"), 10),
+        (2, Some("XX2+null"), 7),
+        (3, Some("XX3+null"), 7),
+    ],
+    XX_YY,
+    XXX_YY,
+    &[(0, Some("XXX0+null"), 6), (1, Some("XXX1+null"), 7)],
+    &[
+        (0, Some("XXXX0+null"), 13),
+        (1, Some("XXXX1+null"), 13),
+        (2, Some("XXXX2+YY2"), 13),
+        (3, Some("XXXX3+YY3"), 15),
+    ],
+];
+
+/// `KTableKTableLeftJoinTest.testJoin`.
+fn left_join_outputs() -> Outputs<'static> {
+    let last: &[_] = &[(0, None, 0), (1, None, 42), (2, None, 10), (3, None, 20)];
+    std::array::from_fn(|i| LEFT_OR_OUTER_JOIN.get(i).copied().unwrap_or(last))
+}
+
+/// `KTableKTableOuterJoinTest.testJoin`.
+fn outer_join_outputs() -> Outputs<'static> {
+    let last: &[_] = &[
+        (0, None, 0),
+        (1, None, 42),
+        (2, Some("null+YY2"), 10),
+        (3, Some("null+YY3"), 20),
+    ];
+    std::array::from_fn(|i| LEFT_OR_OUTER_JOIN.get(i).copied().unwrap_or(last))
+}
 
 /// `KTableKTableInnerJoinTest.testJoin`.
 #[test]
@@ -867,113 +858,8 @@ fn table_table_inner_test_queryable_join() {
 fn table_table_inner_test_sending_old_values() {
     each_setup(
         || table_table_changes(|l, r| l.join(r, tostring)),
-        |run: &TableRun| {
-            run_table_steps_changes(
-                run,
-                &[
-                    &[],
-                    &[(0, Some("X0+Y0"), None), (1, Some("X1+Y1"), None)],
-                    &[
-                        (0, Some("XX0+Y0"), Some("X0+Y0")),
-                        (1, Some("XX1+Y1"), Some("X1+Y1")),
-                    ],
-                    &[
-                        (0, Some("XX0+YY0"), Some("XX0+Y0")),
-                        (1, Some("XX1+YY1"), Some("XX1+Y1")),
-                        (2, Some("XX2+YY2"), None),
-                        (3, Some("XX3+YY3"), None),
-                    ],
-                    &[
-                        (0, Some("XXX0+YY0"), Some("XX0+YY0")),
-                        (1, Some("XXX1+YY1"), Some("XX1+YY1")),
-                        (2, Some("XXX2+YY2"), Some("XX2+YY2")),
-                        (3, Some("XXX3+YY3"), Some("XX3+YY3")),
-                    ],
-                    &[(0, None, Some("XXX0+YY0")), (1, None, Some("XXX1+YY1"))],
-                    &[
-                        (2, Some("XXXX2+YY2"), Some("XXX2+YY2")),
-                        (3, Some("XXXX3+YY3"), Some("XXX3+YY3")),
-                    ],
-                    &[(2, None, Some("XXXX2+YY2")), (3, None, Some("XXXX3+YY3"))],
-                ],
-            );
-        },
+        |run: &TableRun| run_table_steps_changes(run, &INNER_JOIN),
     );
-}
-
-/// The outputs of the first seven [`table_steps`] of `testJoin`, where Kafka's left and
-/// outer joins agree (they differ in the last step, which deletes the left records).
-const LEFT_OR_OUTER_JOIN: [&[(i32, Option<&str>, i64)]; 7] = [
-    &[(0, Some("X0+null"), 5), (1, Some("X1+null"), 6)],
-    &[(0, Some("X0+Y0"), 5), (1, Some("X1+Y1"), 10)],
-    &[
-        (0, Some("XX0+Y0"), 7),
-        (1, Some("XX1+Y1"), 10),
-        (2, Some("XX2+null"), 7),
-        (3, Some("XX3+null"), 7),
-    ],
-    &[
-        (0, Some("XX0+YY0"), 7),
-        (1, Some("XX1+YY1"), 7),
-        (2, Some("XX2+YY2"), 10),
-        (3, Some("XX3+YY3"), 15),
-    ],
-    &[
-        (0, Some("XXX0+YY0"), 6),
-        (1, Some("XXX1+YY1"), 6),
-        (2, Some("XXX2+YY2"), 10),
-        (3, Some("XXX3+YY3"), 15),
-    ],
-    &[(0, Some("XXX0+null"), 6), (1, Some("XXX1+null"), 7)],
-    &[
-        (0, Some("XXXX0+null"), 13),
-        (1, Some("XXXX1+null"), 13),
-        (2, Some("XXXX2+YY2"), 13),
-        (3, Some("XXXX3+YY3"), 15),
-    ],
-];
-
-/// The changes of the first seven [`table_steps`] of `testSendingOldValue`, where Kafka's
-/// left and outer joins agree.
-const LEFT_OR_OUTER_OLD_VALUES: [&[Change<'_>]; 7] = [
-    &[(0, Some("X0+null"), None), (1, Some("X1+null"), None)],
-    &[
-        (0, Some("X0+Y0"), Some("X0+null")),
-        (1, Some("X1+Y1"), Some("X1+null")),
-    ],
-    &[
-        (0, Some("XX0+Y0"), Some("X0+Y0")),
-        (1, Some("XX1+Y1"), Some("X1+Y1")),
-        (2, Some("XX2+null"), None),
-        (3, Some("XX3+null"), None),
-    ],
-    &[
-        (0, Some("XX0+YY0"), Some("XX0+Y0")),
-        (1, Some("XX1+YY1"), Some("XX1+Y1")),
-        (2, Some("XX2+YY2"), Some("XX2+null")),
-        (3, Some("XX3+YY3"), Some("XX3+null")),
-    ],
-    &[
-        (0, Some("XXX0+YY0"), Some("XX0+YY0")),
-        (1, Some("XXX1+YY1"), Some("XX1+YY1")),
-        (2, Some("XXX2+YY2"), Some("XX2+YY2")),
-        (3, Some("XXX3+YY3"), Some("XX3+YY3")),
-    ],
-    &[
-        (0, Some("XXX0+null"), Some("XXX0+YY0")),
-        (1, Some("XXX1+null"), Some("XXX1+YY1")),
-    ],
-    &[
-        (0, Some("XXXX0+null"), Some("XXX0+null")),
-        (1, Some("XXXX1+null"), Some("XXX1+null")),
-        (2, Some("XXXX2+YY2"), Some("XXX2+YY2")),
-        (3, Some("XXXX3+YY3"), Some("XXX3+YY3")),
-    ],
-];
-
-/// `first` and then `last`: the eight steps' expectations.
-fn then<T: Copy>(first: [T; 7], last: T) -> [T; 8] {
-    std::array::from_fn(|i| first.get(i).copied().unwrap_or(last))
 }
 
 /// `KTableKTableLeftJoinTest.testJoin`.
@@ -981,16 +867,7 @@ fn then<T: Copy>(first: [T; 7], last: T) -> [T; 8] {
 fn table_table_left_test_join() {
     each_setup(
         || table_table(|l, r| l.left_join(r, tostring_left)),
-        |run: &TableRun| {
-            run_table_steps(
-                run,
-                &then(
-                    LEFT_OR_OUTER_JOIN,
-                    &[(0, None, 0), (1, None, 42), (2, None, 10), (3, None, 20)],
-                ),
-                |_, _| {},
-            );
-        },
+        |run: &TableRun| run_table_steps(run, &left_join_outputs(), |_, _| {}),
     );
 }
 
@@ -999,20 +876,7 @@ fn table_table_left_test_join() {
 fn table_table_left_test_sending_old_value() {
     each_setup(
         || table_table_changes(|l, r| l.left_join(r, tostring_left)),
-        |run: &TableRun| {
-            run_table_steps_changes(
-                run,
-                &then(
-                    LEFT_OR_OUTER_OLD_VALUES,
-                    &[
-                        (0, None, Some("XXXX0+null")),
-                        (1, None, Some("XXXX1+null")),
-                        (2, None, Some("XXXX2+YY2")),
-                        (3, None, Some("XXXX3+YY3")),
-                    ],
-                ),
-            );
-        },
+        |run: &TableRun| run_table_steps_changes(run, &left_join_outputs()),
     );
 }
 
@@ -1021,21 +885,7 @@ fn table_table_left_test_sending_old_value() {
 fn table_table_outer_test_join() {
     each_setup(
         || table_table(|l, r| l.outer_join(r, tostring_outer)),
-        |run: &TableRun| {
-            run_table_steps(
-                run,
-                &then(
-                    LEFT_OR_OUTER_JOIN,
-                    &[
-                        (0, None, 0),
-                        (1, None, 42),
-                        (2, Some("null+YY2"), 10),
-                        (3, Some("null+YY3"), 20),
-                    ],
-                ),
-                |_, _| {},
-            );
-        },
+        |run: &TableRun| run_table_steps(run, &outer_join_outputs(), |_, _| {}),
     );
 }
 
@@ -1044,20 +894,7 @@ fn table_table_outer_test_join() {
 fn table_table_outer_test_sending_old_value() {
     each_setup(
         || table_table_changes(|l, r| l.outer_join(r, tostring_outer)),
-        |run: &TableRun| {
-            run_table_steps_changes(
-                run,
-                &then(
-                    LEFT_OR_OUTER_OLD_VALUES,
-                    &[
-                        (0, None, Some("XXXX0+null")),
-                        (1, None, Some("XXXX1+null")),
-                        (2, Some("null+YY2"), Some("XXXX2+YY2")),
-                        (3, Some("null+YY3"), Some("XXXX3+YY3")),
-                    ],
-                ),
-            );
-        },
+        |run: &TableRun| run_table_steps_changes(run, &outer_join_outputs()),
     );
 }
 
@@ -1142,20 +979,23 @@ where
     }
 }
 
-/// `AbstractJoinIntegrationTest.runTestWithDriver` with a result per step: the output after
-/// each step of [`INPUT`] (`None`: no output), with timestamps relative to [`BASE`].
+/// `AbstractJoinIntegrationTest.runTestWithDriver` with a result per step: `expected` lists
+/// the steps of [`INPUT`] with an output, as (step, value, timestamp relative to [`BASE`]);
+/// the other steps have none.
 fn run_input_steps<O, E>(
     run: &Run<i64, Option<String>, Option<String>, O>,
-    expected: &[Option<(E, i64)>; 23],
+    expected: &[(usize, E, i64)],
 ) where
     O: DefaultSerde + PartialEq + Debug + 'static,
     E: Lit<O> + Copy,
 {
-    for (i, expected) in expected.iter().enumerate() {
+    for (i, (side, value, ts)) in INPUT.iter().enumerate() {
         pipe_input(run, i);
-        let expected: Vec<(i64, E, i64)> =
-            expected.iter().map(|(v, t)| (0, *v, BASE + t)).collect();
-        let (side, value, ts) = INPUT[i];
+        let expected: Vec<(i64, E, i64)> = expected
+            .iter()
+            .filter(|(step, ..)| *step == i)
+            .map(|(_, v, t)| (0, *v, BASE + t))
+            .collect();
         run.expect(&format!("step {i}: {side:?} {value:?} at {ts}"), &expected);
     }
 }
@@ -1187,11 +1027,7 @@ fn stream_table_integration_inner() {
             })
         },
         |run: &IntegrationStreamRun| {
-            let mut expected: [Option<(&str, i64)>; 23] = [None; 23];
-            expected[4] = Some(("B-a", 5));
-            expected[14] = Some(("D-d", 6));
-            expected[18] = Some(("E-e", 15));
-            run_input_steps(run, &expected);
+            run_input_steps(run, &[(4, "B-a", 5), (14, "D-d", 6), (18, "E-e", 15)]);
         },
     );
 }
@@ -1208,14 +1044,17 @@ fn stream_table_integration_left() {
             })
         },
         |run: &IntegrationStreamRun| {
-            let mut expected: [Option<(&str, i64)>; 23] = [None; 23];
-            expected[2] = Some(("A-null", 3));
-            expected[4] = Some(("B-a", 5));
-            expected[8] = Some(("C-null", 9));
-            expected[14] = Some(("D-d", 6));
-            expected[18] = Some(("E-e", 15));
-            expected[21] = Some(("F-null", 4));
-            run_input_steps(run, &expected);
+            run_input_steps(
+                run,
+                &[
+                    (2, "A-null", 3),
+                    (4, "B-a", 5),
+                    (8, "C-null", 9),
+                    (14, "D-d", 6),
+                    (18, "E-e", 15),
+                    (21, "F-null", 4),
+                ],
+            );
         },
     );
 }
@@ -1265,7 +1104,7 @@ fn dash(l: Option<&String>, r: Option<&String>) -> String {
 /// holds exactly that record (`checkQueryableStore`).
 fn run_table_integration(
     run: &IntegrationTableRun,
-    expected: &[Option<(Option<&str>, i64)>; 23],
+    expected: &[(usize, Option<&str>, i64)],
     store: bool,
 ) {
     if run.setup.cache {
@@ -1302,84 +1141,61 @@ fn run_table_integration(
 
 /// `TableTableJoinIntegrationTest.testInner`, without the cache: the output after each step
 /// of [`INPUT`] (timestamps relative to [`BASE`]).
-const INTEGRATION_INNER: [Option<(Option<&str>, i64)>; 23] = [
-    None,
-    None,
-    None,
-    Some((Some("A-a"), 4)),
-    Some((Some("B-a"), 5)),
-    Some((Some("B-b"), 6)),
-    Some((None, 7)),
-    None,
-    None,
-    Some((Some("C-c"), 10)),
-    Some((None, 11)),
-    None,
-    None,
-    None,
-    Some((Some("D-d"), 7)),
-    Some((None, 7)),
-    None,
-    None,
-    Some((Some("E-e"), 15)),
-    Some((None, 14)),
-    None,
-    None,
-    Some((Some("F-f"), 4)),
+const INTEGRATION_INNER: &[(usize, Option<&str>, i64)] = &[
+    (3, Some("A-a"), 4),
+    (4, Some("B-a"), 5),
+    (5, Some("B-b"), 6),
+    (6, None, 7),
+    (9, Some("C-c"), 10),
+    (10, None, 11),
+    (14, Some("D-d"), 7),
+    (15, None, 7),
+    (18, Some("E-e"), 15),
+    (19, None, 14),
+    (22, Some("F-f"), 4),
 ];
 
 /// `TableTableJoinIntegrationTest.testLeft`, without the cache.
-const INTEGRATION_LEFT: [Option<(Option<&str>, i64)>; 23] = [
-    None,
-    None,
-    Some((Some("A-null"), 3)),
-    Some((Some("A-a"), 4)),
-    Some((Some("B-a"), 5)),
-    Some((Some("B-b"), 6)),
-    Some((None, 7)),
-    None,
-    Some((Some("C-null"), 9)),
-    Some((Some("C-c"), 10)),
-    Some((Some("C-null"), 11)),
-    Some((None, 12)),
-    None,
-    None,
-    Some((Some("D-d"), 7)),
-    Some((None, 7)),
-    None,
-    None,
-    Some((Some("E-e"), 15)),
-    Some((None, 14)),
-    None,
-    Some((Some("F-null"), 4)),
-    Some((Some("F-f"), 4)),
+const INTEGRATION_LEFT: &[(usize, Option<&str>, i64)] = &[
+    (2, Some("A-null"), 3),
+    (3, Some("A-a"), 4),
+    (4, Some("B-a"), 5),
+    (5, Some("B-b"), 6),
+    (6, None, 7),
+    (8, Some("C-null"), 9),
+    (9, Some("C-c"), 10),
+    (10, Some("C-null"), 11),
+    (11, None, 12),
+    (14, Some("D-d"), 7),
+    (15, None, 7),
+    (18, Some("E-e"), 15),
+    (19, None, 14),
+    (21, Some("F-null"), 4),
+    (22, Some("F-f"), 4),
 ];
 
 /// `TableTableJoinIntegrationTest.testOuter`, without the cache.
-const INTEGRATION_OUTER: [Option<(Option<&str>, i64)>; 23] = [
-    None,
-    None,
-    Some((Some("A-null"), 3)),
-    Some((Some("A-a"), 4)),
-    Some((Some("B-a"), 5)),
-    Some((Some("B-b"), 6)),
-    Some((Some("null-b"), 7)),
-    Some((None, 8)),
-    Some((Some("C-null"), 9)),
-    Some((Some("C-c"), 10)),
-    Some((Some("C-null"), 11)),
-    Some((None, 12)),
-    None,
-    Some((Some("null-d"), 7)),
-    Some((Some("D-d"), 7)),
-    Some((Some("null-d"), 7)),
-    Some((None, 3)),
-    Some((Some("null-e"), 14)),
-    Some((Some("E-e"), 15)),
-    Some((Some("null-e"), 14)),
-    Some((None, 9)),
-    Some((Some("F-null"), 4)),
-    Some((Some("F-f"), 4)),
+const INTEGRATION_OUTER: &[(usize, Option<&str>, i64)] = &[
+    (2, Some("A-null"), 3),
+    (3, Some("A-a"), 4),
+    (4, Some("B-a"), 5),
+    (5, Some("B-b"), 6),
+    (6, Some("null-b"), 7),
+    (7, None, 8),
+    (8, Some("C-null"), 9),
+    (9, Some("C-c"), 10),
+    (10, Some("C-null"), 11),
+    (11, None, 12),
+    (13, Some("null-d"), 7),
+    (14, Some("D-d"), 7),
+    (15, Some("null-d"), 7),
+    (16, None, 3),
+    (17, Some("null-e"), 14),
+    (18, Some("E-e"), 15),
+    (19, Some("null-e"), 14),
+    (20, None, 9),
+    (21, Some("F-null"), 4),
+    (22, Some("F-f"), 4),
 ];
 
 /// `TableTableJoinIntegrationTest.testInner`: `join_with` into a result store.
@@ -1396,7 +1212,7 @@ fn table_table_integration_inner() {
                 l.join_with(r, |l, r| dash(Some(l), Some(r)), Named::none(), m)
             })
         },
-        |run: &IntegrationTableRun| run_table_integration(run, &INTEGRATION_INNER, true),
+        |run: &IntegrationTableRun| run_table_integration(run, INTEGRATION_INNER, true),
     );
 }
 
@@ -1411,7 +1227,7 @@ fn table_table_integration_left() {
                 l.left_join_with(r, |l, r| dash(Some(l), r), Named::none(), m)
             })
         },
-        |run: &IntegrationTableRun| run_table_integration(run, &INTEGRATION_LEFT, true),
+        |run: &IntegrationTableRun| run_table_integration(run, INTEGRATION_LEFT, true),
     );
 }
 
@@ -1420,7 +1236,7 @@ fn table_table_integration_left() {
 fn table_table_integration_outer() {
     each_setup(
         || table_table_integration(|l, r, m| l.outer_join_with(r, dash, Named::none(), m)),
-        |run: &IntegrationTableRun| run_table_integration(run, &INTEGRATION_OUTER, true),
+        |run: &IntegrationTableRun| run_table_integration(run, INTEGRATION_OUTER, true),
     );
 }
 
@@ -1432,14 +1248,14 @@ fn table_table_integration_outer() {
 fn table_table_integration_without_result_store() {
     each_setup(
         || table_table_integration(|l, r, _| l.join(r, |l, r| dash(Some(l), Some(r)))),
-        |run: &IntegrationTableRun| run_table_integration(run, &INTEGRATION_INNER, false),
+        |run: &IntegrationTableRun| run_table_integration(run, INTEGRATION_INNER, false),
     );
     each_setup(
         || table_table_integration(|l, r, _| l.left_join(r, |l, r| dash(Some(l), r))),
-        |run: &IntegrationTableRun| run_table_integration(run, &INTEGRATION_LEFT, false),
+        |run: &IntegrationTableRun| run_table_integration(run, INTEGRATION_LEFT, false),
     );
     each_setup(
         || table_table_integration(|l, r, _| l.outer_join(r, dash)),
-        |run: &IntegrationTableRun| run_table_integration(run, &INTEGRATION_OUTER, false),
+        |run: &IntegrationTableRun| run_table_integration(run, INTEGRATION_OUTER, false),
     );
 }
