@@ -21,16 +21,36 @@ fn driver(builder: StreamsBuilder) -> Result<TopologyTestDriver, StreamsError> {
 /// Runs `builder`'s topology, pipes the (key, value) `inputs` into "in" in order, and
 /// returns every (key, value) written to "out". Panics (failing the test) on any error.
 #[allow(clippy::unwrap_used)]
-fn in_to_out<V: DefaultSerde + 'static>(
+fn in_to_out<V: DefaultSerde + 'static, VIn: ToOwned<Owned: DefaultSerde> + ?Sized>(
     builder: StreamsBuilder,
-    inputs: &[(&str, &str)],
+    inputs: &[(&str, &VIn)],
 ) -> Vec<(String, V)> {
     let driver = driver(builder).unwrap();
-    let input = driver.input_topic::<String, String>("in");
+    let input = driver.input_topic::<String, VIn::Owned>("in");
     for (k, v) in inputs {
-        input.pipe_input(s(k), s(v)).unwrap();
+        input.pipe_input(s(k), (*v).to_owned()).unwrap();
     }
     driver::key_values(&driver, "out")
+}
+
+/// Builds `builder`'s topology, checks that its description contains each of `parts`, and
+/// starts a driver on it, each (topic, n) of `partitions` with n partitions.
+#[allow(clippy::unwrap_used)] // a panic fails the test
+fn described_driver(
+    builder: StreamsBuilder,
+    parts: &[&str],
+    partitions: &[(&str, u32)],
+) -> TopologyTestDriver {
+    let topology = builder.build().unwrap();
+    let text = topology.describe().to_string();
+    for part in parts {
+        assert!(text.contains(part), "`{part}` missing from:\n{text}");
+    }
+    let mut driver = TopologyTestDriver::builder(topology, StreamsConfig::new(APP));
+    for (topic, n) in partitions {
+        driver = driver.partitions(topic, *n);
+    }
+    driver.build().unwrap()
 }
 
 #[test]
@@ -40,14 +60,15 @@ fn filter_keeps_matching_records_in_input_order() {
         .stream::<String, i64>("in")
         .filter(|_, v| *v > 10)
         .to("out");
-    let driver = driver(builder).unwrap();
-    let input = driver.input_topic::<String, i64>("in");
-    for (k, v) in [("a", 5), ("b", 50), ("c", 11), ("d", 10), ("e", 100)] {
-        input.pipe_input(s(k), v).unwrap();
-    }
-    let out = driver.output_topic::<String, i64>("out");
+    let inputs = [
+        ("a", &5i64),
+        ("b", &50),
+        ("c", &11),
+        ("d", &10),
+        ("e", &100),
+    ];
     assert_eq!(
-        out.read_key_values_to_list().unwrap(),
+        in_to_out::<i64, _>(builder, &inputs),
         vec![(s("b"), 50), (s("c"), 11), (s("e"), 100)]
     );
 }
@@ -59,14 +80,9 @@ fn filter_not_keeps_the_records_the_predicate_rejects() {
         .stream::<String, i64>("in")
         .filter_not(|k, v| k.starts_with('x') || *v < 0)
         .to("out");
-    let driver = driver(builder).unwrap();
-    let input = driver.input_topic::<String, i64>("in");
-    for (k, v) in [("xa", 1), ("b", -1), ("c", 3), ("d", 0)] {
-        input.pipe_input(s(k), v).unwrap();
-    }
-    let out = driver.output_topic::<String, i64>("out");
+    let inputs = [("xa", &1i64), ("b", &-1), ("c", &3), ("d", &0)];
     assert_eq!(
-        out.read_key_values_to_list().unwrap(),
+        in_to_out::<i64, _>(builder, &inputs),
         vec![(s("c"), 3), (s("d"), 0)]
     );
 }
@@ -79,35 +95,21 @@ fn filter_named_with_negate_behaves_like_filter_not() {
         .to("evens");
     src.filter_named(|_, v| v % 2 == 0, Named::as_("odds"), true)
         .to("odds");
-    let text = builder.build().unwrap().describe().to_string();
-    assert!(text.contains("Processor: evens (stores: [])"), "{text}");
-    assert!(text.contains("Processor: odds (stores: [])"), "{text}");
-
-    let builder = StreamsBuilder::new();
-    let src = builder.stream::<String, i64>("in");
-    src.filter_named(|_, v| v % 2 == 0, Named::as_("evens"), false)
-        .to("evens");
-    src.filter_named(|_, v| v % 2 == 0, Named::as_("odds"), true)
-        .to("odds");
-    let driver = driver(builder).unwrap();
+    let parts = [
+        "Processor: evens (stores: [])",
+        "Processor: odds (stores: [])",
+    ];
+    let driver = described_driver(builder, &parts, &[]);
     let input = driver.input_topic::<String, i64>("in");
     input
         .pipe_key_values((1..=6).map(|i| (format!("k{i}"), i)))
         .unwrap();
-    assert_eq!(
-        driver
-            .output_topic::<String, i64>("evens")
-            .read_values_to_list()
-            .unwrap(),
-        vec![2, 4, 6]
-    );
-    assert_eq!(
-        driver
-            .output_topic::<String, i64>("odds")
-            .read_values_to_list()
-            .unwrap(),
-        vec![1, 3, 5]
-    );
+    for (topic, want) in [("evens", [2, 4, 6]), ("odds", [1, 3, 5])] {
+        let got = driver
+            .output_topic::<String, i64>(topic)
+            .read_values_to_list();
+        assert_eq!(got.unwrap(), want, "{topic}");
+    }
 }
 
 #[test]
@@ -118,7 +120,7 @@ fn map_replaces_key_and_value() {
         .map(|k, v| (v.to_uppercase(), k.len() as i64))
         .to("out");
     assert_eq!(
-        in_to_out::<i64>(builder, &[("abc", "eu"), ("a", "us")]),
+        in_to_out::<i64, _>(builder, &[("abc", "eu"), ("a", "us")]),
         vec![(s("EU"), 3), (s("US"), 1)]
     );
 }
@@ -131,7 +133,7 @@ fn map_values_keeps_the_key() {
         .map_values(|v| v.len() as i64 * 10)
         .to("out");
     assert_eq!(
-        in_to_out::<i64>(builder, &[("k1", "hello"), ("k2", "")]),
+        in_to_out::<i64, _>(builder, &[("k1", "hello"), ("k2", "")]),
         vec![(s("k1"), 50), (s("k2"), 0)]
     );
 }
@@ -143,14 +145,7 @@ fn map_values_with_key_sees_the_key_and_keeps_it() {
         .stream::<String, String>("in")
         .map_values_with_key(|k, v| format!("{k}:{v}"), Named::as_("tag"))
         .to("out");
-    let topology = builder.build().unwrap();
-    assert!(
-        topology
-            .describe()
-            .to_string()
-            .contains("Processor: tag (stores: [])")
-    );
-    let driver = TopologyTestDriver::new(topology, StreamsConfig::new(APP)).unwrap();
+    let driver = described_driver(builder, &["Processor: tag (stores: [])"], &[]);
     let input = driver.input_topic::<String, String>("in");
     input.pipe_input(s("u1"), s("click")).unwrap();
     assert_eq!(
@@ -175,7 +170,7 @@ fn flat_map_emits_zero_or_more_records_with_new_keys() {
         })
         .to("out");
     assert_eq!(
-        in_to_out::<String>(builder, &[("k1", "a,b,c"), ("k2", ""), ("k3", "d")]),
+        in_to_out::<String, _>(builder, &[("k1", "a,b,c"), ("k2", ""), ("k3", "d")]),
         vec![
             (s("a"), s("k1")),
             (s("b"), s("k1")),
@@ -193,7 +188,7 @@ fn flat_map_values_keeps_the_key_for_every_output() {
         .flat_map_values(|v| v.split_whitespace().map(String::from).collect::<Vec<_>>())
         .to("out");
     assert_eq!(
-        in_to_out::<String>(
+        in_to_out::<String, _>(
             builder,
             &[("s1", "the quick fox"), ("s2", "   "), ("s3", "jumps")]
         ),
@@ -214,7 +209,7 @@ fn select_key_sets_a_key_computed_from_key_and_value() {
         .select_key(|k, v| format!("{v}/{k}"))
         .to("out");
     assert_eq!(
-        in_to_out::<String>(builder, &[("u1", "eu"), ("u2", "us")]),
+        in_to_out::<String, _>(builder, &[("u1", "eu"), ("u2", "us")]),
         vec![(s("eu/u1"), s("eu")), (s("us/u2"), s("us"))]
     );
 }
@@ -379,15 +374,9 @@ fn split_generates_branch_names_from_split_name_and_position() {
     branches.take("sign-pos").unwrap().to("pos");
     branches.take("sign-2").unwrap().to("neg");
     branches.take("sign-0").unwrap().to("zero");
-    let topology = builder.build().unwrap();
-    let text = topology.describe().to_string();
-    for node in ["sign-", "sign-pos", "sign-2", "sign-0"] {
-        assert!(
-            text.contains(&format!("Processor: {node} (stores: [])")),
-            "{node} missing from\n{text}"
-        );
-    }
-    let driver = TopologyTestDriver::new(topology, StreamsConfig::new(APP)).unwrap();
+    let parts =
+        ["sign-", "sign-pos", "sign-2", "sign-0"].map(|n| format!("Processor: {n} (stores: [])"));
+    let driver = described_driver(builder, &parts.each_ref().map(String::as_str), &[]);
     let input = driver.input_topic::<String, i64>("in");
     for v in [3, -3, 0] {
         input.pipe_input(s("k"), v).unwrap();
@@ -472,14 +461,7 @@ fn to_writes_to_several_fixed_topics_with_explicit_serdes() {
         "json",
         Produced::with(default_serde(), Arc::new(JsonSerde::<i64>::new())).with_name("json-sink"),
     );
-    let topology = builder.build().unwrap();
-    assert!(
-        topology
-            .describe()
-            .to_string()
-            .contains("Sink: json-sink (topic: json)")
-    );
-    let driver = TopologyTestDriver::new(topology, StreamsConfig::new(APP)).unwrap();
+    let driver = described_driver(builder, &["Sink: json-sink (topic: json)"], &[]);
     let input = driver.input_topic::<String, i64>("in");
     input.pipe_input_at(s("k"), 42, 1_234).unwrap();
     let plain = driver
@@ -521,9 +503,7 @@ fn to_dynamic_chooses_a_topic_per_record() {
         },
         Produced::new(),
     );
-    let topology = builder.build().unwrap();
-    assert!(topology.describe().to_string().contains("(extractor)"));
-    let driver = TopologyTestDriver::new(topology, StreamsConfig::new(APP)).unwrap();
+    let driver = described_driver(builder, &["(extractor)"], &[]);
     let input = driver.input_topic::<String, String>("events");
     input.pipe_input(s("a"), s("eu")).unwrap();
     input.pipe_input(s("bb"), s("us")).unwrap();
@@ -543,6 +523,32 @@ fn keys_over_partitions(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("key-{i}")).collect()
 }
 
+/// Routes each record of `stream` to "seen-in-<p>", p being the partition of the task that
+/// processed it.
+#[allow(clippy::unwrap_used)] // every record processed has metadata: a panic fails the test
+fn to_seen_in_partition(stream: &KStream<String, String>) {
+    stream.to_dynamic(
+        |_, _, ctx| format!("seen-in-{}", ctx.metadata.as_ref().unwrap().partition),
+        Produced::new(),
+    );
+}
+
+/// The keys routed to "seen-in-<p>" for each of the `N` partitions, each checked to be a key
+/// of partition p.
+#[allow(clippy::unwrap_used)] // a panic fails the test
+fn keys_seen_per_partition<const N: usize>(driver: &TopologyTestDriver) -> [Vec<String>; N] {
+    std::array::from_fn(|p| {
+        let keys = driver
+            .output_topic::<String, String>(&format!("seen-in-{p}"))
+            .read_keys_to_list()
+            .unwrap();
+        for k in &keys {
+            assert_eq!(partition_for_key(k.as_bytes(), N as u32) as usize, p, "{k}");
+        }
+        keys
+    })
+}
+
 #[test]
 fn repartition_with_puts_each_record_in_the_partition_of_its_key() {
     let builder = StreamsBuilder::new();
@@ -555,31 +561,14 @@ fn repartition_with_puts_each_record_in_the_partition_of_its_key() {
                 .with_key_serde(default_serde())
                 .with_value_serde(default_serde()),
         );
-    // Route each record to a topic named after the partition of the task that processed it.
-    rekeyed.to_dynamic(
-        |_, _, ctx| format!("seen-in-{}", ctx.metadata.as_ref().unwrap().partition),
-        Produced::new(),
-    );
+    to_seen_in_partition(&rekeyed);
     rekeyed.to("out");
-    let topology = builder.build().unwrap();
-    let text = topology.describe().to_string();
-    assert!(
-        text.contains(
-            "Sink: by-value-repartition-sink (topic: <application.id>-by-value-repartition)"
-        ),
-        "{text}"
-    );
-    assert!(
-        text.contains(
-            "Source: by-value-repartition-source (topics: [<application.id>-by-value-repartition])"
-        ),
-        "{text}"
-    );
+    let parts = [
+        "Sink: by-value-repartition-sink (topic: <application.id>-by-value-repartition)",
+        "Source: by-value-repartition-source (topics: [<application.id>-by-value-repartition])",
+    ];
     // The input has 1 partition; the repartition topic has the 4 we asked for.
-    let driver = TopologyTestDriver::builder(topology, StreamsConfig::new(APP))
-        .partitions("out", 4)
-        .build()
-        .unwrap();
+    let driver = described_driver(builder, &parts, &[("out", 4)]);
     assert_eq!(
         driver.partition_count(&format!("{APP}-by-value-repartition")),
         4
@@ -603,41 +592,22 @@ fn repartition_with_puts_each_record_in_the_partition_of_its_key() {
     assert!(out.is_empty());
     assert!(used.iter().all(|&n| n > 0), "{used:?}");
     // Each record was processed by the task of its key's partition.
-    for p in 0..4u32 {
-        let keys = driver
-            .output_topic::<String, String>(&format!("seen-in-{p}"))
-            .read_keys_to_list()
-            .unwrap();
-        assert_eq!(keys.len(), used[p as usize]);
-        for k in keys {
-            assert_eq!(expected_partition(&k), p, "{k}");
-        }
-    }
+    let seen = keys_seen_per_partition::<4>(&driver);
+    assert_eq!(seen.map(|keys| keys.len()), used);
 }
 
 #[test]
 fn repartition_defaults_to_a_generated_name_and_the_upstream_partition_count() {
     let builder = StreamsBuilder::new();
-    builder
+    let rekeyed = builder
         .stream::<String, String>("in") // 0
         .select_key(|_, v| v.clone()) // 1
-        .repartition() // 2, sink 3, source 4
-        .to_dynamic(
-            |_, _, ctx| format!("seen-in-{}", ctx.metadata.as_ref().unwrap().partition),
-            Produced::new(),
-        ); // 5
-    let topology = builder.build().unwrap();
-    let text = topology.describe().to_string();
-    assert!(
-        text.contains(
-            "Sink: KSTREAM-SINK-0000000003 (topic: <application.id>-KSTREAM-REPARTITION-0000000002-repartition)"
-        ),
-        "{text}"
-    );
-    let driver = TopologyTestDriver::builder(topology, StreamsConfig::new(APP))
-        .partitions("in", 3)
-        .build()
-        .unwrap();
+        .repartition(); // 2, sink 3, source 4
+    to_seen_in_partition(&rekeyed); // 5
+    let parts = [
+        "Sink: KSTREAM-SINK-0000000003 (topic: <application.id>-KSTREAM-REPARTITION-0000000002-repartition)",
+    ];
+    let driver = described_driver(builder, &parts, &[("in", 3)]);
     let topic = format!("{APP}-KSTREAM-REPARTITION-0000000002-repartition");
     assert_eq!(driver.partition_count(&topic), 3);
     assert_eq!(driver.task_ids().len(), 3 + 3);
@@ -646,17 +616,7 @@ fn repartition_defaults_to_a_generated_name_and_the_upstream_partition_count() {
     input
         .pipe_key_values(values.iter().map(|v| (format!("o-{v}"), v.clone())))
         .unwrap();
-    let mut seen = Vec::new();
-    for p in 0..3u32 {
-        for k in driver
-            .output_topic::<String, String>(&format!("seen-in-{p}"))
-            .read_keys_to_list()
-            .unwrap()
-        {
-            assert_eq!(partition_for_key(k.as_bytes(), 3), p, "{k}");
-            seen.push(k);
-        }
-    }
+    let mut seen: Vec<String> = keys_seen_per_partition::<3>(&driver).concat();
     seen.sort();
     let mut expected = values.clone();
     expected.sort();
