@@ -1007,6 +1007,15 @@ macro_rules! segmented_stores {
             pub fn segment_ids(&self) -> Vec<i64> {
                 self.core.seg.engine().segment_ids()
             }
+
+            /// One task's store, for its supplier (the task's context is not needed).
+            pub(crate) fn for_task(
+                name: &str,
+                _ctx: &$crate::StoreContext,
+                retention_ms: i64,
+            ) -> Result<Self, StateError> {
+                Self::new(name, retention_ms)
+            }
         }
 
         $(#[$rocks_meta])*
@@ -1033,6 +1042,16 @@ macro_rules! segmented_stores {
                 Ok(Self {
                     core: $core { seg },
                 })
+            }
+
+            /// One task's store, for its supplier: opened under the task's state directory.
+            pub(crate) fn for_task(
+                name: &str,
+                ctx: &$crate::StoreContext,
+                retention_ms: i64,
+            ) -> Result<Self, StateError> {
+                let dir = ctx.store_dir(name)?;
+                Self::open(name, &dir, ctx.resources(), retention_ms)
             }
 
             /// Where the store lives.

@@ -373,78 +373,59 @@ pub trait SessionBytesStoreSupplier: Send + Sync {
     }
 }
 
-/// Supplies [`InMemorySessionStore`]s.
-#[derive(Debug, Clone)]
-pub struct InMemorySessionStoreSupplier {
-    name: String,
-    retention_ms: i64,
+/// Declares a supplier of `$store`s: the struct, `new` and its [`SessionBytesStoreSupplier`]
+/// implementation.
+macro_rules! session_store_supplier {
+    ($(#[$doc:meta])* $name:ident, $store:ident, $what:literal, persistent: $persistent:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $name {
+            name: String,
+            retention_ms: i64,
+        }
+
+        impl $name {
+            #[doc = concat!("A supplier of ", $what, " session stores called `name`, keeping sessions for")]
+            /// `retention_ms`. Fails unless `retention_ms > 0`.
+            pub fn new(name: impl Into<String>, retention_ms: i64) -> Result<Self, StateError> {
+                let name = name.into();
+                validate_retention(&name, retention_ms)?;
+                Ok(Self { name, retention_ms })
+            }
+        }
+
+        impl SessionBytesStoreSupplier for $name {
+            fn name(&self) -> &str {
+                &self.name
+            }
+            fn get(&self, ctx: &StoreContext) -> Result<Box<dyn SessionStore>, StateError> {
+                Ok(Box::new($store::for_task(&self.name, ctx, self.retention_ms)?))
+            }
+            fn persistent(&self) -> bool {
+                $persistent
+            }
+            fn retention_period(&self) -> i64 {
+                self.retention_ms
+            }
+        }
+    };
 }
 
-impl InMemorySessionStoreSupplier {
-    /// A supplier of in-memory session stores called `name`, keeping sessions for
-    /// `retention_ms`. Fails unless `retention_ms > 0`.
-    pub fn new(name: impl Into<String>, retention_ms: i64) -> Result<Self, StateError> {
-        let name = name.into();
-        validate_retention(&name, retention_ms)?;
-        Ok(Self { name, retention_ms })
-    }
-}
+session_store_supplier!(
+    /// Supplies [`InMemorySessionStore`]s.
+    InMemorySessionStoreSupplier,
+    InMemorySessionStore,
+    "in-memory",
+    persistent: false
+);
 
-impl SessionBytesStoreSupplier for InMemorySessionStoreSupplier {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn get(&self, _ctx: &StoreContext) -> Result<Box<dyn SessionStore>, StateError> {
-        Ok(Box::new(InMemorySessionStore::new(
-            &self.name,
-            self.retention_ms,
-        )?))
-    }
-    fn persistent(&self) -> bool {
-        false
-    }
-    fn retention_period(&self) -> i64 {
-        self.retention_ms
-    }
-}
-
-/// Supplies [`RocksDbSessionStore`]s, one per task, under the task's state directory.
-#[derive(Debug, Clone)]
-pub struct RocksDbSessionStoreSupplier {
-    name: String,
-    retention_ms: i64,
-}
-
-impl RocksDbSessionStoreSupplier {
-    /// A supplier of RocksDB session stores called `name`, keeping sessions for
-    /// `retention_ms`. Fails unless `retention_ms > 0`.
-    pub fn new(name: impl Into<String>, retention_ms: i64) -> Result<Self, StateError> {
-        let name = name.into();
-        validate_retention(&name, retention_ms)?;
-        Ok(Self { name, retention_ms })
-    }
-}
-
-impl SessionBytesStoreSupplier for RocksDbSessionStoreSupplier {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn get(&self, ctx: &StoreContext) -> Result<Box<dyn SessionStore>, StateError> {
-        let dir = ctx.store_dir(&self.name)?;
-        Ok(Box::new(RocksDbSessionStore::open(
-            &self.name,
-            &dir,
-            ctx.resources(),
-            self.retention_ms,
-        )?))
-    }
-    fn persistent(&self) -> bool {
-        true
-    }
-    fn retention_period(&self) -> i64 {
-        self.retention_ms
-    }
-}
+session_store_supplier!(
+    /// Supplies [`RocksDbSessionStore`]s, one per task, under the task's state directory.
+    RocksDbSessionStoreSupplier,
+    RocksDbSessionStore,
+    "RocksDB",
+    persistent: true
+);
 
 logging_store!(
     /// A session store that logs every write to a changelog, keyed by

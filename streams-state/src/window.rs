@@ -364,110 +364,75 @@ pub trait WindowBytesStoreSupplier: Send + Sync {
     fn segment_interval(&self) -> i64;
 }
 
-/// Supplies [`InMemoryWindowStore`]s.
-#[derive(Debug, Clone)]
-pub struct InMemoryWindowStoreSupplier {
-    name: String,
-    retention_ms: i64,
-    window_size_ms: i64,
+/// Declares a supplier of `$store`s: the struct, `new` and its [`WindowBytesStoreSupplier`]
+/// implementation.
+macro_rules! window_store_supplier {
+    ($(#[$doc:meta])* $name:ident, $store:ident, $what:literal, persistent: $persistent:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $name {
+            name: String,
+            retention_ms: i64,
+            window_size_ms: i64,
+        }
+
+        impl $name {
+            #[doc = concat!("A supplier of ", $what, " window stores called `name`, keeping windows of")]
+            /// `window_size_ms` for `retention_ms`. Fails unless `0 < window_size_ms <=
+            /// retention_ms`.
+            pub fn new(
+                name: impl Into<String>,
+                retention_ms: i64,
+                window_size_ms: i64,
+            ) -> Result<Self, StateError> {
+                let name = name.into();
+                validate_window(&name, retention_ms, window_size_ms)?;
+                Ok(Self {
+                    name,
+                    retention_ms,
+                    window_size_ms,
+                })
+            }
+        }
+
+        impl WindowBytesStoreSupplier for $name {
+            fn name(&self) -> &str {
+                &self.name
+            }
+            fn get(&self, ctx: &StoreContext) -> Result<Box<dyn WindowStore>, StateError> {
+                Ok(Box::new($store::for_task(&self.name, ctx, self.retention_ms)?))
+            }
+            fn persistent(&self) -> bool {
+                $persistent
+            }
+            fn retention_period(&self) -> i64 {
+                self.retention_ms
+            }
+            fn window_size(&self) -> i64 {
+                self.window_size_ms
+            }
+            fn segment_interval(&self) -> i64 {
+                segment_interval(self.retention_ms)
+            }
+        }
+    };
 }
 
-impl InMemoryWindowStoreSupplier {
-    /// A supplier of in-memory window stores called `name`, keeping windows of
-    /// `window_size_ms` for `retention_ms`. Fails unless `0 < window_size_ms <=
-    /// retention_ms`.
-    pub fn new(
-        name: impl Into<String>,
-        retention_ms: i64,
-        window_size_ms: i64,
-    ) -> Result<Self, StateError> {
-        let name = name.into();
-        validate_window(&name, retention_ms, window_size_ms)?;
-        Ok(Self {
-            name,
-            retention_ms,
-            window_size_ms,
-        })
-    }
-}
+window_store_supplier!(
+    /// Supplies [`InMemoryWindowStore`]s.
+    InMemoryWindowStoreSupplier,
+    InMemoryWindowStore,
+    "in-memory",
+    persistent: false
+);
 
-impl WindowBytesStoreSupplier for InMemoryWindowStoreSupplier {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn get(&self, _ctx: &StoreContext) -> Result<Box<dyn WindowStore>, StateError> {
-        Ok(Box::new(InMemoryWindowStore::new(
-            &self.name,
-            self.retention_ms,
-        )?))
-    }
-    fn persistent(&self) -> bool {
-        false
-    }
-    fn retention_period(&self) -> i64 {
-        self.retention_ms
-    }
-    fn window_size(&self) -> i64 {
-        self.window_size_ms
-    }
-    fn segment_interval(&self) -> i64 {
-        segment_interval(self.retention_ms)
-    }
-}
-
-/// Supplies [`RocksDbWindowStore`]s, one per task, under the task's state directory.
-#[derive(Debug, Clone)]
-pub struct RocksDbWindowStoreSupplier {
-    name: String,
-    retention_ms: i64,
-    window_size_ms: i64,
-}
-
-impl RocksDbWindowStoreSupplier {
-    /// A supplier of RocksDB window stores called `name`, keeping windows of
-    /// `window_size_ms` for `retention_ms`. Fails unless `0 < window_size_ms <=
-    /// retention_ms`.
-    pub fn new(
-        name: impl Into<String>,
-        retention_ms: i64,
-        window_size_ms: i64,
-    ) -> Result<Self, StateError> {
-        let name = name.into();
-        validate_window(&name, retention_ms, window_size_ms)?;
-        Ok(Self {
-            name,
-            retention_ms,
-            window_size_ms,
-        })
-    }
-}
-
-impl WindowBytesStoreSupplier for RocksDbWindowStoreSupplier {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn get(&self, ctx: &StoreContext) -> Result<Box<dyn WindowStore>, StateError> {
-        let dir = ctx.store_dir(&self.name)?;
-        Ok(Box::new(RocksDbWindowStore::open(
-            &self.name,
-            &dir,
-            ctx.resources(),
-            self.retention_ms,
-        )?))
-    }
-    fn persistent(&self) -> bool {
-        true
-    }
-    fn retention_period(&self) -> i64 {
-        self.retention_ms
-    }
-    fn window_size(&self) -> i64 {
-        self.window_size_ms
-    }
-    fn segment_interval(&self) -> i64 {
-        segment_interval(self.retention_ms)
-    }
-}
+window_store_supplier!(
+    /// Supplies [`RocksDbWindowStore`]s, one per task, under the task's state directory.
+    RocksDbWindowStoreSupplier,
+    RocksDbWindowStore,
+    "RocksDB",
+    persistent: true
+);
 
 logging_store!(
     /// A window store that logs every write to a changelog, keyed by
