@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use streams_core::prelude::*;
-use streams_core::window::{TimeWindowedSerde, TimeWindows};
+use streams_core::window::{SessionWindows, TimeWindowedSerde, TimeWindows};
 use streams_tests::driver;
 
 fn s(x: &str) -> String {
@@ -19,18 +19,31 @@ fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
-/// Counts per key in `windows`, written as `[key@start/end]` -> count.
-fn counting(windows: TimeWindows) -> Topology {
-    let builder = StreamsBuilder::new();
-    builder
-        .stream::<String, String>("in")
-        .group_by_key()
-        .windowed_by(windows)
-        .count_with(Materialized::as_("counts"))
+/// Writes the window counts of `table` to `topic` as `[key@start/end]` -> count (-1 for a
+/// tombstone).
+fn counts_to(table: KTable<Windowed<String>, i64>, topic: &str) {
+    table
         .to_stream()
         .map(|w, n| (w.to_string(), n.unwrap_or(-1)))
-        .to("out");
+        .to(topic);
+}
+
+/// "in" grouped by key and counted per window by `count`, the counts written to "out" (see
+/// [`counts_to`]).
+fn counting_with(
+    count: impl FnOnce(KGroupedStream<String, String>) -> KTable<Windowed<String>, i64>,
+) -> Topology {
+    let builder = StreamsBuilder::new();
+    counts_to(count(builder.stream("in").group_by_key()), "out");
     builder.build().unwrap()
+}
+
+/// Counts per key in `windows` (store "counts"), written as `[key@start/end]` -> count.
+fn counting(windows: TimeWindows) -> Topology {
+    counting_with(|g| {
+        g.windowed_by(windows)
+            .count_with(Materialized::as_("counts"))
+    })
 }
 
 #[test]
@@ -208,28 +221,21 @@ fn rocksdb_window_counts_survive_a_restart_mid_window() {
     );
 }
 
-fn session_counting(windows: streams_core::window::SessionWindows) -> Topology {
-    let builder = StreamsBuilder::new();
-    builder
-        .stream::<String, String>("in")
-        .group_by_key()
-        .windowed_by_session(windows)
-        .count_with(Materialized::as_("sessions"))
-        .to_stream()
-        .map(|w, n| (w.to_string(), n.unwrap_or(-1)))
-        .to("out");
-    builder.build().unwrap()
+/// Counts per key in sessions with an inactivity gap and a grace of `gap` and `grace`
+/// seconds (store "sessions"), written as `[key@start/end]` -> count.
+fn session_counting(gap: u64, grace: u64) -> Topology {
+    let windows = SessionWindows::of_inactivity_gap_and_grace(secs(gap), secs(grace));
+    counting_with(|g| {
+        g.windowed_by_session(windows)
+            .count_with(Materialized::as_("sessions"))
+    })
 }
 
 #[test]
 fn a_record_bridging_two_sessions_merges_them_with_tombstones_for_both() {
-    use streams_core::window::SessionWindows;
     // A grace of 20 s keeps the out-of-order records below on time.
     let (out, driver) = driver::count_keys_at(
-        session_counting(SessionWindows::of_inactivity_gap_and_grace(
-            secs(10),
-            secs(20),
-        )),
+        session_counting(10, 20),
         StreamsConfig::new("s"),
         &[("u", 0), ("u", 25_000), ("u", 12_000)],
     );
@@ -267,13 +273,9 @@ fn a_record_bridging_two_sessions_merges_them_with_tombstones_for_both() {
 
 #[test]
 fn late_records_for_closed_sessions_are_dropped() {
-    use streams_core::window::SessionWindows;
     // gap 10 s, grace 5 s: a session ending at e closes once stream time > e + 15 s.
     let (out, driver) = driver::count_keys_at(
-        session_counting(SessionWindows::of_inactivity_gap_and_grace(
-            secs(10),
-            secs(5),
-        )),
+        session_counting(10, 5),
         StreamsConfig::new("s"),
         &[
             ("u", 0),
@@ -299,17 +301,8 @@ mod suppression {
     use streams_core::dsl::{BufferConfig, Suppressed};
 
     fn final_counts(suppressed: Suppressed) -> Topology {
-        let builder = StreamsBuilder::new();
-        builder
-            .stream::<String, String>("in")
-            .group_by_key()
-            .windowed_by(TimeWindows::of_size_and_grace(secs(10), secs(5)))
-            .count()
-            .suppress(suppressed)
-            .to_stream()
-            .map(|w, n| (w.to_string(), n.unwrap_or(-1)))
-            .to("out");
-        builder.build().unwrap()
+        let windows = TimeWindows::of_size_and_grace(secs(10), secs(5));
+        counting_with(|g| g.windowed_by(windows).count().suppress(suppressed))
     }
 
     #[test]
@@ -413,18 +406,14 @@ mod suppression {
 #[test]
 fn emit_on_window_close_forwards_each_window_once_after_end_plus_grace() {
     use streams_core::dsl::EmitStrategy;
-    let builder = StreamsBuilder::new();
-    builder
-        .stream::<String, String>("in")
-        .group_by_key()
-        .windowed_by(TimeWindows::of_size_and_grace(secs(10), secs(2)).advance_by(secs(5)))
-        .emit_strategy(EmitStrategy::OnWindowClose)
-        .count()
-        .to_stream()
-        .map(|w, n| (w.to_string(), n.unwrap_or(-1)))
-        .to("out");
+    let windows = TimeWindows::of_size_and_grace(secs(10), secs(2)).advance_by(secs(5));
+    let topology = counting_with(|g| {
+        g.windowed_by(windows)
+            .emit_strategy(EmitStrategy::OnWindowClose)
+            .count()
+    });
     let (out, driver) = driver::count_keys_at(
-        builder.build().unwrap(),
+        topology,
         StreamsConfig::new("e"),
         &[("a", 1_000), ("b", 6_000), ("a", 11_999)],
     );
@@ -451,16 +440,10 @@ fn emit_on_window_close_forwards_each_window_once_after_end_plus_grace() {
 #[test]
 fn window_updates_are_coalesced_by_the_record_cache_and_carry_old_values() {
     let build = || {
-        let builder = StreamsBuilder::new();
-        builder
-            .stream::<String, String>("in")
-            .group_by_key()
-            .windowed_by(TimeWindows::of_size_with_no_grace(secs(10)))
-            .count()
-            .to_stream()
-            .map(|w, n| (w.to_string(), n.unwrap_or(-1)))
-            .to("out");
-        builder.build().unwrap()
+        counting_with(|g| {
+            g.windowed_by(TimeWindows::of_size_with_no_grace(secs(10)))
+                .count()
+        })
     };
     let batch = [
         (s("a"), s("x")),
@@ -468,32 +451,31 @@ fn window_updates_are_coalesced_by_the_record_cache_and_carry_old_values() {
         (s("b"), s("x")),
         (s("a"), s("x")),
     ];
-    // Cache on (default): one batch is one commit, so each window leaves the cache once.
-    let driver = TopologyTestDriver::new(build(), StreamsConfig::new("c")).unwrap();
-    driver
-        .input_topic::<String, String>("in")
-        .pipe_key_values(batch.clone())
-        .unwrap();
-    assert_eq!(
-        driver::key_values::<String, i64>(&driver, "out"),
-        vec![(s("[b@0/10000]"), 1), (s("[a@0/10000]"), 3)]
-    );
-    // Cache off: every update.
-    let driver =
-        TopologyTestDriver::new(build(), StreamsConfig::new("c").with_cache_max_bytes(0)).unwrap();
-    driver
-        .input_topic::<String, String>("in")
-        .pipe_key_values(batch)
-        .unwrap();
-    assert_eq!(
-        driver::key_values::<String, i64>(&driver, "out"),
-        vec![
-            (s("[a@0/10000]"), 1),
-            (s("[a@0/10000]"), 2),
-            (s("[b@0/10000]"), 1),
-            (s("[a@0/10000]"), 3)
-        ]
-    );
+    for (label, config, want) in [
+        // Cache on (default): one batch is one commit, so each window leaves the cache once.
+        (
+            "cache on",
+            StreamsConfig::new("c"),
+            vec![(s("[b@0/10000]"), 1), (s("[a@0/10000]"), 3)],
+        ),
+        // Cache off: every update.
+        (
+            "cache off",
+            StreamsConfig::new("c").with_cache_max_bytes(0),
+            vec![
+                (s("[a@0/10000]"), 1),
+                (s("[a@0/10000]"), 2),
+                (s("[b@0/10000]"), 1),
+                (s("[a@0/10000]"), 3),
+            ],
+        ),
+    ] {
+        let driver = TopologyTestDriver::new(build(), config).unwrap();
+        let input = driver.input_topic::<String, String>("in");
+        input.pipe_key_values(batch.clone()).unwrap();
+        let out = driver::key_values::<String, i64>(&driver, "out");
+        assert_eq!(out, want, "{label}");
+    }
 }
 
 mod idle_advance {
@@ -505,20 +487,16 @@ mod idle_advance {
         let builder = StreamsBuilder::new();
         let grouped = builder.stream::<String, String>("in").group_by_key();
         let windows = TimeWindows::of_size_and_grace(secs(10), secs(2));
-        grouped
+        let suppressed = grouped
             .windowed_by(windows)
             .count_with(Materialized::as_("suppressed-counts"))
-            .suppress(Suppressed::until_window_closes(BufferConfig::unbounded()))
-            .to_stream()
-            .map(|w, n| (w.to_string(), n.unwrap_or(-1)))
-            .to("suppressed");
-        grouped
+            .suppress(Suppressed::until_window_closes(BufferConfig::unbounded()));
+        counts_to(suppressed, "suppressed");
+        let closed = grouped
             .windowed_by(windows)
             .emit_strategy(EmitStrategy::OnWindowClose)
-            .count_with(Materialized::as_("closed-counts"))
-            .to_stream()
-            .map(|w, n| (w.to_string(), n.unwrap_or(-1)))
-            .to("closed");
+            .count_with(Materialized::as_("closed-counts"));
+        counts_to(closed, "closed");
         builder.build().unwrap()
     }
 
@@ -526,16 +504,25 @@ mod idle_advance {
         topic.read_key_values_to_list().unwrap()
     }
 
-    #[test]
-    fn off_by_default_a_quiet_partition_never_closes_its_windows() {
-        let mut driver = TopologyTestDriver::new(finals(), StreamsConfig::new("idle")).unwrap();
+    /// A driver of [`finals`] with `config` after two records of "a" (at 1 s and 3 s), and its
+    /// outputs "suppressed" and "closed".
+    fn after_two_records(
+        config: StreamsConfig,
+    ) -> (TopologyTestDriver, [TestOutputTopic<String, i64>; 2]) {
+        let driver = TopologyTestDriver::new(finals(), config).unwrap();
         let input = driver.input_topic::<String, String>("in");
-        let (suppressed, closed) = (
-            driver.output_topic("suppressed"),
-            driver.output_topic("closed"),
-        );
         input.pipe_input_at(s("a"), s("x"), 1_000).unwrap();
         input.pipe_input_at(s("a"), s("x"), 3_000).unwrap();
+        let outputs = [
+            driver.output_topic("suppressed"),
+            driver.output_topic("closed"),
+        ];
+        (driver, outputs)
+    }
+
+    #[test]
+    fn off_by_default_a_quiet_partition_never_closes_its_windows() {
+        let (mut driver, [suppressed, closed]) = after_two_records(StreamsConfig::new("idle"));
         driver.advance_wall_clock_time(secs(3_600)).unwrap();
         assert!(read(&suppressed).is_empty());
         assert!(read(&closed).is_empty());
@@ -545,14 +532,7 @@ mod idle_advance {
     #[test]
     fn when_on_stream_time_follows_the_wall_clock_after_the_idle_threshold() {
         let config = StreamsConfig::new("idle").with_idle_advance(secs(5));
-        let mut driver = TopologyTestDriver::new(finals(), config).unwrap();
-        let input = driver.input_topic::<String, String>("in");
-        let (suppressed, closed) = (
-            driver.output_topic("suppressed"),
-            driver.output_topic("closed"),
-        );
-        input.pipe_input_at(s("a"), s("x"), 1_000).unwrap();
-        input.pipe_input_at(s("a"), s("x"), 3_000).unwrap();
+        let (mut driver, [suppressed, closed]) = after_two_records(config);
         // Quiet for 4 s: below the threshold, stream time stays at 3000.
         driver.advance_wall_clock_time(secs(4)).unwrap();
         assert_eq!(driver.metrics().idle_advances, 0);
@@ -566,6 +546,7 @@ mod idle_advance {
         assert_eq!(read(&closed), vec![(s("[a@0/10000]"), 2)]);
         // A record for the closed window is now late against the advanced stream time.
         let dropped = driver.metrics().dropped_records;
+        let input = driver.input_topic::<String, String>("in");
         input.pipe_input_at(s("a"), s("x"), 9_000).unwrap();
         assert!(driver.metrics().dropped_records > dropped);
         assert_eq!(read(&suppressed), vec![]);
