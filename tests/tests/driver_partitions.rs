@@ -652,14 +652,8 @@ fn processors_sharing_a_store_are_in_one_subtopology_and_see_the_same_data() {
         .map_values(|v| -v)
         .process(|| Accumulate, Named::as_("withdraw"), &["totals"])
         .to("balances");
-    let topology = builder.build().unwrap();
-    let desc = topology.describe();
-    assert_eq!(desc.subtopologies.len(), 1);
-    let driver = TopologyTestDriver::builder(topology, StreamsConfig::new(APP))
-        .partitions("deposits", 4)
-        .partitions("withdrawals", 4)
-        .build()
-        .unwrap();
+    let partitions = [("deposits", 4), ("withdrawals", 4)];
+    let driver = driver::partitioned(builder, StreamsConfig::new(APP), 1, &partitions);
     assert_eq!(driver.task_ids().len(), 4);
     let deposits = driver.input_topic::<String, i64>("deposits");
     let withdrawals = driver.input_topic::<String, i64>("withdrawals");
