@@ -12,18 +12,18 @@
 // Test helpers outside #[test] functions may unwrap too: a panic fails the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod kafka_common;
+
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use kafka_common::{read_topic, send_sentences, word_count, word_counts};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use streams_core::client::kafka::KafkaClients;
-use streams_core::client::{
-    ClientSupplier, NewTopic, NoRebalanceListener, OutgoingRecord, TopicPartition,
-};
-use streams_core::config::{ClientPrefix, ProcessingGuarantee};
-use streams_core::partitioner::partition_for_key;
+use streams_core::client::{ClientSupplier, NewTopic};
+use streams_core::config::ProcessingGuarantee;
 use streams_core::prelude::*;
 use streams_core::runtime::{KafkaStreams, StreamsState};
 
@@ -42,17 +42,11 @@ struct Cluster {
 impl Cluster {
     fn new() -> Self {
         match std::env::var("STREAMS_TEST_KAFKA") {
-            Ok(bootstrap) if !bootstrap.is_empty() => {
-                let nanos = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos();
-                Self {
-                    mock: None,
-                    bootstrap,
-                    suffix: format!("-{}-{nanos:x}", std::process::id()),
-                }
-            }
+            Ok(bootstrap) if !bootstrap.is_empty() => Self {
+                mock: None,
+                bootstrap,
+                suffix: kafka_common::unique_suffix(),
+            },
             _ => {
                 let mock = MockCluster::new(1).unwrap();
                 Self {
@@ -65,16 +59,10 @@ impl Cluster {
     }
 
     fn config(&self, app: &str, state: &std::path::Path) -> StreamsConfig {
-        StreamsConfig::new(app)
-            .with_bootstrap_servers(self.bootstrap.split(','))
+        kafka_common::test_config(app, &self.bootstrap)
             .with_processing_guarantee(ProcessingGuarantee::ExactlyOnceV2)
             .with_state_dir(state)
             .with_commit_interval(Duration::from_millis(100))
-            .with_default_api_timeout(Duration::from_secs(20))
-            .with_client_property(ClientPrefix::Consumer, "session.timeout.ms", "6000")
-            .with_client_property(ClientPrefix::Consumer, "heartbeat.interval.ms", "300")
-            .with_client_property(ClientPrefix::Consumer, "fetch.wait.max.ms", "50")
-            .with_client_property(ClientPrefix::Producer, "linger.ms", "1")
     }
 
     fn create_topic(&self, clients: &KafkaClients, name: &str) {
@@ -89,56 +77,14 @@ impl Cluster {
     }
 }
 
-fn word_count(input: &str, output: &str) -> Topology {
-    let builder = StreamsBuilder::new();
-    builder
-        .stream::<String, String>(input)
-        .flat_map_values(|s: String| s.split(' ').map(str::to_string).collect::<Vec<_>>())
-        .group_by(|_, w| w.clone())
-        .count_with(Materialized::as_("counts"))
-        .to_stream()
-        .to(output);
-    builder.build().unwrap()
-}
-
-/// The latest count per word in `output`, read to its end.
+/// The latest count per word in `output`, read to its end (past the commit markers).
 fn final_counts(clients: &KafkaClients, output: &str) -> HashMap<String, i64> {
-    let mut r = clients.restore_consumer("output-reader").unwrap();
-    let tps: Vec<TopicPartition> = (0..PARTITIONS)
-        .map(|p| TopicPartition::new(output, p))
-        .collect();
-    let ends: Vec<i64> = tps.iter().map(|tp| r.watermarks(tp).unwrap().1).collect();
-    r.assign(&tps.iter().map(|tp| (tp.clone(), 0)).collect::<Vec<_>>())
-        .unwrap();
-    let mut counts = HashMap::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    // A transaction's commit marker takes an offset without being a record: reading ends
-    // when the next record would be at or past the end.
-    while tps
-        .iter()
-        .zip(&ends)
-        .any(|(tp, end)| r.position(tp).unwrap() < *end - 1)
-    {
-        assert!(Instant::now() < deadline, "output not read to its end");
-        for c in r
-            .poll(Duration::from_millis(100), &mut NoRebalanceListener)
-            .unwrap()
-        {
-            let w = String::from_utf8(c.record.key.unwrap()).unwrap();
-            let n = i64::from_be_bytes(c.record.value.unwrap().try_into().unwrap());
-            counts.insert(w, n);
-        }
-    }
-    // Whatever else is there (the last offset may be a record, not a marker).
-    for c in r
-        .poll(Duration::from_millis(500), &mut NoRebalanceListener)
-        .unwrap()
-    {
-        let w = String::from_utf8(c.record.key.unwrap()).unwrap();
-        let n = i64::from_be_bytes(c.record.value.unwrap().try_into().unwrap());
-        counts.insert(w, n);
-    }
-    counts
+    word_counts(read_topic(
+        clients,
+        "output-reader",
+        (output, PARTITIONS),
+        true,
+    ))
 }
 
 #[test]
@@ -187,30 +133,15 @@ fn run_word_count(cluster: &Cluster, runs: usize) {
 
     // The input, and the counts computed here from it.
     let mut expected: HashMap<String, i64> = HashMap::new();
-    let mut p = clients.producer("input-producer").unwrap();
     let per_run = 60usize.div_ceil(runs);
     for run in 0..runs {
-        for i in run * per_run..((run + 1) * per_run).min(60) {
-            let sentence: Vec<&str> = (0..3)
-                .map(|j| WORDS[(i * 3 + j * j + i / 5) % WORDS.len()])
-                .collect();
-            for w in &sentence {
-                *expected.entry(w.to_string()).or_default() += 1;
-            }
-            let key = format!("line-{i}");
-            p.send(OutgoingRecord {
-                partition: TopicPartition::new(
-                    input.as_str(),
-                    partition_for_key(key.as_bytes(), PARTITIONS),
-                ),
-                timestamp: i as i64,
-                key: Some(key.into_bytes()),
-                value: Some(sentence.join(" ").into_bytes()),
-                headers: vec![],
-            })
-            .unwrap();
-        }
-        p.flush(Duration::from_secs(30)).unwrap();
+        send_sentences(
+            &clients,
+            (&input, PARTITIONS),
+            (&WORDS, 5),
+            run * per_run..((run + 1) * per_run).min(60),
+            &mut expected,
+        );
 
         let mut streams = KafkaStreams::with_clients(
             word_count(&input, &output),

@@ -28,6 +28,10 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
+#[path = "../kafka_common/mod.rs"]
+mod kafka_common;
+
+use kafka_common::{kafka_app, keyed, read_topic, send_sentences, word_count, word_counts};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use streams_core::client::kafka::KafkaClients;
@@ -36,7 +40,6 @@ use streams_core::client::{
     OutgoingRecord, RebalanceListener, TopicPartition,
 };
 use streams_core::config::ClientPrefix;
-use streams_core::partitioner::partition_for_key;
 use streams_core::prelude::*;
 use streams_core::record::TaskId;
 use streams_core::runtime::{KafkaStreams, StreamsState, TaskState};
@@ -88,18 +91,12 @@ impl Cluster {
         let broker = broker()?;
         let tansu = matches!(broker, Broker::Tansu(_));
         Some(match broker {
-            Broker::At(bootstrap) | Broker::Tansu(bootstrap) => {
-                let nanos = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos();
-                Self {
-                    mock: None,
-                    bootstrap,
-                    suffix: format!("-{}-{nanos:x}", std::process::id()),
-                    tansu,
-                }
-            }
+            Broker::At(bootstrap) | Broker::Tansu(bootstrap) => Self {
+                mock: None,
+                bootstrap,
+                suffix: kafka_common::unique_suffix(),
+                tansu,
+            },
             Broker::Mock => {
                 let mock = MockCluster::new(1).unwrap();
                 let bootstrap = mock.bootstrap_servers();
@@ -134,17 +131,11 @@ impl Cluster {
     /// A configuration for `app` with timings that suit tests (short sessions and
     /// heartbeats: the mock waits for members up to the session timeout).
     pub(crate) fn config(&self, app: &str) -> StreamsConfig {
-        StreamsConfig::new(app)
-            .with_bootstrap_servers(self.bootstrap.split(','))
+        kafka_common::test_config(app, &self.bootstrap)
             .with_repartition_purge(!self.tansu)
-            .with_default_api_timeout(Duration::from_secs(20))
-            .with_client_property(ClientPrefix::Consumer, "session.timeout.ms", "6000")
-            .with_client_property(ClientPrefix::Consumer, "heartbeat.interval.ms", "300")
             // A member that does not rejoin a rebalance is dropped after this (brokers
             // that never expire sessions, like tansu, rely on it).
             .with_client_property(ClientPrefix::Consumer, "max.poll.interval.ms", "10000")
-            .with_client_property(ClientPrefix::Consumer, "fetch.wait.max.ms", "50")
-            .with_client_property(ClientPrefix::Producer, "linger.ms", "1")
             // Reconnect soon after an outage.
             .with_client_property(ClientPrefix::Consumer, "reconnect.backoff.max.ms", "200")
             .with_client_property(ClientPrefix::Producer, "reconnect.backoff.max.ms", "200")
@@ -460,18 +451,6 @@ pub(crate) const WORDS: [&str; 7] = [
     "kafka", "streams", "rust", "log", "state", "window", "table",
 ];
 
-pub(crate) fn word_count(input: &str, output: &str) -> Topology {
-    let builder = StreamsBuilder::new();
-    builder
-        .stream::<String, String>(input)
-        .flat_map_values(|s: String| s.split(' ').map(str::to_string).collect::<Vec<_>>())
-        .group_by(|_, w| w.clone())
-        .count_with(Materialized::as_("counts"))
-        .to_stream()
-        .to(output);
-    builder.build().unwrap()
-}
-
 /// The topics of a word count app `app`: input, output and the internal ones (the mock
 /// cannot create topics, so the app finds them all).
 pub(crate) struct WordCount {
@@ -512,55 +491,23 @@ impl WordCount {
         n: usize,
         expected: &mut HashMap<String, i64>,
     ) {
-        let mut p = clients.producer("input-producer").unwrap();
-        for i in from..from + n {
-            let sentence: Vec<&str> = (0..3)
-                .map(|j| WORDS[(i * 3 + j * j + i / 7) % WORDS.len()])
-                .collect();
-            for w in &sentence {
-                *expected.entry(w.to_string()).or_default() += 1;
-            }
-            let key = format!("line-{i}");
-            let part = partition_for_key(key.as_bytes(), 4);
-            p.send(OutgoingRecord {
-                partition: TopicPartition::new(self.input.as_str(), part),
-                timestamp: i as i64,
-                key: Some(key.into_bytes()),
-                value: Some(sentence.join(" ").into_bytes()),
-                headers: vec![],
-            })
-            .unwrap();
-        }
-        p.flush(Duration::from_secs(60)).unwrap();
+        send_sentences(
+            clients,
+            (&self.input, 4),
+            (&WORDS, 7),
+            from..from + n,
+            expected,
+        );
     }
 
     /// The latest count per word in the output topic.
     pub(crate) fn final_counts(&self, clients: &KafkaClients) -> HashMap<String, i64> {
-        let mut r = clients.restore_consumer("output-reader").unwrap();
-        let tps: Vec<TopicPartition> = (0..4)
-            .map(|p| TopicPartition::new(self.output.as_str(), p))
-            .collect();
-        let ends: Vec<i64> = tps.iter().map(|tp| r.watermarks(tp).unwrap().1).collect();
-        r.assign(&tps.iter().map(|tp| (tp.clone(), 0)).collect::<Vec<_>>())
-            .unwrap();
-        let mut out = HashMap::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while tps
-            .iter()
-            .zip(&ends)
-            .any(|(tp, end)| r.position(tp).unwrap() < *end)
-        {
-            assert!(Instant::now() < deadline, "output not read to its end");
-            for c in r
-                .poll(Duration::from_millis(100), &mut NoRebalanceListener)
-                .unwrap()
-            {
-                let w = String::from_utf8(c.record.key.unwrap()).unwrap();
-                let n = i64::from_be_bytes(c.record.value.unwrap().try_into().unwrap());
-                out.insert(w, n);
-            }
-        }
-        out
+        word_counts(read_topic(
+            clients,
+            "output-reader",
+            (&self.output, 4),
+            false,
+        ))
     }
 
     pub(crate) fn config(&self, cluster: &Cluster, state: &Path) -> StreamsConfig {
@@ -571,10 +518,12 @@ impl WordCount {
     }
 
     pub(crate) fn start(&self, cluster: &Cluster, state: &Path) -> KafkaStreams {
-        let config = self.config(cluster, state);
-        let clients = KafkaClients::new(&config).unwrap();
-        let mut app =
-            KafkaStreams::with_clients(self.topology(), config, Arc::new(clients)).unwrap();
+        self.started(self.config(cluster, state))
+    }
+
+    /// An instance of the app with `config`, started.
+    pub(crate) fn started(&self, config: StreamsConfig) -> KafkaStreams {
+        let mut app = kafka_app(self.topology(), config);
         app.start().unwrap();
         app
     }
@@ -710,13 +659,7 @@ fn a_missing_source_topic_is_named_when_the_app_starts() {
     let input = format!("{app}-no-such-topic");
     let dir = tempfile::tempdir().unwrap();
     let config = cluster.config(&app).with_state_dir(dir.path());
-    let clients = KafkaClients::new(&config).unwrap();
-    let mut streams = KafkaStreams::with_clients(
-        word_count(&input, &format!("{app}-out")),
-        config,
-        Arc::new(clients),
-    )
-    .unwrap();
+    let mut streams = kafka_app(word_count(&input, &format!("{app}-out")), config);
     let t0 = Instant::now();
     let err = streams.start().unwrap_err().to_string();
     assert!(err.contains(&input), "{err}");
@@ -748,8 +691,7 @@ fn run_with_refused_produces(
     let config = wc
         .config(cluster, dir.path())
         .with_production_handler(handler);
-    let clients = KafkaClients::new(&config).unwrap();
-    let mut app = KafkaStreams::with_clients(wc.topology(), config, Arc::new(clients)).unwrap();
+    let mut app = kafka_app(wc.topology(), config);
     let error = Arc::new(std::sync::Mutex::new(None));
     let seen = error.clone();
     app.set_uncaught_error_handler(move |e| {
@@ -815,9 +757,7 @@ fn librdkafka_statistics_feed_the_thread_metrics() {
         "statistics.interval.ms",
         "200",
     );
-    let clients = KafkaClients::new(&config).unwrap();
-    let mut app = KafkaStreams::with_clients(wc.topology(), config, Arc::new(clients)).unwrap();
-    app.start().unwrap();
+    let app = wc.started(config);
     app.wait_until_caught_up(Duration::from_secs(60)).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     let stats = loop {
@@ -909,10 +849,7 @@ fn instances_know_which_instance_holds_each_key_from_announced_assignments() {
         let config = wc
             .config(&cluster, &dir.path().join(name))
             .with_application_server(format!("127.0.0.1:{port}"));
-        let clients = KafkaClients::new(&config).unwrap();
-        let mut app = KafkaStreams::with_clients(wc.topology(), config, Arc::new(clients)).unwrap();
-        app.start().unwrap();
-        app
+        wc.started(config)
     };
     let a = start("a", 7001);
     let b = start("b", 7002);
@@ -998,10 +935,7 @@ fn standbys_of_each_instance_follow_the_other_instances_tasks() {
         let config = wc
             .config(&cluster, &dir.path().join(name))
             .with_num_standby_replicas(1);
-        let clients = KafkaClients::new(&config).unwrap();
-        let mut app = KafkaStreams::with_clients(wc.topology(), config, Arc::new(clients)).unwrap();
-        app.start().unwrap();
-        app
+        wc.started(config)
     };
     let a = start("a");
     let b = start("b");
@@ -1203,11 +1137,7 @@ fn instance_process() {
         output: format!("{}-word-counts", lines[2]),
     };
     let state = PathBuf::from(lines[4]);
-    let config = wc.config(&cluster, &state);
-    let clients = KafkaClients::new(&config).unwrap();
-    let mut app = KafkaStreams::with_clients(wc.topology(), config, Arc::new(clients)).unwrap();
-    app.start().unwrap();
-    let app = Arc::new(app);
+    let app = Arc::new(wc.start(&cluster, &state));
     let closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     {
         let closed = closed.clone();
@@ -1354,31 +1284,6 @@ fn three_processes_share_the_work_survive_kill_9_and_rebalance_when_it_returns()
     );
 }
 
-/// Reads every record of `topic` (`partitions` partitions) to its current end.
-fn read_topic(clients: &KafkaClients, topic: &str, partitions: u32) -> Vec<ConsumedRecord> {
-    let mut r = clients.restore_consumer("join-output-reader").unwrap();
-    let tps: Vec<TopicPartition> = (0..partitions)
-        .map(|p| TopicPartition::new(topic, p))
-        .collect();
-    let ends: Vec<i64> = tps.iter().map(|tp| r.watermarks(tp).unwrap().1).collect();
-    r.assign(&tps.iter().map(|tp| (tp.clone(), 0)).collect::<Vec<_>>())
-        .unwrap();
-    let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while tps
-        .iter()
-        .zip(&ends)
-        .any(|(tp, end)| r.position(tp).unwrap_or(0) < *end)
-    {
-        assert!(Instant::now() < deadline, "{topic} not read to its end");
-        out.extend(
-            r.poll(Duration::from_millis(100), &mut NoRebalanceListener)
-                .unwrap(),
-        );
-    }
-    out
-}
-
 /// A stream-stream join and a global-table join on Kafka: the global table is loaded before
 /// processing (its records are newer than every view), and the joined output equals the
 /// nested loop over the input.
@@ -1401,14 +1306,7 @@ fn joins_and_global_tables_on_kafka() {
     let clients = cluster.clients(&app);
     let mut p = clients.producer("join-input").unwrap();
     let mut send = |topic: &str, partitions: u32, key: &str, value: &str, ts: i64| {
-        p.send(OutgoingRecord {
-            partition: TopicPartition::new(topic, partition_for_key(key.as_bytes(), partitions)),
-            timestamp: ts,
-            key: Some(key.as_bytes().to_vec()),
-            value: Some(value.as_bytes().to_vec()),
-            headers: vec![],
-        })
-        .unwrap();
+        p.send(keyed(topic, partitions, key, value, ts)).unwrap();
     };
     for i in 0..10 {
         send(
@@ -1463,12 +1361,7 @@ fn joins_and_global_tables_on_kafka() {
         .config(&app)
         .with_state_dir(dir.path().join("state"))
         .with_commit_interval(Duration::from_millis(100));
-    let mut streams = KafkaStreams::with_clients(
-        topology,
-        config.clone(),
-        Arc::new(KafkaClients::new(&config).unwrap()),
-    )
-    .unwrap();
+    let mut streams = kafka_app(topology, config);
     streams.start().unwrap();
     streams
         .wait_until_caught_up(Duration::from_secs(90))
@@ -1485,15 +1378,16 @@ fn joins_and_global_tables_on_kafka() {
         }
     }
     want.sort();
-    let mut got: Vec<(String, String)> = read_topic(&clients, &out, 2)
-        .into_iter()
-        .map(|c| {
-            (
-                String::from_utf8(c.record.key.unwrap()).unwrap(),
-                String::from_utf8(c.record.value.unwrap()).unwrap(),
-            )
-        })
-        .collect();
+    let mut got: Vec<(String, String)> =
+        read_topic(&clients, "join-output-reader", (&out, 2), false)
+            .into_iter()
+            .map(|c| {
+                (
+                    String::from_utf8(c.record.key.unwrap()).unwrap(),
+                    String::from_utf8(c.record.value.unwrap()).unwrap(),
+                )
+            })
+            .collect();
     got.sort();
     assert_eq!(got, want);
 }
