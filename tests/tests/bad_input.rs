@@ -41,6 +41,31 @@ fn out_values(driver: &TopologyTestDriver) -> Result<Vec<String>, StreamsError> 
         .read_values_to_list()
 }
 
+/// Every (value, timestamp) written to `topic`.
+fn values_at(driver: &TopologyTestDriver, topic: &str) -> Vec<(String, i64)> {
+    let out = driver.output_topic::<String, String>(topic);
+    let records = out.read_records_to_list().unwrap();
+    records
+        .into_iter()
+        .map(|r| (r.value, r.timestamp))
+        .collect()
+}
+
+/// Where a record failed to deserialize: key or value, topic, partition and offset, and
+/// the serde's error. Panics (failing the test) on any other error.
+fn deserialization(err: &StreamsError) -> ((&str, &str, u32, i64), &SerdeError) {
+    match err {
+        StreamsError::Deserialization {
+            which,
+            topic,
+            partition,
+            offset,
+            source,
+        } => ((which, topic, *partition, *offset), source),
+        other => panic!("expected a deserialization error, got {other:?}"),
+    }
+}
+
 const INVALID_UTF8: [u8; 2] = [0xff, 0xfe];
 
 #[test]
@@ -52,31 +77,18 @@ fn fail_handler_stops_with_the_topic_partition_and_offset_of_an_invalid_value() 
     let err = input
         .pipe_raw(Some(b"k".to_vec()), Some(INVALID_UTF8.to_vec()), 10)
         .unwrap_err();
-    match &err {
-        StreamsError::Deserialization {
-            which,
-            topic,
-            partition,
-            offset,
+    let (place, source) = deserialization(&err);
+    assert_eq!(place, ("value", "in", 0, 2));
+    assert!(
+        matches!(
             source,
-        } => {
-            assert_eq!(*which, "value");
-            assert_eq!(topic, "in");
-            assert_eq!(*partition, 0);
-            assert_eq!(*offset, 2);
-            assert!(
-                matches!(
-                    source,
-                    SerdeError::Invalid {
-                        format: "utf-8",
-                        ..
-                    }
-                ),
-                "{source:?}"
-            );
-        }
-        other => panic!("expected a deserialization error, got {other:?}"),
-    }
+            SerdeError::Invalid {
+                format: "utf-8",
+                ..
+            }
+        ),
+        "{source:?}"
+    );
     let msg = err.to_string();
     assert!(msg.contains("in-0@2"), "{msg}");
     assert!(msg.contains("value"), "{msg}");
@@ -103,21 +115,7 @@ fn fail_handler_reports_an_invalid_key_in_its_partition() {
     let err = input
         .pipe_raw(Some(key), Some(b"v".to_vec()), 1)
         .unwrap_err();
-    match &err {
-        StreamsError::Deserialization {
-            which,
-            topic,
-            partition,
-            offset,
-            ..
-        } => {
-            assert_eq!(
-                (*which, topic.as_str(), *partition, *offset),
-                ("key", "in", p, 2)
-            );
-        }
-        other => panic!("expected a deserialization error, got {other:?}"),
-    }
+    assert_eq!(deserialization(&err).0, ("key", "in", p, 2));
     assert!(err.to_string().contains(&format!("in-{p}@2")), "{err}");
 }
 
@@ -151,22 +149,12 @@ fn fail_handler_reports_malformed_json() {
     let err = input
         .pipe_raw(Some(b"o3".to_vec()), Some(br#"{"id": 3,"#.to_vec()), 0)
         .unwrap_err();
-    match &err {
-        StreamsError::Deserialization {
-            which,
-            topic,
-            offset,
-            source,
-            ..
-        } => {
-            assert_eq!((*which, topic.as_str(), *offset), ("value", "orders", 2));
-            assert!(
-                matches!(source, SerdeError::Invalid { format: "json", .. }),
-                "{source:?}"
-            );
-        }
-        other => panic!("expected a deserialization error, got {other:?}"),
-    }
+    let (place, source) = deserialization(&err);
+    assert_eq!(place, ("value", "orders", 0, 2));
+    assert!(
+        matches!(source, SerdeError::Invalid { format: "json", .. }),
+        "{source:?}"
+    );
     assert!(err.to_string().contains("orders-0@2"), "{err}");
     assert_eq!(
         driver
@@ -331,12 +319,7 @@ fn skip_and_count_drops_records_with_invalid_timestamps() {
     input.pipe_input_at(s("k"), s("b"), -5).unwrap();
     input.pipe_input_at(s("k"), s("c"), -1).unwrap();
     input.pipe_input_at(s("k"), s("d"), 20).unwrap();
-    let out = driver
-        .output_topic::<String, String>("out")
-        .read_records_to_list()
-        .unwrap();
-    let got: Vec<(String, i64)> = out.into_iter().map(|r| (r.value, r.timestamp)).collect();
-    assert_eq!(got, vec![(s("A"), 10), (s("D"), 20)]);
+    assert_eq!(values_at(&driver, "out"), vec![(s("A"), 10), (s("D"), 20)]);
     let m = driver.metrics();
     assert_eq!(m.skipped_records, 2);
     assert_eq!(m.processed, 2);
@@ -353,12 +336,10 @@ fn use_partition_time_replaces_an_invalid_timestamp_with_the_partition_s_time() 
     input.pipe_input_at(s("k"), s("a"), 1_000).unwrap();
     input.pipe_input_at(s("k"), s("b"), 700).unwrap(); // partition time stays 1000
     input.pipe_input_at(s("k"), s("c"), -5).unwrap();
-    let out = driver
-        .output_topic::<String, String>("out")
-        .read_records_to_list()
-        .unwrap();
-    let got: Vec<(String, i64)> = out.into_iter().map(|r| (r.value, r.timestamp)).collect();
-    assert_eq!(got, vec![(s("A"), 1_000), (s("B"), 700), (s("C"), 1_000)]);
+    assert_eq!(
+        values_at(&driver, "out"),
+        vec![(s("A"), 1_000), (s("B"), 700), (s("C"), 1_000)]
+    );
     assert_eq!(driver.metrics().skipped_records, 1);
 }
 
@@ -406,12 +387,10 @@ fn a_custom_extractor_sets_event_time_and_its_invalid_results_follow_the_policy(
     let input = driver.input_topic::<String, String>("in");
     input.pipe_input_at(s("k"), s("1234"), 99).unwrap();
     input.pipe_input_at(s("k"), s("5"), 99).unwrap();
-    let out = driver
-        .output_topic::<String, String>("out")
-        .read_records_to_list()
-        .unwrap();
-    let got: Vec<(String, i64)> = out.into_iter().map(|r| (r.value, r.timestamp)).collect();
-    assert_eq!(got, vec![(s("1234"), 1_234), (s("5"), 5)]);
+    assert_eq!(
+        values_at(&driver, "out"),
+        vec![(s("1234"), 1_234), (s("5"), 5)]
+    );
     let err = input.pipe_input_at(s("k"), s("oops"), 99).unwrap_err();
     assert!(
         matches!(
@@ -467,15 +446,8 @@ fn event_time_extractor_takes_record_timestamps_from_the_value() {
     input
         .pipe_input_at(s("k3"), click("bob", "/c", 8_000), 3)
         .unwrap();
-    let pages: Vec<(String, i64)> = driver
-        .output_topic::<String, String>("pages")
-        .read_records_to_list()
-        .unwrap()
-        .into_iter()
-        .map(|r| (r.value, r.timestamp))
-        .collect();
     assert_eq!(
-        pages,
+        values_at(&driver, "pages"),
         vec![(s("/a"), 5_000), (s("/b"), 3_000), (s("/c"), 8_000)]
     );
     let counts = driver::records(&driver.output_topic::<String, Option<i64>>("counts"));
