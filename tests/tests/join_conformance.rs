@@ -49,46 +49,12 @@ use streams_core::config::DslStore;
 use streams_core::prelude::*;
 use streams_tests::driver;
 
+mod join_common;
+use join_common::{Setup, check_key};
+
 const LEFT: &str = "topic1";
 const RIGHT: &str = "topic2";
 const OUT: &str = "out";
-
-/// One configuration a scenario runs in.
-#[derive(Debug, Clone, Copy)]
-struct Setup {
-    cache: bool,
-    store: DslStore,
-}
-
-const SETUPS: [Setup; 4] = [
-    Setup {
-        cache: true,
-        store: DslStore::RocksDb,
-    },
-    Setup {
-        cache: false,
-        store: DslStore::RocksDb,
-    },
-    Setup {
-        cache: true,
-        store: DslStore::InMemory,
-    },
-    Setup {
-        cache: false,
-        store: DslStore::InMemory,
-    },
-];
-
-impl Setup {
-    fn config(self) -> StreamsConfig {
-        let config = StreamsConfig::new("join-conformance").with_default_dsl_store(self.store);
-        if self.cache {
-            config
-        } else {
-            config.with_cache_max_bytes(0)
-        }
-    }
-}
 
 /// Which input a record goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,7 +75,7 @@ struct Run<R> {
 
 impl<R: DefaultSerde + FromStr<Err: Debug> + 'static> Run<R> {
     fn new(topology: Topology, setup: Setup) -> Self {
-        let driver = TopologyTestDriver::new(topology, setup.config()).unwrap();
+        let driver = setup.driver("join-conformance", topology, &[LEFT, RIGHT]);
         let left_in = driver.input_topic::<i32, String>(LEFT);
         let right_in = driver.input_topic::<i32, R>(RIGHT);
         let out = driver.output_topic::<i32, String>(OUT);
@@ -252,7 +218,7 @@ fn each_setup<R: DefaultSerde + FromStr<Err: Debug> + 'static>(
     topology: impl Fn() -> Topology,
     scenario: impl Fn(&Run<R>),
 ) {
-    for setup in SETUPS {
+    for setup in Setup::all(&[1]) {
         scenario(&Run::new(topology(), setup));
     }
 }
@@ -311,15 +277,6 @@ fn outer_long(l: Option<&String>, r: Option<&i64>) -> String {
         l.map_or("null", String::as_str),
         r.map_or_else(|| "null".to_string(), i64::to_string)
     )
-}
-
-/// In the scenarios that pass the key to the joiner, every value ends with its key
-/// (`A0`, `b3`, ...): checks that the joiner got the record's key.
-fn check_key(key: i32, value: &str) {
-    assert!(
-        value.ends_with(&key.to_string()),
-        "the joiner got key {key} with value {value}"
-    );
 }
 
 /// The start of Kafka's `testLeftExpiredNonJoinedRecordsAreEmittedBy...` scenarios of the

@@ -1,0 +1,94 @@
+//! What the join tests share: the configurations their scenarios run in (record cache on or
+//! off, store engine, partitions per input topic), the drivers started in them, the check
+//! that a joiner got the record's key, and the updates of the tables a test keeps as its
+//! reference.
+
+// Test helpers may unwrap: a panic fails the test. Each test crate uses part of them.
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::collections::BTreeMap;
+
+use streams_core::config::DslStore;
+use streams_core::prelude::*;
+
+/// One configuration a scenario runs in.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Setup {
+    pub(crate) cache: bool,
+    pub(crate) store: DslStore,
+    pub(crate) partitions: u32,
+}
+
+impl Setup {
+    /// Every setup: the record cache off and on, RocksDB and in-memory stores
+    /// (`default.dsl.store`), each of `partitions` per input topic.
+    pub(crate) fn all(partitions: &[u32]) -> Vec<Setup> {
+        let mut out = Vec::new();
+        for cache in [false, true] {
+            for store in [DslStore::RocksDb, DslStore::InMemory] {
+                for &partitions in partitions {
+                    out.push(Setup {
+                        cache,
+                        store,
+                        partitions,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// A driver of application `app` on `topology` in this setup, each of `inputs` with
+    /// its partitions.
+    pub(crate) fn driver(
+        self,
+        app: &str,
+        topology: Topology,
+        inputs: &[&str],
+    ) -> TopologyTestDriver {
+        let partitions: Vec<(&str, u32)> = inputs.iter().map(|t| (*t, self.partitions)).collect();
+        driver(topology, config(app, self.cache, self.store), &partitions)
+    }
+}
+
+/// The configuration of application `app`: the record cache on or off, `store` as
+/// `default.dsl.store`.
+pub(crate) fn config(app: &str, cache: bool, store: DslStore) -> StreamsConfig {
+    let config = StreamsConfig::new(app).with_default_dsl_store(store);
+    if cache {
+        config
+    } else {
+        config.with_cache_max_bytes(0)
+    }
+}
+
+/// A driver on `topology` with `config`, each (topic, n) of `partitions` with n partitions.
+pub(crate) fn driver(
+    topology: Topology,
+    config: StreamsConfig,
+    partitions: &[(&str, u32)],
+) -> TopologyTestDriver {
+    let mut driver = TopologyTestDriver::builder(topology, config);
+    for (topic, n) in partitions {
+        driver = driver.partitions(topic, *n);
+    }
+    driver.build().unwrap()
+}
+
+/// In the scenarios that pass the key to the joiner, every value ends with its key (`A0`,
+/// `XX3`, ...): checks that the joiner got the record's key.
+pub(crate) fn check_key(key: i32, value: &str) {
+    assert!(
+        value.ends_with(&key.to_string()),
+        "the joiner got key {key} with value {value}"
+    );
+}
+
+/// Applies an update to a table a test keeps: `Some` value puts it, `None` (a tombstone)
+/// removes the key.
+pub(crate) fn update<K: Ord, V>(table: &mut BTreeMap<K, V>, key: K, value: Option<V>) {
+    match value {
+        Some(v) => table.insert(key, v),
+        None => table.remove(&key),
+    };
+}
