@@ -61,50 +61,16 @@
 use std::collections::HashMap;
 use std::fmt::Debug;
 
-use streams_core::config::DslStore;
 use streams_core::prelude::*;
 use streams_core::state::ValueAndTimestamp;
 use streams_tests::driver;
 
+mod join_common;
+use join_common::{Setup, check_key};
+
 const LEFT: &str = "left";
 const RIGHT: &str = "right";
 const OUT: &str = "out";
-
-/// One configuration a scenario runs in.
-#[derive(Debug, Clone, Copy)]
-struct Setup {
-    cache: bool,
-    store: DslStore,
-    partitions: u32,
-}
-
-fn setups() -> Vec<Setup> {
-    let mut out = Vec::new();
-    for cache in [false, true] {
-        for store in [DslStore::RocksDb, DslStore::InMemory] {
-            for partitions in [1, 2] {
-                out.push(Setup {
-                    cache,
-                    store,
-                    partitions,
-                });
-            }
-        }
-    }
-    out
-}
-
-impl Setup {
-    fn config(self) -> StreamsConfig {
-        let config =
-            StreamsConfig::new("table-join-conformance").with_default_dsl_store(self.store);
-        if self.cache {
-            config
-        } else {
-            config.with_cache_max_bytes(0)
-        }
-    }
-}
 
 /// Expected output values as written in the scenarios: `&str` for stream results,
 /// `Option<&str>` (`None`: a tombstone) for table results.
@@ -142,11 +108,7 @@ where
     O: DefaultSerde + PartialEq + Debug + 'static,
 {
     fn new(topology: Topology, setup: Setup) -> Self {
-        let driver = TopologyTestDriver::builder(topology, setup.config())
-            .partitions(LEFT, setup.partitions)
-            .partitions(RIGHT, setup.partitions)
-            .build()
-            .unwrap();
+        let driver = setup.driver("table-join-conformance", topology, &[LEFT, RIGHT]);
         let left_in = driver.input_topic::<K, L>(LEFT);
         let right_in = driver.input_topic::<K, R>(RIGHT);
         let out = driver.output_topic::<K, O>(OUT);
@@ -219,7 +181,7 @@ where
     R: DefaultSerde + 'static,
     O: DefaultSerde + PartialEq + Debug + 'static,
 {
-    for setup in setups() {
+    for setup in Setup::all(&[1, 2]) {
         scenario(&Run::new(topology(), setup));
     }
 }
@@ -247,15 +209,6 @@ fn tostring_left(l: &String, r: Option<&String>) -> String {
 
 fn tostring_outer(l: Option<&String>, r: Option<&String>) -> String {
     format!("{}+{}", show(l), show(r))
-}
-
-/// In the scenarios that pass the key to the joiner, every stream value ends with its key
-/// (`X0`, `XX3`, ...): checks that the joiner got the record's key.
-fn check_key(key: i32, value: &str) {
-    assert!(
-        value.ends_with(&key.to_string()),
-        "the joiner got key {key} with value {value}"
-    );
 }
 
 // ---------------------------------------------------------------------------------------
