@@ -14,7 +14,11 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
+use streams_core::config::DslStore;
 use streams_core::prelude::*;
+
+mod join_common;
+use join_common::update;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, StreamsSerde)]
 #[streams(format = "json")]
@@ -48,6 +52,11 @@ fn result(order: &Order, name: Option<&String>) -> String {
     format!("{}x{}", order.qty, name.map_or("?", |n| n.as_str()))
 }
 
+/// The product name in a [`result`].
+fn name_of(result: &str) -> &str {
+    &result[result.find('x').unwrap() + 1..]
+}
+
 fn run(
     left: bool,
     cache: bool,
@@ -77,19 +86,16 @@ fn run(
     };
     joined.to_stream().to("out");
     joined
-        .group_by(|_k, v: String| (v[v.find('x').unwrap() + 1..].to_string(), v))
+        .group_by(|_k, v: String| (name_of(&v).to_string(), v))
         .count()
         .to_stream()
         .to("per-name");
-    let mut config = StreamsConfig::new("fk");
-    if !cache {
-        config = config.with_cache_max_bytes(0);
-    }
-    let mut driver = TopologyTestDriver::builder(builder.build().unwrap(), config)
-        .partitions("orders", orders_p)
-        .partitions("products", products_p)
-        .build()
-        .unwrap();
+    let config = join_common::config("fk", cache, DslStore::default());
+    let mut driver = join_common::driver(
+        builder.build().unwrap(),
+        config,
+        &[("orders", orders_p), ("products", products_p)],
+    );
     let orders_in = driver.input_topic::<String, Option<Order>>("orders");
     let products_in = driver.input_topic::<String, Option<String>>("products");
     let mut o_table: BTreeMap<String, Order> = BTreeMap::new();
@@ -106,10 +112,7 @@ fn run(
                 orders_in
                     .pipe_input_at(key.clone(), value.clone(), ts)
                     .unwrap();
-                match value {
-                    Some(v) => o_table.insert(key, v),
-                    None => o_table.remove(&key),
-                };
+                update(&mut o_table, key, value);
             }
             Step::Product(p, v) => {
                 let key = format!("p{p}");
@@ -117,10 +120,7 @@ fn run(
                 products_in
                     .pipe_input_at(key.clone(), value.clone(), ts)
                     .unwrap();
-                match value {
-                    Some(v) => p_table.insert(key, v),
-                    None => p_table.remove(&key),
-                };
+                update(&mut p_table, key, value);
             }
         }
     }
@@ -132,14 +132,13 @@ fn run(
             want.insert(k.clone(), result(o, name));
         }
     }
-    let mut last: BTreeMap<String, Option<String>> = BTreeMap::new();
-    for (k, v) in driver
+    // The last result of each order (collecting keeps a key's last value).
+    let last: BTreeMap<String, Option<String>> = driver
         .output_topic::<String, Option<String>>("out")
         .read_key_values_to_list()
         .unwrap()
-    {
-        last.insert(k, v);
-    }
+        .into_iter()
+        .collect();
     let got: BTreeMap<String, String> = last
         .into_iter()
         .filter_map(|(k, v)| v.map(|v| (k, v)))
@@ -153,18 +152,15 @@ fn run(
     // Counts per product name (with "?" for a left join's missing product).
     let mut want_counts: BTreeMap<String, i64> = BTreeMap::new();
     for v in want.values() {
-        *want_counts
-            .entry(v[v.find('x').unwrap() + 1..].to_string())
-            .or_default() += 1;
+        *want_counts.entry(name_of(v).to_string()).or_default() += 1;
     }
-    let mut counts: BTreeMap<String, i64> = BTreeMap::new();
-    for (k, v) in driver
+    let mut counts: BTreeMap<String, i64> = driver
         .output_topic::<String, Option<i64>>("per-name")
         .read_key_values_to_list()
         .unwrap()
-    {
-        counts.insert(k, v.unwrap_or(0));
-    }
+        .into_iter()
+        .map(|(k, v)| (k, v.unwrap_or(0)))
+        .collect();
     counts.retain(|_, n| *n != 0);
     prop_assert_eq!(counts, want_counts);
     Ok(())
