@@ -17,8 +17,12 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
+use streams_core::config::DslStore;
 use streams_core::prelude::*;
 use streams_tests::JoinKind;
+
+mod join_common;
+use join_common::update;
 
 const KEYS: [&str; 5] = ["a", "b", "c", "d", "e"];
 
@@ -45,12 +49,7 @@ fn steps(topics: usize) -> impl Strategy<Value = Vec<Step>> {
 }
 
 fn config(cache: bool) -> StreamsConfig {
-    let config = StreamsConfig::new("table-joins");
-    if cache {
-        config
-    } else {
-        config.with_cache_max_bytes(0)
-    }
+    join_common::config("table-joins", cache, DslStore::default())
 }
 
 fn per_key<V: Clone>(records: &[(String, V)]) -> BTreeMap<String, Vec<V>> {
@@ -79,11 +78,11 @@ fn stream_table(
         views.join_table(&users, |v, u| format!("{v}+{u}"))
     };
     joined.to("out");
-    let mut driver = TopologyTestDriver::builder(builder.build().unwrap(), config(cache))
-        .partitions("views", partitions)
-        .partitions("users", partitions)
-        .build()
-        .unwrap();
+    let mut driver = join_common::driver(
+        builder.build().unwrap(),
+        config(cache),
+        &[("views", partitions), ("users", partitions)],
+    );
     let views_in = driver.input_topic::<String, String>("views");
     let users_in = driver.input_topic::<String, Option<String>>("users");
     let mut table: BTreeMap<&str, String> = BTreeMap::new();
@@ -104,10 +103,7 @@ fn stream_table(
             users_in
                 .pipe_input_at(s.key.to_string(), s.value.clone(), ts)
                 .unwrap();
-            match &s.value {
-                Some(v) => table.insert(s.key, v.clone()),
-                None => table.remove(s.key),
-            };
+            update(&mut table, s.key, s.value.clone());
         }
     }
     driver.commit().unwrap();
@@ -155,11 +151,11 @@ fn table_table(
         .count()
         .to_stream()
         .to("counts");
-    let mut driver = TopologyTestDriver::builder(builder.build().unwrap(), config(cache))
-        .partitions("left", partitions)
-        .partitions("right", partitions)
-        .build()
-        .unwrap();
+    let mut driver = join_common::driver(
+        builder.build().unwrap(),
+        config(cache),
+        &[("left", partitions), ("right", partitions)],
+    );
     let inputs = [
         driver.input_topic::<String, Option<String>>("left"),
         driver.input_topic::<String, Option<String>>("right"),
@@ -177,10 +173,7 @@ fn table_table(
             .pipe_input_at(s.key.to_string(), value.clone(), i as i64 * 10)
             .unwrap();
         let old = tables[side].get(s.key).cloned();
-        match &value {
-            Some(v) => tables[side].insert(s.key, v.clone()),
-            None => tables[side].remove(s.key),
-        };
+        update(&mut tables[side], s.key, value.clone());
         let other = tables[1 - side].get(s.key).cloned();
         let (l_new, r_new) = if side == 0 {
             (value.as_ref(), other.as_ref())
@@ -206,11 +199,9 @@ fn table_table(
         .read_key_values_to_list()
         .unwrap();
     // The last result per key is the join of the final tables (a key whose last emitted
-    // result is a tombstone, or that never got one, has none).
-    let mut last: BTreeMap<String, Option<String>> = BTreeMap::new();
-    for (k, v) in &got {
-        last.insert(k.clone(), v.clone());
-    }
+    // result is a tombstone, or that never got one, has none). Collecting keeps each key's
+    // last value.
+    let last: BTreeMap<String, Option<String>> = got.iter().cloned().collect();
     let mut want_final: BTreeMap<String, Option<String>> = BTreeMap::new();
     for key in KEYS {
         let j = joined_value(kind, tables[0].get(key), tables[1].get(key));
@@ -223,14 +214,12 @@ fn table_table(
         prop_assert_eq!(per_key(&got), per_key(&want_updates));
     }
     // Counts per group end at the counts of the final results.
-    let mut counts: BTreeMap<String, Option<i64>> = BTreeMap::new();
-    for (k, v) in driver
+    let counts: BTreeMap<String, Option<i64>> = driver
         .output_topic::<String, Option<i64>>("counts")
         .read_key_values_to_list()
         .unwrap()
-    {
-        counts.insert(k, v);
-    }
+        .into_iter()
+        .collect();
     let mut want_counts: BTreeMap<String, i64> = BTreeMap::new();
     for v in want_final.values().flatten() {
         *want_counts.entry(v[..1].to_string()).or_default() += 1;
