@@ -23,10 +23,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use proptest::prelude::*;
+use streams_core::config::DslStore;
 use streams_core::partitioner::partition_for_key;
 use streams_core::prelude::*;
 use streams_tests::JoinKind;
 use streams_tests::driver;
+
+mod join_common;
 
 const KEYS: [&str; 4] = ["a", "b", "c", "d"];
 
@@ -110,22 +113,20 @@ fn reference(c: &Case) -> Vec<(String, String, i64)> {
 }
 
 fn config(c: &Case) -> StreamsConfig {
-    let mut config = StreamsConfig::new("joins");
-    if !c.cache {
-        config = config.with_cache_max_bytes(0);
-    }
-    if c.in_memory {
-        config = config.with_default_dsl_store(streams_core::config::DslStore::InMemory);
-    }
-    config
+    let store = if c.in_memory {
+        DslStore::InMemory
+    } else {
+        DslStore::RocksDb
+    };
+    join_common::config("joins", c.cache, store)
 }
 
 fn run(c: &Case) -> Result<(), TestCaseError> {
-    let driver = TopologyTestDriver::builder(topology(c), config(c))
-        .partitions("left", c.partitions)
-        .partitions("right", c.partitions)
-        .build()
-        .unwrap();
+    let driver = join_common::driver(
+        topology(c),
+        config(c),
+        &[("left", c.partitions), ("right", c.partitions)],
+    );
     let left = driver.input_topic::<String, String>("left");
     let right = driver.input_topic::<String, String>("right");
     let out = driver.output_topic::<String, String>("out");
