@@ -61,7 +61,8 @@ fn read_frame(c: &mut TcpStream) -> Option<Bytes> {
     Some(Bytes::from(body))
 }
 
-fn request_frame<R: Encodable>(api: ApiKey, version: i16, correlation: i32, req: &R) -> Bytes {
+/// A request header of `api` at `version`, from client `unit`.
+fn header(api: ApiKey, version: i16, correlation: i32) -> BytesMut {
     let mut buf = BytesMut::new();
     RequestHeader::default()
         .with_request_api_key(api as i16)
@@ -70,6 +71,11 @@ fn request_frame<R: Encodable>(api: ApiKey, version: i16, correlation: i32, req:
         .with_client_id(Some(s("unit")))
         .encode(&mut buf, api.request_header_version(version))
         .unwrap();
+    buf
+}
+
+fn request_frame<R: Encodable>(api: ApiKey, version: i16, correlation: i32, req: &R) -> Bytes {
+    let mut buf = header(api, version, correlation);
     req.encode(&mut buf, version)
         .unwrap_or_else(|e| panic!("encoding {api:?} v{version}: {e}"));
     buf.freeze()
@@ -121,10 +127,15 @@ fn batch(values: &[&str]) -> Bytes {
             headers: IndexMap::new(),
         })
         .collect();
+    encode(&records)
+}
+
+/// `records` as one uncompressed v2 record batch.
+fn encode(records: &[Record]) -> Bytes {
     let mut buf = BytesMut::new();
     RecordBatchEncoder::encode(
         &mut buf,
-        &records,
+        records,
         &RecordEncodeOptions {
             version: 2,
             compression: Compression::None,
@@ -469,16 +480,22 @@ fn every_advertised_api_answers_at_every_advertised_version() {
 
 /// A frame of `api` at `version`: a request header, then `body` as it is.
 fn raw_frame(api: ApiKey, version: i16, body: &[u8]) -> Bytes {
-    let mut buf = BytesMut::new();
-    RequestHeader::default()
-        .with_request_api_key(api as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(5)
-        .with_client_id(Some(s("unit")))
-        .encode(&mut buf, api.request_header_version(version))
-        .unwrap();
+    let mut buf = header(api, version, 5);
     buf.put_slice(body);
     buf.freeze()
+}
+
+/// Asserts that the server closes a new connection on which `frame` is sent.
+fn assert_closes(server: &ServerHandle, frame: &[u8]) {
+    let mut c = connect(server);
+    send_frame(&mut c, frame);
+    assert!(read_frame(&mut c).is_none(), "closed after {frame:?}");
+}
+
+/// Asserts that an ApiVersions request on `c` gets an answer without error.
+fn assert_answers(c: &mut TcpStream) {
+    let r: ApiVersionsResponse = call(c, ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    assert_eq!(r.error_code, 0);
 }
 
 /// Element counts claiming billions of elements in a few bytes: the decoder preallocated
@@ -503,19 +520,10 @@ fn huge_element_counts_get_errors_not_an_abort() {
     body.put_slice(&[0; 64]);
     frames.push(raw_frame(ApiKey::Metadata, plain, &body));
     for frame in &frames {
-        let mut c = connect(&server);
-        send_frame(&mut c, frame);
-        assert!(read_frame(&mut c).is_none(), "closed after {frame:?}");
+        assert_closes(&server, frame);
     }
     // The server (and this process) live on.
-    let mut c = connect(&server);
-    let r: ApiVersionsResponse = call(
-        &mut c,
-        ApiKey::ApiVersions,
-        3,
-        &ApiVersionsRequest::default(),
-    );
-    assert_eq!(r.error_code, 0);
+    assert_answers(&mut connect(&server));
 }
 
 #[test]
@@ -539,11 +547,7 @@ fn what_is_not_served_closes_the_connection_and_the_server_goes_on() {
     let r = ApiVersionsResponse::decode(&mut body, 0).unwrap();
     assert_eq!(r.error_code, 35, "UNSUPPORTED_VERSION");
     assert_eq!(r.api_keys.len(), SUPPORTED_APIS.len());
-    let closes = |frame: &[u8]| {
-        let mut c = connect(&server);
-        send_frame(&mut c, frame);
-        assert!(read_frame(&mut c).is_none(), "closed after {frame:?}");
-    };
+    let closes = |frame: &[u8]| assert_closes(&server, frame);
     // An unknown API key, an API not served, a version not served, a truncated header, a
     // body that does not decode.
     closes(&[0x7f, 0x00, 0, 0, 0, 0, 0, 1]);
@@ -568,14 +572,7 @@ fn what_is_not_served_closes_the_connection_and_the_server_goes_on() {
         assert!(read_frame(&mut c).is_none());
     }
     // The server still answers.
-    let mut c = connect(&server);
-    let r: ApiVersionsResponse = call(
-        &mut c,
-        ApiKey::ApiVersions,
-        3,
-        &ApiVersionsRequest::default(),
-    );
-    assert_eq!(r.error_code, 0);
+    assert_answers(&mut connect(&server));
 }
 
 #[test]
@@ -583,34 +580,23 @@ fn a_produce_with_acks_0_gets_no_response_and_a_retried_batch_is_written_once() 
     let (_dir, engine, server) = start();
     let mut c = connect(&server);
     let produce = |acks: i16, producer: i64, sequence: i32| {
-        let mut records = batch(&["x", "y"]).to_vec();
+        let mut records = batch(&["x", "y"]);
         if producer >= 0 {
             // Re-encode with the producer's id, epoch and sequence.
-            let rs: Vec<Record> = kafka_protocol::records::RecordBatchDecoder::decode(
-                &mut Bytes::from(records.clone()),
-            )
-            .unwrap()
-            .records
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| Record {
-                producer_id: producer,
-                producer_epoch: 0,
-                sequence: sequence + i as i32,
-                ..r
-            })
-            .collect();
-            let mut buf = BytesMut::new();
-            RecordBatchEncoder::encode(
-                &mut buf,
-                &rs,
-                &RecordEncodeOptions {
-                    version: 2,
-                    compression: Compression::None,
-                },
-            )
-            .unwrap();
-            records = buf.to_vec();
+            let rs: Vec<Record> =
+                kafka_protocol::records::RecordBatchDecoder::decode(&mut records.clone())
+                    .unwrap()
+                    .records
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, r)| Record {
+                        producer_id: producer,
+                        producer_epoch: 0,
+                        sequence: sequence + i as i32,
+                        ..r
+                    })
+                    .collect();
+            records = encode(&rs);
         }
         ProduceRequest::default()
             .with_acks(acks)
@@ -620,7 +606,7 @@ fn a_produce_with_acks_0_gets_no_response_and_a_retried_batch_is_written_once() 
                     .with_partition_data(vec![
                         produce_request::PartitionProduceData::default()
                             .with_index(1)
-                            .with_records(Some(Bytes::from(records))),
+                            .with_records(Some(records)),
                     ]),
             ])
     };
@@ -629,13 +615,7 @@ fn a_produce_with_acks_0_gets_no_response_and_a_retried_batch_is_written_once() 
         &request_frame(ApiKey::Produce, 9, 1, &produce(0, -1, 0)),
     );
     // The next response is the ApiVersions one: the acks=0 produce had none.
-    let r: ApiVersionsResponse = call(
-        &mut c,
-        ApiKey::ApiVersions,
-        3,
-        &ApiVersionsRequest::default(),
-    );
-    assert_eq!(r.error_code, 0);
+    assert_answers(&mut c);
     assert_eq!(engine.offsets("t", 1).unwrap().1, 2);
     let base = |r: ProduceResponse| {
         let p = &r.responses[0].partition_responses[0];
