@@ -498,67 +498,53 @@ struct RuntimeCase {
     records: [Vec<(usize, i64)>; 2],
 }
 
-fn runtime_case() -> impl Strategy<Value = RuntimeCase> {
-    let records = |topic: i64| {
-        vec((0..KEYS.len(), 0i64..150), 0..50).prop_map(move |recs| {
-            recs.into_iter()
-                .map(|(k, x)| (k, 2 * x + topic))
-                .collect::<Vec<_>>()
-        })
-    };
-    (
-        (
-            1u32..=4,
-            select(vec![10i64, 20, 50]),
-            any::<bool>(),
-            any::<bool>(),
-            1usize..=2,
-            select(vec![1usize, 3, 10, 1000]),
-        ),
-        (
-            select(vec![5i64, 50, 1000]),
-            select(vec![5i64, 50]),
-            select(vec![0i64, 0, 20]),
-            proptest::option::of(select(vec![1usize, 3, 10, 40])),
-            proptest::option::of(Just(64usize)),
-            proptest::option::of(10u64..90),
-            records(0),
-            records(1),
-        ),
-    )
-        .prop_map(
-            |(
-                (partitions, size, cache, in_memory, threads, buffered),
-                (
-                    commit_ms,
-                    poll_ms,
-                    idle_ms,
-                    max_poll_records,
-                    partition_fetch_bytes,
-                    restart_at,
-                    left,
-                    right,
-                ),
-            )| RuntimeCase {
-                partitions,
-                size,
-                cache,
-                store: if in_memory {
-                    DslStore::InMemory
-                } else {
-                    DslStore::RocksDb
-                },
-                threads,
-                buffered,
-                commit_ms,
-                poll_ms,
-                idle_ms,
-                max_poll_records,
-                partition_fetch_bytes,
-                restart_at,
-                records: [left, right],
+/// Per topic `topic` (0 or 1): up to 50 records as (key index, timestamp), timestamps of
+/// that topic's parity.
+fn topic_records(topic: i64) -> impl Strategy<Value = Vec<(usize, i64)>> {
+    vec((0..KEYS.len(), 0i64..150), 0..50).prop_map(move |recs| {
+        recs.into_iter()
+            .map(|(k, x)| (k, 2 * x + topic))
+            .collect::<Vec<_>>()
+    })
+}
+
+prop_compose! {
+    fn runtime_case()(
+        partitions in 1u32..=4,
+        size in select(vec![10i64, 20, 50]),
+        cache in any::<bool>(),
+        in_memory in any::<bool>(),
+        threads in 1usize..=2,
+        buffered in select(vec![1usize, 3, 10, 1000]),
+        commit_ms in select(vec![5i64, 50, 1000]),
+        poll_ms in select(vec![5i64, 50]),
+        idle_ms in select(vec![0i64, 0, 20]),
+        max_poll_records in proptest::option::of(select(vec![1usize, 3, 10, 40])),
+        partition_fetch_bytes in proptest::option::of(Just(64usize)),
+        restart_at in proptest::option::of(10u64..90),
+        left in topic_records(0),
+        right in topic_records(1),
+    ) -> RuntimeCase {
+        RuntimeCase {
+            partitions,
+            size,
+            cache,
+            store: if in_memory {
+                DslStore::InMemory
+            } else {
+                DslStore::RocksDb
             },
-        )
+            threads,
+            buffered,
+            commit_ms,
+            poll_ms,
+            idle_ms,
+            max_poll_records,
+            partition_fetch_bytes,
+            restart_at,
+            records: [left, right],
+        }
+    }
 }
 
 /// Every record of `topic` as (key, value, timestamp), partition by partition in offset
