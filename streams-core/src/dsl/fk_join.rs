@@ -248,13 +248,65 @@ fn fk_join<K: Data, V: Data, KO: Data, VO: Data, VR: Data>(
     KTable::new(b, node, Some(out_ks), Some(out_vs), Some(store))
 }
 
-/// Foreign-key joins (KIP-213). The left table's rows each name a row of `other` through
-/// `foreign_key`; the result is keyed like the left table and holds one joined value per
-/// left row whose foreign key is present in `other` (inner) or every left row (left).
-/// Updates of either table update every affected result; changing or deleting a row's
-/// foreign key retracts its old result. The result is materialized (its store is named by
-/// `Materialized`, or generated) so that it carries old values downstream.
-impl<K: Data, V: Data> KTable<K, V> {
+/// An inner foreign-key join's joiner: called with both values.
+fn inner_fk_joiner<V, VO, VR>(
+    joiner: impl Fn(&V, &VO) -> VR + Send + Sync + 'static,
+) -> FkJoiner<V, VO, VR> {
+    Arc::new(move |v, o| match o {
+        Some(o) => joiner(v, o),
+        None => unreachable!("an inner join calls its joiner with both values"),
+    })
+}
+
+/// A left foreign-key join's joiner: called with the other row's value if there is one.
+fn left_fk_joiner<V, VO, VR>(
+    joiner: impl Fn(&V, Option<&VO>) -> VR + Send + Sync + 'static,
+) -> FkJoiner<V, VO, VR> {
+    Arc::new(joiner)
+}
+
+/// Writes each foreign-key join kind on `KTable<K, V>`: `$plain` (the result's default
+/// value serde), and `$with` with a base name for its processors, internal topics and store
+/// and options for the result's store. `$left`: every left row has a result. `$o` is what
+/// the joiner gets of the other row, `$adapt` makes the joiner the join node calls. The caller gives the impl block's docs, then each
+/// kind's `$plain` docs.
+macro_rules! fk_join_methods {
+    (
+        $(#[$impl_doc:meta])*
+        impl KTable;
+        $(
+            $(#[$doc:meta])*
+            $left:literal: $plain:ident, $with:ident, $o:ty, $adapt:ident;
+        )+
+    ) => {
+        $(#[$impl_doc])*
+        impl<K: Data, V: Data> KTable<K, V> {
+            $(
+                $(#[$doc])*
+                pub fn $plain<KO: Data, VO: Data, VR: Data + DefaultSerde, X, F>(&self, other: &KTable<KO, VO>, foreign_key: X, joiner: F) -> KTable<K, VR>
+                where X: Fn(&V) -> KO + Send + Sync + 'static, F: Fn(&V, $o) -> VR + Send + Sync + 'static {
+                    let materialized = Materialized::with_value(VR::default_serde());
+                    self.$with(other, foreign_key, joiner, Named::none(), materialized)
+                }
+
+                #[doc = concat!("[`", stringify!($plain), "`](Self::", stringify!($plain), ") with a base name for its processors, internal topics and store, and options for the result's store.")]
+                pub fn $with<KO: Data, VO: Data, VR: Data, X, F>(&self, other: &KTable<KO, VO>, foreign_key: X, joiner: F, named: Named, materialized: Materialized<K, VR>) -> KTable<K, VR>
+                where X: Fn(&V) -> KO + Send + Sync + 'static, F: Fn(&V, $o) -> VR + Send + Sync + 'static {
+                    fk_join(self, other, Arc::new(foreign_key), $adapt(joiner), $left, named, materialized)
+                }
+            )+
+        }
+    };
+}
+
+fk_join_methods! {
+    /// Foreign-key joins (KIP-213). The left table's rows each name a row of `other` through
+    /// `foreign_key`; the result is keyed like the left table and holds one joined value per
+    /// left row whose foreign key is present in `other` (inner) or every left row (left).
+    /// Updates of either table update every affected result; changing or deleting a row's
+    /// foreign key retracts its old result. The result is materialized (its store is named by
+    /// `Materialized`, or generated) so that it carries old values downstream.
+    impl KTable;
     /// Inner foreign-key join.
     ///
     /// ```
@@ -276,108 +328,7 @@ impl<K: Data, V: Data> KTable<K, V> {
     /// assert_eq!(driver.output_topic::<String, Option<String>>("order-lines").read_values_to_list().unwrap(),
     ///            vec![Some("3 x pen".to_string()), Some("3 x ink pen".to_string())]);
     /// ```
-    pub fn join_on_foreign_key<KO, VO, VR, X, F>(
-        &self,
-        other: &KTable<KO, VO>,
-        foreign_key: X,
-        joiner: F,
-    ) -> KTable<K, VR>
-    where
-        KO: Data,
-        VO: Data,
-        VR: Data + DefaultSerde,
-        X: Fn(&V) -> KO + Send + Sync + 'static,
-        F: Fn(&V, &VO) -> VR + Send + Sync + 'static,
-    {
-        self.join_on_foreign_key_with(
-            other,
-            foreign_key,
-            joiner,
-            Named::none(),
-            Materialized::with_value(VR::default_serde()),
-        )
-    }
-
-    /// [`join_on_foreign_key`](Self::join_on_foreign_key) with a base name for its
-    /// processors, internal topics and store, and options for the result's store.
-    pub fn join_on_foreign_key_with<KO, VO, VR, X, F>(
-        &self,
-        other: &KTable<KO, VO>,
-        foreign_key: X,
-        joiner: F,
-        named: Named,
-        materialized: Materialized<K, VR>,
-    ) -> KTable<K, VR>
-    where
-        KO: Data,
-        VO: Data,
-        VR: Data,
-        X: Fn(&V) -> KO + Send + Sync + 'static,
-        F: Fn(&V, &VO) -> VR + Send + Sync + 'static,
-    {
-        let j: FkJoiner<V, VO, VR> = Arc::new(move |v, o| match o {
-            Some(o) => joiner(v, o),
-            None => unreachable!("an inner join calls its joiner with both values"),
-        });
-        fk_join(
-            self,
-            other,
-            Arc::new(foreign_key),
-            j,
-            false,
-            named,
-            materialized,
-        )
-    }
-
+    false: join_on_foreign_key, join_on_foreign_key_with, &VO, inner_fk_joiner;
     /// Left foreign-key join: every left row, joined with its foreign row or `None`.
-    pub fn left_join_on_foreign_key<KO, VO, VR, X, F>(
-        &self,
-        other: &KTable<KO, VO>,
-        foreign_key: X,
-        joiner: F,
-    ) -> KTable<K, VR>
-    where
-        KO: Data,
-        VO: Data,
-        VR: Data + DefaultSerde,
-        X: Fn(&V) -> KO + Send + Sync + 'static,
-        F: Fn(&V, Option<&VO>) -> VR + Send + Sync + 'static,
-    {
-        self.left_join_on_foreign_key_with(
-            other,
-            foreign_key,
-            joiner,
-            Named::none(),
-            Materialized::with_value(VR::default_serde()),
-        )
-    }
-
-    /// [`left_join_on_foreign_key`](Self::left_join_on_foreign_key) with a base name and
-    /// options for the result's store.
-    pub fn left_join_on_foreign_key_with<KO, VO, VR, X, F>(
-        &self,
-        other: &KTable<KO, VO>,
-        foreign_key: X,
-        joiner: F,
-        named: Named,
-        materialized: Materialized<K, VR>,
-    ) -> KTable<K, VR>
-    where
-        KO: Data,
-        VO: Data,
-        VR: Data,
-        X: Fn(&V) -> KO + Send + Sync + 'static,
-        F: Fn(&V, Option<&VO>) -> VR + Send + Sync + 'static,
-    {
-        fk_join(
-            self,
-            other,
-            Arc::new(foreign_key),
-            Arc::new(joiner),
-            true,
-            named,
-            materialized,
-        )
-    }
+    true: left_join_on_foreign_key, left_join_on_foreign_key_with, Option<&VO>, left_fk_joiner;
 }

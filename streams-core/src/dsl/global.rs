@@ -204,56 +204,48 @@ fn global_join<K: Data, V: Data, GK: Data, GV: Data, VR: Data>(
     )
 }
 
-/// Stream-global-table joins (Kafka's `KStream#join(GlobalKTable, KeyValueMapper,
-/// ValueJoiner)`). Each stream record computes its lookup key with `key_selector` and joins
-/// the global table's current value for it; table updates emit nothing; the result keeps the
-/// stream record's key and timestamp. No repartitioning or co-partitioning is needed.
-impl<K: Data, V: Data> KStream<K, V> {
+/// Writes each stream-global join kind on `KStream<K, V>`: `$plain`, and `$with_key` with
+/// a joiner that also sees the stream key and a processor name. `$left`: the kind passes on
+/// records the table has no value for. The caller gives the impl block's docs, then each
+/// kind's `$plain` docs.
+macro_rules! global_join_methods {
+    (
+        $(#[$impl_doc:meta])*
+        impl KStream;
+        $(
+            $(#[$doc:meta])*
+            $left:literal: $plain:ident, $with_key:ident, ($v:ty, $o:ty), $adapt:ident;
+        )+
+    ) => {
+        $(#[$impl_doc])*
+        impl<K: Data, V: Data> KStream<K, V> {
+            $(
+                $(#[$doc])*
+                pub fn $plain<GK: Data, GV: Data, VR: Data, S, F>(&self, table: &GlobalKTable<GK, GV>, key_selector: S, joiner: F) -> KStream<K, VR>
+                where S: Fn(&K, &V) -> GK + Send + Sync + 'static, F: Fn($v, $o) -> VR + Send + Sync + 'static {
+                    let with_key = move |_: &K, v: $v, g: $o| joiner(v, g);
+                    self.$with_key(table, key_selector, with_key, Named::none())
+                }
+
+                #[doc = concat!("[`", stringify!($plain), "`](Self::", stringify!($plain), ") with a joiner that also sees the stream key, and a processor name.")]
+                pub fn $with_key<GK: Data, GV: Data, VR: Data, S, F>(&self, table: &GlobalKTable<GK, GV>, key_selector: S, joiner: F, named: Named) -> KStream<K, VR>
+                where S: Fn(&K, &V) -> GK + Send + Sync + 'static, F: Fn(&K, $v, $o) -> VR + Send + Sync + 'static {
+                    let f = super::join_methods::$adapt(joiner);
+                    global_join(self, table, Arc::new(key_selector), f, named, $left)
+                }
+            )+
+        }
+    };
+}
+
+global_join_methods! {
+    /// Stream-global-table joins (Kafka's `KStream#join(GlobalKTable, KeyValueMapper,
+    /// ValueJoiner)`). Each stream record computes its lookup key with `key_selector` and joins
+    /// the global table's current value for it; table updates emit nothing; the result keeps the
+    /// stream record's key and timestamp. No repartitioning or co-partitioning is needed.
+    impl KStream;
     /// Inner join with a global table: records whose lookup key is in the table.
-    pub fn join_global<GK, GV, VR, S, F>(
-        &self,
-        table: &GlobalKTable<GK, GV>,
-        key_selector: S,
-        joiner: F,
-    ) -> KStream<K, VR>
-    where
-        GK: Data,
-        GV: Data,
-        VR: Data,
-        S: Fn(&K, &V) -> GK + Send + Sync + 'static,
-        F: Fn(&V, &GV) -> VR + Send + Sync + 'static,
-    {
-        self.join_global_with_key(
-            table,
-            key_selector,
-            move |_, v, g| joiner(v, g),
-            Named::none(),
-        )
-    }
-
-    /// [`join_global`](Self::join_global) with a joiner that also sees the stream key, and a
-    /// processor name.
-    pub fn join_global_with_key<GK, GV, VR, S, F>(
-        &self,
-        table: &GlobalKTable<GK, GV>,
-        key_selector: S,
-        joiner: F,
-        named: Named,
-    ) -> KStream<K, VR>
-    where
-        GK: Data,
-        GV: Data,
-        VR: Data,
-        S: Fn(&K, &V) -> GK + Send + Sync + 'static,
-        F: Fn(&K, &V, &GV) -> VR + Send + Sync + 'static,
-    {
-        let f: JoinFn<K, V, GV, VR> = Arc::new(move |k, v, g| match (v, g) {
-            (Some(v), Some(g)) => joiner(k, v, g),
-            _ => unreachable!("an inner join calls its joiner with both values"),
-        });
-        global_join(self, table, Arc::new(key_selector), f, named, false)
-    }
-
+    false: join_global, join_global_with_key, (&V, &GV), inner_joiner;
     /// Left join with a global table: every record, joined with the table's value for its
     /// lookup key or with `None`.
     ///
@@ -268,47 +260,5 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// driver.input_topic::<String, String>("views").pipe_input("u1".into(), "/new".into()).unwrap();
     /// assert_eq!(driver.output_topic::<String, String>("out").read_values_to_list().unwrap(), vec!["/new:?"]);
     /// ```
-    pub fn left_join_global<GK, GV, VR, S, F>(
-        &self,
-        table: &GlobalKTable<GK, GV>,
-        key_selector: S,
-        joiner: F,
-    ) -> KStream<K, VR>
-    where
-        GK: Data,
-        GV: Data,
-        VR: Data,
-        S: Fn(&K, &V) -> GK + Send + Sync + 'static,
-        F: Fn(&V, Option<&GV>) -> VR + Send + Sync + 'static,
-    {
-        self.left_join_global_with_key(
-            table,
-            key_selector,
-            move |_, v, g| joiner(v, g),
-            Named::none(),
-        )
-    }
-
-    /// [`left_join_global`](Self::left_join_global) with a joiner that also sees the stream
-    /// key, and a processor name.
-    pub fn left_join_global_with_key<GK, GV, VR, S, F>(
-        &self,
-        table: &GlobalKTable<GK, GV>,
-        key_selector: S,
-        joiner: F,
-        named: Named,
-    ) -> KStream<K, VR>
-    where
-        GK: Data,
-        GV: Data,
-        VR: Data,
-        S: Fn(&K, &V) -> GK + Send + Sync + 'static,
-        F: Fn(&K, &V, Option<&GV>) -> VR + Send + Sync + 'static,
-    {
-        let f: JoinFn<K, V, GV, VR> = Arc::new(move |k, v, g| match v {
-            Some(v) => joiner(k, v, g),
-            None => unreachable!("a stream-global join always has the stream value"),
-        });
-        global_join(self, table, Arc::new(key_selector), f, named, true)
-    }
+    true: left_join_global, left_join_global_with_key, (&V, Option<&GV>), left_joiner;
 }

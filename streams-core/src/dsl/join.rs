@@ -20,6 +20,7 @@ use crate::window::JoinWindows;
 
 use super::KStream;
 use super::builder::{Shared, add_fn_node, require_serde};
+use super::join_methods::{inner_joiner, join_methods, left_joiner, outer_joiner};
 use super::kstream::repartition_through;
 use super::options::StreamJoined;
 
@@ -317,14 +318,17 @@ fn defaults<K: Data + DefaultSerde, V: Data + DefaultSerde, VO: Data + DefaultSe
     )
 }
 
-/// Stream-stream joins. A record of either side joins every record of the other side with
-/// the same key whose timestamp is within the [`JoinWindows`]; the result's timestamp is the
-/// larger of the two. Both sides are buffered in window stores for `before + after + grace`;
-/// records later than that are not buffered (and counted as dropped) but still join the
-/// other side's buffered records. Records with a null key or value are dropped (a left or
-/// outer join passes a null-key record on with no partner). Sides whose key was changed are
-/// repartitioned first; the topics joined must have the same partition count.
-impl<K: Data, V: Data> KStream<K, V> {
+join_methods! {
+    /// Stream-stream joins. A record of either side joins every record of the other side with
+    /// the same key whose timestamp is within the [`JoinWindows`]; the result's timestamp is the
+    /// larger of the two. Both sides are buffered in window stores for `before + after + grace`;
+    /// records later than that are not buffered (and counted as dropped) but still join the
+    /// other side's buffered records. Records with a null key or value are dropped (a left or
+    /// outer join passes a null-key record on with no partner). Sides whose key was changed are
+    /// repartitioned first; the topics joined must have the same partition count.
+    other: &KStream<K, VO>, where [VO: Data + DefaultSerde];
+    args [windows: JoinWindows], options StreamJoined, defaults defaults;
+    join stream_stream_join;
     /// Inner join with another stream, with the default serdes (or those the streams carry).
     ///
     /// ```
@@ -345,59 +349,7 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// assert_eq!(out.len(), 1);
     /// assert_eq!((out[0].value.as_str(), out[0].timestamp), ("/home->buy", 30_000));
     /// ```
-    pub fn join<VO, VR, F>(
-        &self,
-        other: &KStream<K, VO>,
-        joiner: F,
-        windows: JoinWindows,
-    ) -> KStream<K, VR>
-    where
-        K: DefaultSerde,
-        V: DefaultSerde,
-        VO: Data + DefaultSerde,
-        VR: Data,
-        F: Fn(&V, &VO) -> VR + Send + Sync + 'static,
-    {
-        self.join_with(other, joiner, windows, defaults(self, other))
-    }
-
-    /// [`join`](Self::join) with explicit options.
-    pub fn join_with<VO, VR, F>(
-        &self,
-        other: &KStream<K, VO>,
-        joiner: F,
-        windows: JoinWindows,
-        joined: StreamJoined<K, V, VO>,
-    ) -> KStream<K, VR>
-    where
-        VO: Data,
-        VR: Data,
-        F: Fn(&V, &VO) -> VR + Send + Sync + 'static,
-    {
-        self.join_with_key(other, move |_, v, o| joiner(v, o), windows, joined)
-    }
-
-    /// [`join_with`](Self::join_with) with a joiner that also sees the key (Kafka's
-    /// `ValueJoinerWithKey`).
-    pub fn join_with_key<VO, VR, F>(
-        &self,
-        other: &KStream<K, VO>,
-        joiner: F,
-        windows: JoinWindows,
-        joined: StreamJoined<K, V, VO>,
-    ) -> KStream<K, VR>
-    where
-        VO: Data,
-        VR: Data,
-        F: Fn(&K, &V, &VO) -> VR + Send + Sync + 'static,
-    {
-        let f: JoinFn<K, V, VO, VR> = Arc::new(move |k, v, o| match (v, o) {
-            (Some(v), Some(o)) => joiner(k, v, o),
-            _ => unreachable!("an inner join calls its joiner with both values"),
-        });
-        stream_stream_join(self, other, f, windows, joined, JoinKind::Inner)
-    }
-
+    Inner: join, join_with, join_with_key, (&V, &VO), inner_joiner;
     /// Left join with another stream: every record of this stream appears in the result,
     /// joined with each partner or, when its window closes without one, with `None`
     /// (never eagerly: a `None` result is emitted only once stream time passes
@@ -422,58 +374,7 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// views_in.pipe_input_at("u3".into(), "/c".into(), 10_001).unwrap(); // closes u1's window
     /// assert_eq!(out.read_values_to_list().unwrap(), vec!["/a->-"]);
     /// ```
-    pub fn left_join<VO, VR, F>(
-        &self,
-        other: &KStream<K, VO>,
-        joiner: F,
-        windows: JoinWindows,
-    ) -> KStream<K, VR>
-    where
-        K: DefaultSerde,
-        V: DefaultSerde,
-        VO: Data + DefaultSerde,
-        VR: Data,
-        F: Fn(&V, Option<&VO>) -> VR + Send + Sync + 'static,
-    {
-        self.left_join_with(other, joiner, windows, defaults(self, other))
-    }
-
-    /// [`left_join`](Self::left_join) with explicit options.
-    pub fn left_join_with<VO, VR, F>(
-        &self,
-        other: &KStream<K, VO>,
-        joiner: F,
-        windows: JoinWindows,
-        joined: StreamJoined<K, V, VO>,
-    ) -> KStream<K, VR>
-    where
-        VO: Data,
-        VR: Data,
-        F: Fn(&V, Option<&VO>) -> VR + Send + Sync + 'static,
-    {
-        self.left_join_with_key(other, move |_, v, o| joiner(v, o), windows, joined)
-    }
-
-    /// [`left_join_with`](Self::left_join_with) with a joiner that also sees the key.
-    pub fn left_join_with_key<VO, VR, F>(
-        &self,
-        other: &KStream<K, VO>,
-        joiner: F,
-        windows: JoinWindows,
-        joined: StreamJoined<K, V, VO>,
-    ) -> KStream<K, VR>
-    where
-        VO: Data,
-        VR: Data,
-        F: Fn(&K, &V, Option<&VO>) -> VR + Send + Sync + 'static,
-    {
-        let f: JoinFn<K, V, VO, VR> = Arc::new(move |k, v, o| match v {
-            Some(v) => joiner(k, v, o),
-            None => unreachable!("a left join calls its joiner with the left value"),
-        });
-        stream_stream_join(self, other, f, windows, joined, JoinKind::Left)
-    }
-
+    Left: left_join, left_join_with, left_join_with_key, (&V, Option<&VO>), left_joiner;
     /// Outer join with another stream: every record of either stream appears in the result,
     /// joined with each partner or, once its window closes without one, with `None` for the
     /// missing side.
@@ -494,52 +395,5 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// let out = driver.output_topic::<String, String>("out");
     /// assert_eq!(out.read_values_to_list().unwrap(), vec!["(None, Some(2))"]);
     /// ```
-    pub fn outer_join<VO, VR, F>(
-        &self,
-        other: &KStream<K, VO>,
-        joiner: F,
-        windows: JoinWindows,
-    ) -> KStream<K, VR>
-    where
-        K: DefaultSerde,
-        V: DefaultSerde,
-        VO: Data + DefaultSerde,
-        VR: Data,
-        F: Fn(Option<&V>, Option<&VO>) -> VR + Send + Sync + 'static,
-    {
-        self.outer_join_with(other, joiner, windows, defaults(self, other))
-    }
-
-    /// [`outer_join`](Self::outer_join) with explicit options.
-    pub fn outer_join_with<VO, VR, F>(
-        &self,
-        other: &KStream<K, VO>,
-        joiner: F,
-        windows: JoinWindows,
-        joined: StreamJoined<K, V, VO>,
-    ) -> KStream<K, VR>
-    where
-        VO: Data,
-        VR: Data,
-        F: Fn(Option<&V>, Option<&VO>) -> VR + Send + Sync + 'static,
-    {
-        self.outer_join_with_key(other, move |_, v, o| joiner(v, o), windows, joined)
-    }
-
-    /// [`outer_join_with`](Self::outer_join_with) with a joiner that also sees the key.
-    pub fn outer_join_with_key<VO, VR, F>(
-        &self,
-        other: &KStream<K, VO>,
-        joiner: F,
-        windows: JoinWindows,
-        joined: StreamJoined<K, V, VO>,
-    ) -> KStream<K, VR>
-    where
-        VO: Data,
-        VR: Data,
-        F: Fn(&K, Option<&V>, Option<&VO>) -> VR + Send + Sync + 'static,
-    {
-        let f: JoinFn<K, V, VO, VR> = Arc::new(joiner);
-        stream_stream_join(self, other, f, windows, joined, JoinKind::Outer)
-    }
+    Outer: outer_join, outer_join_with, outer_join_with_key, (Option<&V>, Option<&VO>), outer_joiner;
 }

@@ -15,6 +15,7 @@ mod fk_join;
 mod global;
 mod grouped;
 mod join;
+mod join_methods;
 mod kstream;
 mod ktable;
 mod nodes;

@@ -13,6 +13,7 @@ use crate::serde::DefaultSerde;
 
 use super::builder::{Shared, TsHandle, add_fn_node, add_store_node, add_table_source_node};
 use super::join::copartitioned;
+use super::join_methods::{inner_joiner, join_methods, left_joiner, outer_joiner};
 use super::options::{Joined, Materialized, Named};
 use super::{KStream, KTable};
 use crate::internals::stream_join::{JoinFn, JoinKind};
@@ -56,8 +57,9 @@ fn stream_table_join<K: Data, V: Data, VT: Data, VR: Data>(
     table: &KTable<K, VT>,
     joiner: JoinFn<K, V, VT, VR>,
     joined: Joined<K, V, VT>,
-    left: bool,
+    kind: JoinKind,
 ) -> KStream<K, VR> {
+    let left = kind == JoinKind::Left;
     let b: Shared = stream.b.clone();
     let name = joined.name.clone();
     let op = name
@@ -183,13 +185,16 @@ fn joined_defaults<K: Data + DefaultSerde, V: Data + DefaultSerde, VT: Data>(
     j
 }
 
-/// Stream-table joins (Kafka's `KStream#join(KTable)`, named `join_table` here because Rust
-/// has no overloading). Only stream records trigger: each looks up the table's current value
-/// for its key (the table's updates alone emit nothing); the result keeps the stream
-/// record's timestamp. Records with a null key or value are dropped (a left join passes a
-/// null-key record on, with no table value). The stream is repartitioned first if its key
-/// was changed; the stream's and the table's topics must have the same partition count.
-impl<K: Data, V: Data> KStream<K, V> {
+join_methods! {
+    /// Stream-table joins (Kafka's `KStream#join(KTable)`, named `join_table` here because Rust
+    /// has no overloading). Only stream records trigger: each looks up the table's current value
+    /// for its key (the table's updates alone emit nothing); the result keeps the stream
+    /// record's timestamp. Records with a null key or value are dropped (a left join passes a
+    /// null-key record on, with no table value). The stream is repartitioned first if its key
+    /// was changed; the stream's and the table's topics must have the same partition count.
+    table: &KTable<K, VT>, where [VT: Data];
+    args [], options Joined, defaults joined_defaults;
+    join stream_table_join;
     /// Inner join with a table: records whose key is in the table, joined with its value.
     ///
     /// ```
@@ -206,51 +211,7 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// views.pipe_input("u1".into(), "/b".into()).unwrap();
     /// assert_eq!(driver.output_topic::<String, String>("views-by-country").read_values_to_list().unwrap(), vec!["/b@fr"]);
     /// ```
-    pub fn join_table<VT, VR, F>(&self, table: &KTable<K, VT>, joiner: F) -> KStream<K, VR>
-    where
-        K: DefaultSerde,
-        V: DefaultSerde,
-        VT: Data,
-        VR: Data,
-        F: Fn(&V, &VT) -> VR + Send + Sync + 'static,
-    {
-        self.join_table_with(table, joiner, joined_defaults(self, table))
-    }
-
-    /// [`join_table`](Self::join_table) with explicit options.
-    pub fn join_table_with<VT, VR, F>(
-        &self,
-        table: &KTable<K, VT>,
-        joiner: F,
-        joined: Joined<K, V, VT>,
-    ) -> KStream<K, VR>
-    where
-        VT: Data,
-        VR: Data,
-        F: Fn(&V, &VT) -> VR + Send + Sync + 'static,
-    {
-        self.join_table_with_key(table, move |_, v, t| joiner(v, t), joined)
-    }
-
-    /// [`join_table_with`](Self::join_table_with) with a joiner that also sees the key.
-    pub fn join_table_with_key<VT, VR, F>(
-        &self,
-        table: &KTable<K, VT>,
-        joiner: F,
-        joined: Joined<K, V, VT>,
-    ) -> KStream<K, VR>
-    where
-        VT: Data,
-        VR: Data,
-        F: Fn(&K, &V, &VT) -> VR + Send + Sync + 'static,
-    {
-        let f: JoinFn<K, V, VT, VR> = Arc::new(move |k, v, t| match (v, t) {
-            (Some(v), Some(t)) => joiner(k, v, t),
-            _ => unreachable!("an inner join calls its joiner with both values"),
-        });
-        stream_table_join(self, table, f, joined, false)
-    }
-
+    Inner: join_table, join_table_with, join_table_with_key, (&V, &VT), inner_joiner;
     /// Left join with a table: every record, joined with the table's value for its key or
     /// with `None`.
     ///
@@ -265,51 +226,7 @@ impl<K: Data, V: Data> KStream<K, V> {
     /// driver.input_topic::<String, String>("views").pipe_input("u1".into(), "/a".into()).unwrap();
     /// assert_eq!(driver.output_topic::<String, String>("out").read_values_to_list().unwrap(), vec!["/a@?"]);
     /// ```
-    pub fn left_join_table<VT, VR, F>(&self, table: &KTable<K, VT>, joiner: F) -> KStream<K, VR>
-    where
-        K: DefaultSerde,
-        V: DefaultSerde,
-        VT: Data,
-        VR: Data,
-        F: Fn(&V, Option<&VT>) -> VR + Send + Sync + 'static,
-    {
-        self.left_join_table_with(table, joiner, joined_defaults(self, table))
-    }
-
-    /// [`left_join_table`](Self::left_join_table) with explicit options.
-    pub fn left_join_table_with<VT, VR, F>(
-        &self,
-        table: &KTable<K, VT>,
-        joiner: F,
-        joined: Joined<K, V, VT>,
-    ) -> KStream<K, VR>
-    where
-        VT: Data,
-        VR: Data,
-        F: Fn(&V, Option<&VT>) -> VR + Send + Sync + 'static,
-    {
-        self.left_join_table_with_key(table, move |_, v, t| joiner(v, t), joined)
-    }
-
-    /// [`left_join_table_with`](Self::left_join_table_with) with a joiner that also sees the
-    /// key.
-    pub fn left_join_table_with_key<VT, VR, F>(
-        &self,
-        table: &KTable<K, VT>,
-        joiner: F,
-        joined: Joined<K, V, VT>,
-    ) -> KStream<K, VR>
-    where
-        VT: Data,
-        VR: Data,
-        F: Fn(&K, &V, Option<&VT>) -> VR + Send + Sync + 'static,
-    {
-        let f: JoinFn<K, V, VT, VR> = Arc::new(move |k, v, t| match v {
-            Some(v) => joiner(k, v, t),
-            None => unreachable!("a stream-table join always has the stream value"),
-        });
-        stream_table_join(self, table, f, joined, true)
-    }
+    Left: left_join_table, left_join_table_with, left_join_table_with_key, (&V, Option<&VT>), left_joiner;
 }
 
 /// One side of a table-table join (Kafka's `KTableKTable{Inner,Left,Right,Outer}Join`
@@ -469,12 +386,46 @@ fn table_table_join<K: Data, VL: Data, VR: Data, VO: Data>(
     }
 }
 
-/// Table-table joins (Kafka's `KTable#join`): both tables are materialized and both sides
-/// trigger; an update of either side joins the other side's current value. Results are
-/// table changes carrying the old result too (so a downstream `group_by` subtracts
-/// correctly); a result that disappears is a tombstone. The result's timestamp is the larger
-/// of the two values' timestamps. The tables' topics must have the same partition count.
-impl<K: Data, V: Data> KTable<K, V> {
+/// Writes each table-table join kind on `KTable<K, V>`: `$plain`, and `$with` with a
+/// processor name and a store for the result (queryable by its name). The caller gives the
+/// impl block's docs, then each kind's `$plain` docs.
+macro_rules! table_join_methods {
+    (
+        $(#[$impl_doc:meta])*
+        impl KTable;
+        $(
+            $(#[$doc:meta])*
+            $kind:ident: $plain:ident, $with:ident, ($v:ty, $o:ty), $adapt:ident;
+        )+
+    ) => {
+        $(#[$impl_doc])*
+        impl<K: Data, V: Data> KTable<K, V> {
+            $(
+                $(#[$doc])*
+                pub fn $plain<VO: Data, VR: Data, F>(&self, other: &KTable<K, VO>, joiner: F) -> KTable<K, VR>
+                where F: Fn($v, $o) -> VR + Send + Sync + 'static {
+                    let f = $adapt(move |_, v, o| joiner(v, o));
+                    table_table_join(self, other, f, JoinKind::$kind, Named::none(), None)
+                }
+
+                #[doc = concat!("[`", stringify!($plain), "`](Self::", stringify!($plain), ") with a processor name and a store for the result (queryable by its name).")]
+                pub fn $with<VO: Data, VR: Data, F>(&self, other: &KTable<K, VO>, joiner: F, named: Named, materialized: Materialized<K, VR>) -> KTable<K, VR>
+                where F: Fn($v, $o) -> VR + Send + Sync + 'static {
+                    let f = $adapt(move |_, v, o| joiner(v, o));
+                    table_table_join(self, other, f, JoinKind::$kind, named, Some(materialized))
+                }
+            )+
+        }
+    };
+}
+
+table_join_methods! {
+    /// Table-table joins (Kafka's `KTable#join`): both tables are materialized and both sides
+    /// trigger; an update of either side joins the other side's current value. Results are
+    /// table changes carrying the old result too (so a downstream `group_by` subtracts
+    /// correctly); a result that disappears is a tombstone. The result's timestamp is the larger
+    /// of the two values' timestamps. The tables' topics must have the same partition count.
+    impl KTable;
     /// Inner join with another table: keys present in both.
     ///
     /// ```
@@ -493,116 +444,10 @@ impl<K: Data, V: Data> KTable<K, V> {
     /// assert_eq!(driver.output_topic::<String, Option<String>>("contacts").read_values_to_list().unwrap(),
     ///            vec![Some("Ann <a@x>".to_string()), None]);
     /// ```
-    pub fn join<VO, VR, F>(&self, other: &KTable<K, VO>, joiner: F) -> KTable<K, VR>
-    where
-        VO: Data,
-        VR: Data,
-        F: Fn(&V, &VO) -> VR + Send + Sync + 'static,
-    {
-        let f: JoinFn<K, V, VO, VR> = Arc::new(move |_, v, o| match (v, o) {
-            (Some(v), Some(o)) => joiner(v, o),
-            _ => unreachable!("an inner join calls its joiner with both values"),
-        });
-        table_table_join(self, other, f, JoinKind::Inner, Named::none(), None)
-    }
-
-    /// [`join`](Self::join) with a processor name and a store for the result (queryable by
-    /// its name).
-    pub fn join_with<VO, VR, F>(
-        &self,
-        other: &KTable<K, VO>,
-        joiner: F,
-        named: Named,
-        materialized: Materialized<K, VR>,
-    ) -> KTable<K, VR>
-    where
-        VO: Data,
-        VR: Data,
-        F: Fn(&V, &VO) -> VR + Send + Sync + 'static,
-    {
-        let f: JoinFn<K, V, VO, VR> = Arc::new(move |_, v, o| match (v, o) {
-            (Some(v), Some(o)) => joiner(v, o),
-            _ => unreachable!("an inner join calls its joiner with both values"),
-        });
-        table_table_join(self, other, f, JoinKind::Inner, named, Some(materialized))
-    }
-
+    Inner: join, join_with, (&V, &VO), inner_joiner;
     /// Left join with another table: every key of this table, joined with the other's
     /// value or `None`.
-    pub fn left_join<VO, VR, F>(&self, other: &KTable<K, VO>, joiner: F) -> KTable<K, VR>
-    where
-        VO: Data,
-        VR: Data,
-        F: Fn(&V, Option<&VO>) -> VR + Send + Sync + 'static,
-    {
-        table_table_join(
-            self,
-            other,
-            left_fn(joiner),
-            JoinKind::Left,
-            Named::none(),
-            None,
-        )
-    }
-
-    /// [`left_join`](Self::left_join) with a processor name and a store for the result.
-    pub fn left_join_with<VO, VR, F>(
-        &self,
-        other: &KTable<K, VO>,
-        joiner: F,
-        named: Named,
-        materialized: Materialized<K, VR>,
-    ) -> KTable<K, VR>
-    where
-        VO: Data,
-        VR: Data,
-        F: Fn(&V, Option<&VO>) -> VR + Send + Sync + 'static,
-    {
-        table_table_join(
-            self,
-            other,
-            left_fn(joiner),
-            JoinKind::Left,
-            named,
-            Some(materialized),
-        )
-    }
-
+    Left: left_join, left_join_with, (&V, Option<&VO>), left_joiner;
     /// Outer join with another table: every key of either table.
-    pub fn outer_join<VO, VR, F>(&self, other: &KTable<K, VO>, joiner: F) -> KTable<K, VR>
-    where
-        VO: Data,
-        VR: Data,
-        F: Fn(Option<&V>, Option<&VO>) -> VR + Send + Sync + 'static,
-    {
-        let f: JoinFn<K, V, VO, VR> = Arc::new(move |_, v, o| joiner(v, o));
-        table_table_join(self, other, f, JoinKind::Outer, Named::none(), None)
-    }
-
-    /// [`outer_join`](Self::outer_join) with a processor name and a store for the result.
-    pub fn outer_join_with<VO, VR, F>(
-        &self,
-        other: &KTable<K, VO>,
-        joiner: F,
-        named: Named,
-        materialized: Materialized<K, VR>,
-    ) -> KTable<K, VR>
-    where
-        VO: Data,
-        VR: Data,
-        F: Fn(Option<&V>, Option<&VO>) -> VR + Send + Sync + 'static,
-    {
-        let f: JoinFn<K, V, VO, VR> = Arc::new(move |_, v, o| joiner(v, o));
-        table_table_join(self, other, f, JoinKind::Outer, named, Some(materialized))
-    }
-}
-
-fn left_fn<K, V, VO, VR, F>(joiner: F) -> JoinFn<K, V, VO, VR>
-where
-    F: Fn(&V, Option<&VO>) -> VR + Send + Sync + 'static,
-{
-    Arc::new(move |_, v, o| match v {
-        Some(v) => joiner(v, o),
-        None => unreachable!("a left join calls its joiner with the left value"),
-    })
+    Outer: outer_join, outer_join_with, (Option<&V>, Option<&VO>), outer_joiner;
 }
