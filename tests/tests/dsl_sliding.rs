@@ -49,108 +49,94 @@ fn run(
     driver::count_keys_at(counting(windows, emit), config(store), records)
 }
 
+/// Runs `records` through [`counting`] on each of [`STORES`] and checks that the output is
+/// `want`.
+fn check(
+    windows: SlidingWindows,
+    emit: EmitStrategy,
+    records: &[(&str, i64)],
+    want: &[(&str, i64)],
+) {
+    let want: Vec<(String, i64)> = want.iter().map(|(w, n)| (s(w), *n)).collect();
+    for store in STORES {
+        let (out, _) = run(windows, emit, store, records);
+        assert_eq!(out, want, "{store:?}");
+    }
+}
+
 fn no_grace(ms: u64) -> SlidingWindows {
     SlidingWindows::of_time_difference_with_no_grace(Duration::from_millis(ms))
 }
 
+fn with_grace(ms: u64, grace_ms: u64) -> SlidingWindows {
+    SlidingWindows::of_time_difference_and_grace(
+        Duration::from_millis(ms),
+        Duration::from_millis(grace_ms),
+    )
+}
+
 #[test]
 fn a_record_creates_its_left_window_and_the_previous_records_right_window() {
-    for store in STORES {
-        let (out, _) = run(
-            no_grace(5_000),
-            EmitStrategy::OnWindowUpdate,
-            store,
-            &[("a", 8_000), ("a", 12_000), ("a", 20_000)],
-        );
-        assert_eq!(
-            out,
-            vec![
-                (s("[a@3000/8000]"), 1),
-                // 12000 falls into 8000's right window and gets a left window holding both.
-                (s("[a@8001/13001]"), 1),
-                (s("[a@7000/12000]"), 2),
-                // 20000 is more than 5 s after 12000: a left window of its own, and
-                // 12000's right window stays empty and is never created.
-                (s("[a@15000/20000]"), 1),
-            ],
-            "{store:?}"
-        );
-    }
+    check(
+        no_grace(5_000),
+        EmitStrategy::OnWindowUpdate,
+        &[("a", 8_000), ("a", 12_000), ("a", 20_000)],
+        &[
+            ("[a@3000/8000]", 1),
+            // 12000 falls into 8000's right window and gets a left window holding both.
+            ("[a@8001/13001]", 1),
+            ("[a@7000/12000]", 2),
+            // 20000 is more than 5 s after 12000: a left window of its own, and
+            // 12000's right window stays empty and is never created.
+            ("[a@15000/20000]", 1),
+        ],
+    );
 }
 
 #[test]
 fn both_window_ends_are_inclusive() {
-    for store in STORES {
-        // 13000 is exactly 5 s after 8000: in 8000's right window? [8001, 13001] yes, and
-        // 8000 is in 13000's left window [8000, 13000] because the start is inclusive.
-        let (out, _) = run(
-            no_grace(5_000),
-            EmitStrategy::OnWindowUpdate,
-            store,
-            &[("a", 8_000), ("a", 13_000)],
-        );
-        assert_eq!(
-            out,
-            vec![
-                (s("[a@3000/8000]"), 1),
-                (s("[a@8001/13001]"), 1),
-                (s("[a@8000/13000]"), 2),
-            ],
-            "{store:?}"
-        );
-    }
+    // 13000 is exactly 5 s after 8000: in 8000's right window? [8001, 13001] yes, and
+    // 8000 is in 13000's left window [8000, 13000] because the start is inclusive.
+    check(
+        no_grace(5_000),
+        EmitStrategy::OnWindowUpdate,
+        &[("a", 8_000), ("a", 13_000)],
+        &[
+            ("[a@3000/8000]", 1),
+            ("[a@8001/13001]", 1),
+            ("[a@8000/13000]", 2),
+        ],
+    );
 }
 
 #[test]
 fn early_records_share_the_window_starting_at_zero() {
-    for store in STORES {
-        let (out, _) = run(
-            no_grace(5_000),
-            EmitStrategy::OnWindowUpdate,
-            store,
-            &[("a", 1_000), ("a", 3_000)],
-        );
-        assert_eq!(
-            out,
-            vec![
-                (s("[a@0/5000]"), 1),
-                (s("[a@1001/6001]"), 1),
-                (s("[a@0/5000]"), 2),
-            ],
-            "{store:?}"
-        );
-    }
+    check(
+        no_grace(5_000),
+        EmitStrategy::OnWindowUpdate,
+        &[("a", 1_000), ("a", 3_000)],
+        &[("[a@0/5000]", 1), ("[a@1001/6001]", 1), ("[a@0/5000]", 2)],
+    );
 }
 
 #[test]
 fn an_out_of_order_record_updates_the_windows_it_falls_into_and_gets_a_right_window() {
-    for store in STORES {
-        let w = SlidingWindows::of_time_difference_and_grace(
-            Duration::from_millis(10),
-            Duration::from_millis(1_000),
-        );
-        let (out, _) = run(
-            w,
-            EmitStrategy::OnWindowUpdate,
-            store,
-            &[("a", 100), ("a", 105), ("a", 103)],
-        );
-        assert_eq!(
-            out,
-            vec![
-                (s("[a@90/100]"), 1),
-                (s("[a@101/111]"), 1),
-                (s("[a@95/105]"), 2),
-                // 103 arrives late: into [95, 105] and [101, 111], then its own left
-                // window [93, 103] (100 and 103) and right window [104, 114] (105).
-                (s("[a@95/105]"), 3),
-                (s("[a@101/111]"), 2),
-                (s("[a@93/103]"), 2),
-                (s("[a@104/114]"), 1),
-            ],
-            "{store:?}"
-        );
-    }
+    check(
+        with_grace(10, 1_000),
+        EmitStrategy::OnWindowUpdate,
+        &[("a", 100), ("a", 105), ("a", 103)],
+        &[
+            ("[a@90/100]", 1),
+            ("[a@101/111]", 1),
+            ("[a@95/105]", 2),
+            // 103 arrives late: into [95, 105] and [101, 111], then its own left
+            // window [93, 103] (100 and 103) and right window [104, 114] (105).
+            ("[a@95/105]", 3),
+            ("[a@101/111]", 2),
+            ("[a@93/103]", 2),
+            ("[a@104/114]", 1),
+        ],
+    );
 }
 
 /// The sliding windows of `timestamps` with difference `d`, computed from the definition:
@@ -212,10 +198,7 @@ fn final_windows_match_the_definition_for_random_in_order_and_shuffled_input() {
                 timestamps.sort_unstable();
             }
             // A grace longer than the whole input: nothing is late.
-            let w = SlidingWindows::of_time_difference_and_grace(
-                Duration::from_millis(d as u64),
-                Duration::from_secs(10),
-            );
+            let w = with_grace(d as u64, 10_000);
             let records: Vec<(&str, i64)> = timestamps.iter().map(|t| ("k", *t)).collect();
             let (out, _) = run(w, EmitStrategy::OnWindowUpdate, store, &records);
             assert_eq!(
@@ -251,36 +234,25 @@ fn records_whose_windows_all_closed_are_dropped_counted_and_sent_to_the_side_out
 
 #[test]
 fn emit_on_close_gives_one_final_result_per_window_after_end_plus_grace() {
-    for store in STORES {
-        let w = SlidingWindows::of_time_difference_and_grace(
-            Duration::from_millis(5_000),
-            Duration::from_millis(1_000),
-        );
-        let (out, _) = run(
-            w,
-            EmitStrategy::OnWindowClose,
-            store,
-            &[
-                ("a", 8_000),
-                ("a", 12_000),
-                // Stream time 14000: windows ending by 13000 close: [3000, 8000] and
-                // [7000, 12000], but not [8001, 13001].
-                ("b", 14_000),
-                // Stream time 19001: [8001, 13001] closes, and b's [9000, 14000].
-                ("b", 19_001),
-            ],
-        );
-        assert_eq!(
-            out,
-            vec![
-                (s("[a@3000/8000]"), 1),
-                (s("[a@7000/12000]"), 2),
-                (s("[a@8001/13001]"), 1),
-                (s("[b@9000/14000]"), 1),
-            ],
-            "{store:?}"
-        );
-    }
+    check(
+        with_grace(5_000, 1_000),
+        EmitStrategy::OnWindowClose,
+        &[
+            ("a", 8_000),
+            ("a", 12_000),
+            // Stream time 14000: windows ending by 13000 close: [3000, 8000] and
+            // [7000, 12000], but not [8001, 13001].
+            ("b", 14_000),
+            // Stream time 19001: [8001, 13001] closes, and b's [9000, 14000].
+            ("b", 19_001),
+        ],
+        &[
+            ("[a@3000/8000]", 1),
+            ("[a@7000/12000]", 2),
+            ("[a@8001/13001]", 1),
+            ("[b@9000/14000]", 1),
+        ],
+    );
 }
 
 #[test]
