@@ -453,6 +453,7 @@ pub(crate) const WORDS: [&str; 7] = [
 
 /// The topics of a word count app `app`: input, output and the internal ones (the mock
 /// cannot create topics, so the app finds them all).
+#[derive(Clone)]
 pub(crate) struct WordCount {
     pub(crate) app: String,
     pub(crate) input: String,
@@ -587,11 +588,7 @@ fn a_broker_outage_mid_run_loses_no_input() {
     mock.broker_down(1).unwrap();
     let producing = {
         let clients = clients.clone();
-        let wc = WordCount {
-            app: wc.app.clone(),
-            input: wc.input.clone(),
-            output: wc.output.clone(),
-        };
+        let wc = wc.clone();
         std::thread::spawn(move || {
             let mut expected = HashMap::new();
             wc.produce(&clients, 200, 200, &mut expected);
@@ -609,9 +606,13 @@ fn a_broker_outage_mid_run_loses_no_input() {
     // No input lost: every word counted at least as often as it was sent. (Exact unless
     // the outage outlasted the session: then the group fenced the member and the records
     // since its last commit were processed again, at-least-once.)
-    let counts = wc.final_counts(&clients);
+    assert_counted_at_least(&wc.final_counts(&clients), &expected);
+}
+
+/// Every word of `expected`, and no other, counted at least as often as it was sent.
+fn assert_counted_at_least(counts: &HashMap<String, i64>, expected: &HashMap<String, i64>) {
     assert_eq!(counts.len(), expected.len(), "{counts:?}");
-    for (w, n) in &expected {
+    for (w, n) in expected {
         assert!(counts[w] >= *n, "{w}: {} < {n}", counts[w]);
     }
 }
@@ -786,9 +787,21 @@ fn librdkafka_statistics_feed_the_thread_metrics() {
 
 /// Polls until `done` holds, failing after `secs` with `what`.
 pub(crate) fn wait_until(secs: u64, what: &str, mut done: impl FnMut() -> bool) {
+    wait_for(
+        secs,
+        what,
+        || if done() { Ok(()) } else { Err(String::new()) },
+    );
+}
+
+/// Polls until `check` passes, failing after `secs` with `what` and what `check` saw last.
+fn wait_for(secs: u64, what: &str, mut check: impl FnMut() -> Result<(), String>) {
     let deadline = Instant::now() + Duration::from_secs(secs);
-    while !done() {
-        assert!(Instant::now() < deadline, "not within {secs} s: {what}");
+    while let Err(seen) = check() {
+        assert!(
+            Instant::now() < deadline,
+            "not within {secs} s: {what}{seen}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -825,9 +838,16 @@ fn agreed_owners(
 }
 
 /// A word count whose instances announce their assignments (the mock cannot create the
-/// announcement topic; elsewhere the app creates it), with 300 sentences written: the app
-/// and the count of each word.
-fn announcing_word_count(cluster: &Cluster, base: &str) -> (WordCount, HashMap<String, i64>) {
+/// announcement topic; elsewhere the app creates it), with 300 sentences written, and two
+/// instances of it started, `a` and `b` (state directories under `dir`, configurations
+/// tuned by `tune`, with the instance's number 0 or 1): the count of each word and the
+/// instances.
+fn two_announcing_instances(
+    cluster: &Cluster,
+    base: &str,
+    dir: &Path,
+    tune: impl Fn(StreamsConfig, u16) -> StreamsConfig,
+) -> (HashMap<String, i64>, KafkaStreams, KafkaStreams) {
     let wc = WordCount::new(cluster, base);
     if cluster.mock.is_some() {
         cluster.create_topic(&format!("{}-metadata", wc.app), 1);
@@ -835,7 +855,16 @@ fn announcing_word_count(cluster: &Cluster, base: &str) -> (WordCount, HashMap<S
     let clients = cluster.clients(&wc.app);
     let mut expected = HashMap::new();
     wc.produce(&clients, 0, 300, &mut expected);
-    (wc, expected)
+    let start = |name: &str, i| wc.started(tune(wc.config(cluster, &dir.join(name)), i));
+    (expected, start("a", 0), start("b", 1))
+}
+
+/// The count of `word` in the instance's store, if it holds it.
+fn stored_count(s: &KafkaStreams, word: &str) -> Option<i64> {
+    s.key_value_store::<String, i64>("counts")
+        .and_then(|v| v.get(&word.to_string()))
+        .ok()
+        .flatten()
 }
 
 #[test]
@@ -843,16 +872,10 @@ fn instances_know_which_instance_holds_each_key_from_announced_assignments() {
     let Some((cluster, _shared)) = Cluster::new() else {
         return;
     };
-    let (wc, expected) = announcing_word_count(&cluster, "iq");
     let dir = tempfile::tempdir().unwrap();
-    let start = |name: &str, port: u16| {
-        let config = wc
-            .config(&cluster, &dir.path().join(name))
-            .with_application_server(format!("127.0.0.1:{port}"));
-        wc.started(config)
-    };
-    let a = start("a", 7001);
-    let b = start("b", 7002);
+    let (expected, a, b) = two_announcing_instances(&cluster, "iq", dir.path(), |c, i| {
+        c.with_application_server(format!("127.0.0.1:{}", 7001 + i))
+    });
 
     // Neither broker here describes groups to the members; the announcements tell both
     // instances the same owners: two hosts, every partition of both topics once.
@@ -882,13 +905,7 @@ fn instances_know_which_instance_holds_each_key_from_announced_assignments() {
                 Some(7002) => (&b, &a),
                 _ => return false,
             };
-            let count = |s: &KafkaStreams| {
-                s.key_value_store::<String, i64>("counts")
-                    .and_then(|v| v.get(w))
-                    .ok()
-                    .flatten()
-            };
-            qa == qb && count(owner) == Some(*n) && count(other).is_none()
+            qa == qb && stored_count(owner, w) == Some(*n) && stored_count(other, w).is_none()
         })
     });
 
@@ -928,42 +945,33 @@ fn standbys_of_each_instance_follow_the_other_instances_tasks() {
     let Some((cluster, _shared)) = Cluster::new() else {
         return;
     };
-    let (wc, expected) = announcing_word_count(&cluster, "standby");
     let dir = tempfile::tempdir().unwrap();
-    let start = |name: &str| {
-        // No application.server: standbys alone make the instances announce.
-        let config = wc
-            .config(&cluster, &dir.path().join(name))
-            .with_num_standby_replicas(1);
-        wc.started(config)
-    };
-    let a = start("a");
-    let b = start("b");
+    // No application.server: standbys alone make the instances announce.
+    let (expected, a, b) = two_announcing_instances(&cluster, "standby", dir.path(), |c, _| {
+        c.with_num_standby_replicas(1)
+    });
 
     // Neither broker here describes the group to its members; the standbys are placed from
     // the announced assignments: each instance keeps a warm copy of the other's stores.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let ((aa, asb), (ba, bsb)) = (store_tasks(&a), store_tasks(&b));
-        if aa.len() == 2 && ba.len() == 2 && asb == ba && bsb == aa {
-            break;
-        }
-        let seen = format!(
-            "a: active {aa:?} standby {asb:?}, b: active {ba:?} standby {bsb:?}; a sees {:?}, b sees {:?}",
-            a.metadata_for_all_clients().map(|m| m.len()),
-            b.metadata_for_all_clients().map(|m| m.len())
-        );
-        assert!(
-            Instant::now() < deadline,
-            "each instance has standbys of the other's tasks within 120 s: {seen}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for(
+        120,
+        "each instance has standbys of the other's tasks",
+        || {
+            let ((aa, asb), (ba, bsb)) = (store_tasks(&a), store_tasks(&b));
+            if aa.len() == 2 && ba.len() == 2 && asb == ba && bsb == aa {
+                return Ok(());
+            }
+            Err(format!(
+                ": a: active {aa:?} standby {asb:?}, b: active {ba:?} standby {bsb:?}; a sees {:?}, b sees {:?}",
+                a.metadata_for_all_clients().map(|m| m.len()),
+                b.metadata_for_all_clients().map(|m| m.len())
+            ))
+        },
+    );
     // Not every standby applies something: the test's few words leave some changelogs
     // empty, and a standby of a task this instance ran before starts from its checkpoint
     // (warm already). The instance that joined second applies its standbys' changelogs.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
+    wait_for(120, "the standbys apply the changelogs", || {
         let standbys: Vec<(TaskId, u64)> = [&a, &b]
             .iter()
             .flat_map(|s| s.metrics().tasks().cloned().collect::<Vec<_>>())
@@ -971,14 +979,10 @@ fn standbys_of_each_instance_follow_the_other_instances_tasks() {
             .map(|t| (t.id, t.restored))
             .collect();
         if standbys.iter().map(|(_, n)| n).sum::<u64>() > 0 {
-            break;
+            return Ok(());
         }
-        assert!(
-            Instant::now() < deadline,
-            "the standbys apply the changelogs within 120 s: {standbys:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        Err(format!(": {standbys:?}"))
+    });
 
     // One instance leaves: the other takes over its tasks from the standbys, counts exact.
     let (_, promoted) = store_tasks(&a);
@@ -989,11 +993,7 @@ fn standbys_of_each_instance_follow_the_other_instances_tasks() {
         active.len() == 4
             && expected.iter().all(|(w, n)| {
                 a.query_metadata_for_key("counts", w, &serde).is_ok()
-                    && a.key_value_store::<String, i64>("counts")
-                        .and_then(|v| v.get(w))
-                        .ok()
-                        .flatten()
-                        == Some(*n)
+                    && stored_count(&a, w) == Some(*n)
             })
     });
     assert_eq!(promoted.len(), 2);
@@ -1208,11 +1208,7 @@ fn three_processes_share_the_work_survive_kill_9_and_rebalance_when_it_returns()
     // More input while one instance is killed with SIGKILL mid-stream.
     let producer = {
         let clients = clients.clone();
-        let wc = WordCount {
-            app: wc.app.clone(),
-            input: wc.input.clone(),
-            output: wc.output.clone(),
-        };
+        let wc = wc.clone();
         std::thread::spawn(move || {
             let mut more = HashMap::new();
             for batch in 0..10 {
@@ -1239,21 +1235,16 @@ fn three_processes_share_the_work_survive_kill_9_and_rebalance_when_it_returns()
     // rebalances to it, and every task that moves restores its store from the changelog.
     instances[1] = Instance::spawn(&cluster, &wc, &state(3));
     let mut seen: Vec<Vec<usize>> = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
+    wait_for(180, "the returning instance gets tasks", || {
         let counts: Vec<usize> = instances.iter_mut().map(Instance::tasks).collect();
         if counts.iter().sum::<usize>() == TASKS && counts[1] > 0 {
-            break;
+            return Ok(());
         }
         if seen.last() != Some(&counts) {
             seen.push(counts);
         }
-        assert!(
-            Instant::now() < deadline,
-            "the returning instance got no tasks within 180 s; task counts over time: {seen:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        Err(format!("; task counts over time: {seen:?}"))
+    });
     for (w, n) in producer.join().unwrap() {
         *expected.entry(w).or_default() += n;
     }
@@ -1272,10 +1263,7 @@ fn three_processes_share_the_work_survive_kill_9_and_rebalance_when_it_returns()
         instance.close();
     }
     let counts = wc.final_counts(&clients);
-    assert_eq!(counts.len(), expected.len());
-    for (w, n) in &expected {
-        assert!(counts[w] >= *n, "{w}: {} < {n}", counts[w]);
-    }
+    assert_counted_at_least(&counts, &expected);
     let counted: i64 = counts.values().sum();
     eprintln!(
         "three instances, one killed with SIGKILL: {sent} words sent, {counted} counted, {} duplicates ({:.2} %)",
