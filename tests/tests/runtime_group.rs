@@ -38,12 +38,34 @@ fn active_tasks(app: &KafkaStreams) -> usize {
 
 const WAIT: Duration = Duration::from_secs(60);
 
-#[test]
-fn two_stream_threads_split_the_tasks_and_count_exactly() {
+/// A temporary directory with an engine in it holding `n` sentences, and their words'
+/// expected counts.
+fn with_sentences(n: usize) -> (tempfile::TempDir, Arc<LogEngine>, HashMap<String, i64>) {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(dir.path());
     let mut expected = HashMap::new();
-    produce(&engine, 0, 3_000, &mut expected);
+    produce(&engine, 0, n, &mut expected);
+    (dir, engine, expected)
+}
+
+/// Two word-count instances on `engine`, "a" and "b" (each configured by `config`), started
+/// and caught up.
+fn two_instances(
+    engine: &Arc<LogEngine>,
+    config: impl Fn(&str) -> StreamsConfig,
+) -> (KafkaStreams, KafkaStreams) {
+    let mut a = KafkaStreams::new(word_count(), config("a"), engine.clone()).unwrap();
+    let mut b = KafkaStreams::new(word_count(), config("b"), engine.clone()).unwrap();
+    a.start().unwrap();
+    b.start().unwrap();
+    a.wait_until_caught_up(WAIT).unwrap();
+    b.wait_until_caught_up(WAIT).unwrap();
+    (a, b)
+}
+
+#[test]
+fn two_stream_threads_split_the_tasks_and_count_exactly() {
+    let (dir, engine, mut expected) = with_sentences(3_000);
     let mut app = KafkaStreams::new(
         word_count(),
         config(&dir.path().join("state")).with_num_stream_threads(2),
@@ -69,18 +91,8 @@ fn two_stream_threads_split_the_tasks_and_count_exactly() {
 
 #[test]
 fn two_instances_split_the_tasks_and_the_survivor_takes_over_with_the_state() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = engine(dir.path());
-    let mut expected = HashMap::new();
-    produce(&engine, 0, 2_000, &mut expected);
-    let mut a =
-        KafkaStreams::new(word_count(), config(&dir.path().join("a")), engine.clone()).unwrap();
-    let mut b =
-        KafkaStreams::new(word_count(), config(&dir.path().join("b")), engine.clone()).unwrap();
-    a.start().unwrap();
-    b.start().unwrap();
-    a.wait_until_caught_up(WAIT).unwrap();
-    b.wait_until_caught_up(WAIT).unwrap();
+    let (dir, engine, mut expected) = with_sentences(2_000);
+    let (a, b) = two_instances(&engine, |p| config(&dir.path().join(p)));
     let (ta, tb) = (active_tasks(&a), active_tasks(&b));
     assert_eq!(ta + tb, 8);
     assert!(ta > 0 && tb > 0, "{ta} / {tb}");
@@ -99,17 +111,9 @@ fn two_instances_split_the_tasks_and_the_survivor_takes_over_with_the_state() {
 
 #[test]
 fn standby_replicas_keep_warm_copies_that_take_over_without_a_full_restore() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = engine(dir.path());
-    let mut expected = HashMap::new();
-    produce(&engine, 0, 2_000, &mut expected);
+    let (dir, engine, mut expected) = with_sentences(2_000);
     let standby = |p: &str| config(&dir.path().join(p)).with_num_standby_replicas(1);
-    let mut a = KafkaStreams::new(word_count(), standby("a"), engine.clone()).unwrap();
-    let mut b = KafkaStreams::new(word_count(), standby("b"), engine.clone()).unwrap();
-    a.start().unwrap();
-    b.start().unwrap();
-    a.wait_until_caught_up(WAIT).unwrap();
-    b.wait_until_caught_up(WAIT).unwrap();
+    let (a, b) = two_instances(&engine, standby);
     // The counting sub-topology has a store: each of its 4 tasks has a standby on the
     // instance that does not run it.
     let standbys = |app: &KafkaStreams| {
@@ -153,9 +157,7 @@ fn standby_replicas_keep_warm_copies_that_take_over_without_a_full_restore() {
 
 #[test]
 fn the_state_listener_sees_the_lifecycle() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = engine(dir.path());
-    produce(&engine, 0, 100, &mut HashMap::new());
+    let (dir, engine, _) = with_sentences(100);
     let seen = Arc::new(Mutex::new(Vec::new()));
     let mut app =
         KafkaStreams::new(word_count(), config(&dir.path().join("s")), engine.clone()).unwrap();
@@ -209,6 +211,24 @@ fn failing_app(dir: &Path, engine: &Arc<LogEngine>, failed: Arc<AtomicBool>) -> 
     KafkaStreams::new(builder.build().unwrap(), config(dir), engine.clone()).unwrap()
 }
 
+/// Makes an app in a state directory under `dir` on `engine`, failing once per process
+/// (the flag says whether it did).
+type Build = fn(&Path, &Arc<LogEngine>, Arc<AtomicBool>) -> KafkaStreams;
+
+/// `build`'s app on a new engine (in a new temporary directory) whose input is one
+/// poisoned sentence.
+fn poisoned_app(build: Build) -> (tempfile::TempDir, Arc<LogEngine>, KafkaStreams) {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path());
+    poison(&engine);
+    let app = build(
+        &dir.path().join("r"),
+        &engine,
+        Arc::new(AtomicBool::new(false)),
+    );
+    (dir, engine, app)
+}
+
 fn poison(engine: &LogEngine) {
     engine
         .append(
@@ -242,14 +262,7 @@ fn run_replacing_threads(mut app: KafkaStreams) -> Vec<String> {
 
 #[test]
 fn a_replaced_thread_resumes_from_the_last_commit() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = engine(dir.path());
-    poison(&engine);
-    let app = failing_app(
-        &dir.path().join("r"),
-        &engine,
-        Arc::new(AtomicBool::new(false)),
-    );
+    let (_dir, engine, app) = poisoned_app(failing_app);
     let failures = run_replacing_threads(app);
     assert_eq!(failures.len(), 1);
     assert!(failures[0].contains("poisoned"));
@@ -278,19 +291,13 @@ fn assert_stops_with(mut app: KafkaStreams, cause: &str) {
 fn interactive_queries_read_local_stores_and_say_which_instance_has_a_key() {
     use streams_core::query::HostInfo;
     use streams_core::serde::StringSerde;
-    let dir = tempfile::tempdir().unwrap();
-    let engine = engine(dir.path());
-    let mut expected = HashMap::new();
-    produce(&engine, 0, 1_000, &mut expected);
-    let server = |p: &str, port: u16| {
+    let (dir, engine, expected) = with_sentences(1_000);
+    // "a" serves on port 7001, "b" on 7002.
+    let server = |p: &str| {
+        let port = if p == "a" { 7001 } else { 7002 };
         config(&dir.path().join(p)).with_application_server(format!("localhost:{port}"))
     };
-    let mut a = KafkaStreams::new(word_count(), server("a", 7001), engine.clone()).unwrap();
-    let mut b = KafkaStreams::new(word_count(), server("b", 7002), engine.clone()).unwrap();
-    a.start().unwrap();
-    b.start().unwrap();
-    a.wait_until_caught_up(WAIT).unwrap();
-    b.wait_until_caught_up(WAIT).unwrap();
+    let (a, b) = two_instances(&engine, server);
     let host = |port| {
         Some(HostInfo {
             host: "localhost".into(),
@@ -385,10 +392,7 @@ fn committed_counts(engine: &LogEngine) -> HashMap<String, i64> {
 #[test]
 fn a_panicked_thread_is_replaced_and_counts_stay_exact() {
     for cache in [10 << 20, 0] {
-        let dir = tempfile::tempdir().unwrap();
-        let engine = engine(dir.path());
-        let mut expected = HashMap::new();
-        produce(&engine, 0, 200, &mut expected);
+        let (dir, engine, mut expected) = with_sentences(200);
         poison(&engine);
         *expected.entry("poison".to_string()).or_default() += 1;
         produce(&engine, 200, 200, &mut expected);
@@ -413,19 +417,11 @@ fn a_panicked_thread_is_replaced_and_counts_stay_exact() {
 /// processor's error, or a panic's message.
 #[test]
 fn by_default_a_failed_or_panicked_thread_stops_the_instance_with_its_cause() {
-    type Build = fn(&Path, &Arc<LogEngine>, Arc<AtomicBool>) -> KafkaStreams;
     for (build, cause) in [
         (failing_app as Build, "poisoned"),
         (panicking_app, "cannot count a poisoned sentence"),
     ] {
-        let dir = tempfile::tempdir().unwrap();
-        let engine = engine(dir.path());
-        poison(&engine);
-        let app = build(
-            &dir.path().join("r"),
-            &engine,
-            Arc::new(AtomicBool::new(false)),
-        );
+        let (_dir, _engine, app) = poisoned_app(build);
         assert_stops_with(app, cause);
     }
 }
