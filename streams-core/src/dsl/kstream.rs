@@ -92,6 +92,32 @@ impl<K: Data, V: Data> KStream<K, V> {
         )
     }
 
+    /// The serdes the stream carries, or else the types' defaults.
+    fn serdes_or_default(&self) -> (SerdeRef<K>, SerdeRef<V>)
+    where
+        K: DefaultSerde,
+        V: DefaultSerde,
+    {
+        let ks = self.key_serde.clone().unwrap_or_else(K::default_serde);
+        (
+            ks,
+            self.value_serde.clone().unwrap_or_else(V::default_serde),
+        )
+    }
+
+    /// The serdes `operator` needs: those given, else those the stream carries (a missing
+    /// one is a topology error).
+    fn require_serdes(
+        &self,
+        operator: &str,
+        key: Option<SerdeRef<K>>,
+        value: Option<SerdeRef<V>>,
+    ) -> (SerdeRef<K>, SerdeRef<V>) {
+        let ks = require_serde(&self.b, operator, "key", key, self.key_serde.clone());
+        let vs = require_serde(&self.b, operator, "value", value, self.value_serde.clone());
+        (ks, vs)
+    }
+
     /// Keeps the records for which `predicate` holds.
     ///
     /// ```
@@ -531,10 +557,8 @@ impl<K: Data, V: Data> KStream<K, V> {
         K: DefaultSerde,
         V: DefaultSerde,
     {
-        let p = Produced::with(
-            self.key_serde.clone().unwrap_or_else(K::default_serde),
-            self.value_serde.clone().unwrap_or_else(V::default_serde),
-        );
+        let (ks, vs) = self.serdes_or_default();
+        let p = Produced::with(ks, vs);
         self.to_with(topic, p);
     }
 
@@ -556,20 +580,7 @@ impl<K: Data, V: Data> KStream<K, V> {
             .b
             .borrow_mut()
             .name_or(produced.name.as_deref(), "KSTREAM-SINK-");
-        let ks = require_serde(
-            &self.b,
-            &name,
-            "key",
-            produced.key_serde,
-            self.key_serde.clone(),
-        );
-        let vs = require_serde(
-            &self.b,
-            &name,
-            "value",
-            produced.value_serde,
-            self.value_serde.clone(),
-        );
+        let (ks, vs) = self.require_serdes(&name, produced.key_serde, produced.value_serde);
         add_sink(
             &self.b,
             name,
@@ -599,20 +610,7 @@ impl<K: Data, V: Data> KStream<K, V> {
             .b
             .borrow_mut()
             .name_or(produced.name.as_deref(), "KSTREAM-SINK-");
-        let ks = require_serde(
-            &self.b,
-            &name,
-            "key",
-            produced.key_serde,
-            self.key_serde.clone(),
-        );
-        let vs = require_serde(
-            &self.b,
-            &name,
-            "value",
-            produced.value_serde,
-            self.value_serde.clone(),
-        );
+        let (ks, vs) = self.require_serdes(&name, produced.key_serde, produced.value_serde);
         add_dynamic_sink(&self.b, name, self.node, Arc::new(extractor), ks, vs);
     }
 
@@ -623,10 +621,8 @@ impl<K: Data, V: Data> KStream<K, V> {
         K: DefaultSerde,
         V: DefaultSerde,
     {
-        self.repartition_with(Repartitioned::with(
-            self.key_serde.clone().unwrap_or_else(K::default_serde),
-            self.value_serde.clone().unwrap_or_else(V::default_serde),
-        ))
+        let (ks, vs) = self.serdes_or_default();
+        self.repartition_with(Repartitioned::with(ks, vs))
     }
 
     /// Sends the stream through a repartition topic `<application.id>-<name>-repartition`.
@@ -648,20 +644,8 @@ impl<K: Data, V: Data> KStream<K, V> {
             .b
             .borrow_mut()
             .name_or(repartitioned.name.as_deref(), "KSTREAM-REPARTITION-");
-        let ks = require_serde(
-            &self.b,
-            &base,
-            "key",
-            repartitioned.key_serde,
-            self.key_serde.clone(),
-        );
-        let vs = require_serde(
-            &self.b,
-            &base,
-            "value",
-            repartitioned.value_serde,
-            self.value_serde.clone(),
-        );
+        let (ks, vs) =
+            self.require_serdes(&base, repartitioned.key_serde, repartitioned.value_serde);
         let source = repartition_through(
             &self.b,
             self.node,
@@ -728,13 +712,8 @@ impl<K: Data, V: Data> KStream<K, V> {
         K: DefaultSerde,
         V: DefaultSerde,
     {
-        self.to_table_with(
-            Named::none(),
-            Materialized::with(
-                self.key_serde.clone().unwrap_or_else(K::default_serde),
-                self.value_serde.clone().unwrap_or_else(V::default_serde),
-            ),
-        )
+        let (ks, vs) = self.serdes_or_default();
+        self.to_table_with(Named::none(), Materialized::with(ks, vs))
     }
 
     /// Turns the stream into a table with explicit options.
@@ -743,19 +722,10 @@ impl<K: Data, V: Data> KStream<K, V> {
             .name
             .clone()
             .unwrap_or_else(|| "KStream::to_table".to_string());
-        let ks = require_serde(
-            &self.b,
+        let (ks, vs) = self.require_serdes(
             &op,
-            "key",
             materialized.key_serde.clone(),
-            self.key_serde.clone(),
-        );
-        let vs = require_serde(
-            &self.b,
-            &op,
-            "value",
             materialized.value_serde.clone(),
-            self.value_serde.clone(),
         );
         let mut parent = self.node;
         if self.repartition_required {
@@ -792,10 +762,8 @@ impl<K: Data, V: Data> KStream<K, V> {
         K: DefaultSerde,
         V: DefaultSerde,
     {
-        self.group_by_key_with(Grouped::with(
-            self.key_serde.clone().unwrap_or_else(K::default_serde),
-            self.value_serde.clone().unwrap_or_else(V::default_serde),
-        ))
+        let (ks, vs) = self.serdes_or_default();
+        self.group_by_key_with(Grouped::with(ks, vs))
     }
 
     /// Groups by the current key with explicit options.

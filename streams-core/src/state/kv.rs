@@ -164,21 +164,9 @@ impl<K: 'static, V: 'static> KeyValueStoreHandle<K, V> {
     /// `(key, new value, old value)`. Empty for uncached stores.
     pub(crate) fn take_flushed(&self) -> Result<Vec<Flushed<K, V>>> {
         let flushed = self.lock().take_flushed();
-        flushed
-            .into_iter()
-            .map(|e| {
-                let k = self
-                    .key_serde
-                    .deserialize(&e.key)
-                    .map_err(|x| de_err(&self.name, x))?;
-                let dec = |b: Option<Vec<u8>>| {
-                    b.map(|b| self.value_serde.deserialize(&b))
-                        .transpose()
-                        .map_err(|x| de_err(&self.name, x))
-                };
-                Ok((k, dec(e.new)?, dec(e.old)?))
-            })
-            .collect()
+        decode_flushed(flushed, &self.name, &self.value_serde, |bytes| {
+            decode(&self.key_serde, &self.name, bytes)
+        })
     }
 
     /// Writes the record cache's dirty entries to the store below (they then appear in

@@ -112,6 +112,34 @@ macro_rules! segmented_store_builder {
 }
 pub(super) use segmented_store_builder;
 
+/// The change-logging, caching and metering layers of a window or session store, e.g.
+/// `segmented_layers!(WindowStore: LoggingWindowStore, CachingWindowStore,
+/// MeteredWindowStore; caching, write_through)`: the cache is there when `caching`, or
+/// with no budget when only `write_through`.
+macro_rules! segmented_layers {
+    ($store:ident: $logging:ident, $cached:ident, $metered:ident; $caching:expr, $write_through:expr) => {
+        Layers {
+            log: |store, sink| Box::new(streams_state::$logging::new(store, sink)),
+            cache: ($caching || $write_through).then_some((
+                |store, cache, stats| {
+                    let mut cached = streams_state::$cached::new(store, cache);
+                    if let Some(stats) = stats {
+                        cached = cached.with_hit_ratio(stats);
+                    }
+                    Box::new(cached) as Box<dyn $store>
+                },
+                $caching,
+            )),
+            meter: |store| {
+                let metered = streams_state::$metered::new(store);
+                let ops = metered.metrics().clone();
+                (Box::new(metered) as Box<dyn $store>, ops)
+            },
+        }
+    };
+}
+pub(super) use segmented_layers;
+
 /// The logging and caching setters of every store builder.
 macro_rules! store_builder_setters {
     ($builder:ident) => {

@@ -122,6 +122,21 @@ fn encode_key<T: 'static>(serde: &SerdeRef<T>, store: &str, key: &T) -> Result<V
     }
 }
 
+/// Decodes the updates that left a record cache: `key` decodes a store key, `value_serde`
+/// the new and old values.
+fn decode_flushed<K, V: 'static>(
+    flushed: Vec<streams_state::FlushedEntry>,
+    store: &str,
+    value_serde: &SerdeRef<V>,
+    key: impl Fn(&[u8]) -> Result<K>,
+) -> Result<Vec<Flushed<K, V>>> {
+    let value = |b: Option<Vec<u8>>| b.map(|b| decode(value_serde, store, &b)).transpose();
+    flushed
+        .into_iter()
+        .map(|e| Ok((key(&e.key)?, value(e.new)?, value(e.old)?)))
+        .collect()
+}
+
 fn relock<T: ?Sized>(m: &Mutex<Box<T>>) -> MutexGuard<'_, Box<T>> {
     // A panic elsewhere cannot leave a store half-written (each call is one engine
     // operation), so a poisoned lock is safe to take over.

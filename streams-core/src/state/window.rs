@@ -11,7 +11,7 @@ use crate::config::{DslStore, StreamsConfig};
 use crate::error::Result;
 use crate::serde::SerdeRef;
 
-use super::layers::{Layers, segmented_store_builder, windowed_store_spec};
+use super::layers::{Layers, segmented_layers, segmented_store_builder, windowed_store_spec};
 use super::*;
 
 /// A typed view of a window store: values per (key, window start). Cheap to clone.
@@ -56,24 +56,15 @@ impl<K: 'static, V: 'static> WindowStoreHandle<K, V> {
     /// `(windowed key, new value, old value)`. Empty for uncached stores.
     pub(crate) fn take_flushed(&self) -> Result<Vec<Flushed<Windowed<K>, V>>> {
         let flushed = relock(&self.store).take_flushed();
-        flushed
-            .into_iter()
-            .map(|e| {
-                let (kb, start) = streams_state::split_window_changelog_key(&e.key)?;
-                let key = Windowed {
-                    key: decode(&self.key_serde, &self.name, &kb)?,
-                    window: Window {
-                        start,
-                        end: start.saturating_add(self.window_size),
-                    },
-                };
-                let dec = |b: Option<Vec<u8>>| {
-                    b.map(|b| decode(&self.value_serde, &self.name, &b))
-                        .transpose()
-                };
-                Ok((key, dec(e.new)?, dec(e.old)?))
+        decode_flushed(flushed, &self.name, &self.value_serde, |bytes| {
+            let (kb, start) = streams_state::split_window_changelog_key(bytes)?;
+            let key = decode(&self.key_serde, &self.name, &kb)?;
+            let end = start.saturating_add(self.window_size);
+            Ok(Windowed {
+                key,
+                window: Window { start, end },
             })
-            .collect()
+        })
     }
 
     /// Writes the record cache's dirty windows down (they then appear in
@@ -271,37 +262,14 @@ impl<K: Send + 'static, V: Send + 'static> StoreBuilder for WindowStoreBuilder<K
             self.supplier.retention(),
             self.supplier.size(),
         );
-        let Self {
-            supplier,
-            key_serde,
-            value_serde,
-            logging,
-            caching,
-            write_through,
-        } = self;
+        let (logging, caching, write_through) = (self.logging, self.caching, self.write_through);
+        let (supplier, key_serde, value_serde) = (self.supplier, self.key_serde, self.value_serde);
         windowed_store_spec(
             name,
             logging,
             retention,
             move |b| supplier.resolve(b.config)?.get(b.ctx).map_err(Into::into),
-            Layers {
-                log: |store, sink| Box::new(streams_state::LoggingWindowStore::new(store, sink)),
-                cache: (caching || write_through).then_some((
-                    |store, cache, stats| {
-                        let mut cached = streams_state::CachingWindowStore::new(store, cache);
-                        if let Some(stats) = stats {
-                            cached = cached.with_hit_ratio(stats);
-                        }
-                        Box::new(cached) as Box<dyn WindowStore>
-                    },
-                    caching,
-                )),
-                meter: |store| {
-                    let metered = streams_state::MeteredWindowStore::new(store);
-                    let ops = metered.metrics().clone();
-                    (Box::new(metered) as Box<dyn WindowStore>, ops)
-                },
-            },
+            segmented_layers!(WindowStore: LoggingWindowStore, CachingWindowStore, MeteredWindowStore; caching, write_through),
             move |name, store| WindowStoreHandle {
                 name,
                 store,
