@@ -10,6 +10,20 @@ fn s(x: &str) -> String {
     x.to_string()
 }
 
+/// Every count update written to `topic`, as (key, count, timestamp).
+fn count_updates(driver: &TopologyTestDriver, topic: &str) -> Vec<(String, Option<i64>, i64)> {
+    streams_tests::driver::records(&driver.output_topic::<String, Option<i64>>(topic))
+}
+
+/// The (count, timestamp) updates of `key` among `updates`, in order.
+fn updates_of(updates: &[(String, Option<i64>, i64)], key: &str) -> Vec<(Option<i64>, i64)> {
+    updates
+        .iter()
+        .filter(|(k, _, _)| k == key)
+        .map(|&(_, n, ts)| (n, ts))
+        .collect()
+}
+
 fn word_count_topology() -> Result<Topology, TopologyError> {
     let builder = StreamsBuilder::new();
     builder
@@ -110,18 +124,10 @@ fn word_count_emits_one_update_per_word_occurrence() {
             .pipe_input_at(format!("line-{i}"), s(line), 1_000 * (i as i64 + 1))
             .unwrap();
     }
-    let updates = driver
-        .output_topic::<String, Option<i64>>("word-counts")
-        .read_records_to_list()
-        .unwrap();
+    let updates = count_updates(&driver, "word-counts");
     assert_eq!(updates.len(), 17);
-    let the: Vec<(Option<i64>, i64)> = updates
-        .iter()
-        .filter(|r| r.key == "the")
-        .map(|r| (r.value, r.timestamp))
-        .collect();
     assert_eq!(
-        the,
+        updates_of(&updates, "the"),
         vec![
             (Some(1), 1_000),
             (Some(2), 2_000),
@@ -129,10 +135,9 @@ fn word_count_emits_one_update_per_word_occurrence() {
             (Some(4), 3_000),
         ]
     );
-    let quick: Vec<Option<i64>> = updates
-        .iter()
-        .filter(|r| r.key == "quick")
-        .map(|r| r.value)
+    let quick: Vec<Option<i64>> = updates_of(&updates, "quick")
+        .into_iter()
+        .map(|(n, _)| n)
         .collect();
     assert_eq!(quick, vec![Some(1), Some(2), Some(3)]);
 }
@@ -210,15 +215,9 @@ fn page_views_are_counted_per_region() {
         )
         .unwrap();
 
-    let out = driver.output_topic::<String, Option<i64>>("views-by-region");
-    let updates = out.read_records_to_list().unwrap();
-    let eu: Vec<(Option<i64>, i64)> = updates
-        .iter()
-        .filter(|r| r.key == "eu")
-        .map(|r| (r.value, r.timestamp))
-        .collect();
+    let updates = count_updates(&driver, "views-by-region");
     assert_eq!(
-        eu,
+        updates_of(&updates, "eu"),
         vec![
             (Some(1), 1_000),
             (Some(2), 3_000),
@@ -227,7 +226,7 @@ fn page_views_are_counted_per_region() {
         ]
     );
     let finals: HashMap<String, Option<i64>> =
-        updates.into_iter().map(|r| (r.key, r.value)).collect();
+        updates.into_iter().map(|(k, n, _)| (k, n)).collect();
     let expected: HashMap<String, Option<i64>> =
         [("eu", 4), ("us", 4), ("apac", 1), ("unknown", 1)]
             .into_iter()
