@@ -21,7 +21,7 @@ use crate::internals::node::Children;
 use crate::internals::task::TaskContext;
 use crate::record::{Change, Record};
 use crate::serde::{DefaultSerde, SerdeRef};
-use crate::state::{StoreBuilder, Stores, TimestampedSerde, ValueAndTimestamp};
+use crate::state::{StoreBuilder, Stores, ValueAndTimestamp};
 use crate::window::{
     SessionWindowedSerde, SessionWindows, SlidingWindows, TimeWindowedSerde, TimeWindows, Windowed,
 };
@@ -33,8 +33,9 @@ use super::builder::{
 use super::options::{Materialized, Named};
 use super::windowed::{
     DEFAULT_RETENTION_MS, SessHandle, SessMerger, SessStep, WinHandle, WinStep, WindowSpec,
-    aggregate_session, aggregate_sliding, aggregate_time, flush_and_forward_sessions,
-    flush_and_forward_windows, forward_flushed_sessions, forward_flushed_windows,
+    add_window_store, aggregate_session, aggregate_sliding, aggregate_time,
+    flush_and_forward_sessions, flush_and_forward_windows, forward_flushed_sessions,
+    forward_flushed_windows,
 };
 use super::{KGroupedStream, KTable};
 
@@ -786,31 +787,7 @@ impl<K: Data, VA: Data> TimeWindowedCogroupedKStream<K, VA> {
         let store_name = c.store_name(&materialized);
         let (ks, vas) = c.serdes(&store_name, &materialized);
         let spec = self.spec;
-        let retention = match spec.retention(materialized.retention) {
-            Ok(r) => r,
-            Err(detail) => {
-                b.borrow_mut().error(TopologyError::InvalidOption {
-                    operator: "windowed_by".into(),
-                    detail,
-                });
-                spec.minimum_retention()
-            }
-        };
-        let ts_serde: SerdeRef<ValueAndTimestamp<VA>> =
-            Arc::new(TimestampedSerde::new(vas.clone()));
-        let parts = Stores::default_window_store_builder(
-            &store_name,
-            retention,
-            spec.size_ms(),
-            ks.clone(),
-            ts_serde,
-        )
-        .with_logging_enabled(materialized.logging)
-        .with_caching_enabled(materialized.caching)
-        .forwarding_changes()
-        .into_spec();
-        let store = parts.name.clone();
-        b.borrow_mut().add_store(parts);
+        let store = add_window_store(&b, &store_name, spec, &materialized, &ks, &vas);
         let kind = Kind::Windows {
             spec,
             init: Arc::new(initializer),
