@@ -773,6 +773,43 @@ mod tests {
         fs::write(&path, &data).unwrap();
     }
 
+    fn open(dir: &Path) -> PartitionLog {
+        PartitionLog::open(dir, LogConfig::default()).unwrap().0
+    }
+
+    fn pid(id: i64, epoch: i16) -> ProducerId {
+        ProducerId { id, epoch }
+    }
+
+    /// The markers of `log` from offset `from`: (base, next, producer, commit).
+    fn markers(log: &PartitionLog, from: i64) -> Vec<(i64, i64, Option<ProducerId>, Option<bool>)> {
+        let (batches, _) = log
+            .read_batches(from, usize::MAX, Isolation::ReadUncommitted)
+            .unwrap();
+        batches
+            .iter()
+            .filter(|b| b.marker.is_some())
+            .map(|b| (b.base, b.next, b.producer, b.marker))
+            .collect()
+    }
+
+    /// (first offset, aborted, left open, commits aborted) of each damage found.
+    type Summary = (i64, Vec<ProducerId>, Vec<ProducerId>, Vec<i64>);
+
+    fn summary(found: &[SegmentDamage]) -> Vec<Summary> {
+        found
+            .iter()
+            .map(|d| {
+                (
+                    d.first_offset,
+                    d.aborted.clone(),
+                    d.left_open.clone(),
+                    d.commits_aborted.clone(),
+                )
+            })
+            .collect()
+    }
+
     fn offsets(log: &PartitionLog, isolation: Isolation) -> Vec<i64> {
         let mut out = Vec::new();
         let mut next = 0;
@@ -790,8 +827,8 @@ mod tests {
     fn a_lost_abort_marker_is_written_again_so_no_aborted_record_turns_committed() {
         // P: data at 0, abort at 1, data at 2, commit at 3; a plain record at 4.
         let dir = tempfile::tempdir().unwrap();
-        let p = ProducerId { id: 3, epoch: 2 };
-        let (mut log, _) = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
+        let p = pid(3, 2);
+        let mut log = open(dir.path());
         assert_eq!(log.append_transactional(&[rec(0)], p).unwrap(), 0);
         assert!(log.append_marker(p, false).unwrap());
         assert_eq!(log.append_transactional(&[rec(2)], p).unwrap(), 2);
@@ -811,17 +848,11 @@ mod tests {
             (1, &vec![p], &Vec::new())
         );
         assert_eq!(repair_partition(dir.path()).unwrap(), found);
-        let (log, _) = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
+        let log = open(dir.path());
         assert_eq!(offsets(&log, Isolation::ReadUncommitted), vec![0, 2, 4]);
         assert_eq!(offsets(&log, Isolation::ReadCommitted), vec![2, 4]);
         // Offset 1 is an abort marker of P, at its epoch.
-        let (batches, _) = log
-            .read_batches(1, usize::MAX, Isolation::ReadUncommitted)
-            .unwrap();
-        assert_eq!(
-            (batches[0].base, batches[0].producer, batches[0].marker),
-            (1, Some(p), Some(false))
-        );
+        assert_eq!(markers(&log, 1)[0], (1, 2, Some(p), Some(false)));
         assert!(log.open_transactions().is_empty());
     }
 
@@ -831,12 +862,8 @@ mod tests {
         // while P and Q are open), data at 3, commit at 4. R: data at 5, a plain batch of 3
         // records at 6..9 (lost: room for the markers of P and R), commit at 9. Plain at 10.
         let dir = tempfile::tempdir().unwrap();
-        let (p, q, r) = (
-            ProducerId { id: 1, epoch: 0 },
-            ProducerId { id: 2, epoch: 5 },
-            ProducerId { id: 3, epoch: 1 },
-        );
-        let (mut log, _) = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
+        let (p, q, r) = (pid(1, 0), pid(2, 5), pid(3, 1));
+        let mut log = open(dir.path());
         log.append_transactional(&[rec(0)], p).unwrap();
         log.append_transactional(&[rec(1)], q).unwrap();
         log.append_marker(q, false).unwrap();
@@ -870,7 +897,7 @@ mod tests {
                 (6, Some(9), vec![p, r], Vec::new())
             ]
         );
-        let (log, _) = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
+        let log = open(dir.path());
         assert!(log.open_transactions().is_empty());
         // Q's record 1 aborted and 3 committed (a new transaction); P aborted at 6, R at 7
         // (its commit at 9 then ends nothing).
@@ -879,16 +906,8 @@ mod tests {
             offsets(&log, Isolation::ReadUncommitted),
             vec![0, 1, 3, 5, 10]
         );
-        let (batches, _) = log
-            .read_batches(2, usize::MAX, Isolation::ReadUncommitted)
-            .unwrap();
-        let markers: Vec<_> = batches
-            .iter()
-            .filter(|b| b.marker.is_some())
-            .map(|b| (b.base, b.next, b.producer, b.marker))
-            .collect();
         assert_eq!(
-            markers,
+            markers(&log, 2),
             vec![
                 (2, 3, Some(q), Some(false)),
                 (4, 5, Some(q), Some(true)),
@@ -907,11 +926,8 @@ mod tests {
         // commit at 6. The lost bytes still name Q: Q gets the marker, so its record 4 stays
         // committed; P's commit becomes an abort (its record 0 is lost to read_committed).
         let dir = tempfile::tempdir().unwrap();
-        let (p, q) = (
-            ProducerId { id: 1, epoch: 0 },
-            ProducerId { id: 2, epoch: 0 },
-        );
-        let (mut log, _) = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
+        let (p, q) = (pid(1, 0), pid(2, 0));
+        let mut log = open(dir.path());
         log.append_transactional(&[rec(0)], p).unwrap();
         log.append(&[rec(1)]).unwrap();
         log.append_transactional(&[rec(2)], q).unwrap();
@@ -934,7 +950,7 @@ mod tests {
             ),
             (&vec![q], &vec![p], &vec![8])
         );
-        let (log, _) = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
+        let log = open(dir.path());
         assert_eq!(offsets(&log, Isolation::ReadCommitted), vec![1, 4, 5, 7]);
     }
 
@@ -944,11 +960,8 @@ mod tests {
         // the one marker goes to P, the oldest), data at 3, commit at 4. Q's commit at 4
         // would commit record 1, which its lost marker aborted: it becomes an abort.
         let dir = tempfile::tempdir().unwrap();
-        let (p, q) = (
-            ProducerId { id: 1, epoch: 0 },
-            ProducerId { id: 2, epoch: 4 },
-        );
-        let (mut log, _) = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
+        let (p, q) = (pid(1, 0), pid(2, 4));
+        let mut log = open(dir.path());
         log.append_transactional(&[rec(0)], p).unwrap();
         log.append_transactional(&[rec(1)], q).unwrap();
         log.append_marker(q, false).unwrap();
@@ -962,42 +975,23 @@ mod tests {
         damage_batches_at(dir.path(), &[2], |_| 16, 0xff); // its base offset
         let damaged = fs::read(&seg).unwrap();
         let found = verify_partition(dir.path()).unwrap();
-        let summary: Vec<_> = found
-            .iter()
-            .map(|d| {
-                (
-                    d.first_offset,
-                    d.aborted.clone(),
-                    d.left_open.clone(),
-                    d.commits_aborted.clone(),
-                )
-            })
-            .collect();
-        assert_eq!(summary, vec![(2, vec![p], vec![q], vec![4])]);
+        assert_eq!(summary(&found), vec![(2, vec![p], vec![q], vec![4])]);
         assert_eq!(repair_partition(dir.path()).unwrap(), found);
         assert_eq!(
             fs::read(seg.with_extension("log.damaged")).unwrap(),
             damaged
         );
-        let (log, _) = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
+        let log = open(dir.path());
         assert!(log.open_transactions().is_empty());
         // Nothing of P or Q is committed any more: P aborted at 2, Q at 4.
         assert_eq!(offsets(&log, Isolation::ReadCommitted), vec![6]);
         assert_eq!(offsets(&log, Isolation::ReadUncommitted), vec![0, 1, 3, 6]);
-        let (batches, _) = log
-            .read_batches(0, usize::MAX, Isolation::ReadUncommitted)
-            .unwrap();
-        let markers: Vec<_> = batches
-            .iter()
-            .filter(|b| b.marker.is_some())
-            .map(|b| (b.base, b.producer, b.marker))
-            .collect();
         assert_eq!(
-            markers,
+            markers(&log, 0),
             vec![
-                (2, Some(p), Some(false)),
-                (4, Some(q), Some(false)),
-                (5, Some(p), Some(true)),
+                (2, 3, Some(p), Some(false)),
+                (4, 5, Some(q), Some(false)),
+                (5, 6, Some(p), Some(true)),
             ]
         );
     }
@@ -1008,11 +1002,8 @@ mod tests {
         // gets its abort marker in a later lost range (4..6): Q's commit at 7 commits only
         // its record 6, written after that, and stays a commit.
         let dir = tempfile::tempdir().unwrap();
-        let (p, q) = (
-            ProducerId { id: 1, epoch: 0 },
-            ProducerId { id: 2, epoch: 0 },
-        );
-        let (mut log, _) = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
+        let (p, q) = (pid(1, 0), pid(2, 0));
+        let mut log = open(dir.path());
         log.append_transactional(&[rec(0)], p).unwrap();
         log.append_transactional(&[rec(1)], q).unwrap();
         log.append_marker(q, false).unwrap();
@@ -1025,25 +1016,14 @@ mod tests {
         drop(log);
         damage_batches_at(dir.path(), &[2, 4], |_| 16, 0xff);
         let found = repair_partition(dir.path()).unwrap();
-        let summary: Vec<_> = found
-            .iter()
-            .map(|d| {
-                (
-                    d.first_offset,
-                    d.aborted.clone(),
-                    d.left_open.clone(),
-                    d.commits_aborted.clone(),
-                )
-            })
-            .collect();
         assert_eq!(
-            summary,
+            summary(&found),
             vec![
                 (2, vec![p], vec![q], Vec::new()),
                 (4, vec![q], Vec::new(), Vec::new())
             ]
         );
-        let (log, _) = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
+        let log = open(dir.path());
         assert_eq!(offsets(&log, Isolation::ReadCommitted), vec![6, 9]);
     }
 }
