@@ -47,62 +47,21 @@ use std::time::Duration;
 
 use streams_core::config::DslStore;
 use streams_core::prelude::*;
-use streams_tests::driver;
 
 mod join_common;
-use join_common::{Setup, check_key};
+use join_common::{LEFT, OUT, RIGHT, Setup, Side, check_key};
 
-const LEFT: &str = "topic1";
-const RIGHT: &str = "topic2";
-const OUT: &str = "out";
-
-/// Which input a record goes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Side {
-    Left,
-    Right,
-}
-
-/// A driver running one join topology: left input `topic1` (`i32` -> `String`), right input
-/// `topic2` (`i32` -> `R`), joined output `out` (`i32` -> `String`).
-struct Run<R> {
-    setup: Setup,
-    _driver: TopologyTestDriver,
-    left_in: TestInputTopic<i32, String>,
-    right_in: TestInputTopic<i32, R>,
-    out: TestOutputTopic<i32, String>,
-}
+/// A driver running one join topology: left input `left` (Kafka's `topic1`, `i32` ->
+/// `String`), right input `right` (`topic2`, `i32` -> `R`), joined output `out` (`i32` ->
+/// `String`).
+type Run<R> = join_common::Run<i32, String, R, String>;
 
 impl<R: DefaultSerde + FromStr<Err: Debug> + 'static> Run<R> {
-    fn new(topology: Topology, setup: Setup) -> Self {
-        let driver = setup.driver("join-conformance", topology, &[LEFT, RIGHT]);
-        let left_in = driver.input_topic::<i32, String>(LEFT);
-        let right_in = driver.input_topic::<i32, R>(RIGHT);
-        let out = driver.output_topic::<i32, String>(OUT);
-        Self {
-            setup,
-            _driver: driver,
-            left_in,
-            right_in,
-            out,
-        }
-    }
-
-    fn left(&self, key: i32, value: &str, ts: i64) {
-        self.left_in
-            .pipe_input_at(key, value.to_string(), ts)
-            .unwrap();
-    }
-
-    fn right(&self, key: i32, value: R, ts: i64) {
-        self.right_in.pipe_input_at(key, value, ts).unwrap();
-    }
-
     /// Kafka's loops over the keys `0..n` of the left stream: value `<prefix><key>` at
     /// `ts(key)`.
     fn lefts(&self, n: i32, prefix: &str, ts: impl Fn(i64) -> i64) {
         for k in 0..n {
-            self.left(k, &format!("{prefix}{k}"), ts(i64::from(k)));
+            self.left(k, format!("{prefix}{k}"), ts(i64::from(k)));
         }
     }
 
@@ -132,12 +91,6 @@ impl<R: DefaultSerde + FromStr<Err: Debug> + 'static> Run<R> {
             .map(|(k, v, t)| (*k, (*v).to_string(), *t))
             .collect();
         self.check(step, expected);
-    }
-
-    #[track_caller]
-    fn check(&self, step: &str, expected: Vec<(i32, String, i64)>) {
-        let actual = driver::records(&self.out);
-        assert_eq!(actual, expected, "{:?}, after: {step}", self.setup);
     }
 
     /// Kafka's window-bound sweeps (`testWindowing`, `testAsymmetricWindowing...`): for each
@@ -218,12 +171,10 @@ fn each_setup<R: DefaultSerde + FromStr<Err: Debug> + 'static>(
     topology: impl Fn() -> Topology,
     scenario: impl Fn(&Run<R>),
 ) {
-    for setup in Setup::all(&[1]) {
-        scenario(&Run::new(topology(), setup));
-    }
+    join_common::each_setup("join-conformance", &Setup::all(&[1]), topology, scenario);
 }
 
-/// `topic1` joined with `topic2` by `join`, written to `out`.
+/// `left` joined with `right` by `join`, written to `out`.
 fn topology<R: Data + DefaultSerde>(
     join: impl FnOnce(&KStream<i32, String>, &KStream<i32, R>) -> KStream<i32, String>,
 ) -> Topology {
@@ -288,9 +239,9 @@ fn unmatched_lefts_then_a1<R: DefaultSerde + FromStr<Err: Debug> + 'static>(
     label: &str,
     joined: &str,
 ) {
-    run.left(0, "A0", 1);
-    run.left(1, "A1", 2);
-    run.left(0, "A0-0", 3);
+    run.left(0, "A0".into(), 1);
+    run.left(1, "A1".into(), 2);
+    run.left(0, "A0-0".into(), 3);
     run.expect("A0 at 1, A1 at 2, A0-0 at 3", &[]);
     run.right(1, right, 3);
     run.expect(label, &[(1, joined, 3)]);
@@ -311,7 +262,7 @@ fn unmatched_rights_then_left<R: DefaultSerde + FromStr<Err: Debug> + 'static>(
     run.right(1, r1, 2);
     run.right(0, r2, 3);
     run.expect(labels[0], &[]);
-    run.left(1, left, 3);
+    run.left(1, left.into(), 3);
     run.expect(labels[1], &[(1, joined, 3)]);
 }
 
@@ -331,7 +282,7 @@ fn stream_time_moved_by<R: DefaultSerde + FromStr<Err: Debug> + Display + 'stati
     let right_step = format!("right {right}");
     match by {
         Side::Left => {
-            run.left(2, "dummy", 401);
+            run.left(2, "dummy".into(), 401);
             run.expect("left dummy at 401", emitted);
             run.right(2, right, ts);
             run.expect(&format!("{right_step} at {ts}"), &[(2, &joined, ts)]);
@@ -339,7 +290,7 @@ fn stream_time_moved_by<R: DefaultSerde + FromStr<Err: Debug> + Display + 'stati
         Side::Right => {
             run.right(2, right, 401);
             run.expect(&format!("{right_step} at 401"), emitted);
-            run.left(2, "dummy", ts);
+            run.left(2, "dummy".into(), ts);
             run.expect(&format!("left dummy at {ts}"), &[(2, &joined, ts)]);
         }
     }
@@ -516,16 +467,16 @@ fn left_join_test_left_join_duplicates() {
     each_setup(
         || topology(|l, r: &KStream<i32, String>| l.left_join(r, left_joiner, with_grace(100, 10))),
         |run: &Run<String>| {
-            run.left(0, "A0", 0);
-            run.left(0, "A0-0", 0);
+            run.left(0, "A0".into(), 0);
+            run.left(0, "A0-0".into(), 0);
             run.right(1, "a0".into(), 111);
             run.right(2, "dummy".into(), 500);
             run.expect(
                 "A0, A0-0 at 0; a0 at 111; dummy at 500",
                 &[(0, "A0+null", 0), (0, "A0-0+null", 0)],
             );
-            run.left(2, "A2", 1000);
-            run.left(2, "A2-0", 1000);
+            run.left(2, "A2".into(), 1000);
+            run.left(2, "A2-0".into(), 1000);
             run.right(2, "a2".into(), 1001);
             run.expect(
                 "A2, A2-0 at 1000; a2 at 1001",
@@ -672,7 +623,7 @@ fn left_join_test_run_left_join_default_and_in_memory_stores() {
             },
             |run: &Run<String>| {
                 run_join_steps(run, ["a", "b"]);
-                run.left(0, "dummy", 1000);
+                run.left(0, "dummy".into(), 1000);
                 run.expect("dummy at 1000: every record was joined", &[]);
             },
         );
@@ -686,8 +637,8 @@ fn left_join_test_ordering() {
     each_setup(
         || topology(|l, r: &KStream<i32, String>| l.left_join(r, left_joiner, no_grace(100))),
         |run: &Run<String>| {
-            run.left(0, "A0", 0);
-            run.left(1, "A1", 100);
+            run.left(0, "A0".into(), 0);
+            run.left(1, "A1".into(), 100);
             run.expect("A0 at 0, A1 at 100", &[]);
             run.right(1, "a1".into(), 110);
             run.expect("a1 at 110", &[(0, "A0+null", 0), (1, "A1+a1", 110)]);
@@ -735,7 +686,7 @@ fn left_or_outer_windowing<R: DefaultSerde + FromStr<Err: Debug> + 'static>(
         after: 100,
     };
     run.sweep(Side::Left, "BCDEF", 1100, &partners, false);
-    run.left(0, "dummy", 1405);
+    run.left(0, "dummy".into(), 1405);
     run.expect(
         "dummy at 1405",
         &[
@@ -754,7 +705,7 @@ fn left_or_outer_windowing<R: DefaultSerde + FromStr<Err: Debug> + 'static>(
 
     // testLowerWindowBound
     run.sweep(Side::Left, "GHIJK", 899, &partners, true);
-    run.left(0, "dummy", late);
+    run.left(0, "dummy".into(), late);
     run.expect(&format!("late dummy at {late}"), &[(0, "dummy+null", late)]);
 }
 
@@ -814,8 +765,8 @@ fn outer_join_test_outer_join_duplicates() {
     each_setup(
         || topology(|l, r: &KStream<i32, i64>| l.outer_join(r, outer_long, with_grace(100, 10))),
         |run: &Run<i64>| {
-            run.left(0, "A0", 0);
-            run.left(0, "A0-0", 0);
+            run.left(0, "A0".into(), 0);
+            run.left(0, "A0-0".into(), 0);
             run.right(1, 11, 0);
             run.right(1, 12, 0);
             run.right(1, 10, 111);
@@ -829,8 +780,8 @@ fn outer_join_test_outer_join_duplicates() {
                     (0, "A0-0+null", 0),
                 ],
             );
-            run.left(2, "A2", 200);
-            run.left(2, "A2-0", 200);
+            run.left(2, "A2".into(), 200);
+            run.left(2, "A2-0".into(), 200);
             run.right(2, 13, 201);
             run.right(2, 14, 201);
             run.expect(
@@ -906,8 +857,8 @@ fn outer_join_test_ordering() {
     each_setup(
         || outer_topology(no_grace(100)),
         |run: &Run<i64>| {
-            run.left(0, "A0", 0);
-            run.left(1, "A1", 100);
+            run.left(0, "A0".into(), 0);
+            run.left(1, "A1".into(), 100);
             run.expect("A0 at 0, A1 at 100", &[]);
             run.right(1, 11, 110);
             run.expect("11 at 110", &[(0, "A0+null", 0), (1, "A1+11", 110)]);
@@ -922,10 +873,10 @@ fn outer_join_test_grace_period() {
     each_setup(
         || outer_topology(with_grace(100, 10)),
         |run: &Run<i64>| {
-            run.left(0, "A0", 0);
+            run.left(0, "A0".into(), 0);
             run.right(1, 11, 0);
             run.expect("A0, 11 at 0", &[]);
-            run.left(1, "A1", 101);
+            run.left(1, "A1".into(), 101);
             run.right(0, 10, 101);
             run.expect("A1, 10 at 101 (windows ended, not closed)", &[]);
             run.right(0, 100, 112);
@@ -942,9 +893,9 @@ fn outer_join_test_emit_all_non_joined_results_for_asymmetric_window() {
     each_setup(
         || outer_topology(no_grace(5).after(ms(20))),
         |run: &Run<i64>| {
-            run.left(0, "A0", 29);
+            run.left(0, "A0".into(), 29);
             run.expect("A0 at 29", &[]);
-            run.left(1, "A1", 30);
+            run.left(1, "A1".into(), 30);
             run.expect("A1 at 30", &[]);
             run.right(2, 12, 31);
             run.expect("12 at 31", &[]);
@@ -979,7 +930,7 @@ fn outer_join_test_run_outer_join_default_and_in_memory_stores() {
             },
             |run: &Run<i64>| {
                 run_join_steps(run, ["1", "2"]);
-                run.left(0, "dummy", 400);
+                run.left(0, "dummy".into(), 400);
                 run.expect("dummy at 400: every record was joined", &[]);
             },
         );
@@ -1014,7 +965,7 @@ fn outer_join_test_should_not_emit_left_join_result_for_asymmetric_before_window
             run.expect("11 at 102", &[(1, "A1+null", 1)]);
             run.right(2, 12, 103);
             run.expect("12 at 103", &[(1, "null+11", 102)]);
-            run.left(2, "A2", 103);
+            run.left(2, "A2".into(), 103);
             run.expect("A2 at 103", &[(2, "A2+12", 103)]);
         },
     );
@@ -1035,7 +986,7 @@ fn outer_join_test_should_not_emit_left_join_result_for_asymmetric_after_window(
             run.expect("12 at 101", &[]);
             run.right(3, 13, 101);
             run.expect("13 at 101", &[]);
-            run.left(2, "A2", 201);
+            run.left(2, "A2".into(), 201);
             run.expect("A2 at 201", &[(2, "A2+12", 201)]);
         },
     );

@@ -1,15 +1,24 @@
 //! What the join tests share: the configurations their scenarios run in (record cache on or
-//! off, store engine, partitions per input topic), the drivers started in them, the check
-//! that a joiner got the record's key, and the updates of the tables a test keeps as its
-//! reference.
+//! off, store engine, partitions per input topic), the drivers started in them and the
+//! scenarios' view of one ([`Run`]), the check that a joiner got the record's key, and the
+//! updates of the tables a test keeps as its reference.
 
 // Test helpers may unwrap: a panic fails the test. Each test crate uses part of them.
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::collections::BTreeMap;
+use std::fmt::Debug;
 
 use streams_core::config::DslStore;
 use streams_core::prelude::*;
+use streams_tests::driver;
+
+/// The left input topic of a [`Run`].
+pub(crate) const LEFT: &str = "left";
+/// The right input topic of a [`Run`].
+pub(crate) const RIGHT: &str = "right";
+/// The output topic of a [`Run`].
+pub(crate) const OUT: &str = "out";
 
 /// One configuration a scenario runs in.
 #[derive(Debug, Clone, Copy)]
@@ -73,6 +82,83 @@ pub(crate) fn driver(
         driver = driver.partitions(topic, *n);
     }
     driver.build().unwrap()
+}
+
+/// Which input a record goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    Left,
+    Right,
+}
+
+/// A driver running one join topology in one [`Setup`]: left input [`LEFT`] (`K` -> `L`),
+/// right input [`RIGHT`] (`K` -> `R`), output [`OUT`] (`K` -> `O`).
+pub(crate) struct Run<K, L, R, O> {
+    pub(crate) setup: Setup,
+    pub(crate) driver: TopologyTestDriver,
+    pub(crate) left_in: TestInputTopic<K, L>,
+    pub(crate) right_in: TestInputTopic<K, R>,
+    pub(crate) out: TestOutputTopic<K, O>,
+}
+
+impl<K, L, R, O> Run<K, L, R, O>
+where
+    K: DefaultSerde + PartialEq + Debug + 'static,
+    L: DefaultSerde + 'static,
+    R: DefaultSerde + 'static,
+    O: DefaultSerde + PartialEq + Debug + 'static,
+{
+    /// Starts `topology` of application `app` in `setup`.
+    pub(crate) fn new(app: &str, topology: Topology, setup: Setup) -> Self {
+        let driver = setup.driver(app, topology, &[LEFT, RIGHT]);
+        let left_in = driver.input_topic::<K, L>(LEFT);
+        let right_in = driver.input_topic::<K, R>(RIGHT);
+        let out = driver.output_topic::<K, O>(OUT);
+        Self {
+            setup,
+            driver,
+            left_in,
+            right_in,
+            out,
+        }
+    }
+
+    pub(crate) fn left(&self, key: K, value: L, ts: i64) {
+        self.left_in.pipe_input_at(key, value, ts).unwrap();
+    }
+
+    pub(crate) fn right(&self, key: K, value: R, ts: i64) {
+        self.right_in.pipe_input_at(key, value, ts).unwrap();
+    }
+
+    /// Everything emitted since the last read, as (key, value, timestamp).
+    pub(crate) fn output(&self) -> Vec<(K, O, i64)> {
+        driver::records(&self.out)
+    }
+
+    /// Checks that everything emitted since the last read is `expected`, as (key, value,
+    /// timestamp); `step` says after what.
+    #[track_caller]
+    pub(crate) fn check(&self, step: &str, expected: Vec<(K, O, i64)>) {
+        assert_eq!(self.output(), expected, "{:?}, after: {step}", self.setup);
+    }
+}
+
+/// Runs `scenario` once in each of `setups`, on a fresh `topology` of application `app`.
+pub(crate) fn each_setup<K, L, R, O>(
+    app: &str,
+    setups: &[Setup],
+    topology: impl Fn() -> Topology,
+    scenario: impl Fn(&Run<K, L, R, O>),
+) where
+    K: DefaultSerde + PartialEq + Debug + 'static,
+    L: DefaultSerde + 'static,
+    R: DefaultSerde + 'static,
+    O: DefaultSerde + PartialEq + Debug + 'static,
+{
+    for &setup in setups {
+        scenario(&Run::new(app, topology(), setup));
+    }
 }
 
 /// In the scenarios that pass the key to the joiner, every value ends with its key (`A0`,
