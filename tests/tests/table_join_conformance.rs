@@ -63,14 +63,9 @@ use std::fmt::Debug;
 
 use streams_core::prelude::*;
 use streams_core::state::ValueAndTimestamp;
-use streams_tests::driver;
 
 mod join_common;
-use join_common::{Setup, check_key};
-
-const LEFT: &str = "left";
-const RIGHT: &str = "right";
-const OUT: &str = "out";
+use join_common::{LEFT, OUT, RIGHT, Run, Setup, Side, check_key};
 
 /// Expected output values as written in the scenarios: `&str` for stream results,
 /// `Option<&str>` (`None`: a tombstone) for table results.
@@ -90,16 +85,6 @@ impl Lit<Option<String>> for Option<&str> {
     }
 }
 
-/// A driver running one join topology: left input `left` (`K` -> `L`), right input `right`
-/// (`K` -> `R`), output `out` (`K` -> `O`).
-struct Run<K, L, R, O> {
-    setup: Setup,
-    driver: TopologyTestDriver,
-    left_in: TestInputTopic<K, L>,
-    right_in: TestInputTopic<K, R>,
-    out: TestOutputTopic<K, O>,
-}
-
 impl<K, L, R, O> Run<K, L, R, O>
 where
     K: DefaultSerde + PartialEq + Debug + 'static,
@@ -107,28 +92,6 @@ where
     R: DefaultSerde + 'static,
     O: DefaultSerde + PartialEq + Debug + 'static,
 {
-    fn new(topology: Topology, setup: Setup) -> Self {
-        let driver = setup.driver("table-join-conformance", topology, &[LEFT, RIGHT]);
-        let left_in = driver.input_topic::<K, L>(LEFT);
-        let right_in = driver.input_topic::<K, R>(RIGHT);
-        let out = driver.output_topic::<K, O>(OUT);
-        Self {
-            setup,
-            driver,
-            left_in,
-            right_in,
-            out,
-        }
-    }
-
-    fn left(&self, key: K, value: L, ts: i64) {
-        self.left_in.pipe_input_at(key, value, ts).unwrap();
-    }
-
-    fn right(&self, key: K, value: R, ts: i64) {
-        self.right_in.pipe_input_at(key, value, ts).unwrap();
-    }
-
     /// Pipes a record with a null key (and the UTF-8 `value`) into `left` or `right`, and
     /// checks that it was dropped and counted.
     #[track_caller]
@@ -136,8 +99,8 @@ where
         let before = self.driver.metrics().dropped_records;
         let bytes = Some(value.as_bytes().to_vec());
         let piped = match side {
-            Side::L => self.left_in.pipe_raw(None, bytes, ts),
-            Side::R => self.right_in.pipe_raw(None, bytes, ts),
+            Side::Left => self.left_in.pipe_raw(None, bytes, ts),
+            Side::Right => self.right_in.pipe_raw(None, bytes, ts),
         };
         piped.unwrap();
         assert_eq!(
@@ -146,11 +109,6 @@ where
             "{:?}: a null-key record is dropped and counted",
             self.setup
         );
-    }
-
-    /// Everything emitted since the last read, as (key, value, timestamp).
-    fn output(&self) -> Vec<(K, O, i64)> {
-        driver::records(&self.out)
     }
 
     /// Everything emitted since the last check, as (key, value, timestamp).
@@ -165,12 +123,6 @@ where
             .collect();
         self.check(step, expected);
     }
-
-    /// Everything emitted since the last check, as (key, value, timestamp).
-    #[track_caller]
-    fn check(&self, step: &str, expected: Vec<(K, O, i64)>) {
-        assert_eq!(self.output(), expected, "{:?}, after: {step}", self.setup);
-    }
 }
 
 /// Runs `scenario` once in every [`Setup`] on a fresh topology.
@@ -181,16 +133,8 @@ where
     R: DefaultSerde + 'static,
     O: DefaultSerde + PartialEq + Debug + 'static,
 {
-    for setup in Setup::all(&[1, 2]) {
-        scenario(&Run::new(topology(), setup));
-    }
-}
-
-/// Which input topic a record goes to.
-#[derive(Debug, Clone, Copy)]
-enum Side {
-    L,
-    R,
+    let setups = Setup::all(&[1, 2]);
+    join_common::each_setup("table-join-conformance", &setups, topology, scenario);
 }
 
 // Joiners rendering results as Kafka's `MockValueJoiner.TOSTRING_JOINER`.
@@ -583,7 +527,7 @@ fn table_steps() -> Vec<(&'static str, Vec<In>)> {
             vec![
                 In::L(0, some("X0"), 5),
                 In::L(1, some("X1"), 6),
-                In::NullKey(Side::L, "SomeVal", 42),
+                In::NullKey(Side::Left, "SomeVal", 42),
             ],
         ),
         (
@@ -591,7 +535,7 @@ fn table_steps() -> Vec<(&'static str, Vec<In>)> {
             vec![
                 In::R(0, some("Y0"), 0),
                 In::R(1, some("Y1"), 10),
-                In::NullKey(Side::R, "AnotherVal", 73),
+                In::NullKey(Side::Right, "AnotherVal", 73),
             ],
         ),
         ("XX0..XX3 into topic1", all(true, "XX", |_| 7)),
@@ -894,29 +838,29 @@ const BASE: i64 = 1_700_000_000_000;
 /// key 0 (`ANY_UNIQUE_KEY`). Includes out-of-order data (`d` at 7 after a tombstone at 13,
 /// ...).
 const INPUT: [(Side, Option<&str>, i64); 23] = [
-    (Side::L, None, 1),
-    (Side::R, None, 2),
-    (Side::L, Some("A"), 3),
-    (Side::R, Some("a"), 4),
-    (Side::L, Some("B"), 5),
-    (Side::R, Some("b"), 6),
-    (Side::L, None, 7),
-    (Side::R, None, 8),
-    (Side::L, Some("C"), 9),
-    (Side::R, Some("c"), 10),
-    (Side::R, None, 11),
-    (Side::L, None, 12),
-    (Side::R, None, 13),
-    (Side::R, Some("d"), 7),
-    (Side::L, Some("D"), 6),
-    (Side::L, None, 2),
-    (Side::R, None, 3),
-    (Side::R, Some("e"), 14),
-    (Side::L, Some("E"), 15),
-    (Side::L, None, 10),
-    (Side::R, None, 9),
-    (Side::L, Some("F"), 4),
-    (Side::R, Some("f"), 3),
+    (Side::Left, None, 1),
+    (Side::Right, None, 2),
+    (Side::Left, Some("A"), 3),
+    (Side::Right, Some("a"), 4),
+    (Side::Left, Some("B"), 5),
+    (Side::Right, Some("b"), 6),
+    (Side::Left, None, 7),
+    (Side::Right, None, 8),
+    (Side::Left, Some("C"), 9),
+    (Side::Right, Some("c"), 10),
+    (Side::Right, None, 11),
+    (Side::Left, None, 12),
+    (Side::Right, None, 13),
+    (Side::Right, Some("d"), 7),
+    (Side::Left, Some("D"), 6),
+    (Side::Left, None, 2),
+    (Side::Right, None, 3),
+    (Side::Right, Some("e"), 14),
+    (Side::Left, Some("E"), 15),
+    (Side::Left, None, 10),
+    (Side::Right, None, 9),
+    (Side::Left, Some("F"), 4),
+    (Side::Right, Some("f"), 3),
 ];
 
 /// Pipes step `i` of [`INPUT`] (both inputs read `i64` -> `Option<String>`).
@@ -927,8 +871,8 @@ where
     let (side, value, ts) = INPUT[i];
     let value = value.map(str::to_string);
     match side {
-        Side::L => run.left(0, value, BASE + ts),
-        Side::R => run.right(0, value, BASE + ts),
+        Side::Left => run.left(0, value, BASE + ts),
+        Side::Right => run.right(0, value, BASE + ts),
     }
 }
 
