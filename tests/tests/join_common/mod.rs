@@ -91,6 +91,14 @@ pub(crate) enum Side {
     Right,
 }
 
+/// The keys and output values of a [`Run`]: its checks compare and show them.
+pub(crate) trait Checked: DefaultSerde + PartialEq + Debug + 'static {}
+impl<T: DefaultSerde + PartialEq + Debug + 'static> Checked for T {}
+
+/// The input values of a [`Run`].
+pub(crate) trait Input: DefaultSerde + 'static {}
+impl<T: DefaultSerde + 'static> Input for T {}
+
 /// A driver running one join topology in one [`Setup`]: left input [`LEFT`] (`K` -> `L`),
 /// right input [`RIGHT`] (`K` -> `R`), output [`OUT`] (`K` -> `O`).
 pub(crate) struct Run<K, L, R, O> {
@@ -101,13 +109,7 @@ pub(crate) struct Run<K, L, R, O> {
     pub(crate) out: TestOutputTopic<K, O>,
 }
 
-impl<K, L, R, O> Run<K, L, R, O>
-where
-    K: DefaultSerde + PartialEq + Debug + 'static,
-    L: DefaultSerde + 'static,
-    R: DefaultSerde + 'static,
-    O: DefaultSerde + PartialEq + Debug + 'static,
-{
+impl<K: Checked, L: Input, R: Input, O: Checked> Run<K, L, R, O> {
     /// Starts `topology` of application `app` in `setup`.
     pub(crate) fn new(app: &str, topology: Topology, setup: Setup) -> Self {
         let driver = setup.driver(app, topology, &[LEFT, RIGHT]);
@@ -145,17 +147,12 @@ where
 }
 
 /// Runs `scenario` once in each of `setups`, on a fresh `topology` of application `app`.
-pub(crate) fn each_setup<K, L, R, O>(
+pub(crate) fn each_setup<K: Checked, L: Input, R: Input, O: Checked>(
     app: &str,
     setups: &[Setup],
     topology: impl Fn() -> Topology,
     scenario: impl Fn(&Run<K, L, R, O>),
-) where
-    K: DefaultSerde + PartialEq + Debug + 'static,
-    L: DefaultSerde + 'static,
-    R: DefaultSerde + 'static,
-    O: DefaultSerde + PartialEq + Debug + 'static,
-{
+) {
     for &setup in setups {
         scenario(&Run::new(app, topology(), setup));
     }
