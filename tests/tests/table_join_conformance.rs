@@ -59,13 +59,12 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
-use std::fmt::Debug;
 
 use streams_core::prelude::*;
 use streams_core::state::ValueAndTimestamp;
 
 mod join_common;
-use join_common::{LEFT, OUT, RIGHT, Run, Setup, Side, check_key};
+use join_common::{Checked, Input, LEFT, OUT, RIGHT, Run, Setup, Side, check_key};
 
 /// Expected output values as written in the scenarios: `&str` for stream results,
 /// `Option<&str>` (`None`: a tombstone) for table results.
@@ -85,13 +84,7 @@ impl Lit<Option<String>> for Option<&str> {
     }
 }
 
-impl<K, L, R, O> Run<K, L, R, O>
-where
-    K: DefaultSerde + PartialEq + Debug + 'static,
-    L: DefaultSerde + 'static,
-    R: DefaultSerde + 'static,
-    O: DefaultSerde + PartialEq + Debug + 'static,
-{
+impl<K: Checked, L: Input, R: Input, O: Checked> Run<K, L, R, O> {
     /// Pipes a record with a null key (and the UTF-8 `value`) into `left` or `right`, and
     /// checks that it was dropped and counted.
     #[track_caller]
@@ -126,13 +119,10 @@ where
 }
 
 /// Runs `scenario` once in every [`Setup`] on a fresh topology.
-fn each_setup<K, L, R, O>(topology: impl Fn() -> Topology, scenario: impl Fn(&Run<K, L, R, O>))
-where
-    K: DefaultSerde + PartialEq + Debug + 'static,
-    L: DefaultSerde + 'static,
-    R: DefaultSerde + 'static,
-    O: DefaultSerde + PartialEq + Debug + 'static,
-{
+fn each_setup<K: Checked, L: Input, R: Input, O: Checked>(
+    topology: impl Fn() -> Topology,
+    scenario: impl Fn(&Run<K, L, R, O>),
+) {
     let setups = Setup::all(&[1, 2]);
     join_common::each_setup("table-join-conformance", &setups, topology, scenario);
 }
@@ -864,10 +854,7 @@ const INPUT: [(Side, Option<&str>, i64); 23] = [
 ];
 
 /// Pipes step `i` of [`INPUT`] (both inputs read `i64` -> `Option<String>`).
-fn pipe_input<O>(run: &Run<i64, Option<String>, Option<String>, O>, i: usize)
-where
-    O: DefaultSerde + PartialEq + Debug + 'static,
-{
+fn pipe_input<O: Checked>(run: &Run<i64, Option<String>, Option<String>, O>, i: usize) {
     let (side, value, ts) = INPUT[i];
     let value = value.map(str::to_string);
     match side {
@@ -879,13 +866,10 @@ where
 /// `AbstractJoinIntegrationTest.runTestWithDriver` with a result per step: `expected` lists
 /// the steps of [`INPUT`] with an output, as (step, value, timestamp relative to [`BASE`]);
 /// the other steps have none.
-fn run_input_steps<O, E>(
+fn run_input_steps<O: Checked, E: Lit<O> + Copy>(
     run: &Run<i64, Option<String>, Option<String>, O>,
     expected: &[(usize, E, i64)],
-) where
-    O: DefaultSerde + PartialEq + Debug + 'static,
-    E: Lit<O> + Copy,
-{
+) {
     for (i, (side, value, ts)) in INPUT.iter().enumerate() {
         pipe_input(run, i);
         let expected: Vec<(i64, E, i64)> = expected
