@@ -16,12 +16,29 @@ use crate::kv::{KeyValueBytesStoreSupplier, KeyValueIter, KeyValueStore, StateSt
 use crate::resources::RocksDbResources;
 use crate::{ChangelogRecord, StateError, StoreContext};
 
-fn io_err(store: &str, action: &'static str, e: rocksdb::Error) -> StateError {
+/// A RocksDB error of store `store` while `action`.
+pub(crate) fn engine_err(store: &str, action: &'static str, e: rocksdb::Error) -> StateError {
     StateError::Engine {
         store: store.to_string(),
         action,
         detail: e.into_string(),
     }
+}
+
+/// Creates (if needed) the directory of store `name`.
+pub(crate) fn create_store_dir(name: &str, dir: &Path) -> Result<(), StateError> {
+    std::fs::create_dir_all(dir).map_err(|source| StateError::Io {
+        store: name.to_string(),
+        action: "creating the store directory",
+        source,
+    })
+}
+
+/// The write options of every store: no write-ahead log (see the module docs).
+pub(crate) fn unlogged_writes() -> WriteOptions {
+    let mut write = WriteOptions::default();
+    write.disable_wal(true);
+    write
 }
 
 /// A key-value store in its own RocksDB instance.
@@ -45,19 +62,13 @@ impl std::fmt::Debug for RocksDbKeyValueStore {
 impl RocksDbKeyValueStore {
     /// Opens (creating if needed) the store `name` in `dir` with `resources`.
     pub fn open(name: &str, dir: &Path, resources: &RocksDbResources) -> Result<Self, StateError> {
-        std::fs::create_dir_all(dir).map_err(|source| StateError::Io {
-            store: name.to_string(),
-            action: "creating the store directory",
-            source,
-        })?;
-        let db = DB::open(&resources.options(), dir).map_err(|e| io_err(name, "open", e))?;
-        let mut write = WriteOptions::default();
-        write.disable_wal(true);
+        create_store_dir(name, dir)?;
+        let db = DB::open(&resources.options(), dir).map_err(|e| engine_err(name, "open", e))?;
         Ok(Self {
             name: name.to_string(),
             path: dir.to_path_buf(),
             db: Some(db),
-            write,
+            write: unlogged_writes(),
         })
     }
 
@@ -71,64 +82,80 @@ impl RocksDbKeyValueStore {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    fn scan(
+        &self,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        reverse: bool,
+    ) -> Result<KeyValueIter<'_>, StateError> {
+        let it = self.db()?.raw_iterator();
+        Ok(Box::new(RangeIter::new(it, &self.name, from, to, reverse)))
+    }
+
+    /// Turns automatic compactions off (`"true"`, for a bulk load) or on again.
+    fn disable_auto_compactions(&self, disable: &str) -> Result<(), StateError> {
+        self.db()?
+            .set_options(&[("disable_auto_compactions", disable)])
+            .map_err(|e| engine_err(&self.name, "bulk-load tuning", e))
+    }
 }
 
-/// Iterates over a RocksDB key range in either direction.
-struct RangeIter<'a> {
+/// Iterates over a key range of a RocksDB iterator (of the default or of one column family),
+/// in either direction.
+pub(crate) struct RangeIter<'a> {
     it: DBRawIteratorWithThreadMode<'a, DB>,
-    from: Bound<Vec<u8>>,
-    to: Bound<Vec<u8>>,
+    /// The bound where the iteration ends: `to` going forward, `from` in reverse.
+    end: Bound<Vec<u8>>,
     reverse: bool,
     store: &'a str,
     done: bool,
 }
 
 impl<'a> RangeIter<'a> {
-    fn new(
-        db: &'a DB,
+    /// Iterates over the keys of `it` within `from` and `to`, those of store `store`.
+    pub(crate) fn new(
+        mut it: DBRawIteratorWithThreadMode<'a, DB>,
         store: &'a str,
         from: Bound<&[u8]>,
         to: Bound<&[u8]>,
         reverse: bool,
     ) -> Self {
-        let mut it = db.raw_iterator();
-        if reverse {
-            match to {
-                Bound::Included(k) | Bound::Excluded(k) => it.seek_for_prev(k),
-                Bound::Unbounded => it.seek_to_last(),
-            }
-        } else {
-            match from {
-                Bound::Included(k) | Bound::Excluded(k) => it.seek(k),
-                Bound::Unbounded => it.seek_to_first(),
+        // Seek to the start, then step over an excluded start key: every key up to the end
+        // is in the range.
+        let (start, end) = if reverse { (to, from) } else { (from, to) };
+        match (start, reverse) {
+            (Bound::Included(k) | Bound::Excluded(k), false) => it.seek(k),
+            (Bound::Included(k) | Bound::Excluded(k), true) => it.seek_for_prev(k),
+            (Bound::Unbounded, false) => it.seek_to_first(),
+            (Bound::Unbounded, true) => it.seek_to_last(),
+        }
+        if let Bound::Excluded(k) = start
+            && it.key() == Some(k)
+        {
+            if reverse {
+                it.prev();
+            } else {
+                it.next();
             }
         }
         Self {
             it,
-            from: from.map(<[u8]>::to_vec),
-            to: to.map(<[u8]>::to_vec),
+            end: end.map(<[u8]>::to_vec),
             reverse,
             store,
             done: false,
         }
     }
 
-    fn in_range(&self, key: &[u8]) -> (bool, bool) {
-        // (inside, past the end in the iteration direction)
-        let above_from = match &self.from {
-            Bound::Included(f) => key >= f.as_slice(),
-            Bound::Excluded(f) => key > f.as_slice(),
-            Bound::Unbounded => true,
-        };
-        let below_to = match &self.to {
-            Bound::Included(t) => key <= t.as_slice(),
-            Bound::Excluded(t) => key < t.as_slice(),
-            Bound::Unbounded => true,
-        };
-        if self.reverse {
-            (above_from && below_to, !above_from)
-        } else {
-            (above_from && below_to, !below_to)
+    /// Whether `key` lies past the end of the range, in the iteration direction.
+    fn past_end(&self, key: &[u8]) -> bool {
+        match (&self.end, self.reverse) {
+            (Bound::Included(t), false) => key > t.as_slice(),
+            (Bound::Excluded(t), false) => key >= t.as_slice(),
+            (Bound::Included(f), true) => key < f.as_slice(),
+            (Bound::Excluded(f), true) => key <= f.as_slice(),
+            (Bound::Unbounded, _) => false,
         }
     }
 }
@@ -137,38 +164,32 @@ impl Iterator for RangeIter<'_> {
     type Item = Result<(Vec<u8>, Vec<u8>), StateError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        while !self.done {
-            if !self.it.valid() {
-                self.done = true;
-                return self
-                    .it
-                    .status()
-                    .err()
-                    .map(|e| Err(io_err(self.store, "iterate", e)));
-            }
-            let (key, value) = match (self.it.key(), self.it.value()) {
-                (Some(k), Some(v)) => (k, v),
-                _ => {
-                    self.done = true;
-                    return None;
-                }
-            };
-            let (inside, past) = self.in_range(key);
-            if past {
-                self.done = true;
-                return None;
-            }
-            let item = inside.then(|| (key.to_vec(), value.to_vec()));
-            if self.reverse {
-                self.it.prev();
-            } else {
-                self.it.next();
-            }
-            if let Some(kv) = item {
-                return Some(Ok(kv));
-            }
+        if self.done {
+            return None;
         }
-        None
+        if !self.it.valid() {
+            self.done = true;
+            return self
+                .it
+                .status()
+                .err()
+                .map(|e| Err(engine_err(self.store, "iterate", e)));
+        }
+        let (Some(key), Some(value)) = (self.it.key(), self.it.value()) else {
+            self.done = true;
+            return None;
+        };
+        if self.past_end(key) {
+            self.done = true;
+            return None;
+        }
+        let entry = (key.to_vec(), value.to_vec());
+        if self.reverse {
+            self.it.prev();
+        } else {
+            self.it.next();
+        }
+        Some(Ok(entry))
     }
 }
 
@@ -184,7 +205,7 @@ impl StateStore for RocksDbKeyValueStore {
         opts.set_wait(true);
         self.db()?
             .flush_opt(&opts)
-            .map_err(|e| io_err(&self.name, "flush", e))
+            .map_err(|e| engine_err(&self.name, "flush", e))
     }
     fn close(&mut self) -> Result<(), StateError> {
         if self.db.is_some() {
@@ -203,14 +224,14 @@ impl KeyValueStore for RocksDbKeyValueStore {
         Ok(self
             .db()?
             .get_pinned(key)
-            .map_err(|e| io_err(&self.name, "get", e))?
+            .map_err(|e| engine_err(&self.name, "get", e))?
             .map(|v| v.to_vec()))
     }
 
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StateError> {
         self.db()?
             .put_opt(key, value, &self.write)
-            .map_err(|e| io_err(&self.name, "put", e))
+            .map_err(|e| engine_err(&self.name, "put", e))
     }
 
     fn put_all(&mut self, entries: &[(&[u8], &[u8])]) -> Result<(), StateError> {
@@ -220,7 +241,7 @@ impl KeyValueStore for RocksDbKeyValueStore {
         }
         self.db()?
             .write_opt(batch, &self.write)
-            .map_err(|e| io_err(&self.name, "put_all", e))
+            .map_err(|e| engine_err(&self.name, "put_all", e))
     }
 
     fn delete(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
@@ -228,7 +249,7 @@ impl KeyValueStore for RocksDbKeyValueStore {
         if old.is_some() {
             self.db()?
                 .delete_opt(key, &self.write)
-                .map_err(|e| io_err(&self.name, "delete", e))?;
+                .map_err(|e| engine_err(&self.name, "delete", e))?;
         }
         Ok(old)
     }
@@ -236,7 +257,7 @@ impl KeyValueStore for RocksDbKeyValueStore {
     fn remove(&mut self, key: &[u8]) -> Result<(), StateError> {
         self.db()?
             .delete_opt(key, &self.write)
-            .map_err(|e| io_err(&self.name, "delete", e))
+            .map_err(|e| engine_err(&self.name, "delete", e))
     }
 
     fn range<'a>(
@@ -244,13 +265,7 @@ impl KeyValueStore for RocksDbKeyValueStore {
         from: Bound<&[u8]>,
         to: Bound<&[u8]>,
     ) -> Result<KeyValueIter<'a>, StateError> {
-        Ok(Box::new(RangeIter::new(
-            self.db()?,
-            &self.name,
-            from,
-            to,
-            false,
-        )))
+        self.scan(from, to, false)
     }
 
     fn reverse_range<'a>(
@@ -258,20 +273,14 @@ impl KeyValueStore for RocksDbKeyValueStore {
         from: Bound<&[u8]>,
         to: Bound<&[u8]>,
     ) -> Result<KeyValueIter<'a>, StateError> {
-        Ok(Box::new(RangeIter::new(
-            self.db()?,
-            &self.name,
-            from,
-            to,
-            true,
-        )))
+        self.scan(from, to, true)
     }
 
     fn approximate_num_entries(&self) -> Result<u64, StateError> {
         Ok(self
             .db()?
             .property_int_value("rocksdb.estimate-num-keys")
-            .map_err(|e| io_err(&self.name, "count", e))?
+            .map_err(|e| engine_err(&self.name, "count", e))?
             .unwrap_or(0))
     }
 
@@ -285,19 +294,15 @@ impl KeyValueStore for RocksDbKeyValueStore {
         }
         self.db()?
             .write_opt(batch, &self.write)
-            .map_err(|e| io_err(&self.name, "restore", e))
+            .map_err(|e| engine_err(&self.name, "restore", e))
     }
 
     fn begin_restore(&mut self) -> Result<(), StateError> {
-        self.db()?
-            .set_options(&[("disable_auto_compactions", "true")])
-            .map_err(|e| io_err(&self.name, "bulk-load tuning", e))
+        self.disable_auto_compactions("true")
     }
 
     fn end_restore(&mut self) -> Result<(), StateError> {
-        self.db()?
-            .set_options(&[("disable_auto_compactions", "false")])
-            .map_err(|e| io_err(&self.name, "bulk-load tuning", e))
+        self.disable_auto_compactions("false")
     }
 
     fn rocksdb_properties(&self) -> Option<crate::RocksDbProperties> {
@@ -315,9 +320,9 @@ impl KeyValueStore for RocksDbKeyValueStore {
     fn snapshot_to(&self, dir: &Path) -> Result<bool, StateError> {
         let db = self.db()?;
         let cp = rocksdb::checkpoint::Checkpoint::new(db)
-            .map_err(|e| io_err(&self.name, "snapshot", e))?;
+            .map_err(|e| engine_err(&self.name, "snapshot", e))?;
         cp.create_checkpoint(dir)
-            .map_err(|e| io_err(&self.name, "snapshot", e))?;
+            .map_err(|e| engine_err(&self.name, "snapshot", e))?;
         Ok(true)
     }
 }

@@ -14,15 +14,14 @@
 //! (user key bytes, time, ...) order, negative times included.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
-use rocksdb::{
-    DB, DBRawIteratorWithThreadMode, FlushOptions, Options, ReadOptions, SliceTransform,
-    WriteBatch, WriteOptions,
-};
+use rocksdb::{DB, FlushOptions, Options, ReadOptions, SliceTransform, WriteBatch, WriteOptions};
 
 use crate::StateError;
 use crate::resources::RocksDbResources;
+use crate::rocks::{RangeIter, create_store_dir, engine_err, unlogged_writes};
 
 /// Kafka's minimum segment interval (one minute).
 pub(crate) const MIN_SEGMENT_INTERVAL: i64 = 60_000;
@@ -279,7 +278,6 @@ impl SegmentEngine for MemSegments {
         hi: Option<&[u8]>,
         reverse: bool,
     ) -> Result<RawIter<'a>, StateError> {
-        use std::ops::Bound;
         self.check_open()?;
         let Some(seg) = self.segments.get(&segment) else {
             return Ok(Box::new(std::iter::empty()));
@@ -306,14 +304,6 @@ impl SegmentEngine for MemSegments {
         self.open = false;
         self.segments.clear();
         Ok(())
-    }
-}
-
-fn engine_err(store: &str, action: &'static str, e: rocksdb::Error) -> StateError {
-    StateError::Engine {
-        store: store.to_string(),
-        action,
-        detail: e.into_string(),
     }
 }
 
@@ -387,11 +377,7 @@ impl RocksSegments {
         resources: &RocksDbResources,
         interval: i64,
     ) -> Result<Self, StateError> {
-        std::fs::create_dir_all(dir).map_err(|source| StateError::Io {
-            store: name.to_string(),
-            action: "creating the store directory",
-            source,
-        })?;
+        create_store_dir(name, dir)?;
         let mut options = resources.options();
         // Bloom filters on the user key too (in the memtables and the table files): a scan
         // of one key's windows in a segment that does not hold the key skips the segment
@@ -413,8 +399,7 @@ impl RocksSegments {
             .filter_map(|c| parse_segment_cf_name(c))
             .collect();
         let db = DB::open_cf(&options, dir, &cfs).map_err(|e| engine_err(name, "open", e))?;
-        let mut write = WriteOptions::default();
-        write.disable_wal(true);
+        let write = unlogged_writes();
         let stored_stream_time = read_meta_i64(&db, name, META_STREAM_TIME)?;
         let interval = match read_meta_i64(&db, name, META_SEGMENT_INTERVAL)? {
             Some(stored) if stored > 0 => {
@@ -615,26 +600,13 @@ impl SegmentEngine for RocksSegments {
         } else {
             read.set_total_order_seek(true);
         }
-        let mut it = db.raw_iterator_cf_opt(cf, read);
-        if reverse {
-            match hi {
-                Some(k) => it.seek_for_prev(k),
-                None => it.seek_to_last(),
-            }
-        } else {
-            match lo {
-                Some(k) => it.seek(k),
-                None => it.seek_to_first(),
-            }
-        }
-        Ok(Box::new(CfRangeIter {
-            it,
-            lo: lo.map(<[u8]>::to_vec),
-            hi: hi.map(<[u8]>::to_vec),
+        Ok(Box::new(RangeIter::new(
+            db.raw_iterator_cf_opt(cf, read),
+            &self.name,
+            lo.map_or(Bound::Unbounded, Bound::Included),
+            hi.map_or(Bound::Unbounded, Bound::Included),
             reverse,
-            store: &self.name,
-            done: false,
-        }))
+        )))
     }
     fn flush(&mut self) -> Result<(), StateError> {
         if let Some(t) = self.pending_stream_time
@@ -661,54 +633,6 @@ impl SegmentEngine for RocksSegments {
         }
         self.db = None;
         Ok(())
-    }
-}
-
-/// Iterates over an inclusive key range of one column family, in either direction.
-struct CfRangeIter<'a> {
-    it: DBRawIteratorWithThreadMode<'a, DB>,
-    lo: Option<Vec<u8>>,
-    hi: Option<Vec<u8>>,
-    reverse: bool,
-    store: &'a str,
-    done: bool,
-}
-
-impl Iterator for CfRangeIter<'_> {
-    type Item = Result<RawEntry, StateError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        if !self.it.valid() {
-            self.done = true;
-            return self
-                .it
-                .status()
-                .err()
-                .map(|e| Err(engine_err(self.store, "iterate", e)));
-        }
-        let (Some(key), Some(value)) = (self.it.key(), self.it.value()) else {
-            self.done = true;
-            return None;
-        };
-        let past = if self.reverse {
-            self.lo.as_deref().is_some_and(|lo| key < lo)
-        } else {
-            self.hi.as_deref().is_some_and(|hi| key > hi)
-        };
-        if past {
-            self.done = true;
-            return None;
-        }
-        let entry = (key.to_vec(), value.to_vec());
-        if self.reverse {
-            self.it.prev();
-        } else {
-            self.it.next();
-        }
-        Some(Ok(entry))
     }
 }
 
