@@ -217,6 +217,18 @@ fn stream_table_steps(run: &StreamRun, left: bool, pushes: &[Push]) {
     }
 }
 
+/// A stream-table join of `left` with the table of `right`.
+type StreamJoin = fn(&KStream<i32, String>, &KTable<i32, String>) -> KStream<i32, String>;
+
+/// Runs Kafka's `pushes` through the stream-table join `join` (`left`: a left join) in every
+/// setup, with [`stream_table_steps`].
+fn stream_table_test(left: bool, pushes: &[Push], join: StreamJoin) {
+    each_setup(
+        || stream_table(join),
+        |run: &StreamRun| stream_table_steps(run, left, pushes),
+    );
+}
+
 /// `KStreamKTable(Left)JoinTest.shouldNotJoinOnTableUpdates`.
 const NOT_JOIN_ON_TABLE_UPDATES: [Push; 6] = [
     Push::Stream(2, "X"),
@@ -242,61 +254,49 @@ const CLEAR_TABLE_ENTRY: [Push; 4] = [
 /// `KStreamKTableJoinTest.shouldNotJoinWithEmptyTableOnStreamUpdates`.
 #[test]
 fn stream_table_inner_should_not_join_with_empty_table_on_stream_updates() {
-    each_setup(
-        || stream_table(|s, t| s.join_table(t, tostring)),
-        |run: &StreamRun| stream_table_steps(run, false, &[Push::Stream(2, "X")]),
-    );
+    stream_table_test(false, &[Push::Stream(2, "X")], |s, t| {
+        s.join_table(t, tostring)
+    });
 }
 
 /// `KStreamKTableJoinTest.shouldNotJoinOnTableUpdates`: table updates emit nothing; each
 /// stream record joins the table's value for its key at that moment.
 #[test]
 fn stream_table_inner_should_not_join_on_table_updates() {
-    each_setup(
-        || stream_table(|s, t| s.join_table(t, tostring)),
-        |run: &StreamRun| stream_table_steps(run, false, &NOT_JOIN_ON_TABLE_UPDATES),
-    );
+    stream_table_test(false, &NOT_JOIN_ON_TABLE_UPDATES, |s, t| {
+        s.join_table(t, tostring)
+    });
 }
 
 /// `KStreamKTableJoinTest.shouldJoinOnlyIfMatchFoundOnStreamUpdates`, through
 /// `join_table_with` (serdes and a name, which change nothing in the results).
 #[test]
 fn stream_table_inner_should_join_only_if_match_found_on_stream_updates() {
-    each_setup(
-        || {
-            stream_table(|s, t| {
-                s.join_table_with(
-                    t,
-                    tostring,
-                    Joined::with(default_serde(), default_serde(), default_serde())
-                        .with_name("stream-table-join"),
-                )
-            })
-        },
-        |run: &StreamRun| stream_table_steps(run, false, &MATCH_ON_STREAM_UPDATES),
-    );
+    stream_table_test(false, &MATCH_ON_STREAM_UPDATES, |s, t| {
+        s.join_table_with(
+            t,
+            tostring,
+            Joined::with(default_serde(), default_serde(), default_serde())
+                .with_name("stream-table-join"),
+        )
+    });
 }
 
 /// `KStreamKTableJoinTest.shouldClearTableEntryOnNullValueUpdates`, through
 /// `join_table_with_key`: a tombstone removes the key from the table.
 #[test]
 fn stream_table_inner_should_clear_table_entry_on_null_value_updates() {
-    each_setup(
-        || {
-            stream_table(|s, t| {
-                s.join_table_with_key(
-                    t,
-                    |k: &i32, v: &String, tv: &String| {
-                        check_key(*k, v);
-                        check_key(*k, tv);
-                        tostring(v, tv)
-                    },
-                    Joined::new(),
-                )
-            })
-        },
-        |run: &StreamRun| stream_table_steps(run, false, &CLEAR_TABLE_ENTRY),
-    );
+    stream_table_test(false, &CLEAR_TABLE_ENTRY, |s, t| {
+        s.join_table_with_key(
+            t,
+            |k: &i32, v: &String, tv: &String| {
+                check_key(*k, v);
+                check_key(*k, tv);
+                tostring(v, tv)
+            },
+            Joined::new(),
+        )
+    });
 }
 
 /// A stream-table scenario whose stream can carry null keys and values.
@@ -390,55 +390,43 @@ fn stream_table_left_passes_null_key_records_on() {
 /// `KStreamKTableLeftJoinTest.shouldJoinWithEmptyTableOnStreamUpdates`.
 #[test]
 fn stream_table_left_should_join_with_empty_table_on_stream_updates() {
-    each_setup(
-        || stream_table(|s, t| s.left_join_table(t, tostring_left)),
-        |run: &StreamRun| stream_table_steps(run, true, &[Push::Stream(2, "X")]),
-    );
+    stream_table_test(true, &[Push::Stream(2, "X")], |s, t| {
+        s.left_join_table(t, tostring_left)
+    });
 }
 
 /// `KStreamKTableLeftJoinTest.shouldNotJoinOnTableUpdates`.
 #[test]
 fn stream_table_left_should_not_join_on_table_updates() {
-    each_setup(
-        || stream_table(|s, t| s.left_join_table(t, tostring_left)),
-        |run: &StreamRun| stream_table_steps(run, true, &NOT_JOIN_ON_TABLE_UPDATES),
-    );
+    stream_table_test(true, &NOT_JOIN_ON_TABLE_UPDATES, |s, t| {
+        s.left_join_table(t, tostring_left)
+    });
 }
 
 /// `KStreamKTableLeftJoinTest.shouldJoinRegardlessIfMatchFoundOnStreamUpdates`, through
 /// `left_join_table_with` (a name only: the serdes come from the stream and the table).
 #[test]
 fn stream_table_left_should_join_regardless_if_match_found_on_stream_updates() {
-    each_setup(
-        || {
-            stream_table(|s, t| {
-                s.left_join_table_with(t, tostring_left, Joined::as_("stream-table-left-join"))
-            })
-        },
-        |run: &StreamRun| stream_table_steps(run, true, &MATCH_ON_STREAM_UPDATES),
-    );
+    stream_table_test(true, &MATCH_ON_STREAM_UPDATES, |s, t| {
+        s.left_join_table_with(t, tostring_left, Joined::as_("stream-table-left-join"))
+    });
 }
 
 /// `KStreamKTableLeftJoinTest.shouldClearTableEntryOnNullValueUpdates`, through
 /// `left_join_table_with_key`.
 #[test]
 fn stream_table_left_should_clear_table_entry_on_null_value_updates() {
-    each_setup(
-        || {
-            stream_table(|s, t| {
-                s.left_join_table_with_key(
-                    t,
-                    |k: &i32, v: &String, tv: Option<&String>| {
-                        check_key(*k, v);
-                        tv.into_iter().for_each(|tv| check_key(*k, tv));
-                        tostring_left(v, tv)
-                    },
-                    Joined::with(default_serde(), default_serde(), default_serde()),
-                )
-            })
-        },
-        |run: &StreamRun| stream_table_steps(run, true, &CLEAR_TABLE_ENTRY),
-    );
+    stream_table_test(true, &CLEAR_TABLE_ENTRY, |s, t| {
+        s.left_join_table_with_key(
+            t,
+            |k: &i32, v: &String, tv: Option<&String>| {
+                check_key(*k, v);
+                tv.into_iter().for_each(|tv| check_key(*k, tv));
+                tostring_left(v, tv)
+            },
+            Joined::with(default_serde(), default_serde(), default_serde()),
+        )
+    });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -680,13 +668,31 @@ fn outer_join_outputs() -> Outputs<'static> {
     std::array::from_fn(|i| LEFT_OR_OUTER_JOIN.get(i).copied().unwrap_or(last))
 }
 
+/// A table-table join of the tables of `left` and `right`.
+type TableJoin = fn(&KTable<i32, String>, &KTable<i32, String>) -> KTable<i32, String>;
+
+/// Kafka's `testJoin` of the table-table join `join` in every setup: the [`table_steps`],
+/// with the outputs `expected`.
+fn test_join(join: TableJoin, expected: &Outputs<'_>) {
+    each_setup(
+        || table_table(join),
+        |run: &TableRun| run_table_steps(run, expected, |_, _| {}),
+    );
+}
+
+/// Kafka's `testSendingOldValue(s)` of the table-table join `join` in every setup, whose
+/// `testJoin` outputs are `expected`: [`run_table_steps_changes`].
+fn test_sending_old_values(join: TableJoin, expected: &Outputs<'_>) {
+    each_setup(
+        || table_table_changes(join),
+        |run: &TableRun| run_table_steps_changes(run, expected),
+    );
+}
+
 /// `KTableKTableInnerJoinTest.testJoin`.
 #[test]
 fn table_table_inner_test_join() {
-    each_setup(
-        || table_table(|l, r| l.join(r, tostring)),
-        |run: &TableRun| run_table_steps(run, &INNER_JOIN, |_, _| {}),
-    );
+    test_join(|l, r| l.join(r, tostring), &INNER_JOIN);
 }
 
 /// `KTableKTableInnerJoinTest.testQueryableJoin`: the same through `join_with` and a
@@ -743,45 +749,36 @@ fn table_table_inner_test_queryable_join() {
 /// included.
 #[test]
 fn table_table_inner_test_sending_old_values() {
-    each_setup(
-        || table_table_changes(|l, r| l.join(r, tostring)),
-        |run: &TableRun| run_table_steps_changes(run, &INNER_JOIN),
-    );
+    test_sending_old_values(|l, r| l.join(r, tostring), &INNER_JOIN);
 }
 
 /// `KTableKTableLeftJoinTest.testJoin`.
 #[test]
 fn table_table_left_test_join() {
-    each_setup(
-        || table_table(|l, r| l.left_join(r, tostring_left)),
-        |run: &TableRun| run_table_steps(run, &left_join_outputs(), |_, _| {}),
-    );
+    test_join(|l, r| l.left_join(r, tostring_left), &left_join_outputs());
 }
 
 /// `KTableKTableLeftJoinTest.testSendingOldValue`.
 #[test]
 fn table_table_left_test_sending_old_value() {
-    each_setup(
-        || table_table_changes(|l, r| l.left_join(r, tostring_left)),
-        |run: &TableRun| run_table_steps_changes(run, &left_join_outputs()),
-    );
+    test_sending_old_values(|l, r| l.left_join(r, tostring_left), &left_join_outputs());
 }
 
 /// `KTableKTableOuterJoinTest.testJoin`.
 #[test]
 fn table_table_outer_test_join() {
-    each_setup(
-        || table_table(|l, r| l.outer_join(r, tostring_outer)),
-        |run: &TableRun| run_table_steps(run, &outer_join_outputs(), |_, _| {}),
+    test_join(
+        |l, r| l.outer_join(r, tostring_outer),
+        &outer_join_outputs(),
     );
 }
 
 /// `KTableKTableOuterJoinTest.testSendingOldValue`.
 #[test]
 fn table_table_outer_test_sending_old_value() {
-    each_setup(
-        || table_table_changes(|l, r| l.outer_join(r, tostring_outer)),
-        |run: &TableRun| run_table_steps_changes(run, &outer_join_outputs()),
+    test_sending_old_values(
+        |l, r| l.outer_join(r, tostring_outer),
+        &outer_join_outputs(),
     );
 }
 
@@ -794,8 +791,7 @@ fn table_table_outer_test_sending_old_value() {
 /// with the cache on Kafka forwards nothing either. Our behaviour, both ways: nothing.
 #[test]
 fn table_table_tombstone_for_absent_key_is_not_forwarded() {
-    type Join = fn(&KTable<i32, String>, &KTable<i32, String>) -> KTable<i32, String>;
-    let joins: [(&str, Join); 3] = [
+    let joins: [(&str, TableJoin); 3] = [
         ("inner", |l, r| l.join(r, tostring)),
         ("left", |l, r| l.left_join(r, tostring_left)),
         ("outer", |l, r| l.outer_join(r, tostring_outer)),
