@@ -222,6 +222,20 @@ pub mod driver {
     ) -> TopologyTestDriver {
         let topology = builder.build().unwrap();
         assert_eq!(topology.describe().subtopologies.len(), subtopologies);
+        with_partitions(topology, config, partitions)
+    }
+
+    /// Starts a driver on `topology` with `config`, each (topic, n) of `partitions` given n
+    /// partitions (the other topics one).
+    ///
+    /// # Panics
+    /// If the driver cannot be built (the test fails).
+    #[allow(clippy::unwrap_used)]
+    pub fn with_partitions(
+        topology: Topology,
+        config: StreamsConfig,
+        partitions: &[(&str, u32)],
+    ) -> TopologyTestDriver {
         let mut driver = TopologyTestDriver::builder(topology, config);
         for (topic, n) in partitions {
             driver = driver.partitions(topic, *n);

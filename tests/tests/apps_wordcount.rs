@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use streams_core::prelude::*;
+use streams_tests::driver;
 
 fn s(x: &str) -> String {
     x.to_string()
@@ -12,7 +13,7 @@ fn s(x: &str) -> String {
 
 /// Every count update written to `topic`, as (key, count, timestamp).
 fn count_updates(driver: &TopologyTestDriver, topic: &str) -> Vec<(String, Option<i64>, i64)> {
-    streams_tests::driver::records(&driver.output_topic::<String, Option<i64>>(topic))
+    driver::records(&driver.output_topic::<String, Option<i64>>(topic))
 }
 
 /// The (count, timestamp) updates of `key` among `updates`, in order.
@@ -71,13 +72,11 @@ fn expected_word_counts() -> HashMap<String, Option<i64>> {
 
 #[test]
 fn word_count_over_four_partitions_gives_exact_counts() {
-    let driver = TopologyTestDriver::builder(
+    let driver = driver::with_partitions(
         word_count_topology().unwrap(),
         StreamsConfig::new("wordcount"),
-    )
-    .partitions("sentences", 4)
-    .build()
-    .unwrap();
+        &[("sentences", 4)],
+    );
     assert_eq!(driver.task_ids().len(), 8);
     assert_eq!(driver.partition_count("wordcount-words-repartition"), 4);
     let input = driver.input_topic::<String, String>("sentences");
@@ -114,10 +113,8 @@ fn word_count_emits_one_update_per_word_occurrence() {
     // With the record cache off (size 0), every count update is forwarded; with it on, two
     // occurrences of a word within one sentence would leave as one update.
     let config = StreamsConfig::new("wordcount").with_cache_max_bytes(0);
-    let driver = TopologyTestDriver::builder(word_count_topology().unwrap(), config)
-        .partitions("sentences", 4)
-        .build()
-        .unwrap();
+    let driver =
+        driver::with_partitions(word_count_topology().unwrap(), config, &[("sentences", 4)]);
     let input = driver.input_topic::<String, String>("sentences");
     for (i, line) in SENTENCES.iter().enumerate() {
         input
@@ -185,10 +182,11 @@ fn page_views_by_region() -> Result<Topology, TopologyError> {
 fn page_views_are_counted_per_region() {
     let topology = page_views_by_region().unwrap();
     assert_eq!(topology.describe().subtopologies.len(), 2);
-    let driver = TopologyTestDriver::builder(topology, StreamsConfig::new("pageviews"))
-        .partitions("page-views", 4)
-        .build()
-        .unwrap();
+    let driver = driver::with_partitions(
+        topology,
+        StreamsConfig::new("pageviews"),
+        &[("page-views", 4)],
+    );
     let input = driver.input_topic::<String, PageView>("page-views");
     let views = [
         ("alice", "/home"),   // eu 1

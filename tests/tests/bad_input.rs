@@ -512,10 +512,7 @@ fn checked(config: StreamsConfig, partitions: u32) -> TopologyTestDriver {
     let checked = input.process(|| Checker { tick: false }, Named::as_("checker"), &[]);
     checked.to("out");
     checked.group_by_key().count().to_stream().to("counts");
-    TopologyTestDriver::builder(builder.build().unwrap(), config)
-        .partitions("in", partitions)
-        .build()
-        .unwrap()
+    driver::with_partitions(builder.build().unwrap(), config, &[("in", partitions)])
 }
 
 /// Latest count per key in `counts`.

@@ -64,10 +64,11 @@ fn one_task_per_subtopology_and_partition() {
         .stream::<String, String>("in")
         .filter(|_, _| true)
         .to("out");
-    let driver = TopologyTestDriver::builder(builder.build().unwrap(), StreamsConfig::new(APP))
-        .partitions("in", 3)
-        .build()
-        .unwrap();
+    let driver = driver::with_partitions(
+        builder.build().unwrap(),
+        StreamsConfig::new(APP),
+        &[("in", 3)],
+    );
     assert_eq!(driver.task_ids().len(), 3);
     assert!(driver.task_ids().iter().all(|t| t.subtopology == 0));
 }
@@ -95,10 +96,11 @@ fn repartition_topics_are_prefixed_with_the_application_id_and_sized_like_their_
         .to_stream()
         .to("counts");
     let topology = builder.build().unwrap();
-    let driver = TopologyTestDriver::builder(topology, StreamsConfig::new("other-app"))
-        .partitions("sentences", 4)
-        .build()
-        .unwrap();
+    let driver = driver::with_partitions(
+        topology,
+        StreamsConfig::new("other-app"),
+        &[("sentences", 4)],
+    );
     assert_eq!(driver.partition_count("other-app-by-word-repartition"), 4);
     assert_eq!(driver.task_ids().len(), 8);
 }
@@ -410,10 +412,7 @@ fn named_operators_name_their_nodes_stores_and_repartition_topics() {
         vec![s("by-word-repartition-source")]
     );
 
-    let driver = TopologyTestDriver::builder(topology, StreamsConfig::new(APP))
-        .partitions("sentences", 4)
-        .build()
-        .unwrap();
+    let driver = driver::with_partitions(topology, StreamsConfig::new(APP), &[("sentences", 4)]);
     assert_eq!(driver.partition_count("wc-by-word-repartition"), 4);
     let input = driver.input_topic::<String, String>("sentences");
     input.pipe_input(s("s1"), s("a b  a")).unwrap();

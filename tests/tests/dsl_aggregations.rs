@@ -17,12 +17,8 @@ fn driver(builder: StreamsBuilder) -> Result<TopologyTestDriver, StreamsError> {
 }
 
 /// A driver of `topology` whose topic `topic` has `partitions` partitions.
-#[allow(clippy::unwrap_used)] // a panic fails the test
 fn partitioned(topology: Topology, topic: &str, partitions: u32) -> TopologyTestDriver {
-    TopologyTestDriver::builder(topology, StreamsConfig::new(APP))
-        .partitions(topic, partitions)
-        .build()
-        .unwrap()
+    driver::with_partitions(topology, StreamsConfig::new(APP), &[(topic, partitions)])
 }
 
 /// (key, value, timestamp) of every record of the table updates in `topic`.

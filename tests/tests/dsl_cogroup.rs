@@ -89,11 +89,8 @@ fn driver(
     topics: &[&str],
     partitions: u32,
 ) -> TopologyTestDriver {
-    let mut b = TopologyTestDriver::builder(topology, config);
-    for t in topics {
-        b = b.partitions(t, partitions);
-    }
-    b.build().unwrap()
+    let partitions: Vec<(&str, u32)> = topics.iter().map(|t| (*t, partitions)).collect();
+    driver::with_partitions(topology, config, &partitions)
 }
 
 /// The (value, timestamp) sequence of each key, in order (records of one key share a

@@ -46,11 +46,7 @@ fn described_driver(
     for part in parts {
         assert!(text.contains(part), "`{part}` missing from:\n{text}");
     }
-    let mut driver = TopologyTestDriver::builder(topology, StreamsConfig::new(APP));
-    for (topic, n) in partitions {
-        driver = driver.partitions(topic, *n);
-    }
-    driver.build().unwrap()
+    driver::with_partitions(topology, StreamsConfig::new(APP), partitions)
 }
 
 #[test]

@@ -97,10 +97,7 @@ fn a_processor_keeps_state_in_its_connected_store() {
     let topology = one_processor(builder, counter, "counter", &["counts"]).unwrap();
     let description = topology.describe().to_string();
     assert!(description.contains("Processor: counter (stores: [counts])"));
-    let driver = TopologyTestDriver::builder(topology, StreamsConfig::new(APP))
-        .partitions("in", 4)
-        .build()
-        .unwrap();
+    let driver = driver::with_partitions(topology, StreamsConfig::new(APP), &[("in", 4)]);
     let input = driver.input_topic::<String, String>("in");
     for (k, ts) in [("a", 1), ("b", 2), ("a", 3), ("c", 4), ("a", 5), ("b", 6)] {
         input.pipe_input_at(s(k), s("x"), ts).unwrap();
@@ -221,10 +218,7 @@ impl Processor<String, String, String, String> for Describe {
 #[test]
 fn the_context_tells_metadata_task_id_and_stream_time() {
     let topology = one_processor(StreamsBuilder::new(), || Describe, "describe", &[]).unwrap();
-    let driver = TopologyTestDriver::builder(topology, StreamsConfig::new(APP))
-        .partitions("in", 2)
-        .build()
-        .unwrap();
+    let driver = driver::with_partitions(topology, StreamsConfig::new(APP), &[("in", 2)]);
     let input = driver.input_topic::<String, String>("in");
     input
         .pipe_record_to(1, Record::new(s("a"), s("x"), 100))
@@ -641,10 +635,7 @@ fn closing_the_driver_closes_every_task_s_processor() {
         "closing",
         &[],
     );
-    let driver = TopologyTestDriver::builder(topology.unwrap(), StreamsConfig::new(APP))
-        .partitions("in", 3)
-        .build()
-        .unwrap();
+    let driver = driver::with_partitions(topology.unwrap(), StreamsConfig::new(APP), &[("in", 3)]);
     assert!(closed.lock().unwrap().is_empty());
     driver.close().unwrap();
     let mut got = closed.lock().unwrap().clone();

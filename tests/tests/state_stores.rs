@@ -10,6 +10,7 @@ use std::time::Duration;
 use streams_core::config::DslStore;
 use streams_core::prelude::*;
 use streams_core::state::ChangelogKind;
+use streams_tests::driver;
 
 fn s(x: &str) -> String {
     x.to_string()
@@ -32,10 +33,7 @@ fn rocksdb_and_in_memory_stores_give_the_same_counts() {
     let mut results = Vec::new();
     for store in [DslStore::RocksDb, DslStore::InMemory] {
         let config = StreamsConfig::new("same").with_default_dsl_store(store);
-        let driver = TopologyTestDriver::builder(count_topology(), config)
-            .partitions("words", 3)
-            .build()
-            .unwrap();
+        let driver = driver::with_partitions(count_topology(), config, &[("words", 3)]);
         let input = driver.input_topic::<String, String>("words");
         for w in words {
             input.pipe_input(s(w), s(w)).unwrap();
@@ -69,11 +67,11 @@ fn dsl_stores_log_to_compacted_changelog_topics_in_the_task_partition() {
         topology.changelog_topics("app"),
         vec![(s("app-counts-changelog"), ChangelogKind::Compact)]
     );
-    let driver =
-        TopologyTestDriver::builder(topology, StreamsConfig::new("app").with_cache_max_bytes(0))
-            .partitions("words", 2)
-            .build()
-            .unwrap();
+    let driver = driver::with_partitions(
+        topology,
+        StreamsConfig::new("app").with_cache_max_bytes(0),
+        &[("words", 2)],
+    );
     let input = driver.input_topic::<String, String>("words");
     input.pipe_input_at(s("x"), s("x"), 5).unwrap();
     input.pipe_input_at(s("x"), s("x"), 9).unwrap();
@@ -104,10 +102,7 @@ fn rocksdb_state_and_checkpoints_survive_a_restart_and_the_directory_is_locked()
     let dir = tempfile::tempdir().unwrap();
     let config = StreamsConfig::new("restart").with_state_dir(dir.path());
     {
-        let driver = TopologyTestDriver::builder(count_topology(), config.clone())
-            .partitions("words", 2)
-            .build()
-            .unwrap();
+        let driver = driver::with_partitions(count_topology(), config.clone(), &[("words", 2)]);
         let err = TopologyTestDriver::builder(count_topology(), config.clone())
             .partitions("words", 2)
             .build()
@@ -137,10 +132,7 @@ fn rocksdb_state_and_checkpoints_survive_a_restart_and_the_directory_is_locked()
             .any(|c| c.contains("restart-counts-changelog"))
     );
     // A new driver on the same directory finds the counts in RocksDB and goes on from them.
-    let driver = TopologyTestDriver::builder(count_topology(), config)
-        .partitions("words", 2)
-        .build()
-        .unwrap();
+    let driver = driver::with_partitions(count_topology(), config, &[("words", 2)]);
     driver
         .input_topic::<String, String>("words")
         .pipe_input(s("a"), s("a"))
