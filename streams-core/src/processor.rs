@@ -132,6 +132,14 @@ impl<'a, KOut: Data, VOut: Data> ProcessorContext<'a, KOut, VOut> {
 }
 
 impl<'a, KOut, VOut> ProcessorContext<'a, KOut, VOut> {
+    fn new(task: &'a mut TaskContext, node: &'a NodeInfo) -> Self {
+        Self {
+            task,
+            node,
+            _out: PhantomData,
+        }
+    }
+
     /// Schedules [`Processor::punctuate`] every `interval` on the given clock.
     pub fn schedule(&mut self, interval: Duration, kind: PunctuationType) -> Result<ScheduleId> {
         let ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
@@ -260,27 +268,15 @@ where
     VOut: Data,
 {
     fn init(&mut self, task: &mut TaskContext) -> Result<()> {
-        let mut ctx = ProcessorContext {
-            task,
-            node: &self.info,
-            _out: PhantomData,
-        };
+        let mut ctx = ProcessorContext::new(task, &self.info);
         self.processor.init(&mut ctx)
     }
     fn punctuate(&mut self, p: Punctuation, task: &mut TaskContext) -> Result<()> {
-        let mut ctx = ProcessorContext {
-            task,
-            node: &self.info,
-            _out: PhantomData,
-        };
+        let mut ctx = ProcessorContext::new(task, &self.info);
         self.processor.punctuate(p, &mut ctx)
     }
     fn close(&mut self, task: &mut TaskContext) -> Result<()> {
-        let mut ctx = ProcessorContext {
-            task,
-            node: &self.info,
-            _out: PhantomData,
-        };
+        let mut ctx = ProcessorContext::new(task, &self.info);
         self.processor.close(&mut ctx)
     }
 }
@@ -294,11 +290,7 @@ where
     VOut: Data,
 {
     fn process(&mut self, record: Record<KIn, VIn>, task: &mut TaskContext) -> Result<()> {
-        let mut ctx = ProcessorContext {
-            task,
-            node: &self.info,
-            _out: PhantomData,
-        };
+        let mut ctx = ProcessorContext::new(task, &self.info);
         self.processor.process(record, &mut ctx)
     }
 }

@@ -315,13 +315,7 @@ impl<K, VA> Clone for CogroupedKStream<K, VA> {
     }
 }
 
-impl<K, VA> std::fmt::Debug for CogroupedKStream<K, VA> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CogroupedKStream")
-            .field("inputs", &self.inputs.len())
-            .finish()
-    }
-}
+debug_fields!(CogroupedKStream<K, VA>, s => { "inputs": s.inputs.len() });
 
 impl<K: Data, VA: Data> CogroupedKStream<K, VA> {
     pub(crate) fn new<V: Data, A>(grouped: &KGroupedStream<K, V>, aggregator: A) -> Self
@@ -704,14 +698,7 @@ pub struct TimeWindowedCogroupedKStream<K, VA> {
     spec: WindowSpec,
 }
 
-impl<K, VA> std::fmt::Debug for TimeWindowedCogroupedKStream<K, VA> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TimeWindowedCogroupedKStream")
-            .field("inputs", &self.cogrouped.inputs.len())
-            .field("windows", &self.spec)
-            .finish()
-    }
-}
+debug_fields!(TimeWindowedCogroupedKStream<K, VA>, s => { "inputs": s.cogrouped.inputs.len(), "windows": s.spec });
 
 impl<K: Data, VA: Data> TimeWindowedCogroupedKStream<K, VA> {
     /// Aggregates each key and window of the inputs, starting at `initializer()`, into a
@@ -813,14 +800,7 @@ pub struct SessionWindowedCogroupedKStream<K, VA> {
     windows: SessionWindows,
 }
 
-impl<K, VA> std::fmt::Debug for SessionWindowedCogroupedKStream<K, VA> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionWindowedCogroupedKStream")
-            .field("inputs", &self.cogrouped.inputs.len())
-            .field("windows", &self.windows)
-            .finish()
-    }
-}
+debug_fields!(SessionWindowedCogroupedKStream<K, VA>, s => { "inputs": s.cogrouped.inputs.len(), "windows": s.windows });
 
 impl<K: Data, VA: Data> SessionWindowedCogroupedKStream<K, VA> {
     /// Aggregates each session of the inputs: a new session starts at `initializer()`,

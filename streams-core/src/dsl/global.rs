@@ -36,13 +36,7 @@ impl<K, V> Clone for GlobalKTable<K, V> {
     }
 }
 
-impl<K, V> std::fmt::Debug for GlobalKTable<K, V> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GlobalKTable")
-            .field("store", &self.store)
-            .finish()
-    }
-}
+debug_fields!(GlobalKTable<K, V>, s => { "store": s.store });
 
 impl<K, V> GlobalKTable<K, V> {
     /// The name of its store (a key-value store of `K` to `V`).

@@ -35,14 +35,7 @@ pub struct KGroupedStream<K, V> {
 /// The next [`KGroupedStream`] id.
 static NEXT_GROUPED_ID: AtomicU64 = AtomicU64::new(0);
 
-impl<K, V> std::fmt::Debug for KGroupedStream<K, V> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KGroupedStream")
-            .field("name", &self.name)
-            .field("repartition_required", &self.repartition_required)
-            .finish()
-    }
-}
+debug_fields!(KGroupedStream<K, V>, s => { "name": s.name, "repartition_required": s.repartition_required });
 
 aggregate_methods! {
     impl KGroupedStream -> KTable<K, _>, per "key";

@@ -45,14 +45,7 @@ impl<K, V> Clone for KStream<K, V> {
     }
 }
 
-impl<K, V> std::fmt::Debug for KStream<K, V> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KStream")
-            .field("node", &self.node)
-            .field("repartition_required", &self.repartition_required)
-            .finish()
-    }
-}
+debug_fields!(KStream<K, V>, s => { "node": s.node, "repartition_required": s.repartition_required });
 
 /// The name Kafka Streams would generate, or the given one.
 fn name(b: &Shared, named: &Named, prefix: &str) -> String {
@@ -882,14 +875,7 @@ pub struct BranchedKStream<K, V> {
     branches: Vec<(String, Predicate<K, V>)>,
 }
 
-impl<K, V> std::fmt::Debug for BranchedKStream<K, V> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BranchedKStream")
-            .field("split", &self.split_name)
-            .field("branches", &self.branches.len())
-            .finish()
-    }
-}
+debug_fields!(BranchedKStream<K, V>, s => { "split": s.split_name, "branches": s.branches.len() });
 
 impl<K: Data, V: Data> BranchedKStream<K, V> {
     /// Adds a branch for records matching `predicate` (and no earlier branch). Its name is

@@ -46,14 +46,7 @@ impl<K, V> Clone for KTable<K, V> {
     }
 }
 
-impl<K, V> std::fmt::Debug for KTable<K, V> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KTable")
-            .field("node", &self.node)
-            .field("store", &self.store)
-            .finish()
-    }
-}
+debug_fields!(KTable<K, V>, s => { "node": s.node, "store": s.store });
 
 impl<K: Data, V: Data> KTable<K, V> {
     pub(crate) fn new(
@@ -384,13 +377,7 @@ pub struct KGroupedTable<K, V> {
     value_serde: Option<SerdeRef<V>>,
 }
 
-impl<K, V> std::fmt::Debug for KGroupedTable<K, V> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KGroupedTable")
-            .field("name", &self.name)
-            .finish()
-    }
-}
+debug_fields!(KGroupedTable<K, V>, s => { "name": s.name });
 
 impl<K: Data, V: Data> KGroupedTable<K, V> {
     /// Counts the rows per group (the count goes down when a row leaves its group).

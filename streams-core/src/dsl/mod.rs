@@ -8,6 +8,19 @@
 //! requirement); the `_with` variants take explicit options and report a missing serde when
 //! the topology is built.
 
+/// A `Debug` for a DSL type (whatever its type parameters: none need `Debug`) that shows
+/// the given fields of `$s` (the value): `debug_fields!(KTable<K, V>, t => { "node": t.node })`.
+macro_rules! debug_fields {
+    ($t:ident<$($p:ident),+>, $s:ident => { $($label:literal: $value:expr),* $(,)? }) => {
+        impl<$($p),+> std::fmt::Debug for $t<$($p),+> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let $s = self;
+                f.debug_struct(stringify!($t))$(.field($label, &$value))*.finish()
+            }
+        }
+    };
+}
+
 mod aggregate_methods;
 mod builder;
 mod cogroup;

@@ -47,13 +47,7 @@ pub enum EmitStrategy {
     OnWindowClose,
 }
 
-impl<K, V> std::fmt::Debug for TimeWindowedKStream<K, V> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TimeWindowedKStream")
-            .field("windows", &self.spec)
-            .finish()
-    }
-}
+debug_fields!(TimeWindowedKStream<K, V>, s => { "windows": s.spec });
 
 impl<K: Data, V: Data> KGroupedStream<K, V> {
     /// Cuts the grouped stream into time windows (tumbling or hopping).
@@ -276,13 +270,7 @@ aggregate_methods! {
 /// difference plus grace.
 pub struct SlidingWindowedKStream<K, V>(TimeWindowedKStream<K, V>);
 
-impl<K, V> std::fmt::Debug for SlidingWindowedKStream<K, V> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SlidingWindowedKStream")
-            .field("windows", &self.0.spec)
-            .finish()
-    }
-}
+debug_fields!(SlidingWindowedKStream<K, V>, s => { "windows": s.0.spec });
 
 impl<K: Data, V: Data> KGroupedStream<K, V> {
     /// Aggregates over sliding windows (Kafka Streams' `windowedBy(SlidingWindows)`).
@@ -418,13 +406,7 @@ pub struct SessionWindowedKStream<K, V> {
     windows: crate::window::SessionWindows,
 }
 
-impl<K, V> std::fmt::Debug for SessionWindowedKStream<K, V> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionWindowedKStream")
-            .field("windows", &self.windows)
-            .finish()
-    }
-}
+debug_fields!(SessionWindowedKStream<K, V>, s => { "windows": s.windows });
 
 impl<K: Data, V: Data> KGroupedStream<K, V> {
     /// Cuts the grouped stream into sessions of activity.

@@ -116,6 +116,18 @@ pub(super) fn counter(name: &'static str, labels: &[(&'static str, String)], val
 }
 
 /// `time / n` in ms (0 when `n` is 0).
+/// The average and maximum latency gauges of an operation: `time` spent on `n` of them
+/// since the last publish, and the longest one since then (`max`, which this resets).
+fn latency(
+    (avg_name, max_name): (&'static str, &'static str),
+    labels: &[(&'static str, String)],
+    (time, n): (Duration, u64),
+    max: &mut Duration,
+) {
+    gauge(avg_name, labels, avg_ms(time, n));
+    gauge(max_name, labels, ms(std::mem::take(max)));
+}
+
 pub(super) fn avg_ms(time: Duration, n: u64) -> f64 {
     if n == 0 { 0.0 } else { ms(time) / n as f64 }
 }
@@ -316,15 +328,11 @@ impl ThreadRecorder {
         counter(POLL_TOTAL, &th, snapshot.polls);
         gauge(POLL_RATE, &th, rate(snapshot.polls, p.polls));
         let polls = snapshot.polls.saturating_sub(p.polls);
-        gauge(
-            POLL_LATENCY_AVG,
+        latency(
+            (POLL_LATENCY_AVG, POLL_LATENCY_MAX),
             &th,
-            avg_ms(input.poll_time.saturating_sub(p.poll_time), polls),
-        );
-        gauge(
-            POLL_LATENCY_MAX,
-            &th,
-            ms(std::mem::take(&mut self.poll_max)),
+            (input.poll_time.saturating_sub(p.poll_time), polls),
+            &mut self.poll_max,
         );
         let polled = self.records_polled.saturating_sub(p.records_polled);
         gauge(
@@ -355,18 +363,14 @@ impl ThreadRecorder {
 
         counter(COMMIT_TOTAL, &th, snapshot.commits);
         gauge(COMMIT_RATE, &th, rate(snapshot.commits, p.commits));
-        gauge(
-            COMMIT_LATENCY_AVG,
+        latency(
+            (COMMIT_LATENCY_AVG, COMMIT_LATENCY_MAX),
             &th,
-            avg_ms(
+            (
                 input.commit_time.saturating_sub(p.commit_time),
                 snapshot.commits.saturating_sub(p.commits),
             ),
-        );
-        gauge(
-            COMMIT_LATENCY_MAX,
-            &th,
-            ms(std::mem::take(&mut self.commit_max)),
+            &mut self.commit_max,
         );
 
         // Task counters restart when a task moves: the thread sums what each task added.
@@ -383,18 +387,14 @@ impl ThreadRecorder {
         let punctuations = p.punctuations + punctuated;
         counter(PUNCTUATE_TOTAL, &th, punctuations);
         gauge(PUNCTUATE_RATE, &th, rate(punctuations, p.punctuations));
-        gauge(
-            PUNCTUATE_LATENCY_AVG,
+        latency(
+            (PUNCTUATE_LATENCY_AVG, PUNCTUATE_LATENCY_MAX),
             &th,
-            avg_ms(
+            (
                 self.punctuate_time.saturating_sub(p.punctuate_time),
                 self.punctuate_rounds.saturating_sub(p.punctuate_rounds),
             ),
-        );
-        gauge(
-            PUNCTUATE_LATENCY_MAX,
-            &th,
-            ms(std::mem::take(&mut self.punctuate_max)),
+            &mut self.punctuate_max,
         );
 
         // Tasks taken on and given up since the last publish.

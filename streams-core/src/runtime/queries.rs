@@ -64,12 +64,7 @@ impl KafkaStreams {
         {
             return Ok(None);
         }
-        let sub = instance
-            .store_subtopology(store)
-            .ok_or_else(|| StreamsError::StoreAccess {
-                store: store.to_string(),
-                detail: "no such store in this topology".into(),
-            })?;
+        let sub = subtopology_of(instance, store)?;
         Ok(Some((sub, instance.subtopology_partitions(sub))))
     }
 
@@ -249,12 +244,7 @@ impl KafkaStreams {
         key_serde: &dyn crate::serde::Serde<K>,
     ) -> Result<crate::query::KeyQueryMetadata> {
         let instance = self.instance()?;
-        let sub = instance
-            .store_subtopology(store)
-            .ok_or_else(|| StreamsError::StoreAccess {
-                store: store.to_string(),
-                detail: "no such store in this topology".into(),
-            })?;
+        let sub = subtopology_of(instance, store)?;
         let topics: Vec<&String> = instance
             .source_of
             .iter()
@@ -285,4 +275,14 @@ impl KafkaStreams {
             partition,
         })
     }
+}
+
+/// The subtopology that holds the store `store`.
+fn subtopology_of(instance: &Instance, store: &str) -> Result<usize> {
+    instance
+        .store_subtopology(store)
+        .ok_or_else(|| StreamsError::StoreAccess {
+            store: store.to_string(),
+            detail: "no such store in this topology".into(),
+        })
 }
