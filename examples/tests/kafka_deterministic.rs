@@ -55,12 +55,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::check::{Checked, check_run};
-use common::kafka::{create_topics, read_records};
-use common::{App, TopicRecord, get_json, run_app, start_app, wait_for};
-use rdkafka::mocking::MockCluster;
+use common::kafka::{mock_with_topics, read_records, test_clients, wait_for_group};
+use common::{App, TopicRecord, get_json, run_app, wait_for};
 use serde_json::Value;
-use streams_core::client::kafka::KafkaClients;
-use streams_core::config::StreamsConfig;
 use streams_examples::activity::InputRecord;
 use streams_examples::activity::generator::{outgoing_record, replay_events};
 
@@ -93,22 +90,10 @@ fn input_flags() -> Vec<String> {
 
 /// Starts instance `i` on the broker at `bootstrap`, with state in `dir` and `extra` flags.
 fn start_instance(i: usize, bootstrap: &str, dir: &tempfile::TempDir, extra: &[String]) -> App {
-    let data = dir.path().to_string_lossy().into_owned();
-    let mut args: Vec<String> = [
-        "--bootstrap-servers",
-        bootstrap,
-        "--threads",
-        "1",
+    let partitions = PARTITIONS.to_string();
+    let mut args = vec![
         "--partitions",
-        &PARTITIONS.to_string(),
-        "--data-dir",
-        &data,
-        // The mock waits for members up to the session timeout at each rebalance: short
-        // sessions keep the test short.
-        "--set",
-        "consumer.session.timeout.ms=6000",
-        "--set",
-        "consumer.heartbeat.interval.ms=300",
+        &partitions,
         // An empty fetch waits this long on the mock: latency, which `SPEEDUP` multiplies
         // into event time.
         "--set",
@@ -121,13 +106,9 @@ fn start_instance(i: usize, bootstrap: &str, dir: &tempfile::TempDir, extra: &[S
         // anyway).
         "--set",
         "streams.repartition.purge=false",
-    ]
-    .iter()
-    .map(ToString::to_string)
-    .collect();
-    args.extend(extra.iter().cloned());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    start_app(&format!("instance-{i}"), &args)
+    ];
+    args.extend(extra.iter().map(String::as_str));
+    common::kafka::start_instance(i, bootstrap, dir.path(), &args)
 }
 
 /// The status of every instance.
@@ -135,29 +116,6 @@ fn statuses(apps: &[&App]) -> Vec<Value> {
     apps.iter()
         .map(|a| get_json(a.port, "/api/status"))
         .collect()
-}
-
-/// Waits until every one of `apps` runs and lists exactly `apps` as the group.
-fn wait_for_group(apps: &[&App]) {
-    let mut hosts: Vec<String> = apps
-        .iter()
-        .map(|a| format!("127.0.0.1:{}", a.port))
-        .collect();
-    hosts.sort();
-    wait_for(
-        120,
-        &format!("{} instances form one group", apps.len()),
-        || {
-            for s in statuses(apps) {
-                let listed: Vec<String> =
-                    serde_json::from_value(s["instances"].clone()).map_err(|e| e.to_string())?;
-                if s["state"] != "Running" || listed != hosts {
-                    return Err(format!("{s}"));
-                }
-            }
-            Ok(())
-        },
-    );
 }
 
 /// The input records `activity --record` writes with the same flags, as a producer sends
@@ -202,9 +160,7 @@ fn three_instances_on_paced_deterministic_input_give_exact_results() {
     // byte.
     let recorded = recorded_input();
     let started = Instant::now();
-    let mock = MockCluster::new(1).unwrap();
-    create_topics(&mock, PARTITIONS);
-    let bootstrap = mock.bootstrap_servers();
+    let (_mock, bootstrap) = mock_with_topics(PARTITIONS);
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
 
     // Two instances only process; the third writes the input, from when the three of them
@@ -248,10 +204,7 @@ fn three_instances_on_paced_deterministic_input_give_exact_results() {
 
     // The outputs follow within a commit interval (1 s): check until they are exact (or
     // 30 s have passed), then again 3 s later, when nothing may have come twice.
-    let clients = KafkaClients::new(
-        &StreamsConfig::new("activity-test-reader").with_bootstrap_servers([bootstrap.as_str()]),
-    )
-    .unwrap();
+    let clients = test_clients("activity-test-reader", &bootstrap);
     let check = || -> Checked {
         check_run(
             &|topic| Ok(read_records(&clients, topic, PARTITIONS)),

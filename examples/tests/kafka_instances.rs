@@ -27,14 +27,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::check::{json_keyed, user_keyed};
-use common::kafka::{create_topics, read_records};
+use common::kafka::{mock_with_topics, read_records, start_instance, test_clients, wait_for_group};
 use common::recount::{self, Event, Expected, Reference, Settings};
-use common::{App, get, get_json, get_with, start_app, wait_for};
-use rdkafka::mocking::MockCluster;
+use common::{App, get, get_json, get_with, wait_for};
 use serde_json::Value;
 use streams_core::client::ClientSupplier;
-use streams_core::client::kafka::KafkaClients;
-use streams_core::config::StreamsConfig;
 use streams_examples::activity::generator::outgoing_record;
 use streams_examples::activity::{self, ActivityEvent, Alert, PageViewCount, PageWindow};
 
@@ -76,66 +73,23 @@ fn escaped(page: &str) -> String {
 
 #[test]
 fn three_instances_split_the_partitions_and_each_answers_for_every_key() {
-    let mock = MockCluster::new(1).unwrap();
-    create_topics(&mock, PARTITIONS);
-    let bootstrap = mock.bootstrap_servers();
+    let (_mock, bootstrap) = mock_with_topics(PARTITIONS);
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let apps: Vec<App> = dirs
         .iter()
         .enumerate()
         .map(|(i, dir)| {
-            let data = dir.path().to_string_lossy().into_owned();
-            start_app(
-                &format!("instance-{i}"),
-                &[
-                    "--bootstrap-servers",
-                    &bootstrap,
-                    "--no-generate",
-                    "--threads",
-                    "1",
-                    "--data-dir",
-                    &data,
-                    // The mock waits for members up to the session timeout at each
-                    // rebalance: short sessions keep the test short.
-                    "--set",
-                    "consumer.session.timeout.ms=6000",
-                    "--set",
-                    "consumer.heartbeat.interval.ms=300",
-                    "--set",
-                    "consumer.fetch.wait.max.ms=50",
-                ],
-            )
+            let extra = ["--no-generate", "--set", "consumer.fetch.wait.max.ms=50"];
+            start_instance(i, &bootstrap, dir.path(), &extra)
         })
         .collect();
 
     // The group forms: every instance runs and lists the same three instances.
-    let hosts: Vec<String> = {
-        let mut h: Vec<String> = apps
-            .iter()
-            .map(|a| format!("127.0.0.1:{}", a.port))
-            .collect();
-        h.sort();
-        h
-    };
-    wait_for(120, "the three instances form one group", || {
-        for a in &apps {
-            let s: Value =
-                serde_json::from_str(&get(a.port, "/api/status")?).map_err(|e| e.to_string())?;
-            let listed: Vec<String> =
-                serde_json::from_value(s["instances"].clone()).map_err(|e| e.to_string())?;
-            if s["state"] != "Running" || listed != hosts {
-                return Err(format!("{}: {s}", a.port));
-            }
-        }
-        Ok(())
-    });
+    wait_for_group(&apps.iter().collect::<Vec<_>>());
 
     // The input, written as a Kafka producer would (murmur2 of the user id).
     let events = events();
-    let clients = KafkaClients::new(
-        &StreamsConfig::new("activity-test-producer").with_bootstrap_servers([bootstrap.as_str()]),
-    )
-    .unwrap();
+    let clients = test_clients("activity-test-producer", &bootstrap);
     let mut producer = clients.producer("activity-test-producer").unwrap();
     for e in &events {
         producer

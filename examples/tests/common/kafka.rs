@@ -3,16 +3,78 @@
 //! back without a group.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use streams_core::client::kafka::KafkaClients;
 use streams_core::client::{ClientSupplier, NoRebalanceListener, TopicPartition};
+use streams_core::config::StreamsConfig;
 use streams_core::topology::NodeType;
 use streams_examples::activity::{self, ActivityConfig};
 
-use super::TopicRecord;
+use super::{App, TopicRecord, get, start_app, wait_for};
+
+/// A mock cluster with every topic of the app (see [`create_topics`]), and its address.
+pub(crate) fn mock_with_topics(
+    partitions: u32,
+) -> (MockCluster<'static, DefaultProducerContext>, String) {
+    let mock = MockCluster::new(1).unwrap();
+    create_topics(&mock, partitions);
+    let bootstrap = mock.bootstrap_servers();
+    (mock, bootstrap)
+}
+
+/// Clients named `name` on the broker at `bootstrap`, for the test's own producers and
+/// readers.
+pub(crate) fn test_clients(name: &str, bootstrap: &str) -> KafkaClients {
+    KafkaClients::new(&StreamsConfig::new(name).with_bootstrap_servers([bootstrap])).unwrap()
+}
+
+/// Starts activity instance `i` on the mock at `bootstrap` with its state in `dir`: one
+/// thread, short sessions, and `extra` flags.
+pub(crate) fn start_instance(i: usize, bootstrap: &str, dir: &Path, extra: &[&str]) -> App {
+    let data = dir.to_string_lossy();
+    let mut args = vec![
+        "--bootstrap-servers",
+        bootstrap,
+        "--threads",
+        "1",
+        "--data-dir",
+        &data,
+        // The mock waits for members up to the session timeout at each rebalance: short
+        // sessions keep the test short.
+        "--set",
+        "consumer.session.timeout.ms=6000",
+        "--set",
+        "consumer.heartbeat.interval.ms=300",
+    ];
+    args.extend_from_slice(extra);
+    start_app(&format!("instance-{i}"), &args)
+}
+
+/// Waits until every one of `apps` runs and lists exactly `apps` as the group.
+pub(crate) fn wait_for_group(apps: &[&App]) {
+    let mut hosts: Vec<String> = apps
+        .iter()
+        .map(|a| format!("127.0.0.1:{}", a.port))
+        .collect();
+    hosts.sort();
+    let what = format!("{} instances form one group", apps.len());
+    wait_for(120, &what, || {
+        for a in apps {
+            let s: serde_json::Value =
+                serde_json::from_str(&get(a.port, "/api/status")?).map_err(|e| e.to_string())?;
+            let listed: Vec<String> =
+                serde_json::from_value(s["instances"].clone()).map_err(|e| e.to_string())?;
+            if s["state"] != "Running" || listed != hosts {
+                return Err(format!("{}: {s}", a.port));
+            }
+        }
+        Ok(())
+    });
+}
 
 /// Creates every topic the app uses on the mock, each with `partitions` partitions: the
 /// inputs (the global table's `pages` included), outputs and internal topics of the

@@ -37,13 +37,7 @@ impl Drop for App {
 /// printed its dashboard URL. Its log (stderr) is re-printed under `label`, so the test
 /// harness shows it when the test fails.
 pub(crate) fn start_app(label: &str, args: &[&str]) -> App {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_activity"))
-        .args(["--port", "0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the activity binary starts");
+    let mut child = spawn_app(args);
     let label = label.to_string();
     let stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
     std::thread::spawn(move || {
@@ -66,6 +60,17 @@ pub(crate) fn start_app(label: &str, args: &[&str]) -> App {
     // Keep draining stdout so that the app never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines.by_ref() {});
     App { child, port }
+}
+
+/// The activity binary with `args` (plus `--port 0`), stdout and stderr piped.
+fn spawn_app(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_activity"))
+        .args(["--port", "0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the activity binary starts")
 }
 
 /// A GET on the loopback; the body of a 200 answer.
@@ -134,13 +139,7 @@ impl Finished {
 /// `timeout`; stdout and stderr are collected.
 pub(crate) fn run_app(args: &[&str], timeout: Duration) -> Finished {
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_activity"))
-        .args(["--port", "0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the activity binary starts");
+    let mut child = spawn_app(args);
     let drain = |mut pipe: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
             let mut text = String::new();
