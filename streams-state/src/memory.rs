@@ -34,21 +34,29 @@ impl InMemoryKeyValueStore {
             })
         }
     }
+}
 
-    fn bounded_range<'a>(
-        &'a self,
-        from: Bound<&[u8]>,
-        to: Bound<&[u8]>,
-    ) -> Option<std::collections::btree_map::Range<'a, Vec<u8>, Vec<u8>>> {
-        if !valid_bounds(from, to) {
-            return None;
-        }
-        Some(self.map.range::<[u8], _>((from, to)))
+/// The entries of `map` within `from` and `to`, cloned, descending if `reverse`. An inverted
+/// range is empty, as in Kafka Streams, rather than a panic.
+pub(crate) fn scan_map<'a>(
+    map: &'a BTreeMap<Vec<u8>, Vec<u8>>,
+    from: Bound<&[u8]>,
+    to: Bound<&[u8]>,
+    reverse: bool,
+) -> KeyValueIter<'a> {
+    if !valid_bounds(from, to) {
+        return Box::new(std::iter::empty());
+    }
+    let range = map.range::<[u8], _>((from, to));
+    let clone = |(k, v): (&Vec<u8>, &Vec<u8>)| Ok((k.clone(), v.clone()));
+    if reverse {
+        Box::new(range.rev().map(clone))
+    } else {
+        Box::new(range.map(clone))
     }
 }
 
-/// Whether `from..to` is a range that `BTreeMap::range` accepts (an inverted range is empty,
-/// as in Kafka Streams, rather than a panic).
+/// Whether `from..to` is a range that `BTreeMap::range` accepts.
 fn valid_bounds(from: Bound<&[u8]>, to: Bound<&[u8]>) -> bool {
     match (from, to) {
         (Bound::Included(a), Bound::Included(b)) => a <= b,
@@ -111,10 +119,7 @@ impl KeyValueStore for InMemoryKeyValueStore {
         to: Bound<&[u8]>,
     ) -> Result<KeyValueIter<'a>, StateError> {
         self.check_open()?;
-        Ok(match self.bounded_range(from, to) {
-            Some(r) => Box::new(r.map(|(k, v)| Ok((k.clone(), v.clone())))),
-            None => Box::new(std::iter::empty()),
-        })
+        Ok(scan_map(&self.map, from, to, false))
     }
 
     fn reverse_range<'a>(
@@ -123,10 +128,7 @@ impl KeyValueStore for InMemoryKeyValueStore {
         to: Bound<&[u8]>,
     ) -> Result<KeyValueIter<'a>, StateError> {
         self.check_open()?;
-        Ok(match self.bounded_range(from, to) {
-            Some(r) => Box::new(r.rev().map(|(k, v)| Ok((k.clone(), v.clone())))),
-            None => Box::new(std::iter::empty()),
-        })
+        Ok(scan_map(&self.map, from, to, true))
     }
 
     fn approximate_num_entries(&self) -> Result<u64, StateError> {

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use rocksdb::{DB, FlushOptions, Options, ReadOptions, SliceTransform, WriteBatch, WriteOptions};
 
 use crate::StateError;
+use crate::memory::scan_map;
 use crate::resources::RocksDbResources;
 use crate::rocks::{RangeIter, create_store_dir, engine_err, unlogged_writes};
 
@@ -282,20 +283,9 @@ impl SegmentEngine for MemSegments {
         let Some(seg) = self.segments.get(&segment) else {
             return Ok(Box::new(std::iter::empty()));
         };
-        if let (Some(l), Some(h)) = (lo, hi)
-            && l > h
-        {
-            return Ok(Box::new(std::iter::empty()));
-        }
         let lo = lo.map_or(Bound::Unbounded, Bound::Included);
         let hi = hi.map_or(Bound::Unbounded, Bound::Included);
-        let range = seg.range::<[u8], _>((lo, hi));
-        let clone = |(k, v): (&Vec<u8>, &Vec<u8>)| Ok((k.clone(), v.clone()));
-        Ok(if reverse {
-            Box::new(range.rev().map(clone))
-        } else {
-            Box::new(range.map(clone))
-        })
+        Ok(scan_map(seg, lo, hi, reverse))
     }
     fn flush(&mut self) -> Result<(), StateError> {
         self.check_open()
