@@ -9,11 +9,12 @@ pub(crate) type AggStep<K, V, VA> = Arc<dyn Fn(&K, V, Option<VA>) -> VA + Send +
 /// Generates the six aggregation methods on `$ty<K, V>`, whose results are tables keyed by
 /// `$out` (`K`, or `Windowed<K>`), with docs that say what is aggregated (`per "key"`) and,
 /// in braces, examples of `count`, `reduce` and `aggregate` (each may be empty). The type
-/// provides `aggregate_impl(materialized, default value serde, node name prefix, step)` and
-/// `value_serde()` (the serde its values carry, which a reduction's aggregate shares).
+/// (or its field `$inner`, with `via .field`) provides `aggregate_impl(materialized, default
+/// value serde, node name prefix, step)` and `value_serde()` (the serde its values carry,
+/// which a reduction's aggregate shares).
 macro_rules! aggregate_methods {
     (
-        impl $ty:ident -> KTable<$out:ty, _>, per $per:literal;
+        impl $ty:ident $(via .$inner:tt)? -> KTable<$out:ty, _>, per $per:literal;
         count { $(#[$count:meta])* }
         reduce { $(#[$reduce:meta])* }
         aggregate { $(#[$aggregate:meta])* }
@@ -29,7 +30,7 @@ macro_rules! aggregate_methods {
             pub fn count_with(&self, materialized: Materialized<K, i64>) -> KTable<$out, i64> {
                 let step: AggStep<K, V, i64> = Arc::new(|_, _, n| n.unwrap_or(0) + 1);
                 let serde = Some(i64::default_serde());
-                self.aggregate_impl(materialized, serde, "KSTREAM-AGGREGATE-", step)
+                self$(.$inner)?.aggregate_impl(materialized, serde, "KSTREAM-AGGREGATE-", step)
             }
 
             #[doc = concat!("Combines the values of each ", $per, " with `reducer` (the first value is kept as is).")]
@@ -50,8 +51,8 @@ macro_rules! aggregate_methods {
                     None => v,
                     Some(a) => reducer(a, v),
                 });
-                let serde = self.value_serde();
-                self.aggregate_impl(materialized, serde, "KSTREAM-REDUCE-", step)
+                let serde = self$(.$inner)?.value_serde();
+                self$(.$inner)?.aggregate_impl(materialized, serde, "KSTREAM-REDUCE-", step)
             }
 
             #[doc = concat!("Folds the values of each ", $per, " into an aggregate that starts at `initializer()`, with the aggregate's default serde.")]
@@ -82,7 +83,7 @@ macro_rules! aggregate_methods {
             {
                 let step: AggStep<K, V, VA> =
                     Arc::new(move |k, v, agg| aggregator(k, v, agg.unwrap_or_else(&initializer)));
-                self.aggregate_impl(materialized, None, "KSTREAM-AGGREGATE-", step)
+                self$(.$inner)?.aggregate_impl(materialized, None, "KSTREAM-AGGREGATE-", step)
             }
         }
     };

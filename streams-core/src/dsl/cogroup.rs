@@ -357,13 +357,7 @@ impl<K: Data, VA: Data> CogroupedKStream<K, VA> {
         A: Fn(&K, V, VA) -> VA + Send + Sync + 'static,
     {
         let input: Rc<dyn CogroupInput<K, VA>> = Rc::new(Input {
-            grouped: KGroupedStream::new(
-                grouped.stream().clone(),
-                grouped.name(),
-                grouped.key_serde(),
-                grouped.value_serde(),
-                grouped.repartition_required(),
-            ),
+            grouped: grouped.copy(),
             id: grouped.id(),
             aggregator: Arc::new(aggregator),
         });

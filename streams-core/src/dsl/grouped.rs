@@ -104,6 +104,19 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         }
     }
 
+    /// A copy of this grouping (the same stream, name and serdes) with an identity of its
+    /// own.
+    pub(crate) fn copy(&self) -> Self {
+        let (ks, vs) = (self.key_serde.clone(), self.value_serde.clone());
+        Self::new(
+            self.stream.clone(),
+            self.name.clone(),
+            ks,
+            vs,
+            self.repartition_required,
+        )
+    }
+
     /// Starts a cogroup (Kafka Streams' KIP-150): several grouped streams with the same key
     /// type, each with its own value type and `aggregator`, folded into one aggregate per
     /// key in one store. Add more inputs with [`CogroupedKStream::cogroup`], then call
@@ -176,10 +189,6 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
 
     pub(crate) fn builder(&self) -> &super::builder::Shared {
         &self.stream.b
-    }
-
-    pub(crate) fn stream(&self) -> &KStream<K, V> {
-        &self.stream
     }
 
     pub(crate) fn name(&self) -> Option<String> {

@@ -42,6 +42,23 @@ macro_rules! serde_setters {
     };
 }
 
+/// `with_logging_disabled` and `with_logging_enabled`, for options of a logged store;
+/// `$what` says what the disabled store loses.
+macro_rules! logging_setters {
+    ($what:literal) => {
+        #[doc = concat!("Stops logging ", $what, " to the changelog (it is then lost with its task's disk). Default: logged.")]
+        pub fn with_logging_disabled(mut self) -> Self {
+            self.logging = false;
+            self
+        }
+        /// Logs to the changelog (the default).
+        pub fn with_logging_enabled(mut self) -> Self {
+            self.logging = true;
+            self
+        }
+    };
+}
+
 /// An option type of serdes and a name, with `extra` fields that all default to `None`:
 /// the struct, `Debug`, `Default`, and the constructors and setters they all share
 /// (`with(serdes)`, `new()`, `as_(name)`, `with_name(name)`, `with_key_serde`,
@@ -325,17 +342,7 @@ impl<K, V> Materialized<K, V> {
         self.caching = true;
         self
     }
-    /// Stops logging the store to its changelog (it is then lost with its task's disk).
-    /// Default: logged.
-    pub fn with_logging_disabled(mut self) -> Self {
-        self.logging = false;
-        self
-    }
-    /// Logs the store to `<application.id>-<name>-changelog` (the default).
-    pub fn with_logging_enabled(mut self) -> Self {
-        self.logging = true;
-        self
-    }
+    logging_setters!("the store");
     /// Uses stores from this supplier (its name names the store).
     pub fn as_store(supplier: Arc<dyn KeyValueBytesStoreSupplier>) -> Self {
         Self {
@@ -416,16 +423,7 @@ impl<K, V, VO> StreamJoined<K, V, VO> {
         self.store_type = Some(store);
         self
     }
-    /// Does not log the join stores (their buffered records are lost with the task's disk).
-    pub fn with_logging_disabled(mut self) -> Self {
-        self.logging = false;
-        self
-    }
-    /// Logs the join stores to their changelog topics (the default).
-    pub fn with_logging_enabled(mut self) -> Self {
-        self.logging = true;
-        self
-    }
+    logging_setters!("the join stores");
 }
 
 /// Options of a stream-table join ([`KStream::join_table_with`](crate::dsl::KStream::join_table_with)):

@@ -88,13 +88,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         TimeWindowedKStream {
             emit: EmitStrategy::default(),
             late: None,
-            grouped: KGroupedStream::new(
-                self.stream().clone(),
-                self.name(),
-                self.key_serde(),
-                self.value_serde(),
-                self.repartition_required(),
-            ),
+            grouped: self.copy(),
             spec: WindowSpec::Time(windows),
         }
     }
@@ -306,13 +300,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         SlidingWindowedKStream(TimeWindowedKStream {
             emit: EmitStrategy::default(),
             late: None,
-            grouped: KGroupedStream::new(
-                self.stream().clone(),
-                self.name(),
-                self.key_serde(),
-                self.value_serde(),
-                self.repartition_required(),
-            ),
+            grouped: self.copy(),
             spec: WindowSpec::Sliding(windows),
         })
     }
@@ -329,25 +317,10 @@ impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
     pub fn late_records_to(self, topic: &str, produced: Produced<K, V>) -> Self {
         Self(self.0.late_records_to(topic, produced))
     }
-
-    fn value_serde(&self) -> Option<SerdeRef<V>> {
-        self.0.value_serde()
-    }
-
-    fn aggregate_impl<VA: Data>(
-        &self,
-        materialized: Materialized<K, VA>,
-        default_value_serde: Option<SerdeRef<VA>>,
-        prefix: &str,
-        step: AggStep<K, V, VA>,
-    ) -> KTable<Windowed<K>, VA> {
-        self.0
-            .aggregate_impl(materialized, default_value_serde, prefix, step)
-    }
 }
 
 aggregate_methods! {
-    impl SlidingWindowedKStream -> KTable<Windowed<K>, _>, per "key and sliding window";
+    impl SlidingWindowedKStream via .0 -> KTable<Windowed<K>, _>, per "key and sliding window";
     count {}
     reduce {}
     aggregate {}
@@ -447,13 +420,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
                 });
         }
         SessionWindowedKStream {
-            grouped: KGroupedStream::new(
-                self.stream().clone(),
-                self.name(),
-                self.key_serde(),
-                self.value_serde(),
-                self.repartition_required(),
-            ),
+            grouped: self.copy(),
             windows,
         }
     }
