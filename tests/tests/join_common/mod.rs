@@ -1,7 +1,8 @@
 //! What the join tests share: the configurations their scenarios run in (record cache on or
 //! off, store engine, partitions per input topic), the drivers started in them and the
 //! scenarios' view of one ([`Run`]), the check that a joiner got the record's key, and the
-//! updates of the tables a test keeps as its reference.
+//! tables a test keeps as its reference ([`update`], and the table-table joins' reference,
+//! [`TableJoinModel`]).
 
 // Test helpers may unwrap: a panic fails the test. Each test crate uses part of them.
 #![allow(clippy::unwrap_used, dead_code)]
@@ -11,7 +12,7 @@ use std::fmt::Debug;
 
 use streams_core::config::DslStore;
 use streams_core::prelude::*;
-use streams_tests::driver;
+use streams_tests::{JoinKind, driver};
 
 /// The left input topic of a [`Run`].
 pub(crate) const LEFT: &str = "left";
@@ -174,4 +175,86 @@ pub(crate) fn update<K: Ord, V>(table: &mut BTreeMap<K, V>, key: K, value: Optio
         Some(v) => table.insert(key, v),
         None => table.remove(&key),
     };
+}
+
+/// A change a table-table join forwards: the key's new result and its old one (`None`: none,
+/// a tombstone), and the change's timestamp.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Change {
+    pub(crate) new: Option<String>,
+    pub(crate) old: Option<String>,
+    pub(crate) ts: i64,
+}
+
+/// Kafka's table-table joins (`KTableKTableInnerJoin`, `KTableKTableLeftJoin`,
+/// `KTableKTableOuterJoin`) as a reference computation: the two tables' values and
+/// timestamps per key, and what each update makes the join forward.
+pub(crate) struct TableJoinModel<K> {
+    kind: JoinKind,
+    joiner: fn(Option<&str>, Option<&str>) -> String,
+    tables: [BTreeMap<K, (String, i64)>; 2],
+}
+
+impl<K: Ord + Clone> TableJoinModel<K> {
+    /// A join of `kind` of two empty tables; `joiner` renders a result from its left and
+    /// right values (`None`: that side has none).
+    pub(crate) fn new(kind: JoinKind, joiner: fn(Option<&str>, Option<&str>) -> String) -> Self {
+        Self {
+            kind,
+            joiner,
+            tables: [BTreeMap::new(), BTreeMap::new()],
+        }
+    }
+
+    /// The join's result for `key` now, if it has one: an inner join's where both tables
+    /// hold the key, a left join's where the left one does, an outer join's where either does.
+    pub(crate) fn result(&self, key: &K) -> Option<String> {
+        let [l, r] = self
+            .tables
+            .each_ref()
+            .map(|table| table.get(key).map(|(v, _)| v.as_str()));
+        let joined = match self.kind {
+            JoinKind::Inner => l.is_some() && r.is_some(),
+            JoinKind::Left => l.is_some(),
+            JoinKind::Outer => l.is_some() || r.is_some(),
+        };
+        joined.then(|| (self.joiner)(l, r))
+    }
+
+    /// Updates the table of `side` with `value` for `key` (`None`: a tombstone) at `ts`, and
+    /// returns the change the join forwards, if any, at the later of `ts` and the other
+    /// side's timestamp for the key. A tombstone for a key the table does not hold changes
+    /// nothing and forwards nothing (docs/SEMANTICS.md, "Joins"); an inner join forwards only
+    /// where the other side holds the key, and a left join an update of its right side only
+    /// where the left side holds it.
+    pub(crate) fn update(
+        &mut self,
+        side: Side,
+        key: K,
+        value: Option<String>,
+        ts: i64,
+    ) -> Option<Change> {
+        let (this, other) = match side {
+            Side::Left => (0, 1),
+            Side::Right => (1, 0),
+        };
+        if value.is_none() && !self.tables[this].contains_key(&key) {
+            return None;
+        }
+        let other_ts = self.tables[other].get(&key).map(|(_, t)| *t);
+        let forwards = match (self.kind, side) {
+            (JoinKind::Inner, _) | (JoinKind::Left, Side::Right) => other_ts.is_some(),
+            _ => true,
+        };
+        let old = self.result(&key);
+        match value {
+            Some(v) => self.tables[this].insert(key.clone(), (v, ts)),
+            None => self.tables[this].remove(&key),
+        };
+        forwards.then(|| Change {
+            new: self.result(&key),
+            old,
+            ts: other_ts.map_or(ts, |t| t.max(ts)),
+        })
+    }
 }
