@@ -43,11 +43,14 @@
 //! Kafka's `testSendingOldValue(s)` check the old values of the join's changes: here a
 //! downstream `group_by(..).aggregate(..)` logs every subtraction (old value) and addition
 //! (new value) it receives, and each step's log entries are compared with Kafka's changes
-//! (their timestamps are checked by the `testJoin` transcriptions). Kafka's changes are its
-//! `testJoin` outputs, each with the key's previous output as its old value, and are
-//! computed so. Likewise, Kafka's stream-table unit tests expect each stream record to join
-//! the value its key has in the table at that moment: the test keeps that table and
-//! computes their expectations from it.
+//! (their timestamps are checked by the `testJoin` transcriptions).
+//!
+//! Kafka's expected lists follow plain rules, and the tests compute them by those rules
+//! rather than spell them out: in the stream-table unit tests each stream record joins the
+//! value its key has in the table at that moment (the test keeps that table); in the
+//! table-table tests, unit and integration, each update forwards the key's new result (and
+//! old one) as Kafka's `KTableKTable*Join` processors do, at the later of the two sides'
+//! timestamps (`join_common::TableJoinModel`, which gives exactly Kafka's lists).
 //!
 //! Every scenario runs eight times: with the record cache off and on, on RocksDB and on
 //! in-memory stores (`default.dsl.store`), with one and two partitions per input topic. Kafka's
@@ -64,7 +67,10 @@ use streams_core::prelude::*;
 use streams_core::state::ValueAndTimestamp;
 
 mod join_common;
-use join_common::{Checked, Input, LEFT, OUT, RIGHT, Run, Setup, Side, check_key};
+use join_common::{
+    Change, Checked, Input, LEFT, OUT, RIGHT, Run, Setup, Side, TableJoinModel, check_key,
+};
+use streams_tests::JoinKind;
 
 /// Expected output values as written in the scenarios: `&str` for stream results,
 /// `Option<&str>` (`None`: a tombstone) for table results.
@@ -539,40 +545,66 @@ fn table_steps() -> Vec<(&'static str, Vec<In>)> {
     ]
 }
 
-fn pipe(run: &TableRun, input: &In) {
-    match input {
-        In::L(k, v, ts) => run.left(*k, v.clone(), *ts),
-        In::R(k, v, ts) => run.right(*k, v.clone(), *ts),
-        In::NullKey(side, v, ts) => run.null_key(*side, v, *ts),
+/// Pipes `input` into `run` and the `model`; returns its key and the change the model
+/// forwards, if any (a null key is dropped).
+fn pipe(run: &TableRun, model: &mut TableJoinModel<i32>, input: &In) -> Option<(i32, Change)> {
+    let (side, key, value, ts) = match input {
+        In::L(k, v, ts) => (Side::Left, *k, v, *ts),
+        In::R(k, v, ts) => (Side::Right, *k, v, *ts),
+        In::NullKey(side, v, ts) => {
+            run.null_key(*side, v, *ts);
+            return None;
+        }
+    };
+    match side {
+        Side::Left => run.left(key, value.clone(), ts),
+        Side::Right => run.right(key, value.clone(), ts),
     }
+    Some((key, model.update(side, key, value.clone(), ts)?))
 }
 
-/// Expected output after each of the eight [`table_steps`]: (key, value, timestamp).
-type Outputs<'a> = [&'a [(i32, Option<&'a str>, i64)]; 8];
+/// How Kafka's `MockValueJoiner.TOSTRING_JOINER` renders a table-table result, for the
+/// [`TableJoinModel`].
+fn tostring_model(l: Option<&str>, r: Option<&str>) -> String {
+    format!("{}+{}", l.unwrap_or("null"), r.unwrap_or("null"))
+}
 
-/// Runs the [`table_steps`], checking the output after each, and calls `check` after each.
-fn run_table_steps(run: &TableRun, expected: &Outputs<'_>, check: impl Fn(usize, &TableRun)) {
-    for (i, ((step, inputs), expected)) in table_steps().iter().zip(expected).enumerate() {
-        for input in inputs {
-            pipe(run, input);
-        }
-        run.expect(step, expected);
+/// Runs the [`table_steps`] through a table-table join of `kind`, and calls `check` after
+/// each. After each, the output must be what Kafka's `testJoin` expects, which the
+/// [`TableJoinModel`] computes: the new result of each change, at its timestamp.
+fn run_table_steps(run: &TableRun, kind: JoinKind, check: impl Fn(usize, &TableRun)) {
+    let mut model = TableJoinModel::new(kind, tostring_model);
+    for (i, (step, inputs)) in table_steps().iter().enumerate() {
+        let expected = inputs
+            .iter()
+            .filter_map(|input| {
+                let (key, change) = pipe(run, &mut model, input)?;
+                Some((key, change.new, change.ts))
+            })
+            .collect();
+        run.check(step, expected);
         check(i, run);
     }
 }
 
-/// Runs the [`table_steps`] through a [`table_table_changes`] topology: after each step,
-/// the entries the aggregation logged for each output record must be those of Kafka's
-/// `testSendingOldValue(s)` change, which pairs the new value of the `testJoin` output
-/// (`expected`) with the key's previous one, its old value: the subtraction of the old value
-/// (if any), then the addition of the new one (if any).
-fn run_table_steps_changes(run: &TableRun, expected: &Outputs<'_>) {
+/// Runs the [`table_steps`] through a [`table_table_changes`] topology of a join of `kind`:
+/// after each step, the entries the aggregation logged for each output record must be those
+/// of the change Kafka's `testSendingOldValue(s)` expects, which the [`TableJoinModel`]
+/// computes: the subtraction of its old value (if any), then the addition of its new one
+/// (if any).
+fn run_table_steps_changes(run: &TableRun, kind: JoinKind) {
+    let mut model = TableJoinModel::new(kind, tostring_model);
     let mut logs: HashMap<i32, String> = HashMap::new();
-    let mut results: HashMap<i32, &str> = HashMap::new();
-    for ((step, inputs), expected) in table_steps().iter().zip(expected) {
-        for input in inputs {
-            pipe(run, input);
-        }
+    for (step, inputs) in table_steps() {
+        let expected: Vec<(i32, String)> = inputs
+            .iter()
+            .filter_map(|input| {
+                let (key, change) = pipe(run, &mut model, input)?;
+                let old = change.old.map(|o| format!("|-{o}")).unwrap_or_default();
+                let new = change.new.map(|n| format!("|+{n}")).unwrap_or_default();
+                Some((key, format!("{old}{new}")))
+            })
+            .collect();
         let actual: Vec<(i32, String)> = run
             .output()
             .into_iter()
@@ -585,114 +617,33 @@ fn run_table_steps_changes(run: &TableRun, expected: &Outputs<'_>) {
                 (k, entries.to_string())
             })
             .collect();
-        let expected: Vec<(i32, String)> = expected
-            .iter()
-            .map(|(k, new, _)| {
-                let old = match *new {
-                    Some(new) => results.insert(*k, new),
-                    None => results.remove(k),
-                };
-                let old = old.map(|o| format!("|-{o}")).unwrap_or_default();
-                let new = new.map(|n| format!("|+{n}")).unwrap_or_default();
-                (*k, format!("{old}{new}"))
-            })
-            .collect();
         assert_eq!(actual, expected, "{:?}, after: {step}", run.setup);
     }
-}
-
-/// The outputs of the steps of `testJoin` where every key is on both sides, which Kafka's
-/// three joins agree on.
-const XX_YY: &[(i32, Option<&str>, i64)] = &[
-    (0, Some("XX0+YY0"), 7),
-    (1, Some("XX1+YY1"), 7),
-    (2, Some("XX2+YY2"), 10),
-    (3, Some("XX3+YY3"), 15),
-];
-const XXX_YY: &[(i32, Option<&str>, i64)] = &[
-    (0, Some("XXX0+YY0"), 6),
-    (1, Some("XXX1+YY1"), 6),
-    (2, Some("XXX2+YY2"), 10),
-    (3, Some("XXX3+YY3"), 15),
-];
-
-/// `KTableKTableInnerJoinTest.testJoin` (and, as to what `to_stream` shows,
-/// `testNotSendingOldValues`).
-const INNER_JOIN: Outputs<'static> = [
-    &[],
-    &[(0, Some("X0+Y0"), 5), (1, Some("X1+Y1"), 10)],
-    &[(0, Some("XX0+Y0"), 7), (1, Some("XX1+Y1"), 10)],
-    XX_YY,
-    XXX_YY,
-    &[(0, None, 6), (1, None, 7)],
-    &[(2, Some("XXXX2+YY2"), 13), (3, Some("XXXX3+YY3"), 15)],
-    &[(2, None, 10), (3, None, 20)],
-];
-
-/// The outputs of the first seven [`table_steps`] of `testJoin`, where Kafka's left and
-/// outer joins agree (they differ in the last step, which deletes the left records).
-const LEFT_OR_OUTER_JOIN: [&[(i32, Option<&str>, i64)]; 7] = [
-    &[(0, Some("X0+null"), 5), (1, Some("X1+null"), 6)],
-    &[(0, Some("X0+Y0"), 5), (1, Some("X1+Y1"), 10)],
-    &[
-        (0, Some("XX0+Y0"), 7),
-        (1, Some("XX1+Y1"), 10),
-        (2, Some("XX2+null"), 7),
-        (3, Some("XX3+null"), 7),
-    ],
-    XX_YY,
-    XXX_YY,
-    &[(0, Some("XXX0+null"), 6), (1, Some("XXX1+null"), 7)],
-    &[
-        (0, Some("XXXX0+null"), 13),
-        (1, Some("XXXX1+null"), 13),
-        (2, Some("XXXX2+YY2"), 13),
-        (3, Some("XXXX3+YY3"), 15),
-    ],
-];
-
-/// `KTableKTableLeftJoinTest.testJoin`.
-fn left_join_outputs() -> Outputs<'static> {
-    let last: &[_] = &[(0, None, 0), (1, None, 42), (2, None, 10), (3, None, 20)];
-    std::array::from_fn(|i| LEFT_OR_OUTER_JOIN.get(i).copied().unwrap_or(last))
-}
-
-/// `KTableKTableOuterJoinTest.testJoin`.
-fn outer_join_outputs() -> Outputs<'static> {
-    let last: &[_] = &[
-        (0, None, 0),
-        (1, None, 42),
-        (2, Some("null+YY2"), 10),
-        (3, Some("null+YY3"), 20),
-    ];
-    std::array::from_fn(|i| LEFT_OR_OUTER_JOIN.get(i).copied().unwrap_or(last))
 }
 
 /// A table-table join of the tables of `left` and `right`.
 type TableJoin = fn(&KTable<i32, String>, &KTable<i32, String>) -> KTable<i32, String>;
 
-/// Kafka's `testJoin` of the table-table join `join` in every setup: the [`table_steps`],
-/// with the outputs `expected`.
-fn test_join(join: TableJoin, expected: &Outputs<'_>) {
+/// Kafka's `testJoin` of `join`, a table-table join of `kind`, in every setup.
+fn test_join(kind: JoinKind, join: TableJoin) {
     each_setup(
         || table_table(join),
-        |run: &TableRun| run_table_steps(run, expected, |_, _| {}),
+        |run: &TableRun| run_table_steps(run, kind, |_, _| {}),
     );
 }
 
-/// Kafka's `testSendingOldValue(s)` of the table-table join `join` in every setup, whose
-/// `testJoin` outputs are `expected`: [`run_table_steps_changes`].
-fn test_sending_old_values(join: TableJoin, expected: &Outputs<'_>) {
+/// Kafka's `testSendingOldValue(s)` of `join`, a table-table join of `kind`, in every setup.
+fn test_sending_old_values(kind: JoinKind, join: TableJoin) {
     each_setup(
         || table_table_changes(join),
-        |run: &TableRun| run_table_steps_changes(run, expected),
+        |run: &TableRun| run_table_steps_changes(run, kind),
     );
 }
 
 /// `KTableKTableInnerJoinTest.testJoin`.
 #[test]
 fn table_table_inner_test_join() {
-    test_join(|l, r| l.join(r, tostring), &INNER_JOIN);
+    test_join(JoinKind::Inner, |l, r| l.join(r, tostring));
 }
 
 /// `KTableKTableInnerJoinTest.testQueryableJoin`: the same through `join_with` and a
@@ -719,7 +670,7 @@ fn table_table_inner_test_queryable_join() {
             })
         },
         |run: &TableRun| {
-            run_table_steps(run, &INNER_JOIN, |i, run| {
+            run_table_steps(run, JoinKind::Inner, |i, run| {
                 let store = run
                     .driver
                     .key_value_store::<i32, ValueAndTimestamp<String>>(STORE)
@@ -749,37 +700,31 @@ fn table_table_inner_test_queryable_join() {
 /// included.
 #[test]
 fn table_table_inner_test_sending_old_values() {
-    test_sending_old_values(|l, r| l.join(r, tostring), &INNER_JOIN);
+    test_sending_old_values(JoinKind::Inner, |l, r| l.join(r, tostring));
 }
 
 /// `KTableKTableLeftJoinTest.testJoin`.
 #[test]
 fn table_table_left_test_join() {
-    test_join(|l, r| l.left_join(r, tostring_left), &left_join_outputs());
+    test_join(JoinKind::Left, |l, r| l.left_join(r, tostring_left));
 }
 
 /// `KTableKTableLeftJoinTest.testSendingOldValue`.
 #[test]
 fn table_table_left_test_sending_old_value() {
-    test_sending_old_values(|l, r| l.left_join(r, tostring_left), &left_join_outputs());
+    test_sending_old_values(JoinKind::Left, |l, r| l.left_join(r, tostring_left));
 }
 
 /// `KTableKTableOuterJoinTest.testJoin`.
 #[test]
 fn table_table_outer_test_join() {
-    test_join(
-        |l, r| l.outer_join(r, tostring_outer),
-        &outer_join_outputs(),
-    );
+    test_join(JoinKind::Outer, |l, r| l.outer_join(r, tostring_outer));
 }
 
 /// `KTableKTableOuterJoinTest.testSendingOldValue`.
 #[test]
 fn table_table_outer_test_sending_old_value() {
-    test_sending_old_values(
-        |l, r| l.outer_join(r, tostring_outer),
-        &outer_join_outputs(),
-    );
+    test_sending_old_values(JoinKind::Outer, |l, r| l.outer_join(r, tostring_outer));
 }
 
 /// docs/SEMANTICS.md, "Joins": a tombstone for a key that a table does not hold changes
@@ -859,22 +804,30 @@ fn pipe_input<O: Checked>(run: &Run<i64, Option<String>, Option<String>, O>, i: 
     }
 }
 
-/// `AbstractJoinIntegrationTest.runTestWithDriver` with a result per step: `expected` lists
-/// the steps of [`INPUT`] with an output, as (step, value, timestamp relative to [`BASE`]);
-/// the other steps have none.
-fn run_input_steps<O: Checked, E: Lit<O> + Copy>(
+/// `AbstractJoinIntegrationTest.runTestWithDriver` with a result per step: after each step
+/// `i` of [`INPUT`], the output must be `expected(i)`, if any (value, timestamp relative to
+/// [`BASE`]).
+fn run_input_steps<O: Checked>(
     run: &Run<i64, Option<String>, Option<String>, O>,
-    expected: &[(usize, E, i64)],
+    mut expected: impl FnMut(usize) -> Option<(O, i64)>,
 ) {
     for (i, (side, value, ts)) in INPUT.iter().enumerate() {
         pipe_input(run, i);
-        let expected: Vec<(i64, E, i64)> = expected
-            .iter()
-            .filter(|(step, ..)| *step == i)
-            .map(|(_, v, t)| (0, *v, BASE + t))
+        let expected = expected(i)
+            .map(|(v, t)| (0, v, BASE + t))
+            .into_iter()
             .collect();
-        run.expect(&format!("step {i}: {side:?} {value:?} at {ts}"), &expected);
+        run.check(&format!("step {i}: {side:?} {value:?} at {ts}"), expected);
     }
+}
+
+/// `StreamTableJoinIntegrationTest`'s expected results: (step of [`INPUT`], value,
+/// timestamp relative to [`BASE`]) for each step with an output.
+fn run_stream_input_steps(run: &IntegrationStreamRun, expected: &[(usize, &str, i64)]) {
+    run_input_steps(run, |i| {
+        let (_, v, t) = expected.iter().find(|(step, ..)| *step == i)?;
+        Some((v.to_string(), *t))
+    });
 }
 
 /// A stream-table integration scenario: stream `left` (`i64` -> `Option<String>`, so that
@@ -904,7 +857,7 @@ fn stream_table_integration_inner() {
             })
         },
         |run: &IntegrationStreamRun| {
-            run_input_steps(run, &[(4, "B-a", 5), (14, "D-d", 6), (18, "E-e", 15)]);
+            run_stream_input_steps(run, &[(4, "B-a", 5), (14, "D-d", 6), (18, "E-e", 15)]);
         },
     );
 }
@@ -921,7 +874,7 @@ fn stream_table_integration_left() {
             })
         },
         |run: &IntegrationStreamRun| {
-            run_input_steps(
+            run_stream_input_steps(
                 run,
                 &[
                     (2, "A-null", 3),
@@ -975,15 +928,16 @@ fn dash(l: Option<&String>, r: Option<&String>) -> String {
     format!("{}-{}", show(l), show(r))
 }
 
+/// [`dash`], for the [`TableJoinModel`].
+fn dash_model(l: Option<&str>, r: Option<&str>) -> String {
+    format!("{}-{}", l.unwrap_or("null"), r.unwrap_or("null"))
+}
+
 /// `TableTableJoinIntegrationTest`: without the cache, the output of every step; with the
 /// cache (Kafka's `cacheEnabled = true`), only the last output record, `F-f` at 4
 /// (`expectedFinalJoinResultUnversioned`). Either way the result store, if `store`, then
 /// holds exactly that record (`checkQueryableStore`).
-fn run_table_integration(
-    run: &IntegrationTableRun,
-    expected: &[(usize, Option<&str>, i64)],
-    store: bool,
-) {
+fn run_table_integration(run: &IntegrationTableRun, kind: JoinKind, store: bool) {
     if run.setup.cache {
         for i in 0..INPUT.len() {
             pipe_input(run, i);
@@ -996,7 +950,12 @@ fn run_table_integration(
             run.setup
         );
     } else {
-        run_input_steps(run, expected);
+        let mut model = TableJoinModel::new(kind, dash_model);
+        run_input_steps(run, |i| {
+            let (side, value, ts) = INPUT[i];
+            let change = model.update(side, 0, value.map(str::to_string), ts)?;
+            Some((change.new, change.ts))
+        });
     }
     if store {
         let store = run
@@ -1016,65 +975,6 @@ fn run_table_integration(
     }
 }
 
-/// `TableTableJoinIntegrationTest.testInner`, without the cache: the output after each step
-/// of [`INPUT`] (timestamps relative to [`BASE`]).
-const INTEGRATION_INNER: &[(usize, Option<&str>, i64)] = &[
-    (3, Some("A-a"), 4),
-    (4, Some("B-a"), 5),
-    (5, Some("B-b"), 6),
-    (6, None, 7),
-    (9, Some("C-c"), 10),
-    (10, None, 11),
-    (14, Some("D-d"), 7),
-    (15, None, 7),
-    (18, Some("E-e"), 15),
-    (19, None, 14),
-    (22, Some("F-f"), 4),
-];
-
-/// `TableTableJoinIntegrationTest.testLeft`, without the cache.
-const INTEGRATION_LEFT: &[(usize, Option<&str>, i64)] = &[
-    (2, Some("A-null"), 3),
-    (3, Some("A-a"), 4),
-    (4, Some("B-a"), 5),
-    (5, Some("B-b"), 6),
-    (6, None, 7),
-    (8, Some("C-null"), 9),
-    (9, Some("C-c"), 10),
-    (10, Some("C-null"), 11),
-    (11, None, 12),
-    (14, Some("D-d"), 7),
-    (15, None, 7),
-    (18, Some("E-e"), 15),
-    (19, None, 14),
-    (21, Some("F-null"), 4),
-    (22, Some("F-f"), 4),
-];
-
-/// `TableTableJoinIntegrationTest.testOuter`, without the cache.
-const INTEGRATION_OUTER: &[(usize, Option<&str>, i64)] = &[
-    (2, Some("A-null"), 3),
-    (3, Some("A-a"), 4),
-    (4, Some("B-a"), 5),
-    (5, Some("B-b"), 6),
-    (6, Some("null-b"), 7),
-    (7, None, 8),
-    (8, Some("C-null"), 9),
-    (9, Some("C-c"), 10),
-    (10, Some("C-null"), 11),
-    (11, None, 12),
-    (13, Some("null-d"), 7),
-    (14, Some("D-d"), 7),
-    (15, Some("null-d"), 7),
-    (16, None, 3),
-    (17, Some("null-e"), 14),
-    (18, Some("E-e"), 15),
-    (19, Some("null-e"), 14),
-    (20, None, 9),
-    (21, Some("F-null"), 4),
-    (22, Some("F-f"), 4),
-];
-
 /// `TableTableJoinIntegrationTest.testInner`: `join_with` into a result store.
 ///
 /// Fails (cache off, every engine and partition count) at step 15 (left tombstone at 2
@@ -1089,7 +989,7 @@ fn table_table_integration_inner() {
                 l.join_with(r, |l, r| dash(Some(l), Some(r)), Named::none(), m)
             })
         },
-        |run: &IntegrationTableRun| run_table_integration(run, INTEGRATION_INNER, true),
+        |run: &IntegrationTableRun| run_table_integration(run, JoinKind::Inner, true),
     );
 }
 
@@ -1104,7 +1004,7 @@ fn table_table_integration_left() {
                 l.left_join_with(r, |l, r| dash(Some(l), r), Named::none(), m)
             })
         },
-        |run: &IntegrationTableRun| run_table_integration(run, INTEGRATION_LEFT, true),
+        |run: &IntegrationTableRun| run_table_integration(run, JoinKind::Left, true),
     );
 }
 
@@ -1113,7 +1013,7 @@ fn table_table_integration_left() {
 fn table_table_integration_outer() {
     each_setup(
         || table_table_integration(|l, r, m| l.outer_join_with(r, dash, Named::none(), m)),
-        |run: &IntegrationTableRun| run_table_integration(run, INTEGRATION_OUTER, true),
+        |run: &IntegrationTableRun| run_table_integration(run, JoinKind::Outer, true),
     );
 }
 
@@ -1125,14 +1025,14 @@ fn table_table_integration_outer() {
 fn table_table_integration_without_result_store() {
     each_setup(
         || table_table_integration(|l, r, _| l.join(r, |l, r| dash(Some(l), Some(r)))),
-        |run: &IntegrationTableRun| run_table_integration(run, INTEGRATION_INNER, false),
+        |run: &IntegrationTableRun| run_table_integration(run, JoinKind::Inner, false),
     );
     each_setup(
         || table_table_integration(|l, r, _| l.left_join(r, |l, r| dash(Some(l), r))),
-        |run: &IntegrationTableRun| run_table_integration(run, INTEGRATION_LEFT, false),
+        |run: &IntegrationTableRun| run_table_integration(run, JoinKind::Left, false),
     );
     each_setup(
         || table_table_integration(|l, r, _| l.outer_join(r, dash)),
-        |run: &IntegrationTableRun| run_table_integration(run, INTEGRATION_OUTER, false),
+        |run: &IntegrationTableRun| run_table_integration(run, JoinKind::Outer, false),
     );
 }
