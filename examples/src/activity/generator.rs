@@ -444,6 +444,28 @@ impl ActivityGenerator {
         }));
     }
 
+    /// Schedules a view of `page` by `user_id` at `ts`.
+    fn view(&mut self, user_id: &str, page: &str, referrer: &str, device: &str, ts: i64) {
+        self.schedule(ActivityEvent::PageView(PageView {
+            user_id: user_id.into(),
+            page: page.into(),
+            referrer: referrer.into(),
+            device: device.into(),
+            ts,
+        }));
+    }
+
+    /// Schedules a click of `user_id` on a random element of `page` at `ts`.
+    fn click(&mut self, user_id: &str, page: &str, ts: i64) {
+        let element = ELEMENTS[self.rng.below(ELEMENTS.len() as u64) as usize];
+        self.schedule(ActivityEvent::Click(Click {
+            user_id: user_id.into(),
+            page: page.into(),
+            element: element.into(),
+            ts,
+        }));
+    }
+
     fn page(&mut self) -> String {
         format!("/p/{}", self.pages.sample(&mut self.rng))
     }
@@ -490,45 +512,21 @@ impl ActivityGenerator {
         }
         if bot {
             let page = self.page();
-            self.schedule(ActivityEvent::PageView(PageView {
-                user_id: user_id.clone(),
-                page: page.clone(),
-                referrer: "direct".into(),
-                device: device.into(),
-                ts: t,
-            }));
+            self.view(&user_id, &page, "direct", device, t);
             for _ in 0..between(&mut self.rng, BOT_CLICKS) {
                 t += between(&mut self.rng, BOT_CLICK_GAP_MS) as i64;
-                let element = ELEMENTS[self.rng.below(ELEMENTS.len() as u64) as usize];
-                self.schedule(ActivityEvent::Click(Click {
-                    user_id: user_id.clone(),
-                    page: page.clone(),
-                    element: element.into(),
-                    ts: t,
-                }));
+                self.click(&user_id, &page, t);
             }
         } else {
             let mut referrer = weighted(&mut self.rng, &REFERRERS);
             loop {
                 let page = self.page();
-                self.schedule(ActivityEvent::PageView(PageView {
-                    user_id: user_id.clone(),
-                    page: page.clone(),
-                    referrer: referrer.into(),
-                    device: device.into(),
-                    ts: t,
-                }));
+                self.view(&user_id, &page, referrer, device, t);
                 if self.rng.next_f64() < self.click_probability {
                     let mut c = t + between(&mut self.rng, (500, 20_000)) as i64;
                     let clicks = if self.rng.below(5) == 0 { 2 } else { 1 };
                     for _ in 0..clicks {
-                        let element = ELEMENTS[self.rng.below(ELEMENTS.len() as u64) as usize];
-                        self.schedule(ActivityEvent::Click(Click {
-                            user_id: user_id.clone(),
-                            page: page.clone(),
-                            element: element.into(),
-                            ts: c,
-                        }));
+                        self.click(&user_id, &page, c);
                         c += between(&mut self.rng, (500, 10_000)) as i64;
                     }
                     self.users[u].busy_until = self.users[u].busy_until.max(c);
