@@ -24,7 +24,6 @@ app sets it to `--fetch-wait-ms` (10, as for the other two) by wrapping the cons
 Prints one JSON line on stdout: workload, seconds, records/s, processed.
 """
 
-import argparse
 import json
 import os
 import shutil
@@ -34,22 +33,13 @@ import time
 from datetime import timedelta
 
 import aiokafka
+from peer_args import parse_args
 
 INPUT = "page_views"
 PARTITIONS = 4
 
 
-def parse_args():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--workload", choices=["w1", "w2", "w3"], required=True)
-    p.add_argument("--bootstrap", required=True)
-    p.add_argument("--records", type=int, required=True)
-    p.add_argument("--app-id", required=True, help="consumer group; output topic <id>-out")
-    p.add_argument("--fetch-wait-ms", type=int, default=10)
-    return p.parse_args()
-
-
-ARGS = parse_args()
+ARGS = parse_args(__doc__)
 
 
 class _Consumer(aiokafka.AIOKafkaConsumer):

@@ -19,7 +19,6 @@ repartition topic, as the framework counts it), then stopped, which commits the 
 Prints one JSON line on stdout: workload, seconds, records/s, processed.
 """
 
-import argparse
 import json
 import logging
 import sys
@@ -29,6 +28,8 @@ from datetime import timedelta
 
 from quixstreams import Application
 from quixstreams.models import TopicConfig
+
+from peer_args import parse_args
 
 INPUT = "page_views"
 PARTITIONS = 4
@@ -42,13 +43,7 @@ def count_update(value, state):
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--workload", choices=["w1", "w2", "w3"], required=True)
-    p.add_argument("--bootstrap", required=True)
-    p.add_argument("--records", type=int, required=True)
-    p.add_argument("--app-id", required=True, help="consumer group; output topic <id>-out")
-    p.add_argument("--fetch-wait-ms", type=int, default=10)
-    args = p.parse_args()
+    args = parse_args(__doc__)
 
     # Repartitioned records count too (as in the framework's metrics).
     target = args.records * (2 if args.workload == "w2" else 1)
