@@ -34,8 +34,7 @@ use super::options::{Materialized, Named};
 use super::windowed::{
     DEFAULT_RETENTION_MS, SessHandle, SessMerger, SessStep, WinHandle, WinStep, WindowSpec,
     add_window_store, aggregate_session, aggregate_sliding, aggregate_time,
-    flush_and_forward_sessions, flush_and_forward_windows, forward_flushed_sessions,
-    forward_flushed_windows,
+    forward_flushed_sessions, forward_flushed_windows,
 };
 use super::{KGroupedStream, KTable};
 
@@ -177,7 +176,7 @@ fn add_table_node<K: Data, V: Data, VA: Data>(
         name,
         &[parent],
         store,
-        Some(flush_and_forward::<K, VA>),
+        Some(flush_and_forward::<TsHandle<K, VA>>),
         move || {
             let (init, aggregator) = (init.clone(), aggregator.clone());
             move |store: &TsHandle<K, VA>,
@@ -219,7 +218,7 @@ fn add_window_node<K: Data, V: Data, VA: Data>(
         name,
         &[parent],
         store,
-        Some(flush_and_forward_windows::<K, VA>),
+        Some(flush_and_forward::<WinHandle<K, VA>>),
         move || {
             let step = step.clone();
             move |store: &WinHandle<K, VA>,
@@ -264,7 +263,7 @@ fn add_session_node<K: Data, V: Data, VA: Data>(
         name,
         &[parent],
         store,
-        Some(flush_and_forward_sessions::<K, VA>),
+        Some(flush_and_forward::<SessHandle<K, VA>>),
         move || {
             let (init, step, merger) = (init.clone(), step.clone(), merger.clone());
             move |store: &SessHandle<K, VA>,

@@ -225,7 +225,7 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             name,
             &[parent],
             &store,
-            Some(flush_and_forward::<K, VA>),
+            Some(flush_and_forward::<TsHandle<K, VA>>),
             move || {
                 let step = step.clone();
                 move |store: &TsHandle<K, VA>,

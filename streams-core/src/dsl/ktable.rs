@@ -550,7 +550,7 @@ impl<K: Data, V: Data> KGroupedTable<K, V> {
             name,
             &[source],
             &store,
-            Some(flush_and_forward::<K, VA>),
+            Some(flush_and_forward::<TsHandle<K, VA>>),
             move || {
                 let step = step.clone();
                 move |store: &TsHandle<K, VA>,

@@ -14,7 +14,7 @@ use crate::state::{StoreBuilder, Stores, TimestampedSerde, ValueAndTimestamp};
 use crate::window::{SlidingWindows, TimeWindowedSerde, TimeWindows, Windowed};
 
 use super::aggregate_methods::{AggStep, aggregate_methods};
-use super::builder::{Shared, add_store_node, aggregation, require_serde};
+use super::builder::{Shared, add_store_node, aggregation, flush_and_forward, require_serde};
 use super::nodes::Timed;
 use super::options::{Materialized, Produced};
 use super::{KGroupedStream, KTable};
@@ -190,7 +190,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
             &[parent],
             &store,
             Some(if emit == EmitStrategy::OnWindowUpdate {
-                flush_and_forward_windows::<K, VA>
+                flush_and_forward::<WinHandle<K, VA>>
             } else {
                 flush_windows_quietly::<K, VA>
             }),
@@ -503,7 +503,7 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
             name,
             &[parent],
             &store,
-            Some(flush_and_forward_sessions::<K, VA>),
+            Some(flush_and_forward::<SessHandle<K, VA>>),
             move || {
                 let (init, step, merger) = (init.clone(), step.clone(), merger.clone());
                 move |store: &SessHandle<K, VA>,

@@ -8,6 +8,7 @@ use crate::Data;
 use crate::error::Result;
 use crate::internals::context::TaskContext;
 use crate::internals::node::Children;
+use crate::internals::window_aggregate::{SessHandle, WinHandle};
 use crate::record::{Change, Record};
 use crate::state::{KeyValueStoreHandle, ValueAndTimestamp};
 
@@ -93,12 +94,43 @@ pub(crate) fn update_aggregate<K: Data, VA: Data>(
     forward_flushed(store, children, task)
 }
 
+/// A DSL store whose cache's flushed updates its operator forwards.
+pub(crate) trait ForwardsFlushed {
+    /// Writes the cache down (its updates then wait to be forwarded).
+    fn flush_cache(&self) -> Result<()>;
+    /// Forwards the updates that left the cache.
+    fn forward_flushed(&self, children: &Children, task: &mut TaskContext) -> Result<()>;
+}
+
+/// `ForwardsFlushed` for a store handle type, with its forwarding function.
+macro_rules! forwards_flushed {
+    ($handle:ident, $forward:path) => {
+        impl<K: Data, V: Data> ForwardsFlushed for $handle<K, V> {
+            fn flush_cache(&self) -> Result<()> {
+                $handle::flush_cache(self)
+            }
+            fn forward_flushed(&self, children: &Children, task: &mut TaskContext) -> Result<()> {
+                $forward(self, children, task)
+            }
+        }
+    };
+}
+forwards_flushed!(TsHandle, forward_flushed);
+forwards_flushed!(
+    WinHandle,
+    crate::internals::window_aggregate::forward_flushed_windows
+);
+forwards_flushed!(
+    SessHandle,
+    crate::internals::window_aggregate::forward_flushed_sessions
+);
+
 /// On commit: writes `store`'s cache down and forwards what left it.
-pub(crate) fn flush_and_forward<K: Data, V: Data>(
-    store: &TsHandle<K, V>,
+pub(crate) fn flush_and_forward<S: ForwardsFlushed>(
+    store: &S,
     children: &Children,
     task: &mut TaskContext,
 ) -> Result<()> {
     store.flush_cache()?;
-    forward_flushed(store, children, task)
+    store.forward_flushed(children, task)
 }

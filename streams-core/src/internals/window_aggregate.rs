@@ -348,26 +348,6 @@ pub(crate) fn forward_flushed_sessions<K: Data, VA: Data>(
     Ok(())
 }
 
-/// On commit: writes the session cache down and forwards what left it.
-pub(crate) fn flush_and_forward_sessions<K: Data, VA: Data>(
-    store: &SessHandle<K, VA>,
-    ch: &Children,
-    t: &mut TaskContext,
-) -> Result<()> {
-    store.flush_cache()?;
-    forward_flushed_sessions(store, ch, t)
-}
-
-/// On commit: writes the cache down and forwards what left it.
-pub(crate) fn flush_and_forward_windows<K: Data, VA: Data>(
-    store: &WinHandle<K, VA>,
-    ch: &Children,
-    t: &mut TaskContext,
-) -> Result<()> {
-    store.flush_cache()?;
-    forward_flushed_windows(store, ch, t)
-}
-
 /// On commit with emit-on-close: writes the cache down; updates are not forwarded.
 pub(crate) fn flush_windows_quietly<K: Data, VA: Data>(
     store: &WinHandle<K, VA>,
