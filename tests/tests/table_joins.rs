@@ -1,5 +1,5 @@
-//! Stream-table and table-table joins against reference code written in this file (maps
-//! updated step by step), over random interleavings of updates, tombstones and stream
+//! Stream-table and table-table joins against reference code (maps updated step by step;
+//! the table-table rules are `join_common`'s), over random interleavings of updates, tombstones and stream
 //! records on co-partitioned topics (1 to 3 partitions), with the record cache on and off.
 //!
 //! - Stream-table (inner, left): each stream record joins the table value its key has at
@@ -7,9 +7,10 @@
 //!   record's timestamp.
 //! - Table-table (inner, left, outer): the last result per key equals the join of the two
 //!   tables' final values (a tombstone when the key has no result); with the cache off,
-//!   every update emits what Kafka's `KTableKTable*Join` processors emit (the reference
-//!   states those rules independently); and a downstream `group_by(...).count()` over the
-//!   joined table ends at the counts of the final results, which needs correct old values.
+//!   every update emits what Kafka's `KTableKTable*Join` processors emit (the reference,
+//!   `join_common::TableJoinModel`, states those rules independently); and a downstream
+//!   `group_by(...).count()` over the joined table ends at the counts of the final results,
+//!   which needs correct old values.
 
 // Test helpers outside #[test] functions may unwrap too: a panic fails the test.
 #![allow(clippy::unwrap_used)]
@@ -22,7 +23,7 @@ use streams_core::prelude::*;
 use streams_tests::JoinKind;
 
 mod join_common;
-use join_common::update;
+use join_common::{Side, TableJoinModel, update};
 
 const KEYS: [&str; 5] = ["a", "b", "c", "d", "e"];
 
@@ -118,13 +119,9 @@ fn stream_table(
     Ok(())
 }
 
-fn joined_value(kind: JoinKind, l: Option<&String>, r: Option<&String>) -> Option<String> {
-    let show = |v: Option<&String>| v.cloned().unwrap_or_else(|| "-".into());
-    match kind {
-        JoinKind::Inner => (l.is_some() && r.is_some()).then(|| format!("{}|{}", show(l), show(r))),
-        JoinKind::Left => l.map(|l| format!("{l}|{}", show(r))),
-        JoinKind::Outer => (l.is_some() || r.is_some()).then(|| format!("{}|{}", show(l), show(r))),
-    }
+/// The reference's rendering of a table-table result, as the joiners of [`table_table`].
+fn joined_value(l: Option<&str>, r: Option<&str>) -> String {
+    format!("{}|{}", l.unwrap_or("-"), r.unwrap_or("-"))
 }
 
 /// Table-table join: topic 1 is the left table, topic 2 the right one (topic 0 unused).
@@ -160,7 +157,7 @@ fn table_table(
         driver.input_topic::<String, Option<String>>("left"),
         driver.input_topic::<String, Option<String>>("right"),
     ];
-    let mut tables: [BTreeMap<&str, String>; 2] = [BTreeMap::new(), BTreeMap::new()];
+    let mut model = TableJoinModel::new(kind, joined_value);
     // With the cache off: what each update emits, per Kafka's processors.
     let mut want_updates: Vec<(String, Option<String>)> = Vec::new();
     for (i, s) in steps.iter().enumerate() {
@@ -169,28 +166,13 @@ fn table_table(
             .value
             .clone()
             .map(|v| format!("{}{}", ["L", "R"][side], &v[1..]));
+        let ts = i as i64 * 10;
         inputs[side]
-            .pipe_input_at(s.key.to_string(), value.clone(), i as i64 * 10)
+            .pipe_input_at(s.key.to_string(), value.clone(), ts)
             .unwrap();
-        let old = tables[side].get(s.key).cloned();
-        update(&mut tables[side], s.key, value.clone());
-        let other = tables[1 - side].get(s.key).cloned();
-        let (l_new, r_new) = if side == 0 {
-            (value.as_ref(), other.as_ref())
-        } else {
-            (other.as_ref(), value.as_ref())
-        };
-        // Whether the processor of this side forwards anything for this update.
-        // (A tombstone for a key the table does not have changes nothing: the table
-        // forwards nothing, see SEMANTICS.md.)
-        let source_forwards = value.is_some() || old.is_some();
-        let forwards = source_forwards
-            && match (kind, side) {
-                (JoinKind::Inner, _) | (JoinKind::Left, 1) => other.is_some(),
-                _ => true,
-            };
-        if forwards {
-            want_updates.push((s.key.to_string(), joined_value(kind, l_new, r_new)));
+        let side = [Side::Left, Side::Right][side];
+        if let Some(change) = model.update(side, s.key, value, ts) {
+            want_updates.push((s.key.to_string(), change.new));
         }
     }
     driver.commit().unwrap();
@@ -204,7 +186,7 @@ fn table_table(
     let last: BTreeMap<String, Option<String>> = got.iter().cloned().collect();
     let mut want_final: BTreeMap<String, Option<String>> = BTreeMap::new();
     for key in KEYS {
-        let j = joined_value(kind, tables[0].get(key), tables[1].get(key));
+        let j = model.result(&key);
         if j.is_some() || last.contains_key(key) {
             want_final.insert(key.to_string(), j);
         }
