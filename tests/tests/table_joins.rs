@@ -1,6 +1,7 @@
 //! Stream-table and table-table joins against reference code (maps updated step by step;
-//! the table-table rules are `join_common`'s), over random interleavings of updates, tombstones and stream
-//! records on co-partitioned topics (1 to 3 partitions), with the record cache on and off.
+//! the table-table rules are `join_common`'s), over random interleavings of updates,
+//! tombstones and stream records on co-partitioned topics (1 to 3 partitions), with the
+//! record cache on and off.
 //!
 //! - Stream-table (inner, left): each stream record joins the table value its key has at
 //!   that moment in the input order; table updates emit nothing; the result keeps the stream
