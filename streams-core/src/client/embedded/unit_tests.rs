@@ -12,6 +12,7 @@ use crate::client::{
 
 use crate::client::NoRebalanceListener;
 
+#[derive(Default)]
 struct Recorder {
     assigned: Vec<Vec<TopicPartition>>,
     revoked: Vec<Vec<TopicPartition>>,
@@ -260,23 +261,14 @@ fn subs() -> Vec<String> {
     vec!["a".into(), "b".into()]
 }
 
-#[test]
-fn range_assignment_keeps_co_partitioned_topics_together() {
-    let (_d, c) = clients();
+/// Two members `x` and `y` of group `g` subscribed to [`subs`], polled until both have
+/// an assignment, with their recorders.
+fn two_members(c: &EmbeddedClients) -> (Box<dyn Consumer>, Recorder, Box<dyn Consumer>, Recorder) {
     let mut c1 = c.consumer("g", "x").unwrap();
     let mut c2 = c.consumer("g", "y").unwrap();
     c1.subscribe(&subs()).unwrap();
     c2.subscribe(&subs()).unwrap();
-    let (mut r1, mut r2) = (
-        Recorder {
-            assigned: vec![],
-            revoked: vec![],
-        },
-        Recorder {
-            assigned: vec![],
-            revoked: vec![],
-        },
-    );
+    let (mut r1, mut r2) = (Recorder::default(), Recorder::default());
     // Each poll waits for the other member; alternate until both have an assignment.
     for _ in 0..100 {
         c1.poll(Duration::from_millis(5), &mut r1).unwrap();
@@ -285,6 +277,13 @@ fn range_assignment_keeps_co_partitioned_topics_together() {
             break;
         }
     }
+    (c1, r1, c2, r2)
+}
+
+#[test]
+fn range_assignment_keeps_co_partitioned_topics_together() {
+    let (_d, c) = clients();
+    let (c1, r1, _c2, r2) = two_members(&c);
     let parts = |v: &[TopicPartition], t: &str| {
         v.iter()
             .filter(|tp| &*tp.topic == t)
@@ -308,25 +307,7 @@ fn a_leaving_member_commits_on_revocation_and_its_partitions_move() {
     let (_d, c) = clients();
     // Two records in a-0, so that the committed offset 1 is inside its log.
     c.engine().append("a", 0, &values(2, 1)).unwrap();
-    let mut c1 = c.consumer("g", "x").unwrap();
-    let mut c2 = c.consumer("g", "y").unwrap();
-    c1.subscribe(&subs()).unwrap();
-    c2.subscribe(&subs()).unwrap();
-    let mut r1 = Recorder {
-        assigned: vec![],
-        revoked: vec![],
-    };
-    let mut r2 = Recorder {
-        assigned: vec![],
-        revoked: vec![],
-    };
-    for _ in 0..100 {
-        c1.poll(Duration::from_millis(5), &mut r1).unwrap();
-        c2.poll(Duration::from_millis(5), &mut r2).unwrap();
-        if !r1.assigned.is_empty() && !r2.assigned.is_empty() {
-            break;
-        }
-    }
+    let (mut c1, mut r1, mut c2, _r2) = two_members(&c);
     c2.close().unwrap();
     let after = c1.poll(Duration::from_millis(50), &mut r1).unwrap();
     // c1 revoked its 4 partitions (committing offset 1 for each), then got all 8.
