@@ -25,10 +25,10 @@
 //! step; only the code around them is ours. Where Kafka's expected lists follow a plain rule
 //! over a batch of records (its steps at time 0: every earlier record of the other side with
 //! the key; its window-bound sweeps: the other side's record for the key if in the window),
-//! the test computes them by that rule (`at_time_zero`, `Run::sweep`). As in those tests, keys are integers, the left
-//! values strings and the right values strings or (outer join tests) longs, and the joiner
-//! renders a result as Kafka's `MockValueJoiner.TOSTRING_JOINER` does: `left+right`, `null`
-//! for a missing side. Kafka's `TopologyTestDriver` sets the emit interval of non-joined
+//! the test computes them by that rule (`at_time_zero`, `Run::sweep`). As in those tests,
+//! keys are integers, the left values strings and the right values strings or (outer join
+//! tests) longs, and the joiner renders a result as Kafka's `MockValueJoiner.TOSTRING_JOINER`
+//! does: `left+right`, `null` for a missing side. Kafka's `TopologyTestDriver` sets the emit interval of non-joined
 //! results to 0, so that a left/outer result with no partner is emitted by the first record
 //! processed once stream time passes its window's close, as ours (which has no throttle)
 //! always does. The late-record scenarios follow Kafka's behaviour in those tests: a record
