@@ -26,8 +26,9 @@
 //! (`KTableSource` + `KTableKTable*Join`, see docs/SEMANTICS.md, "Joins"); and
 //! `TableTableJoinIntegrationTest`'s expectations are also checked with an unmaterialized
 //! join result. Not transcribed: the versioned-table and grace-period tests (KIP-914,
-//! KIP-923: tests/tests/versioned_joins.rs covers them), and the integration tests' chained self-joins (`testInnerInner`, ...),
-//! whose expectations pin down artefacts of KAFKA-6443 rather than join semantics.
+//! KIP-923: tests/tests/versioned_joins.rs covers them), and the integration tests' chained
+//! self-joins (`testInnerInner`, ...), whose expectations pin down artefacts of KAFKA-6443
+//! rather than join semantics.
 //!
 //! Three of them found that a materialized join result forwarded its tombstones at the
 //! triggering input's timestamp instead of the result's; fixed (the table's source node
