@@ -21,19 +21,19 @@
 //!   `testShouldNotEmitLeftJoinResultForAsymmetricBeforeWindow` / `...AfterWindow`,
 //!   `testShouldForwardCurrentHeaders`.
 //!
-//! The inputs and the expected outputs (key, value, timestamp, in order) are Kafka's, step by
-//! step; only the code around them is ours. Where Kafka's expected lists follow a plain rule
-//! over a batch of records (its steps at time 0: every earlier record of the other side with
-//! the key; its window-bound sweeps: the other side's record for the key if in the window),
-//! the test computes them by that rule (`at_time_zero`, `Run::sweep`). As in those tests,
-//! keys are integers, the left values strings and the right values strings or (outer join
-//! tests) longs, and the joiner renders a result as Kafka's `MockValueJoiner.TOSTRING_JOINER`
-//! does: `left+right`, `null` for a missing side. Kafka's `TopologyTestDriver` sets the emit
-//! interval of non-joined results to 0, so that a left/outer result with no partner is
-//! emitted by the first record processed once stream time passes its window's close, as ours
-//! (which has no throttle) always does. The late-record scenarios follow Kafka's behaviour in those tests: a record
-//! behind the join's retention is still joined with the other side's buffered records, and,
-//! in a left or outer join, an unmatched one gets its null result at once.
+//! The inputs and the expected outputs (key, value, timestamp, in order) are Kafka's, step by step;
+//! only the code around them is ours. Where Kafka's expected lists follow a plain rule over a batch
+//! of records (its steps at time 0: every earlier record of the other side with the key; its
+//! window-bound sweeps: the other side's record for the key if in the window), the test computes
+//! them by that rule (`at_time_zero`, `Run::sweep`). As in those tests, keys are integers, the left
+//! values strings and the right values strings or (outer join tests) longs, and the joiner renders
+//! a result as Kafka's `MockValueJoiner.TOSTRING_JOINER` does: `left+right`, `null` for a missing
+//! side. Kafka's `TopologyTestDriver` sets the emit interval of non-joined results to 0, so that a
+//! left/outer result with no partner is emitted by the first record processed once stream time
+//! passes its window's close, as ours (which has no throttle) always does. The late-record
+//! scenarios follow Kafka's behaviour in those tests: a record behind the join's retention is still
+//! joined with the other side's buffered records, and, in a left or outer join, an unmatched one
+//! gets its null result at once.
 //!
 //! Every scenario runs four times: with the record cache on and off, on RocksDB and on
 //! in-memory stores (`default.dsl.store`).
