@@ -73,22 +73,14 @@ mod tests {
             ("admin.sasl.jaas.config", "secret stuff"),
         ])
         .unwrap();
-        assert_eq!(
-            c.client_properties(ClientPrefix::Consumer)["max.poll.records"],
-            "500"
-        );
-        assert_eq!(
-            c.client_properties(ClientPrefix::MainConsumer)["fetch.min.bytes"],
-            "1"
-        );
-        assert_eq!(
-            c.client_properties(ClientPrefix::RestoreConsumer)["max.poll.records"],
-            "2000"
-        );
-        assert_eq!(
-            c.client_properties(ClientPrefix::Producer)["linger.ms"],
-            " 5"
-        );
+        for (prefix, key, value) in [
+            (ClientPrefix::Consumer, "max.poll.records", "500"),
+            (ClientPrefix::MainConsumer, "fetch.min.bytes", "1"),
+            (ClientPrefix::RestoreConsumer, "max.poll.records", "2000"),
+            (ClientPrefix::Producer, "linger.ms", " 5"),
+        ] {
+            assert_eq!(c.client_properties(prefix)[key], value, "{prefix:?} {key}");
+        }
         let props = c.to_properties();
         assert_eq!(props["admin.sasl.jaas.config"], "[hidden]");
         // Debug output (what logs and error messages print) hides them too.
