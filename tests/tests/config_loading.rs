@@ -94,6 +94,17 @@ fn file_origin(path: &Path, line: usize) -> Box<Origin> {
     })
 }
 
+/// Asserts the client settings of `c`: each (client, setting, value).
+fn assert_client_properties(c: &StreamsConfig, expected: &[(ClientPrefix, &str, &str)]) {
+    for &(client, setting, value) in expected {
+        assert_eq!(
+            c.client_properties(client).get(setting).map(String::as_str),
+            Some(value),
+            "{client:?} {setting}"
+        );
+    }
+}
+
 #[test]
 fn a_full_file_sets_every_setting() {
     let dir = TempDir::new("full");
@@ -127,20 +138,16 @@ fn a_full_file_sets_every_setting() {
     assert_eq!(c.state_cleanup_delay_ms(), 1000);
     assert_eq!(c.memory_bytes(), 64 << 20);
     assert_eq!(c.default_api_timeout_ms(), 5000);
-    assert_eq!(
-        c.client_properties(ClientPrefix::Consumer)["max.poll.records"],
-        "500"
-    );
-    assert_eq!(
-        c.client_properties(ClientPrefix::MainConsumer)["fetch.min.bytes"],
-        "1"
-    );
-    assert_eq!(
-        c.client_properties(ClientPrefix::RestoreConsumer)["max.poll.records"],
-        "2000"
+    assert_client_properties(
+        &c,
+        &[
+            (ClientPrefix::Consumer, "max.poll.records", "500"),
+            (ClientPrefix::MainConsumer, "fetch.min.bytes", "1"),
+            (ClientPrefix::RestoreConsumer, "max.poll.records", "2000"),
+            (ClientPrefix::Admin, "retries", "3"),
+        ],
     );
     assert_eq!(c.client_properties(ClientPrefix::Producer).len(), 2);
-    assert_eq!(c.client_properties(ClientPrefix::Admin)["retries"], "3");
 
     // Written back out, the file's settings come back (plus nothing unexpected).
     let props = c.to_properties();
@@ -273,13 +280,12 @@ fn environment_variables_map_to_settings() {
     assert_eq!(c.cache_max_bytes(), 1024);
     assert_eq!(c.default_dsl_store(), DslStore::InMemory);
     assert_eq!(c.poll_ms(), 100);
-    assert_eq!(
-        c.client_properties(ClientPrefix::Consumer)["max.poll.records"],
-        "10"
-    );
-    assert_eq!(
-        c.client_properties(ClientPrefix::MainConsumer)["fetch.max.wait.ms"],
-        "5"
+    assert_client_properties(
+        &c,
+        &[
+            (ClientPrefix::Consumer, "max.poll.records", "10"),
+            (ClientPrefix::MainConsumer, "fetch.max.wait.ms", "5"),
+        ],
     );
 
     // Another prefix, with or without its trailing '_'.
