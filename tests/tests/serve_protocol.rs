@@ -215,22 +215,16 @@ fn admin_producer_and_a_group_of_two_consumers_read_every_record_exactly_once() 
 
     // Creating it again, an invalid replication factor, deleting one.
     let admin = admin(&bootstrap);
-    let again = block_on(admin.create_topics(
-        &[NewTopic::new("words", 4, TopicReplication::Fixed(1))],
-        &AdminOptions::new(),
-    ))
-    .unwrap();
+    let create = |name: &str, partitions: i32, replication: i32| {
+        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(replication));
+        block_on(admin.create_topics(&[topic], &AdminOptions::new())).unwrap()
+    };
     assert!(matches!(
-        again[0],
+        create("words", 4, 1)[0],
         Err((_, RDKafkaErrorCode::TopicAlreadyExists))
     ));
-    let replicated = block_on(admin.create_topics(
-        &[NewTopic::new("replicated", 1, TopicReplication::Fixed(3))],
-        &AdminOptions::new(),
-    ))
-    .unwrap();
     assert!(matches!(
-        replicated[0],
+        create("replicated", 1, 3)[0],
         Err((_, RDKafkaErrorCode::InvalidReplicationFactor))
     ));
     let deleted = block_on(admin.delete_topics(&["other"], &AdminOptions::new())).unwrap();
