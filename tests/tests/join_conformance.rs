@@ -51,12 +51,17 @@ use streams_core::prelude::*;
 mod join_common;
 use join_common::{LEFT, OUT, RIGHT, Setup, Side, check_key};
 
+/// The right values of the scenarios: strings, or the longs of the outer join tests, which
+/// the scenarios write and show as text.
+trait RightValue: DefaultSerde + FromStr<Err: Debug> + Display + 'static {}
+impl<T: DefaultSerde + FromStr<Err: Debug> + Display + 'static> RightValue for T {}
+
 /// A driver running one join topology: left input `left` (Kafka's `topic1`, `i32` ->
 /// `String`), right input `right` (`topic2`, `i32` -> `R`), joined output `out` (`i32` ->
 /// `String`).
 type Run<R> = join_common::Run<i32, String, R, String>;
 
-impl<R: DefaultSerde + FromStr<Err: Debug> + 'static> Run<R> {
+impl<R: RightValue> Run<R> {
     /// Kafka's loops over the keys `0..n` of the left stream: value `<prefix><key>` at
     /// `ts(key)`.
     fn lefts(&self, n: i32, prefix: &str, ts: impl Fn(i64) -> i64) {
@@ -140,10 +145,7 @@ struct Partners {
 /// all at 0. Kafka's expected results are a nested loop: in key order, each record joins
 /// every record of the other side with its key received so far, in the order they came.
 #[track_caller]
-fn at_time_zero<R: DefaultSerde + FromStr<Err: Debug> + 'static>(
-    run: &Run<R>,
-    batches: &[(Side, &str, i32)],
-) {
+fn at_time_zero<R: RightValue>(run: &Run<R>, batches: &[(Side, &str, i32)]) {
     let mut received: Vec<(Side, i32, String)> = Vec::new();
     for &(side, prefix, n) in batches {
         run.batch(side, n, prefix, |_| 0);
@@ -167,10 +169,7 @@ fn at_time_zero<R: DefaultSerde + FromStr<Err: Debug> + 'static>(
 }
 
 /// Runs `scenario` once in every [`Setup`] on a fresh topology.
-fn each_setup<R: DefaultSerde + FromStr<Err: Debug> + 'static>(
-    topology: impl Fn() -> Topology,
-    scenario: impl Fn(&Run<R>),
-) {
+fn each_setup<R: RightValue>(topology: impl Fn() -> Topology, scenario: impl Fn(&Run<R>)) {
     join_common::each_setup("join-conformance", &Setup::all(&[1]), topology, scenario);
 }
 
@@ -232,38 +231,30 @@ fn outer_long(l: Option<&String>, r: Option<&i64>) -> String {
 
 /// The start of Kafka's `testLeftExpiredNonJoinedRecordsAreEmittedBy...` scenarios of the
 /// left and outer joins: left records `A0` at 1, `A1` at 2 and `A0-0` at 3, then a right
-/// record `right` (shown as `label`) for key 1 at 3, joining `A1` as `joined`.
-fn unmatched_lefts_then_a1<R: DefaultSerde + FromStr<Err: Debug> + 'static>(
-    run: &Run<R>,
-    right: R,
-    label: &str,
-    joined: &str,
-) {
+/// record `a1` for key 1 at 3, joining `A1`.
+fn unmatched_lefts_then_a1<R: RightValue>(run: &Run<R>, a1: R) {
     run.left(0, "A0".into(), 1);
     run.left(1, "A1".into(), 2);
     run.left(0, "A0-0".into(), 3);
     run.expect("A0 at 1, A1 at 2, A0-0 at 3", &[]);
-    run.right(1, right, 3);
-    run.expect(label, &[(1, joined, 3)]);
+    let (step, joined) = (format!("{a1} at 3"), format!("A1+{a1}"));
+    run.right(1, a1, 3);
+    run.expect(&step, &[(1, &joined, 3)]);
 }
 
 /// The start of the left join's `testRightNonJoinedRecordsAreNeverEmittedBy...` scenarios
 /// and of the outer join's `testRightExpiredNonJoinedRecordsAreEmittedBy...` ones: three
 /// right records for keys 0, 1, 0 at 1, 2, 3, then a left record `left` for key 1 at 3,
-/// joining the second of them as `joined`; `labels` name the two steps.
-fn unmatched_rights_then_left<R: DefaultSerde + FromStr<Err: Debug> + 'static>(
-    run: &Run<R>,
-    [r0, r1, r2]: [R; 3],
-    labels: [&str; 2],
-    left: &str,
-    joined: &str,
-) {
+/// joining the second of them.
+fn unmatched_rights_then_left<R: RightValue>(run: &Run<R>, [r0, r1, r2]: [R; 3], left: &str) {
+    let step = format!("right {r0} at 1, {r1} at 2, {r2} at 3");
+    let joined = format!("{left}+{r1}");
     run.right(0, r0, 1);
     run.right(1, r1, 2);
     run.right(0, r2, 3);
-    run.expect(labels[0], &[]);
+    run.expect(&step, &[]);
     run.left(1, left.into(), 3);
-    run.expect(labels[1], &[(1, joined, 3)]);
+    run.expect(&format!("left {left} at 3"), &[(1, &joined, 3)]);
 }
 
 /// The end of Kafka's `...EmittedByTheLeftProcessor` / `...ByTheRightProcessor` scenarios: a
@@ -271,7 +262,7 @@ fn unmatched_rights_then_left<R: DefaultSerde + FromStr<Err: Debug> + 'static>(
 /// moves stream time past the windows and emits `emitted`; then one for key 2 at `ts` into
 /// the other side joins it.
 #[track_caller]
-fn stream_time_moved_by<R: DefaultSerde + FromStr<Err: Debug> + Display + 'static>(
+fn stream_time_moved_by<R: RightValue>(
     run: &Run<R>,
     by: Side,
     right: R,
@@ -448,17 +439,6 @@ fn left_topology(windows: JoinWindows) -> Topology {
     topology(|l, r: &KStream<i32, String>| l.left_join_with(r, left_joiner, windows, joined()))
 }
 
-/// The start of `testRightNonJoinedRecordsAreNeverEmittedBy...`.
-fn left_join_unmatched_rights(run: &Run<String>) {
-    unmatched_rights_then_left(
-        run,
-        ["A0".into(), "A1".into(), "A0-0".into()],
-        ["right A0 at 1, A1 at 2, A0-0 at 3", "left a1 at 3"],
-        "a1",
-        "a1+A1",
-    );
-}
-
 /// `KStreamKStreamLeftJoinTest.testLeftJoinDuplicates`: unmatched duplicates (same key and
 /// timestamp) each get a null result once the window closes; matched duplicates each join;
 /// a late record does not emit the already joined ones again.
@@ -495,7 +475,7 @@ fn left_join_test_left_expired_non_joined_records_are_emitted_by_the_left_proces
     each_setup(
         || left_topology(with_grace(100, 0)),
         |run: &Run<String>| {
-            unmatched_lefts_then_a1(run, "a1".into(), "a1 at 3", "A1+a1");
+            unmatched_lefts_then_a1(run, "a1".into());
             let nulls = [(0, "A0+null", 1), (0, "A0-0+null", 3)];
             stream_time_moved_by(run, Side::Left, "dummy".into(), &nulls, 401);
         },
@@ -509,7 +489,7 @@ fn left_join_test_left_expired_non_joined_records_are_emitted_by_the_right_proce
     each_setup(
         || left_topology(with_grace(100, 0)),
         |run: &Run<String>| {
-            unmatched_lefts_then_a1(run, "a1".into(), "a1 at 3", "A1+a1");
+            unmatched_lefts_then_a1(run, "a1".into());
             let nulls = [(0, "A0+null", 1), (0, "A0-0+null", 3)];
             stream_time_moved_by(run, Side::Right, "dummy".into(), &nulls, 402);
         },
@@ -522,7 +502,7 @@ fn left_join_test_right_non_joined_records_are_never_emitted_by_the_left_process
     each_setup(
         || left_topology(with_grace(100, 0)),
         |run: &Run<String>| {
-            left_join_unmatched_rights(run);
+            unmatched_rights_then_left(run, ["A0".into(), "A1".into(), "A0-0".into()], "a1");
             stream_time_moved_by(run, Side::Left, "dummy".into(), &[], 402);
         },
     );
@@ -534,7 +514,7 @@ fn left_join_test_right_non_joined_records_are_never_emitted_by_the_right_proces
     each_setup(
         || left_topology(no_grace(100)),
         |run: &Run<String>| {
-            left_join_unmatched_rights(run);
+            unmatched_rights_then_left(run, ["A0".into(), "A1".into(), "A0-0".into()], "a1");
             stream_time_moved_by(run, Side::Right, "dummy".into(), &[], 402);
         },
     );
@@ -584,10 +564,7 @@ fn left_join_test_left_joined_records_with_zero_after_are_emitted() {
 
 /// The steps of Kafka's `runLeftJoin` and `runOuterJoin` before their last record: the
 /// right records of the two batches are `<prefixes[0]><k>` and `<prefixes[1]><k>`.
-fn run_join_steps<R: DefaultSerde + FromStr<Err: Debug> + 'static>(
-    run: &Run<R>,
-    prefixes: [&str; 2],
-) {
+fn run_join_steps<R: RightValue>(run: &Run<R>, prefixes: [&str; 2]) {
     use Side::{Left, Right};
     at_time_zero(
         run,
@@ -668,7 +645,7 @@ fn left_join_test_grace_period() {
 /// `<prefixes[0]><k>` (at 0) and `<prefixes[1]><k>` (at `1000 + k`), the second of which
 /// emits `unmatched`; the last left record, late, comes at `late`.
 #[track_caller]
-fn left_or_outer_windowing<R: DefaultSerde + FromStr<Err: Debug> + 'static>(
+fn left_or_outer_windowing<R: RightValue>(
     run: &Run<R>,
     prefixes: [&'static str; 2],
     unmatched: &[(i32, &str, i64)],
@@ -746,17 +723,6 @@ fn outer_topology(windows: JoinWindows) -> Topology {
     topology(|l, r: &KStream<i32, i64>| l.outer_join_with(r, outer_long, windows, joined()))
 }
 
-/// The start of `testRightExpiredNonJoinedRecordsAreEmittedBy...`.
-fn outer_join_unmatched_rights(run: &Run<i64>) {
-    unmatched_rights_then_left(
-        run,
-        [10, 11, 12],
-        ["10 at 1, 11 at 2, 12 at 3", "A1 at 3"],
-        "A1",
-        "A1+11",
-    );
-}
-
 /// `KStreamKStreamOuterJoinTest.testOuterJoinDuplicates`: unmatched duplicates of both
 /// sides each get their null result, right before left at one timestamp; matched
 /// duplicates each join.
@@ -805,7 +771,7 @@ fn outer_join_test_left_expired_non_joined_records_are_emitted_by_the_left_proce
     each_setup(
         || outer_topology(no_grace(100)),
         |run: &Run<i64>| {
-            unmatched_lefts_then_a1(run, 11, "11 at 3", "A1+11");
+            unmatched_lefts_then_a1(run, 11);
             let nulls = [(0, "A0+null", 1), (0, "A0-0+null", 3)];
             stream_time_moved_by(run, Side::Left, 100, &nulls, 401);
         },
@@ -818,7 +784,7 @@ fn outer_join_test_left_expired_non_joined_records_are_emitted_by_the_right_proc
     each_setup(
         || outer_topology(with_grace(100, 0)),
         |run: &Run<i64>| {
-            unmatched_lefts_then_a1(run, 11, "11 at 3", "A1+11");
+            unmatched_lefts_then_a1(run, 11);
             let nulls = [(0, "A0+null", 1), (0, "A0-0+null", 3)];
             stream_time_moved_by(run, Side::Right, 100, &nulls, 402);
         },
@@ -831,7 +797,7 @@ fn outer_join_test_right_expired_non_joined_records_are_emitted_by_the_left_proc
     each_setup(
         || outer_topology(no_grace(100)),
         |run: &Run<i64>| {
-            outer_join_unmatched_rights(run);
+            unmatched_rights_then_left(run, [10, 11, 12], "A1");
             let nulls = [(0, "null+10", 1), (0, "null+12", 3)];
             stream_time_moved_by(run, Side::Left, 100, &nulls, 402);
         },
@@ -844,7 +810,7 @@ fn outer_join_test_right_expired_non_joined_records_are_emitted_by_the_right_pro
     each_setup(
         || outer_topology(with_grace(100, 0)),
         |run: &Run<i64>| {
-            outer_join_unmatched_rights(run);
+            unmatched_rights_then_left(run, [10, 11, 12], "A1");
             let nulls = [(0, "null+10", 1), (0, "null+12", 3)];
             stream_time_moved_by(run, Side::Right, 100, &nulls, 402);
         },
