@@ -37,7 +37,7 @@ use streams_core::prelude::*;
 use streams_core::runtime::{KafkaStreams, LogEngine, NewRecord, TaskState, TopicConfig};
 
 use streams_benches::{
-    ALLOCATOR, BoxResult, CLICKS, Click, EPOCH_MS, INPUT, PAGES, PARTITIONS, PageView, USERS, User,
+    ALLOCATOR, BoxResult, CLICKS, Click, EPOCH_MS, INPUT, PAGES, PARTITIONS, PageView, USERS,
     clicks, env_usize, loadavg, page_views, pages, rate, stats, users, w1, w2, w3, w5, w6, w7, wfk,
 };
 
@@ -64,6 +64,23 @@ const TIMEOUT: Duration = Duration::from_secs(1800);
 
 /// Appends keyed records in batches of 1,000 per partition (murmur2 of the key, as the
 /// producer would); returns the value bytes written.
+/// Creates `topic` and fills it with a table's rows, one ms apart from `first_ts`.
+fn fill_table<V: DefaultSerde>(
+    engine: &LogEngine,
+    topic: &str,
+    rows: impl Iterator<Item = (String, V)>,
+    first_ts: i64,
+) -> BoxResult<usize> {
+    engine.create_topic(topic, TopicConfig::new(PARTITIONS))?;
+    let serde = V::default_serde();
+    let mut records = Vec::new();
+    for (i, (key, value)) in rows.enumerate() {
+        let ts = first_ts + i as i64;
+        records.push((key.into_bytes(), serde.serialize(&value)?, ts));
+    }
+    fill(engine, topic, records.into_iter())
+}
+
 fn fill(
     engine: &LogEngine,
     topic: &str,
@@ -408,17 +425,7 @@ fn main() -> BoxResult<()> {
 
     // W6's users (before every view in event time) and W7's clicks.
     if want("w6") {
-        engine.create_topic(USERS, TopicConfig::new(PARTITIONS))?;
-        let serde = User::default_serde();
-        let mut records = Vec::new();
-        for (i, (id, user)) in users().enumerate() {
-            records.push((
-                id.into_bytes(),
-                serde.serialize(&user)?,
-                EPOCH_MS - 200_000 + i as i64,
-            ));
-        }
-        fill(&engine, USERS, records.into_iter())?;
+        fill_table(&engine, USERS, users(), EPOCH_MS - 200_000)?;
     }
     let mut click_count = 0;
     if want("w7") {
@@ -433,17 +440,7 @@ fn main() -> BoxResult<()> {
         eprintln!("pre-filled {click_count} clicks");
     }
     if want("fk") {
-        engine.create_topic(PAGES, TopicConfig::new(PARTITIONS))?;
-        let serde = String::default_serde();
-        let mut records = Vec::new();
-        for (i, (page, category)) in pages().enumerate() {
-            records.push((
-                page.into_bytes(),
-                serde.serialize(&category)?,
-                EPOCH_MS - 20_000 + i as i64,
-            ));
-        }
-        fill(&engine, PAGES, records.into_iter())?;
+        fill_table(&engine, PAGES, pages(), EPOCH_MS - 20_000)?;
     }
     drop(views);
     type Build = fn(&str) -> BoxResult<Topology>;
