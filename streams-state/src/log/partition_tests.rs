@@ -11,6 +11,7 @@ use super::partition::*;
 use super::segment::*;
 use super::txn::ProducerId;
 use crate::error::StateError;
+use crate::log::repair::{repair_partition, verify_partition};
 
 fn rec(i: i64) -> NewRecord {
     NewRecord {
@@ -32,10 +33,24 @@ fn config(segment_bytes: u64) -> LogConfig {
     }
 }
 
+fn open(dir: &Path, config: LogConfig) -> PartitionLog {
+    PartitionLog::open(dir, config).unwrap().0
+}
+
+/// A partition in `dir` of `segment_bytes` segments, with `rec(i)` appended for each `i`
+/// in `0..n`, one batch each.
+fn filled(dir: &Path, segment_bytes: u64, n: i64) -> PartitionLog {
+    let mut log = open(dir, config(segment_bytes));
+    for i in 0..n {
+        assert_eq!(log.append(&[rec(i)]).unwrap(), i);
+    }
+    log
+}
+
 #[test]
 fn appends_read_back_across_segments_and_restarts() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut log, _) = PartitionLog::open(dir.path(), config(2_000)).unwrap();
+    let mut log = open(dir.path(), config(2_000));
     let mut expected = Vec::new();
     for chunk in 0..30 {
         let batch: Vec<NewRecord> = (0..7).map(|j| rec(chunk * 7 + j)).collect();
@@ -69,7 +84,7 @@ fn appends_read_back_across_segments_and_restarts() {
 #[test]
 fn a_torn_tail_is_truncated_on_open_and_appends_continue() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut log, _) = PartitionLog::open(dir.path(), config(1 << 20)).unwrap();
+    let mut log = open(dir.path(), config(1 << 20));
     log.append(&[rec(1), rec(2)]).unwrap();
     log.append(&[rec(3)]).unwrap();
     log.flush().unwrap();
@@ -92,7 +107,7 @@ fn a_torn_tail_is_truncated_on_open_and_appends_continue() {
 #[test]
 fn a_write_that_fails_part_way_is_rolled_back_and_no_acknowledged_record_is_lost() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut log, _) = PartitionLog::open(dir.path(), config(1 << 20)).unwrap();
+    let mut log = open(dir.path(), config(1 << 20));
     log.append(&[rec(0), rec(1)]).unwrap();
     // The disk fills up in the middle of the next batch.
     log.fail_writes_after = Some(7);
@@ -120,10 +135,7 @@ fn damage_before_intact_batches_fails_the_open_and_repair_keeps_every_intact_bat
     for closed in [false, true] {
         let dir = tempfile::tempdir().unwrap();
         let segment_bytes = if closed { 200 } else { 1 << 20 };
-        let (mut log, _) = PartitionLog::open(dir.path(), config(segment_bytes)).unwrap();
-        for i in 0..12 {
-            log.append(&[rec(i)]).unwrap();
-        }
+        let log = filled(dir.path(), segment_bytes, 12);
         assert_eq!(log.segment_count() > 1, closed);
         drop(log);
         let seg = dir.path().join(format!("{:020}.log", 0));
@@ -140,21 +152,17 @@ fn damage_before_intact_batches_fails_the_open_and_repair_keeps_every_intact_bat
             "{msg}"
         );
         assert_eq!(fs::read(&seg).unwrap(), data, "nothing was cut");
-        let found = crate::log::repair::verify_partition(dir.path()).unwrap();
+        let found = verify_partition(dir.path()).unwrap();
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!((found[0].first_offset, found[0].resumes_at), (1, Some(2)));
         assert!(!found[0].torn_tail);
-        crate::log::repair::repair_partition(dir.path()).unwrap();
+        repair_partition(dir.path()).unwrap();
         assert!(
             seg.with_file_name(format!("{:020}.log.damaged", 0))
                 .exists()
         );
-        assert!(
-            crate::log::repair::verify_partition(dir.path())
-                .unwrap()
-                .is_empty()
-        );
-        let (mut log, _) = PartitionLog::open(dir.path(), config(segment_bytes)).unwrap();
+        assert!(verify_partition(dir.path()).unwrap().is_empty());
+        let mut log = open(dir.path(), config(segment_bytes));
         let offsets: Vec<i64> = log
             .read(0, usize::MAX)
             .unwrap()
@@ -199,10 +207,7 @@ fn legacy(mut batch: Vec<u8>) -> Vec<u8> {
 #[test]
 fn a_gap_between_segments_fails_the_open_and_repair_covers_it() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut log, _) = PartitionLog::open(dir.path(), config(1)).unwrap();
-    for i in 0..3 {
-        log.append(&[rec(i)]).unwrap();
-    }
+    let log = filled(dir.path(), 1, 3);
     assert_eq!(log.segment_count(), 3);
     drop(log);
     let seg1 = segment_file(dir.path(), 1, "log");
@@ -210,7 +215,7 @@ fn a_gap_between_segments_fails_the_open_and_repair_covers_it() {
     let err = PartitionLog::open(dir.path(), config(1)).unwrap_err();
     assert_eq!(damaged(err), (seg1.display().to_string(), 0, 0, 1));
     assert_eq!(fs::metadata(&seg1).unwrap().len(), 0, "nothing was changed");
-    let found = crate::log::repair::verify_partition(dir.path()).unwrap();
+    let found = verify_partition(dir.path()).unwrap();
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(
         (
@@ -228,16 +233,9 @@ fn a_gap_between_segments_fails_the_open_and_repair_covers_it() {
             false
         )
     );
-    assert_eq!(
-        crate::log::repair::repair_partition(dir.path()).unwrap(),
-        found
-    );
+    assert_eq!(repair_partition(dir.path()).unwrap(), found);
     assert!(dir.path().join(format!("{:020}.log.damaged", 1)).exists());
-    assert!(
-        crate::log::repair::verify_partition(dir.path())
-            .unwrap()
-            .is_empty()
-    );
+    assert!(verify_partition(dir.path()).unwrap().is_empty());
     let (mut log, report) = PartitionLog::open(dir.path(), config(1)).unwrap();
     assert_eq!(report.truncated_bytes, 0);
     assert_eq!(
@@ -251,11 +249,7 @@ fn a_gap_between_segments_fails_the_open_and_repair_covers_it() {
 fn an_overlap_between_segments_fails_the_open_and_repair_keeps_the_earlier_records() {
     // The next segment's first batch copied to the end of the segment before it.
     let dir = tempfile::tempdir().unwrap();
-    let (mut log, _) = PartitionLog::open(dir.path(), config(1)).unwrap();
-    for i in 0..3 {
-        log.append(&[rec(i)]).unwrap();
-    }
-    drop(log);
+    drop(filled(dir.path(), 1, 3));
     let (seg0, seg1) = (
         segment_file(dir.path(), 0, "log"),
         segment_file(dir.path(), 1, "log"),
@@ -267,7 +261,7 @@ fn an_overlap_between_segments_fails_the_open_and_repair_keeps_the_earlier_recor
     let err = PartitionLog::open(dir.path(), config(1)).unwrap_err();
     let (len, total) = (original.len() as u64, data.len() as u64);
     assert_eq!(damaged(err), (seg0.display().to_string(), len, total, 1));
-    let found = crate::log::repair::verify_partition(dir.path()).unwrap();
+    let found = verify_partition(dir.path()).unwrap();
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(
         (
@@ -278,11 +272,11 @@ fn an_overlap_between_segments_fails_the_open_and_repair_keeps_the_earlier_recor
         ),
         (&seg0, crate::log::repair::DamageKind::Overlap, len, 1)
     );
-    crate::log::repair::repair_partition(dir.path()).unwrap();
+    repair_partition(dir.path()).unwrap();
     assert_eq!(fs::read(seg0.with_extension("log.damaged")).unwrap(), data);
     assert!(seg1.with_extension("log.damaged").exists());
     assert!(!seg1.exists(), "segment 1 held nothing segment 0 does not");
-    let (mut log, _) = PartitionLog::open(dir.path(), config(1)).unwrap();
+    let mut log = open(dir.path(), config(1));
     let want: Vec<_> = (0..3).map(|i| (i, rec(i).value)).collect();
     assert_eq!(offsets_and_values(&log), want);
     assert_eq!(log.append(&[rec(3)]).unwrap(), 3);
@@ -309,10 +303,10 @@ fn an_overlap_between_segments_fails_the_open_and_repair_keeps_the_earlier_recor
             1
         )
     );
-    crate::log::repair::repair_partition(p).unwrap();
+    repair_partition(p).unwrap();
     assert!(!segment_file(p, 1, "log").exists());
     assert!(segment_file(p, 3, "log").exists());
-    let (log, _) = PartitionLog::open(p, config(1 << 20)).unwrap();
+    let log = open(p, config(1 << 20));
     assert_eq!(
         offsets_and_values(&log),
         vec![
@@ -337,7 +331,7 @@ fn a_changed_magic_byte_is_damage() {
     let producer = ProducerId { id: 7, epoch: 0 };
     for (flip_to, transactional) in [(MAGIC_V3, false), (MAGIC_V1, true), (MAGIC_V2, false)] {
         let dir = tempfile::tempdir().unwrap();
-        let (mut log, _) = PartitionLog::open(dir.path(), config(1 << 20)).unwrap();
+        let mut log = open(dir.path(), config(1 << 20));
         log.append(&[rec(0)]).unwrap();
         if transactional {
             log.append_transactional(std::slice::from_ref(&long_key), producer)
@@ -379,15 +373,21 @@ fn batches_of_earlier_versions_are_read_but_not_a_legacy_magic_3_one() {
         vec![(0, rec(0).value), (2, kept.value), (3, rec(3).value)]
     );
 
-    let dir = tempfile::tempdir().unwrap();
     let producer = ProducerId { id: 1, epoch: 0 };
-    let mut data = encode_batch(0, &[rec(0)], None);
-    let first = data.len() as u64;
-    data.extend(legacy(encode_batch(
+    assert_middle_batch_is_damage(legacy(encode_batch(
         1,
         &[rec(1)],
         Some((producer, ATTR_TRANSACTIONAL)),
     )));
+}
+
+/// Asserts that a partition of one segment, `rec(0)` at 0, `middle` at 1 and `rec(2)` at 2,
+/// fails to open with damage from the byte where `middle` starts.
+fn assert_middle_batch_is_damage(middle: Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut data = encode_batch(0, &[rec(0)], None);
+    let first = data.len() as u64;
+    data.extend(middle);
     data.extend(encode_batch(2, &[rec(2)], None));
     fs::write(segment_file(dir.path(), 0, "log"), &data).unwrap();
     let err = PartitionLog::open(dir.path(), config(1 << 20)).unwrap_err();
@@ -396,19 +396,12 @@ fn batches_of_earlier_versions_are_read_but_not_a_legacy_magic_3_one() {
 
 #[test]
 fn unknown_attribute_bits_of_a_producer_batch_are_damage() {
-    let dir = tempfile::tempdir().unwrap();
     let producer = ProducerId { id: 1, epoch: 0 };
-    let mut data = encode_batch(0, &[rec(0)], None);
-    let first = data.len() as u64;
-    data.extend(encode_batch(
+    assert_middle_batch_is_damage(encode_batch(
         1,
         &[rec(1)],
         Some((producer, ATTR_TRANSACTIONAL | 0x08)),
     ));
-    data.extend(encode_batch(2, &[rec(2)], None));
-    fs::write(segment_file(dir.path(), 0, "log"), &data).unwrap();
-    let err = PartitionLog::open(dir.path(), config(1 << 20)).unwrap_err();
-    assert_eq!(damaged(err).1, first);
 }
 
 #[test]
@@ -430,14 +423,14 @@ fn repair_resumes_at_the_smallest_intact_base_after_damage_not_a_stray_copy() {
         damaged(err),
         (seg.display().to_string(), 0, resume as u64, 0)
     );
-    let found = crate::log::repair::verify_partition(dir.path()).unwrap();
+    let found = verify_partition(dir.path()).unwrap();
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(
         (found[0].from, found[0].to, found[0].resumes_at),
         (0, resume as u64, Some(1))
     );
-    crate::log::repair::repair_partition(dir.path()).unwrap();
-    let (mut log, _) = PartitionLog::open(dir.path(), config(1 << 20)).unwrap();
+    repair_partition(dir.path()).unwrap();
+    let mut log = open(dir.path(), config(1 << 20));
     let want: Vec<_> = (1..4).map(|i| (i, rec(i).value)).collect();
     assert_eq!(offsets_and_values(&log), want);
     assert_eq!(log.append(&[rec(4)]).unwrap(), 4);
@@ -448,15 +441,12 @@ fn a_partition_of_more_segments_than_open_files_allowed_opens_and_reads() {
     // More segments than the usual limit of 1024 open files per process: only the
     // active segment keeps its file open.
     let dir = tempfile::tempdir().unwrap();
-    let (mut log, _) = PartitionLog::open(dir.path(), config(1)).unwrap();
-    for i in 0..1_500 {
-        log.append(&[rec(i)]).unwrap();
-    }
+    let log = filled(dir.path(), 1, 1_500);
     assert_eq!(log.segment_count(), 1_500);
     drop(log);
     let open_files = || std::fs::read_dir("/proc/self/fd").map(|d| d.count()).ok();
     let before = open_files();
-    let (log, _) = PartitionLog::open(dir.path(), config(1)).unwrap();
+    let log = open(dir.path(), config(1));
     if let (Some(before), Some(after)) = (before, open_files()) {
         // Other tests run beside this one: a margin, far below 1,500.
         assert!(after < before + 200, "{before} -> {after} open files");
@@ -469,22 +459,19 @@ fn a_partition_of_more_segments_than_open_files_allowed_opens_and_reads() {
 #[test]
 fn delete_records_and_retention_drop_whole_segments_only() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut log, _) = PartitionLog::open(dir.path(), config(500)).unwrap();
-    for i in 0..100 {
-        log.append(&[rec(i)]).unwrap();
-    }
+    let mut log = filled(dir.path(), 500, 100);
     let segments = log.segment_count();
     log.delete_records(50).unwrap();
     assert_eq!(log.start_offset(), 50);
     assert!(log.segment_count() < segments);
     assert_eq!(log.read(0, usize::MAX).unwrap()[0].offset, 50);
     drop(log);
-    let (log, _) = PartitionLog::open(dir.path(), config(500)).unwrap();
+    let log = open(dir.path(), config(500));
     assert_eq!(log.start_offset(), 50, "the start offset is durable");
     let mut cfg = config(500);
     cfg.retention_bytes = Some(1_000);
     drop(log);
-    let (mut log, _) = PartitionLog::open(dir.path(), cfg).unwrap();
+    let mut log = open(dir.path(), cfg);
     log.append(&[rec(100)]).unwrap();
     let total: u64 = log.segments.values().map(|s| s.size).sum();
     assert!(
@@ -501,7 +488,7 @@ fn delete_records_and_retention_drop_whole_segments_only() {
 #[test]
 fn a_start_offset_inside_a_batch_hides_the_records_before_it() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut log, _) = PartitionLog::open(dir.path(), config(1 << 20)).unwrap();
+    let mut log = open(dir.path(), config(1 << 20));
     for b in 0..3 {
         let batch: Vec<NewRecord> = (0..10).map(|i| rec(b * 10 + i)).collect();
         log.append(&batch).unwrap();
@@ -555,7 +542,7 @@ fn oracle_offset_for_time(batches: &[(i64, Vec<i64>)], t: i64, start: i64) -> Op
 fn offset_for_time_finds_the_first_record_at_or_after_a_time() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(20_000);
-    let (mut log, _) = PartitionLog::open(dir.path(), cfg).unwrap();
+    let mut log = open(dir.path(), cfg);
     // Mostly increasing timestamps with some out of order, in batches of 1-4 records
     // of ~100 bytes: several segments, several time index entries per segment.
     let mut batches = Vec::new();
@@ -596,7 +583,7 @@ fn offset_for_time_finds_the_first_record_at_or_after_a_time() {
     log.delete_records(700).unwrap();
     check(&log, 700);
     drop(log);
-    let (log, _) = PartitionLog::open(dir.path(), cfg).unwrap();
+    let log = open(dir.path(), cfg);
     check(&log, 700);
     assert!(log.segments.values().all(|s| s.time_index_path.exists()));
 }
@@ -609,7 +596,7 @@ fn time_retention_deletes_whole_expired_segments_rolled_by_time() {
         retention_ms: Some(5_000),
         ..config(1 << 20)
     };
-    let (mut log, _) = PartitionLog::open(dir.path(), cfg).unwrap();
+    let mut log = open(dir.path(), cfg);
     for i in 0..100 {
         log.append(&[NewRecord {
             timestamp: i * 100,
@@ -632,7 +619,7 @@ fn time_retention_deletes_whole_expired_segments_rolled_by_time() {
     assert_eq!(left.len(), 30);
     assert_eq!(left[0].timestamp, 7_000);
     drop(log);
-    let (mut log, _) = PartitionLog::open(dir.path(), cfg).unwrap();
+    let mut log = open(dir.path(), cfg);
     assert_eq!((log.start_offset(), log.end_offset()), (70, 100));
     // Everything expired, the active segment too: it is rolled and deleted, the end
     // offset stays and appends continue from it.
@@ -644,7 +631,7 @@ fn time_retention_deletes_whole_expired_segments_rolled_by_time() {
     assert_eq!(log.read(0, usize::MAX).unwrap()[0].offset, 100);
     // Without retention.ms nothing goes.
     drop(log);
-    let (mut log, _) = PartitionLog::open(dir.path(), config(1 << 20)).unwrap();
+    let mut log = open(dir.path(), config(1 << 20));
     assert_eq!(log.enforce_time_retention(i64::MAX).unwrap(), 0);
     assert_eq!(log.read(0, usize::MAX).unwrap().len(), 1);
 }
@@ -652,7 +639,7 @@ fn time_retention_deletes_whole_expired_segments_rolled_by_time() {
 /// 400 records over 5 hot and ~100 cold keys in ~1KB segments; every 7th record is a
 /// tombstone.
 fn compactable(dir: &Path) -> (PartitionLog, Vec<NewRecord>) {
-    let (mut log, _) = PartitionLog::open(dir, config(1_000)).unwrap();
+    let mut log = open(dir, config(1_000));
     let mut appended = Vec::new();
     for i in 0..400i64 {
         let key = if i % 3 == 0 {
@@ -777,7 +764,7 @@ fn compaction_keeps_the_latest_record_per_key_at_its_offset() {
 #[test]
 fn tombstones_stay_for_delete_retention_after_their_first_compaction() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut log, _) = PartitionLog::open(dir.path(), config(200)).unwrap();
+    let mut log = open(dir.path(), config(200));
     log.append(&[keyed("gone", Some("v1"), 1)]).unwrap();
     log.append(&[keyed("kept", Some("v"), 1)]).unwrap();
     log.append(&[keyed("gone", None, 1)]).unwrap();
@@ -812,7 +799,7 @@ fn tombstones_stay_for_delete_retention_after_their_first_compaction() {
     assert_eq!(keys(&log), with_tombstone);
     drop(log);
     // The horizon (1_000 + 500) is stored: reopening does not restart the clock.
-    let (mut log, _) = PartitionLog::open(dir.path(), config(200)).unwrap();
+    let mut log = open(dir.path(), config(200));
     log.compact(1_499, 500).unwrap();
     assert_eq!(keys(&log), with_tombstone);
     let report = log.compact(1_500, 500).unwrap();
@@ -860,7 +847,7 @@ fn a_crash_during_compaction_loses_and_duplicates_nothing() {
             1,
             "{step:?}"
         );
-        let (mut log, _) = PartitionLog::open(dir.path(), config(1_000)).unwrap();
+        let mut log = open(dir.path(), config(1_000));
         assert_eq!(leftovers(".cleaned") + leftovers(".swap"), 0, "{step:?}");
         assert_consistent(&log, &appended);
         let now = log.read(0, usize::MAX).unwrap();
@@ -888,7 +875,7 @@ proptest::proptest! {
         from in 0i64..80,
     ) {
         let dir = tempfile::tempdir().unwrap();
-        let (mut log, _) = PartitionLog::open(dir.path(), config(segment_bytes)).unwrap();
+        let mut log = open(dir.path(), config(segment_bytes));
         let mut all = Vec::new();
         for (n, reopen) in batches {
             let batch: Vec<NewRecord> = (0..n).map(|j| rec(all.len() as i64 + j as i64)).collect();
