@@ -247,10 +247,7 @@ impl<K: Ord + Clone> TableJoinModel<K> {
             _ => true,
         };
         let old = self.result(&key);
-        match value {
-            Some(v) => self.tables[this].insert(key.clone(), (v, ts)),
-            None => self.tables[this].remove(&key),
-        };
+        update(&mut self.tables[this], key.clone(), value.map(|v| (v, ts)));
         forwards.then(|| Change {
             new: self.result(&key),
             old,
