@@ -39,12 +39,12 @@
 //! the integration tests: `i64` here) and values strings; the unit tests' joiner renders a
 //! result as Kafka's `MockValueJoiner.TOSTRING_JOINER` does (`left+right`, `null` for a
 //! missing side), the integration tests' as `left-right`. Kafka's `sendOldValues = false`
-//! variants are covered by the `testJoin` transcriptions: our table-table results always
+//! variants are covered by the `testJoin` scenarios: our table-table results always
 //! carry their old values, but `to_stream` shows only the new ones, as Kafka's output does.
 //! Kafka's `testSendingOldValue(s)` check the old values of the join's changes: here a
 //! downstream `group_by(..).aggregate(..)` logs every subtraction (old value) and addition
 //! (new value) it receives, and each step's log entries are compared with Kafka's changes
-//! (their timestamps are checked by the `testJoin` transcriptions).
+//! (their timestamps are checked by the `testJoin` scenarios).
 //!
 //! Kafka's expected lists follow plain rules, and the tests compute them by those rules
 //! rather than spell them out: in the stream-table unit tests each stream record joins the
