@@ -67,22 +67,14 @@ fn run(
     let builder = StreamsBuilder::new();
     let products = builder.table::<String, String>("products");
     let orders = builder.table::<String, Order>("orders");
+    let product = |o: &Order| o.product.clone();
+    let name = || Named::as_("lines");
+    let store = || Materialized::as_("lines-store").with_value_serde(default_serde::<String>());
     let joined = if left {
-        orders.left_join_on_foreign_key_with(
-            &products,
-            |o| o.product.clone(),
-            result,
-            Named::as_("lines"),
-            Materialized::as_("lines-store").with_value_serde(default_serde::<String>()),
-        )
+        orders.left_join_on_foreign_key_with(&products, product, result, name(), store())
     } else {
-        orders.join_on_foreign_key_with(
-            &products,
-            |o| o.product.clone(),
-            |o, name| result(o, Some(name)),
-            Named::as_("lines"),
-            Materialized::as_("lines-store").with_value_serde(default_serde::<String>()),
-        )
+        let joiner = |o: &Order, name: &String| result(o, Some(name));
+        orders.join_on_foreign_key_with(&products, product, joiner, name(), store())
     };
     joined.to_stream().to("out");
     joined
