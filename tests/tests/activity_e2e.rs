@@ -352,20 +352,55 @@ fn every_output_topic_matches_an_independent_computation() {
     check_alerts(&engine, &expected);
 }
 
+/// The latest value of every one-minute window of output `topic`, by (name, window start):
+/// none null, each naming its key's window (`key` and `value` give the (name, start, end)
+/// of each).
+fn latest_windows<K: DefaultSerde + Ord + std::fmt::Debug, V: DefaultSerde>(
+    engine: &LogEngine,
+    topic: &str,
+    key: impl Fn(&K) -> (&str, i64, i64),
+    value: impl Fn(&V) -> (&str, i64, i64),
+) -> BTreeMap<(String, i64), V> {
+    latest(read_topic::<K, V>(engine, topic))
+        .into_iter()
+        .map(|(k, v)| {
+            let v = v.unwrap_or_else(|| panic!("{topic}: {k:?} is null"));
+            let (name, start, end) = key(&k);
+            assert_eq!(end - start, MINUTE, "{topic}: {k:?}");
+            assert_eq!(value(&v), (name, start, end), "{topic}: {k:?}");
+            ((name.to_string(), start), v)
+        })
+        .collect()
+}
+
+/// The latest click-through counts of output `topic` by (name, window start), as
+/// [`latest_windows`]; each record's ratio fits its counts (`rate` gives both).
+fn latest_rates<K: DefaultSerde + Ord + std::fmt::Debug, V: DefaultSerde + std::fmt::Debug>(
+    engine: &LogEngine,
+    topic: &str,
+    key: impl Fn(&K) -> (&str, i64, i64),
+    value: impl Fn(&V) -> (&str, i64, i64),
+    rate: impl Fn(&V) -> (Option<f64>, (i64, i64, i64)),
+) -> BTreeMap<(String, i64), (i64, i64, i64)> {
+    latest_windows(engine, topic, key, value)
+        .into_iter()
+        .map(|(k, v)| {
+            let (ctr, (views, clicked_views, clicks)) = rate(&v);
+            assert_ratio(ctr, clicked_views, views, &format!("{v:?}"));
+            (k, (views, clicked_views, clicks))
+        })
+        .collect()
+}
+
 fn check_view_counts(engine: &LogEngine, expected: &Expected) {
-    let got: BTreeMap<(String, i64), i64> = latest(read_topic::<PageWindow, PageViewCount>(
+    let got: BTreeMap<(String, i64), i64> = latest_windows(
         engine,
         activity::PAGE_VIEW_COUNTS_TOPIC,
-    ))
+        |k: &PageWindow| (k.page.as_str(), k.start, k.end),
+        |v: &PageViewCount| (v.page.as_str(), v.start, v.end),
+    )
     .into_iter()
-    .map(|(k, v)| {
-        let v = v.unwrap();
-        assert_eq!(
-            (k.end - k.start, v.start, v.page.as_str()),
-            (MINUTE, k.start, k.page.as_str())
-        );
-        ((k.page, k.start), v.views)
-    })
+    .map(|(k, v)| (k, v.views))
     .collect();
     let want: BTreeMap<(String, i64), i64> = expected
         .per_page
@@ -408,19 +443,14 @@ fn check_final_view_counts(engine: &LogEngine, expected: &Expected) {
 }
 
 fn check_country_view_counts(engine: &LogEngine, expected: &Expected) {
-    let got: BTreeMap<(String, i64), i64> = latest(read_topic::<CountryWindow, CountryViewCount>(
+    let got: BTreeMap<(String, i64), i64> = latest_windows(
         engine,
         activity::COUNTRY_VIEW_COUNTS_TOPIC,
-    ))
+        |k: &CountryWindow| (k.country.as_str(), k.start, k.end),
+        |v: &CountryViewCount| (v.country.as_str(), v.start, v.end),
+    )
     .into_iter()
-    .map(|(k, v)| {
-        let v = v.unwrap();
-        assert_eq!(
-            (k.end - k.start, v.start, v.country.as_str()),
-            (MINUTE, k.start, k.country.as_str())
-        );
-        ((k.country, k.start), v.views)
-    })
+    .map(|(k, v)| (k, v.views))
     .collect();
     let countries: BTreeSet<&String> = expected.per_country.keys().map(|(c, _)| c).collect();
     assert!(countries.len() >= 5, "{countries:?}");
@@ -439,22 +469,13 @@ fn assert_ratio(ctr: Option<f64>, clicked: i64, views: i64, what: &str) {
 }
 
 fn check_click_through_rates(engine: &LogEngine, expected: &Expected) {
-    let got: BTreeMap<(String, i64), (i64, i64, i64)> =
-        latest(read_topic::<PageWindow, ClickThroughRate>(
-            engine,
-            activity::CLICK_THROUGH_RATE_TOPIC,
-        ))
-        .into_iter()
-        .map(|(k, v)| {
-            let v = v.unwrap();
-            assert_eq!(
-                (v.page.as_str(), v.start, v.end),
-                (k.page.as_str(), k.start, k.end)
-            );
-            assert_ratio(v.ctr, v.clicked_views, v.views, &format!("{v:?}"));
-            ((k.page, k.start), (v.views, v.clicked_views, v.clicks))
-        })
-        .collect();
+    let got = latest_rates(
+        engine,
+        activity::CLICK_THROUGH_RATE_TOPIC,
+        |k: &PageWindow| (k.page.as_str(), k.start, k.end),
+        |v: &ClickThroughRate| (v.page.as_str(), v.start, v.end),
+        |v| (v.ctr, (v.views, v.clicked_views, v.clicks)),
+    );
     let want = &expected.ctr_per_page;
     // The data has clicked and unclicked views, views resolved by their window closing, and
     // views with several clicks.
@@ -469,22 +490,13 @@ fn check_click_through_rates(engine: &LogEngine, expected: &Expected) {
 }
 
 fn check_category_click_through_rates(engine: &LogEngine, expected: &Expected) {
-    let got: BTreeMap<(String, i64), (i64, i64, i64)> =
-        latest(read_topic::<CategoryWindow, CategoryClickThroughRate>(
-            engine,
-            activity::CATEGORY_CTR_TOPIC,
-        ))
-        .into_iter()
-        .map(|(k, v)| {
-            let v = v.unwrap();
-            assert_eq!(
-                (v.category.as_str(), v.start, v.end),
-                (k.category.as_str(), k.start, k.end)
-            );
-            assert_ratio(v.ctr, v.clicked_views, v.views, &format!("{v:?}"));
-            ((k.category, k.start), (v.views, v.clicked_views, v.clicks))
-        })
-        .collect();
+    let got = latest_rates(
+        engine,
+        activity::CATEGORY_CTR_TOPIC,
+        |k: &CategoryWindow| (k.category.as_str(), k.start, k.end),
+        |v: &CategoryClickThroughRate| (v.category.as_str(), v.start, v.end),
+        |v| (v.ctr, (v.views, v.clicked_views, v.clicks)),
+    );
     let categories: BTreeSet<&String> = expected.ctr_per_category.keys().map(|(c, _)| c).collect();
     assert!(categories.len() >= 5, "{categories:?}");
     assert_same(
