@@ -16,6 +16,7 @@ use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use streams_core::config::DslStore;
 use streams_core::prelude::*;
+use streams_tests::driver;
 
 mod join_common;
 use join_common::update;
@@ -83,7 +84,7 @@ fn run(
         .to_stream()
         .to("per-name");
     let config = join_common::config("fk", cache, DslStore::default());
-    let mut driver = join_common::driver(
+    let mut driver = driver::with_partitions(
         builder.build().unwrap(),
         config,
         &[("orders", orders_p), ("products", products_p)],
