@@ -22,6 +22,7 @@ use proptest::prelude::*;
 use streams_core::config::DslStore;
 use streams_core::prelude::*;
 use streams_tests::JoinKind;
+use streams_tests::driver;
 
 mod join_common;
 use join_common::{Side, TableJoinModel, update};
@@ -80,7 +81,7 @@ fn stream_table(
         views.join_table(&users, |v, u| format!("{v}+{u}"))
     };
     joined.to("out");
-    let mut driver = join_common::driver(
+    let mut driver = driver::with_partitions(
         builder.build().unwrap(),
         config(cache),
         &[("views", partitions), ("users", partitions)],
@@ -149,7 +150,7 @@ fn table_table(
         .count()
         .to_stream()
         .to("counts");
-    let mut driver = join_common::driver(
+    let mut driver = driver::with_partitions(
         builder.build().unwrap(),
         config(cache),
         &[("left", partitions), ("right", partitions)],
