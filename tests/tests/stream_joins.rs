@@ -122,7 +122,7 @@ fn config(c: &Case) -> StreamsConfig {
 }
 
 fn run(c: &Case) -> Result<(), TestCaseError> {
-    let driver = join_common::driver(
+    let driver = driver::with_partitions(
         topology(c),
         config(c),
         &[("left", c.partitions), ("right", c.partitions)],
