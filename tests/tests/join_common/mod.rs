@@ -57,7 +57,7 @@ impl Setup {
         inputs: &[&str],
     ) -> TopologyTestDriver {
         let partitions: Vec<(&str, u32)> = inputs.iter().map(|t| (*t, self.partitions)).collect();
-        driver(topology, config(app, self.cache, self.store), &partitions)
+        driver::with_partitions(topology, config(app, self.cache, self.store), &partitions)
     }
 }
 
@@ -70,19 +70,6 @@ pub(crate) fn config(app: &str, cache: bool, store: DslStore) -> StreamsConfig {
     } else {
         config.with_cache_max_bytes(0)
     }
-}
-
-/// A driver on `topology` with `config`, each (topic, n) of `partitions` with n partitions.
-pub(crate) fn driver(
-    topology: Topology,
-    config: StreamsConfig,
-    partitions: &[(&str, u32)],
-) -> TopologyTestDriver {
-    let mut driver = TopologyTestDriver::builder(topology, config);
-    for (topic, n) in partitions {
-        driver = driver.partitions(topic, *n);
-    }
-    driver.build().unwrap()
 }
 
 /// Which input a record goes to.
