@@ -476,9 +476,7 @@ fn fetch_once(state: &State, req: &FetchRequest, version: i16) -> (FetchResponse
                         Ok(o) => o,
                         Err(e) => {
                             done = true;
-                            return out
-                                .clone()
-                                .with_error_code(codes::of(&e, ResponseError::UnknownServerError));
+                            return out.clone().with_error_code(fail(e));
                         }
                     };
                     let lso = state
@@ -506,7 +504,7 @@ fn fetch_once(state: &State, req: &FetchRequest, version: i16) -> (FetchResponse
                     let read = state
                         .engine
                         .read_raw_batches(topic, partition, p.fetch_offset, limit, isolation)
-                        .map_err(|e| codes::of(&e, ResponseError::UnknownServerError))
+                        .map_err(fail)
                         .and_then(|(batches, _)| {
                             encode_batches(batches, p.fetch_offset).map_err(|e| {
                                 // A stored batch that does not decode: damage on disk.
@@ -580,6 +578,16 @@ pub(crate) fn list_offsets(state: &State, req: ListOffsetsRequest) -> ListOffset
     ListOffsetsResponse::default().with_topics(topics)
 }
 
+/// A request's partition index as the engine's, or UNKNOWN_TOPIC_OR_PARTITION.
+fn partition_of(index: i32) -> Result<u32, i16> {
+    u32::try_from(index).map_err(|_| ResponseError::UnknownTopicOrPartition.code())
+}
+
+/// The code of an engine error where no other applies: UNKNOWN_SERVER_ERROR.
+fn fail(e: crate::StateError) -> i16 {
+    codes::of(&e, ResponseError::UnknownServerError)
+}
+
 /// (offset, timestamp) for one ListOffsets partition.
 fn list_offset(
     state: &State,
@@ -588,10 +596,8 @@ fn list_offset(
     timestamp: i64,
     isolation_level: i8,
 ) -> Result<(i64, i64), i16> {
-    let partition =
-        u32::try_from(partition).map_err(|_| ResponseError::UnknownTopicOrPartition.code())?;
+    let partition = partition_of(partition)?;
     let engine = &state.engine;
-    let fail = |e: crate::StateError| codes::of(&e, ResponseError::UnknownServerError);
     let (start, end) = engine.offsets(topic, partition).map_err(fail)?;
     match timestamp {
         -1 if isolation_level == 1 => Ok((
@@ -616,6 +622,22 @@ fn list_offset(
     }
 }
 
+/// Deletes the records below `offset` (-1: the high watermark) of one DeleteRecords
+/// partition: its new low watermark.
+fn delete_below(state: &State, topic: &str, partition: i32, offset: i64) -> Result<i64, i16> {
+    let partition = partition_of(partition)?;
+    let (_, end) = state.engine.offsets(topic, partition).map_err(fail)?;
+    let offset = if offset == -1 { end } else { offset };
+    if offset < 0 || offset > end {
+        return Err(ResponseError::OffsetOutOfRange.code());
+    }
+    state
+        .engine
+        .delete_records(topic, partition, offset)
+        .map_err(fail)?;
+    Ok(state.engine.offsets(topic, partition).map_err(fail)?.0)
+}
+
 /// DeleteRecords: makes every offset below the given one unreadable (-1: the high
 /// watermark).
 pub(crate) fn delete_records(state: &State, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
@@ -631,23 +653,7 @@ pub(crate) fn delete_records(state: &State, req: DeleteRecordsRequest) -> Delete
                     let out = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
-                    let fail =
-                        |e: crate::StateError| codes::of(&e, ResponseError::UnknownServerError);
-                    let result = u32::try_from(p.partition_index)
-                        .map_err(|_| ResponseError::UnknownTopicOrPartition.code())
-                        .and_then(|partition| {
-                            let (_, end) = state.engine.offsets(topic, partition).map_err(fail)?;
-                            let offset = if p.offset == -1 { end } else { p.offset };
-                            if offset < 0 || offset > end {
-                                return Err(ResponseError::OffsetOutOfRange.code());
-                            }
-                            state
-                                .engine
-                                .delete_records(topic, partition, offset)
-                                .map_err(fail)?;
-                            Ok(state.engine.offsets(topic, partition).map_err(fail)?.0)
-                        });
-                    match result {
+                    match delete_below(state, topic, p.partition_index, p.offset) {
                         Ok(low) => out.with_low_watermark(low),
                         Err(code) => out.with_error_code(code),
                     }
