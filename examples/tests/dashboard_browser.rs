@@ -13,6 +13,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "../src/bin/activity/flags.rs"]
+mod flags;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -20,6 +22,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{App, get, get_json, prometheus_samples};
+use flags::FLAGS;
 use serde_json::Value;
 use streams_core::topology::NodeType;
 use streams_examples::activity::{self, ActivityConfig};
@@ -548,26 +551,7 @@ fn the_command_line_names_bad_flags_and_lists_the_flags() {
     assert_eq!(out.status.code(), Some(0));
     let help = String::from_utf8_lossy(&out.stdout);
     // Every flag the docs, scripts and tests pass, on a line of its own with its meaning.
-    for flag in [
-        "--port",
-        "--host",
-        "--data-dir",
-        "--rate",
-        "--events",
-        "--seed",
-        "--start-time",
-        "--speedup",
-        "--wait-for-instances",
-        "--replay",
-        "--record",
-        "--no-generate",
-        "--partitions",
-        "--threads",
-        "--bootstrap-servers",
-        "--exit-when-done",
-        "--set",
-        "--help",
-    ] {
+    for flag in FLAGS {
         let lines: Vec<&str> = help
             .lines()
             .filter(|l| {

@@ -882,7 +882,12 @@ fn kafka_clients(_config: &StreamsConfig) -> AppResult<Arc<dyn ClientSupplier>> 
 }
 
 #[cfg(test)]
+#[path = "activity/flags.rs"]
+mod flags;
+
+#[cfg(test)]
 mod tests {
+    use super::flags::FLAGS;
     use super::*;
 
     /// `activity <s>` parsed and checked; a failure as clap prints it.
@@ -979,28 +984,8 @@ mod tests {
             .lines()
             .filter(|l| l.starts_with("  -") || l.starts_with("      --"))
             .collect();
-        let flags = [
-            "--port",
-            "--host",
-            "--data-dir",
-            "--rate",
-            "--events",
-            "--seed",
-            "--start-time",
-            "--speedup",
-            "--wait-for-instances",
-            "--replay",
-            "--record",
-            "--no-generate",
-            "--partitions",
-            "--threads",
-            "--bootstrap-servers",
-            "--exit-when-done",
-            "--set",
-            "--help",
-        ];
-        assert_eq!(flag_lines.len(), flags.len(), "{help}");
-        for (line, flag) in flag_lines.iter().zip(flags) {
+        assert_eq!(flag_lines.len(), FLAGS.len(), "{help}");
+        for (line, flag) in flag_lines.iter().zip(FLAGS) {
             let first = line.trim_start().trim_start_matches("-h, ");
             assert!(
                 first.split_whitespace().next() == Some(flag),
