@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use streams_state::{ChangelogSink, HitRatioStats, StoreMetrics, ThreadCache};
 
+use crate::config::{DslStore, StreamsConfig};
 use crate::error::Result;
 
 use super::*;
@@ -84,6 +85,91 @@ where
     }
 }
 
+/// Where a window or session store builder gets its stores: a given supplier, or the
+/// application's default engine (`default.dsl.store`) with a name, retention and (window
+/// stores) window size.
+pub(super) enum Supplier<S: ?Sized> {
+    Given(Arc<S>),
+    Default {
+        name: String,
+        retention: i64,
+        size: i64,
+    },
+}
+
+impl<S: ?Sized> Clone for Supplier<S> {
+    fn clone(&self) -> Self {
+        match self {
+            Supplier::Given(s) => Supplier::Given(s.clone()),
+            Supplier::Default {
+                name,
+                retention,
+                size,
+            } => Supplier::Default {
+                name: name.clone(),
+                retention: *retention,
+                size: *size,
+            },
+        }
+    }
+}
+
+/// A window or session store supplier, as [`Supplier`] needs it.
+pub(super) trait SegmentedSupplier {
+    fn supplier_name(&self) -> &str;
+    fn retention(&self) -> i64;
+    /// The supplier of the engine `store`.
+    fn on_engine(store: DslStore, name: &str, retention: i64, size: i64) -> Result<Arc<Self>>;
+}
+
+impl<S: ?Sized + SegmentedSupplier> Supplier<S> {
+    pub(super) fn name(&self) -> &str {
+        match self {
+            Supplier::Given(s) => s.supplier_name(),
+            Supplier::Default { name, .. } => name,
+        }
+    }
+    pub(super) fn retention(&self) -> i64 {
+        match self {
+            Supplier::Given(s) => s.retention(),
+            Supplier::Default { retention, .. } => *retention,
+        }
+    }
+    pub(super) fn resolve(&self, config: &StreamsConfig) -> Result<Arc<S>> {
+        match self {
+            Supplier::Given(s) => Ok(s.clone()),
+            Supplier::Default {
+                name,
+                retention,
+                size,
+            } => S::on_engine(config.default_dsl_store(), name, *retention, *size),
+        }
+    }
+}
+
+/// [`SegmentedSupplier`] for `dyn $trait`, whose RocksDB and in-memory suppliers are made
+/// with `new($args)` from `name`, `retention` and `size`.
+macro_rules! segmented_supplier {
+    ($trait:ident: $rocks:ident, $memory:ident, |$name:ident, $retention:ident, $size:ident| ($($arg:expr),*)) => {
+        impl super::layers::SegmentedSupplier for dyn $trait {
+            fn supplier_name(&self) -> &str {
+                $trait::name(self)
+            }
+            fn retention(&self) -> i64 {
+                self.retention_period()
+            }
+            fn on_engine(store: DslStore, $name: &str, $retention: i64, $size: i64) -> Result<Arc<Self>> {
+                let $name = $name.to_string();
+                Ok(match store {
+                    DslStore::RocksDb => Arc::new(streams_state::$rocks::new($($arg),*)?),
+                    DslStore::InMemory => Arc::new(streams_state::$memory::new($($arg),*)?),
+                })
+            }
+        }
+    };
+}
+pub(super) use segmented_supplier;
+
 /// The struct, `Debug` and setters that the window and session store builders share.
 macro_rules! segmented_store_builder {
     ($(#[$meta:meta])* $builder:ident, $supplier:ident) => {
@@ -104,6 +190,20 @@ macro_rules! segmented_store_builder {
                 f.debug_struct(stringify!($builder))
                     .field("name", &self.supplier.name())
                     .finish()
+            }
+        }
+
+        impl<K, V> $builder<K, V> {
+            /// Stores from `supplier`, logged, not cached.
+            pub(super) fn new(supplier: $supplier, key_serde: SerdeRef<K>, value_serde: SerdeRef<V>) -> Self {
+                Self {
+                    supplier,
+                    key_serde,
+                    value_serde,
+                    logging: true,
+                    caching: false,
+                    write_through: false,
+                }
             }
         }
 

@@ -6,12 +6,15 @@ use streams_state::{SessionBytesStoreSupplier, SessionStore};
 
 use crate::window::{Window, Windowed};
 
-use crate::config::{DslStore, StreamsConfig};
+use crate::config::DslStore;
 
 use crate::error::Result;
 use crate::serde::SerdeRef;
 
-use super::layers::{Layers, segmented_layers, segmented_store_builder, windowed_store_spec};
+use super::layers::{
+    Layers, Supplier, segmented_layers, segmented_store_builder, segmented_supplier,
+    windowed_store_spec,
+};
 use super::*;
 
 /// A typed view of a session store. Cheap to clone.
@@ -128,43 +131,10 @@ impl<K: 'static, V: 'static> SessionStoreHandle<K, V> {
     }
 }
 
-/// Where a session store builder gets its stores: a given supplier, or the application's
-/// default engine with a name and retention.
-#[derive(Clone)]
-pub(super) enum SessionSupplier {
-    Given(Arc<dyn SessionBytesStoreSupplier>),
-    Default { name: String, retention: i64 },
-}
+/// Where a session store builder gets its stores.
+pub(super) type SessionSupplier = Supplier<dyn SessionBytesStoreSupplier>;
 
-impl SessionSupplier {
-    fn name(&self) -> &str {
-        match self {
-            SessionSupplier::Given(s) => s.name(),
-            SessionSupplier::Default { name, .. } => name,
-        }
-    }
-    fn retention(&self) -> i64 {
-        match self {
-            SessionSupplier::Given(s) => s.retention_period(),
-            SessionSupplier::Default { retention, .. } => *retention,
-        }
-    }
-    fn resolve(&self, config: &StreamsConfig) -> Result<Arc<dyn SessionBytesStoreSupplier>> {
-        Ok(match self {
-            SessionSupplier::Given(s) => s.clone(),
-            SessionSupplier::Default { name, retention } => match config.default_dsl_store() {
-                DslStore::RocksDb => Arc::new(streams_state::RocksDbSessionStoreSupplier::new(
-                    name.clone(),
-                    *retention,
-                )?),
-                DslStore::InMemory => Arc::new(streams_state::InMemorySessionStoreSupplier::new(
-                    name.clone(),
-                    *retention,
-                )?),
-            },
-        })
-    }
-}
+segmented_supplier!(SessionBytesStoreSupplier: RocksDbSessionStoreSupplier, InMemorySessionStoreSupplier, |name, retention, _size| (name, retention));
 
 segmented_store_builder! {
     /// Describes a session store to add to a topology.

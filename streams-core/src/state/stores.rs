@@ -122,14 +122,7 @@ impl Stores {
         key_serde: SerdeRef<K>,
         value_serde: SerdeRef<V>,
     ) -> WindowStoreBuilder<K, V> {
-        WindowStoreBuilder {
-            supplier: WindowSupplier::Given(supplier),
-            key_serde,
-            value_serde,
-            logging: true,
-            caching: false,
-            write_through: false,
-        }
+        WindowStoreBuilder::new(WindowSupplier::Given(supplier), key_serde, value_serde)
     }
 
     /// A window store builder on the application's default engine.
@@ -140,18 +133,15 @@ impl Stores {
         key_serde: SerdeRef<K>,
         value_serde: SerdeRef<V>,
     ) -> WindowStoreBuilder<K, V> {
-        WindowStoreBuilder {
-            supplier: WindowSupplier::Default {
+        WindowStoreBuilder::new(
+            WindowSupplier::Default {
                 name: name.to_string(),
                 retention,
                 size,
             },
             key_serde,
             value_serde,
-            logging: true,
-            caching: false,
-            write_through: false,
-        }
+        )
     }
 
     /// A builder for a session store with typed keys and values (logged by default).
@@ -160,14 +150,7 @@ impl Stores {
         key_serde: SerdeRef<K>,
         value_serde: SerdeRef<V>,
     ) -> SessionStoreBuilder<K, V> {
-        SessionStoreBuilder {
-            supplier: SessionSupplier::Given(supplier),
-            key_serde,
-            value_serde,
-            logging: true,
-            caching: false,
-            write_through: false,
-        }
+        SessionStoreBuilder::new(SessionSupplier::Given(supplier), key_serde, value_serde)
     }
 
     /// A session store builder on the application's default engine.
@@ -177,16 +160,14 @@ impl Stores {
         key_serde: SerdeRef<K>,
         value_serde: SerdeRef<V>,
     ) -> SessionStoreBuilder<K, V> {
-        SessionStoreBuilder {
-            supplier: SessionSupplier::Default {
+        SessionStoreBuilder::new(
+            SessionSupplier::Default {
                 name: name.to_string(),
                 retention,
+                size: 0,
             },
             key_serde,
             value_serde,
-            logging: true,
-            caching: false,
-            write_through: false,
-        }
+        )
     }
 }

@@ -6,12 +6,15 @@ use streams_state::{StateError, WindowBytesStoreSupplier, WindowStore};
 
 use crate::window::{Window, Windowed};
 
-use crate::config::{DslStore, StreamsConfig};
+use crate::config::DslStore;
 
 use crate::error::Result;
 use crate::serde::SerdeRef;
 
-use super::layers::{Layers, segmented_layers, segmented_store_builder, windowed_store_spec};
+use super::layers::{
+    Layers, Supplier, segmented_layers, segmented_store_builder, segmented_supplier,
+    windowed_store_spec,
+};
 use super::*;
 
 /// A typed view of a window store: values per (key, window start). Cheap to clone.
@@ -193,57 +196,17 @@ impl<K: 'static, V: 'static> WindowStoreHandle<K, V> {
     }
 }
 
-/// Where a window store builder gets its stores: a given supplier, or the application's
-/// default engine (`default.dsl.store`) with a name, retention and window size.
-#[derive(Clone)]
-pub(super) enum WindowSupplier {
-    Given(Arc<dyn WindowBytesStoreSupplier>),
-    Default {
-        name: String,
-        retention: i64,
-        size: i64,
-    },
-}
+/// Where a window store builder gets its stores.
+pub(super) type WindowSupplier = Supplier<dyn WindowBytesStoreSupplier>;
+
+segmented_supplier!(WindowBytesStoreSupplier: RocksDbWindowStoreSupplier, InMemoryWindowStoreSupplier, |name, retention, size| (name, retention, size));
 
 impl WindowSupplier {
-    fn name(&self) -> &str {
-        match self {
-            WindowSupplier::Given(s) => s.name(),
-            WindowSupplier::Default { name, .. } => name,
-        }
-    }
-    fn retention(&self) -> i64 {
-        match self {
-            WindowSupplier::Given(s) => s.retention_period(),
-            WindowSupplier::Default { retention, .. } => *retention,
-        }
-    }
     fn size(&self) -> i64 {
         match self {
-            WindowSupplier::Given(s) => s.window_size(),
-            WindowSupplier::Default { size, .. } => *size,
+            Supplier::Given(s) => s.window_size(),
+            Supplier::Default { size, .. } => *size,
         }
-    }
-    fn resolve(&self, config: &StreamsConfig) -> Result<Arc<dyn WindowBytesStoreSupplier>> {
-        Ok(match self {
-            WindowSupplier::Given(s) => s.clone(),
-            WindowSupplier::Default {
-                name,
-                retention,
-                size,
-            } => match config.default_dsl_store() {
-                DslStore::RocksDb => Arc::new(streams_state::RocksDbWindowStoreSupplier::new(
-                    name.clone(),
-                    *retention,
-                    *size,
-                )?),
-                DslStore::InMemory => Arc::new(streams_state::InMemoryWindowStoreSupplier::new(
-                    name.clone(),
-                    *retention,
-                    *size,
-                )?),
-            },
-        })
     }
 }
 
