@@ -203,10 +203,11 @@ fn timed_iter<'a, T: 'a>(
 }
 
 /// Declares a metered store of `$store`s: the struct, `new` (statistics of the scope
-/// `$scope` gives), `Debug`, `metrics` and the `StateStore` part (flushes are timed, the rest
-/// delegated).
+/// `$scope` gives), `Debug`, `metrics`, the `StateStore` part (flushes are timed, the rest
+/// delegated), and the `$store` part: puts and restorations timed, the cache and RocksDB
+/// properties passed on, and `$methods`.
 macro_rules! metered_store {
-    ($(#[$doc:meta])* $name:ident, $store:ident, $scope:ident) => {
+    ($(#[$doc:meta])* $name:ident, $store:ident, $scope:ident, { $($methods:tt)* }) => {
         $(#[$doc])*
         pub struct $name {
             inner: Box<dyn $store>,
@@ -239,6 +240,13 @@ macro_rules! metered_store {
             delegate!(StateStore to inner: name, persistent, close, is_open);
             delegate!(StateStore to inner via timed(metrics.flush): flush);
         }
+
+        impl $store for $name {
+            delegate!($store to inner via timed(metrics.put): put);
+            delegate!($store to inner via timed(metrics.restore): restore_batch);
+            delegate!($store to inner: flush_cache, take_flushed, rocksdb_properties);
+            $($methods)*
+        }
     };
 }
 
@@ -247,57 +255,46 @@ metered_store!(
     /// `MeteredKeyValueStore`): the outermost layer, above the record cache.
     MeteredKeyValueStore,
     KeyValueStore,
-    key_value_scope
+    key_value_scope,
+    {
+        delegate!(KeyValueStore to inner via timed(metrics.get): get);
+        delegate!(KeyValueStore to inner via timed(metrics.put): put_if_absent, put_all);
+        delegate!(KeyValueStore to inner via timed(metrics.delete): delete, remove);
+        delegate!(KeyValueStore to inner via timed_iter(metrics.range):
+            range, reverse_range, all, prefix_scan);
+        delegate!(KeyValueStore to inner:
+            approximate_num_entries, begin_restore, end_restore, snapshot_to);
+    }
 );
-
-impl KeyValueStore for MeteredKeyValueStore {
-    delegate!(KeyValueStore to inner via timed(metrics.get): get);
-    delegate!(KeyValueStore to inner via timed(metrics.put): put, put_if_absent, put_all);
-    delegate!(KeyValueStore to inner via timed(metrics.delete): delete, remove);
-    delegate!(KeyValueStore to inner via timed_iter(metrics.range):
-        range, reverse_range, all, prefix_scan);
-    delegate!(KeyValueStore to inner via timed(metrics.restore): restore_batch);
-    delegate!(KeyValueStore to inner:
-        approximate_num_entries, begin_restore, end_restore, flush_cache, take_flushed,
-        snapshot_to, rocksdb_properties);
-}
 
 metered_store!(
     /// A window store that records its operations' rates and latencies.
     MeteredWindowStore,
     WindowStore,
-    window_scope
+    window_scope,
+    {
+        delegate!(WindowStore to inner via timed(metrics.get): fetch);
+        delegate!(WindowStore to inner via timed_iter(metrics.range):
+            fetch_range, backward_fetch_range, fetch_key_range, backward_fetch_key_range,
+            fetch_all, backward_fetch_all, all);
+        delegate!(WindowStore to inner: retention_period, observed_stream_time);
+    }
 );
-
-impl WindowStore for MeteredWindowStore {
-    delegate!(WindowStore to inner via timed(metrics.put): put);
-    delegate!(WindowStore to inner via timed(metrics.get): fetch);
-    delegate!(WindowStore to inner via timed_iter(metrics.range):
-        fetch_range, backward_fetch_range, fetch_key_range, backward_fetch_key_range,
-        fetch_all, backward_fetch_all, all);
-    delegate!(WindowStore to inner via timed(metrics.restore): restore_batch);
-    delegate!(WindowStore to inner:
-        rocksdb_properties, retention_period, observed_stream_time, flush_cache, take_flushed);
-}
 
 metered_store!(
     /// A session store that records its operations' rates and latencies.
     MeteredSessionStore,
     SessionStore,
-    session_scope
+    session_scope,
+    {
+        delegate!(SessionStore to inner via timed(metrics.delete): remove);
+        delegate!(SessionStore to inner via timed(metrics.get): fetch_session);
+        delegate!(SessionStore to inner via timed_iter(metrics.range):
+            find_sessions, backward_find_sessions, find_sessions_in_range,
+            backward_find_sessions_in_range, fetch, backward_fetch);
+        delegate!(SessionStore to inner: retention_period, observed_stream_time);
+    }
 );
-
-impl SessionStore for MeteredSessionStore {
-    delegate!(SessionStore to inner via timed(metrics.put): put);
-    delegate!(SessionStore to inner via timed(metrics.delete): remove);
-    delegate!(SessionStore to inner via timed(metrics.get): fetch_session);
-    delegate!(SessionStore to inner via timed_iter(metrics.range):
-        find_sessions, backward_find_sessions, find_sessions_in_range,
-        backward_find_sessions_in_range, fetch, backward_fetch);
-    delegate!(SessionStore to inner via timed(metrics.restore): restore_batch);
-    delegate!(SessionStore to inner:
-        rocksdb_properties, retention_period, observed_stream_time, flush_cache, take_flushed);
-}
 
 #[cfg(test)]
 mod tests {
