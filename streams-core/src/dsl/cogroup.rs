@@ -19,6 +19,11 @@ use crate::Data;
 use crate::error::{Result, TopologyError};
 use crate::internals::node::Children;
 use crate::internals::task::TaskContext;
+use crate::internals::window_aggregate::{
+    DEFAULT_RETENTION_MS, SessHandle, SessMerger, SessStep, WinHandle, WinStep, WindowSpec,
+    aggregate_session, aggregate_sliding, aggregate_time, forward_flushed_sessions,
+    forward_flushed_windows,
+};
 use crate::record::{Change, Record};
 use crate::serde::{DefaultSerde, SerdeRef};
 use crate::state::{StoreBuilder, Stores, ValueAndTimestamp};
@@ -31,11 +36,7 @@ use super::builder::{
     forward_flushed, require_serde,
 };
 use super::options::{Materialized, Named};
-use super::windowed::{
-    DEFAULT_RETENTION_MS, SessHandle, SessMerger, SessStep, WinHandle, WinStep, WindowSpec,
-    add_window_store, aggregate_session, aggregate_sliding, aggregate_time,
-    forward_flushed_sessions, forward_flushed_windows,
-};
+use super::table_store::add_window_store;
 use super::{KGroupedStream, KTable};
 
 /// The prefix of generated aggregation node names (and, with `STATE-STORE-`, store names).

@@ -1,5 +1,5 @@
-//! The timestamped key-value stores of DSL tables and aggregations: shared by the builder
-//! and every table operator. Forwarding what leaves their caches is per-record work and
+//! The timestamped key-value and window stores of DSL tables and aggregations: shared by
+//! the builder and every table operator. Forwarding what leaves their caches is per-record work and
 //! lives in [`crate::internals::forward`]; it is re-exported here for the DSL's operators.
 
 use std::cell::RefCell;
@@ -7,6 +7,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::Data;
+use crate::error::TopologyError;
+use crate::internals::window_aggregate::WindowSpec;
 use crate::serde::SerdeRef;
 use crate::state::{StoreBuilder, Stores, TimestampedSerde, ValueAndTimestamp};
 use crate::topology::InternalBuilder;
@@ -39,4 +41,36 @@ pub(crate) fn add_ts_store<K: Data, V: Data>(
     let store_name = parts.name.clone();
     b.borrow_mut().add_store(parts);
     store_name
+}
+
+/// Adds the timestamped window store of a windowed aggregation (cached and logged as
+/// `materialized` says, its retention checked against the windows); returns its name.
+pub(crate) fn add_window_store<K: Data, VA: Data>(
+    b: &Shared,
+    store_name: &str,
+    spec: WindowSpec,
+    materialized: &Materialized<K, VA>,
+    ks: &SerdeRef<K>,
+    vas: &SerdeRef<VA>,
+) -> String {
+    let retention = spec
+        .retention(materialized.retention)
+        .unwrap_or_else(|detail| {
+            b.borrow_mut().error(TopologyError::InvalidOption {
+                operator: "windowed_by".into(),
+                detail,
+            });
+            spec.minimum_retention()
+        });
+    let ts_serde: SerdeRef<ValueAndTimestamp<VA>> = Arc::new(TimestampedSerde::new(vas.clone()));
+    let size = spec.size_ms();
+    let builder =
+        Stores::default_window_store_builder(store_name, retention, size, ks.clone(), ts_serde)
+            .with_logging_enabled(materialized.logging)
+            .with_caching_enabled(materialized.caching)
+            .forwarding_changes();
+    let parts = builder.into_spec();
+    let store = parts.name.clone();
+    b.borrow_mut().add_store(parts);
+    store
 }

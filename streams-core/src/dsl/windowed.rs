@@ -10,13 +10,14 @@ use crate::internals::node::Children;
 use crate::internals::task::TaskContext;
 use crate::record::Record;
 use crate::serde::{DefaultSerde, SerdeRef};
-use crate::state::{StoreBuilder, Stores, TimestampedSerde, ValueAndTimestamp};
+use crate::state::{StoreBuilder, Stores};
 use crate::window::{SlidingWindows, TimeWindowedSerde, TimeWindows, Windowed};
 
 use super::aggregate_methods::{AggStep, aggregate_methods};
-use super::builder::{Shared, add_store_node, aggregation, flush_and_forward, require_serde};
+use super::builder::{add_store_node, aggregation, flush_and_forward, require_serde};
 use super::nodes::Timed;
 use super::options::{Materialized, Produced};
+use super::table_store::add_window_store;
 use super::{KGroupedStream, KTable};
 
 pub(crate) use crate::internals::window_aggregate::*;
@@ -324,38 +325,6 @@ aggregate_methods! {
     count {}
     reduce {}
     aggregate {}
-}
-
-/// Adds the timestamped window store of a windowed aggregation (cached and logged as
-/// `materialized` says, its retention checked against the windows); returns its name.
-pub(crate) fn add_window_store<K: Data, VA: Data>(
-    b: &Shared,
-    store_name: &str,
-    spec: WindowSpec,
-    materialized: &Materialized<K, VA>,
-    ks: &SerdeRef<K>,
-    vas: &SerdeRef<VA>,
-) -> String {
-    let retention = spec
-        .retention(materialized.retention)
-        .unwrap_or_else(|detail| {
-            b.borrow_mut().error(TopologyError::InvalidOption {
-                operator: "windowed_by".into(),
-                detail,
-            });
-            spec.minimum_retention()
-        });
-    let ts_serde: SerdeRef<ValueAndTimestamp<VA>> = Arc::new(TimestampedSerde::new(vas.clone()));
-    let size = spec.size_ms();
-    let builder =
-        Stores::default_window_store_builder(store_name, retention, size, ks.clone(), ts_serde)
-            .with_logging_enabled(materialized.logging)
-            .with_caching_enabled(materialized.caching)
-            .forwarding_changes();
-    let parts = builder.into_spec();
-    let store = parts.name.clone();
-    b.borrow_mut().add_store(parts);
-    store
 }
 
 impl<K, V> Materialized<K, V> {

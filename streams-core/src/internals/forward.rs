@@ -8,7 +8,6 @@ use crate::Data;
 use crate::error::Result;
 use crate::internals::context::TaskContext;
 use crate::internals::node::Children;
-use crate::internals::window_aggregate::{SessHandle, WinHandle};
 use crate::record::{Change, Record};
 use crate::state::{KeyValueStoreHandle, ValueAndTimestamp};
 
@@ -102,28 +101,28 @@ pub(crate) trait ForwardsFlushed {
     fn forward_flushed(&self, children: &Children, task: &mut TaskContext) -> Result<()>;
 }
 
-/// `ForwardsFlushed` for a store handle type, with its forwarding function.
+/// `ForwardsFlushed` for a store handle type, with its forwarding function (the window
+/// and session handles get theirs in `window_aggregate`).
 macro_rules! forwards_flushed {
     ($handle:ident, $forward:path) => {
-        impl<K: Data, V: Data> ForwardsFlushed for $handle<K, V> {
-            fn flush_cache(&self) -> Result<()> {
+        impl<K: $crate::Data, V: $crate::Data> $crate::internals::forward::ForwardsFlushed
+            for $handle<K, V>
+        {
+            fn flush_cache(&self) -> $crate::error::Result<()> {
                 $handle::flush_cache(self)
             }
-            fn forward_flushed(&self, children: &Children, task: &mut TaskContext) -> Result<()> {
+            fn forward_flushed(
+                &self,
+                children: &$crate::internals::node::Children,
+                task: &mut $crate::internals::context::TaskContext,
+            ) -> $crate::error::Result<()> {
                 $forward(self, children, task)
             }
         }
     };
 }
+pub(crate) use forwards_flushed;
 forwards_flushed!(TsHandle, forward_flushed);
-forwards_flushed!(
-    WinHandle,
-    crate::internals::window_aggregate::forward_flushed_windows
-);
-forwards_flushed!(
-    SessHandle,
-    crate::internals::window_aggregate::forward_flushed_sessions
-);
 
 /// On commit: writes `store`'s cache down and forwards what left it.
 pub(crate) fn flush_and_forward<S: ForwardsFlushed>(

@@ -348,6 +348,9 @@ pub(crate) fn forward_flushed_sessions<K: Data, VA: Data>(
     Ok(())
 }
 
+crate::internals::forward::forwards_flushed!(WinHandle, forward_flushed_windows);
+crate::internals::forward::forwards_flushed!(SessHandle, forward_flushed_sessions);
+
 /// On commit with emit-on-close: writes the cache down; updates are not forwarded.
 pub(crate) fn flush_windows_quietly<K: Data, VA: Data>(
     store: &WinHandle<K, VA>,
