@@ -352,17 +352,24 @@ fn expected_picture() -> (BTreeSet<String>, BTreeSet<(String, String)>, Vec<u32>
     (ids, links, subs)
 }
 
+/// How many times the page says it rendered, by the count in its attribute `attribute` (0
+/// without one).
+fn updates(dom: &str, attribute: &str) -> u32 {
+    dom.split(&format!("{attribute}=\""))
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Checks the runtime panel and the topology picture of `dom` against `/metrics` as read
 /// just before (`before`) and after (`after`) the page was loaded.
 fn check_runtime_view(dom: &str, before: &str, after: &str, api: &Value, port: u16) {
     let (b, a) = (figures(before), figures(after));
-    let updates: u32 = dom
-        .split("data-runtime-updates=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    assert!(updates >= 1, "the page never rendered /metrics");
+    assert!(
+        updates(dom, "data-runtime-updates") >= 1,
+        "the page never rendered /metrics"
+    );
 
     // Lag and dropped records: the figures of /metrics (settled: the same before and after).
     let lag = panel_value(dom, "m-lag");
@@ -592,14 +599,8 @@ fn the_dashboard_shows_what_the_api_serves() {
         same_data(&api, &after),
         "the data changed while the page loaded: {api} / {after}"
     );
-    let updates: u32 = dom
-        .split("data-updates=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
     assert!(
-        updates >= 1,
+        updates(&dom, "data-updates") >= 1,
         "the page never rendered an answer of /api/dashboard"
     );
 
