@@ -115,7 +115,6 @@ pub(super) fn counter(name: &'static str, labels: &[(&'static str, String)], val
     ::metrics::counter!(name, labels).absolute(value);
 }
 
-/// `time / n` in ms (0 when `n` is 0).
 /// The average and maximum latency gauges of an operation: `time` spent on `n` of them
 /// since the last publish, and the longest one since then (`max`, which this resets).
 fn latency(
@@ -128,6 +127,7 @@ fn latency(
     gauge(max_name, labels, ms(std::mem::take(max)));
 }
 
+/// `time / n` in ms (0 when `n` is 0).
 pub(super) fn avg_ms(time: Duration, n: u64) -> f64 {
     if n == 0 { 0.0 } else { ms(time) / n as f64 }
 }
