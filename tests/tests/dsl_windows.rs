@@ -296,6 +296,127 @@ fn late_records_for_closed_sessions_are_dropped() {
     assert_eq!(driver.metrics().dropped_records, 1);
 }
 
+/// Session reduce and aggregate against a plain recount: with a grace that keeps every
+/// record on time, a key's sessions are the runs of its sorted timestamps whose neighbours
+/// are at most `gap` apart, whatever the arrival order; a commutative reducer's value is the
+/// sum of the run. Cache on and off.
+#[test]
+fn session_reduce_and_aggregate_match_a_recount_of_the_sessions() {
+    const GAP: i64 = 5_000;
+    // A fixed pseudo-random arrival order: 3 keys, timestamps over 100 s, out of order.
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move |n: u64| {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        (seed >> 33) % n
+    };
+    let input: Vec<(String, i64, i64)> = (0..300)
+        .map(|_| {
+            let key = format!("k{}", next(3));
+            let ts = next(100_000) as i64;
+            let amount = next(50) as i64 + 1;
+            (key, ts, amount)
+        })
+        .collect();
+    let mut expected: std::collections::BTreeMap<String, Vec<(i64, i64, i64)>> =
+        std::collections::BTreeMap::new();
+    let mut by_key: std::collections::BTreeMap<&str, Vec<(i64, i64)>> = Default::default();
+    for (k, ts, amount) in &input {
+        by_key.entry(k).or_default().push((*ts, *amount));
+    }
+    for (k, mut records) in by_key {
+        records.sort();
+        let sessions = expected.entry(k.to_string()).or_default();
+        for (ts, amount) in records {
+            match sessions.last_mut() {
+                Some((_, end, sum)) if ts - *end <= GAP => {
+                    *end = ts;
+                    *sum += amount;
+                }
+                _ => sessions.push((ts, ts, amount)),
+            }
+        }
+    }
+    for cache in [0, 10 * 1024 * 1024] {
+        let builder = StreamsBuilder::new();
+        let sessions = builder
+            .stream::<String, i64>("in")
+            .group_by_key()
+            .windowed_by_session(SessionWindows::of_inactivity_gap_and_grace(
+                Duration::from_millis(GAP as u64),
+                secs(1_000),
+            ));
+        sessions.reduce_with(|a, b| a + b, Materialized::as_("reduced"));
+        sessions.aggregate_with(
+            || 0,
+            |_, v, sum: i64| sum + v,
+            |_, a, b| a + b,
+            Materialized::as_("aggregated").with_value_serde(default_serde()),
+        );
+        let driver = TopologyTestDriver::new(
+            builder.build().unwrap(),
+            StreamsConfig::new("sessions").with_cache_max_bytes(cache),
+        )
+        .unwrap();
+        let topic = driver.input_topic::<String, i64>("in");
+        for (k, ts, amount) in &input {
+            topic.pipe_input_at(k.clone(), *amount, *ts).unwrap();
+        }
+        assert_eq!(driver.metrics().dropped_records, 0);
+        for store in ["reduced", "aggregated"] {
+            let got: std::collections::BTreeMap<String, Vec<(i64, i64, i64)>> = expected
+                .keys()
+                .map(|k| {
+                    let sessions = driver.session_store::<String, i64>(store).unwrap();
+                    let found = sessions
+                        .fetch(k)
+                        .unwrap()
+                        .into_iter()
+                        .map(|(w, v)| (w.window.start, w.window.end, v))
+                        .collect();
+                    (k.clone(), found)
+                })
+                .collect();
+            assert_eq!(got, expected, "store {store}, cache {cache}");
+        }
+    }
+}
+
+#[test]
+fn session_reduce_combines_merged_sessions_in_order_and_names_its_nodes_like_kafka() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("in")
+        .group_by_key()
+        .windowed_by_session(SessionWindows::of_inactivity_gap_with_no_grace(secs(10)))
+        .reduce(|a, b| format!("{a}+{b}"))
+        .to_stream()
+        .map(|w, v| (w.to_string(), v.unwrap_or_else(|| s("-"))))
+        .to("out");
+    let topology = builder.build().unwrap();
+    let names: Vec<String> = topology.describe().subtopologies[0]
+        .nodes
+        .iter()
+        .map(|n| n.name.clone())
+        .collect();
+    assert!(names.contains(&s("KSTREAM-REDUCE-0000000002")), "{names:?}");
+    let driver = TopologyTestDriver::new(topology, StreamsConfig::new("r")).unwrap();
+    let input = driver.input_topic::<String, String>("in");
+    input.pipe_input_at(s("u"), s("a"), 0).unwrap();
+    input.pipe_input_at(s("u"), s("c"), 20_000).unwrap();
+    input.pipe_input_at(s("u"), s("b"), 10_000).unwrap(); // bridges both sessions
+    assert_eq!(
+        driver::key_values::<String, String>(&driver, "out"),
+        vec![
+            (s("[u@0/0]"), s("a")),
+            (s("[u@20000/20000]"), s("c")),
+            (s("[u@0/0]"), s("-")),
+            (s("[u@20000/20000]"), s("-")),
+            // Kafka's order: the merged sessions' values (earliest first), then the record.
+            (s("[u@0/20000]"), s("a+c+b")),
+        ]
+    );
+}
+
 mod suppression {
     use super::*;
     use streams_core::dsl::{BufferConfig, Suppressed};
@@ -387,6 +508,74 @@ mod suppression {
             vec![(s("k"), Some(3))]
         );
         assert!(driver.task_ids().len() == 1);
+    }
+
+    #[test]
+    fn suppress_until_time_limit_works_on_any_table() {
+        let builder = StreamsBuilder::new();
+        builder
+            .stream::<String, String>("in")
+            .group_by_key()
+            .count()
+            .suppress(Suppressed::until_time_limit(
+                secs(10),
+                BufferConfig::unbounded(),
+            ))
+            .to_stream()
+            .to("out");
+        let driver =
+            TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("t")).unwrap();
+        let input = driver.input_topic::<String, String>("in");
+        let out = driver.output_topic::<String, Option<i64>>("out");
+        for ts in [0, 3_000, 9_999] {
+            input.pipe_input_at(s("k"), s("x"), ts).unwrap();
+        }
+        assert!(out.is_empty());
+        input.pipe_input_at(s("j"), s("x"), 10_000).unwrap();
+        assert_eq!(
+            out.read_key_values_to_list().unwrap(),
+            vec![(s("k"), Some(3))]
+        );
+    }
+
+    #[test]
+    fn until_window_closes_after_a_filter_of_a_windowed_count() {
+        let builder = StreamsBuilder::new();
+        builder
+            .stream::<String, String>("in")
+            .group_by_key()
+            .windowed_by(TimeWindows::of_size_and_grace(secs(10), secs(5)))
+            .count()
+            .filter(|w, _| w.key != "hidden")
+            .suppress(Suppressed::until_window_closes(BufferConfig::unbounded()))
+            .to_stream()
+            .map(|w, n| (w.to_string(), n.unwrap_or(-1)))
+            .to("out");
+        let driver =
+            TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("t")).unwrap();
+        let input = driver.input_topic::<String, String>("in");
+        for (k, ts) in [("a", 1_000), ("hidden", 2_000), ("a", 9_000), ("b", 14_999)] {
+            input.pipe_input_at(s(k), s("x"), ts).unwrap();
+        }
+        let out = driver.output_topic::<String, i64>("out");
+        assert!(out.is_empty());
+        input.pipe_input_at(s("b"), s("x"), 15_000).unwrap(); // [0, 10 s) closes at 15 s
+        assert_eq!(
+            out.read_key_values_to_list().unwrap(),
+            vec![(s("[a@0/10000]"), 2)]
+        );
+    }
+
+    #[test]
+    fn until_window_closes_on_a_table_without_windows_is_a_build_error() {
+        let builder = StreamsBuilder::new();
+        builder
+            .stream::<String, String>("in")
+            .group_by_key()
+            .count()
+            .suppress(Suppressed::until_window_closes(BufferConfig::unbounded()));
+        let err = builder.build().unwrap_err();
+        assert!(err.to_string().contains("windowed aggregation"), "{err}");
     }
 
     #[test]

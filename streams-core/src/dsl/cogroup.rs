@@ -125,14 +125,7 @@ impl<K: Data, V: Data, VA: Data> CogroupInput<K, VA> for Input<K, V, VA> {
                 add_table_node::<K, V, VA>(b, name, parent, store, init.clone(), aggregator)
             }
             Kind::Windows { spec, init } => {
-                let init = init.clone();
-                let step: WinStep<K, V, VA> = Arc::new(move |k, v, agg| {
-                    let agg = match agg {
-                        Some(a) => a,
-                        None => init(),
-                    };
-                    aggregator(k, v, agg)
-                });
+                let step = starting_at(init, aggregator);
                 add_window_node::<K, V, VA>(b, name, parent, store, *spec, step)
             }
             Kind::Sessions {
@@ -146,11 +139,20 @@ impl<K: Data, V: Data, VA: Data> CogroupInput<K, VA> for Input<K, V, VA> {
                 store,
                 *windows,
                 init.clone(),
-                aggregator,
+                starting_at(init, aggregator),
                 merger.clone(),
             ),
         }
     }
+}
+
+/// `aggregator` as a window step: a new window's aggregate starts at `init()`.
+fn starting_at<K: Data, V: Data, VA: Data>(
+    init: &Init<VA>,
+    aggregator: Aggregator<K, V, VA>,
+) -> WinStep<K, V, VA> {
+    let init = init.clone();
+    Arc::new(move |k, v, agg| aggregator(k, v, agg.unwrap_or_else(|| init())))
 }
 
 /// Drops (and counts) a record with a null key, as every DSL aggregation does.
@@ -275,7 +277,7 @@ fn add_session_node<K: Data, V: Data, VA: Data>(
                 if null_key_dropped(store.is_null_key(&r.key), t) {
                     return Ok(());
                 }
-                aggregate_session(&windows, store, &*init, &step, &merger, r, t)?;
+                aggregate_session(&windows, store, Some(&*init), &step, &merger, r, t)?;
                 forward_flushed_sessions(store, ch, t)
             }
         },

@@ -8,6 +8,7 @@ use crate::internals::node::Children;
 use crate::internals::task::TaskContext;
 use crate::record::{Change, Record};
 use crate::serde::{DefaultSerde, OptionSerde, Serde, SerdeError, SerdeRef};
+use crate::window::Windowed;
 
 use super::KStream;
 use super::builder::{
@@ -17,6 +18,10 @@ use super::builder::{
 use super::kstream::repartition_through;
 use super::options::{Grouped, Materialized, Named};
 
+/// When a windowed table's key closes: its window's end plus how long after it the window
+/// closes.
+pub(crate) type ClosesAt<K> = Arc<dyn Fn(&K) -> i64 + Send + Sync>;
+
 /// A table: for each key, its latest value. Updates flow downstream as changes (new and old
 /// value); a deleted key flows as a tombstone.
 pub struct KTable<K, V> {
@@ -25,9 +30,10 @@ pub struct KTable<K, V> {
     pub(crate) key_serde: Option<SerdeRef<K>>,
     pub(crate) value_serde: Option<SerdeRef<V>>,
     pub(crate) store: Option<String>,
-    /// For windowed tables: how long after a window's end it closes (grace, plus the gap
-    /// for sessions).
-    pub(crate) close_after: Option<i64>,
+    /// For windowed tables (aggregations and the tables derived from them with the same
+    /// key): the stream time at which a key's window closes (its end plus grace, plus the
+    /// gap for sessions).
+    pub(crate) closes_at: Option<ClosesAt<K>>,
     /// For versioned tables: the store holding the history of values.
     pub(crate) history: Option<String>,
 }
@@ -40,13 +46,23 @@ impl<K, V> Clone for KTable<K, V> {
             key_serde: self.key_serde.clone(),
             value_serde: self.value_serde.clone(),
             store: self.store.clone(),
-            close_after: self.close_after,
+            closes_at: self.closes_at.clone(),
             history: self.history.clone(),
         }
     }
 }
 
 debug_fields!(KTable<K, V>, s => { "node": s.node, "store": s.store });
+
+impl<K: Data, V: Data> KTable<Windowed<K>, V> {
+    /// Marks the table as a windowed aggregation's, whose windows close `ms` after their end.
+    pub(crate) fn closing_after(mut self, ms: i64) -> Self {
+        self.closes_at = Some(Arc::new(move |k: &Windowed<K>| {
+            k.window.end.saturating_add(ms)
+        }));
+        self
+    }
+}
 
 impl<K: Data, V: Data> KTable<K, V> {
     pub(crate) fn new(
@@ -62,14 +78,9 @@ impl<K: Data, V: Data> KTable<K, V> {
             key_serde,
             value_serde,
             store,
-            close_after: None,
+            closes_at: None,
             history: None,
         }
-    }
-
-    pub(crate) fn closing_after(mut self, ms: i64) -> Self {
-        self.close_after = Some(ms);
-        self
     }
 
     /// The name of the store that holds this table, if it is materialized (queryable through
@@ -99,7 +110,9 @@ impl<K: Data, V: Data> KTable<K, V> {
                 )
             }
         });
-        KTable::new(self.b.clone(), node, self.key_serde.clone(), None, None)
+        let mut table = KTable::new(self.b.clone(), node, self.key_serde.clone(), None, None);
+        table.closes_at = self.closes_at.clone();
+        table
     }
 
     /// Keeps the keys whose value satisfies `predicate`; a key whose new value fails it is

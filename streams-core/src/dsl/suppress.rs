@@ -12,7 +12,6 @@ use crate::internals::task::TaskContext;
 use crate::record::{Change, Record};
 use crate::serde::{BytesSerde, Serde, SerdeRef};
 use crate::state::{KeyValueStoreHandle, StoreBuilder, Stores};
-use crate::window::Windowed;
 
 use super::KTable;
 use super::builder::{add_store_node, require_serde};
@@ -390,7 +389,7 @@ impl<K: Data, V: Data> KTable<K, V> {
             self.value_serde.clone(),
             None,
         );
-        out.close_after = self.close_after;
+        out.closes_at = self.closes_at.clone();
         out
     }
 
@@ -410,11 +409,33 @@ impl<K: Data, V: Data> KTable<K, V> {
         };
         self.suppress_with(s, Arc::new(move |_, ts| ts.saturating_add(ms)))
     }
-}
 
-impl<K: Data, V: Data> KTable<Windowed<K>, V> {
-    /// Suppresses a windowed table's updates: with
-    /// [`Suppressed::until_window_closes`], exactly one final result per window.
+    /// Suppresses the table's updates (Kafka Streams' `KTable#suppress`). With
+    /// [`Suppressed::until_time_limit`], any table: per key, the latest value once the limit
+    /// has passed since its first held update. With [`Suppressed::until_window_closes`], a
+    /// table of a windowed aggregation (or one derived from it by `filter` or `map_values`):
+    /// exactly one final result per window; on any other table it is a topology error.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use streams_core::prelude::*;
+    /// # use streams_core::dsl::{BufferConfig, Suppressed};
+    /// let builder = StreamsBuilder::new();
+    /// builder.stream::<String, String>("views")
+    ///     .group_by_key()
+    ///     .count()
+    ///     .suppress(Suppressed::until_time_limit(Duration::from_secs(5), BufferConfig::unbounded()))
+    ///     .to_stream()
+    ///     .to("calm-counts");
+    /// let driver = TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("doc")).unwrap();
+    /// let views = driver.input_topic::<String, String>("views");
+    /// let out = driver.output_topic::<String, Option<i64>>("calm-counts");
+    /// views.pipe_input_at("p".into(), "v".into(), 1_000).unwrap();
+    /// views.pipe_input_at("p".into(), "v".into(), 2_000).unwrap();
+    /// assert!(out.is_empty());
+    /// views.pipe_input_at("q".into(), "v".into(), 6_000).unwrap(); // 5 s after p's first update
+    /// assert_eq!(out.read_key_values_to_list().unwrap(), vec![("p".to_string(), Some(2))]);
+    /// ```
     ///
     /// ```
     /// # use std::time::Duration;
@@ -440,13 +461,13 @@ impl<K: Data, V: Data> KTable<Windowed<K>, V> {
     /// views.pipe_input_at("p".into(), "v".into(), 70_000).unwrap(); // the first window closes
     /// assert_eq!(out.read_key_values_to_list().unwrap(), vec![("[p@0/60000]".to_string(), 2)]);
     /// ```
-    pub fn suppress(&self, suppressed: Suppressed) -> KTable<Windowed<K>, V> {
+    pub fn suppress(&self, suppressed: Suppressed) -> KTable<K, V> {
         match suppressed.kind {
             Kind::UntilTimeLimit(ms) => {
                 self.suppress_with(suppressed, Arc::new(move |_, ts| ts.saturating_add(ms)))
             }
             Kind::UntilWindowCloses => {
-                let Some(close_after) = self.close_after else {
+                let Some(closes_at) = self.closes_at.clone() else {
                     self.b.borrow_mut().error(TopologyError::InvalidOption {
                         operator: "suppress".into(),
                         detail:
@@ -455,10 +476,7 @@ impl<K: Data, V: Data> KTable<Windowed<K>, V> {
                     });
                     return self.clone();
                 };
-                self.suppress_with(
-                    suppressed,
-                    Arc::new(move |k: &Windowed<K>, _| k.window.end.saturating_add(close_after)),
-                )
+                self.suppress_with(suppressed, Arc::new(move |k: &K, _| closes_at(k)))
             }
         }
     }

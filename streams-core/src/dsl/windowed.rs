@@ -406,14 +406,107 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
         self.aggregate_impl(
             materialized,
             Some(i64::default_serde()),
-            Arc::new(|| 0),
-            Arc::new(|_, _, n| n + 1),
+            "KSTREAM-AGGREGATE-",
+            Some(Arc::new(|| 0)),
+            Arc::new(|_, _, n| n.unwrap_or(0) + 1),
             Arc::new(|_, a, b| a + b),
         )
     }
 
-    /// Folds each session's values into an aggregate: `aggregator` adds a record,
-    /// `merger` combines the aggregates of two sessions that a record joins.
+    /// Combines the values of each session with `reducer`: a session's first value is kept
+    /// as is, and when a record joins sessions their values are combined with `reducer` too
+    /// (earlier session first), as Kafka Streams' `SessionWindowedKStream#reduce` does.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use streams_core::prelude::*;
+    /// # use streams_core::window::SessionWindows;
+    /// let builder = StreamsBuilder::new();
+    /// builder.stream::<String, String>("pages")
+    ///     .group_by_key()
+    ///     .windowed_by_session(SessionWindows::of_inactivity_gap_with_no_grace(Duration::from_secs(10)))
+    ///     .reduce(|a, b| format!("{a}>{b}"))
+    ///     .to_stream()
+    ///     .map(|w, path| (w.to_string(), path))
+    ///     .to("paths");
+    /// let driver = TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("doc")).unwrap();
+    /// let pages = driver.input_topic::<String, String>("pages");
+    /// pages.pipe_input_at("u".into(), "/a".into(), 0).unwrap();
+    /// pages.pipe_input_at("u".into(), "/c".into(), 20_000).unwrap(); // a second session
+    /// pages.pipe_input_at("u".into(), "/b".into(), 10_000).unwrap(); // joins both
+    /// let out = driver.output_topic::<String, Option<String>>("paths").read_key_values_to_list().unwrap();
+    /// assert_eq!(out.last().unwrap(), &("[u@0/20000]".to_string(), Some("/a>/c>/b".to_string())));
+    /// ```
+    pub fn reduce<F>(&self, reducer: F) -> KTable<Windowed<K>, V>
+    where
+        F: Fn(V, V) -> V + Send + Sync + 'static,
+    {
+        self.reduce_with(reducer, Materialized::new())
+    }
+
+    /// [`reduce`](Self::reduce) into a store with explicit options.
+    pub fn reduce_with<F>(
+        &self,
+        reducer: F,
+        materialized: Materialized<K, V>,
+    ) -> KTable<Windowed<K>, V>
+    where
+        F: Fn(V, V) -> V + Send + Sync + 'static,
+    {
+        let reducer = Arc::new(reducer);
+        let merge = reducer.clone();
+        self.aggregate_impl(
+            materialized,
+            self.grouped.value_serde(),
+            "KSTREAM-REDUCE-",
+            None,
+            Arc::new(move |_, v, agg| match agg {
+                None => v,
+                Some(a) => reducer(a, v),
+            }),
+            Arc::new(move |_, a, b| merge(a, b)),
+        )
+    }
+
+    /// Folds each session's values into an aggregate that starts at `initializer()`, with
+    /// the aggregate's default serde: `aggregator` adds a record, `merger` combines the
+    /// aggregates of two sessions that a record joins.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use streams_core::prelude::*;
+    /// # use streams_core::window::SessionWindows;
+    /// let builder = StreamsBuilder::new();
+    /// builder.stream::<String, i64>("spend")
+    ///     .group_by_key()
+    ///     .windowed_by_session(SessionWindows::of_inactivity_gap_with_no_grace(Duration::from_secs(10)))
+    ///     .aggregate(|| 0i64, |_, v, sum| sum + v, |_, a, b| a + b)
+    ///     .to_stream()
+    ///     .map(|w, sum| (w.to_string(), sum))
+    ///     .to("spend-per-session");
+    /// let driver = TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("doc")).unwrap();
+    /// let spend = driver.input_topic::<String, i64>("spend");
+    /// spend.pipe_input_at("u".into(), 5, 0).unwrap();
+    /// spend.pipe_input_at("u".into(), 7, 4_000).unwrap();
+    /// let out = driver.output_topic::<String, Option<i64>>("spend-per-session").read_key_values_to_list().unwrap();
+    /// assert_eq!(out.last().unwrap(), &("[u@0/4000]".to_string(), Some(12)));
+    /// ```
+    pub fn aggregate<VA: Data + DefaultSerde, I, A, M>(
+        &self,
+        initializer: I,
+        aggregator: A,
+        merger: M,
+    ) -> KTable<Windowed<K>, VA>
+    where
+        I: Fn() -> VA + Send + Sync + 'static,
+        A: Fn(&K, V, VA) -> VA + Send + Sync + 'static,
+        M: Fn(&K, VA, VA) -> VA + Send + Sync + 'static,
+    {
+        let materialized = Materialized::with_value(VA::default_serde());
+        self.aggregate_with(initializer, aggregator, merger, materialized)
+    }
+
+    /// [`aggregate`](Self::aggregate) into a store with explicit options.
     pub fn aggregate_with<VA: Data, I, A, M>(
         &self,
         initializer: I,
@@ -426,11 +519,14 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
         A: Fn(&K, V, VA) -> VA + Send + Sync + 'static,
         M: Fn(&K, VA, VA) -> VA + Send + Sync + 'static,
     {
+        let initializer = Arc::new(initializer);
+        let init = initializer.clone();
         self.aggregate_impl(
             materialized,
             None,
-            Arc::new(initializer),
-            Arc::new(aggregator),
+            "KSTREAM-AGGREGATE-",
+            Some(initializer),
+            Arc::new(move |k, v, agg| aggregator(k, v, agg.unwrap_or_else(|| init()))),
             Arc::new(merger),
         )
     }
@@ -439,19 +535,14 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
         &self,
         materialized: Materialized<K, VA>,
         default_value_serde: Option<SerdeRef<VA>>,
-        init: Arc<dyn Fn() -> VA + Send + Sync>,
+        prefix: &str,
+        init: Option<Arc<dyn Fn() -> VA + Send + Sync>>,
         step: SessStep<K, V, VA>,
         merger: SessMerger<K, VA>,
     ) -> KTable<Windowed<K>, VA> {
         let b = self.grouped.builder().clone();
         let carried_key = self.grouped.key_serde();
-        let agg = aggregation(
-            &b,
-            &materialized,
-            "KSTREAM-SESSION-AGGREGATE-",
-            carried_key,
-            default_value_serde,
-        );
+        let agg = aggregation(&b, &materialized, prefix, carried_key, default_value_serde);
         let (store_name, name, ks, vas) = (agg.store, agg.node, agg.key_serde, agg.value_serde);
         let parent = self.grouped.upstream(&store_name, &ks);
         let windows = self.windows;
@@ -484,7 +575,7 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
                         t.metrics.dropped_records += 1;
                         return Ok(());
                     }
-                    aggregate_session(&windows, store, &*init, &step, &merger, r, t)?;
+                    aggregate_session(&windows, store, init.as_deref(), &step, &merger, r, t)?;
                     // Tombstones of the replaced sessions, then the merged one, reach
                     // downstream as they leave the record cache (at once with caching off).
                     forward_flushed_sessions(store, ch, t)

@@ -363,18 +363,20 @@ pub(crate) fn flush_windows_quietly<K: Data, VA: Data>(
 }
 
 pub(crate) type SessHandle<K, VA> = crate::state::SessionStoreHandle<K, VA>;
-pub(crate) type SessStep<K, V, VA> = Arc<dyn Fn(&K, V, VA) -> VA + Send + Sync>;
+/// A record added to its session's aggregate (`None`: a reduction's first value).
+pub(crate) type SessStep<K, V, VA> = WinStep<K, V, VA>;
 pub(crate) type SessMerger<K, VA> = Arc<dyn Fn(&K, VA, VA) -> VA + Send + Sync>;
 
 /// Adds `r` to its session, as Kafka Streams' `KStreamSessionWindowAggregate` does: the
 /// sessions of its key within `gap` of it are merged (with `merger`, starting from
-/// `init()`) and replaced by one session that also holds `r`. A record whose merged session
+/// `init()`; a reduction has no `init` and starts from the first session's value) and
+/// replaced by one session that also holds `r`. A record whose merged session
 /// ended more than `gap + grace` before stream time is dropped and counted. Nothing is
 /// forwarded here: the caller forwards what left the store's cache.
 pub(crate) fn aggregate_session<K: Data, V: Data, VA: Data>(
     windows: &crate::window::SessionWindows,
     store: &SessHandle<K, VA>,
-    init: &(dyn Fn() -> VA + Send + Sync),
+    init: Option<&(dyn Fn() -> VA + Send + Sync)>,
     step: &SessStep<K, V, VA>,
     merger: &SessMerger<K, VA>,
     r: Record<K, V>,
@@ -387,9 +389,12 @@ pub(crate) fn aggregate_session<K: Data, V: Data, VA: Data>(
         .saturating_sub(windows.gap_ms());
     let merged = store.find_sessions(&r.key, ts - windows.gap_ms(), ts + windows.gap_ms())?;
     let mut window = Window { start: ts, end: ts };
-    let mut agg = init();
+    let mut agg = init.map(|init| init());
     for (w, v) in &merged {
-        agg = merger(&r.key, agg, v.clone());
+        agg = Some(match agg {
+            Some(agg) => merger(&r.key, agg, v.clone()),
+            None => v.clone(),
+        });
         window.start = window.start.min(w.window.start);
         window.end = window.end.max(w.window.end);
     }
