@@ -675,7 +675,13 @@ fn time_windowed_cogroup_with_grace_drops_late_records() {
                 )
                 .advance_by(Duration::from_millis(advance as u64)),
             )
-            .aggregate_with(|| 0, Named::none(), store("windows"))
+            // Kept for the whole run (by default only size + grace): every window is
+            // queried at the end.
+            .aggregate_with(
+                || 0,
+                Named::none(),
+                store("windows").with_retention(Duration::from_secs(3_600)),
+            )
             .to_stream()
             .map(|w, v| (format!("{}@{}", w.key, w.window.start), v))
             .to("out");

@@ -387,7 +387,12 @@ fn session_reduce_combines_merged_sessions_in_order_and_names_its_nodes_like_kaf
     builder
         .stream::<String, String>("in")
         .group_by_key()
-        .windowed_by_session(SessionWindows::of_inactivity_gap_with_no_grace(secs(10)))
+        // A grace that keeps the first session in the store (retention: gap + grace) when
+        // the out-of-order record bridges it.
+        .windowed_by_session(SessionWindows::of_inactivity_gap_and_grace(
+            secs(10),
+            secs(30),
+        ))
         .reduce(|a, b| format!("{a}+{b}"))
         .to_stream()
         .map(|w, v| (w.to_string(), v.unwrap_or_else(|| s("-"))))
@@ -414,6 +419,66 @@ fn session_reduce_combines_merged_sessions_in_order_and_names_its_nodes_like_kaf
             // Kafka's order: the merged sessions' values (earliest first), then the record.
             (s("[u@0/20000]"), s("a+c+b")),
         ]
+    );
+}
+
+/// Kafka Streams 3.x's window store retention: by default window size plus grace; asking
+/// for less is a
+/// build error that names the minimum; asking for more keeps windows for queries.
+#[test]
+fn window_and_session_stores_keep_size_plus_grace_by_default_and_refuse_less() {
+    let topology = counting(TimeWindows::of_size_and_grace(secs(10), secs(5)));
+    // Cache off: a window still in the record cache is served from it, as in Kafka.
+    let config = StreamsConfig::new("r").with_cache_max_bytes(0);
+    let driver = TopologyTestDriver::new(topology, config).unwrap();
+    let input = driver.input_topic::<String, String>("in");
+    input.pipe_input_at(s("a"), s("x"), 1_000).unwrap();
+    input.pipe_input_at(s("b"), s("x"), 14_999).unwrap();
+    let store = driver.window_store::<String, i64>("counts").unwrap();
+    assert_eq!(store.fetch(&s("a"), 0).unwrap(), Some(1));
+    // The store's time is the latest window start it holds (Kafka's segment timestamp):
+    // at 20 s, windows starting at or before 20 s - 15 s are gone.
+    input.pipe_input_at(s("b"), s("x"), 15_000).unwrap();
+    assert_eq!(store.fetch(&s("a"), 0).unwrap(), Some(1));
+    input.pipe_input_at(s("b"), s("x"), 20_000).unwrap();
+    assert_eq!(store.fetch(&s("a"), 0).unwrap(), None);
+
+    let kept = counting_with(|g| {
+        g.windowed_by(TimeWindows::of_size_and_grace(secs(10), secs(5)))
+            .count_with(Materialized::as_("counts").with_retention(secs(3_600)))
+    });
+    let driver = TopologyTestDriver::new(kept, StreamsConfig::new("r")).unwrap();
+    let input = driver.input_topic::<String, String>("in");
+    input.pipe_input_at(s("a"), s("x"), 1_000).unwrap();
+    input.pipe_input_at(s("b"), s("x"), 600_000).unwrap();
+    let store = driver.window_store::<String, i64>("counts").unwrap();
+    assert_eq!(store.fetch(&s("a"), 0).unwrap(), Some(1));
+
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("in")
+        .group_by_key()
+        .windowed_by(TimeWindows::of_size_and_grace(secs(10), secs(5)))
+        .count_with(Materialized::as_("counts").with_retention(secs(14)));
+    let err = builder.build().unwrap_err().to_string();
+    assert!(
+        err.contains("window size plus the grace period (15000 ms)"),
+        "{err}"
+    );
+
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("in")
+        .group_by_key()
+        .windowed_by_session(SessionWindows::of_inactivity_gap_and_grace(
+            secs(10),
+            secs(5),
+        ))
+        .count_with(Materialized::as_("sessions").with_retention(secs(14)));
+    let err = builder.build().unwrap_err().to_string();
+    assert!(
+        err.contains("inactivity gap plus the grace period (15000 ms)"),
+        "{err}"
     );
 }
 

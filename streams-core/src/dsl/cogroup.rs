@@ -20,13 +20,12 @@ use crate::error::{Result, TopologyError};
 use crate::internals::node::Children;
 use crate::internals::task::TaskContext;
 use crate::internals::window_aggregate::{
-    DEFAULT_RETENTION_MS, SessHandle, SessMerger, SessStep, WinHandle, WinStep, WindowSpec,
-    aggregate_session, aggregate_sliding, aggregate_time, forward_flushed_sessions,
-    forward_flushed_windows,
+    SessHandle, SessMerger, SessStep, WinHandle, WinStep, WindowSpec, aggregate_session,
+    aggregate_sliding, aggregate_time, forward_flushed_sessions, forward_flushed_windows,
 };
 use crate::record::{Change, Record};
 use crate::serde::{DefaultSerde, SerdeRef};
-use crate::state::{StoreBuilder, Stores, ValueAndTimestamp};
+use crate::state::ValueAndTimestamp;
 use crate::window::{
     SessionWindowedSerde, SessionWindows, SlidingWindows, TimeWindowedSerde, TimeWindows, Windowed,
 };
@@ -36,7 +35,7 @@ use super::builder::{
     forward_flushed, require_serde,
 };
 use super::options::{Materialized, Named};
-use super::table_store::add_window_store;
+use super::table_store::{add_session_store, add_window_store};
 use super::{KGroupedStream, KTable};
 
 /// The prefix of generated aggregation node names (and, with `STATE-STORE-`, store names).
@@ -736,9 +735,9 @@ impl<K: Data, VA: Data> TimeWindowedCogroupedKStream<K, VA> {
     }
 
     /// [`aggregate`](Self::aggregate) with a name for its processors and store options
-    /// (name, serdes, caching, logging, retention: by default one day, never less than the
-    /// window size plus grace; for sliding windows at least twice the time difference plus
-    /// grace, as in Kafka Streams).
+    /// (name, serdes, caching, logging, retention: by default the window size plus grace,
+    /// for sliding windows twice the time difference plus grace, and never less, as in
+    /// Kafka Streams).
     ///
     /// ```
     /// # use std::time::Duration;
@@ -843,7 +842,7 @@ impl<K: Data, VA: Data> SessionWindowedCogroupedKStream<K, VA> {
     }
 
     /// [`aggregate`](Self::aggregate) with a name for its processors and store options
-    /// (retention: by default one day, never less than gap plus grace).
+    /// (retention: by default gap plus grace, and never less).
     ///
     /// ```
     /// # use std::time::Duration;
@@ -879,18 +878,7 @@ impl<K: Data, VA: Data> SessionWindowedCogroupedKStream<K, VA> {
         let (ks, vas) = c.serdes(&store_name, &materialized);
         let windows = self.windows;
         let close_after = windows.gap_ms().saturating_add(windows.grace_ms());
-        let retention = materialized
-            .retention
-            .unwrap_or(DEFAULT_RETENTION_MS)
-            .max(close_after);
-        let parts =
-            Stores::default_session_store_builder(&store_name, retention, ks.clone(), vas.clone())
-                .with_logging_enabled(materialized.logging)
-                .with_caching_enabled(materialized.caching)
-                .forwarding_changes()
-                .into_spec();
-        let store = parts.name.clone();
-        b.borrow_mut().add_store(parts);
+        let store = add_session_store(&b, &store_name, &windows, &materialized, &ks, &vas);
         let kind = Kind::Sessions {
             windows,
             init: Arc::new(initializer),

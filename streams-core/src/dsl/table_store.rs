@@ -8,10 +8,11 @@ use std::sync::Arc;
 
 use crate::Data;
 use crate::error::TopologyError;
-use crate::internals::window_aggregate::WindowSpec;
+use crate::internals::window_aggregate::{WindowSpec, session_retention};
 use crate::serde::SerdeRef;
 use crate::state::{StoreBuilder, Stores, TimestampedSerde, ValueAndTimestamp};
 use crate::topology::InternalBuilder;
+use crate::window::SessionWindows;
 
 use super::options::Materialized;
 
@@ -70,6 +71,34 @@ pub(crate) fn add_window_store<K: Data, VA: Data>(
             .with_caching_enabled(materialized.caching)
             .forwarding_changes();
     let parts = builder.into_spec();
+    let store = parts.name.clone();
+    b.borrow_mut().add_store(parts);
+    store
+}
+
+/// Adds the session store of a session aggregation (cached and logged as `materialized`
+/// says, its retention checked against the gap and grace); returns its name.
+pub(crate) fn add_session_store<K: Data, VA: Data>(
+    b: &Shared,
+    store_name: &str,
+    windows: &SessionWindows,
+    materialized: &Materialized<K, VA>,
+    ks: &SerdeRef<K>,
+    vas: &SerdeRef<VA>,
+) -> String {
+    let retention = session_retention(windows, materialized.retention).unwrap_or_else(|detail| {
+        b.borrow_mut().error(TopologyError::InvalidOption {
+            operator: "windowed_by_session".into(),
+            detail,
+        });
+        windows.gap_ms().saturating_add(windows.grace_ms())
+    });
+    let parts =
+        Stores::default_session_store_builder(store_name, retention, ks.clone(), vas.clone())
+            .with_logging_enabled(materialized.logging)
+            .with_caching_enabled(materialized.caching)
+            .forwarding_changes()
+            .into_spec();
     let store = parts.name.clone();
     b.borrow_mut().add_store(parts);
     store

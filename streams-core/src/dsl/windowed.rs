@@ -10,14 +10,13 @@ use crate::internals::node::Children;
 use crate::internals::task::TaskContext;
 use crate::record::Record;
 use crate::serde::{DefaultSerde, SerdeRef};
-use crate::state::{StoreBuilder, Stores};
 use crate::window::{SlidingWindows, TimeWindowedSerde, TimeWindows, Windowed};
 
 use super::aggregate_methods::{AggStep, aggregate_methods};
 use super::builder::{add_store_node, aggregation, flush_and_forward, require_serde};
 use super::nodes::Timed;
 use super::options::{Materialized, Produced};
-use super::table_store::add_window_store;
+use super::table_store::{add_session_store, add_window_store};
 use super::{KGroupedStream, KTable};
 
 pub(crate) use crate::internals::window_aggregate::*;
@@ -328,8 +327,11 @@ aggregate_methods! {
 }
 
 impl<K, V> Materialized<K, V> {
-    /// How long a window store keeps windows, in stream time. Default: one day, and never
-    /// less than window size plus grace.
+    /// How long a window or session store keeps windows, in stream time. Default, as in
+    /// Kafka Streams 3.x: the least that every window needs — window size plus grace
+    /// (sliding windows: twice the time difference plus grace; sessions: inactivity gap plus
+    /// grace); a shorter retention is an error at `build()`. Interactive queries of older
+    /// windows need a longer one.
     pub fn with_retention(mut self, retention: Duration) -> Self {
         self.retention = Some(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
         self
@@ -424,7 +426,7 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
     /// let builder = StreamsBuilder::new();
     /// builder.stream::<String, String>("pages")
     ///     .group_by_key()
-    ///     .windowed_by_session(SessionWindows::of_inactivity_gap_with_no_grace(Duration::from_secs(10)))
+    ///     .windowed_by_session(SessionWindows::of_inactivity_gap_and_grace(Duration::from_secs(10), Duration::from_secs(30)))
     ///     .reduce(|a, b| format!("{a}>{b}"))
     ///     .to_stream()
     ///     .map(|w, path| (w.to_string(), path))
@@ -546,18 +548,7 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
         let (store_name, name, ks, vas) = (agg.store, agg.node, agg.key_serde, agg.value_serde);
         let parent = self.grouped.upstream(&store_name, &ks);
         let windows = self.windows;
-        let retention = materialized
-            .retention
-            .unwrap_or(DEFAULT_RETENTION_MS)
-            .max(windows.gap_ms().saturating_add(windows.grace_ms()));
-        let builder =
-            Stores::default_session_store_builder(&store_name, retention, ks.clone(), vas.clone())
-                .with_logging_enabled(materialized.logging)
-                .with_caching_enabled(materialized.caching)
-                .forwarding_changes();
-        let parts = builder.into_spec();
-        let store = parts.name.clone();
-        b.borrow_mut().add_store(parts);
+        let store = add_session_store(&b, &store_name, &windows, &materialized, &ks, &vas);
         let node = add_store_node::<K, V, SessHandle<K, VA>, _, _>(
             &b,
             name,

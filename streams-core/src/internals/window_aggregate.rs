@@ -14,9 +14,6 @@ use crate::serde::SerdeRef;
 use crate::state::{ValueAndTimestamp, WindowStoreHandle};
 use crate::window::{SlidingWindows, TimeWindows, Window, Windowed};
 
-/// Kafka Streams' default retention of window stores: one day (or size + grace if larger).
-pub(crate) const DEFAULT_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
-
 pub(crate) type WinHandle<K, VA> = WindowStoreHandle<K, ValueAndTimestamp<VA>>;
 
 pub(crate) type WinStep<K, V, VA> = Arc<dyn Fn(&K, V, Option<VA>) -> VA + Send + Sync>;
@@ -91,21 +88,37 @@ impl WindowSpec {
         }
     }
 
-    /// The store retention for a requested one: time windows default to a day and are
-    /// raised to the minimum; sliding windows default to the minimum, and asking for less
-    /// is an error (Kafka Streams' rules).
+    /// The store retention for a requested one: by default the minimum, and asking for
+    /// less is an error (Kafka Streams 3.x's `WindowStoreMaterializer` rules).
     pub(crate) fn retention(&self, requested: Option<i64>) -> std::result::Result<i64, String> {
-        let min = self.minimum_retention();
-        match (self, requested) {
-            (Self::Time(_), r) => Ok(r.unwrap_or(DEFAULT_RETENTION_MS).max(min)),
-            (Self::Sliding(_), None) => Ok(min),
-            (Self::Sliding(_), Some(r)) if r >= min => Ok(r),
-            (Self::Sliding(_), Some(r)) => Err(format!(
-                "the retention ({r} ms) must be at least twice the time difference plus the \
-                 grace period ({min} ms)"
-            )),
-        }
+        let what = match self {
+            Self::Time(_) => "the window size plus the grace period",
+            Self::Sliding(_) => "twice the time difference plus the grace period",
+        };
+        at_least(self.minimum_retention(), requested, what)
     }
+}
+
+/// A store's retention: `requested`, which must be at least `min` (`what` says what that
+/// is), or `min` by default.
+fn at_least(min: i64, requested: Option<i64>, what: &str) -> std::result::Result<i64, String> {
+    match requested {
+        None => Ok(min),
+        Some(r) if r >= min => Ok(r),
+        Some(r) => Err(format!(
+            "the retention ({r} ms) must be at least {what} ({min} ms)"
+        )),
+    }
+}
+
+/// The retention of a session store: by default the inactivity gap plus grace, and asking
+/// for less is an error (Kafka Streams 3.x's `SessionStoreMaterializer` rules).
+pub(crate) fn session_retention(
+    windows: &crate::window::SessionWindows,
+    requested: Option<i64>,
+) -> std::result::Result<i64, String> {
+    let min = windows.gap_ms().saturating_add(windows.grace_ms());
+    at_least(min, requested, "the inactivity gap plus the grace period")
 }
 
 impl<K, V> Clone for LateOutput<K, V> {
