@@ -225,3 +225,73 @@ fn changing_the_foreign_key_retracts_the_old_result() {
     orders.pipe_input("o1".into(), None).unwrap();
     assert_eq!(out.read_values_to_list().unwrap(), vec![None]);
 }
+
+/// Kafka 3.7+'s subscription instructions for rows that never joined: an inner join sends
+/// no tombstone when a non-joining row is updated with the same foreign key or deleted (it
+/// had no result); a row whose foreign key is null
+/// is dropped and counted by an inner join and joins nothing in a left join, and deleting
+/// it retracts the left join's result.
+#[test]
+fn rows_that_never_joined_and_null_foreign_keys_follow_kafka() {
+    for left in [false, true] {
+        let builder = StreamsBuilder::new();
+        // Products keyed by an optional id, so that an order's foreign key can be null.
+        let products = builder.table::<Option<String>, String>("products");
+        let orders = builder.table::<String, Order>("orders");
+        let fk = |o: &Order| (!o.product.is_empty()).then(|| o.product.clone());
+        let joined = if left {
+            orders.left_join_on_foreign_key(&products, fk, |o: &Order, n: Option<&String>| {
+                format!("{}x{}", o.qty, n.map_or("?", |n| n.as_str()))
+            })
+        } else {
+            orders.join_on_foreign_key(&products, fk, |o: &Order, n: &String| {
+                format!("{}x{n}", o.qty)
+            })
+        };
+        joined.to_stream().to("out");
+        let config = StreamsConfig::new("fk").with_cache_max_bytes(0);
+        let driver = TopologyTestDriver::new(builder.build().unwrap(), config).unwrap();
+        let orders = driver.input_topic::<String, Option<Order>>("orders");
+        let out = driver.output_topic::<String, Option<String>>("out");
+        let order = |p: &str, qty| {
+            Some(Order {
+                product: p.into(),
+                qty,
+            })
+        };
+        let label = if left { "left" } else { "inner" };
+
+        // A row whose product does not exist, then updated with the same product.
+        orders.pipe_input("o1".into(), order("p1", 1)).unwrap();
+        orders.pipe_input("o1".into(), order("p1", 2)).unwrap();
+        let want: Vec<Option<String>> = if left {
+            vec![Some("1x?".into()), Some("2x?".into())]
+        } else {
+            vec![]
+        };
+        assert_eq!(out.read_values_to_list().unwrap(), want, "{label}");
+        // Deleted: the left join retracts its result; the inner join's result table (always
+        // materialized here) knows there was none, so no tombstone (Kafka drops it too when
+        // the result is materialized).
+        orders.pipe_input("o1".into(), None).unwrap();
+        let want: Vec<Option<String>> = if left { vec![None] } else { vec![] };
+        assert_eq!(out.read_values_to_list().unwrap(), want, "{label}");
+
+        // A null foreign key.
+        let dropped = driver.metrics().dropped_records;
+        orders.pipe_input("o2".into(), order("", 3)).unwrap();
+        if left {
+            assert_eq!(
+                out.read_values_to_list().unwrap(),
+                vec![Some("3x?".to_string())],
+                "{label}"
+            );
+        } else {
+            assert!(out.read_values_to_list().unwrap().is_empty(), "{label}");
+            assert_eq!(driver.metrics().dropped_records, dropped + 1, "{label}");
+        }
+        orders.pipe_input("o2".into(), None).unwrap();
+        let want: Vec<Option<String>> = if left { vec![None] } else { vec![] };
+        assert_eq!(out.read_values_to_list().unwrap(), want, "{label}");
+    }
+}

@@ -283,13 +283,15 @@ pub(crate) fn send_subscriptions<K: Data, V: Data, KO: Data>(
     let null = |fk: &KO| fks.is_null(fk);
     let old_fk = r.value.old.as_ref().map(|v| ex(v));
     let new_fk = r.value.new.as_ref().map(|v| ex(v));
-    // Kafka's SubscriptionSendProcessorSupplier (one difference, below).
+    // Kafka's SubscriptionSendProcessorSupplier, 3.7+ (one difference, below).
     if left_join {
         match (old_fk, new_fk) {
+            // A deleted row whose foreign key was null had a result with no right
+            // value: the null-key subscription is answered with none, which deletes it.
+            (Some(o), None) if null(&o) => send(o, Instruction::PropagateNullIfMissing, t),
             // A deleted row: unsubscribe, and the answer makes the result a
             // tombstone (Kafka also sends a null-key subscription, answered the
             // same way).
-            (Some(o), None) if null(&o) => Ok(()),
             (Some(o), None) => send(o, Instruction::DeleteAndPropagate, t),
             (Some(o), Some(n)) => {
                 // Kafka propagates here too; both answers would then carry the
@@ -305,26 +307,23 @@ pub(crate) fn send_subscriptions<K: Data, V: Data, KO: Data>(
             (None, None) => Ok(()),
         }
     } else {
-        match (old_fk, new_fk) {
-            (Some(o), _) if null(&o) => {
+        // A null old foreign key subscribed to nothing: as if there were no old row.
+        match (old_fk.filter(|o| !null(o)), new_fk) {
+            (old, Some(n)) if null(&n) => {
                 t.metrics.dropped_records += 1;
-                Ok(())
-            }
-            (Some(_), Some(n)) if null(&n) => {
-                t.metrics.dropped_records += 1;
-                Ok(())
-            }
-            (Some(o), Some(n)) => {
-                if !same(&n, &o) {
-                    send(o, Instruction::DeleteNoPropagate, t)?;
+                match old {
+                    Some(o) => send(o, Instruction::DeleteAndPropagate, t),
+                    None => Ok(()),
                 }
+            }
+            // The same foreign key: had it no match, the old row had none either, so
+            // only a match is worth an answer (no idempotent tombstone).
+            (Some(o), Some(n)) if same(&n, &o) => send(n, Instruction::PropagateOnlyIfPresent, t),
+            (Some(o), Some(n)) => {
+                send(o, Instruction::DeleteNoPropagate, t)?;
                 send(n, Instruction::PropagateNullIfMissing, t)
             }
             (Some(o), None) => send(o, Instruction::DeleteAndPropagate, t),
-            (None, Some(n)) if null(&n) => {
-                t.metrics.dropped_records += 1;
-                Ok(())
-            }
             (None, Some(n)) => send(n, Instruction::PropagateOnlyIfPresent, t),
             (None, None) => Ok(()),
         }
