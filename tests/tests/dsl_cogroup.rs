@@ -628,7 +628,10 @@ struct WindowReference {
     advance: i64,
     grace: i64,
     partitions: u32,
-    stream_time: HashMap<u32, i64>,
+    /// The time each input's aggregation node observed, per partition: Kafka's window
+    /// aggregation processors each keep their own (one input's records close no window for
+    /// another).
+    stream_time: HashMap<(u32, &'static str), i64>,
     /// (key, window start) -> (sum, largest timestamp).
     windows: BTreeMap<(String, i64), (i64, i64)>,
     updates: Vec<(String, Option<i64>, i64)>,
@@ -636,9 +639,9 @@ struct WindowReference {
 }
 
 impl WindowReference {
-    fn apply(&mut self, key: &str, ts: i64, delta: i64) {
+    fn apply(&mut self, input: &'static str, key: &str, ts: i64, delta: i64) {
         let p = partition_for_key(key.as_bytes(), self.partitions);
-        let st = self.stream_time.entry(p).or_insert(i64::MIN);
+        let st = self.stream_time.entry((p, input)).or_insert(i64::MIN);
         *st = (*st).max(ts);
         let close = *st - self.grace;
         let mut start = (ts / self.advance) * self.advance;
@@ -706,11 +709,11 @@ fn time_windowed_cogroup_with_grace_drops_late_records() {
             if g.below(2) == 0 {
                 let v = g.below(20) as i64;
                 a_in.pipe_input_at(key.clone(), v, ts).unwrap();
-                reference.apply(&key, ts, v);
+                reference.apply("a", &key, ts, v);
             } else {
                 let v = "y".repeat(g.below(5) as usize);
                 b_in.pipe_input_at(key.clone(), v.clone(), ts).unwrap();
-                reference.apply(&key, ts, -(v.len() as i64));
+                reference.apply("b", &key, ts, -(v.len() as i64));
             }
         }
         assert!(reference.dropped > 0, "the scenario has late records");
@@ -753,12 +756,15 @@ fn a_late_record_is_dropped_for_its_closed_window_only() {
         let b_in = driver.input_topic::<String, i64>("b");
         a_in.pipe_input_at(s("k"), s("x"), 1_000).unwrap();
         b_in.pipe_input_at(s("k"), 1, 12_000).unwrap();
-        // Stream time 12000: [0, 10000) is open until 15000 (end + grace).
+        // Input a's time is 1000 (each input's node keeps its own, as in Kafka):
+        // [0, 10000) is open until 15000 (end + grace).
         a_in.pipe_input_at(s("k"), s("y"), 9_000).unwrap();
-        b_in.pipe_input_at(s("k"), 2, 15_000).unwrap();
-        // Stream time 15000: [0, 10000) has closed; this record is late.
+        a_in.pipe_input_at(s("k"), s("w"), 15_000).unwrap();
+        // Input a's time is 15000: [0, 10000) has closed for a; this record is late.
         a_in.pipe_input_at(s("k"), s("z"), 9_500).unwrap();
-        // ... but one for the open window is still taken.
+        // Input b's time is still 12000: the window is open for b's records.
+        b_in.pipe_input_at(s("k"), 2, 9_800).unwrap();
+        // ... and one for the open window is taken.
         b_in.pipe_input_at(s("k"), 3, 10_000).unwrap();
         let out = driver::records(&driver.output_topic::<String, Option<String>>("out"));
         assert_eq!(
@@ -767,8 +773,9 @@ fn a_late_record_is_dropped_for_its_closed_window_only() {
                 (s("[k@0/10000]"), Some(s("x")), 1_000),
                 (s("[k@10000/20000]"), Some(s("1")), 12_000),
                 (s("[k@0/10000]"), Some(s("xy")), 9_000),
-                (s("[k@10000/20000]"), Some(s("12")), 15_000),
-                (s("[k@10000/20000]"), Some(s("123")), 15_000),
+                (s("[k@10000/20000]"), Some(s("1w")), 15_000),
+                (s("[k@0/10000]"), Some(s("xy2")), 9_800),
+                (s("[k@10000/20000]"), Some(s("1w3")), 15_000),
             ],
             "{label}"
         );

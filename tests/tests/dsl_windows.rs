@@ -482,6 +482,48 @@ fn window_and_session_stores_keep_size_plus_grace_by_default_and_refuse_less() {
     );
 }
 
+/// A windowed aggregation judges lateness by the records that reach it (Kafka's
+/// per-processor observed stream time): a record that a filter drops, or a null key the
+/// aggregation drops, closes no window, however far ahead its timestamp.
+#[test]
+fn records_dropped_before_a_windowed_aggregation_close_no_window() {
+    for sessions in [false, true] {
+        let builder = StreamsBuilder::new();
+        let grouped = builder
+            .stream::<String, String>("in")
+            .filter(|_, v| v != "skip")
+            .group_by_key();
+        let table = if sessions {
+            grouped
+                .windowed_by_session(SessionWindows::of_inactivity_gap_with_no_grace(secs(5)))
+                .count()
+        } else {
+            grouped
+                .windowed_by(TimeWindows::of_size_with_no_grace(secs(10)))
+                .count()
+        };
+        counts_to(table, "out");
+        let config = StreamsConfig::new("w").with_cache_max_bytes(0);
+        let driver = TopologyTestDriver::new(builder.build().unwrap(), config).unwrap();
+        let input = driver.input_topic::<String, String>("in");
+        input.pipe_input_at(s("a"), s("x"), 1_000).unwrap();
+        input.pipe_input_at(s("a"), s("skip"), 50_000).unwrap();
+        input.pipe_input_at(s("a"), s("x"), 2_000).unwrap();
+        assert_eq!(driver.metrics().dropped_records, 0, "sessions: {sessions}");
+        let out = driver::key_values::<String, i64>(&driver, "out");
+        let last = if sessions {
+            "[a@1000/2000]"
+        } else {
+            "[a@0/10000]"
+        };
+        assert_eq!(out.last(), Some(&(s(last), 2)), "sessions: {sessions}");
+        // A record that reaches the aggregation does move its time on.
+        input.pipe_input_at(s("b"), s("x"), 50_000).unwrap();
+        input.pipe_input_at(s("a"), s("x"), 3_000).unwrap();
+        assert_eq!(driver.metrics().dropped_records, 1, "sessions: {sessions}");
+    }
+}
+
 mod suppression {
     use super::*;
     use streams_core::dsl::{BufferConfig, Suppressed};

@@ -20,8 +20,9 @@ use crate::error::{Result, TopologyError};
 use crate::internals::node::Children;
 use crate::internals::task::TaskContext;
 use crate::internals::window_aggregate::{
-    SessHandle, SessMerger, SessStep, WinHandle, WinStep, WindowSpec, aggregate_session,
-    aggregate_sliding, aggregate_time, forward_flushed_sessions, forward_flushed_windows,
+    SessHandle, SessMerger, SessStep, SessionFold, WinHandle, WinStep, WindowClock, WindowSpec,
+    aggregate_session, aggregate_sliding, aggregate_time, forward_flushed_sessions,
+    forward_flushed_windows,
 };
 use crate::record::{Change, Record};
 use crate::serde::{DefaultSerde, SerdeRef};
@@ -223,6 +224,8 @@ fn add_window_node<K: Data, V: Data, VA: Data>(
         Some(flush_and_forward::<WinHandle<K, VA>>),
         move || {
             let step = step.clone();
+            // Each input's node keeps its own observed time, as Kafka's processors do.
+            let mut clock = WindowClock::default();
             move |store: &WinHandle<K, VA>,
                   r: Record<K, V>,
                   ch: &Children,
@@ -231,7 +234,7 @@ fn add_window_node<K: Data, V: Data, VA: Data>(
                 if null_key_dropped(store.is_null_key(&r.key), t) {
                     return Ok(());
                 }
-                let close_time = t.stream_time.saturating_sub(spec.grace_ms());
+                let close_time = clock.observe(r.timestamp).saturating_sub(spec.grace_ms());
                 match spec {
                     WindowSpec::Time(windows) => {
                         aggregate_time(&windows, store, &step, &r, close_time, t)?;
@@ -267,7 +270,12 @@ fn add_session_node<K: Data, V: Data, VA: Data>(
         store,
         Some(flush_and_forward::<SessHandle<K, VA>>),
         move || {
-            let (init, step, merger) = (init.clone(), step.clone(), merger.clone());
+            let fold = SessionFold {
+                init: Some(init.clone()),
+                step: step.clone(),
+                merger: merger.clone(),
+            };
+            let mut clock = WindowClock::default();
             move |store: &SessHandle<K, VA>,
                   r: Record<K, V>,
                   ch: &Children,
@@ -276,7 +284,8 @@ fn add_session_node<K: Data, V: Data, VA: Data>(
                 if null_key_dropped(store.is_null_key(&r.key), t) {
                     return Ok(());
                 }
-                aggregate_session(&windows, store, Some(&*init), &step, &merger, r, t)?;
+                let now = clock.observe(r.timestamp);
+                aggregate_session(&windows, store, &fold, r, now, t)?;
                 forward_flushed_sessions(store, ch, t)
             }
         },
@@ -716,8 +725,9 @@ impl<K: Data, VA: Data> TimeWindowedCogroupedKStream<K, VA> {
     /// let driver = TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("doc")).unwrap();
     /// driver.input_topic::<String, i64>("a").pipe_input_at("k".into(), 7, 1_000).unwrap();
     /// driver.input_topic::<String, i64>("b").pipe_input_at("k".into(), 2, 16_000).unwrap();
-    /// // Window [0, 10000) closed at 15000 (end + grace): this record is dropped.
-    /// driver.input_topic::<String, i64>("a").pipe_input_at("k".into(), 1, 9_000).unwrap();
+    /// // Window [0, 10000) closed at 15000 (end + grace) for input b, which saw 16000: this
+    /// // record is dropped (each input's aggregation keeps its own stream time, as in Kafka).
+    /// driver.input_topic::<String, i64>("b").pipe_input_at("k".into(), 1, 9_000).unwrap();
     /// let out = driver.output_topic::<String, i64>("out").read_key_values_to_list().unwrap();
     /// assert_eq!(out, vec![("[k@0/10000]".to_string(), 7), ("[k@10000/20000]".to_string(), -2)]);
     /// assert_eq!(driver.metrics().dropped_records, 1);

@@ -26,7 +26,8 @@ pub(crate) use crate::internals::window_aggregate::*;
 ///
 /// Each record updates every window that contains it (one for tumbling windows, size /
 /// advance for hopping ones). A record for a window that has closed — its end plus grace is
-/// at or before the task's stream time — is dropped and counted in
+/// at or before the aggregation's stream time, the largest timestamp of the records that
+/// reached it (Kafka's per-processor observed stream time) — is dropped and counted in
 /// `TaskMetrics::dropped_records`. Updates go downstream as they leave the window store's
 /// record cache (at a commit, or when the cache is full), or at once with caching disabled.
 pub struct TimeWindowedKStream<K, V> {
@@ -195,11 +196,10 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
                 flush_windows_quietly::<K, VA>
             }),
             move || Timed {
-                // The end up to which final results were emitted (OnWindowClose).
-                state: i64::MIN,
+                state: WindowClock::default(),
                 process: {
                     let (step, late) = (step.clone(), late.clone());
-                    move |emitted_until: &mut i64,
+                    move |clock: &mut WindowClock,
                           store: &WinHandle<K, VA>,
                           r: Record<K, V>,
                           ch: &Children,
@@ -209,7 +209,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
                             t.metrics.dropped_records += 1;
                             return Ok(());
                         }
-                        let close_time = t.stream_time.saturating_sub(grace);
+                        let close_time = clock.observe(r.timestamp).saturating_sub(grace);
                         let on_time = match spec {
                             WindowSpec::Time(windows) => {
                                 aggregate_time(&windows, store, &step, &r, close_time, t)?
@@ -229,17 +229,19 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
                             late.write(&r, t)?;
                         }
                         if emit == EmitStrategy::OnWindowClose {
-                            emit_closed(&spec, emitted_until, store, ch, t)?;
+                            emit_closed(&spec, clock, store, ch, t)?;
                         }
                         Ok(())
                     }
                 },
-                advance: move |emitted_until: &mut i64,
+                advance: move |clock: &mut WindowClock,
                                store: &WinHandle<K, VA>,
                                ch: &Children,
                                t: &mut TaskContext| {
+                    // Stream time moved on without a record (idle advance).
+                    clock.observe(t.stream_time);
                     if emit == EmitStrategy::OnWindowClose {
-                        emit_closed(&spec, emitted_until, store, ch, t)?;
+                        emit_closed(&spec, clock, store, ch, t)?;
                     }
                     Ok(())
                 },
@@ -344,7 +346,8 @@ impl<K, V> Materialized<K, V> {
 /// A record merges every session of its key that ends at most `gap` before it or starts at
 /// most `gap` after it. The merged sessions are forwarded as tombstones and the merged
 /// result as an update, with the session end as timestamp. A record whose merged session
-/// ended more than `gap + grace` before stream time is dropped and counted.
+/// ended more than `gap + grace` before the aggregation's stream time (the largest
+/// timestamp of the records that reached it) is dropped and counted.
 pub struct SessionWindowedKStream<K, V> {
     grouped: KGroupedStream<K, V>,
     windows: crate::window::SessionWindows,
@@ -409,9 +412,11 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
             materialized,
             Some(i64::default_serde()),
             "KSTREAM-AGGREGATE-",
-            Some(Arc::new(|| 0)),
-            Arc::new(|_, _, n| n.unwrap_or(0) + 1),
-            Arc::new(|_, a, b| a + b),
+            SessionFold {
+                init: Some(Arc::new(|| 0)),
+                step: Arc::new(|_, _, n| n.unwrap_or(0) + 1),
+                merger: Arc::new(|_, a, b| a + b),
+            },
         )
     }
 
@@ -461,12 +466,14 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
             materialized,
             self.grouped.value_serde(),
             "KSTREAM-REDUCE-",
-            None,
-            Arc::new(move |_, v, agg| match agg {
-                None => v,
-                Some(a) => reducer(a, v),
-            }),
-            Arc::new(move |_, a, b| merge(a, b)),
+            SessionFold {
+                init: None,
+                step: Arc::new(move |_, v, agg| match agg {
+                    None => v,
+                    Some(a) => reducer(a, v),
+                }),
+                merger: Arc::new(move |_, a, b| merge(a, b)),
+            },
         )
     }
 
@@ -527,9 +534,11 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
             materialized,
             None,
             "KSTREAM-AGGREGATE-",
-            Some(initializer),
-            Arc::new(move |k, v, agg| aggregator(k, v, agg.unwrap_or_else(|| init()))),
-            Arc::new(merger),
+            SessionFold {
+                init: Some(initializer),
+                step: Arc::new(move |k, v, agg| aggregator(k, v, agg.unwrap_or_else(|| init()))),
+                merger: Arc::new(merger),
+            },
         )
     }
 
@@ -538,9 +547,7 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
         materialized: Materialized<K, VA>,
         default_value_serde: Option<SerdeRef<VA>>,
         prefix: &str,
-        init: Option<Arc<dyn Fn() -> VA + Send + Sync>>,
-        step: SessStep<K, V, VA>,
-        merger: SessMerger<K, VA>,
+        fold: SessionFold<K, V, VA>,
     ) -> KTable<Windowed<K>, VA> {
         let b = self.grouped.builder().clone();
         let carried_key = self.grouped.key_serde();
@@ -556,7 +563,8 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
             &store,
             Some(flush_and_forward::<SessHandle<K, VA>>),
             move || {
-                let (init, step, merger) = (init.clone(), step.clone(), merger.clone());
+                let fold = fold.clone();
+                let mut clock = WindowClock::default();
                 move |store: &SessHandle<K, VA>,
                       r: Record<K, V>,
                       ch: &Children,
@@ -566,7 +574,8 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
                         t.metrics.dropped_records += 1;
                         return Ok(());
                     }
-                    aggregate_session(&windows, store, init.as_deref(), &step, &merger, r, t)?;
+                    let now = clock.observe(r.timestamp);
+                    aggregate_session(&windows, store, &fold, r, now, t)?;
                     // Tombstones of the replaced sessions, then the merged one, reach
                     // downstream as they leave the record cache (at once with caching off).
                     forward_flushed_sessions(store, ch, t)

@@ -131,16 +131,45 @@ impl<K, V> Clone for LateOutput<K, V> {
     }
 }
 
-/// Emit-on-close: forwards, from the store, every window that closed since the last call
-/// (its end in `(emitted_until, closed_until]`), and moves `emitted_until` on.
+/// The time a windowed aggregation node goes by: the largest timestamp of the records
+/// that reached it (Kafka's per-processor `observedStreamTime`: a record dropped upstream,
+/// or one of another branch of the task, closes no window here), and for emit-on-close
+/// the end up to which final results were emitted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WindowClock {
+    observed: i64,
+    emitted_until: i64,
+}
+
+impl Default for WindowClock {
+    fn default() -> Self {
+        Self {
+            observed: i64::MIN,
+            emitted_until: i64::MIN,
+        }
+    }
+}
+
+impl WindowClock {
+    /// Takes `ts` into the observed time; returns the observed time.
+    pub(crate) fn observe(&mut self, ts: i64) -> i64 {
+        self.observed = self.observed.max(ts);
+        self.observed
+    }
+}
+
+/// Emit-on-close: forwards, from the store, every window that closed by the observed time
+/// since the last call (its end in `(emitted_until, closed_until]`), and moves
+/// `emitted_until` on.
 pub(crate) fn emit_closed<K: Data, VA: Data>(
     spec: &WindowSpec,
-    emitted_until: &mut i64,
+    clock: &mut WindowClock,
     store: &WinHandle<K, VA>,
     ch: &Children,
     t: &mut TaskContext,
 ) -> Result<()> {
-    let close_time = t.stream_time.saturating_sub(spec.grace_ms());
+    let emitted_until = &mut clock.emitted_until;
+    let close_time = clock.observed.saturating_sub(spec.grace_ms());
     // The latest end of a closed window: time windows' ends are exclusive, sliding
     // windows' inclusive (one ending at the close time is still open).
     let closed_until = match spec {
@@ -380,32 +409,49 @@ pub(crate) type SessHandle<K, VA> = crate::state::SessionStoreHandle<K, VA>;
 pub(crate) type SessStep<K, V, VA> = WinStep<K, V, VA>;
 pub(crate) type SessMerger<K, VA> = Arc<dyn Fn(&K, VA, VA) -> VA + Send + Sync>;
 
+/// How a session aggregation folds records: `init` starts a session's aggregate (`None`:
+/// a reduction, which starts from the first value), `step` adds a record, `merger`
+/// combines the aggregates of two sessions.
+pub(crate) struct SessionFold<K, V, VA> {
+    pub(crate) init: Option<Arc<dyn Fn() -> VA + Send + Sync>>,
+    pub(crate) step: SessStep<K, V, VA>,
+    pub(crate) merger: SessMerger<K, VA>,
+}
+
+impl<K, V, VA> Clone for SessionFold<K, V, VA> {
+    fn clone(&self) -> Self {
+        Self {
+            init: self.init.clone(),
+            step: self.step.clone(),
+            merger: self.merger.clone(),
+        }
+    }
+}
+
 /// Adds `r` to its session, as Kafka Streams' `KStreamSessionWindowAggregate` does: the
-/// sessions of its key within `gap` of it are merged (with `merger`, starting from
-/// `init()`; a reduction has no `init` and starts from the first session's value) and
+/// sessions of its key within `gap` of it are merged (see [`SessionFold`]) and
 /// replaced by one session that also holds `r`. A record whose merged session
-/// ended more than `gap + grace` before stream time is dropped and counted. Nothing is
+/// ended more than `gap + grace` before `now` (the node's observed time, see
+/// [`WindowClock`]) is dropped and counted. Nothing is
 /// forwarded here: the caller forwards what left the store's cache.
 pub(crate) fn aggregate_session<K: Data, V: Data, VA: Data>(
     windows: &crate::window::SessionWindows,
     store: &SessHandle<K, VA>,
-    init: Option<&(dyn Fn() -> VA + Send + Sync)>,
-    step: &SessStep<K, V, VA>,
-    merger: &SessMerger<K, VA>,
+    fold: &SessionFold<K, V, VA>,
     r: Record<K, V>,
+    now: i64,
     t: &mut TaskContext,
 ) -> Result<()> {
     let ts = r.timestamp;
-    let close_time = t
-        .stream_time
+    let close_time = now
         .saturating_sub(windows.grace_ms())
         .saturating_sub(windows.gap_ms());
     let merged = store.find_sessions(&r.key, ts - windows.gap_ms(), ts + windows.gap_ms())?;
     let mut window = Window { start: ts, end: ts };
-    let mut agg = init.map(|init| init());
+    let mut agg = fold.init.as_ref().map(|init| init());
     for (w, v) in &merged {
         agg = Some(match agg {
-            Some(agg) => merger(&r.key, agg, v.clone()),
+            Some(agg) => (fold.merger)(&r.key, agg, v.clone()),
             None => v.clone(),
         });
         window.start = window.start.min(w.window.start);
@@ -420,6 +466,6 @@ pub(crate) fn aggregate_session<K: Data, V: Data, VA: Data>(
             store.remove(&w)?;
         }
     }
-    let agg = step(&r.key, r.value, agg);
+    let agg = (fold.step)(&r.key, r.value, agg);
     store.put(&Windowed { key: r.key, window }, &agg)
 }
