@@ -454,32 +454,33 @@ fn window_and_session_stores_keep_size_plus_grace_by_default_and_refuse_less() {
     let store = driver.window_store::<String, i64>("counts").unwrap();
     assert_eq!(store.fetch(&s("a"), 0).unwrap(), Some(1));
 
-    let builder = StreamsBuilder::new();
-    builder
-        .stream::<String, String>("in")
-        .group_by_key()
-        .windowed_by(TimeWindows::of_size_and_grace(secs(10), secs(5)))
-        .count_with(Materialized::as_("counts").with_retention(secs(14)));
-    let err = builder.build().unwrap_err().to_string();
+    let too_short = || Materialized::as_("counts").with_retention(secs(14));
+    let err = build_error(|g| {
+        g.windowed_by(TimeWindows::of_size_and_grace(secs(10), secs(5)))
+            .count_with(too_short());
+    });
     assert!(
         err.contains("window size plus the grace period (15000 ms)"),
         "{err}"
     );
-
-    let builder = StreamsBuilder::new();
-    builder
-        .stream::<String, String>("in")
-        .group_by_key()
-        .windowed_by_session(SessionWindows::of_inactivity_gap_and_grace(
+    let err = build_error(|g| {
+        g.windowed_by_session(SessionWindows::of_inactivity_gap_and_grace(
             secs(10),
             secs(5),
         ))
-        .count_with(Materialized::as_("sessions").with_retention(secs(14)));
-    let err = builder.build().unwrap_err().to_string();
+        .count_with(too_short());
+    });
     assert!(
         err.contains("inactivity gap plus the grace period (15000 ms)"),
         "{err}"
     );
+}
+
+/// The error of building "in" grouped by key and aggregated by `aggregate`.
+fn build_error(aggregate: impl FnOnce(KGroupedStream<String, String>)) -> String {
+    let builder = StreamsBuilder::new();
+    aggregate(builder.stream("in").group_by_key());
+    builder.build().unwrap_err().to_string()
 }
 
 /// A windowed aggregation judges lateness by the records that reach it (Kafka's
@@ -675,14 +676,11 @@ mod suppression {
 
     #[test]
     fn until_window_closes_on_a_table_without_windows_is_a_build_error() {
-        let builder = StreamsBuilder::new();
-        builder
-            .stream::<String, String>("in")
-            .group_by_key()
-            .count()
-            .suppress(Suppressed::until_window_closes(BufferConfig::unbounded()));
-        let err = builder.build().unwrap_err();
-        assert!(err.to_string().contains("windowed aggregation"), "{err}");
+        let err = build_error(|g| {
+            g.count()
+                .suppress(Suppressed::until_window_closes(BufferConfig::unbounded()));
+        });
+        assert!(err.contains("windowed aggregation"), "{err}");
     }
 
     #[test]
