@@ -731,6 +731,44 @@ fn emit_on_window_close_forwards_each_window_once_after_end_plus_grace() {
     assert!(out.is_empty());
 }
 
+/// Emit-on-close with the default retention (size + grace): a window that a record
+/// closes is still emitted when that record opens a window far enough ahead to take the
+/// closed one out of the store's retention, cache on and off.
+#[test]
+fn emit_on_window_close_with_the_default_retention_emits_the_window_closed_last() {
+    use streams_core::dsl::EmitStrategy;
+    for cache in [0, 1 << 20] {
+        let topology = counting_with(|g| {
+            g.windowed_by(TimeWindows::of_size_with_no_grace(secs(10)))
+                .emit_strategy(EmitStrategy::OnWindowClose)
+                .count()
+        });
+        let config = StreamsConfig::new("e").with_cache_max_bytes(cache);
+        let (out, _) = driver::count_keys_at(
+            topology,
+            config,
+            &[
+                ("a", 1_000),
+                ("a", 2_000),
+                ("b", 10_000),
+                ("b", 20_000),
+                ("c", 21_000),
+                ("d", 60_000), // a jump: [20 s, 30 s) closes as the store's time passes it
+            ],
+        );
+        assert_eq!(
+            out,
+            vec![
+                (s("[a@0/10000]"), 2),
+                (s("[b@10000/20000]"), 1),
+                (s("[b@20000/30000]"), 1),
+                (s("[c@20000/30000]"), 1),
+            ],
+            "cache {cache}"
+        );
+    }
+}
+
 #[test]
 fn window_updates_are_coalesced_by_the_record_cache_and_carry_old_values() {
     let build = || {

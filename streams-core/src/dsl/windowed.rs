@@ -210,6 +210,13 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
                             return Ok(());
                         }
                         let close_time = clock.observe(r.timestamp).saturating_sub(grace);
+                        if emit == EmitStrategy::OnWindowClose {
+                            // Before this record's windows are written: a window it closes
+                            // may leave the store's retention (window size plus grace by
+                            // default) once the store's time moves to this record's window.
+                            // This record joins no closed window, so nothing is missed.
+                            emit_closed(&spec, clock, store, ch, t)?;
+                        }
                         let on_time = match spec {
                             WindowSpec::Time(windows) => {
                                 aggregate_time(&windows, store, &step, &r, close_time, t)?
@@ -227,9 +234,6 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
                         }
                         if !on_time && let Some(late) = &late {
                             late.write(&r, t)?;
-                        }
-                        if emit == EmitStrategy::OnWindowClose {
-                            emit_closed(&spec, clock, store, ch, t)?;
                         }
                         Ok(())
                     }
