@@ -525,6 +525,106 @@ fn records_dropped_before_a_windowed_aggregation_close_no_window() {
     }
 }
 
+/// A session that ends exactly `gap + grace` behind the aggregation's time is still open
+/// (it closes once it ends strictly before): a record within the gap merges into it, with
+/// the store's default retention (gap + grace), cache on and off.
+#[test]
+fn a_session_at_the_edge_of_its_retention_still_merges() {
+    for cache in [0, 1 << 20] {
+        let topology = counting_with(|g| {
+            g.windowed_by_session(SessionWindows::of_inactivity_gap_with_no_grace(secs(10)))
+                .count()
+        });
+        let config = StreamsConfig::new("s").with_cache_max_bytes(cache);
+        let (out, driver) =
+            driver::count_keys_at(topology, config, &[("a", 0), ("b", 10_000), ("a", 5_000)]);
+        assert_eq!(driver.metrics().dropped_records, 0, "cache {cache}");
+        assert_eq!(out.last(), Some(&(s("[a@0/5000]"), 2)), "cache {cache}");
+    }
+}
+
+/// Session emit-on-close against a recount: every session of random out-of-order records
+/// (less out of order than the grace, so no closed session is joined again) comes out
+/// exactly once, with its final count, at its end, once a later record closes it; cache
+/// on and off.
+#[test]
+fn session_emit_on_close_forwards_each_final_session_once() {
+    use streams_core::dsl::EmitStrategy;
+    const GAP: i64 = 5_000;
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |n: u64| {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        (seed >> 33) % n
+    };
+    let input: Vec<(String, i64)> = (0..400i64)
+        .map(|i| (format!("k{}", next(3)), i * 700 + next(10_000) as i64))
+        .collect();
+    let mut by_key: std::collections::BTreeMap<&str, Vec<i64>> = Default::default();
+    for (k, ts) in &input {
+        by_key.entry(k).or_default().push(*ts);
+    }
+    // (end, key, start, count): every session, all closed by the last record below.
+    let mut expected: Vec<(i64, String, i64, i64)> = Vec::new();
+    for (k, mut times) in by_key {
+        times.sort();
+        let mut run: Option<(i64, i64, i64)> = None;
+        for ts in times {
+            run = match run {
+                Some((start, end, n)) if ts - end <= GAP => Some((start, ts, n + 1)),
+                Some((start, end, n)) => {
+                    expected.push((end, k.to_string(), start, n));
+                    Some((ts, ts, 1))
+                }
+                None => Some((ts, ts, 1)),
+            };
+        }
+        if let Some((start, end, n)) = run {
+            expected.push((end, k.to_string(), start, n));
+        }
+    }
+    expected.sort();
+    for cache in [0, 1 << 20] {
+        let builder = StreamsBuilder::new();
+        builder
+            .stream::<String, String>("in")
+            .group_by_key()
+            .windowed_by_session(SessionWindows::of_inactivity_gap_and_grace(
+                Duration::from_millis(GAP as u64),
+                secs(20),
+            ))
+            .emit_strategy(EmitStrategy::OnWindowClose)
+            .count()
+            .to_stream()
+            .map(|w, n| (format!("{} {}", w.key, w.window.start), n.unwrap_or(-1)))
+            .to("out");
+        let config = StreamsConfig::new("e").with_cache_max_bytes(cache);
+        let driver = TopologyTestDriver::new(builder.build().unwrap(), config).unwrap();
+        let topic = driver.input_topic::<String, String>("in");
+        for (k, ts) in &input {
+            topic.pipe_input_at(k.clone(), s("x"), *ts).unwrap();
+        }
+        topic.pipe_input_at(s("zz"), s("x"), 1_000_000).unwrap();
+        assert_eq!(driver.metrics().dropped_records, 0, "cache {cache}");
+        let got: Vec<(i64, String, i64, i64)> = driver
+            .output_topic::<String, i64>("out")
+            .read_records_to_list()
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                let (key, start) = r.key.split_once(' ').unwrap();
+                // A final session is stamped with its end.
+                (
+                    r.timestamp,
+                    key.to_string(),
+                    start.parse().unwrap(),
+                    r.value,
+                )
+            })
+            .collect();
+        assert_eq!(got, expected, "cache {cache}");
+    }
+}
+
 mod suppression {
     use super::*;
     use streams_core::dsl::{BufferConfig, Suppressed};

@@ -93,12 +93,15 @@ pub(crate) fn add_session_store<K: Data, VA: Data>(
         });
         windows.gap_ms().saturating_add(windows.grace_ms())
     });
-    let parts =
-        Stores::default_session_store_builder(store_name, retention, ks.clone(), vas.clone())
-            .with_logging_enabled(materialized.logging)
-            .with_caching_enabled(materialized.caching)
-            .forwarding_changes()
-            .into_spec();
+    // The store drops sessions that end at or before its time minus the retention, while a
+    // session ending exactly `gap + grace` behind still takes records (it closes once it
+    // ends strictly before): one more millisecond keeps it until then.
+    let kept = retention.saturating_add(1);
+    let parts = Stores::default_session_store_builder(store_name, kept, ks.clone(), vas.clone())
+        .with_logging_enabled(materialized.logging)
+        .with_caching_enabled(materialized.caching)
+        .forwarding_changes()
+        .into_spec();
     let store = parts.name.clone();
     b.borrow_mut().add_store(parts);
     store

@@ -355,6 +355,7 @@ impl<K, V> Materialized<K, V> {
 pub struct SessionWindowedKStream<K, V> {
     grouped: KGroupedStream<K, V>,
     windows: crate::window::SessionWindows,
+    emit: EmitStrategy,
 }
 
 debug_fields!(SessionWindowedKStream<K, V>, s => { "windows": s.windows });
@@ -400,11 +401,45 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         SessionWindowedKStream {
             grouped: self.copy(),
             windows,
+            emit: EmitStrategy::default(),
         }
     }
 }
 
 impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
+    /// Chooses when results are forwarded (Kafka Streams' `emitStrategy`). Default:
+    /// [`EmitStrategy::OnWindowUpdate`], an update (and tombstones of merged sessions) per
+    /// record. With [`EmitStrategy::OnWindowClose`], each session once, when it closes —
+    /// stream time passes its end plus gap plus grace —, read from the store, timestamped
+    /// with its end; sessions merged away before closing are never forwarded.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use streams_core::prelude::*;
+    /// # use streams_core::dsl::EmitStrategy;
+    /// # use streams_core::window::SessionWindows;
+    /// let builder = StreamsBuilder::new();
+    /// builder.stream::<String, String>("clicks")
+    ///     .group_by_key()
+    ///     .windowed_by_session(SessionWindows::of_inactivity_gap_with_no_grace(Duration::from_secs(10)))
+    ///     .emit_strategy(EmitStrategy::OnWindowClose)
+    ///     .count()
+    ///     .to_stream()
+    ///     .map(|w, n| (w.to_string(), n.unwrap_or(0)))
+    ///     .to("final-sessions");
+    /// let driver = TopologyTestDriver::new(builder.build().unwrap(), StreamsConfig::new("doc")).unwrap();
+    /// let clicks = driver.input_topic::<String, String>("clicks");
+    /// for ts in [0, 4_000, 8_000] { clicks.pipe_input_at("u".into(), "c".into(), ts).unwrap(); }
+    /// let out = driver.output_topic::<String, i64>("final-sessions");
+    /// assert!(out.is_empty());
+    /// clicks.pipe_input_at("v".into(), "c".into(), 18_001).unwrap(); // 8 s + 10 s passed
+    /// assert_eq!(out.read_key_values_to_list().unwrap(), vec![("[u@0/8000]".to_string(), 3)]);
+    /// ```
+    pub fn emit_strategy(mut self, emit: EmitStrategy) -> Self {
+        self.emit = emit;
+        self
+    }
+
     /// Counts records per session.
     pub fn count(&self) -> KTable<Windowed<K>, i64> {
         self.count_with(Materialized::new())
@@ -560,30 +595,59 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
         let parent = self.grouped.upstream(&store_name, &ks);
         let windows = self.windows;
         let store = add_session_store(&b, &store_name, &windows, &materialized, &ks, &vas);
+        let on_close = self.emit == EmitStrategy::OnWindowClose;
         let node = add_store_node::<K, V, SessHandle<K, VA>, _, _>(
             &b,
             name,
             &[parent],
             &store,
-            Some(flush_and_forward::<SessHandle<K, VA>>),
-            move || {
-                let fold = fold.clone();
-                let mut clock = WindowClock::default();
-                move |store: &SessHandle<K, VA>,
-                      r: Record<K, V>,
-                      ch: &Children,
-                      t: &mut TaskContext|
-                      -> Result<()> {
-                    if store.is_null_key(&r.key) {
-                        t.metrics.dropped_records += 1;
-                        return Ok(());
+            Some(if on_close {
+                flush_sessions_quietly::<K, VA>
+            } else {
+                flush_and_forward::<SessHandle<K, VA>>
+            }),
+            move || Timed {
+                state: WindowClock::default(),
+                process: {
+                    let fold = fold.clone();
+                    move |clock: &mut WindowClock,
+                          store: &SessHandle<K, VA>,
+                          r: Record<K, V>,
+                          ch: &Children,
+                          t: &mut TaskContext|
+                          -> Result<()> {
+                        if store.is_null_key(&r.key) {
+                            t.metrics.dropped_records += 1;
+                            return Ok(());
+                        }
+                        let now = clock.observe(r.timestamp);
+                        if on_close {
+                            // Before this record is written, as for time windows: it joins
+                            // no closed session.
+                            emit_closed_sessions(&windows, clock, store, ch, t)?;
+                        }
+                        aggregate_session(&windows, store, &fold, r, now, t)?;
+                        if on_close {
+                            store.take_flushed()?;
+                            return Ok(());
+                        }
+                        // Tombstones of the replaced sessions, then the merged one, reach
+                        // downstream as they leave the record cache (at once with caching
+                        // off).
+                        forward_flushed_sessions(store, ch, t)
                     }
-                    let now = clock.observe(r.timestamp);
-                    aggregate_session(&windows, store, &fold, r, now, t)?;
-                    // Tombstones of the replaced sessions, then the merged one, reach
-                    // downstream as they leave the record cache (at once with caching off).
-                    forward_flushed_sessions(store, ch, t)
-                }
+                },
+                advance: move |clock: &mut WindowClock,
+                               store: &SessHandle<K, VA>,
+                               ch: &Children,
+                               t: &mut TaskContext| {
+                    // Stream time moved on without a record (idle advance).
+                    clock.observe(t.stream_time);
+                    if on_close {
+                        emit_closed_sessions(&windows, clock, store, ch, t)?;
+                    }
+                    Ok(())
+                },
             },
         );
         let wks: SerdeRef<Windowed<K>> = Arc::new(crate::window::SessionWindowedSerde::new(ks));

@@ -405,6 +405,44 @@ pub(crate) fn flush_windows_quietly<K: Data, VA: Data>(
 }
 
 pub(crate) type SessHandle<K, VA> = crate::state::SessionStoreHandle<K, VA>;
+
+/// On commit with emit-on-close: writes the session cache down; updates are not forwarded.
+pub(crate) fn flush_sessions_quietly<K: Data, VA: Data>(
+    store: &SessHandle<K, VA>,
+    _ch: &Children,
+    _t: &mut TaskContext,
+) -> Result<()> {
+    store.flush_cache()?;
+    store.take_flushed()?;
+    Ok(())
+}
+
+/// Emit-on-close for sessions (Kafka's `KStreamSessionWindowAggregate` with
+/// `EmitStrategy.onWindowClose()`): forwards, from the store, every session that closed since
+/// the last call — its end before `observed - gap - grace`, when a record joining it would be
+/// dropped — as a final result timestamped with its end, ascending by end, and moves
+/// `emitted_until` on.
+pub(crate) fn emit_closed_sessions<K: Data, VA: Data>(
+    windows: &crate::window::SessionWindows,
+    clock: &mut WindowClock,
+    store: &SessHandle<K, VA>,
+    ch: &Children,
+    t: &mut TaskContext,
+) -> Result<()> {
+    let close = clock
+        .observed
+        .saturating_sub(windows.gap_ms())
+        .saturating_sub(windows.grace_ms());
+    if close <= clock.emitted_until {
+        return Ok(());
+    }
+    for (key, v) in store.sessions_ending_in(clock.emitted_until, close)? {
+        let end = key.window.end;
+        ch.forward(t, Record::new(key, Change::new(Some(v), None), end))?;
+    }
+    clock.emitted_until = close;
+    Ok(())
+}
 /// A record added to its session's aggregate (`None`: a reduction's first value).
 pub(crate) type SessStep<K, V, VA> = WinStep<K, V, VA>;
 pub(crate) type SessMerger<K, VA> = Arc<dyn Fn(&K, VA, VA) -> VA + Send + Sync>;

@@ -122,6 +122,19 @@ impl<K: 'static, V: 'static> SessionStoreHandle<K, V> {
         self.sessions(iter)
     }
 
+    /// The sessions of every key that end in `[from, to)`, ascending by (end, key bytes,
+    /// start): the sessions an emit-on-close aggregation emits when its close time moves
+    /// from `from` to `to`.
+    pub(crate) fn sessions_ending_in(&self, from: i64, to: i64) -> Result<WindowedEntries<K, V>> {
+        let store = relock(&self.store);
+        let iter = store.find_sessions_in_range(None, None, from, to.saturating_sub(1))?;
+        let mut sessions = self.sessions(iter)?;
+        sessions.retain(|(w, _)| w.window.end < to);
+        // Stable: sessions of one end keep their (key bytes, start) order.
+        sessions.sort_by_key(|(w, _)| w.window.end);
+        Ok(sessions)
+    }
+
     /// Every live session of `key`, ascending by end.
     pub fn fetch(&self, key: &K) -> Result<WindowedEntries<K, V>> {
         let k = encode_key(&self.key_serde, &self.name, key)?;
