@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::Data;
 use crate::error::{Result, TopologyError};
+use crate::internals::forward::flush_quietly;
 use crate::internals::node::Children;
 use crate::internals::task::TaskContext;
 use crate::record::Record;
@@ -193,7 +194,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
             Some(if emit == EmitStrategy::OnWindowUpdate {
                 flush_and_forward::<WinHandle<K, VA>>
             } else {
-                flush_windows_quietly::<K, VA>
+                flush_quietly::<WinHandle<K, VA>>
             }),
             move || Timed {
                 state: WindowClock::default(),
@@ -602,7 +603,7 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
             &[parent],
             &store,
             Some(if on_close {
-                flush_sessions_quietly::<K, VA>
+                flush_quietly::<SessHandle<K, VA>>
             } else {
                 flush_and_forward::<SessHandle<K, VA>>
             }),

@@ -99,6 +99,8 @@ pub(crate) trait ForwardsFlushed {
     fn flush_cache(&self) -> Result<()>;
     /// Forwards the updates that left the cache.
     fn forward_flushed(&self, children: &Children, task: &mut TaskContext) -> Result<()>;
+    /// Drops the updates that left the cache unforwarded.
+    fn discard_flushed(&self) -> Result<()>;
 }
 
 /// `ForwardsFlushed` for a store handle type, with its forwarding function (the window
@@ -118,6 +120,9 @@ macro_rules! forwards_flushed {
             ) -> $crate::error::Result<()> {
                 $forward(self, children, task)
             }
+            fn discard_flushed(&self) -> $crate::error::Result<()> {
+                $handle::take_flushed(self).map(drop)
+            }
         }
     };
 }
@@ -132,4 +137,15 @@ pub(crate) fn flush_and_forward<S: ForwardsFlushed>(
 ) -> Result<()> {
     store.flush_cache()?;
     store.forward_flushed(children, task)
+}
+
+/// On commit with emit-on-close: writes `store`'s cache down without forwarding what left
+/// it (final results are read from the store when their windows close).
+pub(crate) fn flush_quietly<S: ForwardsFlushed>(
+    store: &S,
+    _children: &Children,
+    _task: &mut TaskContext,
+) -> Result<()> {
+    store.flush_cache()?;
+    store.discard_flushed()
 }

@@ -393,29 +393,7 @@ pub(crate) fn forward_flushed_sessions<K: Data, VA: Data>(
 crate::internals::forward::forwards_flushed!(WinHandle, forward_flushed_windows);
 crate::internals::forward::forwards_flushed!(SessHandle, forward_flushed_sessions);
 
-/// On commit with emit-on-close: writes the cache down; updates are not forwarded.
-pub(crate) fn flush_windows_quietly<K: Data, VA: Data>(
-    store: &WinHandle<K, VA>,
-    _ch: &Children,
-    _t: &mut TaskContext,
-) -> Result<()> {
-    store.flush_cache()?;
-    store.take_flushed()?;
-    Ok(())
-}
-
 pub(crate) type SessHandle<K, VA> = crate::state::SessionStoreHandle<K, VA>;
-
-/// On commit with emit-on-close: writes the session cache down; updates are not forwarded.
-pub(crate) fn flush_sessions_quietly<K: Data, VA: Data>(
-    store: &SessHandle<K, VA>,
-    _ch: &Children,
-    _t: &mut TaskContext,
-) -> Result<()> {
-    store.flush_cache()?;
-    store.take_flushed()?;
-    Ok(())
-}
 
 /// Emit-on-close for sessions (Kafka's `KStreamSessionWindowAggregate` with
 /// `EmitStrategy.onWindowClose()`): forwards, from the store, every session that closed since
