@@ -231,10 +231,10 @@ fn add_window_node<K: Data, V: Data, VA: Data>(
                   ch: &Children,
                   t: &mut TaskContext|
                   -> Result<()> {
-                if null_key_dropped(store.is_null_key(&r.key), t) {
+                let Some(now) = clock.admit(store.is_null_key(&r.key), r.timestamp, t) else {
                     return Ok(());
-                }
-                let close_time = clock.observe(r.timestamp).saturating_sub(spec.grace_ms());
+                };
+                let close_time = now.saturating_sub(spec.grace_ms());
                 match spec {
                     WindowSpec::Time(windows) => {
                         aggregate_time(&windows, store, &step, &r, close_time, t)?;
@@ -281,10 +281,9 @@ fn add_session_node<K: Data, V: Data, VA: Data>(
                   ch: &Children,
                   t: &mut TaskContext|
                   -> Result<()> {
-                if null_key_dropped(store.is_null_key(&r.key), t) {
+                let Some(now) = clock.admit(store.is_null_key(&r.key), r.timestamp, t) else {
                     return Ok(());
-                }
-                let now = clock.observe(r.timestamp);
+                };
                 aggregate_session(&windows, store, &fold, r, now, t)?;
                 forward_flushed_sessions(store, ch, t)
             }

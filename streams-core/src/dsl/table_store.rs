@@ -1,6 +1,7 @@
-//! The timestamped key-value and window stores of DSL tables and aggregations: shared by
-//! the builder and every table operator. Forwarding what leaves their caches is per-record work and
-//! lives in [`crate::internals::forward`]; it is re-exported here for the DSL's operators.
+//! The stores of DSL tables and aggregations (timestamped key-value, window and session):
+//! shared by the builder and every table operator. Forwarding what leaves their caches is
+//! per-record work and lives in [`crate::internals::forward`]; it is re-exported here for
+//! the DSL's operators.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -44,6 +45,23 @@ pub(crate) fn add_ts_store<K: Data, V: Data>(
     store_name
 }
 
+/// A store retention as checked: its value, or `minimum` after reporting why the requested
+/// one was refused as a topology error of `operator` (`build()` then fails with it).
+fn checked_retention(
+    b: &Shared,
+    operator: &str,
+    checked: std::result::Result<i64, String>,
+    minimum: i64,
+) -> i64 {
+    checked.unwrap_or_else(|detail| {
+        b.borrow_mut().error(TopologyError::InvalidOption {
+            operator: operator.into(),
+            detail,
+        });
+        minimum
+    })
+}
+
 /// Adds the timestamped window store of a windowed aggregation (cached and logged as
 /// `materialized` says, its retention checked against the windows); returns its name.
 pub(crate) fn add_window_store<K: Data, VA: Data>(
@@ -54,15 +72,12 @@ pub(crate) fn add_window_store<K: Data, VA: Data>(
     ks: &SerdeRef<K>,
     vas: &SerdeRef<VA>,
 ) -> String {
-    let retention = spec
-        .retention(materialized.retention)
-        .unwrap_or_else(|detail| {
-            b.borrow_mut().error(TopologyError::InvalidOption {
-                operator: "windowed_by".into(),
-                detail,
-            });
-            spec.minimum_retention()
-        });
+    let retention = checked_retention(
+        b,
+        "windowed_by",
+        spec.retention(materialized.retention),
+        spec.minimum_retention(),
+    );
     let ts_serde: SerdeRef<ValueAndTimestamp<VA>> = Arc::new(TimestampedSerde::new(vas.clone()));
     let size = spec.size_ms();
     let builder =
@@ -86,13 +101,12 @@ pub(crate) fn add_session_store<K: Data, VA: Data>(
     ks: &SerdeRef<K>,
     vas: &SerdeRef<VA>,
 ) -> String {
-    let retention = session_retention(windows, materialized.retention).unwrap_or_else(|detail| {
-        b.borrow_mut().error(TopologyError::InvalidOption {
-            operator: "windowed_by_session".into(),
-            detail,
-        });
-        windows.gap_ms().saturating_add(windows.grace_ms())
-    });
+    let retention = checked_retention(
+        b,
+        "windowed_by_session",
+        session_retention(windows, materialized.retention),
+        windows.gap_ms().saturating_add(windows.grace_ms()),
+    );
     // The store drops sessions that end at or before its time minus the retention, while a
     // session ending exactly `gap + grace` behind still takes records (it closes once it
     // ends strictly before): one more millisecond keeps it until then.

@@ -206,11 +206,11 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
                           ch: &Children,
                           t: &mut TaskContext|
                           -> Result<()> {
-                        if store.is_null_key(&r.key) {
-                            t.metrics.dropped_records += 1;
+                        let Some(now) = clock.admit(store.is_null_key(&r.key), r.timestamp, t)
+                        else {
                             return Ok(());
-                        }
-                        let close_time = clock.observe(r.timestamp).saturating_sub(grace);
+                        };
+                        let close_time = now.saturating_sub(grace);
                         if emit == EmitStrategy::OnWindowClose {
                             // Before this record's windows are written: a window it closes
                             // may leave the store's retention (window size plus grace by
@@ -617,11 +617,10 @@ impl<K: Data, V: Data> SessionWindowedKStream<K, V> {
                           ch: &Children,
                           t: &mut TaskContext|
                           -> Result<()> {
-                        if store.is_null_key(&r.key) {
-                            t.metrics.dropped_records += 1;
+                        let Some(now) = clock.admit(store.is_null_key(&r.key), r.timestamp, t)
+                        else {
                             return Ok(());
-                        }
-                        let now = clock.observe(r.timestamp);
+                        };
                         if on_close {
                             // Before this record is written, as for time windows: it joins
                             // no closed session.

@@ -156,6 +156,17 @@ impl WindowClock {
         self.observed = self.observed.max(ts);
         self.observed
     }
+
+    /// A record reaching the aggregation: one with a null key is dropped and counted (it
+    /// moves no time on, as in Kafka); otherwise its timestamp is observed and the observed
+    /// time returned.
+    pub(crate) fn admit(&mut self, null_key: bool, ts: i64, t: &mut TaskContext) -> Option<i64> {
+        if null_key {
+            t.metrics.dropped_records += 1;
+            return None;
+        }
+        Some(self.observe(ts))
+    }
 }
 
 /// Emit-on-close: forwards, from the store, every window that closed by the observed time

@@ -127,9 +127,10 @@ impl<K: 'static, V: 'static> SessionStoreHandle<K, V> {
     /// from `from` to `to`.
     pub(crate) fn sessions_ending_in(&self, from: i64, to: i64) -> Result<WindowedEntries<K, V>> {
         let store = relock(&self.store);
-        let iter = store.find_sessions_in_range(None, None, from, to.saturating_sub(1))?;
-        let mut sessions = self.sessions(iter)?;
-        sessions.retain(|(w, _)| w.window.end < to);
+        let open_too = store.find_sessions_in_range(None, None, from, to.saturating_sub(1))?;
+        // Sessions still open (ending at or after `to`) are skipped before decoding.
+        let closed = open_too.filter(|r| r.as_ref().map_or(true, |(sk, _)| sk.end < to));
+        let mut sessions = self.sessions(Box::new(closed))?;
         // Stable: sessions of one end keep their (key bytes, start) order.
         sessions.sort_by_key(|(w, _)| w.window.end);
         Ok(sessions)
