@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use streams_core::partitioner::partition_for_key;
 use streams_core::prelude::*;
 use streams_core::window::{SessionWindows, TimeWindowedSerde, TimeWindows};
 use streams_tests::driver;
@@ -299,7 +300,7 @@ fn late_records_for_closed_sessions_are_dropped() {
 /// Session reduce and aggregate against a plain recount: with a grace that keeps every
 /// record on time, a key's sessions are the runs of its sorted timestamps whose neighbours
 /// are at most `gap` apart, whatever the arrival order; a commutative reducer's value is the
-/// sum of the run. Cache on and off.
+/// sum of the run. Cache on and off, one and three partitions.
 #[test]
 fn session_reduce_and_aggregate_match_a_recount_of_the_sessions() {
     const GAP: i64 = 5_000;
@@ -336,7 +337,7 @@ fn session_reduce_and_aggregate_match_a_recount_of_the_sessions() {
             }
         }
     }
-    for cache in [0, 10 * 1024 * 1024] {
+    for (cache, partitions) in [(0, 1), (10 * 1024 * 1024, 1), (0, 3), (10 * 1024 * 1024, 3)] {
         let builder = StreamsBuilder::new();
         let sessions = builder
             .stream::<String, i64>("in")
@@ -352,11 +353,11 @@ fn session_reduce_and_aggregate_match_a_recount_of_the_sessions() {
             |_, a, b| a + b,
             Materialized::as_("aggregated").with_value_serde(default_serde()),
         );
-        let driver = TopologyTestDriver::new(
+        let driver = driver::with_partitions(
             builder.build().unwrap(),
             StreamsConfig::new("sessions").with_cache_max_bytes(cache),
-        )
-        .unwrap();
+            &[("in", partitions)],
+        );
         let topic = driver.input_topic::<String, i64>("in");
         for (k, ts, amount) in &input {
             topic.pipe_input_at(k.clone(), *amount, *ts).unwrap();
@@ -376,7 +377,10 @@ fn session_reduce_and_aggregate_match_a_recount_of_the_sessions() {
                     (k.clone(), found)
                 })
                 .collect();
-            assert_eq!(got, expected, "store {store}, cache {cache}");
+            assert_eq!(
+                got, expected,
+                "store {store}, cache {cache}, {partitions} partitions"
+            );
         }
     }
 }
@@ -546,7 +550,7 @@ fn a_session_at_the_edge_of_its_retention_still_merges() {
 /// Session emit-on-close against a recount: every session of random out-of-order records
 /// (less out of order than the grace, so no closed session is joined again) comes out
 /// exactly once, with its final count, at its end, once a later record closes it; cache
-/// on and off.
+/// on and off, one and three partitions.
 #[test]
 fn session_emit_on_close_forwards_each_final_session_once() {
     use streams_core::dsl::EmitStrategy;
@@ -583,7 +587,7 @@ fn session_emit_on_close_forwards_each_final_session_once() {
         }
     }
     expected.sort();
-    for cache in [0, 1 << 20] {
+    for (cache, partitions) in [(0, 1), (1 << 20, 1), (0, 3), (1 << 20, 3)] {
         let builder = StreamsBuilder::new();
         builder
             .stream::<String, String>("in")
@@ -598,14 +602,26 @@ fn session_emit_on_close_forwards_each_final_session_once() {
             .map(|w, n| (format!("{} {}", w.key, w.window.start), n.unwrap_or(-1)))
             .to("out");
         let config = StreamsConfig::new("e").with_cache_max_bytes(cache);
-        let driver = TopologyTestDriver::new(builder.build().unwrap(), config).unwrap();
+        let driver =
+            driver::with_partitions(builder.build().unwrap(), config, &[("in", partitions)]);
         let topic = driver.input_topic::<String, String>("in");
         for (k, ts) in &input {
             topic.pipe_input_at(k.clone(), s("x"), *ts).unwrap();
         }
-        topic.pipe_input_at(s("zz"), s("x"), 1_000_000).unwrap();
-        assert_eq!(driver.metrics().dropped_records, 0, "cache {cache}");
-        let got: Vec<(i64, String, i64, i64)> = driver
+        // A record far ahead in every partition closes every session of the input.
+        let mut closed = std::collections::BTreeSet::new();
+        for i in 0.. {
+            let key = format!("zz{i}");
+            if closed.insert(partition_for_key(key.as_bytes(), partitions)) {
+                topic.pipe_input_at(key, s("x"), 1_000_000).unwrap();
+            }
+            if closed.len() == partitions as usize {
+                break;
+            }
+        }
+        let label = format!("cache {cache}, {partitions} partitions");
+        assert_eq!(driver.metrics().dropped_records, 0, "{label}");
+        let mut got: Vec<(i64, String, i64, i64)> = driver
             .output_topic::<String, i64>("out")
             .read_records_to_list()
             .unwrap()
@@ -621,7 +637,11 @@ fn session_emit_on_close_forwards_each_final_session_once() {
                 )
             })
             .collect();
-        assert_eq!(got, expected, "cache {cache}");
+        // Each task emits by end; tasks interleave.
+        if partitions > 1 {
+            got.sort();
+        }
+        assert_eq!(got, expected, "{label}");
     }
 }
 
