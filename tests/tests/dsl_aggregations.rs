@@ -736,3 +736,153 @@ fn materialized_with_caching_disabled_forwards_every_update() -> Result<(), Stre
     );
     Ok(())
 }
+
+/// The aggregations of a stream with null values (`None` of an `Option` value), as Kafka
+/// Streams runs them: `KStreamAggregate` and `KStreamReduce` (count, reduce, aggregate,
+/// before and after a repartition) and `KStreamSlidingWindowAggregate` skip a record whose
+/// value is null and count it as dropped; `KStreamWindowAggregate` (time windows) hands it
+/// to the aggregator, so a windowed count counts it. Recounted with a HashMap, cache on and
+/// off, one and three partitions.
+#[test]
+fn stream_aggregations_drop_null_values_as_kafka_does() {
+    use std::collections::HashMap;
+    use std::time::Duration;
+    use streams_core::window::{SlidingWindows, TimeWindows};
+    // 60 records over 5 keys; every third value is null. Timestamps only grow, so no
+    // window is ever late.
+    let input: Vec<(String, Option<String>, i64)> = (0..60i64)
+        .map(|i| {
+            let key = format!("k{}", (i * 7) % 5);
+            let value = (i % 3 != 0).then(|| format!("v{i}"));
+            (key, value, 1_000 * i)
+        })
+        .collect();
+    let nulls = input.iter().filter(|(_, v, _)| v.is_none()).count() as u64;
+    let mut counts: HashMap<String, i64> = HashMap::new();
+    let mut joined: HashMap<String, String> = HashMap::new();
+    let mut by_group: HashMap<String, i64> = HashMap::new();
+    let mut windowed: HashMap<String, i64> = HashMap::new();
+    for (k, v, ts) in &input {
+        // Time windows of 10 s count every record, null or not.
+        *windowed
+            .entry(format!("{k}@{}", ts / 10_000 * 10_000))
+            .or_default() += 1;
+        let Some(v) = v else { continue };
+        *counts.entry(k.clone()).or_default() += 1;
+        joined
+            .entry(k.clone())
+            .and_modify(|a| *a = format!("{a},{v}"))
+            .or_insert_with(|| v.clone());
+        *by_group
+            .entry(k[1..].parse::<i64>().unwrap_or(0).rem_euclid(2).to_string())
+            .or_default() += 1;
+    }
+    // Sliding windows of 5 s: the final count of each record's left window [t - 5 s, t]
+    // counts the non-null records of the key in it.
+    let mut sliding: HashMap<String, i64> = HashMap::new();
+    for (k, v, t) in &input {
+        if v.is_none() {
+            continue;
+        }
+        let n = input
+            .iter()
+            .filter(|(k2, v2, t2)| k2 == k && v2.is_some() && *t2 >= t - 5_000 && t2 <= t)
+            .count() as i64;
+        sliding.insert(format!("{k}@{}", (t - 5_000).max(0)), n);
+    }
+    for partitions in [1, 3] {
+        for (label, config) in [
+            ("cache on", StreamsConfig::new(APP)),
+            ("cache off", StreamsConfig::new(APP).with_cache_max_bytes(0)),
+        ] {
+            let builder = StreamsBuilder::new();
+            let views = builder.stream::<String, Option<String>>("in");
+            let grouped = views.group_by_key();
+            grouped.count().to_stream().to("counts");
+            grouped
+                .reduce(|a: Option<String>, b: Option<String>| {
+                    Some(format!(
+                        "{},{}",
+                        a.unwrap_or_default(),
+                        b.unwrap_or_default()
+                    ))
+                })
+                .to_stream()
+                .to("joined");
+            views
+                .group_by(|k, _| (k[1..].parse::<i64>().unwrap_or(0) % 2).to_string())
+                .aggregate(|| 0i64, |_, _v, n| n + 1)
+                .to_stream()
+                .to("by-group");
+            let window_key =
+                |k: Windowed<String>, v: Option<i64>| (format!("{}@{}", k.key, k.window.start), v);
+            grouped
+                .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_secs(10)))
+                .count()
+                .to_stream()
+                .map(window_key)
+                .to("windowed");
+            grouped
+                .windowed_by_sliding(SlidingWindows::of_time_difference_and_grace(
+                    Duration::from_secs(5),
+                    Duration::from_secs(3600),
+                ))
+                .count()
+                .to_stream()
+                .map(window_key)
+                .to("sliding");
+            let topology = builder.build().unwrap();
+            let driver = driver::with_partitions(topology, config, &[("in", partitions)]);
+            let topic = driver.input_topic::<String, Option<String>>("in");
+            for (k, v, ts) in &input {
+                topic.pipe_input_at(k.clone(), v.clone(), *ts).unwrap();
+            }
+            let last = |t: &str| -> HashMap<String, Option<i64>> {
+                driver::key_values::<String, Option<i64>>(&driver, t)
+                    .into_iter()
+                    .collect()
+            };
+            let wrap = |m: &HashMap<String, i64>| -> HashMap<String, Option<i64>> {
+                m.iter().map(|(k, v)| (k.clone(), Some(*v))).collect()
+            };
+            let run = format!("{label}, {partitions} partitions");
+            assert_eq!(last("counts"), wrap(&counts), "count, {run}");
+            assert_eq!(
+                last("by-group"),
+                wrap(&by_group),
+                "aggregate after group_by, {run}"
+            );
+            assert_eq!(
+                last("windowed"),
+                wrap(&windowed),
+                "time-windowed count, {run}"
+            );
+            // Sliding windows also include right windows; their left windows must match.
+            let sliding_out = last("sliding");
+            for (w, n) in &sliding {
+                assert_eq!(
+                    sliding_out.get(w),
+                    Some(&Some(*n)),
+                    "sliding window {w}, {run}"
+                );
+            }
+            let reduced: HashMap<String, Option<String>> =
+                driver::key_values::<String, Option<Option<String>>>(&driver, "joined")
+                    .into_iter()
+                    .map(|(k, v)| (k, v.flatten()))
+                    .collect();
+            let expected: HashMap<String, Option<String>> = joined
+                .iter()
+                .map(|(k, v)| (k.clone(), Some(v.clone())))
+                .collect();
+            assert_eq!(reduced, expected, "reduce, {run}");
+            // Dropped by count, reduce, the aggregation after group_by and the sliding
+            // windows; not by the time windows.
+            assert_eq!(
+                driver.metrics().dropped_records,
+                4 * nulls,
+                "dropped, {run}"
+            );
+        }
+    }
+}

@@ -1565,3 +1565,37 @@ fn kafka_named_param_should_set_name_of_windowed_cogroup() {
     assert_eq!(agg.successors, vec![s("foo-cogroup-merge")]);
     assert!(nodes.iter().any(|n| n.name == "foo-cogroup-merge"));
 }
+
+#[test]
+fn null_values_are_dropped_by_the_aggregation_but_reach_time_windows() {
+    // Kafka's cogroup runs each input through `KStreamAggregate` (null values skipped and
+    // counted) or, windowed, `KStreamWindowAggregate` (null values aggregated).
+    for (label, config) in configs() {
+        let builder = StreamsBuilder::new();
+        let a = builder.stream::<String, Option<String>>("a").group_by_key();
+        let b = builder.stream::<String, i64>("b").group_by_key();
+        let add_a = |_: &String, v: Option<String>, n: i64| n + v.map_or(100, |v| v.len() as i64);
+        a.cogroup(add_a)
+            .cogroup(&b, |_, v: i64, n: i64| n + v)
+            .aggregate(|| 0)
+            .to_stream()
+            .to("out");
+        a.cogroup(add_a)
+            .windowed_by(TimeWindows::of_size_with_no_grace(Duration::from_secs(60)))
+            .aggregate(|| 0)
+            .to_stream()
+            .map(|k: Windowed<String>, v: Option<i64>| (k.key, v))
+            .to("windowed");
+        let driver = driver(builder.build().unwrap(), config, &["a", "b"], 1);
+        let a_in = driver.input_topic::<String, Option<String>>("a");
+        let b_in = driver.input_topic::<String, i64>("b");
+        a_in.pipe_input_at(s("k"), Some(s("abc")), 1).unwrap();
+        a_in.pipe_input_at(s("k"), None, 2).unwrap();
+        b_in.pipe_input_at(s("k"), 10, 3).unwrap();
+        a_in.pipe_input_at(s("k"), None, 4).unwrap();
+        let last = |t: &str| driver::key_values::<String, Option<i64>>(&driver, t).pop();
+        assert_eq!(last("out"), Some((s("k"), Some(13))), "{label}");
+        assert_eq!(last("windowed"), Some((s("k"), Some(203))), "{label}");
+        assert_eq!(driver.metrics().dropped_records, 2, "{label}");
+    }
+}

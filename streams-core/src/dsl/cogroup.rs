@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use crate::Data;
 use crate::error::{Result, TopologyError};
+use crate::internals::forward::{is_null_value, null_value_dropped};
 use crate::internals::node::Children;
 use crate::internals::task::TaskContext;
 use crate::internals::window_aggregate::{
@@ -122,11 +123,13 @@ impl<K: Data, V: Data, VA: Data> CogroupInput<K, VA> for Input<K, V, VA> {
         let aggregator = self.aggregator.clone();
         match kind {
             Kind::Table { init } => {
-                add_table_node::<K, V, VA>(b, name, parent, store, init.clone(), aggregator)
+                let nulls = self.grouped.value_serde();
+                add_table_node::<K, V, VA>(b, name, parent, store, init.clone(), nulls, aggregator)
             }
             Kind::Windows { spec, init } => {
                 let step = starting_at(init, aggregator);
-                add_window_node::<K, V, VA>(b, name, parent, store, *spec, step)
+                let nulls = spec.value_nulls(self.grouped.value_serde());
+                add_window_node::<K, V, VA>(b, name, parent, store, *spec, nulls, step)
             }
             Kind::Sessions {
                 windows,
@@ -166,12 +169,15 @@ fn null_key_dropped(null: bool, t: &mut TaskContext) -> bool {
 /// One input's aggregation into the shared key-value store (Kafka's `KStreamAggregate`):
 /// the aggregate starts at `init()`, the stored timestamp is the largest of the records
 /// that contributed, and updates reach the merge node as they leave the record cache.
+/// Records with a null value (by the input's value serde, `nulls`) are dropped and counted,
+/// as `KStreamAggregate` does.
 fn add_table_node<K: Data, V: Data, VA: Data>(
     b: &Shared,
     name: String,
     parent: usize,
     store: &str,
     init: Init<VA>,
+    nulls: Option<SerdeRef<V>>,
     aggregator: Aggregator<K, V, VA>,
 ) -> usize {
     add_store_node::<K, V, TsHandle<K, VA>, _, _>(
@@ -182,12 +188,15 @@ fn add_table_node<K: Data, V: Data, VA: Data>(
         Some(flush_and_forward::<TsHandle<K, VA>>),
         move || {
             let (init, aggregator) = (init.clone(), aggregator.clone());
+            let nulls = nulls.clone();
             move |store: &TsHandle<K, VA>,
                   r: Record<K, V>,
                   ch: &Children,
                   t: &mut TaskContext|
                   -> Result<()> {
-                if null_key_dropped(store.is_null_key(&r.key), t) {
+                if null_key_dropped(store.is_null_key(&r.key), t)
+                    || null_value_dropped(nulls.as_ref(), &r.value, t)
+                {
                     return Ok(());
                 }
                 let (key, value, rts) = (r.key, r.value, r.timestamp);
@@ -214,6 +223,7 @@ fn add_window_node<K: Data, V: Data, VA: Data>(
     parent: usize,
     store: &str,
     spec: WindowSpec,
+    nulls: Option<SerdeRef<V>>,
     step: WinStep<K, V, VA>,
 ) -> usize {
     add_store_node::<K, V, WinHandle<K, VA>, _, _>(
@@ -223,7 +233,7 @@ fn add_window_node<K: Data, V: Data, VA: Data>(
         store,
         Some(flush_and_forward::<WinHandle<K, VA>>),
         move || {
-            let step = step.clone();
+            let (step, nulls) = (step.clone(), nulls.clone());
             // Each input's node keeps its own observed time, as Kafka's processors do.
             let mut clock = WindowClock::default();
             move |store: &WinHandle<K, VA>,
@@ -231,7 +241,8 @@ fn add_window_node<K: Data, V: Data, VA: Data>(
                   ch: &Children,
                   t: &mut TaskContext|
                   -> Result<()> {
-                let Some(now) = clock.admit(store.is_null_key(&r.key), r.timestamp, t) else {
+                let null = store.is_null_key(&r.key) || is_null_value(nulls.as_ref(), &r.value);
+                let Some(now) = clock.admit(null, r.timestamp, t) else {
                     return Ok(());
                 };
                 let close_time = now.saturating_sub(spec.grace_ms());

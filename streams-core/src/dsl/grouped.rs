@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::Data;
 use crate::error::Result;
+use crate::internals::forward::null_value_dropped;
 use crate::internals::node::Children;
 use crate::internals::task::TaskContext;
 use crate::record::Record;
@@ -220,6 +221,9 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         let (store_name, name, ks, vas) = (agg.store, agg.node, agg.key_serde, agg.value_serde);
         let parent = self.upstream(&store_name, &ks);
         let store = add_ts_store(&b, store_name, &materialized, ks.clone(), vas.clone());
+        // Null values are dropped here, not at the repartition (Kafka's order: the null key
+        // is filtered before the topic, the null value by the aggregation).
+        let nulls = self.value_serde.clone();
         let node = add_store_node::<K, V, TsHandle<K, VA>, _, _>(
             &b,
             name,
@@ -227,12 +231,15 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             &store,
             Some(flush_and_forward::<TsHandle<K, VA>>),
             move || {
-                let step = step.clone();
+                let (step, nulls) = (step.clone(), nulls.clone());
                 move |store: &TsHandle<K, VA>,
                       r: Record<K, V>,
                       ch: &Children,
                       t: &mut TaskContext|
                       -> Result<()> {
+                    if null_value_dropped(nulls.as_ref(), &r.value, t) {
+                        return Ok(());
+                    }
                     update_aggregate(store, r.key, r.timestamp, ch, t, |k, old| {
                         Some(step(k, r.value, old))
                     })

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::Data;
 use crate::error::{Result, TopologyError};
-use crate::internals::forward::flush_quietly;
+use crate::internals::forward::{flush_quietly, is_null_value};
 use crate::internals::node::Children;
 use crate::internals::task::TaskContext;
 use crate::record::Record;
@@ -186,6 +186,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
         let emit = self.emit;
         let late = self.late.clone();
         let store = add_window_store(&b, &store_name, spec, &materialized, &ks, &vas);
+        let nulls = spec.value_nulls(self.value_serde());
         let node = add_store_node::<K, V, WinHandle<K, VA>, _, _>(
             &b,
             name,
@@ -199,15 +200,16 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
             move || Timed {
                 state: WindowClock::default(),
                 process: {
-                    let (step, late) = (step.clone(), late.clone());
+                    let (step, late, nulls) = (step.clone(), late.clone(), nulls.clone());
                     move |clock: &mut WindowClock,
                           store: &WinHandle<K, VA>,
                           r: Record<K, V>,
                           ch: &Children,
                           t: &mut TaskContext|
                           -> Result<()> {
-                        let Some(now) = clock.admit(store.is_null_key(&r.key), r.timestamp, t)
-                        else {
+                        let null =
+                            store.is_null_key(&r.key) || is_null_value(nulls.as_ref(), &r.value);
+                        let Some(now) = clock.admit(null, r.timestamp, t) else {
                             return Ok(());
                         };
                         let close_time = now.saturating_sub(grace);

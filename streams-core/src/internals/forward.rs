@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::internals::context::TaskContext;
 use crate::internals::node::Children;
 use crate::record::{Change, Record};
+use crate::serde::SerdeRef;
 use crate::state::{KeyValueStoreHandle, ValueAndTimestamp};
 
 /// The store handle type of DSL key-value stores.
@@ -61,6 +62,27 @@ pub(crate) fn flushed_change<K, V>(
     let ts = new.as_ref().map_or(deleted_at, |v| v.timestamp);
     let change = Change::new(new.map(|v| v.value), old.map(|v| v.value));
     Some(Record::new(key, change, ts))
+}
+
+/// Whether `value` is null by `nulls` (no serde: the type has no known null).
+pub(crate) fn is_null_value<V: Data>(nulls: Option<&SerdeRef<V>>, value: &V) -> bool {
+    nulls.is_some_and(|s| s.is_null(value))
+}
+
+/// Whether a stream aggregation drops `value` as null (Kafka's `KStreamAggregate` and
+/// `KStreamReduce` skip a record whose value is null, and count it as dropped). `nulls` is
+/// the value serde the grouped stream carries, which says what is null (`None` of an
+/// `Option`, `()`); without one the type has no known null and nothing is dropped.
+pub(crate) fn null_value_dropped<V: Data>(
+    nulls: Option<&SerdeRef<V>>,
+    value: &V,
+    task: &mut TaskContext,
+) -> bool {
+    let null = is_null_value(nulls, value);
+    if null {
+        task.metrics.dropped_records += 1;
+    }
+    null
 }
 
 /// One record folded into its key's aggregate in `store`: `fold` maps the current

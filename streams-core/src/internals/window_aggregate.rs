@@ -60,6 +60,16 @@ pub(crate) enum WindowSpec {
 }
 
 impl WindowSpec {
+    /// The serde by which these windows' aggregation drops records with a null value:
+    /// Kafka's `KStreamSlidingWindowAggregate` drops them (and counts them), its
+    /// `KStreamWindowAggregate` hands them to the aggregator.
+    pub(crate) fn value_nulls<V>(&self, serde: Option<SerdeRef<V>>) -> Option<SerdeRef<V>> {
+        match self {
+            Self::Time(_) => None,
+            Self::Sliding(_) => serde,
+        }
+    }
+
     /// The distance from a window's start to its end in the store and in windowed keys.
     pub(crate) fn size_ms(&self) -> i64 {
         match self {
@@ -157,11 +167,11 @@ impl WindowClock {
         self.observed
     }
 
-    /// A record reaching the aggregation: one with a null key is dropped and counted (it
-    /// moves no time on, as in Kafka); otherwise its timestamp is observed and the observed
-    /// time returned.
-    pub(crate) fn admit(&mut self, null_key: bool, ts: i64, t: &mut TaskContext) -> Option<i64> {
-        if null_key {
+    /// A record reaching the aggregation: one that is `null` (a null key, or a null value
+    /// where the windows drop those) is dropped and counted (it moves no time on, as in
+    /// Kafka); otherwise its timestamp is observed and the observed time returned.
+    pub(crate) fn admit(&mut self, null: bool, ts: i64, t: &mut TaskContext) -> Option<i64> {
+        if null {
             t.metrics.dropped_records += 1;
             return None;
         }
