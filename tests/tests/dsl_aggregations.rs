@@ -4,6 +4,7 @@
 
 use streams_core::partitioner::partition_for_key;
 use streams_core::prelude::*;
+use streams_core::topology::NodeType;
 use streams_tests::driver;
 
 const APP: &str = "aggs";
@@ -885,4 +886,94 @@ fn stream_aggregations_drop_null_values_as_kafka_does() {
             );
         }
     }
+}
+
+#[test]
+fn an_unnamed_table_store_is_named_after_its_topic_as_in_kafka() {
+    // Kafka's `builder.table("users")`: store `users-STATE-STORE-0000000000`, then the
+    // source `KSTREAM-SOURCE-0000000001` and the table source `KTABLE-SOURCE-0000000002`.
+    let builder = StreamsBuilder::new();
+    builder
+        .table::<String, String>("users")
+        .to_stream()
+        .to("out");
+    let topology = builder.build().unwrap();
+    let nodes: Vec<(String, NodeType)> = topology.describe().subtopologies[0]
+        .nodes
+        .iter()
+        .map(|n| (n.name.clone(), n.kind.clone()))
+        .collect();
+    let store = s("users-STATE-STORE-0000000000");
+    assert_eq!(nodes[0].0, "KSTREAM-SOURCE-0000000001");
+    assert_eq!(
+        nodes[1],
+        (
+            s("KTABLE-SOURCE-0000000002"),
+            NodeType::Processor {
+                stores: vec![store.clone()]
+            }
+        )
+    );
+    assert_eq!(topology.store_names(), vec![store.as_str()]);
+    let driver = driver_for(topology);
+    driver
+        .input_topic::<String, String>("users")
+        .pipe_input(s("u1"), s("eu"))
+        .unwrap();
+    let users = driver.key_value_store::<String, String>(&store).unwrap();
+    assert_eq!(users.get(&s("u1")).unwrap(), Some(s("eu")));
+}
+
+#[allow(clippy::unwrap_used)] // a panic fails the test
+fn driver_for(topology: Topology) -> TopologyTestDriver {
+    TopologyTestDriver::new(topology, StreamsConfig::new(APP)).unwrap()
+}
+
+#[test]
+fn a_named_grouping_names_its_key_selector_and_repartition_as_in_kafka() {
+    // Kafka's `groupBy(selector, Grouped.as("by-page"))`: the key selector is the node
+    // `by-page`, followed by `by-page-repartition-filter` and `-sink`; the topic is
+    // `<application.id>-by-page-repartition`.
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("views")
+        .group_by_with(
+            |_user, page: &String| page.clone(),
+            Grouped::with(default_serde(), default_serde()).with_name("by-page"),
+        )
+        .count()
+        .to_stream()
+        .to("out");
+    let topology = builder.build().unwrap();
+    let description = topology.describe();
+    let names = |i: usize| -> Vec<String> {
+        description.subtopologies[i]
+            .nodes
+            .iter()
+            .map(|n| n.name.clone())
+            .collect()
+    };
+    assert_eq!(
+        names(0),
+        vec![
+            "KSTREAM-SOURCE-0000000000",
+            "by-page",
+            "by-page-repartition-filter",
+            "by-page-repartition-sink"
+        ]
+    );
+    assert_eq!(names(1)[0], "by-page-repartition-source");
+    assert_eq!(
+        topology.repartition_topics(APP),
+        vec![format!("{APP}-by-page-repartition")]
+    );
+    let driver = driver_for(topology);
+    let views = driver.input_topic::<String, String>("views");
+    for (user, page) in [("u1", "/a"), ("u2", "/a"), ("u1", "/b")] {
+        views.pipe_input(s(user), s(page)).unwrap();
+    }
+    let counts: std::collections::HashMap<String, Option<i64>> =
+        driver::key_values(&driver, "out").into_iter().collect();
+    assert_eq!(counts[&s("/a")], Some(2));
+    assert_eq!(counts[&s("/b")], Some(1));
 }

@@ -136,8 +136,15 @@ impl StreamsBuilder {
         &self,
         topic: &str,
         consumed: Consumed<K, V>,
-        materialized: Materialized<K, V>,
+        mut materialized: Materialized<K, V>,
     ) -> KTable<K, V> {
+        // Kafka names an unnamed table's store after its topic, before the source's name:
+        // `builder.table("users")` first gives `users-STATE-STORE-0000000000`, then
+        // `KSTREAM-SOURCE-0000000001` and `KTABLE-SOURCE-0000000002`.
+        if materialized.name.is_none() {
+            let prefix = format!("{topic}-STATE-STORE-");
+            materialized.name = Some(self.inner.borrow_mut().generate(&prefix));
+        }
         let source_name = self
             .inner
             .borrow_mut()

@@ -820,7 +820,9 @@ impl<K: Data, V: Data> KStream<K, V> {
     where
         F: Fn(&K, &V) -> K2 + Send + Sync + 'static,
     {
-        let keyed = self.select_key(selector);
+        // Kafka names the key selector after the grouping when it has a name.
+        let named = grouped.name.as_deref().map_or_else(Named::none, Named::as_);
+        let keyed = self.select_key_named(selector, named);
         KGroupedStream::new(
             keyed,
             grouped.name,
