@@ -202,6 +202,7 @@ impl StreamsBuilder {
             ks.clone(),
             vs.clone(),
             |v| v,
+            false,
         );
         KTable::new(self.inner.clone(), node, Some(ks), Some(vs), Some(store))
     }
@@ -444,7 +445,9 @@ where
 }
 
 /// Adds a table source node (upsert/delete into a store, forward `Change`s). `to_opt` turns
-/// the input value into the new table value (`None` deletes).
+/// the input value into the new table value (`None` deletes); `absent_deletes`: see
+/// [`TableSource::forwarding_absent_deletes`].
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn add_table_source_node<K: Data, VIn: Data, V: Data>(
     b: &Shared,
     parent: usize,
@@ -453,6 +456,7 @@ pub(crate) fn add_table_source_node<K: Data, VIn: Data, V: Data>(
     ks: SerdeRef<K>,
     vs: SerdeRef<V>,
     to_opt: fn(VIn) -> Option<V>,
+    absent_deletes: bool,
 ) -> (usize, String) {
     let store_name = b
         .borrow_mut()
@@ -462,12 +466,10 @@ pub(crate) fn add_table_source_node<K: Data, VIn: Data, V: Data>(
     let store = add_ts_store(b, store_name, &materialized, ks, vs);
     let store_name: Arc<str> = Arc::from(store.as_str());
     let factory: NodeFactory = Arc::new(move |nb: NodeBuild<'_>| {
-        Ok(NodeBox::typed::<K, VIn, _>(TableSource::<K, VIn, V>::new(
-            store_name.clone(),
-            to_opt,
-            nulls.clone(),
-            nb.children,
-        )))
+        Ok(NodeBox::typed::<K, VIn, _>(
+            TableSource::<K, VIn, V>::new(store_name.clone(), to_opt, nulls.clone(), nb.children)
+                .forwarding_absent_deletes(absent_deletes),
+        ))
     });
     let node = {
         let mut ib = b.borrow_mut();

@@ -220,12 +220,17 @@ fn fk_join<K: Data, V: Data, KO: Data, VO: Data, VR: Data>(
         &[resp_in, left_node],
     );
 
-    // The result table, materialized so that it carries old values.
-    let store = match &materialized.name {
-        Some(n) => n.clone(),
-        None => b
-            .borrow_mut()
-            .generate("KTABLE-FK-JOIN-OUTPUT-STATE-STORE-"),
+    // The result table, materialized so that it carries old values. Unnamed, it stands
+    // for Kafka's unmaterialized result, which has no store and so no cache: results go
+    // out as they come, and deleting a left row that never joined sends a tombstone (only
+    // a caching store can tell that no result was ever sent).
+    let (store, materialized) = match &materialized.name {
+        Some(n) => (n.clone(), materialized),
+        None => (
+            b.borrow_mut()
+                .generate("KTABLE-FK-JOIN-OUTPUT-STATE-STORE-"),
+            materialized.with_caching_disabled(),
+        ),
     };
     let out_vs = require_serde(
         &b,
@@ -244,6 +249,7 @@ fn fk_join<K: Data, V: Data, KO: Data, VO: Data, VR: Data>(
         out_ks.clone(),
         out_vs.clone(),
         |v| v,
+        true,
     );
     KTable::new(b, node, Some(out_ks), Some(out_vs), Some(store))
 }

@@ -744,6 +744,7 @@ impl<K: Data, V: Data> KStream<K, V> {
             ks.clone(),
             vs.clone(),
             Some,
+            false,
         );
         KTable::new(self.b.clone(), node, Some(ks), Some(vs), Some(store))
     }

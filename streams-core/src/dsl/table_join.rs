@@ -47,6 +47,7 @@ impl<K: Data, V: Data> KTable<K, V> {
             ks,
             vs,
             |c| c.new,
+            false,
         )
     }
 }
@@ -380,6 +381,7 @@ fn table_table_join<K: Data, VL: Data, VR: Data, VO: Data>(
                 ks.clone(),
                 vs.clone(),
                 |c| c.new,
+                false,
             );
             KTable::new(b, node, Some(ks), Some(vs), Some(store))
         }

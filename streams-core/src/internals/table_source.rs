@@ -10,7 +10,7 @@ use crate::error::{Result, StreamsError};
 use crate::internals::context::TaskContext;
 use crate::internals::forward::{TsHandle, forward_flushed_at};
 use crate::internals::node::{Children, Input, NodeOps};
-use crate::record::Record;
+use crate::record::{Change, Record};
 use crate::serde::SerdeRef;
 use crate::state::ValueAndTimestamp;
 
@@ -23,6 +23,9 @@ pub(crate) struct TableSource<K, VIn, V> {
     nulls: SerdeRef<V>,
     /// When each deleted key was deleted (by key bytes), until its tombstone is forwarded.
     deleted: HashMap<Vec<u8>, i64>,
+    /// Whether a deletion of a key the table does not hold is forwarded when the store is
+    /// not cached (Kafka's `KTableSource` forwards it; only a caching store drops it).
+    absent_deletes: bool,
     children: Children,
 }
 
@@ -41,8 +44,16 @@ impl<K, VIn, V> TableSource<K, VIn, V> {
             to_opt,
             nulls,
             deleted: HashMap::new(),
+            absent_deletes: false,
             children,
         }
+    }
+
+    /// Forwards the deletion of a key the table does not hold when the store is not cached,
+    /// as Kafka's `KTableSource` does (its caching store drops such a deletion).
+    pub(crate) fn forwarding_absent_deletes(mut self, on: bool) -> Self {
+        self.absent_deletes = on;
+        self
     }
 }
 
@@ -87,7 +98,14 @@ impl<K: Data, VIn: Data, V: Data> Input<K, VIn> for TableSource<K, VIn, V> {
                 if r.timestamp != task.current_timestamp {
                     self.deleted.insert(store.encode_key(&r.key)?, r.timestamp);
                 }
-                store.delete(&r.key)?;
+                let old = store.delete(&r.key)?;
+                if old.is_none() && self.absent_deletes && !store.is_cached() {
+                    forward_flushed_at(store, &self.children, task, Some(&mut self.deleted))?;
+                    let change: Change<V> = Change::new(None, None);
+                    return self
+                        .children
+                        .forward(task, Record::new(r.key, change, r.timestamp));
+                }
             }
         }
         forward_flushed_at(store, &self.children, task, Some(&mut self.deleted))

@@ -23,13 +23,17 @@ pub struct KeyValueStoreHandle<K, V> {
     store: SharedKv,
     key_serde: SerdeRef<K>,
     value_serde: SerdeRef<V>,
+    /// The store has a caching layer (even with no budget, where writes go through it at
+    /// once: like Kafka's caching store, it drops the deletion of a key that is nowhere).
+    cached: bool,
 }
 
 handle_impls!(KeyValueStoreHandle {
     name,
     store,
     key_serde,
-    value_serde
+    value_serde,
+    cached
 });
 
 impl<K: 'static, V: 'static> KeyValueStoreHandle<K, V> {
@@ -51,6 +55,11 @@ impl<K: 'static, V: 'static> KeyValueStoreHandle<K, V> {
             )),
             Err(e) => Err(ser_err(&self.name, "key", e)),
         }
+    }
+
+    /// Whether the store has a caching layer (see the field).
+    pub(crate) fn is_cached(&self) -> bool {
+        self.cached
     }
 
     /// Whether `key` is null (Kafka's null key): such keys cannot be stored.
@@ -294,6 +303,7 @@ impl<K: Send + 'static, V: Send + 'static> KeyValueStoreBuilder<K, V> {
             if let Some(sink) = b.changelog {
                 store = Box::new(LoggingKeyValueStore::new(store, sink));
             }
+            let cached = self.caching;
             if self.caching {
                 let mut cached = CachingKeyValueStore::new(store, b.cache.clone());
                 if debug {
@@ -316,6 +326,7 @@ impl<K: Send + 'static, V: Send + 'static> KeyValueStoreBuilder<K, V> {
                 store: raw.clone(),
                 key_serde: self.key_serde.clone(),
                 value_serde: self.value_serde.clone(),
+                cached,
             };
             Ok(StoreEntry {
                 name: shared_name.clone(),
