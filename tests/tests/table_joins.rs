@@ -276,3 +276,48 @@ fn joins_with_filtered_tables() {
         vec!["/a@fr"]
     );
 }
+
+/// Kafka's `KTableImpl#doJoin` names: the merge node first, then `KTABLE-JOINTHIS-` and
+/// `KTABLE-JOINOTHER-` for every kind of join (the left and outer prefixes are unused).
+#[test]
+fn table_table_join_nodes_are_named_as_in_kafka() {
+    for kind in ["inner", "left", "outer"] {
+        let builder = StreamsBuilder::new();
+        let a = builder.table::<String, String>("a");
+        let b = builder.table::<String, String>("b");
+        let joined = match kind {
+            "inner" => a.join(&b, |x: &String, y: &String| format!("{x}{y}")),
+            "left" => a.left_join(&b, |x: &String, y: Option<&String>| {
+                format!("{x}{}", y.map_or("", |y| y.as_str()))
+            }),
+            _ => a.outer_join(&b, |x: Option<&String>, y: Option<&String>| {
+                format!(
+                    "{}{}",
+                    x.map_or("", |x| x.as_str()),
+                    y.map_or("", |y| y.as_str())
+                )
+            }),
+        };
+        joined.to_stream().to("out");
+        let topology = builder.build().unwrap();
+        let names: Vec<String> = topology.describe().subtopologies[0]
+            .nodes
+            .iter()
+            .map(|n| n.name.clone())
+            .filter(|n| n.starts_with("KTABLE-") && !n.starts_with("KTABLE-SOURCE"))
+            .collect();
+        let mut names = names;
+        names.sort();
+        // Stores 0 and 3, sources 1-2 and 4-5; then merge 6, this 7, other 8.
+        assert_eq!(
+            names,
+            vec![
+                "KTABLE-JOINOTHER-0000000008",
+                "KTABLE-JOINTHIS-0000000007",
+                "KTABLE-MERGE-0000000006",
+                "KTABLE-TOSTREAM-0000000009"
+            ],
+            "{kind}"
+        );
+    }
+}

@@ -306,11 +306,8 @@ fn table_table_join<K: Data, VL: Data, VR: Data, VO: Data>(
     let b = left.b.clone();
     let (left_node, left_store) = left.materialized_view();
     let (right_node, right_store) = right.materialized_view();
-    let (this_prefix, other_prefix) = match kind {
-        JoinKind::Inner => ("KTABLE-JOINTHIS-", "KTABLE-JOINOTHER-"),
-        JoinKind::Left => ("KTABLE-LEFTTHIS-", "KTABLE-LEFTOTHER-"),
-        JoinKind::Outer => ("KTABLE-OUTERTHIS-", "KTABLE-OUTEROTHER-"),
-    };
+    // Kafka's `KTableImpl#doJoin` names the merge node first, then the two sides, with the
+    // same prefixes whatever the kind of join.
     let (this_name, other_name, merge_name) = {
         let mut ib = b.borrow_mut();
         match &named.name {
@@ -319,11 +316,11 @@ fn table_table_join<K: Data, VL: Data, VR: Data, VO: Data>(
                 format!("{n}-join-other"),
                 n.clone(),
             ),
-            None => (
-                ib.generate(this_prefix),
-                ib.generate(other_prefix),
-                ib.generate("KTABLE-MERGE-"),
-            ),
+            None => {
+                let merge = ib.generate("KTABLE-MERGE-");
+                let this = ib.generate("KTABLE-JOINTHIS-");
+                (this, ib.generate("KTABLE-JOINOTHER-"), merge)
+            }
         }
     };
     let ks = left.key_serde.clone().or(right.key_serde.clone());
