@@ -26,7 +26,7 @@ fn word_count(builder: &StreamsBuilder) {
                 .collect::<Vec<_>>()
         }) // KSTREAM-FLATMAPVALUES-0000000001
         .group_by(|_, w| w.clone()) // KSTREAM-KEY-SELECT-0000000002
-        .count() // store 3, KSTREAM-AGGREGATE-0000000004, filter 5, sink 6, source 7
+        .count() // store 3, KSTREAM-AGGREGATE-0000000004, sink 5, filter 6, source 7
         .to_stream() // KTABLE-TOSTREAM-0000000008
         .to("counts"); // KSTREAM-SINK-0000000009
 }
@@ -241,14 +241,15 @@ fn describe_prints_kafka_streams_format() {
         "--> KSTREAM-KEY-SELECT-0000000002".to_string(),
         "<-- KSTREAM-SOURCE-0000000000".to_string(),
         "Processor: KSTREAM-KEY-SELECT-0000000002 (stores: [])".to_string(),
-        "--> KSTREAM-FILTER-0000000005".to_string(),
+        "--> KSTREAM-FILTER-0000000006".to_string(),
         "<-- KSTREAM-FLATMAPVALUES-0000000001".to_string(),
-        // Drops null keys before the repartition topic, as in Kafka Streams.
-        "Processor: KSTREAM-FILTER-0000000005 (stores: [])".to_string(),
-        "--> KSTREAM-SINK-0000000006".to_string(),
+        // Drops null keys before the repartition topic, as in Kafka Streams, whose
+        // `createRepartitionedSource` names the sink (5) before the filter (6).
+        "Processor: KSTREAM-FILTER-0000000006 (stores: [])".to_string(),
+        "--> KSTREAM-SINK-0000000005".to_string(),
         "<-- KSTREAM-KEY-SELECT-0000000002".to_string(),
-        format!("Sink: KSTREAM-SINK-0000000006 (topic: {rep})"),
-        "<-- KSTREAM-FILTER-0000000005".to_string(),
+        format!("Sink: KSTREAM-SINK-0000000005 (topic: {rep})"),
+        "<-- KSTREAM-FILTER-0000000006".to_string(),
         "Sub-topology: 1".to_string(),
         format!("Source: KSTREAM-SOURCE-0000000007 (topics: [{rep}])"),
         "--> KSTREAM-AGGREGATE-0000000004".to_string(),
@@ -671,4 +672,52 @@ fn processors_sharing_a_store_are_in_one_subtopology_and_see_the_same_data() {
             (s("acct-2"), 0),
         ]
     );
+}
+
+/// Kafka's WordCount tutorial (`Materialized.as("counts-store")`): the repartition nodes
+/// are named after the store, and their generated names still take counter values 4 to 6
+/// (`KTABLE-TOSTREAM-0000000007`).
+#[test]
+fn describe_of_a_count_into_a_named_store_matches_kafkas_word_count() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("streams-plaintext-input")
+        .flat_map_values(|s: String| {
+            s.split_whitespace()
+                .map(str::to_lowercase)
+                .collect::<Vec<_>>()
+        })
+        .group_by(|_, w| w.clone())
+        .count_with(Materialized::as_("counts-store"))
+        .to_stream()
+        .to("streams-wordcount-output");
+    let text = builder.build().unwrap().describe().to_string();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("<--"))
+        .collect();
+    let rep = "<application.id>-counts-store-repartition";
+    let expected = vec![
+        "Topologies:".to_string(),
+        "Sub-topology: 0".to_string(),
+        "Source: KSTREAM-SOURCE-0000000000 (topics: [streams-plaintext-input])".to_string(),
+        "--> KSTREAM-FLATMAPVALUES-0000000001".to_string(),
+        "Processor: KSTREAM-FLATMAPVALUES-0000000001 (stores: [])".to_string(),
+        "--> KSTREAM-KEY-SELECT-0000000002".to_string(),
+        "Processor: KSTREAM-KEY-SELECT-0000000002 (stores: [])".to_string(),
+        "--> counts-store-repartition-filter".to_string(),
+        "Processor: counts-store-repartition-filter (stores: [])".to_string(),
+        "--> counts-store-repartition-sink".to_string(),
+        format!("Sink: counts-store-repartition-sink (topic: {rep})"),
+        "Sub-topology: 1".to_string(),
+        format!("Source: counts-store-repartition-source (topics: [{rep}])"),
+        "--> KSTREAM-AGGREGATE-0000000003".to_string(),
+        "Processor: KSTREAM-AGGREGATE-0000000003 (stores: [counts-store])".to_string(),
+        "--> KTABLE-TOSTREAM-0000000007".to_string(),
+        "Processor: KTABLE-TOSTREAM-0000000007 (stores: [])".to_string(),
+        "--> KSTREAM-SINK-0000000008".to_string(),
+        "Sink: KSTREAM-SINK-0000000008 (topic: streams-wordcount-output)".to_string(),
+    ];
+    assert_eq!(lines, expected, "\n{text}");
 }

@@ -1599,3 +1599,76 @@ fn null_values_are_dropped_by_the_aggregation_but_reach_time_windows() {
         assert_eq!(driver.metrics().dropped_records, 2, "{label}");
     }
 }
+
+#[test]
+fn an_unnamed_cogroup_repartition_is_named_after_its_store_as_in_kafka() {
+    // Kafka: shouldInsertRepartitionsTopicForUpstreamKeyModificationWithGroupedReused. A
+    // cogroup's store name is not a `KSTREAM…` one, so its repartition nodes carry it; a
+    // plain aggregation's are generated (sink before filter).
+    let builder = StreamsBuilder::new();
+    let one = builder.stream::<String, String>("one");
+    let two = builder.stream::<String, String>("two");
+    let grouped_one = one.map(|k, v| (v, k)).group_by_key();
+    let grouped_two = two.group_by_key();
+    let adder = |_: &String, v: String, agg: String| agg + &v;
+    grouped_one
+        .cogroup(adder)
+        .cogroup(&grouped_two, adder)
+        .aggregate(|| s(""));
+    grouped_one.aggregate(|| s(""), adder);
+    let description = builder.build().unwrap().describe();
+    let mut edges: Vec<(String, Vec<String>)> = description
+        .subtopologies
+        .iter()
+        .flat_map(|s| &s.nodes)
+        .map(|n| {
+            let mut next = n.successors.clone();
+            next.sort();
+            (n.name.clone(), next)
+        })
+        .collect();
+    edges.sort();
+    let cg = "COGROUPKSTREAM-AGGREGATE-STATE-STORE-0000000003-repartition";
+    let mut expected: Vec<(String, Vec<String>)> = [
+        ("KSTREAM-SOURCE-0000000000", vec!["KSTREAM-MAP-0000000002"]),
+        (
+            "KSTREAM-SOURCE-0000000001",
+            vec!["COGROUPKSTREAM-AGGREGATE-0000000008"],
+        ),
+        (
+            "KSTREAM-MAP-0000000002",
+            vec![&format!("{cg}-filter") as &str, "KSTREAM-FILTER-0000000013"],
+        ),
+        (&format!("{cg}-filter"), vec![&format!("{cg}-sink") as &str]),
+        (&format!("{cg}-sink"), vec![]),
+        ("KSTREAM-FILTER-0000000013", vec!["KSTREAM-SINK-0000000012"]),
+        ("KSTREAM-SINK-0000000012", vec![]),
+        (
+            &format!("{cg}-source"),
+            vec!["COGROUPKSTREAM-AGGREGATE-0000000007"],
+        ),
+        (
+            "COGROUPKSTREAM-AGGREGATE-0000000007",
+            vec!["COGROUPKSTREAM-MERGE-0000000009"],
+        ),
+        (
+            "COGROUPKSTREAM-AGGREGATE-0000000008",
+            vec!["COGROUPKSTREAM-MERGE-0000000009"],
+        ),
+        ("COGROUPKSTREAM-MERGE-0000000009", vec![]),
+        (
+            "KSTREAM-SOURCE-0000000014",
+            vec!["KSTREAM-AGGREGATE-0000000011"],
+        ),
+        ("KSTREAM-AGGREGATE-0000000011", vec![]),
+    ]
+    .into_iter()
+    .map(|(n, next)| {
+        let mut next: Vec<String> = next.into_iter().map(String::from).collect();
+        next.sort();
+        (n.to_string(), next)
+    })
+    .collect();
+    expected.sort();
+    assert_eq!(edges, expected, "\n{description}");
+}

@@ -17,7 +17,7 @@ use super::builder::{
     require_serde, update_aggregate,
 };
 use super::cogroup::CogroupedKStream;
-use super::kstream::repartition_through;
+use super::kstream::{repartition_names, repartition_through_as};
 use super::options::Materialized;
 use super::{KStream, KTable};
 
@@ -168,13 +168,9 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         let vs = require_serde(b, &base, "value", self.value_serde.clone(), None);
         // Null keys cannot be grouped: drop (and count) them before the repartition topic,
         // as Kafka Streams does.
-        let filter_name = if self.name.is_some() {
-            format!("{base}-repartition-filter")
-        } else {
-            b.borrow_mut().generate("KSTREAM-FILTER-")
-        };
+        let names = repartition_names(b, &base);
         let key_serde = ks.clone();
-        let filter = add_fn_node::<K, V, _, _>(b, filter_name, &[parent], move || {
+        let filter = add_fn_node::<K, V, _, _>(b, names.filter, &[parent], move || {
             let key_serde = key_serde.clone();
             move |r: Record<K, V>, ch: &Children, t: &mut TaskContext| {
                 if key_serde.is_null(&r.key) {
@@ -185,7 +181,8 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
                 }
             }
         });
-        repartition_through(b, filter, &base, self.name.is_some(), ks.clone(), vs, None)
+        let node_names = (names.sink, names.source);
+        repartition_through_as(b, filter, &base, node_names, (ks.clone(), vs), None)
     }
 
     pub(crate) fn builder(&self) -> &super::builder::Shared {

@@ -844,10 +844,7 @@ pub(crate) fn repartition_through<K: Data, V: Data>(
     vs: SerdeRef<V>,
     partitions: Option<u32>,
 ) -> usize {
-    let topic = TopicName::Internal(format!("{base}-repartition"));
-    b.borrow_mut()
-        .add_repartition_topic(topic.clone(), partitions);
-    let (sink_name, source_name) = if named {
+    let names = if named {
         (
             format!("{base}-repartition-sink"),
             format!("{base}-repartition-source"),
@@ -856,6 +853,54 @@ pub(crate) fn repartition_through<K: Data, V: Data>(
         let mut ib = b.borrow_mut();
         (ib.generate("KSTREAM-SINK-"), ib.generate("KSTREAM-SOURCE-"))
     };
+    repartition_through_as(b, parent, base, names, (ks, vs), partitions)
+}
+
+/// The node names of a repartition with a null-key filter, as Kafka's
+/// `KStreamImpl#createRepartitionedSource` gives them: it always generates a sink, a filter
+/// and a source name, in that order (burning the counter), and uses them when `base` is a
+/// generated name (`KSTREAM…-0000000000`); otherwise the nodes are `<base>-repartition-sink`,
+/// `-filter` and `-source` (a `Grouped` name, a store name given in `Materialized`, a
+/// cogroup's `COGROUPKSTREAM-…` store).
+pub(crate) struct RepartitionNames {
+    pub(crate) sink: String,
+    pub(crate) filter: String,
+    pub(crate) source: String,
+}
+
+pub(crate) fn repartition_names(b: &Shared, base: &str) -> RepartitionNames {
+    let mut ib = b.borrow_mut();
+    let generated = RepartitionNames {
+        sink: ib.generate("KSTREAM-SINK-"),
+        filter: ib.generate("KSTREAM-FILTER-"),
+        source: ib.generate("KSTREAM-SOURCE-"),
+    };
+    let digits = base.rsplit('-').next().unwrap_or("");
+    if base.starts_with("KSTREAM")
+        && digits.len() == 10
+        && digits.bytes().all(|c| c.is_ascii_digit())
+    {
+        return generated;
+    }
+    RepartitionNames {
+        sink: format!("{base}-repartition-sink"),
+        filter: format!("{base}-repartition-filter"),
+        source: format!("{base}-repartition-source"),
+    }
+}
+
+/// [`repartition_through`] with the sink's and the source's names given.
+pub(crate) fn repartition_through_as<K: Data, V: Data>(
+    b: &Shared,
+    parent: usize,
+    base: &str,
+    (sink_name, source_name): (String, String),
+    (ks, vs): (SerdeRef<K>, SerdeRef<V>),
+    partitions: Option<u32>,
+) -> usize {
+    let topic = TopicName::Internal(format!("{base}-repartition"));
+    b.borrow_mut()
+        .add_repartition_topic(topic.clone(), partitions);
     add_sink(b, sink_name, parent, topic.clone(), ks.clone(), vs.clone());
     add_source(
         b,
