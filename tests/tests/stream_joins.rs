@@ -426,3 +426,43 @@ fn describe_shows_join_nodes_and_stores() {
     let mermaid = d.to_mermaid();
     assert!(mermaid.contains("KSTREAM-MERGE-0000000009"), "{mermaid}");
 }
+
+/// Kafka's `KStreamImpl#doJoin`: an unnamed join repartitions a re-keyed input through
+/// `<upstream node>-repartition` behind a filter that drops null keys, so a left join
+/// never sees (nor joins) a record whose new key is null.
+#[test]
+fn an_unnamed_join_repartitions_through_the_upstream_node_and_drops_null_keys() {
+    let builder = StreamsBuilder::new();
+    let views = builder.stream::<String, String>("views");
+    let clicks = builder.stream::<Option<String>, String>("clicks");
+    // KSTREAM-KEY-SELECT-0000000002: the page, or no key for an empty one.
+    let by_page = views.select_key(|_, page: &String| (!page.is_empty()).then(|| page.clone()));
+    by_page
+        .left_join(
+            &clicks,
+            |v: &String, c: Option<&String>| format!("{v}|{}", c.map_or("-", |c| c.as_str())),
+            JoinWindows::of_time_difference_with_no_grace(Duration::from_millis(10)),
+        )
+        .to("out");
+    let topology = builder.build().unwrap();
+    assert_eq!(
+        topology.repartition_topics("app"),
+        vec!["app-KSTREAM-KEY-SELECT-0000000002-repartition".to_string()]
+    );
+    let driver = TopologyTestDriver::new(topology, StreamsConfig::new("app")).unwrap();
+    let views_in = driver.input_topic::<String, String>("views");
+    let clicks_in = driver.input_topic::<Option<String>, String>("clicks");
+    clicks_in
+        .pipe_input_at(Some("/a".into()), "c1".into(), 5)
+        .unwrap();
+    views_in.pipe_input_at("u1".into(), "/a".into(), 6).unwrap();
+    views_in
+        .pipe_input_at("u2".into(), String::new(), 7)
+        .unwrap(); // no key: dropped
+    let out = driver.output_topic::<Option<String>, String>("out");
+    assert_eq!(
+        out.read_key_values_to_list().unwrap(),
+        vec![(Some("/a".to_string()), "/a|c1".to_string())]
+    );
+    assert_eq!(driver.metrics().dropped_records, 1);
+}

@@ -13,11 +13,11 @@ use crate::serde::{DefaultSerde, SerdeRef};
 
 use super::aggregate_methods::{AggStep, aggregate_methods};
 use super::builder::{
-    TsHandle, add_fn_node, add_store_node, add_ts_store, aggregation, flush_and_forward,
-    require_serde, update_aggregate,
+    TsHandle, add_store_node, add_ts_store, aggregation, flush_and_forward, require_serde,
+    update_aggregate,
 };
 use super::cogroup::CogroupedKStream;
-use super::kstream::{repartition_names, repartition_through_as};
+use super::kstream::filtered_repartition;
 use super::options::Materialized;
 use super::{KStream, KTable};
 
@@ -166,23 +166,8 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
         }
         let base = self.name.clone().unwrap_or_else(|| store_name.to_string());
         let vs = require_serde(b, &base, "value", self.value_serde.clone(), None);
-        // Null keys cannot be grouped: drop (and count) them before the repartition topic,
-        // as Kafka Streams does.
-        let names = repartition_names(b, &base);
-        let key_serde = ks.clone();
-        let filter = add_fn_node::<K, V, _, _>(b, names.filter, &[parent], move || {
-            let key_serde = key_serde.clone();
-            move |r: Record<K, V>, ch: &Children, t: &mut TaskContext| {
-                if key_serde.is_null(&r.key) {
-                    t.metrics.dropped_records += 1;
-                    Ok(())
-                } else {
-                    ch.forward(t, r)
-                }
-            }
-        });
-        let node_names = (names.sink, names.source);
-        repartition_through_as(b, filter, &base, node_names, (ks.clone(), vs), None)
+        // Null keys cannot be grouped: dropped (and counted) before the repartition topic.
+        filtered_repartition(b, parent, &base, ks.clone(), vs)
     }
 
     pub(crate) fn builder(&self) -> &super::builder::Shared {

@@ -21,11 +21,12 @@ use crate::window::JoinWindows;
 use super::KStream;
 use super::builder::{Shared, add_fn_node, require_serde};
 use super::join_methods::{inner_joiner, join_methods, left_joiner, outer_joiner};
-use super::kstream::repartition_through;
+use super::kstream::filtered_repartition;
 use super::options::StreamJoined;
 
-/// The repartition step of a join input whose key was changed upstream: through
-/// `<name>-left-repartition` (or `-right-`), named after the join or the upstream node.
+/// The repartition step of a join input whose key was changed upstream: a null-key filter,
+/// then `<name>-left-repartition` (or `-right-`) for a named join, `<upstream
+/// node>-repartition` for an unnamed one, as in Kafka.
 pub(crate) fn copartitioned<K: Data, V: Data>(
     b: &Shared,
     stream_node: usize,
@@ -38,19 +39,13 @@ pub(crate) fn copartitioned<K: Data, V: Data>(
     if !repartition_required {
         return stream_node;
     }
+    // Kafka's `KStreamImpl#doJoin`: `<name>-left` / `-right`, or, unnamed, the upstream
+    // node's own name (so a generated one, and the repartition's nodes are generated too).
     let base = match join_name {
         Some(n) => format!("{n}-{side}"),
-        None => format!("{}-{side}", b.borrow().node_name(stream_node)),
+        None => b.borrow().node_name(stream_node).to_string(),
     };
-    repartition_through(
-        b,
-        stream_node,
-        &base,
-        join_name.is_some(),
-        ks.clone(),
-        vs.clone(),
-        None,
-    )
+    filtered_repartition(b, stream_node, &base, ks.clone(), vs.clone())
 }
 
 /// A join window store (values buffered per key and timestamp) on the chosen engine.

@@ -889,6 +889,34 @@ pub(crate) fn repartition_names(b: &Shared, base: &str) -> RepartitionNames {
     }
 }
 
+/// A repartition through `<base>-repartition` behind a filter that drops (and counts)
+/// records with a null key, named by [`repartition_names`]: Kafka's
+/// `createRepartitionedSource`, used before stream aggregations and stream-stream joins.
+/// Returns the source's index.
+pub(crate) fn filtered_repartition<K: Data, V: Data>(
+    b: &Shared,
+    parent: usize,
+    base: &str,
+    ks: SerdeRef<K>,
+    vs: SerdeRef<V>,
+) -> usize {
+    let names = repartition_names(b, base);
+    let key_serde = ks.clone();
+    let filter = add_fn_node::<K, V, _, _>(b, names.filter, &[parent], move || {
+        let key_serde = key_serde.clone();
+        move |r: Record<K, V>, ch: &Children, t: &mut TaskContext| {
+            if key_serde.is_null(&r.key) {
+                t.metrics.dropped_records += 1;
+                Ok(())
+            } else {
+                ch.forward(t, r)
+            }
+        }
+    });
+    let node_names = (names.sink, names.source);
+    repartition_through_as(b, filter, base, node_names, (ks, vs), None)
+}
+
 /// [`repartition_through`] with the sink's and the source's names given.
 pub(crate) fn repartition_through_as<K: Data, V: Data>(
     b: &Shared,
