@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use crate::Data;
 use crate::error::{Result, TopologyError};
-use crate::internals::forward::{is_null_value, null_value_dropped};
+use crate::internals::forward::{dropped_if_null, is_null_value, null_value_dropped};
 use crate::internals::node::Children;
 use crate::internals::task::TaskContext;
 use crate::internals::window_aggregate::{
@@ -158,14 +158,6 @@ fn starting_at<K: Data, V: Data, VA: Data>(
     Arc::new(move |k, v, agg| aggregator(k, v, agg.unwrap_or_else(|| init())))
 }
 
-/// Drops (and counts) a record with a null key, as every DSL aggregation does.
-fn null_key_dropped(null: bool, t: &mut TaskContext) -> bool {
-    if null {
-        t.metrics.dropped_records += 1;
-    }
-    null
-}
-
 /// One input's aggregation into the shared key-value store (Kafka's `KStreamAggregate`):
 /// the aggregate starts at `init()`, the stored timestamp is the largest of the records
 /// that contributed, and updates reach the merge node as they leave the record cache.
@@ -194,7 +186,7 @@ fn add_table_node<K: Data, V: Data, VA: Data>(
                   ch: &Children,
                   t: &mut TaskContext|
                   -> Result<()> {
-                if null_key_dropped(store.is_null_key(&r.key), t)
+                if dropped_if_null(store.is_null_key(&r.key), t)
                     || null_value_dropped(nulls.as_ref(), &r.value, t)
                 {
                     return Ok(());

@@ -862,13 +862,13 @@ pub(crate) fn repartition_through<K: Data, V: Data>(
 /// generated name (`KSTREAM…-0000000000`); otherwise the nodes are `<base>-repartition-sink`,
 /// `-filter` and `-source` (a `Grouped` name, a store name given in `Materialized`, a
 /// cogroup's `COGROUPKSTREAM-…` store).
-pub(crate) struct RepartitionNames {
-    pub(crate) sink: String,
-    pub(crate) filter: String,
-    pub(crate) source: String,
+struct RepartitionNames {
+    sink: String,
+    filter: String,
+    source: String,
 }
 
-pub(crate) fn repartition_names(b: &Shared, base: &str) -> RepartitionNames {
+fn repartition_names(b: &Shared, base: &str) -> RepartitionNames {
     let mut ib = b.borrow_mut();
     let generated = RepartitionNames {
         sink: ib.generate("KSTREAM-SINK-"),
@@ -918,7 +918,7 @@ pub(crate) fn filtered_repartition<K: Data, V: Data>(
 }
 
 /// [`repartition_through`] with the sink's and the source's names given.
-pub(crate) fn repartition_through_as<K: Data, V: Data>(
+fn repartition_through_as<K: Data, V: Data>(
     b: &Shared,
     parent: usize,
     base: &str,

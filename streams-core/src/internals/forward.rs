@@ -78,7 +78,11 @@ pub(crate) fn null_value_dropped<V: Data>(
     value: &V,
     task: &mut TaskContext,
 ) -> bool {
-    let null = is_null_value(nulls, value);
+    dropped_if_null(is_null_value(nulls, value), task)
+}
+
+/// Counts a record an aggregation drops as `null` (a null key or value); returns `null`.
+pub(crate) fn dropped_if_null(null: bool, task: &mut TaskContext) -> bool {
     if null {
         task.metrics.dropped_records += 1;
     }
@@ -97,8 +101,7 @@ pub(crate) fn update_aggregate<K: Data, VA: Data>(
     task: &mut TaskContext,
     fold: impl FnOnce(&K, Option<VA>) -> Option<VA>,
 ) -> Result<()> {
-    if store.is_null_key(&key) {
-        task.metrics.dropped_records += 1;
+    if dropped_if_null(store.is_null_key(&key), task) {
         return Ok(());
     }
     store.update(&key, |old| {

@@ -23,8 +23,9 @@ pub(crate) struct TableSource<K, VIn, V> {
     nulls: SerdeRef<V>,
     /// When each deleted key was deleted (by key bytes), until its tombstone is forwarded.
     deleted: HashMap<Vec<u8>, i64>,
-    /// Whether a deletion of a key the table does not hold is forwarded when the store is
-    /// not cached (Kafka's `KTableSource` forwards it; only a caching store drops it).
+    /// Whether a deletion of a key the table does not hold is forwarded: asked for, and the
+    /// store is not cached (Kafka's `KTableSource` forwards it; only a caching store drops
+    /// it). Settled at `init`.
     absent_deletes: bool,
     children: Children,
 }
@@ -59,7 +60,10 @@ impl<K, VIn, V> TableSource<K, VIn, V> {
 
 impl<K: Data, VIn: Data, V: Data> NodeOps for TableSource<K, VIn, V> {
     fn init(&mut self, task: &mut TaskContext) -> Result<()> {
-        self.store = Some(task.typed_store(&self.store_name, "table")?);
+        let store: TsHandle<K, V> = task.typed_store(&self.store_name, "table")?;
+        // Only an uncached store forwards these: decided once, not per record.
+        self.absent_deletes &= !store.is_cached();
+        self.store = Some(store);
         Ok(())
     }
     fn flush(&mut self, task: &mut TaskContext) -> Result<()> {
@@ -98,13 +102,11 @@ impl<K: Data, VIn: Data, V: Data> Input<K, VIn> for TableSource<K, VIn, V> {
                 if r.timestamp != task.current_timestamp {
                     self.deleted.insert(store.encode_key(&r.key)?, r.timestamp);
                 }
-                let old = store.delete(&r.key)?;
-                if old.is_none() && self.absent_deletes && !store.is_cached() {
+                if store.delete(&r.key)?.is_none() && self.absent_deletes {
                     forward_flushed_at(store, &self.children, task, Some(&mut self.deleted))?;
                     let change: Change<V> = Change::new(None, None);
-                    return self
-                        .children
-                        .forward(task, Record::new(r.key, change, r.timestamp));
+                    let tombstone = Record::new(r.key, change, r.timestamp);
+                    return self.children.forward(task, tombstone);
                 }
             }
         }

@@ -171,8 +171,7 @@ impl WindowClock {
     /// where the windows drop those) is dropped and counted (it moves no time on, as in
     /// Kafka); otherwise its timestamp is observed and the observed time returned.
     pub(crate) fn admit(&mut self, null: bool, ts: i64, t: &mut TaskContext) -> Option<i64> {
-        if null {
-            t.metrics.dropped_records += 1;
+        if crate::internals::forward::dropped_if_null(null, t) {
             return None;
         }
         Some(self.observe(ts))
