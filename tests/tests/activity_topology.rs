@@ -611,7 +611,7 @@ fn every_source_sink_store_and_repartition_topic_is_named() {
         [
             "activity-attributions-by-category-repartition",
             "activity-attributions-by-page-repartition",
-            "activity-recent-alerts-repartition",
+            "activity-recent-alerts-table-repartition",
             "activity-view-click-join-left-repartition",
             "activity-view-click-join-right-repartition",
             "activity-views-by-country-repartition",

@@ -721,3 +721,60 @@ fn describe_of_a_count_into_a_named_store_matches_kafkas_word_count() {
     ];
     assert_eq!(lines, expected, "\n{text}");
 }
+
+/// Kafka's `KStreamImplTest.shouldSupportKeyChangeKTableFromKStream`: `toTable()` after a
+/// key change names its node `KSTREAM-TOTABLE-0000000002` (its unused store name takes 3),
+/// repartitions through `<node>-repartition` behind a null-key filter, and keeps no store,
+/// since nothing reads it; with a store name (`Materialized.as("ItemTable")`) no store name
+/// is generated and the node keeps that store.
+#[test]
+fn describe_of_to_table_after_a_key_change_matches_kafka() {
+    for store in [None, Some("ItemTable")] {
+        let builder = StreamsBuilder::new();
+        let rekeyed = builder
+            .stream::<String, String>("input")
+            .map(|k: String, v: String| (k.to_uppercase(), v));
+        let table = match store {
+            None => rekeyed.to_table(),
+            Some(name) => rekeyed.to_table_with(
+                Named::none(),
+                Materialized::as_(name)
+                    .with_key_serde(default_serde())
+                    .with_value_serde(default_serde()),
+            ),
+        };
+        table.to_stream().to("output");
+        let text = builder.build().unwrap().describe().to_string();
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("<--"))
+            .collect();
+        let rep = "<application.id>-KSTREAM-TOTABLE-0000000002-repartition";
+        // Without a store name, 3 is the unused store's: the repartition nodes take 4-6.
+        let n = |i: u32| format!("{:010}", if store.is_some() { i - 1 } else { i });
+        let expected = vec![
+            "Topologies:".to_string(),
+            "Sub-topology: 0".to_string(),
+            "Source: KSTREAM-SOURCE-0000000000 (topics: [input])".to_string(),
+            "--> KSTREAM-MAP-0000000001".to_string(),
+            "Processor: KSTREAM-MAP-0000000001 (stores: [])".to_string(),
+            format!("--> KSTREAM-FILTER-{}", n(5)),
+            format!("Processor: KSTREAM-FILTER-{} (stores: [])", n(5)),
+            format!("--> KSTREAM-SINK-{}", n(4)),
+            format!("Sink: KSTREAM-SINK-{} (topic: {rep})", n(4)),
+            "Sub-topology: 1".to_string(),
+            format!("Source: KSTREAM-SOURCE-{} (topics: [{rep}])", n(6)),
+            "--> KSTREAM-TOTABLE-0000000002".to_string(),
+            format!(
+                "Processor: KSTREAM-TOTABLE-0000000002 (stores: [{}])",
+                store.unwrap_or("")
+            ),
+            format!("--> KTABLE-TOSTREAM-{}", n(7)),
+            format!("Processor: KTABLE-TOSTREAM-{} (stores: [])", n(7)),
+            format!("--> KSTREAM-SINK-{}", n(8)),
+            format!("Sink: KSTREAM-SINK-{} (topic: output)", n(8)),
+        ];
+        assert_eq!(lines, expected, "\n{text}");
+    }
+}

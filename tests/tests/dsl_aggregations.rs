@@ -253,7 +253,9 @@ fn group_by_key_after_a_key_change_repartitions_so_each_key_lives_in_one_task() 
 #[test]
 fn to_table_keeps_the_latest_value_per_key() {
     let builder = StreamsBuilder::new();
-    let table = builder.stream::<String, i64>("in").to_table();
+    let table = builder
+        .stream::<String, i64>("in")
+        .to_table_with(Named::none(), Materialized::as_("latest"));
     let store = table.queryable_store_name().unwrap().to_string();
     table.filter(|_, v| *v > 0).to_stream().to("positive");
     let driver = driver(builder).unwrap();
@@ -890,38 +892,57 @@ fn stream_aggregations_drop_null_values_as_kafka_does() {
 
 #[test]
 fn an_unnamed_table_store_is_named_after_its_topic_as_in_kafka() {
-    // Kafka's `builder.table("users")`: store `users-STATE-STORE-0000000000`, then the
+    // Kafka's `builder.table("users")`: store name `users-STATE-STORE-0000000000`, then the
     // source `KSTREAM-SOURCE-0000000001` and the table source `KTABLE-SOURCE-0000000002`.
-    let builder = StreamsBuilder::new();
-    builder
-        .table::<String, String>("users")
-        .to_stream()
-        .to("out");
-    let topology = builder.build().unwrap();
-    let nodes: Vec<(String, NodeType)> = topology.describe().subtopologies[0]
-        .nodes
-        .iter()
-        .map(|n| (n.name.clone(), n.kind.clone()))
-        .collect();
-    let store = s("users-STATE-STORE-0000000000");
-    assert_eq!(nodes[0].0, "KSTREAM-SOURCE-0000000001");
-    assert_eq!(
-        nodes[1],
-        (
-            s("KTABLE-SOURCE-0000000002"),
-            NodeType::Processor {
-                stores: vec![store.clone()]
-            }
-        )
-    );
-    assert_eq!(topology.store_names(), vec![store.as_str()]);
-    let driver = driver_for(topology);
-    driver
-        .input_topic::<String, String>("users")
-        .pipe_input(s("u1"), s("eu"))
-        .unwrap();
-    let users = driver.key_value_store::<String, String>(&store).unwrap();
-    assert_eq!(users.get(&s("u1")).unwrap(), Some(s("eu")));
+    // The store exists only once an operator reads the table (here a join); until then
+    // the table is not materialized (Kafka's `stores: []`) nor queryable.
+    for joined in [false, true] {
+        let builder = StreamsBuilder::new();
+        let users = builder.table::<String, String>("users");
+        users.to_stream().to("out");
+        if joined {
+            builder
+                .stream::<String, String>("views")
+                .join_table(&users, |v: &String, u: &String| format!("{v}{u}"))
+                .to("joined");
+        }
+        assert_eq!(users.queryable_store_name(), None);
+        let topology = builder.build().unwrap();
+        let nodes: Vec<(String, NodeType)> = topology.describe().subtopologies[0]
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), n.kind.clone()))
+            .collect();
+        let store = s("users-STATE-STORE-0000000000");
+        let stores = if joined { vec![store.clone()] } else { vec![] };
+        assert_eq!(nodes[0].0, "KSTREAM-SOURCE-0000000001");
+        assert_eq!(
+            nodes[1],
+            (
+                s("KTABLE-SOURCE-0000000002"),
+                NodeType::Processor {
+                    stores: stores.clone()
+                }
+            )
+        );
+        let names: Vec<String> = topology
+            .store_names()
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(names, stores);
+        let driver = driver_for(topology);
+        driver
+            .input_topic::<String, String>("users")
+            .pipe_input(s("u1"), s("eu"))
+            .unwrap();
+        let users = driver.key_value_store::<String, String>(&store);
+        if joined {
+            assert_eq!(users.unwrap().get(&s("u1")).unwrap(), Some(s("eu")));
+        } else {
+            assert!(users.is_err());
+        }
+    }
 }
 
 #[allow(clippy::unwrap_used)] // a panic fails the test
@@ -976,4 +997,66 @@ fn a_named_grouping_names_its_key_selector_and_repartition_as_in_kafka() {
         driver::key_values(&driver, "out").into_iter().collect();
     assert_eq!(counts[&s("/a")], Some(2));
     assert_eq!(counts[&s("/b")], Some(1));
+}
+
+/// Kafka's `KTableSource`: an unnamed `builder.table(topic)` that no operator reads is not
+/// materialized, so it forwards every record as it comes (no cache), a delete of a key it
+/// never held included; once a join (or a re-grouping, or suppression) reads it, Kafka
+/// materializes it with a cache, which coalesces a commit's updates and drops the deletes
+/// of absent keys. Cache on and off, one batch (one commit) and one record per commit.
+#[test]
+fn an_unnamed_table_forwards_every_record_until_an_operator_reads_it() {
+    let updates_in: Vec<(String, Option<String>)> = vec![
+        (s("u1"), Some(s("eu"))),
+        (s("u2"), None), // never held
+        (s("u1"), Some(s("us"))),
+        (s("u1"), None),
+        (s("u1"), None), // no longer held
+    ];
+    let every_update: Vec<(String, Option<String>)> = updates_in.clone();
+    // What a table store forwards: the changes of keys it held (u2's and u1's second
+    // delete change nothing).
+    let held_changes: Vec<(String, Option<String>)> = vec![
+        (s("u1"), Some(s("eu"))),
+        (s("u1"), Some(s("us"))),
+        (s("u1"), None),
+    ];
+    for cache_bytes in [0, 10 << 20] {
+        for read_by_join in [false, true] {
+            for batch in [false, true] {
+                let builder = StreamsBuilder::new();
+                let regions = builder.table::<String, String>("regions");
+                regions.to_stream().to("region-changes");
+                if read_by_join {
+                    builder
+                        .stream::<String, String>("views")
+                        .join_table(&regions, |page: &String, region: &String| {
+                            format!("{page}@{region}")
+                        })
+                        .to("enriched");
+                }
+                let config = StreamsConfig::new(APP).with_cache_max_bytes(cache_bytes);
+                let driver = TopologyTestDriver::new(builder.build().unwrap(), config).unwrap();
+                let input = driver.input_topic::<String, Option<String>>("regions");
+                if batch {
+                    input.pipe_key_values(updates_in.clone()).unwrap();
+                } else {
+                    for (k, v) in &updates_in {
+                        input.pipe_input(k.clone(), v.clone()).unwrap();
+                    }
+                }
+                let expected = match (read_by_join, cache_bytes > 0 && batch) {
+                    (false, _) => every_update.clone(),
+                    // One commit: the cache holds u1 -> deleted, a key the store never had.
+                    (true, true) => Vec::new(),
+                    (true, false) => held_changes.clone(),
+                };
+                assert_eq!(
+                    driver::key_values::<String, Option<String>>(&driver, "region-changes"),
+                    expected,
+                    "cache {cache_bytes}, read by a join {read_by_join}, batch {batch}"
+                );
+            }
+        }
+    }
 }

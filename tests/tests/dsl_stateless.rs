@@ -782,6 +782,8 @@ fn every_operator_can_be_named() {
     ] {
         assert!(text.contains(name), "`{name}` missing from:\n{text}");
     }
-    // A named to_table after a key change repartitions through `<store>-repartition`.
-    assert!(text.contains("table-store-repartition"), "{text}");
+    // A named to_table after a key change repartitions through `<name>-repartition` (the
+    // node's name, not the store's, as Kafka's `toTable` names it).
+    assert!(text.contains("as-table-repartition"), "{text}");
+    assert!(!text.contains("table-store-repartition"), "{text}");
 }

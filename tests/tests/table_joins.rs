@@ -321,3 +321,53 @@ fn table_table_join_nodes_are_named_as_in_kafka() {
         );
     }
 }
+
+/// Kafka's `KStreamImpl#join(KTable, joiner, Joined)`: a re-keyed stream repartitions
+/// through `<name>-repartition` when the join is named (a stream-stream join adds
+/// `-left` / `-right`), and through `<upstream node>-repartition` when it is not; the
+/// null-key filter in front drops a record whose new key is null.
+#[test]
+fn a_stream_table_join_repartitions_through_its_name() {
+    for named in [true, false] {
+        let builder = StreamsBuilder::new();
+        let users = builder.table::<Option<String>, String>("users");
+        // KSTREAM-SOURCE-3 (the table took 0-2), then KSTREAM-KEY-SELECT-0000000004.
+        let by_user = builder
+            .stream::<String, String>("views")
+            .select_key(|_, user: &String| (!user.is_empty()).then(|| user.clone()));
+        let joiner = |page: &String, country: &String| format!("{page}@{country}");
+        let joined = if named {
+            by_user.join_table_with(&users, joiner, Joined::new().with_name("enrich"))
+        } else {
+            by_user.join_table(&users, joiner)
+        };
+        joined.to("out");
+        let topology = builder.build().unwrap();
+        let expected = if named {
+            "app-enrich-repartition"
+        } else {
+            "app-KSTREAM-KEY-SELECT-0000000004-repartition"
+        };
+        assert_eq!(
+            topology.repartition_topics("app"),
+            vec![expected.to_string()]
+        );
+        let driver = TopologyTestDriver::new(topology, StreamsConfig::new("app")).unwrap();
+        let users_in = driver.input_topic::<Option<String>, String>("users");
+        let views_in = driver.input_topic::<String, String>("views");
+        users_in
+            .pipe_input_at(Some("u1".into()), "nz".into(), 1)
+            .unwrap();
+        views_in.pipe_input_at("v1".into(), "u1".into(), 2).unwrap();
+        views_in
+            .pipe_input_at("v2".into(), String::new(), 3)
+            .unwrap(); // no key: dropped
+        let out = driver.output_topic::<Option<String>, String>("out");
+        assert_eq!(
+            out.read_key_values_to_list().unwrap(),
+            vec![(Some("u1".to_string()), "u1@nz".to_string())],
+            "named: {named}"
+        );
+        assert_eq!(driver.metrics().dropped_records, 1, "named: {named}");
+    }
+}

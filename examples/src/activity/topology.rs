@@ -372,7 +372,8 @@ pub fn topology(config: &ActivityConfig) -> Result<Topology> {
         Produced::with(default_serde(), default_serde()).with_name("alerts-sink"),
     );
     // The latest alert per user. The key went from windowed to plain user id, so the DSL
-    // repartitions first (topic `<application.id>-recent-alerts-repartition`).
+    // repartitions first (topic `<application.id>-recent-alerts-table-repartition`,
+    // named after the node as in Kafka).
     alerts.to_table_with(
         Named::as_("recent-alerts-table"),
         Materialized::as_(RECENT_ALERTS_STORE)

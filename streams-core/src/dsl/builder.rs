@@ -3,6 +3,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::Data;
 use crate::error::{Result, TopologyError};
@@ -21,6 +22,7 @@ use super::nodes::{FlushFn, FnNode, StoreNode, StoreProcess};
 use super::options::{Consumed, Materialized};
 use super::{KStream, KTable};
 
+use super::table_store::add_store_on_demand;
 pub(crate) use super::table_store::{
     Shared, TsHandle, add_ts_store, flush_and_forward, forward_flushed, update_aggregate,
 };
@@ -140,7 +142,11 @@ impl StreamsBuilder {
     ) -> KTable<K, V> {
         // Kafka names an unnamed table's store after its topic, before the source's name:
         // `builder.table("users")` first gives `users-STATE-STORE-0000000000`, then
-        // `KSTREAM-SOURCE-0000000001` and `KTABLE-SOURCE-0000000002`.
+        // `KSTREAM-SOURCE-0000000001` and `KTABLE-SOURCE-0000000002`. It adds that store
+        // only for an operator that reads it (`KTable::materialize_on_demand`).
+        let unnamed = materialized.name.is_none()
+            && materialized.supplier.is_none()
+            && materialized.history.is_none();
         if materialized.name.is_none() {
             let prefix = format!("{topic}-STATE-STORE-");
             materialized.name = Some(self.inner.borrow_mut().generate(&prefix));
@@ -194,6 +200,16 @@ impl StreamsBuilder {
             table.history = Some(history);
             return table;
         }
+        if unnamed {
+            return add_unmaterialized_table::<K, Option<V>, V>(
+                &self.inner,
+                source,
+                None,
+                materialized,
+                (ks, vs),
+                |v| v,
+            );
+        }
         let (node, store) = add_table_source_node::<K, Option<V>, V>(
             &self.inner,
             source,
@@ -202,7 +218,7 @@ impl StreamsBuilder {
             ks.clone(),
             vs.clone(),
             |v| v,
-            false,
+            true,
         );
         KTable::new(self.inner.clone(), node, Some(ks), Some(vs), Some(store))
     }
@@ -478,4 +494,47 @@ pub(crate) fn add_table_source_node<K: Data, VIn: Data, V: Data>(
         node
     };
     (node, store)
+}
+
+/// Adds the source node of a table that Kafka does not materialize (no store name, no
+/// supplier: `builder.table(topic)`, `to_table()`): it forwards each record as it comes, as
+/// a change without an old value, deletes of keys it never saw included. Its store
+/// (`materialized.name`, already chosen) is added, cached and logged as `materialized`
+/// says, only when an operator reads it ([`KTable::materialize_on_demand`]).
+pub(crate) fn add_unmaterialized_table<K: Data, VIn: Data, V: Data>(
+    b: &Shared,
+    parent: usize,
+    processor_name: Option<&str>,
+    materialized: Materialized<K, V>,
+    (ks, vs): (SerdeRef<K>, SerdeRef<V>),
+    to_opt: fn(VIn) -> Option<V>,
+) -> KTable<K, V> {
+    let store_name = b
+        .borrow_mut()
+        .name_or(materialized.name.as_deref(), "KTABLE-SOURCE-STATE-STORE-");
+    let name = b.borrow_mut().name_or(processor_name, "KTABLE-SOURCE-");
+    let nulls = vs.clone();
+    let store: Arc<str> = Arc::from(store_name.as_str());
+    let has_store = Arc::new(AtomicBool::new(false));
+    let has = has_store.clone();
+    let factory: NodeFactory = Arc::new(move |nb: NodeBuild<'_>| {
+        Ok(NodeBox::typed::<K, VIn, _>(
+            TableSource::<K, VIn, V>::new(store.clone(), to_opt, nulls.clone(), nb.children)
+                .forwarding_absent_deletes(true)
+                .with_store(has.load(Ordering::Relaxed)),
+        ))
+    });
+    let node = b
+        .borrow_mut()
+        .add_node(name, NodeKind::Processor, &[parent], factory);
+    let on_demand = add_store_on_demand(
+        node,
+        &store_name,
+        &materialized,
+        (ks.clone(), vs.clone()),
+        has_store,
+    );
+    let mut table = KTable::new(b.clone(), node, Some(ks), Some(vs), Some(store_name));
+    table.on_demand = Some(on_demand);
+    table
 }

@@ -25,25 +25,28 @@ use super::kstream::filtered_repartition;
 use super::options::StreamJoined;
 
 /// The repartition step of a join input whose key was changed upstream: a null-key filter,
-/// then `<name>-left-repartition` (or `-right-`) for a named join, `<upstream
-/// node>-repartition` for an unnamed one, as in Kafka.
+/// then `<name>-<side>-repartition` for a named join with a side (a stream-stream join's
+/// `left` / `right`), `<name>-repartition` for a named one without (a stream-table join),
+/// `<upstream node>-repartition` for an unnamed one, as in Kafka.
 pub(crate) fn copartitioned<K: Data, V: Data>(
     b: &Shared,
     stream_node: usize,
     repartition_required: bool,
     join_name: Option<&str>,
-    side: &str,
+    side: Option<&str>,
     ks: &SerdeRef<K>,
     vs: &SerdeRef<V>,
 ) -> usize {
     if !repartition_required {
         return stream_node;
     }
-    // Kafka's `KStreamImpl#doJoin`: `<name>-left` / `-right`, or, unnamed, the upstream
-    // node's own name (so a generated one, and the repartition's nodes are generated too).
-    let base = match join_name {
-        Some(n) => format!("{n}-{side}"),
-        None => b.borrow().node_name(stream_node).to_string(),
+    // Kafka's `KStreamImpl#doJoin`: `<name>-left` / `-right`; its stream-table `join`: the
+    // name itself; unnamed, the upstream node's own name (so a generated one, and the
+    // repartition's nodes are generated too).
+    let base = match (join_name, side) {
+        (Some(n), Some(side)) => format!("{n}-{side}"),
+        (Some(n), None) => n.to_string(),
+        (None, _) => b.borrow().node_name(stream_node).to_string(),
     };
     filtered_repartition(b, stream_node, &base, ks.clone(), vs.clone())
 }
@@ -130,7 +133,7 @@ pub(crate) fn stream_stream_join<K: Data, VL: Data, VR: Data, VO: Data>(
         left.node,
         left.repartition_required,
         name.as_deref(),
-        "left",
+        Some("left"),
         &ks,
         &ls,
     );
@@ -139,7 +142,7 @@ pub(crate) fn stream_stream_join<K: Data, VL: Data, VR: Data, VO: Data>(
         right.node,
         right.repartition_required,
         name.as_deref(),
-        "right",
+        Some("right"),
         &ks,
         &rs,
     );

@@ -14,7 +14,7 @@ use crate::topology::{NodeKind, TopicName};
 
 use super::builder::{
     Shared, add_dynamic_sink, add_fn_node, add_sink, add_source, add_table_source_node,
-    require_serde,
+    add_unmaterialized_table, require_serde,
 };
 use super::options::{Branched, Grouped, Materialized, Named, Produced, Repartitioned};
 use super::{KGroupedStream, KTable};
@@ -710,7 +710,11 @@ impl<K: Data, V: Data> KStream<K, V> {
     }
 
     /// Turns the stream into a table with explicit options.
-    pub fn to_table_with(&self, named: Named, materialized: Materialized<K, V>) -> KTable<K, V> {
+    pub fn to_table_with(
+        &self,
+        named: Named,
+        mut materialized: Materialized<K, V>,
+    ) -> KTable<K, V> {
         let op = named
             .name
             .clone()
@@ -720,31 +724,42 @@ impl<K: Data, V: Data> KStream<K, V> {
             materialized.key_serde.clone(),
             materialized.value_serde.clone(),
         );
+        // Kafka's `KStreamImpl#toTable`: the node's name first, then the store's
+        // (`KSTREAM-TOTABLE-STATE-STORE-n` when not named); a key change repartitions
+        // through `<node name>-repartition` behind a null-key filter. A table whose store
+        // is not named is not materialized until an operator reads it.
+        let name = self
+            .b
+            .borrow_mut()
+            .name_or(named.name.as_deref(), "KSTREAM-TOTABLE-");
+        let unnamed = materialized.name.is_none() && materialized.supplier.is_none();
+        if materialized.name.is_none() {
+            let store = self.b.borrow_mut().generate("KSTREAM-TOTABLE-STATE-STORE-");
+            materialized.name = Some(store);
+        }
         let mut parent = self.node;
         if self.repartition_required {
-            let base = self
-                .b
-                .borrow_mut()
-                .name_or(materialized.name.as_deref(), "KSTREAM-TOTABLE-");
-            parent = repartition_through(
+            parent = filtered_repartition(&self.b, parent, &name, ks.clone(), vs.clone());
+        }
+        if unnamed {
+            return add_unmaterialized_table::<K, V, V>(
                 &self.b,
                 parent,
-                &base,
-                materialized.name.is_some(),
-                ks.clone(),
-                vs.clone(),
-                None,
+                Some(&name),
+                materialized,
+                (ks, vs),
+                Some,
             );
         }
         let (node, store) = add_table_source_node::<K, V, V>(
             &self.b,
             parent,
-            named.name.as_deref(),
+            Some(&name),
             materialized,
             ks.clone(),
             vs.clone(),
             Some,
-            false,
+            true,
         );
         KTable::new(self.b.clone(), node, Some(ks), Some(vs), Some(store))
     }

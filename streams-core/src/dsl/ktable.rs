@@ -17,6 +17,7 @@ use super::builder::{
 };
 use super::kstream::repartition_through;
 use super::options::{Grouped, Materialized, Named};
+use super::table_store::OnDemandStore;
 
 /// When a windowed table's key closes: its window's end plus how long after it the window
 /// closes.
@@ -36,6 +37,10 @@ pub struct KTable<K, V> {
     pub(crate) closes_at: Option<ClosesAt<K>>,
     /// For versioned tables: the store holding the history of values.
     pub(crate) history: Option<String>,
+    /// For a table Kafka does not materialize (an unnamed source table, and the tables
+    /// `filter` and `map_values` derive from it): adds its source's store once an operator
+    /// reads it.
+    pub(crate) on_demand: Option<OnDemandStore>,
 }
 
 impl<K, V> Clone for KTable<K, V> {
@@ -48,6 +53,7 @@ impl<K, V> Clone for KTable<K, V> {
             store: self.store.clone(),
             closes_at: self.closes_at.clone(),
             history: self.history.clone(),
+            on_demand: self.on_demand.clone(),
         }
     }
 }
@@ -80,13 +86,29 @@ impl<K: Data, V: Data> KTable<K, V> {
             store,
             closes_at: None,
             history: None,
+            on_demand: None,
+        }
+    }
+
+    /// Marks this table's store as read by a downstream operator (a join's lookups, a
+    /// re-grouping's or suppression's old values). Kafka materializes an unnamed source
+    /// table only then (with a cache, unless its `Materialized` turns it off); until then
+    /// it forwards every record as it comes, deletes of keys it never held included.
+    pub(crate) fn materialize_on_demand(&self) {
+        if let Some(cache) = &self.on_demand {
+            cache(&self.b);
         }
     }
 
     /// The name of the store that holds this table, if it is materialized (queryable through
-    /// the test driver or interactive queries).
+    /// the test driver or interactive queries). As in Kafka, a table whose store was not
+    /// named (`builder.table(topic)`, `to_table()`) has none, even when a join made it keep
+    /// one.
     pub fn queryable_store_name(&self) -> Option<&str> {
-        self.store.as_deref()
+        match self.on_demand {
+            Some(_) => None,
+            None => self.store.as_deref(),
+        }
     }
 
     fn change_node<V2: Data, F>(&self, prefix: &str, named: Named, f: F) -> KTable<K, V2>
@@ -112,6 +134,8 @@ impl<K: Data, V: Data> KTable<K, V> {
         });
         let mut table = KTable::new(self.b.clone(), node, self.key_serde.clone(), None, None);
         table.closes_at = self.closes_at.clone();
+        // Kafka's unmaterialized filter and mapValues read through to their parent's store.
+        table.on_demand = self.on_demand.clone();
         table
     }
 
@@ -264,6 +288,7 @@ impl<K: Data, V: Data> KTable<K, V> {
         V2: Data,
         F: Fn(K, V) -> (K2, V2) + Send + Sync + 'static,
     {
+        self.materialize_on_demand();
         let name = self.b.borrow_mut().generate("KTABLE-SELECT-");
         let f = Arc::new(selector);
         let node = add_fn_node::<K, Change<V>, _, _>(&self.b, name, &[self.node], move || {

@@ -315,6 +315,7 @@ fn encode_entry<V: 'static>(
 
 impl<K: Data, V: Data> KTable<K, V> {
     fn suppress_with(&self, suppressed: Suppressed, due: DueFn<K>) -> KTable<K, V> {
+        self.materialize_on_demand();
         let b = self.b.clone();
         let name = b
             .borrow_mut()

@@ -22,6 +22,7 @@ impl<K: Data, V: Data> KTable<K, V> {
     /// The node and store holding this table's current values: its own store, or a new one
     /// fed by its changes (for tables derived without one, such as `filter` results).
     pub(crate) fn materialized_view(&self) -> (usize, String) {
+        self.materialize_on_demand();
         if let Some(store) = &self.store {
             return (self.node, store.clone());
         }
@@ -85,7 +86,7 @@ fn stream_table_join<K: Data, V: Data, VT: Data, VR: Data>(
         stream.node,
         stream.repartition_required,
         name.as_deref(),
-        "left",
+        None,
         &ks,
         &vs,
     );

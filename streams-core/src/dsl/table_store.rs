@@ -6,12 +6,13 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::Data;
 use crate::error::TopologyError;
 use crate::internals::window_aggregate::{WindowSpec, session_retention};
 use crate::serde::SerdeRef;
-use crate::state::{StoreBuilder, Stores, TimestampedSerde, ValueAndTimestamp};
+use crate::state::{StoreBuilder, StoreSpecParts, Stores, TimestampedSerde, ValueAndTimestamp};
 use crate::topology::InternalBuilder;
 use crate::window::SessionWindows;
 
@@ -33,16 +34,61 @@ pub(crate) fn add_ts_store<K: Data, V: Data>(
     ks: SerdeRef<K>,
     vs: SerdeRef<V>,
 ) -> String {
-    let ts_serde: SerdeRef<ValueAndTimestamp<V>> = Arc::new(TimestampedSerde::new(vs));
-    let builder =
-        Stores::default_key_value_store_builder(&name, materialized.supplier.clone(), ks, ts_serde)
-            .with_caching_enabled(materialized.caching)
-            .forwarding_changes()
-            .with_logging_enabled(materialized.logging);
-    let parts = builder.into_spec();
+    let parts = ts_store_parts(&name, materialized, materialized.caching, ks, vs);
     let store_name = parts.name.clone();
     b.borrow_mut().add_store(parts);
     store_name
+}
+
+/// The spec of a timestamped key-value store named `name`, made and logged as
+/// `materialized` says, cached as `caching` says.
+fn ts_store_parts<K: Data, V: Data>(
+    name: &str,
+    materialized: &Materialized<K, V>,
+    caching: bool,
+    ks: SerdeRef<K>,
+    vs: SerdeRef<V>,
+) -> StoreSpecParts {
+    let ts_serde: SerdeRef<ValueAndTimestamp<V>> = Arc::new(TimestampedSerde::new(vs));
+    Stores::default_key_value_store_builder(name, materialized.supplier.clone(), ks, ts_serde)
+        .with_caching_enabled(caching)
+        .forwarding_changes()
+        .with_logging_enabled(materialized.logging)
+        .into_spec()
+}
+
+/// Adds an unmaterialized source table's store once an operator reads it; see
+/// [`KTable::materialize_on_demand`](super::KTable).
+pub(crate) type OnDemandStore = Rc<dyn Fn(&Shared)>;
+
+/// The [`OnDemandStore`] of the table source `node`: adds the store `name` (as
+/// `materialized` says), connects it to the node and raises `added` (which tells the node
+/// to use it), once.
+pub(crate) fn add_store_on_demand<K: Data, V: Data>(
+    node: usize,
+    name: &str,
+    materialized: &Materialized<K, V>,
+    (ks, vs): (SerdeRef<K>, SerdeRef<V>),
+    added: Arc<AtomicBool>,
+) -> OnDemandStore {
+    let name = name.to_string();
+    let (supplier, caching, logging) = (
+        materialized.supplier.clone(),
+        materialized.caching,
+        materialized.logging,
+    );
+    Rc::new(move |b: &Shared| {
+        if added.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let mut materialized = Materialized::<K, V>::new();
+        materialized.supplier = supplier.clone();
+        materialized.logging = logging;
+        let parts = ts_store_parts(&name, &materialized, caching, ks.clone(), vs.clone());
+        let mut ib = b.borrow_mut();
+        ib.add_store(parts);
+        ib.connect_store(node, &name);
+    })
 }
 
 /// A store retention as checked: its value, or `minimum` after reporting why the requested

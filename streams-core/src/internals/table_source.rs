@@ -1,5 +1,6 @@
 //! The source node of a (non-versioned) table: upserts and deletes each record into the
-//! table's store and forwards what leaves the store's cache as changes. The DSL
+//! table's store and forwards what leaves the store's cache as changes (or, for a table
+//! without a store, forwards each record as a change). The DSL
 //! (`StreamsBuilder::table`, the results of table joins) adds the store and the node.
 
 use std::collections::HashMap;
@@ -27,6 +28,9 @@ pub(crate) struct TableSource<K, VIn, V> {
     /// store is not cached (Kafka's `KTableSource` forwards it; only a caching store drops
     /// it). Settled at `init`.
     absent_deletes: bool,
+    /// Whether the table has a store; without one (a table Kafka does not materialize)
+    /// each record is forwarded as it comes, as a change with no old value.
+    has_store: bool,
     children: Children,
 }
 
@@ -46,8 +50,16 @@ impl<K, VIn, V> TableSource<K, VIn, V> {
             nulls,
             deleted: HashMap::new(),
             absent_deletes: false,
+            has_store: true,
             children,
         }
+    }
+
+    /// A source with a store (`true`, the default) or without one (`false`: Kafka's
+    /// unmaterialized `KTableSource`, forwarding each record as it comes).
+    pub(crate) fn with_store(mut self, has_store: bool) -> Self {
+        self.has_store = has_store;
+        self
     }
 
     /// Forwards the deletion of a key the table does not hold when the store is not cached,
@@ -60,6 +72,9 @@ impl<K, VIn, V> TableSource<K, VIn, V> {
 
 impl<K: Data, VIn: Data, V: Data> NodeOps for TableSource<K, VIn, V> {
     fn init(&mut self, task: &mut TaskContext) -> Result<()> {
+        if !self.has_store {
+            return Ok(());
+        }
         let store: TsHandle<K, V> = task.typed_store(&self.store_name, "table")?;
         // Only an uncached store forwards these: decided once, not per record.
         self.absent_deletes &= !store.is_cached();
@@ -78,6 +93,23 @@ impl<K: Data, VIn: Data, V: Data> NodeOps for TableSource<K, VIn, V> {
 impl<K: Data, VIn: Data, V: Data> Input<K, VIn> for TableSource<K, VIn, V> {
     fn process(&mut self, r: Record<K, VIn>, task: &mut TaskContext) -> Result<()> {
         let Some(store) = &self.store else {
+            if !self.has_store {
+                // Kafka's unmaterialized `KTableSource`: `Change(value, null)`.
+                let Record {
+                    key,
+                    value,
+                    timestamp,
+                    headers,
+                } = r;
+                let new = (self.to_opt)(value).filter(|v| !self.nulls.is_null(v));
+                let change = Record {
+                    key,
+                    value: Change::new(new, None),
+                    timestamp,
+                    headers,
+                };
+                return self.children.forward(task, change);
+            }
             return Err(StreamsError::Internal(format!(
                 "table store `{}` used before init",
                 self.store_name
