@@ -706,7 +706,10 @@ mod suppression {
         let input = driver.input_topic::<String, String>("in");
         input.pipe_input_at(s("a"), s("x"), 1_000).unwrap();
         let err = input.pipe_input_at(s("b"), s("x"), 2_000).unwrap_err();
-        assert!(err.to_string().contains("suppression buffer full"), "{err}");
+        assert!(
+            err.to_string().contains("buffer exceeded its max capacity"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1002,5 +1005,78 @@ mod idle_advance {
         input.pipe_input_at(s("a"), s("x"), 9_000).unwrap();
         assert!(driver.metrics().dropped_records > dropped);
         assert_eq!(read(&suppressed), vec![]);
+    }
+}
+
+/// Kafka's `SuppressTopologyTest` (`ANONYMOUS_INTERMEDIATE_TOPOLOGY`): an unnamed suppress
+/// keeps its buffer in a generated `KTABLE-SUPPRESS-STATE-STORE-n`, which takes the next
+/// number after the node's; a named one in `<name>-store`.
+#[test]
+fn an_unnamed_suppress_numbers_its_store_as_kafka_does() {
+    use streams_core::dsl::{BufferConfig, Suppressed};
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("input")
+        .group_by_key()
+        .count()
+        .suppress(Suppressed::until_time_limit(
+            secs(1),
+            BufferConfig::unbounded(),
+        ))
+        .to_stream()
+        .to("output");
+    let text = builder.build().unwrap().describe().to_string();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("<--"))
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            "Topologies:",
+            "Sub-topology: 0",
+            "Source: KSTREAM-SOURCE-0000000000 (topics: [input])",
+            "--> KSTREAM-AGGREGATE-0000000002",
+            "Processor: KSTREAM-AGGREGATE-0000000002 (stores: [KSTREAM-AGGREGATE-STATE-STORE-0000000001])",
+            "--> KTABLE-SUPPRESS-0000000003",
+            "Processor: KTABLE-SUPPRESS-0000000003 (stores: [KTABLE-SUPPRESS-STATE-STORE-0000000004])",
+            "--> KTABLE-TOSTREAM-0000000005",
+            "Processor: KTABLE-TOSTREAM-0000000005 (stores: [])",
+            "--> KSTREAM-SINK-0000000006",
+            "Sink: KSTREAM-SINK-0000000006 (topic: output)",
+        ],
+        "\n{text}"
+    );
+}
+
+/// Emit-on-close forwards the windows one record closes in window-start order (then by
+/// key), as Kafka's time-ordered store of such aggregations gives them: B's earlier window
+/// before A's, though A sorts first. Cache on and off, RocksDB and in-memory stores.
+#[test]
+fn emit_on_window_close_forwards_closed_windows_in_start_order() {
+    use streams_core::config::DslStore;
+    use streams_core::dsl::EmitStrategy;
+    for cache in [0, 1 << 20] {
+        for store in [DslStore::RocksDb, DslStore::InMemory] {
+            let topology = counting_with(|g| {
+                g.windowed_by(TimeWindows::of_size_and_grace(
+                    Duration::from_millis(10),
+                    Duration::from_millis(10),
+                ))
+                .emit_strategy(EmitStrategy::OnWindowClose)
+                .count()
+            });
+            let config = StreamsConfig::new("e")
+                .with_cache_max_bytes(cache)
+                .with_default_dsl_store(store);
+            let (out, _) =
+                driver::count_keys_at(topology, config, &[("B", 1), ("A", 12), ("C", 30)]);
+            assert_eq!(
+                out,
+                vec![(s("[B@0/10]"), 1), (s("[A@10/20]"), 1)],
+                "cache {cache}, {store:?}"
+            );
+        }
     }
 }

@@ -62,6 +62,28 @@ impl BufferConfig {
             when_full: WhenFull::EmitEarly,
         }
     }
+    /// Also bounds the buffer to `n` keys (Kafka's `withMaxRecords`).
+    ///
+    /// ```
+    /// # use streams_core::dsl::BufferConfig;
+    /// let both = BufferConfig::max_records(1_000).with_max_bytes(1 << 20);
+    /// assert_ne!(both, BufferConfig::max_records(1_000));
+    /// ```
+    pub fn with_max_records(mut self, n: usize) -> Self {
+        self.max_records = Some(n);
+        self
+    }
+    /// Also bounds the buffer to `n` bytes (Kafka's `withMaxBytes`).
+    pub fn with_max_bytes(mut self, n: usize) -> Self {
+        self.max_bytes = Some(n);
+        self
+    }
+    /// Removes both bounds, keeping what a full buffer would do (Kafka's `withNoBound`).
+    pub fn with_no_bound(mut self) -> Self {
+        self.max_records = None;
+        self.max_bytes = None;
+        self
+    }
     /// Stops the application with an error when the buffer is full.
     pub fn shut_down_when_full(mut self) -> Self {
         self.when_full = WhenFull::ShutDown;
@@ -273,10 +295,14 @@ impl<K: Data, V: Data> Suppression<K, V> {
             if first_due > now && config.when_full == WhenFull::ShutDown {
                 return Err(StreamsError::processor(
                     self.node_name.as_str(),
+                    // Kafka's wording (an unbounded limit shows as Long.MAX_VALUE).
                     format!(
-                        "suppression buffer full ({} keys, {} bytes); raise its BufferConfig bound or use emit_early_when_full",
+                        "{} buffer exceeded its max capacity. Currently [{}/{}] records and [{}/{}] bytes. Raise its BufferConfig bound or use emit_early_when_full",
+                        self.node_name,
                         buffer.entries.len(),
-                        buffer.bytes
+                        config.max_records.map_or(i64::MAX as u64, |n| n as u64),
+                        buffer.bytes,
+                        config.max_bytes.map_or(i64::MAX as u64, |n| n as u64),
                     ),
                 ));
             }
@@ -322,7 +348,12 @@ impl<K: Data, V: Data> KTable<K, V> {
             .name_or(suppressed.name.as_deref(), "KTABLE-SUPPRESS-");
         let ks = require_serde(&b, &name, "key", None, self.key_serde.clone());
         let vs = require_serde(&b, &name, "value", None, self.value_serde.clone());
-        let store_name = format!("{name}-store");
+        // Kafka's `KTableImpl#suppress`: `<name>-store` when named, else a generated
+        // `KTABLE-SUPPRESS-STATE-STORE-n` (taking the next number).
+        let store_name = match &suppressed.name {
+            Some(_) => format!("{name}-store"),
+            None => b.borrow_mut().generate("KTABLE-SUPPRESS-STATE-STORE-"),
+        };
         let bytes: SerdeRef<Vec<u8>> = Arc::new(BytesSerde);
         // The buffer lives in memory; its store is its changelog-backed copy.
         let parts = Stores::key_value_store_builder(

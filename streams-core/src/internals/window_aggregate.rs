@@ -203,7 +203,12 @@ pub(crate) fn emit_closed<K: Data, VA: Data>(
     let to = closed_until.saturating_sub(size);
     let from = emitted_until.saturating_sub(size).saturating_add(1).max(0);
     if to >= from {
-        for (key, v) in store.fetch_all(from, to)? {
+        // In window-start order, then by key bytes within a start, as Kafka's time-ordered
+        // store of emit-on-close aggregations gives them (the store's own order is by key,
+        // then start: the stable sort keeps the key order of each start).
+        let mut closed = store.fetch_all(from, to)?;
+        closed.sort_by_key(|(key, _)| key.window.start);
+        for (key, v) in closed {
             ch.forward(
                 t,
                 Record::new(key, Change::new(Some(v.value), None), v.timestamp),
