@@ -205,13 +205,8 @@ pub(crate) struct JoinNode<K, VL, VR, VO> {
     /// The largest timestamp seen by either side (Kafka's shared `TimeTracker`); after a
     /// restart, the larger observed stream time of the two restored window stores.
     stream_time: i64,
-    /// Kafka's `sharedTimeTracker.minTime`, which decides when the shared store is scanned
-    /// (`i64::MIN`: unknown, scan; `i64::MAX`: the store is empty). Not a lower bound of
-    /// what it holds: a scan leaves it at the timestamp where Kafka's scan stopped.
+    /// A lower bound of the timestamps in the shared store (`i64::MIN`: unknown, scan).
     min_time: i64,
-    /// A lower bound of the timestamps in the shared store (`i64::MIN`: unknown), where a
-    /// scan starts.
-    held_from: i64,
     /// Per side (right 0, left 1): the largest timestamp put into the shared store, an upper
     /// bound of what it holds (after a restart: its largest key's timestamp).
     outer_max: [i64; 2],
@@ -230,7 +225,6 @@ impl<K, VL, VR, VO> JoinNode<K, VL, VR, VO> {
             outer: None,
             stream_time: -1,
             min_time: i64::MIN,
-            held_from: i64::MIN,
             outer_max: [i64::MAX; 2],
             presence: [Presence::new(i64::MAX), Presence::new(i64::MAX)],
             children,
@@ -268,7 +262,6 @@ impl<K: Data, VL: Data, VR: Data, VO: Data> NodeOps for JoinNode<K, VL, VR, VO> 
             self.outer = Some(outer);
         }
         self.min_time = i64::MIN;
-        self.held_from = i64::MIN;
         Ok(())
     }
 }
@@ -430,7 +423,6 @@ impl<K: Data, VL: Data, VR: Data, VO: Data> JoinNode<K, VL, VR, VO> {
                     Some(store) if to >= self.stream_time => {
                         // Held until its window closes.
                         self.min_time = self.min_time.min(ts);
-                        self.held_from = self.held_from.min(ts);
                         let k = OuterKey {
                             ts,
                             left: is_left,
@@ -515,10 +507,10 @@ impl<K: Data, VL: Data, VR: Data, VO: Data> JoinNode<K, VL, VR, VO> {
 
     /// Emits (and forgets) the unmatched records whose window has closed: a left record at
     /// `t` once stream time passes `t + after + grace`, a right one at `t + before + grace`.
-    /// When it looks is Kafka's `emitNonJoinedOuterRecords`: only once its `minTime` plus
-    /// the arriving side's `this_after` plus grace is behind stream time, and a scan leaves
-    /// `minTime` at the entry where Kafka's scan of the whole store stops (the last entry,
-    /// or the first after an open entry of each side was seen).
+    /// It looks, as Kafka's `emitNonJoinedOuterRecords` does, only once the earliest
+    /// timestamp held plus the arriving side's `this_after` (Kafka's side processors use
+    /// their own "after": the windows' after on the left, their before on the right) plus
+    /// grace is behind stream time.
     fn emit_closed(
         &mut self,
         task: &mut TaskContext,
@@ -530,51 +522,38 @@ impl<K: Data, VL: Data, VR: Data, VO: Data> JoinNode<K, VL, VR, VO> {
         };
         let w = self.spec.windows;
         let st = self.stream_time;
-        if self.min_time == i64::MAX
-            || (self.min_time != i64::MIN
-                && self
-                    .min_time
-                    .saturating_add(this_after)
-                    .saturating_add(w.grace_ms())
-                    >= st)
+        if self.min_time != i64::MIN
+            && self
+                .min_time
+                .saturating_add(this_after)
+                .saturating_add(w.grace_ms())
+                >= st
         {
             return Ok(());
         }
-        let lookback = |left: bool| if left { w.after_ms() } else { w.before_ms() };
-        let is_open = |k: &OuterKey<K>| {
-            k.ts.saturating_add(lookback(k.left))
-                .saturating_add(w.grace_ms())
-                >= st
-        };
         // Every entry at or past `upper` is open on both sides.
         let shortest = w.before_ms().min(w.after_ms());
+        // Every closed record has ts + lookback + grace < stream time.
+        let last = st
+            .saturating_sub(shortest)
+            .saturating_sub(w.grace_ms())
+            .saturating_sub(1);
         let upper = OuterKey {
-            ts: st.saturating_sub(shortest).saturating_sub(w.grace_ms()),
+            ts: last.saturating_add(1),
             left: false,
             key: None,
         };
         // From the earliest timestamp held (not the store's start: on RocksDB, the deleted
         // entries before it would be skipped one by one on every scan).
-        let lower = (self.held_from != i64::MIN).then(|| OuterKey {
-            ts: self.held_from,
+        let lower = (self.min_time != i64::MIN).then(|| OuterKey {
+            ts: self.min_time,
             left: false,
             key: None,
         });
-        // Kafka's walk: each entry visited sets minTime; it stops at the first entry after
-        // an open entry of each side was seen.
-        let mut open = [false; 2];
-        let mut last_visited = None;
-        let mut stopped = false;
         let mut min_open = i64::MAX;
         for (k, values) in store.range(lower.as_ref(), Some(&upper))? {
-            last_visited = Some(k.ts);
-            if open == [true; 2] {
-                stopped = true;
-                min_open = min_open.min(k.ts);
-                break;
-            }
-            if is_open(&k) {
-                open[usize::from(k.left)] = true;
+            let lookback = if k.left { w.after_ms() } else { w.before_ms() };
+            if k.ts.saturating_add(lookback).saturating_add(w.grace_ms()) >= st {
                 min_open = min_open.min(k.ts);
                 continue;
             }
@@ -597,35 +576,8 @@ impl<K: Data, VL: Data, VR: Data, VO: Data> JoinNode<K, VL, VR, VO> {
             }
             store.remove(&k)?;
         }
-        let next = store.first_from(&upper)?.map(|(k, _)| k);
-        self.held_from = min_open.min(next.as_ref().map_or(i64::MAX, |k| k.ts));
-        if !stopped {
-            // The rest of the store is open: Kafka walks on until it has seen an open entry
-            // of each side, or to the end.
-            last_visited = match (&next, self.spec.kind) {
-                (None, _) => last_visited,
-                // One side only: the walk reaches the end.
-                (Some(_), JoinKind::Left) => store.last_key()?.map(|k| k.ts),
-                (Some(first), _) => {
-                    let mut at = Some(OuterKey {
-                        ts: first.ts,
-                        left: first.left,
-                        key: first.key.clone(),
-                    });
-                    let mut seen = last_visited;
-                    while let Some(k) = at {
-                        seen = Some(k.ts);
-                        if open == [true; 2] {
-                            break;
-                        }
-                        open[usize::from(k.left)] = true;
-                        at = store.first_after(&k)?.map(|(k, _)| k);
-                    }
-                    seen
-                }
-            };
-        }
-        self.min_time = last_visited.unwrap_or(i64::MAX);
+        let next = store.first_from(&upper)?.map_or(i64::MAX, |(k, _)| k.ts);
+        self.min_time = min_open.min(next);
         Ok(())
     }
 

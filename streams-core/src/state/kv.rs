@@ -216,14 +216,6 @@ impl<K: 'static, V: 'static> KeyValueStoreHandle<K, V> {
         iter.next().map(|kv| self.decode(kv?)).transpose()
     }
 
-    /// The first pair with a key `> after` (by serialized bytes), without reading further.
-    pub(crate) fn first_after(&self, after: &K) -> Result<Option<(K, V)>> {
-        let lo = self.key_bytes(after)?;
-        let store = self.lock();
-        let mut iter = store.range(Bound::Excluded(&lo), Bound::Unbounded)?;
-        iter.next().map(|kv| self.decode(kv?)).transpose()
-    }
-
     /// The key that sorts last, without reading the others.
     pub(crate) fn last_key(&self) -> Result<Option<K>> {
         let store = self.lock();
