@@ -63,6 +63,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use streams_core::prelude::*;
 use streams_core::state::ValueAndTimestamp;
@@ -884,6 +885,76 @@ fn stream_table_integration_left() {
                     (14, "D-d", 6),
                     (18, "E-e", 15),
                     (21, "F-null", 4),
+                ],
+            );
+        },
+    );
+}
+
+/// The stream-table integration scenario on a versioned table (Kafka's
+/// `Stores.persistentVersionedKeyValueStore(STORE_NAME, Duration.ofMinutes(5))`).
+fn stream_table_integration_versioned(
+    join: impl FnOnce(&KStream<i64, Option<String>>, &KTable<i64, String>) -> KStream<i64, String>,
+) -> Topology {
+    let builder = StreamsBuilder::new();
+    let table = builder.table_with(
+        RIGHT,
+        Consumed::with(default_serde::<i64>(), default_serde::<String>()),
+        Materialized::as_versioned("versioned-store", Duration::from_secs(300)),
+    );
+    let stream = builder.stream::<i64, Option<String>>(LEFT);
+    join(&stream, &table).to(OUT);
+    builder.build().unwrap()
+}
+
+/// `StreamTableJoinIntegrationTest.testInnerWithVersionedStore`: with no grace period, each
+/// stream record joins the table version valid at its timestamp (D at 6 joins b, F at 4
+/// joins a), not the latest value.
+#[test]
+fn stream_table_integration_inner_with_versioned_store() {
+    each_setup(
+        || {
+            stream_table_integration_versioned(|s, t| {
+                s.join_table(t, |v: &Option<String>, tv: &String| {
+                    format!("{}-{tv}", show(opt(v)))
+                })
+            })
+        },
+        |run: &IntegrationStreamRun| {
+            run_stream_input_steps(
+                run,
+                &[
+                    (4, "B-a", 5),
+                    (14, "D-b", 6),
+                    (18, "E-e", 15),
+                    (21, "F-a", 4),
+                ],
+            );
+        },
+    );
+}
+
+/// `StreamTableJoinIntegrationTest.testLeftWithVersionedStore`.
+#[test]
+fn stream_table_integration_left_with_versioned_store() {
+    each_setup(
+        || {
+            stream_table_integration_versioned(|s, t| {
+                s.left_join_table(t, |v: &Option<String>, tv: Option<&String>| {
+                    format!("{}-{}", show(opt(v)), show(tv))
+                })
+            })
+        },
+        |run: &IntegrationStreamRun| {
+            run_stream_input_steps(
+                run,
+                &[
+                    (2, "A-null", 3),
+                    (4, "B-a", 5),
+                    (8, "C-null", 9),
+                    (14, "D-b", 6),
+                    (18, "E-e", 15),
+                    (21, "F-a", 4),
                 ],
             );
         },

@@ -461,8 +461,9 @@ impl<K, V, VT> Joined<K, V, VT> {
     /// Holds each stream record for `grace` of stream time, then joins it with the table
     /// version valid at its timestamp (KIP-923); the table must be versioned
     /// ([`Materialized::as_versioned`]). Records are emitted in timestamp order; a record
-    /// already older than the grace period is joined at once. Without it, a record joins the
-    /// table's latest value when it arrives.
+    /// already older than the grace period is joined at once. Without it, a record is joined
+    /// when it arrives: with the table version valid at its timestamp if the table is
+    /// versioned, else with the table's latest value.
     pub fn with_grace_period(mut self, grace: std::time::Duration) -> Self {
         self.grace = Some(i64::try_from(grace.as_millis()).unwrap_or(i64::MAX));
         self

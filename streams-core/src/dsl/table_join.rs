@@ -127,6 +127,21 @@ fn stream_table_join<K: Data, V: Data, VT: Data, VR: Data>(
             .copartition(&node_name, &[stream_in, table_node]);
         return KStream::new(b, node, Some(ks), None, false);
     }
+    if let Some(history) = &table.history {
+        let node = super::versioned::add_versioned_lookup_join(
+            &b,
+            &node_name,
+            stream_in,
+            history,
+            left,
+            joiner,
+            ks.clone(),
+            vs,
+        );
+        b.borrow_mut()
+            .copartition(&node_name, &[stream_in, table_node]);
+        return KStream::new(b, node, Some(ks), None, false);
+    }
     let null_keys = ks.clone();
     let null_values = vs;
     let node = add_store_node::<K, V, TsHandle<K, VT>, _, _>(
