@@ -1080,3 +1080,60 @@ fn emit_on_window_close_forwards_closed_windows_in_start_order() {
         }
     }
 }
+
+/// Kafka's `SuppressScenarioTest.shouldSuppressIntermediateEventsWithBytesLimit`: a buffer of
+/// 200 bytes holds one entry of "a little over 100 bytes" (Kafka counts the record's topic
+/// and context too), so the second key evicts the oldest early.
+#[test]
+fn suppress_counts_entry_bytes_as_kafka_does() {
+    use streams_core::dsl::{BufferConfig, Suppressed};
+    let builder = StreamsBuilder::new();
+    let counts = builder
+        .table_with(
+            "input",
+            Consumed::with(default_serde::<String>(), default_serde::<String>()),
+            Materialized::new()
+                .with_caching_disabled()
+                .with_logging_disabled(),
+        )
+        .group_by(|k: String, v: String| (v, k))
+        .count();
+    counts
+        .suppress(Suppressed::until_time_limit(
+            Duration::from_millis(i64::MAX as u64),
+            BufferConfig::max_bytes(200).emit_early_when_full(),
+        ))
+        .to_stream()
+        .to("output-suppressed");
+    counts.to_stream().to("output-raw");
+    let driver = TopologyTestDriver::new(
+        builder.build().unwrap(),
+        StreamsConfig::new("suppressscenariotest"),
+    )
+    .unwrap();
+    let input = driver.input_topic::<String, String>("input");
+    input.pipe_input_at(s("k1"), s("v1"), 0).unwrap();
+    input.pipe_input_at(s("k1"), s("v2"), 1).unwrap();
+    input.pipe_input_at(s("k2"), s("v1"), 2).unwrap();
+    let raw_topic = driver.output_topic::<String, Option<i64>>("output-raw");
+    let suppressed_topic = driver.output_topic::<String, Option<i64>>("output-suppressed");
+    let raw = |_: &TopologyTestDriver| driver::records(&raw_topic);
+    let suppressed = |_: &TopologyTestDriver| driver::records(&suppressed_topic);
+    assert_eq!(
+        raw(&driver),
+        vec![
+            (s("v1"), Some(1), 0),
+            (s("v1"), Some(0), 1),
+            (s("v2"), Some(1), 1),
+            (s("v1"), Some(1), 2)
+        ]
+    );
+    // Consecutive updates to v1 are suppressed into the latter; the last update waits.
+    assert_eq!(
+        suppressed(&driver),
+        vec![(s("v1"), Some(0), 1), (s("v2"), Some(1), 1)]
+    );
+    input.pipe_input_at(s("x"), s("x"), 3).unwrap();
+    assert_eq!(raw(&driver), vec![(s("x"), Some(1), 3)]);
+    assert_eq!(suppressed(&driver), vec![(s("v1"), Some(1), 2)]);
+}

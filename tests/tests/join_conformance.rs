@@ -1064,3 +1064,27 @@ fn left_join_null_results_come_with_the_first_record_after_their_window_closed()
         },
     );
 }
+
+/// The join stores' retention (`before + after + grace`) as Kafka's window stores apply it:
+/// nothing at or below observed stream time minus the retention is read (`getActualFrom`)
+/// or written. With a 10 ms difference (retention 20), a right record at 0 is gone once the
+/// right side saw 20: a left record at 10 no longer joins it; a right record at 0 arriving
+/// then is not buffered, so the left record at 10 after it does not join it either.
+#[test]
+fn join_stores_hold_nothing_at_or_below_stream_time_minus_retention() {
+    each_setup(
+        || topology(|l, r: &KStream<i32, String>| l.join(r, inner, no_grace(10))),
+        |run: &Run<String>| {
+            run.right(0, "r0".into(), 0);
+            run.right(1, "r1".into(), 20);
+            run.expect("rights", &[]);
+            run.left(0, "l".into(), 10);
+            run.expect("left at 10: r0 expired", &[]);
+            run.left(1, "m".into(), 11);
+            run.expect("left at 11 joins r1", &[(1, "m+r1", 20)]);
+            run.right(2, "late".into(), 0);
+            run.left(2, "n".into(), 10);
+            run.expect("a right record at 0 is not buffered", &[]);
+        },
+    );
+}

@@ -9,7 +9,7 @@ use crate::Data;
 use crate::error::{Result, StreamsError, TopologyError};
 use crate::internals::node::Children;
 use crate::internals::task::TaskContext;
-use crate::record::{Change, Record};
+use crate::record::{Change, Headers, Record};
 use crate::serde::{BytesSerde, Serde, SerdeRef};
 use crate::state::{KeyValueStoreHandle, StoreBuilder, Stores};
 
@@ -144,14 +144,21 @@ struct Buffered<K, V> {
     key: K,
     change: Change<V>,
     due: i64,
+    /// The time of the first held update (Kafka's buffer time for a time limit).
+    since: i64,
     timestamp: i64,
+    /// The latest update's headers, forwarded with the entry (as Kafka's buffer keeps the
+    /// record context); not in the store, so entries restored after a restart have none.
+    headers: Headers,
     bytes: usize,
 }
 
 /// The per-task buffer: entries by key bytes, and an index by due time.
 struct Buffer<K, V> {
     entries: HashMap<Vec<u8>, Buffered<K, V>>,
-    by_due: BTreeSet<(i64, Vec<u8>)>,
+    /// (due time, time of the first held update, key bytes): Kafka's buffer is ordered by
+    /// buffer time then key; the due time follows it, but saturates for long limits.
+    by_due: BTreeSet<(i64, i64, Vec<u8>)>,
     bytes: usize,
     loaded: bool,
 }
@@ -161,6 +168,8 @@ type BufferStore = KeyValueStoreHandle<Vec<u8>, Vec<u8>>;
 /// A suppression node's state: its buffer and how to encode and time its entries.
 struct Suppression<K, V> {
     ks: SerdeRef<K>,
+    /// The value serde, for Kafka's accounting of a buffered entry's size.
+    vs: SerdeRef<V>,
     change_serde: ChangeSerde<V>,
     due: DueFn<K>,
     node_name: String,
@@ -175,6 +184,15 @@ struct Suppression<K, V> {
     drop_tombstones: bool,
     /// This node's entry in the task's suppression metrics, once known (`DEBUG` only).
     metrics_slot: Option<usize>,
+}
+
+/// A buffered entry's size as Kafka's `InMemoryTimeOrderedKeyValueChangeBuffer` counts it
+/// against `max_bytes` (and reports it in the buffer-size metrics): 8 bytes of buffer time,
+/// the key, the `[prior, old, new]` values' bytes (old only when it is not the prior
+/// value), and the record context: timestamp and offset (8 bytes each), the topic name,
+/// the partition (4) and the headers' keys and values.
+fn kafka_entry_size(key: usize, values: [usize; 3], topic: usize, headers: usize) -> usize {
+    8 + key + values.iter().sum::<usize>() + 8 + 8 + topic + 4 + headers
 }
 
 impl<K: Data, V: Data> Suppression<K, V> {
@@ -219,17 +237,31 @@ impl<K: Data, V: Data> Suppression<K, V> {
                 .change_serde
                 .deserialize(&vb[16..])
                 .map_err(|e| StreamsError::processor(node, e))?;
-            let bytes = kb.len() + vb.len();
+            // Kafka's size with what the store keeps: the record's topic, headers and the
+            // latest update's old value are not kept (the old value is the prior one).
+            let bytes = kafka_entry_size(
+                kb.len(),
+                [
+                    self.len_of(change.old.as_ref()),
+                    0,
+                    self.len_of(change.new.as_ref()),
+                ],
+                0,
+                0,
+            );
             self.observed = self.observed.max(ts);
             self.buffer.bytes += bytes;
-            self.buffer.by_due.insert((due_at, kb.clone()));
+            // The first update's time is not stored: the latest's stands in for it.
+            self.buffer.by_due.insert((due_at, ts, kb.clone()));
             self.buffer.entries.insert(
                 kb,
                 Buffered {
                     key,
                     change,
                     due: due_at,
+                    since: ts,
                     timestamp: ts,
+                    headers: Headers::default(),
                     bytes,
                 },
             );
@@ -238,9 +270,20 @@ impl<K: Data, V: Data> Suppression<K, V> {
         Ok(())
     }
 
+    /// The serialized length of a value, 0 for none (or one that does not serialize:
+    /// the store write reports that).
+    fn len_of(&self, v: Option<&V>) -> usize {
+        v.and_then(|v| self.vs.serialize(v).ok())
+            .map_or(0, |b| b.len())
+    }
+
     /// Buffers the update `r`, replacing the key's previous one.
-    fn hold(&mut self, store: &BufferStore, r: Record<K, Change<V>>) -> Result<()> {
-        let buffer = &mut self.buffer;
+    fn hold(
+        &mut self,
+        store: &BufferStore,
+        r: Record<K, Change<V>>,
+        t: &TaskContext,
+    ) -> Result<()> {
         let kb = self
             .ks
             .serialize(&r.key)
@@ -249,21 +292,49 @@ impl<K: Data, V: Data> Suppression<K, V> {
                 target: self.node_name.clone(),
                 source,
             })?;
+        // Kafka's size of the entry: its prior value (the old value of the first buffered
+        // update), this update's old value when it is another one (a later update's), its
+        // new value, and the record context (topic, headers).
+        let later = self.buffer.entries.contains_key(&kb);
+        let old_len = if later {
+            self.len_of(r.value.old.as_ref())
+        } else {
+            0
+        };
+        let new_len = self.len_of(r.value.new.as_ref());
+        let context = t.current.as_ref().or(t.last_record.as_ref());
+        let topic_len = context.map_or(0, |c| c.topic.len());
+        let header_len: usize = r
+            .headers
+            .iter()
+            .map(|h| h.key.len() + h.value.as_ref().map_or(0, |v| v.len()))
+            .sum();
+        let buffer = &mut self.buffer;
         // Keep the first update's due time; the value is always the latest, and the old
         // value is the one before the first buffered update.
-        let (due_at, old) = match buffer.entries.remove(&kb) {
+        let (due_at, since, old) = match buffer.entries.remove(&kb) {
             Some(prev) => {
-                buffer.by_due.remove(&(prev.due, kb.clone()));
+                buffer.by_due.remove(&(prev.due, prev.since, kb.clone()));
                 buffer.bytes -= prev.bytes;
-                (prev.due, prev.change.old)
+                (prev.due, prev.since, prev.change.old)
             }
-            None => ((self.due)(&r.key, r.timestamp), r.value.old),
+            None => ((self.due)(&r.key, r.timestamp), r.timestamp, r.value.old),
         };
+        let prior_len = old
+            .as_ref()
+            .and_then(|v| self.vs.serialize(v).ok())
+            .map_or(0, |b| b.len());
+        let size = kafka_entry_size(
+            kb.len(),
+            [prior_len, old_len, new_len],
+            topic_len,
+            header_len,
+        );
         let change = Change::new(r.value.new, old);
         let encoded = encode_entry(&self.change_serde, due_at, r.timestamp, &change)?;
-        let size = kb.len() + encoded.len();
         store.put(&kb, &encoded)?;
-        buffer.by_due.insert((due_at, kb.clone()));
+        let buffer = &mut self.buffer;
+        buffer.by_due.insert((due_at, since, kb.clone()));
         buffer.bytes += size;
         buffer.entries.insert(
             kb,
@@ -271,7 +342,9 @@ impl<K: Data, V: Data> Suppression<K, V> {
                 key: r.key,
                 change,
                 due: due_at,
+                since,
                 timestamp: r.timestamp,
+                headers: r.headers,
                 bytes: size,
             },
         );
@@ -286,7 +359,8 @@ impl<K: Data, V: Data> Suppression<K, V> {
         loop {
             let over = config.max_records.is_some_and(|m| buffer.entries.len() > m)
                 || config.max_bytes.is_some_and(|m| buffer.bytes > m);
-            let Some((first_due, first_key)) = buffer.by_due.iter().next().cloned() else {
+            let Some((first_due, first_since, first_key)) = buffer.by_due.iter().next().cloned()
+            else {
                 break;
             };
             if first_due > now && !over {
@@ -306,14 +380,24 @@ impl<K: Data, V: Data> Suppression<K, V> {
                     ),
                 ));
             }
-            buffer.by_due.remove(&(first_due, first_key.clone()));
+            buffer
+                .by_due
+                .remove(&(first_due, first_since, first_key.clone()));
             if let Some(e) = buffer.entries.remove(&first_key) {
                 buffer.bytes -= e.bytes;
                 store.delete(&first_key)?;
                 if e.change.new.is_none() && self.drop_tombstones {
                     continue;
                 }
-                ch.forward(t, Record::new(e.key, e.change, e.timestamp))?;
+                ch.forward(
+                    t,
+                    Record {
+                        key: e.key,
+                        value: e.change,
+                        timestamp: e.timestamp,
+                        headers: e.headers,
+                    },
+                )?;
             }
         }
         Ok(())
@@ -374,6 +458,7 @@ impl<K: Data, V: Data> KTable<K, V> {
             move || Timed {
                 state: Suppression {
                     ks: ks.clone(),
+                    vs: vs.clone(),
                     change_serde: ChangeSerde::new(vs.clone()),
                     due: due.clone(),
                     node_name: name.clone(),
@@ -395,7 +480,7 @@ impl<K: Data, V: Data> KTable<K, V> {
                           t: &mut TaskContext| {
                     s.load(store)?;
                     s.observed = s.observed.max(r.timestamp);
-                    s.hold(store, r)?;
+                    s.hold(store, r, t)?;
                     s.emit_due(store, ch, t)?;
                     s.record_metrics(t);
                     Ok(())

@@ -412,7 +412,14 @@ impl<K: Data, VL: Data, VR: Data, VO: Data> JoinNode<K, VL, VR, VO> {
         let other = S::other_store(self).ok_or_else(|| used_before_init("other"))?;
         let key_bytes = other.encode_key(&key)?;
         let hash = self.presence[this_side].hash(&key_bytes);
-        let partners = if self.presence[1 - this_side].may_hold(hash, from, to) {
+        // What the other store still holds: as Kafka's window stores, nothing at or below
+        // its observed stream time minus the retention (`getActualFrom`).
+        let live_from = other
+            .observed_stream_time()
+            .saturating_sub(w.retention_ms())
+            .saturating_add(1);
+        let from = from.max(live_from);
+        let partners = if from <= to && self.presence[1 - this_side].may_hold(hash, from, to) {
             other.fetch_range_encoded(&key_bytes, from, to)?
         } else {
             Vec::new()
@@ -485,7 +492,8 @@ impl<K: Data, VL: Data, VR: Data, VO: Data> JoinNode<K, VL, VR, VO> {
         // it is late, and counted as dropped, like Kafka's expired window-store writes).
         let this = S::this_store(self).ok_or_else(|| used_before_init("this"))?;
         let observed = this.observed_stream_time();
-        if ts < observed.saturating_sub(w.retention_ms()) {
+        if ts <= observed.saturating_sub(w.retention_ms()) {
+            // Kafka's window store drops a write at or below observed - retention.
             task.metrics.dropped_records += 1;
         } else {
             // Nothing can be stored at a timestamp newer than the store has seen, nor
