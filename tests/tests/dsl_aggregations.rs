@@ -1060,3 +1060,40 @@ fn an_unnamed_table_forwards_every_record_until_an_operator_reads_it() {
         }
     }
 }
+
+/// Kafka's `KTableRepartitionMap`: a table re-grouping skips a selected pair whose key or
+/// value is null (here `None` of an `Option`), for the new and the old value alike, so the
+/// aggregation neither adds nor subtracts it. Recounted by hand: users per region, where a
+/// user without a known region is left out.
+#[test]
+fn a_table_regrouping_skips_pairs_with_a_null_key_or_value() {
+    let builder = StreamsBuilder::new();
+    builder
+        .table::<String, String>("user-regions")
+        .group_by(|user: String, region: String| {
+            // No region key for "?"; no value for users marked as hidden.
+            let key = (region != "?").then(|| region.clone());
+            let value = (!user.starts_with("hidden")).then_some(user);
+            (key, value)
+        })
+        .count()
+        .to_stream()
+        .to("per-region");
+    let driver = driver(builder).unwrap();
+    let input = driver.input_topic::<String, Option<String>>("user-regions");
+    input.pipe_input(s("alice"), Some(s("eu"))).unwrap();
+    input.pipe_input(s("bob"), Some(s("?"))).unwrap(); // null key: skipped
+    input.pipe_input(s("hidden-carol"), Some(s("eu"))).unwrap(); // null value: skipped
+    input.pipe_input(s("bob"), Some(s("eu"))).unwrap(); // old pair null: only the add
+    input.pipe_input(s("alice"), Some(s("?"))).unwrap(); // new pair null: only the subtract
+    let counts = driver::key_values::<Option<String>, Option<i64>>(&driver, "per-region");
+    assert_eq!(
+        counts,
+        vec![
+            (Some(s("eu")), Some(1)),
+            (Some(s("eu")), Some(2)),
+            (Some(s("eu")), Some(1)),
+        ]
+    );
+    assert_eq!(driver.metrics().dropped_records, 0);
+}

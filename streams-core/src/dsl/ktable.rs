@@ -291,11 +291,25 @@ impl<K: Data, V: Data> KTable<K, V> {
         self.materialize_on_demand();
         let name = self.b.borrow_mut().generate("KTABLE-SELECT-");
         let f = Arc::new(selector);
+        // Kafka's `KTableRepartitionMap` skips a selected pair whose key or value is null.
+        let (key_nulls, value_nulls) = (grouped.key_serde.clone(), grouped.value_serde.clone());
+        let not_null = Arc::new(move |(k, v): &(K2, V2)| {
+            !key_nulls.as_ref().is_some_and(|s| s.is_null(k))
+                && !value_nulls.as_ref().is_some_and(|s| s.is_null(v))
+        });
         let node = add_fn_node::<K, Change<V>, _, _>(&self.b, name, &[self.node], move || {
-            let f = f.clone();
+            let (f, not_null) = (f.clone(), not_null.clone());
             move |r: Record<K, Change<V>>, ch: &Children, t: &mut TaskContext| {
-                let new = r.value.new.map(|v| f(r.key.clone(), v));
-                let old = r.value.old.map(|v| f(r.key.clone(), v));
+                let new = r
+                    .value
+                    .new
+                    .map(|v| f(r.key.clone(), v))
+                    .filter(|p| not_null(p));
+                let old = r
+                    .value
+                    .old
+                    .map(|v| f(r.key.clone(), v))
+                    .filter(|p| not_null(p));
                 let rec = |k: K2, c: Change<V2>| Record {
                     key: k,
                     value: c,
