@@ -1097,3 +1097,30 @@ fn a_table_regrouping_skips_pairs_with_a_null_key_or_value() {
     );
     assert_eq!(driver.metrics().dropped_records, 0);
 }
+
+/// Kafka's `KTableSource` drops (and counts) a record with a null key, whether or not the
+/// table is materialized: neither the table nor a join reading it sees it.
+#[test]
+fn a_table_source_drops_null_keys_materialized_or_not() {
+    for joined in [false, true] {
+        let builder = StreamsBuilder::new();
+        let users = builder.table::<Option<String>, String>("users");
+        users.to_stream().to("changes");
+        if joined {
+            builder
+                .stream::<Option<String>, String>("views")
+                .join_table(&users, |v: &String, u: &String| format!("{v}@{u}"))
+                .to("joined");
+        }
+        let driver = driver(builder).unwrap();
+        let input = driver.input_topic::<Option<String>, String>("users");
+        input.pipe_input(None, s("nowhere")).unwrap();
+        input.pipe_input(Some(s("u1")), s("eu")).unwrap();
+        assert_eq!(
+            driver::key_values::<Option<String>, Option<String>>(&driver, "changes"),
+            vec![(Some(s("u1")), Some(s("eu")))],
+            "joined: {joined}"
+        );
+        assert_eq!(driver.metrics().dropped_records, 1, "joined: {joined}");
+    }
+}

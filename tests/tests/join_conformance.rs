@@ -1082,9 +1082,15 @@ fn join_stores_hold_nothing_at_or_below_stream_time_minus_retention() {
             run.expect("left at 10: r0 expired", &[]);
             run.left(1, "m".into(), 11);
             run.expect("left at 11 joins r1", &[(1, "m+r1", 20)]);
+            let dropped = run.driver.metrics().dropped_records;
             run.right(2, "late".into(), 0);
+            assert_eq!(
+                run.driver.metrics().dropped_records,
+                dropped + 1,
+                "a right record at 0 is late: not buffered, counted"
+            );
             run.left(2, "n".into(), 10);
-            run.expect("a right record at 0 is not buffered", &[]);
+            run.expect("nothing to join", &[]);
         },
     );
 }

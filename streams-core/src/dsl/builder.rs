@@ -479,12 +479,14 @@ pub(crate) fn add_table_source_node<K: Data, VIn: Data, V: Data>(
         .name_or(materialized.name.as_deref(), "KTABLE-SOURCE-STATE-STORE-");
     let name = b.borrow_mut().name_or(processor_name, "KTABLE-SOURCE-");
     let nulls = vs.clone();
+    let keys = ks.clone();
     let store = add_ts_store(b, store_name, &materialized, ks, vs);
     let store_name: Arc<str> = Arc::from(store.as_str());
     let factory: NodeFactory = Arc::new(move |nb: NodeBuild<'_>| {
         Ok(NodeBox::typed::<K, VIn, _>(
             TableSource::<K, VIn, V>::new(store_name.clone(), to_opt, nulls.clone(), nb.children)
-                .forwarding_absent_deletes(absent_deletes),
+                .forwarding_absent_deletes(absent_deletes)
+                .dropping_null_keys(keys.clone()),
         ))
     });
     let node = {
@@ -514,6 +516,7 @@ pub(crate) fn add_unmaterialized_table<K: Data, VIn: Data, V: Data>(
         .name_or(materialized.name.as_deref(), "KTABLE-SOURCE-STATE-STORE-");
     let name = b.borrow_mut().name_or(processor_name, "KTABLE-SOURCE-");
     let nulls = vs.clone();
+    let keys = ks.clone();
     let store: Arc<str> = Arc::from(store_name.as_str());
     let has_store = Arc::new(AtomicBool::new(false));
     let has = has_store.clone();
@@ -521,6 +524,7 @@ pub(crate) fn add_unmaterialized_table<K: Data, VIn: Data, V: Data>(
         Ok(NodeBox::typed::<K, VIn, _>(
             TableSource::<K, VIn, V>::new(store.clone(), to_opt, nulls.clone(), nb.children)
                 .forwarding_absent_deletes(true)
+                .dropping_null_keys(keys.clone())
                 .with_store(has.load(Ordering::Relaxed)),
         ))
     });

@@ -239,16 +239,14 @@ impl<K: Data, V: Data> Suppression<K, V> {
                 .map_err(|e| StreamsError::processor(node, e))?;
             // Kafka's size with what the store keeps: the record's topic, headers and the
             // latest update's old value are not kept (the old value is the prior one).
-            let bytes = kafka_entry_size(
-                kb.len(),
-                [
-                    self.len_of(change.old.as_ref()),
-                    0,
-                    self.len_of(change.new.as_ref()),
-                ],
-                0,
-                0,
-            );
+            let framing = 16
+                + 1
+                + if change.new.is_some() && change.old.is_some() {
+                    4
+                } else {
+                    0
+                };
+            let bytes = kafka_entry_size(kb.len(), [vb.len().saturating_sub(framing), 0, 0], 0, 0);
             self.observed = self.observed.max(ts);
             self.buffer.bytes += bytes;
             // The first update's time is not stored: the latest's stands in for it.
@@ -301,7 +299,6 @@ impl<K: Data, V: Data> Suppression<K, V> {
         } else {
             0
         };
-        let new_len = self.len_of(r.value.new.as_ref());
         let context = t.current.as_ref().or(t.last_record.as_ref());
         let topic_len = context.map_or(0, |c| c.topic.len());
         let header_len: usize = r
@@ -320,18 +317,19 @@ impl<K: Data, V: Data> Suppression<K, V> {
             }
             None => ((self.due)(&r.key, r.timestamp), r.timestamp, r.value.old),
         };
-        let prior_len = old
-            .as_ref()
-            .and_then(|v| self.vs.serialize(v).ok())
-            .map_or(0, |b| b.len());
-        let size = kafka_entry_size(
-            kb.len(),
-            [prior_len, old_len, new_len],
-            topic_len,
-            header_len,
-        );
         let change = Change::new(r.value.new, old);
         let encoded = encode_entry(&self.change_serde, due_at, r.timestamp, &change)?;
+        // The new and prior values' bytes, from the entry just encoded (due and time, 16
+        // bytes; the change's flags byte, and the new value's length when both are there).
+        let framing = 16
+            + 1
+            + if change.new.is_some() && change.old.is_some() {
+                4
+            } else {
+                0
+            };
+        let values_len = encoded.len().saturating_sub(framing);
+        let size = kafka_entry_size(kb.len(), [values_len, old_len, 0], topic_len, header_len);
         store.put(&kb, &encoded)?;
         let buffer = &mut self.buffer;
         buffer.by_due.insert((due_at, since, kb.clone()));

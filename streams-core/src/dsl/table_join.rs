@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::internals::node::Children;
 use crate::internals::task::TaskContext;
 use crate::record::{Change, Record};
-use crate::serde::DefaultSerde;
+use crate::serde::{DefaultSerde, SerdeRef};
 
 use super::builder::{Shared, TsHandle, add_fn_node, add_store_node, add_table_source_node};
 use super::join::copartitioned;
@@ -17,6 +17,7 @@ use super::join_methods::{inner_joiner, join_methods, left_joiner, outer_joiner}
 use super::options::{Joined, Materialized, Named};
 use super::{KStream, KTable};
 use crate::internals::stream_join::{JoinFn, JoinKind};
+use crate::internals::versioned::{History, value_as_of};
 
 impl<K: Data, V: Data> KTable<K, V> {
     /// The node and store holding this table's current values: its own store, or a new one
@@ -127,37 +128,54 @@ fn stream_table_join<K: Data, V: Data, VT: Data, VR: Data>(
             .copartition(&node_name, &[stream_in, table_node]);
         return KStream::new(b, node, Some(ks), None, false);
     }
-    if let Some(history) = &table.history {
-        let node = super::versioned::add_versioned_lookup_join(
+    let node = match &table.history {
+        // Kafka's `KStreamKTableJoinProcessor` on a versioned table: each stream record
+        // joins the version valid at its timestamp (`get(key, asOf)`), not the latest.
+        Some(history) => add_store_node::<K, V, History<K, VT>, _, _>(
             &b,
-            &node_name,
-            stream_in,
+            node_name.clone(),
+            &[stream_in],
             history,
-            left,
-            joiner,
-            ks.clone(),
-            vs,
-        );
-        b.borrow_mut()
-            .copartition(&node_name, &[stream_in, table_node]);
-        return KStream::new(b, node, Some(ks), None, false);
-    }
-    let null_keys = ks.clone();
-    let null_values = vs;
-    let node = add_store_node::<K, V, TsHandle<K, VT>, _, _>(
-        &b,
-        node_name.clone(),
-        &[stream_in],
-        &store,
-        None,
-        move || {
-            let joiner = joiner.clone();
-            let (null_keys, null_values) = (null_keys.clone(), null_values.clone());
-            move |store: &TsHandle<K, VT>,
-                  r: Record<K, V>,
-                  ch: &Children,
-                  t: &mut TaskContext|
-                  -> Result<()> {
+            None,
+            lookup_join(joiner, ks.clone(), vs, left, |h: &History<K, VT>, r| {
+                value_as_of(h, &r.key, r.timestamp)
+            }),
+        ),
+        None => add_store_node::<K, V, TsHandle<K, VT>, _, _>(
+            &b,
+            node_name.clone(),
+            &[stream_in],
+            &store,
+            None,
+            lookup_join(joiner, ks.clone(), vs, left, |s: &TsHandle<K, VT>, r| {
+                Ok(s.get(&r.key)?.map(|v| v.value))
+            }),
+        ),
+    };
+    b.borrow_mut()
+        .copartition(&node_name, &[stream_in, table_node]);
+    KStream::new(b, node, Some(ks), None, false)
+}
+
+/// A stream-table join's per-record step on the table's handle `S`.
+type LookupStep<S, K, V> =
+    Box<dyn FnMut(&S, Record<K, V>, &Children, &mut TaskContext) -> Result<()> + Send>;
+
+/// The per-task process function of a stream-table join that finds the table value of a
+/// record with `lookup` (the latest value, or a versioned table's value at the record's
+/// time), with KIP-962's null rules.
+fn lookup_join<K: Data, V: Data, VT: Data, VR: Data, S: 'static>(
+    joiner: JoinFn<K, V, VT, VR>,
+    null_keys: SerdeRef<K>,
+    null_values: SerdeRef<V>,
+    left: bool,
+    lookup: fn(&S, &Record<K, V>) -> Result<Option<VT>>,
+) -> impl Fn() -> LookupStep<S, K, V> + Send + Sync + 'static {
+    move || {
+        let joiner = joiner.clone();
+        let (null_keys, null_values) = (null_keys.clone(), null_values.clone());
+        Box::new(
+            move |store: &S, r: Record<K, V>, ch: &Children, t: &mut TaskContext| -> Result<()> {
                 let null_key = null_keys.is_null(&r.key);
                 let null_value = null_values.is_null(&r.value);
                 if left && null_key && !null_value {
@@ -169,18 +187,15 @@ fn stream_table_join<K: Data, V: Data, VT: Data, VR: Data>(
                     t.metrics.dropped_records += 1;
                     return Ok(());
                 }
-                let other = store.get(&r.key)?.map(|v| v.value);
+                let other = lookup(store, &r)?;
                 if left || other.is_some() {
                     let out = joiner(&r.key, Some(&r.value), other.as_ref());
                     ch.forward(t, r.with_value(out))?;
                 }
                 Ok(())
-            }
-        },
-    );
-    b.borrow_mut()
-        .copartition(&node_name, &[stream_in, table_node]);
-    KStream::new(b, node, Some(ks), None, false)
+            },
+        )
+    }
 }
 
 fn joined_defaults<K: Data + DefaultSerde, V: Data + DefaultSerde, VT: Data>(

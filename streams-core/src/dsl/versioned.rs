@@ -17,16 +17,12 @@
 use std::sync::Arc;
 
 use crate::Data;
-use crate::error::Result;
-use crate::internals::node::Children;
 use crate::internals::node::{NodeBox, NodeBuild, NodeFactory};
 use crate::internals::stream_join::JoinFn;
-use crate::internals::task::TaskContext;
 use crate::internals::versioned::{
-    BufferKey, BufferKeySerde, Buffered, BufferedSerde, GraceJoin, History, VersionKey,
-    VersionKeySerde, VersionValueSerde, VersionedSource, value_as_of,
+    BufferKey, BufferKeySerde, Buffered, BufferedSerde, GraceJoin, VersionKey, VersionKeySerde,
+    VersionValueSerde, VersionedSource,
 };
-use crate::record::Record;
 use crate::serde::SerdeRef;
 use crate::state::{StoreBuilder, Stores};
 use crate::topology::NodeKind;
@@ -137,55 +133,4 @@ pub(crate) fn add_grace_join<K: Data, V: Data, VT: Data, VR: Data>(
     ib.connect_store(node, &buffer);
     ib.connect_store(node, history);
     node
-}
-
-/// Adds a stream-table join on a versioned table without a grace period: as Kafka's
-/// `KStreamKTableJoinProcessor` on a versioned table, each stream record joins the table
-/// version valid at its timestamp (`get(key, asOf)`), not the latest value; the null-key
-/// and null-value rules are the plain join's (KIP-962).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn add_versioned_lookup_join<K: Data, V: Data, VT: Data, VR: Data>(
-    b: &Shared,
-    name: &str,
-    parent: usize,
-    history: &str,
-    left: bool,
-    joiner: JoinFn<K, V, VT, VR>,
-    ks: SerdeRef<K>,
-    vs: SerdeRef<V>,
-) -> usize {
-    super::builder::add_store_node::<K, V, History<K, VT>, _, _>(
-        b,
-        name.to_string(),
-        &[parent],
-        history,
-        None,
-        move || {
-            let joiner = joiner.clone();
-            let (null_keys, null_values) = (ks.clone(), vs.clone());
-            move |history: &History<K, VT>,
-                  r: Record<K, V>,
-                  ch: &Children,
-                  t: &mut TaskContext|
-                  -> Result<()> {
-                let null_key = null_keys.is_null(&r.key);
-                let null_value = null_values.is_null(&r.value);
-                if left && null_key && !null_value {
-                    // KIP-962: a left join passes a null-key record on, unjoined.
-                    let out = joiner(&r.key, Some(&r.value), None);
-                    return ch.forward(t, r.with_value(out));
-                }
-                if null_key || null_value {
-                    t.metrics.dropped_records += 1;
-                    return Ok(());
-                }
-                let other = value_as_of(history, &r.key, r.timestamp)?;
-                if left || other.is_some() {
-                    let out = joiner(&r.key, Some(&r.value), other.as_ref());
-                    ch.forward(t, r.with_value(out))?;
-                }
-                Ok(())
-            }
-        },
-    )
 }

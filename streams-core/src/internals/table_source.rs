@@ -22,6 +22,8 @@ pub(crate) struct TableSource<K, VIn, V> {
     store: Option<TsHandle<K, V>>,
     to_opt: fn(VIn) -> Option<V>,
     nulls: SerdeRef<V>,
+    /// The key serde, which says what key is null: such a record is dropped and counted.
+    key_nulls: Option<SerdeRef<K>>,
     /// When each deleted key was deleted (by key bytes), until its tombstone is forwarded.
     deleted: HashMap<Vec<u8>, i64>,
     /// Whether a deletion of a key the table does not hold is forwarded: asked for, and the
@@ -48,11 +50,19 @@ impl<K, VIn, V> TableSource<K, VIn, V> {
             store: None,
             to_opt,
             nulls,
+            key_nulls: None,
             deleted: HashMap::new(),
             absent_deletes: false,
             has_store: true,
             children,
         }
+    }
+
+    /// Drops (and counts) a record whose key `keys` calls null, as Kafka's `KTableSource`
+    /// does, materialized or not.
+    pub(crate) fn dropping_null_keys(mut self, keys: SerdeRef<K>) -> Self {
+        self.key_nulls = Some(keys);
+        self
     }
 
     /// A source with a store (`true`, the default) or without one (`false`: Kafka's
@@ -92,6 +102,10 @@ impl<K: Data, VIn: Data, V: Data> NodeOps for TableSource<K, VIn, V> {
 
 impl<K: Data, VIn: Data, V: Data> Input<K, VIn> for TableSource<K, VIn, V> {
     fn process(&mut self, r: Record<K, VIn>, task: &mut TaskContext) -> Result<()> {
+        if self.key_nulls.as_ref().is_some_and(|s| s.is_null(&r.key)) {
+            task.metrics.dropped_records += 1;
+            return Ok(());
+        }
         let Some(store) = &self.store else {
             if !self.has_store {
                 // Kafka's unmaterialized `KTableSource`: `Change(value, null)`.

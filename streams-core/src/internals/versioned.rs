@@ -114,11 +114,8 @@ pub(crate) fn value_as_of<K: Data, V: Data>(
         key: key.clone(),
         ts,
     };
-    Ok(history
-        .reverse_range(Some(&from), Some(&to))?
-        .into_iter()
-        .next()
-        .and_then(|(_, v)| v))
+    // One reverse seek: the newest version at or before `ts`, not every older one.
+    Ok(history.last_in(&from, &to)?.and_then(|(_, v)| v))
 }
 
 /// Records a version and forgets those no query can need any more: versions older than

@@ -216,6 +216,15 @@ impl<K: 'static, V: 'static> KeyValueStoreHandle<K, V> {
         iter.next().map(|kv| self.decode(kv?)).transpose()
     }
 
+    /// The last pair with a key in `[from, to]` (by serialized bytes), without reading the
+    /// others.
+    pub(crate) fn last_in(&self, from: &K, to: &K) -> Result<Option<(K, V)>> {
+        let (lo, hi) = (self.key_bytes(from)?, self.key_bytes(to)?);
+        let store = self.lock();
+        let mut iter = store.reverse_range(Bound::Included(&lo), Bound::Included(&hi))?;
+        iter.next().map(|kv| self.decode(kv?)).transpose()
+    }
+
     /// The key that sorts last, without reading the others.
     pub(crate) fn last_key(&self) -> Result<Option<K>> {
         let store = self.lock();
