@@ -141,6 +141,15 @@ pub enum JoinKind {
 pub mod driver {
     use streams_core::prelude::*;
 
+    /// The lines of `describe()` text that Kafka's topology tests compare, trimmed: every
+    /// line but blank ones and the `<--` (predecessor) lines, which repeat the `-->` ones.
+    pub fn describe_lines(text: &str) -> Vec<&str> {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("<--"))
+            .collect()
+    }
+
     /// Every record of `out` not read yet, as (key, value, timestamp).
     ///
     /// # Panics

@@ -692,11 +692,7 @@ fn describe_of_a_count_into_a_named_store_matches_kafkas_word_count() {
         .to_stream()
         .to("streams-wordcount-output");
     let text = builder.build().unwrap().describe().to_string();
-    let lines: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("<--"))
-        .collect();
+    let lines = driver::describe_lines(&text);
     let rep = "<application.id>-counts-store-repartition";
     let expected = vec![
         "Topologies:".to_string(),
@@ -745,11 +741,7 @@ fn describe_of_to_table_after_a_key_change_matches_kafka() {
         };
         table.to_stream().to("output");
         let text = builder.build().unwrap().describe().to_string();
-        let lines: Vec<&str> = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with("<--"))
-            .collect();
+        let lines = driver::describe_lines(&text);
         let rep = "<application.id>-KSTREAM-TOTABLE-0000000002-repartition";
         // Without a store name, 3 is the unused store's: the repartition nodes take 4-6.
         let n = |i: u32| format!("{:010}", if store.is_some() { i - 1 } else { i });

@@ -1026,11 +1026,7 @@ fn an_unnamed_suppress_numbers_its_store_as_kafka_does() {
         .to_stream()
         .to("output");
     let text = builder.build().unwrap().describe().to_string();
-    let lines: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("<--"))
-        .collect();
+    let lines = driver::describe_lines(&text);
     assert_eq!(
         lines,
         vec![

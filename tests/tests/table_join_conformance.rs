@@ -836,13 +836,32 @@ fn run_stream_input_steps(run: &IntegrationStreamRun, expected: &[(usize, &str, 
 /// the join itself drops the null values), table `right`.
 type IntegrationStreamRun = Run<i64, Option<String>, Option<String>, String>;
 
-fn stream_table_integration(
-    join: impl FnOnce(&KStream<i64, Option<String>>, &KTable<i64, String>) -> KStream<i64, String>,
-) -> Topology {
+/// The stream-table integration topology: stream `left` (`i64` -> `Option<String>`, so
+/// that the join itself drops the null values) joined with table `right`, plain or (`versioned`)
+/// as Kafka's `Stores.persistentVersionedKeyValueStore(STORE_NAME, Duration.ofMinutes(5))`;
+/// an inner join, or a left one (`left`), rendering results as `<stream>-<table>`.
+fn stream_table_integration(versioned: bool, left: bool) -> Topology {
     let builder = StreamsBuilder::new();
-    let table = builder.table::<i64, String>(RIGHT);
+    let table = if versioned {
+        builder.table_with(
+            RIGHT,
+            Consumed::with(default_serde::<i64>(), default_serde::<String>()),
+            Materialized::as_versioned("versioned-store", Duration::from_secs(300)),
+        )
+    } else {
+        builder.table::<i64, String>(RIGHT)
+    };
     let stream = builder.stream::<i64, Option<String>>(LEFT);
-    join(&stream, &table).to(OUT);
+    let joined = if left {
+        stream.left_join_table(&table, |v: &Option<String>, tv: Option<&String>| {
+            format!("{}-{}", show(opt(v)), show(tv))
+        })
+    } else {
+        stream.join_table(&table, |v: &Option<String>, tv: &String| {
+            format!("{}-{tv}", show(opt(v)))
+        })
+    };
+    joined.to(OUT);
     builder.build().unwrap()
 }
 
@@ -851,13 +870,7 @@ fn stream_table_integration(
 #[test]
 fn stream_table_integration_inner() {
     each_setup(
-        || {
-            stream_table_integration(|s, t| {
-                s.join_table(t, |v: &Option<String>, tv: &String| {
-                    format!("{}-{tv}", show(opt(v)))
-                })
-            })
-        },
+        || stream_table_integration(false, false),
         |run: &IntegrationStreamRun| {
             run_stream_input_steps(run, &[(4, "B-a", 5), (14, "D-d", 6), (18, "E-e", 15)]);
         },
@@ -868,13 +881,7 @@ fn stream_table_integration_inner() {
 #[test]
 fn stream_table_integration_left() {
     each_setup(
-        || {
-            stream_table_integration(|s, t| {
-                s.left_join_table(t, |v: &Option<String>, tv: Option<&String>| {
-                    format!("{}-{}", show(opt(v)), show(tv))
-                })
-            })
-        },
+        || stream_table_integration(false, true),
         |run: &IntegrationStreamRun| {
             run_stream_input_steps(
                 run,
@@ -891,45 +898,21 @@ fn stream_table_integration_left() {
     );
 }
 
-/// The stream-table integration scenario on a versioned table (Kafka's
-/// `Stores.persistentVersionedKeyValueStore(STORE_NAME, Duration.ofMinutes(5))`).
-fn stream_table_integration_versioned(
-    join: impl FnOnce(&KStream<i64, Option<String>>, &KTable<i64, String>) -> KStream<i64, String>,
-) -> Topology {
-    let builder = StreamsBuilder::new();
-    let table = builder.table_with(
-        RIGHT,
-        Consumed::with(default_serde::<i64>(), default_serde::<String>()),
-        Materialized::as_versioned("versioned-store", Duration::from_secs(300)),
-    );
-    let stream = builder.stream::<i64, Option<String>>(LEFT);
-    join(&stream, &table).to(OUT);
-    builder.build().unwrap()
-}
-
 /// `StreamTableJoinIntegrationTest.testInnerWithVersionedStore`: with no grace period, each
 /// stream record joins the table version valid at its timestamp (D at 6 joins b, F at 4
 /// joins a), not the latest value.
 #[test]
 fn stream_table_integration_inner_with_versioned_store() {
     each_setup(
-        || {
-            stream_table_integration_versioned(|s, t| {
-                s.join_table(t, |v: &Option<String>, tv: &String| {
-                    format!("{}-{tv}", show(opt(v)))
-                })
-            })
-        },
+        || stream_table_integration(true, false),
         |run: &IntegrationStreamRun| {
-            run_stream_input_steps(
-                run,
-                &[
-                    (4, "B-a", 5),
-                    (14, "D-b", 6),
-                    (18, "E-e", 15),
-                    (21, "F-a", 4),
-                ],
-            );
+            let expected = [
+                (4, "B-a", 5),
+                (14, "D-b", 6),
+                (18, "E-e", 15),
+                (21, "F-a", 4),
+            ];
+            run_stream_input_steps(run, &expected);
         },
     );
 }
@@ -938,25 +921,17 @@ fn stream_table_integration_inner_with_versioned_store() {
 #[test]
 fn stream_table_integration_left_with_versioned_store() {
     each_setup(
-        || {
-            stream_table_integration_versioned(|s, t| {
-                s.left_join_table(t, |v: &Option<String>, tv: Option<&String>| {
-                    format!("{}-{}", show(opt(v)), show(tv))
-                })
-            })
-        },
+        || stream_table_integration(true, true),
         |run: &IntegrationStreamRun| {
-            run_stream_input_steps(
-                run,
-                &[
-                    (2, "A-null", 3),
-                    (4, "B-a", 5),
-                    (8, "C-null", 9),
-                    (14, "D-b", 6),
-                    (18, "E-e", 15),
-                    (21, "F-a", 4),
-                ],
-            );
+            let expected = [
+                (2, "A-null", 3),
+                (4, "B-a", 5),
+                (8, "C-null", 9),
+                (14, "D-b", 6),
+                (18, "E-e", 15),
+                (21, "F-a", 4),
+            ];
+            run_stream_input_steps(run, &expected);
         },
     );
 }

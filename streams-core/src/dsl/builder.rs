@@ -478,17 +478,10 @@ pub(crate) fn add_table_source_node<K: Data, VIn: Data, V: Data>(
         .borrow_mut()
         .name_or(materialized.name.as_deref(), "KTABLE-SOURCE-STATE-STORE-");
     let name = b.borrow_mut().name_or(processor_name, "KTABLE-SOURCE-");
-    let nulls = vs.clone();
-    let keys = ks.clone();
+    let serdes = (ks.clone(), vs.clone());
     let store = add_ts_store(b, store_name, &materialized, ks, vs);
-    let store_name: Arc<str> = Arc::from(store.as_str());
-    let factory: NodeFactory = Arc::new(move |nb: NodeBuild<'_>| {
-        Ok(NodeBox::typed::<K, VIn, _>(
-            TableSource::<K, VIn, V>::new(store_name.clone(), to_opt, nulls.clone(), nb.children)
-                .forwarding_absent_deletes(absent_deletes)
-                .dropping_null_keys(keys.clone()),
-        ))
-    });
+    let always = Arc::new(AtomicBool::new(true));
+    let factory = table_source_factory(&store, serdes, to_opt, absent_deletes, always);
     let node = {
         let mut ib = b.borrow_mut();
         let node = ib.add_node(name, NodeKind::Processor, &[parent], factory);
@@ -496,6 +489,27 @@ pub(crate) fn add_table_source_node<K: Data, VIn: Data, V: Data>(
         node
     };
     (node, store)
+}
+
+/// The factory of a table source node on the store `store`: with the store once
+/// `has_store` is raised (read when a task is built, after the DSL is done), forwarding
+/// deletes of absent keys if asked, dropping null keys.
+fn table_source_factory<K: Data, VIn: Data, V: Data>(
+    store: &str,
+    (keys, nulls): (SerdeRef<K>, SerdeRef<V>),
+    to_opt: fn(VIn) -> Option<V>,
+    absent_deletes: bool,
+    has_store: Arc<AtomicBool>,
+) -> NodeFactory {
+    let store: Arc<str> = Arc::from(store);
+    Arc::new(move |nb: NodeBuild<'_>| {
+        Ok(NodeBox::typed::<K, VIn, _>(
+            TableSource::<K, VIn, V>::new(store.clone(), to_opt, nulls.clone(), nb.children)
+                .forwarding_absent_deletes(absent_deletes)
+                .dropping_null_keys(keys.clone())
+                .with_store(has_store.load(Ordering::Relaxed)),
+        ))
+    })
 }
 
 /// Adds the source node of a table that Kafka does not materialize (no store name, no
@@ -515,19 +529,9 @@ pub(crate) fn add_unmaterialized_table<K: Data, VIn: Data, V: Data>(
         .borrow_mut()
         .name_or(materialized.name.as_deref(), "KTABLE-SOURCE-STATE-STORE-");
     let name = b.borrow_mut().name_or(processor_name, "KTABLE-SOURCE-");
-    let nulls = vs.clone();
-    let keys = ks.clone();
-    let store: Arc<str> = Arc::from(store_name.as_str());
     let has_store = Arc::new(AtomicBool::new(false));
-    let has = has_store.clone();
-    let factory: NodeFactory = Arc::new(move |nb: NodeBuild<'_>| {
-        Ok(NodeBox::typed::<K, VIn, _>(
-            TableSource::<K, VIn, V>::new(store.clone(), to_opt, nulls.clone(), nb.children)
-                .forwarding_absent_deletes(true)
-                .dropping_null_keys(keys.clone())
-                .with_store(has.load(Ordering::Relaxed)),
-        ))
-    });
+    let serdes = (ks.clone(), vs.clone());
+    let factory = table_source_factory(&store_name, serdes, to_opt, true, has_store.clone());
     let node = b
         .borrow_mut()
         .add_node(name, NodeKind::Processor, &[parent], factory);
