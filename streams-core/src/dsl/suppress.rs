@@ -195,6 +195,16 @@ fn kafka_entry_size(key: usize, values: [usize; 3], topic: usize, headers: usize
     8 + key + values.iter().sum::<usize>() + 8 + 8 + topic + 4 + headers
 }
 
+/// The bytes of the new and prior values in an encoded buffer entry: all of it but the due
+/// time and timestamp (16 bytes), the change's flags byte, and the new value's length when
+/// both values are there (`ChangeSerde`'s layout).
+fn values_len<V>(encoded: &[u8], change: &Change<V>) -> usize {
+    let both = change.new.is_some() && change.old.is_some();
+    encoded
+        .len()
+        .saturating_sub(16 + 1 + if both { 4 } else { 0 })
+}
+
 impl<K: Data, V: Data> Suppression<K, V> {
     /// Samples the buffer's size for `kafka_streams_stream_state_suppression_buffer_*`,
     /// at the `DEBUG` recording level only.
@@ -239,14 +249,7 @@ impl<K: Data, V: Data> Suppression<K, V> {
                 .map_err(|e| StreamsError::processor(node, e))?;
             // Kafka's size with what the store keeps: the record's topic, headers and the
             // latest update's old value are not kept (the old value is the prior one).
-            let framing = 16
-                + 1
-                + if change.new.is_some() && change.old.is_some() {
-                    4
-                } else {
-                    0
-                };
-            let bytes = kafka_entry_size(kb.len(), [vb.len().saturating_sub(framing), 0, 0], 0, 0);
+            let bytes = kafka_entry_size(kb.len(), [values_len(&vb, &change), 0, 0], 0, 0);
             self.observed = self.observed.max(ts);
             self.buffer.bytes += bytes;
             // The first update's time is not stored: the latest's stands in for it.
@@ -268,13 +271,6 @@ impl<K: Data, V: Data> Suppression<K, V> {
         Ok(())
     }
 
-    /// The serialized length of a value, 0 for none (or one that does not serialize:
-    /// the store write reports that).
-    fn len_of(&self, v: Option<&V>) -> usize {
-        v.and_then(|v| self.vs.serialize(v).ok())
-            .map_or(0, |b| b.len())
-    }
-
     /// Buffers the update `r`, replacing the key's previous one.
     fn hold(
         &mut self,
@@ -293,12 +289,6 @@ impl<K: Data, V: Data> Suppression<K, V> {
         // Kafka's size of the entry: its prior value (the old value of the first buffered
         // update), this update's old value when it is another one (a later update's), its
         // new value, and the record context (topic, headers).
-        let later = self.buffer.entries.contains_key(&kb);
-        let old_len = if later {
-            self.len_of(r.value.old.as_ref())
-        } else {
-            0
-        };
         let context = t.current.as_ref().or(t.last_record.as_ref());
         let topic_len = context.map_or(0, |c| c.topic.len());
         let header_len: usize = r
@@ -308,30 +298,24 @@ impl<K: Data, V: Data> Suppression<K, V> {
             .sum();
         let buffer = &mut self.buffer;
         // Keep the first update's due time; the value is always the latest, and the old
-        // value is the one before the first buffered update.
-        let (due_at, since, old) = match buffer.entries.remove(&kb) {
+        // value is the one before the first buffered update. A later update's own old value
+        // only counts in the size (a value that does not serialize counts 0: the store
+        // write reports it).
+        let (due_at, since, old, old_len) = match buffer.entries.remove(&kb) {
             Some(prev) => {
                 buffer.by_due.remove(&(prev.due, prev.since, kb.clone()));
                 buffer.bytes -= prev.bytes;
-                (prev.due, prev.since, prev.change.old)
+                let old_len = r.value.old.as_ref().and_then(|v| self.vs.serialize(v).ok());
+                let old_len = old_len.map_or(0, |b| b.len());
+                (prev.due, prev.since, prev.change.old, old_len)
             }
-            None => ((self.due)(&r.key, r.timestamp), r.timestamp, r.value.old),
+            None => ((self.due)(&r.key, r.timestamp), r.timestamp, r.value.old, 0),
         };
         let change = Change::new(r.value.new, old);
         let encoded = encode_entry(&self.change_serde, due_at, r.timestamp, &change)?;
-        // The new and prior values' bytes, from the entry just encoded (due and time, 16
-        // bytes; the change's flags byte, and the new value's length when both are there).
-        let framing = 16
-            + 1
-            + if change.new.is_some() && change.old.is_some() {
-                4
-            } else {
-                0
-            };
-        let values_len = encoded.len().saturating_sub(framing);
-        let size = kafka_entry_size(kb.len(), [values_len, old_len, 0], topic_len, header_len);
+        let values = values_len(&encoded, &change);
+        let size = kafka_entry_size(kb.len(), [values, old_len, 0], topic_len, header_len);
         store.put(&kb, &encoded)?;
-        let buffer = &mut self.buffer;
         buffer.by_due.insert((due_at, since, kb.clone()));
         buffer.bytes += size;
         buffer.entries.insert(

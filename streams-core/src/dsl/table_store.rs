@@ -15,6 +15,7 @@ use crate::serde::SerdeRef;
 use crate::state::{StoreBuilder, StoreSpecParts, Stores, TimestampedSerde, ValueAndTimestamp};
 use crate::topology::InternalBuilder;
 use crate::window::SessionWindows;
+use streams_state::KeyValueBytesStoreSupplier;
 
 use super::options::Materialized;
 
@@ -34,26 +35,33 @@ pub(crate) fn add_ts_store<K: Data, V: Data>(
     ks: SerdeRef<K>,
     vs: SerdeRef<V>,
 ) -> String {
-    let parts = ts_store_parts(&name, materialized, materialized.caching, ks, vs);
+    let how = (
+        materialized.supplier.clone(),
+        materialized.caching,
+        materialized.logging,
+    );
+    let parts = ts_store_parts(&name, how, ks, vs);
     let store_name = parts.name.clone();
     b.borrow_mut().add_store(parts);
     store_name
 }
 
-/// The spec of a timestamped key-value store named `name`, made and logged as
-/// `materialized` says, cached as `caching` says.
+/// How a DSL store is made: its supplier (`None`: the default engine), whether it is cached
+/// and whether it is logged, as a `Materialized` says.
+type StoreHow = (Option<Arc<dyn KeyValueBytesStoreSupplier>>, bool, bool);
+
+/// The spec of a timestamped key-value store named `name`, made as `how` says.
 fn ts_store_parts<K: Data, V: Data>(
     name: &str,
-    materialized: &Materialized<K, V>,
-    caching: bool,
+    (supplier, caching, logging): StoreHow,
     ks: SerdeRef<K>,
     vs: SerdeRef<V>,
 ) -> StoreSpecParts {
     let ts_serde: SerdeRef<ValueAndTimestamp<V>> = Arc::new(TimestampedSerde::new(vs));
-    Stores::default_key_value_store_builder(name, materialized.supplier.clone(), ks, ts_serde)
+    Stores::default_key_value_store_builder(name, supplier, ks, ts_serde)
         .with_caching_enabled(caching)
         .forwarding_changes()
-        .with_logging_enabled(materialized.logging)
+        .with_logging_enabled(logging)
         .into_spec()
 }
 
@@ -72,7 +80,7 @@ pub(crate) fn add_store_on_demand<K: Data, V: Data>(
     added: Arc<AtomicBool>,
 ) -> OnDemandStore {
     let name = name.to_string();
-    let (supplier, caching, logging) = (
+    let how = (
         materialized.supplier.clone(),
         materialized.caching,
         materialized.logging,
@@ -81,10 +89,7 @@ pub(crate) fn add_store_on_demand<K: Data, V: Data>(
         if added.swap(true, Ordering::Relaxed) {
             return;
         }
-        let mut materialized = Materialized::<K, V>::new();
-        materialized.supplier = supplier.clone();
-        materialized.logging = logging;
-        let parts = ts_store_parts(&name, &materialized, caching, ks.clone(), vs.clone());
+        let parts = ts_store_parts(&name, how.clone(), ks.clone(), vs.clone());
         let mut ib = b.borrow_mut();
         ib.add_store(parts);
         ib.connect_store(node, &name);
